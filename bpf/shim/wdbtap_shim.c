@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A small shim over libbpf: load wdbtap.bpf.o, attach its tracepoints, change
+ * its filter maps, and move perf records into a caller buffer in batches, so
+ * one FFI call from the controller moves many records.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/types.h>
+#include <sys/syscall.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../wdbtap.h"
+#include "wdbtap_shim.h"
+
+_Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layout changed: update record-layout.ts");
+
+#define QUEUE_LIMIT (64u << 20) /* records waiting for the controller, at most */
+#define MAX_CPUS 1024
+
+struct hook {
+	const char *enter, *exit;
+	uint32_t bit;
+};
+
+static const struct hook hooks[] = {
+	{ "tp_enter_sendto", "tp_exit_sendto", WDBTAP_HOOK_SENDTO },
+	{ "tp_enter_write", "tp_exit_write", WDBTAP_HOOK_WRITE },
+};
+#define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
+
+struct wdbtap {
+	struct bpf_object *obj;
+	struct perf_buffer *pb;
+	struct bpf_link *links[NHOOKS * 2];
+	int fd_tgids, fd_comms, fd_config, fd_counters;
+	int ncpus;
+	uint64_t lost[MAX_CPUS];
+	uint64_t queue_drops;
+	/* Records taken from the perf buffer, not yet handed to the controller. */
+	uint8_t *q;
+	size_t qhead, qlen, qcap;
+	char err[512];
+};
+
+static __thread char libbpf_msg[384];
+
+static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(libbpf_msg, sizeof(libbpf_msg), fmt, ap);
+	size_t n = strlen(libbpf_msg);
+	if (n && libbpf_msg[n - 1] == '\n')
+		libbpf_msg[n - 1] = 0;
+	return 0;
+}
+
+static int fail(struct wdbtap *t, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(t->err, sizeof(t->err), fmt, ap);
+	va_end(ap);
+	if (libbpf_msg[0] && n > 0 && (size_t)n < sizeof(t->err))
+		snprintf(t->err + n, sizeof(t->err) - n, " (libbpf: %s)", libbpf_msg);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+static bool has_caps(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = {};
+	uint64_t eff;
+
+	if (syscall(SYS_capget, &hdr, data))
+		return geteuid() == 0;
+	eff = ((uint64_t)data[1].effective << 32) | data[0].effective;
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#define CAP_PERFMON 38
+#endif
+	return (eff & (1ull << CAP_SYS_ADMIN)) ||
+	       ((eff & (1ull << CAP_BPF)) && (eff & (1ull << CAP_PERFMON)));
+}
+
+static bool exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+int wdbtap_check_kernel(char *err, uint32_t errlen)
+{
+	if (!has_caps()) {
+		snprintf(err, errlen, "missing privileges: run as root, or with CAP_BPF and CAP_PERFMON");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(err, errlen, "the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE needs CONFIG_DEBUG_INFO_BTF=y");
+		return -ENOENT;
+	}
+	/* libbpf resolves tracepoint ids through tracefs: mount it when nobody did. */
+	if (!exists("/sys/kernel/debug/tracing/events/syscalls") &&
+	    !exists("/sys/kernel/tracing/events/syscalls")) {
+		if (!exists("/sys/kernel/tracing/events") &&
+		    mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY) {
+			snprintf(err, errlen, "tracefs is not mounted and mounting it on /sys/kernel/tracing failed: %s",
+				 strerror(errno));
+			return -errno;
+		}
+		if (!exists("/sys/kernel/tracing/events/syscalls")) {
+			snprintf(err, errlen, "the kernel has no syscall tracepoints (/sys/kernel/tracing/events/syscalls): "
+				 "CONFIG_FTRACE_SYSCALLS is needed");
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+static void on_sample(void *ctx, int cpu, void *data, __u32 size)
+{
+	struct wdbtap *t = ctx;
+	const struct wdbtap_record *r = data;
+	uint32_t len;
+
+	(void)cpu;
+	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
+		t->queue_drops++;
+		return;
+	}
+	len = sizeof(*r) + r->cap_len; /* perf pads samples to 8 bytes: keep the record only */
+	if (t->qhead && t->qhead == t->qlen) {
+		t->qhead = t->qlen = 0;
+	}
+	if (t->qlen + 4 + len > t->qcap) {
+		size_t live = t->qlen - t->qhead;
+		if (t->qhead) { /* compact before growing */
+			memmove(t->q, t->q + t->qhead, live);
+			t->qhead = 0;
+			t->qlen = live;
+		}
+		if (t->qlen + 4 + len > t->qcap) {
+			size_t want = t->qcap ? t->qcap * 2 : (1u << 20);
+			while (want < t->qlen + 4 + len)
+				want *= 2;
+			uint8_t *nq = want <= QUEUE_LIMIT ? realloc(t->q, want) : NULL;
+			if (!nq) {
+				t->queue_drops++;
+				return;
+			}
+			t->q = nq;
+			t->qcap = want;
+		}
+	}
+	memcpy(t->q + t->qlen, &len, 4);
+	memcpy(t->q + t->qlen + 4, data, len);
+	t->qlen += 4 + len;
+}
+
+static void on_lost(void *ctx, int cpu, __u64 cnt)
+{
+	struct wdbtap *t = ctx;
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		t->lost[cpu] += cnt;
+}
+
+struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err, uint32_t errlen)
+{
+	struct wdbtap *t = calloc(1, sizeof(*t));
+	struct bpf_map *events;
+	int rc;
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	libbpf_set_print(on_libbpf_print);
+	libbpf_msg[0] = 0;
+	t->obj = bpf_object__open_file(obj_path, NULL);
+	if (!t->obj) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open BPF object %s: %s", obj_path, strerror(-rc));
+		free(t);
+		return NULL;
+	}
+	rc = bpf_object__load(t->obj);
+	if (rc) {
+		snprintf(err, errlen, "the kernel refused the BPF programs of %s: %s%s%s", obj_path, strerror(-rc),
+			 libbpf_msg[0] ? "; libbpf: " : "", libbpf_msg);
+		bpf_object__close(t->obj);
+		free(t);
+		return NULL;
+	}
+	t->fd_tgids = bpf_object__find_map_fd_by_name(t->obj, "target_tgids");
+	t->fd_comms = bpf_object__find_map_fd_by_name(t->obj, "target_comms");
+	t->fd_config = bpf_object__find_map_fd_by_name(t->obj, "tap_config");
+	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
+	events = bpf_object__find_map_by_name(t->obj, "events");
+	t->ncpus = libbpf_num_possible_cpus();
+	if (t->fd_tgids < 0 || t->fd_comms < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
+	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
+		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
+		wdbtap_close(t);
+		return NULL;
+	}
+	t->pb = perf_buffer__new(bpf_map__fd(events), perf_pages ? perf_pages : 256, on_sample, on_lost, t, NULL);
+	if (!t->pb) {
+		snprintf(err, errlen, "cannot create the perf buffer: %s", strerror(errno));
+		wdbtap_close(t);
+		return NULL;
+	}
+	return t;
+}
+
+int wdbtap_attach(struct wdbtap *t, uint32_t want)
+{
+	libbpf_msg[0] = 0;
+	for (size_t i = 0; i < NHOOKS; i++) {
+		const char *names[2] = { hooks[i].enter, hooks[i].exit };
+		if (!(want & hooks[i].bit))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct bpf_link **slot = &t->links[i * 2 + k];
+			struct bpf_program *p;
+			if (*slot)
+				continue;
+			p = bpf_object__find_program_by_name(t->obj, names[k]);
+			if (!p)
+				return fail(t, -ENOENT, "no program %s in the BPF object", names[k]);
+			*slot = bpf_program__attach(p);
+			if (!*slot) {
+				int rc = -errno;
+				wdbtap_detach(t);
+				return fail(t, rc, "cannot attach %s: %s", names[k], strerror(-rc));
+			}
+		}
+	}
+	return 0;
+}
+
+int wdbtap_detach(struct wdbtap *t)
+{
+	for (size_t i = 0; i < NHOOKS * 2; i++) {
+		if (t->links[i]) {
+			bpf_link__destroy(t->links[i]);
+			t->links[i] = NULL;
+		}
+	}
+	return 0;
+}
+
+int wdbtap_is_attached(struct wdbtap *t)
+{
+	int n = 0;
+	for (size_t i = 0; i < NHOOKS * 2; i++)
+		n += t->links[i] != NULL;
+	return n;
+}
+
+int wdbtap_target_comm(struct wdbtap *t, const char *comm, int add)
+{
+	char key[WDBTAP_COMM_LEN] = {};
+	__u32 one = 1;
+
+	if (!comm || !comm[0] || strlen(comm) >= WDBTAP_COMM_LEN)
+		return fail(t, -EINVAL, "a comm is 1 to 15 characters");
+	memcpy(key, comm, strlen(comm));
+	if (add ? bpf_map_update_elem(t->fd_comms, key, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_comms, key))
+		return (!add && errno == ENOENT) ? 0 : fail(t, -errno, "target_comms: %s", strerror(errno));
+	return 0;
+}
+
+int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add)
+{
+	__u32 one = 1;
+	if (add ? bpf_map_update_elem(t->fd_tgids, &tgid, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_tgids, &tgid))
+		return (!add && errno == ENOENT) ? 0 : fail(t, -errno, "target_tgids: %s", strerror(errno));
+	return 0;
+}
+
+int wdbtap_set_paths(struct wdbtap *t, const char *paths)
+{
+	struct wdbtap_config cfg = {};
+	const char *p = paths;
+	__u32 key = 0;
+
+	while (p && *p) {
+		const char *end = strchr(p, '\n');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		struct wdbtap_path *w;
+		bool exact = n && p[0] == '=';
+
+		if (n == 0) {
+			p = end ? end + 1 : NULL;
+			continue;
+		}
+		if (cfg.npaths == WDBTAP_MAX_PATHS)
+			return fail(t, -E2BIG, "at most %d socket paths", WDBTAP_MAX_PATHS);
+		if (exact) {
+			p++;
+			n--;
+		}
+		if (n == 0 || n >= WDBTAP_PATH_MAX)
+			return fail(t, -EINVAL, "a socket path is 1 to %d bytes", WDBTAP_PATH_MAX - 1);
+		w = &cfg.paths[cfg.npaths++];
+		w->len = n;
+		w->exact = exact;
+		memcpy(w->path, p, n);
+		p = end ? end + 1 : NULL;
+	}
+	if (bpf_map_update_elem(t->fd_config, &key, &cfg, BPF_ANY))
+		return fail(t, -errno, "tap_config: %s", strerror(errno));
+	return 0;
+}
+
+static uint32_t drain(struct wdbtap *t, uint8_t *buf, uint32_t cap)
+{
+	uint32_t out = 0;
+
+	while (t->qhead < t->qlen) {
+		uint32_t len;
+		memcpy(&len, t->q + t->qhead, 4);
+		if (out + 4 + len > cap)
+			break;
+		memcpy(buf + out, t->q + t->qhead, 4 + len);
+		out += 4 + len;
+		t->qhead += 4 + len;
+	}
+	if (t->qhead == t->qlen)
+		t->qhead = t->qlen = 0;
+	return out;
+}
+
+int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms)
+{
+	uint32_t out;
+	int rc;
+
+	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
+		return fail(t, -EINVAL, "poll buffer smaller than one record");
+	out = drain(t, buf, cap);
+	if (out)
+		return (int)out;
+	rc = perf_buffer__poll(t->pb, timeout_ms);
+	if (rc < 0 && rc != -EINTR)
+		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
+	return (int)drain(t, buf, cap);
+}
+
+int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n)
+{
+	__u64 vals[MAX_CPUS];
+	uint32_t w = 0;
+
+	for (__u32 k = 0; k < WDBTAP_NCOUNTERS && w < n; k++, w++) {
+		out[w] = 0;
+		if (bpf_map_lookup_elem(t->fd_counters, &k, vals))
+			return fail(t, -errno, "counters: %s", strerror(errno));
+		for (int c = 0; c < t->ncpus; c++)
+			out[w] += vals[c];
+	}
+	if (w < n) {
+		out[w] = 0;
+		for (int c = 0; c < t->ncpus; c++)
+			out[w] += t->lost[c];
+		w++;
+	}
+	if (w < n)
+		out[w++] = t->queue_drops;
+	return (int)w;
+}
+
+int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n)
+{
+	int c;
+	for (c = 0; c < t->ncpus && (uint32_t)c < n; c++)
+		out[c] = t->lost[c];
+	return c;
+}
+
+uint32_t wdbtap_record_size(void)
+{
+	return sizeof(struct wdbtap_record);
+}
+
+const char *wdbtap_last_error(struct wdbtap *t)
+{
+	return t ? t->err : "";
+}
+
+void wdbtap_close(struct wdbtap *t)
+{
+	if (!t)
+		return;
+	wdbtap_detach(t);
+	perf_buffer__free(t->pb);
+	bpf_object__close(t->obj);
+	free(t->q);
+	free(t);
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The narrow C ABI the controller calls through koffi. Every function returns
+ * 0 (or a count) on success and a negative errno on failure; the text of the
+ * last failure is kept per handle (wdbtap_last_error).
+ */
+#ifndef WDBTAP_SHIM_H
+#define WDBTAP_SHIM_H
+#include <stdint.h>
+
+struct wdbtap;
+
+/* Which syscalls to hook (SPEC §2: sendto alone by default). */
+#define WDBTAP_HOOK_SENDTO 1u
+#define WDBTAP_HOOK_WRITE  2u
+
+/* Kernel readiness: 0, or a negative errno with a message saying what is missing. */
+int wdbtap_check_kernel(char *err, uint32_t errlen);
+
+struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err, uint32_t errlen);
+int wdbtap_attach(struct wdbtap *t, uint32_t hooks);
+int wdbtap_detach(struct wdbtap *t);
+int wdbtap_is_attached(struct wdbtap *t);
+
+int wdbtap_target_comm(struct wdbtap *t, const char *comm, int add);
+int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add);
+/* paths: newline-separated; a leading '=' asks for an exact match, else suffix. */
+int wdbtap_set_paths(struct wdbtap *t, const char *paths);
+
+/*
+ * Wait up to timeout_ms for records and copy as many whole records as fit into
+ * buf, each preceded by its u32 length. Returns the bytes written (0 on
+ * timeout). Records that do not fit stay queued for the next call.
+ * Only one thread may poll a handle at a time.
+ */
+int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms);
+
+/* Fills out[0..n) with the kernel counters (enum wdbtap_counter) followed by
+ * lost samples and the user-side queue drops; returns how many were written. */
+int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n);
+/* Lost samples per CPU; returns the number of CPUs written. */
+int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n);
+
+uint32_t wdbtap_record_size(void);
+const char *wdbtap_last_error(struct wdbtap *t);
+void wdbtap_close(struct wdbtap *t);
+
+#endif

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The record layout shared by the BPF program (wdbtap.bpf.c), the libbpf shim
+ * (shim/wdbtap_shim.c) and the controller (controller/src/capture/record-layout.ts).
+ * Change one, change all three: the shim checks the size at compile time and the
+ * controller checks it at run time (wdbtap_record_size()).
+ */
+#ifndef WDBTAP_H
+#define WDBTAP_H
+
+/* A large write is sent as several chunks: a per-CPU scratch value (record +
+ * chunk) may be at most 32 KiB, and a perf sample at most 64 KiB. wazuh-db's
+ * largest reply is 65,536 bytes of payload plus 4 of header: three chunks
+ * cover it. */
+#define WDBTAP_RECORD_SIZE 72
+#define WDBTAP_CHUNK      (32768 - WDBTAP_RECORD_SIZE)
+#define WDBTAP_MAX_CHUNKS 3
+
+#define WDBTAP_PATH_MAX   108 /* sizeof(sockaddr_un.sun_path) */
+#define WDBTAP_MAX_PATHS  4
+#define WDBTAP_COMM_LEN   16
+
+enum wdbtap_direction {
+	WDBTAP_DIR_REQUEST = 1, /* a client writes to wazuh-db */
+	WDBTAP_DIR_REPLY = 2,   /* wazuh-db writes to a client */
+};
+
+enum wdbtap_flags {
+	WDBTAP_F_TRUNCATED = 1, /* the write was longer than the chunks carry */
+	WDBTAP_F_LAST = 2,      /* the last record of this write */
+};
+
+enum wdbtap_syscall {
+	WDBTAP_SYS_SENDTO = 1,
+	WDBTAP_SYS_WRITE = 2,
+	WDBTAP_SYS_SENDMSG = 3,
+	WDBTAP_SYS_WRITEV = 4,
+};
+
+/* Kernel-side counters, one per-CPU slot each; the shim sums the CPUs. */
+enum wdbtap_counter {
+	WDBTAP_C_SEEN = 0,        /* writes by target processes on the hooked syscalls */
+	WDBTAP_C_CAPTURED,        /* records sent to user space */
+	WDBTAP_C_FILTERED,        /* target writes rejected by the socket filters */
+	WDBTAP_C_TRUNCATED,       /* writes longer than WDBTAP_MAX_CHUNKS chunks */
+	WDBTAP_C_SCRATCH_FAIL,    /* map or user-memory read failures */
+	WDBTAP_C_OUTPUT_FAIL,     /* perf output refused (buffer full) */
+	WDBTAP_C_INFLIGHT_FULL,   /* no room to remember a pending syscall */
+	WDBTAP_C_FAILED_WRITES,   /* matched writes whose syscall returned <= 0 */
+	WDBTAP_NCOUNTERS,
+};
+
+struct wdbtap_record {
+	__u64 ts_ns;      /* bpf_ktime_get_ns() at syscall entry (CLOCK_MONOTONIC) */
+	__u64 local_ino;  /* inode of the writer's socket */
+	__u64 peer_ino;   /* inode of the peer socket: pairs both ends */
+	__u32 tgid;
+	__u32 tid;
+	__u32 bytes;      /* the syscall's return value: bytes really written */
+	__u32 offset;     /* offset of this chunk within the write */
+	__u32 cap_len;    /* payload bytes that follow */
+	__u16 direction;  /* enum wdbtap_direction */
+	__u16 flags;      /* enum wdbtap_flags */
+	__u32 syscall;    /* enum wdbtap_syscall */
+	__u32 _pad;
+	char comm[WDBTAP_COMM_LEN];
+	__u8 data[];
+};
+
+/* One pattern of the socket path filter. */
+struct wdbtap_path {
+	__u32 len;
+	__u32 exact;  /* 1: whole path equal; 0: suffix at a '/' boundary */
+	char path[WDBTAP_PATH_MAX];
+};
+
+struct wdbtap_config {
+	__u32 npaths;
+	__u32 _pad;
+	struct wdbtap_path paths[WDBTAP_MAX_PATHS];
+};
+
+#endif

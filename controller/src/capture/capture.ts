@@ -1,0 +1,176 @@
+// The capture stage: owns the BPF programs through the shim and turns perf
+// records into CaptureRecord batches. Polling runs on a libuv worker thread
+// (koffi async calls), so Node's event loop never waits on the kernel.
+import { existsSync } from 'node:fs';
+import { loadShim, type ShimLib } from './shim.js';
+import { COUNTER_NAMES, RECORD_SIZE, parseRecords, type CaptureCounters } from './record-layout.js';
+import type { CaptureRecord } from '../types.js';
+
+export type Hook = 'sendto' | 'write';
+const HOOK_BITS: Record<Hook, number> = { sendto: 1, write: 2 };
+
+/** The daemons of SPEC §2 whose comm identifies them (4.x never names its threads). */
+export const DEFAULT_TARGET_COMMS = [
+  'wazuh-remoted', 'wazuh-db', 'wazuh-monitord', 'wazuh-authd', 'wazuh-modulesd',
+];
+export const DEFAULT_SOCKET_PATHS = ['queue/db/wdb'];
+
+/** A failure of the kernel side: missing privileges, BTF, tracefs, or a refused program (exit 3). */
+export class KernelSupportError extends Error {
+  readonly exitCode = 3;
+}
+
+export interface CaptureOptions {
+  objPath: string;
+  libPath: string;
+  hooks?: Hook[];
+  socketPaths?: string[];
+  targetComms?: string[];
+  /** Pages per CPU of the perf buffer (a power of two). */
+  perfPages?: number;
+  /** Longest wait of one poll, which is also how fast stop() returns. */
+  pollTimeoutMs?: number;
+}
+
+const ERR_LEN = 512;
+
+function cstr(buf: Buffer): string {
+  const nul = buf.indexOf(0);
+  return buf.toString('utf8', 0, nul >= 0 ? nul : buf.length);
+}
+
+export class Capture {
+  private readonly lib: ShimLib;
+  private handle: unknown = null;
+  private readonly hooks: Hook[];
+  private polling: Promise<void> | null = null;
+  private running = false;
+  private readonly buf = Buffer.alloc(4 << 20);
+  private readonly pollTimeoutMs: number;
+
+  private constructor(private readonly opts: CaptureOptions) {
+    for (const p of [opts.objPath, opts.libPath]) {
+      if (!existsSync(p)) throw new Error(`${p} is missing: build it with 'make'`);
+    }
+    this.lib = loadShim(opts.libPath);
+    this.hooks = opts.hooks ?? ['sendto'];
+    this.pollTimeoutMs = opts.pollTimeoutMs ?? 100;
+  }
+
+  /** Check the kernel, load the programs and set the filters; nothing is attached yet. */
+  static open(opts: CaptureOptions): Capture {
+    const c = new Capture(opts);
+    const err = Buffer.alloc(ERR_LEN);
+    if (c.lib.record_size() !== RECORD_SIZE) {
+      throw new Error(`record layout mismatch: shim ${c.lib.record_size()} bytes, controller ${RECORD_SIZE}`);
+    }
+    if (c.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
+    const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, err, ERR_LEN);
+    if (!h) throw new KernelSupportError(cstr(err));
+    c.handle = h;
+    c.setSocketPaths(opts.socketPaths ?? DEFAULT_SOCKET_PATHS);
+    for (const comm of opts.targetComms ?? DEFAULT_TARGET_COMMS) c.targetComm(comm, true);
+    return c;
+  }
+
+  private check(rc: number, what: string): number {
+    if (rc < 0) throw new Error(`${what}: ${this.lib.last_error(this.handle)}`);
+    return rc;
+  }
+
+  private get h(): unknown {
+    if (!this.handle) throw new Error('capture is closed');
+    return this.handle;
+  }
+
+  attach(): void {
+    const bits = this.hooks.reduce((m, k) => m | HOOK_BITS[k], 0);
+    const rc = this.lib.attach(this.h, bits);
+    if (rc < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
+  }
+
+  detach(): void {
+    if (this.handle) this.lib.detach(this.handle);
+  }
+
+  get attached(): boolean {
+    return this.handle ? this.lib.is_attached(this.handle) > 0 : false;
+  }
+
+  targetComm(comm: string, add: boolean): void {
+    this.check(this.lib.target_comm(this.h, comm, add ? 1 : 0), `target ${comm}`);
+  }
+
+  targetTgid(tgid: number, add: boolean): void {
+    this.check(this.lib.target_tgid(this.h, tgid, add ? 1 : 0), `target pid ${tgid}`);
+  }
+
+  setSocketPaths(paths: string[]): void {
+    this.check(this.lib.set_paths(this.h, paths.join('\n')), 'socket paths');
+  }
+
+  counters(): CaptureCounters {
+    const out = new BigUint64Array(COUNTER_NAMES.length);
+    this.check(this.lib.counters(this.h, out, out.length), 'counters');
+    const c = {} as CaptureCounters;
+    COUNTER_NAMES.forEach((name, i) => { c[name] = Number(out[i]); });
+    return c;
+  }
+
+  lostPerCpu(): number[] {
+    const out = new BigUint64Array(1024);
+    const n = this.check(this.lib.lost_per_cpu(this.h, out, out.length), 'lost per cpu');
+    return Array.from(out.subarray(0, n), Number);
+  }
+
+  private pollOnce(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.lib.poll.async(this.handle, this.buf, this.buf.length, this.pollTimeoutMs,
+        (err: unknown, n: number) => (err ? reject(err) : resolve(n)));
+    });
+  }
+
+  /**
+   * Deliver record batches to onBatch until stop(). The next poll starts only
+   * when onBatch's promise settles: a slow consumer slows the drain, and the
+   * kernel's lost counter shows when that costs records.
+   */
+  start(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): void {
+    if (this.polling) return;
+    this.running = true;
+    this.polling = (async () => {
+      while (this.running) {
+        let n: number;
+        try {
+          n = await this.pollOnce();
+        } catch (e) {
+          onError(e as Error);
+          break;
+        }
+        if (n < 0) {
+          onError(new Error(this.lib.last_error(this.handle)));
+          break;
+        }
+        // Each CPU has its own ring: order the batch by syscall time so a
+        // connection's writes reach the decoder in the order they were made.
+        if (n > 0) await onBatch(parseRecords(this.buf, n).sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0)));
+      }
+    })();
+  }
+
+  /** Stop polling; waits for the poll in flight (at most pollTimeoutMs). */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.polling;
+    this.polling = null;
+  }
+
+  /** Detach and free everything in the kernel: no program, link or map stays behind. */
+  async close(): Promise<void> {
+    await this.stop();
+    if (this.handle) {
+      this.lib.close(this.handle);
+      this.handle = null;
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// Mirror of struct wdbtap_record in bpf/wdbtap.h. The shim asserts the size at
+// compile time; Capture checks it against wdbtap_record_size() at run time.
+import type { CaptureRecord, Direction } from '../types.js';
+
+export const RECORD_SIZE = 72;
+export const CHUNK = 32768 - RECORD_SIZE;
+export const F_TRUNCATED = 1;
+export const F_LAST = 2;
+
+const SYSCALLS: Record<number, string> = { 1: 'sendto', 2: 'write', 3: 'sendmsg', 4: 'writev' };
+
+/** Kernel counters in the order of enum wdbtap_counter, then the shim's own. */
+export const COUNTER_NAMES = [
+  'seen', 'captured', 'filtered', 'truncated', 'scratch_failures', 'output_failures',
+  'inflight_full', 'failed_writes', 'lost', 'queue_drops',
+] as const;
+export type CaptureCounters = Record<(typeof COUNTER_NAMES)[number], number>;
+
+const decoder = new TextDecoder('latin1');
+
+/**
+ * Split a buffer filled by wdbtap_poll (records, each after its u32 length) into
+ * records. The payload is copied out so the poll buffer can be reused at once.
+ */
+export function parseRecords(buf: Uint8Array, used: number): CaptureRecord[] {
+  const view = new DataView(buf.buffer, buf.byteOffset, used);
+  const out: CaptureRecord[] = [];
+  let pos = 0;
+  while (pos + 4 <= used) {
+    const len = view.getUint32(pos, true);
+    const at = pos + 4;
+    pos = at + len;
+    if (len < RECORD_SIZE || pos > used) break; // the shim writes whole records; anything else is a bug
+    const capLen = view.getUint32(at + 40, true);
+    if (RECORD_SIZE + capLen > len) continue;
+    const flags = view.getUint16(at + 46, true);
+    const commBytes = buf.subarray(at + 56, at + 72);
+    const nul = commBytes.indexOf(0);
+    out.push({
+      tsNs: view.getBigUint64(at, true),
+      localIno: Number(view.getBigUint64(at + 8, true)),
+      peerIno: Number(view.getBigUint64(at + 16, true)),
+      tgid: view.getUint32(at + 24, true),
+      tid: view.getUint32(at + 28, true),
+      syscallBytes: view.getUint32(at + 32, true),
+      offset: view.getUint32(at + 36, true),
+      direction: (view.getUint16(at + 44, true) === 2 ? 'reply' : 'request') as Direction,
+      truncated: (flags & F_TRUNCATED) !== 0,
+      syscall: SYSCALLS[view.getUint32(at + 48, true)] ?? 'unknown',
+      comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes),
+      data: buf.slice(at + RECORD_SIZE, at + RECORD_SIZE + capLen),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+// koffi binding of the libbpf shim (bpf/shim/wdbtap_shim.h). This file is the
+// only one that knows the C ABI; Capture (capture.ts) is what the rest uses.
+import koffi from 'koffi';
+
+export interface ShimLib {
+  check_kernel(err: Buffer, errlen: number): number;
+  open(obj: string, pages: number, err: Buffer, errlen: number): unknown;
+  attach(h: unknown, hooks: number): number;
+  detach(h: unknown): number;
+  is_attached(h: unknown): number;
+  target_comm(h: unknown, comm: string, add: number): number;
+  target_tgid(h: unknown, tgid: number, add: number): number;
+  set_paths(h: unknown, paths: string): number;
+  poll: { async: (...args: unknown[]) => void };
+  counters(h: unknown, out: BigUint64Array, n: number): number;
+  lost_per_cpu(h: unknown, out: BigUint64Array, n: number): number;
+  record_size(): number;
+  last_error(h: unknown): string;
+  close(h: unknown): void;
+}
+
+let cached: ShimLib | undefined;
+
+export function loadShim(path: string): ShimLib {
+  if (cached) return cached;
+  const lib = koffi.load(path);
+  koffi.opaque('wdbtap');
+  const f = (name: string, proto: string) => lib.func(proto.replace('NAME', `wdbtap_${name}`));
+  cached = {
+    check_kernel: f('check_kernel', 'int NAME(_Out_ uint8_t *err, uint32_t errlen)'),
+    open: f('open', 'wdbtap *NAME(const char *obj, uint32_t pages, _Out_ uint8_t *err, uint32_t errlen)'),
+    attach: f('attach', 'int NAME(wdbtap *t, uint32_t hooks)'),
+    detach: f('detach', 'int NAME(wdbtap *t)'),
+    is_attached: f('is_attached', 'int NAME(wdbtap *t)'),
+    target_comm: f('target_comm', 'int NAME(wdbtap *t, const char *comm, int add)'),
+    target_tgid: f('target_tgid', 'int NAME(wdbtap *t, uint32_t tgid, int add)'),
+    set_paths: f('set_paths', 'int NAME(wdbtap *t, const char *paths)'),
+    poll: f('poll', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap, int timeout_ms)'),
+    counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
+    lost_per_cpu: f('lost_per_cpu', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
+    record_size: f('record_size', 'uint32_t NAME()'),
+    last_error: f('last_error', 'const char *NAME(wdbtap *t)'),
+    close: f('close', 'void NAME(wdbtap *t)'),
+  } as ShimLib;
+  return cached;
+}

@@ -1,0 +1,163 @@
+// One request, one reply, in order, per connection — but wazuh-db answers from a pool of threads, so
+// the connection is the only key that pairs them (never the thread).
+//
+// Records reach user space in emission order, which is not syscall order: each CPU has its own ring
+// and a record is emitted at syscall exit. A reply can therefore arrive before its request. Record
+// timestamps are taken at syscall entry, and a request's entry strictly precedes its reply's, so a
+// reply older than every outstanding request is held briefly instead of dropped; the request that
+// follows with an older timestamp takes it. Without this, one reordering would shift every later
+// pairing on the connection by one.
+
+import type { ConnId, ParsedWdbReply, WdbExchange, WdbFrame, WdbRequest } from '../types.js';
+import { parseReply } from './wdb-reply.js';
+import { parseRequest } from './wdb-request.js';
+
+export interface PairerOptions {
+  /** Outstanding requests kept per connection; beyond it the oldest is dropped (its reply was lost). */
+  maxQueue?: number;
+  /** Connections tracked; the least recently used is forgotten beyond this. */
+  maxConnections?: number;
+  /** Replies held per connection while waiting for a request that was emitted later. */
+  maxEarly?: number;
+}
+
+export interface PairerStats {
+  requests: number;
+  replies: number;
+  paired: number;
+  /** Replies no request claimed (lost request, tap started mid-round-trip): dropped. */
+  unpaired: number;
+  /** Replies that arrived before their request and were paired once it came. */
+  reordered: number;
+  /** Replies that did not start with a known status. */
+  malformedReplies: number;
+  /** Requests dropped unanswered: queue overflow, or a reset after lost bytes. */
+  abandoned: number;
+  /** Connections forgotten to respect maxConnections. */
+  evicted: number;
+  connections: number;
+}
+
+interface Pending {
+  request: WdbRequest;
+  tsNs: bigint;
+  tgid: number;
+  comm: string;
+}
+
+interface Early {
+  reply: ParsedWdbReply;
+  tsNs: bigint;
+}
+
+interface Conn {
+  queue: Pending[];
+  early: Early[];
+}
+
+export class Pairer {
+  private readonly conns = new Map<ConnId, Conn>();
+  private readonly maxQueue: number;
+  private readonly maxConns: number;
+  private readonly maxEarly: number;
+  private readonly counters = {
+    requests: 0, replies: 0, paired: 0, unpaired: 0, reordered: 0, malformedReplies: 0, abandoned: 0, evicted: 0,
+  };
+
+  constructor(opts: PairerOptions = {}) {
+    this.maxQueue = Math.max(1, opts.maxQueue ?? 64);
+    this.maxConns = Math.max(1, opts.maxConnections ?? 65536);
+    this.maxEarly = Math.max(1, opts.maxEarly ?? 4);
+  }
+
+  push(frame: WdbFrame): WdbExchange<WdbRequest> | null {
+    return frame.direction === 'request' ? this.request(frame) : this.reply(frame);
+  }
+
+  /** Bytes were lost on this connection: no outstanding request can be trusted to get its own reply. */
+  reset(connId: ConnId): void {
+    const c = this.conns.get(connId);
+    if (c) {
+      this.counters.abandoned += c.queue.length;
+      this.counters.unpaired += c.early.length;
+      c.queue.length = 0;
+      c.early.length = 0;
+    }
+  }
+
+  close(connId: ConnId): void {
+    this.reset(connId);
+    this.conns.delete(connId);
+  }
+
+  stats(): PairerStats {
+    return { ...this.counters, connections: this.conns.size };
+  }
+
+  private request(frame: WdbFrame): WdbExchange<WdbRequest> | null {
+    this.counters.requests++;
+    const c = this.conn(frame.connId);
+    const p: Pending = { request: parseRequest(frame.payload), tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm };
+    // Held replies older than this request answered requests the tap never saw.
+    while (c.early.length > 0 && c.early[0].tsNs < p.tsNs) {
+      c.early.shift();
+      this.counters.unpaired++;
+    }
+    if (c.early.length > 0 && c.queue.length === 0) {
+      const e = c.early.shift()!;
+      this.counters.paired++;
+      this.counters.reordered++;
+      return this.exchange(frame.connId, p, e.reply);
+    }
+    c.queue.push(p);
+    if (c.queue.length > this.maxQueue) {
+      c.queue.shift();
+      this.counters.abandoned++;
+    }
+    return null;
+  }
+
+  private reply(frame: WdbFrame): WdbExchange<WdbRequest> | null {
+    this.counters.replies++;
+    const reply = parseReply(frame.payload);
+    if (reply.malformed) this.counters.malformedReplies++;
+    const c = this.conn(frame.connId);
+    const head = c.queue[0];
+    if (head && head.tsNs <= frame.tsNs) {
+      c.queue.shift();
+      this.counters.paired++;
+      return this.exchange(frame.connId, head, reply);
+    }
+    // Its request may still be on its way (see the top of this file).
+    c.early.push({ reply, tsNs: frame.tsNs });
+    if (c.early.length > this.maxEarly) {
+      c.early.shift();
+      this.counters.unpaired++;
+    }
+    return null;
+  }
+
+  private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply): WdbExchange<WdbRequest> {
+    return { connId, request: p.request, reply, tsNs: p.tsNs, tgid: p.tgid, comm: p.comm };
+  }
+
+  /** The connection's entry, made most recently used (Map order is least recently used first). */
+  private conn(connId: ConnId): Conn {
+    let c = this.conns.get(connId);
+    if (c) {
+      this.conns.delete(connId);
+    } else {
+      c = { queue: [], early: [] };
+      while (this.conns.size >= this.maxConns) this.evictOldest();
+    }
+    this.conns.set(connId, c);
+    return c;
+  }
+
+  private evictOldest(): void {
+    const oldest = this.conns.keys().next().value as ConnId | undefined;
+    if (oldest === undefined) return;
+    this.counters.evicted++;
+    this.close(oldest);
+  }
+}

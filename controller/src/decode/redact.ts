@@ -1,0 +1,35 @@
+// Secrets (agent keys in `insert-agent` and `get-agent-info`, and anything named like one) must never
+// leave the decoder: every text the decoder hands on passes through here first.
+
+const SECRET_WORD = /key|password|secret|token/i;
+/** Keys that could reach an object's prototype when copied; dropped along with secrets. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+export const REDACTED = '[redacted]';
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_WORD.test(key);
+}
+
+export function isDroppedKey(key: string): boolean {
+  return UNSAFE_KEYS.has(key) || SECRET_WORD.test(key);
+}
+
+/**
+ * Returns `text` with secret-like JSON keys removed. Text that mentions no secret word is returned as is
+ * (the common case, and it keeps the hot path free of JSON work). Text that mentions one but is not
+ * JSON — a truncated request, an `err … near '…'` echo — cannot be cleaned reliably, so it is replaced
+ * whole by `[redacted]`.
+ */
+export function redactText(text: string): string {
+  if (!SECRET_WORD.test(text)) return text;
+  try {
+    // The reviver deletes a property by returning undefined; it runs bottom-up over every level.
+    const clean: unknown = JSON.parse(text, (k, v: unknown) => (isDroppedKey(k) ? undefined : v));
+    if (clean === null || typeof clean !== 'object') return REDACTED;
+    return JSON.stringify(clean);
+  } catch {
+    // Invalid JSON, or nesting deep enough to exhaust the stack.
+    return REDACTED;
+  }
+}

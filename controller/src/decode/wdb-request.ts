@@ -1,0 +1,159 @@
+// Requests are text written by other processes and are the tap's attack surface: every value is
+// type-checked and bounded here, so later stages can trust the shapes in types.ts.
+
+import type { AgentDataUpdate, WazuhConnectionStatus, WdbRequest } from '../types.js';
+import { redactText } from './redact.js';
+
+// The shapes live in types.ts with the other stage boundaries; re-exported for callers of this module.
+export type { AgentDataUpdate, WdbRequest } from '../types.js';
+
+const GLOBAL = 'global ';
+/** Wazuh's command names are lower-case words with dashes; anything else is not a real command. */
+const NAME_RE = /^[a-z][a-z0-9_-]{0,63}$/;
+const MAX_NAME = 64;
+/** 4.x requests are at most 2 KiB, so no honest field comes near this. */
+const MAX_TEXT = 1024;
+/** Statuses and IPs are short; a long one is hostile or corrupt. */
+const MAX_SHORT = 64;
+
+const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
+
+class Invalid extends Error {}
+
+type Json = Record<string, unknown>;
+
+export function parseRequest(payload: string): WdbRequest {
+  if (!payload.startsWith(GLOBAL)) return { cmd: 'non-global', name: firstWord(payload) };
+  const rest = payload.slice(GLOBAL.length);
+  const sp = rest.indexOf(' ');
+  const name = sp < 0 ? rest : rest.slice(0, sp);
+  const args = sp < 0 ? '' : rest.slice(sp + 1);
+  if (!NAME_RE.test(name)) return { cmd: 'invalid', name: clip(name), reason: 'bad command name' };
+  try {
+    switch (name) {
+      case 'update-keepalive': {
+        const o = object(args);
+        return {
+          cmd: name,
+          id: agentId(o),
+          connection_status: status(o, true),
+          sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
+        };
+      }
+      case 'update-agent-data':
+        return { cmd: name, data: agentData(object(args)) };
+      case 'update-connection-status': {
+        const o = object(args);
+        return {
+          cmd: name,
+          id: agentId(o),
+          connection_status: status(o, true),
+          sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
+          status_code: code(o, false),
+        };
+      }
+      case 'update-status-code': {
+        const o = object(args);
+        return {
+          cmd: name,
+          id: agentId(o),
+          status_code: code(o, true),
+          version: text(o, 'version', MAX_TEXT) ?? null,
+          sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
+          connection_status: status(o, false),
+        };
+      }
+      default:
+        return { cmd: 'other', name, args: redactText(args) };
+    }
+  } catch (e) {
+    // Invalid carries our own reason; anything else (it should not happen) must still not escape.
+    return { cmd: 'invalid', name, reason: e instanceof Invalid ? e.message : 'unparsable' };
+  }
+}
+
+function agentData(o: Json): AgentDataUpdate {
+  const d: AgentDataUpdate = { id: agentId(o) };
+  // Copy field by field: only names we chose can ever land in the result (no prototype keys, no secrets).
+  const st = status(o, false);
+  if (st !== null) d.connection_status = st;
+  const short = ['agent_ip', 'sync_status', 'group_config_status'] as const;
+  for (const k of short) {
+    const v = text(o, k, MAX_SHORT);
+    if (v !== undefined) d[k] = v;
+  }
+  const long = [
+    'version', 'node_name', 'manager_host', 'os_name', 'os_version', 'os_major', 'os_codename',
+    'os_platform', 'os_arch', 'os_uname',
+  ] as const;
+  for (const k of long) {
+    const v = text(o, k, MAX_TEXT);
+    if (v !== undefined) d[k] = v;
+  }
+  return d;
+}
+
+function object(args: string): Json {
+  let v: unknown;
+  try {
+    v = JSON.parse(args);
+  } catch {
+    throw new Invalid('invalid JSON');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Invalid('argument is not a JSON object');
+  return v as Json;
+}
+
+/** Own properties only: a key like `constructor` must not resolve to Object.prototype's. */
+function field(o: Json, k: string): unknown {
+  return Object.hasOwn(o, k) ? o[k] : undefined;
+}
+
+function agentId(o: Json): number {
+  const v = field(o, 'id');
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Invalid('id is not a non-negative integer');
+  return v;
+}
+
+function code(o: Json, required: true): number;
+function code(o: Json, required: false): number | null;
+function code(o: Json, required: boolean): number | null {
+  const v = field(o, 'status_code');
+  if (v === undefined || v === null) {
+    if (required) throw new Invalid('status_code missing');
+    return null;
+  }
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Invalid('status_code is not a non-negative integer');
+  return v;
+}
+
+function status(o: Json, required: true): WazuhConnectionStatus;
+function status(o: Json, required: false): WazuhConnectionStatus | null;
+function status(o: Json, required: boolean): WazuhConnectionStatus | null {
+  const v = field(o, 'connection_status');
+  if (v === undefined || v === null) {
+    if (required) throw new Invalid('connection_status missing');
+    return null;
+  }
+  if (typeof v !== 'string' || !STATUSES.has(v)) throw new Invalid('unknown connection_status');
+  return v as WazuhConnectionStatus;
+}
+
+/** A string field; absent and JSON null (which 5.x may emit) are both "not given". */
+function text(o: Json, k: string, max: number): string | undefined {
+  const v = field(o, k);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new Invalid(`${k} is not a string`);
+  if (v.length > max) throw new Invalid(`${k} is too long`);
+  return v;
+}
+
+function firstWord(payload: string): string {
+  const sp = payload.indexOf(' ');
+  return clip(sp < 0 ? payload : payload.slice(0, sp));
+}
+
+/** Names end up in logs and metrics labels: keep them short and printable. */
+function clip(s: string): string {
+  return s.slice(0, MAX_NAME).replace(/[^\x21-\x7e]/g, '?');
+}

@@ -1,0 +1,29 @@
+// Subjects of SPEC §4. Every token is validated here, so nothing captured from
+// the wire can add, remove or wildcard a token of a subject.
+import type { AgentEvent } from '../types.js';
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+const AGENT_ID = /^[0-9]{3,9}$/;
+
+export function validatePrefix(prefix: string): string {
+  if (!prefix || prefix.length > 200 || !prefix.split('.').every((t) => TOKEN.test(t))) {
+    throw new Error(`invalid subject prefix '${prefix}': dot-separated tokens of letters, digits, '-' and '_'`);
+  }
+  return prefix;
+}
+
+/** A node name as a single subject token: anything outside the token alphabet becomes '_'. */
+export function nodeToken(node: string): string {
+  const t = node.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  return t || '_';
+}
+
+export function agentSubject(prefix: string, ev: AgentEvent): string {
+  if (!AGENT_ID.test(ev.agent_id)) throw new Error(`refusing agent id '${ev.agent_id}' as a subject token`);
+  const kind = ev.event_type === 'status_change' ? 'status' : 'keepalive';
+  return `${prefix}.agent.${ev.agent_id}.${kind}`;
+}
+
+export function tapSubject(prefix: string, node: string): string {
+  return `${prefix}.tap.${nodeToken(node)}.events`;
+}

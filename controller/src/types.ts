@@ -1,0 +1,192 @@
+// Plain data passed between the stages of the pipeline:
+//   capture (kernel records) → decode (frames, requests, replies, exchanges) → state (events) → publish.
+// Every stage takes and returns these shapes only, so each can be tested alone.
+
+/** request: a client (remoted, monitord, …) writes to wazuh-db; reply: wazuh-db writes back. */
+export type Direction = 'request' | 'reply';
+
+/** One record from the kernel: one write (or one chunk of a large write) on the wdb socket. */
+export interface CaptureRecord {
+  /** CLOCK_MONOTONIC nanoseconds at the syscall (bpf_ktime_get_ns). */
+  tsNs: bigint;
+  tgid: number;
+  tid: number;
+  /** The writer's comm (15 characters at most). */
+  comm: string;
+  /** Inode number of the writer's socket. */
+  localIno: number;
+  /** Inode number of the socket at the other end of the connection. */
+  peerIno: number;
+  direction: Direction;
+  /** Bytes the syscall reported written (its return value). */
+  syscallBytes: number;
+  /** Offset of this record's data within that write (0 unless a large write was chunked). */
+  offset: number;
+  /** The captured bytes. */
+  data: Uint8Array;
+  /** The write was longer than what could be captured. */
+  truncated: boolean;
+  /** Syscall that wrote it: 'sendto', 'write', … */
+  syscall: string;
+}
+
+/** Stable identity of one wdb connection, the same for both directions: `<client ino>-<server ino>`. */
+export type ConnId = string;
+
+export function connIdOf(r: Pick<CaptureRecord, 'direction' | 'localIno' | 'peerIno'>): ConnId {
+  return r.direction === 'request' ? `${r.localIno}-${r.peerIno}` : `${r.peerIno}-${r.localIno}`;
+}
+
+/** One whole wdb frame (length header removed, optional trailing NUL removed). */
+export interface WdbFrame {
+  connId: ConnId;
+  direction: Direction;
+  tsNs: bigint;
+  tgid: number;
+  comm: string;
+  payload: string;
+}
+
+export type ReplyStatus = 'ok' | 'due' | 'err' | 'ign' | 'unk';
+
+export interface WdbReply {
+  status: ReplyStatus;
+  /** Text after the status and one space ('' when none). */
+  payload: string;
+}
+
+/** A request paired with wazuh-db's answer on the same connection. */
+export interface WdbExchange<Req = unknown> {
+  connId: ConnId;
+  request: Req;
+  reply: WdbReply;
+  /** Capture time of the request. */
+  tsNs: bigint;
+  /** The requesting process. */
+  tgid: number;
+  comm: string;
+}
+
+export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disconnected' | 'unknown';
+
+export type StatusReason =
+  | 'agent_startup' | 'keepalive' | 'agent_shutdown' | 'no_keepalive' | 'manager_reset'
+  | 'invalid_version' | 'registered' | 'removed' | 'initial_sync';
+
+/** SPEC §4 status change, exactly the JSON published. */
+export interface StatusChangeEvent {
+  event_id: string;
+  event_type: 'status_change';
+  agent_id: string;
+  agent_name: string | null;
+  previous_status: ConnectionStatus;
+  current_status: ConnectionStatus;
+  status_code: number;
+  reason: StatusReason;
+  ip_address: string | null;
+  timestamp: number;
+  time: string;
+  manager_node: string;
+  source: string;
+  sync_status: string | null;
+}
+
+/** SPEC §4 keepalive, exactly the JSON published. */
+export interface KeepaliveEvent {
+  event_id: string;
+  event_type: 'keepalive';
+  agent_id: string;
+  agent_name: string | null;
+  ip_address: string | null;
+  status: ConnectionStatus;
+  version: string | null;
+  os: { name?: string; version?: string; platform?: string; arch?: string } | null;
+  group_config_status: string | null;
+  sync_status: string | null;
+  timestamp: number;
+  time: string;
+  manager_node: string;
+  source: string;
+}
+
+export type AgentEvent = StatusChangeEvent | KeepaliveEvent;
+
+// ---- decode stage: parsed requests and replies (added by the decode/state work) ----
+
+/** The four connection statuses wazuh-db itself stores (`unknown` is ours, never on the wire). */
+export type WazuhConnectionStatus = Exclude<ConnectionStatus, 'unknown'>;
+
+/** A reply as parsed: `malformed` is true when the frame did not start with a known status. */
+export interface ParsedWdbReply extends WdbReply {
+  malformed: boolean;
+}
+
+/** The fields of `update-agent-data` the tap keeps (labels, sums and anything secret are dropped). */
+export interface AgentDataUpdate {
+  id: number;
+  version?: string;
+  agent_ip?: string;
+  connection_status?: WazuhConnectionStatus;
+  sync_status?: string;
+  group_config_status?: string;
+  node_name?: string;
+  manager_host?: string;
+  os_name?: string;
+  os_version?: string;
+  os_major?: string;
+  os_codename?: string;
+  os_platform?: string;
+  os_arch?: string;
+  os_uname?: string;
+}
+
+export type WdbRequest =
+  | { cmd: 'update-keepalive'; id: number; connection_status: WazuhConnectionStatus; sync_status: string | null }
+  | { cmd: 'update-agent-data'; data: AgentDataUpdate }
+  | {
+      cmd: 'update-connection-status';
+      id: number;
+      connection_status: WazuhConnectionStatus;
+      sync_status: string | null;
+      status_code: number | null;
+    }
+  | {
+      cmd: 'update-status-code';
+      id: number;
+      status_code: number;
+      version: string | null;
+      sync_status: string | null;
+      connection_status: WazuhConnectionStatus | null;
+    }
+  /** Any other `global` command; `args` has secret-like keys removed (or is `[redacted]`). */
+  | { cmd: 'other'; name: string; args: string }
+  /** Not a `global` command (`agent …`, `task …`, `mitre …`): only its first word is kept. */
+  | { cmd: 'non-global'; name: string }
+  /** A `global` command whose argument was unusable; never applied to state. */
+  | { cmd: 'invalid'; name: string; reason: string };
+
+// ---- state stage ----
+
+export interface AgentOs {
+  name?: string;
+  version?: string;
+  platform?: string;
+  arch?: string;
+}
+
+/** What the tap knows about one agent. Field names follow Wazuh's columns. */
+export interface AgentRecord {
+  id: number;
+  name: string | null;
+  ip: string | null;
+  status: ConnectionStatus;
+  status_code: number;
+  version: string | null;
+  os: AgentOs | null;
+  /** Unix seconds of the last keepalive wazuh-db accepted (or as seeded). */
+  last_keepalive: number | null;
+  node: string | null;
+  groups: string[];
+  sync_status: string | null;
+  group_config_status: string | null;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Builds everything `make` promises: the BPF object (clang -target bpf against
+// this kernel's BTF), the libbpf shim, the simulator and the TypeScript.
+// Each step runs only when its inputs are newer than its output, so a second
+// build is quick and quiet.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const BUILD = join(ROOT, 'build');
+
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+const newest = (paths) => Math.max(...paths.map(mtime));
+const stale = (out, inputs) => !existsSync(out) || newest(inputs) > mtime(out);
+const filesIn = (dir, re) => readdirSync(dir, { recursive: true })
+  .map(String).filter((f) => re.test(f)).map((f) => join(dir, f));
+
+function run(cmd, args, opts = {}) {
+  try {
+    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  } catch (e) {
+    const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
+    throw new Error(`${cmd} ${args.join(' ')} failed${out ? `:\n${out}` : ` (${e.message})`}`);
+  }
+}
+
+function step(what, out, inputs, fn) {
+  if (!stale(out, inputs)) return;
+  process.stderr.write(`  build  ${what}\n`);
+  mkdirSync(dirname(out), { recursive: true });
+  fn();
+}
+
+export async function build({ ts = true } = {}) {
+  const vmlinux = join(BUILD, 'vmlinux.h');
+  // CO-RE: the types come from the running kernel's BTF; relocations make the object portable.
+  step('vmlinux.h from /sys/kernel/btf/vmlinux', vmlinux, ['/sys/kernel/btf/vmlinux'], () => {
+    writeFileSync(vmlinux, run('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux', 'format', 'c'],
+      { maxBuffer: 256 << 20 }));
+  });
+
+  const arch = { x64: 'x86', arm64: 'arm64' }[process.arch] ?? process.arch;
+  const bpfSrc = [join(ROOT, 'bpf/wdbtap.bpf.c'), join(ROOT, 'bpf/wdbtap.h'), vmlinux];
+  step('bpf/wdbtap.bpf.o', join(BUILD, 'bpf/wdbtap.bpf.o'), bpfSrc, () => {
+    run('clang', ['-g', '-O2', '-Wall', '-target', 'bpf', `-D__TARGET_ARCH_${arch}`,
+      '-I', join(ROOT, 'bpf'), '-I', BUILD, '-c', bpfSrc[0], '-o', join(BUILD, 'bpf/wdbtap.bpf.o')]);
+  });
+
+  const shimSrc = [join(ROOT, 'bpf/shim/wdbtap_shim.c'), join(ROOT, 'bpf/shim/wdbtap_shim.h'), join(ROOT, 'bpf/wdbtap.h')];
+  step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, () => {
+    run('gcc', ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-o',
+      join(BUILD, 'lib/libwdbtap.so'), shimSrc[0], '-lbpf']);
+  });
+
+  const { buildSim } = await import('./sim/build-sim.mjs');
+  await buildSim(join(BUILD, 'sim'));
+
+  if (ts) {
+    const tsInputs = [...filesIn(join(ROOT, 'controller/src'), /\.ts$/), join(ROOT, 'tsconfig.json')];
+    step('dist/ (TypeScript)', join(ROOT, 'dist/.stamp'), tsInputs, () => {
+      run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.json')]);
+      writeFileSync(join(ROOT, 'dist/.stamp'), '');
+    });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  build().catch((e) => {
+    process.stderr.write(`build failed: ${e.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// `make demo`: a local nats-server on loopback, the simulated Wazuh manager, the
+// tap (real eBPF), and a live view of the events on NATS. About 30 s, or until
+// Ctrl-C; everything started here is stopped here.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { SimManager } from './sim/manager.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DURATION_MS = Number(process.env.DEMO_SECONDS ?? 30) * 1000;
+const tty = process.stdout.isTTY;
+const paint = (code, s) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
+const STATUS_COLOR = { active: 32, pending: 33, disconnected: 31, never_connected: 90, unknown: 90 };
+const children = [];
+const cleanups = []; // run in order after the simulator and the tap have stopped
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+function start(cmd, args, name, ready) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(p);
+  let log = '';
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`${name} did not start:\n${log}`)), 20_000);
+    const on = (d) => {
+      log += d.toString();
+      if (ready.test(log)) { clearTimeout(timer); res(p); }
+    };
+    p.stdout.on('data', on);
+    p.stderr.on('data', on);
+    p.once('exit', (c) => { clearTimeout(timer); rej(new Error(`${name} exited (${c}):\n${log}`)); });
+  });
+}
+
+function show(subject, ev) {
+  const t = (ev.time ?? '').slice(11, 23);
+  if (ev.event_type === 'status_change') {
+    const from = paint(STATUS_COLOR[ev.previous_status] ?? 0, ev.previous_status.padEnd(12));
+    const to = paint(STATUS_COLOR[ev.current_status] ?? 0, ev.current_status.padEnd(12));
+    console.log(`${t}  ${paint(1, 'STATUS   ')} agent ${ev.agent_id} ${from} → ${to} ${ev.reason.padEnd(15)} code ${ev.status_code}  ip ${ev.ip_address ?? '-'}  via ${ev.source}   ${paint(90, subject)}`);
+  } else if (ev.event_type === 'keepalive') {
+    console.log(`${t}  ${paint(36, 'KEEPALIVE')} agent ${ev.agent_id} ${ev.status.padEnd(12)} ${(ev.version ?? '').padEnd(14)} ${ev.os?.name ?? ''}  ip ${ev.ip_address ?? '-'}   ${paint(90, subject)}`);
+  } else {
+    console.log(`${t}  ${paint(35, 'TAP      ')} ${ev.action}   ${paint(90, subject)}`);
+  }
+}
+
+async function main() {
+  const port = await freePort();
+  const work = mkdtempSync(join(tmpdir(), 'wazuh-nats-tap-demo-'));
+  const home = join(work, 'ossec');
+  mkdirSync(home);
+  writeFileSync(join(work, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
+  console.log(paint(1, `wazuh-nats-tap demo — nats-server on 127.0.0.1:${port}, simulated manager in ${home}\n`));
+
+  await start('nats-server', ['-c', join(work, 'nats.conf')], 'nats-server', /Server is ready/);
+  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  cleanups.push(async () => { await nc.drain(); }); // after the tap's last word
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  const sub = nc.subscribe('wazuh.>');
+  (async () => { for await (const m of sub) show(m.subject, m.json()); })().catch(() => {});
+
+  tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
+    '--nats-url', `nats://127.0.0.1:${port}`, '--node', 'demo-manager'], 'the tap', /attached/);
+
+  const agents = [
+    { id: 1, name: 'web-server-01', ip: '192.168.56.21' },
+    { id: 2, name: 'db-server-01', ip: '192.168.56.22' },
+    { id: 3, name: 'mail-01', ip: '192.168.56.23' },
+  ];
+  sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents });
+  await sim.start();
+
+  const end = Date.now() + DURATION_MS;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  // Each agent: start, a few keepalives, shut down, come back later — staggered.
+  let round = 0;
+  while (Date.now() < end && !stopping) {
+    for (const a of agents) {
+      if (Date.now() >= end || stopping) break;
+      const phase = (round + 6 - a.id + 1) % 6; // staggered; every agent starts with its startup
+      if (phase === 0) await sim.startup(a);
+      else if (phase < 5) await sim.keepalive(a);
+      else await sim.shutdown(a);
+      await sleep(400);
+    }
+    round++;
+  }
+}
+
+let stopping = false;
+let sim = null;
+let tap = null;
+async function stopChild(p) {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  p.kill('SIGTERM');
+  await new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000); p.once('exit', () => { clearTimeout(t); r(); }); });
+}
+async function shutdown(code) {
+  if (stopping) return;
+  stopping = true;
+  try { await sim?.stop(); } catch { /* best effort */ }
+  await stopChild(tap); // the tap flushes and says 'stopped' while NATS is still up
+  for (const c of cleanups) { try { await c(); } catch { /* best effort */ } }
+  for (const p of children.reverse()) await stopChild(p);
+  console.log(paint(1, '\ndemo stopped: nats-server, simulator and tap are gone'));
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+main().then(() => shutdown(0), (e) => { console.error(`demo failed: ${e.message}`); return shutdown(1); });

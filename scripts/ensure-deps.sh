@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, only when something is missing,
+# so that `make demo` and `make test` work on a fresh machine and stay quiet
+# on a ready one. System packages come from Debian; the rest from npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have clang       || need+=(clang)
+have llc         || need+=(llvm)
+have bpftool     || need+=(bpftool)
+have nats-server || need+=(nats-server)
+have gcc         || need+=(build-essential)
+have make        || need+=(make)
+have strace      || need+=(strace)
+have openssl     || need+=(openssl)
+[ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
+[ -f /usr/include/gelf.h ]       || need+=(libelf-dev)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+    exit 3
+  fi
+  echo "  deps   apt-get install ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "  deps   npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the node-tap suite and ends with the plain line CI reads:
+# "N passed, N failed", from tap's own final counts.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p build
+out=build/test-output.txt
+node_modules/.bin/tap "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)
+pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
+fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+pass=${pass:-0}
+fail=${fail:-0}
+# A run that failed without counting a failure (a crash, a time-out) still failed.
+if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
+echo "$pass passed, $fail failed" | tee build/test-summary.txt
+exit "$rc"

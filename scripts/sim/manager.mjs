@@ -1,0 +1,388 @@
+// Drives the Wazuh manager simulator (wazuh-sim.c) for tests and the demo.
+//
+// Client processes (wazuh-remoted and any other client name) read one command
+// per line on stdin and answer exactly one line, `ok <n>[ <reply>]` or
+// `err <n> <message>`, n being the 1-based command count; so replies are
+// matched to commands by number, never by arrival order assumptions.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const TIMEOUT_MS = 5000;
+
+/** @typedef {{ id: number, name: string, ip: string }} SimAgent */
+/** @typedef {{ code: number | null, signal: NodeJS.Signals | null }} ExitInfo */
+
+/** Every child still running, killed on any exit of this Node process. */
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/**
+ * @template T
+ * @param {Promise<T>} p
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
+function withTimeout(p, ms, what) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** @param {SimAgent} agent */
+function agentArgs(agent) {
+  if (!agent || !Number.isInteger(agent.id) || agent.id < 0) throw new TypeError('agent.id must be an integer >= 0');
+  for (const k of /** @type {const} */ (['name', 'ip'])) {
+    const v = agent[k];
+    // The line protocol splits on blanks: a blank inside would shift the fields.
+    if (typeof v !== 'string' || v === '' || /\s/.test(v)) throw new TypeError(`agent.${k} must be a non-empty string without blanks`);
+  }
+  return `${agent.id} ${agent.name} ${agent.ip}`;
+}
+
+/** One simulator process, with its stdout turned into awaited replies. */
+export class SimProcess {
+  /**
+   * @param {string} binDir
+   * @param {string} name  basename of the copy to run; decides the role
+   * @param {string} home
+   * @param {string[]} [extraArgs]
+   */
+  constructor(binDir, name, home, extraArgs = []) {
+    this.name = name;
+    this.stderr = '';
+    /** @type {ExitInfo | null} */
+    this.exitInfo = null;
+    this.count = 0;
+    /** @type {Map<number, { resolve: (s: string) => void, reject: (e: Error) => void }>} */
+    this.pending = new Map();
+    /** @type {Array<() => void>} */
+    this.readyWaiters = [];
+    this.isReady = false;
+
+    const child = spawn(path.join(binDir, name), ['--home', home, ...extraArgs], {
+      cwd: home,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, WAZUH_SIM_PARENT: String(process.pid) },
+    });
+    this.child = child;
+    live.add(child);
+    child.stdin.on('error', () => {}); // EPIPE after the child died; reported through 'exit'
+    child.stderr.on('data', (d) => {
+      if (this.stderr.length < 65536) this.stderr += d.toString();
+    });
+
+    /** @type {Promise<ExitInfo>} */
+    this.exited = new Promise((resolve) => {
+      /** @param {ExitInfo} info */
+      const done = (info) => {
+        if (this.exitInfo) return;
+        this.exitInfo = info;
+        live.delete(child);
+        const err = new Error(`${name} exited (code ${info.code}, signal ${info.signal})${this.stderr ? `: ${this.stderr.trim()}` : ''}`);
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+        resolve(info);
+      };
+      child.once('exit', (code, signal) => done({ code, signal }));
+      child.once('error', (e) => {
+        this.stderr += String(e);
+        done({ code: null, signal: null });
+      });
+    });
+
+    readline.createInterface({ input: child.stdout }).on('line', (line) => this.#onLine(line));
+  }
+
+  /** @returns {number | undefined} */
+  get pid() {
+    return this.child.pid;
+  }
+
+  /** @param {string} line */
+  #onLine(line) {
+    if (line === 'ready') {
+      this.isReady = true;
+      for (const w of this.readyWaiters.splice(0)) w();
+      return;
+    }
+    const m = /^(ok|err) (\d+)(?: (.*))?$/.exec(line);
+    if (!m) return;
+    const n = Number(m[2]);
+    const p = this.pending.get(n);
+    if (!p) return;
+    this.pending.delete(n);
+    if (m[1] === 'ok') p.resolve(m[3] ?? '');
+    else p.reject(new Error(`${this.name}: command ${n} failed: ${m[3] ?? ''}`));
+  }
+
+  /** Resolves once the process has printed `ready`. */
+  ready(ms = TIMEOUT_MS) {
+    if (this.isReady) return Promise.resolve();
+    const p = new Promise((resolve, reject) => {
+      this.readyWaiters.push(() => resolve(undefined));
+      this.exited.then(() => reject(new Error(`${this.name} exited before ready: ${this.stderr.trim()}`)));
+    });
+    return withTimeout(p, ms, `${this.name} ready`);
+  }
+
+  /**
+   * Sends one command line; resolves with the text after `ok <n>`.
+   * @param {string} line
+   * @returns {Promise<string>}
+   */
+  command(line, ms = TIMEOUT_MS) {
+    if (/[\r\n]/.test(line)) return Promise.reject(new TypeError('a command is one line'));
+    if (this.exitInfo) return Promise.reject(new Error(`${this.name} is not running`));
+    const n = ++this.count;
+    const p = new Promise((resolve, reject) => this.pending.set(n, { resolve, reject }));
+    this.child.stdin.write(`${line}\n`);
+    return withTimeout(p, ms, `${this.name} "${line.slice(0, 60)}"`).finally(() => this.pending.delete(n));
+  }
+
+  /** Sends a signal; then waits (bounded) for the exit, escalating to SIGKILL. */
+  async kill(signal = /** @type {NodeJS.Signals} */ ('SIGTERM'), ms = TIMEOUT_MS) {
+    if (this.exitInfo) return this.exitInfo;
+    try {
+      this.child.kill(signal);
+    } catch {
+      // raced with its exit
+    }
+    try {
+      return await withTimeout(this.exited, ms, `${this.name} exit`);
+    } catch {
+      this.child.kill('SIGKILL');
+      return this.exited;
+    }
+  }
+}
+
+/** A wdb client (remoted or any other name) speaking the stdin command protocol. */
+export class SimClient {
+  /** @param {SimProcess} proc */
+  constructor(proc) {
+    this.proc = proc;
+  }
+
+  get name() {
+    return this.proc.name;
+  }
+
+  get pid() {
+    return this.proc.pid;
+  }
+
+  /** Agent started: datagram, TCP ack frame, `update-keepalive … pending`. @param {SimAgent} agent */
+  async startup(agent) {
+    await this.proc.command(`startup ${agentArgs(agent)}`);
+  }
+
+  /** One keepalive: `select-agent-group` then `update-agent-data`, plus an event datagram. @param {SimAgent} agent */
+  async keepalive(agent) {
+    await this.proc.command(`keepalive ${agentArgs(agent)}`);
+  }
+
+  /** Agent stopped: datagram, `update-connection-status … disconnected, 3`. @param {SimAgent} agent */
+  async shutdown(agent) {
+    await this.proc.command(`shutdown ${agentArgs(agent)}`);
+  }
+
+  /**
+   * Sends `text` as one proper 4.x frame (header + text + NUL) on the long-lived
+   * connection and returns wazuh-db's reply (control characters become blanks).
+   * @param {string} text
+   */
+  rawreq(text) {
+    return this.proc.command(`rawreq ${text}`);
+  }
+
+  /**
+   * Writes these bytes as-is, in one sendto, on the long-lived connection; reads nothing.
+   * @param {Buffer | Uint8Array | string} bytes  a Buffer, or a hex string
+   */
+  async raw(bytes) {
+    const hex = typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('hex');
+    await this.proc.command(`raw ${hex}`);
+  }
+
+  /**
+   * Reads one reply frame left by `raw` writes (5 s at most); unread ones are
+   * discarded before the next request, so they never shift later replies.
+   */
+  recv() {
+    return this.proc.command('recv', TIMEOUT_MS + 1000);
+  }
+
+  /** Exits like the real daemon (nothing closed explicitly); resolves on exit. */
+  async quit() {
+    if (!this.proc.exitInfo) {
+      // The `ok` may race with the exit; the exit is what matters.
+      this.proc.command('quit').catch(() => {});
+    }
+    return withTimeout(this.proc.exited, TIMEOUT_MS, `${this.name} quit`);
+  }
+
+  kill(signal = /** @type {NodeJS.Signals} */ ('SIGTERM')) {
+    return this.proc.kill(signal);
+  }
+}
+
+export class SimManager {
+  /**
+   * @param {{ binDir: string, home: string, agents?: SimAgent[] }} opts
+   *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
+   *   with them registered (never_connected), names and all, like a real global.db.
+   */
+  constructor({ binDir, home, agents = [] }) {
+    this.binDir = path.resolve(binDir);
+    this.home = path.resolve(home);
+    this.agents = agents;
+    /** @type {SimProcess | null} */ this.analysisd = null;
+    /** @type {SimProcess | null} */ this.db = null;
+    /** @type {SimClient | null} */ this.remoted = null;
+    /** @type {SimClient[]} */ this.clients = [];
+  }
+
+  /** The wdb socket as the tap sees it on the host. */
+  get wdbPath() {
+    return path.join(this.home, 'queue/db/wdb');
+  }
+
+  /** @param {{ reset?: boolean }} [opts] */
+  async start({ reset = true } = {}) {
+    if (this.db) throw new Error('already started');
+    if (this.agents.length) {
+      fs.mkdirSync(path.join(this.home, 'etc'), { recursive: true });
+      const lines = this.agents.map((a) => {
+        agentArgs(a);
+        const key = createHash('sha256').update(`wazuh-sim-${a.id}`).digest('hex');
+        return `${String(a.id).padStart(3, '0')} ${a.name} ${a.ip} ${key}\n`;
+      });
+      fs.writeFileSync(path.join(this.home, 'etc/client.keys'), lines.join(''), { mode: 0o640 });
+    }
+    try {
+      this.analysisd = new SimProcess(this.binDir, 'wazuh-analysisd', this.home);
+      this.db = new SimProcess(this.binDir, 'wazuh-db', this.home);
+      await Promise.all([this.analysisd.ready(), this.db.ready()]);
+      this.remoted = await this.#client('wazuh-remoted', reset);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /**
+   * @param {string} name
+   * @param {boolean} reset
+   */
+  async #client(name, reset) {
+    const proc = new SimProcess(this.binDir, name, this.home, reset ? [] : ['--no-reset']);
+    try {
+      await proc.ready();
+    } catch (e) {
+      await proc.kill('SIGKILL');
+      throw e;
+    }
+    return new SimClient(proc);
+  }
+
+  #remoted() {
+    if (!this.remoted) throw new Error('SimManager not started');
+    return this.remoted;
+  }
+
+  /** @param {SimAgent} agent */
+  startup(agent) {
+    return this.#remoted().startup(agent);
+  }
+
+  /** @param {SimAgent} agent */
+  keepalive(agent) {
+    return this.#remoted().keepalive(agent);
+  }
+
+  /** @param {SimAgent} agent */
+  shutdown(agent) {
+    return this.#remoted().shutdown(agent);
+  }
+
+  /** @param {string} text */
+  rawreq(text) {
+    return this.#remoted().rawreq(text);
+  }
+
+  /** @param {Buffer | Uint8Array | string} bytes */
+  raw(bytes) {
+    return this.#remoted().raw(bytes);
+  }
+
+  recv() {
+    return this.#remoted().recv();
+  }
+
+  /**
+   * A manager restart as wazuh-db sees it: remoted dies without a word, and the
+   * new one sends `reset-agents-connection` (unless reset is false).
+   * @param {{ reset?: boolean }} [opts]
+   */
+  async restartRemoted({ reset = true } = {}) {
+    const old = this.#remoted();
+    await old.kill('SIGKILL');
+    this.remoted = null;
+    this.remoted = await this.#client('wazuh-remoted', reset);
+  }
+
+  /**
+   * Another client under any name from the bin directory (e.g. `not-wazuh`,
+   * `wazuh-monitord`, `wazuh-authd`). By default it does not send
+   * reset-agents-connection at start (it still sends get-distinct-groups).
+   * @param {string} name
+   * @param {{ reset?: boolean }} [opts]
+   */
+  async spawnClient(name, { reset = false } = {}) {
+    if (name === 'wazuh-db' || name === 'wazuh-manager-db' || name === 'wazuh-analysisd') {
+      throw new Error(`${name} is a server role, not a client`);
+    }
+    const c = await this.#client(name, reset);
+    this.clients.push(c);
+    return c;
+  }
+
+  /** @returns {Record<string, number>} name → pid of the running processes */
+  pids() {
+    /** @type {Record<string, number>} */
+    const out = {};
+    const procs = [this.analysisd, this.db, this.remoted?.proc, ...this.clients.map((c) => c.proc)];
+    for (const p of procs) {
+      if (p && !p.exitInfo && p.pid !== undefined) out[p.name] = p.pid;
+    }
+    return out;
+  }
+
+  /** SIGTERM everything, bounded wait, SIGKILL leftovers. Safe to call twice. */
+  async stop() {
+    // Clients first, so wazuh-db does not log their connections as broken by its own exit.
+    const clients = [...this.clients.map((c) => c.proc), this.remoted?.proc].filter((p) => p != null);
+    await Promise.all(clients.map((p) => p.kill('SIGTERM')));
+    const servers = [this.db, this.analysisd].filter((p) => p != null);
+    await Promise.all(servers.map((p) => p.kill('SIGTERM')));
+    this.clients = [];
+    this.remoted = null;
+    this.db = null;
+    this.analysisd = null;
+  }
+}

@@ -1,0 +1,144 @@
+// Pairing replies with requests: FIFO per connection, never by thread; bounded; resets after loss.
+import t from 'tap';
+import { Pairer } from '../controller/src/decode/pairer.js';
+import { WdbDecoder } from '../controller/src/decode/index.js';
+import type { CaptureRecord, Direction, WdbFrame } from '../controller/src/types.js';
+
+let clock = 0n;
+function f(connId: string, direction: Direction, payload: string, o: Partial<WdbFrame> = {}): WdbFrame {
+  return { connId, direction, payload, tsNs: ++clock, tgid: direction === 'request' ? 10 : 20, comm: direction === 'request' ? 'wazuh-remoted' : 'wazuh-db', ...o };
+}
+
+const KA = (id: number) => `global update-keepalive {"id":${id},"connection_status":"active","sync_status":"synced"}`;
+
+t.test('replies pair with the oldest outstanding request of the same connection', async (t) => {
+  const p = new Pairer();
+  t.equal(p.push(f('a', 'request', KA(1))), null);
+  t.equal(p.push(f('b', 'request', KA(2))), null);
+  t.equal(p.push(f('a', 'request', KA(3))), null);
+  const b = p.push(f('b', 'reply', 'err Cannot execute'));
+  t.equal(b?.request.cmd === 'update-keepalive' && b.request.id, 2, 'b gets b’s request although a asked first');
+  t.equal(b?.reply.status, 'err');
+  const a1 = p.push(f('a', 'reply', 'ok'));
+  const a2 = p.push(f('a', 'reply', 'ok'));
+  t.equal(a1?.request.cmd === 'update-keepalive' && a1.request.id, 1);
+  t.equal(a2?.request.cmd === 'update-keepalive' && a2.request.id, 3);
+  t.equal(a1?.comm, 'wazuh-remoted');
+  t.equal(a1?.tgid, 10);
+  t.equal(a1?.connId, 'a');
+  t.same(p.stats(), { requests: 3, replies: 3, paired: 3, unpaired: 0, reordered: 0, malformedReplies: 0, abandoned: 0, evicted: 0, connections: 2 });
+});
+
+t.test('the thread does not matter: wazuh-db answers from any worker', async (t) => {
+  const p = new Pairer();
+  p.push(f('c', 'request', KA(1), { tgid: 1 }));
+  const ex = p.push(f('c', 'reply', 'ok', { tgid: 999 }));
+  t.equal(ex?.tgid, 1, 'the exchange carries the requester');
+});
+
+t.test('unpaired replies are held briefly, then counted and dropped', async (t) => {
+  const p = new Pairer();
+  t.equal(p.push(f('x', 'reply', 'ok', { tsNs: 100n })), null, 'no request yet: held');
+  t.equal(p.stats().unpaired, 0);
+  t.equal(p.push(f('x', 'request', KA(1), { tsNs: 200n })), null, 'a later request cannot be what it answered');
+  t.equal(p.stats().unpaired, 1);
+  t.equal(p.push(f('x', 'reply', 'ok', { tsNs: 150n })), null, 'older than the outstanding request: held, not paired');
+  const ex = p.push(f('x', 'reply', 'err x', { tsNs: 300n }));
+  t.equal(ex?.reply.status, 'err', 'the request gets the reply that followed it');
+  p.push(f('x', 'request', KA(2), { tsNs: 400n }));
+  t.equal(p.stats().unpaired, 2);
+  for (let i = 0; i < 10; i++) p.push(f('y', 'reply', 'ok', { tsNs: BigInt(i) }));
+  t.equal(p.stats().unpaired, 2 + 6, 'held replies are bounded (4 per connection)');
+});
+
+t.test('a reply emitted before its request (another CPU’s ring) still pairs, and later pairs stay aligned', async (t) => {
+  const p = new Pairer();
+  t.equal(p.push(f('o', 'reply', 'ok', { tsNs: 11n })), null);
+  const first = p.push(f('o', 'request', KA(1), { tsNs: 10n }));
+  t.equal(first?.request.cmd === 'update-keepalive' && first.request.id, 1);
+  t.equal(first?.reply.status, 'ok');
+  t.equal(first?.tsNs, 10n, 'stamped with the request');
+  p.push(f('o', 'request', KA(2), { tsNs: 12n }));
+  const second = p.push(f('o', 'reply', 'err y', { tsNs: 13n }));
+  t.equal(second?.request.cmd === 'update-keepalive' && second.request.id, 2);
+  t.equal(second?.reply.status, 'err');
+  t.match(p.stats(), { paired: 2, reordered: 1, unpaired: 0 });
+});
+
+t.test('malformed replies still pair (as unk) and are counted', async (t) => {
+  const p = new Pairer();
+  p.push(f('m', 'request', KA(1)));
+  const ex = p.push(f('m', 'reply', 'OK!'));
+  t.equal(ex?.reply.status, 'unk');
+  t.equal(p.stats().malformedReplies, 1);
+});
+
+t.test('bounded queue per connection and bounded connections', async (t) => {
+  const p = new Pairer({ maxQueue: 2, maxConnections: 2 });
+  p.push(f('q', 'request', KA(1)));
+  p.push(f('q', 'request', KA(2)));
+  p.push(f('q', 'request', KA(3)));
+  t.equal(p.stats().abandoned, 1);
+  const ex = p.push(f('q', 'reply', 'ok'));
+  t.equal(ex?.request.cmd === 'update-keepalive' && ex.request.id, 2);
+  p.push(f('r', 'request', KA(4)));
+  p.push(f('s', 'request', KA(5))); // evicts q, the least recently used
+  t.equal(p.stats().evicted, 1);
+  t.equal(p.stats().connections, 2);
+  t.equal(p.push(f('q', 'reply', 'ok')), null);
+});
+
+t.test('reset and close', async (t) => {
+  const p = new Pairer();
+  p.push(f('z', 'request', KA(1)));
+  p.reset('z');
+  t.equal(p.push(f('z', 'reply', 'ok')), null);
+  p.push(f('z', 'request', KA(2)));
+  p.close('z');
+  t.equal(p.stats().connections, 0);
+  t.equal(p.stats().abandoned, 2);
+});
+
+const enc = new TextEncoder();
+function wire(payload: string): Uint8Array {
+  const body = enc.encode(payload);
+  const out = new Uint8Array(4 + body.length);
+  new DataView(out.buffer).setUint32(0, body.length, true);
+  out.set(body, 4);
+  return out;
+}
+function rec(client: number, direction: Direction, data: Uint8Array, tsNs: bigint): CaptureRecord {
+  const c = direction === 'request';
+  return {
+    tsNs, tgid: c ? client : 1, tid: c ? client : 1, comm: c ? 'wazuh-remoted' : 'wazuh-db',
+    localIno: c ? client : 9000, peerIno: c ? 9000 : client, direction,
+    syscallBytes: data.length, offset: 0, data, truncated: false, syscall: 'sendto',
+  };
+}
+
+t.test('decoder: a lost reply resets pairing so later replies are not shifted onto the wrong request', async (t) => {
+  const d = new WdbDecoder();
+  d.push(rec(1, 'request', wire(KA(1)), 1n));
+  const broken = wire('ok');
+  broken[3] = 0xff; // the reply's header is corrupt
+  t.same(d.push(rec(1, 'reply', broken, 2n)), []);
+  d.push(rec(1, 'request', wire(KA(2)), 3n));
+  const ex = d.push(rec(1, 'reply', wire('err Cannot execute Global database query'), 4n));
+  t.equal(ex.length, 1);
+  t.equal(ex[0].request.cmd === 'update-keepalive' && ex[0].request.id, 2, 'the err answers request 2, not 1');
+  t.equal(d.stats().pairer.abandoned, 1);
+  t.equal(d.stats().reassembler.malformed, 1);
+});
+
+t.test('decoder: two clients interleaved on their own connections', async (t) => {
+  const d = new WdbDecoder();
+  const out = [];
+  out.push(...d.push(rec(1, 'request', wire(KA(1)), 1n)));
+  out.push(...d.push(rec(2, 'request', wire(KA(2)), 2n)));
+  out.push(...d.push(rec(2, 'reply', wire('ok'), 3n)));
+  out.push(...d.push(rec(1, 'reply', wire('err x'), 4n)));
+  t.same(out.map((e) => [e.connId, e.request.cmd === 'update-keepalive' && e.request.id, e.reply.status]),
+    [['2-9000', 2, 'ok'], ['1-9000', 1, 'err']]);
+  d.close('1-9000');
+  t.equal(d.stats().pairer.connections, 1);
+});

@@ -1,0 +1,108 @@
+// Request parsing: 4.x and 5.x shapes, and hostile arguments that must never throw or leak.
+import t from 'tap';
+import { parseRequest } from '../controller/src/decode/wdb-request.js';
+import type { WdbRequest } from '../controller/src/types.js';
+
+t.test('the four state commands, 4.x key order (WAZUH-PROTOCOL.md §2)', async (t) => {
+  const cases: [string, WdbRequest][] = [
+    [String.raw`global update-keepalive {"id":1,"connection_status":"active","sync_status":"synced"}`,
+      { cmd: 'update-keepalive', id: 1, connection_status: 'active', sync_status: 'synced' }],
+    [String.raw`global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3}`,
+      { cmd: 'update-connection-status', id: 1, connection_status: 'disconnected', sync_status: 'synced', status_code: 3 }],
+    [String.raw`global update-status-code {"id":1,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}`,
+      { cmd: 'update-status-code', id: 1, status_code: 1, version: 'Wazuh v4.15.0', sync_status: 'synced', connection_status: null }],
+    [String.raw`global update-agent-data {"id":1,"version":"Wazuh v4.14.7","agent_ip":"192.168.56.21","connection_status":"active","sync_status":"synced","group_config_status":"synced","os_name":"Ubuntu"}`,
+      { cmd: 'update-agent-data', data: { id: 1, version: 'Wazuh v4.14.7', agent_ip: '192.168.56.21', connection_status: 'active', sync_status: 'synced', group_config_status: 'synced', os_name: 'Ubuntu' } }],
+  ];
+  for (const [wire, want] of cases) t.same(parseRequest(wire), want, wire.slice(0, 40));
+});
+
+t.test('5.x: keys sorted, nulls, no NUL, the short update-agent-data', async (t) => {
+  t.same(parseRequest(String.raw`global update-keepalive {"connection_status":"pending","id":12,"sync_status":"syncreq"}`),
+    { cmd: 'update-keepalive', id: 12, connection_status: 'pending', sync_status: 'syncreq' });
+  t.same(parseRequest(String.raw`global update-connection-status {"connection_status":"disconnected","id":7,"status_code":5,"sync_status":"synced"}`),
+    { cmd: 'update-connection-status', id: 7, connection_status: 'disconnected', sync_status: 'synced', status_code: 5 });
+  t.same(parseRequest(String.raw`global update-agent-data {"agent_ip":"10.0.0.9","connection_status":"active","id":1001,"os_arch":"x86_64","os_name":"Rocky Linux","os_platform":"rocky","os_version":"9.4","sync_status":"synced","version":"Wazuh v5.0.0"}`),
+    { cmd: 'update-agent-data', data: { id: 1001, agent_ip: '10.0.0.9', connection_status: 'active', os_arch: 'x86_64', os_name: 'Rocky Linux', os_platform: 'rocky', os_version: '9.4', sync_status: 'synced', version: 'Wazuh v5.0.0' } });
+  t.same(parseRequest(String.raw`global update-status-code {"connection_status":null,"id":3,"status_code":1,"sync_status":"synced","version":null}`),
+    { cmd: 'update-status-code', id: 3, status_code: 1, version: null, sync_status: 'synced', connection_status: null });
+  t.same(parseRequest(String.raw`global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced"}`),
+    { cmd: 'update-connection-status', id: 1, connection_status: 'disconnected', sync_status: 'synced', status_code: null },
+    'older builds without status_code');
+});
+
+t.test('other global commands keep their arguments; non-global keeps only the first word', async (t) => {
+  t.same(parseRequest('global delete-agent 5'), { cmd: 'other', name: 'delete-agent', args: '5' });
+  t.same(parseRequest('global disconnect-agents 0 1795796741 synced'), { cmd: 'other', name: 'disconnect-agents', args: '0 1795796741 synced' });
+  t.same(parseRequest('global sync-agent-info-get last_id 0'), { cmd: 'other', name: 'sync-agent-info-get', args: 'last_id 0' });
+  t.same(parseRequest('agent 001 syscheck save file 0 /etc/passwd'), { cmd: 'non-global', name: 'agent' });
+  t.same(parseRequest('global'), { cmd: 'non-global', name: 'global' });
+  t.same(parseRequest(''), { cmd: 'non-global', name: '' });
+  t.same(parseRequest('globalx foo'), { cmd: 'non-global', name: 'globalx' });
+});
+
+t.test('secrets never survive: internal_key and anything named like a key, password, secret or token', async (t) => {
+  const s = 'c0ffee'.repeat(10);
+  const ins = parseRequest(`global insert-agent {"id":5,"name":"web05","ip":"any","register_ip":"any","internal_key":"${s}","date_add":1}`);
+  t.same(ins, { cmd: 'other', name: 'insert-agent', args: '{"id":5,"name":"web05","ip":"any","register_ip":"any","date_add":1}' });
+  const nested = parseRequest(`global sync-agent-info-set [{"id":1,"extra":{"api_token":"${s}","Password":"${s}","client_secret":"${s}"}}]`);
+  t.notMatch(JSON.stringify(nested), s);
+  // Cut at 2 KiB (4.x helpers do this): not JSON any more, so it is redacted whole.
+  const cut = parseRequest(`global insert-agent {"id":5,"name":"web05","internal_key":"${s.slice(0, 20)}`);
+  t.same(cut, { cmd: 'other', name: 'insert-agent', args: '[redacted]' });
+  t.notMatch(JSON.stringify(parseRequest(`global update-agent-data {"id":1,"internal_key":"${s}","agent_ip":"1.2.3.4"}`)), s);
+});
+
+t.test('hostile or broken arguments are invalid, never thrown', async (t) => {
+  const bad: [string, RegExp][] = [
+    ['global update-keepalive not json', /invalid JSON/],
+    ['global update-keepalive', /invalid JSON/],
+    ['global update-keepalive [1,2]', /not a JSON object/],
+    ['global update-keepalive null', /not a JSON object/],
+    ['global update-keepalive "x"', /not a JSON object/],
+    ['global update-keepalive {"id":"1","connection_status":"active"}', /id/],
+    ['global update-keepalive {"id":-1,"connection_status":"active"}', /id/],
+    ['global update-keepalive {"id":1.5,"connection_status":"active"}', /id/],
+    ['global update-keepalive {"id":9007199254740993,"connection_status":"active"}', /id/],
+    ['global update-keepalive {"id":1e400,"connection_status":"active"}', /id/],
+    ['global update-keepalive {"connection_status":"active"}', /id/],
+    ['global update-keepalive {"id":1}', /connection_status missing/],
+    ['global update-keepalive {"id":1,"connection_status":"online"}', /unknown connection_status/],
+    ['global update-keepalive {"id":1,"connection_status":"active","sync_status":7}', /sync_status/],
+    ['global update-connection-status {"id":1,"connection_status":"disconnected","status_code":-3}', /status_code/],
+    ['global update-status-code {"id":1}', /status_code missing/],
+    ['global update-agent-data {"id":1,"version":{"a":1}}', /version is not a string/],
+    [`global update-agent-data {"id":1,"os_name":"${'A'.repeat(5000)}"}`, /too long/],
+    [`global update-agent-data {"id":1,"agent_ip":"${'1'.repeat(100)}"}`, /too long/],
+    ['global update-keepalive {"id":1,"connection_status":"active"} trailing', /invalid JSON/],
+  ];
+  for (const [wire, reason] of bad) {
+    const r = parseRequest(wire);
+    t.equal(r.cmd, 'invalid', wire.slice(0, 70));
+    t.match(r.cmd === 'invalid' ? r.reason : '', reason);
+  }
+  t.same(parseRequest('global UPDATE-KEEPALIVE {}'), { cmd: 'invalid', name: 'UPDATE-KEEPALIVE', reason: 'bad command name' });
+  const long = parseRequest('global ' + 'x'.repeat(10000));
+  t.equal(long.cmd === 'invalid' && long.name.length, 64, 'names are clipped');
+  const ctl = parseRequest('global bad\u0000name\u001b[31m x');
+  t.equal(ctl.cmd === 'invalid' && /^[\x21-\x7e]*$/.test(ctl.name), true, 'names are printable');
+});
+
+t.test('prototype keys do nothing', async (t) => {
+  const r = parseRequest('global update-agent-data {"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}},"id":2,"agent_ip":"1.1.1.1"}');
+  t.same(r, { cmd: 'update-agent-data', data: { id: 2, agent_ip: '1.1.1.1' } });
+  t.equal(({} as Record<string, unknown>).polluted, undefined);
+  // A JSON object with only prototype keys and no own id.
+  t.equal(parseRequest('global update-keepalive {"__proto__":{"id":1,"connection_status":"active"}}').cmd, 'invalid');
+  const other = parseRequest('global sync-agent-info-set [{"__proto__":{"token":1},"id":1}]');
+  t.same(other, { cmd: 'other', name: 'sync-agent-info-set', args: '[{"id":1}]' });
+});
+
+t.test('deep nesting and huge arguments do not throw', async (t) => {
+  const deep = '['.repeat(100000) + ']'.repeat(100000);
+  t.doesNotThrow(() => parseRequest(`global update-agent-data ${deep}`));
+  t.doesNotThrow(() => parseRequest(`global sync-agent-info-set {"key":${deep}}`));
+  const r = parseRequest(`global sync-agent-info-set {"token":${deep}}`);
+  t.equal(r.cmd, 'other');
+  t.doesNotThrow(() => parseRequest('global update-agent-data {"id":1,"labels":"' + 'x'.repeat(65000) + '"}'));
+});

@@ -1,0 +1,55 @@
+// The tap as users run it: `wazuh-nats-tap run …` in a child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { waitFor } from './wait.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const BIN = join(ROOT, 'bin/wazuh-nats-tap.js');
+
+export interface TapProcess {
+  proc: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: Record<string, unknown>[];
+  stderr: () => string;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function startTap(args: string[], readyMsg: RegExp | null = /^attached/): Promise<TapProcess> {
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Record<string, unknown>[] = [];
+  let err = '';
+  let partial = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) {
+      try {
+        logs.push(JSON.parse(l));
+      } catch {
+        logs.push({ msg: l });
+      }
+    }
+  });
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.once('exit', (code, signal) => r({ code, signal })));
+  process.once('exit', () => proc.kill('SIGKILL'));
+  if (readyMsg) {
+    let exited = false;
+    void exit.then(() => { exited = true; });
+    await waitFor(() => exited || logs.some((l) => readyMsg.test(String(l.msg))), 20_000, `the tap to log ${readyMsg}`)
+      .catch((e) => { proc.kill('SIGKILL'); throw e; });
+    if (exited) throw new Error(`the tap exited early: ${err}\n${JSON.stringify(logs)}`);
+  }
+  return {
+    proc, logs, stderr: () => err,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      const r = await exit;
+      clearTimeout(t);
+      return r;
+    },
+  };
+}

@@ -1,0 +1,348 @@
+// The Wazuh manager simulator is the ground truth every capture test runs
+// against, so this checks it against WAZUH-PROTOCOL.md byte for byte (under
+// strace), and checks the state wazuh-db keeps.
+import t, { type Test } from 'tap';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { SimManager, type SimAgent } from '../scripts/sim/manager.mjs';
+import { buildSim, SIM_NAMES } from '../scripts/sim/build-sim.mjs';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const binDir = await buildSim(path.join(repo, 'build', 'sim'));
+
+const A1 = { id: 1, name: 'agent1', ip: '127.0.0.1' };
+const A2 = { id: 2, name: 'agent2', ip: '10.0.0.2' };
+
+// Payloads copied from WAZUH-PROTOCOL.md §9 (frames of a real 4.7.5 manager),
+// with the doc's `header N` beside each: both must match what the sim sends.
+const DOC = {
+  groups: ['global get-distinct-groups \0', 28],
+  reset: ['global reset-agents-connection synced\0', 38],
+  pending: ['global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}\0', 86],
+  selectGroup: ['global select-agent-group 1\0', 28],
+  agentData: [
+    String.raw`global update-agent-data {"id":1,"version":"Wazuh v4.7.5","config_sum":"ab73af41699f13fdd81903b5f23d8d00","merged_sum":"4a8724b20dee0124ff9656783c490c4e","manager_host":"vm","node_name":"node01","agent_ip":"127.0.0.1","labels":"#\"_manager_hostname\":vm\n#\"_agent_ip\":127.0.0.1\n#\"_node_name\":node01\n#\"_wazuh_version\":Wazuh v4.7.5","connection_status":"active","sync_status":"synced","group_config_status":"synced","os_name":"Debian GNU/Linux","os_version":"12","os_major":"12","os_codename":"bookworm","os_platform":"debian","os_uname":"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64","os_arch":"x86_64"}` +
+      '\0',
+    628,
+  ],
+  shutdown: [
+    'global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3}\0',
+    115,
+  ],
+} as const;
+
+function frame(payload: string): Buffer {
+  const body = Buffer.from(payload, 'utf8');
+  const hdr = Buffer.alloc(4);
+  hdr.writeUInt32LE(body.length);
+  return Buffer.concat([hdr, body]);
+}
+
+function tmpHome(t: Test): string {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'wazuh-sim-'));
+  t.teardown(() => fs.rmSync(home, { recursive: true, force: true }));
+  return home;
+}
+
+async function startManager(t: Test, opts: { agents?: SimAgent[] } = {}) {
+  const m = new SimManager({ binDir, home: tmpHome(t), ...opts });
+  t.teardown(() => m.stop());
+  await m.start();
+  return m;
+}
+
+function agentInfo(reply: string): Record<string, unknown> {
+  if (!reply.startsWith('ok ')) throw new Error(`unexpected reply ${reply}`);
+  const rows = JSON.parse(reply.slice(3)) as Record<string, unknown>[];
+  if (rows.length !== 1) throw new Error(`expected one row: ${reply}`);
+  return rows[0];
+}
+
+interface Sendto {
+  pid: number;
+  fd: number;
+  bytes: Buffer;
+  len: number;
+  flags: string;
+  ret: number | null;
+}
+
+// Lines like: 123 sendto(5, "\x74\x02...", 632, 0, NULL, 0) = 632
+// (or split into `<unfinished ...>` / `<... sendto resumed>` when threads interleave).
+function parseStrace(file: string): Sendto[] {
+  const out: Sendto[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(\d+)\s+sendto\((\d+), "((?:\\x[0-9a-f]{2})*)"(\.\.\.)?, (\d+), ([^,]+), NULL, 0\)(?: = (-?\d+))?/.exec(line);
+    if (!m) continue;
+    if (m[4]) throw new Error(`strace truncated a buffer, raise -s: ${line.slice(0, 120)}`);
+    out.push({
+      pid: Number(m[1]),
+      fd: Number(m[2]),
+      bytes: Buffer.from(m[3].replaceAll('\\x', ''), 'hex'),
+      len: Number(m[5]),
+      flags: m[6],
+      ret: m[7] === undefined ? null : Number(m[7]),
+    });
+  }
+  return out;
+}
+
+const isWdbRequest = (s: Sendto) => s.bytes.subarray(4, 11).toString() === 'global ';
+
+function stracePresent(): boolean {
+  try {
+    execFileSync('strace', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+t.test('build lays out one real copy per daemon name', async (t) => {
+  for (const name of SIM_NAMES) {
+    const st = fs.lstatSync(path.join(binDir, name));
+    t.ok(st.isFile() && !st.isSymbolicLink(), `${name} is a regular file`);
+    t.ok(st.mode & 0o111, `${name} is executable`);
+  }
+  t.equal(await buildSim(path.join(repo, 'build', 'sim')), binDir, 'a second build is a no-op returning the same dir');
+});
+
+t.test('agent lifecycle through wazuh-db state', async (t) => {
+  const m = await startManager(t, { agents: [A1, A2] });
+
+  t.ok(fs.statSync(m.wdbPath).isSocket(), 'queue/db/wdb is a socket under the home');
+  t.ok(fs.statSync(path.join(m.home, 'queue/sockets/queue')).isSocket(), 'analysisd queue socket exists');
+  const pids = m.pids();
+  t.same(Object.keys(pids).sort(), ['wazuh-analysisd', 'wazuh-db', 'wazuh-remoted']);
+  for (const [name, pid] of Object.entries(pids)) {
+    t.equal(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), name, `comm of ${name}`);
+    t.equal(path.basename(fs.readlinkSync(`/proc/${pid}/exe`)), name, `exe of ${name}`);
+  }
+
+  let row = agentInfo(await m.rawreq('global get-agent-info 1'));
+  t.match(row, { id: 1, name: 'agent1', connection_status: 'never_connected' }, 'seeded from client.keys');
+  t.match(row.internal_key, /^[0-9a-f]{64}$/, 'row carries a 64-hex internal_key like the real one');
+
+  for (const a of [A1, A2]) await m.startup(a);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { connection_status: 'pending', status_code: 0 });
+
+  for (const a of [A1, A2]) await m.keepalive(a);
+  row = agentInfo(await m.rawreq('global get-agent-info 2'));
+  t.match(row, { id: 2, name: 'agent2', ip: '10.0.0.2', connection_status: 'active', version: 'Wazuh v4.7.5', os_platform: 'debian' });
+  t.type(row.last_keepalive, 'number');
+  t.equal(await m.rawreq('global get-agents-by-connection-status 0 active node01 -1'), 'ok [{"id":1},{"id":2}]');
+
+  await m.shutdown(A1);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'disconnected', status_code: 3 });
+  t.equal(await m.rawreq('global get-agents-by-connection-status 0 active node01 -1'), 'ok [{"id":2}]');
+
+  // A manager restart: agent 2 stays active until the new remoted resets it.
+  const oldPid = m.pids()['wazuh-remoted'];
+  await m.restartRemoted();
+  t.not(m.pids()['wazuh-remoted'], oldPid, 'remoted was replaced');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { connection_status: 'disconnected', status_code: 5 });
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'disconnected', status_code: 3 }, 'reset leaves disconnected agents alone');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 0')), { connection_status: 'active' }, 'reset spares the manager (id 0)');
+
+  // monitord's sweep: the reply names the agents it disconnected.
+  await m.startup(A2);
+  await m.keepalive(A2);
+  const monitord = await m.spawnClient('wazuh-monitord');
+  const future = Math.floor(Date.now() / 1000) + 60;
+  t.equal(await monitord.rawreq('global disconnect-agents 0 1 synced'), 'ok []', 'nothing older than 1970');
+  t.equal(await monitord.rawreq(`global disconnect-agents 0 ${future} synced`), 'ok [{"id":2}]');
+  t.match(agentInfo(await monitord.rawreq('global get-agent-info 2')), { connection_status: 'disconnected', status_code: 4 });
+  t.equal(fs.readFileSync(`/proc/${monitord.pid}/comm`, 'utf8').trim(), 'wazuh-monitord');
+
+  const authd = await m.spawnClient('wazuh-authd');
+  const key = 'a'.repeat(64);
+  t.equal(await authd.rawreq(`global insert-agent {"id":5,"name":"web05","ip":"any","register_ip":"any","internal_key":"${key}","date_add":1795796717}`), 'ok');
+  t.match(agentInfo(await authd.rawreq('global get-agent-info 5')), { name: 'web05', connection_status: 'never_connected', internal_key: key, date_add: 1795796717 });
+  t.equal(await authd.rawreq('global get-agent-info 77'), 'ok []');
+
+  const replies = {
+    'global get-distinct-groups ': 'ok [{"group":"default","group_hash":"37a8eec1"}]',
+    'global select-agent-group 2': 'ok [{"group":"default"}]',
+    'global update-status-code {"id":2,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}': 'ok',
+    'global update-keepalive {"id":1,"connection_status":"pending"': `err Invalid JSON syntax, near '{"id":1,"connection_'`,
+    'global no-such-command 1': `err Invalid DB query syntax, near 'global no-such-comma'`,
+    'mitre sql SELECT 1': `err Invalid DB query syntax, near 'mitre sql SELECT 1'`,
+    'agent 001 syscheck save2 {}': 'ok',
+    'task upgrade_cancel_tasks {"node":"node01"}': 'ok',
+  };
+  for (const [q, want] of Object.entries(replies)) t.equal(await m.rawreq(q), want, q);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { status_code: 1, version: 'Wazuh v4.15.0' });
+});
+
+t.test('a non-Wazuh process runs the same protocol under its own name', async (t) => {
+  const m = await startManager(t);
+  const other = await m.spawnClient('not-wazuh');
+  t.equal(fs.readFileSync(`/proc/${other.pid}/comm`, 'utf8').trim(), 'not-wazuh');
+  await other.startup(A1);
+  await other.keepalive(A1);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active', ip: '127.0.0.1' });
+  const exit = await other.quit();
+  t.same(exit, { code: 0, signal: null }, 'quit exits 0');
+});
+
+t.test('wazuh-db survives hostile and split frames', async (t) => {
+  const m = await startManager(t);
+  await m.startup(A1);
+
+  // A frame split across two writes, as 5.x remoted may send it.
+  const f = frame('global get-agent-info 1');
+  await m.raw(f.subarray(0, 3));
+  await m.raw(f.subarray(3));
+  t.match(await m.recv(), /^ok \[\{"id":1,/, 'split frame reassembled');
+
+  // Two frames in one write.
+  await m.raw(Buffer.concat([frame('global select-agent-group 1\0'), frame('global get-distinct-groups \0')]));
+  t.equal(await m.recv(), 'ok [{"group":"default"}]');
+  t.equal(await m.recv(), 'ok [{"group":"default","group_hash":"37a8eec1"}]');
+
+  // A garbage payload gets an error; a length over the cap drops the
+  // connection, the client reconnects and wazuh-db keeps serving.
+  await m.raw(frame('\x01\x02\xff{{{'));
+  t.match(await m.recv(), /^err Invalid DB query syntax, near '/);
+  await m.raw(Buffer.from([0xff]));
+  await m.raw('ffffff7f');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'pending' }, 'still served after hostile input');
+  t.match(await m.rawreq('global update-agent-data {"id":1,"os_name":"\\u00e9\\"x"}'), /^ok$/, 'escapes parsed');
+  t.equal(await m.rawreq('global update-agent-data {"id":1}junk'), `err Invalid JSON syntax, near '{"id":1}junk'`);
+  t.equal(await m.rawreq('global update-agent-data {"name":"x"}'), `err Invalid JSON data, near '{"name":"x"}'`);
+  t.ok(m.db && !m.db.exitInfo, 'wazuh-db still running');
+});
+
+t.test('stop terminates everything and removes the socket', async (t) => {
+  const m = new SimManager({ binDir, home: tmpHome(t) });
+  t.teardown(() => m.stop());
+  await m.start({ reset: false });
+  await m.spawnClient('not-wazuh');
+  const pids = Object.values(m.pids());
+  t.equal(pids.length, 4);
+  await m.stop();
+  for (const pid of pids) t.notOk(fs.existsSync(`/proc/${pid}`), `pid ${pid} reaped`);
+  t.notOk(fs.existsSync(m.wdbPath), 'wazuh-db unlinked its socket on SIGTERM');
+  await m.stop(); // idempotent
+});
+
+t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
+  t.ok(stracePresent(), 'strace is installed (make test installs it)');
+  const m = new SimManager({ binDir, home: tmpHome(t) });
+  t.teardown(() => m.stop());
+  await m.start({ reset: false });
+  // Only wazuh-db and analysisd are needed; remoted runs under strace below.
+  await m.remoted!.kill('SIGKILL');
+  m.remoted = null;
+  const dbPid = m.pids()['wazuh-db'];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wazuh-sim-strace-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dbTrace = path.join(dir, 'db.trace');
+  const remTrace = path.join(dir, 'remoted.trace');
+  const children: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+
+  // Attach to wazuh-db first and wait until strace says so, or its replies to
+  // remoted's start-up queries could be missed.
+  const dbStrace = spawn('strace', ['-f', '-p', String(dbPid), '-e', 'trace=sendto', '-xx', '-s', '70000', '-o', dbTrace], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(dbStrace);
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`strace did not attach: ${err}`)), 5000);
+    dbStrace.stderr!.on('data', (d) => {
+      err += d;
+      if (/Process \d+ attached/.test(err)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    dbStrace.once('exit', () => reject(new Error(`strace exited: ${err}`)));
+  });
+
+  const rem = spawn('strace', ['-f', '-e', 'trace=sendto', '-xx', '-s', '70000', '-o', remTrace, path.join(binDir, 'wazuh-remoted'), '--home', m.home], {
+    cwd: m.home,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(rem);
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  readline.createInterface({ input: rem.stdout! }).on('line', (l) => {
+    lines.push(l);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const waitLine = (re: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${re} in ${JSON.stringify(lines)}`)), 5000);
+      const check = () => {
+        const l = lines.find((x) => re.test(x));
+        if (l) {
+          clearTimeout(timer);
+          resolve(l);
+        } else waiters.push(check);
+      };
+      check();
+    });
+  await waitLine(/^ready$/);
+  rem.stdin!.write('startup 1 agent1 127.0.0.1\nkeepalive 1 agent1 127.0.0.1\nshutdown 1 agent1 127.0.0.1\n');
+  await waitLine(/^ok 3$/);
+  t.same(lines.filter((l) => l !== 'ready'), ['ok 1', 'ok 2', 'ok 3']);
+  rem.stdin!.write('quit\n');
+  await exited(rem);
+  dbStrace.kill('SIGINT'); // detaches; wazuh-db runs on
+  await exited(dbStrace);
+  t.ok(m.db && !m.db.exitInfo, 'wazuh-db survived the detach');
+
+  const sent = parseStrace(remTrace);
+  t.ok(sent.length > 0, 'remoted trace parsed');
+  for (const s of sent) t.equal(s.ret, s.len, `every sendto wrote all ${s.len} bytes`);
+
+  const reqs = sent.filter(isWdbRequest);
+  const want = [DOC.groups, DOC.reset, DOC.pending, DOC.selectGroup, DOC.agentData, DOC.shutdown];
+  t.equal(reqs.length, want.length, 'exactly the expected wdb requests, in order');
+  want.forEach(([payload, header], i) => {
+    const s = reqs[i];
+    if (!s) return;
+    t.equal(Buffer.byteLength(payload), header, `doc literal ${i} has the doc's length`);
+    t.equal(s.bytes.readUInt32LE(0), header, `request ${i}: header ${header}`);
+    t.equal(s.len, header + 4, `request ${i}: header and payload in one sendto`);
+    t.equal(s.flags, '0', `request ${i}: flags 0`);
+    t.ok(s.bytes.equals(frame(payload)), `request ${i}: bytes equal the doc: ${payload.slice(0, 40)}`);
+  });
+  const agentData = reqs[4];
+  t.equal(agentData?.bytes.subarray(0, 4).toString('hex'), '74020000', 'update-agent-data header is 74 02 00 00');
+  t.equal(agentData?.bytes.at(-1), 0, 'update-agent-data ends with the 4.x NUL');
+  t.equal(reqs[3]?.fd, reqs[4]?.fd, 'keepalive: select-agent-group then update-agent-data on one connection');
+
+  const text = (s: Sendto) => s.bytes.toString('latin1');
+  const dgrams = sent.filter((s) => text(s).startsWith('1:['));
+  t.same(
+    dgrams.map(text),
+    [
+      "1:[001] (agent1) any->wazuh-agent:ossec: Agent started: 'agent1->127.0.0.1'.\0",
+      '1:[001] (agent1) 127.0.0.1->/var/log/auth.log:Jan  1 00:00:00 agent1 sshd[1234]: Accepted publickey for root from 10.0.0.1 port 40000 ssh2\0',
+      "1:[001] (agent1) any->wazuh-agent:ossec: Agent stopped: 'agent1->127.0.0.1'.\0",
+    ],
+    'NUL-terminated look-alike datagrams to analysisd',
+  );
+  t.ok(sent.some((s) => s.flags === 'MSG_NOSIGNAL' && text(s) === '\x0d\0\0\0#!-agent ack '), 'length-prefixed TCP frame to the agent');
+
+  // wazuh-db's replies, in the order of the requests.
+  const replies = parseStrace(dbTrace);
+  t.same(
+    replies.map((s) => s.bytes.toString('hex')),
+    ['ok [{"group":"default","group_hash":"37a8eec1"}]', 'ok', 'ok', 'ok [{"group":"default"}]', 'ok', 'ok'].map((r) => frame(r).toString('hex')),
+    'replies: no NUL, length-prefixed',
+  );
+  t.equal(replies[4]?.bytes.toString('hex'), '020000006f6b', 'update-agent-data reply is 02 00 00 00 6f 6b');
+  for (const s of replies) {
+    t.equal(s.flags, 'MSG_NOSIGNAL', 'reply sent with MSG_NOSIGNAL');
+    t.equal(s.len, s.bytes.readUInt32LE(0) + 4, 'reply: one sendto per frame');
+  }
+});

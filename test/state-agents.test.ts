@@ -1,0 +1,196 @@
+// The agent state machine: transitions, exact event fields, rejected changes, agent 0, secrets.
+import t from 'tap';
+import { AgentStateTable } from '../controller/src/state/agents.js';
+import { agentIdText, eventId, sourceOf } from '../controller/src/state/format.js';
+import { parseRequest } from '../controller/src/decode/wdb-request.js';
+import { parseReply } from '../controller/src/decode/wdb-reply.js';
+import type { AgentEvent, WdbExchange, WdbRequest } from '../controller/src/types.js';
+
+const BASE_MS = 1716897300123;
+const NODE = 'wazuh-manager-01';
+const table = () => new AgentStateTable({ managerNode: NODE, wallClockMs: (ts) => BASE_MS + Number(ts / 1_000_000n) });
+
+function ex(request: string, reply = 'ok', tsMs = 0, comm = 'wazuh-remoted'): WdbExchange<WdbRequest> {
+  return { connId: '1-2', request: parseRequest(request), reply: parseReply(reply), tsNs: BigInt(tsMs) * 1_000_000n, tgid: 42, comm };
+}
+
+const PENDING = (id: number) => `global update-keepalive {"id":${id},"connection_status":"pending","sync_status":"synced"}`;
+const KEEPALIVE_ACTIVE = (id: number) => `global update-keepalive {"id":${id},"connection_status":"active","sync_status":"synced"}`;
+const DATA = (id: number, ip = '192.168.1.100') =>
+  `global update-agent-data {"id":${id},"version":"Wazuh v4.7.5","config_sum":"ab","merged_sum":"4a","manager_host":"vm","node_name":"node01","agent_ip":"${ip}","labels":"#\\"_agent_ip\\":${ip}","connection_status":"active","sync_status":"synced","group_config_status":"synced","os_name":"Debian GNU/Linux","os_version":"12","os_major":"12","os_codename":"bookworm","os_platform":"debian","os_uname":"Linux |vm","os_arch":"x86_64"}`;
+const SHUTDOWN = (id: number, code = 3) =>
+  `global update-connection-status {"id":${id},"connection_status":"disconnected","sync_status":"synced","status_code":${code}}`;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+t.test('startup → pending → active → keepalives → shutdown, with exact events', async (t) => {
+  const s = table();
+  s.setKnown({ id: 1, name: 'web-server-01', status: 'disconnected', status_code: 5 });
+
+  const startup = s.apply(ex(PENDING(1), 'ok', 1000));
+  t.same(startup, [{
+    event_id: eventId([NODE, 'status_change', '001', 1_000_000_000n, 'pending']),
+    event_type: 'status_change', agent_id: '001', agent_name: 'web-server-01',
+    previous_status: 'disconnected', current_status: 'pending', status_code: 0, reason: 'agent_startup',
+    ip_address: null, timestamp: 1716897301, time: '2024-05-28T11:55:01.123Z',
+    manager_node: NODE, source: 'remoted', sync_status: 'synced',
+  }]);
+  t.match(startup[0].event_id, UUID);
+
+  const first = s.apply(ex(DATA(1), 'ok', 11000));
+  t.equal(first.length, 2, 'the transition to active, then the keepalive');
+  t.same(first[0], {
+    event_id: eventId([NODE, 'status_change', '001', 11_000_000_000n, 'active']),
+    event_type: 'status_change', agent_id: '001', agent_name: 'web-server-01',
+    previous_status: 'pending', current_status: 'active', status_code: 0, reason: 'keepalive',
+    ip_address: '192.168.1.100', timestamp: 1716897311, time: '2024-05-28T11:55:11.123Z',
+    manager_node: NODE, source: 'remoted', sync_status: 'synced',
+  });
+  t.same(first[1], {
+    event_id: eventId([NODE, 'keepalive', '001', 11_000_000_000n, 'active']),
+    event_type: 'keepalive', agent_id: '001', agent_name: 'web-server-01', ip_address: '192.168.1.100',
+    status: 'active', version: 'Wazuh v4.7.5',
+    os: { name: 'Debian GNU/Linux', version: '12', platform: 'debian', arch: 'x86_64' },
+    group_config_status: 'synced', sync_status: 'synced', timestamp: 1716897311, time: '2024-05-28T11:55:11.123Z',
+    manager_node: NODE, source: 'remoted',
+  });
+
+  for (let i = 2; i <= 4; i++) {
+    const evs = s.apply(ex(DATA(1), 'ok', i * 10000));
+    t.same(evs.map((e) => e.event_type), ['keepalive'], `keepalive ${i}: no status event`);
+  }
+  t.same(s.apply(ex(KEEPALIVE_ACTIVE(1), 'ok', 50000)).map((e) => e.event_type), ['keepalive'], 'light keepalive while active');
+
+  const down = s.apply(ex(SHUTDOWN(1), 'ok', 61000));
+  t.same(down, [{
+    event_id: eventId([NODE, 'status_change', '001', 61_000_000_000n, 'disconnected']),
+    event_type: 'status_change', agent_id: '001', agent_name: 'web-server-01',
+    previous_status: 'active', current_status: 'disconnected', status_code: 3, reason: 'agent_shutdown',
+    ip_address: '192.168.1.100', timestamp: 1716897361, time: '2024-05-28T11:56:01.123Z',
+    manager_node: NODE, source: 'remoted', sync_status: 'synced',
+  }]);
+  t.same(s.apply(ex(SHUTDOWN(1), 'ok', 62000)), [], 'the same status again is no event');
+
+  const a = s.get(1)!;
+  t.equal(a.status, 'disconnected');
+  t.equal(a.status_code, 3);
+  t.equal(a.ip, '192.168.1.100');
+  t.equal(a.node, 'node01');
+  t.equal(a.last_keepalive, 1716897350);
+  t.same(s.countsByStatus(), { never_connected: 0, pending: 0, active: 0, disconnected: 1, unknown: 0 });
+  t.match(s.stats(), { applied: 8, statusEvents: 3, keepaliveEvents: 5, rejected: 0 });
+});
+
+t.test('an unknown agent starts from unknown; light keepalive to active gives only a status event', async (t) => {
+  const s = table();
+  const evs = s.apply(ex(KEEPALIVE_ACTIVE(7), 'ok', 1));
+  t.same(evs.map((e) => [e.event_type, (e as { previous_status?: string }).previous_status]), [['status_change', 'unknown']]);
+  t.equal(evs[0].agent_name, null);
+  t.equal(s.size, 1);
+});
+
+t.test('disconnect reasons by status_code', async (t) => {
+  const want: [number, string][] = [[3, 'agent_shutdown'], [4, 'no_keepalive'], [5, 'manager_reset']];
+  for (const [code, reason] of want) {
+    const s = table();
+    s.setKnown({ id: 2, status: 'active' });
+    const [e] = s.apply(ex(SHUTDOWN(2, code)));
+    t.match(e, { event_type: 'status_change', status_code: code, reason, current_status: 'disconnected' });
+  }
+});
+
+t.test('update-status-code: code and version change; status only when given', async (t) => {
+  const s = table();
+  s.setKnown({ id: 3, status: 'never_connected' });
+  t.same(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}')), []);
+  t.equal(s.get(3)?.status_code, 1);
+  t.equal(s.get(3)?.version, 'Wazuh v4.15.0');
+  const evs = s.apply(ex('global update-status-code {"connection_status":"disconnected","id":3,"status_code":1,"sync_status":"synced","version":"Wazuh v5.1.0"}'));
+  t.match(evs, [{ reason: 'invalid_version', status_code: 1, previous_status: 'never_connected', current_status: 'disconnected' }]);
+});
+
+t.test('err changes nothing and is counted; ign/unk/malformed change nothing either', async (t) => {
+  const s = table();
+  s.setKnown({ id: 1, name: 'a', status: 'active', ip: '10.0.0.1' });
+  const before = JSON.stringify(s.get(1));
+  t.same(s.apply(ex(SHUTDOWN(1), "err Cannot execute Global database query; database is locked")), []);
+  t.same(s.apply(ex(DATA(1, '10.9.9.9'), 'err Invalid JSON syntax')), []);
+  t.same(s.apply(ex(SHUTDOWN(1), 'ign')), []);
+  t.same(s.apply(ex(SHUTDOWN(1), 'OK?')), []);
+  t.equal(JSON.stringify(s.get(1)), before);
+  t.match(s.stats(), { rejected: 2, unanswered: 2, applied: 0, statusEvents: 0 });
+  t.same(s.apply(ex(SHUTDOWN(1), 'due')).length, 1, 'due is accepted like ok');
+});
+
+t.test('agent 0 (the manager) never produces events and is not tracked', async (t) => {
+  const s = table();
+  t.same(s.apply(ex(String.raw`global update-agent-data {"id":0,"version":"Wazuh v4.7.5","manager_host":"vm","node_name":"node01","connection_status":"active","sync_status":"synced","group_config_status":"synced","os_name":"Debian GNU/Linux"}`, 'ok', 1, 'wazuh-modulesd')), []);
+  t.same(s.apply(ex(PENDING(0))), []);
+  t.equal(s.size, 0);
+  t.equal(s.stats().manager, 2);
+});
+
+t.test('other, non-global and invalid requests change nothing', async (t) => {
+  const s = table();
+  t.same(s.apply(ex('global get-agent-info 2', 'ok [{"id":2,"connection_status":"active"}]')), []);
+  t.same(s.apply(ex('agent 001 syscheck save')), []);
+  t.same(s.apply(ex('global update-keepalive {"id":"x"}')), []);
+  t.equal(s.size, 0);
+  t.equal(s.stats().invalid, 1);
+});
+
+t.test('internal_key never reaches state or events', async (t) => {
+  const secret = 'b16b00b5'.repeat(8);
+  const s = table();
+  const all: AgentEvent[] = [];
+  all.push(...s.apply(ex(`global insert-agent {"id":4,"name":"agent4","register_ip":"any","internal_key":"${secret}","date_add":1}`, 'ok', 1, 'wazuh-authd')));
+  all.push(...s.apply(ex(`global update-agent-data {"id":4,"internal_key":"${secret}","token":"${secret}","agent_ip":"1.2.3.4","connection_status":"active"}`, 'ok', 2)));
+  all.push(...s.apply(ex('global get-agent-info 4', `ok [{"id":4,"internal_key":"${secret}"}]`, 3)));
+  s.setKnown({ id: 4, name: 'agent4', ...({ internal_key: secret } as object) });
+  t.ok(all.length > 0);
+  const dump = JSON.stringify({ all, agent: s.get(4), counts: s.countsByStatus(), stats: s.stats() });
+  t.notMatch(dump, secret);
+  t.notMatch(dump, 'internal_key');
+});
+
+t.test('event ids: stable, and different for different events', async (t) => {
+  const a = table().apply(ex(DATA(5), 'ok', 100));
+  const b = table().apply(ex(DATA(5), 'ok', 100));
+  t.same(a.map((e) => e.event_id), b.map((e) => e.event_id), 're-deriving gives the same ids');
+  t.not(a[0].event_id, a[1].event_id, 'status and keepalive of one exchange differ');
+  const other = new AgentStateTable({ managerNode: 'node02', wallClockMs: () => BASE_MS }).apply(ex(DATA(5), 'ok', 100));
+  t.not(other[0].event_id, a[0].event_id, 'another node, another id');
+  const later = table().apply(ex(DATA(5), 'ok', 101));
+  t.not(later[0].event_id, a[0].event_id);
+  for (const e of [...a, ...other, ...later]) t.match(e.event_id, UUID);
+});
+
+t.test('ids, sources, clock', async (t) => {
+  t.same([1, 12, 123, 1000, 0].map(agentIdText), ['001', '012', '123', '1000', '000']);
+  t.same(
+    ['wazuh-remoted', 'wazuh-manager-r', 'wazuh-monitord', 'wazuh-authd', 'wazuh-modulesd', 'wazuh-db', 'python3', 'custom', 'constructor'].map(sourceOf),
+    ['remoted', 'remoted', 'monitord', 'authd', 'modulesd', 'wazuh-db', 'clusterd', 'custom', 'constructor'],
+  );
+  const s = new AgentStateTable({ managerNode: NODE, wallClockMs: () => NaN });
+  const [e] = s.apply(ex(PENDING(9)));
+  t.equal(e.time, '1970-01-01T00:00:00.000Z', 'a broken clock does not throw');
+  const s2 = table();
+  t.equal(s2.apply(ex(PENDING(1234)))[0].agent_id, '1234');
+  t.equal(s2.apply(ex(SHUTDOWN(1234, 4), 'ok', 5, 'wazuh-monitord'))[0].source, 'monitord');
+});
+
+t.test('setKnown seeds and countsByStatus follows every change', async (t) => {
+  const s = table();
+  s.setKnown({ id: 1, status: 'active', name: 'one', groups: ['default'] });
+  s.setKnown({ id: 2, status: 'never_connected' });
+  s.setKnown({ id: 3 });
+  s.setKnown({ id: -1, status: 'active' });
+  t.same(s.countsByStatus(), { never_connected: 1, pending: 0, active: 1, disconnected: 0, unknown: 1 });
+  s.apply(ex(SHUTDOWN(1)));
+  s.apply(ex(PENDING(2)));
+  s.apply(ex(PENDING(4)));
+  t.same(s.countsByStatus(), { never_connected: 0, pending: 2, active: 0, disconnected: 1, unknown: 1 });
+  t.equal(s.size, 4);
+  t.same(s.get(1)?.groups, ['default']);
+  t.equal(s.get(1)?.name, 'one');
+});
