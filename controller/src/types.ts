@@ -28,13 +28,22 @@ export interface CaptureRecord {
   truncated: boolean;
   /** Syscall that wrote it: 'sendto', 'write', … */
   syscall: string;
+  /**
+   * Optional: the writer's executable basename (from /proc/<pid>/exe), when the capture layer resolved
+   * it. 5.x comms are cut to `wazuh-manager-X`, which is ambiguous (`-a`: analysisd, authd, apid).
+   */
+  exe?: string;
 }
 
-/** Stable identity of one wdb connection, the same for both directions: `<client ino>-<server ino>`. */
+/**
+ * Stable identity of one wdb connection, the same for both directions: the
+ * inode of the client's socket. Not the server's: wazuh-db's end has no inode
+ * until it accept()s, and a client may write its first request before that.
+ */
 export type ConnId = string;
 
 export function connIdOf(r: Pick<CaptureRecord, 'direction' | 'localIno' | 'peerIno'>): ConnId {
-  return r.direction === 'request' ? `${r.localIno}-${r.peerIno}` : `${r.peerIno}-${r.localIno}`;
+  return String(r.direction === 'request' ? r.localIno : r.peerIno);
 }
 
 /** One whole wdb frame (length header removed, optional trailing NUL removed). */
@@ -45,6 +54,8 @@ export interface WdbFrame {
   tgid: number;
   comm: string;
   payload: string;
+  /** The writer's executable basename, when the capture layer knew it (see CaptureRecord.exe). */
+  exe?: string;
 }
 
 export type ReplyStatus = 'ok' | 'due' | 'err' | 'ign' | 'unk';
@@ -65,6 +76,10 @@ export interface WdbExchange<Req = unknown> {
   /** The requesting process. */
   tgid: number;
   comm: string;
+  /** Capture time of the reply (absent when an exchange is built by hand). */
+  replyTsNs?: bigint;
+  /** The requester's executable basename, when known (resolves ambiguous 5.x comms). */
+  exe?: string;
 }
 
 export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disconnected' | 'unknown';
@@ -140,6 +155,29 @@ export interface AgentDataUpdate {
   os_uname?: string;
 }
 
+/**
+ * One agent row as wazuh-db returns it (`get-agent-info`) or as the cluster writes it
+ * (`sync-agent-info-set`): only the columns the tap keeps. `internal_key` is dropped while parsing.
+ */
+export interface AgentSyncRow {
+  id: number;
+  name?: string;
+  ip?: string;
+  register_ip?: string;
+  version?: string;
+  node_name?: string;
+  os_name?: string;
+  os_version?: string;
+  os_platform?: string;
+  os_arch?: string;
+  last_keepalive?: number;
+  connection_status?: WazuhConnectionStatus;
+  status_code?: number;
+  sync_status?: string;
+  group_config_status?: string;
+  group?: string;
+}
+
 export type WdbRequest =
   | { cmd: 'update-keepalive'; id: number; connection_status: WazuhConnectionStatus; sync_status: string | null }
   | { cmd: 'update-agent-data'; data: AgentDataUpdate }
@@ -158,6 +196,33 @@ export type WdbRequest =
       sync_status: string | null;
       connection_status: WazuhConnectionStatus | null;
     }
+  /** Registration (authd). `internal_key` is never kept: it is not even a field here. */
+  | {
+      cmd: 'insert-agent';
+      id: number;
+      name: string | null;
+      ip: string | null;
+      register_ip: string | null;
+      date_add: number | null;
+    }
+  | { cmd: 'delete-agent'; id: number }
+  | { cmd: 'update-agent-name'; id: number; name: string }
+  /** remoted at start: every active/pending agent (id ≠ 0) → disconnected, code 5. */
+  | { cmd: 'reset-agents-connection'; sync_status: string | null }
+  /** monitord: agents whose keepalive is older than `threshold` → disconnected, code 4; the reply lists them. */
+  | { cmd: 'disconnect-agents'; last_id: number; threshold: number; sync_status: string | null }
+  | { cmd: 'get-agent-info'; id: number }
+  /** `<last_id> <status> [<node> [<limit>]]`; the reply lists the ids (of that node only, when named). */
+  | {
+      cmd: 'get-agents-by-connection-status';
+      last_id: number;
+      status: WazuhConnectionStatus;
+      node: string | null;
+      limit: number | null;
+    }
+  | { cmd: 'get-all-agents'; last_id: number }
+  /** Cluster synchronisation (wazuh-clusterd on the master): applied silently, never published. */
+  | { cmd: 'sync-agent-info-set'; agents: AgentSyncRow[] }
   /** Any other `global` command; `args` has secret-like keys removed (or is `[redacted]`). */
   | { cmd: 'other'; name: string; args: string }
   /** Not a `global` command (`agent …`, `task …`, `mitre …`): only its first word is kept. */

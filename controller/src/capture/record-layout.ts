@@ -48,7 +48,8 @@ export function parseRecords(buf: Uint8Array, used: number): CaptureRecord[] {
       truncated: (flags & F_TRUNCATED) !== 0,
       syscall: SYSCALLS[view.getUint32(at + 48, true)] ?? 'unknown',
       comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes),
-      data: buf.slice(at + RECORD_SIZE, at + RECORD_SIZE + capLen),
+      // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
+      data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),
     });
   }
   return out;

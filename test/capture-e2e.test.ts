@@ -1,0 +1,95 @@
+// Real eBPF against the simulated manager: what reaches user space, and what must not.
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Capture } from '../controller/src/capture/capture.js';
+import { artefacts } from '../controller/src/paths.js';
+import { WdbDecoder } from '../controller/src/decode/index.js';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import type { CaptureRecord } from '../controller/src/types.js';
+import { ROOT } from './helpers/tap-process.js';
+import { tapProgramsInKernel, tapLinksInKernel } from './helpers/bpf.js';
+import { waitFor } from './helpers/wait.js';
+
+const binDir = join(ROOT, 'build/sim/bin');
+const A = { id: 1, name: 'agent1', ip: '127.0.0.1' };
+const B = { id: 2, name: 'agent2', ip: '10.0.0.2' };
+
+t.test('captures wdb frames of target daemons only, and detaches cleanly', async (t) => {
+  t.same(tapProgramsInKernel(), [], 'no tap program in the kernel before');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
+  const capture = Capture.open(artefacts());
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.ok(capture.attached, 'attached');
+  t.equal(tapLinksInKernel(), 2, 'sendto enter and exit attached, nothing else');
+
+  const sim = new SimManager({ binDir, home });
+  t.teardown(async () => { await sim.stop(); await capture.close(); });
+  await sim.start();
+  const pids = sim.pids();
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await sim.startup(B);
+  await sim.shutdown(A);
+  // The same bytes from a process that is not a Wazuh daemon: its writes must not be captured.
+  const intruder = await sim.spawnClient('not-wazuh');
+  await intruder.startup({ id: 9, name: 'intruder', ip: '10.9.9.9' });
+  await intruder.keepalive({ id: 9, name: 'intruder', ip: '10.9.9.9' });
+
+  // remoted: get-distinct-groups, reset (start-up); startup A, select-agent-group + update-agent-data,
+  // startup B, shutdown A = 7 requests and 7 replies. The intruder's requests are not captured;
+  // wazuh-db's replies to it are (wazuh-db is a target) = 4 more (get-distinct-groups at its start,
+  // startup, select-agent-group, update-agent-data).
+  const mine = () => records.filter((r) => r.tgid === pids['wazuh-remoted'] || r.tgid === pids['wazuh-db']);
+  await waitFor(() => mine().length >= 18, 5000, '18 records from the simulator');
+  await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
+
+  const got = mine();
+  t.equal(got.filter((r) => r.direction === 'request').length, 7, '7 requests, all from remoted');
+  t.ok(got.filter((r) => r.direction === 'request').every((r) => r.comm === 'wazuh-remoted' && r.syscall === 'sendto'));
+  t.equal(got.filter((r) => r.direction === 'reply').length, 11, '11 replies, all from wazuh-db');
+  t.ok(got.filter((r) => r.direction === 'reply').every((r) => r.comm === 'wazuh-db'));
+  t.notOk(records.some((r) => r.comm === 'not-wazuh' || r.comm === 'wazuh-analysisd'), 'nothing from non-targets');
+  const text = (r: CaptureRecord) => Buffer.from(r.data).toString('latin1');
+  t.notOk(records.some((r) => /Agent (started|stopped)|#!-agent/.test(text(r))), 'no datagram to queue/sockets/queue, no TCP frame');
+  t.ok(got.every((r) => r.syscallBytes === r.data.length && !r.truncated && r.offset === 0), 'whole writes, sizes from the return value');
+
+  // A request and its reply name the same connection from both ends.
+  const req = got.find((r) => text(r).includes('update-agent-data'))!;
+  t.ok(req, 'update-agent-data captured');
+  t.equal(req.syscallBytes, 632, 'header + 628 payload bytes, as Wazuh 4.7.5 sends it');
+  const reply = got.find((r) => r.direction === 'reply' && r.localIno === req.peerIno && r.tsNs > req.tsNs)!;
+  t.ok(reply, 'its reply is on the peer socket');
+  t.equal(reply.peerIno, req.localIno);
+  t.equal(text(reply), '\x02\x00\x00\x00ok');
+
+  // Decoded, in order.
+  const dec = new WdbDecoder();
+  const cmds = got.sort((a, b) => (a.tsNs < b.tsNs ? -1 : 1)).flatMap((r) => dec.push(r))
+    .map((ex) => `${(ex.request as { cmd: string; name?: string }).cmd}:${ex.reply.status}`);
+  t.same(cmds, [
+    'other:ok', 'other:ok', 'update-keepalive:ok', 'other:ok', 'update-agent-data:ok',
+    'update-keepalive:ok', 'update-connection-status:ok',
+  ], 'remoted\'s exchanges paired with their replies');
+
+  const c = capture.counters();
+  t.ok(c.captured >= 18, `captured counter ${c.captured}`);
+  t.equal(c.lost, 0, 'no lost samples');
+  t.ok(c.filtered > 0, `writes of targets on other sockets were filtered in the kernel (${c.filtered})`);
+
+  capture.detach();
+  t.notOk(capture.attached, 'detached');
+  t.equal(tapLinksInKernel(), 0, 'no link left after detach');
+  const before = records.length;
+  await sim.keepalive(A);
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(records.length, before, 'nothing captured while detached');
+  capture.attach();
+  await sim.keepalive(A);
+  await waitFor(() => records.length >= before + 4, 3000, 'capture again after re-attach');
+  await capture.close();
+  t.same(tapProgramsInKernel(), [], 'no program left after close');
+});
