@@ -135,16 +135,14 @@ t.test('parsing every real request', async (t) => {
   t.equal(first?.cmd === 'update-agent-data' && first.data.group_config_status, 'not synced');
   const mgr = byName.get('update-agent-data (manager)');
   t.equal(mgr?.cmd === 'update-agent-data' && mgr.data.id, 0);
-  t.same(byName.get('reset-agents-connection'), { cmd: 'other', name: 'reset-agents-connection', args: 'synced' });
-  t.same(byName.get('disconnect-agents (hit)'), { cmd: 'other', name: 'disconnect-agents', args: '0 1795796741 synced' });
+  t.same(byName.get('reset-agents-connection'), { cmd: 'reset-agents-connection', sync_status: 'synced' });
+  t.same(byName.get('disconnect-agents (hit)'), { cmd: 'disconnect-agents', last_id: 0, threshold: 1795796741, sync_status: 'synced' });
   t.same(byName.get('get-distinct-groups'), { cmd: 'other', name: 'get-distinct-groups', args: '' });
   t.same(byName.get('select-groups'), { cmd: 'other', name: 'select-groups', args: '' });
-  t.same(byName.get('get-agent-info'), { cmd: 'other', name: 'get-agent-info', args: '2' });
+  t.same(byName.get('get-agent-info'), { cmd: 'get-agent-info', id: 2 });
   t.same(byName.get('task set_timeout'), { cmd: 'non-global', name: 'task' });
   t.same(byName.get('mitre sql'), { cmd: 'non-global', name: 'mitre' });
-  const ins = byName.get('insert-agent');
-  t.equal(ins?.cmd, 'other');
-  t.same(ins?.cmd === 'other' && JSON.parse(ins.args), { id: 4, name: 'agent4', register_ip: 'any', date_add: 1795796717 },
+  t.same(byName.get('insert-agent'), { cmd: 'insert-agent', id: 4, name: 'agent4', ip: null, register_ip: 'any', date_add: 1795796717 },
     'insert-agent keeps everything but internal_key');
   for (const [name, req] of byName) t.notMatch(JSON.stringify(req), /internal_key|deadbeef/, name);
 });

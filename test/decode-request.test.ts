@@ -32,8 +32,8 @@ t.test('5.x: keys sorted, nulls, no NUL, the short update-agent-data', async (t)
 });
 
 t.test('other global commands keep their arguments; non-global keeps only the first word', async (t) => {
-  t.same(parseRequest('global delete-agent 5'), { cmd: 'other', name: 'delete-agent', args: '5' });
-  t.same(parseRequest('global disconnect-agents 0 1795796741 synced'), { cmd: 'other', name: 'disconnect-agents', args: '0 1795796741 synced' });
+  t.same(parseRequest('global find-agent {"name":"agent2","ip":"any"}'), { cmd: 'other', name: 'find-agent', args: '{"name":"agent2","ip":"any"}' });
+  t.same(parseRequest('global get-labels 1'), { cmd: 'other', name: 'get-labels', args: '1' });
   t.same(parseRequest('global sync-agent-info-get last_id 0'), { cmd: 'other', name: 'sync-agent-info-get', args: 'last_id 0' });
   t.same(parseRequest('agent 001 syscheck save file 0 /etc/passwd'), { cmd: 'non-global', name: 'agent' });
   t.same(parseRequest('global'), { cmd: 'non-global', name: 'global' });
@@ -44,12 +44,14 @@ t.test('other global commands keep their arguments; non-global keeps only the fi
 t.test('secrets never survive: internal_key and anything named like a key, password, secret or token', async (t) => {
   const s = 'c0ffee'.repeat(10);
   const ins = parseRequest(`global insert-agent {"id":5,"name":"web05","ip":"any","register_ip":"any","internal_key":"${s}","date_add":1}`);
-  t.same(ins, { cmd: 'other', name: 'insert-agent', args: '{"id":5,"name":"web05","ip":"any","register_ip":"any","date_add":1}' });
+  t.same(ins, { cmd: 'insert-agent', id: 5, name: 'web05', ip: 'any', register_ip: 'any', date_add: 1 });
   const nested = parseRequest(`global sync-agent-info-set [{"id":1,"extra":{"api_token":"${s}","Password":"${s}","client_secret":"${s}"}}]`);
   t.notMatch(JSON.stringify(nested), s);
-  // Cut at 2 KiB (4.x helpers do this): not JSON any more, so it is redacted whole.
+  // Cut at 2 KiB (4.x helpers do this): not JSON any more, so it is invalid and keeps nothing.
   const cut = parseRequest(`global insert-agent {"id":5,"name":"web05","internal_key":"${s.slice(0, 20)}`);
-  t.same(cut, { cmd: 'other', name: 'insert-agent', args: '[redacted]' });
+  t.same(cut, { cmd: 'invalid', name: 'insert-agent', reason: 'invalid JSON' });
+  const cutOther = parseRequest(`global set-agent-groups {"id":5,"name":"web05","internal_key":"${s.slice(0, 20)}`);
+  t.same(cutOther, { cmd: 'other', name: 'set-agent-groups', args: '[redacted]' }, 'an unknown command cut short is redacted whole');
   t.notMatch(JSON.stringify(parseRequest(`global update-agent-data {"id":1,"internal_key":"${s}","agent_ip":"1.2.3.4"}`)), s);
 });
 
@@ -94,15 +96,17 @@ t.test('prototype keys do nothing', async (t) => {
   t.equal(({} as Record<string, unknown>).polluted, undefined);
   // A JSON object with only prototype keys and no own id.
   t.equal(parseRequest('global update-keepalive {"__proto__":{"id":1,"connection_status":"active"}}').cmd, 'invalid');
-  const other = parseRequest('global sync-agent-info-set [{"__proto__":{"token":1},"id":1}]');
-  t.same(other, { cmd: 'other', name: 'sync-agent-info-set', args: '[{"id":1}]' });
+  const other = parseRequest('global set-agent-groups [{"__proto__":{"token":1},"id":1}]');
+  t.same(other, { cmd: 'other', name: 'set-agent-groups', args: '[{"id":1}]' });
+  t.same(parseRequest('global sync-agent-info-set [{"__proto__":{"name":"x"},"constructor":1,"id":1}]'), { cmd: 'sync-agent-info-set', agents: [{ id: 1 }] });
 });
 
 t.test('deep nesting and huge arguments do not throw', async (t) => {
   const deep = '['.repeat(100000) + ']'.repeat(100000);
   t.doesNotThrow(() => parseRequest(`global update-agent-data ${deep}`));
   t.doesNotThrow(() => parseRequest(`global sync-agent-info-set {"key":${deep}}`));
-  const r = parseRequest(`global sync-agent-info-set {"token":${deep}}`);
+  const r = parseRequest(`global set-agent-groups {"token":${deep}}`);
   t.equal(r.cmd, 'other');
+  t.equal(parseRequest(`global sync-agent-info-set {"token":${deep}}`).cmd, 'invalid');
   t.doesNotThrow(() => parseRequest('global update-agent-data {"id":1,"labels":"' + 'x'.repeat(65000) + '"}'));
 });

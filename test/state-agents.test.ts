@@ -99,14 +99,22 @@ t.test('disconnect reasons by status_code', async (t) => {
   }
 });
 
-t.test('update-status-code: code and version change; status only when given', async (t) => {
+t.test('update-status-code: one event when the code changes, even if the status string does not', async (t) => {
   const s = table();
   s.setKnown({ id: 3, status: 'never_connected' });
-  t.same(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}')), []);
+  const refused = s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}', 'ok', 7));
+  t.match(refused, [{
+    event_type: 'status_change', reason: 'invalid_version', status_code: 1,
+    previous_status: 'never_connected', current_status: 'never_connected',
+  }], 'a refused agent is published once, its status string unchanged');
+  t.equal(refused[0].event_id, eventId([NODE, 'status_change', '003', 7_000_000n, 'never_connected', 'code:1']));
   t.equal(s.get(3)?.status_code, 1);
   t.equal(s.get(3)?.version, 'Wazuh v4.15.0');
+  t.same(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}', 'ok', 8)), [],
+    'the same refusal again is not a new event');
   const evs = s.apply(ex('global update-status-code {"connection_status":"disconnected","id":3,"status_code":1,"sync_status":"synced","version":"Wazuh v5.1.0"}'));
   t.match(evs, [{ reason: 'invalid_version', status_code: 1, previous_status: 'never_connected', current_status: 'disconnected' }]);
+  t.equal(evs.length, 1);
 });
 
 t.test('err changes nothing and is counted; ign/unk/malformed change nothing either', async (t) => {
@@ -132,7 +140,8 @@ t.test('agent 0 (the manager) never produces events and is not tracked', async (
 
 t.test('other, non-global and invalid requests change nothing', async (t) => {
   const s = table();
-  t.same(s.apply(ex('global get-agent-info 2', 'ok [{"id":2,"connection_status":"active"}]')), []);
+  t.same(s.apply(ex('global get-labels 2', 'ok [{"id":2,"key":"x","value":"y"}]')), []);
+  t.same(s.apply(ex('global select-agent-group 2', 'ok [{"group":"default"}]')), []);
   t.same(s.apply(ex('agent 001 syscheck save')), []);
   t.same(s.apply(ex('global update-keepalive {"id":"x"}')), []);
   t.equal(s.size, 0);

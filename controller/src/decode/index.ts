@@ -11,6 +11,7 @@ export type { PairerOptions, PairerStats } from './pairer.js';
 export { parseRequest } from './wdb-request.js';
 export { parseReply } from './wdb-reply.js';
 export { redactText } from './redact.js';
+export { agentRow, agentRows, parseAgentRows, parseIdList, MAX_ROWS } from './wdb-rows.js';
 
 export interface DecoderOptions {
   reassembler?: Omit<ReassemblerOptions, 'onReset'>;

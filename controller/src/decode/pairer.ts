@@ -43,6 +43,7 @@ interface Pending {
   tsNs: bigint;
   tgid: number;
   comm: string;
+  exe: string | undefined;
 }
 
 interface Early {
@@ -97,7 +98,7 @@ export class Pairer {
   private request(frame: WdbFrame): WdbExchange<WdbRequest> | null {
     this.counters.requests++;
     const c = this.conn(frame.connId);
-    const p: Pending = { request: parseRequest(frame.payload), tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm };
+    const p: Pending = { request: parseRequest(frame.payload), tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe };
     // Held replies older than this request answered requests the tap never saw.
     while (c.early.length > 0 && c.early[0].tsNs < p.tsNs) {
       c.early.shift();
@@ -107,7 +108,7 @@ export class Pairer {
       const e = c.early.shift()!;
       this.counters.paired++;
       this.counters.reordered++;
-      return this.exchange(frame.connId, p, e.reply);
+      return this.exchange(frame.connId, p, e.reply, e.tsNs);
     }
     c.queue.push(p);
     if (c.queue.length > this.maxQueue) {
@@ -126,7 +127,7 @@ export class Pairer {
     if (head && head.tsNs <= frame.tsNs) {
       c.queue.shift();
       this.counters.paired++;
-      return this.exchange(frame.connId, head, reply);
+      return this.exchange(frame.connId, head, reply, frame.tsNs);
     }
     // Its request may still be on its way (see the top of this file).
     c.early.push({ reply, tsNs: frame.tsNs });
@@ -137,8 +138,10 @@ export class Pairer {
     return null;
   }
 
-  private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply): WdbExchange<WdbRequest> {
-    return { connId, request: p.request, reply, tsNs: p.tsNs, tgid: p.tgid, comm: p.comm };
+  private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply, replyTsNs: bigint): WdbExchange<WdbRequest> {
+    const ex: WdbExchange<WdbRequest> = { connId, request: p.request, reply, tsNs: p.tsNs, tgid: p.tgid, comm: p.comm, replyTsNs };
+    if (p.exe !== undefined) ex.exe = p.exe;
+    return ex;
   }
 
   /** The connection's entry, made most recently used (Map order is least recently used first). */

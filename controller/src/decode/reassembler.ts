@@ -56,6 +56,7 @@ interface Stream {
   partialTs: bigint;
   partialTgid: number;
   partialComm: string;
+  partialExe: string | undefined;
   /** Offset the next record must have: 0 at a write boundary, else the continuation of a chunked write. */
   nextOffset: number;
 }
@@ -157,6 +158,7 @@ export class StreamReassembler {
         s.partialTs = rec.tsNs;
         s.partialTgid = rec.tgid;
         s.partialComm = rec.comm;
+        s.partialExe = rec.exe;
       }
       // Copy: the caller's buffer may be reused for the next batch of records.
       s.partial = buf.slice(pos);
@@ -168,7 +170,7 @@ export class StreamReassembler {
   private frame(s: Stream, rec: CaptureRecord, from: Stream | null, bytes: Uint8Array): WdbFrame {
     // 4.x C clients count a trailing NUL in the length; wazuh-db and 5.x do not.
     const body = bytes.length > 0 && bytes[bytes.length - 1] === 0 ? bytes.subarray(0, bytes.length - 1) : bytes;
-    return {
+    const f: WdbFrame = {
       connId: s.connId,
       direction: s.direction,
       tsNs: from ? from.partialTs : rec.tsNs,
@@ -176,6 +178,9 @@ export class StreamReassembler {
       comm: from ? from.partialComm : rec.comm,
       payload: decoder.decode(body),
     };
+    const exe = from ? from.partialExe : rec.exe;
+    if (exe !== undefined) f.exe = exe;
+    return f;
   }
 
   private stream(connId: ConnId, direction: Direction): Stream {
@@ -189,7 +194,7 @@ export class StreamReassembler {
     }
     s = {
       connId, direction, synced: false, partial: null,
-      partialTs: 0n, partialTgid: 0, partialComm: '', nextOffset: 0,
+      partialTs: 0n, partialTgid: 0, partialComm: '', partialExe: undefined, nextOffset: 0,
     };
     this.streams.set(key, s);
     while (this.streams.size > this.maxStreams) this.evictOldest();

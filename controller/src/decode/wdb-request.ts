@@ -3,6 +3,7 @@
 
 import type { AgentDataUpdate, WazuhConnectionStatus, WdbRequest } from '../types.js';
 import { redactText } from './redact.js';
+import { agentRows } from './wdb-rows.js';
 
 // The shapes live in types.ts with the other stage boundaries; re-exported for callers of this module.
 export type { AgentDataUpdate, WdbRequest } from '../types.js';
@@ -62,6 +63,76 @@ export function parseRequest(payload: string): WdbRequest {
           sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
           connection_status: status(o, false),
         };
+      }
+      case 'insert-agent': {
+        // The object is read once, field by field; internal_key is never copied out of it.
+        const o = object(args);
+        return {
+          cmd: name,
+          id: agentId(o),
+          name: text(o, 'name', MAX_TEXT) ?? null,
+          ip: text(o, 'ip', MAX_SHORT) ?? null,
+          register_ip: text(o, 'register_ip', MAX_SHORT) ?? null,
+          date_add: int(o, 'date_add'),
+        };
+      }
+      case 'update-agent-name': {
+        const o = object(args);
+        const n = text(o, 'name', MAX_TEXT);
+        if (n === undefined) throw new Invalid('name missing');
+        return { cmd: name, id: agentId(o), name: n };
+      }
+      case 'delete-agent':
+        return { cmd: name, id: word(args.trim(), 'id') };
+      case 'get-agent-info':
+        return { cmd: name, id: word(args.trim(), 'id') };
+      case 'reset-agents-connection': {
+        const w = words(args, 0, 1);
+        return { cmd: name, sync_status: w[0] === undefined ? null : short(w[0]) };
+      }
+      case 'disconnect-agents': {
+        // `<last_id> <threshold> [<sync_status>]` (the sync status came with 4.2).
+        const w = words(args, 2, 3);
+        return {
+          cmd: name,
+          last_id: word(w[0], 'last_id'),
+          threshold: word(w[1], 'threshold'),
+          sync_status: w[2] === undefined ? null : short(w[2]),
+        };
+      }
+      case 'get-agents-by-connection-status': {
+        // `<last_id> <status> [<node> [<limit>]]`: with a node, wazuh-db lists that node's agents only.
+        const w = words(args, 2, 4);
+        const st = w[1];
+        if (!STATUSES.has(st)) throw new Invalid('unknown connection_status');
+        let limit: number | null = null;
+        if (w[3] !== undefined) {
+          if (!/^-?(0|[1-9][0-9]{0,8})$/.test(w[3])) throw new Invalid('limit is not an integer');
+          limit = Number(w[3]);
+        }
+        return {
+          cmd: name,
+          last_id: word(w[0], 'last_id'),
+          status: st as WazuhConnectionStatus,
+          node: w[2] === undefined ? null : short(w[2]),
+          limit,
+        };
+      }
+      case 'get-all-agents': {
+        const w = words(args, 2, 2);
+        if (w[0] !== 'last_id') throw new Invalid('expected last_id <n>');
+        return { cmd: name, last_id: word(w[1], 'last_id') };
+      }
+      case 'sync-agent-info-set': {
+        let v: unknown;
+        try {
+          v = JSON.parse(args);
+        } catch {
+          throw new Invalid('invalid JSON');
+        }
+        const rows = agentRows(v);
+        if (rows === null) throw new Invalid('argument is not a JSON array of agents');
+        return { cmd: name, agents: rows };
       }
       default:
         return { cmd: 'other', name, args: redactText(args) };
@@ -145,6 +216,33 @@ function text(o: Json, k: string, max: number): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new Invalid(`${k} is not a string`);
   if (v.length > max) throw new Invalid(`${k} is too long`);
+  return v;
+}
+
+const INT_RE = /^(0|[1-9][0-9]{0,14})$/;
+
+/** A non-negative decimal integer as wazuh-db's strtol-based parsers accept it (no sign, no junk). */
+function word(w: string | undefined, what: string): number {
+  if (w === undefined || !INT_RE.test(w)) throw new Invalid(`${what} is not a non-negative integer`);
+  return Number(w);
+}
+
+/** Splits blank-separated arguments, requiring between min and max of them. */
+function words(args: string, min: number, max: number): string[] {
+  const w = args.split(' ').filter((x) => x !== '');
+  if (w.length < min || w.length > max) throw new Invalid(`expected ${min === max ? min : `${min} to ${max}`} arguments`);
+  return w;
+}
+
+function short(w: string): string {
+  if (w.length > MAX_SHORT) throw new Invalid('argument is too long');
+  return clip(w);
+}
+
+function int(o: Json, k: string): number | null {
+  const v = field(o, k);
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new Invalid(`${k} is not an integer`);
   return v;
 }
 

@@ -1,25 +1,64 @@
 // Mirrors wazuh-db's agent table from the exchanges the tap sees, and turns each accepted change into
 // the events of SPEC §4. The updates mirror the SQL wazuh-db runs for each command (wdb_global.c), so
 // the table holds what wazuh-db holds, not what the requester hoped for.
+//
+// Decisions (each has a test in test/state-*.test.ts):
+// - A change is applied only when wazuh-db answered `ok` or `due`; `err` is counted and changes nothing.
+// - Exactly one status event per real transition. Transitions no request names are inferred:
+//   the agents listed in a `disconnect-agents` reply (code 4; `due` pages count too), and every
+//   active/pending agent (id ≠ 0) after `reset-agents-connection` (code 5).
+// - `update-status-code` publishes a status event when the agent's status_code changes to a non-zero
+//   value even if its connection_status stays the same (an agent refused for its version, code 1 →
+//   reason invalid_version): that refusal is what a consumer needs to see. A repeated refusal with the
+//   same code is not a new event.
+// - `delete-agent` of a known agent publishes `current_status: "unknown"` with reason `removed` (Wazuh
+//   has no "removed" status: the row is gone, so the status is no longer known) and forgets the agent.
+//   Deleting an agent the table never knew publishes nothing (there is no previous status to report).
+// - `sync-agent-info-set` (cluster synchronisation, wazuh-clusterd on the master) updates the table but
+//   never publishes: the worker that owns the agent already published the transition (SPEC §3).
+// - `get-agent-info` replies refresh name, ip, version, os, node, and correct a status that drifted.
+// - `get-agents-by-connection-status` replies reconcile (reason initial_sync): a listed agent the table
+//   does not hold in that status gets it; when the listing of `active` is complete (pages from last_id 0
+//   up to an `ok`, no row limit reached), an agent the table holds as active, of the node the request
+//   named (wazuh-db lists only that node's agents), that is absent is corrected to disconnected (its
+//   status_code is left as it was: the listing does not say why). An agent whose node is unknown is never
+//   corrected for being absent from a node-filtered list.
+// - An inferred or reconciled change never overrides a change the table applied from a request that
+//   started after (or, for reconciliation, was still in flight when) the listing was made.
+// - Agent 0 (the manager itself) is never tracked or published.
 
 import type {
   AgentEvent,
   AgentOs,
   AgentRecord,
+  AgentSyncRow,
   ConnectionStatus,
-  KeepaliveEvent,
-  StatusChangeEvent,
+  ConnId,
   StatusReason,
+  WazuhConnectionStatus,
   WdbExchange,
   WdbRequest,
 } from '../types.js';
-import { agentIdText, eventId, eventTime, sourceOf } from './format.js';
+import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
+import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
+import { sourceOf } from './format.js';
 
 export interface AgentStateOptions {
-  /** This manager's cluster node name (`manager_node` in every event). */
+  /** This manager's name in events (`manager_node`). */
   managerNode: string;
   /** Converts a capture timestamp (CLOCK_MONOTONIC ns) to wall-clock milliseconds. */
   wallClockMs: (tsNs: bigint) => number;
+  /**
+   * This manager's Wazuh cluster node name (`<cluster><node_name>`), when it is known. With it, the
+   * bulk transitions inferred from `reset-agents-connection` and `disconnect-agents` are applied
+   * silently to agents known to belong to another node (a master's copies of workers' agents), so one
+   * transition is one event across the cluster.
+   */
+  clusterNode?: string;
+  /** Agents tracked at most (hostile ids must not grow memory without bound). Default 2,000,000. */
+  maxAgents?: number;
+  /** Connections whose paged `get-agents-by-connection-status` listing is being collected. Default 256. */
+  maxListings?: number;
 }
 
 export interface AgentStateStats {
@@ -35,34 +74,69 @@ export interface AgentStateStats {
   manager: number;
   statusEvents: number;
   keepaliveEvents: number;
+  /** Agents changed without an event: cluster synchronisation, or another node's agents. */
+  silent: number;
+  /** Status corrections from wazuh-db's own listings and rows (reason initial_sync or better). */
+  corrections: number;
+  /** Replies whose rows could not be read (a listing, an agent row): nothing inferred from them. */
+  unreadableReplies: number;
+  /** New agents not tracked because maxAgents was reached. */
+  overflow: number;
   agents: number;
 }
 
 const ALL_STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 
-/** The context one exchange gives every event it produces. */
-interface Cause {
-  tsNs: bigint;
-  ms: number;
-  source: string;
-  sync: string | null;
+/** Commands that change wazuh-db's agent table. */
+const WRITES: ReadonlySet<WdbRequest['cmd']> = new Set([
+  'update-keepalive', 'update-agent-data', 'update-connection-status', 'update-status-code', 'insert-agent',
+  'delete-agent', 'update-agent-name', 'reset-agents-connection', 'disconnect-agents', 'sync-agent-info-set',
+]);
+/** Queries whose replies teach the table something. */
+const READS: ReadonlySet<WdbRequest['cmd']> = new Set(['get-agent-info', 'get-agents-by-connection-status']);
+
+/** When the table last changed an agent from a request: its request and reply capture times. */
+interface Touch {
+  start: bigint;
+  end: bigint;
 }
 
-type StateRequest = Extract<
-  WdbRequest,
-  { cmd: 'update-keepalive' | 'update-agent-data' | 'update-connection-status' | 'update-status-code' }
->;
+/** A `get-agents-by-connection-status` listing being collected page by page on one connection. */
+interface Listing {
+  status: WazuhConnectionStatus;
+  node: string | null;
+  /** Request time of the first page: the listing is no older than this. */
+  startNs: bigint;
+  /** The last id seen: the next page's last_id. */
+  lastId: number;
+  ids: Set<number>;
+  /** A row limit was given and reached, so the listing may be cut. */
+  capped: boolean;
+}
+
+const MAX_LISTED = 2_000_000;
 
 export class AgentStateTable {
   private readonly agents = new Map<number, AgentRecord>();
+  private readonly touched = new Map<number, Touch>();
+  private readonly listings = new Map<ConnId, Listing>();
   private readonly byStatus = new Map<ConnectionStatus, number>(ALL_STATUSES.map((s) => [s, 0]));
   private readonly managerNode: string;
+  private readonly clusterNode: string | null;
   private readonly wallClockMs: (tsNs: bigint) => number;
-  private readonly counters = { applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0 };
+  private readonly maxAgents: number;
+  private readonly maxListings: number;
+  private readonly counters = {
+    applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
+    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0,
+  };
 
   constructor(opts: AgentStateOptions) {
     this.managerNode = opts.managerNode;
+    this.clusterNode = opts.clusterNode ?? null;
     this.wallClockMs = opts.wallClockMs;
+    this.maxAgents = Math.max(1, opts.maxAgents ?? 2_000_000);
+    this.maxListings = Math.max(1, opts.maxListings ?? 256);
   }
 
   get size(): number {
@@ -71,6 +145,11 @@ export class AgentStateTable {
 
   get(id: number): Readonly<AgentRecord> | undefined {
     return this.agents.get(id);
+  }
+
+  /** Every agent tracked (a snapshot, e.g. for a KV materialised view). */
+  all(): Readonly<AgentRecord>[] {
+    return [...this.agents.values()];
   }
 
   countsByStatus(): Record<ConnectionStatus, number> {
@@ -83,23 +162,39 @@ export class AgentStateTable {
 
   /**
    * Seeds what was learned outside the socket (client.keys, global.db, a wazuh-db query), so the first
-   * transition reports the right previous status. Only AgentRecord's own fields are copied: a caller
-   * handing in a raw database row cannot smuggle `internal_key` into the table.
+   * transition reports the right previous status. No event. Only AgentRecord's own fields are copied: a
+   * caller handing in a raw database row cannot smuggle `internal_key` into the table. Agent 0 is ignored.
    */
   setKnown(agent: Partial<AgentRecord> & { id: number }): void {
-    if (!Number.isSafeInteger(agent.id) || agent.id < 0) return;
+    if (!Number.isSafeInteger(agent.id) || agent.id <= 0) return;
     const a = this.record(agent.id);
-    if (agent.name !== undefined) a.name = agent.name;
-    if (agent.ip !== undefined) a.ip = agent.ip;
+    if (!a) return;
+    if (typeof agent.name === 'string' || agent.name === null) a.name = agent.name;
+    if (typeof agent.ip === 'string' || agent.ip === null) a.ip = agent.ip;
     if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
-    if (agent.status_code !== undefined) a.status_code = agent.status_code;
-    if (agent.version !== undefined) a.version = agent.version;
+    if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
+    if (typeof agent.version === 'string' || agent.version === null) a.version = agent.version;
     if (agent.os !== undefined) a.os = agent.os && pickOs(agent.os);
-    if (agent.last_keepalive !== undefined) a.last_keepalive = agent.last_keepalive;
-    if (agent.node !== undefined) a.node = agent.node;
-    if (agent.groups !== undefined) a.groups = [...agent.groups];
-    if (agent.sync_status !== undefined) a.sync_status = agent.sync_status;
-    if (agent.group_config_status !== undefined) a.group_config_status = agent.group_config_status;
+    if (typeof agent.last_keepalive === 'number' || agent.last_keepalive === null) a.last_keepalive = agent.last_keepalive;
+    if (typeof agent.node === 'string' || agent.node === null) a.node = agent.node;
+    if (Array.isArray(agent.groups)) a.groups = agent.groups.filter((g) => typeof g === 'string');
+    if (typeof agent.sync_status === 'string' || agent.sync_status === null) a.sync_status = agent.sync_status;
+    if (typeof agent.group_config_status === 'string' || agent.group_config_status === null) {
+      a.group_config_status = agent.group_config_status;
+    }
+  }
+
+  /**
+   * Applies agent rows read from wazuh-db outside the capture (a resynchronisation after lost records,
+   * or after `attach`): like a captured `get-agent-info` reply, a status that drifted is corrected with
+   * a status event (reason initial_sync, or the one its status_code names). `tsNs` is the monotonic time
+   * the rows were requested: changes the table applied from requests after it are not overridden.
+   */
+  resync(rows: readonly AgentSyncRow[], tsNs: bigint, source = 'wazuh-db'): AgentEvent[] {
+    const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
+    const events: AgentEvent[] = [];
+    for (const row of rows) this.applyRow(row, tsNs, cause, events);
+    return events;
   }
 
   apply(ex: WdbExchange<WdbRequest>): AgentEvent[] {
@@ -108,47 +203,48 @@ export class AgentStateTable {
       this.counters.invalid++;
       return [];
     }
-    if (!isStateRequest(req)) return [];
-    if (ex.reply.status === 'err') {
-      this.counters.rejected++;
+    const write = WRITES.has(req.cmd);
+    if (!write && !READS.has(req.cmd)) return [];
+    const status = ex.reply.status;
+    if (status !== 'ok' && status !== 'due') {
+      if (write) {
+        if (status === 'err') this.counters.rejected++;
+        else this.counters.unanswered++;
+      }
+      // A failed page ends the listing being collected on that connection.
+      if (req.cmd === 'get-agents-by-connection-status') this.listings.delete(ex.connId);
       return [];
     }
-    if (ex.reply.status !== 'ok' && ex.reply.status !== 'due') {
-      this.counters.unanswered++;
-      return [];
-    }
-    const id = req.cmd === 'update-agent-data' ? req.data.id : req.id;
+    const id = agentOf(req);
     if (id === 0) {
       this.counters.manager++;
       return [];
     }
-    this.counters.applied++;
+    if (write) this.counters.applied++;
     const ms = this.wallClockMs(ex.tsNs);
-    const cause: Cause = { tsNs: ex.tsNs, ms, source: sourceOf(ex.comm), sync: syncOf(req) };
-    const a = this.record(id);
+    const cause: EventCause = { tsNs: ex.tsNs, ms, source: sourceOf(ex.comm, ex.exe), sync: syncOf(req) };
+    const touch: Touch = { start: ex.tsNs, end: ex.replyTsNs ?? ex.tsNs };
     const events: AgentEvent[] = [];
-    const push = (e: AgentEvent | null): void => {
-      if (!e) return;
-      if (e.event_type === 'status_change') this.counters.statusEvents++;
-      else this.counters.keepaliveEvents++;
-      events.push(e);
-    };
 
     switch (req.cmd) {
       case 'update-keepalive': {
         // wazuh-db: last_keepalive = now, connection_status, sync_status, status_code = 0.
+        const a = this.touch(req.id, touch);
+        if (!a) break;
         const wasActive = a.status === 'active';
         a.last_keepalive = Math.floor(ms / 1000);
         a.sync_status = req.sync_status ?? a.sync_status;
-        const changed = this.transition(a, req.connection_status, 0, reasonFor(req.connection_status, 0), cause);
-        push(changed);
+        this.transition(a, req.connection_status, 0, reasonFor(req.connection_status, 0), cause, events);
         // A lighter keepalive for an agent that was already active is just a keepalive.
-        if (wasActive && req.connection_status === 'active') push(this.keepalive(a, null, cause));
+        if (wasActive && req.connection_status === 'active') this.keepalive(a, null, cause, events);
         break;
       }
       case 'update-agent-data': {
         // wazuh-db: version, os, node, ip, last_keepalive, connection_status, sync_status; status_code kept.
+        // 5.x sends only agent_ip, connection_status, id, os_*, sync_status and version.
         const d = req.data;
+        const a = this.touch(d.id, touch);
+        if (!a) break;
         a.last_keepalive = Math.floor(ms / 1000);
         if (d.version !== undefined) a.version = d.version;
         if (d.agent_ip !== undefined) a.ip = d.agent_ip;
@@ -156,84 +252,265 @@ export class AgentStateTable {
         if (d.sync_status !== undefined) a.sync_status = d.sync_status;
         if (d.group_config_status !== undefined) a.group_config_status = d.group_config_status;
         const os = pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch });
-        if (os) a.os = os;
+        if (os) a.os = { ...a.os, ...os };
         if (d.connection_status) {
-          push(this.transition(a, d.connection_status, a.status_code, reasonFor(d.connection_status, a.status_code), cause));
+          this.transition(a, d.connection_status, a.status_code, reasonFor(d.connection_status, a.status_code), cause, events);
         }
-        push(this.keepalive(a, d.group_config_status ?? null, cause));
+        this.keepalive(a, d.group_config_status ?? null, cause, events);
         break;
       }
       case 'update-connection-status': {
         // wazuh-db: connection_status, sync_status, disconnection_time, status_code.
+        const a = this.touch(req.id, touch);
+        if (!a) break;
         const code = req.status_code ?? a.status_code;
         a.sync_status = req.sync_status ?? a.sync_status;
-        push(this.transition(a, req.connection_status, code, reasonFor(req.connection_status, code), cause));
+        this.transition(a, req.connection_status, code, reasonFor(req.connection_status, code), cause, events);
         break;
       }
       case 'update-status-code': {
         // wazuh-db: status_code, version, sync_status only. A 5.x variant may also name the status.
+        const a = this.touch(req.id, touch);
+        if (!a) break;
         if (req.version !== null) a.version = req.version;
         a.sync_status = req.sync_status ?? a.sync_status;
         const to = req.connection_status ?? a.status;
-        push(this.transition(a, to, req.status_code, codeReason(req.status_code) ?? reasonFor(to, req.status_code), cause));
+        const reason = codeReason(req.status_code) ?? reasonFor(to, req.status_code);
+        this.transition(a, to, req.status_code, reason, cause, events, true);
         break;
       }
+      case 'insert-agent': {
+        // authd registered the agent: a new row, never_connected. The key was never parsed into req.
+        const a = this.touch(req.id, touch);
+        if (!a) break;
+        if (req.name !== null) a.name = req.name;
+        const ip = req.register_ip ?? req.ip;
+        if (ip !== null) a.ip = ip;
+        this.transition(a, 'never_connected', 0, 'registered', cause, events);
+        break;
+      }
+      case 'delete-agent': {
+        const a = this.agents.get(req.id);
+        if (!a) break;
+        // Wazuh has no "removed" status: the row is gone, so its status is no longer known.
+        this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
+        this.forget(a);
+        break;
+      }
+      case 'update-agent-name': {
+        const a = this.touch(req.id, touch);
+        if (a) a.name = req.name;
+        break;
+      }
+      case 'reset-agents-connection': {
+        // UPDATE agent SET connection_status = 'disconnected', status_code = 5 WHERE status is active or
+        // pending AND id != 0 — on every node's agents: the tap infers the list.
+        for (const a of this.agents.values()) {
+          if (a.status !== 'active' && a.status !== 'pending') continue;
+          if (this.newerThan(a.id, ex.tsNs)) continue;
+          this.inferred(a, 'disconnected', 5, 'manager_reset', cause, touch, events);
+        }
+        break;
+      }
+      case 'disconnect-agents': {
+        // Only the reply names the agents (`ok` or `due` pages alike): they are now disconnected, code 4.
+        const ids = parseIdList(ex.reply.payload);
+        if (ids === null) {
+          if (ex.reply.payload !== '') this.counters.unreadableReplies++;
+          break;
+        }
+        for (const aid of ids) {
+          if (aid === 0 || this.newerThan(aid, ex.tsNs)) continue;
+          const a = this.record(aid);
+          if (a) this.inferred(a, 'disconnected', 4, 'no_keepalive', cause, touch, events);
+        }
+        break;
+      }
+      case 'sync-agent-info-set': {
+        for (const row of req.agents) {
+          if (row.id === 0) continue;
+          const a = this.touch(row.id, touch);
+          if (!a) continue;
+          copyRow(a, row);
+          if (row.connection_status !== undefined) this.setStatus(a, row.connection_status);
+          if (row.status_code !== undefined) a.status_code = row.status_code;
+          this.counters.silent++;
+        }
+        break;
+      }
+      case 'get-agent-info': {
+        const rows = parseAgentRows(ex.reply.payload);
+        if (rows === null) {
+          this.counters.unreadableReplies++;
+          break;
+        }
+        for (const row of rows) if (row.id === req.id) this.applyRow(row, ex.tsNs, cause, events);
+        break;
+      }
+      case 'get-agents-by-connection-status':
+        this.listing(ex, req, cause, events);
+        break;
     }
     return events;
   }
 
-  /** Applies a status and returns its event, or null when the status did not change. */
+  /** A `get-agents-by-connection-status` page: correct listed agents; on a complete listing, absent ones. */
+  private listing(
+    ex: WdbExchange<WdbRequest>,
+    req: Extract<WdbRequest, { cmd: 'get-agents-by-connection-status' }>,
+    cause: EventCause,
+    events: AgentEvent[],
+  ): void {
+    const ids = parseIdList(ex.reply.payload);
+    if (ids === null) {
+      this.counters.unreadableReplies++;
+      this.listings.delete(ex.connId);
+      return;
+    }
+    let l = this.listings.get(ex.connId);
+    this.listings.delete(ex.connId);
+    if (req.last_id === 0) {
+      l = { status: req.status, node: req.node, startNs: ex.tsNs, lastId: 0, ids: new Set(), capped: false };
+    } else if (!l || l.status !== req.status || l.node !== req.node || l.lastId !== req.last_id) {
+      l = undefined; // a page of a listing whose start we did not see: only its rows are usable
+    }
+    const cause2: EventCause = { ...cause, sync: null };
+    for (const aid of ids) {
+      if (aid === 0) continue;
+      if (l) {
+        if (l.ids.size < MAX_LISTED) l.ids.add(aid);
+        else l.capped = true;
+        if (aid > l.lastId) l.lastId = aid;
+      }
+      if (this.changedSince(aid, ex.tsNs)) continue;
+      const a = this.record(aid);
+      if (!a) continue;
+      if (a.node === null && req.node !== null) a.node = req.node;
+      if (a.status === req.status) continue;
+      const code = req.status === 'active' || req.status === 'pending' ? 0 : a.status_code;
+      this.counters.corrections++;
+      this.transition(a, req.status, code, 'initial_sync', cause2, events);
+    }
+    if (!l) return;
+    if (req.limit !== null && req.limit > 0 && ids.length >= req.limit) l.capped = true;
+    if (ex.reply.status === 'due') {
+      // More pages follow on this connection; keep the listing (bounded number of connections).
+      while (this.listings.size >= this.maxListings) {
+        const oldest = this.listings.keys().next().value as ConnId | undefined;
+        if (oldest === undefined) break;
+        this.listings.delete(oldest);
+      }
+      this.listings.set(ex.connId, l);
+      return;
+    }
+    if (l.capped || l.status !== 'active') return;
+    // Complete: every active agent of that node is in l.ids.
+    for (const a of [...this.agents.values()]) {
+      if (a.status !== 'active' || l.ids.has(a.id)) continue;
+      if (l.node !== null && a.node !== l.node) continue;
+      if (this.changedSince(a.id, l.startNs)) continue;
+      this.counters.corrections++;
+      this.transition(a, 'disconnected', a.status_code, 'initial_sync', cause2, events);
+    }
+  }
+
+  /** One wazuh-db row: names and addresses always; the status only when nothing newer is known. */
+  private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[]): void {
+    if (row.id === 0) return;
+    const a = this.record(row.id);
+    if (!a) return;
+    copyRow(a, row);
+    if (row.connection_status === undefined || this.changedSince(row.id, requestNs)) return;
+    const code = row.status_code ?? a.status_code;
+    if (row.connection_status === a.status) {
+      a.status_code = code;
+      return;
+    }
+    this.counters.corrections++;
+    this.transition(a, row.connection_status, code, driftReason(row.connection_status, code), { ...cause, sync: row.sync_status ?? cause.sync }, events);
+  }
+
+  /** A transition the request did not name for this agent (a list, a reset). */
+  private inferred(
+    a: AgentRecord,
+    to: ConnectionStatus,
+    code: number,
+    reason: StatusReason,
+    cause: EventCause,
+    touch: Touch,
+    events: AgentEvent[],
+  ): void {
+    this.touched.set(a.id, touch);
+    if (this.clusterNode !== null && a.node !== null && a.node !== this.clusterNode) {
+      // Another node's agent (a master's copy): that node publishes its own transitions.
+      if (a.status !== to) this.counters.silent++;
+      this.setStatus(a, to);
+      a.status_code = code;
+      return;
+    }
+    this.transition(a, to, code, reason, cause, events);
+  }
+
+  /**
+   * Applies a status and code; pushes one status event when the status changed, or (codeEvent) when
+   * only the code changed to a new non-zero value.
+   */
   private transition(
     a: AgentRecord,
     to: ConnectionStatus,
     code: number,
     reason: StatusReason,
-    cause: Cause,
-  ): StatusChangeEvent | null {
+    cause: EventCause,
+    events: AgentEvent[],
+    codeEvent = false,
+  ): void {
     const previous = a.status;
+    const previousCode = a.status_code;
     a.status_code = code;
-    if (previous === to) return null;
-    this.setStatus(a, to);
-    const agentId = agentIdText(a.id);
-    return {
-      event_id: eventId([this.managerNode, 'status_change', agentId, cause.tsNs, to]),
-      event_type: 'status_change',
-      agent_id: agentId,
-      agent_name: a.name,
-      previous_status: previous,
-      current_status: to,
-      status_code: code,
-      reason,
-      ip_address: a.ip,
-      ...eventTime(cause.ms),
-      manager_node: this.managerNode,
-      source: cause.source,
-      sync_status: cause.sync,
-    };
+    if (previous !== to) {
+      this.setStatus(a, to);
+      this.emitStatus(a, { previous, current: to, code, reason }, cause, events);
+    } else if (codeEvent && code !== 0 && code !== previousCode) {
+      this.emitStatus(a, { previous, current: to, code, reason, codeOnly: true }, cause, events);
+    }
   }
 
-  private keepalive(a: AgentRecord, groupConfigStatus: string | null, cause: Cause): KeepaliveEvent {
-    const agentId = agentIdText(a.id);
-    return {
-      event_id: eventId([this.managerNode, 'keepalive', agentId, cause.tsNs, a.status]),
-      event_type: 'keepalive',
-      agent_id: agentId,
-      agent_name: a.name,
-      ip_address: a.ip,
-      status: a.status,
-      version: a.version,
-      os: a.os ? { ...a.os } : null,
-      group_config_status: groupConfigStatus ?? a.group_config_status,
-      sync_status: cause.sync,
-      ...eventTime(cause.ms),
-      manager_node: this.managerNode,
-      source: cause.source,
-    };
+  private emitStatus(a: AgentRecord, ch: Parameters<typeof statusChangeEvent>[2], cause: EventCause, events: AgentEvent[]): void {
+    this.counters.statusEvents++;
+    events.push(statusChangeEvent(this.managerNode, a, ch, cause));
   }
 
-  private record(id: number): AgentRecord {
+  private keepalive(a: AgentRecord, groupConfigStatus: string | null, cause: EventCause, events: AgentEvent[]): void {
+    this.counters.keepaliveEvents++;
+    events.push(keepaliveEvent(this.managerNode, a, groupConfigStatus, cause));
+  }
+
+  /** The agent's record, noting that a request changed it. */
+  private touch(id: number, t: Touch): AgentRecord | null {
+    const a = this.record(id);
+    if (a) this.touched.set(id, t);
+    return a;
+  }
+
+  /** A change from a request that started after `ns` was applied: `ns`'s view is older. */
+  private newerThan(id: number, ns: bigint): boolean {
+    const t = this.touched.get(id);
+    return t !== undefined && t.start > ns;
+  }
+
+  /** A change was applied whose round trip was not over before `ns`: a listing made at `ns` may predate it. */
+  private changedSince(id: number, ns: bigint): boolean {
+    const t = this.touched.get(id);
+    return t !== undefined && t.end >= ns;
+  }
+
+  private record(id: number): AgentRecord | null {
     let a = this.agents.get(id);
     if (!a) {
+      if (this.agents.size >= this.maxAgents) {
+        this.counters.overflow++;
+        return null;
+      }
       a = {
         id, name: null, ip: null, status: 'unknown', status_code: 0, version: null, os: null,
         last_keepalive: null, node: null, groups: [], sync_status: null, group_config_status: null,
@@ -244,6 +521,12 @@ export class AgentStateTable {
     return a;
   }
 
+  private forget(a: AgentRecord): void {
+    this.byStatus.set(a.status, (this.byStatus.get(a.status) ?? 1) - 1);
+    this.agents.delete(a.id);
+    this.touched.delete(a.id);
+  }
+
   private setStatus(a: AgentRecord, to: ConnectionStatus): void {
     if (a.status === to) return;
     this.byStatus.set(a.status, (this.byStatus.get(a.status) ?? 1) - 1);
@@ -252,15 +535,51 @@ export class AgentStateTable {
   }
 }
 
-function isStateRequest(r: WdbRequest): r is StateRequest {
-  return (
-    r.cmd === 'update-keepalive' || r.cmd === 'update-agent-data' ||
-    r.cmd === 'update-connection-status' || r.cmd === 'update-status-code'
-  );
+function agentOf(r: WdbRequest): number | null {
+  switch (r.cmd) {
+    case 'update-agent-data':
+      return r.data.id;
+    case 'update-keepalive':
+    case 'update-connection-status':
+    case 'update-status-code':
+    case 'insert-agent':
+    case 'delete-agent':
+    case 'update-agent-name':
+    case 'get-agent-info':
+      return r.id;
+    default:
+      return null;
+  }
 }
 
-function syncOf(r: StateRequest): string | null {
-  return r.cmd === 'update-agent-data' ? (r.data.sync_status ?? null) : r.sync_status;
+function syncOf(r: WdbRequest): string | null {
+  switch (r.cmd) {
+    case 'update-agent-data':
+      return r.data.sync_status ?? null;
+    case 'update-keepalive':
+    case 'update-connection-status':
+    case 'update-status-code':
+    case 'reset-agents-connection':
+    case 'disconnect-agents':
+      return r.sync_status;
+    default:
+      return null;
+  }
+}
+
+/** Columns of a wazuh-db row the table keeps (never the status: callers decide about that). */
+function copyRow(a: AgentRecord, row: AgentSyncRow): void {
+  if (row.name !== undefined) a.name = row.name;
+  if (row.ip !== undefined) a.ip = row.ip;
+  else if (row.register_ip !== undefined && a.ip === null) a.ip = row.register_ip;
+  if (row.version !== undefined) a.version = row.version;
+  if (row.node_name !== undefined) a.node = row.node_name;
+  if (row.last_keepalive !== undefined) a.last_keepalive = row.last_keepalive;
+  if (row.sync_status !== undefined) a.sync_status = row.sync_status;
+  if (row.group_config_status !== undefined) a.group_config_status = row.group_config_status;
+  if (row.group !== undefined) a.groups = row.group.split(',').filter((g) => g !== '');
+  const os = pickOs({ name: row.os_name, version: row.os_version, platform: row.os_platform, arch: row.os_arch });
+  if (os) a.os = os;
 }
 
 /** Wazuh's status_code values that name their own reason (WAZUH-PROTOCOL.md §4). */
@@ -293,6 +612,11 @@ function reasonFor(to: ConnectionStatus, code: number): StatusReason {
     default:
       return 'initial_sync';
   }
+}
+
+/** A status learned from wazuh-db's own row: its code names the reason when it can, else initial_sync. */
+function driftReason(to: ConnectionStatus, code: number): StatusReason {
+  return to === 'disconnected' ? (codeReason(code) ?? 'initial_sync') : 'initial_sync';
 }
 
 function pickOs(os: AgentOs): AgentOs | null {

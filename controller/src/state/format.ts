@@ -9,17 +9,42 @@ export function agentIdText(id: number): string {
 
 const SOURCES: Readonly<Record<string, string>> = {
   'wazuh-remoted': 'remoted',
-  'wazuh-manager-r': 'remoted',
   'wazuh-monitord': 'monitord',
   'wazuh-authd': 'authd',
   'wazuh-modulesd': 'modulesd',
+  'wazuh-analysisd': 'analysisd',
   'wazuh-db': 'wazuh-db',
+  'wazuh-clusterd': 'clusterd',
+  'wazuh-apid': 'apid',
   // wazuh-clusterd and wazuh-apid are Python; of the two only the cluster writes agent state.
   python3: 'clusterd',
+  // 5.x: binaries `wazuh-manager-<daemon>`, comm cut to 15 characters (`wazuh-manager-` + one letter).
+  'wazuh-manager-r': 'remoted',
+  'wazuh-manager-d': 'wazuh-db',
+  'wazuh-manager-c': 'clusterd',
+  // `-m` is monitord or modulesd. Of the two only monitord changes agents' status (modulesd writes
+  // agent 000, which is never published), so a status event with this comm comes from monitord.
+  'wazuh-manager-m': 'monitord',
+  // `-a` is analysisd, authd or apid: nothing tells them apart without the executable path.
+  'wazuh-manager-a': 'wazuh-manager',
 };
 
-/** The daemon that caused an event, from the requester's 15-character comm. */
-export function sourceOf(comm: string): string {
+/** Full 5.x executable names (from /proc/<pid>/exe) resolve what the cut comm cannot. */
+const EXE_PREFIX_5X = 'wazuh-manager-';
+
+/**
+ * The daemon that caused an event, from the requester's 15-character comm and, when the capture layer
+ * resolved it, its executable's basename (which disambiguates 5.x `wazuh-manager-a`/`-m`).
+ */
+export function sourceOf(comm: string, exe?: string): string {
+  if (typeof exe === 'string' && exe !== '') {
+    const base = exe.slice(exe.lastIndexOf('/') + 1);
+    if (base.startsWith(EXE_PREFIX_5X) && base.length > EXE_PREFIX_5X.length) {
+      const daemon = base.slice(EXE_PREFIX_5X.length);
+      if (/^[a-z]{1,32}$/.test(daemon)) return daemon === 'db' ? 'wazuh-db' : daemon;
+    }
+    if (base.startsWith('wazuh-') && Object.hasOwn(SOURCES, base)) return SOURCES[base];
+  }
   return Object.hasOwn(SOURCES, comm) ? SOURCES[comm] : comm;
 }
 

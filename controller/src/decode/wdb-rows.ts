@@ -1,0 +1,83 @@
+// The JSON rows wazuh-db returns (`get-agent-info`, `disconnect-agents`, `get-agents-by-connection-status`,
+// `get-all-agents`) and the cluster writes (`sync-agent-info-set`). Rows are copied column by column into
+// fresh objects: only the columns listed here can ever come out, so `internal_key` (and any other secret
+// or prototype key) never does. A bad column is dropped, a row without a usable id is skipped.
+
+import type { AgentSyncRow, WazuhConnectionStatus } from '../types.js';
+
+/** Rows in one reply: a 64 KiB reply of `{"id":N}` holds fewer than 10,000 of them. */
+export const MAX_ROWS = 100_000;
+const MAX_TEXT = 1024;
+const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
+
+const TEXT_COLUMNS = [
+  'name', 'ip', 'register_ip', 'version', 'node_name', 'os_name', 'os_version', 'os_platform', 'os_arch',
+  'sync_status', 'group_config_status', 'group',
+] as const;
+
+function isId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** One agent row from a parsed JSON value, or null when it is not an object with a usable id. */
+export function agentRow(v: unknown): AgentSyncRow | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  const id = Object.hasOwn(o, 'id') ? o.id : undefined;
+  if (!isId(id)) return null;
+  const row: AgentSyncRow = { id };
+  for (const k of TEXT_COLUMNS) {
+    const x = Object.hasOwn(o, k) ? o[k] : undefined;
+    if (typeof x === 'string' && x.length <= MAX_TEXT) row[k] = x;
+  }
+  const cs = Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined;
+  if (typeof cs === 'string' && STATUSES.has(cs)) row.connection_status = cs as WazuhConnectionStatus;
+  const lk = Object.hasOwn(o, 'last_keepalive') ? o.last_keepalive : undefined;
+  if (typeof lk === 'number' && Number.isSafeInteger(lk)) row.last_keepalive = lk;
+  const sc = Object.hasOwn(o, 'status_code') ? o.status_code : undefined;
+  if (isId(sc)) row.status_code = sc;
+  return row;
+}
+
+/** Rows of a parsed JSON array; null when the value is not an array (or is too long). */
+export function agentRows(v: unknown): AgentSyncRow[] | null {
+  if (!Array.isArray(v) || v.length > MAX_ROWS) return null;
+  const out: AgentSyncRow[] = [];
+  for (const x of v) {
+    const r = agentRow(x);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+function parse(payload: string): unknown {
+  try {
+    return JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The rows of a reply payload (`[{"id":2,"name":"agent2",…}]`); null when it is not a JSON array. */
+export function parseAgentRows(payload: string): AgentSyncRow[] | null {
+  if (payload.length === 0 || payload.length > 4 * 65536) return null;
+  return agentRows(parse(payload));
+}
+
+/**
+ * The ids of a reply payload (`[{"id":1},{"id":7}]`), in order, duplicates kept out; null when the payload
+ * is not a JSON array of such objects (an `[redacted]` payload, a truncated reply).
+ */
+export function parseIdList(payload: string): number[] | null {
+  if (payload.length === 0 || payload.length > 4 * 65536) return null;
+  const v = parse(payload);
+  if (!Array.isArray(v) || v.length > MAX_ROWS) return null;
+  const seen = new Set<number>();
+  for (const x of v) {
+    if (x === null || typeof x !== 'object' || Array.isArray(x)) return null;
+    const id = Object.hasOwn(x, 'id') ? (x as { id: unknown }).id : undefined;
+    if (!isId(id)) return null;
+    seen.add(id);
+  }
+  return [...seen];
+}
