@@ -7,7 +7,7 @@ mkdir -p build
 out=build/test-output.txt
 node_modules/.bin/tap "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
-summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)
+summary=$(grep -aE '^# \{ total: [0-9]+' "$out" | tail -n 1)
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
 pass=${pass:-0}

@@ -68,11 +68,15 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
 
   // Decoded, in order.
   const dec = new WdbDecoder();
+  const label = (req: unknown) => {
+    const r = req as { cmd: string; name?: string };
+    return r.cmd === 'other' ? r.name : r.cmd;
+  };
   const cmds = got.sort((a, b) => (a.tsNs < b.tsNs ? -1 : 1)).flatMap((r) => dec.push(r))
-    .map((ex) => `${(ex.request as { cmd: string; name?: string }).cmd}:${ex.reply.status}`);
+    .map((ex) => `${label(ex.request)}:${ex.reply.status}`);
   t.same(cmds, [
-    'other:ok', 'other:ok', 'update-keepalive:ok', 'other:ok', 'update-agent-data:ok',
-    'update-keepalive:ok', 'update-connection-status:ok',
+    'get-distinct-groups:ok', 'reset-agents-connection:ok', 'update-keepalive:ok', 'select-agent-group:ok',
+    'update-agent-data:ok', 'update-keepalive:ok', 'update-connection-status:ok',
   ], 'remoted\'s exchanges paired with their replies');
 
   const c = capture.counters();

@@ -6,6 +6,8 @@ import { hideBin } from 'yargs/helpers';
 import { runAgent } from './agent.js';
 import { createLogger } from './util/log.js';
 
+class UsageError extends Error {}
+
 export const EXIT = { ok: 0, runtime: 1, usage: 2, kernel: 3 } as const;
 
 function exitCodeOf(e: unknown): number {
@@ -15,7 +17,7 @@ function exitCodeOf(e: unknown): number {
 
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
-  await yargs(argv)
+  const cli = yargs(argv)
     .scriptName('wazuh-nats-tap')
     .usage('$0 <command> [options]\n\nStreams a Wazuh manager\'s agent status changes to NATS, with eBPF and zero change to Wazuh.')
     .command('run', 'run the host agent in the foreground (systemd runs this)', (y) => y
@@ -42,11 +44,17 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .fail((msg, err, y) => {
       if (err) throw err;
-      process.stderr.write(`${y.help()}\n\n${msg}\n`);
-      code = EXIT.usage;
+      // Throwing stops yargs here: a failed check must never fall through to a command.
+      throw new UsageError(`${y.help()}\n\n${msg}`);
     })
     .help()
-    .version()
-    .parseAsync();
+    .version();
+  try {
+    await cli.parseAsync(); // throws synchronously or rejects, depending on where a check fails
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    code = EXIT.usage;
+  }
   return code;
 }

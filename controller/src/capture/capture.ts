@@ -5,6 +5,9 @@ import { existsSync } from 'node:fs';
 import { loadShim, type ShimLib } from './shim.js';
 import { COUNTER_NAMES, RECORD_SIZE, parseRecords, type CaptureCounters } from './record-layout.js';
 import type { CaptureRecord } from '../types.js';
+import { KernelSupportError } from '../errors.js';
+
+export { KernelSupportError };
 
 export type Hook = 'sendto' | 'write';
 const HOOK_BITS: Record<Hook, number> = { sendto: 1, write: 2 };
@@ -15,10 +18,6 @@ export const DEFAULT_TARGET_COMMS = [
 ];
 export const DEFAULT_SOCKET_PATHS = ['queue/db/wdb'];
 
-/** A failure of the kernel side: missing privileges, BTF, tracefs, or a refused program (exit 3). */
-export class KernelSupportError extends Error {
-  readonly exitCode = 3;
-}
 
 export interface CaptureOptions {
   objPath: string;

@@ -1,13 +1,14 @@
 // Subjects of SPEC §4. Every token is validated here, so nothing captured from
 // the wire can add, remove or wildcard a token of a subject.
 import type { AgentEvent } from '../types.js';
+import { ConfigError } from '../errors.js';
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 const AGENT_ID = /^[0-9]{3,9}$/;
 
 export function validatePrefix(prefix: string): string {
   if (!prefix || prefix.length > 200 || !prefix.split('.').every((t) => TOKEN.test(t))) {
-    throw new Error(`invalid subject prefix '${prefix}': dot-separated tokens of letters, digits, '-' and '_'`);
+    throw new ConfigError(`invalid subject prefix '${prefix}': dot-separated tokens of letters, digits, '-' and '_'`);
   }
   return prefix;
 }

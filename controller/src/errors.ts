@@ -1,0 +1,11 @@
+// Errors that carry the exit code of SPEC §7.
+
+/** Usage or configuration error: exit 2. */
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+}
+
+/** Missing privileges or kernel support: exit 3. */
+export class KernelSupportError extends Error {
+  readonly exitCode = 3;
+}

@@ -1,0 +1,126 @@
+// End to end, as a user runs it: nats-server, the simulated manager, and
+// `wazuh-nats-tap run` with real eBPF. What arrives on NATS is the contract.
+import t from 'tap';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type Msg } from '@nats-io/transport-node';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { startNats } from './helpers/nats-server.js';
+import { runTap, startTap, ROOT } from './helpers/tap-process.js';
+import { tapProgramsInKernel } from './helpers/bpf.js';
+import { waitFor } from './helpers/wait.js';
+
+const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
+const B = { id: 2, name: 'db-server-01', ip: '192.168.56.22' };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+interface Received { subject: string; headers: Record<string, string>; body: Record<string, unknown> }
+
+t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: Received[] = [];
+  const sub = nc.subscribe('wazuh.>', {
+    callback: (_e, m: Msg) => {
+      const headers: Record<string, string> = {};
+      for (const [k] of m.headers ?? []) headers[k] = m.headers!.get(k);
+      got.push({ subject: m.subject, headers, body: m.json() });
+    },
+  });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-'));
+  mkdirSync(home, { recursive: true });
+  const startedAt = Date.now();
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-e2e']);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home });
+  t.teardown(() => sim.stop());
+  await sim.start();
+
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await sim.keepalive(A);
+  await sim.startup(B);
+  await sim.keepalive(B);
+  await sim.shutdown(A);
+  await sim.shutdown(B);
+  const intruder = await sim.spawnClient('not-wazuh');
+  const X = { id: 9, name: 'intruder', ip: '10.9.9.9' };
+  await intruder.startup(X);
+  await intruder.keepalive(X);
+  await intruder.shutdown(X);
+
+  const status = () => got.filter((m) => m.body.event_type === 'status_change');
+  await waitFor(() => status().length >= 6, 10_000, 'six status events').catch((e) => { t.comment(JSON.stringify({ got, logs: tap.logs })); throw e; });
+  await new Promise((r) => setTimeout(r, 500)); // a seventh would be a defect: give it time to show
+  const endedAt = Date.now();
+
+  const seq = (id: string) => status().filter((m) => m.body.agent_id === id)
+    .map((m) => [m.body.previous_status, m.body.current_status, m.body.reason, m.body.status_code]);
+  t.same(seq('001'), [
+    ['unknown', 'pending', 'agent_startup', 0],
+    ['pending', 'active', 'keepalive', 0],
+    ['active', 'disconnected', 'agent_shutdown', 3],
+  ], 'agent 001: startup, keepalive, shutdown');
+  t.same(seq('002'), [
+    ['unknown', 'pending', 'agent_startup', 0],
+    ['pending', 'active', 'keepalive', 0],
+    ['active', 'disconnected', 'agent_shutdown', 3],
+  ], 'agent 002: startup, keepalive, shutdown');
+  t.equal(status().length, 6, 'exactly one event per transition, none for the intruder');
+  t.notOk(got.some((m) => m.body.agent_id === '009'), 'a non-target process writing the same bytes produces nothing');
+
+  for (const m of status()) {
+    const b = m.body;
+    t.equal(m.subject, `wazuh.agent.${b.agent_id}.status`);
+    t.same(m.headers, { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': b.agent_id });
+    t.match(b, { event_type: 'status_change', manager_node: 'node-e2e', source: 'remoted', sync_status: 'synced' });
+    t.match(b.event_id, UUID);
+    t.ok(typeof b.timestamp === 'number' && b.timestamp >= Math.floor(startedAt / 1000) && b.timestamp <= endedAt / 1000, 'unix seconds of the capture');
+    t.equal(Math.floor(Date.parse(String(b.time)) / 1000), b.timestamp, 'time and timestamp agree');
+    t.match(b.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  }
+  t.equal(new Set(status().map((m) => m.body.event_id)).size, 6, 'event ids are unique');
+  const active = status().find((m) => m.body.agent_id === '001' && m.body.current_status === 'active')!;
+  t.equal(active.body.ip_address, A.ip, 'ip from update-agent-data');
+  const down = status().find((m) => m.body.agent_id === '002' && m.body.current_status === 'disconnected')!;
+  t.equal(down.body.ip_address, B.ip, 'the last known ip stays with the agent');
+
+  const keepalives = got.filter((m) => m.body.event_type === 'keepalive');
+  t.same(keepalives.map((m) => m.body.agent_id), ['001', '001', '002'], 'one keepalive event per update-agent-data');
+  t.match(keepalives[0], {
+    subject: 'wazuh.agent.001.keepalive',
+    body: {
+      agent_id: '001', ip_address: A.ip, status: 'active', version: 'Wazuh v4.7.5',
+      os: { name: 'Debian GNU/Linux', version: '12', platform: 'debian', arch: 'x86_64' },
+      group_config_status: 'synced', sync_status: 'synced', manager_node: 'node-e2e', source: 'remoted',
+    },
+  });
+  t.notOk(got.some((m) => /Agent (started|stopped)/.test(JSON.stringify(m.body))), 'no look-alike traffic leaked');
+
+  // SIGTERM: flush, detach, exit 0, nothing left in the kernel.
+  const exit = await tap.stop('SIGTERM');
+  t.same(exit, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+  await nc.flush();
+  const life = got.filter((m) => m.subject === 'wazuh.tap.node-e2e.events').map((m) => m.body.action);
+  t.same(life, ['started', 'attached', 'stopped'], 'lifecycle on wazuh.tap.<node>.events');
+  t.same(tapProgramsInKernel(), [], 'no BPF program left behind');
+});
+
+t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anything is loaded', async (t) => {
+  const bad = await runTap(['run', '--home', '/nonexistent', '--prefix', 'bad.*.prefix', '--nats-url', 'nats://127.0.0.1:1']);
+  t.match(bad.stderr, /invalid subject prefix 'bad\.\*\.prefix'/);
+  t.equal(bad.code, 2, 'configuration error: exit 2');
+  const unknown = await runTap(['run', '--no-such-flag']);
+  t.match(unknown.stderr, /Unknown argument/);
+  t.equal(unknown.code, 2);
+  const none = await runTap([]);
+  t.match(none.stderr, /name a command/);
+  t.equal(none.code, 2);
+  t.same(tapProgramsInKernel(), [], 'nothing loaded');
+});
