@@ -20,6 +20,11 @@ export const SIM_NAMES = [
   'wazuh-authd',
   'wazuh-manager-db',
   'wazuh-manager-remoted',
+  'wazuh-manager-analysisd',
+  'wazuh-manager-monitord',
+  'wazuh-manager-authd',
+  // wazuh-clusterd is Python: its comm is python3 (cluster synchronisation, sync-agent-info-set).
+  'python3',
   'not-wazuh',
 ];
 

@@ -39,14 +39,39 @@ export declare class SimClient {
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
   /** Reads one reply frame left by raw writes. */
   recv(): Promise<string>;
+  /** monitord's sweep (paged on `due`): the ids wazuh-db disconnected. */
+  disconnect(thresholdTs: number): Promise<number[]>;
+  /** remoted's `get-agents-by-connection-status 0 active node01 -1` (paged on `due`). */
+  pollActive(): Promise<number[]>;
+  /** `get-agent-info <id>`: wazuh-db's reply. */
+  agentInfo(id: number): Promise<string>;
+  /** authd: client.keys line + `insert-agent`; resolves with the 64-hex key sent on the wire. */
+  register(agent: SimAgent): Promise<string>;
+  /** authd: marks the client.keys entry removed, then `delete-agent`; wazuh-db's reply. */
+  remove(id: number): Promise<string>;
+  rename(id: number, name: string): Promise<void>;
+  /** `update-status-code` code 1 (refused for its version). */
+  refuse(id: number): Promise<void>;
+  /** Cluster sync (`sync-agent-info-set`), meant for the `python3` client. */
+  syncSet(agent: SimAgent, status: string, node: string): Promise<void>;
   quit(): Promise<ExitInfo>;
   kill(signal?: NodeJS.Signals): Promise<ExitInfo>;
 }
 
 export declare class SimManager {
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[] });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number });
   readonly binDir: string;
   readonly home: string;
+  readonly version: 4 | 5;
+  readonly pageRows: number | undefined;
+  /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */
+  daemon(name: string): string;
+  spawnMonitord(): Promise<SimClient>;
+  spawnAuthd(): Promise<SimClient>;
+  /** A client whose comm is `python3`, as wazuh-clusterd's. */
+  spawnClusterd(): Promise<SimClient>;
+  pollActive(): Promise<number[]>;
+  refuse(id: number): Promise<void>;
   readonly wdbPath: string;
   analysisd: SimProcess | null;
   db: SimProcess | null;

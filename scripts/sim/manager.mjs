@@ -54,6 +54,17 @@ function agentArgs(agent) {
   return `${agent.id} ${agent.name} ${agent.ip}`;
 }
 
+/** @param {number} id */
+function checkId(id) {
+  if (!Number.isSafeInteger(id) || id < 0) throw new TypeError('id must be an integer >= 0');
+  return id;
+}
+
+/** `1,2,3` (or nothing) → [1, 2, 3]. @param {string} text */
+function idList(text) {
+  return text === '' ? [] : text.split(',').map(Number);
+}
+
 /** One simulator process, with its stdout turned into awaited replies. */
 export class SimProcess {
   /**
@@ -227,6 +238,63 @@ export class SimClient {
     return this.proc.command('recv', TIMEOUT_MS + 1000);
   }
 
+  /**
+   * monitord's sweep: `disconnect-agents 0 <threshold> synced`, paged while wazuh-db answers `due`.
+   * @param {number} thresholdTs unix seconds; agents whose last keepalive is older are disconnected
+   * @returns {Promise<number[]>} the ids wazuh-db disconnected
+   */
+  async disconnect(thresholdTs) {
+    if (!Number.isSafeInteger(thresholdTs) || thresholdTs < 0) throw new TypeError('thresholdTs must be an integer >= 0');
+    return idList(await this.proc.command(`disconnect ${thresholdTs}`));
+  }
+
+  /**
+   * remoted's poll: `get-agents-by-connection-status <last> active node01 -1`, paged.
+   * @returns {Promise<number[]>}
+   */
+  async pollActive() {
+    return idList(await this.proc.command('poll-active'));
+  }
+
+  /** `get-agent-info <id>`; resolves with wazuh-db's reply. @param {number} id */
+  agentInfo(id) {
+    return this.proc.command(`agentinfo ${checkId(id)}`);
+  }
+
+  /**
+   * authd's registration: a random key, a line in etc/client.keys, then `insert-agent`.
+   * @param {SimAgent} agent
+   * @returns {Promise<string>} the 64-hex key that went over the wire
+   */
+  register(agent) {
+    return this.proc.command(`register ${agentArgs(agent)}`);
+  }
+
+  /** authd's removal: marks the client.keys entry `!`, then `delete-agent <id>`. @param {number} id */
+  remove(id) {
+    return this.proc.command(`remove ${checkId(id)}`);
+  }
+
+  /** `update-agent-name`. @param {number} id @param {string} name */
+  async rename(id, name) {
+    agentArgs({ id, name, ip: 'any' });
+    await this.proc.command(`rename ${id} ${name}`);
+  }
+
+  /** remoted refuses the agent for its version: `update-status-code`, code 1. @param {number} id */
+  async refuse(id) {
+    await this.proc.command(`refuse ${checkId(id)}`);
+  }
+
+  /**
+   * wazuh-clusterd on the master writes a worker's agent: `sync-agent-info-set [...]`.
+   * @param {SimAgent} agent @param {string} status @param {string} node
+   */
+  async syncSet(agent, status, node) {
+    for (const v of [status, node]) if (typeof v !== 'string' || !/^[\w.-]+$/.test(v)) throw new TypeError('bad status or node');
+    await this.proc.command(`sync-set ${agentArgs(agent)} ${status} ${node}`);
+  }
+
   /** Exits like the real daemon (nothing closed explicitly); resolves on exit. */
   async quit() {
     if (!this.proc.exitInfo) {
@@ -243,14 +311,20 @@ export class SimClient {
 
 export class SimManager {
   /**
-   * @param {{ binDir: string, home: string, agents?: SimAgent[] }} opts
+   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number }} opts
    *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
    *   with them registered (never_connected), names and all, like a real global.db.
+   *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, split non-blocking sends).
+   *   pageRows: rows per list reply before wazuh-db answers `due` (default: one 64 KiB page).
    */
-  constructor({ binDir, home, agents = [] }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows }) {
     this.binDir = path.resolve(binDir);
     this.home = path.resolve(home);
     this.agents = agents;
+    if (version !== 4 && version !== 5) throw new TypeError('version must be 4 or 5');
+    this.version = version;
+    if (pageRows !== undefined && (!Number.isSafeInteger(pageRows) || pageRows < 1)) throw new TypeError('pageRows must be a positive integer');
+    this.pageRows = pageRows;
     /** @type {SimProcess | null} */ this.analysisd = null;
     /** @type {SimProcess | null} */ this.db = null;
     /** @type {SimClient | null} */ this.remoted = null;
@@ -275,10 +349,11 @@ export class SimManager {
       fs.writeFileSync(path.join(this.home, 'etc/client.keys'), lines.join(''), { mode: 0o640 });
     }
     try {
-      this.analysisd = new SimProcess(this.binDir, 'wazuh-analysisd', this.home);
-      this.db = new SimProcess(this.binDir, 'wazuh-db', this.home);
+      this.analysisd = new SimProcess(this.binDir, this.daemon('analysisd'), this.home);
+      const dbArgs = this.pageRows ? ['--page-rows', String(this.pageRows)] : [];
+      this.db = new SimProcess(this.binDir, this.daemon('db'), this.home, dbArgs);
       await Promise.all([this.analysisd.ready(), this.db.ready()]);
-      this.remoted = await this.#client('wazuh-remoted', reset);
+      this.remoted = await this.#client(this.daemon('remoted'), reset);
     } catch (e) {
       await this.stop();
       throw e;
@@ -298,6 +373,40 @@ export class SimManager {
       throw e;
     }
     return new SimClient(proc);
+  }
+
+  /**
+   * The binary name of a daemon in this manager's version: `remoted` → `wazuh-remoted` (4.x) or
+   * `wazuh-manager-remoted` (5.x, comm `wazuh-manager-r`).
+   * @param {string} daemon
+   */
+  daemon(daemon) {
+    return this.version === 5 ? `wazuh-manager-${daemon}` : `wazuh-${daemon}`;
+  }
+
+  /** A monitord client (`disconnect`, `agentInfo`). */
+  spawnMonitord() {
+    return this.spawnClient(this.daemon('monitord'));
+  }
+
+  /** An authd client (`register`, `remove`, `agentInfo`). */
+  spawnAuthd() {
+    return this.spawnClient(this.daemon('authd'));
+  }
+
+  /** The cluster daemon as the kernel names it (comm `python3`): `syncSet`. */
+  spawnClusterd() {
+    return this.spawnClient('python3');
+  }
+
+  /** remoted's periodic poll of the active agents. @returns {Promise<number[]>} */
+  pollActive() {
+    return this.#remoted().pollActive();
+  }
+
+  /** remoted refuses an agent for its version (`update-status-code`, code 1). @param {number} id */
+  refuse(id) {
+    return this.#remoted().refuse(id);
   }
 
   #remoted() {
@@ -343,7 +452,7 @@ export class SimManager {
     const old = this.#remoted();
     await old.kill('SIGKILL');
     this.remoted = null;
-    this.remoted = await this.#client('wazuh-remoted', reset);
+    this.remoted = await this.#client(this.daemon('remoted'), reset);
   }
 
   /**
@@ -354,7 +463,7 @@ export class SimManager {
    * @param {{ reset?: boolean }} [opts]
    */
   async spawnClient(name, { reset = false } = {}) {
-    if (name === 'wazuh-db' || name === 'wazuh-manager-db' || name === 'wazuh-analysisd') {
+    if (name === 'wazuh-db' || name === 'wazuh-manager-db' || name === 'wazuh-analysisd' || name === 'wazuh-manager-analysisd') {
       throw new Error(`${name} is a server role, not a client`);
     }
     const c = await this.#client(name, reset);

@@ -41,6 +41,11 @@
 
 static const char *g_home;
 static int g_no_reset;
+/* wazuh-db: rows per list reply before answering `due` (the real one pages at ~64 KiB). */
+static long g_page_rows = 100000;
+/* Clients: 5.x behaviour (nlohmann::json sorted keys, no NUL, non-blocking split sends). Set by the
+ * `wazuh-manager-*` names or --5x. */
+static int g_5x;
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -472,6 +477,11 @@ static void set_disconnected(struct agent *a, long long code, long long now) {
     a->disconnection_time = now;
 }
 
+static int agent_cmp(const void *x, const void *y) {
+    const struct agent *a = *(struct agent *const *)x, *b = *(struct agent *const *)y;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
 /* Answers one query (NUL-terminated text) into o. Caller holds no lock. */
 static void wdb_dispatch(const char *q, struct sb *o) {
     long long now = (long long)time(NULL);
@@ -521,6 +531,8 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             if (cs[0]) snprintf(a->connection_status, sizeof a->connection_status, "%s", cs);
             SETSTR(sync_status, arg, "sync_status");
             if (IS("update-keepalive") || IS("update-agent-data")) {
+                /* 5.x update-agent-data carries no node_name; a standalone manager is node01. */
+                if (IS("update-agent-data") && !a->node_name[0]) snprintf(a->node_name, sizeof a->node_name, "node01");
                 a->last_keepalive = now;
                 a->disconnection_time = 0;
                 a->status_code = 0;
@@ -573,9 +585,13 @@ static void wdb_dispatch(const char *q, struct sb *o) {
         return;
     }
     if (IS("get-agents-by-connection-status") || IS("disconnect-agents") || IS("get-all-agents")) {
-        /* <last_id> <status|threshold> ... ; get-all-agents is "last_id <n>" */
+        /* get-agents-by-connection-status <last_id> <status> [<node> [<limit>]]
+         * disconnect-agents <last_id> <threshold> [<sync_status>]
+         * get-all-agents last_id <n>
+         * Rows in ascending id order; at most g_page_rows per reply, then `due` (the client asks again
+         * from the last id it got), as wazuh-db does when its 64 KiB reply buffer fills up. */
         long long last_id, second = 0;
-        char status[24] = "";
+        char status[24] = "", node[128] = "";
         const char *p2 = NULL;
         if (IS("get-all-agents")) {
             if (strncmp(arg, "last_id ", 8) || !parse_ll(arg + 8, &last_id)) goto syntax;
@@ -589,25 +605,110 @@ static void wdb_dispatch(const char *q, struct sb *o) {
                 if (n == 0 || n >= sizeof status) goto syntax;
                 memcpy(status, p2, n);
                 status[n] = 0;
+                const char *p3 = p2 + n;
+                if (*p3 == ' ') {
+                    p3++;
+                    size_t m = strcspn(p3, " ");
+                    if (m >= sizeof node) goto syntax;
+                    memcpy(node, p3, m);
+                    node[m] = 0;
+                }
             }
         }
-        int first = 1;
-        sb_add(o, "ok [");
+        static struct agent *sorted[MAX_AGENTS];
         pthread_mutex_lock(&g_lock);
-        for (int i = 0; i < MAX_AGENTS; i++) {
-            struct agent *a = &g_agents[i];
-            if (!a->used || a->id <= last_id) continue;
+        int count = 0;
+        for (int i = 0; i < MAX_AGENTS; i++)
+            if (g_agents[i].used && g_agents[i].id > last_id) sorted[count++] = &g_agents[i];
+        qsort(sorted, (size_t)count, sizeof sorted[0], agent_cmp);
+        long rows = 0;
+        int due = 0;
+        struct sb list = {malloc(256), 0, 256};
+        if (!list.b) {
+            pthread_mutex_unlock(&g_lock);
+            sb_add(o, "err Cannot execute Global database query; out of memory");
+            return;
+        }
+        list.b[0] = 0;
+        for (int i = 0; i < count; i++) {
+            struct agent *a = sorted[i];
             if (IS("disconnect-agents")) {
                 if (a->id == 0 || !is_live(a) || a->last_keepalive >= second) continue;
-                set_disconnected(a, 4, now);
             } else if (status[0] && strcmp(a->connection_status, status) != 0) {
                 continue;
+            } else if (node[0] && strcmp(a->node_name, node) != 0) {
+                continue;
             }
-            sb_add(o, "%s{\"id\":%lld}", first ? "" : ",", a->id);
-            first = 0;
+            if (rows == g_page_rows) {
+                due = 1;
+                break;
+            }
+            if (IS("disconnect-agents")) set_disconnected(a, 4, now);
+            sb_add(&list, "%s{\"id\":%lld}", rows ? "," : "", a->id);
+            rows++;
         }
         pthread_mutex_unlock(&g_lock);
-        sb_add(o, "]");
+        sb_add(o, "%s [%s]", due ? "due" : "ok", list.b);
+        free(list.b);
+        return;
+    }
+    if (IS("sync-agent-info-set")) {
+        /* wazuh-clusterd on the master: [{"id":1,"name":…,"connection_status":…,…},…]. The sim
+         * handles the objects one by one with the same lookups (top-level members of each). */
+        const char *e = arg + strlen(arg);
+        const char *p = j_ws(arg, e);
+        if (!j_array(p, e, 0) || j_ws(j_array(p, e, 0), e) != e) {
+            sb_add(o, "err Invalid JSON syntax, near '%.20s'", arg);
+            return;
+        }
+        p = j_ws(p + 1, e);
+        pthread_mutex_lock(&g_lock);
+        while (p < e && *p == '{') {
+            const char *oe = j_object(p, e, 1);
+            if (!oe) break;
+            size_t n = (size_t)(oe - p);
+            char *obj = malloc(n + 1);
+            if (!obj) break;
+            memcpy(obj, p, n);
+            obj[n] = 0;
+            long long id;
+            struct agent *a;
+            if (json_int(obj, "id", &id) && id > 0 && (a = agent_upsert(id)) != NULL) {
+                SETSTR(name, obj, "name");
+                SETSTR(ip, obj, "ip");
+                SETSTR(version, obj, "version");
+                SETSTR(node_name, obj, "node_name");
+                SETSTR(connection_status, obj, "connection_status");
+                SETSTR(os_name, obj, "os_name");
+                SETSTR(os_platform, obj, "os_platform");
+                (void)json_int(obj, "last_keepalive", &a->last_keepalive);
+                (void)json_int(obj, "status_code", &a->status_code);
+                snprintf(a->sync_status, sizeof a->sync_status, "synced");
+            }
+            free(obj);
+            p = j_ws(oe, e);
+            if (p < e && *p == ',') p = j_ws(p + 1, e);
+        }
+        pthread_mutex_unlock(&g_lock);
+        sb_add(o, "ok");
+        return;
+    }
+    if (IS("update-agent-name")) {
+        long long id;
+        char name[128] = "";
+        if (!json_valid_object(arg)) {
+            sb_add(o, "err Invalid JSON syntax, near '%.20s'", arg);
+            return;
+        }
+        if (!json_int(arg, "id", &id) || !json_str(arg, "name", name, sizeof name)) {
+            sb_add(o, "err Invalid JSON data, near '%.20s'", arg);
+            return;
+        }
+        pthread_mutex_lock(&g_lock);
+        struct agent *a = agent_get(id);
+        if (a) snprintf(a->name, sizeof a->name, "%s", name);
+        pthread_mutex_unlock(&g_lock);
+        sb_add(o, "ok");
         return;
     }
     if (IS("get-agent-info")) {
@@ -769,16 +870,47 @@ static int wdb_connect(void) {
     return -1;
 }
 
-/* One request/reply round trip on fd: the request is query + NUL as in 4.x
- * (wdbc_query_ex → OS_SendSecureTCP), header and payload in one sendto. */
+/* 5.x: a non-blocking socket with MSG_NOSIGNAL; what the kernel did not take is resent. Each part
+ * is written until done, waiting (bounded) for room. */
+static int send_part_5x(int fd, const unsigned char *p, size_t len) {
+    int waits = 0;
+    while (len > 0) {
+        ssize_t n = sendto(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && waits++ < 50) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            (void)poll(&pfd, 1, 100);
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* One request/reply round trip on fd. 4.x: query + NUL (wdbc_query_ex → OS_SendSecureTCP), header and
+ * payload in one sendto. 5.x: no NUL, and the frame reaches the kernel in three writes — the header
+ * alone, then the payload in two parts — as a non-blocking sender's partial writes do. */
 static int wdb_query(int fd, const char *query, char *reply, size_t cap) {
-    size_t len = strlen(query) + 1;
+    size_t len = strlen(query) + (g_5x ? 0 : 1);
     if (len > MAX_FRAME) return -1;
-    unsigned char *buf = malloc(4 + len);
+    unsigned char *buf = malloc(4 + len + 1);
     if (!buf) return -1;
     put_le32(buf, (uint32_t)len);
-    memcpy(buf + 4, query, len);
-    int r = send_all_once(fd, buf, 4 + len, 0);
+    memcpy(buf + 4, query, strlen(query) + 1);
+    int r;
+    if (!g_5x) {
+        r = send_all_once(fd, buf, 4 + len, 0);
+    } else {
+        size_t half = len / 2;
+        r = send_part_5x(fd, buf, 4);
+        if (r == 0) r = send_part_5x(fd, buf + 4, half);
+        if (r == 0) r = send_part_5x(fd, buf + 4 + half, len - half);
+    }
     free(buf);
     if (r < 0) return -1;
     unsigned char hdr[4];
@@ -906,6 +1038,46 @@ static void printable(char *s) {
         if ((unsigned char)*s < 0x20) *s = ' ';
 }
 
+/* 32 random bytes as 64 hex digits, as authd's keys are. */
+static void random_key(char out[65]) {
+    unsigned char b[32];
+    size_t got = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n;
+        while (got < sizeof b && (n = read(fd, b + got, sizeof b - got)) > 0) got += (size_t)n;
+        close(fd);
+    }
+    if (got < sizeof b) die("cannot read /dev/urandom");
+    for (size_t i = 0; i < sizeof b; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* authd marks a removed agent's line in etc/client.keys with `!` before the name (rewrite + rename). */
+static void mark_key_removed(long long id) {
+    FILE *in = fopen("etc/client.keys", "r");
+    if (!in) return;
+    FILE *out = fopen("etc/client.keys.sim-tmp", "w");
+    if (!out) {
+        fclose(in);
+        return;
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, in)) {
+        char *sp = strchr(line, ' ');
+        char *end;
+        long long x = strtoll(line, &end, 10);
+        if (sp && end == sp && x == id && sp[1] != '!' && sp[1] != '#') {
+            *sp = 0;
+            fprintf(out, "%s !%s", line, sp + 1);
+        } else {
+            fputs(line, out);
+        }
+    }
+    fclose(in);
+    fclose(out);
+    rename("etc/client.keys.sim-tmp", "etc/client.keys");
+}
+
 static int run_remoted(void) {
     signal(SIGPIPE, SIG_IGN);
     tcp_pair();
@@ -943,11 +1115,24 @@ static int run_remoted(void) {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent started: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
                     send_tcp_frame("#!-agent ack ");
-                    snprintf(q, sizeof q, "global update-keepalive {\"id\":%lld,\"connection_status\":\"pending\",\"sync_status\":\"synced\"}", id);
+                    if (g_5x)
+                        snprintf(q, sizeof q, "global update-keepalive {\"connection_status\":\"pending\",\"id\":%lld,\"sync_status\":\"synced\"}", id);
+                    else
+                        snprintf(q, sizeof q, "global update-keepalive {\"id\":%lld,\"connection_status\":\"pending\",\"sync_status\":\"synced\"}", id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                 } else if (!strcmp(verb, "keepalive")) {
                     snprintf(q, sizeof q, "global select-agent-group %lld", id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                    if (g_5x)
+                        /* nlohmann::json: keys sorted; only these fields (WAZUH-PROTOCOL.md §2). */
+                        snprintf(q, sizeof q,
+                                 "global update-agent-data {\"agent_ip\":\"%s\",\"connection_status\":\"active\",\"id\":%lld,"
+                                 "\"os_arch\":\"x86_64\",\"os_codename\":\"bookworm\",\"os_major\":\"12\","
+                                 "\"os_name\":\"Debian GNU/Linux\",\"os_platform\":\"debian\","
+                                 "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
+                                 "\"os_version\":\"12\",\"sync_status\":\"synced\",\"version\":\"Wazuh v5.0.0\"}",
+                                 eip, id);
+                    else
                     snprintf(q, sizeof q,
                              "global update-agent-data {\"id\":%lld,\"version\":\"Wazuh v4.7.5\","
                              "\"config_sum\":\"ab73af41699f13fdd81903b5f23d8d00\","
@@ -970,10 +1155,133 @@ static int run_remoted(void) {
                 } else {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent stopped: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
-                    snprintf(q, sizeof q, "global update-connection-status {\"id\":%lld,\"connection_status\":\"disconnected\",\"sync_status\":\"synced\",\"status_code\":3}", id);
+                    if (g_5x)
+                        snprintf(q, sizeof q, "global update-connection-status {\"connection_status\":\"disconnected\",\"id\":%lld,\"status_code\":3,\"sync_status\":\"synced\"}", id);
+                    else
+                        snprintf(q, sizeof q, "global update-connection-status {\"id\":%lld,\"connection_status\":\"disconnected\",\"sync_status\":\"synced\",\"status_code\":3}", id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                 }
                 if (!err && strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+            }
+        } else if (!strcmp(verb, "disconnect") || !strcmp(verb, "poll-active")) {
+            /* monitord's sweep (`disconnect <threshold_ts>`) or remoted's poll of the active agents:
+             * pages from last_id 0 while wazuh-db answers `due`; prints the ids it returned. */
+            int is_disc = !strcmp(verb, "disconnect");
+            if (is_disc && (fields < 2 || id < 0)) {
+                err = "usage: disconnect <threshold_ts>";
+            } else {
+                static char ids[MAX_FRAME];
+                size_t il = 0;
+                ids[0] = 0;
+                long long last = 0;
+                for (int page = 0; page < 10000 && !err; page++) {
+                    if (is_disc) snprintf(q, sizeof q, "global disconnect-agents %lld %lld synced", last, id);
+                    else snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
+                    if (long_query(q, reply, sizeof reply) < 0) { err = "wdb request failed"; break; }
+                    int due = !strncmp(reply, "due ", 4);
+                    if (!due && strncmp(reply, "ok ", 3) != 0) { err = "wazuh-db answered an error"; break; }
+                    for (const char *r = strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) {
+                        long long x = strtoll(r + 5, NULL, 10);
+                        last = x;
+                        if (il + 24 < sizeof ids) il += (size_t)snprintf(ids + il, sizeof ids - il, "%s%lld", il ? "," : "", x);
+                    }
+                    if (!due) break;
+                }
+                if (!err) {
+                    printf(il ? "ok %lu %s\n" : "ok %lu\n", n, ids);
+                    fflush(stdout);
+                    continue;
+                }
+            }
+        } else if (!strcmp(verb, "agentinfo") || !strcmp(verb, "remove")) {
+            /* monitord/analysisd/authd `get-agent-info <id>`; authd's removal `delete-agent <id>`
+             * (the entry in etc/client.keys is marked removed with `!` first, as authd does). */
+            if (fields < 2 || id < 0) {
+                err = "usage: agentinfo|remove <id>";
+            } else {
+                if (!strcmp(verb, "remove")) {
+                    mark_key_removed(id);
+                    snprintf(q, sizeof q, "global delete-agent %lld", id);
+                } else {
+                    snprintf(q, sizeof q, "global get-agent-info %lld", id);
+                }
+                if (long_query(q, reply, sizeof reply) < 0) {
+                    err = "wdb request failed";
+                } else {
+                    printable(reply);
+                    printf("ok %lu %s\n", n, reply);
+                    fflush(stdout);
+                    continue;
+                }
+            }
+        } else if (!strcmp(verb, "register")) {
+            /* authd: a new key, a line in etc/client.keys, then insert-agent (4.7.5's fields; 5.x sorted).
+             * Prints the key so tests can prove it never leaves the tap. */
+            if (fields != 4 || id <= 0) {
+                err = "usage: register <id> <name> <ip>";
+            } else {
+                char key[65];
+                random_key(key);
+                long long now = (long long)time(NULL);
+                json_escape_into(eip, sizeof eip, ip);
+                char ename[300];
+                json_escape_into(ename, sizeof ename, name);
+                FILE *f = fopen("etc/client.keys", "a");
+                if (f) {
+                    fprintf(f, "%03lld %s %s %s\n", id, name, ip, key);
+                    fclose(f);
+                }
+                if (g_5x)
+                    snprintf(q, sizeof q, "global insert-agent {\"date_add\":%lld,\"id\":%lld,\"internal_key\":\"%s\",\"name\":\"%s\",\"register_ip\":\"%s\"}", now, id, key, ename, eip);
+                else
+                    snprintf(q, sizeof q, "global insert-agent {\"id\":%lld,\"name\":\"%s\",\"register_ip\":\"%s\",\"internal_key\":\"%s\",\"date_add\":%lld}", id, ename, eip, key, now);
+                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+                else {
+                    printf("ok %lu %s\n", n, key);
+                    fflush(stdout);
+                    continue;
+                }
+            }
+        } else if (!strcmp(verb, "rename")) {
+            if (fields < 3 || id < 0) {
+                err = "usage: rename <id> <name>";
+            } else {
+                char ename[300];
+                json_escape_into(ename, sizeof ename, name);
+                snprintf(q, sizeof q, "global update-agent-name {\"id\":%lld,\"name\":\"%s\"}", id, ename);
+                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+            }
+        } else if (!strcmp(verb, "refuse")) {
+            /* remoted refuses an agent for its version: update-status-code, code 1. */
+            if (fields < 2 || id < 0) {
+                err = "usage: refuse <id>";
+            } else {
+                if (g_5x)
+                    snprintf(q, sizeof q, "global update-status-code {\"id\":%lld,\"status_code\":1,\"sync_status\":\"synced\",\"version\":\"Wazuh v5.1.0\"}", id);
+                else
+                    snprintf(q, sizeof q, "global update-status-code {\"id\":%lld,\"status_code\":1,\"version\":\"Wazuh v4.15.0\",\"sync_status\":\"synced\"}", id);
+                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+            }
+        } else if (!strcmp(verb, "sync-set")) {
+            /* wazuh-clusterd (comm python3) on the master: a worker's agent row. */
+            char st[24] = "";
+            char node[64] = "";
+            if (sscanf(cmdline, "%*s %lld %127s %63s %23s %63s", &id, name, ip, st, node) != 5 || id <= 0) {
+                err = "usage: sync-set <id> <name> <ip> <status> <node>";
+            } else {
+                char ename[300];
+                json_escape_into(eip, sizeof eip, ip);
+                json_escape_into(ename, sizeof ename, name);
+                snprintf(q, sizeof q,
+                         "global sync-agent-info-set [{\"id\":%lld,\"name\":\"%s\",\"ip\":\"%s\",\"version\":\"Wazuh v4.7.5\","
+                         "\"node_name\":\"%s\",\"last_keepalive\":%lld,\"connection_status\":\"%s\",\"disconnection_time\":0,"
+                         "\"status_code\":0,\"labels\":[]}]",
+                         id, ename, eip, node, (long long)time(NULL), st);
+                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
         } else if (!strcmp(verb, "raw")) {
             /* Arbitrary bytes, unframed, in one write: for malformed/split-frame tests. */
@@ -1046,6 +1354,11 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--home") && i + 1 < argc) g_home = argv[++i];
         else if (!strcmp(argv[i], "--no-reset")) g_no_reset = 1;
+        else if (!strcmp(argv[i], "--5x")) g_5x = 1;
+        else if (!strcmp(argv[i], "--page-rows") && i + 1 < argc) {
+            g_page_rows = atol(argv[++i]);
+            if (g_page_rows < 1) die("--page-rows wants a positive number");
+        }
         else die("unknown argument: %s", argv[i]);
     }
     if (!g_home) die("--home DIR is required");
@@ -1059,6 +1372,7 @@ int main(int argc, char **argv) {
     }
     if (chdir(g_home) < 0) die("chdir %s: %s", g_home, strerror(errno));
 
+    if (!strncmp(role, "wazuh-manager-", 14)) g_5x = 1;
     if (!strcmp(role, "wazuh-db") || !strcmp(role, "wazuh-manager-db")) run_db();
     if (!strcmp(role, "wazuh-analysisd") || !strcmp(role, "wazuh-manager-analysisd")) run_analysisd();
     return run_remoted();

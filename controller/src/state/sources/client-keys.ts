@@ -1,0 +1,137 @@
+// Reads and watches `<home>/etc/client.keys` (names and registration addresses of agents). authd rewrites
+// the file through a temporary file and a rename, so the directory is watched, not the file; changes are
+// debounced, reads are bounded in size, and only one read is in flight at a time.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseClientKeys, type ClientKeys } from './client-keys-parse.js';
+
+export { applyClientKeys, parseClientKeys } from './client-keys-parse.js';
+export type { ClientKeyEntry, ClientKeys } from './client-keys-parse.js';
+
+/** 100,000 agents take about 10 MB; a file much larger than that is not a client.keys. */
+export const MAX_CLIENT_KEYS_BYTES = 64 * 1024 * 1024;
+
+export function clientKeysPath(home: string): string {
+  return path.join(home, 'etc', 'client.keys');
+}
+
+/** Reads and parses the file; a missing file is an empty list. Throws on other errors (permissions…). */
+export async function readClientKeys(file: string, maxBytes = MAX_CLIENT_KEYS_BYTES): Promise<ClientKeys> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { agents: [], removed: [], malformed: 0 };
+    throw e;
+  }
+  try {
+    const st = await fh.stat();
+    if (st.size > maxBytes) throw new Error(`${file} is ${st.size} bytes, more than the ${maxBytes} allowed`);
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    let len = 0;
+    // Bounded: the file may grow while read; what is past the bound is not read.
+    for (let i = 0; i < 1024 && len < buf.length; i++) {
+      const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
+      if (bytesRead === 0) break;
+      len += bytesRead;
+    }
+    if (len > maxBytes) throw new Error(`${file} grew past the ${maxBytes} bytes allowed`);
+    const keys = parseClientKeys(buf.toString('utf8', 0, len));
+    buf.fill(0); // the keys were in there
+    return keys;
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface ClientKeysWatchOptions {
+  /** Quiet time after the last change before the file is read again. Default 200 ms. */
+  debounceMs?: number;
+  maxBytes?: number;
+  /** A read failed (the watcher keeps going). */
+  onError?: (err: Error) => void;
+}
+
+export interface ClientKeysWatcher {
+  /** Resolves after the first read (made at start) was delivered. */
+  readonly ready: Promise<void>;
+  close(): void;
+}
+
+/**
+ * Calls `onChange` with the parsed file at start and after every change (debounced). The directory
+ * must exist; a missing file is an empty list until it appears.
+ */
+export function watchClientKeys(
+  file: string,
+  onChange: (keys: ClientKeys) => void,
+  opts: ClientKeysWatchOptions = {},
+): ClientKeysWatcher {
+  const debounceMs = Math.max(0, Math.min(opts.debounceMs ?? 200, 60_000));
+  const maxBytes = opts.maxBytes ?? MAX_CLIENT_KEYS_BYTES;
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  let closed = false;
+  let timer: NodeJS.Timeout | null = null;
+  let reading = false;
+  let again = false;
+  let firstDone: () => void = () => {};
+  const ready = new Promise<void>((r) => (firstDone = r));
+
+  const report = (e: unknown) => opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+
+  const read = async (): Promise<void> => {
+    if (closed) return;
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      // Bounded: at most a few re-reads in a row even if the file keeps changing.
+      for (let i = 0; i < 4; i++) {
+        again = false;
+        try {
+          const keys = await readClientKeys(file, maxBytes);
+          if (!closed) onChange(keys);
+        } catch (e) {
+          report(e);
+        }
+        if (!again || closed) break;
+      }
+      if (again && !closed) schedule();
+    } finally {
+      reading = false;
+      firstDone();
+    }
+  };
+
+  const schedule = (): void => {
+    if (closed) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      void read();
+    }, debounceMs);
+    timer.unref?.();
+  };
+
+  const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+    // Some platforms give no name: then any change in the directory may be ours.
+    if (name === null || name === base || String(name) === base) schedule();
+  });
+  watcher.on('error', (e) => report(e));
+  void read();
+
+  return {
+    ready,
+    close() {
+      if (closed) return;
+      closed = true;
+      if (timer) clearTimeout(timer);
+      watcher.close();
+      firstDone();
+    },
+  };
+}

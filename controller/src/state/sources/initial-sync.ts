@@ -1,0 +1,243 @@
+// Learns every agent's status, name and address at start (SPEC §3) by asking wazuh-db itself, as a
+// client of its own socket `<home>/queue/db/wdb` (like Wazuh's Python framework does), read-only:
+//   global get-all-agents last_id <n>      paged until the reply is `ok` (each `due` asks again)
+//   global get-agent-info <id>             for each agent: status, status_code, name, ip, version, os…
+// Bounded in time and in count; a missing socket or a wazuh-db that stops answering is not an error:
+// the result says what was learned and why it stopped. `internal_key` (in every get-agent-info row) is
+// dropped while parsing: the rows returned hold only AgentSyncRow's columns.
+
+import net from 'node:net';
+import path from 'node:path';
+import { parseAgentRows, parseIdList } from '../../decode/wdb-rows.js';
+import type { AgentSyncRow } from '../../types.js';
+import type { AgentStateTable } from '../agents.js';
+import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
+
+export interface InitialSyncOptions {
+  /** The Wazuh home (`/var/ossec`, 5.x `/var/wazuh-manager`): the socket is `<home>/queue/db/wdb`. */
+  home?: string;
+  /** The socket path itself (overrides home). */
+  socketPath?: string;
+  /** Whole sync, milliseconds. Default 15,000. */
+  timeoutMs?: number;
+  /** One round trip, milliseconds. Default 3,000. */
+  queryTimeoutMs?: number;
+  /** Agents asked about at most. Default 2,000,000. */
+  maxAgents?: number;
+  /** get-agent-info requests written before their replies are read (one connection). Default 64. */
+  pipeline?: number;
+}
+
+export interface InitialSyncResult {
+  /** One row per agent wazuh-db described (agent 0, the manager, excluded). */
+  agents: AgentSyncRow[];
+  /** Every agent id wazuh-db listed (may be more than `agents` when the sync stopped early). */
+  ids: number[];
+  /** Every listed agent was described. */
+  complete: boolean;
+  /** Why it is not complete (null when complete). */
+  reason: string | null;
+  queries: number;
+  /** CLOCK_MONOTONIC ns when the first query was sent (the capture clock): pass to table.resync. */
+  startedNs: bigint;
+  elapsedMs: number;
+}
+
+export function wdbSocketPath(home: string): string {
+  return path.join(home, 'queue', 'db', 'wdb');
+}
+
+class WdbClient {
+  private readonly reader = new FrameReader();
+  private readonly waiting: { resolve: (s: string) => void; reject: (e: Error) => void }[] = [];
+  private readonly early: string[] = [];
+  private failure: Error | null = null;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.on('data', (chunk: Buffer) => {
+      let frames: string[];
+      try {
+        frames = this.reader.push(chunk);
+      } catch (e) {
+        this.fail(e as Error);
+        return;
+      }
+      for (const f of frames) {
+        const w = this.waiting.shift();
+        if (w) w.resolve(f);
+        else this.early.push(f);
+      }
+    });
+    sock.on('error', (e) => this.fail(e));
+    sock.on('close', () => this.fail(new Error('wazuh-db closed the connection')));
+  }
+
+  static connect(file: string, timeoutMs: number): Promise<WdbClient> {
+    return new Promise((resolve, reject) => {
+      const sock = net.createConnection({ path: file });
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`connect timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.removeAllListeners('error');
+        resolve(new WdbClient(sock));
+      });
+      sock.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  send(text: string): void {
+    if (this.failure) throw this.failure;
+    this.sock.write(encodeFrame(text));
+  }
+
+  /** The next reply frame, in order. */
+  next(timeoutMs: number): Promise<string> {
+    const e = this.early.shift();
+    if (e !== undefined) return Promise.resolve(e);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiting.indexOf(w);
+        if (i >= 0) this.waiting.splice(i, 1);
+        // Replies are matched by order: after a lost one the connection cannot be trusted.
+        this.fail(new Error(`no reply within ${timeoutMs} ms`));
+        reject(new Error(`no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const w = {
+        resolve: (s: string) => {
+          clearTimeout(timer);
+          resolve(s);
+        },
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.waiting.push(w);
+    });
+  }
+
+  close(): void {
+    this.failure ??= new Error('closed');
+    this.sock.destroy();
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    for (const w of this.waiting.splice(0)) w.reject(this.failure);
+    this.sock.destroy();
+  }
+}
+
+export async function initialSync(opts: InitialSyncOptions): Promise<InitialSyncResult> {
+  const file = opts.socketPath ?? wdbSocketPath(opts.home ?? '/var/ossec');
+  const timeoutMs = Math.max(1, opts.timeoutMs ?? 15_000);
+  const queryMs = Math.max(1, Math.min(opts.queryTimeoutMs ?? 3_000, timeoutMs));
+  const maxAgents = Math.max(0, opts.maxAgents ?? 2_000_000);
+  const pipeline = Math.max(1, Math.min(opts.pipeline ?? 64, 1024));
+  const t0 = Date.now();
+  const startedNs = process.hrtime.bigint();
+  const res: InitialSyncResult = { agents: [], ids: [], complete: false, reason: null, queries: 0, startedNs, elapsedMs: 0 };
+  const left = () => timeoutMs - (Date.now() - t0);
+  const done = (reason: string | null): InitialSyncResult => {
+    res.complete = reason === null;
+    res.reason = reason;
+    res.elapsedMs = Date.now() - t0;
+    return res;
+  };
+
+  let client: WdbClient;
+  try {
+    client = await WdbClient.connect(file, Math.min(queryMs, left()));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'wazuh-db socket not found' : code === 'ECONNREFUSED' ? 'wazuh-db is not listening' : (e as Error).message;
+    return done(`${why}: ${file}`);
+  }
+  try {
+    // 1. Every agent id, page by page.
+    let lastId = 0;
+    const seen = new Set<number>();
+    for (let page = 0; ; page++) {
+      if (left() <= 0) return done('timed out listing agents');
+      if (page > 1_000_000) return done('too many pages');
+      client.send(`global get-all-agents last_id ${lastId}`);
+      res.queries++;
+      const reply = parseReply(await client.next(Math.min(queryMs, left())));
+      const p = parseIdPage(reply, parseIdList);
+      if (p === null) return done(`get-all-agents answered ${reply.status}${reply.payload ? ` ${reply.payload.slice(0, 80)}` : ''}`);
+      let progressed = false;
+      for (const id of p.ids) {
+        if (id > lastId) {
+          lastId = id;
+          progressed = true;
+        }
+        if (id === 0 || seen.has(id)) continue;
+        if (seen.size >= maxAgents) return done(`more than ${maxAgents} agents`);
+        seen.add(id);
+        res.ids.push(id);
+      }
+      if (!p.more) break;
+      if (!progressed) return done('get-all-agents paging made no progress');
+    }
+
+    // 2. Each agent's row, several requests in flight on the one connection.
+    for (let i = 0; i < res.ids.length; i += pipeline) {
+      if (left() <= 0) return done(`timed out after describing ${res.agents.length} of ${res.ids.length} agents`);
+      const batch = res.ids.slice(i, i + pipeline);
+      for (const id of batch) client.send(`global get-agent-info ${id}`);
+      res.queries += batch.length;
+      for (const id of batch) {
+        // parseReply redacts secret-like keys; parseAgentRows copies only the kept columns.
+        const reply = parseReply(await client.next(Math.max(1, Math.min(queryMs, left()))));
+        if (reply.status !== 'ok') continue;
+        const rows = parseAgentRows(reply.payload);
+        const row = rows?.find((r) => r.id === id);
+        if (row) res.agents.push(row);
+      }
+    }
+    return done(res.agents.length === res.ids.length ? null : `${res.ids.length - res.agents.length} agents were not described`);
+  } catch (e) {
+    return done((e as Error).message);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Seeds the table with what the sync learned, without events: the first transition after start then
+ * reports the right previous_status. Returns the number of agents seeded.
+ */
+export function seedTable(table: AgentStateTable, rows: readonly AgentSyncRow[]): number {
+  let n = 0;
+  for (const r of rows) {
+    if (r.id === 0) continue;
+    const os: { name?: string; version?: string; platform?: string; arch?: string } = {};
+    if (r.os_name !== undefined) os.name = r.os_name;
+    if (r.os_version !== undefined) os.version = r.os_version;
+    if (r.os_platform !== undefined) os.platform = r.os_platform;
+    if (r.os_arch !== undefined) os.arch = r.os_arch;
+    table.setKnown({
+      id: r.id,
+      ...(r.name !== undefined && { name: r.name }),
+      ...((r.ip ?? r.register_ip) !== undefined && { ip: r.ip ?? r.register_ip }),
+      ...(r.connection_status !== undefined && { status: r.connection_status }),
+      ...(r.status_code !== undefined && { status_code: r.status_code }),
+      ...(r.version !== undefined && { version: r.version }),
+      ...(Object.keys(os).length > 0 && { os }),
+      ...(r.last_keepalive !== undefined && { last_keepalive: r.last_keepalive }),
+      ...(r.node_name !== undefined && { node: r.node_name }),
+      ...(r.group !== undefined && { groups: r.group.split(',').filter((g) => g !== '') }),
+      ...(r.sync_status !== undefined && { sync_status: r.sync_status }),
+      ...(r.group_config_status !== undefined && { group_config_status: r.group_config_status }),
+    });
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,204 @@
+// The I/O sources of agent state: etc/client.keys (parse, read, watch) and the initial sync through
+// wazuh-db's own socket, against real temp files and the simulator's real wazuh-db.
+import t, { type Test } from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SimManager, type SimAgent } from '../scripts/sim/manager.mjs';
+import { buildSim } from '../scripts/sim/build-sim.mjs';
+import { AgentStateTable } from '../controller/src/state/agents.js';
+import {
+  applyClientKeys, clientKeysPath, parseClientKeys, readClientKeys, watchClientKeys,
+} from '../controller/src/state/sources/client-keys.js';
+import { initialSync, seedTable, wdbSocketPath } from '../controller/src/state/sources/initial-sync.js';
+import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
+import { parseRequest } from '../controller/src/decode/wdb-request.js';
+import { parseReply } from '../controller/src/decode/wdb-reply.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const binDir = await buildSim(path.join(repo, 'build', 'sim'));
+const KEY = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
+const table = () => new AgentStateTable({ managerNode: 'n1', wallClockMs: (ts) => 1.7e12 + Number(ts / 1_000_000n) });
+
+function tmpDir(t: Test): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'proto-src-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+t.test('client.keys: ID NAME IP KEY; removed entries; the key is never kept', async (t) => {
+  const text = [
+    `001 web-01 any ${KEY(1)}`,
+    `002 db.02 10.0.0.2 ${KEY(2)}`,
+    `003 !gone any ${KEY(3)}`,
+    `004 #old 10.0.0.0/24 ${KEY(4)}`,
+    '',
+    `  005\tspaced_5   192.168.1.5  ${KEY(5)}  `,
+    'garbage line',
+    `006 six any`,
+    `abc bad any ${KEY(7)}`,
+    `001 dup any ${KEY(8)}`,
+    `007 ${'x'.repeat(200)} any ${KEY(9)}`,
+  ].join('\n');
+  const keys = parseClientKeys(text);
+  t.same(keys.agents, [
+    { id: 1, name: 'web-01', ip: 'any' },
+    { id: 2, name: 'db.02', ip: '10.0.0.2' },
+    { id: 5, name: 'spaced_5', ip: '192.168.1.5' },
+  ]);
+  t.same(keys.removed, [3, 4]);
+  t.equal(keys.malformed, 5);
+  const dump = JSON.stringify(keys);
+  for (let i = 1; i <= 9; i++) t.notMatch(dump, KEY(i), `key ${i} not kept`);
+  t.same(parseClientKeys(''), { agents: [], removed: [], malformed: 0 });
+  t.equal(parseClientKeys(`001 a any ${KEY(1)}\n002 b any ${KEY(2)}`, 1).malformed, 1, 'entry bound');
+
+  const s = table();
+  s.setKnown({ id: 2, ip: '172.16.0.9', status: 'active' });
+  t.equal(applyClientKeys(s, keys), 3);
+  t.match(s.get(1), { name: 'web-01', ip: 'any', status: 'unknown' }, 'name and registration address, no status');
+  t.match(s.get(2), { name: 'db.02', ip: '172.16.0.9', status: 'active' }, 'a live address is not replaced by the registration one');
+  t.equal(s.get(3), undefined, 'removed entries are not added');
+  t.same(s.stats().statusEvents, 0);
+});
+
+t.test('readClientKeys: missing file is empty, size is bounded', async (t) => {
+  const d = tmpDir(t);
+  const f = path.join(d, 'client.keys');
+  t.same(await readClientKeys(f), { agents: [], removed: [], malformed: 0 });
+  fs.writeFileSync(f, `001 a any ${KEY(1)}\n`);
+  t.same((await readClientKeys(f)).agents, [{ id: 1, name: 'a', ip: 'any' }]);
+  await t.rejects(readClientKeys(f, 10), /more than the 10 allowed/);
+  t.equal(clientKeysPath('/var/ossec'), '/var/ossec/etc/client.keys');
+});
+
+t.test('watchClientKeys: first read, rename-over updates (debounced), feeds the table', async (t) => {
+  const d = tmpDir(t);
+  const f = path.join(d, 'client.keys');
+  fs.writeFileSync(f, `001 first any ${KEY(1)}\n`);
+  const s = table();
+  const seen: number[][] = [];
+  const errors: Error[] = [];
+  const w = watchClientKeys(f, (k) => {
+    seen.push(k.agents.map((a) => a.id));
+    applyClientKeys(s, k);
+  }, { debounceMs: 50, onError: (e) => errors.push(e) });
+  t.teardown(() => w.close());
+  await w.ready;
+  t.same(seen, [[1]], 'read at start');
+  t.equal(s.get(1)?.name, 'first');
+
+  // authd rewrites through a temporary file and a rename; a burst of writes is one read.
+  for (let i = 2; i <= 6; i++) {
+    const lines = Array.from({ length: i }, (_, j) => `${String(j + 1).padStart(3, '0')} agent${j + 1} any ${KEY(j + 1)}\n`).join('');
+    fs.writeFileSync(`${f}.tmp`, lines);
+    fs.renameSync(`${f}.tmp`, f);
+  }
+  await until('the burst to be read', () => seen.at(-1)?.length === 6);
+  t.ok(seen.length <= 3, `debounced: ${seen.length} reads for 5 rewrites`);
+  t.equal(s.get(6)?.name, 'agent6');
+  t.equal(s.get(1)?.name, 'agent1', 'renamed');
+
+  fs.appendFileSync(f, `007 late 10.0.0.7 ${KEY(7)}\n`);
+  await until('an append to be read', () => s.get(7)?.name === 'late');
+  fs.writeFileSync(path.join(d, 'unrelated'), 'x');
+  const before = seen.length;
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(seen.length, before, 'another file in the directory is not a change');
+  w.close();
+  fs.appendFileSync(f, `008 after any ${KEY(8)}\n`);
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(s.get(8), undefined, 'nothing after close');
+  t.same(errors, []);
+  t.notMatch(JSON.stringify(s.all()), KEY(1).slice(0, 16));
+});
+
+t.test('wire helpers: frames in, frames out', async (t) => {
+  t.same([...encodeFrame('global get-agent-info 1')].slice(0, 4), [23, 0, 0, 0]);
+  t.throws(() => encodeFrame(''));
+  const r = new FrameReader();
+  const a = Buffer.concat([encodeFrame('ok [{"id":1}]'), encodeFrame('due []')]);
+  t.same(r.push(a.subarray(0, 3)), []);
+  t.same(r.push(a.subarray(3, 20)), ['ok [{"id":1}]']);
+  t.same(r.push(a.subarray(20)), ['due []']);
+  t.throws(() => r.push(Buffer.from([0xff, 0xff, 0xff, 0x7f])), /over/);
+});
+
+t.test('initial sync: a missing socket is a reason, not a crash', async (t) => {
+  const d = tmpDir(t);
+  const r = await initialSync({ home: d, timeoutMs: 2000 });
+  t.match(r, { agents: [], ids: [], complete: false, reason: /wazuh-db socket not found/ });
+  t.equal(wdbSocketPath('/var/ossec'), '/var/ossec/queue/db/wdb');
+  fs.mkdirSync(path.join(d, 'queue/db'), { recursive: true });
+  fs.writeFileSync(path.join(d, 'queue/db/wdb'), '');
+  const r2 = await initialSync({ home: d, timeoutMs: 2000 });
+  t.equal(r2.complete, false);
+  t.type(r2.reason, 'string');
+});
+
+for (const version of [4, 5] as const) {
+  t.test(`initial sync against the simulator's wazuh-db (${version}.x, due pages)`, async (t) => {
+    const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
+    const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
+    t.teardown(() => m.stop());
+    await m.start();
+    for (const a of agents.slice(0, 3)) await m.startup(a);
+    for (const a of agents.slice(0, 2)) await m.keepalive(a);
+    await m.shutdown(agents[1]);
+    t.same(await m.pollActive(), [1], 'the sim pages its active list too');
+
+    const r = await initialSync({ home: m.home, timeoutMs: 10000, pipeline: 4 });
+    t.equal(r.reason, null);
+    t.equal(r.complete, true);
+    t.same(r.ids, agents.map((a) => a.id), 'every agent listed across due pages, the manager (0) excluded');
+    t.ok(r.queries >= 3 + 12, `queries: ${r.queries}`);
+    const byId = new Map(r.agents.map((a) => [a.id, a]));
+    t.match(byId.get(1), { name: 'agent1', ip: '10.0.0.1', connection_status: 'active', status_code: 0, node_name: 'node01' });
+    t.match(byId.get(2), { connection_status: 'disconnected', status_code: 3 });
+    t.match(byId.get(3), { connection_status: 'pending' });
+    t.match(byId.get(12), { name: 'agent12', connection_status: 'never_connected' });
+    t.notMatch(JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v)), 'internal_key');
+    const raw = await m.rawreq('global get-agent-info 1');
+    const key = /"internal_key":"([0-9a-f]{64})"/.exec(raw)?.[1];
+    t.ok(key, 'the real rows carry a key');
+    t.notMatch(JSON.stringify(r.agents), key!);
+
+    // Seeded, the first transition has the right previous status.
+    const s = table();
+    t.equal(seedTable(s, r.agents), 12);
+    t.same(s.countsByStatus(), { never_connected: 9, pending: 1, active: 1, disconnected: 1, unknown: 0 });
+    const [ev] = s.apply({
+      connId: 'x', tsNs: r.startedNs + 1_000_000n, tgid: 1, comm: m.daemon('remoted').slice(0, 15),
+      request: parseRequest('global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3}'),
+      reply: parseReply('ok'),
+    });
+    t.match(ev, { previous_status: 'active', current_status: 'disconnected', agent_name: 'agent1', ip_address: '10.0.0.1', source: 'remoted' });
+  });
+}
+
+t.test('initial sync: bounded in count and time', async (t) => {
+  const agents: SimAgent[] = Array.from({ length: 6 }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));
+  const m = new SimManager({ binDir, home: tmpDir(t), agents, pageRows: 2 });
+  t.teardown(() => m.stop());
+  await m.start();
+  const r = await initialSync({ socketPath: m.wdbPath, maxAgents: 3 });
+  t.match(r, { complete: false, reason: 'more than 3 agents' });
+  t.ok(r.ids.length <= 3);
+  const quick = await initialSync({ socketPath: m.wdbPath, timeoutMs: 1 });
+  t.equal(quick.complete, false);
+  t.ok(quick.elapsedMs < 1000, 'stops at its deadline');
+  // wazuh-db stops: the sync returns what it could, with a reason.
+  await m.db!.kill('SIGKILL');
+  const gone = await initialSync({ socketPath: m.wdbPath, timeoutMs: 2000 });
+  t.equal(gone.complete, false);
+  t.type(gone.reason, 'string');
+});
