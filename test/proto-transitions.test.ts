@@ -1,0 +1,288 @@
+// Every transition of WAZUH-PROTOCOL.md §4 on the pure table, with synthetic exchanges: exactly one
+// status event per real transition, nothing on err, the inferred lists, reconciliation, cluster sync.
+import t from 'tap';
+import { AgentStateTable, type AgentStateOptions } from '../controller/src/state/agents.js';
+import { sourceOf } from '../controller/src/state/format.js';
+import { parseRequest } from '../controller/src/decode/wdb-request.js';
+import { parseReply } from '../controller/src/decode/wdb-reply.js';
+import type { AgentEvent, StatusChangeEvent, WdbExchange, WdbRequest } from '../controller/src/types.js';
+
+const NODE = 'mgr-01';
+const table = (o: Partial<AgentStateOptions> = {}) =>
+  new AgentStateTable({ managerNode: NODE, wallClockMs: (ts) => 1716897300000 + Number(ts / 1_000_000n), ...o });
+
+let clock = 1000n;
+/** An exchange at the next instant (request at ts, reply 1 µs later); `at` pins the request time. */
+function ex(request: string, reply = 'ok', comm = 'wazuh-remoted', opts: { at?: bigint; connId?: string; exe?: string } = {}): WdbExchange<WdbRequest> {
+  const tsNs = opts.at ?? (clock += 1_000_000n);
+  const e: WdbExchange<WdbRequest> = {
+    connId: opts.connId ?? 'c1', request: parseRequest(request), reply: parseReply(reply), tsNs, replyTsNs: tsNs + 1000n, tgid: 7, comm,
+  };
+  if (opts.exe) e.exe = opts.exe;
+  return e;
+}
+const status = (evs: AgentEvent[]) =>
+  evs.filter((e): e is StatusChangeEvent => e.event_type === 'status_change')
+    .map((e) => `${e.agent_id}:${e.previous_status}>${e.current_status}/${e.status_code}/${e.reason}/${e.source}`);
+
+const PENDING = (id: number) => `global update-keepalive {"id":${id},"connection_status":"pending","sync_status":"synced"}`;
+const DATA = (id: number, node = 'node01') =>
+  `global update-agent-data {"id":${id},"version":"Wazuh v4.7.5","manager_host":"vm","node_name":"${node}","agent_ip":"10.0.0.${id}","connection_status":"active","sync_status":"synced","group_config_status":"synced","os_name":"Debian GNU/Linux","os_version":"12","os_platform":"debian","os_arch":"x86_64"}`;
+const DATA5 = (id: number) =>
+  `global update-agent-data {"agent_ip":"10.5.0.${id}","connection_status":"active","id":${id},"os_arch":"aarch64","os_name":"Ubuntu","os_platform":"ubuntu","os_version":"24.04","sync_status":"synced","version":"Wazuh v5.0.0"}`;
+const SHUT = (id: number) => `global update-connection-status {"id":${id},"connection_status":"disconnected","sync_status":"synced","status_code":3}`;
+
+function activeTable(ids: number[], o: Partial<AgentStateOptions> = {}) {
+  const s = table(o);
+  for (const id of ids) {
+    s.apply(ex(PENDING(id)));
+    s.apply(ex(DATA(id)));
+  }
+  return s;
+}
+
+t.test('the full 4.x cycle: registered → pending → active → shutdown → removed', async (t) => {
+  const s = table();
+  const key = 'f00d'.repeat(16);
+  const evs: AgentEvent[] = [];
+  evs.push(...s.apply(ex(`global insert-agent {"id":5,"name":"web05","ip":"any","register_ip":"10.9.9.0/24","internal_key":"${key}","date_add":1795796717}`, 'ok', 'wazuh-authd')));
+  evs.push(...s.apply(ex(PENDING(5))));
+  evs.push(...s.apply(ex(DATA(5))));
+  evs.push(...s.apply(ex(DATA(5))));
+  evs.push(...s.apply(ex(SHUT(5))));
+  evs.push(...s.apply(ex('global update-agent-name {"id":5,"name":"web05-renamed"}', 'ok', 'wazuh-modulesd')));
+  evs.push(...s.apply(ex('global delete-agent 5', 'ok', 'wazuh-authd')));
+  t.same(status(evs), [
+    '005:unknown>never_connected/0/registered/authd',
+    '005:never_connected>pending/0/agent_startup/remoted',
+    '005:pending>active/0/keepalive/remoted',
+    '005:active>disconnected/3/agent_shutdown/remoted',
+    '005:disconnected>unknown/3/removed/authd',
+  ]);
+  t.equal(evs.filter((e) => e.event_type === 'keepalive').length, 2);
+  const reg = evs[0] as StatusChangeEvent;
+  t.equal(reg.agent_name, 'web05');
+  t.equal(reg.ip_address, '10.9.9.0/24', 'register_ip from the request');
+  t.equal((evs.at(-1) as StatusChangeEvent).agent_name, 'web05-renamed', 'update-agent-name applied');
+  t.equal(s.get(5), undefined, 'a removed agent is forgotten');
+  t.same(s.countsByStatus(), { never_connected: 0, pending: 0, active: 0, disconnected: 0, unknown: 0 });
+  t.notMatch(JSON.stringify(evs), key);
+  t.same(s.apply(ex('global delete-agent 5', 'ok', 'wazuh-authd')), [], 'deleting an agent the table does not know: no event');
+});
+
+t.test('insert-agent answered err (duplicate id) changes nothing', async (t) => {
+  const s = table();
+  s.setKnown({ id: 4, name: 'agent4', status: 'active' });
+  t.same(s.apply(ex('global insert-agent {"id":4,"name":"other","register_ip":"any","internal_key":"x"}', 'err Cannot execute Global database query; UNIQUE constraint failed: agent.id', 'wazuh-authd')), []);
+  t.match(s.get(4), { name: 'agent4', status: 'active' });
+  t.equal(s.stats().rejected, 1);
+});
+
+t.test('disconnect-agents: only the reply names the agents; ok and due pages alike; exactly one event each', async (t) => {
+  const s = activeTable([1, 2, 3, 7]);
+  s.apply(ex(SHUT(3)));
+  const evs = [
+    ...s.apply(ex('global disconnect-agents 0 1795796741 synced', 'due [{"id":1},{"id":2}]', 'wazuh-monitord')),
+    ...s.apply(ex('global disconnect-agents 2 1795796741 synced', 'ok [{"id":3},{"id":9},{"id":0}]', 'wazuh-monitord')),
+    ...s.apply(ex('global disconnect-agents 0 1795796800 synced', 'ok []', 'wazuh-monitord')),
+  ];
+  t.same(status(evs), [
+    '001:active>disconnected/4/no_keepalive/monitord',
+    '002:active>disconnected/4/no_keepalive/monitord',
+    '009:unknown>disconnected/4/no_keepalive/monitord',
+  ], 'agent 3 was already disconnected: no second event; the manager never');
+  t.match(s.get(3), { status: 'disconnected', status_code: 4 }, 'its code follows wazuh-db');
+  t.match(s.get(7), { status: 'active' });
+  t.same(s.apply(ex('global disconnect-agents 0 1795796741 synced', 'err Cannot execute Global database query', 'wazuh-monitord')), []);
+  t.same(s.apply(ex('global disconnect-agents 0 1795796741 synced', 'ok [redacted', 'wazuh-monitord')), []);
+  t.equal(s.stats().unreadableReplies, 1);
+  // monitord then asks get-agent-info for each: that confirms, it does not duplicate.
+  t.same(s.apply(ex('global get-agent-info 1', 'ok [{"id":1,"name":"agent1","connection_status":"disconnected","status_code":4}]', 'wazuh-monitord')), []);
+  t.equal(s.get(1)?.name, 'agent1');
+});
+
+t.test('reset-agents-connection: every active/pending agent → disconnected (5), once', async (t) => {
+  const s = activeTable([1, 2]);
+  s.apply(ex(PENDING(3)));
+  s.setKnown({ id: 4, status: 'never_connected' });
+  s.apply(ex(SHUT(2)));
+  s.apply(ex(PENDING(6)));
+  s.apply(ex(DATA(6)));
+  s.apply(ex(SHUT(6)));
+  s.apply(ex(PENDING(6)));
+  const evs = s.apply(ex('global reset-agents-connection synced'));
+  t.same(status(evs), [
+    '001:active>disconnected/5/manager_reset/remoted',
+    '003:pending>disconnected/5/manager_reset/remoted',
+    '006:pending>disconnected/5/manager_reset/remoted',
+  ]);
+  t.ok(evs.every((e) => e.event_type === 'status_change' && e.sync_status === 'synced'));
+  t.same(s.apply(ex('global reset-agents-connection synced')), [], 'a second reset changes nothing');
+  t.same(s.apply(ex('global reset-agents-connection synced', 'err x')), []);
+  t.match(s.get(2), { status: 'disconnected', status_code: 3 }, 'already disconnected agents keep their code');
+  t.match(s.get(4), { status: 'never_connected' });
+});
+
+t.test('inferred changes never override a newer change already applied', async (t) => {
+  const s = activeTable([1]);
+  const resetAt = clock + 1_000_000n;
+  // The agent reconnected after the reset request went out, and the tap processed that first.
+  s.apply(ex(PENDING(1), 'ok', 'wazuh-remoted', { at: resetAt + 5_000_000n }));
+  t.same(s.apply(ex('global reset-agents-connection synced', 'ok', 'wazuh-remoted', { at: resetAt })), []);
+  t.equal(s.get(1)?.status, 'pending');
+  t.same(s.apply(ex('global disconnect-agents 0 1 synced', 'ok [{"id":1}]', 'wazuh-monitord', { at: resetAt + 1n })), []);
+  t.equal(s.get(1)?.status, 'pending');
+});
+
+t.test('update-status-code: invalid version (code 1), 4.x and 5.x', async (t) => {
+  const s = table();
+  s.setKnown({ id: 3, status: 'disconnected', status_code: 3 });
+  t.same(status(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}'))),
+    ['003:disconnected>disconnected/1/invalid_version/remoted']);
+  t.same(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}')), []);
+  t.same(status(s.apply(ex('global update-status-code {"id":3,"status_code":2,"sync_status":"synced","version":"Wazuh v5.1.0"}', 'ok', 'wazuh-manager-r'))),
+    ['003:disconnected>disconnected/2/invalid_version/remoted']);
+  t.equal(s.get(3)?.version, 'Wazuh v5.1.0');
+  t.same(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"x","sync_status":"synced"}', 'err x')), []);
+});
+
+t.test('5.x: sorted keys, short update-agent-data, comms and exe', async (t) => {
+  const s = table();
+  s.setKnown({ id: 11, name: 'edge11', status: 'disconnected' });
+  const evs = [
+    ...s.apply(ex('global update-keepalive {"connection_status":"pending","id":11,"sync_status":"synced"}', 'ok', 'wazuh-manager-r')),
+    ...s.apply(ex(DATA5(11), 'ok', 'wazuh-manager-r')),
+    ...s.apply(ex(DATA5(11), 'ok', 'wazuh-manager-r')),
+    ...s.apply(ex('global update-connection-status {"connection_status":"disconnected","id":11,"status_code":3,"sync_status":"synced"}', 'ok', 'wazuh-manager-r')),
+  ];
+  t.same(status(evs), [
+    '011:disconnected>pending/0/agent_startup/remoted',
+    '011:pending>active/0/keepalive/remoted',
+    '011:active>disconnected/3/agent_shutdown/remoted',
+  ]);
+  const ka = evs.filter((e) => e.event_type === 'keepalive');
+  t.equal(ka.length, 2);
+  t.match(ka[0], { agent_name: 'edge11', ip_address: '10.5.0.11', version: 'Wazuh v5.0.0', status: 'active', os: { name: 'Ubuntu', version: '24.04', platform: 'ubuntu', arch: 'aarch64' }, sync_status: 'synced', group_config_status: null });
+  const reg = s.apply(ex('global insert-agent {"date_add":1,"id":12,"internal_key":"k","name":"n12","register_ip":"any"}', 'ok', 'wazuh-manager-a'));
+  t.equal((reg[0] as StatusChangeEvent).source, 'wazuh-manager', 'wazuh-manager-a is ambiguous without the executable');
+  const reg2 = s.apply(ex('global insert-agent {"date_add":1,"id":13,"internal_key":"k","name":"n13","register_ip":"any"}', 'ok', 'wazuh-manager-a', { exe: '/var/wazuh-manager/bin/wazuh-manager-authd' }));
+  t.equal((reg2[0] as StatusChangeEvent).source, 'authd', 'the executable resolves it');
+  t.same(
+    [['wazuh-manager-r'], ['wazuh-manager-m'], ['wazuh-manager-a'], ['wazuh-manager-d'], ['wazuh-manager-a', 'wazuh-manager-apid'], ['wazuh-manager-m', '/x/wazuh-manager-modulesd'], ['wazuh-manager-d', 'wazuh-manager-db'], ['wazuh-authd', '/var/ossec/bin/wazuh-authd'], ['python3', '/usr/bin/python3.10']]
+      .map(([c, e]) => sourceOf(c, e)),
+    ['remoted', 'monitord', 'wazuh-manager', 'wazuh-db', 'apid', 'modulesd', 'wazuh-db', 'authd', 'clusterd'],
+  );
+});
+
+t.test('cluster: sync-agent-info-set from python3 updates state, publishes nothing', async (t) => {
+  const s = table();
+  s.setKnown({ id: 20, status: 'disconnected' });
+  const evs = s.apply(ex('global sync-agent-info-set [{"id":20,"name":"w20","ip":"10.2.0.20","version":"Wazuh v4.7.5","node_name":"worker01","last_keepalive":1795796736,"connection_status":"active","disconnection_time":0,"status_code":0,"internal_key":"zzz","labels":[]},{"id":0,"name":"master"},{"id":21,"name":"w21","connection_status":"pending"}]', 'ok', 'python3'));
+  t.same(evs, []);
+  t.match(s.get(20), { name: 'w20', ip: '10.2.0.20', status: 'active', node: 'worker01', last_keepalive: 1795796736 });
+  t.match(s.get(21), { name: 'w21', status: 'pending' });
+  t.equal(s.get(0), undefined);
+  t.equal(s.stats().silent, 2);
+  t.notMatch(JSON.stringify(s.all()), 'zzz');
+  // A master's remoted reset: with the cluster node name known, a worker's agents change silently.
+  const m = table({ clusterNode: 'master01' });
+  m.apply(ex('global sync-agent-info-set [{"id":30,"node_name":"worker01","connection_status":"active"}]', 'ok', 'python3'));
+  m.apply(ex(PENDING(31)));
+  m.apply(ex(DATA(31, 'master01')));
+  t.same(status(m.apply(ex('global reset-agents-connection synced'))), ['031:active>disconnected/5/manager_reset/remoted']);
+  t.equal(m.get(30)?.status, 'disconnected', 'the copy follows wazuh-db');
+});
+
+t.test('get-agent-info replies: names, addresses, and a drifted status corrected once', async (t) => {
+  const s = activeTable([2]);
+  const row = '{"id":2,"name":"agent2","ip":"127.0.0.9","register_ip":"any","internal_key":"secret-secret","os_name":"Debian GNU/Linux","version":"Wazuh v4.7.5","node_name":"node01","last_keepalive":1795796736,"connection_status":"disconnected","disconnection_time":1795796761,"status_code":4}';
+  const evs = s.apply(ex('global get-agent-info 2', `ok [${row}]`, 'wazuh-analysisd'));
+  t.same(status(evs), ['002:active>disconnected/4/no_keepalive/analysisd'], 'the row\'s code names the reason');
+  t.match(s.get(2), { name: 'agent2', ip: '127.0.0.9', last_keepalive: 1795796736 });
+  t.same(s.apply(ex('global get-agent-info 2', `ok [${row}]`, 'wazuh-analysisd')), [], 'no drift, no event');
+  t.same(status(s.apply(ex('global get-agent-info 8', 'ok [{"id":8,"name":"e8","connection_status":"active","status_code":0}]'))), ['008:unknown>active/0/initial_sync/remoted']);
+  t.same(s.apply(ex('global get-agent-info 9', 'ok []')), [], 'an agent wazuh-db does not have');
+  t.same(s.apply(ex('global get-agent-info 2', 'ok [{"id":3,"connection_status":"active"}]')), [], 'a row of another agent is ignored');
+  // A row requested before a change the tap already applied is stale: names yes, status no.
+  const at = clock + 1_000_000n;
+  s.apply(ex(PENDING(2), 'ok', 'wazuh-remoted', { at: at + 10n }));
+  t.same(s.apply(ex('global get-agent-info 2', `ok [${row.replace('"name":"agent2"', '"name":"agent2b"')}]`, 'wazuh-monitord', { at })), []);
+  t.match(s.get(2), { name: 'agent2b', status: 'pending' });
+});
+
+t.test('get-agents-by-connection-status: listed agents corrected, absent ones only from a complete listing of their node', async (t) => {
+  const s = activeTable([1, 2, 3]);
+  s.apply(ex(SHUT(3)));
+  s.apply(ex('global sync-agent-info-set [{"id":40,"node_name":"worker01","connection_status":"active"}]', 'ok', 'python3'));
+  s.setKnown({ id: 41, status: 'active' }); // node unknown
+  // wazuh-db says: 1 and 3 are active on node01 (the tap missed 3's reconnection, and 2's disconnection).
+  const evs = s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1},{"id":3}]'));
+  t.same(status(evs), [
+    '003:disconnected>active/0/initial_sync/remoted',
+    '002:active>disconnected/0/initial_sync/remoted',
+  ]);
+  t.equal(s.get(40)?.status, 'active', 'another node\'s agent is not absent from a node01 listing');
+  t.equal(s.get(41)?.status, 'active', 'an agent of unknown node is not corrected for being absent');
+  t.same(s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1},{"id":3}]')), [], 'a second identical poll: nothing');
+  t.equal(s.stats().corrections, 2);
+  // err or unreadable: nothing.
+  t.same(s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'err x')), []);
+  t.same(s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok nope')), []);
+  // No node filter: absent ones of any known node count.
+  t.same(status(s.apply(ex('global get-agents-by-connection-status 0 active', 'ok [{"id":1},{"id":3},{"id":41}]'))), ['040:active>disconnected/0/initial_sync/remoted']);
+});
+
+t.test('get-agents-by-connection-status: due pages are collected per connection before absence counts', async (t) => {
+  const s = activeTable([1, 2, 3, 4, 5]);
+  const page = (last: number, reply: string, connId: string) =>
+    s.apply(ex(`global get-agents-by-connection-status ${last} active node01 -1`, reply, 'wazuh-remoted', { connId }));
+  t.same(page(0, 'due [{"id":1},{"id":2}]', 'A'), [], 'a due page: absence means nothing yet');
+  t.same(page(0, 'due [{"id":1}]', 'B'), [], 'another connection\'s listing is separate');
+  t.same(page(2, 'due [{"id":3}]', 'A'), []);
+  t.same(status(page(3, 'ok [{"id":5}]', 'A')), ['004:active>disconnected/0/initial_sync/remoted'], 'complete on ok: 4 was absent');
+  // A page whose start was not seen: its rows count, absence does not.
+  t.same(page(3, 'ok [{"id":5}]', 'B'), [], 'B\'s listing stopped at id 1: a page from 3 does not continue it');
+  t.same(page(7, 'ok []', 'C'), []);
+  t.equal(s.get(1)?.status, 'active');
+  // A row limit reached: the listing may be cut.
+  t.same(s.apply(ex('global get-agents-by-connection-status 0 active node01 2', 'ok [{"id":1},{"id":2}]')), []);
+  t.equal(s.get(3)?.status, 'active');
+  // An agent whose change was in flight while the listing was made is left alone.
+  const at = clock + 1_000_000n;
+  s.apply(ex(PENDING(6), 'ok', 'wazuh-remoted', { at: at - 100n }));
+  s.apply(ex(DATA(6), 'ok', 'wazuh-remoted', { at: at - 50n }));
+  t.same(status(s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1},{"id":2},{"id":3},{"id":5}]', 'wazuh-remoted', { at }))), []);
+  t.equal(s.get(6)?.status, 'active');
+});
+
+t.test('ign/unk/malformed replies and agent 0 change nothing anywhere', async (t) => {
+  const s = activeTable([1]);
+  for (const reply of ['ign', 'unk', 'garbage', '']) {
+    for (const req of [SHUT(1), 'global reset-agents-connection synced', 'global delete-agent 1', 'global disconnect-agents 0 1 synced']) {
+      t.same(s.apply(ex(req, reply)), [], `${req.slice(7, 30)} / ${reply}`);
+    }
+  }
+  t.equal(s.get(1)?.status, 'active');
+  for (const req of ['global delete-agent 0', 'global update-agent-name {"id":0,"name":"vm"}', PENDING(0), 'global insert-agent {"id":0,"name":"x"}']) {
+    t.same(s.apply(ex(req)), []);
+  }
+  t.equal(s.get(0), undefined);
+});
+
+t.test('resync (rows read outside the capture): drift becomes events, seeded agents do not', async (t) => {
+  const s = activeTable([1, 2]);
+  const evs = s.resync([
+    { id: 1, connection_status: 'active', name: 'one' },
+    { id: 2, connection_status: 'disconnected', status_code: 5 },
+    { id: 3, connection_status: 'never_connected', name: 'three' },
+  ], clock + 1_000_000n);
+  t.same(status(evs), ['002:active>disconnected/5/manager_reset/wazuh-db', '003:unknown>never_connected/0/initial_sync/wazuh-db']);
+  t.equal(s.get(1)?.name, 'one');
+});
+
+t.test('bounded: agents beyond maxAgents are counted, not tracked', async (t) => {
+  const s = table({ maxAgents: 3 });
+  for (let id = 1; id <= 10; id++) s.apply(ex(PENDING(id)));
+  t.equal(s.size, 3);
+  t.equal(s.stats().overflow, 7);
+});
