@@ -7,6 +7,14 @@ const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export const REDACTED = '[redacted]';
 
+/**
+ * The shape of an agent key (authd writes 32 random bytes as 64 hex digits). Such a value is dropped
+ * whatever its key is called, so a renamed or mangled key name cannot carry one out. No other value
+ * Wazuh sends on this socket has that shape (sums are 32 hex digits, group hashes 8).
+ */
+const KEY_SHAPE = /[0-9a-fA-F]{64}/;
+const KEY_VALUE = /^[0-9a-fA-F]{64}$/;
+
 export function isSecretKey(key: string): boolean {
   return SECRET_WORD.test(key);
 }
@@ -16,16 +24,17 @@ export function isDroppedKey(key: string): boolean {
 }
 
 /**
- * Returns `text` with secret-like JSON keys removed. Text that mentions no secret word is returned as is
+ * Returns `text` with secret-like JSON keys, and key-shaped values, removed. Text that mentions no secret word is returned as is
  * (the common case, and it keeps the hot path free of JSON work). Text that mentions one but is not
  * JSON — a truncated request, an `err … near '…'` echo — cannot be cleaned reliably, so it is replaced
  * whole by `[redacted]`.
  */
 export function redactText(text: string): string {
-  if (!SECRET_WORD.test(text)) return text;
+  if (!SECRET_WORD.test(text) && !KEY_SHAPE.test(text)) return text;
   try {
     // The reviver deletes a property by returning undefined; it runs bottom-up over every level.
-    const clean: unknown = JSON.parse(text, (k, v: unknown) => (isDroppedKey(k) ? undefined : v));
+    const clean: unknown = JSON.parse(text, (k, v: unknown) =>
+      isDroppedKey(k) || (typeof v === 'string' && KEY_VALUE.test(v)) ? undefined : v);
     if (clean === null || typeof clean !== 'object') return REDACTED;
     return JSON.stringify(clean);
   } catch {
