@@ -20,19 +20,22 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Target processes, by tgid (and the thread ids seen at fork, removed at exit). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, __u32);
 } target_tgids SEC(".maps");
 
+/* Executable basenames of the target daemons, full length (5.x names exceed
+ * the 15-character comm); consulted at exec only, never on the write path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
-	__type(key, char[WDBTAP_COMM_LEN]);
+	__type(key, char[WDBTAP_NAME_LEN]);
 	__type(value, __u32);
-} target_comms SEC(".maps");
+} target_names SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -43,30 +46,61 @@ struct {
 
 /* What sys_enter learnt, for sys_exit of the same thread. */
 struct pending_write {
-	__u64 buf;
-	__u64 len;
+	__u64 buf;        /* the buffer, or for writev/sendmsg the iovec array */
+	__u64 len;        /* its length, or the iovec count */
 	__u64 ts_ns;
 	__u64 local_ino;
 	__u64 peer_ino;
 	__u32 direction;
 	__u32 syscall;
+	__u32 is_iov;
+	__u32 precounted; /* sys_enter counted the first frame's reply in want */
 };
 
+/* LRU: an entry whose thread died inside the syscall must not stay forever. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct pending_write);
 } pending SEC(".maps");
 
-/* A record is too large for the BPF stack: build it in a per-CPU buffer. */
+/* Framing state of one direction of a connection. */
+struct stream {
+	__u32 remaining;  /* bytes of the current frame still to come */
+	__u8 keep;        /* the current frame goes to user space */
+	__u8 have;        /* bytes of the next frame's head gathered in head[] */
+	__u8 dropped;     /* a write was filtered out since the last record */
+	__u8 precounted;  /* sys_enter already counted this frame's reply in want */
+	__u8 head[16];    /* u32 length + the first 7 payload bytes */
+};
+
+struct conn_state {
+	struct stream req, rep;
+	__u32 want;       /* kept requests whose reply has not been seen */
+	__u32 _pad;
+};
+
+/* Keyed by the client socket's inode; LRU because Wazuh closes nothing explicitly. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/*
+ * A record is too large for the BPF stack: build it in a buffer of this CPU.
+ * An array with one slot per CPU (sized by the loader), not a per-CPU array,
+ * whose values are limited to 32 KiB. Tracepoint programs do not migrate.
+ */
 struct scratch_buf {
 	__u8 bytes[sizeof(struct wdbtap_record) + WDBTAP_CHUNK];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set to the number of possible CPUs before load */
 	__type(key, __u32);
 	__type(value, struct scratch_buf);
 } scratch SEC(".maps");
@@ -104,16 +138,11 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
+/* The write path's only test for a process that is not a target: one lookup. */
 static __always_inline bool is_target(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
-	char comm[WDBTAP_COMM_LEN];
-
-	if (bpf_map_lookup_elem(&target_tgids, &tgid))
-		return true;
-	if (bpf_get_current_comm(comm, sizeof(comm)))
-		return false;
-	return bpf_map_lookup_elem(&target_comms, comm) != NULL;
+	return bpf_map_lookup_elem(&target_tgids, &tgid) != NULL;
 }
 
 /* Read the bound path of a unix socket into out; returns its length (0: unbound or abstract). */
@@ -226,10 +255,194 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 	return true;
 }
 
-static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall)
+static __always_inline __u32 head_len(const struct stream *s)
+{
+	return (__u32)s->head[0] | (__u32)s->head[1] << 8 | (__u32)s->head[2] << 16 | (__u32)s->head[3] << 24;
+}
+
+static __always_inline bool is_global(const __u8 *p)
+{
+	return p[0] == 'g' && p[1] == 'l' && p[2] == 'o' && p[3] == 'b' && p[4] == 'a' && p[5] == 'l' && p[6] == ' ';
+}
+
+/* Bytes of head a frame start needs: its length, and for a request the payload's first 7 bytes. */
+static __always_inline __u32 head_need(const struct stream *s, bool req)
+{
+	__u32 len;
+
+	if (s->have < 4 || !req)
+		return 4;
+	len = head_len(s);
+	return 4 + (len < 7 ? len : 7);
+}
+
+/* Append take (1..11) bytes at user address p to the head being gathered. */
+static __always_inline bool read_head(struct stream *s, __u64 p, __u32 take)
+{
+	__u8 tmp[16] = {};
+
+	if (take == 0 || take > 11 || s->have > 11)
+		return false;
+	asm volatile("" : "+r"(take)); /* show the verifier 1 <= take <= 16 (see emit_bytes) */
+	take = ((take - 1) & 15) + 1;
+	if (bpf_probe_read_user(tmp, take, (void *)p))
+		return false;
+	for (__u32 i = 0; i < 11; i++) {
+		if (i >= take)
+			break;
+		s->head[(s->have + i) & 15] = tmp[i];
+	}
+	s->have += take;
+	return true;
+}
+
+struct walk_ctx {
+	struct stream *s;
+	struct conn_state *cs;
+	__u64 p;
+	__u32 n;
+	__u32 pos;
+	__u32 first_off;
+	bool req;
+	bool emit;
+	bool unframed;
+};
+
+/* One step of walk(): a frame body, or a frame head. Returns 1 to stop. */
+static long walk_step(__u32 index, void *data)
+{
+	struct walk_ctx *w = data;
+	struct stream *s = w->s;
+	struct conn_state *cs = w->cs;
+	__u32 need, len, take;
+
+	if (!s || !cs || w->pos >= w->n)
+		return 1;
+	if (s->remaining) {
+		take = w->n - w->pos;
+		if (take > s->remaining)
+			take = s->remaining;
+		w->emit |= s->keep;
+		s->remaining -= take;
+		w->pos += take;
+		return 0;
+	}
+	if (s->have == 0 && w->first_off == w->n)
+		w->first_off = w->pos;
+	need = head_need(s, w->req);
+	if (s->have < need) {
+		take = need - s->have;
+		if (take > w->n - w->pos)
+			take = w->n - w->pos;
+		if (!read_head(s, w->p + w->pos, take)) {
+			w->unframed = true;
+			return 1;
+		}
+		w->pos += take;
+		if (s->have < need) {
+			w->emit = true; /* the write ends inside a head: undecided, let user space see it */
+			return 1;
+		}
+		if (need == 4 && w->req)
+			return 0; /* the length is known: next, the payload's first bytes */
+	}
+	len = head_len(s);
+	if (len == 0 || len > WDBTAP_MAX_FRAME) {
+		w->unframed = true;
+		return 1;
+	}
+	if (w->req) {
+		s->keep = len >= 7 && is_global(&s->head[4]);
+		if (s->keep && !s->precounted)
+			__sync_fetch_and_add(&cs->want, 1);
+		s->precounted = 0;
+	} else {
+		s->keep = cs->want > 0;
+		if (s->keep)
+			__sync_fetch_and_add(&cs->want, -1);
+	}
+	w->emit |= s->keep;
+	s->remaining = 4 + len - s->have;
+	s->have = 0;
+	return 0;
+}
+
+/*
+ * Follow the frames of n bytes written at p on one direction of a connection
+ * and say whether the write holds any byte user space needs: a `global `
+ * request, a reply to one, or a frame start not yet decided. *first_off gets
+ * the offset of the first frame that starts in this write (n when none does).
+ * bpf_loop keeps the verifier's work to one step, however many frames.
+ */
+static __always_inline bool walk(struct stream *s, struct conn_state *cs, __u64 p, __u32 n, bool req,
+				 __u32 *first_off)
+{
+	struct walk_ctx w = { .s = s, .cs = cs, .p = p, .n = n, .first_off = n, .req = req };
+	long steps = bpf_loop(WDBTAP_MAX_FRAMES_PER_WRITE * 3, walk_step, &w, 0);
+
+	*first_off = w.first_off;
+	if (steps >= WDBTAP_MAX_FRAMES_PER_WRITE * 3 && w.pos < w.n)
+		w.unframed = true; /* more frames in one write than the walk follows */
+	if (!w.unframed)
+		return w.emit;
+	/* Pass the write on whole and resync at the next one. */
+	count(WDBTAP_C_UNFRAMED);
+	s->have = 0;
+	s->remaining = 0;
+	s->keep = 0;
+	return true;
+}
+
+/*
+ * At sys_enter, count the reply wanted by a `global` request that starts this
+ * write, before wazuh-db can possibly answer it (the reply may be written
+ * before this syscall's sys_exit runs). Returns whether it counted.
+ */
+static __always_inline bool precount_request(struct conn_state *cs, __u64 buf, __u64 len)
+{
+	struct stream *s = &cs->req;
+	__u8 tmp[12] = {};
+	__u32 have = s->have, flen;
+
+	if (s->remaining || have > 4 || len < 11 - have)
+		return false;
+	if (bpf_probe_read_user(tmp, 11, (void *)buf))
+		return false;
+	/* tmp holds the 11 head bytes that follow the `have` already gathered. */
+	if (have == 0)
+		flen = tmp[0] | tmp[1] << 8 | tmp[2] << 16 | (__u32)tmp[3] << 24;
+	else if (have == 4)
+		flen = head_len(s);
+	else
+		return false; /* a header split inside its 4 bytes: leave it to sys_exit */
+	if (flen < 7 || flen > WDBTAP_MAX_FRAME)
+		return false;
+	/* Two calls, not one on a computed address: the verifier refuses pointer arithmetic by OR. */
+	if (have == 0 ? !is_global(&tmp[4]) : !is_global(&tmp[0]))
+		return false;
+	__sync_fetch_and_add(&cs->want, 1);
+	s->precounted = 1;
+	return true;
+}
+
+static __always_inline struct conn_state *conn_of(__u64 client_ino)
+{
+	struct conn_state *cs, zero = {};
+
+	if (!client_ino)
+		return NULL;
+	cs = bpf_map_lookup_elem(&conns, &client_ino);
+	if (cs)
+		return cs;
+	bpf_map_update_elem(&conns, &client_ino, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&conns, &client_ino);
+}
+
+static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall, __u32 is_iov)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending_write pw = {};
+	struct conn_state *cs;
 
 	if (!is_target(pid_tgid))
 		return 0;
@@ -242,8 +455,102 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall)
 	pw.len = len;
 	pw.ts_ns = bpf_ktime_get_ns();
 	pw.syscall = syscall;
+	pw.is_iov = is_iov;
+	if (pw.direction == WDBTAP_DIR_REQUEST && !is_iov) {
+		cs = conn_of(pw.local_ino);
+		if (cs)
+			pw.precounted = precount_request(cs, buf, len);
+	}
 	if (bpf_map_update_elem(&pending, &pid_tgid, &pw, BPF_ANY))
 		count(WDBTAP_C_INFLIGHT_FULL);
+	return 0;
+}
+
+/* Send n bytes at user address p (offset off within the write) as records of at most one chunk. */
+static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u64 p, __u32 off, __u32 n,
+				       __u16 flags, bool last)
+{
+	for (__u32 i = 0; i < WDBTAP_MAX_CHUNKS; i++) {
+		__u32 done = i * WDBTAP_CHUNK;
+		__u32 c;
+
+		if (done >= n)
+			return;
+		c = n - done;
+		if (c > WDBTAP_CHUNK)
+			c = WDBTAP_CHUNK;
+		/* 1 <= c <= WDBTAP_CHUNK, written so the verifier can see it; the barrier
+		 * keeps clang from folding the expression back into c. */
+		asm volatile("" : "+r"(c));
+		c = ((c - 1) & (WDBTAP_CHUNK - 1)) + 1;
+		rec->offset = off + done;
+		rec->cap_len = c;
+		rec->flags = (i == 0 ? flags : 0) | (last && done + c >= n ? WDBTAP_F_LAST : 0);
+		if (bpf_probe_read_user(rec->data, c, (void *)(p + done))) {
+			count(WDBTAP_C_SCRATCH_FAIL);
+			return;
+		}
+		if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, rec, sizeof(*rec) + c)) {
+			count(WDBTAP_C_OUTPUT_FAIL);
+			return;
+		}
+		count(WDBTAP_C_CAPTURED);
+	}
+	if (n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK)
+		count(WDBTAP_C_TRUNCATED);
+}
+
+/* Walk one contiguous piece of a write and send it when it holds anything wanted. */
+static __always_inline void piece(void *ctx, struct wdbtap_record *rec, struct conn_state *cs, bool req,
+				  __u64 p, __u32 off, __u32 n, bool last)
+{
+	struct stream *s = req ? &cs->req : &cs->rep;
+	__u32 first = n;
+	__u16 flags = 0;
+
+	if (!walk(s, cs, p, n, req, &first)) {
+		s->dropped = 1;
+		count(WDBTAP_C_CONTENT_DROPPED);
+		return;
+	}
+	if (s->dropped) {
+		flags |= WDBTAP_F_GAP;
+		s->dropped = 0;
+	}
+	if (n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK)
+		flags |= WDBTAP_F_TRUNCATED;
+	rec->frame_off = off + first;
+	emit_bytes(ctx, rec, p, off, n, flags, last);
+}
+
+struct iov_ctx {
+	void *ctx;
+	struct wdbtap_record *rec;
+	struct conn_state *cs;
+	__u64 iov;
+	__u64 count;
+	__u32 total;
+	__u32 done;
+	bool req;
+};
+
+static long iov_step(__u32 i, void *data)
+{
+	struct iov_ctx *ic = data;
+	struct iovec iov;
+	__u32 n;
+
+	if (i >= ic->count || ic->done >= ic->total || !ic->rec || !ic->cs)
+		return 1;
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(ic->iov + i * sizeof(iov)))) {
+		count(WDBTAP_C_SCRATCH_FAIL);
+		return 1;
+	}
+	n = iov.iov_len > ic->total - ic->done ? ic->total - ic->done : iov.iov_len;
+	if (n)
+		piece(ic->ctx, ic->rec, ic->cs, ic->req, (__u64)iov.iov_base, ic->done, n,
+		      ic->done + n >= ic->total);
+	ic->done += n;
 	return 0;
 }
 
@@ -252,34 +559,40 @@ static __always_inline int on_exit(void *ctx, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending_write *pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
 	struct pending_write pw;
+	struct conn_state *cs;
 	struct scratch_buf *sb;
 	struct wdbtap_record *rec;
-	__u32 zero = 0;
-	__u64 total, cap;
+	__u32 cpu;
+	__u64 total;
+	bool req;
 
 	if (!pwp)
 		return 0;
 	pw = *pwp;
 	bpf_map_delete_elem(&pending, &pid_tgid);
+	req = pw.direction == WDBTAP_DIR_REQUEST;
+	cs = conn_of(req ? pw.local_ino : pw.peer_ino);
 	if (ret <= 0) {
+		if (cs && pw.precounted) { /* nothing was written: no reply will come */
+			__sync_fetch_and_add(&cs->want, -1);
+			cs->req.precounted = 0;
+		}
 		count(WDBTAP_C_FAILED_WRITES);
 		return 0;
 	}
-	sb = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sb) {
+	cpu = bpf_get_smp_processor_id();
+	sb = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!sb || !cs) {
 		count(WDBTAP_C_SCRATCH_FAIL);
 		return 0;
 	}
 	rec = (struct wdbtap_record *)sb->bytes;
 	/* Only the bytes the syscall wrote count; a partial write's tail comes in a later write. */
 	total = (__u64)ret;
-	if (total > pw.len)
+	if (!pw.is_iov && total > pw.len)
 		total = pw.len;
-	cap = total;
-	if (cap > (__u64)WDBTAP_CHUNK * WDBTAP_MAX_CHUNKS) {
-		cap = (__u64)WDBTAP_CHUNK * WDBTAP_MAX_CHUNKS;
-		count(WDBTAP_C_TRUNCATED);
-	}
+	if (total > 0xffffffffULL)
+		total = 0xffffffffULL;
 
 	rec->ts_ns = pw.ts_ns;
 	rec->local_ino = pw.local_ino;
@@ -289,44 +602,25 @@ static __always_inline int on_exit(void *ctx, long ret)
 	rec->bytes = (__u32)total;
 	rec->direction = pw.direction;
 	rec->syscall = pw.syscall;
-	rec->_pad = 0;
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
-	for (__u32 i = 0; i < WDBTAP_MAX_CHUNKS; i++) {
-		__u64 off = (__u64)i * WDBTAP_CHUNK;
-		__u64 n;
-
-		if (off >= cap)
-			break;
-		n = cap - off;
-		if (n > WDBTAP_CHUNK)
-			n = WDBTAP_CHUNK;
-		rec->offset = off;
-		rec->cap_len = n;
-		rec->flags = 0;
-		if (off + n >= cap)
-			rec->flags |= WDBTAP_F_LAST | (cap < total ? WDBTAP_F_TRUNCATED : 0);
-		asm volatile("" : "+r"(n));
-		if (n > WDBTAP_CHUNK)
-			return 0;
-		if (bpf_probe_read_user(rec->data, n, (void *)(pw.buf + off))) {
-			count(WDBTAP_C_SCRATCH_FAIL);
-			return 0;
-		}
-		if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, sb,
-					  sizeof(struct wdbtap_record) + n)) {
-			count(WDBTAP_C_OUTPUT_FAIL);
-			return 0;
-		}
-		count(WDBTAP_C_CAPTURED);
+	if (!pw.is_iov) {
+		piece(ctx, rec, cs, req, pw.buf, 0, (__u32)total, true);
+		return 0;
 	}
+	/* writev/sendmsg: each iovec is a piece; only the first `total` bytes were written. */
+	struct iov_ctx ic = { .ctx = ctx, .rec = rec, .cs = cs, .iov = pw.buf, .count = pw.len,
+			      .total = (__u32)total, .req = req };
+	bpf_loop(WDBTAP_MAX_IOV, iov_step, &ic, 0);
+	if (ic.done < ic.total)
+		count(WDBTAP_C_TRUNCATED); /* more iovecs than followed */
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter((int)ctx->args[0], ctx->args[1], ctx->args[2], WDBTAP_SYS_SENDTO);
+	return on_enter((int)ctx->args[0], ctx->args[1], ctx->args[2], WDBTAP_SYS_SENDTO, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
@@ -338,11 +632,114 @@ int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_write")
 int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter((int)ctx->args[0], ctx->args[1], ctx->args[2], WDBTAP_SYS_WRITE);
+	return on_enter((int)ctx->args[0], ctx->args[1], ctx->args[2], WDBTAP_SYS_WRITE, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
 int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter((int)ctx->args[0], ctx->args[1], ctx->args[2], WDBTAP_SYS_WRITEV, 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	struct user_msghdr msg;
+
+	/* Cheap test first: the msghdr is read only for targets. */
+	if (!is_target(bpf_get_current_pid_tgid()))
+		return 0;
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)ctx->args[1]))
+		return 0;
+	return on_enter((int)ctx->args[0], (__u64)msg.msg_iov, msg.msg_iovlen, WDBTAP_SYS_SENDMSG, 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx, ctx->ret);
+}
+
+struct slash_ctx {
+	const char *path;
+	int n;
+	int slash;
+};
+
+static long slash_step(__u32 i, void *data)
+{
+	struct slash_ctx *c = data;
+
+	if ((int)i >= c->n)
+		return 1;
+	if (c->path[i & 255] == '/')
+		c->slash = i;
+	return 0;
+}
+
+/* Basename of the exec'd file into name (zero-padded); false when there is none or it is too long. */
+static __always_inline bool exec_basename(struct trace_event_raw_sched_process_exec *ctx, char *name)
+{
+	char path[256];
+	__u32 loc = BPF_CORE_READ(ctx, __data_loc_filename) & 0xffff;
+	struct slash_ctx c = { .path = path, .slash = -1 };
+	int m;
+
+	c.n = bpf_probe_read_kernel_str(path, sizeof(path), (void *)ctx + loc);
+	if (c.n <= 1)
+		return false;
+	bpf_loop(256, slash_step, &c, 0);
+	m = bpf_probe_read_kernel_str(name, WDBTAP_NAME_LEN, (void *)ctx + loc + ((c.slash + 1) & 255));
+	return m > 1 && m < WDBTAP_NAME_LEN;
+}
+
+/* A target daemon started (or restarted by wazuh-control): follow it from its first syscall. */
+SEC("tracepoint/sched/sched_process_exec")
+int tp_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	char name[WDBTAP_NAME_LEN] = {};
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, one = 1;
+
+	if (!exec_basename(ctx, name) || !bpf_map_lookup_elem(&target_names, name)) {
+		/* exec replaces a target's image: it is a target no more */
+		bpf_map_delete_elem(&target_tgids, &tgid);
+		return 0;
+	}
+	bpf_map_update_elem(&target_tgids, &tgid, &one, BPF_ANY);
+	count(WDBTAP_C_TARGETS_EXEC);
+	return 0;
+}
+
+/* Daemons fork to go to the background: the child of a target is a target. */
+SEC("tracepoint/sched/sched_process_fork")
+int tp_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	__u32 parent = bpf_get_current_pid_tgid() >> 32, one = 1;
+	__u32 child = BPF_CORE_READ(ctx, child_pid);
+
+	if (bpf_map_lookup_elem(&target_tgids, &parent))
+		bpf_map_update_elem(&target_tgids, &child, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int tp_exit_task(void *ctx)
+{
+	__u32 pid = (__u32)bpf_get_current_pid_tgid();
+
+	/* A thread's id was added at fork when it could have been a process: remove it either way. */
+	bpf_map_delete_elem(&target_tgids, &pid);
+	return 0;
 }

@@ -8,17 +8,18 @@
 #ifndef WDBTAP_H
 #define WDBTAP_H
 
-/* A large write is sent as several chunks: a per-CPU scratch value (record +
- * chunk) may be at most 32 KiB, and a perf sample at most 64 KiB. wazuh-db's
- * largest reply is 65,536 bytes of payload plus 4 of header: three chunks
- * cover it. */
+/* A large write is sent as several chunks, since a perf sample is at most
+ * 64 KiB with its headers. wazuh-db's largest reply is 65,536 bytes of payload
+ * plus 4 of header: three chunks cover it. A power of two, so the verifier can
+ * be shown the bound with a mask. */
 #define WDBTAP_RECORD_SIZE 72
-#define WDBTAP_CHUNK      (32768 - WDBTAP_RECORD_SIZE)
+#define WDBTAP_CHUNK      32768
 #define WDBTAP_MAX_CHUNKS 3
 
 #define WDBTAP_PATH_MAX   108 /* sizeof(sockaddr_un.sun_path) */
 #define WDBTAP_MAX_PATHS  4
 #define WDBTAP_COMM_LEN   16
+#define WDBTAP_NAME_LEN   64 /* executable basename of a target daemon */
 
 enum wdbtap_direction {
 	WDBTAP_DIR_REQUEST = 1, /* a client writes to wazuh-db */
@@ -28,7 +29,14 @@ enum wdbtap_direction {
 enum wdbtap_flags {
 	WDBTAP_F_TRUNCATED = 1, /* the write was longer than the chunks carry */
 	WDBTAP_F_LAST = 2,      /* the last record of this write */
+	WDBTAP_F_GAP = 4,       /* writes of this stream were filtered out since the last record:
+				 * drop any partial frame; the first frame starts at frame_off */
 };
+
+/* wdb framing (WAZUH-PROTOCOL.md §1): u32 little-endian length, then the payload. */
+#define WDBTAP_MAX_FRAME  65536
+#define WDBTAP_MAX_FRAMES_PER_WRITE 16
+#define WDBTAP_MAX_IOV 8
 
 enum wdbtap_syscall {
 	WDBTAP_SYS_SENDTO = 1,
@@ -47,6 +55,9 @@ enum wdbtap_counter {
 	WDBTAP_C_OUTPUT_FAIL,     /* perf output refused (buffer full) */
 	WDBTAP_C_INFLIGHT_FULL,   /* no room to remember a pending syscall */
 	WDBTAP_C_FAILED_WRITES,   /* matched writes whose syscall returned <= 0 */
+	WDBTAP_C_CONTENT_DROPPED, /* wdb writes holding no `global` request or its reply */
+	WDBTAP_C_UNFRAMED,        /* writes the kernel could not frame: passed to user space whole */
+	WDBTAP_C_TARGETS_EXEC,    /* target processes picked up at exec */
 	WDBTAP_NCOUNTERS,
 };
 
@@ -62,7 +73,7 @@ struct wdbtap_record {
 	__u16 direction;  /* enum wdbtap_direction */
 	__u16 flags;      /* enum wdbtap_flags */
 	__u32 syscall;    /* enum wdbtap_syscall */
-	__u32 _pad;
+	__u32 frame_off;  /* with WDBTAP_F_GAP: where the first whole frame starts in this write */
 	char comm[WDBTAP_COMM_LEN];
 	__u8 data[];
 };

@@ -13,6 +13,7 @@ import { tapProgramsInKernel, tapLinksInKernel } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 
 const binDir = join(ROOT, 'build/sim/bin');
+const text = (r: CaptureRecord) => Buffer.from(r.data).toString('latin1');
 const A = { id: 1, name: 'agent1', ip: '127.0.0.1' };
 const B = { id: 2, name: 'agent2', ip: '10.0.0.2' };
 
@@ -24,7 +25,8 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
   capture.attach();
   t.ok(capture.attached, 'attached');
-  t.equal(tapLinksInKernel(), 2, 'sendto enter and exit attached, nothing else');
+  t.equal(tapLinksInKernel(), 5, 'sendto enter and exit, and exec/fork/exit to follow daemons; nothing else');
+  t.same(capture.attachedHooks(), ['sendto'], 'sendto alone by default (SPEC §2)');
 
   const sim = new SimManager({ binDir, home });
   t.teardown(async () => { await sim.stop(); await capture.close(); });
@@ -39,21 +41,24 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   await intruder.startup({ id: 9, name: 'intruder', ip: '10.9.9.9' });
   await intruder.keepalive({ id: 9, name: 'intruder', ip: '10.9.9.9' });
 
+  // Agent-scoped traffic on the same connection: never reaches user space, nor does its reply.
+  const agentReply = await sim.rawreq('agent 001 syscheck integrity_check_global {"begin":"/etc","end":"/var"}');
+  t.match(agentReply, /^ok/, 'wazuh-db answered the agent-scoped request');
+
   // remoted: get-distinct-groups, reset (start-up); startup A, select-agent-group + update-agent-data,
-  // startup B, shutdown A = 7 requests and 7 replies. The intruder's requests are not captured;
-  // wazuh-db's replies to it are (wazuh-db is a target) = 4 more (get-distinct-groups at its start,
-  // startup, select-agent-group, update-agent-data).
+  // startup B, shutdown A = 7 requests and 7 replies. The intruder's requests are not captured, so
+  // no reply is wanted on its connection and wazuh-db's answers to it are dropped in the kernel too.
   const mine = () => records.filter((r) => r.tgid === pids['wazuh-remoted'] || r.tgid === pids['wazuh-db']);
-  await waitFor(() => mine().length >= 18, 5000, '18 records from the simulator');
+  await waitFor(() => mine().length >= 14, 5000, '14 records from the simulator');
   await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
 
   const got = mine();
   t.equal(got.filter((r) => r.direction === 'request').length, 7, '7 requests, all from remoted');
   t.ok(got.filter((r) => r.direction === 'request').every((r) => r.comm === 'wazuh-remoted' && r.syscall === 'sendto'));
-  t.equal(got.filter((r) => r.direction === 'reply').length, 11, '11 replies, all from wazuh-db');
+  t.equal(got.filter((r) => r.direction === 'reply').length, 7, '7 replies, all from wazuh-db, one per request');
+  t.notOk(records.some((r) => text(r).includes('syscheck')), 'no agent-scoped request');
   t.ok(got.filter((r) => r.direction === 'reply').every((r) => r.comm === 'wazuh-db'));
   t.notOk(records.some((r) => r.comm === 'not-wazuh' || r.comm === 'wazuh-analysisd'), 'nothing from non-targets');
-  const text = (r: CaptureRecord) => Buffer.from(r.data).toString('latin1');
   t.notOk(records.some((r) => /Agent (started|stopped)|#!-agent/.test(text(r))), 'no datagram to queue/sockets/queue, no TCP frame');
   t.ok(got.every((r) => r.syscallBytes === r.data.length && !r.truncated && r.offset === 0), 'whole writes, sizes from the return value');
 
@@ -80,7 +85,9 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   ], 'remoted\'s exchanges paired with their replies');
 
   const c = capture.counters();
-  t.ok(c.captured >= 18, `captured counter ${c.captured}`);
+  t.ok(c.captured >= 14, `captured counter ${c.captured}`);
+  // agent-scoped request + its reply, the intruder's 4 replies
+  t.ok(c.content_dropped >= 6, `writes without a global request or its reply dropped in the kernel (${c.content_dropped})`);
   t.equal(c.lost, 0, 'no lost samples');
   t.ok(c.filtered > 0, `writes of targets on other sockets were filtered in the kernel (${c.filtered})`);
 

@@ -35,6 +35,10 @@ struct hook {
 static const struct hook hooks[] = {
 	{ "tp_enter_sendto", "tp_exit_sendto", WDBTAP_HOOK_SENDTO },
 	{ "tp_enter_write", "tp_exit_write", WDBTAP_HOOK_WRITE },
+	{ "tp_enter_sendmsg", "tp_exit_sendmsg", WDBTAP_HOOK_SENDMSG },
+	{ "tp_enter_writev", "tp_exit_writev", WDBTAP_HOOK_WRITEV },
+	{ "tp_exec", "tp_fork", WDBTAP_HOOK_PROCS },
+	{ "tp_exit_task", NULL, WDBTAP_HOOK_PROCS },
 };
 #define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
@@ -42,7 +46,7 @@ struct wdbtap {
 	struct bpf_object *obj;
 	struct perf_buffer *pb;
 	struct bpf_link *links[NHOOKS * 2];
-	int fd_tgids, fd_comms, fd_config, fd_counters;
+	int fd_tgids, fd_names, fd_config, fd_counters;
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
@@ -195,6 +199,15 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 		free(t);
 		return NULL;
 	}
+	/* One scratch buffer per CPU (see wdbtap.bpf.c). */
+	struct bpf_map *scratch = bpf_object__find_map_by_name(t->obj, "scratch");
+	if (!scratch || bpf_map__set_max_entries(scratch, libbpf_num_possible_cpus()) ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "events"), libbpf_num_possible_cpus())) {
+		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
+		bpf_object__close(t->obj);
+		free(t);
+		return NULL;
+	}
 	rc = bpf_object__load(t->obj);
 	if (rc) {
 		snprintf(err, errlen, "the kernel refused the BPF programs of %s: %s%s%s", obj_path, strerror(-rc),
@@ -204,12 +217,12 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 		return NULL;
 	}
 	t->fd_tgids = bpf_object__find_map_fd_by_name(t->obj, "target_tgids");
-	t->fd_comms = bpf_object__find_map_fd_by_name(t->obj, "target_comms");
+	t->fd_names = bpf_object__find_map_fd_by_name(t->obj, "target_names");
 	t->fd_config = bpf_object__find_map_fd_by_name(t->obj, "tap_config");
 	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	t->ncpus = libbpf_num_possible_cpus();
-	if (t->fd_tgids < 0 || t->fd_comms < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
+	if (t->fd_tgids < 0 || t->fd_names < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
 	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		wdbtap_close(t);
@@ -234,7 +247,7 @@ int wdbtap_attach(struct wdbtap *t, uint32_t want)
 		for (int k = 0; k < 2; k++) {
 			struct bpf_link **slot = &t->links[i * 2 + k];
 			struct bpf_program *p;
-			if (*slot)
+			if (*slot || !names[k])
 				continue;
 			p = bpf_object__find_program_by_name(t->obj, names[k]);
 			if (!p)
@@ -263,23 +276,37 @@ int wdbtap_detach(struct wdbtap *t)
 
 int wdbtap_is_attached(struct wdbtap *t)
 {
-	int n = 0;
+	int mask = 0;
 	for (size_t i = 0; i < NHOOKS * 2; i++)
-		n += t->links[i] != NULL;
-	return n;
+		if (t->links[i])
+			mask |= hooks[i / 2].bit;
+	return mask;
 }
 
-int wdbtap_target_comm(struct wdbtap *t, const char *comm, int add)
+int wdbtap_target_name(struct wdbtap *t, const char *name, int add)
 {
-	char key[WDBTAP_COMM_LEN] = {};
+	char key[WDBTAP_NAME_LEN] = {};
 	__u32 one = 1;
 
-	if (!comm || !comm[0] || strlen(comm) >= WDBTAP_COMM_LEN)
-		return fail(t, -EINVAL, "a comm is 1 to 15 characters");
-	memcpy(key, comm, strlen(comm));
-	if (add ? bpf_map_update_elem(t->fd_comms, key, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_comms, key))
-		return (!add && errno == ENOENT) ? 0 : fail(t, -errno, "target_comms: %s", strerror(errno));
+	if (!name || !name[0] || strlen(name) >= WDBTAP_NAME_LEN || strchr(name, '/'))
+		return fail(t, -EINVAL, "a daemon name is a file name of 1 to %d bytes", WDBTAP_NAME_LEN - 1);
+	memcpy(key, name, strlen(name));
+	if (add ? bpf_map_update_elem(t->fd_names, key, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_names, key))
+		return (!add && errno == ENOENT) ? 0 : fail(t, -errno, "target_names: %s", strerror(errno));
 	return 0;
+}
+
+int wdbtap_targets(struct wdbtap *t, uint32_t *out, uint32_t n)
+{
+	__u32 key, next, *prev = NULL;
+	uint32_t w = 0;
+
+	while (w < n && bpf_map_get_next_key(t->fd_tgids, prev, &next) == 0) {
+		out[w++] = next;
+		key = next;
+		prev = &key;
+	}
+	return (int)w;
 }
 
 int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add)

@@ -11,8 +11,11 @@
 struct wdbtap;
 
 /* Which syscalls to hook (SPEC §2: sendto alone by default). */
-#define WDBTAP_HOOK_SENDTO 1u
-#define WDBTAP_HOOK_WRITE  2u
+#define WDBTAP_HOOK_SENDTO  1u
+#define WDBTAP_HOOK_WRITE   2u
+#define WDBTAP_HOOK_SENDMSG 4u
+#define WDBTAP_HOOK_WRITEV  8u
+#define WDBTAP_HOOK_PROCS   16u /* exec/fork/exit: follow target daemons as they start */
 
 /* Kernel readiness: 0, or a negative errno with a message saying what is missing. */
 int wdbtap_check_kernel(char *err, uint32_t errlen);
@@ -20,9 +23,13 @@ int wdbtap_check_kernel(char *err, uint32_t errlen);
 struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err, uint32_t errlen);
 int wdbtap_attach(struct wdbtap *t, uint32_t hooks);
 int wdbtap_detach(struct wdbtap *t);
+/* Bit mask of the hooks attached now. */
 int wdbtap_is_attached(struct wdbtap *t);
+/* tgids in the target map (at most n written); returns how many. */
+int wdbtap_targets(struct wdbtap *t, uint32_t *out, uint32_t n);
 
-int wdbtap_target_comm(struct wdbtap *t, const char *comm, int add);
+/* A daemon's executable basename (up to 63 bytes): processes exec'ing it become targets. */
+int wdbtap_target_name(struct wdbtap *t, const char *name, int add);
 int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add);
 /* paths: newline-separated; a leading '=' asks for an exact match, else suffix. */
 int wdbtap_set_paths(struct wdbtap *t, const char *paths);

@@ -26,6 +26,13 @@ export interface CaptureRecord {
   data: Uint8Array;
   /** The write was longer than what could be captured. */
   truncated: boolean;
+  /**
+   * The kernel filtered out writes of this stream since its last record: any
+   * partial frame is void, and the first whole frame starts at frameOff
+   * (an offset within the write, like `offset`).
+   */
+  gap?: boolean;
+  frameOff?: number;
   /** Syscall that wrote it: 'sendto', 'write', … */
   syscall: string;
   /**

@@ -6,16 +6,17 @@ import { loadShim, type ShimLib } from './shim.js';
 import { COUNTER_NAMES, RECORD_SIZE, parseRecords, type CaptureCounters } from './record-layout.js';
 import type { CaptureRecord } from '../types.js';
 import { KernelSupportError } from '../errors.js';
+import { DEFAULT_TARGET_NAMES, scanProcesses } from './targets.js';
 
 export { KernelSupportError };
 
-export type Hook = 'sendto' | 'write';
-const HOOK_BITS: Record<Hook, number> = { sendto: 1, write: 2 };
+export type Hook = 'sendto' | 'write' | 'sendmsg' | 'writev';
+export const HOOKS: readonly Hook[] = ['sendto', 'write', 'sendmsg', 'writev'];
+const HOOK_BITS: Record<Hook, number> = { sendto: 1, write: 2, sendmsg: 4, writev: 8 };
+/** exec/fork/exit tracepoints: always attached with the write hooks, to follow daemons as they start. */
+const PROCS_BIT = 16;
 
-/** The daemons of SPEC §2 whose comm identifies them (4.x never names its threads). */
-export const DEFAULT_TARGET_COMMS = [
-  'wazuh-remoted', 'wazuh-db', 'wazuh-monitord', 'wazuh-authd', 'wazuh-modulesd',
-];
+export { DEFAULT_TARGET_NAMES };
 export const DEFAULT_SOCKET_PATHS = ['queue/db/wdb'];
 
 
@@ -24,7 +25,10 @@ export interface CaptureOptions {
   libPath: string;
   hooks?: Hook[];
   socketPaths?: string[];
-  targetComms?: string[];
+  /** Executable basenames of the target daemons. */
+  targetNames?: string[];
+  /** How often running processes are re-scanned while attached (the kernel follows exec/fork). */
+  rescanMs?: number;
   /** Pages per CPU of the perf buffer (a power of two). */
   perfPages?: number;
   /** Longest wait of one poll, which is also how fast stop() returns. */
@@ -46,6 +50,8 @@ export class Capture {
   private running = false;
   private readonly buf = Buffer.alloc(4 << 20);
   private readonly pollTimeoutMs: number;
+  private readonly names: Set<string>;
+  private rescanTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: CaptureOptions) {
     for (const p of [opts.objPath, opts.libPath]) {
@@ -54,6 +60,7 @@ export class Capture {
     this.lib = loadShim(opts.libPath);
     this.hooks = opts.hooks ?? ['sendto'];
     this.pollTimeoutMs = opts.pollTimeoutMs ?? 100;
+    this.names = new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES);
   }
 
   /** Check the kernel, load the programs and set the filters; nothing is attached yet. */
@@ -68,7 +75,7 @@ export class Capture {
     if (!h) throw new KernelSupportError(cstr(err));
     c.handle = h;
     c.setSocketPaths(opts.socketPaths ?? DEFAULT_SOCKET_PATHS);
-    for (const comm of opts.targetComms ?? DEFAULT_TARGET_COMMS) c.targetComm(comm, true);
+    for (const name of c.names) c.check(c.lib.target_name(h, name, 1), `target ${name}`);
     return c;
   }
 
@@ -82,22 +89,55 @@ export class Capture {
     return this.handle;
   }
 
+  /**
+   * Attach the hooks. The process tracepoints go first so that a daemon
+   * starting during the /proc scan is not missed; pids left from an earlier
+   * attachment are dropped (nothing followed their exits while detached).
+   */
   attach(): void {
     const bits = this.hooks.reduce((m, k) => m | HOOK_BITS[k], 0);
-    const rc = this.lib.attach(this.h, bits);
-    if (rc < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
+    if (this.lib.attach(this.h, PROCS_BIT) < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
+    if (!this.rescanTimer) for (const pid of this.targets()) this.targetTgid(pid, false);
+    this.rescan();
+    if (this.lib.attach(this.h, bits) < 0) {
+      const err = this.lib.last_error(this.handle);
+      this.detach();
+      throw new KernelSupportError(err);
+    }
+    if (!this.rescanTimer) {
+      this.rescanTimer = setInterval(() => this.rescan(), this.opts.rescanMs ?? 2000);
+      this.rescanTimer.unref();
+    }
   }
 
   detach(): void {
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.rescanTimer = null;
     if (this.handle) this.lib.detach(this.handle);
   }
 
   get attached(): boolean {
-    return this.handle ? this.lib.is_attached(this.handle) > 0 : false;
+    return this.handle ? (this.lib.is_attached(this.handle) & ~PROCS_BIT) !== 0 : false;
   }
 
-  targetComm(comm: string, add: boolean): void {
-    this.check(this.lib.target_comm(this.h, comm, add ? 1 : 0), `target ${comm}`);
+  /** The hooks attached now, by name. */
+  attachedHooks(): Hook[] {
+    const mask = this.handle ? this.lib.is_attached(this.handle) : 0;
+    return HOOKS.filter((k) => (mask & HOOK_BITS[k]) !== 0);
+  }
+
+  /** Add every running target daemon to the kernel's target set. */
+  rescan(): Map<number, string> {
+    const found = scanProcesses(this.names);
+    for (const pid of found.keys()) this.targetTgid(pid, true);
+    return found;
+  }
+
+  /** tgids (and thread ids) the kernel treats as targets now. */
+  targets(): number[] {
+    const out = new Uint32Array(16384);
+    const n = this.check(this.lib.targets(this.h, out, out.length), 'targets');
+    return Array.from(out.subarray(0, n));
   }
 
   targetTgid(tgid: number, add: boolean): void {

@@ -3,16 +3,18 @@
 import type { CaptureRecord, Direction } from '../types.js';
 
 export const RECORD_SIZE = 72;
-export const CHUNK = 32768 - RECORD_SIZE;
+export const CHUNK = 32768;
 export const F_TRUNCATED = 1;
 export const F_LAST = 2;
+export const F_GAP = 4;
 
 const SYSCALLS: Record<number, string> = { 1: 'sendto', 2: 'write', 3: 'sendmsg', 4: 'writev' };
 
 /** Kernel counters in the order of enum wdbtap_counter, then the shim's own. */
 export const COUNTER_NAMES = [
   'seen', 'captured', 'filtered', 'truncated', 'scratch_failures', 'output_failures',
-  'inflight_full', 'failed_writes', 'lost', 'queue_drops',
+  'inflight_full', 'failed_writes', 'content_dropped', 'unframed', 'targets_exec',
+  'lost', 'queue_drops',
 ] as const;
 export type CaptureCounters = Record<(typeof COUNTER_NAMES)[number], number>;
 
@@ -46,6 +48,8 @@ export function parseRecords(buf: Uint8Array, used: number): CaptureRecord[] {
       offset: view.getUint32(at + 36, true),
       direction: (view.getUint16(at + 44, true) === 2 ? 'reply' : 'request') as Direction,
       truncated: (flags & F_TRUNCATED) !== 0,
+      gap: (flags & F_GAP) !== 0,
+      frameOff: view.getUint32(at + 52, true),
       syscall: SYSCALLS[view.getUint32(at + 48, true)] ?? 'unknown',
       comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes),
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.

@@ -8,7 +8,8 @@ export interface ShimLib {
   attach(h: unknown, hooks: number): number;
   detach(h: unknown): number;
   is_attached(h: unknown): number;
-  target_comm(h: unknown, comm: string, add: number): number;
+  target_name(h: unknown, name: string, add: number): number;
+  targets(h: unknown, out: Uint32Array, n: number): number;
   target_tgid(h: unknown, tgid: number, add: number): number;
   set_paths(h: unknown, paths: string): number;
   poll: { async: (...args: unknown[]) => void };
@@ -32,7 +33,8 @@ export function loadShim(path: string): ShimLib {
     attach: f('attach', 'int NAME(wdbtap *t, uint32_t hooks)'),
     detach: f('detach', 'int NAME(wdbtap *t)'),
     is_attached: f('is_attached', 'int NAME(wdbtap *t)'),
-    target_comm: f('target_comm', 'int NAME(wdbtap *t, const char *comm, int add)'),
+    target_name: f('target_name', 'int NAME(wdbtap *t, const char *name, int add)'),
+    targets: f('targets', 'int NAME(wdbtap *t, _Out_ uint32_t *out, uint32_t n)'),
     target_tgid: f('target_tgid', 'int NAME(wdbtap *t, uint32_t tgid, int add)'),
     set_paths: f('set_paths', 'int NAME(wdbtap *t, const char *paths)'),
     poll: f('poll', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap, int timeout_ms)'),
