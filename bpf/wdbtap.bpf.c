@@ -316,8 +316,12 @@ static long walk_step(__u32 index, void *data)
 	struct conn_state *cs = w->cs;
 	__u32 need, len, take;
 
-	if (!s || !cs || w->pos >= w->n)
+	if (!s || !cs)
 		return 1;
+	if (w->pos >= w->n) {
+		w->emit |= s->have > 0; /* the write ended inside a head: undecided, let user space see it */
+		return 1;
+	}
 	if (s->remaining) {
 		take = w->n - w->pos;
 		if (take > s->remaining)

@@ -240,3 +240,21 @@ t.test('bounded: total bytes of partial frames', async (t) => {
   t.equal(r.stats().buffered, 40000);
   t.ok(r.stats().buffered <= 4 + MAX_FRAME);
 });
+
+t.test('kernel-filtered writes (gap flag): the interrupted frame is forgotten, decoding restarts at frameOff', async (t) => {
+  const r = new StreamReassembler();
+  const AGENT = 'agent 001 syscheck integrity_check_global {"begin":"/etc"}';
+  const agentFrame = wire(AGENT);
+  // The head of an agent-scoped frame was passed on undecided (5.x: header alone), its body was dropped.
+  t.same(r.push(rec(agentFrame.subarray(0, 4))), [], 'a lone header waits');
+  // The next record the kernel sends holds the tail of that frame, then a whole global request.
+  const tail = agentFrame.subarray(20);
+  const both = new Uint8Array(tail.length + wire(SHUTDOWN).length);
+  both.set(tail, 0);
+  both.set(wire(SHUTDOWN), tail.length);
+  const frames = r.push(rec(both, { gap: true, frameOff: tail.length }));
+  t.same(frames.map((f) => f.payload), [SHUTDOWN], 'the global request, nothing of the agent frame');
+  t.equal(r.stats().filtered, 1);
+  t.equal(r.stats().malformed, 0, 'filtering is not a malformed stream');
+  t.equal(r.stats().resyncs, 0);
+});

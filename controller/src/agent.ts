@@ -3,7 +3,7 @@
 // flush NATS, exit 0.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { Capture, DEFAULT_SOCKET_PATHS, DEFAULT_TARGET_COMMS } from './capture/capture.js';
+import { Capture, DEFAULT_SOCKET_PATHS } from './capture/capture.js';
 import { WdbDecoder } from './decode/index.js';
 import { AgentStateTable } from './state/agents.js';
 import { Pipeline } from './pipeline.js';
@@ -25,7 +25,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const { log } = opts;
   const prefix = validatePrefix(opts.prefix);
   const node = opts.node ?? hostname();
-  const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS, targetComms: DEFAULT_TARGET_COMMS });
+  const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS });
   const publisher = new Publisher({ servers: opts.natsUrls, prefix, node, log });
   try {
     await publisher.connect();

@@ -85,7 +85,7 @@ export declare class SimManager {
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
   recv(): Promise<string>;
   restartRemoted(opts?: { reset?: boolean }): Promise<void>;
-  spawnClient(name: string, opts?: { reset?: boolean }): Promise<SimClient>;
+  spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg' }): Promise<SimClient>;
   pids(): Record<string, number>;
   stop(): Promise<void>;
 }

@@ -364,8 +364,8 @@ export class SimManager {
    * @param {string} name
    * @param {boolean} reset
    */
-  async #client(name, reset) {
-    const proc = new SimProcess(this.binDir, name, this.home, reset ? [] : ['--no-reset']);
+  async #client(name, reset, extra = []) {
+    const proc = new SimProcess(this.binDir, name, this.home, [...(reset ? [] : ['--no-reset']), ...extra]);
     try {
       await proc.ready();
     } catch (e) {
@@ -459,14 +459,16 @@ export class SimManager {
    * Another client under any name from the bin directory (e.g. `not-wazuh`,
    * `wazuh-monitord`, `wazuh-authd`). By default it does not send
    * reset-agents-connection at start (it still sends get-distinct-groups).
+   * `syscall` picks how its frames are written: sendto (Wazuh's C daemons), write,
+   * or writev/sendmsg with the header and the payload as two iovecs.
    * @param {string} name
-   * @param {{ reset?: boolean }} [opts]
+   * @param {{ reset?: boolean, syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg' }} [opts]
    */
-  async spawnClient(name, { reset = false } = {}) {
+  async spawnClient(name, { reset = false, syscall = 'sendto' } = {}) {
     if (name === 'wazuh-db' || name === 'wazuh-manager-db' || name === 'wazuh-analysisd' || name === 'wazuh-manager-analysisd') {
       throw new Error(`${name} is a server role, not a client`);
     }
-    const c = await this.#client(name, reset);
+    const c = await this.#client(name, reset, syscall === 'sendto' ? [] : ['--syscall', syscall]);
     this.clients.push(c);
     return c;
   }

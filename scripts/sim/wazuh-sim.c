@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,11 @@ static long g_page_rows = 100000;
 /* Clients: 5.x behaviour (nlohmann::json sorted keys, no NUL, non-blocking split sends). Set by the
  * `wazuh-manager-*` names or --5x. */
 static int g_5x;
+/* Which syscall a client's wdb frames go through (--syscall): Wazuh's C daemons use
+ * sendto; other clients may write, writev or sendmsg. writev and sendmsg carry the
+ * header and the payload as two iovecs, as a client assembling a frame would. */
+enum { SYS_SENDTO, SYS_WRITE, SYS_WRITEV, SYS_SENDMSG };
+static int g_syscall = SYS_SENDTO;
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -74,7 +80,16 @@ static int send_all_once(int fd, const void *buf, size_t len, int flags) {
     /* One sendto per frame, as Wazuh does: the tap relies on "one write, one frame"
      * for 4.x traffic. A short write on a blocking UNIX stream socket does not
      * happen below the socket buffer size, so a single call is faithful. */
-    ssize_t n = sendto(fd, buf, len, flags, NULL, 0);
+    ssize_t n;
+    size_t head = len < 4 ? len : 4;
+    struct iovec iov[2] = {{(void *)buf, head}, {(char *)buf + head, len - head}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    switch (g_syscall) {
+    case SYS_WRITE: n = write(fd, buf, len); break;
+    case SYS_WRITEV: n = writev(fd, iov, 2); break;
+    case SYS_SENDMSG: n = sendmsg(fd, &msg, flags); break;
+    default: n = sendto(fd, buf, len, flags, NULL, 0); break;
+    }
     return n == (ssize_t)len ? 0 : -1;
 }
 
@@ -1355,6 +1370,14 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--home") && i + 1 < argc) g_home = argv[++i];
         else if (!strcmp(argv[i], "--no-reset")) g_no_reset = 1;
         else if (!strcmp(argv[i], "--5x")) g_5x = 1;
+        else if (!strcmp(argv[i], "--syscall") && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "sendto")) g_syscall = SYS_SENDTO;
+            else if (!strcmp(v, "write")) g_syscall = SYS_WRITE;
+            else if (!strcmp(v, "writev")) g_syscall = SYS_WRITEV;
+            else if (!strcmp(v, "sendmsg")) g_syscall = SYS_SENDMSG;
+            else die("--syscall: sendto, write, writev or sendmsg, not %s", v);
+        }
         else if (!strcmp(argv[i], "--page-rows") && i + 1 < argc) {
             g_page_rows = atol(argv[++i]);
             if (g_page_rows < 1) die("--page-rows wants a positive number");

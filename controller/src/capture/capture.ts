@@ -206,6 +206,7 @@ export class Capture {
 
   /** Detach and free everything in the kernel: no program, link or map stays behind. */
   async close(): Promise<void> {
+    this.detach();
     await this.stop();
     if (this.handle) {
       this.lib.close(this.handle);

@@ -39,6 +39,8 @@ export interface ReassemblerStats {
   gaps: number;
   /** Streams forgotten to respect maxStreams / maxBufferedBytes. */
   evicted: number;
+  /** Records after writes the kernel filtered out (WDBTAP_F_GAP): expected, not a loss. */
+  filtered: number;
   /** Streams tracked now. */
   streams: number;
   /** Bytes of partial frames held now. */
@@ -68,7 +70,7 @@ export class StreamReassembler {
   private readonly maxStreams: number;
   private readonly maxBuffered: number;
   private readonly onReset: ReassemblerOptions['onReset'];
-  private readonly counters = { frames: 0, bytes: 0, malformed: 0, resyncs: 0, truncated: 0, gaps: 0, evicted: 0 };
+  private readonly counters = { frames: 0, bytes: 0, malformed: 0, resyncs: 0, truncated: 0, gaps: 0, evicted: 0, filtered: 0 };
   private buffered = 0;
 
   constructor(opts: ReassemblerOptions = {}) {
@@ -78,10 +80,11 @@ export class StreamReassembler {
   }
 
   push(rec: CaptureRecord): WdbFrame[] {
-    const data = rec.data;
-    this.counters.bytes += data.length;
+    this.counters.bytes += rec.data.length;
     const s = this.stream(connIdOf(rec), rec.direction);
     const frames: WdbFrame[] = [];
+    if (rec.gap) rec = this.skipFiltered(s, rec);
+    const data = rec.data;
 
     const end = rec.offset + data.length;
     const gap = rec.offset !== s.nextOffset;
@@ -103,6 +106,20 @@ export class StreamReassembler {
       this.lose(s, 'truncated');
     }
     return frames;
+  }
+
+  /**
+   * The kernel dropped writes of this stream that held nothing wanted (agent-
+   * scoped requests, replies nobody waits for). Not a loss: forget the partial
+   * frame they interrupted and start at the first frame the kernel saw begin.
+   */
+  private skipFiltered(s: Stream, rec: CaptureRecord): CaptureRecord {
+    this.counters.filtered++;
+    if (s.partial) this.drop(s);
+    const skip = Math.max(0, Math.min(rec.data.length, (rec.frameOff ?? rec.offset) - rec.offset));
+    s.synced = true;
+    s.nextOffset = rec.offset + skip;
+    return skip === 0 ? rec : { ...rec, data: rec.data.subarray(skip), offset: rec.offset + skip };
   }
 
   /** The connection ended: forget both directions. */

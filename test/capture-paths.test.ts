@@ -1,0 +1,158 @@
+// The capture layer against real syscalls: every write path, split and merged
+// frames, 64 KiB replies, 5.x partial sends, and daemons started after the tap.
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Capture, type Hook } from '../controller/src/capture/capture.js';
+import { artefacts } from '../controller/src/paths.js';
+import { WdbDecoder } from '../controller/src/decode/index.js';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import type { CaptureRecord, WdbExchange } from '../controller/src/types.js';
+import { ROOT } from './helpers/tap-process.js';
+import { waitFor } from './helpers/wait.js';
+
+const binDir = join(ROOT, 'build/sim/bin');
+const A = { id: 1, name: 'agent1', ip: '10.0.0.1' };
+
+interface Session {
+  capture: Capture;
+  records: CaptureRecord[];
+  exchanges: () => WdbExchange[];
+  sim: SimManager;
+}
+
+async function session(t: Tap.Test, hooks: Hook[], simOpts: { version?: 4 | 5; agents?: typeof A[] } = {}): Promise<Session> {
+  const capture = Capture.open({ ...artefacts(), hooks });
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-paths-')), ...simOpts });
+  t.teardown(async () => { await sim.stop(); await capture.close(); });
+  await sim.start();
+  const exchanges = () => {
+    const d = new WdbDecoder();
+    return [...records].sort((a, b) => (a.tsNs < b.tsNs ? -1 : 1)).flatMap((r) => d.push(r));
+  };
+  return { capture, records, exchanges, sim };
+}
+
+const label = (ex: WdbExchange) => {
+  const r = ex.request as { cmd: string; name?: string };
+  return r.cmd === 'other' ? r.name : r.cmd;
+};
+
+for (const syscall of ['write', 'writev', 'sendmsg'] as const) {
+  t.test(`${syscall}: captured when hooked, ignored when not`, async (t) => {
+    const { capture, records, exchanges, sim } = await session(t, ['sendto', syscall]);
+    t.same(capture.attachedHooks().sort(), ['sendto', syscall].sort());
+    const client = await sim.spawnClient('wazuh-authd', { syscall });
+    const pid = client.pid!;
+    await client.startup(A);
+    await client.keepalive(A);
+    await waitFor(() => exchanges().filter((e) => e.tgid === pid).length >= 4, 5000, `${syscall} exchanges`);
+    const mine = records.filter((r) => r.tgid === pid);
+    t.ok(mine.every((r) => r.syscall === syscall && r.direction === 'request'), `requests came through ${syscall}`);
+    const ex = exchanges().filter((e) => e.tgid === pid).map(label);
+    t.same(ex, ['get-distinct-groups', 'update-keepalive', 'select-agent-group', 'update-agent-data'],
+      'decoded and paired with their replies');
+    if (syscall !== 'write') {
+      t.ok(mine.some((r) => r.offset === 4), 'the payload iovec is its own record after the 4-byte header');
+    }
+  });
+}
+
+t.test('sendto alone (the default) ignores other syscalls', async (t) => {
+  const { capture, records, sim } = await session(t, ['sendto']);
+  t.same(capture.attachedHooks(), ['sendto']);
+  const client = await sim.spawnClient('wazuh-authd', { syscall: 'write' });
+  await client.startup(A);
+  await sim.keepalive(A); // remoted still uses sendto: proves the tap is capturing
+  await waitFor(() => records.some((r) => Buffer.from(r.data).includes('update-agent-data')), 5000, 'remoted keepalive');
+  t.notOk(records.some((r) => r.tgid === client.pid), 'nothing from write()');
+});
+
+t.test('split and merged frames arrive intact', async (t) => {
+  const { records, exchanges, sim } = await session(t, ['sendto']);
+  const frame = (s: string) => {
+    const b = Buffer.alloc(4 + s.length + 1);
+    b.writeUInt32LE(s.length + 1, 0);
+    b.write(s, 4);
+    return b;
+  };
+  const one = frame('global update-keepalive {"id":7,"connection_status":"pending","sync_status":"synced"}');
+  const two = frame('global get-agent-info 7');
+  // Two frames in one write.
+  await sim.raw(Buffer.concat([one, two]));
+  t.match(await sim.recv(), /^ok/);
+  t.match(await sim.recv(), /^ok/);
+  // One frame in three writes: a header alone, then the payload in two pieces.
+  const three = frame('global update-connection-status {"id":7,"connection_status":"disconnected","sync_status":"synced","status_code":3}');
+  await sim.raw(three.subarray(0, 4));
+  await sim.raw(three.subarray(4, 30));
+  await sim.raw(three.subarray(30));
+  t.match(await sim.recv(), /^ok/);
+  await waitFor(() => exchanges().filter((e) => label(e) !== 'get-distinct-groups' && label(e) !== 'reset-agents-connection').length >= 3,
+    5000, 'three exchanges');
+  const ex = exchanges().filter((e) => ['update-keepalive', 'get-agent-info', 'update-connection-status'].includes(label(e)!));
+  t.same(ex.map(label), ['update-keepalive', 'get-agent-info', 'update-connection-status']);
+  t.ok(ex.every((e) => e.reply.status === 'ok'));
+  t.ok(records.some((r) => r.data.length === 4 && r.direction === 'request'), 'the lone header was passed on (undecided in the kernel)');
+});
+
+t.test('64 KiB replies are captured whole, in chunks', async (t) => {
+  const agents = Array.from({ length: 4000 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: '10.1.0.1' }));
+  const { records, exchanges, capture, sim } = await session(t, ['sendto'], { agents });
+  const reply = await sim.rawreq('global get-all-agents last_id 0');
+  t.match(reply, /^(ok|due) \[\{"id":1\}/);
+  await waitFor(() => exchanges().some((e) => label(e) === 'get-all-agents'), 5000, 'the get-all-agents exchange');
+  const big = records.filter((r) => r.direction === 'reply' && r.syscallBytes > 32768);
+  t.ok(big.length >= 2, `a reply of ${big[0]?.syscallBytes} bytes came as ${big.length} records`);
+  t.ok(big.every((r) => !r.truncated));
+  t.equal(big.reduce((n, r) => n + r.data.length, 0), big[0].syscallBytes, 'every byte, once');
+  const ex = exchanges().find((e) => label(e) === 'get-all-agents')!;
+  t.equal(ex.reply.payload.length + 3, big[0].syscallBytes - 4, 'the decoded reply is the whole payload');
+  t.equal(capture.counters().lost, 0);
+});
+
+t.test('5.x: wazuh-manager-* daemons by executable name, partial non-blocking sends', async (t) => {
+  const { records, exchanges, sim } = await session(t, ['sendto'], { version: 5 });
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await sim.shutdown(A);
+  await waitFor(() => exchanges().some((e) => label(e) === 'update-connection-status'), 5000, '5.x shutdown');
+  const reqs = records.filter((r) => r.direction === 'request');
+  t.ok(reqs.every((r) => r.comm === 'wazuh-manager-r'), 'comm is cut to 15 characters');
+  t.ok(reqs.some((r) => r.data.length === 4), 'headers written alone');
+  t.same(exchanges().map(label).filter((l) => !['get-distinct-groups', 'reset-agents-connection'].includes(l!)),
+    ['update-keepalive', 'select-agent-group', 'update-agent-data', 'update-connection-status']);
+});
+
+t.test('a daemon started or restarted after attach is captured at once; one running before is found in /proc', async (t) => {
+  // wazuh-db and analysisd start before the tap here; remoted after.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-restart-'));
+  const sim = new SimManager({ binDir, home });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const capture = Capture.open({ ...artefacts(), rescanMs: 60_000 }); // the periodic rescan must not be what finds it
+  t.teardown(() => capture.close());
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.ok(capture.targets().includes(sim.pids()['wazuh-db']), 'wazuh-db, already running, found through /proc');
+  await sim.keepalive(A);
+  await waitFor(() => records.some((r) => r.tgid === sim.pids()['wazuh-remoted']), 3000, 'the running remoted');
+  const oldPid = sim.pids()['wazuh-remoted'];
+  await sim.restartRemoted();
+  const newPid = sim.pids()['wazuh-remoted'];
+  t.not(newPid, oldPid, 'remoted restarted with a new pid');
+  t.ok(capture.targets().includes(newPid), 'followed from exec');
+  t.notOk(capture.targets().includes(oldPid), 'the old pid is forgotten at exit');
+  const started = Date.now();
+  await sim.keepalive(A);
+  await waitFor(() => records.some((r) => r.tgid === newPid), 1000, 'the new remoted within one second');
+  t.ok(Date.now() - started < 1000);
+  t.ok(records.some((r) => r.tgid === newPid && Buffer.from(r.data).includes('reset-agents-connection')),
+    'even its very first request at start');
+  t.ok(capture.counters().targets_exec >= 1);
+});
