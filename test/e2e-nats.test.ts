@@ -34,11 +34,11 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
   await nc.flush();
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-'));
-  mkdirSync(home, { recursive: true });
+  mkdirSync(join(home, 'etc'), { recursive: true }); // a manager's home has etc/ (client.keys appears later)
   const startedAt = Date.now();
   const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-e2e']);
   t.teardown(() => tap.stop('SIGKILL'));
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home });
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
   t.teardown(() => sim.stop());
   await sim.start();
 
@@ -123,4 +123,38 @@ t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anyt
   t.match(none.stderr, /name a command/);
   t.equal(none.code, 2);
   t.same(tapProgramsInKernel(), [], 'nothing loaded');
+});
+
+t.test('started beside a running manager: names, addresses and statuses are known before the first transition', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: Record<string, unknown>[] = [];
+  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { got.push(m.json()); } });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-sync-'));
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  await sim.startup(A);
+  await sim.keepalive(A); // A is active before the tap exists; B was registered and never connected
+
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-sync']);
+  t.teardown(() => tap.stop('SIGKILL'));
+  t.ok(tap.logs.some((l) => l.msg === 'initial state from wazuh-db' && l.agents === 2), 'both agents learned from wazuh-db at start');
+
+  await sim.shutdown(A);
+  await sim.startup(B);
+  await waitFor(() => got.length >= 2, 10_000, 'two status events');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(got.map((e) => [e.agent_id, e.agent_name, e.previous_status, e.current_status, e.reason]), [
+    ['001', 'web-server-01', 'active', 'disconnected', 'agent_shutdown'],
+    ['002', 'db-server-01', 'never_connected', 'pending', 'agent_startup'],
+  ], 'previous_status and names come from the start-up sync, not "unknown"');
+  t.equal(got[0].ip_address, A.ip, 'address learned at start');
+  t.notOk(JSON.stringify(got).match(/[0-9a-f]{64}/), 'no internal_key anywhere');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

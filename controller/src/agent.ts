@@ -3,9 +3,11 @@
 // flush NATS, exit 0.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { Capture, DEFAULT_SOCKET_PATHS } from './capture/capture.js';
+import { Capture, DEFAULT_SOCKET_PATHS, type Hook } from './capture/capture.js';
 import { WdbDecoder } from './decode/index.js';
 import { AgentStateTable } from './state/agents.js';
+import { initialSync, seedTable } from './state/sources/initial-sync.js';
+import { applyClientKeys, clientKeysPath, watchClientKeys } from './state/sources/client-keys.js';
 import { Pipeline } from './pipeline.js';
 import { Publisher } from './publish/publisher.js';
 import { validatePrefix } from './publish/subjects.js';
@@ -18,6 +20,7 @@ export interface AgentOptions {
   prefix: string;
   node?: string;
   attach: boolean;
+  hooks?: Hook[];
   log: Logger;
 }
 
@@ -25,7 +28,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const { log } = opts;
   const prefix = validatePrefix(opts.prefix);
   const node = opts.node ?? hostname();
-  const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS });
+  const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS, hooks: opts.hooks });
   const publisher = new Publisher({ servers: opts.natsUrls, prefix, node, log });
   try {
     await publisher.connect();
@@ -36,12 +39,50 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
 
   const decoder = new WdbDecoder();
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
-  const pipeline = new Pipeline(decoder, state, {
-    event: (ev) => {
-      log.debug({ event: ev }, 'event');
-      publisher.publishAgentEvent(ev);
-    },
-  });
+  const publish = (ev: Parameters<Publisher['publishAgentEvent']>[0]) => {
+    log.debug({ event: ev }, 'event');
+    publisher.publishAgentEvent(ev);
+  };
+  const pipeline = new Pipeline(decoder, state, { event: publish });
+
+  // Names and addresses from client.keys, now and whenever the file changes (no events).
+  let keys: { close(): void } = { close() {} };
+  try {
+    const w = watchClientKeys(clientKeysPath(opts.home), (k) => applyClientKeys(state, k),
+      { onError: (e) => log.warn({ err: e.message }, 'cannot read client.keys') });
+    await w.ready;
+    keys = w;
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'agent names unavailable: cannot watch client.keys');
+  }
+
+  // Every agent's current status from wazuh-db, so the first transition has the right previous_status.
+  const first = await initialSync({ home: opts.home });
+  seedTable(state, first.agents);
+  if (first.complete) log.info({ agents: first.agents.length, ms: first.elapsedMs }, 'initial state from wazuh-db');
+  else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
+
+  /**
+   * Ask wazuh-db again and correct what drifted while nothing was captured
+   * (between the first sync and attach, after lost records, after a re-attach):
+   * each corrected agent is one status event; changes captured since the
+   * query began are not overridden.
+   */
+  let resyncing = false;
+  const resync = async (why: string) => {
+    if (resyncing) return;
+    resyncing = true;
+    try {
+      const r = await initialSync({ home: opts.home });
+      const events = state.resync(r.agents, r.startedNs);
+      for (const ev of events) publish(ev);
+      log.info({ why, corrected: events.length, complete: r.complete }, 'state resynchronised from wazuh-db');
+    } catch (e) {
+      log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
+    } finally {
+      resyncing = false;
+    }
+  };
 
   let lastLost = 0;
   const lossCheck = setInterval(() => {
@@ -50,6 +91,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       log.warn({ lost: lost - lastLost }, 'the kernel dropped records (perf buffer full)');
       publisher.publishLifecycle('records_lost', { lost: lost - lastLost });
       lastLost = lost;
+      void resync('records lost');
     }
   }, 1000);
 
@@ -58,7 +100,9 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   if (opts.attach) {
     capture.attach();
     publisher.publishLifecycle('attached');
-    log.info({ home: opts.home, node, prefix }, 'attached: capturing wazuh-db traffic');
+    log.info({ home: opts.home, node, prefix, hooks: capture.attachedHooks(), targets: capture.targets().length },
+      'attached: capturing wazuh-db traffic');
+    if (first.ids.length > 0) void resync('attached');
   } else {
     log.info('started detached (--no-attach)');
   }
@@ -69,12 +113,13 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   });
   log.info({ signal }, 'stopping');
   clearInterval(lossCheck);
+  keys.close();
   capture.detach();
   await capture.stop();
   const counters = capture.counters();
   await capture.close();
   publisher.publishLifecycle('stopped', { records: pipeline.records, events: pipeline.events });
   await publisher.close();
-  log.info({ counters, decoder: decoder.stats(), published: publisher.published }, 'stopped');
+  log.info({ counters, decoder: decoder.stats(), state: state.stats(), published: publisher.published }, 'stopped');
   return 0;
 }
