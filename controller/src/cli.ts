@@ -4,9 +4,20 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runAgent } from './agent.js';
+import { HOOKS, type Hook } from './capture/capture.js';
+import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 
 class UsageError extends Error {}
+
+function parseHooks(list: string): Hook[] {
+  const hooks = list.split(',').map((h) => h.trim()).filter(Boolean);
+  const bad = hooks.filter((h) => !(HOOKS as readonly string[]).includes(h));
+  if (bad.length || hooks.length === 0) {
+    throw new ConfigError(`--hooks: ${bad.join(', ') || 'nothing'} is not one of ${HOOKS.join(', ')}`);
+  }
+  return hooks as Hook[];
+}
 
 export const EXIT = { ok: 0, runtime: 1, usage: 2, kernel: 3 } as const;
 
@@ -26,13 +37,17 @@ export async function main(argv: string[]): Promise<number> {
       .option('prefix', { type: 'string', default: 'wazuh', describe: 'subject prefix' })
       .option('node', { type: 'string', describe: 'manager node name (default: the host name)' })
       .option('log-level', { type: 'string', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] })
-      .option('attach', { type: 'boolean', default: true, describe: 'attach the eBPF programs at start (--no-attach: start detached)' }),
+      .option('attach', { type: 'boolean', default: true, describe: 'attach the eBPF programs at start (--no-attach: start detached)' })
+      .option('hooks', {
+        type: 'string', default: 'sendto',
+        describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev; each costs every process that makes it',
+      }),
     async (a) => {
       const log = createLogger(a.logLevel);
       try {
         code = await runAgent({
           home: a.home, natsUrls: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean),
-          prefix: a.prefix, node: a.node, attach: a.attach, log,
+          prefix: a.prefix, node: a.node, attach: a.attach, hooks: parseHooks(a.hooks), log,
         });
       } catch (e) {
         code = exitCodeOf(e);
