@@ -28,6 +28,19 @@ struct {
 	__type(value, __u32);
 } target_tgids SEC(".maps");
 
+/*
+ * The same set as a flag per pid, for the write path: an array lookup is
+ * inlined by the verifier into an address computation, where a hash lookup is
+ * a call. Every process that makes a hooked syscall pays this test, so it is
+ * the whole cost of the tap to them. Sized to pid_max by the loader.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, __u32);
+} target_mark SEC(".maps");
+
 /* Executable basenames of the target daemons, full length (5.x names exceed
  * the 15-character comm); consulted at exec only, never on the write path. */
 struct {
@@ -138,11 +151,23 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
-/* The write path's only test for a process that is not a target: one lookup. */
+/* The write path's only test for a process that is not a target: one array load. */
 static __always_inline bool is_target(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
-	return bpf_map_lookup_elem(&target_tgids, &tgid) != NULL;
+	__u32 *mark = bpf_map_lookup_elem(&target_mark, &tgid);
+	return mark && *mark;
+}
+
+static __always_inline void set_target(__u32 pid, bool on)
+{
+	__u32 one = 1, zero = 0;
+
+	if (on)
+		bpf_map_update_elem(&target_tgids, &pid, &one, BPF_ANY);
+	else
+		bpf_map_delete_elem(&target_tgids, &pid);
+	bpf_map_update_elem(&target_mark, &pid, on ? &one : &zero, BPF_ANY);
 }
 
 /* Read the bound path of a unix socket into out; returns its length (0: unbound or abstract). */
@@ -561,7 +586,7 @@ static long iov_step(__u32 i, void *data)
 static __always_inline int on_exit(void *ctx, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct pending_write *pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
+	struct pending_write *pwp;
 	struct pending_write pw;
 	struct conn_state *cs;
 	struct scratch_buf *sb;
@@ -570,6 +595,9 @@ static __always_inline int on_exit(void *ctx, long ret)
 	__u64 total;
 	bool req;
 
+	if (!is_target(pid_tgid))
+		return 0; /* the cheap test first: a non-target never reaches the hash below */
+	pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
 	if (!pwp)
 		return 0;
 	pw = *pwp;
@@ -714,14 +742,15 @@ SEC("tracepoint/sched/sched_process_exec")
 int tp_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	char name[WDBTAP_NAME_LEN] = {};
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32, one = 1;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (!exec_basename(ctx, name) || !bpf_map_lookup_elem(&target_names, name)) {
 		/* exec replaces a target's image: it is a target no more */
-		bpf_map_delete_elem(&target_tgids, &tgid);
+		if (is_target((__u64)tgid << 32))
+			set_target(tgid, false);
 		return 0;
 	}
-	bpf_map_update_elem(&target_tgids, &tgid, &one, BPF_ANY);
+	set_target(tgid, true);
 	count(WDBTAP_C_TARGETS_EXEC);
 	return 0;
 }
@@ -730,11 +759,11 @@ int tp_exec(struct trace_event_raw_sched_process_exec *ctx)
 SEC("tracepoint/sched/sched_process_fork")
 int tp_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
-	__u32 parent = bpf_get_current_pid_tgid() >> 32, one = 1;
+	__u64 parent = bpf_get_current_pid_tgid();
 	__u32 child = BPF_CORE_READ(ctx, child_pid);
 
-	if (bpf_map_lookup_elem(&target_tgids, &parent))
-		bpf_map_update_elem(&target_tgids, &child, &one, BPF_ANY);
+	if (is_target(parent))
+		set_target(child, true);
 	return 0;
 }
 
@@ -744,6 +773,7 @@ int tp_exit_task(void *ctx)
 	__u32 pid = (__u32)bpf_get_current_pid_tgid();
 
 	/* A thread's id was added at fork when it could have been a process: remove it either way. */
-	bpf_map_delete_elem(&target_tgids, &pid);
+	if (is_target((__u64)pid << 32))
+		set_target(pid, false);
 	return 0;
 }

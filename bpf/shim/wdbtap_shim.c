@@ -4,6 +4,7 @@
  * its filter maps, and move perf records into a caller buffer in batches, so
  * one FFI call from the controller moves many records.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/perf_event.h>
+#include <sched.h>
 #include <linux/types.h>
 #include <sys/syscall.h>
 #include <bpf/bpf.h>
@@ -46,7 +49,7 @@ struct wdbtap {
 	struct bpf_object *obj;
 	struct perf_buffer *pb;
 	struct bpf_link *links[NHOOKS * 2];
-	int fd_tgids, fd_names, fd_config, fd_counters;
+	int fd_tgids, fd_mark, fd_names, fd_config, fd_counters;
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
@@ -82,55 +85,187 @@ static int fail(struct wdbtap *t, int rc, const char *fmt, ...)
 	return rc < 0 ? rc : -EINVAL;
 }
 
-static bool has_caps(void)
-{
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[2] = {};
-	uint64_t eff;
-
-	if (syscall(SYS_capget, &hdr, data))
-		return geteuid() == 0;
-	eff = ((uint64_t)data[1].effective << 32) | data[0].effective;
 #ifndef CAP_BPF
 #define CAP_BPF 39
 #define CAP_PERFMON 38
 #endif
-	return (eff & (1ull << CAP_SYS_ADMIN)) ||
-	       ((eff & (1ull << CAP_BPF)) && (eff & (1ull << CAP_PERFMON)));
-}
 
-static bool exists(const char *p)
+/* The effective capability set, or (when capget is refused) all or nothing by euid. */
+static uint64_t effective_caps(void)
 {
-	struct stat st;
-	return stat(p, &st) == 0;
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = {};
+
+	if (syscall(SYS_capget, &hdr, data))
+		return geteuid() == 0 ? ~0ull : 0;
+	return ((uint64_t)data[1].effective << 32) | data[0].effective;
 }
 
+/* libbpf (1.x) resolves tracepoint ids under debugfs's tracing directory when it exists, else tracefs. */
+#define DEBUGFS_TRACING "/sys/kernel/debug/tracing"
+#define TRACEFS "/sys/kernel/tracing"
+
+static const char *libbpf_tracefs(void)
+{
+	return access(DEBUGFS_TRACING, F_OK) == 0 ? DEBUGFS_TRACING : TRACEFS;
+}
+
+static const char *tracefs_hint(int e)
+{
+	return e == EACCES ? "; tracefs is readable by root only: run as root (or add CAP_DAC_READ_SEARCH)" : "";
+}
+
+/* The id of syscalls/sys_enter_sendto under dir (> 0), or -errno. */
+static long tracepoint_id(const char *dir)
+{
+	char path[128], buf[32] = {};
+	FILE *f;
+	long id;
+
+	snprintf(path, sizeof(path), "%s/events/syscalls/sys_enter_sendto/id", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	id = fgets(buf, sizeof(buf), f) ? strtol(buf, NULL, 10) : -EIO;
+	fclose(f);
+	return id > 0 ? id : -EIO;
+}
+
+static int perf_open(uint32_t type, uint64_t config)
+{
+	struct perf_event_attr a = {
+		.type = type, .size = sizeof(a), .config = config,
+		.sample_type = PERF_SAMPLE_RAW, .sample_period = 1, .wakeup_events = 1,
+	};
+	int cpu = sched_getcpu();
+	int fd = syscall(SYS_perf_event_open, &a, -1, cpu < 0 ? 0 : cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static int perf_paranoid(void)
+{
+	int v = -99;
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -99;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Everything the tap needs from the kernel, checked in the order a user would
+ * fix it, each failure naming what is missing: privileges, BTF, tracefs and its
+ * syscall tracepoints (mounting tracefs when nobody did), the bpf() syscall
+ * and perf events (tracepoint attachment and the record buffer both use
+ * perf_event_open).
+ */
 int wdbtap_check_kernel(char *err, uint32_t errlen)
 {
-	if (!has_caps()) {
-		snprintf(err, errlen, "missing privileges: run as root, or with CAP_BPF and CAP_PERFMON");
+	uint64_t eff = effective_caps();
+	bool admin = eff & (1ull << CAP_SYS_ADMIN);
+	bool bpf = eff & (1ull << CAP_BPF), perfmon = eff & (1ull << CAP_PERFMON);
+	const char *dir;
+	struct stat st;
+	long tp;
+	int rc;
+
+	if (!admin && !(bpf && perfmon)) {
+		snprintf(err, errlen, "missing privileges: this process (uid %u) lacks %s; run as root, or with CAP_BPF "
+			 "and CAP_PERFMON (kernel 5.8 or later)", (unsigned)geteuid(),
+			 bpf ? "CAP_PERFMON" : perfmon ? "CAP_BPF" : "CAP_BPF and CAP_PERFMON");
 		return -EPERM;
 	}
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		snprintf(err, errlen, "the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE needs CONFIG_DEBUG_INFO_BTF=y");
-		return -ENOENT;
+	if (stat("/sys/kernel/btf/vmlinux", &st) || access("/sys/kernel/btf/vmlinux", R_OK)) {
+		rc = errno;
+		if (rc == ENOENT)
+			snprintf(err, errlen, "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): CO-RE needs a "
+				 "kernel built with CONFIG_DEBUG_INFO_BTF=y");
+		else
+			snprintf(err, errlen, "cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): %s", strerror(rc));
+		return -rc;
 	}
+
 	/* libbpf resolves tracepoint ids through tracefs: mount it when nobody did. */
-	if (!exists("/sys/kernel/debug/tracing/events/syscalls") &&
-	    !exists("/sys/kernel/tracing/events/syscalls")) {
-		if (!exists("/sys/kernel/tracing/events") &&
-		    mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY) {
-			snprintf(err, errlen, "tracefs is not mounted and mounting it on /sys/kernel/tracing failed: %s",
-				 strerror(errno));
-			return -errno;
+	dir = libbpf_tracefs();
+	if (stat(TRACEFS "/events", &st) && errno == ENOENT && !strcmp(dir, TRACEFS)) {
+		if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY) {
+			rc = errno;
+			if (rc == ENOENT)
+				snprintf(err, errlen, "the kernel has no tracefs (" TRACEFS " does not exist): syscall "
+					 "tracepoints need CONFIG_FTRACE_SYSCALLS and a mounted sysfs");
+			else
+				snprintf(err, errlen, "tracefs is not mounted on " TRACEFS " and mounting it failed: %s; "
+					 "mount it first (mount -t tracefs tracefs " TRACEFS ") or run as root", strerror(rc));
+			return -rc;
 		}
-		if (!exists("/sys/kernel/tracing/events/syscalls")) {
-			snprintf(err, errlen, "the kernel has no syscall tracepoints (/sys/kernel/tracing/events/syscalls): "
-				 "CONFIG_FTRACE_SYSCALLS is needed");
-			return -ENOENT;
+	}
+	tp = tracepoint_id(dir);
+	if (tp < 0) {
+		char events[96], syscalls[96];
+		snprintf(events, sizeof(events), "%s/events", dir);
+		snprintf(syscalls, sizeof(syscalls), "%s/events/syscalls", dir);
+		if (tp == -ENOENT && !stat(events, &st) && stat(syscalls, &st) && errno == ENOENT)
+			snprintf(err, errlen, "the kernel has no syscall tracepoints (%s is missing): it needs "
+				 "CONFIG_FTRACE_SYSCALLS=y", syscalls);
+		else
+			snprintf(err, errlen, "cannot read the syscall tracepoint %s/sys_enter_sendto/id: %s%s",
+				 syscalls, strerror((int)-tp), tracefs_hint((int)-tp));
+		return (int)tp;
+	}
+
+	/* The bpf() syscall itself: a seccomp profile or lockdown can refuse it even to root. */
+	{
+		const struct bpf_insn ret0[] = {
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+			{ .code = BPF_JMP | BPF_EXIT },
+		};
+		int fd = bpf_prog_load(BPF_PROG_TYPE_TRACEPOINT, "wdbtap_probe", "GPL", ret0, 2, NULL);
+		if (fd < 0) {
+			rc = -fd;
+			snprintf(err, errlen, "the kernel refused to load a BPF program (bpf(): %s): a seccomp profile "
+				 "(containers) or kernel lockdown may forbid eBPF; a kernel without CONFIG_BPF_SYSCALL "
+				 "has none", strerror(rc));
+			return -rc;
 		}
+		close(fd);
+	}
+
+	/* perf events: each tracepoint attachment and the per-CPU record buffer is one perf_event_open. */
+	rc = perf_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT);
+	if (!rc)
+		rc = perf_open(PERF_TYPE_TRACEPOINT, (uint64_t)tp);
+	if (rc) {
+		if (rc == -ENOSYS || rc == -ENOENT)
+			snprintf(err, errlen, "perf events are unavailable (perf_event_open: %s): the kernel needs "
+				 "CONFIG_PERF_EVENTS (and CONFIG_BPF_EVENTS)", strerror(-rc));
+		else
+			snprintf(err, errlen, "perf_event_open is refused (%s): the tap needs perf events for its "
+				 "tracepoints and its record buffer; kernel.perf_event_paranoid is %d (root or "
+				 "CAP_PERFMON bypasses it), or a seccomp profile (containers) or security module "
+				 "blocks perf_event_open", strerror(-rc), perf_paranoid());
+		return rc;
 	}
 	return 0;
+}
+
+/* Every pid is below pid_max (at most 4,194,304 on Linux: 16 MiB of marks). */
+static uint32_t pid_max(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+	unsigned long v = 0;
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v >= 1024 && v <= (1u << 22) ? (uint32_t)v : (1u << 22);
 }
 
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
@@ -201,7 +336,9 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	}
 	/* One scratch buffer per CPU (see wdbtap.bpf.c). */
 	struct bpf_map *scratch = bpf_object__find_map_by_name(t->obj, "scratch");
-	if (!scratch || bpf_map__set_max_entries(scratch, libbpf_num_possible_cpus()) ||
+	struct bpf_map *mark = bpf_object__find_map_by_name(t->obj, "target_mark");
+	if (!mark || bpf_map__set_max_entries(mark, pid_max()) ||
+	    !scratch || bpf_map__set_max_entries(scratch, libbpf_num_possible_cpus()) ||
 	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "events"), libbpf_num_possible_cpus())) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		bpf_object__close(t->obj);
@@ -218,11 +355,12 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	}
 	t->fd_tgids = bpf_object__find_map_fd_by_name(t->obj, "target_tgids");
 	t->fd_names = bpf_object__find_map_fd_by_name(t->obj, "target_names");
+	t->fd_mark = bpf_object__find_map_fd_by_name(t->obj, "target_mark");
 	t->fd_config = bpf_object__find_map_fd_by_name(t->obj, "tap_config");
 	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	t->ncpus = libbpf_num_possible_cpus();
-	if (t->fd_tgids < 0 || t->fd_names < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
+	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
 	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		wdbtap_close(t);
@@ -311,9 +449,13 @@ int wdbtap_targets(struct wdbtap *t, uint32_t *out, uint32_t n)
 
 int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add)
 {
-	__u32 one = 1;
+	__u32 one = 1, mark = add ? 1 : 0;
 	if (add ? bpf_map_update_elem(t->fd_tgids, &tgid, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_tgids, &tgid))
-		return (!add && errno == ENOENT) ? 0 : fail(t, -errno, "target_tgids: %s", strerror(errno));
+		if (add || errno != ENOENT)
+			return fail(t, -errno, "target_tgids: %s", strerror(errno));
+	/* The write path reads only the marks (see wdbtap.bpf.c). */
+	if (bpf_map_update_elem(t->fd_mark, &tgid, &mark, BPF_ANY))
+		return fail(t, -errno, "target_mark for pid %u: %s", tgid, strerror(errno));
 	return 0;
 }
 
