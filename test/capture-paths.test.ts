@@ -115,6 +115,22 @@ t.test('64 KiB replies are captured whole, in chunks', async (t) => {
   t.equal(capture.counters().lost, 0);
 });
 
+t.test('a burst of large replies fits the perf buffer: nothing lost', async (t) => {
+  const agents = Array.from({ length: 4000 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: '10.1.0.1' }));
+  const { exchanges, capture, sim } = await session(t, ['sendto'], { agents });
+  const q = 'global get-all-agents last_id 0';
+  const f = Buffer.alloc(4 + q.length + 1);
+  f.writeUInt32LE(q.length + 1, 0);
+  f.write(q, 4);
+  // 24 requests pipelined in 3 writes: wazuh-db answers ~1.1 MB back to back, faster than one poll.
+  for (let w = 0; w < 3; w++) await sim.raw(Buffer.concat(Array.from({ length: 8 }, () => f)));
+  for (let i = 0; i < 24; i++) t.match(await sim.recv(), /^(ok|due) \[/);
+  await waitFor(() => exchanges().filter((e) => label(e) === 'get-all-agents').length >= 24, 10_000, '24 large exchanges');
+  t.equal(exchanges().filter((e) => label(e) === 'get-all-agents').length, 24, 'every reply decoded and paired');
+  t.equal(capture.counters().lost, 0, 'no perf sample lost');
+  t.equal(capture.counters().unframed, 0, 'every write framed in the kernel');
+});
+
 t.test('5.x: wazuh-manager-* daemons by executable name, partial non-blocking sends', async (t) => {
   const { records, exchanges, sim } = await session(t, ['sendto'], { version: 5 });
   await sim.startup(A);
