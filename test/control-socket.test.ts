@@ -1,0 +1,70 @@
+// The control socket: root is served, anyone else is refused by peer
+// credentials (not only the file mode), and bad requests never harm the agent.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { chmodSync, mkdtempSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { ControlServer } from '../controller/src/control/server.js';
+import { sendControl } from '../controller/src/control/client.js';
+
+const log = pino({ level: 'silent' });
+
+async function raw(path: string, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    let out = '';
+    s.on('data', (d) => { out += d; });
+    s.once('error', reject);
+    s.once('close', () => resolve(out));
+    s.once('connect', () => s.write(bytes));
+    setTimeout(() => s.destroy(), 5000).unref();
+  });
+}
+
+t.test('serves root, refuses others by their credentials, survives bad requests', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  let attached = false;
+  const server = new ControlServer({
+    path, log,
+    handlers: {
+      status: () => ({ attached }),
+      attach: () => { attached = true; return { attached }; },
+      detach: () => { attached = false; return { attached }; },
+    },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  t.equal(statSync(path).mode & 0o777, 0o600, 'socket file is 0600');
+
+  t.same(await sendControl(path, 'status'), { ok: true, attached: false });
+  t.same(await sendControl(path, 'attach'), { ok: true, attached: true });
+  t.same(await sendControl(path, 'status'), { ok: true, attached: true });
+  t.same(await sendControl(path, 'detach'), { ok: true, attached: false });
+
+  t.match(JSON.parse(await raw(path, 'not json\n')), { ok: false, error: /one JSON object per line/ });
+  t.match(JSON.parse(await raw(path, '{"cmd":"rm -rf /"}\n')), { ok: false, error: /unknown command/ });
+  t.match(JSON.parse(await raw(path, '[1,2]\n')), { ok: false, error: /\{"cmd"/ });
+  t.match(JSON.parse(await raw(path, 'x'.repeat(100_000))), { ok: false, error: /larger than 4096/ });
+  t.same(await sendControl(path, 'status'), { ok: true, attached: false }, 'still serving after all that');
+
+  // Open the file mode to everyone: the peer-credential check alone must refuse a non-root user.
+  chmodSync(dir, 0o755);
+  chmodSync(path, 0o666);
+  const script = `const s=require('net').connect(${JSON.stringify(path)});let o='';s.on('data',d=>o+=d);` +
+    `s.on('connect',()=>s.write('{"cmd":"detach"}\\n'));s.on('close',()=>process.stdout.write(o));`;
+  // Asynchronously: the server answering it runs in this process.
+  const { stdout: out } = await promisify(execFile)('setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000 });
+  t.match(JSON.parse(out), { ok: false, error: /root only/ }, 'uid 65534 refused');
+  await sendControl(path, 'attach');
+  t.same(await sendControl(path, 'status'), { ok: true, attached: true }, 'the refused detach did nothing');
+});
+
+t.test('the client says clearly when no agent runs', async (t) => {
+  await t.rejects(sendControl('/nonexistent/tap.sock', 'status'), /agent is not running/);
+});
