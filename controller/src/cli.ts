@@ -4,6 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runAgent } from './agent.js';
+import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
@@ -55,7 +56,36 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
       }
     })
-    .demandCommand(1, 'name a command: run')
+    .command('capture', 'debug: print decoded wdb traffic live, without NATS (like tcpdump for wdb)', (y) => y
+      .usage('$0 capture [options]\n\nOne line per request/reply exchange on wazuh-db\'s socket: time, process[pid], '
+        + 'connection, command, agents, main arguments -> reply status, reply and latency. Agent keys are never printed. '
+        + 'Stops on Ctrl-C/SIGTERM, --count or --duration and leaves nothing in the kernel. '
+        + 'Needs root (or CAP_BPF and CAP_PERFMON); exit code 3 when privileges or kernel support are missing.')
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object per exchange and line (shape: docs/troubleshooting.md)' })
+      .option('home', { type: 'string', default: '/var/ossec', describe: 'the Wazuh manager\'s home (agent names from etc/client.keys)' })
+      .option('hooks', {
+        type: 'string', default: 'sendto',
+        describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev',
+      })
+      .option('count', { type: 'number', default: 0, describe: 'stop after N exchanges (0: no limit)' })
+      .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds (0: no limit)' })
+      .example('$0 capture --count 10', 'print the next 10 exchanges and exit')
+      .example('$0 capture --json --duration 60 > wdb.jsonl', 'one minute of traffic as JSON lines'),
+    async (a) => {
+      try {
+        for (const k of ['count', 'duration'] as const) {
+          if (!Number.isFinite(a[k]) || a[k] < 0) throw new ConfigError(`--${k} must be a number >= 0`);
+        }
+        if (!Number.isInteger(a.count)) throw new ConfigError('--count must be an integer');
+        code = await runCaptureCommand({
+          json: a.json, home: a.home, hooks: parseHooks(a.hooks), count: a.count, duration: a.duration,
+        });
+      } catch (e) {
+        code = exitCodeOf(e);
+        process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
+      }
+    })
+    .demandCommand(1, 'name a command: run, capture')
     .strict()
     .fail((msg, err, y) => {
       if (err) throw err;

@@ -1,0 +1,154 @@
+// `wazuh-nats-tap capture`, the real CLI in a child process, against the simulated manager:
+// the exact exchanges printed (JSON and text), no key ever printed, exit 0, nothing left in the kernel.
+import t from 'tap';
+
+process.setMaxListeners(50); // startTap adds an exit listener per child
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { ROOT, startTap, type TapProcess } from './helpers/tap-process.js';
+import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
+import { waitFor } from './helpers/wait.js';
+
+const binDir = join(ROOT, 'build/sim/bin');
+const A = { id: 1, name: 'agent1', ip: '127.0.0.1' };
+const B = { id: 2, name: 'agent2', ip: '10.0.0.2' };
+const READY = 'Ctrl-C to stop';
+
+const JSON_KEYS = ['time', 'ts_ns', 'latency_us', 'pid', 'comm', 'exe', 'conn', 'command', 'agents', 'request',
+  'status', 'reply', 'reply_len'];
+
+async function startCapture(args: string[]): Promise<TapProcess> {
+  const tap = await startTap(['capture', ...args], null);
+  let exited = false;
+  tap.proc.once('exit', () => { exited = true; });
+  await waitFor(() => exited || tap.stderr().includes(READY), 20_000, 'capture to attach');
+  if (exited) throw new Error(`capture exited early: ${tap.stderr()}`);
+  return tap;
+}
+
+/** Waits (bounded) for the process to end by itself; then its exit status. */
+async function exitOf(tap: TapProcess, ms = 10_000) {
+  await waitFor(() => tap.proc.exitCode !== null || tap.proc.signalCode !== null, ms, 'capture to exit by itself');
+  return tap.stop();
+}
+
+t.test('capture --json --count N prints exactly the exchanges, then detaches and exits 0', async (t) => {
+  t.same(tapProgramsInKernel(), [], 'no tap program in the kernel before');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+
+  const tap = await startCapture(['--json', '--count', '7', '--home', home]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await sim.startup(B);
+  await sim.shutdown(A);
+  const authd = await sim.spawnAuthd();
+  const key = await authd.register({ id: 3, name: 'agent3', ip: 'any' });
+  t.match(key, /^[0-9a-f]{64}$/, 'authd sent a key on the wire');
+
+  const r = await exitOf(tap);
+  t.same(r, { code: 0, signal: null }, 'exits 0 by itself after --count exchanges');
+  t.same(tapProgramsInKernel(), [], 'no program left');
+  t.equal(tapLinksInKernel(), 0, 'no link left');
+
+  const lines = tap.logs as Record<string, unknown>[];
+  t.equal(lines.length, 7, 'exactly --count lines');
+  for (const l of lines) t.same(Object.keys(l), JSON_KEYS, 'the documented shape, in order');
+  const pids = sim.pids();
+  t.same(lines.map((l) => [l.comm, l.command, l.agents, l.status]), [
+    ['wazuh-remoted', 'update-keepalive', [{ id: 1, name: 'agent1' }], 'ok'],
+    ['wazuh-remoted', 'select-agent-group', [{ id: 1, name: 'agent1' }], 'ok'],
+    ['wazuh-remoted', 'update-agent-data', [{ id: 1, name: 'agent1' }], 'ok'],
+    ['wazuh-remoted', 'update-keepalive', [{ id: 2, name: null }], 'ok'],
+    ['wazuh-remoted', 'update-connection-status', [{ id: 1, name: 'agent1' }], 'ok'],
+    ['wazuh-authd', 'get-distinct-groups', [], 'ok'],
+    ['wazuh-authd', 'insert-agent', [{ id: 3, name: 'agent3' }], 'ok'],
+  ], 'the exchanges, in order, with agents (names from client.keys or the request) and reply status');
+  t.ok(lines.slice(0, 5).every((l) => l.pid === pids['wazuh-remoted']), 'remoted\'s pid');
+  t.equal(new Set(lines.slice(0, 5).map((l) => l.conn)).size, 1, 'remoted\'s requests share one connection');
+  t.ok(lines.every((l) => typeof l.conn === 'string' && /^[0-9]+$/.test(l.conn as string)), 'connection ids');
+  t.same(lines[0].request, { cmd: 'update-keepalive', id: 1, connection_status: 'pending', sync_status: 'synced' });
+  t.same(lines[4].request, {
+    cmd: 'update-connection-status', id: 1, connection_status: 'disconnected', sync_status: 'synced', status_code: 3,
+  });
+  t.same(lines[1].reply, '[{"group":"default"}]', 'short reply text');
+  t.equal(lines[1].reply_len, 21);
+  t.equal((lines[6].request as { register_ip: string }).register_ip, 'any');
+  for (const l of lines) {
+    t.ok(Number.isFinite(Date.parse(l.time as string)) && Math.abs(Date.parse(l.time as string) - Date.now()) < 60_000,
+      'wall-clock time');
+    t.ok(typeof l.latency_us === 'number' && l.latency_us >= 0, 'latency');
+  }
+  const out = JSON.stringify(lines);
+  t.notOk(out.includes(key), 'the agent key is not printed');
+  t.notOk(/internal_key/i.test(out), 'no internal_key field');
+  t.notOk(/[0-9a-f]{64}/i.test(out), 'nothing key-shaped');
+  t.match(tap.stderr(), /stopped \(7 exchanges\): 7 exchanges printed; kernel: \d+ records captured, 0 lost/);
+});
+
+t.test('capture prints one text line per exchange, like tcpdump', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+
+  const tap = await startCapture(['--count', '5', '--home', home]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.keepalive(A);
+  await sim.shutdown(A);
+  const authd = await sim.spawnAuthd();
+  const key = await authd.register({ id: 4, name: 'agent4', ip: '10.0.0.4' });
+
+  const r = await exitOf(tap);
+  t.same(r, { code: 0, signal: null }, 'exit 0');
+  t.same(tapProgramsInKernel(), [], 'no program left');
+  const lines = tap.logs.map((l) => String(l.msg));
+  const rem = `wazuh-remoted\\[${sim.pids()['wazuh-remoted']}\\]`;
+  const authdRe = `wazuh-authd\\[${authd.pid}\\]`;
+  const head = '^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} ';
+  const tail = ' \\d+us$';
+  const expected = [
+    `${rem} conn=\\d+ select-agent-group agents=001\\(agent1\\) 1 -> ok "\\[\\{\\\\"group\\\\":\\\\"default\\\\"\\}\\]"`,
+    `${rem} conn=\\d+ update-agent-data agents=001\\(agent1\\) connection_status=active agent_ip=127\\.0\\.0\\.1 `
+      + 'sync_status=synced group_config_status=synced version="Wazuh v4\\.7\\.5" node_name=node01 .* -> ok',
+    `${rem} conn=\\d+ update-connection-status agents=001\\(agent1\\) connection_status=disconnected sync_status=synced status_code=3 -> ok`,
+    `${authdRe} conn=\\d+ get-distinct-groups -> ok "\\[.*\\]"`,
+    `${authdRe} conn=\\d+ insert-agent agents=004\\(agent4\\) name=agent4 register_ip=10\\.0\\.0\\.4 date_add=\\d+ -> ok`,
+  ];
+  t.equal(lines.length, expected.length, `5 lines:\n${lines.join('\n')}`);
+  expected.forEach((re, i) => t.match(lines[i], new RegExp(`${head}${re}${tail}`), `line ${i + 1}`));
+  t.notOk(lines.join('\n').includes(key), 'the agent key is not printed');
+  t.notOk(/internal_key/i.test(lines.join('\n')), 'no internal_key');
+});
+
+t.test('capture stops on SIGINT and on --duration, exit 0, nothing left', async (t) => {
+  const byDuration = await startCapture(['--duration', '1']);
+  const t0 = Date.now();
+  t.same(await exitOf(byDuration, 10_000), { code: 0, signal: null }, '--duration 1: exits 0 by itself');
+  t.ok(Date.now() - t0 < 5000, 'about a second after attaching');
+  t.match(byDuration.stderr(), /stopped \(1 s elapsed\): 0 exchanges printed/);
+  t.same(tapProgramsInKernel(), [], 'no program left after --duration');
+
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const tap = await startCapture(['--json']);
+    t.ok(tapProgramsInKernel().length > 0, 'attached while running');
+    t.same(await tap.stop(sig), { code: 0, signal: null }, `${sig}: exit 0`);
+    t.match(tap.stderr(), new RegExp(`stopped \\(${sig}\\)`));
+    t.same(tapProgramsInKernel(), [], `no program left after ${sig}`);
+    t.equal(tapLinksInKernel(), 0, `no link left after ${sig}`);
+  }
+});
+
+t.test('capture: bad options are usage errors (exit 2)', async (t) => {
+  for (const args of [['--count', '-1'], ['--count', '1.5'], ['--duration', 'soon'], ['--hooks', 'read']]) {
+    const tap = await startTap(['capture', ...args], null);
+    t.equal((await exitOf(tap)).code, 2, `capture ${args.join(' ')}: exit 2`);
+    t.match(tap.stderr(), /--(count|duration|hooks)/, 'names the option');
+  }
+  t.same(tapProgramsInKernel(), [], 'nothing loaded');
+});
