@@ -1,0 +1,140 @@
+// The disk spool alone: FIFO, acknowledgements, restart, torn records, the byte bound and its shedding order.
+import t from 'tap';
+import { appendFileSync, mkdtempSync, readdirSync, statSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'spool-'));
+const msg = (i: number, kind: MessageKind = 'status', pad = 0): SpoolMessage => ({
+  subject: `wazuh.agent.${String(i % 7).padStart(3, '0')}.${kind === 'keepalive' ? 'keepalive' : 'status'}`,
+  headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': String(i % 7).padStart(3, '0') },
+  body: JSON.stringify({ i, pad: 'x'.repeat(pad) }), kind, eventId: `ev-${i}`,
+});
+const ids = (es: { eventId: string }[]) => es.map((e) => e.eventId);
+const segFiles = (d: string) => readdirSync(d).filter((f) => f.startsWith('seg-'));
+
+t.test('FIFO: records come out in the order written, with their subject, headers and body', async (t) => {
+  const s = Spool.open({ dir: dir(), maxBytes: 1 << 20, memCacheBytes: 2000 }); // small cache: most reads hit the disk
+  const seqs = s.append(Array.from({ length: 300 }, (_, i) => msg(i)));
+  t.ok(seqs.every((q, i) => q === i + 1), 'seqs 1..300');
+  const got = [...s.read(100), ...s.read(1000)];
+  t.same(ids(got), Array.from({ length: 300 }, (_, i) => `ev-${i}`), 'oldest first, memory then disk');
+  t.same(got[5].headers, msg(5).headers);
+  t.equal(got[5].subject, msg(5).subject);
+  t.same(JSON.parse(Buffer.from(got[5].body).toString()), { i: 5, pad: '' });
+  t.equal(s.stats().records, 300, 'nothing acknowledged yet');
+  for (const e of got) s.ack(e.seq);
+  t.equal(s.stats().records, 0);
+  t.equal(s.stats().ackCursor, 300);
+  s.close();
+});
+
+t.test('restart: unacknowledged records are replayed oldest first, acknowledged ones are not', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20, segmentBytes: 64 * 1024 });
+  s.append(Array.from({ length: 2000 }, (_, i) => msg(i, 'status', 50)));
+  const first = s.read(1200);
+  // Acknowledge out of order: the cursor only moves over a contiguous prefix.
+  for (const e of first.slice(0, 1000).reverse()) s.ack(e.seq);
+  t.equal(s.stats().ackCursor, 1000);
+  t.ok(segFiles(d).length < Math.ceil(s.stats().appended * 90 / (64 * 1024)) + 2, 'fully acknowledged segments are deleted');
+  s.close(); // 200 handed out but not acknowledged, 800 never read
+
+  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20, segmentBytes: 64 * 1024 });
+  t.equal(s2.stats().records, 1000, '1000 records left');
+  const again = s2.read(5000);
+  t.same(ids(again), Array.from({ length: 1000 }, (_, i) => `ev-${1000 + i}`), 'replayed from the first unacknowledged');
+  t.ok(again.every((e) => e.recovered), 'marked as written by an earlier run');
+  const more = s2.append([msg(5000)]);
+  t.ok(more[0] > 2000, 'seqs keep growing after a restart');
+  t.same(ids(s2.read(10)), ['ev-5000']);
+  s2.close();
+});
+
+t.test('a torn last record (crash in the middle of a write) is dropped and counted; damaged ones too', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s.append(Array.from({ length: 10 }, (_, i) => msg(i)));
+  s.close();
+  const seg = join(d, segFiles(d)[0]);
+  truncateSync(seg, statSync(seg).size - 5); // the last record loses its tail
+  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.equal(s2.stats().torn, 1, 'one torn record counted');
+  t.same(ids(s2.read(100)), Array.from({ length: 9 }, (_, i) => `ev-${i}`), 'the nine whole records survive');
+  s2.close();
+
+  // Garbage appended after whole records (a half-written length header).
+  const d3 = dir();
+  const s3 = Spool.open({ dir: d3, maxBytes: 1 << 20 });
+  s3.append([msg(1), msg(2)]);
+  s3.close();
+  appendFileSync(join(d3, segFiles(d3)[0]), Buffer.from([0x30, 0, 0]));
+  const s4 = Spool.open({ dir: d3, maxBytes: 1 << 20 });
+  t.equal(s4.stats().torn, 1);
+  t.same(ids(s4.read(10)), ['ev-1', 'ev-2']);
+  s4.close();
+});
+
+t.test('a flipped byte in a record in the middle: that record is dropped (checksum), the others stay', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s.append(Array.from({ length: 5 }, (_, i) => msg(i)));
+  s.close();
+  const seg = join(d, segFiles(d)[0]);
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const b = readFileSync(seg);
+  const recLen = b.readUInt32LE(0) + 8;
+  b[recLen * 2 + 20] ^= 0xff; // inside the third record's payload
+  writeFileSync(seg, b);
+  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.equal(s2.stats().corrupt, 1);
+  t.same(ids(s2.read(10)), ['ev-0', 'ev-1', 'ev-3', 'ev-4']);
+  s2.close();
+});
+
+t.test('full: keepalives are refused first, then compacted out for status changes; every shed counted by kind', async (t) => {
+  const d = dir();
+  const max = 64 * 1024;
+  const s = Spool.open({ dir: d, maxBytes: max, segmentBytes: 8 * 1024 });
+  let i = 0;
+  // Fill with keepalives until they are refused (90 % of the bound).
+  let ka = 0;
+  while (s.append([msg(i++, 'keepalive', 200)])[0] > 0) ka++;
+  t.ok(s.stats().bytes <= max * 0.9, 'keepalives stop at 90 % of the bound');
+  t.equal(s.stats().shed.keepalive, 1, 'the refused keepalive is counted');
+  // Status changes still fit in the reserve, then push keepalives out.
+  let st = 0;
+  for (let k = 0; k < 300; k++) if (s.append([msg(i++, 'status', 200)])[0] > 0) st++;
+  const after = s.stats();
+  t.ok(after.bytes <= max, `never above the bound (${after.bytes} <= ${max})`);
+  t.ok(after.shed.keepalive > 1, `keepalives were dropped to make room (${after.shed.keepalive})`);
+  t.ok(after.compactions > 0);
+  const left = s.read(100_000);
+  const kaLeft = left.filter((e) => e.kind === 'keepalive').length;
+  const stLeft = left.filter((e) => e.kind === 'status').length;
+  t.equal(ka + 1 - kaLeft, after.shed.keepalive, 'every keepalive is either in the spool or counted as shed');
+  t.equal(stLeft, st, 'no accepted status change was dropped');
+  if (after.shed.status > 0) t.equal(kaLeft, 0, 'a status change is shed only once no keepalive is left');
+  t.equal(st + after.shed.status, 300, 'every status change offered was accepted or counted as shed');
+  // The order of what is left is still FIFO.
+  const seqs = left.map((e) => e.seq);
+  t.same(seqs, [...seqs].sort((a, b) => a - b));
+  s.close();
+  // After a restart the bound and the counts of what is left hold.
+  const s2 = Spool.open({ dir: d, maxBytes: max, segmentBytes: 8 * 1024 });
+  t.equal(s2.stats().records, left.length);
+  s2.close();
+});
+
+t.test('full of status changes only: the newest is shed and counted, nothing is lost silently', async (t) => {
+  const s = Spool.open({ dir: dir(), maxBytes: 32 * 1024, segmentBytes: 4096 });
+  let ok = 0;
+  for (let i = 0; i < 500; i++) if (s.append([msg(i, 'status', 100)])[0] > 0) ok++;
+  const st = s.stats();
+  t.equal(ok + st.shed.status, 500);
+  t.ok(st.shed.status > 0);
+  t.equal(st.records, ok);
+  t.ok(st.bytes <= 32 * 1024);
+  s.close();
+});
