@@ -13,6 +13,8 @@ import { Publisher } from './publish/publisher.js';
 import { validatePrefix } from './publish/subjects.js';
 import { artefacts } from './paths.js';
 import { monotonicToWallClock } from './util/clock.js';
+import { ControlServer } from './control/server.js';
+import { describeTargets } from './capture/targets.js';
 
 export interface AgentOptions {
   home: string;
@@ -21,6 +23,8 @@ export interface AgentOptions {
   node?: string;
   attach: boolean;
   hooks?: Hook[];
+  /** The control socket for `attach`, `detach`, `status` (null: none). */
+  controlSocket?: string | null;
   log: Logger;
 }
 
@@ -95,16 +99,52 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     }
   }, 1000);
 
-  capture.start((records) => pipeline.push(records), (e) => log.error({ err: e }, 'capture failed'));
-  publisher.publishLifecycle('started', { home: opts.home });
-  if (opts.attach) {
+  const attach = () => {
+    if (capture.attached) return;
     capture.attach();
     publisher.publishLifecycle('attached');
     log.info({ home: opts.home, node, prefix, hooks: capture.attachedHooks(), targets: capture.targets().length },
       'attached: capturing wazuh-db traffic');
-    if (first.ids.length > 0) void resync('attached');
-  } else {
-    log.info('started detached (--no-attach)');
+    // What changed while nothing was captured (since the first sync, or while detached).
+    void resync('attached');
+  };
+  const detach = () => {
+    if (!capture.attached) return;
+    capture.detach();
+    publisher.publishLifecycle('detached');
+    log.info('detached: no hook left in the kernel');
+  };
+  const startedAt = Date.now();
+  const status = () => ({
+    attached: capture.attached,
+    hooks: capture.attachedHooks(),
+    targets: capture.attached ? describeTargets(capture.targets()) : [],
+    counters: capture.counters(),
+    decoder: decoder.stats().reassembler,
+    nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },
+    agents: state.countsByStatus(),
+    node, home: opts.home, prefix, uptime_s: Math.round((Date.now() - startedAt) / 1000),
+  });
+
+  capture.start((records) => pipeline.push(records), (e) => log.error({ err: e }, 'capture failed'));
+  publisher.publishLifecycle('started', { home: opts.home });
+  if (opts.attach) attach();
+  else log.info('started detached (--no-attach)');
+
+  const control = opts.controlSocket
+    ? new ControlServer({
+      path: opts.controlSocket, log,
+      handlers: {
+        status,
+        attach: () => { attach(); return status(); },
+        detach: () => { detach(); return status(); },
+      },
+    })
+    : null;
+  try {
+    await control?.listen();
+  } catch (e) {
+    log.error({ err: (e as Error).message, path: opts.controlSocket }, 'control socket unavailable: attach/detach/status will not reach this agent');
   }
 
   const signal = await new Promise<string>((resolve) => {
@@ -113,6 +153,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   });
   log.info({ signal }, 'stopping');
   clearInterval(lossCheck);
+  await control?.close();
   keys.close();
   capture.detach();
   await capture.stop();

@@ -4,12 +4,23 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runAgent } from './agent.js';
+import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
+import type { ControlCommand } from './control/protocol.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 
 class UsageError extends Error {}
+
+async function control(path: string, cmd: ControlCommand, json: boolean): Promise<number> {
+  try {
+    return await controlCommand(path, cmd, json);
+  } catch (e) {
+    process.stderr.write(`wazuh-nats-tap ${cmd}: ${(e as Error).message}\n`);
+    return exitCodeOf(e);
+  }
+}
 
 function parseHooks(list: string): Hook[] {
   const hooks = list.split(',').map((h) => h.trim()).filter(Boolean);
@@ -42,13 +53,15 @@ export async function main(argv: string[]): Promise<number> {
       .option('hooks', {
         type: 'string', default: 'sendto',
         describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev; each costs every process that makes it',
-      }),
+      })
+      .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'where attach, detach and status reach this agent (root only)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
       try {
         code = await runAgent({
           home: a.home, natsUrls: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean),
-          prefix: a.prefix, node: a.node, attach: a.attach, hooks: parseHooks(a.hooks), log,
+          prefix: a.prefix, node: a.node, attach: a.attach, hooks: parseHooks(a.hooks),
+          controlSocket: a.controlSocket, log,
         });
       } catch (e) {
         code = exitCodeOf(e);
@@ -85,7 +98,19 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
       }
     })
-    .demandCommand(1, 'name a command: run, capture')
+    .command('status', 'show the running agent: attached or not, targets, NATS, agents by status, counters', (y) => y
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object instead of the table' })
+      .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET }),
+    async (a) => { code = await control(a.controlSocket, 'status', a.json); })
+    .command('attach', 'attach the eBPF programs of the running agent (capture resumes, state resynchronised)', (y) => y
+      .option('json', { type: 'boolean', default: false })
+      .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET }),
+    async (a) => { code = await control(a.controlSocket, 'attach', a.json); })
+    .command('detach', 'detach the eBPF programs of the running agent (no hook left in the kernel)', (y) => y
+      .option('json', { type: 'boolean', default: false })
+      .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET }),
+    async (a) => { code = await control(a.controlSocket, 'detach', a.json); })
+    .demandCommand(1, 'name a command: run, status, attach, detach, capture')
     .strict()
     .fail((msg, err, y) => {
       if (err) throw err;

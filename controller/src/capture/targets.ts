@@ -1,7 +1,7 @@
 // Which processes are Wazuh daemons. The kernel follows them from exec and
 // fork (tp_exec/tp_fork); this scan finds the ones already running when the
 // tap starts, and re-checks periodically as a safety net.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 
 /**
@@ -36,4 +36,19 @@ export function scanProcesses(names: ReadonlySet<string>, procRoot = '/proc'): M
     if (names.has(name)) found.set(Number(entry), name);
   }
   return found;
+}
+
+/** The processes among pids (the kernel's set also holds thread ids), with their daemon names. */
+export function describeTargets(pids: number[], procRoot = '/proc'): { pid: number; name: string }[] {
+  const out: { pid: number; name: string }[] = [];
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
+      if (Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1]) !== pid) continue; // a thread
+      out.push({ pid, name: exeName(readlinkSync(`${procRoot}/${pid}/exe`)) });
+    } catch {
+      // gone since: the kernel forgets it at its exit
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name) || a.pid - b.pid);
 }

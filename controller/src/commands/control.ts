@@ -1,0 +1,41 @@
+// `status`, `attach`, `detach`: talk to the running agent over its control socket.
+import { sendControl } from '../control/client.js';
+import type { ControlCommand } from '../control/protocol.js';
+
+export const DEFAULT_CONTROL_SOCKET = '/run/wazuh-nats-tap.sock';
+
+function duration(s: number): string {
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${m}m` : m ? `${m}m${s % 60}s` : `${s}s`;
+}
+
+/** The short table `status` prints (SPEC §8: readable, not a JSON dump). */
+export function renderStatus(st: Record<string, any>): string {
+  const rows: [string, string][] = [];
+  const targets = (st.targets ?? []) as { pid: number; name: string }[];
+  const c = st.counters ?? {};
+  const agents = Object.entries(st.agents ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`);
+  rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
+  rows.push(['node', `${st.node}  home ${st.home}  prefix ${st.prefix}`]);
+  rows.push(['targets', targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
+  rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`]);
+  if (st.spool) rows.push(['spool', `${st.spool.records ?? 0} events, ${st.spool.bytes ?? 0} bytes`]);
+  rows.push(['agents', agents.length ? agents.join(', ') : 'none known']);
+  rows.push(['capture', `captured ${c.captured ?? 0}, lost ${c.lost ?? 0}, truncated ${c.truncated ?? 0}, other sockets ${c.filtered ?? 0}, non-global ${c.content_dropped ?? 0}`]);
+  rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+/** Run one control command; prints the answer; returns the exit code. */
+export async function controlCommand(path: string, cmd: ControlCommand, json: boolean): Promise<number> {
+  const r = await sendControl(path, cmd);
+  if (!r.ok) {
+    process.stderr.write(`wazuh-nats-tap ${cmd}: ${r.error}\n`);
+    return 1;
+  }
+  const { ok: _ok, ...st } = r;
+  process.stdout.write(json ? `${JSON.stringify(st)}\n` : `${renderStatus(st)}\n`);
+  return 0;
+}

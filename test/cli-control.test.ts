@@ -1,0 +1,76 @@
+// attach, detach and status from the CLI to a running agent, through its control socket.
+import t from 'tap';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type Msg } from '@nats-io/transport-node';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { startNats } from './helpers/nats-server.js';
+import { runTap, startTap, ROOT } from './helpers/tap-process.js';
+import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
+import { waitFor } from './helpers/wait.js';
+
+const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
+
+t.test('status, detach and attach a running agent', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const events: Record<string, unknown>[] = [];
+  const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { events.push({ subject: m.subject, ...m.json<object>() }); } });
+  t.teardown(() => sub.unsubscribe());
+
+  const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-e2e-'));
+  mkdirSync(join(home, 'etc'));
+  const sock = join(home, 'tap.sock');
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  await sim.startup(A);
+  await sim.keepalive(A);
+
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'n1', '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const ctl = (...args: string[]) => runTap([...args, '--control-socket', sock]);
+
+  const st = await ctl('status', '--json');
+  t.equal(st.code, 0);
+  const s = JSON.parse(st.stdout);
+  t.match(s, { attached: true, hooks: ['sendto'], node: 'n1', agents: { active: 1 }, nats: { connected: true } });
+  const pids = sim.pids();
+  t.same(s.targets, [
+    { pid: pids['wazuh-db'], name: 'wazuh-db' },
+    { pid: pids['wazuh-remoted'], name: 'wazuh-remoted' },
+  ], 'the running daemons, without their threads');
+
+  const table = await ctl('status');
+  t.equal(table.code, 0);
+  t.match(table.stdout, /^state\s+attached \(sendto\), up \d+s$/m, 'a short table, not JSON');
+  t.match(table.stdout, /^targets\s+wazuh-db \d+, wazuh-remoted \d+$/m);
+  t.match(table.stdout, /^agents\s+active 1$/m);
+
+  const det = await ctl('detach');
+  t.equal(det.code, 0);
+  t.match(det.stdout, /detached: no hook in the kernel/);
+  t.equal(tapLinksInKernel(), 0, 'no hook left while detached');
+  await sim.shutdown(A); // while detached: not captured
+  await new Promise((r) => setTimeout(r, 300));
+  t.notOk(events.some((e) => e.event_type === 'status_change'), 'nothing captured while detached');
+
+  const att = await ctl('attach', '--json');
+  t.equal(att.code, 0);
+  t.match(JSON.parse(att.stdout), { attached: true });
+  await waitFor(() => events.some((e) => e.event_type === 'status_change'), 10_000, 'the resync after attach');
+  t.match(events.find((e) => e.event_type === 'status_change'), {
+    agent_id: '001', previous_status: 'active', current_status: 'disconnected', status_code: 3,
+  }, 'what changed while detached is corrected after attach');
+  const life = events.filter((e) => e.subject === 'wazuh.tap.n1.events').map((e) => e.action);
+  t.same(life, ['started', 'attached', 'detached', 'attached']);
+
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+  t.same(tapProgramsInKernel(), []);
+  const gone = await ctl('status');
+  t.equal(gone.code, 1);
+  t.match(gone.stderr, /agent is not running/);
+});
