@@ -1,7 +1,7 @@
 # wazuh-nats-tap. `make demo` and `make test` install what is missing first
 # (Debian packages, npm ci), then build; both work on a fresh machine.
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build test demo clean install uninstall bench
 
 all: build
 
@@ -16,6 +16,12 @@ test: build
 
 demo: build
 	@node scripts/demo.mjs
+
+install: build
+	@bash scripts/install.sh install
+
+uninstall:
+	@bash scripts/install.sh uninstall
 
 clean:
 	rm -rf build dist .tap

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make install / make uninstall: the executable, the BPF object and shim, the
+# runtime node_modules, and the systemd unit. DESTDIR and PREFIX as usual.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+action=${1:-install}
+DESTDIR=${DESTDIR:-}
+PREFIX=${PREFIX:-/usr}
+LIBDIR=${LIBDIR:-$PREFIX/lib/wazuh-nats-tap}
+BINDIR=${BINDIR:-$PREFIX/sbin}
+UNITDIR=${UNITDIR:-/etc/systemd/system}
+
+lib=$DESTDIR$LIBDIR
+bin=$DESTDIR$BINDIR
+unit=$DESTDIR$UNITDIR/wazuh-nats-tap.service
+
+case "$action" in
+install)
+  for f in build/bpf/wdbtap.bpf.o build/lib/libwdbtap.so dist/cli.js; do
+    [ -e "$f" ] || { echo "install: $f is missing: run 'make' first" >&2; exit 1; }
+  done
+  rm -rf "$lib"
+  install -d -m 0755 "$lib" "$lib/build/bpf" "$lib/build/lib" "$bin" "$(dirname "$unit")"
+  cp -R dist bin package.json package-lock.json docs "$lib/"
+  install -m 0644 build/bpf/wdbtap.bpf.o "$lib/build/bpf/"
+  install -m 0755 build/lib/libwdbtap.so "$lib/build/lib/"
+  # Runtime dependencies only, from this checkout's node_modules (no download at install).
+  cp -R node_modules "$lib/"
+  (cd "$lib" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
+  ln -sfn "$LIBDIR/bin/wazuh-nats-tap.js" "$bin/wazuh-nats-tap"
+  sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@LIBDIR@#$LIBDIR#g" packaging/wazuh-nats-tap.service > "$unit"
+  chmod 0644 "$unit"
+  if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+  fi
+  echo "installed: $BINDIR/wazuh-nats-tap, $LIBDIR, $UNITDIR/wazuh-nats-tap.service"
+  echo "next: configure <nats> in ossec.conf, then: systemctl enable --now wazuh-nats-tap"
+  ;;
+uninstall)
+  if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now wazuh-nats-tap 2>/dev/null || true
+  fi
+  rm -rf "$lib"
+  rm -f "$bin/wazuh-nats-tap" "$unit"
+  if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+  fi
+  echo "uninstalled (the spool under the manager's var/nats-tap is left in place)"
+  ;;
+*)
+  echo "usage: $0 install|uninstall" >&2
+  exit 2
+  ;;
+esac

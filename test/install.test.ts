@@ -1,0 +1,47 @@
+// make install / make uninstall into a DESTDIR: what is installed runs on its own.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT } from './helpers/tap-process.js';
+import { tapProgramsInKernel } from './helpers/bpf.js';
+
+const run = promisify(execFile);
+
+t.test('install, run the installed executable, uninstall', async (t) => {
+  const dest = mkdtempSync(join(tmpdir(), 'wnt-install-'));
+  const env = { ...process.env, DESTDIR: dest };
+  const out = await run('make', ['-s', 'install'], { cwd: ROOT, env, timeout: 120_000 });
+  t.match(out.stdout, /installed: \/usr\/sbin\/wazuh-nats-tap/);
+
+  const lib = join(dest, 'usr/lib/wazuh-nats-tap');
+  t.equal(readlinkSync(join(dest, 'usr/sbin/wazuh-nats-tap')), '/usr/lib/wazuh-nats-tap/bin/wazuh-nats-tap.js');
+  for (const f of ['build/bpf/wdbtap.bpf.o', 'build/lib/libwdbtap.so', 'dist/cli.js', 'node_modules/koffi', 'node_modules/@nats-io/transport-node']) {
+    t.ok(existsSync(join(lib, f)), `${f} installed`);
+  }
+  t.notOk(existsSync(join(lib, 'node_modules/tap')), 'no development dependency');
+  t.notOk(existsSync(join(lib, 'node_modules/typescript')));
+
+  const unit = readFileSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service'), 'utf8');
+  t.match(unit, /^ExecStart=\/usr\/sbin\/wazuh-nats-tap run$/m);
+  t.match(unit, /^Restart=on-failure$/m);
+  t.match(unit, /^NoNewPrivileges=yes$/m);
+  t.match(unit, /^CapabilityBoundingSet=.*CAP_BPF.*CAP_PERFMON/m);
+  t.notMatch(unit, /@[A-Z]+@/, 'every placeholder filled');
+
+  // The installed copy, away from the checkout: its own dist/, build/ and node_modules.
+  const bin = join(lib, 'bin/wazuh-nats-tap.js');
+  const help = await run(process.execPath, [bin, '--help'], { cwd: dest });
+  t.match(help.stdout, /wazuh-nats-tap run/);
+  const cap = await run(process.execPath, [bin, 'capture', '--duration', '1', '--home', dest], { cwd: dest, timeout: 30_000 });
+  t.match(cap.stderr, /capturing wazuh-db traffic/, 'the installed BPF object and shim load and attach');
+  t.match(cap.stderr, /stopped/);
+  t.same(tapProgramsInKernel(), []);
+
+  await run('make', ['-s', 'uninstall'], { cwd: ROOT, env, timeout: 60_000 });
+  t.notOk(existsSync(lib), 'library directory removed');
+  t.notOk(existsSync(join(dest, 'usr/sbin/wazuh-nats-tap')), 'executable removed');
+  t.notOk(existsSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service')), 'unit removed');
+});
