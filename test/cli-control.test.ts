@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { startNats } from './helpers/nats-server.js';
+import { freePort, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
@@ -30,7 +30,9 @@ t.test('status, detach and attach a running agent', async (t) => {
   await sim.startup(A);
   await sim.keepalive(A);
 
-  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'n1', '--control-socket', sock]);
+  const metricsPort = await freePort();
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'n1', '--control-socket', sock,
+    '--metrics', `127.0.0.1:${metricsPort}`]);
   t.teardown(() => tap.stop('SIGKILL'));
   const ctl = (...args: string[]) => runTap([...args, '--control-socket', sock]);
 
@@ -67,6 +69,24 @@ t.test('status, detach and attach a running agent', async (t) => {
   }, 'what changed while detached is corrected after attach');
   const life = events.filter((e) => e.subject === 'wazuh.tap.n1.events').map((e) => e.action);
   t.same(life, ['started', 'attached', 'detached', 'attached']);
+
+  // Prometheus text, scraped over HTTP.
+  await sim.startup(A);
+  await waitFor(() => events.filter((e) => e.event_type === 'status_change').length >= 2, 5000, 'the startup event');
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /text\/plain/);
+  const text = await res.text();
+  const metric = (re: RegExp) => Number(re.exec(text)?.[1]);
+  t.equal(metric(/^wazuh_nats_tap_attached (\d+)$/m), 1);
+  t.equal(metric(/^wazuh_nats_tap_nats_connected (\d+)$/m), 1);
+  t.equal(metric(/^wazuh_nats_tap_agents\{status="pending"\} (\d+)$/m), 1, 'agents by status');
+  t.equal(metric(/^wazuh_nats_tap_events_total\{type="status_change"\} (\d+)$/m), 2, 'events by type');
+  t.ok(metric(/^wazuh_nats_tap_records_total\{outcome="captured"\} (\d+)$/m) > 0, 'records captured');
+  t.equal(metric(/^wazuh_nats_tap_records_total\{outcome="lost"\} (\d+)$/m), 0);
+  t.ok(metric(/^wazuh_nats_tap_frames_total\{outcome="decoded"\} (\d+)$/m) > 0);
+  t.ok(metric(/^wazuh_nats_tap_delivery_total\{outcome="published"\} (\d+)$/m) >= 6);
+  t.equal((await fetch(`http://127.0.0.1:${metricsPort}/nope`)).status, 404);
 
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
   t.same(tapProgramsInKernel(), []);

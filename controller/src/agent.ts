@@ -15,6 +15,7 @@ import { artefacts } from './paths.js';
 import { monotonicToWallClock } from './util/clock.js';
 import { ControlServer } from './control/server.js';
 import { describeTargets } from './capture/targets.js';
+import { metricsRegistry, serveMetrics } from './metrics.js';
 
 export interface AgentOptions {
   home: string;
@@ -25,6 +26,8 @@ export interface AgentOptions {
   hooks?: Hook[];
   /** The control socket for `attach`, `detach`, `status` (null: none). */
   controlSocket?: string | null;
+  /** Where Prometheus scrapes /metrics (null: no endpoint). */
+  metrics?: { host: string; port: number } | null;
   log: Logger;
 }
 
@@ -43,7 +46,9 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
 
   const decoder = new WdbDecoder();
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
+  const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0 };
   const publish = (ev: Parameters<Publisher['publishAgentEvent']>[0]) => {
+    eventsByType[ev.event_type] = (eventsByType[ev.event_type] ?? 0) + 1;
     log.debug({ event: ev }, 'event');
     publisher.publishAgentEvent(ev);
   };
@@ -147,6 +152,22 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     log.error({ err: (e as Error).message, path: opts.controlSocket }, 'control socket unavailable: attach/detach/status will not reach this agent');
   }
 
+  const metrics = opts.metrics
+    ? await serveMetrics(metricsRegistry({
+      capture: () => capture.counters(),
+      decoder: () => decoder.stats().reassembler,
+      events: () => eventsByType,
+      delivery: () => ({ published: publisher.published, failed: publisher.failed }),
+      natsConnected: () => publisher.connected,
+      attached: () => capture.attached,
+      agents: () => state.countsByStatus(),
+    }), opts.metrics).catch((e: Error) => {
+      log.error({ err: e.message, address: opts.metrics }, 'metrics endpoint unavailable');
+      return null;
+    })
+    : null;
+  if (metrics) log.info({ address: opts.metrics }, 'metrics on /metrics');
+
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -154,6 +175,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   log.info({ signal }, 'stopping');
   clearInterval(lossCheck);
   await control?.close();
+  metrics?.close();
   keys.close();
   capture.detach();
   await capture.stop();

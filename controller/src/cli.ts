@@ -6,12 +6,21 @@ import { hideBin } from 'yargs/helpers';
 import { runAgent } from './agent.js';
 import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
+import { parseMetricsAddress } from './metrics.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 
 class UsageError extends Error {}
+
+function metricsAddress(s: string) {
+  try {
+    return parseMetricsAddress(s);
+  } catch (e) {
+    throw new ConfigError(`--${(e as Error).message}`);
+  }
+}
 
 async function control(path: string, cmd: ControlCommand, json: boolean): Promise<number> {
   try {
@@ -54,14 +63,15 @@ export async function main(argv: string[]): Promise<number> {
         type: 'string', default: 'sendto',
         describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev; each costs every process that makes it',
       })
-      .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'where attach, detach and status reach this agent (root only)' }),
+      .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'where attach, detach and status reach this agent (root only)' })
+      .option('metrics', { type: 'string', default: '127.0.0.1:9464', describe: 'Prometheus endpoint host:port, or no' }),
     async (a) => {
       const log = createLogger(a.logLevel);
       try {
         code = await runAgent({
           home: a.home, natsUrls: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean),
           prefix: a.prefix, node: a.node, attach: a.attach, hooks: parseHooks(a.hooks),
-          controlSocket: a.controlSocket, log,
+          controlSocket: a.controlSocket, metrics: metricsAddress(a.metrics), log,
         });
       } catch (e) {
         code = exitCodeOf(e);

@@ -1,0 +1,79 @@
+// Prometheus metrics (SPEC §8), read from the stages' own counters at scrape
+// time: nothing on the hot path updates a metric.
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export interface MetricsSources {
+  capture(): Record<string, number>;
+  decoder(): { frames: number; malformed: number };
+  events(): Record<string, number>; // by event type
+  delivery(): { published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; spoolBytes?: number; latencyMs?: number };
+  natsConnected(): boolean;
+  attached(): boolean;
+  agents(): Record<string, number>;
+}
+
+/** Counters taken as they are at scrape time. */
+function snapshotCounter(reg: Registry, name: string, help: string, labelNames: string[], read: (c: Counter) => void) {
+  return new Counter({
+    name, help, labelNames, registers: [reg],
+    collect() { this.reset(); read(this); },
+  });
+}
+
+export function metricsRegistry(src: MetricsSources): Registry {
+  const reg = new Registry();
+  snapshotCounter(reg, 'wazuh_nats_tap_records_total', 'Capture records by outcome (captured, lost, truncated, filtered, content_dropped, …)',
+    ['outcome'], (c) => { for (const [k, v] of Object.entries(src.capture())) c.inc({ outcome: k }, v); });
+  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded and malformed', ['outcome'], (c) => {
+    const d = src.decoder();
+    c.inc({ outcome: 'decoded' }, d.frames);
+    c.inc({ outcome: 'malformed' }, d.malformed);
+  });
+  snapshotCounter(reg, 'wazuh_nats_tap_events_total', 'Events produced, by type', ['type'],
+    (c) => { for (const [k, v] of Object.entries(src.events())) c.inc({ type: k }, v); });
+  snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed', ['outcome'], (c) => {
+    const d = src.delivery();
+    for (const k of ['published', 'acknowledged', 'spooled', 'shed', 'failed'] as const) {
+      if (d[k] !== undefined) c.inc({ outcome: k }, d[k]!);
+    }
+  });
+  new Gauge({ name: 'wazuh_nats_tap_spool_bytes', help: 'Bytes waiting in the disk spool', registers: [reg],
+    collect() { this.set(src.delivery().spoolBytes ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_publish_latency_ms', help: 'Recent publish latency (capture to acknowledgement), milliseconds', registers: [reg],
+    collect() { this.set(src.delivery().latencyMs ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_nats_connected', help: '1 when connected to NATS', registers: [reg],
+    collect() { this.set(src.natsConnected() ? 1 : 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_attached', help: '1 when the eBPF programs are attached', registers: [reg],
+    collect() { this.set(src.attached() ? 1 : 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_agents', help: 'Agents by connection status', labelNames: ['status'], registers: [reg],
+    collect() { this.reset(); for (const [k, v] of Object.entries(src.agents())) this.set({ status: k }, v); } });
+  return reg;
+}
+
+/** Parse `host:port` (SPEC §6 `metrics`); null for `no`. */
+export function parseMetricsAddress(s: string): { host: string; port: number } | null {
+  if (s === 'no') return null;
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new Error(`metrics: '${s}' is not host:port or no`);
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export async function serveMetrics(reg: Registry, addr: { host: string; port: number }): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    reg.metrics().then(
+      (body) => res.writeHead(200, { 'Content-Type': reg.contentType }).end(body),
+      (e) => res.writeHead(500).end(`${(e as Error).message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(addr.port, addr.host, () => resolve());
+  });
+  return server;
+}
