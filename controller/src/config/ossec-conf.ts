@@ -1,0 +1,469 @@
+// Reads the `<nats>` section of the manager's ossec.conf (SPEC §6) into the
+// effective configuration, validated the way Wazuh validates its own sections
+// (WAZUH-PROTOCOL §8): an unknown element, an empty one, a bad value, a missing
+// file or a secret file others can read is a ConfigError (exit 2) naming the
+// element and the file. CLI flags override the file.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { ConfigError } from '../errors.js';
+import { validatePrefix } from '../publish/subjects.js';
+import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
+
+export type HookName = (typeof HOOK_NAMES)[number];
+
+/** The settings of `<nats>`, parsed. Secret elements hold paths only: no file contents live in the configuration. */
+export interface NatsSettings {
+  enabled: boolean;
+  serverUrls: string[];
+  credentialsFile: string | null;
+  nkeySeedFile: string | null;
+  tokenFile: string | null;
+  user: string | null;
+  passwordFile: string | null;
+  subjectPrefix: string;
+  tlsCert: string | null;
+  tlsKey: string | null;
+  tlsCa: string | null;
+  maxReconnects: number;
+  reconnectDelaySec: number;
+  encryptMessages: boolean;
+  encryptionKey: string | null;
+  jetstream: boolean;
+  stream: string;
+  createStream: boolean;
+  spoolDir: string;
+  /** Bytes. */
+  spoolMaxSize: number;
+  keepaliveEvents: boolean;
+  alerts: boolean;
+  alertsMinLevel: number;
+  /** Lowest level of each severity above `low`. */
+  alertThresholds: { medium: number; high: number; critical: number };
+  /** null: metrics disabled (`no`). */
+  metrics: { host: string; port: number } | null;
+  hooks: HookName[];
+}
+
+export type ValueSource = 'default' | 'file' | 'flag';
+
+export interface ValueOrigin {
+  source: ValueSource;
+  /** `/var/ossec/etc/ossec.conf:42`, `--nats-url`, `host name`, `detected`… */
+  where?: string;
+}
+
+export interface EffectiveConfig extends NatsSettings {
+  /** The ossec.conf that was read. */
+  file: string;
+  /** The manager's home. */
+  home: string;
+  /** `<cluster><node_name>`, else the host name. */
+  managerNode: string;
+  /** Where each value came from. */
+  origins: Record<SettingKey | 'managerNode' | 'home' | 'file', ValueOrigin>;
+  /** Legal but probably unintended settings, for `config check` and the log. */
+  warnings: string[];
+}
+
+/** CLI flags of `run` (camelCase, as yargs gives them). Undefined: not given. */
+export interface ConfigOverrides {
+  /** `--nats-url` → `<server_url>` */
+  natsUrl?: string;
+  /** `--prefix` → `<subject_prefix>` */
+  prefix?: string;
+  /** `--hooks` → `<hooks>` */
+  hooks?: string;
+  /** `--node` → manager_node (`<cluster><node_name>`, host name) */
+  node?: string;
+}
+
+export interface LoadOptions {
+  /** `--config`: default `<home>/etc/ossec.conf`. */
+  file?: string;
+  /** `--home`: default derived from `file` (`<home>/etc/ossec.conf`) or detected. */
+  home?: string;
+  overrides?: ConfigOverrides;
+  /** Where to look for the home (tests). */
+  homeCandidates?: readonly string[];
+}
+
+export const HOME_CANDIDATES: readonly string[] = ['/var/ossec', '/var/wazuh-manager'];
+
+/** The first candidate holding etc/ossec.conf, else the first that exists, else the first. */
+export function detectHome(candidates: readonly string[] = HOME_CANDIDATES): string {
+  return candidates.find((d) => existsSync(join(d, 'etc/ossec.conf')))
+    ?? candidates.find((d) => existsSync(d))
+    ?? candidates[0] ?? '/var/ossec';
+}
+
+// ---------------------------------------------------------------------------
+// XML
+
+const ROOT = 'wazuh-nats-tap-root';
+const META = XMLParser.getMetaDataSymbol() as unknown as symbol;
+
+type XNode = Record<string, unknown>;
+
+interface Leaf {
+  name: string;
+  text: string | null; // null: holds elements
+  line: number;
+}
+
+interface Parsed {
+  /** Every element of every `<nats>`, in document order. */
+  nats: Leaf[];
+  /** The last `<cluster><node_name>`. */
+  nodeName: Leaf | null;
+}
+
+function tagOf(node: XNode): string | undefined {
+  return Object.keys(node).find((k) => k !== ':@');
+}
+
+function children(node: XNode, tag: string): XNode[] {
+  const c = node[tag];
+  return Array.isArray(c) ? (c as XNode[]) : [];
+}
+
+function textOf(kids: XNode[]): string | null {
+  let text = '';
+  for (const k of kids) {
+    const tag = tagOf(k);
+    if (tag === '#text') text += String(k['#text']);
+    else if (tag !== undefined && !tag.startsWith('?')) return null;
+  }
+  return text.trim();
+}
+
+function parseXml(text: string, file: string): Parsed {
+  // The XML declaration may only open a document: blank it (keeping lines) before wrapping.
+  const body = text.replace(/^\uFEFF?\s*<\?xml[\s\S]*?\?>/, (m) => m.replace(/[^\n]/g, ' '));
+  const wrapped = `<${ROOT}>${body}</${ROOT}>`;
+  const offset = ROOT.length + 2;
+  const valid = XMLValidator.validate(wrapped);
+  if (valid !== true) {
+    throw new ConfigError(`${file}:${valid.err.line}: malformed XML: ${valid.err.msg}`);
+  }
+  const lineStarts = [0];
+  for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+  const lineOf = (node: XNode): number => {
+    const idx = ((node as Record<symbol, { startIndex?: number } | undefined>)[META]?.startIndex ?? offset) - offset;
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid] <= idx) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo + 1;
+  };
+  const parser = new XMLParser({
+    preserveOrder: true, ignoreAttributes: true, parseTagValue: false, trimValues: true,
+    captureMetaData: true, ignoreDeclaration: true, ignorePiTags: true,
+  });
+  const doc = parser.parse(wrapped) as XNode[];
+  const out: Parsed = { nats: [], nodeName: null };
+  const root = doc.find((n) => tagOf(n) === ROOT);
+  for (const top of root ? children(root, ROOT) : []) {
+    if (tagOf(top) !== 'ossec_config') continue;
+    for (const section of children(top, 'ossec_config')) {
+      const tag = tagOf(section);
+      if (tag === 'nats') {
+        for (const el of children(section, 'nats')) {
+          const name = tagOf(el);
+          if (name === undefined || name === '#text' || name.startsWith('?')) continue;
+          out.nats.push({ name, text: textOf(children(el, name)), line: lineOf(el) });
+        }
+      } else if (tag === 'cluster') {
+        for (const el of children(section, 'cluster')) {
+          if (tagOf(el) === 'node_name') out.nodeName = { name: 'node_name', text: textOf(children(el, 'node_name')), line: lineOf(el) };
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Values
+
+interface Ctx {
+  /** `file:line` or `--flag`, for messages. */
+  where: string;
+  home: string;
+}
+
+function invalid(ctx: Ctx, el: string, value: string, expected: string): never {
+  throw new ConfigError(`${ctx.where}: Invalid value for element '${el}': '${value}' — ${expected}`);
+}
+
+const BOOL: Record<string, boolean> = { yes: true, no: false };
+const TIME_UNIT: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+const SIZE_UNIT: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+function parseUrls(ctx: Ctx, el: string, text: string): string[] {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.some((p) => p === '')) invalid(ctx, el, text, 'comma-separated URLs, none empty');
+  for (const p of parts) {
+    let u: URL;
+    try {
+      u = new URL(p);
+    } catch {
+      invalid(ctx, el, maskUrl(p), 'not a URL; expected nats://host:port or tls://host:port');
+    }
+    if (u.protocol !== 'nats:' && u.protocol !== 'tls:') invalid(ctx, el, maskUrl(p), `scheme '${u.protocol}' is not nats:// or tls://`);
+    if (!u.hostname) invalid(ctx, el, maskUrl(p), 'no host');
+    if ((u.pathname && u.pathname !== '/') || u.search || u.hash) invalid(ctx, el, maskUrl(p), 'a NATS URL has no path, query or fragment');
+  }
+  return parts;
+}
+
+/** `nats://user:secret@host` → `nats://user:***@host`; a lone user part (a NATS token) → `***`. */
+export function maskUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, info: string) => {
+    const colon = info.indexOf(':');
+    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : '***'}@`;
+  });
+}
+
+function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied; run as root)' : `cannot be read (${code})`;
+    throw new ConfigError(`${ctx.where}: <${def.element}>: file '${path}' ${why}`);
+  }
+  if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' is not a regular file`);
+  if (!def.secret) return;
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(
+      `${ctx.where}: <${def.element}>: '${path}' has mode ${mode.toString(8).padStart(4, '0')}: a file holding a secret must give no access `
+      + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${path}'`);
+  }
+  if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' is empty`);
+  if (def.key === 'encryptionKey') {
+    // Checked here so a bad key stops the start, not the first publish; the key itself is not kept.
+    const n = keyBytes(readFileSync(path, 'utf8'));
+    if (n !== 32) {
+      throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' must hold a 32-byte key as 64 hex digits or base64 `
+        + `(${n === null ? 'neither hex nor base64' : `${n} bytes`}); generate one with: openssl rand -hex 32 > '${path}'`);
+    }
+  }
+}
+
+function keyBytes(text: string): number | null {
+  const s = text.trim();
+  if (/^[0-9a-fA-F]+$/.test(s) && s.length % 2 === 0) return s.length / 2;
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(s)) return Buffer.from(s, 'base64').length;
+  return null;
+}
+
+function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
+  const el = def.element;
+  switch (def.type) {
+    case 'boolean':
+      if (!(text in BOOL)) invalid(ctx, el, text, 'yes or no');
+      return BOOL[text];
+    case 'urls':
+      return parseUrls(ctx, el, text);
+    case 'file': {
+      const path = resolve(ctx.home, text);
+      checkFile(ctx, def, path);
+      return path;
+    }
+    case 'user':
+      if (!/^[^\s,]{1,256}$/.test(text)) invalid(ctx, el, text, 'a user name without spaces or commas');
+      return text;
+    case 'prefix':
+      try {
+        return validatePrefix(text);
+      } catch {
+        return invalid(ctx, el, text, 'dot-separated tokens of letters, digits, \'-\' and \'_\'');
+      }
+    case 'count': {
+      if (!/^\d{1,9}$/.test(text)) invalid(ctx, el, text, 'a whole number ≥ 0');
+      return Number(text);
+    }
+    case 'time': {
+      const m = /^(\d{1,9})([smhd]?)$/.exec(text);
+      if (!m) invalid(ctx, el, text, 'seconds, or a number with s, m, h or d (30s, 1m)');
+      const sec = Number(m[1]) * TIME_UNIT[m[2]];
+      if (sec < 1 || sec > 86400) invalid(ctx, el, text, 'between 1 second and 1 day');
+      return sec;
+    }
+    case 'name':
+      if (!TOKEN.test(text) || text.length > 64) invalid(ctx, el, text, 'letters, digits, \'-\' and \'_\' (at most 64)');
+      return text;
+    case 'dir': {
+      if (!isAbsolute(text)) invalid(ctx, el, text, 'an absolute path');
+      const path = resolve(text);
+      if (existsSync(path) && !statSync(path).isDirectory()) invalid(ctx, el, text, 'exists and is not a directory');
+      return path;
+    }
+    case 'size': {
+      const m = /^(\d{1,15})\s*([a-zA-Z]*)$/.exec(text);
+      const unit = m ? SIZE_UNIT[m[2].toLowerCase()] : undefined;
+      if (!m || unit === undefined) invalid(ctx, el, text, 'bytes, or a number with KB, MB or GB (512MB)');
+      const bytes = Number(m[1]) * unit;
+      if (bytes < 1024 ** 2 || !Number.isSafeInteger(bytes)) invalid(ctx, el, text, 'at least 1MB');
+      return bytes;
+    }
+    case 'level': {
+      if (!/^\d{1,2}$/.test(text) || Number(text) > 15) invalid(ctx, el, text, 'a rule level from 0 to 15');
+      return Number(text);
+    }
+    case 'levels': {
+      const parts = text.split(',').map((s) => s.trim());
+      const ok = parts.length === 3 && parts.every((p) => /^\d{1,2}$/.test(p));
+      const [medium, high, critical] = parts.map(Number);
+      if (!ok || !(medium >= 1 && medium < high && high < critical && critical <= 15)) {
+        invalid(ctx, el, text, 'three ascending rule levels from 1 to 15: medium,high,critical (7,10,13)');
+      }
+      return { medium, high, critical };
+    }
+    case 'address': {
+      if (text === 'no') return null;
+      const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+      const port = m ? Number(m[2]) : 0;
+      if (!m || port < 1 || port > 65535) invalid(ctx, el, text, 'host:port (127.0.0.1:9464, [::1]:9464) or no');
+      return { host: m[1], port };
+    }
+    case 'hooks': {
+      const hooks = text.split(',').map((s) => s.trim());
+      const bad = hooks.filter((h) => !(HOOK_NAMES as readonly string[]).includes(h));
+      if (bad.length) invalid(ctx, el, text, `comma-separated syscalls among ${HOOK_NAMES.join(', ')}`);
+      return [...new Set(hooks)];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+function readConfigFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ConfigError(`configuration file '${file}' does not exist (give the manager's with --config, or its home with --home)`);
+    if (code === 'EACCES') throw new ConfigError(`configuration file '${file}' cannot be read: permission denied (run as root)`);
+    if (code === 'EISDIR') throw new ConfigError(`configuration file '${file}' is a directory`);
+    throw new ConfigError(`configuration file '${file}' cannot be read (${code ?? (e as Error).message})`);
+  }
+}
+
+/** The effective configuration: defaults, then ossec.conf, then flags. Throws ConfigError. */
+export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
+  const overrides = opts.overrides ?? {};
+  let home: string;
+  let homeOrigin: ValueOrigin;
+  if (opts.home !== undefined) {
+    if (opts.home === '') throw new ConfigError('--home: Invalid NULL content');
+    home = resolve(opts.home);
+    homeOrigin = { source: 'flag', where: '--home' };
+  } else if (opts.file !== undefined && basename(opts.file) === 'ossec.conf' && basename(dirname(resolve(opts.file))) === 'etc') {
+    home = dirname(dirname(resolve(opts.file)));
+    homeOrigin = { source: 'default', where: 'from the configuration file\'s path' };
+  } else {
+    home = detectHome(opts.homeCandidates);
+    homeOrigin = { source: 'default', where: 'detected' };
+  }
+  if (opts.file === '') throw new ConfigError('--config: Invalid NULL content');
+  const file = resolve(opts.file ?? join(home, 'etc/ossec.conf'));
+  const parsed = parseXml(readConfigFile(file), file);
+
+  // Later elements override earlier ones, across every <nats> block, as in Wazuh.
+  const fromFile = new Map<string, Leaf>();
+  for (const leaf of parsed.nats) {
+    const where = `${file}:${leaf.line}`;
+    if (!elementByName(leaf.name)) {
+      throw new ConfigError(`${where}: Invalid element in the configuration: '${leaf.name}' (in <nats>; known: ${NATS_ELEMENTS.map((e) => e.element).join(', ')})`);
+    }
+    if (leaf.text === null) throw new ConfigError(`${where}: Invalid value for element '${leaf.name}': it holds elements, expected text`);
+    if (leaf.text === '') throw new ConfigError(`${where}: Invalid NULL content for element: ${leaf.name}`);
+    fromFile.set(leaf.name, leaf);
+  }
+
+  const values: Partial<Record<SettingKey, unknown>> = {};
+  const origins = {} as EffectiveConfig['origins'];
+  const lines = new Map<SettingKey, string>();
+  for (const def of NATS_ELEMENTS) {
+    const flagKey = def.flag ? (camelFlag(def.flag) as keyof ConfigOverrides) : undefined;
+    const flagValue = flagKey ? overrides[flagKey] : undefined;
+    const leaf = fromFile.get(def.element);
+    if (flagValue !== undefined) {
+      const where = `--${def.flag}`;
+      if (flagValue.trim() === '') throw new ConfigError(`${where}: Invalid NULL content for element: ${def.element}`);
+      values[def.key] = parseValue({ where, home }, def, flagValue.trim());
+      origins[def.key] = { source: 'flag', where };
+    } else if (leaf) {
+      const where = `${file}:${leaf.line}`;
+      values[def.key] = parseValue({ where, home }, def, leaf.text as string);
+      origins[def.key] = { source: 'file', where };
+    } else {
+      values[def.key] = def.default === null ? null
+        : parseValue({ where: `default of <${def.element}>`, home }, def, def.default.replace('<home>', home));
+      origins[def.key] = { source: 'default' };
+    }
+    lines.set(def.key, origins[def.key].where ?? file);
+  }
+  const s = values as unknown as NatsSettings;
+
+  // Elements that only make sense together.
+  const at = (k: SettingKey) => lines.get(k) ?? file;
+  const el = (k: SettingKey) => `<${elementByKey(k).element}>`;
+  const pair = (a: SettingKey, b: SettingKey, why: string) => {
+    if ((s[a] === null) !== (s[b] === null)) {
+      const [set, unset] = s[a] !== null ? [a, b] : [b, a];
+      throw new ConfigError(`${at(set)}: ${el(set)} is set but ${el(unset)} is not: ${why} (set both or neither)`);
+    }
+  };
+  pair('tlsCert', 'tlsKey', 'a client certificate needs its private key');
+  pair('user', 'passwordFile', 'user and password authenticate together');
+  const auths = (['credentialsFile', 'nkeySeedFile', 'tokenFile', 'user'] as const).filter((k) => s[k] !== null);
+  if (auths.length > 1) {
+    throw new ConfigError(`${at(auths[1])}: ${auths.map(el).join(' and ')} are both set: choose one NATS authentication`);
+  }
+  if (s.encryptMessages && s.encryptionKey === null) {
+    throw new ConfigError(`${at('encryptMessages')}: <encrypt_messages> is yes but <encryption_key> is not set: encrypting needs the key file`);
+  }
+
+  const warnings: string[] = [];
+  if (s.createStream && !s.jetstream) warnings.push('<create_stream> is yes but <jetstream> is no: no stream is created');
+  if (origins.stream.source !== 'default' && !s.jetstream) warnings.push('<stream> is set but <jetstream> is no: it is not used');
+  if (s.serverUrls.some((u) => maskUrl(u) !== u)) warnings.push('<server_url> carries credentials: prefer credentials_file, token_file or user + password_file');
+
+  // The node name: --node, else <cluster><node_name> (read even when the cluster is disabled), else the host name.
+  let managerNode: string;
+  if (overrides.node !== undefined) {
+    if (overrides.node.trim() === '') throw new ConfigError('--node: Invalid NULL content for element: node_name');
+    managerNode = overrides.node.trim();
+    origins.managerNode = { source: 'flag', where: '--node' };
+  } else if (parsed.nodeName) {
+    const where = `${file}:${parsed.nodeName.line}`;
+    if (!parsed.nodeName.text) throw new ConfigError(`${where}: Invalid NULL content for element: node_name`);
+    managerNode = parsed.nodeName.text;
+    origins.managerNode = { source: 'file', where: `${where} <cluster><node_name>` };
+  } else {
+    managerNode = osHostname();
+    origins.managerNode = { source: 'default', where: 'host name' };
+  }
+  origins.home = homeOrigin;
+  origins.file = opts.file !== undefined ? { source: 'flag', where: '--config' } : { source: 'default', where: '<home>/etc/ossec.conf' };
+
+  return { ...s, file, home, managerNode, origins, warnings };
+}
+
+/** The flags that override the configuration, for docs and help: flag → what it replaces. */
+export function overrideMapping(): { flag: string; replaces: string }[] {
+  return [
+    ...NATS_ELEMENTS.filter((e) => e.flag).map((e) => ({ flag: `--${e.flag}`, replaces: `\`<${e.element}>\`` })),
+    ...OTHER_OVERRIDES.map((o) => ({ flag: `--${o.flag}`, replaces: o.replaces })),
+  ];
+}

@@ -1,0 +1,123 @@
+// Every element of the `<nats>` section of ossec.conf (SPEC §6): the single
+// source of truth. The loader (ossec-conf.ts) validates from it, `config check`
+// renders from it, and docs/configuration.md is generated from it
+// (scripts/gen-config-doc.mjs; test/config-doc.test.ts fails when they drift).
+
+/** How an element's text is parsed and validated. */
+export type ValueType =
+  | 'boolean' // yes | no
+  | 'urls' // one or more nats:// or tls:// URLs, comma-separated
+  | 'file' // an existing regular file
+  | 'user' // a NATS user name
+  | 'prefix' // dot-separated subject tokens
+  | 'count' // a whole number >= 0
+  | 'time' // seconds, Wazuh suffixes s/m/h/d allowed
+  | 'name' // one subject token (JetStream stream name)
+  | 'dir' // an absolute directory path
+  | 'size' // bytes, suffixes B/KB/MB/GB allowed
+  | 'level' // a Wazuh rule level 0..15
+  | 'levels' // three ascending rule levels
+  | 'address' // host:port, or no
+  | 'hooks'; // syscall names, comma-separated
+
+/** The key of a setting in EffectiveConfig. */
+export type SettingKey =
+  | 'enabled' | 'serverUrls' | 'credentialsFile' | 'nkeySeedFile' | 'tokenFile' | 'user' | 'passwordFile'
+  | 'subjectPrefix' | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'maxReconnects' | 'reconnectDelaySec'
+  | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'spoolDir'
+  | 'spoolMaxSize' | 'keepaliveEvents' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'metrics' | 'hooks';
+
+export interface ConfigElement {
+  /** The element's name in `<nats>`. */
+  element: string;
+  /** The setting's key in EffectiveConfig. */
+  key: SettingKey;
+  type: ValueType;
+  /** The default as it would be written in ossec.conf; null: unset. `<home>` is the manager's home. */
+  default: string | null;
+  description: string;
+  /** The element names a file whose contents are a secret: never shown, and refused when group or others have any access to it. */
+  secret: boolean;
+  /** The CLI flag of `run` that overrides it (without `--`); its camelCase form is the key in `overrides`. */
+  flag?: string;
+}
+
+/** The syscalls the capture can hook (capture/capture.ts HOOKS; test/config-schema.test.ts keeps them equal). */
+export const HOOK_NAMES = ['sendto', 'write', 'sendmsg', 'writev'] as const;
+
+export const NATS_ELEMENTS: readonly ConfigElement[] = [
+  { element: 'enabled', key: 'enabled', type: 'boolean', default: 'no', secret: false,
+    description: '`yes`: run the tap. `no`: `run` exits 0 saying so.' },
+  { element: 'server_url', key: 'serverUrls', type: 'urls', default: 'nats://127.0.0.1:4222', secret: false, flag: 'nats-url',
+    description: 'NATS server URL(s), `nats://` or `tls://`, comma-separated (the servers of one NATS cluster). Credentials in a URL are masked in output; prefer the `*_file` elements.' },
+  { element: 'credentials_file', key: 'credentialsFile', type: 'file', default: null, secret: true,
+    description: 'NATS `.creds` file (user JWT + nkey seed).' },
+  { element: 'nkey_seed_file', key: 'nkeySeedFile', type: 'file', default: null, secret: true,
+    description: 'File holding an nkey seed (`SU…`).' },
+  { element: 'token_file', key: 'tokenFile', type: 'file', default: null, secret: true,
+    description: 'File holding a NATS authentication token.' },
+  { element: 'user', key: 'user', type: 'user', default: null, secret: false,
+    description: 'NATS user name; needs `password_file`.' },
+  { element: 'password_file', key: 'passwordFile', type: 'file', default: null, secret: true,
+    description: 'File holding the password of `user`.' },
+  { element: 'subject_prefix', key: 'subjectPrefix', type: 'prefix', default: 'wazuh', secret: false, flag: 'prefix',
+    description: 'First tokens of every subject: dot-separated tokens of letters, digits, `-`, `_`.' },
+  { element: 'tls_cert', key: 'tlsCert', type: 'file', default: null, secret: false,
+    description: 'Client certificate (PEM); needs `tls_key`.' },
+  { element: 'tls_key', key: 'tlsKey', type: 'file', default: null, secret: true,
+    description: 'Private key of `tls_cert` (PEM); needs `tls_cert`.' },
+  { element: 'tls_ca', key: 'tlsCa', type: 'file', default: null, secret: false,
+    description: 'CA bundle (PEM) to verify the server; without it the system CAs are used; the server certificate is verified by default.' },
+  { element: 'max_reconnects', key: 'maxReconnects', type: 'count', default: '10', secret: false,
+    description: 'Reconnect attempts per cycle (a whole number ≥ 0); the tap itself never gives up.' },
+  { element: 'reconnect_delay', key: 'reconnectDelaySec', type: 'time', default: '2', secret: false,
+    description: 'Time between attempts: seconds, or with a Wazuh suffix `s`, `m`, `h`, `d` (`30s`, `1m`); at least 1 s.' },
+  { element: 'encrypt_messages', key: 'encryptMessages', type: 'boolean', default: 'no', secret: false,
+    description: '`yes`: encrypt payloads with AES-256-GCM; needs `encryption_key`.' },
+  { element: 'encryption_key', key: 'encryptionKey', type: 'file', default: null, secret: true,
+    description: 'File holding the 32-byte key, hex (64 digits) or base64.' },
+  { element: 'jetstream', key: 'jetstream', type: 'boolean', default: 'no', secret: false,
+    description: '`yes`: publish to JetStream, acknowledged and de-duplicated by `Nats-Msg-Id`.' },
+  { element: 'stream', key: 'stream', type: 'name', default: 'WAZUH', secret: false,
+    description: 'JetStream stream to publish into (letters, digits, `-`, `_`).' },
+  { element: 'create_stream', key: 'createStream', type: 'boolean', default: 'no', secret: false,
+    description: '`yes`: create the stream (subjects `<prefix>.>`) when it does not exist.' },
+  { element: 'spool_dir', key: 'spoolDir', type: 'dir', default: '<home>/var/nats-tap', secret: false,
+    description: 'Disk spool for events while NATS is away (an absolute path).' },
+  { element: 'spool_max_size', key: 'spoolMaxSize', type: 'size', default: '512MB', secret: false,
+    description: 'Bound of the spool: bytes, or with `KB`, `MB`, `GB` (1024-based); at least 1MB.' },
+  { element: 'keepalive_events', key: 'keepaliveEvents', type: 'boolean', default: 'yes', secret: false,
+    description: '`yes`: publish keepalives.' },
+  { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false,
+    description: '`yes`: publish alerts.' },
+  { element: 'alerts_min_level', key: 'alertsMinLevel', type: 'level', default: '0', secret: false,
+    description: 'Publish only alerts of this rule level or above (0–15).' },
+  { element: 'alert_thresholds', key: 'alertThresholds', type: 'levels', default: '7,10,13', secret: false,
+    description: 'Lowest rule levels of the severities `medium`, `high`, `critical` (ascending, 1–15); below the first is `low`.' },
+  { element: 'metrics', key: 'metrics', type: 'address', default: '127.0.0.1:9464', secret: false,
+    description: 'Prometheus endpoint `host:port` (`[v6]:port` for IPv6), or `no`.' },
+  { element: 'hooks', key: 'hooks', type: 'hooks', default: 'sendto', secret: false, flag: 'hooks',
+    description: `Syscalls to hook, comma-separated: ${HOOK_NAMES.map((h) => `\`${h}\``).join(', ')}. Wazuh's daemons use \`sendto\`; each hook costs every process that makes the syscall.` },
+];
+
+/** Settings outside `<nats>` that flags override too. */
+export const OTHER_OVERRIDES = [
+  { flag: 'node', setting: 'managerNode', replaces: '`<cluster><node_name>`, else the host name' },
+  { flag: 'home', setting: 'home', replaces: 'the detected home (`/var/ossec`, then `/var/wazuh-manager`)' },
+  { flag: 'config', setting: 'file', replaces: '`<home>/etc/ossec.conf`' },
+] as const;
+
+export function elementByName(name: string): ConfigElement | undefined {
+  return NATS_ELEMENTS.find((e) => e.element === name);
+}
+
+export function elementByKey(key: SettingKey): ConfigElement {
+  const el = NATS_ELEMENTS.find((e) => e.key === key);
+  if (!el) throw new Error(`no element for setting ${key}`);
+  return el;
+}
+
+/** `nats-url` → `natsUrl`: the key of a flag in `overrides` (as yargs names it). */
+export function camelFlag(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
