@@ -282,7 +282,9 @@ t.test('flags override the file; a bad flag is refused naming the flag', async (
 ${nats('<enabled>yes</enabled><server_url>nats://file:4222</server_url><subject_prefix>filep</subject_prefix><hooks>write</hooks>')}`);
   const plain = loadConfig({ home: h.home });
   t.same([plain.serverUrls, plain.subjectPrefix, plain.managerNode, plain.hooks], [['nats://file:4222'], 'filep', 'from-file', ['write']]);
-  const c = loadConfig({ home: h.home, overrides: { natsUrl: 'nats://flag1:4222,nats://flag2:4222', prefix: 'flagp', node: 'flag-node', hooks: 'sendto,sendmsg' } });
+  const c = loadConfig({ home: h.home, overrides: { natsUrl: 'nats://flag1:4222,nats://flag2:4222', prefix: 'flagp', node: 'flag-node', hooks: 'sendto,sendmsg', metrics: 'no' } });
+  t.equal(c.metrics, null, '--metrics no');
+  t.same(c.origins.metrics, { source: 'flag', where: '--metrics' });
   t.same(c.serverUrls, ['nats://flag1:4222', 'nats://flag2:4222']);
   t.equal(c.subjectPrefix, 'flagp');
   t.equal(c.managerNode, 'flag-node');
@@ -296,6 +298,7 @@ ${nats('<enabled>yes</enabled><server_url>nats://file:4222</server_url><subject_
   rejects(t, h, /^--nats-url: Invalid value for element 'server_url'/, { overrides: { natsUrl: 'http://x' } });
   rejects(t, h, /^--nats-url: Invalid NULL content for element: server_url/, { overrides: { natsUrl: ' ' } });
   rejects(t, h, /^--hooks: Invalid value for element 'hooks'/, { overrides: { hooks: 'read' } });
+  rejects(t, h, /^--metrics: Invalid value for element 'metrics': '9464'/, { overrides: { metrics: '9464' } });
 });
 
 t.test('a flag overrides a bad value in the file without reading it', async (t) => {

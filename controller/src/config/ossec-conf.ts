@@ -75,6 +75,8 @@ export interface ConfigOverrides {
   prefix?: string;
   /** `--hooks` → `<hooks>` */
   hooks?: string;
+  /** `--metrics` → `<metrics>` (`host:port` or `no`) */
+  metrics?: string;
   /** `--node` → manager_node (`<cluster><node_name>`, host name) */
   node?: string;
 }

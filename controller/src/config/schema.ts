@@ -94,7 +94,7 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
     description: 'Publish only alerts of this rule level or above (0–15).' },
   { element: 'alert_thresholds', key: 'alertThresholds', type: 'levels', default: '7,10,13', secret: false,
     description: 'Lowest rule levels of the severities `medium`, `high`, `critical` (ascending, 1–15); below the first is `low`.' },
-  { element: 'metrics', key: 'metrics', type: 'address', default: '127.0.0.1:9464', secret: false,
+  { element: 'metrics', key: 'metrics', type: 'address', default: '127.0.0.1:9464', secret: false, flag: 'metrics',
     description: 'Prometheus endpoint `host:port` (`[v6]:port` for IPv6), or `no`.' },
   { element: 'hooks', key: 'hooks', type: 'hooks', default: 'sendto', secret: false, flag: 'hooks',
     description: `Syscalls to hook, comma-separated: ${HOOK_NAMES.map((h) => `\`${h}\``).join(', ')}. Wazuh's daemons use \`sendto\`; each hook costs every process that makes the syscall.` },
