@@ -7,6 +7,7 @@ import { runAgent } from './agent.js';
 import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
 import { parseMetricsAddress } from './metrics.js';
+import { runTail } from './commands/tail.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
@@ -120,7 +121,25 @@ export async function main(argv: string[]): Promise<number> {
       .option('json', { type: 'boolean', default: false })
       .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET }),
     async (a) => { code = await control(a.controlSocket, 'detach', a.json); })
-    .demandCommand(1, 'name a command: run, status, attach, detach, capture')
+    .command('tail [subject]', 'subscribe and print the events as they arrive', (y) => y
+      .positional('subject', { type: 'string', default: 'wazuh.>', describe: 'NATS subject (wildcards allowed)' })
+      .option('nats-url', { type: 'string', default: 'nats://127.0.0.1:4222', describe: 'NATS server URL(s), comma-separated' })
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
+      .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
+      .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds' })
+      .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
+    async (a) => {
+      try {
+        code = await runTail({
+          servers: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean), subject: a.subject!,
+          json: a.json, count: a.count, duration: a.duration,
+        });
+      } catch (e) {
+        code = exitCodeOf(e);
+        process.stderr.write(`wazuh-nats-tap tail: ${(e as Error).message}\n`);
+      }
+    })
+    .demandCommand(1, 'name a command: run, status, attach, detach, capture, tail')
     .strict()
     .fail((msg, err, y) => {
       if (err) throw err;

@@ -1,0 +1,61 @@
+// `wazuh-nats-tap tail [SUBJECT]`: subscribe and print the events as they arrive.
+import { connect, type Msg } from '@nats-io/transport-node';
+
+export interface TailOptions {
+  servers: string[];
+  subject: string;
+  json: boolean;
+  count: number;
+  /** Seconds; 0: until Ctrl-C. */
+  duration: number;
+}
+
+/** One readable line per event: time, subject, then the fields a person looks for first. */
+export function renderEvent(subject: string, ev: Record<string, any>): string {
+  const time = typeof ev.time === 'string' ? ev.time : new Date().toISOString();
+  switch (ev.event_type) {
+    case 'status_change':
+      return `${time}  ${subject}  agent ${ev.agent_id} (${ev.agent_name ?? '?'}) ${ev.previous_status} -> ${ev.current_status}`
+        + `  reason=${ev.reason} code=${ev.status_code} ip=${ev.ip_address ?? '-'} via ${ev.source}`;
+    case 'keepalive':
+      return `${time}  ${subject}  agent ${ev.agent_id} (${ev.agent_name ?? '?'}) ${ev.status} ${ev.version ?? ''} ip=${ev.ip_address ?? '-'}`;
+    case 'alert':
+      return `${time}  ${subject}  rule ${ev.rule_id} level ${ev.level} agent ${ev.agent_id ?? '-'}: ${ev.description ?? ''}`;
+    case 'tap':
+      return `${time}  ${subject}  tap ${ev.action}`;
+    default:
+      return `${time}  ${subject}  ${JSON.stringify(ev)}`;
+  }
+}
+
+export async function runTail(o: TailOptions): Promise<number> {
+  const nc = await connect({ servers: o.servers, name: 'wazuh-nats-tap tail' });
+  process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${nc.getServer()}; Ctrl-C to stop\n`);
+  let seen = 0;
+  const done = new Promise<void>((resolve) => {
+    const sub = nc.subscribe(o.subject, {
+      callback: (err, m: Msg) => {
+        if (err) return resolve();
+        let body: Record<string, any>;
+        try {
+          body = m.json();
+        } catch {
+          process.stdout.write(`${m.subject}  (not JSON: ${m.data.length} bytes)\n`);
+          return;
+        }
+        process.stdout.write(o.json ? `${JSON.stringify({ subject: m.subject, ...body })}\n` : `${renderEvent(m.subject, body)}\n`);
+        if (o.count && ++seen >= o.count) {
+          sub.unsubscribe();
+          resolve();
+        }
+      },
+    });
+    if (o.duration) setTimeout(resolve, o.duration * 1000).unref();
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await nc.flush();
+  await done;
+  await nc.drain();
+  return 0;
+}
