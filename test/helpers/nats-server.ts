@@ -20,21 +20,42 @@ export interface NatsServer {
   url: string;
   port: number;
   proc: ChildProcess;
+  /** Directory of the config (and of the JetStream store, when enabled). */
+  dir: string;
+  /** The server's log so far (of the current process). */
+  log(): string;
+  /** SIGTERM (SIGKILL after 5 s); resolves when it exited. */
   stop(): Promise<void>;
+  /** SIGKILL at once. */
+  kill(): Promise<void>;
+  /** Start it again on the same port with the same config and store. */
+  restart(): Promise<void>;
 }
 
-/** Start nats-server on 127.0.0.1 with an optional extra config; resolves when it accepts clients. */
-export async function startNats(extraConfig = ''): Promise<NatsServer> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'nats-'));
-  const conf = join(dir, 'nats.conf');
-  writeFileSync(conf, `listen: 127.0.0.1:${port}\n${extraConfig}\n`);
+export interface NatsServerOptions {
+  /** Extra configuration lines. */
+  extra?: string;
+  /** Enable JetStream with a store under the server's temp dir. */
+  jetstream?: boolean;
+  /** Use this port (default: a free one). */
+  port?: number;
+  /** server_name (needed in a cluster). */
+  name?: string;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => { for (const p of running) p.kill('SIGKILL'); });
+
+async function spawnNats(conf: string, readyTimeoutMs = 10_000): Promise<{ proc: ChildProcess; log: () => string }> {
   const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   let log = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), readyTimeoutMs);
     const onData = (d: Buffer) => {
       log += d.toString();
+      if (log.length > 1_000_000) log = log.slice(-500_000);
       if (log.includes('Server is ready')) {
         clearTimeout(timer);
         resolve();
@@ -47,14 +68,76 @@ export async function startNats(extraConfig = ''): Promise<NatsServer> {
       reject(new Error(`nats-server exited with ${c}:\n${log}`));
     });
   });
-  const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
+  return { proc, log: () => log };
+}
+
+async function ended(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill(signal);
+  const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Start nats-server on 127.0.0.1; resolves when it accepts clients. */
+export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
+  const port = o.port ?? await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'nats-'));
+  const conf = join(dir, 'nats.conf');
+  const lines = [`listen: 127.0.0.1:${port}`];
+  if (o.name) lines.push(`server_name: ${o.name}`);
+  if (o.jetstream) lines.push(`jetstream { store_dir: "${join(dir, 'js')}" }`);
+  writeFileSync(conf, `${lines.join('\n')}\n${o.extra ?? ''}\n`);
+  let cur = await spawnNats(conf);
+  const srv: NatsServer = {
+    url: `nats://127.0.0.1:${port}`, port, dir, proc: cur.proc,
+    log: () => cur.log(),
+    stop: () => ended(srv.proc, 'SIGTERM'),
+    kill: () => ended(srv.proc, 'SIGKILL'),
+    restart: async () => {
+      await ended(srv.proc, 'SIGTERM');
+      // The port can take a moment to be free again.
+      const end = Date.now() + 10_000;
+      for (;;) {
+        try {
+          cur = await spawnNats(conf);
+          break;
+        } catch (e) {
+          if (Date.now() > end) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      srv.proc = cur.proc;
+    },
   };
-  process.once('exit', () => proc.kill('SIGKILL'));
-  return { url: `nats://127.0.0.1:${port}`, port, proc, stop };
+  return srv;
+}
+
+/** Start nats-server on 127.0.0.1 with an optional extra config; resolves when it accepts clients. */
+export async function startNats(extraConfig = ''): Promise<NatsServer> {
+  return startNatsServer({ extra: extraConfig });
+}
+
+export interface NatsCluster {
+  servers: NatsServer[];
+  urls: string[];
+  stop(): Promise<void>;
+}
+
+/** `n` nats-servers on loopback joined in a cluster (routes), JetStream on each by default. */
+export async function startNatsCluster(n = 3, o: { jetstream?: boolean; name?: string } = {}): Promise<NatsCluster> {
+  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const routes: number[] = [];
+  for (let i = 0; i < n; i++) routes.push(await freePort());
+  const cname = o.name ?? 'tapc';
+  const servers = await Promise.all(ports.map((port, i) => startNatsServer({
+    port, name: `${cname}-n${i + 1}`, jetstream: o.jetstream ?? true,
+    extra: `cluster {\n  name: ${cname}\n  listen: 127.0.0.1:${routes[i]}\n  routes: [${routes
+      .filter((_, j) => j !== i).map((r) => `nats-route://127.0.0.1:${r}`).join(', ')}]\n}`,
+  })));
+  return {
+    servers, urls: servers.map((s) => s.url),
+    stop: async () => { await Promise.all(servers.map((s) => s.stop())); },
+  };
 }

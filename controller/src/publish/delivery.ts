@@ -1,0 +1,601 @@
+// The delivery engine (SPEC §5): every message is written to the disk spool
+// first, then drained from it to NATS, oldest first; a record leaves the spool
+// only when NATS acknowledged it.
+//
+//  - core NATS: publish, and a periodic flush() (a PING/PONG round trip: the server has
+//    processed everything sent before it) acknowledges what was published before it;
+//  - JetStream: js.publish() with msgID = event_id (the server de-duplicates resends within
+//    the stream's duplicate window), up to `window` publishes in flight, each retried on
+//    failure or timeout until acknowledged.
+//
+// Order: the spool is FIFO. In core mode one connection keeps the order; after a
+// disconnect, everything not confirmed is resent from the oldest (a subscriber can see a
+// message twice, never out of order once de-duplicated by event_id). In JetStream mode
+// at most one message per agent (per subject when there is no agent) is in flight, so a
+// retried message can never be overtaken by a later one of the same agent; the window is
+// shared by different agents. Nothing is published while the connection is down (nats.js
+// drops what it buffered when it reconnects); after a reconnect or a restart the spool is
+// replayed from the oldest unacknowledged record.
+//
+// The connection never gives up: nats.js makes `maxReconnects` attempts `reconnectDelayMs`
+// apart (one cycle); when a cycle is exhausted the engine waits `reconnectDelayMs` and starts
+// a new one, forever. Enqueueing never waits for NATS.
+import {
+  connect, createInbox, headers as natsHeaders, nanos,
+  type ConnectionOptions, type MsgHdrs, type NatsConnection,
+} from '@nats-io/transport-node';
+import {
+  DiscardPolicy, JetStreamApiError, jetstream, jetstreamManager, StorageType,
+  type JetStreamClient, type StreamConfig,
+} from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
+
+export type DeliveryMessage = SpoolMessage;
+export type { MessageKind } from './spool.js';
+
+export interface StreamOptions {
+  /** Stream name (default WAZUH). */
+  name: string;
+  /** Subjects of the stream when it is created, e.g. [`wazuh.>`]. */
+  subjects: string[];
+  /** Create the stream when it does not exist. */
+  create: boolean;
+  /** Duplicate window: at least the longest time a record can wait in the spool (default 2 h). */
+  duplicateWindowMs?: number;
+  replicas?: number;
+}
+
+export interface DeliveryOptions {
+  servers: string[];
+  mode: 'core' | 'jetstream';
+  /** An open spool, or the options to open one. */
+  spool: Spool | SpoolOptions;
+  log?: Logger;
+  name?: string;
+  /** Reconnect attempts per cycle (nats.js maxReconnectAttempts; -1: one endless cycle). Default 10. */
+  maxReconnects?: number;
+  /** Milliseconds between attempts, and between cycles. Default 2000. */
+  reconnectDelayMs?: number;
+  /** Extra nats.js connection options (TLS, authentication, …). */
+  connectOptions?: Partial<ConnectionOptions>;
+  /** JetStream: publishes in flight at most (default 256). */
+  window?: number;
+  /** JetStream: milliseconds to wait for a PubAck before retrying (default 5000). */
+  ackTimeoutMs?: number;
+  /** Core: messages published and not yet confirmed by a flush, at most (default 20000). */
+  coreWindow?: number;
+  /** Core: flush after this many messages (default 2000) … */
+  flushEvery?: number;
+  /** … or this many milliseconds (default 20). */
+  flushIntervalMs?: number;
+  /** JetStream stream (needed to create it; publishing works without). */
+  stream?: StreamOptions;
+  /** JetStream: also keep each agent's latest status event in this KV bucket (key = agent id). */
+  kvBucket?: string;
+  /** Called at most every `shedReportMs` (default 5000) when messages were shed since the last call. */
+  onShed?: (delta: Record<MessageKind, number>, total: Record<MessageKind, number>) => void;
+  shedReportMs?: number;
+}
+
+export interface DeliveryStats {
+  mode: 'core' | 'jetstream';
+  connected: boolean;
+  /** Messages written to the spool. */
+  spooled: number;
+  /** Publish attempts (resends included). */
+  published: number;
+  /** Messages acknowledged (JetStream PubAck or core flush) and removed from the spool. */
+  acknowledged: number;
+  /** Acknowledged messages that had waited: written while NATS was away, or by an earlier process. */
+  replayed: number;
+  /** Publish attempts that repeated an earlier one (after a failure, timeout or disconnect). */
+  resent: number;
+  /** JetStream: acknowledged as duplicates (already stored). */
+  duplicates: number;
+  failures: number;
+  shed: Record<MessageKind, number>;
+  spoolBytes: number;
+  spoolRecords: number;
+  spoolTorn: number;
+  inFlight: number;
+  latencyMs: { count: number; p50: number; p99: number; max: number };
+  reconnectCycles: number;
+  streamReady: boolean;
+}
+
+interface Slot {
+  e: SpoolEntry;
+  key: string;
+  state: 'inflight' | 'retry';
+  gen: number;
+  attempts: number;
+  notBefore: number;
+  sentAt: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const STREAM_NOT_FOUND = 10059;
+
+export function kvStreamConfig(bucket: string, replicas: number): Partial<StreamConfig> & { name: string } {
+  return {
+    name: `KV_${bucket}`, subjects: [`$KV.${bucket}.>`], max_msgs_per_subject: 1, discard: DiscardPolicy.New,
+    allow_rollup_hdrs: true, deny_delete: true, allow_direct: true, storage: StorageType.File,
+    num_replicas: replicas, duplicate_window: nanos(120_000),
+  };
+}
+
+export class Delivery {
+  readonly spool: Spool;
+  private readonly o: DeliveryOptions;
+  private readonly log?: Logger;
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private up = false;
+  private gen = 0;
+  private closing = false;
+  private loop: Promise<void> | null = null;
+  /** Read from the spool, not sent yet (or to resend first, in core mode), in seq order. */
+  private pending: SpoolEntry[] = [];
+  // JetStream state
+  private readonly slots = new Map<number, Slot>();
+  private readonly busy = new Set<string>();
+  /** Slots waiting to be resent. */
+  private readonly retries = new Set<Slot>();
+  private inflight = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private streamReady = false;
+  private kvReady = false;
+  // core state
+  private unconfirmed: { e: SpoolEntry; idx: number; sentAt: number }[] = [];
+  private uHead = 0;
+  private pubIdx = 0;
+  private sinceFlush = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  // pump scheduling
+  private pumpScheduled = false;
+  /** Seq ranges written while NATS was away (for `replayed`). */
+  private downRanges: [number, number][] = [];
+  private readonly lat = new Float64Array(4096);
+  private latN = 0;
+  private latMax = 0;
+  private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
+  private shedTimer: NodeJS.Timeout | null = null;
+  private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0 };
+
+  constructor(opts: DeliveryOptions) {
+    this.o = opts;
+    this.log = opts.log;
+    this.spool = opts.spool instanceof Spool ? opts.spool : Spool.open(opts.spool);
+    const st = this.spool.stats();
+    this.shedReported = { ...st.shed };
+    if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
+    if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
+  }
+
+  /** Start connecting and draining (returns at once; NATS may be away). */
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.connectLoop();
+    if (this.o.onShed) {
+      this.shedTimer = setInterval(() => this.reportShed(), this.o.shedReportMs ?? 5000);
+      this.shedTimer.unref();
+    }
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  /** Spool one message; false when it was shed (the spool is full). Never waits for NATS. */
+  enqueue(m: DeliveryMessage): boolean {
+    return this.enqueueMany([m])[0];
+  }
+
+  enqueueMany(ms: DeliveryMessage[]): boolean[] {
+    const seqs = this.spool.append(ms);
+    if (!this.up) {
+      for (const s of seqs) if (s) this.markDown(s);
+    }
+    this.schedulePump();
+    return seqs.map((s) => s > 0);
+  }
+
+  private markDown(seq: number): void {
+    const last = this.downRanges[this.downRanges.length - 1];
+    if (last && last[1] === seq - 1) last[1] = seq;
+    else this.downRanges.push([seq, seq]);
+  }
+
+  private wasDelayed(e: SpoolEntry): boolean {
+    if (e.recovered) return true;
+    while (this.downRanges.length && this.downRanges[0][1] < this.spool.ackedThrough) this.downRanges.shift();
+    if (!this.downRanges.length) return false;
+    return this.downRanges.some(([a, b]) => e.seq >= a && e.seq <= b);
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  private async connectLoop(): Promise<void> {
+    const delay = this.o.reconnectDelayMs ?? 2000;
+    while (!this.closing) {
+      let nc: NatsConnection;
+      try {
+        nc = await connect({
+          name: this.o.name ?? 'wazuh-nats-tap',
+          ...this.o.connectOptions,
+          servers: this.o.servers,
+          maxReconnectAttempts: this.o.maxReconnects ?? 10,
+          reconnectTimeWait: delay,
+          reconnectJitter: Math.min(100, delay / 4),
+          waitOnFirstConnect: true,
+        });
+      } catch (e) {
+        if (this.closing) break;
+        this.c.cycles++;
+        this.log?.warn({ err: (e as Error).message }, 'NATS unreachable: a new connect cycle follows');
+        await sleep(delay);
+        continue;
+      }
+      if (this.closing) {
+        await nc.close();
+        break;
+      }
+      this.nc = nc;
+      this.js = this.o.mode === 'jetstream' ? jetstream(nc, { timeout: this.o.ackTimeoutMs ?? 5000 }) : null;
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (s.type === 'disconnect') this.onDown('disconnect');
+          else if (s.type === 'reconnect') this.onUp();
+        }
+      })().catch(() => {});
+      this.onUp();
+      await nc.closed();
+      this.onDown('closed');
+      this.nc = null;
+      this.js = null;
+      if (this.closing) break;
+      this.c.cycles++;
+      this.log?.warn('NATS reconnect cycle exhausted: a new one follows');
+      await sleep(delay);
+    }
+  }
+
+  private onUp(): void {
+    if (this.up || !this.nc || this.nc.isClosed()) return;
+    this.up = true;
+    this.gen++;
+    this.log?.info({ server: this.nc.getServer(), spooled: this.spool.stats().records }, 'NATS connected: draining the spool');
+    if (this.o.mode === 'jetstream' && !this.streamReady && (this.o.stream?.create || this.o.kvBucket)) void this.ensureStreams(this.gen);
+    else this.streamReady = true;
+    if (this.o.mode === 'core') {
+      this.flushTimer = setInterval(() => { if (this.sinceFlush > 0) this.coreFlush(); }, this.o.flushIntervalMs ?? 20);
+    }
+    this.schedulePump();
+  }
+
+  private onDown(why: string): void {
+    if (!this.up) return;
+    this.up = false;
+    this.gen++;
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+    if (this.o.mode === 'core') {
+      // Everything not confirmed by a flush is resent, oldest first.
+      const back = this.unconfirmed.slice(this.uHead).map((u) => u.e);
+      this.unconfirmed = [];
+      this.uHead = 0;
+      this.sinceFlush = 0;
+      this.pending = back.concat(this.pending);
+      this.c.resent += back.length;
+    } else {
+      for (const s of this.slots.values()) {
+        if (s.state === 'inflight') {
+          s.state = 'retry';
+          s.notBefore = 0;
+          this.inflight--;
+          this.retries.add(s);
+        }
+      }
+    }
+    this.log?.warn({ why, spooled: this.spool.stats().records }, 'NATS away: spooling');
+  }
+
+  private async ensureStreams(gen: number): Promise<void> {
+    const st = this.o.stream;
+    while (this.up && this.gen === gen && !this.closing) {
+      try {
+        const jsm = await jetstreamManager(this.nc!, { timeout: 5000 });
+        if (st?.create) {
+          const want = nanos(st.duplicateWindowMs ?? 2 * 3600_000);
+          try {
+            const si = await jsm.streams.info(st.name);
+            if (si.config.duplicate_window < want) {
+              this.log?.warn({ stream: st.name, duplicate_window_ms: si.config.duplicate_window / 1e6 },
+                'the stream\'s duplicate window is shorter than the spool horizon: resends after a long outage may be stored twice');
+            }
+          } catch (e) {
+            if (!(e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)) throw e;
+            await jsm.streams.add({
+              name: st.name, subjects: st.subjects, storage: StorageType.File, duplicate_window: want,
+              num_replicas: st.replicas ?? 1,
+            });
+            this.log?.info({ stream: st.name, subjects: st.subjects }, 'JetStream stream created');
+          }
+        }
+        if (this.o.kvBucket && !this.kvReady) {
+          const name = `KV_${this.o.kvBucket}`;
+          try {
+            await jsm.streams.info(name);
+          } catch (e) {
+            if (!(e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)) throw e;
+            await jsm.streams.add(kvStreamConfig(this.o.kvBucket, st?.replicas ?? 1));
+            this.log?.info({ bucket: this.o.kvBucket }, 'KV bucket created');
+          }
+          this.kvReady = true;
+        }
+        this.streamReady = true;
+        this.schedulePump();
+        return;
+      } catch (e) {
+        this.log?.warn({ err: (e as Error).message }, 'cannot create the JetStream stream yet: retrying');
+        await sleep(1000);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- draining
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      if (this.o.mode === 'core') this.pumpCore();
+      else this.pumpJs();
+    });
+  }
+
+  private refill(): boolean {
+    if (this.pending.length === 0) this.pending = this.spool.read(512);
+    return this.pending.length > 0;
+  }
+
+  private pumpCore(): void {
+    const nc = this.nc;
+    if (!this.up || !nc) return;
+    const window = this.o.coreWindow ?? 20_000;
+    const every = this.o.flushEvery ?? 2000;
+    let n = 0;
+    while (this.unconfirmed.length - this.uHead < window && n < 5000 && this.refill()) {
+      const e = this.pending.shift()!;
+      try {
+        nc.publish(e.subject, e.body, { headers: this.hdrs(e) });
+      } catch (err) {
+        this.pending.unshift(e);
+        this.c.failures++;
+        this.log?.warn({ err: (err as Error).message }, 'publish failed');
+        return;
+      }
+      this.c.published++;
+      this.unconfirmed.push({ e, idx: ++this.pubIdx, sentAt: performance.now() });
+      n++;
+      if (++this.sinceFlush >= every) this.coreFlush();
+    }
+    if (n === 5000) this.schedulePump();
+  }
+
+  private coreFlush(): void {
+    const nc = this.nc;
+    if (!nc || !this.up) return;
+    this.sinceFlush = 0;
+    const mark = this.pubIdx;
+    const gen = this.gen;
+    nc.flush().then(() => {
+      if (gen !== this.gen) return;
+      const now = performance.now();
+      while (this.uHead < this.unconfirmed.length && this.unconfirmed[this.uHead].idx <= mark) {
+        const u = this.unconfirmed[this.uHead++];
+        this.acked(u.e, now - u.sentAt);
+      }
+      if (this.uHead > 4096 && this.uHead * 2 > this.unconfirmed.length) {
+        this.unconfirmed = this.unconfirmed.slice(this.uHead);
+        this.uHead = 0;
+      }
+      this.schedulePump();
+    }, () => { /* disconnected: onDown resends */ });
+  }
+
+  private pumpJs(): void {
+    const js = this.js;
+    if (!this.up || !js || !this.streamReady) return;
+    const window = this.o.window ?? 256;
+    const now = Date.now();
+    // Retries first (each holds its agent's place).
+    let nextRetry = Infinity;
+    for (const s of this.retries) {
+      if (this.inflight >= window) break;
+      if (s.notBefore > now) { nextRetry = Math.min(nextRetry, s.notBefore); continue; }
+      this.retries.delete(s);
+      this.sendJs(s);
+    }
+    if (nextRetry < Infinity && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => { this.retryTimer = null; this.schedulePump(); }, Math.max(1, nextRetry - now));
+    }
+    // New records, oldest first; one in flight per agent (head of line waits).
+    while (this.inflight < window && this.refill()) {
+      const e = this.pending[0];
+      const key = e.headers['Wazuh-Agent-Id'] ? `a:${e.headers['Wazuh-Agent-Id']}` : `s:${e.subject}`;
+      if (this.busy.has(key)) break;
+      this.pending.shift();
+      this.busy.add(key);
+      const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
+      this.slots.set(e.seq, s);
+      this.sendJs(s);
+    }
+  }
+
+  /**
+   * JetStream publish without a request per message: the message carries a reply subject
+   * on one inbox subscription (`<inbox>.<seq>`), the PubAck comes back there, and one sweep
+   * times out what waited too long. Same wire protocol as js.publish().
+   */
+  private sendJs(s: Slot): void {
+    const nc = this.nc!;
+    if (!this.ackInbox) this.openAckInbox(nc);
+    s.state = 'inflight';
+    s.gen = this.gen;
+    s.sentAt = performance.now();
+    s.notBefore = Date.now() + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
+    if (s.attempts++ > 0) this.c.resent++;
+    this.inflight++;
+    this.c.published++;
+    const h = this.hdrs(s.e);
+    h.set('Nats-Msg-Id', s.e.eventId);
+    try {
+      nc.publish(s.e.subject, s.e.body, { headers: h, reply: `${this.ackInbox}.${s.e.seq}` });
+    } catch (err) {
+      this.jsFailed(s, s.gen, err as Error);
+    }
+  }
+
+  private ackInbox: string | null = null;
+  private ackTimer: NodeJS.Timeout | null = null;
+
+  private openAckInbox(nc: NatsConnection): void {
+    const inbox = createInbox();
+    this.ackInbox = inbox;
+    nc.subscribe(`${inbox}.*`, {
+      callback: (_err, m) => {
+        const seq = Number(m.subject.slice(inbox.length + 1));
+        const slot = this.slots.get(seq);
+        if (!slot) return; // already acknowledged (an earlier attempt's ack)
+        let ack: { stream?: string; duplicate?: boolean; error?: { description?: string } } = {};
+        try { if (m.data.length) ack = m.json(); } catch { /* not JSON */ }
+        if (!ack.stream || ack.error || m.headers?.hasError) {
+          if (slot.state === 'inflight') {
+            this.jsFailed(slot, slot.gen, new Error(ack.error?.description ?? (m.headers?.code === 503 ? 'no responders: no stream for this subject (yet)' : 'invalid PubAck')));
+          }
+          return;
+        }
+        if (ack.duplicate) this.c.duplicates++;
+        this.jsStored(slot);
+      },
+    });
+    this.ackTimer = setInterval(() => {
+      const now = Date.now();
+      for (const sl of this.slots.values()) {
+        if (sl.state === 'inflight' && sl.notBefore < now) this.jsFailed(sl, sl.gen, new Error('PubAck timeout'));
+      }
+    }, 100);
+    this.ackTimer.unref();
+    nc.closed().then(() => {
+      if (this.ackInbox === inbox) this.ackInbox = null;
+      if (this.ackTimer) clearInterval(this.ackTimer);
+    }, () => {});
+  }
+
+  /** The stream stored the message (then the KV bucket, for a status change, when asked). */
+  private jsStored(s: Slot): void {
+    const kv = this.o.kvBucket && s.e.kind === 'status' ? s.e.headers['Wazuh-Agent-Id'] : undefined;
+    const done = () => {
+      const cur = this.slots.get(s.e.seq);
+      if (!cur) return;
+      if (cur.state === 'inflight') this.inflight--;
+      this.retries.delete(cur);
+      this.slots.delete(s.e.seq);
+      this.busy.delete(cur.key);
+      this.acked(s.e, performance.now() - s.sentAt);
+      this.schedulePump();
+    };
+    if (!kv) return done();
+    const gen = s.gen;
+    const js = this.js!;
+    js.publish(`$KV.${this.o.kvBucket}.${kv}`, s.e.body, { timeout: this.o.ackTimeoutMs ?? 5000 })
+      .then(done, (err) => this.jsFailed(s, gen, err as Error));
+  }
+
+  private jsFailed(cur: Slot, gen: number, err: Error): void {
+    if (this.slots.get(cur.e.seq) !== cur || cur.state !== 'inflight' || cur.gen !== gen) return; // already requeued
+    this.inflight--;
+    this.c.failures++;
+    cur.state = 'retry';
+    cur.notBefore = Date.now() + Math.min(5000, 100 * 2 ** Math.min(cur.attempts, 6));
+    this.retries.add(cur);
+    if (cur.attempts <= 1 || cur.attempts % 10 === 0) {
+      this.log?.warn({ err: err.message, subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
+    }
+    this.schedulePump();
+  }
+
+  private hdrs(e: SpoolEntry): MsgHdrs {
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(e.headers)) h.set(k, v);
+    return h;
+  }
+
+  private acked(e: SpoolEntry, ms: number): void {
+    this.c.acknowledged++;
+    if (this.wasDelayed(e)) this.c.replayed++;
+    this.lat[this.latN++ % this.lat.length] = ms;
+    if (ms > this.latMax) this.latMax = ms;
+    this.spool.ack(e.seq);
+  }
+
+  private reportShed(): void {
+    const total = this.spool.stats().shed;
+    const delta = {} as Record<MessageKind, number>;
+    let any = false;
+    for (const k of KINDS) {
+      delta[k] = total[k] - this.shedReported[k];
+      if (delta[k]) any = true;
+    }
+    if (!any) return;
+    this.shedReported = total;
+    this.o.onShed?.(delta, total);
+  }
+
+  stats(): DeliveryStats {
+    const sp = this.spool.stats();
+    const n = Math.min(this.latN, this.lat.length);
+    const sorted = Array.from(this.lat.subarray(0, n)).sort((a, b) => a - b);
+    const q = (p: number) => (n ? sorted[Math.min(n - 1, Math.floor(p * n))] : 0);
+    return {
+      mode: this.o.mode, connected: this.up, spooled: sp.appended, published: this.c.published,
+      acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
+      duplicates: this.c.duplicates, failures: this.c.failures, shed: sp.shed, spoolBytes: sp.bytes,
+      spoolRecords: sp.records, spoolTorn: sp.torn,
+      inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
+      latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },
+      reconnectCycles: this.c.cycles, streamReady: this.streamReady,
+    };
+  }
+
+  /** Wait until every spooled message was acknowledged; false on timeout. */
+  async flush(timeoutMs = 10_000): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (this.spool.stats().records > 0) {
+      if (Date.now() > end) return false;
+      if (this.o.mode === 'core' && this.sinceFlush > 0) this.coreFlush();
+      await sleep(10);
+    }
+    return true;
+  }
+
+  /** Deliver what can be within `timeoutMs`, then close; what is left stays in the spool for the next start. */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.up) await this.flush(timeoutMs);
+    this.reportShed();
+    this.closing = true;
+    if (this.shedTimer) clearInterval(this.shedTimer);
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.ackTimer) clearInterval(this.ackTimer);
+    const nc = this.nc;
+    if (nc) {
+      try { await nc.close(); } catch { /* closed */ }
+    }
+    await this.loop?.catch(() => {});
+    this.spool.close();
+  }
+}

@@ -1,0 +1,125 @@
+// The Publisher's API (publishAgentEvent, publishLifecycle, connect, close)
+// over the delivery engine: every event goes through the disk spool, and is
+// delivered by core NATS or JetStream (SPEC §4, §5).
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AgentEvent } from '../types.js';
+import { Delivery, type DeliveryStats, type StreamOptions } from './delivery.js';
+import type { TapLifecycleEvent } from './publisher.js';
+import type { MessageKind, SpoolOptions } from './spool.js';
+import { agentSubject, tapSubject } from './subjects.js';
+import type { ConnectionOptions } from '@nats-io/transport-node';
+
+export interface ReliablePublisherOptions {
+  servers: string[];
+  prefix: string;
+  node: string;
+  log: Logger;
+  /** Spool directory and bound (spool_dir, spool_max_size). */
+  spoolDir: string;
+  spoolMaxBytes: number;
+  jetstream?: boolean;
+  /** Stream name (default WAZUH). */
+  stream?: string;
+  createStream?: boolean;
+  /** Duplicate window of a created stream (default 2 h): at least the longest expected outage. */
+  duplicateWindowMs?: number;
+  replicas?: number;
+  /** Keep each agent's latest status in the KV bucket `<prefix>_agents` (JetStream only). */
+  kv?: boolean;
+  maxReconnects?: number;
+  reconnectDelayMs?: number;
+  connectOptions?: Partial<ConnectionOptions>;
+  spool?: Partial<SpoolOptions>;
+  window?: number;
+  ackTimeoutMs?: number;
+}
+
+/** KV bucket names allow letters, digits, '-' and '_': the prefix's dots become '_'. */
+export function kvBucketName(prefix: string): string {
+  return `${prefix.replace(/\./g, '_')}_agents`;
+}
+
+export class ReliablePublisher {
+  readonly delivery: Delivery;
+  private readonly opts: ReliablePublisherOptions;
+
+  constructor(opts: ReliablePublisherOptions) {
+    this.opts = opts;
+    const stream: StreamOptions | undefined = opts.jetstream
+      ? {
+          name: opts.stream ?? 'WAZUH', subjects: [`${opts.prefix}.>`], create: !!opts.createStream,
+          duplicateWindowMs: opts.duplicateWindowMs, replicas: opts.replicas,
+        }
+      : undefined;
+    this.delivery = new Delivery({
+      servers: opts.servers, mode: opts.jetstream ? 'jetstream' : 'core', log: opts.log,
+      name: `wazuh-nats-tap@${opts.node}`,
+      spool: { dir: opts.spoolDir, maxBytes: opts.spoolMaxBytes, ...opts.spool },
+      maxReconnects: opts.maxReconnects, reconnectDelayMs: opts.reconnectDelayMs, connectOptions: opts.connectOptions,
+      window: opts.window, ackTimeoutMs: opts.ackTimeoutMs, stream,
+      kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined,
+      onShed: (delta, total) => {
+        opts.log.warn({ shed: delta, total }, 'spool full: events shed');
+        this.publishLifecycle('spool_full', { shed: delta, shed_total: total });
+      },
+    });
+  }
+
+  /** Start delivering. Returns at once: events are spooled while NATS is away. */
+  async connect(): Promise<void> {
+    this.delivery.start();
+  }
+
+  get connected(): boolean {
+    return this.delivery.connected;
+  }
+
+  /** Messages acknowledged by NATS. */
+  get published(): number {
+    return this.delivery.stats().acknowledged;
+  }
+
+  /** Messages shed because the spool was full. */
+  get failed(): number {
+    const s = this.delivery.stats().shed;
+    return s.status + s.keepalive + s.alert + s.tap;
+  }
+
+  stats(): DeliveryStats {
+    return this.delivery.stats();
+  }
+
+  publishAgentEvent(ev: AgentEvent): boolean {
+    return this.publishAgentEvents([ev])[0];
+  }
+
+  /** Spool many events with one write (a batch of the pipeline). */
+  publishAgentEvents(evs: AgentEvent[]): boolean[] {
+    return this.delivery.enqueueMany(evs.map((ev) => ({
+      subject: agentSubject(this.opts.prefix, ev),
+      headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': ev.event_type, 'Wazuh-Agent-Id': ev.agent_id },
+      body: JSON.stringify(ev),
+      kind: (ev.event_type === 'status_change' ? 'status' : 'keepalive') as MessageKind,
+      eventId: ev.event_id,
+    })));
+  }
+
+  publishLifecycle(action: TapLifecycleEvent['action'], extra: Record<string, unknown> = {}): boolean {
+    const now = Date.now();
+    const ev: TapLifecycleEvent & { event_id: string } = {
+      event_id: randomUUID(), event_type: 'tap', action, manager_node: this.opts.node,
+      time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000), ...extra,
+    };
+    return this.delivery.enqueue({
+      subject: tapSubject(this.opts.prefix, this.opts.node),
+      headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'tap' },
+      body: JSON.stringify(ev), kind: 'tap', eventId: ev.event_id,
+    });
+  }
+
+  /** Deliver what can be within `timeoutMs` and close; the rest stays spooled for the next start. */
+  async close(timeoutMs = 5000): Promise<void> {
+    await this.delivery.close(timeoutMs);
+  }
+}

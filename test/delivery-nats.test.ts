@@ -1,0 +1,285 @@
+// The delivery engine against real nats-servers on loopback: outages, a killed
+// publisher, a full spool, core NATS, and a three-node JetStream cluster.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connect, type Msg } from '@nats-io/transport-node';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { Delivery, type DeliveryMessage, type MessageKind } from '../controller/src/publish/delivery.js';
+import { ReliablePublisher } from '../controller/src/publish/reliable.js';
+import { freePort, startNatsCluster, startNatsServer } from './helpers/nats-server.js';
+import { checkDelivery, readStream, testEvent } from './helpers/delivery-events.js';
+import { waitFor } from './helpers/wait.js';
+import pino from 'pino';
+
+const log = pino({ level: process.env.DEBUG_DELIVERY ? 'debug' : 'silent' });
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+
+/** Enqueue `perTick` events every `tickMs` until stopped; returns the numbers accepted. */
+function steady(d: Delivery, agents: number, perTick: number, tickMs: number, start = 0) {
+  let i = start;
+  const accepted: number[] = [];
+  const timer = setInterval(() => {
+    const batch: DeliveryMessage[] = [];
+    for (let k = 0; k < perTick; k++) batch.push(testEvent(i++, agents));
+    const ok = d.enqueueMany(batch);
+    ok.forEach((a, k) => { if (a) accepted.push(i - perTick + k); });
+  }, tickMs);
+  return { accepted, stop: () => clearInterval(timer), get next() { return i; } };
+}
+
+t.test('JetStream: a 10 s outage in the middle of a steady stream loses nothing, duplicates nothing, keeps per-agent order', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const d = new Delivery({
+    servers: [srv.url], mode: 'jetstream', log, spool: { dir: tmp('spool-a-'), maxBytes: 64 << 20 },
+    reconnectDelayMs: 250, maxReconnects: 8, ackTimeoutMs: 1000,
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true, duplicateWindowMs: 2 * 3600_000 },
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.stats().connected && d.stats().streamReady, 10_000, 'connected, stream ready');
+  const gen = steady(d, 20, 40, 20); // 2000 events/s, 20 agents
+  await sleep(2000);
+  await waitFor(() => d.stats().acknowledged > 1000, 5000, 'events flowing');
+  await srv.stop();
+  const atStop = gen.next;
+  await sleep(10_000);
+  t.ok(!d.stats().connected, 'the engine saw the outage');
+  t.ok(d.stats().spoolRecords > 15_000, `events spooled during the outage (${d.stats().spoolRecords})`);
+  t.ok(d.stats().reconnectCycles >= 1, 'reconnect cycles were exhausted and restarted, not given up');
+  await srv.restart();
+  await sleep(2000);
+  gen.stop();
+  const total = gen.next;
+  t.same(gen.accepted.length, total, 'every event accepted: none shed');
+  t.ok(await d.flush(20_000), 'the spool drains after the server is back');
+  const st = d.stats();
+  t.comment(JSON.stringify({ total, atStop, ...st }));
+  t.ok(st.replayed >= total - atStop - 4000, `the backlog counted as replayed (${st.replayed})`);
+  t.equal(st.acknowledged, total, 'every event acknowledged once');
+  t.equal(st.spoolRecords, 0);
+
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info('WAZUH');
+  t.equal(info.config.duplicate_window, 2 * 3600_000 * 1e6, 'duplicate window of 2 h');
+  t.equal(info.config.storage, StorageType.File);
+  t.same(info.config.subjects, ['wazuh.>']);
+  t.equal(info.state.messages, total, 'exactly one stored message per event');
+  const got = await readStream(nc, 'WAZUH');
+  t.same(checkDelivery(got, range(0, total)), [], 'all there, no duplicate, per-agent order');
+  t.ok(got.every((g) => g.msgId === g.event_id), 'Nats-Msg-Id = event_id');
+});
+
+t.test('JetStream: the publisher killed with SIGKILL while spooling, restarted on the same spool → nothing lost, no duplicate', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const spoolDir = tmp('spool-b-');
+  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
+  const child = resolve(import.meta.dirname, 'helpers/delivery-child.ts');
+  const run = (from: number, to: number) => {
+    const p = spawn(process.execPath, [...loader, child, srv.url, spoolDir, String(from), String(to), '7'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const r = { p, accepted: from, done: null as null | Record<string, unknown>, err: '' };
+    let buf = '';
+    p.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) {
+        if (l.startsWith('accepted ')) r.accepted = Number(l.slice(9));
+        if (l.startsWith('done ')) r.done = JSON.parse(l.slice(5));
+      }
+    });
+    p.stderr!.on('data', (d: Buffer) => { r.err += d.toString(); });
+    t.teardown(() => { p.kill('SIGKILL'); });
+    return r;
+  };
+  const first = run(0, 1_000_000);
+  await waitFor(() => first.accepted >= 20_000, 30_000, 'the first run spooled 20000 events').catch((e) => { t.comment(first.err); throw e; });
+  first.p.kill('SIGKILL');
+  await new Promise((r) => first.p.once('exit', r));
+  const killedAt = first.accepted; // every event up to here was accepted (spooled) before the kill
+  const second = run(killedAt, killedAt + 5000);
+  await waitFor(() => second.done !== null, 40_000, 'the second run drained').catch((e) => { t.comment(second.err); throw e; });
+  const st = second.done!;
+  t.comment(JSON.stringify({ killedAt, ...st }));
+  t.equal(st.ok, true, 'everything acknowledged');
+  t.ok((st.replayed as number) > 0, `the second run replayed what the first left (${st.replayed})`);
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const got = await readStream(nc, 'WAZUH');
+  t.same(checkDelivery(got, range(0, killedAt + 5000)), [], 'every accepted event stored once, in per-agent order');
+});
+
+t.test('spool full while NATS is away: keepalives shed first, counted and reported; the rest is delivered when NATS comes', async (t) => {
+  const port = await freePort();
+  const shedReports: Record<MessageKind, number>[] = [];
+  const d = new Delivery({
+    servers: [`nats://127.0.0.1:${port}`], mode: 'jetstream', log, reconnectDelayMs: 200, maxReconnects: 3,
+    spool: { dir: tmp('spool-c-'), maxBytes: 256 * 1024, segmentBytes: 16 * 1024 },
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true },
+    onShed: (delta) => shedReports.push(delta), shedReportMs: 100,
+  });
+  t.teardown(() => d.close(500));
+  d.start();
+  const offered = { keepalive: 0, status: 0 };
+  const accepted = new Set<number>();
+  let i = 0;
+  // Four keepalives for each status change, far more than the spool holds.
+  for (let round = 0; round < 4000; round++) {
+    const kind: MessageKind = round % 5 === 4 ? 'status' : 'keepalive';
+    offered[kind as 'keepalive' | 'status']++;
+    if (d.enqueue(testEvent(i, 10, kind))) accepted.add(i);
+    i++;
+  }
+  const st = d.stats();
+  t.comment(JSON.stringify({ offered, shed: st.shed, bytes: st.spoolBytes, records: st.spoolRecords }));
+  t.ok(st.spoolBytes <= 256 * 1024, 'the spool stays within its bound');
+  t.ok(st.shed.keepalive > 0, 'keepalives were shed');
+  // The 800 status changes alone fit in the bound: keepalives must have made room for every one of them.
+  t.ok(800 * 200 < 256 * 1024 * 0.9, 'test premise: the status changes fit');
+  t.equal(st.shed.status, 0, 'no status change shed while keepalives could go');
+  t.equal(st.spooled, accepted.size, 'spooled = accepted');
+  t.equal(offered.keepalive + offered.status, st.spoolRecords + st.shed.keepalive + st.shed.status,
+    'offered = in the spool + shed (refused, or compacted out of the spool)');
+  const statusAccepted = [...accepted].filter((n) => n % 5 === 4);
+  t.equal(statusAccepted.length + st.shed.status, offered.status, 'every status change accepted or counted as shed');
+  await waitFor(() => shedReports.length > 0, 2000, 'a shed report');
+  const reported = shedReports.reduce((a, r) => a + r.keepalive, 0);
+  t.equal(reported, st.shed.keepalive, 'every shed keepalive reported');
+
+  // NATS appears on that port: what the spool holds is delivered, in order.
+  const srv = await startNatsServer({ jetstream: true, port });
+  t.teardown(() => srv.stop());
+  t.ok(await d.flush(20_000), 'drained');
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const got = await readStream(nc, 'WAZUH');
+  const inSpool = st.spoolRecords;
+  t.equal(got.length, inSpool, 'every record left in the spool was delivered once');
+  const statuses = got.filter((g) => g.n % 5 === 4).map((g) => g.n);
+  t.same(statuses, [...accepted].filter((n) => n % 5 === 4), 'every accepted status change delivered, in order');
+  t.same(checkDelivery(got, []), [], 'no duplicate, per-agent order');
+});
+
+t.test('core NATS: delivers in order and survives a short outage (resends confirmed by flush)', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  // An observer stream on the server itself, so nothing depends on a subscriber's reconnect timing.
+  const nc0 = await connect({ servers: srv.url });
+  await (await jetstreamManager(nc0)).streams.add({ name: 'OBS', subjects: ['wazuh.>'], storage: StorageType.File });
+  const live: { event_id: string; agent_id: string; n: number; hdr: string | undefined }[] = [];
+  const sub = nc0.subscribe('wazuh.>', { callback: (_e, m: Msg) => live.push({ ...m.json(), hdr: m.headers?.get('Wazuh-Agent-Id') }) });
+  await nc0.flush();
+  const d = new Delivery({
+    servers: [srv.url], mode: 'core', log, spool: { dir: tmp('spool-d-'), maxBytes: 64 << 20 },
+    reconnectDelayMs: 200, flushIntervalMs: 20,
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.connected, 5000, 'connected');
+  const gen = steady(d, 10, 20, 10);
+  await sleep(1000);
+  gen.stop();
+  const before = gen.next;
+  t.ok(await d.flush(5000), 'flush-confirmed');
+  await waitFor(() => live.length >= before, 5000, 'the live subscriber got the first part');
+  t.same(checkDelivery(live, range(0, before)), [], 'live: all, once, in order');
+  t.equal(live[0].hdr, '000', 'headers travel');
+  sub.unsubscribe();
+  await nc0.close();
+
+  const gen2 = steady(d, 10, 20, 10, before);
+  await sleep(300);
+  await srv.stop();
+  await sleep(2000);
+  await srv.restart();
+  await sleep(500);
+  gen2.stop();
+  t.ok(await d.flush(10_000), 'drained after the outage');
+  const total = gen2.next;
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const stored = await readStream(nc, 'OBS');
+  // Core NATS is at-least-once: what the server had but no flush confirmed is sent again, after it.
+  const seen = new Set<string>();
+  const firsts = stored.filter((s) => !seen.has(s.event_id) && seen.add(s.event_id));
+  const st = d.stats();
+  t.comment(JSON.stringify({ total, stored: stored.length, unique: firsts.length, ...st }));
+  t.same(checkDelivery(firsts, range(0, total)), [], 'every event arrived; first arrivals in per-agent order');
+  t.ok(stored.length - firsts.length <= st.resent, 'repeats only from resends');
+  t.ok(st.replayed > 0, 'events spooled during the outage were replayed');
+});
+
+t.test('JetStream cluster of three (R3 stream): the stream leader killed mid-stream → nothing lost, no duplicate', async (t) => {
+  const cl = await startNatsCluster(3);
+  t.teardown(() => cl.stop());
+  const d = new Delivery({
+    servers: cl.urls, mode: 'jetstream', log, spool: { dir: tmp('spool-e-'), maxBytes: 64 << 20 },
+    reconnectDelayMs: 200, ackTimeoutMs: 1000,
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true, replicas: 3 },
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.stats().streamReady, 30_000, 'R3 stream created');
+  const nc = await connect({ servers: cl.urls });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const gen = steady(d, 20, 20, 10);
+  await sleep(1500);
+  const leader = (await jsm.streams.info('WAZUH')).cluster?.leader;
+  const victim = cl.servers.find((_, i) => leader === `tapc-n${i + 1}`);
+  t.ok(victim, `the stream leader (${leader}) is one of ours`);
+  await victim!.kill();
+  await sleep(3000);
+  gen.stop();
+  const total = gen.next;
+  t.ok(await d.flush(30_000), 'drained after the failover');
+  const st = d.stats();
+  t.comment(JSON.stringify({ total, leader, ...st }));
+  const info = await jsm.streams.info('WAZUH');
+  t.equal(info.state.messages, total, 'one stored message per event');
+  const got = await readStream(nc, 'WAZUH');
+  t.same(checkDelivery(got, range(0, total)), [], 'all there, none duplicated, per-agent order');
+});
+
+t.test('ReliablePublisher: SPEC §4 messages through JetStream, Nats-Msg-Id = event_id, latest status per agent in KV', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const pub = new ReliablePublisher({
+    servers: [srv.url], prefix: 'wazuh', node: 'node-1', log, spoolDir: tmp('spool-f-'), spoolMaxBytes: 1 << 20,
+    jetstream: true, createStream: true, kv: true, reconnectDelayMs: 200,
+  });
+  t.teardown(() => pub.close(1000));
+  await pub.connect();
+  const ev = (id: string, prev: string, cur: string, n: number) => ({
+    event_id: `e-${id}-${n}`, event_type: 'status_change' as const, agent_id: id, agent_name: `a${id}`,
+    previous_status: prev as 'active', current_status: cur as 'active', status_code: 0, reason: 'keepalive' as const,
+    ip_address: null, timestamp: 1, time: '1970-01-01T00:00:01.000Z', manager_node: 'node-1', source: 'remoted', sync_status: 'synced',
+  });
+  pub.publishLifecycle('started');
+  pub.publishAgentEvents([ev('001', 'never_connected', 'pending', 1), ev('001', 'pending', 'active', 2), ev('002', 'pending', 'active', 1)]);
+  pub.publishAgentEvent(ev('001', 'active', 'disconnected', 3));
+  t.ok(await pub.delivery.flush(10_000), 'acknowledged');
+  t.equal(pub.published, 5);
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const m = await jsm.streams.getMessage('WAZUH', { last_by_subj: 'wazuh.agent.001.status' });
+  t.equal(m!.header.get('Nats-Msg-Id'), 'e-001-3');
+  t.equal(m!.header.get('Wazuh-Agent-Id'), '001');
+  t.equal(m!.header.get('Content-Type'), 'application/json');
+  const tap = await jsm.streams.getMessage('WAZUH', { last_by_subj: 'wazuh.tap.node-1.events' });
+  t.match(tap!.json(), { event_type: 'tap', action: 'started', manager_node: 'node-1' });
+  const kv1 = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.001' });
+  t.match(kv1!.json(), { agent_id: '001', current_status: 'disconnected', event_id: 'e-001-3' }, 'KV holds the latest status of 001');
+  const kv2 = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.002' });
+  t.match(kv2!.json(), { agent_id: '002', current_status: 'active' });
+});

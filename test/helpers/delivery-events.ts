@@ -1,0 +1,56 @@
+// Numbered test events of a few agents, for the delivery tests, and a reader of a whole JetStream stream.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { DeliveryMessage, MessageKind } from '../../controller/src/publish/delivery.js';
+
+export function testEvent(i: number, agents: number, kind: MessageKind = 'status'): DeliveryMessage {
+  const agent = String(i % agents).padStart(3, '0');
+  return {
+    subject: `wazuh.agent.${agent}.${kind === 'keepalive' ? 'keepalive' : 'status'}`,
+    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': kind === 'keepalive' ? 'keepalive' : 'status_change', 'Wazuh-Agent-Id': agent },
+    body: JSON.stringify({ event_id: `ev-${i}`, agent_id: agent, n: i }),
+    kind,
+    eventId: `ev-${i}`,
+  };
+}
+
+export interface StoredEvent { seq: number; subject: string; msgId: string; event_id: string; agent_id: string; n: number }
+
+/** Every message of a stream, in stream order (bounded by timeoutMs). */
+export async function readStream(nc: NatsConnection, stream: string, timeoutMs = 20_000): Promise<StoredEvent[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(stream);
+  const last = info.state.last_seq;
+  const out: StoredEvent[] = [];
+  if (info.state.messages === 0) return out;
+  const c = await jetstream(nc).consumers.get(stream);
+  const it = await c.consume({ max_messages: 1000 });
+  const timer = setTimeout(() => it.stop(), timeoutMs);
+  for await (const m of it) {
+    const b = m.json<{ event_id: string; agent_id: string; n: number }>();
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id') ?? '', ...b });
+    if (m.seq >= last) break;
+  }
+  clearTimeout(timer);
+  await it.close().catch(() => {});
+  return out;
+}
+
+/** What a lossless, ordered, de-duplicated delivery of events [0, n) looks like; problems as strings. */
+export function checkDelivery(got: { event_id: string; agent_id: string; n: number }[], expected: number[]): string[] {
+  const problems: string[] = [];
+  const ids = got.map((g) => g.event_id);
+  const uniq = new Set(ids);
+  if (uniq.size !== ids.length) problems.push(`${ids.length - uniq.size} duplicates`);
+  const missing = expected.filter((i) => !uniq.has(`ev-${i}`));
+  if (missing.length) problems.push(`${missing.length} missing, first ${missing.slice(0, 5).join(',')}`);
+  const lastN = new Map<string, number>();
+  let disorder = 0;
+  for (const g of got) {
+    const p = lastN.get(g.agent_id);
+    if (p !== undefined && g.n <= p) disorder++;
+    lastN.set(g.agent_id, g.n);
+  }
+  if (disorder) problems.push(`${disorder} out of per-agent order`);
+  return problems;
+}
