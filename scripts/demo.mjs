@@ -60,7 +60,17 @@ async function main() {
   const port = await freePort();
   const work = mkdtempSync(join(tmpdir(), 'wazuh-nats-tap-demo-'));
   const home = join(work, 'ossec');
-  mkdirSync(home);
+  mkdirSync(join(home, 'etc'), { recursive: true });
+  // The manager's ossec.conf, with the <nats> section the tap reads (docs/configuration.md).
+  writeFileSync(join(home, 'etc/ossec.conf'), `<ossec_config>
+  <cluster><node_name>demo-manager</node_name><disabled>yes</disabled></cluster>
+  <nats>
+    <enabled>yes</enabled>
+    <server_url>nats://127.0.0.1:${port}</server_url>
+    <metrics>no</metrics>
+  </nats>
+</ossec_config>
+`);
   writeFileSync(join(work, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
   console.log(paint(1, `wazuh-nats-tap demo — nats-server on 127.0.0.1:${port}, simulated manager in ${home}\n`));
 
@@ -72,7 +82,7 @@ async function main() {
   (async () => { for await (const m of sub) show(m.subject, m.json()); })().catch(() => {});
 
   tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
-    '--nats-url', `nats://127.0.0.1:${port}`, '--node', 'demo-manager'], 'the tap', /attached/);
+    '--control-socket', join(work, 'tap.sock')], 'the tap', /attached/);
 
   const agents = [
     { id: 1, name: 'web-server-01', ip: '192.168.56.21' },

@@ -1,6 +1,6 @@
 // attach, detach and status from the CLI to a running agent, through its control socket.
 import t from 'tap';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -9,6 +9,7 @@ import { freePort, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
+import { writeOssecConf } from './helpers/config.js';
 
 const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 
@@ -22,7 +23,7 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.teardown(() => sub.unsubscribe());
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-e2e-'));
-  mkdirSync(join(home, 'etc'));
+  writeOssecConf(home);
   const sock = join(home, 'tap.sock');
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
   t.teardown(() => sim.stop());

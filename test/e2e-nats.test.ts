@@ -1,7 +1,7 @@
 // End to end, as a user runs it: nats-server, the simulated manager, and
 // `wazuh-nats-tap run` with real eBPF. What arrives on NATS is the contract.
 import t from 'tap';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -10,6 +10,7 @@ import { startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { tapProgramsInKernel } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
+import { writeOssecConf } from './helpers/config.js';
 
 const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 const B = { id: 2, name: 'db-server-01', ip: '192.168.56.22' };
@@ -34,7 +35,7 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
   await nc.flush();
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-'));
-  mkdirSync(join(home, 'etc'), { recursive: true }); // a manager's home has etc/ (client.keys appears later)
+  writeOssecConf(home); // a manager's home has etc/ossec.conf (client.keys appears later)
   const startedAt = Date.now();
   const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-e2e']);
   t.teardown(() => tap.stop('SIGKILL'));
@@ -113,8 +114,10 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
 });
 
 t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anything is loaded', async (t) => {
-  const bad = await runTap(['run', '--home', '/nonexistent', '--prefix', 'bad.*.prefix', '--nats-url', 'nats://127.0.0.1:1']);
-  t.match(bad.stderr, /invalid subject prefix 'bad\.\*\.prefix'/);
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-bad-'));
+  writeOssecConf(home);
+  const bad = await runTap(['run', '--home', home, '--prefix', 'bad.*.prefix', '--nats-url', 'nats://127.0.0.1:1']);
+  t.match(bad.stderr, /bad\.\*\.prefix/);
   t.equal(bad.code, 2, 'configuration error: exit 2');
   const unknown = await runTap(['run', '--no-such-flag']);
   t.match(unknown.stderr, /Unknown argument/);
@@ -136,6 +139,7 @@ t.test('started beside a running manager: names, addresses and statuses are know
   await nc.flush();
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-sync-'));
+  writeOssecConf(home);
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
   t.teardown(() => sim.stop());
   await sim.start();

@@ -16,6 +16,7 @@ import { monotonicToWallClock } from './util/clock.js';
 import { ControlServer } from './control/server.js';
 import { describeTargets } from './capture/targets.js';
 import { metricsRegistry, serveMetrics } from './metrics.js';
+import type { EffectiveConfig } from './config/ossec-conf.js';
 
 export interface AgentOptions {
   home: string;
@@ -28,6 +29,10 @@ export interface AgentOptions {
   controlSocket?: string | null;
   /** Where Prometheus scrapes /metrics (null: no endpoint). */
   metrics?: { host: string; port: number } | null;
+  /** Publish keepalive events (`keepalive_events`). */
+  keepaliveEvents?: boolean;
+  /** Read the configuration again (SIGHUP). */
+  reload?: () => EffectiveConfig;
   log: Logger;
 }
 
@@ -47,7 +52,9 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const decoder = new WdbDecoder();
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
   const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0 };
+  let keepaliveEvents = opts.keepaliveEvents ?? true;
   const publish = (ev: Parameters<Publisher['publishAgentEvent']>[0]) => {
+    if (ev.event_type === 'keepalive' && !keepaliveEvents) return;
     eventsByType[ev.event_type] = (eventsByType[ev.event_type] ?? 0) + 1;
     log.debug({ event: ev }, 'event');
     publisher.publishAgentEvent(ev);
@@ -168,10 +175,31 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     : null;
   if (metrics) log.info({ address: opts.metrics }, 'metrics on /metrics');
 
+  // SIGHUP: read the configuration again. A bad file changes nothing (the running
+  // configuration stays); what cannot change without a restart is named.
+  const onHup = () => {
+    if (!opts.reload) return;
+    try {
+      const cfg = opts.reload();
+      keepaliveEvents = cfg.keepaliveEvents;
+      const restart = [
+        cfg.serverUrls.join(',') !== opts.natsUrls.join(',') && 'server_url',
+        cfg.subjectPrefix !== prefix && 'subject_prefix',
+        cfg.managerNode !== node && 'manager_node',
+        cfg.hooks.join(',') !== capture.attachedHooks().join(',') && capture.attached && 'hooks',
+      ].filter(Boolean);
+      log.info({ keepalive_events: keepaliveEvents, needs_restart: restart }, 'configuration reloaded');
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'configuration reload failed: keeping the running configuration');
+    }
+  };
+  process.on('SIGHUP', onHup);
+
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  process.off('SIGHUP', onHup);
   log.info({ signal }, 'stopping');
   clearInterval(lossCheck);
   await control?.close();

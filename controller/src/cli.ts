@@ -6,7 +6,11 @@ import { hideBin } from 'yargs/helpers';
 import { runAgent } from './agent.js';
 import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
-import { parseMetricsAddress } from './metrics.js';
+import { checkKernel } from './capture/capture.js';
+import { artefacts } from './paths.js';
+import { loadConfig } from './config/ossec-conf.js';
+import { maskedConfig } from './config/mask.js';
+import { renderConfig } from './config/render.js';
 import { runTail } from './commands/tail.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
@@ -15,13 +19,7 @@ import { createLogger } from './util/log.js';
 
 class UsageError extends Error {}
 
-function metricsAddress(s: string) {
-  try {
-    return parseMetricsAddress(s);
-  } catch (e) {
-    throw new ConfigError(`--${(e as Error).message}`);
-  }
-}
+
 
 async function control(path: string, cmd: ControlCommand, json: boolean): Promise<number> {
   try {
@@ -54,25 +52,41 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('wazuh-nats-tap')
     .usage('$0 <command> [options]\n\nStreams a Wazuh manager\'s agent status changes to NATS, with eBPF and zero change to Wazuh.')
     .command('run', 'run the host agent in the foreground (systemd runs this)', (y) => y
-      .option('home', { type: 'string', default: '/var/ossec', describe: 'the Wazuh manager\'s home' })
-      .option('nats-url', { type: 'string', default: 'nats://127.0.0.1:4222', describe: 'NATS server URL(s), comma-separated' })
-      .option('prefix', { type: 'string', default: 'wazuh', describe: 'subject prefix' })
-      .option('node', { type: 'string', describe: 'manager node name (default: the host name)' })
+      .usage('$0 run [options]\n\nReads the <nats> section of the manager\'s ossec.conf (docs/configuration.md); '
+        + 'flags override it. SIGTERM/SIGINT: flush, detach, exit 0. SIGHUP: reload the configuration.')
+      .option('config', { type: 'string', describe: 'ossec.conf (default: <home>/etc/ossec.conf)' })
+      .option('home', { type: 'string', describe: 'the Wazuh manager\'s home (default: /var/ossec, else /var/wazuh-manager)' })
+      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), comma-separated (overrides <server_url>)' })
+      .option('prefix', { type: 'string', describe: 'subject prefix (overrides <subject_prefix>)' })
+      .option('node', { type: 'string', describe: 'manager node name (default: <cluster><node_name>, else the host name)' })
       .option('log-level', { type: 'string', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] })
       .option('attach', { type: 'boolean', default: true, describe: 'attach the eBPF programs at start (--no-attach: start detached)' })
       .option('hooks', {
-        type: 'string', default: 'sendto',
-        describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev; each costs every process that makes it',
+        type: 'string',
+        describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev; each costs every process that makes it (overrides <hooks>)',
       })
       .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'where attach, detach and status reach this agent (root only)' })
-      .option('metrics', { type: 'string', default: '127.0.0.1:9464', describe: 'Prometheus endpoint host:port, or no' }),
+      .option('metrics', { type: 'string', describe: 'Prometheus endpoint host:port, or no (overrides <metrics>)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
       try {
+        checkKernel(artefacts().libPath);
+        const load = () => loadConfig({
+          file: a.config, home: a.home,
+          overrides: { natsUrl: a.natsUrl, prefix: a.prefix, node: a.node, hooks: a.hooks, metrics: a.metrics },
+        });
+        const cfg = load();
+        for (const w of cfg.warnings) log.warn(w);
+        if (!cfg.enabled) {
+          process.stderr.write(`wazuh-nats-tap: disabled (<enabled>no</enabled> in ${cfg.file}); nothing to do\n`);
+          log.info({ file: cfg.file }, 'disabled in the configuration');
+          code = EXIT.ok;
+          return;
+        }
         code = await runAgent({
-          home: a.home, natsUrls: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean),
-          prefix: a.prefix, node: a.node, attach: a.attach, hooks: parseHooks(a.hooks),
-          controlSocket: a.controlSocket, metrics: metricsAddress(a.metrics), log,
+          home: cfg.home, natsUrls: cfg.serverUrls, prefix: cfg.subjectPrefix, node: cfg.managerNode,
+          attach: a.attach, hooks: cfg.hooks as Hook[], controlSocket: a.controlSocket, metrics: cfg.metrics,
+          keepaliveEvents: cfg.keepaliveEvents, reload: load, log,
         });
       } catch (e) {
         code = exitCodeOf(e);
@@ -80,6 +94,22 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
       }
     })
+    .command('config', 'the configuration: config check', (y) => y
+      .command('check', 'validate and print the effective configuration, secrets masked', (yy) => yy
+        .option('config', { type: 'string', describe: 'ossec.conf (default: <home>/etc/ossec.conf)' })
+        .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
+        .option('json', { type: 'boolean', default: false, describe: 'the masked configuration as JSON' }),
+      (a) => {
+        try {
+          const cfg = loadConfig({ file: a.config, home: a.home });
+          process.stdout.write(a.json ? `${JSON.stringify(maskedConfig(cfg), null, 2)}\n` : `${renderConfig(cfg)}\n`);
+          code = EXIT.ok;
+        } catch (e) {
+          code = exitCodeOf(e);
+          process.stderr.write(`wazuh-nats-tap config check: ${(e as Error).message}\n`);
+        }
+      })
+      .demandCommand(1, 'name a subcommand: check'))
     .command('capture', 'debug: print decoded wdb traffic live, without NATS (like tcpdump for wdb)', (y) => y
       .usage('$0 capture [options]\n\nOne line per request/reply exchange on wazuh-db\'s socket: time, process[pid], '
         + 'connection, command, agents, main arguments -> reply status, reply and latency. Agent keys are never printed. '
@@ -139,7 +169,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`wazuh-nats-tap tail: ${(e as Error).message}\n`);
       }
     })
-    .demandCommand(1, 'name a command: run, status, attach, detach, capture, tail')
+    .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')
     .strict()
     .fail((msg, err, y) => {
       if (err) throw err;

@@ -42,6 +42,16 @@ function cstr(buf: Buffer): string {
   return buf.toString('utf8', 0, nul >= 0 ? nul : buf.length);
 }
 
+/**
+ * Kernel readiness alone (privileges, BTF, tracefs, bpf() and perf events),
+ * before anything else is read or connected: a clear exit 3 first.
+ */
+export function checkKernel(libPath: string): void {
+  if (!existsSync(libPath)) throw new Error(`${libPath} is missing: build it with 'make'`);
+  const err = Buffer.alloc(ERR_LEN);
+  if (loadShim(libPath).check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
+}
+
 export class Capture {
   private readonly lib: ShimLib;
   private handle: unknown = null;
