@@ -2,6 +2,7 @@
 // publisher, and owns their lifecycle. SIGINT/SIGTERM: stop capturing, detach,
 // flush NATS, exit 0.
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Capture, DEFAULT_SOCKET_PATHS, type Hook } from './capture/capture.js';
 import { WdbDecoder } from './decode/index.js';
@@ -9,7 +10,7 @@ import { AgentStateTable } from './state/agents.js';
 import { initialSync, seedTable } from './state/sources/initial-sync.js';
 import { applyClientKeys, clientKeysPath, watchClientKeys } from './state/sources/client-keys.js';
 import { Pipeline } from './pipeline.js';
-import { Publisher } from './publish/publisher.js';
+import { ReliablePublisher } from './publish/reliable.js';
 import { validatePrefix } from './publish/subjects.js';
 import { artefacts } from './paths.js';
 import { monotonicToWallClock } from './util/clock.js';
@@ -33,6 +34,16 @@ export interface AgentOptions {
   keepaliveEvents?: boolean;
   /** Read the configuration again (SIGHUP). */
   reload?: () => EffectiveConfig;
+  /** Delivery (SPEC §5): the disk spool and JetStream. */
+  delivery?: {
+    spoolDir?: string;
+    spoolMaxBytes?: number;
+    jetstream?: boolean;
+    stream?: string;
+    createStream?: boolean;
+    maxReconnects?: number;
+    reconnectDelaySec?: number;
+  };
   log: Logger;
 }
 
@@ -41,7 +52,16 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const prefix = validatePrefix(opts.prefix);
   const node = opts.node ?? hostname();
   const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS, hooks: opts.hooks });
-  const publisher = new Publisher({ servers: opts.natsUrls, prefix, node, log });
+  // Every event goes to the disk spool first, then to NATS: capture never waits for NATS,
+  // and what NATS has not acknowledged is replayed after a reconnect or a restart.
+  const d = opts.delivery ?? {};
+  const publisher = new ReliablePublisher({
+    servers: opts.natsUrls, prefix, node, log,
+    spoolDir: d.spoolDir ?? join(opts.home, 'var/nats-tap'),
+    spoolMaxBytes: d.spoolMaxBytes ?? 512 * 1024 * 1024,
+    jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream,
+    maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
+  });
   try {
     await publisher.connect();
   } catch (e) {
@@ -53,7 +73,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
   const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0 };
   let keepaliveEvents = opts.keepaliveEvents ?? true;
-  const publish = (ev: Parameters<Publisher['publishAgentEvent']>[0]) => {
+  const publish = (ev: Parameters<ReliablePublisher['publishAgentEvent']>[0]) => {
     if (ev.event_type === 'keepalive' && !keepaliveEvents) return;
     eventsByType[ev.event_type] = (eventsByType[ev.event_type] ?? 0) + 1;
     log.debug({ event: ev }, 'event');
@@ -134,6 +154,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     counters: capture.counters(),
     decoder: decoder.stats().reassembler,
     nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },
+    spool: { records: publisher.stats().spoolRecords, bytes: publisher.stats().spoolBytes },
     agents: state.countsByStatus(),
     node, home: opts.home, prefix, uptime_s: Math.round((Date.now() - startedAt) / 1000),
   });
@@ -164,7 +185,14 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       capture: () => capture.counters(),
       decoder: () => decoder.stats().reassembler,
       events: () => eventsByType,
-      delivery: () => ({ published: publisher.published, failed: publisher.failed }),
+      delivery: () => {
+        const st = publisher.stats();
+        const shed = Object.values(st.shed as Record<string, number>).reduce((a, b) => a + b, 0);
+        return {
+          published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
+          failed: st.failures, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
+        };
+      },
       natsConnected: () => publisher.connected,
       attached: () => capture.attached,
       agents: () => state.countsByStatus(),
@@ -211,6 +239,6 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   await capture.close();
   publisher.publishLifecycle('stopped', { records: pipeline.records, events: pipeline.events });
   await publisher.close();
-  log.info({ counters, decoder: decoder.stats(), state: state.stats(), published: publisher.published }, 'stopped');
+  log.info({ counters, decoder: decoder.stats(), state: state.stats(), delivery: publisher.stats() }, 'stopped');
   return 0;
 }

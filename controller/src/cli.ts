@@ -87,6 +87,10 @@ export async function main(argv: string[]): Promise<number> {
           home: cfg.home, natsUrls: cfg.serverUrls, prefix: cfg.subjectPrefix, node: cfg.managerNode,
           attach: a.attach, hooks: cfg.hooks as Hook[], controlSocket: a.controlSocket, metrics: cfg.metrics,
           keepaliveEvents: cfg.keepaliveEvents, reload: load, log,
+          delivery: {
+            spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
+            createStream: cfg.createStream, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
+          },
         });
       } catch (e) {
         code = exitCodeOf(e);
