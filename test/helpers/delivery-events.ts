@@ -23,7 +23,17 @@ export async function readStream(nc: NatsConnection, stream: string, timeoutMs =
   const last = info.state.last_seq;
   const out: StoredEvent[] = [];
   if (info.state.messages === 0) return out;
-  const c = await jetstream(nc).consumers.get(stream);
+  // Right after a cluster node died, creating a consumer can time out while the cluster
+  // elects new leaders: retry, bounded.
+  let c: Awaited<ReturnType<ReturnType<typeof jetstream>['consumers']['get']>> | null = null;
+  for (let attempt = 0; !c; attempt++) {
+    try {
+      c = await jetstream(nc).consumers.get(stream);
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
   const it = await c.consume({ max_messages: 1000 });
   const timer = setTimeout(() => it.stop(), timeoutMs);
   for await (const m of it) {
