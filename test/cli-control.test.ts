@@ -1,6 +1,6 @@
 // attach, detach and status from the CLI to a running agent, through its control socket.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -94,4 +94,64 @@ t.test('status, detach and attach a running agent', async (t) => {
   const gone = await ctl('status');
   t.equal(gone.code, 1);
   t.match(gone.stderr, /agent is not running/);
+});
+
+t.test('SIGHUP reloads the configuration; a broken file keeps the running one', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const keepalives: unknown[] = [];
+  const sub = nc.subscribe('wazuh.agent.*.keepalive', { callback: (_e, m: Msg) => { keepalives.push(m.json()); } });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+
+  const home = mkdtempSync(join(tmpdir(), 'wnt-hup-'));
+  const url = `    <server_url>${nats.url}</server_url>\n`;
+  const conf = writeOssecConf(home, url);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home, '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+
+  await sim.keepalive(A);
+  await waitFor(() => keepalives.length === 1, 5000, 'a keepalive event');
+
+  writeOssecConf(home, `${url}    <keepalive_events>no</keepalive_events>\n`);
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => tap.logs.some((l) => l.msg === 'configuration reloaded'), 5000, 'the reload');
+  t.match(tap.logs.find((l) => l.msg === 'configuration reloaded'), { keepalive_events: false });
+  await sim.keepalive(A);
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(keepalives.length, 1, 'keepalive_events no: applied without a restart');
+
+  writeOssecConf(home, `${url}    <no_such_element>1</no_such_element>\n`);
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => tap.logs.some((l) => l.msg === 'configuration reload failed: keeping the running configuration'), 5000, 'the refused reload');
+  t.match(JSON.stringify(tap.logs), /Invalid element in the configuration: 'no_such_element'/);
+  t.equal(tap.proc.exitCode, null, 'still running');
+  t.ok(conf);
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('config check prints the effective configuration and never a secret', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cfgcheck-'));
+  const token = 's3cr3t-T0KEN-value-that-must-not-leak';
+  const tokenFile = join(home, 'etc/nats.token');
+  writeOssecConf(home, `    <token_file>${tokenFile}</token_file>\n    <server_url>nats://user:hunter2@127.0.0.1:4222</server_url>\n`);
+  writeFileSync(tokenFile, token, { mode: 0o600 });
+  for (const json of [false, true]) {
+    const r = await runTap(['config', 'check', '--home', home, ...(json ? ['--json'] : [])]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /token_file/);
+    t.notMatch(r.stdout, token, 'the token never appears');
+    t.notMatch(r.stdout, /hunter2/, 'nor the URL password');
+  }
+  writeFileSync(tokenFile, token, { mode: 0o644 });
+  chmodSync(tokenFile, 0o644);
+  const bad = await runTap(['config', 'check', '--home', home]);
+  t.equal(bad.code, 2, 'a secret file others can read: configuration error');
+  t.match(bad.stderr, /token_file/);
+  t.notMatch(bad.stderr, token);
 });
