@@ -11,6 +11,7 @@ import { initialSync, seedTable } from './state/sources/initial-sync.js';
 import { applyClientKeys, clientKeysPath, watchClientKeys } from './state/sources/client-keys.js';
 import { Pipeline } from './pipeline.js';
 import { ReliablePublisher } from './publish/reliable.js';
+import { connectOptions, type NatsSecurity } from './publish/connect-options.js';
 import { validatePrefix } from './publish/subjects.js';
 import { artefacts } from './paths.js';
 import { monotonicToWallClock } from './util/clock.js';
@@ -43,6 +44,8 @@ export interface AgentOptions {
     createStream?: boolean;
     maxReconnects?: number;
     reconnectDelaySec?: number;
+    /** TLS and authentication, from the configuration. */
+    security?: NatsSecurity;
   };
   log: Logger;
 }
@@ -61,6 +64,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     spoolMaxBytes: d.spoolMaxBytes ?? 512 * 1024 * 1024,
     jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
+    connectOptions: d.security ? connectOptions(d.security) : undefined,
   });
   try {
     await publisher.connect();

@@ -90,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
             createStream: cfg.createStream, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
+            security: cfg,
           },
         });
       } catch (e) {

@@ -218,9 +218,13 @@ export class Delivery {
 
   private async connectLoop(): Promise<void> {
     const delay = this.o.reconnectDelayMs ?? 2000;
+    let lastError = '';
+    let failures = 0;
     while (!this.closing) {
       let nc: NatsConnection;
       try {
+        // No waitOnFirstConnect: a refused first connection (TLS, authorization, nobody
+        // listening) comes back at once with its reason, which is logged; this loop retries.
         nc = await connect({
           name: this.o.name ?? 'wazuh-nats-tap',
           ...this.o.connectOptions,
@@ -228,15 +232,22 @@ export class Delivery {
           maxReconnectAttempts: this.o.maxReconnects ?? 10,
           reconnectTimeWait: delay,
           reconnectJitter: Math.min(100, delay / 4),
-          waitOnFirstConnect: true,
         });
       } catch (e) {
         if (this.closing) break;
         this.c.cycles++;
-        this.log?.warn({ err: (e as Error).message }, 'NATS unreachable: a new connect cycle follows');
+        failures++;
+        const why = errorText(e);
+        // The same reason is logged once, then every 30th attempt: no flood while NATS is away.
+        if (why !== lastError || failures % 30 === 0) {
+          this.log?.warn({ err: why, servers: this.o.servers, attempts: failures }, 'cannot connect to NATS: retrying (events wait in the spool)');
+          lastError = why;
+        }
         await sleep(delay);
         continue;
       }
+      lastError = '';
+      failures = 0;
       if (this.closing) {
         await nc.close();
         break;
@@ -598,4 +609,16 @@ export class Delivery {
     await this.loop?.catch(() => {});
     this.spool.close();
   }
+}
+
+/** An error's message with its causes (nats.js wraps TLS and socket errors). */
+function errorText(e: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur; i++) {
+    const m = (cur as Error).message ?? String(cur);
+    if (m && !parts.includes(m)) parts.push(m);
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return parts.join(': ');
 }

@@ -1,0 +1,40 @@
+// NATS connection security from the configuration (SPEC §6): TLS with the
+// server verified (against tls_ca, else the system CAs), an optional client
+// certificate, and one of: .creds (JWT + nkey), nkey seed, token, user +
+// password. Secret files are read here, at connect time, and kept only in
+// the connection's options: never in the configuration object or a log.
+import { readFileSync } from 'node:fs';
+import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
+
+export interface NatsSecurity {
+  tlsCert: string | null;
+  tlsKey: string | null;
+  tlsCa: string | null;
+  credentialsFile: string | null;
+  nkeySeedFile: string | null;
+  tokenFile: string | null;
+  user: string | null;
+  passwordFile: string | null;
+  serverUrls: string[];
+}
+
+const secret = (file: string) => readFileSync(file, 'utf8').trim();
+
+export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
+  const o: Partial<ConnectionOptions> = {};
+  const wantsTls = s.tlsCa || s.tlsCert || s.serverUrls.some((u) => u.startsWith('tls://'));
+  if (wantsTls) {
+    o.tls = {
+      ...(s.tlsCa ? { caFile: s.tlsCa } : {}),
+      ...(s.tlsCert && s.tlsKey ? { certFile: s.tlsCert, keyFile: s.tlsKey } : {}),
+    };
+  }
+  if (s.credentialsFile) o.authenticator = credsAuthenticator(new TextEncoder().encode(readFileSync(s.credentialsFile, 'utf8')));
+  else if (s.nkeySeedFile) o.authenticator = nkeyAuthenticator(new TextEncoder().encode(secret(s.nkeySeedFile)));
+  else if (s.tokenFile) o.token = secret(s.tokenFile);
+  else if (s.user) {
+    o.user = s.user;
+    o.pass = s.passwordFile ? secret(s.passwordFile) : undefined;
+  }
+  return o;
+}
