@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { ControlServer } from '../controller/src/control/server.js';
 import { sendControl } from '../controller/src/control/client.js';
+import { unprivilegedEnv } from './helpers/unprivileged.js';
 
 const log = pino({ level: 'silent' });
 
@@ -59,7 +60,7 @@ t.test('serves root, refuses others by their credentials, survives bad requests'
     `s.on('connect',()=>s.write('{"cmd":"detach"}\\n'));s.on('close',()=>process.stdout.write(o));`;
   // Asynchronously: the server answering it runs in this process.
   const { stdout: out } = await promisify(execFile)('setpriv',
-    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000 });
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000, env: unprivilegedEnv() });
   t.match(JSON.parse(out), { ok: false, error: /root only/ }, 'uid 65534 refused');
   await sendControl(path, 'attach');
   t.same(await sendControl(path, 'status'), { ok: true, attached: true }, 'the refused detach did nothing');

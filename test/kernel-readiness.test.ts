@@ -2,6 +2,7 @@
 // privilege or kernel facility is a precise message and exit code 3, with nothing left in the kernel.
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
+import { openToOthers, unprivilegedEnv } from './helpers/unprivileged.js';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ interface Run { code: number | null; stdout: string; stderr: string }
 
 /** Runs a command to its end, killed after timeoutMs; onStderr sees stderr as it comes. */
 function run(cmd: string, args: string[], timeoutMs = 20_000, onStderr?: (all: string) => void): Promise<Run> {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: unprivilegedEnv() });
   let stdout = '';
   let stderr = '';
   p.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -29,6 +30,7 @@ function run(cmd: string, args: string[], timeoutMs = 20_000, onStderr?: (all: s
 }
 
 const tap = (...args: string[]) => [process.execPath, BIN, ...args];
+openToOthers(ROOT); // the unprivileged runs below must be able to read the program
 
 function nothingLeft(t: Pick<typeof import('tap').default, 'same' | 'equal'>, what: string) {
   t.same(tapProgramsInKernel(), [], `no tap program left (${what})`);

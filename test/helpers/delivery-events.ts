@@ -18,22 +18,27 @@ export interface StoredEvent { seq: number; subject: string; msgId: string; even
 
 /** Every message of a stream, in stream order (bounded by timeoutMs). */
 export async function readStream(nc: NatsConnection, stream: string, timeoutMs = 20_000): Promise<StoredEvent[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(stream);
-  const last = info.state.last_seq;
-  const out: StoredEvent[] = [];
-  if (info.state.messages === 0) return out;
-  // Right after a cluster node died, creating a consumer can time out while the cluster
-  // elects new leaders: retry, bounded.
-  let c: Awaited<ReturnType<ReturnType<typeof jetstream>['consumers']['get']>> | null = null;
-  for (let attempt = 0; !c; attempt++) {
+  // Right after a cluster node died, JetStream API requests can time out while the cluster
+  // elects new leaders: retry the setup, bounded.
+  const setup = async () => {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream);
+    const c = info.state.messages === 0 ? null : await jetstream(nc).consumers.get(stream);
+    return { info, c };
+  };
+  let ready: Awaited<ReturnType<typeof setup>> | null = null;
+  for (let attempt = 0; !ready; attempt++) {
     try {
-      c = await jetstream(nc).consumers.get(stream);
+      ready = await setup();
     } catch (e) {
-      if (attempt >= 5) throw e;
+      if (attempt >= 8) throw e;
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+  const { info, c } = ready;
+  const last = info.state.last_seq;
+  const out: StoredEvent[] = [];
+  if (!c) return out;
   const it = await c.consume({ max_messages: 1000 });
   const timer = setTimeout(() => it.stop(), timeoutMs);
   for await (const m of it) {
