@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { ControlServer } from '../controller/src/control/server.js';
 import { sendControl } from '../controller/src/control/client.js';
-import { unprivilegedEnv } from './helpers/unprivileged.js';
+import { openToOthers, unprivilegedEnv } from './helpers/unprivileged.js';
+import { ROOT } from './helpers/tap-process.js';
 
 const log = pino({ level: 'silent' });
 
@@ -54,13 +55,15 @@ t.test('serves root, refuses others by their credentials, survives bad requests'
   t.same(await sendControl(path, 'status'), { ok: true, attached: false }, 'still serving after all that');
 
   // Open the file mode to everyone: the peer-credential check alone must refuse a non-root user.
+  // (The test runner injects its hooks from this checkout into every node child: uid 65534 must read them.)
+  openToOthers(ROOT);
   chmodSync(dir, 0o755);
   chmodSync(path, 0o666);
   const script = `const s=require('net').connect(${JSON.stringify(path)});let o='';s.on('data',d=>o+=d);` +
     `s.on('connect',()=>s.write('{"cmd":"detach"}\\n'));s.on('close',()=>process.stdout.write(o));`;
   // Asynchronously: the server answering it runs in this process.
   const { stdout: out } = await promisify(execFile)('setpriv',
-    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000, env: unprivilegedEnv() });
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000, env: unprivilegedEnv(), cwd: '/' });
   t.match(JSON.parse(out), { ok: false, error: /root only/ }, 'uid 65534 refused');
   await sendControl(path, 'attach');
   t.same(await sendControl(path, 'status'), { ok: true, attached: true }, 'the refused detach did nothing');

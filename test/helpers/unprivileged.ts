@@ -2,7 +2,8 @@
 // user to reach the program: a checkout in a 0700 directory (mktemp -d, a
 // home) is closed to it. Open the path for traversal (o+x) and the checkout
 // itself for reading (o+rx), and drop the test runner's NODE_OPTIONS, whose
-// --import hooks point into the runner's own node_modules.
+// --import hooks point into the runner's own node_modules (the runner re-injects them into
+// node children it sees spawned, so the checkout must be readable too).
 import { chmodSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
