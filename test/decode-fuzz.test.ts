@@ -4,6 +4,7 @@ import t from 'tap';
 import { WdbDecoder, MAX_FRAME } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
 import type { CaptureRecord, Direction } from '../controller/src/types.js';
+import { wire } from './helpers/frames.js';
 
 // Deterministic, so a failure can be replayed.
 function prng(seed: number): () => number {
@@ -16,7 +17,6 @@ function prng(seed: number): () => number {
   };
 }
 
-const enc = new TextEncoder();
 const SEEDS = [
   'global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}\0',
   'global update-agent-data {"id":2,"version":"Wazuh v4.7.5","agent_ip":"127.0.0.1","connection_status":"active","sync_status":"synced","os_name":"Debian"}\0',
@@ -27,13 +27,6 @@ const SEEDS = [
   'ok [{"id":2,"name":"agent2","internal_key":"SECRETSECRET","connection_status":"active"}]',
 ];
 
-function framed(s: string): Uint8Array {
-  const body = enc.encode(s);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length, true);
-  out.set(body, 4);
-  return out;
-}
 
 function mutate(rnd: () => number, b: Uint8Array): Uint8Array {
   const out = Uint8Array.from(b);
@@ -46,7 +39,7 @@ t.test('20,000 random and mutated records never throw', async (t) => {
   const rnd = prng(0xc0ffee);
   const d = new WdbDecoder({ reassembler: { maxStreams: 64, maxBufferedBytes: 1 << 20 }, pairer: { maxQueue: 8, maxConnections: 32 } });
   const s = new AgentStateTable({ managerNode: 'n', wallClockMs: (ts) => Number(ts) / 1e6 });
-  const seeded = SEEDS.map(framed);
+  const seeded = SEEDS.map((x) => wire(x));
   let exchanges = 0;
   let events = 0;
   for (let i = 0; i < 20000; i++) {
@@ -98,7 +91,7 @@ t.test('20,000 random and mutated records never throw', async (t) => {
 t.test('a clean connection is decoded exactly while others are fuzzed', async (t) => {
   const rnd = prng(42);
   const d = new WdbDecoder();
-  const clean = framed(SEEDS[1]);
+  const clean = wire(SEEDS[1]);
   let paired = 0;
   for (let i = 0; i < 2000; i++) {
     const noise = new Uint8Array(1 + Math.floor(rnd() * 40));
@@ -109,7 +102,7 @@ t.test('a clean connection is decoded exactly while others are fuzzed', async (t
     const cut = 1 + Math.floor(rnd() * (clean.length - 1));
     d.push({ tsNs: BigInt(i * 10 + 1), tgid: 1, tid: 1, comm: 'wazuh-remoted', localIno: 1, peerIno: 5000, direction: 'request', syscallBytes: cut, offset: 0, data: clean.subarray(0, cut), truncated: false, syscall: 'sendto' });
     d.push({ tsNs: BigInt(i * 10 + 2), tgid: 1, tid: 1, comm: 'wazuh-remoted', localIno: 1, peerIno: 5000, direction: 'request', syscallBytes: clean.length - cut, offset: 0, data: clean.subarray(cut), truncated: false, syscall: 'sendto' });
-    const ex = d.push({ tsNs: BigInt(i * 10 + 3), tgid: 2, tid: 2, comm: 'wazuh-db', localIno: 5000, peerIno: 1, direction: 'reply', syscallBytes: 6, offset: 0, data: framed('ok'), truncated: false, syscall: 'sendto' });
+    const ex = d.push({ tsNs: BigInt(i * 10 + 3), tgid: 2, tid: 2, comm: 'wazuh-db', localIno: 5000, peerIno: 1, direction: 'reply', syscallBytes: 6, offset: 0, data: wire('ok'), truncated: false, syscall: 'sendto' });
     if (ex.length === 1 && ex[0].connId === '1' && ex[0].request.cmd === 'update-agent-data') paired++;
   }
   t.equal(paired, 2000);

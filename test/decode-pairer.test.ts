@@ -3,6 +3,7 @@ import t from 'tap';
 import { Pairer } from '../controller/src/decode/pairer.js';
 import { WdbDecoder } from '../controller/src/decode/index.js';
 import type { CaptureRecord, Direction, WdbFrame } from '../controller/src/types.js';
+import { wire } from './helpers/frames.js';
 
 let clock = 0n;
 function f(connId: string, direction: Direction, payload: string, o: Partial<WdbFrame> = {}): WdbFrame {
@@ -99,14 +100,6 @@ t.test('reset and close', async (t) => {
   t.equal(p.stats().abandoned, 2);
 });
 
-const enc = new TextEncoder();
-function wire(payload: string): Uint8Array {
-  const body = enc.encode(payload);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length, true);
-  out.set(body, 4);
-  return out;
-}
 function rec(client: number, direction: Direction, data: Uint8Array, tsNs: bigint): CaptureRecord {
   const c = direction === 'request';
   return {

@@ -2,6 +2,7 @@
 import t from 'tap';
 import { WdbDecoder, StreamReassembler, parseRequest, parseReply } from '../controller/src/decode/index.js';
 import type { CaptureRecord, Direction } from '../controller/src/types.js';
+import { wire } from './helpers/frames.js';
 
 const SECRET = 'deadbeef'.repeat(8); // stands in for the document's <64-hex secret>
 
@@ -77,13 +78,6 @@ const REAL: Real[] = [
 
 const enc = new TextEncoder();
 
-function wire(payload: string, nul: boolean): Uint8Array {
-  const body = enc.encode(nul ? payload + '\0' : payload);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length, true);
-  out.set(body, 4);
-  return out;
-}
 
 function rec(direction: Direction, data: Uint8Array, comm: string, tsNs: bigint): CaptureRecord {
   const client = direction === 'request';

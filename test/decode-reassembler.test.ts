@@ -2,19 +2,16 @@
 import t from 'tap';
 import { MAX_FRAME, StreamReassembler, type ResetReason } from '../controller/src/decode/reassembler.js';
 import type { CaptureRecord, Direction } from '../controller/src/types.js';
+import { wire as frame } from './helpers/frames.js';
+
+/** 4.x requests carry a trailing NUL: the default here. */
+const wire = (payload: string, nul = true) => frame(payload, nul);
 
 const enc = new TextEncoder();
 const KEEPALIVE = String.raw`global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}`;
 const SHUTDOWN = String.raw`global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3}`;
 const GROUPS = String.raw`global select-agent-group 1`;
 
-function wire(payload: string, nul = true): Uint8Array {
-  const body = enc.encode(nul ? payload + '\0' : payload);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length, true);
-  out.set(body, 4);
-  return out;
-}
 
 function cat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

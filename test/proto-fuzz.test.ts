@@ -6,6 +6,7 @@ import v8 from 'node:v8';
 import { WdbDecoder } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
 import { connIdOf, type CaptureRecord, type Direction, type StatusChangeEvent } from '../controller/src/types.js';
+import { wire } from './helpers/frames.js';
 
 function prng(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -18,7 +19,6 @@ function prng(seed: number): () => number {
 }
 
 const SECRET = 'c4fe'.repeat(16);
-const enc = new TextEncoder();
 const REQUESTS = [
   'global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}\0',
   'global update-keepalive {"connection_status":"active","id":2,"sync_status":"synced"}',
@@ -39,13 +39,6 @@ const REPLIES = [
   `ok [{"id":2,"name":"agent2","ip":"127.0.0.1","internal_key":"${SECRET}","connection_status":"disconnected","status_code":4}]`,
 ];
 
-function framed(s: string): Uint8Array {
-  const body = enc.encode(s);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length, true);
-  out.set(body, 4);
-  return out;
-}
 
 function mutate(rnd: () => number, b: Uint8Array): Uint8Array {
   const out = Uint8Array.from(b);
@@ -65,8 +58,8 @@ t.test('random and mutated frames: no throw, bounded memory, no secret, clean co
   const rnd = prng(0x5eed);
   const decoder = new WdbDecoder({ reassembler: { maxStreams: 256, maxBufferedBytes: 4 << 20 }, pairer: { maxQueue: 16, maxConnections: 256 } });
   const table = new AgentStateTable({ managerNode: 'n', wallClockMs: (ts) => Number(ts / 1_000_000n), maxAgents: 20_000 });
-  const reqs = REQUESTS.map(framed);
-  const reps = REPLIES.map(framed);
+  const reqs = REQUESTS.map((x) => wire(x));
+  const reps = REPLIES.map((x) => wire(x));
   let ts = 0n;
   const rec = (conn: number, direction: Direction, data: Uint8Array, extra: Partial<CaptureRecord> = {}): CaptureRecord => ({
     tsNs: (ts += 1000n), tgid: conn, tid: conn, comm: rnd() < 0.7 ? 'wazuh-remoted' : 'wazuh-monitord',
@@ -103,11 +96,11 @@ t.test('random and mutated frames: no throw, bounded memory, no secret, clean co
     if (i % 50 === 0) {
       const [q, want] = cycle[cleanStep % cycle.length];
       cleanStep++;
-      const f = framed(q);
+      const f = wire(q);
       const cut = 1 + Math.floor(rnd() * (f.length - 1));
       decoder.push(rec(CLEAN, 'request', f.subarray(0, cut), { comm: 'wazuh-remoted' }));
       decoder.push(rec(CLEAN, 'request', f.subarray(cut), { comm: 'wazuh-remoted' }));
-      const okRec = rec(CLEAN, 'reply', framed('ok'));
+      const okRec = rec(CLEAN, 'reply', wire('ok'));
       const out = decoder.push(okRec);
       if (out.length !== 1 || out[0].connId !== connIdOf(okRec) || out[0].reply.status !== 'ok') {
         t.fail(`clean round trip ${cleanStep} decoded as ${JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).slice(0, 300)}`);
