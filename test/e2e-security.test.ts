@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { startNatsServer } from './helpers/nats-server.js';
-import { startTap, ROOT } from './helpers/tap-process.js';
+import { BIN, startTap, ROOT } from './helpers/tap-process.js';
+import { spawn } from 'node:child_process';
 import { writeOssecConf } from './helpers/config.js';
 import { makePki } from './helpers/certs.js';
 import { waitFor } from './helpers/wait.js';
@@ -79,3 +80,50 @@ t.test('a wrong token is refused, and never logged', async (t) => {
   t.match(JSON.stringify(tap.logs), /[Aa]uthorization/, 'the log says authorization failed');
   t.notMatch(JSON.stringify(tap.logs), /wrong-token-XYZ/, 'the token is not in the log');
 });
+
+t.test('encrypt_messages: ciphertext on the wire, tail decrypts with the key and says so without it', async (t) => {
+  const nats = await startNatsServer({});
+  t.teardown(() => nats.stop());
+  const home = mkdtempSync(join(tmpdir(), 'wnt-enc-'));
+  writeOssecConf(home, '');
+  const key = secretFile(home, 'nats.key', `${'ab'.repeat(32)}\n`);
+  writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <encrypt_messages>yes</encrypt_messages>\n    <encryption_key>${key}</encryption_key>\n`);
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const raw: Msg[] = [];
+  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { raw.push(m); } });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+  const tails = [
+    spawnTail(nats.url, ['--encryption-key', key]),
+    spawnTail(nats.url, []),
+  ];
+  t.teardown(() => tails.forEach((x) => x.p.kill('SIGKILL')));
+  await waitFor(() => tails.every((x) => x.err().includes('Ctrl-C')), 10_000, 'the tails to subscribe');
+
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home, '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await waitFor(() => raw.length >= 1 && tails.every((x) => x.out().trim().length > 0), 10_000, 'the encrypted event');
+
+  const m = raw[0];
+  t.equal(m.headers?.get('Wazuh-Encryption'), 'AES-256-GCM');
+  t.match(m.headers?.get('Wazuh-Key-Id'), /^[0-9a-f]{16}$/);
+  t.ok(m.headers?.get('Wazuh-Agent-Id'), 'routing headers stay readable');
+  t.throws(() => m.json(), 'the body is not JSON');
+  t.notMatch(Buffer.from(m.data).toString('latin1'), /web-server-01|pending/, 'no plaintext on the wire');
+  t.match(tails[0].out(), /agent 001 \(web-server-01\) never_connected -> pending {2}reason=agent_startup/, 'tail decrypts with the key');
+  t.match(tails[1].out(), /wazuh\.agent\.001\.status {2}\(encrypted with key [0-9a-f]{16}: pass --encryption-key\)/, 'and says what is missing without it');
+});
+
+function spawnTail(url: string, extra: string[]) {
+  const p = spawn(process.execPath, [BIN, 'tail', 'wazuh.agent.>', '--nats-url', url, '--count', '1', ...extra]);
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { err += d; });
+  return { p, out: () => out, err: () => err };
+}

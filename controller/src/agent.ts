@@ -12,6 +12,7 @@ import { applyClientKeys, clientKeysPath, watchClientKeys } from './state/source
 import { Pipeline } from './pipeline.js';
 import { ReliablePublisher } from './publish/reliable.js';
 import { connectOptions, type NatsSecurity } from './publish/connect-options.js';
+import type { EncryptionKey } from './publish/encryption.js';
 import { validatePrefix } from './publish/subjects.js';
 import { artefacts } from './paths.js';
 import { monotonicToWallClock } from './util/clock.js';
@@ -46,6 +47,8 @@ export interface AgentOptions {
     reconnectDelaySec?: number;
     /** TLS and authentication, from the configuration. */
     security?: NatsSecurity;
+    /** Payload encryption (encrypt_messages). */
+    encryption?: EncryptionKey;
   };
   log: Logger;
 }
@@ -65,6 +68,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
     connectOptions: d.security ? connectOptions(d.security) : undefined,
+    encryption: d.encryption,
   });
   try {
     await publisher.connect();

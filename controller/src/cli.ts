@@ -12,6 +12,7 @@ import { loadConfig } from './config/ossec-conf.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
 import { runTail } from './commands/tail.js';
+import { readKeyFile } from './publish/encryption.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
@@ -91,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
             createStream: cfg.createStream, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
             security: cfg,
+            encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },
         });
       } catch (e) {
@@ -162,12 +164,14 @@ export async function main(argv: string[]): Promise<number> {
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
       .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
       .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds' })
+      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (encrypt_messages yes)' })
       .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
     async (a) => {
       try {
         code = await runTail({
           servers: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean), subject: a.subject!,
           json: a.json, count: a.count, duration: a.duration,
+          key: a.encryptionKey ? readKeyFile(a.encryptionKey) : undefined,
         });
       } catch (e) {
         code = exitCodeOf(e);

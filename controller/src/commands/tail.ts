@@ -1,5 +1,6 @@
 // `wazuh-nats-tap tail [SUBJECT]`: subscribe and print the events as they arrive.
 import { connect, type Msg } from '@nats-io/transport-node';
+import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
 
 export interface TailOptions {
   servers: string[];
@@ -8,6 +9,8 @@ export interface TailOptions {
   count: number;
   /** Seconds; 0: until Ctrl-C. */
   duration: number;
+  /** Decrypts messages published with encrypt_messages. */
+  key?: EncryptionKey;
 }
 
 /** One readable line per event: time, subject, then the fields a person looks for first. */
@@ -38,9 +41,17 @@ export async function runTail(o: TailOptions): Promise<number> {
         if (err) return resolve();
         let body: Record<string, any>;
         try {
-          body = m.json();
-        } catch {
-          process.stdout.write(`${m.subject}  (not JSON: ${m.data.length} bytes)\n`);
+          if (m.headers?.get(HEADER_SCHEME)) {
+            if (!o.key) {
+              process.stdout.write(`${m.subject}  (encrypted with key ${m.headers.get(HEADER_KEY_ID)}: pass --encryption-key)\n`);
+              return;
+            }
+            body = JSON.parse(decrypt(o.key, m.subject, m.data));
+          } else {
+            body = m.json();
+          }
+        } catch (e) {
+          process.stdout.write(`${m.subject}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})\n`);
           return;
         }
         process.stdout.write(o.json ? `${JSON.stringify({ subject: m.subject, ...body })}\n` : `${renderEvent(m.subject, body)}\n`);

@@ -2,6 +2,7 @@
 // over the delivery engine: every event goes through the disk spool, and is
 // delivered by core NATS or JetStream (SPEC §4, §5).
 import { randomUUID } from 'node:crypto';
+import { encrypt, encryptedHeaders, type EncryptionKey } from './encryption.js';
 import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryStats, type StreamOptions } from './delivery.js';
@@ -31,6 +32,8 @@ export interface ReliablePublisherOptions {
   reconnectDelayMs?: number;
   connectOptions?: Partial<ConnectionOptions>;
   spool?: Partial<SpoolOptions>;
+  /** Encrypt every payload (encrypt_messages): before the spool, so it is at rest encrypted too. */
+  encryption?: EncryptionKey;
   window?: number;
   ackTimeoutMs?: number;
 }
@@ -96,7 +99,7 @@ export class ReliablePublisher {
 
   /** Spool many events with one write (a batch of the pipeline). */
   publishAgentEvents(evs: AgentEvent[]): boolean[] {
-    return this.delivery.enqueueMany(evs.map((ev) => ({
+    return this.delivery.enqueueMany(evs.map((ev) => this.seal({
       subject: agentSubject(this.opts.prefix, ev),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': ev.event_type, 'Wazuh-Agent-Id': ev.agent_id },
       body: JSON.stringify(ev),
@@ -105,17 +108,22 @@ export class ReliablePublisher {
     })));
   }
 
+  private seal<M extends { subject: string; headers: Record<string, string>; body: string }>(m: M): M {
+    const k = this.opts.encryption;
+    return k ? { ...m, headers: encryptedHeaders(k, m.headers), body: encrypt(k, m.subject, m.body) } : m;
+  }
+
   publishLifecycle(action: TapLifecycleEvent['action'], extra: Record<string, unknown> = {}): boolean {
     const now = Date.now();
     const ev: TapLifecycleEvent & { event_id: string } = {
       event_id: randomUUID(), event_type: 'tap', action, manager_node: this.opts.node,
       time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000), ...extra,
     };
-    return this.delivery.enqueue({
+    return this.delivery.enqueue(this.seal({
       subject: tapSubject(this.opts.prefix, this.opts.node),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'tap' },
-      body: JSON.stringify(ev), kind: 'tap', eventId: ev.event_id,
-    });
+      body: JSON.stringify(ev), kind: 'tap' as MessageKind, eventId: ev.event_id,
+    }));
   }
 
   /** Deliver what can be within `timeoutMs` and close; the rest stays spooled for the next start. */
