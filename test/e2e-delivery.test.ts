@@ -34,7 +34,8 @@ t.test('NATS away at start, tap killed and restarted: every status event once, i
   const port = await freePort();
   const home = mkdtempSync(join(tmpdir(), 'wnt-deliv-'));
   writeOssecConf(home, `    <server_url>nats://127.0.0.1:${port}</server_url>\n    <jetstream>yes</jetstream>\n`
-    + `    <create_stream>yes</create_stream>\n    <reconnect_delay>1</reconnect_delay>\n    <keepalive_events>no</keepalive_events>\n`);
+    + `    <create_stream>yes</create_stream>\n    <reconnect_delay>1</reconnect_delay>\n    <keepalive_events>no</keepalive_events>\n`
+    + `    <agents_kv>yes</agents_kv>\n`);
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents });
   t.teardown(() => sim.stop());
   await sim.start();
@@ -82,5 +83,13 @@ t.test('NATS away at start, tap killed and restarted: every status event once, i
     t.same(seq, a.id <= 3 ? ['pending', 'active', 'disconnected'] : ['pending', 'active'], `agent ${id} in order`);
   }
   t.notOk(events.some((e) => e.event_type === 'keepalive'), 'keepalive_events no: none published');
+
+  // agents_kv: each agent's latest status in the KV bucket wazuh_agents, key = agent id.
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const latest = async (id: string) => (await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${id}` }))?.json<Record<string, unknown>>();
+  t.match(await latest('001'), { agent_id: '001', current_status: 'disconnected' });
+  t.match(await latest('005'), { agent_id: '005', current_status: 'active' });
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

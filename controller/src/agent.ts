@@ -43,6 +43,8 @@ export interface AgentOptions {
     jetstream?: boolean;
     stream?: string;
     createStream?: boolean;
+    /** Keep each agent's latest status in the KV bucket `<prefix>_agents`. */
+    agentsKv?: boolean;
     maxReconnects?: number;
     reconnectDelaySec?: number;
     /** TLS and authentication, from the configuration. */
@@ -65,7 +67,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     servers: opts.natsUrls, prefix, node, log,
     spoolDir: d.spoolDir ?? join(opts.home, 'var/nats-tap'),
     spoolMaxBytes: d.spoolMaxBytes ?? 512 * 1024 * 1024,
-    jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream,
+    jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
     connectOptions: d.security ? connectOptions(d.security) : undefined,
     encryption: d.encryption,

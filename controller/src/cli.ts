@@ -90,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
           keepaliveEvents: cfg.keepaliveEvents, reload: load, log,
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
-            createStream: cfg.createStream, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
+            createStream: cfg.createStream, agentsKv: cfg.agentsKv, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
             security: cfg,
             encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },

@@ -33,6 +33,7 @@ export interface NatsSettings {
   jetstream: boolean;
   stream: string;
   createStream: boolean;
+  agentsKv: boolean;
   spoolDir: string;
   /** Bytes. */
   spoolMaxSize: number;
@@ -438,6 +439,7 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
 
   const warnings: string[] = [];
   if (s.createStream && !s.jetstream) warnings.push('<create_stream> is yes but <jetstream> is no: no stream is created');
+  if (s.agentsKv && !s.jetstream) warnings.push('<agents_kv> is yes but <jetstream> is no: no KV bucket is kept');
   if (origins.stream.source !== 'default' && !s.jetstream) warnings.push('<stream> is set but <jetstream> is no: it is not used');
   if (s.serverUrls.some((u) => maskUrl(u) !== u)) warnings.push('<server_url> carries credentials: prefer credentials_file, token_file or user + password_file');
 

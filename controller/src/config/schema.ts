@@ -24,7 +24,7 @@ export type ValueType =
 export type SettingKey =
   | 'enabled' | 'serverUrls' | 'credentialsFile' | 'nkeySeedFile' | 'tokenFile' | 'user' | 'passwordFile'
   | 'subjectPrefix' | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'maxReconnects' | 'reconnectDelaySec'
-  | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'spoolDir'
+  | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'agentsKv' | 'spoolDir'
   | 'spoolMaxSize' | 'keepaliveEvents' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'metrics' | 'hooks';
 
 export interface ConfigElement {
@@ -82,6 +82,8 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
     description: 'JetStream stream to publish into (letters, digits, `-`, `_`).' },
   { element: 'create_stream', key: 'createStream', type: 'boolean', default: 'no', secret: false,
     description: '`yes`: create the stream (subjects `<prefix>.>`) when it does not exist.' },
+  { element: 'agents_kv', key: 'agentsKv', type: 'boolean', default: 'no', secret: false,
+    description: '`yes` (with JetStream): also keep each agent\'s latest status event in the KV bucket `<prefix>_agents` (key: agent id), for consumers that want current state without replaying.' },
   { element: 'spool_dir', key: 'spoolDir', type: 'dir', default: '<home>/var/nats-tap', secret: false,
     description: 'Disk spool for events while NATS is away (an absolute path).' },
   { element: 'spool_max_size', key: 'spoolMaxSize', type: 'size', default: '512MB', secret: false,
