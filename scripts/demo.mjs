@@ -48,9 +48,9 @@ function show(subject, ev) {
   if (ev.event_type === 'status_change') {
     const from = paint(STATUS_COLOR[ev.previous_status] ?? 0, ev.previous_status.padEnd(12));
     const to = paint(STATUS_COLOR[ev.current_status] ?? 0, ev.current_status.padEnd(12));
-    console.log(`${t}  ${paint(1, 'STATUS   ')} agent ${ev.agent_id} ${from} → ${to} ${ev.reason.padEnd(15)} code ${ev.status_code}  ip ${ev.ip_address ?? '-'}  via ${ev.source}   ${paint(90, subject)}`);
+    console.log(`${t}  ${paint(1, 'STATUS   ')} agent ${ev.agent_id} ${(ev.agent_name ?? '?').padEnd(14)} ${from} → ${to} ${ev.reason.padEnd(15)} code ${ev.status_code}  ip ${ev.ip_address ?? '-'}  via ${ev.source}   ${paint(90, subject)}`);
   } else if (ev.event_type === 'keepalive') {
-    console.log(`${t}  ${paint(36, 'KEEPALIVE')} agent ${ev.agent_id} ${ev.status.padEnd(12)} ${(ev.version ?? '').padEnd(14)} ${ev.os?.name ?? ''}  ip ${ev.ip_address ?? '-'}   ${paint(90, subject)}`);
+    console.log(`${t}  ${paint(36, 'KEEPALIVE')} agent ${ev.agent_id} ${(ev.agent_name ?? '?').padEnd(14)} ${ev.status.padEnd(12)} ${(ev.version ?? '').padEnd(14)} ${ev.os?.name ?? ''}  ip ${ev.ip_address ?? '-'}   ${paint(90, subject)}`);
   } else {
     console.log(`${t}  ${paint(35, 'TAP      ')} ${ev.action}   ${paint(90, subject)}`);
   }
@@ -81,9 +81,8 @@ async function main() {
   const sub = nc.subscribe('wazuh.>');
   (async () => { for await (const m of sub) show(m.subject, m.json()); })().catch(() => {});
 
-  tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
-    '--control-socket', join(work, 'tap.sock')], 'the tap', /attached/);
-
+  // The manager first (agents registered, never connected), then the tap: it learns their
+  // names from client.keys and their status from wazuh-db before it attaches.
   const agents = [
     { id: 1, name: 'web-server-01', ip: '192.168.56.21' },
     { id: 2, name: 'db-server-01', ip: '192.168.56.22' },
@@ -91,6 +90,8 @@ async function main() {
   ];
   sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents });
   await sim.start();
+  tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
+    '--control-socket', join(work, 'tap.sock')], 'the tap', /attached/);
 
   const end = Date.now() + DURATION_MS;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -99,13 +100,20 @@ async function main() {
   while (Date.now() < end && !stopping) {
     for (const a of agents) {
       if (Date.now() >= end || stopping) break;
-      const phase = (round + 6 - a.id + 1) % 6; // staggered; every agent starts with its startup
+      const step = round - (a.id - 1); // staggered: agent n starts n-1 rounds late
+      if (step < 0) continue;
+      const phase = step % 6;
       if (phase === 0) await sim.startup(a);
       else if (phase < 5) await sim.keepalive(a);
       else await sim.shutdown(a);
       await sleep(400);
     }
     round++;
+    // A manager restart: remoted's reset-agents-connection disconnects every agent (code 5).
+    if (round === 9 && !stopping && Date.now() < end) {
+      console.log(paint(1, '--- wazuh-remoted restarts (manager restart) ---'));
+      await sim.restartRemoted();
+    }
   }
 }
 
