@@ -135,6 +135,9 @@ async function shutdown(code) {
   console.log(paint(1, '\ndemo stopped: nats-server, simulator and tap are gone'));
   process.exit(code);
 }
+// However the demo ends — Ctrl-C, a closed pipe (`make demo | head`), an error — nothing it started stays.
+process.stdout.on('error', () => void shutdown(0));
+process.on('exit', () => { for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM'); });
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 main().then(() => shutdown(0), (e) => { console.error(`demo failed: ${e.message}`); return shutdown(1); });

@@ -3,6 +3,8 @@
 // flush NATS, exit 0.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { StatusJournal } from './state/sources/status-journal.js';
 import type { Logger } from 'pino';
 import { Capture, DEFAULT_SOCKET_PATHS, type Hook } from './capture/capture.js';
 import { WdbDecoder } from './decode/index.js';
@@ -63,9 +65,11 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   // Every event goes to the disk spool first, then to NATS: capture never waits for NATS,
   // and what NATS has not acknowledged is replayed after a reconnect or a restart.
   const d = opts.delivery ?? {};
+  const spoolDir = d.spoolDir ?? join(opts.home, 'var/nats-tap');
+  mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
   const publisher = new ReliablePublisher({
     servers: opts.natsUrls, prefix, node, log,
-    spoolDir: d.spoolDir ?? join(opts.home, 'var/nats-tap'),
+    spoolDir,
     spoolMaxBytes: d.spoolMaxBytes ?? 512 * 1024 * 1024,
     jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
@@ -81,13 +85,23 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
 
   const decoder = new WdbDecoder();
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
+  // What this tap last published for each agent (before a restart, or a crash).
+  const journal = new StatusJournal(join(spoolDir, 'agents.status'));
+  const published = journal.open();
+  for (const [id, p] of published) state.setKnown({ id, status: p.status, status_code: p.status_code });
+
   const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0 };
   let keepaliveEvents = opts.keepaliveEvents ?? true;
   const publish = (ev: Parameters<ReliablePublisher['publishAgentEvent']>[0]) => {
     if (ev.event_type === 'keepalive' && !keepaliveEvents) return;
     eventsByType[ev.event_type] = (eventsByType[ev.event_type] ?? 0) + 1;
     log.debug({ event: ev }, 'event');
-    publisher.publishAgentEvent(ev);
+    const accepted = publisher.publishAgentEvent(ev);
+    if (accepted && ev.event_type === 'status_change') {
+      const id = Number(ev.agent_id);
+      published.set(id, { status: ev.current_status, status_code: ev.status_code });
+      journal.record(ev.agent_id, ev.current_status, ev.status_code);
+    }
   };
   const pipeline = new Pipeline(decoder, state, { event: publish });
 
@@ -103,10 +117,14 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   }
 
   // Every agent's current status from wazuh-db, so the first transition has the right previous_status.
+  // An agent whose last published status differs (it changed while the tap was down, or in records
+  // a crash lost) gets one status event now; the others are adopted silently.
   const first = await initialSync({ home: opts.home });
-  seedTable(state, first.agents);
-  if (first.complete) log.info({ agents: first.agents.length, ms: first.elapsedMs }, 'initial state from wazuh-db');
+  seedTable(state, first.agents.filter((r) => !published.has(r.id)));
+  const missed = state.resync(first.agents.filter((r) => published.has(r.id)), first.startedNs);
+  if (first.complete) log.info({ agents: first.agents.length, ms: first.elapsedMs, corrected: missed.length }, 'initial state from wazuh-db');
   else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
+  for (const ev of missed) publish(ev);
 
   /**
    * Ask wazuh-db again and correct what drifted while nothing was captured
@@ -243,6 +261,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   await control?.close();
   metrics?.close();
   keys.close();
+  journal.close(published);
   capture.detach();
   await capture.stop();
   const counters = capture.counters();

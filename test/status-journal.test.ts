@@ -1,0 +1,28 @@
+// The journal of published statuses: last line per agent wins, a torn line is skipped, compaction keeps the latest.
+import t from 'tap';
+import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
+
+t.test('parse: last valid line per agent; garbage and torn lines skipped', async (t) => {
+  const j = parseJournal('1 pending 0\n1 active 0\n2 disconnected 3\nrm -rf 9\n3 flying 0\n1 disconnected 4\n2 acti');
+  t.same([...j], [[1, { status: 'disconnected', status_code: 4 }], [2, { status: 'disconnected', status_code: 3 }]]);
+});
+
+t.test('open compacts, record appends, close compacts again', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-')), 'agents.status');
+  const a = new StatusJournal(path);
+  t.same([...a.open()], [], 'first run: empty');
+  a.record('001', 'pending', 0);
+  a.record('001', 'active', 0);
+  a.record('002', 'pending', 0);
+  a.record('../x', 'active', 0); // not an agent id: ignored
+  a.close(); // as after SIGKILL: nothing compacted
+  appendFileSync(path, '002 acti'); // a torn last write
+  const b = new StatusJournal(path);
+  t.same([...b.open()], [[1, { status: 'active', status_code: 0 }], [2, { status: 'pending', status_code: 0 }]]);
+  t.equal(readFileSync(path, 'utf8'), '1 active 0\n2 pending 0\n', 'compacted at open');
+  b.close(new Map([[1, { status: 'disconnected', status_code: 3 }]]));
+  t.equal(readFileSync(path, 'utf8'), '1 disconnected 3\n');
+});
