@@ -422,6 +422,18 @@ static __always_inline bool walk(struct stream *s, struct conn_state *cs, __u64 
 	return true;
 }
 
+/* head: a frame's 4-byte length and its payload's first 7 bytes. Counts the reply a `global` request wants. */
+static __always_inline bool count_if_global(struct conn_state *cs, const __u8 *head)
+{
+	__u32 flen = head[0] | head[1] << 8 | head[2] << 16 | (__u32)head[3] << 24;
+
+	if (flen < 7 || flen > WDBTAP_MAX_FRAME || !is_global(&head[4]))
+		return false;
+	__sync_fetch_and_add(&cs->want, 1);
+	cs->req.precounted = 1;
+	return true;
+}
+
 /*
  * At sys_enter, count the reply wanted by a `global` request that starts this
  * write, before wazuh-db can possibly answer it (the reply may be written
@@ -430,28 +442,36 @@ static __always_inline bool walk(struct stream *s, struct conn_state *cs, __u64 
 static __always_inline bool precount_request(struct conn_state *cs, __u64 buf, __u64 len)
 {
 	struct stream *s = &cs->req;
-	__u8 tmp[12] = {};
-	__u32 have = s->have, flen;
+	__u8 tmp[16] = {};
+	__u32 have = s->have;
 
-	if (s->remaining || have > 4 || len < 11 - have)
+	if (s->remaining || (have != 0 && have != 4) || len < 11 - have)
 		return false;
-	if (bpf_probe_read_user(tmp, 11, (void *)buf))
+	if (have == 4) {
+		/* the length came alone in the previous write (5.x): the payload starts here */
+		for (int i = 0; i < 4; i++)
+			tmp[i] = s->head[i];
+		return !bpf_probe_read_user(&tmp[4], 7, (void *)buf) && count_if_global(cs, tmp);
+	}
+	return !bpf_probe_read_user(tmp, 11, (void *)buf) && count_if_global(cs, tmp);
+}
+
+/* The same for writev/sendmsg: the head is in the first iovec, or split as length | payload. */
+static __always_inline bool precount_iov(struct conn_state *cs, __u64 iovp, __u64 cnt)
+{
+	struct iovec iov0 = {}, iov1 = {};
+	__u8 tmp[16] = {};
+
+	if (cs->req.remaining || cs->req.have || cnt == 0)
 		return false;
-	/* tmp holds the 11 head bytes that follow the `have` already gathered. */
-	if (have == 0)
-		flen = tmp[0] | tmp[1] << 8 | tmp[2] << 16 | (__u32)tmp[3] << 24;
-	else if (have == 4)
-		flen = head_len(s);
-	else
-		return false; /* a header split inside its 4 bytes: leave it to sys_exit */
-	if (flen < 7 || flen > WDBTAP_MAX_FRAME)
+	if (bpf_probe_read_user(&iov0, sizeof(iov0), (void *)iovp))
 		return false;
-	/* Two calls, not one on a computed address: the verifier refuses pointer arithmetic by OR. */
-	if (have == 0 ? !is_global(&tmp[4]) : !is_global(&tmp[0]))
+	if (iov0.iov_len >= 11)
+		return !bpf_probe_read_user(tmp, 11, iov0.iov_base) && count_if_global(cs, tmp);
+	if (iov0.iov_len != 4 || cnt < 2 || bpf_probe_read_user(tmp, 4, iov0.iov_base) ||
+	    bpf_probe_read_user(&iov1, sizeof(iov1), (void *)(iovp + sizeof(iov1))) || iov1.iov_len < 7)
 		return false;
-	__sync_fetch_and_add(&cs->want, 1);
-	s->precounted = 1;
-	return true;
+	return !bpf_probe_read_user(&tmp[4], 7, iov1.iov_base) && count_if_global(cs, tmp);
 }
 
 static __always_inline struct conn_state *conn_of(__u64 client_ino)
@@ -485,10 +505,10 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall,
 	pw.ts_ns = bpf_ktime_get_ns();
 	pw.syscall = syscall;
 	pw.is_iov = is_iov;
-	if (pw.direction == WDBTAP_DIR_REQUEST && !is_iov) {
+	if (pw.direction == WDBTAP_DIR_REQUEST) {
 		cs = conn_of(pw.local_ino);
 		if (cs)
-			pw.precounted = precount_request(cs, buf, len);
+			pw.precounted = is_iov ? precount_iov(cs, buf, len) : precount_request(cs, buf, len);
 	}
 	if (bpf_map_update_elem(&pending, &pid_tgid, &pw, BPF_ANY))
 		count(WDBTAP_C_INFLIGHT_FULL);
