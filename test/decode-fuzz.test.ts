@@ -5,17 +5,8 @@ import { WdbDecoder, MAX_FRAME } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
 import type { CaptureRecord, Direction } from '../controller/src/types.js';
 import { wire } from './helpers/frames.js';
+import { prng } from './helpers/prng.js';
 
-// Deterministic, so a failure can be replayed.
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 const SEEDS = [
   'global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}\0',

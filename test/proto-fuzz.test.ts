@@ -7,16 +7,8 @@ import { WdbDecoder } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
 import { connIdOf, type CaptureRecord, type Direction, type StatusChangeEvent } from '../controller/src/types.js';
 import { wire } from './helpers/frames.js';
+import { prng } from './helpers/prng.js';
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 const SECRET = 'c4fe'.repeat(16);
 const REQUESTS = [
