@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Msg } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator, nkeys, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { startNatsServer } from './helpers/nats-server.js';
 import { BIN, startTap, ROOT } from './helpers/tap-process.js';
@@ -72,6 +72,14 @@ t.test('user and password', async (t) => {
   await scenario(t, 'authorization { user: "tap", password: "pa55-w0rd" }\n',
     (home) => `    <user>tap</user>\n    <password_file>${secretFile(home, 'nats.pass', 'pa55-w0rd')}</password_file>\n`,
     { user: 'tap', pass: 'pa55-w0rd' }, true);
+});
+
+t.test('an nkey seed file', async (t) => {
+  const user = nkeys.createUser();
+  const seed = new TextDecoder().decode(user.getSeed());
+  await scenario(t, `authorization { users: [ { nkey: "${user.getPublicKey()}" } ] }\n`,
+    (home) => `    <nkey_seed_file>${secretFile(home, 'nats.nk', `${seed}\n`)}</nkey_seed_file>\n`,
+    { authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)) }, true);
 });
 
 t.test('a wrong token is refused, and never logged', async (t) => {
