@@ -1,4 +1,4 @@
-// The Publisher's API (publishAgentEvent, publishLifecycle, connect, close)
+// The publisher the agent uses (publishAgentEvent, publishLifecycle, connect, close),
 // over the delivery engine: every event goes through the disk spool, and is
 // delivered by core NATS or JetStream (SPEC §4, §5).
 import { randomUUID } from 'node:crypto';
@@ -6,10 +6,19 @@ import { encrypt, encryptedHeaders, type EncryptionKey } from './encryption.js';
 import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryStats, type StreamOptions } from './delivery.js';
-import type { TapLifecycleEvent } from './publisher.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
 import { agentSubject, tapSubject } from './subjects.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
+
+/** The tap's own lifecycle, on `<prefix>.tap.<node>.events`. */
+export interface TapLifecycleEvent {
+  event_type: 'tap';
+  action: 'started' | 'attached' | 'detached' | 'records_lost' | 'spool_full' | 'stopped';
+  manager_node: string;
+  time: string;
+  timestamp: number;
+  [k: string]: unknown;
+}
 
 export interface ReliablePublisherOptions {
   servers: string[];
