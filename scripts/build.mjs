@@ -4,7 +4,7 @@
 // Each step runs only when its inputs are newer than its output, so a second
 // build is quick and quiet.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,6 +60,7 @@ export async function build({ ts = true } = {}) {
   if (ts) {
     const tsInputs = [...filesIn(join(ROOT, 'controller/src'), /\.ts$/), join(ROOT, 'tsconfig.json')];
     step('dist/ (TypeScript)', join(ROOT, 'dist/.stamp'), tsInputs, () => {
+      rmSync(join(ROOT, 'dist'), { recursive: true, force: true }); // no output of a removed source survives
       run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.json')]);
       writeFileSync(join(ROOT, 'dist/.stamp'), '');
     });
