@@ -175,17 +175,20 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     log.info('detached: no hook left in the kernel');
   };
   const startedAt = Date.now();
-  const status = () => ({
-    attached: capture.attached,
-    hooks: capture.attachedHooks(),
-    targets: capture.attached ? describeTargets(capture.targets()) : [],
-    counters: capture.counters(),
-    decoder: decoder.stats().reassembler,
-    nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },
-    spool: { records: publisher.stats().spoolRecords, bytes: publisher.stats().spoolBytes },
-    agents: state.countsByStatus(),
-    node, home: opts.home, prefix, uptime_s: Math.round((Date.now() - startedAt) / 1000),
-  });
+  const status = () => {
+    const delivery = publisher.stats();
+    return {
+      attached: capture.attached,
+      hooks: capture.attachedHooks(),
+      targets: capture.attached ? describeTargets(capture.targets()) : [],
+      counters: capture.counters(),
+      decoder: decoder.stats().reassembler,
+      nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },
+      spool: { records: delivery.spoolRecords, bytes: delivery.spoolBytes },
+      agents: state.countsByStatus(),
+      node, home: opts.home, prefix, uptime_s: Math.round((Date.now() - startedAt) / 1000),
+    };
+  };
 
   capture.start((records) => pipeline.push(records), (e) => log.error({ err: e }, 'capture failed'));
   publisher.publishLifecycle('started', { home: opts.home });
