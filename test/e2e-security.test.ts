@@ -2,10 +2,11 @@
 // client certificate verified both ways, token and user/password
 // authentication; a wrong CA or a wrong token is refused, and said so.
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, nkeyAuthenticator, nkeys, type Msg } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, nkeyAuthenticator, nkeys, type Msg } from '@nats-io/transport-node';
+import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { startNatsServer } from './helpers/nats-server.js';
 import { BIN, startTap, ROOT } from './helpers/tap-process.js';
@@ -43,8 +44,10 @@ async function scenario(t: Tap.Test, serverConf: string, natsConf: (home: string
   t.teardown(() => tap.stop('SIGKILL'));
   await sim.startup(A);
   if (expectEvents) {
-    await waitFor(() => got.length >= 1, 10_000, 'the status event over the secured connection');
-    t.match(got[0], { agent_id: '001', current_status: 'pending' });
+    // Only this test's agent counts (a simulator of a concurrent run could be traced too).
+    const ours = () => got.filter((e) => (e as { agent_id?: string }).agent_id === '001');
+    await waitFor(() => ours().length >= 1, 10_000, 'the status event over the secured connection');
+    t.match(ours()[0], { agent_id: '001', current_status: 'pending' });
   } else {
     await new Promise((r) => setTimeout(r, 3000));
     t.equal(got.length, 0, 'nothing delivered');
@@ -66,6 +69,64 @@ t.test('a server whose certificate another CA signed is refused, with a clear lo
     { tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey } }, false);
   t.match(JSON.stringify(tap.logs), /certificate|self.signed|unable to verify/i, 'the log names the certificate problem');
   t.equal(tap.proc.exitCode, null, 'the tap keeps capturing (events wait in the spool)');
+});
+
+t.test('an expired server certificate is refused, with a clear log', async (t) => {
+  const old = makePki('expired-server', 2, 'server');
+  const tls = `tls { cert_file: "${old.serverCert}", key_file: "${old.serverKey}", ca_file: "${old.ca}", verify: true }\n`;
+  const tap = await scenario(t, tls, () => `    <tls_ca>${old.ca}</tls_ca>\n    <tls_cert>${old.clientCert}</tls_cert>\n    <tls_key>${old.clientKey}</tls_key>\n`,
+    { tls: { caFile: old.ca, certFile: old.clientCert, keyFile: old.clientKey, rejectUnauthorized: false } }, false);
+  t.match(JSON.stringify(tap.logs), /certificate has expired/, 'the log says the server certificate expired');
+  t.equal(tap.proc.exitCode, null, 'the tap keeps capturing');
+});
+
+t.test('an expired client certificate: refused by the server, and the tap says why', async (t) => {
+  const old = makePki('expired-client', 2, 'client');
+  // The observer connects with a valid client certificate of another CA the server also trusts.
+  const observer = makePki('observer');
+  const bundle = join(old.dir, 'both-cas.pem');
+  writeFileSync(bundle, readFileSync(old.ca, 'utf8') + readFileSync(observer.ca, 'utf8'));
+  const tls = `tls { cert_file: "${old.serverCert}", key_file: "${old.serverKey}", ca_file: "${bundle}", verify: true }\n`;
+  const tap = await scenario(t, tls, () => `    <tls_ca>${old.ca}</tls_ca>\n    <tls_cert>${old.clientCert}</tls_cert>\n    <tls_key>${old.clientKey}</tls_key>\n`,
+    { tls: { caFile: old.ca, certFile: observer.clientCert, keyFile: observer.clientKey } }, false);
+  const logs = JSON.stringify(tap.logs);
+  t.match(logs, new RegExp(`"level":50[^}]*tls_cert ${old.clientCert} expired on 20`), 'an error at start names the expired certificate');
+  t.equal(tap.proc.exitCode, null, 'the tap keeps capturing');
+});
+
+/** An operator-mode server: one account it trusts (no limits), and .creds for users of any account. */
+async function operatorMode() {
+  const op = createOperator();
+  const acct = createAccount();
+  const acctJwt = await encodeAccount('TAP', acct, {
+    limits: { conn: -1, subs: -1, data: -1, payload: -1, leaf: -1, imports: -1, exports: -1, wildcards: true },
+  }, { signer: op });
+  const serverConf = `operator: "${await encodeOperator('test-op', op)}"\nresolver: MEMORY\n`
+    + `resolver_preload: { ${acct.getPublicKey()}: "${acctJwt}" }\n`;
+  const creds = async (name: string, issuer = acct) => {
+    const user = createUser();
+    return new TextDecoder().decode(fmtCreds(await encodeUser(name, user, issuer), user));
+  };
+  return { serverConf, creds };
+}
+
+t.test('a .creds file (operator mode: a user JWT signed by an account the server trusts)', async (t) => {
+  const { serverConf, creds } = await operatorMode();
+  const tapCreds = await creds('tap');
+  await scenario(t, serverConf,
+    (home) => `    <credentials_file>${secretFile(home, 'tap.creds', tapCreds)}</credentials_file>\n`,
+    { authenticator: credsAuthenticator(new TextEncoder().encode(await creds('observer'))) }, true);
+});
+
+t.test('a .creds file of an account the server does not trust is refused, and no seed is logged', async (t) => {
+  const { serverConf, creds } = await operatorMode();
+  const badCreds = await creds('tap', createAccount());
+  const tap = await scenario(t, serverConf,
+    (home) => `    <credentials_file>${secretFile(home, 'tap.creds', badCreds)}</credentials_file>\n`,
+    { authenticator: credsAuthenticator(new TextEncoder().encode(await creds('observer'))) }, false);
+  t.match(JSON.stringify(tap.logs), /[Aa]uthorization/, 'the log says authorization failed');
+  const seed = /SU[A-Z2-7]{50,}/.exec(badCreds)![0];
+  t.notMatch(JSON.stringify(tap.logs), seed, 'no seed in the log');
 });
 
 t.test('user and password', async (t) => {

@@ -13,7 +13,7 @@ import { initialSync, seedTable } from './state/sources/initial-sync.js';
 import { applyClientKeys, clientKeysPath, watchClientKeys } from './state/sources/client-keys.js';
 import { Pipeline } from './pipeline.js';
 import { ReliablePublisher } from './publish/reliable.js';
-import { connectOptions, type NatsSecurity } from './publish/connect-options.js';
+import { clientCertificateProblem, connectOptions, type NatsSecurity } from './publish/connect-options.js';
 import type { EncryptionKey } from './publish/encryption.js';
 import { validatePrefix } from './publish/subjects.js';
 import { artefacts } from './paths.js';
@@ -67,6 +67,9 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const d = opts.delivery ?? {};
   const spoolDir = d.spoolDir ?? join(opts.home, 'var/nats-tap');
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
+  const certProblem = d.security ? () => clientCertificateProblem(d.security!) : () => null;
+  const problem = certProblem();
+  if (problem) log.error(problem);
   const publisher = new ReliablePublisher({
     servers: opts.natsUrls, prefix, node, log,
     spoolDir,
@@ -74,7 +77,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
     connectOptions: d.security ? connectOptions(d.security) : undefined,
-    encryption: d.encryption,
+    encryption: d.encryption, diagnose: certProblem,
   });
   try {
     await publisher.connect();

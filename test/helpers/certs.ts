@@ -1,5 +1,5 @@
 // A throwaway PKI for TLS tests, made with openssl: a CA, a server certificate
-// for 127.0.0.1/localhost, and a client certificate.
+// for 127.0.0.1/localhost, and a client certificate (either one expired, on request).
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,14 +11,15 @@ function ssl(dir: string, args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore', timeout: 30_000 });
 }
 
-export function makePki(name = 'pki', days = 2): Pki {
+/** `expired`: that certificate's validity ended a day ago (the CA stays valid). */
+export function makePki(name = 'pki', days = 2, expired?: 'server' | 'client'): Pki {
   const dir = mkdtempSync(join(tmpdir(), `wnt-${name}-`));
   ssl(dir, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', String(days), '-subj', `/CN=${name} test CA`]);
   writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   for (const who of ['server', 'client']) {
     ssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`]);
     ssl(dir, ['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.pem`,
-      '-days', String(days), ...(who === 'server' ? ['-extfile', 'san.ext'] : [])]);
+      '-days', who === expired ? '-1' : String(days), ...(who === 'server' ? ['-extfile', 'san.ext'] : [])]);
     chmodSync(join(dir, `${who}.key`), 0o600);
   }
   return {

@@ -3,6 +3,7 @@
 // certificate, and one of: .creds (JWT + nkey), nkey seed, token, user +
 // password. Secret files are read here, at connect time, and kept only in
 // the connection's options: never in the configuration object or a log.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
 
@@ -37,4 +38,25 @@ export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
     o.pass = s.passwordFile ? secret(s.passwordFile) : undefined;
   }
   return o;
+}
+
+/**
+ * What is wrong with the client certificate, if anything: expired, not valid yet, or not a
+ * certificate. The server refuses such a certificate during the TLS handshake, and nats.js
+ * then reports only a time-out, so the tap says why itself (at start, and with every failed
+ * connection: a renewed file is read again on the next attempt).
+ */
+export function clientCertificateProblem(s: Pick<NatsSecurity, 'tlsCert'>, now = Date.now()): string | null {
+  if (!s.tlsCert) return null;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(s.tlsCert));
+  } catch (e) {
+    return `tls_cert ${s.tlsCert} cannot be read as a PEM certificate (${(e as Error).message})`;
+  }
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (now > to) return `tls_cert ${s.tlsCert} expired on ${new Date(to).toISOString()}: the server will refuse the TLS handshake; renew it`;
+  if (now < from) return `tls_cert ${s.tlsCert} is not valid before ${new Date(from).toISOString()}: the server will refuse the TLS handshake`;
+  return null;
 }

@@ -76,6 +76,8 @@ export interface DeliveryOptions {
   /** Called at most every `shedReportMs` (default 5000) when messages were shed since the last call. */
   onShed?: (delta: Record<MessageKind, number>, total: Record<MessageKind, number>) => void;
   shedReportMs?: number;
+  /** Called when a connection fails: a likely cause the error does not tell (logged as `hint`). */
+  diagnose?: () => string | null;
 }
 
 export interface DeliveryStats {
@@ -240,7 +242,8 @@ export class Delivery {
         const why = errorText(e);
         // The same reason is logged once, then every 30th attempt: no flood while NATS is away.
         if (why !== lastError || failures % 30 === 0) {
-          this.log?.warn({ err: why, servers: this.o.servers, attempts: failures }, 'cannot connect to NATS: retrying (events wait in the spool)');
+          const hint = this.o.diagnose?.() ?? undefined;
+          this.log?.warn({ err: why, hint, servers: this.o.servers, attempts: failures }, 'cannot connect to NATS: retrying (events wait in the spool)');
           lastError = why;
         }
         await sleep(delay);

@@ -45,6 +45,8 @@ export interface ReliablePublisherOptions {
   encryption?: EncryptionKey;
   window?: number;
   ackTimeoutMs?: number;
+  /** A likely cause of a failed connection that nats.js does not tell (e.g. an expired client certificate). */
+  diagnose?: () => string | null;
 }
 
 /** KV bucket names allow letters, digits, '-' and '_': the prefix's dots become '_'. */
@@ -71,6 +73,7 @@ export class ReliablePublisher {
       maxReconnects: opts.maxReconnects, reconnectDelayMs: opts.reconnectDelayMs, connectOptions: opts.connectOptions,
       window: opts.window, ackTimeoutMs: opts.ackTimeoutMs, stream,
       kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined,
+      diagnose: opts.diagnose,
       onShed: (delta, total) => {
         opts.log.warn({ shed: delta, total }, 'spool full: events shed');
         this.publishLifecycle('spool_full', { shed: delta, shed_total: total });
