@@ -130,6 +130,15 @@ t.test('values: sizes, times, metrics, levels, hooks, booleans', async (t) => {
   t.equal(load(nats('<spool_max_size>2gb</spool_max_size>')).spoolMaxSize, 2 * 1024 ** 3);
   t.equal(load(nats('<reconnect_delay>2h</reconnect_delay>')).reconnectDelaySec, 7200);
   t.equal(load(nats('<reconnect_delay>1d</reconnect_delay>')).reconnectDelaySec, 86400);
+  const batched = load(nats('<keepalive_batch>500</keepalive_batch><keepalive_batch_interval>2s</keepalive_batch_interval>'));
+  t.equal(batched.keepaliveBatch, 500);
+  t.equal(batched.keepaliveBatchIntervalSec, 2);
+  t.same(batched.warnings, []);
+  const plain = load(nats(''));
+  t.equal(plain.keepaliveBatch, 0, 'not batched by default');
+  t.equal(plain.keepaliveBatchIntervalSec, 1);
+  t.match(load(nats('<keepalive_batch_interval>5</keepalive_batch_interval>')).warnings, [/<keepalive_batch_interval> is set but <keepalive_batch> is 0/]);
+  t.match(load(nats('<keepalive_batch>10</keepalive_batch><keepalive_events>no</keepalive_events>')).warnings, [/<keepalive_batch> is set but <keepalive_events> is no/]);
 });
 
 t.test('an unknown element, an empty one, an element holding elements', async (t) => {
@@ -164,6 +173,9 @@ t.test('bad values: boolean, numbers, times, size, URL, prefix, stream, metrics,
     ['<metrics>9464</metrics>', /'metrics': '9464' — host:port/],
     ['<metrics>yes</metrics>', /'metrics': 'yes'/],
     ['<metrics>0.0.0.0:70000</metrics>', /'metrics': '0\.0\.0\.0:70000'/],
+    ['<keepalive_batch>100001</keepalive_batch>', /'keepalive_batch': 100001 \(at most 100000 keepalives per message\)/],
+    ['<keepalive_batch>-5</keepalive_batch>', /'keepalive_batch': '-5' — a whole number ≥ 0/],
+    ['<keepalive_batch_interval>0</keepalive_batch_interval>', /'keepalive_batch_interval': '0' — between 1 second and 1 day/],
     ['<alerts_min_level>16</alerts_min_level>', /'alerts_min_level': '16' — a rule level from 0 to 15/],
     ['<alert_thresholds>10,7,13</alert_thresholds>', /'alert_thresholds': '10,7,13' — three ascending/],
     ['<hooks>sendto,read</hooks>', /'hooks': 'sendto,read' — comma-separated syscalls among sendto, write, sendmsg, writev/],

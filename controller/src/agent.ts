@@ -53,6 +53,9 @@ export interface AgentOptions {
     security?: NatsSecurity;
     /** Payload encryption (encrypt_messages). */
     encryption?: EncryptionKey;
+    /** Keepalives per message (keepalive_batch); 0 or unset: one per message. */
+    keepaliveBatch?: number;
+    keepaliveBatchIntervalSec?: number;
   };
   log: Logger;
 }
@@ -78,6 +81,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
     connectOptions: d.security ? connectOptions(d.security) : undefined,
     encryption: d.encryption, diagnose: certProblem,
+    keepaliveBatch: d.keepaliveBatch ? { maxEvents: d.keepaliveBatch, intervalMs: (d.keepaliveBatchIntervalSec ?? 1) * 1000 } : undefined,
   });
   try {
     await publisher.connect();
@@ -249,6 +253,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         cfg.subjectPrefix !== prefix && 'subject_prefix',
         cfg.managerNode !== node && 'manager_node',
         cfg.hooks.join(',') !== capture.attachedHooks().join(',') && capture.attached && 'hooks',
+        (cfg.keepaliveBatch !== (d.keepaliveBatch ?? 0) || cfg.keepaliveBatchIntervalSec !== (d.keepaliveBatchIntervalSec ?? 1)) && 'keepalive_batch',
       ].filter(Boolean);
       log.info({ keepalive_events: keepaliveEvents, needs_restart: restart }, 'configuration reloaded');
     } catch (e) {
@@ -272,6 +277,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   await capture.stop();
   const counters = capture.counters();
   await capture.close();
+  publisher.flushBatch();
   publisher.publishLifecycle('stopped', { records: pipeline.records, events: pipeline.events });
   await publisher.close();
   log.info({ counters, decoder: decoder.stats(), state: state.stats(), delivery: publisher.stats() }, 'stopped');

@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
             createStream: cfg.createStream, agentsKv: cfg.agentsKv, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
-            security: cfg,
+            security: cfg, keepaliveBatch: cfg.keepaliveBatch, keepaliveBatchIntervalSec: cfg.keepaliveBatchIntervalSec,
             encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },
         });

@@ -26,6 +26,10 @@ export function renderEvent(subject: string, ev: Record<string, any>): string {
       return `${time}  ${subject}  rule ${ev.rule_id} level ${ev.level} agent ${ev.agent_id ?? '-'}: ${ev.description ?? ''}`;
     case 'tap':
       return `${time}  ${subject}  tap ${ev.action}`;
+    case 'keepalive_batch': // keepalive_batch: one line per keepalive it carries
+      return Array.isArray(ev.events) && ev.events.length
+        ? ev.events.map((e: Record<string, any>) => renderEvent(subject, e)).join('\n')
+        : `${time}  ${subject}  empty keepalive batch`;
     default:
       return `${time}  ${subject}  ${JSON.stringify(ev)}`;
   }

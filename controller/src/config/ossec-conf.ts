@@ -38,6 +38,9 @@ export interface NatsSettings {
   /** Bytes. */
   spoolMaxSize: number;
   keepaliveEvents: boolean;
+  /** Keepalives per message; 0: no batching. */
+  keepaliveBatch: number;
+  keepaliveBatchIntervalSec: number;
   alerts: boolean;
   alertsMinLevel: number;
   /** Lowest level of each severity above `low`. */
@@ -433,12 +436,17 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   if (auths.length > 1) {
     throw new ConfigError(`${at(auths[1])}: ${auths.map(el).join(' and ')} are both set: choose one NATS authentication`);
   }
+  if (s.keepaliveBatch > 100_000) {
+    throw new ConfigError(`${at('keepaliveBatch')}: Invalid value for element 'keepalive_batch': ${s.keepaliveBatch} (at most 100000 keepalives per message)`);
+  }
   if (s.encryptMessages && s.encryptionKey === null) {
     throw new ConfigError(`${at('encryptMessages')}: <encrypt_messages> is yes but <encryption_key> is not set: encrypting needs the key file`);
   }
 
   const warnings: string[] = [];
   if (s.createStream && !s.jetstream) warnings.push('<create_stream> is yes but <jetstream> is no: no stream is created');
+  if (origins.keepaliveBatchIntervalSec.source !== 'default' && !s.keepaliveBatch) warnings.push('<keepalive_batch_interval> is set but <keepalive_batch> is 0: keepalives are not batched');
+  if (s.keepaliveBatch && !s.keepaliveEvents) warnings.push('<keepalive_batch> is set but <keepalive_events> is no: no keepalive is published');
   if (s.agentsKv && !s.jetstream) warnings.push('<agents_kv> is yes but <jetstream> is no: no KV bucket is kept');
   if (origins.stream.source !== 'default' && !s.jetstream) warnings.push('<stream> is set but <jetstream> is no: it is not used');
   if (s.serverUrls.some((u) => maskUrl(u) !== u)) warnings.push('<server_url> carries credentials: prefer credentials_file, token_file or user + password_file');

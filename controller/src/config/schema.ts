@@ -25,7 +25,7 @@ export type SettingKey =
   | 'enabled' | 'serverUrls' | 'credentialsFile' | 'nkeySeedFile' | 'tokenFile' | 'user' | 'passwordFile'
   | 'subjectPrefix' | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'maxReconnects' | 'reconnectDelaySec'
   | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'agentsKv' | 'spoolDir'
-  | 'spoolMaxSize' | 'keepaliveEvents' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'metrics' | 'hooks';
+  | 'spoolMaxSize' | 'keepaliveEvents' | 'keepaliveBatch' | 'keepaliveBatchIntervalSec' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'metrics' | 'hooks';
 
 export interface ConfigElement {
   /** The element's name in `<nats>`. */
@@ -90,6 +90,10 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
     description: 'Bound of the spool: bytes, or with `KB`, `MB`, `GB` (1024-based); at least 1MB.' },
   { element: 'keepalive_events', key: 'keepaliveEvents', type: 'boolean', default: 'yes', secret: false,
     description: '`yes`: publish keepalives.' },
+  { element: 'keepalive_batch', key: 'keepaliveBatch', type: 'count', default: '0', secret: false,
+    description: '`0`: one message per keepalive. `N` (for very large fleets): up to N keepalives (and 512 KiB) in one message on `<prefix>.agent.batch.keepalive`, `event_type` `keepalive_batch`, the events in `events`; at most 100000.' },
+  { element: 'keepalive_batch_interval', key: 'keepaliveBatchIntervalSec', type: 'time', default: '1', secret: false,
+    description: 'With `keepalive_batch`: the longest a keepalive waits for its batch to fill (seconds, or with `s`, `m`).' },
   { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false,
     description: '`yes`: publish alerts.' },
   { element: 'alerts_min_level', key: 'alertsMinLevel', type: 'level', default: '0', secret: false,

@@ -5,9 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { encrypt, encryptedHeaders, type EncryptionKey } from './encryption.js';
 import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
-import { Delivery, type DeliveryStats, type StreamOptions } from './delivery.js';
+import { Delivery, type DeliveryMessage, type DeliveryStats, type StreamOptions } from './delivery.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
-import { agentSubject, tapSubject } from './subjects.js';
+import { agentSubject, keepaliveBatchSubject, tapSubject } from './subjects.js';
+import { DEFAULT_BATCH_BYTES, KeepaliveBatcher } from './keepalive-batch.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
 
 /** The tap's own lifecycle, on `<prefix>.tap.<node>.events`. */
@@ -45,6 +46,8 @@ export interface ReliablePublisherOptions {
   encryption?: EncryptionKey;
   window?: number;
   ackTimeoutMs?: number;
+  /** Batch keepalives (keepalive_batch): up to maxEvents per message, none waiting longer than intervalMs. */
+  keepaliveBatch?: { maxEvents: number; intervalMs: number; maxBytes?: number };
   /** A likely cause of a failed connection that nats.js does not tell (e.g. an expired client certificate). */
   diagnose?: () => string | null;
 }
@@ -57,9 +60,16 @@ export function kvBucketName(prefix: string): string {
 export class ReliablePublisher {
   readonly delivery: Delivery;
   private readonly opts: ReliablePublisherOptions;
+  private readonly batcher: KeepaliveBatcher | null;
+  private batchTimer: NodeJS.Timeout | null = null;
+  private batches = 0;
 
   constructor(opts: ReliablePublisherOptions) {
     this.opts = opts;
+    const kb = opts.keepaliveBatch;
+    this.batcher = kb && kb.maxEvents > 0
+      ? new KeepaliveBatcher({ maxEvents: kb.maxEvents, maxBytes: kb.maxBytes ?? DEFAULT_BATCH_BYTES, manager_node: opts.node })
+      : null;
     const stream: StreamOptions | undefined = opts.jetstream
       ? {
           name: opts.stream ?? 'WAZUH', subjects: [`${opts.prefix}.>`], create: !!opts.createStream,
@@ -111,13 +121,60 @@ export class ReliablePublisher {
 
   /** Spool many events with one write (a batch of the pipeline). */
   publishAgentEvents(evs: AgentEvent[]): boolean[] {
-    return this.delivery.enqueueMany(evs.map((ev) => this.seal({
+    const b = this.batcher;
+    if (!b) return this.delivery.enqueueMany(evs.map((ev) => this.agentMessage(ev)));
+    // Keepalives go into the open batch (accepted: true); a batch that closes is spooled in
+    // place, so every message keeps its order in the spool.
+    const out: DeliveryMessage[] = [];
+    const at: number[] = [];
+    for (const ev of evs) {
+      if (ev.event_type === 'keepalive') {
+        for (const full of b.add(ev)) out.push(this.batchMessage(full));
+        at.push(-1);
+        continue;
+      }
+      if (b.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!));
+      at.push(out.length);
+      out.push(this.agentMessage(ev));
+    }
+    if (b.size && !this.batchTimer) {
+      this.batchTimer = setTimeout(() => this.flushBatch(), this.opts.keepaliveBatch!.intervalMs);
+      this.batchTimer.unref();
+    }
+    const ok = out.length ? this.delivery.enqueueMany(out) : [];
+    return at.map((i) => (i < 0 ? true : ok[i]));
+  }
+
+  /** Keepalive batches spooled so far. */
+  get keepaliveBatches(): number {
+    return this.batches;
+  }
+
+  /** Spool the open keepalive batch now (its time is up, or the tap stops). */
+  flushBatch(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    const full = this.batcher?.take();
+    if (full) this.delivery.enqueue(this.batchMessage(full));
+  }
+
+  private agentMessage(ev: AgentEvent): DeliveryMessage {
+    return this.seal({
       subject: agentSubject(this.opts.prefix, ev),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': ev.event_type, 'Wazuh-Agent-Id': ev.agent_id },
       body: JSON.stringify(ev),
       kind: (ev.event_type === 'status_change' ? 'status' : 'keepalive') as MessageKind,
       eventId: ev.event_id,
-    })));
+    });
+  }
+
+  private batchMessage(b: { body: string; count: number; eventId: string }): DeliveryMessage {
+    this.batches++;
+    return this.seal({
+      subject: keepaliveBatchSubject(this.opts.prefix),
+      headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(b.count) },
+      body: b.body, kind: 'keepalive' as MessageKind, eventId: b.eventId,
+    });
   }
 
   private seal<M extends { subject: string; headers: Record<string, string>; body: string }>(m: M): M {
@@ -140,6 +197,7 @@ export class ReliablePublisher {
 
   /** Deliver what can be within `timeoutMs` and close; the rest stays spooled for the next start. */
   async close(timeoutMs = 5000): Promise<void> {
+    this.flushBatch();
     await this.delivery.close(timeoutMs);
   }
 }

@@ -25,6 +25,11 @@ export function agentSubject(prefix: string, ev: AgentEvent): string {
   return `${prefix}.agent.${ev.agent_id}.${kind}`;
 }
 
+/** Where batched keepalives go (`keepalive_batch`): beside the per-agent keepalive subjects. */
+export function keepaliveBatchSubject(prefix: string): string {
+  return `${prefix}.agent.batch.keepalive`;
+}
+
 export function tapSubject(prefix: string, node: string): string {
   return `${prefix}.tap.${nodeToken(node)}.events`;
 }

@@ -1,0 +1,94 @@
+// Optional batching of keepalive events (`keepalive_batch`): for very large fleets one
+// message carries many keepalives, bounded by a count, a size and a time. Pure logic: the
+// publisher owns the timer and the spool.
+//
+// Order: a batch holds an agent's keepalive for up to `intervalMs`; a status change of an
+// agent that is in the open batch closes the batch first (`holds`), so a consumer never
+// sees an agent's status change before a keepalive recorded earlier.
+//
+// Durability: keepalives wait in memory until their batch closes, then the batch is spooled
+// like any message. A tap killed with SIGKILL loses at most the open batch — keepalives
+// only, which every agent repeats every few seconds; status changes and alerts never wait
+// here.
+import type { KeepaliveEvent } from '../types.js';
+import { eventId, eventTime } from '../state/format.js';
+
+export interface KeepaliveBatchOptions {
+  /** Keepalives per message at most. */
+  maxEvents: number;
+  /** JSON bytes of the events of one message at most (NATS' default max_payload is 1 MiB). */
+  maxBytes: number;
+  manager_node: string;
+}
+
+/** The message body: the events as they would have been published one by one. */
+export interface KeepaliveBatchEvent {
+  event_id: string;
+  event_type: 'keepalive_batch';
+  manager_node: string;
+  count: number;
+  timestamp: number;
+  time: string;
+  events: KeepaliveEvent[];
+}
+
+export const DEFAULT_BATCH_BYTES = 512 * 1024;
+
+export class KeepaliveBatcher {
+  private events: KeepaliveEvent[] = [];
+  private json: string[] = [];
+  private bytes = 0;
+  private readonly agents = new Set<string>();
+  private readonly o: KeepaliveBatchOptions;
+
+  constructor(o: KeepaliveBatchOptions) {
+    if (!(o.maxEvents >= 1) || !(o.maxBytes >= 1024)) throw new Error('keepalive batch: maxEvents >= 1 and maxBytes >= 1024');
+    this.o = o;
+  }
+
+  get size(): number {
+    return this.events.length;
+  }
+
+  /** The open batch holds a keepalive of this agent. */
+  holds(agentId: string): boolean {
+    return this.agents.has(agentId);
+  }
+
+  /**
+   * Add one keepalive. Returns the batches that closed: the open one when this event would
+   * overflow its size, and the one this event completed.
+   */
+  add(ev: KeepaliveEvent): { body: string; count: number; eventId: string }[] {
+    const out: { body: string; count: number; eventId: string }[] = [];
+    const j = JSON.stringify(ev);
+    if (this.events.length && this.bytes + j.length + 1 > this.o.maxBytes) out.push(this.take()!);
+    this.events.push(ev);
+    this.json.push(j);
+    this.bytes += j.length + 1;
+    this.agents.add(ev.agent_id);
+    if (this.events.length >= this.o.maxEvents || this.bytes >= this.o.maxBytes) out.push(this.take()!);
+    return out;
+  }
+
+  /** Close the open batch (null when empty): its body, its size and a stable event id. */
+  take(): { body: string; count: number; eventId: string } | null {
+    const n = this.events.length;
+    if (!n) return null;
+    const first = this.events[0];
+    const last = this.events[n - 1];
+    // Derived from its members: the same batch always has the same id.
+    const id = eventId(['keepalive_batch', first.event_id, last.event_id, n]);
+    const t = eventTime(Date.parse(last.time));
+    // The events are serialised once, as they are added; the envelope is put around them.
+    const head: Omit<KeepaliveBatchEvent, 'events'> = {
+      event_id: id, event_type: 'keepalive_batch', manager_node: this.o.manager_node, count: n, timestamp: t.timestamp, time: t.time,
+    };
+    const body = `${JSON.stringify(head).slice(0, -1)},"events":[${this.json.join(',')}]}`;
+    this.events = [];
+    this.json = [];
+    this.bytes = 0;
+    this.agents.clear();
+    return { body, count: n, eventId: id };
+  }
+}
