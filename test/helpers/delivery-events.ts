@@ -1,7 +1,7 @@
 // Numbered test events of a few agents, for the delivery tests, and a reader of a whole JetStream stream.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { DeliveryMessage, MessageKind } from '../../controller/src/publish/delivery.js';
+import type { Delivery, DeliveryMessage, MessageKind } from '../../controller/src/publish/delivery.js';
 
 export function testEvent(i: number, agents: number, kind: MessageKind = 'status'): DeliveryMessage {
   const agent = String(i % agents).padStart(3, '0');
@@ -68,4 +68,17 @@ export function checkDelivery(got: { event_id: string; agent_id: string; n: numb
   }
   if (disorder) problems.push(`${disorder} out of per-agent order`);
   return problems;
+}
+
+/** Enqueue `perTick` events every `tickMs` until stopped; returns the numbers accepted. */
+export function steady(d: Delivery, agents: number, perTick: number, tickMs: number, start = 0) {
+  let i = start;
+  const accepted: number[] = [];
+  const timer = setInterval(() => {
+    const batch: DeliveryMessage[] = [];
+    for (let k = 0; k < perTick; k++) batch.push(testEvent(i++, agents));
+    const ok = d.enqueueMany(batch);
+    ok.forEach((a, k) => { if (a) accepted.push(i - perTick + k); });
+  }, tickMs);
+  return { accepted, stop: () => clearInterval(timer), get next() { return i; } };
 }
