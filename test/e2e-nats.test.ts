@@ -162,3 +162,46 @@ t.test('started beside a running manager: names, addresses and statuses are know
   t.notOk(JSON.stringify(got).match(/[0-9a-f]{64}/), 'no internal_key anywhere');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
+
+t.test('keepalive_batch in the configuration: the agent\'s keepalives arrive batched, its status changes one by one and in order', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: Received[] = [];
+  const sub = nc.subscribe('wazuh.agent.>', {
+    callback: (_e, m: Msg) => {
+      const headers: Record<string, string> = {};
+      for (const [k] of m.headers ?? []) headers[k] = m.headers!.get(k);
+      got.push({ subject: m.subject, headers, body: m.json() });
+    },
+  });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-batch-'));
+  writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <keepalive_batch>50</keepalive_batch>\n    <keepalive_batch_interval>1</keepalive_batch_interval>\n`);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await sim.keepalive(A); // pending → active, and a keepalive
+  await sim.keepalive(A);
+  await sim.startup(B);
+  await sim.keepalive(B);
+  await sim.shutdown(A); // A's keepalives wait in the open batch: it is sent first
+  const ours = () => got.filter((m) => m.body.agent_id === '001' || m.body.agent_id === '002' || m.body.event_type === 'keepalive_batch');
+  const kaIn = () => ours().flatMap((m) => (m.body.event_type === 'keepalive_batch' ? (m.body.events as { agent_id: string }[]) : []));
+  await waitFor(() => kaIn().filter((e) => e.agent_id === '002').length >= 1 && ours().some((m) => m.body.current_status === 'disconnected'),
+    10_000, 'the keepalives of both agents and the shutdown').catch((e) => { t.comment(JSON.stringify({ got, logs: tap.logs })); throw e; });
+  t.notOk(got.some((m) => m.body.event_type === 'keepalive'), 'no keepalive on its own');
+  const batches = ours().filter((m) => m.body.event_type === 'keepalive_batch');
+  t.ok(batches.every((m) => m.subject === 'wazuh.agent.batch.keepalive' && m.headers['Wazuh-Event-Count'] === String(m.body.count)), 'batch subject and count header');
+  t.equal(kaIn().filter((e) => e.agent_id === '001').length, 2, 'agent 001: both keepalives, once each');
+  // What a consumer sees for agent 001, in arrival order.
+  const seq001 = ours().flatMap((m) => (m.body.event_type === 'keepalive_batch'
+    ? (m.body.events as { agent_id: string }[]).filter((e) => e.agent_id === '001').map(() => 'keepalive')
+    : m.body.agent_id === '001' ? [`${m.body.current_status}`] : []));
+  t.same(seq001, ['pending', 'active', 'keepalive', 'keepalive', 'disconnected'], 'its keepalives before its shutdown');
+});
