@@ -37,7 +37,7 @@ install)
     systemctl daemon-reload
   fi
   echo "installed: $BINDIR/wazuh-nats-tap, $LIBDIR, $UNITDIR/wazuh-nats-tap.service"
-  echo "next: configure <nats> in ossec.conf, then: systemctl enable --now wazuh-nats-tap"
+  echo "next: configure <nats> in a file of its own (docs/integration.md, step 3), then: systemctl enable --now wazuh-nats-tap"
   ;;
 uninstall)
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
