@@ -155,7 +155,9 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
   mkdirSync(join(home, 'etc'), { recursive: true });
   const wazuhConf = '<ossec_config>\n  <cluster>\n    <name>wazuh</name>\n    <node_name>vagrant-sim</node_name>\n    <disabled>yes</disabled>\n  </cluster>\n</ossec_config>\n';
   writeFileSync(join(home, 'etc/ossec.conf'), wazuhConf);
-  const A = { id: 1, name: 'agent01', ip: '192.168.56.11' };
+  // An id no other test's simulator uses: a tap follows every process named like a Wazuh
+  // daemon, so a concurrent run's agent 001 would reach this tap too.
+  const A = { id: 917, name: 'agent01', ip: '192.168.56.11' };
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
   t.teardown(() => sim.stop());
   await sim.start();
@@ -228,8 +230,8 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
 
   await sim.startup(A);
   await sim.keepalive(A);
-  const status = () => got.filter((m) => m.subject === 'wazuh.agent.001.status');
-  await waitFor(() => status().length >= 2, 10_000, 'two status events of agent 001').catch((e) => { t.comment(out); throw e; });
+  const status = () => got.filter((m) => m.subject === 'wazuh.agent.917.status');
+  await waitFor(() => status().length >= 2, 10_000, 'two status events of agent 917').catch((e) => { t.comment(out); throw e; });
   t.match(status().map((m) => m.body), [
     { event_type: 'status_change', agent_name: 'agent01', previous_status: 'never_connected', current_status: 'pending', reason: 'agent_startup', manager_node: 'vagrant-sim' },
     { event_type: 'status_change', agent_name: 'agent01', previous_status: 'pending', current_status: 'active', reason: 'keepalive', ip_address: A.ip },
