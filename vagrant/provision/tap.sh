@@ -108,7 +108,8 @@ if [ "$TAP_SYSTEMD" != yes ]; then
 fi
 step "4. start: systemctl enable --now wazuh-nats-tap"
 systemctl daemon-reload
-systemctl enable wazuh-nats-tap
+systemctl enable --now wazuh-nats-tap
+# Provisioning again (vagrant provision) installs new code under a running tap: restart it.
 systemctl restart wazuh-nats-tap
 
 # --- 5. Verify ----------------------------------------------------------------
