@@ -10,7 +10,7 @@
 #   WAZUH_APT_KEY      the repository's signing key                       by WAZUH_MAJOR
 #   WAZUH_MANAGER_IP   (agent) the manager to enrol with                  127.0.0.1
 #   WAZUH_AGENT_NAME   (agent) the name to enrol under                    the host name
-#   WAZUH_DISCONNECTION_TIME  (manager) <agents_disconnection_time>      1m
+# The manager's settings for the walk-through are manager-settings.sh's.
 set -euo pipefail
 
 WAZUH_ROLE=${WAZUH_ROLE:-manager}
@@ -18,20 +18,17 @@ WAZUH_MAJOR=${WAZUH_MAJOR:-4}
 WAZUH_VERSION=${WAZUH_VERSION:-}
 WAZUH_MANAGER_IP=${WAZUH_MANAGER_IP:-127.0.0.1}
 WAZUH_AGENT_NAME=${WAZUH_AGENT_NAME:-$(hostname)}
-WAZUH_DISCONNECTION_TIME=${WAZUH_DISCONNECTION_TIME:-1m}
 
 case "$WAZUH_MAJOR" in
 4)
   WAZUH_APT_KEY=${WAZUH_APT_KEY:-https://packages.wazuh.com/key/GPG-KEY-WAZUH}
   WAZUH_APT_REPO=${WAZUH_APT_REPO:-https://packages.wazuh.com/4.x/apt/ stable main}
-  manager_home=/var/ossec
   ;;
 5)
   # Wazuh 5.0 is not released on packages.wazuh.com yet: its own 5.0 beta/rc
   # installation guide uses this pre-release repository.
   WAZUH_APT_KEY=${WAZUH_APT_KEY:-https://packages-staging.xdrsiem.wazuh.info/key/GPG-KEY-WAZUH}
   WAZUH_APT_REPO=${WAZUH_APT_REPO:-https://packages-staging.xdrsiem.wazuh.info/pre-release/5.x/apt/ unstable main}
-  manager_home=/var/wazuh-manager
   ;;
 *)
   echo "wazuh.sh: WAZUH_MAJOR must be 4 or 5, not '$WAZUH_MAJOR'" >&2
@@ -56,25 +53,8 @@ case "$WAZUH_ROLE" in
 manager)
   step "wazuh-manager"
   apt-get install -y -qq "$(pkg wazuh-manager)"
-  conf=$manager_home/etc/ossec.conf
-  if [ -f "$conf" ]; then
-    # For the walk-through: monitord marks a silent agent disconnected after 1–2
-    # minutes instead of 10–30. Without an indexer, vulnerability detection and
-    # the indexer connector only log errors and download feeds: off.
-    if grep -q '<agents_disconnection_time>' "$conf"; then
-      sed -i "s|<agents_disconnection_time>[^<]*</agents_disconnection_time>|<agents_disconnection_time>$WAZUH_DISCONNECTION_TIME</agents_disconnection_time>|" "$conf"
-    else
-      sed -i "0,/<global>/s|<global>|<global>\n    <agents_disconnection_time>$WAZUH_DISCONNECTION_TIME</agents_disconnection_time>|" "$conf"
-    fi
-    for block in vulnerability-detection vulnerability-detector indexer; do
-      sed -i "/<$block>/,/<\/$block>/ s|<enabled>yes</enabled>|<enabled>no</enabled>|" "$conf"
-    done
-  else
-    echo "wazuh.sh: no $conf: the manager's configuration is left as installed" >&2
-  fi
   systemctl daemon-reload
-  systemctl enable wazuh-manager
-  systemctl restart wazuh-manager
+  systemctl enable --now wazuh-manager
   systemctl --no-pager --lines=0 status wazuh-manager
   ;;
 agent)
