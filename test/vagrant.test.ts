@@ -274,6 +274,14 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
   const unit = readFileSync(join(unitdir, 'wazuh-nats-tap.service'), 'utf8');
   const dropin = readFileSync(join(unitdir, 'wazuh-nats-tap.service.d/override.conf'), 'utf8');
   t.match(dropin, /^\[Service\]\nExecStart=\nExecStart=/, 'the drop-in resets ExecStart before setting it');
+  // systemd's own checker, offline: the unit with its drop-in (a second ExecStart without the
+  // resetting `ExecStart=` would be refused here), the executable it names, every setting.
+  const verify = await sh('systemd-analyze', ['verify', '--man=no', join(unitdir, 'wazuh-nats-tap.service')]);
+  t.same([verify.code, verify.stderr], [0, ''], 'systemd-analyze verify: the unit and its drop-in');
+  // systemd refuses to start a unit whose ReadWritePaths names a missing path, unless it is
+  // marked optional with '-': a 4.x host has no /var/wazuh-manager, a 5.x host no /var/ossec.
+  const rw = (/^ReadWritePaths=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/);
+  t.same(rw.filter((p) => p.includes('/var/')), ['-/var/ossec/var', '-/var/wazuh-manager/var'], 'both homes optional in ReadWritePaths');
   const argv = effectiveExecStart(unit, [dropin]);
   t.same(argv, [bin, 'run', '--home', home, '--config', conf, '--control-socket', sock]);
   const guide = readFileSync(join(ROOT, 'docs/integration.md'), 'utf8');
