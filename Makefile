@@ -12,6 +12,7 @@ build: deps
 	@node scripts/build.mjs
 
 test: build
+	@bash scripts/ensure-deps.sh --test
 	@bash scripts/run-tests.sh
 
 demo: build

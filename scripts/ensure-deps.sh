@@ -2,6 +2,9 @@
 # Installs what the build and the tests need, only when something is missing,
 # so that `make demo` and `make test` work on a fresh machine and stay quiet
 # on a ready one. System packages come from Debian; the rest from npm.
+# `--test` (make test, CI) adds what only the tests need: shellcheck, ruby and
+# systemd-analyze check vagrant/'s scripts, its Vagrantfile and the installed
+# unit (test/vagrant.test.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,11 @@ have strace      || need+=(strace)
 have openssl     || need+=(openssl)
 [ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 [ -f /usr/include/gelf.h ]       || need+=(libelf-dev)
+if [ "${1:-}" = --test ]; then
+  have shellcheck || need+=(shellcheck)
+  have ruby       || need+=(ruby)
+  have systemd-analyze || need+=(systemd)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -26,7 +26,9 @@ install)
   install -m 0644 build/bpf/wdbtap.bpf.o "$lib/build/bpf/"
   install -m 0755 build/lib/libwdbtap.so "$lib/build/lib/"
   # Runtime dependencies only, from this checkout's node_modules (no download at install).
-  cp -R node_modules "$lib/"
+  # -H: a node_modules that is a symlink (a git worktree sharing one) is copied, not linked:
+  # npm prune below must never reach into the checkout it points to.
+  cp -RH node_modules "$lib/"
   (cd "$lib" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
   ln -sfn "$LIBDIR/bin/wazuh-nats-tap.js" "$bin/wazuh-nats-tap"
   sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@LIBDIR@#$LIBDIR#g" packaging/wazuh-nats-tap.service > "$unit"
@@ -35,7 +37,7 @@ install)
     systemctl daemon-reload
   fi
   echo "installed: $BINDIR/wazuh-nats-tap, $LIBDIR, $UNITDIR/wazuh-nats-tap.service"
-  echo "next: configure <nats> in ossec.conf, then: systemctl enable --now wazuh-nats-tap"
+  echo "next: configure <nats> in a file of its own (docs/integration.md, step 3), then: systemctl enable --now wazuh-nats-tap"
   ;;
 uninstall)
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
