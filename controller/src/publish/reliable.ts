@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryStats, type StreamOptions } from './delivery.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
-import { agentSubject, tapSubject } from './subjects.js';
+import { agentSubject, alertSubject, tapSubject } from './subjects.js';
+import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
 
 /** The tap's own lifecycle, on `<prefix>.tap.<node>.events`. */
@@ -115,6 +116,21 @@ export class ReliablePublisher {
       kind: (ev.event_type === 'status_change' ? 'status' : 'keepalive') as MessageKind,
       eventId: ev.event_id,
     })));
+  }
+
+  /**
+   * Spool alerts with one write; per alert, true when it is on disk (then its position in
+   * alerts.json may be saved). `Wazuh-Agent-Id` only when the alert's agent id is Wazuh's digits.
+   */
+  publishAlerts(evs: AlertEvent[]): boolean[] {
+    return this.delivery.enqueueMany(evs.map((ev) => {
+      const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'alert' };
+      if (ev.agent_id !== null && /^[0-9]{3,9}$/.test(ev.agent_id)) headers['Wazuh-Agent-Id'] = ev.agent_id;
+      return this.seal({
+        subject: alertSubject(this.opts.prefix, ev.severity),
+        headers, body: JSON.stringify(ev), kind: 'alert' as MessageKind, eventId: ev.event_id,
+      });
+    }));
   }
 
   private seal<M extends { subject: string; headers: Record<string, string>; body: string }>(m: M): M {
