@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { AlertsFollower, type FollowerOptions } from '../controller/src/alerts/follower.js';
 import type { FileLine } from '../controller/src/alerts/line-splitter.js';
 import { waitFor } from './helpers/wait.js';
+import { gzipSync } from 'node:zlib';
 
 interface Rig {
   home: string;
@@ -120,16 +121,29 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   t.same(c.got, lines(8, 12).trim().split('\n'), 'the rest of the rotated day, then the new day');
   c.follower.close();
 
-  // The old day was compressed (gone) while the tap was stopped: said and counted, the new file read whole.
-  appendFileSync(d2, lines(12, 13));
+  // The old day was compressed by monitord while the tap was stopped: finished from the .gz.
+  appendFileSync(d2, lines(12, 2000)); // over a KiB: the head identifies it
   const d3 = dayFile(a.dir, 29);
+  appendFileSync(d3, lines(2000, 2002));
+  writeFileSync(`${d2}.gz`, gzipSync(readFileSync(d2)));
   unlinkSync(d2);
-  appendFileSync(d3, lines(13, 14));
-  const d = rig(t, {}, home);
+  const d = rig(t, { maxBytesPerTurn: 4096 }, home);
   d.follower.start();
-  await waitFor(() => d.got.length === 1, 3000, 'fourth run');
-  t.same(d.got, [L(13)]);
-  t.equal(d.follower.stats().rotated_unread, 1, 'the unread rest of a vanished file is counted');
+  await waitFor(() => d.got.length === 1990, 5000, 'fourth run');
+  t.same(d.got, lines(12, 2002).trim().split('\n'), 'the rest of the compressed day, then the new day');
+  t.equal(d.follower.stats().rotated_compressed, 1);
+  d.follower.close();
+
+  // Removed (not compressed) while stopped: said and counted, the new file read whole.
+  appendFileSync(d3, lines(2002, 2003));
+  const d4 = dayFile(a.dir, 30);
+  unlinkSync(d3);
+  appendFileSync(d4, lines(3000, 3001));
+  const e = rig(t, {}, home);
+  e.follower.start();
+  await waitFor(() => e.got.length === 1, 3000, 'fifth run');
+  t.same(e.got, [L(3000)]);
+  t.equal(e.follower.stats().rotated_unread, 1, 'the unread rest of a vanished file is counted');
 });
 
 t.test('huge existing file: start at its end by default, or at its beginning', async (t) => {

@@ -18,11 +18,15 @@
 //     resumes there (at-least-once; the events' ids are stable, so JetStream drops a re-read);
 //   - rotation: the old file is read to its end through the open descriptor, then the new one from
 //     its first byte; a rotation while the tap was stopped is finished by finding the old inode
-//     under logs/alerts/<year>/<Mon>/; a file that shrank was truncated: read again from 0;
+//     under logs/alerts/<year>/<Mon>/, or, once monitord compressed it, the `.json.gz` whose first
+//     KiB hashes like the saved head (read as a stream); a file that shrank was truncated: read
+//     again from 0;
 //   - no saved position (first start): start at the end (only new alerts), or at the beginning
 //     with `fromBeginning`.
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readdirSync, readSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
 import { HEAD_BYTES, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
 
@@ -60,8 +64,10 @@ export interface FollowerStats {
   too_long: number;
   truncations: number;
   rotations: number;
-  /** Rotated while the tap was stopped, and the old file was gone (compressed or removed). */
+  /** Rotated while the tap was stopped, and the old file was gone (removed, or compressed and not found). */
   rotated_unread: number;
+  /** Rotated while the tap was stopped and compressed since: finished from the `.json.gz`. */
+  rotated_compressed: number;
   /** Turns that stopped because the sink refused lines (spool full). */
   refused: number;
   position_errors: number;
@@ -105,8 +111,11 @@ export class AlertsFollower {
   private again = false;
   private closed = false;
   private waitingLogged = false;
+  /** Finishing a compressed rotated file (asynchronous): nothing else is read meanwhile. */
+  private recovering: Promise<void> | null = null;
   readonly counters: Omit<FollowerStats, 'following' | 'offset'> = {
-    lines: 0, bytes: 0, too_long: 0, truncations: 0, rotations: 0, rotated_unread: 0, refused: 0, position_errors: 0,
+    lines: 0, bytes: 0, too_long: 0, truncations: 0, rotations: 0, rotated_unread: 0, rotated_compressed: 0, refused: 0,
+    position_errors: 0,
   };
 
   constructor(opts: FollowerOptions) {
@@ -128,12 +137,12 @@ export class AlertsFollower {
   }
 
   stats(): FollowerStats {
-    return { ...this.counters, too_long: this.splitter.tooLong, following: this.cur !== null, offset: this.cur?.committed ?? 0 };
+    return { ...this.counters, too_long: this.counters.too_long + this.splitter.tooLong, following: this.cur !== null, offset: this.cur?.committed ?? 0 };
   }
 
   /** Read what is new. Re-entrant calls (an inotify event during a turn) run one more turn. */
   kick(): void {
-    if (this.closed) return;
+    if (this.closed || this.recovering) return;
     if (this.running) {
       this.again = true;
       return;
@@ -261,6 +270,7 @@ export class AlertsFollower {
     const pos = this.pos;
     let offset: number;
     let retired = false;
+    let gz: string | null = null;
     if (this.nextFromStart) {
       offset = 0;
       this.nextFromStart = false;
@@ -282,6 +292,22 @@ export class AlertsFollower {
         retired = true;
         this.nextFromStart = true;
         this.o.log?.info({ file: old.path, offset }, 'alerts file was rotated while the tap was stopped: finishing the old one first');
+      } else if ((pos.dev !== st.dev || pos.ino !== st.ino) && (gz = this.findCompressed(pos)) !== null) {
+        // Compressed by monitord since: finish it from the .gz (a stream), then this file from 0.
+        const file = gz;
+        closeSync(fd);
+        this.o.log?.info({ file, offset: pos.offset }, 'alerts file was rotated and compressed while the tap was stopped: finishing it from the .gz first');
+        this.recovering = this.finishCompressed(file, pos)
+          .catch((e: Error) => {
+            this.counters.rotated_unread++;
+            this.o.log?.warn({ file, err: e.message }, 'cannot read the compressed alerts file: the rest of it was not published');
+          })
+          .finally(() => {
+            this.recovering = null;
+            this.nextFromStart = true;
+            this.kick();
+          });
+        return false;
       } else {
         if (pos.dev !== st.dev || pos.ino !== st.ino) {
           this.counters.rotated_unread++;
@@ -337,6 +363,74 @@ export class AlertsFollower {
     return null;
   }
 
+  /** The `.json.gz` under logs/alerts/<year>/<Mon>/ whose content starts with the saved head, newest first. */
+  private findCompressed(pos: AlertsPosition): string | null {
+    if (pos.headLen === 0) return null; // nothing to recognise it by
+    const root = dirname(this.o.file);
+    const found: { path: string; mtime: number }[] = [];
+    for (const y of safeList(root).filter((d) => /^\d{4}$/.test(d)).sort().reverse().slice(0, 2)) {
+      for (const m of safeList(join(root, y))) {
+        for (const f of safeList(join(root, y, m))) {
+          if (!f.endsWith('.json.gz') || found.length >= 5000) continue;
+          const st = statOrNull(join(root, y, m, f));
+          if (st?.isFile()) found.push({ path: join(root, y, m, f), mtime: st.mtimeMs });
+        }
+      }
+    }
+    found.sort((a, b) => b.mtime - a.mtime);
+    for (const { path } of found.slice(0, 64)) {
+      try {
+        // The first 64 KiB of the stream decompress to well over a KiB of JSON lines; SYNC_FLUSH
+        // lets a truncated stream decompress as far as it goes.
+        const fd = openSync(path, 'r');
+        const b = Buffer.alloc(64 * 1024);
+        const n = readSync(fd, b, 0, b.length, 0);
+        closeSync(fd);
+        const head = gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
+        if (head.length >= pos.headLen && createHash('sha256').update(head.subarray(0, pos.headLen)).digest('hex') === pos.head) return path;
+      } catch {
+        // not gzip, unreadable: not this one
+      }
+    }
+    return null;
+  }
+
+  /** Read a compressed rotated file from the saved offset to its end, saving the position as lines are taken. */
+  private async finishCompressed(path: string, pos: AlertsPosition): Promise<void> {
+    const splitter = new LineSplitter(this.o.maxLineBytes);
+    const input = createReadStream(path).pipe(createGunzip());
+    let at = 0;
+    const take = async (lines: FileLine[]): Promise<boolean> => {
+      for (let attempts = 0; lines.length; attempts++) {
+        if (this.closed) return false;
+        const k = Math.max(0, Math.min(lines.length, this.o.sink(lines)));
+        this.counters.lines += k;
+        if (k > 0) this.savePosition({ ...pos, offset: lines[k - 1].end });
+        lines = lines.slice(k);
+        if (lines.length) {
+          this.counters.refused++;
+          await new Promise((r) => setTimeout(r, this.o.retryMs));
+        }
+      }
+      return true;
+    };
+    try {
+      for await (const chunk of input as AsyncIterable<Buffer>) {
+        const from = at;
+        at += chunk.length;
+        if (at <= pos.offset) continue;
+        const skip = Math.max(0, pos.offset - from);
+        if (!(await take(splitter.push(chunk.subarray(skip), from + skip)))) return;
+      }
+      const last = splitter.finish(at);
+      if (last && !(await take([last]))) return;
+      this.counters.too_long += splitter.tooLong;
+      this.counters.rotated_compressed++;
+    } finally {
+      input.destroy();
+    }
+  }
+
   private save(): void {
     const cur = this.cur;
     if (!cur || this.closed) return;
@@ -348,7 +442,11 @@ export class AlertsFollower {
         cur.head = h;
       }
     }
-    const p: AlertsPosition = { dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen: cur.headLen, head: cur.head };
+    this.savePosition({ dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen: cur.headLen, head: cur.head });
+  }
+
+  private savePosition(p: AlertsPosition): void {
+    if (this.closed) return;
     const key = JSON.stringify(p);
     if (key === this.lastSaved) return;
     try {
