@@ -285,7 +285,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         const a = alertStatus();
         return { published: a.published, invalid_json: a.invalid_json, not_an_object: a.not_an_object,
           below_min_level: a.below_min_level, too_long: a.too_long ?? 0, truncations: a.truncations ?? 0,
-          rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0 };
+          rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0 };
       },
     }), opts.metrics).catch((e: Error) => {
       log.error({ err: e.message, address: opts.metrics }, 'metrics endpoint unavailable');
