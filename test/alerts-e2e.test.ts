@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { startNatsServer } from './helpers/nats-server.js';
+import { freePort, startNatsServer } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { readStream } from './helpers/delivery-events.js';
@@ -43,7 +43,8 @@ t.test('alerts to core NATS: SPEC §4 message, severities, skipped lines, rotati
   // Alerts written before the tap starts are the past: by default not published.
   await sim.writeAlerts(5, 10);
   const sock = join(home, 'tap.sock');
-  const tap = await startTap(['run', '--home', home, '--control-socket', sock]);
+  const metricsPort = await freePort();
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock, '--metrics', `127.0.0.1:${metricsPort}`]);
   t.teardown(() => tap.stop('SIGKILL'));
   await waitFor(() => tap.logs.some((l) => l.msg === 'following Wazuh\'s alerts'), 5000, 'the follower');
 
@@ -77,6 +78,10 @@ t.test('alerts to core NATS: SPEC §4 message, severities, skipped lines, rotati
   t.match(st.alerts, { enabled: true, following: true, invalid_json: 1, not_an_object: 1, below_min_level: 1 });
   const table = (await runTap(['status', '--control-socket', sock])).stdout;
   t.match(table, /alerts\s+following .*alerts\.json, published \d+, not alerts 2/);
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  t.match(metrics, /wazuh_nats_tap_alerts_total\{outcome="invalid_json"\} 1/);
+  t.match(metrics, new RegExp(`wazuh_nats_tap_alerts_total\\{outcome="published"\\} ${st.alerts.published}`));
+  t.match(metrics, /wazuh_nats_tap_events_total\{type="alert"\} [1-9]/);
 
   // Daily rotation: the new day's file is followed from its start.
   got.length = 0;
