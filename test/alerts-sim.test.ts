@@ -35,6 +35,9 @@ t.test('analysisd writes real-shaped alerts through stdio and rotates by re-link
 
   const lines = readFileSync(sim.alertsFile, 'utf8').trim().split('\n');
   t.equal(lines.length, 10);
+  const ends = new Set<number>();
+  lines.reduce((at, l) => { ends.add(at + Buffer.byteLength(l) + 1); return at + Buffer.byteLength(l) + 1; }, 0);
+  t.notOk(ends.has(sizes[0]), `the first write (${sizes[0]} bytes) ends inside a line`);
   const rules = { managerNode: 'node01', thresholds: DEFAULT_THRESHOLDS, minLevel: 0 };
   const evs = lines.map((l) => alertEvent(l, rules, 0));
   t.ok(evs.every((r) => 'event' in r), 'every line is an alert');
