@@ -224,3 +224,37 @@ t.test('a huge alerts.json at the first start: the tap starts at its end', async
   t.match(st.alerts, { too_long: 1, published: 3 });
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
+
+t.test('NATS away and the spool full: alerts wait in alerts.json, none lost', async (t) => {
+  const port = await freePort();
+  const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-full-'));
+  writeOssecConf(home, `    <server_url>nats://127.0.0.1:${port}</server_url>\n    <jetstream>yes</jetstream>\n    <create_stream>yes</create_stream>\n`
+    + '    <reconnect_delay>1</reconnect_delay>\n    <keepalive_events>no</keepalive_events>\n    <spool_max_size>1MB</spool_max_size>\n');
+  const sim = new SimManager({ binDir: BIN, home });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await waitFor(() => tap.logs.some((l) => l.msg === 'following Wazuh\'s alerts'), 5000, 'the follower');
+  // ~2,000 alerts of ~2.5 KiB spooled each: five times what a 1 MB spool holds.
+  const w = await sim.writeAlerts(2000, 10, 0, 20_000);
+  await waitFor(() => tap.logs.some((l) => l.msg === 'spool full: alerts wait in alerts.json until it has room'), 10_000, 'the spool full');
+
+  const nats = await startNatsServer({ port, jetstream: true });
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  let alerts: Record<string, any>[] = [];
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    alerts = (await readStream(nc, 'WAZUH').catch(() => [])).filter((e: any) => e.event_type === 'alert');
+    if (alerts.length >= 2000) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const seqs = new Set(alerts.map(seqOf));
+  t.equal(seqs.size, 2000, 'every alert reached the stream');
+  t.equal(alerts.length, 2000, 'once each');
+  t.ok([...seqs].every((s) => s >= w.first && s <= w.last));
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});

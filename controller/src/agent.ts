@@ -81,10 +81,11 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const d = opts.delivery ?? {};
   const spoolDir = d.spoolDir ?? join(opts.home, 'var/nats-tap');
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
+  const spoolMaxBytes = d.spoolMaxBytes ?? 512 * 1024 * 1024;
   const publisher = new ReliablePublisher({
     servers: opts.natsUrls, prefix, node, log,
     spoolDir,
-    spoolMaxBytes: d.spoolMaxBytes ?? 512 * 1024 * 1024,
+    spoolMaxBytes,
     jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
     connectOptions: d.security ? connectOptions(d.security) : undefined,
@@ -217,7 +218,18 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const alertSink = new AlertSink(
     () => ({ managerNode: node, thresholds: alertOpts.thresholds, minLevel: alertOpts.minLevel }),
     (evs) => {
+      // The spool refused alerts (full of undelivered events, no keepalive left to drop): the
+      // follower reads them again from alerts.json later, so they are not lost. Until the spool
+      // drained below 90 %, do not offer them again: each refusal counts as shed.
+      if (alertsBlocked) {
+        if (publisher.stats().spoolBytes > spoolMaxBytes * 0.9) return evs.map(() => false);
+        alertsBlocked = false;
+      }
       const ok = publisher.publishAlerts(evs);
+      if (ok.includes(false)) {
+        alertsBlocked = true;
+        log.warn('spool full: alerts wait in alerts.json until it has room');
+      }
       for (const r of ok) if (r) eventsByType.alert = (eventsByType.alert ?? 0) + 1;
       return ok;
     },
@@ -228,6 +240,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       }
     },
   );
+  let alertsBlocked = false;
   let follower: AlertsFollower | null = null;
   const followAlerts = (on: boolean) => {
     if (on && !follower) {
