@@ -1,7 +1,7 @@
 // The alerts.json follower on real files: inotify, partial lines, rotation (analysisd's hard
 // link), truncation, long lines, a file that does not exist yet, start at the end or the
 // beginning, and the saved position across restarts.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { appendFileSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ interface Rig {
   follower: AlertsFollower;
 }
 
-function rig(t: Tap.Test, o: Partial<FollowerOptions> = {}, dir?: string): Rig {
+function rig(t: Test, o: Partial<FollowerOptions> = {}, dir?: string): Rig {
   const home = dir ?? mkdtempSync(join(tmpdir(), 'wnt-follow-'));
   const alerts = join(home, 'logs/alerts');
   const got: string[] = [];
