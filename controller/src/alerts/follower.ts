@@ -142,7 +142,8 @@ export class AlertsFollower {
 
   /** Read what is new. Re-entrant calls (an inotify event during a turn) run one more turn. */
   kick(): void {
-    if (this.closed || this.recovering) return;
+    // While a refusal's pause runs, appends wait too: the spool has no room for them either.
+    if (this.closed || this.recovering || this.retry) return;
     if (this.running) {
       this.again = true;
       return;
