@@ -1,6 +1,6 @@
 // alerts.json line → alert event (SPEC §4), the line splitter and the sink: pure, no file.
 import t from 'tap';
-import { alertEvent, parseAlertTimestamp, severityOf, DEFAULT_THRESHOLDS } from '../controller/src/alerts/alert-event.js';
+import { alertEvent, jsonDepth, parseAlertTimestamp, severityOf, DEFAULT_THRESHOLDS, MAX_ALERT_DEPTH } from '../controller/src/alerts/alert-event.js';
 import { LineSplitter } from '../controller/src/alerts/line-splitter.js';
 import { AlertSink } from '../controller/src/alerts/alert-sink.js';
 import { alertSubject } from '../controller/src/publish/subjects.js';
@@ -62,6 +62,13 @@ t.test('hostile shapes are skipped or neutralised, never thrown', async (t) => {
   t.match(weird.event, { level: null, severity: 'low', rule_id: null, groups: ['a', 'b'], description: null, agent_id: null, source_ip: null, user: '5' });
   t.equal(alertSubject('wazuh', weird.event.severity), 'wazuh.security.alerts.low');
   t.throws(() => alertSubject('wazuh', 'x.>' as never), /refusing severity/);
+  // Nesting JSON.parse reads but JSON.stringify (publishing) cannot: refused before parsing.
+  const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
+  t.same(alertEvent(deep, rules, NOW), { skip: 'too_deep' });
+  const ok = `${'{"a":'.repeat(MAX_ALERT_DEPTH)}1${'}'.repeat(MAX_ALERT_DEPTH)}`;
+  const r = alertEvent(ok, rules, NOW);
+  t.ok('event' in r && JSON.stringify(r.event).length > 0, 'the deepest allowed alert publishes');
+  t.equal(jsonDepth('{"x":"[[[{{{\\"]]]","y":[1,[2]]}'), 3, 'brackets inside strings (and escaped quotes) do not count');
 });
 
 t.test('severity thresholds and alerts_min_level', async (t) => {
@@ -118,9 +125,20 @@ t.test('sink: counts skips, stops at the first event the spool refuses', async (
     return true;
   }));
   t.equal(sink.take(lines), 5, 'every line taken');
-  t.same(sink.counters, { published: 2, invalid_json: 1, not_an_object: 1, below_min_level: 1 });
+  t.same(sink.counters, { published: 2, invalid_json: 1, not_an_object: 1, too_deep: 0, below_min_level: 1, unpublishable: 0 });
   room = 1;
   const again = new AlertSink(() => rules, (evs) => evs.map(() => room-- > 0));
   t.equal(again.take(lines), 2, 'the spool took one alert: the next alert\'s line is the first to read again');
-  t.same(again.counters, { published: 1, invalid_json: 1, not_an_object: 0, below_min_level: 0 }, 'skips after the refusal are not counted yet');
+  t.same(again.counters, { published: 1, invalid_json: 1, not_an_object: 0, too_deep: 0, below_min_level: 0, unpublishable: 0 }, 'skips after the refusal are not counted yet');
+
+  // A publisher that throws on one event: that one is skipped and counted, the others spooled.
+  const kept: number[] = [];
+  const throwing = new AlertSink(() => rules, (evs) => evs.map((e) => {
+    if (evs.some((x) => x.alert.id === alertObject({ n: 3 }).id)) throw new Error('boom');
+    kept.push(Number(e.alert.rule && (e.alert as any).rule.firedtimes));
+    return true;
+  }));
+  t.equal(throwing.take(lines), 5, 'every line taken');
+  t.same(kept, [1, 2], 'the other alerts spooled');
+  t.equal(throwing.counters.unpublishable, 1);
 });

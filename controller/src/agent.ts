@@ -234,7 +234,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       return ok;
     },
     (why, line) => {
-      const n = alertSink.counters.invalid_json + alertSink.counters.not_an_object;
+      const n = alertSink.counters.invalid_json + alertSink.counters.not_an_object + alertSink.counters.too_deep;
       if (why !== 'below_min_level' && (n <= 10 || n % 1000 === 0)) {
         log.warn({ why, end: line.end, skipped: n, line: line.text.slice(0, 200) }, 'alerts.json: a line that is not an alert was skipped');
       }
@@ -296,7 +296,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       agents: () => state.countsByStatus(),
       alerts: () => {
         const a = alertStatus();
-        return { published: a.published, invalid_json: a.invalid_json, not_an_object: a.not_an_object,
+        return { published: a.published, invalid_json: a.invalid_json, not_an_object: a.not_an_object, too_deep: a.too_deep, unpublishable: a.unpublishable,
           below_min_level: a.below_min_level, too_long: a.too_long ?? 0, truncations: a.truncations ?? 0,
           rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0 };
       },

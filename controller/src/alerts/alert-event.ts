@@ -40,7 +40,35 @@ export interface AlertRules {
 }
 
 /** Why a line gave no event: counted by the caller, never thrown. */
-export type AlertSkip = 'invalid_json' | 'not_an_object' | 'below_min_level';
+export type AlertSkip = 'invalid_json' | 'not_an_object' | 'too_deep' | 'below_min_level';
+
+/**
+ * Nesting allowed in an alert. Wazuh's are about 5 deep; JSON.parse reads any depth, but
+ * JSON.stringify (publishing) recurses and throws past a few thousand, so a hostile line is
+ * refused before it is parsed.
+ */
+export const MAX_ALERT_DEPTH = 64;
+
+/** Deepest nesting of objects and arrays in a JSON text (strings skipped), without recursion. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return max;
+}
 
 export type AlertResult = { event: AlertEvent } | { skip: AlertSkip };
 
@@ -91,6 +119,7 @@ export function parseAlertTimestamp(v: unknown): number | null {
  * alert carries no usable timestamp.
  */
 export function alertEvent(line: string, rules: AlertRules, nowMs: number): AlertResult {
+  if (jsonDepth(line) > MAX_ALERT_DEPTH) return { skip: 'too_deep' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(line);

@@ -9,11 +9,14 @@ export interface AlertCounters {
   published: number;
   invalid_json: number;
   not_an_object: number;
+  too_deep: number;
   below_min_level: number;
+  /** Events the publisher threw on (never expected): skipped, so one cannot stall the file. */
+  unpublishable: number;
 }
 
 export class AlertSink {
-  readonly counters: AlertCounters = { published: 0, invalid_json: 0, not_an_object: 0, below_min_level: 0 };
+  readonly counters: AlertCounters = { published: 0, invalid_json: 0, not_an_object: 0, too_deep: 0, below_min_level: 0, unpublishable: 0 };
 
   /**
    * @param rules read at every call, so a reload (SIGHUP) applies to the next line
@@ -41,7 +44,7 @@ export class AlertSink {
         skipped.push([r.skip, i]);
       }
     }
-    const ok = events.length ? this.publish(events) : [];
+    const ok = events.length ? this.spool(events) : [];
     const refused = ok.indexOf(false);
     // Lines from the first refused event on are read again later; count only what is taken now.
     const taken = refused === -1 ? lines.length : lineOf[refused];
@@ -52,5 +55,25 @@ export class AlertSink {
       this.onSkip?.(why, lines[i]);
     }
     return taken;
+  }
+
+  /**
+   * Spool a batch. Should the publisher throw (a bug, never expected), the batch is tried again
+   * one event at a time and the events it throws on are skipped and counted: one alert must not
+   * stall the file forever.
+   */
+  private spool(events: AlertEvent[]): boolean[] {
+    try {
+      return this.publish(events);
+    } catch {
+      return events.map((ev) => {
+        try {
+          return this.publish([ev])[0];
+        } catch {
+          this.counters.unpublishable++;
+          return true;
+        }
+      });
+    }
   }
 }
