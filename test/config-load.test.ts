@@ -64,6 +64,7 @@ t.test('defaults: an empty <nats> takes every default of SPEC §6, enabled no', 
   t.equal(c.alerts, true);
   t.equal(c.alertsMinLevel, 0);
   t.same(c.alertThresholds, { medium: 7, high: 10, critical: 13 });
+  t.equal(c.alertsFromBeginning, false);
   t.same(c.metrics, { host: '127.0.0.1', port: 9464 });
   t.same(c.hooks, ['sendto']);
   for (const k of ['credentialsFile', 'nkeySeedFile', 'tokenFile', 'user', 'passwordFile', 'tlsCert', 'tlsKey', 'tlsCa', 'encryptionKey'] as const) {
@@ -113,13 +114,14 @@ t.test('several <ossec_config> roots, comments, a declaration, several <nats>: l
 t.test('values: sizes, times, metrics, levels, hooks, booleans', async (t) => {
   const c = load(nats(`<spool_max_size>1048576</spool_max_size><reconnect_delay>30s</reconnect_delay>
     <metrics>[::1]:9100</metrics><alerts_min_level>5</alerts_min_level><alert_thresholds>5,8,12</alert_thresholds>
-    <hooks>sendto,writev,sendto</hooks><keepalive_events>no</keepalive_events><jetstream>yes</jetstream>
+    <alerts_from_beginning>yes</alerts_from_beginning><hooks>sendto,writev,sendto</hooks><keepalive_events>no</keepalive_events><jetstream>yes</jetstream>
     <stream>WAZUH_EVENTS</stream><create_stream>yes</create_stream><spool_dir>/tmp/spool-x</spool_dir>`));
   t.equal(c.spoolMaxSize, 1048576);
   t.equal(c.reconnectDelaySec, 30);
   t.same(c.metrics, { host: '::1', port: 9100 });
   t.equal(c.alertsMinLevel, 5);
   t.same(c.alertThresholds, { medium: 5, high: 8, critical: 12 });
+  t.equal(c.alertsFromBeginning, true);
   t.same(c.hooks, ['sendto', 'writev']);
   t.equal(c.keepaliveEvents, false);
   t.equal(c.jetstream, true);

@@ -22,6 +22,9 @@ import { ControlServer } from './control/server.js';
 import { describeTargets } from './capture/targets.js';
 import { metricsRegistry, serveMetrics } from './metrics.js';
 import type { EffectiveConfig } from './config/ossec-conf.js';
+import { AlertsFollower } from './alerts/follower.js';
+import { AlertSink } from './alerts/alert-sink.js';
+import { DEFAULT_THRESHOLDS, type AlertThresholds } from './alerts/alert-event.js';
 
 export interface AgentOptions {
   home: string;
@@ -36,6 +39,8 @@ export interface AgentOptions {
   metrics?: { host: string; port: number } | null;
   /** Publish keepalive events (`keepalive_events`). */
   keepaliveEvents?: boolean;
+  /** Wazuh's alerts from `<home>/logs/alerts/alerts.json` (`alerts`, `alerts_min_level`, …). */
+  alerts?: AlertOptions;
   /** Read the configuration again (SIGHUP). */
   reload?: () => EffectiveConfig;
   /** Delivery (SPEC §5): the disk spool and JetStream. */
@@ -60,6 +65,15 @@ export interface AgentOptions {
   log: Logger;
 }
 
+export interface AlertOptions {
+  enabled: boolean;
+  minLevel: number;
+  thresholds: AlertThresholds;
+  fromBeginning: boolean;
+  /** Default `<home>/logs/alerts/alerts.json`. */
+  file?: string;
+}
+
 export async function runAgent(opts: AgentOptions): Promise<number> {
   const { log } = opts;
   const prefix = validatePrefix(opts.prefix);
@@ -73,10 +87,11 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const certProblem = d.security ? () => clientCertificateProblem(d.security!) : () => null;
   const problem = certProblem();
   if (problem) log.error(problem);
+  const spoolMaxBytes = d.spoolMaxBytes ?? 512 * 1024 * 1024;
   const publisher = new ReliablePublisher({
     servers: opts.natsUrls, prefix, node, log,
     spoolDir,
-    spoolMaxBytes: d.spoolMaxBytes ?? 512 * 1024 * 1024,
+    spoolMaxBytes,
     jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
     maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
     connectOptions: d.security ? connectOptions(d.security) : undefined,
@@ -97,7 +112,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const published = journal.open();
   for (const [id, p] of published) state.setKnown({ id, status: p.status, status_code: p.status_code });
 
-  const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0 };
+  const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0, alert: 0 };
   let keepaliveEvents = opts.keepaliveEvents ?? true;
   const publish = (ev: Parameters<ReliablePublisher['publishAgentEvent']>[0]) => {
     if (ev.event_type === 'keepalive' && !keepaliveEvents) return;
@@ -193,6 +208,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },
       spool: { records: delivery.spoolRecords, bytes: delivery.spoolBytes },
       agents: state.countsByStatus(),
+      alerts: alertStatus(),
       node, home: opts.home, prefix, uptime_s: Math.round((Date.now() - startedAt) / 1000),
     };
   };
@@ -201,6 +217,57 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   publisher.publishLifecycle('started', { home: opts.home });
   if (opts.attach) attach();
   else log.info('started detached (--no-attach)');
+
+  // Wazuh's alerts: followed in alerts.json (not captured: a write tracepoint would cost every
+  // write on the machine). The position is saved beside the spool, behind what the spool holds.
+  let alertOpts: AlertOptions = opts.alerts ?? { enabled: true, minLevel: 0, thresholds: DEFAULT_THRESHOLDS, fromBeginning: false };
+  const alertsFile = alertOpts.file ?? join(opts.home, 'logs/alerts/alerts.json');
+  const alertSink = new AlertSink(
+    () => ({ managerNode: node, thresholds: alertOpts.thresholds, minLevel: alertOpts.minLevel }),
+    (evs) => {
+      // The spool refused alerts (full of undelivered events, no keepalive left to drop): the
+      // follower reads them again from alerts.json later, so they are not lost. Until the spool
+      // drained below 90 %, do not offer them again: each refusal counts as shed.
+      if (alertsBlocked) {
+        if (publisher.stats().spoolBytes > spoolMaxBytes * 0.9) return evs.map(() => false);
+        alertsBlocked = false;
+      }
+      const ok = publisher.publishAlerts(evs);
+      if (ok.includes(false)) {
+        alertsBlocked = true;
+        log.warn('spool full: alerts wait in alerts.json until it has room');
+      }
+      for (const r of ok) if (r) eventsByType.alert = (eventsByType.alert ?? 0) + 1;
+      return ok;
+    },
+    (why, line) => {
+      const n = alertSink.counters.invalid_json + alertSink.counters.not_an_object + alertSink.counters.too_deep;
+      if (why !== 'below_min_level' && (n <= 10 || n % 1000 === 0)) {
+        log.warn({ why, end: line.end, skipped: n, line: line.text.slice(0, 200) }, 'alerts.json: a line that is not an alert was skipped');
+      }
+    },
+  );
+  let alertsBlocked = false;
+  let follower: AlertsFollower | null = null;
+  const followAlerts = (on: boolean) => {
+    if (on && !follower) {
+      follower = new AlertsFollower({
+        file: alertsFile, positionFile: join(spoolDir, 'alerts.position'), fromBeginning: alertOpts.fromBeginning,
+        sink: (lines) => alertSink.take(lines), log,
+      });
+      follower.start();
+      log.info({ file: alertsFile, min_level: alertOpts.minLevel }, 'following Wazuh\'s alerts');
+    } else if (!on && follower) {
+      follower.close();
+      follower = null;
+      log.info('alerts: no longer followed (<alerts>no</alerts>)');
+    }
+  };
+  followAlerts(alertOpts.enabled);
+  const alertStatus = () => ({
+    enabled: follower !== null, file: alertsFile, ...alertSink.counters,
+    ...((follower as AlertsFollower | null)?.stats() ?? {}),
+  });
 
   const control = opts.controlSocket
     ? new ControlServer({
@@ -234,6 +301,12 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       natsConnected: () => publisher.connected,
       attached: () => capture.attached,
       agents: () => state.countsByStatus(),
+      alerts: () => {
+        const a = alertStatus();
+        return { published: a.published, invalid_json: a.invalid_json, not_an_object: a.not_an_object, too_deep: a.too_deep, unpublishable: a.unpublishable,
+          below_min_level: a.below_min_level, too_long: a.too_long ?? 0, truncations: a.truncations ?? 0,
+          rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0 };
+      },
     }), opts.metrics).catch((e: Error) => {
       log.error({ err: e.message, address: opts.metrics }, 'metrics endpoint unavailable');
       return null;
@@ -248,6 +321,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     try {
       const cfg = opts.reload();
       keepaliveEvents = cfg.keepaliveEvents;
+      alertOpts = { ...alertOpts, enabled: cfg.alerts, minLevel: cfg.alertsMinLevel, thresholds: cfg.alertThresholds };
+      followAlerts(cfg.alerts);
       const restart = [
         cfg.serverUrls.join(',') !== opts.natsUrls.join(',') && 'server_url',
         cfg.subjectPrefix !== prefix && 'subject_prefix',
@@ -255,7 +330,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         cfg.hooks.join(',') !== capture.attachedHooks().join(',') && capture.attached && 'hooks',
         (cfg.keepaliveBatch !== (d.keepaliveBatch ?? 0) || cfg.keepaliveBatchIntervalSec !== (d.keepaliveBatchIntervalSec ?? 1)) && 'keepalive_batch',
       ].filter(Boolean);
-      log.info({ keepalive_events: keepaliveEvents, needs_restart: restart }, 'configuration reloaded');
+      log.info({ keepalive_events: keepaliveEvents, alerts: cfg.alerts, alerts_min_level: cfg.alertsMinLevel, needs_restart: restart },
+        'configuration reloaded');
     } catch (e) {
       log.error({ err: (e as Error).message }, 'configuration reload failed: keeping the running configuration');
     }
@@ -269,6 +345,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   process.off('SIGHUP', onHup);
   log.info({ signal }, 'stopping');
   clearInterval(lossCheck);
+  followAlerts(false); // its position is saved behind what is in the spool
   await control?.close();
   metrics?.close();
   keys.close();

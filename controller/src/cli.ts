@@ -88,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
           home: cfg.home, natsUrls: cfg.serverUrls, prefix: cfg.subjectPrefix, node: cfg.managerNode,
           attach: a.attach, hooks: cfg.hooks as Hook[], controlSocket: a.controlSocket, metrics: cfg.metrics,
           keepaliveEvents: cfg.keepaliveEvents, reload: load, log,
+          alerts: { enabled: cfg.alerts, minLevel: cfg.alertsMinLevel, thresholds: cfg.alertThresholds, fromBeginning: cfg.alertsFromBeginning },
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
             createStream: cfg.createStream, agentsKv: cfg.agentsKv, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,

@@ -11,6 +11,8 @@ export interface MetricsSources {
   natsConnected(): boolean;
   attached(): boolean;
   agents(): Record<string, number>;
+  /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations. */
+  alerts?(): Record<string, number>;
 }
 
 /** Counters taken as they are at scrape time. */
@@ -48,6 +50,11 @@ export function metricsRegistry(src: MetricsSources): Registry {
     collect() { this.set(src.attached() ? 1 : 0); } });
   new Gauge({ name: 'wazuh_nats_tap_agents', help: 'Agents by connection status', labelNames: ['status'], registers: [reg],
     collect() { this.reset(); for (const [k, v] of Object.entries(src.agents())) this.set({ status: k }, v); } });
+  if (src.alerts) {
+    const alerts = src.alerts;
+    snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed',
+      ['outcome'], (c) => { for (const [k, v] of Object.entries(alerts())) c.inc({ outcome: k }, v); });
+  }
   return reg;
 }
 

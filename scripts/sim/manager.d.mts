@@ -86,6 +86,14 @@ export declare class SimManager {
   recv(): Promise<string>;
   restartRemoted(opts?: { reset?: boolean }): Promise<void>;
   spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg' }): Promise<SimClient>;
+  /** `<home>/logs/alerts/alerts.json`. */
+  readonly alertsFile: string;
+  /** analysisd writes alerts through buffered stdio; the sequence numbers (in `data.srcport`) written. */
+  writeAlerts(count: number, level: number, intervalUs?: number, ms?: number): Promise<{ first: number; last: number }>;
+  /** Bytes written into the alerts file as they are. */
+  writeAlertBytes(bytes: Buffer | string): Promise<void>;
+  /** A new day: the next day's file, alerts.json linked to it; resolves with its path. */
+  rotateAlerts(): Promise<string>;
   pids(): Record<string, number>;
   stop(): Promise<void>;
 }

@@ -473,6 +473,43 @@ export class SimManager {
     return c;
   }
 
+  /** analysisd's alerts file, as Filebeat and the tap follow it. */
+  get alertsFile() {
+    return path.join(this.home, 'logs/alerts/alerts.json');
+  }
+
+  #analysisd() {
+    if (!this.analysisd) throw new Error('SimManager not started');
+    return this.analysisd;
+  }
+
+  /**
+   * analysisd writes `count` real-shaped alerts of rule level `level`, `intervalUs` apart, through
+   * its small stdio buffer (writes cut lines anywhere); flushed at the end. Each alert carries its
+   * sequence number in `data.srcport` (and `rule.firedtimes`).
+   * @param {number} count @param {number} level @param {number} [intervalUs] @param {number} [ms] reply timeout
+   * @returns {Promise<{ first: number, last: number }>} the sequence numbers written
+   */
+  async writeAlerts(count, level, intervalUs = 0, ms = TIMEOUT_MS) {
+    for (const [k, v, max] of /** @type {const} */ ([['count', count, 1e7], ['level', level, 15], ['intervalUs', intervalUs, 1e6]])) {
+      if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new TypeError(`${k} must be an integer from 0 to ${max}`);
+    }
+    const r = await this.#analysisd().command(`alerts ${count} ${level} ${intervalUs}`, ms);
+    const m = /^(\d+)-(\d+)$/.exec(r);
+    if (!m) throw new Error(`analysisd: unexpected reply '${r}'`);
+    return { first: Number(m[1]), last: Number(m[2]) };
+  }
+
+  /** analysisd writes these bytes into the alerts file as they are (a broken line, a huge one). @param {Buffer | string} bytes */
+  async writeAlertBytes(bytes) {
+    await this.#analysisd().command(`raw ${Buffer.from(bytes).toString('hex')}`);
+  }
+
+  /** A new day: analysisd closes the day's file, opens the next and links alerts.json to it. @returns {Promise<string>} the new day's file */
+  async rotateAlerts() {
+    return path.join(this.home, await this.#analysisd().command('rotate'));
+  }
+
   /** @returns {Record<string, number>} name → pid of the running processes */
   pids() {
     /** @type {Record<string, number>} */

@@ -846,16 +846,145 @@ static _Noreturn void run_db(void) {
     }
 }
 
-static _Noreturn void run_analysisd(void) {
-    mkdir_p("queue/sockets");
-    start_signal_thread(QUEUE_PATH);
-    int fd = bind_unix(SOCK_DGRAM, QUEUE_PATH);
-    printf("ready\n");
-    fflush(stdout);
+/* wazuh-analysisd: the datagram socket remoted sends events to (ignored), and the alerts it
+ * writes, as the real one does (WAZUH-PROTOCOL §7): one JSON object per line appended through
+ * buffered stdio to the day's file logs/alerts/<year>/<Mon>/ossec-alerts-<dd>.json, with
+ * logs/alerts/alerts.json a hard link to it; at a new day the file is closed, the next day's is
+ * opened and alerts.json linked to it again. The stdio buffer is small and flushed only when full
+ * or at the end of a command, so a write() ends anywhere in a line.
+ *
+ * Commands on stdin, one reply line each (`ok <n> <first>-<last>` or `err <n> <why>`):
+ *   alerts <count> <level> <interval_us>   count alerts of that level, interval_us apart
+ *   raw <hex>                              these bytes as they are (a broken or long line)
+ *   rotate                                 the next day: close, open the new day's file, relink
+ *   flush                                  fflush the stdio buffer
+ */
+static int hexval(int c);
+static FILE *g_alerts;
+static char g_alerts_day[256];
+static int g_day;
+static unsigned long g_alert_seq;
+static long g_alert_offset;
+static const char *MONTHS[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+static void *analysisd_queue(void *arg) {
+    int fd = (int)(intptr_t)arg;
     char buf[65536];
     for (;;) {
         if (recv(fd, buf, sizeof buf, 0) < 0 && errno != EINTR) die("recv: %s", strerror(errno));
     }
+    return NULL;
+}
+
+static int alerts_open_day(void) {
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char dir[128];
+    snprintf(dir, sizeof dir, "logs/alerts/%d/%s", tm.tm_year + 1900, MONTHS[tm.tm_mon]);
+    mkdir_p(dir);
+    snprintf(g_alerts_day, sizeof g_alerts_day, "%s/ossec-alerts-%02d.json", dir, g_day);
+    if (g_alerts) fclose(g_alerts);
+    g_alerts = fopen(g_alerts_day, "a");
+    if (!g_alerts) return -1;
+    /* A small buffer, flushed when full: writes cut lines anywhere, as analysisd's do. */
+    setvbuf(g_alerts, NULL, _IOFBF, 4096);
+    g_alert_offset = ftell(g_alerts);
+    unlink("logs/alerts/alerts.json");
+    return link(g_alerts_day, "logs/alerts/alerts.json");
+}
+
+static void alert_write(int level) {
+    unsigned long n = ++g_alert_seq;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char when[64], zone[8], logtime[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(zone, sizeof zone, "%z", &tm);
+    strftime(logtime, sizeof logtime, "%b %d %H:%M:%S", &tm);
+    int agent = (int)(n % 3) + 1;
+    int len = fprintf(g_alerts,
+        "{\"timestamp\":\"%s.%03ld%s\",\"rule\":{\"level\":%d,\"description\":\"sshd: authentication success.\","
+        "\"id\":\"5715\",\"firedtimes\":%lu,\"mail\":false,\"groups\":[\"syslog\",\"sshd\",\"authentication_success\"],"
+        "\"pci_dss\":[\"10.2.5\"],\"gdpr\":[\"IV_32.2\"],\"mitre\":{\"id\":[\"T1078\"],\"tactic\":[\"Defense Evasion\"]}},"
+        "\"agent\":{\"id\":\"%03d\",\"name\":\"agent%d\",\"ip\":\"10.0.0.%d\"},\"manager\":{\"name\":\"node01\"},"
+        "\"id\":\"%ld.%ld\",\"full_log\":\"%s agent%d sshd[%lu]: Accepted password for admin from 192.168.1.50 port %lu ssh2\","
+        "\"predecoder\":{\"program_name\":\"sshd\",\"timestamp\":\"%s\",\"hostname\":\"agent%d\"},"
+        "\"decoder\":{\"parent\":\"sshd\",\"name\":\"sshd\"},\"data\":{\"srcip\":\"192.168.1.50\",\"srcport\":\"%lu\",\"dstuser\":\"admin\"},"
+        "\"location\":\"/var/log/auth.log\"}\n",
+        when, ts.tv_nsec / 1000000, zone, level, n, agent, agent, agent, (long)ts.tv_sec, g_alert_offset,
+        logtime, agent, n, n, logtime, agent, n);
+    if (len > 0) g_alert_offset += len;
+}
+
+static _Noreturn void run_analysisd(void) {
+    mkdir_p("queue/sockets");
+    mkdir_p("logs/alerts");
+    start_signal_thread(QUEUE_PATH);
+    int fd = bind_unix(SOCK_DGRAM, QUEUE_PATH);
+    pthread_t t;
+    if (pthread_create(&t, NULL, analysisd_queue, (void *)(intptr_t)fd) != 0) die("pthread_create: %s", strerror(errno));
+    pthread_detach(t);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    g_day = tm.tm_mday;
+    if (alerts_open_day() < 0) die("cannot open %s: %s", g_alerts_day, strerror(errno));
+    printf("ready\n");
+    fflush(stdout);
+
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t ll;
+    unsigned long n = 0;
+    while ((ll = getline(&line, &lcap, stdin)) >= 0) {
+        while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) line[--ll] = 0;
+        n++;
+        char verb[16] = "";
+        long count = 0, level = 0, interval = 0;
+        int fields = sscanf(line, "%15s %ld %ld %ld", verb, &count, &level, &interval);
+        if (!strcmp(verb, "alerts")) {
+            if (fields != 4 || count < 0 || count > 10000000 || level < 0 || level > 15 || interval < 0 || interval > 1000000) {
+                printf("err %lu usage: alerts <count> <level 0-15> <interval_us>\n", n);
+            } else {
+                unsigned long first = g_alert_seq + 1;
+                for (long i = 0; i < count; i++) {
+                    alert_write((int)level);
+                    if (interval) usleep((useconds_t)interval);
+                }
+                fflush(g_alerts);
+                printf("ok %lu %lu-%lu\n", n, first, g_alert_seq);
+            }
+        } else if (!strcmp(verb, "raw")) {
+            const char *h = line + 3 + strspn(line + 3, " ");
+            size_t hl = strlen(h);
+            int bad = hl % 2 != 0;
+            for (size_t i = 0; !bad && i < hl; i += 2) {
+                int a = hexval(h[i]), b = hexval(h[i + 1]);
+                if (a < 0 || b < 0) bad = 1;
+                else fputc(a * 16 + b, g_alerts);
+            }
+            if (!bad) g_alert_offset += (long)(hl / 2);
+            fflush(g_alerts);
+            if (bad) printf("err %lu bad hex\n", n);
+            else printf("ok %lu\n", n);
+        } else if (!strcmp(verb, "rotate")) {
+            g_day = g_day % 28 + 1;
+            if (alerts_open_day() < 0) printf("err %lu rotate: %s\n", n, strerror(errno));
+            else printf("ok %lu %s\n", n, g_alerts_day);
+        } else if (!strcmp(verb, "flush")) {
+            fflush(g_alerts);
+            printf("ok %lu\n", n);
+        } else {
+            printf("err %lu unknown command\n", n);
+        }
+        fflush(stdout);
+    }
+    /* The harness went away: end like the daemon would, with what is buffered written. */
+    fflush(g_alerts);
+    exit(0);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -45,6 +45,8 @@ export interface NatsSettings {
   alertsMinLevel: number;
   /** Lowest level of each severity above `low`. */
   alertThresholds: { medium: number; high: number; critical: number };
+  /** With no saved position, read the existing alerts.json from its start. */
+  alertsFromBeginning: boolean;
   /** null: metrics disabled (`no`). */
   metrics: { host: string; port: number } | null;
   hooks: HookName[];

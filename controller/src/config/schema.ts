@@ -25,7 +25,7 @@ export type SettingKey =
   | 'enabled' | 'serverUrls' | 'credentialsFile' | 'nkeySeedFile' | 'tokenFile' | 'user' | 'passwordFile'
   | 'subjectPrefix' | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'maxReconnects' | 'reconnectDelaySec'
   | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'agentsKv' | 'spoolDir'
-  | 'spoolMaxSize' | 'keepaliveEvents' | 'keepaliveBatch' | 'keepaliveBatchIntervalSec' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'metrics' | 'hooks';
+  | 'spoolMaxSize' | 'keepaliveEvents' | 'keepaliveBatch' | 'keepaliveBatchIntervalSec' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'alertsFromBeginning' | 'metrics' | 'hooks';
 
 export interface ConfigElement {
   /** The element's name in `<nats>`. */
@@ -95,11 +95,13 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
   { element: 'keepalive_batch_interval', key: 'keepaliveBatchIntervalSec', type: 'time', default: '1', secret: false,
     description: 'With `keepalive_batch`: the longest a keepalive waits for its batch to fill (seconds, or with `s`, `m`).' },
   { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false,
-    description: '`yes`: publish alerts.' },
+    description: '`yes`: publish Wazuh\'s alerts, read from `<home>/logs/alerts/alerts.json` (written by wazuh-analysisd).' },
   { element: 'alerts_min_level', key: 'alertsMinLevel', type: 'level', default: '0', secret: false,
     description: 'Publish only alerts of this rule level or above (0–15).' },
   { element: 'alert_thresholds', key: 'alertThresholds', type: 'levels', default: '7,10,13', secret: false,
     description: 'Lowest rule levels of the severities `medium`, `high`, `critical` (ascending, 1–15); below the first is `low`.' },
+  { element: 'alerts_from_beginning', key: 'alertsFromBeginning', type: 'boolean', default: 'no', secret: false,
+    description: 'When no read position is saved yet (the first start): `yes` publishes the alerts already in alerts.json, `no` only those written from now on. After that the tap resumes where it stopped.' },
   { element: 'metrics', key: 'metrics', type: 'address', default: '127.0.0.1:9464', secret: false, flag: 'metrics',
     description: 'Prometheus endpoint `host:port` (`[v6]:port` for IPv6), or `no`.' },
   { element: 'hooks', key: 'hooks', type: 'hooks', default: 'sendto', secret: false, flag: 'hooks',

@@ -7,8 +7,9 @@ import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryMessage, type DeliveryStats, type StreamOptions } from './delivery.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
-import { agentSubject, keepaliveBatchSubject, tapSubject } from './subjects.js';
+import { agentSubject, alertSubject, keepaliveBatchSubject, tapSubject } from './subjects.js';
 import { DEFAULT_BATCH_BYTES, KeepaliveBatcher } from './keepalive-batch.js';
+import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
 
 /** The tap's own lifecycle, on `<prefix>.tap.<node>.events`. */
@@ -175,6 +176,21 @@ export class ReliablePublisher {
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(b.count) },
       body: b.body, kind: 'keepalive' as MessageKind, eventId: b.eventId,
     });
+  }
+
+  /**
+   * Spool alerts with one write; per alert, true when it is on disk (then its position in
+   * alerts.json may be saved). `Wazuh-Agent-Id` only when the alert's agent id is Wazuh's digits.
+   */
+  publishAlerts(evs: AlertEvent[]): boolean[] {
+    return this.delivery.enqueueMany(evs.map((ev) => {
+      const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'alert' };
+      if (ev.agent_id !== null && /^[0-9]{3,9}$/.test(ev.agent_id)) headers['Wazuh-Agent-Id'] = ev.agent_id;
+      return this.seal({
+        subject: alertSubject(this.opts.prefix, ev.severity),
+        headers, body: JSON.stringify(ev), kind: 'alert' as MessageKind, eventId: ev.event_id,
+      });
+    }));
   }
 
   private seal<M extends { subject: string; headers: Record<string, string>; body: string }>(m: M): M {

@@ -1,6 +1,7 @@
 // Subjects of SPEC §4. Every token is validated here, so nothing captured from
 // the wire can add, remove or wildcard a token of a subject.
 import type { AgentEvent } from '../types.js';
+import { SEVERITIES, type Severity } from '../alerts/alert-event.js';
 import { ConfigError } from '../errors.js';
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
@@ -32,4 +33,10 @@ export function keepaliveBatchSubject(prefix: string): string {
 
 export function tapSubject(prefix: string, node: string): string {
   return `${prefix}.tap.${nodeToken(node)}.events`;
+}
+
+/** `<prefix>.security.alerts.<severity>`: the severity is one of four fixed words, never text from the file. */
+export function alertSubject(prefix: string, severity: Severity): string {
+  if (!SEVERITIES.includes(severity)) throw new Error(`refusing severity '${String(severity)}' as a subject token`);
+  return `${prefix}.security.alerts.${severity}`;
 }

@@ -1,0 +1,63 @@
+// Where the alerts follower stopped: the file's identity (device, inode, a hash of its first
+// bytes) and the offset after the last line whose events are safely in the spool. Written with
+// tmp + rename, so a crash leaves the old position or the new one, never half of one.
+import { createHash } from 'node:crypto';
+import { readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+
+/** Bytes of the file's head whose hash tells a re-created file that reuses an inode apart. */
+export const HEAD_BYTES = 1024;
+
+export interface AlertsPosition {
+  dev: number;
+  ino: number;
+  offset: number;
+  /** Length of the head hashed (min(HEAD_BYTES, what was in the file when hashed)). */
+  headLen: number;
+  /** sha256 hex of those bytes ('' when headLen is 0). */
+  head: string;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** The saved position; null when there is none. A damaged file is reported through `onBad` and ignored. */
+export function readPosition(path: string, onBad: (why: string) => void): AlertsPosition | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onBad(`cannot read: ${(e as Error).message}`);
+    return null;
+  }
+  try {
+    const p = JSON.parse(text) as Record<string, unknown>;
+    if (isCount(p.dev) && isCount(p.ino) && isCount(p.offset) && isCount(p.headLen) && p.headLen <= HEAD_BYTES
+      && typeof p.head === 'string' && /^([0-9a-f]{64})?$/.test(p.head)) {
+      return { dev: p.dev, ino: p.ino, offset: p.offset, headLen: p.headLen, head: p.head };
+    }
+    onBad('not a position');
+  } catch {
+    onBad('not JSON');
+  }
+  return null;
+}
+
+export function writePosition(path: string, p: AlertsPosition): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(p)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** Hash of the first `len` bytes of an open file; null when it holds fewer. */
+export function headHash(fd: number, len: number): string | null {
+  if (len === 0) return '';
+  const b = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = readSync(fd, b, got, len - got, got);
+    if (n === 0) return null;
+    got += n;
+  }
+  return createHash('sha256').update(b).digest('hex');
+}
