@@ -225,3 +225,32 @@ t.test('ReliablePublisher: SPEC §4 messages through JetStream, Nats-Msg-Id = ev
   const kv2 = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.002' });
   t.match(kv2!.json(), { agent_id: '002', current_status: 'active' });
 });
+
+t.test('a message larger than the server\'s max_payload is dropped, counted and logged, and does not stop the spool behind it', async (t) => {
+  for (const mode of ['core', 'jetstream'] as const) {
+    const srv = await startNatsServer({ jetstream: mode === 'jetstream', extra: 'max_payload: 4096\n' });
+    t.teardown(() => srv.stop());
+    const logged: string[] = [];
+    const d = new Delivery({
+      servers: [srv.url], mode, spool: { dir: tmp(`spool-big-${mode}-`), maxBytes: 8 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,
+      log: pino({ level: 'error' }, { write: (s: string) => { logged.push(s); } }),
+      stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true },
+    });
+    t.teardown(() => d.close(500));
+    const nc = await connect({ servers: srv.url });
+    t.teardown(() => nc.close());
+    const got: string[] = [];
+    nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => got.push(m.json<{ event_id: string }>().event_id) });
+    await nc.flush();
+    d.start();
+    await waitFor(() => d.stats().connected && d.stats().streamReady, 10_000, 'connected');
+    const big = testEvent(1, 3);
+    big.body = JSON.stringify({ event_id: 'ev-1', agent_id: '001', n: 1, pad: 'x'.repeat(8000) });
+    d.enqueueMany([testEvent(0, 3), big, testEvent(2, 3), testEvent(4, 3)]); // agent 001 again after the big one: not blocked
+    await waitFor(() => got.length >= 3, 10_000, `${mode}: the others delivered`);
+    t.ok(await d.flush(5000), `${mode}: the spool drained`);
+    t.same(got.sort(), ['ev-0', 'ev-2', 'ev-4'], `${mode}: all but the oversized one`);
+    t.equal(d.stats().rejected, 1, `${mode}: counted as rejected`);
+    t.match(logged.join(''), /larger than the server's max_payload/, `${mode}: logged`);
+  }
+});

@@ -295,7 +295,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         const shed = Object.values(st.shed as Record<string, number>).reduce((a, b) => a + b, 0);
         return {
           published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
-          failed: st.failures, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
+          failed: st.failures, rejected: st.rejected, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
         };
       },
       natsConnected: () => publisher.connected,

@@ -96,6 +96,8 @@ export interface DeliveryStats {
   /** JetStream: acknowledged as duplicates (already stored). */
   duplicates: number;
   failures: number;
+  /** Messages larger than the server's max_payload: dropped, since no retry can deliver them. */
+  rejected: number;
   shed: Record<MessageKind, number>;
   spoolBytes: number;
   spoolRecords: number;
@@ -163,7 +165,7 @@ export class Delivery {
   private latMax = 0;
   private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
   private shedTimer: NodeJS.Timeout | null = null;
-  private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0 };
+  private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
 
   constructor(opts: DeliveryOptions) {
     this.o = opts;
@@ -386,6 +388,7 @@ export class Delivery {
       try {
         nc.publish(e.subject, e.body, { headers: this.hdrs(e) });
       } catch (err) {
+        if (this.rejectIfTooLarge(e, err)) continue;
         this.pending.unshift(e);
         this.c.failures++;
         this.log?.warn({ err: (err as Error).message }, 'publish failed');
@@ -469,6 +472,14 @@ export class Delivery {
     try {
       nc.publish(s.e.subject, s.e.body, { headers: h, reply: `${this.ackInbox}.${s.e.seq}` });
     } catch (err) {
+      if (this.rejectIfTooLarge(s.e, err)) {
+        this.inflight--;
+        this.c.published--;
+        this.slots.delete(s.e.seq);
+        this.busy.delete(s.key);
+        this.schedulePump();
+        return;
+      }
       this.jsFailed(s, s.gen, err as Error);
     }
   }
@@ -542,6 +553,21 @@ export class Delivery {
     this.schedulePump();
   }
 
+  /**
+   * A message larger than the server's max_payload can never be published: retrying it would
+   * stop the spool behind it for good. It is dropped from the spool, counted (`rejected`) and
+   * logged. The tap's own messages stay below NATS' default 1 MiB; a server configured lower
+   * than a message is the cause.
+   */
+  private rejectIfTooLarge(e: SpoolEntry, err: unknown): boolean {
+    if (!/max_payload/.test((err as Error)?.message ?? '')) return false;
+    this.c.rejected++;
+    this.log?.error({ subject: e.subject, event_id: e.eventId, bytes: e.body.length, max_payload: this.nc?.info?.max_payload },
+      'message larger than the server\'s max_payload: dropped (raise max_payload on the server)');
+    this.spool.ack(e.seq);
+    return true;
+  }
+
   private hdrs(e: SpoolEntry): MsgHdrs {
     const h = natsHeaders();
     for (const [k, v] of Object.entries(e.headers)) h.set(k, v);
@@ -577,7 +603,7 @@ export class Delivery {
     return {
       mode: this.o.mode, connected: this.up, spooled: sp.appended, published: this.c.published,
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
-      duplicates: this.c.duplicates, failures: this.c.failures, shed: sp.shed, spoolBytes: sp.bytes,
+      duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, spoolBytes: sp.bytes,
       spoolRecords: sp.records, spoolTorn: sp.torn,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },
