@@ -42,6 +42,9 @@ export function machineInfo() {
     git_commit: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
     git_dirty: !!sh('git', ['-C', ROOT, 'status', '--porcelain']),
     load_avg_at_start: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
+    // BPF programs other processes hold on tracepoints when the run starts (other taps, tests): they
+    // share the cost measured by `overhead` and the CPU.
+    foreign_tracepoint_programs_at_start: (sh('bpftool', ['perf', 'list']) ?? '').split('\n').filter((l) => /tracepoint/.test(l)).length,
   };
 }
 

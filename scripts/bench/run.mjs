@@ -39,7 +39,7 @@ const chosen = MEASUREMENTS.filter((m) => !only.length || only.includes(m.name))
 const machine = machineInfo();
 const started = new Date();
 console.log(`wazuh-nats-tap benchmark — ${machine.cpu_model}, ${machine.cores} cores, kernel ${machine.kernel}, node ${machine.node}, ${machine.nats_server}, commit ${machine.git_commit}${machine.git_dirty ? '+' : ''}${QUICK ? ', QUICK' : ''}`);
-console.log(`load average at start: ${machine.load_avg_at_start.join(' ')}${machine.load_avg_at_start[0] > 0.5 ? ' (the machine is not idle: expect noise)' : ''}\n`);
+console.log(`load average at start: ${machine.load_avg_at_start.join(' ')}${machine.load_avg_at_start[0] > 0.5 ? ' (the machine is not idle: expect noise)' : ''}; BPF programs of other processes on tracepoints: ${machine.foreign_tracepoint_programs_at_start}\n`);
 
 const results = {};
 for (const m of chosen) {
@@ -64,7 +64,7 @@ const cell = (r) => [
   r.bar || '—',
   r.pass === true ? 'PASS' : r.pass === false ? 'FAIL' : 'info',
 ];
-const head = ['measure', 'figure', 'bar', ''];
+const head = ['measure', 'figure', 'bar', 'result'];
 const cells = rows.map(cell);
 const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
 const line = (c) => c.map((x, i) => x.padEnd(w[i])).join('  ').trimEnd();
