@@ -37,7 +37,7 @@ async function withEmptyPrograms(fn) {
 }
 
 export async function run({ quick = QUICK } = {}) {
-  const N = Number(process.env.BENCH_CALLS ?? (quick ? 100_000 : 300_000));
+  const N = Number(process.env.BENCH_CALLS ?? (quick ? 100_000 : 200_000));
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 5 : 15));
   buildHelpers();
   const { Capture, DEFAULT_SOCKET_PATHS } = await import(join(ROOT, 'dist/capture/capture.js'));
