@@ -6,7 +6,6 @@
 // also captured: two records per frame). A rate passes when the generator reached ≥ 95 % of it, the
 // kernel lost no record, every keepalive frame arrived at a NATS subscriber as a keepalive event, and
 // the last one arrived within 2 s of the last frame (the tap kept up rather than queueing).
-import { execFileSync } from 'node:child_process';
 import { QUICK, natsConnect, procSample, round, sleep, startNats, startSim, startTap, until } from './lib.mjs';
 
 const AGENTS = 10_000;
@@ -20,7 +19,6 @@ export async function step(rate, seconds, { jetstream = false } = {}) {
   let nc;
   try {
     tap = await startTap({ home: sim.home, natsUrl: nats.url, jetstream, label: `throughput-${rate}` });
-    if (process.env.BENCH_TAP_NICE) execFileSync('renice', ['-n', process.env.BENCH_TAP_NICE, '-p', String(tap.pid)]);
     nc = await natsConnect(nats.url);
     let ka = 0;
     let st = 0;
