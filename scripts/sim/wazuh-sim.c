@@ -1188,17 +1188,16 @@ static void *load_worker(void *arg) {
     for (;;) {
         long k = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
         if (k >= L->count) break;
+        long long now = mono_ns();
+        if (now >= L->end_ns) break; /* behind schedule or not, nothing is sent after max_ms */
         if (L->rate > 0) {
             long long due = L->start_ns + (long long)((double)k * 1e9 / L->rate);
             if (due >= L->end_ns) break;
-            long long now = mono_ns();
             if (due > now + 20000) { /* more than 20 µs early: sleep; else send now (small bursts) */
                 struct timespec ts = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
                 while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
                     ;
             }
-        } else if (mono_ns() >= L->end_ns) {
-            break;
         }
         long long id = L->first_id + k % L->agents;
         long m = k % 1000;
