@@ -3,7 +3,8 @@
 // The tap (core NATS) runs as users run it; /proc/<pid> is read every 500 ms for RSS and CPU time.
 // The first 10 s bring every agent in (each one's first keepalive is a status change); the figure is the
 // highest RSS over the whole run, CPU is the average over the time after every agent was seen.
-import { QUICK, procSample, round, sleep, startNats, startSim, startTap } from './lib.mjs';
+import { join } from 'node:path';
+import { QUICK, ROOT, procSample, round, sleep, startNats, startSim, startTap } from './lib.mjs';
 
 export async function run({ quick = QUICK } = {}) {
   const AGENTS = 100_000;
@@ -14,7 +15,7 @@ export async function run({ quick = QUICK } = {}) {
   let tap;
   const t0 = Date.now();
   try {
-    tap = await startTap({ home: sim.home, natsUrl: nats.url, label: 'memory' });
+    tap = await startTap({ home: sim.home, natsUrl: nats.url, label: 'memory', nodeArgs: ['--import', join(ROOT, 'scripts/bench/memstat.mjs')] });
     const idle = procSample(tap.pid);
     const samples = [];
     const loading = sim.load({ agents: AGENTS, rate: RATE, count: RATE * seconds, maxMs: seconds * 1000, threads: 4 });
@@ -30,6 +31,10 @@ export async function run({ quick = QUICK } = {}) {
     await sleep(1000);
     const st = await tap.status();
     const tracked = Object.values(st.agents ?? {}).reduce((a, b) => a + b, 0);
+    // The heap / external / native split, printed by memstat.mjs when the tap gets SIGTERM.
+    await tap.stop();
+    const m = /BENCH_MEM (\{.*\})/.exec(tap.stderr());
+    const split = m ? JSON.parse(m[1]) : null;
     const maxRss = Math.max(...samples.map((s) => s.rss_mb));
     const steady = samples.filter((s) => s.t_s >= AGENTS / RATE);
     const cpu = steady.length > 1
@@ -38,12 +43,13 @@ export async function run({ quick = QUICK } = {}) {
       rows: [{
         measure: `controller RSS, ${tracked} agents tracked at 10k keepalives/s`,
         value: round(maxRss, 1), unit: 'MB', bar: '≤ 150', pass: maxRss <= 150 && tracked >= 0.99 * AGENTS,
-        note: `CPU ${cpu === null ? '?' : round(cpu * 100, 0)} % of a core after all agents were in; idle RSS ${round(idle.rss / 2 ** 20, 0)} MB; ${st.counters.lost} records lost`,
+        note: `CPU ${cpu === null ? '?' : round(cpu * 100, 0)} % of a core after all agents were in; idle RSS ${round(idle.rss / 2 ** 20, 0)} MB; ${st.counters.lost} records lost`
+          + (split ? `; at the end: heap ${split.heap_used_mb}/${split.heap_total_mb} MB, external ${split.external_mb} MB, native ${split.native_mb} MB` : ''),
       }],
       details: {
         agents: AGENTS, rate: RATE, seconds, sent: r.sent, tracked, agents_by_status: st.agents,
         max_rss_mb: maxRss, end_rss_mb: samples.at(-1)?.rss_mb, idle_rss_mb: round(idle.rss / 2 ** 20, 1),
-        cpu_cores_steady: round(cpu, 3), kernel_lost_records: st.counters.lost,
+        cpu_cores_steady: round(cpu, 3), kernel_lost_records: st.counters.lost, memory_at_end: split,
         samples: samples.map(({ t_s, rss_mb }) => [t_s, rss_mb]), elapsed_s: round((Date.now() - t0) / 1000, 1),
       },
     };
