@@ -10,7 +10,7 @@
 // A measurement is a module under scripts/bench/ whose `run({ quick })` resolves to
 //   { rows: [{ measure, value, unit, bar, pass: true | false | null, note }], details: {...} }
 // (pass null: reported, no bar). Add yours to MEASUREMENTS; rows keep this list's order.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH, QUICK, machineInfo, round } from './lib.mjs';
 
@@ -77,9 +77,14 @@ const failed = rows.filter((r) => r.pass === false).length;
 console.log(`\n${rows.filter((r) => r.pass === true).length} pass, ${failed} fail, ${rows.filter((r) => r.pass === null).length} informational`);
 
 mkdirSync(BENCH, { recursive: true });
+// PROFILE=1: the profiles this run wrote (each tap's), to read with profile-stages.mjs / top-functions.mjs.
+const profiles = process.env.PROFILE === '1'
+  ? readdirSync(BENCH).filter((f) => f.endsWith('.cpuprofile') && statSync(join(BENCH, f)).mtimeMs >= started.getTime()).map((f) => join(BENCH, f))
+  : [];
+if (profiles.length) console.log(`CPU profiles: ${profiles.length} in ${BENCH} (node scripts/bench/profile-stages.mjs FILE)`);
 const out = join(BENCH, 'results.json');
 writeFileSync(out, `${JSON.stringify({
   started: started.toISOString(), finished: new Date().toISOString(), quick: QUICK, only: only.length ? only : null,
-  machine, table: rows, results,
+  machine, table: rows, results, profiles,
 }, null, 2)}\n`);
 console.log(`JSON: ${out}`);
