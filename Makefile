@@ -24,5 +24,10 @@ install: build
 uninstall:
 	@bash scripts/install.sh uninstall
 
+# SPEC §9's bars, measured (docs/performance.md). BENCH_QUICK=1: shorter; ONLY=latency,memory: some only;
+# PROFILE=1: V8 CPU profiles of the tap in build/bench/.
+bench: build
+	@node scripts/bench/run.mjs
+
 clean:
 	rm -rf build dist .tap

@@ -178,6 +178,25 @@ t.test('agent lifecycle through wazuh-db state', async (t) => {
   t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { status_code: 1, version: 'Wazuh v4.15.0' });
 });
 
+t.test('the load mode (make bench): the mix, the frame number in agent_ip, the stamps file', async (t) => {
+  const m = await startManager(t);
+  const stamps = path.join(m.home, 'stamps.bin');
+  // 1,100 frames to 10 agents, unpaced, 2 connections; 20 in 1000 are status frames: frames 0-19
+  // shutdowns, 1000-1019 startups. The bound on time is only a bound (20 s), never reached.
+  const out = await m.remoted!.proc.command(`load 10 0 1100 20000 2 20 1 ${stamps}`, 30_000);
+  const r = Object.fromEntries(out.split(' ').map((kv) => kv.split('=')));
+  t.same([r.sent, r.keepalives, r.status, r.errors], ['1100', '1060', '40', '0'], 'every frame sent and answered ok');
+  const b = fs.readFileSync(stamps);
+  t.equal(b.length, 1100 * 16, 'two u64 per frame');
+  const v = new BigUint64Array(b.buffer, b.byteOffset, b.length / 8);
+  t.ok(v.every((x) => x > 0n), 'every frame has its send time and round trip');
+  // Agent 1's last frame is 1090 (a keepalive): active, its address 10.0.4.66 (1090 = 0x000442).
+  const a1 = agentInfo(await m.remoted!.agentInfo(1));
+  t.equal(a1.connection_status, 'active');
+  t.equal(a1.ip, '10.0.4.66', 'the frame number is in agent_ip');
+  t.match(await m.remoted!.proc.command('load 10 0 0 1000 1 0 1 -').catch((e: Error) => e.message), /usage: load/, 'a bad load is refused');
+});
+
 t.test('a non-Wazuh process runs the same protocol under its own name', async (t) => {
   const m = await startManager(t);
   const other = await m.spawnClient('not-wazuh');

@@ -38,7 +38,10 @@
 #define QUEUE_PATH "queue/sockets/queue"
 /* wazuh-db accepts up to OS_MAXSTR-ish payloads; anything bigger is hostile. */
 #define MAX_FRAME 65536
-#define MAX_AGENTS 4096
+/* Enough for the 100,000-agent benchmark (make bench); rows are touched only when used. */
+#define MAX_AGENTS 131072
+/* Agent ids below this are found through a direct index, not a scan. */
+#define ID_INDEX 262144
 
 static const char *g_home;
 static int g_no_reset;
@@ -360,8 +363,15 @@ struct agent {
 static struct agent g_agents[MAX_AGENTS];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static struct agent *g_index[ID_INDEX];
+static int g_high; /* rows below this have been used at some time */
+
 static struct agent *agent_get(long long id) {
-    for (int i = 0; i < MAX_AGENTS; i++)
+    if (id >= 0 && id < ID_INDEX) {
+        struct agent *a = g_index[id];
+        return a && a->used && a->id == id ? a : NULL;
+    }
+    for (int i = 0; i < g_high; i++)
         if (g_agents[i].used && g_agents[i].id == id) return &g_agents[i];
     return NULL;
 }
@@ -379,9 +389,12 @@ static void fake_key(long long id, char out[65]) {
 }
 
 static struct agent *agent_new(long long id) {
-    for (int i = 0; i < MAX_AGENTS; i++) {
+    /* A fresh row at the high-water mark first, so a large table fills in O(1) per agent. */
+    for (int i = g_high < MAX_AGENTS ? g_high : 0; i < MAX_AGENTS; i++) {
         if (!g_agents[i].used) {
             struct agent *a = &g_agents[i];
+            if (i >= g_high) g_high = i + 1;
+            if (id >= 0 && id < ID_INDEX) g_index[id] = a;
             memset(a, 0, sizeof *a);
             a->used = 1;
             a->id = id;
@@ -582,7 +595,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
 
     if (IS("reset-agents-connection")) {
         pthread_mutex_lock(&g_lock);
-        for (int i = 0; i < MAX_AGENTS; i++)
+        for (int i = 0; i < g_high; i++)
             if (g_agents[i].used && g_agents[i].id != 0 && is_live(&g_agents[i]))
                 set_disconnected(&g_agents[i], 5, now);
         pthread_mutex_unlock(&g_lock);
@@ -633,7 +646,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
         static struct agent *sorted[MAX_AGENTS];
         pthread_mutex_lock(&g_lock);
         int count = 0;
-        for (int i = 0; i < MAX_AGENTS; i++)
+        for (int i = 0; i < g_high; i++)
             if (g_agents[i].used && g_agents[i].id > last_id) sorted[count++] = &g_agents[i];
         qsort(sorted, (size_t)count, sizeof sorted[0], agent_cmp);
         long rows = 0;
@@ -1222,6 +1235,171 @@ static void mark_key_removed(long long id) {
     rename("etc/client.keys.sim-tmp", "etc/client.keys");
 }
 
+/* The requests remoted sends for an agent (WAZUH-PROTOCOL.md §2), 4.x or 5.x: the same bytes for the
+ * line commands and the load generator. `eip` is the address, already JSON-escaped. */
+static void q_startup(char *q, size_t cap, long long id) {
+    if (g_5x)
+        snprintf(q, cap, "global update-keepalive {\"connection_status\":\"pending\",\"id\":%lld,\"sync_status\":\"synced\"}", id);
+    else
+        snprintf(q, cap, "global update-keepalive {\"id\":%lld,\"connection_status\":\"pending\",\"sync_status\":\"synced\"}", id);
+}
+
+static void q_keepalive(char *q, size_t cap, long long id, const char *eip) {
+    if (g_5x)
+        /* nlohmann::json: keys sorted; only these fields (WAZUH-PROTOCOL.md §2). */
+        snprintf(q, cap,
+                 "global update-agent-data {\"agent_ip\":\"%s\",\"connection_status\":\"active\",\"id\":%lld,"
+                 "\"os_arch\":\"x86_64\",\"os_codename\":\"bookworm\",\"os_major\":\"12\","
+                 "\"os_name\":\"Debian GNU/Linux\",\"os_platform\":\"debian\","
+                 "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
+                 "\"os_version\":\"12\",\"sync_status\":\"synced\",\"version\":\"Wazuh v5.0.0\"}",
+                 eip, id);
+    else
+        snprintf(q, cap,
+                 "global update-agent-data {\"id\":%lld,\"version\":\"Wazuh v4.7.5\","
+                 "\"config_sum\":\"ab73af41699f13fdd81903b5f23d8d00\","
+                 "\"merged_sum\":\"4a8724b20dee0124ff9656783c490c4e\","
+                 "\"manager_host\":\"vm\",\"node_name\":\"node01\",\"agent_ip\":\"%s\","
+                 "\"labels\":\"#\\\"_manager_hostname\\\":vm\\n#\\\"_agent_ip\\\":%s\\n"
+                 "#\\\"_node_name\\\":node01\\n#\\\"_wazuh_version\\\":Wazuh v4.7.5\","
+                 "\"connection_status\":\"active\",\"sync_status\":\"synced\","
+                 "\"group_config_status\":\"synced\",\"os_name\":\"Debian GNU/Linux\","
+                 "\"os_version\":\"12\",\"os_major\":\"12\",\"os_codename\":\"bookworm\","
+                 "\"os_platform\":\"debian\","
+                 "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
+                 "\"os_arch\":\"x86_64\"}",
+                 id, eip, eip);
+}
+
+static void q_shutdown(char *q, size_t cap, long long id) {
+    if (g_5x)
+        snprintf(q, cap, "global update-connection-status {\"connection_status\":\"disconnected\",\"id\":%lld,\"status_code\":3,\"sync_status\":\"synced\"}", id);
+    else
+        snprintf(q, cap, "global update-connection-status {\"id\":%lld,\"connection_status\":\"disconnected\",\"sync_status\":\"synced\",\"status_code\":3}", id);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load generator (make bench): `load <agents> <rate> <count> <max_ms> <threads> <status_permille> <first_id> <stamps|->`.
+ * remoted's traffic at a steady rate: frame k (0-based, k < count) goes to agent first_id + k % agents on
+ * one of `threads` long-lived connections (remoted's workers each keep one). A frame is a keepalive
+ * (`update-agent-data`, remoted's normal one) except `status_permille` in 1000, which alternate an agent's
+ * shutdown (`update-connection-status`, → disconnected) and startup (`update-keepalive … pending`): each is
+ * a status change, and so is that agent's next keepalive (→ active). The bytes are exactly the line commands'.
+ * Frame k is due at start + k/rate (rate 0: as fast as round trips go), and none is sent after max_ms.
+ * The keepalive's agent_ip is 10.x.y.z with k in its low 24 bits, so a subscriber can tell which frame an
+ * event came from. The stamps file gets, per frame, two u64 (little-endian): CLOCK_MONOTONIC ns just before
+ * the request's write, and the round trip in ns (0: not sent). Answers
+ * `ok <n> sent=… keepalives=… status=… errors=… elapsed_ns=…`. */
+struct load {
+    long agents, count, threads, permille, first_id;
+    double rate;
+    long long start_ns, end_ns;
+    long next; /* atomic: the next frame to send */
+    long keepalives, status, errors;
+    uint64_t *stamps;
+};
+
+static long long mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void *load_worker(void *arg) {
+    struct load *L = arg;
+    char *q = malloc(8192), *reply = malloc(MAX_FRAME + 1);
+    int fd = wdb_connect();
+    long ka = 0, st = 0, errs = 0;
+    if (!q || !reply || fd < 0) {
+        __atomic_add_fetch(&L->errors, 1, __ATOMIC_RELAXED);
+        goto out;
+    }
+    for (;;) {
+        long k = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
+        if (k >= L->count) break;
+        long long now = mono_ns();
+        if (now >= L->end_ns) break; /* behind schedule or not, nothing is sent after max_ms */
+        if (L->rate > 0) {
+            long long due = L->start_ns + (long long)((double)k * 1e9 / L->rate);
+            if (due >= L->end_ns) break;
+            if (due > now + 20000) { /* more than 20 µs early: sleep; else send now (small bursts) */
+                struct timespec ts = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                    ;
+            }
+        }
+        long long id = L->first_id + k % L->agents;
+        long m = k % 1000;
+        if (m < L->permille) {
+            if ((k / 1000) % 2 == 0) q_shutdown(q, 8192, id);
+            else q_startup(q, 8192, id);
+            st++;
+        } else {
+            char ip[32];
+            snprintf(ip, sizeof ip, "10.%ld.%ld.%ld", (k >> 16) & 255, (k >> 8) & 255, k & 255);
+            q_keepalive(q, 8192, id, ip);
+            ka++;
+        }
+        long long t0 = mono_ns();
+        int r = wdb_query(fd, q, reply, MAX_FRAME + 1);
+        long long t1 = mono_ns();
+        if (L->stamps) {
+            L->stamps[2 * k] = (uint64_t)t0;
+            L->stamps[2 * k + 1] = (uint64_t)(t1 - t0);
+        }
+        if (r < 0 || strncmp(reply, "ok", 2) != 0) {
+            errs++;
+            if (r < 0) {
+                close(fd);
+                if ((fd = wdb_connect()) < 0) break;
+            }
+        }
+    }
+out:
+    __atomic_add_fetch(&L->keepalives, ka, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&L->status, st, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&L->errors, errs, __ATOMIC_RELAXED);
+    if (fd >= 0) close(fd);
+    free(q);
+    free(reply);
+    return NULL;
+}
+
+/* Runs a `load` command line; writes the answer into out. */
+static void run_load(const char *args, char *out, size_t cap) {
+    struct load L = {0};
+    long max_ms = 0;
+    char path[4096] = "";
+    if (sscanf(args, "%ld %lf %ld %ld %ld %ld %ld %4095s", &L.agents, &L.rate, &L.count, &max_ms, &L.threads,
+               &L.permille, &L.first_id, path) != 8 ||
+        L.agents < 1 || L.rate < 0 || L.count < 1 || L.count > (1L << 24) || max_ms < 1 || L.threads < 1 ||
+        L.threads > 64 || L.permille < 0 || L.permille > 1000 || L.first_id < 1) {
+        snprintf(out, cap, "err usage: load <agents> <rate> <count<=16777216> <max_ms> <threads<=64> <status_permille> <first_id>=1> <stamps|->");
+        return;
+    }
+    if (strcmp(path, "-") && !(L.stamps = calloc((size_t)L.count * 2, sizeof *L.stamps))) {
+        snprintf(out, cap, "err out of memory");
+        return;
+    }
+    pthread_t th[64];
+    L.start_ns = mono_ns() + 1000000; /* 1 ms for the threads to connect */
+    L.end_ns = L.start_ns + max_ms * 1000000LL;
+    long started = 0;
+    for (long i = 0; i < L.threads; i++)
+        if (pthread_create(&th[i], NULL, load_worker, &L) == 0) started++;
+    for (long i = 0; i < started; i++) pthread_join(th[i], NULL);
+    long long elapsed = mono_ns() - L.start_ns;
+    long sent = L.keepalives + L.status;
+    if (L.stamps) {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(L.stamps, sizeof *L.stamps, (size_t)L.count * 2, f) != (size_t)L.count * 2) L.errors++;
+        if (f) fclose(f);
+        free(L.stamps);
+    }
+    snprintf(out, cap, "sent=%ld keepalives=%ld status=%ld errors=%ld elapsed_ns=%lld", sent, L.keepalives, L.status,
+             L.errors, elapsed);
+}
+
 static int run_remoted(void) {
     signal(SIGPIPE, SIG_IGN);
     tcp_pair();
@@ -1259,38 +1437,12 @@ static int run_remoted(void) {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent started: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
                     send_tcp_frame("#!-agent ack ");
-                    if (g_5x)
-                        snprintf(q, sizeof q, "global update-keepalive {\"connection_status\":\"pending\",\"id\":%lld,\"sync_status\":\"synced\"}", id);
-                    else
-                        snprintf(q, sizeof q, "global update-keepalive {\"id\":%lld,\"connection_status\":\"pending\",\"sync_status\":\"synced\"}", id);
+                    q_startup(q, sizeof q, id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                 } else if (!strcmp(verb, "keepalive")) {
                     snprintf(q, sizeof q, "global select-agent-group %lld", id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
-                    if (g_5x)
-                        /* nlohmann::json: keys sorted; only these fields (WAZUH-PROTOCOL.md §2). */
-                        snprintf(q, sizeof q,
-                                 "global update-agent-data {\"agent_ip\":\"%s\",\"connection_status\":\"active\",\"id\":%lld,"
-                                 "\"os_arch\":\"x86_64\",\"os_codename\":\"bookworm\",\"os_major\":\"12\","
-                                 "\"os_name\":\"Debian GNU/Linux\",\"os_platform\":\"debian\","
-                                 "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
-                                 "\"os_version\":\"12\",\"sync_status\":\"synced\",\"version\":\"Wazuh v5.0.0\"}",
-                                 eip, id);
-                    else
-                    snprintf(q, sizeof q,
-                             "global update-agent-data {\"id\":%lld,\"version\":\"Wazuh v4.7.5\","
-                             "\"config_sum\":\"ab73af41699f13fdd81903b5f23d8d00\","
-                             "\"merged_sum\":\"4a8724b20dee0124ff9656783c490c4e\","
-                             "\"manager_host\":\"vm\",\"node_name\":\"node01\",\"agent_ip\":\"%s\","
-                             "\"labels\":\"#\\\"_manager_hostname\\\":vm\\n#\\\"_agent_ip\\\":%s\\n"
-                             "#\\\"_node_name\\\":node01\\n#\\\"_wazuh_version\\\":Wazuh v4.7.5\","
-                             "\"connection_status\":\"active\",\"sync_status\":\"synced\","
-                             "\"group_config_status\":\"synced\",\"os_name\":\"Debian GNU/Linux\","
-                             "\"os_version\":\"12\",\"os_major\":\"12\",\"os_codename\":\"bookworm\","
-                             "\"os_platform\":\"debian\","
-                             "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
-                             "\"os_arch\":\"x86_64\"}",
-                             id, eip, eip);
+                    q_keepalive(q, sizeof q, id, eip);
                     if (!err && long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                     snprintf(msg, sizeof msg,
                              "1:[%03lld] (%s) %s->/var/log/auth.log:Jan  1 00:00:00 %s sshd[1234]: "
@@ -1299,10 +1451,7 @@ static int run_remoted(void) {
                 } else {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent stopped: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
-                    if (g_5x)
-                        snprintf(q, sizeof q, "global update-connection-status {\"connection_status\":\"disconnected\",\"id\":%lld,\"status_code\":3,\"sync_status\":\"synced\"}", id);
-                    else
-                        snprintf(q, sizeof q, "global update-connection-status {\"id\":%lld,\"connection_status\":\"disconnected\",\"sync_status\":\"synced\",\"status_code\":3}", id);
+                    q_shutdown(q, sizeof q, id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                 }
                 if (!err && strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
@@ -1463,6 +1612,13 @@ static int run_remoted(void) {
                 fflush(stdout);
                 continue;
             }
+        } else if (!strcmp(verb, "load")) {
+            char res[512];
+            run_load(cmdline + 4, res, sizeof res);
+            if (!strncmp(res, "err ", 4)) printf("err %lu %s\n", n, res + 4);
+            else printf("ok %lu %s\n", n, res);
+            fflush(stdout);
+            continue;
         } else if (!strcmp(verb, "rawreq")) {
             const char *text = cmdline + 6;
             if (*text == ' ') text++;

@@ -1,0 +1,61 @@
+// SPEC §9: a target daemon's wdb round trip, the tap attached vs detached: within 2 %.
+// The simulator's remoted (a target) sends keepalives (`update-agent-data`, ~900 bytes, with the
+// 2 % of status changes of the load mix) to the simulator's wazuh-db on one long-lived connection,
+// paced like a busy manager; each round trip is timed by remoted itself (CLOCK_MONOTONIC around the
+// request's sendto and the reply's recv). The tap runs as users run it, with its whole pipeline
+// publishing to a nats-server, and is attached and detached through its control socket, alternately
+// within each round. Figure: the median round trip of each run, then the median over rounds.
+import { QUICK, median, quantile, round, sleep, startNats, startSim, startTap } from './lib.mjs';
+
+export async function run({ quick = QUICK } = {}) {
+  const ROUNDS = Number(process.env.BENCH_RT_ROUNDS ?? (quick ? 4 : 10));
+  const RATE = 2000; // round trips/s on one connection
+  const PER_RUN = quick ? 1500 : 3000;
+  const nats = await startNats();
+  const sim = await startSim();
+  let tap;
+  const runs = { detached: [], attached: [] };
+  const t0 = Date.now();
+  try {
+    tap = await startTap({ home: sim.home, natsUrl: nats.url, attach: false });
+    const once = async () => {
+      const r = await sim.load({ agents: 1000, rate: RATE, count: PER_RUN, maxMs: (PER_RUN / RATE) * 1000 + 2000, threads: 1, stamps: true });
+      const rtt = [];
+      for (let k = 0; k < PER_RUN; k++) if (r.stamps[2 * k + 1]) rtt.push(Number(r.stamps[2 * k + 1]) / 1000);
+      return { sent: r.sent, errors: r.errors, p50_us: median(rtt), mean_us: rtt.reduce((a, b) => a + b, 0) / rtt.length, p99_us: quantile(rtt, 0.99) };
+    };
+    await once(); // warm-up: connections, caches, the sim's agent rows
+    for (let i = 0; i < ROUNDS; i++) {
+      const order = i % 2 ? ['attached', 'detached'] : ['detached', 'attached'];
+      for (const mode of order) {
+        if (mode === 'attached') await tap.attach(); else await tap.detach();
+        await sleep(300); // attach resynchronises from wazuh-db: let that pass
+        runs[mode].push(await once());
+      }
+    }
+    const st = await tap.status();
+    const det = median(runs.detached.map((r) => r.p50_us));
+    const att = median(runs.attached.map((r) => r.p50_us));
+    const detMean = median(runs.detached.map((r) => r.mean_us));
+    const attMean = median(runs.attached.map((r) => r.mean_us));
+    const ratio = att / det;
+    return {
+      rows: [{
+        measure: 'target daemon wdb round trip, attached / detached',
+        value: round(ratio, 3), unit: '×', bar: '≤ 1.02', pass: ratio <= 1.02,
+        note: `median ${round(att, 1)} vs ${round(det, 1)} µs; mean ${round(attMean / detMean, 3)}×`,
+      }],
+      details: {
+        method: `${ROUNDS} rounds, each one run detached and one attached (order alternating) of ${PER_RUN} round trips at ${RATE}/s on one connection; figure = median over rounds of each run's median`,
+        seconds: round((Date.now() - t0) / 1000, 1),
+        median_us: { detached: round(det, 1), attached: round(att, 1) },
+        mean_us: { detached: round(detMean, 1), attached: round(attMean, 1) },
+        runs, tap_lost_records: st.counters?.lost,
+      },
+    };
+  } finally {
+    await tap?.stop();
+    await sim.stop();
+    await nats.stop();
+  }
+}
