@@ -8,53 +8,14 @@
 // Standalone: `node scripts/bench/alerts-latency.mjs [--n 1000] [--interval-ms 5]` prints it as
 // JSON; exit 1 when alerts went missing or it could not run. Needs root (the tap opens its BPF
 // object even detached), a built tree (`make build`) and nats-server.
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
+import { QUICK, round, startNats, startTap, until } from './lib.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BAR_MS = 100;
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-  });
-}
-
-/** Spawn and wait (bounded) until `ready` matches its output. */
-async function started(cmd, args, ready, what, timeoutMs = 30_000) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`${what} not ready after ${timeoutMs} ms:\n${out.slice(-2000)}`)), timeoutMs);
-    const on = (d) => {
-      out += d;
-      if (out.length > 1e6) out = out.slice(-5e5);
-      if (ready.test(out)) { clearTimeout(timer); res(); }
-    };
-    p.stdout.on('data', on);
-    p.stderr.on('data', on);
-    p.once('exit', (c) => { clearTimeout(timer); rej(new Error(`${what} exited (${c}):\n${out.slice(-2000)}`)); });
-  });
-  p.stdout.resume();
-  p.stderr.resume();
-  return p;
-}
-
-async function ended(p, ms = 10_000) {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const done = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), ms);
-  await done;
-  clearTimeout(t);
-}
 
 function alertLine(seq) {
   const now = new Date();
@@ -91,19 +52,14 @@ export async function benchAlertsLatency(opts = {}) {
   let tap = null;
   let nc = null;
   try {
-    const port = await freePort();
-    writeFileSync(join(home, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
-    nats = await started('nats-server', ['-c', join(home, 'nats.conf')], /Server is ready/, 'nats-server');
-    mkdirSync(join(home, 'etc'), { recursive: true });
-    writeFileSync(join(home, 'etc/ossec.conf'), '<ossec_config>\n  <nats>\n    <enabled>yes</enabled>\n'
-      + `    <server_url>nats://127.0.0.1:${port}</server_url>\n    <metrics>no</metrics>\n  </nats>\n</ossec_config>\n`);
+    nats = await startNats();
     const file = join(home, 'logs/alerts/alerts.json');
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, '');
-    tap = await started(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home, '--no-attach',
-      '--control-socket', join(home, 'tap.sock'), '--node', 'bench'], /following Wazuh's alerts/, 'the tap');
+    tap = await startTap({ home, natsUrl: nats.url, attach: false, label: 'alerts' });
+    if (!await until(() => tap.logs.some((l) => /following Wazuh's alerts/.test(String(l.msg))), 10_000)) throw new Error('the tap does not follow alerts.json');
 
-    nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+    nc = await connect({ servers: nats.url });
     const sent = new Map();
     const lat = [];
     let got = 0;
@@ -142,10 +98,22 @@ export async function benchAlertsLatency(opts = {}) {
     };
   } finally {
     await nc?.close().catch(() => {});
-    await ended(tap);
-    await ended(nats);
+    await tap?.stop();
+    await nats?.stop();
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+/** The `make bench` measurement: 1,000 alerts 5 ms apart (300 in quick mode). */
+export async function run({ quick = QUICK } = {}) {
+  const r = await benchAlertsLatency({ n: quick ? 300 : 1000, intervalMs: 5 });
+  return {
+    rows: [{
+      measure: 'alert latency, alerts.json append → subscriber, p50 / p99 / max', value: `${round(r.p50_ms, 1)} / ${round(r.p99_ms, 1)} / ${round(r.max_ms, 1)}`,
+      unit: 'ms', bar: 'p99 < 100 ms (issue 8)', pass: r.ok, note: `${r.received}/${r.n} alerts, one write() each, ${r.interval_ms} ms apart`,
+    }],
+    details: r,
+  };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

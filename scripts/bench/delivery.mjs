@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK, ROOT, freePort, round, sleep, startNats, until } from './lib.mjs';
 
-function keepalive(i, agents) {
+export function keepalive(i, agents) {
   const id = String(1 + (i % agents)).padStart(3, '0');
   const now = Date.now();
   return {
@@ -21,19 +21,20 @@ function keepalive(i, agents) {
   };
 }
 
-async function publisher(url, jetstream) {
+/** The tap's publisher on a fresh spool; `keepaliveBatch`: { maxEvents, intervalMs } (keepalive_batch). */
+export async function publisher(url, jetstream, keepaliveBatch) {
   const { ReliablePublisher } = await import(join(ROOT, 'dist/publish/reliable.js'));
   const { pino } = await import('pino');
   const dir = mkdtempSync(join(tmpdir(), 'bench-spool-'));
   const p = new ReliablePublisher({
     servers: [url], prefix: 'wazuh', node: 'node01', log: pino({ level: 'silent' }), spoolDir: dir,
-    spoolMaxBytes: 1024 * 2 ** 20, jetstream, createStream: jetstream, maxReconnects: -1, reconnectDelayMs: 200,
+    spoolMaxBytes: 1024 * 2 ** 20, jetstream, createStream: jetstream, maxReconnects: -1, reconnectDelayMs: 200, keepaliveBatch,
   });
   await p.connect();
   return { p, close: async () => { await p.close(2000); rmSync(dir, { recursive: true, force: true }); } };
 }
 
-async function enqueueAll(p, n) {
+export async function enqueueAll(p, n) {
   for (let i = 0; i < n; i += 500) {
     const batch = [];
     for (let j = i; j < Math.min(n, i + 500); j++) batch.push(keepalive(j, 10_000));

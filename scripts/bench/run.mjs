@@ -21,7 +21,8 @@ const MEASUREMENTS = [
   { name: 'latency', what: 'sendto → subscriber at 10k frames/s, core and JetStream', module: './latency.mjs' },
   { name: 'memory', what: 'controller RSS and CPU with 100,000 agents', module: './memory.mjs' },
   { name: 'delivery', what: 'events/s published (core, JetStream), spool replay', module: './delivery.mjs' },
-  // Next: alerts latency (alerts.json → NATS), keepalive batching vs unbatched (issue 5 item 5).
+  { name: 'batching', what: 'keepalives one per message vs keepalive_batch 500', module: './batching.mjs' },
+  { name: 'alerts', what: 'alerts.json append → subscriber latency', module: './alerts-latency.mjs' },
 ];
 
 const only = (process.env.ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
