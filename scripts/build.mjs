@@ -51,7 +51,7 @@ export async function build({ ts = true } = {}) {
   const shimSrc = [join(ROOT, 'bpf/shim/wdbtap_shim.c'), join(ROOT, 'bpf/shim/wdbtap_shim.h'), join(ROOT, 'bpf/wdbtap.h')];
   step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, () => {
     run('gcc', ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-o',
-      join(BUILD, 'lib/libwdbtap.so'), shimSrc[0], '-lbpf']);
+      join(BUILD, 'lib/libwdbtap.so'), shimSrc[0], '-lbpf', '-pthread']);
   });
 
   const { buildSim } = await import('./sim/build-sim.mjs');

@@ -3,9 +3,17 @@
  * A small shim over libbpf: load wdbtap.bpf.o, attach its tracepoints, change
  * its filter maps, and move perf records into a caller buffer in batches, so
  * one FFI call from the controller moves many records.
+ *
+ * A reader thread of the shim empties the kernel's perf buffers as records come
+ * and keeps them in a bounded queue (QUEUE_LIMIT) until the controller polls:
+ * a pause of the controller's JavaScript thread (a GC, a burst of spool work)
+ * then costs latency, not records. Without it the per-CPU rings (a few MiB)
+ * overflowed within ~100 ms of such a pause.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,9 +61,15 @@ struct wdbtap {
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
-	/* Records taken from the perf buffer, not yet handed to the controller. */
+	/* Records taken from the perf buffer, not yet handed to the controller; under mu. */
 	uint8_t *q;
 	size_t qhead, qlen, qcap;
+	pthread_mutex_t mu;
+	pthread_cond_t ready;
+	pthread_t reader;
+	bool reader_started;
+	int stop;      /* atomic: the reader ends */
+	int reader_rc; /* atomic: the reader's poll failed (negative errno) */
 	char err[512];
 };
 
@@ -276,10 +290,11 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 
 	(void)cpu;
 	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
-		t->queue_drops++;
+		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	len = sizeof(*r) + r->cap_len; /* perf pads samples to 8 bytes: keep the record only */
+	pthread_mutex_lock(&t->mu);
 	if (t->qhead && t->qhead == t->qlen) {
 		t->qhead = t->qlen = 0;
 	}
@@ -296,7 +311,8 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 				want *= 2;
 			uint8_t *nq = want <= QUEUE_LIMIT ? realloc(t->q, want) : NULL;
 			if (!nq) {
-				t->queue_drops++;
+				__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+				pthread_mutex_unlock(&t->mu);
 				return;
 			}
 			t->q = nq;
@@ -306,13 +322,33 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	memcpy(t->q + t->qlen, &len, 4);
 	memcpy(t->q + t->qlen + 4, data, len);
 	t->qlen += 4 + len;
+	pthread_cond_signal(&t->ready);
+	pthread_mutex_unlock(&t->mu);
 }
 
 static void on_lost(void *ctx, int cpu, __u64 cnt)
 {
 	struct wdbtap *t = ctx;
 	if (cpu >= 0 && cpu < MAX_CPUS)
-		t->lost[cpu] += cnt;
+		__atomic_add_fetch(&t->lost[cpu], cnt, __ATOMIC_RELAXED);
+}
+
+/* The reader thread: wait for records (or 100 ms, to see `stop`) and queue them. */
+static void *reader_main(void *arg)
+{
+	struct wdbtap *t = arg;
+
+	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+		int rc = perf_buffer__poll(t->pb, 100);
+		if (rc < 0 && rc != -EINTR) {
+			__atomic_store_n(&t->reader_rc, rc, __ATOMIC_RELEASE);
+			pthread_mutex_lock(&t->mu);
+			pthread_cond_broadcast(&t->ready);
+			pthread_mutex_unlock(&t->mu);
+			break;
+		}
+	}
+	return NULL;
 }
 
 struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err, uint32_t errlen)
@@ -324,6 +360,14 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->ready, &ca);
+		pthread_condattr_destroy(&ca);
 	}
 	libbpf_set_print(on_libbpf_print);
 	libbpf_msg[0] = 0;
@@ -372,6 +416,13 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 		wdbtap_close(t);
 		return NULL;
 	}
+	rc = pthread_create(&t->reader, NULL, reader_main, t);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the perf buffer reader thread: %s", strerror(rc));
+		wdbtap_close(t);
+		return NULL;
+	}
+	t->reader_started = true;
 	return t;
 }
 
@@ -519,13 +570,29 @@ int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms)
 
 	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
 		return fail(t, -EINVAL, "poll buffer smaller than one record");
+	pthread_mutex_lock(&t->mu);
+	if (t->qhead == t->qlen && timeout_ms != 0 && !__atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE)) {
+		struct timespec dl;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		if (timeout_ms < 0)
+			timeout_ms = 1000; /* the caller polls again */
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		while (t->qhead == t->qlen && !__atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE)) {
+			if (pthread_cond_timedwait(&t->ready, &t->mu, &dl) == ETIMEDOUT)
+				break;
+		}
+	}
 	out = drain(t, buf, cap);
-	if (out)
-		return (int)out;
-	rc = perf_buffer__poll(t->pb, timeout_ms);
-	if (rc < 0 && rc != -EINTR)
+	pthread_mutex_unlock(&t->mu);
+	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
+	if (!out && rc)
 		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
-	return (int)drain(t, buf, cap);
+	return (int)out;
 }
 
 int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n)
@@ -543,11 +610,11 @@ int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n)
 	if (w < n) {
 		out[w] = 0;
 		for (int c = 0; c < t->ncpus; c++)
-			out[w] += t->lost[c];
+			out[w] += __atomic_load_n(&t->lost[c], __ATOMIC_RELAXED);
 		w++;
 	}
 	if (w < n)
-		out[w++] = t->queue_drops;
+		out[w++] = __atomic_load_n(&t->queue_drops, __ATOMIC_RELAXED);
 	return (int)w;
 }
 
@@ -555,7 +622,7 @@ int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n)
 {
 	int c;
 	for (c = 0; c < t->ncpus && (uint32_t)c < n; c++)
-		out[c] = t->lost[c];
+		out[c] = __atomic_load_n(&t->lost[c], __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -574,8 +641,14 @@ void wdbtap_close(struct wdbtap *t)
 	if (!t)
 		return;
 	wdbtap_detach(t);
+	if (t->reader_started) {
+		__atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
+		pthread_join(t->reader, NULL); /* within its 100 ms poll */
+	}
 	perf_buffer__free(t->pb);
 	bpf_object__close(t->obj);
 	free(t->q);
+	pthread_cond_destroy(&t->ready);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
