@@ -5,9 +5,9 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Msg } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { freePort, startNatsServer } from './helpers/nats-server.js';
+import { freePort, natsCollecting, startNatsServer, type Received } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { readStream } from './helpers/delivery-events.js';
@@ -15,25 +15,10 @@ import { waitFor } from './helpers/wait.js';
 
 const BIN = join(ROOT, 'build/sim/bin');
 
-interface Got { subject: string; headers: Record<string, string>; body: Record<string, any>; at: number }
-
-function collect(m: Msg, got: Got[]): void {
-  const headers: Record<string, string> = {};
-  for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
-  got.push({ subject: m.subject, headers, body: m.json(), at: performance.now() });
-}
-
-const seqOf = (g: Got | Record<string, any>) => Number(('body' in g ? g.body : g).alert?.data?.srcport);
+const seqOf = (g: Received | Record<string, any>) => Number(('body' in g ? g.body : g).alert?.data?.srcport);
 
 t.test('alerts to core NATS: SPEC §4 message, severities, skipped lines, rotation, inotify latency', async (t) => {
-  const nats = await startNatsServer({});
-  t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const got: Got[] = [];
-  const sub = nc.subscribe('wazuh.security.alerts.>', { callback: (_e, m) => collect(m, got) });
-  t.teardown(() => sub.unsubscribe());
-  await nc.flush();
+  const { nats, got } = await natsCollecting(t, 'wazuh.security.alerts.>');
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-'));
   writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <alerts_min_level>3</alerts_min_level>\n`);
@@ -196,13 +181,7 @@ t.test('JetStream: the tap killed in the middle of a burst, a rotation while it 
 });
 
 t.test('a huge alerts.json at the first start: the tap starts at its end', async (t) => {
-  const nats = await startNatsServer({});
-  t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const got: Got[] = [];
-  nc.subscribe('wazuh.security.alerts.>', { callback: (_e, m) => collect(m, got) });
-  await nc.flush();
+  const { nats, got } = await natsCollecting(t, 'wazuh.security.alerts.>');
   const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-big-'));
   writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n`);
   const sim = new SimManager({ binDir: BIN, home });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { startNats } from './helpers/nats-server.js';
+import { natsCollecting, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { tapProgramsInKernel } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
@@ -16,23 +16,9 @@ const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 const B = { id: 2, name: 'db-server-01', ip: '192.168.56.22' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-interface Received { subject: string; headers: Record<string, string>; body: Record<string, unknown> }
 
 t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4', async (t) => {
-  const nats = await startNats();
-  t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const got: Received[] = [];
-  const sub = nc.subscribe('wazuh.>', {
-    callback: (_e, m: Msg) => {
-      const headers: Record<string, string> = {};
-      for (const [k] of m.headers ?? []) headers[k] = m.headers!.get(k);
-      got.push({ subject: m.subject, headers, body: m.json() });
-    },
-  });
-  t.teardown(() => sub.unsubscribe());
-  await nc.flush();
+  const { nats, nc, got } = await natsCollecting(t, 'wazuh.>');
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-'));
   writeOssecConf(home); // a manager's home has etc/ossec.conf (client.keys appears later)
@@ -164,20 +150,7 @@ t.test('started beside a running manager: names, addresses and statuses are know
 });
 
 t.test('keepalive_batch in the configuration: the agent\'s keepalives arrive batched, its status changes one by one and in order', async (t) => {
-  const nats = await startNats();
-  t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const got: Received[] = [];
-  const sub = nc.subscribe('wazuh.agent.>', {
-    callback: (_e, m: Msg) => {
-      const headers: Record<string, string> = {};
-      for (const [k] of m.headers ?? []) headers[k] = m.headers!.get(k);
-      got.push({ subject: m.subject, headers, body: m.json() });
-    },
-  });
-  t.teardown(() => sub.unsubscribe());
-  await nc.flush();
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-batch-'));
   writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <keepalive_batch>50</keepalive_batch>\n    <keepalive_batch_interval>1</keepalive_batch_interval>\n`);
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, type Msg } from '@nats-io/transport-node';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -140,4 +141,28 @@ export async function startNatsCluster(n = 3, o: { jetstream?: boolean; name?: s
     servers, urls: servers.map((s) => s.url),
     stop: async () => { await Promise.all(servers.map((s) => s.stop())); },
   };
+}
+
+/** A message as the tests look at it: subject, headers, JSON body, arrival time (performance.now()). */
+export interface Received { subject: string; headers: Record<string, string>; body: Record<string, any>; at: number }
+
+export function received(m: Msg): Received {
+  const headers: Record<string, string> = {};
+  for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
+  return { subject: m.subject, headers, body: m.json(), at: performance.now() };
+}
+
+/**
+ * A nats-server for one test and a connection that collects what arrives on `subject` (in `got`),
+ * all stopped at the test's teardown. Resolves once the subscription is in place on the server.
+ */
+export async function natsCollecting(t: { teardown(fn: () => unknown): void }, subject: string, o: NatsServerOptions = {}) {
+  const nats = await startNatsServer(o);
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: Received[] = [];
+  nc.subscribe(subject, { callback: (_e, m) => got.push(received(m)) });
+  await nc.flush();
+  return { nats, nc, got };
 }
