@@ -3,6 +3,8 @@ import t from 'tap';
 import { WdbDecoder, StreamReassembler, parseRequest, parseReply } from '../controller/src/decode/index.js';
 import type { CaptureRecord, Direction } from '../controller/src/types.js';
 import { wire } from './helpers/frames.js';
+import { Pipeline } from '../controller/src/pipeline.js';
+import { AgentStateTable } from '../controller/src/state/agents.js';
 
 const SECRET = 'deadbeef'.repeat(8); // stands in for the document's <64-hex secret>
 
@@ -183,4 +185,23 @@ t.test('5.x framing: no trailing NUL, same payloads', async (t) => {
     const got = r.push(rec('request', wire(f.request, false), f.comm, 1n));
     t.equal(got[0]?.payload, f.request, f.name);
   }
+});
+
+t.test('the pipeline hands the events of one batch of records to the sink, then flushes once per batch', async (t) => {
+  const state = new AgentStateTable({ managerNode: 'node01', wallClockMs: (ns) => Number(ns / 1_000_000n) });
+  const calls: string[] = [];
+  const p = new Pipeline(new WdbDecoder(), state, {
+    event: (ev) => calls.push(`${ev.event_type}:${ev.agent_id}`),
+    flush: () => calls.push('flush'),
+  });
+  const insert = REAL.find((f) => f.name === 'insert-agent')!;
+  let ts = 10n;
+  const batch = [rec('request', wire(insert.request, true), insert.comm, ts++), rec('reply', wire(insert.reply, false), insert.comm, ts++)];
+  p.push(batch);
+  p.push([]);
+  t.match(calls[calls.length - 1], 'flush', 'the batch ends with one flush');
+  t.equal(calls.filter((c) => c === 'flush').length, 2, 'one flush per push, empty or not');
+  t.ok(calls.indexOf('flush') > 0 && calls.slice(0, calls.indexOf('flush')).every((c) => c.startsWith('status_change:')),
+    'the registration\'s event came before the first flush');
+  t.equal(p.records, 2);
 });

@@ -12,6 +12,7 @@ import { AgentStateTable } from './state/agents.js';
 import { initialSync, seedTable } from './state/sources/initial-sync.js';
 import { applyClientKeys, clientKeysPath, watchClientKeys } from './state/sources/client-keys.js';
 import { Pipeline } from './pipeline.js';
+import type { AgentEvent, StatusChangeEvent } from './types.js';
 import { ReliablePublisher } from './publish/reliable.js';
 import { clientCertificateProblem, connectOptions, type NatsSecurity } from './publish/connect-options.js';
 import type { EncryptionKey } from './publish/encryption.js';
@@ -114,18 +115,35 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
 
   const eventsByType: Record<string, number> = { status_change: 0, keepalive: 0, alert: 0 };
   let keepaliveEvents = opts.keepaliveEvents ?? true;
-  const publish = (ev: Parameters<ReliablePublisher['publishAgentEvent']>[0]) => {
-    if (ev.event_type === 'keepalive' && !keepaliveEvents) return;
-    eventsByType[ev.event_type] = (eventsByType[ev.event_type] ?? 0) + 1;
-    log.debug({ event: ev }, 'event');
-    const accepted = publisher.publishAgentEvent(ev);
-    if (accepted && ev.event_type === 'status_change') {
-      const id = Number(ev.agent_id);
-      published.set(id, { status: ev.current_status, status_code: ev.status_code });
-      journal.record(ev.agent_id, ev.current_status, ev.status_code);
+  // Events are spooled a batch of records at a time: one spool write for all the events a poll
+  // brought (one per event cost a write(2) each, the largest single cost in the profile).
+  const publishEvents = (all: AgentEvent[]) => {
+    const evs = keepaliveEvents ? all : all.filter((ev) => ev.event_type !== 'keepalive');
+    if (!evs.length) return;
+    for (const ev of evs) {
+      eventsByType[ev.event_type] = (eventsByType[ev.event_type] ?? 0) + 1;
+      if (log.isLevelEnabled('debug')) log.debug({ event: ev }, 'event');
     }
+    const accepted = publisher.publishAgentEvents(evs);
+    const statuses: { agentId: string; status: StatusChangeEvent['current_status']; statusCode: number }[] = [];
+    evs.forEach((ev, i) => {
+      if (accepted[i] && ev.event_type === 'status_change') {
+        published.set(Number(ev.agent_id), { status: ev.current_status, status_code: ev.status_code });
+        statuses.push({ agentId: ev.agent_id, status: ev.current_status, statusCode: ev.status_code });
+      }
+    });
+    if (statuses.length) journal.recordMany(statuses);
   };
-  const pipeline = new Pipeline(decoder, state, { event: publish });
+  const publish = (ev: AgentEvent) => publishEvents([ev]);
+  let fromRecords: AgentEvent[] = [];
+  const pipeline = new Pipeline(decoder, state, {
+    event: (ev) => { fromRecords.push(ev); },
+    flush: () => {
+      const evs = fromRecords;
+      fromRecords = [];
+      publishEvents(evs);
+    },
+  });
 
   // Names and addresses from client.keys, now and whenever the file changes (no events).
   let keys: { close(): void } = { close() {} };

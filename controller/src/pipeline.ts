@@ -8,6 +8,8 @@ import type { WdbRequest } from './decode/wdb-request.js';
 
 export interface PipelineSinks {
   event(ev: AgentEvent): void;
+  /** After each push(): the events of one batch of records are complete (the publisher spools them in one write). */
+  flush?(): void;
   exchange?(ex: WdbExchange<WdbRequest>): void;
 }
 
@@ -34,5 +36,6 @@ export class Pipeline {
         }
       }
     }
+    this.sinks.flush?.();
   }
 }

@@ -47,8 +47,14 @@ export class StatusJournal {
   }
 
   record(agentId: string, status: ConnectionStatus, statusCode: number): void {
-    if (this.fd === null || !/^\d{1,9}$/.test(agentId)) return;
-    writeSync(this.fd, `${Number(agentId)} ${status} ${statusCode}\n`);
+    this.recordMany([{ agentId, status, statusCode }]);
+  }
+
+  /** Several statuses with one write. */
+  recordMany(entries: { agentId: string; status: ConnectionStatus; statusCode: number }[]): void {
+    if (this.fd === null) return;
+    const text = entries.filter((e) => /^\d{1,9}$/.test(e.agentId)).map((e) => `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`).join('');
+    if (text) writeSync(this.fd, text);
   }
 
   /** Replace the file with one line per agent (write a copy, then rename: never a half file). */
