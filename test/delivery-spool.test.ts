@@ -138,3 +138,15 @@ t.test('full of status changes only: the newest is shed and counted, nothing is 
   t.ok(st.bytes <= 32 * 1024);
   s.close();
 });
+
+t.test('full, for a caller that keeps what is refused (alerts stay in alerts.json): refused, counted as deferred, not shed', async (t) => {
+  const s = Spool.open({ dir: dir(), maxBytes: 32 * 1024, segmentBytes: 4096 });
+  let ok = 0;
+  for (let i = 0; i < 500; i++) if (s.append([msg(i, 'alert', 100)], true)[0] > 0) ok++;
+  const st = s.stats();
+  t.ok(ok < 500, 'the spool filled');
+  t.equal(st.deferred, 500 - ok, 'each refusal counted as deferred');
+  t.equal(st.shed.alert, 0, 'none counted as shed: the caller offers them again');
+  t.equal(st.records, ok);
+  s.close();
+});

@@ -245,7 +245,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     (evs) => {
       // The spool refused alerts (full of undelivered events, no keepalive left to drop): the
       // follower reads them again from alerts.json later, so they are not lost. Until the spool
-      // drained below 90 %, do not offer them again: each refusal counts as shed.
+      // drained below 90 %, do not offer them again (a refusal is counted as deferred, not shed).
       if (alertsBlocked) {
         if (publisher.stats().spoolBytes > spoolMaxBytes * 0.9) return evs.map(() => false);
         alertsBlocked = false;
@@ -313,7 +313,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         const shed = Object.values(st.shed as Record<string, number>).reduce((a, b) => a + b, 0);
         return {
           published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
-          failed: st.failures, rejected: st.rejected, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
+          failed: st.failures, rejected: st.rejected, deferred: st.deferred, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
         };
       },
       natsConnected: () => publisher.connected,

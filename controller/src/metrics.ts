@@ -7,7 +7,7 @@ export interface MetricsSources {
   capture(): Record<string, number>;
   decoder(): { frames: number; malformed: number };
   events(): Record<string, number>; // by event type
-  delivery(): { published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; spoolBytes?: number; latencyMs?: number };
+  delivery(): { published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; deferred?: number; spoolBytes?: number; latencyMs?: number };
   natsConnected(): boolean;
   attached(): boolean;
   agents(): Record<string, number>;
@@ -34,9 +34,9 @@ export function metricsRegistry(src: MetricsSources): Registry {
   });
   snapshotCounter(reg, 'wazuh_nats_tap_events_total', 'Events produced, by type', ['type'],
     (c) => { for (const [k, v] of Object.entries(src.events())) c.inc({ type: k }, v); });
-  snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed, rejected (larger than max_payload)', ['outcome'], (c) => {
+  snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed, rejected (larger than max_payload), deferred (alerts waiting in alerts.json for room)', ['outcome'], (c) => {
     const d = src.delivery();
-    for (const k of ['published', 'acknowledged', 'spooled', 'shed', 'failed', 'rejected'] as const) {
+    for (const k of ['published', 'acknowledged', 'spooled', 'shed', 'failed', 'rejected', 'deferred'] as const) {
       if (d[k] !== undefined) c.inc({ outcome: k }, d[k]!);
     }
   });

@@ -99,6 +99,8 @@ export interface DeliveryStats {
   /** Messages larger than the server's max_payload: dropped, since no retry can deliver them. */
   rejected: number;
   shed: Record<MessageKind, number>;
+  /** Refused for want of room and kept by the caller to offer again (alerts): not lost. */
+  deferred: number;
   spoolBytes: number;
   spoolRecords: number;
   spoolTorn: number;
@@ -196,8 +198,9 @@ export class Delivery {
     return this.enqueueMany([m])[0];
   }
 
-  enqueueMany(ms: DeliveryMessage[]): boolean[] {
-    const seqs = this.spool.append(ms);
+  /** `callerKeeps`: what does not fit is kept by the caller to offer again (not shed; see Spool.append). */
+  enqueueMany(ms: DeliveryMessage[], callerKeeps = false): boolean[] {
+    const seqs = this.spool.append(ms, callerKeeps);
     if (!this.up) {
       for (const s of seqs) if (s) this.markDown(s);
     }
@@ -603,7 +606,7 @@ export class Delivery {
     return {
       mode: this.o.mode, connected: this.up, spooled: sp.appended, published: this.c.published,
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
-      duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, spoolBytes: sp.bytes,
+      duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
       spoolRecords: sp.records, spoolTorn: sp.torn,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },

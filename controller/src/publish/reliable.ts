@@ -190,7 +190,7 @@ export class ReliablePublisher {
         subject: alertSubject(this.opts.prefix, ev.severity),
         headers, body: JSON.stringify(ev), kind: 'alert' as MessageKind, eventId: ev.event_id,
       });
-    }));
+    }), true); // refused alerts stay in alerts.json: the follower offers them again
   }
 
   private seal<M extends { subject: string; headers: Record<string, string>; body: string }>(m: M): M {

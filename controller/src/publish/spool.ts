@@ -86,6 +86,8 @@ export interface SpoolStats {
   appended: number;
   acked: number;
   shed: Record<MessageKind, number>;
+  /** Refused for want of room, but kept by the caller to offer again (alerts stay in alerts.json): not shed. */
+  deferred: number;
   torn: number;
   corrupt: number;
   compactions: number;
@@ -197,7 +199,7 @@ export class Spool {
   private closed = false;
   private readonly o: Required<SpoolOptions>;
   readonly counters = {
-    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0,
+    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
   };
 
@@ -296,9 +298,10 @@ export class Spool {
 
   /**
    * Write messages (one write for all that fit). Returns, for each, its seq, or 0 when it was
-   * refused: shed and counted. Accepted means on disk (see the fsync policy).
+   * refused: shed and counted — or, with `callerKeeps`, counted as deferred (the caller keeps it
+   * and offers it again later, so nothing is lost). Accepted means on disk (see the fsync policy).
    */
-  append(msgs: SpoolMessage[]): number[] {
+  append(msgs: SpoolMessage[], callerKeeps = false): number[] {
     if (this.closed) throw new Error('spool is closed');
     const out: number[] = [];
     const frames: Buffer[] = [];
@@ -326,7 +329,8 @@ export class Spool {
         writeOut();
         this.compact(this.totalBytes + size - this.o.maxBytes);
         if (this.totalBytes + size > this.o.maxBytes) {
-          this.counters.shed[m.kind]++;
+          if (callerKeeps) this.counters.deferred++;
+          else this.counters.shed[m.kind]++;
           out.push(0);
           continue;
         }
@@ -555,7 +559,7 @@ export class Spool {
     return {
       bytes: this.totalBytes, records: this.unacked, segments: this.segs.length,
       appended: this.counters.appended, acked: this.counters.acked, shed: { ...this.counters.shed },
-      torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
+      deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor,
     };
   }
