@@ -342,6 +342,17 @@ t.test('home: --home, derived from --config, detected /var/ossec then /var/wazuh
   t.equal(c.home, b.home);
   t.same(c.origins.file, { source: 'flag', where: '--config' });
   t.same(c.origins.home, { source: 'flag', where: '--home' });
+  // A file of its own beside the manager's ossec.conf (the integration guide's nats-tap.conf) gives the home too.
+  const beside = join(b.home, 'etc/nats-tap.conf');
+  writeFileSync(beside, nats('<enabled>yes</enabled>'));
+  const viaBeside = loadConfig({ file: beside, homeCandidates: [a] });
+  t.equal(viaBeside.home, b.home, '<home>/etc/nats-tap.conf gives the home when <home>/etc/ossec.conf is there');
+  t.same(viaBeside.origins.home, { source: 'default', where: 'from the configuration file\'s path' });
+  const lone = join(a, 'etc');
+  mkdirSync(lone, { recursive: true });
+  writeFileSync(join(lone, 'nats-tap.conf'), nats('<enabled>yes</enabled>'));
+  t.equal(loadConfig({ file: join(lone, 'nats-tap.conf'), homeCandidates: [b.home] }).home, b.home,
+    'an etc/ without ossec.conf is not taken for a home: detected instead');
 });
 
 t.test('warnings: legal but unintended settings', async (t) => {

@@ -90,7 +90,7 @@ export interface ConfigOverrides {
 export interface LoadOptions {
   /** `--config`: default `<home>/etc/ossec.conf`. */
   file?: string;
-  /** `--home`: default derived from `file` (`<home>/etc/ossec.conf`) or detected. */
+  /** `--home`: default derived from `file` (`<home>/etc/ossec.conf`, or another file in a `<home>/etc` that holds ossec.conf) or detected. */
   home?: string;
   overrides?: ConfigOverrides;
   /** Where to look for the home (tests). */
@@ -375,7 +375,9 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
     if (opts.home === '') throw new ConfigError('--home: Invalid NULL content');
     home = resolve(opts.home);
     homeOrigin = { source: 'flag', where: '--home' };
-  } else if (opts.file !== undefined && basename(opts.file) === 'ossec.conf' && basename(dirname(resolve(opts.file))) === 'etc') {
+  } else if (opts.file !== undefined && basename(dirname(resolve(opts.file))) === 'etc'
+    && (basename(opts.file) === 'ossec.conf' || existsSync(join(dirname(resolve(opts.file)), 'ossec.conf')))) {
+    // <home>/etc/ossec.conf, or a file of its own beside it (<home>/etc/nats-tap.conf, as the guide recommends).
     home = dirname(dirname(resolve(opts.file)));
     homeOrigin = { source: 'default', where: 'from the configuration file\'s path' };
   } else {
