@@ -2,9 +2,10 @@
 # Installs what the build and the tests need, only when something is missing,
 # so that `make demo` and `make test` work on a fresh machine and stay quiet
 # on a ready one. System packages come from Debian; the rest from npm.
-# `--test` (make test, CI) adds what only the tests need: shellcheck, ruby and
-# systemd-analyze check vagrant/'s scripts, its Vagrantfile and the installed
-# unit (test/vagrant.test.ts).
+# `--test` (make test, CI) adds what only the tests need: strace checks the
+# simulator's syscalls; shellcheck, ruby and systemd-analyze check vagrant/'s
+# scripts, its Vagrantfile and the installed unit (test/vagrant.test.ts).
+# nats-server stays in the base set: `make demo` runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +17,11 @@ have bpftool     || need+=(bpftool)
 have nats-server || need+=(nats-server)
 have gcc         || need+=(build-essential)
 have make        || need+=(make)
-have strace      || need+=(strace)
 have openssl     || need+=(openssl)
 [ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 [ -f /usr/include/gelf.h ]       || need+=(libelf-dev)
 if [ "${1:-}" = --test ]; then
+  have strace     || need+=(strace)
   have shellcheck || need+=(shellcheck)
   have ruby       || need+=(ruby)
   have systemd-analyze || need+=(systemd)
