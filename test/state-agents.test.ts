@@ -203,3 +203,15 @@ t.test('setKnown seeds and countsByStatus follows every change', async (t) => {
   t.same(s.get(1)?.groups, ['default']);
   t.equal(s.get(1)?.name, 'one');
 });
+
+t.test('eventTime: RFC 3339 with milliseconds and unix seconds, the same for the same millisecond, a broken clock is the epoch', async (t) => {
+  const { eventTime } = await import('../controller/src/state/format.js');
+  const ms = Date.UTC(2024, 4, 28, 12, 35, 0, 123);
+  t.same(eventTime(ms), { timestamp: 1716899700, time: '2024-05-28T12:35:00.123Z' });
+  t.same(eventTime(ms + 0.9), { timestamp: 1716899700, time: '2024-05-28T12:35:00.123Z' }, 'a fraction of a millisecond is dropped');
+  t.same(eventTime(ms + 1), { timestamp: 1716899700, time: '2024-05-28T12:35:00.124Z' });
+  t.same(eventTime(ms + 877), { timestamp: 1716899701, time: '2024-05-28T12:35:01.000Z' });
+  t.same(eventTime(ms), { timestamp: 1716899700, time: '2024-05-28T12:35:00.123Z' }, 'back to an earlier millisecond');
+  t.same(eventTime(Number.NaN), { timestamp: 0, time: '1970-01-01T00:00:00.000Z' });
+  t.same(eventTime(1e20), { timestamp: 0, time: '1970-01-01T00:00:00.000Z' });
+});

@@ -53,10 +53,19 @@ export interface EventTime {
   time: string;
 }
 
+// Events of one poll often share their millisecond: the last formatted one is kept
+// (toISOString was 3 % of the controller's time at 9,000 frames/s).
+let lastMs = Number.NaN;
+let lastIso = '';
+
 export function eventTime(ms: number): EventTime {
   // A broken clock must not make toISOString throw in the middle of the pipeline.
-  const t = Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? ms : 0;
-  return { timestamp: Math.floor(t / 1000), time: new Date(t).toISOString() };
+  const t = Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? Math.trunc(ms) : 0;
+  if (t !== lastMs) {
+    lastIso = new Date(t).toISOString();
+    lastMs = t;
+  }
+  return { timestamp: Math.floor(t / 1000), time: lastIso };
 }
 
 /**
