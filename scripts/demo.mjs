@@ -15,6 +15,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DURATION_MS = Number(process.env.DEMO_SECONDS ?? 30) * 1000;
 const tty = process.stdout.isTTY;
 const paint = (code, s) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
+const ALERT_COLOR = { low: 90, medium: 33, high: 31, critical: 41 };
 const STATUS_COLOR = { active: 32, pending: 33, disconnected: 31, never_connected: 90, unknown: 90 };
 const children = [];
 const cleanups = []; // run in order after the simulator and the tap have stopped
@@ -51,6 +52,9 @@ function show(subject, ev) {
     console.log(`${t}  ${paint(1, 'STATUS   ')} agent ${ev.agent_id} ${(ev.agent_name ?? '?').padEnd(14)} ${from} → ${to} ${ev.reason.padEnd(15)} code ${ev.status_code}  ip ${ev.ip_address ?? '-'}  via ${ev.source}   ${paint(90, subject)}`);
   } else if (ev.event_type === 'keepalive') {
     console.log(`${t}  ${paint(36, 'KEEPALIVE')} agent ${ev.agent_id} ${(ev.agent_name ?? '?').padEnd(14)} ${ev.status.padEnd(12)} ${(ev.version ?? '').padEnd(14)} ${ev.os?.name ?? ''}  ip ${ev.ip_address ?? '-'}   ${paint(90, subject)}`);
+  } else if (ev.event_type === 'alert') {
+    const sev = paint(ALERT_COLOR[ev.severity] ?? 0, (ev.severity ?? '').padEnd(8));
+    console.log(`${t}  ${paint(1, 'ALERT    ')} agent ${ev.agent_id ?? '-'} ${(ev.agent_name ?? '?').padEnd(14)} ${sev} rule ${ev.rule_id} level ${ev.level}: ${ev.description ?? ''}   ${paint(90, subject)}`);
   } else {
     console.log(`${t}  ${paint(35, 'TAP      ')} ${ev.action}   ${paint(90, subject)}`);
   }
@@ -106,6 +110,8 @@ async function main() {
       if (phase === 0) await sim.startup(a);
       else if (phase < 5) await sim.keepalive(a);
       else await sim.shutdown(a);
+      // wazuh-analysisd appends an alert to logs/alerts/alerts.json now and then (levels 5, 10, 13).
+      if (phase === 3) await sim.writeAlerts(1, [5, 10, 13][(round + a.id) % 3]);
       await sleep(400);
     }
     round++;

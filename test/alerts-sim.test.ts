@@ -61,3 +61,20 @@ t.test('analysisd writes real-shaped alerts through stdio and rotates by re-link
   t.match(readFileSync(sim.alertsFile, 'utf8'), /\n\{"broken\n$/, 'raw bytes as they are');
   await t.rejects(sim.writeAlerts(1, 16), /level must be/);
 });
+
+t.test('analysisd names agents as client.keys does (a removed one, or one not in it, is agent<N>)', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-simnames-'));
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [{ id: 2, name: 'db-server-01', ip: '10.0.0.2' }] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  await sim.writeAlerts(3, 5);
+  const lines = readFileSync(sim.alertsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const names = Object.fromEntries(lines.map((a) => [a.agent.id, a.agent.name]));
+  t.same(names, { '001': 'agent1', '002': 'db-server-01', '003': 'agent3' });
+  t.ok(lines.every((a) => a.predecoder.hostname === a.agent.name && a.full_log.includes(` ${a.agent.name} sshd[`)), 'the log line names the same host');
+  const authd = await sim.spawnClient('wazuh-authd');
+  await authd.remove(2);
+  await sim.writeAlerts(3, 5);
+  const after = readFileSync(sim.alertsFile, 'utf8').trim().split('\n').slice(3).map((l) => JSON.parse(l));
+  t.equal(after.find((a) => a.agent.id === '002')?.agent.name, 'agent2', 'removed: no longer named by client.keys');
+});

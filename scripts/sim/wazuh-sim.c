@@ -907,6 +907,27 @@ static int alerts_open_day(void) {
     return link(g_alerts_day, "logs/alerts/alerts.json");
 }
 
+/* Agent names as analysisd knows them: from etc/client.keys (`ID NAME IP KEY`, a removed agent's
+ * name starts with '!'); read again before each `alerts` command, since authd may have added one.
+ * An agent missing from it is named agent<N>. */
+static char g_agent_names[4][64];
+
+static void load_agent_names(void) {
+    for (int i = 1; i <= 3; i++) snprintf(g_agent_names[i], sizeof g_agent_names[i], "agent%d", i);
+    FILE *f = fopen("etc/client.keys", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        int id = 0;
+        char name[64];
+        if (sscanf(line, "%d %63s", &id, name) == 2 && id >= 1 && id <= 3 && name[0] != '!') {
+            size_t ok = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+            if (ok == strlen(name)) snprintf(g_agent_names[id], sizeof g_agent_names[id], "%s", name);
+        }
+    }
+    fclose(f);
+}
+
 static void alert_write(int level) {
     unsigned long n = ++g_alert_seq;
     struct timespec ts;
@@ -922,13 +943,13 @@ static void alert_write(int level) {
         "{\"timestamp\":\"%s.%03ld%s\",\"rule\":{\"level\":%d,\"description\":\"sshd: authentication success.\","
         "\"id\":\"5715\",\"firedtimes\":%lu,\"mail\":false,\"groups\":[\"syslog\",\"sshd\",\"authentication_success\"],"
         "\"pci_dss\":[\"10.2.5\"],\"gdpr\":[\"IV_32.2\"],\"mitre\":{\"id\":[\"T1078\"],\"tactic\":[\"Defense Evasion\"]}},"
-        "\"agent\":{\"id\":\"%03d\",\"name\":\"agent%d\",\"ip\":\"10.0.0.%d\"},\"manager\":{\"name\":\"node01\"},"
-        "\"id\":\"%ld.%ld\",\"full_log\":\"%s agent%d sshd[%lu]: Accepted password for admin from 192.168.1.50 port %lu ssh2\","
-        "\"predecoder\":{\"program_name\":\"sshd\",\"timestamp\":\"%s\",\"hostname\":\"agent%d\"},"
+        "\"agent\":{\"id\":\"%03d\",\"name\":\"%s\",\"ip\":\"10.0.0.%d\"},\"manager\":{\"name\":\"node01\"},"
+        "\"id\":\"%ld.%ld\",\"full_log\":\"%s %s sshd[%lu]: Accepted password for admin from 192.168.1.50 port %lu ssh2\","
+        "\"predecoder\":{\"program_name\":\"sshd\",\"timestamp\":\"%s\",\"hostname\":\"%s\"},"
         "\"decoder\":{\"parent\":\"sshd\",\"name\":\"sshd\"},\"data\":{\"srcip\":\"192.168.1.50\",\"srcport\":\"%lu\",\"dstuser\":\"admin\"},"
         "\"location\":\"/var/log/auth.log\"}\n",
-        when, ts.tv_nsec / 1000000, zone, level, n, agent, agent, agent, (long)ts.tv_sec, g_alert_offset,
-        logtime, agent, n, n, logtime, agent, n);
+        when, ts.tv_nsec / 1000000, zone, level, n, agent, g_agent_names[agent], agent, (long)ts.tv_sec, g_alert_offset,
+        logtime, g_agent_names[agent], n, n, logtime, g_agent_names[agent], n);
     if (len > 0) g_alert_offset += len;
 }
 
@@ -963,6 +984,7 @@ static _Noreturn void run_analysisd(void) {
                 printf("err %lu usage: alerts <count> <level 0-15> <interval_us>\n", n);
             } else {
                 unsigned long first = g_alert_seq + 1;
+                load_agent_names();
                 for (long i = 0; i < count; i++) {
                     alert_write((int)level);
                     if (interval) usleep((useconds_t)interval);
