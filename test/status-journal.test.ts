@@ -10,14 +10,16 @@ t.test('parse: last valid line per agent; garbage and torn lines skipped', async
   t.same([...j], [[1, { status: 'disconnected', status_code: 4 }], [2, { status: 'disconnected', status_code: 3 }]]);
 });
 
-t.test('open compacts, record appends, close compacts again', async (t) => {
+t.test('open compacts, recordMany appends, close compacts again', async (t) => {
   const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-')), 'agents.status');
   const a = new StatusJournal(path);
   t.same([...a.open()], [], 'first run: empty');
-  a.record('001', 'pending', 0);
-  a.record('001', 'active', 0);
-  a.record('002', 'pending', 0);
-  a.record('../x', 'active', 0); // not an agent id: ignored
+  a.recordMany([{ agentId: '001', status: 'pending', statusCode: 0 }]);
+  a.recordMany([
+    { agentId: '001', status: 'active', statusCode: 0 },
+    { agentId: '002', status: 'pending', statusCode: 0 },
+    { agentId: '../x', status: 'active', statusCode: 0 }, // not an agent id: ignored
+  ]);
   a.close(); // as after SIGKILL: nothing compacted
   appendFileSync(path, '002 acti'); // a torn last write
   const b = new StatusJournal(path);

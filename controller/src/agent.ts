@@ -134,7 +134,6 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     });
     if (statuses.length) journal.recordMany(statuses);
   };
-  const publish = (ev: AgentEvent) => publishEvents([ev]);
   let fromRecords: AgentEvent[] = [];
   const pipeline = new Pipeline(decoder, state, {
     event: (ev) => { fromRecords.push(ev); },
@@ -164,7 +163,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const missed = state.resync(first.agents.filter((r) => published.has(r.id)), first.startedNs);
   if (first.complete) log.info({ agents: first.agents.length, ms: first.elapsedMs, corrected: missed.length }, 'initial state from wazuh-db');
   else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
-  for (const ev of missed) publish(ev);
+  publishEvents(missed);
 
   /**
    * Ask wazuh-db again and correct what drifted while nothing was captured
@@ -179,7 +178,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     try {
       const r = await initialSync({ home: opts.home });
       const events = state.resync(r.agents, r.startedNs);
-      for (const ev of events) publish(ev);
+      publishEvents(events);
       log.info({ why, corrected: events.length, complete: r.complete }, 'state resynchronised from wazuh-db');
     } catch (e) {
       log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');

@@ -46,11 +46,7 @@ export class StatusJournal {
     return known;
   }
 
-  record(agentId: string, status: ConnectionStatus, statusCode: number): void {
-    this.recordMany([{ agentId, status, statusCode }]);
-  }
-
-  /** Several statuses with one write. */
+  /** The statuses just published, with one write. */
   recordMany(entries: { agentId: string; status: ConnectionStatus; statusCode: number }[]): void {
     if (this.fd === null) return;
     const text = entries.filter((e) => /^\d{1,9}$/.test(e.agentId)).map((e) => `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`).join('');
