@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryMessage, type DeliveryStats, type StreamOptions } from './delivery.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
-import { agentSubject, alertSubject, keepaliveBatchSubject, tapSubject } from './subjects.js';
+import { agentSubject, alertSubject, isAgentIdToken, keepaliveBatchSubject, tapSubject } from './subjects.js';
 import { DEFAULT_BATCH_BYTES, KeepaliveBatcher } from './keepalive-batch.js';
 import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
@@ -63,7 +63,6 @@ export class ReliablePublisher {
   private readonly opts: ReliablePublisherOptions;
   private readonly batcher: KeepaliveBatcher | null;
   private batchTimer: NodeJS.Timeout | null = null;
-  private batches = 0;
 
   constructor(opts: ReliablePublisherOptions) {
     this.opts = opts;
@@ -146,11 +145,6 @@ export class ReliablePublisher {
     return at.map((i) => (i < 0 ? true : ok[i]));
   }
 
-  /** Keepalive batches spooled so far. */
-  get keepaliveBatches(): number {
-    return this.batches;
-  }
-
   /** Spool the open keepalive batch now (its time is up, or the tap stops). */
   flushBatch(): void {
     if (this.batchTimer) clearTimeout(this.batchTimer);
@@ -170,7 +164,6 @@ export class ReliablePublisher {
   }
 
   private batchMessage(b: { body: string; count: number; eventId: string }): DeliveryMessage {
-    this.batches++;
     return this.seal({
       subject: keepaliveBatchSubject(this.opts.prefix),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(b.count) },
@@ -185,7 +178,7 @@ export class ReliablePublisher {
   publishAlerts(evs: AlertEvent[]): boolean[] {
     return this.delivery.enqueueMany(evs.map((ev) => {
       const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'alert' };
-      if (ev.agent_id !== null && /^[0-9]{3,9}$/.test(ev.agent_id)) headers['Wazuh-Agent-Id'] = ev.agent_id;
+      if (ev.agent_id !== null && isAgentIdToken(ev.agent_id)) headers['Wazuh-Agent-Id'] = ev.agent_id;
       return this.seal({
         subject: alertSubject(this.opts.prefix, ev.severity),
         headers, body: JSON.stringify(ev), kind: 'alert' as MessageKind, eventId: ev.event_id,

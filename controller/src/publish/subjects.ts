@@ -20,8 +20,13 @@ export function nodeToken(node: string): string {
   return t || '_';
 }
 
+/** Wazuh's zero-padded agent id, the only form that goes into a subject or an agent header. */
+export function isAgentIdToken(id: string): boolean {
+  return AGENT_ID.test(id);
+}
+
 export function agentSubject(prefix: string, ev: AgentEvent): string {
-  if (!AGENT_ID.test(ev.agent_id)) throw new Error(`refusing agent id '${ev.agent_id}' as a subject token`);
+  if (!isAgentIdToken(ev.agent_id)) throw new Error(`refusing agent id '${ev.agent_id}' as a subject token`);
   const kind = ev.event_type === 'status_change' ? 'status' : 'keepalive';
   return `${prefix}.agent.${ev.agent_id}.${kind}`;
 }
