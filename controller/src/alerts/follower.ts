@@ -25,10 +25,9 @@
 //     with `fromBeginning`.
 import { closeSync, createReadStream, fstatSync, openSync, readdirSync, readSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
-import { HEAD_BYTES, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
+import { HEAD_BYTES, hashOf, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
 
 export interface FollowerLog {
   info(o: object, msg: string): void;
@@ -338,28 +337,21 @@ export class AlertsFollower {
 
   /** The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed). */
   private findRotated(pos: AlertsPosition): { fd: number; st: Stats; path: string } | null {
-    const root = dirname(this.o.file);
-    const years = safeList(root).filter((y) => /^\d{4}$/.test(y)).sort().reverse().slice(0, 2);
     let budget = 5000;
-    for (const y of years) {
-      for (const m of safeList(join(root, y))) {
-        for (const f of safeList(join(root, y, m))) {
-          if (--budget < 0) return null;
-          if (f.endsWith('.gz')) continue;
-          const path = join(root, y, m, f);
-          const st = statOrNull(path);
-          if (!st || st.ino !== pos.ino || st.dev !== pos.dev || !st.isFile()) continue;
-          let fd: number;
-          try {
-            fd = openSync(path, 'r');
-          } catch {
-            return null;
-          }
-          if (headHash(fd, pos.headLen) === pos.head) return { fd, st: fstatSync(fd), path };
-          closeSync(fd);
-          return null;
-        }
+    for (const path of rotatedFiles(dirname(this.o.file))) {
+      if (--budget < 0) return null;
+      if (path.endsWith('.gz')) continue;
+      const st = statOrNull(path);
+      if (!st || st.ino !== pos.ino || st.dev !== pos.dev || !st.isFile()) continue;
+      let fd: number;
+      try {
+        fd = openSync(path, 'r');
+      } catch {
+        return null;
       }
+      if (headHash(fd, pos.headLen) === pos.head) return { fd, st: fstatSync(fd), path };
+      closeSync(fd);
+      return null;
     }
     return null;
   }
@@ -367,16 +359,12 @@ export class AlertsFollower {
   /** The `.json.gz` under logs/alerts/<year>/<Mon>/ whose content starts with the saved head, newest first. */
   private findCompressed(pos: AlertsPosition): string | null {
     if (pos.headLen === 0) return null; // nothing to recognise it by
-    const root = dirname(this.o.file);
     const found: { path: string; mtime: number }[] = [];
-    for (const y of safeList(root).filter((d) => /^\d{4}$/.test(d)).sort().reverse().slice(0, 2)) {
-      for (const m of safeList(join(root, y))) {
-        for (const f of safeList(join(root, y, m))) {
-          if (!f.endsWith('.json.gz') || found.length >= 5000) continue;
-          const st = statOrNull(join(root, y, m, f));
-          if (st?.isFile()) found.push({ path: join(root, y, m, f), mtime: st.mtimeMs });
-        }
-      }
+    for (const path of rotatedFiles(dirname(this.o.file))) {
+      if (found.length >= 5000) break;
+      if (!path.endsWith('.json.gz')) continue;
+      const st = statOrNull(path);
+      if (st?.isFile()) found.push({ path, mtime: st.mtimeMs });
     }
     found.sort((a, b) => b.mtime - a.mtime);
     for (const { path } of found.slice(0, 64)) {
@@ -388,7 +376,7 @@ export class AlertsFollower {
         const n = readSync(fd, b, 0, b.length, 0);
         closeSync(fd);
         const head = gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
-        if (head.length >= pos.headLen && createHash('sha256').update(head.subarray(0, pos.headLen)).digest('hex') === pos.head) return path;
+        if (head.length >= pos.headLen && hashOf(head.subarray(0, pos.headLen)) === pos.head) return path;
       } catch {
         // not gzip, unreadable: not this one
       }
@@ -508,6 +496,15 @@ function statOrNull(path: string): Stats | null {
     return statSync(path);
   } catch {
     return null;
+  }
+}
+
+/** The files of logs/alerts/<year>/<Mon>/ (the two newest years), where rotated days go. */
+function* rotatedFiles(root: string): Generator<string> {
+  for (const y of safeList(root).filter((d) => /^\d{4}$/.test(d)).sort().reverse().slice(0, 2)) {
+    for (const m of safeList(join(root, y))) {
+      for (const f of safeList(join(root, y, m))) yield join(root, y, m, f);
+    }
   }
 }
 

@@ -59,5 +59,10 @@ export function headHash(fd: number, len: number): string | null {
     if (n === 0) return null;
     got += n;
   }
-  return createHash('sha256').update(b).digest('hex');
+  return hashOf(b);
+}
+
+/** The head's hash as the position keeps it (sha256, hex). */
+export function hashOf(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
