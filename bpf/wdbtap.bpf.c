@@ -3,10 +3,12 @@
  * wdbtap: capture the frames written on Wazuh's wazuh-db socket (queue/db/wdb).
  *
  * sys_enter decides, before any copy, whether this write matters: the writer
- * is a target (tgid or comm), the fd is an AF_UNIX socket, and the socket's own
- * bound path (wazuh-db's side) or its peer's (a client's side) matches the
- * configured wdb path. Only then is the user buffer remembered; sys_exit copies
- * exactly the bytes the syscall reports written into perf records.
+ * is a target (a daemon of this Wazuh home, marked at its exec), the fd is an
+ * AF_UNIX socket, and the socket is this home's wazuh-db socket (wazuh-db's
+ * side) or connected to it (a client's side), by filesystem identity, never
+ * by the text given to bind(). Only then is the user buffer remembered;
+ * sys_exit copies exactly the bytes the syscall reports written into perf
+ * records.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,7 +22,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Target processes, by tgid (and the thread ids seen at fork, removed at exit). */
+/* Target processes, by tgid (and the thread ids seen at fork, removed at exit) → daemon id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -32,7 +34,8 @@ struct {
  * The same set as a flag per pid, for the write path: an array lookup is
  * inlined by the verifier into an address computation, where a hash lookup is
  * a call. Every process that makes a hooked syscall pays this test, so it is
- * the whole cost of the tap to them. Sized to pid_max by the loader.
+ * the whole cost of the tap to them. The value is the daemon id (0: not a
+ * target). Sized to pid_max by the loader.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -41,14 +44,27 @@ struct {
 	__type(value, __u32);
 } target_mark SEC(".maps");
 
-/* Executable basenames of the target daemons, full length (5.x names exceed
- * the 15-character comm); consulted at exec only, never on the write path. */
+/* Executable basenames of the target daemons → daemon id, full length (5.x
+ * names exceed the 15-character comm); consulted at exec only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, WDBTAP_MAX_DAEMONS);
 	__type(key, char[WDBTAP_NAME_LEN]);
 	__type(value, __u32);
 } target_names SEC(".maps");
+
+/*
+ * The directories a target's executable must be in (this home's bin/, the
+ * bundled Python of wazuh-clusterd), by identity. Value 0: the executable's
+ * name must be in target_names; else every executable of that directory is
+ * that daemon (python3, python3.10, … of the framework).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WDBTAP_MAX_EXE_DIRS);
+	__type(key, struct wdbtap_fsid);
+	__type(value, __u32);
+} exe_dirs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -118,19 +134,6 @@ struct {
 	__type(value, struct scratch_buf);
 } scratch SEC(".maps");
 
-/* 128 bytes, not 108, so that an index masked with 127 is provably in bounds. */
-struct path_buf {
-	char own[128];
-	char peer[128];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct path_buf);
-} paths SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WDBTAP_NCOUNTERS);
@@ -151,74 +154,61 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
-/* The write path's only test for a process that is not a target: one array load. */
-static __always_inline bool is_target(__u64 pid_tgid)
+/* The write path's only test for a process that is not a target: one array load. Returns its daemon id. */
+static __always_inline __u32 target_of(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 	__u32 *mark = bpf_map_lookup_elem(&target_mark, &tgid);
-	return mark && *mark;
+	return mark ? *mark : 0;
 }
 
-static __always_inline void set_target(__u32 pid, bool on)
+static __always_inline bool is_target(__u64 pid_tgid)
 {
-	__u32 one = 1, zero = 0;
+	return target_of(pid_tgid) != 0;
+}
 
-	if (on)
-		bpf_map_update_elem(&target_tgids, &pid, &one, BPF_ANY);
+static __always_inline void set_target(__u32 pid, __u32 daemon)
+{
+	if (daemon)
+		bpf_map_update_elem(&target_tgids, &pid, &daemon, BPF_ANY);
 	else
 		bpf_map_delete_elem(&target_tgids, &pid);
-	bpf_map_update_elem(&target_mark, &pid, on ? &one : &zero, BPF_ANY);
+	bpf_map_update_elem(&target_mark, &pid, &daemon, BPF_ANY);
 }
 
-/* Read the bound path of a unix socket into out; returns its length (0: unbound or abstract). */
-static __always_inline int unix_path(struct sock *sk, char *out)
+/* The identity of the directory that holds dentry d. */
+static __always_inline void parent_of(struct dentry *d, struct wdbtap_fsid *out)
 {
-	struct unix_address *addr;
-	int n;
+	struct inode *dir = BPF_CORE_READ(d, d_parent, d_inode);
+
+	out->ino = BPF_CORE_READ(dir, i_ino);
+	out->dev = BPF_CORE_READ(dir, i_sb, s_dev);
+	out->_pad = 0;
+}
+
+/*
+ * Is this unix socket this home's wazuh-db socket? Its path (bound, or the
+ * listener's for an accepted socket) must be the entry "wdb" of <home>/queue/db.
+ * An entry named wdb elsewhere is another home's: counted, never captured.
+ */
+static __always_inline bool is_wdb(struct sock *sk, const struct wdbtap_config *cfg)
+{
+	struct dentry *d;
+	struct wdbtap_fsid dir;
+	char name[4] = {};
 
 	if (!sk)
-		return 0;
-	addr = BPF_CORE_READ((struct unix_sock *)sk, addr);
-	if (!addr)
-		return 0;
-	n = bpf_probe_read_kernel_str(out, WDBTAP_PATH_MAX, &addr->name[0].sun_path);
-	if (n <= 1)
-		return 0; /* abstract sockets start with a NUL: never the wdb socket */
-	return n - 1;
-}
-
-static __always_inline bool path_matches(const char *path, int plen, const struct wdbtap_path *want)
-{
-	__u32 wlen = want->len;
-	__u32 start;
-
-	if (wlen == 0 || wlen >= WDBTAP_PATH_MAX || plen <= 0 || plen >= WDBTAP_PATH_MAX)
 		return false;
-	if (want->exact ? (__u32)plen != wlen : (__u32)plen < wlen)
+	d = BPF_CORE_READ((struct unix_sock *)sk, path.dentry);
+	if (!d || BPF_CORE_READ(d, d_name.len) != 3)
 		return false;
-	start = plen - wlen;
-	/* A suffix must start at a path boundary: "xqueue/db/wdb" is not "queue/db/wdb". */
-	if (start > 0 && path[(start - 1) & 127] != '/')
+	if (bpf_probe_read_kernel(name, 3, BPF_CORE_READ(d, d_name.name)) ||
+	    name[0] != 'w' || name[1] != 'd' || name[2] != 'b')
 		return false;
-	for (__u32 i = 0; i < WDBTAP_PATH_MAX; i++) {
-		if (i >= wlen)
-			break;
-		if (path[(start + i) & 127] != want->path[i & 127])
-			return false;
-	}
-	return true;
-}
-
-static __always_inline bool any_path_matches(const char *path, int plen, const struct wdbtap_config *cfg)
-{
-	if (plen <= 0)
-		return false;
-	for (__u32 i = 0; i < WDBTAP_MAX_PATHS; i++) {
-		if (i >= cfg->npaths)
-			break;
-		if (path_matches(path, plen, &cfg->paths[i]))
-			return true;
-	}
+	parent_of(d, &dir);
+	if (cfg->set && dir.ino == cfg->wdb_dir.ino && dir.dev == cfg->wdb_dir.dev)
+		return true;
+	count(WDBTAP_C_OTHER_WDB);
 	return false;
 }
 
@@ -239,10 +229,8 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 	struct socket *sock;
 	struct sock *sk, *peer;
 	struct wdbtap_config *cfg;
-	struct path_buf *pb;
 	__u32 zero = 0;
 	umode_t mode;
-	int n;
 
 	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
 		return false;
@@ -258,23 +246,20 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 		return false;
 
 	cfg = bpf_map_lookup_elem(&tap_config, &zero);
-	pb = bpf_map_lookup_elem(&paths, &zero);
-	if (!cfg || !pb) {
+	if (!cfg) {
 		count(WDBTAP_C_SCRATCH_FAIL);
 		return false;
 	}
 	peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
 
-	/* wazuh-db's accepted sockets carry the listener's address: a write there is a reply. */
-	n = unix_path(sk, pb->own);
-	if (any_path_matches(pb->own, n, cfg)) {
+	/* wazuh-db's accepted sockets carry the listener's path: a write there is a reply.
+	 * A client's socket is unbound; its peer (the accepted socket) carries it. */
+	if (is_wdb(sk, cfg))
 		pw->direction = WDBTAP_DIR_REPLY;
-	} else {
-		n = unix_path(peer, pb->peer);
-		if (!any_path_matches(pb->peer, n, cfg))
-			return false;
+	else if (is_wdb(peer, cfg))
 		pw->direction = WDBTAP_DIR_REQUEST;
-	}
+	else
+		return false;
 	pw->local_ino = BPF_CORE_READ(file, f_inode, i_ino);
 	pw->peer_ino = sock_ino(peer);
 	return true;
@@ -611,11 +596,12 @@ static __always_inline int on_exit(void *ctx, long ret)
 	struct conn_state *cs;
 	struct scratch_buf *sb;
 	struct wdbtap_record *rec;
-	__u32 cpu;
+	__u32 cpu, daemon;
 	__u64 total;
 	bool req;
 
-	if (!is_target(pid_tgid))
+	daemon = target_of(pid_tgid);
+	if (!daemon)
 		return 0; /* the cheap test first: a non-target never reaches the hash below */
 	pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
 	if (!pwp)
@@ -654,6 +640,7 @@ static __always_inline int on_exit(void *ctx, long ret)
 	rec->bytes = (__u32)total;
 	rec->direction = pw.direction;
 	rec->syscall = pw.syscall;
+	rec->daemon = daemon;
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
 	if (!pw.is_iov) {
@@ -724,53 +711,51 @@ int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 	return on_exit(ctx, ctx->ret);
 }
 
-struct slash_ctx {
-	const char *path;
-	int n;
-	int slash;
-};
-
-static long slash_step(__u32 i, void *data)
+/*
+ * The daemon id of the image this task just exec'd: its executable (the file
+ * the kernel mapped, symlinks resolved, not the path text given to execve)
+ * must be in one of this home's executable directories, under a daemon's name
+ * unless that directory makes every file a target. 0: not a target.
+ */
+static __always_inline __u32 exec_daemon(void)
 {
-	struct slash_ctx *c = data;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dentry *d = BPF_CORE_READ(task, mm, exe_file, f_path.dentry);
+	char name[WDBTAP_NAME_LEN] = {};
+	struct wdbtap_fsid dir;
+	__u32 *any, *id, len;
 
-	if ((int)i >= c->n)
-		return 1;
-	if (c->path[i & 255] == '/')
-		c->slash = i;
-	return 0;
-}
-
-/* Basename of the exec'd file into name (zero-padded); false when there is none or it is too long. */
-static __always_inline bool exec_basename(struct trace_event_raw_sched_process_exec *ctx, char *name)
-{
-	char path[256];
-	__u32 loc = BPF_CORE_READ(ctx, __data_loc_filename) & 0xffff;
-	struct slash_ctx c = { .path = path, .slash = -1 };
-	int m;
-
-	c.n = bpf_probe_read_kernel_str(path, sizeof(path), (void *)ctx + loc);
-	if (c.n <= 1)
-		return false;
-	bpf_loop(256, slash_step, &c, 0);
-	m = bpf_probe_read_kernel_str(name, WDBTAP_NAME_LEN, (void *)ctx + loc + ((c.slash + 1) & 255));
-	return m > 1 && m < WDBTAP_NAME_LEN;
+	if (!d)
+		return 0;
+	parent_of(d, &dir);
+	any = bpf_map_lookup_elem(&exe_dirs, &dir);
+	if (!any)
+		return 0;
+	if (*any)
+		return *any;
+	len = BPF_CORE_READ(d, d_name.len);
+	if (len == 0 || len >= WDBTAP_NAME_LEN)
+		return 0;
+	if (bpf_probe_read_kernel(name, len & (WDBTAP_NAME_LEN - 1), BPF_CORE_READ(d, d_name.name)))
+		return 0;
+	id = bpf_map_lookup_elem(&target_names, name);
+	return id ? *id : 0;
 }
 
 /* A target daemon started (or restarted by wazuh-control): follow it from its first syscall. */
 SEC("tracepoint/sched/sched_process_exec")
-int tp_exec(struct trace_event_raw_sched_process_exec *ctx)
+int tp_exec(void *ctx)
 {
-	char name[WDBTAP_NAME_LEN] = {};
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 daemon = exec_daemon();
 
-	if (!exec_basename(ctx, name) || !bpf_map_lookup_elem(&target_names, name)) {
+	if (!daemon) {
 		/* exec replaces a target's image: it is a target no more */
 		if (is_target((__u64)tgid << 32))
-			set_target(tgid, false);
+			set_target(tgid, 0);
 		return 0;
 	}
-	set_target(tgid, true);
+	set_target(tgid, daemon);
 	count(WDBTAP_C_TARGETS_EXEC);
 	return 0;
 }
@@ -779,11 +764,11 @@ int tp_exec(struct trace_event_raw_sched_process_exec *ctx)
 SEC("tracepoint/sched/sched_process_fork")
 int tp_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
-	__u64 parent = bpf_get_current_pid_tgid();
+	__u32 daemon = target_of(bpf_get_current_pid_tgid());
 	__u32 child = BPF_CORE_READ(ctx, child_pid);
 
-	if (is_target(parent))
-		set_target(child, true);
+	if (daemon)
+		set_target(child, daemon);
 	return 0;
 }
 
@@ -794,6 +779,6 @@ int tp_exit_task(void *ctx)
 
 	/* A thread's id was added at fork when it could have been a process: remove it either way. */
 	if (is_target((__u64)pid << 32))
-		set_target(pid, false);
+		set_target(pid, 0);
 	return 0;
 }

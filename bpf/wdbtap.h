@@ -16,10 +16,10 @@
 #define WDBTAP_CHUNK      32768
 #define WDBTAP_MAX_CHUNKS 3
 
-#define WDBTAP_PATH_MAX   108 /* sizeof(sockaddr_un.sun_path) */
-#define WDBTAP_MAX_PATHS  4
 #define WDBTAP_COMM_LEN   16
 #define WDBTAP_NAME_LEN   64 /* executable basename of a target daemon */
+#define WDBTAP_MAX_DAEMONS 255 /* daemon ids are 1..255 (0: not a target) */
+#define WDBTAP_MAX_EXE_DIRS 8
 
 enum wdbtap_direction {
 	WDBTAP_DIR_REQUEST = 1, /* a client writes to wazuh-db */
@@ -58,6 +58,7 @@ enum wdbtap_counter {
 	WDBTAP_C_CONTENT_DROPPED, /* wdb writes holding no `global` request or its reply */
 	WDBTAP_C_UNFRAMED,        /* writes the kernel could not frame: passed to user space whole */
 	WDBTAP_C_TARGETS_EXEC,    /* target processes picked up at exec */
+	WDBTAP_C_OTHER_WDB,       /* target writes on a socket named wdb of another directory (another home) */
 	WDBTAP_NCOUNTERS,
 };
 
@@ -72,23 +73,39 @@ struct wdbtap_record {
 	__u32 cap_len;    /* payload bytes that follow */
 	__u16 direction;  /* enum wdbtap_direction */
 	__u16 flags;      /* enum wdbtap_flags */
-	__u32 syscall;    /* enum wdbtap_syscall */
+	__u16 syscall;    /* enum wdbtap_syscall */
+	__u16 daemon;     /* the writer's daemon id (target_names), resolved at its exec */
 	__u32 frame_off;  /* with WDBTAP_F_GAP: where the first whole frame starts in this write */
 	char comm[WDBTAP_COMM_LEN];
 	__u8 data[];
 };
 
-/* One pattern of the socket path filter. */
-struct wdbtap_path {
-	__u32 len;
-	__u32 exact;  /* 1: whole path equal; 0: suffix at a '/' boundary */
-	char path[WDBTAP_PATH_MAX];
+/*
+ * A filesystem object as the kernel names it: the inode number and the
+ * superblock's device (kernel encoding, MKDEV: major << 20 | minor). Identity,
+ * not a path: the same text in another home, another container or another
+ * mount namespace is another object.
+ */
+struct wdbtap_fsid {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
 };
 
+/*
+ * The one manager this tap follows (one tap per Wazuh home):
+ * - wdb_dir: the directory <home>/queue/db. A socket is wazuh-db's when the
+ *   path the kernel keeps for it (struct unix_sock.path: set at bind, and
+ *   copied from the listener to every socket accept() creates) is the entry
+ *   "wdb" of that directory. Only wazuh and root can create entries there, and
+ *   a socket wazuh-db re-creates at a restart is the same entry at once.
+ * Target executables are kept in the exe_dirs map (their directories) and
+ * target_names (their names).
+ */
 struct wdbtap_config {
-	__u32 npaths;
+	struct wdbtap_fsid wdb_dir;
+	__u32 set;    /* wdb_dir is known (the home exists): else nothing matches */
 	__u32 _pad;
-	struct wdbtap_path paths[WDBTAP_MAX_PATHS];
 };
 
 #endif

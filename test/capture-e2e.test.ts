@@ -20,7 +20,8 @@ const B = { id: 2, name: 'agent2', ip: '10.0.0.2' };
 t.test('captures wdb frames of target daemons only, and detaches cleanly', async (t) => {
   t.same(tapProgramsInKernel(), [], 'no tap program in the kernel before');
   const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
-  const capture = Capture.open(artefacts());
+  const sim = new SimManager({ binDir, home }); // lays the home out: bin/, queue/db/
+  const capture = Capture.open({ ...artefacts(), home });
   const records: CaptureRecord[] = [];
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
   capture.attach();
@@ -28,7 +29,6 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   t.equal(tapLinksInKernel(), 5, 'sendto enter and exit, and exec/fork/exit to follow daemons; nothing else');
   t.same(capture.attachedHooks(), ['sendto'], 'sendto alone by default (SPEC §2)');
 
-  const sim = new SimManager({ binDir, home });
   t.teardown(async () => { await sim.stop(); await capture.close(); });
   await sim.start();
   const pids = sim.pids();

@@ -23,11 +23,11 @@ interface Session {
 }
 
 async function session(t: Tap.Test, hooks: Hook[], simOpts: { version?: 4 | 5; agents?: typeof A[] } = {}): Promise<Session> {
-  const capture = Capture.open({ ...artefacts(), hooks });
+  const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-paths-')), ...simOpts });
+  const capture = Capture.open({ ...artefacts(), home: sim.home, hooks });
   const records: CaptureRecord[] = [];
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
   capture.attach();
-  const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-paths-')), ...simOpts });
   t.teardown(async () => { await sim.stop(); await capture.close(); });
   await sim.start();
   const exchanges = () => {
@@ -150,7 +150,7 @@ t.test('a daemon started or restarted after attach is captured at once; one runn
   const sim = new SimManager({ binDir, home });
   t.teardown(() => sim.stop());
   await sim.start();
-  const capture = Capture.open({ ...artefacts(), rescanMs: 60_000 }); // the periodic rescan must not be what finds it
+  const capture = Capture.open({ ...artefacts(), home, rescanMs: 60_000 }); // the periodic rescan must not be what finds it
   t.teardown(() => capture.close());
   const records: CaptureRecord[] = [];
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));

@@ -22,11 +22,12 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-'));
   writeOssecConf(home); // a manager's home has etc/ossec.conf (client.keys appears later)
+  // Installed (bin/, queue/db/), not running: the tap starts first, as systemd usually orders it.
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
+  t.teardown(() => sim.stop());
   const startedAt = Date.now();
   const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-e2e']);
   t.teardown(() => tap.stop('SIGKILL'));
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
-  t.teardown(() => sim.stop());
   await sim.start();
 
   await sim.startup(A);

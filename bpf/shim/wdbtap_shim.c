@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/perf_event.h>
@@ -57,7 +58,7 @@ struct wdbtap {
 	struct bpf_object *obj;
 	struct perf_buffer *pb;
 	struct bpf_link *links[NHOOKS * 2];
-	int fd_tgids, fd_mark, fd_names, fd_config, fd_counters;
+	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters;
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
@@ -399,12 +400,13 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	}
 	t->fd_tgids = bpf_object__find_map_fd_by_name(t->obj, "target_tgids");
 	t->fd_names = bpf_object__find_map_fd_by_name(t->obj, "target_names");
+	t->fd_exe_dirs = bpf_object__find_map_fd_by_name(t->obj, "exe_dirs");
 	t->fd_mark = bpf_object__find_map_fd_by_name(t->obj, "target_mark");
 	t->fd_config = bpf_object__find_map_fd_by_name(t->obj, "tap_config");
 	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	t->ncpus = libbpf_num_possible_cpus();
-	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
+	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
 	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		wdbtap_close(t);
@@ -472,73 +474,91 @@ int wdbtap_is_attached(struct wdbtap *t)
 	return mask;
 }
 
-int wdbtap_target_name(struct wdbtap *t, const char *name, int add)
+int wdbtap_target_name(struct wdbtap *t, const char *name, uint32_t id, int add)
 {
 	char key[WDBTAP_NAME_LEN] = {};
-	__u32 one = 1;
 
 	if (!name || !name[0] || strlen(name) >= WDBTAP_NAME_LEN || strchr(name, '/'))
 		return fail(t, -EINVAL, "a daemon name is a file name of 1 to %d bytes", WDBTAP_NAME_LEN - 1);
+	if (add && (id == 0 || id > WDBTAP_MAX_DAEMONS))
+		return fail(t, -EINVAL, "a daemon id is 1 to %d", WDBTAP_MAX_DAEMONS);
 	memcpy(key, name, strlen(name));
-	if (add ? bpf_map_update_elem(t->fd_names, key, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_names, key))
+	if (add ? bpf_map_update_elem(t->fd_names, key, &id, BPF_ANY) : bpf_map_delete_elem(t->fd_names, key))
 		return (!add && errno == ENOENT) ? 0 : fail(t, -errno, "target_names: %s", strerror(errno));
 	return 0;
 }
 
-int wdbtap_targets(struct wdbtap *t, uint32_t *out, uint32_t n)
+int wdbtap_targets(struct wdbtap *t, uint32_t *tgids, uint32_t *daemons, uint32_t n)
 {
-	__u32 key, next, *prev = NULL;
+	__u32 key, next, *prev = NULL, daemon;
 	uint32_t w = 0;
 
 	while (w < n && bpf_map_get_next_key(t->fd_tgids, prev, &next) == 0) {
-		out[w++] = next;
+		if (bpf_map_lookup_elem(t->fd_tgids, &next, &daemon))
+			daemon = 0; /* gone since */
+		tgids[w] = next;
+		daemons[w++] = daemon;
 		key = next;
 		prev = &key;
 	}
 	return (int)w;
 }
 
-int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add)
+int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, uint32_t daemon)
 {
-	__u32 one = 1, mark = add ? 1 : 0;
-	if (add ? bpf_map_update_elem(t->fd_tgids, &tgid, &one, BPF_ANY) : bpf_map_delete_elem(t->fd_tgids, &tgid))
-		if (add || errno != ENOENT)
+	if (daemon > WDBTAP_MAX_DAEMONS)
+		return fail(t, -EINVAL, "a daemon id is 1 to %d", WDBTAP_MAX_DAEMONS);
+	if (daemon ? bpf_map_update_elem(t->fd_tgids, &tgid, &daemon, BPF_ANY) : bpf_map_delete_elem(t->fd_tgids, &tgid))
+		if (daemon || errno != ENOENT)
 			return fail(t, -errno, "target_tgids: %s", strerror(errno));
 	/* The write path reads only the marks (see wdbtap.bpf.c). */
-	if (bpf_map_update_elem(t->fd_mark, &tgid, &mark, BPF_ANY))
+	if (bpf_map_update_elem(t->fd_mark, &tgid, &daemon, BPF_ANY))
 		return fail(t, -errno, "target_mark for pid %u: %s", tgid, strerror(errno));
 	return 0;
 }
 
-int wdbtap_set_paths(struct wdbtap *t, const char *paths)
+/* stat(2)'s st_dev (glibc's encoding) → the kernel's dev_t (MKDEV: major << 20 | minor). */
+static struct wdbtap_fsid fsid_of(uint64_t dev, uint64_t ino)
+{
+	struct wdbtap_fsid id = { .ino = ino, .dev = (uint32_t)((major(dev) << 20) | (minor(dev) & 0xfffff)) };
+	return id;
+}
+
+int wdbtap_set_exe_dirs(struct wdbtap *t, const uint64_t *devs, const uint64_t *inos, const uint32_t *any, uint32_t n)
+{
+	struct wdbtap_fsid want[WDBTAP_MAX_EXE_DIRS], key, next;
+	bool have_prev = false;
+
+	if (n > WDBTAP_MAX_EXE_DIRS)
+		return fail(t, -E2BIG, "at most %d executable directories", WDBTAP_MAX_EXE_DIRS);
+	/* Add the new set first, then drop the rest: an exec in between is never missed. */
+	for (uint32_t i = 0; i < n; i++) {
+		if (any[i] > WDBTAP_MAX_DAEMONS)
+			return fail(t, -EINVAL, "a daemon id is 1 to %d", WDBTAP_MAX_DAEMONS);
+		want[i] = fsid_of(devs[i], inos[i]);
+		if (bpf_map_update_elem(t->fd_exe_dirs, &want[i], &any[i], BPF_ANY))
+			return fail(t, -errno, "exe_dirs: %s", strerror(errno));
+	}
+	while (bpf_map_get_next_key(t->fd_exe_dirs, have_prev ? &key : NULL, &next) == 0) {
+		bool keep = false;
+		for (uint32_t i = 0; i < n && !keep; i++)
+			keep = want[i].ino == next.ino && want[i].dev == next.dev;
+		if (!keep && bpf_map_delete_elem(t->fd_exe_dirs, &next) == 0)
+			continue; /* the walk restarts from key: deleted entries are not revisited */
+		key = next;
+		have_prev = true;
+	}
+	return 0;
+}
+
+int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino)
 {
 	struct wdbtap_config cfg = {};
-	const char *p = paths;
 	__u32 key = 0;
 
-	while (p && *p) {
-		const char *end = strchr(p, '\n');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		struct wdbtap_path *w;
-		bool exact = n && p[0] == '=';
-
-		if (n == 0) {
-			p = end ? end + 1 : NULL;
-			continue;
-		}
-		if (cfg.npaths == WDBTAP_MAX_PATHS)
-			return fail(t, -E2BIG, "at most %d socket paths", WDBTAP_MAX_PATHS);
-		if (exact) {
-			p++;
-			n--;
-		}
-		if (n == 0 || n >= WDBTAP_PATH_MAX)
-			return fail(t, -EINVAL, "a socket path is 1 to %d bytes", WDBTAP_PATH_MAX - 1);
-		w = &cfg.paths[cfg.npaths++];
-		w->len = n;
-		w->exact = exact;
-		memcpy(w->path, p, n);
-		p = end ? end + 1 : NULL;
+	if (dev || ino) {
+		cfg.wdb_dir = fsid_of(dev, ino);
+		cfg.set = 1;
 	}
 	if (bpf_map_update_elem(t->fd_config, &key, &cfg, BPF_ANY))
 		return fail(t, -errno, "tap_config: %s", strerror(errno));

@@ -25,14 +25,23 @@ int wdbtap_attach(struct wdbtap *t, uint32_t hooks);
 int wdbtap_detach(struct wdbtap *t);
 /* Bit mask of the hooks attached now. */
 int wdbtap_is_attached(struct wdbtap *t);
-/* tgids in the target map (at most n written); returns how many. */
-int wdbtap_targets(struct wdbtap *t, uint32_t *out, uint32_t n);
+/* tgids in the target map and their daemon ids (at most n of each written); returns how many. */
+int wdbtap_targets(struct wdbtap *t, uint32_t *tgids, uint32_t *daemons, uint32_t n);
 
-/* A daemon's executable basename (up to 63 bytes): processes exec'ing it become targets. */
-int wdbtap_target_name(struct wdbtap *t, const char *name, int add);
-int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, int add);
-/* paths: newline-separated; a leading '=' asks for an exact match, else suffix. */
-int wdbtap_set_paths(struct wdbtap *t, const char *paths);
+/* A daemon's executable basename (up to 63 bytes) and its id (1..255): a process
+ * exec'ing a file of that name from an executable directory becomes a target. */
+int wdbtap_target_name(struct wdbtap *t, const char *name, uint32_t id, int add);
+/* Mark (daemon 1..255) or unmark (0) a running process. */
+int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, uint32_t daemon);
+/*
+ * Identities are what stat(2) gives (st_dev as glibc encodes it, st_ino); the
+ * shim converts the device to the kernel's encoding.
+ * The executable directories of this home: n entries replace the whole set;
+ * any[i] is 0 (names decide) or the daemon id of every file in that directory.
+ */
+int wdbtap_set_exe_dirs(struct wdbtap *t, const uint64_t *devs, const uint64_t *inos, const uint32_t *any, uint32_t n);
+/* The home's queue/db directory; dev = ino = 0: not known yet (nothing matches). */
+int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino);
 
 /*
  * Wait up to timeout_ms for records and copy as many whole records as fit into

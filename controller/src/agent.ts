@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { StatusJournal } from './state/sources/status-journal.js';
 import type { Logger } from 'pino';
-import { Capture, DEFAULT_SOCKET_PATHS, type Hook } from './capture/capture.js';
+import { Capture, type Hook } from './capture/capture.js';
 import { WdbDecoder } from './decode/index.js';
 import { AgentStateTable } from './state/agents.js';
 import { initialSync, seedTable } from './state/sources/initial-sync.js';
@@ -79,7 +79,12 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const { log } = opts;
   const prefix = validatePrefix(opts.prefix);
   const node = opts.node ?? hostname();
-  const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS, hooks: opts.hooks });
+  let rescanErrors = 0;
+  const capture = Capture.open({
+    ...artefacts(), home: opts.home, hooks: opts.hooks,
+    // EMFILE and the like: the next rescan (2 s) tries again; logged rate-limited, never fatal.
+    onRescanError: (e) => { if (rescanErrors++ % 100 === 0) log.warn({ err: e.message, failures: rescanErrors }, 'cannot scan /proc for Wazuh daemons: retrying'); },
+  });
   // Every event goes to the disk spool first, then to NATS: capture never waits for NATS,
   // and what NATS has not acknowledged is replayed after a reconnect or a restart.
   const d = opts.delivery ?? {};
@@ -202,8 +207,12 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     if (capture.attached) return;
     capture.attach();
     publisher.publishLifecycle('attached');
-    log.info({ home: opts.home, node, prefix, hooks: capture.attachedHooks(), targets: capture.targets().length },
+    const identity = capture.identity();
+    log.info({ home: opts.home, node, prefix, hooks: capture.attachedHooks(), targets: capture.targets().length, identity },
       'attached: capturing wazuh-db traffic');
+    if (!identity.wdb_dir || !identity.exe_dirs.length) {
+      log.warn({ home: opts.home }, `${opts.home} has no ${identity.wdb_dir ? 'bin/' : 'queue/db/'} (yet): nothing is captured until the manager is installed there (checked every 2 s)`);
+    }
     // What changed while nothing was captured (since the first sync, or while detached).
     void resync('attached');
   };
@@ -219,7 +228,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     return {
       attached: capture.attached,
       hooks: capture.attachedHooks(),
-      targets: capture.attached ? describeTargets(capture.targets()) : [],
+      targets: capture.attached ? describeTargets(capture.targetDaemons()) : [],
+      identity: capture.identity(),
       counters: capture.counters(),
       decoder: decoder.stats().reassembler,
       nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },

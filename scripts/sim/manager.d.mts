@@ -13,7 +13,7 @@ export interface ExitInfo {
 }
 
 export declare class SimProcess {
-  constructor(binDir: string, name: string, home: string, extraArgs?: string[]);
+  constructor(binDir: string, name: string, home: string, extraArgs?: string[], user?: { uid?: number; gid?: number });
   readonly name: string;
   readonly child: ChildProcess;
   readonly pid: number | undefined;
@@ -58,8 +58,14 @@ export declare class SimClient {
   kill(signal?: NodeJS.Signals): Promise<ExitInfo>;
 }
 
+/** The directory of a daemon's executable in a home: bin/, or framework/python/bin for python3. */
+export declare function homeExeDir(home: string, name: string): string;
+/** Copies the simulator's executable `name` into the home (bin/ …); returns that directory. */
+export declare function installSimDaemon(binDir: string, home: string, name: string): string;
+
 export declare class SimManager {
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number });
+  /** uid/gid: every daemon runs as that user. The daemons run from copies in `<home>/bin`. */
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; uid?: number; gid?: number });
   readonly binDir: string;
   readonly home: string;
   readonly version: 4 | 5;

@@ -72,8 +72,9 @@ export class SimProcess {
    * @param {string} name  basename of the copy to run; decides the role
    * @param {string} home
    * @param {string[]} [extraArgs]
+   * @param {{ uid?: number, gid?: number }} [user] run as this user (default: the caller's)
    */
-  constructor(binDir, name, home, extraArgs = []) {
+  constructor(binDir, name, home, extraArgs = [], user = {}) {
     this.name = name;
     this.stderr = '';
     /** @type {ExitInfo | null} */
@@ -89,6 +90,8 @@ export class SimProcess {
       cwd: home,
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, WAZUH_SIM_PARENT: String(process.pid) },
+      ...(user.uid !== undefined && { uid: user.uid }),
+      ...(user.gid !== undefined && { gid: user.gid }),
     });
     this.child = child;
     live.add(child);
@@ -309,17 +312,58 @@ export class SimClient {
   }
 }
 
+/** Where a daemon's executable lives in a Wazuh home: bin/, or the framework's Python for wazuh-clusterd. */
+export function homeExeDir(home, name) {
+  return name === 'python3' ? path.join(home, 'framework/python/bin') : path.join(home, 'bin');
+}
+
+/**
+ * Copies the simulator's executable `name` into the home, as a Wazuh install lays its daemons out
+ * (`<home>/bin/wazuh-remoted`, …): the tap trusts a home's own executables only, by identity.
+ * A copy, not a link: /proc/<pid>/exe and the kernel then see the home's file.
+ * @param {string} binDir the simulator's build output (build/sim/bin)
+ * @param {string} home
+ * @param {string} name
+ * @returns {string} the directory holding the copy
+ */
+export function installSimDaemon(binDir, home, name) {
+  const src = path.join(binDir, name);
+  const dir = homeExeDir(home, name);
+  const dst = path.join(dir, name);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const s = fs.statSync(src);
+  let fresh = false;
+  try {
+    const d = fs.statSync(dst);
+    fresh = d.size === s.size && d.mtimeMs >= s.mtimeMs;
+  } catch {
+    fresh = false;
+  }
+  if (!fresh) {
+    // Copy then rename: overwriting a running executable in place fails with ETXTBSY.
+    const tmp = `${dst}.${process.pid}.tmp`;
+    fs.copyFileSync(src, tmp);
+    fs.chmodSync(tmp, 0o755);
+    fs.renameSync(tmp, dst);
+  }
+  return dir;
+}
+
 export class SimManager {
   /**
-   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number }} opts
+   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, uid?: number, gid?: number }} opts
    *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
    *   with them registered (never_connected), names and all, like a real global.db.
    *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, split non-blocking sends).
    *   pageRows: rows per list reply before wazuh-db answers `due` (default: one 64 KiB page).
+   *   uid/gid: every daemon runs as this user (a home that user owns), e.g. a local user's imitation.
+   *   The daemons run from copies in `<home>/bin` (installSimDaemon), like a real install.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, uid, gid }) {
     this.binDir = path.resolve(binDir);
     this.home = path.resolve(home);
+    /** @type {{ uid?: number, gid?: number }} */
+    this.user = { ...(uid !== undefined && { uid }), ...(gid !== undefined && { gid }) };
     this.agents = agents;
     if (version !== 4 && version !== 5) throw new TypeError('version must be 4 or 5');
     this.version = version;
@@ -329,6 +373,22 @@ export class SimManager {
     /** @type {SimProcess | null} */ this.db = null;
     /** @type {SimClient | null} */ this.remoted = null;
     /** @type {SimClient[]} */ this.clients = [];
+    this.prepare();
+  }
+
+  /**
+   * Lays the home out as an installed manager has it before its daemons start: the daemons'
+   * executables (bin/, framework/python/bin/) and queue/db/. A tap opened before start() then
+   * already knows this home's identities (done by the constructor; safe to call again).
+   */
+  prepare() {
+    fs.mkdirSync(path.join(this.home, 'queue/db'), { recursive: true, mode: 0o770 });
+    const names = ['analysisd', 'db', 'remoted', 'monitord', 'authd'].map((d) => this.daemon(d));
+    for (const name of [...names, 'python3', 'not-wazuh']) installSimDaemon(this.binDir, this.home, name);
+    if (this.user.uid !== undefined) {
+      // The home is that user's: it creates its sockets, files and logs in it.
+      for (const d of ['', 'queue', 'queue/db']) fs.chownSync(path.join(this.home, d), this.user.uid, this.user.gid ?? this.user.uid);
+    }
   }
 
   /** The wdb socket as the tap sees it on the host. */
@@ -347,11 +407,14 @@ export class SimManager {
         return `${String(a.id).padStart(3, '0')} ${a.name} ${a.ip} ${key}\n`;
       });
       fs.writeFileSync(path.join(this.home, 'etc/client.keys'), lines.join(''), { mode: 0o640 });
+      if (this.user.uid !== undefined) {
+        for (const f of ['etc', 'etc/client.keys']) fs.chownSync(path.join(this.home, f), this.user.uid, this.user.gid ?? this.user.uid);
+      }
     }
     try {
-      this.analysisd = new SimProcess(this.binDir, this.daemon('analysisd'), this.home);
+      this.analysisd = this.#spawn(this.daemon('analysisd'));
       const dbArgs = this.pageRows ? ['--page-rows', String(this.pageRows)] : [];
-      this.db = new SimProcess(this.binDir, this.daemon('db'), this.home, dbArgs);
+      this.db = this.#spawn(this.daemon('db'), dbArgs);
       await Promise.all([this.analysisd.ready(), this.db.ready()]);
       this.remoted = await this.#client(this.daemon('remoted'), reset);
     } catch (e) {
@@ -365,7 +428,7 @@ export class SimManager {
    * @param {boolean} reset
    */
   async #client(name, reset, extra = []) {
-    const proc = new SimProcess(this.binDir, name, this.home, [...(reset ? [] : ['--no-reset']), ...extra]);
+    const proc = this.#spawn(name, [...(reset ? [] : ['--no-reset']), ...extra]);
     try {
       await proc.ready();
     } catch (e) {
@@ -373,6 +436,11 @@ export class SimManager {
       throw e;
     }
     return new SimClient(proc);
+  }
+
+  /** @param {string} name @param {string[]} [args] */
+  #spawn(name, args = []) {
+    return new SimProcess(installSimDaemon(this.binDir, this.home, name), name, this.home, args, this.user);
   }
 
   /**

@@ -6,7 +6,9 @@ import { loadShim, type ShimLib } from './shim.js';
 import { COUNTER_NAMES, RECORD_SIZE, parseRecords, type CaptureCounters } from './record-layout.js';
 import type { CaptureRecord } from '../types.js';
 import { KernelSupportError } from '../errors.js';
-import { DEFAULT_TARGET_NAMES, scanProcesses } from './targets.js';
+import {
+  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, scanProcesses, trustedExecutables, wdbSocketId, type HomeIdentity,
+} from './targets.js';
 
 export { KernelSupportError };
 
@@ -17,15 +19,14 @@ const HOOK_BITS: Record<Hook, number> = { sendto: 1, write: 2, sendmsg: 4, write
 const PROCS_BIT = 16;
 
 export { DEFAULT_TARGET_NAMES };
-export const DEFAULT_SOCKET_PATHS = ['queue/db/wdb'];
-
 
 export interface CaptureOptions {
   objPath: string;
   libPath: string;
+  /** The Wazuh home whose wazuh-db socket and daemons are followed (by identity: targets.ts). */
+  home: string;
   hooks?: Hook[];
-  socketPaths?: string[];
-  /** Executable basenames of the target daemons. */
+  /** Executable basenames of the target daemons (in `<home>/bin`). */
   targetNames?: string[];
   /** How often running processes are re-scanned while attached (the kernel follows exec/fork). */
   rescanMs?: number;
@@ -33,6 +34,18 @@ export interface CaptureOptions {
   perfPages?: number;
   /** Longest wait of one poll, which is also how fast stop() returns. */
   pollTimeoutMs?: number;
+  /** A rescan failed (EMFILE, …): it is retried at the next one. Default: ignored. */
+  onRescanError?: (e: Error) => void;
+}
+
+/** What `status` and `capture` show of the home followed. */
+export interface IdentityView {
+  home: string;
+  /** `<home>/queue/db`, whose entry `wdb` the kernel matches; null: missing (nothing is captured). */
+  wdb_dir: string | null;
+  /** The socket `<home>/queue/db/wdb` as it is now. */
+  wdb_socket: string | null;
+  exe_dirs: { path: string; id: string | null }[];
 }
 
 const ERR_LEN = 512;
@@ -60,7 +73,9 @@ export class Capture {
   private running = false;
   private readonly buf = Buffer.alloc(4 << 20);
   private readonly pollTimeoutMs: number;
-  private readonly names: Set<string>;
+  /** Daemon names; a daemon's id in the kernel is its index + 1. */
+  private readonly names: string[];
+  private home: HomeIdentity;
   private rescanTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: CaptureOptions) {
@@ -70,7 +85,8 @@ export class Capture {
     this.lib = loadShim(opts.libPath);
     this.hooks = opts.hooks ?? ['sendto'];
     this.pollTimeoutMs = opts.pollTimeoutMs ?? 100;
-    this.names = new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES);
+    this.names = [...new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES)];
+    this.home = { home: opts.home, wdbDir: null, socket: null, exeDirs: [] };
   }
 
   /** Check the kernel, load the programs and set the filters; nothing is attached yet. */
@@ -84,8 +100,14 @@ export class Capture {
     const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, err, ERR_LEN);
     if (!h) throw new KernelSupportError(cstr(err));
     c.handle = h;
-    c.setSocketPaths(opts.socketPaths ?? DEFAULT_SOCKET_PATHS);
-    for (const name of c.names) c.check(c.lib.target_name(h, name, 1), `target ${name}`);
+    try {
+      c.names.forEach((name, i) => c.check(c.lib.target_name(h, name, i + 1, 1), `target ${name}`));
+      c.refreshIdentity(true);
+    } catch (e) {
+      c.lib.close(h);
+      c.handle = null;
+      throw e;
+    }
     return c;
   }
 
@@ -107,7 +129,7 @@ export class Capture {
   attach(): void {
     const bits = this.hooks.reduce((m, k) => m | HOOK_BITS[k], 0);
     if (this.lib.attach(this.h, PROCS_BIT) < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
-    if (!this.rescanTimer) for (const pid of this.targets()) this.targetTgid(pid, false);
+    if (!this.rescanTimer) for (const pid of this.targets()) this.targetTgid(pid, 0);
     this.rescan();
     if (this.lib.attach(this.h, bits) < 0) {
       const err = this.lib.last_error(this.handle);
@@ -136,26 +158,76 @@ export class Capture {
     return HOOKS.filter((k) => (mask & HOOK_BITS[k]) !== 0);
   }
 
-  /** Add every running target daemon to the kernel's target set. */
-  rescan(): Map<number, string> {
-    const found = scanProcesses(this.names);
-    for (const pid of found.keys()) this.targetTgid(pid, true);
-    return found;
+  /**
+   * Give the kernel this home's identities again (a home installed or re-created
+   * after the tap started; the socket wazuh-db re-creates needs nothing: the
+   * kernel matches the directory's entry).
+   */
+  refreshIdentity(force = false): HomeIdentity {
+    const now = resolveHome(this.opts.home, this.names);
+    const old = this.home;
+    if (force || !sameFsId(now.wdbDir, old.wdbDir)) {
+      this.check(this.lib.set_wdb_dir(this.h, now.wdbDir?.dev ?? 0n, now.wdbDir?.ino ?? 0n), 'wdb directory');
+    }
+    const dirsKey = (h: HomeIdentity) => h.exeDirs.map((d) => `${d.id.dev}:${d.id.ino}:${d.any}`).join(',');
+    if (force || dirsKey(now) !== dirsKey(old)) {
+      const n = now.exeDirs.length;
+      this.check(this.lib.set_exe_dirs(this.h, BigUint64Array.from(now.exeDirs, (d) => d.id.dev),
+        BigUint64Array.from(now.exeDirs, (d) => d.id.ino), Uint32Array.from(now.exeDirs, (d) => d.any), n), 'executable directories');
+    }
+    this.home = now;
+    return now;
+  }
+
+  /** What the tap follows, for people (status, capture). */
+  identity(): IdentityView {
+    const h = this.home;
+    return {
+      home: h.home,
+      wdb_dir: h.wdbDir ? `${h.home.replace(/\/+$/, '')}/queue/db (${formatFsId(h.wdbDir)})` : null,
+      wdb_socket: formatFsId(wdbSocketId(h.home)),
+      exe_dirs: h.exeDirs.map((d) => ({ path: d.path, id: formatFsId(d.id) })),
+    };
+  }
+
+  /**
+   * Mark every running daemon of this home in the kernel (those started before
+   * the tap; the kernel follows later ones from their exec). A failure (EMFILE,
+   * ENFILE) is reported and retried at the next rescan: never fatal.
+   */
+  rescan(): Map<number, number> {
+    try {
+      const home = this.refreshIdentity();
+      const found = scanProcesses(trustedExecutables(home, this.names));
+      for (const [pid, daemon] of found) this.targetTgid(pid, daemon);
+      return found;
+    } catch (e) {
+      this.opts.onRescanError?.(e as Error);
+      return new Map();
+    }
   }
 
   /** tgids (and thread ids) the kernel treats as targets now. */
   targets(): number[] {
-    const out = new Uint32Array(16384);
-    const n = this.check(this.lib.targets(this.h, out, out.length), 'targets');
-    return Array.from(out.subarray(0, n));
+    return this.targetDaemons().map((t) => t.pid);
   }
 
-  targetTgid(tgid: number, add: boolean): void {
-    this.check(this.lib.target_tgid(this.h, tgid, add ? 1 : 0), `target pid ${tgid}`);
+  /** The kernel's targets with their daemon names. */
+  targetDaemons(): { pid: number; daemon: string }[] {
+    const pids = new Uint32Array(16384);
+    const ids = new Uint32Array(pids.length);
+    const n = this.check(this.lib.targets(this.h, pids, ids, pids.length), 'targets');
+    return Array.from(pids.subarray(0, n), (pid, i) => ({ pid, daemon: this.names[ids[i] - 1] ?? '?' }));
   }
 
-  setSocketPaths(paths: string[]): void {
-    this.check(this.lib.set_paths(this.h, paths.join('\n')), 'socket paths');
+  /** Mark a process as daemon `daemon` (an index + 1 of the names), or unmark it (0). */
+  targetTgid(tgid: number, daemon: number): void {
+    this.check(this.lib.target_tgid(this.h, tgid, daemon), `target pid ${tgid}`);
+  }
+
+  /** The daemon id of a name (0: not a target name). */
+  daemonId(name: string): number {
+    return this.names.indexOf(name) + 1;
   }
 
   counters(): CaptureCounters {
@@ -202,7 +274,7 @@ export class Capture {
         }
         // Each CPU has its own ring: order the batch by syscall time so a
         // connection's writes reach the decoder in the order they were made.
-        if (n > 0) await onBatch(parseRecords(this.buf, n).sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0)));
+        if (n > 0) await onBatch(parseRecords(this.buf, n, this.names).sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0)));
       }
     })();
   }

@@ -13,7 +13,7 @@ const SYSCALLS: Record<number, string> = { 1: 'sendto', 2: 'write', 3: 'sendmsg'
 /** Kernel counters in the order of enum wdbtap_counter, then the shim's own. */
 export const COUNTER_NAMES = [
   'seen', 'captured', 'filtered', 'truncated', 'scratch_failures', 'output_failures',
-  'inflight_full', 'failed_writes', 'content_dropped', 'unframed', 'targets_exec',
+  'inflight_full', 'failed_writes', 'content_dropped', 'unframed', 'targets_exec', 'other_wdb',
   'lost', 'queue_drops',
 ] as const;
 export type CaptureCounters = Record<(typeof COUNTER_NAMES)[number], number>;
@@ -23,8 +23,9 @@ const decoder = new TextDecoder('latin1');
 /**
  * Split a buffer filled by wdbtap_poll (records, each after its u32 length) into
  * records. The payload is copied out so the poll buffer can be reused at once.
+ * `daemons[id - 1]` names the writer's executable (the kernel resolved it at exec).
  */
-export function parseRecords(buf: Uint8Array, used: number): CaptureRecord[] {
+export function parseRecords(buf: Uint8Array, used: number, daemons: readonly string[] = []): CaptureRecord[] {
   const view = new DataView(buf.buffer, buf.byteOffset, used);
   const out: CaptureRecord[] = [];
   let pos = 0;
@@ -38,6 +39,7 @@ export function parseRecords(buf: Uint8Array, used: number): CaptureRecord[] {
     const flags = view.getUint16(at + 46, true);
     const commBytes = buf.subarray(at + 56, at + 72);
     const nul = commBytes.indexOf(0);
+    const exe = daemons[view.getUint16(at + 50, true) - 1];
     out.push({
       tsNs: view.getBigUint64(at, true),
       localIno: Number(view.getBigUint64(at + 8, true)),
@@ -50,7 +52,8 @@ export function parseRecords(buf: Uint8Array, used: number): CaptureRecord[] {
       truncated: (flags & F_TRUNCATED) !== 0,
       gap: (flags & F_GAP) !== 0,
       frameOff: view.getUint32(at + 52, true),
-      syscall: SYSCALLS[view.getUint32(at + 48, true)] ?? 'unknown',
+      syscall: SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown',
+      ...(exe !== undefined && { exe }),
       comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes),
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
       data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),

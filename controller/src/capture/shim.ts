@@ -8,10 +8,11 @@ export interface ShimLib {
   attach(h: unknown, hooks: number): number;
   detach(h: unknown): number;
   is_attached(h: unknown): number;
-  target_name(h: unknown, name: string, add: number): number;
-  targets(h: unknown, out: Uint32Array, n: number): number;
-  target_tgid(h: unknown, tgid: number, add: number): number;
-  set_paths(h: unknown, paths: string): number;
+  target_name(h: unknown, name: string, id: number, add: number): number;
+  targets(h: unknown, tgids: Uint32Array, daemons: Uint32Array, n: number): number;
+  target_tgid(h: unknown, tgid: number, daemon: number): number;
+  set_exe_dirs(h: unknown, devs: BigUint64Array, inos: BigUint64Array, any: Uint32Array, n: number): number;
+  set_wdb_dir(h: unknown, dev: bigint, ino: bigint): number;
   poll: { async: (...args: unknown[]) => void };
   counters(h: unknown, out: BigUint64Array, n: number): number;
   lost_per_cpu(h: unknown, out: BigUint64Array, n: number): number;
@@ -33,10 +34,11 @@ export function loadShim(path: string): ShimLib {
     attach: f('attach', 'int NAME(wdbtap *t, uint32_t hooks)'),
     detach: f('detach', 'int NAME(wdbtap *t)'),
     is_attached: f('is_attached', 'int NAME(wdbtap *t)'),
-    target_name: f('target_name', 'int NAME(wdbtap *t, const char *name, int add)'),
-    targets: f('targets', 'int NAME(wdbtap *t, _Out_ uint32_t *out, uint32_t n)'),
-    target_tgid: f('target_tgid', 'int NAME(wdbtap *t, uint32_t tgid, int add)'),
-    set_paths: f('set_paths', 'int NAME(wdbtap *t, const char *paths)'),
+    target_name: f('target_name', 'int NAME(wdbtap *t, const char *name, uint32_t id, int add)'),
+    targets: f('targets', 'int NAME(wdbtap *t, _Out_ uint32_t *tgids, _Out_ uint32_t *daemons, uint32_t n)'),
+    target_tgid: f('target_tgid', 'int NAME(wdbtap *t, uint32_t tgid, uint32_t daemon)'),
+    set_exe_dirs: f('set_exe_dirs', 'int NAME(wdbtap *t, const uint64_t *devs, const uint64_t *inos, const uint32_t *any, uint32_t n)'),
+    set_wdb_dir: f('set_wdb_dir', 'int NAME(wdbtap *t, uint64_t dev, uint64_t ino)'),
     poll: f('poll', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap, int timeout_ms)'),
     counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     lost_per_cpu: f('lost_per_cpu', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),

@@ -1,51 +1,167 @@
-// Which processes are Wazuh daemons. The kernel follows them from exec and
-// fork (tp_exec/tp_fork); this scan finds the ones already running when the
-// tap starts, and re-checks periodically as a safety net.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { basename } from 'node:path';
+// Which processes are this manager's daemons, and which socket is its
+// wazuh-db socket — by what the kernel knows (device and inode numbers),
+// never by a name or a path text anyone can copy (SPEC §2, trust boundary).
+//
+// The kernel decides for itself (wdbtap.bpf.c): a process exec'ing a file of
+// a daemon's name from this home's bin/ becomes a target; a socket is
+// wazuh-db's when its path is the entry `wdb` of this home's queue/db/. This
+// module gives the kernel those directories' identities, and finds the
+// daemons already running when the tap starts (and every rescan) through
+// /proc/<pid>/exe, compared by identity with this home's executables.
+import { readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+
+/** The name every executable of the framework's Python directory counts as (state/format.ts: source `clusterd`). */
+export const CLUSTER_DAEMON = 'python3';
 
 /**
  * The daemons of SPEC §2 by executable name. 4.x: comm equals the name. 5.x:
  * `wazuh-manager-*` names are longer than a comm (15 characters, where
- * analysisd, authd and apid all read `wazuh-manager-a`), so they are matched by
- * the executable's basename, in the kernel at exec and here through /proc/<pid>/exe.
+ * analysisd, authd and apid all read `wazuh-manager-a`), so the kernel resolves
+ * them from the executable at exec, also for a process that lives a millisecond.
  */
 export const DEFAULT_TARGET_NAMES = [
   'wazuh-remoted', 'wazuh-db', 'wazuh-monitord', 'wazuh-authd', 'wazuh-modulesd',
   'wazuh-manager-remoted', 'wazuh-manager-db', 'wazuh-manager-monitord', 'wazuh-manager-authd',
   'wazuh-manager-modulesd',
+  // wazuh-clusterd runs on the bundled Python (<home>/framework/python/bin/python3.x): on a master it
+  // writes the workers' agents (sync-agent-info-set), which update the state without an event (SPEC §3).
+  CLUSTER_DAEMON,
 ];
 
-/** The daemon name of an executable path, as /proc/<pid>/exe shows it. */
-export function exeName(exe: string): string {
-  return basename(exe.replace(/ \(deleted\)$/, ''));
+/** A filesystem object as stat(2) names it. */
+export interface FsId {
+  dev: bigint;
+  ino: bigint;
 }
 
-/** Processes whose executable is one of names: pid → name. */
-export function scanProcesses(names: ReadonlySet<string>, procRoot = '/proc'): Map<number, string> {
-  const found = new Map<number, string>();
+export interface ExeDir {
+  path: string;
+  id: FsId;
+  /** 0: only files named like a daemon; else every file in it is this daemon id. */
+  any: number;
+}
+
+/** What the tap follows: one Wazuh home, by identity. */
+export interface HomeIdentity {
+  home: string;
+  /** `<home>/queue/db`: the kernel matches the socket entry `wdb` in it. null: it does not exist (yet). */
+  wdbDir: FsId | null;
+  /** `<home>/queue/db/wdb` now (shown by status; the kernel follows a re-created one by itself). */
+  socket: FsId | null;
+  exeDirs: ExeDir[];
+}
+
+export function wdbDirOf(home: string): string {
+  return join(home, 'queue/db');
+}
+
+/** Where a home's daemons are: bin/, and the framework's Python for wazuh-clusterd. */
+export function exeDirsOf(home: string): { path: string; cluster: boolean }[] {
+  return [{ path: join(home, 'bin'), cluster: false }, { path: join(home, 'framework/python/bin'), cluster: true }];
+}
+
+function statId(path: string, want: 'dir' | 'socket' | 'file'): FsId | null {
+  let st: BigIntStats;
+  try {
+    st = statSync(path, { bigint: true });
+  } catch {
+    return null; // missing (not installed yet), or unreadable: nothing to trust
+  }
+  const ok = want === 'dir' ? st.isDirectory() : want === 'socket' ? st.isSocket() : st.isFile();
+  return ok ? { dev: st.dev, ino: st.ino } : null;
+}
+
+/** `major:minor inode` as ls -i and stat show it. */
+export function formatFsId(id: FsId | null): string | null {
+  if (!id) return null;
+  const major = ((id.dev >> 8n) & 0xfffn) | ((id.dev >> 32n) & ~0xfffn);
+  const minor = (id.dev & 0xffn) | ((id.dev >> 12n) & ~0xffn);
+  return `${major}:${minor} inode ${id.ino}`;
+}
+
+const key = (id: FsId) => `${id.dev}:${id.ino}`;
+
+export function sameFsId(a: FsId | null, b: FsId | null): boolean {
+  return a === b || (a !== null && b !== null && a.dev === b.dev && a.ino === b.ino);
+}
+
+/** The identities of a home. `names` are the daemon names (id = index + 1). */
+export function resolveHome(home: string, names: readonly string[]): HomeIdentity {
+  const clusterId = names.indexOf(CLUSTER_DAEMON) + 1;
+  const exeDirs: ExeDir[] = [];
+  for (const d of exeDirsOf(home)) {
+    if (d.cluster && clusterId === 0) continue;
+    const id = statId(d.path, 'dir');
+    if (id) exeDirs.push({ path: d.path, id, any: d.cluster ? clusterId : 0 });
+  }
+  return {
+    home,
+    wdbDir: statId(wdbDirOf(home), 'dir'),
+    socket: wdbSocketId(home),
+    exeDirs,
+  };
+}
+
+/** `<home>/queue/db/wdb` now, when it is a socket. */
+export function wdbSocketId(home: string): FsId | null {
+  return statId(join(wdbDirOf(home), 'wdb'), 'socket');
+}
+
+/** This home's daemon executables by identity → daemon id. */
+export function trustedExecutables(home: HomeIdentity, names: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const d of home.exeDirs) {
+    if (!sameFsId(statId(d.path, 'dir'), d.id)) continue; // replaced since resolveHome: the next rescan
+    for (const f of d.any ? safeReaddir(d.path) : names) {
+      const id = statId(join(d.path, f), 'file');
+      if (!id) continue;
+      const daemon = d.any || names.indexOf(f) + 1;
+      if (daemon) out.set(key(id), daemon);
+    }
+  }
+  return out;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir).slice(0, 256);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Running processes whose executable is one of `trusted` (by identity: stat of
+ * /proc/<pid>/exe, which follows the mapped file whatever its path text, mount
+ * namespace or container): pid → daemon id. Throws what readdir('/proc') throws
+ * (EMFILE): the caller decides to retry.
+ */
+export function scanProcesses(trusted: ReadonlyMap<string, number>, procRoot = '/proc'): Map<number, number> {
+  const found = new Map<number, number>();
+  if (trusted.size === 0) return found;
   for (const entry of readdirSync(procRoot)) {
     if (!/^[0-9]+$/.test(entry)) continue;
-    let exe: string;
+    let st: BigIntStats;
     try {
-      exe = readlinkSync(`${procRoot}/${entry}/exe`);
+      st = statSync(`${procRoot}/${entry}/exe`, { bigint: true });
     } catch {
       continue; // kernel thread, gone, or not ours to read
     }
-    const name = exeName(exe);
-    if (names.has(name)) found.set(Number(entry), name);
+    const daemon = trusted.get(key({ dev: st.dev, ino: st.ino }));
+    if (daemon) found.set(Number(entry), daemon);
   }
   return found;
 }
 
-/** The processes among pids (the kernel's set also holds thread ids), with their daemon names. */
-export function describeTargets(pids: number[], procRoot = '/proc'): { pid: number; name: string }[] {
+/** The processes among the kernel's targets (which also holds thread ids), with their daemon names. */
+export function describeTargets(targets: { pid: number; daemon: string }[], procRoot = '/proc'): { pid: number; name: string }[] {
   const out: { pid: number; name: string }[] = [];
-  for (const pid of pids) {
+  for (const { pid, daemon } of targets) {
     try {
       const status = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
       if (Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1]) !== pid) continue; // a thread
-      out.push({ pid, name: exeName(readlinkSync(`${procRoot}/${pid}/exe`)) });
+      out.push({ pid, name: daemon });
     } catch {
       // gone since: the kernel forgets it at its exit
     }

@@ -25,7 +25,7 @@
 // Secrets: the decoder drops `internal_key` and key-shaped values; every line is
 // checked once more here before it is written (see scrub()).
 import type { Writable } from 'node:stream';
-import { Capture, DEFAULT_SOCKET_PATHS, type Hook } from '../capture/capture.js';
+import { Capture, type Hook } from '../capture/capture.js';
 import { WdbDecoder, parseIdList } from '../decode/index.js';
 import { clientKeysPath, readClientKeys } from '../state/sources/client-keys.js';
 import { artefacts } from '../paths.js';
@@ -188,7 +188,7 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   const err = opts.err ?? process.stderr;
   const names = await agentNames(opts.home, err);
   const wallMs = monotonicToWallClock();
-  const capture = Capture.open({ ...artefacts(), socketPaths: DEFAULT_SOCKET_PATHS, hooks: opts.hooks });
+  const capture = Capture.open({ ...artefacts(), home: opts.home, hooks: opts.hooks });
   const decoder = new WdbDecoder();
   let printed = 0;
   let stopWhy = '';
@@ -224,7 +224,9 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
       stop('capture failed');
     });
     capture.attach();
-    err.write(`wazuh-nats-tap: capturing wazuh-db traffic on ${DEFAULT_SOCKET_PATHS.join(', ')} `
+    const id = capture.identity();
+    err.write(`wazuh-nats-tap: capturing wazuh-db traffic of ${id.home}: socket ${id.wdb_dir ? `${id.wdb_dir} entry wdb` : 'directory queue/db not found yet'}`
+      + `${id.wdb_socket ? `, now ${id.wdb_socket}` : ''}; daemons of ${id.exe_dirs.map((d) => d.path).join(', ') || 'no bin/ yet'} `
       + `(hooks: ${capture.attachedHooks().join(',')}; ${capture.targets().length} target processes); `
       + 'Ctrl-C to stop\n');
     await stopped;

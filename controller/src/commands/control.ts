@@ -18,6 +18,12 @@ export function renderStatus(st: Record<string, any>): string {
   const agents = Object.entries(st.agents ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`);
   rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
   rows.push(['node', `${st.node}  home ${st.home}  prefix ${st.prefix}`]);
+  const id = st.identity;
+  if (id) {
+    // What the kernel matches: the socket entry of this directory, the daemons of these directories (SPEC §2).
+    rows.push(['socket', id.wdb_dir ? `${id.wdb_dir} entry wdb, now ${id.wdb_socket ?? 'absent (wazuh-db not running)'}` : `${id.home}/queue/db not found: nothing is captured until it exists`]);
+    rows.push(['daemons', (id.exe_dirs ?? []).map((d: { path: string; id: string }) => `${d.path} (${d.id})`).join(', ') || `no ${id.home}/bin yet`]);
+  }
   rows.push(['targets', targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
   rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`]);
   if (st.spool) rows.push(['spool', `${st.spool.records ?? 0} events, ${st.spool.bytes ?? 0} bytes`]);
