@@ -13,7 +13,7 @@ export interface ExitInfo {
 }
 
 export declare class SimProcess {
-  constructor(binDir: string, name: string, home: string, extraArgs?: string[], user?: { uid?: number; gid?: number });
+  constructor(binDir: string, name: string, home: string, extraArgs?: string[], user?: { uid?: number; gid?: number; chroot?: string });
   readonly name: string;
   readonly child: ChildProcess;
   readonly pid: number | undefined;
@@ -64,10 +64,17 @@ export declare function homeExeDir(home: string, name: string): string;
 export declare function installSimDaemon(binDir: string, home: string, name: string): string;
 
 export declare class SimManager {
-  /** uid/gid: every daemon runs as that user. The daemons run from copies in `<home>/bin`. */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; uid?: number; gid?: number });
+  /**
+   * uid/gid: every daemon runs as that user. root: a container's root, the daemons chrooted in it
+   * (`home` is then their path inside it). The daemons run from copies in `<home>/bin`.
+   */
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; uid?: number; gid?: number; root?: string });
   readonly binDir: string;
+  /** The home as the host sees it (`<root>/<home>` for a container). */
   readonly home: string;
+  /** The home as the daemons see it. */
+  readonly innerHome: string;
+  readonly root: string | null;
   readonly version: 4 | 5;
   readonly pageRows: number | undefined;
   /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */

@@ -72,7 +72,8 @@ export class SimProcess {
    * @param {string} name  basename of the copy to run; decides the role
    * @param {string} home
    * @param {string[]} [extraArgs]
-   * @param {{ uid?: number, gid?: number }} [user] run as this user (default: the caller's)
+   * @param {{ uid?: number, gid?: number, chroot?: string }} [user] run as this user (default: the caller's);
+   *   chroot: run inside this root directory (a container's), binDir and home then being paths in it
    */
   constructor(binDir, name, home, extraArgs = [], user = {}) {
     this.name = name;
@@ -86,8 +87,11 @@ export class SimProcess {
     this.readyWaiters = [];
     this.isReady = false;
 
-    const child = spawn(path.join(binDir, name), ['--home', home, ...extraArgs], {
-      cwd: home,
+    const exe = path.join(binDir, name);
+    // In a container's root: chroot(8) execs the daemon there, with the container's paths.
+    const [cmd, argv] = user.chroot ? ['chroot', [user.chroot, exe]] : [exe, []];
+    const child = spawn(cmd, [...argv, '--home', home, ...extraArgs], {
+      cwd: user.chroot ? '/' : home,
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, WAZUH_SIM_PARENT: String(process.pid) },
       ...(user.uid !== undefined && { uid: user.uid }),
@@ -357,11 +361,16 @@ export class SimManager {
    *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, split non-blocking sends).
    *   pageRows: rows per list reply before wazuh-db answers `due` (default: one 64 KiB page).
    *   uid/gid: every daemon runs as this user (a home that user owns), e.g. a local user's imitation.
+   *   root: a container's root directory: the daemons run chrooted in it, `home` is their path in
+   *   it (/var/ossec) and `this.home` the host's path to it (`<root>/var/ossec`).
    *   The daemons run from copies in `<home>/bin` (installSimDaemon), like a real install.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows, uid, gid }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, uid, gid, root }) {
     this.binDir = path.resolve(binDir);
-    this.home = path.resolve(home);
+    /** The home as the daemons see it (inside their root, when chrooted). */
+    this.innerHome = path.resolve(home);
+    this.root = root === undefined ? null : path.resolve(root);
+    this.home = this.root ? path.join(this.root, this.innerHome) : this.innerHome;
     /** @type {{ uid?: number, gid?: number }} */
     this.user = { ...(uid !== undefined && { uid }), ...(gid !== undefined && { gid }) };
     this.agents = agents;
@@ -440,7 +449,10 @@ export class SimManager {
 
   /** @param {string} name @param {string[]} [args] */
   #spawn(name, args = []) {
-    return new SimProcess(installSimDaemon(this.binDir, this.home, name), name, this.home, args, this.user);
+    const dir = installSimDaemon(this.binDir, this.home, name);
+    if (!this.root) return new SimProcess(dir, name, this.home, args, this.user);
+    const inner = path.join(this.innerHome, path.relative(this.home, dir));
+    return new SimProcess(inner, name, this.innerHome, args, { ...this.user, chroot: this.root });
   }
 
   /**

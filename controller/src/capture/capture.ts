@@ -164,8 +164,12 @@ export class Capture {
    * kernel matches the directory's entry).
    */
   refreshIdentity(force = false): HomeIdentity {
-    const now = resolveHome(this.opts.home, this.names);
     const old = this.home;
+    const now = resolveHome(this.opts.home, this.names);
+    // A home that became unreachable (a container's /proc/<pid>/root whose process ended) keeps the
+    // identity last seen: what it named is gone, and nothing else can take its place.
+    if (!now.wdbDir && old.wdbDir) now.wdbDir = old.wdbDir;
+    if (!now.exeDirs.length && old.exeDirs.length) now.exeDirs = old.exeDirs;
     if (force || !sameFsId(now.wdbDir, old.wdbDir)) {
       this.check(this.lib.set_wdb_dir(this.h, now.wdbDir?.dev ?? 0n, now.wdbDir?.ino ?? 0n), 'wdb directory');
     }
