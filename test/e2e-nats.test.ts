@@ -8,9 +8,12 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { natsCollecting, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
-import { tapProgramsInKernel } from './helpers/bpf.js';
+import { bpfMark, orphanTapPrograms } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
+
+// Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
+const MARK = bpfMark();
 
 const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 const B = { id: 2, name: 'db-server-01', ip: '192.168.56.22' };
@@ -97,7 +100,7 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
   await nc.flush();
   const life = got.filter((m) => m.subject === 'wazuh.tap.node-e2e.events').map((m) => m.body.action);
   t.same(life, ['started', 'attached', 'stopped'], 'lifecycle on wazuh.tap.<node>.events');
-  t.same(tapProgramsInKernel(), [], 'no BPF program left behind');
+  t.same(orphanTapPrograms(MARK), [], 'no BPF program left behind');
 });
 
 t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anything is loaded', async (t) => {
@@ -112,7 +115,7 @@ t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anyt
   const none = await runTap([]);
   t.match(none.stderr, /name a command/);
   t.equal(none.code, 2);
-  t.same(tapProgramsInKernel(), [], 'nothing loaded');
+  t.same(orphanTapPrograms(MARK), [], 'nothing loaded');
 });
 
 t.test('started beside a running manager: names, addresses and statuses are known before the first transition', async (t) => {

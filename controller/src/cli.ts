@@ -17,6 +17,18 @@ import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
+import { Lifecycle, watchProcess } from './agent/lifecycle.js';
+
+/** Signals the executable took before the modules were loaded (bin/wazuh-nats-tap.js): the lifecycle's now. */
+function adoptEarlySignals(life: Lifecycle): void {
+  const early = (globalThis as { __wazuhNatsTapEarlySignals?: { signals: string[]; release(): void } }).__wazuhNatsTapEarlySignals;
+  if (!early) return;
+  early.release();
+  for (const sig of early.signals.splice(0)) {
+    if (sig === 'SIGHUP') life.hup();
+    else life.requestStop({ why: sig, code: 0 });
+  }
+}
 
 class UsageError extends Error {}
 
@@ -70,6 +82,10 @@ export async function main(argv: string[]): Promise<number> {
       .option('metrics', { type: 'string', describe: 'Prometheus endpoint host:port, or no (overrides <metrics>)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
+      // The lifecycle exists, and takes the signals, before anything is opened (SPEC §8).
+      const life = new Lifecycle(log);
+      const unwatch = watchProcess(life);
+      adoptEarlySignals(life);
       try {
         checkKernel(artefacts().libPath);
         const load = () => loadConfig({
@@ -95,11 +111,14 @@ export async function main(argv: string[]): Promise<number> {
             security: cfg, keepaliveBatch: cfg.keepaliveBatch, keepaliveBatchIntervalSec: cfg.keepaliveBatchIntervalSec,
             encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },
-        });
+        }, life);
+        if (code !== 0 && life.stopping?.err) process.stderr.write(`wazuh-nats-tap: ${life.stopping.err.message}\n`);
       } catch (e) {
         code = exitCodeOf(e);
         log.fatal({ err: e }, (e as Error).message);
         process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
+      } finally {
+        unwatch();
       }
     })
     .command('config', 'the configuration: config check', (y) => y
