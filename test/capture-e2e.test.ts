@@ -9,7 +9,7 @@ import { WdbDecoder } from '../controller/src/decode/index.js';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import type { CaptureRecord } from '../controller/src/types.js';
 import { ROOT } from './helpers/tap-process.js';
-import { bpfMark, orphanTapPrograms, tapLinksOf, tapProgramsOf } from './helpers/bpf.js';
+import { bpfMark, leftBehind, tapLinksOf, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 
 const binDir = join(ROOT, 'build/sim/bin');
@@ -104,5 +104,5 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   await waitFor(() => records.length >= before + 4, 3000, 'capture again after re-attach');
   await capture.close();
   t.same(tapProgramsOf(process.pid), [], 'no program held after close');
-  t.same(orphanTapPrograms(mark), [], 'and none left in the kernel');
+  t.same(await leftBehind(mark), [], 'and none left in the kernel');
 });

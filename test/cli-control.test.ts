@@ -7,7 +7,7 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { freePort, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
-import { bpfMark, orphanTapPrograms, tapLinksOf } from './helpers/bpf.js';
+import { bpfMark, leftBehind, tapLinksOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
 
@@ -93,7 +93,7 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/nope`)).status, 404);
 
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
-  t.same(orphanTapPrograms(MARK), []);
+  t.same(await leftBehind(MARK), []);
   const gone = await ctl('status');
   t.equal(gone.code, 1);
   t.match(gone.stderr, /agent is not running/);

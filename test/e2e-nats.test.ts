@@ -8,7 +8,7 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { natsCollecting, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
-import { bpfMark, orphanTapPrograms } from './helpers/bpf.js';
+import { bpfMark, leftBehind } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
 
@@ -100,7 +100,7 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
   await nc.flush();
   const life = got.filter((m) => m.subject === 'wazuh.tap.node-e2e.events').map((m) => m.body.action);
   t.same(life, ['started', 'attached', 'stopped'], 'lifecycle on wazuh.tap.<node>.events');
-  t.same(orphanTapPrograms(MARK), [], 'no BPF program left behind');
+  t.same(await leftBehind(MARK), [], 'no BPF program left behind');
 });
 
 t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anything is loaded', async (t) => {
@@ -115,7 +115,7 @@ t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anyt
   const none = await runTap([]);
   t.match(none.stderr, /name a command/);
   t.equal(none.code, 2);
-  t.same(orphanTapPrograms(MARK), [], 'nothing loaded');
+  t.same(await leftBehind(MARK), [], 'nothing loaded');
 });
 
 t.test('started beside a running manager: names, addresses and statuses are known before the first transition', async (t) => {

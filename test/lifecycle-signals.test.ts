@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { natsCollecting } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT, type TapProcess } from './helpers/tap-process.js';
-import { bpfMark, orphanTapPrograms, tapProgramsOf } from './helpers/bpf.js';
+import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
 
@@ -70,7 +70,7 @@ t.test('SIGTERM at each phase of start-up, and after: exit 0, detached, nothing 
     t.ok(msgs(tap).includes('stopping'), `${delay} ms: through the shutdown path`);
   }
   t.ok(got.some((m) => m.body.action === 'stopped'), 'a stop during the first sync still says stopped on NATS');
-  t.same(orphanTapPrograms(MARK), [], 'no program left in the kernel');
+  t.same(await leftBehind(MARK), [], 'no program left in the kernel');
 });
 
 t.test('SIGHUP during start-up never kills; it is handled once started', async (t) => {
@@ -110,7 +110,7 @@ t.test('NATS down with a 1 minute reconnect delay, and a second SIGTERM during t
   t.same([r.code, r.signal], [0, null], 'exit 0, not 143');
   t.ok(r.ms < 5000, `within seconds (${r.ms} ms), not after the reconnect delay`);
   t.ok(msgs(tap).includes('already stopping'), 'the second signal was taken by the shutdown in progress');
-  t.same(orphanTapPrograms(MARK), []);
+  t.same(await leftBehind(MARK), []);
 });
 
 t.test('one tap per home: a second run exits 2 naming the first, also with a spool of its own', async (t) => {
@@ -147,7 +147,7 @@ t.test('a fatal error after start (its lock removed): detached and gone, exit 1 
   t.same([r.code, r.signal], [1, null], 'exit 1');
   t.ok(tap.logs.some((l) => l.level === 60 && /lock .* was removed or replaced/.test(String(l.msg))), 'the fatal error is logged');
   t.match(tap.stderr(), /was removed or replaced/);
-  t.same(orphanTapPrograms(MARK), [], 'nothing left in the kernel');
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });
 
 t.test('SIGHUP after <enabled>no</enabled>: the agent stops (exit 0) instead of saying "reloaded"', async (t) => {
@@ -164,5 +164,5 @@ t.test('SIGHUP after <enabled>no</enabled>: the agent stops (exit 0) instead of 
   t.same([r.code, r.signal], [0, null]);
   t.ok(msgs(tap).some((m) => m.startsWith('disabled in the configuration')));
   t.notOk(msgs(tap).includes('configuration reloaded'));
-  t.same(orphanTapPrograms(MARK), []);
+  t.same(await leftBehind(MARK), []);
 });

@@ -83,6 +83,19 @@ export function orphanTapPrograms(mark: number): string[] {
   return kernelProgs().filter((p) => p.id > mark && TAP_PROG.test(p.name ?? '') && !held.has(p.id)).map((p) => `${p.name}#${p.id}`);
 }
 
+/**
+ * orphanTapPrograms, once the kernel is done: a program is freed a moment after its last
+ * descriptor closes (RCU), so one seen just after an exit is asked about again, up to `ms`.
+ */
+export async function leftBehind(mark: number, ms = 3000): Promise<string[]> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const left = orphanTapPrograms(mark);
+    if (left.length === 0 || Date.now() > end) return left;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Whether any of these program ids still exists in the kernel. */
 export function stillLoaded(ids: number[]): number[] {
   const want = new Set(ids);
