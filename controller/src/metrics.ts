@@ -27,7 +27,7 @@ export function metricsRegistry(src: MetricsSources): Registry {
   const reg = new Registry();
   snapshotCounter(reg, 'wazuh_nats_tap_records_total', 'Capture records by outcome (captured, lost, truncated, filtered, content_dropped, …)',
     ['outcome'], (c) => { for (const [k, v] of Object.entries(src.capture())) c.inc({ outcome: k }, v); });
-  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded and malformed', ['outcome'], (c) => {
+  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded, and malformed (bad framing, requests with values Wazuh cannot write, replies without a status)', ['outcome'], (c) => {
     const d = src.decoder();
     c.inc({ outcome: 'decoded' }, d.frames);
     c.inc({ outcome: 'malformed' }, d.malformed);

@@ -136,7 +136,7 @@ export class Tap {
       targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
       identity: c?.identity() ?? null,
       counters: c?.counters() ?? {},
-      decoder: this.decoder.stats().reassembler,
+      decoder: this.decoder.summary(),
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
         published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,

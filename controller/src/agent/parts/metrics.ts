@@ -14,7 +14,7 @@ export function metricsPart(tap: Tap): Part {
       if (!addr) return;
       const registry = metricsRegistry({
         capture: () => tap.capture?.counters() ?? {},
-        decoder: () => tap.decoder.stats().reassembler,
+        decoder: () => tap.decoder.summary(),
         events: () => tap.eventsByType,
         delivery: () => {
           const st = tap.publisher?.stats();
