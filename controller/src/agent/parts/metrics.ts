@@ -15,6 +15,7 @@ export function metricsPart(tap: Tap): Part {
       const registry = metricsRegistry({
         capture: () => tap.capture?.counters() ?? {},
         decoder: () => tap.decoder.summary(),
+        errors: () => ({ records: tap.pipeline.errors, unpublishable: tap.publisher?.unpublishable ?? 0 }),
         events: () => tap.eventsByType,
         delivery: () => {
           const st = tap.publisher?.stats();
