@@ -72,9 +72,15 @@ export function isVersion(v: unknown): v is string {
  * and lone UTF-16 surrogates: nothing a log line, a terminal or a dashboard should be handed.
  * Other Unicode is fine: a localised Windows reports its os_name in its own language.
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** One character class scans fast; surrogates (emoji and the like) are then checked in pairs. */
+const SUSPECT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/;
 
 /** Free text (os fields, node names, sync_status, group_config_status): bounded, nothing unsafe. */
 export function isCleanText(v: unknown, max: number): v is string {
-  return typeof v === 'string' && v.length <= max && !UNSAFE.test(v);
+  if (typeof v !== 'string' || v.length > max) return false;
+  if (!SUSPECT.test(v)) return true; // the usual case: one scan
+  return !UNSAFE.test(v) && !LONE_SURROGATE.test(v);
 }

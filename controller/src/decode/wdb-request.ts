@@ -178,7 +178,7 @@ function agentData(o: Json, dropped: string[]): AgentDataUpdate {
     'node_name', 'manager_host', 'os_name', 'os_version', 'os_major', 'os_codename', 'os_platform', 'os_arch', 'os_uname',
   ] as const;
   for (const k of long) {
-    const v = cosmetic(o, k, MAX_TEXT, (s) => isCleanText(s, MAX_TEXT), dropped);
+    const v = cosmetic(o, k, MAX_TEXT, cleanText, dropped);
     if (v !== undefined) d[k] = v;
   }
   return d;
@@ -252,9 +252,12 @@ function cosmetic(o: Json, k: string, max: number, ok: (v: string) => boolean, d
   return undefined;
 }
 
+const cleanText = (v: string) => isCleanText(v, MAX_TEXT);
+const cleanLabel = (v: string) => isCleanText(v, MAX_SHORT);
+
 /** sync_status, group_config_status: short words (`synced`, `syncreq`, `not synced`). */
 function label(o: Json, k: string, dropped: string[]): string | undefined {
-  return cosmetic(o, k, MAX_SHORT, (v) => isCleanText(v, MAX_SHORT), dropped);
+  return cosmetic(o, k, MAX_SHORT, cleanLabel, dropped);
 }
 
 function code(o: Json, required: true): number;
