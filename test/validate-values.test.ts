@@ -10,6 +10,12 @@ import { agentRow, parseAgentRows, parseIdList } from '../controller/src/decode/
 import { parseClientKeys } from '../controller/src/state/sources/client-keys-parse.js';
 import { parseJournal } from '../controller/src/state/sources/status-journal.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
+import { initialSync } from '../controller/src/state/sources/initial-sync.js';
+import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const KEY = 'ab'.repeat(32);
 /** A value as a test message: ASCII only (a raw NEL or U+2028 would break the TAP stream). */
@@ -147,6 +153,36 @@ t.test('id lists: one id that is not an agent id makes the list unreadable', asy
   t.equal(parseIdList('[{"id":1},{"id":-1}]'), null);
   t.equal(parseIdList('[{"id":1},{"id":1e21}]'), null);
   t.equal(parseIdList('[{"id":1.5}]'), null);
+  t.same(parseIdList('[{"id":1},{"id":99999999999},{"id":-1},{"id":2}]', { skipInvalid: true }), [1, 2], 'skipping: integers out of range left out');
+  t.equal(parseIdList('[{"id":1},{"id":"2"}]', { skipInvalid: true }), null, 'skipping: still not a list of ids');
+});
+
+t.test('initial sync: a row wazuh-db holds with an impossible id is skipped, the others are learned', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-wdb-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'wdb');
+  const answers: Record<string, string> = {
+    'global get-all-agents last_id 0': 'ok [{"id":0},{"id":1},{"id":99999999999},{"id":2}]',
+    'global get-agent-info 1': 'ok [{"id":1,"name":"web-01","connection_status":"active"}]',
+    'global get-agent-info 2': 'ok [{"id":2,"name":"db.02","connection_status":"disconnected","status_code":4}]',
+  };
+  const asked: string[] = [];
+  const srv = net.createServer((c) => {
+    const r = new FrameReader();
+    c.on('data', (d: Buffer) => {
+      for (const q of r.push(d)) {
+        asked.push(q);
+        c.write(encodeFrame(answers[q] ?? 'err unknown'));
+      }
+    });
+  });
+  await new Promise<void>((ok) => srv.listen(file, ok));
+  t.teardown(() => srv.close());
+  const res = await initialSync({ socketPath: file, timeoutMs: 3000 });
+  t.equal(res.reason, null);
+  t.same(res.ids, [1, 2]);
+  t.same(res.agents.map((a) => [a.id, a.name, a.connection_status]), [[1, 'web-01', 'active'], [2, 'db.02', 'disconnected']]);
+  t.notOk(asked.some((q) => q.includes('99999999999')), 'the impossible id was never asked about');
 });
 
 t.test('client.keys: names and addresses follow the same rules, removed entries too', async (t) => {

@@ -83,8 +83,10 @@ export function parseAgentRows(payload: string): AgentSyncRow[] | null {
  * The ids of a reply payload (`[{"id":1},{"id":7}]`), in order, duplicates kept out; null when the payload
  * is not a JSON array of such objects (an `[redacted]` payload, a truncated reply) or when an id is not
  * an agent id: such a list is not wazuh-db's, and nothing is inferred from any of it.
+ * `skipInvalid`: an integer id outside the agent range is left out instead (the tap's own listing of
+ * wazuh-db's table at start: one impossible row must not cost every agent its known status).
  */
-export function parseIdList(payload: string): number[] | null {
+export function parseIdList(payload: string, opts: { skipInvalid?: boolean } = {}): number[] | null {
   if (payload.length === 0 || payload.length > 4 * 65536) return null;
   const v = parse(payload);
   if (!Array.isArray(v) || v.length > MAX_ROWS) return null;
@@ -92,7 +94,10 @@ export function parseIdList(payload: string): number[] | null {
   for (const x of v) {
     if (x === null || typeof x !== 'object' || Array.isArray(x)) return null;
     const id = Object.hasOwn(x, 'id') ? (x as { id: unknown }).id : undefined;
-    if (!isAgentId(id)) return null;
+    if (!isAgentId(id)) {
+      if (opts.skipInvalid && Number.isInteger(id)) continue;
+      return null;
+    }
     seen.add(id);
   }
   return [...seen];
