@@ -5,7 +5,7 @@
 import t from 'tap';
 import { WdbDecoder } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
-import { Pipeline } from '../controller/src/pipeline.js';
+import { errorFields, Pipeline } from '../controller/src/pipeline.js';
 import type { ReliablePublisher } from '../controller/src/publish/reliable.js';
 import { connIdOf, type AgentEvent, type CaptureRecord, type Direction, type KeepaliveEvent, type StatusChangeEvent } from '../controller/src/types.js';
 import { RateLimitedLog } from '../controller/src/util/rate-limit.js';
@@ -98,6 +98,15 @@ t.test('pipeline guard: a record that throws is dropped and counted, the records
   t.equal(pipeline.records, 7);
   await pub.close(100);
   t.same(spooled(dir).map((m) => m.subject), ['wazuh.agent.001.status', 'wazuh.agent.003.status'], 'the other agents are published');
+});
+
+t.test('errorFields: where it happened, never the payload; key-shaped text in the error is masked', async (t) => {
+  const r = rec(5, 'request', `global insert-agent {"id":5,"internal_key":"${'c4fe'.repeat(16)}"}`);
+  const f = errorFields(new SyntaxError(`Unexpected token in JSON: "${'c4fe'.repeat(16)}"`), r);
+  t.match(f, { conn: '5', direction: 'request', comm: 'wazuh-remoted', pid: 5, bytes: r.data.length });
+  t.notMatch(JSON.stringify(f), 'c4fec4fe');
+  t.match(f.err, /SyntaxError: Unexpected token in JSON: "\[redacted\]"/);
+  t.same(Object.keys(errorFields('x', null)), ['err', 'at']);
 });
 
 t.test('pipeline guard: a flush that throws is counted (record null), the next push goes on; a throwing reporter changes nothing', async (t) => {

@@ -74,9 +74,13 @@ export class Pipeline {
   }
 }
 
-/** Log fields for an error of the guard: where it happened, never the payload (it may hold a key). */
+/**
+ * Log fields for an error of the guard: where it happened, never the payload (it may hold a key). An
+ * error's own text can quote input (V8's JSON errors quote a few characters of it): long hex runs, the
+ * shape of a key, are masked.
+ */
 export function errorFields(e: unknown, rec: CaptureRecord | null): Record<string, unknown> {
-  const err = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  const err = (e instanceof Error ? (e.stack ?? e.message) : String(e)).replace(/[0-9a-fA-F]{16,}/g, '[redacted]');
   const at = rec ? { conn: connIdOf(rec), direction: rec.direction, comm: rec.comm, pid: rec.tgid, bytes: rec.data.length } : { at: 'flush' };
   return { err: err.slice(0, 2000), ...at };
 }
