@@ -10,6 +10,7 @@ import { agentRow, parseAgentRows, parseIdList } from '../controller/src/decode/
 import { parseClientKeys } from '../controller/src/state/sources/client-keys-parse.js';
 import { parseJournal } from '../controller/src/state/sources/status-journal.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
+import { sourceOf } from '../controller/src/state/format.js';
 import { initialSync } from '../controller/src/state/sources/initial-sync.js';
 import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
 import net from 'node:net';
@@ -218,4 +219,13 @@ t.test('the state never tracks an id that is not an agent id, whoever hands it i
   t.equal(s.size, 0);
   t.same(s.resync([{ id: 1_000_000_000, connection_status: 'active' }], 0n), []);
   t.equal(s.size, 0);
+});
+
+t.test("an event's source is printable: a process names itself (prctl), so an unknown comm is cleaned", async (t) => {
+  t.equal(sourceOf('wazuh-remoted'), 'remoted');
+  t.equal(sourceOf('my-daemon'), 'my-daemon');
+  t.equal(sourceOf('evil\u001b[2J\n'), 'evil?[2J?');
+  t.equal(sourceOf('wéb'), 'w?b');
+  t.equal(sourceOf(''), '?');
+  t.equal(sourceOf('x'.repeat(40)).length, 16);
 });
