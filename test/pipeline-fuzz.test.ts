@@ -88,6 +88,7 @@ function checkEvent(ev: Record<string, any>, subjectId: string | null, bad: stri
   if (ev.agent_name !== null && !isAgentName(ev.agent_name)) why.push('agent_name');
   if (ev.ip_address !== null && !isAgentIp(ev.ip_address)) why.push('ip_address');
   if (ev.sync_status !== null && !isCleanText(ev.sync_status, 64)) why.push('sync_status');
+  if (!/^[\x20-\x7e]{1,16}$/.test(ev.source)) why.push('source');
   const statuses = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
   if (ev.event_type === 'status_change') {
     if (!statuses.includes(ev.previous_status) || !statuses.includes(ev.current_status)) why.push('status');
@@ -130,7 +131,7 @@ for (const batch of [false, true]) {
 
     let ts = 0n;
     const rec = (conn: number, direction: Direction, data: Uint8Array, extra: Partial<CaptureRecord> = {}): CaptureRecord => ({
-      tsNs: (ts += 1000n), tgid: conn, tid: conn, comm: direction === 'request' ? pick(rnd, ['wazuh-remoted', 'wazuh-monitord', 'wazuh-authd', 'python3']) : 'wazuh-db',
+      tsNs: (ts += 1000n), tgid: conn, tid: conn, comm: direction === 'request' ? pick(rnd, ['wazuh-remoted', 'wazuh-monitord', 'wazuh-authd', 'python3', 'odd\u001b[2Jcomm']) : 'wazuh-db',
       localIno: direction === 'request' ? conn : 900_000, peerIno: direction === 'request' ? 900_000 : conn,
       direction, syscallBytes: data.length, offset: 0, data, truncated: false, syscall: 'sendto', ...extra,
     });
