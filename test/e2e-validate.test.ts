@@ -20,11 +20,12 @@ t.test('hostile ids and addresses from remoted: the tap survives, counts them, a
   writeOssecConf(home);
   const sock = join(home, 'tap.sock');
   const metricsPort = await freePort();
+  // Installed (bin/, queue/db/), not running: the tap starts first, as systemd usually orders it.
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
   const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-v', '--control-socket', sock,
     '--metrics', `127.0.0.1:${metricsPort}`]);
   t.teardown(() => tap.stop('SIGKILL'));
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
-  t.teardown(() => sim.stop());
   await sim.start();
 
   t.match(await sim.rawreq('global update-keepalive {"id":99999999999,"connection_status":"pending","sync_status":"synced"}'), /^ok/,
