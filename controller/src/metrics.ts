@@ -13,6 +13,8 @@ export interface MetricsSources {
   agents(): Record<string, number>;
   /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations. */
   alerts?(): Record<string, number>;
+  /** The capture path's last guards: records given up (`records`), events dropped as `unpublishable`. */
+  errors?(): Record<string, number>;
 }
 
 /** Counters taken as they are at scrape time. */
@@ -27,11 +29,16 @@ export function metricsRegistry(src: MetricsSources): Registry {
   const reg = new Registry();
   snapshotCounter(reg, 'wazuh_nats_tap_records_total', 'Capture records by outcome (captured, lost, truncated, filtered, content_dropped, …)',
     ['outcome'], (c) => { for (const [k, v] of Object.entries(src.capture())) c.inc({ outcome: k }, v); });
-  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded and malformed', ['outcome'], (c) => {
+  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded, and malformed (bad framing, requests with values Wazuh cannot write, replies without a status)', ['outcome'], (c) => {
     const d = src.decoder();
     c.inc({ outcome: 'decoded' }, d.frames);
     c.inc({ outcome: 'malformed' }, d.malformed);
   });
+  if (src.errors) {
+    const errors = src.errors;
+    snapshotCounter(reg, 'wazuh_nats_tap_errors_total', 'Records given up and events dropped because something threw (each is a bug to report)',
+      ['kind'], (c) => { for (const [k, v] of Object.entries(errors())) c.inc({ kind: k }, v); });
+  }
   snapshotCounter(reg, 'wazuh_nats_tap_events_total', 'Events produced, by type', ['type'],
     (c) => { for (const [k, v] of Object.entries(src.events())) c.inc({ type: k }, v); });
   snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed, rejected (larger than max_payload), deferred (alerts waiting in alerts.json for room)', ['outcome'], (c) => {

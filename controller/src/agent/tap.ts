@@ -11,7 +11,8 @@ import { WdbDecoder } from '../decode/index.js';
 import { AgentStateTable } from '../state/agents.js';
 import { initialSync } from '../state/sources/initial-sync.js';
 import type { PublishedStatus, StatusJournal } from '../state/sources/status-journal.js';
-import { Pipeline } from '../pipeline.js';
+import { errorFields, Pipeline } from '../pipeline.js';
+import { RateLimitedLog } from '../util/rate-limit.js';
 import type { AgentEvent, StatusChangeEvent } from '../types.js';
 import type { ReliablePublisher } from '../publish/reliable.js';
 import { validatePrefix } from '../publish/subjects.js';
@@ -45,6 +46,9 @@ export class Tap {
   readonly published = new Map<number, PublishedStatus>();
   follower: AlertsFollower | null = null;
   alertSink: AlertSink | null = null;
+  /** The capture path's last guards (a record, an event, that made something throw) log through these. */
+  readonly recordErrors: RateLimitedLog;
+  readonly eventErrors: RateLimitedLog;
   private fromRecords: AgentEvent[] = [];
   private resyncing = false;
 
@@ -58,6 +62,8 @@ export class Tap {
     this.keepaliveEvents = opts.keepaliveEvents ?? true;
     this.alertOpts = opts.alerts ?? { enabled: true, minLevel: 0, thresholds: DEFAULT_THRESHOLDS, fromBeginning: false };
     this.state = new AgentStateTable({ managerNode: this.node, wallClockMs: monotonicToWallClock() });
+    this.recordErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
+    this.eventErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
     // capture → decode → state: the events of one batch of records are spooled together.
     this.pipeline = new Pipeline(this.decoder, this.state, {
       event: (ev) => { this.fromRecords.push(ev); },
@@ -66,6 +72,7 @@ export class Tap {
         this.fromRecords = [];
         this.publishEvents(evs);
       },
+      error: (e, rec) => this.recordErrors.log(errorFields(e, rec), 'a record could not be processed: dropped'),
     });
   }
 
@@ -136,7 +143,8 @@ export class Tap {
       targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
       identity: c?.identity() ?? null,
       counters: c?.counters() ?? {},
-      decoder: this.decoder.stats().reassembler,
+      decoder: this.decoder.summary(),
+      errors: { records: this.pipeline.errors, unpublishable: p?.unpublishable ?? 0 },
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
         published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,

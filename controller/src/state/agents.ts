@@ -25,7 +25,9 @@
 //   corrected for being absent from a node-filtered list.
 // - An inferred or reconciled change never overrides a change the table applied from a request that
 //   started after (or, for reconciliation, was still in flight when) the listing was made.
-// - Agent 0 (the manager itself) is never tracked or published.
+// - Agent 0 (the manager itself) is never tracked or published, nor is an id above 999,999,999 (the
+//   decoder already refuses it: see decode/values.ts).
+// - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
 
 import type {
   AgentEvent,
@@ -40,6 +42,7 @@ import type {
   WdbRequest,
 } from '../types.js';
 import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
+import { isAgentId } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
 import { sourceOf } from './format.js';
 
@@ -166,7 +169,7 @@ export class AgentStateTable {
    * caller handing in a raw database row cannot smuggle `internal_key` into the table. Agent 0 is ignored.
    */
   setKnown(agent: Partial<AgentRecord> & { id: number }): void {
-    if (!Number.isSafeInteger(agent.id) || agent.id <= 0) return;
+    if (!isAgentId(agent.id) || agent.id === 0) return;
     const a = this.record(agent.id);
     if (!a) return;
     if (typeof agent.name === 'string' || agent.name === null) a.name = agent.name;
@@ -507,6 +510,8 @@ export class AgentStateTable {
   private record(id: number): AgentRecord | null {
     let a = this.agents.get(id);
     if (!a) {
+      // The decoder lets no other id through; this keeps every agent's id a subject token whatever the caller.
+      if (!isAgentId(id)) return null;
       if (this.agents.size >= this.maxAgents) {
         this.counters.overflow++;
         return null;

@@ -14,7 +14,8 @@ export function metricsPart(tap: Tap): Part {
       if (!addr) return;
       const registry = metricsRegistry({
         capture: () => tap.capture?.counters() ?? {},
-        decoder: () => tap.decoder.stats().reassembler,
+        decoder: () => tap.decoder.summary(),
+        errors: () => ({ records: tap.pipeline.errors, unpublishable: tap.publisher?.unpublishable ?? 0 }),
         events: () => tap.eventsByType,
         delivery: () => {
           const st = tap.publisher?.stats();

@@ -6,6 +6,7 @@ import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { ReliablePublisher } from '../../publish/reliable.js';
 import { clientCertificateProblem, connectOptions } from '../../publish/connect-options.js';
+import { errorFields } from '../../pipeline.js';
 
 /** What the publisher may take of the shutdown deadline to deliver what is spooled. */
 const FLUSH_MS = 5000;
@@ -28,6 +29,8 @@ export function publisherPart(tap: Tap): Part {
         connectOptions: d.security ? connectOptions(d.security) : undefined,
         encryption: d.encryption, diagnose: certProblem,
         keepaliveBatch: d.keepaliveBatch ? { maxEvents: d.keepaliveBatch, intervalMs: (d.keepaliveBatchIntervalSec ?? 1) * 1000 } : undefined,
+        onUnpublishable: (e, ev) => tap.eventErrors.log({ ...errorFields(e, null), at: 'publish', agent_id: String(ev.agent_id).slice(0, 32) },
+          'an event could not be published: dropped'),
       });
       await tap.publisher.connect(); // returns at once: events are spooled while NATS is away
       tap.publisher.publishLifecycle('started', { home: opts.home });
@@ -36,6 +39,9 @@ export function publisherPart(tap: Tap): Part {
       const p = tap.publisher;
       if (!p) return;
       p.flushBatch();
+      // What the guards left out of the log since their last line, before the last lines of all.
+      tap.recordErrors.summary();
+      tap.eventErrors.summary();
       p.publishLifecycle('stopped', { records: tap.pipeline.records, events: tap.pipeline.events });
       // Bounded here too: whatever NATS does (silent, away with a long reconnect delay), the rest stops in time.
       await Promise.race([p.close(FLUSH_MS), new Promise((r) => setTimeout(r, FLUSH_MS + 1000).unref())]);

@@ -18,7 +18,10 @@ export interface PublishedStatus {
   status_code: number;
 }
 
-/** Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped. */
+/**
+ * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
+ * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits.
+ */
 export function parseJournal(text: string): Map<number, PublishedStatus> {
   const out = new Map<number, PublishedStatus>();
   for (const line of text.split('\n')) {
