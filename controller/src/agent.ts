@@ -25,6 +25,7 @@ import { metricsRegistry, serveMetrics } from './metrics.js';
 import type { EffectiveConfig } from './config/ossec-conf.js';
 import { AlertsFollower } from './alerts/follower.js';
 import { AlertSink } from './alerts/alert-sink.js';
+import { wazuhUid } from './alerts/trusted-open.js';
 import { DEFAULT_THRESHOLDS, type AlertThresholds } from './alerts/alert-event.js';
 
 export interface AgentOptions {
@@ -270,7 +271,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     if (on && !follower) {
       follower = new AlertsFollower({
         file: alertsFile, positionFile: join(spoolDir, 'alerts.position'), fromBeginning: alertOpts.fromBeginning,
-        sink: (lines) => alertSink.take(lines), log,
+        sink: (lines) => alertSink.take(lines), log, wazuhUid: () => wazuhUid(opts.home),
       });
       follower.start();
       log.info({ file: alertsFile, min_level: alertOpts.minLevel }, 'following Wazuh\'s alerts');
@@ -322,7 +323,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         const a = alertStatus();
         return { published: a.published, invalid_json: a.invalid_json, not_an_object: a.not_an_object, too_deep: a.too_deep, unpublishable: a.unpublishable,
           below_min_level: a.below_min_level, too_long: a.too_long ?? 0, truncations: a.truncations ?? 0,
-          rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0 };
+          rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0,
+          untrusted_file: a.untrusted_file ?? 0 };
       },
     }), opts.metrics).catch((e: Error) => {
       log.error({ err: e.message, address: opts.metrics }, 'metrics endpoint unavailable');

@@ -11,7 +11,7 @@ export interface MetricsSources {
   natsConnected(): boolean;
   attached(): boolean;
   agents(): Record<string, number>;
-  /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations. */
+  /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations, untrusted_file. */
   alerts?(): Record<string, number>;
 }
 
@@ -52,7 +52,7 @@ export function metricsRegistry(src: MetricsSources): Registry {
     collect() { this.reset(); for (const [k, v] of Object.entries(src.agents())) this.set({ status: k }, v); } });
   if (src.alerts) {
     const alerts = src.alerts;
-    snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed',
+    snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed, files refused as not Wazuh\'s (untrusted_file)',
       ['outcome'], (c) => { for (const [k, v] of Object.entries(alerts())) c.inc({ outcome: k }, v); });
   }
   return reg;
