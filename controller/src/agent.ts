@@ -26,6 +26,7 @@ import type { EffectiveConfig } from './config/ossec-conf.js';
 import { AlertsFollower } from './alerts/follower.js';
 import { AlertSink } from './alerts/alert-sink.js';
 import { wazuhUid } from './alerts/trusted-open.js';
+import { maskUrl } from './util/mask-url.js';
 import { DEFAULT_THRESHOLDS, type AlertThresholds } from './alerts/alert-event.js';
 
 export interface AgentOptions {
@@ -223,7 +224,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       targets: capture.attached ? describeTargets(capture.targets()) : [],
       counters: capture.counters(),
       decoder: decoder.stats().reassembler,
-      nats: { connected: publisher.connected, servers: opts.natsUrls, published: publisher.published, failed: publisher.failed },
+      nats: { connected: publisher.connected, servers: opts.natsUrls.map(maskUrl), published: publisher.published, failed: publisher.failed },
       spool: { records: delivery.spoolRecords, bytes: delivery.spoolBytes },
       agents: state.countsByStatus(),
       alerts: alertStatus(),

@@ -17,6 +17,7 @@ import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
+import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
 
 class UsageError extends Error {}
 
@@ -70,6 +71,8 @@ export async function main(argv: string[]): Promise<number> {
       .option('metrics', { type: 'string', describe: 'Prometheus endpoint host:port, or no (overrides <metrics>)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
+      // What a fatal error's text may carry of server_url's credentials is masked before it is shown.
+      let secrets = urlSecrets(a.natsUrl?.split(',') ?? []);
       try {
         checkKernel(artefacts().libPath);
         const load = () => loadConfig({
@@ -77,7 +80,8 @@ export async function main(argv: string[]): Promise<number> {
           overrides: { natsUrl: a.natsUrl, prefix: a.prefix, node: a.node, hooks: a.hooks, metrics: a.metrics },
         });
         const cfg = load();
-        for (const w of cfg.warnings) log.warn(w);
+        secrets = urlSecrets(cfg.serverUrls);
+        for (const w of cfg.warnings) log.warn(maskUrlsIn(w));
         if (!cfg.enabled) {
           process.stderr.write(`wazuh-nats-tap: disabled (<enabled>no</enabled> in ${cfg.file}); nothing to do\n`);
           log.info({ file: cfg.file }, 'disabled in the configuration');
@@ -98,8 +102,10 @@ export async function main(argv: string[]): Promise<number> {
         });
       } catch (e) {
         code = exitCodeOf(e);
-        log.fatal({ err: e }, (e as Error).message);
-        process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
+        const err = e as Error;
+        const shown = (text: string) => maskSecrets(text, secrets);
+        log.fatal({ err: { type: err.name, message: shown(err.message), stack: shown(err.stack ?? '') } }, shown(err.message));
+        process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
       }
     })
     .command('config', 'the configuration: config check', (y) => y
@@ -176,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
         });
       } catch (e) {
         code = exitCodeOf(e);
-        process.stderr.write(`wazuh-nats-tap tail: ${(e as Error).message}\n`);
+        process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(a.natsUrl.split(',')))}\n`);
       }
     })
     .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')
