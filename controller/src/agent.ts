@@ -111,7 +111,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const decoder = new WdbDecoder();
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
   // What this tap last published for each agent (before a restart, or a crash).
-  const journal = new StatusJournal(join(spoolDir, 'agents.status'));
+  const journal = new StatusJournal(join(spoolDir, 'agents.status'),
+    (e) => log.warn({ err: e.message }, 'cannot compact the status journal: kept as it is'));
   const published = journal.open();
   for (const [id, p] of published) state.setKnown({ id, status: p.status, status_code: p.status_code });
 
