@@ -4,13 +4,14 @@
 // a FIFO, another user's file) refused.
 import t, { type Test } from 'tap';
 import { appendFileSync, chownSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AlertsFollower, type FollowerOptions } from '../controller/src/alerts/follower.js';
 import type { FileLine } from '../controller/src/alerts/line-splitter.js';
 import { wazuhUid } from '../controller/src/alerts/trusted-open.js';
 import { waitFor } from './helpers/wait.js';
+import { startFdChild } from './helpers/fd-child-process.js';
 import { gzipSync } from 'node:zlib';
 
 interface Rig {
@@ -348,36 +349,6 @@ t.test('rotated files are checked too: another user\'s old day, a .json.gz that 
   t.match(d.follower.stats(), { untrusted_file: 1, rotated_unread: 1, rotated_compressed: 0 });
 });
 
-/** follower-child.ts under a small descriptor limit: its log, the lines it took, its replies. */
-function followerChild(t: Test, file: string, positionFile: string) {
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const script = join(import.meta.dirname, 'helpers/follower-child.ts');
-  const p = spawn('prlimit', ['--nofile=256:256', process.execPath, ...loader, script, file, positionFile],
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
-  t.teardown(() => { p.kill('SIGKILL'); });
-  const c = { p, got: [] as string[], logs: [] as { level: string; msg: string; o: Record<string, unknown> }[], replies: [] as Record<string, any>[], err: '' };
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const ls = buf.split('\n');
-    buf = ls.pop()!;
-    for (const l of ls) {
-      const m = JSON.parse(l);
-      if (m.ev === 'lines') c.got.push(...m.lines);
-      else if (m.ev === 'log') c.logs.push(m);
-      else c.replies.push(m);
-    }
-  });
-  p.stderr!.on('data', (d: Buffer) => { c.err += d.toString(); });
-  const send = async (cmd: string): Promise<Record<string, any>> => {
-    const n = c.replies.length;
-    p.stdin!.write(`${cmd}\n`);
-    await waitFor(() => c.replies.slice(n).some((r) => r.ev === 'done'), 5000, `the child to do ${cmd}`).catch((e) => { t.comment(c.err); throw e; });
-    return c.replies.slice(n).find((r) => r.ev === 'stats')?.stats ?? c.replies.slice(n).find((r) => r.ev === 'done');
-  };
-  return { ...c, c, send };
-}
-
 t.test('out of file descriptors (EMFILE): the follower waits and retries, never concludes a rotated file is gone', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
   const a = rig(t, { fromBeginning: true }, home);
@@ -392,26 +363,26 @@ t.test('out of file descriptors (EMFILE): the follower waits and retries, never 
   const d2 = dayFile(a.dir, 2);
   appendFileSync(d2, lines(1000, 1002));
 
-  const child = followerChild(t, a.file, a.pos);
+  const child = startFdChild(t);
   // One descriptor left: enough to read the position and open alerts.json, not to list
   // logs/alerts/<year>/<Mon>/ for the rotated day.
   const ex = await child.send('exhaust 1');
   t.ok(ex.held > 100, `the child holds ${ex.held} descriptors`);
-  await child.send('start');
+  await child.send(`follow ${a.file} ${a.pos}`);
   await new Promise((res) => setTimeout(res, 600)); // six polls
   let st = await child.send('stats');
   t.equal(child.p.exitCode, null, 'still running');
-  t.same(child.c.got, [], 'nothing read yet');
+  t.same(child.got, [], 'nothing read yet');
   t.equal(st.rotated_unread, 0, 'the rotated day is not given up for want of a descriptor');
 
   await child.send('release');
-  await waitFor(() => child.c.got.length === 5, 3000, 'the rest of the old day, then the new one');
-  t.same(child.c.got, lines(200, 203).trim().split('\n').concat([L(1000), L(1001)]), 'nothing lost, nothing twice');
+  await waitFor(() => child.got.length === 5, 3000, 'the rest of the old day, then the new one');
+  t.same(child.got, lines(200, 203).trim().split('\n').concat([L(1000), L(1001)]), 'nothing lost, nothing twice');
   st = await child.send('stats');
   t.match(st, { rotated_unread: 0, following: true });
 
   // Said, but not at every one of the six polls (each message at most once).
-  const said = child.c.logs.filter((l) => /file descriptors/.test(l.msg)).map((l) => l.msg);
+  const said = child.logs.filter((l) => /file descriptors/.test(l.msg)).map((l) => l.msg);
   t.ok(said.length >= 1, 'said');
   t.same([...new Set(said)], said, `not repeated at every poll: ${JSON.stringify(said)}`);
   await child.send('close');

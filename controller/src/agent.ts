@@ -328,7 +328,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
           rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0,
           untrusted_file: a.untrusted_file ?? 0 };
       },
-    }), opts.metrics).catch((e: Error) => {
+    }), opts.metrics, log).catch((e: Error) => {
       log.error({ err: e.message, address: opts.metrics }, 'metrics endpoint unavailable');
       return null;
     })
