@@ -18,6 +18,7 @@ import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 import { Lifecycle, watchProcess } from './agent/lifecycle.js';
+import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
 
 /** Signals the executable took before the modules were loaded (bin/wazuh-nats-tap.js): the lifecycle's now. */
 function adoptEarlySignals(life: Lifecycle): void {
@@ -82,8 +83,11 @@ export async function main(argv: string[]): Promise<number> {
       .option('metrics', { type: 'string', describe: 'Prometheus endpoint host:port, or no (overrides <metrics>)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
+      // What a fatal error's text may carry of server_url's credentials is masked before it is shown.
+      let secrets = urlSecrets(a.natsUrl?.split(',') ?? []);
+      const shown = (text: string) => maskSecrets(text, secrets);
       // The lifecycle exists, and takes the signals, before anything is opened (SPEC §8).
-      const life = new Lifecycle(log);
+      const life = new Lifecycle(log, undefined, undefined, shown);
       const unwatch = watchProcess(life);
       adoptEarlySignals(life);
       try {
@@ -93,7 +97,8 @@ export async function main(argv: string[]): Promise<number> {
           overrides: { natsUrl: a.natsUrl, prefix: a.prefix, node: a.node, hooks: a.hooks, metrics: a.metrics },
         });
         const cfg = load();
-        for (const w of cfg.warnings) log.warn(w);
+        secrets = urlSecrets(cfg.serverUrls);
+        for (const w of cfg.warnings) log.warn(maskUrlsIn(w));
         if (!cfg.enabled) {
           process.stderr.write(`wazuh-nats-tap: disabled (<enabled>no</enabled> in ${cfg.file}); nothing to do\n`);
           log.info({ file: cfg.file }, 'disabled in the configuration');
@@ -112,11 +117,12 @@ export async function main(argv: string[]): Promise<number> {
             encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },
         }, life);
-        if (code !== 0 && life.stopping?.err) process.stderr.write(`wazuh-nats-tap: ${life.stopping.err.message}\n`);
+        if (code !== 0 && life.stopping?.err) process.stderr.write(`wazuh-nats-tap: ${shown(life.stopping.err.message)}\n`);
       } catch (e) {
         code = exitCodeOf(e);
-        log.fatal({ err: e }, (e as Error).message);
-        process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
+        const err = e as Error;
+        log.fatal({ err: { type: err.name, message: shown(err.message), stack: shown(err.stack ?? '') } }, shown(err.message));
+        process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
       } finally {
         unwatch();
       }
@@ -195,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
         });
       } catch (e) {
         code = exitCodeOf(e);
-        process.stderr.write(`wazuh-nats-tap tail: ${(e as Error).message}\n`);
+        process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(a.natsUrl.split(',')))}\n`);
       }
     })
     .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')

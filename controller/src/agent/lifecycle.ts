@@ -44,6 +44,8 @@ export class Lifecycle {
     private readonly deadlineMs = SHUTDOWN_DEADLINE_MS,
     /** How the process ends when the deadline passes (tests replace it). */
     private readonly hardExit: (code: number) => void = (code) => process.exit(code),
+    /** What an error's text may carry of secrets (server_url credentials) is masked before it is logged. */
+    private readonly shown: (text: string) => string = (text) => text,
   ) {}
 
   add(part: Part): void {
@@ -57,12 +59,12 @@ export class Lifecycle {
   /** Ask for the shutdown; the first request decides the exit code. Safe from any context, any number of times. */
   requestStop(req: StopRequest): void {
     if (this.request) {
-      if (req.err) this.log.error({ err: req.err, why: req.why }, 'during the shutdown');
+      if (req.err) this.log.error({ err: this.errorFields(req.err), why: req.why }, 'during the shutdown');
       else this.log.info({ why: req.why }, 'already stopping');
       return;
     }
     this.request = req;
-    if (req.err) this.log.fatal({ err: req.err, why: req.why }, req.err.message);
+    if (req.err) this.log.fatal({ err: this.errorFields(req.err), why: req.why }, this.shown(req.err.message));
     this.wake();
   }
 
@@ -74,6 +76,10 @@ export class Lifecycle {
       return;
     }
     this.safely('reload', this.onHup);
+  }
+
+  private errorFields(e: Error): { type: string; message: string; stack: string } {
+    return { type: e.name, message: this.shown(e.message), stack: this.shown(e.stack ?? '') };
   }
 
   setReload(fn: () => void): void {

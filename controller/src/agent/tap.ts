@@ -23,7 +23,7 @@ import type { AlertSink } from '../alerts/alert-sink.js';
 import { DEFAULT_THRESHOLDS } from '../alerts/alert-event.js';
 import type { AgentOptions, AlertOptions } from '../agent.js';
 import type { Lifecycle } from './lifecycle.js';
-import { maskUrl } from '../config/ossec-conf.js';
+import { maskUrl } from '../util/mask-url.js';
 
 export class Tap {
   readonly log: Logger;

@@ -1,6 +1,7 @@
 // `wazuh-nats-tap tail [SUBJECT]`: subscribe and print the events as they arrive.
 import { connect, type Msg } from '@nats-io/transport-node';
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
+import { maskUrl } from '../util/mask-url.js';
 
 export interface TailOptions {
   servers: string[];
@@ -37,7 +38,7 @@ export function renderEvent(subject: string, ev: Record<string, any>): string {
 
 export async function runTail(o: TailOptions): Promise<number> {
   const nc = await connect({ servers: o.servers, name: 'wazuh-nats-tap tail' });
-  process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${nc.getServer()}; Ctrl-C to stop\n`);
+  process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${maskUrl(nc.getServer())}; Ctrl-C to stop\n`);
   let seen = 0;
   const done = new Promise<void>((resolve) => {
     const sub = nc.subscribe(o.subject, {

@@ -8,6 +8,7 @@ import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError } from '../errors.js';
+import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
 
@@ -231,12 +232,8 @@ function parseUrls(ctx: Ctx, el: string, text: string): string[] {
 }
 
 /** `nats://user:secret@host` → `nats://user:***@host`; a lone user part (a NATS token) → `***`. */
-export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, info: string) => {
-    const colon = info.indexOf(':');
-    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : '***'}@`;
-  });
-}
+// maskUrl lives in util/mask-url.ts (the log, status and tail mask URLs too); re-exported for config/.
+export { maskUrl };
 
 function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   let st;

@@ -266,7 +266,7 @@ export class Spool {
       t.unref();
       this.timers.push(t);
     }
-    const a = setInterval(() => this.persistAck(), this.o.ackPersistMs);
+    const a = setInterval(() => this.tryPersistAck(), this.o.ackPersistMs);
     a.unref();
     this.timers.push(a);
   }
@@ -475,12 +475,26 @@ export class Spool {
   private dropAcked(): void {
     const done = this.segs.filter((s) => s !== this.active && s.lastSeq <= this.ackCursor);
     if (done.length === 0) return;
-    this.persistAck();
+    if (!this.tryPersistAck()) return; // deleted at a later ack, once the cursor is on disk
     for (const s of done) {
       if (this.rd?.segId === s.id) this.closeReader();
       try { unlinkSync(s.path); } catch { /* already gone */ }
       this.totalBytes -= s.bytes;
       this.segs.splice(this.segs.indexOf(s), 1);
+    }
+  }
+
+  /**
+   * persistAck from the timer and from an ack: out of descriptors (EMFILE) the write fails, and
+   * that must not kill the process (a timer's throw would). The cursor is written at the next
+   * tick; until then a restart would only resend records already acknowledged. False: not written.
+   */
+  private tryPersistAck(): boolean {
+    try {
+      this.persistAck();
+      return true;
+    } catch {
+      return false;
     }
   }
 

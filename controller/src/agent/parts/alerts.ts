@@ -7,6 +7,7 @@ import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { AlertsFollower } from '../../alerts/follower.js';
 import { AlertSink } from '../../alerts/alert-sink.js';
+import { wazuhUid } from '../../alerts/trusted-open.js';
 
 export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
   const { log } = tap;
@@ -16,7 +17,7 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
     if (on && !tap.follower) {
       tap.follower = new AlertsFollower({
         file: tap.alertsFile, positionFile: join(tap.spoolDir, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
-        sink: (lines) => tap.alertSink!.take(lines), log,
+        sink: (lines) => tap.alertSink!.take(lines), log, wazuhUid: () => wazuhUid(tap.opts.home),
       });
       tap.follower.start();
       log.info({ file: tap.alertsFile, min_level: tap.alertOpts.minLevel }, 'following Wazuh\'s alerts');

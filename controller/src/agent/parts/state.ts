@@ -15,7 +15,8 @@ export function statePart(tap: Tap): Part {
     name: 'state',
     async start() {
       const { log, state, opts } = tap;
-      const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'));
+      const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'),
+        (e) => log.warn({ err: e.message }, 'cannot compact the status journal: kept as it is'));
       for (const [id, p] of journal.open()) {
         tap.published.set(id, p);
         state.setKnown({ id, status: p.status, status_code: p.status_code });

@@ -6,7 +6,8 @@
 //
 // One line per published status event (`<id> <status> <code>\n`), appended
 // with one write: cheap, since status changes are rare next to keepalives.
-// Compacted to the latest line per agent at start and at a clean stop.
+// Compacted to the latest line per agent at start and at a clean stop. A compaction that fails
+// (out of file descriptors, say) is reported and skipped: the appended file is as good, only longer.
 import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import type { ConnectionStatus } from '../../types.js';
 
@@ -35,7 +36,8 @@ export function parseJournal(text: string): Map<number, PublishedStatus> {
 export class StatusJournal {
   private fd: number | null = null;
 
-  constructor(private readonly path: string) {}
+  /** @param onError a compaction failed (the journal stays as it was, appended to) */
+  constructor(private readonly path: string, private readonly onError: (e: Error) => void = () => {}) {}
 
   /** Read the journal (empty on first run), rewrite it compacted, and open it for appends. */
   open(): Map<number, PublishedStatus> {
@@ -44,7 +46,7 @@ export class StatusJournal {
       const text = readFileSync(this.path, 'utf8');
       if (text.length <= MAX_BYTES) known = parseJournal(text);
     }
-    this.compact(known);
+    this.compactOrReport(known);
     this.fd = openSync(this.path, 'a', 0o600);
     return known;
   }
@@ -66,6 +68,14 @@ export class StatusJournal {
   close(latest?: Map<number, PublishedStatus>): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
-    if (latest) this.compact(latest);
+    if (latest) this.compactOrReport(latest);
+  }
+
+  private compactOrReport(latest: Map<number, PublishedStatus>): void {
+    try {
+      this.compact(latest);
+    } catch (e) {
+      this.onError(e as Error);
+    }
   }
 }
