@@ -45,6 +45,7 @@ import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
 import { isAgentId } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
 import { sourceOf } from './format.js';
+import { liveAddress } from './address.js';
 
 export interface AgentStateOptions {
   /** This manager's name in events (`manager_node`). */
@@ -173,7 +174,8 @@ export class AgentStateTable {
     const a = this.record(agent.id);
     if (!a) return;
     if (typeof agent.name === 'string' || agent.name === null) a.name = agent.name;
-    if (typeof agent.ip === 'string' || agent.ip === null) a.ip = agent.ip;
+    const ip = liveAddress(agent.ip);
+    if (ip !== null) a.ip = ip; // a wildcard or nothing never erases a live address
     if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
     if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
     if (typeof agent.version === 'string' || agent.version === null) a.version = agent.version;
@@ -250,7 +252,8 @@ export class AgentStateTable {
         if (!a) break;
         a.last_keepalive = Math.floor(ms / 1000);
         if (d.version !== undefined) a.version = d.version;
-        if (d.agent_ip !== undefined) a.ip = d.agent_ip;
+        const ip = liveAddress(d.agent_ip);
+        if (ip !== null) a.ip = ip;
         if (d.node_name !== undefined) a.node = d.node_name;
         if (d.sync_status !== undefined) a.sync_status = d.sync_status;
         if (d.group_config_status !== undefined) a.group_config_status = d.group_config_status;
@@ -287,7 +290,7 @@ export class AgentStateTable {
         const a = this.touch(req.id, touch);
         if (!a) break;
         if (req.name !== null) a.name = req.name;
-        const ip = req.register_ip ?? req.ip;
+        const ip = liveAddress(req.ip) ?? liveAddress(req.register_ip); // `any` registers no address
         if (ip !== null) a.ip = ip;
         this.transition(a, 'never_connected', 0, 'registered', cause, events);
         break;
@@ -575,8 +578,9 @@ function syncOf(r: WdbRequest): string | null {
 /** Columns of a wazuh-db row the table keeps (never the status: callers decide about that). */
 function copyRow(a: AgentRecord, row: AgentSyncRow): void {
   if (row.name !== undefined) a.name = row.name;
-  if (row.ip !== undefined) a.ip = row.ip;
-  else if (row.register_ip !== undefined && a.ip === null) a.ip = row.register_ip;
+  // wazuh-db's `ip` is the last live address; register_ip is a fallback only when it is one too.
+  const ip = liveAddress(row.ip) ?? (a.ip === null ? liveAddress(row.register_ip) : null);
+  if (ip !== null) a.ip = ip;
   if (row.version !== undefined) a.version = row.version;
   if (row.node_name !== undefined) a.node = row.node_name;
   if (row.last_keepalive !== undefined) a.last_keepalive = row.last_keepalive;
