@@ -66,9 +66,9 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('wazuh-nats-tap')
     .usage('$0 <command> [options]\n\nStreams a Wazuh manager\'s agent status changes to NATS, with eBPF and zero change to Wazuh.')
     .command('run', 'run the host agent in the foreground (systemd runs this)', (y) => y
-      .usage('$0 run [options]\n\nReads the <nats> section of the manager\'s ossec.conf (docs/configuration.md); '
+      .usage('$0 run [options]\n\nReads the <nats> section of <home>/etc/nats-tap.conf (docs/configuration.md); '
         + 'flags override it. SIGTERM/SIGINT: flush, detach, exit 0. SIGHUP: reload the configuration.')
-      .option('config', { type: 'string', describe: 'ossec.conf (default: <home>/etc/ossec.conf)' })
+      .option('config', { type: 'string', describe: 'the configuration file (default: <home>/etc/nats-tap.conf, else the <nats> of <home>/etc/ossec.conf)' })
       .option('home', { type: 'string', describe: 'the Wazuh manager\'s home (default: /var/ossec, else /var/wazuh-manager)' })
       .option('nats-url', { type: 'string', describe: 'NATS server URL(s), comma-separated (overrides <server_url>)' })
       .option('prefix', { type: 'string', describe: 'subject prefix (overrides <subject_prefix>)' })
@@ -129,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     })
     .command('config', 'the configuration: config check', (y) => y
       .command('check', 'validate and print the effective configuration, secrets masked', (yy) => yy
-        .option('config', { type: 'string', describe: 'ossec.conf (default: <home>/etc/ossec.conf)' })
+        .option('config', { type: 'string', describe: 'the configuration file (default: <home>/etc/nats-tap.conf, else the <nats> of <home>/etc/ossec.conf)' })
         .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
         .option('json', { type: 'boolean', default: false, describe: 'the masked configuration as JSON' }),
       (a) => {
