@@ -13,6 +13,7 @@ import { Tap } from './agent/tap.js';
 import { lockPart } from './agent/parts/lock.js';
 import { publisherPart } from './agent/parts/publisher.js';
 import { statePart } from './agent/parts/state.js';
+import { wazuhDbPart } from './agent/parts/wazuh-db.js';
 import { capturePart } from './agent/parts/capture.js';
 import { alertsPart } from './agent/parts/alerts.js';
 import { controlPart } from './agent/parts/control.js';
@@ -75,6 +76,7 @@ export async function runAgent(opts: AgentOptions, life: Lifecycle): Promise<num
   life.add(lockPart(tap));             // one tap per home and spool
   life.add(publisherPart(tap));        // the spool and NATS: every event has somewhere to go
   life.add(statePart(tap));            // agents.status, client.keys, wazuh-db's view
+  life.add(wazuhDbPart(tap));          // wazuh-db's view again whenever its socket (re)appears
   life.add(capture);                   // BPF programs → pipeline (decode → state → publish)
   life.add(alerts);                    // alerts.json → publish
   life.add(controlPart(tap, capture)); // status, attach, detach

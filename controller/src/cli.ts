@@ -8,7 +8,8 @@ import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
 import { checkKernel } from './capture/capture.js';
 import { artefacts } from './paths.js';
-import { loadConfig } from './config/ossec-conf.js';
+import { loadConfig, type EffectiveConfig } from './config/ossec-conf.js';
+import { connectOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
 import { runTail } from './commands/tail.js';
@@ -32,6 +33,20 @@ function adoptEarlySignals(life: Lifecycle): void {
 }
 
 class UsageError extends Error {}
+
+/**
+ * The tap's configuration, for `tail` (server, TLS, credentials, key, prefix). None at all (a host
+ * without the tap's file, no --config or --home): null, and tail takes the defaults; a file that is
+ * there but wrong is a configuration error, as for `run`.
+ */
+function tapConfigForTail(file?: string, home?: string): EffectiveConfig | null {
+  try {
+    return loadConfig({ file, home });
+  } catch (e) {
+    if (file === undefined && home === undefined && e instanceof ConfigError && /does not exist/.test(e.message)) return null;
+    throw e;
+  }
+}
 
 
 
@@ -185,23 +200,34 @@ export async function main(argv: string[]): Promise<number> {
       .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET }),
     async (a) => { code = await control(a.controlSocket, 'detach', a.json); })
     .command('tail [subject]', 'subscribe and print the events as they arrive', (y) => y
-      .positional('subject', { type: 'string', default: 'wazuh.>', describe: 'NATS subject (wildcards allowed)' })
-      .option('nats-url', { type: 'string', default: 'nats://127.0.0.1:4222', describe: 'NATS server URL(s), comma-separated' })
+      .usage('$0 tail [subject] [options]\n\nWithout --nats-url, the server, its TLS and credentials, the encryption key and the '
+        + 'subject prefix come from the tap\'s configuration (<home>/etc/nats-tap.conf, as `run` reads it): on the manager '
+        + 'host `wazuh-nats-tap tail` just works. Flags override it.')
+      .positional('subject', { type: 'string', describe: 'NATS subject (wildcards allowed); default <prefix>.>' })
+      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222)' })
+      .option('config', { type: 'string', describe: 'the tap\'s configuration file (default: <home>/etc/nats-tap.conf)' })
+      .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
       .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
       .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds' })
-      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (encrypt_messages yes)' })
+      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (default: the configuration\'s encryption_key)' })
       .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
     async (a) => {
+      let urls = a.natsUrl?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
       try {
+        const conf = a.natsUrl === undefined ? tapConfigForTail(a.config, a.home) : null;
+        if (conf) urls = conf.serverUrls;
         code = await runTail({
-          servers: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean), subject: a.subject!,
+          servers: urls.length ? urls : ['nats://127.0.0.1:4222'],
+          subject: a.subject ?? `${conf?.subjectPrefix ?? 'wazuh'}.>`,
           json: a.json, count: a.count, duration: a.duration,
-          key: a.encryptionKey ? readKeyFile(a.encryptionKey) : undefined,
+          key: a.encryptionKey ? readKeyFile(a.encryptionKey)
+            : conf?.encryptMessages && conf.encryptionKey ? readKeyFile(conf.encryptionKey) : undefined,
+          connect: conf ? connectOptions(conf) : undefined,
         });
       } catch (e) {
         code = exitCodeOf(e);
-        process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(a.natsUrl.split(',')))}\n`);
+        process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(urls))}\n`);
       }
     })
     .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')

@@ -1427,12 +1427,13 @@ static void run_load(const char *args, char *out, size_t cap) {
  * one remoted worker thread writes `update-keepalive … pending` (its startup message) on its own
  * connection, and ~gap later another worker, on another connection, the keepalive pair
  * (`select-agent-group`, then `update-agent-data … active`). The two threads are pinned to two CPUs,
- * so their writes go through two perf rings. `reconnect <agents> <first_id> <gap_us>`; the active one
- * of an agent is written only after wazuh-db answered its pending one, so wazuh-db applies them in
- * that order. Answers `ok <n> pending=… active=… errors=…`. */
+ * so their writes go through two perf rings. `reconnect <agents> <first_id> <gap_us>`: the active pair
+ * of an agent starts gap_us after its pending one started, whether or not that one's sendto returned
+ * (a sender preempted inside sendto by the wazuh-db it woke returns late), as remoted's threads do.
+ * Answers `ok <n> pending=… active=… errors=…`. */
 struct reconnect {
     long agents, first_id, gap_us;
-    long answered; /* atomic: pending answered for the first `answered` agents */
+    long started; /* atomic: the pending request of the first `started` agents is being written */
     long pending, active, errors;
 };
 
@@ -1451,11 +1452,11 @@ static void *reconnect_pending(void *arg) {
     pin_to_cpu(0);
     for (long i = 0; i < R->agents && reply && fd >= 0; i++) {
         q_startup(q, sizeof q, R->first_id + i);
+        __atomic_store_n(&R->started, i + 1, __ATOMIC_RELEASE);
         if (wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) R->errors++;
         else R->pending++;
-        __atomic_store_n(&R->answered, i + 1, __ATOMIC_RELEASE);
     }
-    __atomic_store_n(&R->answered, R->agents, __ATOMIC_RELEASE);
+    __atomic_store_n(&R->started, R->agents, __ATOMIC_RELEASE);
     if (fd >= 0) close(fd);
     free(reply);
     return NULL;
@@ -1467,7 +1468,7 @@ static void *reconnect_active(void *arg) {
     int fd = wdb_connect();
     pin_to_cpu(1);
     for (long i = 0; i < R->agents && q && reply && fd >= 0; i++) {
-        while (__atomic_load_n(&R->answered, __ATOMIC_ACQUIRE) <= i) sched_yield();
+        while (__atomic_load_n(&R->started, __ATOMIC_ACQUIRE) <= i) sched_yield();
         struct timespec gap = {.tv_sec = R->gap_us / 1000000, .tv_nsec = (R->gap_us % 1000000) * 1000};
         while (nanosleep(&gap, &gap) == EINTR)
             ;
@@ -1690,20 +1691,23 @@ static int run_remoted(void) {
             const char *h = cmdline + 3;
             while (*h == ' ') h++;
             size_t hl = strlen(h);
-            if (hl == 0 || hl % 2 || hl / 2 > sizeof reply) {
-                err = "raw wants an even number of hex digits";
+            /* Up to 4 MiB: a write larger than the socket holds stays in its sendto until wazuh-db reads. */
+            char *bytes = hl && hl % 2 == 0 && hl / 2 <= (4u << 20) ? malloc(hl / 2) : NULL;
+            if (!bytes) {
+                err = "raw wants an even number of hex digits (4 MiB at most)";
             } else {
                 size_t bl = hl / 2;
                 for (size_t i = 0; i < bl && !err; i++) {
                     int a = hexval(h[2 * i]), b = hexval(h[2 * i + 1]);
                     if (a < 0 || b < 0) err = "bad hex";
-                    else reply[i] = (char)(a * 16 + b);
+                    else bytes[i] = (char)(a * 16 + b);
                 }
                 if (!err) {
                     if (g_wdb < 0) g_wdb = wdb_connect();
-                    if (g_wdb < 0 || send_all_once(g_wdb, reply, bl, 0) < 0) err = "send failed";
+                    if (g_wdb < 0 || send_all_once(g_wdb, bytes, bl, 0) < 0) err = "send failed";
                     else g_raw_sent = 1;
                 }
+                free(bytes);
             }
         } else if (!strcmp(verb, "recv")) {
             /* The reply to frames written with `raw`: one frame, 5 s at most. */

@@ -51,6 +51,7 @@ export class Tap {
   readonly eventErrors: RateLimitedLog;
   private fromRecords: AgentEvent[] = [];
   private resyncing = false;
+  private resyncAgain: { why: string; untilListeningMs: number } | null = null;
 
   constructor(readonly opts: AgentOptions, readonly life: Lifecycle) {
     this.log = opts.log;
@@ -104,19 +105,32 @@ export class Tap {
    * each corrected agent is one status event; changes captured since the
    * query began are not overridden.
    */
-  async resync(why: string): Promise<void> {
-    if (this.resyncing || this.life.stopping) return;
+  async resync(why: string, untilListeningMs = 0): Promise<void> {
+    if (this.life.stopping) return;
+    if (this.resyncing) {
+      this.resyncAgain = { why, untilListeningMs }; // the one in flight may predate what asks now
+      return;
+    }
     this.resyncing = true;
     try {
-      const r = await initialSync({ home: this.opts.home });
+      // A socket just created may not be listening yet (bind comes before listen): ask again, briefly.
+      const end = Date.now() + untilListeningMs;
+      let r = await initialSync({ home: this.opts.home });
+      while (!r.complete && /not listening|not found/.test(r.reason ?? '') && Date.now() < end && !this.life.stopping) {
+        await new Promise((res) => setTimeout(res, 20));
+        r = await initialSync({ home: this.opts.home });
+      }
       if (this.life.stopping) return;
       const events = this.state.resync(r.agents, r.startedNs);
       this.publishEvents(events);
-      this.log.info({ why, corrected: events.length, complete: r.complete }, 'state resynchronised from wazuh-db');
+      this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length }, 'state resynchronised from wazuh-db');
     } catch (e) {
       this.log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
     } finally {
       this.resyncing = false;
+      const again = this.resyncAgain;
+      this.resyncAgain = null;
+      if (again) void this.resync(again.why, again.untilListeningMs);
     }
   }
 

@@ -1,5 +1,5 @@
 // `wazuh-nats-tap tail [SUBJECT]`: subscribe and print the events as they arrive.
-import { connect, type Msg } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type Msg } from '@nats-io/transport-node';
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
 import { maskUrl } from '../util/mask-url.js';
 
@@ -12,6 +12,8 @@ export interface TailOptions {
   duration: number;
   /** Decrypts messages published with encrypt_messages. */
   key?: EncryptionKey;
+  /** TLS and authentication (the tap's configuration). */
+  connect?: Partial<ConnectionOptions>;
 }
 
 /** One readable line per event: time, subject, then the fields a person looks for first. */
@@ -37,7 +39,7 @@ export function renderEvent(subject: string, ev: Record<string, any>): string {
 }
 
 export async function runTail(o: TailOptions): Promise<number> {
-  const nc = await connect({ servers: o.servers, name: 'wazuh-nats-tap tail' });
+  const nc = await connect({ ...o.connect, servers: o.servers, name: 'wazuh-nats-tap tail' });
   process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${maskUrl(nc.getServer())}; Ctrl-C to stop\n`);
   let seen = 0;
   const done = new Promise<void>((resolve) => {
