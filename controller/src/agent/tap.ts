@@ -51,7 +51,7 @@ export class Tap {
   readonly eventErrors: RateLimitedLog;
   private fromRecords: AgentEvent[] = [];
   private resyncing = false;
-  private resyncAgain: { why: string; untilListeningMs: number } | null = null;
+  private resyncAgain: { why: string; untilListeningMs: number; firstLook: boolean } | null = null;
 
   constructor(readonly opts: AgentOptions, readonly life: Lifecycle) {
     this.log = opts.log;
@@ -105,10 +105,14 @@ export class Tap {
    * each corrected agent is one status event; changes captured since the
    * query began are not overridden.
    */
-  async resync(why: string, untilListeningMs = 0): Promise<void> {
+  /**
+   * `firstLook`: wazuh-db (re)appeared — an agent whose status the tap never knew is adopted
+   * silently, as at start; one it knew and that differs is corrected with an event.
+   */
+  async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
     if (this.life.stopping) return;
     if (this.resyncing) {
-      this.resyncAgain = { why, untilListeningMs }; // the one in flight may predate what asks now
+      this.resyncAgain = { why, untilListeningMs, firstLook }; // the one in flight may predate what asks now
       return;
     }
     this.resyncing = true;
@@ -121,7 +125,7 @@ export class Tap {
         r = await initialSync({ home: this.opts.home });
       }
       if (this.life.stopping) return;
-      const events = this.state.resync(r.agents, r.startedNs);
+      const events = this.state.resync(r.agents, r.startedNs, 'wazuh-db', firstLook);
       this.publishEvents(events);
       this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length }, 'state resynchronised from wazuh-db');
     } catch (e) {
@@ -130,7 +134,7 @@ export class Tap {
       this.resyncing = false;
       const again = this.resyncAgain;
       this.resyncAgain = null;
-      if (again) void this.resync(again.why, again.untilListeningMs);
+      if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
     }
   }
 

@@ -195,10 +195,10 @@ export class AgentStateTable {
    * a status event (reason initial_sync, or the one its status_code names). `tsNs` is the monotonic time
    * the rows were requested: changes the table applied from requests after it are not overridden.
    */
-  resync(rows: readonly AgentSyncRow[], tsNs: bigint, source = 'wazuh-db'): AgentEvent[] {
+  resync(rows: readonly AgentSyncRow[], tsNs: bigint, source = 'wazuh-db', adoptUnknown = false): AgentEvent[] {
     const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
     const events: AgentEvent[] = [];
-    for (const row of rows) this.applyRow(row, tsNs, cause, events);
+    for (const row of rows) this.applyRow(row, tsNs, cause, events, adoptUnknown);
     return events;
   }
 
@@ -421,14 +421,17 @@ export class AgentStateTable {
   }
 
   /** One wazuh-db row: names and addresses always; the status only when nothing newer is known. */
-  private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[]): void {
+  private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[], adoptUnknown = false): void {
     if (row.id === 0) return;
     const a = this.record(row.id);
     if (!a) return;
     copyRow(a, row);
     if (row.connection_status === undefined || this.changedSince(row.id, requestNs)) return;
     const code = row.status_code ?? a.status_code;
-    if (row.connection_status === a.status) {
+    // Learning an agent's status for the first time (wazuh-db appeared after the tap started) is
+    // not a transition: adopted silently, as at start (seedTable).
+    if (row.connection_status === a.status || (adoptUnknown && a.status === 'unknown')) {
+      this.setStatus(a, row.connection_status);
       a.status_code = code;
       return;
     }

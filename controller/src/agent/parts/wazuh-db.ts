@@ -29,7 +29,7 @@ export function wazuhDbPart(tap: Tap): Part {
     const now = socketKey(tap.opts.home);
     if (now === last) return;
     last = now;
-    if (now) void tap.resync('wazuh-db socket appeared', 5000);
+    if (now) void tap.resync('wazuh-db socket appeared', 5000, true);
   };
   const watchDir = () => {
     if (watcher) return;
