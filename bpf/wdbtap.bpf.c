@@ -73,6 +73,14 @@ struct {
 	__type(value, struct wdbtap_config);
 } tap_config SEC(".maps");
 
+/* The `global` commands whose requests (and replies) user space wants, zero-padded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[WDBTAP_CMD_MAX]);
+	__type(value, __u8);
+} wanted_cmds SEC(".maps");
+
 /* LRU: an entry whose thread died inside the syscall must not stay forever. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -88,7 +96,7 @@ struct stream {
 	__u8 have;        /* bytes of the next frame's head gathered in head[] */
 	__u8 dropped;     /* a write was filtered out since the last record */
 	__u8 precounted;  /* sys_enter already counted this frame's reply in want */
-	__u8 head[16];    /* u32 length + the first 7 payload bytes */
+	__u8 head[64];    /* u32 length + the payload's first bytes (WDBTAP_REQ_HEAD at most) */
 };
 
 struct conn_state {
@@ -262,7 +270,41 @@ static __always_inline bool is_global(const __u8 *p)
 	return p[0] == 'g' && p[1] == 'l' && p[2] == 'o' && p[3] == 'b' && p[4] == 'a' && p[5] == 'l' && p[6] == ' ';
 }
 
-/* Bytes of head a frame start needs: its length, and for a request the payload's first 7 bytes. */
+/*
+ * A request the tap wants: `global <command>` with a command of wanted_cmds
+ * (the ones that change or tell an agent's status; or every `global` one when
+ * tap_config.all_global, for `capture`). p holds the payload's first n bytes,
+ * n = min(frame length, WDBTAP_REQ_HEAD): the command ends at a blank, a NUL or
+ * the frame's end. What is not wanted (remoted's select-agent-group with every
+ * keepalive, analysisd's get-labels…) costs no copy, nor does its reply.
+ */
+static __always_inline bool wanted_request(const __u8 *p, __u32 n)
+{
+	struct wdbtap_config *cfg;
+	char key[WDBTAP_CMD_MAX] = {};
+	__u32 zero = 0, i;
+
+	if (n < 8 || !is_global(p))
+		return false;
+	cfg = bpf_map_lookup_elem(&tap_config, &zero);
+	if (cfg && cfg->all_global)
+		return true;
+#pragma unroll
+	for (i = 0; i < WDBTAP_CMD_MAX; i++) {
+		__u8 c;
+		if (7 + i >= n)
+			break; /* the frame ends with the command */
+		c = p[7 + i];
+		if (c == ' ' || c == 0)
+			break;
+		key[i] = c;
+	}
+	if (i == WDBTAP_CMD_MAX)
+		return false; /* longer than any command */
+	return bpf_map_lookup_elem(&wanted_cmds, key) != NULL;
+}
+
+/* Bytes of head a frame start needs: its length, and for a request the payload's first bytes. */
 static __always_inline __u32 head_need(const struct stream *s, bool req)
 {
 	__u32 len;
@@ -270,24 +312,24 @@ static __always_inline __u32 head_need(const struct stream *s, bool req)
 	if (s->have < 4 || !req)
 		return 4;
 	len = head_len(s);
-	return 4 + (len < 7 ? len : 7);
+	return 4 + (len < WDBTAP_REQ_HEAD ? len : WDBTAP_REQ_HEAD);
 }
 
-/* Append take (1..11) bytes at user address p to the head being gathered. */
+/* Append take (1..REQ_HEAD+4) bytes at user address p to the head being gathered. */
 static __always_inline bool read_head(struct stream *s, __u64 p, __u32 take)
 {
-	__u8 tmp[16] = {};
+	__u8 tmp[64] = {};
 
-	if (take == 0 || take > 11 || s->have > 11)
+	if (take == 0 || take > WDBTAP_REQ_HEAD + 4 || s->have > WDBTAP_REQ_HEAD + 4)
 		return false;
-	asm volatile("" : "+r"(take)); /* show the verifier 1 <= take <= 16 (see emit_bytes) */
-	take = ((take - 1) & 15) + 1;
+	asm volatile("" : "+r"(take)); /* show the verifier 1 <= take <= 64 (see emit_bytes) */
+	take = ((take - 1) & 63) + 1;
 	if (bpf_probe_read_user(tmp, take, (void *)p))
 		return false;
-	for (__u32 i = 0; i < 11; i++) {
+	for (__u32 i = 0; i < WDBTAP_REQ_HEAD + 4; i++) {
 		if (i >= take)
 			break;
-		s->head[(s->have + i) & 15] = tmp[i];
+		s->head[(s->have + i) & 63] = tmp[i & 63];
 	}
 	s->have += take;
 	return true;
@@ -353,7 +395,7 @@ static long walk_step(__u32 index, void *data)
 		return 1;
 	}
 	if (w->req) {
-		s->keep = len >= 7 && is_global(&s->head[4]);
+		s->keep = wanted_request(&s->head[4], len < WDBTAP_REQ_HEAD ? len : WDBTAP_REQ_HEAD);
 		if (s->keep && !s->precounted)
 			__sync_fetch_and_add(&cs->want, 1);
 		s->precounted = 0;
@@ -394,56 +436,86 @@ static __always_inline bool walk(struct stream *s, struct conn_state *cs, __u64 
 	return true;
 }
 
-/* head: a frame's 4-byte length and its payload's first 7 bytes. Counts the reply a `global` request wants. */
-static __always_inline bool count_if_global(struct conn_state *cs, const __u8 *head)
+/* head: a frame's 4-byte length and its payload's first n bytes. Counts the reply a wanted request wants. */
+static __always_inline bool count_if_wanted(struct conn_state *cs, const __u8 *head, __u32 n)
 {
-	__u32 flen = head[0] | head[1] << 8 | head[2] << 16 | (__u32)head[3] << 24;
-
-	if (flen < 7 || flen > WDBTAP_MAX_FRAME || !is_global(&head[4]))
+	if (!wanted_request(&head[4], n))
 		return false;
 	__sync_fetch_and_add(&cs->want, 1);
 	cs->req.precounted = 1;
 	return true;
 }
 
+/* The payload bytes a request's decision needs (0: not a plausible frame length). */
+static __always_inline __u32 decision_bytes(const __u8 *head)
+{
+	__u32 flen = head[0] | head[1] << 8 | head[2] << 16 | (__u32)head[3] << 24;
+
+	if (flen == 0 || flen > WDBTAP_MAX_FRAME)
+		return 0;
+	return flen < WDBTAP_REQ_HEAD ? flen : WDBTAP_REQ_HEAD;
+}
+
+/* Read n (1..REQ_HEAD) bytes at user address p into tmp[4..]. */
+static __always_inline bool read_payload_head(__u8 *tmp, __u64 p, __u32 n)
+{
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & 63) + 1;
+	if (n > WDBTAP_REQ_HEAD)
+		return false;
+	return bpf_probe_read_user(&tmp[4], n, (void *)p) == 0;
+}
+
 /*
- * At sys_enter, count the reply wanted by a `global` request that starts this
- * write, before wazuh-db can possibly answer it (the reply may be written
- * before this syscall's sys_exit runs). Returns whether it counted.
+ * At sys_enter, count the reply wanted by a request that starts this write,
+ * before wazuh-db can possibly answer it (the reply may be written before this
+ * syscall's sys_exit runs). Only when the write holds the whole head; otherwise
+ * the walk at sys_exit decides. Returns whether it counted.
  */
 static __always_inline bool precount_request(struct conn_state *cs, __u64 buf, __u64 len)
 {
 	struct stream *s = &cs->req;
-	__u8 tmp[16] = {};
-	__u32 have = s->have;
+	__u8 tmp[WDBTAP_REQ_HEAD + 8] = {};
+	__u32 have = s->have, off = 0, n;
 
-	if (s->remaining || (have != 0 && have != 4) || len < 11 - have)
+	if (s->remaining || (have != 0 && have != 4))
 		return false;
 	if (have == 4) {
 		/* the length came alone in the previous write (5.x): the payload starts here */
 		for (int i = 0; i < 4; i++)
 			tmp[i] = s->head[i];
-		return !bpf_probe_read_user(&tmp[4], 7, (void *)buf) && count_if_global(cs, tmp);
+	} else {
+		if (len < 4 || bpf_probe_read_user(tmp, 4, (void *)buf))
+			return false;
+		off = 4;
 	}
-	return !bpf_probe_read_user(tmp, 11, (void *)buf) && count_if_global(cs, tmp);
+	n = decision_bytes(tmp);
+	if (n == 0 || len < off + n || !read_payload_head(tmp, buf + off, n))
+		return false;
+	return count_if_wanted(cs, tmp, n);
 }
 
 /* The same for writev/sendmsg: the head is in the first iovec, or split as length | payload. */
 static __always_inline bool precount_iov(struct conn_state *cs, __u64 iovp, __u64 cnt)
 {
 	struct iovec iov0 = {}, iov1 = {};
-	__u8 tmp[16] = {};
+	__u8 tmp[WDBTAP_REQ_HEAD + 8] = {};
+	__u32 n;
 
 	if (cs->req.remaining || cs->req.have || cnt == 0)
 		return false;
-	if (bpf_probe_read_user(&iov0, sizeof(iov0), (void *)iovp))
+	if (bpf_probe_read_user(&iov0, sizeof(iov0), (void *)iovp) || iov0.iov_len < 4 ||
+	    bpf_probe_read_user(tmp, 4, iov0.iov_base))
 		return false;
-	if (iov0.iov_len >= 11)
-		return !bpf_probe_read_user(tmp, 11, iov0.iov_base) && count_if_global(cs, tmp);
-	if (iov0.iov_len != 4 || cnt < 2 || bpf_probe_read_user(tmp, 4, iov0.iov_base) ||
-	    bpf_probe_read_user(&iov1, sizeof(iov1), (void *)(iovp + sizeof(iov1))) || iov1.iov_len < 7)
+	n = decision_bytes(tmp);
+	if (n == 0)
 		return false;
-	return !bpf_probe_read_user(&tmp[4], 7, iov1.iov_base) && count_if_global(cs, tmp);
+	if (iov0.iov_len >= 4 + n)
+		return read_payload_head(tmp, (__u64)iov0.iov_base + 4, n) && count_if_wanted(cs, tmp, n);
+	if (iov0.iov_len != 4 || cnt < 2 ||
+	    bpf_probe_read_user(&iov1, sizeof(iov1), (void *)(iovp + sizeof(iov1))) || iov1.iov_len < n)
+		return false;
+	return read_payload_head(tmp, (__u64)iov1.iov_base, n) && count_if_wanted(cs, tmp, n);
 }
 
 static __always_inline struct conn_state *conn_of(__u64 client_ino)

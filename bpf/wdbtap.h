@@ -19,6 +19,8 @@
 #define WDBTAP_COMM_LEN   16
 #define WDBTAP_NAME_LEN   64 /* executable basename of a target daemon */
 #define WDBTAP_MAX_DAEMONS 255 /* daemon ids are 1..255 (0: not a target) */
+#define WDBTAP_CMD_MAX    32  /* a `global` command's name, at most (get-agents-by-connection-status: 31) */
+#define WDBTAP_REQ_HEAD   (7 + WDBTAP_CMD_MAX + 1) /* `global ` + the command + what ends it */
 #define WDBTAP_MAX_EXE_DIRS 8
 
 enum wdbtap_direction {
@@ -55,7 +57,7 @@ enum wdbtap_counter {
 	WDBTAP_C_OUTPUT_FAIL,     /* perf output refused (buffer full) */
 	WDBTAP_C_INFLIGHT_FULL,   /* no room to remember a pending syscall */
 	WDBTAP_C_FAILED_WRITES,   /* matched writes whose syscall returned <= 0 */
-	WDBTAP_C_CONTENT_DROPPED, /* wdb writes holding no `global` request or its reply */
+	WDBTAP_C_CONTENT_DROPPED, /* wdb writes holding no wanted `global` request or its reply */
 	WDBTAP_C_UNFRAMED,        /* writes the kernel could not frame: passed to user space whole */
 	WDBTAP_C_TARGETS_EXEC,    /* target processes picked up at exec */
 	WDBTAP_C_OTHER_WDB,       /* target writes on a socket named wdb of another directory (another home) */
@@ -118,8 +120,8 @@ struct wdbtap_fsid {
  */
 struct wdbtap_config {
 	struct wdbtap_fsid wdb_dir;
-	__u32 set;    /* wdb_dir is known (the home exists): else nothing matches */
-	__u32 _pad;
+	__u32 set;        /* wdb_dir is known (the home exists): else nothing matches */
+	__u32 all_global; /* every `global` request, not only wanted_cmds (the `capture` command) */
 };
 
 #endif

@@ -172,3 +172,27 @@ t.test('a daemon started or restarted after attach is captured at once; one runn
     'even its very first request at start');
   t.ok(capture.counters().targets_exec >= 1);
 });
+
+t.test('the state\'s commands only: a keepalive is one request and its reply; select-agent-group costs no copy', async (t) => {
+  const { STATE_COMMANDS } = await import('../controller/src/state/commands.js');
+  const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-cmds-')) });
+  const capture = Capture.open({ ...artefacts(), home: sim.home, commands: STATE_COMMANDS });
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(async () => { await sim.stop(); await capture.close(); });
+  await sim.start();
+  const before = capture.counters().content_dropped;
+  await sim.keepalive(A);
+  await sim.rawreq('global get-agents-by-connection-status 0 active node01 -1'); // 31 characters: the longest
+  await sim.rawreq('global get-labels 1');
+  await waitFor(() => records.filter((r) => r.tgid === sim.pids()['wazuh-remoted']).length >= 2, 5000, 'the keepalive');
+  await new Promise((r) => setTimeout(r, 300));
+  const d = new WdbDecoder();
+  const got = [...records].flatMap((r) => d.push(r)).map(label);
+  t.same(got, ['reset-agents-connection', 'update-agent-data', 'get-agents-by-connection-status'],
+    'remoted\'s reset and update-agent-data, the listing; no select-agent-group, get-distinct-groups or get-labels');
+  t.notOk(records.some((r) => Buffer.from(r.data).includes('select-agent-group') || Buffer.from(r.data).includes('"group":"default"')),
+    'neither the request nor its group-list reply left the kernel');
+  t.ok(capture.counters().content_dropped - before >= 4, 'dropped in the kernel: select-agent-group, get-labels and their replies');
+});

@@ -73,7 +73,8 @@ struct wdbtap {
 	struct bpf_object *obj;
 	struct perf_buffer *pb;
 	struct bpf_link *links[NHOOKS * 2];
-	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters, fd_pending;
+	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters, fd_pending, fd_cmds;
+	struct wdbtap_config cfg; /* what tap_config holds */
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
@@ -481,9 +482,10 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	t->fd_config = bpf_object__find_map_fd_by_name(t->obj, "tap_config");
 	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
 	t->fd_pending = bpf_object__find_map_fd_by_name(t->obj, "pending");
+	t->fd_cmds = bpf_object__find_map_fd_by_name(t->obj, "wanted_cmds");
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	t->ncpus = libbpf_num_possible_cpus();
-	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || t->fd_pending < 0 || !events ||
+	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || t->fd_pending < 0 || t->fd_cmds < 0 || !events ||
 	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		wdbtap_close(t);
@@ -628,18 +630,49 @@ int wdbtap_set_exe_dirs(struct wdbtap *t, const uint64_t *devs, const uint64_t *
 	return 0;
 }
 
-int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino)
+static int write_config(struct wdbtap *t)
 {
-	struct wdbtap_config cfg = {};
 	__u32 key = 0;
 
-	if (dev || ino) {
-		cfg.wdb_dir = fsid_of(dev, ino);
-		cfg.set = 1;
-	}
-	if (bpf_map_update_elem(t->fd_config, &key, &cfg, BPF_ANY))
+	if (bpf_map_update_elem(t->fd_config, &key, &t->cfg, BPF_ANY))
 		return fail(t, -errno, "tap_config: %s", strerror(errno));
 	return 0;
+}
+
+int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino)
+{
+	struct wdbtap_fsid none = {};
+
+	t->cfg.wdb_dir = dev || ino ? fsid_of(dev, ino) : none;
+	t->cfg.set = dev || ino;
+	return write_config(t);
+}
+
+int wdbtap_set_commands(struct wdbtap *t, const char *names, int all)
+{
+	char key[WDBTAP_CMD_MAX], next[WDBTAP_CMD_MAX];
+	const char *p = names;
+	__u8 one = 1;
+
+	/* The old set out, the new one in: names are few, and this runs at open. */
+	while (bpf_map_get_next_key(t->fd_cmds, NULL, next) == 0)
+		if (bpf_map_delete_elem(t->fd_cmds, next))
+			return fail(t, -errno, "wanted_cmds: %s", strerror(errno));
+	while (p && *p) {
+		const char *end = strchr(p, '\n');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n) {
+			if (n >= WDBTAP_CMD_MAX || memchr(p, ' ', n))
+				return fail(t, -EINVAL, "a command name is 1 to %d bytes, without blanks", WDBTAP_CMD_MAX - 1);
+			memset(key, 0, sizeof(key));
+			memcpy(key, p, n);
+			if (bpf_map_update_elem(t->fd_cmds, key, &one, BPF_ANY))
+				return fail(t, -errno, "wanted_cmds: %s", strerror(errno));
+		}
+		p = end ? end + 1 : NULL;
+	}
+	t->cfg.all_global = all ? 1 : 0;
+	return write_config(t);
 }
 
 static uint32_t drain(struct wdbtap *t, uint8_t *buf, uint32_t cap)

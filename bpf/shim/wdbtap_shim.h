@@ -42,6 +42,8 @@ int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, uint32_t daemon);
 int wdbtap_set_exe_dirs(struct wdbtap *t, const uint64_t *devs, const uint64_t *inos, const uint32_t *any, uint32_t n);
 /* The home's queue/db directory; dev = ino = 0: not known yet (nothing matches). */
 int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino);
+/* The `global` commands captured (newline-separated names; their replies too); all: every `global` one. */
+int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
 
 /*
  * Wait up to timeout_ms for records and copy as many whole records as fit into

@@ -28,6 +28,11 @@ export interface CaptureOptions {
   hooks?: Hook[];
   /** Executable basenames of the target daemons (in `<home>/bin`). */
   targetNames?: string[];
+  /**
+   * The `global` commands whose requests and replies leave the kernel (the agent gives the ones its
+   * state uses); `all`, the default, for every `global` request (the `capture` command).
+   */
+  commands?: readonly string[] | 'all';
   /** How often running processes are re-scanned while attached (the kernel follows exec/fork). */
   rescanMs?: number;
   /** Pages per CPU of the perf buffer (a power of two). */
@@ -102,6 +107,8 @@ export class Capture {
     c.handle = h;
     try {
       c.names.forEach((name, i) => c.check(c.lib.target_name(h, name, i + 1, 1), `target ${name}`));
+      const cmds = opts.commands ?? 'all';
+      c.check(c.lib.set_commands(h, cmds === 'all' ? '' : cmds.join('\n'), cmds === 'all' ? 1 : 0), 'commands');
       c.refreshIdentity(true);
     } catch (e) {
       c.lib.close(h);

@@ -46,6 +46,7 @@ import { isAgentId } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
 import { sourceOf } from './format.js';
 import { liveAddress } from './address.js';
+import { READS, WRITES } from './commands.js';
 
 export interface AgentStateOptions {
   /** This manager's name in events (`manager_node`). */
@@ -90,14 +91,6 @@ export interface AgentStateStats {
 }
 
 const ALL_STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
-
-/** Commands that change wazuh-db's agent table. */
-const WRITES: ReadonlySet<WdbRequest['cmd']> = new Set([
-  'update-keepalive', 'update-agent-data', 'update-connection-status', 'update-status-code', 'insert-agent',
-  'delete-agent', 'update-agent-name', 'reset-agents-connection', 'disconnect-agents', 'sync-agent-info-set',
-]);
-/** Queries whose replies teach the table something. */
-const READS: ReadonlySet<WdbRequest['cmd']> = new Set(['get-agent-info', 'get-agents-by-connection-status']);
 
 /** When the table last changed an agent from a request: its request and reply capture times. */
 interface Touch {

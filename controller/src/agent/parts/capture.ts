@@ -5,6 +5,7 @@ import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { Capture } from '../../capture/capture.js';
 import { artefacts } from '../../paths.js';
+import { STATE_COMMANDS } from '../../state/commands.js';
 
 export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
   let lossCheck: NodeJS.Timeout | null = null;
@@ -40,7 +41,7 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
     detach,
     start() {
       const capture = Capture.open({
-        ...artefacts(), home: opts.home, hooks: opts.hooks,
+        ...artefacts(), home: opts.home, hooks: opts.hooks, commands: STATE_COMMANDS,
         // EMFILE and the like: the next rescan (2 s) tries again; logged rate-limited, never fatal.
         onRescanError: (e) => { if (rescanErrors++ % 100 === 0) log.warn({ err: e.message, failures: rescanErrors }, 'cannot scan /proc for Wazuh daemons: retrying'); },
       });
