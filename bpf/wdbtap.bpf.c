@@ -73,11 +73,11 @@ struct {
 	__type(value, struct wdbtap_config);
 } tap_config SEC(".maps");
 
-/* The `global` commands whose requests (and replies) user space wants, zero-padded. */
+/* The `global` commands whose requests (and replies) user space wants, by their first 8 bytes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
-	__type(key, char[WDBTAP_CMD_MAX]);
+	__type(key, __u64);
 	__type(value, __u8);
 } wanted_cmds SEC(".maps");
 
@@ -96,7 +96,7 @@ struct stream {
 	__u8 have;        /* bytes of the next frame's head gathered in head[] */
 	__u8 dropped;     /* a write was filtered out since the last record */
 	__u8 precounted;  /* sys_enter already counted this frame's reply in want */
-	__u8 head[64];    /* u32 length + the payload's first bytes (WDBTAP_REQ_HEAD at most) */
+	__u8 head[64];    /* u32 length + the payload's first bytes (WDBTAP_REQ_HEAD at most); room to read into */
 };
 
 struct conn_state {
@@ -136,11 +136,45 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/*
+ * The records, one ring per CPU. The rings wake their reader only when half
+ * full: the reader comes by itself every millisecond while records flow, and
+ * sleeps when none do — then the first record rings the `bell` below.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
 } events SEC(".maps");
+
+/* A ring that wakes its reader at every sample: rung once when the reader sleeps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} bell SEC(".maps");
+
+/* 1 while the reader sleeps waiting for the bell (set by the shim, cleared by whoever rings). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64); /* 64 bits: the atomic exchange of BPF's base instruction set */
+} reader_idle SEC(".maps");
+
+/*
+ * After a record is out: wake the reader if it sleeps. The exchange is atomic
+ * (a full barrier): the record is in its ring before the flag is read, so a
+ * reader that armed the flag after its last look is always rung.
+ */
+static __always_inline void ring_if_idle(void *ctx)
+{
+	__u32 zero = 0, one = 1;
+	__u64 *idle = bpf_map_lookup_elem(&reader_idle, &zero);
+
+	if (idle && __sync_lock_test_and_set(idle, 0))
+		bpf_perf_event_output(ctx, &bell, BPF_F_CURRENT_CPU, &one, sizeof(one));
+}
 
 static __always_inline void count(__u32 which)
 {
@@ -273,35 +307,27 @@ static __always_inline bool is_global(const __u8 *p)
 /*
  * A request the tap wants: `global <command>` with a command of wanted_cmds
  * (the ones that change or tell an agent's status; or every `global` one when
- * tap_config.all_global, for `capture`). p holds the payload's first n bytes,
- * n = min(frame length, WDBTAP_REQ_HEAD): the command ends at a blank, a NUL or
- * the frame's end. What is not wanted (remoted's select-agent-group with every
+ * tap_config.all_global, for `capture`). Commands are told apart by their first
+ * 8 bytes, one hash lookup and no loop: the verifier's work, and a frame's cost,
+ * stay flat. p holds the payload's first n bytes, n = min(frame length,
+ * WDBTAP_REQ_HEAD). What is not wanted (remoted's select-agent-group with every
  * keepalive, analysisd's get-labels…) costs no copy, nor does its reply.
  */
 static __always_inline bool wanted_request(const __u8 *p, __u32 n)
 {
 	struct wdbtap_config *cfg;
-	char key[WDBTAP_CMD_MAX] = {};
-	__u32 zero = 0, i;
+	__u32 zero = 0;
+	__u64 key;
 
-	if (n < 8 || !is_global(p))
+	if (n < 7 || !is_global(p))
 		return false;
 	cfg = bpf_map_lookup_elem(&tap_config, &zero);
 	if (cfg && cfg->all_global)
 		return true;
-#pragma unroll
-	for (i = 0; i < WDBTAP_CMD_MAX; i++) {
-		__u8 c;
-		if (7 + i >= n)
-			break; /* the frame ends with the command */
-		c = p[7 + i];
-		if (c == ' ' || c == 0)
-			break;
-		key[i] = c;
-	}
-	if (i == WDBTAP_CMD_MAX)
-		return false; /* longer than any command */
-	return bpf_map_lookup_elem(&wanted_cmds, key) != NULL;
+	if (n < WDBTAP_REQ_HEAD)
+		return false; /* shorter than any wanted command */
+	__builtin_memcpy(&key, &p[7], sizeof(key));
+	return bpf_map_lookup_elem(&wanted_cmds, &key) != NULL;
 }
 
 /* Bytes of head a frame start needs: its length, and for a request the payload's first bytes. */
@@ -315,22 +341,19 @@ static __always_inline __u32 head_need(const struct stream *s, bool req)
 	return 4 + (len < WDBTAP_REQ_HEAD ? len : WDBTAP_REQ_HEAD);
 }
 
-/* Append take (1..REQ_HEAD+4) bytes at user address p to the head being gathered. */
+/* Append take (1..REQ_HEAD+4) bytes at user address p to the head being gathered: one read, no loop. */
 static __always_inline bool read_head(struct stream *s, __u64 p, __u32 take)
 {
-	__u8 tmp[64] = {};
+	__u32 at = s->have;
 
-	if (take == 0 || take > WDBTAP_REQ_HEAD + 4 || s->have > WDBTAP_REQ_HEAD + 4)
+	if (take == 0 || take > WDBTAP_REQ_HEAD + 4 || at > WDBTAP_REQ_HEAD + 4)
 		return false;
-	asm volatile("" : "+r"(take)); /* show the verifier 1 <= take <= 64 (see emit_bytes) */
-	take = ((take - 1) & 63) + 1;
-	if (bpf_probe_read_user(tmp, take, (void *)p))
+	/* Show the verifier at < 32 and 1 <= take <= 32: the read stays inside head[64]. */
+	asm volatile("" : "+r"(take), "+r"(at));
+	take = ((take - 1) & 31) + 1;
+	at &= 31;
+	if (bpf_probe_read_user(&s->head[at], take, (void *)p))
 		return false;
-	for (__u32 i = 0; i < WDBTAP_REQ_HEAD + 4; i++) {
-		if (i >= take)
-			break;
-		s->head[(s->have + i) & 63] = tmp[i & 63];
-	}
 	s->have += take;
 	return true;
 }
@@ -460,7 +483,7 @@ static __always_inline __u32 decision_bytes(const __u8 *head)
 static __always_inline bool read_payload_head(__u8 *tmp, __u64 p, __u32 n)
 {
 	asm volatile("" : "+r"(n));
-	n = ((n - 1) & 63) + 1;
+	n = ((n - 1) & 15) + 1;
 	if (n > WDBTAP_REQ_HEAD)
 		return false;
 	return bpf_probe_read_user(&tmp[4], n, (void *)p) == 0;
@@ -475,7 +498,7 @@ static __always_inline bool read_payload_head(__u8 *tmp, __u64 p, __u32 n)
 static __always_inline bool precount_request(struct conn_state *cs, __u64 buf, __u64 len)
 {
 	struct stream *s = &cs->req;
-	__u8 tmp[WDBTAP_REQ_HEAD + 8] = {};
+	__u8 tmp[24] = {};
 	__u32 have = s->have, off = 0, n;
 
 	if (s->remaining || (have != 0 && have != 4))
@@ -499,7 +522,7 @@ static __always_inline bool precount_request(struct conn_state *cs, __u64 buf, _
 static __always_inline bool precount_iov(struct conn_state *cs, __u64 iovp, __u64 cnt)
 {
 	struct iovec iov0 = {}, iov1 = {};
-	__u8 tmp[WDBTAP_REQ_HEAD + 8] = {};
+	__u8 tmp[24] = {};
 	__u32 n;
 
 	if (cs->req.remaining || cs->req.have || cnt == 0)
@@ -588,6 +611,7 @@ static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u
 			return;
 		}
 		count(WDBTAP_C_CAPTURED);
+		ring_if_idle(ctx);
 	}
 	if (n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK)
 		count(WDBTAP_C_TRUNCATED);

@@ -19,8 +19,8 @@
 #define WDBTAP_COMM_LEN   16
 #define WDBTAP_NAME_LEN   64 /* executable basename of a target daemon */
 #define WDBTAP_MAX_DAEMONS 255 /* daemon ids are 1..255 (0: not a target) */
-#define WDBTAP_CMD_MAX    32  /* a `global` command's name, at most (get-agents-by-connection-status: 31) */
-#define WDBTAP_REQ_HEAD   (7 + WDBTAP_CMD_MAX + 1) /* `global ` + the command + what ends it */
+#define WDBTAP_CMD_KEY    8   /* a `global` command is told apart by its first 8 bytes */
+#define WDBTAP_REQ_HEAD   (7 + WDBTAP_CMD_KEY) /* `global ` + those */
 #define WDBTAP_MAX_EXE_DIRS 8
 
 enum wdbtap_direction {

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <time.h>
 #include <stdarg.h>
@@ -71,7 +72,10 @@ static const struct hook hooks[] = {
 
 struct wdbtap {
 	struct bpf_object *obj;
-	struct perf_buffer *pb;
+	struct perf_buffer *pb;   /* the records (watermark: wakes only when half full) */
+	struct perf_buffer *bell; /* wakes the reader when it sleeps (see wdbtap.bpf.c ring_if_idle) */
+	int fd_idle;
+	uint64_t round_records;   /* records taken in the reader's current round */
 	struct bpf_link *links[NHOOKS * 2];
 	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters, fd_pending, fd_cmds;
 	struct wdbtap_config cfg; /* what tap_config holds */
@@ -339,6 +343,7 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	uint32_t len;
 
 	(void)cpu;
+	t->round_records++;
 	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
 		return;
@@ -406,30 +411,90 @@ static void on_lost(void *ctx, int cpu, __u64 cnt)
 		__atomic_add_fetch(&t->lost[cpu], cnt, __ATOMIC_RELAXED);
 }
 
+/* The records' rings are raw perf buffers (their own wake-up rule): samples and lost-sample notes. */
+static enum bpf_perf_event_ret on_event(void *ctx, int cpu, struct perf_event_header *e)
+{
+	if (e->type == PERF_RECORD_SAMPLE) {
+		struct { struct perf_event_header h; __u32 size; char data[]; } *smp = (void *)e;
+		on_sample(ctx, cpu, smp->data, smp->size);
+	} else if (e->type == PERF_RECORD_LOST) {
+		struct { struct perf_event_header h; __u64 id; __u64 lost; } *l = (void *)e;
+		on_lost(ctx, cpu, l->lost);
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+static void on_bell(void *ctx, int cpu, void *data, __u32 size)
+{
+	(void)ctx, (void)cpu, (void)data, (void)size; /* it woke the reader: that was all */
+}
+
+static int set_idle(struct wdbtap *t, uint64_t v)
+{
+	__u32 zero = 0;
+	return bpf_map_update_elem(t->fd_idle, &zero, &v, BPF_ANY); /* a syscall: a full barrier too */
+}
+
+/* LINGER_MS: while records flow, the reader comes back this often by itself (no wake-up per record);
+ * IDLE_MS: how long it sleeps, when none came, before looking anyway (the bell wakes it sooner). */
+#define LINGER_MS 1
+#define IDLE_MS 100
+
 /*
- * The reader thread: wait for records (or 100 ms, to see `stop`), then release
- * what is in order. While records wait for a write still in flight, look again
- * within a millisecond.
+ * The reader thread. While records flow it takes them every millisecond, with
+ * no wake-up at all: a record costs its daemon a ring write, not a context
+ * switch, and the controller gets batches. When a round brings nothing, it arms
+ * the bell (reader_idle), looks once more (a record may have come just before),
+ * and sleeps: the next record rings and wakes it at once. Each round ends by
+ * releasing what is in order (release()).
  */
 static void *reader_main(void *arg)
 {
 	struct wdbtap *t = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = perf_buffer__epoll_fd(t->pb), .events = POLLIN },
+		{ .fd = perf_buffer__epoll_fd(t->bell), .events = POLLIN },
+	};
+	bool armed = false;
+	int timeout = LINGER_MS;
 
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
-		int rc = perf_buffer__poll(t->pb, t->held.n ? 1 : 100);
-		if (rc < 0 && rc != -EINTR) {
-			__atomic_store_n(&t->reader_rc, rc, __ATOMIC_RELEASE);
+		int rc = poll(pfd, 2, timeout);
+		if (rc < 0 && errno != EINTR) {
+			__atomic_store_n(&t->reader_rc, -errno, __ATOMIC_RELEASE);
 			pthread_mutex_lock(&t->mu);
 			pthread_cond_broadcast(&t->ready);
 			pthread_mutex_unlock(&t->mu);
 			break;
 		}
-		release(t);
+		if (armed) {
+			set_idle(t, 0);
+			armed = false;
+		}
+		perf_buffer__consume(t->bell);
+		t->round_records = 0;
+		release(t); /* consumes every ring */
+		if (t->round_records || t->held.n) {
+			timeout = LINGER_MS;
+			continue;
+		}
+		/* Nothing came: arm the bell, then look again before sleeping on it. */
+		if (set_idle(t, 1) == 0) {
+			armed = true;
+			release(t);
+			if (t->round_records) {
+				set_idle(t, 0);
+				armed = false;
+				timeout = LINGER_MS;
+				continue;
+			}
+		}
+		timeout = IDLE_MS;
 	}
 	return NULL;
 }
 
-struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err, uint32_t errlen)
+struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t hooks_wanted, char *err, uint32_t errlen)
 {
 	struct wdbtap *t = calloc(1, sizeof(*t));
 	struct bpf_map *events;
@@ -461,11 +526,21 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	struct bpf_map *mark = bpf_object__find_map_by_name(t->obj, "target_mark");
 	if (!mark || bpf_map__set_max_entries(mark, pid_max()) ||
 	    !scratch || bpf_map__set_max_entries(scratch, libbpf_num_possible_cpus()) ||
-	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "events"), libbpf_num_possible_cpus())) {
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "events"), libbpf_num_possible_cpus()) ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "bell"), libbpf_num_possible_cpus())) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		bpf_object__close(t->obj);
 		free(t);
 		return NULL;
+	}
+	/* Only the programs of the hooks that may be attached: the others are never verified nor loaded. */
+	for (size_t i = 0; i < NHOOKS; i++) {
+		const char *names[2] = { hooks[i].enter, hooks[i].exit };
+		for (int k = 0; k < 2; k++) {
+			struct bpf_program *p = names[k] ? bpf_object__find_program_by_name(t->obj, names[k]) : NULL;
+			if (p)
+				bpf_program__set_autoload(p, (hooks[i].bit & (hooks_wanted | WDBTAP_HOOK_PROCS)) != 0);
+		}
 	}
 	rc = bpf_object__load(t->obj);
 	if (rc) {
@@ -483,17 +558,33 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
 	t->fd_pending = bpf_object__find_map_fd_by_name(t->obj, "pending");
 	t->fd_cmds = bpf_object__find_map_fd_by_name(t->obj, "wanted_cmds");
+	t->fd_idle = bpf_object__find_map_fd_by_name(t->obj, "reader_idle");
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	t->ncpus = libbpf_num_possible_cpus();
-	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || t->fd_pending < 0 || t->fd_cmds < 0 || !events ||
+	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || t->fd_pending < 0 || t->fd_cmds < 0 || t->fd_idle < 0 || !events ||
 	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		wdbtap_close(t);
 		return NULL;
 	}
-	t->pb = perf_buffer__new(bpf_map__fd(events), perf_pages ? perf_pages : 256, on_sample, on_lost, t, NULL);
+	{
+		size_t pages = perf_pages ? perf_pages : 256;
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE, .size = sizeof(attr), .config = PERF_COUNT_SW_BPF_OUTPUT,
+			.sample_type = PERF_SAMPLE_RAW, .sample_period = 1,
+			/* Wake the reader only when a ring is half full: it comes by itself while records flow. */
+			.watermark = 1, .wakeup_watermark = (uint32_t)(pages * (size_t)sysconf(_SC_PAGESIZE) / 2),
+		};
+		t->pb = perf_buffer__new_raw(bpf_map__fd(events), pages, &attr, on_event, t, NULL);
+	}
 	if (!t->pb) {
 		snprintf(err, errlen, "cannot create the perf buffer: %s", strerror(errno));
+		wdbtap_close(t);
+		return NULL;
+	}
+	t->bell = perf_buffer__new(bpf_object__find_map_fd_by_name(t->obj, "bell"), 1, on_bell, NULL, t, NULL);
+	if (!t->bell) {
+		snprintf(err, errlen, "cannot create the reader's bell: %s", strerror(errno));
 		wdbtap_close(t);
 		return NULL;
 	}
@@ -522,6 +613,8 @@ int wdbtap_attach(struct wdbtap *t, uint32_t want)
 			p = bpf_object__find_program_by_name(t->obj, names[k]);
 			if (!p)
 				return fail(t, -ENOENT, "no program %s in the BPF object", names[k]);
+			if (!bpf_program__autoload(p))
+				return fail(t, -ENOENT, "%s was not loaded: open the capture with that hook", names[k]);
 			*slot = bpf_program__attach(p);
 			if (!*slot) {
 				int rc = -errno;
@@ -650,23 +743,23 @@ int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino)
 
 int wdbtap_set_commands(struct wdbtap *t, const char *names, int all)
 {
-	char key[WDBTAP_CMD_MAX], next[WDBTAP_CMD_MAX];
+	__u64 key, next;
 	const char *p = names;
 	__u8 one = 1;
 
 	/* The old set out, the new one in: names are few, and this runs at open. */
-	while (bpf_map_get_next_key(t->fd_cmds, NULL, next) == 0)
-		if (bpf_map_delete_elem(t->fd_cmds, next))
+	while (bpf_map_get_next_key(t->fd_cmds, NULL, &next) == 0)
+		if (bpf_map_delete_elem(t->fd_cmds, &next))
 			return fail(t, -errno, "wanted_cmds: %s", strerror(errno));
 	while (p && *p) {
 		const char *end = strchr(p, '\n');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		if (n) {
-			if (n >= WDBTAP_CMD_MAX || memchr(p, ' ', n))
-				return fail(t, -EINVAL, "a command name is 1 to %d bytes, without blanks", WDBTAP_CMD_MAX - 1);
-			memset(key, 0, sizeof(key));
-			memcpy(key, p, n);
-			if (bpf_map_update_elem(t->fd_cmds, key, &one, BPF_ANY))
+			/* The kernel compares a command's first WDBTAP_CMD_KEY bytes (wdbtap.bpf.c wanted_request). */
+			if (n < WDBTAP_CMD_KEY || memchr(p, ' ', n))
+				return fail(t, -EINVAL, "a command name is %d bytes or more, without blanks", WDBTAP_CMD_KEY);
+			memcpy(&key, p, sizeof(key));
+			if (bpf_map_update_elem(t->fd_cmds, &key, &one, BPF_ANY))
 				return fail(t, -errno, "wanted_cmds: %s", strerror(errno));
 		}
 		p = end ? end + 1 : NULL;
@@ -776,6 +869,7 @@ void wdbtap_close(struct wdbtap *t)
 		pthread_join(t->reader, NULL); /* within its 100 ms poll */
 	}
 	perf_buffer__free(t->pb);
+	perf_buffer__free(t->bell);
 	bpf_object__close(t->obj);
 	reorder_free(&t->held);
 	free(t->q);

@@ -20,7 +20,9 @@ struct wdbtap;
 /* Kernel readiness: 0, or a negative errno with a message saying what is missing. */
 int wdbtap_check_kernel(char *err, uint32_t errlen);
 
-struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err, uint32_t errlen);
+/* hooks: the ones attach may be asked for (WDBTAP_HOOK_*): only their programs are loaded (each
+ * syscall's exit program takes the verifier a while). */
+struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t hooks, char *err, uint32_t errlen);
 int wdbtap_attach(struct wdbtap *t, uint32_t hooks);
 int wdbtap_detach(struct wdbtap *t);
 /* Bit mask of the hooks attached now. */

@@ -102,7 +102,7 @@ export class Capture {
       throw new Error(`record layout mismatch: shim ${c.lib.record_size()} bytes, controller ${RECORD_SIZE}`);
     }
     if (c.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
-    const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, err, ERR_LEN);
+    const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, c.hooks.reduce((m, k) => m | HOOK_BITS[k], 0), err, ERR_LEN);
     if (!h) throw new KernelSupportError(cstr(err));
     c.handle = h;
     try {

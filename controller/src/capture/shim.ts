@@ -4,7 +4,7 @@ import koffi from 'koffi';
 
 export interface ShimLib {
   check_kernel(err: Buffer, errlen: number): number;
-  open(obj: string, pages: number, err: Buffer, errlen: number): unknown;
+  open(obj: string, pages: number, hooks: number, err: Buffer, errlen: number): unknown;
   attach(h: unknown, hooks: number): number;
   detach(h: unknown): number;
   is_attached(h: unknown): number;
@@ -31,7 +31,7 @@ export function loadShim(path: string): ShimLib {
   const f = (name: string, proto: string) => lib.func(proto.replace('NAME', `wdbtap_${name}`));
   cached = {
     check_kernel: f('check_kernel', 'int NAME(_Out_ uint8_t *err, uint32_t errlen)'),
-    open: f('open', 'wdbtap *NAME(const char *obj, uint32_t pages, _Out_ uint8_t *err, uint32_t errlen)'),
+    open: f('open', 'wdbtap *NAME(const char *obj, uint32_t pages, uint32_t hooks, _Out_ uint8_t *err, uint32_t errlen)'),
     attach: f('attach', 'int NAME(wdbtap *t, uint32_t hooks)'),
     detach: f('detach', 'int NAME(wdbtap *t)'),
     is_attached: f('is_attached', 'int NAME(wdbtap *t)'),
