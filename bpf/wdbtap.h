@@ -12,7 +12,7 @@
  * 64 KiB with its headers. wazuh-db's largest reply is 65,536 bytes of payload
  * plus 4 of header: three chunks cover it. A power of two, so the verifier can
  * be shown the bound with a mask. */
-#define WDBTAP_RECORD_SIZE 72
+#define WDBTAP_RECORD_SIZE 88
 #define WDBTAP_CHUNK      32768
 #define WDBTAP_MAX_CHUNKS 3
 
@@ -33,6 +33,9 @@ enum wdbtap_flags {
 	WDBTAP_F_LAST = 2,      /* the last record of this write */
 	WDBTAP_F_GAP = 4,       /* writes of this stream were filtered out since the last record:
 				 * drop any partial frame; the first frame starts at frame_off */
+	WDBTAP_F_KEYED = 8,     /* set by the shim: an update-agent-data sent whole, with its key and hash */
+	WDBTAP_F_TICK = 16,     /* set by the shim: the request of key/hash, unchanged, answered ok;
+				 * data: the reply's ts_ns (u64) — see shim/fastpath.h */
 };
 
 /* wdb framing (WAZUH-PROTOCOL.md §1): u32 little-endian length, then the payload. */
@@ -78,6 +81,9 @@ struct wdbtap_record {
 	__u16 syscall;    /* enum wdbtap_syscall */
 	__u16 daemon;     /* the writer's daemon id (target_names), resolved at its exec */
 	__u32 frame_off;  /* with WDBTAP_F_GAP: where the first whole frame starts in this write */
+	__u64 hash;       /* set by the shim (F_KEYED, F_TICK): the update-agent-data payload's hash */
+	__u32 key;        /* set by the shim: the agent id of that payload */
+	__u32 _pad;
 	char comm[WDBTAP_COMM_LEN];
 	__u8 data[];
 };

@@ -44,6 +44,7 @@
 #include "../wdbtap.h"
 #include "wdbtap_shim.h"
 #include "reorder.h"
+#include "fastpath.h"
 
 _Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layout changed: update record-layout.ts");
 
@@ -84,6 +85,9 @@ struct wdbtap {
 	uint64_t queue_drops;
 	/* Records taken from the perf buffer, waiting for their predecessors; the reader thread's only. */
 	struct reorder held;
+	/* The unchanged keepalive as one small record (fastpath.h); the reader thread's. */
+	struct fastpath *fp;
+	int fp_on; /* atomic: off by default (a record for every write); the agent turns it on */
 	/* Records in order, not yet handed to the controller; under mu. */
 	uint8_t *q;
 	size_t qhead, qlen, qcap;
@@ -335,6 +339,17 @@ static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 	return true;
 }
 
+/* fastpath's output: the queue (under mu); a full queue drops and counts. */
+static bool emit_record(void *ctx, const void *rec, uint32_t len)
+{
+	struct wdbtap *t = ctx;
+
+	if (queue_append(t, rec, len))
+		return true;
+	__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
 /* From a CPU's ring (reader thread): into the heap, until its predecessors are in. */
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 {
@@ -393,10 +408,14 @@ static void release(struct wdbtap *t)
 
 	perf_buffer__consume(t->pb);
 	pthread_mutex_lock(&t->mu);
+	bool fast = __atomic_load_n(&t->fp_on, __ATOMIC_RELAXED);
 	while ((h = reorder_pop_before(&t->held, wm))) {
-		if (!queue_append(t, h->data, h->len))
-			__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
-		free(h);
+		if (fast) {
+			fastpath_take(t->fp, h, emit_record, t);
+		} else {
+			emit_record(t, h->data, h->len);
+			free(h);
+		}
 		any = true;
 	}
 	if (any)
@@ -457,6 +476,8 @@ static void *reader_main(void *arg)
 	};
 	bool armed = false;
 	int timeout = LINGER_MS;
+
+	pthread_setname_np(pthread_self(), "wdbtap-reader"); /* top -H, and the tap's CPU by thread */
 
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
 		int rc = poll(pfd, 2, timeout);
@@ -585,6 +606,12 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	t->bell = perf_buffer__new(bpf_object__find_map_fd_by_name(t->obj, "bell"), 1, on_bell, NULL, t, NULL);
 	if (!t->bell) {
 		snprintf(err, errlen, "cannot create the reader's bell: %s", strerror(errno));
+		wdbtap_close(t);
+		return NULL;
+	}
+	t->fp = fastpath_new();
+	if (!t->fp) {
+		snprintf(err, errlen, "out of memory");
 		wdbtap_close(t);
 		return NULL;
 	}
@@ -849,6 +876,32 @@ int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n)
 	return c;
 }
 
+void wdbtap_set_fastpath(struct wdbtap *t, int on)
+{
+	__atomic_store_n(&t->fp_on, on ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+void wdbtap_forget_key(struct wdbtap *t, uint32_t key)
+{
+	if (t->fp)
+		fastpath_forget(t->fp, key);
+}
+
+int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n)
+{
+	struct fastpath_stats st = {};
+	uint64_t v[3];
+
+	if (t->fp)
+		fastpath_stats(t->fp, &st);
+	v[0] = st.ticks;
+	v[1] = st.keyed;
+	v[2] = st.slow_connections;
+	for (uint32_t i = 0; i < n && i < 3; i++)
+		out[i] = v[i];
+	return n < 3 ? (int)n : 3;
+}
+
 uint32_t wdbtap_record_size(void)
 {
 	return sizeof(struct wdbtap_record);
@@ -872,6 +925,7 @@ void wdbtap_close(struct wdbtap *t)
 	perf_buffer__free(t->bell);
 	bpf_object__close(t->obj);
 	reorder_free(&t->held);
+	fastpath_free(t->fp);
 	free(t->q);
 	pthread_cond_destroy(&t->ready);
 	pthread_mutex_destroy(&t->mu);

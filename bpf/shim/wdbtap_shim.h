@@ -61,6 +61,13 @@ int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n);
 /* Lost samples per CPU; returns the number of CPUs written. */
 int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n);
 
+/* Unchanged keepalives as ticks (fastpath.h); off by default. Turn it on before attaching. */
+void wdbtap_set_fastpath(struct wdbtap *t, int on);
+/* The controller could not use a tick of this agent key: the next payload of it goes whole. */
+void wdbtap_forget_key(struct wdbtap *t, uint32_t key);
+/* ticks, keyed, slow_connections (fastpath.h); returns how many were written. */
+int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n);
+
 uint32_t wdbtap_record_size(void);
 const char *wdbtap_last_error(struct wdbtap *t);
 void wdbtap_close(struct wdbtap *t);

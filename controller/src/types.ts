@@ -40,6 +40,13 @@ export interface CaptureRecord {
    * it. 5.x comms are cut to `wazuh-manager-X`, which is ambiguous (`-a`: analysisd, authd, apid).
    */
   exe?: string;
+  /**
+   * Set by the shim's fast path (bpf/shim/fastpath.h): an update-agent-data request sent whole under
+   * this agent key and payload hash (the decoder keeps its parse), or — with `tick` — that same
+   * request again, unchanged, answered `ok` by wazuh-db at `tick.replyTsNs`, without its bytes.
+   */
+  keyed?: { key: number; hash: number };
+  tick?: { replyTsNs: bigint };
 }
 
 /**
@@ -63,6 +70,8 @@ export interface WdbFrame {
   payload: string;
   /** The writer's executable basename, when the capture layer knew it (see CaptureRecord.exe). */
   exe?: string;
+  /** The shim keyed this frame (CaptureRecord.keyed): the decoder keeps its parse for later ticks. */
+  keyed?: { key: number; hash: number };
 }
 
 export type ReplyStatus = 'ok' | 'due' | 'err' | 'ign' | 'unk';

@@ -1,7 +1,22 @@
 #!/usr/bin/env node
 // The tap's CPU per keepalive (all its threads) at a steady rate, with the real tap, nats-server and the
 // simulated manager: a quick probe while optimising (`node scripts/bench/keepalive-cost.mjs [rate] [seconds]`).
+import { readdirSync, readFileSync } from 'node:fs';
 import { procSample, sleep, startNats, startSim, startTap } from './lib.mjs';
+
+/** CPU seconds of each thread of a process, by thread name (summed over threads of the same name). */
+function threads(pid) {
+  const out = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+    } catch { /* gone */ }
+  }
+  return out;
+}
 
 const rate = Number(process.argv[2] ?? 5000);
 const seconds = Number(process.argv[3] ?? 10);
@@ -13,11 +28,14 @@ try {
   await s.load({ agents, rate: 2000, count: agents, maxMs: 5000, statusPermille: 0 }); // every agent active first
   await sleep(1000);
   const a = procSample(tap.pid);
+  const ta = threads(tap.pid);
   const r = await s.load({ agents, rate, count: rate * seconds, maxMs: seconds * 1000 + 2000, statusPermille: 0 });
   await sleep(500);
   const b = procSample(tap.pid);
+  const tb = threads(tap.pid);
   const cpuUs = (b.cpu - a.cpu) * 1e6;
   console.log(`${r.keepalives} keepalives at ${rate}/s: tap ${(cpuUs / r.keepalives).toFixed(2)} µs CPU each (${((b.cpu - a.cpu) * 1000 / ((b.t - a.t) || 1) * 100).toFixed(0)} % of a core), rss ${Math.round(b.rss / 1048576)} MB, errors ${r.errors}`);
+  console.log(`  by thread (µs per keepalive): ${Object.keys(tb).map((k) => `${k} ${(((tb[k] - (ta[k] ?? 0)) * 1e6) / r.keepalives).toFixed(1)}`).join(', ')}`);
 } finally {
   await tap.stop();
   await s.stop();

@@ -31,7 +31,8 @@ export class Tap {
   readonly prefix: string;
   readonly spoolDir: string;
   readonly spoolMaxBytes: number;
-  readonly decoder = new WdbDecoder();
+  // A tick whose parse is gone (evicted): the shim sends that agent's next payload whole.
+  readonly decoder = new WdbDecoder({ onTickMiss: (key) => this.capture?.forgetKey(key) });
   readonly state: AgentStateTable;
   readonly pipeline: Pipeline;
   readonly startedAt = Date.now();

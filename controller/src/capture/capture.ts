@@ -33,6 +33,11 @@ export interface CaptureOptions {
    * state uses); `all`, the default, for every `global` request (the `capture` command).
    */
   commands?: readonly string[] | 'all';
+  /**
+   * Unchanged keepalives as ticks (bpf/shim/fastpath.h): the consumer must decode with a WdbDecoder
+   * that tells forgetKey() its misses. Off by default: a record for every write.
+   */
+  fastpath?: boolean;
   /** How often running processes are re-scanned while attached (the kernel follows exec/fork). */
   rescanMs?: number;
   /** Pages per CPU of the perf buffer (a power of two). */
@@ -109,6 +114,7 @@ export class Capture {
       c.names.forEach((name, i) => c.check(c.lib.target_name(h, name, i + 1, 1), `target ${name}`));
       const cmds = opts.commands ?? 'all';
       c.check(c.lib.set_commands(h, cmds === 'all' ? '' : cmds.join('\n'), cmds === 'all' ? 1 : 0), 'commands');
+      c.lib.set_fastpath(h, opts.fastpath ? 1 : 0);
       c.refreshIdentity(true);
     } catch (e) {
       c.lib.close(h);
@@ -247,6 +253,18 @@ export class Capture {
     const c = {} as CaptureCounters;
     COUNTER_NAMES.forEach((name, i) => { c[name] = Number(out[i]); });
     return c;
+  }
+
+  /** The controller lost an agent's kept payload: the shim sends its next one whole (bpf/shim/fastpath.h). */
+  forgetKey(key: number): void {
+    if (this.handle) this.lib.forget_key(this.handle, key);
+  }
+
+  /** The shim's fast path: unchanged keepalives sent as ticks, payloads keyed, connections it does not follow. */
+  fastpath(): { ticks: number; keyed: number; slow_connections: number } {
+    const out = new BigUint64Array(3);
+    this.check(this.lib.fastpath_stats(this.h, out, 3), 'fast path');
+    return { ticks: Number(out[0]), keyed: Number(out[1]), slow_connections: Number(out[2]) };
   }
 
   lostPerCpu(): number[] {

@@ -2,11 +2,15 @@
 // compile time; Capture checks it against wdbtap_record_size() at run time.
 import type { CaptureRecord, Direction } from '../types.js';
 
-export const RECORD_SIZE = 72;
+export const RECORD_SIZE = 88;
 export const CHUNK = 32768;
 export const F_TRUNCATED = 1;
 export const F_LAST = 2;
 export const F_GAP = 4;
+/** Set by the shim (bpf/shim/fastpath.h): an update-agent-data sent whole, with its agent key and payload hash. */
+export const F_KEYED = 8;
+/** Set by the shim: that request again, unchanged, answered ok; data: the reply's ts_ns. */
+export const F_TICK = 16;
 
 const SYSCALLS: Record<number, string> = { 1: 'sendto', 2: 'write', 3: 'sendmsg', 4: 'writev' };
 
@@ -19,6 +23,7 @@ export const COUNTER_NAMES = [
 export type CaptureCounters = Record<(typeof COUNTER_NAMES)[number], number>;
 
 const decoder = new TextDecoder('latin1');
+const EMPTY = new Uint8Array(0);
 
 /**
  * Split a buffer filled by wdbtap_poll (records, each after its u32 length) into
@@ -37,9 +42,23 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
     const capLen = view.getUint32(at + 40, true);
     if (RECORD_SIZE + capLen > len) continue;
     const flags = view.getUint16(at + 46, true);
-    const commBytes = buf.subarray(at + 56, at + 72);
+    const commBytes = buf.subarray(at + 72, at + 88);
     const nul = commBytes.indexOf(0);
     const exe = daemons[view.getUint16(at + 50, true) - 1];
+    // 53 bits of the shim's 64-bit hash: a number, compared for equality only (the shim compared all 64).
+    const keyed = (flags & (F_KEYED | F_TICK)) !== 0
+      ? { key: view.getUint32(at + 64, true), hash: (view.getUint32(at + 60, true) & 0x1fffff) * 0x100000000 + view.getUint32(at + 56, true) }
+      : undefined;
+    if (flags & F_TICK) {
+      out.push({
+        tsNs: view.getBigUint64(at, true), localIno: Number(view.getBigUint64(at + 8, true)), peerIno: Number(view.getBigUint64(at + 16, true)),
+        tgid: view.getUint32(at + 24, true), tid: view.getUint32(at + 28, true), syscallBytes: view.getUint32(at + 32, true), offset: 0,
+        direction: 'request', truncated: false, syscall: SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown', exe,
+        comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes), data: EMPTY,
+        keyed, tick: { replyTsNs: capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n },
+      });
+      continue;
+    }
     out.push({
       tsNs: view.getBigUint64(at, true),
       localIno: Number(view.getBigUint64(at + 8, true)),
@@ -57,6 +76,7 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
       comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes),
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
       data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),
+      keyed,
     });
   }
   return out;

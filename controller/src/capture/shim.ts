@@ -18,6 +18,9 @@ export interface ShimLib {
   counters(h: unknown, out: BigUint64Array, n: number): number;
   lost_per_cpu(h: unknown, out: BigUint64Array, n: number): number;
   record_size(): number;
+  forget_key(h: unknown, key: number): void;
+  set_fastpath(h: unknown, on: number): void;
+  fastpath_stats(h: unknown, out: BigUint64Array, n: number): number;
   last_error(h: unknown): string;
   close(h: unknown): void;
 }
@@ -45,6 +48,9 @@ export function loadShim(path: string): ShimLib {
     counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     lost_per_cpu: f('lost_per_cpu', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     record_size: f('record_size', 'uint32_t NAME()'),
+    forget_key: f('forget_key', 'void NAME(wdbtap *t, uint32_t key)'),
+    set_fastpath: f('set_fastpath', 'void NAME(wdbtap *t, int on)'),
+    fastpath_stats: f('fastpath_stats', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     last_error: f('last_error', 'const char *NAME(wdbtap *t)'),
     close: f('close', 'void NAME(wdbtap *t)'),
   } as ShimLib;

@@ -1,6 +1,6 @@
 // The decode stage in one object: capture records in, request/reply exchanges out.
 
-import type { CaptureRecord, ConnId, WdbExchange, WdbRequest } from '../types.js';
+import { connIdOf, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest } from '../types.js';
 import { Pairer, type PairerOptions, type PairerStats } from './pairer.js';
 import { StreamReassembler, type ReassemblerOptions, type ReassemblerStats } from './reassembler.js';
 
@@ -16,12 +16,22 @@ export { isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion
 
 export interface DecoderOptions {
   reassembler?: Omit<ReassemblerOptions, 'onReset'>;
-  pairer?: PairerOptions;
+  pairer?: Omit<PairerOptions, 'onKeyed'>;
+  /** A tick for an agent key whose parse the decoder does not hold: the shim must send its next payload whole. */
+  onTickMiss?: (key: number) => void;
+  /** Agents whose last update-agent-data parse is kept for ticks, at most. Default 2,000,000. */
+  maxKeyed?: number;
 }
 
 export interface DecoderStats {
   reassembler: ReassemblerStats;
   pairer: PairerStats;
+  /** Unchanged keepalives the shim sent as ticks: applied from the kept parse, without bytes. */
+  ticks: number;
+  /** Ticks of an agent whose parse was not kept (evicted): that keepalive is lost, the next comes whole. */
+  tickMisses: number;
+  /** Parses kept now. */
+  keyed: number;
 }
 
 /**
@@ -37,23 +47,61 @@ export interface DecoderSummary extends ReassemblerStats {
   droppedFields: number;
 }
 
+const OK: ParsedWdbReply = Object.freeze({ status: 'ok', payload: '', malformed: false }) as ParsedWdbReply;
+
 export class WdbDecoder {
   private readonly pairer: Pairer;
   private readonly reassembler: StreamReassembler;
+  /** Agent key → the parse of the last update-agent-data the shim sent whole for it (bpf/shim/fastpath.h). */
+  private readonly keyed = new Map<number, { hash: number; request: WdbRequest }>();
+  private readonly maxKeyed: number;
+  private readonly onTickMiss: DecoderOptions['onTickMiss'];
+  private ticks = 0;
+  private tickMisses = 0;
 
   constructor(opts: DecoderOptions = {}) {
-    this.pairer = new Pairer(opts.pairer);
+    this.maxKeyed = Math.max(1, opts.maxKeyed ?? 2_000_000);
+    this.onTickMiss = opts.onTickMiss;
+    this.pairer = new Pairer({ ...opts.pairer, onKeyed: (k, request) => this.keep(k, request) });
     // Lost bytes in either direction can shift the request/reply order on that connection.
     this.reassembler = new StreamReassembler({ ...opts.reassembler, onReset: (connId) => this.pairer.reset(connId) });
   }
 
   push(rec: CaptureRecord): WdbExchange<WdbRequest>[] {
+    if (rec.tick) return this.tick(rec);
     const out: WdbExchange<WdbRequest>[] = [];
     for (const frame of this.reassembler.push(rec)) {
       const ex = this.pairer.push(frame);
       if (ex) out.push(ex);
     }
     return out;
+  }
+
+  /** An unchanged keepalive: its request is the one parsed when it last came whole, and wazuh-db said ok. */
+  private tick(rec: CaptureRecord): WdbExchange<WdbRequest>[] {
+    const k = rec.keyed!;
+    const kept = this.keyed.get(k.key);
+    if (!kept || kept.hash !== k.hash) {
+      this.tickMisses++;
+      this.onTickMiss?.(k.key);
+      return [];
+    }
+    this.ticks++;
+    const ex: WdbExchange<WdbRequest> = {
+      connId: connIdOf(rec), request: kept.request, reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
+      replyTsNs: rec.tick!.replyTsNs,
+    };
+    if (rec.exe !== undefined) ex.exe = rec.exe;
+    return [ex];
+  }
+
+  private keep(k: { key: number; hash: number }, request: WdbRequest): void {
+    if (!this.keyed.has(k.key) && this.keyed.size >= this.maxKeyed) {
+      // Bounded: the oldest goes; its next tick misses once and the shim then sends that payload whole.
+      const oldest = this.keyed.keys().next().value as number | undefined;
+      if (oldest !== undefined) this.keyed.delete(oldest);
+    }
+    this.keyed.set(k.key, { hash: k.hash, request });
   }
 
   /** The connection ended (or the capture layer knows it is gone). */
@@ -63,7 +111,10 @@ export class WdbDecoder {
   }
 
   stats(): DecoderStats {
-    return { reassembler: this.reassembler.stats(), pairer: this.pairer.stats() };
+    return {
+      reassembler: this.reassembler.stats(), pairer: this.pairer.stats(),
+      ticks: this.ticks, tickMisses: this.tickMisses, keyed: this.keyed.size,
+    };
   }
 
   summary(): DecoderSummary {

@@ -19,6 +19,8 @@ export interface PairerOptions {
   maxConnections?: number;
   /** Replies held per connection while waiting for a request that was emitted later. */
   maxEarly?: number;
+  /** A request the shim keyed (WdbFrame.keyed) was parsed: the decoder keeps it for its ticks. */
+  onKeyed?: (keyed: { key: number; hash: number }, request: WdbRequest) => void;
 }
 
 export interface PairerStats {
@@ -65,6 +67,7 @@ export class Pairer {
   private readonly maxQueue: number;
   private readonly maxConns: number;
   private readonly maxEarly: number;
+  private readonly onKeyed: PairerOptions['onKeyed'];
   private readonly counters = {
     requests: 0, replies: 0, paired: 0, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0,
     abandoned: 0, evicted: 0,
@@ -74,6 +77,7 @@ export class Pairer {
     this.maxQueue = Math.max(1, opts.maxQueue ?? 64);
     this.maxConns = Math.max(1, opts.maxConnections ?? 65536);
     this.maxEarly = Math.max(1, opts.maxEarly ?? 4);
+    this.onKeyed = opts.onKeyed;
   }
 
   push(frame: WdbFrame): WdbExchange<WdbRequest> | null {
@@ -104,6 +108,7 @@ export class Pairer {
     this.counters.requests++;
     const c = this.conn(frame.connId);
     const request = parseRequest(frame.payload);
+    if (frame.keyed) this.onKeyed?.(frame.keyed, request);
     // Counted here, where every request passes, paired or not.
     if (request.cmd === 'invalid') this.counters.invalidRequests++;
     else if ('dropped' in request && request.dropped) this.counters.droppedFields += request.dropped.length;

@@ -197,6 +197,8 @@ export class StreamReassembler {
     };
     const exe = from ? from.partialExe : rec.exe;
     if (exe !== undefined) f.exe = exe;
+    // The shim keyed the record it is alone in (bpf/shim/fastpath.h).
+    if (rec.keyed && !from && bytes.length + HEADER === rec.data.length) f.keyed = rec.keyed;
     return f;
   }
 

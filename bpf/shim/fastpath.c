@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// The unchanged keepalive as one small record (fastpath.h). State per
+// connection (a table by the client socket's inode) and per agent (the hash of
+// the last payload sent whole, by agent id). Both tables are bounded; a
+// collision only sends a record whole, never a wrong tick.
+#include <stdlib.h>
+#include <string.h>
+#include <linux/types.h>
+#include "../wdbtap.h"
+#include "fastpath.h"
+
+#define CONN_SLOTS 4096  /* connections followed; remoted keeps a handful */
+#define CONN_PROBE 8
+#define KEY_SLOTS (1u << 18)
+
+struct fconn {
+	uint64_t ino;      /* the client socket's inode (0: free) */
+	int32_t outstanding; /* request frames sent on whose reply has not come */
+	uint8_t slow;      /* a record that was not whole frames came: no fast path on it */
+	struct held *held; /* a request waiting for its reply, to become a tick */
+};
+
+struct fkey {
+	uint32_t key;
+	uint64_t hash; /* 0: nothing (the controller forgot it) */
+};
+
+struct fastpath {
+	struct fconn conns[CONN_SLOTS];
+	struct fkey *keys;
+	struct fastpath_stats stats;
+};
+
+static const char AGENT_DATA[] = "global update-agent-data ";
+
+struct fastpath *fastpath_new(void)
+{
+	struct fastpath *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->keys = calloc(KEY_SLOTS, sizeof(*f->keys));
+	if (!f->keys) {
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void fastpath_free(struct fastpath *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < CONN_SLOTS; i++)
+		free(f->conns[i].held);
+	free(f->keys);
+	free(f);
+}
+
+void fastpath_stats(struct fastpath *f, struct fastpath_stats *out)
+{
+	out->ticks = __atomic_load_n(&f->stats.ticks, __ATOMIC_RELAXED);
+	out->keyed = __atomic_load_n(&f->stats.keyed, __ATOMIC_RELAXED);
+	out->slow_connections = __atomic_load_n(&f->stats.slow_connections, __ATOMIC_RELAXED);
+}
+
+void fastpath_forget(struct fastpath *f, uint32_t key)
+{
+	__atomic_store_n(&f->keys[key & (KEY_SLOTS - 1)].hash, 0, __ATOMIC_RELAXED);
+}
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
+}
+
+/* 64-bit hash of a payload, 8 bytes a step; never 0 (0 means "nothing" in the key table). */
+static uint64_t hash_bytes(const uint8_t *p, uint32_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+	uint32_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = mix(h ^ w) + 0x9e3779b97f4a7c15ull;
+	}
+	w = 0;
+	memcpy(&w, p + i, n - i);
+	h = mix(h ^ w ^ ((uint64_t)(n - i) << 56));
+	return h ? h : 1;
+}
+
+static struct fconn *conn_of(struct fastpath *f, uint64_t ino, fastpath_emit emit, void *ctx)
+{
+	size_t at = (size_t)(mix(ino) & (CONN_SLOTS - 1)), free_slot = CONN_SLOTS;
+
+	for (size_t k = 0; k < CONN_PROBE; k++) {
+		struct fconn *c = &f->conns[(at + k) & (CONN_SLOTS - 1)];
+		if (c->ino == ino)
+			return c;
+		if (!c->ino && free_slot == CONN_SLOTS)
+			free_slot = (at + k) & (CONN_SLOTS - 1);
+	}
+	if (free_slot == CONN_SLOTS) {
+		/* Full around here (dead short connections): reuse the first slot; its held request goes out. */
+		struct fconn *c = &f->conns[at];
+		if (c->held) {
+			emit(ctx, c->held->data, c->held->len);
+			free(c->held);
+		}
+		free_slot = at;
+	}
+	struct fconn *c = &f->conns[free_slot];
+	memset(c, 0, sizeof(*c));
+	c->ino = ino;
+	return c;
+}
+
+/* Whole frames tiling the record exactly: how many (-1: not that). */
+static int whole_frames(const struct wdbtap_record *r)
+{
+	uint32_t n = r->cap_len, pos = 0;
+	int frames = 0;
+
+	if (r->offset != 0 || (r->flags & WDBTAP_F_TRUNCATED) || r->cap_len != r->bytes ||
+	    ((r->flags & WDBTAP_F_GAP) && r->frame_off != 0))
+		return -1;
+	while (pos + 4 <= n) {
+		uint32_t len;
+		memcpy(&len, r->data + pos, 4);
+		if (len == 0 || len > WDBTAP_MAX_FRAME || len > n - pos - 4)
+			return -1;
+		pos += 4 + len;
+		frames++;
+	}
+	return pos == n ? frames : -1;
+}
+
+/* The agent id of `"id":N` (the first one, followed by , or }), or -1. */
+static int64_t agent_key(const uint8_t *p, uint32_t n)
+{
+	for (uint32_t i = 0; i + 5 < n; i++) {
+		if (p[i] != '"' || memcmp(p + i, "\"id\":", 5) != 0)
+			continue;
+		uint32_t j = i + 5, digits = 0;
+		int64_t v = 0;
+		while (j < n && p[j] >= '0' && p[j] <= '9' && digits < 10) {
+			v = v * 10 + (p[j] - '0');
+			j++;
+			digits++;
+		}
+		if (digits == 0 || digits > 9 || j >= n || (p[j] != ',' && p[j] != '}'))
+			return -1;
+		return v;
+	}
+	return -1;
+}
+
+static void flush_held(struct fconn *c, fastpath_emit emit, void *ctx)
+{
+	if (!c->held)
+		return;
+	emit(ctx, c->held->data, c->held->len);
+	c->outstanding++;
+	free(c->held);
+	c->held = NULL;
+}
+
+void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void *ctx)
+{
+	struct wdbtap_record *r = (struct wdbtap_record *)h->data;
+	bool req = r->direction == WDBTAP_DIR_REQUEST;
+	struct fconn *c;
+	int frames;
+
+	r->hash = 0;
+	r->key = 0;
+	r->_pad = 0;
+	if (r->flags & WDBTAP_F_TICK)
+		goto out; /* not from the kernel: never (the flag is the shim's) */
+	c = conn_of(f, req ? r->local_ino : r->peer_ino, emit, ctx);
+	frames = whole_frames(r);
+	if (frames < 0 && !c->slow) {
+		c->slow = 1; /* a split frame (5.x) or a loss: the controller reassembles; no fast path here */
+		__atomic_add_fetch(&f->stats.slow_connections, 1, __ATOMIC_RELAXED);
+	}
+	if (req) {
+		flush_held(c, emit, ctx); /* a second request before the reply: no tick for the first */
+		if (!c->slow && frames == 1 && c->outstanding == 0 && r->cap_len > 4 + sizeof(AGENT_DATA) - 1 &&
+		    memcmp(r->data + 4, AGENT_DATA, sizeof(AGENT_DATA) - 1) == 0) {
+			const uint8_t *payload = r->data + 4;
+			uint32_t plen;
+			memcpy(&plen, r->data, 4);
+			int64_t key = agent_key(payload, plen);
+			if (key >= 0) {
+				uint64_t hash = hash_bytes(payload, plen);
+				struct fkey *k = &f->keys[(uint32_t)key & (KEY_SLOTS - 1)];
+				r->key = (uint32_t)key;
+				r->hash = hash;
+				if (k->key == (uint32_t)key && __atomic_load_n(&k->hash, __ATOMIC_RELAXED) == hash) {
+					c->held = h; /* the controller has this payload: wait for the reply */
+					return;
+				}
+				k->key = (uint32_t)key;
+				__atomic_store_n(&k->hash, hash, __ATOMIC_RELAXED);
+				r->flags |= WDBTAP_F_KEYED; /* sent whole: the controller keeps its parse by key and hash */
+				__atomic_add_fetch(&f->stats.keyed, 1, __ATOMIC_RELAXED);
+			}
+		}
+		emit(ctx, h->data, h->len);
+		if (frames > 0)
+			c->outstanding += frames;
+		goto out;
+	}
+	if (c->held) {
+		struct wdbtap_record *q = (struct wdbtap_record *)c->held->data;
+		if (frames == 1 && r->cap_len == 6 && memcmp(r->data, "\x02\0\0\0ok", 6) == 0) {
+			/* wazuh-db said ok to an unchanged keepalive: one small record for both. */
+			uint8_t buf[sizeof(struct wdbtap_record) + 8];
+			struct wdbtap_record *tk = (struct wdbtap_record *)buf;
+			memcpy(tk, q, sizeof(*tk));
+			tk->cap_len = 8;
+			tk->flags = WDBTAP_F_TICK | WDBTAP_F_LAST;
+			memcpy(tk->data, &r->ts_ns, 8);
+			emit(ctx, buf, sizeof(buf));
+			__atomic_add_fetch(&f->stats.ticks, 1, __ATOMIC_RELAXED);
+			free(c->held);
+			c->held = NULL;
+			goto out;
+		}
+		flush_held(c, emit, ctx);
+	}
+	emit(ctx, h->data, h->len);
+	if (frames > 0) {
+		c->outstanding -= frames;
+		if (c->outstanding < 0)
+			c->outstanding = 0;
+	}
+out:
+	free(h);
+}
