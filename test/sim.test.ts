@@ -198,6 +198,18 @@ t.test('the load mode (make bench): the mix, the frame number in agent_ip, the s
   t.match(await m.remoted!.proc.command('load 10 0 0 1000 1 0 1 -').catch((e: Error) => e.message), /usage: load/, 'a bad load is refused');
 });
 
+t.test('a list longer than one reply comes in pages of less than 64 KiB (due), as wazuh-db pages them', async (t) => {
+  const m = await startManager(t);
+  // 6,000 agents made active by the load mode: their ids alone are ~80 KB of JSON.
+  const out = await m.remoted!.proc.command('load 6000 0 6000 20000 4 0 1 -', 30_000);
+  t.match(out, /errors=0 /);
+  const first = await m.rawreq('global get-agents-by-connection-status 0 active node01 -1');
+  t.match(first, /^due \[\{"id":1\},/, 'the first page says more follow');
+  t.ok(first.length < 65536 - 512, `the page fits one reply: ${first.length} bytes`);
+  const ids = await m.pollActive();
+  t.same(ids, Array.from({ length: 6000 }, (_, i) => i + 1), 'every active agent, once, in order, over the pages');
+});
+
 t.test('wazuh-db with a cost per request (make bench): that much CPU each, one request at a time', async (t) => {
   // 2 ms of CPU per request, 2 connections: 10 keepalives = 20 requests = 40 ms of wazuh-db's CPU, and as
   // many of wall time since requests are served one at a time (the real one's global.db mutex).

@@ -45,7 +45,8 @@
 
 static const char *g_home;
 static int g_no_reset;
-/* wazuh-db: rows per list reply before answering `due` (the real one pages at ~64 KiB). */
+/* wazuh-db: rows per list reply before answering `due`; a reply also ends before 64 KiB (the real one
+ * pages when its response buffer is full). */
 static long g_page_rows = 100000;
 /* Clients: 5.x behaviour (nlohmann::json sorted keys, no NUL, non-blocking split sends). Set by the
  * `wazuh-manager-*` names or --5x. */
@@ -667,7 +668,9 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             } else if (node[0] && strcmp(a->node_name, node) != 0) {
                 continue;
             }
-            if (rows == g_page_rows) {
+            /* A page ends at g_page_rows rows or when the next row might not fit in one reply
+             * (WDB_MAX_RESPONSE_SIZE: OS_MAXSTR - 512 bytes), whichever comes first. */
+            if (rows == g_page_rows || list.len + 32 > MAX_FRAME - 512) {
                 due = 1;
                 break;
             }
