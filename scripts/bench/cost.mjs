@@ -23,11 +23,16 @@
 //       rounds                                                                                  ≤ 7 µs
 //       and per request/reply pair (a keepalive is two)                                        ≤ 3.5 µs
 //   beside them the baseline, wazuh-db's CPU per keepalive without the tap in the same run, and the
-//   tap's as a percentage of it. (a) counts only while the tap keeps up (it caught up within 2 s of the
-//   window's end and lost nothing): CPU it spends after the window competed with nothing.
-import {
-  QUICK, procSample, round, median, sleep, startNats, startSim, startTap,
-} from './lib.mjs';
+//   tap's as a percentage of it. (a) counts only while the tap keeps up — at most 10 % of its CPU for a
+//   window spent after the window's end, nothing lost: CPU spent after the window competed with nothing.
+import { QUICK, procSample, round, sleep, startNats, startSim, startTap } from './lib.mjs';
+
+/** The median, the mean of the middle two for an even count (lib's takes the upper one: with 2 rounds, the best). */
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
 /** The real 4.7.5 wazuh-db's CPU per request (SPEC §9: ~70 µs per keepalive pair). */
 const WDB_COST_US = 33;
@@ -93,6 +98,8 @@ async function window(env, mode, seconds) {
     nats_us_per_keepalive: round(((end.nats - before.nats) * 1e6) / r.keepalives, 2),
     tap_cpu_s: round(tapCpu, 3), tap_us_per_keepalive: round((tapCpu * 1e6) / r.keepalives, 2),
     tap_caught_up: caughtUp, tap_lag_ms: Math.round(lagMs), tap_lost_records: lost,
+    // What the tap spent after the window: it competed with nothing (a tap behind its load flatters (a)).
+    tap_cpu_after_window_share: tapCpu > 0 ? round((tapEnd.cpu - end.tap) / tapCpu, 3) : 0,
     ...(records !== null && { tap_records: records, tap_records_per_keepalive: round(records / r.keepalives, 2), tap_published: published }),
   };
 }
@@ -156,8 +163,10 @@ export async function run({ quick = QUICK } = {}) {
     const basePerKa = (sum(O, 'wdb_cpu_s') * 1e6) / sum(O, 'keepalives');
     const basePerReq = (sum(O, 'wdb_cpu_s') * 1e6) / sum(O, 'requests');
     const withPerReq = (sum(W, 'wdb_cpu_s') * 1e6) / sum(W, 'requests');
-    const keptUp = W.every((w) => w.tap_caught_up && w.tap_lag_ms <= 2000 && w.tap_lost_records === 0);
+    const AFTER_MAX = 0.1;
+    const keptUp = W.every((w) => w.tap_caught_up && w.tap_cpu_after_window_share <= AFTER_MAX && w.tap_lost_records === 0);
     const maxLag = Math.max(...W.map((w) => w.tap_lag_ms));
+    const maxAfter = Math.max(...W.map((w) => w.tap_cpu_after_window_share));
     const errors = sum(W, 'errors') + sum(O, 'errors');
     const kps = (xs) => Math.round(median(xs.map((x) => x.keepalives_per_s)));
     const cores = (xs) => round(median(xs.map((x) => x.wdb_cores)), 2);
@@ -170,7 +179,8 @@ export async function run({ quick = QUICK } = {}) {
           value: round(thr, 3), unit: '×', bar: '≥ 0.95', pass: thr >= 0.95 && keptUp && errors === 0,
           note: `median ${kps(W).toLocaleString('en-US')} vs ${kps(O).toLocaleString('en-US')} keepalives/s (select-agent-group + update-agent-data; `
             + `${WDB_COST_US} µs of CPU per request, one at a time: wazuh-db ${cores(W)} vs ${cores(O)} cores busy); `
-            + `${keptUp ? `the tap kept up (caught up ≤ ${maxLag} ms after each window)` : `the tap fell behind (${maxLag} ms after a window) or lost records: not a pass`}${noErrors}`,
+            + `${keptUp ? 'the tap kept up' : 'the tap fell behind or lost records (not a pass)'}: `
+            + `≤ ${round(maxAfter * 100, 0)} % of its CPU after a window (bar ${AFTER_MAX * 100} %), published all ≤ ${maxLag} ms after${noErrors}`,
         },
         {
           measure: "wazuh-db's own CPU per request, tap attached / none",
