@@ -50,13 +50,13 @@ const cpuOf = (pid) => { try { return procSample(pid).cpu; } catch { return NaN;
 async function drained(tap, maxMs) {
   const t0 = performance.now();
   let last = null;
-  let at = { t: performance.now(), cpu: cpuOf(tap.pid), published: -1 };
+  let at = null;
   for (;;) {
     const s = await tap.status().catch(() => null);
-    const now = { t: performance.now(), cpu: cpuOf(tap.pid), published: s?.nats?.published ?? -1, counters: s?.counters };
+    const now = { t: performance.now(), cpu: cpuOf(tap.pid), published: s?.nats?.published ?? -1 };
     if (last === null || now.published !== last.published) at = now;
     last = now;
-    if (now.t - at.t >= 1500) return { ...at, caughtUp: true, counters: now.counters };
+    if (now.t - at.t >= 1500) return { ...at, caughtUp: true };
     if (now.t - t0 >= maxMs) return { ...now, caughtUp: false };
     await sleep(200);
   }
