@@ -186,15 +186,48 @@ t.test('the load mode (make bench): the mix, the frame number in agent_ip, the s
   const out = await m.remoted!.proc.command(`load 10 0 1100 20000 2 20 1 ${stamps}`, 30_000);
   const r = Object.fromEntries(out.split(' ').map((kv) => kv.split('=')));
   t.same([r.sent, r.keepalives, r.status, r.errors], ['1100', '1060', '40', '0'], 'every frame sent and answered ok');
+  t.equal(r.requests, String(2 * 1060 + 40), 'a keepalive is two requests (select-agent-group, update-agent-data), a status frame one');
   const b = fs.readFileSync(stamps);
   t.equal(b.length, 1100 * 16, 'two u64 per frame');
   const v = new BigUint64Array(b.buffer, b.byteOffset, b.length / 8);
-  t.ok(v.every((x) => x > 0n), 'every frame has its send time and round trip');
+  t.ok(v.every((x) => x > 0n), 'every frame has its send time and its time on the wire');
   // Agent 1's last frame is 1090 (a keepalive): active, its address 10.0.4.66 (1090 = 0x000442).
   const a1 = agentInfo(await m.remoted!.agentInfo(1));
   t.equal(a1.connection_status, 'active');
   t.equal(a1.ip, '10.0.4.66', 'the frame number is in agent_ip');
   t.match(await m.remoted!.proc.command('load 10 0 0 1000 1 0 1 -').catch((e: Error) => e.message), /usage: load/, 'a bad load is refused');
+});
+
+t.test('a list longer than one reply comes in pages of less than 64 KiB (due), as wazuh-db pages them', async (t) => {
+  const m = await startManager(t);
+  // 6,000 agents made active by the load mode: their ids alone are ~80 KB of JSON.
+  const out = await m.remoted!.proc.command('load 6000 0 6000 20000 4 0 1 -', 30_000);
+  t.match(out, /errors=0 /);
+  const first = await m.rawreq('global get-agents-by-connection-status 0 active node01 -1');
+  t.match(first, /^due \[\{"id":1\},/, 'the first page says more follow');
+  t.ok(first.length < 65536 - 512, `the page fits one reply: ${first.length} bytes`);
+  const ids = await m.pollActive();
+  t.same(ids, Array.from({ length: 6000 }, (_, i) => i + 1), 'every active agent, once, in order, over the pages');
+});
+
+t.test('wazuh-db with a cost per request (make bench): that much CPU each, one request at a time', async (t) => {
+  // 2 ms of CPU per request, 2 connections: 10 keepalives = 20 requests = 40 ms of wazuh-db's CPU, and as
+  // many of wall time since requests are served one at a time (the real one's global.db mutex).
+  const m = new SimManager({ binDir, home: tmpHome(t), cpuPerRequestUs: 2000 });
+  t.teardown(() => m.stop());
+  await m.start();
+  const cpu = () => {
+    const f = fs.readFileSync(`/proc/${m.db!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // ms (USER_HZ 100)
+  };
+  const c0 = cpu();
+  const out = await m.remoted!.proc.command('load 10 0 10 20000 2 0 1 -', 30_000);
+  const r = Object.fromEntries(out.split(' ').map((kv) => kv.split('=')));
+  t.same([r.sent, r.requests, r.errors], ['10', '20', '0'], 'every request answered ok');
+  t.ok(Number(r.elapsed_ns) >= 38e6, `served one at a time: ${Number(r.elapsed_ns) / 1e6} ms for 20 requests of 2 ms on 2 connections`);
+  // The tick is 10 ms: 40 ms of CPU reads 30 to 50.
+  t.ok(cpu() - c0 >= 30, `wazuh-db spent the CPU: ${cpu() - c0} ms`);
+  t.throws(() => new SimManager({ binDir, home: tmpHome(t), cpuPerRequestUs: -1 }), /cpuPerRequestUs/);
 });
 
 t.test('a non-Wazuh process runs the same protocol under its own name', async (t) => {
@@ -312,6 +345,9 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   rem.stdin!.write('startup 1 agent1 127.0.0.1\nkeepalive 1 agent1 127.0.0.1\nshutdown 1 agent1 127.0.0.1\n');
   await waitLine(/^ok 3$/);
   t.same(lines.filter((l) => l !== 'ready'), ['ok 1', 'ok 2', 'ok 3']);
+  // The load mode (make bench): two keepalive frames for agent 1, each the same pair as the line command's.
+  rem.stdin!.write('load 1 0 2 5000 1 0 1 -\n');
+  t.match(await waitLine(/^ok 4 /), /^ok 4 sent=2 keepalives=2 status=0 requests=4 errors=0 elapsed_ns=\d+$/);
   rem.stdin!.write('quit\n');
   await exited(rem);
   dbStrace.kill('SIGINT'); // detaches; wazuh-db runs on
@@ -322,9 +358,10 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   t.ok(sent.length > 0, 'remoted trace parsed');
   for (const s of sent) t.equal(s.ret, s.len, `every sendto wrote all ${s.len} bytes`);
 
-  const reqs = sent.filter(isWdbRequest);
+  const all = sent.filter(isWdbRequest);
+  const reqs = all.slice(0, 6);
   const want = [DOC.groups, DOC.reset, DOC.pending, DOC.selectGroup, DOC.agentData, DOC.shutdown];
-  t.equal(reqs.length, want.length, 'exactly the expected wdb requests, in order');
+  t.equal(all.length, want.length + 4, 'exactly the expected wdb requests, in order');
   want.forEach(([payload, header], i) => {
     const s = reqs[i];
     if (!s) return;
@@ -338,6 +375,15 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   t.equal(agentData?.bytes.subarray(0, 4).toString('hex'), '74020000', 'update-agent-data header is 74 02 00 00');
   t.equal(agentData?.bytes.at(-1), 0, 'update-agent-data ends with the 4.x NUL');
   t.equal(reqs[3]?.fd, reqs[4]?.fd, 'keepalive: select-agent-group then update-agent-data on one connection');
+  // The load's frames: the line command's bytes, with the frame number as the address (10.0.0.k).
+  const load = all.slice(6);
+  const withIp = (ip: string) => DOC.agentData[0].split('127.0.0.1').join(ip);
+  t.same(
+    load.map((s) => s.bytes.toString('hex')),
+    [DOC.selectGroup[0], withIp('10.0.0.0'), DOC.selectGroup[0], withIp('10.0.0.1')].map((p) => frame(p).toString('hex')),
+    'load: each keepalive is select-agent-group then update-agent-data, as the line command sends them',
+  );
+  t.ok(load.every((s) => s.fd === load[0]?.fd && s.flags === '0'), 'load: one long-lived connection, one sendto per frame');
 
   const text = (s: Sendto) => s.bytes.toString('latin1');
   const dgrams = sent.filter((s) => text(s).startsWith('1:['));
@@ -356,7 +402,8 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   const replies = parseStrace(dbTrace);
   t.same(
     replies.map((s) => s.bytes.toString('hex')),
-    ['ok [{"group":"default","group_hash":"37a8eec1"}]', 'ok', 'ok', 'ok [{"group":"default"}]', 'ok', 'ok'].map((r) => frame(r).toString('hex')),
+    ['ok [{"group":"default","group_hash":"37a8eec1"}]', 'ok', 'ok', 'ok [{"group":"default"}]', 'ok', 'ok',
+      'ok [{"group":"default"}]', 'ok', 'ok [{"group":"default"}]', 'ok'].map((r) => frame(r).toString('hex')),
     'replies: no NUL, length-prefixed',
   );
   t.equal(replies[4]?.bytes.toString('hex'), '020000006f6b', 'update-agent-data reply is 02 00 00 00 6f 6b');

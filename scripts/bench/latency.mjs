@@ -1,5 +1,10 @@
 // SPEC §9 latency: from the daemon's `sendto` to a NATS subscriber, p99 ≤ 2 ms at 10,000 frames/s,
 // core NATS and JetStream.
+// Frames as the throughput bar counts them: one agent message each, 98 % keepalives — each the real
+// 4.7.5 pair, `select-agent-group` then `update-agent-data` — and 2 % status changes (one request).
+// 10,000 frames/s is 100,000 agents at one keepalive per 10 s: ~19,800 requests/s and as many replies.
+// The time runs from the `sendto` of the request the event comes from (the keepalive's
+// `update-agent-data`, which follows its `select-agent-group` round trip) to the subscriber.
 // Clock: both ends read CLOCK_MONOTONIC on the same machine — the simulator's remoted just before the
 // request's sendto (clock_gettime), the subscriber when nats.js hands it the message
 // (process.hrtime.bigint(), which is libuv's uv_hrtime: CLOCK_MONOTONIC). No clock offset to correct.
@@ -53,6 +58,7 @@ async function measure(jetstream, seconds) {
     }
     return {
       mode: jetstream ? 'jetstream' : 'core', rate: RATE, seconds, sent: r.sent, keepalive_frames: r.keepalives,
+      achieved_rate: Math.round(r.sent / (r.elapsed_ns / 1e9)), requests_per_s: Math.round(r.requests / (r.elapsed_ns / 1e9)), sim_errors: r.errors,
       received: got.length, measured: lat.length, unmatched, kernel_lost_records: st.counters.lost,
       p50_ms: round(quantile(lat, 0.5), 3), p90_ms: round(quantile(lat, 0.9), 3), p99_ms: round(quantile(lat, 0.99), 3),
       max_ms: round(Math.max(...lat), 3),
@@ -74,11 +80,16 @@ export async function run({ quick = QUICK } = {}) {
   const js = await measure(true, seconds);
   const row = (m) => ({
     measure: `latency sendto → subscriber at 10k frames/s, ${m.mode === 'core' ? 'core NATS' : 'JetStream'} p50 / p99 / max`,
-    value: `${m.p50_ms} / ${m.p99_ms} / ${m.max_ms}`, unit: 'ms', bar: 'p99 ≤ 2', pass: m.p99_ms <= 2,
-    note: `${m.received}/${m.keepalive_frames} keepalives received, ${m.kernel_lost_records} records lost; tap ${m.tap_cpu_cores} cores`,
+    value: `${m.p50_ms} / ${m.p99_ms} / ${m.max_ms}`, unit: 'ms', bar: 'p99 ≤ 2', pass: m.p99_ms <= 2 && m.achieved_rate >= 0.95 * RATE,
+    note: `${m.achieved_rate >= 0.95 * RATE ? '' : `the generator fell short of ${RATE.toLocaleString('en-US')} frames/s (not a measurement at the bar's rate): `}`
+      + `${m.achieved_rate.toLocaleString('en-US')} frames/s sent (${m.requests_per_s.toLocaleString('en-US')} requests/s: a keepalive is select-agent-group + update-agent-data, timed from the latter's sendto); `
+      + `${m.received}/${m.keepalive_frames} keepalives received, ${m.kernel_lost_records} records lost; tap ${m.tap_cpu_cores} cores`,
   });
   return {
     rows: [row(core), row(js)],
-    details: { method: 'CLOCK_MONOTONIC at sendto (remoted) vs at delivery (subscriber), frames matched by the number in agent_ip; first second left out', seconds: round((Date.now() - t0) / 1000, 1), core, jetstream: js },
+    details: {
+      method: 'CLOCK_MONOTONIC at the sendto of update-agent-data (remoted; each keepalive frame is select-agent-group then update-agent-data) vs at delivery (subscriber), frames matched by the number in agent_ip; first second left out; 10,000 frames/s = 10,000 agent messages/s (98 % keepalives: ~19,800 requests/s)',
+      seconds: round((Date.now() - t0) / 1000, 1), core, jetstream: js,
+    },
   };
 }

@@ -125,15 +125,24 @@ export async function natsConnect(url) {
 
 // ---------------------------------------------------------------- the simulated manager
 
-/** wazuh-db, analysisd and remoted of the simulator, in a fresh home. */
-export async function startSim({ version = 4 } = {}) {
+/**
+ * wazuh-db, analysisd and remoted of the simulator, in a fresh home. cpuPerRequestUs: the CPU wazuh-db
+ * spends on each request, one at a time, as the real one's global.db (~33 µs on 4.7.5, SPEC §9); 0: none.
+ */
+export async function startSim({ version = 4, cpuPerRequestUs = 0 } = {}) {
   const { SimManager } = await import(join(ROOT, 'scripts/sim/manager.mjs'));
   const home = mkdtempSync(join(tmpdir(), 'bench-home-'));
-  const sim = new SimManager({ binDir: join(BUILD, 'sim/bin'), home, version });
+  const sim = new SimManager({ binDir: join(BUILD, 'sim/bin'), home, version, cpuPerRequestUs });
   await sim.start();
   return {
     sim, home,
-    /** The load generator (wazuh-sim.c `load`): returns its counters and, with stamps, the file's frames. */
+    /**
+     * The load generator (wazuh-sim.c `load`). A frame is one agent message of remoted: a keepalive is the
+     * real pair (`select-agent-group`, then `update-agent-data`: two requests, two replies), a status frame
+     * one request. Returns its counters (sent = frames, keepalives, status, requests, errors, elapsed_ns)
+     * and, with stamps, per frame k: stamps[2k] the CLOCK_MONOTONIC ns before the write of the request its
+     * event comes from, stamps[2k+1] the frame's time on the wire (ns, all its round trips; 0: not sent).
+     */
     async load({ agents, rate, count, maxMs, threads = 4, statusPermille = 20, firstId = 1, stamps = false }) {
       const file = stamps ? join(home, `stamps-${Date.now()}.bin`) : '-';
       const line = `load ${agents} ${rate} ${count} ${Math.round(maxMs)} ${threads} ${statusPermille} ${firstId} ${file}`;
@@ -149,6 +158,9 @@ export async function startSim({ version = 4 } = {}) {
     async stop() { await sim.stop(); rmSync(home, { recursive: true, force: true }); },
   };
 }
+
+/** Requests frame k of a load is made of: 1 for a status frame, 2 for a keepalive (the pair). */
+export const requestsOfFrame = (k, statusPermille = 20) => (k % 1000 < statusPermille ? 1 : 2);
 
 /** The frame a keepalive event came from: the load generator puts it in the address's low 24 bits. */
 export function frameOfIp(ip) {
@@ -191,14 +203,26 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
   }
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: home, env }));
   const logs = [];
+  const waiters = new Set();
   let partial = '';
   let stderr = '';
   proc.stdout.on('data', (d) => {
     partial += d;
     const lines = partial.split('\n');
     partial = lines.pop();
-    for (const l of lines) { try { logs.push(JSON.parse(l)); } catch { logs.push({ msg: l }); } }
+    for (const l of lines) {
+      let o;
+      try { o = JSON.parse(l); } catch { o = { msg: l }; }
+      logs.push(o);
+      for (const w of waiters) w(o);
+    }
     if (logs.length > 10_000) logs.splice(0, 5_000);
+  });
+  /** The next log line whose msg matches re, from now on; null after ms. */
+  const nextLog = (re, ms) => new Promise((resolve) => {
+    const w = (o) => { if (re.test(String(o.msg))) { clearTimeout(t); waiters.delete(w); resolve(o); } };
+    const t = setTimeout(() => { waiters.delete(w); resolve(null); }, ms);
+    waiters.add(w);
   });
   proc.stderr.on('data', (d) => { if (stderr.length < 65536) stderr += d; });
   const ready = attach ? /^attached/ : /started detached/;
@@ -215,7 +239,7 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
     return r.result ?? r.status ?? r;
   };
   return {
-    proc, pid: proc.pid, logs, stderr: () => stderr,
+    proc, pid: proc.pid, logs, stderr: () => stderr, nextLog,
     status: () => control('status'),
     attach: () => control('attach'),
     detach: () => control('detach'),

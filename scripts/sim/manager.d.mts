@@ -69,8 +69,10 @@ export declare class SimManager {
   /**
    * uid/gid: every daemon runs as that user. root: a container's root, the daemons chrooted in it
    * (`home` is then their path inside it). The daemons run from copies in `<home>/bin`.
+   * cpuPerRequestUs: the CPU time (µs) wazuh-db spends on each request before answering, one request at a
+   * time, as the real one's global.db (~33 on a 4.7.5 manager, SPEC §9). Default 0: none.
    */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; uid?: number; gid?: number; root?: string });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string });
   readonly binDir: string;
   /** The home as the host sees it (`<root>/<home>` for a container). */
   readonly home: string;
@@ -79,6 +81,7 @@ export declare class SimManager {
   readonly root: string | null;
   readonly version: 4 | 5;
   readonly pageRows: number | undefined;
+  readonly cpuPerRequestUs: number;
   /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */
   daemon(name: string): string;
   spawnMonitord(): Promise<SimClient>;

@@ -45,7 +45,8 @@
 
 static const char *g_home;
 static int g_no_reset;
-/* wazuh-db: rows per list reply before answering `due` (the real one pages at ~64 KiB). */
+/* wazuh-db: rows per list reply before answering `due`; a reply also ends before 64 KiB (the real one
+ * pages when its response buffer is full). */
 static long g_page_rows = 100000;
 /* Clients: 5.x behaviour (nlohmann::json sorted keys, no NUL, non-blocking split sends). Set by the
  * `wazuh-manager-*` names or --5x. */
@@ -667,7 +668,9 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             } else if (node[0] && strcmp(a->node_name, node) != 0) {
                 continue;
             }
-            if (rows == g_page_rows) {
+            /* A page ends at g_page_rows rows or when the next row might not fit in one reply
+             * (WDB_MAX_RESPONSE_SIZE: OS_MAXSTR - 512 bytes), whichever comes first. */
+            if (rows == g_page_rows || list.len + 32 > MAX_FRAME - 512) {
                 due = 1;
                 break;
             }
@@ -771,6 +774,38 @@ syntax:
     sb_add(o, "err Invalid DB query syntax, near '%.20s'", q);
 }
 
+/* The real wazuh-db's cost per request (--cpu-per-request-us, for make bench; 0: none, as the tests run).
+ * A real 4.7.5 wazuh-db spends ~33 us of CPU on each global request (SQLite, cJSON; SPEC §9) and serves
+ * them one at a time: wdb_open_global() takes the global DB's mutex and wdb_leave() gives it back, so its
+ * worker pool never runs two global queries at once, and a saturated wazuh-db is one busy core (~26,000
+ * requests/s, ~13,000 keepalives/s on a 2-core VM). With a cost set, each request here burns that much of
+ * its thread's CPU time (CLOCK_THREAD_CPUTIME_ID: CPU, not time: a thread that waits for a core still owes
+ * it) under one lock, then is answered as before; the reply is sent after the lock is released, as the real
+ * one sends it after wdb_leave(). */
+static long long g_cost_ns;
+static pthread_mutex_t g_global_db = PTHREAD_MUTEX_INITIALIZER;
+
+static long long thread_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Spins until this thread has used ns more CPU time. The clock is read every ~0.3 us of work (it is a
+ * system call: its own time counts in the budget, so the total stays what was asked). */
+static void burn_cpu(long long ns) {
+    long long end = thread_cpu_ns() + ns;
+    uint64_t x = (uint64_t)end | 1;
+    do {
+        for (int i = 0; i < 256; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        __asm__ volatile("" : "+r"(x)); /* keeps the loop: the compiler cannot see x unused */
+    } while (thread_cpu_ns() < end);
+}
+
 static void *wdb_conn(void *arg) {
     int fd = (int)(intptr_t)arg;
     unsigned char *buf = malloc(MAX_FRAME + 1);
@@ -786,7 +821,14 @@ static void *wdb_conn(void *arg) {
         buf[len] = 0;
         o.len = 4;
         if (o.cap < 4 + 1) break;
-        wdb_dispatch((const char *)buf, &o);
+        if (g_cost_ns > 0) {
+            pthread_mutex_lock(&g_global_db);
+            burn_cpu(g_cost_ns);
+            wdb_dispatch((const char *)buf, &o);
+            pthread_mutex_unlock(&g_global_db);
+        } else {
+            wdb_dispatch((const char *)buf, &o);
+        }
         size_t plen = o.len - 4;
         if (plen > MAX_FRAME) { /* a real wazuh-db would page with `due`; never reached here */
             plen = MAX_FRAME;
@@ -1302,22 +1344,29 @@ static void q_shutdown(char *q, size_t cap, long long id) {
 
 /* ------------------------------------------------------------------------ */
 /* Load generator (make bench): `load <agents> <rate> <count> <max_ms> <threads> <status_permille> <first_id> <stamps|->`.
- * remoted's traffic at a steady rate: frame k (0-based, k < count) goes to agent first_id + k % agents on
- * one of `threads` long-lived connections (remoted's workers each keep one). A frame is a keepalive
- * (`update-agent-data`, remoted's normal one) except `status_permille` in 1000, which alternate an agent's
- * shutdown (`update-connection-status`, → disconnected) and startup (`update-keepalive … pending`): each is
- * a status change, and so is that agent's next keepalive (→ active). The bytes are exactly the line commands'.
- * Frame k is due at start + k/rate (rate 0: as fast as round trips go), and none is sent after max_ms.
+ * remoted's traffic at a steady rate of frames. A *frame* is what remoted writes to wazuh-db for one message of
+ * one agent: frame k (0-based, k < count) is for agent first_id + k % agents, on one of `threads` long-lived
+ * connections (remoted's workers each keep one). It is a keepalive except `status_permille` in 1000:
+ *   - a keepalive is the pair a real 4.7.5 remoted sends (WAZUH-PROTOCOL.md §2, seen): `select-agent-group <id>`
+ *     then `update-agent-data {…}` (→ active), each request waiting for its reply: two requests and two
+ *     replies on the wire, exactly the `keepalive` line command's;
+ *   - a status frame is one request: alternately the agent's shutdown (`update-connection-status`,
+ *     → disconnected) and startup (`update-keepalive … pending`), each a status change, and so is that agent's
+ *     next keepalive (→ active).
+ * Frame k is due at start + k/rate (rate 0: as fast as round trips go), and none is started after max_ms.
  * The keepalive's agent_ip is 10.x.y.z with k in its low 24 bits, so a subscriber can tell which frame an
  * event came from. The stamps file gets, per frame, two u64 (little-endian): CLOCK_MONOTONIC ns just before
- * the request's write, and the round trip in ns (0: not sent). Answers
- * `ok <n> sent=… keepalives=… status=… errors=… elapsed_ns=…`. */
+ * the write of the request an event comes from (a keepalive's `update-agent-data`, a status frame's only
+ * request), and the frame's time on the wire in ns, from its first request's write to its last reply's read
+ * (a keepalive: both round trips; 0: not sent). Answers `ok <n> sent=… keepalives=… status=… requests=…
+ * errors=… elapsed_ns=…`: frames sent, of them keepalives and status frames, requests written (a keepalive
+ * counts two), requests that failed or were not answered `ok`. */
 struct load {
     long agents, count, threads, permille, first_id;
     double rate;
     long long start_ns, end_ns;
     long next; /* atomic: the next frame to send */
-    long keepalives, status, errors;
+    long keepalives, status, requests, errors;
     uint64_t *stamps;
 };
 
@@ -1327,16 +1376,30 @@ static long long mono_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+/* One request of a load frame on *fd: 1 when wazuh-db answered `ok…`. A broken connection is reopened
+ * (then *fd < 0 if wazuh-db is gone). */
+static int load_request(int *fd, const char *q, char *reply, long *reqs, long *errs) {
+    (*reqs)++;
+    int r = wdb_query(*fd, q, reply, MAX_FRAME + 1);
+    if (r == 0 && strncmp(reply, "ok", 2) == 0) return 1;
+    (*errs)++;
+    if (r < 0) {
+        close(*fd);
+        *fd = wdb_connect();
+    }
+    return 0;
+}
+
 static void *load_worker(void *arg) {
     struct load *L = arg;
     char *q = malloc(8192), *reply = malloc(MAX_FRAME + 1);
     int fd = wdb_connect();
-    long ka = 0, st = 0, errs = 0;
+    long ka = 0, st = 0, reqs = 0, errs = 0;
     if (!q || !reply || fd < 0) {
         __atomic_add_fetch(&L->errors, 1, __ATOMIC_RELAXED);
         goto out;
     }
-    for (;;) {
+    while (fd >= 0) {
         long k = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
         if (k >= L->count) break;
         long long now = mono_ns();
@@ -1352,34 +1415,36 @@ static void *load_worker(void *arg) {
         }
         long long id = L->first_id + k % L->agents;
         long m = k % 1000;
+        long long first, t0, t1;
         if (m < L->permille) {
             if ((k / 1000) % 2 == 0) q_shutdown(q, 8192, id);
             else q_startup(q, 8192, id);
             st++;
+            first = t0 = mono_ns();
+            (void)load_request(&fd, q, reply, &reqs, &errs);
+            t1 = mono_ns();
         } else {
+            ka++;
+            snprintf(q, 8192, "global select-agent-group %lld", id);
+            first = mono_ns();
+            (void)load_request(&fd, q, reply, &reqs, &errs);
+            if (fd < 0) break;
             char ip[32];
             snprintf(ip, sizeof ip, "10.%ld.%ld.%ld", (k >> 16) & 255, (k >> 8) & 255, k & 255);
             q_keepalive(q, 8192, id, ip);
-            ka++;
+            t0 = mono_ns();
+            (void)load_request(&fd, q, reply, &reqs, &errs);
+            t1 = mono_ns();
         }
-        long long t0 = mono_ns();
-        int r = wdb_query(fd, q, reply, MAX_FRAME + 1);
-        long long t1 = mono_ns();
         if (L->stamps) {
             L->stamps[2 * k] = (uint64_t)t0;
-            L->stamps[2 * k + 1] = (uint64_t)(t1 - t0);
-        }
-        if (r < 0 || strncmp(reply, "ok", 2) != 0) {
-            errs++;
-            if (r < 0) {
-                close(fd);
-                if ((fd = wdb_connect()) < 0) break;
-            }
+            L->stamps[2 * k + 1] = (uint64_t)(t1 - first);
         }
     }
 out:
     __atomic_add_fetch(&L->keepalives, ka, __ATOMIC_RELAXED);
     __atomic_add_fetch(&L->status, st, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&L->requests, reqs, __ATOMIC_RELAXED);
     __atomic_add_fetch(&L->errors, errs, __ATOMIC_RELAXED);
     if (fd >= 0) close(fd);
     free(q);
@@ -1418,8 +1483,8 @@ static void run_load(const char *args, char *out, size_t cap) {
         if (f) fclose(f);
         free(L.stamps);
     }
-    snprintf(out, cap, "sent=%ld keepalives=%ld status=%ld errors=%ld elapsed_ns=%lld", sent, L.keepalives, L.status,
-             L.errors, elapsed);
+    snprintf(out, cap, "sent=%ld keepalives=%ld status=%ld requests=%ld errors=%ld elapsed_ns=%lld", sent, L.keepalives,
+             L.status, L.requests, L.errors, elapsed);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1776,6 +1841,13 @@ int main(int argc, char **argv) {
             else if (!strcmp(v, "writev")) g_syscall = SYS_WRITEV;
             else if (!strcmp(v, "sendmsg")) g_syscall = SYS_SENDMSG;
             else die("--syscall: sendto, write, writev or sendmsg, not %s", v);
+        }
+        else if (!strcmp(argv[i], "--cpu-per-request-us") && i + 1 < argc) {
+            /* wazuh-db: the CPU each request costs before it is answered (see burn_cpu); 0: none. */
+            char *end;
+            double us = strtod(argv[++i], &end);
+            if (*end || !(us >= 0 && us <= 1000000)) die("--cpu-per-request-us wants a number of microseconds from 0 to 1000000");
+            g_cost_ns = (long long)(us * 1000.0 + 0.5);
         }
         else if (!strcmp(argv[i], "--page-rows") && i + 1 < argc) {
             g_page_rows = atol(argv[++i]);
