@@ -12,7 +12,8 @@ function threads(pid) {
       const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+      out[`${name} user`] = (out[`${name} user`] ?? 0) + Number(f[11]) / 100;
+      out[`${name} sys`] = (out[`${name} sys`] ?? 0) + Number(f[12]) / 100;
     } catch { /* gone */ }
   }
   return out;
@@ -25,16 +26,19 @@ const s = await startSim();
 const tap = await startTap({ home: s.home, natsUrl: nats.url, extra: process.env.TAP_EXTRA ?? '' });
 try {
   const agents = 2000;
-  await s.load({ agents, rate: 2000, count: agents, maxMs: 5000, statusPermille: 0 }); // every agent active first
+  const ipByAgent = process.env.IP_BY_FRAME !== '1'; // a real agent's keepalive is the same bytes every time
+  await s.load({ agents, rate: 2000, count: agents, maxMs: 5000, statusPermille: 0, ipByAgent }); // every agent active first
   await sleep(1000);
   const a = procSample(tap.pid);
   const ta = threads(tap.pid);
-  const r = await s.load({ agents, rate, count: rate * seconds, maxMs: seconds * 1000 + 2000, statusPermille: 0 });
+  const r = await s.load({ agents, rate, count: rate * seconds, maxMs: seconds * 1000 + 2000, statusPermille: 0, ipByAgent });
   await sleep(500);
   const b = procSample(tap.pid);
   const tb = threads(tap.pid);
   const cpuUs = (b.cpu - a.cpu) * 1e6;
   console.log(`${r.keepalives} keepalives at ${rate}/s: tap ${(cpuUs / r.keepalives).toFixed(2)} µs CPU each (${((b.cpu - a.cpu) * 1000 / ((b.t - a.t) || 1) * 100).toFixed(0)} % of a core), rss ${Math.round(b.rss / 1048576)} MB, errors ${r.errors}`);
+  const st = await tap.status();
+  console.log(`  fast path: ${JSON.stringify(st.fastpath)}; captured ${st.counters?.captured}`);
   console.log(`  by thread (µs per keepalive): ${Object.keys(tb).map((k) => `${k} ${(((tb[k] - (ta[k] ?? 0)) * 1e6) / r.keepalives).toFixed(1)}`).join(', ')}`);
 } finally {
   await tap.stop();

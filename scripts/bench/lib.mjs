@@ -143,9 +143,10 @@ export async function startSim({ version = 4, cpuPerRequestUs = 0 } = {}) {
      * and, with stamps, per frame k: stamps[2k] the CLOCK_MONOTONIC ns before the write of the request its
      * event comes from, stamps[2k+1] the frame's time on the wire (ns, all its round trips; 0: not sent).
      */
-    async load({ agents, rate, count, maxMs, threads = 4, statusPermille = 20, firstId = 1, stamps = false }) {
+    /** ipByAgent: each agent's keepalive carries its own address (the same bytes every time, as a real agent's). */
+    async load({ agents, rate, count, maxMs, threads = 4, statusPermille = 20, firstId = 1, stamps = false, ipByAgent = false }) {
       const file = stamps ? join(home, `stamps-${Date.now()}.bin`) : '-';
-      const line = `load ${agents} ${rate} ${count} ${Math.round(maxMs)} ${threads} ${statusPermille} ${firstId} ${file}`;
+      const line = `load ${agents} ${rate} ${count} ${Math.round(maxMs)} ${threads} ${statusPermille} ${firstId} ${file}${ipByAgent ? ' agent' : ''}`;
       const out = await sim.remoted.proc.command(line, maxMs + 30_000);
       const r = Object.fromEntries(out.split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
       if (stamps) {

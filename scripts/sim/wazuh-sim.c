@@ -1343,7 +1343,7 @@ static void q_shutdown(char *q, size_t cap, long long id) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Load generator (make bench): `load <agents> <rate> <count> <max_ms> <threads> <status_permille> <first_id> <stamps|->`.
+/* Load generator (make bench): `load <agents> <rate> <count> <max_ms> <threads> <status_permille> <first_id> <stamps|-> [frame|agent]`.
  * remoted's traffic at a steady rate of frames. A *frame* is what remoted writes to wazuh-db for one message of
  * one agent: frame k (0-based, k < count) is for agent first_id + k % agents, on one of `threads` long-lived
  * connections (remoted's workers each keep one). It is a keepalive except `status_permille` in 1000:
@@ -1355,7 +1355,8 @@ static void q_shutdown(char *q, size_t cap, long long id) {
  *     next keepalive (→ active).
  * Frame k is due at start + k/rate (rate 0: as fast as round trips go), and none is started after max_ms.
  * The keepalive's agent_ip is 10.x.y.z with k in its low 24 bits, so a subscriber can tell which frame an
- * event came from. The stamps file gets, per frame, two u64 (little-endian): CLOCK_MONOTONIC ns just before
+ * event came from (`frame`, the default); with `agent` it is the agent's own, the same at every keepalive, as
+ * a real agent's is (remoted then writes the same bytes every time: what the tap's fast path sees). The stamps file gets, per frame, two u64 (little-endian): CLOCK_MONOTONIC ns just before
  * the write of the request an event comes from (a keepalive's `update-agent-data`, a status frame's only
  * request), and the frame's time on the wire in ns, from its first request's write to its last reply's read
  * (a keepalive: both round trips; 0: not sent). Answers `ok <n> sent=… keepalives=… status=… requests=…
@@ -1367,6 +1368,7 @@ struct load {
     long long start_ns, end_ns;
     long next; /* atomic: the next frame to send */
     long keepalives, status, requests, errors;
+    int ip_by_agent;
     uint64_t *stamps;
 };
 
@@ -1430,7 +1432,8 @@ static void *load_worker(void *arg) {
             (void)load_request(&fd, q, reply, &reqs, &errs);
             if (fd < 0) break;
             char ip[32];
-            snprintf(ip, sizeof ip, "10.%ld.%ld.%ld", (k >> 16) & 255, (k >> 8) & 255, k & 255);
+            long tag = L->ip_by_agent ? (long)id : k;
+            snprintf(ip, sizeof ip, "10.%ld.%ld.%ld", (tag >> 16) & 255, (tag >> 8) & 255, tag & 255);
             q_keepalive(q, 8192, id, ip);
             t0 = mono_ns();
             (void)load_request(&fd, q, reply, &reqs, &errs);
@@ -1456,14 +1459,15 @@ out:
 static void run_load(const char *args, char *out, size_t cap) {
     struct load L = {0};
     long max_ms = 0;
-    char path[4096] = "";
-    if (sscanf(args, "%ld %lf %ld %ld %ld %ld %ld %4095s", &L.agents, &L.rate, &L.count, &max_ms, &L.threads,
-               &L.permille, &L.first_id, path) != 8 ||
+    char path[4096] = "", ipmode[16] = "frame";
+    if (sscanf(args, "%ld %lf %ld %ld %ld %ld %ld %4095s %15s", &L.agents, &L.rate, &L.count, &max_ms, &L.threads,
+               &L.permille, &L.first_id, path, ipmode) < 8 || (strcmp(ipmode, "frame") && strcmp(ipmode, "agent")) ||
         L.agents < 1 || L.rate < 0 || L.count < 1 || L.count > (1L << 24) || max_ms < 1 || L.threads < 1 ||
         L.threads > 64 || L.permille < 0 || L.permille > 1000 || L.first_id < 1) {
-        snprintf(out, cap, "err usage: load <agents> <rate> <count<=16777216> <max_ms> <threads<=64> <status_permille> <first_id>=1> <stamps|->");
+        snprintf(out, cap, "err usage: load <agents> <rate> <count<=16777216> <max_ms> <threads<=64> <status_permille> <first_id>=1> <stamps|-> [frame|agent]");
         return;
     }
+    L.ip_by_agent = !strcmp(ipmode, "agent");
     if (strcmp(path, "-") && !(L.stamps = calloc((size_t)L.count * 2, sizeof *L.stamps))) {
         snprintf(out, cap, "err out of memory");
         return;

@@ -163,6 +163,8 @@ export class Tap {
       identity: c?.identity() ?? null,
       counters: c?.counters() ?? {},
       decoder: this.decoder.summary(),
+      // Unchanged keepalives the shim sent as ticks (bpf/shim/fastpath.h), and what the decoder made of them.
+      fastpath: c ? { ...c.fastpath(), applied: this.decoder.stats().ticks, misses: this.decoder.stats().tickMisses } : null,
       errors: { records: this.pipeline.errors, unpublishable: p?.unpublishable ?? 0 },
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),

@@ -79,6 +79,8 @@ export interface DeliveryOptions {
   shedReportMs?: number;
   /** Called when a connection fails: a likely cause the error does not tell (logged as `hint`). */
   diagnose?: () => string | null;
+  /** Write keepalives to disk even while connected (default: in memory while NATS keeps up). */
+  keepalivesToDisk?: boolean;
 }
 
 export interface DeliveryStats {
@@ -122,6 +124,8 @@ interface Slot {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Records not yet handed to NATS under which the publisher counts as keeping up. */
+const KEEP_UP_RECORDS = 20_000;
 const STREAM_NOT_FOUND = 10059;
 
 export function kvStreamConfig(bucket: string, replicas: number): Partial<StreamConfig> & { name: string } {
@@ -204,7 +208,9 @@ export class Delivery {
 
   /** `callerKeeps`: what does not fit is kept by the caller to offer again (not shed; see Spool.append). */
   enqueueMany(ms: DeliveryMessage[], callerKeeps = false): boolean[] {
-    const seqs = this.spool.append(ms, callerKeeps);
+    // Connected and keeping up: keepalives wait in memory only (Spool.append); away or behind: on disk.
+    const inMemory = this.up && this.o.keepalivesToDisk !== true && this.spool.unsent < KEEP_UP_RECORDS;
+    const seqs = this.spool.append(ms, callerKeeps, inMemory);
     if (!this.up) {
       for (const s of seqs) if (s) this.markDown(s);
     }

@@ -12,6 +12,7 @@
 // here.
 import type { KeepaliveEvent } from '../types.js';
 import { eventId, eventTime } from '../state/format.js';
+import { keepaliveJson } from './event-json.js';
 
 export interface KeepaliveBatchOptions {
   /** Keepalives per message at most. */
@@ -61,7 +62,7 @@ export class KeepaliveBatcher {
    */
   add(ev: KeepaliveEvent): { body: string; count: number; eventId: string }[] {
     const out: { body: string; count: number; eventId: string }[] = [];
-    const j = JSON.stringify(ev);
+    const j = keepaliveJson(ev);
     if (this.events.length && this.bytes + j.length + 1 > this.o.maxBytes) out.push(this.take()!);
     this.events.push(ev);
     this.json.push(j);

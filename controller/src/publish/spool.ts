@@ -93,6 +93,8 @@ export interface SpoolStats {
   compactions: number;
   recovered: number;
   ackCursor: number;
+  /** Keepalives queued in memory only, never written (append's keepalivesInMemory). */
+  inMemory: number;
 }
 
 interface Segment {
@@ -200,6 +202,8 @@ export class Spool {
   private readonly o: Required<SpoolOptions>;
   readonly counters = {
     appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0,
+    /** Keepalives queued in memory only (append's keepalivesInMemory). */
+    inMemory: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
   };
 
@@ -300,8 +304,14 @@ export class Spool {
    * Write messages (one write for all that fit). Returns, for each, its seq, or 0 when it was
    * refused: shed and counted — or, with `callerKeeps`, counted as deferred (the caller keeps it
    * and offers it again later, so nothing is lost). Accepted means on disk (see the fsync policy).
+   *
+   * `keepalivesInMemory` (the publisher is connected and keeping up): keepalives are queued in
+   * memory only, in their place in the order, never written: a keepalive repeats every few seconds,
+   * and writing each one was the largest cost of a keepalive (SPEC §9). Status changes, alerts and
+   * everything while NATS is away or behind still go to disk. A tap killed with SIGKILL loses those
+   * keepalives not yet acknowledged — never a status change.
    */
-  append(msgs: SpoolMessage[], callerKeeps = false): number[] {
+  append(msgs: SpoolMessage[], callerKeeps = false, keepalivesInMemory = false): number[] {
     if (this.closed) throw new Error('spool is closed');
     const out: number[] = [];
     const frames: Buffer[] = [];
@@ -317,6 +327,20 @@ export class Spool {
     };
     for (const m of msgs) {
       const seq = this.nextSeq;
+      if (keepalivesInMemory && m.kind === 'keepalive' && !this.diskMode) {
+        const body = typeof m.body === 'string' ? Buffer.from(m.body, 'utf8') : m.body;
+        const size = body.length + m.subject.length + m.eventId.length + 64; // about its frame's
+        if (this.memBytes + size <= this.o.memCacheBytes) {
+          this.nextSeq++;
+          this.mem.push({ seq, kind: m.kind, subject: m.subject, eventId: m.eventId, headers: m.headers, body, size, recovered: false });
+          this.memBytes += size;
+          this.unacked++;
+          this.counters.appended++;
+          this.counters.inMemory++;
+          out.push(seq);
+          continue;
+        }
+      }
       const frame = encodeFrame(m, seq);
       const size = frame.length;
       const after = this.totalBytes + pending + size;
@@ -574,7 +598,7 @@ export class Spool {
       bytes: this.totalBytes, records: this.unacked, segments: this.segs.length,
       appended: this.counters.appended, acked: this.counters.acked, shed: { ...this.counters.shed },
       deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
-      recovered: this.counters.recovered, ackCursor: this.ackCursor,
+      recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
     };
   }
 

@@ -30,6 +30,7 @@
 // - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
 
 import type {
+  AgentDataUpdate,
   AgentEvent,
   AgentOs,
   AgentRecord,
@@ -250,8 +251,8 @@ export class AgentStateTable {
         if (d.node_name !== undefined) a.node = d.node_name;
         if (d.sync_status !== undefined) a.sync_status = d.sync_status;
         if (d.group_config_status !== undefined) a.group_config_status = d.group_config_status;
-        const os = pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch });
-        if (os) a.os = { ...a.os, ...os };
+        // A new object only when the os changed: events share it (it is never changed in place).
+        if (osDiffers(a.os, d)) a.os = { ...a.os, ...pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch }) };
         if (d.connection_status) {
           this.transition(a, d.connection_status, a.status_code, reasonFor(d.connection_status, a.status_code), cause, events);
         }
@@ -442,7 +443,7 @@ export class AgentStateTable {
     touch: Touch,
     events: AgentEvent[],
   ): void {
-    this.touched.set(a.id, touch);
+    this.touched.set(a.id, { start: touch.start, end: touch.end });
     if (this.clusterNode !== null && a.node !== null && a.node !== this.clusterNode) {
       // Another node's agent (a master's copy): that node publishes its own transitions.
       if (a.status !== to) this.counters.silent++;
@@ -487,10 +488,18 @@ export class AgentStateTable {
     events.push(keepaliveEvent(this.managerNode, a, groupConfigStatus, cause));
   }
 
-  /** The agent's record, noting that a request changed it. */
+  /** The agent's record, noting that a request changed it (its Touch updated in place: one a keepalive). */
   private touch(id: number, t: Touch): AgentRecord | null {
     const a = this.record(id);
-    if (a) this.touched.set(id, t);
+    if (a) {
+      const old = this.touched.get(id);
+      if (old) {
+        old.start = t.start;
+        old.end = t.end;
+      } else {
+        this.touched.set(id, { start: t.start, end: t.end });
+      }
+    }
     return a;
   }
 
@@ -622,6 +631,12 @@ function reasonFor(to: ConnectionStatus, code: number): StatusReason {
 /** A status learned from wazuh-db's own row: its code names the reason when it can, else initial_sync. */
 function driftReason(to: ConnectionStatus, code: number): StatusReason {
   return to === 'disconnected' ? (codeReason(code) ?? 'initial_sync') : 'initial_sync';
+}
+
+/** Whether an update-agent-data names an os field that differs from what the agent has. */
+function osDiffers(os: AgentOs | null, d: AgentDataUpdate): boolean {
+  return (d.os_name !== undefined && d.os_name !== os?.name) || (d.os_version !== undefined && d.os_version !== os?.version)
+    || (d.os_platform !== undefined && d.os_platform !== os?.platform) || (d.os_arch !== undefined && d.os_arch !== os?.arch);
 }
 
 function pickOs(os: AgentOs): AgentOs | null {

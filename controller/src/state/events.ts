@@ -3,7 +3,7 @@
 // reconnect or a restart is de-duplicated by JetStream through Nats-Msg-Id).
 
 import type { AgentRecord, ConnectionStatus, KeepaliveEvent, StatusChangeEvent, StatusReason } from '../types.js';
-import { agentIdText, eventId, eventTime } from './format.js';
+import { agentIdText, eventId, eventTime, keepaliveEventId } from './format.js';
 
 /** What one exchange gives every event it produces. */
 export interface EventCause {
@@ -63,14 +63,15 @@ export function keepaliveEvent(
 ): KeepaliveEvent {
   const agentId = agentIdText(a.id);
   return {
-    event_id: eventId([managerNode, 'keepalive', agentId, cause.tsNs, a.status]),
+    // Structured, not hashed (one a keepalive): unique and stable all the same (format.ts keepaliveEventId).
+    event_id: keepaliveEventId(managerNode, a.id, cause.tsNs, a.status),
     event_type: 'keepalive',
     agent_id: agentId,
     agent_name: a.name,
     ip_address: a.ip,
     status: a.status,
     version: a.version,
-    os: a.os ? { ...a.os } : null,
+    os: a.os, // shared: the state replaces an agent's os, never changes it in place
     group_config_status: groupConfigStatus ?? a.group_config_status,
     sync_status: cause.sync,
     ...eventTime(cause.ms),

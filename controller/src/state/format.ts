@@ -70,6 +70,30 @@ export function eventTime(ms: number): EventTime {
   return { timestamp: Math.floor(t / 1000), time: lastIso };
 }
 
+const nodeKeys = new Map<string, string>();
+const STATUS_NIBBLE: Record<string, string> = { never_connected: '1', pending: '2', active: '3', disconnected: '4', unknown: '5' };
+
+/**
+ * A keepalive's event_id without hashing it (one is built per keepalive): a UUID-shaped id
+ * (RFC 9562 version 8) laid out from what makes the keepalive itself — 24 bits of a hash of the
+ * manager node (computed once), the agent's status, the agent id (30 bits: at most 999,999,999)
+ * and the capture time in nanoseconds (64 bits). The same keepalive gives the same id (a replay is
+ * de-duplicated by JetStream); two keepalives differ in agent or time. Status changes keep the
+ * hashed id of eventId().
+ */
+export function keepaliveEventId(node: string, agentId: number, tsNs: bigint, status: string): string {
+  let nk = nodeKeys.get(node);
+  if (nk === undefined) {
+    nk = hash('sha256', `keepalive\u0000${node}`, 'hex').slice(0, 6);
+    if (nodeKeys.size < 64) nodeKeys.set(node, nk);
+  }
+  // Monotonic nanoseconds since boot stay below 2^62 (146 years): 62 bits hold them.
+  const ts = (tsNs & 0x3fffffffffffffffn).toString(16).padStart(16, '0');
+  const id = (agentId >>> 0).toString(16).padStart(8, '0'); // ≤ 30 bits
+  // xxxxxxxx-xxxx-8xxx-Vxxx-xxxxxxxxxxxx: node(6) status(1) id(8) | variant 10 + ts(62)
+  return `${nk}${STATUS_NIBBLE[status] ?? '0'}${id[0]}-${id.slice(1, 5)}-8${id.slice(5, 8)}-${(8 | (parseInt(ts[0], 16) & 3)).toString(16)}${ts.slice(1, 4)}-${ts.slice(4, 16)}`;
+}
+
 /**
  * A UUID-shaped id (RFC 9562 version 8, "custom") hashed from what makes the event itself, so a replay
  * after a reconnect or restart derives the same id and JetStream de-duplicates it.

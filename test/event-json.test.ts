@@ -1,0 +1,33 @@
+// The keepalive's hand-built JSON is JSON.stringify's, byte for byte, whatever the values.
+import t from 'tap';
+import { keepaliveJson } from '../controller/src/publish/event-json.js';
+import type { KeepaliveEvent } from '../controller/src/types.js';
+import { prng } from './helpers/prng.js';
+
+const base: KeepaliveEvent = {
+  event_id: 'a019c233-b9ac-89ff-81b6-9b4ba630f34e', event_type: 'keepalive', agent_id: '001', agent_name: 'web-01',
+  ip_address: '10.0.0.1', status: 'active', version: 'Wazuh v4.7.5',
+  os: { name: 'Debian GNU/Linux', version: '12', platform: 'debian', arch: 'x86_64' },
+  group_config_status: 'synced', sync_status: 'synced', timestamp: 1796203366, time: '2026-12-02T09:22:46.485Z',
+  manager_node: 'node01', source: 'remoted',
+};
+
+t.test('equal to JSON.stringify: the usual event, nulls, partial os, and hostile strings', async (t) => {
+  t.equal(keepaliveJson(base), JSON.stringify(base));
+  const nulls: KeepaliveEvent = { ...base, agent_name: null, ip_address: null, version: null, os: null, group_config_status: null, sync_status: null };
+  t.equal(keepaliveJson(nulls), JSON.stringify(nulls));
+  t.equal(keepaliveJson({ ...base, os: { name: 'Windows', arch: 'x86_64' } }), JSON.stringify({ ...base, os: { name: 'Windows', arch: 'x86_64' } }));
+  t.equal(keepaliveJson({ ...base, os: {} }), JSON.stringify({ ...base, os: {} }));
+  const rnd = prng(42);
+  const nasty = ['"', '\\', '\n', '\u2028', '\u0000', 'é', '😀', '\ud800', '</script>', '${x}'];
+  for (let i = 0; i < 2000; i++) {
+    const s = () => Array.from({ length: Math.floor(rnd() * 12) }, () => (rnd() < 0.5 ? nasty[Math.floor(rnd() * nasty.length)] : String.fromCharCode(32 + Math.floor(rnd() * 95)))).join('');
+    const ev: KeepaliveEvent = { ...base, agent_name: s(), ip_address: rnd() < 0.3 ? null : s(), version: s(), os: rnd() < 0.2 ? null : { name: s(), version: s() },
+      group_config_status: s(), sync_status: s(), manager_node: s(), source: s(), time: s(), timestamp: Math.floor(rnd() * 2e9) };
+    if (keepaliveJson(ev) !== JSON.stringify(ev)) {
+      t.fail(`differs for ${JSON.stringify(ev)}`);
+      return;
+    }
+  }
+  t.pass('2,000 random events: identical');
+});
