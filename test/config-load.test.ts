@@ -137,9 +137,10 @@ t.test('values: sizes, times, metrics, levels, hooks, booleans', async (t) => {
   t.equal(batched.keepaliveBatchIntervalSec, 2);
   t.same(batched.warnings, []);
   const plain = load(nats(''));
-  t.equal(plain.keepaliveBatch, 0, 'not batched by default');
-  t.equal(plain.keepaliveBatchIntervalSec, 1);
-  t.match(load(nats('<keepalive_batch_interval>5</keepalive_batch_interval>')).warnings, [/<keepalive_batch_interval> is set but <keepalive_batch> is 0/]);
+  t.equal(plain.keepaliveBatch, 1000, 'batched by default (SPEC §9: the cost of a keepalive)');
+  t.equal(plain.keepaliveBatchIntervalSec, 0, 'each batch of captured records, waiting for nothing');
+  t.equal(load(nats('<keepalive_batch>0</keepalive_batch>')).keepaliveBatch, 0, 'one message per keepalive, when asked');
+  t.match(load(nats('<keepalive_batch>0</keepalive_batch><keepalive_batch_interval>5</keepalive_batch_interval>')).warnings, [/<keepalive_batch_interval> is set but <keepalive_batch> is 0/]);
   t.match(load(nats('<keepalive_batch>10</keepalive_batch><keepalive_events>no</keepalive_events>')).warnings, [/<keepalive_batch> is set but <keepalive_events> is no/]);
 });
 
@@ -177,7 +178,7 @@ t.test('bad values: boolean, numbers, times, size, URL, prefix, stream, metrics,
     ['<metrics>0.0.0.0:70000</metrics>', /'metrics': '0\.0\.0\.0:70000'/],
     ['<keepalive_batch>100001</keepalive_batch>', /'keepalive_batch': 100001 \(at most 100000 keepalives per message\)/],
     ['<keepalive_batch>-5</keepalive_batch>', /'keepalive_batch': '-5' — a whole number ≥ 0/],
-    ['<keepalive_batch_interval>0</keepalive_batch_interval>', /'keepalive_batch_interval': '0' — between 1 second and 1 day/],
+    ['<keepalive_batch_interval>2d</keepalive_batch_interval>', /'keepalive_batch_interval': '2d' — 0, or between 1 second and 1 day/],
     ['<alerts_min_level>16</alerts_min_level>', /'alerts_min_level': '16' — a rule level from 0 to 15/],
     ['<alert_thresholds>10,7,13</alert_thresholds>', /'alert_thresholds': '10,7,13' — three ascending/],
     ['<hooks>sendto,read</hooks>', /'hooks': 'sendto,read' — comma-separated syscalls among sendto, write, sendmsg, writev/],

@@ -303,7 +303,8 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
       const m = /^(\d{1,9})([smhd]?)$/.exec(text);
       if (!m) invalid(ctx, el, text, 'seconds, or a number with s, m, h or d (30s, 1m)');
       const sec = Number(m[1]) * TIME_UNIT[m[2]];
-      if (sec < 1 || sec > 86400) invalid(ctx, el, text, 'between 1 second and 1 day');
+      if (sec === 0 && def.zeroTime) return 0;
+      if (sec < 1 || sec > 86400) invalid(ctx, el, text, def.zeroTime ? '0, or between 1 second and 1 day' : 'between 1 second and 1 day');
       return sec;
     }
     case 'name':
@@ -463,7 +464,7 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   const warnings: string[] = [];
   if (s.createStream && !s.jetstream) warnings.push('<create_stream> is yes but <jetstream> is no: no stream is created');
   if (origins.keepaliveBatchIntervalSec.source !== 'default' && !s.keepaliveBatch) warnings.push('<keepalive_batch_interval> is set but <keepalive_batch> is 0: keepalives are not batched');
-  if (s.keepaliveBatch && !s.keepaliveEvents) warnings.push('<keepalive_batch> is set but <keepalive_events> is no: no keepalive is published');
+  if (origins.keepaliveBatch.source !== 'default' && s.keepaliveBatch && !s.keepaliveEvents) warnings.push('<keepalive_batch> is set but <keepalive_events> is no: no keepalive is published');
   if (s.agentsKv && !s.jetstream) warnings.push('<agents_kv> is yes but <jetstream> is no: no KV bucket is kept');
   if (origins.stream.source !== 'default' && !s.jetstream) warnings.push('<stream> is set but <jetstream> is no: it is not used');
   if (s.serverUrls.some((u) => maskUrl(u) !== u)) warnings.push('<server_url> carries credentials: prefer credentials_file, token_file or user + password_file');

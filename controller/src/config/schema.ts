@@ -40,6 +40,8 @@ export interface ConfigElement {
   secret: boolean;
   /** The CLI flag of `run` that overrides it (without `--`); its camelCase form is the key in `overrides`. */
   flag?: string;
+  /** A `time` that may be 0 (else at least 1 second). */
+  zeroTime?: boolean;
 }
 
 /** The syscalls the capture can hook (capture/capture.ts HOOKS; test/config-schema.test.ts keeps them equal). */
@@ -90,10 +92,10 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
     description: 'Bound of the spool: bytes, or with `KB`, `MB`, `GB` (1024-based); at least 1MB.' },
   { element: 'keepalive_events', key: 'keepaliveEvents', type: 'boolean', default: 'yes', secret: false,
     description: '`yes`: publish keepalives.' },
-  { element: 'keepalive_batch', key: 'keepaliveBatch', type: 'count', default: '0', secret: false,
-    description: '`0`: one message per keepalive. `N` (for very large fleets): up to N keepalives (and 512 KiB) in one message on `<prefix>.agent.batch.keepalive`, `event_type` `keepalive_batch`, the events in `events`; at most 100000.' },
-  { element: 'keepalive_batch_interval', key: 'keepaliveBatchIntervalSec', type: 'time', default: '1', secret: false,
-    description: 'With `keepalive_batch`: the longest a keepalive waits for its batch to fill (seconds, or with `s`, `m`).' },
+  { element: 'keepalive_batch', key: 'keepaliveBatch', type: 'count', default: '1000', secret: false,
+    description: 'Up to N keepalives (and 512 KiB) in one message on `<prefix>.agent.batch.keepalive` (which `<prefix>.agent.*.keepalive` subscribers receive), `event_type` `keepalive_batch`, the events in `events`; at most 100000. `0`: one message per keepalive on `<prefix>.agent.<id>.keepalive` (several times the tap\'s CPU per keepalive).' },
+  { element: 'keepalive_batch_interval', key: 'keepaliveBatchIntervalSec', type: 'time', default: '0', secret: false, zeroTime: true,
+    description: 'With `keepalive_batch`: the longest a keepalive waits for its batch to fill (seconds, or with `s`, `m`). `0`: a batch holds the keepalives of one batch of captured records (about a millisecond under load) and waits for nothing.' },
   { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false,
     description: '`yes`: publish Wazuh\'s alerts, read from `<home>/logs/alerts/alerts.json` (written by wazuh-analysisd).' },
   { element: 'alerts_min_level', key: 'alertsMinLevel', type: 'level', default: '0', secret: false,

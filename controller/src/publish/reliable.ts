@@ -161,8 +161,11 @@ export class ReliablePublisher {
         }
       }
     }
-    if (b?.size && !this.batchTimer) {
-      this.batchTimer = setTimeout(() => this.flushBatch(), this.opts.keepaliveBatch!.intervalMs);
+    const interval = this.opts.keepaliveBatch?.intervalMs ?? 0;
+    // Interval 0: the batch is this call's keepalives (one batch of captured records): it closes now.
+    if (b?.size && interval === 0) out.push(this.batchMessage(b.take()!));
+    else if (b?.size && !this.batchTimer) {
+      this.batchTimer = setTimeout(() => this.flushBatch(), interval);
       this.batchTimer.unref();
     }
     const ok = out.length ? this.delivery.enqueueMany(out) : [];

@@ -28,7 +28,7 @@ export function publisherPart(tap: Tap): Part {
         maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
         connectOptions: d.security ? connectOptions(d.security) : undefined,
         encryption: d.encryption, diagnose: certProblem,
-        keepaliveBatch: d.keepaliveBatch ? { maxEvents: d.keepaliveBatch, intervalMs: (d.keepaliveBatchIntervalSec ?? 1) * 1000 } : undefined,
+        keepaliveBatch: d.keepaliveBatch ? { maxEvents: d.keepaliveBatch, intervalMs: (d.keepaliveBatchIntervalSec ?? 0) * 1000 } : undefined,
         onUnpublishable: (e, ev) => tap.eventErrors.log({ ...errorFields(e, null), at: 'publish', agent_id: String(ev.agent_id).slice(0, 32) },
           'an event could not be published: dropped'),
       });

@@ -29,7 +29,7 @@ export function reloadHandler(tap: Tap, follow: (on: boolean) => void, reload: (
       cfg.subjectPrefix !== tap.prefix && 'subject_prefix',
       cfg.managerNode !== tap.node && 'manager_node',
       capture?.attached && cfg.hooks.join(',') !== capture.attachedHooks().join(',') && 'hooks',
-      (cfg.keepaliveBatch !== (d.keepaliveBatch ?? 0) || cfg.keepaliveBatchIntervalSec !== (d.keepaliveBatchIntervalSec ?? 1)) && 'keepalive_batch',
+      (cfg.keepaliveBatch !== (d.keepaliveBatch ?? 0) || cfg.keepaliveBatchIntervalSec !== (d.keepaliveBatchIntervalSec ?? 0)) && 'keepalive_batch',
     ].filter(Boolean);
     log.info({ keepalive_events: tap.keepaliveEvents, alerts: cfg.alerts, alerts_min_level: cfg.alertsMinLevel, needs_restart: restart },
       'configuration reloaded');
