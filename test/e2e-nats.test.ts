@@ -24,7 +24,8 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
   const { nats, nc, got } = await natsCollecting(t, 'wazuh.>');
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-'));
-  writeOssecConf(home); // a manager's home has etc/ossec.conf (client.keys appears later)
+  // One message per keepalive (keepalive_batch 0): the JSON of SPEC §4 event by event; batches have their own test below.
+  writeOssecConf(home, '    <keepalive_batch>0</keepalive_batch>\n'); // a manager's home has etc/ossec.conf (client.keys appears later)
   // Installed (bin/, queue/db/), not running: the tap starts first, as systemd usually orders it.
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
   t.teardown(() => sim.stop());
