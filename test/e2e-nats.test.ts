@@ -33,6 +33,8 @@ t.test('status changes of simulated agents reach NATS with the JSON of SPEC §4'
   const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-e2e']);
   t.teardown(() => tap.stop('SIGKILL'));
   await sim.start();
+  // On a real manager remoted starts a while after wazuh-db; here at once: let the tap ask wazuh-db first.
+  await waitFor(() => tap.logs.some((l) => l.why === 'wazuh-db socket appeared'), 5000, 'the tap to ask wazuh-db as it appears');
 
   await sim.startup(A);
   await sim.keepalive(A);
