@@ -365,6 +365,7 @@ struct walk_ctx {
 	__u32 n;
 	__u32 pos;
 	__u32 first_off;
+	__u32 pre;   /* reply: the first frame's decision taken at sys_enter (0: none, 1: drop, 2: keep) */
 	bool req;
 	bool emit;
 	bool unframed;
@@ -422,6 +423,10 @@ static long walk_step(__u32 index, void *data)
 		if (s->keep && !s->precounted)
 			__sync_fetch_and_add(&cs->want, 1);
 		s->precounted = 0;
+	} else if (w->pre && w->first_off == 0) {
+		/* The write's first frame, decided when wazuh-db began writing it (see prekeep_reply). */
+		s->keep = w->pre == 2;
+		w->pre = 0;
 	} else {
 		s->keep = cs->want > 0;
 		if (s->keep)
@@ -441,12 +446,14 @@ static long walk_step(__u32 index, void *data)
  * bpf_loop keeps the verifier's work to one step, however many frames.
  */
 static __always_inline bool walk(struct stream *s, struct conn_state *cs, __u64 p, __u32 n, bool req,
-				 __u32 *first_off)
+				 __u32 *first_off, __u32 pre)
 {
-	struct walk_ctx w = { .s = s, .cs = cs, .p = p, .n = n, .first_off = n, .req = req };
+	struct walk_ctx w = { .s = s, .cs = cs, .p = p, .n = n, .first_off = n, .req = req, .pre = pre };
 	long steps = bpf_loop(WDBTAP_MAX_FRAMES_PER_WRITE * 3, walk_step, &w, 0);
 
 	*first_off = w.first_off;
+	if (w.pre == 2)
+		__sync_fetch_and_add(&cs->want, 1); /* decided for a frame this write did not start: given back */
 	if (steps >= WDBTAP_MAX_FRAMES_PER_WRITE * 3 && w.pos < w.n)
 		w.unframed = true; /* more frames in one write than the walk follows */
 	if (!w.unframed)
@@ -541,6 +548,31 @@ static __always_inline bool precount_iov(struct conn_state *cs, __u64 iovp, __u6
 	return read_payload_head(tmp, (__u64)iov1.iov_base, n) && count_if_wanted(cs, tmp, n);
 }
 
+/*
+ * At wazuh-db's sys_enter, decide whether the reply it begins to write is wanted
+ * (one taken from want), before the client can read it and write its next
+ * request: decided at sys_exit, a sender preempted between its copy and its exit
+ * would see the next request's count and keep the wrong reply (and drop the
+ * right one). wazuh-db writes each reply in one sendto, starting with its length.
+ * The decision travels with this thread's pending write (several wazuh-db
+ * threads answer one connection). Returns 0 (no decision), 1 (drop), 2 (keep).
+ */
+static __always_inline __u32 prekeep_reply(struct conn_state *cs, __u64 buf, __u64 len)
+{
+	__u8 head[4] = {};
+	__u32 flen;
+
+	if (len < 4 || bpf_probe_read_user(head, 4, (void *)buf))
+		return 0;
+	flen = head[0] | head[1] << 8 | head[2] << 16 | (__u32)head[3] << 24;
+	if (flen == 0 || flen > WDBTAP_MAX_FRAME)
+		return 0;
+	if (cs->want == 0)
+		return 1;
+	__sync_fetch_and_add(&cs->want, -1);
+	return 2;
+}
+
 static __always_inline struct conn_state *conn_of(__u64 client_ino)
 {
 	struct conn_state *cs, zero = {};
@@ -576,6 +608,10 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall,
 		cs = conn_of(pw.local_ino);
 		if (cs)
 			pw.precounted = is_iov ? precount_iov(cs, buf, len) : precount_request(cs, buf, len);
+	} else if (!is_iov) {
+		cs = conn_of(pw.peer_ino);
+		if (cs)
+			pw.precounted = prekeep_reply(cs, buf, len);
 	}
 	if (bpf_map_update_elem(&pending, &pid_tgid, &pw, BPF_ANY))
 		count(WDBTAP_C_INFLIGHT_FULL);
@@ -619,13 +655,13 @@ static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u
 
 /* Walk one contiguous piece of a write and send it when it holds anything wanted. */
 static __always_inline void piece(void *ctx, struct wdbtap_record *rec, struct conn_state *cs, bool req,
-				  __u64 p, __u32 off, __u32 n, bool last)
+				  __u64 p, __u32 off, __u32 n, bool last, __u32 pre)
 {
 	struct stream *s = req ? &cs->req : &cs->rep;
 	__u32 first = n;
 	__u16 flags = 0;
 
-	if (!walk(s, cs, p, n, req, &first)) {
+	if (!walk(s, cs, p, n, req, &first, pre)) {
 		s->dropped = 1;
 		count(WDBTAP_C_CONTENT_DROPPED);
 		return;
@@ -648,6 +684,7 @@ struct iov_ctx {
 	__u64 count;
 	__u32 total;
 	__u32 done;
+	__u32 pre;
 	bool req;
 };
 
@@ -666,7 +703,7 @@ static long iov_step(__u32 i, void *data)
 	n = iov.iov_len > ic->total - ic->done ? ic->total - ic->done : iov.iov_len;
 	if (n)
 		piece(ic->ctx, ic->rec, ic->cs, ic->req, (__u64)iov.iov_base, ic->done, n,
-		      ic->done + n >= ic->total);
+		      ic->done + n >= ic->total, ic->done == 0 ? ic->pre : 0);
 	ic->done += n;
 	return 0;
 }
@@ -685,10 +722,12 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	req = pw.direction == WDBTAP_DIR_REQUEST;
 	cs = conn_of(req ? pw.local_ino : pw.peer_ino);
 	if (ret <= 0) {
-		if (cs && pw.precounted) { /* nothing was written: no reply will come */
+		if (cs && pw.precounted && req) { /* nothing was written: no reply will come */
 			__sync_fetch_and_add(&cs->want, -1);
 			cs->req.precounted = 0;
 		}
+		if (cs && pw.precounted == 2 && !req) /* nothing was written: the reply it was kept for is still due */
+			__sync_fetch_and_add(&cs->want, 1);
 		count(WDBTAP_C_FAILED_WRITES);
 		return;
 	}
@@ -718,12 +757,12 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
 	if (!pw.is_iov) {
-		piece(ctx, rec, cs, req, pw.buf, 0, (__u32)total, true);
+		piece(ctx, rec, cs, req, pw.buf, 0, (__u32)total, true, req ? 0 : pw.precounted);
 		return;
 	}
 	/* writev/sendmsg: each iovec is a piece; only the first `total` bytes were written. */
 	struct iov_ctx ic = { .ctx = ctx, .rec = rec, .cs = cs, .iov = pw.buf, .count = pw.len,
-			      .total = (__u32)total, .req = req };
+			      .total = (__u32)total, .req = req, .pre = req ? 0 : pw.precounted };
 	bpf_loop(WDBTAP_MAX_IOV, iov_step, &ic, 0);
 	if (ic.done < ic.total)
 		count(WDBTAP_C_TRUNCATED); /* more iovecs than followed */

@@ -99,7 +99,8 @@ struct pending_write {
 	__u32 direction;
 	__u32 syscall;
 	__u32 is_iov;
-	__u32 precounted; /* sys_enter counted the first frame's reply in want */
+	__u32 precounted; /* request: sys_enter counted the first frame's reply in want;
+			   * reply: sys_enter decided its first frame (1: drop, 2: keep, one taken from want) */
 };
 
 /*

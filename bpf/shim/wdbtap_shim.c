@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <time.h>
@@ -93,6 +94,10 @@ struct wdbtap {
 	size_t qhead, qlen, qcap;
 	pthread_mutex_t mu;
 	pthread_cond_t ready;
+	/* The controller's doorbell: a pipe whose read end its event loop watches (wdbtap_notify_fd). A
+	 * byte is written when records are queued while it is armed (it took everything: wdbtap_take). */
+	int notify_r, notify_w;
+	bool armed; /* under mu */
 	pthread_t reader;
 	bool reader_started;
 	int stop;      /* atomic: the reader ends */
@@ -339,6 +344,17 @@ static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 	return true;
 }
 
+/* Under mu: records are waiting and the controller took everything last time: wake its event loop. */
+static void ring_controller(struct wdbtap *t)
+{
+	if (!t->armed || t->notify_w < 0)
+		return;
+	t->armed = false;
+	if (write(t->notify_w, "r", 1) < 0) {
+		/* EAGAIN: the pipe is full of unread bytes, so the controller is woken anyway. */
+	}
+}
+
 /* fastpath's output: the queue (under mu); a full queue drops and counts. */
 static bool emit_record(void *ctx, const void *rec, uint32_t len)
 {
@@ -418,8 +434,10 @@ static void release(struct wdbtap *t)
 		}
 		any = true;
 	}
-	if (any)
+	if (any) {
 		pthread_cond_signal(&t->ready);
+		ring_controller(t);
+	}
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -485,6 +503,7 @@ static void *reader_main(void *arg)
 			__atomic_store_n(&t->reader_rc, -errno, __ATOMIC_RELEASE);
 			pthread_mutex_lock(&t->mu);
 			pthread_cond_broadcast(&t->ready);
+			ring_controller(t); /* it learns of the failure from wdbtap_take */
 			pthread_mutex_unlock(&t->mu);
 			break;
 		}
@@ -526,6 +545,14 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 		return NULL;
 	}
 	pthread_mutex_init(&t->mu, NULL);
+	{
+		int fds[2];
+		t->notify_r = t->notify_w = -1;
+		if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+			t->notify_r = fds[0];
+			t->notify_w = fds[1];
+		}
+	}
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -845,6 +872,30 @@ int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms)
 	return (int)out;
 }
 
+int wdbtap_notify_fd(struct wdbtap *t)
+{
+	int fd = t->notify_r < 0 ? -1 : fcntl(t->notify_r, F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? fail(t, -errno, "notify pipe: %s", strerror(errno)) : fd;
+}
+
+int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
+{
+	uint32_t out;
+	int rc;
+
+	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
+		return fail(t, -EINVAL, "take buffer smaller than one record");
+	pthread_mutex_lock(&t->mu);
+	out = drain(t, buf, cap);
+	if (t->qhead == t->qlen)
+		t->armed = true; /* everything taken: the next record rings (ring_controller) */
+	pthread_mutex_unlock(&t->mu);
+	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
+	if (!out && rc)
+		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
+	return (int)out;
+}
+
 int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n)
 {
 	__u64 vals[MAX_CPUS];
@@ -925,6 +976,10 @@ void wdbtap_close(struct wdbtap *t)
 	perf_buffer__free(t->bell);
 	bpf_object__close(t->obj);
 	reorder_free(&t->held);
+	if (t->notify_r >= 0)
+		close(t->notify_r);
+	if (t->notify_w >= 0)
+		close(t->notify_w);
 	fastpath_free(t->fp);
 	free(t->q);
 	pthread_cond_destroy(&t->ready);

@@ -55,6 +55,15 @@ int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
  */
 int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms);
 
+/*
+ * The controller's way to wait without a thread: a pipe's read end (a dup: the caller owns and
+ * closes it) that becomes readable when records were queued after wdbtap_take emptied the queue.
+ * wdbtap_take: copy as many whole records as fit (as wdbtap_poll, never waiting); when it took
+ * everything, the next record rings the pipe.
+ */
+int wdbtap_notify_fd(struct wdbtap *t);
+int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap);
+
 /* Fills out[0..n) with the kernel counters (enum wdbtap_counter) followed by
  * lost samples and the user-side queue drops; returns how many were written. */
 int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n);

@@ -38,6 +38,7 @@ try {
   const cpuUs = (b.cpu - a.cpu) * 1e6;
   console.log(`${r.keepalives} keepalives at ${rate}/s: tap ${(cpuUs / r.keepalives).toFixed(2)} µs CPU each (${((b.cpu - a.cpu) * 1000 / ((b.t - a.t) || 1) * 100).toFixed(0)} % of a core), rss ${Math.round(b.rss / 1048576)} MB, errors ${r.errors}`);
   const st = await tap.status();
+  if (process.env.TAP_STDERR) console.log(tap.stderr());
   console.log(`  fast path: ${JSON.stringify(st.fastpath)}; captured ${st.counters?.captured}`);
   console.log(`  by thread (µs per keepalive): ${Object.keys(tb).map((k) => `${k} ${(((tb[k] - (ta[k] ?? 0)) * 1e6) / r.keepalives).toFixed(1)}`).join(', ')}`);
 } finally {

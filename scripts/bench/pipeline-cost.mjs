@@ -40,7 +40,7 @@ function round(n) {
   }
   return recs;
 }
-const N = 200000, B = 200;
+const N = 200000, B = Number(process.env.B ?? 200);
 const all = round(N);
 const t0 = process.cpuUsage(); const w0 = performance.now();
 for (let i = 0; i < all.length; i += B) {

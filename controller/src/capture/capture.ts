@@ -2,6 +2,7 @@
 // records into CaptureRecord batches. Polling runs on a libuv worker thread
 // (koffi async calls), so Node's event loop never waits on the kernel.
 import { existsSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { loadShim, type ShimLib } from './shim.js';
 import { COUNTER_NAMES, RECORD_SIZE, parseRecords, type CaptureCounters } from './record-layout.js';
 import type { CaptureRecord } from '../types.js';
@@ -42,8 +43,7 @@ export interface CaptureOptions {
   rescanMs?: number;
   /** Pages per CPU of the perf buffer (a power of two). */
   perfPages?: number;
-  /** Longest wait of one poll, which is also how fast stop() returns. */
-  pollTimeoutMs?: number;
+
   /** A rescan failed (EMFILE, …): it is retried at the next one. Default: ignored. */
   onRescanError?: (e: Error) => void;
 }
@@ -79,10 +79,12 @@ export class Capture {
   private readonly lib: ShimLib;
   private handle: unknown = null;
   private readonly hooks: Hook[];
-  private polling: Promise<void> | null = null;
   private running = false;
+  private bell: Socket | null = null;
+  private draining = false;
+  private again = false;
   private readonly buf = Buffer.alloc(4 << 20);
-  private readonly pollTimeoutMs: number;
+
   /** Daemon names; a daemon's id in the kernel is its index + 1. */
   private readonly names: string[];
   private home: HomeIdentity;
@@ -94,7 +96,7 @@ export class Capture {
     }
     this.lib = loadShim(opts.libPath);
     this.hooks = opts.hooks ?? ['sendto'];
-    this.pollTimeoutMs = opts.pollTimeoutMs ?? 100;
+
     this.names = [...new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES)];
     this.home = { home: opts.home, wdbDir: null, socket: null, exeDirs: [] };
   }
@@ -273,45 +275,63 @@ export class Capture {
     return Array.from(out.subarray(0, n), Number);
   }
 
-  private pollOnce(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.lib.poll.async(this.handle, this.buf, this.buf.length, this.pollTimeoutMs,
-        (err: unknown, n: number) => (err ? reject(err) : resolve(n)));
-    });
-  }
-
   /**
-   * Deliver record batches to onBatch until stop(). The next poll starts only
-   * when onBatch's promise settles: a slow consumer slows the drain, and the
-   * kernel's lost counter shows when that costs records.
+   * Deliver record batches to onBatch until stop(). No thread waits for records: the shim rings a
+   * pipe that the event loop watches when records come after it was emptied (wdbtap_notify_fd), and
+   * a turn of the loop takes what is queued synchronously — one wake-up per batch, no hand-over
+   * between threads. The next take waits for onBatch's promise: a slow consumer slows the drain (the
+   * shim's queue holds the records meanwhile, the kernel's lost counter shows when that costs any).
    */
   start(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): void {
-    if (this.polling) return;
+    if (this.running) return;
     this.running = true;
-    this.polling = (async () => {
-      while (this.running) {
-        let n: number;
-        try {
-          n = await this.pollOnce();
-        } catch (e) {
-          onError(e as Error);
-          break;
-        }
-        if (n < 0) {
-          onError(new Error(this.lib.last_error(this.handle)));
-          break;
-        }
-        // In the order the writes began, across CPUs and batches: the shim merges the per-CPU rings.
-        if (n > 0) await onBatch(parseRecords(this.buf, n, this.names));
-      }
-    })();
+    const fd = this.lib.notify_fd(this.h);
+    if (fd < 0) {
+      onError(new Error(this.lib.last_error(this.handle)));
+      return;
+    }
+    const bell = new Socket({ fd, readable: true, writable: false });
+    this.bell = bell;
+    bell.on('data', () => { void this.drain(onBatch, onError); });
+    bell.on('error', (e) => { if (this.running) onError(e); });
+    void this.drain(onBatch, onError); // arms the bell: records that came first are taken now
   }
 
-  /** Stop polling; waits for the poll in flight (at most pollTimeoutMs). */
+  /** Take and deliver until the queue is empty (the shim then arms the bell); one drain at a time. */
+  private async drain(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): Promise<void> {
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = true;
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          if (!this.running || !this.handle) return;
+          const n = this.lib.take(this.handle, this.buf, this.buf.length);
+          if (n < 0) {
+            this.running = false;
+            onError(new Error(this.lib.last_error(this.handle)));
+            return;
+          }
+          if (n === 0) break;
+          // In the order the writes began, across CPUs and batches: the shim merges the per-CPU rings.
+          const r = onBatch(parseRecords(this.buf, n, this.names));
+          if (r) await r;
+        }
+      } while (this.again);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Stop delivering (a drain in progress ends after its batch). */
   async stop(): Promise<void> {
     this.running = false;
-    await this.polling;
-    this.polling = null;
+    this.bell?.destroy();
+    this.bell = null;
+    while (this.draining) await new Promise((r) => setTimeout(r, 1));
   }
 
   /** Detach and free everything in the kernel: no program, link or map stays behind. */

@@ -14,7 +14,8 @@ export interface ShimLib {
   set_exe_dirs(h: unknown, devs: BigUint64Array, inos: BigUint64Array, any: Uint32Array, n: number): number;
   set_wdb_dir(h: unknown, dev: bigint, ino: bigint): number;
   set_commands(h: unknown, names: string, all: number): number;
-  poll: { async: (...args: unknown[]) => void };
+  notify_fd(h: unknown): number;
+  take(h: unknown, buf: Buffer, cap: number): number;
   counters(h: unknown, out: BigUint64Array, n: number): number;
   lost_per_cpu(h: unknown, out: BigUint64Array, n: number): number;
   record_size(): number;
@@ -44,7 +45,8 @@ export function loadShim(path: string): ShimLib {
     set_exe_dirs: f('set_exe_dirs', 'int NAME(wdbtap *t, const uint64_t *devs, const uint64_t *inos, const uint32_t *any, uint32_t n)'),
     set_wdb_dir: f('set_wdb_dir', 'int NAME(wdbtap *t, uint64_t dev, uint64_t ino)'),
     set_commands: f('set_commands', 'int NAME(wdbtap *t, const char *names, int all)'),
-    poll: f('poll', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap, int timeout_ms)'),
+    notify_fd: f('notify_fd', 'int NAME(wdbtap *t)'),
+    take: f('take', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap)'),
     counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     lost_per_cpu: f('lost_per_cpu', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     record_size: f('record_size', 'uint32_t NAME()'),
