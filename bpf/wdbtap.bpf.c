@@ -81,7 +81,8 @@ struct {
 	__type(value, __u8);
 } wanted_cmds SEC(".maps");
 
-/* LRU: an entry whose thread died inside the syscall must not stay forever. */
+/* LRU: an entry whose thread died inside the syscall must not stay forever. Sized by the shim
+ * (pending_entries()): the order watermark reads it whole every round. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);

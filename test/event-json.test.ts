@@ -31,3 +31,22 @@ t.test('equal to JSON.stringify: the usual event, nulls, partial os, and hostile
   }
   t.pass('2,000 random events: identical');
 });
+
+t.test('remembered runs of text follow the values, not the objects: shared os, changed fields, many values', async (t) => {
+  const os = { name: 'Debian GNU/Linux', version: '12', platform: 'debian', arch: 'x86_64' };
+  const evs: KeepaliveEvent[] = [
+    { ...base, os }, { ...base, os, version: 'Wazuh v4.8.0' }, { ...base, os, group_config_status: 'not synced' },
+    { ...base, os, sync_status: null }, { ...base, os, source: 'wazuh-db' }, { ...base, os, manager_node: 'node02' },
+    { ...base, os: { ...os, version: '13' } }, { ...base, os }, // the same values again after others
+  ];
+  for (const ev of evs) t.equal(keepaliveJson(ev), JSON.stringify(ev));
+  // More distinct values than are remembered: still exact, whatever was forgotten.
+  for (let i = 0; i < 10_000; i++) {
+    const ev = { ...base, version: `v${i % 5000}`, os: { name: `os${i}` }, sync_status: `s${i % 7}` };
+    if (keepaliveJson(ev) !== JSON.stringify(ev)) {
+      t.fail(`differs at ${i}`);
+      return;
+    }
+  }
+  t.pass('10,000 events of varied values: identical');
+});

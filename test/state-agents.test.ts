@@ -1,7 +1,7 @@
 // The agent state machine: transitions, exact event fields, rejected changes, agent 0, secrets.
 import t from 'tap';
 import { AgentStateTable } from '../controller/src/state/agents.js';
-import { agentIdText, eventId, sourceOf } from '../controller/src/state/format.js';
+import { agentIdText, eventId, keepaliveEventId, sourceOf } from '../controller/src/state/format.js';
 import { parseRequest } from '../controller/src/decode/wdb-request.js';
 import { parseReply } from '../controller/src/decode/wdb-reply.js';
 import type { AgentEvent, WdbExchange, WdbRequest } from '../controller/src/types.js';
@@ -47,7 +47,7 @@ t.test('startup → pending → active → keepalives → shutdown, with exact e
     manager_node: NODE, source: 'remoted', sync_status: 'synced',
   });
   t.same(first[1], {
-    event_id: eventId([NODE, 'keepalive', '001', 11_000_000_000n, 'active']),
+    event_id: keepaliveEventId(NODE, 1, 11_000_000_000n, 'active'),
     event_type: 'keepalive', agent_id: '001', agent_name: 'web-server-01', ip_address: '192.168.1.100',
     status: 'active', version: 'Wazuh v4.7.5',
     os: { name: 'Debian GNU/Linux', version: '12', platform: 'debian', arch: 'x86_64' },

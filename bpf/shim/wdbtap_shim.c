@@ -77,16 +77,18 @@ struct wdbtap {
 	struct perf_buffer *pb;   /* the records (watermark: wakes only when half full) */
 	struct perf_buffer *bell; /* wakes the reader when it sleeps (see wdbtap.bpf.c ring_if_idle) */
 	int fd_idle;
-	uint64_t round_records;   /* records taken in the reader's current round */
+	uint64_t round_records;   /* records taken in the current round (under cmu) */
+	/* One consumer of the rings at a time: the controller's rounds (wdbtap_take) and the reader's. */
+	pthread_mutex_t cmu;
 	struct bpf_link *links[NHOOKS * 2];
 	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters, fd_pending, fd_cmds;
 	struct wdbtap_config cfg; /* what tap_config holds */
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
-	/* Records taken from the perf buffer, waiting for their predecessors; the reader thread's only. */
+	/* Records taken from the perf buffer, waiting for their predecessors; under cmu. */
 	struct reorder held;
-	/* The unchanged keepalive as one small record (fastpath.h); the reader thread's. */
+	/* The unchanged keepalive as one small record (fastpath.h); under cmu. */
 	struct fastpath *fp;
 	int fp_on; /* atomic: off by default (a record for every write); the agent turns it on */
 	/* Records in order, not yet handed to the controller; under mu. */
@@ -95,9 +97,9 @@ struct wdbtap {
 	pthread_mutex_t mu;
 	pthread_cond_t ready;
 	/* The controller's doorbell: a pipe whose read end its event loop watches (wdbtap_notify_fd). A
-	 * byte is written when records are queued while it is armed (it took everything: wdbtap_take). */
+	 * byte is written when records are queued while it rests (wdbtap_rest). */
 	int notify_r, notify_w;
-	bool armed; /* under mu */
+	bool armed; /* under mu: the controller rests, waiting for the doorbell */
 	pthread_t reader;
 	bool reader_started;
 	int stop;      /* atomic: the reader ends */
@@ -384,6 +386,14 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
 }
 
+/* Writes in flight at once: a few per target thread. Small, because the order watermark reads the
+ * whole map every round; not smaller than the LRU's per-CPU free lists need (128 entries a CPU). */
+static uint32_t pending_entries(void)
+{
+	int n = libbpf_num_possible_cpus();
+	return n > 4 ? (uint32_t)n * 256 : 1024;
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -391,20 +401,23 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The earliest entry time of a captured write still in flight (not stalled), or `none`. */
+/* The earliest entry time of a captured write still in flight (not stalled), or `none`.
+ * One batch lookup (one syscall) reads every entry: a walk with get_next_key cost two
+ * syscalls an entry and, each time, a scan of all the map's buckets. */
 static uint64_t inflight_min(struct wdbtap *t, uint64_t now, uint64_t none)
 {
-	__u64 key, next;
-	struct pending_write pw;
+	static __thread __u64 keys[MAX_INFLIGHT_SCAN];
+	static __thread struct pending_write vals[MAX_INFLIGHT_SCAN];
+	__u64 out_batch = 0;
+	__u32 count = MAX_INFLIGHT_SCAN;
 	uint64_t min = none;
-	bool first = true;
+	int rc = bpf_map_lookup_batch(t->fd_pending, NULL, &out_batch, keys, vals, &count, NULL);
 
-	for (int i = 0; i < MAX_INFLIGHT_SCAN && bpf_map_get_next_key(t->fd_pending, first ? NULL : &key, &next) == 0; i++) {
-		if (bpf_map_lookup_elem(t->fd_pending, &next, &pw) == 0 && pw.ts_ns + STALL_NS > now && pw.ts_ns < min)
-			min = pw.ts_ns;
-		key = next;
-		first = false;
-	}
+	if (rc && errno != ENOENT)
+		count = 0; /* ENOSPC (a bucket holds more than the batch): too many in flight to wait for */
+	for (__u32 i = 0; i < count; i++)
+		if (vals[i].ts_ns + STALL_NS > now && vals[i].ts_ns < min)
+			min = vals[i].ts_ns;
 	return min;
 }
 
@@ -415,7 +428,7 @@ static uint64_t inflight_min(struct wdbtap *t, uint64_t now, uint64_t none)
  * watermark), or its records were out before its pending entry went, so the
  * consume after the scan has them.
  */
-static void release(struct wdbtap *t)
+static void release_locked(struct wdbtap *t)
 {
 	uint64_t now = mono_ns();
 	uint64_t wm = inflight_min(t, now, now);
@@ -439,6 +452,13 @@ static void release(struct wdbtap *t)
 		ring_controller(t);
 	}
 	pthread_mutex_unlock(&t->mu);
+}
+
+static void release(struct wdbtap *t)
+{
+	pthread_mutex_lock(&t->cmu);
+	release_locked(t);
+	pthread_mutex_unlock(&t->cmu);
 }
 
 static void on_lost(void *ctx, int cpu, __u64 cnt)
@@ -472,18 +492,23 @@ static int set_idle(struct wdbtap *t, uint64_t v)
 	return bpf_map_update_elem(t->fd_idle, &zero, &v, BPF_ANY); /* a syscall: a full barrier too */
 }
 
-/* LINGER_MS: while records flow, the reader comes back this often by itself (no wake-up per record);
- * IDLE_MS: how long it sleeps, when none came, before looking anyway (the bell wakes it sooner). */
-#define LINGER_MS 1
+/* IDLE_MS: how long the reader sleeps, when nothing wakes it, before looking anyway. */
 #define IDLE_MS 100
 
 /*
- * The reader thread. While records flow it takes them every millisecond, with
- * no wake-up at all: a record costs its daemon a ring write, not a context
- * switch, and the controller gets batches. When a round brings nothing, it arms
- * the bell (reader_idle), looks once more (a record may have come just before),
- * and sleeps: the next record rings and wakes it at once. Each round ends by
- * releasing what is in order (release()).
+ * The reader thread: the rings' safety net, not their everyday reader. While
+ * records flow the controller takes them itself, every millisecond or so, in
+ * one wake-up of its event loop (wdbtap_take runs a round); this thread
+ * sleeps. It wakes when
+ *  - the bell rings: the first record after the controller went to rest
+ *    (wdbtap_rest armed it). It takes the records and rings the controller's
+ *    doorbell (the pipe);
+ *  - a ring is half full (the perf buffer's watermark): the controller is late
+ *    (a long GC, a burst of spool work). It moves the records to the queue
+ *    (QUEUE_LIMIT), so a pause of the controller costs latency, not records.
+ * On this kind of VM a thread's wake-up costs ~30 µs of CPU: one wake-up per
+ * batch, the controller's, is the floor; a second one here was a third of the
+ * tap's CPU per keepalive.
  */
 static void *reader_main(void *arg)
 {
@@ -492,44 +517,23 @@ static void *reader_main(void *arg)
 		{ .fd = perf_buffer__epoll_fd(t->pb), .events = POLLIN },
 		{ .fd = perf_buffer__epoll_fd(t->bell), .events = POLLIN },
 	};
-	bool armed = false;
-	int timeout = LINGER_MS;
 
 	pthread_setname_np(pthread_self(), "wdbtap-reader"); /* top -H, and the tap's CPU by thread */
 
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
-		int rc = poll(pfd, 2, timeout);
+		int rc = poll(pfd, 2, IDLE_MS);
 		if (rc < 0 && errno != EINTR) {
 			__atomic_store_n(&t->reader_rc, -errno, __ATOMIC_RELEASE);
 			pthread_mutex_lock(&t->mu);
 			pthread_cond_broadcast(&t->ready);
+			t->armed = true;
 			ring_controller(t); /* it learns of the failure from wdbtap_take */
 			pthread_mutex_unlock(&t->mu);
 			break;
 		}
-		if (armed) {
-			set_idle(t, 0);
-			armed = false;
-		}
-		perf_buffer__consume(t->bell);
-		t->round_records = 0;
-		release(t); /* consumes every ring */
-		if (t->round_records || t->held.n) {
-			timeout = LINGER_MS;
-			continue;
-		}
-		/* Nothing came: arm the bell, then look again before sleeping on it. */
-		if (set_idle(t, 1) == 0) {
-			armed = true;
-			release(t);
-			if (t->round_records) {
-				set_idle(t, 0);
-				armed = false;
-				timeout = LINGER_MS;
-				continue;
-			}
-		}
-		timeout = IDLE_MS;
+		if (rc > 0 && (pfd[1].revents & POLLIN))
+			perf_buffer__consume(t->bell);
+		release(t); /* rings the controller if it rests and records came */
 	}
 	return NULL;
 }
@@ -545,6 +549,7 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 		return NULL;
 	}
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->cmu, NULL);
 	{
 		int fds[2];
 		t->notify_r = t->notify_w = -1;
@@ -575,7 +580,8 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	if (!mark || bpf_map__set_max_entries(mark, pid_max()) ||
 	    !scratch || bpf_map__set_max_entries(scratch, libbpf_num_possible_cpus()) ||
 	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "events"), libbpf_num_possible_cpus()) ||
-	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "bell"), libbpf_num_possible_cpus())) {
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "bell"), libbpf_num_possible_cpus()) ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "pending"), pending_entries())) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		bpf_object__close(t->obj);
 		free(t);
@@ -885,15 +891,39 @@ int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 
 	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
 		return fail(t, -EINVAL, "take buffer smaller than one record");
+	/* A round of the controller's own: what the rings hold, in order. Should the reader be in one
+	 * (a ring filled up), what it moves is in the queue all the same: no waiting for it. */
+	if (pthread_mutex_trylock(&t->cmu) == 0) {
+		release_locked(t);
+		pthread_mutex_unlock(&t->cmu);
+	}
 	pthread_mutex_lock(&t->mu);
 	out = drain(t, buf, cap);
-	if (t->qhead == t->qlen)
-		t->armed = true; /* everything taken: the next record rings (ring_controller) */
 	pthread_mutex_unlock(&t->mu);
 	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
 	if (!out && rc)
 		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
 	return (int)out;
+}
+
+int wdbtap_rest(struct wdbtap *t)
+{
+	bool empty;
+
+	/* Arm the bell first, then look once more: a record written before the bell was armed is in a
+	 * ring and this round takes it; one written after rings the bell (the reader then rings us). */
+	if (set_idle(t, 1))
+		return fail(t, -errno, "arming the reader's bell: %s", strerror(errno));
+	pthread_mutex_lock(&t->cmu);
+	release_locked(t);
+	pthread_mutex_lock(&t->mu);
+	empty = t->qhead == t->qlen && t->held.n == 0;
+	t->armed = empty;
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_unlock(&t->cmu);
+	if (!empty)
+		set_idle(t, 0); /* records came meanwhile: the controller goes on taking */
+	return empty ? 1 : 0;
 }
 
 int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n)
@@ -984,5 +1014,6 @@ void wdbtap_close(struct wdbtap *t)
 	free(t->q);
 	pthread_cond_destroy(&t->ready);
 	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->cmu);
 	free(t);
 }

@@ -56,13 +56,19 @@ int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
 int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms);
 
 /*
- * The controller's way to wait without a thread: a pipe's read end (a dup: the caller owns and
- * closes it) that becomes readable when records were queued after wdbtap_take emptied the queue.
- * wdbtap_take: copy as many whole records as fit (as wdbtap_poll, never waiting); when it took
- * everything, the next record rings the pipe.
+ * The controller's way to take records without a thread of its own, one wake-up of its event
+ * loop per batch:
+ * wdbtap_take: a round — what the rings hold moves to the queue, in order — then copy as many
+ *   whole records as fit (as wdbtap_poll, never waiting). While records flow the controller calls
+ *   it every millisecond or so.
+ * wdbtap_rest: none came for a while: 1 when the controller may sleep (the next record rings the
+ *   pipe), 0 when records came meanwhile (take them first). Negative on error.
+ * wdbtap_notify_fd: the pipe's read end (a dup: the caller owns and closes it), readable when
+ *   records came while the controller rested.
  */
 int wdbtap_notify_fd(struct wdbtap *t);
 int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap);
+int wdbtap_rest(struct wdbtap *t);
 
 /* Fills out[0..n) with the kernel counters (enum wdbtap_counter) followed by
  * lost samples and the user-side queue drops; returns how many were written. */

@@ -23,7 +23,7 @@ const rate = Number(process.argv[2] ?? 5000);
 const seconds = Number(process.argv[3] ?? 10);
 const nats = await startNats();
 const s = await startSim();
-const tap = await startTap({ home: s.home, natsUrl: nats.url, extra: process.env.TAP_EXTRA ?? '' });
+const tap = await startTap({ home: s.home, natsUrl: nats.url, extra: process.env.TAP_EXTRA ?? '', nodeArgs: (process.env.TAP_NODE_ARGS ?? '').split(' ').filter(Boolean) });
 try {
   const agents = 2000;
   const ipByAgent = process.env.IP_BY_FRAME !== '1'; // a real agent's keepalive is the same bytes every time

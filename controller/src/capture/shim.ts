@@ -16,6 +16,7 @@ export interface ShimLib {
   set_commands(h: unknown, names: string, all: number): number;
   notify_fd(h: unknown): number;
   take(h: unknown, buf: Buffer, cap: number): number;
+  rest(h: unknown): number;
   counters(h: unknown, out: BigUint64Array, n: number): number;
   lost_per_cpu(h: unknown, out: BigUint64Array, n: number): number;
   record_size(): number;
@@ -47,6 +48,7 @@ export function loadShim(path: string): ShimLib {
     set_commands: f('set_commands', 'int NAME(wdbtap *t, const char *names, int all)'),
     notify_fd: f('notify_fd', 'int NAME(wdbtap *t)'),
     take: f('take', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap)'),
+    rest: f('rest', 'int NAME(wdbtap *t)'),
     counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     lost_per_cpu: f('lost_per_cpu', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     record_size: f('record_size', 'uint32_t NAME()'),

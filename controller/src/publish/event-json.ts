@@ -2,39 +2,111 @@
 // JSON.stringify gives, key for key, without walking the object. Strings go through
 // JSON.stringify (escaping is its business); everything else is a number, a constant or null.
 // test/event-json.test.ts holds it equal to JSON.stringify.
+//
+// Most of a keepalive repeats from one to the next — the version, the os, the group and sync
+// statuses, the node and the source are shared by thousands of agents — so those runs of the
+// text are remembered whole, keyed by the values themselves (bounded), and a keepalive costs a
+// few lookups and one concatenation.
 import type { KeepaliveEvent } from '../types.js';
 
 /** Characters JSON leaves as they are (printable ASCII but `"` and `\`): such a string is quoted, not escaped. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-/** The strings that repeat from event to event (versions, os names, node, source, statuses), escaped once. */
-const seen = new Map<string, string>();
+/** Strings quoted before (names, addresses, versions, statuses), bounded. */
+const quoted = new Map<string, string>();
+const QUOTED_MAX = 65_536;
 
 function q(s: string | null | undefined): string {
   if (s === null || s === undefined) return 'null';
-  if (PLAIN.test(s)) return `"${s}"`;
-  let j = seen.get(s);
+  let j = quoted.get(s);
   if (j === undefined) {
-    j = JSON.stringify(s);
-    if (seen.size < 4096) seen.set(s, j);
+    j = PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+    if (quoted.size >= QUOTED_MAX) quoted.clear();
+    quoted.set(s, j);
   }
   return j;
 }
 
+/** The os objects are shared and never changed in place (the state replaces them): their JSON is kept with them. */
+const osTexts = new WeakMap<object, string>();
+
 function osJson(os: KeepaliveEvent['os']): string {
   if (os === null) return 'null';
-  let out = '';
+  let out = osTexts.get(os);
+  if (out !== undefined) return out;
+  out = '';
   // In the order the state builds it (name, version, platform, arch); absent keys are left out.
   for (const k of Object.keys(os) as (keyof typeof os)[]) {
     const v = os[k];
     if (v === undefined) continue;
     out += `${out ? ',' : ''}${JSON.stringify(k)}:${q(v)}`;
   }
-  return `{${out}}`;
+  out = `{${out}}`;
+  osTexts.set(os, out);
+  return out;
 }
 
+/** `"version":…,"os":…,"group_config_status":…,"sync_status":…` by its four values. */
+type Middles = Map<string | null, Map<object | null, Map<string | null, Map<string | null, string>>>>;
+const middles: Middles = new Map();
+/** `"manager_node":…,"source":…}` by its two values. */
+const ends = new Map<string, Map<string, string>>();
+/** Runs remembered, all levels together: past this, everything is forgotten (hostile values cannot grow it). */
+let runs = 0;
+const RUNS_MAX = 4096;
+
+function remembered(): boolean {
+  if (++runs <= RUNS_MAX) return true;
+  runs = 1;
+  middles.clear();
+  ends.clear();
+  return false;
+}
+
+function middle(ev: KeepaliveEvent): string {
+  // Four plain lookups (no closure made per call: this runs once a keepalive).
+  const byOs = middles.get(ev.version);
+  const byGroup = byOs?.get(ev.os);
+  const bySync = byGroup?.get(ev.group_config_status);
+  const hit = bySync?.get(ev.sync_status);
+  if (hit !== undefined) return hit;
+  const text = `"version":${q(ev.version)},"os":${osJson(ev.os)},"group_config_status":${q(ev.group_config_status)},"sync_status":${q(ev.sync_status)}`;
+  if (!remembered()) return text;
+  let a = middles.get(ev.version);
+  if (!a) middles.set(ev.version, (a = new Map()));
+  let b = a.get(ev.os);
+  if (!b) a.set(ev.os, (b = new Map()));
+  let c = b.get(ev.group_config_status);
+  if (!c) b.set(ev.group_config_status, (c = new Map()));
+  c.set(ev.sync_status, text);
+  return text;
+}
+
+function end(ev: KeepaliveEvent): string {
+  const hit = ends.get(ev.manager_node)?.get(ev.source);
+  if (hit !== undefined) return hit;
+  const text = `"manager_node":${q(ev.manager_node)},"source":${q(ev.source)}}`;
+  if (!remembered()) return text;
+  let a = ends.get(ev.manager_node);
+  if (!a) ends.set(ev.manager_node, (a = new Map()));
+  a.set(ev.source, text);
+  return text;
+}
+
+/** Events of one batch share their millisecond: the last time quoted is kept. */
+let lastTime = '';
+let lastTimeText = '""';
+
 export function keepaliveJson(ev: KeepaliveEvent): string {
-  return `{"event_id":${q(ev.event_id)},"event_type":"keepalive","agent_id":${q(ev.agent_id)},"agent_name":${q(ev.agent_name)},`
-    + `"ip_address":${q(ev.ip_address)},"status":${q(ev.status)},"version":${q(ev.version)},"os":${osJson(ev.os)},`
-    + `"group_config_status":${q(ev.group_config_status)},"sync_status":${q(ev.sync_status)},"timestamp":${JSON.stringify(ev.timestamp)},`
-    + `"time":${q(ev.time)},"manager_node":${q(ev.manager_node)},"source":${q(ev.source)}}`;
+  if (ev.time !== lastTime) {
+    lastTimeText = q1(ev.time);
+    lastTime = ev.time;
+  }
+  return `{"event_id":${q1(ev.event_id)},"event_type":"keepalive","agent_id":${q1(ev.agent_id)},"agent_name":${q(ev.agent_name)},`
+    + `"ip_address":${q(ev.ip_address)},"status":${q(ev.status)},${middle(ev)},"timestamp":${JSON.stringify(ev.timestamp)},`
+    + `"time":${lastTimeText},${end(ev)}`;
+}
+
+/** A string seen once (an id, a time): quoted without remembering it. */
+function q1(s: string): string {
+  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
 }

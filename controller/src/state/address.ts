@@ -4,6 +4,17 @@
 // register, not an address: it never replaces one, and alone it gives null. Pure.
 import { isIP } from 'node:net';
 
+/** Every keepalive names its agent's address again: the answer for a string is remembered (bounded). */
+const answers = new Map<string, string | null>();
+const ANSWERS_MAX = 65_536;
+
 export function liveAddress(ip: string | null | undefined): string | null {
-  return typeof ip === 'string' && isIP(ip) !== 0 ? ip : null;
+  if (typeof ip !== 'string') return null;
+  let a = answers.get(ip);
+  if (a === undefined) {
+    a = isIP(ip) !== 0 ? ip : null;
+    if (answers.size >= ANSWERS_MAX) answers.clear();
+    answers.set(ip, a);
+  }
+  return a;
 }

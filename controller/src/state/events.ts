@@ -62,6 +62,7 @@ export function keepaliveEvent(
   cause: EventCause,
 ): KeepaliveEvent {
   const agentId = agentIdText(a.id);
+  const t = eventTime(cause.ms);
   return {
     // Structured, not hashed (one a keepalive): unique and stable all the same (format.ts keepaliveEventId).
     event_id: keepaliveEventId(managerNode, a.id, cause.tsNs, a.status),
@@ -74,7 +75,8 @@ export function keepaliveEvent(
     os: a.os, // shared: the state replaces an agent's os, never changes it in place
     group_config_status: groupConfigStatus ?? a.group_config_status,
     sync_status: cause.sync,
-    ...eventTime(cause.ms),
+    timestamp: t.timestamp, // one fixed shape, in JSON's key order (no spread)
+    time: t.time,
     manager_node: managerNode,
     source: cause.source,
   };

@@ -4,8 +4,17 @@ import { hash } from 'node:crypto';
 
 /** Wazuh's own agent id form: at least three digits (`001`, `1234`). */
 export function agentIdText(id: number): string {
-  return String(id).padStart(3, '0');
+  let t = idTexts.get(id);
+  if (t === undefined) {
+    t = String(id).padStart(3, '0');
+    if (idTexts.size >= ID_TEXTS) idTexts.clear(); // bounded: a fleet larger than this formats again
+    idTexts.set(id, t);
+  }
+  return t;
 }
+/** One is formatted per event: kept for as many agents as a large fleet has. */
+const idTexts = new Map<number, string>();
+const ID_TEXTS = 250_000;
 
 const SOURCES: Readonly<Record<string, string>> = {
   'wazuh-remoted': 'remoted',
@@ -37,6 +46,20 @@ const EXE_PREFIX_5X = 'wazuh-manager-';
  * resolved it, its executable's basename (which disambiguates 5.x `wazuh-manager-a`/`-m`).
  */
 export function sourceOf(comm: string, exe?: string): string {
+  // One per exchange, from a handful of (exe, comm) pairs: remembered.
+  const byComm = sources.get(exe ?? '');
+  const known = byComm?.get(comm);
+  if (known !== undefined) return known;
+  const src = sourceOfUncached(comm, exe);
+  if (sources.size < 64 && (byComm?.size ?? 0) < 64) {
+    if (byComm) byComm.set(comm, src);
+    else sources.set(exe ?? '', new Map([[comm, src]]));
+  }
+  return src;
+}
+const sources = new Map<string, Map<string, string>>();
+
+function sourceOfUncached(comm: string, exe?: string): string {
   if (typeof exe === 'string' && exe !== '') {
     const base = exe.slice(exe.lastIndexOf('/') + 1);
     if (base.startsWith(EXE_PREFIX_5X) && base.length > EXE_PREFIX_5X.length) {
@@ -87,11 +110,26 @@ export function keepaliveEventId(node: string, agentId: number, tsNs: bigint, st
     nk = hash('sha256', `keepalive\u0000${node}`, 'hex').slice(0, 6);
     if (nodeKeys.size < 64) nodeKeys.set(node, nk);
   }
-  // Monotonic nanoseconds since boot stay below 2^62 (146 years): 62 bits hold them.
-  const ts = (tsNs & 0x3fffffffffffffffn).toString(16).padStart(16, '0');
-  const id = (agentId >>> 0).toString(16).padStart(8, '0'); // ≤ 30 bits
+  // Monotonic nanoseconds since boot stay below 2^62 (146 years): 62 bits hold them. Below 2^53 (104
+  // days) a number holds them exactly, and its two halves cost no BigInt.
+  let ts: string;
+  if (tsNs < TWO_53) {
+    const n = Number(tsNs);
+    const hi = Math.floor(n / 4294967296);
+    ts = hex8(hi) + hex8(n - hi * 4294967296);
+  } else {
+    ts = (tsNs & 0x3fffffffffffffffn).toString(16).padStart(16, '0');
+  }
+  const id = hex8(agentId >>> 0); // ≤ 30 bits
   // xxxxxxxx-xxxx-8xxx-Vxxx-xxxxxxxxxxxx: node(6) status(1) id(8) | variant 10 + ts(62)
-  return `${nk}${STATUS_NIBBLE[status] ?? '0'}${id[0]}-${id.slice(1, 5)}-8${id.slice(5, 8)}-${(8 | (parseInt(ts[0], 16) & 3)).toString(16)}${ts.slice(1, 4)}-${ts.slice(4, 16)}`;
+  return `${nk}${STATUS_NIBBLE[status] ?? '0'}${id[0]}-${id.slice(1, 5)}-8${id.slice(5, 8)}-${VARIANT[ts.charCodeAt(0) & 3]}${ts.slice(1, 4)}-${ts.slice(4, 16)}`;
+}
+
+const TWO_53 = 2n ** 53n;
+/** The variant nibble, 8 | the time's top two bits: its first hex digit is 0-3, whose char codes & 3 are 0-3. */
+const VARIANT = ['8', '9', 'a', 'b'];
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, '0');
 }
 
 /**

@@ -1,0 +1,124 @@
+// The keepalive that changes nothing (bpf/shim/fastpath.h): the shim sends an unchanged
+// update-agent-data, answered ok, as a small tick instead of its bytes, and the controller applies
+// the parse it kept. Through the real eBPF path and the simulated daemons: ticks publish exactly the
+// events whole records give, a tick still moves an agent that monitord disconnected back to active,
+// and a keepalive whose bytes changed comes whole again.
+import t from 'tap';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { natsCollecting } from './helpers/nats-server.js';
+import { runTap, startTap, ROOT } from './helpers/tap-process.js';
+import { waitFor } from './helpers/wait.js';
+import { WdbDecoder } from '../controller/src/decode/index.js';
+import type { CaptureRecord } from '../controller/src/types.js';
+
+const binDir = join(ROOT, 'build/sim/bin');
+const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
+
+function home(t: Tap.Test, nats: string): string {
+  const h = mkdtempSync(join(tmpdir(), 'wnt-fastpath-'));
+  t.teardown(() => rmSync(h, { recursive: true, force: true }));
+  mkdirSync(join(h, 'etc'));
+  writeFileSync(join(h, 'etc/ossec.conf'), '<ossec_config>\n  <cluster>\n    <node_name>node01</node_name>\n  </cluster>\n</ossec_config>\n');
+  // One message per keepalive: each event is seen on its own subject.
+  writeFileSync(join(h, 'etc/nats-tap.conf'), `<ossec_config>\n  <nats>\n    <enabled>yes</enabled>\n    <server_url>${nats}</server_url>\n`
+    + '    <metrics>no</metrics>\n    <keepalive_batch>0</keepalive_batch>\n  </nats>\n</ossec_config>\n');
+  return h;
+}
+
+async function status(sock: string): Promise<Record<string, any>> {
+  const r = await runTap(['status', '--json', '--control-socket', sock]);
+  return JSON.parse(r.stdout);
+}
+
+t.test('unchanged keepalives are ticks: the same events as whole records, a disconnected agent comes back, a change comes whole', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t, nats.url);
+  const sock = join(h, 'tap.sock');
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', h, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+
+  await sim.startup(A);
+  for (let i = 0; i < 6; i++) await sim.keepalive(A);
+  const keepalives = () => got.filter((m) => m.subject === 'wazuh.agent.001.keepalive').map((m) => m.body);
+  await waitFor(() => keepalives().length >= 6, 10_000, 'six keepalive events');
+  let st = await status(sock);
+  t.ok(st.fastpath.ticks >= 4, `the repeated keepalives came as ticks (${st.fastpath.ticks} of 6)`);
+  t.equal(st.fastpath.applied, st.fastpath.ticks, 'every tick applied from the kept parse');
+  t.equal(st.fastpath.misses, 0, 'no tick missed its parse');
+
+  const kas = keepalives();
+  const strip = (b: Record<string, unknown>) => ({ ...b, event_id: 'x', timestamp: 0, time: 'x' });
+  for (const k of kas.slice(1)) t.same(strip(k), strip(kas[0]), 'a tick\'s event is the whole record\'s, but for its id and time');
+  t.match(kas[0], {
+    agent_id: '001', agent_name: 'web-server-01', ip_address: '192.168.56.21', status: 'active', source: 'remoted', manager_node: 'node01',
+  });
+  t.equal(new Set(kas.map((k) => k.event_id)).size, kas.length, 'each keepalive its own event_id');
+  t.ok(kas.every((k, i) => i === 0 || k.time >= kas[i - 1].time), 'in order');
+
+  // monitord disconnects the agent; its next keepalive (the same bytes: a tick) makes it active again.
+  const statuses = () => got.filter((m) => m.subject === 'wazuh.agent.001.status').map((m) => m.body);
+  const before = statuses().length;
+  const ticksBefore = st.fastpath.ticks;
+  const monitord = await sim.spawnMonitord();
+  const gone = await monitord.disconnect(Math.floor(Date.now() / 1000) + 60);
+  t.same(gone, [1], 'monitord disconnected the agent');
+  await sim.keepalive(A);
+  await waitFor(() => statuses().length >= before + 2, 10_000, 'two status events');
+  t.same(statuses().slice(before).map((b) => [b.previous_status, b.current_status, b.reason, b.source]), [
+    ['active', 'disconnected', 'no_keepalive', 'monitord'],
+    ['disconnected', 'active', 'keepalive', 'remoted'],
+  ]);
+  st = await status(sock);
+  t.ok(st.fastpath.ticks > ticksBefore, 'that keepalive was a tick, and it still changed the status');
+
+  // A keepalive whose bytes changed (a new address) is sent whole and its change published.
+  const keyedBefore = st.fastpath.keyed;
+  await sim.keepalive({ ...A, ip: '192.168.56.99' });
+  await waitFor(() => keepalives().at(-1)?.ip_address === '192.168.56.99', 10_000, 'the new address');
+  st = await status(sock);
+  t.ok(st.fastpath.keyed > keyedBefore, 'the changed keepalive came whole (keyed again)');
+});
+
+t.test('the decoder: a tick whose parse it lost, or whose payload hash differs, is a miss that asks for the next whole', async (t) => {
+  const missed: number[] = [];
+  const d = new WdbDecoder({ onTickMiss: (key) => missed.push(key) });
+  const tick = (key: number, hash: number): CaptureRecord => ({
+    tsNs: 5n, localIno: 1, peerIno: 2, tgid: 1, tid: 1, syscallBytes: 600, offset: 0, direction: 'request', truncated: false,
+    syscall: 'sendto', comm: 'wazuh-remoted', data: new Uint8Array(0), keyed: { key, hash }, tick: { replyTsNs: 6n },
+  });
+  t.same(d.push(tick(7, 99)), [], 'never kept: nothing');
+  t.same(missed, [7], 'the shim is told to send key 7 whole');
+
+  // The shim sends key 7's payload whole (keyed, hash 1), wazuh-db answers ok: the decoder keeps its parse.
+  const text = new TextEncoder().encode('global update-agent-data {"id":1,"version":"Wazuh v4.7.5","agent_ip":"10.0.0.1","connection_status":"active"}');
+  const frame = (body: Uint8Array, nul: boolean) => {
+    const f = new Uint8Array(4 + body.length + (nul ? 1 : 0));
+    new DataView(f.buffer).setUint32(0, body.length + (nul ? 1 : 0), true);
+    f.set(body, 4);
+    return f;
+  };
+  const rec = (direction: 'request' | 'reply', data: Uint8Array, ts: bigint): CaptureRecord => ({
+    tsNs: ts, localIno: direction === 'request' ? 1 : 2, peerIno: direction === 'request' ? 2 : 1, tgid: 1, tid: 1,
+    syscallBytes: data.length, offset: 0, direction, truncated: false, syscall: 'sendto', comm: 'wazuh-remoted', data,
+  });
+  d.push({ ...rec('request', frame(text, true), 1n), keyed: { key: 7, hash: 1 } });
+  const whole = d.push(rec('reply', frame(new TextEncoder().encode('ok'), false), 2n));
+  t.equal(whole.length, 1, 'the whole keepalive is an exchange');
+  t.equal(d.stats().keyed, 1, 'its parse kept for key 7');
+
+  t.same(d.push(tick(7, 2)), [], 'a tick whose hash differs: nothing');
+  t.same(missed, [7, 7], 'and a miss');
+  const ex = d.push(tick(7, 1));
+  t.equal(ex.length, 1, 'the matching tick is an exchange');
+  t.equal(ex[0].request, whole[0].request, 'of the kept parse');
+  t.equal(ex[0].tsNs, 5n, 'at the tick\'s own time');
+  t.equal(ex[0].replyTsNs, 6n);
+  t.same(d.stats().ticks, 1);
+  t.same(d.stats().tickMisses, 2);
+});
