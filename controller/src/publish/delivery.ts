@@ -20,8 +20,13 @@
 // The connection never gives up: nats.js makes `maxReconnects` attempts `reconnectDelayMs`
 // apart (one cycle); when a cycle is exhausted the engine waits `reconnectDelayMs` and starts
 // a new one, forever. Enqueueing never waits for NATS.
+//
+// Nothing here waits on NATS without a bound: every connection attempt has a deadline and
+// releases its socket (nats-connect.ts); a silent server is given up after `connectTimeoutMs`;
+// close() abandons an attempt in flight, cuts the wait between attempts short and gives
+// nats.js a bounded time to close, so it returns within about `timeoutMs` + 2 s whatever NATS does.
 import {
-  connect, createInbox, headers as natsHeaders, nanos,
+  createInbox, headers as natsHeaders, nanos,
   type ConnectionOptions, type MsgHdrs, type NatsConnection,
 } from '@nats-io/transport-node';
 import {
@@ -29,6 +34,8 @@ import {
   type JetStreamClient, type StreamConfig,
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { maskUrl } from '../config/ossec-conf.js';
+import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 
 export type DeliveryMessage = SpoolMessage;
@@ -57,6 +64,11 @@ export interface DeliveryOptions {
   maxReconnects?: number;
   /** Milliseconds between attempts, and between cycles. Default 2000. */
   reconnectDelayMs?: number;
+  /**
+   * Deadline of one connection attempt to one server (TCP, INFO, TLS, CONNECT): a port that accepts
+   * and never speaks is given up after it. Default 5000.
+   */
+  connectTimeoutMs?: number;
   /** Extra nats.js connection options (TLS, authentication, …). */
   connectOptions?: Partial<ConnectionOptions>;
   /** JetStream: publishes in flight at most (default 256). */
@@ -141,6 +153,10 @@ export class Delivery {
   private gen = 0;
   private closing = false;
   private loop: Promise<void> | null = null;
+  /** The connection attempt in flight, if any (abandoned by close()). */
+  private attempt: PendingConnection | null = null;
+  /** Ends the wait between attempts. */
+  private wake: (() => void) | null = null;
   /** Read from the spool, not sent yet (or to resend first, in core mode), in seq order. */
   private pending: SpoolEntry[] = [];
   // JetStream state
@@ -225,21 +241,28 @@ export class Delivery {
 
   private async connectLoop(): Promise<void> {
     const delay = this.o.reconnectDelayMs ?? 2000;
+    const timeout = this.o.connectTimeoutMs ?? 5000;
     let lastError = '';
     let failures = 0;
     while (!this.closing) {
       let nc: NatsConnection;
+      // No waitOnFirstConnect: a refused first connection (TLS, authorization, nobody
+      // listening) comes back at once with its reason, which is logged; this loop retries.
+      // nats.js tries each server (each of its addresses) once, `timeout` each at most.
+      const attempt = connectNats({
+        name: this.o.name ?? 'wazuh-nats-tap',
+        // A half-open connection (the server stopped answering) is found within 3 pings, not nats.js's 4 minutes.
+        pingInterval: 20_000, maxPingOut: 3,
+        ...this.o.connectOptions,
+        servers: this.o.servers,
+        timeout,
+        maxReconnectAttempts: this.o.maxReconnects ?? 10,
+        reconnectTimeWait: delay,
+        reconnectJitter: Math.min(100, delay / 4),
+      }, timeout * (2 * this.o.servers.length + 1));
+      this.attempt = attempt;
       try {
-        // No waitOnFirstConnect: a refused first connection (TLS, authorization, nobody
-        // listening) comes back at once with its reason, which is logged; this loop retries.
-        nc = await connect({
-          name: this.o.name ?? 'wazuh-nats-tap',
-          ...this.o.connectOptions,
-          servers: this.o.servers,
-          maxReconnectAttempts: this.o.maxReconnects ?? 10,
-          reconnectTimeWait: delay,
-          reconnectJitter: Math.min(100, delay / 4),
-        });
+        nc = await attempt.connection;
       } catch (e) {
         if (this.closing) break;
         this.c.cycles++;
@@ -248,16 +271,18 @@ export class Delivery {
         // The same reason is logged once, then every 30th attempt: no flood while NATS is away.
         if (why !== lastError || failures % 30 === 0) {
           const hint = this.o.diagnose?.() ?? undefined;
-          this.log?.warn({ err: why, hint, servers: this.o.servers, attempts: failures }, 'cannot connect to NATS: retrying (events wait in the spool)');
+          this.log?.warn({ err: why, hint, servers: this.o.servers.map(maskUrl), attempts: failures }, 'cannot connect to NATS: retrying (events wait in the spool)');
           lastError = why;
         }
-        await sleep(delay);
+        await this.pause(delay);
         continue;
+      } finally {
+        this.attempt = null;
       }
       lastError = '';
       failures = 0;
       if (this.closing) {
-        await nc.close();
+        await within(nc.close().catch(() => {}), 1000);
         break;
       }
       this.nc = nc;
@@ -276,8 +301,21 @@ export class Delivery {
       if (this.closing) break;
       this.c.cycles++;
       this.log?.warn('NATS reconnect cycle exhausted: a new one follows');
-      await sleep(delay);
+      await this.pause(delay);
     }
+  }
+
+  /** Wait between attempts; close() cuts it short (a `reconnect_delay` of minutes must not hold a stop). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.wake === done) this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
   }
 
   private onUp(): void {
@@ -625,7 +663,11 @@ export class Delivery {
     return true;
   }
 
-  /** Deliver what can be within `timeoutMs`, then close; what is left stays in the spool for the next start. */
+  /**
+   * Deliver what can be within `timeoutMs`, then close; what is left stays in the spool for the next
+   * start. Bounded whatever NATS does: an attempt in flight is abandoned (its socket destroyed), the
+   * wait between attempts is cut short, and nats.js gets at most a second to close the connection.
+   */
   async close(timeoutMs = 5000): Promise<void> {
     if (this.up) await this.flush(timeoutMs);
     this.reportShed();
@@ -634,11 +676,11 @@ export class Delivery {
     if (this.flushTimer) clearInterval(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.ackTimer) clearInterval(this.ackTimer);
+    this.attempt?.abandon();
+    this.wake?.();
     const nc = this.nc;
-    if (nc) {
-      try { await nc.close(); } catch { /* closed */ }
-    }
-    await this.loop?.catch(() => {});
+    if (nc) await within(nc.close().catch(() => {}), 1000);
+    await within(this.loop?.catch(() => {}) ?? Promise.resolve(), 1000);
     this.spool.close();
   }
 }
