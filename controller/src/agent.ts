@@ -114,7 +114,10 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const decoder = new WdbDecoder();
   const state = new AgentStateTable({ managerNode: node, wallClockMs: monotonicToWallClock() });
   // What this tap last published for each agent (before a restart, or a crash).
-  const journal = new StatusJournal(join(spoolDir, 'agents.status'));
+  const journal = new StatusJournal(join(spoolDir, 'agents.status'), {
+    onError: (e, op, failures) => log.warn({ err: e.message, op, failures }, 'agents.status: cannot write (disk full?): kept in memory, retrying'),
+    onRecovered: () => log.info('agents.status: writing again'),
+  });
   const published = journal.open();
   for (const [id, p] of published) state.setKnown({ id, status: p.status, status_code: p.status_code });
 
@@ -256,7 +259,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
       // follower reads them again from alerts.json later, so they are not lost. Until the spool
       // drained below 90 %, do not offer them again (a refusal is counted as deferred, not shed).
       if (alertsBlocked) {
-        if (publisher.stats().spoolBytes > spoolMaxBytes * 0.9) return evs.map(() => false);
+        const sp = publisher.stats(); // the bound in force: spool_max_size, or less while the disk is full
+        if (sp.spoolBytes > sp.spoolBoundBytes * 0.9) return evs.map(() => false);
         alertsBlocked = false;
       }
       const ok = publisher.publishAlerts(evs);

@@ -116,6 +116,11 @@ export interface DeliveryStats {
   spoolBytes: number;
   spoolRecords: number;
   spoolTorn: number;
+  /** Spool writes that failed (disk full, I/O error): the events they held were refused and counted. */
+  writeErrors: number;
+  /** The disk cannot hold the configured bound now: the spool is bounded by `spoolBoundBytes`. */
+  diskFull: boolean;
+  spoolBoundBytes: number;
   inFlight: number;
   latencyMs: { count: number; p50: number; p99: number; max: number };
   reconnectCycles: number;
@@ -183,16 +188,51 @@ export class Delivery {
   private latMax = 0;
   private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
   private shedTimer: NodeJS.Timeout | null = null;
+  private ioReportedAt = Number.NEGATIVE_INFINITY;
+  private diskReportedAt = Number.NEGATIVE_INFINITY;
+  private saidDiskFull = false;
   private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
 
   constructor(opts: DeliveryOptions) {
     this.o = opts;
     this.log = opts.log;
-    this.spool = opts.spool instanceof Spool ? opts.spool : Spool.open(opts.spool);
+    this.spool = opts.spool instanceof Spool
+      ? opts.spool
+      : Spool.open({ ...opts.spool, onIoError: (e, op) => this.spoolIoError(e, op), onDisk: (full, st) => this.spoolDisk(full, st) });
+    if (opts.spool instanceof Spool) {
+      this.spool.onIoError ??= (e, op) => this.spoolIoError(e, op);
+      this.spool.onDisk ??= (full, st) => this.spoolDisk(full, st);
+    }
     const st = this.spool.stats();
     this.shedReported = { ...st.shed };
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
+  }
+
+  /** A spool write failed: said the first time, then at most once a minute (the counters keep the count). */
+  private spoolIoError(e: NodeJS.ErrnoException, op: string): void {
+    const now = Date.now();
+    if (now - this.ioReportedAt < 60_000) return;
+    this.ioReportedAt = now;
+    const st = this.spool?.stats();
+    this.log?.error({ err: e.code ?? e.message, op, write_errors: st?.writeErrors, spool_bytes: st?.bytes },
+      op === 'ack'
+        ? 'spool: cannot save the ack cursor (disk full?): retrying; draining goes on'
+        : 'spool: cannot write (disk full?): new events are refused (counted) until there is room; draining goes on');
+  }
+
+  /** The disk limits the spool (or no longer does): said when it changes, at most once a minute when it flaps. */
+  private spoolDisk(full: boolean, st: { boundBytes: number; freeBytes: number }): void {
+    const now = Date.now();
+    if (full && !this.saidDiskFull && now - this.diskReportedAt >= 60_000) {
+      this.saidDiskFull = true;
+      this.diskReportedAt = now;
+      this.log?.error({ bound_bytes: st.boundBytes, free_bytes: st.freeBytes },
+        'spool: the disk is full: new events are refused (keepalives first, counted) until there is room; draining goes on');
+    } else if (!full && this.saidDiskFull) {
+      this.saidDiskFull = false;
+      this.log?.info({ free_bytes: st.freeBytes }, 'spool: the disk has room again');
+    }
   }
 
   /** Start connecting and draining (returns at once; NATS may be away). */
@@ -646,6 +686,7 @@ export class Delivery {
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
       duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
       spoolRecords: sp.records, spoolTorn: sp.torn,
+      writeErrors: sp.writeErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
