@@ -3,11 +3,13 @@
 // (WAZUH-PROTOCOL §8): an unknown element, an empty one, a bad value, a missing
 // file or a secret file others can read is a ConfigError (exit 2) naming the
 // element and the file. CLI flags override the file.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError } from '../errors.js';
+import { clipPath } from '../util/clip.js';
+import { fileKind, NotRegularFile, readRegularFileSync } from '../util/read-file.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
 
@@ -245,23 +247,29 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied; run as root)' : `cannot be read (${code})`;
-    throw new ConfigError(`${ctx.where}: <${def.element}>: file '${path}' ${why}`);
+    throw new ConfigError(`${ctx.where}: <${def.element}>: file '${clipPath(path)}' ${why}`);
   }
-  if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' is not a regular file`);
+  // A FIFO or a device is refused here, never opened (reading one would block or never end).
+  if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is not a regular file (${fileKind(st)})`);
   if (!def.secret) return;
   const mode = st.mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new ConfigError(
-      `${ctx.where}: <${def.element}>: '${path}' has mode ${mode.toString(8).padStart(4, '0')}: a file holding a secret must give no access `
-      + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${path}'`);
+      `${ctx.where}: <${def.element}>: '${clipPath(path)}' has mode ${mode.toString(8).padStart(4, '0')}: a file holding a secret must give no access `
+      + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${clipPath(path)}'`);
   }
-  if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' is empty`);
+  if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is empty`);
   if (def.key === 'encryptionKey') {
     // Checked here so a bad key stops the start, not the first publish; the key itself is not kept.
-    const n = keyBytes(readFileSync(path, 'utf8'));
+    let n: number | null;
+    try {
+      n = keyBytes(readRegularFileSync(path, 4096).toString('utf8'));
+    } catch (e) {
+      throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
+    }
     if (n !== 32) {
-      throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' must hold a 32-byte key as 64 hex digits or base64 `
-        + `(${n === null ? 'neither hex nor base64' : `${n} bytes`}); generate one with: openssl rand -hex 32 > '${path}'`);
+      throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' must hold a 32-byte key as 64 hex digits or base64 `
+        + `(${n === null ? 'neither hex nor base64' : `${n} bytes`}); generate one with: openssl rand -hex 32 > '${clipPath(path)}'`);
     }
   }
 }
@@ -354,15 +362,20 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
 
 // ---------------------------------------------------------------------------
 
+/** A configuration larger than this is not an ossec.conf (Wazuh's own is tens of KB). */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 function readConfigFile(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    // Never a blocking read: a FIFO (or a device) where the file should be is refused, not waited on.
+    return readRegularFileSync(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ConfigError(`configuration file '${file}' does not exist (give the manager's with --config, or its home with --home)`);
-    if (code === 'EACCES') throw new ConfigError(`configuration file '${file}' cannot be read: permission denied (run as root)`);
-    if (code === 'EISDIR') throw new ConfigError(`configuration file '${file}' is a directory`);
-    throw new ConfigError(`configuration file '${file}' cannot be read (${code ?? (e as Error).message})`);
+    const f = clipPath(file);
+    if (code === 'ENOENT') throw new ConfigError(`configuration file '${f}' does not exist (give the manager's with --config, or its home with --home)`);
+    if (code === 'EACCES') throw new ConfigError(`configuration file '${f}' cannot be read: permission denied (run as root)`);
+    if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
+    throw new ConfigError(`configuration file '${f}' cannot be read (${code ?? (e as Error).message})`);
   }
 }
 
