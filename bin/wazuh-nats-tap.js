@@ -1,6 +1,17 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli.js';
+// `run` owns its process: signals are taken from the first instant (before the
+// modules load, a signal would otherwise end it with 143 and no clean-up), and
+// once the agent's shutdown returned the process ends, whatever a library
+// still holds open. Other commands end when their work is done.
+const isRun = process.argv[2] === 'run';
+const early = [];
+const remember = (sig) => early.push(sig);
+if (isRun) for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, remember);
+globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.off(sig, remember); } };
+// `ps` shows the command, not node and a path (and the tests see from it that the signals are ours now).
+process.title = ['wazuh-nats-tap', ...process.argv.slice(2)].join(' ');
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+const { main } = await import('../dist/cli.js');
+const code = await main(process.argv.slice(2));
+if (isRun) process.exit(code);
+process.exitCode = code;

@@ -73,19 +73,6 @@ struct {
 	__type(value, struct wdbtap_config);
 } tap_config SEC(".maps");
 
-/* What sys_enter learnt, for sys_exit of the same thread. */
-struct pending_write {
-	__u64 buf;        /* the buffer, or for writev/sendmsg the iovec array */
-	__u64 len;        /* its length, or the iovec count */
-	__u64 ts_ns;
-	__u64 local_ino;
-	__u64 peer_ino;
-	__u32 direction;
-	__u32 syscall;
-	__u32 is_iov;
-	__u32 precounted; /* sys_enter counted the first frame's reply in want */
-};
-
 /* LRU: an entry whose thread died inside the syscall must not stay forever. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -588,26 +575,17 @@ static long iov_step(__u32 i, void *data)
 	return 0;
 }
 
-static __always_inline int on_exit(void *ctx, long ret)
+static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __u32 daemon,
+					 const struct pending_write *pwp)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct pending_write *pwp;
-	struct pending_write pw;
+	struct pending_write pw = *pwp;
 	struct conn_state *cs;
 	struct scratch_buf *sb;
 	struct wdbtap_record *rec;
-	__u32 cpu, daemon;
+	__u32 cpu;
 	__u64 total;
 	bool req;
 
-	daemon = target_of(pid_tgid);
-	if (!daemon)
-		return 0; /* the cheap test first: a non-target never reaches the hash below */
-	pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
-	if (!pwp)
-		return 0;
-	pw = *pwp;
-	bpf_map_delete_elem(&pending, &pid_tgid);
 	req = pw.direction == WDBTAP_DIR_REQUEST;
 	cs = conn_of(req ? pw.local_ino : pw.peer_ino);
 	if (ret <= 0) {
@@ -616,13 +594,13 @@ static __always_inline int on_exit(void *ctx, long ret)
 			cs->req.precounted = 0;
 		}
 		count(WDBTAP_C_FAILED_WRITES);
-		return 0;
+		return;
 	}
 	cpu = bpf_get_smp_processor_id();
 	sb = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!sb || !cs) {
 		count(WDBTAP_C_SCRATCH_FAIL);
-		return 0;
+		return;
 	}
 	rec = (struct wdbtap_record *)sb->bytes;
 	/* Only the bytes the syscall wrote count; a partial write's tail comes in a later write. */
@@ -645,7 +623,7 @@ static __always_inline int on_exit(void *ctx, long ret)
 
 	if (!pw.is_iov) {
 		piece(ctx, rec, cs, req, pw.buf, 0, (__u32)total, true);
-		return 0;
+		return;
 	}
 	/* writev/sendmsg: each iovec is a piece; only the first `total` bytes were written. */
 	struct iov_ctx ic = { .ctx = ctx, .rec = rec, .cs = cs, .iov = pw.buf, .count = pw.len,
@@ -653,6 +631,26 @@ static __always_inline int on_exit(void *ctx, long ret)
 	bpf_loop(WDBTAP_MAX_IOV, iov_step, &ic, 0);
 	if (ic.done < ic.total)
 		count(WDBTAP_C_TRUNCATED); /* more iovecs than followed */
+}
+
+/*
+ * The pending entry is deleted only once the records are out: user space's
+ * order watermark (the shim) reads the entries of syscalls in flight, so a write
+ * is always either in flight there or already in its CPU's ring, never neither.
+ */
+static __always_inline int on_exit(void *ctx, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pending_write *pwp;
+	__u32 daemon = target_of(pid_tgid);
+
+	if (!daemon)
+		return 0; /* the cheap test first: a non-target never reaches the hash below */
+	pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
+	if (!pwp)
+		return 0;
+	finish_write(ctx, ret, pid_tgid, daemon, pwp);
+	bpf_map_delete_elem(&pending, &pid_tgid);
 	return 0;
 }
 

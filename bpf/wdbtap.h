@@ -80,6 +80,20 @@ struct wdbtap_record {
 	__u8 data[];
 };
 
+/* What sys_enter learnt, for sys_exit of the same thread (map `pending`, keyed by
+ * pid_tgid). The shim reads ts_ns of the writes in flight to order records. */
+struct pending_write {
+	__u64 buf;        /* the buffer, or for writev/sendmsg the iovec array */
+	__u64 len;        /* its length, or the iovec count */
+	__u64 ts_ns;      /* bpf_ktime_get_ns() at sys_enter: the record's ts_ns */
+	__u64 local_ino;
+	__u64 peer_ino;
+	__u32 direction;
+	__u32 syscall;
+	__u32 is_iov;
+	__u32 precounted; /* sys_enter counted the first frame's reply in want */
+};
+
 /*
  * A filesystem object as the kernel names it: the inode number and the
  * superblock's device (kernel encoding, MKDEV: major << 20 | minor). Identity,

@@ -48,10 +48,11 @@ export async function build({ ts = true } = {}) {
       '-I', join(ROOT, 'bpf'), '-I', BUILD, '-c', bpfSrc[0], '-o', join(BUILD, 'bpf/wdbtap.bpf.o')]);
   });
 
-  const shimSrc = [join(ROOT, 'bpf/shim/wdbtap_shim.c'), join(ROOT, 'bpf/shim/wdbtap_shim.h'), join(ROOT, 'bpf/wdbtap.h')];
+  const shimC = ['wdbtap_shim.c', 'reorder.c'].map((f) => join(ROOT, 'bpf/shim', f));
+  const shimSrc = [...shimC, ...['wdbtap_shim.h', 'reorder.h'].map((f) => join(ROOT, 'bpf/shim', f)), join(ROOT, 'bpf/wdbtap.h')];
   step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, () => {
     run('gcc', ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-o',
-      join(BUILD, 'lib/libwdbtap.so'), shimSrc[0], '-lbpf', '-pthread']);
+      join(BUILD, 'lib/libwdbtap.so'), ...shimC, '-lbpf', '-pthread']);
   });
 
   const { buildSim } = await import('./sim/build-sim.mjs');

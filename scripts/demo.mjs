@@ -119,6 +119,10 @@ async function main() {
     if (round === 9 && !stopping && Date.now() < end) {
       console.log(paint(1, '--- wazuh-remoted restarts (manager restart) ---'));
       await sim.restartRemoted();
+      // The agents come back as they do on a real manager: each one's `pending` from one remoted
+      // thread and, 2 ms later, its `active` from another, on two connections and two CPUs.
+      console.log(paint(1, '--- the agents reconnect: pending and active from two remoted threads, 2 ms apart ---'));
+      await sim.reconnect(agents.length, 1, 2000);
     }
   }
 }

@@ -1,8 +1,10 @@
 // Alerts end to end: the simulated wazuh-analysisd writes real-shaped alert lines through
 // buffered stdio into logs/alerts/alerts.json and rotates it; the tap (a real `run`) publishes
-// them on <prefix>.security.alerts.<severity>, to core NATS and to JetStream, across a kill -9.
+// them on <prefix>.security.alerts.<severity>, to core NATS and to JetStream, across a kill -9;
+// an alerts.json that is not Wazuh's (a symlink, a FIFO, another user's file) is refused.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { chownSync, mkdtempSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -12,6 +14,7 @@ import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { readStream } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
+import { alertLine } from './helpers/alerts.js';
 
 const BIN = join(ROOT, 'build/sim/bin');
 
@@ -117,6 +120,68 @@ t.test('alerts no: nothing published, the file not followed', async (t) => {
   await waitFor(() => tap.logs.some((l) => l.msg === 'following Wazuh\'s alerts'), 5000, 'alerts followed after the reload');
   await sim.writeAlerts(2, 12);
   await waitFor(() => n === 2, 5000, 'the two new alerts');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('alerts.json that is not Wazuh\'s (symlink to a root-only file, FIFO, another user\'s file): refused, counted, said once; a real file is followed', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.security.alerts.>');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-trust-'));
+  writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n`);
+  const sim = new SimManager({ binDir: BIN, home });
+  t.teardown(() => sim.stop());
+  await sim.start(); // queue/db is root's here: the Wazuh user is root, uid 65534 is nobody to Wazuh
+  const file = sim.alertsFile;
+  // A root-only file of real alert lines, which the Wazuh user (owner of logs/alerts) links to.
+  const secret = join(home, 'root-only.json');
+  const marker = 'ROOT-ONLY-CONTENT-7f3a';
+  writeFileSync(secret, [1, 2, 3].map((n) => alertLine({ n, level: 12, srcuser: marker })).join('\n') + '\n', { mode: 0o600 });
+  const sock = join(home, 'tap.sock');
+  const metricsPort = await freePort();
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock, '--metrics', `127.0.0.1:${metricsPort}`]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const status = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout);
+  await waitFor(() => tap.logs.some((l) => l.msg === 'following Wazuh\'s alerts'), 5000, 'the follower');
+  const first = await sim.writeAlerts(1, 10);
+  await waitFor(() => got.length === 1, 5000, 'an alert from the real file');
+  t.equal(seqOf(got[0]), first.first);
+  got.length = 0;
+
+  // The Wazuh user replaces alerts.json with the link while it is followed (like a rotation).
+  symlinkSync(secret, `${file}.new`);
+  renameSync(`${file}.new`, file);
+  await waitFor(() => tap.logs.some((l) => /refused a file that is not Wazuh's/.test(String(l.msg))), 5000, 'the refusal');
+  await new Promise((r) => setTimeout(r, 2500)); // more polls
+  t.equal(got.length, 0, 'nothing published');
+  t.notMatch(JSON.stringify(tap.logs), marker, 'nothing of the file in the log');
+  t.equal(tap.logs.filter((l) => /refused a file that is not Wazuh's/.test(String(l.msg))).length, 1, 'said once, not at every poll');
+  t.match((await status()).alerts, { following: false, refusing: 'a symbolic link', untrusted_file: 1 });
+
+  // A FIFO: the tap does not hang on it (it answers status), and refuses it.
+  unlinkSync(file);
+  execFileSync('mkfifo', ['-m', '0640', file]);
+  await waitFor(() => tap.logs.filter((l) => /refused a file that is not Wazuh's/.test(String(l.msg))).length === 2, 5000, 'the FIFO refused');
+  t.match((await status()).alerts, { following: false, refusing: 'not a regular file (a FIFO)', untrusted_file: 2 });
+
+  // Another user's regular file (made aside, then moved in: never root's at alerts.json).
+  writeFileSync(`${file}.new`, `${alertLine({ n: 9, level: 12, srcuser: marker })}\n`);
+  chownSync(`${file}.new`, 65534, 65534);
+  renameSync(`${file}.new`, file);
+  await waitFor(() => tap.logs.filter((l) => /refused a file that is not Wazuh's/.test(String(l.msg))).length === 3, 5000, 'the file of uid 65534 refused');
+  const st = await status();
+  t.match(st.alerts, { following: false, refusing: /^owned by uid 65534/, untrusted_file: 3 });
+  const table = (await runTap(['status', '--control-socket', sock])).stdout;
+  t.match(table, /alerts\s+waiting for \S+alerts\.json \(refused: owned by uid 65534.*files refused \(not Wazuh's\) 3/);
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  t.match(metrics, /wazuh_nats_tap_alerts_total\{outcome="untrusted_file"\} 3/);
+
+  // analysisd links alerts.json to a new day's file again: followed, from its first line.
+  await sim.rotateAlerts();
+  const w = await sim.writeAlerts(3, 10);
+  await waitFor(() => got.length >= 3, 10_000, 'alerts from the real file');
+  t.same(got.map(seqOf), [w.first, w.first + 1, w.first + 2]);
+  t.match((await status()).alerts, { following: true, refusing: null, untrusted_file: 3 });
+  t.notMatch(JSON.stringify(tap.logs), marker, 'nothing of the refused files in the log');
+  t.notOk(got.some((g) => JSON.stringify(g.body).includes(marker)), 'nor published');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
 

@@ -1,13 +1,17 @@
 // The alerts.json follower on real files: inotify, partial lines, rotation (analysisd's hard
 // link), truncation, long lines, a file that does not exist yet, start at the end or the
-// beginning, and the saved position across restarts.
+// beginning, the saved position across restarts, and files that are not Wazuh's (a symlink,
+// a FIFO, another user's file) refused.
 import t, { type Test } from 'tap';
-import { appendFileSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
+import { appendFileSync, chownSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AlertsFollower, type FollowerOptions } from '../controller/src/alerts/follower.js';
 import type { FileLine } from '../controller/src/alerts/line-splitter.js';
+import { wazuhUid } from '../controller/src/alerts/trusted-open.js';
 import { waitFor } from './helpers/wait.js';
+import { startFdChild } from './helpers/fd-child-process.js';
 import { gzipSync } from 'node:zlib';
 
 interface Rig {
@@ -221,4 +225,165 @@ t.test('a damaged position file is reported and ignored', async (t) => {
   await waitFor(() => r.got.length === 1, 3000, 'new line');
   t.same(r.got, [L(2)], 'as with no position: from the end');
   t.match(warnings.join('\n'), /position unreadable/);
+});
+
+/** A follower's log, whole: what it says and every field it logs (to look for leaked content). */
+function logRecorder() {
+  const all: { level: string; o: object; msg: string }[] = [];
+  return {
+    all,
+    log: {
+      info: (o: object, msg: string) => { all.push({ level: 'info', o, msg }); },
+      warn: (o: object, msg: string) => { all.push({ level: 'warn', o, msg }); },
+    },
+    text: () => JSON.stringify(all),
+  };
+}
+
+t.test('alerts.json that is not Wazuh\'s: a symlink to a root-only file, a FIFO, another user\'s file are refused; then a real file is followed', async (t) => {
+  const rec = logRecorder();
+  const r = rig(t, { fromBeginning: true, pollMs: 50, log: rec.log, wazuhUid: () => 0 });
+  mkdirSync(r.dir, { recursive: true });
+  // A root-only file of alert-shaped lines, outside logs/alerts: what the Wazuh user must not get published.
+  const secret = join(r.home, 'root-only.json');
+  writeFileSync(secret, `{"rule":{"level":12},"full_log":"ROOT-ONLY-SECRET-1"}\n{"rule":{"level":12},"full_log":"ROOT-ONLY-SECRET-2"}\n`, { mode: 0o600 });
+  symlinkSync(secret, r.file);
+  r.follower.start();
+  await new Promise((res) => setTimeout(res, 400)); // several polls
+  t.same(r.got, [], 'nothing of the link\'s target is read');
+  t.notMatch(rec.text(), /ROOT-ONLY-SECRET/, 'nor logged');
+  t.match(r.follower.stats(), { following: false, refusing: 'a symbolic link', untrusted_file: 1 }, 'counted once, not once per poll');
+  t.equal(rec.all.filter((l) => /refused a file that is not Wazuh's/.test(l.msg)).length, 1, 'said once');
+
+  // A FIFO: opening it must not block (the whole process would hang), reading it neither.
+  unlinkSync(r.file);
+  execFileSync('mkfifo', ['-m', '0600', r.file]);
+  await waitFor(() => r.follower.stats().untrusted_file === 2, 3000, 'the FIFO refused');
+  t.match(r.follower.stats(), { following: false, refusing: 'not a regular file (a FIFO)' });
+
+  // A regular file of another user (uid 65534, neither root nor the Wazuh user here), made aside and moved in.
+  const tmpFile = `${r.file}.tmp`;
+  writeFileSync(tmpFile, `{"rule":{"level":12},"full_log":"NOT-WAZUHS"}\n`);
+  chownSync(tmpFile, 65534, 65534);
+  renameSync(tmpFile, r.file);
+  await waitFor(() => r.follower.stats().untrusted_file === 3, 3000, 'another user\'s file refused');
+  t.match(r.follower.stats().refusing, /^owned by uid 65534, neither root nor the Wazuh user/);
+  await new Promise((res) => setTimeout(res, 200));
+  t.same(r.got, [], 'none of them was read');
+  t.notMatch(rec.text(), /NOT-WAZUHS/);
+
+  // A proper file in its place: followed, from its first line (it came after the start).
+  writeFileSync(tmpFile, lines(0, 3));
+  renameSync(tmpFile, r.file);
+  await waitFor(() => r.got.length === 3, 3000, 'the real file followed');
+  t.same(r.got, lines(0, 3).trim().split('\n'));
+  t.match(r.follower.stats(), { following: true, refusing: null, untrusted_file: 3 });
+  appendFileSync(r.file, lines(3, 4));
+  await waitFor(() => r.got.length === 4, 3000, 'and kept followed');
+
+  // Replaced by a symlink while followed: the followed file is finished, the link refused.
+  symlinkSync(secret, tmpFile);
+  renameSync(tmpFile, r.file);
+  await waitFor(() => r.follower.stats().untrusted_file === 4, 3000, 'the link that replaced it refused');
+  t.equal(r.follower.stats().following, false);
+  t.equal(r.got.length, 4);
+  t.notMatch(rec.text(), /ROOT-ONLY-SECRET/);
+});
+
+t.test('a file of the Wazuh user is followed; the Wazuh user is the owner of <home>/queue/db', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  t.equal(wazuhUid(home), null, 'no queue/db: unknown (only root\'s files are then Wazuh\'s)');
+  mkdirSync(join(home, 'queue/db'), { recursive: true });
+  chownSync(join(home, 'queue/db'), 65534, 65534);
+  t.equal(wazuhUid(home), 65534);
+  const r = rig(t, { fromBeginning: true, pollMs: 50, wazuhUid: () => wazuhUid(home) }, home);
+  mkdirSync(r.dir, { recursive: true });
+  writeFileSync(r.file, lines(0, 2));
+  chownSync(r.file, 65534, 65534);
+  r.follower.start();
+  await waitFor(() => r.got.length === 2, 3000, 'the Wazuh user\'s file');
+  t.equal(r.follower.stats().untrusted_file, 0);
+});
+
+t.test('rotated files are checked too: another user\'s old day, a .json.gz that is a symlink → refused, counted, not read', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const mk = (o: Partial<FollowerOptions> = {}) => rig(t, { fromBeginning: true, wazuhUid: () => 0, ...o }, home);
+  const a = mk();
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 1);
+  appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
+  a.follower.start();
+  await waitFor(() => a.got.length === 200, 3000, 'first run');
+  a.follower.close();
+
+  // While stopped: the day ends, and the old day's file (the inode the position names) is another user's.
+  appendFileSync(d1, lines(200, 202));
+  chownSync(d1, 65534, 65534);
+  const d2 = dayFile(a.dir, 2);
+  appendFileSync(d2, lines(1000, 1001));
+  const b = mk();
+  b.follower.start();
+  await waitFor(() => b.got.length === 1, 3000, 'second run');
+  t.same(b.got, [L(1000)], 'the old day not read: the new day from its start');
+  t.match(b.follower.stats(), { untrusted_file: 1, rotated_unread: 1 });
+  b.follower.close();
+
+  // While stopped: the day ends and is "compressed" — as a link to a root-only .gz of the same content.
+  appendFileSync(d2, lines(1001, 1200));
+  const c = mk();
+  c.follower.start();
+  await waitFor(() => c.got.length === 199, 3000, 'third run');
+  c.follower.close();
+  appendFileSync(d2, lines(1200, 1202));
+  const d3 = dayFile(a.dir, 3);
+  appendFileSync(d3, lines(2000, 2001));
+  const hidden = join(home, 'root-only.json.gz');
+  writeFileSync(hidden, gzipSync(readFileSync(d2)), { mode: 0o600 });
+  symlinkSync(hidden, `${d2}.gz`);
+  unlinkSync(d2);
+  const d = mk();
+  d.follower.start();
+  await waitFor(() => d.got.length === 1, 3000, 'fourth run');
+  await new Promise((res) => setTimeout(res, 100));
+  t.same(d.got, [L(2000)], 'nothing read through the link');
+  t.match(d.follower.stats(), { untrusted_file: 1, rotated_unread: 1, rotated_compressed: 0 });
+});
+
+t.test('out of file descriptors (EMFILE): the follower waits and retries, never concludes a rotated file is gone', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true }, home);
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 1);
+  appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
+  a.follower.start();
+  await waitFor(() => a.got.length === 200, 3000, 'first run');
+  a.follower.close();
+  // While stopped: the rest of the day, then the next day.
+  appendFileSync(d1, lines(200, 203));
+  const d2 = dayFile(a.dir, 2);
+  appendFileSync(d2, lines(1000, 1002));
+
+  const child = startFdChild(t);
+  // One descriptor left: enough to read the position and open alerts.json, not to list
+  // logs/alerts/<year>/<Mon>/ for the rotated day.
+  const ex = await child.send('exhaust 1');
+  t.ok(ex.held > 100, `the child holds ${ex.held} descriptors`);
+  await child.send(`follow ${a.file} ${a.pos}`);
+  await new Promise((res) => setTimeout(res, 600)); // six polls
+  let st = await child.send('stats');
+  t.equal(child.p.exitCode, null, 'still running');
+  t.same(child.got, [], 'nothing read yet');
+  t.equal(st.rotated_unread, 0, 'the rotated day is not given up for want of a descriptor');
+
+  await child.send('release');
+  await waitFor(() => child.got.length === 5, 3000, 'the rest of the old day, then the new one');
+  t.same(child.got, lines(200, 203).trim().split('\n').concat([L(1000), L(1001)]), 'nothing lost, nothing twice');
+  st = await child.send('stats');
+  t.match(st, { rotated_unread: 0, following: true });
+
+  // Said, but not at every one of the six polls (each message at most once).
+  const said = child.logs.filter((l) => /file descriptors/.test(l.msg)).map((l) => l.msg);
+  t.ok(said.length >= 1, 'said');
+  t.same([...new Set(said)], said, `not repeated at every poll: ${JSON.stringify(said)}`);
+  await child.send('close');
 });

@@ -9,7 +9,7 @@ import { WdbDecoder } from '../controller/src/decode/index.js';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import type { CaptureRecord } from '../controller/src/types.js';
 import { ROOT } from './helpers/tap-process.js';
-import { tapProgramsInKernel, tapLinksInKernel } from './helpers/bpf.js';
+import { bpfMark, leftBehind, tapLinksOf, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 
 const binDir = join(ROOT, 'build/sim/bin');
@@ -18,7 +18,8 @@ const A = { id: 1, name: 'agent1', ip: '127.0.0.1' };
 const B = { id: 2, name: 'agent2', ip: '10.0.0.2' };
 
 t.test('captures wdb frames of target daemons only, and detaches cleanly', async (t) => {
-  t.same(tapProgramsInKernel(), [], 'no tap program in the kernel before');
+  const mark = bpfMark();
+  t.same(tapProgramsOf(process.pid), [], 'this process holds no tap program before');
   const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
   const sim = new SimManager({ binDir, home }); // lays the home out: bin/, queue/db/
   const capture = Capture.open({ ...artefacts(), home });
@@ -26,7 +27,7 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
   capture.attach();
   t.ok(capture.attached, 'attached');
-  t.equal(tapLinksInKernel(), 5, 'sendto enter and exit, and exec/fork/exit to follow daemons; nothing else');
+  t.equal(tapLinksOf(process.pid), 5, 'sendto enter and exit, and exec/fork/exit to follow daemons; nothing else');
   t.same(capture.attachedHooks(), ['sendto'], 'sendto alone by default (SPEC §2)');
 
   t.teardown(async () => { await sim.stop(); await capture.close(); });
@@ -93,7 +94,7 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
 
   capture.detach();
   t.notOk(capture.attached, 'detached');
-  t.equal(tapLinksInKernel(), 0, 'no link left after detach');
+  t.equal(tapLinksOf(process.pid), 0, 'no link left after detach');
   const before = records.length;
   await sim.keepalive(A);
   await new Promise((r) => setTimeout(r, 200));
@@ -102,5 +103,6 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   await sim.keepalive(A);
   await waitFor(() => records.length >= before + 4, 3000, 'capture again after re-attach');
   await capture.close();
-  t.same(tapProgramsInKernel(), [], 'no program left after close');
+  t.same(tapProgramsOf(process.pid), [], 'no program held after close');
+  t.same(await leftBehind(mark), [], 'and none left in the kernel');
 });

@@ -8,8 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { ROOT, startTap, type TapProcess } from './helpers/tap-process.js';
-import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
+import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
+
+// Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
+const MARK = bpfMark();
 
 const binDir = join(ROOT, 'build/sim/bin');
 const A = { id: 1, name: 'agent1', ip: '127.0.0.1' };
@@ -35,7 +38,7 @@ async function exitOf(tap: TapProcess, ms = 10_000) {
 }
 
 t.test('capture --json --count N prints exactly the exchanges, then detaches and exits 0', async (t) => {
-  t.same(tapProgramsInKernel(), [], 'no tap program in the kernel before');
+  t.same(await leftBehind(MARK), [], 'no orphan tap program before');
   const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
   const sim = new SimManager({ binDir, home, agents: [A] });
   t.teardown(() => sim.stop());
@@ -53,8 +56,7 @@ t.test('capture --json --count N prints exactly the exchanges, then detaches and
 
   const r = await exitOf(tap);
   t.same(r, { code: 0, signal: null }, 'exits 0 by itself after --count exchanges');
-  t.same(tapProgramsInKernel(), [], 'no program left');
-  t.equal(tapLinksInKernel(), 0, 'no link left');
+  t.same(await leftBehind(MARK), [], 'no program left');
 
   const lines = tap.logs as Record<string, unknown>[];
   t.equal(lines.length, 7, 'exactly --count lines');
@@ -106,7 +108,7 @@ t.test('capture prints one text line per exchange, like tcpdump', async (t) => {
 
   const r = await exitOf(tap);
   t.same(r, { code: 0, signal: null }, 'exit 0');
-  t.same(tapProgramsInKernel(), [], 'no program left');
+  t.same(await leftBehind(MARK), [], 'no program left');
   const lines = tap.logs.map((l) => String(l.msg));
   const rem = `wazuh-remoted\\[${sim.pids()['wazuh-remoted']}\\]`;
   const authdRe = `wazuh-authd\\[${authd.pid}\\]`;
@@ -132,15 +134,14 @@ t.test('capture stops on SIGINT and on --duration, exit 0, nothing left', async 
   t.same(await exitOf(byDuration, 10_000), { code: 0, signal: null }, '--duration 1: exits 0 by itself');
   t.ok(Date.now() - t0 < 5000, 'about a second after attaching');
   t.match(byDuration.stderr(), /stopped \(1 s elapsed\): 0 exchanges printed/);
-  t.same(tapProgramsInKernel(), [], 'no program left after --duration');
+  t.same(await leftBehind(MARK), [], 'no program left after --duration');
 
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     const tap = await startCapture(['--json']);
-    t.ok(tapProgramsInKernel().length > 0, 'attached while running');
+    t.ok(tapProgramsOf(tap.proc.pid!).length > 0, 'attached while running');
     t.same(await tap.stop(sig), { code: 0, signal: null }, `${sig}: exit 0`);
     t.match(tap.stderr(), new RegExp(`stopped \\(${sig}\\)`));
-    t.same(tapProgramsInKernel(), [], `no program left after ${sig}`);
-    t.equal(tapLinksInKernel(), 0, `no link left after ${sig}`);
+    t.same(await leftBehind(MARK), [], `no program left after ${sig}`);
   }
 });
 
@@ -150,5 +151,5 @@ t.test('capture: bad options are usage errors (exit 2)', async (t) => {
     t.equal((await exitOf(tap)).code, 2, `capture ${args.join(' ')}: exit 2`);
     t.match(tap.stderr(), /--(count|duration|hooks)/, 'names the option');
   }
-  t.same(tapProgramsInKernel(), [], 'nothing loaded');
+  t.same(await leftBehind(MARK), [], 'nothing loaded');
 });

@@ -7,9 +7,12 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { freePort, startNats } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
-import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
+import { bpfMark, leftBehind, tapLinksOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
+
+// Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
+const MARK = bpfMark();
 
 const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 
@@ -56,7 +59,7 @@ t.test('status, detach and attach a running agent', async (t) => {
   const det = await ctl('detach');
   t.equal(det.code, 0);
   t.match(det.stdout, /detached: no hook in the kernel/);
-  t.equal(tapLinksInKernel(), 0, 'no hook left while detached');
+  t.equal(tapLinksOf(tap.proc.pid!), 0, 'no hook left while detached');
   await sim.shutdown(A); // while detached: not captured
   await new Promise((r) => setTimeout(r, 300));
   t.notOk(events.some((e) => e.event_type === 'status_change'), 'nothing captured while detached');
@@ -90,7 +93,7 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/nope`)).status, 404);
 
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
-  t.same(tapProgramsInKernel(), []);
+  t.same(await leftBehind(MARK), []);
   const gone = await ctl('status');
   t.equal(gone.code, 1);
   t.match(gone.stderr, /agent is not running/);
@@ -155,3 +158,36 @@ t.test('config check prints the effective configuration and never a secret', asy
   t.match(bad.stderr, /token_file/);
   t.notMatch(bad.stderr, token);
 });
+
+t.test('credentials in the NATS URL are never shown: not in the log, status, status --json, nor tail', async (t) => {
+  const port = await freePort(); // nothing listens: the tap says it cannot connect, with the servers
+  const cases = [
+    { url: `nats://alice:s3cret-pw-41@127.0.0.1:${port}`, secret: 's3cret-pw-41', shown: `nats://alice:***@127.0.0.1:${port}` },
+    { url: `nats://sometoken-8d2@127.0.0.1:${port}`, secret: 'sometoken-8d2', shown: `nats://***@127.0.0.1:${port}` },
+  ];
+  for (const c of cases) {
+    const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-mask-'));
+    writeOssecConf(home);
+    const sock = join(home, 'tap.sock');
+    const tap = await startTap(['run', '--home', home, '--nats-url', c.url, '--control-socket', sock, '--no-attach'], /^started detached/);
+    t.teardown(() => tap.stop('SIGKILL'));
+    await waitFor(() => tap.logs.some((l) => l.msg === 'cannot connect to NATS: retrying (events wait in the spool)'), 10_000, 'the connection warning');
+    t.same(tap.logs.find((l) => l.msg === 'cannot connect to NATS: retrying (events wait in the spool)')?.servers, [c.shown], 'the servers, masked');
+    const json = await ctl(sock, 'status', '--json');
+    t.equal(json.code, 0);
+    t.same(JSON.parse(json.stdout).nats.servers, [c.shown]);
+    const table = await ctl(sock, 'status');
+    t.match(table.stdout, new RegExp(`^nats\\s+DISCONNECTED \\(${c.shown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`, 'm'));
+    t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+    const tail = await runTap(['tail', '--nats-url', c.url, '--duration', '1']);
+    t.not(tail.code, 0, 'tail cannot connect');
+    for (const [what, text] of [['the log', JSON.stringify(tap.logs) + tap.stderr()], ['status --json', json.stdout + json.stderr],
+      ['status', table.stdout + table.stderr], ['tail', tail.stdout + tail.stderr]]) {
+      t.notOk(text.includes(c.secret), `${c.secret} is not in ${what}`);
+    }
+  }
+});
+
+function ctl(sock: string, ...args: string[]) {
+  return runTap([...args, '--control-socket', sock]);
+}

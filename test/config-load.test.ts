@@ -267,7 +267,7 @@ t.test('encrypt_messages yes needs encryption_key, a 32-byte key', async (t) => 
 
 t.test('missing configuration file names the path', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wnt-config-'));
-  rejects(t, { home: dir, file: '' }, new RegExp(`configuration file '${dir}/etc/ossec\\.conf' does not exist`));
+  rejects(t, { home: dir, file: '' }, new RegExp(`configuration file '${dir}/etc/nats-tap\\.conf' does not exist`));
   const msg = rejects(t, { home: dir, file: '' }, /does not exist/, { file: join(dir, 'other.conf') });
   t.match(msg, `'${join(dir, 'other.conf')}'`);
 });
@@ -361,4 +361,31 @@ t.test('warnings: legal but unintended settings', async (t) => {
   t.match(c.warnings.join('\n'), /<create_stream> is yes but <jetstream> is no/);
   t.match(c.warnings.join('\n'), /<stream> is set but <jetstream> is no/);
   t.match(c.warnings.join('\n'), /<server_url> carries credentials/);
+});
+
+t.test('the tap\'s own file, <home>/etc/nats-tap.conf, by default; ossec.conf\'s <nats> only when it is absent; the node name from ossec.conf', async (t) => {
+  const wazuh = `<ossec_config>\n  <cluster>\n    <node_name>master-01</node_name>\n    <disabled>yes</disabled>\n  </cluster>\n</ossec_config>\n`;
+  // Wazuh's own ossec.conf has no <nats> (Wazuh would refuse it): the tap's file has it.
+  const h = home(wazuh);
+  const own = h.put('nats-tap.conf', nats('    <enabled>yes</enabled>\n    <subject_prefix>own</subject_prefix>'), 0o640);
+  const a = loadConfig({ home: h.home });
+  t.equal(a.file, own);
+  t.match(a, { enabled: true, subjectPrefix: 'own', managerNode: 'master-01' }, 'settings from nats-tap.conf, node from ossec.conf');
+  t.match(a.origins.managerNode.where, `${h.file}:3`);
+  t.equal(a.origins.file.where, '<home>/etc/nats-tap.conf');
+
+  // A Wazuh built to accept <nats> in ossec.conf: read there, but only without a nats-tap.conf.
+  const legacy = home(wazuh + nats('    <enabled>yes</enabled>\n    <subject_prefix>legacy</subject_prefix>'));
+  const b = loadConfig({ home: legacy.home });
+  t.equal(b.file, legacy.file);
+  t.match(b, { subjectPrefix: 'legacy', managerNode: 'master-01' });
+  legacy.put('nats-tap.conf', nats('    <enabled>no</enabled>'), 0o640);
+  t.match(loadConfig({ home: legacy.home }), { enabled: false, subjectPrefix: 'wazuh' }, 'the tap\'s file wins whole, ossec.conf\'s <nats> is not read');
+
+  // Home detection finds a home with only nats-tap.conf too.
+  const only = mkdtempSync(join(tmpdir(), 'wnt-config-'));
+  mkdirSync(join(only, 'etc'));
+  writeFileSync(join(only, 'etc/nats-tap.conf'), nats('    <enabled>yes</enabled>'));
+  t.equal(detectHome([join(only, 'missing'), only]), only);
+  t.equal(loadConfig({ home: only }).managerNode, hostname(), 'no ossec.conf: the host name');
 });

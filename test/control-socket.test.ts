@@ -1,17 +1,19 @@
 // The control socket: root is served, anyone else is refused by peer
-// credentials (not only the file mode), and bad requests never harm the agent.
+// credentials (not only the file mode), bad requests never harm the agent, and
+// clients are capped.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { chmodSync, mkdtempSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { ControlServer } from '../controller/src/control/server.js';
+import { ControlServer, MAX_CONTROL_CONNECTIONS } from '../controller/src/control/server.js';
 import { sendControl } from '../controller/src/control/client.js';
 import { openToOthers, unprivilegedEnv } from './helpers/unprivileged.js';
 import { ROOT } from './helpers/tap-process.js';
+import { waitFor } from './helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -71,4 +73,34 @@ t.test('serves root, refuses others by their credentials, survives bad requests'
 
 t.test('the client says clearly when no agent runs', async (t) => {
   await t.rejects(sendControl('/nonexistent/tap.sock', 'status'), /agent is not running/);
+});
+
+t.test(`at most ${MAX_CONTROL_CONNECTIONS} clients at once: idle ones past that are closed at once, said once; served again after`, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  const lines: string[] = [];
+  const server = new ControlServer({
+    path, log: pino({ level: 'warn' }, { write: (s: string) => { lines.push(s); } }),
+    handlers: { status: () => ({ attached: true }), attach: () => ({}), detach: () => ({}) },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  const idle: Socket[] = [];
+  t.teardown(() => { for (const s of idle) s.destroy(); });
+  let closedByServer = 0;
+  await Promise.all(Array.from({ length: 40 }, () => new Promise<void>((resolve) => {
+    const s = connect(path);
+    idle.push(s);
+    s.once('connect', () => resolve());
+    s.once('error', () => resolve());
+    s.once('close', () => { closedByServer++; });
+    setTimeout(resolve, 2000).unref();
+  })));
+  await waitFor(() => closedByServer >= 40 - MAX_CONTROL_CONNECTIONS, 3000, 'the clients past the cap closed');
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(closedByServer, 40 - MAX_CONTROL_CONNECTIONS, `${MAX_CONTROL_CONNECTIONS} idle clients kept (until their timeout), the rest closed`);
+  t.equal(lines.filter((l) => /connections refused/.test(l)).length, 1, 'said once');
+  for (const s of idle) s.destroy();
+  await waitFor(() => server.connections === 0, 3000, 'the idle clients gone');
+  t.same(await sendControl(path, 'status'), { ok: true, attached: true }, 'served again');
 });

@@ -27,7 +27,7 @@ t.test('replies pair with the oldest outstanding request of the same connection'
   t.equal(a1?.comm, 'wazuh-remoted');
   t.equal(a1?.tgid, 10);
   t.equal(a1?.connId, 'a');
-  t.same(p.stats(), { requests: 3, replies: 3, paired: 3, unpaired: 0, reordered: 0, malformedReplies: 0, abandoned: 0, evicted: 0, connections: 2 });
+  t.same(p.stats(), { requests: 3, replies: 3, paired: 3, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0, abandoned: 0, evicted: 0, connections: 2 });
 });
 
 t.test('the thread does not matter: wazuh-db answers from any worker', async (t) => {
@@ -134,4 +134,21 @@ t.test('decoder: two clients interleaved on their own connections', async (t) =>
     [['2', 2, 'ok'], ['1', 1, 'err']]);
   d.close('1');
   t.equal(d.stats().pairer.connections, 1);
+});
+
+t.test('decoder: invalid requests, malformed replies and dropped fields are counted; malformed sums the frames dropped', async (t) => {
+  const d = new WdbDecoder();
+  d.push(rec(1, 'request', wire('global update-keepalive {"id":99999999999,"connection_status":"pending","sync_status":"synced"}', true), 1n));
+  const ex = d.push(rec(1, 'reply', wire('ok'), 2n));
+  t.equal(ex.length, 1, 'still paired, so the reply is not shifted onto the next request');
+  t.equal(ex[0].request.cmd, 'invalid');
+  d.push(rec(1, 'request', wire('global update-keepalive {"id":3,"connection_status":"pending","sync_status":"synced\\u0007"}'), 3n));
+  d.push(rec(1, 'reply', wire('what'), 4n));
+  d.push(rec(2, 'request', wire('global delete-agent 1000000000'), 5n)); // never answered: counted all the same
+  t.match(d.stats().pairer, { invalidRequests: 2, malformedReplies: 1, droppedFields: 1 });
+  t.match(d.summary(), { frames: 5, malformed: 3, malformedStreams: 0, invalidRequests: 2, malformedReplies: 1, droppedFields: 1 });
+  const broken = wire('ok');
+  broken[3] = 0xff;
+  d.push(rec(3, 'reply', broken, 6n));
+  t.match(d.summary(), { malformed: 4, malformedStreams: 1 }, 'the reassembler\'s own count is part of it');
 });

@@ -1,6 +1,6 @@
 // The disk spool alone: FIFO, acknowledgements, restart, torn records, the byte bound and its shedding order.
 import t from 'tap';
-import { appendFileSync, mkdtempSync, readdirSync, statSync, truncateSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
@@ -149,4 +149,22 @@ t.test('full, for a caller that keeps what is refused (alerts stay in alerts.jso
   t.equal(st.shed.alert, 0, 'none counted as shed: the caller offers them again');
   t.equal(st.records, ok);
   s.close();
+});
+
+t.test('the ack cursor cannot be written (out of descriptors, say): no throw from its timer or an ack; written once it can be', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20, segmentBytes: 64 * 1024, ackPersistMs: 20 });
+  t.teardown(() => s.close());
+  s.append(Array.from({ length: 3000 }, (_, i) => msg(i, 'status', 50))); // several segments
+  mkdirSync(join(d, 'ack.tmp')); // writing the cursor fails from here on
+  const segs = segFiles(d).length;
+  for (const e of s.read(2000)) s.ack(e.seq); // acks past whole segments: would delete them
+  await new Promise((r) => setTimeout(r, 100)); // several ticks of the timer (a throw there ends this process)
+  t.equal(s.stats().ackCursor, 2000);
+  t.equal(segFiles(d).length, segs, 'no segment deleted while the cursor on disk lags');
+  rmdirSync(join(d, 'ack.tmp'));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(readFileSync(join(d, 'ack'), 'utf8'), '2000\n', 'written at a later tick');
+  for (const e of s.read(1)) s.ack(e.seq);
+  t.ok(segFiles(d).length < segs, 'and acknowledged segments deleted again');
 });

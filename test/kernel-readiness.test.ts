@@ -8,8 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { BIN, ROOT } from './helpers/tap-process.js';
-import { tapLinksInKernel, tapProgramsInKernel } from './helpers/bpf.js';
+import { bpfMark, leftBehind } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
+
+// Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
+const MARK = bpfMark();
 
 const A = { id: 1, name: 'agent1', ip: '127.0.0.1' };
 
@@ -32,9 +35,8 @@ function run(cmd: string, args: string[], timeoutMs = 20_000, onStderr?: (all: s
 const tap = (...args: string[]) => [process.execPath, BIN, ...args];
 openToOthers(ROOT); // the unprivileged runs below must be able to read the program
 
-function nothingLeft(t: Pick<typeof import('tap').default, 'same' | 'equal'>, what: string) {
-  t.same(tapProgramsInKernel(), [], `no tap program left (${what})`);
-  t.equal(tapLinksInKernel(), 0, `no tap link left (${what})`);
+async function nothingLeft(t: Pick<typeof import('tap').default, 'same' | 'equal'>, what: string) {
+  t.same(await leftBehind(MARK), [], `no tap program left (${what})`);
 }
 
 const has = (bin: string) => {
@@ -83,7 +85,7 @@ t.test('tracefs missing: the tap mounts it itself and captures', async (t) => {
   const lines = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { command: string; comm: string });
   t.same(lines.map((l) => [l.comm, l.command]), [['wazuh-remoted', 'select-agent-group']], 'and captured traffic');
   t.ok(existsSync('/sys/kernel/tracing/events'), 'tracefs outside the namespace is untouched');
-  nothingLeft(t, 'tracefs mounted by the tap');
+  await nothingLeft(t, 'tracefs mounted by the tap');
 });
 
 t.test('tracefs missing and not mountable: exit 3 naming what is missing', async (t) => {
@@ -100,7 +102,7 @@ t.test('tracefs missing and not mountable: exit 3 naming what is missing', async
   t.match(r.stderr, /^BEFORE tracefs=0$/m, 'tracefs was absent');
   t.equal(r.code, 3, 'exit 3');
   t.match(r.stderr, /wazuh-nats-tap: tracefs is not mounted on \/sys\/kernel\/tracing and mounting it failed: Operation not permitted; mount it first \(mount -t tracefs tracefs \/sys\/kernel\/tracing\) or run as root/);
-  nothingLeft(t, 'tracefs not mountable');
+  await nothingLeft(t, 'tracefs not mountable');
 });
 
 t.test('missing privileges: exit 3 naming the missing privilege', async (t) => {
@@ -121,7 +123,7 @@ t.test('missing privileges: exit 3 naming the missing privilege', async (t) => {
     t.equal(r.code, 3, `${who}: exit 3`);
     t.match(r.stderr, message, `${who}: the message names what is missing`);
     t.equal(r.stdout, '', `${who}: nothing on stdout`);
-    nothingLeft(t, who);
+    await nothingLeft(t, who);
   }
   // The same check guards `run`, before it touches NATS.
   const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups',
@@ -168,10 +170,10 @@ int main(int argc, char **argv)
   const perf = await run(deny, ['perf_event_open', '13', ...tap('capture', '--count', '1', '--duration', '2')]);
   t.equal(perf.code, 3, 'perf_event_open refused: exit 3');
   t.match(perf.stderr, /wazuh-nats-tap: perf_event_open is refused \(Permission denied\): the tap needs perf events for its tracepoints and its record buffer; kernel\.perf_event_paranoid is -?\d+/);
-  nothingLeft(t, 'perf refused');
+  await nothingLeft(t, 'perf refused');
 
   const bpf = await run(deny, ['bpf', '1', ...tap('capture', '--count', '1', '--duration', '2')]);
   t.equal(bpf.code, 3, 'bpf() refused: exit 3');
   t.match(bpf.stderr, /wazuh-nats-tap: the kernel refused to load a BPF program \(bpf\(\): Operation not permitted\): a seccomp profile \(containers\) or kernel lockdown may forbid eBPF/);
-  nothingLeft(t, 'bpf refused');
+  await nothingLeft(t, 'bpf refused');
 });

@@ -5,6 +5,7 @@ import t from 'tap';
 import v8 from 'node:v8';
 import { WdbDecoder } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
+import { isAgentIp, isAgentName } from '../controller/src/decode/values.js';
 import { connIdOf, type CaptureRecord, type Direction, type StatusChangeEvent } from '../controller/src/types.js';
 import { wire } from './helpers/frames.js';
 import { prng } from './helpers/prng.js';
@@ -25,6 +26,11 @@ const REQUESTS = [
   'global get-agents-by-connection-status 3 active node01 -1', 'global get-all-agents last_id 0\0',
   `global sync-agent-info-set [{"id":5,"name":"w5","node_name":"worker01","connection_status":"active","internal_key":"${SECRET}"}]`,
   'global get-distinct-groups \0', 'global select-agent-group 1\0', 'agent 001 syscheck save\0', 'task delete_old {"timestamp":1}\0',
+  // Values Wazuh cannot write: refused (the request, or only the descriptive field) before any event.
+  'global update-keepalive {"id":99999999999,"connection_status":"pending","sync_status":"synced"}\0',
+  'global insert-agent {"id":6,"name":"web.*","register_ip":"any"}\0',
+  'global update-agent-data {"id":3,"agent_ip":"evil.>","connection_status":"active"}',
+  'global update-agent-data {"id":999999999,"version":"Wazuh\\u001b[2J","os_name":"x\\u202e","connection_status":"active"}',
 ];
 const REPLIES = [
   'ok', 'ok []', 'ok [{"id":1},{"id":2}]', 'due [{"id":1},{"id":3}]', 'err Invalid JSON syntax, near \'x\'', 'ign', 'unk',
@@ -139,6 +145,9 @@ t.test('random and mutated frames: no throw, bounded memory, no secret, clean co
       events += evs.length;
       for (const ev of evs) {
         if (JSON.stringify(ev).includes(SECRET)) t.fail('secret in an event');
+        // What a subject token and a consumer get: Wazuh's id form, and names and addresses Wazuh writes.
+        if (!/^[0-9]{3,9}$/.test(ev.agent_id) || (ev.agent_name !== null && !isAgentName(ev.agent_name))
+          || (ev.ip_address !== null && !isAgentIp(ev.ip_address))) t.fail(`invalid value in ${JSON.stringify(ev).slice(0, 300)}`);
       }
       if (JSON.stringify(ex.request).includes(SECRET) || ex.reply.payload.includes(SECRET)) t.fail(`secret in an exchange: ${JSON.stringify(ex.request)} ${ex.reply.payload}`.slice(0, 400));
     }

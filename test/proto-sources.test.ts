@@ -65,7 +65,7 @@ t.test('client.keys: ID NAME IP KEY; removed entries; the key is never kept', as
   const s = table();
   s.setKnown({ id: 2, ip: '172.16.0.9', status: 'active' });
   t.equal(applyClientKeys(s, keys), 3);
-  t.match(s.get(1), { name: 'web-01', ip: 'any', status: 'unknown' }, 'name and registration address, no status');
+  t.match(s.get(1), { name: 'web-01', ip: null, status: 'unknown' }, 'name, no status; `any` is no address (SPEC §3)');
   t.match(s.get(2), { name: 'db.02', ip: '172.16.0.9', status: 'active' }, 'a live address is not replaced by the registration one');
   t.equal(s.get(3), undefined, 'removed entries are not added');
   t.same(s.stats().statusEvents, 0);

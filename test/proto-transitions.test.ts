@@ -62,7 +62,7 @@ t.test('the full 4.x cycle: registered → pending → active → shutdown → r
   t.equal(evs.filter((e) => e.event_type === 'keepalive').length, 2);
   const reg = evs[0] as StatusChangeEvent;
   t.equal(reg.agent_name, 'web05');
-  t.equal(reg.ip_address, '10.9.9.0/24', 'register_ip from the request');
+  t.equal(reg.ip_address, null, 'a registration CIDR is no address (SPEC §3): null until the agent connects');
   t.equal((evs.at(-1) as StatusChangeEvent).agent_name, 'web05-renamed', 'update-agent-name applied');
   t.equal(s.get(5), undefined, 'a removed agent is forgotten');
   t.same(s.countsByStatus(), { never_connected: 0, pending: 0, active: 0, disconnected: 0, unknown: 0 });
@@ -285,4 +285,20 @@ t.test('bounded: agents beyond maxAgents are counted, not tracked', async (t) =>
   for (let id = 1; id <= 10; id++) s.apply(ex(PENDING(id)));
   t.equal(s.size, 3);
   t.equal(s.stats().overflow, 7);
+});
+
+t.test('ip_address is the live address: registration wildcards (any, a CIDR) are none, and never replace one', async (t) => {
+  const s = table();
+  s.setKnown({ id: 7, name: 'web07', ip: 'any' }); // client.keys, agent-auth's default
+  const [pending] = s.apply(ex(PENDING(7))) as StatusChangeEvent[];
+  t.equal(pending.ip_address, null, 'no live address yet: null, not "any"');
+  const active = s.apply(ex(DATA(7))).find((e) => e.event_type === 'status_change') as StatusChangeEvent;
+  t.match(active.ip_address, /^\d+\.\d+\.\d+\.\d+$/, 'the keepalive\'s agent_ip');
+  const live = active.ip_address;
+  s.setKnown({ id: 7, ip: '10.0.0.0/8' }); // client.keys rewritten with a CIDR
+  s.setKnown({ id: 7, ip: 'any' });
+  const [down] = s.apply(ex(SHUT(7))) as StatusChangeEvent[];
+  t.equal(down.ip_address, live, 'the last live address stays');
+  s.setKnown({ id: 8, ip: '192.168.1.8' }); // a registration with a fixed address is an address
+  t.equal(s.get(8)!.ip, '192.168.1.8');
 });

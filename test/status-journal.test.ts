@@ -1,6 +1,6 @@
 // The journal of published statuses: last line per agent wins, a torn line is skipped, compaction keeps the latest.
 import t from 'tap';
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
@@ -27,4 +27,20 @@ t.test('open compacts, recordMany appends, close compacts again', async (t) => {
   t.equal(readFileSync(path, 'utf8'), '1 active 0\n2 pending 0\n', 'compacted at open');
   b.close(new Map([[1, { status: 'disconnected', status_code: 3 }]]));
   t.equal(readFileSync(path, 'utf8'), '1 disconnected 3\n');
+});
+
+t.test('a compaction that fails is reported, never thrown: the appended journal stays and says the same', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-')), 'agents.status');
+  const errors: Error[] = [];
+  const a = new StatusJournal(path, (e) => errors.push(e));
+  a.open();
+  a.recordMany([{ agentId: '001', status: 'pending', statusCode: 0 }, { agentId: '001', status: 'active', statusCode: 0 }]);
+  mkdirSync(`${path}.tmp`); // the copy cannot be written (as out of descriptors, or of space)
+  t.doesNotThrow(() => a.close(new Map([[1, { status: 'active', status_code: 0 }]])), 'a clean stop goes on');
+  t.match(errors, [{ code: 'EISDIR' }], 'and says why');
+  t.equal(readFileSync(path, 'utf8'), '1 pending 0\n1 active 0\n', 'not compacted');
+  const b = new StatusJournal(path, (e) => errors.push(e));
+  t.same([...b.open()], [[1, { status: 'active', status_code: 0 }]], 'read back as compacted');
+  t.equal(errors.length, 2, 'the compaction at open failed too, and was said');
+  b.close();
 });

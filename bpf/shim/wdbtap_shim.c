@@ -9,6 +9,15 @@
  * a pause of the controller's JavaScript thread (a GC, a burst of spool work)
  * then costs latency, not records. Without it the per-CPU rings (a few MiB)
  * overflowed within ~100 ms of such a pause.
+ *
+ * The queue is in the order the daemons wrote in (SPEC §3 "Order"): each CPU
+ * has its own ring and a write reaches it at its sys_exit, so records arrive out
+ * of order across CPUs (a sender preempted inside sendto by the wazuh-db it
+ * woke exits late). Records wait in a heap by entry time (reorder.c) and move
+ * to the queue once no write that entered before them can still come: after
+ * reading the clock, the entry times of the writes still in flight (the BPF
+ * `pending` map, whose entry a write keeps until its records are out) and then
+ * every ring, a record older than both is in hand with all its predecessors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,10 +42,16 @@
 
 #include "../wdbtap.h"
 #include "wdbtap_shim.h"
+#include "reorder.h"
 
 _Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layout changed: update record-layout.ts");
 
 #define QUEUE_LIMIT (64u << 20) /* records waiting for the controller, at most */
+/* A write in flight longer than this no longer holds the ones after it: the
+ * reorder is bounded (a sendto blocked on a full socket, a thread killed inside one). */
+#define STALL_NS (50ull * 1000 * 1000)
+/* Writes in flight looked at per round, at most (there are a few). */
+#define MAX_INFLIGHT_SCAN 256
 #define MAX_CPUS 1024
 
 struct hook {
@@ -58,11 +73,13 @@ struct wdbtap {
 	struct bpf_object *obj;
 	struct perf_buffer *pb;
 	struct bpf_link *links[NHOOKS * 2];
-	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters;
+	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters, fd_pending;
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
-	/* Records taken from the perf buffer, not yet handed to the controller; under mu. */
+	/* Records taken from the perf buffer, waiting for their predecessors; the reader thread's only. */
+	struct reorder held;
+	/* Records in order, not yet handed to the controller; under mu. */
 	uint8_t *q;
 	size_t qhead, qlen, qcap;
 	pthread_mutex_t mu;
@@ -283,19 +300,9 @@ static uint32_t pid_max(void)
 	return v >= 1024 && v <= (1u << 22) ? (uint32_t)v : (1u << 22);
 }
 
-static void on_sample(void *ctx, int cpu, void *data, __u32 size)
+/* Append one record to the queue the controller drains; under mu. False when the bound is reached. */
+static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 {
-	struct wdbtap *t = ctx;
-	const struct wdbtap_record *r = data;
-	uint32_t len;
-
-	(void)cpu;
-	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
-		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	len = sizeof(*r) + r->cap_len; /* perf pads samples to 8 bytes: keep the record only */
-	pthread_mutex_lock(&t->mu);
 	if (t->qhead && t->qhead == t->qlen) {
 		t->qhead = t->qlen = 0;
 	}
@@ -311,11 +318,8 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 			while (want < t->qlen + 4 + len)
 				want *= 2;
 			uint8_t *nq = want <= QUEUE_LIMIT ? realloc(t->q, want) : NULL;
-			if (!nq) {
-				__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
-				pthread_mutex_unlock(&t->mu);
-				return;
-			}
+			if (!nq)
+				return false;
 			t->q = nq;
 			t->qcap = want;
 		}
@@ -323,7 +327,74 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	memcpy(t->q + t->qlen, &len, 4);
 	memcpy(t->q + t->qlen + 4, data, len);
 	t->qlen += 4 + len;
-	pthread_cond_signal(&t->ready);
+	return true;
+}
+
+/* From a CPU's ring (reader thread): into the heap, until its predecessors are in. */
+static void on_sample(void *ctx, int cpu, void *data, __u32 size)
+{
+	struct wdbtap *t = ctx;
+	const struct wdbtap_record *r = data;
+	uint32_t len;
+
+	(void)cpu;
+	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
+		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	len = sizeof(*r) + r->cap_len; /* perf pads samples to 8 bytes: keep the record only */
+	if (t->held.bytes + len > QUEUE_LIMIT || reorder_push(&t->held, data, len, r->ts_ns))
+		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The earliest entry time of a captured write still in flight (not stalled), or `none`. */
+static uint64_t inflight_min(struct wdbtap *t, uint64_t now, uint64_t none)
+{
+	__u64 key, next;
+	struct pending_write pw;
+	uint64_t min = none;
+	bool first = true;
+
+	for (int i = 0; i < MAX_INFLIGHT_SCAN && bpf_map_get_next_key(t->fd_pending, first ? NULL : &key, &next) == 0; i++) {
+		if (bpf_map_lookup_elem(t->fd_pending, &next, &pw) == 0 && pw.ts_ns + STALL_NS > now && pw.ts_ns < min)
+			min = pw.ts_ns;
+		key = next;
+		first = false;
+	}
+	return min;
+}
+
+/*
+ * Move every record whose predecessors are all in hand to the queue, in entry
+ * order. The order of the three reads is what makes it exact: a write that
+ * entered before `now` is either still in flight at the scan (and holds the
+ * watermark), or its records were out before its pending entry went, so the
+ * consume after the scan has them.
+ */
+static void release(struct wdbtap *t)
+{
+	uint64_t now = mono_ns();
+	uint64_t wm = inflight_min(t, now, now);
+	struct held *h;
+	bool any = false;
+
+	perf_buffer__consume(t->pb);
+	pthread_mutex_lock(&t->mu);
+	while ((h = reorder_pop_before(&t->held, wm))) {
+		if (!queue_append(t, h->data, h->len))
+			__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+		free(h);
+		any = true;
+	}
+	if (any)
+		pthread_cond_signal(&t->ready);
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -334,13 +405,17 @@ static void on_lost(void *ctx, int cpu, __u64 cnt)
 		__atomic_add_fetch(&t->lost[cpu], cnt, __ATOMIC_RELAXED);
 }
 
-/* The reader thread: wait for records (or 100 ms, to see `stop`) and queue them. */
+/*
+ * The reader thread: wait for records (or 100 ms, to see `stop`), then release
+ * what is in order. While records wait for a write still in flight, look again
+ * within a millisecond.
+ */
 static void *reader_main(void *arg)
 {
 	struct wdbtap *t = arg;
 
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
-		int rc = perf_buffer__poll(t->pb, 100);
+		int rc = perf_buffer__poll(t->pb, t->held.n ? 1 : 100);
 		if (rc < 0 && rc != -EINTR) {
 			__atomic_store_n(&t->reader_rc, rc, __ATOMIC_RELEASE);
 			pthread_mutex_lock(&t->mu);
@@ -348,6 +423,7 @@ static void *reader_main(void *arg)
 			pthread_mutex_unlock(&t->mu);
 			break;
 		}
+		release(t);
 	}
 	return NULL;
 }
@@ -404,9 +480,10 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, char *err,
 	t->fd_mark = bpf_object__find_map_fd_by_name(t->obj, "target_mark");
 	t->fd_config = bpf_object__find_map_fd_by_name(t->obj, "tap_config");
 	t->fd_counters = bpf_object__find_map_fd_by_name(t->obj, "counters");
+	t->fd_pending = bpf_object__find_map_fd_by_name(t->obj, "pending");
 	events = bpf_object__find_map_by_name(t->obj, "events");
 	t->ncpus = libbpf_num_possible_cpus();
-	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || !events ||
+	if (t->fd_tgids < 0 || t->fd_mark < 0 || t->fd_names < 0 || t->fd_exe_dirs < 0 || t->fd_config < 0 || t->fd_counters < 0 || t->fd_pending < 0 || !events ||
 	    t->ncpus <= 0 || t->ncpus > MAX_CPUS) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
 		wdbtap_close(t);
@@ -667,6 +744,7 @@ void wdbtap_close(struct wdbtap *t)
 	}
 	perf_buffer__free(t->pb);
 	bpf_object__close(t->obj);
+	reorder_free(&t->held);
 	free(t->q);
 	pthread_cond_destroy(&t->ready);
 	pthread_mutex_destroy(&t->mu);

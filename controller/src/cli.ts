@@ -8,7 +8,8 @@ import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
 import { checkKernel } from './capture/capture.js';
 import { artefacts } from './paths.js';
-import { loadConfig } from './config/ossec-conf.js';
+import { loadConfig, type EffectiveConfig } from './config/ossec-conf.js';
+import { connectOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
 import { runTail } from './commands/tail.js';
@@ -19,8 +20,35 @@ import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 import { clip, clipRuns } from './util/clip.js';
 import { validateSubjectFilter } from './publish/subjects.js';
+import { Lifecycle, watchProcess } from './agent/lifecycle.js';
+import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
+
+/** Signals the executable took before the modules were loaded (bin/wazuh-nats-tap.js): the lifecycle's now. */
+function adoptEarlySignals(life: Lifecycle): void {
+  const early = (globalThis as { __wazuhNatsTapEarlySignals?: { signals: string[]; release(): void } }).__wazuhNatsTapEarlySignals;
+  if (!early) return;
+  early.release();
+  for (const sig of early.signals.splice(0)) {
+    if (sig === 'SIGHUP') life.hup();
+    else life.requestStop({ why: sig, code: 0 });
+  }
+}
 
 class UsageError extends Error {}
+
+/**
+ * The tap's configuration, for `tail` (server, TLS, credentials, key, prefix). None at all (a host
+ * without the tap's file, no --config or --home): null, and tail takes the defaults; a file that is
+ * there but wrong is a configuration error, as for `run`.
+ */
+function tapConfigForTail(file?: string, home?: string): EffectiveConfig | null {
+  try {
+    return loadConfig({ file, home });
+  } catch (e) {
+    if (file === undefined && home === undefined && e instanceof ConfigError && /does not exist/.test(e.message)) return null;
+    throw e;
+  }
+}
 
 
 
@@ -66,9 +94,9 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('wazuh-nats-tap')
     .usage('$0 <command> [options]\n\nStreams a Wazuh manager\'s agent status changes to NATS, with eBPF and zero change to Wazuh.')
     .command('run', 'run the host agent in the foreground (systemd runs this)', (y) => y
-      .usage('$0 run [options]\n\nReads the <nats> section of the manager\'s ossec.conf (docs/configuration.md); '
+      .usage('$0 run [options]\n\nReads the <nats> section of <home>/etc/nats-tap.conf (docs/configuration.md); '
         + 'flags override it. SIGTERM/SIGINT: flush, detach, exit 0. SIGHUP: reload the configuration.')
-      .option('config', { type: 'string', describe: 'ossec.conf (default: <home>/etc/ossec.conf)' })
+      .option('config', { type: 'string', describe: 'the configuration file (default: <home>/etc/nats-tap.conf, else the <nats> of <home>/etc/ossec.conf)' })
       .option('home', { type: 'string', describe: 'the Wazuh manager\'s home (default: /var/ossec, else /var/wazuh-manager)' })
       .option('nats-url', { type: 'string', describe: 'NATS server URL(s), comma-separated (overrides <server_url>)' })
       .option('prefix', { type: 'string', describe: 'subject prefix (overrides <subject_prefix>)' })
@@ -83,6 +111,13 @@ export async function main(argv: string[]): Promise<number> {
       .option('metrics', { type: 'string', describe: 'Prometheus endpoint host:port, or no (overrides <metrics>)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
+      // What a fatal error's text may carry of server_url's credentials is masked before it is shown.
+      let secrets = urlSecrets(a.natsUrl?.split(',') ?? []);
+      const shown = (text: string) => maskSecrets(text, secrets);
+      // The lifecycle exists, and takes the signals, before anything is opened (SPEC §8).
+      const life = new Lifecycle(log, undefined, undefined, shown);
+      const unwatch = watchProcess(life);
+      adoptEarlySignals(life);
       try {
         checkKernel(artefacts().libPath);
         const load = () => loadConfig({
@@ -90,7 +125,8 @@ export async function main(argv: string[]): Promise<number> {
           overrides: { natsUrl: a.natsUrl, prefix: a.prefix, node: a.node, hooks: a.hooks, metrics: a.metrics },
         });
         const cfg = load();
-        for (const w of cfg.warnings) log.warn(w);
+        secrets = urlSecrets(cfg.serverUrls);
+        for (const w of cfg.warnings) log.warn(maskUrlsIn(w));
         if (!cfg.enabled) {
           process.stderr.write(`wazuh-nats-tap: disabled (<enabled>no</enabled> in ${cfg.file}); nothing to do\n`);
           log.info({ file: cfg.file }, 'disabled in the configuration');
@@ -108,16 +144,20 @@ export async function main(argv: string[]): Promise<number> {
             security: cfg, keepaliveBatch: cfg.keepaliveBatch, keepaliveBatchIntervalSec: cfg.keepaliveBatchIntervalSec,
             encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },
-        });
+        }, life);
+        if (code !== 0 && life.stopping?.err) process.stderr.write(`wazuh-nats-tap: ${shown(life.stopping.err.message)}\n`);
       } catch (e) {
         code = exitCodeOf(e);
-        log.fatal({ err: e }, (e as Error).message);
-        process.stderr.write(`wazuh-nats-tap: ${(e as Error).message}\n`);
+        const err = e as Error;
+        log.fatal({ err: { type: err.name, message: shown(err.message), stack: shown(err.stack ?? '') } }, shown(err.message));
+        process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
+      } finally {
+        unwatch();
       }
     })
     .command('config', 'the configuration: config check', (y) => y
       .command('check', 'validate and print the effective configuration, secrets masked', (yy) => yy
-        .option('config', { type: 'string', describe: 'ossec.conf (default: <home>/etc/ossec.conf)' })
+        .option('config', { type: 'string', describe: 'the configuration file (default: <home>/etc/nats-tap.conf, else the <nats> of <home>/etc/ossec.conf)' })
         .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
         .option('json', { type: 'boolean', default: false, describe: 'the masked configuration as JSON' }),
       (a) => {
@@ -171,25 +211,36 @@ export async function main(argv: string[]): Promise<number> {
       .option('control-socket', { type: 'string', default: DEFAULT_CONTROL_SOCKET }),
     async (a) => { code = await control(a.controlSocket, 'detach', a.json); })
     .command('tail [subject]', 'subscribe and print the events as they arrive', (y) => y
-      .positional('subject', { type: 'string', default: 'wazuh.>', describe: 'NATS subject (wildcards allowed)' })
-      .option('nats-url', { type: 'string', default: 'nats://127.0.0.1:4222', describe: 'NATS server URL(s), comma-separated' })
+      .usage('$0 tail [subject] [options]\n\nWithout --nats-url, the server, its TLS and credentials, the encryption key and the '
+        + 'subject prefix come from the tap\'s configuration (<home>/etc/nats-tap.conf, as `run` reads it): on the manager '
+        + 'host `wazuh-nats-tap tail` just works. Flags override it.')
+      .positional('subject', { type: 'string', describe: 'NATS subject (wildcards allowed); default <prefix>.>' })
+      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222)' })
+      .option('config', { type: 'string', describe: 'the tap\'s configuration file (default: <home>/etc/nats-tap.conf)' })
+      .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
       .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
       .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds' })
-      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (encrypt_messages yes)' })
+      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (default: the configuration\'s encryption_key)' })
       .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
     async (a) => {
+      let urls = a.natsUrl?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
       try {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
+        const conf = a.natsUrl === undefined ? tapConfigForTail(a.config, a.home) : null;
+        if (conf) urls = conf.serverUrls;
         code = await runTail({
-          servers: a.natsUrl.split(',').map((s) => s.trim()).filter(Boolean), subject: validateSubjectFilter(a.subject!),
+          servers: urls.length ? urls : ['nats://127.0.0.1:4222'],
+          subject: validateSubjectFilter(a.subject ?? `${conf?.subjectPrefix ?? 'wazuh'}.>`),
           json: a.json, count: a.count, duration: a.duration,
-          key: a.encryptionKey ? readKeyFile(a.encryptionKey) : undefined,
+          key: a.encryptionKey ? readKeyFile(a.encryptionKey)
+            : conf?.encryptMessages && conf.encryptionKey ? readKeyFile(conf.encryptionKey) : undefined,
+          connect: conf ? connectOptions(conf) : undefined,
         });
       } catch (e) {
         code = exitCodeOf(e);
-        process.stderr.write(`wazuh-nats-tap tail: ${(e as Error).message}\n`);
+        process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(urls))}\n`);
       }
     })
     .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')

@@ -2,6 +2,7 @@
 // time: nothing on the hot path updates a metric.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { LogLimiter } from './util/log-limiter.js';
 
 export interface MetricsSources {
   capture(): Record<string, number>;
@@ -11,8 +12,10 @@ export interface MetricsSources {
   natsConnected(): boolean;
   attached(): boolean;
   agents(): Record<string, number>;
-  /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations. */
+  /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations, untrusted_file. */
   alerts?(): Record<string, number>;
+  /** The capture path's last guards: records given up (`records`), events dropped as `unpublishable`. */
+  errors?(): Record<string, number>;
 }
 
 /** Counters taken as they are at scrape time. */
@@ -27,11 +30,16 @@ export function metricsRegistry(src: MetricsSources): Registry {
   const reg = new Registry();
   snapshotCounter(reg, 'wazuh_nats_tap_records_total', 'Capture records by outcome (captured, lost, truncated, filtered, content_dropped, …)',
     ['outcome'], (c) => { for (const [k, v] of Object.entries(src.capture())) c.inc({ outcome: k }, v); });
-  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded and malformed', ['outcome'], (c) => {
+  snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded, and malformed (bad framing, requests with values Wazuh cannot write, replies without a status)', ['outcome'], (c) => {
     const d = src.decoder();
     c.inc({ outcome: 'decoded' }, d.frames);
     c.inc({ outcome: 'malformed' }, d.malformed);
   });
+  if (src.errors) {
+    const errors = src.errors;
+    snapshotCounter(reg, 'wazuh_nats_tap_errors_total', 'Records given up and events dropped because something threw (each is a bug to report)',
+      ['kind'], (c) => { for (const [k, v] of Object.entries(errors())) c.inc({ kind: k }, v); });
+  }
   snapshotCounter(reg, 'wazuh_nats_tap_events_total', 'Events produced, by type', ['type'],
     (c) => { for (const [k, v] of Object.entries(src.events())) c.inc({ type: k }, v); });
   snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed, rejected (larger than max_payload), deferred (alerts waiting in alerts.json for room)', ['outcome'], (c) => {
@@ -52,7 +60,7 @@ export function metricsRegistry(src: MetricsSources): Registry {
     collect() { this.reset(); for (const [k, v] of Object.entries(src.agents())) this.set({ status: k }, v); } });
   if (src.alerts) {
     const alerts = src.alerts;
-    snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed',
+    snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed, files refused as not Wazuh\'s (untrusted_file)',
       ['outcome'], (c) => { for (const [k, v] of Object.entries(alerts())) c.inc({ outcome: k }, v); });
   }
   return reg;
@@ -67,8 +75,23 @@ export function parseMetricsAddress(s: string): { host: string; port: number } |
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
-export async function serveMetrics(reg: Registry, addr: { host: string; port: number }): Promise<Server> {
-  const server = createServer((req, res) => {
+/**
+ * Bounds of the endpoint, which any local user can reach: a few connections at a time (Prometheus
+ * needs one), each closed when idle or slow within seconds. Without them, idle connections by the
+ * thousand took every descriptor of the tap (whose next open then failed with EMFILE).
+ */
+export const METRICS_LIMITS = { maxConnections: 32, idleMs: 5000, headersMs: 5000, requestMs: 10_000, keepAliveMs: 2000 } as const;
+
+export interface MetricsLog {
+  warn(o: object, msg: string): void;
+}
+
+export async function serveMetrics(reg: Registry, addr: { host: string; port: number }, log?: MetricsLog): Promise<Server> {
+  const L = METRICS_LIMITS;
+  const server = createServer({
+    headersTimeout: L.headersMs, requestTimeout: L.requestMs, keepAliveTimeout: L.keepAliveMs,
+    connectionsCheckingInterval: 1000, // how often headersTimeout/requestTimeout are checked (default 30 s)
+  }, (req, res) => {
     if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
       res.writeHead(404).end('not found\n');
       return;
@@ -78,9 +101,27 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
       (e) => res.writeHead(500).end(`${(e as Error).message}\n`),
     );
   });
+  server.maxConnections = L.maxConnections; // the next ones are closed at once ('drop')
+  server.setTimeout(L.idleMs); // a socket idle that long is destroyed (no 'timeout' listener)
+  const limiter = new LogLimiter();
+  let dropped = 0;
+  server.on('drop', () => {
+    dropped++;
+    const say = limiter.allow('drop');
+    if (say) log?.warn({ max_connections: L.maxConnections, dropped }, 'metrics: connections refused, as many are open already (a scraper that does not close them, or a local user)');
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(addr.port, addr.host, () => resolve());
+    server.listen(addr.port, addr.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // After listen, an error is an accept that failed (EMFILE, ENFILE): said, never fatal; the
+  // listener stays and accepts again when descriptors are back.
+  server.on('error', (e: NodeJS.ErrnoException) => {
+    const say = limiter.allow(`error:${e.code ?? e.message}`);
+    if (say) log?.warn({ err: e.message, code: e.code, held: say.held }, 'metrics: accepting a connection failed: going on');
   });
   return server;
 }

@@ -185,24 +185,32 @@ export interface AgentSyncRow {
   group?: string;
 }
 
+/**
+ * Descriptive fields (version, os, node, sync labels) the decoder left out because Wazuh would not have
+ * written their value (decode/values.ts); absent when none was. The rest of the request is applied.
+ */
+export interface DroppedFields {
+  dropped?: string[];
+}
+
 export type WdbRequest =
-  | { cmd: 'update-keepalive'; id: number; connection_status: WazuhConnectionStatus; sync_status: string | null }
-  | { cmd: 'update-agent-data'; data: AgentDataUpdate }
-  | {
+  | ({ cmd: 'update-keepalive'; id: number; connection_status: WazuhConnectionStatus; sync_status: string | null } & DroppedFields)
+  | ({ cmd: 'update-agent-data'; data: AgentDataUpdate } & DroppedFields)
+  | ({
       cmd: 'update-connection-status';
       id: number;
       connection_status: WazuhConnectionStatus;
       sync_status: string | null;
       status_code: number | null;
-    }
-  | {
+    } & DroppedFields)
+  | ({
       cmd: 'update-status-code';
       id: number;
       status_code: number;
       version: string | null;
       sync_status: string | null;
       connection_status: WazuhConnectionStatus | null;
-    }
+    } & DroppedFields)
   /** Registration (authd). `internal_key` is never kept: it is not even a field here. */
   | {
       cmd: 'insert-agent';

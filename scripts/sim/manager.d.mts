@@ -54,6 +54,8 @@ export declare class SimClient {
   refuse(id: number): Promise<void>;
   /** Cluster sync (`sync-agent-info-set`), meant for the `python3` client. */
   syncSet(agent: SimAgent, status: string, node: string): Promise<void>;
+  /** Per agent: `pending` from one thread, then ~gapUs later `active` from another, on two connections and two CPUs. */
+  reconnect(agents: number, firstId: number, gapUs: number, ms?: number): Promise<{ pending: number; active: number; errors: number }>;
   quit(): Promise<ExitInfo>;
   kill(signal?: NodeJS.Signals): Promise<ExitInfo>;
 }
@@ -94,6 +96,7 @@ export declare class SimManager {
   startup(agent: SimAgent): Promise<void>;
   keepalive(agent: SimAgent): Promise<void>;
   shutdown(agent: SimAgent): Promise<void>;
+  reconnect(agents: number, firstId: number, gapUs: number, ms?: number): Promise<{ pending: number; active: number; errors: number }>;
   rawreq(text: string): Promise<string>;
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
   recv(): Promise<string>;

@@ -302,6 +302,21 @@ export class SimClient {
     await this.proc.command(`sync-set ${agentArgs(agent)} ${status} ${node}`);
   }
 
+  /**
+   * Agents coming back after a manager restart: for each, `update-keepalive … pending` from one worker
+   * thread, then ~gapUs after wazuh-db answered it the keepalive pair (`select-agent-group`,
+   * `update-agent-data … active`) from another, on two connections, the threads pinned to two CPUs.
+   * @param {number} agents @param {number} firstId @param {number} gapUs
+   * @returns {Promise<{ pending: number, active: number, errors: number }>}
+   */
+  async reconnect(agents, firstId, gapUs, ms = TIMEOUT_MS * 6) {
+    for (const v of [agents, firstId, gapUs]) if (!Number.isSafeInteger(v) || v < 0) throw new TypeError('integers >= 0');
+    const r = await this.proc.command(`reconnect ${agents} ${firstId} ${gapUs}`, ms);
+    const m = /^pending=(\d+) active=(\d+) errors=(\d+)$/.exec(r);
+    if (!m) throw new Error(`remoted: unexpected reply '${r}'`);
+    return { pending: Number(m[1]), active: Number(m[2]), errors: Number(m[3]) };
+  }
+
   /** Exits like the real daemon (nothing closed explicitly); resolves on exit. */
   async quit() {
     if (!this.proc.exitInfo) {
@@ -497,6 +512,11 @@ export class SimManager {
   /** @param {SimAgent} agent */
   startup(agent) {
     return this.#remoted().startup(agent);
+  }
+
+  /** remoted's reconnect pattern (SimClient.reconnect). @param {number} agents @param {number} firstId @param {number} gapUs */
+  reconnect(agents, firstId, gapUs, ms) {
+    return this.#remoted().reconnect(agents, firstId, gapUs, ms);
   }
 
   /** @param {SimAgent} agent */

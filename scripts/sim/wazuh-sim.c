@@ -1422,6 +1422,94 @@ static void run_load(const char *args, char *out, size_t cap) {
              L.errors, elapsed);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A manager restart as the agents come back (WAZUH-PROTOCOL.md §2, seen on 4.7.5): for each agent,
+ * one remoted worker thread writes `update-keepalive … pending` (its startup message) on its own
+ * connection, and ~gap later another worker, on another connection, the keepalive pair
+ * (`select-agent-group`, then `update-agent-data … active`). The two threads are pinned to two CPUs,
+ * so their writes go through two perf rings. `reconnect <agents> <first_id> <gap_us>`: the active pair
+ * of an agent starts gap_us after its pending one started, whether or not that one's sendto returned
+ * (a sender preempted inside sendto by the wazuh-db it woke returns late), as remoted's threads do.
+ * Answers `ok <n> pending=… active=… errors=…`. */
+struct reconnect {
+    long agents, first_id, gap_us;
+    long started; /* atomic: the pending request of the first `started` agents is being written */
+    long pending, active, errors;
+};
+
+static void pin_to_cpu(long i) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((int)(i % (n > 0 ? n : 1)), &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *reconnect_pending(void *arg) {
+    struct reconnect *R = arg;
+    char q[512], *reply = malloc(MAX_FRAME + 1);
+    int fd = wdb_connect();
+    pin_to_cpu(0);
+    for (long i = 0; i < R->agents && reply && fd >= 0; i++) {
+        q_startup(q, sizeof q, R->first_id + i);
+        __atomic_store_n(&R->started, i + 1, __ATOMIC_RELEASE);
+        if (wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) R->errors++;
+        else R->pending++;
+    }
+    __atomic_store_n(&R->started, R->agents, __ATOMIC_RELEASE);
+    if (fd >= 0) close(fd);
+    free(reply);
+    return NULL;
+}
+
+static void *reconnect_active(void *arg) {
+    struct reconnect *R = arg;
+    char *q = malloc(8192), *reply = malloc(MAX_FRAME + 1);
+    int fd = wdb_connect();
+    pin_to_cpu(1);
+    for (long i = 0; i < R->agents && q && reply && fd >= 0; i++) {
+        while (__atomic_load_n(&R->started, __ATOMIC_ACQUIRE) <= i) sched_yield();
+        struct timespec gap = {.tv_sec = R->gap_us / 1000000, .tv_nsec = (R->gap_us % 1000000) * 1000};
+        while (nanosleep(&gap, &gap) == EINTR)
+            ;
+        long long id = R->first_id + i;
+        char ip[32];
+        snprintf(ip, sizeof ip, "10.%lld.%lld.%lld", (id >> 16) & 255, (id >> 8) & 255, id & 255);
+        snprintf(q, 8192, "global select-agent-group %lld", id);
+        int bad = wdb_query(fd, q, reply, MAX_FRAME + 1) < 0;
+        q_keepalive(q, 8192, id, ip);
+        if (bad || wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) R->errors++;
+        else R->active++;
+    }
+    if (fd >= 0) close(fd);
+    free(q);
+    free(reply);
+    return NULL;
+}
+
+static void run_reconnect(const char *args, char *out, size_t cap) {
+    struct reconnect R = {0};
+    if (sscanf(args, "%ld %ld %ld", &R.agents, &R.first_id, &R.gap_us) != 3 || R.agents < 1 || R.agents > 1000000 ||
+        R.first_id < 1 || R.gap_us < 0 || R.gap_us > 1000000) {
+        snprintf(out, cap, "err usage: reconnect <agents> <first_id>=1> <gap_us<=1000000>");
+        return;
+    }
+    pthread_t a, b;
+    if (pthread_create(&a, NULL, reconnect_pending, &R) != 0) {
+        snprintf(out, cap, "err pthread_create");
+        return;
+    }
+    if (pthread_create(&b, NULL, reconnect_active, &R) != 0) {
+        __atomic_store_n(&R.agents, 0, __ATOMIC_RELEASE);
+        pthread_join(a, NULL);
+        snprintf(out, cap, "err pthread_create");
+        return;
+    }
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    snprintf(out, cap, "pending=%ld active=%ld errors=%ld", R.pending, R.active, R.errors);
+}
+
 static int run_remoted(void) {
     signal(SIGPIPE, SIG_IGN);
     tcp_pair();
@@ -1603,20 +1691,23 @@ static int run_remoted(void) {
             const char *h = cmdline + 3;
             while (*h == ' ') h++;
             size_t hl = strlen(h);
-            if (hl == 0 || hl % 2 || hl / 2 > sizeof reply) {
-                err = "raw wants an even number of hex digits";
+            /* Up to 4 MiB: a write larger than the socket holds stays in its sendto until wazuh-db reads. */
+            char *bytes = hl && hl % 2 == 0 && hl / 2 <= (4u << 20) ? malloc(hl / 2) : NULL;
+            if (!bytes) {
+                err = "raw wants an even number of hex digits (4 MiB at most)";
             } else {
                 size_t bl = hl / 2;
                 for (size_t i = 0; i < bl && !err; i++) {
                     int a = hexval(h[2 * i]), b = hexval(h[2 * i + 1]);
                     if (a < 0 || b < 0) err = "bad hex";
-                    else reply[i] = (char)(a * 16 + b);
+                    else bytes[i] = (char)(a * 16 + b);
                 }
                 if (!err) {
                     if (g_wdb < 0) g_wdb = wdb_connect();
-                    if (g_wdb < 0 || send_all_once(g_wdb, reply, bl, 0) < 0) err = "send failed";
+                    if (g_wdb < 0 || send_all_once(g_wdb, bytes, bl, 0) < 0) err = "send failed";
                     else g_raw_sent = 1;
                 }
+                free(bytes);
             }
         } else if (!strcmp(verb, "recv")) {
             /* The reply to frames written with `raw`: one frame, 5 s at most. */
@@ -1634,9 +1725,10 @@ static int run_remoted(void) {
                 fflush(stdout);
                 continue;
             }
-        } else if (!strcmp(verb, "load")) {
+        } else if (!strcmp(verb, "load") || !strcmp(verb, "reconnect")) {
             char res[512];
-            run_load(cmdline + 4, res, sizeof res);
+            if (!strcmp(verb, "load")) run_load(cmdline + 4, res, sizeof res);
+            else run_reconnect(cmdline + 9, res, sizeof res);
             if (!strncmp(res, "err ", 4)) printf("err %lu %s\n", n, res + 4);
             else printf("ok %lu %s\n", n, res);
             fflush(stdout);

@@ -27,8 +27,10 @@ export async function runTap(args: string[], timeoutMs = 20_000): Promise<{ code
   return { code, stdout, stderr };
 }
 
-export async function startTap(args: string[], readyMsg: RegExp | null = /^attached/): Promise<TapProcess> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `wrap`: a command that execs the tap in its place, e.g. `['prlimit', '--nofile=200:200']` (the pid stays the tap's). */
+export async function startTap(args: string[], readyMsg: RegExp | null = /^attached/, wrap: string[] = []): Promise<TapProcess> {
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const proc = spawn(cmd, [...pre, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let err = '';
   let partial = '';

@@ -22,12 +22,21 @@
 //     KiB hashes like the saved head (read as a stream); a file that shrank was truncated: read
 //     again from 0;
 //   - no saved position (first start): start at the end (only new alerts), or at the beginning
-//     with `fromBeginning`.
-import { closeSync, createReadStream, fstatSync, openSync, readdirSync, readSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
+//     with `fromBeginning`;
+//   - every file is opened through trusted-open.ts (no symbolic link, no FIFO, a regular file of
+//     root or the Wazuh user): the Wazuh user owns logs/alerts and could otherwise make the tap,
+//     root, publish any file. A refused file is counted and logged once, and the follower waits
+//     for a proper one, as for a missing file;
+//   - running out of file descriptors (EMFILE, ENFILE) is a pause, never a conclusion: nothing is
+//     counted as unread because a directory could not be listed, and the next poll tries again.
+import { closeSync, createReadStream, fstatSync, lstatSync, readdirSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
 import { HEAD_BYTES, hashOf, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
+import { openTrusted } from './trusted-open.js';
+import { isFdExhaustion } from '../util/errno.js';
+import { LogLimiter } from '../util/log-limiter.js';
 
 export interface FollowerLog {
   info(o: object, msg: string): void;
@@ -47,6 +56,11 @@ export interface FollowerOptions {
    */
   sink(lines: FileLine[]): number;
   log?: FollowerLog;
+  /**
+   * The Wazuh user's uid (trusted-open.ts wazuhUid), asked at each open; files owned by it or by
+   * root are followed. Default: none (root's files only).
+   */
+  wazuhUid?: () => number | null;
   /** Longer lines are dropped and counted (default 512 KiB: the event must fit NATS's default 1 MB max_payload). */
   maxLineBytes?: number;
   /** Safety poll (default 1000 ms). */
@@ -70,8 +84,12 @@ export interface FollowerStats {
   /** Turns that stopped because the sink refused lines (spool full). */
   refused: number;
   position_errors: number;
+  /** Files of logs/alerts refused as not Wazuh's (a symbolic link, a FIFO, another user's file), each counted once. */
+  untrusted_file: number;
   /** The file exists and is being followed. */
   following: boolean;
+  /** Why alerts.json is not followed now, when it is there but refused (null otherwise). */
+  refusing: string | null;
   offset: number;
 }
 
@@ -112,15 +130,19 @@ export class AlertsFollower {
   private waitingLogged = false;
   /** Finishing a compressed rotated file (asynchronous): nothing else is read meanwhile. */
   private recovering: Promise<void> | null = null;
-  readonly counters: Omit<FollowerStats, 'following' | 'offset'> = {
+  /** Refused files already counted and logged (path, reason, identity): a poll does not count them again. */
+  private readonly refusedFiles = new Set<string>();
+  private refusing: string | null = null;
+  private readonly limiter = new LogLimiter();
+  readonly counters: Omit<FollowerStats, 'following' | 'offset' | 'refusing'> = {
     lines: 0, bytes: 0, too_long: 0, truncations: 0, rotations: 0, rotated_unread: 0, rotated_compressed: 0, refused: 0,
-    position_errors: 0,
+    position_errors: 0, untrusted_file: 0,
   };
 
   constructor(opts: FollowerOptions) {
     this.o = {
       maxLineBytes: DEFAULT_MAX_LINE_BYTES, pollMs: 1000, retryMs: 1000, chunkBytes: 256 * 1024,
-      maxBytesPerTurn: 4 * 1024 * 1024, ...opts,
+      maxBytesPerTurn: 4 * 1024 * 1024, wazuhUid: () => null, ...opts,
     };
     this.splitter = new LineSplitter(this.o.maxLineBytes);
     this.buf = Buffer.allocUnsafe(this.o.chunkBytes);
@@ -136,7 +158,10 @@ export class AlertsFollower {
   }
 
   stats(): FollowerStats {
-    return { ...this.counters, too_long: this.counters.too_long + this.splitter.tooLong, following: this.cur !== null, offset: this.cur?.committed ?? 0 };
+    return {
+      ...this.counters, too_long: this.counters.too_long + this.splitter.tooLong, following: this.cur !== null,
+      refusing: this.cur ? null : this.refusing, offset: this.cur?.committed ?? 0,
+    };
   }
 
   /** Read what is new. Re-entrant calls (an inotify event during a turn) run one more turn. */
@@ -155,7 +180,12 @@ export class AlertsFollower {
         this.turn();
       } while (this.again && !this.closed && ++turns < 100);
     } catch (e) {
-      this.o.log?.warn({ err: (e as Error).message, file: this.o.file }, 'reading alerts failed: retrying');
+      const err = e as NodeJS.ErrnoException;
+      const say = this.limiter.allow(`failed:${err.code ?? err.message}`);
+      if (say) {
+        this.o.log?.warn({ err: err.message, file: this.o.file, held: say.held }, isFdExhaustion(e)
+          ? 'out of file descriptors reading alerts: retrying at the next poll' : 'reading alerts failed: retrying');
+      }
       this.closeCurrent();
     } finally {
       this.running = false;
@@ -209,7 +239,8 @@ export class AlertsFollower {
         if (!this.open()) break;
         continue;
       }
-      const live = statOrNull(this.o.file);
+      // lstat: a symbolic link put in its place is another file too (then refused by open()).
+      const live = lstatOrNull(this.o.file);
       if (live && (live.ino !== cur.ino || live.dev !== cur.dev)) {
         // Rotated. analysisd closed (flushed) the old file before linking the new one, so one more
         // read to its end sees all of it; then the new file from its first byte.
@@ -245,32 +276,53 @@ export class AlertsFollower {
     return false;
   }
 
-  /** Open the file to follow; false when there is none yet. */
+  /** Open the file to follow; false when there is none yet (or none that is Wazuh's, or no descriptor left). */
   private open(): boolean {
     let fd: number;
+    let st: Stats;
     try {
-      fd = openSync(this.o.file, 'r');
+      const r = openTrusted(this.o.file, this.owners());
+      if ('refused' in r) {
+        this.refuse(this.o.file, r);
+        this.refusing = r.refused;
+        if (!this.pos) this.missingSinceStart = true; // a proper file that comes later is new: read it whole
+        return false;
+      }
+      ({ fd, st } = r);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && !this.pos) this.missingSinceStart = true;
+      this.refusing = null;
       if (!this.waitingLogged) {
         this.waitingLogged = true;
         this.o.log?.info({ file: this.o.file, code }, code === 'ENOENT'
           ? 'alerts file does not exist yet: waiting for wazuh-analysisd to create it'
-          : 'alerts file cannot be opened: retrying');
+          : isFdExhaustion(e) ? 'out of file descriptors: opening the alerts file again at the next poll'
+            : 'alerts file cannot be opened: retrying');
       }
       return false;
     }
     this.waitingLogged = false;
-    let st = fstatSync(fd);
-    if (!st.isFile()) {
-      closeSync(fd);
-      return false;
+    this.refusing = null;
+    const owned = { fd };
+    try {
+      return this.adopt(owned, st);
+    } catch (e) {
+      // Until this.cur holds it, the descriptor adopt() holds is ours to close: a read error must not leak it.
+      if (owned.fd >= 0 && this.cur?.fd !== owned.fd) closeQuietly(owned.fd);
+      throw e;
     }
+  }
+
+  /**
+   * Start following the opened alerts.json: where to read from, or first finish the file it replaced.
+   * `owned.fd` is the descriptor held at each moment (-1 once closed), for open() to close on a throw.
+   */
+  private adopt(owned: { fd: number }, st: Stats): boolean {
+    let fd = owned.fd;
     const pos = this.pos;
     let offset: number;
     let retired = false;
-    let gz: string | null = null;
     if (this.nextFromStart) {
       offset = 0;
       this.nextFromStart = false;
@@ -283,21 +335,34 @@ export class AlertsFollower {
       }
     } else if (pos) {
       const old = this.findRotated(pos);
+      const gz = old === null && (pos.dev !== st.dev || pos.ino !== st.ino) ? this.findCompressed(pos) : null;
+      if (old === 'retry' || gz === 'retry') {
+        // Out of descriptors while searching: not a reason to call the old file gone. Next poll.
+        closeSync(fd);
+        owned.fd = -1;
+        const say = this.limiter.allow('retry:rotated');
+        if (say) {
+          this.o.log?.warn({ file: this.o.file, held: say.held },
+            'out of file descriptors looking for the rotated alerts file: looking again at the next poll');
+        }
+        return false;
+      }
       if (old) {
         // Rotated while the tap was stopped: finish the old file first, then the live one from 0.
         closeSync(fd);
-        fd = old.fd;
+        fd = owned.fd = old.fd;
         st = old.st;
         offset = Math.min(pos.offset, st.size);
         retired = true;
         this.nextFromStart = true;
         this.o.log?.info({ file: old.path, offset }, 'alerts file was rotated while the tap was stopped: finishing the old one first');
-      } else if ((pos.dev !== st.dev || pos.ino !== st.ino) && (gz = this.findCompressed(pos)) !== null) {
+      } else if (gz) {
         // Compressed by monitord since: finish it from the .gz (a stream), then this file from 0.
-        const file = gz;
+        const file = gz.path;
         closeSync(fd);
+        owned.fd = -1;
         this.o.log?.info({ file, offset: pos.offset }, 'alerts file was rotated and compressed while the tap was stopped: finishing it from the .gz first');
-        this.recovering = this.finishCompressed(file, pos)
+        this.recovering = this.finishCompressed(file, gz.fd, pos)
           .catch((e: Error) => {
             this.counters.rotated_unread++;
             this.o.log?.warn({ file, err: e.message }, 'cannot read the compressed alerts file: the rest of it was not published');
@@ -335,59 +400,100 @@ export class AlertsFollower {
     return true;
   }
 
-  /** The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed). */
-  private findRotated(pos: AlertsPosition): { fd: number; st: Stats; path: string } | null {
+  /** Root and the Wazuh user: whose files are Wazuh's. */
+  private owners(): number[] {
+    const uid = this.o.wazuhUid();
+    return uid === null || uid === 0 ? [0] : [0, uid];
+  }
+
+  /** A file that is not Wazuh's: counted and logged once, however many polls see it again. */
+  private refuse(path: string, r: { refused: string; dev: number; ino: number }): void {
+    const key = `${path}\0${r.refused}\0${r.dev}:${r.ino}`;
+    if (this.refusedFiles.has(key)) return;
+    if (this.refusedFiles.size >= 1000) this.refusedFiles.clear(); // bounded: names are chosen by others
+    this.refusedFiles.add(key);
+    this.counters.untrusted_file++;
+    // Also bounded in time per path and reason: a file swapped in a loop is a new file each time.
+    const say = this.limiter.allow(`refused:${path}\0${r.refused}`);
+    if (say) {
+      this.o.log?.warn({ file: path, why: r.refused, held: say.held },
+        'alerts: refused a file that is not Wazuh\'s (only a regular file of root or the Wazuh user is read): not read, waiting for a proper one');
+    }
+  }
+
+  /** The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed); 'retry' when out of descriptors. */
+  private findRotated(pos: AlertsPosition): { fd: number; st: Stats; path: string } | null | 'retry' {
     let budget = 5000;
-    for (const path of rotatedFiles(dirname(this.o.file))) {
-      if (--budget < 0) return null;
-      if (path.endsWith('.gz')) continue;
-      const st = statOrNull(path);
-      if (!st || st.ino !== pos.ino || st.dev !== pos.dev || !st.isFile()) continue;
-      let fd: number;
-      try {
-        fd = openSync(path, 'r');
-      } catch {
+    try {
+      for (const path of rotatedFiles(dirname(this.o.file))) {
+        if (--budget < 0) return null;
+        if (path.endsWith('.gz')) continue;
+        const l = lstatOrNull(path);
+        if (!l || l.ino !== pos.ino || l.dev !== pos.dev || !l.isFile()) continue;
+        const r = openTrusted(path, this.owners());
+        if ('refused' in r) {
+          this.refuse(path, r);
+          return null;
+        }
+        // The descriptor's own identity: the path may have been swapped since the lstat.
+        if (r.st.ino === pos.ino && r.st.dev === pos.dev && headHash(r.fd, pos.headLen) === pos.head) return { ...r, path };
+        closeSync(r.fd);
         return null;
       }
-      if (headHash(fd, pos.headLen) === pos.head) return { fd, st: fstatSync(fd), path };
-      closeSync(fd);
-      return null;
+    } catch (e) {
+      if (isFdExhaustion(e)) return 'retry';
+      return null; // gone meanwhile, unreadable: not this one
     }
     return null;
   }
 
-  /** The `.json.gz` under logs/alerts/<year>/<Mon>/ whose content starts with the saved head, newest first. */
-  private findCompressed(pos: AlertsPosition): string | null {
+  /** The `.json.gz` under logs/alerts/<year>/<Mon>/ whose content starts with the saved head, newest first; opened. */
+  private findCompressed(pos: AlertsPosition): { path: string; fd: number } | null | 'retry' {
     if (pos.headLen === 0) return null; // nothing to recognise it by
     const found: { path: string; mtime: number }[] = [];
-    for (const path of rotatedFiles(dirname(this.o.file))) {
-      if (found.length >= 5000) break;
-      if (!path.endsWith('.json.gz')) continue;
-      const st = statOrNull(path);
-      if (st?.isFile()) found.push({ path, mtime: st.mtimeMs });
+    try {
+      for (const path of rotatedFiles(dirname(this.o.file))) {
+        if (found.length >= 5000) break;
+        if (!path.endsWith('.json.gz')) continue;
+        const st = lstatOrNull(path);
+        // Symbolic links are listed too, to be refused (and said so) by openTrusted.
+        if (st && (st.isFile() || st.isSymbolicLink())) found.push({ path, mtime: st.mtimeMs });
+      }
+    } catch (e) {
+      if (isFdExhaustion(e)) return 'retry';
     }
     found.sort((a, b) => b.mtime - a.mtime);
     for (const { path } of found.slice(0, 64)) {
+      let fd = -1;
       try {
+        const r = openTrusted(path, this.owners());
+        if ('refused' in r) {
+          this.refuse(path, r);
+          continue;
+        }
+        fd = r.fd;
         // The first 64 KiB of the stream decompress to well over a KiB of JSON lines; SYNC_FLUSH
         // lets a truncated stream decompress as far as it goes.
-        const fd = openSync(path, 'r');
         const b = Buffer.alloc(64 * 1024);
         const n = readSync(fd, b, 0, b.length, 0);
-        closeSync(fd);
         const head = gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
-        if (head.length >= pos.headLen && hashOf(head.subarray(0, pos.headLen)) === pos.head) return path;
-      } catch {
+        if (head.length >= pos.headLen && hashOf(head.subarray(0, pos.headLen)) === pos.head) return { path, fd };
+      } catch (e) {
+        if (isFdExhaustion(e)) {
+          if (fd >= 0) closeSync(fd);
+          return 'retry';
+        }
         // not gzip, unreadable: not this one
       }
+      if (fd >= 0) closeSync(fd);
     }
     return null;
   }
 
-  /** Read a compressed rotated file from the saved offset to its end, saving the position as lines are taken. */
-  private async finishCompressed(path: string, pos: AlertsPosition): Promise<void> {
+  /** Read a compressed rotated file (opened: `fd`) from the saved offset to its end, saving the position as lines are taken. */
+  private async finishCompressed(path: string, fd: number, pos: AlertsPosition): Promise<void> {
     const splitter = new LineSplitter(this.o.maxLineBytes);
-    const input = createReadStream(path).pipe(createGunzip());
+    const input = createReadStream(path, { fd, start: 0 }).pipe(createGunzip());
     let at = 0;
     const take = async (lines: FileLine[]): Promise<boolean> => {
       for (let attempts = 0; lines.length; attempts++) {
@@ -491,11 +597,19 @@ export class AlertsFollower {
   }
 }
 
-function statOrNull(path: string): Stats | null {
+function lstatOrNull(path: string): Stats | null {
   try {
-    return statSync(path);
+    return lstatSync(path);
   } catch {
     return null;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }
 
@@ -508,10 +622,12 @@ function* rotatedFiles(root: string): Generator<string> {
   }
 }
 
+/** A directory's names; [] when it cannot be listed, except out of descriptors (thrown: the caller retries later). */
 function safeList(dir: string): string[] {
   try {
     return readdirSync(dir);
-  } catch {
+  } catch (e) {
+    if (isFdExhaustion(e)) throw e;
     return [];
   }
 }

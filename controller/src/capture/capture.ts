@@ -276,9 +276,8 @@ export class Capture {
           onError(new Error(this.lib.last_error(this.handle)));
           break;
         }
-        // Each CPU has its own ring: order the batch by syscall time so a
-        // connection's writes reach the decoder in the order they were made.
-        if (n > 0) await onBatch(parseRecords(this.buf, n, this.names).sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0)));
+        // In the order the writes began, across CPUs and batches: the shim merges the per-CPU rings.
+        if (n > 0) await onBatch(parseRecords(this.buf, n, this.names));
       }
     })();
   }

@@ -31,11 +31,15 @@ export function renderStatus(st: Record<string, any>): string {
   const al = st.alerts;
   if (al) {
     rows.push(['alerts', !al.enabled ? 'not followed (<alerts>no</alerts>)'
-      : `${al.following ? 'following' : 'waiting for'} ${al.file}, published ${al.published ?? 0}, not alerts ${(al.invalid_json ?? 0) + (al.not_an_object ?? 0) + (al.too_deep ?? 0)}, `
-        + `too long ${al.too_long ?? 0}, below min level ${al.below_min_level ?? 0}, rotations ${al.rotations ?? 0}`]);
+      : `${al.following ? 'following' : 'waiting for'} ${al.file}${al.refusing ? ` (refused: ${al.refusing})` : ''}, published ${al.published ?? 0}, `
+        + `not alerts ${(al.invalid_json ?? 0) + (al.not_an_object ?? 0) + (al.too_deep ?? 0)}, `
+        + `too long ${al.too_long ?? 0}, below min level ${al.below_min_level ?? 0}, rotations ${al.rotations ?? 0}`
+        + `${al.untrusted_file ? `, files refused (not Wazuh's) ${al.untrusted_file}` : ''}`]);
   }
   rows.push(['capture', `captured ${c.captured ?? 0}, lost ${c.lost ?? 0}, truncated ${c.truncated ?? 0}, other sockets ${c.filtered ?? 0}, non-global ${c.content_dropped ?? 0}`]);
-  rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`]);
+  const errors = (st.errors?.records ?? 0) + (st.errors?.unpublishable ?? 0);
+  rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`
+    + (errors ? `, ERRORS: ${st.errors.records ?? 0} records, ${st.errors.unpublishable ?? 0} events dropped (see the log)` : '')]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }

@@ -2,10 +2,10 @@
 // Bounded whatever the server does: the connection has a deadline (a port that accepts and never
 // speaks is an error, exit 1), --duration ends the run on time even while connecting, and the
 // final drain is given two seconds before the connection is simply closed.
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { maskUrl } from '../config/ossec-conf.js';
+import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/transport-node';
 import { connectNats, NatsConnectTimeout, within } from '../publish/nats-connect.js';
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
+import { maskUrl } from '../util/mask-url.js';
 
 export interface TailOptions {
   servers: string[];
@@ -16,6 +16,8 @@ export interface TailOptions {
   duration: number;
   /** Decrypts messages published with encrypt_messages. */
   key?: EncryptionKey;
+  /** TLS and authentication (the tap's configuration). */
+  connect?: Partial<ConnectionOptions>;
 }
 
 /** One readable line per event: time, subject, then the fields a person looks for first. */
@@ -61,7 +63,7 @@ export async function runTail(o: TailOptions): Promise<number> {
   const durationTimer = o.duration ? setTimeout(() => stop('duration'), o.duration * 1000) : null;
   try {
     const timeout = Math.max(1, Math.min(TAIL_CONNECT_TIMEOUT_MS, endAt - startedAt));
-    const attempt = connectNats({ servers: o.servers, name: 'wazuh-nats-tap tail', timeout, maxReconnectAttempts: 10 }, timeout);
+    const attempt = connectNats({ ...o.connect, servers: o.servers, name: 'wazuh-nats-tap tail', timeout, maxReconnectAttempts: 10 }, timeout);
     const first = await Promise.race([
       attempt.connection.then((nc) => ({ nc }), (err: Error) => ({ err })),
       stopped.then((why) => ({ why })),
@@ -87,7 +89,7 @@ async function follow(
   nc: NatsConnection, o: TailOptions,
   stopped: Promise<StopReason>, stop: (why: StopReason) => void,
 ): Promise<number> {
-  process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${nc.getServer()}; Ctrl-C to stop\n`);
+  process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${maskUrl(nc.getServer())}; Ctrl-C to stop\n`);
   let seen = 0;
   const sub = nc.subscribe(o.subject, {
     callback: (err, m: Msg) => {
@@ -123,6 +125,6 @@ async function follow(
   if (why !== 'closed' && await within(nc.drain().then(() => true, () => false), 2000) === undefined) {
     await within(nc.close().catch(() => {}), 1000);
   }
-  if (why === 'closed') throw new TailError(`the connection to NATS at ${nc.getServer()} was lost`);
+  if (why === 'closed') throw new TailError(`the connection to NATS at ${maskUrl(nc.getServer())} was lost`);
   return why === 'error' ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 // reads one.
 import { NATS_ELEMENTS, type ConfigElement } from './schema.js';
 import { maskUrl, type EffectiveConfig, type ValueSource } from './ossec-conf.js';
+import { maskUrlsIn } from '../util/mask-url.js';
 
 export interface MaskedSetting {
   element: string;
@@ -70,6 +71,6 @@ export function maskedConfig(cfg: EffectiveConfig): MaskedConfig {
       if (o.where) s.where = o.where;
       return s;
     }),
-    warnings: cfg.warnings.map((w) => w.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s,]+/gi, (u) => maskUrl(u))),
+    warnings: cfg.warnings.map(maskUrlsIn),
   };
 }

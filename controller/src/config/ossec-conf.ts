@@ -10,6 +10,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
 import { fileKind, NotRegularFile, readRegularFileSync } from '../util/read-file.js';
+import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
 
@@ -90,7 +91,7 @@ export interface ConfigOverrides {
 }
 
 export interface LoadOptions {
-  /** `--config`: default `<home>/etc/ossec.conf`. */
+  /** `--config`: default `<home>/etc/nats-tap.conf`, else the `<nats>` of `<home>/etc/ossec.conf` (SPEC §6). */
   file?: string;
   /** `--home`: default derived from `file` (`<home>/etc/ossec.conf`, or another file in a `<home>/etc` that holds ossec.conf) or detected. */
   home?: string;
@@ -101,9 +102,12 @@ export interface LoadOptions {
 
 export const HOME_CANDIDATES: readonly string[] = ['/var/ossec', '/var/wazuh-manager'];
 
-/** The first candidate holding etc/ossec.conf, else the first that exists, else the first. */
+/** The tap's own configuration file in a home: Wazuh refuses `<nats>` in its ossec.conf (SPEC §6). */
+export const TAP_CONF = 'etc/nats-tap.conf';
+
+/** The first candidate holding etc/nats-tap.conf or etc/ossec.conf, else the first that exists, else the first. */
 export function detectHome(candidates: readonly string[] = HOME_CANDIDATES): string {
-  return candidates.find((d) => existsSync(join(d, 'etc/ossec.conf')))
+  return candidates.find((d) => existsSync(join(d, TAP_CONF)) || existsSync(join(d, 'etc/ossec.conf')))
     ?? candidates.find((d) => existsSync(d))
     ?? candidates[0] ?? '/var/ossec';
 }
@@ -317,12 +321,8 @@ function parseUrls(ctx: Ctx, el: string, text: string): string[] {
 }
 
 /** `nats://user:secret@host` → `nats://user:***@host`; a lone user part (a NATS token) → `***`. */
-export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, info: string) => {
-    const colon = info.indexOf(':');
-    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : '***'}@`;
-  });
-}
+// maskUrl lives in util/mask-url.ts (the log, status and tail mask URLs too); re-exported for config/.
+export { maskUrl };
 
 function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   let st;
@@ -456,7 +456,7 @@ function readConfigFile(file: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const f = clipPath(file);
-    if (code === 'ENOENT') throw new ConfigError(`configuration file '${f}' does not exist (give the manager's with --config, or its home with --home)`);
+    if (code === 'ENOENT') throw new ConfigError(`configuration file '${f}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
     if (code === 'EACCES') throw new ConfigError(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
     throw new ConfigError(`configuration file '${f}' cannot be read (${code ?? (e as Error).message})`);
@@ -482,8 +482,21 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
     homeOrigin = { source: 'default', where: 'detected' };
   }
   if (opts.file === '') throw new ConfigError('--config: Invalid NULL content');
-  const file = resolve(opts.file ?? join(home, 'etc/ossec.conf'));
+  // The tap's own file, else a <nats> in ossec.conf (a Wazuh built to accept it), read only when
+  // the tap's file is absent. The manager's node name is Wazuh's, in ossec.conf, either way.
+  const ossecConf = join(home, 'etc/ossec.conf');
+  const ownFile = join(home, TAP_CONF);
+  const file = resolve(opts.file ?? (existsSync(ownFile) || !existsSync(ossecConf) ? ownFile : ossecConf));
   const parsed = parseXml(readConfigFile(file), file);
+  let nodeFile = file;
+  if (!parsed.nodeName && file !== resolve(ossecConf) && existsSync(ossecConf)) {
+    try {
+      parsed.nodeName = parseXml(readConfigFile(ossecConf), ossecConf).nodeName;
+      nodeFile = ossecConf;
+    } catch {
+      // Wazuh's own file is Wazuh's business: unreadable here, the host name names the node.
+    }
+  }
 
   // Later elements override earlier ones, across every <nats> block, as in Wazuh.
   const fromFile = new Map<string, Leaf>();
@@ -559,7 +572,7 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
     managerNode = overrides.node.trim();
     origins.managerNode = { source: 'flag', where: '--node' };
   } else if (parsed.nodeName) {
-    const where = `${file}:${parsed.nodeName.line}`;
+    const where = `${nodeFile}:${parsed.nodeName.line}`;
     if (!parsed.nodeName.text) throw new ConfigError(`${where}: Invalid NULL content for element: node_name`);
     managerNode = parsed.nodeName.text;
     origins.managerNode = { source: 'file', where: `${where} <cluster><node_name>` };
@@ -568,7 +581,8 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
     origins.managerNode = { source: 'default', where: 'host name' };
   }
   origins.home = homeOrigin;
-  origins.file = opts.file !== undefined ? { source: 'flag', where: '--config' } : { source: 'default', where: '<home>/etc/ossec.conf' };
+  origins.file = opts.file !== undefined ? { source: 'flag', where: '--config' }
+    : { source: 'default', where: file === resolve(ownFile) ? `<home>/${TAP_CONF}` : '<home>/etc/ossec.conf (no nats-tap.conf beside it)' };
 
   return { ...s, file, home, managerNode, origins, warnings };
 }

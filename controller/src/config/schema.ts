@@ -112,7 +112,7 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
 export const OTHER_OVERRIDES = [
   { flag: 'node', setting: 'managerNode', replaces: '`<cluster><node_name>`, else the host name' },
   { flag: 'home', setting: 'home', replaces: 'the detected home (`/var/ossec`, then `/var/wazuh-manager`)' },
-  { flag: 'config', setting: 'file', replaces: '`<home>/etc/ossec.conf`' },
+  { flag: 'config', setting: 'file', replaces: '`<home>/etc/nats-tap.conf` (else `<home>/etc/ossec.conf`)' },
 ] as const;
 
 export function elementByName(name: string): ConfigElement | undefined {

@@ -1,12 +1,17 @@
 // The control socket of the running agent (SPEC §7): `attach`, `detach` and
 // `status` from the CLI. Only root is served, checked with the peer's
 // credentials; the socket file is 0600 as well. A malformed or oversized
-// request gets an error reply and is never a danger to the agent.
+// request gets an error reply and is never a danger to the agent. Connections are capped and
+// time out, and a failed accept (out of descriptors) is logged, never fatal.
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { peerCred } from './peercred.js';
 import { MAX_REQUEST_BYTES, parseRequest, type ControlCommand, type ControlReply } from './protocol.js';
+import { LogLimiter } from '../util/log-limiter.js';
+
+/** Clients served at once: `status` is one short exchange; more than this is a runaway script. */
+export const MAX_CONTROL_CONNECTIONS = 16;
 
 export type ControlHandlers = Record<ControlCommand, () => Promise<Record<string, unknown>> | Record<string, unknown>>;
 
@@ -21,8 +26,14 @@ export interface ControlServerOptions {
 export class ControlServer {
   private server: Server | null = null;
   private readonly clients = new Set<Socket>();
+  private readonly limiter = new LogLimiter();
 
   constructor(private readonly opts: ControlServerOptions) {}
+
+  /** Clients connected now. */
+  get connections(): number {
+    return this.clients.size;
+  }
 
   async listen(): Promise<void> {
     const { path } = this.opts;
@@ -31,12 +42,20 @@ export class ControlServer {
       if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);
       unlinkSync(path);
     }
-    this.server = createServer((s) => this.serve(s));
+    const server = createServer((s) => this.serve(s));
+    this.server = server;
+    server.maxConnections = MAX_CONTROL_CONNECTIONS; // the next ones are closed at once ('drop')
     await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(path, () => resolve());
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     chmodSync(path, 0o600);
+    // After listen, an error is a failed accept (EMFILE, ENFILE): said, and the socket goes on listening.
+    server.on('error', (e: NodeJS.ErrnoException) => this.say(`error:${e.code}`, { err: e.message, code: e.code }, 'control socket: accepting a connection failed: going on'));
+    server.on('drop', () => this.say('drop', { max_connections: MAX_CONTROL_CONNECTIONS }, 'control socket: connections refused, as many are open already'));
   }
 
   private serve(sock: Socket): void {
@@ -65,6 +84,11 @@ export class ControlServer {
       busy = true;
       void this.handle(line).then((r) => this.reply(sock, r, true));
     });
+  }
+
+  private say(key: string, o: object, msg: string): void {
+    const ok = this.limiter.allow(key);
+    if (ok) this.opts.log.warn({ ...o, held: ok.held }, msg);
   }
 
   private async handle(line: string): Promise<ControlReply> {

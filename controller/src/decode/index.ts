@@ -12,6 +12,7 @@ export { parseRequest } from './wdb-request.js';
 export { parseReply } from './wdb-reply.js';
 export { redactText } from './redact.js';
 export { agentRow, agentRows, parseAgentRows, parseIdList, MAX_ROWS } from './wdb-rows.js';
+export { isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion, MAX_AGENT_ID } from './values.js';
 
 export interface DecoderOptions {
   reassembler?: Omit<ReassemblerOptions, 'onReset'>;
@@ -21,6 +22,19 @@ export interface DecoderOptions {
 export interface DecoderStats {
   reassembler: ReassemblerStats;
   pairer: PairerStats;
+}
+
+/**
+ * What `status` and /metrics show. `malformed` counts every frame dropped for its content: bytes that
+ * were not at a frame boundary (the reassembler's malformed), requests whose values Wazuh could not
+ * have written (invalid) and replies without a known status. The parts are kept beside it.
+ */
+export interface DecoderSummary extends ReassemblerStats {
+  /** The reassembler's own count: bad lengths or frame starts. */
+  malformedStreams: number;
+  invalidRequests: number;
+  malformedReplies: number;
+  droppedFields: number;
 }
 
 export class WdbDecoder {
@@ -50,6 +64,15 @@ export class WdbDecoder {
 
   stats(): DecoderStats {
     return { reassembler: this.reassembler.stats(), pairer: this.pairer.stats() };
+  }
+
+  summary(): DecoderSummary {
+    const r = this.reassembler.stats();
+    const p = this.pairer.stats();
+    return {
+      ...r, malformed: r.malformed + p.invalidRequests + p.malformedReplies,
+      malformedStreams: r.malformed, invalidRequests: p.invalidRequests, malformedReplies: p.malformedReplies, droppedFields: p.droppedFields,
+    };
   }
 }
 export type { AgentDataUpdate, ParsedWdbReply, WdbRequest } from '../types.js';

@@ -31,6 +31,10 @@ export interface PairerStats {
   reordered: number;
   /** Replies that did not start with a known status. */
   malformedReplies: number;
+  /** `global` requests whose arguments were not Wazuh's (parseRequest's `invalid`): never applied. */
+  invalidRequests: number;
+  /** Descriptive fields left out of requests that were otherwise applied (see DroppedFields). */
+  droppedFields: number;
   /** Requests dropped unanswered: queue overflow, or a reset after lost bytes. */
   abandoned: number;
   /** Connections forgotten to respect maxConnections. */
@@ -62,7 +66,8 @@ export class Pairer {
   private readonly maxConns: number;
   private readonly maxEarly: number;
   private readonly counters = {
-    requests: 0, replies: 0, paired: 0, unpaired: 0, reordered: 0, malformedReplies: 0, abandoned: 0, evicted: 0,
+    requests: 0, replies: 0, paired: 0, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0,
+    abandoned: 0, evicted: 0,
   };
 
   constructor(opts: PairerOptions = {}) {
@@ -98,7 +103,11 @@ export class Pairer {
   private request(frame: WdbFrame): WdbExchange<WdbRequest> | null {
     this.counters.requests++;
     const c = this.conn(frame.connId);
-    const p: Pending = { request: parseRequest(frame.payload), tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe };
+    const request = parseRequest(frame.payload);
+    // Counted here, where every request passes, paired or not.
+    if (request.cmd === 'invalid') this.counters.invalidRequests++;
+    else if ('dropped' in request && request.dropped) this.counters.droppedFields += request.dropped.length;
+    const p: Pending = { request, tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe };
     // Held replies older than this request answered requests the tap never saw.
     while (c.early.length > 0 && c.early[0].tsNs < p.tsNs) {
       c.early.shift();

@@ -1,9 +1,21 @@
 // Requests are text written by other processes and are the tap's attack surface: every value is
 // type-checked and bounded here, so later stages can trust the shapes in types.ts.
+//
+// What a value must be is in values.ts (what Wazuh can write). What happens when it is not depends on
+// what the value is for:
+// - ids, statuses, status codes, names and addresses say which agent changed and how: a request whose
+//   value Wazuh could not have written is not Wazuh's, so the whole request is `invalid` (never applied,
+//   counted as malformed by the decoder).
+// - version, os fields, node names, sync_status and group_config_status are text an agent reports about
+//   itself (relayed by remoted) or labels: the wrong type or an over-long value still makes the request
+//   invalid (a 4.x request is at most 2 KiB), but text Wazuh would not write there (control characters;
+//   for a version, anything but short printable ASCII) only loses that field (named in `dropped`, counted
+//   by the decoder): one agent's odd uname must not hide its status change.
 
-import type { AgentDataUpdate, WazuhConnectionStatus, WdbRequest } from '../types.js';
+import type { AgentDataUpdate, AgentSyncRow, WazuhConnectionStatus, WdbRequest } from '../types.js';
 import { redactText } from './redact.js';
-import { agentRows } from './wdb-rows.js';
+import { agentRow, MAX_ROWS } from './wdb-rows.js';
+import { agentIdOfWord, isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion } from './values.js';
 
 // The shapes live in types.ts with the other stage boundaries; re-exported for callers of this module.
 export type { AgentDataUpdate, WdbRequest } from '../types.js';
@@ -16,6 +28,8 @@ const MAX_NAME = 64;
 const MAX_TEXT = 1024;
 /** Statuses and IPs are short; a long one is hostile or corrupt. */
 const MAX_SHORT = 64;
+/** Versions (`Wazuh v4.7.5`) are far shorter; a longer one only loses the field (see isVersion). */
+const MAX_VERSION = MAX_TEXT;
 
 const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
 
@@ -34,35 +48,40 @@ export function parseRequest(payload: string): WdbRequest {
     switch (name) {
       case 'update-keepalive': {
         const o = object(args);
-        return {
+        const dropped: string[] = [];
+        return withDropped({
           cmd: name,
           id: agentId(o),
           connection_status: status(o, true),
-          sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
-        };
+          sync_status: label(o, 'sync_status', dropped) ?? null,
+        }, dropped);
       }
-      case 'update-agent-data':
-        return { cmd: name, data: agentData(object(args)) };
+      case 'update-agent-data': {
+        const dropped: string[] = [];
+        return withDropped({ cmd: name, data: agentData(object(args), dropped) }, dropped);
+      }
       case 'update-connection-status': {
         const o = object(args);
-        return {
+        const dropped: string[] = [];
+        return withDropped({
           cmd: name,
           id: agentId(o),
           connection_status: status(o, true),
-          sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
+          sync_status: label(o, 'sync_status', dropped) ?? null,
           status_code: code(o, false),
-        };
+        }, dropped);
       }
       case 'update-status-code': {
         const o = object(args);
-        return {
+        const dropped: string[] = [];
+        return withDropped({
           cmd: name,
           id: agentId(o),
           status_code: code(o, true),
-          version: text(o, 'version', MAX_TEXT) ?? null,
-          sync_status: text(o, 'sync_status', MAX_SHORT) ?? null,
+          version: cosmetic(o, 'version', MAX_VERSION, isVersion, dropped) ?? null,
+          sync_status: label(o, 'sync_status', dropped) ?? null,
           connection_status: status(o, false),
-        };
+        }, dropped);
       }
       case 'insert-agent': {
         // The object is read once, field by field; internal_key is never copied out of it.
@@ -70,22 +89,22 @@ export function parseRequest(payload: string): WdbRequest {
         return {
           cmd: name,
           id: agentId(o),
-          name: text(o, 'name', MAX_TEXT) ?? null,
-          ip: text(o, 'ip', MAX_SHORT) ?? null,
-          register_ip: text(o, 'register_ip', MAX_SHORT) ?? null,
+          name: agentName(o) ?? null,
+          ip: address(o, 'ip') ?? null,
+          register_ip: address(o, 'register_ip') ?? null,
           date_add: int(o, 'date_add'),
         };
       }
       case 'update-agent-name': {
         const o = object(args);
-        const n = text(o, 'name', MAX_TEXT);
+        const n = agentName(o);
         if (n === undefined) throw new Invalid('name missing');
         return { cmd: name, id: agentId(o), name: n };
       }
       case 'delete-agent':
-        return { cmd: name, id: word(args.trim(), 'id') };
+        return { cmd: name, id: idWord(args.trim(), 'id') };
       case 'get-agent-info':
-        return { cmd: name, id: word(args.trim(), 'id') };
+        return { cmd: name, id: idWord(args.trim(), 'id') };
       case 'reset-agents-connection': {
         const w = words(args, 0, 1);
         return { cmd: name, sync_status: w[0] === undefined ? null : short(w[0]) };
@@ -95,7 +114,7 @@ export function parseRequest(payload: string): WdbRequest {
         const w = words(args, 2, 3);
         return {
           cmd: name,
-          last_id: word(w[0], 'last_id'),
+          last_id: idWord(w[0], 'last_id'),
           threshold: word(w[1], 'threshold'),
           sync_status: w[2] === undefined ? null : short(w[2]),
         };
@@ -112,7 +131,7 @@ export function parseRequest(payload: string): WdbRequest {
         }
         return {
           cmd: name,
-          last_id: word(w[0], 'last_id'),
+          last_id: idWord(w[0], 'last_id'),
           status: st as WazuhConnectionStatus,
           node: w[2] === undefined ? null : short(w[2]),
           limit,
@@ -121,7 +140,7 @@ export function parseRequest(payload: string): WdbRequest {
       case 'get-all-agents': {
         const w = words(args, 2, 2);
         if (w[0] !== 'last_id') throw new Invalid('expected last_id <n>');
-        return { cmd: name, last_id: word(w[1], 'last_id') };
+        return { cmd: name, last_id: idWord(w[1], 'last_id') };
       }
       case 'sync-agent-info-set': {
         let v: unknown;
@@ -130,9 +149,7 @@ export function parseRequest(payload: string): WdbRequest {
         } catch {
           throw new Invalid('invalid JSON');
         }
-        const rows = agentRows(v);
-        if (rows === null) throw new Invalid('argument is not a JSON array of agents');
-        return { cmd: name, agents: rows };
+        return { cmd: name, agents: syncRows(v) };
       }
       default:
         return { cmd: 'other', name, args: redactText(args) };
@@ -143,25 +160,49 @@ export function parseRequest(payload: string): WdbRequest {
   }
 }
 
-function agentData(o: Json): AgentDataUpdate {
+function agentData(o: Json, dropped: string[]): AgentDataUpdate {
   const d: AgentDataUpdate = { id: agentId(o) };
   // Copy field by field: only names we chose can ever land in the result (no prototype keys, no secrets).
   const st = status(o, false);
   if (st !== null) d.connection_status = st;
-  const short = ['agent_ip', 'sync_status', 'group_config_status'] as const;
-  for (const k of short) {
-    const v = text(o, k, MAX_SHORT);
+  // remoted writes the address the agent connected from: never text an agent chose.
+  const ip = address(o, 'agent_ip');
+  if (ip !== undefined) d.agent_ip = ip;
+  for (const k of ['sync_status', 'group_config_status'] as const) {
+    const v = label(o, k, dropped);
     if (v !== undefined) d[k] = v;
   }
+  const version = cosmetic(o, 'version', MAX_VERSION, isVersion, dropped);
+  if (version !== undefined) d.version = version;
   const long = [
-    'version', 'node_name', 'manager_host', 'os_name', 'os_version', 'os_major', 'os_codename',
-    'os_platform', 'os_arch', 'os_uname',
+    'node_name', 'manager_host', 'os_name', 'os_version', 'os_major', 'os_codename', 'os_platform', 'os_arch', 'os_uname',
   ] as const;
   for (const k of long) {
-    const v = text(o, k, MAX_TEXT);
+    const v = cosmetic(o, k, MAX_TEXT, cleanText, dropped);
     if (v !== undefined) d[k] = v;
   }
   return d;
+}
+
+/** `dropped` is only present when a field was left out, so a clean request keeps its plain shape. */
+function withDropped<R extends object>(r: R, dropped: string[]): R & { dropped?: string[] } {
+  return dropped.length > 0 ? { ...r, dropped } : r;
+}
+
+/**
+ * `sync-agent-info-set` rows, as wazuh-clusterd copies them from a worker's database: every row must be
+ * an agent with a valid id (a row that is not is not Wazuh's: the request is invalid, not half-applied).
+ * A column whose value Wazuh could not have written is left out of its row (agentRow).
+ */
+function syncRows(v: unknown): AgentSyncRow[] {
+  if (!Array.isArray(v) || v.length > MAX_ROWS) throw new Invalid('argument is not a JSON array of agents');
+  const rows: AgentSyncRow[] = [];
+  for (const x of v) {
+    const r = agentRow(x);
+    if (r === null) throw new Invalid('a row is not an agent with a valid id');
+    rows.push(r);
+  }
+  return rows;
 }
 
 function object(args: string): Json {
@@ -182,8 +223,41 @@ function field(o: Json, k: string): unknown {
 
 function agentId(o: Json): number {
   const v = field(o, 'id');
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Invalid('id is not a non-negative integer');
+  if (!isAgentId(v)) throw new Invalid('id is not an agent id (an integer from 0 to 999999999)');
   return v;
+}
+
+/** An agent name (insert-agent, update-agent-name): Wazuh validated it before sending. */
+function agentName(o: Json): string | undefined {
+  const v = text(o, 'name', MAX_TEXT);
+  if (v !== undefined && !isAgentName(v)) throw new Invalid('name is not an agent name');
+  return v;
+}
+
+/** An address (`agent_ip`, `ip`, `register_ip`): `any`, an IP address or a network. */
+function address(o: Json, k: string): string | undefined {
+  const v = text(o, k, MAX_SHORT);
+  if (v !== undefined && !isAgentIp(v)) throw new Invalid(`${k} is not an address`);
+  return v;
+}
+
+/**
+ * A text field that only describes (see the top of this file): the wrong type or length makes the
+ * request invalid, a value that fails `ok` is left out and named in `dropped`.
+ */
+function cosmetic(o: Json, k: string, max: number, ok: (v: string) => boolean, dropped: string[]): string | undefined {
+  const v = text(o, k, max);
+  if (v === undefined || ok(v)) return v;
+  dropped.push(k);
+  return undefined;
+}
+
+const cleanText = (v: string) => isCleanText(v, MAX_TEXT);
+const cleanLabel = (v: string) => isCleanText(v, MAX_SHORT);
+
+/** sync_status, group_config_status: short words (`synced`, `syncreq`, `not synced`). */
+function label(o: Json, k: string, dropped: string[]): string | undefined {
+  return cosmetic(o, k, MAX_SHORT, cleanLabel, dropped);
 }
 
 function code(o: Json, required: true): number;
@@ -194,7 +268,7 @@ function code(o: Json, required: boolean): number | null {
     if (required) throw new Invalid('status_code missing');
     return null;
   }
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Invalid('status_code is not a non-negative integer');
+  if (!isStatusCode(v)) throw new Invalid('status_code is not a status code (an integer from 0 to 999)');
   return v;
 }
 
@@ -225,6 +299,13 @@ const INT_RE = /^(0|[1-9][0-9]{0,14})$/;
 function word(w: string | undefined, what: string): number {
   if (w === undefined || !INT_RE.test(w)) throw new Invalid(`${what} is not a non-negative integer`);
   return Number(w);
+}
+
+/** An agent id as a word: the rule of isAgentId, in wazuh-db's `%d` form. */
+function idWord(w: string | undefined, what: string): number {
+  const id = w === undefined ? null : agentIdOfWord(w);
+  if (id === null) throw new Invalid(`${what} is not an agent id (an integer from 0 to 999999999)`);
+  return id;
 }
 
 /** Splits blank-separated arguments, requiring between min and max of them. */

@@ -1,41 +1,56 @@
 // The JSON rows wazuh-db returns (`get-agent-info`, `disconnect-agents`, `get-agents-by-connection-status`,
 // `get-all-agents`) and the cluster writes (`sync-agent-info-set`). Rows are copied column by column into
 // fresh objects: only the columns listed here can ever come out, so `internal_key` (and any other secret
-// or prototype key) never does. A bad column is dropped, a row without a usable id is skipped.
+// or prototype key) never does. Every column is checked against what Wazuh writes there (values.ts):
+// a bad column is dropped (the row is still wazuh-db's view of the agent's status), a row without a
+// valid agent id is skipped, and an id list with one invalid id is unreadable as a whole.
 
 import type { AgentSyncRow, WazuhConnectionStatus } from '../types.js';
+import { isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion } from './values.js';
 
 /** Rows in one reply: a 64 KiB reply of `{"id":N}` holds fewer than 10,000 of them. */
 export const MAX_ROWS = 100_000;
 const MAX_TEXT = 1024;
+const MAX_SHORT = 64;
 const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
 
-const TEXT_COLUMNS = [
-  'name', 'ip', 'register_ip', 'version', 'node_name', 'os_name', 'os_version', 'os_platform', 'os_arch',
-  'sync_status', 'group_config_status', 'group',
-] as const;
+type TextColumn =
+  | 'name' | 'ip' | 'register_ip' | 'version' | 'node_name' | 'os_name' | 'os_version' | 'os_platform' | 'os_arch'
+  | 'sync_status' | 'group_config_status' | 'group';
 
-function isId(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
+/** Each text column and what its value must be. */
+const TEXT_COLUMNS: readonly [TextColumn, (v: string) => boolean][] = [
+  ['name', isAgentName],
+  ['ip', isAgentIp],
+  ['register_ip', isAgentIp],
+  ['version', isVersion],
+  ['node_name', (v) => isCleanText(v, MAX_TEXT)],
+  ['os_name', (v) => isCleanText(v, MAX_TEXT)],
+  ['os_version', (v) => isCleanText(v, MAX_TEXT)],
+  ['os_platform', (v) => isCleanText(v, MAX_TEXT)],
+  ['os_arch', (v) => isCleanText(v, MAX_TEXT)],
+  ['sync_status', (v) => isCleanText(v, MAX_SHORT)],
+  ['group_config_status', (v) => isCleanText(v, MAX_SHORT)],
+  ['group', (v) => isCleanText(v, MAX_TEXT)],
+];
 
-/** One agent row from a parsed JSON value, or null when it is not an object with a usable id. */
+/** One agent row from a parsed JSON value, or null when it is not an object with a valid agent id. */
 export function agentRow(v: unknown): AgentSyncRow | null {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
   const o = v as Record<string, unknown>;
   const id = Object.hasOwn(o, 'id') ? o.id : undefined;
-  if (!isId(id)) return null;
+  if (!isAgentId(id)) return null;
   const row: AgentSyncRow = { id };
-  for (const k of TEXT_COLUMNS) {
+  for (const [k, ok] of TEXT_COLUMNS) {
     const x = Object.hasOwn(o, k) ? o[k] : undefined;
-    if (typeof x === 'string' && x.length <= MAX_TEXT) row[k] = x;
+    if (typeof x === 'string' && ok(x)) row[k] = x;
   }
   const cs = Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined;
   if (typeof cs === 'string' && STATUSES.has(cs)) row.connection_status = cs as WazuhConnectionStatus;
   const lk = Object.hasOwn(o, 'last_keepalive') ? o.last_keepalive : undefined;
   if (typeof lk === 'number' && Number.isSafeInteger(lk)) row.last_keepalive = lk;
   const sc = Object.hasOwn(o, 'status_code') ? o.status_code : undefined;
-  if (isId(sc)) row.status_code = sc;
+  if (isStatusCode(sc)) row.status_code = sc;
   return row;
 }
 
@@ -66,9 +81,12 @@ export function parseAgentRows(payload: string): AgentSyncRow[] | null {
 
 /**
  * The ids of a reply payload (`[{"id":1},{"id":7}]`), in order, duplicates kept out; null when the payload
- * is not a JSON array of such objects (an `[redacted]` payload, a truncated reply).
+ * is not a JSON array of such objects (an `[redacted]` payload, a truncated reply) or when an id is not
+ * an agent id: such a list is not wazuh-db's, and nothing is inferred from any of it.
+ * `skipInvalid`: an integer id outside the agent range is left out instead (the tap's own listing of
+ * wazuh-db's table at start: one impossible row must not cost every agent its known status).
  */
-export function parseIdList(payload: string): number[] | null {
+export function parseIdList(payload: string, opts: { skipInvalid?: boolean } = {}): number[] | null {
   if (payload.length === 0 || payload.length > 4 * 65536) return null;
   const v = parse(payload);
   if (!Array.isArray(v) || v.length > MAX_ROWS) return null;
@@ -76,7 +94,10 @@ export function parseIdList(payload: string): number[] | null {
   for (const x of v) {
     if (x === null || typeof x !== 'object' || Array.isArray(x)) return null;
     const id = Object.hasOwn(x, 'id') ? (x as { id: unknown }).id : undefined;
-    if (!isId(id)) return null;
+    if (!isAgentId(id)) {
+      if (opts.skipInvalid && Number.isInteger(id)) continue;
+      return null;
+    }
     seen.add(id);
   }
   return [...seen];

@@ -34,9 +34,9 @@ import {
   type JetStreamClient, type StreamConfig,
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { maskUrl } from '../config/ossec-conf.js';
 import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
+import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 
 export type DeliveryMessage = SpoolMessage;
 export type { MessageKind } from './spool.js';
@@ -192,10 +192,13 @@ export class Delivery {
   private diskReportedAt = Number.NEGATIVE_INFINITY;
   private saidDiskFull = false;
   private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
+  /** Passwords and tokens of `servers`: never in a log line, whatever an error text carries. */
+  private readonly secrets: string[];
 
   constructor(opts: DeliveryOptions) {
     this.o = opts;
     this.log = opts.log;
+    this.secrets = urlSecrets(opts.servers);
     this.spool = opts.spool instanceof Spool
       ? opts.spool
       : Spool.open({ ...opts.spool, onIoError: (e, op) => this.spoolIoError(e, op), onDisk: (full, st) => this.spoolDisk(full, st) });
@@ -279,6 +282,11 @@ export class Delivery {
 
   // ---------------------------------------------------------------- connection
 
+  /** An error text as it may be logged: URLs masked, the servers' passwords and tokens replaced. */
+  private shown(text: string): string {
+    return maskSecrets(text, this.secrets);
+  }
+
   private async connectLoop(): Promise<void> {
     const delay = this.o.reconnectDelayMs ?? 2000;
     const timeout = this.o.connectTimeoutMs ?? 5000;
@@ -311,7 +319,8 @@ export class Delivery {
         // The same reason is logged once, then every 30th attempt: no flood while NATS is away.
         if (why !== lastError || failures % 30 === 0) {
           const hint = this.o.diagnose?.() ?? undefined;
-          this.log?.warn({ err: why, hint, servers: this.o.servers.map(maskUrl), attempts: failures }, 'cannot connect to NATS: retrying (events wait in the spool)');
+          this.log?.warn({ err: this.shown(why), hint, servers: this.o.servers.map(maskUrl), attempts: failures },
+            'cannot connect to NATS: retrying (events wait in the spool)');
           lastError = why;
         }
         await this.pause(delay);
@@ -362,7 +371,7 @@ export class Delivery {
     if (this.up || !this.nc || this.nc.isClosed()) return;
     this.up = true;
     this.gen++;
-    this.log?.info({ server: this.nc.getServer(), spooled: this.spool.stats().records }, 'NATS connected: draining the spool');
+    this.log?.info({ server: maskUrl(this.nc.getServer()), spooled: this.spool.stats().records }, 'NATS connected: draining the spool');
     if (this.o.mode === 'jetstream' && !this.streamReady && (this.o.stream?.create || this.o.kvBucket)) void this.ensureStreams(this.gen);
     else this.streamReady = true;
     if (this.o.mode === 'core') {
@@ -435,7 +444,7 @@ export class Delivery {
         this.schedulePump();
         return;
       } catch (e) {
-        this.log?.warn({ err: (e as Error).message }, 'cannot create the JetStream stream yet: retrying');
+        this.log?.warn({ err: this.shown((e as Error).message) }, 'cannot create the JetStream stream yet: retrying');
         await sleep(1000);
       }
     }
@@ -472,7 +481,7 @@ export class Delivery {
         if (this.rejectIfTooLarge(e, err)) continue;
         this.pending.unshift(e);
         this.c.failures++;
-        this.log?.warn({ err: (err as Error).message }, 'publish failed');
+        this.log?.warn({ err: this.shown((err as Error).message) }, 'publish failed');
         return;
       }
       this.c.published++;
@@ -629,7 +638,7 @@ export class Delivery {
     cur.notBefore = Date.now() + Math.min(5000, 100 * 2 ** Math.min(cur.attempts, 6));
     this.retries.add(cur);
     if (cur.attempts <= 1 || cur.attempts % 10 === 0) {
-      this.log?.warn({ err: err.message, subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
+      this.log?.warn({ err: this.shown(err.message), subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
     }
     this.schedulePump();
   }

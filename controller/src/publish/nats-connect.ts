@@ -19,7 +19,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createConnection, type Socket } from 'node:net';
 import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
-import { maskUrl } from '../config/ossec-conf.js';
+import { maskUrl } from '../util/mask-url.js';
 
 /** The transports one connection made (its first attempt, then its reconnects), to abandon them. */
 class Attempt {

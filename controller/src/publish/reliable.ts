@@ -51,7 +51,12 @@ export interface ReliablePublisherOptions {
   keepaliveBatch?: { maxEvents: number; intervalMs: number; maxBytes?: number };
   /** A likely cause of a failed connection that nats.js does not tell (e.g. an expired client certificate). */
   diagnose?: () => string | null;
+  /** An agent event was dropped as unpublishable (log it, rate-limited). */
+  onUnpublishable?: (e: unknown, ev: AgentEvent) => void;
 }
+
+const ACCEPTED = -1;
+const DROPPED = -2;
 
 /** KV bucket names allow letters, digits, '-' and '_': the prefix's dots become '_'. */
 export function kvBucketName(prefix: string): string {
@@ -63,6 +68,7 @@ export class ReliablePublisher {
   private readonly opts: ReliablePublisherOptions;
   private readonly batcher: KeepaliveBatcher | null;
   private batchTimer: NodeJS.Timeout | null = null;
+  private unpublishableCount = 0;
 
   constructor(opts: ReliablePublisherOptions) {
     this.opts = opts;
@@ -119,30 +125,52 @@ export class ReliablePublisher {
     return this.publishAgentEvents([ev])[0];
   }
 
-  /** Spool many events with one write (a batch of the pipeline). */
+  /**
+   * Spool many events with one write (a batch of the pipeline); per event, true when it is spooled (or
+   * waits in the open keepalive batch). An event that cannot become a message (an agent id that is not
+   * a subject token: the decoder lets none through, so this is a bug) is dropped and counted as
+   * `unpublishable` (false); the others of the batch are spooled all the same.
+   */
   publishAgentEvents(evs: AgentEvent[]): boolean[] {
     const b = this.batcher;
-    if (!b) return this.delivery.enqueueMany(evs.map((ev) => this.agentMessage(ev)));
     // Keepalives go into the open batch (accepted: true); a batch that closes is spooled in
     // place, so every message keeps its order in the spool.
     const out: DeliveryMessage[] = [];
-    const at: number[] = [];
+    const at: number[] = []; // per event: its index in out, ACCEPTED (in the batch) or DROPPED
     for (const ev of evs) {
-      if (ev.event_type === 'keepalive') {
-        for (const full of b.add(ev)) out.push(this.batchMessage(full));
-        at.push(-1);
-        continue;
+      try {
+        if (!isAgentIdToken(ev.agent_id)) throw new Error(`refusing agent id '${String(ev.agent_id).slice(0, 32)}' as a subject token`);
+        if (b && ev.event_type === 'keepalive') {
+          for (const full of b.add(ev)) out.push(this.batchMessage(full));
+          at.push(ACCEPTED);
+          continue;
+        }
+        // The message first: if it cannot be made, nothing else moved.
+        const m = this.agentMessage(ev);
+        if (b?.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!));
+        at.push(out.length);
+        out.push(m);
+      } catch (e) {
+        this.unpublishableCount++;
+        at.push(DROPPED);
+        try {
+          this.opts.onUnpublishable?.(e, ev);
+        } catch {
+          // the report failed; the event is counted all the same
+        }
       }
-      if (b.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!));
-      at.push(out.length);
-      out.push(this.agentMessage(ev));
     }
-    if (b.size && !this.batchTimer) {
+    if (b?.size && !this.batchTimer) {
       this.batchTimer = setTimeout(() => this.flushBatch(), this.opts.keepaliveBatch!.intervalMs);
       this.batchTimer.unref();
     }
     const ok = out.length ? this.delivery.enqueueMany(out) : [];
-    return at.map((i) => (i < 0 ? true : ok[i]));
+    return at.map((i) => (i === ACCEPTED ? true : i === DROPPED ? false : ok[i]));
+  }
+
+  /** Agent events dropped because they could not be made into a message (see publishAgentEvents). */
+  get unpublishable(): number {
+    return this.unpublishableCount;
   }
 
   /** Spool the open keepalive batch now (its time is up, or the tap stops). */

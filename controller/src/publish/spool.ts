@@ -155,6 +155,9 @@ function defaultReserve(dir: string): number {
   }
 }
 
+/** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
 /** An error from the file system (it has an errno code), as opposed to a bug. */
 function isErrno(e: unknown): e is NodeJS.ErrnoException {
   return typeof (e as NodeJS.ErrnoException | null)?.code === 'string';
@@ -369,7 +372,7 @@ export class Spool {
       this.timers.push(t);
     }
     const a = setInterval(() => {
-      this.persistAck();
+      this.persistAck(); // never throws: a failure is counted, the next tick tries again
       if (this.full) this.limit(); // notices room returning (and says so) without waiting for an append
     }, this.o.ackPersistMs);
     a.unref();
@@ -714,14 +717,16 @@ export class Spool {
   }
 
   /**
-   * Delete the segments every record of which was acknowledged (the cursor is saved first). On a
-   * full disk the cursor may not be saved: the segments go all the same — deleting them is what
-   * frees the disk, and their records were acknowledged (a restart resends fewer, not more).
+   * Delete the segments every record of which was acknowledged, once the cursor is on disk (a
+   * restart then resends nothing acknowledged before them). When the cursor cannot be saved they
+   * wait for a later ack — except for want of space (ENOSPC, EDQUOT): then deleting them is what
+   * makes the room, and their records were acknowledged (a restart resends some, loses none).
    */
   private dropAcked(): void {
     const done = this.segs.filter((s) => s !== this.active && s.lastSeq <= this.ackCursor);
     if (done.length === 0) return;
-    this.persistAck();
+    const err = this.persistAck();
+    if (err !== null && !NO_SPACE.has(err)) return;
     for (const s of done) {
       if (this.rd?.segId === s.id) this.closeReader();
       try { unlinkSync(s.path); } catch { /* already gone */ }
@@ -731,18 +736,32 @@ export class Spool {
     }
   }
 
-  /** Write the ack cursor (tmp + rename) when it moved. A failure is counted; the timer tries again. */
-  persistAck(): void {
-    if (this.ackCursor === this.persistedCursor || this.closed) return;
+  /**
+   * Write the ack cursor (tmp + rename) when it moved. Never throws for the file system (out of
+   * descriptors, out of space: from a timer a throw would end the process): the failure is counted
+   * and the next tick tries again. Returns the errno of a failure, else null.
+   */
+  persistAck(): string | null {
+    if (this.ackCursor === this.persistedCursor || this.closed) return null;
     const tmp = join(this.o.dir, 'ack.tmp');
     try {
       writeFileSync(tmp, `${this.ackCursor}\n`, { mode: 0o600 });
       renameSync(tmp, join(this.o.dir, 'ack'));
       this.persistedCursor = this.ackCursor;
+      return null;
     } catch (e) {
       if (!isErrno(e)) throw e;
       try { unlinkSync(tmp); } catch { /* not made */ }
-      this.ioFailed(e, 'ack');
+      const code = e.code ?? 'EIO';
+      if (NO_SPACE.has(code)) {
+        this.ioFailed(e, 'ack');
+      } else {
+        // Not the disk's room (EMFILE, say): counted and said, the bound stays.
+        this.counters.writeErrors++;
+        this.lastWriteError = code;
+        this.onIoError?.(e, 'ack');
+      }
+      return code;
     }
   }
 

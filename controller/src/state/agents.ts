@@ -25,7 +25,9 @@
 //   corrected for being absent from a node-filtered list.
 // - An inferred or reconciled change never overrides a change the table applied from a request that
 //   started after (or, for reconciliation, was still in flight when) the listing was made.
-// - Agent 0 (the manager itself) is never tracked or published.
+// - Agent 0 (the manager itself) is never tracked or published, nor is an id above 999,999,999 (the
+//   decoder already refuses it: see decode/values.ts).
+// - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
 
 import type {
   AgentEvent,
@@ -40,8 +42,10 @@ import type {
   WdbRequest,
 } from '../types.js';
 import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
+import { isAgentId } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
 import { sourceOf } from './format.js';
+import { liveAddress } from './address.js';
 
 export interface AgentStateOptions {
   /** This manager's name in events (`manager_node`). */
@@ -166,11 +170,12 @@ export class AgentStateTable {
    * caller handing in a raw database row cannot smuggle `internal_key` into the table. Agent 0 is ignored.
    */
   setKnown(agent: Partial<AgentRecord> & { id: number }): void {
-    if (!Number.isSafeInteger(agent.id) || agent.id <= 0) return;
+    if (!isAgentId(agent.id) || agent.id === 0) return;
     const a = this.record(agent.id);
     if (!a) return;
     if (typeof agent.name === 'string' || agent.name === null) a.name = agent.name;
-    if (typeof agent.ip === 'string' || agent.ip === null) a.ip = agent.ip;
+    const ip = liveAddress(agent.ip);
+    if (ip !== null) a.ip = ip; // a wildcard or nothing never erases a live address
     if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
     if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
     if (typeof agent.version === 'string' || agent.version === null) a.version = agent.version;
@@ -190,10 +195,10 @@ export class AgentStateTable {
    * a status event (reason initial_sync, or the one its status_code names). `tsNs` is the monotonic time
    * the rows were requested: changes the table applied from requests after it are not overridden.
    */
-  resync(rows: readonly AgentSyncRow[], tsNs: bigint, source = 'wazuh-db'): AgentEvent[] {
+  resync(rows: readonly AgentSyncRow[], tsNs: bigint, source = 'wazuh-db', adoptUnknown = false): AgentEvent[] {
     const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
     const events: AgentEvent[] = [];
-    for (const row of rows) this.applyRow(row, tsNs, cause, events);
+    for (const row of rows) this.applyRow(row, tsNs, cause, events, adoptUnknown);
     return events;
   }
 
@@ -247,7 +252,8 @@ export class AgentStateTable {
         if (!a) break;
         a.last_keepalive = Math.floor(ms / 1000);
         if (d.version !== undefined) a.version = d.version;
-        if (d.agent_ip !== undefined) a.ip = d.agent_ip;
+        const ip = liveAddress(d.agent_ip);
+        if (ip !== null) a.ip = ip;
         if (d.node_name !== undefined) a.node = d.node_name;
         if (d.sync_status !== undefined) a.sync_status = d.sync_status;
         if (d.group_config_status !== undefined) a.group_config_status = d.group_config_status;
@@ -284,7 +290,7 @@ export class AgentStateTable {
         const a = this.touch(req.id, touch);
         if (!a) break;
         if (req.name !== null) a.name = req.name;
-        const ip = req.register_ip ?? req.ip;
+        const ip = liveAddress(req.ip) ?? liveAddress(req.register_ip); // `any` registers no address
         if (ip !== null) a.ip = ip;
         this.transition(a, 'never_connected', 0, 'registered', cause, events);
         break;
@@ -415,14 +421,17 @@ export class AgentStateTable {
   }
 
   /** One wazuh-db row: names and addresses always; the status only when nothing newer is known. */
-  private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[]): void {
+  private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[], adoptUnknown = false): void {
     if (row.id === 0) return;
     const a = this.record(row.id);
     if (!a) return;
     copyRow(a, row);
     if (row.connection_status === undefined || this.changedSince(row.id, requestNs)) return;
     const code = row.status_code ?? a.status_code;
-    if (row.connection_status === a.status) {
+    // Learning an agent's status for the first time (wazuh-db appeared after the tap started) is
+    // not a transition: adopted silently, as at start (seedTable).
+    if (row.connection_status === a.status || (adoptUnknown && a.status === 'unknown')) {
+      this.setStatus(a, row.connection_status);
       a.status_code = code;
       return;
     }
@@ -507,6 +516,8 @@ export class AgentStateTable {
   private record(id: number): AgentRecord | null {
     let a = this.agents.get(id);
     if (!a) {
+      // The decoder lets no other id through; this keeps every agent's id a subject token whatever the caller.
+      if (!isAgentId(id)) return null;
       if (this.agents.size >= this.maxAgents) {
         this.counters.overflow++;
         return null;
@@ -570,8 +581,9 @@ function syncOf(r: WdbRequest): string | null {
 /** Columns of a wazuh-db row the table keeps (never the status: callers decide about that). */
 function copyRow(a: AgentRecord, row: AgentSyncRow): void {
   if (row.name !== undefined) a.name = row.name;
-  if (row.ip !== undefined) a.ip = row.ip;
-  else if (row.register_ip !== undefined && a.ip === null) a.ip = row.register_ip;
+  // wazuh-db's `ip` is the last live address; register_ip is a fallback only when it is one too.
+  const ip = liveAddress(row.ip) ?? (a.ip === null ? liveAddress(row.register_ip) : null);
+  if (ip !== null) a.ip = ip;
   if (row.version !== undefined) a.version = row.version;
   if (row.node_name !== undefined) a.node = row.node_name;
   if (row.last_keepalive !== undefined) a.last_keepalive = row.last_keepalive;

@@ -45,7 +45,9 @@ export function sourceOf(comm: string, exe?: string): string {
     }
     if (base.startsWith('wazuh-') && Object.hasOwn(SOURCES, base)) return SOURCES[base];
   }
-  return Object.hasOwn(SOURCES, comm) ? SOURCES[comm] : comm;
+  if (Object.hasOwn(SOURCES, comm)) return SOURCES[comm];
+  // Any other comm is whatever the process named itself (prctl): printable ASCII only, as comm is short.
+  return comm.slice(0, 16).replace(/[^\x20-\x7e]/g, '?') || '?';
 }
 
 export interface EventTime {

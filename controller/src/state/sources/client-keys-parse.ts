@@ -3,6 +3,7 @@
 // parsed — no field, no log, no error message ever holds it. Pure: no I/O here.
 
 import type { AgentStateTable } from '../agents.js';
+import { isAgentIp, isAgentName } from '../../decode/values.js';
 
 export interface ClientKeyEntry {
   id: number;
@@ -19,10 +20,8 @@ export interface ClientKeys {
   malformed: number;
 }
 
+/** authd writes ids `%03d`; the rule of decode/values.ts (0 to 999,999,999) in that form. */
 const ID_RE = /^[0-9]{1,9}$/;
-/** Agent names in Wazuh: letters, digits, `-`, `_`, `.`; at most 128 characters. */
-const NAME_RE = /^[!#]?[A-Za-z0-9._-]{1,128}$/;
-const IP_RE = /^[0-9A-Za-z.:/_-]{1,64}$/;
 
 export function parseClientKeys(text: string, maxEntries = 2_000_000): ClientKeys {
   const out: ClientKeys = { agents: [], removed: [], malformed: 0 };
@@ -40,7 +39,9 @@ export function parseClientKeys(text: string, maxEntries = 2_000_000): ClientKey
     }
     // Only the first three fields are looked at; the fourth (the key) is checked to exist, never kept.
     const f = line.split(/[ \t]+/, 4);
-    if (f.length < 4 || !ID_RE.test(f[0]) || !NAME_RE.test(f[1]) || !IP_RE.test(f[2]) || f[3] === '') {
+    // A removed entry's name is the agent's name behind `!` or `#`: the same rule holds for what follows.
+    const removed = f.length >= 2 && (f[1][0] === '!' || f[1][0] === '#');
+    if (f.length < 4 || !ID_RE.test(f[0]) || !isAgentName(removed ? f[1].slice(1) : f[1]) || !isAgentIp(f[2]) || f[3] === '') {
       out.malformed++;
       continue;
     }
@@ -50,7 +51,7 @@ export function parseClientKeys(text: string, maxEntries = 2_000_000): ClientKey
       continue;
     }
     seen.add(id);
-    if (f[1][0] === '!' || f[1][0] === '#') out.removed.push(id);
+    if (removed) out.removed.push(id);
     else out.agents.push({ id, name: f[1], ip: f[2] });
   }
   return out;

@@ -1,11 +1,13 @@
 // Reads and watches `<home>/etc/client.keys` (names and registration addresses of agents). authd rewrites
 // the file through a temporary file and a rename, so the directory is watched, not the file; changes are
-// debounced, reads are bounded in size, and only one read is in flight at a time.
+// debounced, reads are bounded in size, and only one read is in flight at a time. A read that failed for
+// want of file descriptors (EMFILE, ENFILE) is tried again a second later, not only at the next change.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseClientKeys, type ClientKeys } from './client-keys-parse.js';
 import { openRegularFile } from '../../util/read-file.js';
+import { isFdExhaustion } from '../../util/errno.js';
 
 export { applyClientKeys, parseClientKeys } from './client-keys-parse.js';
 export type { ClientKeyEntry, ClientKeys } from './client-keys-parse.js';
@@ -51,7 +53,9 @@ export interface ClientKeysWatchOptions {
   /** Quiet time after the last change before the file is read again. Default 200 ms. */
   debounceMs?: number;
   maxBytes?: number;
-  /** A read failed (the watcher keeps going). */
+  /** Out of descriptors: read again this much later. Default 1000 ms. */
+  retryMs?: number;
+  /** A read failed (the watcher keeps going); the same failure again, before a read succeeds, is not reported twice. */
   onError?: (err: Error) => void;
 }
 
@@ -81,7 +85,15 @@ export function watchClientKeys(
   let firstDone: () => void = () => {};
   const ready = new Promise<void>((r) => (firstDone = r));
 
-  const report = (e: unknown) => opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+  const retryMs = Math.max(10, Math.min(opts.retryMs ?? 1000, 60_000));
+  let lastError = '';
+  const report = (e: unknown) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const key = (err as NodeJS.ErrnoException).code ?? err.message;
+    if (key === lastError) return;
+    lastError = key;
+    opts.onError?.(err);
+  };
 
   const read = async (): Promise<void> => {
     if (closed) return;
@@ -96,9 +108,11 @@ export function watchClientKeys(
         again = false;
         try {
           const keys = await readClientKeys(file, maxBytes);
+          lastError = '';
           if (!closed) onChange(keys);
         } catch (e) {
           report(e);
+          if (isFdExhaustion(e)) retry();
         }
         if (!again || closed) break;
       }
@@ -107,6 +121,16 @@ export function watchClientKeys(
       reading = false;
       firstDone();
     }
+  };
+
+  /** Read again later, unless a change already asked for a read. */
+  const retry = (): void => {
+    if (closed || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void read();
+    }, retryMs);
+    timer.unref?.();
   };
 
   const schedule = (): void => {

@@ -4,7 +4,8 @@
 //   global get-agent-info <id>             for each agent: status, status_code, name, ip, version, os…
 // Bounded in time and in count; a missing socket or a wazuh-db that stops answering is not an error:
 // the result says what was learned and why it stopped. `internal_key` (in every get-agent-info row) is
-// dropped while parsing: the rows returned hold only AgentSyncRow's columns.
+// dropped while parsing: the rows returned hold only AgentSyncRow's columns. Out of file descriptors
+// (EMFILE, ENFILE), the connection is tried again every half second while the sync's time lasts.
 
 import net from 'node:net';
 import path from 'node:path';
@@ -12,6 +13,9 @@ import { parseAgentRows, parseIdList } from '../../decode/wdb-rows.js';
 import type { AgentSyncRow } from '../../types.js';
 import type { AgentStateTable } from '../agents.js';
 import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
+import { isFdExhaustion } from '../../util/errno.js';
+
+const FD_RETRY_MS = 500;
 
 export interface InitialSyncOptions {
   /** The Wazuh home (`/var/ossec`, 5.x `/var/wazuh-manager`): the socket is `<home>/queue/db/wdb`. */
@@ -153,12 +157,20 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
   };
 
   let client: WdbClient;
-  try {
-    client = await WdbClient.connect(file, Math.min(queryMs, left()));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'wazuh-db socket not found' : code === 'ECONNREFUSED' ? 'wazuh-db is not listening' : (e as Error).message;
-    return done(`${why}: ${file}`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      client = await WdbClient.connect(file, Math.max(1, Math.min(queryMs, left())));
+      break;
+    } catch (e) {
+      if (isFdExhaustion(e) && attempt < 60 && left() > FD_RETRY_MS) {
+        await new Promise((r) => setTimeout(r, FD_RETRY_MS));
+        continue;
+      }
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'wazuh-db socket not found' : code === 'ECONNREFUSED' ? 'wazuh-db is not listening'
+        : isFdExhaustion(e) ? `out of file descriptors (${code}) after ${attempt} attempts` : (e as Error).message;
+      return done(`${why}: ${file}`);
+    }
   }
   try {
     // 1. Every agent id, page by page.
@@ -170,7 +182,8 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
       client.send(`global get-all-agents last_id ${lastId}`);
       res.queries++;
       const reply = parseReply(await client.next(Math.min(queryMs, left())));
-      const p = parseIdPage(reply, parseIdList);
+      // An id no agent can have (decode/values.ts) is skipped: the table could never hold it anyway.
+      const p = parseIdPage(reply, (payload) => parseIdList(payload, { skipInvalid: true }));
       if (p === null) return done(`get-all-agents answered ${reply.status}${reply.payload ? ` ${reply.payload.slice(0, 80)}` : ''}`);
       let progressed = false;
       for (const id of p.ids) {

@@ -24,7 +24,10 @@ export interface PublishedStatus {
   status_code: number;
 }
 
-/** Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped. */
+/**
+ * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
+ * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits.
+ */
 export function parseJournal(text: string): Map<number, PublishedStatus> {
   const out = new Map<number, PublishedStatus>();
   for (const line of text.split('\n')) {
@@ -56,7 +59,12 @@ export class StatusJournal {
   private failedAt = 0;
   private reportedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly path: string, private readonly o: StatusJournalOptions = {}) {}
+  private readonly o: StatusJournalOptions;
+
+  /** `o`: the options, or (as before) just a function told of a failed compaction. */
+  constructor(private readonly path: string, o: StatusJournalOptions | ((e: Error) => void) = {}) {
+    this.o = typeof o === 'function' ? { onError: (e) => o(e) } : o;
+  }
 
   /** Read the journal (empty on first run), rewrite it compacted, and open it for appends. */
   open(): Map<number, PublishedStatus> {

@@ -1,0 +1,189 @@
+// One lifecycle for the host agent (SPEC §8): parts started in order and
+// stopped in reverse by one shutdown path, whatever asked for the stop — a
+// signal, a fatal error, `<enabled>no</enabled>` on reload, a lost lock. The
+// shutdown has a deadline: whatever NATS or wazuh-db do, the process exits in
+// time (the kernel removes the BPF programs with it).
+//
+// The process-level handlers (signals, uncaught errors) are installed by
+// `watchProcess` before anything is opened, so a signal at any instant of
+// start-up or shutdown takes this path too.
+import type { Logger } from 'pino';
+
+export interface Part {
+  name: string;
+  /** May be slow (a first sync, a connection); a stop request does not wait for it to finish. */
+  start(): Promise<void> | void;
+  /** Called for every part whose start began, even if it did not finish: undo what was done. Idempotent. */
+  stop(): Promise<void> | void;
+}
+
+export interface StopRequest {
+  /** Why, for the log: `SIGTERM`, `fatal`, `disabled`, `lost lock`, … */
+  why: string;
+  /** Exit code: 0 for a signal or `enabled no`, non-zero for a failure. */
+  code: number;
+  err?: Error;
+}
+
+export const SHUTDOWN_DEADLINE_MS = 10_000;
+
+export class Lifecycle {
+  private readonly parts: Part[] = [];
+  private started: Part[] = [];
+  private request: StopRequest | null = null;
+  private wake: () => void = () => {};
+  private readonly stopRequested = new Promise<void>((r) => { this.wake = r; });
+  private running = false;
+  private hupPending = false;
+  private onHup: (() => void) | null = null;
+  /** Set once start() finished every part. */
+  ready = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly deadlineMs = SHUTDOWN_DEADLINE_MS,
+    /** How the process ends when the deadline passes (tests replace it). */
+    private readonly hardExit: (code: number) => void = (code) => process.exit(code),
+    /** What an error's text may carry of secrets (server_url credentials) is masked before it is logged. */
+    private readonly shown: (text: string) => string = (text) => text,
+  ) {}
+
+  add(part: Part): void {
+    this.parts.push(part);
+  }
+
+  get stopping(): StopRequest | null {
+    return this.request;
+  }
+
+  /** Ask for the shutdown; the first request decides the exit code. Safe from any context, any number of times. */
+  requestStop(req: StopRequest): void {
+    if (this.request) {
+      if (req.err) this.log.error({ err: this.errorFields(req.err), why: req.why }, 'during the shutdown');
+      else this.log.info({ why: req.why }, 'already stopping');
+      return;
+    }
+    this.request = req;
+    if (req.err) this.log.fatal({ err: this.errorFields(req.err), why: req.why }, this.shown(req.err.message));
+    this.wake();
+  }
+
+  /** SIGHUP: handled once started (a reload during start-up waits for it), never fatal. */
+  hup(): void {
+    if (this.request) return;
+    if (!this.ready || !this.onHup) {
+      this.hupPending = true;
+      return;
+    }
+    this.safely('reload', this.onHup);
+  }
+
+  private errorFields(e: Error): { type: string; message: string; stack: string } {
+    return { type: e.name, message: this.shown(e.message), stack: this.shown(e.stack ?? '') };
+  }
+
+  setReload(fn: () => void): void {
+    this.onHup = fn;
+  }
+
+  /**
+   * Start every part in order, wait for a stop request, stop them in reverse.
+   * Returns the exit code. A part that throws while starting is a fatal error.
+   */
+  async run(): Promise<number> {
+    if (this.running) throw new Error('the lifecycle runs once');
+    this.running = true;
+    for (const part of this.parts) {
+      if (this.request) break;
+      this.started.push(part);
+      try {
+        // A stop request does not wait for a slow start (an initial sync, a first connection).
+        await Promise.race([part.start(), this.stopRequested]);
+      } catch (e) {
+        this.requestStop({ why: `fatal error while starting ${part.name}`, code: exitCodeOf(e), err: e as Error });
+      }
+    }
+    if (!this.request) {
+      this.ready = true;
+      if (this.hupPending && this.onHup) {
+        this.hupPending = false;
+        this.safely('reload', this.onHup);
+      }
+    }
+    await this.stopRequested;
+    return this.shutdown();
+  }
+
+  private async shutdown(): Promise<number> {
+    const req = this.request!;
+    this.log.info({ why: req.why }, 'stopping');
+    const deadline = Date.now() + this.deadlineMs;
+    // The deadline holds whatever a part does: the process ends, and the kernel detaches with it.
+    const timer = setTimeout(() => {
+      this.log.error({ why: req.why, deadline_ms: this.deadlineMs }, 'shutdown deadline passed: exiting now');
+      this.hardExit(req.code || 1);
+    }, this.deadlineMs);
+    for (const part of this.started.reverse()) {
+      const left = deadline - Date.now();
+      try {
+        await withTimeout(Promise.resolve().then(() => part.stop()), Math.max(1, left), part.name);
+      } catch (e) {
+        this.log.error({ err: (e as Error).message, part: part.name }, 'a part failed to stop');
+      }
+    }
+    this.started = [];
+    clearTimeout(timer);
+    return req.code;
+  }
+
+  private safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, `${what} failed`);
+    }
+  }
+}
+
+/** A throw's exit code (SPEC §7: ConfigError 2, KernelSupportError 3), else 1. */
+export function exitCodeOf(e: unknown): number {
+  const code = (e as { exitCode?: number })?.exitCode;
+  return typeof code === 'number' && code > 0 ? code : 1;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not stop within ${ms} ms`)), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Route the process's own events to the lifecycle, from the first instant:
+ * SIGTERM/SIGINT stop it (exit 0), SIGHUP reloads (never kills), an uncaught
+ * exception or rejection is a fatal error that still takes the shutdown path.
+ * Returns a function that removes the handlers.
+ */
+export function watchProcess(life: Lifecycle): () => void {
+  const onTerm = (sig: NodeJS.Signals) => life.requestStop({ why: sig, code: 0 });
+  const onHup = () => life.hup();
+  const onFatal = (e: unknown) => life.requestStop({
+    why: 'uncaught error', code: 1, err: e instanceof Error ? e : new Error(String(e)),
+  });
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onTerm);
+  process.on('SIGHUP', onHup);
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  return () => {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onTerm);
+    process.off('SIGHUP', onHup);
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
+  };
+}

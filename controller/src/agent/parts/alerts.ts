@@ -1,0 +1,70 @@
+// Wazuh's alerts: followed in alerts.json (not captured: a write tracepoint
+// would cost every write on the machine). The read position is saved beside
+// the spool, behind what the spool holds, so a restart neither loses nor
+// repeats an alert.
+import { join } from 'node:path';
+import type { Part } from '../lifecycle.js';
+import type { Tap } from '../tap.js';
+import { AlertsFollower } from '../../alerts/follower.js';
+import { AlertSink } from '../../alerts/alert-sink.js';
+import { wazuhUid } from '../../alerts/trusted-open.js';
+
+export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
+  const { log } = tap;
+  let blocked = false;
+
+  const follow = (on: boolean) => {
+    if (on && !tap.follower) {
+      tap.follower = new AlertsFollower({
+        file: tap.alertsFile, positionFile: join(tap.spoolDir, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
+        sink: (lines) => tap.alertSink!.take(lines), log, wazuhUid: () => wazuhUid(tap.opts.home),
+      });
+      tap.follower.start();
+      log.info({ file: tap.alertsFile, min_level: tap.alertOpts.minLevel }, 'following Wazuh\'s alerts');
+    } else if (!on && tap.follower) {
+      tap.follower.close(); // its position is saved behind what is in the spool
+      tap.follower = null;
+      log.info('alerts: no longer followed');
+    }
+  };
+
+  return {
+    name: 'alerts',
+    follow,
+    start() {
+      const sink: AlertSink = new AlertSink(
+        () => ({ managerNode: tap.node, thresholds: tap.alertOpts.thresholds, minLevel: tap.alertOpts.minLevel }),
+        (evs) => {
+          const publisher = tap.publisher;
+          if (!publisher) return evs.map(() => false);
+          // The spool refused alerts (full of undelivered events, no keepalive left to drop): the
+          // follower reads them again from alerts.json later, so they are not lost. Until the spool
+          // drained below 90 %, do not offer them again (a refusal is counted as deferred, not shed).
+          if (blocked) {
+            const sp = publisher.stats(); // the bound in force: spool_max_size, or less while the disk is full
+            if (sp.spoolBytes > sp.spoolBoundBytes * 0.9) return evs.map(() => false);
+            blocked = false;
+          }
+          const ok = publisher.publishAlerts(evs);
+          if (ok.includes(false)) {
+            blocked = true;
+            log.warn('spool full: alerts wait in alerts.json until it has room');
+          }
+          for (const r of ok) if (r) tap.eventsByType.alert = (tap.eventsByType.alert ?? 0) + 1;
+          return ok;
+        },
+        (why, line) => {
+          const n = sink.counters.invalid_json + sink.counters.not_an_object + sink.counters.too_deep;
+          if (why !== 'below_min_level' && (n <= 10 || n % 1000 === 0)) {
+            log.warn({ why, end: line.end, skipped: n, line: line.text.slice(0, 200) }, 'alerts.json: a line that is not an alert was skipped');
+          }
+        },
+      );
+      tap.alertSink = sink;
+      follow(tap.alertOpts.enabled);
+    },
+    stop() {
+      follow(false);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+// The kernel side: load the programs, poll records into the pipeline, attach.
+// Records the kernel could not deliver are reported and followed by a resync
+// (SPEC §5). A failed poll is fatal: the lifecycle detaches and exits non-zero.
+import type { Part } from '../lifecycle.js';
+import type { Tap } from '../tap.js';
+import { Capture } from '../../capture/capture.js';
+import { artefacts } from '../../paths.js';
+
+export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
+  let lossCheck: NodeJS.Timeout | null = null;
+  let lastLost = 0;
+  let rescanErrors = 0;
+  const { log, opts } = tap;
+
+  const attach = () => {
+    const capture = tap.capture;
+    if (!capture || capture.attached) return;
+    capture.attach();
+    tap.publisher?.publishLifecycle('attached');
+    const identity = capture.identity();
+    log.info({ home: opts.home, node: tap.node, prefix: tap.prefix, hooks: capture.attachedHooks(), targets: capture.targets().length, identity },
+      'attached: capturing wazuh-db traffic');
+    if (!identity.wdb_dir || !identity.exe_dirs.length) {
+      log.warn({ home: opts.home }, `${opts.home} has no ${identity.wdb_dir ? 'bin/' : 'queue/db/'} (yet): nothing is captured until the manager is installed there (checked every 2 s)`);
+    }
+    // What changed while nothing was captured (since the first sync, or while detached).
+    void tap.resync('attached');
+  };
+  const detach = () => {
+    const capture = tap.capture;
+    if (!capture?.attached) return;
+    capture.detach();
+    tap.publisher?.publishLifecycle('detached');
+    log.info('detached: no hook left in the kernel');
+  };
+
+  return {
+    name: 'capture',
+    attach,
+    detach,
+    start() {
+      const capture = Capture.open({
+        ...artefacts(), home: opts.home, hooks: opts.hooks,
+        // EMFILE and the like: the next rescan (2 s) tries again; logged rate-limited, never fatal.
+        onRescanError: (e) => { if (rescanErrors++ % 100 === 0) log.warn({ err: e.message, failures: rescanErrors }, 'cannot scan /proc for Wazuh daemons: retrying'); },
+      });
+      tap.capture = capture;
+      capture.start((records) => tap.pipeline.push(records),
+        (e) => tap.life.requestStop({ why: 'capture failed', code: 1, err: e }));
+      lossCheck = setInterval(() => {
+        const lost = capture.counters().lost;
+        if (lost <= lastLost) return;
+        log.warn({ lost: lost - lastLost }, 'the kernel dropped records (perf buffer full)');
+        tap.publisher?.publishLifecycle('records_lost', { lost: lost - lastLost });
+        lastLost = lost;
+        void tap.resync('records lost');
+      }, 1000);
+      lossCheck.unref();
+      if (opts.attach) attach();
+      else log.info('started detached (--no-attach)');
+    },
+    async stop() {
+      if (lossCheck) clearInterval(lossCheck);
+      lossCheck = null;
+      const capture = tap.capture;
+      if (!capture) return;
+      capture.detach(); // first: whatever happens next, no hook stays in the kernel
+      await capture.close();
+      tap.capture = null;
+    },
+  };
+}

@@ -1,0 +1,34 @@
+// The control socket (SPEC §7): `status`, `attach`, `detach` from the CLI, root only.
+// Unavailable (the path taken by something else): logged, the agent runs without it.
+import type { Part } from '../lifecycle.js';
+import type { Tap } from '../tap.js';
+import { ControlServer } from '../../control/server.js';
+
+export function controlPart(tap: Tap, capture: { attach(): void; detach(): void }): Part {
+  let server: ControlServer | null = null;
+  return {
+    name: 'control socket',
+    async start() {
+      const path = tap.opts.controlSocket;
+      if (!path) return;
+      server = new ControlServer({
+        path, log: tap.log,
+        handlers: {
+          status: () => tap.status(),
+          attach: () => { capture.attach(); return tap.status(); },
+          detach: () => { capture.detach(); return tap.status(); },
+        },
+      });
+      try {
+        await server.listen();
+      } catch (e) {
+        tap.log.error({ err: (e as Error).message, path }, 'control socket unavailable: attach/detach/status will not reach this agent');
+        server = null;
+      }
+    },
+    async stop() {
+      await server?.close();
+      server = null;
+    },
+  };
+}

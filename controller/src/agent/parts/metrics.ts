@@ -1,0 +1,57 @@
+// Prometheus metrics (SPEC §8), read from the parts' own counters at scrape time.
+// Unavailable (the port taken): logged, the agent runs without it.
+import type { Server } from 'node:http';
+import type { Part } from '../lifecycle.js';
+import type { Tap } from '../tap.js';
+import { metricsRegistry, serveMetrics } from '../../metrics.js';
+
+export function metricsPart(tap: Tap): Part {
+  let server: Server | null = null;
+  return {
+    name: 'metrics',
+    async start() {
+      const addr = tap.opts.metrics;
+      if (!addr) return;
+      const registry = metricsRegistry({
+        capture: () => tap.capture?.counters() ?? {},
+        decoder: () => tap.decoder.summary(),
+        errors: () => ({ records: tap.pipeline.errors, unpublishable: tap.publisher?.unpublishable ?? 0 }),
+        events: () => tap.eventsByType,
+        delivery: () => {
+          const st = tap.publisher?.stats();
+          if (!st) return { published: 0, failed: 0 };
+          const shed = Object.values(st.shed as Record<string, number>).reduce((a, b) => a + b, 0);
+          return {
+            published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
+            failed: st.failures, rejected: st.rejected, deferred: st.deferred, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
+          };
+        },
+        natsConnected: () => tap.publisher?.connected ?? false,
+        attached: () => tap.capture?.attached ?? false,
+        agents: () => tap.state.countsByStatus(),
+        alerts: () => {
+          const a = tap.alertStatus() as Record<string, number>;
+          return {
+            published: a.published ?? 0, invalid_json: a.invalid_json ?? 0, not_an_object: a.not_an_object ?? 0, too_deep: a.too_deep ?? 0,
+            unpublishable: a.unpublishable ?? 0, below_min_level: a.below_min_level ?? 0, too_long: a.too_long ?? 0,
+            truncations: a.truncations ?? 0, rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0,
+            untrusted_file: a.untrusted_file ?? 0,
+          };
+        },
+      });
+      try {
+        server = await serveMetrics(registry, addr, tap.log);
+        tap.log.info({ address: addr }, 'metrics on /metrics');
+      } catch (e) {
+        tap.log.error({ err: (e as Error).message, address: addr }, 'metrics endpoint unavailable');
+      }
+    },
+    async stop() {
+      const s = server;
+      server = null;
+      if (!s) return;
+      s.closeAllConnections?.();
+      await new Promise<void>((r) => s.close(() => r()));
+    },
+  };
+}

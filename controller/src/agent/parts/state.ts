@@ -1,0 +1,57 @@
+// The agents' state before the first record (SPEC §3): what this tap last
+// published (agents.status), names and addresses from client.keys (followed
+// as it changes), and every agent's status from wazuh-db itself, so the first
+// transition reports the right previous_status.
+import { join } from 'node:path';
+import type { Part } from '../lifecycle.js';
+import type { Tap } from '../tap.js';
+import { StatusJournal } from '../../state/sources/status-journal.js';
+import { initialSync, seedTable } from '../../state/sources/initial-sync.js';
+import { applyClientKeys, clientKeysPath, watchClientKeys } from '../../state/sources/client-keys.js';
+
+export function statePart(tap: Tap): Part {
+  let keys: { close(): void } | null = null;
+  return {
+    name: 'state',
+    async start() {
+      const { log, state, opts } = tap;
+      const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'), {
+        onError: (e, op, failures) => log.warn({ err: e.message, op, failures }, op === 'compact'
+          ? 'cannot compact the status journal: kept as it is'
+          : 'agents.status: cannot write (disk full?): kept in memory, retrying'),
+        onRecovered: () => log.info('agents.status: writing again'),
+      });
+      for (const [id, p] of journal.open()) {
+        tap.published.set(id, p);
+        state.setKnown({ id, status: p.status, status_code: p.status_code });
+      }
+      tap.journal = journal;
+
+      // Names and addresses from client.keys, now and whenever the file changes (no events).
+      try {
+        const w = watchClientKeys(clientKeysPath(opts.home), (k) => applyClientKeys(state, k),
+          { onError: (e) => log.warn({ err: e.message }, 'cannot read client.keys') });
+        keys = w;
+        await w.ready;
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'agent names unavailable: cannot watch client.keys');
+      }
+
+      // An agent whose last published status differs from wazuh-db's (it changed while the tap was
+      // down, or in records a crash lost) gets one status event now; the others are adopted silently.
+      const first = await initialSync({ home: opts.home });
+      if (tap.life.stopping) return;
+      seedTable(state, first.agents.filter((r) => !tap.published.has(r.id)));
+      const missed = state.resync(first.agents.filter((r) => tap.published.has(r.id)), first.startedNs);
+      if (first.complete) log.info({ agents: first.agents.length, ms: first.elapsedMs, corrected: missed.length }, 'initial state from wazuh-db');
+      else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
+      tap.publishEvents(missed);
+    },
+    stop() {
+      keys?.close();
+      keys = null;
+      tap.journal?.close(tap.published);
+      tap.journal = null;
+    },
+  };
+}

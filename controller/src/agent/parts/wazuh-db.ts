@@ -1,0 +1,59 @@
+// wazuh-db's view whenever its socket (re)appears: a tap started before the
+// manager (systemd's usual order) or across a wazuh-db restart learns every
+// agent's status as soon as wazuh-db listens, so the first transitions carry
+// the real previous_status, not `unknown` (SPEC §3). inotify on queue/db says
+// at once; a check every second covers a directory created later, or a missed
+// event.
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import type { Part } from '../lifecycle.js';
+import type { Tap } from '../tap.js';
+
+/** The socket as it is now (a re-created one differs in ctime, even with its inode number reused). */
+function socketKey(home: string): string | null {
+  try {
+    const st = statSync(join(home, 'queue/db/wdb'));
+    return st.isSocket() ? `${st.dev}:${st.ino}:${st.ctimeMs}` : null;
+  } catch {
+    return null;
+  }
+}
+
+export function wazuhDbPart(tap: Tap): Part {
+  const dir = join(tap.opts.home, 'queue/db');
+  let last: string | null = null;
+  let watcher: FSWatcher | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  const check = () => {
+    const now = socketKey(tap.opts.home);
+    if (now === last) return;
+    last = now;
+    if (now) void tap.resync('wazuh-db socket appeared', 5000, true);
+  };
+  const watchDir = () => {
+    if (watcher) return;
+    try {
+      watcher = watch(dir, { persistent: false }, (_e, name) => { if (name === null || String(name) === 'wdb') check(); });
+      watcher.on('error', () => { watcher?.close(); watcher = null; });
+    } catch {
+      watcher = null; // no queue/db yet: the timer looks again
+    }
+  };
+
+  return {
+    name: 'wazuh-db watch',
+    start() {
+      last = socketKey(tap.opts.home); // the state part asked the wazuh-db of now
+      watchDir();
+      timer = setInterval(() => { watchDir(); check(); }, 1000);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      watcher?.close();
+      watcher = null;
+    },
+  };
+}

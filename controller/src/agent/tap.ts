@@ -1,0 +1,177 @@
+// What the parts of the running agent share: the pure pipeline (decoder, state
+// table), the components each part opens (publisher, capture, journal, alerts
+// follower), and the three operations more than one part needs — publish a
+// batch of events, resynchronise the state from wazuh-db, and describe
+// everything for `status`. The parts themselves are in ./parts/.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Capture } from '../capture/capture.js';
+import { WdbDecoder } from '../decode/index.js';
+import { AgentStateTable } from '../state/agents.js';
+import { initialSync } from '../state/sources/initial-sync.js';
+import type { PublishedStatus, StatusJournal } from '../state/sources/status-journal.js';
+import { errorFields, Pipeline } from '../pipeline.js';
+import { RateLimitedLog } from '../util/rate-limit.js';
+import type { AgentEvent, StatusChangeEvent } from '../types.js';
+import type { ReliablePublisher } from '../publish/reliable.js';
+import { validatePrefix } from '../publish/subjects.js';
+import { monotonicToWallClock } from '../util/clock.js';
+import { describeTargets } from '../capture/targets.js';
+import type { AlertsFollower } from '../alerts/follower.js';
+import type { AlertSink } from '../alerts/alert-sink.js';
+import { DEFAULT_THRESHOLDS } from '../alerts/alert-event.js';
+import type { AgentOptions, AlertOptions } from '../agent.js';
+import type { Lifecycle } from './lifecycle.js';
+import { maskUrl } from '../util/mask-url.js';
+
+export class Tap {
+  readonly log: Logger;
+  readonly node: string;
+  readonly prefix: string;
+  readonly spoolDir: string;
+  readonly spoolMaxBytes: number;
+  readonly decoder = new WdbDecoder();
+  readonly state: AgentStateTable;
+  readonly pipeline: Pipeline;
+  readonly startedAt = Date.now();
+  readonly eventsByType: Record<string, number> = { status_change: 0, keepalive: 0, alert: 0 };
+  keepaliveEvents: boolean;
+  alertOpts: AlertOptions;
+  /** Set by their parts as they start; null before (or after) that. */
+  publisher: ReliablePublisher | null = null;
+  capture: Capture | null = null;
+  journal: StatusJournal | null = null;
+  /** What this tap last published for each agent (agents.status). */
+  readonly published = new Map<number, PublishedStatus>();
+  follower: AlertsFollower | null = null;
+  alertSink: AlertSink | null = null;
+  /** The capture path's last guards (a record, an event, that made something throw) log through these. */
+  readonly recordErrors: RateLimitedLog;
+  readonly eventErrors: RateLimitedLog;
+  private fromRecords: AgentEvent[] = [];
+  private resyncing = false;
+  private resyncAgain: { why: string; untilListeningMs: number; firstLook: boolean } | null = null;
+
+  constructor(readonly opts: AgentOptions, readonly life: Lifecycle) {
+    this.log = opts.log;
+    this.prefix = validatePrefix(opts.prefix);
+    this.node = opts.node ?? hostname();
+    const d = opts.delivery ?? {};
+    this.spoolDir = d.spoolDir ?? join(opts.home, 'var/nats-tap');
+    this.spoolMaxBytes = d.spoolMaxBytes ?? 512 * 1024 * 1024;
+    this.keepaliveEvents = opts.keepaliveEvents ?? true;
+    this.alertOpts = opts.alerts ?? { enabled: true, minLevel: 0, thresholds: DEFAULT_THRESHOLDS, fromBeginning: false };
+    this.state = new AgentStateTable({ managerNode: this.node, wallClockMs: monotonicToWallClock() });
+    this.recordErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
+    this.eventErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
+    // capture → decode → state: the events of one batch of records are spooled together.
+    this.pipeline = new Pipeline(this.decoder, this.state, {
+      event: (ev) => { this.fromRecords.push(ev); },
+      flush: () => {
+        const evs = this.fromRecords;
+        this.fromRecords = [];
+        this.publishEvents(evs);
+      },
+      error: (e, rec) => this.recordErrors.log(errorFields(e, rec), 'a record could not be processed: dropped'),
+    });
+  }
+
+  /** Spool a batch of agent events with one write, and journal the status changes accepted. */
+  publishEvents(all: AgentEvent[]): void {
+    const publisher = this.publisher;
+    if (!publisher) return;
+    const evs = this.keepaliveEvents ? all : all.filter((ev) => ev.event_type !== 'keepalive');
+    if (!evs.length) return;
+    const debug = this.log.isLevelEnabled('debug');
+    for (const ev of evs) {
+      this.eventsByType[ev.event_type] = (this.eventsByType[ev.event_type] ?? 0) + 1;
+      if (debug) this.log.debug({ event: ev }, 'event');
+    }
+    const accepted = publisher.publishAgentEvents(evs);
+    const statuses: { agentId: string; status: StatusChangeEvent['current_status']; statusCode: number }[] = [];
+    evs.forEach((ev, i) => {
+      if (accepted[i] && ev.event_type === 'status_change') {
+        this.published.set(Number(ev.agent_id), { status: ev.current_status, status_code: ev.status_code });
+        statuses.push({ agentId: ev.agent_id, status: ev.current_status, statusCode: ev.status_code });
+      }
+    });
+    if (statuses.length) this.journal?.recordMany(statuses);
+  }
+
+  /**
+   * Ask wazuh-db again and correct what drifted while nothing was captured
+   * (between the first sync and attach, after lost records, after a re-attach):
+   * each corrected agent is one status event; changes captured since the
+   * query began are not overridden.
+   */
+  /**
+   * `firstLook`: wazuh-db (re)appeared — an agent whose status the tap never knew is adopted
+   * silently, as at start; one it knew and that differs is corrected with an event.
+   */
+  async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
+    if (this.life.stopping) return;
+    if (this.resyncing) {
+      this.resyncAgain = { why, untilListeningMs, firstLook }; // the one in flight may predate what asks now
+      return;
+    }
+    this.resyncing = true;
+    try {
+      // A socket just created may not be listening yet (bind comes before listen): ask again, briefly.
+      const end = Date.now() + untilListeningMs;
+      let r = await initialSync({ home: this.opts.home });
+      while (!r.complete && /not listening|not found/.test(r.reason ?? '') && Date.now() < end && !this.life.stopping) {
+        await new Promise((res) => setTimeout(res, 20));
+        r = await initialSync({ home: this.opts.home });
+      }
+      if (this.life.stopping) return;
+      const events = this.state.resync(r.agents, r.startedNs, 'wazuh-db', firstLook);
+      this.publishEvents(events);
+      this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length }, 'state resynchronised from wazuh-db');
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
+    } finally {
+      this.resyncing = false;
+      const again = this.resyncAgain;
+      this.resyncAgain = null;
+      if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
+    }
+  }
+
+  alertStatus(): Record<string, unknown> {
+    const sink = this.alertSink;
+    return {
+      enabled: this.follower !== null, file: this.alertsFile, ...(sink?.counters ?? {}),
+      ...(this.follower?.stats() ?? {}),
+    };
+  }
+
+  get alertsFile(): string {
+    return this.alertOpts.file ?? join(this.opts.home, 'logs/alerts/alerts.json');
+  }
+
+  /** Everything `status` shows (SPEC §7). */
+  status(): Record<string, unknown> {
+    const c = this.capture;
+    const p = this.publisher;
+    const delivery = p?.stats();
+    return {
+      attached: c?.attached ?? false,
+      hooks: c?.attachedHooks() ?? [],
+      targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
+      identity: c?.identity() ?? null,
+      counters: c?.counters() ?? {},
+      decoder: this.decoder.summary(),
+      errors: { records: this.pipeline.errors, unpublishable: p?.unpublishable ?? 0 },
+      nats: {
+        connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
+        published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
+      },
+      spool: { records: delivery?.spoolRecords ?? 0, bytes: delivery?.spoolBytes ?? 0 },
+      agents: this.state.countsByStatus(),
+      alerts: this.alertStatus(),
+      node: this.node, home: this.opts.home, prefix: this.prefix,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+    };
+  }
+}

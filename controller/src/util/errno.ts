@@ -1,0 +1,5 @@
+/** Out of file descriptors, the process's (EMFILE) or the system's (ENFILE): a fault to survive and retry, never a reason to stop. */
+export function isFdExhaustion(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'EMFILE' || code === 'ENFILE';
+}

@@ -1,0 +1,50 @@
+// fd-child.ts started under a small descriptor limit (prlimit): what it reports, and `send` to
+// give it a command and wait until it was done.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { waitFor } from './wait.js';
+
+export interface FdChild {
+  p: ChildProcess;
+  /** Lines the follower handed over. */
+  got: string[];
+  logs: { level: string; msg: string; o: Record<string, unknown> }[];
+  /** Everything else it wrote: replies, `keys`, `error`. */
+  events: Record<string, any>[];
+  stderr(): string;
+  /** Run a command; resolves with its `stats` reply, if any, else its `done` reply. */
+  send(cmd: string): Promise<Record<string, any>>;
+}
+
+export function startFdChild(t: { teardown(fn: () => unknown): void }, nofile = 256): FdChild {
+  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
+  const script = join(import.meta.dirname, 'fd-child.ts');
+  const p = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, ...loader, script],
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  t.teardown(() => { p.kill('SIGKILL'); });
+  let err = '';
+  const c: FdChild = {
+    p, got: [], logs: [], events: [], stderr: () => err,
+    async send(cmd: string) {
+      const n = c.events.length;
+      p.stdin!.write(`${cmd}\n`);
+      await waitFor(() => c.events.slice(n).some((r) => r.ev === 'done'), 5000, `the child to do ${cmd}: ${err}`);
+      const mine = c.events.slice(n);
+      return mine.find((r) => r.ev === 'stats')?.stats ?? mine.find((r) => r.ev === 'done');
+    },
+  };
+  let buf = '';
+  p.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    const ls = buf.split('\n');
+    buf = ls.pop()!;
+    for (const l of ls) {
+      const m = JSON.parse(l);
+      if (m.ev === 'lines') c.got.push(...m.lines);
+      else if (m.ev === 'log') c.logs.push(m);
+      else c.events.push(m);
+    }
+  });
+  p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  return c;
+}

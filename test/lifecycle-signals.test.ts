@@ -1,0 +1,168 @@
+// The agent's one lifecycle with real signals, a real nats-server and real
+// eBPF (SPEC §8): a signal at any phase of start-up or shutdown, a second
+// instance, a fatal error after start and `<enabled>no</enabled>` on reload all
+// end the same way — detached, the process gone, the right exit code.
+import t from 'tap';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { natsCollecting } from './helpers/nats-server.js';
+import { runTap, startTap, ROOT, type TapProcess } from './helpers/tap-process.js';
+import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
+import { waitFor } from './helpers/wait.js';
+import { writeOssecConf } from './helpers/config.js';
+
+const MARK = bpfMark();
+const binDir = join(ROOT, 'build/sim/bin');
+const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
+
+function home(t: Tap.Test, extra = ''): string {
+  const h = mkdtempSync(join(tmpdir(), 'wnt-life-'));
+  t.teardown(() => rmSync(h, { recursive: true, force: true }));
+  writeOssecConf(h, extra);
+  return h;
+}
+
+/** A wazuh-db that accepts and never answers: the tap's start-up waits in its first sync (3 s a query). */
+async function silentWdb(t: Tap.Test, h: string): Promise<Server> {
+  mkdirSync(join(h, 'queue/db'), { recursive: true });
+  const conns: Socket[] = [];
+  const srv = createServer((s) => { conns.push(s); s.on('error', () => {}); });
+  await new Promise<void>((r) => srv.listen(join(h, 'queue/db/wdb'), () => r()));
+  t.teardown(() => { for (const c of conns) c.destroy(); srv.close(); });
+  return srv;
+}
+
+/** Until the tap's executable runs (it names itself, after taking its signals): what came before is Node's own start. */
+async function handlesSignals(pid: number): Promise<void> {
+  await waitFor(() => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('wazuh-nats-tap run');
+    } catch {
+      return true; // exited: the caller sees it
+    }
+  }, 5000, 'the tap to take its signals');
+}
+
+async function exitWithin(tap: TapProcess, ms: number) {
+  const t0 = Date.now();
+  await waitFor(() => tap.proc.exitCode !== null || tap.proc.signalCode !== null, ms, `the tap to exit within ${ms} ms`);
+  return { code: tap.proc.exitCode, signal: tap.proc.signalCode, ms: Date.now() - t0 };
+}
+
+const msgs = (tap: TapProcess) => tap.logs.map((l) => String(l.msg));
+
+t.test('SIGTERM at each phase of start-up, and after: exit 0, detached, nothing left', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.tap.>');
+  const h = home(t);
+  await silentWdb(t, h);
+  // Delays after the tap took its signals: loading, the kernel check and config, the spool, the first sync.
+  for (const delay of [0, 15, 60, 200, 600, 1500]) {
+    const tap = await startTap(['run', '--home', h, '--nats-url', nats.url, '--control-socket', join(h, 'tap.sock')], null);
+    t.teardown(() => tap.stop('SIGKILL'));
+    await handlesSignals(tap.proc.pid!);
+    await new Promise((r) => setTimeout(r, delay));
+    tap.proc.kill('SIGTERM');
+    const r = await exitWithin(tap, 10_000);
+    t.same([r.code, r.signal], [0, null], `SIGTERM ${delay} ms in: exit 0 (${r.ms} ms), not killed by the signal`);
+    t.ok(msgs(tap).includes('stopping'), `${delay} ms: through the shutdown path`);
+  }
+  t.ok(got.some((m) => m.body.action === 'stopped'), 'a stop during the first sync still says stopped on NATS');
+  t.same(await leftBehind(MARK), [], 'no program left in the kernel');
+});
+
+t.test('SIGHUP during start-up never kills; it is handled once started', async (t) => {
+  const h = home(t);
+  await silentWdb(t, h);
+  const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')], null);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await handlesSignals(tap.proc.pid!);
+  for (const delay of [0, 20, 100, 400, 1000]) {
+    await new Promise((r) => setTimeout(r, delay));
+    tap.proc.kill('SIGHUP');
+  }
+  t.equal(tap.proc.exitCode, null, 'alive through five SIGHUPs');
+  await waitFor(() => msgs(tap).some((m) => m.startsWith('attached')), 15_000, 'the start-up to finish (the first sync times out)');
+  await waitFor(() => msgs(tap).includes('configuration reloaded'), 2000, 'the deferred reload');
+  t.equal(msgs(tap).filter((m) => m === 'configuration reloaded').length, 1, 'the SIGHUPs of the start-up make one reload');
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => msgs(tap).filter((m) => m === 'configuration reloaded').length === 2, 2000, 'a reload once started');
+  t.ok(tapProgramsOf(tap.proc.pid!).length > 0, 'still attached');
+  tap.proc.kill('SIGTERM');
+  t.same((await exitWithin(tap, 10_000)).code, 0);
+});
+
+t.test('NATS down with a 1 minute reconnect delay, and a second SIGTERM during the shutdown: exit 0, quickly', async (t) => {
+  const h = home(t, '    <reconnect_delay>1m</reconnect_delay>\n');
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await new Promise((r) => setTimeout(r, 300));
+  tap.proc.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 30));
+  tap.proc.kill('SIGTERM');
+  const r = await exitWithin(tap, 10_000);
+  t.same([r.code, r.signal], [0, null], 'exit 0, not 143');
+  t.ok(r.ms < 5000, `within seconds (${r.ms} ms), not after the reconnect delay`);
+  t.ok(msgs(tap).includes('already stopping'), 'the second signal was taken by the shutdown in progress');
+  t.same(await leftBehind(MARK), []);
+});
+
+t.test('one tap per home: a second run exits 2 naming the first, also with a spool of its own', async (t) => {
+  const h = home(t);
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const first = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'a.sock')]);
+  t.teardown(() => first.stop('SIGKILL'));
+  const second = await runTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'b.sock')]);
+  t.equal(second.code, 2, 'exit 2');
+  t.match(second.stderr, new RegExp(`\\(pid ${first.proc.pid}\\) already runs on the spool`), 'names the running one');
+  // Another spool_dir, same home: still the same manager.
+  const other = join(h, 'other-spool');
+  writeOssecConf(h, `    <spool_dir>${other}</spool_dir>\n`);
+  const third = await runTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'c.sock')]);
+  t.equal(third.code, 2);
+  t.match(third.stderr, new RegExp(`\\(pid ${first.proc.pid}\\) already runs on the Wazuh home ${h}`));
+  t.equal(first.proc.exitCode, null, 'the first one runs on');
+  t.ok(tapProgramsOf(first.proc.pid!).length > 0, 'still attached');
+});
+
+t.test('a fatal error after start (its lock removed): detached and gone, exit 1 — never half alive', async (t) => {
+  const h = home(t);
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const progs = tapProgramsOf(tap.proc.pid!);
+  t.ok(progs.length > 0, 'attached');
+  unlinkSync(join(h, 'var/nats-tap/lock'));
+  const r = await exitWithin(tap, 15_000);
+  t.same([r.code, r.signal], [1, null], 'exit 1');
+  t.ok(tap.logs.some((l) => l.level === 60 && /lock .* was removed or replaced/.test(String(l.msg))), 'the fatal error is logged');
+  t.match(tap.stderr(), /was removed or replaced/);
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
+});
+
+t.test('SIGHUP after <enabled>no</enabled>: the agent stops (exit 0) instead of saying "reloaded"', async (t) => {
+  const h = home(t);
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const conf = join(h, 'etc/ossec.conf');
+  writeFileSync(conf, readFileSync(conf, 'utf8').replace('<enabled>yes</enabled>', '<enabled>no</enabled>'));
+  tap.proc.kill('SIGHUP');
+  const r = await exitWithin(tap, 10_000);
+  t.same([r.code, r.signal], [0, null]);
+  t.ok(msgs(tap).some((m) => m.startsWith('disabled in the configuration')));
+  t.notOk(msgs(tap).includes('configuration reloaded'));
+  t.same(await leftBehind(MARK), []);
+});

@@ -1,0 +1,64 @@
+// SPEC §3 "Order", through the real eBPF path: agents coming back after a
+// manager restart get `pending` from one remoted thread and, a moment later,
+// `active` from another, on two connections and two CPUs (two perf rings),
+// while both CPUs are busy. wazuh-db applies pending then active, so every
+// agent must come out pending, then active — never active then pending.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { natsCollecting } from './helpers/nats-server.js';
+import { startTap, ROOT } from './helpers/tap-process.js';
+import { waitFor } from './helpers/wait.js';
+import { writeOssecConf } from './helpers/config.js';
+
+const AGENTS = 1500;
+
+/** Busy loops on every CPU, as a loaded manager host: the writers get preempted inside their sendto. */
+function contention(t: Tap.Test, n: number): ChildProcess[] {
+  const hogs = Array.from({ length: n }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  t.teardown(() => { for (const h of hogs) h.kill('SIGKILL'); });
+  return hogs;
+}
+
+t.test('pending and active of each agent, from two threads on two CPUs under load, come out in wazuh-db\'s order', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-order-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  writeOssecConf(home, '    <keepalive_events>no</keepalive_events>\n');
+  const agents = Array.from({ length: AGENTS }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.*.status');
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'order', '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+
+  const hogs = contention(t, 4);
+  for (const gap of [2000, 500]) { // µs from the start of an agent's pending write to its active pair
+    const first = gap === 2000 ? 1 : AGENTS / 2 + 1;
+    const r = await sim.reconnect(AGENTS / 2, first, gap, 120_000);
+    t.same(r, { pending: AGENTS / 2, active: AGENTS / 2, errors: 0 }, `gap ${gap} µs: every request answered ok`);
+  }
+  for (const h of hogs) h.kill('SIGKILL');
+  // wazuh-db's own view: what it applied last for every agent (it lists the active ones).
+  const activeInDb = new Set(await sim.pollActive());
+  await waitFor(() => got.length >= 2 * AGENTS, 60_000, `${2 * AGENTS} status events`);
+  await new Promise((r) => setTimeout(r, 500));
+
+  const seq = new Map<number, string[]>();
+  for (const m of got) {
+    const b = m.body;
+    const id = Number(b.agent_id);
+    seq.set(id, [...(seq.get(id) ?? []), `${b.previous_status}>${b.current_status}`]);
+  }
+  t.equal(seq.size, AGENTS, 'every agent has events');
+  // wazuh-db is the truth: what it applied last is the agent's last event, for every agent.
+  const expect = (id: number) => (activeInDb.has(id)
+    ? 'never_connected>pending pending>active' : 'never_connected>active active>pending');
+  const wrong = [...seq].filter(([id, s]) => s.join(' ') !== expect(id)).map(([id, s]) => `${id}: ${s.join(' ')} (wazuh-db: ${activeInDb.has(id) ? 'active' : 'pending'})`);
+  t.ok(activeInDb.size > AGENTS * 0.9, `wazuh-db applied most agents' active last (${activeInDb.size} of ${AGENTS})`);
+  t.same(wrong.slice(0, 5), [], `every agent's events in wazuh-db's order (${wrong.length} of ${AGENTS} not)`);
+  t.equal(got.length, 2 * AGENTS, 'two events an agent, no more');
+});
