@@ -118,6 +118,8 @@ export interface DeliveryStats {
   spoolTorn: number;
   /** Spool writes that failed (disk full, I/O error): the events they held were refused and counted. */
   writeErrors: number;
+  /** Spool reads that failed (out of descriptors, I/O error): the drain waited and tried again; nothing lost. */
+  readErrors: number;
   /** The disk cannot hold the configured bound now: the spool is bounded by `spoolBoundBytes`. */
   diskFull: boolean;
   spoolBoundBytes: number;
@@ -191,6 +193,10 @@ export class Delivery {
   private ioReportedAt = Number.NEGATIVE_INFINITY;
   private diskReportedAt = Number.NEGATIVE_INFINITY;
   private saidDiskFull = false;
+  /** Reading the spool failed: consecutive failures, and the timer of the next try (no read while it is set). */
+  private readFailures = 0;
+  private readTimer: NodeJS.Timeout | null = null;
+  private readReportedAt = Number.NEGATIVE_INFINITY;
   private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
   /** Passwords and tokens of `servers`: never in a log line, whatever an error text carries. */
   private readonly secrets: string[];
@@ -463,8 +469,43 @@ export class Delivery {
   }
 
   private refill(): boolean {
-    if (this.pending.length === 0) this.pending = this.spool.read(512);
+    if (this.pending.length > 0) return true;
+    if (this.readTimer) return false; // the read failed: its timer pumps again
+    try {
+      this.pending = this.spool.read(512);
+    } catch (e) {
+      if (typeof (e as NodeJS.ErrnoException)?.code !== 'string') throw e; // a bug, not the system
+      this.readFailed(e as NodeJS.ErrnoException);
+      return false;
+    }
+    if (this.readFailures > 0) {
+      this.log?.info({ failures: this.readFailures, read_errors: this.spool.stats().readErrors }, 'spool: reading again: draining goes on');
+      this.readFailures = 0;
+    }
     return this.pending.length > 0;
+  }
+
+  /**
+   * The spool could not be read (out of descriptors: EMFILE, ENFILE; an I/O error): nothing is lost
+   * (the records stay in the spool), the drain tries again after 100 ms, doubling up to 5 s. Said the
+   * first time, then at most once a minute (the spool counts every failure: `readErrors`).
+   */
+  private readFailed(e: NodeJS.ErrnoException): void {
+    this.readFailures++;
+    const wait = Math.min(5000, 100 * 2 ** Math.min(this.readFailures - 1, 6));
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = null;
+    if (!this.closing) {
+      this.readTimer = setTimeout(() => { this.readTimer = null; this.schedulePump(); }, wait);
+      this.readTimer.unref();
+    }
+    const now = Date.now();
+    if (now - this.readReportedAt < 60_000) return;
+    this.readReportedAt = now;
+    this.log?.error({ err: e.code ?? e.message, read_errors: this.spool.stats().readErrors, retry_ms: wait },
+      e.code === 'EMFILE' || e.code === 'ENFILE'
+        ? 'spool: cannot read (out of file descriptors): retrying; events wait in the spool'
+        : 'spool: cannot read: retrying; events wait in the spool');
   }
 
   private pumpCore(): void {
@@ -695,7 +736,7 @@ export class Delivery {
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
       duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
       spoolRecords: sp.records, spoolTorn: sp.torn,
-      writeErrors: sp.writeErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
+      writeErrors: sp.writeErrors, readErrors: sp.readErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
@@ -725,6 +766,8 @@ export class Delivery {
     if (this.shedTimer) clearInterval(this.shedTimer);
     if (this.flushTimer) clearInterval(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = null;
     if (this.ackTimer) clearInterval(this.ackTimer);
     this.attempt?.abandon();
     this.wake?.();

@@ -118,8 +118,12 @@ export interface SpoolStats {
   ackCursor: number;
   /** Writes that failed (append, ack cursor, compaction, fdatasync, a new segment). */
   writeErrors: number;
+  /** Reads of unsent records from the segment files that failed (EMFILE, ENFILE, EIO…): retried by the caller. */
+  readErrors: number;
   /** The errno of the last failed write. */
   lastWriteError: string | null;
+  /** The errno of the last failed read. */
+  lastReadError: string | null;
   /** The disk is full: it (not maxBytes) made the spool refuse records, or a write failed; until the spool is below 80 % of what the disk holds. */
   diskFull: boolean;
   /** The bound in force: maxBytes, or less while the disk is full. */
@@ -278,10 +282,11 @@ export class Spool {
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   readonly counters = {
-    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0,
+    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
   };
   private lastWriteError: string | null = null;
+  private lastReadError: string | null = null;
 
   private constructor(opts: SpoolOptions) {
     const { onIoError, onDisk, ...rest } = opts;
@@ -620,7 +625,14 @@ export class Spool {
     return this.unacked - this.outstanding.size;
   }
 
-  /** Hand out up to `max` records, oldest first. Each must later be ack()ed. */
+  /**
+   * Hand out up to `max` records, oldest first. Each must later be ack()ed.
+   *
+   * Reading the segment files can fail (out of descriptors: EMFILE, ENFILE; EIO): the failure is
+   * counted (`readErrors`) and nothing is lost — the records handed out before it are returned,
+   * and a failure with nothing to hand out is thrown (an errno error) for the caller to try again
+   * later; the next read starts where this one stopped.
+   */
   read(max: number): SpoolEntry[] {
     const out: SpoolEntry[] = [];
     while (out.length < max) {
@@ -634,7 +646,15 @@ export class Spool {
           this.memHead = 0;
         }
       } else if (this.diskMode) {
-        e = this.readDisk();
+        try {
+          e = this.readDisk();
+        } catch (err) {
+          if (!isErrno(err)) throw err;
+          this.counters.readErrors++;
+          this.lastReadError = err.code ?? null;
+          if (out.length > 0) break;
+          throw err;
+        }
         if (!e) {
           this.diskMode = false;
           this.closeReader();
@@ -858,6 +878,7 @@ export class Spool {
       deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor,
       writeErrors: this.counters.writeErrors, lastWriteError: this.lastWriteError,
+      readErrors: this.counters.readErrors, lastReadError: this.lastReadError,
       diskFull: this.full, boundBytes: this.lastLimit, diskFreeBytes: this.fsFree,
     };
   }
