@@ -4,7 +4,8 @@
 // saving the ack cursor while draining). Now the spool stops short of the disk (a reserve stays
 // free for the cursor, the journal and the alerts position; a write that fails all the same is
 // survived), each run stops with exit 0 on SIGTERM, and in the end every alert that waited (in
-// the spool, or refused and left in alerts.json) is delivered.
+// the spool, or refused and left in alerts.json) is delivered. `status` (JSON and table) and
+// /metrics show the full disk while it lasts, and not after the drain.
 import t from 'tap';
 import { mkdtempSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,9 +34,15 @@ t.test('spool on a full 1 MB tmpfs: load with NATS down, a restart with NATS dow
   t.teardown(() => sim.stop());
   await sim.start();
   const status = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout);
+  const table = async () => (await runTap(['status', '--control-socket', sock])).stdout;
+  const metricsPort = await freePort();
+  const metric = async (name: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+  };
 
   // 1. NATS down, load until the disk is full.
-  const tap1 = await startTap(['run', '--home', home, '--control-socket', sock]);
+  const tap1 = await startTap(['run', '--home', home, '--control-socket', sock, '--metrics', `127.0.0.1:${metricsPort}`]);
   t.teardown(() => tap1.stop('SIGKILL'));
   for (const a of AGENTS) await sim.startup(a);
   await sim.writeAlerts(ALERTS, 10);
@@ -49,6 +56,12 @@ t.test('spool on a full 1 MB tmpfs: load with NATS down, a restart with NATS dow
   const st1 = await status();
   t.match(st1, { attached: true, nats: { connected: false } }, 'status answers');
   t.ok(st1.nats.failed > 0, `shed events counted (${st1.nats.failed})`);
+  t.match(st1.spool, { disk_full: true, write_errors: Number, read_errors: 0 }, 'status: the disk is full');
+  t.ok(st1.spool.bound_bytes < 1 << 20, `status: the bound in force is what the disk holds, not spool_max_size (${st1.spool.bound_bytes})`);
+  t.match(await table(), /^spool\s+\d+ events, \d+ bytes of \d+, DISK FULL: new events refused \(counted\) until there is room/m, 'the table says it');
+  t.equal(await metric('wazuh_nats_tap_spool_disk_full'), 1, '/metrics: disk full');
+  t.ok(await metric('wazuh_nats_tap_spool_bound_bytes') < 1 << 20, '/metrics: the bound in force');
+  t.ok(await metric('wazuh_nats_tap_spool_errors_total{op="write"}') >= 0, '/metrics: write errors counted');
   t.same(await tap1.stop('SIGTERM'), { code: 0, signal: null }, 'SIGTERM on a full disk: exit 0');
 
   // 2. Restarted with NATS still down: on the full disk (the journal's compaction, the spool's new segment).
@@ -75,6 +88,14 @@ t.test('spool on a full 1 MB tmpfs: load with NATS down, a restart with NATS dow
   await waitFor(() => tap3.proc.exitCode !== null || tap3.logs.some((l) => l.msg === 'NATS connected: draining the spool'), 5000, 'connected');
   const st3 = await status();
   t.match(st3, { nats: { connected: true } });
+  // Full no more once drained, without a restart (said within a tick of the ack timer).
+  let st3b = st3;
+  for (const end = Date.now() + 5000; st3b.spool.disk_full && Date.now() < end;) {
+    await new Promise((r) => setTimeout(r, 200));
+    st3b = await status();
+  }
+  t.match(st3b.spool, { disk_full: false, read_errors: 0 }, 'status: the disk has room again after the drain');
+  t.notMatch(await table(), /DISK FULL/, 'the table no longer says it');
   t.same(await tap3.stop('SIGTERM'), { code: 0, signal: null });
   t.notOk([tap1, tap2, tap3].some((p) => p.logs.some((l) => l.level === 60)), 'no fatal log line in any run');
 });

@@ -9,6 +9,8 @@ import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
 import { Delivery } from '../controller/src/publish/delivery.js';
+import { metricsRegistry } from '../controller/src/metrics.js';
+import { deliveryMetrics } from '../controller/src/agent/parts/metrics.js';
 import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
 import { freePort, startNatsServer } from './helpers/nats-server.js';
 import { readStream, testEvent } from './helpers/delivery-events.js';
@@ -123,6 +125,47 @@ t.test('a write that fails all the same (the disk filled faster than the spool l
   free();
   await sleep(300);
   t.ok(s.append([msg(501, 'status')])[0] > 0, 'accepted again once the disk has room, no restart');
+});
+
+t.test('the disk\'s faults in the delivery statistics and on /metrics: a failed write, the disk full, the bound in force; cleared without a restart', async (t) => {
+  const mnt = mountTmpfs(t);
+  const dir = join(mnt, 'spool');
+  const port = await freePort(); // NATS away: what is accepted stays in the spool
+  const d = new Delivery({
+    servers: [`nats://127.0.0.1:${port}`], mode: 'core', log, reconnectDelayMs: 200,
+    spool: { dir, maxBytes: 600 * 1024, segmentBytes: 256 * 1024, retryMs: 200 },
+  });
+  d.start();
+  t.teardown(() => d.close(200));
+  // The tap's /metrics, fed from these statistics as the metrics part feeds it.
+  const scrape = () => metricsRegistry({
+    capture: () => ({}), decoder: () => ({ frames: 0, malformed: 0 }), events: () => ({}),
+    delivery: () => deliveryMetrics(d.stats()), natsConnected: () => d.connected, attached: () => false, agents: () => ({}),
+  }).metrics();
+  const metric = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+  const spoolMetrics = async () => {
+    const text = await scrape();
+    return {
+      bound: metric(text, 'wazuh_nats_tap_spool_bound_bytes'), full: metric(text, 'wazuh_nats_tap_spool_disk_full'),
+      write: metric(text, 'wazuh_nats_tap_spool_errors_total{op="write"}'), read: metric(text, 'wazuh_nats_tap_spool_errors_total{op="read"}'),
+    };
+  };
+  t.ok(d.enqueue(msg(0, 'status')), 'the disk looked at: room');
+  t.match(d.stats(), { writeErrors: 0, readErrors: 0, diskFull: false, spoolBoundBytes: 600 * 1024 });
+  t.same(await spoolMetrics(), { bound: 600 * 1024, full: 0, write: 0, read: 0 }, 'healthy on /metrics');
+
+  const free = fillDisk(mnt); // somebody else fills it, faster than the spool looks again
+  d.enqueueMany(Array.from({ length: 400 }, (_, i) => msg(1 + i, 'status')));
+  const st = d.stats();
+  t.match(st, { writeErrors: 1, diskFull: true }, 'the failed write and the full disk in the statistics');
+  t.ok(st.spoolBoundBytes < 600 * 1024 && st.spoolBoundBytes === st.spoolBytes, `the bound in force is what the spool holds (${st.spoolBoundBytes})`);
+  t.same(await spoolMetrics(), { bound: st.spoolBoundBytes, full: 1, write: 1, read: 0 }, 'and on /metrics');
+
+  free();
+  await sleep(300);
+  t.ok(d.enqueue(msg(500, 'status')), 'accepted again once the disk has room');
+  t.match(d.stats(), { writeErrors: 1, diskFull: false, spoolBoundBytes: 600 * 1024 }, 'not full any more; the failure stays counted');
+  t.same(await spoolMetrics(), { bound: 600 * 1024, full: 0, write: 1, read: 0 });
 });
 
 t.test('draining a full spool frees room that is used at once; the ack cursor is saved when it can be, never thrown', async (t) => {
