@@ -43,7 +43,10 @@ t.test('status, detach and attach a running agent', async (t) => {
   const st = await ctl('status', '--json');
   t.equal(st.code, 0);
   const s = JSON.parse(st.stdout);
-  t.match(s, { attached: true, hooks: ['sendto'], node: 'n1', agents: { active: 1 }, nats: { connected: true } });
+  t.match(s, { attached: true, hooks: ['sendto'], node: 'n1', agents: { active: 1 }, nats: { connected: true, rejected: 0 } });
+  // The spool's disk (its faults are shown in e2e-disk-full and spool-disk-full): healthy here.
+  t.match(s.spool, { records: Number, bytes: Number, disk_full: false, write_errors: 0, read_errors: 0 });
+  t.ok(s.spool.bound_bytes > 0 && s.spool.bound_bytes <= 512 * 1024 * 1024, `the bound in force: spool_max_size, or what the disk holds (${s.spool.bound_bytes})`);
   const pids = sim.pids();
   t.same(s.targets, [
     { pid: pids['wazuh-db'], name: 'wazuh-db' },
@@ -55,6 +58,7 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.match(table.stdout, /^state\s+attached \(sendto\), up \d+s$/m, 'a short table, not JSON');
   t.match(table.stdout, /^targets\s+wazuh-db \d+, wazuh-remoted \d+$/m);
   t.match(table.stdout, /^agents\s+active 1$/m);
+  t.match(table.stdout, /^spool\s+\d+ events, \d+ bytes of \d+$/m, 'the spool and its bound, no fault to tell');
 
   const det = await ctl('detach');
   t.equal(det.code, 0);
@@ -90,6 +94,10 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.equal(metric(/^wazuh_nats_tap_records_total\{outcome="lost"\} (\d+)$/m), 0);
   t.ok(metric(/^wazuh_nats_tap_frames_total\{outcome="decoded"\} (\d+)$/m) > 0);
   t.ok(metric(/^wazuh_nats_tap_delivery_total\{outcome="published"\} (\d+)$/m) >= 6);
+  t.equal(metric(/^wazuh_nats_tap_spool_disk_full (\d+)$/m), 0, 'the spool\'s disk is not full');
+  t.ok(metric(/^wazuh_nats_tap_spool_bound_bytes (\d+)$/m) > 0, 'the bound in force');
+  t.equal(metric(/^wazuh_nats_tap_spool_errors_total\{op="write"\} (\d+)$/m), 0, 'no spool write failed');
+  t.equal(metric(/^wazuh_nats_tap_spool_errors_total\{op="read"\} (\d+)$/m), 0, 'no spool read failed');
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/nope`)).status, 404);
 
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });

@@ -172,3 +172,45 @@ t.test('the metrics endpoint out of descriptors: connections are closed, the pro
   t.equal(res.status, 200, 'serves again');
   await child.send('close');
 });
+
+// The drain reads unsent records back from the spool's segment files (opened on demand). Out of
+// descriptors, that open threw EMFILE out of the delivery's pump (a setImmediate): an uncaught
+// exception, which in the tap is a fatal error (exit 1). Now the failure is counted, said once,
+// and the drain tries again (100 ms, doubling, at most 5 s): nothing lost, nothing out of order.
+t.test('the spool read back while out of descriptors: the drain waits and tries again, said once; every event delivered, in order, once they are back', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const got: number[] = [];
+  const sub = nc.subscribe('wazuh.agent.>', { callback: (_e, m: Msg) => { got.push(m.json<{ n: number }>().n); } });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+
+  const dir = join(mkdtempSync(join(tmpdir(), 'wnt-fds-spool-')), 'spool');
+  const child = startFdChild(t);
+  await child.send(`delivery ${nats.url} ${dir}`);
+  for (let i = 0; i < 50 && (await child.send('dstats')).connected !== true; i++) await sleep(100);
+  await child.send('enqueue 5');
+  await waitFor(() => got.length === 5, 5000, 'the first events, read back from the spool file');
+
+  await child.send('exhaust 0');
+  await child.send('enqueue 5');
+  await sleep(1000); // the failed read, and retries after 100, 200, 400 ms
+  if (!t.equal(child.p.exitCode, null, `still running ${child.stderr().slice(-400)}`)) return;
+  const st = await child.send('dstats');
+  t.ok(st.readErrors >= 2, `the failed reads counted, retried (${st.readErrors})`);
+  t.equal(st.spoolRecords, 5, 'the events wait in the spool');
+  t.equal(got.length, 5, 'nothing delivered meanwhile');
+  const said = child.logs.filter((l) => /^spool: cannot read/.test(l.msg));
+  t.equal(said.length, 1, 'said once, not at every retry');
+  t.match(said[0], { level: 'error', o: { err: 'EMFILE' } });
+
+  await child.send('release');
+  await waitFor(() => got.length === 10, 10_000, 'the drain to go on once descriptors are back');
+  t.same(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'every event, once, in order');
+  t.ok(child.logs.some((l) => l.msg === 'spool: reading again: draining goes on'), 'the recovery said');
+  await child.send('enqueue 1');
+  await waitFor(() => got.length === 11, 5000, 'and the next one');
+  await child.send('close');
+});

@@ -18,6 +18,8 @@ import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
+import { clip, clipRuns } from './util/clip.js';
+import { validateSubjectFilter } from './publish/subjects.js';
 import { Lifecycle, watchProcess } from './agent/lifecycle.js';
 import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
 
@@ -63,12 +65,23 @@ function parseHooks(list: string): Hook[] {
   const hooks = list.split(',').map((h) => h.trim()).filter(Boolean);
   const bad = hooks.filter((h) => !(HOOKS as readonly string[]).includes(h));
   if (bad.length || hooks.length === 0) {
-    throw new ConfigError(`--hooks: ${bad.join(', ') || 'nothing'} is not one of ${HOOKS.join(', ')}`);
+    throw new ConfigError(`--hooks: ${clip(bad.join(', ')) || 'nothing'} is not one of ${HOOKS.join(', ')}`);
   }
   return hooks as Hook[];
 }
 
 export const EXIT = { ok: 0, runtime: 1, usage: 2, kernel: 3 } as const;
+
+/** Longest --duration: a timer holds at most 2^31 - 1 ms (a longer one would fire at once). */
+const MAX_DURATION_S = Math.floor(0x7fffffff / 1000);
+
+/** A numeric flag: a finite number >= 0 (a whole one, bounded, when asked); else a usage error (exit 2). */
+function checkNumber(flag: string, v: number, o: { integer?: boolean; max?: number } = {}): void {
+  const what = o.integer ? 'a whole number >= 0' : 'a number >= 0';
+  if (!Number.isFinite(v)) throw new ConfigError(`--${flag}: not a number; must be ${what}`);
+  if (v < 0 || (o.integer && !Number.isInteger(v))) throw new ConfigError(`--${flag} ${clip(v)}: must be ${what}`);
+  if (o.max !== undefined && v > o.max) throw new ConfigError(`--${flag} ${clip(v)}: at most ${o.max}`);
+}
 
 function exitCodeOf(e: unknown): number {
   const code = (e as { exitCode?: number })?.exitCode;
@@ -175,10 +188,8 @@ export async function main(argv: string[]): Promise<number> {
       .example('$0 capture --json --duration 60 > wdb.jsonl', 'one minute of traffic as JSON lines'),
     async (a) => {
       try {
-        for (const k of ['count', 'duration'] as const) {
-          if (!Number.isFinite(a[k]) || a[k] < 0) throw new ConfigError(`--${k} must be a number >= 0`);
-        }
-        if (!Number.isInteger(a.count)) throw new ConfigError('--count must be an integer');
+        checkNumber('count', a.count, { integer: true });
+        checkNumber('duration', a.duration, { max: MAX_DURATION_S });
         code = await runCaptureCommand({
           json: a.json, home: a.home, hooks: parseHooks(a.hooks), count: a.count, duration: a.duration,
         });
@@ -215,11 +226,13 @@ export async function main(argv: string[]): Promise<number> {
     async (a) => {
       let urls = a.natsUrl?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
       try {
+        checkNumber('count', a.count, { integer: true });
+        checkNumber('duration', a.duration, { max: MAX_DURATION_S });
         const conf = a.natsUrl === undefined ? tapConfigForTail(a.config, a.home) : null;
         if (conf) urls = conf.serverUrls;
         code = await runTail({
           servers: urls.length ? urls : ['nats://127.0.0.1:4222'],
-          subject: a.subject ?? `${conf?.subjectPrefix ?? 'wazuh'}.>`,
+          subject: validateSubjectFilter(a.subject ?? `${conf?.subjectPrefix ?? 'wazuh'}.>`),
           json: a.json, count: a.count, duration: a.duration,
           key: a.encryptionKey ? readKeyFile(a.encryptionKey)
             : conf?.encryptMessages && conf.encryptionKey ? readKeyFile(conf.encryptionKey) : undefined,
@@ -235,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
     .fail((msg, err, y) => {
       if (err) throw err;
       // Throwing stops yargs here: a failed check must never fall through to a command.
-      throw new UsageError(`${y.help()}\n\n${msg}`);
+      throw new UsageError(`${y.help()}\n\n${clipRuns(msg)}`);
     })
     .help()
     .version();

@@ -8,7 +8,12 @@ export interface MetricsSources {
   capture(): Record<string, number>;
   decoder(): { frames: number; malformed: number };
   events(): Record<string, number>; // by event type
-  delivery(): { published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; deferred?: number; spoolBytes?: number; latencyMs?: number };
+  delivery(): {
+    published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; deferred?: number;
+    spoolBytes?: number; latencyMs?: number;
+    /** The spool's disk: the bound in force, whether the disk limits it, failed writes and reads. */
+    spoolBoundBytes?: number; diskFull?: boolean; writeErrors?: number; readErrors?: number;
+  };
   natsConnected(): boolean;
   attached(): boolean;
   agents(): Record<string, number>;
@@ -50,6 +55,16 @@ export function metricsRegistry(src: MetricsSources): Registry {
   });
   new Gauge({ name: 'wazuh_nats_tap_spool_bytes', help: 'Bytes waiting in the disk spool', registers: [reg],
     collect() { this.set(src.delivery().spoolBytes ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_spool_bound_bytes', help: 'The bound of the disk spool in force: spool_max_size, or less while the disk is full', registers: [reg],
+    collect() { this.set(src.delivery().spoolBoundBytes ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_spool_disk_full', help: '1 while the spool\'s disk is full: new events are refused (keepalives first, counted) until there is room', registers: [reg],
+    collect() { this.set(src.delivery().diskFull ? 1 : 0); } });
+  snapshotCounter(reg, 'wazuh_nats_tap_spool_errors_total', 'Spool file operations that failed: write (an append, the ack cursor, a compaction, an fdatasync: disk full, quota, I/O error; the events of a failed append are refused and counted as shed or deferred), read (out of descriptors, I/O error: retried, nothing lost)',
+    ['op'], (c) => {
+      const d = src.delivery();
+      c.inc({ op: 'write' }, d.writeErrors ?? 0);
+      c.inc({ op: 'read' }, d.readErrors ?? 0);
+    });
   new Gauge({ name: 'wazuh_nats_tap_publish_latency_ms', help: 'Recent publish latency (capture to acknowledgement), milliseconds', registers: [reg],
     collect() { this.set(src.delivery().latencyMs ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_nats_connected', help: '1 when connected to NATS', registers: [reg],

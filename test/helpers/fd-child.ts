@@ -1,6 +1,6 @@
 // A process of its own for the fd-exhaustion tests: the parts of the tap that open files on
-// events (the alerts follower, the client.keys watcher, the initial sync) and the metrics
-// endpoint run here, and this
+// events (the alerts follower, the client.keys watcher, the initial sync, the delivery's reads of
+// its spool) and the metrics endpoint run here, and this
 // process's descriptors can be used up (`exhaust <left>`: open /dev/null until EMFILE, then close
 // <left> of them) and given back (`release`) without touching the test runner's. Commands on
 // stdin, one a line; replies, what the parts report and their log as JSON lines on stdout.
@@ -11,15 +11,21 @@ import { watchClientKeys } from '../../controller/src/state/sources/client-keys.
 import { initialSync } from '../../controller/src/state/sources/initial-sync.js';
 import { Registry } from 'prom-client';
 import { serveMetrics } from '../../controller/src/metrics.js';
+import { Delivery } from '../../controller/src/publish/delivery.js';
+import { testEvent } from './delivery-events.js';
 
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const log = {
   info: (o: object, msg: string) => out({ ev: 'log', level: 'info', msg, o }),
   warn: (o: object, msg: string) => out({ ev: 'log', level: 'warn', msg, o }),
+  error: (o: object, msg: string) => out({ ev: 'log', level: 'error', msg, o }),
+  debug: () => {},
 };
 const error = (e: Error) => out({ ev: 'error', code: (e as NodeJS.ErrnoException).code ?? null, message: e.message });
 let follower: AlertsFollower | null = null;
 let keys: { close(): void } | null = null;
+let delivery: Delivery | null = null;
+let enqueued = 0;
 const held: number[] = [];
 
 const commands: Record<string, (...args: string[]) => void> = {
@@ -39,6 +45,20 @@ const commands: Record<string, (...args: string[]) => void> = {
   sync(socketPath) {
     void initialSync({ socketPath, timeoutMs: 10_000 }).then((r) => out({ ev: 'sync', complete: r.complete, reason: r.reason, ids: r.ids }));
   },
+  /** A delivery to core NATS whose spool keeps nothing in memory: every record is read back from its segment file. */
+  delivery(url, dir) {
+    delivery = new Delivery({
+      servers: [url], mode: 'core', log: log as never, reconnectDelayMs: 200,
+      spool: { dir, maxBytes: 64 << 20, memCacheBytes: 0 },
+    });
+    delivery.start();
+  },
+  enqueue(n) {
+    delivery!.enqueueMany(Array.from({ length: Number(n) }, () => testEvent(enqueued++, 5)));
+  },
+  dstats() {
+    out({ ev: 'stats', stats: delivery?.stats() ?? null });
+  },
   exhaust(left) {
     for (let i = 0; i < 100_000; i++) {
       try {
@@ -56,7 +76,8 @@ const commands: Record<string, (...args: string[]) => void> = {
   stats() {
     out({ ev: 'stats', stats: follower?.stats() ?? null });
   },
-  close() {
+  async close() {
+    await delivery?.close(1000);
     follower?.close();
     keys?.close();
     out({ ev: 'done', cmd: 'close', held: held.length });

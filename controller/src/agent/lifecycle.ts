@@ -124,6 +124,7 @@ export class Lifecycle {
       this.hardExit(req.code || 1);
     }, this.deadlineMs);
     for (const part of this.started.reverse()) {
+      await loopTurn();
       const left = deadline - Date.now();
       try {
         await withTimeout(Promise.resolve().then(() => part.stop()), Math.max(1, left), part.name);
@@ -133,6 +134,7 @@ export class Lifecycle {
     }
     this.started = [];
     clearTimeout(timer);
+    await loopTurn();
     return req.code;
   }
 
@@ -143,6 +145,15 @@ export class Lifecycle {
       this.log.error({ err: (e as Error).message }, `${what} failed`);
     }
   }
+}
+
+/**
+ * A full turn of the event loop (its poll phase reads the signals that came). Parts that stop without
+ * waiting on I/O (NATS away, nothing to flush) would otherwise run the shutdown to process.exit in
+ * microtasks, and a second SIGTERM during it would never be taken, nor said.
+ */
+function loopTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(() => setImmediate(r)));
 }
 
 /** A throw's exit code (SPEC §7: ConfigError 2, KernelSupportError 3), else 1. */

@@ -170,7 +170,12 @@ export class Tap {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
         published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
       },
-      spool: { records: delivery?.spoolRecords ?? 0, bytes: delivery?.spoolBytes ?? 0 },
+      spool: {
+        records: delivery?.spoolRecords ?? 0, bytes: delivery?.spoolBytes ?? 0,
+        // The bound in force (spool_max_size, or less while the disk is full), and the disk's faults.
+        bound_bytes: delivery?.spoolBoundBytes ?? this.spoolMaxBytes, disk_full: delivery?.diskFull ?? false,
+        write_errors: delivery?.writeErrors ?? 0, read_errors: delivery?.readErrors ?? 0,
+      },
       agents: this.state.countsByStatus(),
       alerts: this.alertStatus(),
       node: this.node, home: this.opts.home, prefix: this.prefix,

@@ -25,8 +25,16 @@ export function renderStatus(st: Record<string, any>): string {
     rows.push(['daemons', (id.exe_dirs ?? []).map((d: { path: string; id: string }) => `${d.path} (${d.id})`).join(', ') || `no ${id.home}/bin yet`]);
   }
   rows.push(['targets', targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
-  rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`]);
-  if (st.spool) rows.push(['spool', `${st.spool.records ?? 0} events, ${st.spool.bytes ?? 0} bytes`]);
+  rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`
+    + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')]);
+  const sp = st.spool;
+  if (sp) {
+    rows.push(['spool', `${sp.records ?? 0} events, ${sp.bytes ?? 0} bytes`
+      + (sp.bound_bytes !== undefined ? ` of ${sp.bound_bytes}` : '')
+      + (sp.disk_full ? ', DISK FULL: new events refused (counted) until there is room' : '')
+      + (sp.write_errors ? `, write errors ${sp.write_errors}` : '')
+      + (sp.read_errors ? `, read errors ${sp.read_errors}` : '')]);
+  }
   rows.push(['agents', agents.length ? agents.join(', ') : 'none known']);
   const al = st.alerts;
   if (al) {

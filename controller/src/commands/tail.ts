@@ -1,5 +1,9 @@
 // `wazuh-nats-tap tail [SUBJECT]`: subscribe and print the events as they arrive.
-import { connect, type ConnectionOptions, type Msg } from '@nats-io/transport-node';
+// Bounded whatever the server does: the connection has a deadline (a port that accepts and never
+// speaks is an error, exit 1), --duration ends the run on time even while connecting, and the
+// final drain is given two seconds before the connection is simply closed.
+import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/transport-node';
+import { connectNats, NatsConnectTimeout, within } from '../publish/nats-connect.js';
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
 import { maskUrl } from '../util/mask-url.js';
 
@@ -38,42 +42,89 @@ export function renderEvent(subject: string, ev: Record<string, any>): string {
   }
 }
 
+/** How long `tail` waits for NATS to answer (less when --duration is shorter). */
+export const TAIL_CONNECT_TIMEOUT_MS = 5000;
+
+type StopReason = 'signal' | 'duration' | 'count' | 'closed' | 'error';
+
+export class TailError extends Error {
+  readonly exitCode = 1;
+}
+
 export async function runTail(o: TailOptions): Promise<number> {
-  const nc = await connect({ ...o.connect, servers: o.servers, name: 'wazuh-nats-tap tail' });
+  const startedAt = Date.now();
+  const endAt = o.duration ? startedAt + o.duration * 1000 : Infinity;
+  // Ctrl-C and SIGTERM end the run from the first instant, also while connecting.
+  let stop: (why: StopReason) => void = () => {};
+  const stopped = new Promise<StopReason>((r) => { stop = r; });
+  const onSignal = () => stop('signal');
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const durationTimer = o.duration ? setTimeout(() => stop('duration'), o.duration * 1000) : null;
+  try {
+    const timeout = Math.max(1, Math.min(TAIL_CONNECT_TIMEOUT_MS, endAt - startedAt));
+    const attempt = connectNats({ ...o.connect, servers: o.servers, name: 'wazuh-nats-tap tail', timeout, maxReconnectAttempts: 10 }, timeout);
+    const first = await Promise.race([
+      attempt.connection.then((nc) => ({ nc }), (err: Error) => ({ err })),
+      stopped.then((why) => ({ why })),
+    ]);
+    if ('why' in first) {
+      attempt.abandon();
+      if (first.why === 'signal') return 0;
+      throw new TailError(`no answer from NATS at ${o.servers.map(maskUrl).join(', ')} within --duration ${o.duration} s`);
+    }
+    if ('err' in first) {
+      if (first.err instanceof NatsConnectTimeout) throw first.err;
+      throw new TailError(`cannot connect to NATS at ${o.servers.map(maskUrl).join(', ')}: ${first.err.message}`);
+    }
+    return await follow(first.nc, o, stopped, stop);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (durationTimer) clearTimeout(durationTimer);
+  }
+}
+
+async function follow(
+  nc: NatsConnection, o: TailOptions,
+  stopped: Promise<StopReason>, stop: (why: StopReason) => void,
+): Promise<number> {
   process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${maskUrl(nc.getServer())}; Ctrl-C to stop\n`);
   let seen = 0;
-  const done = new Promise<void>((resolve) => {
-    const sub = nc.subscribe(o.subject, {
-      callback: (err, m: Msg) => {
-        if (err) return resolve();
-        let body: Record<string, any>;
-        try {
-          if (m.headers?.get(HEADER_SCHEME)) {
-            if (!o.key) {
-              process.stdout.write(`${m.subject}  (encrypted with key ${m.headers.get(HEADER_KEY_ID)}: pass --encryption-key)\n`);
-              return;
-            }
-            body = JSON.parse(decrypt(o.key, m.subject, m.data));
-          } else {
-            body = m.json();
+  const sub = nc.subscribe(o.subject, {
+    callback: (err, m: Msg) => {
+      if (err) {
+        process.stderr.write(`wazuh-nats-tap tail: ${err.message}\n`);
+        return stop('error');
+      }
+      let body: Record<string, any>;
+      try {
+        if (m.headers?.get(HEADER_SCHEME)) {
+          if (!o.key) {
+            process.stdout.write(`${m.subject}  (encrypted with key ${m.headers.get(HEADER_KEY_ID)}: pass --encryption-key)\n`);
+            return;
           }
-        } catch (e) {
-          process.stdout.write(`${m.subject}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})\n`);
-          return;
+          body = JSON.parse(decrypt(o.key, m.subject, m.data));
+        } else {
+          body = m.json();
         }
-        process.stdout.write(o.json ? `${JSON.stringify({ subject: m.subject, ...body })}\n` : `${renderEvent(m.subject, body)}\n`);
-        if (o.count && ++seen >= o.count) {
-          sub.unsubscribe();
-          resolve();
-        }
-      },
-    });
-    if (o.duration) setTimeout(resolve, o.duration * 1000).unref();
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+      } catch (e) {
+        process.stdout.write(`${m.subject}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})\n`);
+        return;
+      }
+      process.stdout.write(o.json ? `${JSON.stringify({ subject: m.subject, ...body })}\n` : `${renderEvent(m.subject, body)}\n`);
+      if (o.count && ++seen >= o.count) {
+        sub.unsubscribe();
+        stop('count');
+      }
+    },
   });
-  await nc.flush();
-  await done;
-  await nc.drain();
-  return 0;
+  void nc.closed().then(() => stop('closed'));
+  const why = await stopped;
+  // The server may have gone silent: drain (deliver what arrived) for two seconds at most, then close.
+  if (why !== 'closed' && await within(nc.drain().then(() => true, () => false), 2000) === undefined) {
+    await within(nc.close().catch(() => {}), 1000);
+  }
+  if (why === 'closed') throw new TailError(`the connection to NATS at ${maskUrl(nc.getServer())} was lost`);
+  return why === 'error' ? 1 : 0;
 }

@@ -3,11 +3,13 @@
 // (WAZUH-PROTOCOL §8): an unknown element, an empty one, a bad value, a missing
 // file or a secret file others can read is a ConfigError (exit 2) naming the
 // element and the file. CLI flags override the file.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError } from '../errors.js';
+import { clip, clipPath, clipRuns } from '../util/clip.js';
+import { fileKind, NotRegularFile, readRegularFileSync } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
@@ -150,14 +152,93 @@ function textOf(kids: XNode[]): string | null {
   return text.trim();
 }
 
+/** Deeper than this is no Wazuh configuration (ossec.conf nests three or four levels). */
+export const MAX_XML_DEPTH = 32;
+
+/** The line of `idx` in `text` (1-based). */
+function lineAt(text: string, idx: number): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < idx; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/**
+ * Before the XML parser sees the text: a DOCTYPE (with its entities, external or not) is refused —
+ * Wazuh's own parser knows none, and an entity can read another file or expand without bound —
+ * and the nesting is bounded (the parser recurses: 100,000 nested tags exhaust its stack). Both
+ * name the file and line. Comments, CDATA and processing instructions are skipped, and quoted
+ * attribute values may hold '>'; what is malformed is left to the validator, which says where.
+ */
+function screenXml(text: string, file: string): void {
+  let depth = 0;
+  let i = 0;
+  for (;;) {
+    const lt = text.indexOf('<', i);
+    if (lt < 0) return;
+    // Past a comment, CDATA or processing instruction (-1: unterminated, the validator says where).
+    const skip = (open: string, close: string) => {
+      if (!text.startsWith(open, lt)) return -2;
+      const e = text.indexOf(close, lt + open.length);
+      return e < 0 ? -1 : e + close.length;
+    };
+    let end = skip('<!--', '-->');
+    if (end === -2) end = skip('<![CDATA[', ']]>');
+    if (end === -2) end = skip('<?', '?>');
+    if (end === -1) return;
+    if (end >= 0) {
+      i = end;
+      continue;
+    }
+    if (text[lt + 1] === '!') {
+      throw new ConfigError(`${file}:${lineAt(text, lt)}: '${clip(text.slice(lt, lt + 40).split(/\s/)[0], 20)}' is not allowed: `
+        + 'no DOCTYPE or entity declaration in the configuration (Wazuh\'s parser has none; an entity could read another file)');
+    }
+    if (!/[A-Za-z_:/]/.test(text[lt + 1] ?? '')) {
+      i = lt + 1; // not a tag: the validator has its say
+      continue;
+    }
+    let j = lt + 1;
+    let quote = '';
+    for (; j < text.length; j++) {
+      const c = text[j];
+      if (quote) {
+        if (c === quote) quote = '';
+      } else if (c === '"' || c === '\'') {
+        quote = c;
+      } else if (c === '>') {
+        break;
+      }
+    }
+    if (j >= text.length) return;
+    if (text[lt + 1] === '/') depth--;
+    else if (text[j - 1] !== '/' && ++depth > MAX_XML_DEPTH) {
+      throw new ConfigError(`${file}:${lineAt(text, lt)}: elements nested more than ${MAX_XML_DEPTH} deep: not a Wazuh configuration`);
+    }
+    i = j + 1;
+  }
+}
+
+/** A parser error as a ConfigError naming the file and the line (the parser's, else the first). */
+function xmlError(file: string, e: unknown): ConfigError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const line = /\bline:? ?(\d+)/i.exec(msg)?.[1] ?? '1';
+  return new ConfigError(`${file}:${line}: malformed XML: ${clipRuns(msg)}`);
+}
+
 function parseXml(text: string, file: string): Parsed {
   // The XML declaration may only open a document: blank it (keeping lines) before wrapping.
   const body = text.replace(/^\uFEFF?\s*<\?xml[\s\S]*?\?>/, (m) => m.replace(/[^\n]/g, ' '));
+  screenXml(body, file);
   const wrapped = `<${ROOT}>${body}</${ROOT}>`;
   const offset = ROOT.length + 2;
-  const valid = XMLValidator.validate(wrapped);
+  let valid: ReturnType<typeof XMLValidator.validate>;
+  try {
+    valid = XMLValidator.validate(wrapped);
+  } catch (e) {
+    throw xmlError(file, e);
+  }
   if (valid !== true) {
-    throw new ConfigError(`${file}:${valid.err.line}: malformed XML: ${valid.err.msg}`);
+    throw new ConfigError(`${file}:${valid.err.line}: malformed XML: ${clipRuns(valid.err.msg)}`);
   }
   const lineStarts = [0];
   for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) lineStarts.push(i + 1);
@@ -176,7 +257,12 @@ function parseXml(text: string, file: string): Parsed {
     preserveOrder: true, ignoreAttributes: true, parseTagValue: false, trimValues: true,
     captureMetaData: true, ignoreDeclaration: true, ignorePiTags: true,
   });
-  const doc = parser.parse(wrapped) as XNode[];
+  let doc: XNode[];
+  try {
+    doc = parser.parse(wrapped) as XNode[];
+  } catch (e) {
+    throw xmlError(file, e);
+  }
   const out: Parsed = { nats: [], nodeName: null };
   const root = doc.find((n) => tagOf(n) === ROOT);
   for (const top of root ? children(root, ROOT) : []) {
@@ -209,7 +295,7 @@ interface Ctx {
 }
 
 function invalid(ctx: Ctx, el: string, value: string, expected: string): never {
-  throw new ConfigError(`${ctx.where}: Invalid value for element '${el}': '${value}' — ${expected}`);
+  throw new ConfigError(`${ctx.where}: Invalid value for element '${el}': '${clip(value)}' — ${expected}`);
 }
 
 const BOOL: Record<string, boolean> = { yes: true, no: false };
@@ -245,23 +331,29 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied; run as root)' : `cannot be read (${code})`;
-    throw new ConfigError(`${ctx.where}: <${def.element}>: file '${path}' ${why}`);
+    throw new ConfigError(`${ctx.where}: <${def.element}>: file '${clipPath(path)}' ${why}`);
   }
-  if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' is not a regular file`);
+  // A FIFO or a device is refused here, never opened (reading one would block or never end).
+  if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is not a regular file (${fileKind(st)})`);
   if (!def.secret) return;
   const mode = st.mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new ConfigError(
-      `${ctx.where}: <${def.element}>: '${path}' has mode ${mode.toString(8).padStart(4, '0')}: a file holding a secret must give no access `
-      + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${path}'`);
+      `${ctx.where}: <${def.element}>: '${clipPath(path)}' has mode ${mode.toString(8).padStart(4, '0')}: a file holding a secret must give no access `
+      + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${clipPath(path)}'`);
   }
-  if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' is empty`);
+  if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is empty`);
   if (def.key === 'encryptionKey') {
     // Checked here so a bad key stops the start, not the first publish; the key itself is not kept.
-    const n = keyBytes(readFileSync(path, 'utf8'));
+    let n: number | null;
+    try {
+      n = keyBytes(readRegularFileSync(path, 4096).toString('utf8'));
+    } catch (e) {
+      throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
+    }
     if (n !== 32) {
-      throw new ConfigError(`${ctx.where}: <${def.element}>: '${path}' must hold a 32-byte key as 64 hex digits or base64 `
-        + `(${n === null ? 'neither hex nor base64' : `${n} bytes`}); generate one with: openssl rand -hex 32 > '${path}'`);
+      throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' must hold a 32-byte key as 64 hex digits or base64 `
+        + `(${n === null ? 'neither hex nor base64' : `${n} bytes`}); generate one with: openssl rand -hex 32 > '${clipPath(path)}'`);
     }
   }
 }
@@ -355,15 +447,20 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
 
 // ---------------------------------------------------------------------------
 
+/** A configuration larger than this is not an ossec.conf (Wazuh's own is tens of KB). */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 function readConfigFile(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    // Never a blocking read: a FIFO (or a device) where the file should be is refused, not waited on.
+    return readRegularFileSync(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ConfigError(`configuration file '${file}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
-    if (code === 'EACCES') throw new ConfigError(`configuration file '${file}' cannot be read: permission denied (run as root)`);
-    if (code === 'EISDIR') throw new ConfigError(`configuration file '${file}' is a directory`);
-    throw new ConfigError(`configuration file '${file}' cannot be read (${code ?? (e as Error).message})`);
+    const f = clipPath(file);
+    if (code === 'ENOENT') throw new ConfigError(`configuration file '${f}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
+    if (code === 'EACCES') throw new ConfigError(`configuration file '${f}' cannot be read: permission denied (run as root)`);
+    if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
+    throw new ConfigError(`configuration file '${f}' cannot be read (${code ?? (e as Error).message})`);
   }
 }
 
@@ -407,7 +504,7 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   for (const leaf of parsed.nats) {
     const where = `${file}:${leaf.line}`;
     if (!elementByName(leaf.name)) {
-      throw new ConfigError(`${where}: Invalid element in the configuration: '${leaf.name}' (in <nats>; known: ${NATS_ELEMENTS.map((e) => e.element).join(', ')})`);
+      throw new ConfigError(`${where}: Invalid element in the configuration: '${clip(leaf.name)}' (in <nats>; known: ${NATS_ELEMENTS.map((e) => e.element).join(', ')})`);
     }
     if (leaf.text === null) throw new ConfigError(`${where}: Invalid value for element '${leaf.name}': it holds elements, expected text`);
     if (leaf.text === '') throw new ConfigError(`${where}: Invalid NULL content for element: ${leaf.name}`);

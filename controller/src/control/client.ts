@@ -1,6 +1,10 @@
 // The CLI's side of the control socket.
 import { connect } from 'node:net';
 import type { ControlCommand, ControlReply } from './protocol.js';
+import { clip, clipPath, clipRuns } from '../util/clip.js';
+
+/** An answer is a line of JSON (a status is a few KB): more than this is not an answer. */
+const MAX_REPLY = 16 * 1024 * 1024;
 
 export class ControlUnavailable extends Error {
   readonly exitCode = 1;
@@ -8,29 +12,44 @@ export class ControlUnavailable extends Error {
 
 /** Send one command to the running agent; bounded in time. */
 export async function sendControl(path: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<ControlReply> {
+  const where = clipPath(path);
   return new Promise((resolve, reject) => {
     const sock = connect(path);
     let buf = '';
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new ControlUnavailable(`no answer from the agent on ${path} within ${timeoutMs} ms`));
+      reject(new ControlUnavailable(`no answer from the agent on ${where} within ${timeoutMs} ms`));
     }, timeoutMs);
     sock.once('connect', () => sock.write(`${JSON.stringify({ cmd })}\n`));
-    sock.on('data', (d) => { buf += d.toString('utf8'); });
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+      if (buf.length > MAX_REPLY) {
+        clearTimeout(timer);
+        sock.destroy();
+        reject(new ControlUnavailable(`unreadable answer from the agent on ${where}: more than ${MAX_REPLY} bytes`));
+      }
+    });
     sock.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-        ? `the agent is not running (no control socket at ${path})`
-        : e.code === 'EACCES' ? `permission denied on ${path}: run as root` : e.message;
+        ? `the agent is not running (no control socket at ${where})`
+        : e.code === 'EACCES' ? `permission denied on ${where}: run as root`
+          : e.code === 'EPIPE' || e.code === 'ECONNRESET' ? `the agent on ${where} closed the connection without answering (is it stopping? try again)`
+            : clipRuns(e.message);
       reject(new ControlUnavailable(why));
     });
     sock.once('close', () => {
       clearTimeout(timer);
+      // A connection closed without a line is no answer (an agent stopping, or not an agent at all).
+      if (!buf) {
+        reject(new ControlUnavailable(`the agent on ${where} closed the connection without answering (is it stopping? try again)`));
+        return;
+      }
       const line = buf.split('\n')[0];
       try {
         resolve(JSON.parse(line) as ControlReply);
       } catch {
-        if (buf) reject(new ControlUnavailable(`unreadable answer from the agent: ${line.slice(0, 200)}`));
+        reject(new ControlUnavailable(`unreadable answer from the agent on ${where}: ${clip(line)}`));
       }
     });
   });

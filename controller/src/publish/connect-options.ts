@@ -4,7 +4,7 @@
 // password. Secret files are read here, at connect time, and kept only in
 // the connection's options: never in the configuration object or a log.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readRegularFileSync } from '../util/read-file.js';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
 
 export interface NatsSecurity {
@@ -19,7 +19,9 @@ export interface NatsSecurity {
   serverUrls: string[];
 }
 
-const secret = (file: string) => readFileSync(file, 'utf8').trim();
+// Never a blocking read: the files were checked regular at start, and a FIFO swapped in since is refused.
+const read = (file: string) => readRegularFileSync(file, 1024 * 1024);
+const secret = (file: string) => read(file).toString('utf8').trim();
 
 export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
   const o: Partial<ConnectionOptions> = {};
@@ -30,7 +32,7 @@ export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
       ...(s.tlsCert && s.tlsKey ? { certFile: s.tlsCert, keyFile: s.tlsKey } : {}),
     };
   }
-  if (s.credentialsFile) o.authenticator = credsAuthenticator(new TextEncoder().encode(readFileSync(s.credentialsFile, 'utf8')));
+  if (s.credentialsFile) o.authenticator = credsAuthenticator(new Uint8Array(read(s.credentialsFile)));
   else if (s.nkeySeedFile) o.authenticator = nkeyAuthenticator(new TextEncoder().encode(secret(s.nkeySeedFile)));
   else if (s.tokenFile) o.token = secret(s.tokenFile);
   else if (s.user) {
@@ -50,7 +52,7 @@ export function clientCertificateProblem(s: Pick<NatsSecurity, 'tlsCert'>, now =
   if (!s.tlsCert) return null;
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(readFileSync(s.tlsCert));
+    cert = new X509Certificate(read(s.tlsCert));
   } catch (e) {
     return `tls_cert ${s.tlsCert} cannot be read as a PEM certificate (${(e as Error).message})`;
   }

@@ -20,8 +20,13 @@
 // The connection never gives up: nats.js makes `maxReconnects` attempts `reconnectDelayMs`
 // apart (one cycle); when a cycle is exhausted the engine waits `reconnectDelayMs` and starts
 // a new one, forever. Enqueueing never waits for NATS.
+//
+// Nothing here waits on NATS without a bound: every connection attempt has a deadline and
+// releases its socket (nats-connect.ts); a silent server is given up after `connectTimeoutMs`;
+// close() abandons an attempt in flight, cuts the wait between attempts short and gives
+// nats.js a bounded time to close, so it returns within about `timeoutMs` + 2 s whatever NATS does.
 import {
-  connect, createInbox, headers as natsHeaders, nanos,
+  createInbox, headers as natsHeaders, nanos,
   type ConnectionOptions, type MsgHdrs, type NatsConnection,
 } from '@nats-io/transport-node';
 import {
@@ -29,6 +34,7 @@ import {
   type JetStreamClient, type StreamConfig,
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 
@@ -58,6 +64,11 @@ export interface DeliveryOptions {
   maxReconnects?: number;
   /** Milliseconds between attempts, and between cycles. Default 2000. */
   reconnectDelayMs?: number;
+  /**
+   * Deadline of one connection attempt to one server (TCP, INFO, TLS, CONNECT): a port that accepts
+   * and never speaks is given up after it. Default 5000.
+   */
+  connectTimeoutMs?: number;
   /** Extra nats.js connection options (TLS, authentication, …). */
   connectOptions?: Partial<ConnectionOptions>;
   /** JetStream: publishes in flight at most (default 256). */
@@ -107,6 +118,13 @@ export interface DeliveryStats {
   spoolBytes: number;
   spoolRecords: number;
   spoolTorn: number;
+  /** Spool writes that failed (disk full, I/O error): the events they held were refused and counted. */
+  writeErrors: number;
+  /** Spool reads that failed (out of descriptors, I/O error): the drain waited and tried again; nothing lost. */
+  readErrors: number;
+  /** The disk cannot hold the configured bound now: the spool is bounded by `spoolBoundBytes`. */
+  diskFull: boolean;
+  spoolBoundBytes: number;
   inFlight: number;
   latencyMs: { count: number; p50: number; p99: number; max: number };
   reconnectCycles: number;
@@ -146,6 +164,10 @@ export class Delivery {
   private gen = 0;
   private closing = false;
   private loop: Promise<void> | null = null;
+  /** The connection attempt in flight, if any (abandoned by close()). */
+  private attempt: PendingConnection | null = null;
+  /** Ends the wait between attempts. */
+  private wake: (() => void) | null = null;
   /** Read from the spool, not sent yet (or to resend first, in core mode), in seq order. */
   private pending: SpoolEntry[] = [];
   // JetStream state
@@ -172,6 +194,13 @@ export class Delivery {
   private latMax = 0;
   private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
   private shedTimer: NodeJS.Timeout | null = null;
+  private ioReportedAt = Number.NEGATIVE_INFINITY;
+  private diskReportedAt = Number.NEGATIVE_INFINITY;
+  private saidDiskFull = false;
+  /** Reading the spool failed: consecutive failures, and the timer of the next try (no read while it is set). */
+  private readFailures = 0;
+  private readTimer: NodeJS.Timeout | null = null;
+  private readReportedAt = Number.NEGATIVE_INFINITY;
   private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
   /** Passwords and tokens of `servers`: never in a log line, whatever an error text carries. */
   private readonly secrets: string[];
@@ -180,11 +209,43 @@ export class Delivery {
     this.o = opts;
     this.log = opts.log;
     this.secrets = urlSecrets(opts.servers);
-    this.spool = opts.spool instanceof Spool ? opts.spool : Spool.open(opts.spool);
+    this.spool = opts.spool instanceof Spool
+      ? opts.spool
+      : Spool.open({ ...opts.spool, onIoError: (e, op) => this.spoolIoError(e, op), onDisk: (full, st) => this.spoolDisk(full, st) });
+    if (opts.spool instanceof Spool) {
+      this.spool.onIoError ??= (e, op) => this.spoolIoError(e, op);
+      this.spool.onDisk ??= (full, st) => this.spoolDisk(full, st);
+    }
     const st = this.spool.stats();
     this.shedReported = { ...st.shed };
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
+  }
+
+  /** A spool write failed: said the first time, then at most once a minute (the counters keep the count). */
+  private spoolIoError(e: NodeJS.ErrnoException, op: string): void {
+    const now = Date.now();
+    if (now - this.ioReportedAt < 60_000) return;
+    this.ioReportedAt = now;
+    const st = this.spool?.stats();
+    this.log?.error({ err: e.code ?? e.message, op, write_errors: st?.writeErrors, spool_bytes: st?.bytes },
+      op === 'ack'
+        ? 'spool: cannot save the ack cursor (disk full?): retrying; draining goes on'
+        : 'spool: cannot write (disk full?): new events are refused (counted) until there is room; draining goes on');
+  }
+
+  /** The disk limits the spool (or no longer does): said when it changes, at most once a minute when it flaps. */
+  private spoolDisk(full: boolean, st: { boundBytes: number; freeBytes: number }): void {
+    const now = Date.now();
+    if (full && !this.saidDiskFull && now - this.diskReportedAt >= 60_000) {
+      this.saidDiskFull = true;
+      this.diskReportedAt = now;
+      this.log?.error({ bound_bytes: st.boundBytes, free_bytes: st.freeBytes },
+        'spool: the disk is full: new events are refused (keepalives first, counted) until there is room; draining goes on');
+    } else if (!full && this.saidDiskFull) {
+      this.saidDiskFull = false;
+      this.log?.info({ free_bytes: st.freeBytes }, 'spool: the disk has room again');
+    }
   }
 
   /** Start connecting and draining (returns at once; NATS may be away). */
@@ -240,21 +301,28 @@ export class Delivery {
 
   private async connectLoop(): Promise<void> {
     const delay = this.o.reconnectDelayMs ?? 2000;
+    const timeout = this.o.connectTimeoutMs ?? 5000;
     let lastError = '';
     let failures = 0;
     while (!this.closing) {
       let nc: NatsConnection;
+      // No waitOnFirstConnect: a refused first connection (TLS, authorization, nobody
+      // listening) comes back at once with its reason, which is logged; this loop retries.
+      // nats.js tries each server (each of its addresses) once, `timeout` each at most.
+      const attempt = connectNats({
+        name: this.o.name ?? 'wazuh-nats-tap',
+        // A half-open connection (the server stopped answering) is found within 3 pings, not nats.js's 4 minutes.
+        pingInterval: 20_000, maxPingOut: 3,
+        ...this.o.connectOptions,
+        servers: this.o.servers,
+        timeout,
+        maxReconnectAttempts: this.o.maxReconnects ?? 10,
+        reconnectTimeWait: delay,
+        reconnectJitter: Math.min(100, delay / 4),
+      }, timeout * (2 * this.o.servers.length + 1));
+      this.attempt = attempt;
       try {
-        // No waitOnFirstConnect: a refused first connection (TLS, authorization, nobody
-        // listening) comes back at once with its reason, which is logged; this loop retries.
-        nc = await connect({
-          name: this.o.name ?? 'wazuh-nats-tap',
-          ...this.o.connectOptions,
-          servers: this.o.servers,
-          maxReconnectAttempts: this.o.maxReconnects ?? 10,
-          reconnectTimeWait: delay,
-          reconnectJitter: Math.min(100, delay / 4),
-        });
+        nc = await attempt.connection;
       } catch (e) {
         if (this.closing) break;
         this.c.cycles++;
@@ -267,13 +335,15 @@ export class Delivery {
             'cannot connect to NATS: retrying (events wait in the spool)');
           lastError = why;
         }
-        await sleep(delay);
+        await this.pause(delay);
         continue;
+      } finally {
+        this.attempt = null;
       }
       lastError = '';
       failures = 0;
       if (this.closing) {
-        await nc.close();
+        await within(nc.close().catch(() => {}), 1000);
         break;
       }
       this.nc = nc;
@@ -292,8 +362,21 @@ export class Delivery {
       if (this.closing) break;
       this.c.cycles++;
       this.log?.warn('NATS reconnect cycle exhausted: a new one follows');
-      await sleep(delay);
+      await this.pause(delay);
     }
+  }
+
+  /** Wait between attempts; close() cuts it short (a `reconnect_delay` of minutes must not hold a stop). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.wake === done) this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
   }
 
   private onUp(): void {
@@ -392,8 +475,43 @@ export class Delivery {
   }
 
   private refill(): boolean {
-    if (this.pending.length === 0) this.pending = this.spool.read(512);
+    if (this.pending.length > 0) return true;
+    if (this.readTimer) return false; // the read failed: its timer pumps again
+    try {
+      this.pending = this.spool.read(512);
+    } catch (e) {
+      if (typeof (e as NodeJS.ErrnoException)?.code !== 'string') throw e; // a bug, not the system
+      this.readFailed(e as NodeJS.ErrnoException);
+      return false;
+    }
+    if (this.readFailures > 0) {
+      this.log?.info({ failures: this.readFailures, read_errors: this.spool.stats().readErrors }, 'spool: reading again: draining goes on');
+      this.readFailures = 0;
+    }
     return this.pending.length > 0;
+  }
+
+  /**
+   * The spool could not be read (out of descriptors: EMFILE, ENFILE; an I/O error): nothing is lost
+   * (the records stay in the spool), the drain tries again after 100 ms, doubling up to 5 s. Said the
+   * first time, then at most once a minute (the spool counts every failure: `readErrors`).
+   */
+  private readFailed(e: NodeJS.ErrnoException): void {
+    this.readFailures++;
+    const wait = Math.min(5000, 100 * 2 ** Math.min(this.readFailures - 1, 6));
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = null;
+    if (!this.closing) {
+      this.readTimer = setTimeout(() => { this.readTimer = null; this.schedulePump(); }, wait);
+      this.readTimer.unref();
+    }
+    const now = Date.now();
+    if (now - this.readReportedAt < 60_000) return;
+    this.readReportedAt = now;
+    this.log?.error({ err: e.code ?? e.message, read_errors: this.spool.stats().readErrors, retry_ms: wait },
+      e.code === 'EMFILE' || e.code === 'ENFILE'
+        ? 'spool: cannot read (out of file descriptors): retrying; events wait in the spool'
+        : 'spool: cannot read: retrying; events wait in the spool');
   }
 
   private pumpCore(): void {
@@ -624,6 +742,7 @@ export class Delivery {
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
       duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
       spoolRecords: sp.records, spoolTorn: sp.torn,
+      writeErrors: sp.writeErrors, readErrors: sp.readErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
@@ -641,7 +760,11 @@ export class Delivery {
     return true;
   }
 
-  /** Deliver what can be within `timeoutMs`, then close; what is left stays in the spool for the next start. */
+  /**
+   * Deliver what can be within `timeoutMs`, then close; what is left stays in the spool for the next
+   * start. Bounded whatever NATS does: an attempt in flight is abandoned (its socket destroyed), the
+   * wait between attempts is cut short, and nats.js gets at most a second to close the connection.
+   */
   async close(timeoutMs = 5000): Promise<void> {
     if (this.up) await this.flush(timeoutMs);
     this.reportShed();
@@ -649,12 +772,14 @@ export class Delivery {
     if (this.shedTimer) clearInterval(this.shedTimer);
     if (this.flushTimer) clearInterval(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = null;
     if (this.ackTimer) clearInterval(this.ackTimer);
+    this.attempt?.abandon();
+    this.wake?.();
     const nc = this.nc;
-    if (nc) {
-      try { await nc.close(); } catch { /* closed */ }
-    }
-    await this.loop?.catch(() => {});
+    if (nc) await within(nc.close().catch(() => {}), 1000);
+    await within(this.loop?.catch(() => {}) ?? Promise.resolve(), 1000);
     this.spool.close();
   }
 }

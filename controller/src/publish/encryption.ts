@@ -4,7 +4,9 @@
 // the wire is base64(nonce ‖ ciphertext ‖ tag); the headers name the scheme
 // and the key (a fingerprint, never the key).
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.js';
+import { clipPath } from '../util/clip.js';
+import { readRegularFileSync } from '../util/read-file.js';
 
 export const SCHEME = 'AES-256-GCM';
 export const HEADER_SCHEME = 'Wazuh-Encryption';
@@ -18,12 +20,21 @@ export interface EncryptionKey {
   id: string;
 }
 
-/** A key file holds 32 bytes as 64 hex digits or as base64 (surrounding white space ignored). */
+/**
+ * A key file holds 32 bytes as 64 hex digits or as base64 (surrounding white space ignored). A file
+ * that is missing, not a regular file (never read: a FIFO would block) or not a key is a ConfigError.
+ */
 export function readKeyFile(path: string): EncryptionKey {
-  const text = readFileSync(path, 'utf8').trim();
+  let text: string;
+  try {
+    text = readRegularFileSync(path, 4096).toString('utf8').trim();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'ENOENT' ? `encryption key file '${clipPath(path)}' does not exist` : `encryption key file: ${(e as Error).message}`);
+  }
   const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex')
     : /^[A-Za-z0-9+/]{43}=$/.test(text) ? Buffer.from(text, 'base64') : null;
-  if (!key || key.length !== 32) throw new Error(`${path}: an encryption key is 32 bytes, as 64 hex digits or base64`);
+  if (!key || key.length !== 32) throw new ConfigError(`${clipPath(path)}: an encryption key is 32 bytes, as 64 hex digits or base64`);
   return { key, id: createHash('sha256').update(key).digest('hex').slice(0, 16) };
 }
 

@@ -29,9 +29,24 @@
 // `maxBytes`; a status change, alert or tap event that does not fit makes room by
 // compacting unsent keepalives out of the oldest segments, and is itself shed (counted)
 // only when no keepalive is left to drop. Every shed record is counted by kind.
+//
+// A full disk (or a failing one) is a fault to survive, never a crash (SPEC §8). The bound in
+// force is `maxBytes`, but never so much that the file system keeps less than a reserve free
+// (2 % of it, 64 KiB to 64 MiB: room for the ack cursor, the status journal, the alerts
+// position, and for Wazuh when it shares the disk); the free space is read with statfs every
+// second (every 100 ms when it is short) and followed between reads. A full disk so sheds as
+// above: keepalives refused first (below 90 % of the bound in force only), then the rest,
+// counted. A write that fails all the same (the disk filled faster, EDQUOT, EIO, any errno)
+// keeps the records written whole before the failure, cuts the file back after them (a
+// reopen finds no torn record), and the bound drops to what the spool holds until the disk
+// is looked at again (`retryMs`). Room returns as the drain deletes acknowledged segments or
+// as the disk frees up: accepting again needs no restart. Saving the ack cursor, a compaction,
+// an fdatasync that fail are counted and retried later, never thrown.
+//
+// Every file is 0600 and the directory 0700 (SPEC §8): they hold events, maybe secrets.
 import {
-  closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync,
-  readdirSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync,
+  chmodSync, closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync,
+  readSync, readdirSync, renameSync, statfsSync, truncateSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -77,6 +92,14 @@ export interface SpoolOptions {
   ackPersistMs?: number;
   /** Unsent records kept in memory too, so a healthy drain never reads the disk (default 16 MiB). */
   memCacheBytes?: number;
+  /** After a failed write, how long before the disk is looked at again (default 1000 ms). */
+  retryMs?: number;
+  /** Left free on the file system (default 2 % of its size, at least 64 KiB, at most 64 MiB). */
+  reserveBytes?: number;
+  /** A write failed (`op`: append, ack, compact, sync, open): counted, the spool goes on. */
+  onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
+  /** The disk limits the spool below `maxBytes` (full: true), or no longer does. */
+  onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
 }
 
 export interface SpoolStats {
@@ -95,6 +118,20 @@ export interface SpoolStats {
   ackCursor: number;
   /** Keepalives queued in memory only, never written (append's keepalivesInMemory). */
   inMemory: number;
+  /** Writes that failed (append, ack cursor, compaction, fdatasync, a new segment). */
+  writeErrors: number;
+  /** Reads of unsent records from the segment files that failed (EMFILE, ENFILE, EIO…): retried by the caller. */
+  readErrors: number;
+  /** The errno of the last failed write. */
+  lastWriteError: string | null;
+  /** The errno of the last failed read. */
+  lastReadError: string | null;
+  /** The disk is full: it (not maxBytes) made the spool refuse records, or a write failed; until the spool is below 80 % of what the disk holds. */
+  diskFull: boolean;
+  /** The bound in force: maxBytes, or less while the disk is full. */
+  boundBytes: number;
+  /** Free bytes on the file system (as last read, less what the spool wrote since). */
+  diskFreeBytes: number;
 }
 
 interface Segment {
@@ -110,6 +147,35 @@ interface Segment {
 
 const HDR = 8;
 const MAX_RECORD = 16 * 1024 * 1024;
+
+/** The files the tap keeps in the spool directory (the status journal and the alerts position live there too). */
+const TAP_FILE = /^(ack|seg-\d+\.log|agents\.status|alerts\.position|lock)(\.tmp)?$/;
+
+/** What the spool leaves free on its file system: 2 % of it, at least 64 KiB, at most 64 MiB. */
+function defaultReserve(dir: string): number {
+  try {
+    const st = statfsSync(dir);
+    return Math.round(Math.min(64 * 1024 * 1024, Math.max(64 * 1024, st.blocks * st.bsize * 0.02)));
+  } catch {
+    return 64 * 1024;
+  }
+}
+
+/** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+/** An error from the file system (it has an errno code), as opposed to a bug. */
+function isErrno(e: unknown): e is NodeJS.ErrnoException {
+  return typeof (e as NodeJS.ErrnoException | null)?.code === 'string';
+}
+
+/** A frame waiting to be written by append(). */
+interface Pending {
+  i: number;
+  m: SpoolMessage;
+  frame: Buffer;
+  seq: number;
+}
 
 export function encodeFrame(m: SpoolMessage, seq: number): Buffer {
   const subject = Buffer.from(m.subject, 'utf8');
@@ -199,20 +265,44 @@ export class Spool {
   private dirty = false;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
-  private readonly o: Required<SpoolOptions>;
+  /** maxBytes, or what the spool held when a write failed (until the disk is looked at again). */
+  private bound: number;
+  /** When a write last failed (ms). */
+  private failedAt = 0;
+  /** Free bytes on the file system: read by statfs at `fsCheckedAt`, less what was written since. */
+  private fsFree = Number.POSITIVE_INFINITY;
+  private fsCheckedAt = Number.NEGATIVE_INFINITY;
+  /** Bytes written since the last statfs (the estimate drifts with what others write meanwhile). */
+  private fsWritten = 0;
+  private reserve = 0;
+  /** The bound in force as last computed, and whether the disk limited it. */
+  private lastLimit: number;
+  private full = false;
+  /** The active segment has a tail that could not be cut back: the next record starts a new segment. */
+  private sealed = false;
+  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'reserveBytes'>> & { reserveBytes?: number };
+  onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
+  onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   readonly counters = {
-    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0,
+    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0,
     /** Keepalives queued in memory only (append's keepalivesInMemory). */
     inMemory: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
   };
+  private lastWriteError: string | null = null;
+  private lastReadError: string | null = null;
 
   private constructor(opts: SpoolOptions) {
+    const { onIoError, onDisk, ...rest } = opts;
     this.o = {
       segmentBytes: Math.max(64 * 1024, Math.min(8 * 1024 * 1024, Math.floor(opts.maxBytes / 8))),
       keepaliveShare: 0.9, fsync: 'interval', fsyncIntervalMs: 1000, ackPersistMs: 250,
-      memCacheBytes: 16 * 1024 * 1024, ...opts,
+      memCacheBytes: 16 * 1024 * 1024, retryMs: 1000, ...rest,
     };
+    this.bound = this.o.maxBytes;
+    this.lastLimit = this.o.maxBytes;
+    this.onIoError = onIoError;
+    this.onDisk = onDisk;
   }
 
   /** Open (or create) the spool in `dir`, recovering what an earlier process left. */
@@ -224,7 +314,20 @@ export class Spool {
 
   private recover(): void {
     const { dir } = this.o;
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.reserve = this.o.reserveBytes ?? defaultReserve(dir);
+    // Made by an earlier version (0750): 0700 when it holds the tap's files only (a spool_dir
+    // pointed at a shared directory, /tmp say, is not the tap's to change).
+    const entries = readdirSync(dir);
+    if (entries.every((f) => TAP_FILE.test(f))) chmodSync(dir, 0o700);
+    for (const f of entries) {
+      // A copy a crash left half written (a compaction, the cursor): the original is whole.
+      if (f === 'ack.tmp' || /^seg-\d+\.log\.tmp$/.test(f)) {
+        try { unlinkSync(join(dir, f)); } catch { /* gone */ }
+      } else if (f === 'ack' || /^seg-\d+\.log$/.test(f)) {
+        try { chmodSync(join(dir, f), 0o600); } catch { /* gone */ }
+      }
+    }
     const ackPath = join(dir, 'ack');
     if (existsSync(ackPath)) {
       const n = Number(readFileSync(ackPath, 'utf8').trim());
@@ -244,12 +347,14 @@ export class Spool {
       if (cut) {
         if (i === files.length - 1) this.counters.torn++;
         else this.counters.corrupt++;
-        truncateSync(path, end);
+        // Cut for good; if that fails, nothing is appended to this file anyway (a new segment
+        // is opened below) and the next open cuts it again.
+        try { truncateSync(path, end); } catch (e) { if (!isErrno(e)) throw e; }
       }
       const live = entries.filter((e) => e.seq > this.ackCursor);
       for (const e of entries) maxSeq = Math.max(maxSeq, e.seq);
       if (live.length === 0) {
-        unlinkSync(path);
+        try { unlinkSync(path); } catch (e) { if (!isErrno(e)) throw e; }
         return;
       }
       this.segs.push({
@@ -264,39 +369,128 @@ export class Spool {
     this.firstSeqOfRun = this.nextSeq;
     this.nextRead = this.ackCursor + 1;
     this.diskMode = this.unacked > 0;
-    this.openSegment(maxId + 1);
+    try {
+      this.openSegment(maxId + 1);
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      this.ioFailed(e, 'open'); // no segment to write to yet: refused until one can be made
+    }
     if (this.o.fsync === 'interval') {
       const t = setInterval(() => this.sync(), this.o.fsyncIntervalMs);
       t.unref();
       this.timers.push(t);
     }
-    const a = setInterval(() => this.tryPersistAck(), this.o.ackPersistMs);
+    const a = setInterval(() => {
+      this.persistAck(); // never throws: a failure is counted, the next tick tries again
+      if (this.full) this.limit(); // notices room returning (and says so) without waiting for an append
+    }, this.o.ackPersistMs);
     a.unref();
     this.timers.push(a);
   }
 
+  /** Make segment `id` the active one; when the file cannot be made, it stays a placeholder (not in segs) and this throws. */
   private openSegment(id: number): void {
     const path = join(this.o.dir, `seg-${String(id).padStart(12, '0')}.log`);
-    this.fd = openSync(path, 'a', 0o640);
     this.active = { id, path, bytes: 0, firstSeq: 0, lastSeq: 0, count: 0, keepalives: 0 };
+    this.fd = openSync(path, 'a', 0o600);
     this.segs.push(this.active);
+    this.fsFree -= 4096; // a file's last block is partly empty: what the byte count does not see
   }
 
-  private rotate(): void {
+  /** Close the active segment and open the next one; false when the new one cannot be made (counted). */
+  private rotate(): boolean {
     if (this.fd >= 0) {
-      if (this.o.fsync !== 'never') fdatasyncSync(this.fd);
-      closeSync(this.fd);
+      if (this.o.fsync !== 'never') {
+        try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
+      }
+      try { closeSync(this.fd); } catch { /* the records are written */ }
       this.fd = -1;
     }
     this.dirty = false;
-    this.openSegment(this.active.id + 1);
+    this.sealed = false;
+    // After a failed open the active segment is a placeholder: its id is still free.
+    const id = this.segs.includes(this.active) ? this.active.id + 1 : this.active.id;
+    try {
+      this.openSegment(id);
+      return true;
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      this.ioFailed(e, 'open');
+      return false;
+    }
+  }
+
+  /** A segment to append to: the active one, or a new one when it could not be made or cut back (retried every `retryMs`). */
+  private writable(): boolean {
+    if (this.fd >= 0 && !this.sealed) return true;
+    if (Date.now() - this.failedAt < this.o.retryMs) return false;
+    return this.rotate();
+  }
+
+  /**
+   * A write failed: stop accepting more than the spool holds now. The drain frees room under that
+   * bound (deleted segments are space on this disk); limit() lifts it once the disk has room.
+   */
+  private ioFailed(e: NodeJS.ErrnoException, op: string): void {
+    this.counters.writeErrors++;
+    this.lastWriteError = e.code ?? null;
+    this.failedAt = Date.now();
+    this.bound = Math.min(this.bound, this.totalBytes);
+    this.fsCheckedAt = Number.NEGATIVE_INFINITY; // the estimate was wrong: read the disk at the next look
+    this.lastLimit = Math.min(this.lastLimit, this.bound);
+    this.onIoError?.(e, op);
+    this.setFull(true);
+  }
+
+  /** Read the file system's free space. */
+  private checkDisk(now: number): void {
+    this.fsCheckedAt = now;
+    this.fsWritten = 0;
+    try {
+      const st = statfsSync(this.o.dir);
+      this.fsFree = st.bavail * st.bsize;
+    } catch {
+      this.fsFree = Number.POSITIVE_INFINITY; // cannot tell: the bound and write failures decide
+    }
+  }
+
+  /**
+   * The bytes the spool may hold now: maxBytes; what it held when a write failed, until the disk is
+   * looked at again (`retryMs` later); and never so much that less than the reserve stays free.
+   */
+  private limit(): number {
+    const now = Date.now();
+    if (this.bound < this.o.maxBytes) {
+      if (now - this.failedAt >= this.o.retryMs && now - this.fsCheckedAt >= this.o.retryMs) {
+        this.checkDisk(now);
+        if (this.fsFree > this.reserve) this.bound = this.o.maxBytes;
+      }
+    } else if (now - this.fsCheckedAt >= 1000
+      // The disk may bind: look again after 10 ms, or after writing a quarter of the reserve.
+      || (this.fsFree - this.reserve < this.o.maxBytes && (now - this.fsCheckedAt >= 10 || this.fsWritten > this.reserve / 4))) {
+      this.checkDisk(now);
+    }
+    const lim = Math.min(this.bound, this.totalBytes + Math.max(0, this.fsFree - this.reserve));
+    this.lastLimit = lim;
+    // Full until the disk holds the whole bound, or the spool is well below the bound in force (80 %:
+    // not at the first keepalive that fits again, which would flap at every refresh of the free space).
+    if (this.full && (lim >= this.o.maxBytes || this.totalBytes < lim * 0.8)) this.setFull(false);
+    return lim;
+  }
+
+  /** The disk (not the spool's own bound) refused a record, or a write failed. */
+  private setFull(full: boolean): void {
+    if (full === this.full) return;
+    this.full = full;
+    this.onDisk?.(full, { boundBytes: this.lastLimit, freeBytes: this.fsFree });
   }
 
   /** Flush written records to the disk (the periodic fsync). */
   sync(): void {
     if (this.dirty && this.fd >= 0) {
-      fdatasyncSync(this.fd);
       this.dirty = false;
+      // A failed writeback is counted; retrying the same fdatasync would report success falsely.
+      try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
     }
   }
 
@@ -310,69 +504,131 @@ export class Spool {
    * and writing each one was the largest cost of a keepalive (SPEC §9). Status changes, alerts and
    * everything while NATS is away or behind still go to disk. A tap killed with SIGKILL loses those
    * keepalives not yet acknowledged — never a status change.
+   * Never throws for the disk: a write that fails refuses what it held (see the header).
    */
   append(msgs: SpoolMessage[], callerKeeps = false, keepalivesInMemory = false): number[] {
     if (this.closed) throw new Error('spool is closed');
-    const out: number[] = [];
-    const frames: Buffer[] = [];
+    const out = new Array<number>(msgs.length).fill(0);
+    const batch: Pending[] = [];
     let pending = 0;
-    const writeOut = () => {
-      if (frames.length === 0) return;
-      const buf = frames.length === 1 ? frames[0] : Buffer.concat(frames, pending);
-      let off = 0;
-      while (off < buf.length) off += writeSync(this.fd, buf, off);
-      frames.length = 0;
+    // Once per call, and again when a write failed or a compaction ran: writing only moves bytes
+    // from the disk's free space into the spool, which leaves the limit where it was.
+    let limit = this.limit();
+    const writeOut = (): boolean => {
+      if (batch.length === 0) return true;
+      const n = this.writeBatch(batch, pending);
+      batch.forEach((b, k) => {
+        if (k < n) out[b.i] = b.seq;
+        else this.refuse(b.m, callerKeeps);
+      });
+      const ok = n === batch.length;
+      batch.length = 0;
       pending = 0;
-      this.dirty = true;
+      if (!ok) limit = this.limit();
+      return ok;
     };
-    for (const m of msgs) {
-      const seq = this.nextSeq;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
       if (keepalivesInMemory && m.kind === 'keepalive' && !this.diskMode) {
         const body = typeof m.body === 'string' ? Buffer.from(m.body, 'utf8') : m.body;
         const size = body.length + m.subject.length + m.eventId.length + 64; // about its frame's
-        if (this.memBytes + size <= this.o.memCacheBytes) {
-          this.nextSeq++;
+        // What waits for a write goes first: seqs stay in order in memory, and a failed write that
+        // hands its seqs out again cannot hand out this one.
+        if (this.memBytes + size <= this.o.memCacheBytes && writeOut() && !this.diskMode) {
+          const seq = this.nextSeq++;
           this.mem.push({ seq, kind: m.kind, subject: m.subject, eventId: m.eventId, headers: m.headers, body, size, recovered: false });
           this.memBytes += size;
           this.unacked++;
           this.counters.appended++;
           this.counters.inMemory++;
-          out.push(seq);
+          out[i] = seq;
           continue;
         }
       }
-      const frame = encodeFrame(m, seq);
+      if (!this.writable()) {
+        this.refuse(m, callerKeeps);
+        continue;
+      }
+      const frame = encodeFrame(m, this.nextSeq);
       const size = frame.length;
       const after = this.totalBytes + pending + size;
-      if (m.kind === 'keepalive' ? after > this.o.maxBytes * this.o.keepaliveShare : after > this.o.maxBytes) {
-        if (m.kind === 'keepalive') {
-          this.counters.shed.keepalive++;
-          out.push(0);
+      if (m.kind === 'keepalive' ? after > limit * this.o.keepaliveShare : after > limit) {
+        if (m.kind === 'keepalive' || !writeOut()) {
+          this.refuse(m, callerKeeps);
           continue;
         }
-        writeOut();
-        this.compact(this.totalBytes + size - this.o.maxBytes);
-        if (this.totalBytes + size > this.o.maxBytes) {
-          if (callerKeeps) this.counters.deferred++;
-          else this.counters.shed[m.kind]++;
-          out.push(0);
+        // A compaction writes a copy: after a failed write, try it again only once `retryMs` passed.
+        if (Date.now() - this.failedAt >= this.o.retryMs) this.compact(this.totalBytes + size - limit);
+        limit = this.limit();
+        if (this.totalBytes + size > limit || !this.writable()) {
+          this.refuse(m, callerKeeps);
           continue;
         }
       }
-      if (this.active.bytes + size > this.o.segmentBytes && this.active.count > 0) {
-        writeOut();
-        this.rotate();
+      if (this.active.bytes + pending + size > this.o.segmentBytes && this.active.count + batch.length > 0) {
+        if (!writeOut() || !this.rotate()) {
+          limit = this.limit();
+          this.refuse(m, callerKeeps);
+          continue;
+        }
       }
-      this.nextSeq++;
-      frames.push(frame);
+      batch.push({ i, m, frame, seq: this.nextSeq++ });
       pending += size;
-      const a = this.active;
+    }
+    writeOut();
+    if (this.o.fsync === 'always') this.sync();
+    return out;
+  }
+
+  /** Refused for want of room: shed (counted by kind), or deferred when the caller keeps it. */
+  private refuse(m: SpoolMessage, callerKeeps: boolean): void {
+    if (callerKeeps && m.kind !== 'keepalive') this.counters.deferred++;
+    else this.counters.shed[m.kind]++;
+    if (this.lastLimit < this.o.maxBytes) this.setFull(true);
+  }
+
+  /**
+   * One write(2) of the batch at the end of the active segment; returns how many of its records are
+   * on disk. When the write fails, the records written whole before the failure stay, the file is
+   * cut back after the last of them (or sealed when even that fails: a reopen cuts the torn tail),
+   * and the seqs of the others are handed out again.
+   */
+  private writeBatch(batch: Pending[], bytes: number): number {
+    const buf = batch.length === 1 ? batch[0].frame : Buffer.concat(batch.map((b) => b.frame), bytes);
+    const a = this.active;
+    let off = 0;
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off);
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      let whole = 0;
+      let n = 0;
+      while (n < batch.length && whole + batch[n].frame.length <= off) whole += batch[n++].frame.length;
+      try { ftruncateSync(this.fd, a.bytes + whole); } catch { this.sealed = true; }
+      this.nextSeq = batch[n].seq;
+      this.commit(batch.slice(0, n));
+      this.ioFailed(e, 'append');
+      return n;
+    }
+    this.commit(batch);
+    return batch.length;
+  }
+
+  /** Count records that are on disk in the active segment (and in memory, for a drain that never reads the disk). */
+  private commit(batch: Pending[]): void {
+    if (batch.length === 0) return;
+    const a = this.active;
+    this.dirty = true;
+    for (const { m, seq, frame } of batch) {
+      const size = frame.length;
       if (a.count === 0) a.firstSeq = seq;
       a.lastSeq = seq;
       a.count++;
       a.bytes += size;
       if (m.kind === 'keepalive') a.keepalives++;
       this.totalBytes += size;
+      this.fsFree -= size;
+      this.fsWritten += size;
       this.unacked++;
       this.counters.appended++;
       if (!this.diskMode && this.memBytes + size <= this.o.memCacheBytes) {
@@ -382,11 +638,7 @@ export class Spool {
       } else {
         this.diskMode = true;
       }
-      out.push(seq);
     }
-    writeOut();
-    if (this.o.fsync === 'always') this.sync();
-    return out;
   }
 
   /** Every record with a seq up to this one was acknowledged. */
@@ -399,7 +651,14 @@ export class Spool {
     return this.unacked - this.outstanding.size;
   }
 
-  /** Hand out up to `max` records, oldest first. Each must later be ack()ed. */
+  /**
+   * Hand out up to `max` records, oldest first. Each must later be ack()ed.
+   *
+   * Reading the segment files can fail (out of descriptors: EMFILE, ENFILE; EIO): the failure is
+   * counted (`readErrors`) and nothing is lost — the records handed out before it are returned,
+   * and a failure with nothing to hand out is thrown (an errno error) for the caller to try again
+   * later; the next read starts where this one stopped.
+   */
   read(max: number): SpoolEntry[] {
     const out: SpoolEntry[] = [];
     while (out.length < max) {
@@ -413,7 +672,15 @@ export class Spool {
           this.memHead = 0;
         }
       } else if (this.diskMode) {
-        e = this.readDisk();
+        try {
+          e = this.readDisk();
+        } catch (err) {
+          if (!isErrno(err)) throw err;
+          this.counters.readErrors++;
+          this.lastReadError = err.code ?? null;
+          if (out.length > 0) break;
+          throw err;
+        }
         if (!e) {
           this.diskMode = false;
           this.closeReader();
@@ -495,40 +762,53 @@ export class Spool {
     }
   }
 
-  /** Delete the segments every record of which was acknowledged (the cursor is saved first). */
+  /**
+   * Delete the segments every record of which was acknowledged, once the cursor is on disk (a
+   * restart then resends nothing acknowledged before them). When the cursor cannot be saved they
+   * wait for a later ack — except for want of space (ENOSPC, EDQUOT): then deleting them is what
+   * makes the room, and their records were acknowledged (a restart resends some, loses none).
+   */
   private dropAcked(): void {
     const done = this.segs.filter((s) => s !== this.active && s.lastSeq <= this.ackCursor);
     if (done.length === 0) return;
-    if (!this.tryPersistAck()) return; // deleted at a later ack, once the cursor is on disk
+    const err = this.persistAck();
+    if (err !== null && !NO_SPACE.has(err)) return;
     for (const s of done) {
       if (this.rd?.segId === s.id) this.closeReader();
       try { unlinkSync(s.path); } catch { /* already gone */ }
       this.totalBytes -= s.bytes;
+      this.fsFree += s.bytes;
       this.segs.splice(this.segs.indexOf(s), 1);
     }
   }
 
   /**
-   * persistAck from the timer and from an ack: out of descriptors (EMFILE) the write fails, and
-   * that must not kill the process (a timer's throw would). The cursor is written at the next
-   * tick; until then a restart would only resend records already acknowledged. False: not written.
+   * Write the ack cursor (tmp + rename) when it moved. Never throws for the file system (out of
+   * descriptors, out of space: from a timer a throw would end the process): the failure is counted
+   * and the next tick tries again. Returns the errno of a failure, else null.
    */
-  private tryPersistAck(): boolean {
-    try {
-      this.persistAck();
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Write the ack cursor (tmp + rename) when it moved. */
-  persistAck(): void {
-    if (this.ackCursor === this.persistedCursor || this.closed) return;
+  persistAck(): string | null {
+    if (this.ackCursor === this.persistedCursor || this.closed) return null;
     const tmp = join(this.o.dir, 'ack.tmp');
-    writeFileSync(tmp, `${this.ackCursor}\n`);
-    renameSync(tmp, join(this.o.dir, 'ack'));
-    this.persistedCursor = this.ackCursor;
+    try {
+      writeFileSync(tmp, `${this.ackCursor}\n`, { mode: 0o600 });
+      renameSync(tmp, join(this.o.dir, 'ack'));
+      this.persistedCursor = this.ackCursor;
+      return null;
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      try { unlinkSync(tmp); } catch { /* not made */ }
+      const code = e.code ?? 'EIO';
+      if (NO_SPACE.has(code)) {
+        this.ioFailed(e, 'ack');
+      } else {
+        // Not the disk's room (EMFILE, say): counted and said, the bound stays.
+        this.counters.writeErrors++;
+        this.lastWriteError = code;
+        this.onIoError?.(e, 'ack');
+      }
+      return code;
+    }
   }
 
   /**
@@ -536,13 +816,21 @@ export class Spool {
    * (acknowledged records are dropped from rewritten segments too). Each dropped keepalive is shed.
    */
   private compact(need: number): void {
-    if (this.active.count > 0) this.rotate();
+    if (this.active.count > 0 && !this.rotate()) return;
+    this.checkDisk(Date.now());
     let freed = 0;
     const droppedSeqs = new Set<number>();
     for (const s of [...this.segs]) {
       if (freed >= need) break;
       if (s === this.active || s.keepalives === 0 || s.lastSeq < this.nextRead) continue;
-      const buf = readFileSync(s.path);
+      let buf: Buffer;
+      try {
+        buf = readFileSync(s.path);
+      } catch (e) {
+        if (!isErrno(e)) throw e;
+        this.ioFailed(e, 'compact');
+        break;
+      }
       const { entries } = parseFrames(buf, false);
       const keep: Buffer[] = [];
       let dropped = 0;
@@ -557,22 +845,38 @@ export class Spool {
         if (!first) first = e.seq;
         last = e.seq;
       }
-      if (this.rd?.segId === s.id) this.closeReader();
       const newBytes = keep.reduce((n, b) => n + b.length, 0);
-      if (keep.length === 0) {
-        unlinkSync(s.path);
-        this.segs.splice(this.segs.indexOf(s), 1);
-      } else {
-        const tmp = `${s.path}.tmp`;
-        const fd = openSync(tmp, 'w', 0o640);
-        writeSync(fd, Buffer.concat(keep, newBytes));
-        if (this.o.fsync !== 'never') fsyncSync(fd);
-        closeSync(fd);
-        renameSync(tmp, s.path);
-        Object.assign(s, { bytes: newBytes, count: keep.length, firstSeq: first, lastSeq: last, keepalives: keptKa });
+      // The copy is written next to the segment: it needs room (half the reserve may go to it).
+      if (keep.length > 0 && newBytes + 4096 > this.fsFree - this.reserve / 2) break;
+      const tmp = `${s.path}.tmp`;
+      try {
+        if (keep.length === 0) {
+          unlinkSync(s.path);
+        } else {
+          const fd = openSync(tmp, 'w', 0o600);
+          try {
+            const out = Buffer.concat(keep, newBytes);
+            let off = 0;
+            while (off < out.length) off += writeSync(fd, out, off);
+            if (this.o.fsync !== 'never') fsyncSync(fd);
+          } finally {
+            closeSync(fd);
+          }
+          renameSync(tmp, s.path);
+        }
+      } catch (e) {
+        if (!isErrno(e)) throw e;
+        try { unlinkSync(tmp); } catch { /* not made */ }
+        for (const e2 of entries) if (e2.kind === 'keepalive') droppedSeqs.delete(e2.seq);
+        this.ioFailed(e, 'compact');
+        break;
       }
-      freed += buf.length - newBytes;
-      this.totalBytes -= buf.length - newBytes;
+      if (this.rd?.segId === s.id) this.closeReader();
+      freed += s.bytes - newBytes;
+      this.totalBytes -= s.bytes - newBytes;
+      this.fsFree += s.bytes - newBytes;
+      if (keep.length === 0) this.segs.splice(this.segs.indexOf(s), 1);
+      else Object.assign(s, { bytes: newBytes, count: keep.length, firstSeq: first, lastSeq: last, keepalives: keptKa });
       this.unacked -= dropped;
       this.counters.shed.keepalive += dropped;
       this.counters.compactions++;
@@ -599,17 +903,22 @@ export class Spool {
       appended: this.counters.appended, acked: this.counters.acked, shed: { ...this.counters.shed },
       deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
+      writeErrors: this.counters.writeErrors, lastWriteError: this.lastWriteError,
+      readErrors: this.counters.readErrors, lastReadError: this.lastReadError,
+      diskFull: this.full, boundBytes: this.lastLimit, diskFreeBytes: this.fsFree,
     };
   }
 
-  /** Sync, save the cursor, close the files. Unacknowledged records stay for the next start. */
+  /** Sync, save the cursor, close the files. Unacknowledged records stay for the next start. Never throws for the disk. */
   close(): void {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
     this.closeReader();
     if (this.fd >= 0) {
-      if (this.o.fsync !== 'never') fdatasyncSync(this.fd);
-      closeSync(this.fd);
+      if (this.o.fsync !== 'never') {
+        try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
+      }
+      try { closeSync(this.fd); } catch { /* written */ }
       this.fd = -1;
     }
     this.persistAck();

@@ -3,15 +3,36 @@
 import type { AgentEvent } from '../types.js';
 import { SEVERITIES, type Severity } from '../alerts/alert-event.js';
 import { ConfigError } from '../errors.js';
+import { clip } from '../util/clip.js';
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 const AGENT_ID = /^[0-9]{3,9}$/;
 
 export function validatePrefix(prefix: string): string {
   if (!prefix || prefix.length > 200 || !prefix.split('.').every((t) => TOKEN.test(t))) {
-    throw new ConfigError(`invalid subject prefix '${prefix}': dot-separated tokens of letters, digits, '-' and '_'`);
+    throw new ConfigError(`invalid subject prefix '${clip(prefix)}': dot-separated tokens of letters, digits, '-' and '_'`);
   }
   return prefix;
+}
+
+/**
+ * A subject to subscribe to (`tail`), by NATS's rules: dot-separated tokens, none empty, no white
+ * space or control character; `*` only as a whole token, `>` only as the whole last token.
+ */
+export function validateSubjectFilter(subject: string): string {
+  const bad = (why: string): never => {
+    throw new ConfigError(`invalid subject '${clip(subject)}': ${why} (e.g. wazuh.>, 'wazuh.agent.*.status')`);
+  };
+  if (subject === '') bad('empty');
+  if (subject.length > 1024) bad('longer than 1024 characters');
+  if (/[\s\x00-\x1f\x7f]/.test(subject)) bad('white space or a control character in it (tokens are separated by dots)');
+  const tokens = subject.split('.');
+  tokens.forEach((t, i) => {
+    if (t === '') bad('an empty token (two dots in a row, or a dot at an end)');
+    if (t.includes('*') && t !== '*') bad('\'*\' stands for a whole token');
+    if (t.includes('>') && (t !== '>' || i !== tokens.length - 1)) bad('\'>\' stands for the whole last token(s)');
+  });
+  return subject;
 }
 
 /** A node name as a single subject token: anything outside the token alphabet becomes '_'. */

@@ -41,7 +41,8 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
           // follower reads them again from alerts.json later, so they are not lost. Until the spool
           // drained below 90 %, do not offer them again (a refusal is counted as deferred, not shed).
           if (blocked) {
-            if (publisher.stats().spoolBytes > tap.spoolMaxBytes * 0.9) return evs.map(() => false);
+            const sp = publisher.stats(); // the bound in force: spool_max_size, or less while the disk is full
+            if (sp.spoolBytes > sp.spoolBoundBytes * 0.9) return evs.map(() => false);
             blocked = false;
           }
           const ok = publisher.publishAlerts(evs);

@@ -3,7 +3,18 @@
 import type { Server } from 'node:http';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
-import { metricsRegistry, serveMetrics } from '../../metrics.js';
+import { metricsRegistry, serveMetrics, type MetricsSources } from '../../metrics.js';
+import type { DeliveryStats } from '../../publish/delivery.js';
+
+/** What /metrics shows of the delivery statistics (SPEC §8: published, acknowledged, spooled, shed, the spool's disk). */
+export function deliveryMetrics(st: DeliveryStats): ReturnType<MetricsSources['delivery']> {
+  const shed = Object.values(st.shed).reduce((a, b) => a + b, 0);
+  return {
+    published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
+    failed: st.failures, rejected: st.rejected, deferred: st.deferred, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
+    spoolBoundBytes: st.spoolBoundBytes, diskFull: st.diskFull, writeErrors: st.writeErrors, readErrors: st.readErrors,
+  };
+}
 
 export function metricsPart(tap: Tap): Part {
   let server: Server | null = null;
@@ -19,12 +30,7 @@ export function metricsPart(tap: Tap): Part {
         events: () => tap.eventsByType,
         delivery: () => {
           const st = tap.publisher?.stats();
-          if (!st) return { published: 0, failed: 0 };
-          const shed = Object.values(st.shed as Record<string, number>).reduce((a, b) => a + b, 0);
-          return {
-            published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
-            failed: st.failures, rejected: st.rejected, deferred: st.deferred, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99,
-          };
+          return st ? deliveryMetrics(st) : { published: 0, failed: 0, spoolBoundBytes: tap.spoolMaxBytes };
         },
         natsConnected: () => tap.publisher?.connected ?? false,
         attached: () => tap.capture?.attached ?? false,

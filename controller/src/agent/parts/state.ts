@@ -15,8 +15,12 @@ export function statePart(tap: Tap): Part {
     name: 'state',
     async start() {
       const { log, state, opts } = tap;
-      const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'),
-        (e) => log.warn({ err: e.message }, 'cannot compact the status journal: kept as it is'));
+      const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'), {
+        onError: (e, op, failures) => log.warn({ err: e.message, op, failures }, op === 'compact'
+          ? 'cannot compact the status journal: kept as it is'
+          : 'agents.status: cannot write (disk full?): kept in memory, retrying'),
+        onRecovered: () => log.info('agents.status: writing again'),
+      });
       for (const [id, p] of journal.open()) {
         tap.published.set(id, p);
         state.setKnown({ id, status: p.status, status_code: p.status_code });

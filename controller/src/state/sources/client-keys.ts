@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseClientKeys, type ClientKeys } from './client-keys-parse.js';
+import { openRegularFile } from '../../util/read-file.js';
 import { isFdExhaustion } from '../../util/errno.js';
 
 export { applyClientKeys, parseClientKeys } from './client-keys-parse.js';
@@ -18,11 +19,12 @@ export function clientKeysPath(home: string): string {
   return path.join(home, 'etc', 'client.keys');
 }
 
-/** Reads and parses the file; a missing file is an empty list. Throws on other errors (permissions…). */
+/** Reads and parses the file; a missing file is an empty list. Throws on other errors (permissions, not a regular file…). */
 export async function readClientKeys(file: string, maxBytes = MAX_CLIENT_KEYS_BYTES): Promise<ClientKeys> {
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(file, 'r');
+    // Never a blocking open: a FIFO there would hold the start-up forever (refused, as a device is).
+    fh = await openRegularFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { agents: [], removed: [], malformed: 0 };
     throw e;

@@ -6,9 +6,14 @@
 //
 // One line per published status event (`<id> <status> <code>\n`), appended
 // with one write: cheap, since status changes are rare next to keepalives.
-// Compacted to the latest line per agent at start and at a clean stop. A compaction that fails
-// (out of file descriptors, say) is reported and skipped: the appended file is as good, only longer.
-import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+// Compacted to the latest line per agent at start and at a clean stop.
+//
+// A full disk never stops the tap here: a write that fails is cut back (no torn
+// line), its lines wait in memory (the latest per agent) and are written before
+// the next ones, at most once a second; a compaction that fails keeps the old file
+// (still valid, only longer). Failures are reported through `onError`, the first
+// one and then at most once a minute, and `onRecovered` says when writing works again.
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import type { ConnectionStatus } from '../../types.js';
 
 const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
@@ -33,49 +38,137 @@ export function parseJournal(text: string): Map<number, PublishedStatus> {
   return out;
 }
 
+export interface StatusJournalOptions {
+  /** A write failed (`failures` so far): reported the first time, then at most once a minute. */
+  onError?: (err: Error, op: 'read' | 'open' | 'write' | 'compact', failures: number) => void;
+  /** Writing works again after failures. */
+  onRecovered?: () => void;
+  /** Milliseconds between attempts to write what a failed write left in memory (default 1000). */
+  retryMs?: number;
+}
+
+const REPORT_EVERY_MS = 60_000;
+
 export class StatusJournal {
   private fd: number | null = null;
+  /** Bytes of the file that hold whole lines (where a failed write is cut back to). */
+  private size = 0;
+  /** Lines a failed write left, the latest per agent, in the order they came. */
+  private readonly unsaved = new Map<number, string>();
+  private failures = 0;
+  private failedAt = 0;
+  private reportedAt = Number.NEGATIVE_INFINITY;
 
-  /** @param onError a compaction failed (the journal stays as it was, appended to) */
-  constructor(private readonly path: string, private readonly onError: (e: Error) => void = () => {}) {}
+  private readonly o: StatusJournalOptions;
+
+  /** `o`: the options, or (as before) just a function told of a failed compaction. */
+  constructor(private readonly path: string, o: StatusJournalOptions | ((e: Error) => void) = {}) {
+    this.o = typeof o === 'function' ? { onError: (e) => o(e) } : o;
+  }
 
   /** Read the journal (empty on first run), rewrite it compacted, and open it for appends. */
   open(): Map<number, PublishedStatus> {
     let known = new Map<number, PublishedStatus>();
-    if (existsSync(this.path)) {
-      const text = readFileSync(this.path, 'utf8');
-      if (text.length <= MAX_BYTES) known = parseJournal(text);
+    try {
+      if (existsSync(this.path)) {
+        const text = readFileSync(this.path, 'utf8');
+        if (text.length <= MAX_BYTES) known = parseJournal(text);
+      }
+    } catch (e) {
+      this.failed(e as Error, 'read');
     }
-    this.compactOrReport(known);
-    this.fd = openSync(this.path, 'a', 0o600);
+    this.compact(known);
+    this.openFile();
     return known;
   }
 
-  /** The statuses just published, with one write. */
-  recordMany(entries: { agentId: string; status: ConnectionStatus; statusCode: number }[]): void {
-    if (this.fd === null) return;
-    const text = entries.filter((e) => /^\d{1,9}$/.test(e.agentId)).map((e) => `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`).join('');
-    if (text) writeSync(this.fd, text);
+  private openFile(): boolean {
+    try {
+      this.fd = openSync(this.path, 'a', 0o600);
+      this.size = fstatSync(this.fd).size;
+      return true;
+    } catch (e) {
+      this.fd = null;
+      this.failed(e as Error, 'open');
+      return false;
+    }
   }
 
-  /** Replace the file with one line per agent (write a copy, then rename: never a half file). */
-  compact(latest: Map<number, PublishedStatus>): void {
+  /** The statuses just published, with one write. Never throws: what cannot be written now waits (see the header). */
+  recordMany(entries: { agentId: string; status: ConnectionStatus; statusCode: number }[]): void {
+    const lines = entries.filter((e) => /^\d{1,9}$/.test(e.agentId))
+      .map((e) => [Number(e.agentId), `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`] as const);
+    if (lines.length === 0 && this.unsaved.size === 0) return;
+    if (this.unsaved.size === 0 && this.fd !== null) {
+      const text = lines.map(([, l]) => l).join('');
+      if (this.write(text)) return;
+    }
+    for (const [id, l] of lines) {
+      this.unsaved.delete(id); // the latest, last
+      this.unsaved.set(id, l);
+    }
+    if (Date.now() - this.failedAt < (this.o.retryMs ?? 1000)) return;
+    if (this.fd === null && !this.openFile()) return;
+    if (this.write([...this.unsaved.values()].join(''))) this.unsaved.clear();
+  }
+
+  /** Append whole lines; a write that fails is cut back to the last whole line. */
+  private write(text: string): boolean {
+    const buf = Buffer.from(text, 'utf8');
+    try {
+      let off = 0;
+      while (off < buf.length) off += writeSync(this.fd!, buf, off);
+    } catch (e) {
+      try { ftruncateSync(this.fd!, this.size); } catch { /* a torn line is skipped when read */ }
+      this.failed(e as Error, 'write');
+      return false;
+    }
+    this.size += buf.length;
+    this.recovered();
+    return true;
+  }
+
+  /** Replace the file with one line per agent (write a copy, then rename: never a half file). False when it failed (the old file stays). */
+  compact(latest: Map<number, PublishedStatus>): boolean {
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''), { mode: 0o600 });
-    renameSync(tmp, this.path);
+    try {
+      try { unlinkSync(tmp); } catch { /* none: a copy is made with mode 0600 only when new */ }
+      writeFileSync(tmp, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''), { mode: 0o600 });
+      renameSync(tmp, this.path);
+    } catch (e) {
+      try { unlinkSync(tmp); } catch { /* not made */ }
+      this.failed(e as Error, 'compact');
+      return false;
+    }
+    this.recovered();
+    return true;
   }
 
   close(latest?: Map<number, PublishedStatus>): void {
-    if (this.fd !== null) closeSync(this.fd);
+    if (this.fd !== null) {
+      try { closeSync(this.fd); } catch { /* written */ }
+    }
     this.fd = null;
-    if (latest) this.compactOrReport(latest);
+    if (latest) this.compact(latest);
   }
 
-  private compactOrReport(latest: Map<number, PublishedStatus>): void {
-    try {
-      this.compact(latest);
-    } catch (e) {
-      this.onError(e as Error);
-    }
+  /** Failed writes since the last one that worked. */
+  get writeFailures(): number {
+    return this.failures;
+  }
+
+  private failed(e: Error, op: 'read' | 'open' | 'write' | 'compact'): void {
+    this.failures++;
+    this.failedAt = Date.now();
+    if (this.failedAt - this.reportedAt < REPORT_EVERY_MS) return;
+    this.reportedAt = this.failedAt;
+    this.o.onError?.(e, op, this.failures);
+  }
+
+  private recovered(): void {
+    if (this.failures === 0) return;
+    this.failures = 0;
+    this.reportedAt = Number.NEGATIVE_INFINITY;
+    this.o.onRecovered?.();
   }
 }

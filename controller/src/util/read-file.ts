@@ -1,0 +1,74 @@
+// Reading a file the tap was pointed at (its configuration, a key, credentials, client.keys)
+// without ever blocking on it. A FIFO where a file should be would block open(2) until some
+// writer comes — forever, at start-up; a character device (/dev/zero) reads without end. So
+// the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
+// swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
+import { closeSync, constants, fstatSync, openSync, promises as fsp, readSync, statSync, type Stats } from 'node:fs';
+import { clipPath } from './clip.js';
+
+/** The file exists but is not a regular file (a FIFO, a device, a socket, a directory). */
+export class NotRegularFile extends Error {
+  readonly code = 'ENOTREG';
+}
+
+/** What a non-regular file is, for a message. */
+export function fileKind(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK; // libuv adds O_CLOEXEC
+
+function refuse(path: string, st: Stats): NotRegularFile {
+  return new NotRegularFile(`'${clipPath(path)}' is not a regular file (${fileKind(st)})`);
+}
+
+function tooLarge(path: string, size: number, maxBytes: number): Error {
+  return new Error(`'${clipPath(path)}' is ${size} bytes, more than the ${maxBytes} allowed`);
+}
+
+/**
+ * The contents of a regular file, read without blocking. Throws NotRegularFile for anything
+ * else, the fs error (ENOENT, EACCES…) when it cannot be opened, an Error past `maxBytes`.
+ */
+export function readRegularFileSync(path: string, maxBytes = 64 * 1024 * 1024): Buffer {
+  const st = statSync(path);
+  if (!st.isFile()) throw refuse(path, st);
+  const fd = openSync(path, OPEN_FLAGS);
+  try {
+    const fst = fstatSync(fd);
+    if (!fst.isFile()) throw refuse(path, fst);
+    if (fst.size > maxBytes) throw tooLarge(path, fst.size, maxBytes);
+    // What the file held when opened (a file growing meanwhile is read again next time).
+    const buf = Buffer.alloc(fst.size);
+    let len = 0;
+    while (len < buf.length) {
+      const n = readSync(fd, buf, len, buf.length - len, len);
+      if (n === 0) break;
+      len += n;
+    }
+    return buf.subarray(0, len);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Open a regular file for reading without blocking (async: client.keys is read off the main path). */
+export async function openRegularFile(path: string): Promise<fsp.FileHandle> {
+  const st = await fsp.stat(path);
+  if (!st.isFile()) throw refuse(path, st);
+  const fh = await fsp.open(path, OPEN_FLAGS);
+  try {
+    const fst = await fh.stat();
+    if (!fst.isFile()) throw refuse(path, fst);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  return fh;
+}

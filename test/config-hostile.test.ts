@@ -1,0 +1,179 @@
+// Hostile inputs at start-up (issue 14, item 6): a FIFO or a device where a file should be is a
+// clear configuration error (exit 2) or, for client.keys, a warning — never a hang; XML the
+// parser must not take (a DOCTYPE with entities, 100,000 nested tags) is exit 2 with file:LINE;
+// `tail` refuses a bad subject or number (exit 2, no stack trace); and every message that quotes
+// a value from a file or the command line clips it.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../controller/src/errors.js';
+import { loadConfig } from '../controller/src/config/ossec-conf.js';
+import { readClientKeys, watchClientKeys } from '../controller/src/state/sources/client-keys.js';
+import { runTap, startTap } from './helpers/tap-process.js';
+import { writeOssecConf } from './helpers/config.js';
+
+const nats = (inner: string) => `<ossec_config>\n  <nats>\n${inner}\n  </nats>\n</ossec_config>\n`;
+
+function home(conf = nats('<enabled>yes</enabled>')): { home: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-hostile-'));
+  mkdirSync(join(dir, 'etc'));
+  const file = join(dir, 'etc/ossec.conf');
+  writeFileSync(file, conf);
+  return { home: dir, file };
+}
+
+function fifo(path: string): string {
+  execFileSync('mkfifo', ['-m', '0600', path]);
+  return path;
+}
+
+/** The ConfigError loadConfig throws for `conf`. */
+function configError(conf: string): Error {
+  const h = home(conf);
+  try {
+    loadConfig({ home: h.home });
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('no error');
+}
+
+t.test('a FIFO or a device as the configuration file: exit 2 at once, never a hang', async (t) => {
+  const h = home();
+  const f = fifo(join(h.home, 'etc/nats-tap.conf'));
+  t.throws(() => loadConfig({ file: f }), { name: 'Error', message: /configuration file '.*nats-tap\.conf' is not a regular file \(a FIFO\)/ });
+  t.ok(((): unknown => { try { loadConfig({ file: f }); } catch (e) { return e; } })() instanceof ConfigError, 'a ConfigError');
+  for (const file of [f, '/dev/zero']) {
+    const t0 = Date.now();
+    const r = await runTap(['config', 'check', '--config', file], 15_000);
+    t.equal(r.code, 2, `config check --config ${file}: exit 2`);
+    t.match(r.stderr, /is not a regular file \(a (FIFO|character device)\)/);
+    t.ok(Date.now() - t0 < 10_000, 'at once');
+  }
+  const r = await runTap(['run', '--config', f], 15_000);
+  t.equal(r.code, 2, 'run --config <fifo>: exit 2');
+});
+
+t.test('a FIFO or a device as a key, creds, TLS or encryption key file: exit 2 naming the element', async (t) => {
+  const h = home();
+  const p = fifo(join(h.home, 'etc/token'));
+  for (const [el, path, kind] of [['token_file', p, 'FIFO'], ['tls_ca', '/dev/zero', 'character device'], ['encryption_key', p, 'FIFO']]) {
+    const extra = el === 'encryption_key' ? '<encrypt_messages>yes</encrypt_messages>' : '';
+    writeFileSync(h.file, nats(`<enabled>yes</enabled>\n<${el}>${path}</${el}>${extra}`));
+    t.throws(() => loadConfig({ home: h.home }), new RegExp(`ossec\\.conf:\\d+: <${el}>: '${path}' is not a regular file \\(a ${kind}\\)`), el);
+  }
+  // tail --encryption-key <fifo>: read at once, not waited on.
+  const r = await runTap(['tail', '--encryption-key', p, '--nats-url', 'nats://127.0.0.1:1'], 15_000);
+  t.equal(r.code, 2, 'tail --encryption-key <fifo>: exit 2');
+  t.match(r.stderr, /encryption key file: '.*token' is not a regular file \(a FIFO\)/);
+});
+
+t.test('client.keys as a FIFO: refused at once (no blocking open), the watcher goes on without names', async (t) => {
+  const h = home();
+  const keys = fifo(join(h.home, 'etc/client.keys'));
+  await t.rejects(readClientKeys(keys), /is not a regular file \(a FIFO\)/);
+  const errors: string[] = [];
+  const w = watchClientKeys(keys, () => t.fail('no keys from a FIFO'), { onError: (e) => errors.push(e.message) });
+  const ready = await Promise.race([w.ready.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  w.close();
+  t.ok(ready, 'the first read is over');
+  t.match(errors, [/not a regular file \(a FIFO\)/], 'reported');
+});
+
+t.test('the tap with a FIFO at etc/client.keys starts, says so, and stops on SIGTERM', async (t) => {
+  const h = mkdtempSync(join(tmpdir(), 'wnt-hostile-tap-'));
+  writeOssecConf(h, '    <server_url>nats://127.0.0.1:1</server_url>\n');
+  fifo(join(h, 'etc/client.keys'));
+  const tap = await startTap(['run', '--home', h, '--control-socket', join(h, 'tap.sock'), '--no-attach'], /started detached/);
+  t.teardown(() => tap.stop('SIGKILL'));
+  t.ok(tap.logs.some((l) => l.msg === 'cannot read client.keys' && /not a regular file \(a FIFO\)/.test(String(l.err))), 'logged');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('XML: a DOCTYPE (external entity, entity declarations) is refused with file:LINE, exit 2', async (t) => {
+  const xxe = '<?xml version="1.0"?>\n<!DOCTYPE foo [ <!ENTITY xxe SYSTEM "file:///etc/shadow"> ]>\n'
+    + nats('<enabled>yes</enabled>\n<user>&xxe;</user>');
+  const e = configError(xxe);
+  t.ok(e instanceof ConfigError, 'a ConfigError');
+  t.match(e.message, /ossec\.conf:2: '<!DOCTYPE' is not allowed: no DOCTYPE or entity declaration/);
+  const bomb = `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>\n${nats('<user>&lol2;</user>')}`;
+  t.match(configError(bomb).message, /ossec\.conf:1: '<!DOCTYPE' is not allowed/);
+  t.match(configError(`${nats('<enabled>yes</enabled>')}\n<!-- <!DOCTYPE in a comment is fine --><!ENTITY x "y">`).message, /ossec\.conf:7: '<!ENTITY' is not allowed/);
+  t.doesNotThrow(() => loadConfig({ home: home(`<!-- <!DOCTYPE x> in a comment -->\n${nats('<enabled>yes</enabled>')}`).home }), 'in a comment: nothing to refuse');
+  const h = home(xxe);
+  const r = await runTap(['config', 'check', '--config', h.file]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /ossec\.conf:2: /);
+});
+
+t.test('XML: 100,000 nested tags are refused with file:LINE, exit 2 (not a stack overflow)', async (t) => {
+  const deep = `${nats('<enabled>yes</enabled>')}<ossec_config>\n${'<a>'.repeat(100_000)}${'</a>'.repeat(100_000)}\n</ossec_config>\n`;
+  const e = configError(deep);
+  t.ok(e instanceof ConfigError);
+  t.match(e.message, /ossec\.conf:7: elements nested more than 32 deep/);
+  const h = home(deep);
+  const r = await runTap(['config', 'check', '--config', h.file]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /ossec\.conf:7: elements nested more than 32 deep/);
+  t.doesNotThrow(() => loadConfig({ home: home(`<ossec_config>${'<a>'.repeat(20)}${'</a>'.repeat(20)}</ossec_config>\n${nats('<enabled>yes</enabled>')}`).home }),
+    '20 levels are fine');
+});
+
+t.test('tail: a bad subject or number is a usage error, exit 2, no stack trace', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['bad subject'], /invalid subject 'bad subject': white space/],
+    [['wazuh..agent'], /invalid subject 'wazuh\.\.agent': an empty token/],
+    [['wazuh.agent*'], /invalid subject 'wazuh\.agent\*': '\*' stands for a whole token/],
+    [['wazuh.>.status'], /invalid subject 'wazuh\.>\.status': '>' stands for the whole last token/],
+    [['wazuh.>', '--count', '-3'], /--count -3: must be a whole number >= 0/],
+    [['wazuh.>', '--count', '1.5'], /--count 1\.5: must be a whole number >= 0/],
+    [['wazuh.>', '--duration', 'soon'], /--duration: not a number/],
+    [['wazuh.>', '--duration', '-1'], /--duration -1: must be a number >= 0/],
+    [['wazuh.>', '--duration', '1e12'], /--duration 1000000000000: at most \d+/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runTap(['tail', ...args, '--nats-url', 'nats://127.0.0.1:1']);
+    t.equal(r.code, 2, `tail ${args.join(' ')}: exit 2`);
+    t.match(r.stderr, re);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  for (const subject of ['wazuh.>', 'wazuh.agent.*.status', '>', '*', 'wazuh.security.alerts.high']) {
+    const r = await runTap(['tail', subject, '--nats-url', 'nats://127.0.0.1:1']);
+    t.equal(r.code, 1, `tail ${subject}: accepted (then no NATS: exit 1)`);
+  }
+});
+
+t.test('a huge value from a file or the command line is quoted clipped', async (t) => {
+  const big = 'x'.repeat(10 * 1024 * 1024);
+  for (const conf of [
+    nats(`<max_reconnects>${big}</max_reconnects>`),
+    nats(`<subject_prefix>a b${big}</subject_prefix>`),
+    nats(`<${big.slice(0, 4 << 20)}>1</${big.slice(0, 4 << 20)}>`), // (the whole file stays below the 16 MB a configuration may be)
+    nats(`<server_url>nats://${big}:4222/path</server_url>`),
+    nats(`<token_file>/nonexistent/${big}</token_file>`),
+    `${nats('')}<ossec_config><${big}></ossec_config>`,
+  ]) {
+    const e = configError(conf);
+    t.ok(e instanceof ConfigError, 'a ConfigError');
+    t.ok(e.message.length < 700, `clipped: ${e.message.length} characters: ${e.message.slice(0, 160)}`);
+  }
+  // The command line: an argument is at most 128 KiB (Linux MAX_ARG_STRLEN).
+  const arg = 'y'.repeat(100_000);
+  const h = home();
+  for (const args of [
+    ['config', 'check', '--config', `/nonexistent/${arg}`],
+    ['tail', `a b${arg}`],
+    ['tail', 'wazuh.>', '--count', `-${'9'.repeat(300)}`],
+    ['capture', '--hooks', arg],
+    ['tail', `--${arg}`],
+    ['status', '--control-socket', `/nonexistent/${arg}`],
+  ]) {
+    const r = await runTap(args);
+    t.not(r.code, 0, `${args[0]} ${args[1].slice(0, 20)}…: refused`);
+    t.ok(r.stderr.length < 6000, `clipped: ${r.stderr.length} bytes on stderr`);
+    t.notMatch(r.stderr, /[xy]{300}/, 'the value is not echoed whole');
+  }
+  chmodSync(h.file, 0o600);
+});
