@@ -168,3 +168,28 @@ t.test('the ack cursor cannot be written (out of descriptors, say): no throw fro
   for (const e of s.read(1)) s.ack(e.seq);
   t.ok(segFiles(d).length < segs, 'and acknowledged segments deleted again');
 });
+
+t.test('keepalives in memory (connected and keeping up): in their place in the order, never on disk; past the cache they go to disk', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20, memCacheBytes: 4000 });
+  const mixed = [msg(0, 'status'), msg(1, 'keepalive'), msg(2, 'keepalive'), msg(3, 'status'), msg(4, 'keepalive'), msg(5, 'status')];
+  const seqs = s.append(mixed, false, true);
+  t.same(seqs, [1, 2, 3, 4, 5, 6], 'seqs in the order offered');
+  t.equal(s.stats().inMemory, 3, 'three keepalives held in memory only');
+  const got = s.read(100);
+  t.same(ids(got), ids(mixed), 'read back in order, memory and written alike');
+  s.close();
+  // Only what was written comes back after a restart: the statuses.
+  const again = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.same(ids(again.read(100)), ['ev-0', 'ev-3', 'ev-5'], 'the keepalives were never written');
+  again.close();
+
+  // More keepalives than the memory cache holds: the rest go to disk, still in order.
+  const d2 = dir();
+  const s2 = Spool.open({ dir: d2, maxBytes: 1 << 20, memCacheBytes: 1000 });
+  const many = Array.from({ length: 40 }, (_, i) => msg(i, i % 10 === 0 ? 'status' : 'keepalive', 20));
+  s2.append(many, false, true);
+  t.ok(s2.stats().inMemory > 0 && s2.stats().inMemory < 36, `some in memory (${s2.stats().inMemory}), the others on disk`);
+  t.same(ids(s2.read(1000)), ids(many), 'all of them, in order');
+  s2.close();
+});
