@@ -67,7 +67,7 @@ async function window(env, mode, seconds) {
   const { sim, tap, nats, pids } = env;
   const before = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now() };
   const st0 = mode === 'with' ? await tap.status() : null;
-  const r = await sim.load({ agents: AGENTS, rate: 0, count: MAX_FRAMES, maxMs: seconds * 1000, threads: THREADS, statusPermille: 0 });
+  const r = await sim.load({ agents: AGENTS, rate: 0, count: MAX_FRAMES, maxMs: seconds * 1000, threads: THREADS, statusPermille: 0, ipByAgent: true });
   const end = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now() };
   let tapEnd = { t: end.t, cpu: end.tap };
   let caughtUp = true;
@@ -136,7 +136,7 @@ export async function run({ quick = QUICK } = {}) {
     const env = { sim, tap, nats, pids };
     const rssStart = procSample(tap.pid).rss;
     // Every agent known (active) to wazuh-db and the tap before the rounds: one keepalive each, unpaced.
-    const warm = await sim.load({ agents: AGENTS, rate: 0, count: AGENTS, maxMs: 60_000, threads: THREADS, statusPermille: 0 });
+    const warm = await sim.load({ agents: AGENTS, rate: 0, count: AGENTS, maxMs: 60_000, threads: THREADS, statusPermille: 0, ipByAgent: true });
     if (warm.errors) throw new Error(`warm-up: ${warm.errors} requests failed`);
     await drained(tap, 60_000);
     const rounds = [];

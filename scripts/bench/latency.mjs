@@ -8,15 +8,20 @@
 // Clock: both ends read CLOCK_MONOTONIC on the same machine — the simulator's remoted just before the
 // request's sendto (clock_gettime), the subscriber when nats.js hands it the message
 // (process.hrtime.bigint(), which is libuv's uv_hrtime: CLOCK_MONOTONIC). No clock offset to correct.
-// Matching: the load generator writes frame k's number into the keepalive's agent_ip (10.x.y.z, the
-// low 24 bits of k); the event carries it as ip_address, so each event finds its frame's send time in
-// the stamps file remoted writes at the end. Keepalive events only (98 % of the frames); the first
-// second is left out (connections opening, JIT warming up).
+// Matching: every agent's keepalive is the same bytes each time, as a real agent's (its own agent_ip:
+// the fast path's case, ticks), so an event finds its frame by order — agent a's n-th keepalive event is
+// its n-th keepalive frame, whose send time is in the stamps file remoted writes at the end. Keepalive
+// events only (98 % of the frames), unpacked from their batches (the default keepalive_batch); the first
+// second is left out (connections opening, JIT warming up). Before the measured load, every agent has sent one
+// keepalive (whole: the tap keeps its parse), as on a manager that has been running.
 // Core: a plain subscription on wazuh.agent.*.keepalive. JetStream: an ordered consumer on the
 // stream, so the time includes the stream storing the message, as a JetStream reader sees it.
 import { QUICK, frameOfIp, natsConnect, procSample, quantile, round, sleep, startNats, startSim, startTap, until } from './lib.mjs';
 
 const RATE = 10_000;
+const AGENTS = 10_000;
+/** The load's share of status frames (lib.mjs load's default statusPermille). */
+const STATUS_PERMILLE = 20;
 
 async function measure(jetstream, seconds) {
   const nats = await startNats({ jetstream });
@@ -28,7 +33,8 @@ async function measure(jetstream, seconds) {
     tap = await startTap({ home: sim.home, natsUrl: nats.url, jetstream, label: `latency-${jetstream ? 'js' : 'core'}` });
     nc = await natsConnect(nats.url);
     const got = []; // [data, receive time ns]
-    const onMsg = (m) => { got.push([m.data, process.hrtime.bigint()]); };
+    let events = 0; // a keepalive batch says how many it holds (Wazuh-Event-Count)
+    const onMsg = (m) => { got.push([m.data, process.hrtime.bigint()]); events += Number(m.headers?.get('Wazuh-Event-Count') || 1); };
     if (jetstream) {
       const { jetstream: js, jetstreamManager } = await import('@nats-io/jetstream');
       const jsm = await jetstreamManager(nc);
@@ -40,26 +46,52 @@ async function measure(jetstream, seconds) {
       nc.subscribe('wazuh.agent.*.keepalive', { callback: (_e, m) => onMsg(m) });
       await nc.flush();
     }
+    // Steady state, as on a running manager: every agent's first keepalive (sent whole: the tap keeps
+    // its parse) is behind it. Then nothing is counted until the tap has published them all.
+    await sim.load({ agents: AGENTS, rate: RATE, count: AGENTS, maxMs: 30_000, threads: 4, statusPermille: 0, ipByAgent: true });
+    await until(() => events >= AGENTS, 30_000, 100);
+    got.length = 0;
+    events = 0;
     await sleep(500);
     const c0 = procSample(tap.pid);
-    const r = await sim.load({ agents: 10_000, rate: RATE, count: RATE * seconds, maxMs: seconds * 1000, threads: 4, stamps: true });
+    const r = await sim.load({ agents: AGENTS, rate: RATE, count: RATE * seconds, maxMs: seconds * 1000, threads: 4, stamps: true, ipByAgent: true });
     const c1 = procSample(tap.pid);
-    await until(() => got.length >= r.keepalives, 10_000, 100);
+    await until(() => events >= r.keepalives, 10_000, 100);
     const st = await tap.status();
     const dec = new TextDecoder();
     const lat = [];
     let unmatched = 0;
     const warm = RATE; // frames of the first second
+    // Each agent's keepalive is the same bytes every time (as a real agent's: the fast path's case), so an
+    // event is matched to its frame by order: agent a's n-th keepalive event is its n-th keepalive frame
+    // (frame k is agent 1 + k % AGENTS, a status frame when k % 1000 < STATUS_PERMILLE; the tap keeps
+    // each agent's order).
+    const framesOf = new Map();
+    for (let k = 0; k < r.stamps.length / 2; k++) {
+      if (!r.stamps[2 * k + 1] || k % 1000 < STATUS_PERMILLE) continue;
+      const a = 1 + (k % AGENTS);
+      let l = framesOf.get(a);
+      if (!l) framesOf.set(a, (l = []));
+      l.push(k);
+    }
+    const nth = new Map();
     for (const [data, t] of got) {
-      const k = frameOfIp(JSON.parse(dec.decode(data)).ip_address);
-      if (k < 0 || !r.stamps[2 * k]) { unmatched++; continue; }
-      if (k < warm) continue;
-      lat.push(Number(t - r.stamps[2 * k]) / 1e6);
+      // The default configuration batches keepalives (keepalive_batch): a batch's events all arrive with it.
+      const body = JSON.parse(dec.decode(data));
+      for (const ev of body.event_type === 'keepalive_batch' ? body.events : [body]) {
+        const a = Number(ev.agent_id);
+        const n = nth.get(a) ?? 0;
+        nth.set(a, n + 1);
+        const k = framesOf.get(a)?.[n];
+        if (k === undefined || frameOfIp(ev.ip_address) !== a) { unmatched++; continue; }
+        if (k < warm) continue;
+        lat.push(Number(t - r.stamps[2 * k]) / 1e6);
+      }
     }
     return {
       mode: jetstream ? 'jetstream' : 'core', rate: RATE, seconds, sent: r.sent, keepalive_frames: r.keepalives,
       achieved_rate: Math.round(r.sent / (r.elapsed_ns / 1e9)), requests_per_s: Math.round(r.requests / (r.elapsed_ns / 1e9)), sim_errors: r.errors,
-      received: got.length, measured: lat.length, unmatched, kernel_lost_records: st.counters.lost,
+      received: events, messages: got.length, measured: lat.length, unmatched, kernel_lost_records: st.counters.lost,
       p50_ms: round(quantile(lat, 0.5), 3), p90_ms: round(quantile(lat, 0.9), 3), p99_ms: round(quantile(lat, 0.99), 3),
       max_ms: round(Math.max(...lat), 3),
       tap_cpu_cores: round((c1.cpu - c0.cpu) / ((c1.t - c0.t) / 1000), 2),
