@@ -116,7 +116,7 @@ t.test('the decoder: a tick whose parse it lost, or whose payload hash differs, 
   t.same(missed, [7, 7], 'and a miss');
   const ex = d.push(tick(7, 1));
   t.equal(ex.length, 1, 'the matching tick is an exchange');
-  t.equal(ex[0].request, whole[0].request, 'of the kept parse');
+  t.same(ex[0].request, whole[0].request, 'of the kept parse (the fields the state applies)');
   t.equal(ex[0].tsNs, 5n, 'at the tick\'s own time');
   t.equal(ex[0].replyTsNs, 6n);
   t.same(d.stats().ticks, 1);

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <time.h>
@@ -50,6 +51,7 @@
 _Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layout changed: update record-layout.ts");
 
 #define QUEUE_LIMIT (64u << 20) /* records waiting for the controller, at most */
+#define QUEUE_KEEP (1u << 20)   /* the queue's buffer kept when empty; a larger one is freed */
 /* A write in flight longer than this no longer holds the ones after it: the
  * reorder is bounded (a sendto blocked on a full socket, a thread killed inside one). */
 #define STALL_NS (50ull * 1000 * 1000)
@@ -100,6 +102,7 @@ struct wdbtap {
 	 * byte is written when records are queued while it rests (wdbtap_rest). */
 	int notify_r, notify_w;
 	bool armed; /* under mu: the controller rests, waiting for the doorbell */
+	bool trim;  /* under mu: a backlog's memory was freed: give it back to the system (reader, idle) */
 	pthread_t reader;
 	bool reader_started;
 	int stop;      /* atomic: the reader ends */
@@ -534,6 +537,16 @@ static void *reader_main(void *arg)
 		if (rc > 0 && (pfd[1].revents & POLLIN))
 			perf_buffer__consume(t->bell);
 		release(t); /* rings the controller if it rests and records came */
+		if (rc == 0) {
+			/* Quiet for IDLE_MS: the heap a backlog (the queue, the reorder heap) left behind goes
+			 * back to the system, so the RSS after a burst is the RSS before it. */
+			pthread_mutex_lock(&t->mu);
+			bool trim = t->trim;
+			t->trim = false;
+			pthread_mutex_unlock(&t->mu);
+			if (trim)
+				malloc_trim(0);
+		}
 	}
 	return NULL;
 }
@@ -841,8 +854,16 @@ static uint32_t drain(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 		out += 4 + len;
 		t->qhead += 4 + len;
 	}
-	if (t->qhead == t->qlen)
+	if (t->qhead == t->qlen) {
 		t->qhead = t->qlen = 0;
+		/* A backlog grew the queue (up to QUEUE_LIMIT): once it is gone, so is its memory. */
+		if (t->qcap > QUEUE_KEEP) {
+			free(t->q);
+			t->q = NULL;
+			t->qcap = 0;
+			t->trim = true;
+		}
+	}
 	return out;
 }
 

@@ -5,6 +5,7 @@
 // a bad column is dropped (the row is still wazuh-db's view of the agent's status), a row without a
 // valid agent id is skipped, and an id list with one invalid id is unreadable as a whole.
 
+import { own } from '../util/intern.js';
 import type { AgentSyncRow, WazuhConnectionStatus } from '../types.js';
 import { isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion } from './values.js';
 
@@ -43,7 +44,7 @@ export function agentRow(v: unknown): AgentSyncRow | null {
   const row: AgentSyncRow = { id };
   for (const [k, ok] of TEXT_COLUMNS) {
     const x = Object.hasOwn(o, k) ? o[k] : undefined;
-    if (typeof x === 'string' && ok(x)) row[k] = x;
+    if (typeof x === 'string' && ok(x)) row[k] = own(x); // detached from the reply's text (util/intern.ts)
   }
   const cs = Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined;
   if (typeof cs === 'string' && STATUSES.has(cs)) row.connection_status = cs as WazuhConnectionStatus;

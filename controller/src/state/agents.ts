@@ -29,6 +29,7 @@
 //   decoder already refuses it: see decode/values.ts).
 // - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
 
+import { intern } from '../util/intern.js';
 import type {
   AgentDataUpdate,
   AgentEvent,
@@ -173,7 +174,7 @@ export class AgentStateTable {
     if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
     if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
     if (typeof agent.version === 'string' || agent.version === null) a.version = agent.version;
-    if (agent.os !== undefined) a.os = agent.os && pickOs(agent.os);
+    if (agent.os !== undefined) a.os = agent.os && sharedOs(pickOs(agent.os));
     if (typeof agent.last_keepalive === 'number' || agent.last_keepalive === null) a.last_keepalive = agent.last_keepalive;
     if (typeof agent.node === 'string' || agent.node === null) a.node = agent.node;
     if (Array.isArray(agent.groups)) a.groups = agent.groups.filter((g) => typeof g === 'string');
@@ -252,7 +253,7 @@ export class AgentStateTable {
         if (d.sync_status !== undefined) a.sync_status = d.sync_status;
         if (d.group_config_status !== undefined) a.group_config_status = d.group_config_status;
         // A new object only when the os changed: events share it (it is never changed in place).
-        if (osDiffers(a.os, d)) a.os = { ...a.os, ...pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch }) };
+        if (osDiffers(a.os, d)) a.os = sharedOs({ ...a.os, ...pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch }) });
         if (d.connection_status) {
           this.transition(a, d.connection_status, a.status_code, reasonFor(d.connection_status, a.status_code), cause, events);
         }
@@ -580,20 +581,25 @@ function syncOf(r: WdbRequest): string | null {
   }
 }
 
+function internOrNull<T extends string | null | undefined>(s: T): T {
+  return (typeof s === 'string' ? intern(s) : s) as T;
+}
+
 /** Columns of a wazuh-db row the table keeps (never the status: callers decide about that). */
 function copyRow(a: AgentRecord, row: AgentSyncRow): void {
   if (row.name !== undefined) a.name = row.name;
   // wazuh-db's `ip` is the last live address; register_ip is a fallback only when it is one too.
   const ip = liveAddress(row.ip) ?? (a.ip === null ? liveAddress(row.register_ip) : null);
   if (ip !== null) a.ip = ip;
-  if (row.version !== undefined) a.version = row.version;
-  if (row.node_name !== undefined) a.node = row.node_name;
+  // The words most agents share, interned (util/intern.ts): one copy for the fleet.
+  if (row.version !== undefined) a.version = internOrNull(row.version);
+  if (row.node_name !== undefined) a.node = internOrNull(row.node_name);
   if (row.last_keepalive !== undefined) a.last_keepalive = row.last_keepalive;
-  if (row.sync_status !== undefined) a.sync_status = row.sync_status;
-  if (row.group_config_status !== undefined) a.group_config_status = row.group_config_status;
-  if (row.group !== undefined) a.groups = row.group.split(',').filter((g) => g !== '');
-  const os = pickOs({ name: row.os_name, version: row.os_version, platform: row.os_platform, arch: row.os_arch });
-  if (os) a.os = os;
+  if (row.sync_status !== undefined) a.sync_status = internOrNull(row.sync_status);
+  if (row.group_config_status !== undefined) a.group_config_status = internOrNull(row.group_config_status);
+  if (row.group !== undefined) a.groups = row.group.split(',').filter((g) => g !== '').map((g) => intern(g));
+  const os = pickOs({ name: internOrNull(row.os_name), version: internOrNull(row.os_version), platform: internOrNull(row.os_platform), arch: internOrNull(row.os_arch) });
+  if (os) a.os = sharedOs(os);
 }
 
 /** Wazuh's status_code values that name their own reason (WAZUH-PROTOCOL.md §4). */
@@ -637,6 +643,24 @@ function driftReason(to: ConnectionStatus, code: number): StatusReason {
 function osDiffers(os: AgentOs | null, d: AgentDataUpdate): boolean {
   return (d.os_name !== undefined && d.os_name !== os?.name) || (d.os_version !== undefined && d.os_version !== os?.version)
     || (d.os_platform !== undefined && d.os_platform !== os?.platform) || (d.os_arch !== undefined && d.os_arch !== os?.arch);
+}
+
+/**
+ * One os object for the agents that run the same system (most of a fleet): never changed in place (the
+ * state replaces an agent's), so records and events share it, and the JSON of it is made once
+ * (publish/event-json.ts). Bounded like intern().
+ */
+const osPool = new Map<string, AgentOs>();
+const OS_POOL_MAX = 4096;
+
+function sharedOs(os: AgentOs | null): AgentOs | null {
+  if (os === null) return null;
+  const key = `${os.name ?? '\u0001'}\u0000${os.version ?? '\u0001'}\u0000${os.platform ?? '\u0001'}\u0000${os.arch ?? '\u0001'}`;
+  const s = osPool.get(key);
+  if (s !== undefined) return s;
+  if (osPool.size >= OS_POOL_MAX) osPool.clear();
+  osPool.set(key, os);
+  return os;
 }
 
 function pickOs(os: AgentOs): AgentOs | null {
