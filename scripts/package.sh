@@ -106,9 +106,9 @@ node -e 'import("./dist/config/example.js").then((m) => process.stdout.write(m.e
   > "$COMMON/usr/share/wazuh-nats-tap/nats-tap.conf.example"
 chmod 0644 "$COMMON/usr/share/wazuh-nats-tap/nats-tap.conf.example"
 install -m 0644 README.md docs/configuration.md docs/integration.md docs/troubleshooting.md docs/architecture.md "$DOC/"
-for f in docs/asyncapi.yaml docs/grafana/wazuh-nats-tap.json; do
-  [ -f "$f" ] && install -m 0644 "$f" "$DOC/"
-done
+# The event contract and the Grafana dashboard, for the platform team and the monitoring.
+install -m 0644 docs/asyncapi.yaml docs/grafana/wazuh-nats-tap.json "$DOC/"
+install -m 0644 docs/grafana/README.md "$DOC/grafana.md"
 sed "s/@VERSION@/$VERSION/" packaging/wazuh-nats-tap.8 | gzip -9n > "$COMMON/usr/share/man/man8/wazuh-nats-tap.8.gz"
 # Files as a package ships them: root's, no write bit for others, executables 0755.
 find "$COMMON" -type d -exec chmod 0755 {} +

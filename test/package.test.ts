@@ -147,7 +147,8 @@ t.test('.deb: dpkg installs it into a throwaway root; upgrade, remove and purge 
   const files = (await dpkg('-L', 'wazuh-nats-tap')).stdout.split('\n');
   for (const f of [`/${LIB}/node/bin/node`, `/${LIB}/dist/cli.js`, `/${LIB}/build/bpf/wdbtap.bpf.o`, `/${LIB}/build/lib/libwdbtap.so`,
     `/${LIB}/node_modules/koffi`, `/${LIB}/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node`, '/usr/sbin/wazuh-nats-tap',
-    '/lib/systemd/system/wazuh-nats-tap.service', '/usr/share/man/man8/wazuh-nats-tap.8.gz', '/usr/share/doc/wazuh-nats-tap/copyright']) {
+    '/lib/systemd/system/wazuh-nats-tap.service', '/usr/share/man/man8/wazuh-nats-tap.8.gz', '/usr/share/doc/wazuh-nats-tap/copyright',
+    '/usr/share/doc/wazuh-nats-tap/asyncapi.yaml', '/usr/share/doc/wazuh-nats-tap/wazuh-nats-tap.json']) {
     t.ok(files.includes(f), `ships ${f}`);
   }
   t.notOk(files.some((f) => /\/node_modules\/(tap|typescript|ajv|@tapjs)\//.test(`${f}/`)), 'no development dependency');
