@@ -27,6 +27,8 @@ t.test('hostile ids and addresses from remoted: the tap survives, counts them, a
     '--metrics', `127.0.0.1:${metricsPort}`]);
   t.teardown(() => tap.stop('SIGKILL'));
   await sim.start();
+  // remoted speaks once the tap asked wazuh-db, as on a real manager (remoted starts after wazuh-db).
+  await waitFor(() => tap.logs.some((l) => l.why === 'wazuh-db socket appeared'), 5000, 'the tap to ask wazuh-db as it appears');
 
   t.match(await sim.rawreq('global update-keepalive {"id":99999999999,"connection_status":"pending","sync_status":"synced"}'), /^ok/,
     'wazuh-db (the simulator) accepts the 11-digit id');
@@ -39,7 +41,7 @@ t.test('hostile ids and addresses from remoted: the tap survives, counts them, a
 
   t.same({ exitCode: tap.proc.exitCode, signal: tap.proc.signalCode }, { exitCode: null, signal: null }, 'the tap is still running');
   t.same(status().map((m) => [m.subject, m.body.previous_status, m.body.current_status]), [
-    ['wazuh.agent.001.status', 'unknown', 'pending'],
+    ['wazuh.agent.001.status', 'never_connected', 'pending'],
     ['wazuh.agent.001.status', 'pending', 'active'],
   ]);
   t.equal(status()[1].body.ip_address, A.ip, 'the refused address never became the agent\'s');
