@@ -20,6 +20,15 @@ have make        || need+=(make)
 have openssl     || need+=(openssl)
 [ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 [ -f /usr/include/gelf.h ]       || need+=(libelf-dev)
+# `--package` (make package) and `--test` (make test, which builds and checks the
+# packages): dpkg-deb, dpkg-shlibdeps and rpmbuild make them, lintian checks the .deb,
+# cpio unpacks the .rpm's payload.
+if [ "${1:-}" = --package ] || [ "${1:-}" = --test ]; then
+  have dpkg-shlibdeps || need+=(dpkg-dev)
+  have rpmbuild       || need+=(rpm)
+  have lintian        || need+=(lintian)
+  have cpio           || need+=(cpio)
+fi
 if [ "${1:-}" = --test ]; then
   have strace     || need+=(strace)
   have shellcheck || need+=(shellcheck)

@@ -31,7 +31,7 @@ install)
   cp -RH node_modules "$lib/"
   (cd "$lib" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
   ln -sfn "$LIBDIR/bin/wazuh-nats-tap.js" "$bin/wazuh-nats-tap"
-  sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@LIBDIR@#$LIBDIR#g" packaging/wazuh-nats-tap.service > "$unit"
+  sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@DOCDIR@#$LIBDIR/docs#g" packaging/wazuh-nats-tap.service > "$unit"
   chmod 0644 "$unit"
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload

@@ -15,6 +15,7 @@ import { writeOssecConf } from './helpers/config.js';
 import { readStream } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
 import { alertLine } from './helpers/alerts.js';
+import { contractJson } from './helpers/contract.js';
 
 const BIN = join(ROOT, 'build/sim/bin');
 
@@ -99,7 +100,7 @@ t.test('alerts no: nothing published, the file not followed', async (t) => {
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   let n = 0;
-  nc.subscribe('wazuh.security.alerts.>', { callback: () => { n++; } });
+  nc.subscribe('wazuh.security.alerts.>', { callback: (_e, m) => { contractJson(t, m); n++; } });
   await nc.flush();
   const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-'));
   writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <alerts>no</alerts>\n`);
@@ -191,7 +192,7 @@ t.test('JetStream: the tap killed in the middle of a burst, a rotation while it 
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   let live = 0;
-  nc.subscribe('wazuh.security.alerts.>', { callback: () => { live++; } });
+  nc.subscribe('wazuh.security.alerts.>', { callback: (_e, m) => { contractJson(t, m); live++; } });
   await nc.flush();
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-js-'));
@@ -228,12 +229,12 @@ t.test('JetStream: the tap killed in the middle of a burst, a rotation while it 
   let alerts: Record<string, any>[] = [];
   const deadline = Date.now() + 40_000;
   while (Date.now() < deadline) {
-    alerts = (await readStream(nc, 'WAZUH').catch(() => [])).filter((e: any) => e.event_type === 'alert');
+    alerts = (await readStream(nc, 'WAZUH', 20_000, (m) => contractJson(t, m)).catch(() => [])).filter((e: any) => e.event_type === 'alert');
     if (alerts.length >= total) break;
     await new Promise((r) => setTimeout(r, 500));
   }
   await new Promise((r) => setTimeout(r, 1500)); // a late duplicate would be stored by now
-  alerts = (await readStream(nc, 'WAZUH')).filter((e: any) => e.event_type === 'alert');
+  alerts = (await readStream(nc, 'WAZUH', 20_000, (m) => contractJson(t, m))).filter((e: any) => e.event_type === 'alert');
   const seqs = alerts.map(seqOf);
   t.equal(alerts.length, total, `every alert in the stream once (${total}: 50 early, 3000 burst, 20 + 20 around the rotation)`);
   t.equal(new Set(seqs).size, total, 'no alert twice');
@@ -292,7 +293,7 @@ t.test('NATS away and the spool full: alerts wait in alerts.json, none lost', as
   let alerts: Record<string, any>[] = [];
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    alerts = (await readStream(nc, 'WAZUH').catch(() => [])).filter((e: any) => e.event_type === 'alert');
+    alerts = (await readStream(nc, 'WAZUH', 20_000, (m) => contractJson(t, m)).catch(() => [])).filter((e: any) => e.event_type === 'alert');
     if (alerts.length >= 2000) break;
     await new Promise((r) => setTimeout(r, 1000));
   }

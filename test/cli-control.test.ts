@@ -10,6 +10,7 @@ import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { bpfMark, leftBehind, tapLinksOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
+import { contractJson } from './helpers/contract.js';
 
 // Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
 const MARK = bpfMark();
@@ -22,7 +23,7 @@ t.test('status, detach and attach a running agent', async (t) => {
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const events: Record<string, unknown>[] = [];
-  const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { events.push({ subject: m.subject, ...m.json<object>() }); } });
+  const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { events.push({ subject: m.subject, ...contractJson<object>(t, m) }); } });
   t.teardown(() => sub.unsubscribe());
 
   const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-e2e-'));
@@ -113,7 +114,7 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const keepalives: unknown[] = [];
-  const sub = nc.subscribe('wazuh.agent.*.keepalive', { callback: (_e, m: Msg) => { keepalives.push(m.json()); } });
+  const sub = nc.subscribe('wazuh.agent.*.keepalive', { callback: (_e, m: Msg) => { keepalives.push(contractJson(t, m)); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
 

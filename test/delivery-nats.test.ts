@@ -206,7 +206,7 @@ t.test('ReliablePublisher: SPEC §4 messages through JetStream, Nats-Msg-Id = ev
     previous_status: prev as 'active', current_status: cur as 'active', status_code: 0, reason: 'keepalive' as const,
     ip_address: null, timestamp: 1, time: '1970-01-01T00:00:01.000Z', manager_node: 'node-1', source: 'remoted', sync_status: 'synced',
   });
-  pub.publishLifecycle('started');
+  pub.publishLifecycle('started', { home: '/var/ossec' });
   pub.publishAgentEvents([ev('001', 'never_connected', 'pending', 1), ev('001', 'pending', 'active', 2), ev('002', 'pending', 'active', 1)]);
   pub.publishAgentEvent(ev('001', 'active', 'disconnected', 3));
   t.ok(await pub.delivery.flush(10_000), 'acknowledged');

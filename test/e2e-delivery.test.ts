@@ -11,6 +11,7 @@ import { SimManager } from '../scripts/sim/manager.mjs';
 import { freePort, startNatsServer } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
+import { contractJson, kvEntryError } from './helpers/contract.js';
 
 const agents = Array.from({ length: 5 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
 
@@ -88,7 +89,12 @@ t.test('NATS away at start, tap killed and restarted: every status event once, i
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const jsm = await jetstreamManager(nc);
-  const latest = async (id: string) => (await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${id}` }))?.json<Record<string, unknown>>();
+  const latest = async (id: string) => {
+    const value = (await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${id}` }))?.json<Record<string, unknown>>();
+    const e = kvEntryError('wazuh_agents', id, value);
+    if (e) t.fail(`KV entry outside the contract of docs/asyncapi.yaml: ${e}`);
+    return value;
+  };
   t.match(await latest('001'), { agent_id: '001', current_status: 'disconnected' });
   t.match(await latest('005'), { agent_id: '005', current_status: 'active' });
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
@@ -100,7 +106,7 @@ t.test('a transition while the tap was down (or lost in its crash) is published 
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const got: Record<string, any>[] = [];
-  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m) => { got.push(m.json()); } });
+  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m) => { got.push(contractJson(t, m)); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
 

@@ -11,6 +11,7 @@ import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { bpfMark, leftBehind } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
+import { contractJson } from './helpers/contract.js';
 
 // Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
 const MARK = bpfMark();
@@ -128,7 +129,7 @@ t.test('started beside a running manager: names, addresses and statuses are know
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const got: Record<string, unknown>[] = [];
-  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { got.push(m.json()); } });
+  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { got.push(contractJson(t, m)); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
 

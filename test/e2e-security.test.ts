@@ -14,6 +14,8 @@ import { spawn } from 'node:child_process';
 import { writeOssecConf } from './helpers/config.js';
 import { makePki } from './helpers/certs.js';
 import { waitFor } from './helpers/wait.js';
+import { checkContract, contractJson } from './helpers/contract.js';
+import { decrypt, readKeyFile } from '../controller/src/publish/encryption.js';
 
 const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 const pki = makePki('good');
@@ -34,7 +36,7 @@ async function scenario(t: Tap.Test, serverConf: string, natsConf: (home: string
   const nc = await connect({ servers: nats.url, ...clientOpts });
   t.teardown(() => nc.close());
   const got: unknown[] = [];
-  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { got.push(m.json()); } });
+  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { got.push(contractJson(t, m)); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
@@ -187,6 +189,11 @@ t.test('encrypt_messages: ciphertext on the wire, tail decrypts with the key and
   await waitFor(() => raw.length >= 1 && tails.every((x) => x.out().trim().length > 0), 10_000, 'the encrypted event');
 
   const m = raw[0];
+  // The encrypted message keeps the contract (its `encrypted` form), and so does what it decrypts to.
+  const sealed = contractJson<string>(t, m);
+  const plainHeaders = Object.fromEntries((m.headers?.keys() ?? []).filter((k) => !/^Wazuh-(Encryption|Key-Id)$/.test(k)).map((k) => [k, m.headers!.get(k)]));
+  checkContract(t, { subject: m.subject, headers: { ...plainHeaders, 'Content-Type': 'application/json' },
+    body: JSON.parse(decrypt(readKeyFile(key), m.subject, sealed)) });
   t.equal(m.headers?.get('Wazuh-Encryption'), 'AES-256-GCM');
   t.match(m.headers?.get('Wazuh-Key-Id'), /^[0-9a-f]{16}$/);
   t.ok(m.headers?.get('Wazuh-Agent-Id'), 'routing headers stay readable');

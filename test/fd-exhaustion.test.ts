@@ -19,6 +19,7 @@ import { writeOssecConf } from './helpers/config.js';
 import { waitFor } from './helpers/wait.js';
 import { startFdChild } from './helpers/fd-child-process.js';
 import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
+import { contractJson } from './helpers/contract.js';
 
 const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
 const LIMIT = 200;
@@ -30,7 +31,7 @@ t.test(`${3 * LIMIT} idle connections to the metrics port of a tap limited to ${
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const statuses: Record<string, unknown>[] = [];
-  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { statuses.push(m.json()); } });
+  const sub = nc.subscribe('wazuh.agent.*.status', { callback: (_e, m: Msg) => { statuses.push(contractJson(t, m)); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
 

@@ -12,6 +12,7 @@ import { SimManager } from '../scripts/sim/manager.mjs';
 import { startNats } from './helpers/nats-server.js';
 import { ROOT } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
+import { contractJson } from './helpers/contract.js';
 
 const VAGRANT = join(ROOT, 'vagrant');
 const PROVISION = join(VAGRANT, 'provision');
@@ -295,7 +296,7 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const got: Received[] = [];
-  const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { got.push({ subject: m.subject, body: m.json() }); } });
+  const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { got.push({ subject: m.subject, body: contractJson(t, m) }); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });

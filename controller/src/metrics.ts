@@ -73,12 +73,41 @@ export function metricsRegistry(src: MetricsSources): Registry {
     collect() { this.set(src.attached() ? 1 : 0); } });
   new Gauge({ name: 'wazuh_nats_tap_agents', help: 'Agents by connection status', labelNames: ['status'], registers: [reg],
     collect() { this.reset(); for (const [k, v] of Object.entries(src.agents())) this.set({ status: k }, v); } });
+  processMetrics(reg);
   if (src.alerts) {
     const alerts = src.alerts;
     snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed, files refused as not Wazuh\'s (untrusted_file)',
       ['outcome'], (c) => { for (const [k, v] of Object.entries(alerts())) c.inc({ outcome: k }, v); });
   }
   return reg;
+}
+
+/**
+ * The tap's own CPU and memory under the names Prometheus' client libraries use
+ * (process_cpu_seconds_total, process_resident_memory_bytes, …), so the usual dashboards and
+ * alerts work. Read at scrape time only: prom-client's collectDefaultMetrics would also run an
+ * event-loop delay timer and a GC observer for as long as the tap runs, a cost on the hot path.
+ */
+function processMetrics(reg: Registry): void {
+  const started = Math.round(Date.now() / 1000 - process.uptime());
+  const cpu = (which: 'user' | 'system' | 'all') => () => {
+    const u = process.cpuUsage();
+    return (which === 'user' ? u.user : which === 'system' ? u.system : u.user + u.system) / 1e6;
+  };
+  const counter = (name: string, help: string, read: () => number) => new Counter({
+    name, help, registers: [reg], collect() { this.reset(); this.inc(read()); },
+  });
+  const gauge = (name: string, help: string, read: () => number) => new Gauge({
+    name, help, registers: [reg], collect() { this.set(read()); },
+  });
+  counter('process_cpu_user_seconds_total', 'User CPU time of the tap (all threads), seconds', cpu('user'));
+  counter('process_cpu_system_seconds_total', 'System CPU time of the tap (all threads), seconds', cpu('system'));
+  counter('process_cpu_seconds_total', 'User and system CPU time of the tap (all threads), seconds', cpu('all'));
+  gauge('process_resident_memory_bytes', 'Resident memory of the tap, bytes', () => process.memoryUsage.rss());
+  gauge('process_start_time_seconds', 'Start of the tap, unix seconds', () => started);
+  gauge('nodejs_heap_size_used_bytes', 'V8 heap in use, bytes', () => process.memoryUsage().heapUsed);
+  gauge('nodejs_heap_size_total_bytes', 'V8 heap allocated, bytes', () => process.memoryUsage().heapTotal);
+  gauge('nodejs_external_memory_bytes', 'Memory of buffers and native objects held by JavaScript, bytes', () => process.memoryUsage().external);
 }
 
 /** Parse `host:port` (SPEC §6 `metrics`); null for `no`. */

@@ -1,5 +1,5 @@
 // Numbered test events of a few agents, for the delivery tests, and a reader of a whole JetStream stream.
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Delivery, DeliveryMessage, MessageKind } from '../../controller/src/publish/delivery.js';
 
@@ -16,8 +16,8 @@ export function testEvent(i: number, agents: number, kind: MessageKind = 'status
 
 export interface StoredEvent { seq: number; subject: string; msgId: string; event_id: string; agent_id: string; n: number }
 
-/** Every message of a stream, in stream order (bounded by timeoutMs). */
-export async function readStream(nc: NatsConnection, stream: string, timeoutMs = 20_000): Promise<StoredEvent[]> {
+/** Every message of a stream, in stream order (bounded by timeoutMs); `onMessage` sees each (e.g. a contract check). */
+export async function readStream(nc: NatsConnection, stream: string, timeoutMs = 20_000, onMessage?: (m: JsMsg) => void): Promise<StoredEvent[]> {
   // Right after a cluster node died, JetStream API requests can time out while the cluster
   // elects new leaders: retry the setup, bounded.
   const setup = async () => {
@@ -42,6 +42,7 @@ export async function readStream(nc: NatsConnection, stream: string, timeoutMs =
   const it = await c.consume({ max_messages: 1000 });
   const timer = setTimeout(() => it.stop(), timeoutMs);
   for await (const m of it) {
+    onMessage?.(m);
     const b = m.json<{ event_id: string; agent_id: string; n: number }>();
     out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id') ?? '', ...b });
     if (m.seq >= last) break;

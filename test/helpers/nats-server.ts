@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
+import { checkContract, contractMessage } from './contract.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -154,15 +155,16 @@ export function received(m: Msg): Received {
 
 /**
  * A nats-server for one test and a connection that collects what arrives on `subject` (in `got`),
- * all stopped at the test's teardown. Resolves once the subscription is in place on the server.
+ * each message checked against the event contract, all stopped at the test's teardown. Resolves once the subscription is in place on the server.
  */
-export async function natsCollecting(t: { teardown(fn: () => unknown): void }, subject: string, o: NatsServerOptions = {}) {
+export async function natsCollecting(t: { teardown(fn: () => unknown): void; fail(msg: string): void }, subject: string, o: NatsServerOptions = {}) {
   const nats = await startNatsServer(o);
   t.teardown(() => nats.stop());
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const got: Received[] = [];
-  nc.subscribe(subject, { callback: (_e, m) => got.push(received(m)) });
+  // Every message is held to docs/asyncapi.yaml: one that breaks it fails the test, naming the schema error.
+  nc.subscribe(subject, { callback: (_e, m) => { checkContract(t, contractMessage(m)); got.push(received(m)); } });
   await nc.flush();
   return { nats, nc, got };
 }

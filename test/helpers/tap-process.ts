@@ -29,8 +29,17 @@ export async function runTap(args: string[], timeoutMs = 20_000): Promise<{ code
 
 /** `wrap`: a command that execs the tap in its place, e.g. `['prlimit', '--nofile=200:200']` (the pid stays the tap's). */
 export async function startTap(args: string[], readyMsg: RegExp | null = /^attached/, wrap: string[] = []): Promise<TapProcess> {
-  const [cmd, ...pre] = [...wrap, process.execPath];
-  const proc = spawn(cmd, [...pre, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return startTapCommand([...wrap, process.execPath, BIN], args, readyMsg);
+}
+
+/**
+ * The tap started by `command` (e.g. a packaged /usr/sbin/wazuh-nats-tap) with `args`, in `env`
+ * (default: this process's); resolves when it logged `readyMsg`.
+ */
+export async function startTapCommand(command: string[], args: string[], readyMsg: RegExp | null = /^attached/,
+  env: NodeJS.ProcessEnv = process.env): Promise<TapProcess> {
+  const [cmd, ...pre] = command;
+  const proc = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const logs: Record<string, unknown>[] = [];
   let err = '';
   let partial = '';

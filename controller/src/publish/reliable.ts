@@ -13,14 +13,38 @@ import { keepaliveJson } from './event-json.js';
 import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
 
-/** The tap's own lifecycle, on `<prefix>.tap.<node>.events`. */
+/** Events shed because the spool was full, by kind (keepalives go first). */
+export type ShedCounts = Record<MessageKind, number>;
+
+/** What each lifecycle action carries beyond the common fields (docs/asyncapi.yaml TapEvent says the same). */
+export interface TapLifecycleDetails {
+  started: { home: string };
+  attached: Record<never, never>;
+  detached: Record<never, never>;
+  records_lost: { lost: number };
+  spool_full: { shed: ShedCounts; shed_total: ShedCounts };
+  stopped: { records: number; events: number };
+}
+export type TapAction = keyof TapLifecycleDetails;
+
+/** The tap's own lifecycle, on `<prefix>.tap.<node>.events`: exactly the JSON published. */
 export interface TapLifecycleEvent {
+  event_id: string;
   event_type: 'tap';
-  action: 'started' | 'attached' | 'detached' | 'records_lost' | 'spool_full' | 'stopped';
+  action: TapAction;
   manager_node: string;
   time: string;
   timestamp: number;
-  [k: string]: unknown;
+  /** started: the Wazuh home the tap follows. */
+  home?: string;
+  /** records_lost: records the kernel could not deliver since the last report. */
+  lost?: number;
+  /** spool_full: events shed since the last report, and since the start, by kind. */
+  shed?: ShedCounts;
+  shed_total?: ShedCounts;
+  /** stopped: capture records handled and events produced. */
+  records?: number;
+  events?: number;
 }
 
 export interface ReliablePublisherOptions {
@@ -223,9 +247,9 @@ export class ReliablePublisher {
     return k ? { ...m, headers: encryptedHeaders(k, m.headers), body: encrypt(k, m.subject, m.body) } : m;
   }
 
-  publishLifecycle(action: TapLifecycleEvent['action'], extra: Record<string, unknown> = {}): boolean {
+  publishLifecycle<A extends TapAction>(action: A, extra: TapLifecycleDetails[A]): boolean {
     const now = Date.now();
-    const ev: TapLifecycleEvent & { event_id: string } = {
+    const ev: TapLifecycleEvent = {
       event_id: randomUUID(), event_type: 'tap', action, manager_node: this.opts.node,
       time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000), ...extra,
     };

@@ -17,7 +17,7 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
     const capture = tap.capture;
     if (!capture || capture.attached) return;
     capture.attach();
-    tap.publisher?.publishLifecycle('attached');
+    tap.publisher?.publishLifecycle('attached', {});
     const identity = capture.identity();
     log.info({ home: opts.home, node: tap.node, prefix: tap.prefix, hooks: capture.attachedHooks(), targets: capture.targets().length, identity },
       'attached: capturing wazuh-db traffic');
@@ -31,7 +31,7 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
     const capture = tap.capture;
     if (!capture?.attached) return;
     capture.detach();
-    tap.publisher?.publishLifecycle('detached');
+    tap.publisher?.publishLifecycle('detached', {});
     log.info('detached: no hook left in the kernel');
   };
 
