@@ -46,7 +46,7 @@ t.test('hostile ids and addresses from remoted: the tap survives, counts them, a
   ]);
   t.equal(status()[1].body.ip_address, A.ip, 'the refused address never became the agent\'s');
   t.notOk(got.some((m) => /99999999999|evil/.test(m.subject + JSON.stringify(m.body))), 'nothing of the refused requests was published');
-  t.ok(got.every((m) => /^wazuh\.(agent\.[0-9]{3,9}\.(status|keepalive)|tap\.node-v\.events)$/.test(m.subject)), 'only valid subjects');
+  t.ok(got.every((m) => /^wazuh\.(agent\.[0-9]{3,9}\.(status|keepalive)|agent\.batch\.keepalive|tap\.node-v\.events)$/.test(m.subject)), 'only valid subjects (keepalives batched by default)');
 
   const st = JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout);
   t.ok(st.decoder.malformed >= 2 && st.decoder.invalidRequests >= 2, `status counts the refused requests as malformed: ${JSON.stringify(st.decoder)}`);

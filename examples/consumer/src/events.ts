@@ -41,7 +41,7 @@ export interface KeepaliveEvent {
   source: string;
 }
 
-/** `<prefix>.agent.batch.keepalive` (only with the tap's `keepalive_batch`). */
+/** `<prefix>.agent.batch.keepalive`: keepalives, many a message (the tap's default `keepalive_batch`). */
 export interface KeepaliveBatchEvent {
   event_id: string;
   event_type: 'keepalive_batch';
