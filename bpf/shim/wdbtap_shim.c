@@ -867,10 +867,19 @@ static uint32_t drain(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 	return out;
 }
 
+/* What a poll or a take hands back: the bytes copied, or the reader's failure once nothing is left. */
+static int handed(struct wdbtap *t, uint32_t out)
+{
+	int rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
+
+	if (!out && rc)
+		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
+	return (int)out;
+}
+
 int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms)
 {
 	uint32_t out;
-	int rc;
 
 	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
 		return fail(t, -EINVAL, "poll buffer smaller than one record");
@@ -893,10 +902,7 @@ int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms)
 	}
 	out = drain(t, buf, cap);
 	pthread_mutex_unlock(&t->mu);
-	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
-	if (!out && rc)
-		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
-	return (int)out;
+	return handed(t, out);
 }
 
 int wdbtap_notify_fd(struct wdbtap *t)
@@ -908,7 +914,6 @@ int wdbtap_notify_fd(struct wdbtap *t)
 int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 {
 	uint32_t out;
-	int rc;
 
 	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
 		return fail(t, -EINVAL, "take buffer smaller than one record");
@@ -921,10 +926,7 @@ int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 	pthread_mutex_lock(&t->mu);
 	out = drain(t, buf, cap);
 	pthread_mutex_unlock(&t->mu);
-	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
-	if (!out && rc)
-		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
-	return (int)out;
+	return handed(t, out);
 }
 
 int wdbtap_rest(struct wdbtap *t)
