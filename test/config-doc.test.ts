@@ -39,8 +39,8 @@ t.test('the schema\'s hooks are the capture\'s', async (t) => {
   t.same([...HOOK_NAMES], [...HOOKS]);
 });
 
-t.test('docs/examples/ossec-nats.conf is a valid configuration (its files made in a temporary home)', async (t) => {
-  const example = readFileSync(new URL('../docs/examples/ossec-nats.conf', import.meta.url), 'utf8');
+t.test('docs/examples/nats-tap.conf is a valid configuration (its files made in a temporary home)', async (t) => {
+  const example = readFileSync(new URL('../docs/examples/nats-tap.conf', import.meta.url), 'utf8');
   const home = mkdtempSync(join(tmpdir(), 'wnt-example-'));
   mkdirSync(join(home, 'etc'));
   const conf = example.replaceAll('/var/ossec/', `${home}/`);
