@@ -47,11 +47,15 @@ function start(cmd, args, name, ready) {
 function show(subject, ev) {
   const t = (ev.time ?? '').slice(11, 23);
   if (ev.event_type === 'status_change') {
-    const from = paint(STATUS_COLOR[ev.previous_status] ?? 0, ev.previous_status.padEnd(12));
-    const to = paint(STATUS_COLOR[ev.current_status] ?? 0, ev.current_status.padEnd(12));
+    const from = paint(STATUS_COLOR[ev.previous_status] ?? 0, ev.previous_status.padEnd(15));
+    const to = paint(STATUS_COLOR[ev.current_status] ?? 0, ev.current_status.padEnd(15));
     console.log(`${t}  ${paint(1, 'STATUS   ')} agent ${ev.agent_id} ${(ev.agent_name ?? '?').padEnd(14)} ${from} → ${to} ${ev.reason.padEnd(15)} code ${ev.status_code}  ip ${ev.ip_address ?? '-'}  via ${ev.source}   ${paint(90, subject)}`);
   } else if (ev.event_type === 'keepalive') {
     console.log(`${t}  ${paint(36, 'KEEPALIVE')} agent ${ev.agent_id} ${(ev.agent_name ?? '?').padEnd(14)} ${ev.status.padEnd(12)} ${(ev.version ?? '').padEnd(14)} ${ev.os?.name ?? ''}  ip ${ev.ip_address ?? '-'}   ${paint(90, subject)}`);
+  } else if (ev.event_type === 'keepalive_batch') {
+    // The default: one message per batch of keepalives (SPEC §4), each agent's line inside it.
+    const agents = (ev.events ?? []).map((k) => `${k.agent_id} ${k.status}`).join(', ');
+    console.log(`${t}  ${paint(36, 'KEEPALIVE')} ${String(ev.count).padStart(3)} in a batch: ${agents}   ${paint(90, subject)}`);
   } else if (ev.event_type === 'alert') {
     const sev = paint(ALERT_COLOR[ev.severity] ?? 0, (ev.severity ?? '').padEnd(8));
     console.log(`${t}  ${paint(1, 'ALERT    ')} agent ${ev.agent_id ?? '-'} ${(ev.agent_name ?? '?').padEnd(14)} ${sev} rule ${ev.rule_id} level ${ev.level}: ${ev.description ?? ''}   ${paint(90, subject)}`);
@@ -65,9 +69,13 @@ async function main() {
   const work = mkdtempSync(join(tmpdir(), 'wazuh-nats-tap-demo-'));
   const home = join(work, 'ossec');
   mkdirSync(join(home, 'etc'), { recursive: true });
-  // The manager's ossec.conf, with the <nats> section the tap reads (docs/configuration.md).
+  // The manager's ossec.conf names the node; the tap's own nats-tap.conf beside it holds the <nats>
+  // section (docs/configuration.md): Wazuh would refuse an element it does not know in ossec.conf.
   writeFileSync(join(home, 'etc/ossec.conf'), `<ossec_config>
   <cluster><node_name>demo-manager</node_name><disabled>yes</disabled></cluster>
+</ossec_config>
+`);
+  writeFileSync(join(home, 'etc/nats-tap.conf'), `<ossec_config>
   <nats>
     <enabled>yes</enabled>
     <server_url>nats://127.0.0.1:${port}</server_url>
