@@ -254,3 +254,45 @@ t.test('a message larger than the server\'s max_payload is dropped, counted and 
     t.match(logged.join(''), /larger than the server's max_payload/, `${mode}: logged`);
   }
 });
+
+t.test('JetStream: keepalive batches are published without waiting for each other\'s PubAck; an agent\'s messages still wait', async (t) => {
+  // A stand-in for the stream that holds its PubAcks: the batches it receives before it answers
+  // any show how many the engine kept in flight at once. Before this, batches (one shared subject)
+  // went one at a time, each behind the previous one's PubAck: a queue at 10,000 frames/s.
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const held: Msg[] = [];
+  let acked = 0;
+  const ack = (m: Msg) => m.respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
+  nc.subscribe('wazuh.agent.batch.keepalive', { callback: (_e, m) => { held.push(m); } });
+  const statusSeen: Msg[] = [];
+  nc.subscribe('wazuh.agent.007.status', { callback: (_e, m) => { statusSeen.push(m); } });
+  await nc.flush();
+  const d = new Delivery({
+    servers: [srv.url], mode: 'jetstream', log, spool: { dir: tmp('spool-kb-'), maxBytes: 16 << 20 }, ackTimeoutMs: 20_000,
+  });
+  t.teardown(() => d.close(500));
+  d.start();
+  const batch = (i: number): DeliveryMessage => ({
+    subject: 'wazuh.agent.batch.keepalive',
+    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '1' },
+    body: JSON.stringify({ event_id: `kb-${i}`, count: 1, events: [] }), kind: 'keepalive', eventId: `kb-${i}`,
+  });
+  for (let i = 0; i < 5; i++) t.ok(d.enqueue(batch(i)), `batch ${i} accepted`);
+  const status = (i: number): DeliveryMessage => ({ ...testEvent(i, 1, 'status'), subject: 'wazuh.agent.007.status', headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': '007' } });
+  t.ok(d.enqueue(status(100)) && d.enqueue(status(101)), 'two status changes of one agent accepted');
+  await waitFor(() => held.length === 5, 5000, 'all five batches in flight before any PubAck');
+  t.equal(d.stats().inFlight >= 5, true, `the engine counts them in flight (${d.stats().inFlight})`);
+  // The agent's second status change waits for the first one's PubAck.
+  await waitFor(() => statusSeen.length >= 1, 5000, 'the first status change');
+  await sleep(300);
+  t.equal(statusSeen.length, 1, 'the second status change of the same agent waits for the first PubAck');
+  statusSeen[0].respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
+  await waitFor(() => statusSeen.length === 2, 5000, 'the second status change after the first PubAck');
+  statusSeen[1].respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
+  for (const m of held) ack(m);
+  await waitFor(() => d.stats().acknowledged === 7, 5000, 'everything acknowledged');
+  t.equal(d.stats().inFlight, 0, 'nothing left in flight');
+});

@@ -13,7 +13,10 @@
 // message twice, never out of order once de-duplicated by event_id). In JetStream mode
 // at most one message per agent (per subject when there is no agent) is in flight, so a
 // retried message can never be overtaken by a later one of the same agent; the window is
-// shared by different agents. Nothing is published while the connection is down (nats.js
+// shared by different agents. Keepalive batches are not held to one at a time: they all share
+// one subject, and waiting for each one's PubAck before the next made them a queue (33 ms p50,
+// 390 ms p99 at 10,000 frames/s); a retried batch may be stored after a later one (each
+// keepalive carries its own time, and no status change ever travels in a batch). Nothing is published while the connection is down (nats.js
 // drops what it buffered when it reconnects); after a reconnect or a restart the spool is
 // replayed from the oldest unacknowledged record.
 //
@@ -579,7 +582,7 @@ export class Delivery {
     // New records, oldest first; one in flight per agent (head of line waits).
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
-      const key = e.headers['Wazuh-Agent-Id'] ? `a:${e.headers['Wazuh-Agent-Id']}` : `s:${e.subject}`;
+      const key = orderKey(e);
       if (this.busy.has(key)) break;
       this.pending.shift();
       this.busy.add(key);
@@ -794,4 +797,15 @@ function errorText(e: unknown): string {
     cur = (cur as { cause?: unknown }).cause;
   }
   return parts.join(': ');
+}
+
+/**
+ * What a JetStream publish must not overtake (one in flight per key): an agent's messages, or a
+ * subject's when there is no agent. A keepalive batch has a key of its own (see the header).
+ */
+export function orderKey(e: Pick<SpoolEntry, 'seq' | 'kind' | 'subject' | 'headers'>): string {
+  const agent = e.headers['Wazuh-Agent-Id'];
+  if (agent) return `a:${agent}`;
+  if (e.kind === 'keepalive') return `k:${e.seq}`;
+  return `s:${e.subject}`;
 }
