@@ -33,7 +33,7 @@ export async function run({ quick = QUICK } = {}) {
     const idleMax = Math.max(...idleSamples.map((x) => x.rss));
     const idleCpu = (idle.cpu - idleSamples[0].cpu) / ((idle.t - idleSamples[0].t) / 1000);
     const samples = [];
-    const loading = sim.load({ agents: AGENTS, rate: RATE, count: RATE * seconds, maxMs: seconds * 1000, threads: 4 });
+    const loading = sim.load({ agents: AGENTS, rate: RATE, count: RATE * seconds, maxMs: seconds * 1000, threads: 4, ipByAgent: true });
     let done = false;
     void loading.finally(() => { done = true; });
     const start = performance.now();

@@ -38,7 +38,7 @@ export async function step(rate, seconds, { jetstream = false, batch = 0 } = {})
     await nc.flush();
     await sleep(500);
     const c0 = procSample(tap.pid);
-    const r = await sim.load({ agents: AGENTS, rate, count: Math.ceil(rate * seconds), maxMs: seconds * 1000, threads: THREADS });
+    const r = await sim.load({ agents: AGENTS, rate, count: Math.ceil(rate * seconds), maxMs: seconds * 1000, threads: THREADS, ipByAgent: true });
     const sentEnd = performance.now();
     const c1 = procSample(tap.pid);
     // Drain: until every keepalive arrived, or nothing more arrives for 2 s (bounded by 20 s).
