@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
-import { Delivery } from '../controller/src/publish/delivery.js';
+import { Delivery, ioCause } from '../controller/src/publish/delivery.js';
 import { metricsRegistry } from '../controller/src/metrics.js';
 import { deliveryMetrics } from '../controller/src/agent/parts/metrics.js';
 import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
@@ -315,4 +315,40 @@ t.test('Delivery on a full disk, NATS down then up: nothing thrown, shed counted
   t.same(d2.enqueueMany(more), [true, true], 'accepted again');
   t.ok(await d2.flush(10_000), 'and delivered');
   t.ok(readdirSync(dir).every((f) => f !== 'ack.tmp'), 'no ack.tmp left behind');
+});
+
+t.test('a spool failure is said with its cause: out of descriptors is not "disk full"', async (t) => {
+  // The ack cursor's save failing with EMFILE was logged "(disk full?)", sending an administrator to
+  // the wrong place. This process's descriptors are used up around one synchronous save (nothing else
+  // runs meanwhile), then given back.
+  const { closeSync, openSync } = await import('node:fs');
+  const lines: { msg: string; err?: string }[] = [];
+  const capture = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s)); } });
+  const dir = join(mountTmpfs(t), 'spool');
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  const port = await freePort();
+  const d = new Delivery({ servers: [`nats://127.0.0.1:${port}`], mode: 'core', log: capture, spool: s });
+  t.teardown(() => d.close(200));
+  s.append([msg(1, 'status')]);
+  for (const e of s.read(10)) s.ack(e.seq);
+  const held: number[] = [];
+  let code: string | null;
+  try {
+    for (let i = 0; i < 1_000_000; i++) held.push(openSync('/dev/null', 'r'));
+  } catch { /* EMFILE: every descriptor is in use */ }
+  try {
+    code = s.persistAck();
+  } finally {
+    for (const fd of held) closeSync(fd);
+  }
+  t.ok(held.length > 0, `descriptors used up (${held.length})`);
+  t.equal(code, 'EMFILE', 'the save failed for want of a descriptor');
+  const said = lines.filter((l) => /ack cursor/.test(l.msg));
+  t.equal(said.length, 1, 'said');
+  t.match(said[0], { err: 'EMFILE', msg: /\(out of file descriptors\)/ });
+  t.notMatch(said[0].msg, /disk full/, 'not blamed on the disk');
+  t.equal(s.persistAck(), null, 'saved once descriptors are back');
+  // The words for each cause (the disk's own refusals are said by spoolDisk, tested above).
+  t.same(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'EROFS', 'EIO', 'EXDEV', undefined].map(ioCause),
+    ['disk full', 'disk full', 'out of file descriptors', 'out of file descriptors', 'read-only file system', 'I/O error', 'error EXDEV', 'unknown error']);
 });

@@ -231,10 +231,11 @@ export class Delivery {
     if (now - this.ioReportedAt < 60_000) return;
     this.ioReportedAt = now;
     const st = this.spool?.stats();
+    const why = ioCause(e.code);
     this.log?.error({ err: e.code ?? e.message, op, write_errors: st?.writeErrors, spool_bytes: st?.bytes },
       op === 'ack'
-        ? 'spool: cannot save the ack cursor (disk full?): retrying; draining goes on'
-        : 'spool: cannot write (disk full?): new events are refused (counted) until there is room; draining goes on');
+        ? `spool: cannot save the ack cursor (${why}): retrying; draining goes on`
+        : `spool: cannot write (${why}): new events are refused (counted) until it can; draining goes on`);
   }
 
   /** The disk limits the spool (or no longer does): said when it changes, at most once a minute when it flaps. */
@@ -808,4 +809,16 @@ export function orderKey(e: Pick<SpoolEntry, 'seq' | 'kind' | 'subject' | 'heade
   if (agent) return `a:${agent}`;
   if (e.kind === 'keepalive') return `k:${e.seq}`;
   return `s:${e.subject}`;
+}
+
+/** What an errno from the spool's disk means, in the words an administrator acts on. */
+export function ioCause(code: string | undefined): string {
+  switch (code) {
+    case 'ENOSPC': case 'EDQUOT': return 'disk full';
+    case 'EMFILE': case 'ENFILE': return 'out of file descriptors';
+    case 'EROFS': return 'read-only file system';
+    case 'EACCES': case 'EPERM': return 'permission denied';
+    case 'EIO': return 'I/O error';
+    default: return code ? `error ${code}` : 'unknown error';
+  }
 }
