@@ -390,3 +390,22 @@ t.test('the tap\'s own file, <home>/etc/nats-tap.conf, by default; ossec.conf\'s
   t.equal(detectHome([join(only, 'missing'), only]), only);
   t.equal(loadConfig({ home: only }).managerNode, hostname(), 'no ossec.conf: the host name');
 });
+
+t.test('tail on a detected home: no configuration at all → the defaults; a configuration naming a missing file → an error, not the defaults', async (t) => {
+  // `tail` without --config or --home reads the tap's file of the detected home. Only the absence of
+  // that file means "no configuration"; a file it names that is missing (a CA, credentials) is an
+  // error, as for `run` — before, the words "does not exist" in that error made tail drop the whole
+  // configuration (its TLS and credentials) and connect to the default server.
+  const { tapConfigForTail } = await import('../controller/src/commands/tail.js');
+  const empty = mkdtempSync(join(tmpdir(), 'wnt-config-'));
+  t.equal(tapConfigForTail({ homeCandidates: [empty] }), null, 'no file: the defaults');
+  const h = home('<ossec_config></ossec_config>\n');
+  h.put('nats-tap.conf', nats(`    <server_url>tls://nats.example:4222</server_url>\n    <tls_ca>${join(h.home, 'etc/missing-ca.pem')}</tls_ca>`));
+  let err: unknown;
+  try { tapConfigForTail({ homeCandidates: [h.home] }); } catch (e) { err = e; }
+  t.ok(err instanceof ConfigError, `a configuration error, exit 2 (got ${String(err)})`);
+  t.match((err as Error)?.message, /<tls_ca>: file '.*missing-ca\.pem' does not exist/, 'the missing CA is said');
+  h.put('ca.pem', 'x');
+  h.put('nats-tap.conf', nats(`    <server_url>tls://nats.example:4222</server_url>\n    <tls_ca>${join(h.home, 'etc/ca.pem')}</tls_ca>`));
+  t.match(tapConfigForTail({ homeCandidates: [h.home] }), { serverUrls: ['tls://nats.example:4222'], file: join(h.home, 'etc/nats-tap.conf') }, 'read when whole');
+});

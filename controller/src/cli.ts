@@ -12,7 +12,7 @@ import { loadConfig, type EffectiveConfig } from './config/ossec-conf.js';
 import { connectOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
-import { runTail } from './commands/tail.js';
+import { runTail, tapConfigForTail } from './commands/tail.js';
 import { readKeyFile } from './publish/encryption.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
@@ -35,20 +35,6 @@ function adoptEarlySignals(life: Lifecycle): void {
 }
 
 class UsageError extends Error {}
-
-/**
- * The tap's configuration, for `tail` (server, TLS, credentials, key, prefix). None at all (a host
- * without the tap's file, no --config or --home): null, and tail takes the defaults; a file that is
- * there but wrong is a configuration error, as for `run`.
- */
-function tapConfigForTail(file?: string, home?: string): EffectiveConfig | null {
-  try {
-    return loadConfig({ file, home });
-  } catch (e) {
-    if (file === undefined && home === undefined && e instanceof ConfigError && /does not exist/.test(e.message)) return null;
-    throw e;
-  }
-}
 
 
 
@@ -228,7 +214,7 @@ export async function main(argv: string[]): Promise<number> {
       try {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
-        const conf = a.natsUrl === undefined ? tapConfigForTail(a.config, a.home) : null;
+        const conf = a.natsUrl === undefined ? tapConfigForTail({ file: a.config, home: a.home }) : null;
         if (conf) urls = conf.serverUrls;
         code = await runTail({
           servers: urls.length ? urls : ['nats://127.0.0.1:4222'],

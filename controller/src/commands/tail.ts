@@ -6,6 +6,8 @@ import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/transport-
 import { connectNats, NatsConnectTimeout, within } from '../publish/nats-connect.js';
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
 import { maskUrl } from '../util/mask-url.js';
+import { loadConfig, type EffectiveConfig, type LoadOptions } from '../config/ossec-conf.js';
+import { ConfigFileMissing } from '../errors.js';
 
 export interface TailOptions {
   servers: string[];
@@ -18,6 +20,21 @@ export interface TailOptions {
   key?: EncryptionKey;
   /** TLS and authentication (the tap's configuration). */
   connect?: Partial<ConnectionOptions>;
+}
+
+/**
+ * The tap's configuration, for `tail` (server, TLS, credentials, key, prefix). None at all (a host
+ * without the tap's file, no --config or --home): null, and tail takes the defaults. A file that is
+ * there but wrong — a file it names missing too — is a configuration error, as for `run`: tail must
+ * not quietly drop the TLS and credentials of a configuration it could not read.
+ */
+export function tapConfigForTail(opts: Pick<LoadOptions, 'file' | 'home' | 'homeCandidates'>): EffectiveConfig | null {
+  try {
+    return loadConfig(opts);
+  } catch (e) {
+    if (opts.file === undefined && opts.home === undefined && e instanceof ConfigFileMissing) return null;
+    throw e;
+  }
 }
 
 /** One readable line per event: time, subject, then the fields a person looks for first. */

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ConfigFileMissing } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
 import { fileKind, NotRegularFile, readRegularFileSync } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
@@ -457,7 +457,7 @@ function readConfigFile(file: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const f = clipPath(file);
-    if (code === 'ENOENT') throw new ConfigError(`configuration file '${f}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
+    if (code === 'ENOENT') throw new ConfigFileMissing(`configuration file '${f}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
     if (code === 'EACCES') throw new ConfigError(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
     throw new ConfigError(`configuration file '${f}' cannot be read (${code ?? (e as Error).message})`);
