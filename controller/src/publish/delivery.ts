@@ -40,6 +40,8 @@ import type { Logger } from 'pino';
 import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
+import { isErrno } from '../util/errno.js';
+import { LogLimiter } from '../util/log-limiter.js';
 
 export type DeliveryMessage = SpoolMessage;
 export type { MessageKind } from './spool.js';
@@ -93,8 +95,6 @@ export interface DeliveryOptions {
   shedReportMs?: number;
   /** Called when a connection fails: a likely cause the error does not tell (logged as `hint`). */
   diagnose?: () => string | null;
-  /** Write keepalives to disk even while connected (default: in memory while NATS keeps up). */
-  keepalivesToDisk?: boolean;
 }
 
 export interface DeliveryStats {
@@ -197,13 +197,12 @@ export class Delivery {
   private latMax = 0;
   private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
   private shedTimer: NodeJS.Timeout | null = null;
-  private ioReportedAt = Number.NEGATIVE_INFINITY;
-  private diskReportedAt = Number.NEGATIVE_INFINITY;
+  /** The spool's faults are said the first time, then at most once a minute each (the counters keep the count). */
+  private readonly said = new LogLimiter(60_000);
   private saidDiskFull = false;
   /** Reading the spool failed: consecutive failures, and the timer of the next try (no read while it is set). */
   private readFailures = 0;
   private readTimer: NodeJS.Timeout | null = null;
-  private readReportedAt = Number.NEGATIVE_INFINITY;
   private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
   /** Passwords and tokens of `servers`: never in a log line, whatever an error text carries. */
   private readonly secrets: string[];
@@ -227,9 +226,7 @@ export class Delivery {
 
   /** A spool write failed: said the first time, then at most once a minute (the counters keep the count). */
   private spoolIoError(e: NodeJS.ErrnoException, op: string): void {
-    const now = Date.now();
-    if (now - this.ioReportedAt < 60_000) return;
-    this.ioReportedAt = now;
+    if (!this.said.allow('spool-write')) return;
     const st = this.spool?.stats();
     const why = ioCause(e.code);
     this.log?.error({ err: e.code ?? e.message, op, write_errors: st?.writeErrors, spool_bytes: st?.bytes },
@@ -240,10 +237,8 @@ export class Delivery {
 
   /** The disk limits the spool (or no longer does): said when it changes, at most once a minute when it flaps. */
   private spoolDisk(full: boolean, st: { boundBytes: number; freeBytes: number }): void {
-    const now = Date.now();
-    if (full && !this.saidDiskFull && now - this.diskReportedAt >= 60_000) {
+    if (full && !this.saidDiskFull && this.said.allow('spool-disk')) {
       this.saidDiskFull = true;
-      this.diskReportedAt = now;
       this.log?.error({ bound_bytes: st.boundBytes, free_bytes: st.freeBytes },
         'spool: the disk is full: new events are refused (keepalives first, counted) until there is room; draining goes on');
     } else if (!full && this.saidDiskFull) {
@@ -274,7 +269,7 @@ export class Delivery {
   /** `callerKeeps`: what does not fit is kept by the caller to offer again (not shed; see Spool.append). */
   enqueueMany(ms: DeliveryMessage[], callerKeeps = false): boolean[] {
     // Connected and keeping up: keepalives wait in memory only (Spool.append); away or behind: on disk.
-    const inMemory = this.up && this.o.keepalivesToDisk !== true && this.spool.unsent < KEEP_UP_RECORDS;
+    const inMemory = this.up && this.spool.unsent < KEEP_UP_RECORDS;
     const seqs = this.spool.append(ms, callerKeeps, inMemory);
     if (!this.up) {
       for (const s of seqs) if (s) this.markDown(s);
@@ -484,8 +479,8 @@ export class Delivery {
     try {
       this.pending = this.spool.read(512);
     } catch (e) {
-      if (typeof (e as NodeJS.ErrnoException)?.code !== 'string') throw e; // a bug, not the system
-      this.readFailed(e as NodeJS.ErrnoException);
+      if (!isErrno(e)) throw e; // a bug, not the system
+      this.readFailed(e);
       return false;
     }
     if (this.readFailures > 0) {
@@ -502,20 +497,14 @@ export class Delivery {
    */
   private readFailed(e: NodeJS.ErrnoException): void {
     this.readFailures++;
-    const wait = Math.min(5000, 100 * 2 ** Math.min(this.readFailures - 1, 6));
-    if (this.readTimer) clearTimeout(this.readTimer);
-    this.readTimer = null;
-    if (!this.closing) {
+    const wait = backoffMs(this.readFailures - 1);
+    if (!this.closing) { // refill() reads nothing while this timer is set
       this.readTimer = setTimeout(() => { this.readTimer = null; this.schedulePump(); }, wait);
       this.readTimer.unref();
     }
-    const now = Date.now();
-    if (now - this.readReportedAt < 60_000) return;
-    this.readReportedAt = now;
+    if (!this.said.allow('spool-read')) return;
     this.log?.error({ err: e.code ?? e.message, read_errors: this.spool.stats().readErrors, retry_ms: wait },
-      e.code === 'EMFILE' || e.code === 'ENFILE'
-        ? 'spool: cannot read (out of file descriptors): retrying; events wait in the spool'
-        : 'spool: cannot read: retrying; events wait in the spool');
+      `spool: cannot read (${ioCause(e.code)}): retrying; events wait in the spool`);
   }
 
   private pumpCore(): void {
@@ -686,7 +675,7 @@ export class Delivery {
     this.inflight--;
     this.c.failures++;
     cur.state = 'retry';
-    cur.notBefore = Date.now() + Math.min(5000, 100 * 2 ** Math.min(cur.attempts, 6));
+    cur.notBefore = Date.now() + backoffMs(cur.attempts);
     this.retries.add(cur);
     if (cur.attempts <= 1 || cur.attempts % 10 === 0) {
       this.log?.warn({ err: this.shown(err.message), subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
@@ -821,4 +810,9 @@ export function ioCause(code: string | undefined): string {
     case 'EIO': return 'I/O error';
     default: return code ? `error ${code}` : 'unknown error';
   }
+}
+
+/** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */
+function backoffMs(n: number): number {
+  return Math.min(5000, 100 * 2 ** Math.min(n, 6));
 }

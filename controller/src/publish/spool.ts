@@ -50,6 +50,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { isErrno } from '../util/errno.js';
 
 export type MessageKind = 'status' | 'keepalive' | 'alert' | 'tap';
 export const KINDS: readonly MessageKind[] = ['status', 'keepalive', 'alert', 'tap'];
@@ -122,16 +123,10 @@ export interface SpoolStats {
   writeErrors: number;
   /** Reads of unsent records from the segment files that failed (EMFILE, ENFILE, EIO…): retried by the caller. */
   readErrors: number;
-  /** The errno of the last failed write. */
-  lastWriteError: string | null;
-  /** The errno of the last failed read. */
-  lastReadError: string | null;
   /** The disk is full: it (not maxBytes) made the spool refuse records, or a write failed; until the spool is below 80 % of what the disk holds. */
   diskFull: boolean;
   /** The bound in force: maxBytes, or less while the disk is full. */
   boundBytes: number;
-  /** Free bytes on the file system (as last read, less what the spool wrote since). */
-  diskFreeBytes: number;
 }
 
 interface Segment {
@@ -163,11 +158,6 @@ function defaultReserve(dir: string): number {
 
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
-
-/** An error from the file system (it has an errno code), as opposed to a bug. */
-function isErrno(e: unknown): e is NodeJS.ErrnoException {
-  return typeof (e as NodeJS.ErrnoException | null)?.code === 'string';
-}
 
 /** A frame waiting to be written by append(). */
 interface Pending {
@@ -289,8 +279,6 @@ export class Spool {
     inMemory: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
   };
-  private lastWriteError: string | null = null;
-  private lastReadError: string | null = null;
 
   private constructor(opts: SpoolOptions) {
     const { onIoError, onDisk, ...rest } = opts;
@@ -433,7 +421,6 @@ export class Spool {
    */
   private ioFailed(e: NodeJS.ErrnoException, op: string): void {
     this.counters.writeErrors++;
-    this.lastWriteError = e.code ?? null;
     this.failedAt = Date.now();
     this.bound = Math.min(this.bound, this.totalBytes);
     this.fsCheckedAt = Number.NEGATIVE_INFINITY; // the estimate was wrong: read the disk at the next look
@@ -677,7 +664,6 @@ export class Spool {
         } catch (err) {
           if (!isErrno(err)) throw err;
           this.counters.readErrors++;
-          this.lastReadError = err.code ?? null;
           if (out.length > 0) break;
           throw err;
         }
@@ -804,7 +790,6 @@ export class Spool {
       } else {
         // Not the disk's room (EMFILE, say): counted and said, the bound stays.
         this.counters.writeErrors++;
-        this.lastWriteError = code;
         this.onIoError?.(e, 'ack');
       }
       return code;
@@ -903,9 +888,9 @@ export class Spool {
       appended: this.counters.appended, acked: this.counters.acked, shed: { ...this.counters.shed },
       deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
-      writeErrors: this.counters.writeErrors, lastWriteError: this.lastWriteError,
-      readErrors: this.counters.readErrors, lastReadError: this.lastReadError,
-      diskFull: this.full, boundBytes: this.lastLimit, diskFreeBytes: this.fsFree,
+      writeErrors: this.counters.writeErrors,
+      readErrors: this.counters.readErrors,
+      diskFull: this.full, boundBytes: this.lastLimit,
     };
   }
 

@@ -1,3 +1,8 @@
+/** An error from the system (it has an errno code), as opposed to a bug. */
+export function isErrno(e: unknown): e is NodeJS.ErrnoException {
+  return typeof (e as NodeJS.ErrnoException | null)?.code === 'string';
+}
+
 /** Out of file descriptors, the process's (EMFILE) or the system's (ENFILE): a fault to survive and retry, never a reason to stop. */
 export function isFdExhaustion(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | null)?.code;
