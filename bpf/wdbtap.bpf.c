@@ -477,13 +477,19 @@ static __always_inline bool count_if_wanted(struct conn_state *cs, const __u8 *h
 	return true;
 }
 
-/* The payload bytes a request's decision needs (0: not a plausible frame length). */
-static __always_inline __u32 decision_bytes(const __u8 *head)
+/* A frame's length from its 4-byte head (0: not a plausible frame length). */
+static __always_inline __u32 frame_len(const __u8 *head)
 {
 	__u32 flen = head[0] | head[1] << 8 | head[2] << 16 | (__u32)head[3] << 24;
 
-	if (flen == 0 || flen > WDBTAP_MAX_FRAME)
-		return 0;
+	return flen > WDBTAP_MAX_FRAME ? 0 : flen;
+}
+
+/* The payload bytes a request's decision needs (0: not a plausible frame length). */
+static __always_inline __u32 decision_bytes(const __u8 *head)
+{
+	__u32 flen = frame_len(head);
+
 	return flen < WDBTAP_REQ_HEAD ? flen : WDBTAP_REQ_HEAD;
 }
 
@@ -561,12 +567,8 @@ static __always_inline bool precount_iov(struct conn_state *cs, __u64 iovp, __u6
 static __always_inline __u32 prekeep_reply(struct conn_state *cs, __u64 buf, __u64 len)
 {
 	__u8 head[4] = {};
-	__u32 flen;
 
-	if (len < 4 || bpf_probe_read_user(head, 4, (void *)buf))
-		return 0;
-	flen = head[0] | head[1] << 8 | head[2] << 16 | (__u32)head[3] << 24;
-	if (flen == 0 || flen > WDBTAP_MAX_FRAME)
+	if (len < 4 || bpf_probe_read_user(head, 4, (void *)buf) || !frame_len(head))
 		return 0;
 	if (cs->want == 0)
 		return 1;

@@ -94,6 +94,17 @@ static uint64_t hash_bytes(const uint8_t *p, uint32_t n)
 	return h ? h : 1;
 }
 
+/* The request a connection holds (waiting for its reply) goes out whole. */
+static void flush_held(struct fconn *c, fastpath_emit emit, void *ctx)
+{
+	if (!c->held)
+		return;
+	emit(ctx, c->held->data, c->held->len);
+	c->outstanding++;
+	free(c->held);
+	c->held = NULL;
+}
+
 static struct fconn *conn_of(struct fastpath *f, uint64_t ino, fastpath_emit emit, void *ctx)
 {
 	size_t at = (size_t)(mix(ino) & (CONN_SLOTS - 1)), free_slot = CONN_SLOTS;
@@ -107,11 +118,7 @@ static struct fconn *conn_of(struct fastpath *f, uint64_t ino, fastpath_emit emi
 	}
 	if (free_slot == CONN_SLOTS) {
 		/* Full around here (dead short connections): reuse the first slot; its held request goes out. */
-		struct fconn *c = &f->conns[at];
-		if (c->held) {
-			emit(ctx, c->held->data, c->held->len);
-			free(c->held);
-		}
+		flush_held(&f->conns[at], emit, ctx);
 		free_slot = at;
 	}
 	struct fconn *c = &f->conns[free_slot];
@@ -158,16 +165,6 @@ static int64_t agent_key(const uint8_t *p, uint32_t n)
 		return v;
 	}
 	return -1;
-}
-
-static void flush_held(struct fconn *c, fastpath_emit emit, void *ctx)
-{
-	if (!c->held)
-		return;
-	emit(ctx, c->held->data, c->held->len);
-	c->outstanding++;
-	free(c->held);
-	c->held = NULL;
 }
 
 void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void *ctx)

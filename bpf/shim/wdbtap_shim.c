@@ -79,7 +79,6 @@ struct wdbtap {
 	struct perf_buffer *pb;   /* the records (watermark: wakes only when half full) */
 	struct perf_buffer *bell; /* wakes the reader when it sleeps (see wdbtap.bpf.c ring_if_idle) */
 	int fd_idle;
-	uint64_t round_records;   /* records taken in the current round (under cmu) */
 	/* One consumer of the rings at a time: the controller's rounds (wdbtap_take) and the reader's. */
 	pthread_mutex_t cmu;
 	struct bpf_link *links[NHOOKS * 2];
@@ -97,7 +96,6 @@ struct wdbtap {
 	uint8_t *q;
 	size_t qhead, qlen, qcap;
 	pthread_mutex_t mu;
-	pthread_cond_t ready;
 	/* The controller's doorbell: a pipe whose read end its event loop watches (wdbtap_notify_fd). A
 	 * byte is written when records are queued while it rests (wdbtap_rest). */
 	int notify_r, notify_w;
@@ -379,7 +377,6 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	uint32_t len;
 
 	(void)cpu;
-	t->round_records++;
 	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
 		return;
@@ -450,10 +447,8 @@ static void release_locked(struct wdbtap *t)
 		}
 		any = true;
 	}
-	if (any) {
-		pthread_cond_signal(&t->ready);
+	if (any)
 		ring_controller(t);
-	}
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -528,7 +523,6 @@ static void *reader_main(void *arg)
 		if (rc < 0 && errno != EINTR) {
 			__atomic_store_n(&t->reader_rc, -errno, __ATOMIC_RELEASE);
 			pthread_mutex_lock(&t->mu);
-			pthread_cond_broadcast(&t->ready);
 			t->armed = true;
 			ring_controller(t); /* it learns of the failure from wdbtap_take */
 			pthread_mutex_unlock(&t->mu);
@@ -570,13 +564,6 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 			t->notify_r = fds[0];
 			t->notify_w = fds[1];
 		}
-	}
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&t->ready, &ca);
-		pthread_condattr_destroy(&ca);
 	}
 	libbpf_set_print(on_libbpf_print);
 	libbpf_msg[0] = 0;
@@ -867,44 +854,6 @@ static uint32_t drain(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 	return out;
 }
 
-/* What a poll or a take hands back: the bytes copied, or the reader's failure once nothing is left. */
-static int handed(struct wdbtap *t, uint32_t out)
-{
-	int rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
-
-	if (!out && rc)
-		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
-	return (int)out;
-}
-
-int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms)
-{
-	uint32_t out;
-
-	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
-		return fail(t, -EINVAL, "poll buffer smaller than one record");
-	pthread_mutex_lock(&t->mu);
-	if (t->qhead == t->qlen && timeout_ms != 0 && !__atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE)) {
-		struct timespec dl;
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		if (timeout_ms < 0)
-			timeout_ms = 1000; /* the caller polls again */
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-		while (t->qhead == t->qlen && !__atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE)) {
-			if (pthread_cond_timedwait(&t->ready, &t->mu, &dl) == ETIMEDOUT)
-				break;
-		}
-	}
-	out = drain(t, buf, cap);
-	pthread_mutex_unlock(&t->mu);
-	return handed(t, out);
-}
-
 int wdbtap_notify_fd(struct wdbtap *t)
 {
 	int fd = t->notify_r < 0 ? -1 : fcntl(t->notify_r, F_DUPFD_CLOEXEC, 0);
@@ -914,6 +863,7 @@ int wdbtap_notify_fd(struct wdbtap *t)
 int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 {
 	uint32_t out;
+	int rc;
 
 	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
 		return fail(t, -EINVAL, "take buffer smaller than one record");
@@ -926,7 +876,11 @@ int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 	pthread_mutex_lock(&t->mu);
 	out = drain(t, buf, cap);
 	pthread_mutex_unlock(&t->mu);
-	return handed(t, out);
+	/* Nothing left and the reader failed: its failure is the caller's to hear. */
+	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
+	if (!out && rc)
+		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
+	return (int)out;
 }
 
 int wdbtap_rest(struct wdbtap *t)
@@ -1035,7 +989,6 @@ void wdbtap_close(struct wdbtap *t)
 		close(t->notify_w);
 	fastpath_free(t->fp);
 	free(t->q);
-	pthread_cond_destroy(&t->ready);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->cmu);
 	free(t);

@@ -48,18 +48,12 @@ int wdbtap_set_wdb_dir(struct wdbtap *t, uint64_t dev, uint64_t ino);
 int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
 
 /*
- * Wait up to timeout_ms for records and copy as many whole records as fit into
- * buf, each preceded by its u32 length. Returns the bytes written (0 on
- * timeout). Records that do not fit stay queued for the next call.
- * Only one thread may poll a handle at a time.
- */
-int wdbtap_poll(struct wdbtap *t, uint8_t *buf, uint32_t cap, int timeout_ms);
-
-/*
  * The controller's way to take records without a thread of its own, one wake-up of its event
  * loop per batch:
  * wdbtap_take: a round — what the rings hold moves to the queue, in order — then copy as many
- *   whole records as fit (as wdbtap_poll, never waiting). While records flow the controller calls
+ *   whole records as fit into buf, each preceded by its u32 length (never waiting; records that
+ *   do not fit stay queued for the next call; one thread at a time). Returns the bytes written, or
+ *   the reader's failure once nothing is left. While records flow the controller calls
  *   it every millisecond or so.
  * wdbtap_rest: none came for a while: 1 when the controller may sleep (the next record rings the
  *   pipe), 0 when records came meanwhile (take them first). Negative on error.

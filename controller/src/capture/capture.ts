@@ -85,7 +85,8 @@ export function checkKernel(libPath: string): void {
 export class Capture {
   private readonly lib: ShimLib;
   private handle: unknown = null;
-  private readonly hooks: Hook[];
+  /** The hooked syscalls as the shim's bits: what open() loads is what attach() attaches. */
+  private readonly hookBits: number;
   private running = false;
   private bell: Socket | null = null;
   private draining = false;
@@ -101,7 +102,7 @@ export class Capture {
       if (!existsSync(p)) throw new Error(`${p} is missing: build it with 'make'`);
     }
     this.lib = loadShim(opts.libPath);
-    this.hooks = opts.hooks ?? ['sendto'];
+    this.hookBits = (opts.hooks ?? ['sendto']).reduce((m, k) => m | HOOK_BITS[k], 0);
 
     this.names = [...new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES)];
     this.home = { home: opts.home, wdbDir: null, socket: null, exeDirs: [] };
@@ -115,7 +116,7 @@ export class Capture {
       throw new Error(`record layout mismatch: shim ${c.lib.record_size()} bytes, controller ${RECORD_SIZE}`);
     }
     if (c.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
-    const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, c.hooks.reduce((m, k) => m | HOOK_BITS[k], 0), err, ERR_LEN);
+    const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, c.hookBits, err, ERR_LEN);
     if (!h) throw new KernelSupportError(cstr(err));
     c.handle = h;
     try {
@@ -148,7 +149,7 @@ export class Capture {
    * attachment are dropped (nothing followed their exits while detached).
    */
   attach(): void {
-    const bits = this.hooks.reduce((m, k) => m | HOOK_BITS[k], 0);
+    const bits = this.hookBits;
     if (this.lib.attach(this.h, PROCS_BIT) < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
     if (!this.rescanTimer) for (const pid of this.targets()) this.targetTgid(pid, 0);
     this.rescan();

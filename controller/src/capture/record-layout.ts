@@ -26,7 +26,7 @@ const decoder = new TextDecoder('latin1');
 const EMPTY = new Uint8Array(0);
 
 /**
- * Split a buffer filled by wdbtap_poll (records, each after its u32 length) into
+ * Split a buffer filled by wdbtap_take (records, each after its u32 length) into
  * records. The payload is copied out so the poll buffer can be reused at once.
  * `daemons[id - 1]` names the writer's executable (the kernel resolved it at exec).
  */
@@ -49,31 +49,32 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
     const keyed = (flags & (F_KEYED | F_TICK)) !== 0
       ? { key: view.getUint32(at + 64, true), hash: (view.getUint32(at + 60, true) & 0x1fffff) * 0x100000000 + view.getUint32(at + 56, true) }
       : undefined;
+    const tsNs = view.getBigUint64(at, true);
+    const localIno = Number(view.getBigUint64(at + 8, true));
+    const peerIno = Number(view.getBigUint64(at + 16, true));
+    const tgid = view.getUint32(at + 24, true);
+    const tid = view.getUint32(at + 28, true);
+    const syscallBytes = view.getUint32(at + 32, true);
+    const syscall = SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown';
+    const comm = decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes);
     if (flags & F_TICK) {
+      // An unchanged keepalive the shim took whole (offset 0, a request, not truncated): no payload.
       out.push({
-        tsNs: view.getBigUint64(at, true), localIno: Number(view.getBigUint64(at + 8, true)), peerIno: Number(view.getBigUint64(at + 16, true)),
-        tgid: view.getUint32(at + 24, true), tid: view.getUint32(at + 28, true), syscallBytes: view.getUint32(at + 32, true), offset: 0,
-        direction: 'request', truncated: false, syscall: SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown', exe,
-        comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes), data: EMPTY,
-        keyed, tick: { replyTsNs: capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n },
+        tsNs, localIno, peerIno, tgid, tid, syscallBytes, offset: 0, direction: 'request', truncated: false, syscall, exe, comm,
+        data: EMPTY, keyed, tick: { replyTsNs: capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n },
       });
       continue;
     }
     out.push({
-      tsNs: view.getBigUint64(at, true),
-      localIno: Number(view.getBigUint64(at + 8, true)),
-      peerIno: Number(view.getBigUint64(at + 16, true)),
-      tgid: view.getUint32(at + 24, true),
-      tid: view.getUint32(at + 28, true),
-      syscallBytes: view.getUint32(at + 32, true),
+      tsNs, localIno, peerIno, tgid, tid, syscallBytes,
       offset: view.getUint32(at + 36, true),
       direction: (view.getUint16(at + 44, true) === 2 ? 'reply' : 'request') as Direction,
       truncated: (flags & F_TRUNCATED) !== 0,
       gap: (flags & F_GAP) !== 0,
       frameOff: view.getUint32(at + 52, true),
-      syscall: SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown',
+      syscall,
       ...(exe !== undefined && { exe }),
-      comm: decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes),
+      comm,
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
       data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),
       keyed,
