@@ -1342,6 +1342,16 @@ static void q_shutdown(char *q, size_t cap, long long id) {
         snprintf(q, cap, "global update-connection-status {\"id\":%lld,\"connection_status\":\"disconnected\",\"sync_status\":\"synced\",\"status_code\":3}", id);
 }
 
+/* The first request of remoted's keepalive pair (4.7.5): the agent's groups, before its data. */
+static void q_select_group(char *q, size_t cap, long long id) {
+    snprintf(q, cap, "global select-agent-group %lld", id);
+}
+
+/* An agent address made of a number (the load generator's and reconnect's agents): 10.x.y.z. */
+static void ip_tag(char *ip, size_t cap, long long tag) {
+    snprintf(ip, cap, "10.%lld.%lld.%lld", (tag >> 16) & 255, (tag >> 8) & 255, tag & 255);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Load generator (make bench): `load <agents> <rate> <count> <max_ms> <threads> <status_permille> <first_id> <stamps|-> [frame|agent]`.
  * remoted's traffic at a steady rate of frames. A *frame* is what remoted writes to wazuh-db for one message of
@@ -1427,13 +1437,12 @@ static void *load_worker(void *arg) {
             t1 = mono_ns();
         } else {
             ka++;
-            snprintf(q, 8192, "global select-agent-group %lld", id);
+            q_select_group(q, 8192, id);
             first = mono_ns();
             (void)load_request(&fd, q, reply, &reqs, &errs);
             if (fd < 0) break;
             char ip[32];
-            long tag = L->ip_by_agent ? (long)id : k;
-            snprintf(ip, sizeof ip, "10.%ld.%ld.%ld", (tag >> 16) & 255, (tag >> 8) & 255, tag & 255);
+            ip_tag(ip, sizeof ip, L->ip_by_agent ? id : (long long)k);
             q_keepalive(q, 8192, id, ip);
             t0 = mono_ns();
             (void)load_request(&fd, q, reply, &reqs, &errs);
@@ -1503,7 +1512,8 @@ static void run_load(const char *args, char *out, size_t cap) {
 struct reconnect {
     long agents, first_id, gap_us;
     long started; /* atomic: the pending request of the first `started` agents is being written */
-    long pending, active, errors;
+    long pending, active; /* each written by its own thread */
+    long errors;          /* atomic: both threads count theirs */
 };
 
 static void pin_to_cpu(long i) {
@@ -1522,7 +1532,7 @@ static void *reconnect_pending(void *arg) {
     for (long i = 0; i < R->agents && reply && fd >= 0; i++) {
         q_startup(q, sizeof q, R->first_id + i);
         __atomic_store_n(&R->started, i + 1, __ATOMIC_RELEASE);
-        if (wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) R->errors++;
+        if (wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) __atomic_add_fetch(&R->errors, 1, __ATOMIC_RELAXED);
         else R->pending++;
     }
     __atomic_store_n(&R->started, R->agents, __ATOMIC_RELEASE);
@@ -1543,11 +1553,11 @@ static void *reconnect_active(void *arg) {
             ;
         long long id = R->first_id + i;
         char ip[32];
-        snprintf(ip, sizeof ip, "10.%lld.%lld.%lld", (id >> 16) & 255, (id >> 8) & 255, id & 255);
-        snprintf(q, 8192, "global select-agent-group %lld", id);
+        ip_tag(ip, sizeof ip, id);
+        q_select_group(q, 8192, id);
         int bad = wdb_query(fd, q, reply, MAX_FRAME + 1) < 0;
         q_keepalive(q, 8192, id, ip);
-        if (bad || wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) R->errors++;
+        if (bad || wdb_query(fd, q, reply, MAX_FRAME + 1) < 0 || strncmp(reply, "ok", 2)) __atomic_add_fetch(&R->errors, 1, __ATOMIC_RELAXED);
         else R->active++;
     }
     if (fd >= 0) close(fd);
@@ -1619,7 +1629,7 @@ static int run_remoted(void) {
                     q_startup(q, sizeof q, id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                 } else if (!strcmp(verb, "keepalive")) {
-                    snprintf(q, sizeof q, "global select-agent-group %lld", id);
+                    q_select_group(q, sizeof q, id);
                     if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
                     q_keepalive(q, sizeof q, id, eip);
                     if (!err && long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
