@@ -8,7 +8,7 @@ import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
 import { checkKernel } from './capture/capture.js';
 import { artefacts } from './paths.js';
-import { loadConfig, type EffectiveConfig } from './config/ossec-conf.js';
+import { loadConfig } from './config/ossec-conf.js';
 import { connectOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';

@@ -3,6 +3,7 @@
 // Wazuh could not have written did not come from Wazuh. Pure; no value here throws.
 
 import { isIP } from 'node:net';
+import type { WazuhConnectionStatus } from '../types.js';
 
 /**
  * Agent ids are integers, 0 being the manager itself. Wazuh formats them `%03d` and refuses ids of more
@@ -83,4 +84,21 @@ export function isCleanText(v: unknown, max: number): v is string {
   if (typeof v !== 'string' || v.length > max) return false;
   if (!SUSPECT.test(v)) return true; // the usual case: one scan
   return !UNSAFE.test(v) && !LONE_SURROGATE.test(v);
+}
+
+/** 4.x requests are at most 2 KiB, so no honest text field comes near this. */
+export const MAX_TEXT = 1024;
+/** Statuses and IPs are short; a long one is hostile or corrupt. */
+export const MAX_SHORT = 64;
+
+/** Free text of a wdb field (os fields, node names, groups). */
+export const isText = (v: string): boolean => isCleanText(v, MAX_TEXT);
+/** A short word of a wdb field (sync_status, group_config_status). */
+export const isLabel = (v: string): boolean => isCleanText(v, MAX_SHORT);
+
+const CONNECTION_STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
+
+/** One of the connection statuses wazuh-db keeps. */
+export function isConnectionStatus(v: unknown): v is WazuhConnectionStatus {
+  return typeof v === 'string' && CONNECTION_STATUSES.has(v);
 }

@@ -16,7 +16,9 @@ import { intern, own } from '../util/intern.js';
 import type { AgentDataUpdate, AgentSyncRow, WazuhConnectionStatus, WdbRequest } from '../types.js';
 import { redactText } from './redact.js';
 import { agentRow, MAX_ROWS } from './wdb-rows.js';
-import { agentIdOfWord, isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion } from './values.js';
+import {
+  agentIdOfWord, isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion, MAX_SHORT, MAX_TEXT,
+} from './values.js';
 
 // The shapes live in types.ts with the other stage boundaries; re-exported for callers of this module.
 export type { AgentDataUpdate, WdbRequest } from '../types.js';
@@ -25,14 +27,8 @@ const GLOBAL = 'global ';
 /** Wazuh's command names are lower-case words with dashes; anything else is not a real command. */
 const NAME_RE = /^[a-z][a-z0-9_-]{0,63}$/;
 const MAX_NAME = 64;
-/** 4.x requests are at most 2 KiB, so no honest field comes near this. */
-const MAX_TEXT = 1024;
-/** Statuses and IPs are short; a long one is hostile or corrupt. */
-const MAX_SHORT = 64;
 /** Versions (`Wazuh v4.7.5`) are far shorter; a longer one only loses the field (see isVersion). */
 const MAX_VERSION = MAX_TEXT;
-
-const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
 
 class Invalid extends Error {}
 
@@ -126,7 +122,7 @@ export function parseRequest(payload: string): WdbRequest {
         // `<last_id> <status> [<node> [<limit>]]`: with a node, wazuh-db lists that node's agents only.
         const w = words(args, 2, 4);
         const st = w[1];
-        if (!STATUSES.has(st)) throw new Invalid('unknown connection_status');
+        if (!isConnectionStatus(st)) throw new Invalid('unknown connection_status');
         let limit: number | null = null;
         if (w[3] !== undefined) {
           if (!/^-?(0|[1-9][0-9]{0,8})$/.test(w[3])) throw new Invalid('limit is not an integer');
@@ -182,7 +178,7 @@ function agentData(o: Json, dropped: string[]): AgentDataUpdate {
     'node_name', 'manager_host', 'os_name', 'os_version', 'os_major', 'os_codename', 'os_platform', 'os_arch', 'os_uname',
   ] as const;
   for (const k of long) {
-    const v = cosmetic(o, k, MAX_TEXT, cleanText, dropped);
+    const v = cosmetic(o, k, MAX_TEXT, isText, dropped);
     if (v !== undefined) d[k] = k === 'os_uname' ? v : intern(v); // uname names the host: the agent's own
   }
   return d;
@@ -256,12 +252,9 @@ function cosmetic(o: Json, k: string, max: number, ok: (v: string) => boolean, d
   return undefined;
 }
 
-const cleanText = (v: string) => isCleanText(v, MAX_TEXT);
-const cleanLabel = (v: string) => isCleanText(v, MAX_SHORT);
-
 /** sync_status, group_config_status: short words (`synced`, `syncreq`, `not synced`). */
 function label(o: Json, k: string, dropped: string[]): string | undefined {
-  return cosmetic(o, k, MAX_SHORT, cleanLabel, dropped);
+  return cosmetic(o, k, MAX_SHORT, isLabel, dropped);
 }
 
 function code(o: Json, required: true): number;
@@ -284,8 +277,8 @@ function status(o: Json, required: boolean): WazuhConnectionStatus | null {
     if (required) throw new Invalid('connection_status missing');
     return null;
   }
-  if (typeof v !== 'string' || !STATUSES.has(v)) throw new Invalid('unknown connection_status');
-  return v as WazuhConnectionStatus;
+  if (!isConnectionStatus(v)) throw new Invalid('unknown connection_status');
+  return v;
 }
 
 /** A string field; absent and JSON null (which 5.x may emit) are both "not given". */

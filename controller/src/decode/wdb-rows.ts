@@ -6,14 +6,11 @@
 // valid agent id is skipped, and an id list with one invalid id is unreadable as a whole.
 
 import { own } from '../util/intern.js';
-import type { AgentSyncRow, WazuhConnectionStatus } from '../types.js';
-import { isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion } from './values.js';
+import type { AgentSyncRow } from '../types.js';
+import { isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion } from './values.js';
 
 /** Rows in one reply: a 64 KiB reply of `{"id":N}` holds fewer than 10,000 of them. */
 export const MAX_ROWS = 100_000;
-const MAX_TEXT = 1024;
-const MAX_SHORT = 64;
-const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
 
 type TextColumn =
   | 'name' | 'ip' | 'register_ip' | 'version' | 'node_name' | 'os_name' | 'os_version' | 'os_platform' | 'os_arch'
@@ -25,14 +22,14 @@ const TEXT_COLUMNS: readonly [TextColumn, (v: string) => boolean][] = [
   ['ip', isAgentIp],
   ['register_ip', isAgentIp],
   ['version', isVersion],
-  ['node_name', (v) => isCleanText(v, MAX_TEXT)],
-  ['os_name', (v) => isCleanText(v, MAX_TEXT)],
-  ['os_version', (v) => isCleanText(v, MAX_TEXT)],
-  ['os_platform', (v) => isCleanText(v, MAX_TEXT)],
-  ['os_arch', (v) => isCleanText(v, MAX_TEXT)],
-  ['sync_status', (v) => isCleanText(v, MAX_SHORT)],
-  ['group_config_status', (v) => isCleanText(v, MAX_SHORT)],
-  ['group', (v) => isCleanText(v, MAX_TEXT)],
+  ['node_name', isText],
+  ['os_name', isText],
+  ['os_version', isText],
+  ['os_platform', isText],
+  ['os_arch', isText],
+  ['sync_status', isLabel],
+  ['group_config_status', isLabel],
+  ['group', isText],
 ];
 
 /** One agent row from a parsed JSON value, or null when it is not an object with a valid agent id. */
@@ -47,7 +44,7 @@ export function agentRow(v: unknown): AgentSyncRow | null {
     if (typeof x === 'string' && ok(x)) row[k] = own(x); // detached from the reply's text (util/intern.ts)
   }
   const cs = Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined;
-  if (typeof cs === 'string' && STATUSES.has(cs)) row.connection_status = cs as WazuhConnectionStatus;
+  if (isConnectionStatus(cs)) row.connection_status = cs;
   const lk = Object.hasOwn(o, 'last_keepalive') ? o.last_keepalive : undefined;
   if (typeof lk === 'number' && Number.isSafeInteger(lk)) row.last_keepalive = lk;
   const sc = Object.hasOwn(o, 'status_code') ? o.status_code : undefined;

@@ -581,10 +581,6 @@ function syncOf(r: WdbRequest): string | null {
   }
 }
 
-function internOrNull<T extends string | null | undefined>(s: T): T {
-  return (typeof s === 'string' ? intern(s) : s) as T;
-}
-
 /** Columns of a wazuh-db row the table keeps (never the status: callers decide about that). */
 function copyRow(a: AgentRecord, row: AgentSyncRow): void {
   if (row.name !== undefined) a.name = row.name;
@@ -592,13 +588,13 @@ function copyRow(a: AgentRecord, row: AgentSyncRow): void {
   const ip = liveAddress(row.ip) ?? (a.ip === null ? liveAddress(row.register_ip) : null);
   if (ip !== null) a.ip = ip;
   // The words most agents share, interned (util/intern.ts): one copy for the fleet.
-  if (row.version !== undefined) a.version = internOrNull(row.version);
-  if (row.node_name !== undefined) a.node = internOrNull(row.node_name);
+  if (row.version !== undefined) a.version = intern(row.version);
+  if (row.node_name !== undefined) a.node = intern(row.node_name);
   if (row.last_keepalive !== undefined) a.last_keepalive = row.last_keepalive;
-  if (row.sync_status !== undefined) a.sync_status = internOrNull(row.sync_status);
-  if (row.group_config_status !== undefined) a.group_config_status = internOrNull(row.group_config_status);
+  if (row.sync_status !== undefined) a.sync_status = intern(row.sync_status);
+  if (row.group_config_status !== undefined) a.group_config_status = intern(row.group_config_status);
   if (row.group !== undefined) a.groups = row.group.split(',').filter((g) => g !== '').map((g) => intern(g));
-  const os = pickOs({ name: internOrNull(row.os_name), version: internOrNull(row.os_version), platform: internOrNull(row.os_platform), arch: internOrNull(row.os_arch) });
+  const os = pickOs({ name: intern(row.os_name), version: intern(row.os_version), platform: intern(row.os_platform), arch: intern(row.os_arch) });
   if (os) a.os = sharedOs(os);
 }
 
