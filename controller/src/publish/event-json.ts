@@ -19,7 +19,7 @@ function q(s: string | null | undefined): string {
   if (s === null || s === undefined) return 'null';
   let j = quoted.get(s);
   if (j === undefined) {
-    j = PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+    j = q1(s);
     if (quoted.size >= QUOTED_MAX) quoted.clear();
     quoted.set(s, j);
   }

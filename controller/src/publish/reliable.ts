@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryMessage, type DeliveryStats, type StreamOptions } from './delivery.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
-import { agentSubject, alertSubject, isAgentIdToken, keepaliveBatchSubject, tapSubject } from './subjects.js';
+import { agentSubject, alertSubject, assertAgentIdToken, isAgentIdToken, keepaliveBatchSubject, tapSubject } from './subjects.js';
 import { DEFAULT_BATCH_BYTES, KeepaliveBatcher } from './keepalive-batch.js';
 import { keepaliveJson } from './event-json.js';
 import type { AlertEvent } from '../alerts/alert-event.js';
@@ -164,7 +164,7 @@ export class ReliablePublisher {
     const at: number[] = []; // per event: its index in out, ACCEPTED (in the batch) or DROPPED
     for (const ev of evs) {
       try {
-        if (!isAgentIdToken(ev.agent_id)) throw new Error(`refusing agent id '${String(ev.agent_id).slice(0, 32)}' as a subject token`);
+        assertAgentIdToken(ev.agent_id); // a batched keepalive too: its id goes into the batch's events
         if (b && ev.event_type === 'keepalive') {
           for (const full of b.add(ev)) out.push(this.batchMessage(full));
           at.push(ACCEPTED);

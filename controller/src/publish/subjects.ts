@@ -46,8 +46,13 @@ export function isAgentIdToken(id: string): boolean {
   return AGENT_ID.test(id);
 }
 
+/** Throws unless `id` may go into a subject (the text it quotes is clipped: the id may be hostile). */
+export function assertAgentIdToken(id: string): void {
+  if (!isAgentIdToken(id)) throw new Error(`refusing agent id '${clip(id, 32)}' as a subject token`);
+}
+
 export function agentSubject(prefix: string, ev: AgentEvent): string {
-  if (!isAgentIdToken(ev.agent_id)) throw new Error(`refusing agent id '${ev.agent_id}' as a subject token`);
+  assertAgentIdToken(ev.agent_id);
   const kind = ev.event_type === 'status_change' ? 'status' : 'keepalive';
   return `${prefix}.agent.${ev.agent_id}.${kind}`;
 }
