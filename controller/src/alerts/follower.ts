@@ -29,12 +29,13 @@
 //     for a proper one, as for a missing file;
 //   - running out of file descriptors (EMFILE, ENFILE) is a pause, never a conclusion: nothing is
 //     counted as unread because a directory could not be listed, and the next poll tries again.
-import { closeSync, createReadStream, fstatSync, lstatSync, readdirSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, readdirSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
 import { HEAD_BYTES, hashOf, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
 import { openTrusted } from './trusted-open.js';
+import { lstatOrNull } from '../util/read-file.js';
 import { isFdExhaustion } from '../util/errno.js';
 import { LogLimiter } from '../util/log-limiter.js';
 
@@ -594,14 +595,6 @@ export class AlertsFollower {
     } catch {
       // logs/alerts does not exist yet
     }
-  }
-}
-
-function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch {
-    return null;
   }
 }
 

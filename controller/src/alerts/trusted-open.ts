@@ -4,8 +4,9 @@
 // symbolic link in its last component (O_NOFOLLOW) and without blocking (O_NONBLOCK: a FIFO opens
 // at once and is then refused), and what was opened is checked through the descriptor (fstat, no
 // race with a swap): a regular file owned by root or by the Wazuh user, else it is closed unread.
-import { closeSync, constants as fc, fstatSync, lstatSync, openSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants as fc, fstatSync, openSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { fileKind, lstatOrNull } from '../util/read-file.js';
 
 const FLAGS = fc.O_RDONLY | fc.O_NOFOLLOW | fc.O_NONBLOCK;
 
@@ -54,22 +55,10 @@ export function openTrusted(path: string, owners: readonly number[]): TrustedOpe
     closeSync(fd);
     throw e;
   }
-  const why = !st.isFile() ? `not a regular file (${kindOf(st)})`
+  const why = !st.isFile() ? `not a regular file (${fileKind(st)})`
     : !owners.includes(st.uid) ? `owned by uid ${st.uid}, neither root nor the Wazuh user (${owners.filter((u) => u !== 0).join(', ') || 'unknown'})`
       : null;
   if (why === null) return { fd, st };
   closeSync(fd);
   return { refused: why, dev: st.dev, ino: st.ino };
-}
-
-function kindOf(st: Stats): string {
-  return st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a file';
-}
-
-function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch {
-    return null;
-  }
 }
