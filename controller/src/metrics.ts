@@ -2,7 +2,7 @@
 // time: nothing on the hot path updates a metric.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { LogLimiter } from './util/log-limiter.js';
+import { listenGuarded } from './util/listener.js';
 
 export interface MetricsSources {
   capture(): Record<string, number>;
@@ -145,27 +145,10 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
       (e) => res.writeHead(500).end(`${(e as Error).message}\n`),
     );
   });
-  server.maxConnections = L.maxConnections; // the next ones are closed at once ('drop')
   server.setTimeout(L.idleMs); // a socket idle that long is destroyed (no 'timeout' listener)
-  const limiter = new LogLimiter();
-  let dropped = 0;
-  server.on('drop', () => {
-    dropped++;
-    const say = limiter.allow('drop');
-    if (say) log?.warn({ max_connections: L.maxConnections, dropped }, 'metrics: connections refused, as many are open already (a scraper that does not close them, or a local user)');
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(addr.port, addr.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  // After listen, an error is an accept that failed (EMFILE, ENFILE): said, never fatal; the
-  // listener stays and accepts again when descriptors are back.
-  server.on('error', (e: NodeJS.ErrnoException) => {
-    const say = limiter.allow(`error:${e.code ?? e.message}`);
-    if (say) log?.warn({ err: e.message, code: e.code, held: say.held }, 'metrics: accepting a connection failed: going on');
+  await listenGuarded(server, (done) => server.listen(addr.port, addr.host, done), {
+    max: L.maxConnections, what: 'metrics', warn: log ? (o, msg) => log.warn(o, msg) : undefined,
+    dropHint: '(a scraper that does not close them, or a local user)',
   });
   return server;
 }

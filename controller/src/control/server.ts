@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { peerCred } from './peercred.js';
 import { MAX_REQUEST_BYTES, parseRequest, type ControlCommand, type ControlReply } from './protocol.js';
-import { LogLimiter } from '../util/log-limiter.js';
+import { listenGuarded } from '../util/listener.js';
 
 /** Clients served at once: `status` is one short exchange; more than this is a runaway script. */
 export const MAX_CONTROL_CONNECTIONS = 16;
@@ -26,7 +26,6 @@ export interface ControlServerOptions {
 export class ControlServer {
   private server: Server | null = null;
   private readonly clients = new Set<Socket>();
-  private readonly limiter = new LogLimiter();
 
   constructor(private readonly opts: ControlServerOptions) {}
 
@@ -44,18 +43,11 @@ export class ControlServer {
     }
     const server = createServer((s) => this.serve(s));
     this.server = server;
-    server.maxConnections = MAX_CONTROL_CONNECTIONS; // the next ones are closed at once ('drop')
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    const { log } = this.opts;
+    await listenGuarded(server, (done) => server.listen(path, done), {
+      max: MAX_CONTROL_CONNECTIONS, what: 'control socket', warn: (o, msg) => log.warn(o, msg),
     });
     chmodSync(path, 0o600);
-    // After listen, an error is a failed accept (EMFILE, ENFILE): said, and the socket goes on listening.
-    server.on('error', (e: NodeJS.ErrnoException) => this.say(`error:${e.code}`, { err: e.message, code: e.code }, 'control socket: accepting a connection failed: going on'));
-    server.on('drop', () => this.say('drop', { max_connections: MAX_CONTROL_CONNECTIONS }, 'control socket: connections refused, as many are open already'));
   }
 
   private serve(sock: Socket): void {
@@ -84,11 +76,6 @@ export class ControlServer {
       busy = true;
       void this.handle(line).then((r) => this.reply(sock, r, true));
     });
-  }
-
-  private say(key: string, o: object, msg: string): void {
-    const ok = this.limiter.allow(key);
-    if (ok) this.opts.log.warn({ ...o, held: ok.held }, msg);
   }
 
   private async handle(line: string): Promise<ControlReply> {
