@@ -20,7 +20,7 @@ import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 import { clip, clipRuns } from './util/clip.js';
 import { validateSubjectFilter } from './publish/subjects.js';
-import { Lifecycle, watchProcess } from './agent/lifecycle.js';
+import { loggedError, Lifecycle, watchProcess } from './agent/lifecycle.js';
 import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
 
 /** Signals the executable took before the modules were loaded (bin/wazuh-nats-tap.js): the lifecycle's now. */
@@ -135,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
       } catch (e) {
         code = exitCodeOf(e);
         const err = e as Error;
-        log.fatal({ err: { type: err.name, message: shown(err.message), stack: shown(err.stack ?? '') } }, shown(err.message));
+        log.fatal({ err: loggedError(err, shown) }, shown(err.message));
         process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
       } finally {
         unwatch();

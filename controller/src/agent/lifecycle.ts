@@ -59,12 +59,12 @@ export class Lifecycle {
   /** Ask for the shutdown; the first request decides the exit code. Safe from any context, any number of times. */
   requestStop(req: StopRequest): void {
     if (this.request) {
-      if (req.err) this.log.error({ err: this.errorFields(req.err), why: req.why }, 'during the shutdown');
+      if (req.err) this.log.error({ err: loggedError(req.err, this.shown), why: req.why }, 'during the shutdown');
       else this.log.info({ why: req.why }, 'already stopping');
       return;
     }
     this.request = req;
-    if (req.err) this.log.fatal({ err: this.errorFields(req.err), why: req.why }, this.shown(req.err.message));
+    if (req.err) this.log.fatal({ err: loggedError(req.err, this.shown), why: req.why }, this.shown(req.err.message));
     this.wake();
   }
 
@@ -76,10 +76,6 @@ export class Lifecycle {
       return;
     }
     this.safely('reload', this.onHup);
-  }
-
-  private errorFields(e: Error): { type: string; message: string; stack: string } {
-    return { type: e.name, message: this.shown(e.message), stack: this.shown(e.stack ?? '') };
   }
 
   setReload(fn: () => void): void {
@@ -197,4 +193,9 @@ export function watchProcess(life: Lifecycle): () => void {
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
   };
+}
+
+/** An error as the log carries it: its type, and its message and stack with secrets masked by `shown`. */
+export function loggedError(e: Error, shown: (text: string) => string): { type: string; message: string; stack: string } {
+  return { type: e.name, message: shown(e.message), stack: shown(e.stack ?? '') };
 }

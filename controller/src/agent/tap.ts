@@ -156,6 +156,7 @@ export class Tap {
     const c = this.capture;
     const p = this.publisher;
     const delivery = p?.stats();
+    const decoded = this.decoder.stats();
     return {
       attached: c?.attached ?? false,
       hooks: c?.attachedHooks() ?? [],
@@ -164,7 +165,7 @@ export class Tap {
       counters: c?.counters() ?? {},
       decoder: this.decoder.summary(),
       // Unchanged keepalives the shim sent as ticks (bpf/shim/fastpath.h), and what the decoder made of them.
-      fastpath: c ? { ...c.fastpath(), batches: c.batches, applied: this.decoder.stats().ticks, misses: this.decoder.stats().tickMisses } : null,
+      fastpath: c ? { ...c.fastpath(), batches: c.batches, applied: decoded.ticks, misses: decoded.tickMisses } : null,
       errors: { records: this.pipeline.errors, unpublishable: p?.unpublishable ?? 0 },
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
