@@ -152,3 +152,40 @@ t.test('decoder: invalid requests, malformed replies and dropped fields are coun
   d.push(rec(3, 'reply', broken, 6n));
   t.match(d.summary(), { malformed: 4, malformedStreams: 1 }, 'the reassembler\'s own count is part of it');
 });
+
+t.test('decoder: a tick stands for the request last sent whole under its key, for each agent', async (t) => {
+  const misses: number[] = [];
+  const d = new WdbDecoder({ onTickMiss: (k) => misses.push(k) });
+  const data = (id: number, ip: string, extra = '') => `global update-agent-data {"id":${id},"os_name":"Ubuntu","os_version":"22.04","os_major":"22",`
+    + `"os_platform":"ubuntu","os_arch":"x86_64","os_uname":"Linux |u |5.15","version":"Wazuh v4.7.5","manager_host":"m1",`
+    + `"node_name":"node01","agent_ip":"${ip}","connection_status":"active","sync_status":"synced","group_config_status":"synced"${extra}}`;
+  const whole = (client: number, payload: string, key: number, hash: number, ts: bigint) => {
+    const r = rec(client, 'request', wire(payload), ts);
+    r.keyed = { key, hash };
+    d.push(r);
+    return d.push(rec(client, 'reply', wire('ok'), ts + 1n))[0];
+  };
+  const tick = (client: number, key: number, hash: number, ts: bigint) => {
+    const r = { ...rec(client, 'request', new Uint8Array(0), ts), keyed: { key, hash }, tick: { replyTsNs: ts + 1n } };
+    return d.push(r);
+  };
+  const first = whole(1, data(7, '10.0.0.7'), 7, 70, 10n);
+  const second = whole(1, data(8, '10.0.0.8'), 8, 80, 20n);
+  const partial = whole(1, 'global update-agent-data {"id":9,"version":"Wazuh v4.7.5"}', 9, 90, 30n);
+  t.equal(first.request.cmd, 'update-agent-data');
+  const [a] = tick(1, 7, 70, 40n);
+  const [b] = tick(2, 8, 80, 50n);
+  const [c] = tick(1, 9, 90, 60n);
+  const slim = (ex: typeof first) => {
+    if (ex.request.cmd !== 'update-agent-data') throw new Error('not update-agent-data');
+    const { manager_host: _h, os_major: _m, os_uname: _u, ...kept } = ex.request.data;
+    return { ...ex.request, data: kept };
+  };
+  t.strictSame(a.request, slim(first), 'agent 7: its own id and address, the shared values');
+  t.strictSame(b.request, slim(second), 'agent 8: its own id and address, the same shared values');
+  t.strictSame(c.request, partial.request, 'fields the whole request did not have stay absent');
+  t.same([a.reply.status, a.tsNs, a.replyTsNs, a.connId, b.connId], ['ok', 40n, 41n, '1', '2']);
+  t.same(tick(1, 7, 71, 70n), [], 'another hash: not this payload, nothing applied');
+  t.same(misses, [7]);
+  t.match(d.stats(), { ticks: 3, tickMisses: 1, keyed: 3 });
+});

@@ -10,7 +10,7 @@ import type { Capture } from '../capture/capture.js';
 import { WdbDecoder } from '../decode/index.js';
 import { AgentStateTable } from '../state/agents.js';
 import { initialSync } from '../state/sources/initial-sync.js';
-import type { PublishedStatus, StatusJournal } from '../state/sources/status-journal.js';
+import { publishedStatus, type PublishedStatus, type StatusJournal } from '../state/sources/status-journal.js';
 import { errorFields, Pipeline } from '../pipeline.js';
 import { RateLimitedLog } from '../util/rate-limit.js';
 import type { AgentEvent, StatusChangeEvent } from '../types.js';
@@ -93,7 +93,7 @@ export class Tap {
     const statuses: { agentId: string; status: StatusChangeEvent['current_status']; statusCode: number }[] = [];
     evs.forEach((ev, i) => {
       if (accepted[i] && ev.event_type === 'status_change') {
-        this.published.set(Number(ev.agent_id), { status: ev.current_status, status_code: ev.status_code });
+        this.published.set(Number(ev.agent_id), publishedStatus(ev.current_status, ev.status_code));
         statuses.push({ agentId: ev.agent_id, status: ev.current_status, statusCode: ev.status_code });
       }
     });

@@ -52,8 +52,8 @@ const OK: ParsedWdbReply = Object.freeze({ status: 'ok', payload: '', malformed:
 export class WdbDecoder {
   private readonly pairer: Pairer;
   private readonly reassembler: StreamReassembler;
-  /** Agent key → the parse of the last update-agent-data the shim sent whole for it (bpf/shim/fastpath.h). */
-  private readonly keyed = new Map<number, { hash: number; request: WdbRequest }>();
+  /** Agent key → what a tick needs of the last request the shim sent whole for it (bpf/shim/fastpath.h). */
+  private readonly keyed = new Map<number, Kept>();
   private readonly maxKeyed: number;
   private readonly onTickMiss: DecoderOptions['onTickMiss'];
   private ticks = 0;
@@ -88,7 +88,7 @@ export class WdbDecoder {
     }
     this.ticks++;
     const ex: WdbExchange<WdbRequest> = {
-      connId: connIdOf(rec), request: kept.request, reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
+      connId: connIdOf(rec), request: requestOf(kept), reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
       replyTsNs: rec.tick!.replyTsNs,
     };
     if (rec.exe !== undefined) ex.exe = rec.exe;
@@ -101,7 +101,7 @@ export class WdbDecoder {
       const oldest = this.keyed.keys().next().value as number | undefined;
       if (oldest !== undefined) this.keyed.delete(oldest);
     }
-    this.keyed.set(k.key, { hash: k.hash, request: request.cmd === 'update-agent-data' ? slim(request) : request });
+    this.keyed.set(k.key, keptOf(k.hash, request));
   }
 
   /** The connection ended (or the capture layer knows it is gone). */
@@ -130,13 +130,72 @@ export type { AgentDataUpdate, ParsedWdbReply, WdbRequest } from '../types.js';
 
 /**
  * What a tick needs of a kept update-agent-data: the fields the state applies (state/agents.ts), not
- * the manager's host, the os codename, major and uname. One is kept per agent: on a fleet of 100,000,
- * what is left out here is ~25 MB.
+ * the manager's host, the os codename, major and uname. One is kept per agent, so it is small: the
+ * agent's id and address, and the rest (status, versions, os, node: the same for thousands of agents)
+ * as one shared template. At 100,000 agents a whole parse each was ~22 MB; this is ~5 MB.
  */
-function slim(r: Extract<WdbRequest, { cmd: 'update-agent-data' }>): WdbRequest {
-  const d = r.data;
-  const out: AgentDataUpdate = { id: d.id };
-  for (const k of KEPT) if (d[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = d[k];
-  return r.dropped ? { cmd: r.cmd, data: out, dropped: r.dropped } : { cmd: r.cmd, data: out };
+class Kept {
+  constructor(
+    readonly hash: number,
+    readonly id: number,
+    readonly ip: string | undefined,
+    /** Shared, frozen; or a request that is not update-agent-data, kept whole. */
+    readonly shared: Template | WdbRequest,
+  ) {}
 }
-const KEPT = ['connection_status', 'agent_ip', 'sync_status', 'group_config_status', 'version', 'node_name', 'os_name', 'os_version', 'os_platform', 'os_arch'] as const;
+
+interface Template {
+  readonly connection_status: AgentDataUpdate['connection_status'];
+  readonly sync_status: string | undefined;
+  readonly group_config_status: string | undefined;
+  readonly version: string | undefined;
+  readonly node_name: string | undefined;
+  readonly os_name: string | undefined;
+  readonly os_version: string | undefined;
+  readonly os_platform: string | undefined;
+  readonly os_arch: string | undefined;
+  readonly dropped: string[] | undefined;
+}
+
+/** Templates by their values; bounded like util/intern (a hostile stream of distinct values costs lookups, never memory). */
+const templates = new Map<string, Template>();
+const TEMPLATES_MAX = 4096;
+
+function keptOf(hash: number, r: WdbRequest): Kept {
+  if (r.cmd !== 'update-agent-data') return new Kept(hash, 0, undefined, r);
+  const d = r.data;
+  const t: Template = {
+    connection_status: d.connection_status, sync_status: d.sync_status, group_config_status: d.group_config_status,
+    version: d.version, node_name: d.node_name, os_name: d.os_name, os_version: d.os_version, os_platform: d.os_platform,
+    os_arch: d.os_arch, dropped: r.dropped,
+  };
+  const key = JSON.stringify(Object.values(t));
+  let shared = templates.get(key);
+  if (shared === undefined) {
+    if (templates.size >= TEMPLATES_MAX) templates.clear();
+    templates.set(key, (shared = Object.freeze(t)));
+  }
+  return new Kept(hash, d.id, d.agent_ip, shared);
+}
+
+/** The request a tick stands for, made again from what was kept (fields absent from it stay absent). */
+function requestOf(k: Kept): WdbRequest {
+  if (!isTemplate(k.shared)) return k.shared;
+  const t = k.shared;
+  const data: AgentDataUpdate = { id: k.id };
+  if (t.connection_status !== undefined) data.connection_status = t.connection_status;
+  if (k.ip !== undefined) data.agent_ip = k.ip;
+  if (t.sync_status !== undefined) data.sync_status = t.sync_status;
+  if (t.group_config_status !== undefined) data.group_config_status = t.group_config_status;
+  if (t.version !== undefined) data.version = t.version;
+  if (t.node_name !== undefined) data.node_name = t.node_name;
+  if (t.os_name !== undefined) data.os_name = t.os_name;
+  if (t.os_version !== undefined) data.os_version = t.os_version;
+  if (t.os_platform !== undefined) data.os_platform = t.os_platform;
+  if (t.os_arch !== undefined) data.os_arch = t.os_arch;
+  return t.dropped ? { cmd: 'update-agent-data', data, dropped: t.dropped } : { cmd: 'update-agent-data', data };
+}
+
+function isTemplate(x: Template | WdbRequest): x is Template {
+  return !('cmd' in x);
+}

@@ -20,8 +20,21 @@ const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'ac
 const MAX_BYTES = 256 * 1024 * 1024;
 
 export interface PublishedStatus {
-  status: ConnectionStatus;
-  status_code: number;
+  readonly status: ConnectionStatus;
+  readonly status_code: number;
+}
+
+/** The few (status, code) pairs there are, one shared frozen object each: a fleet's map holds 100,000s. */
+const pairs = new Map<string, PublishedStatus>();
+
+export function publishedStatus(status: ConnectionStatus, status_code: number): PublishedStatus {
+  const key = `${status} ${status_code}`;
+  let p = pairs.get(key);
+  if (p === undefined) {
+    if (pairs.size >= 4096) pairs.clear(); // codes are 0–999 (decode/values.ts): never reached by Wazuh
+    pairs.set(key, (p = Object.freeze({ status, status_code })));
+  }
+  return p;
 }
 
 /**
@@ -33,7 +46,7 @@ export function parseJournal(text: string): Map<number, PublishedStatus> {
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
     if (!m || !(STATUSES as readonly string[]).includes(m[2])) continue;
-    out.set(Number(m[1]), { status: m[2] as ConnectionStatus, status_code: Number(m[3]) });
+    out.set(Number(m[1]), publishedStatus(m[2] as ConnectionStatus, Number(m[3])));
   }
   return out;
 }
