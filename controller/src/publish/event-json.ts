@@ -11,7 +11,7 @@ import type { KeepaliveEvent } from '../types.js';
 
 /** Characters JSON leaves as they are (printable ASCII but `"` and `\`): such a string is quoted, not escaped. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-/** Strings quoted before (names, addresses, versions, statuses), bounded. */
+/** Strings quoted before (versions, statuses, os fields, nodes: values agents share), bounded. */
 const quoted = new Map<string, string>();
 const QUOTED_MAX = 65_536;
 
@@ -101,9 +101,17 @@ export function keepaliveJson(ev: KeepaliveEvent): string {
     lastTimeText = q1(ev.time);
     lastTime = ev.time;
   }
-  return `{"event_id":${q1(ev.event_id)},"event_type":"keepalive","agent_id":${q1(ev.agent_id)},"agent_name":${q(ev.agent_name)},`
-    + `"ip_address":${q(ev.ip_address)},"status":${q(ev.status)},${middle(ev)},"timestamp":${JSON.stringify(ev.timestamp)},`
+  return `{"event_id":${q1(ev.event_id)},"event_type":"keepalive","agent_id":${q1(ev.agent_id)},"agent_name":${qOnce(ev.agent_name)},`
+    + `"ip_address":${qOnce(ev.ip_address)},"status":${q(ev.status)},${middle(ev)},"timestamp":${JSON.stringify(ev.timestamp)},`
     + `"time":${lastTimeText},${end(ev)}`;
+}
+
+/**
+ * An agent's own value (its name, its address): quoted without remembering it. Remembered, a fleet
+ * larger than QUOTED_MAX emptied the cache every few seconds and every quote outlived a scavenge.
+ */
+function qOnce(s: string | null): string {
+  return s === null ? 'null' : q1(s);
 }
 
 /** A string seen once (an id, a time): quoted without remembering it. */
