@@ -193,7 +193,9 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
     + (jetstream ? '    <jetstream>yes</jetstream>\n    <create_stream>yes</create_stream>\n' : '')
     + `${extra}  </nats>\n</ossec_config>\n`);
   const sock = join(home, 'tap.sock');
-  const args = [...nodeArgs, join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
+  // BENCH_NODE_ARGS: node/V8 flags for every tap a measurement starts (trying a GC setting, say).
+  const fromEnv = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...fromEnv, ...nodeArgs, join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
     '--control-socket', sock, '--log-level', logLevel, ...(attach ? [] : ['--no-attach'])];
   // PROFILE=1: a V8 CPU profile of each tap (cpu-profile.mjs), in build/bench/profile-*.cpuprofile.
   const env = { ...process.env };
