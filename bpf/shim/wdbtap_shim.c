@@ -492,6 +492,22 @@ static int set_idle(struct wdbtap *t, uint64_t v)
 
 /* IDLE_MS: how long the reader sleeps, when nothing wakes it, before looking anyway. */
 #define IDLE_MS 100
+/*
+ * The process's heap (every arena: the controller's buffers are malloc'd too) is looked at every
+ * TRIM_EVERY_S and given back to the system past TRIM_FREE_BYTES free. Under a steady load nothing
+ * is ever quiet: between two garbage collections the controller's event loop churns through tens of
+ * MB of short-lived buffers, and the allocator kept all it freed (30–40 MB of RSS at 100,000 agents).
+ */
+#define TRIM_EVERY_S 5
+#define TRIM_FREE_BYTES (16u << 20)
+
+static time_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 /*
  * The reader thread: the rings' safety net, not their everyday reader. While
@@ -517,6 +533,7 @@ static void *reader_main(void *arg)
 	};
 
 	pthread_setname_np(pthread_self(), "wdbtap-reader"); /* top -H, and the tap's CPU by thread */
+	time_t looked = mono_s();
 
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
 		int rc = poll(pfd, 2, IDLE_MS);
@@ -538,6 +555,11 @@ static void *reader_main(void *arg)
 			bool trim = t->trim;
 			t->trim = false;
 			pthread_mutex_unlock(&t->mu);
+			time_t now = mono_s();
+			if (!trim && now - looked >= TRIM_EVERY_S) {
+				looked = now;
+				trim = mallinfo2().fordblks > TRIM_FREE_BYTES;
+			}
 			if (trim)
 				malloc_trim(0);
 		}
