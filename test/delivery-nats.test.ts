@@ -296,3 +296,33 @@ t.test('JetStream: keepalive batches are published without waiting for each othe
   await waitFor(() => d.stats().acknowledged === 7, 5000, 'everything acknowledged');
   t.equal(d.stats().inFlight, 0, 'nothing left in flight');
 });
+
+t.test('core NATS: every message carries its own headers, however often a set of them repeats', async (t) => {
+  const srv = await startNatsServer();
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const seen: { subject: string; headers: Record<string, string> }[] = [];
+  nc.subscribe('wazuh.>', {
+    callback: (_e, m) => {
+      const headers: Record<string, string> = {};
+      for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
+      seen.push({ subject: m.subject, headers });
+    },
+  });
+  await nc.flush();
+  const d = new Delivery({ servers: [srv.url], mode: 'core', log, spool: { dir: tmp('spool-hdr-'), maxBytes: 16 << 20 } });
+  t.teardown(() => d.close(500));
+  d.start();
+  const sent: { subject: string; headers: Record<string, string> }[] = [];
+  for (let i = 0; i < 60; i++) {
+    const headers: Record<string, string> = i % 3 === 2
+      ? { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': String(i % 7).padStart(3, '0') }
+      : { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(1 + (i % 4)) };
+    const subject = headers['Wazuh-Agent-Id'] ? `wazuh.agent.${headers['Wazuh-Agent-Id']}.status` : 'wazuh.agent.batch.keepalive';
+    sent.push({ subject, headers });
+    t.ok(d.enqueue({ subject, headers, body: JSON.stringify({ i }), kind: headers['Wazuh-Agent-Id'] ? 'status' : 'keepalive', eventId: `h-${i}` }));
+  }
+  await waitFor(() => seen.length === 60, 10_000, 'all 60 messages');
+  t.same(seen, sent, 'each with its own subject and headers, in order');
+});

@@ -188,6 +188,7 @@ export class Delivery {
   private pubIdx = 0;
   private sinceFlush = 0;
   private flushTimer: NodeJS.Timeout | null = null;
+  private readonly hdrCache = new Map<string, MsgHdrs>();
   // pump scheduling
   private pumpScheduled = false;
   /** Seq ranges written while NATS was away (for `replayed`). */
@@ -516,7 +517,7 @@ export class Delivery {
     while (this.unconfirmed.length - this.uHead < window && n < 5000 && this.refill()) {
       const e = this.pending.shift()!;
       try {
-        nc.publish(e.subject, e.body, { headers: this.hdrs(e) });
+        nc.publish(e.subject, e.body, { headers: this.sharedHdrs(e) });
       } catch (err) {
         if (this.rejectIfTooLarge(e, err)) continue;
         this.pending.unshift(e);
@@ -701,6 +702,30 @@ export class Delivery {
   private hdrs(e: SpoolEntry): MsgHdrs {
     const h = natsHeaders();
     for (const [k, v] of Object.entries(e.headers)) h.set(k, v);
+    return h;
+  }
+
+  /**
+   * Core NATS: the headers of a message as one shared, never-changed object per distinct set, its
+   * bytes encoded once. A keepalive batch's are the same but for the count: made per message they
+   * were ~500 bytes of garbage a keepalive and a Map, a regex and an encode each. Bounded (a status
+   * event's carry its agent id). JetStream adds Nats-Msg-Id to each message: it gets its own.
+   */
+  private sharedHdrs(e: SpoolEntry): MsgHdrs {
+    let key = '';
+    for (const k in e.headers) key += `${k}\n${e.headers[k]}\n`;
+    let h = this.hdrCache.get(key);
+    if (h === undefined) {
+      h = this.hdrs(e);
+      // encode() is what nats.js's publish() calls (MsgHdrsImpl, not in the MsgHdrs type): kept once.
+      const impl = h as unknown as { encode?: () => Uint8Array };
+      if (typeof impl.encode === 'function') {
+        const bytes = impl.encode();
+        impl.encode = () => bytes;
+      }
+      if (this.hdrCache.size >= 1024) this.hdrCache.clear();
+      this.hdrCache.set(key, h);
+    }
     return h;
   }
 
