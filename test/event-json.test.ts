@@ -1,6 +1,6 @@
 // The keepalive's hand-built JSON is JSON.stringify's, byte for byte, whatever the values.
 import t from 'tap';
-import { keepaliveJson } from '../controller/src/publish/event-json.js';
+import { keepaliveJson, keepaliveJsonInto } from '../controller/src/publish/event-json.js';
 import type { KeepaliveEvent } from '../controller/src/types.js';
 import { prng } from './helpers/prng.js';
 
@@ -28,8 +28,13 @@ t.test('equal to JSON.stringify: the usual event, nulls, partial os, and hostile
       t.fail(`differs for ${JSON.stringify(ev)}`);
       return;
     }
+    const pieces: string[] = [];
+    if (keepaliveJsonInto(ev, pieces) !== JSON.stringify(ev).length || pieces.join('') !== JSON.stringify(ev)) {
+      t.fail(`pieces or their length differ for ${JSON.stringify(ev)}`);
+      return;
+    }
   }
-  t.pass('2,000 random events: identical');
+  t.pass('2,000 random events: identical, and so are the pieces a batch joins and their length');
 });
 
 t.test('remembered runs of text follow the values, not the objects: shared os, changed fields, many values', async (t) => {

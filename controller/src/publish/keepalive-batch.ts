@@ -12,7 +12,7 @@
 // here.
 import type { KeepaliveEvent } from '../types.js';
 import { eventId, eventTime } from '../state/format.js';
-import { keepaliveJson } from './event-json.js';
+import { keepaliveJsonInto } from './event-json.js';
 
 export interface KeepaliveBatchOptions {
   /** Keepalives per message at most. */
@@ -37,7 +37,10 @@ export const DEFAULT_BATCH_BYTES = 512 * 1024;
 
 export class KeepaliveBatcher {
   private events: KeepaliveEvent[] = [];
-  private json: string[] = [];
+  /** The body's pieces: [0] is the envelope's head, set when the batch closes; then the events' JSON. */
+  private parts: string[] = [''];
+  /** One event's pieces, before they are known to fit. */
+  private readonly one: string[] = [];
   private bytes = 0;
   private readonly agents = new Set<string>();
   private readonly o: KeepaliveBatchOptions;
@@ -62,11 +65,13 @@ export class KeepaliveBatcher {
    */
   add(ev: KeepaliveEvent): { body: string; count: number; eventId: string }[] {
     const out: { body: string; count: number; eventId: string }[] = [];
-    const j = keepaliveJson(ev);
-    if (this.events.length && this.bytes + j.length + 1 > this.o.maxBytes) out.push(this.take()!);
+    this.one.length = 0;
+    const len = keepaliveJsonInto(ev, this.one);
+    if (this.events.length && this.bytes + len + 1 > this.o.maxBytes) out.push(this.take()!);
+    if (this.events.length) this.parts.push(',');
+    for (const p of this.one) this.parts.push(p);
     this.events.push(ev);
-    this.json.push(j);
-    this.bytes += j.length + 1;
+    this.bytes += len + 1;
     this.agents.add(ev.agent_id);
     if (this.events.length >= this.o.maxEvents || this.bytes >= this.o.maxBytes) out.push(this.take()!);
     return out;
@@ -81,13 +86,15 @@ export class KeepaliveBatcher {
     // Derived from its members: the same batch always has the same id.
     const id = eventId(['keepalive_batch', first.event_id, last.event_id, n]);
     const t = eventTime(Date.parse(last.time));
-    // The events are serialised once, as they are added; the envelope is put around them.
+    // The events are serialised as they are added (as pieces); the envelope is put around them, one join.
     const head: Omit<KeepaliveBatchEvent, 'events'> = {
       event_id: id, event_type: 'keepalive_batch', manager_node: this.o.manager_node, count: n, timestamp: t.timestamp, time: t.time,
     };
-    const body = `${JSON.stringify(head).slice(0, -1)},"events":[${this.json.join(',')}]}`;
+    this.parts[0] = `${JSON.stringify(head).slice(0, -1)},"events":[`;
+    this.parts.push(']}');
+    const body = this.parts.join('');
     this.events = [];
-    this.json = [];
+    this.parts = [''];
     this.bytes = 0;
     this.agents.clear();
     return { body, count: n, eventId: id };
