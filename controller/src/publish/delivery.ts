@@ -145,6 +145,19 @@ interface Slot {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A core message published and not yet confirmed by a flush. */
+interface Unconfirmed {
+  e: SpoolEntry;
+  idx: number;
+  sentAt: number;
+}
+/** What a confirmed message's slot holds until the array is compacted. */
+const CONFIRMED: Unconfirmed = Object.freeze({
+  e: Object.freeze({ seq: 0, kind: 'keepalive', subject: '', eventId: '', headers: {}, body: new Uint8Array(0), size: 0, recovered: false }) as SpoolEntry,
+  idx: 0,
+  sentAt: 0,
+});
 /** Records not yet handed to NATS under which the publisher counts as keeping up. */
 const KEEP_UP_RECORDS = 20_000;
 const STREAM_NOT_FOUND = 10059;
@@ -183,7 +196,7 @@ export class Delivery {
   private streamReady = false;
   private kvReady = false;
   // core state
-  private unconfirmed: { e: SpoolEntry; idx: number; sentAt: number }[] = [];
+  private unconfirmed: Unconfirmed[] = [];
   private uHead = 0;
   private pubIdx = 0;
   private sinceFlush = 0;
@@ -543,7 +556,10 @@ export class Delivery {
       if (gen !== this.gen) return;
       const now = performance.now();
       while (this.uHead < this.unconfirmed.length && this.unconfirmed[this.uHead].idx <= mark) {
-        const u = this.unconfirmed[this.uHead++];
+        const u = this.unconfirmed[this.uHead];
+        // Let go of the entry (and its body) now, not when the array is compacted 4,096 later: kept
+        // seconds, every published keepalive batch outlived the young generation and waited there.
+        this.unconfirmed[this.uHead++] = CONFIRMED;
         this.acked(u.e, now - u.sentAt);
       }
       if (this.uHead > 4096 && this.uHead * 2 > this.unconfirmed.length) {
