@@ -498,7 +498,7 @@ static int set_idle(struct wdbtap *t, uint64_t v)
  * is ever quiet: between two garbage collections the controller's event loop churns through tens of
  * MB of short-lived buffers, and the allocator kept all it freed (30–40 MB of RSS at 100,000 agents).
  */
-#define TRIM_EVERY_S 5
+#define TRIM_EVERY_S 1
 #define TRIM_FREE_BYTES (16u << 20)
 
 static time_t mono_s(void)
@@ -548,21 +548,23 @@ static void *reader_main(void *arg)
 		if (rc > 0 && (pfd[1].revents & POLLIN))
 			perf_buffer__consume(t->bell);
 		release(t); /* rings the controller if it rests and records came */
+		bool trim = false;
 		if (rc == 0) {
 			/* Quiet for IDLE_MS: the heap a backlog (the queue, the reorder heap) left behind goes
 			 * back to the system, so the RSS after a burst is the RSS before it. */
 			pthread_mutex_lock(&t->mu);
-			bool trim = t->trim;
+			trim = t->trim;
 			t->trim = false;
 			pthread_mutex_unlock(&t->mu);
-			time_t now = mono_s();
-			if (!trim && now - looked >= TRIM_EVERY_S) {
-				looked = now;
-				trim = mallinfo2().fordblks > TRIM_FREE_BYTES;
-			}
-			if (trim)
-				malloc_trim(0);
 		}
+		/* Whatever woke it (under load the rings' watermark may wake it every time). */
+		time_t now = mono_s();
+		if (!trim && now - looked >= TRIM_EVERY_S) {
+			looked = now;
+			trim = mallinfo2().fordblks > TRIM_FREE_BYTES;
+		}
+		if (trim)
+			malloc_trim(0);
 	}
 	return NULL;
 }
