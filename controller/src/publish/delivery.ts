@@ -724,10 +724,13 @@ export class Delivery {
   /**
    * Core NATS: the headers of a message as one shared, never-changed object per distinct set, its
    * bytes encoded once. A keepalive batch's are the same but for the count: made per message they
-   * were ~500 bytes of garbage a keepalive and a Map, a regex and an encode each. Bounded (a status
-   * event's carry its agent id). JetStream adds Nats-Msg-Id to each message: it gets its own.
+   * were ~500 bytes of garbage a keepalive and a Map, a regex and an encode each. Bounded. JetStream
+   * adds Nats-Msg-Id to each message: it gets its own.
    */
   private sharedHdrs(e: SpoolEntry): MsgHdrs {
+    // One agent's message (a status change, an unbatched keepalive, an alert): its set is its own,
+    // and looking it up first only cost time (core publish 37–41k → 33–34k events/s when it did).
+    if (e.headers['Wazuh-Agent-Id'] !== undefined) return this.hdrs(e);
     let key = '';
     for (const k in e.headers) key += `${k}\n${e.headers[k]}\n`;
     let h = this.hdrCache.get(key);
