@@ -3,6 +3,7 @@
 import { connIdOf, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest, type AgentDataUpdate } from '../types.js';
 import { Pairer, type PairerOptions, type PairerStats } from './pairer.js';
 import { StreamReassembler, type ReassemblerOptions, type ReassemblerStats } from './reassembler.js';
+import { SharedPool } from '../util/intern.js';
 
 export { MAX_FRAME, StreamReassembler } from './reassembler.js';
 export type { ReassemblerOptions, ReassemblerStats, ResetReason } from './reassembler.js';
@@ -157,9 +158,7 @@ interface Template {
   readonly dropped: string[] | undefined;
 }
 
-/** Templates by their values; bounded like util/intern (a hostile stream of distinct values costs lookups, never memory). */
-const templates = new Map<string, Template>();
-const TEMPLATES_MAX = 4096;
+const templates = new SharedPool<Template>();
 
 function keptOf(hash: number, r: WdbRequest): Kept {
   if (r.cmd !== 'update-agent-data') return new Kept(hash, 0, undefined, r);
@@ -169,13 +168,7 @@ function keptOf(hash: number, r: WdbRequest): Kept {
     version: d.version, node_name: d.node_name, os_name: d.os_name, os_version: d.os_version, os_platform: d.os_platform,
     os_arch: d.os_arch, dropped: r.dropped,
   };
-  const key = JSON.stringify(Object.values(t));
-  let shared = templates.get(key);
-  if (shared === undefined) {
-    if (templates.size >= TEMPLATES_MAX) templates.clear();
-    templates.set(key, (shared = Object.freeze(t)));
-  }
-  return new Kept(hash, d.id, d.agent_ip, shared);
+  return new Kept(hash, d.id, d.agent_ip, templates.of(JSON.stringify(Object.values(t)), () => Object.freeze(t)));
 }
 
 /** The request a tick stands for, made again from what was kept (fields absent from it stay absent). */

@@ -41,6 +41,7 @@ import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
+import { SharedPool } from '../util/intern.js';
 import { LogLimiter } from '../util/log-limiter.js';
 
 export type DeliveryMessage = SpoolMessage;
@@ -152,12 +153,6 @@ interface Unconfirmed {
   idx: number;
   sentAt: number;
 }
-/** What a confirmed message's slot holds until the array is compacted. */
-const CONFIRMED: Unconfirmed = Object.freeze({
-  e: Object.freeze({ seq: 0, kind: 'keepalive', subject: '', eventId: '', headers: {}, body: new Uint8Array(0), size: 0, recovered: false }) as SpoolEntry,
-  idx: 0,
-  sentAt: 0,
-});
 /** Records not yet handed to NATS under which the publisher counts as keeping up. */
 const KEEP_UP_RECORDS = 20_000;
 const STREAM_NOT_FOUND = 10059;
@@ -201,7 +196,7 @@ export class Delivery {
   private pubIdx = 0;
   private sinceFlush = 0;
   private flushTimer: NodeJS.Timeout | null = null;
-  private readonly hdrCache = new Map<string, MsgHdrs>();
+  private readonly sharedHeaders = new SharedPool<MsgHdrs>(1024);
   // pump scheduling
   private pumpScheduled = false;
   /** Seq ranges written while NATS was away (for `replayed`). */
@@ -559,7 +554,7 @@ export class Delivery {
         const u = this.unconfirmed[this.uHead];
         // Let go of the entry (and its body) now, not when the array is compacted 4,096 later: kept
         // seconds, every published keepalive batch outlived the young generation and waited there.
-        this.unconfirmed[this.uHead++] = CONFIRMED;
+        this.unconfirmed[this.uHead++] = undefined as unknown as Unconfirmed; // as the spool's mem: never read below uHead
         this.acked(u.e, now - u.sentAt);
       }
       if (this.uHead > 4096 && this.uHead * 2 > this.unconfirmed.length) {
@@ -733,19 +728,16 @@ export class Delivery {
     if (e.headers['Wazuh-Agent-Id'] !== undefined) return this.hdrs(e);
     let key = '';
     for (const k in e.headers) key += `${k}\n${e.headers[k]}\n`;
-    let h = this.hdrCache.get(key);
-    if (h === undefined) {
-      h = this.hdrs(e);
+    return this.sharedHeaders.of(key, () => {
+      const h = this.hdrs(e);
       // encode() is what nats.js's publish() calls (MsgHdrsImpl, not in the MsgHdrs type): kept once.
       const impl = h as unknown as { encode?: () => Uint8Array };
       if (typeof impl.encode === 'function') {
         const bytes = impl.encode();
         impl.encode = () => bytes;
       }
-      if (this.hdrCache.size >= 1024) this.hdrCache.clear();
-      this.hdrCache.set(key, h);
-    }
-    return h;
+      return h;
+    });
   }
 
   private acked(e: SpoolEntry, ms: number): void {

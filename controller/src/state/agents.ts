@@ -29,7 +29,7 @@
 //   decoder already refuses it: see decode/values.ts).
 // - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
 
-import { intern } from '../util/intern.js';
+import { intern, SharedPool } from '../util/intern.js';
 import type {
   AgentDataUpdate,
   AgentEvent,
@@ -190,7 +190,7 @@ export class AgentStateTable {
   /** Every agent tracked (a snapshot, e.g. for a KV materialised view). */
   all(): Readonly<AgentRecord>[] {
     return [...this.agents.values()].map(recordOf);
-}
+  }
 
   countsByStatus(): Record<ConnectionStatus, number> {
     return Object.fromEntries(this.byStatus) as Record<ConnectionStatus, number>;
@@ -289,7 +289,7 @@ export class AgentStateTable {
         a.last_keepalive = Math.floor(ms / 1000);
         if (d.version !== undefined) a.version = d.version;
         // The address of every keepalive but the first is the one the row holds (checked then).
-        const ip = d.agent_ip !== undefined && d.agent_ip === a.ip ? a.ip : liveAddress(d.agent_ip);
+        const ip = d.agent_ip === a.ip ? a.ip : liveAddress(d.agent_ip);
         if (ip !== null) a.ip = ip;
         if (d.node_name !== undefined) a.node = d.node_name;
         if (d.sync_status !== undefined) a.sync_status = d.sync_status;
@@ -684,17 +684,11 @@ function osDiffers(os: AgentOs | null, d: AgentDataUpdate): boolean {
  * state replaces an agent's), so records and events share it, and the JSON of it is made once
  * (publish/event-json.ts). Bounded like intern().
  */
-const osPool = new Map<string, AgentOs>();
-const OS_POOL_MAX = 4096;
+const osPool = new SharedPool<AgentOs>();
 
 function sharedOs(os: AgentOs | null): AgentOs | null {
   if (os === null) return null;
-  const key = `${os.name ?? '\u0001'}\u0000${os.version ?? '\u0001'}\u0000${os.platform ?? '\u0001'}\u0000${os.arch ?? '\u0001'}`;
-  const s = osPool.get(key);
-  if (s !== undefined) return s;
-  if (osPool.size >= OS_POOL_MAX) osPool.clear();
-  osPool.set(key, os);
-  return os;
+  return osPool.of(`${os.name ?? '\u0001'}\u0000${os.version ?? '\u0001'}\u0000${os.platform ?? '\u0001'}\u0000${os.arch ?? '\u0001'}`, () => os);
 }
 
 function pickOs(os: AgentOs): AgentOs | null {

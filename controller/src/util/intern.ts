@@ -27,3 +27,25 @@ export function intern(s: string | undefined): string | undefined {
 export function own(s: string): string {
   return s.length < 13 ? s : (` ${s}`).slice(1);
 }
+
+/**
+ * One shared copy of a value object per key (a string of its values): the os of thousands of agents,
+ * the (status, code) pairs, the templates of kept keepalives, the headers of batch messages. Bounded
+ * like intern(): past `max` keys it starts again, so a hostile stream of distinct values costs
+ * lookups, never memory. `make` is a closure: for lookups off the per-keepalive path.
+ */
+export class SharedPool<T> {
+  private readonly pool = new Map<string, T>();
+
+  constructor(private readonly max = 4096) {}
+
+  /** The copy kept for `key`; `make()`'s when there is none yet. */
+  of(key: string, make: () => T): T {
+    let v = this.pool.get(key);
+    if (v === undefined) {
+      if (this.pool.size >= this.max) this.pool.clear();
+      this.pool.set(key, (v = make()));
+    }
+    return v;
+  }
+}

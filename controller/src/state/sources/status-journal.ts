@@ -15,6 +15,7 @@
 // one and then at most once a minute, and `onRecovered` says when writing works again.
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import type { ConnectionStatus } from '../../types.js';
+import { SharedPool } from '../../util/intern.js';
 
 const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 const MAX_BYTES = 256 * 1024 * 1024;
@@ -25,16 +26,10 @@ export interface PublishedStatus {
 }
 
 /** The few (status, code) pairs there are, one shared frozen object each: a fleet's map holds 100,000s. */
-const pairs = new Map<string, PublishedStatus>();
+const pairs = new SharedPool<PublishedStatus>(); // codes are 0–999 (decode/values.ts): its bound is never reached by Wazuh
 
 export function publishedStatus(status: ConnectionStatus, status_code: number): PublishedStatus {
-  const key = `${status} ${status_code}`;
-  let p = pairs.get(key);
-  if (p === undefined) {
-    if (pairs.size >= 4096) pairs.clear(); // codes are 0–999 (decode/values.ts): never reached by Wazuh
-    pairs.set(key, (p = Object.freeze({ status, status_code })));
-  }
-  return p;
+  return pairs.of(`${status} ${status_code}`, () => Object.freeze({ status, status_code }));
 }
 
 /**
