@@ -100,6 +100,15 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.equal(metric(/^wazuh_nats_tap_spool_errors_total\{op="write"\} (\d+)$/m), 0, 'no spool write failed');
   t.equal(metric(/^wazuh_nats_tap_spool_errors_total\{op="read"\} (\d+)$/m), 0, 'no spool read failed');
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/nope`)).status, 404);
+  // The startup event came from a capture: timed from the daemon's syscall to its publishing, and its
+  // acknowledgement from the publishing (status, the table and /metrics).
+  const lat = JSON.parse((await ctl('status', '--json')).stdout).nats.latency_ms;
+  t.ok(lat.capture_to_publish.count >= 1 && lat.capture_to_publish.max > 0 && lat.capture_to_publish.max < 10_000,
+    `syscall → NATS timed (${JSON.stringify(lat.capture_to_publish)})`);
+  t.ok(lat.publish_to_ack.count >= lat.capture_to_publish.count, 'every published message\'s acknowledgement timed');
+  t.match((await ctl('status')).stdout, /^latency\s+syscall → NATS p50 [\d.]+ p99 [\d.]+ ms, publish → ack p50 [\d.]+ p99 [\d.]+ ms$/m);
+  const delay = metric(/^wazuh_nats_tap_capture_delay_ms ([\d.e+-]+)$/m);
+  t.ok(delay > 0 && delay < 10_000, `wazuh_nats_tap_capture_delay_ms ${delay}`);
 
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
   t.same(await leftBehind(MARK), []);

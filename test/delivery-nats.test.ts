@@ -12,6 +12,7 @@ import { ReliablePublisher } from '../controller/src/publish/reliable.js';
 import { freePort, startNatsCluster, startNatsServer } from './helpers/nats-server.js';
 import { checkDelivery, readStream, steady, testEvent } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
+import { monotonicMs } from '../controller/src/publish/timing.js';
 import pino from 'pino';
 
 const log = pino({ level: process.env.DEBUG_DELIVERY ? 'debug' : 'silent' });
@@ -325,4 +326,39 @@ t.test('core NATS: every message carries its own headers, however often a set of
   }
   await waitFor(() => seen.length === 60, 10_000, 'all 60 messages');
   t.same(seen, sent, 'each with its own subject and headers, in order');
+});
+
+t.test('the tap\'s own share of the latency: each agent event message timed from its capture to its publishing, core and JetStream', async (t) => {
+  for (const jetstream of [false, true]) {
+    const srv = await startNatsServer({ jetstream });
+    t.teardown(() => srv.stop());
+    const pub = new ReliablePublisher({
+      servers: [srv.url], prefix: 'wazuh', node: 'node-1', log, spoolDir: tmp('spool-delay-'), spoolMaxBytes: 1 << 20,
+      jetstream, createStream: jetstream, reconnectDelayMs: 200, keepaliveBatch: { maxEvents: 1000, intervalMs: 0 },
+    });
+    t.teardown(() => pub.close(1000));
+    await pub.connect();
+    await waitFor(() => pub.connected, 10_000, 'connected');
+    const status = {
+      event_id: 'd-1', event_type: 'status_change' as const, agent_id: '001', agent_name: 'a1', previous_status: 'pending' as const,
+      current_status: 'active' as const, status_code: 0, reason: 'keepalive' as const, ip_address: null, timestamp: 1,
+      time: '1970-01-01T00:00:01.000Z', manager_node: 'node-1', source: 'remoted', sync_status: 'synced',
+    };
+    const keepalive = (id: string) => ({
+      event_id: `k-${id}`, event_type: 'keepalive' as const, agent_id: id, agent_name: `a${id}`, ip_address: null, status: 'active' as const,
+      version: null, os: null, group_config_status: null, sync_status: null, timestamp: 1, time: '1970-01-01T00:00:01.000Z',
+      manager_node: 'node-1', source: 'remoted',
+    });
+    pub.publishLifecycle('started', { home: '/var/ossec' }); // no capture behind it: not timed
+    // Events whose earliest record was captured 40 ms ago: one status message, one batch of two keepalives.
+    pub.publishAgentEvents([status, keepalive('002'), keepalive('003')], monotonicMs() - 40);
+    pub.publishAgentEvents([keepalive('004')]); // no capture time known (a resync): not timed
+    t.ok(await pub.delivery.flush(10_000), 'acknowledged');
+    const st = pub.stats();
+    const mode = jetstream ? 'JetStream' : 'core';
+    t.equal(st.delayMs.count, 2, `${mode}: the status change and the batch timed, nothing else`);
+    t.ok(st.delayMs.p50 >= 40 && st.delayMs.max < 40 + 5000, `${mode}: from their capture (${st.delayMs.p50} ms ≥ 40)`);
+    t.equal(st.latencyMs.count, 4, `${mode}: every message's acknowledgement timed from its publishing`);
+    t.ok(st.latencyMs.max < 5000, `${mode}: publish → ack ${st.latencyMs.max} ms`);
+  }
 });

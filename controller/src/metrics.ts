@@ -10,7 +10,8 @@ export interface MetricsSources {
   events(): Record<string, number>; // by event type
   delivery(): {
     published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; deferred?: number;
-    spoolBytes?: number; latencyMs?: number;
+    /** p99 of recent messages, ms: publish → acknowledgement, and capture → publish (agent events). */
+    spoolBytes?: number; latencyMs?: number; delayMs?: number;
     /** The spool's disk: the bound in force, whether the disk limits it, failed writes and reads. */
     spoolBoundBytes?: number; diskFull?: boolean; writeErrors?: number; readErrors?: number;
   };
@@ -65,8 +66,10 @@ export function metricsRegistry(src: MetricsSources): Registry {
       c.inc({ op: 'write' }, d.writeErrors ?? 0);
       c.inc({ op: 'read' }, d.readErrors ?? 0);
     });
-  new Gauge({ name: 'wazuh_nats_tap_publish_latency_ms', help: 'Recent publish latency (capture to acknowledgement), milliseconds', registers: [reg],
+  new Gauge({ name: 'wazuh_nats_tap_publish_latency_ms', help: 'p99 of recent messages from their publishing to NATS\' acknowledgement (core: the flush that confirms them, every 20 ms; JetStream: the PubAck), milliseconds', registers: [reg],
     collect() { this.set(src.delivery().latencyMs ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_capture_delay_ms', help: 'p99 of recent agent event messages from the daemon\'s syscall (the capture) to their publishing to NATS: the tap\'s own share of the latency, milliseconds', registers: [reg],
+    collect() { this.set(src.delivery().delayMs ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_nats_connected', help: '1 when connected to NATS', registers: [reg],
     collect() { this.set(src.natsConnected() ? 1 : 0); } });
   new Gauge({ name: 'wazuh_nats_tap_attached', help: '1 when the eBPF programs are attached', registers: [reg],

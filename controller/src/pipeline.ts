@@ -14,8 +14,12 @@ import type { WdbRequest } from './decode/wdb-request.js';
 
 export interface PipelineSinks {
   event(ev: AgentEvent): void;
-  /** After each push(): the events of one batch of records are complete (the publisher spools them in one write). */
-  flush?(): void;
+  /**
+   * After each push(): the events of one batch of records are complete (the publisher spools them in
+   * one write). `capturedMs`: the capture time of the batch's earliest record (CLOCK_MONOTONIC, ms;
+   * NaN for an empty batch), which the publisher times each message from.
+   */
+  flush?(capturedMs: number): void;
   exchange?(ex: WdbExchange<WdbRequest>): void;
   /**
    * Something threw while one record was handled (`rec`), or while the batch was flushed (`rec` null):
@@ -38,8 +42,10 @@ export class Pipeline {
   ) {}
 
   push(records: CaptureRecord[]): void {
+    let earliest = records.length ? records[0].tsNs : 0n;
     for (const rec of records) {
       this.records++;
+      if (rec.tsNs < earliest) earliest = rec.tsNs;
       try {
         this.one(rec);
       } catch (e) {
@@ -47,7 +53,7 @@ export class Pipeline {
       }
     }
     try {
-      this.sinks.flush?.();
+      this.sinks.flush?.(records.length ? Number(earliest) / 1e6 : NaN);
     } catch (e) {
       this.failed(e, null);
     }

@@ -40,6 +40,7 @@ try {
   const st = await tap.status();
   if (process.env.TAP_STDERR) console.log(tap.stderr());
   console.log(`  fast path: ${JSON.stringify(st.fastpath)}; captured ${st.counters?.captured}`);
+  console.log(`  latency (ms, the tap's last 4,096 messages): ${JSON.stringify(st.nats?.latency_ms)}`);
   console.log(`  by thread (µs per keepalive): ${Object.keys(tb).map((k) => `${k} ${(((tb[k] - (ta[k] ?? 0)) * 1e6) / r.keepalives).toFixed(1)}`).join(', ')}`);
 } finally {
   await tap.stop();

@@ -69,17 +69,20 @@ export class Tap {
     // capture → decode → state: the events of one batch of records are spooled together.
     this.pipeline = new Pipeline(this.decoder, this.state, {
       event: (ev) => { this.fromRecords.push(ev); },
-      flush: () => {
+      flush: (capturedMs) => {
         const evs = this.fromRecords;
         this.fromRecords = [];
-        this.publishEvents(evs);
+        this.publishEvents(evs, capturedMs);
       },
       error: (e, rec) => this.recordErrors.log(errorFields(e, rec), 'a record could not be processed: dropped'),
     });
   }
 
-  /** Spool a batch of agent events with one write, and journal the status changes accepted. */
-  publishEvents(all: AgentEvent[]): void {
+  /**
+   * Spool a batch of agent events with one write, and journal the status changes accepted.
+   * `capturedMs`: the capture time of the earliest record behind them (Pipeline's flush), if any.
+   */
+  publishEvents(all: AgentEvent[], capturedMs?: number): void {
     const publisher = this.publisher;
     if (!publisher) return;
     const evs = this.keepaliveEvents ? all : all.filter((ev) => ev.event_type !== 'keepalive');
@@ -89,7 +92,7 @@ export class Tap {
       this.eventsByType[ev.event_type] = (this.eventsByType[ev.event_type] ?? 0) + 1;
       if (debug) this.log.debug({ event: ev }, 'event');
     }
-    const accepted = publisher.publishAgentEvents(evs);
+    const accepted = publisher.publishAgentEvents(evs, capturedMs);
     const statuses: { agentId: string; status: StatusChangeEvent['current_status']; statusCode: number }[] = [];
     evs.forEach((ev, i) => {
       if (accepted[i] && ev.event_type === 'status_change') {
@@ -170,6 +173,9 @@ export class Tap {
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
         published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
+        // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
+        // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).
+        latency_ms: delivery ? { capture_to_publish: delivery.delayMs, publish_to_ack: delivery.latencyMs } : null,
       },
       spool: {
         records: delivery?.spoolRecords ?? 0, bytes: delivery?.spoolBytes ?? 0,

@@ -27,6 +27,13 @@ export function renderStatus(st: Record<string, any>): string {
   rows.push(['targets', targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
   rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`
     + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')]);
+  const lat = st.nats?.latency_ms;
+  const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
+  if (lat?.capture_to_publish?.count || lat?.publish_to_ack?.count) {
+    // The tap's own share (syscall → NATS), then NATS' (publish → acknowledgement), recent messages.
+    rows.push(['latency', `syscall → NATS p50 ${ms(lat.capture_to_publish.p50)} p99 ${ms(lat.capture_to_publish.p99)} ms, `
+      + `publish → ack p50 ${ms(lat.publish_to_ack.p50)} p99 ${ms(lat.publish_to_ack.p99)} ms`]);
+  }
   const sp = st.spool;
   if (sp) {
     rows.push(['spool', `${sp.records ?? 0} events, ${sp.bytes ?? 0} bytes`

@@ -43,8 +43,13 @@ import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
 import { SharedPool } from '../util/intern.js';
 import { LogLimiter } from '../util/log-limiter.js';
+import { CaptureTimes, monotonicMs, RecentTimes } from './timing.js';
 
-export type DeliveryMessage = SpoolMessage;
+/**
+ * A message to deliver. `capturedMs`: when the earliest syscall behind it was captured (CLOCK_MONOTONIC,
+ * ms): its delay until it is handed to NATS is timed (`delayMs`). Not spooled: a replay is not timed.
+ */
+export type DeliveryMessage = SpoolMessage & { capturedMs?: number };
 export type { MessageKind } from './spool.js';
 
 export interface StreamOptions {
@@ -130,7 +135,13 @@ export interface DeliveryStats {
   diskFull: boolean;
   spoolBoundBytes: number;
   inFlight: number;
+  /**
+   * Recent messages, ms: from publishing to NATS' acknowledgement (core: the flush that confirmed it, up
+   * to flush_interval later; JetStream: the PubAck) …
+   */
   latencyMs: { count: number; p50: number; p99: number; max: number };
+  /** … and from the capture of the syscall behind an agent event to its publishing: the tap's own share. */
+  delayMs: { count: number; p50: number; p99: number; max: number };
   reconnectCycles: number;
   streamReady: boolean;
 }
@@ -201,9 +212,10 @@ export class Delivery {
   private pumpScheduled = false;
   /** Seq ranges written while NATS was away (for `replayed`). */
   private downRanges: [number, number][] = [];
-  private readonly lat = new Float64Array(4096);
-  private latN = 0;
-  private latMax = 0;
+  /** Publish → acknowledgement, and capture → publish (timing.ts). */
+  private readonly ackTimes = new RecentTimes();
+  private readonly delayTimes = new RecentTimes();
+  private readonly captured = new CaptureTimes();
   private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
   private shedTimer: NodeJS.Timeout | null = null;
   /** The spool's faults are said the first time, then at most once a minute each (the counters keep the count). */
@@ -280,6 +292,10 @@ export class Delivery {
     // Connected and keeping up: keepalives wait in memory only (Spool.append); away or behind: on disk.
     const inMemory = this.up && this.spool.unsent < KEEP_UP_RECORDS;
     const seqs = this.spool.append(ms, callerKeeps, inMemory);
+    for (let i = 0; i < ms.length; i++) {
+      const at = ms[i].capturedMs;
+      if (at !== undefined && seqs[i] > 0) this.captured.note(seqs[i], at);
+    }
     if (!this.up) {
       for (const s of seqs) if (s) this.markDown(s);
     }
@@ -534,6 +550,7 @@ export class Delivery {
         return;
       }
       this.c.published++;
+      this.published(e);
       this.unconfirmed.push({ e, idx: ++this.pubIdx, sentAt: performance.now() });
       n++;
       if (++this.sinceFlush >= every) this.coreFlush();
@@ -607,6 +624,7 @@ export class Delivery {
     s.sentAt = performance.now();
     s.notBefore = Date.now() + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
     if (s.attempts++ > 0) this.c.resent++;
+    else this.published(s.e);
     this.inflight++;
     this.c.published++;
     const h = this.hdrs(s.e);
@@ -740,11 +758,17 @@ export class Delivery {
     });
   }
 
+  /** Handed to NATS (nats.js writes it to the socket in this turn of the event loop): its delay since the capture. */
+  private published(e: SpoolEntry): void {
+    if (this.captured.waiting === 0) return;
+    const at = this.captured.take(e.seq);
+    if (at === at) this.delayTimes.add(monotonicMs() - at); // not NaN: a message with a capture time
+  }
+
   private acked(e: SpoolEntry, ms: number): void {
     this.c.acknowledged++;
     if (this.wasDelayed(e)) this.c.replayed++;
-    this.lat[this.latN++ % this.lat.length] = ms;
-    if (ms > this.latMax) this.latMax = ms;
+    this.ackTimes.add(ms);
     this.spool.ack(e.seq);
   }
 
@@ -763,9 +787,6 @@ export class Delivery {
 
   stats(): DeliveryStats {
     const sp = this.spool.stats();
-    const n = Math.min(this.latN, this.lat.length);
-    const sorted = Array.from(this.lat.subarray(0, n)).sort((a, b) => a - b);
-    const q = (p: number) => (n ? sorted[Math.min(n - 1, Math.floor(p * n))] : 0);
     return {
       mode: this.o.mode, connected: this.up, spooled: sp.appended, published: this.c.published,
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
@@ -773,7 +794,7 @@ export class Delivery {
       spoolRecords: sp.records, spoolTorn: sp.torn,
       writeErrors: sp.writeErrors, readErrors: sp.readErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
-      latencyMs: { count: this.latN, p50: q(0.5), p99: q(0.99), max: this.latMax },
+      latencyMs: this.ackTimes.summary(), delayMs: this.delayTimes.summary(),
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
     };
   }

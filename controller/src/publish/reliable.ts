@@ -93,6 +93,8 @@ export class ReliablePublisher {
   private readonly opts: ReliablePublisherOptions;
   private readonly batcher: KeepaliveBatcher | null;
   private batchTimer: NodeJS.Timeout | null = null;
+  /** Capture time of the earliest keepalive in the open batch (CLOCK_MONOTONIC ms; NaN: none known). */
+  private batchCapturedMs = NaN;
   private unpublishableCount = 0;
 
   constructor(opts: ReliablePublisherOptions) {
@@ -154,9 +156,10 @@ export class ReliablePublisher {
    * Spool many events with one write (a batch of the pipeline); per event, true when it is spooled (or
    * waits in the open keepalive batch). An event that cannot become a message (an agent id that is not
    * a subject token: the decoder lets none through, so this is a bug) is dropped and counted as
-   * `unpublishable` (false); the others of the batch are spooled all the same.
+   * `unpublishable` (false); the others of the batch are spooled all the same. `capturedMs`: the
+   * capture time of the earliest record behind the events (CLOCK_MONOTONIC ms), to time their delay.
    */
-  publishAgentEvents(evs: AgentEvent[]): boolean[] {
+  publishAgentEvents(evs: AgentEvent[], capturedMs = NaN): boolean[] {
     const b = this.batcher;
     // Keepalives go into the open batch (accepted: true); a batch that closes is spooled in
     // place, so every message keeps its order in the spool.
@@ -166,13 +169,20 @@ export class ReliablePublisher {
       try {
         assertAgentIdToken(ev.agent_id); // a batched keepalive too: its id goes into the batch's events
         if (b && ev.event_type === 'keepalive') {
-          for (const full of b.add(ev)) out.push(this.batchMessage(full));
+          if (!b.size) this.batchCapturedMs = capturedMs; // this one opens a batch
+          let closed = false;
+          for (const full of b.add(ev)) {
+            out.push(this.batchMessage(full, this.batchCapturedMs));
+            closed = true;
+          }
+          // A batch closed: the one open now (if any) holds this keepalive only.
+          if (closed) this.batchCapturedMs = b.size ? capturedMs : NaN;
           at.push(ACCEPTED);
           continue;
         }
         // The message first: if it cannot be made, nothing else moved.
-        const m = this.agentMessage(ev);
-        if (b?.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!));
+        const m = this.agentMessage(ev, capturedMs);
+        if (b?.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!, this.batchCapturedMs));
         at.push(out.length);
         out.push(m);
       } catch (e) {
@@ -187,7 +197,7 @@ export class ReliablePublisher {
     }
     const interval = this.opts.keepaliveBatch?.intervalMs ?? 0;
     // Interval 0: the batch is this call's keepalives (one batch of captured records): it closes now.
-    if (b?.size && interval === 0) out.push(this.batchMessage(b.take()!));
+    if (b?.size && interval === 0) out.push(this.batchMessage(b.take()!, this.batchCapturedMs));
     else if (b?.size && !this.batchTimer) {
       this.batchTimer = setTimeout(() => this.flushBatch(), interval);
       this.batchTimer.unref();
@@ -206,11 +216,11 @@ export class ReliablePublisher {
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = null;
     const full = this.batcher?.take();
-    if (full) this.delivery.enqueue(this.batchMessage(full));
+    if (full) this.delivery.enqueue(this.batchMessage(full, this.batchCapturedMs));
   }
 
-  private agentMessage(ev: AgentEvent): DeliveryMessage {
-    return this.seal({
+  private agentMessage(ev: AgentEvent, capturedMs: number): DeliveryMessage {
+    return this.timed(capturedMs, {
       subject: agentSubject(this.opts.prefix, ev),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': ev.event_type, 'Wazuh-Agent-Id': ev.agent_id },
       body: ev.event_type === 'keepalive' ? keepaliveJson(ev) : JSON.stringify(ev),
@@ -219,8 +229,8 @@ export class ReliablePublisher {
     });
   }
 
-  private batchMessage(b: { body: string; count: number; eventId: string }): DeliveryMessage {
-    return this.seal({
+  private batchMessage(b: { body: string; count: number; eventId: string }, capturedMs: number): DeliveryMessage {
+    return this.timed(capturedMs, {
       subject: keepaliveBatchSubject(this.opts.prefix),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(b.count) },
       body: b.body, kind: 'keepalive' as MessageKind, eventId: b.eventId,
@@ -240,6 +250,13 @@ export class ReliablePublisher {
         headers, body: JSON.stringify(ev), kind: 'alert' as MessageKind, eventId: ev.event_id,
       });
     }), true); // refused alerts stay in alerts.json: the follower offers them again
+  }
+
+  /** The message sealed, with the capture time it is timed from (when known). */
+  private timed(capturedMs: number, m: DeliveryMessage & { body: string }): DeliveryMessage {
+    const sealed: DeliveryMessage = this.seal(m);
+    if (capturedMs === capturedMs) sealed.capturedMs = capturedMs; // not NaN
+    return sealed;
   }
 
   private seal<M extends { subject: string; headers: Record<string, string>; body: string }>(m: M): M {

@@ -1,0 +1,75 @@
+// How long messages take, for `status` and the metrics: from the daemon's syscall to the moment the
+// tap hands the message to NATS (the tap's own share of the end-to-end latency), and from there to
+// NATS' acknowledgement. Plain numbers in fixed arrays: one sample a message, no object.
+
+/** The last `size` durations (ms) and the largest since the start; quantiles when asked. */
+export class RecentTimes {
+  private readonly ring: Float64Array;
+  private n = 0;
+  private maxMs = 0;
+
+  constructor(size = 4096) {
+    this.ring = new Float64Array(size);
+  }
+
+  add(ms: number): void {
+    if (!(ms >= 0)) ms = 0; // a clock read a hair earlier than the capture's: no negative figure
+    this.ring[this.n++ % this.ring.length] = ms;
+    if (ms > this.maxMs) this.maxMs = ms;
+  }
+
+  summary(): { count: number; p50: number; p99: number; max: number } {
+    const k = Math.min(this.n, this.ring.length);
+    const sorted = this.ring.slice(0, k).sort();
+    const q = (p: number) => (k ? sorted[Math.min(k - 1, Math.floor(p * k))] : 0);
+    return { count: this.n, p50: q(0.5), p99: q(0.99), max: this.maxMs };
+  }
+}
+
+/**
+ * Capture times of spooled messages by spool seq, until each is published. Seqs are handed out in
+ * order and published in order, so this is a queue: publishing seq s drops the older entries (their
+ * messages were shed, or are resent after a reconnect: a resend is not timed). Bounded: past
+ * `size` waiting, the oldest are forgotten (their messages go untimed).
+ */
+export class CaptureTimes {
+  private readonly seqs: Float64Array;
+  private readonly ms: Float64Array;
+  private head = 0;
+  private tail = 0;
+
+  constructor(size = 65536) {
+    this.seqs = new Float64Array(size);
+    this.ms = new Float64Array(size);
+  }
+
+  get waiting(): number {
+    return this.tail - this.head;
+  }
+
+  /** Message `seq` comes from a syscall at `capturedMs` (CLOCK_MONOTONIC, ms). */
+  note(seq: number, capturedMs: number): void {
+    if (this.tail > this.head && seq <= this.seqs[(this.tail - 1) % this.seqs.length]) return; // out of order: untimed
+    if (this.tail - this.head === this.seqs.length) this.head++;
+    const i = this.tail++ % this.seqs.length;
+    this.seqs[i] = seq;
+    this.ms[i] = capturedMs;
+  }
+
+  /** The capture time of `seq`, now published (NaN when it has none); older entries are dropped. */
+  take(seq: number): number {
+    const len = this.seqs.length;
+    while (this.head < this.tail && this.seqs[this.head % len] < seq) this.head++;
+    if (this.head < this.tail && this.seqs[this.head % len] === seq) return this.ms[this.head++ % len];
+    return NaN;
+  }
+}
+
+/**
+ * Milliseconds on CLOCK_MONOTONIC, the clock of the kernel's capture times (bpf_ktime_get_ns). Read
+ * each time (one a published message): an offset to performance.now() taken once was found 1.3 ms off
+ * (the first performance.now() of a process loads perf_hooks between the two reads).
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
