@@ -16,12 +16,22 @@
 // keepalive (whole: the tap keeps its parse), as on a manager that has been running.
 // Core: a plain subscription on wazuh.agent.*.keepalive. JetStream: an ordered consumer on the
 // stream, so the time includes the stream storing the message, as a JetStream reader sees it.
+import { readFileSync } from 'node:fs';
 import { QUICK, frameOfIp, natsConnect, procSample, quantile, round, sleep, startNats, startSim, startTap, until } from './lib.mjs';
 
 const RATE = 10_000;
 const AGENTS = 10_000;
 /** The load's share of status frames (lib.mjs load's default statusPermille). */
 const STATUS_PERMILLE = 20;
+
+/** /proc/<pid>/task/<pid>/schedstat of the main thread: [ns on a CPU, ns waiting for one, time slices]. */
+function schedstat(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  } catch {
+    return null;
+  }
+}
 
 const roundAll = (o) => (o ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, round(v, 3)])) : null);
 
@@ -56,8 +66,10 @@ async function measure(jetstream, seconds) {
     events = 0;
     await sleep(500);
     const c0 = procSample(tap.pid);
+    const q0 = schedstat(tap.pid);
     const r = await sim.load({ agents: AGENTS, rate: RATE, count: RATE * seconds, maxMs: seconds * 1000, threads: 4, stamps: true, ipByAgent: true });
     const c1 = procSample(tap.pid);
+    const q1 = schedstat(tap.pid);
     await until(() => events >= r.keepalives, 10_000, 100);
     const st = await tap.status();
     const dec = new TextDecoder();
@@ -97,6 +109,9 @@ async function measure(jetstream, seconds) {
       p50_ms: round(quantile(lat, 0.5), 3), p90_ms: round(quantile(lat, 0.9), 3), p99_ms: round(quantile(lat, 0.99), 3),
       max_ms: round(Math.max(...lat), 3),
       tap_cpu_cores: round((c1.cpu - c0.cpu) / ((c1.t - c0.t) / 1000), 2),
+      // The main thread runnable but not running (waiting for a CPU), ms a second, and its time slices a second.
+      tap_main_runqueue_ms_per_s: q0 && q1 ? round((q1[1] - q0[1]) / 1e6 / ((c1.t - c0.t) / 1000), 1) : null,
+      tap_main_slices_per_s: q0 && q1 ? Math.round((q1[2] - q0[2]) / ((c1.t - c0.t) / 1000)) : null,
       // The tap's own share, as it times it (status): the daemon's syscall → the message handed to NATS,
       // for its last 4,096 messages (a batch from its earliest record); then NATS' publish → acknowledgement.
       tap_capture_to_publish_ms: roundAll(st.nats?.latency_ms?.capture_to_publish),
@@ -123,7 +138,8 @@ export async function run({ quick = QUICK } = {}) {
       + `${m.achieved_rate.toLocaleString('en-US')} frames/s sent (${m.requests_per_s.toLocaleString('en-US')} requests/s: a keepalive is select-agent-group + update-agent-data, timed from the latter's sendto); `
       + `${m.received}/${m.keepalive_frames} keepalives received, ${m.kernel_lost_records} records lost; tap ${m.tap_cpu_cores} cores`
       + (m.tap_capture_to_publish_ms ? `; the tap's own share (syscall → handed to NATS, its last ${Math.min(4096, m.tap_capture_to_publish_ms.count)} messages) p50 / p99 / max `
-        + `${m.tap_capture_to_publish_ms.p50} / ${m.tap_capture_to_publish_ms.p99} / ${m.tap_capture_to_publish_ms.max} ms` : ''),
+        + `${m.tap_capture_to_publish_ms.p50} / ${m.tap_capture_to_publish_ms.p99} / ${m.tap_capture_to_publish_ms.max} ms` : '')
+      + (m.tap_main_runqueue_ms_per_s !== null ? `; its main thread waited for a CPU ${m.tap_main_runqueue_ms_per_s} ms a second (${m.tap_main_slices_per_s} time slices a second)` : ''),
   });
   return {
     rows: [row(core), row(js)],
