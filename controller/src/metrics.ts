@@ -10,8 +10,9 @@ export interface MetricsSources {
   events(): Record<string, number>; // by event type
   delivery(): {
     published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; deferred?: number;
+    spoolBytes?: number;
     /** p99 of recent messages, ms: publish → acknowledgement, and capture → publish (agent events). */
-    spoolBytes?: number; latencyMs?: number; delayMs?: number;
+    latencyMs?: number; delayMs?: number;
     /** The spool's disk: the bound in force, whether the disk limits it, failed writes and reads. */
     spoolBoundBytes?: number; diskFull?: boolean; writeErrors?: number; readErrors?: number;
   };

@@ -137,7 +137,7 @@ export interface DeliveryStats {
   inFlight: number;
   /**
    * Recent messages, ms: from publishing to NATS' acknowledgement (core: the flush that confirmed it, up
-   * to flush_interval later; JetStream: the PubAck) …
+   * to flushIntervalMs later; JetStream: the PubAck) …
    */
   latencyMs: { count: number; p50: number; p99: number; max: number };
   /** … and from the capture of the syscall behind an agent event to its publishing: the tap's own share. */
