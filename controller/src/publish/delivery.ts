@@ -43,7 +43,7 @@ import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
 import { SharedPool } from '../util/intern.js';
 import { LogLimiter } from '../util/log-limiter.js';
-import { CaptureTimes, monotonicMs, RecentTimes } from './timing.js';
+import { CaptureTimes, monotonicMs, RecentTimes, type TimesSummary } from './timing.js';
 
 /**
  * A message to deliver. `capturedMs`: when the earliest syscall behind it was captured (CLOCK_MONOTONIC,
@@ -139,9 +139,9 @@ export interface DeliveryStats {
    * Recent messages, ms: from publishing to NATS' acknowledgement (core: the flush that confirmed it, up
    * to flushIntervalMs later; JetStream: the PubAck) …
    */
-  latencyMs: { count: number; p50: number; p99: number; max: number };
+  latencyMs: TimesSummary;
   /** … and from the capture of the syscall behind an agent event to its publishing: the tap's own share. */
-  delayMs: { count: number; p50: number; p99: number; max: number };
+  delayMs: TimesSummary;
   reconnectCycles: number;
   streamReady: boolean;
 }

@@ -2,6 +2,14 @@
 // tap hands the message to NATS (the tap's own share of the end-to-end latency), and from there to
 // NATS' acknowledgement. Plain numbers in fixed arrays: one sample a message, no object.
 
+/** Of recent durations, ms: how many were ever added, the quantiles of the last ones, the largest. */
+export interface TimesSummary {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 /** The last `size` durations (ms) and the largest since the start; quantiles when asked. */
 export class RecentTimes {
   private readonly ring: Float64Array;
@@ -18,7 +26,7 @@ export class RecentTimes {
     if (ms > this.maxMs) this.maxMs = ms;
   }
 
-  summary(): { count: number; p50: number; p99: number; max: number } {
+  summary(): TimesSummary {
     const k = Math.min(this.n, this.ring.length);
     const sorted = this.ring.slice(0, k).sort();
     const q = (p: number) => (k ? sorted[Math.min(k - 1, Math.floor(p * k))] : 0);
