@@ -191,7 +191,7 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
   writeFileSync(conf, '<ossec_config>\n  <cluster><node_name>node01</node_name><disabled>yes</disabled></cluster>\n</ossec_config>\n'
     + `<ossec_config>\n  <nats>\n    <enabled>yes</enabled>\n    <metrics>no</metrics>\n    <server_url>${natsUrl}</server_url>\n`
     + (jetstream ? '    <jetstream>yes</jetstream>\n    <create_stream>yes</create_stream>\n' : '')
-    + `${extra}  </nats>\n</ossec_config>\n`);
+    + `${extra}${process.env.BENCH_TAP_CONF ?? ''}  </nats>\n</ossec_config>\n`); // BENCH_TAP_CONF: <nats> elements for every tap (an A/B)
   const sock = join(home, 'tap.sock');
   // BENCH_NODE_ARGS: node/V8 flags for every tap a measurement starts (trying a GC setting, say).
   const fromEnv = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
