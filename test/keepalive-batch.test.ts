@@ -53,6 +53,17 @@ t.test('the batcher closes a batch at its count, and before its byte bound is cr
   t.ok(closed.length >= 1, 'the byte bound closed batches');
   for (const c of closed) t.ok(Buffer.byteLength(JSON.parse(c.body).events.map((e: unknown) => JSON.stringify(e)).join(',')) <= Math.max(1024, one * 2 + 10), 'within the byte bound');
   t.equal(closed.reduce((a, c) => a + c.count, 0) + small.size, 5, 'no keepalive lost at a boundary');
+
+  // Each batch is timed from its first keepalive's capture, including one opened by an overflow.
+  const timed = new KeepaliveBatcher({ maxEvents: 1000, maxBytes: Math.max(1024, one * 2 + 10), manager_node: 'n' });
+  const batches = [1, 2, 3, 4, 5].flatMap((i) => timed.add(keepalive(i, 1), 100 + i));
+  const last = timed.take()!;
+  t.same([...batches, last].map((c) => c.capturedMs), [...batches, last].reduce((acc: number[], c, k, all) => {
+    acc.push(101 + all.slice(0, k).reduce((n, p) => n + p.count, 0));
+    return acc;
+  }, []), 'capturedMs: the first keepalive of each batch');
+  const untimed = new KeepaliveBatcher({ maxEvents: 1, maxBytes: 1 << 20, manager_node: 'n' });
+  t.ok(Number.isNaN(untimed.add(keepalive(1, 1))[0].capturedMs), 'no capture time given: NaN');
 });
 
 t.test('a batch id is derived from its members (stable), and differs between batches', async (t) => {

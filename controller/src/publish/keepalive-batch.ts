@@ -35,6 +35,15 @@ export interface KeepaliveBatchEvent {
 
 export const DEFAULT_BATCH_BYTES = 512 * 1024;
 
+/** A closed batch: its body, its size, a stable event id, and the capture time of its earliest keepalive. */
+export interface ClosedBatch {
+  body: string;
+  count: number;
+  eventId: string;
+  /** CLOCK_MONOTONIC ms of the earliest record behind its keepalives (NaN: not known), to time its delay. */
+  capturedMs: number;
+}
+
 export class KeepaliveBatcher {
   private events: KeepaliveEvent[] = [];
   /** The body's pieces: [0] is the envelope's head, set when the batch closes; then the events' JSON. */
@@ -42,6 +51,8 @@ export class KeepaliveBatcher {
   /** One event's pieces, before they are known to fit. */
   private readonly one: string[] = [];
   private bytes = 0;
+  /** The open batch's capturedMs: its first keepalive's (records come in capture order). */
+  private capturedMs = Number.NaN;
   private readonly agents = new Set<string>();
   private readonly o: KeepaliveBatchOptions;
 
@@ -60,15 +71,17 @@ export class KeepaliveBatcher {
   }
 
   /**
-   * Add one keepalive. Returns the batches that closed: the open one when this event would
-   * overflow its size, and the one this event completed.
+   * Add one keepalive, captured at `capturedMs` (the earliest record of the records it came with).
+   * Returns the batches that closed: the open one when this event would overflow its size, and the
+   * one this event completed.
    */
-  add(ev: KeepaliveEvent): { body: string; count: number; eventId: string }[] {
-    const out: { body: string; count: number; eventId: string }[] = [];
+  add(ev: KeepaliveEvent, capturedMs = Number.NaN): ClosedBatch[] {
+    const out: ClosedBatch[] = [];
     this.one.length = 0;
     const len = keepaliveJsonInto(ev, this.one);
     if (this.events.length && this.bytes + len + 1 > this.o.maxBytes) out.push(this.take()!);
     if (this.events.length) this.parts.push(',');
+    else this.capturedMs = capturedMs; // this one opens a batch
     for (const p of this.one) this.parts.push(p);
     this.events.push(ev);
     this.bytes += len + 1;
@@ -77,8 +90,8 @@ export class KeepaliveBatcher {
     return out;
   }
 
-  /** Close the open batch (null when empty): its body, its size and a stable event id. */
-  take(): { body: string; count: number; eventId: string } | null {
+  /** Close the open batch (null when empty). */
+  take(): ClosedBatch | null {
     const n = this.events.length;
     if (!n) return null;
     const first = this.events[0];
@@ -97,6 +110,8 @@ export class KeepaliveBatcher {
     this.parts = [''];
     this.bytes = 0;
     this.agents.clear();
-    return { body, count: n, eventId: id };
+    const capturedMs = this.capturedMs;
+    this.capturedMs = Number.NaN;
+    return { body, count: n, eventId: id, capturedMs };
   }
 }

@@ -8,7 +8,7 @@ import type { AgentEvent } from '../types.js';
 import { Delivery, type DeliveryMessage, type DeliveryStats, type StreamOptions } from './delivery.js';
 import type { MessageKind, SpoolOptions } from './spool.js';
 import { agentSubject, alertSubject, assertAgentIdToken, isAgentIdToken, keepaliveBatchSubject, tapSubject } from './subjects.js';
-import { DEFAULT_BATCH_BYTES, KeepaliveBatcher } from './keepalive-batch.js';
+import { DEFAULT_BATCH_BYTES, KeepaliveBatcher, type ClosedBatch } from './keepalive-batch.js';
 import { keepaliveJson } from './event-json.js';
 import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
@@ -93,8 +93,6 @@ export class ReliablePublisher {
   private readonly opts: ReliablePublisherOptions;
   private readonly batcher: KeepaliveBatcher | null;
   private batchTimer: NodeJS.Timeout | null = null;
-  /** Capture time of the earliest keepalive in the open batch (CLOCK_MONOTONIC ms; NaN: none known). */
-  private batchCapturedMs = NaN;
   private unpublishableCount = 0;
 
   constructor(opts: ReliablePublisherOptions) {
@@ -169,20 +167,13 @@ export class ReliablePublisher {
       try {
         assertAgentIdToken(ev.agent_id); // a batched keepalive too: its id goes into the batch's events
         if (b && ev.event_type === 'keepalive') {
-          if (!b.size) this.batchCapturedMs = capturedMs; // this one opens a batch
-          let closed = false;
-          for (const full of b.add(ev)) {
-            out.push(this.batchMessage(full, this.batchCapturedMs));
-            closed = true;
-          }
-          // A batch closed: the one open now (if any) holds this keepalive only.
-          if (closed) this.batchCapturedMs = b.size ? capturedMs : NaN;
+          for (const full of b.add(ev, capturedMs)) out.push(this.batchMessage(full));
           at.push(ACCEPTED);
           continue;
         }
         // The message first: if it cannot be made, nothing else moved.
         const m = this.agentMessage(ev, capturedMs);
-        if (b?.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!, this.batchCapturedMs));
+        if (b?.holds(ev.agent_id)) out.push(this.batchMessage(b.take()!));
         at.push(out.length);
         out.push(m);
       } catch (e) {
@@ -197,7 +188,7 @@ export class ReliablePublisher {
     }
     const interval = this.opts.keepaliveBatch?.intervalMs ?? 0;
     // Interval 0: the batch is this call's keepalives (one batch of captured records): it closes now.
-    if (b?.size && interval === 0) out.push(this.batchMessage(b.take()!, this.batchCapturedMs));
+    if (b?.size && interval === 0) out.push(this.batchMessage(b.take()!));
     else if (b?.size && !this.batchTimer) {
       this.batchTimer = setTimeout(() => this.flushBatch(), interval);
       this.batchTimer.unref();
@@ -216,7 +207,7 @@ export class ReliablePublisher {
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = null;
     const full = this.batcher?.take();
-    if (full) this.delivery.enqueue(this.batchMessage(full, this.batchCapturedMs));
+    if (full) this.delivery.enqueue(this.batchMessage(full));
   }
 
   private agentMessage(ev: AgentEvent, capturedMs: number): DeliveryMessage {
@@ -229,8 +220,8 @@ export class ReliablePublisher {
     });
   }
 
-  private batchMessage(b: { body: string; count: number; eventId: string }, capturedMs: number): DeliveryMessage {
-    return this.timed(capturedMs, {
+  private batchMessage(b: ClosedBatch): DeliveryMessage {
+    return this.timed(b.capturedMs, {
       subject: keepaliveBatchSubject(this.opts.prefix),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(b.count) },
       body: b.body, kind: 'keepalive' as MessageKind, eventId: b.eventId,
