@@ -10,12 +10,12 @@ if (isRun) for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, re
 globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.off(sig, remember); } };
 // `ps` shows the command, not node and a path (and the tests see from it that the signals are ours now).
 process.title = ['wazuh-nats-tap', ...process.argv.slice(2)].join(' ');
-// No allocation-site pretenuring for the long-running tap (docs/performance.md, item 11): while
-// 100,000 agents first come in, V8 learns that objects from some sites live long and from then on
-// allocates every object of those sites in the old generation — among them, through nats.js, every
-// published message's buffers, which die milliseconds later and wait there for a mark-compact
-// (4 MB/s of dead array buffers, peaks of 270–290 MB at 100,000 agents; 200–220 without it).
-// V8 reads the flag at each GC, so setting it before anything is allocated is as good as `node --…`.
+// No allocation-site pretenuring for the long-running tap (docs/performance.md, item 11). Once most
+// objects of an allocation site have been seen to survive — as while 100,000 agents first come in —
+// V8 allocates that site's later objects straight in the old generation; some site on the way of
+// every published message had been so marked, and its buffers, dead milliseconds later, waited
+// there for a mark-compact (3–9 MB/s; peaks of 271–286 MB at 100,000 agents, 198–238 without).
+// Set here, before the modules load, it measured as the `node` flag does.
 if (isRun) (await import('node:v8')).setFlagsFromString('--no-allocation-site-pretenuring');
 
 const { main } = await import('../dist/cli.js');
