@@ -24,6 +24,7 @@ import { DEFAULT_THRESHOLDS } from '../alerts/alert-event.js';
 import type { AgentOptions, AlertOptions } from '../agent.js';
 import type { Lifecycle } from './lifecycle.js';
 import { maskUrl } from '../util/mask-url.js';
+import { IdMap } from '../util/id-map.js';
 
 export class Tap {
   readonly log: Logger;
@@ -44,7 +45,7 @@ export class Tap {
   capture: Capture | null = null;
   journal: StatusJournal | null = null;
   /** What this tap last published for each agent (agents.status). */
-  readonly published = new Map<number, PublishedStatus>();
+  readonly published = new IdMap<PublishedStatus>();
   follower: AlertsFollower | null = null;
   alertSink: AlertSink | null = null;
   /** The capture path's last guards (a record, an event, that made something throw) log through these. */

@@ -4,6 +4,7 @@ import { connIdOf, type CaptureRecord, type ConnId, type ParsedWdbReply, type Wd
 import { Pairer, type PairerOptions, type PairerStats } from './pairer.js';
 import { StreamReassembler, type ReassemblerOptions, type ReassemblerStats } from './reassembler.js';
 import { SharedPool } from '../util/intern.js';
+import { IdMap } from '../util/id-map.js';
 
 export { MAX_FRAME, StreamReassembler } from './reassembler.js';
 export type { ReassemblerOptions, ReassemblerStats, ResetReason } from './reassembler.js';
@@ -54,7 +55,7 @@ export class WdbDecoder {
   private readonly pairer: Pairer;
   private readonly reassembler: StreamReassembler;
   /** Agent key → what a tick needs of the last request the shim sent whole for it (bpf/shim/fastpath.h). */
-  private readonly keyed = new Map<number, Kept>();
+  private readonly keyed = new IdMap<Kept>();
   private readonly maxKeyed: number;
   private readonly onTickMiss: DecoderOptions['onTickMiss'];
   private ticks = 0;
@@ -98,9 +99,9 @@ export class WdbDecoder {
 
   private keep(k: { key: number; hash: number }, request: WdbRequest): void {
     if (!this.keyed.has(k.key) && this.keyed.size >= this.maxKeyed) {
-      // Bounded: the oldest goes; its next tick misses once and the shim then sends that payload whole.
-      const oldest = this.keyed.keys().next().value as number | undefined;
-      if (oldest !== undefined) this.keyed.delete(oldest);
+      // Bounded: the lowest key goes; its next tick misses once and the shim then sends that payload whole.
+      const first = this.keyed.firstKey();
+      if (first !== undefined) this.keyed.delete(first);
     }
     this.keyed.set(k.key, keptOf(k.hash, request));
   }

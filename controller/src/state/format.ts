@@ -1,6 +1,7 @@
 // How values look in published events. Pure: the same inputs always give the same text.
 
 import { hash } from 'node:crypto';
+import { IdMap } from '../util/id-map.js';
 
 /** Wazuh's own agent id form: at least three digits (`001`, `1234`). */
 export function agentIdText(id: number): string {
@@ -13,7 +14,7 @@ export function agentIdText(id: number): string {
   return t;
 }
 /** One is formatted per event: kept for as many agents as a large fleet has. */
-const idTexts = new Map<number, string>();
+const idTexts = new IdMap<string>();
 const ID_TEXTS = 250_000;
 
 const SOURCES: Readonly<Record<string, string>> = {

@@ -137,7 +137,7 @@ export class StatusJournal {
   }
 
   /** Replace the file with one line per agent (write a copy, then rename: never a half file). False when it failed (the old file stays). */
-  compact(latest: Map<number, PublishedStatus>): boolean {
+  compact(latest: ReadonlyMap<number, PublishedStatus>): boolean {
     const tmp = `${this.path}.tmp`;
     try {
       try { unlinkSync(tmp); } catch { /* none: a copy is made with mode 0600 only when new */ }
@@ -152,7 +152,7 @@ export class StatusJournal {
     return true;
   }
 
-  close(latest?: Map<number, PublishedStatus>): void {
+  close(latest?: ReadonlyMap<number, PublishedStatus>): void {
     if (this.fd !== null) {
       try { closeSync(this.fd); } catch { /* written */ }
     }
