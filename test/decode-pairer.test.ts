@@ -189,3 +189,28 @@ t.test('decoder: a tick stands for the request last sent whole under its key, fo
   t.same(misses, [7]);
   t.match(d.stats(), { ticks: 3, tickMisses: 1, keyed: 3 });
 });
+
+t.test('decoder: bounded kept parses — past maxKeyed the lowest agent id is let go, and only its next tick misses', async (t) => {
+  const misses: number[] = [];
+  const d = new WdbDecoder({ maxKeyed: 3, onTickMiss: (k) => misses.push(k) });
+  const data = (id: number) => `global update-agent-data {"id":${id},"version":"Wazuh v4.7.5","agent_ip":"10.0.0.${id}","connection_status":"active"}`;
+  let ts = 1n;
+  const whole = (id: number) => {
+    const r = rec(1, 'request', wire(data(id)), ts++);
+    r.keyed = { key: id, hash: id * 10 };
+    d.push(r);
+    d.push(rec(1, 'reply', wire('ok'), ts++));
+  };
+  const tick = (id: number) => d.push({ ...rec(1, 'request', new Uint8Array(0), ts++), keyed: { key: id, hash: id * 10 }, tick: { replyTsNs: ts++ } });
+  for (const id of [5, 3, 9]) whole(id);
+  t.equal(d.stats().keyed, 3);
+  whole(7); // a fourth: agent 3 (the lowest) goes
+  t.equal(d.stats().keyed, 3, 'still at the bound');
+  t.same(tick(3), [], 'the one let go misses');
+  t.same(misses, [3]);
+  for (const id of [5, 7, 9]) t.equal(tick(id).length, 1, `agent ${id} still ticks`);
+  whole(3); // sent whole again (the shim does after a miss): kept again, the lowest of the rest goes
+  t.equal(tick(3).length, 1);
+  t.same(tick(5), [], 'agent 5 was the lowest then');
+  t.same(misses, [3, 5]);
+});
