@@ -20,7 +20,7 @@ export async function run({ quick = QUICK } = {}) {
   let tap;
   const t0 = Date.now();
   try {
-    tap = await startTap({ home: sim.home, natsUrl: nats.url, label: 'memory', nodeArgs: ['--import', join(ROOT, 'scripts/bench/memstat.mjs')] });
+    tap = await startTap({ home: sim.home, natsUrl: nats.url, label: 'memory', nodeArgs: ['--expose-gc', '--import', join(ROOT, 'scripts/bench/memstat.mjs')] });
     // Idle: three agents (ids above the load's), then nothing for idleSeconds.
     for (let i = 1; i <= 3; i++) {
       const a = { id: AGENTS + i, name: `idle${i}`, ip: `192.168.56.${20 + i}` };
@@ -68,7 +68,8 @@ export async function run({ quick = QUICK } = {}) {
         value: round(maxRss, 1), unit: 'MB', bar: '≤ 150', pass: maxRss <= 150 && tracked >= 0.99 * AGENTS,
         note: `${Math.round(r.sent / (r.elapsed_ns / 1e9)).toLocaleString('en-US')} frames/s sent (a keepalive is select-agent-group + update-agent-data); `
           + `CPU ${cpu === null ? '?' : round(cpu * 100, 0)} % of a core after all agents were in (${rampCpu === null ? '?' : round(rampCpu * 100, 0)} % while they came in); ${st.counters.lost} records lost`
-          + (split ? `; at the end: heap ${split.heap_used_mb}/${split.heap_total_mb} MB, external ${split.external_mb} MB, native ${split.native_mb} MB` : ''),
+          + (split ? `; at the end: heap ${split.heap_used_mb}/${split.heap_total_mb} MB, external ${split.external_mb} MB, native ${split.native_mb} MB` : '')
+          + (split?.live_heap_mb !== undefined ? `; live after a full GC ${split.live_heap_mb} MB (within ~1 MB from run to run: compare versions by it)` : ''),
       }],
       details: {
         agents: AGENTS, rate: RATE, seconds, sent: r.sent, achieved_rate: Math.round(r.sent / (r.elapsed_ns / 1e9)), requests: r.requests, sim_errors: r.errors, tracked, agents_by_status: st.agents,
