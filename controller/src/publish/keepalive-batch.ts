@@ -53,7 +53,13 @@ export class KeepaliveBatcher {
   private bytes = 0;
   /** The open batch's capturedMs: its first keepalive's (records come in capture order). */
   private capturedMs = Number.NaN;
-  private readonly agents = new Set<string>();
+  /**
+   * Made anew for each batch, never clear()ed: V8 allocates a Set's new table in the generation of
+   * the old one, so the long-lived Set of a long-lived batcher had every batch's tables (clear, then
+   * the growth to a batch's size) allocated straight in the old generation — garbage there at once,
+   * ~160 bytes a batch (docs/performance.md, item 13).
+   */
+  private agents = new Set<string>();
   private readonly o: KeepaliveBatchOptions;
 
   constructor(o: KeepaliveBatchOptions) {
@@ -109,7 +115,7 @@ export class KeepaliveBatcher {
     this.events = [];
     this.parts = [''];
     this.bytes = 0;
-    this.agents.clear();
+    this.agents = new Set();
     const capturedMs = this.capturedMs;
     this.capturedMs = Number.NaN;
     return { body, count: n, eventId: id, capturedMs };
