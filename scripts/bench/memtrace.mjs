@@ -1,4 +1,5 @@
-// Loaded into a tap with `node --import` (BENCH_NODE_ARGS='--import scripts/bench/memtrace.mjs'): every
+// Loaded into a tap with `node --import` (BENCH_NODE_ARGS="--import $PWD/scripts/bench/memtrace.mjs": the
+// path absolute, the tap runs in its own home): every
 // 500 ms, one line of where its memory is — RSS, V8's heap (total/used), external and array buffers, the
 // native rest, and each heap space (size/used) — to build/bench/memtrace-<pid>.txt. Between two
 // mark-compacts the old space and the array buffers should grow only by what is really kept; a steady
@@ -11,7 +12,7 @@ const dir = join(new URL('../..', import.meta.url).pathname, 'build/bench');
 mkdirSync(dir, { recursive: true });
 const out = join(dir, `memtrace-${process.pid}.txt`);
 writeFileSync(out, '# s rss heap(total/used) external array_buffers native {space: size/used} — MB\n');
-const mb = (b) => (b / 1e6).toFixed(0);
+const mb = (b) => (b / 2 ** 20).toFixed(0); // MB of 2^20 bytes, as every MB of the bench
 const t0 = Date.now();
 setInterval(() => {
   const m = process.memoryUsage();

@@ -34,18 +34,16 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
 
   set(id: number, v: V): this {
     if (v === undefined) throw new TypeError('IdMap holds no undefined');
-    if (this.inArray(id)) {
-      if (this.dense[id] === undefined) this.inDense++;
-      this.dense[id] = v;
-      if (id < this.low) this.low = id;
-    } else if ((id | 0) === id && id >= 0 && id < (this.inDense + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS) {
-      this.grow(id + 1); // which may have moved this very id from the Map into the array
-      if (this.dense[id] === undefined) this.inDense++;
-      this.dense[id] = v;
-      if (id < this.low) this.low = id;
-    } else {
-      this.sparse.set(id, v);
+    if (!this.inArray(id)) {
+      if (!isIndex(id) || id >= this.arrayBound()) {
+        this.sparse.set(id, v);
+        return this;
+      }
+      this.grow(id + 1); // which may move this very id from the Map into the array
     }
+    if (this.dense[id] === undefined) this.inDense++;
+    this.dense[id] = v;
+    if (id < this.low) this.low = id;
     return this;
   }
 
@@ -105,9 +103,13 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
     for (const [id, v] of this.entries()) fn(v, id, this);
   }
 
-  /** An index of the array (an integer: 1.5 or NaN would be a property of it, not a slot). */
   private inArray(id: number): boolean {
-    return (id | 0) === id && id >= 0 && id < this.dense.length;
+    return isIndex(id) && id < this.dense.length;
+  }
+
+  /** How long the array may grow: four slots an entry it holds, plus the first 1,024. */
+  private arrayBound(): number {
+    return (this.inDense + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS;
   }
 
   /** Slots up to `length`, every one written (a packed array: no holes for V8 to look up). Ids that
@@ -115,15 +117,20 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
   private grow(length: number): void {
     const d = this.dense;
     const from = d.length;
-    const to = Math.max(length, Math.min(Math.ceil(from * 1.5), (this.inDense + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS));
+    const to = Math.max(length, Math.min(Math.ceil(from * 1.5), this.arrayBound()));
     for (let id = from; id < to; id++) d.push(undefined);
     if (this.sparse.size === 0) return;
     for (const [id, v] of this.sparse) {
-      if ((id | 0) === id && id >= from && id < to) {
+      if (isIndex(id) && id >= from && id < to) {
         d[id] = v;
         this.inDense++;
         this.sparse.delete(id);
       }
     }
   }
+}
+
+/** A possible index of the array (a non-negative 32-bit integer: 1.5 or NaN would be a property of it, not a slot). */
+function isIndex(id: number): boolean {
+  return (id | 0) === id && id >= 0;
 }
