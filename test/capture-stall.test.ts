@@ -58,3 +58,38 @@ t.test('a controller held up 800 ms while 20,000 frames come: nothing lost, all 
   await waitFor(() => records.length > n, 3000, 'the record after the rest');
   t.pass('woken after resting');
 });
+
+t.test('a backlog is taken in slices: the event loop runs its timers between them', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-slices-'));
+  const sim = new SimManager({ binDir, home });
+  const capture = Capture.open({ ...artefacts(), home });
+  // A consumer slower than the load (50 µs a record against 20,000 frames/s of two or more records):
+  // the queue does not empty until the load is over, so the records are one long backlog.
+  let records = 0;
+  let batches = 0;
+  capture.start((b) => {
+    records += b.length;
+    batches++;
+    const until = performance.now() + 0.05 * b.length;
+    while (performance.now() < until) { /* the consumer's work */ }
+  }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(async () => { await sim.stop(); await capture.close(); rmSync(home, { recursive: true, force: true }); });
+  await sim.start();
+
+  // A timer every 10 ms: the ticks that came between the backlog's first batch and its last.
+  const ticksAt: number[] = [];
+  const timer = setInterval(() => ticksAt.push(batches), 10);
+  t.teardown(() => clearInterval(timer));
+  const start = batches;
+  const r = await sim.remoted!.proc.command('load 2000 20000 20000 5000 2 0 1 -', 40_000);
+  const sent = Number(/requests=(\d+)/.exec(r)![1]);
+  await waitFor(() => records >= sent, 30_000, `${sent} requests taken`);
+  // Quiet for a while: the last batch is in.
+  let last = -1;
+  await waitFor(() => { const same = last === batches; last = batches; return same; }, 10_000, 'the backlog taken');
+  const end = batches;
+  const during = ticksAt.filter((b) => b > start + 1 && b < end - 1).length;
+  t.ok(end - start > 10, `the backlog came in batches (${end - start})`);
+  t.ok(during >= 20, `timers ran while the backlog was taken (${during} ticks between its batches)`);
+});

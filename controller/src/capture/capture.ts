@@ -66,6 +66,18 @@ const ERR_LEN = 512;
 const ROUND_MS = 1;
 /** Rounds without a record before the loop rests on the pipe (a rest and its wake-up cost a round's). */
 const REST_ROUNDS = 2;
+/**
+ * What one take copies at most: whole records, so at least one of the largest (4 + 88 + a 32 KiB
+ * chunk); a batch the pipeline handles in a millisecond or two (~64 whole keepalives, ~680 ticks).
+ */
+const TAKE_BYTES = 64 << 10;
+/**
+ * A backlog is taken in slices of about this long, and the event loop's other work — NATS's socket,
+ * its acknowledgements, timers, signals, the control socket — runs between two slices. Taken to the
+ * end in one go, a backlog that grows as fast as it is taken (a burst of new agents) held the loop for
+ * seconds: nothing was sent or confirmed meanwhile, and every event waited in memory.
+ */
+const SLICE_MS = 2;
 
 function cstr(buf: Buffer): string {
   const nul = buf.indexOf(0);
@@ -90,7 +102,7 @@ export class Capture {
   private running = false;
   private bell: Socket | null = null;
   private draining = false;
-  private readonly buf = Buffer.alloc(4 << 20);
+  private readonly buf = Buffer.alloc(TAKE_BYTES);
 
   /** Daemon names; a daemon's id in the kernel is its index + 1. */
   private readonly names: string[];
@@ -318,6 +330,12 @@ export class Capture {
       while (this.running && this.handle) {
         const took = await this.drain(onBatch, onError);
         if (took < 0) return;
+        if (this.sliceEnded) {
+          // Records may be left: the rest at once, after the loop's other work (not after a round's wait).
+          await new Promise((res) => setImmediate(res));
+          empty = 0;
+          continue;
+        }
         empty = took ? 0 : empty + 1;
         if (empty >= REST_ROUNDS) {
           const r = this.lib.rest(this.handle);
@@ -337,9 +355,17 @@ export class Capture {
     }
   }
 
-  /** Take and deliver until the queue is empty: the records taken (-1: the capture failed). */
+  /** The last drain stopped at SLICE_MS, not because the queue was empty. */
+  private sliceEnded = false;
+
+  /**
+   * Take and deliver until the queue is empty or SLICE_MS have passed: the records taken (-1: the
+   * capture failed).
+   */
   private async drain(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): Promise<number> {
     let records = 0;
+    const end = performance.now() + SLICE_MS;
+    this.sliceEnded = false;
     for (;;) {
       if (!this.running || !this.handle) return records;
       const n = this.lib.take(this.handle, this.buf, this.buf.length);
@@ -355,6 +381,10 @@ export class Capture {
       records += batch.length;
       const r = onBatch(batch);
       if (r) await r;
+      if (performance.now() >= end) {
+        this.sliceEnded = true;
+        return records;
+      }
     }
   }
 
