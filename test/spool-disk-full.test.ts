@@ -26,11 +26,15 @@ const msg = (i: number, kind: MessageKind, pad = 300): SpoolMessage => ({
 });
 const ids = (es: { eventId: string }[]) => es.map((e) => e.eventId);
 
+/** A turn of the event loop, as between two of the tap's batches: the spool's background syncs end there. */
+const turn = () => new Promise((r) => setImmediate(r));
+
 /**
- * Append rounds of 3 keepalives and a status change until `stop()`, then `extra` rounds more; what was
- * accepted, in order, and the first round each kind was refused in.
+ * Append rounds of 3 keepalives and a status change until `stop()`, then `extra` rounds more, a turn
+ * of the event loop each (a rotated segment is closed once its sync, on libuv's threads, is done); what
+ * was accepted, in order, and the first round each kind was refused in.
  */
-function load(s: Spool, stop: () => boolean, start = 0, extra = 0) {
+async function load(s: Spool, stop: () => boolean, start = 0, extra = 0) {
   const accepted: SpoolMessage[] = [];
   const firstShed: Partial<Record<MessageKind, number>> = {};
   let i = start;
@@ -42,6 +46,7 @@ function load(s: Spool, stop: () => boolean, start = 0, extra = 0) {
       if (q) accepted.push(batch[k]);
       else firstShed[batch[k].kind] ??= r;
     });
+    await turn();
   }
   return { accepted, next: i, firstShed };
 }
@@ -54,12 +59,15 @@ t.test('the spool fills the disk: it stops short of it (a reserve stays free), k
   const disk: boolean[] = [];
   const s = Spool.open({ dir, maxBytes: 16 << 20, segmentBytes: 64 * 1024, onDisk: (full) => disk.push(full) });
   t.teardown(() => s.close());
-  const { accepted, next, firstShed } = load(s, () => s.stats().diskFull, 0, 50);
+  const { accepted, next, firstShed } = await load(s, () => s.stats().diskFull, 0, 50);
   t.same(disk, [true], 'said once');
   t.ok(firstShed.keepalive !== undefined && firstShed.status === undefined, 'keepalives refused, status changes still accepted');
   // Status changes only, until one is refused: unsent keepalives are compacted out of the spool first.
   let i = next;
-  while (i < next + 5000 && s.append([msg(i, 'status')])[0] > 0) accepted.push(msg(i++, 'status'));
+  while (i < next + 5000 && s.append([msg(i, 'status')])[0] > 0) {
+    accepted.push(msg(i++, 'status'));
+    await turn();
+  }
   i++;
   const st = s.stats();
   t.ok(st.compactions > 0, `keepalives compacted out to make room (${st.compactions} compactions)`);
@@ -95,6 +103,7 @@ t.test('the spool fills the disk: it stops short of it (a reserve stays free), k
   // Delivering the oldest records frees room: a status change gets it, a keepalive not yet (keepalives
   // only below 90 % of the bound in force).
   for (const e of s.read(150)) s.ack(e.seq);
+  await turn();
   t.same(s.append([msg(i + 4, 'keepalive')]), [0], 'a keepalive still refused');
   t.ok(s.append([msg(i + 5, 'status')])[0] > 0, 'a status change accepted');
   t.doesNotThrow(() => s.close(), 'close on a full disk does not throw');
@@ -173,7 +182,7 @@ t.test('draining a full spool frees room that is used at once; the ack cursor is
   const dir = join(mnt, 'spool');
   const s = Spool.open({ dir, maxBytes: 16 << 20, segmentBytes: 256 * 1024, ackPersistMs: 50 });
   t.teardown(() => s.close());
-  const { accepted, next } = load(s, () => s.stats().diskFull);
+  const { accepted, next } = await load(s, () => s.stats().diskFull);
   const cursor = () => (existsSync(join(dir, 'ack')) ? readFileSync(join(dir, 'ack'), 'utf8').trim() : '');
   const free = fillDisk(mnt); // the reserve taken by somebody else: not a byte left, not even for the ack cursor
   // Acknowledge a few records of the first segment (not deleted): the cursor cannot be saved.
@@ -213,7 +222,7 @@ t.test('room returns from elsewhere: accepted again without a restart; the whole
   t.equal(s.stats().boundBytes, 600 * 1024);
   t.same(disk, [true, false], 'said when full, and when not any more');
   // And the spool bound applies again as usual: keepalives shed at 90 %, the rest fits.
-  const { accepted } = load(s, () => s.stats().shed.keepalive > 0, 10);
+  const { accepted } = await load(s, () => s.stats().shed.keepalive > 0, 10);
   t.ok(accepted.length > 0);
   t.notOk(s.stats().diskFull, 'the spool\'s own bound, not the disk');
   t.equal(s.stats().writeErrors, 0, 'no write failed');

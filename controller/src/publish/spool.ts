@@ -15,7 +15,11 @@
 //     kernel's page cache;
 //   - `fsync: 'interval'` (default) fdatasync()s the active segment every `fsyncIntervalMs`
 //     (1 s) when it was written, and on rotation and close: a power loss or kernel crash
-//     loses at most that interval; `'always'` fdatasync()s every append (slow, no loss);
+//     loses at most that interval. Those of the interval and of a rotation run on libuv's
+//     threads, never on the event loop's: a disk that takes seconds to sync (a busy or
+//     throttled volume) delays the durability of the last second, not every event; a
+//     segment is closed once its sync is done. `'always'` fdatasync()s every append on the
+//     event loop (slow, no loss: accepted means synced);
 //     `'never'` leaves it to the kernel;
 //   - a record torn by a crash in the middle of a write is found by its length or checksum
 //     when the spool is opened, dropped and counted (`torn`); the file is cut there.
@@ -45,7 +49,7 @@
 //
 // Every file is 0600 and the directory 0700 (SPEC §8): they hold events, maybe secrets.
 import {
-  chmodSync, closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync,
+  chmodSync, closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync,
   readSync, readdirSync, renameSync, statfsSync, truncateSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -364,7 +368,7 @@ export class Spool {
       this.ioFailed(e, 'open'); // no segment to write to yet: refused until one can be made
     }
     if (this.o.fsync === 'interval') {
-      const t = setInterval(() => this.sync(), this.o.fsyncIntervalMs);
+      const t = setInterval(() => this.syncLater(), this.o.fsyncIntervalMs);
       t.unref();
       this.timers.push(t);
     }
@@ -388,10 +392,9 @@ export class Spool {
   /** Close the active segment and open the next one; false when the new one cannot be made (counted). */
   private rotate(): boolean {
     if (this.fd >= 0) {
-      if (this.o.fsync !== 'never') {
-        try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
-      }
-      try { closeSync(this.fd); } catch { /* the records are written */ }
+      // 'always' synced every append; 'interval' syncs the segment's last writes off the event loop.
+      if (this.o.fsync === 'interval' && this.dirty) this.syncInBackground(this.fd);
+      this.closeFd(this.fd);
       this.fd = -1;
     }
     this.dirty = false;
@@ -472,13 +475,51 @@ export class Spool {
     this.onDisk?.(full, { boundBytes: this.lastLimit, freeBytes: this.fsFree });
   }
 
-  /** Flush written records to the disk (the periodic fsync). */
-  sync(): void {
+  /** Flush written records to the disk now, on the event loop (`fsync: 'always'`). */
+  private sync(): void {
     if (this.dirty && this.fd >= 0) {
       this.dirty = false;
       // A failed writeback is counted; retrying the same fdatasync would report success falsely.
       try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
     }
+  }
+
+  /** The periodic fsync: on libuv's threads; skipped while the last one is still running (the disk is slow). */
+  private syncLater(): void {
+    if (this.dirty && this.fd >= 0 && !this.syncing.has(this.fd) && this.syncInBackground(this.fd)) this.dirty = false;
+  }
+
+  /** fdatasyncs running on libuv's threads, by descriptor; `close`: the descriptor is closed by the last one. */
+  private readonly syncing = new Map<number, { n: number; close: boolean }>();
+
+  /**
+   * At most this many at once: libuv has four threads for every process's file and DNS work, and a
+   * disk that hangs must not take them all. Over it, a rotated segment is left to the kernel's writeback.
+   */
+  private static readonly MAX_SYNCING = 2;
+
+  /** Start an fdatasync of `fd` on libuv's threads; false when MAX_SYNCING are running. */
+  private syncInBackground(fd: number): boolean {
+    let running = 0;
+    for (const x of this.syncing.values()) running += x.n;
+    if (running >= Spool.MAX_SYNCING) return false;
+    let s = this.syncing.get(fd);
+    if (!s) this.syncing.set(fd, s = { n: 0, close: false });
+    s.n++;
+    fdatasync(fd, (e) => {
+      if (e && !this.closed) this.ioFailed(e, 'sync');
+      if (--s.n > 0) return;
+      this.syncing.delete(fd);
+      if (s.close) try { closeSync(fd); } catch { /* the records are written */ }
+    });
+    return true;
+  }
+
+  /** Close a segment's descriptor, or have its running sync close it (its number must not be reused under it). */
+  private closeFd(fd: number): void {
+    const s = this.syncing.get(fd);
+    if (s) s.close = true;
+    else try { closeSync(fd); } catch { /* the records are written */ }
   }
 
   /**
@@ -900,10 +941,11 @@ export class Spool {
     for (const t of this.timers) clearInterval(t);
     this.closeReader();
     if (this.fd >= 0) {
+      // The last sync, on the event loop: the process is about to end.
       if (this.o.fsync !== 'never') {
         try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
       }
-      try { closeSync(this.fd); } catch { /* written */ }
+      this.closeFd(this.fd);
       this.fd = -1;
     }
     this.persistAck();

@@ -1,0 +1,30 @@
+/* LD_PRELOAD: a disk whose fdatasync hangs. While the file named by $SLOW_SYNC_HOLD exists, every
+ * fdatasync(2) of the process creates "$SLOW_SYNC_HOLD.entered" and waits (polling every 5 ms) for
+ * the hold to be removed, then syncs for real. Only fdatasync is touched: writes, reads and fsync
+ * are the kernel's own. Built by test/helpers/slow-sync.ts. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+	const char *hold = getenv("SLOW_SYNC_HOLD");
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	if (hold && access(hold, F_OK) == 0) {
+		char entered[4096];
+		snprintf(entered, sizeof entered, "%s.entered", hold);
+		int m = open(entered, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (m >= 0)
+			close(m);
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		while (access(hold, F_OK) == 0)
+			nanosleep(&ts, NULL);
+	}
+	return real(fd);
+}
