@@ -71,8 +71,6 @@ const REST_ROUNDS = 2;
  * chunk); a batch the pipeline handles in a millisecond or two (~64 whole keepalives, ~680 ticks).
  */
 const TAKE_BYTES = 64 << 10;
-/** The largest record a take copies: its length word, its header and one chunk (WDBTAP_CHUNK, bpf/wdbtap.h). */
-const MAX_RECORD_BYTES = 4 + RECORD_SIZE + 32768;
 /**
  * A backlog is taken in slices of about this long, and the event loop's other work — NATS's socket,
  * its acknowledgements, timers, signals, the control socket — runs between two slices. Taken to the
@@ -383,9 +381,6 @@ export class Capture {
       records += batch.length;
       const r = onBatch(batch);
       if (r) await r;
-      // Room was left for the largest record: the take emptied the queue, and another take now would
-      // be a round of the shim (a map lookup in the kernel) for nothing; the next round takes what comes.
-      if (n <= this.buf.length - MAX_RECORD_BYTES) return records;
       if (performance.now() >= end) {
         this.sliceEnded = true;
         return records;
