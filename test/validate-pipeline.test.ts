@@ -205,3 +205,17 @@ t.test('rate-limited log: the count comes when the interval ends, even if no lin
   await new Promise((r) => setTimeout(r, 150));
   t.same(lines, [{ i: 0 }, { suppressed: 4, interval_s: 0.05 }]);
 });
+
+t.test('rate-limited log: a timer that fires before the interval ended by its clock is set again, and the count still comes', async (t) => {
+  // Node measures a timer from the loop's time, which can be behind the clock the interval is read
+  // from: here that clock runs at a quarter of the speed, so every timer fires "early" by it.
+  const t0 = Date.now();
+  const now = () => t0 + (Date.now() - t0) / 4;
+  const lines: Record<string, unknown>[] = [];
+  const l = new RateLimitedLog((f) => lines.push(f), { max: 1, intervalMs: 50, now });
+  for (let i = 0; i < 3; i++) l.log({ i }, 'm');
+  await new Promise((r) => setTimeout(r, 60)); // past the first timer; the interval ends 200 ms in
+  t.same(lines, [{ i: 0 }], 'not before the interval ended');
+  await new Promise((r) => setTimeout(r, 440));
+  t.same(lines, [{ i: 0 }, { suppressed: 2, interval_s: 0.05 }], 'the count, once it did');
+});

@@ -49,13 +49,23 @@ export class RateLimitedLog {
     this.suppressed++;
     this.lastMsg = msg;
     // Say how many were left out when the interval ends, even if no line comes after it.
-    if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        if (this.now() - this.windowStart >= this.intervalMs) this.summary();
-      }, Math.max(1, this.windowStart + this.intervalMs - t));
-      this.timer.unref();
-    }
+    if (!this.timer) this.sayAtEnd(t);
+  }
+
+  /**
+   * A timer for the end of the interval. Node measures a timer from the event loop's time, taken when
+   * the loop's turn began, which can be milliseconds before `now()` was read: the timer may fire before
+   * the interval has ended by this clock, and is then set again for what is left (without that, the
+   * count waited for the next line, however late).
+   */
+  private sayAtEnd(t: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const now = this.now();
+      if (now - this.windowStart >= this.intervalMs) this.summary();
+      else if (this.suppressed > 0) this.sayAtEnd(now);
+    }, Math.max(1, this.windowStart + this.intervalMs - t));
+    this.timer.unref();
   }
 
   /** Write the count of lines left out, if any (the interval ended, or the program stops). */
