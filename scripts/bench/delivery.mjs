@@ -5,6 +5,7 @@
 // a core flush, or a JetStream PubAck. Replay: NATS is down while the events are spooled, then it starts
 // and the time until the last acknowledgement gives the rate.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK, ROOT, freePort, round, sleep, startNats, until } from './lib.mjs';
@@ -83,13 +84,19 @@ async function replay(jetstream, n) {
     nats = await startNats({ jetstream, port });
     const t0 = performance.now();
     await until(() => p.connected, 20_000, 5);
+    // How long the event loop was held at a time while the spool drained (the tap's capture rounds,
+    // timers and control socket wait that long): its delay, sampled every millisecond.
+    const lag = monitorEventLoopDelay({ resolution: 1 });
+    lag.enable();
     const tUp = performance.now();
     const ok = await until(() => p.stats().acknowledged >= n, 120_000, 5);
     const t1 = performance.now();
+    lag.disable();
     const st = p.stats();
     return {
       mode: jetstream ? 'jetstream' : 'core', events: n, spooled, acknowledged: st.acknowledged, replayed: st.replayed, complete: ok,
       reconnect_ms: Math.round(tUp - t0), drain_seconds: round((t1 - tUp) / 1000, 2), events_per_s: Math.round(st.acknowledged / ((t1 - tUp) / 1000)),
+      loop_delay_ms: { p50: round(lag.percentile(50) / 1e6, 1), p99: round(lag.percentile(99) / 1e6, 1), max: round(lag.max / 1e6, 1) },
     };
   } finally {
     await close();
@@ -104,13 +111,14 @@ export async function run({ quick = QUICK } = {}) {
     core: await live(false, n), jetstream: await live(true, n),
     replay_core: await replay(false, n), replay_jetstream: await replay(true, n),
   };
+  const lagNote = (r) => `event loop held p50 / p99 / max ${r.loop_delay_ms.p50} / ${r.loop_delay_ms.p99} / ${r.loop_delay_ms.max} ms at a time meanwhile`;
   const row = (label, r, note) => ({ measure: label, value: r.events_per_s, unit: 'events/s', bar: '—', pass: r.complete ? null : false, note });
   return {
     rows: [
       row('published, core NATS (spool → publish → flush ack)', res.core, `${res.core.messages}/${n} in ${res.core.seconds} s`),
       row('published, JetStream (PubAck, 256 in flight)', res.jetstream, `ack p50 ${round(res.jetstream.ack_latency_ms.p50, 1)} ms, p99 ${round(res.jetstream.ack_latency_ms.p99, 1)} ms`),
-      row('spool replay after an outage, core NATS', res.replay_core, `${res.replay_core.spooled} spooled, drained in ${res.replay_core.drain_seconds} s`),
-      row('spool replay after an outage, JetStream', res.replay_jetstream, `${res.replay_jetstream.spooled} spooled, drained in ${res.replay_jetstream.drain_seconds} s`),
+      row('spool replay after an outage, core NATS', res.replay_core, `${res.replay_core.spooled} spooled, drained in ${res.replay_core.drain_seconds} s; ${lagNote(res.replay_core)}`),
+      row('spool replay after an outage, JetStream', res.replay_jetstream, `${res.replay_jetstream.spooled} spooled, drained in ${res.replay_jetstream.drain_seconds} s; ${lagNote(res.replay_jetstream)}`),
     ],
     details: { method: 'ReliablePublisher in the benchmark process, keepalive events in batches of 500; rate = acknowledged / time', seconds: round((Date.now() - t0) / 1000, 1), ...res },
   };
