@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool } from '../controller/src/publish/spool.js';
-import { slowSyncLib } from './helpers/slow-sync.js';
+import { slowSyncLib } from './helpers/slow-sync.mjs';
 import { waitFor } from './helpers/wait.js';
 
 t.test('a sync that hangs holds neither the appends nor the timers; every record is there after', async (t) => {

@@ -3,16 +3,12 @@
 // fdatasync while a file exists): 8 s of keepalives and status changes at 5,000 frames/s with the
 // sync held the whole time; how many messages reached NATS and how many `status` calls were answered
 // (docs/performance.md, item 15). A probe: `node scripts/bench/slow-disk.mjs`.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUILD, ROOT, natsConnect, sleep, startNats, startSim, startTap } from './lib.mjs';
+import { natsConnect, sleep, startNats, startSim, startTap } from './lib.mjs';
+import { slowSyncLib } from '../../test/helpers/slow-sync.mjs';
 
-const lib = join(BUILD, 'test/slow-sync.so');
-if (!existsSync(lib)) {
-  mkdirSync(join(BUILD, 'test'), { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', '-o', lib, join(ROOT, 'test/helpers/slow-sync.c'), '-ldl']);
-}
+const lib = slowSyncLib();
 const nats = await startNats();
 const s = await startSim();
 const hold = join(s.home, 'sync-hold');

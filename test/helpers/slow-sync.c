@@ -1,7 +1,7 @@
 /* LD_PRELOAD: a disk whose fdatasync hangs. While the file named by $SLOW_SYNC_HOLD exists, every
  * fdatasync(2) of the process creates "$SLOW_SYNC_HOLD.entered" and waits (polling every 5 ms) for
  * the hold to be removed, then syncs for real. Only fdatasync is touched: writes, reads and fsync
- * are the kernel's own. Built by test/helpers/slow-sync.ts. */
+ * are the kernel's own. Built by test/helpers/slow-sync.mjs. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>

@@ -1,10 +1,13 @@
-// The LD_PRELOAD library of slow-sync.c, built once into build/test/ with the machine's cc.
+// The LD_PRELOAD library of slow-sync.c (a disk whose fdatasync hangs), built into build/test/ with the
+// machine's cc when missing or older than its source. Plain JavaScript: the test
+// (spool-slow-disk.test.ts) and the bench probe (scripts/bench/slow-disk.mjs) both load it.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT } from './tap-process.js';
+import { join, resolve } from 'node:path';
 
-export function slowSyncLib(): string {
+const ROOT = resolve(import.meta.dirname, '../..');
+
+export function slowSyncLib() {
   const src = join(ROOT, 'test/helpers/slow-sync.c');
   const out = join(ROOT, 'build/test/slow-sync.so');
   if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
