@@ -214,3 +214,20 @@ t.test('decoder: bounded kept parses — past maxKeyed the lowest agent id is le
   t.same(tick(5), [], 'agent 5 was the lowest then');
   t.same(misses, [3, 5]);
 });
+
+t.test('unansweredBetween: a request of that span still waits for its reply (a resync\'s barrier)', async (t) => {
+  const p = new Pairer();
+  p.push(f('a', 'request', KA(1), { tsNs: 100n }));
+  p.push(f('b', 'request', KA(2), { tsNs: 200n }));
+  t.equal(p.unansweredBetween(0n, 1000n), true);
+  t.equal(p.unansweredBetween(150n, 1000n), true, 'b\'s');
+  t.equal(p.unansweredBetween(201n, 1000n), false, 'none entered after 200');
+  t.equal(p.unansweredBetween(0n, 100n), false, 'the end is excluded');
+  p.push(f('b', 'reply', 'ok', { tsNs: 250n }));
+  t.equal(p.unansweredBetween(150n, 1000n), false, 'b answered');
+  t.equal(p.unansweredBetween(0n, 1000n), true, 'a not yet');
+  p.push(f('a', 'reply', 'ok', { tsNs: 260n }));
+  t.equal(p.unansweredBetween(0n, 1000n), false);
+  const d = new WdbDecoder();
+  t.equal(d.unansweredBetween(0n, 1000n), false, 'the decoder asks its pairer');
+});

@@ -64,6 +64,14 @@ void fastpath_stats(struct fastpath *f, struct fastpath_stats *out)
 	out->slow_connections = __atomic_load_n(&f->stats.slow_connections, __ATOMIC_RELAXED);
 }
 
+uint64_t fastpath_oldest_held(struct fastpath *f, uint64_t than)
+{
+	for (size_t i = 0; i < CONN_SLOTS; i++)
+		if (f->conns[i].held && f->conns[i].held->ts < than)
+			than = f->conns[i].held->ts;
+	return than;
+}
+
 void fastpath_forget(struct fastpath *f, uint32_t key)
 {
 	__atomic_store_n(&f->keys[key & (KEY_SLOTS - 1)].hash, 0, __ATOMIC_RELAXED);

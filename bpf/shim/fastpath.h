@@ -28,6 +28,8 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 /* The controller lost an agent's payload (it could not use a tick): send the next one whole. */
 void fastpath_forget(struct fastpath *f, uint32_t key);
 void fastpath_free(struct fastpath *f);
+/* The entry time of the oldest request held for its reply, if older than `than`; else `than`. */
+uint64_t fastpath_oldest_held(struct fastpath *f, uint64_t than);
 
 /* Counters, for status. */
 struct fastpath_stats {

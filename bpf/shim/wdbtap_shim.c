@@ -101,6 +101,11 @@ struct wdbtap {
 	int notify_r, notify_w;
 	bool armed; /* under mu: the controller rests, waiting for the doorbell */
 	bool trim;  /* under mu: a backlog's memory was freed: give it back to the system (reader, idle) */
+	/* Under mu. released_wm: every record of a write that entered before it has left the rings and
+	 * the reorder heap (the last release's watermark). delivered_wm: its value when a take last found
+	 * the queue empty — those records were all handed to the controller, or are held by the fast path
+	 * for their reply (wdbtap_delivered). */
+	uint64_t released_wm, delivered_wm;
 	pthread_t reader;
 	bool reader_started;
 	int stop;      /* atomic: the reader ends */
@@ -447,6 +452,8 @@ static void release_locked(struct wdbtap *t)
 		}
 		any = true;
 	}
+	if (wm > t->released_wm)
+		t->released_wm = wm;
 	if (any)
 		ring_controller(t);
 	pthread_mutex_unlock(&t->mu);
@@ -899,12 +906,42 @@ int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 	}
 	pthread_mutex_lock(&t->mu);
 	out = drain(t, buf, cap);
+	/* Nothing to copy: every record the last release moved out was taken by an earlier call, and
+	 * the controller has handled those before it called again. */
+	if (!out)
+		t->delivered_wm = t->released_wm;
 	pthread_mutex_unlock(&t->mu);
 	/* Nothing left and the reader failed: its failure is the caller's to hear. */
 	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
 	if (!out && rc)
 		return fail(t, rc, "perf buffer poll: %s", strerror(-rc));
 	return (int)out;
+}
+
+int wdbtap_delivered(struct wdbtap *t, uint64_t *out)
+{
+	uint64_t v;
+
+	/* Since that take, a request the fast path held for its reply may have gone to the queue (whole,
+	 * or as a tick): the oldest of what it holds and of what the queue holds count too. */
+	pthread_mutex_lock(&t->cmu);
+	pthread_mutex_lock(&t->mu);
+	v = t->delivered_wm;
+	for (size_t at = t->qhead; at < t->qlen;) {
+		uint32_t len;
+		uint64_t ts;
+		memcpy(&len, t->q + at, 4);
+		memcpy(&ts, t->q + at + 4 + offsetof(struct wdbtap_record, ts_ns), sizeof(ts));
+		if (ts < v)
+			v = ts;
+		at += 4 + len;
+	}
+	if (t->fp)
+		v = fastpath_oldest_held(t->fp, v);
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_unlock(&t->cmu);
+	*out = v;
+	return 0;
 }
 
 int wdbtap_rest(struct wdbtap *t)

@@ -63,6 +63,14 @@ int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
 int wdbtap_notify_fd(struct wdbtap *t);
 int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap);
 int wdbtap_rest(struct wdbtap *t);
+/*
+ * *out: a CLOCK_MONOTONIC time before which every captured write has been handed to the controller
+ * by a take (and, the controller being single-threaded, handled before its next take): records of
+ * writes that entered earlier are neither in the rings, nor held for order or for the fast path,
+ * nor queued. It moves when a take finds nothing to copy. Rare use (a resynchronisation's barrier):
+ * it walks the queue and the fast path's connections.
+ */
+int wdbtap_delivered(struct wdbtap *t, uint64_t *out);
 
 /* Fills out[0..n) with the kernel counters (enum wdbtap_counter) followed by
  * lost samples and the user-side queue drops; returns how many were written. */

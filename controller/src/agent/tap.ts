@@ -26,6 +26,11 @@ import type { Lifecycle } from './lifecycle.js';
 import { maskUrl } from '../util/mask-url.js';
 import { IdMap } from '../util/id-map.js';
 
+/** How long a resynchronisation's rows wait for the captured writes they may already show. */
+const SETTLE_MS = 1000;
+/** Requests older than this before a resynchronisation are not waited for (wazuh-db answers in ms). */
+const REPLY_WAIT_NS = 1_000_000_000n;
+
 export class Tap {
   readonly log: Logger;
   readonly node: string;
@@ -130,9 +135,11 @@ export class Tap {
         r = await initialSync({ home: this.opts.home });
       }
       if (this.life.stopping) return;
+      const settled = await this.settle(r.startedNs, process.hrtime.bigint());
+      if (this.life.stopping) return;
       const events = this.state.resync(r.agents, r.startedNs, 'wazuh-db', firstLook);
       this.publishEvents(events);
-      this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length }, 'state resynchronised from wazuh-db');
+      this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length, settled }, 'state resynchronised from wazuh-db');
     } catch (e) {
       this.log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
     } finally {
@@ -141,6 +148,30 @@ export class Tap {
       this.resyncAgain = null;
       if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
     }
+  }
+
+  /**
+   * Rows read from wazuh-db between `fromNs` and `toNs` may already show a write whose records are
+   * still on their way (in the kernel's rings, the shim's queue, or a request whose reply is not
+   * written yet). Applied before it, such a row would publish the change as a drift (initial_sync)
+   * and the write's own event — its reason, its source — would find nothing left to change (seen
+   * once in CI: an agent's start-up published as initial_sync). So the rows wait, at most
+   * SETTLE_MS, until the capture has handled every write that began before they were read, and
+   * every request of the last second before has its reply. False: applied without that.
+   */
+  private async settle(fromNs: bigint, toNs: bigint): Promise<boolean> {
+    const c = this.capture;
+    if (!c?.attached) return true;
+    const end = performance.now() + SETTLE_MS;
+    if (!(await c.settled(toNs, SETTLE_MS))) return false;
+    const since = fromNs - REPLY_WAIT_NS;
+    while (this.decoder.unansweredBetween(since, toNs)) {
+      const left = end - performance.now();
+      if (left <= 0 || this.life.stopping) return false;
+      await new Promise((res) => setTimeout(res, 2)); // for the reply to be written
+      if (!(await c.settled(process.hrtime.bigint(), left))) return false;
+    }
+    return true;
   }
 
   alertStatus(): Record<string, unknown> {

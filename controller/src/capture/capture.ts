@@ -306,6 +306,7 @@ export class Capture {
   start(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): void {
     if (this.running) return;
     this.running = true;
+    this.consumer = { onBatch, onError };
     const fd = this.lib.notify_fd(this.h);
     if (fd < 0) {
       onError(new Error(this.lib.last_error(this.handle)));
@@ -320,6 +321,28 @@ export class Capture {
 
   /** Batches of records handed to the controller (its rounds that found records). */
   batches = 0;
+  private consumer: { onBatch: (records: CaptureRecord[]) => void | Promise<void>; onError: (e: Error) => void } | null = null;
+  private readonly deliveredOut = new BigUint64Array(1);
+
+  /**
+   * Resolves true once every record of a write that entered before `ns` (CLOCK_MONOTONIC, the
+   * records' clock) has been handed to the consumer and handled (its promise settled) — false if
+   * that took longer than `timeoutMs`, or the capture stopped. What a reader of wazuh-db outside
+   * the capture (a resynchronisation) waits for, so that rows which already show a captured write
+   * are not applied before that write is.
+   */
+  async settled(ns: bigint, timeoutMs: number): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      if (!this.running || !this.handle || !this.consumer) return false;
+      this.lib.delivered(this.handle, this.deliveredOut);
+      if (this.deliveredOut[0] >= BigInt.asUintN(64, ns)) return true;
+      if (performance.now() >= end) return false;
+      // Resting: nothing would take the rings until the next record rings the pipe; take now.
+      if (!this.draining) void this.rounds(this.consumer.onBatch, this.consumer.onError);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+  }
 
   /** Take every ROUND_MS while records come; rest (and wait for the pipe) once they stop. One loop at a time. */
   private async rounds(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): Promise<void> {

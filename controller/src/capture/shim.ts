@@ -17,6 +17,7 @@ export interface ShimLib {
   notify_fd(h: unknown): number;
   take(h: unknown, buf: Buffer, cap: number): number;
   rest(h: unknown): number;
+  delivered(h: unknown, out: BigUint64Array): number;
   counters(h: unknown, out: BigUint64Array, n: number): number;
   lost_per_cpu(h: unknown, out: BigUint64Array, n: number): number;
   record_size(): number;
@@ -49,6 +50,7 @@ export function loadShim(path: string): ShimLib {
     notify_fd: f('notify_fd', 'int NAME(wdbtap *t)'),
     take: f('take', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap)'),
     rest: f('rest', 'int NAME(wdbtap *t)'),
+    delivered: f('delivered', 'int NAME(wdbtap *t, _Out_ uint64_t *out)'),
     counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     lost_per_cpu: f('lost_per_cpu', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     record_size: f('record_size', 'uint32_t NAME()'),

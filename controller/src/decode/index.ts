@@ -106,6 +106,11 @@ export class WdbDecoder {
     this.keyed.set(k.key, keptOf(k.hash, request));
   }
 
+  /** A request captured in [fromNs, toNs) has not been answered yet (Pairer.unansweredBetween). */
+  unansweredBetween(fromNs: bigint, toNs: bigint): boolean {
+    return this.pairer.unansweredBetween(fromNs, toNs);
+  }
+
   /** The connection ended (or the capture layer knows it is gone). */
   close(connId: ConnId): void {
     this.reassembler.close(connId);

@@ -100,6 +100,17 @@ export class Pairer {
     this.conns.delete(connId);
   }
 
+  /**
+   * A request that entered in [fromNs, toNs) waits for its reply. A rare question (a
+   * resynchronisation's barrier), so a walk over the connections.
+   */
+  unansweredBetween(fromNs: bigint, toNs: bigint): boolean {
+    for (const c of this.conns.values()) {
+      for (const p of c.queue) if (p.tsNs >= fromNs && p.tsNs < toNs) return true;
+    }
+    return false;
+  }
+
   stats(): PairerStats {
     return { ...this.counters, connections: this.conns.size };
   }

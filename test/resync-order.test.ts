@@ -1,0 +1,91 @@
+// A resynchronisation reads wazuh-db outside the capture (after attach, after lost records). Its rows
+// can already show a write whose records have not reached the state yet — still in the kernel's rings
+// or the shim's queue while the controller is busy. Applied first, such a row published the change as a
+// drift (reason initial_sync) and the write's own event found nothing left to change: CI saw an agent's
+// start-up published that way. The rows now wait until the capture has handled every write that began
+// before they were read (Capture.settled). Real eBPF, the simulated manager, the tap's own Tap with a
+// consumer held 300 ms a batch (a busy controller); only NATS is replaced by an array.
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Capture } from '../controller/src/capture/capture.js';
+import { artefacts } from '../controller/src/paths.js';
+import { STATE_COMMANDS } from '../controller/src/state/commands.js';
+import { Tap } from '../controller/src/agent/tap.js';
+import { Lifecycle } from '../controller/src/agent/lifecycle.js';
+import { initialSync, seedTable } from '../controller/src/state/sources/initial-sync.js';
+import type { ReliablePublisher } from '../controller/src/publish/reliable.js';
+import type { AgentEvent, CaptureRecord } from '../controller/src/types.js';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { ROOT } from './helpers/tap-process.js';
+
+const binDir = join(ROOT, 'build/sim/bin');
+const quiet = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+const HELD_MS = 300;
+
+/** A capture whose consumer waits HELD_MS before it hands each batch on. */
+async function slowCapture(t: Tap.Test, home: string, consume: (b: CaptureRecord[]) => void) {
+  const capture = Capture.open({ ...artefacts(), home, commands: STATE_COMMANDS, fastpath: true });
+  capture.start(async (b) => { await sleep(HELD_MS); consume(b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(() => capture.close());
+  return capture;
+}
+
+t.test('settled(ns): once it resolves, every write that began before ns has been handled', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-settled-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const sim = new SimManager({ binDir, home, agents: [{ id: 931, name: 'settled', ip: '10.0.0.31' }] });
+  t.teardown(() => sim.stop());
+  const handled: CaptureRecord[] = [];
+  const capture = await slowCapture(t, home, (b) => handled.push(...b));
+  await sim.start();
+  t.ok(await capture.settled(process.hrtime.bigint(), 10_000), 'the start-up\'s writes handled');
+
+  const from = process.hrtime.bigint();
+  await sim.startup({ id: 931, name: 'settled', ip: '10.0.0.31' });
+  const to = process.hrtime.bigint();
+  const between = () => handled.filter((r) => r.tsNs >= from && r.tsNs < to).length;
+  t.equal(between(), 0, 'when the start-up was answered, its records were not handled yet (the consumer is held)');
+  t.ok(await capture.settled(to, 10_000), 'settled');
+  const n = between();
+  t.ok(n >= 2, `its request and reply were handled when settled resolved (${n} records)`);
+  await sleep(3 * HELD_MS);
+  t.equal(between(), n, 'nothing of before `to` came after');
+
+  // A time never reached: false at the deadline, not a hang.
+  t.equal(await capture.settled(process.hrtime.bigint() + 60_000_000_000n, 200), false, 'false after the timeout');
+});
+
+t.test('a resync after a start-up it already sees: the start-up\'s own event, not an initial_sync', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-resync-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const A = { id: 932, name: 'ordered', ip: '10.0.0.32' };
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  const life = new Lifecycle(quiet);
+  const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'resync-test', attach: true, log: quiet }, life);
+  const events: AgentEvent[] = [];
+  tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => { events.push(...evs); return evs.map(() => true); } } as unknown as ReliablePublisher;
+  const capture = await slowCapture(t, home, (b) => tap.pipeline.push(b));
+  tap.capture = capture;
+  await sim.start();
+  // As the agent starts (parts/state.ts): wazuh-db's rows seed the table, no event.
+  const first = await initialSync({ home });
+  t.ok(first.complete, 'the first sync read wazuh-db');
+  seedTable(tap.state, first.agents);
+  t.ok(await capture.settled(process.hrtime.bigint(), 10_000));
+  t.same(events.filter((e) => e.agent_id === '932'), [], 'nothing of agent 932 yet');
+
+  await sim.startup(A);
+  await tap.resync('test: right after the start-up'); // wazuh-db already holds the agent as pending
+  t.ok(await capture.settled(process.hrtime.bigint(), 10_000));
+  await sleep(2 * HELD_MS);
+  t.match(events.filter((e) => e.agent_id === '932'), [
+    { event_type: 'status_change', previous_status: 'never_connected', current_status: 'pending', reason: 'agent_startup', source: 'remoted' },
+  ], 'one event, the start-up\'s');
+  t.equal(events.filter((e) => e.agent_id === '932').length, 1, 'and only one');
+});
