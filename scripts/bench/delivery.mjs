@@ -5,7 +5,7 @@
 // a core flush, or a JetStream PubAck. Replay: NATS is down while the events are spooled, then it starts
 // and the time until the last acknowledgement gives the rate.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK, ROOT, freePort, round, sleep, startNats, until } from './lib.mjs';
@@ -88,15 +88,27 @@ async function replay(jetstream, n) {
     // timers and control socket wait that long): its delay, sampled every millisecond.
     const lag = monitorEventLoopDelay({ resolution: 1 });
     lag.enable();
+    // And the garbage collector's pauses meanwhile: what of that delay is V8's, not the pump's.
+    const gcs = [];
+    const gcObs = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcs.push(e); });
+    gcObs.observe({ entryTypes: ['gc'] });
     const tUp = performance.now();
     const ok = await until(() => p.stats().acknowledged >= n, 120_000, 5);
     const t1 = performance.now();
     lag.disable();
+    gcObs.disconnect();
+    const longest = gcs.reduce((m, e) => (e.duration > (m?.duration ?? -1) ? e : m), null);
+    const major = (e) => e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR;
     const st = p.stats();
     return {
       mode: jetstream ? 'jetstream' : 'core', events: n, spooled, acknowledged: st.acknowledged, replayed: st.replayed, complete: ok,
       reconnect_ms: Math.round(tUp - t0), drain_seconds: round((t1 - tUp) / 1000, 2), events_per_s: Math.round(st.acknowledged / ((t1 - tUp) / 1000)),
       loop_delay_ms: { p50: round(lag.percentile(50) / 1e6, 1), p99: round(lag.percentile(99) / 1e6, 1), max: round(lag.max / 1e6, 1) },
+      gc: {
+        pauses: gcs.length, total_ms: round(gcs.reduce((a, e) => a + e.duration, 0), 1),
+        longest_ms: round(longest?.duration ?? 0, 1), longest_kind: longest ? (major(longest) ? 'mark-compact' : 'scavenge') : null,
+        over_10ms: gcs.filter((e) => e.duration > 10).length,
+      },
     };
   } finally {
     await close();
@@ -111,7 +123,8 @@ export async function run({ quick = QUICK } = {}) {
     core: await live(false, n), jetstream: await live(true, n),
     replay_core: await replay(false, n), replay_jetstream: await replay(true, n),
   };
-  const lagNote = (r) => `event loop held p50 / p99 / max ${r.loop_delay_ms.p50} / ${r.loop_delay_ms.p99} / ${r.loop_delay_ms.max} ms at a time meanwhile`;
+  const lagNote = (r) => `event loop held p50 / p99 / max ${r.loop_delay_ms.p50} / ${r.loop_delay_ms.p99} / ${r.loop_delay_ms.max} ms at a time meanwhile; `
+    + `GC ${r.gc.pauses} pauses, ${r.gc.total_ms} ms, the longest ${r.gc.longest_ms} ms (${r.gc.longest_kind}), ${r.gc.over_10ms} over 10 ms`;
   const row = (label, r, note) => ({ measure: label, value: r.events_per_s, unit: 'events/s', bar: '—', pass: r.complete ? null : false, note });
   return {
     rows: [
