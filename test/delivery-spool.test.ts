@@ -3,7 +3,7 @@ import t from 'tap';
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
+import { READ_CHUNK, Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'spool-'));
 const msg = (i: number, kind: MessageKind = 'status', pad = 0): SpoolMessage => ({
@@ -191,5 +191,25 @@ t.test('keepalives in memory (connected and keeping up): in their place in the o
   s2.append(many, false, true);
   t.ok(s2.stats().inMemory > 0 && s2.stats().inMemory < 36, `some in memory (${s2.stats().inMemory}), the others on disk`);
   t.same(ids(s2.read(1000)), ids(many), 'all of them, in order');
+  s2.close();
+});
+
+t.test('a replay reads a chunk at a time: small records across many chunks and ones larger than a chunk, whole and in order', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 64 << 20, segmentBytes: 8 << 20, memCacheBytes: 0 });
+  // Sizes around READ_CHUNK: a record that ends exactly at a chunk's end, one larger than a chunk, one of two chunks.
+  const pads = [10, READ_CHUNK - 300, 10, READ_CHUNK + 5, 2 * READ_CHUNK + 77, ...Array.from({ length: 3000 }, (_, i) => 100 + (i % 900)), 10];
+  s.append(pads.map((p, i) => msg(i, 'status', p)));
+  s.close();
+  const s2 = Spool.open({ dir: d, maxBytes: 64 << 20, segmentBytes: 8 << 20 });
+  const got: ReturnType<Spool['read']> = [];
+  for (let i = 0; i < 100; i++) {
+    const b = s2.read(512);
+    if (!b.length) break;
+    got.push(...b);
+  }
+  t.same(ids(got), pads.map((_, i) => `ev-${i}`), 'every record, in order');
+  t.ok(got.every((e, i) => JSON.parse(Buffer.from(e.body).toString()).pad.length === pads[i]), 'each whole');
+  t.equal(s2.stats().readErrors, 0);
   s2.close();
 });
