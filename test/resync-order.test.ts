@@ -4,7 +4,7 @@
 // drift (reason initial_sync) and the write's own event found nothing left to change: CI saw an agent's
 // start-up published that way. The rows now wait until the capture has handled every write that began
 // before they were read (Capture.settled). Real eBPF, the simulated manager, the tap's own Tap with a
-// consumer held 300 ms a batch (a busy controller); only NATS is replaced by an array.
+// consumer held at a gate (a busy controller); only NATS is replaced by an array.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,15 +24,28 @@ import { ROOT } from './helpers/tap-process.js';
 const binDir = join(ROOT, 'build/sim/bin');
 const quiet = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
-const HELD_MS = 300;
 
-/** A capture whose consumer waits HELD_MS before it hands each batch on. */
-async function slowCapture(t: Tap.Test, home: string, consume: (b: CaptureRecord[]) => void) {
+/**
+ * A capture whose consumer can be held (a busy controller): while the gate is shut, the batch taken
+ * waits there, and no other is taken. A gate, not a delay: what is handled when does not depend on
+ * how fast this machine is.
+ */
+async function gatedCapture(t: Tap.Test, home: string, consume: (b: CaptureRecord[]) => void) {
+  let shut = false;
+  let waiting: (() => void)[] = [];
   const capture = Capture.open({ ...artefacts(), home, commands: STATE_COMMANDS, fastpath: true });
-  capture.start(async (b) => { await sleep(HELD_MS); consume(b); }, (e) => t.fail(e.message));
+  capture.start(async (b) => {
+    if (shut) await new Promise<void>((res) => waiting.push(res));
+    consume(b);
+  }, (e) => t.fail(e.message));
   capture.attach();
   t.teardown(() => capture.close());
-  return capture;
+  const gate = {
+    shut() { shut = true; },
+    open() { shut = false; const w = waiting; waiting = []; for (const f of w) f(); },
+  };
+  t.teardown(() => gate.open());
+  return { capture, gate };
 }
 
 t.test('settled(ns): once it resolves, every write that began before ns has been handled', async (t) => {
@@ -41,19 +54,25 @@ t.test('settled(ns): once it resolves, every write that began before ns has been
   const sim = new SimManager({ binDir, home, agents: [{ id: 931, name: 'settled', ip: '10.0.0.31' }] });
   t.teardown(() => sim.stop());
   const handled: CaptureRecord[] = [];
-  const capture = await slowCapture(t, home, (b) => handled.push(...b));
+  const { capture, gate } = await gatedCapture(t, home, (b) => handled.push(...b));
   await sim.start();
   t.ok(await capture.settled(process.hrtime.bigint(), 10_000), 'the start-up\'s writes handled');
 
+  gate.shut();
   const from = process.hrtime.bigint();
   await sim.startup({ id: 931, name: 'settled', ip: '10.0.0.31' });
   const to = process.hrtime.bigint();
   const between = () => handled.filter((r) => r.tsNs >= from && r.tsNs < to).length;
-  t.equal(between(), 0, 'when the start-up was answered, its records were not handled yet (the consumer is held)');
-  t.ok(await capture.settled(to, 10_000), 'settled');
+  let done = false;
+  const settled = capture.settled(to, 10_000).then((v) => { done = true; return v; });
+  await sleep(300);
+  t.equal(done, false, 'not settled while the consumer holds the records');
+  t.equal(between(), 0, 'the start-up\'s records not handled yet');
+  gate.open();
+  t.ok(await settled, 'settled once the consumer let them through');
   const n = between();
   t.ok(n >= 2, `its request and reply were handled when settled resolved (${n} records)`);
-  await sleep(3 * HELD_MS);
+  await sleep(300);
   t.equal(between(), n, 'nothing of before `to` came after');
 
   // A time never reached: false at the deadline, not a hang.
@@ -70,7 +89,7 @@ t.test('a resync after a start-up it already sees: the start-up\'s own event, no
   const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'resync-test', attach: true, log: quiet }, life);
   const events: AgentEvent[] = [];
   tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => { events.push(...evs); return evs.map(() => true); } } as unknown as ReliablePublisher;
-  const capture = await slowCapture(t, home, (b) => tap.pipeline.push(b));
+  const { capture, gate } = await gatedCapture(t, home, (b) => tap.pipeline.push(b));
   tap.capture = capture;
   await sim.start();
   // As the agent starts (parts/state.ts): wazuh-db's rows seed the table, no event.
@@ -80,10 +99,13 @@ t.test('a resync after a start-up it already sees: the start-up\'s own event, no
   t.ok(await capture.settled(process.hrtime.bigint(), 10_000));
   t.same(events.filter((e) => e.agent_id === '932'), [], 'nothing of agent 932 yet');
 
+  gate.shut(); // the controller is busy: the start-up's records wait in the capture
   await sim.startup(A);
-  await tap.resync('test: right after the start-up'); // wazuh-db already holds the agent as pending
+  const resync = tap.resync('test: right after the start-up'); // wazuh-db already holds the agent as pending
+  await sleep(300); // less than the resync waits for the capture (1 s)
+  gate.open();
+  await resync;
   t.ok(await capture.settled(process.hrtime.bigint(), 10_000));
-  await sleep(2 * HELD_MS);
   t.match(events.filter((e) => e.agent_id === '932'), [
     { event_type: 'status_change', previous_status: 'never_connected', current_status: 'pending', reason: 'agent_startup', source: 'remoted' },
   ], 'one event, the start-up\'s');
