@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Spool } from '../controller/src/publish/spool.js';
 import { slowSyncLib } from './helpers/slow-sync.mjs';
 import { waitFor } from './helpers/wait.js';
+import { onLines } from './helpers/lines.js';
 
 t.test('a sync that hangs holds neither the appends nor the timers; every record is there after', async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), 'wnt-slow-sync-'));
@@ -24,13 +25,7 @@ t.test('a sync that hangs holds neither the appends nor the timers; every record
   t.teardown(() => { rmSync(hold, { force: true }); p.kill('SIGKILL'); });
   const lines: Record<string, number>[] = [];
   let err = '';
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const ls = buf.split('\n');
-    buf = ls.pop()!;
-    for (const l of ls) lines.push(JSON.parse(l));
-  });
+  onLines(p.stdout!, (l) => lines.push(JSON.parse(l)));
   p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
 
   await waitFor(() => existsSync(`${hold}.entered`), 10_000, `a sync to start: ${err}`);

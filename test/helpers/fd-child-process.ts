@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { waitFor } from './wait.js';
+import { onLines } from './lines.js';
 
 export interface FdChild {
   p: ChildProcess;
@@ -33,17 +34,11 @@ export function startFdChild(t: { teardown(fn: () => unknown): void }, nofile = 
       return mine.find((r) => r.ev === 'stats')?.stats ?? mine.find((r) => r.ev === 'done');
     },
   };
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const ls = buf.split('\n');
-    buf = ls.pop()!;
-    for (const l of ls) {
-      const m = JSON.parse(l);
-      if (m.ev === 'lines') c.got.push(...m.lines);
-      else if (m.ev === 'log') c.logs.push(m);
-      else c.events.push(m);
-    }
+  onLines(p.stdout!, (l) => {
+    const m = JSON.parse(l);
+    if (m.ev === 'lines') c.got.push(...m.lines);
+    else if (m.ev === 'log') c.logs.push(m);
+    else c.events.push(m);
   });
   p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   return c;

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { waitFor } from './wait.js';
+import { onLines } from './lines.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/wazuh-nats-tap.js');
@@ -42,17 +43,11 @@ export async function startTapCommand(command: string[], args: string[], readyMs
   const proc = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const logs: Record<string, unknown>[] = [];
   let err = '';
-  let partial = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    partial += d.toString();
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const l of lines) {
-      try {
-        logs.push(JSON.parse(l));
-      } catch {
-        logs.push({ msg: l });
-      }
+  onLines(proc.stdout!, (l) => {
+    try {
+      logs.push(JSON.parse(l));
+    } catch {
+      logs.push({ msg: l });
     }
   });
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
