@@ -79,6 +79,12 @@ const TAKE_BYTES = 64 << 10;
  */
 const SLICE_MS = 2;
 
+/** Where the records go: start()'s two callbacks. */
+interface Consumer {
+  onBatch: (records: CaptureRecord[]) => void | Promise<void>;
+  onError: (e: Error) => void;
+}
+
 function cstr(buf: Buffer): string {
   const nul = buf.indexOf(0);
   return buf.toString('utf8', 0, nul >= 0 ? nul : buf.length);
@@ -303,10 +309,11 @@ export class Capture {
    * the rounds (the shim's reader thread moves records from full rings into its queue meanwhile;
    * the kernel's lost counter shows when that costs any).
    */
-  start(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): void {
+  start(onBatch: Consumer['onBatch'], onError: Consumer['onError']): void {
     if (this.running) return;
     this.running = true;
-    this.consumer = { onBatch, onError };
+    const consumer: Consumer = { onBatch, onError };
+    this.consumer = consumer;
     const fd = this.lib.notify_fd(this.h);
     if (fd < 0) {
       onError(new Error(this.lib.last_error(this.handle)));
@@ -314,14 +321,15 @@ export class Capture {
     }
     const bell = new Socket({ fd, readable: true, writable: false });
     this.bell = bell;
-    bell.on('data', () => { void this.rounds(onBatch, onError); });
+    bell.on('data', () => { void this.rounds(consumer); });
     bell.on('error', (e) => { if (this.running) onError(e); });
-    void this.rounds(onBatch, onError); // records that came first are taken now
+    void this.rounds(consumer); // records that came first are taken now
   }
 
   /** Batches of records handed to the controller (its rounds that found records). */
   batches = 0;
-  private consumer: { onBatch: (records: CaptureRecord[]) => void | Promise<void>; onError: (e: Error) => void } | null = null;
+  /** What start() was given: the rounds deliver to it (settled() starts one too). */
+  private consumer: Consumer | null = null;
   private readonly deliveredOut = new BigUint64Array(1);
 
   /**
@@ -339,19 +347,19 @@ export class Capture {
       if (this.deliveredOut[0] >= BigInt.asUintN(64, ns)) return true;
       if (performance.now() >= end) return false;
       // Resting: nothing would take the rings until the next record rings the pipe; take now.
-      if (!this.draining) void this.rounds(this.consumer.onBatch, this.consumer.onError);
+      if (!this.draining) void this.rounds(this.consumer);
       await new Promise((res) => setTimeout(res, 2));
     }
   }
 
   /** Take every ROUND_MS while records come; rest (and wait for the pipe) once they stop. One loop at a time. */
-  private async rounds(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): Promise<void> {
+  private async rounds(c: Consumer): Promise<void> {
     if (this.draining) return; // the loop running takes these too
     this.draining = true;
     try {
       let empty = 0;
       while (this.running && this.handle) {
-        const took = await this.drain(onBatch, onError);
+        const took = await this.drain(c);
         if (took < 0) return;
         if (this.sliceEnded) {
           // Records may be left: the rest at once, after the loop's other work (not after a round's wait).
@@ -364,7 +372,7 @@ export class Capture {
           const r = this.lib.rest(this.handle);
           if (r < 0) {
             this.running = false;
-            onError(new Error(this.lib.last_error(this.handle)));
+            c.onError(new Error(this.lib.last_error(this.handle)));
             return;
           }
           if (r === 1) return; // resting: the pipe wakes the next loop
@@ -385,7 +393,7 @@ export class Capture {
    * Take and deliver until the queue is empty or SLICE_MS have passed: the records taken (-1: the
    * capture failed).
    */
-  private async drain(onBatch: (records: CaptureRecord[]) => void | Promise<void>, onError: (e: Error) => void): Promise<number> {
+  private async drain(c: Consumer): Promise<number> {
     let records = 0;
     const end = performance.now() + SLICE_MS;
     this.sliceEnded = false;
@@ -394,7 +402,7 @@ export class Capture {
       const n = this.lib.take(this.handle, this.buf, this.buf.length);
       if (n < 0) {
         this.running = false;
-        onError(new Error(this.lib.last_error(this.handle)));
+        c.onError(new Error(this.lib.last_error(this.handle)));
         return -1;
       }
       if (n === 0) return records;
@@ -402,7 +410,7 @@ export class Capture {
       // In the order the writes began, across CPUs and batches: the shim merges the per-CPU rings.
       const batch = parseRecords(this.buf, n, this.names);
       records += batch.length;
-      const r = onBatch(batch);
+      const r = c.onBatch(batch);
       if (r) await r;
       if (performance.now() >= end) {
         this.sliceEnded = true;
