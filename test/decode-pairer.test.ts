@@ -188,6 +188,13 @@ t.test('decoder: a tick stands for the request last sent whole under its key, fo
   t.same(tick(1, 7, 71, 70n), [], 'another hash: not this payload, nothing applied');
   t.same(misses, [7]);
   t.match(d.stats(), { ticks: 3, tickMisses: 1, keyed: 3 });
+  // The whole 53 bits count (the hash is kept as two small integers): hashes that differ only high or only low.
+  const big = 2 ** 53 - 1 - 2 ** 30;
+  whole(1, data(10, '10.0.0.10'), 10, big, 80n);
+  t.equal(tick(1, 10, big, 90n).length, 1, 'the same 53-bit hash: a tick');
+  t.same(tick(1, 10, big - 2 ** 40, 100n), [], 'another hash in the high bits only: a miss');
+  t.same(tick(1, 10, big - 1, 110n), [], 'another hash in the low bits only: a miss');
+  t.same(misses, [7, 10, 10]);
 });
 
 t.test('decoder: bounded kept parses — past maxKeyed the lowest agent id is let go, and only its next tick misses', async (t) => {

@@ -134,6 +134,24 @@ t.test('inferred changes never override a newer change already applied', async (
   t.equal(s.get(1)?.status, 'pending');
 });
 
+t.test('a removed agent\'s capture times do not pass to the agent added after it (its place in the column is used again)', async (t) => {
+  const s = activeTable([1]);
+  const late = clock + 50_000_000n;
+  s.apply(ex(PENDING(1), 'ok', 'wazuh-remoted', { at: late })); // agent 1 changed late
+  s.apply(ex('global delete-agent 1', 'ok', 'wazuh-authd'));
+  t.equal(s.get(1), undefined);
+  s.setKnown({ id: 2, status: 'active' }); // the next row made: it takes the place agent 1 left
+  // A reset sent before agent 1's late change: agent 2 was never changed by a request, so it applies.
+  t.same(status(s.apply(ex('global reset-agents-connection synced', 'ok', 'wazuh-remoted', { at: late - 1_000_000n }))),
+    ['002:active>disconnected/5/manager_reset/remoted']);
+  // And a fleet's worth of rows added and removed keeps each one's own times.
+  for (let id = 10; id < 3010; id++) s.setKnown({ id, status: 'active' });
+  s.apply(ex(PENDING(2999), 'ok', 'wazuh-remoted', { at: late + 10_000_000n }));
+  t.same(status(s.apply(ex('global reset-agents-connection synced', 'ok', 'wazuh-remoted', { at: late + 5_000_000n }))).length, 2999,
+    'every agent but the one changed after the reset');
+  t.equal(s.get(2999)?.status, 'pending');
+});
+
 t.test('update-status-code: invalid version (code 1), 4.x and 5.x', async (t) => {
   const s = table();
   s.setKnown({ id: 3, status: 'disconnected', status_code: 3 });
