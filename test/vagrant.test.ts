@@ -213,6 +213,18 @@ function effectiveExecStart(unit: string, dropins: string[]): string[] {
   return cmd.split(/\s+/).filter(Boolean);
 }
 
+/** The environment systemd gives the service: the unit's and its drop-ins' `Environment=` lines, over PATH. */
+function effectiveEnvironment(unit: string, dropins: string[]): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  for (const text of [unit, ...dropins]) {
+    for (const line of text.split('\n')) {
+      const m = /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+      if (m) env[m[1]] = m[2];
+    }
+  }
+  return env;
+}
+
 t.test('vagrant/provision/tap.sh installs, configures and starts a tap that works (simulated manager)', async (t) => {
   const nats = await startNats();
   t.teardown(async () => {
@@ -292,14 +304,16 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
   t.equal(`ExecStart=${argv.slice(0, 6).join(' ')}`, guideLines[0].replace('/usr/sbin/', `${usr}/sbin/`).replaceAll('/var/ossec', home),
     'the script\'s ExecStart is the guide\'s, with this machine\'s paths');
 
-  // Start it as systemd would: the ExecStart command line, nothing else.
+  // Start it as systemd would: the ExecStart command line and the unit's environment, nothing else.
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const got: Received[] = [];
   const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { got.push({ subject: m.subject, body: contractJson(t, m) }); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
-  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+  const env = effectiveEnvironment(unit, [dropin]);
+  t.equal(env.NODE_OPTIONS, '--max-semi-space-size=8', 'the unit sizes V8\'s young generation (node reads it before the tap runs)');
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
