@@ -13,6 +13,7 @@ import { startNats } from './helpers/nats-server.js';
 import { ROOT } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 import { contractJson } from './helpers/contract.js';
+import { unitEnvironment } from '../scripts/unit-environment.mjs';
 
 const VAGRANT = join(ROOT, 'vagrant');
 const PROVISION = join(VAGRANT, 'provision');
@@ -213,18 +214,6 @@ function effectiveExecStart(unit: string, dropins: string[]): string[] {
   return cmd.split(/\s+/).filter(Boolean);
 }
 
-/** The environment systemd gives the service: the unit's and its drop-ins' `Environment=` lines, over PATH. */
-function effectiveEnvironment(unit: string, dropins: string[]): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-  for (const text of [unit, ...dropins]) {
-    for (const line of text.split('\n')) {
-      const m = /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
-      if (m) env[m[1]] = m[2];
-    }
-  }
-  return env;
-}
-
 t.test('vagrant/provision/tap.sh installs, configures and starts a tap that works (simulated manager)', async (t) => {
   const nats = await startNats();
   t.teardown(async () => {
@@ -311,7 +300,8 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
   const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { got.push({ subject: m.subject, body: contractJson(t, m) }); } });
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
-  const env = effectiveEnvironment(unit, [dropin]);
+  // The environment systemd gives the service: the unit's and its drop-in's `Environment=` lines, over PATH.
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...unitEnvironment(unit, dropin) };
   t.equal(env.NODE_OPTIONS, '--max-semi-space-size=8', 'the unit sizes V8\'s young generation (node reads it before the tap runs)');
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';

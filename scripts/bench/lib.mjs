@@ -8,13 +8,14 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, BUILD } from '../build.mjs';
+import { unitEnvironment } from '../unit-environment.mjs';
 
 export { ROOT, BUILD };
 export const BENCH = join(BUILD, 'bench');
 export const QUICK = process.env.BENCH_QUICK === '1';
-/** The `Environment=` lines of the systemd unit the packages install (packaging/wazuh-nats-tap.service). */
-const UNIT_ENV = Object.fromEntries(readFileSync(join(ROOT, 'packaging/wazuh-nats-tap.service'), 'utf8').split('\n')
-  .map((l) => /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(l.trim())).filter(Boolean).map((m) => [m[1], m[2]]));
+/** Every tap runs as its systemd unit runs it: with the unit's `Environment=` (BENCH_UNIT_ENV=0: without). */
+const TAP_ENV = process.env.BENCH_UNIT_ENV === '0' ? {}
+  : unitEnvironment(readFileSync(join(ROOT, 'packaging/wazuh-nats-tap.service'), 'utf8'));
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -49,7 +50,7 @@ export function machineInfo() {
     // BPF programs other processes hold on tracepoints when the run starts (other taps, tests): they
     // share the cost measured by `overhead` and the CPU.
     foreign_tracepoint_programs_at_start: (sh('bpftool', ['perf', 'list']) ?? '').split('\n').filter((l) => /tracepoint/.test(l)).length,
-    tap_environment: process.env.BENCH_UNIT_ENV === '0' ? {} : UNIT_ENV,
+    tap_environment: TAP_ENV,
   };
 }
 
@@ -203,8 +204,7 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
   const args = [...fromEnv, ...nodeArgs, join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
     '--control-socket', sock, '--log-level', logLevel, ...(attach ? [] : ['--no-attach'])];
   // PROFILE=1: a V8 CPU profile of each tap (cpu-profile.mjs), in build/bench/profile-*.cpuprofile.
-  // The tap runs as its systemd unit runs it: with the unit's NODE_OPTIONS (BENCH_UNIT_ENV=0: without).
-  const env = { ...process.env, ...(process.env.BENCH_UNIT_ENV === '0' ? {} : UNIT_ENV) };
+  const env = { ...process.env, ...TAP_ENV };
   if (process.env.PROFILE === '1') {
     mkdirSync(BENCH, { recursive: true });
     args.unshift('--import', join(ROOT, 'scripts/bench/cpu-profile.mjs'));
