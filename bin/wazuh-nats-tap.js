@@ -2,7 +2,8 @@
 // `run` owns its process: signals are taken from the first instant (before the
 // modules load, a signal would otherwise end it with 143 and no clean-up), and
 // once the agent's shutdown returned the process ends, whatever a library
-// still holds open. Other commands end when their work is done.
+// still holds open — or a disk holds in libuv's threads. Other commands end when
+// their work is done.
 const isRun = process.argv[2] === 'run';
 const early = [];
 const remember = (sig) => early.push(sig);
@@ -29,5 +30,9 @@ if (isRun) {
 
 const { main } = await import('../dist/cli.js');
 const code = await main(process.argv.slice(2));
-if (isRun) process.exit(code);
+if (isRun) {
+  // Not process.exit() alone: it would wait for a thread of libuv's pool that a hung disk holds (agent/process-exit.ts).
+  const { exitWhenIdle } = await import('../dist/agent/process-exit.js');
+  await exitWhenIdle(code, 1000);
+}
 process.exitCode = code;

@@ -3,13 +3,15 @@
 // instance, a fatal error after start and `<enabled>no</enabled>` on reload all
 // end the same way — detached, the process gone, the right exit code.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { natsCollecting } from './helpers/nats-server.js';
-import { runTap, startTap, ROOT, type TapProcess } from './helpers/tap-process.js';
+import { runTap, startTap, startTapCommand, BIN, ROOT, type TapProcess } from './helpers/tap-process.js';
+import { slowSyncLib } from './helpers/slow-sync.mjs';
+import { spooled } from './helpers/spooled.js';
 import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
@@ -165,4 +167,31 @@ t.test('SIGHUP after <enabled>no</enabled>: the agent stops (exit 0) instead of 
   t.ok(msgs(tap).some((m) => m.startsWith('disabled in the configuration')));
   t.notOk(msgs(tap).includes('configuration reloaded'));
   t.same(await leftBehind(MARK), []);
+});
+
+t.test('a disk whose fdatasync hangs: SIGTERM still ends the tap in time (exit 0), and what it spooled is there after', async (t) => {
+  const h = home(t);
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  // helpers/slow-sync.c: while `hold` exists every fdatasync of the tap waits (NATS is away: events go to disk).
+  const hold = join(h, 'sync-hold');
+  writeFileSync(hold, '');
+  t.teardown(() => rmSync(hold, { force: true }));
+  const tap = await startTapCommand([process.execPath, BIN],
+    ['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')], /^attached/,
+    { ...process.env, LD_PRELOAD: slowSyncLib(), SLOW_SYNC_HOLD: hold });
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await waitFor(() => existsSync(`${hold}.entered`), 10_000, 'the spool\'s periodic sync to start (and hang)');
+  tap.proc.kill('SIGTERM');
+  const r = await exitWithin(tap, 15_000);
+  t.same([r.code, r.signal], [0, null], `exit 0 (${r.ms} ms), not ended by the deadline or a signal`);
+  t.ok(r.ms < 5000, `within seconds (${r.ms} ms): the last sync is not waited for on the event loop`);
+  t.ok(msgs(tap).includes('stopped'), 'through the whole shutdown path');
+  t.ok(tap.logs.some((l) => /the last sync did not finish/.test(String(l.msg))), 'the unfinished sync is said');
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
+  rmSync(hold); // the disk answers
+  const statuses = spooled(join(h, 'var/nats-tap')).filter((e) => e.kind === 'status');
+  t.ok(statuses.some((e) => e.subject === 'wazuh.agent.001.status'), 'the agent\'s status change waits in the spool for the next start');
 });

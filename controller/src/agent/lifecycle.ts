@@ -8,6 +8,7 @@
 // `watchProcess` before anything is opened, so a signal at any instant of
 // start-up or shutdown takes this path too.
 import type { Logger } from 'pino';
+import { exitNow } from './process-exit.js';
 
 export interface Part {
   name: string;
@@ -42,8 +43,8 @@ export class Lifecycle {
   constructor(
     private readonly log: Logger,
     private readonly deadlineMs = SHUTDOWN_DEADLINE_MS,
-    /** How the process ends when the deadline passes (tests replace it). */
-    private readonly hardExit: (code: number) => void = (code) => process.exit(code),
+    /** How the process ends when the deadline passes (tests replace it): at once, even with a thread held by the disk. */
+    private readonly hardExit: (code: number) => void = exitNow,
     /** What an error's text may carry of secrets (server_url credentials) is masked before it is logged. */
     private readonly shown: (text: string) => string = (text) => text,
   ) {}

@@ -844,8 +844,17 @@ export class Delivery {
     if (nc) await within(nc.close().catch(() => {}), 1000);
     await within(this.loop?.catch(() => {}) ?? Promise.resolve(), 1000);
     this.spool.close();
+    if (!(await this.spool.synced(LAST_SYNC_MS))) {
+      this.log?.warn({ waited_ms: LAST_SYNC_MS }, 'spool: the last sync did not finish (a slow disk): its records are written and stay for the next start; the kernel writes them to the disk');
+    }
   }
 }
+
+/**
+ * What close() waits for the spool's last fdatasync: on a disk that hangs, the shutdown goes on without
+ * it (a process exit does not lose what was written; only a power loss before the kernel's writeback can).
+ */
+const LAST_SYNC_MS = 1000;
 
 /** An error's message with its causes (nats.js wraps TLS and socket errors). */
 function errorText(e: unknown): string {

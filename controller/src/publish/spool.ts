@@ -15,10 +15,11 @@
 //     kernel's page cache;
 //   - `fsync: 'interval'` (default) fdatasync()s the active segment every `fsyncIntervalMs`
 //     (1 s) when it was written, and on rotation and close: a power loss or kernel crash
-//     loses at most that interval. Those of the interval and of a rotation run on libuv's
-//     threads, never on the event loop's: a disk that takes seconds to sync (a busy or
-//     throttled volume) delays the durability of the last second, not every event; a
-//     segment is closed once its sync is done. `'always'` fdatasync()s every append on the
+//     loses at most that interval. They run on libuv's threads, never on the event loop's:
+//     a disk that takes seconds to sync (a busy or throttled volume) delays the durability
+//     of the last second, not every event — nor the shutdown, which waits for the last sync
+//     a bounded time (`synced()`) and then leaves it to the kernel; a segment is closed once
+//     its sync is done. `'always'` fdatasync()s every append on the
 //     event loop (slow, no loss: accepted means synced);
 //     `'never'` leaves it to the kernel;
 //   - a record torn by a crash in the middle of a write is found by its length or checksum
@@ -504,11 +505,14 @@ export class Spool {
    */
   private static readonly MAX_SYNCING = 2;
 
-  /** Start an fdatasync of `fd` on libuv's threads; false when MAX_SYNCING are running. */
-  private syncInBackground(fd: number): boolean {
+  /**
+   * Start an fdatasync of `fd` on libuv's threads; false when MAX_SYNCING are running (`last`: the
+   * one of close(), started whatever runs — the process ends soon and no later sync would cover it).
+   */
+  private syncInBackground(fd: number, last = false): boolean {
     let running = 0;
     for (const x of this.syncing.values()) running += x.n;
-    if (running >= Spool.MAX_SYNCING) return false;
+    if (running >= Spool.MAX_SYNCING && !last) return false;
     let s = this.syncing.get(fd);
     if (!s) this.syncing.set(fd, s = { n: 0, close: false });
     s.n++;
@@ -517,8 +521,32 @@ export class Spool {
       if (--s.n > 0) return;
       this.syncing.delete(fd);
       if (s.close) try { closeSync(fd); } catch { /* the records are written */ }
+      if (this.syncing.size === 0) for (const w of this.syncWaiters.splice(0)) w();
     });
     return true;
+  }
+
+  /** What synced() waits on: called once no sync runs. */
+  private readonly syncWaiters: (() => void)[] = [];
+
+  /**
+   * Resolves true once no sync of the spool runs (after close(): its last one is done, the records are
+   * on the disk), false when `timeoutMs` passed first — the records are written all the same (in the
+   * kernel's page cache, which a process exit does not lose); only a power loss before the kernel's
+   * writeback could. What the shutdown waits on, bounded, instead of an fdatasync on the event loop
+   * that a hung disk would hold past the shutdown's deadline.
+   */
+  synced(timeoutMs: number): Promise<boolean> {
+    if (this.syncing.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => { clearTimeout(timer); resolve(true); };
+      const timer = setTimeout(() => {
+        const i = this.syncWaiters.indexOf(done);
+        if (i >= 0) this.syncWaiters.splice(i, 1);
+        resolve(false);
+      }, timeoutMs);
+      this.syncWaiters.push(done);
+    });
   }
 
   /** Close a segment's descriptor, or have its running sync close it (its number must not be reused under it). */
@@ -941,16 +969,19 @@ export class Spool {
     };
   }
 
-  /** Sync, save the cursor, close the files. Unacknowledged records stay for the next start. Never throws for the disk. */
+  /**
+   * Save the cursor, close the files, start the last sync (`synced()` waits for it). Unacknowledged
+   * records stay for the next start. Never throws for the disk, never waits for it.
+   */
   close(): void {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
     this.closeReader();
     if (this.fd >= 0) {
-      // The last sync, on the event loop: the process is about to end.
-      if (this.o.fsync !== 'never') {
-        try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
-      }
+      // On libuv's threads like the others: a disk that hangs must not hold the shutdown past its deadline.
+      // Its descriptor is closed when the sync ends.
+      if (this.o.fsync !== 'never' && this.dirty) this.syncInBackground(this.fd, true);
+      this.dirty = false;
       this.closeFd(this.fd);
       this.fd = -1;
     }
