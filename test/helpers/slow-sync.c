@@ -1,9 +1,11 @@
 /* LD_PRELOAD: a disk whose fdatasync hangs. While the file named by $SLOW_SYNC_HOLD exists, every
  * fdatasync(2) of the process creates "$SLOW_SYNC_HOLD.entered" and waits (polling every 5 ms) for
- * the hold to be removed, then syncs for real. Only fdatasync is touched: writes, reads and fsync
- * are the kernel's own. Built by test/helpers/slow-sync.mjs. */
+ * the hold to be removed, then syncs for real — or, when "$SLOW_SYNC_HOLD.fail" exists then, fails
+ * with EIO (a disk that lost the writes). Only fdatasync is touched: writes, reads and fsync are the
+ * kernel's own. Built by test/helpers/slow-sync.mjs. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,12 @@ int fdatasync(int fd)
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
 		while (access(hold, F_OK) == 0)
 			nanosleep(&ts, NULL);
+		char fail[4096];
+		snprintf(fail, sizeof fail, "%s.fail", hold);
+		if (access(fail, F_OK) == 0) {
+			errno = EIO;
+			return -1;
+		}
 	}
 	return real(fd);
 }

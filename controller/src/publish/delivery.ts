@@ -844,8 +844,11 @@ export class Delivery {
     if (nc) await within(nc.close().catch(() => {}), 1000);
     await within(this.loop?.catch(() => {}) ?? Promise.resolve(), 1000);
     this.spool.close();
-    if (!(await this.spool.synced(LAST_SYNC_MS))) {
+    const synced = await this.spool.synced(LAST_SYNC_MS);
+    if (synced === 'timeout') {
       this.log?.warn({ waited_ms: LAST_SYNC_MS }, 'spool: the last sync did not finish (a slow disk): its records are written and stay for the next start; the kernel writes them to the disk');
+    } else if (synced !== 'synced') {
+      this.log?.error({ err: synced.code ?? synced.message }, 'spool: the last sync failed: the disk may have lost the last second of events');
     }
   }
 }

@@ -518,6 +518,7 @@ export class Spool {
     s.n++;
     fdatasync(fd, (e) => {
       if (e && !this.closed) this.ioFailed(e, 'sync');
+      else if (e) this.lastSyncError = e; // after close(): synced() says it
       if (--s.n > 0) return;
       this.syncing.delete(fd);
       if (s.close) try { closeSync(fd); } catch { /* the records are written */ }
@@ -528,22 +529,25 @@ export class Spool {
 
   /** What synced() waits on: called once no sync runs. */
   private readonly syncWaiters: (() => void)[] = [];
+  /** A sync that failed after close() (before it, ioFailed counts it). */
+  private lastSyncError: NodeJS.ErrnoException | null = null;
 
   /**
-   * Resolves true once no sync of the spool runs (after close(): its last one is done, the records are
-   * on the disk), false when `timeoutMs` passed first — the records are written all the same (in the
-   * kernel's page cache, which a process exit does not lose); only a power loss before the kernel's
-   * writeback could. What the shutdown waits on, bounded, instead of an fdatasync on the event loop
-   * that a hung disk would hold past the shutdown's deadline.
+   * Once no sync of the spool runs — after close(), its last one is done: `synced` (the records are on
+   * the disk) or the sync's error (`EIO`: the disk lost them) — or `timeout` when `timeoutMs` passed
+   * first: the records are written all the same (in the kernel's page cache, which a process exit does
+   * not lose); only a power loss before the kernel's writeback could. What the shutdown waits on,
+   * bounded, instead of an fdatasync on the event loop that a hung disk would hold past its deadline.
    */
-  synced(timeoutMs: number): Promise<boolean> {
-    if (this.syncing.size === 0) return Promise.resolve(true);
+  synced(timeoutMs: number): Promise<'synced' | 'timeout' | NodeJS.ErrnoException> {
+    const outcome = (): 'synced' | NodeJS.ErrnoException => this.lastSyncError ?? 'synced';
+    if (this.syncing.size === 0) return Promise.resolve(outcome());
     return new Promise((resolve) => {
-      const done = (): void => { clearTimeout(timer); resolve(true); };
+      const done = (): void => { clearTimeout(timer); resolve(outcome()); };
       const timer = setTimeout(() => {
         const i = this.syncWaiters.indexOf(done);
         if (i >= 0) this.syncWaiters.splice(i, 1);
-        resolve(false);
+        resolve('timeout');
       }, timeoutMs);
       this.syncWaiters.push(done);
     });
