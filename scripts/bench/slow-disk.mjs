@@ -2,7 +2,8 @@
 // The tap on a disk whose fdatasync hangs (test/helpers/slow-sync.c as LD_PRELOAD, holding every
 // fdatasync while a file exists): 8 s of keepalives and status changes at 5,000 frames/s with the
 // sync held the whole time; how many messages reached NATS and how many `status` calls were answered
-// (docs/performance.md, item 15). A probe: `node scripts/bench/slow-disk.mjs`.
+// (docs/performance.md, item 15), then how long a SIGTERM takes to end the tap with the syncs still
+// held. A probe: `node scripts/bench/slow-disk.mjs`.
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { natsConnect, sleep, startNats, startSim, startTap } from './lib.mjs';
@@ -36,7 +37,14 @@ try {
     await sleep(500);
   }
   await loading;
-  console.log(JSON.stringify({ sync_held: existsSync(`${hold}.entered`), messages_while_held: got - before, status_answered: `${answered}/${asked}` }));
+  // Stopped with the syncs still held: the shutdown must not wait on the disk (its deadline is 10 s).
+  const t1 = Date.now();
+  await tap.stop();
+  const stopMs = Date.now() - t1;
+  console.log(JSON.stringify({
+    sync_held: existsSync(`${hold}.entered`), messages_while_held: got - before, status_answered: `${answered}/${asked}`,
+    stop_ms_while_held: stopMs, exit: tap.proc.exitCode ?? tap.proc.signalCode,
+  }));
 } finally {
   rmSync(hold, { force: true });
   await sleep(500);
