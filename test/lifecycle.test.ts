@@ -76,7 +76,9 @@ t.test('a part that fails to start is fatal: its exit code, and the parts before
 t.test('a part that does not stop: the deadline ends the process with the code', async (t) => {
   const trace: string[] = [];
   let exited: number | null = null;
-  const life = new Lifecycle(quiet, 200, (code) => { exited = code; });
+  let armedMs = 0;
+  let disarmed = false;
+  const life = new Lifecycle(quiet, 200, { exit: (code) => { exited = code; }, arm: (ms) => { armedMs = ms; return () => { disarmed = true; }; } });
   life.add(part('a', trace));
   life.add(part('stuck', trace, { hangStop: true }));
   const run = life.run();
@@ -86,6 +88,8 @@ t.test('a part that does not stop: the deadline ends the process with the code',
   await Promise.race([run, new Promise((r) => setTimeout(r, 1000))]);
   t.equal(exited, 1, 'hard exit with the code');
   t.ok(Date.now() - t0 < 900);
+  t.equal(armedMs, 2200, 'the kernel\'s deadline: 2 s after ours');
+  t.ok(disarmed, 'disarmed once the shutdown returned');
 });
 
 t.test('SIGHUP: deferred during start-up, handled once ready, ignored once stopping, never fatal', async (t) => {

@@ -8,7 +8,7 @@
 // `watchProcess` before anything is opened, so a signal at any instant of
 // start-up or shutdown takes this path too.
 import type { Logger } from 'pino';
-import { exitNow } from './process-exit.js';
+import { exitNow, kernelDeadline } from './process-exit.js';
 
 export interface Part {
   name: string;
@@ -27,6 +27,18 @@ export interface StopRequest {
 }
 
 export const SHUTDOWN_DEADLINE_MS = 10_000;
+/** After the deadline, what the kernel's own deadline waits more: for the timer's exit, should the event loop still run. */
+const KERNEL_GRACE_MS = 2000;
+
+/** How the shutdown's deadline is kept (tests replace it). */
+export interface HardStop {
+  /** The deadline passed: end the process now, with `code`. */
+  exit(code: number): void;
+  /** A deadline the kernel keeps even when the event loop is held in a system call; returns its disarm. */
+  arm(ms: number): () => void;
+}
+
+const HARD_STOP: HardStop = { exit: exitNow, arm: kernelDeadline };
 
 export class Lifecycle {
   private readonly parts: Part[] = [];
@@ -43,8 +55,8 @@ export class Lifecycle {
   constructor(
     private readonly log: Logger,
     private readonly deadlineMs = SHUTDOWN_DEADLINE_MS,
-    /** How the process ends when the deadline passes (tests replace it): at once, even with a thread held by the disk. */
-    private readonly hardExit: (code: number) => void = exitNow,
+    /** How the deadline is kept: at once, even with a thread held by the disk, and by the kernel when our timer cannot fire. */
+    private readonly hard: HardStop = HARD_STOP,
     /** What an error's text may carry of secrets (server_url credentials) is masked before it is logged. */
     private readonly shown: (text: string) => string = (text) => text,
   ) {}
@@ -118,8 +130,10 @@ export class Lifecycle {
     // The deadline holds whatever a part does: the process ends, and the kernel detaches with it.
     const timer = setTimeout(() => {
       this.log.error({ why: req.why, deadline_ms: this.deadlineMs }, 'shutdown deadline passed: exiting now');
-      this.hardExit(req.code || 1);
+      this.hard.exit(req.code || 1);
     }, this.deadlineMs);
+    // And when a part holds the event loop itself in a system call (a hung disk), where that timer cannot fire.
+    const disarm = this.hard.arm(this.deadlineMs + KERNEL_GRACE_MS);
     for (const part of this.started.reverse()) {
       await loopTurn();
       const left = deadline - Date.now();
@@ -131,6 +145,7 @@ export class Lifecycle {
     }
     this.started = [];
     clearTimeout(timer);
+    disarm();
     await loopTurn();
     return req.code;
   }
