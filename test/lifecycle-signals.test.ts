@@ -3,7 +3,8 @@
 // instance, a fatal error after start and `<enabled>no</enabled>` on reload all
 // end the same way — detached, the process gone, the right exit code.
 import t from 'tap';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,4 +195,41 @@ t.test('a disk whose fdatasync hangs: SIGTERM still ends the tap in time (exit 0
   rmSync(hold); // the disk answers
   const statuses = spooled(join(h, 'var/nats-tap')).filter((e) => e.kind === 'status');
   t.ok(statuses.some((e) => e.subject === 'wazuh.agent.001.status'), 'the agent\'s status change waits in the spool for the next start');
+});
+
+t.test('a log pipe nobody reads: the tap runs on, and a SIGTERM still ends it in seconds (the kernel\'s deadline)', async (t) => {
+  const h = home(t);
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  // A FIFO opened read-write (so it has a reader that never reads), filled: the tap's first log line blocks.
+  const fifo = join(h, 'log-fifo');
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+  t.teardown(() => closeSync(fd));
+  const chunk = Buffer.alloc(4096, 'x');
+  for (let i = 0; i < 1024; i++) {
+    try { writeSync(fd, chunk); } catch { break; } // EAGAIN: full
+  }
+  const sock = join(h, 'tap.sock');
+  const proc = spawn(process.execPath, [BIN, 'run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', sock],
+    { stdio: ['ignore', fd, 'ignore'] });
+  t.teardown(() => proc.kill('SIGKILL'));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  let attached = false;
+  for (let i = 0; i < 60 && !attached && proc.exitCode === null; i++) {
+    attached = /attached/.test((await runTap(['status', '--control-socket', sock], 5000)).stdout);
+    if (!attached) await new Promise((r) => setTimeout(r, 250));
+  }
+  t.ok(attached, 'attached and answering status while its log is blocked');
+  await sim.startup(A);
+  t.ok(tapProgramsOf(proc.pid!).length > 0, 'its programs in the kernel');
+  const t0 = Date.now();
+  proc.kill('SIGTERM');
+  const r = await Promise.race([exit, new Promise<null>((res) => setTimeout(() => res(null), 20_000))]);
+  const ms = Date.now() - t0;
+  t.ok(r, `ended (${ms} ms)`);
+  t.equal(r?.signal, 'SIGALRM', 'by the kernel: its last log lines could not be written, and nothing waits for them past the deadline');
+  t.ok(ms < 15_000, 'within the deadline and the 2 s after it');
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });
