@@ -28,6 +28,15 @@ function home(t: Tap.Test, extra = ''): string {
   return h;
 }
 
+/** A home with the simulated manager running (agent A), stopped at the end of the test. */
+async function simulated(t: Tap.Test, extra = ''): Promise<{ h: string; sim: SimManager }> {
+  const h = home(t, extra);
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  return { h, sim };
+}
+
 /** A wazuh-db that accepts and never answers: the tap's start-up waits in its first sync (3 s a query). */
 async function silentWdb(t: Tap.Test, h: string): Promise<Server> {
   mkdirSync(join(h, 'queue/db'), { recursive: true });
@@ -98,10 +107,7 @@ t.test('SIGHUP during start-up never kills; it is handled once started', async (
 });
 
 t.test('NATS down with a 1 minute reconnect delay, and a second SIGTERM during the shutdown: exit 0, quickly', async (t) => {
-  const h = home(t, '    <reconnect_delay>1m</reconnect_delay>\n');
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { h, sim } = await simulated(t, '    <reconnect_delay>1m</reconnect_delay>\n');
   const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
   t.teardown(() => tap.stop('SIGKILL'));
   await sim.startup(A);
@@ -117,10 +123,7 @@ t.test('NATS down with a 1 minute reconnect delay, and a second SIGTERM during t
 });
 
 t.test('one tap per home: a second run exits 2 naming the first, also with a spool of its own', async (t) => {
-  const h = home(t);
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { h, sim } = await simulated(t);
   const first = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'a.sock')]);
   t.teardown(() => first.stop('SIGKILL'));
   const second = await runTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'b.sock')]);
@@ -137,10 +140,7 @@ t.test('one tap per home: a second run exits 2 naming the first, also with a spo
 });
 
 t.test('a fatal error after start (its lock removed): detached and gone, exit 1 — never half alive', async (t) => {
-  const h = home(t);
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { h, sim } = await simulated(t);
   const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
   t.teardown(() => tap.stop('SIGKILL'));
   const progs = tapProgramsOf(tap.proc.pid!);
@@ -154,10 +154,7 @@ t.test('a fatal error after start (its lock removed): detached and gone, exit 1 
 });
 
 t.test('SIGHUP after <enabled>no</enabled>: the agent stops (exit 0) instead of saying "reloaded"', async (t) => {
-  const h = home(t);
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { h, sim } = await simulated(t);
   const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
   t.teardown(() => tap.stop('SIGKILL'));
   const conf = join(h, 'etc/ossec.conf');
@@ -171,10 +168,7 @@ t.test('SIGHUP after <enabled>no</enabled>: the agent stops (exit 0) instead of 
 });
 
 t.test('a disk whose fdatasync hangs: SIGTERM still ends the tap in time (exit 0), and what it spooled is there after', async (t) => {
-  const h = home(t);
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { h, sim } = await simulated(t);
   // helpers/slow-sync.c: while `hold` exists every fdatasync of the tap waits (NATS is away: events go to disk).
   const hold = join(h, 'sync-hold');
   writeFileSync(hold, '');
@@ -198,10 +192,7 @@ t.test('a disk whose fdatasync hangs: SIGTERM still ends the tap in time (exit 0
 });
 
 t.test('a log pipe nobody reads: the tap runs on, and a SIGTERM still ends it in seconds (the kernel\'s deadline)', async (t) => {
-  const h = home(t);
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { h, sim } = await simulated(t);
   // A FIFO opened read-write (so it has a reader that never reads), filled: the tap's first log line blocks.
   const fifo = join(h, 'log-fifo');
   execFileSync('mkfifo', [fifo]);
