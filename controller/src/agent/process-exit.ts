@@ -43,9 +43,18 @@ function loadLibc(): Libc {
  * One per process (alarm(2)): arming again replaces it.
  */
 export function kernelDeadline(ms: number): () => void {
-  const c = loadLibc();
-  c.alarm(Math.max(1, Math.ceil(ms / 1000)));
-  return () => { c.alarm(0); };
+  const c = libcOrNull();
+  c?.alarm(Math.max(1, Math.ceil(ms / 1000)));
+  return () => { c?.alarm(0); };
+}
+
+/** libc's calls, or null where it cannot be loaded (then only our own timers keep the deadline). */
+function libcOrNull(): Libc | null {
+  try {
+    return loadLibc();
+  } catch {
+    return null;
+  }
 }
 
 /** The time the 'exit' listeners get in exitNow before the kernel ends the process all the same. */
@@ -53,7 +62,8 @@ const LISTENERS_MS = 2000;
 
 /** End the process now with `code`, whatever libuv's threads wait on (after the 'exit' listeners). */
 export function exitNow(code: number): never {
-  const c = loadLibc();
+  const c = libcOrNull();
+  if (!c) process.exit(code); // the best left
   // A listener that blocks (pino flushing into a pipe nobody reads) must not hold the exit either.
   c.alarm(Math.ceil(LISTENERS_MS / 1000));
   process.exitCode = code;
