@@ -1,7 +1,6 @@
 // The delivery engine against real nats-servers on loopback: outages, a killed
 // publisher, a full spool, core NATS, and a three-node JetStream cluster.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +9,7 @@ import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Delivery, type DeliveryMessage, type MessageKind } from '../controller/src/publish/delivery.js';
 import { ReliablePublisher } from '../controller/src/publish/reliable.js';
 import { freePort, startNatsCluster, startNatsServer } from './helpers/nats-server.js';
+import { spawnTsChild } from './helpers/ts-child.js';
 import { checkDelivery, readStream, steady, testEvent } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
 import { monotonicMs } from '../controller/src/publish/timing.js';
@@ -24,11 +24,9 @@ t.test('JetStream: the publisher killed with SIGKILL while spooling, restarted o
   const srv = await startNatsServer({ jetstream: true });
   t.teardown(() => srv.stop());
   const spoolDir = tmp('spool-b-');
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
   const child = resolve(import.meta.dirname, 'helpers/delivery-child.ts');
   const run = (from: number, to: number) => {
-    const p = spawn(process.execPath, [...loader, child, srv.url, spoolDir, String(from), String(to), '7'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const p = spawnTsChild(child, [srv.url, spoolDir, String(from), String(to), '7'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const r = { p, accepted: from, done: null as null | Record<string, unknown>, err: '' };
     let buf = '';
     p.stdout!.on('data', (d: Buffer) => {

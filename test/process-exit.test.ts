@@ -3,11 +3,11 @@
 // that thread forever; the tap's exit does not, and the 'exit' listeners (pino's flush) still run.
 // And with the event loop itself held in a call (where no timer fires), the kernel keeps the deadline.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { slowSyncLib } from './helpers/slow-sync.mjs';
+import { slowSyncEnv } from './helpers/slow-sync.mjs';
+import { spawnTsChild } from './helpers/ts-child.js';
 import { waitFor } from './helpers/wait.js';
 
 async function child(t: Tap.Test, how: 'now' | 'idle' | 'listener' | 'shutdown', held: boolean, code: number) {
@@ -15,10 +15,8 @@ async function child(t: Tap.Test, how: 'now' | 'idle' | 'listener' | 'shutdown',
   const hold = join(tmp, 'hold');
   if (held) writeFileSync(hold, '');
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const p = spawn(process.execPath, [...loader, join(import.meta.dirname, 'helpers/exit-child.ts'), how, join(tmp, 'f'), String(code)], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', LD_PRELOAD: slowSyncLib(), SLOW_SYNC_HOLD: hold },
-  });
+  const p = spawnTsChild(join(import.meta.dirname, 'helpers/exit-child.ts'), [how, join(tmp, 'f'), String(code)],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: slowSyncEnv(hold) });
   t.teardown(() => p.kill('SIGKILL'));
   let out = '';
   let err = '';

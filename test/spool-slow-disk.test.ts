@@ -3,12 +3,12 @@
 // run on libuv's threads, so the event loop goes on — appends, rotations, timers — while they wait,
 // and nothing appended is lost once the disk answers.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool } from '../controller/src/publish/spool.js';
-import { slowSyncLib } from './helpers/slow-sync.mjs';
+import { slowSyncEnv } from './helpers/slow-sync.mjs';
+import { spawnTsChild } from './helpers/ts-child.js';
 import { waitFor } from './helpers/wait.js';
 import { onLines } from './helpers/lines.js';
 
@@ -19,10 +19,7 @@ function syncChild(t: Tap.Test) {
   const dir = join(tmp, 'spool');
   const hold = join(tmp, 'hold');
   writeFileSync(hold, ''); // every fdatasync waits from the first one on
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const p = spawn(process.execPath, [...loader, join(import.meta.dirname, 'helpers/spool-sync-child.ts'), dir], {
-    stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', LD_PRELOAD: slowSyncLib(), SLOW_SYNC_HOLD: hold },
-  });
+  const p = spawnTsChild(join(import.meta.dirname, 'helpers/spool-sync-child.ts'), [dir], { env: slowSyncEnv(hold) });
   t.teardown(() => { rmSync(hold, { force: true }); p.kill('SIGKILL'); });
   const lines: Record<string, number | string>[] = [];
   let err = '';

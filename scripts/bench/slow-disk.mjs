@@ -7,15 +7,13 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { natsConnect, sleep, startNats, startSim, startTap } from './lib.mjs';
-import { slowSyncLib } from '../../test/helpers/slow-sync.mjs';
+import { slowSyncEnv } from '../../test/helpers/slow-sync.mjs';
 
-const lib = slowSyncLib();
 const nats = await startNats();
 const s = await startSim();
 const hold = join(s.home, 'sync-hold');
 // Only the tap gets the library (startTap passes this process's environment on).
-process.env.LD_PRELOAD = lib;
-process.env.SLOW_SYNC_HOLD = hold;
+Object.assign(process.env, slowSyncEnv(hold));
 const tap = await startTap({ home: s.home, natsUrl: nats.url, label: 'slow-disk' });
 delete process.env.LD_PRELOAD;
 const nc = await natsConnect(nats.url);

@@ -1,9 +1,10 @@
 // fd-child.ts started under a small descriptor limit (prlimit): what it reports, and `send` to
 // give it a command and wait until it was done.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { waitFor } from './wait.js';
 import { onLines } from './lines.js';
+import { spawnTsChild } from './ts-child.js';
 
 export interface FdChild {
   p: ChildProcess;
@@ -18,10 +19,7 @@ export interface FdChild {
 }
 
 export function startFdChild(t: { teardown(fn: () => unknown): void }, nofile = 256): FdChild {
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const script = join(import.meta.dirname, 'fd-child.ts');
-  const p = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, ...loader, script],
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const p = spawnTsChild(join(import.meta.dirname, 'fd-child.ts'), [], { wrap: ['prlimit', `--nofile=${nofile}:${nofile}`] });
   t.teardown(() => { p.kill('SIGKILL'); });
   let err = '';
   const c: FdChild = {

@@ -16,3 +16,8 @@ export function slowSyncLib() {
   }
   return out;
 }
+
+/** The environment that gives a child process that disk: every fdatasync waits while `hold` exists. */
+export function slowSyncEnv(hold) {
+  return { LD_PRELOAD: slowSyncLib(), SLOW_SYNC_HOLD: hold };
+}
