@@ -5,6 +5,7 @@
 // Node has no flock: libc's is called through koffi, like getsockopt for the
 // control socket's peer credentials.
 import koffi from 'koffi';
+import { libc } from '../util/libc.js';
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '../errors.js';
@@ -15,7 +16,7 @@ const LOCK_NB = 4;
 let flock: ((fd: number, op: number) => number) | null = null;
 
 function libcFlock(): (fd: number, op: number) => number {
-  flock ??= koffi.load('libc.so.6').func('int flock(int fd, int op)') as (fd: number, op: number) => number;
+  flock ??= libc().func('int flock(int fd, int op)') as (fd: number, op: number) => number;
   return flock;
 }
 

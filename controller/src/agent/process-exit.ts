@@ -11,23 +11,23 @@
 // kernel send SIGALRM, whose default action ends the process (restored first: a library may have set a
 // handler, which would need the loop) — the BPF programs go with it. What such an end looks like:
 // killed by SIGALRM (exit status 142), said by systemd.
-import koffi from 'koffi';
+import { libc } from '../util/libc.js';
 
 interface Libc {
   exit(code: number): void;
   /** alarm(2) with SIGALRM's default action restored first: a handler (a library's, in JavaScript) would need the event loop. */
   alarm(seconds: number): void;
 }
-let libc: Libc | null = null;
+let calls: Libc | null = null;
 
 const SIGALRM = 14;
 
 function loadLibc(): Libc {
-  if (!libc) {
-    const lib = koffi.load('libc.so.6');
+  if (!calls) {
+    const lib = libc();
     const signal = lib.func('void *signal(int sig, void *handler)') as (sig: number, handler: null) => unknown;
     const alarm = lib.func('unsigned int alarm(unsigned int)') as (seconds: number) => number;
-    libc = {
+    calls = {
       exit: lib.func('void _exit(int)') as (code: number) => void,
       alarm: (seconds) => {
         if (seconds > 0) signal(SIGALRM, null); // SIG_DFL
@@ -35,7 +35,7 @@ function loadLibc(): Libc {
       },
     };
   }
-  return libc;
+  return calls;
 }
 
 /**

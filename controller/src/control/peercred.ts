@@ -2,7 +2,7 @@
 // (SO_PEERCRED), read by the kernel at connect time: what the control socket
 // trusts, rather than the socket file's mode alone. Node has no API for it,
 // so libc's getsockopt is called through koffi on the socket's descriptor.
-import koffi from 'koffi';
+import { libc } from '../util/libc.js';
 import type { Socket } from 'node:net';
 
 const SOL_SOCKET = 1;
@@ -16,11 +16,8 @@ export interface PeerCred {
 
 let getsockopt: ((fd: number, level: number, name: number, out: Int32Array, len: Uint32Array) => number) | null = null;
 
-function libc() {
-  if (!getsockopt) {
-    const lib = koffi.load('libc.so.6');
-    getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Inout_ int32_t *val, _Inout_ uint32_t *len)');
-  }
+function libcGetsockopt() {
+  getsockopt ??= libc().func('int getsockopt(int fd, int level, int name, _Inout_ int32_t *val, _Inout_ uint32_t *len)');
   return getsockopt!;
 }
 
@@ -30,6 +27,6 @@ export function peerCred(socket: Socket): PeerCred | null {
   if (typeof fd !== 'number' || fd < 0) return null;
   const cred = new Int32Array(3); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
   const len = new Uint32Array([12]);
-  if (libc()(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0 || len[0] !== 12) return null;
+  if (libcGetsockopt()(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0 || len[0] !== 12) return null;
   return { pid: cred[0], uid: cred[1] >>> 0, gid: cred[2] >>> 0 };
 }
