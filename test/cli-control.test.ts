@@ -99,6 +99,8 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.ok(metric(/^wazuh_nats_tap_spool_bound_bytes (\d+)$/m) > 0, 'the bound in force');
   t.equal(metric(/^wazuh_nats_tap_spool_errors_total\{op="write"\} (\d+)$/m), 0, 'no spool write failed');
   t.equal(metric(/^wazuh_nats_tap_spool_errors_total\{op="read"\} (\d+)$/m), 0, 'no spool read failed');
+  t.equal(metric(/^wazuh_nats_tap_log_dropped_lines_total (\d+)$/m), 0, 'no log line dropped');
+  t.ok(metric(/^wazuh_nats_tap_log_pending_bytes (\d+)$/m) >= 0, 'log bytes waiting, a gauge');
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/nope`)).status, 404);
   // The startup event came from a capture: timed from the daemon's syscall to its publishing, and its
   // acknowledgement from the publishing (status, the table and /metrics).

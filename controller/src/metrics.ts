@@ -21,6 +21,8 @@ export interface MetricsSources {
   agents(): Record<string, number>;
   /** alerts.json: lines by outcome (published, invalid_json, too_long, …), rotations, truncations, untrusted_file. */
   alerts?(): Record<string, number>;
+  /** The log's way to stdout: lines dropped while it did not drain, bytes waiting. */
+  log?(): { droppedLines: number; pendingBytes: number };
   /** The capture path's last guards: records given up (`records`), events dropped as `unpublishable`. */
   errors?(): Record<string, number>;
 }
@@ -78,6 +80,13 @@ export function metricsRegistry(src: MetricsSources): Registry {
   new Gauge({ name: 'wazuh_nats_tap_agents', help: 'Agents by connection status', labelNames: ['status'], registers: [reg],
     collect() { this.reset(); for (const [k, v] of Object.entries(src.agents())) this.set({ status: k }, v); } });
   processMetrics(reg);
+  if (src.log) {
+    const log = src.log;
+    new Counter({ name: 'wazuh_nats_tap_log_dropped_lines_total', help: 'Log lines dropped because stdout did not drain (journald or the pipe\'s reader stalled; the buffer is bounded)', registers: [reg],
+      collect() { this.reset(); this.inc(log().droppedLines); } });
+    new Gauge({ name: 'wazuh_nats_tap_log_pending_bytes', help: 'Log bytes waiting for stdout to drain', registers: [reg],
+      collect() { this.set(log().pendingBytes); } });
+  }
   if (src.alerts) {
     const alerts = src.alerts;
     snapshotCounter(reg, 'wazuh_nats_tap_alerts_total', 'alerts.json: alerts published, lines skipped by reason, rotations and truncations followed, files refused as not Wazuh\'s (untrusted_file)',

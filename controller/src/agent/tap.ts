@@ -17,6 +17,7 @@ import type { AgentEvent, StatusChangeEvent } from '../types.js';
 import type { ReliablePublisher } from '../publish/reliable.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { monotonicToWallClock } from '../util/clock.js';
+import { logOutput } from '../util/log.js';
 import { describeTargets } from '../capture/targets.js';
 import type { AlertsFollower } from '../alerts/follower.js';
 import type { AlertSink } from '../alerts/alert-sink.js';
@@ -217,8 +218,15 @@ export class Tap {
       },
       agents: this.state.countsByStatus(),
       alerts: this.alertStatus(),
+      log: logStatus(),
       node: this.node, home: this.opts.home, prefix: this.prefix,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
     };
   }
+}
+
+/** The log's way to stdout (util/log-output.ts): lines dropped while it did not drain, bytes waiting, for how long. */
+function logStatus(): Record<string, number> | null {
+  const s = logOutput()?.stats();
+  return s ? { dropped_lines: s.droppedLines, dropped_bytes: s.droppedBytes, pending_bytes: s.pendingBytes, stalled_ms: s.stalledMs } : null;
 }

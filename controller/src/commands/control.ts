@@ -55,6 +55,12 @@ export function renderStatus(st: Record<string, any>): string {
   const errors = (st.errors?.records ?? 0) + (st.errors?.unpublishable ?? 0);
   rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`
     + (errors ? `, ERRORS: ${st.errors.records ?? 0} records, ${st.errors.unpublishable ?? 0} events dropped (see the log)` : '')]);
+  const lg = st.log;
+  if (lg && (lg.dropped_lines || lg.stalled_ms >= 1000)) {
+    // Only when something is wrong: the log's stdout (journald, a pipe) stopped draining.
+    rows.push(['log', (lg.stalled_ms >= 1000 ? `STALLED: stdout has not drained for ${(lg.stalled_ms / 1000).toFixed(0)} s, ${lg.pending_bytes} bytes waiting` : 'stdout drains')
+      + (lg.dropped_lines ? `, ${lg.dropped_lines} lines dropped` : '')]);
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }

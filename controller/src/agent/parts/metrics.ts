@@ -5,6 +5,7 @@ import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { metricsRegistry, serveMetrics, type MetricsSources } from '../../metrics.js';
 import type { DeliveryStats } from '../../publish/delivery.js';
+import { logOutput } from '../../util/log.js';
 
 /** What /metrics shows of the delivery statistics (SPEC §8: published, acknowledged, spooled, shed, the spool's disk). */
 export function deliveryMetrics(st: DeliveryStats): ReturnType<MetricsSources['delivery']> {
@@ -28,6 +29,7 @@ export function metricsPart(tap: Tap): Part {
         decoder: () => tap.decoder.summary(),
         errors: () => ({ records: tap.pipeline.errors, unpublishable: tap.publisher?.unpublishable ?? 0 }),
         events: () => tap.eventsByType,
+        log: () => logOutput()?.stats() ?? { droppedLines: 0, pendingBytes: 0 },
         delivery: () => {
           const st = tap.publisher?.stats();
           return st ? deliveryMetrics(st) : { published: 0, failed: 0, spoolBoundBytes: tap.spoolMaxBytes };
