@@ -30,6 +30,8 @@ t.test('install, run the installed executable, uninstall', async (t) => {
   const unit = readFileSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service'), 'utf8');
   t.match(unit, /^ExecStart=\/usr\/sbin\/wazuh-nats-tap run$/m);
   t.match(unit, /^Restart=on-failure$/m);
+  t.match(unit, /^Type=notify$/m, 'READY=1 once started (test/systemd-notify.test.ts)');
+  t.match(unit, /^WatchdogSec=30s$/m, 'and the watchdog');
   t.match(unit, /^NoNewPrivileges=yes$/m);
   t.match(unit, /^CapabilityBoundingSet=.*CAP_BPF.*CAP_PERFMON/m);
   t.notMatch(unit, /@[A-Z]+@/, 'every placeholder filled');

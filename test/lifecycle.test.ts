@@ -113,3 +113,23 @@ t.test('SIGHUP: deferred during start-up, handled once ready, ignored once stopp
   t.equal(reloads, 2, 'none once stopping');
   t.equal(await run, 0);
 });
+
+t.test('watchers (systemd): told ready once every part started, stopping before the first part stops; one that throws changes nothing', async (t) => {
+  const trace: string[] = [];
+  const life = new Lifecycle(quiet);
+  life.watch({ ready: () => { throw new Error('a broken watcher'); }, stopping: () => { throw new Error('again'); } });
+  life.watch({ ready: () => trace.push('ready'), stopping: (req) => trace.push(`stopping ${req.why}`) });
+  for (const n of ['a', 'b']) life.add(part(n, trace));
+  const run = life.run();
+  await new Promise((r) => setTimeout(r, 20));
+  life.requestStop({ why: 'SIGTERM', code: 0 });
+  t.equal(await run, 0);
+  t.same(trace, ['start a', 'started a', 'start b', 'started b', 'ready', 'stopping SIGTERM', 'stop b', 'stop a']);
+
+  const never: string[] = [];
+  const failed = new Lifecycle(quiet);
+  failed.watch({ ready: () => never.push('ready'), stopping: (req) => never.push(`stopping ${req.why}`) });
+  failed.add(part('a', never, { failStart: new Error('no') }));
+  t.equal(await failed.run(), 1);
+  t.same(never, ['start a', 'stopping fatal error while starting a', 'stop a'], 'a start that failed is never ready');
+});

@@ -18,6 +18,7 @@ import { capturePart } from './agent/parts/capture.js';
 import { alertsPart } from './agent/parts/alerts.js';
 import { controlPart } from './agent/parts/control.js';
 import { metricsPart } from './agent/parts/metrics.js';
+import { notifySystemd } from './agent/systemd.js';
 import { reloadHandler } from './agent/parts/reload.js';
 
 export interface AgentOptions {
@@ -68,9 +69,19 @@ export interface AlertOptions {
   file?: string;
 }
 
+/** One line for `systemctl status`: what the tap does now. */
+export function statusLine(tap: Tap): string {
+  const c = tap.capture;
+  const p = tap.publisher;
+  const agents = Object.values(tap.state.countsByStatus()).reduce((a, b) => a + b, 0);
+  return `${c?.attached ? `attached (${c.attachedHooks().join(', ')})` : 'detached'}, ${agents} agents, `
+    + `NATS ${p?.connected ? 'connected' : 'disconnected'}, ${p?.published ?? 0} published`;
+}
+
 /** Runs until the lifecycle is asked to stop; returns the exit code (SPEC §7). */
 export async function runAgent(opts: AgentOptions, life: Lifecycle): Promise<number> {
   const tap = new Tap(opts, life);
+  notifySystemd(life, { status: () => statusLine(tap), log: opts.log }); // READY=1, the watchdog, STOPPING=1
   const capture = capturePart(tap);
   const alerts = alertsPart(tap);
   life.add(lockPart(tap));             // one tap per home and spool

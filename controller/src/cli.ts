@@ -18,6 +18,7 @@ import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
+import { notifyOnce } from './agent/sd-notify.js';
 import { clip, clipRuns } from './util/clip.js';
 import { validateSubjectFilter } from './publish/subjects.js';
 import { loggedError, Lifecycle, watchProcess } from './agent/lifecycle.js';
@@ -116,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
         if (!cfg.enabled) {
           process.stderr.write(`wazuh-nats-tap: disabled (<enabled>no</enabled> in ${cfg.file}); nothing to do\n`);
           log.info({ file: cfg.file }, 'disabled in the configuration');
+          notifyOnce(`READY=1\nSTATUS=disabled (<enabled>no</enabled> in ${cfg.file})`); // systemd: a start with nothing to do, not a failed one
           code = EXIT.ok;
           return;
         }

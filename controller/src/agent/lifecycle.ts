@@ -40,6 +40,12 @@ export interface HardStop {
 
 const HARD_STOP: HardStop = { exit: exitNow, arm: kernelDeadline };
 
+/** Told when every part has started, and when the shutdown begins (systemd's READY=1 and STOPPING=1). */
+export interface LifecycleWatcher {
+  ready?(): void;
+  stopping?(req: StopRequest): void;
+}
+
 export class Lifecycle {
   private readonly parts: Part[] = [];
   private started: Part[] = [];
@@ -51,6 +57,7 @@ export class Lifecycle {
   private onHup: (() => void) | null = null;
   /** Set once start() finished every part. */
   ready = false;
+  private readonly watchers: LifecycleWatcher[] = [];
 
   constructor(
     private readonly log: Logger,
@@ -63,6 +70,14 @@ export class Lifecycle {
 
   add(part: Part): void {
     this.parts.push(part);
+  }
+
+  watch(w: LifecycleWatcher): void {
+    this.watchers.push(w);
+  }
+
+  private tell(fn: (w: LifecycleWatcher) => void): void {
+    for (const w of this.watchers) this.safely('a lifecycle watcher', () => fn(w));
   }
 
   get stopping(): StopRequest | null {
@@ -114,6 +129,7 @@ export class Lifecycle {
     }
     if (!this.request) {
       this.ready = true;
+      this.tell((w) => w.ready?.());
       if (this.hupPending && this.onHup) {
         this.hupPending = false;
         this.safely('reload', this.onHup);
@@ -126,6 +142,7 @@ export class Lifecycle {
   private async shutdown(): Promise<number> {
     const req = this.request!;
     this.log.info({ why: req.why }, 'stopping');
+    this.tell((w) => w.stopping?.(req));
     const deadline = Date.now() + this.deadlineMs;
     // The deadline holds whatever a part does: the process ends, and the kernel detaches with it.
     const timer = setTimeout(() => {

@@ -1,0 +1,43 @@
+// systemd (packaging/wazuh-nats-tap.service: Type=notify, WatchdogSec=). READY=1 once every part has
+// started: `systemctl start` returns when the tap is attached and running, and fails when it could
+// not start. STATUS= for `systemctl status`. STOPPING=1 when the shutdown begins. WATCHDOG=1 from a
+// timer of the event loop, from the first instant: the loop is what takes the capture's records and
+// publishes them, so when it is held (a system call that never returns, a loop that never ends) the
+// pings stop and systemd kills the tap (SIGABRT) and starts it again (Restart=on-failure) — the tap
+// never stays half alive. Outside systemd ($NOTIFY_SOCKET unset) nothing is done.
+import type { Lifecycle } from './lifecycle.js';
+import { systemdNotifier, watchdogMs, type Notifier } from './sd-notify.js';
+
+export interface SystemdOptions {
+  notifier?: Notifier | null;
+  /** The watchdog's interval (WatchdogSec), null for none. */
+  watchdogMs?: number | null;
+  /** One line for `systemctl status`: what the tap does now. */
+  status(): string;
+  log?: { info(o: object, msg: string): void };
+}
+
+/** Follow `life` for systemd; returns what stops the pings (the process's exit does too). */
+export function notifySystemd(life: Lifecycle, o: SystemdOptions): () => void {
+  const n = o.notifier === undefined ? systemdNotifier() : o.notifier;
+  const ms = o.watchdogMs === undefined ? watchdogMs() : o.watchdogMs;
+  if (!n) return () => {};
+  let timer: NodeJS.Timeout | null = null;
+  if (ms) {
+    // Twice an interval, as sd_watchdog_enabled(3) advises, the status with it. Through the shutdown
+    // too: it is bounded (10 s, and the kernel's alarm), and systemd still watches it.
+    timer = setInterval(() => n.send(`WATCHDOG=1${life.ready && !life.stopping ? `\nSTATUS=${o.status()}` : ''}`), Math.max(1, Math.floor(ms / 2)));
+    timer.unref();
+  }
+  life.watch({
+    ready: () => {
+      n.send(`READY=1\nMAINPID=${process.pid}\nSTATUS=${o.status()}`);
+      o.log?.info({ watchdog_ms: ms }, `systemd: ready${ms ? ', watchdog on' : ''}`);
+    },
+    stopping: (req) => { n.send(`STOPPING=1\nSTATUS=stopping (${req.why})`); },
+  });
+  return () => {
+    if (timer) clearInterval(timer);
+    timer = null;
+  };
+}
