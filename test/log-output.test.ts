@@ -42,23 +42,32 @@ t.test('pending bytes and the stall: waiting since the first line handed or the 
   t.equal(out.stats().pendingBytes, 2, 'counted in bytes, not characters');
 });
 
-t.test('drops are counted, and said once the output writes again', async (t) => {
-  const { s, out, tick } = fake();
+t.test('drops are counted, and said once the output has drained to half its bound', async (t) => {
+  const { s, out, tick } = fake(); // bound: 100 bytes
   const said: [number, number, number][] = [];
+  const turn = () => new Promise((r) => setImmediate(r));
   out.onDrained((l, b, ms) => said.push([l, b, ms]));
   out.handed('a'.repeat(60));
   out.handed('b'.repeat(50)); s.emit('drop', 'b'.repeat(50)); // past the bound: the stream drops it
   tick(200);
   out.handed('c'.repeat(40)); s.emit('drop', Buffer.alloc(40));
-  t.same(out.stats(), { droppedLines: 2, droppedBytes: 90, pendingBytes: 60, stalledMs: 200 });
-  t.same(said, [], 'not said while the output is stalled (it would be dropped too)');
+  out.handed('e'.repeat(30));
+  t.same(out.stats(), { droppedLines: 2, droppedBytes: 90, pendingBytes: 90, stalledMs: 200 });
+  s.emit('write', 20);
+  await turn();
+  t.same(said, [], 'not said while more than half the bound waits (the notice would find the buffer full)');
   tick(50);
-  s.emit('write', 60);
-  t.same(said, [[2, 90, 250]], 'said at the first write after: lines, bytes, over how long');
+  s.emit('write', 40);
   s.emit('write', 0);
+  t.same(said, [], 'not within the write\'s own event (the stream frees the bytes after it)');
+  await turn();
+  t.same(said, [[2, 90, 250]], 'said once, after: lines, bytes, over how long');
+  s.emit('write', 0);
+  await turn();
   t.same(said.length, 1, 'once');
   out.handed('d'.repeat(70)); s.emit('drop', 'd'.repeat(70));
   s.emit('write', 0);
+  await turn();
   t.same(said[1], [1, 70, 0], 'a later drop is said on its own');
   t.equal(out.stats().droppedLines, 3, 'the total stays');
 });

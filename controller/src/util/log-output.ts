@@ -45,12 +45,13 @@ export class LogOutput {
   private since = 0;
   private drained: ((lines: number, bytes: number, ms: number) => void) | null = null;
   private abandoned = false;
+  private telling = false;
 
   /**
    * `fd`: the output (1, stdout). `stream` and `now` for tests; by default pino's own destination,
    * asynchronous, bounded at `maxBytes`, with its flush at exit (which `beforeExit` may disarm).
    */
-  constructor(fd = 1, maxBytes = LOG_BUFFER_BYTES, stream?: LogStream, private readonly now: () => number = Date.now) {
+  constructor(fd = 1, private readonly maxBytes = LOG_BUFFER_BYTES, stream?: LogStream, private readonly now: () => number = Date.now) {
     this.stream = stream ?? (pino.destination({ dest: fd, sync: false, maxLength: maxBytes }) as unknown as LogStream);
     this.stream.on('write', (n) => this.wrote(n));
     this.stream.on('drop', (data) => {
@@ -102,11 +103,18 @@ export class LogOutput {
   private wrote(n: number): void {
     this.writtenBytes += n;
     this.since = this.now();
-    if (this.dropped.lines > this.told.lines && this.drained) {
-      const lines = this.dropped.lines - this.told.lines;
-      const bytes = this.dropped.bytes - this.told.bytes;
-      this.told = { ...this.dropped };
-      this.drained(lines, bytes, this.now() - this.firstDropAt);
+    // Said once the output has drained to half the bound — not at every write of a slow reader's,
+    // where the notice itself would find the buffer full — and after the stream has counted this
+    // write (it emits 'write' before it frees the bytes).
+    if (this.dropped.lines > this.told.lines && this.drained && !this.telling && this.pending() <= this.maxBytes / 2) {
+      this.telling = true;
+      setImmediate(() => {
+        this.telling = false;
+        const lines = this.dropped.lines - this.told.lines;
+        const bytes = this.dropped.bytes - this.told.bytes;
+        this.told = { ...this.dropped };
+        if (lines > 0) this.drained?.(lines, bytes, this.now() - this.firstDropAt);
+      });
     }
   }
 }
