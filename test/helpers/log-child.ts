@@ -37,6 +37,8 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 5)); // EAGAIN: the next writes are on their way
       }
     }
+    // The notice is read as soon as write(2) put it in the pipe; its write's callback comes on a later turn.
+    for (let i = 0; i < 200 && out.stats().pendingBytes > 0; i++) await new Promise((r) => setTimeout(r, 10));
     say('drained', { notice: text.split('\n').find((l) => /lines dropped/.test(l)) ?? null, stats: out.stats() });
   }
   await exitWhenIdle(0, 1000);
