@@ -133,3 +133,27 @@ t.test('an output that drains again: the drops are said in the log itself', asyn
   t.equal(r.drained.stats.pendingBytes, 0, 'nothing waits after');
   t.same(r.exit, { code: 0, signal: null });
 });
+
+t.test('routeConsole: a library\'s console lines become warnings in the JSON log, clipped, at most 10 a minute; restored after', async (t) => {
+  const { pino } = await import('pino');
+  const { routeConsole } = await import('../controller/src/util/log.js');
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s)); } });
+  const original = console.log;
+  const restore = routeConsole(log);
+  try {
+    console.log('reader closed', new Error('boom'));
+    console.error('x'.repeat(5000));
+    for (let i = 0; i < 20; i++) console.info('again', i);
+  } finally {
+    restore();
+  }
+  t.equal(console.log, original, 'the console put back');
+  const warned = lines.filter((l) => l.msg === 'a library wrote to the console');
+  t.equal(warned.length, 10, 'ten a minute');
+  t.equal(warned[0].level, 40);
+  t.equal(warned[0].console, 'log');
+  t.match(warned[0].text, /^reader closed Error: boom\n {4}at /, 'formatted as the console would, the stack with it');
+  t.equal((warned[1].text as string).length, 2001, 'clipped at 2,000 characters');
+  t.match(lines.at(-1)?.msg, /\(12 more, not logged\)$/, 'the rest counted when it is put back');
+});

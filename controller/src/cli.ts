@@ -17,7 +17,7 @@ import { readKeyFile } from './publish/encryption.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
-import { createLogger } from './util/log.js';
+import { createLogger, routeConsole } from './util/log.js';
 import { notifyOnce } from './agent/sd-notify.js';
 import { clip, clipRuns } from './util/clip.js';
 import { validateSubjectFilter } from './publish/subjects.js';
@@ -98,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('metrics', { type: 'string', describe: 'Prometheus endpoint host:port, or no (overrides <metrics>)' }),
     async (a) => {
       const log = createLogger(a.logLevel);
+      const unrouteConsole = routeConsole(log); // stdout is JSON lines: a library's console text becomes a warning
       // What a fatal error's text may carry of server_url's credentials is masked before it is shown.
       let secrets = urlSecrets(a.natsUrl?.split(',') ?? []);
       const shown = (text: string) => maskSecrets(text, secrets);
@@ -141,6 +142,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
       } finally {
         unwatch();
+        unrouteConsole();
       }
     })
     .command('config', 'the configuration: config check', (y) => y

@@ -69,6 +69,25 @@ class BoundedTransport extends NodeTransport {
     });
   }
 
+  /**
+   * nats.js's reader stops at the first bytes its parser refuses — a hostile or broken server's
+   * `MSG a 1 999999999999` — says `reader closed` on the console, and leaves the socket open: what
+   * the server sends next piled up in this transport's queue, never read, at the network's speed
+   * (+5 GB of RSS in 20 s on loopback). A reader that stops before the transport is done closes it
+   * with the error instead: nats.js then disconnects and reconnects as for any failed connection.
+   */
+  override async *iterate(): AsyncIterableIterator<Uint8Array> {
+    let ended = false;
+    try {
+      yield* super.iterate();
+      ended = true;
+    } finally {
+      // On the next turn: the bytes refused may have come with the handshake's PONG, and a close
+      // before nats.js has taken it as connected is lost in its dial (no reconnect ever follows).
+      if (!ended && !this.done) setImmediate(() => void this.close(new Error('NATS protocol error: the server sent what the client cannot parse')));
+    }
+  }
+
   /** A transport that never finished connecting is destroyed too (nats.js leaves its socket open). */
   override close(err?: Error): Promise<void> {
     this.attempt?.transports.delete(this);
