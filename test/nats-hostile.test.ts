@@ -86,3 +86,13 @@ t.test('the tap against it: bounded memory, JSON-only stdout, a quick stop', asy
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
   t.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
 });
+
+t.test('tail --json against it: stdout holds events only (nats.js\'s console text goes to stderr), and it ends on time', async (t) => {
+  const h = await hostile();
+  t.teardown(() => h.close());
+  const r = await runTap(['tail', '--json', '--nats-url', h.url, '--duration', '3'], 15_000);
+  t.equal(r.stdout, '', 'no event, and nothing else, on stdout');
+  t.match(r.stderr, /reader closed Error: processMsgArgs/, 'the library\'s text on stderr');
+  t.ok(h.accepted() >= 2, `reconnected (${h.accepted()} connections)`);
+  t.equal(r.code, 0, 'ended by --duration');
+});

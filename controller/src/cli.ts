@@ -17,7 +17,7 @@ import { readKeyFile } from './publish/encryption.js';
 import { runCaptureCommand } from './commands/capture.js';
 import { HOOKS, type Hook } from './capture/capture.js';
 import { ConfigError } from './errors.js';
-import { createLogger, routeConsole } from './util/log.js';
+import { consoleToStderr, createLogger, routeConsole } from './util/log.js';
 import { notifyOnce } from './agent/sd-notify.js';
 import { clip, clipRuns } from './util/clip.js';
 import { validateSubjectFilter } from './publish/subjects.js';
@@ -215,6 +215,7 @@ export async function main(argv: string[]): Promise<number> {
       .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
     async (a) => {
       let urls = a.natsUrl?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+      const restoreConsole = consoleToStderr(); // stdout is the events: a library's console text is not one
       try {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
@@ -231,6 +232,8 @@ export async function main(argv: string[]): Promise<number> {
       } catch (e) {
         code = exitCodeOf(e);
         process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(urls))}\n`);
+      } finally {
+        restoreConsole();
       }
     })
     .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')

@@ -60,3 +60,14 @@ export function routeConsole(log: Logger): () => void {
     methods.forEach((m, i) => { console[m] = saved[i]; });
   };
 }
+
+/**
+ * For commands whose stdout is their output (`tail`, maybe piped into jq): what a library says on the
+ * console goes to stderr, with the console's own warnings and errors. Returns what puts it back.
+ */
+export function consoleToStderr(): () => void {
+  const methods = ['log', 'info', 'debug', 'trace'] as const;
+  const saved = methods.map((m) => console[m]);
+  for (const m of methods) console[m] = (...args: unknown[]) => { process.stderr.write(`${format(...args)}\n`); };
+  return () => { methods.forEach((m, i) => { console[m] = saved[i]; }); };
+}
