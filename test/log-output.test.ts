@@ -136,7 +136,7 @@ t.test('an output that drains again: the drops are said in the log itself', asyn
 
 t.test('routeConsole: a library\'s console lines become warnings in the JSON log, clipped, at most 10 a minute; restored after', async (t) => {
   const { pino } = await import('pino');
-  const { routeConsole } = await import('../controller/src/util/log.js');
+  const { routeConsole } = await import('../controller/src/util/console.js');
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s)); } });
   const original = console.log;
