@@ -73,8 +73,7 @@ export interface AlertOptions {
 export function statusLine(tap: Tap): string {
   const c = tap.capture;
   const p = tap.publisher;
-  const agents = Object.values(tap.state.countsByStatus()).reduce((a, b) => a + b, 0);
-  return `${c?.attached ? `attached (${c.attachedHooks().join(', ')})` : 'detached'}, ${agents} agents, `
+  return `${c?.attached ? `attached (${c.attachedHooks().join(', ')})` : 'detached'}, ${tap.state.size} agents, `
     + `NATS ${p?.connected ? 'connected' : 'disconnected'}, ${p?.published ?? 0} published`;
 }
 

@@ -6,28 +6,23 @@
 // pings stop and systemd kills the tap (SIGABRT) and starts it again (Restart=on-failure) — the tap
 // never stays half alive. Outside systemd ($NOTIFY_SOCKET unset) nothing is done.
 import type { Lifecycle } from './lifecycle.js';
-import { systemdNotifier, watchdogMs, type Notifier } from './sd-notify.js';
+import { systemdNotifier, watchdogMs } from './sd-notify.js';
 
 export interface SystemdOptions {
-  notifier?: Notifier | null;
-  /** The watchdog's interval (WatchdogSec), null for none. */
-  watchdogMs?: number | null;
   /** One line for `systemctl status`: what the tap does now. */
   status(): string;
   log?: { info(o: object, msg: string): void };
 }
 
-/** Follow `life` for systemd; returns what stops the pings (the process's exit does too). */
-export function notifySystemd(life: Lifecycle, o: SystemdOptions): () => void {
-  const n = o.notifier === undefined ? systemdNotifier() : o.notifier;
-  const ms = o.watchdogMs === undefined ? watchdogMs() : o.watchdogMs;
-  if (!n) return () => {};
-  let timer: NodeJS.Timeout | null = null;
+/** Follow `life` for systemd, when $NOTIFY_SOCKET names its socket (the pings stop with the process). */
+export function notifySystemd(life: Lifecycle, o: SystemdOptions): void {
+  const n = systemdNotifier();
+  const ms = watchdogMs();
+  if (!n) return;
   if (ms) {
     // Twice an interval, as sd_watchdog_enabled(3) advises, the status with it. Through the shutdown
     // too: it is bounded (10 s, and the kernel's alarm), and systemd still watches it.
-    timer = setInterval(() => n.send(`WATCHDOG=1${life.ready && !life.stopping ? `\nSTATUS=${o.status()}` : ''}`), Math.max(1, Math.floor(ms / 2)));
-    timer.unref();
+    setInterval(() => n.send(`WATCHDOG=1${life.ready && !life.stopping ? `\nSTATUS=${o.status()}` : ''}`), Math.max(1, Math.floor(ms / 2))).unref();
   }
   life.watch({
     ready: () => {
@@ -36,8 +31,4 @@ export function notifySystemd(life: Lifecycle, o: SystemdOptions): () => void {
     },
     stopping: (req) => { n.send(`STOPPING=1\nSTATUS=stopping (${req.why})`); },
   });
-  return () => {
-    if (timer) clearInterval(timer);
-    timer = null;
-  };
 }

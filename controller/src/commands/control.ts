@@ -1,6 +1,7 @@
 // `status`, `attach`, `detach`: talk to the running agent over its control socket.
 import { sendControl } from '../control/client.js';
 import type { ControlCommand } from '../control/protocol.js';
+import { LOG_STALL_MS } from '../util/log-output.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/wazuh-nats-tap.sock';
 
@@ -56,9 +57,10 @@ export function renderStatus(st: Record<string, any>): string {
   rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`
     + (errors ? `, ERRORS: ${st.errors.records ?? 0} records, ${st.errors.unpublishable ?? 0} events dropped (see the log)` : '')]);
   const lg = st.log;
-  if (lg && (lg.dropped_lines || lg.stalled_ms >= 1000)) {
+  const stalled = lg?.stalled_ms >= LOG_STALL_MS;
+  if (lg && (lg.dropped_lines || stalled)) {
     // Only when something is wrong: the log's stdout (journald, a pipe) stopped draining.
-    rows.push(['log', (lg.stalled_ms >= 1000 ? `STALLED: stdout has not drained for ${(lg.stalled_ms / 1000).toFixed(0)} s, ${lg.pending_bytes} bytes waiting` : 'stdout drains')
+    rows.push(['log', (stalled ? `STALLED: stdout has not drained for ${(lg.stalled_ms / 1000).toFixed(0)} s, ${lg.pending_bytes} bytes waiting` : 'stdout drains')
       + (lg.dropped_lines ? `, ${lg.dropped_lines} lines dropped` : '')]);
   }
   const w = Math.max(...rows.map(([k]) => k.length));

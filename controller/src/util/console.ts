@@ -2,10 +2,20 @@
 // events (`tail`). nats.js, for one, says `reader closed <stack>` with console.log.
 import { format } from 'node:util';
 import type { Logger } from 'pino';
+import { clip } from './clip.js';
 import { RateLimitedLog } from './rate-limit.js';
 
 /** What a library's console line may carry into the log. */
 const CONSOLE_TEXT = 2000;
+
+type Method = 'log' | 'info' | 'warn' | 'error' | 'debug' | 'trace';
+
+/** Replace `methods` of the console with `write(method, text)`, the text formatted as the console would; returns what puts them back. */
+function swapConsole(methods: readonly Method[], write: (m: Method, text: string) => void): () => void {
+  const saved = methods.map((m) => console[m]);
+  for (const m of methods) console[m] = (...args: unknown[]) => write(m, format(...args));
+  return () => { methods.forEach((m, i) => { console[m] = saved[i]; }); };
+}
 
 /**
  * The console of a process whose stdout is JSON lines: a library that writes to it (nats.js says
@@ -16,17 +26,11 @@ const CONSOLE_TEXT = 2000;
  */
 export function routeConsole(log: Logger): () => void {
   const limited = new RateLimitedLog((fields, msg) => log.warn(fields, msg), { max: 10, intervalMs: 60_000 });
-  const methods = ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const;
-  const saved = methods.map((m) => console[m]);
-  for (const m of methods) {
-    console[m] = (...args: unknown[]) => {
-      const text = format(...args);
-      limited.log({ console: m, text: text.length > CONSOLE_TEXT ? `${text.slice(0, CONSOLE_TEXT)}…` : text }, 'a library wrote to the console');
-    };
-  }
+  const restore = swapConsole(['log', 'info', 'warn', 'error', 'debug', 'trace'],
+    (m, text) => limited.log({ console: m, text: clip(text, CONSOLE_TEXT) }, 'a library wrote to the console'));
   return () => {
     limited.summary();
-    methods.forEach((m, i) => { console[m] = saved[i]; });
+    restore();
   };
 }
 
@@ -35,8 +39,5 @@ export function routeConsole(log: Logger): () => void {
  * console goes to stderr, with the console's own warnings and errors. Returns what puts it back.
  */
 export function consoleToStderr(): () => void {
-  const methods = ['log', 'info', 'debug', 'trace'] as const;
-  const saved = methods.map((m) => console[m]);
-  for (const m of methods) console[m] = (...args: unknown[]) => { process.stderr.write(`${format(...args)}\n`); };
-  return () => { methods.forEach((m, i) => { console[m] = saved[i]; }); };
+  return swapConsole(['log', 'info', 'debug', 'trace'], (_m, text) => { process.stderr.write(`${text}\n`); });
 }
