@@ -54,6 +54,7 @@ t.test('defaults: an empty <nats> takes every default of SPEC §6, enabled no', 
   t.equal(c.subjectPrefix, 'wazuh');
   t.equal(c.maxReconnects, 10);
   t.equal(c.reconnectDelaySec, 2);
+  t.equal(c.discoverServers, true, 'the servers a cluster announces are used by default');
   t.equal(c.encryptMessages, false);
   t.equal(c.jetstream, false);
   t.equal(c.stream, 'WAZUH');
@@ -114,7 +115,7 @@ t.test('several <ossec_config> roots, comments, a declaration, several <nats>: l
 t.test('values: sizes, times, metrics, levels, hooks, booleans', async (t) => {
   const c = load(nats(`<spool_max_size>1048576</spool_max_size><reconnect_delay>30s</reconnect_delay>
     <metrics>[::1]:9100</metrics><alerts_min_level>5</alerts_min_level><alert_thresholds>5,8,12</alert_thresholds>
-    <alerts_from_beginning>yes</alerts_from_beginning><hooks>sendto,writev,sendto</hooks><keepalive_events>no</keepalive_events><jetstream>yes</jetstream>
+    <alerts_from_beginning>yes</alerts_from_beginning><hooks>sendto,writev,sendto</hooks><keepalive_events>no</keepalive_events><jetstream>yes</jetstream><discover_servers>no</discover_servers>
     <stream>WAZUH_EVENTS</stream><create_stream>yes</create_stream><spool_dir>/tmp/spool-x</spool_dir>`));
   t.equal(c.spoolMaxSize, 1048576);
   t.equal(c.reconnectDelaySec, 30);
@@ -123,6 +124,7 @@ t.test('values: sizes, times, metrics, levels, hooks, booleans', async (t) => {
   t.same(c.alertThresholds, { medium: 5, high: 8, critical: 12 });
   t.equal(c.alertsFromBeginning, true);
   t.same(c.hooks, ['sendto', 'writev']);
+  t.equal(c.discoverServers, false);
   t.equal(c.keepaliveEvents, false);
   t.equal(c.jetstream, true);
   t.equal(c.stream, 'WAZUH_EVENTS');

@@ -31,6 +31,8 @@ export interface NatsSettings {
   tlsCa: string | null;
   maxReconnects: number;
   reconnectDelaySec: number;
+  /** Also use the servers a NATS server announces (nats.js's cluster updates). */
+  discoverServers: boolean;
   encryptMessages: boolean;
   encryptionKey: string | null;
   jetstream: boolean;

@@ -17,6 +17,8 @@ export interface NatsSecurity {
   user: string | null;
   passwordFile: string | null;
   serverUrls: string[];
+  /** false: the servers a NATS server announces (INFO `connect_urls`) are not added to `serverUrls`. */
+  discoverServers?: boolean;
 }
 
 // Never a blocking read: the files were checked regular at start, and a FIFO swapped in since is refused.
@@ -25,6 +27,7 @@ const secret = (file: string) => read(file).toString('utf8').trim();
 
 export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
   const o: Partial<ConnectionOptions> = {};
+  if (s.discoverServers === false) o.ignoreClusterUpdates = true;
   const wantsTls = s.tlsCa || s.tlsCert || s.serverUrls.some((u) => u.startsWith('tls://'));
   if (wantsTls) {
     o.tls = {

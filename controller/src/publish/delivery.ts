@@ -41,6 +41,7 @@ import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
+import { clip } from '../util/clip.js';
 import { SharedPool } from '../util/intern.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { CaptureTimes, monotonicMs, RecentTimes, type TimesSummary } from './timing.js';
@@ -179,6 +180,12 @@ export function kvStreamConfig(bucket: string, replicas: number): Partial<Stream
     allow_rollup_hdrs: true, deny_delete: true, allow_direct: true, storage: StorageType.File,
     num_replicas: replicas, duplicate_window: nanos(120_000),
   };
+}
+
+/** Servers as a log line shows them: masked, each clipped, at most eight (a hostile server may announce thousands). */
+function listed(urls: string[]): string[] {
+  const shown = urls.slice(0, 8).map((u) => clip(maskUrl(u), 100));
+  return urls.length > 8 ? [...shown, `… ${urls.length - 8} more`] : shown;
 }
 
 export class Delivery {
@@ -381,6 +388,7 @@ export class Delivery {
         for await (const s of nc.status()) {
           if (s.type === 'disconnect') this.onDown('disconnect');
           else if (s.type === 'reconnect') this.onUp();
+          else if (s.type === 'update') this.onServersAnnounced(s.added ?? [], s.deleted ?? []);
         }
       })().catch(() => {});
       this.onUp();
@@ -393,6 +401,19 @@ export class Delivery {
       this.log?.warn('NATS reconnect cycle exhausted: a new one follows');
       await this.pause(delay);
     }
+  }
+
+  /**
+   * The cluster announced servers (INFO `connect_urls`, `discover_servers` yes): said, so that an
+   * administrator sees where the tap may connect next — at most once a minute, the lists clipped
+   * (a hostile server can announce thousands, again and again).
+   */
+  private onServersAnnounced(added: string[], deleted: string[]): void {
+    if (!added.length && !deleted.length) return; // nats.js reports every INFO, changed or not
+    const said = this.said.allow('servers-announced');
+    if (!said) return;
+    this.log?.info({ added: listed(added), deleted: listed(deleted), held: said.held || undefined },
+      'NATS servers announced by the cluster (discover_servers)');
   }
 
   /** Wait between attempts; close() cuts it short (a `reconnect_delay` of minutes must not hold a stop). */
@@ -412,7 +433,11 @@ export class Delivery {
     if (this.up || !this.nc || this.nc.isClosed()) return;
     this.up = true;
     this.gen++;
-    this.log?.info({ server: maskUrl(this.nc.getServer()), spooled: this.spool.stats().records }, 'NATS connected: draining the spool');
+    // What the server announced at connect (its cluster's other servers), where the tap may go next.
+    const urls: unknown = this.o.connectOptions?.ignoreClusterUpdates ? [] : this.nc.info?.connect_urls; // the server's JSON: any shape
+    const announced = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string') : [];
+    this.log?.info({ server: maskUrl(this.nc.getServer()), announced: announced.length ? listed(announced) : undefined, spooled: this.spool.stats().records },
+      'NATS connected: draining the spool');
     if (this.o.mode === 'jetstream' && !this.streamReady && (this.o.stream?.create || this.o.kvBucket)) void this.ensureStreams(this.gen);
     else this.streamReady = true;
     if (this.o.mode === 'core') {

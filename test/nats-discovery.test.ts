@@ -1,0 +1,95 @@
+// `discover_servers` against a real three-node cluster on loopback: the tap is given one URL of
+// it, and that server dies. With `yes` (the default) the tap goes on through the servers the
+// cluster announced (INFO `connect_urls`); with `no` it knows only its own URL — nothing a server
+// announces sends it (or its credentials) anywhere else — and its events wait in the spool until
+// that server is back.
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Delivery } from '../controller/src/publish/delivery.js';
+import { connectOptions } from '../controller/src/publish/connect-options.js';
+import { startNatsCluster, type NatsCluster } from './helpers/nats-server.js';
+import { testEvent } from './helpers/delivery-events.js';
+import { waitFor } from './helpers/wait.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The options `run` derives from a configuration with only `server_url` and `discover_servers` set. */
+function fromConfig(seed: string, discoverServers: boolean) {
+  return connectOptions({
+    serverUrls: [seed], discoverServers,
+    tlsCert: null, tlsKey: null, tlsCa: null, credentialsFile: null, nkeySeedFile: null, tokenFile: null, user: null, passwordFile: null,
+  });
+}
+
+/** A subscriber on the cluster's third node, holding the event numbers it received. */
+async function subscriber(cl: NatsCluster): Promise<{ nc: NatsConnection; got: Set<number> }> {
+  const nc = await connect({ servers: cl.urls[2] });
+  const got = new Set<number>();
+  nc.subscribe('wazuh.>', { callback: (_e, m) => { got.add((m.json() as { n: number }).n); } });
+  await nc.flush();
+  return { nc, got };
+}
+
+/** Until every node routes to the others (bounded): a message published on each reaches the third. */
+async function meshed(t: Tap.Test, cl: NatsCluster, sub: { nc: NatsConnection }): Promise<void> {
+  const seen = new Set<string>();
+  sub.nc.subscribe('probe.>', { callback: (_e, m) => { seen.add(m.subject); } });
+  await sub.nc.flush();
+  const pubs = await Promise.all(cl.urls.slice(0, 2).map((u) => connect({ servers: u, ignoreClusterUpdates: true })));
+  t.teardown(() => Promise.all(pubs.map((p) => p.close())));
+  await waitFor(() => {
+    pubs.forEach((p, i) => p.publish(`probe.n${i + 1}`));
+    return seen.size === 2;
+  }, 15_000, 'the cluster routes between its three nodes');
+}
+
+for (const discover of [true, false]) {
+  t.test(`discover_servers ${discover ? 'yes' : 'no'}: one URL of a three-node cluster, and that server dies`, async (t) => {
+    const cl = await startNatsCluster(3, { jetstream: false, name: `disc-${discover ? 'yes' : 'no'}` });
+    t.teardown(() => cl.stop());
+    const sub = await subscriber(cl);
+    t.teardown(() => sub.nc.close());
+    await meshed(t, cl, sub);
+
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    const d = new Delivery({
+      servers: [cl.urls[0]], mode: 'core', log, spool: { dir: mkdtempSync(join(tmpdir(), 'spool-disc-')), maxBytes: 16 << 20 },
+      reconnectDelayMs: 200, maxReconnects: 5, connectOptions: fromConfig(cl.urls[0], discover),
+    });
+    t.teardown(() => d.close(1000));
+    d.start();
+    await waitFor(() => d.stats().connected, 10_000, 'connected to the seed');
+    d.enqueueMany([0, 1, 2, 3, 4].map((i) => testEvent(i, 5)));
+    await waitFor(() => sub.got.size === 5, 10_000, 'the first events arrive through the seed');
+
+    await cl.servers[0].kill();
+    await waitFor(() => !d.stats().connected, 10_000, 'the seed\'s death is seen');
+    d.enqueueMany([5, 6, 7, 8, 9].map((i) => testEvent(i, 5)));
+    if (discover) {
+      await waitFor(() => sub.got.size === 10, 15_000, 'the events after it arrive through an announced server');
+      t.ok(d.stats().connected, 'connected again, to another node');
+      t.ok(await d.flush(5000), 'every event acknowledged: nothing left waiting');
+      const first = JSON.parse(lines.find((l) => l.includes('NATS connected'))!);
+      t.same([...first.announced].sort(), cl.servers.map((s) => `127.0.0.1:${s.port}`).sort(),
+        'the connected line names what the cluster announced: its three servers');
+    } else {
+      // Seven reconnect delays and more: long enough for an announced server to have been tried.
+      await sleep(1500);
+      t.equal(sub.got.size, 5, 'nothing arrives while the only known server is away');
+      t.notOk(d.stats().connected, 'not connected to any other node');
+      t.equal(d.stats().spoolRecords, 5, 'the events wait in the spool');
+      const connected = lines.filter((l) => l.includes('NATS connected')).map((l) => JSON.parse(l));
+      t.ok(connected.length >= 1 && connected.every((c) => c.server.endsWith(`:${cl.servers[0].port}`) && c.announced === undefined),
+        'never connected anywhere but the seed, and nothing announced was taken');
+      await cl.servers[0].restart();
+      await waitFor(() => sub.got.size === 10, 20_000, 'the seed is back: the spooled events arrive');
+    }
+    t.same([...sub.got].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'every event arrived');
+  });
+}
