@@ -7,6 +7,7 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -67,6 +68,7 @@ for (const discover of [true, false]) {
     await waitFor(() => d.stats().connected, 10_000, 'connected to the seed');
     d.enqueueMany([0, 1, 2, 3, 4].map((i) => testEvent(i, 5)));
     await waitFor(() => sub.got.size === 5, 10_000, 'the first events arrive through the seed');
+    t.ok(await d.flush(5000), 'and are acknowledged');
 
     await cl.servers[0].kill();
     await waitFor(() => !d.stats().connected, 10_000, 'the seed\'s death is seen');
@@ -93,3 +95,52 @@ for (const discover of [true, false]) {
     t.same([...sub.got].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'every event arrived');
   });
 }
+
+t.test('what a server announces is logged bounded: eight servers shown, the count of the rest, a change once a minute', async (t) => {
+  const ports = (from: number) => Array.from({ length: 20 }, (_, i) => `10.0.0.${i + 1}:${from + i}`);
+  const info = (urls: string[]) => `INFO ${JSON.stringify({ server_id: 'FAKE', version: '2.9.10', proto: 1, headers: true, max_payload: 1048576, connect_urls: urls })}\r\n`;
+  const open = new Set<Socket>();
+  const server = createServer((s) => {
+    open.add(s);
+    s.on('error', () => {});
+    s.on('close', () => open.delete(s));
+    s.write(info(ports(4000)));
+    let buf = '';
+    let announced = false;
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (line === 'PING') s.write('PONG\r\n');
+        if (line === 'PING' && !announced) {
+          // The cluster changes twice, at once: the second change is held back by the log's limit.
+          announced = true;
+          setTimeout(() => s.write(info(ports(5000)) + info(ports(6000))), 100);
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => { for (const s of open) s.destroy(); return new Promise((r) => server.close(r)); });
+  const url = `nats://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+  const d = new Delivery({
+    servers: [url], mode: 'core', log, spool: { dir: mkdtempSync(join(tmpdir(), 'spool-disc-')), maxBytes: 16 << 20 },
+    reconnectDelayMs: 200, connectOptions: fromConfig(url, true),
+  });
+  t.teardown(() => d.close(500));
+  d.start();
+  const logged = (msg: string) => lines.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith(msg));
+  await waitFor(() => logged('NATS servers announced').length > 0, 10_000, 'the change logged');
+  await sleep(300);
+  const [connected] = logged('NATS connected');
+  t.same(connected.announced, [...ports(4000).slice(0, 8), '… 12 more'], 'at connect: eight servers, then how many more');
+  const changes = logged('NATS servers announced');
+  t.equal(changes.length, 1, 'two changes at once: one line (the second waits for the next minute)');
+  // nats.js shuffles its list of servers: which eight are shown is its order.
+  const bounded = (l: string[], of: string[]) => l.length === 9 && l[8] === '… 12 more' && new Set(l.slice(0, 8)).size === 8 && l.slice(0, 8).every((u) => of.includes(u));
+  t.ok(bounded(changes[0].added, ports(5000)), `added, bounded the same way: ${JSON.stringify(changes[0].added)}`);
+  t.ok(bounded(changes[0].deleted, ports(4000)), `and what the cluster no longer has: ${JSON.stringify(changes[0].deleted)}`);
+});
