@@ -15,7 +15,6 @@
 // The transport factory of nats.js is global: connectNats() installs this one before every
 // connection. The tap's own code connects only through here (the plain `connect()` of
 // @nats-io/transport-node puts its own factory back for every connection made after it).
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createConnection, type Socket } from 'node:net';
 import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
@@ -27,23 +26,27 @@ class Attempt {
   abandoned = false;
 }
 
-/** Which connection a transport belongs to: nats.js creates them deep in its own promise chains. */
-const owner = new AsyncLocalStorage<Attempt>();
+/**
+ * Which connection a transport belongs to. nats.js creates transports deep in its own promise
+ * chains (each server of the list, each reconnect), but hands every one the connection's options:
+ * the Attempt rides in them under this key (nats.js copies the options' own keys and sends only
+ * the fields it knows). Not an AsyncLocalStorage: once used, one turns on promise hooks for the
+ * whole process, and every promise of the tap paid for them (an `await` ~3× slower).
+ */
+const ATTEMPT = 'wazuhNatsTapAttempt';
 
 class BoundedTransport extends NodeTransport {
   /** The socket while TCP connects (NodeTransport keeps it only once connected). */
   private dialing: Socket | undefined;
 
-  constructor(private readonly attempt: Attempt | undefined) {
-    super();
-    attempt?.transports.add(this);
-  }
+  /** The attempt that dials this transport: known from connect() on (before it, there is no socket to abandon). */
+  private attempt: Attempt | undefined;
 
   override async connect(hp: { hostname: string; port: number; tlsName: string }, options: Parameters<NodeTransport['connect']>[1]): Promise<void> {
-    if (this.attempt?.abandoned) {
-      this.attempt.transports.delete(this);
-      throw new Error('connection attempt abandoned');
-    }
+    const attempt = (options as unknown as Record<string, unknown>)[ATTEMPT];
+    this.attempt = attempt instanceof Attempt ? attempt : undefined;
+    if (this.attempt?.abandoned) throw new Error('connection attempt abandoned');
+    this.attempt?.transports.add(this);
     try {
       await super.connect(hp, options);
     } finally {
@@ -112,7 +115,7 @@ class BoundedTransport extends NodeTransport {
 }
 
 function install(): void {
-  setTransportFactory({ factory: () => new BoundedTransport(owner.getStore()), dnsResolveFn: nodeResolveHost });
+  setTransportFactory({ factory: () => new BoundedTransport(), dnsResolveFn: nodeResolveHost });
 }
 
 export class NatsConnectTimeout extends Error {
@@ -143,7 +146,7 @@ export function connectNats(opts: ConnectionOptions, deadlineMs: number): Pendin
     for (const t of [...attempt.transports]) t.abandon();
     stop(why);
   };
-  const p = owner.run(attempt, () => NatsConnectionImpl.connect(opts));
+  const p = NatsConnectionImpl.connect({ ...opts, [ATTEMPT]: attempt } as ConnectionOptions);
   p.then((nc) => { if (attempt.abandoned) nc.close().catch(() => {}); }, () => {});
   const timer = setTimeout(() => {
     const servers = ([] as string[]).concat(opts.servers ?? []).map(maskUrl).join(', ');
