@@ -106,6 +106,30 @@ t.test('SIGHUP during start-up never kills; it is handled once started', async (
   t.same((await exitWithin(tap, 10_000)).code, 0);
 });
 
+t.test('a storm of signals while the kernel verifies the programs (a SIGHUP every millisecond): the load succeeds', async (t) => {
+  // The verifier gives up (EAGAIN) when a signal is pending for the loading thread, and libbpf
+  // retries a few times only: a profiler's SIGPROF or a HUP loop made the start fail with
+  // "the kernel refused the BPF programs … Resource temporarily unavailable".
+  const { h } = await simulated(t);
+  const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')], null);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await handlesSignals(tap.proc.pid!);
+  let sent = 0;
+  const storm = setInterval(() => {
+    for (let i = 0; i < 4 && tap.proc.exitCode === null; i++, sent++) tap.proc.kill('SIGHUP');
+  }, 1);
+  try {
+    await waitFor(() => tap.proc.exitCode !== null || msgs(tap).some((m) => m.startsWith('attached')), 20_000, 'attached, or an exit');
+  } finally {
+    clearInterval(storm);
+  }
+  t.equal(tap.proc.exitCode, null, `alive after ${sent} SIGHUPs: ${tap.stderr().slice(0, 300)}`);
+  t.ok(msgs(tap).some((m) => m.startsWith('attached')), 'attached');
+  t.ok(tapProgramsOf(tap.proc.pid!).length > 0, 'its programs are in the kernel');
+  tap.proc.kill('SIGTERM');
+  t.same((await exitWithin(tap, 10_000)).code, 0);
+});
+
 t.test('NATS down with a 1 minute reconnect delay, and a second SIGTERM during the shutdown: exit 0, quickly', async (t) => {
   const { h, sim } = await simulated(t, '    <reconnect_delay>1m</reconnect_delay>\n');
   const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);

@@ -25,6 +25,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -627,7 +628,17 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 				bpf_program__set_autoload(p, (hooks[i].bit & (hooks_wanted | WDBTAP_HOOK_PROCS)) != 0);
 		}
 	}
+	/*
+	 * The verifier gives up with EAGAIN when a signal is pending for the calling thread, and
+	 * libbpf tries again only a few times: a stream of signals (a profiler's SIGPROF every
+	 * millisecond, a HUP loop) made the load fail. Signals wait while the kernel verifies, and
+	 * are delivered once it is done (SIGKILL cannot be held, and still ends the process).
+	 */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	rc = bpf_object__load(t->obj);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		snprintf(err, errlen, "the kernel refused the BPF programs of %s: %s%s%s", obj_path, strerror(-rc),
 			 libbpf_msg[0] ? "; libbpf: " : "", libbpf_msg);
