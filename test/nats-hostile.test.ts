@@ -10,14 +10,18 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectNats } from '../controller/src/publish/nats-connect.js';
+import { MAX_CONTROL_LINE } from '../controller/src/publish/nats-parser.js';
 import { runTap, startTap } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { waitFor } from './helpers/wait.js';
 
 interface Hostile { url: string; accepted: () => number; closedByClient: () => number; sentMB: () => number; close(): Promise<void> }
 
-/** The hostile server: INFO, PONG, then an impossible MSG and 64 KiB chunks for as long as the client reads them (at most `maxMs`). */
-async function hostile(maxMs = 15_000): Promise<Hostile> {
+/**
+ * The hostile server: INFO, PONG, then `then` — by default an impossible MSG — and 64 KiB chunks
+ * for as long as the client reads them (at most `maxMs`).
+ */
+async function hostile(maxMs = 15_000, then = 'MSG a 1 999999999999\r\n'): Promise<Hostile> {
   const open = new Set<Socket>();
   let accepted = 0;
   let closedByClient = 0;
@@ -32,7 +36,7 @@ async function hostile(maxMs = 15_000): Promise<Hostile> {
     s.on('close', () => { open.delete(s); if (!done) closedByClient++; done = true; });
     s.write('INFO {"server_id":"HOSTILE","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}\r\n');
     s.once('data', () => {
-      s.write('PONG\r\nMSG a 1 999999999999\r\n');
+      s.write(`PONG\r\n${then}`);
       const pump = () => {
         while (!done && Date.now() < until) {
           sent += chunk.length;
@@ -59,6 +63,22 @@ t.test('a connection whose reader refused the bytes is closed, and a new one fol
   t.teardown(() => nc?.close());
   await waitFor(() => h.closedByClient() >= 1, 5000, 'the client to close the connection it could not read');
   t.ok(h.sentMB() < 64, `it stopped reading at once: ${h.sentMB().toFixed(1)} MB sent before the close`);
+  await waitFor(() => h.accepted() >= 2, 5000, 'a reconnection');
+  t.pass(`reconnected (${h.accepted()} connections)`);
+});
+
+t.test('a control line without an end (`INFO {` and bytes for ever): the client stops at 1 MiB, closes and reconnects', async (t) => {
+  // nats.js gathers a control line byte by byte without a bound: a full core and a heap that grew
+  // until the pings ran out (nats-parser.ts).
+  const h = await hostile(15_000, 'INFO {"connect_urls":["');
+  t.teardown(() => h.close());
+  const p = connectNats({ servers: h.url, maxReconnectAttempts: 3, reconnectTimeWait: 200 }, 5000);
+  const nc = await p.connection.catch(() => null);
+  t.teardown(() => nc?.close());
+  const t0 = Date.now();
+  await waitFor(() => h.closedByClient() >= 1, 5000, 'the client to close the connection whose line never ends');
+  // Without the bound the line goes on until the pings run out (a minute): no close within the wait.
+  t.ok(h.sentMB() < 32, `closed after ${h.sentMB().toFixed(1)} MB sent (the bound is ${MAX_CONTROL_LINE / 1048576} MiB; the rest was in the socket buffers), ${Date.now() - t0} ms`);
   await waitFor(() => h.accepted() >= 2, 5000, 'a reconnection');
   t.pass(`reconnected (${h.accepted()} connections)`);
 });

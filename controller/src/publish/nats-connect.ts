@@ -19,6 +19,7 @@ import { createConnection, type Socket } from 'node:net';
 import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
 import { maskUrl } from '../util/mask-url.js';
+import { boundControlLines } from './nats-parser.js';
 
 /** The transports one connection made (its first attempt, then its reconnects), to abandon them. */
 class Attempt {
@@ -115,6 +116,7 @@ class BoundedTransport extends NodeTransport {
 }
 
 function install(): void {
+  boundControlLines();
   setTransportFactory({ factory: () => new BoundedTransport(), dnsResolveFn: nodeResolveHost });
 }
 
