@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import pino from 'pino';
 import { KeepaliveBatcher, type KeepaliveBatchEvent } from '../controller/src/publish/keepalive-batch.js';
-import { ReliablePublisher } from '../controller/src/publish/reliable.js';
+import { batchBytesFor, ReliablePublisher } from '../controller/src/publish/reliable.js';
 import type { KeepaliveEvent, StatusChangeEvent } from '../controller/src/types.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
@@ -136,4 +136,47 @@ t.test('publisher: every keepalive once inside batches, per-agent order with sta
   await pub.close(2000);
   await nc.flush();
   await waitFor(() => got.some((g) => g.type === 'keepalive_batch' && g.body.count === 2), 3000, 'the open batch, flushed by close');
+});
+
+t.test('publisher: batches fit the server\'s max_payload (64 KiB here), encrypted or not — none rejected, none lost', async (t) => {
+  const srv = await startNatsServer({ extra: 'max_payload: 65536\n' });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  for (const encrypted of [false, true]) {
+    const got: Msg[] = [];
+    const sub = nc.subscribe('wazuh.agent.batch.keepalive', { callback: (_e, m) => { got.push(m); } });
+    await nc.flush();
+    const pub = new ReliablePublisher({
+      servers: [srv.url], prefix: 'wazuh', node: 'node-1', log, spoolDir: mkdtempSync(join(tmpdir(), 'wnt-kb-')), spoolMaxBytes: 64 << 20,
+      reconnectDelayMs: 200, keepaliveBatch: { maxEvents: 1000, intervalMs: 0 },
+      encryption: encrypted ? { key: Buffer.alloc(32, 7), id: 'k1' } : undefined,
+    });
+    await pub.connect();
+    await waitFor(() => pub.connected, 5000, 'connected');
+    // A backlog's worth at once (what a stalled round, or agents coming in, hands the publisher): one default batch would be ~300 KB.
+    const evs = Array.from({ length: 1000 }, (_, i) => keepalive(i + 1, 1));
+    t.ok(pub.publishAgentEvents(evs).every(Boolean), 'all accepted');
+    t.ok(await pub.delivery.flush(10_000), 'all acknowledged');
+    await pub.close(1000);
+    sub.unsubscribe();
+    const st = pub.delivery.stats();
+    t.equal(st.rejected, 0, `${encrypted ? 'encrypted: ' : ''}no message rejected for its size`);
+    t.ok(got.length > 4 && got.every((m) => m.data.length + (m.headers ? 300 : 0) <= 65536), `${got.length} messages, each within max_payload (largest ${Math.max(...got.map((m) => m.data.length))} bytes)`);
+    if (!encrypted) {
+      const count = got.reduce((n, m) => n + (m.json() as KeepaliveBatchEvent).count, 0);
+      t.equal(count, 1000, 'every keepalive arrived');
+    } else {
+      t.equal(got.reduce((n, m) => n + Number(m.headers?.get('Wazuh-Event-Count')), 0), 1000, 'every keepalive arrived (counted by header)');
+    }
+  }
+});
+
+t.test('the batch bound for a server: the configured one under the default 1 MiB, smaller under less, a floor of 1 KiB', async (t) => {
+  t.equal(batchBytesFor(1 << 20, 512 * 1024, false), 512 * 1024, 'nats-server\'s default max_payload: the configured bound');
+  t.equal(batchBytesFor(1 << 20, 512 * 1024, true), 512 * 1024, 'encrypted too (4/3 of 512 KiB fits in 1 MiB)');
+  t.equal(batchBytesFor(65536, 512 * 1024, false), 55296, '64 KiB: headroom for headers and envelope, a tenth for text beyond ASCII');
+  t.equal(batchBytesFor(65536, 512 * 1024, true), 41408, 'encrypted: base64 takes a third more');
+  t.equal(batchBytesFor(2048, 512 * 1024, false), 1024, 'an absurd server: the batcher\'s floor');
+  t.equal(batchBytesFor(8 << 20, 512 * 1024, false), 512 * 1024, 'a larger server never makes batches larger than configured');
 });

@@ -95,7 +95,7 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
   { element: 'keepalive_events', key: 'keepaliveEvents', type: 'boolean', default: 'yes', secret: false,
     description: '`yes`: publish keepalives.' },
   { element: 'keepalive_batch', key: 'keepaliveBatch', type: 'count', default: '1000', secret: false,
-    description: 'Up to N keepalives (and 512 KiB) in one message on `<prefix>.agent.batch.keepalive` (which `<prefix>.agent.*.keepalive` subscribers receive), `event_type` `keepalive_batch`, the events in `events`; at most 100000. `0`: one message per keepalive on `<prefix>.agent.<id>.keepalive` (several times the tap\'s CPU per keepalive).' },
+    description: 'Up to N keepalives (and 512 KiB, less when the server\'s `max_payload` is smaller) in one message on `<prefix>.agent.batch.keepalive` (which `<prefix>.agent.*.keepalive` subscribers receive), `event_type` `keepalive_batch`, the events in `events`; at most 100000. `0`: one message per keepalive on `<prefix>.agent.<id>.keepalive` (several times the tap\'s CPU per keepalive).' },
   { element: 'keepalive_batch_interval', key: 'keepaliveBatchIntervalSec', type: 'time', default: '0', secret: false, zeroTime: true,
     description: 'With `keepalive_batch`: the longest a keepalive waits for its batch to fill (seconds, or with `s`, `m`). `0`: a batch holds the keepalives of one batch of captured records (about a millisecond under load) and waits for nothing.' },
   { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false,

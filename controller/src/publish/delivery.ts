@@ -429,10 +429,23 @@ export class Delivery {
     });
   }
 
+  /**
+   * The largest message (headers and payload) the server last connected to accepts — its INFO's
+   * `max_payload` — or null before any connection. Kept while NATS is away: what is made meanwhile
+   * is made for the server that comes back, most likely the same.
+   */
+  get maxPayload(): number | null {
+    return this.serverMaxPayload;
+  }
+
+  private serverMaxPayload: number | null = null;
+
   private onUp(): void {
     if (this.up || !this.nc || this.nc.isClosed()) return;
     this.up = true;
     this.gen++;
+    const mp: unknown = this.nc.info?.max_payload; // the server's JSON: any shape
+    if (typeof mp === 'number' && Number.isSafeInteger(mp) && mp > 0) this.serverMaxPayload = mp;
     // What the server announced at connect (its cluster's other servers), where the tap may go next.
     const urls: unknown = this.o.connectOptions?.ignoreClusterUpdates ? [] : this.nc.info?.connect_urls; // the server's JSON: any shape
     const announced = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string') : [];

@@ -64,11 +64,20 @@ export class KeepaliveBatcher {
 
   constructor(o: KeepaliveBatchOptions) {
     if (!(o.maxEvents >= 1) || !(o.maxBytes >= 1024)) throw new Error('keepalive batch: maxEvents >= 1 and maxBytes >= 1024');
-    this.o = o;
+    this.o = { ...o };
   }
 
   get size(): number {
     return this.events.length;
+  }
+
+  /** The byte bound of the next batches (at least 1,024); the open batch closes at the next add that would cross it. */
+  set maxBytes(n: number) {
+    this.o.maxBytes = Math.max(1024, Math.floor(n));
+  }
+
+  get maxBytes(): number {
+    return this.o.maxBytes;
   }
 
   /** The open batch holds a keepalive of this agent. */

@@ -83,6 +83,21 @@ export interface ReliablePublisherOptions {
 const ACCEPTED = -1;
 const DROPPED = -2;
 
+/** Room left in a message for a batch's envelope and the message's headers (NATS counts both in max_payload). */
+const BATCH_HEADROOM = 4096;
+
+/**
+ * The byte bound of keepalive batches for a server whose max_payload is `maxPayload`: a batch
+ * larger than that is refused by the server, and no retry can deliver it. A tenth is kept back
+ * because the batcher counts characters (text beyond ASCII takes more bytes); an encrypted body
+ * is base64 of nonce, ciphertext and tag (4/3 of the JSON, plus 28 bytes).
+ */
+export function batchBytesFor(maxPayload: number, configured: number, encrypted: boolean): number {
+  let room = Math.floor((maxPayload - BATCH_HEADROOM) * 0.9);
+  if (encrypted) room = Math.floor(room * 3 / 4) - 64;
+  return Math.max(1024, Math.min(configured, room));
+}
+
 /** KV bucket names allow letters, digits, '-' and '_': the prefix's dots become '_'. */
 export function kvBucketName(prefix: string): string {
   return `${prefix.replace(/\./g, '_')}_agents`;
@@ -159,6 +174,7 @@ export class ReliablePublisher {
    */
   publishAgentEvents(evs: AgentEvent[], capturedMs = NaN): boolean[] {
     const b = this.batcher;
+    if (b && this.delivery.maxPayload !== this.fittedTo) this.fitBatches(b);
     // Keepalives go into the open batch (accepted: true); a batch that closes is spooled in
     // place, so every message keeps its order in the spool.
     const out: DeliveryMessage[] = [];
@@ -195,6 +211,24 @@ export class ReliablePublisher {
     }
     const ok = out.length ? this.delivery.enqueueMany(out) : [];
     return at.map((i) => (i === ACCEPTED ? true : i === DROPPED ? false : ok[i]));
+  }
+
+  /** The max_payload the keepalive batches were last fitted to (null: the configured bound). */
+  private fittedTo: number | null = null;
+
+  /** Batches as large as configured, but never larger than the server accepts. */
+  private fitBatches(b: KeepaliveBatcher): void {
+    const mp = this.delivery.maxPayload;
+    this.fittedTo = mp;
+    if (mp === null) return;
+    const configured = this.opts.keepaliveBatch?.maxBytes ?? DEFAULT_BATCH_BYTES;
+    const bytes = batchBytesFor(mp, configured, !!this.opts.encryption);
+    if (bytes === b.maxBytes) return;
+    b.maxBytes = bytes;
+    if (bytes < configured) {
+      this.opts.log.info({ batch_bytes: b.maxBytes, max_payload: mp, configured },
+        'keepalive batches made smaller: the NATS server accepts messages of max_payload bytes at most');
+    }
   }
 
   /** Agent events dropped because they could not be made into a message (see publishAgentEvents). */
