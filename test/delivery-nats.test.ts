@@ -360,3 +360,47 @@ t.test('the tap\'s own share of the latency: each agent event message timed from
     t.ok(st.latencyMs.max < 5000, `${mode}: publish → ack ${st.latencyMs.max} ms`);
   }
 });
+
+t.test('JetStream: a stream\'s max_msg_size — keepalive batches fit it, a larger message is dropped and counted, never retried for ever', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], max_msg_size: 4096 });
+  const pub = new ReliablePublisher({
+    servers: [srv.url], prefix: 'wazuh', node: 'node-1', log, spoolDir: tmp('spool-mm-'), spoolMaxBytes: 8 << 20,
+    jetstream: true, reconnectDelayMs: 200, ackTimeoutMs: 2000, keepaliveBatch: { maxEvents: 1000, intervalMs: 0 },
+  });
+  t.teardown(() => pub.close(1000));
+  await pub.connect();
+  await waitFor(() => pub.connected && pub.delivery.maxPayload === 4096, 5000, 'connected, the stream\'s bound known');
+  const ka = (i: number) => ({
+    event_id: `ka-${i}`, event_type: 'keepalive' as const, agent_id: String(i).padStart(3, '0'), agent_name: `agent-${i}`, ip_address: '10.0.0.1',
+    status: 'active' as const, version: 'Wazuh v4.9.0', os: { name: 'Ubuntu', platform: 'ubuntu' }, group_config_status: 'synced' as const,
+    sync_status: 'synced', timestamp: 1, time: '1970-01-01T00:00:01.000Z', manager_node: 'node-1', source: 'remoted' as const,
+  });
+  const status = (n: number, name: string) => ({
+    event_id: `st-001-${n}`, event_type: 'status_change' as const, agent_id: '001', agent_name: name,
+    previous_status: 'active' as const, current_status: 'disconnected' as const, status_code: 3, reason: 'agent_shutdown' as const,
+    ip_address: null, timestamp: n, time: '1970-01-01T00:00:01.000Z', manager_node: 'node-1', source: 'remoted', sync_status: 'synced',
+  });
+  // 100 keepalives at once (~30 KB as one default batch), then a status change too large for the stream, then the next one of the same agent.
+  pub.publishAgentEvents(Array.from({ length: 100 }, (_, i) => ka(i + 1)) as never);
+  pub.publishAgentEvent(status(1, 'x'.repeat(5000)) as never);
+  pub.publishAgentEvent(status(2, 'web-01') as never);
+  t.ok(await pub.delivery.flush(15_000), 'everything settled: nothing left retrying in the spool');
+  const st = pub.delivery.stats();
+  t.equal(st.rejected, 1, 'the one message larger than max_msg_size was dropped and counted');
+  const info = await jsm.streams.info('WAZUH');
+  const stored: { subject: string; size: number; count: number; event_id?: string }[] = [];
+  for (let seq = 1; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage('WAZUH', { seq });
+    stored.push({ subject: m!.subject, size: m!.data.length, count: Number(m!.header.get('Wazuh-Event-Count') || 0), event_id: m!.header.get('Nats-Msg-Id') });
+  }
+  const batches = stored.filter((s) => s.subject === 'wazuh.agent.batch.keepalive');
+  t.ok(batches.length > 1 && batches.every((b) => b.size <= 4096), `${batches.length} batches, each within 4096 bytes`);
+  t.equal(batches.reduce((n, b) => n + b.count, 0), 100, 'every keepalive stored');
+  t.same(stored.filter((s) => s.subject === 'wazuh.agent.001.status').map((s) => s.event_id), ['st-001-2'],
+    'the agent\'s next status change stored after the one dropped (not held behind it)');
+});

@@ -177,6 +177,7 @@ t.test('the batch bound for a server: the configured one under the default 1 MiB
   t.equal(batchBytesFor(1 << 20, 512 * 1024, true), 512 * 1024, 'encrypted too (4/3 of 512 KiB fits in 1 MiB)');
   t.equal(batchBytesFor(65536, 512 * 1024, false), 55296, '64 KiB: headroom for headers and envelope, a tenth for text beyond ASCII');
   t.equal(batchBytesFor(65536, 512 * 1024, true), 41408, 'encrypted: base64 takes a third more');
-  t.equal(batchBytesFor(2048, 512 * 1024, false), 1024, 'an absurd server: the batcher\'s floor');
+  t.equal(batchBytesFor(4096, 512 * 1024, false), 2764, 'a stream of 4 KiB messages: a quarter of it for headers and envelope');
+  t.equal(batchBytesFor(1000, 512 * 1024, false), 1024, 'an absurd bound: the batcher\'s floor');
   t.equal(batchBytesFor(8 << 20, 512 * 1024, false), 512 * 1024, 'a larger server never makes batches larger than configured');
 });

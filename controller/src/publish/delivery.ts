@@ -173,6 +173,8 @@ const KEEP_UP_RECORDS = 20_000;
  */
 const PUMP_SLICE_MS = 4;
 const STREAM_NOT_FOUND = 10059;
+/** JetStream's "message size exceeds maximum allowed": the stream's max_msg_size is below the message. */
+const MESSAGE_TOO_LARGE = 10054;
 
 export function kvStreamConfig(bucket: string, replicas: number): Partial<StreamConfig> & { name: string } {
   return {
@@ -435,10 +437,31 @@ export class Delivery {
    * is made for the server that comes back, most likely the same.
    */
   get maxPayload(): number | null {
-    return this.serverMaxPayload;
+    const s = this.serverMaxPayload;
+    const m = this.streamMaxMsg;
+    return s === null ? m : m === null ? s : Math.min(s, m);
   }
 
   private serverMaxPayload: number | null = null;
+  /** The stream's own bound (`max_msg_size`), when it has one and the tap may read the stream's info. */
+  private streamMaxMsg: number | null = null;
+
+  /**
+   * Best effort: a publish-only user may not read the stream's info; a message over its bound is
+   * then refused by the stream and dropped (rejectedByStream) rather than fitted beforehand.
+   */
+  private async learnStreamLimit(gen: number): Promise<void> {
+    const name = this.o.stream?.name;
+    if (!name) return;
+    try {
+      const jsm = await jetstreamManager(this.nc!, { timeout: 5000 });
+      const m: unknown = (await jsm.streams.info(name)).config.max_msg_size;
+      if (this.gen !== gen) return;
+      this.streamMaxMsg = typeof m === 'number' && Number.isSafeInteger(m) && m > 0 ? m : null;
+    } catch {
+      // not allowed, not there yet (created later), or NATS went away: the PubAck says it if it matters
+    }
+  }
 
   private onUp(): void {
     if (this.up || !this.nc || this.nc.isClosed()) return;
@@ -451,6 +474,7 @@ export class Delivery {
     const announced = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string') : [];
     this.log?.info({ server: maskUrl(this.nc.getServer()), announced: announced.length ? listed(announced) : undefined, spooled: this.spool.stats().records },
       'NATS connected: draining the spool');
+    if (this.o.mode === 'jetstream') void this.learnStreamLimit(this.gen);
     if (this.o.mode === 'jetstream' && !this.streamReady && (this.o.stream?.create || this.o.kvBucket)) void this.ensureStreams(this.gen);
     else this.streamReady = true;
     if (this.o.mode === 'core') {
@@ -706,8 +730,12 @@ export class Delivery {
         const seq = Number(m.subject.slice(inbox.length + 1));
         const slot = this.slots.get(seq);
         if (!slot) return; // already acknowledged (an earlier attempt's ack)
-        let ack: { stream?: string; duplicate?: boolean; error?: { description?: string } } = {};
+        let ack: { stream?: string; duplicate?: boolean; error?: { description?: string; err_code?: number } } = {};
         try { if (m.data.length) ack = m.json(); } catch { /* not JSON */ }
+        if (ack.error?.err_code === MESSAGE_TOO_LARGE && slot.state === 'inflight') {
+          this.rejectedByStream(slot, ack.error.description ?? 'message size exceeds maximum allowed');
+          return;
+        }
         if (!ack.stream || ack.error || m.headers?.hasError) {
           if (slot.state === 'inflight') {
             this.jsFailed(slot, slot.gen, new Error(ack.error?.description ?? (m.headers?.code === 503 ? 'no responders: no stream for this subject (yet)' : 'invalid PubAck')));
@@ -777,6 +805,23 @@ export class Delivery {
       'message larger than the server\'s max_payload: dropped (raise max_payload on the server)');
     this.spool.ack(e.seq);
     return true;
+  }
+
+  /**
+   * The stream refused a message for its size (its `max_msg_size`): as with max_payload, no retry
+   * can store it, and retrying for ever held it — and, for a status change, its agent's later
+   * events — in the spool. Dropped from the spool, counted (`rejected`) and logged.
+   */
+  private rejectedByStream(s: Slot, why: string): void {
+    this.inflight--;
+    this.retries.delete(s);
+    this.slots.delete(s.e.seq);
+    this.busy.delete(s.key);
+    this.c.rejected++;
+    this.log?.error({ subject: s.e.subject, event_id: s.e.eventId, bytes: s.e.body.length, stream: this.o.stream?.name, err: clip(why, 200) },
+      'message larger than the stream\'s max_msg_size: dropped (raise max_msg_size on the stream)');
+    this.spool.ack(s.e.seq);
+    this.schedulePump();
   }
 
   private hdrs(e: SpoolEntry): MsgHdrs {

@@ -93,7 +93,7 @@ const BATCH_HEADROOM = 4096;
  * is base64 of nonce, ciphertext and tag (4/3 of the JSON, plus 28 bytes).
  */
 export function batchBytesFor(maxPayload: number, configured: number, encrypted: boolean): number {
-  let room = Math.floor((maxPayload - BATCH_HEADROOM) * 0.9);
+  let room = Math.floor((maxPayload - Math.min(BATCH_HEADROOM, Math.floor(maxPayload / 4))) * 0.9);
   if (encrypted) room = Math.floor(room * 3 / 4) - 64;
   return Math.max(1024, Math.min(configured, room));
 }
@@ -216,7 +216,7 @@ export class ReliablePublisher {
   /** The max_payload the keepalive batches were last fitted to (null: the configured bound). */
   private fittedTo: number | null = null;
 
-  /** Batches as large as configured, but never larger than the server accepts. */
+  /** Batches as large as configured, but never larger than the server (or the JetStream stream) accepts. */
   private fitBatches(b: KeepaliveBatcher): void {
     const mp = this.delivery.maxPayload;
     this.fittedTo = mp;
@@ -226,8 +226,8 @@ export class ReliablePublisher {
     if (bytes === b.maxBytes) return;
     b.maxBytes = bytes;
     if (bytes < configured) {
-      this.opts.log.info({ batch_bytes: b.maxBytes, max_payload: mp, configured },
-        'keepalive batches made smaller: the NATS server accepts messages of max_payload bytes at most');
+      this.opts.log.info({ batch_bytes: b.maxBytes, message_limit: mp, configured },
+        'keepalive batches made smaller: NATS takes messages of message_limit bytes at most (the server\'s max_payload, or the stream\'s max_msg_size)');
     }
   }
 
