@@ -1,11 +1,17 @@
 // NATS connection security from the configuration (SPEC §6): TLS with the
 // server verified (against tls_ca, else the system CAs), an optional client
 // certificate, and one of: .creds (JWT + nkey), nkey seed, token, user +
-// password. Secret files are read here, at connect time, and kept only in
-// the connection's options: never in the configuration object or a log.
+// password. Secret files are read for each connection nats.js makes (its
+// authenticators call back at every CONNECT), so a rotated .creds, token or
+// password is used from the next connection on without a restart; their
+// contents live only in those callbacks: never in the configuration object or a log.
+import { statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { readRegularFileSync } from '../util/read-file.js';
-import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
+import { clip, clipPath } from '../util/clip.js';
+import {
+  credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type ConnectionOptions,
+} from '@nats-io/transport-node';
 
 export interface NatsSecurity {
   tlsCert: string | null;
@@ -23,7 +29,48 @@ export interface NatsSecurity {
 
 // Never a blocking read: the files were checked regular at start, and a FIFO swapped in since is refused.
 const read = (file: string) => readRegularFileSync(file, 1024 * 1024);
-const secret = (file: string) => read(file).toString('utf8').trim();
+
+/**
+ * A secret file as the connections see it: read again for each one. When it cannot be used at a
+ * reconnection — gone for a moment while it is replaced, swapped for something that is not a
+ * regular file, readable by group or others (refused at start too) — the contents last read are,
+ * and `problem` says why (the failed connection's warning shows it). Read once at creation: a file
+ * that cannot be used at start fails the start, as before.
+ */
+class SecretFile<T> {
+  private last: T;
+  problem: string | null = null;
+
+  constructor(private readonly element: string, private readonly file: string, private readonly parse: (b: Buffer) => T) {
+    this.last = this.read();
+  }
+
+  get = (): T => {
+    try {
+      this.last = this.read();
+      this.problem = null;
+    } catch (e) {
+      this.problem = `${this.element} ${clipPath(this.file)}: ${clip((e as Error).message, 200)}; the contents read before are used`;
+    }
+    return this.last;
+  };
+
+  private read(): T {
+    const mode = statSync(this.file).mode & 0o777;
+    if ((mode & 0o077) !== 0) throw new Error(`mode ${mode.toString(8).padStart(4, '0')} gives access to group or others (chmod 600)`);
+    return this.parse(read(this.file));
+  }
+}
+
+const text = (b: Buffer) => b.toString('utf8').trim();
+
+/** What the secret files of each options object say is wrong with them now (credentialProblem). */
+const problems = new WeakMap<object, () => string | null>();
+
+/** Why a secret file of these options could not be read again, if it could not: for the log of a failed connection. */
+export function credentialProblem(o: Partial<ConnectionOptions> | undefined): string | null {
+  return o ? problems.get(o)?.() ?? null : null;
+}
 
 export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
   const o: Partial<ConnectionOptions> = {};
@@ -35,12 +82,27 @@ export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
       ...(s.tlsCert && s.tlsKey ? { certFile: s.tlsCert, keyFile: s.tlsKey } : {}),
     };
   }
-  if (s.credentialsFile) o.authenticator = credsAuthenticator(new Uint8Array(read(s.credentialsFile)));
-  else if (s.nkeySeedFile) o.authenticator = nkeyAuthenticator(new TextEncoder().encode(secret(s.nkeySeedFile)));
-  else if (s.tokenFile) o.token = secret(s.tokenFile);
-  else if (s.user) {
-    o.user = s.user;
-    o.pass = s.passwordFile ? secret(s.passwordFile) : undefined;
+  let file: SecretFile<unknown> | null = null;
+  if (s.credentialsFile) {
+    const f = new SecretFile('credentials_file', s.credentialsFile, (b) => new Uint8Array(b));
+    o.authenticator = credsAuthenticator(f.get);
+    file = f;
+  } else if (s.nkeySeedFile) {
+    const f = new SecretFile('nkey_seed_file', s.nkeySeedFile, (b) => new TextEncoder().encode(text(b)));
+    o.authenticator = nkeyAuthenticator(f.get);
+    file = f;
+  } else if (s.tokenFile) {
+    const f = new SecretFile('token_file', s.tokenFile, text);
+    o.authenticator = tokenAuthenticator(f.get);
+    file = f;
+  } else if (s.user) {
+    const f = s.passwordFile ? new SecretFile('password_file', s.passwordFile, text) : null;
+    o.authenticator = usernamePasswordAuthenticator(s.user, f ? f.get : undefined);
+    file = f;
+  }
+  if (file) {
+    const f = file;
+    problems.set(o, () => f.problem);
   }
   return o;
 }

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { ReliablePublisher } from '../../publish/reliable.js';
-import { clientCertificateProblem, connectOptions } from '../../publish/connect-options.js';
+import { clientCertificateProblem, connectOptions, credentialProblem } from '../../publish/connect-options.js';
 import { errorFields } from '../../pipeline.js';
 
 /** What the publisher may take of the shutdown deadline to deliver what is spooled. */
@@ -21,13 +21,16 @@ export function publisherPart(tap: Tap): Part {
       const certProblem = d.security ? () => clientCertificateProblem(d.security!) : () => null;
       const problem = certProblem();
       if (problem) log.error(problem);
+      const connect = d.security ? connectOptions(d.security) : undefined;
+      // Said with a failed connection: what nats.js cannot tell (an expired certificate, a secret file that could not be read again).
+      const diagnose = () => certProblem() ?? credentialProblem(connect);
       tap.publisher = new ReliablePublisher({
         servers: opts.natsUrls, prefix: tap.prefix, node: tap.node, log,
         spoolDir: tap.spoolDir, spoolMaxBytes: tap.spoolMaxBytes,
         jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
         maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
-        connectOptions: d.security ? connectOptions(d.security) : undefined,
-        encryption: d.encryption, diagnose: certProblem,
+        connectOptions: connect,
+        encryption: d.encryption, diagnose,
         keepaliveBatch: d.keepaliveBatch ? { maxEvents: d.keepaliveBatch, intervalMs: (d.keepaliveBatchIntervalSec ?? 0) * 1000 } : undefined,
         onUnpublishable: (e, ev) => tap.eventErrors.log({ ...errorFields(e, null), at: 'publish', agent_id: String(ev.agent_id).slice(0, 32) },
           'an event could not be published: dropped'),

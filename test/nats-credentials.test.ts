@@ -1,0 +1,81 @@
+// Secret files rotated while the tap runs: nats.js's authenticators call back at every CONNECT,
+// and the tap reads the file there, so a new token (or .creds, nkey seed, password) is used from
+// the next connection on — no restart. A file that cannot be read at that moment (gone while it
+// is replaced, made readable by others) keeps the contents read before, and says why.
+import t from 'tap';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Delivery } from '../controller/src/publish/delivery.js';
+import { connectOptions, credentialProblem } from '../controller/src/publish/connect-options.js';
+import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
+import { testEvent } from './helpers/delivery-events.js';
+import { waitFor } from './helpers/wait.js';
+
+const log = pino({ level: process.env.DEBUG_CRED ? 'debug' : 'silent' });
+
+/** The server's token changed: its configuration rewritten, the server restarted (its clients are cut). */
+async function serverToken(srv: NatsServer, token: string): Promise<void> {
+  writeFileSync(join(srv.dir, 'nats.conf'), `listen: 127.0.0.1:${srv.port}\nauthorization { token: "${token}" }\n`);
+  await srv.restart();
+}
+
+/** A subscriber with `token`, counting the events it receives. */
+async function listener(t: Tap.Test, srv: NatsServer, token: string): Promise<{ got: Set<number>; nc: NatsConnection }> {
+  const nc = await connect({ servers: srv.url, token });
+  t.teardown(() => nc.close());
+  const got = new Set<number>();
+  nc.subscribe('wazuh.>', { callback: (_e, m) => { got.add((m.json() as { n: number }).n); } });
+  await nc.flush();
+  return { got, nc };
+}
+
+t.test('a token rotated in its file is used from the next connection; a file that cannot be read keeps the last one, and says why', async (t) => {
+  const srv = await startNatsServer({ extra: 'authorization { token: "first-token" }' });
+  t.teardown(() => srv.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-cred-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'first-token\n', { mode: 0o600 });
+  const opts = connectOptions({
+    serverUrls: [srv.url], tokenFile,
+    tlsCert: null, tlsKey: null, tlsCa: null, credentialsFile: null, nkeySeedFile: null, user: null, passwordFile: null,
+  });
+  const d = new Delivery({
+    servers: [srv.url], mode: 'core', log, spool: { dir: join(dir, 'spool'), maxBytes: 16 << 20 },
+    reconnectDelayMs: 200, maxReconnects: 5, connectOptions: opts,
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.stats().connected, 10_000, 'connected with the first token');
+
+  // Rotation: a new token on the server and in the file.
+  writeFileSync(tokenFile, 'second-token\n');
+  await serverToken(srv, 'second-token');
+  const l2 = await listener(t, srv, 'second-token');
+  d.enqueueMany([0, 1, 2].map((i) => testEvent(i, 3)));
+  await waitFor(() => [0, 1, 2].every((n) => l2.got.has(n)), 15_000, 'the events through a connection made with the new token');
+  t.equal(credentialProblem(opts), null, 'nothing to say');
+  t.ok(await d.flush(5000), 'acknowledged');
+
+  // The file gone (a rotation that deletes before it writes), then the server restarted: the token read last still works.
+  rmSync(tokenFile);
+  await srv.restart();
+  const l3 = await listener(t, srv, 'second-token');
+  d.enqueueMany([3, 4, 5].map((i) => testEvent(i, 3)));
+  await waitFor(() => [3, 4, 5].every((n) => l3.got.has(n)), 15_000, 'the events through a connection made with the token read before');
+  t.match(credentialProblem(opts), /^token_file .*token: .*(ENOENT|no such file).*; the contents read before are used$/, 'and why it was used');
+  t.ok(await d.flush(5000), 'acknowledged');
+
+  // Back, but readable by others: refused as at start; the token read before is used.
+  writeFileSync(tokenFile, 'third-token\n');
+  chmodSync(tokenFile, 0o644);
+  await srv.restart();
+  const l4 = await listener(t, srv, 'second-token');
+  d.enqueueMany([6, 7].map((i) => testEvent(i, 3)));
+  await waitFor(() => [6, 7].every((n) => l4.got.has(n)), 15_000, 'the events, with the token read before');
+  t.match(credentialProblem(opts), /^token_file .*: mode 0644 gives access to group or others \(chmod 600\); the contents read before are used$/);
+  t.notMatch(String(credentialProblem(opts)), /token\b.*(second|third)/, 'the problem never quotes the secret');
+});
