@@ -432,9 +432,10 @@ export class Delivery {
   }
 
   /**
-   * The largest message (headers and payload) the server last connected to accepts — its INFO's
-   * `max_payload` — or null before any connection. Kept while NATS is away: what is made meanwhile
-   * is made for the server that comes back, most likely the same.
+   * The largest message (headers and payload) NATS takes: the `max_payload` of the server last
+   * connected to (its INFO) and, with JetStream, the stream's `max_msg_size` when known — or null
+   * before any connection. Kept while NATS is away: what is made meanwhile is made for the server
+   * that comes back, most likely the same.
    */
   get maxPayload(): number | null {
     const s = this.serverMaxPayload;
