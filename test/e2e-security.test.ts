@@ -9,7 +9,7 @@ import { connect, credsAuthenticator, nkeyAuthenticator, nkeys, type Msg } from 
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { startNatsServer } from './helpers/nats-server.js';
-import { BIN, startTap, ROOT } from './helpers/tap-process.js';
+import { BIN, runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { spawn } from 'node:child_process';
 import { writeOssecConf } from './helpers/config.js';
 import { makePki } from './helpers/certs.js';
@@ -54,7 +54,7 @@ async function scenario(t: Tap.Test, serverConf: string, natsConf: (home: string
     await new Promise((r) => setTimeout(r, 3000));
     t.equal(got.length, 0, 'nothing delivered');
   }
-  return tap;
+  return Object.assign(tap, { home });
 }
 
 t.test('TLS, the server verified against tls_ca and the client by its certificate, with a token', async (t) => {
@@ -141,6 +141,25 @@ t.test('user and password', async (t) => {
   await scenario(t, 'authorization { user: "tap", password: "pa55-w0rd" }\n',
     (home) => `    <user>tap</user>\n    <password_file>${secretFile(home, 'nats.pass', 'pa55-w0rd')}</password_file>\n`,
     { user: 'tap', pass: 'pa55-w0rd' }, true);
+});
+
+t.test('a NATS user without permission to publish the events: refused, counted, said — not taken for delivered', async (t) => {
+  // Core NATS answers the flush after a refused publish: without the server's -ERR the refused
+  // messages would count as acknowledged, lost without a word.
+  const tap = await scenario(t, `authorization { users: [
+      { user: "tap", password: "pa55", permissions: { publish: { allow: ["wazuh.tap.>"] }, subscribe: { allow: ["_INBOX.>"] } } },
+      { user: "obs", password: "obs" } ] }\n`,
+    (home) => `    <user>tap</user>\n    <password_file>${secretFile(home, 'nats.pass', 'pa55')}</password_file>\n`,
+    { user: 'obs', pass: 'obs' }, false);
+  await waitFor(() => tap.logs.some((l) => String(l.msg).startsWith('NATS refused a publish of the tap')), 10_000, 'the refusal in the log');
+  const line = tap.logs.find((l) => String(l.msg).startsWith('NATS refused a publish of the tap'))!;
+  t.match(line, { level: 50, operation: 'publish', subject: 'wazuh.agent.001.status' });
+  t.match(String(line.msg), /with core NATS those messages are lost; allow the user to publish/);
+  const st = JSON.parse((await runTap(['status', '--json', '--control-socket', join(tap.home, 'tap.sock')])).stdout);
+  t.ok(st.nats.denied >= 1, `status counts it (${st.nats.denied})`);
+  t.equal(st.nats.last_denied, 'publish wazuh.agent.001.status');
+  const table = (await runTap(['status', '--control-socket', join(tap.home, 'tap.sock')])).stdout;
+  t.match(table, /DENIED by the user's permissions \d+ \(last: publish wazuh\.agent\.001\.status\)/, 'and its table says so');
 });
 
 t.test('an nkey seed file', async (t) => {

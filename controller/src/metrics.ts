@@ -9,7 +9,7 @@ export interface MetricsSources {
   decoder(): { frames: number; malformed: number };
   events(): Record<string, number>; // by event type
   delivery(): {
-    published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; deferred?: number;
+    published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; denied?: number; deferred?: number;
     spoolBytes?: number;
     /** p99 of recent messages, ms: publish → acknowledgement, and capture → publish (agent events). */
     latencyMs?: number; delayMs?: number;
@@ -51,9 +51,9 @@ export function metricsRegistry(src: MetricsSources): Registry {
   }
   snapshotCounter(reg, 'wazuh_nats_tap_events_total', 'Events produced, by type', ['type'],
     (c) => { for (const [k, v] of Object.entries(src.events())) c.inc({ type: k }, v); });
-  snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed, rejected (larger than max_payload), deferred (alerts waiting in alerts.json for room)', ['outcome'], (c) => {
+  snapshotCounter(reg, 'wazuh_nats_tap_delivery_total', 'Delivery to NATS: published, acknowledged, spooled, shed, failed, rejected (larger than max_payload), denied (refused by the NATS user\'s permissions), deferred (alerts waiting in alerts.json for room)', ['outcome'], (c) => {
     const d = src.delivery();
-    for (const k of ['published', 'acknowledged', 'spooled', 'shed', 'failed', 'rejected', 'deferred'] as const) {
+    for (const k of ['published', 'acknowledged', 'spooled', 'shed', 'failed', 'rejected', 'denied', 'deferred'] as const) {
       if (d[k] !== undefined) c.inc({ outcome: k }, d[k]!);
     }
   });

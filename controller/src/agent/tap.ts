@@ -206,6 +206,7 @@ export class Tap {
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
         published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
+        denied: delivery?.denied ?? 0, last_denied: delivery?.lastDenied ?? null,
         // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
         // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).
         latency_ms: delivery ? { capture_to_publish: delivery.delayMs, publish_to_ack: delivery.latencyMs } : null,

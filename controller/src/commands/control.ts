@@ -27,7 +27,8 @@ export function renderStatus(st: Record<string, any>): string {
   }
   rows.push(['targets', targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
   rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`
-    + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')]);
+    + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')
+    + (st.nats?.denied ? `, DENIED by the user's permissions ${st.nats.denied} (last: ${st.nats.last_denied})` : '')]);
   const lat = st.nats?.latency_ms;
   const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
   if (lat?.capture_to_publish?.count || lat?.publish_to_ack?.count) {

@@ -122,6 +122,10 @@ export interface DeliveryStats {
   failures: number;
   /** Messages larger than the server's max_payload: dropped, since no retry can deliver them. */
   rejected: number;
+  /** Refusals by the server for want of permission (publishes, the ack inbox's subscription): a misconfigured NATS user. */
+  denied: number;
+  /** The last refusal, `publish <subject>` or `subscription <subject>`; null if none. */
+  lastDenied: string | null;
   shed: Record<MessageKind, number>;
   /** Refused for want of room and kept by the caller to offer again (alerts): not lost. */
   deferred: number;
@@ -238,7 +242,7 @@ export class Delivery {
   /** Reading the spool failed: consecutive failures, and the timer of the next try (no read while it is set). */
   private readFailures = 0;
   private readTimer: NodeJS.Timeout | null = null;
-  private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0 };
+  private readonly c = { published: 0, acknowledged: 0, replayed: 0, resent: 0, duplicates: 0, failures: 0, cycles: 0, rejected: 0, denied: 0 };
   /** Passwords and tokens of `servers`: never in a log line, whatever an error text carries. */
   private readonly secrets: string[];
 
@@ -391,6 +395,7 @@ export class Delivery {
           if (s.type === 'disconnect') this.onDown('disconnect');
           else if (s.type === 'reconnect') this.onUp();
           else if (s.type === 'update') this.onServersAnnounced(s.added ?? [], s.deleted ?? []);
+          else if (s.type === 'error') this.onServerError(s.error);
         }
       })().catch(() => {});
       this.onUp();
@@ -417,6 +422,33 @@ export class Delivery {
     this.log?.info({ added: listed(added), deleted: listed(deleted), held: said.held || undefined },
       'NATS servers announced by the cluster (discover_servers)');
   }
+
+  /**
+   * The server refused something the tap did for want of permission (-ERR 'Permissions Violation
+   * for Publish to "…"'). Core NATS says nothing else: the flush that follows is answered, and the
+   * messages refused would count as delivered — lost without a word. So it is counted (`denied`)
+   * and said, once a minute at most (the subjects come from the server: clipped).
+   */
+  private onServerError(err: unknown): void {
+    const e = err as { name?: unknown; operation?: unknown; subject?: unknown } | null;
+    if (!e || e.name !== 'PermissionViolationError') return;
+    this.c.denied++;
+    const operation = e.operation === 'subscription' ? 'subscription' : 'publish';
+    this.lastDenied = `${operation} ${clip(String(e.subject ?? ''), 120)}`;
+    const said = this.said.allow(`denied-${operation}`);
+    if (!said) return;
+    const fields = { operation, subject: clip(String(e.subject ?? ''), 120), denied: this.c.denied, held: said.held || undefined };
+    if (operation === 'subscription') {
+      this.log?.error(fields, 'NATS refused the tap a subscription (permissions violation): JetStream acknowledgements cannot arrive, so every message is retried; allow the user to subscribe to _INBOX.>');
+    } else {
+      this.log?.error(fields, this.o.mode === 'core'
+        ? 'NATS refused a publish of the tap (permissions violation): with core NATS those messages are lost; allow the user to publish to the subject prefix (e.g. wazuh.>)'
+        : 'NATS refused a publish of the tap (permissions violation): the message waits and is retried until allowed; allow the user to publish to the subject prefix (e.g. wazuh.>)');
+    }
+  }
+
+  /** The last refusal: operation and subject (status). */
+  private lastDenied: string | null = null;
 
   /** Wait between attempts; close() cuts it short (a `reconnect_delay` of minutes must not hold a stop). */
   private pause(ms: number): Promise<void> {
@@ -887,7 +919,7 @@ export class Delivery {
     return {
       mode: this.o.mode, connected: this.up, spooled: sp.appended, published: this.c.published,
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
-      duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
+      duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, denied: this.c.denied, lastDenied: this.lastDenied, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
       spoolRecords: sp.records, spoolTorn: sp.torn,
       writeErrors: sp.writeErrors, readErrors: sp.readErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
