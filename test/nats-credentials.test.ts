@@ -13,6 +13,7 @@ import { connectOptions, credentialProblem } from '../controller/src/publish/con
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { testEvent } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
+import { runTap } from './helpers/tap-process.js';
 
 const log = pino({ level: process.env.DEBUG_CRED ? 'debug' : 'silent' });
 
@@ -78,4 +79,47 @@ t.test('a token rotated in its file is used from the next connection; a file tha
   await waitFor(() => [6, 7].every((n) => l4.got.has(n)), 15_000, 'the events, with the token read before');
   t.match(credentialProblem(opts), /^token_file .*: mode 0644 gives access to group or others \(chmod 600\); the contents read before are used$/);
   t.notMatch(String(credentialProblem(opts)), /token\b.*(second|third)/, 'the problem never quotes the secret');
+});
+
+t.test('credentials written in server_url are sent (nats.js alone does not): user:password, a token, %-escapes; an element comes first', async (t) => {
+  const srv = await startNatsServer({ extra: 'authorization { users: [ { user: "tap", password: "p@ss:w/rd" }, { user: "obs", password: "obs" } ] }' });
+  t.teardown(() => srv.stop());
+  const tokenSrv = await startNatsServer({ extra: 'authorization { token: "s3cret-token" }' });
+  t.teardown(() => tokenSrv.stop());
+  const none = { tlsCert: null, tlsKey: null, tlsCa: null, credentialsFile: null, nkeySeedFile: null, tokenFile: null, user: null, passwordFile: null };
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-cred-url-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const connects = async (url: string, extra: object = {}) => {
+    const d = new Delivery({
+      servers: [url], mode: 'core', log, spool: { dir: mkdtempSync(join(dir, 's-')), maxBytes: 1 << 20 },
+      reconnectDelayMs: 200, connectTimeoutMs: 2000, connectOptions: connectOptions({ ...none, serverUrls: [url], ...extra }),
+    });
+    d.start();
+    try {
+      await waitFor(() => d.stats().connected, 3000, 'connected');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await d.close(500);
+    }
+  };
+  const hostPort = (s: NatsServer) => `127.0.0.1:${s.port}`;
+  t.ok(await connects(`nats://tap:p%40ss%3Aw%2Frd@${hostPort(srv)}`), 'user and password, %-escaped');
+  t.ok(await connects(`nats://s3cret-token@${hostPort(tokenSrv)}`), 'a token (a lone user part)');
+  t.notOk(await connects(`nats://tap:wrong@${hostPort(srv)}`), 'a wrong password is refused (what is sent is the URL\'s)');
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'not-the-token\n', { mode: 0o600 });
+  t.notOk(await connects(`nats://s3cret-token@${hostPort(tokenSrv)}`, { tokenFile }), 'token_file comes first');
+
+  // tail --nats-url with credentials receives what is published.
+  const pubNc = await connect({ servers: srv.url, user: 'obs', pass: 'obs' });
+  t.teardown(() => pubNc.close());
+  const tail = runTap(['tail', '--json', '--nats-url', `nats://tap:p%40ss%3Aw%2Frd@${hostPort(srv)}`, '--count', '1', '--duration', '10'], 15_000);
+  const pump = setInterval(() => pubNc.publish('wazuh.agent.001.status', JSON.stringify({ event_type: 'status_change', agent_id: '001' })), 200);
+  const r = await tail;
+  clearInterval(pump);
+  t.equal(r.code, 0, `tail ended by --count (${r.stderr.trim().split('\n').pop()})`);
+  t.match(JSON.parse(r.stdout.trim().split('\n')[0]), { subject: 'wazuh.agent.001.status', agent_id: '001' });
+  t.notMatch(r.stderr, /p@ss|p%40ss/, 'the password is not shown');
 });

@@ -9,7 +9,7 @@ import type { ControlCommand } from './control/protocol.js';
 import { checkKernel } from './capture/capture.js';
 import { artefacts } from './paths.js';
 import { loadConfig } from './config/ossec-conf.js';
-import { connectOptions } from './publish/connect-options.js';
+import { connectOptions, urlOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
 import { runTail, tapConfigForTail } from './commands/tail.js';
@@ -228,7 +228,7 @@ export async function main(argv: string[]): Promise<number> {
           json: a.json, count: a.count, duration: a.duration,
           key: a.encryptionKey ? readKeyFile(a.encryptionKey)
             : conf?.encryptMessages && conf.encryptionKey ? readKeyFile(conf.encryptionKey) : undefined,
-          connect: conf ? connectOptions(conf) : undefined,
+          connect: conf ? connectOptions(conf) : urlOptions(urls),
         });
       } catch (e) {
         code = exitCodeOf(e);

@@ -51,7 +51,7 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
   { element: 'enabled', key: 'enabled', type: 'boolean', default: 'no', secret: false,
     description: '`yes`: run the tap. `no`: `run` exits 0 saying so.' },
   { element: 'server_url', key: 'serverUrls', type: 'urls', default: 'nats://127.0.0.1:4222', secret: false, flag: 'nats-url',
-    description: 'NATS server URL(s), `nats://` or `tls://`, comma-separated (the servers of one NATS cluster). Credentials in a URL are masked in output; prefer the `*_file` elements.' },
+    description: 'NATS server URL(s), `nats://` or `tls://`, comma-separated (the servers of one NATS cluster). Credentials in a URL (`nats://user:password@host`, `nats://token@host`, %-escaped) are used when no authentication element is set, and masked in output; prefer the `*_file` elements.' },
   { element: 'credentials_file', key: 'credentialsFile', type: 'file', default: null, secret: true,
     description: 'NATS `.creds` file (user JWT + nkey seed).' },
   { element: 'nkey_seed_file', key: 'nkeySeedFile', type: 'file', default: null, secret: true,

@@ -99,12 +99,44 @@ export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
     const f = s.passwordFile ? new SecretFile('password_file', s.passwordFile, text) : null;
     o.authenticator = usernamePasswordAuthenticator(s.user, f ? f.get : undefined);
     file = f;
+  } else {
+    const fromUrl = urlAuthenticator(s.serverUrls);
+    if (fromUrl) o.authenticator = fromUrl;
   }
   if (file) {
     const f = file;
     problems.set(o, () => f.problem);
   }
   return o;
+}
+
+/**
+ * Credentials written in a server URL — `nats://user:password@host`, `nats://token@host` — as
+ * nats.go and the nats CLI take them. nats.js 3 connects to such a URL but never sends what its
+ * user part holds (the server answers `Authorization Violation`): the tap sends it itself. The
+ * first URL that carries credentials gives them (one authenticator for a connection, whichever
+ * server it reaches); an element of the configuration (`token_file`, `user`…) comes first.
+ */
+export function urlAuthenticator(urls: string[]): ConnectionOptions['authenticator'] | undefined {
+  for (const u of urls) {
+    let url: URL;
+    try {
+      url = new URL(u.includes('://') ? u : `nats://${u}`);
+    } catch {
+      continue;
+    }
+    if (!url.username && !url.password) continue;
+    let user: string;
+    let pass: string;
+    try {
+      user = decodeURIComponent(url.username);
+      pass = decodeURIComponent(url.password);
+    } catch {
+      continue; // a bad %-escape: nothing sensible to send
+    }
+    return pass ? usernamePasswordAuthenticator(user, pass) : tokenAuthenticator(user);
+  }
+  return undefined;
 }
 
 /**
@@ -126,4 +158,10 @@ export function clientCertificateProblem(s: Pick<NatsSecurity, 'tlsCert'>, now =
   if (now > to) return `tls_cert ${s.tlsCert} expired on ${new Date(to).toISOString()}: the server will refuse the TLS handshake; renew it`;
   if (now < from) return `tls_cert ${s.tlsCert} is not valid before ${new Date(from).toISOString()}: the server will refuse the TLS handshake`;
   return null;
+}
+
+/** The options of a connection made from URLs alone (`tail --nats-url`): their credentials, if they carry any. */
+export function urlOptions(urls: string[]): Partial<ConnectionOptions> | undefined {
+  const authenticator = urlAuthenticator(urls);
+  return authenticator ? { authenticator } : undefined;
 }
