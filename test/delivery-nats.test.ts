@@ -404,3 +404,29 @@ t.test('JetStream: a stream\'s max_msg_size — keepalive batches fit it, a larg
   t.same(stored.filter((s) => s.subject === 'wazuh.agent.001.status').map((s) => s.event_id), ['st-001-2'],
     'the agent\'s next status change stored after the one dropped (not held behind it)');
 });
+
+t.test('JetStream with a user allowed to publish the events and nothing of the JetStream API: delivered, nothing said to be denied', async (t) => {
+  const srv = await startNatsServer({ jetstream: true, extra: `authorization { users: [
+    { user: "tap", password: "tap", permissions: { publish: { allow: ["wazuh.>"] }, subscribe: { allow: ["_INBOX.>"] } } },
+    { user: "admin", password: "admin" } ] }\n` });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url, user: 'admin', pass: 'admin' });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'] });
+  const lines: Record<string, unknown>[] = [];
+  const seen = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+  const pub = new ReliablePublisher({
+    servers: [srv.url], prefix: 'wazuh', node: 'node-1', log: seen, spoolDir: tmp('spool-perm-'), spoolMaxBytes: 8 << 20,
+    jetstream: true, reconnectDelayMs: 200, ackTimeoutMs: 2000, connectOptions: { user: 'tap', pass: 'tap' },
+  });
+  t.teardown(() => pub.close(1000));
+  await pub.connect();
+  await waitFor(() => pub.connected, 5000, 'connected');
+  await new Promise((r) => setTimeout(r, 500)); // the look at the stream's limits, refused
+  pub.publishLifecycle('started', { home: '/var/ossec' });
+  t.ok(await pub.delivery.flush(10_000), 'stored: PubAcks arrive');
+  t.equal((await jsm.streams.info('WAZUH')).state.messages, 1);
+  t.equal(pub.delivery.stats().denied, 0, 'the refused look at the JetStream API is not a denied event');
+  t.same(lines.filter((l) => Number(l.level) >= 50).map((l) => l.msg), [], 'no error logged');
+});

@@ -432,8 +432,11 @@ export class Delivery {
   private onServerError(err: unknown): void {
     const e = err as { name?: unknown; operation?: unknown; subject?: unknown } | null;
     if (!e || e.name !== 'PermissionViolationError') return;
-    this.c.denied++;
     const operation = e.operation === 'subscription' ? 'subscription' : 'publish';
+    // JetStream's API: the best-effort look at the stream's limits, or a stream the tap creates (which
+    // says its own failure); a user allowed to publish events and nothing else is a setup that works.
+    if (operation === 'publish' && String(e.subject ?? '').startsWith('$JS.API.')) return;
+    this.c.denied++;
     this.lastDenied = `${operation} ${clip(String(e.subject ?? ''), 120)}`;
     const said = this.said.allow(`denied-${operation}`);
     if (!said) return;
