@@ -9,7 +9,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError, ConfigFileMissing } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { fileKind, NotRegularFile, readRegularFileSync } from '../util/read-file.js';
+import { fileKind, NotRegularFile, readRegularFileSync, secretModeOpen } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
@@ -338,10 +338,10 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   // A FIFO or a device is refused here, never opened (reading one would block or never end).
   if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is not a regular file (${fileKind(st)})`);
   if (!def.secret) return;
-  const mode = st.mode & 0o777;
-  if ((mode & 0o077) !== 0) {
+  const mode = secretModeOpen(st.mode);
+  if (mode) {
     throw new ConfigError(
-      `${ctx.where}: <${def.element}>: '${clipPath(path)}' has mode ${mode.toString(8).padStart(4, '0')}: a file holding a secret must give no access `
+      `${ctx.where}: <${def.element}>: '${clipPath(path)}' has mode ${mode}: a file holding a secret must give no access `
       + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${clipPath(path)}'`);
   }
   if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is empty`);

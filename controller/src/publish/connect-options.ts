@@ -7,7 +7,7 @@
 // contents live only in those callbacks: never in the configuration object or a log.
 import { statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { readRegularFileSync } from '../util/read-file.js';
+import { readRegularFileSync, secretModeOpen } from '../util/read-file.js';
 import { clip, clipPath } from '../util/clip.js';
 import {
   credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type ConnectionOptions,
@@ -56,8 +56,8 @@ class SecretFile<T> {
   };
 
   private read(): T {
-    const mode = statSync(this.file).mode & 0o777;
-    if ((mode & 0o077) !== 0) throw new Error(`mode ${mode.toString(8).padStart(4, '0')} gives access to group or others (chmod 600)`);
+    const mode = secretModeOpen(statSync(this.file).mode);
+    if (mode) throw new Error(`mode ${mode} gives access to group or others (chmod 600)`);
     return this.parse(read(this.file));
   }
 }
@@ -82,31 +82,17 @@ export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
       ...(s.tlsCert && s.tlsKey ? { certFile: s.tlsCert, keyFile: s.tlsKey } : {}),
     };
   }
-  let file: SecretFile<unknown> | null = null;
-  if (s.credentialsFile) {
-    const f = new SecretFile('credentials_file', s.credentialsFile, (b) => new Uint8Array(b));
-    o.authenticator = credsAuthenticator(f.get);
-    file = f;
-  } else if (s.nkeySeedFile) {
-    const f = new SecretFile('nkey_seed_file', s.nkeySeedFile, (b) => new TextEncoder().encode(text(b)));
-    o.authenticator = nkeyAuthenticator(f.get);
-    file = f;
-  } else if (s.tokenFile) {
-    const f = new SecretFile('token_file', s.tokenFile, text);
-    o.authenticator = tokenAuthenticator(f.get);
-    file = f;
-  } else if (s.user) {
-    const f = s.passwordFile ? new SecretFile('password_file', s.passwordFile, text) : null;
-    o.authenticator = usernamePasswordAuthenticator(s.user, f ? f.get : undefined);
-    file = f;
-  } else {
-    const fromUrl = urlAuthenticator(s.serverUrls);
-    if (fromUrl) o.authenticator = fromUrl;
-  }
-  if (file) {
-    const f = file;
+  // The secret file of the authentication (one at most): what reads it for each connection, its problems said through `o`.
+  const secret = <T>(element: string, path: string, parse: (b: Buffer) => T): (() => T) => {
+    const f = new SecretFile(element, path, parse);
     problems.set(o, () => f.problem);
-  }
+    return f.get;
+  };
+  if (s.credentialsFile) o.authenticator = credsAuthenticator(secret('credentials_file', s.credentialsFile, (b) => new Uint8Array(b)));
+  else if (s.nkeySeedFile) o.authenticator = nkeyAuthenticator(secret('nkey_seed_file', s.nkeySeedFile, (b) => new TextEncoder().encode(text(b))));
+  else if (s.tokenFile) o.authenticator = tokenAuthenticator(secret('token_file', s.tokenFile, text));
+  else if (s.user) o.authenticator = usernamePasswordAuthenticator(s.user, s.passwordFile ? secret('password_file', s.passwordFile, text) : undefined);
+  else Object.assign(o, urlOptions(s.serverUrls));
   return o;
 }
 

@@ -188,6 +188,11 @@ export function kvStreamConfig(bucket: string, replicas: number): Partial<Stream
   };
 }
 
+/** A size limit from a server's JSON (any shape): a positive whole number, else null (none, -1: unlimited). */
+function positiveInt(v: unknown): number | null {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null;
+}
+
 /** Servers as a log line shows them: masked, each clipped, at most eight (a hostile server may announce thousands). */
 function listed(urls: string[]): string[] {
   const shown = urls.slice(0, 8).map((u) => clip(maskUrl(u), 100));
@@ -491,9 +496,9 @@ export class Delivery {
     if (!name) return;
     try {
       const jsm = await jetstreamManager(this.nc!, { timeout: 5000 });
-      const m: unknown = (await jsm.streams.info(name)).config.max_msg_size;
+      const m = (await jsm.streams.info(name)).config.max_msg_size;
       if (this.gen !== gen) return;
-      this.streamMaxMsg = typeof m === 'number' && Number.isSafeInteger(m) && m > 0 ? m : null;
+      this.streamMaxMsg = positiveInt(m);
     } catch {
       // not allowed, not there yet (created later), or NATS went away: the PubAck says it if it matters
     }
@@ -503,8 +508,7 @@ export class Delivery {
     if (this.up || !this.nc || this.nc.isClosed()) return;
     this.up = true;
     this.gen++;
-    const mp: unknown = this.nc.info?.max_payload; // the server's JSON: any shape
-    if (typeof mp === 'number' && Number.isSafeInteger(mp) && mp > 0) this.serverMaxPayload = mp;
+    this.serverMaxPayload = positiveInt(this.nc.info?.max_payload) ?? this.serverMaxPayload;
     // What the server announced at connect (its cluster's other servers), where the tap may go next.
     const urls: unknown = this.o.connectOptions?.ignoreClusterUpdates ? [] : this.nc.info?.connect_urls; // the server's JSON: any shape
     const announced = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string') : [];
@@ -744,10 +748,8 @@ export class Delivery {
       nc.publish(s.e.subject, s.e.body, { headers: h, reply: `${this.ackInbox}.${s.e.seq}` });
     } catch (err) {
       if (this.rejectIfTooLarge(s.e, err)) {
-        this.inflight--;
         this.c.published--;
-        this.slots.delete(s.e.seq);
-        this.busy.delete(s.key);
+        this.release(s);
         this.schedulePump();
         return;
       }
@@ -801,10 +803,7 @@ export class Delivery {
     const done = () => {
       const cur = this.slots.get(s.e.seq);
       if (!cur) return;
-      if (cur.state === 'inflight') this.inflight--;
-      this.retries.delete(cur);
-      this.slots.delete(s.e.seq);
-      this.busy.delete(cur.key);
+      this.release(cur);
       this.acked(s.e, performance.now() - s.sentAt);
       this.schedulePump();
     };
@@ -836,10 +835,8 @@ export class Delivery {
    */
   private rejectIfTooLarge(e: SpoolEntry, err: unknown): boolean {
     if (!/max_payload/.test((err as Error)?.message ?? '')) return false;
-    this.c.rejected++;
-    this.log?.error({ subject: e.subject, event_id: e.eventId, bytes: e.body.length, max_payload: this.nc?.info?.max_payload },
+    this.reject(e, { max_payload: this.nc?.info?.max_payload },
       'message larger than the server\'s max_payload: dropped (raise max_payload on the server)');
-    this.spool.ack(e.seq);
     return true;
   }
 
@@ -849,15 +846,25 @@ export class Delivery {
    * events — in the spool. Dropped from the spool, counted (`rejected`) and logged.
    */
   private rejectedByStream(s: Slot, why: string): void {
-    this.inflight--;
+    this.release(s);
+    this.reject(s.e, { stream: this.o.stream?.name, err: clip(why, 200) },
+      'message larger than the stream\'s max_msg_size: dropped (raise max_msg_size on the stream)');
+    this.schedulePump();
+  }
+
+  /** A message NATS can never take: counted (`rejected`), logged, and let go from the spool. */
+  private reject(e: SpoolEntry, fields: object, msg: string): void {
+    this.c.rejected++;
+    this.log?.error({ subject: e.subject, event_id: e.eventId, bytes: e.body.length, ...fields }, msg);
+    this.spool.ack(e.seq);
+  }
+
+  /** A JetStream slot is done (stored, or given up): out of the in-flight count, the retries and its agent's turn. */
+  private release(s: Slot): void {
+    if (s.state === 'inflight') this.inflight--;
     this.retries.delete(s);
     this.slots.delete(s.e.seq);
     this.busy.delete(s.key);
-    this.c.rejected++;
-    this.log?.error({ subject: s.e.subject, event_id: s.e.eventId, bytes: s.e.body.length, stream: this.o.stream?.name, err: clip(why, 200) },
-      'message larger than the stream\'s max_msg_size: dropped (raise max_msg_size on the stream)');
-    this.spool.ack(s.e.seq);
-    this.schedulePump();
   }
 
   private hdrs(e: SpoolEntry): MsgHdrs {

@@ -31,6 +31,16 @@ export function lstatOrNull(path: string): Stats | null {
   }
 }
 
+/**
+ * A file holding a secret gives no access to group or others (mode & 0077 is 0): its mode as
+ * four octal digits (`0644`) when it does, else null. One rule for the start's check and for the
+ * secret files read again later.
+ */
+export function secretModeOpen(mode: number): string | null {
+  const m = mode & 0o777;
+  return (m & 0o077) !== 0 ? m.toString(8).padStart(4, '0') : null;
+}
+
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK; // libuv adds O_CLOEXEC
 
 function refuse(path: string, st: Stats): NotRegularFile {
