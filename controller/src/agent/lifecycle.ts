@@ -143,7 +143,7 @@ export class Lifecycle {
     const req = this.request!;
     this.log.info({ why: req.why }, 'stopping');
     this.tell((w) => w.stopping?.(req));
-    const deadline = Date.now() + this.deadlineMs;
+    const deadline = performance.now() + this.deadlineMs;
     // The deadline holds whatever a part does: the process ends, and the kernel detaches with it.
     const timer = setTimeout(() => {
       this.log.error({ why: req.why, deadline_ms: this.deadlineMs }, 'shutdown deadline passed: exiting now');
@@ -153,9 +153,10 @@ export class Lifecycle {
     const disarm = this.hard.arm(this.deadlineMs + KERNEL_GRACE_MS);
     for (const part of this.started.reverse()) {
       await loopTurn();
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       try {
-        await withTimeout(Promise.resolve().then(() => part.stop()), Math.max(1, left), part.name);
+        // What is left of the deadline, and a millisecond: the deadline's own timer comes first and ends the process.
+        await withTimeout(Promise.resolve().then(() => part.stop()), Math.max(1, Math.ceil(left) + 1), part.name);
       } catch (e) {
         this.log.error({ err: (e as Error).message, part: part.name }, 'a part failed to stop');
       }

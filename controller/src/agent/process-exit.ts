@@ -87,8 +87,8 @@ function poolBusy(): boolean {
  */
 export async function exitWhenIdle(code: number, waitMs: number): Promise<never> {
   kernelDeadline(waitMs + LISTENERS_MS); // process.exit() runs the 'exit' listeners too
-  const end = Date.now() + waitMs;
-  while (poolBusy() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  const end = performance.now() + waitMs;
+  while (poolBusy() && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
   if (!poolBusy()) process.exit(code);
   return exitNow(code);
 }

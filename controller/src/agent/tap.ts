@@ -42,7 +42,8 @@ export class Tap {
   readonly decoder = new WdbDecoder({ onTickMiss: (key) => this.capture?.forgetKey(key) });
   readonly state: AgentStateTable;
   readonly pipeline: Pipeline;
-  readonly startedAt = Date.now();
+  /** performance.now() at start: the uptime is not moved by a step of the wall clock. */
+  readonly startedAt = performance.now();
   readonly eventsByType: Record<string, number> = { status_change: 0, keepalive: 0, alert: 0 };
   keepaliveEvents: boolean;
   alertOpts: AlertOptions;
@@ -129,9 +130,9 @@ export class Tap {
     this.resyncing = true;
     try {
       // A socket just created may not be listening yet (bind comes before listen): ask again, briefly.
-      const end = Date.now() + untilListeningMs;
+      const end = performance.now() + untilListeningMs;
       let r = await initialSync({ home: this.opts.home });
-      while (!r.complete && /not listening|not found/.test(r.reason ?? '') && Date.now() < end && !this.life.stopping) {
+      while (!r.complete && /not listening|not found/.test(r.reason ?? '') && performance.now() < end && !this.life.stopping) {
         await new Promise((res) => setTimeout(res, 20));
         r = await initialSync({ home: this.opts.home });
       }
@@ -221,7 +222,7 @@ export class Tap {
       alerts: this.alertStatus(),
       log: logStatus(),
       node: this.node, home: this.opts.home, prefix: this.prefix,
-      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      uptime_s: Math.round((performance.now() - this.startedAt) / 1000),
     };
   }
 }

@@ -69,8 +69,6 @@ export class TailError extends Error {
 }
 
 export async function runTail(o: TailOptions): Promise<number> {
-  const startedAt = Date.now();
-  const endAt = o.duration ? startedAt + o.duration * 1000 : Infinity;
   // Ctrl-C and SIGTERM end the run from the first instant, also while connecting.
   let stop: (why: StopReason) => void = () => {};
   const stopped = new Promise<StopReason>((r) => { stop = r; });
@@ -79,7 +77,7 @@ export async function runTail(o: TailOptions): Promise<number> {
   process.once('SIGTERM', onSignal);
   const durationTimer = o.duration ? setTimeout(() => stop('duration'), o.duration * 1000) : null;
   try {
-    const timeout = Math.max(1, Math.min(TAIL_CONNECT_TIMEOUT_MS, endAt - startedAt));
+    const timeout = Math.max(1, Math.min(TAIL_CONNECT_TIMEOUT_MS, o.duration ? o.duration * 1000 : Infinity));
     const attempt = connectNats({ ...o.connect, servers: o.servers, name: 'wazuh-nats-tap tail', timeout, maxReconnectAttempts: 10 }, timeout);
     const first = await Promise.race([
       attempt.connection.then((nc) => ({ nc }), (err: Error) => ({ err })),

@@ -157,6 +157,7 @@ interface Slot {
   state: 'inflight' | 'retry';
   gen: number;
   attempts: number;
+  /** performance.now(): the retry's earliest moment, or the PubAck's deadline in flight (never the wall clock, which steps). */
   notBefore: number;
   sentAt: number;
 }
@@ -701,7 +702,7 @@ export class Delivery {
     const js = this.js;
     if (!this.up || !js || !this.streamReady) return;
     const window = this.o.window ?? 256;
-    const now = Date.now();
+    const now = performance.now();
     // Retries first (each holds its agent's place).
     let nextRetry = Infinity;
     for (const s of this.retries) {
@@ -737,7 +738,7 @@ export class Delivery {
     s.state = 'inflight';
     s.gen = this.gen;
     s.sentAt = performance.now();
-    s.notBefore = Date.now() + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
+    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
     if (s.attempts++ > 0) this.c.resent++;
     else this.published(s.e);
     this.inflight++;
@@ -785,7 +786,7 @@ export class Delivery {
       },
     });
     this.ackTimer = setInterval(() => {
-      const now = Date.now();
+      const now = performance.now();
       for (const sl of this.slots.values()) {
         if (sl.state === 'inflight' && sl.notBefore < now) this.jsFailed(sl, sl.gen, new Error('PubAck timeout'));
       }
@@ -819,7 +820,7 @@ export class Delivery {
     this.inflight--;
     this.c.failures++;
     cur.state = 'retry';
-    cur.notBefore = Date.now() + backoffMs(cur.attempts);
+    cur.notBefore = performance.now() + backoffMs(cur.attempts);
     this.retries.add(cur);
     if (cur.attempts <= 1 || cur.attempts % 10 === 0) {
       this.log?.warn({ err: this.shown(err.message), subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
@@ -940,9 +941,9 @@ export class Delivery {
 
   /** Wait until every spooled message was acknowledged; false on timeout. */
   async flush(timeoutMs = 10_000): Promise<boolean> {
-    const end = Date.now() + timeoutMs;
+    const end = performance.now() + timeoutMs;
     while (this.spool.stats().records > 0) {
-      if (Date.now() > end) return false;
+      if (performance.now() > end) return false;
       if (this.o.mode === 'core' && this.sinceFlush > 0) this.coreFlush();
       await sleep(10);
     }

@@ -20,6 +20,7 @@ import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type N
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
 import { maskUrl } from '../util/mask-url.js';
 import { boundControlLines } from './nats-parser.js';
+import { followClockSteps } from './nats-reconnect-clock.js';
 
 /** The transports one connection made (its first attempt, then its reconnects), to abandon them. */
 class Attempt {
@@ -117,6 +118,7 @@ class BoundedTransport extends NodeTransport {
 
 function install(): void {
   boundControlLines();
+  followClockSteps();
   setTransportFactory({ factory: () => new BoundedTransport(), dnsResolveFn: nodeResolveHost });
 }
 

@@ -268,8 +268,8 @@ export class Spool {
   private closed = false;
   /** maxBytes, or what the spool held when a write failed (until the disk is looked at again). */
   private bound: number;
-  /** When a write last failed (ms). */
-  private failedAt = 0;
+  /** When a write last failed (performance.now(): a step of the wall clock must not hold the retry). */
+  private failedAt = Number.NEGATIVE_INFINITY;
   /** Free bytes on the file system: read by statfs at `fsCheckedAt`, less what was written since. */
   private fsFree = Number.POSITIVE_INFINITY;
   private fsCheckedAt = Number.NEGATIVE_INFINITY;
@@ -421,7 +421,7 @@ export class Spool {
   /** A segment to append to: the active one, or a new one when it could not be made or cut back (retried every `retryMs`). */
   private writable(): boolean {
     if (this.fd >= 0 && !this.sealed) return true;
-    if (Date.now() - this.failedAt < this.o.retryMs) return false;
+    if (performance.now() - this.failedAt < this.o.retryMs) return false;
     return this.rotate();
   }
 
@@ -431,7 +431,7 @@ export class Spool {
    */
   private ioFailed(e: NodeJS.ErrnoException, op: string): void {
     this.counters.writeErrors++;
-    this.failedAt = Date.now();
+    this.failedAt = performance.now();
     this.bound = Math.min(this.bound, this.totalBytes);
     this.fsCheckedAt = Number.NEGATIVE_INFINITY; // the estimate was wrong: read the disk at the next look
     this.lastLimit = Math.min(this.lastLimit, this.bound);
@@ -456,7 +456,7 @@ export class Spool {
    * looked at again (`retryMs` later); and never so much that less than the reserve stays free.
    */
   private limit(): number {
-    const now = Date.now();
+    const now = performance.now();
     if (this.bound < this.o.maxBytes) {
       if (now - this.failedAt >= this.o.retryMs && now - this.fsCheckedAt >= this.o.retryMs) {
         this.checkDisk(now);
@@ -624,7 +624,7 @@ export class Spool {
           continue;
         }
         // A compaction writes a copy: after a failed write, try it again only once `retryMs` passed.
-        if (Date.now() - this.failedAt >= this.o.retryMs) this.compact(this.totalBytes + size - limit);
+        if (performance.now() - this.failedAt >= this.o.retryMs) this.compact(this.totalBytes + size - limit);
         limit = this.limit();
         if (this.totalBytes + size > limit || !this.writable()) {
           this.refuse(m, callerKeeps);
@@ -881,7 +881,7 @@ export class Spool {
    */
   private compact(need: number): void {
     if (this.active.count > 0 && !this.rotate()) return;
-    this.checkDisk(Date.now());
+    this.checkDisk(performance.now());
     let freed = 0;
     const droppedSeqs = new Set<number>();
     for (const s of [...this.segs]) {

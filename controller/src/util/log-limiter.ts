@@ -4,7 +4,7 @@
 export class LogLimiter {
   private readonly seen = new Map<string, { at: number; held: number }>();
 
-  constructor(private readonly intervalMs = 60_000, private readonly now: () => number = Date.now) {}
+  constructor(private readonly intervalMs = 60_000, private readonly now: () => number = () => performance.now()) {}
 
   /** Whether to log `key` now; when so, `held` is how many were suppressed since the last one. */
   allow(key: string): { held: number } | null {

@@ -51,7 +51,7 @@ export class LogOutput {
    * `fd`: the output (1, stdout). `stream` and `now` for tests; by default pino's own destination,
    * asynchronous, bounded at `maxBytes`, with its flush at exit (which `beforeExit` may disarm).
    */
-  constructor(fd = 1, private readonly maxBytes = LOG_BUFFER_BYTES, stream?: LogStream, private readonly now: () => number = Date.now) {
+  constructor(fd = 1, private readonly maxBytes = LOG_BUFFER_BYTES, stream?: LogStream, private readonly now: () => number = () => performance.now()) {
     this.stream = stream ?? (pino.destination({ dest: fd, sync: false, maxLength: maxBytes }) as unknown as LogStream);
     this.stream.on('write', (n) => this.wrote(n));
     this.stream.on('drop', (data) => {

@@ -26,7 +26,7 @@ export class RateLimitedLog {
   constructor(private readonly write: LogWrite, opts: RateLimitOptions = {}) {
     this.max = Math.max(1, opts.max ?? 10);
     this.intervalMs = Math.max(1, opts.intervalMs ?? 60_000);
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
   }
 
   /** Lines left out so far in this interval. */

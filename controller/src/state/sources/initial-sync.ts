@@ -145,14 +145,14 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
   const queryMs = Math.max(1, Math.min(opts.queryTimeoutMs ?? 3_000, timeoutMs));
   const maxAgents = Math.max(0, opts.maxAgents ?? 2_000_000);
   const pipeline = Math.max(1, Math.min(opts.pipeline ?? 64, 1024));
-  const t0 = Date.now();
+  const t0 = performance.now();
   const startedNs = process.hrtime.bigint();
   const res: InitialSyncResult = { agents: [], ids: [], complete: false, reason: null, queries: 0, startedNs, elapsedMs: 0 };
-  const left = () => timeoutMs - (Date.now() - t0);
+  const left = () => timeoutMs - (performance.now() - t0);
   const done = (reason: string | null): InitialSyncResult => {
     res.complete = reason === null;
     res.reason = reason;
-    res.elapsedMs = Date.now() - t0;
+    res.elapsedMs = Math.round(performance.now() - t0);
     return res;
   };
 

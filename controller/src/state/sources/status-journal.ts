@@ -64,7 +64,8 @@ export class StatusJournal {
   /** Lines a failed write left, the latest per agent, in the order they came. */
   private readonly unsaved = new Map<number, string>();
   private failures = 0;
-  private failedAt = 0;
+  /** performance.now() of the last failure: a step of the wall clock must not hold the retry. */
+  private failedAt = Number.NEGATIVE_INFINITY;
   private reportedAt = Number.NEGATIVE_INFINITY;
 
   private readonly o: StatusJournalOptions;
@@ -115,7 +116,7 @@ export class StatusJournal {
       this.unsaved.delete(id); // the latest, last
       this.unsaved.set(id, l);
     }
-    if (Date.now() - this.failedAt < (this.o.retryMs ?? 1000)) return;
+    if (performance.now() - this.failedAt < (this.o.retryMs ?? 1000)) return;
     if (this.fd === null && !this.openFile()) return;
     if (this.write([...this.unsaved.values()].join(''))) this.unsaved.clear();
   }
@@ -167,7 +168,7 @@ export class StatusJournal {
 
   private failed(e: Error, op: 'read' | 'open' | 'write' | 'compact'): void {
     this.failures++;
-    this.failedAt = Date.now();
+    this.failedAt = performance.now();
     if (this.failedAt - this.reportedAt < REPORT_EVERY_MS) return;
     this.reportedAt = this.failedAt;
     this.o.onError?.(e, op, this.failures);
