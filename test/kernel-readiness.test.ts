@@ -10,6 +10,7 @@ import { SimManager } from '../scripts/sim/manager.mjs';
 import { BIN, ROOT } from './helpers/tap-process.js';
 import { bpfMark, leftBehind } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
+import { writeOssecConf } from './helpers/config.js';
 
 // Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
 const MARK = bpfMark();
@@ -86,6 +87,41 @@ t.test('tracefs missing: the tap mounts it itself and captures', async (t) => {
   t.same(lines.map((l) => [l.comm, l.command]), [['wazuh-remoted', 'select-agent-group']], 'and captured traffic');
   t.ok(existsSync('/sys/kernel/tracing/events'), 'tracefs outside the namespace is untouched');
   await nothingLeft(t, 'tracefs mounted by the tap');
+});
+
+t.test('tracefs unmounted while the tap runs detached: `attach` mounts it again, as the start does', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-ready-'));
+  writeOssecConf(home);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const cli = (cmd: string) => `${process.execPath} ${BIN} ${cmd} --control-socket ${sock}`;
+  // In a private mount namespace: the tap runs and attaches, is detached, tracefs (and debugfs) is
+  // unmounted under it, and `attach` is asked for.
+  const script = `
+    set -u
+    ${process.execPath} ${BIN} run --home ${home} --control-socket ${sock} --nats-url nats://127.0.0.1:1 > ${home}/tap.log 2>&1 &
+    pid=$!
+    for i in $(seq 1 150); do grep -q '"msg":"attached: ' ${home}/tap.log && break; sleep 0.1; done
+    ${cli('detach')} > /dev/null; echo "DETACH=$?" >&2
+    for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing; do
+      while grep -q " $m " /proc/self/mounts; do umount "$m" || exit 90; done
+    done
+    echo "BEFORE tracefs=$(grep -c ' tracefs ' /proc/self/mounts)" >&2
+    ${cli('attach')} >&2; echo "ATTACH=$?" >&2
+    echo "AFTER $(grep ' tracefs ' /proc/self/mounts | cut -d' ' -f2 | tr '\\n' ' ')" >&2
+    ${cli('status')} | grep '^state' >&2
+    kill -TERM $pid; wait $pid; echo "RC=$?" >&2
+  `;
+  const r = await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], 40_000);
+  t.match(r.stderr, /^DETACH=0$/m, 'detached');
+  t.match(r.stderr, /^BEFORE tracefs=0$/m, 'tracefs really was gone before the attach');
+  t.match(r.stderr, /^ATTACH=0$/m, `attached again (${r.stderr.split('\n').find((l) => /attach/.test(l)) ?? ''})`);
+  t.match(r.stderr, /^AFTER \/sys\/kernel\/tracing $/m, 'the tap mounted tracefs again');
+  t.match(r.stderr, /^state\s+attached/m, 'status says attached');
+  t.match(r.stderr, /^RC=0$/m, 'and the tap stopped cleanly');
+  await nothingLeft(t, 'attached again after tracefs was unmounted');
 });
 
 t.test('tracefs missing and not mountable: exit 3 naming what is missing', async (t) => {

@@ -134,6 +134,7 @@ export class Capture {
       throw new Error(`record layout mismatch: shim ${c.lib.record_size()} bytes, controller ${RECORD_SIZE}`);
     }
     if (c.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
+    c.kernelChecked = true;
     const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, c.hookBits, err, ERR_LEN);
     if (!h) throw new KernelSupportError(cstr(err));
     c.handle = h;
@@ -150,6 +151,9 @@ export class Capture {
     }
     return c;
   }
+
+  /** open() has just checked the kernel: the first attach() need not again. */
+  private kernelChecked = false;
 
   private check(rc: number, what: string): number {
     if (rc < 0) throw new Error(`${what}: ${this.lib.last_error(this.handle)}`);
@@ -168,6 +172,14 @@ export class Capture {
    */
   attach(): void {
     const bits = this.hookBits;
+    // libbpf reads each tracepoint's id in tracefs as it attaches: unmounted since open() (by hand, by a
+    // tool that cleans up after itself), an `attach` failed with a bare ENOENT. Checked again (~35 ms),
+    // and mounted again when missing, as at start — or the missing piece named.
+    if (this.kernelChecked) this.kernelChecked = false;
+    else {
+      const err = Buffer.alloc(ERR_LEN);
+      if (this.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
+    }
     if (this.lib.attach(this.h, PROCS_BIT) < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
     if (!this.rescanTimer) for (const pid of this.targets()) this.targetTgid(pid, 0);
     this.rescan();
