@@ -225,6 +225,42 @@ t.test('ReliablePublisher: SPEC §4 messages through JetStream, Nats-Msg-Id = ev
   t.match(kv2!.json(), { agent_id: '002', current_status: 'active' });
 });
 
+t.test('JetStream with create_stream: the stream and the KV bucket deleted while the tap runs are created again; nothing is lost', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const logged: string[] = [];
+  const seen = pino({ level: 'info' }, { write: (l: string) => { logged.push(JSON.parse(l).msg); } });
+  const pub = new ReliablePublisher({
+    servers: [srv.url], prefix: 'wazuh', node: 'node-1', log: seen, spoolDir: tmp('spool-gone-'), spoolMaxBytes: 1 << 20,
+    jetstream: true, createStream: true, kv: true, reconnectDelayMs: 200,
+  });
+  t.teardown(() => pub.close(1000));
+  await pub.connect();
+  const ev = (id: string, cur: string, n: number) => ({
+    event_id: `e-${id}-${n}`, event_type: 'status_change' as const, agent_id: id, agent_name: `a${id}`,
+    previous_status: 'pending' as const, current_status: cur as 'active', status_code: 0, reason: 'keepalive' as const,
+    ip_address: null, timestamp: 1, time: '1970-01-01T00:00:01.000Z', manager_node: 'node-1', source: 'remoted', sync_status: 'synced',
+  });
+  pub.publishAgentEvents([ev('001', 'active', 1)]);
+  t.ok(await pub.delivery.flush(10_000), 'the first event stored');
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.delete('WAZUH'); // an administrator resetting it, a lost JetStream store
+  await jsm.streams.delete('KV_wazuh_agents');
+  pub.publishAgentEvents([ev('001', 'disconnected', 2), ev('002', 'active', 1)]);
+  const flushed = await pub.delivery.flush(15_000);
+  if (!flushed) t.comment(JSON.stringify(pub.delivery.stats()));
+  t.ok(flushed, 'the events after the deletion are stored, not retried for ever');
+  const si = await jsm.streams.info('WAZUH');
+  t.equal(si.state.messages, 2, 'the stream made again holds the two events published since');
+  t.equal(si.config.duplicate_window, 2 * 3600_000 * 1e6, 'with the configuration the tap gives it');
+  const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.001' });
+  t.match(kv!.json(), { agent_id: '001', current_status: 'disconnected' }, 'the KV bucket made again holds the latest status');
+  t.ok(logged.includes('the JetStream stream is gone: making it again') && logged.filter((l) => l === 'JetStream stream created').length === 2,
+    `said (${logged.filter((l) => /stream|KV|JetStream/.test(l)).join(' | ')})`);
+});
+
 t.test('a message larger than the server\'s max_payload is dropped, counted and logged, and does not stop the spool behind it', async (t) => {
   for (const mode of ['core', 'jetstream'] as const) {
     const srv = await startNatsServer({ jetstream: mode === 'jetstream', extra: 'max_payload: 4096\n' });

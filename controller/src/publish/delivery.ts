@@ -551,6 +551,20 @@ export class Delivery {
     this.log?.warn({ why, spooled: this.spool.stats().records }, 'NATS away: spooling');
   }
 
+  /**
+   * A publish found no stream (503, no responders) or no KV bucket, where the tap is the one that makes
+   * them (`create_stream`, `agents_kv`): deleted while it ran (an administrator's reset, a JetStream store
+   * lost). Made again as at connect, once; the messages wait in their retries meanwhile. Before, they were
+   * retried for ever against a stream nobody would make again, until the tap reconnected.
+   */
+  private streamGone(kv: boolean): void {
+    if (!this.up || !this.streamReady || (kv ? !this.o.kvBucket : !this.o.stream?.create)) return;
+    if (kv) this.kvReady = false;
+    this.streamReady = false;
+    this.log?.warn({ stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name }, 'the JetStream stream is gone: making it again');
+    void this.ensureStreams(this.gen);
+  }
+
   private async ensureStreams(gen: number): Promise<void> {
     const st = this.o.stream;
     while (this.up && this.gen === gen && !this.closing) {
@@ -779,6 +793,7 @@ export class Delivery {
           if (slot.state === 'inflight') {
             this.jsFailed(slot, slot.gen, new Error(ack.error?.description ?? (m.headers?.code === 503 ? 'no responders: no stream for this subject (yet)' : 'invalid PubAck')));
           }
+          if (m.headers?.code === 503) this.streamGone(false);
           return;
         }
         if (ack.duplicate) this.c.duplicates++;
@@ -812,7 +827,10 @@ export class Delivery {
     const gen = s.gen;
     const js = this.js!;
     js.publish(`$KV.${this.o.kvBucket}.${kv}`, s.e.body, { timeout: this.o.ackTimeoutMs ?? 5000 })
-      .then(done, (err) => this.jsFailed(s, gen, err as Error));
+      .then(done, (err) => {
+        this.jsFailed(s, gen, err as Error);
+        if ((err as Error)?.name === 'JetStreamNotEnabled') this.streamGone(true); // nats.js's name for "no responders"
+      });
   }
 
   private jsFailed(cur: Slot, gen: number, err: Error): void {
