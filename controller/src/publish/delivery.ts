@@ -561,7 +561,13 @@ export class Delivery {
     if (!this.up || !this.streamReady || (kv ? !this.o.kvBucket : !this.o.stream?.create)) return;
     if (kv) this.kvReady = false;
     this.streamReady = false;
-    this.log?.warn({ stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name }, 'the JetStream stream is gone: making it again');
+    // Once a minute at most: a stream that exists but no longer takes the tap's subjects (its subjects
+    // edited) answers 503 too, and is found there again at every retry.
+    const said = this.said.allow(`stream-gone-${kv}`);
+    if (said) {
+      this.log?.warn({ stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name, held: said.held || undefined },
+        'a publish found no JetStream stream: making it again if it is gone');
+    }
     void this.ensureStreams(this.gen);
   }
 
