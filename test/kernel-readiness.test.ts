@@ -96,6 +96,8 @@ t.test('tracefs unmounted while the tap runs detached: `attach` mounts it again,
   t.teardown(() => sim.stop());
   await sim.start();
   const sock = join(home, 'tap.sock');
+  // The tap runs in the background of the script: should the script not stop it, the test does.
+  t.teardown(() => { try { execFileSync('pkill', ['-KILL', '-f', '--', `--control-socket ${sock}`]); } catch { /* none left */ } });
   const cli = (cmd: string) => `${process.execPath} ${BIN} ${cmd} --control-socket ${sock}`;
   // In a private mount namespace: the tap runs and attaches, is detached, tracefs (and debugfs) is
   // unmounted under it, and `attach` is asked for.
