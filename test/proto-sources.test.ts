@@ -187,7 +187,9 @@ for (const version of [4, 5] as const) {
 
 t.test('initial sync: bounded in count and time', async (t) => {
   const agents: SimAgent[] = Array.from({ length: 6 }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));
-  const m = new SimManager({ binDir, home: tmpDir(t), agents, pageRows: 2 });
+  // Half a millisecond of CPU a request: a sync of several requests cannot end within the 1 ms deadline below
+  // (a bare simulator answered them all in less, now that the deadline is measured to the microsecond).
+  const m = new SimManager({ binDir, home: tmpDir(t), agents, pageRows: 2, cpuPerRequestUs: 500 });
   t.teardown(() => m.stop());
   await m.start();
   const r = await initialSync({ socketPath: m.wdbPath, maxAgents: 3 });
