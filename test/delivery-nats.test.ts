@@ -229,7 +229,12 @@ t.test('JetStream with create_stream: the stream and the KV bucket deleted while
   const srv = await startNatsServer({ jetstream: true });
   t.teardown(() => srv.stop());
   const logged: string[] = [];
-  const seen = pino({ level: 'info' }, { write: (l: string) => { logged.push(JSON.parse(l).msg); } });
+  const failures: string[] = []; // the err of each 'JetStream publish failed' line
+  const seen = pino({ level: 'info' }, { write: (l: string) => {
+    const o = JSON.parse(l);
+    logged.push(o.msg);
+    if (o.msg === 'JetStream publish failed: retrying') failures.push(o.err);
+  } });
   const pub = new ReliablePublisher({
     servers: [srv.url], prefix: 'wazuh', node: 'node-1', log: seen, spoolDir: tmp('spool-gone-'), spoolMaxBytes: 1 << 20,
     jetstream: true, createStream: true, kv: true, reconnectDelayMs: 200,
@@ -248,17 +253,36 @@ t.test('JetStream with create_stream: the stream and the KV bucket deleted while
   const jsm = await jetstreamManager(nc);
   await jsm.streams.delete('WAZUH'); // an administrator resetting it, a lost JetStream store
   await jsm.streams.delete('KV_wazuh_agents');
-  pub.publishAgentEvents([ev('001', 'disconnected', 2), ev('002', 'active', 1)]);
+  pub.publishAgentEvents([ev('001', 'disconnected', 2), ev('002', 'active', 1), ev('003', 'active', 1), ev('004', 'active', 1)]);
   const flushed = await pub.delivery.flush(15_000);
   if (!flushed) t.comment(JSON.stringify(pub.delivery.stats()));
   t.ok(flushed, 'the events after the deletion are stored, not retried for ever');
   const si = await jsm.streams.info('WAZUH');
-  t.equal(si.state.messages, 2, 'the stream made again holds the two events published since');
+  t.equal(si.state.messages, 4, 'the stream made again holds the four events published since');
   t.equal(si.config.duplicate_window, 2 * 3600_000 * 1e6, 'with the configuration the tap gives it');
   const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.001' });
   t.match(kv!.json(), { agent_id: '001', current_status: 'disconnected' }, 'the KV bucket made again holds the latest status');
+  t.same(failures, [...new Set(failures)], `the failures of four agents' messages said once per reason (a line per message was thousands a minute with many agents): ${JSON.stringify(failures)}`);
   t.ok(logged.includes('a publish found no JetStream stream: making it again if it is gone') && logged.filter((l) => l === 'JetStream stream created').length === 2,
     `said (${logged.filter((l) => /stream|KV|JetStream/.test(l)).join(' | ')})`);
+});
+
+t.test('JetStream with create_stream against a server without JetStream: said once a minute, not every second; events wait', async (t) => {
+  const srv = await startNatsServer();
+  t.teardown(() => srv.stop());
+  const logged: string[] = [];
+  const seen = pino({ level: 'info' }, { write: (l: string) => { logged.push(JSON.parse(l).msg); } });
+  const d = new Delivery({
+    servers: [srv.url], mode: 'jetstream', log: seen, spool: { dir: tmp('spool-nojs-'), maxBytes: 1 << 20 },
+    reconnectDelayMs: 250, stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true },
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  t.ok(d.enqueue(testEvent(1, 1)), 'an event is spooled');
+  await sleep(3500);
+  const said = logged.filter((l) => l === 'cannot create the JetStream stream yet: retrying').length;
+  t.equal(said, 1, `said once in 3.5 s of retries every second (${said})`);
+  t.equal(d.stats().spoolRecords, 1, 'the event waits');
 });
 
 t.test('a message larger than the server\'s max_payload is dropped, counted and logged, and does not stop the spool behind it', async (t) => {

@@ -608,7 +608,11 @@ export class Delivery {
         this.schedulePump();
         return;
       } catch (e) {
-        this.log?.warn({ err: this.shown((e as Error).message) }, 'cannot create the JetStream stream yet: retrying');
+        // Tried again every second, said once a minute per reason: a server without JetStream, or a user
+        // without the JetStream API, is a setup that stays wrong for hours (it was a line every second).
+        const err = this.shown((e as Error).message);
+        const said = this.said.allow(`ensure-stream ${clip(err, 200)}`);
+        if (said) this.log?.warn({ err, held: said.held || undefined }, 'cannot create the JetStream stream yet: retrying');
         await sleep(1000);
       }
     }
@@ -846,9 +850,11 @@ export class Delivery {
     cur.state = 'retry';
     cur.notBefore = performance.now() + backoffMs(cur.attempts);
     this.retries.add(cur);
-    if (cur.attempts <= 1 || cur.attempts % 10 === 0) {
-      this.log?.warn({ err: this.shown(err.message), subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
-    }
+    // Once a minute per reason, with how many failures it stands for: every agent's next message fails
+    // alike (a stream gone, JetStream down), and a line per message was thousands a minute.
+    const why = this.shown(err.message);
+    const said = this.said.allow(`js-failed ${clip(why, 200)}`);
+    if (said) this.log?.warn({ err: why, subject: cur.e.subject, attempts: cur.attempts, held: said.held || undefined }, 'JetStream publish failed: retrying');
     this.schedulePump();
   }
 
