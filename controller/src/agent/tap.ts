@@ -31,6 +31,15 @@ import { IdMap } from '../util/id-map.js';
 const SETTLE_MS = 1000;
 /** Requests older than this before a resynchronisation are not waited for (wazuh-db answers in ms). */
 const REPLY_WAIT_NS = 1_000_000_000n;
+/**
+ * A resynchronisation for lost records asks wazuh-db for every agent: at 100,000 agents ~100,000
+ * requests, seconds of the daemon's CPU. Loss that goes on (the tap starved of CPU, a burst beyond
+ * it) made them back to back — wazuh-db answering the whole fleet again and again when it is busiest.
+ * The next one waits this long at least, and four times what the last took (≤ 20 % of the time).
+ */
+export const LOSS_RESYNC_GAP_MS = 10_000;
+/** The `why` of a resynchronisation for lost records. */
+export const LOSS_RESYNC = 'records lost';
 
 export class Tap {
   readonly log: Logger;
@@ -60,6 +69,8 @@ export class Tap {
   readonly eventErrors: RateLimitedLog;
   private fromRecords: AgentEvent[] = [];
   private resyncing = false;
+  /** performance.now() before which no resynchronisation for lost records starts (LOSS_RESYNC_GAP_MS). */
+  private lossResyncAt = Number.NEGATIVE_INFINITY;
   private resyncAgain: { why: string; untilListeningMs: number; firstLook: boolean } | null = null;
 
   constructor(readonly opts: AgentOptions, readonly life: Lifecycle) {
@@ -121,6 +132,11 @@ export class Tap {
    * `firstLook`: wazuh-db (re)appeared — an agent whose status the tap never knew is adopted
    * silently, as at start; one it knew and that differs is corrected with an event.
    */
+  /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */
+  mayResyncForLoss(): boolean {
+    return !this.resyncing && performance.now() >= this.lossResyncAt;
+  }
+
   async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
     if (this.life.stopping) return;
     if (this.resyncing) {
@@ -128,6 +144,7 @@ export class Tap {
       return;
     }
     this.resyncing = true;
+    const startedAt = performance.now();
     try {
       // A socket just created may not be listening yet (bind comes before listen): ask again, briefly.
       const end = performance.now() + untilListeningMs;
@@ -146,6 +163,10 @@ export class Tap {
       this.log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
     } finally {
       this.resyncing = false;
+      if (why === LOSS_RESYNC) {
+        const took = performance.now() - startedAt;
+        this.lossResyncAt = performance.now() + Math.max(LOSS_RESYNC_GAP_MS, 4 * took);
+      }
       const again = this.resyncAgain;
       this.resyncAgain = null;
       if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);

@@ -2,7 +2,7 @@
 // Records the kernel could not deliver are reported and followed by a resync
 // (SPEC §5). A failed poll is fatal: the lifecycle detaches and exits non-zero.
 import type { Part } from '../lifecycle.js';
-import type { Tap } from '../tap.js';
+import { LOSS_RESYNC, type Tap } from '../tap.js';
 import { Capture } from '../../capture/capture.js';
 import { artefacts } from '../../paths.js';
 import { STATE_COMMANDS } from '../../state/commands.js';
@@ -48,13 +48,20 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
       tap.capture = capture;
       capture.start((records) => tap.pipeline.push(records),
         (e) => tap.life.requestStop({ why: 'capture failed', code: 1, err: e }));
+      let lossPending = false;
       lossCheck = setInterval(() => {
         const lost = capture.counters().lost;
-        if (lost <= lastLost) return;
-        log.warn({ lost: lost - lastLost }, 'the kernel dropped records (perf buffer full)');
-        tap.publisher?.publishLifecycle('records_lost', { lost: lost - lastLost });
-        lastLost = lost;
-        void tap.resync('records lost');
+        if (lost > lastLost) {
+          log.warn({ lost: lost - lastLost }, 'the kernel dropped records (perf buffer full)');
+          tap.publisher?.publishLifecycle('records_lost', { lost: lost - lastLost });
+          lastLost = lost;
+          lossPending = true;
+        }
+        // Spaced (LOSS_RESYNC_GAP_MS): loss that goes on gets one resynchronisation now and then, not one a second.
+        if (lossPending && tap.mayResyncForLoss()) {
+          lossPending = false;
+          void tap.resync(LOSS_RESYNC);
+        }
       }, 1000);
       lossCheck.unref();
       if (opts.attach) attach();
