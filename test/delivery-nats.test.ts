@@ -12,7 +12,7 @@ import { freePort, startNatsCluster, startNatsServer } from './helpers/nats-serv
 import { spawnTsChild } from './helpers/ts-child.js';
 import { checkDelivery, readStream, steady, testEvent } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
-import { monotonicMs } from '../controller/src/publish/timing.js';
+import { monotonicMs } from '../controller/src/util/clock.js';
 import pino from 'pino';
 
 const log = pino({ level: process.env.DEBUG_DELIVERY ? 'debug' : 'silent' });

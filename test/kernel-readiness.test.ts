@@ -40,6 +40,11 @@ async function nothingLeft(t: Pick<typeof import('tap').default, 'same' | 'equal
   t.same(await leftBehind(MARK), [], `no tap program left (${what})`);
 }
 
+/** Shell: unmount tracefs, and debugfs whose tracing/ would automount it, in the script's own mount namespace. */
+const UNMOUNT_TRACEFS = `for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing; do
+      while grep -q " $m " /proc/self/mounts; do umount "$m" || exit 90; done
+    done`;
+
 const has = (bin: string) => {
   try {
     execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
@@ -60,9 +65,7 @@ t.test('tracefs missing: the tap mounts it itself and captures', async (t) => {
   // show it is gone, run the tap, then show what is mounted after it.
   const script = `
     set -u
-    for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing; do
-      while grep -q " $m " /proc/self/mounts; do umount "$m" || exit 90; done
-    done
+    ${UNMOUNT_TRACEFS}
     echo "BEFORE tracefs=$(grep -c ' tracefs ' /proc/self/mounts) events=$(test -e /sys/kernel/tracing/events && echo yes || echo no)" >&2
     "$@"
     echo "RC=$?" >&2
@@ -107,9 +110,7 @@ t.test('tracefs unmounted while the tap runs detached: `attach` mounts it again,
     pid=$!
     for i in $(seq 1 150); do grep -q '"msg":"attached: ' ${home}/tap.log && break; sleep 0.1; done
     ${cli('detach')} > /dev/null; echo "DETACH=$?" >&2
-    for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing; do
-      while grep -q " $m " /proc/self/mounts; do umount "$m" || exit 90; done
-    done
+    ${UNMOUNT_TRACEFS}
     echo "BEFORE tracefs=$(grep -c ' tracefs ' /proc/self/mounts)" >&2
     ${cli('attach')} >&2; echo "ATTACH=$?" >&2
     echo "AFTER $(grep ' tracefs ' /proc/self/mounts | cut -d' ' -f2 | tr '\\n' ' ')" >&2
@@ -129,9 +130,7 @@ t.test('tracefs unmounted while the tap runs detached: `attach` mounts it again,
 t.test('tracefs missing and not mountable: exit 3 naming what is missing', async (t) => {
   // Without CAP_SYS_ADMIN the tap cannot mount tracefs; CAP_BPF and CAP_PERFMON get it past the privilege check.
   const script = `
-    for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing; do
-      while grep -q " $m " /proc/self/mounts; do umount "$m" || exit 90; done
-    done
+    ${UNMOUNT_TRACEFS}
     echo "BEFORE tracefs=$(grep -c ' tracefs ' /proc/self/mounts)" >&2
     exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon "$@"
   `;

@@ -1,7 +1,8 @@
 // How long messages take (publish/timing.ts): recent durations and their quantiles, and the capture
 // times of spooled messages found again by seq when they are published.
 import t from 'tap';
-import { CaptureTimes, monotonicMs, RecentTimes } from '../controller/src/publish/timing.js';
+import { CaptureTimes, RecentTimes } from '../controller/src/publish/timing.js';
+import { monotonicMs } from '../controller/src/util/clock.js';
 import { Pipeline } from '../controller/src/pipeline.js';
 import type { CaptureRecord } from '../controller/src/types.js';
 

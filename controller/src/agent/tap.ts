@@ -122,6 +122,11 @@ export class Tap {
     if (statuses.length) this.journal?.recordMany(statuses);
   }
 
+  /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */
+  mayResyncForLoss(): boolean {
+    return !this.resyncing && performance.now() >= this.lossResyncAt;
+  }
+
   /**
    * Ask wazuh-db again and correct what drifted while nothing was captured
    * (between the first sync and attach, after lost records, after a re-attach):
@@ -132,11 +137,6 @@ export class Tap {
    * `firstLook`: wazuh-db (re)appeared — an agent whose status the tap never knew is adopted
    * silently, as at start; one it knew and that differs is corrected with an event.
    */
-  /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */
-  mayResyncForLoss(): boolean {
-    return !this.resyncing && performance.now() >= this.lossResyncAt;
-  }
-
   async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
     if (this.life.stopping) return;
     if (this.resyncing) {
@@ -164,8 +164,8 @@ export class Tap {
     } finally {
       this.resyncing = false;
       if (why === LOSS_RESYNC) {
-        const took = performance.now() - startedAt;
-        this.lossResyncAt = performance.now() + Math.max(LOSS_RESYNC_GAP_MS, 4 * took);
+        const now = performance.now();
+        this.lossResyncAt = now + Math.max(LOSS_RESYNC_GAP_MS, 4 * (now - startedAt));
       }
       const again = this.resyncAgain;
       this.resyncAgain = null;

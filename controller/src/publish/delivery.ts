@@ -44,7 +44,8 @@ import { isErrno } from '../util/errno.js';
 import { clip } from '../util/clip.js';
 import { SharedPool } from '../util/intern.js';
 import { LogLimiter } from '../util/log-limiter.js';
-import { CaptureTimes, monotonicMs, RecentTimes, type TimesSummary } from './timing.js';
+import { CaptureTimes, RecentTimes, type TimesSummary } from './timing.js';
+import { monotonicMs } from '../util/clock.js';
 
 /**
  * A message to deliver. `capturedMs`: when the earliest syscall behind it was captured (CLOCK_MONOTONIC,
@@ -423,10 +424,14 @@ export class Delivery {
    */
   private onServersAnnounced(added: string[], deleted: string[]): void {
     if (!added.length && !deleted.length) return; // nats.js reports every INFO, changed or not
-    const said = this.said.allow('servers-announced');
-    if (!said) return;
-    this.log?.info({ added: listed(added), deleted: listed(deleted), held: said.held || undefined },
+    this.sayLimited('servers-announced', 'info', { added: listed(added), deleted: listed(deleted) },
       'NATS servers announced by the cluster (discover_servers)');
+  }
+
+  /** Log `msg` at most once a minute per `key`, with how many lines were held back since (`held`). */
+  private sayLimited(key: string, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
+    const said = this.said.allow(key);
+    if (said) this.log?.[level]({ ...fields, held: said.held || undefined }, msg);
   }
 
   /**
@@ -444,16 +449,12 @@ export class Delivery {
     if (operation === 'publish' && String(e.subject ?? '').startsWith('$JS.API.')) return;
     this.c.denied++;
     this.lastDenied = `${operation} ${clip(String(e.subject ?? ''), 120)}`;
-    const said = this.said.allow(`denied-${operation}`);
-    if (!said) return;
-    const fields = { operation, subject: clip(String(e.subject ?? ''), 120), denied: this.c.denied, held: said.held || undefined };
-    if (operation === 'subscription') {
-      this.log?.error(fields, 'NATS refused the tap a subscription (permissions violation): JetStream acknowledgements cannot arrive, so every message is retried; allow the user to subscribe to _INBOX.>');
-    } else {
-      this.log?.error(fields, this.o.mode === 'core'
+    const fields = { operation, subject: clip(String(e.subject ?? ''), 120), denied: this.c.denied };
+    this.sayLimited(`denied-${operation}`, 'error', fields, operation === 'subscription'
+      ? 'NATS refused the tap a subscription (permissions violation): JetStream acknowledgements cannot arrive, so every message is retried; allow the user to subscribe to _INBOX.>'
+      : this.o.mode === 'core'
         ? 'NATS refused a publish of the tap (permissions violation): with core NATS those messages are lost; allow the user to publish to the subject prefix (e.g. wazuh.>)'
         : 'NATS refused a publish of the tap (permissions violation): the message waits and is retried until allowed; allow the user to publish to the subject prefix (e.g. wazuh.>)');
-    }
   }
 
   /** The last refusal: operation and subject (status). */
@@ -563,11 +564,8 @@ export class Delivery {
     this.streamReady = false;
     // Once a minute at most: a stream that exists but no longer takes the tap's subjects (its subjects
     // edited) answers 503 too, and is found there again at every retry.
-    const said = this.said.allow(`stream-gone-${kv}`);
-    if (said) {
-      this.log?.warn({ stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name, held: said.held || undefined },
-        'a publish found no JetStream stream: making it again if it is gone');
-    }
+    this.sayLimited(`stream-gone-${kv}`, 'warn', { stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name },
+      'a publish found no JetStream stream: making it again if it is gone');
     void this.ensureStreams(this.gen);
   }
 
@@ -611,8 +609,7 @@ export class Delivery {
         // Tried again every second, said once a minute per reason: a server without JetStream, or a user
         // without the JetStream API, is a setup that stays wrong for hours (it was a line every second).
         const err = this.shown((e as Error).message);
-        const said = this.said.allow(`ensure-stream ${clip(err, 200)}`);
-        if (said) this.log?.warn({ err, held: said.held || undefined }, 'cannot create the JetStream stream yet: retrying');
+        this.sayLimited(`ensure-stream ${clip(err, 200)}`, 'warn', { err }, 'cannot create the JetStream stream yet: retrying');
         await sleep(1000);
       }
     }
@@ -853,8 +850,7 @@ export class Delivery {
     // Once a minute per reason, with how many failures it stands for: every agent's next message fails
     // alike (a stream gone, JetStream down), and a line per message was thousands a minute.
     const why = this.shown(err.message);
-    const said = this.said.allow(`js-failed ${clip(why, 200)}`);
-    if (said) this.log?.warn({ err: why, subject: cur.e.subject, attempts: cur.attempts, held: said.held || undefined }, 'JetStream publish failed: retrying');
+    this.sayLimited(`js-failed ${clip(why, 200)}`, 'warn', { err: why, subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
     this.schedulePump();
   }
 

@@ -72,12 +72,3 @@ export class CaptureTimes {
     return NaN;
   }
 }
-
-/**
- * Milliseconds on CLOCK_MONOTONIC, the clock of the kernel's capture times (bpf_ktime_get_ns). Read
- * each time (one a published message): an offset to performance.now() taken once was found 1.3 ms off
- * (the first performance.now() of a process loads perf_hooks between the two reads).
- */
-export function monotonicMs(): number {
-  return Number(process.hrtime.bigint()) / 1e6;
-}
