@@ -210,7 +210,10 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
     args.unshift('--import', join(ROOT, 'scripts/bench/cpu-profile.mjs'));
     env.BENCH_PROFILE_OUT = join(BENCH, `profile-${label}-${Date.now()}.cpuprofile`);
   }
-  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: home, env }));
+  // BENCH_TAP_NICE: every tap at that nice value (an A/B of the unit's Nice=).
+  const nice = process.env.BENCH_TAP_NICE;
+  const [cmd, argv] = nice ? ['nice', ['-n', nice, process.execPath, ...args]] : [process.execPath, args];
+  const proc = track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: home, env }));
   const logs = [];
   const waiters = new Set();
   let partial = '';

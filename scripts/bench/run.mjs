@@ -42,7 +42,7 @@ const machine = machineInfo();
 const started = new Date();
 console.log(`wazuh-nats-tap benchmark — ${machine.cpu_model}, ${machine.cores} cores, kernel ${machine.kernel}, node ${machine.node}, ${machine.nats_server}, commit ${machine.git_commit}${machine.git_dirty ? '+' : ''}${QUICK ? ', QUICK' : ''}`);
 console.log(`load average at start: ${machine.load_avg_at_start.join(' ')}${machine.load_avg_at_start[0] > 0.5 ? ' (the machine is not idle: expect noise)' : ''}; BPF programs of other processes on tracepoints: ${machine.foreign_tracepoint_programs_at_start}`);
-console.log(`the tap's environment, as its systemd unit sets it: ${Object.entries(machine.tap_environment).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (BENCH_UNIT_ENV=0)'}\n`);
+console.log(`the tap's environment, as its systemd unit sets it: ${Object.entries(machine.tap_environment).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (BENCH_UNIT_ENV=0)'}${process.env.BENCH_TAP_NICE ? `; nice ${process.env.BENCH_TAP_NICE} (BENCH_TAP_NICE)` : ''}\n`);
 
 const results = {};
 for (const m of chosen) {
