@@ -1,0 +1,142 @@
+// Faults at random while agents come and go, then what NATS holds against what wazuh-db holds.
+//
+// The other tests take one fault at a time. Here they overlap, as they do on a bad day: nats-server
+// stopped (SIGSTOP) or killed and restarted, the tap stopped for a moment, killed and started again
+// (what systemd does after a crash), detached and attached, sent SIGHUP; remoted restarted (a
+// manager reset), monitord's sweeps — while the simulated agents start, keep alive and shut down.
+// Afterwards two properties must hold, whatever the interleaving was:
+//   - the KV bucket holds, for every agent, the status wazuh-db holds (nothing lost for good, no
+//     stale event replayed over a newer one — a spool from before a crash included);
+//   - in the stream, each agent's status changes form one chain: every event's previous_status is
+//     the current_status of the agent's event before it (nothing out of order, nothing duplicated).
+// The faults come from a seeded generator (CHAOS_SEED replays a sequence; the timing still varies),
+// the run lasts CHAOS_SECONDS (30).
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { startNatsServer } from './helpers/nats-server.js';
+import { runTap, startTap, ROOT, type TapProcess } from './helpers/tap-process.js';
+import { bpfMark, leftBehind } from './helpers/bpf.js';
+import { writeOssecConf } from './helpers/config.js';
+import { waitFor } from './helpers/wait.js';
+import { prng } from './helpers/prng.js';
+
+const MARK = bpfMark();
+const SEED = Number(process.env.CHAOS_SEED ?? 7);
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30);
+const AGENTS = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, name: `chaos-${i + 1}`, ip: `10.1.0.${i + 1}` }));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ids = AGENTS.map((a) => String(a.id).padStart(3, '0'));
+
+/** Each agent's status in the KV bucket (`none`: no entry). */
+async function kvStatuses(jsm: JetStreamManager): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const id of ids) {
+    const m = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${id}` }).catch(() => null);
+    out.set(id, m ? String((m.json() as { current_status?: unknown }).current_status) : 'none');
+  }
+  return out;
+}
+
+/** Every status change in the stream whose previous_status is not the agent's status before it. */
+async function chainBreaks(jsm: JetStreamManager): Promise<{ events: number; breaks: string[] }> {
+  const { state } = await jsm.streams.info('WAZUH');
+  const last = new Map<string, string>();
+  const breaks: string[] = [];
+  let events = 0;
+  for (let seq = state.first_seq; seq <= state.last_seq && seq > 0; seq++) {
+    const m = await jsm.streams.getMessage('WAZUH', { seq }).catch(() => null);
+    if (!m || !m.subject.endsWith('.status')) continue;
+    const b = m.json() as { agent_id: string; previous_status: string; current_status: string; reason: string };
+    events++;
+    const before = last.get(b.agent_id);
+    if (before !== undefined && before !== b.previous_status) {
+      breaks.push(`#${seq} agent ${b.agent_id}: was ${before}, event says ${b.previous_status} → ${b.current_status} (${b.reason})`);
+    }
+    last.set(b.agent_id, b.current_status);
+  }
+  return { events, breaks };
+}
+
+t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NATS ends where wazuh-db is`, async (t) => {
+  const rnd = prng(SEED);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const nats = await startNatsServer({ jetstream: true });
+  t.teardown(() => nats.stop());
+  const home = mkdtempSync(join(tmpdir(), 'wnt-chaos-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <jetstream>yes</jetstream>\n`
+    + '    <create_stream>yes</create_stream>\n    <agents_kv>yes</agents_kv>\n    <reconnect_delay>1</reconnect_delay>\n');
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const monitord = await sim.spawnMonitord();
+  const sock = join(home, 'tap.sock');
+  const args = ['run', '--home', home, '--control-socket', sock, '--node', 'chaos'];
+  let tap: TapProcess = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+
+  const done: Record<string, number> = {};
+  const did = (what: string) => { done[what] = (done[what] ?? 0) + 1; };
+  let natsHeld = false;
+  let tapHeld = false;
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, f: () => void) => { const h = setTimeout(() => { timers.delete(h); f(); }, ms); timers.add(h); };
+  const end = performance.now() + SECONDS * 1000;
+  while (performance.now() < end && tap.proc.exitCode === null) {
+    const r = rnd();
+    const a = pick(AGENTS);
+    if (r < 0.35) await sim.keepalive(a);
+    else if (r < 0.55) await sim.startup(a);
+    else if (r < 0.70) await sim.shutdown(a);
+    else if (r < 0.73) { did('monitord sweep'); await monitord.disconnect(Math.floor(Date.now() / 1000) - Math.floor(rnd() * 3)); }
+    else if (r < 0.75) { did('manager reset'); await sim.restartRemoted({ reset: true }); }
+    else if (r < 0.78 && !natsHeld) {
+      did('nats-server stopped'); const p = nats.proc; p.kill('SIGSTOP'); natsHeld = true;
+      later(500 + rnd() * 8000, () => { p.kill('SIGCONT'); natsHeld = false; });
+    } else if (r < 0.80 && !natsHeld) { did('nats-server killed'); await nats.kill(); await sleep(rnd() * 2000); await nats.restart(); }
+    else if (r < 0.83 && !tapHeld) {
+      const c = pick(['detach', 'attach']);
+      did(c);
+      const o = await runTap([c, '--control-socket', sock], 15_000);
+      if (o.code !== 0) t.fail(`${c}: ${o.code} ${o.stderr}`);
+    } else if (r < 0.85) { did('SIGHUP'); tap.proc.kill('SIGHUP'); }
+    else if (r < 0.87 && !tapHeld) { did('tap killed, started again'); await tap.stop('SIGKILL'); await sleep(rnd() * 1000); tap = await startTap(args); }
+    else if (r < 0.90 && !tapHeld) {
+      did('tap stopped'); tapHeld = true;
+      const p = tap.proc; p.kill('SIGSTOP');
+      later(200 + rnd() * 3000, () => { p.kill('SIGCONT'); tapHeld = false; });
+    } else await sleep(Math.floor(rnd() * 300));
+  }
+  for (const h of timers) clearTimeout(h);
+  nats.proc.kill('SIGCONT');
+  tap.proc.kill('SIGCONT');
+  t.comment(JSON.stringify(done));
+  t.equal(tap.proc.exitCode, null, 'the tap runs after the faults');
+  t.equal((await runTap(['attach', '--control-socket', sock], 15_000)).code, 0, 'and attaches');
+
+  const truth = new Map<string, string>();
+  for (const [i, a] of AGENTS.entries()) {
+    const status = /"connection_status":"(\w+)"/.exec(await monitord.agentInfo(a.id));
+    truth.set(ids[i], status ? status[1] : 'unreadable');
+  }
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const differences = async () => {
+    const kv = await kvStatuses(jsm);
+    return [...truth].filter(([id, s]) => kv.get(id) !== s).map(([id, s]) => `${id}: wazuh-db ${s}, KV ${kv.get(id)}`);
+  };
+  await waitFor(async () => (await differences()).length === 0, 30_000, 'the KV to reach wazuh-db').catch(() => {});
+  t.same(await differences(), [], `every agent's status in the KV is wazuh-db's (${JSON.stringify(Object.fromEntries(
+    [...new Set(truth.values())].map((s) => [s, [...truth.values()].filter((x) => x === s).length])))})`);
+  const { events, breaks } = await chainBreaks(jsm);
+  t.ok(events > AGENTS.length, `${events} status changes in the stream`);
+  t.same(breaks, [], 'each agent\'s status changes form one chain');
+  await tap.stop('SIGTERM');
+  t.same(await leftBehind(MARK), [], 'no program of the tap left in the kernel');
+});
