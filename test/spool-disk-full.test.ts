@@ -3,7 +3,7 @@
 // kept by the caller), keeps draining, saves its ack cursor when it can, and accepts again as
 // soon as there is room, without a restart; a reopen after a fill finds every accepted record.
 import t from 'tap';
-import { existsSync, readFileSync, readdirSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
@@ -258,6 +258,58 @@ t.test('the status journal on a full disk: never throws, says it once, writes wh
   const got = parseJournal(readFileSync(path, 'utf8'));
   t.same([...want].map(([id, st]) => [id, got.get(id)?.status]), [...want], 'the latest status of every agent is in the file');
   t.doesNotThrow(() => j.close(new Map([[1, { status: 'active', status_code: 0 }]])));
+});
+
+t.test('the status journal: what a full disk held back is written once there is room, without waiting for a next status', async (t) => {
+  // Waiting for the next status made a stale journal: the events delivered meanwhile, then a crash,
+  // and the next start compared wazuh-db with statuses older than the consumers had (chaos-e2e).
+  const mnt = mountTmpfs(t);
+  /** A journal on the full disk, its file one full page (any append needs another; the compaction at open fails). */
+  const onFullDisk = (name: string) => {
+    const path = join(mnt, name);
+    writeFileSync(path, `1 active 0\n${'#'.repeat(4096 - 12)}\n`);
+    const free = fillDisk(mnt, `filler-${name}`);
+    const j = new StatusJournal(path, { retryMs: 100 });
+    j.open();
+    t.teardown(() => j.close());
+    return { j, free, read: () => parseJournal(readFileSync(path, 'utf8')) };
+  };
+  const a = onFullDisk('a.status');
+  a.j.recordMany([{ agentId: '001', status: 'disconnected', statusCode: 3 }]);
+  t.ok(a.j.writeFailures > 0, 'the write failed');
+  a.free();
+  await sleep(400);
+  t.equal(a.read().get(1)?.status, 'disconnected', 'written by the retry alone');
+  t.equal(a.j.writeFailures, 0, 'no failure left');
+
+  // A status right after room returns is written at once, with what waited: not a retry period later.
+  const b = onFullDisk('b.status');
+  b.j.recordMany([{ agentId: '002', status: 'active', statusCode: 0 }]);
+  t.ok(b.j.writeFailures > 0, 'the write failed');
+  b.free();
+  b.j.recordMany([{ agentId: '003', status: 'pending', statusCode: 0 }]);
+  t.same([b.read().get(2)?.status, b.read().get(3)?.status], ['active', 'pending'], 'both written by the next status');
+});
+
+t.test('the status journal keeps room of its own: a line after the disk filled to the last byte is still written', async (t) => {
+  // The line follows a status the spool accepted a moment before: the journal must not fall behind it.
+  const mnt = mountTmpfs(t);
+  const path = join(mnt, 'agents.status');
+  const j = new StatusJournal(path, { retryMs: 100 });
+  j.open();
+  t.teardown(() => j.close());
+  const reserve = `${path}.reserve`;
+  t.equal(statSync(reserve).size, 64 * 1024, 'the reserve is made at open');
+  t.equal(statSync(reserve).mode & 0o777, 0o600, '0600');
+  const free = fillDisk(mnt);
+  j.recordMany([{ agentId: '001', status: 'active', statusCode: 0 }]);
+  t.equal(j.writeFailures, 0, 'written, on a disk with no byte free');
+  t.equal(parseJournal(readFileSync(path, 'utf8')).get(1)?.status, 'active');
+  t.notOk(existsSync(reserve), 'the reserve was given up for it');
+  free();
+  await sleep(200);
+  j.recordMany([{ agentId: '002', status: 'pending', statusCode: 0 }]);
+  t.equal(statSync(reserve).size, 64 * 1024, 'made again once writing works');
 });
 
 t.test('Delivery on a full disk, NATS down then up: nothing thrown, shed counted, everything accepted is delivered once, accepting again after the drain', async (t) => {

@@ -10,12 +10,29 @@
 //
 // A full disk never stops the tap here: a write that fails is cut back (no torn
 // line), its lines wait in memory (the latest per agent) and are written before
-// the next ones, at most once a second; a compaction that fails keeps the old file
-// (still valid, only longer). Failures are reported through `onError`, the first
-// one and then at most once a minute, and `onRecovered` says when writing works again.
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+// the next ones — tried again with each new status, and once a second without
+// one; a compaction that fails keeps the old file (still valid, only longer).
+// Failures are reported through `onError`, the first one and then at most once a
+// minute, and `onRecovered` says when writing works again. Lines left waiting
+// until the next status (as they once were) made a stale journal: the disk back,
+// the events delivered, then a crash — and the next start compared wazuh-db with
+// statuses older than those the consumers had, publishing nothing (found by
+// test/chaos-e2e.test.ts).
+//
+// A line follows a status event the spool has just accepted; if the disk filled in
+// between (something else took the spool's reserve to the last byte), the journal
+// would be behind the spool, and a crash before the disk has room again makes the
+// same stale start. So the journal keeps room of its own: `agents.status.reserve`,
+// 64 KiB of incompressible bytes, deleted when a write finds the disk full (the
+// write is tried again at once) and made again once writing works.
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import type { ConnectionStatus } from '../../types.js';
 import { SharedPool } from '../../util/intern.js';
+
+/** The room the journal keeps for itself (see the header): ~2,000 lines written after the disk filled. */
+const RESERVE_BYTES = 64 * 1024;
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
 const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 const MAX_BYTES = 256 * 1024 * 1024;
@@ -67,6 +84,10 @@ export class StatusJournal {
   /** performance.now() of the last failure: a step of the wall clock must not hold the retry. */
   private failedAt = Number.NEGATIVE_INFINITY;
   private reportedAt = Number.NEGATIVE_INFINITY;
+  /** Writes what waits in `unsaved` when no new status comes to carry it. */
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** performance.now() of the last attempt to make the reserve. */
+  private reserveTriedAt = Number.NEGATIVE_INFINITY;
 
   private readonly o: StatusJournalOptions;
 
@@ -88,7 +109,37 @@ export class StatusJournal {
     }
     this.compact(known);
     this.openFile();
+    this.keepReserve();
     return known;
+  }
+
+  private get reservePath(): string {
+    return `${this.path}.reserve`;
+  }
+
+  /** Make the reserve if it is not whole (at most once per retry period); a failure only waits for the next try. */
+  private keepReserve(): void {
+    const now = performance.now();
+    if (now - this.reserveTriedAt < this.retryMs) return;
+    this.reserveTriedAt = now;
+    try {
+      if (statSync(this.reservePath).size === RESERVE_BYTES) return;
+    } catch { /* none yet */ }
+    try {
+      writeFileSync(this.reservePath, randomBytes(RESERVE_BYTES), { mode: 0o600 });
+    } catch {
+      try { unlinkSync(this.reservePath); } catch { /* not made */ }
+    }
+  }
+
+  /** Give the reserve back to the disk: true when there was one to give. */
+  private releaseReserve(): boolean {
+    try {
+      unlinkSync(this.reservePath);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private openFile(): boolean {
@@ -108,32 +159,57 @@ export class StatusJournal {
     const lines = entries.filter((e) => /^\d{1,9}$/.test(e.agentId))
       .map((e) => [Number(e.agentId), `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`] as const);
     if (lines.length === 0 && this.unsaved.size === 0) return;
+    let tried = false;
     if (this.unsaved.size === 0 && this.fd !== null) {
-      const text = lines.map(([, l]) => l).join('');
-      if (this.write(text)) return;
+      if (this.write(lines.map(([, l]) => l).join(''))) return;
+      tried = true;
     }
     for (const [id, l] of lines) {
       this.unsaved.delete(id); // the latest, last
       this.unsaved.set(id, l);
     }
-    if (performance.now() - this.failedAt < (this.o.retryMs ?? 1000)) return;
-    if (this.fd === null && !this.openFile()) return;
-    if (this.write([...this.unsaved.values()].join(''))) this.unsaved.clear();
+    // New statuses were just accepted by the spool, beside this file: the disk has room, most likely.
+    if (!tried && (lines.length || performance.now() - this.failedAt >= this.retryMs)) this.writeUnsaved();
+    else this.retryLater();
+  }
+
+  private get retryMs(): number {
+    return this.o.retryMs ?? 1000;
+  }
+
+  private writeUnsaved(): void {
+    if ((this.fd !== null || this.openFile()) && this.write([...this.unsaved.values()].join(''))) this.unsaved.clear();
+    else this.retryLater();
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer || this.unsaved.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.unsaved.size) this.writeUnsaved();
+    }, this.retryMs);
+    this.retryTimer.unref();
   }
 
   /** Append whole lines; a write that fails is cut back to the last whole line. */
   private write(text: string): boolean {
     const buf = Buffer.from(text, 'utf8');
-    try {
-      let off = 0;
-      while (off < buf.length) off += writeSync(this.fd!, buf, off);
-    } catch (e) {
-      try { ftruncateSync(this.fd!, this.size); } catch { /* a torn line is skipped when read */ }
-      this.failed(e as Error, 'write');
-      return false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        let off = 0;
+        while (off < buf.length) off += writeSync(this.fd!, buf, off);
+        break;
+      } catch (e) {
+        try { ftruncateSync(this.fd!, this.size); } catch { /* a torn line is skipped when read */ }
+        // The disk is full: the room kept for this moment, then once more.
+        if (attempt === 0 && NO_SPACE.has((e as NodeJS.ErrnoException).code ?? '') && this.releaseReserve()) continue;
+        this.failed(e as Error, 'write');
+        return false;
+      }
     }
     this.size += buf.length;
     this.recovered();
+    this.keepReserve();
     return true;
   }
 
@@ -154,6 +230,8 @@ export class StatusJournal {
   }
 
   close(latest?: ReadonlyMap<number, PublishedStatus>): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     if (this.fd !== null) {
       try { closeSync(this.fd); } catch { /* written */ }
     }
