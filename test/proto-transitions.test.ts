@@ -298,6 +298,26 @@ t.test('resync (rows read outside the capture): drift becomes events, seeded age
   t.equal(s.get(1)?.name, 'one');
 });
 
+t.test('removeUnlisted: an agent wazuh-db no longer lists was removed unseen — one removed event, forgotten', async (t) => {
+  const s = activeTable([1, 2, 3]);
+  s.setKnown({ id: 4, name: 'by-name-only' }); // client.keys: no status known
+  const listedAt = clock + 1_000_000n;
+  clock += 5_000_000n;
+  // Registered after the list was read: not in it, and not removed.
+  s.apply(ex('global insert-agent {"id":5,"name":"new5","ip":"any"}', 'ok', 'wazuh-authd'));
+  t.same(status(s.removeUnlisted([1, 3], listedAt)), ['002:active>unknown/0/removed/wazuh-db']);
+  t.equal(s.get(2), undefined, 'forgotten');
+  t.match(s.get(5), { status: 'never_connected' }, 'the agent registered since the list stays');
+  t.match(s.get(4), { name: 'by-name-only' }, 'an agent known only by name stays, without an event');
+  t.same(s.removeUnlisted([1, 3], clock + 1_000_000n).length, 1, 'then agent 5, had it gone too');
+  t.same(s.removeUnlisted([1, 3], clock + 1_000_000n), [], 'nothing twice');
+  // A master's copy of a worker's agent: forgotten, the worker's tap says it.
+  const m = table({ clusterNode: 'master01' });
+  m.apply(ex('global sync-agent-info-set [{"id":30,"node_name":"worker01","connection_status":"active"}]', 'ok', 'python3'));
+  t.same(m.removeUnlisted([], clock + 1_000_000n), []);
+  t.equal(m.get(30), undefined);
+});
+
 t.test('bounded: agents beyond maxAgents are counted, not tracked', async (t) => {
   const s = table({ maxAgents: 3 });
   for (let id = 1; id <= 10; id++) s.apply(ex(PENDING(id)));

@@ -26,6 +26,7 @@ import type { AgentOptions, AlertOptions } from '../agent.js';
 import type { Lifecycle } from './lifecycle.js';
 import { maskUrl } from '../util/mask-url.js';
 import { IdMap } from '../util/id-map.js';
+import { OwedStatuses } from '../publish/owed-statuses.js';
 
 /** How long a resynchronisation's rows wait for the captured writes they may already show. */
 const SETTLE_MS = 1000;
@@ -40,6 +41,8 @@ const REPLY_WAIT_NS = 1_000_000_000n;
 export const LOSS_RESYNC_GAP_MS = 10_000;
 /** The `why` of a resynchronisation for lost records. */
 export const LOSS_RESYNC = 'records lost';
+/** How often the status changes a full spool refused are offered again when no event comes to carry them. */
+const OWED_RETRY_MS = 1000;
 
 export class Tap {
   readonly log: Logger;
@@ -62,6 +65,9 @@ export class Tap {
   journal: StatusJournal | null = null;
   /** What this tap last published for each agent (agents.status). */
   readonly published = new IdMap<PublishedStatus>();
+  /** Each agent's status changes the spool refused, folded into one event owed to the consumers. */
+  readonly owed = new OwedStatuses();
+  private owedTimer: NodeJS.Timeout | null = null;
   follower: AlertsFollower | null = null;
   alertSink: AlertSink | null = null;
   /** The capture path's last guards (a record, an event, that made something throw) log through these. */
@@ -104,22 +110,44 @@ export class Tap {
   publishEvents(all: AgentEvent[], capturedMs?: number): void {
     const publisher = this.publisher;
     if (!publisher) return;
-    const evs = this.keepaliveEvents ? all : all.filter((ev) => ev.event_type !== 'keepalive');
-    if (!evs.length) return;
+    const fresh = this.keepaliveEvents ? all : all.filter((ev) => ev.event_type !== 'keepalive');
     const debug = this.log.isLevelEnabled('debug');
-    for (const ev of evs) {
+    for (const ev of fresh) {
       this.eventsByType[ev.event_type] = (this.eventsByType[ev.event_type] ?? 0) + 1;
       if (debug) this.log.debug({ event: ev }, 'event');
     }
+    // What a full spool refused goes first: each agent's events stay in order.
+    const evs = this.owed.size ? [...this.owed.take(), ...fresh] : fresh;
+    if (!evs.length) return;
     const accepted = publisher.publishAgentEvents(evs, capturedMs);
     const statuses: { agentId: string; status: StatusChangeEvent['current_status']; statusCode: number }[] = [];
     evs.forEach((ev, i) => {
-      if (accepted[i] && ev.event_type === 'status_change') {
-        this.published.set(Number(ev.agent_id), publishedStatus(ev.current_status, ev.status_code));
-        statuses.push({ agentId: ev.agent_id, status: ev.current_status, statusCode: ev.status_code });
+      if (ev.event_type !== 'status_change') return;
+      const id = Number(ev.agent_id);
+      if (!accepted[i]) {
+        this.owed.refused(ev, this.published.get(id));
+        return;
       }
+      this.owed.accepted(id);
+      this.published.set(id, publishedStatus(ev.current_status, ev.status_code));
+      statuses.push({ agentId: ev.agent_id, status: ev.current_status, statusCode: ev.status_code });
     });
     if (statuses.length) this.journal?.recordMany(statuses);
+    this.offerOwedLater();
+  }
+
+  /** While status changes are owed, offer them again every OWED_RETRY_MS, events or not. */
+  private offerOwedLater(): void {
+    if (!this.owed.size) {
+      if (this.owedTimer) clearTimeout(this.owedTimer);
+      this.owedTimer = null;
+    } else if (!this.owedTimer) {
+      this.owedTimer = setTimeout(() => {
+        this.owedTimer = null;
+        this.publishEvents([]);
+      }, OWED_RETRY_MS);
+      this.owedTimer.unref();
+    }
   }
 
   /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */
@@ -157,6 +185,7 @@ export class Tap {
       const settled = await this.settle(r.startedNs, process.hrtime.bigint());
       if (this.life.stopping) return;
       const events = this.state.resync(r.agents, r.startedNs, 'wazuh-db', firstLook);
+      if (r.complete) events.push(...this.state.removeUnlisted(r.ids, r.startedNs)); // removed meanwhile
       this.publishEvents(events);
       this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length, settled }, 'state resynchronised from wazuh-db');
     } catch (e) {
@@ -238,6 +267,8 @@ export class Tap {
         // The bound in force (spool_max_size, or less while the disk is full), and the disk's faults.
         bound_bytes: delivery?.spoolBoundBytes ?? this.spoolMaxBytes, disk_full: delivery?.diskFull ?? false,
         write_errors: delivery?.writeErrors ?? 0, read_errors: delivery?.readErrors ?? 0,
+        // Agents whose latest status change the spool refused: published once it has room.
+        owed_statuses: this.owed.size,
       },
       agents: this.state.countsByStatus(),
       alerts: this.alertStatus(),

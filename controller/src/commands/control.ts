@@ -42,7 +42,8 @@ export function renderStatus(st: Record<string, any>): string {
       + (sp.bound_bytes !== undefined ? ` of ${sp.bound_bytes}` : '')
       + (sp.disk_full ? ', DISK FULL: new events refused (counted) until there is room' : '')
       + (sp.write_errors ? `, write errors ${sp.write_errors}` : '')
-      + (sp.read_errors ? `, read errors ${sp.read_errors}` : '')]);
+      + (sp.read_errors ? `, read errors ${sp.read_errors}` : '')
+      + (sp.owed_statuses ? `, ${sp.owed_statuses} agents' latest status change waiting for room` : '')]);
   }
   rows.push(['agents', agents.length ? agents.join(', ') : 'none known']);
   const al = st.alerts;

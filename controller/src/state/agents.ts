@@ -279,6 +279,31 @@ export class AgentStateTable {
     return events;
   }
 
+  /**
+   * wazuh-db's complete list of agent ids, read outside the capture: an agent the table knows a
+   * status of and the list lacks was removed while no record was seen (the tap down, detached, or
+   * its records lost) — one `removed` event, as a captured `delete-agent` gives, and forgotten.
+   * Without it the agent stayed, with its last status, in every consumer's view and the KV bucket
+   * for ever. An agent changed by a request after `tsNs` (registered since the list was read) is
+   * left alone, as are agents known only by name (client.keys).
+   */
+  removeUnlisted(listed: readonly number[], tsNs: bigint, source = 'wazuh-db'): AgentEvent[] {
+    const present = new Set(listed);
+    const gone: AgentRow[] = [];
+    for (const a of this.agents.values()) {
+      if (!present.has(a.id) && a.status !== 'unknown' && !this.changedSince(a.id, tsNs)) gone.push(a);
+    }
+    const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
+    const events: AgentEvent[] = [];
+    for (const a of gone) {
+      // Another node's agent (a master's copy): forgotten here, that node says its own removal.
+      const ours = this.clusterNode === null || a.node === null || a.node === this.clusterNode;
+      if (ours) this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
+      this.forget(a);
+    }
+    return events;
+  }
+
   apply(ex: WdbExchange<WdbRequest>): AgentEvent[] {
     const req = ex.request;
     if (req.cmd === 'invalid') {

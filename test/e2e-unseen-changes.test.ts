@@ -1,0 +1,91 @@
+// Changes NATS would never have heard of: a status change the full spool refused, an agent removed
+// while the tap was detached or stopped. Each reaches the consumers once the tap can tell it — the
+// refused change when the disk has room again, the removal at the next look at wazuh-db — instead of
+// the agent keeping its old status in every consumer's view (and the KV bucket) for ever
+// (test/chaos-e2e.test.ts found both). Real eBPF, the simulated manager, a real nats-server.
+import t, { type Test } from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { natsCollecting, type Received } from './helpers/nats-server.js';
+import { ROOT, runTap, startTap } from './helpers/tap-process.js';
+import { writeOssecConf } from './helpers/config.js';
+import { fillDisk, mountTmpfs } from './helpers/tmpfs.js';
+import { waitFor } from './helpers/wait.js';
+
+const A = { id: 1, name: 'web-01', ip: '10.3.0.1' };
+const B = { id: 2, name: 'db-01', ip: '10.3.0.2' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const changes = (got: Received[], id: string) => got.filter((m) => m.body.event_type === 'status_change' && m.body.agent_id === id)
+  .map((m) => `${m.body.previous_status}>${m.body.current_status}/${m.body.reason}`);
+
+function home(t: Test, extra = ''): string {
+  const h = mkdtempSync(join(tmpdir(), 'wnt-unseen-'));
+  t.teardown(() => rmSync(h, { recursive: true, force: true }));
+  writeOssecConf(h, extra);
+  return h;
+}
+
+t.test('a status change the full spool refused is published once the disk has room', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const spool = mountTmpfs(t, '1m');
+  const h = home(t, `    <spool_dir>${spool}/spool</spool_dir>\n`);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(h, 'tap.sock');
+  const tap = await startTap(['run', '--home', h, '--nats-url', nats.url, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const owed = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout).spool.owed_statuses;
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await waitFor(() => changes(got, '001').length === 2, 10_000, 'startup and active');
+  const free = fillDisk(spool);
+  await sim.shutdown(A);
+  await waitFor(() => tap.logs.some((l) => l.msg === 'spool full: events shed'), 10_000, 'the refusal said');
+  await sleep(500);
+  t.same(changes(got, '001'), ['never_connected>pending/agent_startup', 'pending>active/keepalive'], 'the shutdown refused: not published');
+  t.equal(await owed(), 1, 'status: one agent\'s change waiting for room');
+  t.match((await runTap(['status', '--control-socket', sock])).stdout, /^spool .*DISK FULL.*, 1 agents' latest status change waiting for room$/m);
+  free();
+  await waitFor(() => changes(got, '001').length === 3, 10_000, 'the shutdown, once the disk has room').catch(() => {});
+  t.same(changes(got, '001'), ['never_connected>pending/agent_startup', 'pending>active/keepalive', 'active>disconnected/agent_shutdown'],
+    'published then, with its own reason, from the status the consumers had');
+  await sleep(1500);
+  t.equal(changes(got, '001').length, 3, 'once');
+  t.equal(await owed(), 0, 'nothing waiting any more');
+});
+
+t.test('an agent removed while the tap was detached, or stopped: one removed event at the next look at wazuh-db', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const authd = await sim.spawnAuthd();
+  const sock = join(h, 'tap.sock');
+  const args = ['run', '--home', h, '--nats-url', nats.url, '--control-socket', sock];
+  let tap = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+  for (const x of [A, B]) {
+    await sim.startup(x);
+    await sim.keepalive(x);
+  }
+  await waitFor(() => changes(got, '001').length === 2 && changes(got, '002').length === 2, 10_000, 'both active');
+
+  t.equal((await runTap(['detach', '--control-socket', sock])).code, 0);
+  await authd.remove(A.id);
+  t.equal((await runTap(['attach', '--control-socket', sock])).code, 0);
+  await waitFor(() => changes(got, '001').length === 3, 10_000, 'the removal, after attach').catch(() => {});
+  t.same(changes(got, '001').slice(2), ['active>unknown/removed'], 'removed while detached');
+  t.equal(got.find((m) => m.body.reason === 'removed')?.body.source, 'wazuh-db', 'learnt from wazuh-db');
+
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+  await authd.remove(B.id);
+  tap = await startTap(args);
+  await waitFor(() => changes(got, '002').length === 3, 10_000, 'the removal, at start').catch(() => {});
+  t.same(changes(got, '002').slice(2), ['active>unknown/removed'], 'removed while the tap was stopped');
+  await sleep(1000);
+  t.same([changes(got, '001').length, changes(got, '002').length], [3, 3], 'nothing more: each removal said once');
+});
