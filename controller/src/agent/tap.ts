@@ -104,7 +104,10 @@ export class Tap {
   }
 
   /**
-   * Spool a batch of agent events with one write, and journal the status changes accepted.
+   * Spool a batch of agent events with one write, journal the status changes accepted, and owe the
+   * consumers those refused (OwedStatuses: offered again first, here and every OWED_RETRY_MS). An
+   * event refused because it cannot become a message at all (publishAgentEvents: a bug, counted as
+   * unpublishable) is offered again too — once a second per agent at most, each time counted.
    * `capturedMs`: the capture time of the earliest record behind them (Pipeline's flush), if any.
    */
   publishEvents(all: AgentEvent[], capturedMs?: number): void {

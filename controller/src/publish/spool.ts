@@ -155,7 +155,7 @@ const MAX_RECORD = 16 * 1024 * 1024;
 export const READ_CHUNK = 256 * 1024;
 
 /** The files the tap keeps in the spool directory (the status journal and the alerts position live there too). */
-const TAP_FILE = /^(ack|seg-\d+\.log|agents\.status|agents\.status\.reserve|alerts\.position|lock)(\.tmp)?$/;
+const TAP_FILE = /^(ack|seg-\d+\.log|agents\.status|alerts\.position|lock)(\.tmp)?$/;
 
 /** What the spool leaves free on its file system: 2 % of it, at least 64 KiB, at most 64 MiB. */
 function defaultReserve(dir: string): number {

@@ -43,10 +43,11 @@ export function statePart(tap: Tap): Part {
       if (tap.life.stopping) return;
       seedTable(state, first.agents.filter((r) => !tap.published.has(r.id)));
       const missed = state.resync(first.agents.filter((r) => tap.published.has(r.id)), first.startedNs);
-      // An agent the journal knows and wazuh-db no longer lists was removed while the tap was down.
-      if (first.complete) missed.push(...state.removeUnlisted(first.ids, first.startedNs));
-      if (first.complete) log.info({ agents: first.agents.length, ms: first.elapsedMs, corrected: missed.length }, 'initial state from wazuh-db');
-      else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
+      if (first.complete) {
+        // An agent the journal knows and wazuh-db no longer lists was removed while the tap was down.
+        missed.push(...state.removeUnlisted(first.ids, first.startedNs));
+        log.info({ agents: first.agents.length, ms: first.elapsedMs, corrected: missed.length }, 'initial state from wazuh-db');
+      } else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
       tap.publishEvents(missed);
     },
     stop() {

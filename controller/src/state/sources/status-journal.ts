@@ -19,20 +19,36 @@
 // statuses older than those the consumers had, publishing nothing (found by
 // test/chaos-e2e.test.ts).
 //
-// A line follows a status event the spool has just accepted; if the disk filled in
-// between (something else took the spool's reserve to the last byte), the journal
-// would be behind the spool, and a crash before the disk has room again makes the
-// same stale start. So the journal keeps room of its own: `agents.status.reserve`,
-// 64 KiB of incompressible bytes, deleted when a write finds the disk full (the
-// write is tried again at once) and made again once writing works.
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+// A line follows a status event the spool has just accepted. On a disk filled to
+// the last byte the spool can still append into its segment's last block while
+// the journal needs a new one: the journal behind the spool, and a crash before
+// the disk has room again makes the same stale start (chaos-e2e, again). So the
+// journal keeps 64 KiB beyond its end allocated for itself (fallocate, KEEP_SIZE:
+// its appends land in blocks it already has), topped up at most once a second
+// while writing works. A separate reserve file given back on a full disk was not
+// enough: the room it freed went to whoever wrote first — the spool.
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
 import { SharedPool } from '../../util/intern.js';
 
-/** The room the journal keeps for itself (see the header): ~2,000 lines written after the disk filled. */
+/** The room the journal keeps allocated beyond its end (see the header): ~2,000 lines after the disk filled. */
 const RESERVE_BYTES = 64 * 1024;
-const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+const FALLOC_FL_KEEP_SIZE = 1;
+
+type Fallocate = (fd: number, mode: number, offset: number, len: number) => number;
+let fallocateFn: Fallocate | null | undefined;
+/** fallocate(2), or null where it cannot be loaded. */
+function fallocate(): Fallocate | null {
+  if (fallocateFn === undefined) {
+    try {
+      fallocateFn = libc().func('int fallocate(int fd, int mode, int64_t offset, int64_t len)') as unknown as Fallocate;
+    } catch {
+      fallocateFn = null;
+    }
+  }
+  return fallocateFn;
+}
 
 const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 const MAX_BYTES = 256 * 1024 * 1024;
@@ -86,8 +102,8 @@ export class StatusJournal {
   private reportedAt = Number.NEGATIVE_INFINITY;
   /** Writes what waits in `unsaved` when no new status comes to carry it. */
   private retryTimer: NodeJS.Timeout | null = null;
-  /** performance.now() of the last attempt to make the reserve. */
-  private reserveTriedAt = Number.NEGATIVE_INFINITY;
+  /** The offset up to which fallocate last kept the file's blocks (0: none kept). */
+  private reservedTo = 0;
 
   private readonly o: StatusJournalOptions;
 
@@ -109,43 +125,27 @@ export class StatusJournal {
     }
     this.compact(known);
     this.openFile();
-    this.keepReserve();
     return known;
   }
 
-  private get reservePath(): string {
-    return `${this.path}.reserve`;
-  }
-
-  /** Make the reserve if it is not whole (at most once per retry period); a failure only waits for the next try. */
+  /**
+   * Keep RESERVE_BYTES allocated beyond the end, topped up once half of it is written (one syscall
+   * per 32 KiB of lines). Where it fails (a full disk, a file system without fallocate) the journal
+   * only lacks that margin, and the next write tries again.
+   */
   private keepReserve(): void {
-    const now = performance.now();
-    if (now - this.reserveTriedAt < this.retryMs) return;
-    this.reserveTriedAt = now;
+    if (this.fd === null || this.size + RESERVE_BYTES / 2 < this.reservedTo) return;
     try {
-      if (statSync(this.reservePath).size === RESERVE_BYTES) return;
-    } catch { /* none yet */ }
-    try {
-      writeFileSync(this.reservePath, randomBytes(RESERVE_BYTES), { mode: 0o600 });
-    } catch {
-      try { unlinkSync(this.reservePath); } catch { /* not made */ }
-    }
-  }
-
-  /** Give the reserve back to the disk: true when there was one to give. */
-  private releaseReserve(): boolean {
-    try {
-      unlinkSync(this.reservePath);
-      return true;
-    } catch {
-      return false;
-    }
+      if (fallocate()?.(this.fd, FALLOC_FL_KEEP_SIZE, this.size, RESERVE_BYTES) === 0) this.reservedTo = this.size + RESERVE_BYTES;
+    } catch { /* the margin only */ }
   }
 
   private openFile(): boolean {
     try {
       this.fd = openSync(this.path, 'a', 0o600);
       this.size = fstatSync(this.fd).size;
+      this.reservedTo = 0; // a new file (after a compaction): nothing kept yet
+      this.keepReserve();
       return true;
     } catch (e) {
       this.fd = null;
@@ -194,18 +194,15 @@ export class StatusJournal {
   /** Append whole lines; a write that fails is cut back to the last whole line. */
   private write(text: string): boolean {
     const buf = Buffer.from(text, 'utf8');
-    for (let attempt = 0; ; attempt++) {
-      try {
-        let off = 0;
-        while (off < buf.length) off += writeSync(this.fd!, buf, off);
-        break;
-      } catch (e) {
-        try { ftruncateSync(this.fd!, this.size); } catch { /* a torn line is skipped when read */ }
-        // The disk is full: the room kept for this moment, then once more.
-        if (attempt === 0 && NO_SPACE.has((e as NodeJS.ErrnoException).code ?? '') && this.releaseReserve()) continue;
-        this.failed(e as Error, 'write');
-        return false;
-      }
+    try {
+      let off = 0;
+      while (off < buf.length) off += writeSync(this.fd!, buf, off);
+    } catch (e) {
+      // Cut back to the last whole line (what fallocate kept beyond it goes too: it was used up).
+      try { ftruncateSync(this.fd!, this.size); } catch { /* a torn line is skipped when read */ }
+      this.reservedTo = 0;
+      this.failed(e as Error, 'write');
+      return false;
     }
     this.size += buf.length;
     this.recovered();
