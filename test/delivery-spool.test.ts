@@ -41,8 +41,10 @@ t.test('restart: unacknowledged records are replayed oldest first, acknowledged 
   t.ok(segFiles(d).length < Math.ceil(s.stats().appended * 90 / (64 * 1024)) + 2, 'fully acknowledged segments are deleted');
   s.close(); // 200 handed out but not acknowledged, 800 never read
 
-  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20, segmentBytes: 64 * 1024 });
+  const told: string[] = [];
+  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20, segmentBytes: 64 * 1024, onRecovered: (e) => { told.push(e.eventId); } });
   t.equal(s2.stats().records, 1000, '1000 records left');
+  t.same(told, Array.from({ length: 1000 }, (_, i) => `ev-${1000 + i}`), 'each told as the spool opens (onRecovered), in order');
   const again = s2.read(5000);
   t.same(ids(again), Array.from({ length: 1000 }, (_, i) => `ev-${1000 + i}`), 'replayed from the first unacknowledged');
   t.ok(again.every((e) => e.recovered), 'marked as written by an earlier run');
@@ -136,6 +138,23 @@ t.test('full of status changes only: the newest is shed and counted, nothing is 
   t.ok(st.shed.status > 0);
   t.equal(st.records, ok);
   t.ok(st.bytes <= 32 * 1024);
+  s.close();
+});
+
+t.test('full: nothing overtakes a refused record — a smaller one behind it in the same call is refused too', async (t) => {
+  const s = Spool.open({ dir: dir(), maxBytes: 32 * 1024, segmentBytes: 4096 });
+  for (let i = 0; 32 * 1024 - s.stats().bytes > 2000; i++) t.ok(s.append([msg(i, 'status', 300)])[0] > 0);
+  const room = 32 * 1024 - s.stats().bytes;
+  // The large one does not fit, the small one after it would: both refused, in their order.
+  t.ok(room > 200 && room < 2000, `${room} bytes left`);
+  t.same(s.append([msg(100, 'status', 2000), msg(101, 'status', 0), msg(102, 'keepalive', 0)]), [0, 0, 0], 'the small status and the keepalive wait behind it');
+  t.equal(s.stats().shed.status, 2);
+  t.same(s.append([msg(103, 'alert', 2000), msg(104, 'alert', 0)], true), [0, 0], 'so do alerts a caller keeps');
+  t.equal(s.stats().deferred, 2);
+  // A keepalive refused does not hold back what follows it (keepalives are shed first, by design).
+  const r = s.append([msg(105, 'keepalive', 0), msg(106, 'status', 0)]);
+  t.equal(r[0], 0, 'the keepalive refused (over the keepalive share)');
+  t.ok(r[1] > 0, 'the status change after it accepted');
   s.close();
 });
 

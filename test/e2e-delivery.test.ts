@@ -2,7 +2,7 @@
 // then the tap killed with SIGKILL and restarted — no status event lost, none
 // duplicated in the stream, per-agent order kept.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -142,5 +142,57 @@ t.test('a transition while the tap was down (or lost in its crash) is published 
     ['002', 'pending', 'active', 0],
   ], 'each missed change is published once, from the last published status');
   t.equal(unique.length, 5, 'nothing else');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('a tap killed between the spool\'s write and the journal\'s: the next start goes on from the spooled status', async (t) => {
+  // A status change is written to the spool, then its line to agents.status: a SIGKILL between the
+  // two leaves the spool with a change the journal lacks. The next start replays it to the consumers,
+  // and must not compare wazuh-db with the journal's older status (chaos-e2e found the chain broken:
+  // `was active, event says disconnected → active`). Here the journal's last lines are taken away
+  // by hand, as that SIGKILL would have left it, while the changes wait in the spool (NATS away).
+  const port = await freePort();
+  const home = mkdtempSync(join(tmpdir(), 'wnt-between-'));
+  writeOssecConf(home, `    <server_url>nats://127.0.0.1:${port}</server_url>\n    <jetstream>yes</jetstream>\n`
+    + `    <create_stream>yes</create_stream>\n    <reconnect_delay>1</reconnect_delay>\n    <keepalive_events>no</keepalive_events>\n`);
+  const [A, B] = agents;
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const args = ['run', '--home', home, '--control-socket', sock, '--node', 'n1'];
+  let tap = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+  for (const a of [A, B]) {
+    await sim.startup(a);
+    await sim.keepalive(a);
+  }
+  const journalPath = join(home, 'var/nats-tap/agents.status');
+  const journal = () => readFileSync(journalPath, 'utf8');
+  const until = Date.now() + 10_000;
+  while (!/^1 active .*\n2 active /ms.test(journal()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  t.match(journal(), /^1 pending 0\n(.*\n)*1 active /m, 'both agents\' changes journaled (and spooled: NATS is away)');
+  await tap.stop('SIGKILL');
+  writeFileSync(journalPath, '1 pending 0\n2 pending 0\n'); // the `active` lines never written
+  await sim.shutdown(A); // a change while the tap is down: told at the next start
+  tap = await startTap(args);
+  t.ok(tap.logs.some((l) => l.msg === 'agents.status: statuses the spool held and the journal lacked, taken from the spool' && l.agents === 2),
+    'the start says what it took from the spool');
+
+  const nats = await startNatsServer({ port, jetstream: true });
+  t.teardown(() => nats.stop());
+  let status: Record<string, any>[] = [];
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    status = (await streamEvents(nats.url).catch(() => [])).filter((e) => e.event_type === 'status_change');
+    if (status.length >= 5) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  await new Promise((r) => setTimeout(r, 1500)); // anything more would be stored by now
+  status = (await streamEvents(nats.url)).filter((e) => e.event_type === 'status_change');
+  const chain = (id: string) => status.filter((e) => e.agent_id === id).map((e) => `${e.previous_status}>${e.current_status}`);
+  t.same(chain('001'), ['never_connected>pending', 'pending>active', 'active>disconnected'], 'A: the spooled changes, then the one made while down, from active');
+  t.same(chain('002'), ['never_connected>pending', 'pending>active'], 'B: the spooled changes, nothing told twice');
+  t.match(readFileSync(journalPath, 'utf8'), /^2 active .*\n(.*\n)*1 disconnected /m, 'the journal caught up');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

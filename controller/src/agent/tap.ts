@@ -65,6 +65,11 @@ export class Tap {
   journal: StatusJournal | null = null;
   /** What this tap last published for each agent (agents.status). */
   readonly published = new IdMap<PublishedStatus>();
+  /**
+   * Each agent's last status change an earlier run left in the spool (publisher part, as the spool
+   * opens): newer than the journal's, taken over it by the state part, then emptied (spooled-status.ts).
+   */
+  readonly spooledStatuses = new Map<number, PublishedStatus>();
   /** Each agent's status changes the spool refused, folded into one event owed to the consumers. */
   readonly owed = new OwedStatuses();
   private owedTimer: NodeJS.Timeout | null = null;

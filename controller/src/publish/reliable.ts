@@ -10,6 +10,7 @@ import type { MessageKind, SpoolOptions } from './spool.js';
 import { agentSubject, alertSubject, assertAgentIdToken, isAgentIdToken, keepaliveBatchSubject, tapSubject } from './subjects.js';
 import { DEFAULT_BATCH_BYTES, KeepaliveBatcher, type ClosedBatch } from './keepalive-batch.js';
 import { keepaliveJson } from './event-json.js';
+import { spooledStatus, type SpooledStatus } from './spooled-status.js';
 import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
 
@@ -78,6 +79,8 @@ export interface ReliablePublisherOptions {
   diagnose?: () => string | null;
   /** An agent event was dropped as unpublishable (log it, rate-limited). */
   onUnpublishable?: (e: unknown, ev: AgentEvent) => void;
+  /** Each status change an earlier run left in the spool, in order, as it is opened (spooled-status.ts). */
+  onSpooledStatus?: (s: SpooledStatus) => void;
 }
 
 const ACCEPTED = -1;
@@ -125,7 +128,13 @@ export class ReliablePublisher {
     this.delivery = new Delivery({
       servers: opts.servers, mode: opts.jetstream ? 'jetstream' : 'core', log: opts.log,
       name: `wazuh-nats-tap@${opts.node}`,
-      spool: { dir: opts.spoolDir, maxBytes: opts.spoolMaxBytes, ...opts.spool },
+      spool: {
+        dir: opts.spoolDir, maxBytes: opts.spoolMaxBytes, ...opts.spool,
+        onRecovered: opts.onSpooledStatus ? (e) => {
+          const st = spooledStatus(e, opts.encryption);
+          if (st) opts.onSpooledStatus!(st);
+        } : opts.spool?.onRecovered,
+      },
       maxReconnects: opts.maxReconnects, reconnectDelayMs: opts.reconnectDelayMs, connectOptions: opts.connectOptions,
       window: opts.window, ackTimeoutMs: opts.ackTimeoutMs, stream,
       kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined,

@@ -106,6 +106,11 @@ export interface SpoolOptions {
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   /** The disk limits the spool below `maxBytes` (full: true), or no longer does. */
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
+  /**
+   * Each record an earlier process left unacknowledged, in seq order, as the spool is opened (it will
+   * be replayed): what the consumers are about to receive, newer than any note kept beside the spool.
+   */
+  onRecovered?: (e: SpoolEntry) => void;
 }
 
 export interface SpoolStats {
@@ -281,7 +286,8 @@ export class Spool {
   private full = false;
   /** The active segment has a tail that could not be cut back: the next record starts a new segment. */
   private sealed = false;
-  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'reserveBytes'>> & { reserveBytes?: number };
+  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'reserveBytes'>> & { reserveBytes?: number };
+  private readonly onRecovered?: (e: SpoolEntry) => void;
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   readonly counters = {
@@ -292,7 +298,7 @@ export class Spool {
   };
 
   private constructor(opts: SpoolOptions) {
-    const { onIoError, onDisk, ...rest } = opts;
+    const { onIoError, onDisk, onRecovered, ...rest } = opts;
     this.o = {
       segmentBytes: Math.max(64 * 1024, Math.min(8 * 1024 * 1024, Math.floor(opts.maxBytes / 8))),
       keepaliveShare: 0.9, fsync: 'interval', fsyncIntervalMs: 1000, ackPersistMs: 250,
@@ -302,6 +308,7 @@ export class Spool {
     this.lastLimit = this.o.maxBytes;
     this.onIoError = onIoError;
     this.onDisk = onDisk;
+    this.onRecovered = onRecovered;
   }
 
   /** Open (or create) the spool in `dir`, recovering what an earlier process left. */
@@ -362,6 +369,7 @@ export class Spool {
       });
       this.totalBytes += end;
       this.unacked += live.length;
+      if (this.onRecovered) for (const e of live) this.onRecovered(e);
     });
     this.counters.recovered = this.unacked;
     this.nextSeq = maxSeq + 1;
@@ -571,12 +579,25 @@ export class Spool {
    * everything while NATS is away or behind still go to disk. A tap killed with SIGKILL loses those
    * keepalives not yet acknowledged — never a status change.
    * Never throws for the disk: a write that fails refuses what it held (see the header).
+   *
+   * Nothing overtakes a refused record: once one that is not a keepalive is refused, every later
+   * one of the call is refused too. The caller offers it again before what followed it (an agent's
+   * owed status change, an alert left in alerts.json); a smaller record accepted behind it — the
+   * limit fits it, not the one before — would reach NATS first: an agent's status changes out of
+   * their chain (found by test/chaos-e2e.test.ts with the disk fault). Keepalives may be shed and
+   * what follows them kept: they repeat, and are shed first by design.
    */
   append(msgs: SpoolMessage[], callerKeeps = false, keepalivesInMemory = false): number[] {
     if (this.closed) throw new Error('spool is closed');
     const out = new Array<number>(msgs.length).fill(0);
     const batch: Pending[] = [];
     let pending = 0;
+    /** A record that is not a keepalive was refused: the rest of the call is refused behind it. */
+    let stopped = false;
+    const refuse = (m: SpoolMessage): void => {
+      this.refuse(m, callerKeeps);
+      if (m.kind !== 'keepalive') stopped = true;
+    };
     // Once per call, and again when a write failed or a compaction ran: writing only moves bytes
     // from the disk's free space into the spool, which leaves the limit where it was.
     let limit = this.limit();
@@ -585,7 +606,7 @@ export class Spool {
       const n = this.writeBatch(batch, pending);
       batch.forEach((b, k) => {
         if (k < n) out[b.i] = b.seq;
-        else this.refuse(b.m, callerKeeps);
+        else refuse(b.m);
       });
       const ok = n === batch.length;
       batch.length = 0;
@@ -595,6 +616,10 @@ export class Spool {
     };
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
+      if (stopped) {
+        refuse(m);
+        continue;
+      }
       if (keepalivesInMemory && m.kind === 'keepalive' && !this.diskMode) {
         const body = typeof m.body === 'string' ? Buffer.from(m.body, 'utf8') : m.body;
         const size = body.length + m.subject.length + m.eventId.length + 64; // about its frame's
@@ -610,9 +635,13 @@ export class Spool {
           out[i] = seq;
           continue;
         }
+        if (stopped) { // the write before it failed
+          refuse(m);
+          continue;
+        }
       }
       if (!this.writable()) {
-        this.refuse(m, callerKeeps);
+        refuse(m);
         continue;
       }
       const frame = encodeFrame(m, this.nextSeq);
@@ -620,21 +649,21 @@ export class Spool {
       const after = this.totalBytes + pending + size;
       if (m.kind === 'keepalive' ? after > limit * this.o.keepaliveShare : after > limit) {
         if (m.kind === 'keepalive' || !writeOut()) {
-          this.refuse(m, callerKeeps);
+          refuse(m);
           continue;
         }
         // A compaction writes a copy: after a failed write, try it again only once `retryMs` passed.
         if (performance.now() - this.failedAt >= this.o.retryMs) this.compact(this.totalBytes + size - limit);
         limit = this.limit();
         if (this.totalBytes + size > limit || !this.writable()) {
-          this.refuse(m, callerKeeps);
+          refuse(m);
           continue;
         }
       }
       if (this.active.bytes + pending + size > this.o.segmentBytes && this.active.count + batch.length > 0) {
         if (!writeOut() || !this.rotate()) {
           limit = this.limit();
-          this.refuse(m, callerKeeps);
+          refuse(m);
           continue;
         }
       }

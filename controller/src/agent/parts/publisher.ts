@@ -7,6 +7,7 @@ import type { Tap } from '../tap.js';
 import { ReliablePublisher } from '../../publish/reliable.js';
 import { clientCertificateProblem, connectOptions, credentialProblem } from '../../publish/connect-options.js';
 import { errorFields } from '../../pipeline.js';
+import { publishedStatus } from '../../state/sources/status-journal.js';
 
 /** What the publisher may take of the shutdown deadline to deliver what is spooled. */
 const FLUSH_MS = 5000;
@@ -32,6 +33,7 @@ export function publisherPart(tap: Tap): Part {
         connectOptions: connect,
         encryption: d.encryption, diagnose,
         keepaliveBatch: d.keepaliveBatch ? { maxEvents: d.keepaliveBatch, intervalMs: (d.keepaliveBatchIntervalSec ?? 0) * 1000 } : undefined,
+        onSpooledStatus: (st) => tap.spooledStatuses.set(st.agentId, publishedStatus(st.status, st.statusCode)),
         onUnpublishable: (e, ev) => tap.eventErrors.log({ ...errorFields(e, null), at: 'publish', agent_id: String(ev.agent_id).slice(0, 32) },
           'an event could not be published: dropped'),
       });

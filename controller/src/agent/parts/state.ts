@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
-import { StatusJournal } from '../../state/sources/status-journal.js';
+import { StatusJournal, type PublishedStatus } from '../../state/sources/status-journal.js';
 import { initialSync, seedTable } from '../../state/sources/initial-sync.js';
 import { applyClientKeys, clientKeysPath, watchClientKeys } from '../../state/sources/client-keys.js';
 
@@ -21,7 +21,21 @@ export function statePart(tap: Tap): Part {
           : 'agents.status: cannot write (disk full?): kept in memory, retrying'),
         onRecovered: () => log.info('agents.status: writing again'),
       });
-      for (const [id, p] of journal.open()) {
+      const known = journal.open();
+      // What an earlier run left in the spool is replayed to the consumers now: newer than the journal,
+      // which lacks it when that run was killed between the spool's write and the journal's.
+      const behind: { agentId: string; status: PublishedStatus['status']; statusCode: number }[] = [];
+      for (const [id, p] of tap.spooledStatuses) {
+        if (known.get(id) === p) continue;
+        known.set(id, p);
+        behind.push({ agentId: String(id), status: p.status, statusCode: p.status_code });
+      }
+      tap.spooledStatuses.clear();
+      if (behind.length) {
+        journal.recordMany(behind);
+        log.info({ agents: behind.length }, 'agents.status: statuses the spool held and the journal lacked, taken from the spool');
+      }
+      for (const [id, p] of known) {
         tap.published.set(id, p);
         state.setKnown({ id, status: p.status, status_code: p.status_code });
       }

@@ -1,0 +1,41 @@
+// The status an agent's spooled status change carries, read back when the spool is opened.
+//
+// A status change is written to the spool, then its line to the status journal (agents.status): two
+// files, two writes. A tap killed between them (SIGKILL, a crash) leaves the spool with a change the
+// journal lacks; the next start replays it to the consumers, yet compared wazuh-db with the journal's
+// older status — and told the change again from the wrong previous_status, or not at all (found by
+// test/chaos-e2e.test.ts: `was active, event says disconnected → active`). What an earlier run left
+// in the spool is what the consumers are about to receive, so it is newer than the journal: the state
+// part takes each agent's last spooled status over the journal's (agent/parts/state.ts).
+import type { ConnectionStatus } from '../types.js';
+import { decrypt, type EncryptionKey } from './encryption.js';
+import type { SpoolEntry } from './spool.js';
+
+export interface SpooledStatus {
+  agentId: number;
+  status: ConnectionStatus;
+  statusCode: number;
+}
+
+const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected', 'unknown']);
+
+/**
+ * The agent and status of a spooled status change, or null for any other record and for one that
+ * cannot be read (encrypted with another key than today's, damaged): the journal's status stands.
+ */
+export function spooledStatus(e: Pick<SpoolEntry, 'kind' | 'subject' | 'body'>, key?: EncryptionKey): SpooledStatus | null {
+  if (e.kind !== 'status') return null;
+  try {
+    const text = key ? decrypt(key, e.subject, e.body) : Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength).toString('utf8');
+    const ev = JSON.parse(text) as Record<string, unknown>;
+    const id = ev.agent_id;
+    const code = ev.status_code;
+    const status = ev.current_status;
+    if (ev.event_type !== 'status_change' || typeof id !== 'string' || !/^\d{1,9}$/.test(id)) return null;
+    if (typeof status !== 'string' || !STATUSES.has(status)) return null;
+    if (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > 999) return null;
+    return { agentId: Number(id), status: status as ConnectionStatus, statusCode: code };
+  } catch {
+    return null;
+  }
+}
