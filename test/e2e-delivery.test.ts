@@ -168,10 +168,11 @@ t.test('a tap killed between the spool\'s write and the journal\'s: the next sta
     await sim.keepalive(a);
   }
   const journalPath = join(home, 'var/nats-tap/agents.status');
-  const journal = () => readFileSync(journalPath, 'utf8');
+  /** The journal's last line for an agent (the one that counts). */
+  const journaled = (id: number) => readFileSync(journalPath, 'utf8').split('\n').filter((l) => l.startsWith(`${id} `)).pop()?.split(' ')[1];
   const until = Date.now() + 10_000;
-  while (!/^1 active .*\n2 active /ms.test(journal()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  t.match(journal(), /^1 pending 0\n(.*\n)*1 active /m, 'both agents\' changes journaled (and spooled: NATS is away)');
+  while ((journaled(1) !== 'active' || journaled(2) !== 'active') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  t.same([journaled(1), journaled(2)], ['active', 'active'], 'both agents\' changes journaled (and spooled: NATS is away)');
   await tap.stop('SIGKILL');
   writeFileSync(journalPath, '1 pending 0\n2 pending 0\n'); // the `active` lines never written
   await sim.shutdown(A); // a change while the tap is down: told at the next start
@@ -193,6 +194,6 @@ t.test('a tap killed between the spool\'s write and the journal\'s: the next sta
   const chain = (id: string) => status.filter((e) => e.agent_id === id).map((e) => `${e.previous_status}>${e.current_status}`);
   t.same(chain('001'), ['never_connected>pending', 'pending>active', 'active>disconnected'], 'A: the spooled changes, then the one made while down, from active');
   t.same(chain('002'), ['never_connected>pending', 'pending>active'], 'B: the spooled changes, nothing told twice');
-  t.match(readFileSync(journalPath, 'utf8'), /^2 active .*\n(.*\n)*1 disconnected /m, 'the journal caught up');
+  t.same([journaled(1), journaled(2)], ['disconnected', 'active'], 'the journal caught up');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
