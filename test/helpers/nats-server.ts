@@ -1,6 +1,6 @@
 // A real nats-server (Debian's) on a loopback port, for the tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,10 +82,20 @@ async function ended(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> 
   clearTimeout(t);
 }
 
+/**
+ * Each server's directory (its config and JetStream store), removed when the test process exits: not
+ * at stop(), which restart() follows (thousands were left in /tmp, a JetStream store each).
+ */
+const serverDirs = new Set<string>();
+process.once('exit', () => {
+  for (const d of serverDirs) rmSync(d, { recursive: true, force: true });
+});
+
 /** Start nats-server on 127.0.0.1; resolves when it accepts clients. */
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
   const port = o.port ?? await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'nats-'));
+  serverDirs.add(dir);
   const conf = join(dir, 'nats.conf');
   const lines = [`listen: 127.0.0.1:${port}`];
   if (o.name) lines.push(`server_name: ${o.name}`);
