@@ -318,6 +318,29 @@ t.test('removeUnlisted: an agent wazuh-db no longer lists was removed unseen —
   t.equal(m.get(30), undefined);
 });
 
+t.test('a removal is not undone by an older view: a resync, a listing or a disconnect-agents asked before it', async (t) => {
+  // Found by test/chaos-e2e.test.ts: a resync asked wazuh-db at T, authd removed agent 17 at T+0.5 s (captured:
+  // `removed`), the resync's rows came back at T+1 s with agent 17 as it was at T — and the forgotten agent came
+  // back, `unknown → disconnected`, in the stream and the KV bucket while wazuh-db had no such agent.
+  const s = activeTable([17, 18, 19]);
+  const askedAt = clock + 1_000_000n;
+  clock += 5_000_000n;
+  t.same(status(s.apply(ex('global delete-agent 17', 'ok', 'wazuh-authd'))), ['017:active>unknown/0/removed/authd']);
+  t.same(status(s.resync([{ id: 17, connection_status: 'disconnected', status_code: 5 }, { id: 18, connection_status: 'disconnected', status_code: 5 }], askedAt)),
+    ['018:active>disconnected/5/manager_reset/wazuh-db'], 'the resync corrects the others, not the removed agent');
+  t.equal(s.get(17), undefined, 'still forgotten');
+  s.setKnown({ id: 17, name: 'chaos-17' }); // client.keys read before authd rewrote it: a name, no request
+  t.same(status(s.resync([{ id: 17, connection_status: 'disconnected', status_code: 5 }], askedAt)), [], 'named by client.keys since: the same');
+  // A captured listing and a disconnect-agents whose requests started before the removal: the same.
+  s.apply(ex('global delete-agent 19', 'ok', 'wazuh-authd'));
+  t.same(status(s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":17},{"id":19}]', 'wazuh-remoted', { at: askedAt }))), [], 'a listing asked before');
+  t.same(status(s.apply(ex('global disconnect-agents 0 1795796741 synced', 'ok [{"id":17},{"id":19}]', 'wazuh-monitord', { at: askedAt }))), [], 'a disconnect-agents asked before');
+  t.equal(s.get(19), undefined);
+  // Asked after the removal, wazuh-db's word stands: the agent registered again with the same id.
+  t.same(status(s.resync([{ id: 17, connection_status: 'never_connected' }], clock + 1_000_000n)),
+    ['017:unknown>never_connected/0/initial_sync/wazuh-db'], 'a view newer than the removal applies');
+});
+
 t.test('bounded: agents beyond maxAgents are counted, not tracked', async (t) => {
   const s = table({ maxAgents: 3 });
   for (let id = 1; id <= 10; id++) s.apply(ex(PENDING(id)));

@@ -192,6 +192,13 @@ function recordOf(a: AgentRow): AgentRecord {
 }
 
 const MAX_LISTED = 2_000_000;
+/**
+ * How long a removal is remembered against older views of wazuh-db: a view takes 15 s at most
+ * (initial-sync.ts), a listing's pages or a disconnect-agents seconds; ten minutes leave a wide margin.
+ * At most MAX_REMOVALS are kept (~100 bytes each): a removal forgotten early only risks what was before.
+ */
+const REMOVAL_MEMORY_NS = 600e9;
+const MAX_REMOVALS = 200_000;
 
 export class AgentStateTable {
   /** By id: an array for the ids a manager hands out (IdMap: 8 bytes an agent where a Map entry is ~35). */
@@ -206,6 +213,13 @@ export class AgentStateTable {
   /** Capture times are kept per agent as nanoseconds after this (TouchTimes). */
   private readonly epochNs = process.hrtime.bigint();
   private readonly touched = new TouchTimes();
+  /**
+   * Agents removed lately, with the capture times of their removal (ns after epochNs), oldest first: a
+   * view of wazuh-db asked before a removal (a resync's rows, a captured listing or disconnect-agents)
+   * must not bring the forgotten agent back — it did, `unknown → disconnected`, while wazuh-db had no
+   * such agent (test/chaos-e2e.test.ts). Kept REMOVAL_MEMORY_NS, longer than any such view takes.
+   */
+  private readonly removals = new Map<number, { start: number; end: number }>();
   private readonly counters = {
     applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
     silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0,
@@ -299,7 +313,7 @@ export class AgentStateTable {
       // Another node's agent (a master's copy): forgotten here, that node says its own removal.
       const ours = this.clusterNode === null || a.node === null || a.node === this.clusterNode;
       if (ours) this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
-      this.forget(a);
+      this.forget(a, { start: tsNs, end: tsNs });
     }
     return events;
   }
@@ -403,7 +417,7 @@ export class AgentStateTable {
         if (!a) break;
         // Wazuh has no "removed" status: the row is gone, so its status is no longer known.
         this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
-        this.forget(a);
+        this.forget(a, touch);
         break;
       }
       case 'update-agent-name': {
@@ -525,7 +539,7 @@ export class AgentStateTable {
 
   /** One wazuh-db row: names and addresses always; the status only when nothing newer is known. */
   private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[], adoptUnknown = false): void {
-    if (row.id === 0) return;
+    if (row.id === 0 || this.removedSince(row.id, requestNs)) return; // the row predates its removal
     const a = this.record(row.id);
     if (!a) return;
     copyRow(a, row);
@@ -607,13 +621,33 @@ export class AgentStateTable {
   /** A change from a request that started after `ns` was applied: `ns`'s view is older. */
   private newerThan(id: number, ns: bigint): boolean {
     const a = this.agents.get(id);
-    return a !== undefined && this.touched.start(a.slot) > this.sinceEpoch(ns); // NaN: never touched
+    if (a && this.touched.start(a.slot) > this.sinceEpoch(ns)) return true; // NaN: never touched
+    const r = this.removalOf(id);
+    return r !== undefined && r.start > this.sinceEpoch(ns);
   }
 
   /** A change was applied whose round trip was not over before `ns`: a listing made at `ns` may predate it. */
   private changedSince(id: number, ns: bigint): boolean {
     const a = this.agents.get(id);
-    return a !== undefined && this.touched.end(a.slot) >= this.sinceEpoch(ns);
+    return (a !== undefined && this.touched.end(a.slot) >= this.sinceEpoch(ns)) || this.removedSince(id, ns);
+  }
+
+  /** The agent's removal was not over before `ns`: a view of wazuh-db at `ns` predates it. */
+  private removedSince(id: number, ns: bigint): boolean {
+    const r = this.removalOf(id);
+    return r !== undefined && r.end >= this.sinceEpoch(ns);
+  }
+
+  /**
+   * The agent's last removal, while it stands: the agent is not tracked, or only as client.keys or an
+   * older view named it since (no captured request touched it after the removal). Registered again —
+   * a captured insert-agent — it is a new agent, and the removal no longer counts.
+   */
+  private removalOf(id: number): { start: number; end: number } | undefined {
+    const r = this.removals.get(id);
+    if (r === undefined) return undefined;
+    const a = this.agents.get(id);
+    return a !== undefined && this.touched.start(a.slot) >= r.start ? undefined : r; // NaN: never touched
   }
 
   private sinceEpoch(ns: bigint): number {
@@ -636,10 +670,18 @@ export class AgentStateTable {
     return a;
   }
 
-  private forget(a: AgentRow): void {
+  /** Forget a removed agent, remembering when it was removed (`removals`). */
+  private forget(a: AgentRow, removal: Touch): void {
     this.byStatus.set(a.status, (this.byStatus.get(a.status) ?? 1) - 1);
     this.agents.delete(a.id);
     this.touched.release(a.slot);
+    const end = this.sinceEpoch(removal.end);
+    this.removals.delete(a.id); // re-inserted last: the map stays oldest first
+    this.removals.set(a.id, { start: this.sinceEpoch(removal.start), end });
+    for (const [id, r] of this.removals) {
+      if (r.end >= end - REMOVAL_MEMORY_NS && this.removals.size <= MAX_REMOVALS) break;
+      this.removals.delete(id);
+    }
   }
 
   private setStatus(a: AgentRow, to: ConnectionStatus): void {
