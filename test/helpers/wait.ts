@@ -1,7 +1,10 @@
-/** Poll cond every 20 ms until it holds; fail after timeoutMs with what was awaited. */
-export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/**
+ * Poll cond every 20 ms until it holds; fail after timeoutMs with what was awaited. An async cond is
+ * awaited: a Promise is not a truth (taken as one, a wait on the KV bucket returned at once).
+ */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const end = performance.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
