@@ -336,6 +336,9 @@ t.test('a removal is not undone by an older view: a resync, a listing or a disco
   t.same(status(s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":17},{"id":19}]', 'wazuh-remoted', { at: askedAt }))), [], 'a listing asked before');
   t.same(status(s.apply(ex('global disconnect-agents 0 1795796741 synced', 'ok [{"id":17},{"id":19}]', 'wazuh-monitord', { at: askedAt }))), [], 'a disconnect-agents asked before');
   t.equal(s.get(19), undefined);
+  // Removed while not tracked at all (no event): an older view does not bring it in either.
+  t.same(s.apply(ex('global delete-agent 25', 'ok', 'wazuh-authd')), []);
+  t.same(status(s.resync([{ id: 25, connection_status: 'active' }], askedAt)), [], 'an agent never tracked, removed');
   // Asked after the removal, wazuh-db's word stands: the agent registered again with the same id.
   t.same(status(s.resync([{ id: 17, connection_status: 'never_connected' }], clock + 1_000_000n)),
     ['017:unknown>never_connected/0/initial_sync/wazuh-db'], 'a view newer than the removal applies');

@@ -414,7 +414,10 @@ export class AgentStateTable {
       }
       case 'delete-agent': {
         const a = this.agents.get(req.id);
-        if (!a) break;
+        if (!a) { // not tracked: no event, but an older view must not bring it in either
+          if (isAgentId(req.id) && req.id !== 0) this.rememberRemoval(req.id, touch);
+          break;
+        }
         // Wazuh has no "removed" status: the row is gone, so its status is no longer known.
         this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
         this.forget(a, touch);
@@ -675,12 +678,16 @@ export class AgentStateTable {
     this.byStatus.set(a.status, (this.byStatus.get(a.status) ?? 1) - 1);
     this.agents.delete(a.id);
     this.touched.release(a.slot);
+    this.rememberRemoval(a.id, removal);
+  }
+
+  private rememberRemoval(id: number, removal: Touch): void {
     const end = this.sinceEpoch(removal.end);
-    this.removals.delete(a.id); // re-inserted last: the map stays oldest first
-    this.removals.set(a.id, { start: this.sinceEpoch(removal.start), end });
-    for (const [id, r] of this.removals) {
+    this.removals.delete(id); // re-inserted last: the map stays (about) oldest first
+    this.removals.set(id, { start: this.sinceEpoch(removal.start), end });
+    for (const [old, r] of this.removals) {
       if (r.end >= end - REMOVAL_MEMORY_NS && this.removals.size <= MAX_REMOVALS) break;
-      this.removals.delete(id);
+      this.removals.delete(old);
     }
   }
 
