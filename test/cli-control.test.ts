@@ -1,6 +1,6 @@
 // attach, detach and status from the CLI to a running agent, through its control socket.
 import t from 'tap';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -156,6 +156,25 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
   t.equal(tap.proc.exitCode, null, 'still running');
   t.ok(conf);
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('the control socket removed while the agent runs is made again', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-rm-'));
+  writeOssecConf(home, `    <server_url>nats://127.0.0.1:${await freePort()}</server_url>\n`);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  t.equal((await runTap(['status', '--control-socket', sock])).code, 0);
+  unlinkSync(sock); // a tmp cleaner, an administrator's rm
+  t.not((await runTap(['status', '--control-socket', sock])).code, 0, 'unreachable while it is gone');
+  await waitFor(() => existsSync(sock), 10_000, 'the socket made again').catch(() => {});
+  t.equal((await runTap(['status', '--control-socket', sock])).code, 0, 'status reaches the agent again, no restart');
+  t.ok(tap.logs.some((l) => l.msg === 'control socket: it was removed: made again'), 'said');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+  t.notOk(existsSync(sock), 'removed at the stop');
 });
 
 t.test('config check prints the effective configuration and never a secret', async (t) => {

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdtempSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,4 +103,54 @@ t.test(`at most ${MAX_CONTROL_CONNECTIONS} clients at once: idle ones past that 
   for (const s of idle) s.destroy();
   await waitFor(() => server.connections === 0, 3000, 'the idle clients gone');
   t.same(await sendControl(path, 'status'), { ok: true, attached: true }, 'served again');
+});
+
+t.test('the socket file removed is made again; another file put at its path is left alone, and kept at close', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  const lines: string[] = [];
+  const said = pino({ level: 'warn' }, { write: (l: string) => { lines.push(JSON.parse(l).msg); } });
+  const server = new ControlServer({ path, log: said, handlers: { status: () => ({ n: 1 }), attach: () => ({}), detach: () => ({}) } });
+  await server.listen();
+  t.teardown(() => server.close());
+  t.equal(await server.ensure(), 'ours', 'untouched: nothing to do');
+
+  unlinkSync(path); // a tmp cleaner, an administrator's rm
+  await t.rejects(sendControl(path, 'status'), 'unreachable while it is gone');
+  t.equal(await server.ensure(), 'remade');
+  t.equal(statSync(path).mode & 0o777, 0o600, 'made again with mode 0600');
+  t.same(await sendControl(path, 'status'), { ok: true, n: 1 }, 'served again');
+  t.ok(lines.includes('control socket: it was removed: made again'), 'said');
+
+  unlinkSync(path);
+  writeFileSync(path, 'not the agent\'s'); // something else took the path
+  t.equal(await server.ensure(), 'other');
+  t.equal(await server.ensure(), 'other');
+  t.equal(lines.filter((l) => /holds another file/.test(l)).length, 1, 'said once');
+  t.equal(readFileSync(path, 'utf8'), 'not the agent\'s', 'left alone');
+  await server.close();
+  t.equal(readFileSync(path, 'utf8'), 'not the agent\'s', 'and not removed at close');
+  t.equal(await server.ensure(), 'unknown', 'closed: nothing made any more');
+});
+
+t.test('a socket another agent still serves is not taken; a stale one (its agent gone) is', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  const handlers = (n: number) => ({ status: () => ({ n }), attach: () => ({}), detach: () => ({}) });
+  const first = new ControlServer({ path, log, handlers: handlers(1) });
+  await first.listen();
+  const second = new ControlServer({ path, log, handlers: handlers(2) });
+  await t.rejects(second.listen(), /served by another process/);
+  t.same(await sendControl(path, 'status'), { ok: true, n: 1 }, 'the first agent still reachable');
+  // The first agent killed: its socket file stays, nobody answers on it.
+  await new Promise((r) => setTimeout(r, 10));
+  const stale = `${path}.stale`;
+  linkSync(path, stale); // keep the file libuv removes at close, as a SIGKILL leaves it
+  await first.close();
+  renameSync(stale, path);
+  t.ok(existsSync(path), 'a stale socket file at the path');
+  const third = new ControlServer({ path, log, handlers: handlers(3) });
+  await third.listen();
+  t.teardown(() => third.close());
+  t.same(await sendControl(path, 'status'), { ok: true, n: 3 }, 'replaced');
 });

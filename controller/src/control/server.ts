@@ -3,8 +3,13 @@
 // credentials; the socket file is 0600 as well. A malformed or oversized
 // request gets an error reply and is never a danger to the agent. Connections are capped and
 // time out, and a failed accept (out of descriptors) is logged, never fatal.
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+//
+// The socket file is known by its device and inode, not by its path: removed (a tmp cleaner, an
+// administrator's `rm`), it is made again (`ensure`, called by the control part every few seconds) —
+// before, every later `status`, `attach` and `detach` failed with `no agent runs` until a restart.
+// Another file or socket put at the path is not ours: left alone, said, and not removed at close.
+import { chmodSync, existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { peerCred } from './peercred.js';
 import { MAX_REQUEST_BYTES, parseRequest, type ControlCommand, type ControlReply } from './protocol.js';
@@ -23,9 +28,26 @@ export interface ControlServerOptions {
   allowUid?: number;
 }
 
+/** Whether something accepts connections on the socket at `path` (within a second). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (yes: boolean) => { clearTimeout(timer); s.destroy(); resolve(yes); };
+    const timer = setTimeout(() => done(false), 1000);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
 export class ControlServer {
   private server: Server | null = null;
   private readonly clients = new Set<Socket>();
+  /** The socket file listen() made: its device and inode. */
+  private made: { dev: number; ino: number } | null = null;
+  /** Another file is at the path (said once, until ours is back). */
+  private saidOther = false;
+  /** close() was called: ensure() makes nothing any more. */
+  private closed = false;
 
   constructor(private readonly opts: ControlServerOptions) {}
 
@@ -36,9 +58,11 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     const { path } = this.opts;
-    // A stale socket of a previous run is replaced; anything else at that path is not ours to remove.
+    // A stale socket of a previous run is replaced; anything else at that path is not ours to remove —
+    // a socket that still answers included (another agent's: taking it left that one unreachable).
     if (existsSync(path)) {
       if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);
+      if (await answers(path)) throw new Error(`${path} is served by another process (another agent?)`);
       unlinkSync(path);
     }
     const server = createServer((s) => this.serve(s));
@@ -48,6 +72,47 @@ export class ControlServer {
       max: MAX_CONTROL_CONNECTIONS, what: 'control socket', warn: (o, msg) => log.warn(o, msg),
     });
     chmodSync(path, 0o600);
+    const st = lstatSync(path);
+    this.made = { dev: st.dev, ino: st.ino };
+  }
+
+  /** What is at the path: the socket listen() made, nothing, or another file; `unknown` when lstat fails otherwise. */
+  private atPath(): 'ours' | 'gone' | 'other' | 'unknown' {
+    try {
+      const st = lstatSync(this.opts.path);
+      return this.made && st.dev === this.made.dev && st.ino === this.made.ino ? 'ours' : 'other';
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : 'unknown';
+    }
+  }
+
+  /**
+   * The socket file is still ours, or made again when it was removed (`remade`; clients connected
+   * meanwhile are kept). Another file at the path is left alone (`other`, said once). Never throws:
+   * a listen that fails now (out of descriptors) is said and tried again at the next call.
+   */
+  async ensure(): Promise<'ours' | 'remade' | 'gone' | 'other' | 'unknown'> {
+    if (!this.server) return 'unknown';
+    const at = this.atPath();
+    if (at === 'other' && !this.saidOther) {
+      this.saidOther = true;
+      this.opts.log.warn({ path: this.opts.path },
+        'control socket: its path now holds another file or socket, not this agent\'s: left alone; attach/detach/status do not reach this agent');
+    }
+    if (at !== 'gone') return at;
+    this.saidOther = false;
+    const old = this.server;
+    this.server = null;
+    await new Promise<void>((r) => old.close(() => r()));
+    if (this.closed) return 'gone';
+    try {
+      await this.listen();
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message, path: this.opts.path }, 'control socket: removed, and cannot be made again yet: retrying');
+      return 'gone';
+    }
+    this.opts.log.warn({ path: this.opts.path }, 'control socket: it was removed: made again');
+    return 'remade';
   }
 
   private serve(sock: Socket): void {
@@ -95,12 +160,26 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const c of this.clients) c.destroy();
     if (!this.server) return;
+    // libuv unlinks the path a listening socket was bound to when it closes, whatever is there now:
+    // another file or socket that took the path is kept by a second link, and put back after.
+    const { path } = this.opts;
+    let aside: string | null = null;
+    if (this.atPath() === 'other') {
+      aside = `${path}.${process.pid}.keep`;
+      try { linkSync(path, aside); } catch { aside = null; }
+    }
     await new Promise<void>((r) => this.server!.close(() => r()));
     this.server = null;
+    if (aside) {
+      try { if (!existsSync(path)) renameSync(aside, path); } catch { /* the path was taken again meanwhile */ }
+      try { unlinkSync(aside); } catch { /* renamed */ }
+      return;
+    }
     try {
-      unlinkSync(this.opts.path);
+      unlinkSync(path); // ours (libuv removed it already, most likely)
     } catch { /* already gone */ }
   }
 }

@@ -4,8 +4,12 @@ import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { ControlServer } from '../../control/server.js';
 
+/** How often the socket file is looked at (made again when it was removed: ControlServer.ensure). */
+export const CONTROL_CHECK_MS = 2000;
+
 export function controlPart(tap: Tap, capture: { attach(): void; detach(): void }): Part {
   let server: ControlServer | null = null;
+  let check: NodeJS.Timeout | null = null;
   return {
     name: 'control socket',
     async start() {
@@ -24,9 +28,19 @@ export function controlPart(tap: Tap, capture: { attach(): void; detach(): void 
       } catch (e) {
         tap.log.error({ err: (e as Error).message, path }, 'control socket unavailable: attach/detach/status will not reach this agent');
         server = null;
+        return;
       }
+      let checking = false;
+      check = setInterval(() => {
+        if (checking || !server) return;
+        checking = true;
+        server.ensure().catch(() => 'unknown').finally(() => { checking = false; });
+      }, CONTROL_CHECK_MS);
+      check.unref();
     },
     async stop() {
+      if (check) clearInterval(check);
+      check = null;
       await server?.close();
       server = null;
     },
