@@ -58,38 +58,35 @@ async function kvStatuses(jsm: JetStreamManager): Promise<Map<string, string>> {
   return out;
 }
 
-/** The stream's status changes, a line each: its sequence, Nats-Msg-Id and body (CHAOS_KEEP). */
-async function statusChanges(jsm: JetStreamManager): Promise<string[]> {
+interface StatusMessage { seq: number; msgId: string | undefined; text: string }
+
+/** The stream's status changes, in order (read once: checked by chainBreaks, kept by CHAOS_KEEP). */
+async function statusChanges(jsm: JetStreamManager): Promise<StatusMessage[]> {
   const { state } = await jsm.streams.info('WAZUH');
-  const out: string[] = [];
+  const out: StatusMessage[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && seq > 0; seq++) {
     const m = await jsm.streams.getMessage('WAZUH', { seq }).catch(() => null);
-    if (m?.subject.endsWith('.status')) out.push(`${seq} ${m.header?.get('Nats-Msg-Id')} ${m.string()}`);
+    if (m?.subject.endsWith('.status')) out.push({ seq, msgId: m.header?.get('Nats-Msg-Id'), text: m.string() });
   }
   return out;
 }
 
 /**
- * Every status change in the stream whose previous_status is not the agent's status before it, and
- * the agents that had one at all.
+ * Every status change whose previous_status is not the agent's status before it, and the agents that
+ * had one at all.
  */
-async function chainBreaks(jsm: JetStreamManager): Promise<{ events: number; breaks: string[]; told: Set<string> }> {
-  const { state } = await jsm.streams.info('WAZUH');
+function chainBreaks(changes: StatusMessage[]): { breaks: string[]; told: Set<string> } {
   const last = new Map<string, string>();
   const breaks: string[] = [];
-  let events = 0;
-  for (let seq = state.first_seq; seq <= state.last_seq && seq > 0; seq++) {
-    const m = await jsm.streams.getMessage('WAZUH', { seq }).catch(() => null);
-    if (!m || !m.subject.endsWith('.status')) continue;
-    const b = m.json() as { agent_id: string; previous_status: string; current_status: string; reason: string };
-    events++;
+  for (const { seq, text } of changes) {
+    const b = JSON.parse(text) as { agent_id: string; previous_status: string; current_status: string; reason: string };
     const before = last.get(b.agent_id);
     if (before !== undefined && before !== b.previous_status) {
       breaks.push(`#${seq} agent ${b.agent_id}: was ${before}, event says ${b.previous_status} → ${b.current_status} (${b.reason})`);
     }
     last.set(b.agent_id, b.current_status);
   }
-  return { events, breaks, told: new Set(last.keys()) };
+  return { breaks, told: new Set(last.keys()) };
 }
 
 t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NATS ends where wazuh-db is`, async (t) => {
@@ -187,7 +184,9 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
     return [...truth].filter(([id, s]) => !agrees(id, s)).map(([id, s]) => `${id}: wazuh-db ${s}, KV ${kv.get(id)}`);
   };
   await waitFor(async () => (await differences(null)).length === 0, 30_000, 'the KV to reach wazuh-db').catch(() => {});
-  const { events, breaks, told } = await chainBreaks(jsm);
+  const changes = await statusChanges(jsm);
+  const events = changes.length;
+  const { breaks, told } = chainBreaks(changes);
   if ((await differences(told)).length) { // what the tap says of itself, for whoever reads a failure
     const st = JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout || '{}');
     t.comment(JSON.stringify({ nats: st.nats, spool: st.spool, agents: st.agents, uptime_s: st.uptime_s }));
@@ -199,7 +198,7 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   t.same(breaks, [], 'each agent\'s status changes form one chain');
   if (KEEP) {
     taps.forEach((p, i) => writeFileSync(join(KEEP, `tap-${i}.log`), p.logs.map((l) => JSON.stringify(l)).join('\n')));
-    writeFileSync(join(KEEP, 'stream.log'), (await statusChanges(jsm)).join('\n'));
+    writeFileSync(join(KEEP, 'stream.log'), changes.map((c) => `${c.seq} ${c.msgId} ${c.text}`).join('\n'));
     copyFileSync(join(spool, 'agents.status'), join(KEEP, 'agents.status'));
   }
   await tap.stop('SIGTERM');

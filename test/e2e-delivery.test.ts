@@ -12,6 +12,7 @@ import { freePort, startNatsServer } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { contractJson, kvEntryError } from './helpers/contract.js';
+import { parseJournal } from '../controller/src/state/sources/status-journal.js';
 
 const agents = Array.from({ length: 5 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
 
@@ -169,7 +170,7 @@ t.test('a tap killed between the spool\'s write and the journal\'s: the next sta
   }
   const journalPath = join(home, 'var/nats-tap/agents.status');
   /** The journal's last line for an agent (the one that counts). */
-  const journaled = (id: number) => readFileSync(journalPath, 'utf8').split('\n').filter((l) => l.startsWith(`${id} `)).pop()?.split(' ')[1];
+  const journaled = (id: number) => parseJournal(readFileSync(journalPath, 'utf8')).get(id)?.status;
   const until = Date.now() + 10_000;
   while ((journaled(1) !== 'active' || journaled(2) !== 'active') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   t.same([journaled(1), journaled(2)], ['active', 'active'], 'both agents\' changes journaled (and spooled: NATS is away)');

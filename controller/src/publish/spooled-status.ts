@@ -8,6 +8,7 @@
 // in the spool is what the consumers are about to receive, so it is newer than the journal: the state
 // part takes each agent's last spooled status over the journal's (agent/parts/state.ts).
 import type { ConnectionStatus } from '../types.js';
+import { isConnectionStatus, isStatusCode } from '../decode/values.js';
 import { decrypt, type EncryptionKey } from './encryption.js';
 import type { SpoolEntry } from './spool.js';
 
@@ -16,8 +17,6 @@ export interface SpooledStatus {
   status: ConnectionStatus;
   statusCode: number;
 }
-
-const STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected', 'unknown']);
 
 /**
  * The agent and status of a spooled status change, or null for any other record and for one that
@@ -31,9 +30,9 @@ export function spooledStatus(e: Pick<SpoolEntry, 'kind' | 'subject' | 'body'>, 
     const id = ev.agent_id;
     const code = ev.status_code;
     const status = ev.current_status;
+    // The event's agent_id is the subject token (3 to 9 digits, padded); `unknown` is a removal's status.
     if (ev.event_type !== 'status_change' || typeof id !== 'string' || !/^\d{1,9}$/.test(id)) return null;
-    if (typeof status !== 'string' || !STATUSES.has(status)) return null;
-    if (typeof code !== 'number' || !Number.isInteger(code) || code < 0 || code > 999) return null;
+    if (!(isConnectionStatus(status) || status === 'unknown') || !isStatusCode(code)) return null;
     return { agentId: Number(id), status: status as ConnectionStatus, statusCode: code };
   } catch {
     return null;

@@ -25,8 +25,9 @@
 // the disk has room again makes the same stale start (chaos-e2e, again). So the
 // journal keeps 64 KiB beyond its end allocated for itself (fallocate, KEEP_SIZE:
 // its appends land in blocks it already has), topped up once half of it is
-// written, and tried again with each write while it cannot be. A separate reserve file given back on a full disk was not
-// enough: the room it freed went to whoever wrote first — the spool.
+// written, and tried again with each write while it cannot be. A separate
+// reserve file given back on a full disk was not enough: the room it freed
+// went to whoever wrote first — the spool.
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
