@@ -230,6 +230,34 @@ t.test('wazuh-db with a cost per request (make bench): that much CPU each, one r
   t.throws(() => new SimManager({ binDir, home: tmpHome(t), cpuPerRequestUs: -1 }), /cpuPerRequestUs/);
 });
 
+
+t.test('wazuh-db restarted (restartDb): a new socket; with persistDb the table it answered for, and clients that reconnect', async (t) => {
+  for (const persistDb of [true, false]) {
+    const m = new SimManager({ binDir, home: tmpHome(t), agents: [A1, A2], persistDb });
+    t.teardown(() => m.stop());
+    await m.start();
+    const monitord = await m.spawnClient('wazuh-monitord');
+    await m.startup(A1);
+    await m.keepalive(A1);
+    await m.startup(A2);
+    const ino = fs.statSync(m.wdbPath).ino;
+    const pid = m.pids()['wazuh-db'];
+    await m.restartDb();
+    t.not(m.pids()['wazuh-db'], pid, 'a new wazuh-db');
+    // The inode number may be reused by the new socket; its ctime is new either way.
+    t.ok(fs.statSync(m.wdbPath).isSocket(), `the socket is there again (inode ${ino} → ${fs.statSync(m.wdbPath).ino})`);
+    // remoted's and monitord's long-lived connections broke: each reconnects at its next request.
+    const [a1, a2] = [agentInfo(await monitord.rawreq('global get-agent-info 1')), agentInfo(await m.rawreq('global get-agent-info 2'))];
+    if (persistDb) {
+      t.match([a1, a2], [{ connection_status: 'active' }, { connection_status: 'pending' }], 'persistDb: every answered request kept');
+    } else {
+      t.match([a1, a2], [{ connection_status: 'never_connected' }, { connection_status: 'never_connected' }], 'without: seeded again from client.keys');
+    }
+    await m.keepalive(A2);
+    t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { connection_status: 'active' }, 'requests go on');
+    await m.stop();
+  }
+});
 t.test('a non-Wazuh process runs the same protocol under its own name', async (t) => {
   const m = await startManager(t);
   const other = await m.spawnClient('not-wazuh');

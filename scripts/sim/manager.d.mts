@@ -72,7 +72,7 @@ export declare class SimManager {
    * cpuPerRequestUs: the CPU time (µs) wazuh-db spends on each request before answering, one request at a
    * time, as the real one's global.db (~33 on a 4.7.5 manager, SPEC §9). Default 0: none.
    */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean });
   readonly binDir: string;
   /** The home as the host sees it (`<root>/<home>` for a container). */
   readonly home: string;
@@ -82,6 +82,7 @@ export declare class SimManager {
   readonly version: 4 | 5;
   readonly pageRows: number | undefined;
   readonly cpuPerRequestUs: number;
+  readonly persistDb: boolean;
   /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */
   daemon(name: string): string;
   spawnMonitord(): Promise<SimClient>;
@@ -104,6 +105,8 @@ export declare class SimManager {
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
   recv(): Promise<string>;
   restartRemoted(opts?: { reset?: boolean }): Promise<void>;
+  /** wazuh-db stopped (SIGTERM) and started again: a new socket; with persistDb the same table. */
+  restartDb(): Promise<void>;
   spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg' }): Promise<SimClient>;
   /** `<home>/logs/alerts/alerts.json`. */
   readonly alertsFile: string;

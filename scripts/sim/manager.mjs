@@ -382,7 +382,7 @@ export class SimManager {
    *   it (/var/ossec) and `this.home` the host's path to it (`<root>/var/ossec`).
    *   The daemons run from copies in `<home>/bin` (installSimDaemon), like a real install.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root, persistDb = false }) {
     this.binDir = path.resolve(binDir);
     /** The home as the daemons see it (inside their root, when chrooted). */
     this.innerHome = path.resolve(home);
@@ -397,6 +397,8 @@ export class SimManager {
     this.pageRows = pageRows;
     if (typeof cpuPerRequestUs !== 'number' || !(cpuPerRequestUs >= 0 && cpuPerRequestUs <= 1e6)) throw new TypeError('cpuPerRequestUs must be a number of microseconds from 0 to 1000000');
     this.cpuPerRequestUs = cpuPerRequestUs;
+    /** wazuh-db keeps its table across restartDb() (and a stop and start), as global.db does. */
+    this.persistDb = persistDb === true;
     /** @type {SimProcess | null} */ this.analysisd = null;
     /** @type {SimProcess | null} */ this.db = null;
     /** @type {SimClient | null} */ this.remoted = null;
@@ -441,17 +443,35 @@ export class SimManager {
     }
     try {
       this.analysisd = this.#spawn(this.daemon('analysisd'));
-      const dbArgs = [
-        ...(this.pageRows ? ['--page-rows', String(this.pageRows)] : []),
-        ...(this.cpuPerRequestUs ? ['--cpu-per-request-us', String(this.cpuPerRequestUs)] : []),
-      ];
-      this.db = this.#spawn(this.daemon('db'), dbArgs);
+      this.db = this.#spawn(this.daemon('db'), this.#dbArgs());
       await Promise.all([this.analysisd.ready(), this.db.ready()]);
       this.remoted = await this.#client(this.daemon('remoted'), reset);
     } catch (e) {
       await this.stop();
       throw e;
     }
+  }
+
+  #dbArgs() {
+    return [
+      ...(this.pageRows ? ['--page-rows', String(this.pageRows)] : []),
+      ...(this.cpuPerRequestUs ? ['--cpu-per-request-us', String(this.cpuPerRequestUs)] : []),
+      ...(this.persistDb ? ['--state', 'queue/db/sim-global.db'] : []),
+    ];
+  }
+
+  /**
+   * wazuh-db stopped (SIGTERM) and started again: a new socket at the same path, a new inode. The
+   * daemons' connections break; each reconnects at its next request and sends again the one the
+   * stop cut, as wdbc_query_ex does. With persistDb the table is what it was (every request it
+   * answered), otherwise it is seeded again from client.keys.
+   */
+  async restartDb() {
+    if (!this.db) throw new Error('not started');
+    await this.db.kill('SIGTERM');
+    this.db = null;
+    this.db = this.#spawn(this.daemon('db'), this.#dbArgs());
+    await this.db.ready();
   }
 
   /**

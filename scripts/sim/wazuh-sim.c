@@ -45,6 +45,7 @@
 
 static const char *g_home;
 static int g_no_reset;
+static const char *g_state; /* wazuh-db --state FILE: the table kept across a restart (global.db's part) */
 /* wazuh-db: rows per list reply before answering `due`; a reply also ends before 64 KiB (the real one
  * pages when its response buffer is full). */
 static long g_page_rows = 100000;
@@ -846,11 +847,13 @@ out:
 
 static sigset_t g_termset;
 static const char *g_unlink_on_exit;
+static void (*g_before_exit)(void);
 
 static void *signal_thread(void *arg) {
     (void)arg;
     int sig;
     sigwait(&g_termset, &sig);
+    if (g_before_exit) g_before_exit();
     if (g_unlink_on_exit) unlink(g_unlink_on_exit);
     _exit(0);
 }
@@ -877,9 +880,40 @@ static int bind_unix(int type, const char *path) {
     return fd;
 }
 
+/* --state FILE: what a real wazuh-db keeps in global.db across a restart. Written at SIGTERM with
+ * g_lock taken and never given back, so no request is answered after the table was written: every
+ * `ok` a client read is in the file, and a request cut by the stop is retried by its client on the
+ * new wazuh-db (as wdbc_query_ex does). Read at start instead of seeding from client.keys. */
+static void state_save(void) {
+    pthread_mutex_lock(&g_lock);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", g_state);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return;
+    int ok = 1;
+    for (int i = 0; i < g_high && ok; i++)
+        if (g_agents[i].used) ok = fwrite(&g_agents[i], sizeof g_agents[i], 1, f) == 1;
+    if (fclose(f) != 0 || !ok || rename(tmp, g_state) != 0) unlink(tmp);
+}
+
+static int state_load(void) {
+    FILE *f = fopen(g_state, "rb");
+    if (!f) return 0;
+    struct agent a;
+    while (g_high < MAX_AGENTS && fread(&a, sizeof a, 1, f) == 1) {
+        if (!a.used) continue;
+        g_agents[g_high] = a;
+        if (a.id >= 0 && a.id < ID_INDEX) g_index[a.id] = &g_agents[g_high];
+        g_high++;
+    }
+    fclose(f);
+    return 1;
+}
+
 static _Noreturn void run_db(void) {
     mkdir_p("queue/db");
-    seed_agents();
+    if (!g_state || !state_load()) seed_agents();
+    if (g_state) g_before_exit = state_save;
     start_signal_thread(WDB_PATH);
     int lfd = bind_unix(SOCK_STREAM, WDB_PATH);
     chmod(WDB_PATH, 0660);
@@ -1863,6 +1897,7 @@ int main(int argc, char **argv) {
             if (*end || !(us >= 0 && us <= 1000000)) die("--cpu-per-request-us wants a number of microseconds from 0 to 1000000");
             g_cost_ns = (long long)(us * 1000.0 + 0.5);
         }
+        else if (!strcmp(argv[i], "--state") && i + 1 < argc) g_state = argv[++i];
         else if (!strcmp(argv[i], "--page-rows") && i + 1 < argc) {
             g_page_rows = atol(argv[++i]);
             if (g_page_rows < 1) die("--page-rows wants a positive number");
