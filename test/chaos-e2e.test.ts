@@ -3,8 +3,10 @@
 // The other tests take one fault at a time. Here they overlap, as they do on a bad day: nats-server
 // stopped (SIGSTOP) or restarted, the tap stopped for a moment, killed and started again
 // (what systemd does after a crash), detached and attached, sent SIGHUP; the spool's disk (a 2 MB
-// tmpfs) filled to the last byte and freed; remoted restarted (a manager reset), monitord's sweeps,
-// authd registering and removing agents — while the simulated agents start, keep alive and shut down.
+// tmpfs) filled to the last byte and freed; remoted restarted (a manager reset), wazuh-db restarted
+// (a new socket; the daemons reconnect and send again what the stop cut), records lost (a flood of
+// keepalives while the tap is stopped: more than the perf buffer holds), monitord's sweeps, authd
+// registering and removing agents — while the simulated agents start, keep alive and shut down.
 // Afterwards two properties must hold, whatever the interleaving was:
 //   - the KV bucket holds, for every agent, the status wazuh-db holds (nothing lost for good, no
 //     stale event replayed over a newer one — a spool from before a crash included) — or nothing,
@@ -47,6 +49,7 @@ const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL;
 const AGENTS = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `chaos-${i + 1}`, ip: `10.1.0.${i + 1}` }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = AGENTS.map((a) => String(a.id).padStart(3, '0'));
+const FLOOD_FIRST_ID = 1001;
 
 /** Each agent's status in the KV bucket (`none`: no entry). */
 async function kvStatuses(jsm: JetStreamManager): Promise<Map<string, string>> {
@@ -100,7 +103,8 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
   writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <jetstream>yes</jetstream>\n`
     + `    <spool_dir>${spool}</spool_dir>\n` + '    <create_stream>yes</create_stream>\n    <agents_kv>yes</agents_kv>\n    <reconnect_delay>1</reconnect_delay>\n');
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30) }); // 31–40: registered (and removed) on the way
+  // 31–40: registered (and removed) on the way. wazuh-db keeps its table when restarted, as global.db does.
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30), persistDb: true });
   t.teardown(() => sim.stop());
   await sim.start();
   const monitord = await sim.spawnMonitord();
@@ -119,6 +123,8 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   };
   let natsHeld = false;
   let tapHeld = false;
+  let flooding: Promise<void> | null = null;
+  const flooder = await sim.spawnClient('wazuh-remoted'); // a second remoted: its agents are 1001–1200
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, f: () => void) => { const h = setTimeout(() => { timers.delete(h); f(); }, ms); timers.add(h); };
   const end = performance.now() + SECONDS * 1000;
@@ -151,9 +157,19 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
       later(200 + rnd() * 3000, () => { p.kill('SIGCONT'); tapHeld = false; });
     } else if (r < 0.92) { did('register'); await authd.register(a).catch(() => did('register refused')); }
     else if (r < 0.94) { did('remove'); await authd.remove(a.id).catch(() => did('remove refused')); }
-    else if (r < 0.96 && DISK) { if (unfill) { did('disk freed'); unfill(); unfill = null; } else { did('disk full'); unfill = fillDisk(spool); } }
+    else if (r < 0.955 && DISK) { if (unfill) { did('disk freed'); unfill(); unfill = null; } else { did('disk full'); unfill = fillDisk(spool); } }
+    else if (r < 0.965) { did('wazuh-db restarted'); await sim.restartDb(); }
+    else if (r < 0.975 && !tapHeld && !flooding) {
+      // More records than the perf buffer holds while the tap is stopped: the kernel drops them,
+      // those of the chaos agents' changes the loop makes meanwhile included.
+      did('records lost'); tapHeld = true;
+      const p = tap.proc; p.kill('SIGSTOP');
+      flooding = flooder.proc.command(`load 200 30000 40000 5000 2 0 ${FLOOD_FIRST_ID} -`, 40_000).then(() => {}, () => {})
+        .finally(() => { p.kill('SIGCONT'); tapHeld = false; flooding = null; });
+    }
     else await sleep(Math.floor(rnd() * 300));
   }
+  await flooding;
   for (const h of timers) clearTimeout(h);
   nats.proc.kill('SIGCONT');
   if (unfill) unfill();

@@ -89,3 +89,34 @@ t.test('an agent removed while the tap was detached, or stopped: one removed eve
   await sleep(1000);
   t.same([changes(got, '001').length, changes(got, '002').length], [3, 3], 'nothing more: each removal said once');
 });
+
+t.test('an agent removed, then registered again while the tap was detached, as wazuh-db restarts: told, not adopted silently', async (t) => {
+  // At wazuh-db's (re)appearance an agent the tap never told of is adopted silently, as at start. A
+  // removed one was told of — the table forgot it, the consumers did not: adopted silently, it came
+  // back without a word and its next event said a previous_status they never received.
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A, B], persistDb: true });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const authd = await sim.spawnAuthd();
+  const sock = join(h, 'tap.sock');
+  const tap = await startTap(['run', '--home', h, '--nats-url', nats.url, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await authd.remove(A.id);
+  await waitFor(() => changes(got, '001').length === 3, 10_000, 'active, then removed');
+
+  t.equal((await runTap(['detach', '--control-socket', sock])).code, 0);
+  await authd.register(A); // not seen: detached
+  await sim.restartDb();
+  await waitFor(() => tap.logs.some((l) => l.why === 'wazuh-db socket appeared'), 10_000, 'the look at the new wazuh-db');
+  t.equal((await runTap(['attach', '--control-socket', sock])).code, 0);
+  await sim.startup(A);
+  await waitFor(() => changes(got, '001').length >= 5, 10_000, 'the registration told, then the startup').catch(() => {});
+  t.same(changes(got, '001'), ['never_connected>pending/agent_startup', 'pending>active/keepalive', 'active>unknown/removed',
+    'unknown>never_connected/initial_sync', 'never_connected>pending/agent_startup'], 'one chain: back from unknown, then the startup');
+  // B, never told of (never changed since the tap started), is still adopted silently.
+  t.same(changes(got, '002'), [], 'an agent the consumers never heard of: nothing');
+});

@@ -170,8 +170,12 @@ export class Tap {
    * query began are not overridden.
    */
   /**
-   * `firstLook`: wazuh-db (re)appeared — an agent whose status the tap never knew is adopted
-   * silently, as at start; one it knew and that differs is corrected with an event.
+   * `firstLook`: wazuh-db (re)appeared — an agent the consumers were never told of by this tap is
+   * adopted silently, as at start; one they were told of (its removal included: the table forgot
+   * it, the consumers did not) and that differs is corrected with an event. Adopted silently, an
+   * agent removed and registered again while wazuh-db was away came back without a word, and its
+   * next event said a `previous_status` the consumers never received (test/chaos-e2e.test.ts, with
+   * wazuh-db restarts).
    */
   async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
     if (this.life.stopping) return;
@@ -192,7 +196,11 @@ export class Tap {
       if (this.life.stopping) return;
       const settled = await this.settle(r.startedNs, process.hrtime.bigint());
       if (this.life.stopping) return;
-      const events = this.state.resync(r.agents, r.startedNs, 'wazuh-db', firstLook);
+      const told = (row: { id: number }) => this.published.has(row.id) || this.owed.has(row.id);
+      const events = firstLook
+        ? [...this.state.resync(r.agents.filter((row) => !told(row)), r.startedNs, 'wazuh-db', true),
+          ...this.state.resync(r.agents.filter(told), r.startedNs, 'wazuh-db')]
+        : this.state.resync(r.agents, r.startedNs, 'wazuh-db');
       if (r.complete) events.push(...this.state.removeUnlisted(r.ids, r.startedNs)); // removed meanwhile
       this.publishEvents(events);
       this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length, settled }, 'state resynchronised from wazuh-db');

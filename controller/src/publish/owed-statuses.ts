@@ -19,6 +19,11 @@ export class OwedStatuses {
     return this.owed.size;
   }
 
+  /** Whether a change of the agent is owed. */
+  has(agentId: number): boolean {
+    return this.owed.has(agentId);
+  }
+
   /**
    * The spool refused `ev`. `published`: the status the consumers last received of the agent
    * (undefined when this tap never published one: the event's own previous_status stands).
