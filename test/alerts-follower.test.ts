@@ -150,6 +150,76 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   t.equal(e.follower.stats().rotated_unread, 1, 'the unread rest of a vanished file is counted');
 });
 
+/** A rotation within the day (`rotate_interval`, `max_output_size`): `ossec-alerts-<dd>-<nnn>.json`. */
+function rotatedFile(dir: string, day: number, n: number): string {
+  const f = join(dir, '2026/Nov', `ossec-alerts-${String(day).padStart(2, '0')}-${String(n).padStart(3, '0')}.json`);
+  writeFileSync(f, '');
+  unlinkSync(join(dir, 'alerts.json'));
+  linkSync(f, join(dir, 'alerts.json'));
+  return f;
+}
+
+t.test('several rotations between two looks: every file read, in the order analysisd wrote them', async (t) => {
+  // Live: three rotations (a day, then two within the next: rotate_interval) before the follower's
+  // next turn — the poll is 5 s and inotify on the old inode says nothing of the new files.
+  const r = rig(t, { fromBeginning: true });
+  mkdirSync(r.dir, { recursive: true });
+  const d1 = dayFile(r.dir, 5);
+  appendFileSync(d1, lines(0, 2));
+  r.follower.start();
+  await waitFor(() => r.got.length === 2, 3000, 'the first file');
+  r.follower.close(); // …as if busy: nothing read while analysisd rotates
+  const home = r.home;
+  appendFileSync(d1, lines(2, 3));
+  const d2 = dayFile(r.dir, 6);
+  appendFileSync(d2, lines(3, 5));
+  const d2b = rotatedFile(r.dir, 6, 1);
+  appendFileSync(d2b, lines(5, 7));
+  // Compressed by monitord meanwhile: read from its .gz.
+  const d2c = rotatedFile(r.dir, 6, 2);
+  appendFileSync(d2c, lines(7, 9));
+  const d3 = dayFile(r.dir, 7);
+  appendFileSync(d3, lines(9, 11));
+  writeFileSync(`${d2b}.gz`, gzipSync(readFileSync(d2b)));
+  unlinkSync(d2b);
+  // Names that are no rotation of analysisd's, and files older than the saved one, are left alone.
+  writeFileSync(join(r.dir, '2026/Nov', 'notes.json'), lines(900, 901));
+  writeFileSync(join(r.dir, '2026/Nov', 'ossec-alerts-04.json'), lines(800, 801));
+  const b = rig(t, {}, home);
+  b.follower.start();
+  await waitFor(() => b.got.length === 9, 5000, 'every file since').catch(() => {});
+  t.same(b.got, lines(2, 11).trim().split('\n'), 'the rest of the 5th, the 6th, its -001 (compressed) and -002, then the live 7th');
+  t.match(b.follower.stats(), { rotated_between: 3, rotated_unread: 0 });
+  appendFileSync(d3, lines(11, 12));
+  await waitFor(() => b.got.length === 10, 3000, 'the live file followed');
+
+  // While running: two rotations between two turns (the turn after a rotation reads the old file
+  // to its end, then looks for what came after it).
+  const d4 = dayFile(r.dir, 8);
+  appendFileSync(d4, lines(12, 13));
+  const d5 = dayFile(r.dir, 9);
+  appendFileSync(d5, lines(13, 14));
+  await waitFor(() => b.got.length === 12, 5000, 'both rotations').catch(() => {});
+  t.same(b.got.slice(10), lines(12, 14).trim().split('\n'), 'the 8th, then the live 9th');
+  t.equal(b.follower.stats().rotated_between, 4);
+  b.follower.close();
+
+  // Killed in the middle of a file rotated between: the next start resumes in it, then goes on.
+  appendFileSync(d5, lines(14, 15));
+  const d6 = dayFile(r.dir, 10);
+  appendFileSync(d6, lines(15, 2000)); // over a KiB: its head identifies it
+  const d7 = dayFile(r.dir, 11);
+  appendFileSync(d7, lines(2000, 2001));
+  const c = rig(t, { sink: (ls: FileLine[]) => { const k = Math.min(ls.length, 3); c.got.push(...ls.slice(0, k).map((l) => l.text)); return k; }, retryMs: 5000 }, home);
+  c.follower.start();
+  await waitFor(() => c.got.length >= 4, 3000, 'into the 10th');
+  c.follower.close();
+  const d = rig(t, {}, home);
+  d.follower.start();
+  await waitFor(() => d.got.at(-1) === L(2000), 5000, 'to the live 11th').catch(() => {});
+  t.same([...c.got, ...d.got], lines(14, 2001).trim().split('\n'), 'the rest of the 9th, the 10th across the restart, the 11th: each once');
+});
+
 t.test('huge existing file: start at its end by default, or at its beginning', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
   mkdirSync(join(home, 'logs/alerts'), { recursive: true });

@@ -82,6 +82,11 @@ export interface FollowerStats {
   rotated_unread: number;
   /** Rotated while the tap was stopped and compressed since: finished from the `.json.gz`. */
   rotated_compressed: number;
+  /**
+   * Files rotated in and out between two looks (more than one rotation while the tap was stopped or
+   * busy: a `rotate_interval`, days away), read whole in the order analysisd wrote them.
+   */
+  rotated_between: number;
   /** Turns that stopped because the sink refused lines (spool full). */
   refused: number;
   position_errors: number;
@@ -104,6 +109,8 @@ interface Current {
   committed: number;
   /** A rotated file: read to its end, then the live file from its first byte. */
   retired: boolean;
+  /** Its path under logs/alerts/<year>/<Mon>/, when known: where the files rotated after it are looked for. */
+  path?: string;
   headLen: number;
   head: string;
 }
@@ -131,12 +138,14 @@ export class AlertsFollower {
   private waitingLogged = false;
   /** Finishing a compressed rotated file (asynchronous): nothing else is read meanwhile. */
   private recovering: Promise<void> | null = null;
+  /** The rotated file just finished: a file rotated after it, if any, is read before the live one. */
+  private finishedRotated: string | null = null;
   /** Refused files already counted and logged (path, reason, identity): a poll does not count them again. */
   private readonly refusedFiles = new Set<string>();
   private refusing: string | null = null;
   private readonly limiter = new LogLimiter();
   readonly counters: Omit<FollowerStats, 'following' | 'offset' | 'refusing'> = {
-    lines: 0, bytes: 0, too_long: 0, truncations: 0, rotations: 0, rotated_unread: 0, rotated_compressed: 0, refused: 0,
+    lines: 0, bytes: 0, too_long: 0, truncations: 0, rotations: 0, rotated_unread: 0, rotated_compressed: 0, rotated_between: 0, refused: 0,
     position_errors: 0, untrusted_file: 0,
   };
 
@@ -236,6 +245,7 @@ export class AlertsFollower {
       if (cur.retired) {
         const last = this.splitter.finish(cur.offset);
         if (last && !this.deliver([last])) break;
+        this.finishedRotated = cur.path ?? null;
         this.closeCurrent();
         if (!this.open()) break;
         continue;
@@ -244,7 +254,11 @@ export class AlertsFollower {
       const live = lstatOrNull(this.o.file);
       if (live && (live.ino !== cur.ino || live.dev !== cur.dev)) {
         // Rotated. analysisd closed (flushed) the old file before linking the new one, so one more
-        // read to its end sees all of it; then the new file from its first byte.
+        // read to its end sees all of it; then any file rotated in and out since, then the new file
+        // from its first byte. Its path is where those are looked for.
+        const path = cur.path ?? this.pathOf(cur);
+        if (path === 'retry') break; // out of descriptors: the next poll sees the rotation again
+        if (path) cur.path = path;
         this.counters.rotations++;
         this.o.log?.info({ file: this.o.file }, 'alerts file rotated: finishing the old one, then the new one from its start');
         cur.retired = true;
@@ -279,6 +293,8 @@ export class AlertsFollower {
 
   /** Open the file to follow; false when there is none yet (or none that is Wazuh's, or no descriptor left). */
   private open(): boolean {
+    const between = this.openRotatedBetween();
+    if (between !== null) return between;
     let fd: number;
     let st: Stats;
     try {
@@ -324,6 +340,7 @@ export class AlertsFollower {
     const pos = this.pos;
     let offset: number;
     let retired = false;
+    let path: string | undefined;
     if (this.nextFromStart) {
       offset = 0;
       this.nextFromStart = false;
@@ -356,6 +373,7 @@ export class AlertsFollower {
         offset = Math.min(pos.offset, st.size);
         retired = true;
         this.nextFromStart = true;
+        path = old.path;
         this.o.log?.info({ file: old.path, offset }, 'alerts file was rotated while the tap was stopped: finishing the old one first');
       } else if (gz) {
         // Compressed by monitord since: finish it from the .gz (a stream), then this file from 0.
@@ -371,6 +389,7 @@ export class AlertsFollower {
           .finally(() => {
             this.recovering = null;
             this.nextFromStart = true;
+            this.finishedRotated = file;
             this.kick();
           });
         return false;
@@ -391,7 +410,7 @@ export class AlertsFollower {
         : 'no saved alerts position: following alerts.json from its end (new alerts only)');
     }
     const headLen = Math.min(HEAD_BYTES, offset);
-    this.cur = { fd, dev: st.dev, ino: st.ino, offset, committed: offset, retired, headLen, head: headHash(fd, headLen) ?? '' };
+    this.cur = { fd, dev: st.dev, ino: st.ino, offset, committed: offset, retired, path, headLen, head: headHash(fd, headLen) ?? '' };
     this.splitter.reset();
     if (offset > 0 && !pos && offset === st.size && st.size > 0 && lastByte(fd, st.size) !== 0x0a) {
       this.splitter.skipToNextLine(); // no line start found within maxLineBytes: skip that line
@@ -420,6 +439,122 @@ export class AlertsFollower {
       this.o.log?.warn({ file: path, why: r.refused, held: say.held },
         'alerts: refused a file that is not Wazuh\'s (only a regular file of root or the Wazuh user is read): not read, waiting for a proper one');
     }
+  }
+
+  /**
+   * After a rotated file is finished: the next file analysisd rotated after it and before the live
+   * alerts.json, if any, opened to be read whole — several rotations between two looks (the tap
+   * stopped for more than a day, or a `rotate_interval`) left them all behind, and only the first
+   * and the live one were read. A `.json.gz` (monitord compressed it) is read as a stream. null:
+   * none, the live file comes next; false: not now (out of descriptors, or a compressed one is read).
+   */
+  private openRotatedBetween(): boolean | null {
+    for (let tries = 0; this.finishedRotated !== null && tries < 100; tries++) {
+      const after = this.finishedRotated;
+      const next = this.nextRotated(after, lstatOrNull(this.o.file));
+      if (next === 'retry') return false;
+      if (next === null) break;
+      this.finishedRotated = next; // unreadable, it is said and the one after it comes next
+      let r: ReturnType<typeof openTrusted>;
+      try {
+        r = openTrusted(next, this.owners());
+      } catch (e) {
+        if (isFdExhaustion(e)) {
+          this.finishedRotated = after;
+          return false;
+        }
+        this.counters.rotated_unread++;
+        this.o.log?.warn({ file: next, err: (e as Error).message }, 'cannot read an alerts file rotated since the last look: its alerts were not published');
+        continue;
+      }
+      if ('refused' in r) {
+        this.refuse(next, r);
+        continue;
+      }
+      this.counters.rotated_between++;
+      this.nextFromStart = true;
+      this.o.log?.info({ file: next }, 'alerts: a file rotated in and out since the last look: reading it whole before the live one');
+      if (next.endsWith('.gz')) {
+        const fd = r.fd;
+        let pos: AlertsPosition;
+        try {
+          const h = gunzipHead(fd);
+          const headLen = Math.min(HEAD_BYTES, h.length);
+          pos = { dev: r.st.dev, ino: r.st.ino, offset: 0, headLen, head: headLen ? hashOf(h.subarray(0, headLen)) : '' };
+        } catch (e) {
+          closeQuietly(fd);
+          this.counters.rotated_unread++;
+          this.o.log?.warn({ file: next, err: (e as Error).message }, 'cannot read an alerts file rotated since the last look: its alerts were not published');
+          continue;
+        }
+        this.recovering = this.finishCompressed(next, fd, pos)
+          .catch((e: Error) => {
+            this.counters.rotated_unread++;
+            this.o.log?.warn({ file: next, err: e.message }, 'cannot read the compressed alerts file: the rest of it was not published');
+          })
+          .finally(() => {
+            this.recovering = null;
+            this.kick();
+          });
+        return false;
+      }
+      this.cur = { fd: r.fd, dev: r.st.dev, ino: r.st.ino, offset: 0, committed: 0, retired: true, path: next, headLen: 0, head: '' };
+      this.splitter.reset();
+      this.save();
+      return true;
+    }
+    this.finishedRotated = null;
+    return null;
+  }
+
+  /**
+   * The first file under logs/alerts/<year>/<Mon>/ that analysisd rotated after `after` and before
+   * `live` (alerts.json), in the order of their names (`rotationKey`); null when none (or `after` is
+   * not one of them); 'retry' when out of descriptors.
+   */
+  private nextRotated(after: string, live: { dev: number; ino: number } | null): string | null | 'retry' {
+    const from = rotationKey(after);
+    if (from === null) return null;
+    let best: { path: string; key: number } | null = null;
+    let liveKey = Number.POSITIVE_INFINITY;
+    let budget = 5000;
+    try {
+      for (const path of rotatedFiles(dirname(this.o.file))) {
+        if (--budget < 0) break;
+        const key = rotationKey(path);
+        if (key === null || key <= from) continue;
+        const l = lstatOrNull(path);
+        if (!l) continue;
+        if (live && l.dev === live.dev && l.ino === live.ino) {
+          liveKey = Math.min(liveKey, key);
+          continue;
+        }
+        // Symbolic links are listed too, to be refused (and said so) by openTrusted.
+        if (!l.isFile() && !l.isSymbolicLink()) continue;
+        // The same rotation as .json and .json.gz (compressed as it was listed): the .json.
+        if (!best || key < best.key || (key === best.key && best.path.endsWith('.gz') && !path.endsWith('.gz'))) best = { path, key };
+      }
+    } catch (e) {
+      if (isFdExhaustion(e)) return 'retry';
+      return null;
+    }
+    return best && best.key < liveKey ? best.path : null;
+  }
+
+  /** Where the followed file is under logs/alerts/<year>/<Mon>/ (alerts.json's other link); null when not there. */
+  private pathOf(file: { dev: number; ino: number }): string | null | 'retry' {
+    let budget = 5000;
+    try {
+      for (const path of rotatedFiles(dirname(this.o.file))) {
+        if (--budget < 0) return null;
+        if (path.endsWith('.gz')) continue;
+        const l = lstatOrNull(path);
+        if (l && l.ino === file.ino && l.dev === file.dev && l.isFile()) return path;
+      }
+    } catch (e) {
+      if (isFdExhaustion(e)) return 'retry';
+    }
+    return null;
   }
 
   /** The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed); 'retry' when out of descriptors. */
@@ -473,11 +608,7 @@ export class AlertsFollower {
           continue;
         }
         fd = r.fd;
-        // The first 64 KiB of the stream decompress to well over a KiB of JSON lines; SYNC_FLUSH
-        // lets a truncated stream decompress as far as it goes.
-        const b = Buffer.alloc(64 * 1024);
-        const n = readSync(fd, b, 0, b.length, 0);
-        const head = gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
+        const head = gunzipHead(fd);
         if (head.length >= pos.headLen && hashOf(head.subarray(0, pos.headLen)) === pos.head) return { path, fd };
       } catch (e) {
         if (isFdExhaustion(e)) {
@@ -604,6 +735,33 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed
   }
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * Where a rotated file comes in the order analysisd wrote them, from its path:
+ * `<year>/<Mon>/ossec-alerts-<dd>.json`, then `ossec-alerts-<dd>-001.json`, `-002`, … (more than one
+ * rotation a day: `rotate_interval`, `max_output_size`); `.json.gz` once monitord compressed it.
+ * null for any other name.
+ */
+export function rotationKey(path: string): number | null {
+  const m = /(?:^|\/)(\d{4})\/([A-Z][a-z]{2})\/ossec-alerts-(\d{2})(?:-(\d{3}))?\.json(?:\.gz)?$/.exec(path);
+  if (!m) return null;
+  const month = MONTHS.indexOf(m[2]);
+  if (month < 0) return null;
+  return ((Number(m[1]) * 12 + month) * 100 + Number(m[3])) * 1000 + Number(m[4] ?? 0);
+}
+
+/**
+ * The decompressed start of a `.json.gz` (open: `fd`): the first 64 KiB of the stream decompress to
+ * well over a KiB of JSON lines; SYNC_FLUSH lets a truncated stream decompress as far as it goes.
+ * Throws when it is not gzip.
+ */
+function gunzipHead(fd: number): Buffer {
+  const b = Buffer.alloc(64 * 1024);
+  const n = readSync(fd, b, 0, b.length, 0);
+  return gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
 }
 
 /** The files of logs/alerts/<year>/<Mon>/ (the two newest years), where rotated days go. */

@@ -43,6 +43,7 @@ export function metricsPart(tap: Tap): Part {
             published: a.published ?? 0, invalid_json: a.invalid_json ?? 0, not_an_object: a.not_an_object ?? 0, too_deep: a.too_deep ?? 0,
             unpublishable: a.unpublishable ?? 0, below_min_level: a.below_min_level ?? 0, too_long: a.too_long ?? 0,
             truncations: a.truncations ?? 0, rotations: a.rotations ?? 0, rotated_unread: a.rotated_unread ?? 0, rotated_compressed: a.rotated_compressed ?? 0,
+            rotated_between: a.rotated_between ?? 0,
             untrusted_file: a.untrusted_file ?? 0,
           };
         },
