@@ -6,13 +6,15 @@
 // tmpfs) filled to the last byte and freed; remoted restarted (a manager reset), wazuh-db restarted
 // (a new socket; the daemons reconnect and send again what the stop cut), records lost (a flood of
 // keepalives while the tap is stopped: more than the perf buffer holds), monitord's sweeps, authd
-// registering and removing agents — while the simulated agents start, keep alive and shut down.
-// Afterwards two properties must hold, whatever the interleaving was:
+// registering and removing agents, analysisd writing alerts and rotating alerts.json — while the
+// simulated agents start, keep alive and shut down.
+// Afterwards three properties must hold, whatever the interleaving was:
 //   - the KV bucket holds, for every agent, the status wazuh-db holds (nothing lost for good, no
 //     stale event replayed over a newer one — a spool from before a crash included) — or nothing,
 //     for an agent the tap never published (see `differences`);
 //   - in the stream, each agent's status changes form one chain: every event's previous_status is
-//     the current_status of the agent's event before it (nothing out of order, nothing duplicated).
+//     the current_status of the agent's event before it (nothing out of order, nothing duplicated);
+//   - every alert analysisd wrote is in the stream, once.
 // The faults come from a seeded generator (CHAOS_SEED replays a sequence; the timing still varies),
 // the run lasts CHAOS_SECONDS (30); CHAOS_DISK=0 leaves the disk alone. For whoever reads a failure,
 // CHAOS_KEEP=<dir> keeps there the faults with their times (faults.log), every tap's log (tap-N.log;
@@ -63,15 +65,43 @@ async function kvStatuses(jsm: JetStreamManager): Promise<Map<string, string>> {
 
 interface StatusMessage { seq: number; msgId: string | undefined; text: string }
 
-/** The stream's status changes, in order (read once: checked by chainBreaks, kept by CHAOS_KEEP). */
-async function statusChanges(jsm: JetStreamManager): Promise<StatusMessage[]> {
+/**
+ * The stream read once: its status changes in order (checked by chainBreaks, kept by CHAOS_KEEP),
+ * and the number the simulated analysisd gave each alert (its `data.srcport`), in order.
+ */
+async function readStream(jsm: JetStreamManager): Promise<{ changes: StatusMessage[]; alerts: number[] }> {
   const { state } = await jsm.streams.info('WAZUH');
-  const out: StatusMessage[] = [];
+  const changes: StatusMessage[] = [];
+  const alerts: number[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && seq > 0; seq++) {
     const m = await jsm.streams.getMessage('WAZUH', { seq }).catch(() => null);
-    if (m?.subject.endsWith('.status')) out.push({ seq, msgId: m.header?.get('Nats-Msg-Id'), text: m.string() });
+    if (m?.subject.endsWith('.status')) changes.push({ seq, msgId: m.header?.get('Nats-Msg-Id'), text: m.string() });
+    else if (m?.subject.startsWith('wazuh.security.alerts.')) alerts.push(Number((m.json() as { alert?: { data?: { srcport?: unknown } } }).alert?.data?.srcport));
+  }
+  return { changes, alerts };
+}
+
+/** Numbers as runs: [1, 2, 3, 7] → ['1-3', '7']. */
+function runs(ns: number[]): string[] {
+  const out: string[] = [];
+  const sorted = [...ns].sort((a, b) => a - b);
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    out.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
   }
   return out;
+}
+
+/** Alerts written and not in the stream, and those in it more than once (as runs of numbers). */
+function alertDifferences(written: number[], inStream: number[]): { missing: string[]; twice: string[] } {
+  const seen = new Map<number, number>();
+  for (const a of inStream) seen.set(a, (seen.get(a) ?? 0) + 1);
+  return {
+    missing: runs(written.filter((a) => !seen.has(a))),
+    twice: runs([...seen].filter(([, n]) => n > 1).map(([a]) => a)),
+  };
 }
 
 /**
@@ -124,6 +154,7 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   let natsHeld = false;
   let tapHeld = false;
   let flooding: Promise<void> | null = null;
+  const alertsWritten: number[] = []; // the number analysisd gave each alert it wrote
   const flooder = await sim.spawnClient('wazuh-remoted'); // a second remoted: its agents are 1001–1200
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, f: () => void) => { const h = setTimeout(() => { timers.delete(h); f(); }, ms); timers.add(h); };
@@ -166,7 +197,12 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
       const p = tap.proc; p.kill('SIGSTOP');
       flooding = flooder.proc.command(`load 200 30000 40000 5000 2 0 ${FLOOD_FIRST_ID} -`, 40_000).then(() => {}, () => {})
         .finally(() => { p.kill('SIGCONT'); tapHeld = false; flooding = null; });
-    }
+    } else if (r < 0.985) {
+      did('alerts');
+      const w = await sim.writeAlerts(1 + Math.floor(rnd() * 20), Math.floor(rnd() * 16));
+      for (let n = w.first; n <= w.last; n++) alertsWritten.push(n);
+      if (KEEP) appendFileSync(join(KEEP, 'faults.log'), `${new Date().toISOString()}   alerts ${w.first}-${w.last}\n`);
+    } else if (r < 0.987) { did('alerts rotated (a new day)'); await sim.rotateAlerts(); }
     else await sleep(Math.floor(rnd() * 300));
   }
   await flooding;
@@ -200,7 +236,10 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
     return [...truth].filter(([id, s]) => !agrees(id, s)).map(([id, s]) => `${id}: wazuh-db ${s}, KV ${kv.get(id)}`);
   };
   await waitFor(async () => (await differences(null)).length === 0, 30_000, 'the KV to reach wazuh-db').catch(() => {});
-  const changes = await statusChanges(jsm);
+  const alertsInStream = async () => Object.values((await jsm.streams.info('WAZUH', { subjects_filter: 'wazuh.security.alerts.>' })).state.subjects ?? {})
+    .reduce((a, b) => a + b, 0);
+  await waitFor(async () => await alertsInStream() >= alertsWritten.length, 30_000, 'the alerts to reach the stream').catch(() => {});
+  const { changes, alerts } = await readStream(jsm);
   const events = changes.length;
   const { breaks, told } = chainBreaks(changes);
   if ((await differences(told)).length) { // what the tap says of itself, for whoever reads a failure
@@ -212,9 +251,13 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
     [...new Set(truth.values())].map((s) => [s, [...truth.values()].filter((x) => x === s).length])))}; ${told.size} agents told)`);
   t.ok(events > 0, `${events} status changes in the stream`);
   t.same(breaks, [], 'each agent\'s status changes form one chain');
+  // An alert waits in alerts.json while the spool cannot take it, and one read again after a kill
+  // (its position not yet saved) has the same event_id: JetStream keeps it once.
+  t.same(alertDifferences(alertsWritten, alerts), { missing: [], twice: [] }, `every alert in the stream once (${alertsWritten.length} written)`);
   if (KEEP) {
     taps.forEach((p, i) => writeFileSync(join(KEEP, `tap-${i}.log`), p.logs.map((l) => JSON.stringify(l)).join('\n')));
     writeFileSync(join(KEEP, 'stream.log'), changes.map((c) => `${c.seq} ${c.msgId} ${c.text}`).join('\n'));
+    writeFileSync(join(KEEP, 'alerts.log'), `written ${runs(alertsWritten).join(' ')}\nin the stream, in order ${alerts.join(' ')}\n`);
     copyFileSync(join(spool, 'agents.status'), join(KEEP, 'agents.status'));
   }
   await tap.stop('SIGTERM');
