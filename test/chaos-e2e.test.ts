@@ -2,7 +2,8 @@
 //
 // The other tests take one fault at a time. Here they overlap, as they do on a bad day: nats-server
 // stopped (SIGSTOP) or restarted, the tap stopped for a moment, killed and started again
-// (what systemd does after a crash), detached and attached, sent SIGHUP; the spool's disk (a 2 MB
+// (what systemd does after a crash), detached and attached, sent SIGHUP, its file descriptors used
+// up for a moment; the spool's disk (a 2 MB
 // tmpfs) filled to the last byte and freed; remoted restarted (a manager reset), wazuh-db restarted
 // (a new socket; the daemons reconnect and send again what the stop cut), records lost (a flood of
 // keepalives while the tap is stopped: more than the perf buffer holds), monitord's sweeps, authd
@@ -21,7 +22,8 @@
 // CHAOS_LOG_LEVEL=debug logs each event with its id), the stream's status changes (stream.log) and
 // the status journal — what it took to find the last three defects below.
 import t from 'tap';
-import { appendFileSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -52,6 +54,19 @@ const AGENTS = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `chaos-$
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = AGENTS.map((a) => String(a.id).padStart(3, '0'));
 const FLOOD_FIRST_ID = 1001;
+
+/**
+ * Lower the soft limit of open files of `pid` to what it holds now; returns what puts the limit back
+ * (a no-op once the process is gone: a tap killed meanwhile was started again with its own).
+ */
+function useUpDescriptors(pid: number): () => void {
+  const limits = /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  if (!limits) throw new Error(`no open-files limit for ${pid}`);
+  const [soft, hard] = [limits[1], limits[2]];
+  const set = (n: string) => { try { execFileSync('prlimit', ['--pid', String(pid), `--nofile=${n}:${hard}`], { stdio: 'ignore' }); } catch { /* gone */ } };
+  set(String(readdirSync(`/proc/${pid}/fd`).length));
+  return () => set(soft);
+}
 
 /** Each agent's status in the KV bucket (`none`: no entry). */
 async function kvStatuses(jsm: JetStreamManager): Promise<Map<string, string>> {
@@ -154,6 +169,8 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   let natsHeld = false;
   let tapHeld = false;
   let flooding: Promise<void> | null = null;
+  /** Gives the tap its descriptors back, while they are used up. */
+  let fdsHeld: (() => void) | null = null;
   const alertsWritten: number[] = []; // the number analysisd gave each alert it wrote
   const flooder = await sim.spawnClient('wazuh-remoted'); // a second remoted: its agents are 1001–1200
   const timers = new Set<NodeJS.Timeout>();
@@ -175,7 +192,7 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
       // written it (no sync_always), so a SIGKILL can lose what it acknowledged — the KV included.
       did('nats-server restarted'); await nats.stop(); await sleep(rnd() * 2000); await nats.restart();
     }
-    else if (r < 0.83 && !tapHeld) {
+    else if (r < 0.83 && !tapHeld && !fdsHeld) { // the control socket takes no connection without a descriptor
       const c = pick(['detach', 'attach']);
       did(c);
       const o = await runTap([c, '--control-socket', sock], 15_000);
@@ -203,10 +220,19 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
       for (let n = w.first; n <= w.last; n++) alertsWritten.push(n);
       if (KEEP) appendFileSync(join(KEEP, 'faults.log'), `${new Date().toISOString()}   alerts ${w.first}-${w.last}\n`);
     } else if (r < 0.987) { did('alerts rotated (a new day)'); await sim.rotateAlerts(); }
+    else if (r < 0.995 && !fdsHeld) {
+      // The tap's descriptors used up (its soft limit lowered to what it holds): every open, socket
+      // and accept fails with EMFILE for a while — the spool's next segment, NATS's reconnection,
+      // the alerts file, the journal's compaction.
+      did('descriptors used up');
+      fdsHeld = useUpDescriptors(tap.proc.pid!);
+      later(200 + rnd() * 3000, () => { fdsHeld?.(); fdsHeld = null; });
+    }
     else await sleep(Math.floor(rnd() * 300));
   }
   await flooding;
   for (const h of timers) clearTimeout(h);
+  fdsHeld?.();
   nats.proc.kill('SIGCONT');
   if (unfill) unfill();
   tap.proc.kill('SIGCONT');
