@@ -48,6 +48,10 @@ const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30);
  * and one more that needs no disk: a removal undone by a resync asked before it (proto-transitions).
  */
 const DISK = process.env.CHAOS_DISK !== '0';
+// wazuh-db's restarts found an agent removed and registered again while wazuh-db was away adopted
+// silently (e2e-unseen-changes), and the alerts' rotations files skipped when alerts.json rotated
+// more than once between two looks (alerts-follower).
+
 const KEEP = process.env.CHAOS_KEEP;
 const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL;
 const AGENTS = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `chaos-${i + 1}`, ip: `10.1.0.${i + 1}` }));
