@@ -71,6 +71,8 @@ export declare class SimManager {
    * (`home` is then their path inside it). The daemons run from copies in `<home>/bin`.
    * cpuPerRequestUs: the CPU time (µs) wazuh-db spends on each request before answering, one request at a
    * time, as the real one's global.db (~33 on a 4.7.5 manager, SPEC §9). Default 0: none.
+   * persistDb: wazuh-db keeps its table across restartDb() and a stop and start (`queue/db/sim-global.db`,
+   * written at SIGTERM), as the real one's global.db does. Default false: seeded from client.keys each start.
    */
   constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean });
   readonly binDir: string;
