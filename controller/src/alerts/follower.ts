@@ -559,28 +559,22 @@ export class AlertsFollower {
 
   /** The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed); 'retry' when out of descriptors. */
   private findRotated(pos: AlertsPosition): { fd: number; st: Stats; path: string } | null | 'retry' {
-    let budget = 5000;
+    const path = this.pathOf(pos);
+    if (path === null || path === 'retry') return path;
     try {
-      for (const path of rotatedFiles(dirname(this.o.file))) {
-        if (--budget < 0) return null;
-        if (path.endsWith('.gz')) continue;
-        const l = lstatOrNull(path);
-        if (!l || l.ino !== pos.ino || l.dev !== pos.dev || !l.isFile()) continue;
-        const r = openTrusted(path, this.owners());
-        if ('refused' in r) {
-          this.refuse(path, r);
-          return null;
-        }
-        // The descriptor's own identity: the path may have been swapped since the lstat.
-        if (r.st.ino === pos.ino && r.st.dev === pos.dev && headHash(r.fd, pos.headLen) === pos.head) return { ...r, path };
-        closeSync(r.fd);
+      const r = openTrusted(path, this.owners());
+      if ('refused' in r) {
+        this.refuse(path, r);
         return null;
       }
+      // The descriptor's own identity: the path may have been swapped since the lstat.
+      if (r.st.ino === pos.ino && r.st.dev === pos.dev && headHash(r.fd, pos.headLen) === pos.head) return { ...r, path };
+      closeSync(r.fd);
+      return null;
     } catch (e) {
       if (isFdExhaustion(e)) return 'retry';
       return null; // gone meanwhile, unreadable: not this one
     }
-    return null;
   }
 
   /** The `.json.gz` under logs/alerts/<year>/<Mon>/ whose content starts with the saved head, newest first; opened. */
