@@ -115,11 +115,44 @@ struct {
 } conns SEC(".maps");
 
 /*
+ * What the loops below (bpf_loop callbacks) change from one step to the next.
+ * They live in map memory, not on the stack: the verifier checks a callback as
+ * a loop until its states repeat, and values it tracks on the stack (a position
+ * growing by each step's take) never repeat, so every step's range was a new
+ * state — on Linux 6.18.44 the walk inside the iovec loop went past the
+ * verifier's million instructions. A value read from a map is any value within
+ * the checks that follow, the same at every step.
+ */
+struct walk_vars {
+	__u64 p;
+	__u32 n;
+	__u32 pos;
+	__u32 first_off;
+	__u32 pre;   /* reply: the first frame's decision taken at sys_enter (0: none, 1: drop, 2: keep) */
+	__u8 req;
+	__u8 emit;
+	__u8 unframed;
+	__u8 _pad[5];
+};
+
+struct iov_vars {
+	__u64 iov;
+	__u64 count;
+	__u32 total;
+	__u32 done;
+	__u32 pre;
+	__u8 req;
+	__u8 _pad[3];
+};
+
+/*
  * A record is too large for the BPF stack: build it in a buffer of this CPU.
  * An array with one slot per CPU (sized by the loader), not a per-CPU array,
  * whose values are limited to 32 KiB. Tracepoint programs do not migrate.
  */
 struct scratch_buf {
+	struct walk_vars walk;
+	struct iov_vars iov;
 	__u8 bytes[sizeof(struct wdbtap_record) + WDBTAP_CHUNK];
 };
 
@@ -359,28 +392,23 @@ static __always_inline bool read_head(struct stream *s, __u64 p, __u32 take)
 	return true;
 }
 
+/* walk()'s loop context: pointers only, the same at every step; what changes is in *v. */
 struct walk_ctx {
 	struct stream *s;
 	struct conn_state *cs;
-	__u64 p;
-	__u32 n;
-	__u32 pos;
-	__u32 first_off;
-	__u32 pre;   /* reply: the first frame's decision taken at sys_enter (0: none, 1: drop, 2: keep) */
-	bool req;
-	bool emit;
-	bool unframed;
+	struct walk_vars *v;
 };
 
 /* One step of walk(): a frame body, or a frame head. Returns 1 to stop. */
 static long walk_step(__u32 index, void *data)
 {
-	struct walk_ctx *w = data;
-	struct stream *s = w->s;
-	struct conn_state *cs = w->cs;
+	struct walk_ctx *wc = data;
+	struct stream *s = wc->s;
+	struct conn_state *cs = wc->cs;
+	struct walk_vars *w = wc->v;
 	__u32 need, len, take;
 
-	if (!s || !cs)
+	if (!s || !cs || !w)
 		return 1;
 	if (w->pos >= w->n) {
 		w->emit |= s->have > 0; /* the write ended inside a head: undecided, let user space see it */
@@ -446,19 +474,21 @@ static long walk_step(__u32 index, void *data)
  * the offset of the first frame that starts in this write (n when none does).
  * bpf_loop keeps the verifier's work to one step, however many frames.
  */
-static __always_inline bool walk(struct stream *s, struct conn_state *cs, __u64 p, __u32 n, bool req,
-				 __u32 *first_off, __u32 pre)
+static __always_inline bool walk(struct walk_vars *w, struct stream *s, struct conn_state *cs, __u64 p,
+				 __u32 n, bool req, __u32 *first_off, __u32 pre)
 {
-	struct walk_ctx w = { .s = s, .cs = cs, .p = p, .n = n, .first_off = n, .req = req, .pre = pre };
-	long steps = bpf_loop(WDBTAP_MAX_FRAMES_PER_WRITE * 3, walk_step, &w, 0);
+	struct walk_ctx wc = { .s = s, .cs = cs, .v = w };
+	long steps;
 
-	*first_off = w.first_off;
-	if (w.pre == 2)
+	*w = (struct walk_vars){ .p = p, .n = n, .first_off = n, .req = req, .pre = pre };
+	steps = bpf_loop(WDBTAP_MAX_FRAMES_PER_WRITE * 3, walk_step, &wc, 0);
+	*first_off = w->first_off;
+	if (w->pre == 2)
 		__sync_fetch_and_add(&cs->want, 1); /* decided for a frame this write did not start: given back */
-	if (steps >= WDBTAP_MAX_FRAMES_PER_WRITE * 3 && w.pos < w.n)
-		w.unframed = true; /* more frames in one write than the walk follows */
-	if (!w.unframed)
-		return w.emit;
+	if (steps >= WDBTAP_MAX_FRAMES_PER_WRITE * 3 && w->pos < w->n)
+		w->unframed = true; /* more frames in one write than the walk follows */
+	if (!w->unframed)
+		return w->emit;
 	/* Pass the write on whole and resync at the next one. */
 	count(WDBTAP_C_UNFRAMED);
 	s->have = 0;
@@ -657,14 +687,15 @@ static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u
 }
 
 /* Walk one contiguous piece of a write and send it when it holds anything wanted. */
-static __always_inline void piece(void *ctx, struct wdbtap_record *rec, struct conn_state *cs, bool req,
+static __always_inline void piece(void *ctx, struct scratch_buf *sb, struct conn_state *cs, bool req,
 				  __u64 p, __u32 off, __u32 n, bool last, __u32 pre)
 {
+	struct wdbtap_record *rec = (struct wdbtap_record *)sb->bytes;
 	struct stream *s = req ? &cs->req : &cs->rep;
 	__u32 first = n;
 	__u16 flags = 0;
 
-	if (!walk(s, cs, p, n, req, &first, pre)) {
+	if (!walk(&sb->walk, s, cs, p, n, req, &first, pre)) {
 		s->dropped = 1;
 		count(WDBTAP_C_CONTENT_DROPPED);
 		return;
@@ -679,25 +710,24 @@ static __always_inline void piece(void *ctx, struct wdbtap_record *rec, struct c
 	emit_bytes(ctx, rec, p, off, n, flags, last);
 }
 
+/* The iovec loop's context: pointers only; what changes is in sb->iov. */
 struct iov_ctx {
 	void *ctx;
-	struct wdbtap_record *rec;
+	struct scratch_buf *sb;
 	struct conn_state *cs;
-	__u64 iov;
-	__u64 count;
-	__u32 total;
-	__u32 done;
-	__u32 pre;
-	bool req;
 };
 
 static long iov_step(__u32 i, void *data)
 {
-	struct iov_ctx *ic = data;
+	struct iov_ctx *c = data;
+	struct iov_vars *ic;
 	struct iovec iov;
 	__u32 n;
 
-	if (i >= ic->count || ic->done >= ic->total || !ic->rec || !ic->cs)
+	if (!c->sb || !c->cs)
+		return 1;
+	ic = &c->sb->iov;
+	if (i >= ic->count || ic->done >= ic->total)
 		return 1;
 	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(ic->iov + i * sizeof(iov)))) {
 		count(WDBTAP_C_SCRATCH_FAIL);
@@ -705,14 +735,14 @@ static long iov_step(__u32 i, void *data)
 	}
 	n = iov.iov_len > ic->total - ic->done ? ic->total - ic->done : iov.iov_len;
 	if (n)
-		piece(ic->ctx, ic->rec, ic->cs, ic->req, (__u64)iov.iov_base, ic->done, n,
+		piece(c->ctx, c->sb, c->cs, ic->req, (__u64)iov.iov_base, ic->done, n,
 		      ic->done + n >= ic->total, ic->done == 0 ? ic->pre : 0);
 	ic->done += n;
 	return 0;
 }
 
 static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __u32 daemon,
-					 const struct pending_write *pwp)
+					 const struct pending_write *pwp, const bool is_iov)
 {
 	struct pending_write pw = *pwp;
 	struct conn_state *cs;
@@ -743,7 +773,7 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	rec = (struct wdbtap_record *)sb->bytes;
 	/* Only the bytes the syscall wrote count; a partial write's tail comes in a later write. */
 	total = (__u64)ret;
-	if (!pw.is_iov && total > pw.len)
+	if (!is_iov && total > pw.len)
 		total = pw.len;
 	if (total > 0xffffffffULL)
 		total = 0xffffffffULL;
@@ -759,15 +789,17 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	rec->daemon = daemon;
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
-	if (!pw.is_iov) {
-		piece(ctx, rec, cs, req, pw.buf, 0, (__u32)total, true, req ? 0 : pw.precounted);
+	if (!is_iov) {
+		piece(ctx, sb, cs, req, pw.buf, 0, (__u32)total, true, req ? 0 : pw.precounted);
 		return;
 	}
 	/* writev/sendmsg: each iovec is a piece; only the first `total` bytes were written. */
-	struct iov_ctx ic = { .ctx = ctx, .rec = rec, .cs = cs, .iov = pw.buf, .count = pw.len,
-			      .total = (__u32)total, .req = req, .pre = req ? 0 : pw.precounted };
+	struct iov_ctx ic = { .ctx = ctx, .sb = sb, .cs = cs };
+
+	sb->iov = (struct iov_vars){ .iov = pw.buf, .count = pw.len, .total = (__u32)total, .req = req,
+				     .pre = req ? 0 : pw.precounted };
 	bpf_loop(WDBTAP_MAX_IOV, iov_step, &ic, 0);
-	if (ic.done < ic.total)
+	if (sb->iov.done < sb->iov.total)
 		count(WDBTAP_C_TRUNCATED); /* more iovecs than followed */
 }
 
@@ -776,7 +808,7 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
  * order watermark (the shim) reads the entries of syscalls in flight, so a write
  * is always either in flight there or already in its CPU's ring, never neither.
  */
-static __always_inline int on_exit(void *ctx, long ret)
+static __always_inline int on_exit(void *ctx, long ret, __u32 syscall, const bool is_iov)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending_write *pwp;
@@ -787,7 +819,8 @@ static __always_inline int on_exit(void *ctx, long ret)
 	pwp = bpf_map_lookup_elem(&pending, &pid_tgid);
 	if (!pwp)
 		return 0;
-	finish_write(ctx, ret, pid_tgid, daemon, pwp);
+	/* Another syscall's entry (its exit ran before this program was attached): nothing was written. */
+	finish_write(ctx, pwp->syscall == syscall ? ret : -1, pid_tgid, daemon, pwp, is_iov);
 	bpf_map_delete_elem(&pending, &pid_tgid);
 	return 0;
 }
@@ -801,7 +834,7 @@ int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_SENDTO, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
@@ -813,7 +846,7 @@ int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_write")
 int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_WRITE, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -825,7 +858,7 @@ int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_writev")
 int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_WRITEV, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
@@ -844,7 +877,7 @@ int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_SENDMSG, true);
 }
 
 /*
