@@ -62,6 +62,19 @@ for (const syscall of ['write', 'writev', 'sendmsg'] as const) {
   });
 }
 
+t.test('every program loads with room under the verifier\'s limit, and status says how much', async (t) => {
+  // Linux 6.18.44 refused every exit program (E2BIG: past its million instructions) while the loops'
+  // state (the frame walk's position, the iovec walk's) was on the stack: each step made a new verifier state.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-paths-'));
+  new SimManager({ binDir, home }); // lays the home out
+  const capture = Capture.open({ ...artefacts(), home, hooks: ['sendto', 'write', 'writev', 'sendmsg'] });
+  t.teardown(() => capture.close());
+  const v = capture.verifier;
+  t.ok(v, 'the kernel said what verifying took');
+  t.match(v?.program, /^tp_/, `the longest program is named (${v?.program}: ${v?.instructions} instructions)`);
+  t.ok(v!.instructions > 0 && v!.instructions <= v!.limit / 10, `within a tenth of the limit (${v?.instructions} of ${v?.limit})`);
+});
+
 t.test('sendto alone (the default) ignores other syscalls', async (t) => {
   const { capture, records, sim } = await session(t, ['sendto']);
   t.same(capture.attachedHooks(), ['sendto']);

@@ -112,18 +112,27 @@ struct wdbtap {
 	int stop;      /* atomic: the reader ends */
 	int reader_rc; /* atomic: the reader's poll failed (negative errno) */
 	char err[512];
+	/* The verifier's work on the longest program: instructions it processed, and the program. */
+	uint32_t verified_insns;
+	char verified_prog[32];
 };
 
 static __thread char libbpf_msg[384];
+/* The first program libbpf said the kernel refused (its message names the program and the errno). */
+static __thread char libbpf_refused[160];
 
 static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG)
 		return 0;
 	vsnprintf(libbpf_msg, sizeof(libbpf_msg), fmt, ap);
+	if (!strncmp(libbpf_msg, "libbpf: ", 8)) /* said by the callers already */
+		memmove(libbpf_msg, libbpf_msg + 8, strlen(libbpf_msg + 8) + 1);
 	size_t n = strlen(libbpf_msg);
 	if (n && libbpf_msg[n - 1] == '\n')
 		libbpf_msg[n - 1] = 0;
+	if (!libbpf_refused[0] && strstr(libbpf_msg, "program load failed"))
+		snprintf(libbpf_refused, sizeof(libbpf_refused), "%s", libbpf_msg);
 	return 0;
 }
 
@@ -577,6 +586,36 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The verifier's work on each program loaded (bpf_prog_info.verified_insns), the largest kept. Read at
+ * every start, so a kernel whose verifier works much harder on our programs — Linux 6.18.44's checked
+ * the iovec walk past its million instructions until its loop state moved to map memory
+ * (wdbtap.bpf.c) — shows in `status` and the log before it refuses them.
+ */
+static void read_verified_insns(struct wdbtap *t)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, t->obj) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		int fd = bpf_program__fd(p);
+
+		memset(&info, 0, sizeof(info));
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.verified_insns <= t->verified_insns)
+			continue;
+		t->verified_insns = info.verified_insns;
+		snprintf(t->verified_prog, sizeof(t->verified_prog), "%s", bpf_program__name(p));
+	}
+}
+
+uint32_t wdbtap_verified_insns(struct wdbtap *t, char *prog, uint32_t len)
+{
+	if (len)
+		snprintf(prog, len, "%s", t->verified_prog);
+	return t->verified_insns;
+}
+
 struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t hooks_wanted, char *err, uint32_t errlen)
 {
 	struct wdbtap *t = calloc(1, sizeof(*t));
@@ -599,6 +638,7 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	}
 	libbpf_set_print(on_libbpf_print);
 	libbpf_msg[0] = 0;
+	libbpf_refused[0] = 0;
 	t->obj = bpf_object__open_file(obj_path, NULL);
 	if (!t->obj) {
 		rc = -errno;
@@ -640,12 +680,17 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	rc = bpf_object__load(t->obj);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
-		snprintf(err, errlen, "the kernel refused the BPF programs of %s: %s%s%s", obj_path, strerror(-rc),
-			 libbpf_msg[0] ? "; libbpf: " : "", libbpf_msg);
+		int n = snprintf(err, errlen, "the kernel refused the BPF programs of %s: %s%s%s", obj_path, strerror(-rc),
+				 libbpf_refused[0] || libbpf_msg[0] ? "; libbpf: " : "",
+				 libbpf_refused[0] ? libbpf_refused : libbpf_msg);
+		if (rc == -E2BIG && n > 0 && (uint32_t)n < errlen)
+			snprintf(err + n, errlen - n, "; the kernel's verifier gave up at its limit of instructions (this "
+				 "kernel checks the programs harder than those they were written for: report it with uname -r)");
 		bpf_object__close(t->obj);
 		free(t);
 		return NULL;
 	}
+	read_verified_insns(t);
 	t->fd_tgids = bpf_object__find_map_fd_by_name(t->obj, "target_tgids");
 	t->fd_names = bpf_object__find_map_fd_by_name(t->obj, "target_names");
 	t->fd_exe_dirs = bpf_object__find_map_fd_by_name(t->obj, "exe_dirs");

@@ -84,6 +84,9 @@ void wdbtap_set_fastpath(struct wdbtap *t, int on);
 void wdbtap_forget_key(struct wdbtap *t, uint32_t key);
 /* ticks, keyed, slow_connections (fastpath.h); returns how many were written. */
 int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n);
+/* The instructions the kernel's verifier processed for the longest program loaded (its limit is
+ * 1,000,000), and that program's name into prog (len bytes, NUL-terminated); 0: not known. */
+uint32_t wdbtap_verified_insns(struct wdbtap *t, char *prog, uint32_t len);
 
 uint32_t wdbtap_record_size(void);
 const char *wdbtap_last_error(struct wdbtap *t);

@@ -266,6 +266,7 @@ export class Tap {
       targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
       identity: c?.identity() ?? null,
       counters: c?.counters() ?? {},
+      verifier: c?.verifier ?? null,
       decoder: this.decoder.summary(),
       // Unchanged keepalives the shim sent as ticks (bpf/shim/fastpath.h), and what the decoder made of them.
       fastpath: c ? { ...c.fastpath(), batches: c.batches, applied: decoded.ticks, misses: decoded.tickMisses } : null,

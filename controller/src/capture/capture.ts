@@ -100,6 +100,9 @@ export function checkKernel(libPath: string): void {
   if (loadShim(libPath).check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
 }
 
+/** The instructions the kernel's verifier processes for one program before it gives up (BPF_COMPLEXITY_LIMIT_INSNS). */
+export const VERIFIER_LIMIT = 1_000_000;
+
 export class Capture {
   private readonly lib: ShimLib;
   private handle: unknown = null;
@@ -138,6 +141,9 @@ export class Capture {
     const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, c.hookBits, err, ERR_LEN);
     if (!h) throw new KernelSupportError(cstr(err));
     c.handle = h;
+    const prog = Buffer.alloc(32);
+    const insns = c.lib.verified_insns(h, prog, prog.length);
+    c.verifier = insns ? { program: cstr(prog), instructions: insns, limit: VERIFIER_LIMIT } : null;
     try {
       c.names.forEach((name, i) => c.check(c.lib.target_name(h, name, i + 1, 1), `target ${name}`));
       const cmds = opts.commands ?? 'all';
@@ -151,6 +157,12 @@ export class Capture {
     }
     return c;
   }
+
+  /**
+   * The kernel verifier's work on the longest program at load (null: the kernel did not say): a
+   * kernel whose verifier checks them much harder shows here before it refuses them.
+   */
+  verifier: { program: string; instructions: number; limit: number } | null = null;
 
   /** open() has just checked the kernel: the first attach() need not again. */
   private kernelChecked = false;

@@ -25,6 +25,7 @@ export interface ShimLib {
   set_fastpath(h: unknown, on: number): void;
   fastpath_stats(h: unknown, out: BigUint64Array, n: number): number;
   last_error(h: unknown): string;
+  verified_insns(h: unknown, prog: Buffer, len: number): number;
   close(h: unknown): void;
 }
 
@@ -58,6 +59,7 @@ export function loadShim(path: string): ShimLib {
     set_fastpath: f('set_fastpath', 'void NAME(wdbtap *t, int on)'),
     fastpath_stats: f('fastpath_stats', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
     last_error: f('last_error', 'const char *NAME(wdbtap *t)'),
+    verified_insns: f('verified_insns', 'uint32_t NAME(wdbtap *t, _Out_ uint8_t *prog, uint32_t len)'),
     close: f('close', 'void NAME(wdbtap *t)'),
   } as ShimLib;
   return cached;

@@ -46,6 +46,10 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
         onRescanError: (e) => { if (rescanErrors++ % 100 === 0) log.warn({ err: e.message, failures: rescanErrors }, 'cannot scan /proc for Wazuh daemons: retrying'); },
       });
       tap.capture = capture;
+      const v = capture.verifier;
+      // A quarter of the limit: a kernel whose verifier works this hard may refuse the next version.
+      if (v && v.instructions > v.limit / 4) log.warn(v, 'BPF programs: the kernel\'s verifier came close to its limit on one');
+      else log.debug({ verifier: v }, 'BPF programs verified');
       capture.start((records) => tap.pipeline.push(records),
         (e) => tap.life.requestStop({ why: 'capture failed', code: 1, err: e }));
       let lossPending = false;
