@@ -8,7 +8,9 @@
 // (a new socket; the daemons reconnect and send again what the stop cut), records lost (a flood of
 // keepalives while the tap is stopped: more than the perf buffer holds), monitord's sweeps, authd
 // registering and removing agents, analysisd writing alerts and rotating alerts.json — while the
-// simulated agents start, keep alive and shut down.
+// simulated agents start, keep alive and shut down. Beside it, all along, another manager in another
+// home with the same agent ids and a tap of its own (on the same tracepoints, killed and started
+// again, detached and attached): none of its traffic may reach this tap's NATS.
 // Afterwards three properties must hold, whatever the interleaving was:
 //   - the KV bucket holds, for every agent, the status wazuh-db holds (nothing lost for good, no
 //     stale event replayed over a newer one — a spool from before a crash included) — or nothing,
@@ -141,6 +143,44 @@ function chainBreaks(changes: StatusMessage[]): { breaks: string[]; told: Set<st
   return { breaks, told: new Set(last.keys()) };
 }
 
+/**
+ * Another manager on the same machine — another home, the same agent ids, its own wazuh-db — and a tap
+ * of its own publishing under another prefix (core NATS). `step` makes one of its changes.
+ */
+async function otherManager(t: Tap.Test, natsUrl: string) {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-chaos-other-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  writeOssecConf(home, `    <server_url>${natsUrl}</server_url>\n    <subject_prefix>other</subject_prefix>\n`);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30), persistDb: true });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const args = ['run', '--home', home, '--control-socket', sock, '--node', 'other'];
+  let tap = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+  return {
+    async step(rnd: () => number, did: (what: string) => void) {
+      const r = rnd();
+      const a = AGENTS[Math.floor(rnd() * AGENTS.length)];
+      if (r < 0.45) await sim.startup(a);
+      else if (r < 0.85) await sim.shutdown(a);
+      else if (r < 0.90) { did('other manager: wazuh-db restarted'); await sim.restartDb(); }
+      else if (r < 0.94) { did('other manager: its tap killed, started again'); await tap.stop('SIGKILL'); tap = await startTap(args); }
+      else if (r < 0.98) {
+        const c = rnd() < 0.5 ? 'detach' : 'attach';
+        did(`other manager: its tap ${c}ed`);
+        const o = await runTap([c, '--control-socket', sock], 15_000);
+        if (o.code !== 0) t.fail(`other tap ${c}: ${o.code} ${o.stderr}`);
+      } else { did('other manager: reset'); await sim.restartRemoted({ reset: true }); }
+    },
+    /** Its tap attached at the end, as this one is: both taps' programs are in the kernel. */
+    async settle() {
+      if (tap.proc.exitCode !== null) t.fail('the other tap exited');
+      await runTap(['attach', '--control-socket', sock], 15_000);
+    },
+  };
+}
+
 t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NATS ends where wazuh-db is`, async (t) => {
   const rnd = prng(SEED);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
@@ -177,6 +217,8 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   let fdsHeld: (() => void) | null = null;
   const alertsWritten: number[] = []; // the number analysisd gave each alert it wrote
   const flooder = await sim.spawnClient('wazuh-remoted'); // a second remoted: its agents are 1001–1200
+  const other = await otherManager(t, nats.url);
+  const rnd2 = prng(SEED + 1000); // the other manager's own sequence: this one's faults stay what the seed gave
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, f: () => void) => { const h = setTimeout(() => { timers.delete(h); f(); }, ms); timers.add(h); };
   const end = performance.now() + SECONDS * 1000;
@@ -233,8 +275,10 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
       later(200 + rnd() * 3000, () => { fdsHeld?.(); fdsHeld = null; });
     }
     else await sleep(Math.floor(rnd() * 300));
+    if (rnd2() < 0.3) await other.step(rnd2, did);
   }
   await flooding;
+  await other.settle();
   for (const h of timers) clearTimeout(h);
   fdsHeld?.();
   nats.proc.kill('SIGCONT');
