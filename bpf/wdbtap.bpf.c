@@ -119,9 +119,10 @@ struct {
  * They live in map memory, not on the stack: the verifier checks a callback as
  * a loop until its states repeat, and values it tracks on the stack (a position
  * growing by each step's take) never repeat, so every step's range was a new
- * state — on Linux 6.18.44 the walk inside the iovec loop went past the
- * verifier's million instructions. A value read from a map is any value within
- * the checks that follow, the same at every step.
+ * state — on Linux 6.18.44 every exit program went past the verifier's million
+ * instructions (the frame walk alone, in sendto's: 146,124; with this, 10,760).
+ * A value read from a map is any value within the checks that follow, the same
+ * at every step.
  */
 struct walk_vars {
 	__u64 p;
