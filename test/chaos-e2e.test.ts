@@ -216,6 +216,8 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   /** Gives the tap its descriptors back, while they are used up. */
   let fdsHeld: (() => void) | null = null;
   const alertsWritten: number[] = []; // the number analysisd gave each alert it wrote
+  const inDb = new Set(AGENTS.slice(0, 30).map((x) => x.id)); // the agents wazuh-db has a row for, as far as the loop knows
+  const remove = async (a: { id: number }) => { did('remove'); await authd.remove(a.id).then(() => inDb.delete(a.id), () => did('remove refused')); };
   const flooder = await sim.spawnClient('wazuh-remoted'); // a second remoted: its agents are 1001–1200
   const other = await otherManager(t, nats.url);
   const rnd2 = prng(SEED + 1000); // the other manager's own sequence: this one's faults stay what the seed gave
@@ -226,7 +228,7 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
     const r = rnd();
     const a = pick(AGENTS);
     if (r < 0.35) await sim.keepalive(a);
-    else if (r < 0.55) await sim.startup(a);
+    else if (r < 0.55) { await sim.startup(a); inDb.add(a.id); }
     else if (r < 0.70) await sim.shutdown(a);
     else if (r < 0.73) { did('monitord sweep'); await monitord.disconnect(Math.floor(Date.now() / 1000) - Math.floor(rnd() * 3)); }
     else if (r < 0.75) { did('manager reset'); await sim.restartRemoted({ reset: true }); }
@@ -249,8 +251,17 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
       did('tap stopped'); tapHeld = true;
       const p = tap.proc; p.kill('SIGSTOP');
       later(200 + rnd() * 3000, () => { p.kill('SIGCONT'); tapHeld = false; });
-    } else if (r < 0.92) { did('register'); await authd.register(a).catch(() => did('register refused')); }
-    else if (r < 0.94) { did('remove'); await authd.remove(a.id).catch(() => did('remove refused')); }
+    } else if (r < 0.92) {
+      // An agent wazuh-db has no row for (a start-up of an unknown agent makes its row, as the simulator
+      // does): a registration of an agent still there is refused, and tests nothing. None: one removed.
+      const free = AGENTS.filter((x) => !inDb.has(x.id));
+      if (free.length) {
+        const b = free[AGENTS.indexOf(a) % free.length];
+        did('register');
+        await authd.register(b).catch(() => did('register refused'));
+        inDb.add(b.id);
+      } else await remove(a);
+    } else if (r < 0.94) await remove(a);
     else if (r < 0.955 && DISK) { if (unfill) { did('disk freed'); unfill(); unfill = null; } else { did('disk full'); unfill = fillDisk(spool); } }
     else if (r < 0.965) { did('wazuh-db restarted'); await sim.restartDb(); }
     else if (r < 0.975 && !tapHeld && !flooding) {
