@@ -809,8 +809,10 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
  * order watermark (the shim) reads the entries of syscalls in flight, so a write
  * is always either in flight there or already in its CPU's ring, never neither.
  */
-static __always_inline int on_exit(void *ctx, long ret, __u32 syscall, const bool is_iov)
+static __always_inline int on_exit(void *ctx, long ret, const __u32 syscall)
 {
+	/* Known when each program is built: sendto's and write's carry no iovec loop. */
+	const bool is_iov = syscall == WDBTAP_SYS_WRITEV || syscall == WDBTAP_SYS_SENDMSG;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending_write *pwp;
 	__u32 daemon = target_of(pid_tgid);
@@ -835,7 +837,7 @@ int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret, WDBTAP_SYS_SENDTO, false);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_SENDTO);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
@@ -847,7 +849,7 @@ int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_write")
 int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret, WDBTAP_SYS_WRITE, false);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_WRITE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -859,7 +861,7 @@ int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_writev")
 int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret, WDBTAP_SYS_WRITEV, true);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_WRITEV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
@@ -878,7 +880,7 @@ int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx, ctx->ret, WDBTAP_SYS_SENDMSG, true);
+	return on_exit(ctx, ctx->ret, WDBTAP_SYS_SENDMSG);
 }
 
 /*

@@ -589,7 +589,7 @@ static void *reader_main(void *arg)
 /*
  * The verifier's work on each program loaded (bpf_prog_info.verified_insns), the largest kept. Read at
  * every start, so a kernel whose verifier works much harder on our programs — Linux 6.18.44's checked
- * the iovec walk past its million instructions until its loop state moved to map memory
+ * every exit program past its million instructions until the loops' state moved to map memory
  * (wdbtap.bpf.c) — shows in `status` and the log before it refuses them.
  */
 static void read_verified_insns(struct wdbtap *t)
