@@ -62,7 +62,7 @@ for (const syscall of ['write', 'writev', 'sendmsg'] as const) {
   });
 }
 
-t.test('every program loads with room under the verifier\'s limit, and status says how much', async (t) => {
+t.test('every program loads with room under the verifier\'s limit, and the capture says how much', async (t) => {
   // Linux 6.18.44 refused every exit program (E2BIG: past its million instructions) while the loops'
   // state (the frame walk's position, the iovec walk's) was on the stack: each step made a new verifier state.
   const home = mkdtempSync(join(tmpdir(), 'wnt-paths-'));

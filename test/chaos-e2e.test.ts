@@ -143,6 +143,12 @@ function chainBreaks(changes: StatusMessage[]): { breaks: string[]; told: Set<st
   return { breaks, told: new Set(last.keys()) };
 }
 
+/** `attach` or `detach` through a tap's control socket: a refusal fails the test. */
+async function control(t: Tap.Test, cmd: 'attach' | 'detach', sock: string, who: string): Promise<void> {
+  const o = await runTap([cmd, '--control-socket', sock], 15_000);
+  if (o.code !== 0) t.fail(`${who}: ${cmd}: ${o.code} ${o.stderr}`);
+}
+
 /**
  * Another manager on the same machine — another home, the same agent ids, its own wazuh-db — and a tap
  * of its own publishing under another prefix (core NATS). `step` makes one of its changes.
@@ -169,14 +175,13 @@ async function otherManager(t: Tap.Test, natsUrl: string) {
       else if (r < 0.98) {
         const c = rnd() < 0.5 ? 'detach' : 'attach';
         did(`other manager: its tap ${c}ed`);
-        const o = await runTap([c, '--control-socket', sock], 15_000);
-        if (o.code !== 0) t.fail(`other tap ${c}: ${o.code} ${o.stderr}`);
+        await control(t, c, sock, 'the other tap');
       } else { did('other manager: reset'); await sim.restartRemoted({ reset: true }); }
     },
     /** Its tap attached at the end, as this one is: both taps' programs are in the kernel. */
     async settle() {
       if (tap.proc.exitCode !== null) t.fail('the other tap exited');
-      await runTap(['attach', '--control-socket', sock], 15_000);
+      await control(t, 'attach', sock, 'the other tap');
     },
   };
 }
@@ -243,8 +248,7 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
     else if (r < 0.83 && !tapHeld && !fdsHeld) { // the control socket takes no connection without a descriptor
       const c = pick(['detach', 'attach']);
       did(c);
-      const o = await runTap([c, '--control-socket', sock], 15_000);
-      if (o.code !== 0) t.fail(`${c}: ${o.code} ${o.stderr}`);
+      await control(t, c, sock, 'the tap');
     } else if (r < 0.85) { did('SIGHUP'); tap.proc.kill('SIGHUP'); }
     else if (r < 0.87 && !tapHeld) { did('tap killed, started again'); await tap.stop('SIGKILL'); await sleep(rnd() * 1000); tap = await started(); }
     else if (r < 0.90 && !tapHeld) {

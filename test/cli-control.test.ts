@@ -45,6 +45,8 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.equal(st.code, 0);
   const s = JSON.parse(st.stdout);
   t.match(s, { attached: true, hooks: ['sendto'], node: 'n1', agents: { active: 1 }, nats: { connected: true, rejected: 0 } });
+  // What the kernel's verifier took on the longest program loaded (capture-paths holds the margin).
+  t.match(s.verifier, { program: /^tp_exit_sendto$/, instructions: Number, limit: 1_000_000 }, 'status says what verifying took');
   // The spool's disk (its faults are shown in e2e-disk-full and spool-disk-full): healthy here.
   t.match(s.spool, { records: Number, bytes: Number, disk_full: false, write_errors: 0, read_errors: 0 });
   t.ok(s.spool.bound_bytes > 0 && s.spool.bound_bytes <= 512 * 1024 * 1024, `the bound in force: spool_max_size, or what the disk holds (${s.spool.bound_bytes})`);
