@@ -19,6 +19,7 @@
 #define AF_UNIX 1
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define SOCK_DGRAM 2
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -255,7 +256,7 @@ static __always_inline void parent_of(struct dentry *d, struct wdbtap_fsid *out)
  * listener's for an accepted socket) must be the entry "wdb" of <home>/queue/db.
  * An entry named wdb elsewhere is another home's: counted, never captured.
  */
-static __always_inline bool is_wdb(struct sock *sk, const struct wdbtap_config *cfg)
+static __always_inline bool is_wdb(struct sock *sk, const struct wdbtap_config *cfg, __u8 *other)
 {
 	struct dentry *d;
 	struct wdbtap_fsid dir;
@@ -273,6 +274,7 @@ static __always_inline bool is_wdb(struct sock *sk, const struct wdbtap_config *
 	if (cfg->set && dir.ino == cfg->wdb_dir.ino && dir.dev == cfg->wdb_dir.dev)
 		return true;
 	count(WDBTAP_C_OTHER_WDB);
+	*other = 1;
 	return false;
 }
 
@@ -283,6 +285,39 @@ static __always_inline __u64 sock_ino(struct sock *sk)
 	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
+/*
+ * What classify_fd decided for one open file, kept while the decision cannot
+ * change: a file that is not a socket, a socket that is not AF_UNIX, or a
+ * connected stream socket (its peer, and the paths of both ends, are fixed
+ * from connect/accept to close). A datagram socket can connect elsewhere, an
+ * unconnected one may connect, and a client's peer has no inode until wazuh-db
+ * accepts it: those are decided at every write. The
+ * decision was ~30 kernel reads at every write of a target's (half of its
+ * sys_enter program's time); a hit is seven and a lookup.
+ */
+struct fd_class {
+	__u64 inode;      /* the file's inode (address) and its number: a file */
+	__u64 ino;        /*   reusing the slot is another inode, or a socket inode number not yet reused */
+	struct wdbtap_fsid wdb_dir; /* the configuration it was decided under */
+	__u64 peer_ino;
+	__u8 direction;   /* WDBTAP_DIR_*, 0: not this home's wazuh-db */
+	__u8 other_wdb;   /* a socket named wdb of another directory: counted at every write, as before */
+	__u8 _pad[6];
+};
+
+/* Keyed by the struct file's address, which never leaves the kernel; LRU: files close without telling us. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct fd_class);
+} fd_classes SEC(".maps");
+
+static __always_inline bool same_dir(const struct wdbtap_fsid *a, const struct wdbtap_fsid *b)
+{
+	return a->ino == b->ino && a->dev == b->dev;
+}
+
 /* Classify fd: fills direction and the connection's inodes, or returns false. */
 static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 {
@@ -290,42 +325,73 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds;
 	struct file *file = NULL;
+	struct inode *inode;
 	struct socket *sock;
 	struct sock *sk, *peer;
 	struct wdbtap_config *cfg;
+	struct fd_class c = {}, *hit;
+	__u64 key;
 	__u32 zero = 0;
 	umode_t mode;
-
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return false;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return false;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return false;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX)
-		return false;
 
 	cfg = bpf_map_lookup_elem(&tap_config, &zero);
 	if (!cfg) {
 		count(WDBTAP_C_SCRATCH_FAIL);
 		return false;
 	}
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return false;
+	inode = BPF_CORE_READ(file, f_inode);
+	c.inode = (__u64)inode;
+	c.ino = BPF_CORE_READ(inode, i_ino);
+	c.wdb_dir = cfg->wdb_dir;
+	key = (__u64)file;
+	hit = bpf_map_lookup_elem(&fd_classes, &key);
+	if (hit && hit->inode == c.inode && hit->ino == c.ino && same_dir(&hit->wdb_dir, &c.wdb_dir)) {
+		if (hit->other_wdb)
+			count(WDBTAP_C_OTHER_WDB);
+		if (!hit->direction)
+			return false;
+		pw->direction = hit->direction;
+		pw->local_ino = hit->ino;
+		pw->peer_ino = hit->peer_ino;
+		return true;
+	}
+
+	mode = BPF_CORE_READ(inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		goto final;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return false;
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX)
+		goto final;
 	peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
 
 	/* wazuh-db's accepted sockets carry the listener's path: a write there is a reply.
 	 * A client's socket is unbound; its peer (the accepted socket) carries it. */
-	if (is_wdb(sk, cfg))
-		pw->direction = WDBTAP_DIR_REPLY;
-	else if (is_wdb(peer, cfg))
-		pw->direction = WDBTAP_DIR_REQUEST;
-	else
+	if (is_wdb(sk, cfg, &c.other_wdb))
+		c.direction = WDBTAP_DIR_REPLY;
+	else if (is_wdb(peer, cfg, &c.other_wdb))
+		c.direction = WDBTAP_DIR_REQUEST;
+	if (c.direction)
+		c.peer_ino = sock_ino(peer);
+	/* Not kept while it may change: a datagram socket, one not connected, and a request
+	 * whose peer wazuh-db has not accepted yet (that socket has no inode until accept). */
+	if (!cfg->set || !peer || (c.direction && !c.peer_ino) || BPF_CORE_READ(sk, sk_type) == SOCK_DGRAM)
+		goto decided;
+final:
+	bpf_map_update_elem(&fd_classes, &key, &c, BPF_ANY);
+decided:
+	if (!c.direction)
 		return false;
-	pw->local_ino = BPF_CORE_READ(file, f_inode, i_ino);
-	pw->peer_ino = sock_ino(peer);
+	pw->direction = c.direction;
+	pw->local_ino = c.ino;
+	pw->peer_ino = c.peer_ino;
 	return true;
 }
 

@@ -3,7 +3,7 @@
 // imitating Wazuh (same names, same relative socket path, same bytes), and a
 // second Wazuh home on the same host, are invisible to the tap.
 import t from 'tap';
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager, SimProcess, SimClient, installSimDaemon } from '../scripts/sim/manager.mjs';
@@ -156,6 +156,50 @@ t.test('two Wazuh homes on one host: a tap follows its own manager only', async 
   const table = await runTap(['status', '--control-socket', join(homeA, 'tap.sock')]);
   t.match(table.stdout, new RegExp(`socket +${homeA}/queue/db \\(\\d+:\\d+ inode ${dbDir.ino}\\) entry wdb, now`), 'status shows the socket followed');
   t.match(table.stdout, new RegExp(`daemons +${homeA}/bin \\(`));
+});
+
+t.test('a daemon that closes its connection and opens one to another home: each write judged by the socket it is on', async (t) => {
+  // The kernel keeps what it decided about each open file (bpf/wdbtap.bpf.c, fd_classes), keyed by the
+  // file's slot. A connection closed and another opened reuses the descriptor, and most likely the slot:
+  // what was decided for the old one must not carry over to the new one, either way.
+  const homeA = tmpHome(t, 'ra');
+  const homeB = tmpHome(t, 'rb');
+  writeOssecConf(homeA);
+  const agentsA = Array.from({ length: 4 }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: `10.0.0.${i + 1}` }));
+  const agentsB = Array.from({ length: 4 }, (_, i) => ({ id: i + 11, name: `b${i + 11}`, ip: `10.1.0.${i + 11}` }));
+  const simA = new SimManager({ binDir, home: homeA, agents: agentsA });
+  const simB = new SimManager({ binDir, home: homeB, agents: agentsB });
+  t.teardown(() => simA.stop());
+  t.teardown(() => simB.stop());
+  await simA.start();
+  await simB.start();
+  const { got, status } = await tapOn(t, homeA);
+  // One of A's daemons (a target), going back and forth between A's socket and B's.
+  const d = new SimClient(new SimProcess(join(homeA, 'bin'), 'wazuh-remoted', homeA, ['--no-reset']));
+  t.teardown(() => d.kill('SIGKILL'));
+  await d.proc.ready();
+  const fdsOfWdb = () => d.proc.pid ? readdirSync(`/proc/${d.proc.pid}/fd`).length : 0;
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    await d.home(homeA);
+    await d.startup(agentsA[i]);
+    await d.keepalive(agentsA[i]);
+    await waitFor(() => agentEvents(got).some((m) => m.body.agent_id === `00${i + 1}` && m.body.current_status === 'active'), 10_000,
+      `A's agent ${i + 1} active, on a connection opened after one to B's socket`);
+    counts.push(fdsOfWdb());
+    await d.home(homeB);
+    await d.startup(agentsB[i]);
+    await d.keepalive(agentsB[i]);
+    counts.push(fdsOfWdb());
+  }
+  await d.home(homeA);
+  await d.keepalive(agentsA[0]); // after B's last writes: anything of B's would be out by now
+  await new Promise((r) => setTimeout(r, 1500));
+  t.same(counts, counts.map(() => counts[0]), `the same number of descriptors open throughout (${counts[0]}): each new connection took the old one's`);
+  const ids = [...new Set(agentEvents(got).map((m) => String(m.body.agent_id)))].sort();
+  t.same(ids, ['001', '002', '003', '004'], "A's four agents, and none of B's");
+  const st = await status();
+  t.ok(st.counters.other_wdb >= 12, `every write on B's socket refused in the kernel (other_wdb ${st.counters.other_wdb}; 3 a visit)`);
 });
 
 t.test('wazuh-db re-creates its socket (a restart): the new one is followed at once', async (t) => {

@@ -17,6 +17,7 @@ import { BENCH, QUICK, machineInfo, round } from './lib.mjs';
 const MEASUREMENTS = [
   { name: 'overhead', what: 'non-target process: write loop, sendto loop vs empty programs', module: './overhead.mjs' },
   { name: 'roundtrip', what: 'target daemon wdb round trip, attached vs detached', module: './roundtrip.mjs' },
+  { name: 'programs', what: 'the BPF programs\' time in the daemons\' syscalls (kernel.bpf_stats_enabled)', module: './bpf-cost.mjs' },
   { name: 'cost', what: 'saturated wazuh-db without / with the tap; the tap\'s CPU per keepalive', module: './cost.mjs' },
   { name: 'throughput', what: 'sustained frames/s with zero loss; loss at 2x', module: './throughput.mjs' },
   { name: 'latency', what: 'sendto → subscriber at 10k frames/s, core and JetStream', module: './latency.mjs' },

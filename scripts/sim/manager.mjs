@@ -220,6 +220,15 @@ export class SimClient {
   }
 
   /**
+   * From now on talks to another home's wazuh-db: closes its connection, and the next request opens one
+   * to that home's socket (most likely on the same descriptor, and the same kernel file slot).
+   * @param {string} home
+   */
+  async home(home) {
+    await this.proc.command(`home ${home}`);
+  }
+
+  /**
    * Sends `text` as one proper 4.x frame (header + text + NUL) on the long-lived
    * connection and returns wazuh-db's reply (control characters become blanks).
    * @param {string} text

@@ -1838,6 +1838,21 @@ static int run_remoted(void) {
                 fflush(stdout);
                 continue;
             }
+        } else if (!strcmp(verb, "home")) {
+            /* Another home from now on: the connection to wazuh-db is closed and the next request opens
+             * one to that home's socket, most likely on the same descriptor (the lowest free). */
+            const char *dir = cmdline + 4;
+            while (*dir == ' ') dir++;
+            if (!*dir || chdir(dir) < 0) {
+                err = "cannot enter that home";
+            } else {
+                if (g_wdb >= 0) close(g_wdb);
+                g_wdb = -1;
+                g_raw_sent = 0;
+                if (g_queue >= 0) close(g_queue);
+                g_queue = -1;
+                g_home = strdup(dir);
+            }
         } else if (!strcmp(verb, "load") || !strcmp(verb, "reconnect")) {
             char res[512];
             if (!strcmp(verb, "load")) run_load(cmdline + 4, res, sizeof res);
