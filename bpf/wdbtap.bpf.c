@@ -293,7 +293,7 @@ static __always_inline __u64 sock_ino(struct sock *sk)
  * unconnected one may connect, and a client's peer has no inode until wazuh-db
  * accepts it: those are decided at every write. The
  * decision was ~30 kernel reads at every write of a target's (half of its
- * sys_enter program's time); a hit is seven and a lookup.
+ * sys_enter program's time); a hit is three and a lookup.
  */
 struct fd_class {
 	__u64 inode;      /* the file's inode (address) and its number: a file */
@@ -321,8 +321,10 @@ static __always_inline bool same_dir(const struct wdbtap_fsid *a, const struct w
 /* Classify fd: fills direction and the connection's inodes, or returns false. */
 static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	/* A BTF pointer: its fields are loads the JIT guards, not a helper call each (Linux >= 5.11). */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	struct fdtable *fdt = files ? files->fdt : NULL;
 	struct file **fds;
 	struct file *file = NULL;
 	struct inode *inode;
@@ -339,9 +341,9 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 		count(WDBTAP_C_SCRATCH_FAIL);
 		return false;
 	}
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || fd < 0 || (unsigned int)fd >= fdt->max_fds)
 		return false;
-	fds = BPF_CORE_READ(fdt, fd);
+	fds = fdt->fd;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
 		return false;
 	inode = BPF_CORE_READ(file, f_inode);
@@ -535,6 +537,43 @@ static long walk_step(__u32 index, void *data)
 }
 
 /*
+ * The usual write: one whole frame, from a frame boundary (Wazuh writes each
+ * frame with one sendto). Decided from one read of its head, as walk_step
+ * would decide it, without the loop: 1 when it applies and *keep is set, 0
+ * when walk() must follow the write. Not for an iovec (walk's `whole`): a
+ * piece of a writev is rarely a frame, and its loop's stack has no room left.
+ */
+static __always_inline int one_frame(struct stream *s, struct conn_state *cs, __u64 p, __u32 n, bool req,
+				     __u32 pre, bool *keep)
+{
+	__u8 *head = s->head; /* free at a frame boundary; map memory, not the stack the loops need */
+	__u32 len;
+
+	if (s->have || s->remaining)
+		return 0;
+	if (req ? n < 4 + WDBTAP_REQ_HEAD || bpf_probe_read_user(head, 4 + WDBTAP_REQ_HEAD, (void *)p)
+		: n <= 4 || bpf_probe_read_user(head, 4, (void *)p))
+		return 0;
+	len = (__u32)head[0] | (__u32)head[1] << 8 | (__u32)head[2] << 16 | (__u32)head[3] << 24;
+	if (len != n - 4 || len > WDBTAP_MAX_FRAME)
+		return 0;
+	if (req) {
+		*keep = wanted_request(&head[4], WDBTAP_REQ_HEAD);
+		if (*keep && !s->precounted)
+			__sync_fetch_and_add(&cs->want, 1);
+		s->precounted = 0;
+	} else if (pre) {
+		*keep = pre == 2; /* decided at sys_enter, want already taken (prekeep_reply) */
+	} else {
+		*keep = cs->want > 0;
+		if (*keep)
+			__sync_fetch_and_add(&cs->want, -1);
+	}
+	s->keep = *keep;
+	return 1;
+}
+
+/*
  * Follow the frames of n bytes written at p on one direction of a connection
  * and say whether the write holds any byte user space needs: a `global `
  * request, a reply to one, or a frame start not yet decided. *first_off gets
@@ -542,11 +581,16 @@ static long walk_step(__u32 index, void *data)
  * bpf_loop keeps the verifier's work to one step, however many frames.
  */
 static __always_inline bool walk(struct walk_vars *w, struct stream *s, struct conn_state *cs, __u64 p,
-				 __u32 n, bool req, __u32 *first_off, __u32 pre)
+				 __u32 n, bool req, __u32 *first_off, __u32 pre, const bool whole)
 {
 	struct walk_ctx wc = { .s = s, .cs = cs, .v = w };
+	bool keep;
 	long steps;
 
+	if (whole && one_frame(s, cs, p, n, req, pre, &keep)) {
+		*first_off = 0;
+		return keep;
+	}
 	*w = (struct walk_vars){ .p = p, .n = n, .first_off = n, .req = req, .pre = pre };
 	steps = bpf_loop(WDBTAP_MAX_FRAMES_PER_WRITE * 3, walk_step, &wc, 0);
 	*first_off = w->first_off;
@@ -755,14 +799,14 @@ static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u
 
 /* Walk one contiguous piece of a write and send it when it holds anything wanted. */
 static __always_inline void piece(void *ctx, struct scratch_buf *sb, struct conn_state *cs, bool req,
-				  __u64 p, __u32 off, __u32 n, bool last, __u32 pre)
+				  __u64 p, __u32 off, __u32 n, bool last, __u32 pre, const bool whole)
 {
 	struct wdbtap_record *rec = (struct wdbtap_record *)sb->bytes;
 	struct stream *s = req ? &cs->req : &cs->rep;
 	__u32 first = n;
 	__u16 flags = 0;
 
-	if (!walk(&sb->walk, s, cs, p, n, req, &first, pre)) {
+	if (!walk(&sb->walk, s, cs, p, n, req, &first, pre, whole)) {
 		s->dropped = 1;
 		count(WDBTAP_C_CONTENT_DROPPED);
 		return;
@@ -803,7 +847,7 @@ static long iov_step(__u32 i, void *data)
 	n = iov.iov_len > ic->total - ic->done ? ic->total - ic->done : iov.iov_len;
 	if (n)
 		piece(c->ctx, c->sb, c->cs, ic->req, (__u64)iov.iov_base, ic->done, n,
-		      ic->done + n >= ic->total, ic->done == 0 ? ic->pre : 0);
+		      ic->done + n >= ic->total, ic->done == 0 ? ic->pre : 0, false);
 	ic->done += n;
 	return 0;
 }
@@ -857,7 +901,7 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
 	if (!is_iov) {
-		piece(ctx, sb, cs, req, pw.buf, 0, (__u32)total, true, req ? 0 : pw.precounted);
+		piece(ctx, sb, cs, req, pw.buf, 0, (__u32)total, true, req ? 0 : pw.precounted, true);
 		return;
 	}
 	/* writev/sendmsg: each iovec is a piece; only the first `total` bytes were written. */
