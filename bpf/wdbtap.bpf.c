@@ -286,14 +286,14 @@ static __always_inline __u64 sock_ino(struct sock *sk)
 }
 
 /*
- * What classify_fd decided for one open file, kept while the decision cannot
- * change: a file that is not a socket, a socket that is not AF_UNIX, or a
- * connected stream socket (its peer, and the paths of both ends, are fixed
- * from connect/accept to close). A datagram socket can connect elsewhere, an
- * unconnected one may connect, and a client's peer has no inode until wazuh-db
- * accepts it: those are decided at every write. The
+ * What classify_fd decided for one connected AF_UNIX stream socket: fixed
+ * from connect/accept to close (its peer, and the paths of both ends). The
  * decision was ~30 kernel reads at every write of a target's (half of its
- * sys_enter program's time); a hit is three and a lookup.
+ * sys_enter program's time); a hit is three and a lookup. Not kept: a
+ * datagram socket (it can connect elsewhere), an unconnected one, a client
+ * whose peer wazuh-db has not accepted yet (no inode until then), and what is
+ * not an AF_UNIX socket — a few reads decide it, and remoted's TCP sockets to
+ * thousands of agents would only churn the map.
  */
 struct fd_class {
 	__u64 inode;      /* the file's inode (address) and its number: a file */
@@ -365,13 +365,11 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 
 	mode = BPF_CORE_READ(inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
-		goto final;
+		return false;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX)
 		return false;
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX)
-		goto final;
 	peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
 
 	/* wazuh-db's accepted sockets carry the listener's path: a write there is a reply.
@@ -382,13 +380,9 @@ static __always_inline bool classify_fd(int fd, struct pending_write *pw)
 		c.direction = WDBTAP_DIR_REQUEST;
 	if (c.direction)
 		c.peer_ino = sock_ino(peer);
-	/* Not kept while it may change: a datagram socket, one not connected, and a request
-	 * whose peer wazuh-db has not accepted yet (that socket has no inode until accept). */
-	if (!cfg->set || !peer || (c.direction && !c.peer_ino) || BPF_CORE_READ(sk, sk_type) == SOCK_DGRAM)
-		goto decided;
-final:
-	bpf_map_update_elem(&fd_classes, &key, &c, BPF_ANY);
-decided:
+	/* Kept once it cannot change (see fd_class). */
+	if (cfg->set && peer && (!c.direction || c.peer_ino) && BPF_CORE_READ(sk, sk_type) != SOCK_DGRAM)
+		bpf_map_update_elem(&fd_classes, &key, &c, BPF_ANY);
 	if (!c.direction)
 		return false;
 	pw->direction = c.direction;
