@@ -94,19 +94,25 @@ t.test('a local user imitating Wazuh (its own wazuh-db and wazuh-remoted, its ow
   t.equal(tap.proc.exitCode, null, 'the tap is still running');
 });
 
-t.test('two Wazuh homes on one host: a tap follows its own manager only', async (t) => {
-  const homeA = tmpHome(t, 'a');
-  const homeB = tmpHome(t, 'b');
+/** Two homes side by side, each with its simulated manager, and a tap on A only. */
+type Agent = { id: number; name: string; ip: string };
+async function twoHomes(t: Tap.Test, tag: string, agentsA: Agent[], agentsB: Agent[]) {
+  const homeA = tmpHome(t, `${tag}a`);
+  const homeB = tmpHome(t, `${tag}b`);
   writeOssecConf(homeA);
-  const simA = new SimManager({ binDir, home: homeA, agents: [A1, A5] });
-  // B has agents with the same ids, and more.
-  const agentsB = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `b${i + 1}`, ip: `10.1.0.${i + 1}` }));
+  const simA = new SimManager({ binDir, home: homeA, agents: agentsA });
   const simB = new SimManager({ binDir, home: homeB, agents: agentsB });
   t.teardown(() => simA.stop());
   t.teardown(() => simB.stop());
   await simA.start();
   await simB.start();
-  const { got, status } = await tapOn(t, homeA);
+  return { homeA, homeB, simA, simB, ...(await tapOn(t, homeA)) };
+}
+
+t.test('two Wazuh homes on one host: a tap follows its own manager only', async (t) => {
+  // B has agents with the same ids, and more.
+  const agentsB = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `b${i + 1}`, ip: `10.1.0.${i + 1}` }));
+  const { homeA, homeB, simA, simB, got, status } = await twoHomes(t, '', [A1, A5], agentsB);
 
   await simA.startup(A1);
   await simA.keepalive(A1);
@@ -162,18 +168,9 @@ t.test('a daemon that closes its connection and opens one to another home: each 
   // The kernel keeps what it decided about each open file (bpf/wdbtap.bpf.c, fd_classes), keyed by the
   // file's slot. A connection closed and another opened reuses the descriptor, and most likely the slot:
   // what was decided for the old one must not carry over to the new one, either way.
-  const homeA = tmpHome(t, 'ra');
-  const homeB = tmpHome(t, 'rb');
-  writeOssecConf(homeA);
   const agentsA = Array.from({ length: 4 }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: `10.0.0.${i + 1}` }));
   const agentsB = Array.from({ length: 4 }, (_, i) => ({ id: i + 11, name: `b${i + 11}`, ip: `10.1.0.${i + 11}` }));
-  const simA = new SimManager({ binDir, home: homeA, agents: agentsA });
-  const simB = new SimManager({ binDir, home: homeB, agents: agentsB });
-  t.teardown(() => simA.stop());
-  t.teardown(() => simB.stop());
-  await simA.start();
-  await simB.start();
-  const { got, status } = await tapOn(t, homeA);
+  const { homeA, homeB, got, status } = await twoHomes(t, 'r', agentsA, agentsB);
   // One of A's daemons (a target), going back and forth between A's socket and B's.
   const d = new SimClient(new SimProcess(join(homeA, 'bin'), 'wazuh-remoted', homeA, ['--no-reset']));
   t.teardown(() => d.kill('SIGKILL'));
