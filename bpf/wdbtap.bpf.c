@@ -241,6 +241,11 @@ static __always_inline void set_target(__u32 pid, __u32 daemon)
 	bpf_map_update_elem(&target_mark, &pid, &daemon, BPF_ANY);
 }
 
+static __always_inline bool same_dir(const struct wdbtap_fsid *a, const struct wdbtap_fsid *b)
+{
+	return a->ino == b->ino && a->dev == b->dev;
+}
+
 /* The identity of the directory that holds dentry d. */
 static __always_inline void parent_of(struct dentry *d, struct wdbtap_fsid *out)
 {
@@ -271,7 +276,7 @@ static __always_inline bool is_wdb(struct sock *sk, const struct wdbtap_config *
 	    name[0] != 'w' || name[1] != 'd' || name[2] != 'b')
 		return false;
 	parent_of(d, &dir);
-	if (cfg->set && dir.ino == cfg->wdb_dir.ino && dir.dev == cfg->wdb_dir.dev)
+	if (cfg->set && same_dir(&dir, &cfg->wdb_dir))
 		return true;
 	count(WDBTAP_C_OTHER_WDB);
 	*other = 1;
@@ -312,11 +317,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct fd_class);
 } fd_classes SEC(".maps");
-
-static __always_inline bool same_dir(const struct wdbtap_fsid *a, const struct wdbtap_fsid *b)
-{
-	return a->ino == b->ino && a->dev == b->dev;
-}
 
 /* Classify fd: fills direction and the connection's inodes, or returns false. */
 static __always_inline bool classify_fd(int fd, struct pending_write *pw)
@@ -455,6 +455,28 @@ static __always_inline bool read_head(struct stream *s, __u64 p, __u32 take)
 	return true;
 }
 
+/*
+ * Whether the frame whose head is in s->head (length len) goes to user space:
+ * a wanted request (its reply counted, unless sys_enter did), or a reply one is
+ * wanted for. pre: wazuh-db's sys_enter already decided this reply (see
+ * prekeep_reply; 1 drop, 2 keep, want already taken), 0: decide here.
+ */
+static __always_inline void decide(struct stream *s, struct conn_state *cs, bool req, __u32 len, __u32 pre)
+{
+	if (req) {
+		s->keep = wanted_request(&s->head[4], len < WDBTAP_REQ_HEAD ? len : WDBTAP_REQ_HEAD);
+		if (s->keep && !s->precounted)
+			__sync_fetch_and_add(&cs->want, 1);
+		s->precounted = 0;
+	} else if (pre) {
+		s->keep = pre == 2;
+	} else {
+		s->keep = cs->want > 0;
+		if (s->keep)
+			__sync_fetch_and_add(&cs->want, -1);
+	}
+}
+
 /* walk()'s loop context: pointers only, the same at every step; what changes is in *v. */
 struct walk_ctx {
 	struct stream *s;
@@ -510,19 +532,11 @@ static long walk_step(__u32 index, void *data)
 		w->unframed = true;
 		return 1;
 	}
-	if (w->req) {
-		s->keep = wanted_request(&s->head[4], len < WDBTAP_REQ_HEAD ? len : WDBTAP_REQ_HEAD);
-		if (s->keep && !s->precounted)
-			__sync_fetch_and_add(&cs->want, 1);
-		s->precounted = 0;
-	} else if (w->pre && w->first_off == 0) {
-		/* The write's first frame, decided when wazuh-db began writing it (see prekeep_reply). */
-		s->keep = w->pre == 2;
+	if (!w->req && w->first_off == 0 && w->pre) {
+		decide(s, cs, false, len, w->pre);
 		w->pre = 0;
 	} else {
-		s->keep = cs->want > 0;
-		if (s->keep)
-			__sync_fetch_and_add(&cs->want, -1);
+		decide(s, cs, w->req, len, 0);
 	}
 	w->emit |= s->keep;
 	s->remaining = 4 + len - s->have;
@@ -533,38 +547,25 @@ static long walk_step(__u32 index, void *data)
 /*
  * The usual write: one whole frame, from a frame boundary (Wazuh writes each
  * frame with one sendto). Decided from one read of its head, as walk_step
- * would decide it, without the loop: 1 when it applies and *keep is set, 0
- * when walk() must follow the write. Not for an iovec (walk's `whole`): a
- * piece of a writev is rarely a frame, and its loop's stack has no room left.
+ * would decide it, without the loop: whether it is kept, or -1 when walk()
+ * must follow the write. Not for an iovec (walk's `whole`): a piece of a
+ * writev is rarely a frame, and its loop's stack has no room left.
  */
-static __always_inline int one_frame(struct stream *s, struct conn_state *cs, __u64 p, __u32 n, bool req,
-				     __u32 pre, bool *keep)
+static __always_inline int one_frame(struct stream *s, struct conn_state *cs, __u64 p, __u32 n, bool req, __u32 pre)
 {
-	__u8 *head = s->head; /* free at a frame boundary; map memory, not the stack the loops need */
 	__u32 len;
 
+	/* Read into s->head: free at a frame boundary, and map memory, not the stack the loops need. */
 	if (s->have || s->remaining)
-		return 0;
-	if (req ? n < 4 + WDBTAP_REQ_HEAD || bpf_probe_read_user(head, 4 + WDBTAP_REQ_HEAD, (void *)p)
-		: n <= 4 || bpf_probe_read_user(head, 4, (void *)p))
-		return 0;
-	len = (__u32)head[0] | (__u32)head[1] << 8 | (__u32)head[2] << 16 | (__u32)head[3] << 24;
+		return -1;
+	if (req ? n < 4 + WDBTAP_REQ_HEAD || bpf_probe_read_user(s->head, 4 + WDBTAP_REQ_HEAD, (void *)p)
+		: n <= 4 || bpf_probe_read_user(s->head, 4, (void *)p))
+		return -1;
+	len = head_len(s);
 	if (len != n - 4 || len > WDBTAP_MAX_FRAME)
-		return 0;
-	if (req) {
-		*keep = wanted_request(&head[4], WDBTAP_REQ_HEAD);
-		if (*keep && !s->precounted)
-			__sync_fetch_and_add(&cs->want, 1);
-		s->precounted = 0;
-	} else if (pre) {
-		*keep = pre == 2; /* decided at sys_enter, want already taken (prekeep_reply) */
-	} else {
-		*keep = cs->want > 0;
-		if (*keep)
-			__sync_fetch_and_add(&cs->want, -1);
-	}
-	s->keep = *keep;
-	return 1;
+		return -1;
+	decide(s, cs, req, len, pre);
+	return s->keep;
 }
 
 /*
@@ -578,10 +579,10 @@ static __always_inline bool walk(struct walk_vars *w, struct stream *s, struct c
 				 __u32 n, bool req, __u32 *first_off, __u32 pre, const bool whole)
 {
 	struct walk_ctx wc = { .s = s, .cs = cs, .v = w };
-	bool keep;
+	int keep = whole ? one_frame(s, cs, p, n, req, pre) : -1;
 	long steps;
 
-	if (whole && one_frame(s, cs, p, n, req, pre, &keep)) {
+	if (keep >= 0) {
 		*first_off = 0;
 		return keep;
 	}

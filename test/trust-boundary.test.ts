@@ -94,8 +94,8 @@ t.test('a local user imitating Wazuh (its own wazuh-db and wazuh-remoted, its ow
   t.equal(tap.proc.exitCode, null, 'the tap is still running');
 });
 
-/** Two homes side by side, each with its simulated manager, and a tap on A only. */
 type Agent = { id: number; name: string; ip: string };
+/** Two homes side by side, each with its simulated manager, and a tap on A only. */
 async function twoHomes(t: Tap.Test, tag: string, agentsA: Agent[], agentsB: Agent[]) {
   const homeA = tmpHome(t, `${tag}a`);
   const homeB = tmpHome(t, `${tag}b`);
@@ -175,7 +175,7 @@ t.test('a daemon that closes its connection and opens one to another home: each 
   const d = new SimClient(new SimProcess(join(homeA, 'bin'), 'wazuh-remoted', homeA, ['--no-reset']));
   t.teardown(() => d.kill('SIGKILL'));
   await d.proc.ready();
-  const fdsOfWdb = () => d.proc.pid ? readdirSync(`/proc/${d.proc.pid}/fd`).length : 0;
+  const openDescriptors = () => d.proc.pid ? readdirSync(`/proc/${d.proc.pid}/fd`).length : 0;
   const counts: number[] = [];
   for (let i = 0; i < 4; i++) {
     await d.home(homeA);
@@ -183,11 +183,11 @@ t.test('a daemon that closes its connection and opens one to another home: each 
     await d.keepalive(agentsA[i]);
     await waitFor(() => agentEvents(got).some((m) => m.body.agent_id === `00${i + 1}` && m.body.current_status === 'active'), 10_000,
       `A's agent ${i + 1} active, on a connection opened after one to B's socket`);
-    counts.push(fdsOfWdb());
+    counts.push(openDescriptors());
     await d.home(homeB);
     await d.startup(agentsB[i]);
     await d.keepalive(agentsB[i]);
-    counts.push(fdsOfWdb());
+    counts.push(openDescriptors());
   }
   await d.home(homeA);
   await d.keepalive(agentsA[0]); // after B's last writes: anything of B's would be out by now

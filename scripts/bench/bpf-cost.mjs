@@ -55,9 +55,10 @@ export async function run({ quick = QUICK } = {}) {
       let ns = 0;
       for (const [name, v] of Object.entries(b)) {
         const calls = v.cnt - (a[name]?.cnt ?? 0);
+        const spent = v.ns - (a[name]?.ns ?? 0);
         if (!calls) continue;
-        programs[name] = { calls, ns_per_call: round((v.ns - (a[name]?.ns ?? 0)) / calls, 0) };
-        ns += v.ns - (a[name]?.ns ?? 0);
+        programs[name] = { calls, ns_per_call: round(spent / calls, 0) };
+        ns += spent;
       }
       runs.push({ frames: r.sent, requests: r.requests, ns_per_request: round(ns / r.requests, 0), programs });
     }
