@@ -11,6 +11,7 @@ import { SimManager } from '../scripts/sim/manager.mjs';
 import { natsCollecting } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
+import { wire } from './helpers/frames.js';
 import { WdbDecoder } from '../controller/src/decode/index.js';
 import type { CaptureRecord } from '../controller/src/types.js';
 
@@ -83,6 +84,30 @@ t.test('unchanged keepalives are ticks: the same events as whole records, a disc
   await waitFor(() => keepalives().at(-1)?.ip_address === '192.168.56.99', 10_000, 'the new address');
   st = await status(sock);
   t.ok(st.fastpath.keyed > keyedBefore, 'the changed keepalive came whole (keyed again)');
+  t.equal(st.fastpath.held, 0, 'every reply came: nothing held');
+
+  // An unchanged keepalive whose reply does not come yet (wazuh-db stopped) is held for it, and counted:
+  // the capture's rounds take again while something is held (wdbtap_take's *more). The same
+  // update-agent-data twice on remoted's connection: whole (keyed) the first time, held the second.
+  const data = wire('global update-agent-data {"id":1,"version":"Wazuh v4.7.5","agent_ip":"192.168.56.99","connection_status":"active"}', true);
+  const remoted = sim.remoted!;
+  await remoted.raw(data);
+  t.match(await remoted.recv(), /^ok/, 'wazuh-db took the first');
+  const n = keepalives().length;
+  await waitFor(() => keepalives().length > n, 10_000, 'its keepalive event');
+  process.kill(sim.db!.pid!, 'SIGSTOP');
+  let stopped = true;
+  t.teardown(() => { if (stopped) process.kill(sim.db!.pid!, 'SIGCONT'); });
+  await remoted.raw(data);
+  await waitFor(async () => (await status(sock)).fastpath.held === 1, 10_000, 'the second held for its reply');
+  t.equal(keepalives().length, n + 1, 'no event before the reply');
+  process.kill(sim.db!.pid!, 'SIGCONT');
+  stopped = false;
+  t.match(await remoted.recv(), /^ok/, 'wazuh-db answered it once running again');
+  await waitFor(() => keepalives().length > n + 1, 10_000, 'its event once wazuh-db replied');
+  st = await status(sock);
+  t.equal(st.fastpath.held, 0, 'and nothing held any more');
+  t.equal(st.fastpath.misses, 0, 'a tick, applied from the kept parse');
 });
 
 t.test('the decoder: a tick whose parse it lost, or whose payload hash differs, is a miss that asks for the next whole', async (t) => {

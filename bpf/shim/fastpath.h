@@ -30,10 +30,13 @@ void fastpath_forget(struct fastpath *f, uint32_t key);
 void fastpath_free(struct fastpath *f);
 /* The entry time of the oldest request held for its reply, if older than `than`; else `than`. */
 uint64_t fastpath_oldest_held(struct fastpath *f, uint64_t than);
+/* How many requests are held for their replies now. */
+uint64_t fastpath_holding(const struct fastpath *f);
 
 /* Counters, for status. */
 struct fastpath_stats {
 	uint64_t ticks, keyed, slow_connections;
+	uint64_t held; /* requests held for their replies now */
 };
 void fastpath_stats(struct fastpath *f, struct fastpath_stats *out);
 

@@ -103,8 +103,8 @@ struct wdbtap {
 	bool armed; /* under mu: the controller rests, waiting for the doorbell */
 	bool trim;  /* under mu: a backlog's memory was freed: give it back to the system (reader, idle) */
 	/* Under mu. released_wm: every record of a write that entered before it has left the rings and
-	 * the reorder heap (the last release's watermark). delivered_wm: its value when a take last found
-	 * the queue empty — those records were all handed to the controller, or are held by the fast path
+	 * the reorder heap (the last release's watermark). delivered_wm: its value when a take last began
+	 * or ended with the queue empty — those records were all handed to the controller, or are held by the fast path
 	 * for their reply (wdbtap_delivered). */
 	uint64_t released_wm, delivered_wm;
 	pthread_t reader;
@@ -947,25 +947,37 @@ int wdbtap_notify_fd(struct wdbtap *t)
 	return fd < 0 ? fail(t, -errno, "notify pipe: %s", strerror(errno)) : fd;
 }
 
-int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap)
+int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap, uint32_t *more)
 {
 	uint32_t out;
+	bool held = true; /* the reader is in a round: what it holds is not known here */
 	int rc;
 
+	*more = 0;
 	if (cap < 4 + sizeof(struct wdbtap_record) + WDBTAP_CHUNK)
 		return fail(t, -EINVAL, "take buffer smaller than one record");
+	/* The queue empty as this take begins: every record the last release moved out was copied by an
+	 * earlier call, and the controller, single-threaded, handled those before it called again. A
+	 * round that takes once (see *more) counts its records here, at the next round's take. */
+	pthread_mutex_lock(&t->mu);
+	if (t->qhead == t->qlen)
+		t->delivered_wm = t->released_wm;
+	pthread_mutex_unlock(&t->mu);
 	/* A round of the controller's own: what the rings hold, in order. Should the reader be in one
 	 * (a ring filled up), what it moves is in the queue all the same: no waiting for it. */
 	if (pthread_mutex_trylock(&t->cmu) == 0) {
 		release_locked(t);
+		/* Held back: by the order watermark (a write was in flight), or by the fast path (a keepalive
+		 * waits for its reply). Both are usually out by the time this batch has been handled. */
+		held = t->held.n > 0 || (t->fp && fastpath_holding(t->fp) > 0);
 		pthread_mutex_unlock(&t->cmu);
 	}
 	pthread_mutex_lock(&t->mu);
 	out = drain(t, buf, cap);
-	/* Nothing to copy: every record the last release moved out was taken by an earlier call, and
-	 * the controller has handled those before it called again. */
+	/* Nothing to copy: the same, for this take's own release. */
 	if (!out)
 		t->delivered_wm = t->released_wm;
+	*more = t->qhead < t->qlen || held;
 	pthread_mutex_unlock(&t->mu);
 	/* Nothing left and the reader failed: its failure is the caller's to hear. */
 	rc = __atomic_load_n(&t->reader_rc, __ATOMIC_ACQUIRE);
@@ -1065,16 +1077,17 @@ void wdbtap_forget_key(struct wdbtap *t, uint32_t key)
 int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n)
 {
 	struct fastpath_stats st = {};
-	uint64_t v[3];
+	uint64_t v[4];
 
 	if (t->fp)
 		fastpath_stats(t->fp, &st);
 	v[0] = st.ticks;
 	v[1] = st.keyed;
 	v[2] = st.slow_connections;
-	for (uint32_t i = 0; i < n && i < 3; i++)
+	v[3] = st.held;
+	for (uint32_t i = 0; i < n && i < 4; i++)
 		out[i] = v[i];
-	return n < 3 ? (int)n : 3;
+	return n < 4 ? (int)n : 4;
 }
 
 uint32_t wdbtap_record_size(void)

@@ -53,21 +53,23 @@ int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
  * wdbtap_take: a round — what the rings hold moves to the queue, in order — then copy as many
  *   whole records as fit into buf, each preceded by its u32 length (never waiting; records that
  *   do not fit stay queued for the next call; one thread at a time). Returns the bytes written, or
- *   the reader's failure once nothing is left. While records flow the controller calls
- *   it every millisecond or so.
+ *   the reader's failure once nothing is left. *more: 1 when a take right after this batch would
+ *   likely find records — some still queued, or held back (for the order of writes in flight, or a
+ *   keepalive for its reply) — 0 when the round may end. While records flow the controller calls it
+ *   every millisecond or so.
  * wdbtap_rest: none came for a while: 1 when the controller may sleep (the next record rings the
  *   pipe), 0 when records came meanwhile (take them first). Negative on error.
  * wdbtap_notify_fd: the pipe's read end (a dup: the caller owns and closes it), readable when
  *   records came while the controller rested.
  */
 int wdbtap_notify_fd(struct wdbtap *t);
-int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap);
+int wdbtap_take(struct wdbtap *t, uint8_t *buf, uint32_t cap, uint32_t *more);
 int wdbtap_rest(struct wdbtap *t);
 /*
  * *out: a CLOCK_MONOTONIC time before which every captured write has been handed to the controller
  * by a take (and, the controller being single-threaded, handled before its next take): records of
  * writes that entered earlier are neither in the rings, nor held for order or for the fast path,
- * nor queued. It moves when a take finds nothing to copy. Rare use (a resynchronisation's barrier):
+ * nor queued. It moves when a take begins or ends with nothing queued. Rare use (a resynchronisation's barrier):
  * it walks the queue and the fast path's connections.
  */
 int wdbtap_delivered(struct wdbtap *t, uint64_t *out);
@@ -82,7 +84,7 @@ int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n);
 void wdbtap_set_fastpath(struct wdbtap *t, int on);
 /* The controller could not use a tick of this agent key: the next payload of it goes whole. */
 void wdbtap_forget_key(struct wdbtap *t, uint32_t key);
-/* ticks, keyed, slow_connections (fastpath.h); returns how many were written. */
+/* ticks, keyed, slow_connections, held (fastpath.h); returns how many were written. */
 int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n);
 /* The instructions the kernel's verifier processed for the longest program loaded (its limit is
  * 1,000,000), and that program's name into prog (len bytes, NUL-terminated); 0: not known. */

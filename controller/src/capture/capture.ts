@@ -311,11 +311,14 @@ export class Capture {
     if (this.handle) this.lib.forget_key(this.handle, key);
   }
 
-  /** The shim's fast path: unchanged keepalives sent as ticks, payloads keyed, connections it does not follow. */
-  fastpath(): { ticks: number; keyed: number; slow_connections: number } {
-    const out = new BigUint64Array(3);
-    this.check(this.lib.fastpath_stats(this.h, out, 3), 'fast path');
-    return { ticks: Number(out[0]), keyed: Number(out[1]), slow_connections: Number(out[2]) };
+  /**
+   * The shim's fast path: unchanged keepalives sent as ticks, payloads keyed, connections it does not
+   * follow, and the keepalives it holds now for their replies.
+   */
+  fastpath(): { ticks: number; keyed: number; slow_connections: number; held: number } {
+    const out = new BigUint64Array(4);
+    this.check(this.lib.fastpath_stats(this.h, out, 4), 'fast path');
+    return { ticks: Number(out[0]), keyed: Number(out[1]), slow_connections: Number(out[2]), held: Number(out[3]) };
   }
 
   lostPerCpu(): number[] {
@@ -355,6 +358,8 @@ export class Capture {
   /** What start() was given: the rounds deliver to it (settled() starts one too). */
   private consumer: Consumer | null = null;
   private readonly deliveredOut = new BigUint64Array(1);
+  /** What the last take said of what is left (wdbtap_take's *more): 0, and the round is over. */
+  private readonly more = new Uint32Array(1);
 
   /**
    * Resolves true once every record of a write that entered before `ns` (CLOCK_MONOTONIC, the
@@ -415,7 +420,9 @@ export class Capture {
 
   /**
    * Take and deliver until the queue is empty or SLICE_MS have passed: the records taken (-1: the
-   * capture failed).
+   * capture failed). The round takes again after a batch only when its take left records queued or
+   * held back (a write in flight, a keepalive waiting for its reply: usually out by then); a take
+   * that would find nothing was a syscall and a pass over the rings every round for nothing.
    */
   private async drain(c: Consumer): Promise<number> {
     let records = 0;
@@ -423,7 +430,7 @@ export class Capture {
     this.sliceEnded = false;
     for (;;) {
       if (!this.running || !this.handle) return records;
-      const n = this.lib.take(this.handle, this.buf, this.buf.length);
+      const n = this.lib.take(this.handle, this.buf, this.buf.length, this.more);
       if (n < 0) {
         this.running = false;
         c.onError(new Error(this.lib.last_error(this.handle)));
@@ -436,6 +443,7 @@ export class Capture {
       records += batch.length;
       const r = c.onBatch(batch);
       if (r) await r;
+      if (this.more[0] === 0) return records;
       if (performance.now() >= end) {
         this.sliceEnded = true;
         return records;

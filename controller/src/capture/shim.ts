@@ -15,7 +15,7 @@ export interface ShimLib {
   set_wdb_dir(h: unknown, dev: bigint, ino: bigint): number;
   set_commands(h: unknown, names: string, all: number): number;
   notify_fd(h: unknown): number;
-  take(h: unknown, buf: Buffer, cap: number): number;
+  take(h: unknown, buf: Buffer, cap: number, more: Uint32Array): number;
   rest(h: unknown): number;
   delivered(h: unknown, out: BigUint64Array): number;
   counters(h: unknown, out: BigUint64Array, n: number): number;
@@ -49,7 +49,7 @@ export function loadShim(path: string): ShimLib {
     set_wdb_dir: f('set_wdb_dir', 'int NAME(wdbtap *t, uint64_t dev, uint64_t ino)'),
     set_commands: f('set_commands', 'int NAME(wdbtap *t, const char *names, int all)'),
     notify_fd: f('notify_fd', 'int NAME(wdbtap *t)'),
-    take: f('take', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap)'),
+    take: f('take', 'int NAME(wdbtap *t, _Out_ uint8_t *buf, uint32_t cap, _Out_ uint32_t *more)'),
     rest: f('rest', 'int NAME(wdbtap *t)'),
     delivered: f('delivered', 'int NAME(wdbtap *t, _Out_ uint64_t *out)'),
     counters: f('counters', 'int NAME(wdbtap *t, _Out_ uint64_t *out, uint32_t n)'),
