@@ -4,7 +4,7 @@
 // events whole records give, a tick still moves an agent that monitord disconnected back to active,
 // and a keepalive whose bytes changed comes whole again.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
@@ -91,17 +91,21 @@ t.test('unchanged keepalives are ticks: the same events as whole records, a disc
   // update-agent-data twice on remoted's connection: whole (keyed) the first time, held the second.
   const data = wire('global update-agent-data {"id":1,"version":"Wazuh v4.7.5","agent_ip":"192.168.56.99","connection_status":"active"}', true);
   const remoted = sim.remoted!;
+  const n = keepalives().length;
   await remoted.raw(data);
   t.match(await remoted.recv(), /^ok/, 'wazuh-db took the first');
-  const n = keepalives().length;
   await waitFor(() => keepalives().length > n, 10_000, 'its keepalive event');
-  process.kill(sim.db!.pid!, 'SIGSTOP');
+  const db = sim.db!.pid!;
+  process.kill(db, 'SIGSTOP');
   let stopped = true;
-  t.teardown(() => { if (stopped) process.kill(sim.db!.pid!, 'SIGCONT'); });
+  t.teardown(() => { if (stopped) process.kill(db, 'SIGCONT'); });
+  // A stop is delivered, not done, when kill() returns: each of its threads stops on its own.
+  await waitFor(() => readdirSync(`/proc/${db}/task`).every((tid) => readFileSync(`/proc/${db}/task/${tid}/stat`, 'utf8').split(') ')[1][0] === 'T'),
+    5000, 'wazuh-db stopped');
   await remoted.raw(data);
   await waitFor(async () => (await status(sock)).fastpath.held === 1, 10_000, 'the second held for its reply');
   t.equal(keepalives().length, n + 1, 'no event before the reply');
-  process.kill(sim.db!.pid!, 'SIGCONT');
+  process.kill(db, 'SIGCONT');
   stopped = false;
   t.match(await remoted.recv(), /^ok/, 'wazuh-db answered it once running again');
   await waitFor(() => keepalives().length > n + 1, 10_000, 'its event once wazuh-db replied');
