@@ -26,6 +26,31 @@ const decoder = new TextDecoder('latin1');
 const EMPTY = new Uint8Array(0);
 
 /**
+ * The last comm decoded, by its 16 bytes as four words: a batch's records come from a few daemons, and
+ * a view and a decode a record were ~150 bytes of garbage each.
+ */
+const lastComm = { w0: -1, w1: -1, w2: -1, w3: -1, text: '' };
+
+function commAt(buf: Uint8Array, view: DataView, at: number): string {
+  const w0 = view.getUint32(at, true);
+  const w1 = view.getUint32(at + 4, true);
+  const w2 = view.getUint32(at + 8, true);
+  const w3 = view.getUint32(at + 12, true);
+  const c = lastComm;
+  if (w0 === c.w0 && w1 === c.w1 && w2 === c.w2 && w3 === c.w3) return c.text;
+  const bytes = buf.subarray(at, at + 16);
+  const nul = bytes.indexOf(0);
+  c.text = decoder.decode(nul >= 0 ? bytes.subarray(0, nul) : bytes);
+  c.w0 = w0; c.w1 = w1; c.w2 = w2; c.w3 = w3;
+  return c.text;
+}
+
+/** A u64 field as a number (inode numbers: below 2^53), without a BigInt. */
+function u64At(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 4294967296;
+}
+
+/**
  * Split a buffer filled by wdbtap_take (records, each after its u32 length) into
  * records. The payload is copied out so the poll buffer can be reused at once.
  * `daemons[id - 1]` names the writer's executable (the kernel resolved it at exec).
@@ -42,21 +67,19 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
     const capLen = view.getUint32(at + 40, true);
     if (RECORD_SIZE + capLen > len) continue;
     const flags = view.getUint16(at + 46, true);
-    const commBytes = buf.subarray(at + 72, at + 88);
-    const nul = commBytes.indexOf(0);
     const exe = daemons[view.getUint16(at + 50, true) - 1];
     // 53 bits of the shim's 64-bit hash: a number, compared for equality only (the shim compared all 64).
     const keyed = (flags & (F_KEYED | F_TICK)) !== 0
       ? { key: view.getUint32(at + 64, true), hash: (view.getUint32(at + 60, true) & 0x1fffff) * 0x100000000 + view.getUint32(at + 56, true) }
       : undefined;
     const tsNs = view.getBigUint64(at, true);
-    const localIno = Number(view.getBigUint64(at + 8, true));
-    const peerIno = Number(view.getBigUint64(at + 16, true));
+    const localIno = u64At(view, at + 8);
+    const peerIno = u64At(view, at + 16);
     const tgid = view.getUint32(at + 24, true);
     const tid = view.getUint32(at + 28, true);
     const syscallBytes = view.getUint32(at + 32, true);
     const syscall = SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown';
-    const comm = decoder.decode(nul >= 0 ? commBytes.subarray(0, nul) : commBytes);
+    const comm = commAt(buf, view, at + 72);
     if (flags & F_TICK) {
       // An unchanged keepalive the shim took whole (offset 0, a request, not truncated): no payload.
       out.push({

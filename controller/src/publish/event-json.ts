@@ -109,6 +109,14 @@ const scratch: string[] = [];
  * intermediate strings of building it, ~800 bytes of garbage a keepalive).
  */
 export function keepaliveJsonInto(ev: KeepaliveEvent, out: string[]): number {
+  return keepaliveJsonAt(ev, out, out.length);
+}
+
+/** The pieces keepaliveJsonAt writes: always this many. */
+export const KEEPALIVE_PIECES = 18;
+
+/** keepaliveJsonInto's pieces written at out[at], …, out[at + KEEPALIVE_PIECES - 1] (at ≤ out.length). */
+export function keepaliveJsonAt(ev: KeepaliveEvent, out: string[], at: number): number {
   if (ev.time !== lastTime) {
     lastTimeText = q1(ev.time);
     lastTime = ev.time;
@@ -121,7 +129,9 @@ export function keepaliveJsonInto(ev: KeepaliveEvent, out: string[]): number {
   const mid = middle(ev);
   const ts = JSON.stringify(ev.timestamp);
   const tail = end(ev);
-  out.push(P_ID, id, P_AGENT, agent, P_NAME, name, P_IP, ip, P_STATUS, status, ',', mid, P_TS, ts, P_TIME, lastTimeText, ',', tail);
+  out[at] = P_ID; out[at + 1] = id; out[at + 2] = P_AGENT; out[at + 3] = agent; out[at + 4] = P_NAME; out[at + 5] = name;
+  out[at + 6] = P_IP; out[at + 7] = ip; out[at + 8] = P_STATUS; out[at + 9] = status; out[at + 10] = ','; out[at + 11] = mid;
+  out[at + 12] = P_TS; out[at + 13] = ts; out[at + 14] = P_TIME; out[at + 15] = lastTimeText; out[at + 16] = ','; out[at + 17] = tail;
   return FIXED + id.length + agent.length + name.length + ip.length + status.length + mid.length + ts.length + lastTimeText.length + tail.length;
 }
 const P_ID = '{"event_id":';

@@ -12,7 +12,7 @@
 // here.
 import type { KeepaliveEvent } from '../types.js';
 import { eventId, eventTime } from '../state/format.js';
-import { keepaliveJsonInto } from './event-json.js';
+import { KEEPALIVE_PIECES, keepaliveJsonAt } from './event-json.js';
 
 export interface KeepaliveBatchOptions {
   /** Keepalives per message at most. */
@@ -35,6 +35,12 @@ export interface KeepaliveBatchEvent {
 
 export const DEFAULT_BATCH_BYTES = 512 * 1024;
 
+/** The pieces array's size to begin with; it grows to the batches' size and stays (a join walks every slot). */
+const PARTS_KEPT = 64;
+
+/** What add() returns when no batch closed (most calls): no array made a keepalive. */
+const NONE_CLOSED: readonly ClosedBatch[] = Object.freeze([]);
+
 /** A closed batch: its body, its size, a stable event id, and the capture time of its earliest keepalive. */
 export interface ClosedBatch {
   body: string;
@@ -46,10 +52,14 @@ export interface ClosedBatch {
 
 export class KeepaliveBatcher {
   private events: KeepaliveEvent[] = [];
-  /** The body's pieces: [0] is the envelope's head, set when the batch closes; then the events' JSON. */
-  private parts: string[] = [''];
-  /** One event's pieces, before they are known to fit. */
-  private readonly one: string[] = [];
+  /**
+   * The body's pieces: [0] is the envelope's head, set when the batch closes; then the events' JSON,
+   * up to `n`. One long-lived array written by index, its slots blanked after each join (nothing kept
+   * alive): made anew for each batch and pushed into, its backing store was allocated four or five
+   * times over (~550 bytes of garbage a keepalive).
+   */
+  private parts: string[] = new Array<string>(PARTS_KEPT).fill('');
+  private n = 1;
   private bytes = 0;
   /** The open batch's capturedMs: its first keepalive's (records come in capture order). */
   private capturedMs = Number.NaN;
@@ -90,19 +100,29 @@ export class KeepaliveBatcher {
    * Returns the batches that closed: the open one when this event would overflow its size, and the
    * one this event completed.
    */
-  add(ev: KeepaliveEvent, capturedMs = Number.NaN): ClosedBatch[] {
-    const out: ClosedBatch[] = [];
-    this.one.length = 0;
-    const len = keepaliveJsonInto(ev, this.one);
-    if (this.events.length && this.bytes + len + 1 > this.o.maxBytes) out.push(this.take()!);
-    if (this.events.length) this.parts.push(',');
-    else this.capturedMs = capturedMs; // this one opens a batch
-    for (const p of this.one) this.parts.push(p);
+  add(ev: KeepaliveEvent, capturedMs = Number.NaN): readonly ClosedBatch[] {
+    let out: ClosedBatch[] | null = null;
+    // The event's pieces go straight into the body, after a comma if it is not the first; taken back
+    // out (rare: a batch full) if they do not fit. Through a scratch array emptied at every add they
+    // cost its backing store twice over a keepalive (~500 bytes of garbage).
+    const parts = this.parts;
+    const mark = this.n;
+    if (this.events.length) parts[this.n++] = ',';
+    const len = keepaliveJsonAt(ev, parts, this.n);
+    this.n += KEEPALIVE_PIECES;
+    if (this.events.length && this.bytes + len + 1 > this.o.maxBytes) {
+      const mine = parts.slice(this.n - KEEPALIVE_PIECES, this.n);
+      parts.fill('', mark, this.n);
+      this.n = mark;
+      out = [this.take()!];
+      for (const p of mine) this.parts[this.n++] = p;
+    }
+    if (this.events.length === 0) this.capturedMs = capturedMs; // this one opens a batch
     this.events.push(ev);
     this.bytes += len + 1;
     this.agents.add(ev.agent_id);
-    if (this.events.length >= this.o.maxEvents || this.bytes >= this.o.maxBytes) out.push(this.take()!);
-    return out;
+    if (this.events.length >= this.o.maxEvents || this.bytes >= this.o.maxBytes) (out ??= []).push(this.take()!);
+    return out ?? NONE_CLOSED;
   }
 
   /** Close the open batch (null when empty). */
@@ -118,11 +138,15 @@ export class KeepaliveBatcher {
     const head: Omit<KeepaliveBatchEvent, 'events'> = {
       event_id: id, event_type: 'keepalive_batch', manager_node: this.o.manager_node, count: n, timestamp: t.timestamp, time: t.time,
     };
-    this.parts[0] = `${JSON.stringify(head).slice(0, -1)},"events":[`;
-    this.parts.push(']}');
-    const body = this.parts.join('');
+    const parts = this.parts;
+    parts[0] = `${JSON.stringify(head).slice(0, -1)},"events":[`;
+    parts[this.n++] = ']}';
+    const body = parts.join(''); // the slots after n are blank
+    parts.fill('', 0, this.n);
+    // A batch far larger than usual (a burst) grew it: blank slots are joined too, so it goes.
+    if (parts.length > 4 * PARTS_KEPT && this.n * 4 < parts.length) this.parts = new Array<string>(PARTS_KEPT).fill('');
+    this.n = 1;
     this.events = [];
-    this.parts = [''];
     this.bytes = 0;
     this.agents = new Set();
     const capturedMs = this.capturedMs;
