@@ -109,7 +109,7 @@ export function keepaliveEventId(node: string, agentId: number, tsNs: bigint, st
   // template it made ten strings to keep one (~780 bytes of garbage a keepalive).
   const b = ID;
   for (let i = 0; i < 6; i++) b[i] = nk.charCodeAt(i);
-  b[6] = STATUS_NIBBLE_CODE[status] ?? 0x30;
+  b[6] = STATUS_NIBBLE_CODE.get(status) ?? 0x30; // '0': a status without a nibble (a Map: no inherited names)
   const id = agentId >>> 0; // ≤ 30 bits
   hexInto(b, 7, id >>> 28, 1);
   hexInto(b, 9, (id >>> 12) & 0xffff, 4);
@@ -136,7 +136,7 @@ export function keepaliveEventId(node: string, agentId: number, tsNs: bigint, st
 
 const TWO_53 = 2n ** 53n;
 const HEX = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
-const STATUS_NIBBLE_CODE: Record<string, number> = Object.fromEntries(Object.entries(STATUS_NIBBLE).map(([k, v]) => [k, v.charCodeAt(0)]));
+const STATUS_NIBBLE_CODE = new Map(Object.entries(STATUS_NIBBLE).map(([k, v]) => [k, v.charCodeAt(0)]));
 /** The id being written; its dashes never move. */
 const ID = Buffer.from('xxxxxxxx-xxxx-8xxx-xxxx-xxxxxxxxxxxx', 'latin1');
 
