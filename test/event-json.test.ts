@@ -1,6 +1,6 @@
 // The keepalive's hand-built JSON is JSON.stringify's, byte for byte, whatever the values.
 import t from 'tap';
-import { keepaliveJson, keepaliveJsonInto } from '../controller/src/publish/event-json.js';
+import { keepaliveJson, keepaliveJsonAt } from '../controller/src/publish/event-json.js';
 import type { KeepaliveEvent } from '../controller/src/types.js';
 import { prng } from './helpers/prng.js';
 
@@ -29,7 +29,7 @@ t.test('equal to JSON.stringify: the usual event, nulls, partial os, and hostile
       return;
     }
     const pieces: string[] = [];
-    if (keepaliveJsonInto(ev, pieces) !== JSON.stringify(ev).length || pieces.join('') !== JSON.stringify(ev)) {
+    if (keepaliveJsonAt(ev, pieces, 0) !== JSON.stringify(ev).length || pieces.join('') !== JSON.stringify(ev)) {
       t.fail(`pieces or their length differ for ${JSON.stringify(ev)}`);
       return;
     }

@@ -104,8 +104,8 @@ struct wdbtap {
 	bool trim;  /* under mu: a backlog's memory was freed: give it back to the system (reader, idle) */
 	/* Under mu. released_wm: every record of a write that entered before it has left the rings and
 	 * the reorder heap (the last release's watermark). delivered_wm: its value when a take last began
-	 * or ended with the queue empty — those records were all handed to the controller, or are held by the fast path
-	 * for their reply (wdbtap_delivered). */
+	 * or ended with the queue empty — those records were all handed to the controller, or are held
+	 * by the fast path for their reply (wdbtap_delivered). */
 	uint64_t released_wm, delivered_wm;
 	pthread_t reader;
 	bool reader_started;

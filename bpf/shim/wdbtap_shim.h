@@ -69,8 +69,8 @@ int wdbtap_rest(struct wdbtap *t);
  * *out: a CLOCK_MONOTONIC time before which every captured write has been handed to the controller
  * by a take (and, the controller being single-threaded, handled before its next take): records of
  * writes that entered earlier are neither in the rings, nor held for order or for the fast path,
- * nor queued. It moves when a take begins or ends with nothing queued. Rare use (a resynchronisation's barrier):
- * it walks the queue and the fast path's connections.
+ * nor queued. It moves when a take begins or ends with nothing queued. Rare use (a
+ * resynchronisation's barrier): it walks the queue and the fast path's connections.
  */
 int wdbtap_delivered(struct wdbtap *t, uint64_t *out);
 

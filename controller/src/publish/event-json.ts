@@ -96,26 +96,21 @@ function end(ev: KeepaliveEvent): string {
 let lastTime = '';
 let lastTimeText = '""';
 
-export function keepaliveJson(ev: KeepaliveEvent): string {
-  scratch.length = 0;
-  keepaliveJsonInto(ev, scratch);
-  return scratch.join('');
-}
-const scratch: string[] = [];
-
-/**
- * The same text as keepaliveJson, as pieces pushed onto `out`; returns its length. A batch joins
- * the pieces of all its events once: no string of each event is made and copied again (with the
- * intermediate strings of building it, ~800 bytes of garbage a keepalive).
- */
-export function keepaliveJsonInto(ev: KeepaliveEvent, out: string[]): number {
-  return keepaliveJsonAt(ev, out, out.length);
-}
-
 /** The pieces keepaliveJsonAt writes: always this many. */
 export const KEEPALIVE_PIECES = 18;
 
-/** keepaliveJsonInto's pieces written at out[at], …, out[at + KEEPALIVE_PIECES - 1] (at ≤ out.length). */
+export function keepaliveJson(ev: KeepaliveEvent): string {
+  keepaliveJsonAt(ev, scratch, 0); // written over, never emptied: emptied, its store was made again each call
+  return scratch.join('');
+}
+const scratch: string[] = new Array<string>(KEEPALIVE_PIECES).fill('');
+
+/**
+ * The same text as keepaliveJson, as pieces written at out[at], …, out[at + KEEPALIVE_PIECES - 1]
+ * (at ≤ out.length); returns its length. A batch joins the pieces of all its events once: no string of
+ * each event is made and copied again (with the intermediate strings of building it, ~800 bytes of
+ * garbage a keepalive).
+ */
 export function keepaliveJsonAt(ev: KeepaliveEvent, out: string[], at: number): number {
   if (ev.time !== lastTime) {
     lastTimeText = q1(ev.time);
