@@ -179,10 +179,14 @@ t.test('a daemon started or restarted after attach is captured at once; one runn
   t.notOk(capture.targets().includes(oldPid), 'the old pid is forgotten at exit');
   const started = Date.now();
   await sim.keepalive(A);
-  await waitFor(() => records.some((r) => r.tgid === newPid), 1000, 'the new remoted within one second');
+  // Its keepalive is its last write: records come in the order of the writes, so once it is here every
+  // request before it is too (waiting for any record of the new pid raced: get-distinct-groups comes
+  // first at start, and the round that took it could run before reset-agents-connection was written).
+  const sent = (r: CaptureRecord, what: string) => r.tgid === newPid && Buffer.from(r.data).includes(what);
+  await waitFor(() => records.some((r) => sent(r, 'update-agent-data')), 1000, 'the new remoted\'s keepalive within one second');
   t.ok(Date.now() - started < 1000);
-  t.ok(records.some((r) => r.tgid === newPid && Buffer.from(r.data).includes('reset-agents-connection')),
-    'even its very first request at start');
+  t.ok(records.some((r) => sent(r, 'get-distinct-groups')), 'its first request at start');
+  t.ok(records.some((r) => sent(r, 'reset-agents-connection')), 'and the reset after it');
   t.ok(capture.counters().targets_exec >= 1);
 });
 
