@@ -324,7 +324,7 @@ export class Delivery {
     if (!this.up) {
       for (const s of seqs) if (s) this.markDown(s);
     }
-    this.schedulePump();
+    this.schedulePump(true);
     return seqs.map((s) => s > 0);
   }
 
@@ -617,14 +617,23 @@ export class Delivery {
 
   // ---------------------------------------------------------------- draining
 
-  private schedulePump(): void {
+  /**
+   * `now`: what was just enqueued goes out at the end of this turn's JavaScript (a microtask), in the
+   * same turn of the event loop as the capture's round that made it; from setImmediate, each round
+   * cost a second pass of the loop (an epoll_pwait) before its message left. Everything else — a pump
+   * that yields after its slice, a retry, a read again — waits for the loop's next check phase, so a
+   * replay never holds the loop from I/O.
+   */
+  private schedulePump(now = false): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    const pump = () => {
       this.pumpScheduled = false;
       if (this.o.mode === 'core') this.pumpCore();
       else this.pumpJs();
-    });
+    };
+    if (now) queueMicrotask(pump);
+    else setImmediate(pump);
   }
 
   private refill(): boolean {
