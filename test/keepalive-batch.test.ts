@@ -10,6 +10,7 @@ import pino from 'pino';
 import { KeepaliveBatcher, type KeepaliveBatchEvent } from '../controller/src/publish/keepalive-batch.js';
 import { batchBytesFor, ReliablePublisher } from '../controller/src/publish/reliable.js';
 import type { KeepaliveEvent, StatusChangeEvent } from '../controller/src/types.js';
+import { keepaliveEventId } from '../controller/src/state/format.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -32,6 +33,33 @@ function statusChange(agent: number, n: number): StatusChangeEvent {
     time: new Date((1716897300 + n) * 1000).toISOString(), manager_node: 'node-1', source: 'remoted', sync_status: 'synced',
   };
 }
+
+t.test('a batch\'s envelope: its fields in order, its id from the keepalive that opened it, its time from the last', async (t) => {
+  const node = 'node "1"\\\u2028'; // quotes, a backslash, a line separator: JSON must escape them
+  const b = new KeepaliveBatcher({ maxEvents: 2, maxBytes: 1 << 20, manager_node: node });
+  const ka = (agent: number, ns: bigint) => ({ ...keepalive(agent, Number(ns % 50n)), event_id: keepaliveEventId(node, agent, ns, 'active'), manager_node: node });
+  const first = ka(1, 5_000_000_001n);
+  const [one] = [...b.add(first), ...b.add(ka(2, 5_000_000_002n))];
+  const [two] = [...b.add(ka(1, 6_000_000_001n)), ...b.add(ka(2, 6_000_000_002n))];
+  const body = JSON.parse(one.body) as KeepaliveBatchEvent;
+  t.same(Object.keys(body), ['event_id', 'event_type', 'manager_node', 'count', 'timestamp', 'time', 'events'], 'the fields in their order');
+  t.equal(body.manager_node, node, 'the node escaped, and read back the same');
+  t.equal(body.event_id, one.eventId);
+  t.match(one.eventId, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'UUID-shaped, version 8');
+  t.equal(one.eventId, `${first.event_id.slice(0, 6)}b${first.event_id.slice(7)}`, 'the first keepalive\'s id, marked as a batch');
+  t.not(one.eventId, two.eventId, 'another batch, another id');
+  t.not(one.eventId, first.event_id, 'never a keepalive\'s id');
+  t.equal(body.time, body.events[1].time, 'the time of its last keepalive');
+  t.equal(body.timestamp, body.events[1].timestamp);
+  const again = new KeepaliveBatcher({ maxEvents: 2, maxBytes: 1 << 20, manager_node: node });
+  const [same] = [...again.add(first), ...again.add(ka(2, 5_000_000_002n))];
+  t.equal(same.eventId, one.eventId, 'the same batch, the same id');
+  t.equal(same.body, one.body);
+  const odd = new KeepaliveBatcher({ maxEvents: 1, maxBytes: 1 << 20, manager_node: 'n' });
+  const [o1] = odd.add(keepalive(1, 1));
+  const [o2] = odd.add(keepalive(1, 2));
+  t.not(o1.eventId, o2.eventId, 'ids not laid out by the tap: hashed, still one a batch');
+});
 
 t.test('the batcher closes a batch at its count, and before its byte bound is crossed', async (t) => {
   const b = new KeepaliveBatcher({ maxEvents: 3, maxBytes: 1 << 20, manager_node: 'node-1' });

@@ -11,7 +11,7 @@
 // only, which every agent repeats every few seconds; status changes and alerts never wait
 // here.
 import type { KeepaliveEvent } from '../types.js';
-import { eventId, eventTime } from '../state/format.js';
+import { keepaliveBatchId } from '../state/format.js';
 import { KEEPALIVE_PIECES, keepaliveJsonAt } from './event-json.js';
 
 export interface KeepaliveBatchOptions {
@@ -71,10 +71,13 @@ export class KeepaliveBatcher {
    */
   private agents = new Set<string>();
   private readonly o: KeepaliveBatchOptions;
+  /** manager_node as JSON, once. */
+  private readonly nodeJson: string;
 
   constructor(o: KeepaliveBatchOptions) {
     if (!(o.maxEvents >= 1) || !(o.maxBytes >= 1024)) throw new Error('keepalive batch: maxEvents >= 1 and maxBytes >= 1024');
     this.o = { ...o };
+    this.nodeJson = JSON.stringify(o.manager_node);
   }
 
   get size(): number {
@@ -131,15 +134,13 @@ export class KeepaliveBatcher {
     if (!n) return null;
     const first = this.events[0];
     const last = this.events[n - 1];
-    // Derived from its members: the same batch always has the same id.
-    const id = eventId(['keepalive_batch', first.event_id, last.event_id, n]);
-    const t = eventTime(Date.parse(last.time));
+    // Derived from its first member: the same batch always has the same id.
+    const id = keepaliveBatchId(first.event_id);
     // The events are serialised as they are added (as pieces); the envelope is put around them, one join.
-    const head: Omit<KeepaliveBatchEvent, 'events'> = {
-      event_id: id, event_type: 'keepalive_batch', manager_node: this.o.manager_node, count: n, timestamp: t.timestamp, time: t.time,
-    };
+    // Its fields in KeepaliveBatchEvent's order; its time is its last keepalive's (what eventTime made).
     const parts = this.parts;
-    parts[0] = `${JSON.stringify(head).slice(0, -1)},"events":[`;
+    parts[0] = `{"event_id":${JSON.stringify(id)},"event_type":"keepalive_batch","manager_node":${this.nodeJson},"count":${n},`
+      + `"timestamp":${JSON.stringify(last.timestamp)},"time":${JSON.stringify(last.time)},"events":[`;
     parts[this.n++] = ']}';
     const body = parts.join(''); // the slots after n are blank
     parts.fill('', 0, this.n);
