@@ -18,6 +18,21 @@ t.test('equal to JSON.stringify: the usual event, nulls, partial os, and hostile
   t.equal(keepaliveJson(nulls), JSON.stringify(nulls));
   t.equal(keepaliveJson({ ...base, os: { name: 'Windows', arch: 'x86_64' } }), JSON.stringify({ ...base, os: { name: 'Windows', arch: 'x86_64' } }));
   t.equal(keepaliveJson({ ...base, os: {} }), JSON.stringify({ ...base, os: {} }));
+  // The quotes around the event's own strings are in the pieces beside them: every null/non-null pair
+  // of name and address, and an id, an agent id and a time that need escaping.
+  for (const agent_name of [null, 'web-01', 'a "quoted" \\ name\u2028']) {
+    for (const ip_address of [null, '10.0.0.7', 'any\nhost']) {
+      for (const odd of [{}, { event_id: 'id "x"\\', agent_id: '\ud800', time: 'é\u0000' }]) {
+        const ev: KeepaliveEvent = { ...base, agent_name, ip_address, ...odd };
+        const pieces: string[] = [];
+        const len = keepaliveJsonAt(ev, pieces, 0);
+        // (described by kind: a raw U+2028 in a test's name breaks the TAP stream)
+        const kind = (v: string | null) => (v === null ? 'null' : /^[\x20-\x7e]*$/.test(v) && !/["\\]/.test(v) ? 'plain' : 'escaped');
+        t.equal(pieces.join(''), JSON.stringify(ev), `name ${kind(agent_name)}, address ${kind(ip_address)}, ${Object.keys(odd).length ? 'escaped' : 'plain'} id and time`);
+        t.equal(len, JSON.stringify(ev).length, 'and its length');
+      }
+    }
+  }
   const rnd = prng(42);
   const nasty = ['"', '\\', '\n', '\u2028', '\u0000', 'é', '😀', '\ud800', '</script>', '${x}'];
   for (let i = 0; i < 2000; i++) {

@@ -19,7 +19,7 @@ function q(s: string | null | undefined): string {
   if (s === null || s === undefined) return 'null';
   let j = quoted.get(s);
   if (j === undefined) {
-    j = q1(s);
+    j = flat(q1(s));
     if (quoted.size >= QUOTED_MAX) quoted.clear();
     quoted.set(s, j);
   }
@@ -40,7 +40,7 @@ function osJson(os: KeepaliveEvent['os']): string {
     if (v === undefined) continue;
     out += `${out ? ',' : ''}${JSON.stringify(k)}:${q(v)}`;
   }
-  out = `{${out}}`;
+  out = flat(`{${out}}`);
   osTexts.set(os, out);
   return out;
 }
@@ -69,7 +69,7 @@ function middle(ev: KeepaliveEvent): string {
   const bySync = byGroup?.get(ev.group_config_status);
   const hit = bySync?.get(ev.sync_status);
   if (hit !== undefined) return hit;
-  const text = `"version":${q(ev.version)},"os":${osJson(ev.os)},"group_config_status":${q(ev.group_config_status)},"sync_status":${q(ev.sync_status)}`;
+  const text = flat(`"version":${q(ev.version)},"os":${osJson(ev.os)},"group_config_status":${q(ev.group_config_status)},"sync_status":${q(ev.sync_status)}`);
   if (!remembered()) return text;
   let a = middles.get(ev.version);
   if (!a) middles.set(ev.version, (a = new Map()));
@@ -84,17 +84,13 @@ function middle(ev: KeepaliveEvent): string {
 function end(ev: KeepaliveEvent): string {
   const hit = ends.get(ev.manager_node)?.get(ev.source);
   if (hit !== undefined) return hit;
-  const text = `"manager_node":${q(ev.manager_node)},"source":${q(ev.source)}}`;
+  const text = flat(`"manager_node":${q(ev.manager_node)},"source":${q(ev.source)}}`);
   if (!remembered()) return text;
   let a = ends.get(ev.manager_node);
   if (!a) ends.set(ev.manager_node, (a = new Map()));
   a.set(ev.source, text);
   return text;
 }
-
-/** Events of one batch share their millisecond: the last time quoted is kept. */
-let lastTime = '';
-let lastTimeText = '""';
 
 /** The pieces keepaliveJsonAt writes: always this many. */
 export const KEEPALIVE_PIECES = 18;
@@ -109,44 +105,59 @@ const scratch: string[] = new Array<string>(KEEPALIVE_PIECES).fill('');
  * The same text as keepaliveJson, as pieces written at out[at], …, out[at + KEEPALIVE_PIECES - 1]
  * (at ≤ out.length); returns its length. A batch joins the pieces of all its events once: no string of
  * each event is made and copied again (with the intermediate strings of building it, ~800 bytes of
- * garbage a keepalive).
+ * garbage a keepalive). The quotes around the event's own strings are in the constant pieces beside
+ * them, so a plain string is a piece as it is: quoted, it was a new two-level rope for the join to walk.
  */
 export function keepaliveJsonAt(ev: KeepaliveEvent, out: string[], at: number): number {
-  if (ev.time !== lastTime) {
-    lastTimeText = q1(ev.time);
-    lastTime = ev.time;
-  }
-  const id = q1(ev.event_id);
-  const agent = q1(ev.agent_id);
-  const name = qOnce(ev.agent_name);
-  const ip = qOnce(ev.ip_address);
+  const id = inner(ev.event_id);
+  const agent = inner(ev.agent_id);
+  const name = ev.agent_name === null ? '' : inner(ev.agent_name);
+  const ip = ev.ip_address === null ? '' : inner(ev.ip_address);
+  const pName = ev.agent_name === null ? P_NAME_NULL : P_NAME;
+  const pIp = P_IP[(ev.agent_name === null ? 0 : 2) + (ev.ip_address === null ? 0 : 1)];
+  const pStatus = ev.ip_address === null ? P_STATUS : P_STATUS_Q;
   const status = q(ev.status);
   const mid = middle(ev);
   const ts = JSON.stringify(ev.timestamp);
+  const time = inner(ev.time);
   const tail = end(ev);
-  out[at] = P_ID; out[at + 1] = id; out[at + 2] = P_AGENT; out[at + 3] = agent; out[at + 4] = P_NAME; out[at + 5] = name;
-  out[at + 6] = P_IP; out[at + 7] = ip; out[at + 8] = P_STATUS; out[at + 9] = status; out[at + 10] = ','; out[at + 11] = mid;
-  out[at + 12] = P_TS; out[at + 13] = ts; out[at + 14] = P_TIME; out[at + 15] = lastTimeText; out[at + 16] = ','; out[at + 17] = tail;
-  return FIXED + id.length + agent.length + name.length + ip.length + status.length + mid.length + ts.length + lastTimeText.length + tail.length;
+  out[at] = P_ID; out[at + 1] = id; out[at + 2] = P_AGENT; out[at + 3] = agent; out[at + 4] = pName; out[at + 5] = name;
+  out[at + 6] = pIp; out[at + 7] = ip; out[at + 8] = pStatus; out[at + 9] = status; out[at + 10] = ','; out[at + 11] = mid;
+  out[at + 12] = P_TS; out[at + 13] = ts; out[at + 14] = P_TIME; out[at + 15] = time; out[at + 16] = P_TIME_END; out[at + 17] = tail;
+  return FIXED + id.length + agent.length + pName.length + name.length + pIp.length + ip.length + pStatus.length + status.length
+    + mid.length + ts.length + time.length + tail.length;
 }
-const P_ID = '{"event_id":';
-const P_AGENT = ',"event_type":"keepalive","agent_id":';
-const P_NAME = ',"agent_name":';
-const P_IP = ',"ip_address":';
+const P_ID = '{"event_id":"';
+const P_AGENT = '","event_type":"keepalive","agent_id":"';
+const P_NAME = '","agent_name":"';
+const P_NAME_NULL = '","agent_name":null';
+/** Closes the name's quotes (if it has them) and opens the address's (if it has one): [name?, ip?]. */
+const P_IP = [',"ip_address":null', ',"ip_address":"', '","ip_address":null', '","ip_address":"'];
 const P_STATUS = ',"status":';
+const P_STATUS_Q = '","status":';
 const P_TS = ',"timestamp":';
-const P_TIME = ',"time":';
-const FIXED = P_ID.length + P_AGENT.length + P_NAME.length + P_IP.length + P_STATUS.length + 1 + P_TS.length + P_TIME.length + 1;
+const P_TIME = ',"time":"';
+const P_TIME_END = '",';
+const FIXED = P_ID.length + P_AGENT.length + 1 + P_TS.length + P_TIME.length + P_TIME_END.length;
+
+/** What goes between a string's quotes in JSON: the string itself when nothing in it needs escaping. */
+function inner(s: string): string {
+  return PLAIN.test(s) ? s : JSON.stringify(s).slice(1, -1);
+}
 
 /**
- * An agent's own value (its name, its address): quoted without remembering it. Remembered, a fleet
- * larger than QUOTED_MAX emptied the cache every few seconds and every quote outlived a scavenge.
+ * A flat copy of s. A string built by concatenation is a tree of pieces (a rope) until something
+ * flattens it, and a join walks the tree again every time: the texts kept and joined at every
+ * keepalive (the middle, the end, an os, a quoted status) are flattened once, when kept. A join of
+ * ~130 pieces, a batch of 7 keepalives, took 3.9 µs with ropes among them, 2.2 µs with flat strings.
  */
-function qOnce(s: string | null): string {
-  return s === null ? 'null' : q1(s);
+function flat(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
 }
 
-/** A string seen once (an id, a time): quoted without remembering it. */
+/** A string quoted without remembering it. An agent's own values (its name, its address) are never
+ * remembered: a fleet larger than QUOTED_MAX emptied the cache every few seconds and every quote
+ * outlived a scavenge. */
 function q1(s: string): string {
   return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
 }
