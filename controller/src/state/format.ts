@@ -136,8 +136,9 @@ export function keepaliveEventId(node: string, agentId: number, tsNs: bigint, st
 
 /**
  * A keepalive batch's event_id: the id of the keepalive that opened it, with `b` where a keepalive's
- * status nibble is. A keepalive opens one batch at most, so the same batch always has the same id and
- * two batches never share one — without a SHA-256 a batch (one a round; ~1 µs warm, more in a cold round).
+ * status nibble is (0–5 in every id keepaliveEventId lays out: never a keepalive's id). A keepalive
+ * opens one batch at most, so the same batch always has the same id and two batches never share one —
+ * without a SHA-256 a batch (one a round; ~1 µs warm, more in a cold round). Another id (a test's) is hashed.
  */
 export function keepaliveBatchId(firstId: string): string {
   return firstId.length === 36 ? `${firstId.slice(0, 6)}b${firstId.slice(7)}` : eventId(['keepalive_batch', firstId]);
