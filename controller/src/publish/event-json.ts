@@ -19,7 +19,7 @@ function q(s: string | null | undefined): string {
   if (s === null || s === undefined) return 'null';
   let j = quoted.get(s);
   if (j === undefined) {
-    j = flat(q1(s));
+    j = flat(`"${inner(s)}"`);
     if (quoted.size >= QUOTED_MAX) quoted.clear();
     quoted.set(s, j);
   }
@@ -140,7 +140,11 @@ const P_TIME = ',"time":"';
 const P_TIME_END = '",';
 const FIXED = P_ID.length + P_AGENT.length + 1 + P_TS.length + P_TIME.length + P_TIME_END.length;
 
-/** What goes between a string's quotes in JSON: the string itself when nothing in it needs escaping. */
+/**
+ * What goes between a string's quotes in JSON: the string itself when nothing in it needs escaping.
+ * An agent's own values (its name, its address) go through it unremembered: kept in `quoted`, a fleet
+ * larger than QUOTED_MAX emptied the cache every few seconds and every quote outlived a scavenge.
+ */
 function inner(s: string): string {
   return PLAIN.test(s) ? s : JSON.stringify(s).slice(1, -1);
 }
@@ -155,9 +159,3 @@ function flat(s: string): string {
   return JSON.parse(JSON.stringify(s)) as string;
 }
 
-/** A string quoted without remembering it. An agent's own values (its name, its address) are never
- * remembered: a fleet larger than QUOTED_MAX emptied the cache every few seconds and every quote
- * outlived a scavenge. */
-function q1(s: string): string {
-  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
-}
