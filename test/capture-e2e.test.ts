@@ -106,3 +106,48 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   t.same(tapProgramsOf(process.pid), [], 'no program held after close');
   t.same(await leftBehind(mark), [], 'and none left in the kernel');
 });
+
+t.test('sparse records: a round rests as soon as it took them; flowing records: the rounds stay on their timer', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
+  const sim = new SimManager({ binDir, home });
+  const capture = Capture.open({ ...artefacts(), home });
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(async () => { await sim.stop(); await capture.close(); });
+  await sim.start();
+  await sim.startup(A);
+  await waitFor(() => records.length >= 6, 5000, 'start-up captured');
+  await new Promise((r) => setTimeout(r, 100)); // the rounds after it have rested
+
+  // One keepalive (two requests, two replies) every 30 ms: a manager of a few hundred agents. Each
+  // wakes the loop through the pipe; resting again at once, it runs no round that finds nothing —
+  // waiting REST_ROUNDS rounds before each rest was two such rounds a keepalive.
+  const N = 20;
+  const e0 = capture.emptyRounds;
+  const r0 = capture.rests;
+  const n0 = records.length;
+  for (let i = 0; i < N; i++) {
+    await sim.keepalive(A);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  await waitFor(() => records.length >= n0 + 4 * N, 5000, 'every keepalive captured');
+  await new Promise((r) => setTimeout(r, 50));
+  const empty = capture.emptyRounds - e0;
+  const rests = capture.rests - r0;
+  t.ok(empty <= N * 0.75, `${empty} rounds found nothing for ${N} sparse keepalives (REST_ROUNDS before each rest: ${2 * N})`);
+  t.ok(rests >= N / 2, `the loop rested ${rests} times`);
+
+  // Flowing: 4,000 keepalives a second for a second on one connection — a few a round; the rounds
+  // keep to their timer and hardly ever rest (resting at each round would wake the loop through the
+  // reader thread instead: two wake-ups a round).
+  const b1 = capture.batches;
+  const r1 = capture.rests;
+  const n1 = records.length;
+  await sim.remoted.proc.command('load 100 4000 4000 3000 1 0 1 -', 30_000);
+  await waitFor(() => records.length >= n1 + 4 * 4000, 10_000, 'the load captured');
+  const rounds = capture.batches - b1;
+  const restsUnderLoad = capture.rests - r1;
+  t.ok(rounds >= 100, `${rounds} rounds took records`);
+  t.ok(restsUnderLoad <= rounds / 10, `${restsUnderLoad} rests in ${rounds} rounds while records flowed`);
+});

@@ -22,17 +22,18 @@ function threads(pid) {
 const rate = Number(process.argv[2] ?? 5000);
 const seconds = Number(process.argv[3] ?? 10);
 const nats = await startNats();
-const s = await startSim();
+const s = await startSim({ cpuPerRequestUs: Number(process.env.WDB_COST_US ?? 0) }); // 33: the real wazuh-db's CPU a request
 const tap = await startTap({ home: s.home, natsUrl: nats.url, extra: process.env.TAP_EXTRA ?? '', nodeArgs: (process.env.TAP_NODE_ARGS ?? '').split(' ').filter(Boolean) });
 try {
   const agents = 2000;
   const ipByAgent = process.env.IP_BY_FRAME !== '1'; // a real agent's keepalive is the same bytes every time
   await s.load({ agents, rate: 2000, count: agents, maxMs: 5000, statusPermille: 0, ipByAgent }); // every agent active first
-  // WARM_S seconds at the rate first, not counted: V8 compiles the hot paths in the first seconds under
-  // load (one window of 8 s: ~29 µs a keepalive at 7,000/s, then 24.6, 22.9, 21.8, 21.6), a once-per-process
-  // cost that would blur an A/B.
+  // WARM_S seconds of load first (at 7,000/s, or the rate if higher), not counted: V8 compiles the hot
+  // paths in the first seconds under load (one window of 8 s: ~29 µs a keepalive at 7,000/s, then 24.6,
+  // 22.9, 21.8, 21.6) — at a low rate, in the first minutes —, a once-per-process cost that would blur an A/B.
   const warmS = Number(process.env.WARM_S ?? 10);
-  if (warmS > 0) await s.load({ agents, rate, count: Math.round(rate * warmS), maxMs: warmS * 1000 + 2000, statusPermille: 0, ipByAgent });
+  const warmRate = Math.max(rate, 7000);
+  if (warmS > 0) await s.load({ agents, rate: warmRate, count: Math.round(warmRate * warmS), maxMs: warmS * 1000 + 2000, statusPermille: 0, ipByAgent });
   await sleep(1000);
   const a = procSample(tap.pid);
   const ta = threads(tap.pid);

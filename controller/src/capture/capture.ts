@@ -67,6 +67,13 @@ const ROUND_MS = 1;
 /** Rounds without a record before the loop rests on the pipe (a rest and its wake-up cost a round's). */
 const REST_ROUNDS = 2;
 /**
+ * A rest at least this long says records are sparse (fewer than one every few rounds: a manager of a
+ * few thousand agents, one keepalive each 10 s). The round it ends with then rests again as soon as it
+ * leaves nothing behind: the REST_ROUNDS rounds it would wait would find nothing, each a wake-up of
+ * the event loop (~60 µs of CPU here) — at 200 keepalives/s, two of a keepalive's ~4.
+ */
+const SPARSE_REST_MS = ROUND_MS * REST_ROUNDS;
+/**
  * What one take copies at most: whole records, so at least one of the largest (4 + 88 + a 32 KiB
  * chunk); a batch the pipeline handles in a millisecond or two (~64 whole keepalives, ~680 ticks).
  */
@@ -355,6 +362,10 @@ export class Capture {
 
   /** Batches of records handed to the controller (its rounds that found records). */
   batches = 0;
+  /** Rounds that found nothing (each a wake-up of the event loop for nothing). */
+  emptyRounds = 0;
+  /** Times the rounds went to rest (the next record rings the pipe). */
+  rests = 0;
   /** What start() was given: the rounds deliver to it (settled() starts one too). */
   private consumer: Consumer | null = null;
   private readonly deliveredOut = new BigUint64Array(1);
@@ -387,6 +398,8 @@ export class Capture {
     this.draining = true;
     try {
       let empty = 0;
+      // Woken from a long rest: records are sparse, and this loop rests again as soon as it can.
+      const sparse = performance.now() - this.restedAt >= SPARSE_REST_MS;
       while (this.running && this.handle) {
         const took = await this.drain(c);
         if (took < 0) return;
@@ -397,16 +410,23 @@ export class Capture {
           continue;
         }
         empty = took ? 0 : empty + 1;
-        if (empty >= REST_ROUNDS) {
+        if (!took) this.emptyRounds++;
+        if (empty >= REST_ROUNDS || sparse) {
+          // rest() arms the bell only when nothing is queued or held back (a write in flight): else
+          // the rounds go on, and take it when it is out.
           const r = this.lib.rest(this.handle);
           if (r < 0) {
             this.running = false;
             c.onError(new Error(this.lib.last_error(this.handle)));
             return;
           }
-          if (r === 1) return; // resting: the pipe wakes the next loop
+          if (r === 1) {
+            this.rests++;
+            this.restedAt = performance.now();
+            return; // resting: the pipe wakes the next loop
+          }
           empty = 0;
-          continue;
+          if (!sparse) continue;
         }
         await new Promise((res) => setTimeout(res, ROUND_MS));
       }
@@ -414,6 +434,9 @@ export class Capture {
       this.draining = false;
     }
   }
+
+  /** When the loop last went to rest (performance.now()); -Infinity before the first. */
+  private restedAt = -Infinity;
 
   /** The last drain stopped at SLICE_MS, not because the queue was empty. */
   private sliceEnded = false;
