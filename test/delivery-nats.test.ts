@@ -4,6 +4,7 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Delivery, type DeliveryMessage, type MessageKind } from '../controller/src/publish/delivery.js';
@@ -489,4 +490,50 @@ t.test('JetStream with a user allowed to publish the events and nothing of the J
   t.equal((await jsm.streams.info('WAZUH')).state.messages, 1);
   t.equal(pub.delivery.stats().denied, 0, 'the refused look at the JetStream API is not a denied event');
   t.same(lines.filter((l) => Number(l.level) >= 50).map((l) => l.msg), [], 'no error logged');
+});
+
+t.test('core NATS: the flush rides with the messages; the timer only for the last ones; an idle publisher sends nothing', async (t) => {
+  const srv = await startNatsServer();
+  t.teardown(() => srv.stop());
+  // What the publisher writes, as the server reads it: each chunk one socket write (nothing else writes).
+  const chunks: string[] = [];
+  const proxy = createServer((c) => {
+    const up = netConnect(srv.port, '127.0.0.1');
+    c.on('data', (b) => { chunks.push(b.toString('latin1')); up.write(b); });
+    up.pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+    c.on('close', () => up.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  t.teardown(() => proxy.close());
+  const url = `nats://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const d = new Delivery({ servers: [url], mode: 'core', log, spool: { dir: tmp('spool-f-'), maxBytes: 64 << 20 }, flushIntervalMs: 20 });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.connected, 5000, 'connected');
+  await sleep(100);
+
+  // A message every 5 ms for 0.6 s: each flush's PING goes out in a write that carries messages.
+  const c0 = chunks.length;
+  const gen = steady(d, 10, 1, 5);
+  await sleep(600);
+  gen.stop();
+  await waitFor(() => d.stats().acknowledged >= gen.accepted.length, 2000, 'all acknowledged');
+  const writes = chunks.slice(c0);
+  const pings = writes.filter((w) => w.includes('PING\r\n'));
+  const alone = pings.filter((w) => !/^H?PUB /m.test(w));
+  t.ok(pings.length >= 5, `${pings.length} flushes for ${gen.accepted.length} messages`);
+  t.ok(alone.length <= pings.length / 5, `${alone.length} of ${pings.length} flushes in a write of their own`);
+
+  // The last message: no later one to carry its flush, the timer sends it (at twice the interval).
+  const acked = d.stats().acknowledged;
+  d.enqueue(testEvent(gen.next, 10));
+  await waitFor(() => d.stats().acknowledged === acked + 1, 2000, 'the last message acknowledged');
+
+  // Idle: no write at all (no flush timer ticking while nothing waits for one).
+  await sleep(100);
+  const c1 = chunks.length;
+  await sleep(400);
+  t.same(chunks.slice(c1), [], 'nothing written while idle');
 });

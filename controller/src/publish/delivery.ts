@@ -92,7 +92,10 @@ export interface DeliveryOptions {
   coreWindow?: number;
   /** Core: flush after this many messages (default 2000) … */
   flushEvery?: number;
-  /** … or this many milliseconds (default 20). */
+  /**
+   * … or with the first messages published this many milliseconds (default 20) or more after the
+   * oldest one not yet flushed, and at twice that when none come.
+   */
   flushIntervalMs?: number;
   /** JetStream stream (needed to create it; publishing works without). */
   stream?: StreamOptions;
@@ -231,6 +234,9 @@ export class Delivery {
   private uHead = 0;
   private pubIdx = 0;
   private sinceFlush = 0;
+  /** When the oldest message not yet flushed was published (performance.now()). */
+  private unflushedSince = 0;
+  /** The flush's backstop, armed while messages wait for one (none while nothing does: an idle tap sleeps). */
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly sharedHeaders = new SharedPool<MsgHdrs>(1024);
   // pump scheduling
@@ -519,9 +525,6 @@ export class Delivery {
     if (this.o.mode === 'jetstream') void this.learnStreamLimit(this.gen);
     if (this.o.mode === 'jetstream' && !this.streamReady && (this.o.stream?.create || this.o.kvBucket)) void this.ensureStreams(this.gen);
     else this.streamReady = true;
-    if (this.o.mode === 'core') {
-      this.flushTimer = setInterval(() => { if (this.sinceFlush > 0) this.coreFlush(); }, this.o.flushIntervalMs ?? 20);
-    }
     this.schedulePump();
   }
 
@@ -529,7 +532,7 @@ export class Delivery {
     if (!this.up) return;
     this.up = false;
     this.gen++;
-    if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.o.mode === 'core') {
       // Everything not confirmed by a flush is resent, oldest first.
@@ -697,9 +700,25 @@ export class Delivery {
       }
       this.c.published++;
       this.published(e);
-      this.unconfirmed.push({ e, idx: ++this.pubIdx, sentAt: performance.now() });
+      const at = performance.now();
+      this.unconfirmed.push({ e, idx: ++this.pubIdx, sentAt: at });
       n++;
-      if (++this.sinceFlush >= every) this.coreFlush();
+      if (this.sinceFlush++ === 0) this.unflushedSince = at;
+      if (this.sinceFlush >= every) this.coreFlush();
+    }
+    if (this.sinceFlush > 0) {
+      // The flush's PING rides in the same socket write as this turn's messages once the oldest has
+      // waited an interval (at any rate above one message an interval, no wake-up of its own); the
+      // timer is for when no message comes to carry it. A timer every interval woke an idle tap 50
+      // times a second, and a tap at 200 keepalives/s for a quarter of its wake-ups.
+      const interval = this.o.flushIntervalMs ?? 20;
+      if (n > 0 && performance.now() - this.unflushedSince >= interval) this.coreFlush();
+      else if (!this.flushTimer) {
+        this.flushTimer = setTimeout(() => {
+          this.flushTimer = null;
+          if (this.sinceFlush > 0) this.coreFlush();
+        }, 2 * interval);
+      }
     }
     if (more) this.schedulePump();
   }
@@ -707,6 +726,8 @@ export class Delivery {
   private coreFlush(): void {
     const nc = this.nc;
     if (!nc || !this.up) return;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     this.sinceFlush = 0;
     const mark = this.pubIdx;
     const gen = this.gen;
@@ -995,7 +1016,7 @@ export class Delivery {
     this.reportShed();
     this.closing = true;
     if (this.shedTimer) clearInterval(this.shedTimer);
-    if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.readTimer) clearTimeout(this.readTimer);
     this.readTimer = null;
