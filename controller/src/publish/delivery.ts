@@ -696,6 +696,7 @@ export class Delivery {
         this.pending.unshift(e);
         this.c.failures++;
         this.log?.warn({ err: this.shown((err as Error).message) }, 'publish failed');
+        this.flushSoon(n > 0); // those published before it are confirmed all the same
         return;
       }
       this.c.published++;
@@ -706,21 +707,27 @@ export class Delivery {
       if (this.sinceFlush++ === 0) this.unflushedSince = at;
       if (this.sinceFlush >= every) this.coreFlush();
     }
-    if (this.sinceFlush > 0) {
-      // The flush's PING rides in the same socket write as this turn's messages once the oldest has
-      // waited an interval (at any rate above one message an interval, no wake-up of its own); the
-      // timer is for when no message comes to carry it. A timer every interval woke an idle tap 50
-      // times a second, and a tap at 200 keepalives/s for a quarter of its wake-ups.
-      const interval = this.o.flushIntervalMs ?? 20;
-      if (n > 0 && performance.now() - this.unflushedSince >= interval) this.coreFlush();
-      else if (!this.flushTimer) {
-        this.flushTimer = setTimeout(() => {
-          this.flushTimer = null;
-          if (this.sinceFlush > 0) this.coreFlush();
-        }, 2 * interval);
-      }
-    }
+    this.flushSoon(n > 0);
     if (more) this.schedulePump();
+  }
+
+  /**
+   * After a turn of the core pump: the flush's PING rides in the same socket write as the turn's
+   * messages (`published`) once the oldest unflushed one has waited an interval — at any rate above a
+   * message an interval, no wake-up of its own; the timer, at twice the interval, is for when no
+   * message comes to carry it. A timer every interval woke an idle tap 50 times a second, and a tap
+   * at 200 keepalives/s for a quarter of its wake-ups.
+   */
+  private flushSoon(published: boolean): void {
+    if (this.sinceFlush === 0) return;
+    const interval = this.o.flushIntervalMs ?? 20;
+    if (published && performance.now() - this.unflushedSince >= interval) this.coreFlush();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        if (this.sinceFlush > 0) this.coreFlush();
+      }, 2 * interval);
+    }
   }
 
   private coreFlush(): void {
