@@ -234,7 +234,7 @@ export async function run({ quick = QUICK } = {}) {
         ...pacedRuns.map((p) => ({
           measure: `tap CPU per keepalive at ${p.rate.toLocaleString('en-US')} keepalives/s (paced)`,
           value: p.tap_us_per_keepalive, unit: 'µs', bar: '≤ 7', pass: p.tap_us_per_keepalive <= 7 && p.errors === 0,
-          note: `a manager of ${(p.rate * 10).toLocaleString('en-US')} agents; wazuh-db ${p.wdb_us_per_keepalive} µs per keepalive in the same window (with the tap); `
+          note: `the rate of a manager of ${(p.rate * 10).toLocaleString('en-US')} agents (a keepalive each 10 s); wazuh-db ${p.wdb_us_per_keepalive} µs per keepalive in the same window (with the tap); `
             + `${p.keepalives.toLocaleString('en-US')} keepalives in 10 s — below saturation a round carries one keepalive or two, and its wake-ups are most of the cost`,
         })),
         {
