@@ -233,9 +233,8 @@ export class Delivery {
   private unconfirmed: Unconfirmed[] = [];
   private uHead = 0;
   private pubIdx = 0;
+  /** Messages published since the last flush: the last `sinceFlush` of `unconfirmed`. */
   private sinceFlush = 0;
-  /** When the oldest message not yet flushed was published (performance.now()). */
-  private unflushedSince = 0;
   /** The flush's backstop, armed while messages wait for one (none while nothing does: an idle tap sleeps). */
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly sharedHeaders = new SharedPool<MsgHdrs>(1024);
@@ -701,11 +700,9 @@ export class Delivery {
       }
       this.c.published++;
       this.published(e);
-      const at = performance.now();
-      this.unconfirmed.push({ e, idx: ++this.pubIdx, sentAt: at });
+      this.unconfirmed.push({ e, idx: ++this.pubIdx, sentAt: performance.now() });
       n++;
-      if (this.sinceFlush++ === 0) this.unflushedSince = at;
-      if (this.sinceFlush >= every) this.coreFlush();
+      if (++this.sinceFlush >= every) this.coreFlush();
     }
     this.flushSoon(n > 0);
     if (more) this.schedulePump();
@@ -721,7 +718,8 @@ export class Delivery {
   private flushSoon(published: boolean): void {
     if (this.sinceFlush === 0) return;
     const interval = this.o.flushIntervalMs ?? 20;
-    if (published && performance.now() - this.unflushedSince >= interval) this.coreFlush();
+    const oldest = this.unconfirmed[this.unconfirmed.length - this.sinceFlush];
+    if (published && performance.now() - oldest.sentAt >= interval) this.coreFlush();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
