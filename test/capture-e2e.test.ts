@@ -151,3 +151,38 @@ t.test('sparse records: a round rests as soon as it took them; flowing records: 
   t.ok(rounds >= 100, `${rounds} rounds took records`);
   t.ok(restsUnderLoad <= rounds / 10, `${restsUnderLoad} rests in ${rounds} rounds while records flowed`);
 });
+
+t.test('capture_interval: flowing records are taken every roundMs, and a change applies to the running loop', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
+  const sim = new SimManager({ binDir, home });
+  t.throws(() => Capture.open({ ...artefacts(), home, roundMs: 0 }), RangeError, 'an interval of 0 ms is refused');
+  const capture = Capture.open({ ...artefacts(), home, roundMs: 10 });
+  t.equal(capture.roundMs, 10);
+  for (const bad of [0, 101, 1.5, Number.NaN]) t.throws(() => capture.setRoundMs(bad), RangeError, `setRoundMs(${bad}) refused`);
+  t.equal(capture.roundMs, 10, 'a refused value changes nothing');
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(async () => { await sim.stop(); await capture.close(); });
+  await sim.start();
+  await sim.startup(A);
+  await waitFor(() => records.length >= 6, 5000, 'start-up captured');
+
+  // The same load (4,000 keepalives a second for a second, 16,000 records) at 10 ms and at 1 ms: one
+  // take a round, so ~100 batches against several hundred.
+  const load = async () => {
+    const b0 = capture.batches;
+    const n0 = records.length;
+    await sim.remoted.proc.command('load 100 4000 4000 3000 1 0 1 -', 30_000);
+    await waitFor(() => records.length >= n0 + 4 * 4000, 10_000, 'the load captured');
+    return capture.batches - b0;
+  };
+  const at10 = await load();
+  t.ok(at10 <= 200, `${at10} batches at 10 ms for a second of records`);
+  capture.setRoundMs(1); // while the loop runs (a reload)
+  const at1 = await load();
+  t.ok(at1 >= 2 * at10, `${at1} batches at 1 ms, ${at10} at 10 ms`);
+  let backwards = 0;
+  for (let i = 1; i < records.length; i++) if (records[i].tsNs < records[i - 1].tsNs) backwards++;
+  t.equal(backwards, 0, 'larger batches still hand records over in the order the writes began');
+});

@@ -143,10 +143,15 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
   await sim.keepalive(A);
   await waitFor(() => keepalives.length === 1, 5000, 'a keepalive event');
 
-  writeOssecConf(home, `${url}    <keepalive_events>no</keepalive_events>\n`);
+  const sock = join(home, 'tap.sock');
+  const status = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout);
+  t.equal((await status()).capture_interval_ms, 1, 'records taken every millisecond by default');
+  writeOssecConf(home, `${url}    <keepalive_events>no</keepalive_events>\n    <capture_interval>7ms</capture_interval>\n`);
   tap.proc.kill('SIGHUP');
   await waitFor(() => tap.logs.some((l) => l.msg === 'configuration reloaded'), 5000, 'the reload');
-  t.match(tap.logs.find((l) => l.msg === 'configuration reloaded'), { keepalive_events: false });
+  t.match(tap.logs.find((l) => l.msg === 'configuration reloaded'), { keepalive_events: false, capture_interval_ms: 7, needs_restart: [] });
+  t.equal((await status()).capture_interval_ms, 7, 'capture_interval: applied without a restart');
+  t.match((await runTap(['status', '--control-socket', sock])).stdout, /attached \(sendto\), records taken every 7 ms/);
   await sim.keepalive(A);
   await new Promise((r) => setTimeout(r, 500));
   t.equal(keepalives.length, 1, 'keepalive_events no: applied without a restart');

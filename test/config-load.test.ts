@@ -144,6 +144,10 @@ t.test('values: sizes, times, metrics, levels, hooks, booleans', async (t) => {
   t.equal(load(nats('<keepalive_batch>0</keepalive_batch>')).keepaliveBatch, 0, 'one message per keepalive, when asked');
   t.match(load(nats('<keepalive_batch>0</keepalive_batch><keepalive_batch_interval>5</keepalive_batch_interval>')).warnings, [/<keepalive_batch_interval> is set but <keepalive_batch> is 0/]);
   t.match(load(nats('<keepalive_batch>10</keepalive_batch><keepalive_events>no</keepalive_events>')).warnings, [/<keepalive_batch> is set but <keepalive_events> is no/]);
+  t.equal(plain.captureIntervalMs, 1, 'the capture takes records every millisecond by default');
+  t.equal(load(nats('<capture_interval>3</capture_interval>')).captureIntervalMs, 3);
+  t.equal(load(nats('<capture_interval>20ms</capture_interval>')).captureIntervalMs, 20);
+  t.equal(load(nats('<capture_interval>100</capture_interval>')).captureIntervalMs, 100);
 });
 
 t.test('an unknown element, an empty one, an element holding elements', async (t) => {
@@ -181,6 +185,11 @@ t.test('bad values: boolean, numbers, times, size, URL, prefix, stream, metrics,
     ['<keepalive_batch>100001</keepalive_batch>', /'keepalive_batch': 100001 \(at most 100000 keepalives per message\)/],
     ['<keepalive_batch>-5</keepalive_batch>', /'keepalive_batch': '-5' — a whole number ≥ 0/],
     ['<keepalive_batch_interval>2d</keepalive_batch_interval>', /'keepalive_batch_interval': '2d' — 0, or between 1 second and 1 day/],
+    ['<capture_interval>0</capture_interval>', /'capture_interval': '0' — milliseconds from 1 to 100/],
+    ['<capture_interval>101</capture_interval>', /'capture_interval': '101' — milliseconds from 1 to 100/],
+    ['<capture_interval>1s</capture_interval>', /'capture_interval': '1s' — milliseconds from 1 to 100/],
+    ['<capture_interval>2.5</capture_interval>', /'capture_interval': '2\.5'/],
+    ['<capture_interval>-1</capture_interval>', /'capture_interval': '-1'/],
     ['<alerts_min_level>16</alerts_min_level>', /'alerts_min_level': '16' — a rule level from 0 to 15/],
     ['<alert_thresholds>10,7,13</alert_thresholds>', /'alert_thresholds': '10,7,13' — three ascending/],
     ['<hooks>sendto,read</hooks>', /'hooks': 'sendto,read' — comma-separated syscalls among sendto, write, sendmsg, writev/],

@@ -34,6 +34,8 @@ export interface AgentOptions {
   metrics?: { host: string; port: number } | null;
   /** Publish keepalive events (`keepalive_events`). */
   keepaliveEvents?: boolean;
+  /** Milliseconds between the capture's rounds while records flow (`capture_interval`; default 1). */
+  captureIntervalMs?: number;
   /** Wazuh's alerts from `<home>/logs/alerts/alerts.json` (`alerts`, `alerts_min_level`, …). */
   alerts?: AlertOptions;
   /** Read the configuration again (SIGHUP). */

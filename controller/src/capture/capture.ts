@@ -43,6 +43,8 @@ export interface CaptureOptions {
   rescanMs?: number;
   /** Pages per CPU of the perf buffer (a power of two). */
   perfPages?: number;
+  /** capture_interval: milliseconds between rounds while records flow (DEFAULT_ROUND_MS; setRoundMs). */
+  roundMs?: number;
 
   /** A rescan failed (EMFILE, …): it is retried at the next one. Default: ignored. */
   onRescanError?: (e: Error) => void;
@@ -60,19 +62,21 @@ export interface IdentityView {
 
 const ERR_LEN = 512;
 /**
- * While records flow, the event loop takes them this often: the batch's wait (its share of SPEC §9's
- * 2 ms p99) against a wake-up per batch (~60 µs of CPU for a Node thread on a 2-core VM like ours).
+ * While records flow, the event loop takes them this often by default (capture_interval): the
+ * batch's wait (its share of SPEC §9's 2 ms p99) against a wake-up and a NATS write per batch (~60
+ * and ~70 µs of CPU on a 2-core VM like ours, whatever the batch holds).
  */
-const ROUND_MS = 1;
+export const DEFAULT_ROUND_MS = 1;
+/** The longest round capture_interval allows: a record waits at most about this long while records flow. */
+export const MAX_ROUND_MS = 100;
 /** Rounds without a record before the loop rests on the pipe (a rest and its wake-up cost a round's). */
 const REST_ROUNDS = 2;
-/**
- * A rest at least this long says records are sparse (fewer than one every few rounds: a manager of a
- * few thousand agents, one keepalive each 10 s). The round it ends with then rests again as soon as it
- * leaves nothing behind: the REST_ROUNDS rounds it would wait would find nothing, each a wake-up of
- * the event loop (~60 µs of CPU here) — at 200 keepalives/s, two of a keepalive's ~4.
+/*
+ * A rest of at least REST_ROUNDS rounds says records are sparse (fewer than one every few rounds: a
+ * manager of a few thousand agents, one keepalive each 10 s). The round it ends with then rests again
+ * as soon as it leaves nothing behind: the REST_ROUNDS rounds it would wait would find nothing, each a
+ * wake-up of the event loop (~60 µs of CPU here) — at 200 keepalives/s, two of a keepalive's ~4.
  */
-const SPARSE_REST_MS = ROUND_MS * REST_ROUNDS;
 /**
  * What one take copies at most: whole records, so at least one of the largest (4 + 88 + a 32 KiB
  * chunk); a batch the pipeline handles in a millisecond or two (~64 whole keepalives, ~680 ticks).
@@ -134,6 +138,16 @@ export class Capture {
 
     this.names = [...new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES)];
     this.home = { home: opts.home, wdbDir: null, socket: null, exeDirs: [] };
+    this.setRoundMs(opts.roundMs ?? DEFAULT_ROUND_MS);
+  }
+
+  /** Milliseconds between rounds while records flow (capture_interval). */
+  roundMs = DEFAULT_ROUND_MS;
+
+  /** capture_interval, at once: the next round waits this long (a reload changes it without a restart). */
+  setRoundMs(ms: number): void {
+    if (!Number.isInteger(ms) || ms < 1 || ms > MAX_ROUND_MS) throw new RangeError(`capture interval must be a whole number of milliseconds from 1 to ${MAX_ROUND_MS}: ${ms}`);
+    this.roundMs = ms;
   }
 
   /** Check the kernel, load the programs and set the filters; nothing is attached yet. */
@@ -336,7 +350,7 @@ export class Capture {
 
   /**
    * Deliver record batches to onBatch until stop(). While records flow the event loop takes them
-   * itself every ROUND_MS (wdbtap_take runs the shim's round: rings → order → queue), one wake-up
+   * itself every roundMs (wdbtap_take runs the shim's round: rings → order → queue), one wake-up
    * per batch and no hand-over between threads; after REST_ROUNDS rounds that found nothing it rests
    * (wdbtap_rest) and the next record rings a pipe the loop watches (wdbtap_notify_fd). Each take
    * is bounded and never waits. The next round waits for onBatch's promise: a slow consumer slows
@@ -392,14 +406,14 @@ export class Capture {
     }
   }
 
-  /** Take every ROUND_MS while records come; rest (and wait for the pipe) once they stop. One loop at a time. */
+  /** Take every roundMs while records come; rest (and wait for the pipe) once they stop. One loop at a time. */
   private async rounds(c: Consumer): Promise<void> {
     if (this.draining) return; // the loop running takes these too
     this.draining = true;
     try {
       let empty = 0;
       // Woken from a long rest: records are sparse, and this loop rests again as soon as it can.
-      const sparse = performance.now() - this.restedAt >= SPARSE_REST_MS;
+      const sparse = performance.now() - this.restedAt >= this.roundMs * REST_ROUNDS;
       while (this.running && this.handle) {
         const took = await this.drain(c);
         if (took < 0) return;
@@ -428,7 +442,7 @@ export class Capture {
           empty = 0;
           if (!sparse) continue;
         }
-        await new Promise((res) => setTimeout(res, ROUND_MS));
+        await new Promise((res) => setTimeout(res, this.roundMs));
       }
     } finally {
       this.draining = false;

@@ -2,6 +2,7 @@
 import { sendControl } from '../control/client.js';
 import type { ControlCommand } from '../control/protocol.js';
 import { LOG_STALL_MS } from '../util/log-output.js';
+import { DEFAULT_ROUND_MS } from '../capture/capture.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/wazuh-nats-tap.sock';
 
@@ -17,7 +18,9 @@ export function renderStatus(st: Record<string, any>): string {
   const targets = (st.targets ?? []) as { pid: number; name: string }[];
   const c = st.counters ?? {};
   const agents = Object.entries(st.agents ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`);
-  rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
+  // capture_interval, when set: how long flowing records wait for the tap to take them.
+  const every = st.capture_interval_ms && st.capture_interval_ms !== DEFAULT_ROUND_MS ? `, records taken every ${st.capture_interval_ms} ms` : '';
+  rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})${every}` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
   rows.push(['node', `${st.node}  home ${st.home}  prefix ${st.prefix}`]);
   const id = st.identity;
   if (id) {

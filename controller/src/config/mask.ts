@@ -44,6 +44,7 @@ function formatValue(def: ConfigElement, v: unknown): string | null {
     case 'hooks': return (v as string[]).join(',');
     case 'size': return formatSize(v as number);
     case 'time': return `${v as number}s`;
+    case 'millis': return `${v as number}ms`;
     case 'levels': {
       const l = v as { medium: number; high: number; critical: number };
       return `${l.medium},${l.high},${l.critical}`;

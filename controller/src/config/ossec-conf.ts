@@ -55,6 +55,8 @@ export interface NatsSettings {
   /** null: metrics disabled (`no`). */
   metrics: { host: string; port: number } | null;
   hooks: HookName[];
+  /** capture_interval: the capture's round while records flow (milliseconds). */
+  captureIntervalMs: number;
 }
 
 export type ValueSource = 'default' | 'file' | 'flag';
@@ -437,6 +439,12 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
       const port = m ? Number(m[2]) : 0;
       if (!m || port < 1 || port > 65535) invalid(ctx, el, text, 'host:port (127.0.0.1:9464, [::1]:9464) or no');
       return { host: m[1], port };
+    }
+    case 'millis': {
+      const m = /^(\d{1,3})(ms)?$/.exec(text);
+      const ms = m ? Number(m[1]) : 0;
+      if (!m || ms < 1 || ms > 100) invalid(ctx, el, text, 'milliseconds from 1 to 100 (3, 3ms)');
+      return ms;
     }
     case 'hooks': {
       const hooks = text.split(',').map((s) => s.trim());
