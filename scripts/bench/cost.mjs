@@ -24,6 +24,9 @@
 //       and per request/reply pair (a keepalive is two)                                        ≤ 3.5 µs
 //   (d) the same CPU per keepalive at 200 and 1,000 keepalives/s, paced (managers of 2,000 and 10,000
 //       agents), attached, after the rounds                                                    ≤ 7 µs
+//   (e) capture_interval 3 ms (set by a reload): the tap's CPU per keepalive saturated, in one more
+//       pair of windows (with its throughput ratio), and paced at 1,000/s; the tap's own latency
+//       (status latency_ms, syscall → NATS) beside the default's                              ≤ 7 µs
 //   The rounds follow a first window with the tap that is not counted (V8's warm-up: its compiler threads
 //   and unoptimised code, a cost of the first seconds under load); its figure is in the details.
 //   beside them the baseline, wazuh-db's CPU per keepalive without the tap in the same run, and the
@@ -44,6 +47,11 @@ const AGENTS = 10_000;
 const THREADS = 4;
 /** The load's frame cap (wazuh-sim.c): the window, not the count, ends each run. */
 const MAX_FRAMES = 1 << 24;
+/** The capture_interval (ms) measured beside the default (1 ms): an administrator's CPU-first choice. */
+const INTERVAL_MS = 3;
+
+/** p50 / p99 of a status latency_ms entry, ms. */
+const fmtLatency = (l) => (l?.count ? `${round(l.p50, 2)} / ${round(l.p99, 2)}` : 'n/a');
 
 const cpuOf = (pid) => { try { return procSample(pid).cpu; } catch { return NaN; } };
 
@@ -169,12 +177,33 @@ export async function run({ quick = QUICK } = {}) {
         wdb_cpu_ratio: round(res.with.wdb_us_per_request / res.without.wdb_us_per_request, 4),
       });
     }
+    // The tap's own latency (syscall → handed to NATS) over the last with-window's messages.
+    const ownLatency = async () => (await tap.status()).nats?.latency_ms?.capture_to_publish ?? null;
+    const latencyDefault = await ownLatency();
     // Below saturation, attached: what a manager of rate × 10 agents (a keepalive each 10 s) costs the
     // tap. A round carries a keepalive or two there, and its wake-ups are most of what the tap spends.
     const PACED = quick ? [] : [200, 1000];
     const pacedRuns = [];
     await setMode(tap, 'with');
     for (const rate of PACED) pacedRuns.push({ rate, ...(await window(env, 'with', 10, rate)) });
+    // capture_interval 3 ms, set by a reload as an administrator would (CPU before latency): one more
+    // pair of saturated windows and the paced 1,000/s, beside the default's in the same run.
+    let interval = null;
+    if (!quick) {
+      await tap.reconfigure(`    <capture_interval>${INTERVAL_MS}</capture_interval>\n`);
+      const res = {};
+      for (const mode of ['without', 'with']) {
+        await setMode(tap, mode);
+        res[mode] = await window(env, mode, seconds);
+      }
+      const latency = await ownLatency();
+      const paced = { rate: 1000, ...(await window(env, 'with', 10, 1000)) };
+      await tap.reconfigure('');
+      interval = {
+        ms: INTERVAL_MS, without: res.without, with: res.with, paced, latency,
+        throughput_ratio: round(res.with.keepalives_per_s / res.without.keepalives_per_s, 4),
+      };
+    }
     const rssEnd = procSample(tap.pid).rss;
     const W = rounds.map((r) => r.with);
     const O = rounds.map((r) => r.without);
@@ -227,6 +256,14 @@ export async function run({ quick = QUICK } = {}) {
           note: `the rate of a manager of ${(p.rate * 10).toLocaleString('en-US')} agents (a keepalive each 10 s); wazuh-db ${round(p.wdb_us_per_keepalive, 1)} µs per keepalive in the same window (with the tap); `
             + `${p.keepalives.toLocaleString('en-US')} keepalives in 10 s — below saturation a round carries one keepalive or two, and its wake-ups are most of the cost`,
         })),
+        ...(interval ? [{
+          measure: `tap CPU per keepalive, capture_interval ${interval.ms} ms`,
+          value: round(interval.with.tap_us_per_keepalive, 2), unit: 'µs', bar: '≤ 7', pass: interval.with.tap_us_per_keepalive <= 7 && interval.with.tap_caught_up,
+          note: `set by a reload (the default is 1 ms); saturated, ${round((100 * interval.with.tap_us_per_keepalive) / tapPerKa, 0)} % of the default's ${round(tapPerKa, 1)} µs in this run; `
+            + `wazuh-db's throughput ${round(interval.throughput_ratio, 3)}× in its pair of windows (default ${round(thr, 3)}×); `
+            + `the tap's own latency (syscall → NATS) p50 / p99 ${fmtLatency(interval.latency)} ms against ${fmtLatency(latencyDefault)} at 1 ms; `
+            + `paced at 1,000 keepalives/s ${round(interval.paced.tap_us_per_keepalive, 1)} µs (default ${round(pacedRuns.find((p) => p.rate === 1000)?.tap_us_per_keepalive ?? NaN, 1)})`,
+        }] : []),
         {
           measure: "wazuh-db's CPU per keepalive without the tap (this run's baseline)",
           value: round(basePerKa, 1), unit: 'µs', bar: '—', pass: null,
@@ -237,7 +274,8 @@ export async function run({ quick = QUICK } = {}) {
         method: `a first ${seconds} s window with the tap not counted (V8's warm-up), then ${ROUNDS} rounds of ${seconds} s windows without and with the tap (order alternating), ${AGENTS} agents, ${THREADS} connections, `
           + `keepalives only (select-agent-group + update-agent-data), unpaced; wazuh-db ${WDB_COST_US} µs of CPU per request, one at a time; `
           + 'default tap configuration, core NATS, no subscriber; CPU from /proc/<pid>/stat (all threads); ratios: median of each round\'s with/without; '
-          + 'then, attached, 10 s paced at 200 and at 1,000 keepalives/s (managers of 2,000 and 10,000 agents)',
+          + 'then, attached, 10 s paced at 200 and at 1,000 keepalives/s (managers of 2,000 and 10,000 agents); '
+          + `then capture_interval ${INTERVAL_MS} ms by a reload: a pair of windows without and with, and 10 s paced at 1,000/s`,
         seconds: round((Date.now() - t0) / 1000, 1),
         throughput_ratio: round(thr, 4), wdb_cpu_per_request_ratio: round(cpuRatio, 4),
         tap_us_per_keepalive: round(tapPerKa, 3), wdb_us_per_keepalive_baseline: round(basePerKa, 2),
@@ -245,6 +283,7 @@ export async function run({ quick = QUICK } = {}) {
         keepalives_per_s_median: { without: kps(O), with: kps(W) },
         tap_rss_mb: { start: round(rssStart / 2 ** 20, 1), end: round(rssEnd / 2 ** 20, 1) },
         warm_up: warm, warm_up_window: warmWindow, rounds, paced: pacedRuns,
+        own_latency_ms: latencyDefault, capture_interval: interval,
       },
     };
   } finally {

@@ -194,10 +194,11 @@ export async function startTap(o) {
 async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, extra = '', nodeArgs = [], logLevel = 'info', label = 'tap' }) {
   mkdirSync(join(home, 'etc'), { recursive: true });
   const conf = join(home, 'etc/ossec.conf');
-  writeFileSync(conf, '<ossec_config>\n  <cluster><node_name>node01</node_name><disabled>yes</disabled></cluster>\n</ossec_config>\n'
+  const writeConf = (more) => writeFileSync(conf, '<ossec_config>\n  <cluster><node_name>node01</node_name><disabled>yes</disabled></cluster>\n</ossec_config>\n'
     + `<ossec_config>\n  <nats>\n    <enabled>yes</enabled>\n    <metrics>no</metrics>\n    <server_url>${natsUrl}</server_url>\n`
     + (jetstream ? '    <jetstream>yes</jetstream>\n    <create_stream>yes</create_stream>\n' : '')
-    + `${extra}${process.env.BENCH_TAP_CONF ?? ''}  </nats>\n</ossec_config>\n`); // BENCH_TAP_CONF: <nats> elements for every tap (an A/B)
+    + `${more}${process.env.BENCH_TAP_CONF ?? ''}  </nats>\n</ossec_config>\n`); // BENCH_TAP_CONF: <nats> elements for every tap (an A/B)
+  writeConf(extra);
   const sock = join(home, 'tap.sock');
   // BENCH_NODE_ARGS: node/V8 flags for every tap a measurement starts (trying a GC setting, say).
   const fromEnv = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -253,6 +254,15 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
   return {
     proc, pid: proc.pid, logs, stderr: () => stderr, nextLog,
     status: () => control('status'),
+    /** The configuration with `more` <nats> elements instead of `extra`, read again (SIGHUP) by the running tap. */
+    async reconfigure(more) {
+      writeConf(more);
+      const reloaded = nextLog(/^configuration reload/, 10_000);
+      proc.kill('SIGHUP');
+      const o = await reloaded;
+      if (o?.msg !== 'configuration reloaded') throw new Error(`the tap did not reload its configuration: ${o ? JSON.stringify(o) : 'no log within 10 s'}`);
+      return o;
+    },
     attach: () => control('attach'),
     detach: () => control('detach'),
     async stop() {
