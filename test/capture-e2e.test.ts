@@ -107,10 +107,11 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   t.same(await leftBehind(mark), [], 'and none left in the kernel');
 });
 
-t.test('sparse records: a round rests as soon as it took them; flowing records: the rounds stay on their timer', async (t) => {
+/** A capture of a started simulated manager whose agent A has started; every record kept. */
+async function capturing(t: Tap.Test, opts: { roundMs?: number } = {}) {
   const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
   const sim = new SimManager({ binDir, home });
-  const capture = Capture.open({ ...artefacts(), home });
+  const capture = Capture.open({ ...artefacts(), home, ...opts });
   const records: CaptureRecord[] = [];
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
   capture.attach();
@@ -118,6 +119,11 @@ t.test('sparse records: a round rests as soon as it took them; flowing records: 
   await sim.start();
   await sim.startup(A);
   await waitFor(() => records.length >= 6, 5000, 'start-up captured');
+  return { sim, capture, records };
+}
+
+t.test('sparse records: a round rests as soon as it took them; flowing records: the rounds stay on their timer', async (t) => {
+  const { sim, capture, records } = await capturing(t);
   await new Promise((r) => setTimeout(r, 100)); // the rounds after it have rested
 
   // One keepalive (two requests, two replies) every 30 ms: a manager of a few hundred agents. Each
@@ -153,20 +159,11 @@ t.test('sparse records: a round rests as soon as it took them; flowing records: 
 });
 
 t.test('capture_interval: flowing records are taken every roundMs, and a change applies to the running loop', async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'wnt-capture-'));
-  const sim = new SimManager({ binDir, home });
-  t.throws(() => Capture.open({ ...artefacts(), home, roundMs: 0 }), RangeError, 'an interval of 0 ms is refused');
-  const capture = Capture.open({ ...artefacts(), home, roundMs: 10 });
+  t.throws(() => Capture.open({ ...artefacts(), home: tmpdir(), roundMs: 0 }), RangeError, 'an interval of 0 ms is refused');
+  const { sim, capture, records } = await capturing(t, { roundMs: 10 });
   t.equal(capture.roundMs, 10);
   for (const bad of [0, 101, 1.5, Number.NaN]) t.throws(() => capture.setRoundMs(bad), RangeError, `setRoundMs(${bad}) refused`);
   t.equal(capture.roundMs, 10, 'a refused value changes nothing');
-  const records: CaptureRecord[] = [];
-  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
-  capture.attach();
-  t.teardown(async () => { await sim.stop(); await capture.close(); });
-  await sim.start();
-  await sim.startup(A);
-  await waitFor(() => records.length >= 6, 5000, 'start-up captured');
 
   // The same load (4,000 keepalives a second for a second, 16,000 records) at 10 ms and at 1 ms: one
   // take a round, so ~100 batches against several hundred.
