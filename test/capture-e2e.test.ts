@@ -1,6 +1,6 @@
 // Real eBPF against the simulated manager: what reaches user space, and what must not.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture } from '../controller/src/capture/capture.js';
@@ -156,6 +156,49 @@ t.test('sparse records: a round rests as soon as it took them; flowing records: 
   const restsUnderLoad = capture.rests - r1;
   t.ok(rounds >= 100, `${rounds} rounds took records`);
   t.ok(restsUnderLoad <= rounds / 10, `${restsUnderLoad} rests in ${rounds} rounds while records flowed`);
+});
+
+t.test('a record held for a write in flight, while the loop rests, is taken when that write ends: no wait for the reader\'s timeout', async (t) => {
+  const { sim, capture, records } = await capturing(t);
+  const authd = await sim.spawnClient('wazuh-authd');
+  await authd.keepalive(A); // its connection open before wazuh-db stops
+  const db = sim.db!.pid!;
+  const remoted = sim.remoted!;
+  await waitFor(() => records.some((r) => r.tgid === authd.pid), 5000, 'authd captured');
+  await new Promise((r) => setTimeout(r, 50)); // the rounds have rested
+  const late0 = capture.counters().late_wakes;
+
+  // wazuh-db stopped, remoted fills its connection's socket: its next sendto blocks, in flight.
+  process.kill(db, 'SIGSTOP');
+  let stopped = true;
+  t.teardown(() => { if (stopped) process.kill(db, 'SIGCONT'); });
+  const body = `global sql SELECT '${'x'.repeat(60_000)}'`;
+  const frame = Buffer.alloc(4 + body.length + 1);
+  frame.writeUInt32LE(body.length + 1, 0);
+  frame.write(body, 4, 'latin1');
+  const rests = capture.rests;
+  const writes = Array.from({ length: 6 }, () => remoted.raw(frame));
+  const inSendto = (pid: number) => readdirSync(`/proc/${pid}/task`).some((tid) => {
+    try { return readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').startsWith('44 '); } catch { return false; } // 44: sendto (x86_64)
+  });
+  // Polled every millisecond: the blocked write holds the records after it for STALL_NS (50 ms) only.
+  const soon = async (cond: () => boolean, what: string) => {
+    for (const end = performance.now() + 5000; !cond();) {
+      if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  };
+  await soon(() => inSendto(remoted.pid!), 'remoted blocked in sendto');
+  await soon(() => capture.rests > rests, 'the loop resting again, the writes before it taken');
+  // A record behind it (authd's request): out and rung, but held until the blocked write is out.
+  const t0 = process.hrtime.bigint();
+  await authd.raw(frame.subarray(0, 4 + 100)); // 100 bytes of a frame: a request's start
+  await new Promise((r) => setTimeout(r, 5));
+  process.kill(db, 'SIGCONT');
+  stopped = false;
+  await Promise.all(writes);
+  await waitFor(() => records.some((r) => r.tgid === authd.pid && r.tsNs > t0), 5000, 'authd\'s record taken');
+  t.equal(capture.counters().late_wakes - late0, 0, 'the resting loop was woken by the records, not by the reader\'s IDLE_MS look');
 });
 
 t.test('capture_interval: flowing records are taken every roundMs, and a change applies to the running loop', async (t) => {

@@ -88,6 +88,9 @@ struct wdbtap {
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
+	/* atomic: times the reader's IDLE_MS look, not a bell, woke a resting controller for records: a
+	 * bell missed (a record held back when it rang, and none rang after: what rearm_bell prevents) */
+	uint64_t late_wakes;
 	/* Records taken from the perf buffer, waiting for their predecessors; under cmu. */
 	struct reorder held;
 	/* The unchanged keepalive as one small record (fastpath.h); under cmu. */
@@ -363,14 +366,15 @@ static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 }
 
 /* Under mu: records are waiting and the controller took everything last time: wake its event loop. */
-static void ring_controller(struct wdbtap *t)
+static bool ring_controller(struct wdbtap *t)
 {
 	if (!t->armed || t->notify_w < 0)
-		return;
+		return false;
 	t->armed = false;
 	if (write(t->notify_w, "r", 1) < 0) {
 		/* EAGAIN: the pipe is full of unread bytes, so the controller is woken anyway. */
 	}
+	return true;
 }
 
 /* fastpath's output: the queue (under mu); a full queue drops and counts. */
@@ -441,9 +445,10 @@ static uint64_t inflight_min(struct wdbtap *t, uint64_t now, uint64_t none)
  * order. The order of the three reads is what makes it exact: a write that
  * entered before `now` is either still in flight at the scan (and holds the
  * watermark), or its records were out before its pending entry went, so the
- * consume after the scan has them.
+ * consume after the scan has them. Returns whether it rang the controller (it
+ * rested, and records came).
  */
-static void release_locked(struct wdbtap *t)
+static bool release_locked(struct wdbtap *t)
 {
 	uint64_t now = mono_ns();
 	uint64_t wm = inflight_min(t, now, now);
@@ -464,16 +469,17 @@ static void release_locked(struct wdbtap *t)
 	}
 	if (wm > t->released_wm)
 		t->released_wm = wm;
-	if (any)
-		ring_controller(t);
+	bool rang = any && ring_controller(t);
 	pthread_mutex_unlock(&t->mu);
+	return rang;
 }
 
-static void release(struct wdbtap *t)
+static bool release(struct wdbtap *t)
 {
 	pthread_mutex_lock(&t->cmu);
-	release_locked(t);
+	bool rang = release_locked(t);
 	pthread_mutex_unlock(&t->cmu);
+	return rang;
 }
 
 static void on_lost(void *ctx, int cpu, __u64 cnt)
@@ -527,6 +533,32 @@ static time_t mono_s(void)
 }
 
 /*
+ * The bell rang and the controller still rests: what came was all held back by a write in flight
+ * before it. The bell rings once an arming (ring_if_idle) and that write's record may already have
+ * found it rung: left so, the records would wait for the reader's IDLE_MS look (~100 ms; the capture
+ * test "a record held for a write in flight…" measured 95 ms). So it is armed again for the next
+ * record and the rings looked at once more (a record written before the arming is in a ring).
+ */
+static void rearm_bell(struct wdbtap *t)
+{
+	pthread_mutex_lock(&t->mu);
+	bool resting = t->armed;
+	pthread_mutex_unlock(&t->mu);
+	if (!resting || set_idle(t, 1))
+		return;
+	pthread_mutex_lock(&t->cmu);
+	release_locked(t);
+	/* Records still held for a write in flight: its record may have rung nothing (out before the
+	 * arming, its entry still pending at this look). The controller's timer rounds take them, as
+	 * when wdbtap_rest refuses. */
+	pthread_mutex_lock(&t->mu);
+	if (t->held.n > 0)
+		ring_controller(t);
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_unlock(&t->cmu);
+}
+
+/*
  * The reader thread: the rings' safety net, not their everyday reader. While
  * records flow the controller takes them itself, every millisecond or so, in
  * one wake-up of its event loop (wdbtap_take runs a round); this thread
@@ -562,9 +594,14 @@ static void *reader_main(void *arg)
 			pthread_mutex_unlock(&t->mu);
 			break;
 		}
-		if (rc > 0 && (pfd[1].revents & POLLIN))
+		bool bell = rc > 0 && (pfd[1].revents & POLLIN);
+		if (bell)
 			perf_buffer__consume(t->bell);
-		release(t); /* rings the controller if it rests and records came */
+		/* Rings the controller if it rests and records came; on IDLE_MS alone, a bell was missed. */
+		if (release(t) && rc == 0)
+			__atomic_add_fetch(&t->late_wakes, 1, __ATOMIC_RELAXED);
+		if (bell)
+			rearm_bell(t);
 		bool trim = false;
 		if (rc == 0) {
 			/* Quiet for IDLE_MS: the heap a backlog (the queue, the reorder heap) left behind goes
@@ -1052,6 +1089,8 @@ int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n)
 	}
 	if (w < n)
 		out[w++] = __atomic_load_n(&t->queue_drops, __ATOMIC_RELAXED);
+	if (w < n)
+		out[w++] = __atomic_load_n(&t->late_wakes, __ATOMIC_RELAXED);
 	return (int)w;
 }
 

@@ -75,7 +75,8 @@ int wdbtap_rest(struct wdbtap *t);
 int wdbtap_delivered(struct wdbtap *t, uint64_t *out);
 
 /* Fills out[0..n) with the kernel counters (enum wdbtap_counter) followed by
- * lost samples and the user-side queue drops; returns how many were written. */
+ * lost samples, the user-side queue drops and the late wakes (a resting controller woken by the
+ * reader's IDLE_MS look instead of a bell); returns how many were written. */
 int wdbtap_counters(struct wdbtap *t, uint64_t *out, uint32_t n);
 /* Lost samples per CPU; returns the number of CPUs written. */
 int wdbtap_lost_per_cpu(struct wdbtap *t, uint64_t *out, uint32_t n);

@@ -18,7 +18,7 @@ const SYSCALLS: Record<number, string> = { 1: 'sendto', 2: 'write', 3: 'sendmsg'
 export const COUNTER_NAMES = [
   'seen', 'captured', 'filtered', 'truncated', 'scratch_failures', 'output_failures',
   'inflight_full', 'failed_writes', 'content_dropped', 'unframed', 'targets_exec', 'other_wdb',
-  'lost', 'queue_drops',
+  'lost', 'queue_drops', 'late_wakes',
 ] as const;
 export type CaptureCounters = Record<(typeof COUNTER_NAMES)[number], number>;
 
