@@ -69,14 +69,14 @@ const ERR_LEN = 512;
 export const DEFAULT_ROUND_MS = 1;
 /** The longest round capture_interval allows: a record waits at most about this long while records flow. */
 export const MAX_ROUND_MS = 100;
-/** Rounds without a record before the loop rests on the pipe (a rest and its wake-up cost a round's). */
-const REST_ROUNDS = 2;
-/*
- * A rest of at least REST_ROUNDS rounds says records are sparse (fewer than one every few rounds: a
+/**
+ * Rounds without a record before the loop rests on the pipe (a rest and its wake-up cost a round's).
+ * A rest at least this many rounds long says records are sparse (fewer than one every few rounds: a
  * manager of a few thousand agents, one keepalive each 10 s). The round it ends with then rests again
  * as soon as it leaves nothing behind: the REST_ROUNDS rounds it would wait would find nothing, each a
  * wake-up of the event loop (~60 µs of CPU here) — at 200 keepalives/s, two of a keepalive's ~4.
  */
+const REST_ROUNDS = 2;
 /**
  * What one take copies at most: whole records, so at least one of the largest (4 + 88 + a 32 KiB
  * chunk); a batch the pipeline handles in a millisecond or two (~64 whole keepalives, ~680 ticks).

@@ -440,7 +440,7 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
       if (!m || port < 1 || port > 65535) invalid(ctx, el, text, 'host:port (127.0.0.1:9464, [::1]:9464) or no');
       return { host: m[1], port };
     }
-    case 'millis': {
+    case 'millis': { // capture_interval's range: capture/capture.ts MAX_ROUND_MS
       const m = /^(\d{1,3})(ms)?$/.exec(text);
       const ms = m ? Number(m[1]) : 0;
       if (!m || ms < 1 || ms > 100) invalid(ctx, el, text, 'milliseconds from 1 to 100 (3, 3ms)');
