@@ -16,6 +16,7 @@
 //
 // Figures:
 //   (a) wazuh-db's throughput (keepalives/s), with / without, median of the rounds' ratios   ≥ 0.95
+//       (beside it, how long wazuh-db's threads waited for a CPU: what the others took from it)
 //   (b) wazuh-db's own CPU per request (/proc/<pid>/stat utime + stime, all its threads, over the
 //       window, / requests answered), with / without, median of the rounds' ratios            ≤ 1.05
 //   (c) the tap's CPU per keepalive: its /proc/<pid>/stat utime + stime (all threads) from the start of
@@ -32,6 +33,7 @@
 //   beside them the baseline, wazuh-db's CPU per keepalive without the tap in the same run, and the
 //   tap's as a percentage of it. (a) counts only while the tap keeps up — at most 10 % of its CPU for a
 //   window spent after the window's end, nothing lost: CPU spent after the window competed with nothing.
+import { readdirSync, readFileSync } from 'node:fs';
 import { QUICK, procSample, round, sleep, startNats, startSim, startTap } from './lib.mjs';
 
 /** The median, the mean of the middle two for an even count (lib's takes the upper one: with 2 rounds, the best). */
@@ -52,6 +54,17 @@ const INTERVAL_MS = 3;
 
 /** p50 / p99 of a status latency_ms entry, ms. */
 const fmtLatency = (l) => (l?.count ? `${round(l.p50, 2)} / ${round(l.p99, 2)}` : 'n/a');
+
+/** ns all of a process's threads have waited for a CPU (runnable, not running): /proc/<pid>/task/<tid>/schedstat. */
+function runDelayOf(pid) {
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]); } catch { /* gone */ }
+    }
+  } catch { return NaN; }
+  return ns;
+}
 
 const cpuOf = (pid) => { try { return procSample(pid).cpu; } catch { return NaN; } };
 
@@ -80,13 +93,13 @@ async function drained(tap, maxMs) {
  */
 async function window(env, mode, seconds, rate = 0) {
   const { sim, tap, nats, pids } = env;
-  const before = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now() };
+  const before = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now(), dbWait: runDelayOf(pids.db) };
   const st0 = mode === 'with' ? await tap.status() : null;
   const r = await sim.load({
     agents: AGENTS, rate, count: rate ? rate * seconds : MAX_FRAMES, maxMs: seconds * 1000 + (rate ? 5000 : 0),
     threads: THREADS, statusPermille: 0, ipByAgent: true,
   });
-  const end = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now() };
+  const end = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now(), dbWait: runDelayOf(pids.db) };
   let tapEnd = { t: end.t, cpu: end.tap };
   let caughtUp = true;
   let lagMs = 0;
@@ -110,6 +123,8 @@ async function window(env, mode, seconds, rate = 0) {
     keepalives: r.keepalives, requests: r.requests, errors: r.errors, seconds: round(secs, 3),
     keepalives_per_s: Math.round(r.keepalives / secs), requests_per_s: Math.round(r.requests / secs),
     wdb_cpu_s: round(end.db - before.db, 3), wdb_cores: round((end.db - before.db) / secs, 3),
+    // Its threads runnable but not running: what the other processes (the tap among them) took from it.
+    wdb_wait_ms_per_s: round((end.dbWait - before.dbWait) / 1e6 / secs, 1),
     wdb_us_per_request: round(((end.db - before.db) * 1e6) / r.requests, 2),
     wdb_us_per_keepalive: round(((end.db - before.db) * 1e6) / r.keepalives, 2),
     remoted_us_per_keepalive: round(((end.remoted - before.remoted) * 1e6) / r.keepalives, 2),
@@ -229,7 +244,8 @@ export async function run({ quick = QUICK } = {}) {
           measure: 'saturated wazuh-db throughput, tap attached / none',
           value: round(thr, 3), unit: '×', bar: '≥ 0.95', pass: thr >= 0.95 && keptUp && errors === 0,
           note: `median ${kps(W).toLocaleString('en-US')} vs ${kps(O).toLocaleString('en-US')} keepalives/s (select-agent-group + update-agent-data; `
-            + `${WDB_COST_US} µs of CPU per request, one at a time: wazuh-db ${cores(W)} vs ${cores(O)} cores busy); `
+            + `${WDB_COST_US} µs of CPU per request, one at a time: wazuh-db ${cores(W)} vs ${cores(O)} cores busy, `
+            + `its threads waiting for a CPU ${round(median(W.map((w) => w.wdb_wait_ms_per_s)), 0)} vs ${round(median(O.map((w) => w.wdb_wait_ms_per_s)), 0)} ms a second); `
             + `${keptUp ? 'the tap kept up' : 'the tap fell behind or lost records (not a pass)'}: `
             + `≤ ${round(maxAfter * 100, 0)} % of its CPU after a window (bar ${AFTER_MAX * 100} %), published all ≤ ${maxLag} ms after${noErrors}`,
         },
