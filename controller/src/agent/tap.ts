@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { DEFAULT_ROUND_MS, type Capture } from '../capture/capture.js';
+import type { Capture } from '../capture/capture.js';
 import { WdbDecoder } from '../decode/index.js';
 import { AgentStateTable } from '../state/agents.js';
 import { initialSync } from '../state/sources/initial-sync.js';
@@ -58,8 +58,6 @@ export class Tap {
   readonly startedAt = performance.now();
   readonly eventsByType: Record<string, number> = { status_change: 0, keepalive: 0, alert: 0 };
   keepaliveEvents: boolean;
-  /** capture_interval (ms): a reload changes it, in the capture running and for one opened later. */
-  captureIntervalMs: number;
   alertOpts: AlertOptions;
   /** Set by their parts as they start; null before (or after) that. */
   publisher: ReliablePublisher | null = null;
@@ -94,7 +92,6 @@ export class Tap {
     this.spoolDir = d.spoolDir ?? join(opts.home, 'var/nats-tap');
     this.spoolMaxBytes = d.spoolMaxBytes ?? 512 * 1024 * 1024;
     this.keepaliveEvents = opts.keepaliveEvents ?? true;
-    this.captureIntervalMs = opts.captureIntervalMs ?? DEFAULT_ROUND_MS;
     this.alertOpts = opts.alerts ?? { enabled: true, minLevel: 0, thresholds: DEFAULT_THRESHOLDS, fromBeginning: false };
     this.state = new AgentStateTable({ managerNode: this.node, wallClockMs: monotonicToWallClock() });
     this.recordErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
@@ -266,7 +263,7 @@ export class Tap {
     return {
       attached: c?.attached ?? false,
       hooks: c?.attachedHooks() ?? [],
-      capture_interval_ms: this.captureIntervalMs,
+      capture_interval_ms: c?.roundMs ?? null,
       targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
       identity: c?.identity() ?? null,
       counters: c?.counters() ?? {},

@@ -7,11 +7,12 @@ import { loadShim, type ShimLib } from './shim.js';
 import { COUNTER_NAMES, RECORD_SIZE, parseRecords, type CaptureCounters } from './record-layout.js';
 import type { CaptureRecord } from '../types.js';
 import { KernelSupportError } from '../errors.js';
+import { DEFAULT_ROUND_MS, MAX_ROUND_MS, isRoundMs } from './round.js';
 import {
   DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, scanProcesses, trustedExecutables, wdbSocketId, type HomeIdentity,
 } from './targets.js';
 
-export { KernelSupportError };
+export { KernelSupportError, DEFAULT_ROUND_MS, MAX_ROUND_MS };
 
 export type Hook = 'sendto' | 'write' | 'sendmsg' | 'writev';
 export const HOOKS: readonly Hook[] = ['sendto', 'write', 'sendmsg', 'writev'];
@@ -61,14 +62,6 @@ export interface IdentityView {
 }
 
 const ERR_LEN = 512;
-/**
- * While records flow, the event loop takes them this often by default (capture_interval): the
- * batch's wait (its share of SPEC §9's 2 ms p99) against a wake-up and a NATS write per batch (~60
- * and ~70 µs of CPU on a 2-core VM like ours, whatever the batch holds).
- */
-export const DEFAULT_ROUND_MS = 1;
-/** The longest round capture_interval allows: a record waits at most about this long while records flow. */
-export const MAX_ROUND_MS = 100;
 /**
  * Rounds without a record before the loop rests on the pipe (a rest and its wake-up cost a round's).
  * A rest at least this many rounds long says records are sparse (fewer than one every few rounds: a
@@ -146,7 +139,7 @@ export class Capture {
 
   /** capture_interval, at once: the next round waits this long (a reload changes it without a restart). */
   setRoundMs(ms: number): void {
-    if (!Number.isInteger(ms) || ms < 1 || ms > MAX_ROUND_MS) throw new RangeError(`capture interval must be a whole number of milliseconds from 1 to ${MAX_ROUND_MS}: ${ms}`);
+    if (!isRoundMs(ms)) throw new RangeError(`capture interval must be a whole number of milliseconds from 1 to ${MAX_ROUND_MS}: ${ms}`);
     this.roundMs = ms;
   }
 

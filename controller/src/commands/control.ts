@@ -2,7 +2,7 @@
 import { sendControl } from '../control/client.js';
 import type { ControlCommand } from '../control/protocol.js';
 import { LOG_STALL_MS } from '../util/log-output.js';
-import { DEFAULT_ROUND_MS } from '../capture/capture.js';
+import { DEFAULT_ROUND_MS } from '../capture/round.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/wazuh-nats-tap.sock';
 

@@ -12,6 +12,7 @@ import { clip, clipPath, clipRuns } from '../util/clip.js';
 import { fileKind, NotRegularFile, readRegularFileSync, secretModeOpen } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
+import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
 
 export type HookName = (typeof HOOK_NAMES)[number];
@@ -440,11 +441,10 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
       if (!m || port < 1 || port > 65535) invalid(ctx, el, text, 'host:port (127.0.0.1:9464, [::1]:9464) or no');
       return { host: m[1], port };
     }
-    case 'millis': { // capture_interval's range: capture/capture.ts MAX_ROUND_MS
+    case 'millis': { // capture_interval: the capture's round (capture/round.ts)
       const m = /^(\d{1,3})(ms)?$/.exec(text);
-      const ms = m ? Number(m[1]) : 0;
-      if (!m || ms < 1 || ms > 100) invalid(ctx, el, text, 'milliseconds from 1 to 100 (3, 3ms)');
-      return ms;
+      if (!m || !isRoundMs(Number(m[1]))) invalid(ctx, el, text, `milliseconds from 1 to ${MAX_ROUND_MS} (3, 3ms)`);
+      return Number(m[1]);
     }
     case 'hooks': {
       const hooks = text.split(',').map((s) => s.trim());

@@ -21,8 +21,7 @@ export function reloadHandler(tap: Tap, follow: (on: boolean) => void, reload: (
       return;
     }
     tap.keepaliveEvents = cfg.keepaliveEvents;
-    tap.captureIntervalMs = cfg.captureIntervalMs;
-    tap.capture?.setRoundMs(cfg.captureIntervalMs);
+    tap.capture?.setRoundMs(cfg.captureIntervalMs); // the capture runs from start to stop, and a reload waits for the start
     tap.alertOpts = { ...tap.alertOpts, enabled: cfg.alerts, minLevel: cfg.alertsMinLevel, thresholds: cfg.alertThresholds };
     follow(cfg.alerts);
     const capture = tap.capture;
@@ -33,7 +32,7 @@ export function reloadHandler(tap: Tap, follow: (on: boolean) => void, reload: (
       capture?.attached && cfg.hooks.join(',') !== capture.attachedHooks().join(',') && 'hooks',
       (cfg.keepaliveBatch !== (d.keepaliveBatch ?? 0) || cfg.keepaliveBatchIntervalSec !== (d.keepaliveBatchIntervalSec ?? 0)) && 'keepalive_batch',
     ].filter(Boolean);
-    log.info({ keepalive_events: tap.keepaliveEvents, capture_interval_ms: tap.captureIntervalMs, alerts: cfg.alerts, alerts_min_level: cfg.alertsMinLevel, needs_restart: restart },
+    log.info({ keepalive_events: tap.keepaliveEvents, capture_interval_ms: cfg.captureIntervalMs, alerts: cfg.alerts, alerts_min_level: cfg.alertsMinLevel, needs_restart: restart },
       'configuration reloaded');
   };
 }
