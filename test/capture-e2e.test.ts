@@ -182,14 +182,8 @@ t.test('a record held for a write in flight, while the loop rests, is taken when
     try { return readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').startsWith('44 '); } catch { return false; } // 44: sendto (x86_64)
   });
   // Polled every millisecond: the blocked write holds the records after it for STALL_NS (50 ms) only.
-  const soon = async (cond: () => boolean, what: string) => {
-    for (const end = performance.now() + 5000; !cond();) {
-      if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  };
-  await soon(() => inSendto(remoted.pid!), 'remoted blocked in sendto');
-  await soon(() => capture.rests > rests, 'the loop resting again, the writes before it taken');
+  await waitFor(() => inSendto(remoted.pid!), 5000, 'remoted blocked in sendto', 1);
+  await waitFor(() => capture.rests > rests, 5000, 'the loop resting again, the writes before it taken', 1);
   // A record behind it (authd's request): out and rung, but held until the blocked write is out.
   const t0 = process.hrtime.bigint();
   await authd.raw(frame.subarray(0, 4 + 100)); // 100 bytes of a frame: a request's start

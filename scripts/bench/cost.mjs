@@ -93,13 +93,14 @@ async function drained(tap, maxMs) {
  */
 async function window(env, mode, seconds, rate = 0) {
   const { sim, tap, nats, pids } = env;
-  const before = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now(), dbWait: runDelayOf(pids.db) };
+  const sample = () => ({ db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now(), dbWait: runDelayOf(pids.db) });
+  const before = sample();
   const st0 = mode === 'with' ? await tap.status() : null;
   const r = await sim.load({
     agents: AGENTS, rate, count: rate ? rate * seconds : MAX_FRAMES, maxMs: seconds * 1000 + (rate ? 5000 : 0),
     threads: THREADS, statusPermille: 0, ipByAgent: true,
   });
-  const end = { db: cpuOf(pids.db), remoted: cpuOf(pids.remoted), nats: cpuOf(nats.pid), tap: cpuOf(tap.pid), t: performance.now(), dbWait: runDelayOf(pids.db) };
+  const end = sample();
   let tapEnd = { t: end.t, cpu: end.tap };
   let caughtUp = true;
   let lagMs = 0;

@@ -154,7 +154,7 @@ export async function run({ quick = QUICK } = {}) {
   const lowRow = (m) => ({
     measure: `latency sendto → subscriber at ${LOW_RATE} frames/s, core NATS p50 / p99 / max`,
     value: `${m.p50_ms} / ${m.p99_ms} / ${m.max_ms}`, unit: 'ms', bar: '—', pass: null,
-    note: `a manager of ${(m.agents).toLocaleString('en-US')} agents (a keepalive each 10 s): SPEC's bar is at 10,000 frames/s; here each event is a round of its own; `
+    note: `a manager of ${m.agents.toLocaleString('en-US')} agents (a keepalive each 10 s): SPEC's bar is at 10,000 frames/s; here each event is a round of its own; `
       + `${m.achieved_rate.toLocaleString('en-US')} frames/s sent, ${m.received}/${m.keepalive_frames} keepalives received over ${m.seconds} s (the first left out), tap ${m.tap_cpu_cores} cores`,
   });
   return {
