@@ -49,7 +49,7 @@ export async function build({ ts = true } = {}) {
   });
 
   const shimC = ['wdbtap_shim.c', 'reorder.c', 'fastpath.c'].map((f) => join(ROOT, 'bpf/shim', f));
-  const shimSrc = [...shimC, ...['wdbtap_shim.h', 'reorder.h', 'fastpath.h'].map((f) => join(ROOT, 'bpf/shim', f)), join(ROOT, 'bpf/wdbtap.h')];
+  const shimSrc = [...shimC, ...['wdbtap_shim.h', 'reorder.h', 'fastpath.h', 'siphash.h'].map((f) => join(ROOT, 'bpf/shim', f)), join(ROOT, 'bpf/wdbtap.h')];
   step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, () => {
     // Hardened like a distribution's build (the .deb's lintian checks it): fortified libc
     // calls, read-only relocations bound at load.

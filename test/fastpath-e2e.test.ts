@@ -12,6 +12,7 @@ import { natsCollecting } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 import { wire } from './helpers/frames.js';
+import { prng } from './helpers/prng.js';
 import { WdbDecoder } from '../controller/src/decode/index.js';
 import type { CaptureRecord } from '../controller/src/types.js';
 
@@ -150,4 +151,89 @@ t.test('the decoder: a tick whose parse it lost, or whose payload hash differs, 
   t.equal(ex[0].replyTsNs, 6n);
   t.same(d.stats().ticks, 1);
   t.same(d.stats().tickMisses, 2);
+});
+
+// The shim's payload hash before it was keyed (bpf/shim/siphash.h): a public chain of murmur3's
+// finaliser, each step invertible. Kept here as the attack: the bytes an agent can choose (its os
+// name) are solved so that a keepalive announcing another version hashes as the last one.
+const M64 = (1n << 64n) - 1n;
+const K1 = 0xff51afd7ed558ccdn;
+const K2 = 0xc4ceb9fe1a85ec53n;
+const GOLD = 0x9e3779b97f4a7c15n;
+const inverse = (k: bigint) => { let x = k; for (let i = 0; i < 6; i++) x = (x * (2n - k * x)) & M64; return x; };
+const mix = (h: bigint) => { h ^= h >> 33n; h = (h * K1) & M64; h ^= h >> 33n; h = (h * K2) & M64; return h ^ (h >> 33n); };
+const unmix = (h: bigint) => { h ^= h >> 33n; h = (h * inverse(K2)) & M64; h ^= h >> 33n; h = (h * inverse(K1)) & M64; return h ^ (h >> 33n); };
+const word = (p: Uint8Array, at: number, n = 8) => { let w = 0n; for (let i = n - 1; i >= 0; i--) w = (w << 8n) | BigInt(p[at + i]); return w; };
+function unkeyedHash(p: Uint8Array): bigint {
+  let h = GOLD ^ BigInt(p.length);
+  let i = 0;
+  for (; i + 8 <= p.length; i += 8) h = (mix(h ^ word(p, i)) + GOLD) & M64;
+  h = mix(h ^ word(p, i, p.length - i) ^ (BigInt(p.length - i) << 56n));
+  return h || 1n;
+}
+
+/** B's 16 bytes at `at` (a multiple of 8) made printable JSON string characters with unkeyedHash(B) === target. */
+function collide(b: Uint8Array, at: number, target: bigint): boolean {
+  const n = b.length;
+  const rest = n % 8;
+  let need = unmix(target) ^ word(b, n - rest, rest) ^ (BigInt(rest) << 56n);
+  for (let j = n - rest - 8; j >= at + 16; j -= 8) need = unmix((need - GOLD) & M64) ^ word(b, j);
+  let before = GOLD ^ BigInt(n);
+  for (let j = 0; j < at; j += 8) before = (mix(before ^ word(b, j)) + GOLD) & M64;
+  const ok = (c: number) => c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c;
+  const rand = prng(16);
+  for (let tries = 0; tries < 1_000_000; tries++) {
+    for (let i = 0; i < 8; i++) b[at + i] = 0x61 + Math.floor(rand() * 26);
+    const h1 = (mix(before ^ word(b, at)) + GOLD) & M64;
+    let w2 = unmix((need - GOLD) & M64) ^ h1;
+    const bytes: number[] = [];
+    for (let i = 0; i < 8; i++, w2 >>= 8n) bytes.push(Number(w2 & 0xffn));
+    if (bytes.every(ok)) {
+      b.set(bytes, at + 8);
+      return true;
+    }
+  }
+  return false;
+}
+
+t.test('a keepalive made to hash as the last one is still sent whole: the payload hash is keyed', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t, nats.url);
+  const sock = join(h, 'tap.sock');
+  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', h, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+
+  // The agent writes its version and os name; remoted puts them in update-agent-data. Both payloads have
+  // the same length, and the 16 bytes the agent solves start at a multiple of 8 of the payload.
+  const payload = (version: string, os: string) =>
+    `global update-agent-data {"id":1,"version":"${version}","agent_ip":"192.168.56.21","connection_status":"active","os_name":"${os}"}`;
+  const lead = payload('Wazuh v4.7.5', '').length - 2; // where the os name's value begins
+  const pad = 'x'.repeat((8 - ((lead + 6) % 8)) % 8);
+  const osA = `Linux ${pad}${'a'.repeat(16)}`;
+  const a = wire(payload('Wazuh v4.7.5', osA), true);
+  const b = wire(payload('Wazuh v9.9.9', osA), true);
+  const at = lead + 6 + pad.length;
+  t.equal(at % 8, 0);
+  const bPayload = b.subarray(4);
+  t.ok(collide(bPayload, at, unkeyedHash(a.subarray(4))), 'the agent found its 16 bytes');
+  t.equal(unkeyedHash(bPayload), unkeyedHash(a.subarray(4)), 'the two payloads collide under the unkeyed hash');
+  t.not(Buffer.from(bPayload).toString(), Buffer.from(a.subarray(4)).toString(), 'and differ');
+
+  const versions = () => got.filter((m) => m.subject === 'wazuh.agent.001.keepalive').map((m) => m.body.version);
+  const remoted = sim.remoted!;
+  for (let i = 0; i < 3; i++) {
+    await remoted.raw(a);
+    t.match(await remoted.recv(), /^ok/);
+  }
+  await waitFor(() => versions().length >= 3 && versions().at(-1) === 'Wazuh v4.7.5', 10_000, 'the first version');
+  t.ok((await status(sock)).fastpath.ticks >= 2, 'the repeats came as ticks');
+  await remoted.raw(b);
+  t.match(await remoted.recv(), /^ok/);
+  await waitFor(() => versions().length >= 4, 10_000, 'the crafted keepalive');
+  t.equal(versions().at(-1), 'Wazuh v9.9.9', 'the new version is published, not the last one again');
+  t.equal((await status(sock)).fastpath.misses, 0);
 });

@@ -2,12 +2,17 @@
 // The unchanged keepalive as one small record (fastpath.h). State per
 // connection (a table by the client socket's inode) and per agent (the hash of
 // the last payload sent whole, by agent id). Both tables are bounded; a
-// collision only sends a record whole, never a wrong tick.
+// collision in them only sends a record whole, never a wrong tick. The hash is
+// keyed (siphash.h): a payload made to hash as the last one cannot be computed.
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <linux/types.h>
 #include "../wdbtap.h"
 #include "fastpath.h"
+#include "siphash.h"
 
 #define CONN_SLOTS 4096  /* connections followed; remoted keeps a handful */
 #define CONN_PROBE 8
@@ -29,6 +34,7 @@ struct fastpath {
 	struct fconn conns[CONN_SLOTS];
 	struct fkey *keys;
 	struct fastpath_stats stats;
+	uint64_t key[2]; /* the payload hash's key: random, this process's own */
 	/* Connections whose request waits for its reply (held): under the shim's cmu, read by stats. Should
 	 * it ever be wrong, a round takes twice (wdbtap_take's *more) — the cost before it was counted. */
 	uint64_t holding;
@@ -36,15 +42,37 @@ struct fastpath {
 
 static const char AGENT_DATA[] = "global update-agent-data ";
 
-struct fastpath *fastpath_new(void)
+/* 16 random bytes from the kernel; 0 or -errno. (Node itself refuses to start without getrandom.) */
+static int random_key(uint64_t key[2])
+{
+	uint8_t *p = (uint8_t *)key;
+	size_t got = 0;
+
+	while (got < 16) {
+		ssize_t n = getrandom(p + got, 16 - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+struct fastpath *fastpath_new(char *err, size_t errlen)
 {
 	struct fastpath *f = calloc(1, sizeof(*f));
+	int rc;
 
-	if (!f)
-		return NULL;
-	f->keys = calloc(KEY_SLOTS, sizeof(*f->keys));
-	if (!f->keys) {
+	if (!f || !(f->keys = calloc(KEY_SLOTS, sizeof(*f->keys)))) {
 		free(f);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rc = random_key(f->key);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read a random key (getrandom: %s)", strerror(-rc));
+		fastpath_free(f);
 		return NULL;
 	}
 	return f;
@@ -86,6 +114,7 @@ void fastpath_forget(struct fastpath *f, uint32_t key)
 	__atomic_store_n(&f->keys[key & (KEY_SLOTS - 1)].hash, 0, __ATOMIC_RELAXED);
 }
 
+/* A slot of the connection table (murmur3's finaliser): inodes are the kernel's, not an agent's. */
 static uint64_t mix(uint64_t h)
 {
 	h ^= h >> 33;
@@ -95,19 +124,17 @@ static uint64_t mix(uint64_t h)
 	return h ^ (h >> 33);
 }
 
-/* 64-bit hash of a payload, 8 bytes a step; never 0 (0 means "nothing" in the key table). */
-static uint64_t hash_bytes(const uint8_t *p, uint32_t n)
+/*
+ * A payload's hash: SipHash-1-3 under this process's key; never 0 (0 means "nothing" in the key
+ * table). It was an unkeyed chain of murmur3's finaliser, each step invertible: an agent, which
+ * writes part of its own update-agent-data, could compute bytes that made a new payload hash as its
+ * last one (test/fastpath-e2e.test.ts), and the tap published the old values. Faster too: ~160
+ * against ~350 ns for a real 600-byte payload.
+ */
+static uint64_t hash_bytes(const struct fastpath *f, const uint8_t *p, uint32_t n)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-	uint32_t i = 0;
+	uint64_t h = siphash(p, n, f->key, 1, 3);
 
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = mix(h ^ w) + 0x9e3779b97f4a7c15ull;
-	}
-	w = 0;
-	memcpy(&w, p + i, n - i);
-	h = mix(h ^ w ^ ((uint64_t)(n - i) << 56));
 	return h ? h : 1;
 }
 
@@ -212,7 +239,7 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 			memcpy(&plen, r->data, 4);
 			int64_t key = agent_key(payload, plen);
 			if (key >= 0) {
-				uint64_t hash = hash_bytes(payload, plen);
+				uint64_t hash = hash_bytes(f, payload, plen);
 				struct fkey *k = &f->keys[(uint32_t)key & (KEY_SLOTS - 1)];
 				r->key = (uint32_t)key;
 				r->hash = hash;

@@ -14,6 +14,7 @@
 #ifndef WDBTAP_FASTPATH_H
 #define WDBTAP_FASTPATH_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "reorder.h"
 
@@ -22,7 +23,8 @@ struct fastpath;
 /* Where records go, in order: the shim's queue. False when it is full. */
 typedef bool (*fastpath_emit)(void *ctx, const void *rec, uint32_t len);
 
-struct fastpath *fastpath_new(void);
+/* NULL, with the reason in err: out of memory, or no random key for the payload hash. */
+struct fastpath *fastpath_new(char *err, size_t errlen);
 /* Take one record in order (h is freed or kept); emits zero, one or two records. */
 void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void *ctx);
 /* The controller lost an agent's payload (it could not use a tick): send the next one whole. */

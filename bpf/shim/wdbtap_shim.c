@@ -766,9 +766,8 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 		wdbtap_close(t);
 		return NULL;
 	}
-	t->fp = fastpath_new();
+	t->fp = fastpath_new(err, errlen);
 	if (!t->fp) {
-		snprintf(err, errlen, "out of memory");
 		wdbtap_close(t);
 		return NULL;
 	}
