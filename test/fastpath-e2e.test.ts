@@ -35,7 +35,8 @@ async function status(sock: string): Promise<Record<string, any>> {
   return JSON.parse(r.stdout);
 }
 
-t.test('unchanged keepalives are ticks: the same events as whole records, a disconnected agent comes back, a change comes whole', async (t) => {
+/** A NATS server collecting the agent subjects, the simulated manager with agent A, and a tap on both. */
+async function tapWithAgent(t: Tap.Test) {
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const h = home(t, nats.url);
   const sock = join(h, 'tap.sock');
@@ -44,6 +45,11 @@ t.test('unchanged keepalives are ticks: the same events as whole records, a disc
   await sim.start();
   const tap = await startTap(['run', '--home', h, '--control-socket', sock]);
   t.teardown(() => tap.stop('SIGKILL'));
+  return { got, sock, sim };
+}
+
+t.test('unchanged keepalives are ticks: the same events as whole records, a disconnected agent comes back, a change comes whole', async (t) => {
+  const { got, sock, sim } = await tapWithAgent(t);
 
   await sim.startup(A);
   for (let i = 0; i < 6; i++) await sim.keepalive(A);
@@ -197,14 +203,7 @@ function collide(b: Uint8Array, at: number, target: bigint): boolean {
 }
 
 t.test('a keepalive made to hash as the last one is still sent whole: the payload hash is keyed', async (t) => {
-  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
-  const h = home(t, nats.url);
-  const sock = join(h, 'tap.sock');
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
-  t.teardown(() => sim.stop());
-  await sim.start();
-  const tap = await startTap(['run', '--home', h, '--control-socket', sock]);
-  t.teardown(() => tap.stop('SIGKILL'));
+  const { got, sock, sim } = await tapWithAgent(t);
   await sim.startup(A);
 
   // The agent writes its version and os name; remoted puts them in update-agent-data. Both payloads have
