@@ -342,7 +342,13 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   t.same(breaks, [], 'each agent\'s status changes form one chain');
   // An alert waits in alerts.json while the spool cannot take it, and one read again after a kill
   // (its position not yet saved) has the same event_id: JetStream keeps it once.
-  t.same(alertDifferences(alertsWritten, alerts), { missing: [], twice: [] }, `every alert in the stream once (${alertsWritten.length} written)`);
+  const alertsDiffer = alertDifferences(alertsWritten, alerts);
+  if (alertsDiffer.missing.length || alertsDiffer.twice.length) { // the follower's and the spool's view, for whoever reads a failure
+    const st = JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout || '{}');
+    t.comment(JSON.stringify({ alerts: st.alerts, spool: st.spool, nats: st.nats }));
+    t.comment(JSON.stringify(tap.logs.filter((l) => Number(l.level) >= 40).slice(-20)));
+  }
+  t.same(alertsDiffer, { missing: [], twice: [] }, `every alert in the stream once (${alertsWritten.length} written)`);
   if (KEEP) {
     taps.forEach((p, i) => writeFileSync(join(KEEP, `tap-${i}.log`), p.logs.map((l) => JSON.stringify(l)).join('\n')));
     writeFileSync(join(KEEP, 'stream.log'), changes.map((c) => `${c.seq} ${c.msgId} ${c.text}`).join('\n'));
