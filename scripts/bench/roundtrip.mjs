@@ -37,7 +37,6 @@ export async function run({ quick = QUICK } = {}) {
   const nats = await startNats();
   const sim = await startSim({ cpuPerRequestUs: WDB_COST_US });
   let tap;
-  const runs = { detached: [], attached: [] };
   const t0 = Date.now();
   try {
     tap = await startTap({ home: sim.home, natsUrl: nats.url, attach: false });
@@ -47,30 +46,28 @@ export async function run({ quick = QUICK } = {}) {
       for (let k = 0; k < PER_RUN; k++) if (r.stamps[2 * k + 1]) rtt.push(Number(r.stamps[2 * k + 1]) / 1000 / requestsOfFrame(k));
       return { sent: r.sent, errors: r.errors, p50_us: median(rtt), mean_us: rtt.reduce((a, b) => a + b, 0) / rtt.length, p99_us: quantile(rtt, 0.99) };
     };
-    await once(); // warm-up: connections, caches, the sim's agent rows
-    for (let i = 0; i < ROUNDS; i++) {
-      const order = i % 2 ? ['attached', 'detached'] : ['detached', 'attached'];
-      for (const mode of order) {
-        if (mode === 'attached') await tap.attach(); else await tap.detach();
-        await sleep(300); // attach resynchronises from wazuh-db: let that pass
-        runs[mode].push(await once());
-      }
-    }
-    // The same, with remoted and wazuh-db pinned to one CPU (fewer rounds: its spread is small).
-    const pinned = { detached: [], attached: [] };
-    const pair = [sim.sim.remoted.pid, sim.sim.db.pid];
-    const all = `0-${Math.max(0, availableParallelism() - 1)}`;
-    pin(pair, '0');
-    try {
-      for (let i = 0; i < Math.max(2, ROUNDS / 2); i++) {
+    /** `rounds` rounds, each one run detached and one attached, the order alternating: the runs by mode. */
+    const alternated = async (rounds) => {
+      const out = { detached: [], attached: [] };
+      for (let i = 0; i < rounds; i++) {
         for (const mode of i % 2 ? ['attached', 'detached'] : ['detached', 'attached']) {
           if (mode === 'attached') await tap.attach(); else await tap.detach();
-          await sleep(300);
-          pinned[mode].push(await once());
+          await sleep(300); // attach resynchronises from wazuh-db: let that pass
+          out[mode].push(await once());
         }
       }
+      return out;
+    };
+    await once(); // warm-up: connections, caches, the sim's agent rows
+    const runs = await alternated(ROUNDS);
+    // The same, with remoted and wazuh-db pinned to one CPU (fewer rounds: its spread is small).
+    const pair = [sim.sim.remoted.pid, sim.sim.db.pid];
+    pin(pair, '0');
+    let pinned;
+    try {
+      pinned = await alternated(Math.max(2, ROUNDS / 2));
     } finally {
-      pin(pair, all);
+      pin(pair, `0-${Math.max(0, availableParallelism() - 1)}`);
     }
     const st = await tap.status();
     const pDet = median(pinned.detached.map((r) => r.p50_us));
