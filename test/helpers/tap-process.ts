@@ -33,6 +33,10 @@ export async function startTap(args: string[], readyMsg: RegExp | null = /^attac
   return startTapCommand([...wrap, process.execPath, BIN], args, readyMsg);
 }
 
+/** Taps still running, killed when the test process exits: one listener for all (one each passed Node's limit of 10). */
+const live = new Set<ChildProcess>();
+process.once('exit', () => { for (const p of live) p.kill('SIGKILL'); });
+
 /**
  * The tap started by `command` (e.g. a packaged /usr/sbin/wazuh-nats-tap) with `args`, in `env`
  * (default: this process's); resolves when it logged `readyMsg`.
@@ -53,7 +57,8 @@ export async function startTapCommand(command: string[], args: string[], readyMs
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     proc.once('exit', (code, signal) => r({ code, signal })));
-  process.once('exit', () => proc.kill('SIGKILL'));
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   if (readyMsg) {
     let exited = false;
     void exit.then(() => { exited = true; });
