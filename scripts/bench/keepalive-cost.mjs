@@ -14,6 +14,10 @@ function threads(pid) {
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
       out[`${name} user`] = (out[`${name} user`] ?? 0) + Number(f[11]) / 100;
       out[`${name} sys`] = (out[`${name} sys`] ?? 0) + Number(f[12]) / 100;
+      // Wake-ups: a thread that sleeps and is woken switches out voluntarily once (the VM's price of
+      // a wake-up is ~30 µs of CPU here, docs/performance.md "Where the time goes").
+      const sw = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+      if (sw) out[`${name} wakes`] = (out[`${name} wakes`] ?? 0) + Number(sw[1]) * 1e-6; // scaled as the CPU seconds are
     } catch { /* gone */ }
   }
   return out;
@@ -47,7 +51,10 @@ try {
   if (process.env.TAP_STDERR) console.log(tap.stderr());
   console.log(`  fast path: ${JSON.stringify(st.fastpath)}; captured ${st.counters?.captured}`);
   console.log(`  latency (ms, the tap's last 4,096 messages): ${JSON.stringify(st.nats?.latency_ms)}`);
-  console.log(`  by thread (µs per keepalive): ${Object.keys(tb).map((k) => `${k} ${(((tb[k] - (ta[k] ?? 0)) * 1e6) / r.keepalives).toFixed(1)}`).join(', ')}`);
+  const per = (k) => ((tb[k] - (ta[k] ?? 0)) * 1e6) / r.keepalives;
+  const keys = Object.keys(tb);
+  console.log(`  by thread (µs per keepalive): ${keys.filter((k) => !k.endsWith(' wakes')).map((k) => `${k} ${per(k).toFixed(1)}`).join(', ')}`);
+  console.log(`  wake-ups per keepalive (voluntary context switches): ${keys.filter((k) => k.endsWith(' wakes')).map((k) => `${k.slice(0, -6)} ${per(k).toFixed(2)}`).join(', ')}`);
 } finally {
   await tap.stop();
   await s.stop();
