@@ -141,7 +141,10 @@ t.test('sparse records: a round rests as soon as it took them; flowing records: 
   await new Promise((r) => setTimeout(r, 50));
   const empty = capture.emptyRounds - e0;
   const rests = capture.rests - r0;
-  t.ok(empty <= N * 0.75, `${empty} rounds found nothing for ${N} sparse keepalives (REST_ROUNDS before each rest: ${2 * N})`);
+  // At most one a keepalive and a half: on a loaded machine a wake-up at a keepalive's request can come
+  // before its reply, a round that finds nothing (0–12 here when quiet, 16–21 under two full cores of
+  // other work); waiting REST_ROUNDS before each rest is two a keepalive, every time.
+  t.ok(empty <= N * 1.5, `${empty} rounds found nothing for ${N} sparse keepalives (REST_ROUNDS before each rest: ${2 * N})`);
   t.ok(rests >= N / 2, `the loop rested ${rests} times`);
 
   // Flowing: 4,000 keepalives a second for a second on one connection — a few a round; the rounds
