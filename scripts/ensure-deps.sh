@@ -4,7 +4,8 @@
 # on a ready one. System packages come from Debian; the rest from npm.
 # `--test` (make test, CI) adds what only the tests need: strace checks the
 # simulator's syscalls; shellcheck, ruby and systemd-analyze check vagrant/'s
-# scripts, its Vagrantfile and the installed unit (test/vagrant.test.ts).
+# scripts, its Vagrantfile and the installed unit (test/vagrant.test.ts);
+# libclang-rt-dev fuzzes the shim's parsing under the sanitizers.
 # nats-server stays in the base set: `make demo` runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,8 @@ if [ "${1:-}" = --test ]; then
   have shellcheck || need+=(shellcheck)
   have ruby       || need+=(ruby)
   have systemd-analyze || need+=(systemd)
+  # libFuzzer and the sanitizers' runtimes, for clang (test/shim-fuzz.test.ts).
+  [ -f "$(clang -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-x86_64.a" ] || need+=(libclang-rt-dev)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,9 +14,13 @@
 #include "fastpath.h"
 #include "siphash.h"
 
-#define CONN_SLOTS 4096  /* connections followed; remoted keeps a handful */
+#ifndef CONN_SLOTS
+#define CONN_SLOTS 4096  /* connections followed; remoted keeps a handful (the fuzz harness: fewer, to fill) */
+#endif
 #define CONN_PROBE 8
-#define KEY_SLOTS (1u << 18)
+#ifndef KEY_SLOTS
+#define KEY_SLOTS (1u << 18) /* agents by id (test/helpers/fastpath-fuzz.c: fewer, so that ids share slots) */
+#endif
 
 struct fconn {
 	uint64_t ino;      /* the client socket's inode (0: free) */
@@ -224,7 +228,15 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 	r->_pad = 0;
 	if (r->flags & WDBTAP_F_TICK)
 		goto out; /* not from the kernel: never (the flag is the shim's) */
-	c = conn_of(f, req ? r->local_ino : r->peer_ino, emit, ctx);
+	uint64_t ino = req ? r->local_ino : r->peer_ino;
+	if (!ino) {
+		/* No inode (a socket read as gone): 0 marks a free slot of the table, where a request held
+		 * would be dropped by the next connection that takes the slot (test/shim-fuzz.test.ts found
+		 * it). Out as it came. */
+		emit(ctx, h->data, h->len);
+		goto out;
+	}
+	c = conn_of(f, ino, emit, ctx);
 	frames = whole_frames(r);
 	if (frames < 0 && !c->slow) {
 		c->slow = 1; /* a split frame (5.x) or a loss: the controller reassembles; no fast path here */
@@ -263,7 +275,7 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 		struct wdbtap_record *q = (struct wdbtap_record *)c->held->data;
 		if (frames == 1 && r->cap_len == 6 && memcmp(r->data, "\x02\0\0\0ok", 6) == 0) {
 			/* wazuh-db said ok to an unchanged keepalive: one small record for both. */
-			uint8_t buf[sizeof(struct wdbtap_record) + 8];
+			_Alignas(struct wdbtap_record) uint8_t buf[sizeof(struct wdbtap_record) + 8];
 			struct wdbtap_record *tk = (struct wdbtap_record *)buf;
 			memcpy(tk, q, sizeof(*tk));
 			tk->cap_len = 8;

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,16 +393,25 @@ static bool emit_record(void *ctx, const void *rec, uint32_t len)
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 {
 	struct wdbtap *t = ctx;
-	const struct wdbtap_record *r = data;
-	uint32_t len;
+	uint32_t len, cap_len;
+	uint64_t ts_ns;
 
 	(void)cpu;
-	if (size < sizeof(*r) || r->cap_len > size - sizeof(*r)) {
+	/* A raw sample's data sits 4 bytes past an 8-byte boundary (its header, then its u32 size): the
+	 * fields are copied out, not read through a struct pointer (undefined behaviour, however x86
+	 * takes it). reorder_push copies the record to an aligned place. */
+	if (size < sizeof(struct wdbtap_record)) {
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	len = sizeof(*r) + r->cap_len; /* perf pads samples to 8 bytes: keep the record only */
-	if (t->held.bytes + len > QUEUE_LIMIT || reorder_push(&t->held, data, len, r->ts_ns))
+	memcpy(&cap_len, (const uint8_t *)data + offsetof(struct wdbtap_record, cap_len), sizeof(cap_len));
+	memcpy(&ts_ns, (const uint8_t *)data + offsetof(struct wdbtap_record, ts_ns), sizeof(ts_ns));
+	if (cap_len > size - sizeof(struct wdbtap_record)) {
+		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	len = sizeof(struct wdbtap_record) + cap_len; /* perf pads samples to 8 bytes: keep the record only */
+	if (t->held.bytes + len > QUEUE_LIMIT || reorder_push(&t->held, data, len, ts_ns))
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
 }
 
