@@ -206,6 +206,32 @@ t.test('draining a full spool frees room that is used at once; the ack cursor is
   refill();
 });
 
+t.test('room returns while statuses keep coming: the bound a failed write lowered lifts all the same (chaos seed 349)', async (t) => {
+  const mnt = mountTmpfs(t);
+  const dir = join(mnt, 'spool');
+  const s = Spool.open({ dir, maxBytes: 600 * 1024, segmentBytes: 256 * 1024, retryMs: 200 });
+  t.teardown(() => s.close());
+  t.ok(s.append([msg(0, 'status')])[0] > 0, 'room at first');
+  const free = fillDisk(mnt);
+  s.append(Array.from({ length: 400 }, (_, i) => msg(1 + i, 'status'))); // a write fails: the bound drops to what the spool holds
+  t.equal(s.stats().writeErrors, 1, 'the write failed');
+  // A status every 50 ms, as a manager's changes come: each one that does not fit tries a compaction,
+  // which reads the disk. Those readings kept the spool from ever taking its own look, the only one
+  // that lifted the bound: a tap refused every event for good once the disk had been full.
+  let i = 1000;
+  const until = async (ms: number) => {
+    for (const end = performance.now() + ms; performance.now() < end;) {
+      if (s.append([msg(i++, 'status')])[0] > 0) return true;
+      await sleep(50);
+    }
+    return false;
+  };
+  t.notOk(await until(1000), 'refused while the disk is full');
+  free();
+  t.ok(await until(3000), 'accepted again once the disk has room, though refused statuses kept coming');
+  t.equal(s.stats().boundBytes, 600 * 1024, 'the whole bound back');
+});
+
 t.test('room returns from elsewhere: accepted again without a restart; the whole bound once the disk holds it', async (t) => {
   const mnt = mountTmpfs(t);
   const dir = join(mnt, 'spool');

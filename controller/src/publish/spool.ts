@@ -466,9 +466,12 @@ export class Spool {
   private limit(): number {
     const now = performance.now();
     if (this.bound < this.o.maxBytes) {
-      if (now - this.failedAt >= this.o.retryMs && now - this.fsCheckedAt >= this.o.retryMs) {
-        this.checkDisk(now);
-        if (this.fsFree > this.reserve) this.bound = this.o.maxBytes;
+      if (now - this.failedAt >= this.o.retryMs) {
+        if (now - this.fsCheckedAt >= this.o.retryMs) this.checkDisk(now);
+        // Any reading since the failure lifts it, this one or a compaction's: a refused status or
+        // alert tries a compaction, which reads the disk, and while they came faster than retryMs
+        // this look never came (chaos seed 349: every event refused for good once the disk was full).
+        if (this.fsCheckedAt > this.failedAt && this.fsFree > this.reserve) this.bound = this.o.maxBytes;
       }
     } else if (now - this.fsCheckedAt >= 1000
       // The disk may bind: look again after 10 ms, or after writing a quarter of the reserve.
