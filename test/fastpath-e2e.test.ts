@@ -236,3 +236,30 @@ t.test('a keepalive made to hash as the last one is still sent whole: the payloa
   t.equal(versions().at(-1), 'Wazuh v9.9.9', 'the new version is published, not the last one again');
   t.equal((await status(sock)).fastpath.misses, 0);
 });
+
+t.test('a keepalive held for a reply that never comes (wazuh-db killed mid-request) is let go whole: nothing stays held', async (t) => {
+  const { nats } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t, nats.url);
+  const sock = join(h, 'tap.sock');
+  // wazuh-db at 400 ms a request: the keepalive's update-agent-data stays in its hands long enough to kill it there.
+  const sim = new SimManager({ binDir, home: h, agents: [A], cpuPerRequestUs: 400_000 });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', h, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  for (let i = 0; i < 3; i++) await sim.keepalive(A);
+  await waitFor(async () => (await status(sock)).fastpath.ticks >= 1, 10_000, 'a tick: the payload is the controller\'s');
+  const expired0 = (await status(sock)).fastpath.expired; // a keepalive queued behind others may have waited a second already
+  const pending = sim.keepalive(A).catch(() => null);
+  await new Promise((r) => setTimeout(r, 600)); // select-agent-group answered at 400 ms; update-agent-data in wazuh-db's hands until 800
+  process.kill(sim.db!.pid!, 'SIGKILL');
+  await pending;
+  // Held for good before: the controller's rounds never rested again, and every resynchronisation
+  // waited for that keepalive's time.
+  await waitFor(async () => { const f = (await status(sock)).fastpath; return f.expired > expired0 && f.held === 0; }, 5000,
+    'the held keepalive let go after a second').catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify((await status(sock)).fastpath)}`); });
+  const f = (await status(sock)).fastpath;
+  t.ok(f.expired > expired0, `the keepalive wazuh-db died with let go whole (expired ${expired0} → ${f.expired})`);
+  t.equal(f.held, 0, 'nothing held');
+});

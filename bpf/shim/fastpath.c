@@ -98,6 +98,7 @@ void fastpath_stats(struct fastpath *f, struct fastpath_stats *out)
 	out->keyed = __atomic_load_n(&f->stats.keyed, __ATOMIC_RELAXED);
 	out->slow_connections = __atomic_load_n(&f->stats.slow_connections, __ATOMIC_RELAXED);
 	out->held = fastpath_holding(f);
+	out->expired = __atomic_load_n(&f->stats.expired, __ATOMIC_RELAXED);
 }
 
 uint64_t fastpath_holding(const struct fastpath *f)
@@ -152,6 +153,19 @@ static void flush_held(struct fastpath *f, struct fconn *c, fastpath_emit emit, 
 	c->outstanding++;
 	free(c->held);
 	c->held = NULL;
+}
+
+uint32_t fastpath_expire(struct fastpath *f, uint64_t before, fastpath_emit emit, void *ctx)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < CONN_SLOTS && fastpath_holding(f) > 0; i++)
+		if (f->conns[i].held && f->conns[i].held->ts < before) {
+			flush_held(f, &f->conns[i], emit, ctx); /* its reply, should it come, pairs as any reply */
+			__atomic_add_fetch(&f->stats.expired, 1, __ATOMIC_RELAXED);
+			n++;
+		}
+	return n;
 }
 
 static struct fconn *conn_of(struct fastpath *f, uint64_t ino, fastpath_emit emit, void *ctx)

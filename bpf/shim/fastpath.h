@@ -30,6 +30,9 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 /* The controller lost an agent's payload (it could not use a tick): send the next one whole. */
 void fastpath_forget(struct fastpath *f, uint32_t key);
 void fastpath_free(struct fastpath *f);
+/* Requests held for their replies since before `before` (an entry time) go out whole: a reply that
+ * never comes (wazuh-db killed mid-request, the connection gone) must not hold one for good. How many. */
+uint32_t fastpath_expire(struct fastpath *f, uint64_t before, fastpath_emit emit, void *ctx);
 /* The entry time of the oldest request held for its reply, if older than `than`; else `than`. */
 uint64_t fastpath_oldest_held(struct fastpath *f, uint64_t than);
 /* How many requests are held for their replies now. */
@@ -39,6 +42,7 @@ uint64_t fastpath_holding(const struct fastpath *f);
 struct fastpath_stats {
 	uint64_t ticks, keyed, slow_connections;
 	uint64_t held; /* requests held for their replies now */
+	uint64_t expired; /* requests let go whole after HOLD_NS without their replies (fastpath_expire) */
 };
 void fastpath_stats(struct fastpath *f, struct fastpath_stats *out);
 

@@ -57,6 +57,11 @@ _Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layou
 /* A write in flight longer than this no longer holds the ones after it: the
  * reorder is bounded (a sendto blocked on a full socket, a thread killed inside one). */
 #define STALL_NS (50ull * 1000 * 1000)
+/* A keepalive the fast path holds for its reply longer than this goes out whole (the slow path): the
+ * reply may never come (wazuh-db killed mid-request), and one held for good kept the controller's
+ * rounds from ever resting and every resynchronisation waiting for it. Looked at every HOLD_NS / 4;
+ * a second, for a wazuh-db slow to answer (a busy disk) keeps its ticks. */
+#define HOLD_NS (1000ull * 1000 * 1000)
 /* Writes in flight looked at per round, at most (there are a few). */
 #define MAX_INFLIGHT_SCAN 256
 #define MAX_CPUS 1024
@@ -111,6 +116,7 @@ struct wdbtap {
 	 * or ended with the queue empty — those records were all handed to the controller, or are held
 	 * by the fast path for their reply (wdbtap_delivered). */
 	uint64_t released_wm, delivered_wm;
+	uint64_t expired_at; /* under mu: when held keepalives were last looked at (HOLD_NS) */
 	pthread_t reader;
 	bool reader_started;
 	int stop;      /* atomic: the reader ends */
@@ -476,6 +482,11 @@ static bool release_locked(struct wdbtap *t)
 			free(h);
 		}
 		any = true;
+	}
+	if (fast && fastpath_holding(t->fp) > 0 && now - t->expired_at >= HOLD_NS / 4) {
+		t->expired_at = now;
+		if (now > HOLD_NS && fastpath_expire(t->fp, now - HOLD_NS, emit_record, t))
+			any = true;
 	}
 	if (wm > t->released_wm)
 		t->released_wm = wm;
@@ -1125,7 +1136,7 @@ void wdbtap_forget_key(struct wdbtap *t, uint32_t key)
 int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n)
 {
 	struct fastpath_stats st = {};
-	uint64_t v[4];
+	uint64_t v[5];
 
 	if (t->fp)
 		fastpath_stats(t->fp, &st);
@@ -1133,9 +1144,10 @@ int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n)
 	v[1] = st.keyed;
 	v[2] = st.slow_connections;
 	v[3] = st.held;
-	for (uint32_t i = 0; i < n && i < 4; i++)
+	v[4] = st.expired;
+	for (uint32_t i = 0; i < n && i < 5; i++)
 		out[i] = v[i];
-	return n < 4 ? (int)n : 4;
+	return n < 5 ? (int)n : 5;
 }
 
 uint32_t wdbtap_record_size(void)

@@ -23,7 +23,8 @@
 //                          kernel never gives, tried all the same —, bit 0 TRUNCATED, bit 1 GAP with
 //                          frame_off the next byte, bit 2 offset 1, bit 3 bytes != cap_len, bit 4
 //                          TICK set on input, which only the shim may set);
-//                          o % 4 == 2  the controller forgets an agent: u32 key;
+//                          o == 6      the shim's expiry of held requests: u16 age, in records;
+//                          o % 4 == 2  (other than 6) the controller forgets an agent: u32 key;
 //                          o % 4 == 3  a flood of short connections (the next byte: how many),
 //                          each sending the last request's bytes: fills the connection table;
 //   heap, op byte o:       even  push: u16 time, u8 length; odd  pop before: u16 watermark.
@@ -179,6 +180,15 @@ static void fuzz_fastpath(const uint8_t *d, size_t n)
 			}
 			i += len;
 			fastpath_take(f, h, on_emit, NULL);
+		} else if (op == 6) { /* the shim's expiry of held requests: those that entered `age` records ago */
+			if (i + 2 > n)
+				break;
+			uint64_t age = (uint64_t)d[i] | (uint64_t)d[i + 1] << 8;
+			i += 2;
+			uint64_t before = ts > age ? ts - age : 0, oldest = fastpath_oldest_held(f, UINT64_MAX);
+			uint32_t out = fastpath_expire(f, before, on_emit, NULL);
+			CHECK(fastpath_oldest_held(f, UINT64_MAX) >= before, "a request held since before the expiry's time is left");
+			CHECK(out == 0 || oldest < before, "expired %u, none was old enough", out);
 		} else if (op % 4 == 2) {
 			if (i + 4 > n)
 				break;

@@ -327,12 +327,13 @@ export class Capture {
 
   /**
    * The shim's fast path: unchanged keepalives sent as ticks, payloads keyed, connections it does not
-   * follow, and the keepalives it holds now for their replies.
+   * follow, the keepalives it holds now for their replies, and those it let go whole after a second
+   * without one (wazuh-db killed mid-request).
    */
-  fastpath(): { ticks: number; keyed: number; slow_connections: number; held: number } {
-    const out = new BigUint64Array(4);
-    this.check(this.lib.fastpath_stats(this.h, out, 4), 'fast path');
-    return { ticks: Number(out[0]), keyed: Number(out[1]), slow_connections: Number(out[2]), held: Number(out[3]) };
+  fastpath(): { ticks: number; keyed: number; slow_connections: number; held: number; expired: number } {
+    const out = new BigUint64Array(5);
+    this.check(this.lib.fastpath_stats(this.h, out, 5), 'fast path');
+    return { ticks: Number(out[0]), keyed: Number(out[1]), slow_connections: Number(out[2]), held: Number(out[3]), expired: Number(out[4]) };
   }
 
   lostPerCpu(): number[] {
