@@ -1145,9 +1145,10 @@ int wdbtap_fastpath_stats(struct wdbtap *t, uint64_t *out, uint32_t n)
 	v[2] = st.slow_connections;
 	v[3] = st.held;
 	v[4] = st.expired;
-	for (uint32_t i = 0; i < n && i < 5; i++)
+	const uint32_t nv = sizeof(v) / sizeof(v[0]);
+	for (uint32_t i = 0; i < n && i < nv; i++)
 		out[i] = v[i];
-	return n < 5 ? (int)n : 5;
+	return n < nv ? (int)n : (int)nv;
 }
 
 uint32_t wdbtap_record_size(void)

@@ -332,7 +332,7 @@ export class Capture {
    */
   fastpath(): { ticks: number; keyed: number; slow_connections: number; held: number; expired: number } {
     const out = new BigUint64Array(5);
-    this.check(this.lib.fastpath_stats(this.h, out, 5), 'fast path');
+    this.check(this.lib.fastpath_stats(this.h, out, out.length), 'fast path');
     return { ticks: Number(out[0]), keyed: Number(out[1]), slow_connections: Number(out[2]), held: Number(out[3]), expired: Number(out[4]) };
   }
 
