@@ -12,15 +12,15 @@ function f(connId: string, direction: Direction, payload: string, o: Partial<Wdb
 
 const KA = (id: number) => `global update-keepalive {"id":${id},"connection_status":"active","sync_status":"synced"}`;
 
-t.test('replies pair with the oldest outstanding request of the same connection', async (t) => {
+t.test('replies pair with the outstanding request of the same connection', async (t) => {
   const p = new Pairer();
   t.equal(p.push(f('a', 'request', KA(1))), null);
   t.equal(p.push(f('b', 'request', KA(2))), null);
-  t.equal(p.push(f('a', 'request', KA(3))), null);
   const b = p.push(f('b', 'reply', 'err Cannot execute'));
   t.equal(b?.request.cmd === 'update-keepalive' && b.request.id, 2, 'b gets b’s request although a asked first');
   t.equal(b?.reply.status, 'err');
   const a1 = p.push(f('a', 'reply', 'ok'));
+  t.equal(p.push(f('a', 'request', KA(3))), null);
   const a2 = p.push(f('a', 'reply', 'ok'));
   t.equal(a1?.request.cmd === 'update-keepalive' && a1.request.id, 1);
   t.equal(a2?.request.cmd === 'update-keepalive' && a2.request.id, 3);
@@ -28,6 +28,31 @@ t.test('replies pair with the oldest outstanding request of the same connection'
   t.equal(a1?.tgid, 10);
   t.equal(a1?.connId, 'a');
   t.same(p.stats(), { requests: 3, replies: 3, paired: 3, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0, abandoned: 0, evicted: 0, connections: 2 });
+});
+
+t.test('a reply record lost whole: the next reply answers the request before it, not the one whose reply was lost', async (t) => {
+  // monitord's connection: its disconnect-agents' reply lost in the perf buffer (each record a whole
+  // write: the stream shows no gap). Paired oldest-first, get-agent-info's row would be read as
+  // disconnect-agents' list, and every later pair would be off by one for good.
+  const p = new Pairer();
+  p.push(f('m', 'request', 'global disconnect-agents 0 1795796721 synced', { tsNs: 10n }));
+  // its reply 'ok []' (tsNs 20) lost
+  p.push(f('m', 'request', 'global get-agent-info 7', { tsNs: 30n }));
+  const info = p.push(f('m', 'reply', 'ok [{"id":7,"connection_status":"active"}]', { tsNs: 40n }));
+  t.equal(info?.request.cmd, 'get-agent-info', 'the row answers get-agent-info');
+  t.equal(p.stats().abandoned, 1, 'disconnect-agents abandoned, counted');
+  p.push(f('m', 'request', 'global disconnect-agents 0 1795796781 synced', { tsNs: 50n }));
+  const next = p.push(f('m', 'reply', 'ok []', { tsNs: 60n }));
+  t.equal(next?.request.cmd, 'disconnect-agents', 'and the next round pairs as it should');
+  t.equal(p.unansweredBetween(0n, 100n), false, 'nothing left waiting: a resync\'s barrier is not held by it');
+  // The rule keeps reordering: a reply that entered between two outstanding requests answers the first.
+  p.push(f('r', 'request', KA(1), { tsNs: 100n }));
+  p.push(f('r', 'request', KA(2), { tsNs: 120n })); // emitted before the reply below (another CPU)
+  const one = p.push(f('r', 'reply', 'ok', { tsNs: 110n }));
+  t.equal(one?.request.cmd === 'update-keepalive' && one.request.id, 1, 'entered before request 2: request 1\'s');
+  const two = p.push(f('r', 'reply', 'err x', { tsNs: 130n }));
+  t.equal(two?.request.cmd === 'update-keepalive' && two.request.id, 2);
+  t.equal(p.stats().abandoned, 1, 'nothing more abandoned');
 });
 
 t.test('the thread does not matter: wazuh-db answers from any worker', async (t) => {
@@ -79,14 +104,19 @@ t.test('bounded queue per connection and bounded connections', async (t) => {
   p.push(f('q', 'request', KA(1)));
   p.push(f('q', 'request', KA(2)));
   p.push(f('q', 'request', KA(3)));
-  t.equal(p.stats().abandoned, 1);
+  t.equal(p.stats().abandoned, 1, 'past maxQueue the oldest goes');
   const ex = p.push(f('q', 'reply', 'ok'));
-  t.equal(ex?.request.cmd === 'update-keepalive' && ex.request.id, 2);
+  t.equal(ex?.request.cmd === 'update-keepalive' && ex.request.id, 3, 'the reply after request 3 is request 3\'s');
+  t.equal(p.stats().abandoned, 2, 'request 2, whose reply was lost, abandoned');
   p.push(f('r', 'request', KA(4)));
   p.push(f('s', 'request', KA(5))); // evicts q, the least recently used
   t.equal(p.stats().evicted, 1);
   t.equal(p.stats().connections, 2);
   t.equal(p.push(f('q', 'reply', 'ok')), null);
+  t.equal(new Pairer().push(f('d', 'request', KA(1))), null);
+  const dflt = new Pairer();
+  for (let i = 0; i < 20; i++) dflt.push(f('d', 'request', KA(i + 1)));
+  t.equal(dflt.stats().abandoned, 12, 'eight kept by default: a client has one in flight, more wait only while records are reordered');
 });
 
 t.test('reset and close', async (t) => {

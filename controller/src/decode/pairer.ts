@@ -7,13 +7,22 @@
 // reply older than every outstanding request is held briefly instead of dropped; the request that
 // follows with an older timestamp takes it. Without this, one reordering would shift every later
 // pairing on the connection by one.
+//
+// And a client sends its next request only once it has read the reply to the last (WAZUH-PROTOCOL.md
+// §1: one request, one reply, per round trip): so a reply that entered after two outstanding requests
+// did cannot answer the first — that one's reply came before the second request and was lost (a
+// perf-buffer loss the stream cannot see: each record is a whole write). The first is abandoned;
+// kept, it would take this reply and every later pairing on the connection would be off by one.
 
 import type { ConnId, ParsedWdbReply, WdbExchange, WdbFrame, WdbRequest } from '../types.js';
 import { parseReply } from './wdb-reply.js';
 import { parseRequest } from './wdb-request.js';
 
 export interface PairerOptions {
-  /** Outstanding requests kept per connection; beyond it the oldest is dropped (its reply was lost). */
+  /**
+   * Outstanding requests kept per connection; beyond it the oldest is dropped (its reply was lost).
+   * A client has one in flight: more wait only while records of other CPUs are reordered.
+   */
   maxQueue?: number;
   /** Connections tracked; the least recently used is forgotten beyond this. */
   maxConnections?: number;
@@ -37,7 +46,7 @@ export interface PairerStats {
   invalidRequests: number;
   /** Descriptive fields left out of requests that were otherwise applied (see DroppedFields). */
   droppedFields: number;
-  /** Requests dropped unanswered: queue overflow, or a reset after lost bytes. */
+  /** Requests dropped unanswered: a later request of the connection answered first (their reply lost), queue overflow, or a reset after lost bytes. */
   abandoned: number;
   /** Connections forgotten to respect maxConnections. */
   evicted: number;
@@ -74,7 +83,7 @@ export class Pairer {
   };
 
   constructor(opts: PairerOptions = {}) {
-    this.maxQueue = Math.max(1, opts.maxQueue ?? 64);
+    this.maxQueue = Math.max(1, opts.maxQueue ?? 8);
     this.maxConns = Math.max(1, opts.maxConnections ?? 65536);
     this.maxEarly = Math.max(1, opts.maxEarly ?? 4);
     this.onKeyed = opts.onKeyed;
@@ -148,6 +157,11 @@ export class Pairer {
     const reply = parseReply(frame.payload);
     if (reply.malformed) this.counters.malformedReplies++;
     const c = this.conn(frame.connId);
+    // Requests whose own replies were lost (see the top of this file).
+    while (c.queue.length > 1 && c.queue[1].tsNs <= frame.tsNs) {
+      c.queue.shift();
+      this.counters.abandoned++;
+    }
     const head = c.queue[0];
     if (head && head.tsNs <= frame.tsNs) {
       c.queue.shift();
