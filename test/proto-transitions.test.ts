@@ -70,6 +70,26 @@ t.test('the full 4.x cycle: registered → pending → active → shutdown → r
   t.same(s.apply(ex('global delete-agent 5', 'ok', 'wazuh-authd')), [], 'deleting an agent the table does not know: no event');
 });
 
+t.test('a removed agent\'s late keepalives (remoted has not reloaded client.keys) do not bring it back; its registration does', async (t) => {
+  const s = activeTable([5]);
+  t.same(status(s.apply(ex('global delete-agent 5', 'ok', 'wazuh-authd'))), ['005:active>unknown/0/removed/authd']);
+  // wazuh-db answers ok: its UPDATE ran and matched no row.
+  for (const req of [PENDING(5), DATA(5), SHUT(5), 'global update-status-code {"id":5,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}',
+    'global update-agent-name {"id":5,"name":"ghost"}']) {
+    t.same(s.apply(ex(req)), [], `${req.slice(7, 30)}…: no event`);
+  }
+  t.equal(s.get(5), undefined, 'still forgotten');
+  t.equal(s.stats().afterRemoval, 5, 'each counted');
+  t.same(s.countsByStatus(), { never_connected: 0, pending: 0, active: 0, disconnected: 0, unknown: 0 });
+  // Registered again (authd hands the id out again): a new agent, whose keepalives count.
+  t.same(status(s.apply(ex('global insert-agent {"id":5,"name":"web05b","ip":"any","register_ip":"any","internal_key":"k","date_add":1795796800}', 'ok', 'wazuh-authd'))),
+    ['005:unknown>never_connected/0/registered/authd']);
+  t.same(status([...s.apply(ex(PENDING(5))), ...s.apply(ex(DATA(5)))]),
+    ['005:never_connected>pending/0/agent_startup/remoted', '005:pending>active/0/keepalive/remoted']);
+  // An agent the table never knew (the tap started after its registration) is taken from its keepalive as before.
+  t.same(status(s.apply(ex(DATA(9)))), ['009:unknown>active/0/keepalive/remoted']);
+});
+
 t.test('insert-agent answered err (duplicate id) changes nothing', async (t) => {
   const s = table();
   s.setKnown({ id: 4, name: 'agent4', status: 'active' });

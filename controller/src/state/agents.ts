@@ -90,6 +90,8 @@ export interface AgentStateStats {
   unreadableReplies: number;
   /** New agents not tracked because maxAgents was reached. */
   overflow: number;
+  /** UPDATEs of an agent removed lately and not seen since: wazuh-db's row is gone, nothing changed. */
+  afterRemoval: number;
   agents: number;
 }
 
@@ -222,7 +224,7 @@ export class AgentStateTable {
   private readonly removals = new Map<number, { start: number; end: number }>();
   private readonly counters = {
     applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
-    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0,
+    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0, afterRemoval: 0,
   };
 
   constructor(opts: AgentStateOptions) {
@@ -350,7 +352,7 @@ export class AgentStateTable {
     switch (req.cmd) {
       case 'update-keepalive': {
         // wazuh-db: last_keepalive = now, connection_status, sync_status, status_code = 0.
-        const a = this.touch(req.id, touch);
+        const a = this.updated(req.id, touch);
         if (!a) break;
         const wasActive = a.status === 'active';
         a.last_keepalive = Math.floor(ms / 1000);
@@ -364,7 +366,7 @@ export class AgentStateTable {
         // wazuh-db: version, os, node, ip, last_keepalive, connection_status, sync_status; status_code kept.
         // 5.x sends only agent_ip, connection_status, id, os_*, sync_status and version.
         const d = req.data;
-        const a = this.touch(d.id, touch);
+        const a = this.updated(d.id, touch);
         if (!a) break;
         a.last_keepalive = Math.floor(ms / 1000);
         if (d.version !== undefined) a.version = d.version;
@@ -384,7 +386,7 @@ export class AgentStateTable {
       }
       case 'update-connection-status': {
         // wazuh-db: connection_status, sync_status, disconnection_time, status_code.
-        const a = this.touch(req.id, touch);
+        const a = this.updated(req.id, touch);
         if (!a) break;
         const code = req.status_code ?? a.status_code;
         a.sync_status = req.sync_status ?? a.sync_status;
@@ -393,7 +395,7 @@ export class AgentStateTable {
       }
       case 'update-status-code': {
         // wazuh-db: status_code, version, sync_status only. A 5.x variant may also name the status.
-        const a = this.touch(req.id, touch);
+        const a = this.updated(req.id, touch);
         if (!a) break;
         if (req.version !== null) a.version = req.version;
         a.sync_status = req.sync_status ?? a.sync_status;
@@ -424,7 +426,7 @@ export class AgentStateTable {
         break;
       }
       case 'update-agent-name': {
-        const a = this.touch(req.id, touch);
+        const a = this.updated(req.id, touch);
         if (a) a.name = req.name;
         break;
       }
@@ -612,6 +614,20 @@ export class AgentStateTable {
   private keepalive(a: AgentRow, groupConfigStatus: string | null, cause: EventCause, events: AgentEvent[]): void {
     this.counters.keepaliveEvents++;
     events.push(keepaliveEvent(this.managerNode, a, groupConfigStatus, cause));
+  }
+
+  /**
+   * The record an UPDATE of wazuh-db changes — none for an agent removed lately and not seen since:
+   * wazuh-db answers `ok` to an UPDATE that matched no row (its statement ran), and remoted sends a
+   * removed agent's keepalives until it reloads client.keys, seconds later. Taken as a change, such a
+   * keepalive brought the agent back, `unknown → active`, while wazuh-db had no row for it.
+   */
+  private updated(id: number, t: Touch): AgentRow | null {
+    if (this.agents.get(id) === undefined && this.removals.has(id)) {
+      this.counters.afterRemoval++;
+      return null;
+    }
+    return this.touch(id, t);
   }
 
   /** The agent's record, noting that a request changed it. */
