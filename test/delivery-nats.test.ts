@@ -492,6 +492,31 @@ t.test('JetStream with a user allowed to publish the events and nothing of the J
   t.same(lines.filter((l) => Number(l.level) >= 50).map((l) => l.msg), [], 'no error logged');
 });
 
+t.test('JetStream with a user refused a subscription on _INBOX.>: said once as denied, no reconnect loop, the events wait', async (t) => {
+  const srv = await startNatsServer({ jetstream: true, extra: `authorization { users: [
+    { user: "tap", password: "tap", permissions: { publish: { allow: ["wazuh.>", "$JS.API.>"] }, subscribe: { deny: ["_INBOX.>"] } } },
+    { user: "admin", password: "admin" } ] }\n` });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url, user: 'admin', pass: 'admin' });
+  t.teardown(() => nc.close());
+  await (await jetstreamManager(nc)).streams.add({ name: 'WAZUH', subjects: ['wazuh.>'] });
+  const lines: Record<string, unknown>[] = [];
+  const seen = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+  const d = new Delivery({ servers: [srv.url], mode: 'jetstream', log: seen, spool: { dir: tmp('spool-inbox-'), maxBytes: 8 << 20 },
+    reconnectDelayMs: 200, ackTimeoutMs: 1000, connectOptions: { user: 'tap', pass: 'tap' } });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.connected, 5000, 'connected');
+  d.enqueue({ subject: 'wazuh.tap.n.events', headers: { 'Content-Type': 'application/json' }, body: '{}', kind: 'tap', eventId: 'inbox-1' });
+  await waitFor(() => d.stats().denied > 0, 5000, 'the refusal counted');
+  await sleep(2000); // ten reconnect delays: a loop would show here
+  const st = d.stats();
+  t.match(st.lastDenied, /^subscription _INBOX\./, 'the refused subscription named');
+  t.equal(st.acknowledged, 0, 'no PubAck can arrive: nothing counted as stored');
+  t.equal(lines.filter((l) => /NATS away|reconnect|protocol/i.test(String(l.msg))).length, 0, 'the connection stays: no protocol error, no reconnect');
+  t.equal(lines.filter((l) => /subscribe to _INBOX/.test(String(l.msg))).length, 1, 'the hint said once');
+});
+
 t.test('core NATS: the flush rides with the messages; the timer only for the last ones; an idle publisher sends nothing', async (t) => {
   const srv = await startNatsServer();
   t.teardown(() => srv.stop());

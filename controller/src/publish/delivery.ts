@@ -821,7 +821,11 @@ export class Delivery {
     const inbox = createInbox();
     this.ackInbox = inbox;
     nc.subscribe(`${inbox}.*`, {
-      callback: (_err, m) => {
+      callback: (err, m) => {
+        // A refused subscription (no permission on _INBOX.>) calls this with an error and no message:
+        // reading it would throw inside nats.js's parser, which then closes the connection as a
+        // protocol error, over and over, and the refusal would never reach onServerError to be said.
+        if (err || typeof m?.subject !== 'string') return;
         const seq = Number(m.subject.slice(inbox.length + 1));
         const slot = this.slots.get(seq);
         if (!slot) return; // already acknowledged (an earlier attempt's ack)
