@@ -181,20 +181,23 @@ t.test('a record held for a write in flight, while the loop rests, is taken when
   frame.write(body, 4, 'latin1');
   const rests = capture.rests;
   const writes = Array.from({ length: 6 }, () => remoted.raw(frame));
-  const threads = (pid: number) => readdirSync(`/proc/${pid}/task`).map((tid) => {
+  const outcomes: string[] = []; // for the diagnostic below: a write that failed is not blocked
+  for (const w of writes) w.then(() => outcomes.push('ok'), (e: Error) => outcomes.push(e.message));
+  // Each thread of a process: its state letter and the syscall it is in ('gone' once it has exited).
+  const tasks = (pid: number) => readdirSync(`/proc/${pid}/task`).map((tid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const syscall = readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0];
-      return `${tid}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]}:${syscall.trim()}`;
-    } catch { return `${tid}:gone`; }
-  }).join(' ');
-  const inSendto = (pid: number) => readdirSync(`/proc/${pid}/task`).some((tid) => {
-    try { return readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').startsWith('44 '); } catch { return false; } // 44: sendto (x86_64)
+      const syscall = readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0].trim();
+      return { tid, state: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0], syscall };
+    } catch { return { tid, state: 'gone', syscall: '' }; }
   });
+  const threads = (pid: number) => tasks(pid).map((x) => `${x.tid}:${x.state}:${x.syscall}`).join(' ');
+  const inSendto = (pid: number) => tasks(pid).some((x) => x.syscall === '44'); // 44: sendto (x86_64)
   // Polled every millisecond: the blocked write holds the records after it for STALL_NS (50 ms) only.
   await waitFor(() => inSendto(remoted.pid!), 5000, 'remoted blocked in sendto', 1).catch((e: Error) => {
     // Once in a full run (12-05) remoted was never seen in its sendto: say what each thread was doing.
-    throw new Error(`${e.message}; remoted's threads (tid:state:syscall) ${threads(remoted.pid!)}; wazuh-db's ${threads(db)}`);
+    throw new Error(`${e.message}; remoted's threads (tid:state:syscall) ${threads(remoted.pid!)}; wazuh-db's ${threads(db)}; `
+      + `the writes ended: ${outcomes.join(', ') || 'none'}`);
   });
   await waitFor(() => capture.rests > rests, 5000, 'the loop resting again, the writes before it taken', 1);
   // A record behind it (authd's request): out and rung, but held until the blocked write is out.
