@@ -315,7 +315,7 @@ t.test('a message larger than the server\'s max_payload is dropped, counted and 
   }
 });
 
-t.test('JetStream: keepalive batches are published without waiting for each other\'s PubAck; an agent\'s messages still wait', async (t) => {
+t.test('JetStream: keepalive batches are published without waiting for each other\'s PubAck; an agent\'s messages still wait, and wait for the batches', async (t) => {
   // A stand-in for the stream that holds its PubAcks: the batches it receives before it answers
   // any show how many the engine kept in flight at once. Before this, batches (one shared subject)
   // went one at a time, each behind the previous one's PubAck: a queue at 10,000 frames/s.
@@ -344,7 +344,11 @@ t.test('JetStream: keepalive batches are published without waiting for each othe
   const status = (i: number): DeliveryMessage => ({ ...testEvent(i, 1, 'status'), subject: 'wazuh.agent.007.status', headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': '007' } });
   t.ok(d.enqueue(status(100)) && d.enqueue(status(101)), 'two status changes of one agent accepted');
   await waitFor(() => held.length === 5, 5000, 'all five batches in flight before any PubAck');
-  t.equal(d.stats().inFlight >= 5, true, `the engine counts them in flight (${d.stats().inFlight})`);
+  t.equal(d.stats().inFlight, 5, 'the engine counts them in flight');
+  // A batch may hold this agent's keepalive: its status change waits until they are stored.
+  await sleep(300);
+  t.equal(statusSeen.length, 0, 'the status change waits for the batches sent before it');
+  for (const m of held) ack(m);
   // The agent's second status change waits for the first one's PubAck.
   await waitFor(() => statusSeen.length >= 1, 5000, 'the first status change');
   await sleep(300);
@@ -352,9 +356,41 @@ t.test('JetStream: keepalive batches are published without waiting for each othe
   statusSeen[0].respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
   await waitFor(() => statusSeen.length === 2, 5000, 'the second status change after the first PubAck');
   statusSeen[1].respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
-  for (const m of held) ack(m);
   await waitFor(() => d.stats().acknowledged === 7, 5000, 'everything acknowledged');
   t.equal(d.stats().inFlight, 0, 'nothing left in flight');
+});
+
+t.test('JetStream: a keepalive batch retried after a lost PubAck is still stored before the status change that followed it', async (t) => {
+  // The stand-in stream answers the batch's first attempt with nothing (a PubAck lost, a leader
+  // election), every other message at once. Before, the status change went out beside the batch
+  // and was stored first: "007 disconnected", then a keepalive saying "007 active".
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const order: string[] = [];
+  let acked = 0;
+  let batchAttempts = 0;
+  nc.subscribe('wazuh.agent.>', {
+    callback: (_e, m) => {
+      const what = m.subject.endsWith('.status') ? 'status' : `batch#${++batchAttempts}`;
+      order.push(what);
+      if (what !== 'batch#1') m.respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
+    },
+  });
+  await nc.flush();
+  const d = new Delivery({ servers: [srv.url], mode: 'jetstream', log, spool: { dir: tmp('spool-kbo-'), maxBytes: 16 << 20 }, ackTimeoutMs: 300 });
+  t.teardown(() => d.close(500));
+  d.start();
+  t.ok(d.enqueue({
+    subject: 'wazuh.agent.batch.keepalive',
+    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '1' },
+    body: JSON.stringify({ event_id: 'kb-1', count: 1, events: [{ agent_id: '007', status: 'active' }] }), kind: 'keepalive', eventId: 'kb-1',
+  }));
+  t.ok(d.enqueue({ ...testEvent(1, 1, 'status'), subject: 'wazuh.agent.007.status', headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': '007' } }));
+  await waitFor(() => d.stats().acknowledged === 2, 10_000, 'both stored');
+  t.same(order, ['batch#1', 'batch#2', 'status'], 'the status change went out once the batch was stored');
+  t.equal(d.stats().resent, 1, 'the batch resent once');
 });
 
 t.test('core NATS: every message carries its own headers, however often a set of them repeats', async (t) => {

@@ -15,8 +15,12 @@
 // retried message can never be overtaken by a later one of the same agent; the window is
 // shared by different agents. Keepalive batches are not held to one at a time: they all share
 // one subject, and waiting for each one's PubAck before the next made them a queue (33 ms p50,
-// 390 ms p99 at 10,000 frames/s); a retried batch may be stored after a later one (each
-// keepalive carries its own time, and no status change ever travels in a batch). Nothing is published while the connection is down (nats.js
+// 390 ms p99 at 10,000 frames/s); a retried batch may be stored after a later batch (each
+// keepalive carries its own time, and no status change ever travels in a batch). But a batch
+// holds keepalives of any agent: an agent's message and a batch never overtake each other — one
+// waits while a message of the other kind sent before it is not stored (a status change retried
+// after a lost PubAck was stored after the next batch, whose keepalive said `active` again).
+// Nothing is published while the connection is down (nats.js
 // drops what it buffered when it reconnects); after a reconnect or a restart the spool is
 // replayed from the oldest unacknowledged record.
 //
@@ -223,6 +227,9 @@ export class Delivery {
   // JetStream state
   private readonly slots = new Map<number, Slot>();
   private readonly busy = new Set<string>();
+  /** Slots not yet released: keepalive batches, and agents' messages (which do not overtake each other). */
+  private batchesOut = 0;
+  private agentsOut = 0;
   /** Slots waiting to be resent. */
   private readonly retries = new Set<Slot>();
   private inflight = 0;
@@ -774,9 +781,10 @@ export class Delivery {
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
       const key = orderKey(e);
-      if (this.busy.has(key)) break;
+      if (this.busy.has(key) || (key.startsWith('a:') ? this.batchesOut : key.startsWith('k:') ? this.agentsOut : 0) > 0) break;
       this.pending.shift();
       this.busy.add(key);
+      this.counted(key, 1);
       const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
       this.slots.set(e.seq, s);
       this.sendJs(s);
@@ -925,10 +933,16 @@ export class Delivery {
     this.spool.ack(e.seq);
   }
 
+  private counted(key: string, n: 1 | -1): void {
+    if (key.startsWith('a:')) this.agentsOut += n;
+    else if (key.startsWith('k:')) this.batchesOut += n;
+  }
+
   /** A JetStream slot is done (stored, or given up): out of the in-flight count, the retries and its agent's turn. */
   private release(s: Slot): void {
     if (s.state === 'inflight') this.inflight--;
     this.retries.delete(s);
+    if (this.slots.get(s.e.seq) === s) this.counted(s.key, -1); // once, whoever releases it
     this.slots.delete(s.e.seq);
     this.busy.delete(s.key);
   }
