@@ -119,6 +119,27 @@ t.test('bounded queue per connection and bounded connections', async (t) => {
   t.equal(dflt.stats().abandoned, 12, 'eight kept by default: a client has one in flight, more wait only while records are reordered');
 });
 
+t.test('requests waiting for replies are bounded in bytes, all connections together: the least recently used go first', async (t) => {
+  // Replies that never come (a client gone before wazuh-db answered, wazuh-db killed): without a
+  // bound in bytes, 65,536 connections of 8 large parsed requests each.
+  const big = (id: number) => `global sync-agent-info-set [{"id":${id},"name":"${'n'.repeat(900)}"}]`;
+  const p = new Pairer({ maxQueuedBytes: 3000 });
+  p.push(f('old', 'request', big(1)));
+  p.push(f('mid', 'request', big(2)));
+  p.push(f('new', 'request', big(3)));
+  t.equal(p.stats().abandoned, 0, 'three of ~950 bytes fit');
+  p.push(f('new', 'reply', 'ok'));
+  p.push(f('new', 'request', big(4)));
+  p.push(f('mid', 'request', big(5))); // mid's request 2 still waits: 4 waiting, over the bound
+  t.equal(p.stats().abandoned, 1, 'one dropped');
+  t.equal(p.push(f('old', 'reply', 'ok')), null, 'the least recently used connection\'s: old\'s request 1');
+  const four = p.push(f('new', 'reply', 'ok'));
+  t.equal(four?.request.cmd, 'sync-agent-info-set', 'the others still pair');
+  for (let i = 0; i < 1000; i++) p.push(f(`c${i}`, 'request', big(10 + i)));
+  t.ok(p.stats().abandoned >= 997, `a thousand connections' requests held to the bound (${p.stats().abandoned} dropped)`);
+  t.equal(p.unansweredBetween(0n, clock), true, 'the newest still wait');
+});
+
 t.test('reset and close', async (t) => {
   const p = new Pairer();
   p.push(f('z', 'request', KA(1)));

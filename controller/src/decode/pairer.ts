@@ -26,6 +26,13 @@ export interface PairerOptions {
   maxQueue?: number;
   /** Connections tracked; the least recently used is forgotten beyond this. */
   maxConnections?: number;
+  /**
+   * Payload bytes of the requests waiting for replies, all connections together (default 16 MiB):
+   * beyond it the least recently used connection's oldest is dropped. A request whose reply never
+   * comes (its client gone, wazuh-db killed) waits until its connection is evicted, and a parsed
+   * request weighs tens of times its bytes (a 64 KiB sync-agent-info-set, thousands of rows).
+   */
+  maxQueuedBytes?: number;
   /** Replies held per connection while waiting for a request that was emitted later. */
   maxEarly?: number;
   /** A request the shim keyed (WdbFrame.keyed) was parsed: the decoder keeps it for its ticks. */
@@ -55,6 +62,7 @@ export interface PairerStats {
 
 interface Pending {
   request: WdbRequest;
+  bytes: number;
   tsNs: bigint;
   tgid: number;
   comm: string;
@@ -74,6 +82,8 @@ interface Conn {
 export class Pairer {
   private readonly conns = new Map<ConnId, Conn>();
   private readonly maxQueue: number;
+  private readonly maxQueuedBytes: number;
+  private queuedBytes = 0;
   private readonly maxConns: number;
   private readonly maxEarly: number;
   private readonly onKeyed: PairerOptions['onKeyed'];
@@ -85,6 +95,7 @@ export class Pairer {
   constructor(opts: PairerOptions = {}) {
     this.maxQueue = Math.max(1, opts.maxQueue ?? 8);
     this.maxConns = Math.max(1, opts.maxConnections ?? 65536);
+    this.maxQueuedBytes = Math.max(1, opts.maxQueuedBytes ?? 16 << 20);
     this.maxEarly = Math.max(1, opts.maxEarly ?? 4);
     this.onKeyed = opts.onKeyed;
   }
@@ -99,6 +110,7 @@ export class Pairer {
     if (c) {
       this.counters.abandoned += c.queue.length;
       this.counters.unpaired += c.early.length;
+      for (const p of c.queue) this.queuedBytes -= p.bytes;
       c.queue.length = 0;
       c.early.length = 0;
     }
@@ -132,7 +144,7 @@ export class Pairer {
     // Counted here, where every request passes, paired or not.
     if (request.cmd === 'invalid') this.counters.invalidRequests++;
     else if ('dropped' in request && request.dropped) this.counters.droppedFields += request.dropped.length;
-    const p: Pending = { request, tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe };
+    const p: Pending = { request, bytes: frame.payload.length, tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe };
     // Held replies older than this request answered requests the tap never saw.
     while (c.early.length > 0 && c.early[0].tsNs < p.tsNs) {
       c.early.shift();
@@ -145,9 +157,14 @@ export class Pairer {
       return this.exchange(frame.connId, p, e.reply, e.tsNs);
     }
     c.queue.push(p);
-    if (c.queue.length > this.maxQueue) {
-      c.queue.shift();
-      this.counters.abandoned++;
+    this.queuedBytes += p.bytes;
+    if (c.queue.length > this.maxQueue) this.abandon(c);
+    // Least recently used first (Map order): p's own connection, the most recent, comes last.
+    if (this.queuedBytes > this.maxQueuedBytes) {
+      for (const o of this.conns.values()) {
+        while (o.queue.length > 0 && this.queuedBytes > this.maxQueuedBytes) this.abandon(o);
+        if (this.queuedBytes <= this.maxQueuedBytes) break;
+      }
     }
     return null;
   }
@@ -158,13 +175,11 @@ export class Pairer {
     if (reply.malformed) this.counters.malformedReplies++;
     const c = this.conn(frame.connId);
     // Requests whose own replies were lost (see the top of this file).
-    while (c.queue.length > 1 && c.queue[1].tsNs <= frame.tsNs) {
-      c.queue.shift();
-      this.counters.abandoned++;
-    }
+    while (c.queue.length > 1 && c.queue[1].tsNs <= frame.tsNs) this.abandon(c);
     const head = c.queue[0];
     if (head && head.tsNs <= frame.tsNs) {
       c.queue.shift();
+      this.queuedBytes -= head.bytes;
       this.counters.paired++;
       return this.exchange(frame.connId, head, reply, frame.tsNs);
     }
@@ -175,6 +190,14 @@ export class Pairer {
       this.counters.unpaired++;
     }
     return null;
+  }
+
+  /** The connection's oldest request will never be paired: dropped, counted. */
+  private abandon(c: Conn): void {
+    const p = c.queue.shift();
+    if (!p) return;
+    this.queuedBytes -= p.bytes;
+    this.counters.abandoned++;
   }
 
   private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply, replyTsNs: bigint): WdbExchange<WdbRequest> {
