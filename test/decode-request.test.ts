@@ -101,6 +101,16 @@ t.test('prototype keys do nothing', async (t) => {
   t.same(parseRequest('global sync-agent-info-set [{"__proto__":{"name":"x"},"constructor":1,"id":1}]'), { cmd: 'sync-agent-info-set', agents: [{ id: 1 }] });
 });
 
+t.test('a repeated key makes the request invalid: wazuh-db (cJSON) reads the first, JSON.parse the last', async (t) => {
+  const twice = 'global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3,"id":2,"connection_status":"active"}';
+  t.match(parseRequest(twice), { cmd: 'invalid', reason: 'a key appears twice' });
+  t.match(parseRequest('global update-keepalive {"id":1, "id" :1,"connection_status":"active"}'), { cmd: 'invalid' }, 'even with the same value');
+  // Keys inside values, nested objects, escaped quotes and brackets in strings are not the object's own keys.
+  const ok = String.raw`global update-agent-data {"id":4,"os_name":"a \"id\": 5, {\"x\"}","labels":{"id":"x","k":[{"id":1},{"id":2}]},"version":"Wazuh v4.7.5","agent_ip":"10.0.0.4","connection_status":"active"}`;
+  t.match(parseRequest(ok), { cmd: 'update-agent-data', data: { id: 4, connection_status: 'active' } });
+  t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\":"\\","connection_status":"active"}`), { cmd: 'update-keepalive', id: 1 }, 'a key ending in an escaped backslash');
+});
+
 t.test('deep nesting and huge arguments do not throw', async (t) => {
   const deep = '['.repeat(100000) + ']'.repeat(100000);
   t.doesNotThrow(() => parseRequest(`global update-agent-data ${deep}`));

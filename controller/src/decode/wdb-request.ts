@@ -213,7 +213,37 @@ function object(args: string): Json {
     throw new Invalid('invalid JSON');
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Invalid('argument is not a JSON object');
+  // JSON.parse keeps a repeated key's last value, wazuh-db's cJSON its first: the tap would apply
+  // `"id":2,"active"` where wazuh-db applied `"id":1,"disconnected"`. Wazuh never repeats a key.
+  if (repeatsKey(args, Object.keys(v).length)) throw new Invalid('a key appears twice');
   return v as Json;
+}
+
+/**
+ * The object text (valid JSON: JSON.parse took it) names more top-level keys than the `distinct` it
+ * parsed to. A walk of the text: strings are skipped whole (an escaped quote never ends one), and a
+ * string at depth 1 right after `{` or `,` is a key.
+ */
+function repeatsKey(text: string, distinct: number): boolean {
+  let depth = 0;
+  let keys = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // "
+      if (depth === 1 && expectKey) keys++;
+      expectKey = false;
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++; // \ skips the next
+    } else if (c === 0x7b || c === 0x5b) { // { [
+      depth++;
+      expectKey = c === 0x7b && depth === 1;
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      depth--;
+    } else if (c === 0x2c) { // ,
+      expectKey = depth === 1;
+    }
+  }
+  return keys > distinct;
 }
 
 /** Own properties only: a key like `constructor` must not resolve to Object.prototype's. */
