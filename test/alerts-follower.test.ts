@@ -3,7 +3,8 @@
 // beginning, the saved position across restarts, and files that are not Wazuh's (a symlink,
 // a FIFO, another user's file) refused.
 import t, { type Test } from 'tap';
-import { appendFileSync, chownSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
+import { appendFileSync, chownSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readlinkSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,6 +149,44 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   await waitFor(() => e.got.length === 1, 3000, 'fifth run');
   t.same(e.got, [L(3000)]);
   t.equal(e.follower.stats().rotated_unread, 1, 'the unread rest of a vanished file is counted');
+});
+
+/** This process's descriptors open on `path` (the links of /proc/self/fd). */
+function openDescriptors(path: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false; // the directory's own descriptor, closed since
+    }
+  }).length;
+}
+
+t.test('closed while finishing a compressed day: the .gz descriptor is closed too', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  let accept = true;
+  const mk = () => rig(t, { fromBeginning: true, retryMs: 100, sink: (ls) => (accept ? ls.length : 0) }, home);
+  const a = mk();
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 5);
+  appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
+  a.follower.start();
+  await waitFor(() => a.follower.stats().lines === 200, 3000, 'first run');
+  a.follower.close();
+  // While stopped: the day goes on (incompressible, so the .gz is more than one read of its stream:
+  // the reader is still open when the follower stops), ends, and is compressed.
+  appendFileSync(d1, Array.from({ length: 3000 }, (_, i) => `{"n":${i},"r":"${randomBytes(48).toString('hex')}"}\n`).join(''));
+  dayFile(a.dir, 6);
+  writeFileSync(`${d1}.gz`, gzipSync(readFileSync(d1)));
+  unlinkSync(d1);
+  accept = false; // the spool is full: the .gz is being finished when the follower is closed
+  const b = mk();
+  b.follower.start();
+  await waitFor(() => b.follower.stats().refused >= 1, 3000, 'the .gz being read, refused');
+  t.equal(openDescriptors(`${d1}.gz`), 1, 'the .gz is open while it is finished');
+  b.follower.close(); // a stop, or alerts turned off by a reload
+  await new Promise((res) => setTimeout(res, 400)); // past the refusal's pause, when finishing stops
+  t.equal(openDescriptors(`${d1}.gz`), 0, 'its descriptor closed');
 });
 
 /** A rotation within the day (`rotate_interval`, `max_output_size`): `ossec-alerts-<dd>-<nnn>.json`. */

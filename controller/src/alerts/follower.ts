@@ -31,6 +31,7 @@
 //     counted as unread because a directory could not be listed, and the next poll tries again.
 import { closeSync, createReadStream, fstatSync, readdirSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
 import { HEAD_BYTES, hashOf, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
@@ -619,7 +620,11 @@ export class AlertsFollower {
   /** Read a compressed rotated file (opened: `fd`) from the saved offset to its end, saving the position as lines are taken. */
   private async finishCompressed(path: string, fd: number, pos: AlertsPosition): Promise<void> {
     const splitter = new LineSplitter(this.o.maxLineBytes);
-    const input = createReadStream(path, { fd, start: 0 }).pipe(createGunzip());
+    // pipeline, not pipe: a read error reaches the loop below, and destroying the gunzip stream when
+    // it stops early (the follower closed while the spool refused) destroys the file's stream too,
+    // which closes the descriptor; with pipe it was left paused, holding the descriptor for good.
+    const file = createReadStream(path, { fd, start: 0 });
+    const input = pipeline(file, createGunzip(), () => { /* errors come through the loop */ });
     let at = 0;
     const take = async (lines: FileLine[]): Promise<boolean> => {
       for (let attempts = 0; lines.length; attempts++) {
@@ -649,6 +654,7 @@ export class AlertsFollower {
       this.counters.rotated_compressed++;
     } finally {
       input.destroy();
+      file.destroy();
     }
   }
 
