@@ -496,3 +496,31 @@ t.test('out of file descriptors (EMFILE): the follower waits and retries, never 
   t.same([...new Set(said)], said, `not repeated at every poll: ${JSON.stringify(said)}`);
   await child.send('close');
 });
+
+t.test('out of file descriptors reading the saved position: it is kept and read again at the next poll, not taken for none', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, {}, home);
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 1);
+  appendFileSync(d1, lines(0, 3));
+  a.follower.start();
+  appendFileSync(d1, lines(3, 5));
+  await waitFor(() => a.got.length === 2, 3000, 'first run');
+  a.follower.close();
+  const saved = readFileSync(a.pos, 'utf8');
+  appendFileSync(d1, lines(5, 8)); // written while the tap is stopped
+
+  const child = startFdChild(t);
+  await child.send('exhaust 0'); // not even one descriptor to read alerts.position with
+  await child.send(`follow ${a.file} ${a.pos} end`); // no position would mean: from the end
+  await new Promise((res) => setTimeout(res, 500)); // five polls
+  t.same(child.got, [], 'nothing read while the position is not known');
+  t.equal(readFileSync(a.pos, 'utf8'), saved, 'the position file kept as it was');
+
+  await child.send('release');
+  await waitFor(() => child.got.length >= 3, 3000, 'the lines written while stopped').catch(() => {});
+  t.same(child.got, lines(5, 8).trim().split('\n'), 'resumes at the saved position: nothing lost, nothing twice');
+  t.notOk(child.logs.some((l) => /position unreadable/.test(l.msg)), 'not reported as a damaged position');
+  t.ok(child.logs.some((l) => /file descriptors/.test(l.msg) && /position/.test(l.msg)), 'said');
+  await child.send('close');
+});

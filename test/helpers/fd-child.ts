@@ -29,9 +29,10 @@ let enqueued = 0;
 const held: number[] = [];
 
 const commands: Record<string, (...args: string[]) => void> = {
-  follow(file, positionFile) {
+  /** `follow <file> <position> [end]`: with `end`, no saved position means the end of the file (the tap's default). */
+  follow(file, positionFile, from) {
     follower = new AlertsFollower({
-      file, positionFile, fromBeginning: true, pollMs: 100, retryMs: 100, log,
+      file, positionFile, fromBeginning: from !== 'end', pollMs: 100, retryMs: 100, log,
       sink: (lines) => { out({ ev: 'lines', lines: lines.map((l) => l.text) }); return lines.length; },
     });
     follower.start();

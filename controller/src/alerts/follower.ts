@@ -124,6 +124,8 @@ export class AlertsFollower {
   private readonly buf: Buffer;
   private cur: Current | null = null;
   private pos: AlertsPosition | null = null;
+  /** alerts.position was read (or is known to be absent or damaged): until then nothing is opened. */
+  private posRead = false;
   /** The next file opened came after a rotation: read it from its first byte. */
   private nextFromStart = false;
   /** With no saved position, the file was missing at some point since start: once it appears, all of it is new. */
@@ -160,9 +162,6 @@ export class AlertsFollower {
   }
 
   start(): void {
-    this.pos = readPosition(this.o.positionFile, (why) => {
-      this.o.log?.warn({ file: this.o.positionFile, why }, 'alerts position unreadable: starting as without one');
-    });
     this.poll = setInterval(() => this.kick(), this.o.pollMs);
     this.poll.unref();
     this.kick();
@@ -294,6 +293,7 @@ export class AlertsFollower {
 
   /** Open the file to follow; false when there is none yet (or none that is Wazuh's, or no descriptor left). */
   private open(): boolean {
+    if (!this.loadPosition()) return false;
     const between = this.openRotatedBetween();
     if (between !== null) return between;
     let fd: number;
@@ -330,6 +330,30 @@ export class AlertsFollower {
       if (owned.fd >= 0 && this.cur?.fd !== owned.fd) closeQuietly(owned.fd);
       throw e;
     }
+  }
+
+  /**
+   * Read the saved position, once; false while it cannot be read now (out of descriptors): the
+   * next poll tries again. Followed without it, alerts.json would be read from its end and the
+   * first save would overwrite the position: what was written while the tap was stopped, lost.
+   */
+  private loadPosition(): boolean {
+    if (this.posRead) return true;
+    try {
+      this.pos = readPosition(this.o.positionFile, (why) => {
+        this.o.log?.warn({ file: this.o.positionFile, why }, 'alerts position unreadable: starting as without one');
+      });
+    } catch (e) {
+      const say = this.limiter.allow('retry:position');
+      if (say) {
+        this.o.log?.warn({ file: this.o.positionFile, err: (e as Error).message, held: say.held }, isFdExhaustion(e)
+          ? 'out of file descriptors reading the alerts position: reading it again at the next poll'
+          : 'cannot read the alerts position now: reading it again at the next poll');
+      }
+      return false;
+    }
+    this.posRead = true;
+    return true;
   }
 
   /**

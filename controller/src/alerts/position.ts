@@ -3,6 +3,7 @@
 // tmp + rename, so a crash leaves the old position or the new one, never half of one.
 import { createHash } from 'node:crypto';
 import { readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { isTransient } from '../util/errno.js';
 
 /** Bytes of the file's head whose hash tells a re-created file that reuses an inode apart. */
 export const HEAD_BYTES = 1024;
@@ -21,12 +22,17 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** The saved position; null when there is none. A damaged file is reported through `onBad` and ignored. */
+/**
+ * The saved position; null when there is none. A damaged file is reported through `onBad` and
+ * ignored. A failure of the moment (out of descriptors: util/errno isTransient) is thrown: the
+ * position is still there, and taking it for none would start at the end of alerts.json.
+ */
 export function readPosition(path: string, onBad: (why: string) => void): AlertsPosition | null {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (isTransient(e)) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onBad(`cannot read: ${(e as Error).message}`);
     return null;
   }

@@ -8,3 +8,12 @@ export function isFdExhaustion(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   return code === 'EMFILE' || code === 'ENFILE';
 }
+
+/**
+ * A failure of the moment, not of the file: out of descriptors or memory, interrupted, busy. The
+ * same call may succeed later, so it is retried rather than taken for an answer about the file.
+ */
+export function isTransient(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return isFdExhaustion(e) || code === 'ENOMEM' || code === 'EAGAIN' || code === 'EINTR' || code === 'EBUSY';
+}
