@@ -377,8 +377,11 @@ export class AlertsFollower {
         offset = 0;
       }
     } else if (pos) {
+      // Not the saved file, whatever its inode: ext4 gives the inode of a day monitord compressed
+      // (its .json unlinked) to the next file made, so alerts.json can have the saved inode and
+      // another head. The saved file is then looked for as for any other rotation.
       const old = this.findRotated(pos);
-      const gz = old === null && (pos.dev !== st.dev || pos.ino !== st.ino) ? this.findCompressed(pos) : null;
+      const gz = old === null ? this.findCompressed(pos) : null;
       if (old === 'retry' || gz === 'retry') {
         // Out of descriptors while searching: not a reason to call the old file gone. Next poll.
         closeSync(fd);
@@ -419,12 +422,10 @@ export class AlertsFollower {
           });
         return false;
       } else {
-        if (pos.dev !== st.dev || pos.ino !== st.ino) {
-          this.counters.rotated_unread++;
-          this.o.log?.warn({ file: this.o.file },
-            'alerts file was replaced while the tap was stopped and the old one is no longer under logs/alerts/<year>/<Mon>/ '
-            + '(compressed or removed): alerts written to it after the saved position were not read; reading the new one from its start');
-        }
+        this.counters.rotated_unread++;
+        this.o.log?.warn({ file: this.o.file },
+          'alerts file was replaced while the tap was stopped and the old one is no longer under logs/alerts/<year>/<Mon>/ '
+          + '(compressed or removed): alerts written to it after the saved position were not read; reading the new one from its start');
         offset = 0;
       }
     } else {
@@ -685,8 +686,12 @@ export class AlertsFollower {
   private save(): void {
     const cur = this.cur;
     if (!cur || this.closed) return;
-    if (cur.headLen < HEAD_BYTES && cur.committed > cur.headLen) {
-      const len = Math.min(HEAD_BYTES, cur.committed);
+    // The head of what the file holds, not of what the sink took: appended bytes never change, and
+    // a head of 0 bytes tells the file from none (a new day whose lines the spool refused, then
+    // compressed while the tap was stopped, would be neither found nor told from a reused inode).
+    const size = cur.headLen < HEAD_BYTES ? fstatSync(cur.fd).size : 0;
+    if (size > cur.headLen) {
+      const len = Math.min(HEAD_BYTES, size);
       const h = headHash(cur.fd, len);
       if (h !== null) {
         cur.headLen = len;
