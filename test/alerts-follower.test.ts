@@ -603,3 +603,80 @@ t.test('the spool refused the first lines of a new day, then the tap stopped and
   t.same(b.got, lines(10, 202).trim().split('\n'), 'day 6 whole from its .gz, then day 7');
   t.match(b.follower.stats(), { rotated_compressed: 1, rotated_unread: 0 });
 });
+
+t.test('the spool refuses across two rotations and each old day is compressed before the follower reaches its end: every day read', async (t) => {
+  // NATS away, spool full: alerts wait in alerts.json, and the follower stays in day 5 (open, its
+  // .json compressed and unlinked meanwhile) while days 6 and 7 come. Where day 5 was is what tells
+  // which files came after it.
+  let room = true;
+  const got: string[] = [];
+  const r = rig(t, { fromBeginning: true, pollMs: 100, retryMs: 100, sink: (ls) => { if (!room) return 0; got.push(...ls.map((l) => l.text)); return ls.length; } });
+  mkdirSync(r.dir, { recursive: true });
+  const d5 = dayFile(r.dir, 5);
+  appendFileSync(d5, lines(0, 10));
+  r.follower.start();
+  await waitFor(() => got.length === 10, 3000, 'day 5');
+  room = false;
+  appendFileSync(d5, lines(10, 20));
+  await waitFor(() => r.follower.stats().refused >= 1, 3000, 'refused');
+  const d6 = dayFile(r.dir, 6);
+  appendFileSync(d6, lines(20, 30));
+  writeFileSync(`${d5}.gz`, gzipSync(readFileSync(d5)));
+  unlinkSync(d5);
+  await new Promise((res) => setTimeout(res, 300));
+  const d7 = dayFile(r.dir, 7);
+  appendFileSync(d7, lines(30, 40));
+  writeFileSync(`${d6}.gz`, gzipSync(readFileSync(d6)));
+  unlinkSync(d6);
+  await new Promise((res) => setTimeout(res, 300));
+  room = true;
+  await waitFor(() => got.length >= 40, 3000, 'all 40').catch(() => {});
+  t.same(got, lines(0, 40).trim().split('\n'), 'day 5 to its end, day 6 from its .gz, then day 7: all 40, in order');
+  t.match(r.follower.stats(), { rotated_between: 1, rotated_unread: 0 });
+});
+
+t.test('restart: the saved file was empty (a head of 0 bytes) and its inode is alerts.json\'s now — its name tells them apart', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true }, home);
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 5);
+  appendFileSync(d1, lines(0, 3));
+  a.follower.start();
+  await waitFor(() => a.got.length === 3, 3000, 'day 5');
+  dayFile(a.dir, 6); // midnight: the tap stops before day 6 has a line
+  await waitFor(() => a.follower.stats().rotations === 1 && a.follower.stats().following, 3000, 'day 6 followed');
+  a.follower.close();
+  const saved = JSON.parse(readFileSync(a.pos, 'utf8'));
+  t.match(saved, { offset: 0, headLen: 0, path: '2026/Nov/ossec-alerts-06.json' }, 'the position names the file');
+
+  // While stopped: day 6 fills, rotates and is compressed; day 7 rotates; day 8 has day 6's inode.
+  const d2 = join(a.dir, '2026/Nov/ossec-alerts-06.json');
+  appendFileSync(d2, lines(10, 15));
+  const d3 = dayFile(a.dir, 7);
+  appendFileSync(d3, lines(15, 18));
+  writeFileSync(`${d2}.gz`, gzipSync(readFileSync(d2)));
+  unlinkSync(d2);
+  const d4 = dayFile(a.dir, 8);
+  appendFileSync(d4, lines(18, 20));
+  const st = statSync(d4);
+  writeFileSync(a.pos, JSON.stringify({ ...saved, dev: st.dev, ino: st.ino }));
+  const b = rig(t, {}, home);
+  b.follower.start();
+  await waitFor(() => b.got.length >= 10, 3000, 'second run').catch(() => {});
+  t.same(b.got, lines(10, 20).trim().split('\n'), 'day 6 from its .gz (found by its name), day 7, day 8');
+  t.match(b.follower.stats(), { rotated_compressed: 1, rotated_between: 1, rotated_unread: 0 });
+  b.follower.close();
+
+  // The saved day removed while stopped (not compressed): its rest is lost, but the days after it are read.
+  appendFileSync(d4, lines(20, 22));
+  const d5 = dayFile(a.dir, 9);
+  appendFileSync(d5, lines(22, 24));
+  const d6 = dayFile(a.dir, 10);
+  appendFileSync(d6, lines(24, 26));
+  unlinkSync(d4);
+  const c = rig(t, {}, home);
+  c.follower.start();
+  await waitFor(() => c.got.length >= 4, 3000, 'third run').catch(() => {});
+  t.same(c.got, lines(22, 26).trim().split('\n'), 'day 9, then day 10');
+  t.match(c.follower.stats(), { rotated_unread: 1, rotated_between: 1 });
+});

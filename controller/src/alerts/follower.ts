@@ -13,14 +13,17 @@
 //     created); a 1 s poll as a safety net for missed events;
 //   - reads are synchronous and bounded per turn (chunks of 256 KiB, 4 MiB a turn, then the event
 //     loop gets a turn), lines are bounded (`maxLineBytes`; longer ones are counted and dropped);
-//   - the position (device, inode, a hash of the first KiB, offset) is written after the sink
+//   - the position (device, inode, a hash of the first KiB, the day's name under <year>/<Mon>/,
+//     offset) is written after the sink
 //     accepted the lines up to that offset, i.e. after their events are in the spool: a restart
 //     resumes there (at-least-once; the events' ids are stable, so JetStream drops a re-read);
-//   - rotation: the old file is read to its end through the open descriptor, then the new one from
-//     its first byte; a rotation while the tap was stopped is finished by finding the old inode
-//     under logs/alerts/<year>/<Mon>/, or, once monitord compressed it, the `.json.gz` whose first
-//     KiB hashes like the saved head (read as a stream); a file that shrank was truncated: read
-//     again from 0;
+//   - rotation: the old file is read to its end through the open descriptor, then the files rotated
+//     after it (found from its name, looked up when it was opened: it may be compressed before its
+//     end is reached), then the new one from its first byte; a rotation while the tap was stopped is
+//     finished by finding the old file under logs/alerts/<year>/<Mon>/ (its saved name, or its
+//     inode), or, once monitord compressed it, its `.json.gz` (by name, or the one whose first KiB
+//     hashes like the saved head; read as a stream); a file that shrank was truncated: read again
+//     from 0;
 //   - no saved position (first start): start at the end (only new alerts), or at the beginning
 //     with `fromBeginning`;
 //   - every file is opened through trusted-open.ts (no symbolic link, no FIFO, a regular file of
@@ -30,11 +33,11 @@
 //   - running out of file descriptors (EMFILE, ENFILE) is a pause, never a conclusion: nothing is
 //     counted as unread because a directory could not be listed, and the next poll tries again.
 import { closeSync, createReadStream, fstatSync, readdirSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { pipeline } from 'node:stream';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
-import { HEAD_BYTES, hashOf, headHash, readPosition, writePosition, type AlertsPosition } from './position.js';
+import { HEAD_BYTES, hashOf, headHash, isRotatedName, readPosition, writePosition, type AlertsPosition } from './position.js';
 import { openTrusted } from './trusted-open.js';
 import { lstatOrNull } from '../util/read-file.js';
 import { isFdExhaustion } from '../util/errno.js';
@@ -365,11 +368,20 @@ export class AlertsFollower {
     const pos = this.pos;
     let offset: number;
     let retired = false;
+    // alerts.json's other name, the day's file under <year>/<Mon>/ (analysisd links one to the
+    // other), looked up now: once rotated, the file can be compressed or removed before the follower
+    // reaches its end (the spool refusing for hours), and its name is where the files rotated after
+    // it are looked for.
     let path: string | undefined;
+    if (st.nlink > 1) {
+      const p = this.pathOf(st);
+      if (p === 'retry') return this.searchLater(owned);
+      path = p ?? undefined;
+    }
     if (this.nextFromStart) {
       offset = 0;
       this.nextFromStart = false;
-    } else if (pos && pos.dev === st.dev && pos.ino === st.ino && headHash(fd, pos.headLen) === pos.head) {
+    } else if (pos && pos.dev === st.dev && pos.ino === st.ino && headHash(fd, pos.headLen) === pos.head && !this.savedElsewhere(pos, st)) {
       offset = pos.offset;
       if (st.size < offset) {
         this.counters.truncations++;
@@ -382,17 +394,7 @@ export class AlertsFollower {
       // another head. The saved file is then looked for as for any other rotation.
       const old = this.findRotated(pos);
       const gz = old === null ? this.findCompressed(pos) : null;
-      if (old === 'retry' || gz === 'retry') {
-        // Out of descriptors while searching: not a reason to call the old file gone. Next poll.
-        closeSync(fd);
-        owned.fd = -1;
-        const say = this.limiter.allow('retry:rotated');
-        if (say) {
-          this.o.log?.warn({ file: this.o.file, held: say.held },
-            'out of file descriptors looking for the rotated alerts file: looking again at the next poll');
-        }
-        return false;
-      }
+      if (old === 'retry' || gz === 'retry') return this.searchLater(owned);
       if (old) {
         // Rotated while the tap was stopped: finish the old file first, then the live one from 0.
         closeSync(fd);
@@ -426,6 +428,14 @@ export class AlertsFollower {
         this.o.log?.warn({ file: this.o.file },
           'alerts file was replaced while the tap was stopped and the old one is no longer under logs/alerts/<year>/<Mon>/ '
           + '(compressed or removed): alerts written to it after the saved position were not read; reading the new one from its start');
+        if (pos.path !== undefined) {
+          // Where it was is known: the files rotated after it come first, then this one from its start.
+          closeSync(fd);
+          owned.fd = -1;
+          this.finishedRotated = join(dirname(this.o.file), pos.path);
+          this.nextFromStart = true;
+          return this.open();
+        }
         offset = 0;
       }
     } else {
@@ -444,6 +454,37 @@ export class AlertsFollower {
     if (!retired) this.watchFile();
     this.save();
     return true;
+  }
+
+  /** Out of descriptors while searching logs/alerts/<year>/<Mon>/: not a reason to call a file gone. Next poll. */
+  private searchLater(owned: { fd: number }): false {
+    closeSync(owned.fd);
+    owned.fd = -1;
+    const say = this.limiter.allow('retry:rotated');
+    if (say) {
+      this.o.log?.warn({ file: this.o.file, held: say.held },
+        'out of file descriptors looking for the rotated alerts file: looking again at the next poll');
+    }
+    return false;
+  }
+
+  /**
+   * The saved file's name says it is not `st`: compressed since, or the name of another file. Its
+   * inode can be another file's (ext4 reuses a freed one at once), and a head of 0 bytes (saved
+   * while it was empty) matches any file.
+   */
+  private savedElsewhere(pos: AlertsPosition, st: Stats): boolean {
+    if (pos.path === undefined) return false;
+    const path = join(dirname(this.o.file), pos.path);
+    const l = lstatOrNull(path);
+    return l ? l.dev !== st.dev || l.ino !== st.ino : lstatOrNull(`${path}.gz`) !== null;
+  }
+
+  /** A file's name under logs/alerts as the position keeps it (the `.json`, also for its `.json.gz`); undefined for any other. */
+  private nameOf(path: string | undefined): string | undefined {
+    if (path === undefined) return undefined;
+    const name = relative(dirname(this.o.file), path).replace(/\.gz$/, '');
+    return isRotatedName(name) ? name : undefined;
   }
 
   /** Root and the Wazuh user: whose files are Wazuh's. */
@@ -506,7 +547,7 @@ export class AlertsFollower {
         try {
           const h = gunzipHead(fd);
           const headLen = Math.min(HEAD_BYTES, h.length);
-          pos = { dev: r.st.dev, ino: r.st.ino, offset: 0, headLen, head: headLen ? hashOf(h.subarray(0, headLen)) : '' };
+          pos = { dev: r.st.dev, ino: r.st.ino, offset: 0, headLen, head: headLen ? hashOf(h.subarray(0, headLen)) : '', path: this.nameOf(next) };
         } catch (e) {
           closeQuietly(fd);
           this.counters.rotated_unread++;
@@ -583,9 +624,12 @@ export class AlertsFollower {
     return null;
   }
 
-  /** The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed); 'retry' when out of descriptors. */
+  /**
+   * The old inode under logs/alerts/<year>/<Mon>/, if still there (not yet compressed): under its
+   * saved name, or (a position without one) wherever a file has its inode; 'retry' when out of descriptors.
+   */
   private findRotated(pos: AlertsPosition): { fd: number; st: Stats; path: string } | null | 'retry' {
-    const path = this.pathOf(pos);
+    const path = pos.path !== undefined ? join(dirname(this.o.file), pos.path) : this.pathOf(pos);
     if (path === null || path === 'retry') return path;
     try {
       const r = openTrusted(path, this.owners());
@@ -603,8 +647,15 @@ export class AlertsFollower {
     }
   }
 
-  /** The `.json.gz` under logs/alerts/<year>/<Mon>/ whose content starts with the saved head, newest first; opened. */
+  /**
+   * The saved file's `.json.gz` under logs/alerts/<year>/<Mon>/, opened: by its saved name, else
+   * the one whose content starts with the saved head, newest first.
+   */
   private findCompressed(pos: AlertsPosition): { path: string; fd: number } | null | 'retry' {
+    if (pos.path !== undefined) {
+      const named = this.openCompressed(`${join(dirname(this.o.file), pos.path)}.gz`, pos);
+      if (named !== null) return named;
+    }
     if (pos.headLen === 0) return null; // nothing to recognise it by
     const found: { path: string; mtime: number }[] = [];
     try {
@@ -620,25 +671,32 @@ export class AlertsFollower {
     }
     found.sort((a, b) => b.mtime - a.mtime);
     for (const { path } of found.slice(0, 64)) {
-      let fd = -1;
-      try {
-        const r = openTrusted(path, this.owners());
-        if ('refused' in r) {
-          this.refuse(path, r);
-          continue;
-        }
-        fd = r.fd;
-        const head = gunzipHead(fd);
-        if (head.length >= pos.headLen && hashOf(head.subarray(0, pos.headLen)) === pos.head) return { path, fd };
-      } catch (e) {
-        if (isFdExhaustion(e)) {
-          if (fd >= 0) closeSync(fd);
-          return 'retry';
-        }
-        // not gzip, unreadable: not this one
-      }
-      if (fd >= 0) closeSync(fd);
+      const r = this.openCompressed(path, pos);
+      if (r !== null) return r;
     }
+    return null;
+  }
+
+  /** `path` opened if it is a `.json.gz` of Wazuh's whose content starts with the saved head (any, for a head of 0 bytes). */
+  private openCompressed(path: string, pos: AlertsPosition): { path: string; fd: number } | null | 'retry' {
+    let fd = -1;
+    try {
+      const r = openTrusted(path, this.owners());
+      if ('refused' in r) {
+        this.refuse(path, r);
+        return null;
+      }
+      fd = r.fd;
+      const head = gunzipHead(fd);
+      if (head.length >= pos.headLen && (pos.headLen === 0 || hashOf(head.subarray(0, pos.headLen)) === pos.head)) return { path, fd };
+    } catch (e) {
+      if (isFdExhaustion(e)) {
+        if (fd >= 0) closeSync(fd);
+        return 'retry';
+      }
+      // not there, not gzip, unreadable: not this one
+    }
+    if (fd >= 0) closeSync(fd);
     return null;
   }
 
@@ -698,7 +756,7 @@ export class AlertsFollower {
         cur.head = h;
       }
     }
-    this.savePosition({ dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen: cur.headLen, head: cur.head });
+    this.savePosition({ dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen: cur.headLen, head: cur.head, path: this.nameOf(cur.path) });
   }
 
   private savePosition(p: AlertsPosition): void {

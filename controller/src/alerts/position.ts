@@ -16,6 +16,19 @@ export interface AlertsPosition {
   headLen: number;
   /** sha256 hex of those bytes ('' when headLen is 0). */
   head: string;
+  /**
+   * Its name under logs/alerts (`<year>/<Mon>/ossec-alerts-<dd>[-<nnn>].json`), when known: where
+   * it is once rotated or compressed, and what tells it from a later file given its inode when
+   * its head cannot (a file still empty when saved).
+   */
+  path?: string;
+}
+
+/** A rotated file's name under logs/alerts, as analysisd makes it (nothing else is looked up: `..`, links elsewhere). */
+const ROTATED_NAME = /^\d{4}\/[A-Z][a-z]{2}\/ossec-alerts-\d{2}(?:-\d{3})?\.json$/;
+
+export function isRotatedName(path: string): boolean {
+  return ROTATED_NAME.test(path);
 }
 
 function isCount(v: unknown): v is number {
@@ -40,7 +53,10 @@ export function readPosition(path: string, onBad: (why: string) => void): Alerts
     const p = JSON.parse(text) as Record<string, unknown>;
     if (isCount(p.dev) && isCount(p.ino) && isCount(p.offset) && isCount(p.headLen) && p.headLen <= HEAD_BYTES
       && typeof p.head === 'string' && /^([0-9a-f]{64})?$/.test(p.head)) {
-      return { dev: p.dev, ino: p.ino, offset: p.offset, headLen: p.headLen, head: p.head };
+      const pos: AlertsPosition = { dev: p.dev, ino: p.ino, offset: p.offset, headLen: p.headLen, head: p.head };
+      // A name that is not a rotated file's is left out: the position holds without it.
+      if (typeof p.path === 'string' && isRotatedName(p.path)) pos.path = p.path;
+      return pos;
     }
     onBad('not a position');
   } catch {
