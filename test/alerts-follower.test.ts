@@ -680,3 +680,65 @@ t.test('restart: the saved file was empty (a head of 0 bytes) and its inode is a
   t.same(c.got, lines(22, 26).trim().split('\n'), 'day 9, then day 10');
   t.match(c.follower.stats(), { rotated_unread: 1, rotated_between: 1 });
 });
+
+t.test('hourly rotation: months of older files before the current one (in name order) and more than 64 .gz since the saved day — still found', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true }, home);
+  // Earlier months of an hourly rotate_interval: 28 days x 24 rotations x (.json.gz, .log.gz), listed
+  // by name Apr, Aug, Dec, Feb, Jan, … — before Nov, more entries than a search would look at.
+  for (const m of ['Jan', 'Feb', 'Mar', 'Apr']) {
+    mkdirSync(join(a.dir, '2026', m), { recursive: true });
+    for (let d = 1; d <= 28; d++) {
+      for (let k = 0; k < 24; k++) {
+        for (const ext of ['json.gz', 'log.gz']) {
+          writeFileSync(join(a.dir, '2026', m, `ossec-alerts-${String(d).padStart(2, '0')}${k ? `-${String(k).padStart(3, '0')}` : ''}.${ext}`), '');
+        }
+      }
+    }
+  }
+  const d1 = dayFile(a.dir, 5);
+  appendFileSync(d1, lines(0, 100)); // over a KiB: the head identifies it
+  a.follower.start();
+  await waitFor(() => a.got.length === 100, 3000, 'first run');
+  a.follower.close();
+  t.match(JSON.parse(readFileSync(a.pos, 'utf8')), { path: '2026/Nov/ossec-alerts-05.json' }, 'its name found in Nov');
+
+  // While stopped: the 5th goes on and rotates twice within the day.
+  appendFileSync(d1, lines(100, 110));
+  const d2 = rotatedFile(a.dir, 5, 1);
+  appendFileSync(d2, lines(110, 120));
+  const d3 = rotatedFile(a.dir, 5, 2);
+  appendFileSync(d3, lines(120, 130));
+  const b = rig(t, {}, home);
+  b.follower.start();
+  await waitFor(() => b.got.length >= 30, 3000, 'second run').catch(() => {});
+  t.same(b.got, lines(100, 130).trim().split('\n'), 'the rest of the 5th, its -001, then the live -002');
+  t.match(b.follower.stats(), { rotated_between: 1, rotated_unread: 0 });
+  b.follower.close();
+
+  // Stopped for four days of hourly rotations, each compressed, the saved file first; the position
+  // is an earlier version's, without the file's name: the .gz is found by its head among 100 newer ones.
+  appendFileSync(d3, lines(130, 2000));
+  const c = rig(t, {}, home);
+  c.follower.start();
+  await waitFor(() => c.got.length === 1870, 3000, 'third run');
+  c.follower.close();
+  appendFileSync(d3, lines(2000, 2005));
+  const compress = (f: string) => { writeFileSync(`${f}.gz`, gzipSync(readFileSync(f))); unlinkSync(f); };
+  compress(d3);
+  for (let k = 3; k <= 102; k++) {
+    const f = rotatedFile(a.dir, 5, k);
+    appendFileSync(f, lines(3000 + k, 3001 + k));
+    compress(f);
+  }
+  const d4 = dayFile(a.dir, 6);
+  appendFileSync(d4, lines(4000, 4001));
+  const { path: _name, ...older } = JSON.parse(readFileSync(a.pos, 'utf8'));
+  writeFileSync(a.pos, JSON.stringify(older));
+  const d = rig(t, {}, home);
+  d.follower.start();
+  await waitFor(() => d.got.length >= 106, 5000, 'fourth run').catch(() => {});
+  t.same(d.got, [...lines(2000, 2005).trim().split('\n'), ...lines(3003, 3103).trim().split('\n'), L(4000)],
+    'the rest of -002 from its .gz, the 100 rotated since, then the 6th');
+  t.match(d.follower.stats(), { rotated_between: 100, rotated_unread: 0 });
+});

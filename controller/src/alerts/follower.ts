@@ -582,39 +582,29 @@ export class AlertsFollower {
   private nextRotated(after: string, live: { dev: number; ino: number } | null): string | null | 'retry' {
     const from = rotationKey(after);
     if (from === null) return null;
-    let best: { path: string; key: number } | null = null;
-    let liveKey = Number.POSITIVE_INFINITY;
-    let budget = 5000;
     try {
-      for (const path of rotatedFiles(dirname(this.o.file))) {
-        if (--budget < 0) break;
-        const key = rotationKey(path);
-        if (key === null || key <= from) continue;
+      // In rotation order, so the first that is there is the one; the same rotation as .json and
+      // .json.gz (compressed as it was listed) comes as the .json first, the .gz if that is gone.
+      for (const path of rotatedFiles(dirname(this.o.file), { after: from })) {
         const l = lstatOrNull(path);
         if (!l) continue;
-        if (live && l.dev === live.dev && l.ino === live.ino) {
-          liveKey = Math.min(liveKey, key);
-          continue;
-        }
+        if (live && l.dev === live.dev && l.ino === live.ino) return null; // the live file: none between
         // Symbolic links are listed too, to be refused (and said so) by openTrusted.
-        if (!l.isFile() && !l.isSymbolicLink()) continue;
-        // The same rotation as .json and .json.gz (compressed as it was listed): the .json.
-        if (!best || key < best.key || (key === best.key && best.path.endsWith('.gz') && !path.endsWith('.gz'))) best = { path, key };
+        if (l.isFile() || l.isSymbolicLink()) return path;
       }
     } catch (e) {
       if (isFdExhaustion(e)) return 'retry';
-      return null;
     }
-    return best && best.key < liveKey ? best.path : null;
+    return null;
   }
 
   /** Where the followed file is under logs/alerts/<year>/<Mon>/ (alerts.json's other link); null when not there. */
   private pathOf(file: { dev: number; ino: number }): string | null | 'retry' {
-    let budget = 5000;
+    let budget = 5000; // files not yet compressed, newest first: the followed one comes within the first few
     try {
-      for (const path of rotatedFiles(dirname(this.o.file))) {
-        if (--budget < 0) return null;
+      for (const path of rotatedFiles(dirname(this.o.file), 'newest')) {
         if (path.endsWith('.gz')) continue;
+        if (--budget < 0) return null;
         const l = lstatOrNull(path);
         if (l && l.ino === file.ino && l.dev === file.dev && l.isFile()) return path;
       }
@@ -657,22 +647,22 @@ export class AlertsFollower {
       if (named !== null) return named;
     }
     if (pos.headLen === 0) return null; // nothing to recognise it by
-    const found: { path: string; mtime: number }[] = [];
+    // Newest first: the saved file comes after the rotations since it, one for each hour of
+    // `rotate_interval 1h` the tap was stopped. Each look decompresses the start of a .gz (a
+    // fraction of a millisecond); 2000 of them reach 83 days back at one rotation an hour.
+    let tries = 2000;
     try {
-      for (const path of rotatedFiles(dirname(this.o.file))) {
-        if (found.length >= 5000) break;
-        if (!path.endsWith('.json.gz')) continue;
+      for (const path of rotatedFiles(dirname(this.o.file), 'newest')) {
+        if (!path.endsWith('.gz')) continue;
         const st = lstatOrNull(path);
         // Symbolic links are listed too, to be refused (and said so) by openTrusted.
-        if (st && (st.isFile() || st.isSymbolicLink())) found.push({ path, mtime: st.mtimeMs });
+        if (!st || (!st.isFile() && !st.isSymbolicLink())) continue;
+        if (--tries < 0) break;
+        const r = this.openCompressed(path, pos);
+        if (r !== null) return r;
       }
     } catch (e) {
       if (isFdExhaustion(e)) return 'retry';
-    }
-    found.sort((a, b) => b.mtime - a.mtime);
-    for (const { path } of found.slice(0, 64)) {
-      const r = this.openCompressed(path, pos);
-      if (r !== null) return r;
     }
     return null;
   }
@@ -841,21 +831,41 @@ export function rotationKey(path: string): number | null {
 }
 
 /**
- * The decompressed start of a `.json.gz` (open: `fd`): the first 64 KiB of the stream decompress to
- * well over a KiB of JSON lines; SYNC_FLUSH lets a truncated stream decompress as far as it goes.
- * Throws when it is not gzip.
+ * The decompressed start of a `.json.gz` (open: `fd`): the first 16 KiB of the stream decompress to
+ * well over a KiB of JSON lines (as much, stored; several times more, compressed); SYNC_FLUSH lets
+ * a truncated stream decompress as far as it goes. Throws when it is not gzip.
  */
 function gunzipHead(fd: number): Buffer {
-  const b = Buffer.alloc(64 * 1024);
+  const b = Buffer.alloc(16 * 1024);
   const n = readSync(fd, b, 0, b.length, 0);
   return gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
 }
 
-/** The files of logs/alerts/<year>/<Mon>/ (the two newest years), where rotated days go. */
-function* rotatedFiles(root: string): Generator<string> {
-  for (const y of safeList(root).filter((d) => /^\d{4}$/.test(d)).sort().reverse().slice(0, 2)) {
-    for (const m of safeList(join(root, y))) {
-      for (const f of safeList(join(root, y, m))) yield join(root, y, m, f);
+/**
+ * The rotated files of logs/alerts/<year>/<Mon>/ (the names analysisd gives: `rotationKey`; its
+ * .log, .sum files are not), in the order analysisd wrote them: from the first after the rotation
+ * `after` on, or newest first (the two newest years). Months in date order, each listed only when
+ * the caller reads that far: a month of hourly rotations holds thousands of entries, and listing
+ * months by name (Apr, Aug, Dec, Feb…) with a budget never reached the current one.
+ */
+function* rotatedFiles(root: string, from: { after: number } | 'newest'): Generator<string> {
+  const up = from !== 'newest';
+  const fromMonth = up ? Math.floor(from.after / 100_000) : 0; // year * 12 + month, as in rotationKey
+  const years = safeList(root).filter((d) => /^\d{4}$/.test(d)).sort();
+  for (const y of up ? years.filter((d) => Number(d) * 12 + 11 >= fromMonth) : years.slice(-2).reverse()) {
+    const present = new Set(safeList(join(root, y)));
+    const months = MONTHS.filter((m, i) => present.has(m) && (!up || Number(y) * 12 + i >= fromMonth));
+    for (const m of up ? months : months.reverse()) {
+      const files: { path: string; key: number }[] = [];
+      for (const f of safeList(join(root, y, m))) {
+        const path = join(root, y, m, f);
+        const key = rotationKey(path);
+        if (key !== null && (!up || key > from.after)) files.push({ path, key });
+      }
+      // The same rotation as .json and .json.gz: the .json first.
+      const gz = (p: string) => (p.endsWith('.gz') ? 1 : 0);
+      files.sort((a, b) => (up ? a.key - b.key : b.key - a.key) || gz(a.path) - gz(b.path));
+      for (const f of files) yield f.path;
     }
   }
 }
