@@ -16,10 +16,10 @@
 // shared by different agents. Keepalive batches are not held to one at a time: they all share
 // one subject, and waiting for each one's PubAck before the next made them a queue (33 ms p50,
 // 390 ms p99 at 10,000 frames/s); a retried batch may be stored after a later batch (each
-// keepalive carries its own time, and no status change ever travels in a batch). But a batch
-// holds keepalives of any agent: an agent's message and a batch never overtake each other — one
-// waits while a message of the other kind sent before it is not stored (a status change retried
-// after a lost PubAck was stored after the next batch, whose keepalive said `active` again).
+// keepalive carries its own time, and no status change ever travels in a batch). But an agent's
+// message and a batch holding one of its keepalives never overtake each other: one waits while
+// the other, sent before it, is not stored (a status change retried after a lost PubAck was
+// stored after the next batch, whose keepalive said `active` again).
 // Nothing is published while the connection is down (nats.js
 // drops what it buffered when it reconnects); after a reconnect or a restart the spool is
 // replayed from the oldest unacknowledged record.
@@ -227,7 +227,7 @@ export class Delivery {
   // JetStream state
   private readonly slots = new Map<number, Slot>();
   private readonly busy = new Set<string>();
-  /** Slots not yet released: keepalive batches, and agents' messages (which do not overtake each other). */
+  /** Slots not yet released: keepalive batches, and agents' messages (see crosses()). */
   private batchesOut = 0;
   private agentsOut = 0;
   /** Slots waiting to be resent. */
@@ -781,7 +781,7 @@ export class Delivery {
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
       const key = orderKey(e);
-      if (this.busy.has(key) || (key.startsWith('a:') ? this.batchesOut : key.startsWith('k:') ? this.agentsOut : 0) > 0) break;
+      if (this.busy.has(key) || this.crosses(e, key)) break;
       this.pending.shift();
       this.busy.add(key);
       this.counted(key, 1);
@@ -931,6 +931,29 @@ export class Delivery {
     this.c.rejected++;
     this.log?.error({ subject: e.subject, event_id: e.eventId, bytes: e.body.length, ...fields }, msg);
     this.spool.ack(e.seq);
+  }
+
+  /**
+   * `e` would overtake a message not yet stored that it must not: for an agent's message, a batch
+   * holding a keepalive of that agent; for a batch, a message of an agent it holds a keepalive of.
+   * The batch's agents are read from its body only then (a status change is rare beside keepalives).
+   */
+  private crosses(e: SpoolEntry, key: string): boolean {
+    if (key.startsWith('a:')) {
+      if (this.batchesOut === 0) return false;
+      const agent = key.slice(2);
+      for (const s of this.slots.values()) {
+        if (!s.key.startsWith('k:')) continue;
+        const agents = batchAgents(s.e);
+        if (agents === null || agents.has(agent)) return true;
+      }
+      return false;
+    }
+    if (!key.startsWith('k:') || this.agentsOut === 0) return false;
+    const agents = batchAgents(e);
+    if (agents === null) return true;
+    for (const a of agents) if (this.busy.has(`a:${a}`)) return true;
+    return false;
   }
 
   private counted(key: string, n: 1 | -1): void {
@@ -1086,6 +1109,25 @@ export function orderKey(e: Pick<SpoolEntry, 'seq' | 'kind' | 'subject' | 'heade
   if (agent) return `a:${agent}`;
   if (e.kind === 'keepalive') return `k:${e.seq}`;
   return `s:${e.subject}`;
+}
+
+const batchAgentsOf = new WeakMap<SpoolEntry, ReadonlySet<string> | null>();
+const AGENT_ID_RE = /"agent_id":"(\d+)"/g;
+
+/**
+ * The agents a keepalive batch holds a keepalive of, from its body (the tap's own JSON: event-json.ts
+ * writes `"agent_id":"<digits>"`); null when that cannot be read — then it holds any. Kept per entry.
+ */
+function batchAgents(e: SpoolEntry): ReadonlySet<string> | null {
+  let agents = batchAgentsOf.get(e);
+  if (agents === undefined) {
+    const text = typeof e.body === 'string' ? e.body : Buffer.from(e.body).toString('latin1');
+    const found = new Set<string>();
+    for (const m of text.matchAll(AGENT_ID_RE)) found.add(m[1]);
+    agents = found.size > 0 ? found : null;
+    batchAgentsOf.set(e, agents);
+  }
+  return agents;
 }
 
 /** What an errno from the spool's disk means, in the words an administrator acts on. */
