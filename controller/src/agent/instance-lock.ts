@@ -6,9 +6,11 @@
 // control socket's peer credentials.
 import koffi from 'koffi';
 import { libc } from '../util/libc.js';
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { openChecked } from '../util/checked-open.js';
+import { fileKind, readWhole } from '../util/read-file.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -34,16 +36,16 @@ export class InstanceLock {
   acquire(): void {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     // O_NOFOLLOW and a regular-file check: a symlink or a FIFO planted there is refused, never followed or blocked on.
-    const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    const r = openChecked(this.path, constants.O_RDWR | constants.O_CREAT, (st) => (st.isFile() ? null : `not a regular file (${fileKind(st)})`));
+    if ('refused' in r) throw new ConfigError(`${this.path} is ${r.refused}: remove it`);
+    const { fd, st } = r;
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new ConfigError(`${this.path} is not a regular file: remove it`);
       if (libcFlock()(fd, LOCK_EX | LOCK_NB) !== 0) {
         const errno = koffi.errno();
         if (errno !== 11 /* EWOULDBLOCK */) throw new Error(`flock ${this.path}: errno ${errno}`);
         let holder = '';
         try {
-          holder = readFileSync(this.path, 'utf8').trim().slice(0, 20);
+          holder = readWhole(fd, 20).toString('utf8').trim();
         } catch { /* unreadable: unnamed */ }
         throw new AlreadyRunning(`another wazuh-nats-tap${/^\d+$/.test(holder) ? ` (pid ${holder})` : ''} already runs on ${this.what} (lock ${this.path})`);
       }

@@ -285,6 +285,8 @@ export class Tap {
         // The bound in force (spool_max_size, or less while the disk is full), and the disk's faults.
         bound_bytes: delivery?.spoolBoundBytes ?? this.spoolMaxBytes, disk_full: delivery?.diskFull ?? false,
         write_errors: delivery?.writeErrors ?? 0, read_errors: delivery?.readErrors ?? 0,
+        // Files in spool_dir that are not the tap's (a link, a FIFO, another user's): left unread.
+        refused_files: p?.delivery.spool.stats().refusedFiles ?? 0,
         // Agents whose latest status change the spool refused: published once it has room.
         owed_statuses: this.owed.size,
       },

@@ -1,8 +1,11 @@
 // Where the alerts follower stopped: the file's identity (device, inode, a hash of its first
 // bytes) and the offset after the last line whose events are safely in the spool. Written with
-// tmp + rename, so a crash leaves the old position or the new one, never half of one.
+// tmp + rename, so a crash leaves the old position or the new one, never half of one; the copy
+// made new and the file read only when it is a regular file of the tap's (util/checked-open.ts):
+// it lives beside the spool, whose parent may be another user's to write.
 import { createHash } from 'node:crypto';
-import { readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { readSync } from 'node:fs';
+import { readOwn, replaceOwn } from '../util/checked-open.js';
 import { isTransient } from '../util/errno.js';
 
 /** Bytes of the file's head whose hash tells a re-created file that reuses an inode apart. */
@@ -43,7 +46,7 @@ function isCount(v: unknown): v is number {
 export function readPosition(path: string, onBad: (why: string) => void): AlertsPosition | null {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readOwn(path, 64 * 1024).toString('utf8');
   } catch (e) {
     if (isTransient(e)) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onBad(`cannot read: ${(e as Error).message}`);
@@ -66,9 +69,7 @@ export function readPosition(path: string, onBad: (why: string) => void): Alerts
 }
 
 export function writePosition(path: string, p: AlertsPosition): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(p)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  replaceOwn(path, `${JSON.stringify(p)}\n`);
 }
 
 /** Hash of the first `len` bytes of an open file; null when it holds fewer. */

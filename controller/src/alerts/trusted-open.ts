@@ -4,16 +4,13 @@
 // symbolic link in its last component (O_NOFOLLOW) and without blocking (O_NONBLOCK: a FIFO opens
 // at once and is then refused), and what was opened is checked through the descriptor (fstat, no
 // race with a swap): a regular file owned by root or by the Wazuh user, else it is closed unread.
-import { closeSync, constants as fc, fstatSync, openSync, statSync, type Stats } from 'node:fs';
+import { constants as fc, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileKind, lstatOrNull } from '../util/read-file.js';
+import { openChecked, type CheckedOpen } from '../util/checked-open.js';
+import { fileKind } from '../util/read-file.js';
 
-const FLAGS = fc.O_RDONLY | fc.O_NOFOLLOW | fc.O_NONBLOCK;
-
-export type TrustedOpen =
-  | { fd: number; st: Stats }
-  /** Not opened, or closed unread: `why` says what it is; dev/ino tell this file from the next one. */
-  | { refused: string; dev: number; ino: number };
+/** Opened (`fd`, `st`), or not opened or closed unread: `refused` says what it is; dev/ino tell this file from the next one. */
+export type TrustedOpen = CheckedOpen;
 
 /**
  * The Wazuh user's uid: the owner of `<home>/queue/db`, wazuh-db's directory; null when it cannot
@@ -36,29 +33,7 @@ export function wazuhUid(home: string): number | null {
 
 /** Open `path` for reading if it is a regular file owned by one of `owners`; other errors (ENOENT, EMFILE…) are thrown. */
 export function openTrusted(path: string, owners: readonly number[]): TrustedOpen {
-  let fd: number;
-  try {
-    fd = openSync(path, FLAGS);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // ELOOP: the last component is a symbolic link (O_NOFOLLOW); ENXIO: a UNIX socket.
-    if (code === 'ELOOP' || code === 'ENXIO') {
-      const l = lstatOrNull(path);
-      return { refused: code === 'ELOOP' ? 'a symbolic link' : 'a socket', dev: l?.dev ?? 0, ino: l?.ino ?? 0 };
-    }
-    throw e;
-  }
-  let st: Stats;
-  try {
-    st = fstatSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  const why = !st.isFile() ? `not a regular file (${fileKind(st)})`
+  return openChecked(path, fc.O_RDONLY, (st) => (!st.isFile() ? `not a regular file (${fileKind(st)})`
     : !owners.includes(st.uid) ? `owned by uid ${st.uid}, neither root nor the Wazuh user (${owners.filter((u) => u !== 0).join(', ') || 'unknown'})`
-      : null;
-  if (why === null) return { fd, st };
-  closeSync(fd);
-  return { refused: why, dev: st.dev, ino: st.ino };
+      : null));
 }

@@ -46,6 +46,7 @@ export function renderStatus(st: Record<string, any>): string {
       + (sp.disk_full ? ', DISK FULL: new events refused (counted) until there is room' : '')
       + (sp.write_errors ? `, write errors ${sp.write_errors}` : '')
       + (sp.read_errors ? `, read errors ${sp.read_errors}` : '')
+      + (sp.refused_files ? `, files refused (not the tap's) ${sp.refused_files}` : '')
       + (sp.owed_statuses ? `, ${sp.owed_statuses} agents' latest status change waiting for room` : '')]);
   }
   rows.push(['agents', agents.length ? agents.join(', ') : 'none known']);

@@ -130,6 +130,7 @@ export class ReliablePublisher {
       name: `wazuh-nats-tap@${opts.node}`,
       spool: {
         dir: opts.spoolDir, maxBytes: opts.spoolMaxBytes, ...opts.spool,
+        onWarn: opts.spool?.onWarn ?? ((msg, fields) => opts.log.warn(fields, msg)),
         onRecovered: opts.onSpooledStatus ? (e) => {
           const st = spooledStatus(e, opts.encryption);
           if (st) opts.onSpooledStatus!(st);

@@ -49,13 +49,26 @@
 // an fdatasync that fail are counted and retried later, never thrown.
 //
 // Every file is 0600 and the directory 0700 (SPEC §8): they hold events, maybe secrets.
+//
+// The tap is root and the directory's parent may be another user's to write (on Wazuh, `<home>/var` is
+// root:wazuh 0770), so nothing found in it is trusted (SPEC §8). The directory is opened once and
+// checked: the tap's user must own it, and one that others may write is refused unless it holds only
+// the tap's files (then it is made 0700). Every file is then reached through that descriptor
+// (`/proc/self/fd/<n>/<name>`), so a directory renamed and replaced by whoever writes the parent cannot
+// redirect a write; each is opened without following a link and without blocking (a FIFO), and used
+// only when it is a regular file of the tap's user with one name (util/checked-open.ts); new files are
+// made with O_EXCL. Anything else where a segment or the cursor should be is reported (`onWarn`),
+// counted (`refusedFiles`) and left as it is: never read, written, truncated, chmodded or followed.
 import {
-  chmodSync, closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync,
-  readSync, readdirSync, renameSync, statfsSync, truncateSync, unlinkSync, writeFileSync, writeSync,
+  closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync,
+  readSync, readdirSync, statSync, statfsSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { ConfigError } from '../errors.js';
+import { EUID, NotOwnFile, openOwn, readOwn, replaceOwn } from '../util/checked-open.js';
 import { isErrno } from '../util/errno.js';
+import { readWhole } from '../util/read-file.js';
 
 export type MessageKind = 'status' | 'keepalive' | 'alert' | 'tap';
 export const KINDS: readonly MessageKind[] = ['status', 'keepalive', 'alert', 'tap'];
@@ -104,6 +117,8 @@ export interface SpoolOptions {
   reserveBytes?: number;
   /** A write failed (`op`: append, ack, compact, sync, open): counted, the spool goes on. */
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
+  /** Something to say once (a file in the directory that is not the tap's: counted, left as it is). */
+  onWarn?: (msg: string, fields: Record<string, unknown>) => void;
   /** The disk limits the spool below `maxBytes` (full: true), or no longer does. */
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   /**
@@ -133,6 +148,8 @@ export interface SpoolStats {
   writeErrors: number;
   /** Reads of unsent records from the segment files that failed (EMFILE, ENFILE, EIO…): retried by the caller. */
   readErrors: number;
+  /** Files where a segment or the ack cursor should be that are not the tap's (a link, a FIFO, another user's): left unread. */
+  refusedFiles: number;
   /** The disk is full: it (not maxBytes) made the spool refuse records, or a write failed; until the spool is below 80 % of what the disk holds. */
   diskFull: boolean;
   /** The bound in force: maxBytes, or less while the disk is full. */
@@ -286,19 +303,24 @@ export class Spool {
   private full = false;
   /** The active segment has a tail that could not be cut back: the next record starts a new segment. */
   private sealed = false;
-  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'reserveBytes'>> & { reserveBytes?: number };
+  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'onWarn' | 'reserveBytes'>> & { reserveBytes?: number };
   private readonly onRecovered?: (e: SpoolEntry) => void;
+  private readonly onWarn?: (msg: string, fields: Record<string, unknown>) => void;
+  /** The directory, opened once (recover): what `dirPath` names. */
+  private dirFd = -1;
+  /** How its files are reached: `/proc/self/fd/<dirFd>` (the directory opened, wherever it is now), else its path. */
+  private dirPath = '';
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   readonly counters = {
-    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0,
+    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0, refusedFiles: 0,
     /** Keepalives queued in memory only (append's keepalivesInMemory). */
     inMemory: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
   };
 
   private constructor(opts: SpoolOptions) {
-    const { onIoError, onDisk, onRecovered, ...rest } = opts;
+    const { onIoError, onDisk, onRecovered, onWarn, ...rest } = opts;
     this.o = {
       segmentBytes: Math.max(64 * 1024, Math.min(8 * 1024 * 1024, Math.floor(opts.maxBytes / 8))),
       keepaliveShare: 0.9, fsync: 'interval', fsyncIntervalMs: 1000, ackPersistMs: 250,
@@ -309,59 +331,71 @@ export class Spool {
     this.onIoError = onIoError;
     this.onDisk = onDisk;
     this.onRecovered = onRecovered;
+    this.onWarn = onWarn;
   }
 
   /** Open (or create) the spool in `dir`, recovering what an earlier process left. */
   static open(opts: SpoolOptions): Spool {
     const s = new Spool(opts);
-    s.recover();
+    try {
+      s.recover();
+    } catch (e) {
+      if (s.dirFd >= 0) closeSync(s.dirFd);
+      throw e;
+    }
     return s;
   }
 
   private recover(): void {
     const { dir } = this.o;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.reserve = this.o.reserveBytes ?? defaultReserve(dir);
-    // Made by an earlier version (0750): 0700 when it holds the tap's files only (a spool_dir
-    // pointed at a shared directory, /tmp say, is not the tap's to change).
-    const entries = readdirSync(dir);
-    if (entries.every((f) => TAP_FILE.test(f))) chmodSync(dir, 0o700);
-    for (const f of entries) {
-      // A copy a crash left half written (a compaction, the cursor): the original is whole.
+    this.pinDir();
+    this.reserve = this.o.reserveBytes ?? defaultReserve(this.dirPath);
+    const names = readdirSync(this.dirPath);
+    for (const f of names) {
+      // A copy a crash left half written (a compaction, the cursor): the original is whole. Removing a
+      // name never follows it: a link planted there goes, what it points to stays.
       if (f === 'ack.tmp' || /^seg-\d+\.log\.tmp$/.test(f)) {
-        try { unlinkSync(join(dir, f)); } catch { /* gone */ }
-      } else if (f === 'ack' || /^seg-\d+\.log$/.test(f)) {
-        try { chmodSync(join(dir, f), 0o600); } catch { /* gone */ }
+        try { unlinkSync(this.at(f)); } catch { /* gone; a directory: the next save of the copy says so */ }
       }
     }
-    const ackPath = join(dir, 'ack');
-    if (existsSync(ackPath)) {
-      const n = Number(readFileSync(ackPath, 'utf8').trim());
-      if (Number.isSafeInteger(n) && n >= 0) this.ackCursor = n;
+    const ackFd = this.openFound('ack');
+    if (ackFd !== null) {
+      try {
+        const n = Number(readWhole(ackFd, 64).toString('utf8').trim());
+        if (Number.isSafeInteger(n) && n >= 0) this.ackCursor = n;
+      } finally {
+        closeSync(ackFd);
+      }
     }
     this.persistedCursor = this.ackCursor;
-    const files = readdirSync(dir).filter((f) => /^seg-\d+\.log$/.test(f))
+    const files = names.filter((f) => /^seg-\d+\.log$/.test(f))
       .map((f) => ({ f, id: Number(f.slice(4, -4)) })).sort((a, b) => a.id - b.id);
     let maxSeq = this.ackCursor;
-    let maxId = 0;
-    files.forEach(({ f, id }, i) => {
-      maxId = Math.max(maxId, id);
-      const path = join(dir, f);
-      const buf = readFileSync(path);
+    // Past every name found, refused ones too: a new segment is never one of them.
+    const maxId = files.reduce((m, { id }) => Math.max(m, id), 0);
+    /** Segments whose tail did not parse: the last one's is torn (a crash in a write), the others' damaged. */
+    const cuts: { path: string; end: number }[] = [];
+    let last = '';
+    for (const { f, id } of files) {
+      const fd = this.openFound(f);
+      if (fd === null) continue;
+      const path = this.at(f);
+      last = path;
+      let buf: Buffer;
+      try {
+        buf = readWhole(fd, fstatSync(fd).size);
+      } finally {
+        closeSync(fd);
+      }
       const { entries, end, bad, cut } = parseFrames(buf, true);
       this.counters.corrupt += bad;
-      if (cut) {
-        if (i === files.length - 1) this.counters.torn++;
-        else this.counters.corrupt++;
-        // Cut for good; if that fails, nothing is appended to this file anyway (a new segment
-        // is opened below) and the next open cuts it again.
-        try { truncateSync(path, end); } catch (e) { if (!isErrno(e)) throw e; }
-      }
+      if (cut) cuts.push({ path, end });
       const live = entries.filter((e) => e.seq > this.ackCursor);
       for (const e of entries) maxSeq = Math.max(maxSeq, e.seq);
       if (live.length === 0) {
         try { unlinkSync(path); } catch (e) { if (!isErrno(e)) throw e; }
-        return;
+        continue;
       }
       this.segs.push({
         id, path, bytes: end, firstSeq: live[0].seq, lastSeq: live[live.length - 1].seq, count: live.length,
@@ -370,7 +404,14 @@ export class Spool {
       this.totalBytes += end;
       this.unacked += live.length;
       if (this.onRecovered) for (const e of live) this.onRecovered(e);
-    });
+    }
+    for (const { path, end } of cuts) {
+      if (path === last) this.counters.torn++;
+      else this.counters.corrupt++;
+      // Cut for good; if that fails, nothing is appended to this file anyway (a new segment
+      // is opened below) and the next open cuts it again.
+      this.cut(path, end);
+    }
     this.counters.recovered = this.unacked;
     this.nextSeq = maxSeq + 1;
     this.firstSeqOfRun = this.nextSeq;
@@ -395,11 +436,118 @@ export class Spool {
     this.timers.push(a);
   }
 
-  /** Make segment `id` the active one; when the file cannot be made, it stays a placeholder (not in segs) and this throws. */
+  /**
+   * Open spool_dir once and check it (see the header): owned by the tap's user; writable by others
+   * only while it holds nothing but the tap's files, and then made 0700 (an earlier version made it
+   * 0750; a spool_dir pointed at a directory of other files, /tmp say, is not the tap's to change,
+   * and others could put links there: refused). Its files are then reached through the descriptor.
+   */
+  private pinDir(): void {
+    const { dir } = this.o;
+    // A link in spool_dir's own path is followed (an administrator may point it elsewhere): what it
+    // leads to is checked here, on the descriptor, and kept for the spool's life.
+    const fd = openSync(dir, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
+    try {
+      const st = fstatSync(fd);
+      if (st.uid !== EUID) {
+        throw new ConfigError(`spool_dir ${dir} is owned by uid ${st.uid}, not by the tap's user (uid ${EUID}): its owner could put `
+          + `links there for the tap to follow; make it the tap's (chown ${EUID} ${dir}) or set spool_dir to a directory of its own`);
+      }
+      const via = `/proc/self/fd/${fd}`;
+      let pinned = false;
+      try {
+        const l = statSync(via);
+        pinned = l.dev === st.dev && l.ino === st.ino;
+      } catch { /* no /proc */ }
+      this.dirPath = pinned ? via : dir;
+      const names = readdirSync(this.dirPath);
+      const foreign = names.filter((f) => !TAP_FILE.test(f));
+      if (foreign.length === 0) {
+        if ((st.mode & 0o7777) !== 0o700) fchmodSync(fd, 0o700);
+      } else if (st.mode & 0o022) {
+        const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+        throw new ConfigError(`spool_dir ${dir} is writable by ${st.mode & 0o020 ? (st.mode & 0o002 ? 'its group and others' : 'its group') : 'others'} `
+          + `(mode ${mode}) and holds files that are not the tap's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}): `
+          + 'whoever can write it could put links there for the tap to follow; set spool_dir to a directory of its own');
+      }
+      this.dirFd = fd;
+      if (!pinned) {
+        this.onWarn?.('spool: /proc/self/fd cannot be used: the spool reaches its files by the path of spool_dir (a rename of the '
+          + 'directory by whoever can write its parent would move where the tap writes)', { dir });
+      }
+    } catch (e) {
+      closeSync(fd);
+      this.dirPath = '';
+      throw e;
+    }
+  }
+
+  /** A file of the spool directory, by the directory opened (pinDir). */
+  private at(name: string): string {
+    return `${this.dirPath}/${name}`;
+  }
+
+  /**
+   * A segment or the cursor an earlier run left, opened for reading and made 0600 (an earlier version
+   * made them 0640, 0644); null when there is none, or when what is there is not the tap's: then it is
+   * reported, counted and left as it is (never read, chmodded or followed), and the spool goes on.
+   */
+  private openFound(name: string): number | null {
+    let fd: number;
+    try {
+      fd = openOwn(this.at(name), fc.O_RDONLY);
+    } catch (e) {
+      if (e instanceof NotOwnFile) {
+        this.refusedFile(name, e.why);
+        return null;
+      }
+      if (isErrno(e) && e.code === 'ENOENT') return null;
+      throw e;
+    }
+    try {
+      if ((fstatSync(fd).mode & 0o7777) !== 0o600) fchmodSync(fd, 0o600);
+    } catch { /* read all the same */ }
+    return fd;
+  }
+
+  /** Something in the directory where a file of the spool should be is not one of the tap's: said, counted, left alone. */
+  private refusedFile(name: string, why: string): void {
+    this.counters.refusedFiles++;
+    this.onWarn?.('spool: a file in spool_dir is not the tap\'s: left as it is, never read, written or followed', {
+      file: join(this.o.dir, name), is: why,
+    });
+  }
+
+  /** Cut a segment after its last whole record (a torn tail); a failure is left for the next open to try again. */
+  private cut(path: string, end: number): void {
+    let fd: number;
+    try {
+      fd = openOwn(path, fc.O_WRONLY);
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      return;
+    }
+    try { ftruncateSync(fd, end); } catch (e) { if (!isErrno(e)) throw e; } finally { closeSync(fd); }
+  }
+
+  /**
+   * Make segment `id` the active one; when the file cannot be made, it stays a placeholder (not in segs) and this throws.
+   * A new file (O_EXCL): a name already taken (planted: the tap never made it) is reported and the next id tried.
+   */
   private openSegment(id: number): void {
-    const path = join(this.o.dir, `seg-${String(id).padStart(12, '0')}.log`);
-    this.active = { id, path, bytes: 0, firstSeq: 0, lastSeq: 0, count: 0, keepalives: 0 };
-    this.fd = openSync(path, 'a', 0o600);
+    for (let tries = 0; ; tries++) {
+      const name = `seg-${String(id).padStart(12, '0')}.log`;
+      this.active = { id, path: this.at(name), bytes: 0, firstSeq: 0, lastSeq: 0, count: 0, keepalives: 0 };
+      try {
+        this.fd = openOwn(this.active.path, fc.O_WRONLY | fc.O_APPEND | fc.O_CREAT | fc.O_EXCL);
+        break;
+      } catch (e) {
+        if (!isErrno(e) || e.code !== 'EEXIST') throw e;
+        this.refusedFile(name, 'there already, not made by the tap: another segment id is used');
+        this.active.id = ++id; // the placeholder: a retry starts past it
+        if (tries >= 15) throw e;
+      }
+    }
     this.segs.push(this.active);
     this.fsFree -= 4096; // a file's last block is partly empty: what the byte count does not see
   }
@@ -452,7 +600,7 @@ export class Spool {
     this.fsCheckedAt = now;
     this.fsWritten = 0;
     try {
-      const st = statfsSync(this.o.dir);
+      const st = statfsSync(this.dirPath);
       this.fsFree = st.bavail * st.bsize;
     } catch {
       this.fsFree = Number.POSITIVE_INFINITY; // cannot tell: the bound and write failures decide
@@ -808,7 +956,7 @@ export class Spool {
       if (!this.rd) {
         const seg = this.segs.find((s) => s.count > 0 && s.lastSeq >= this.nextRead);
         if (!seg) return undefined;
-        this.rd = { segId: seg.id, fd: openSync(seg.path, 'r'), offset: 0, entries: [], head: 0 };
+        this.rd = { segId: seg.id, fd: openOwn(seg.path, fc.O_RDONLY), offset: 0, entries: [], head: 0 };
       }
       const rd = this.rd;
       while (rd.head < rd.entries.length) {
@@ -841,7 +989,7 @@ export class Spool {
       this.closeReader();
       const next = this.segs.slice(idx + 1).find((s) => s.count > 0 && s.lastSeq >= this.nextRead);
       if (!next) return undefined;
-      this.rd = { segId: next.id, fd: openSync(next.path, 'r'), offset: 0, entries: [], head: 0 };
+      this.rd = { segId: next.id, fd: openOwn(next.path, fc.O_RDONLY), offset: 0, entries: [], head: 0 };
     }
   }
 
@@ -866,6 +1014,7 @@ export class Spool {
    * makes the room, and their records were acknowledged (a restart resends some, loses none).
    */
   private dropAcked(): void {
+    if (this.closed) return; // a late acknowledgement: the next start drops them
     const done = this.segs.filter((s) => s !== this.active && s.lastSeq <= this.ackCursor);
     if (done.length === 0) return;
     const err = this.persistAck();
@@ -886,15 +1035,12 @@ export class Spool {
    */
   persistAck(): string | null {
     if (this.ackCursor === this.persistedCursor || this.closed) return null;
-    const tmp = join(this.o.dir, 'ack.tmp');
     try {
-      writeFileSync(tmp, `${this.ackCursor}\n`, { mode: 0o600 });
-      renameSync(tmp, join(this.o.dir, 'ack'));
+      replaceOwn(this.at('ack'), `${this.ackCursor}\n`, { tmp: this.at('ack.tmp') });
       this.persistedCursor = this.ackCursor;
       return null;
     } catch (e) {
       if (!isErrno(e)) throw e;
-      try { unlinkSync(tmp); } catch { /* not made */ }
       const code = e.code ?? 'EIO';
       if (NO_SPACE.has(code)) {
         this.ioFailed(e, 'ack');
@@ -921,7 +1067,7 @@ export class Spool {
       if (s === this.active || s.keepalives === 0 || s.lastSeq < this.nextRead) continue;
       let buf: Buffer;
       try {
-        buf = readFileSync(s.path);
+        buf = readOwn(s.path, Number.MAX_SAFE_INTEGER);
       } catch (e) {
         if (!isErrno(e)) throw e;
         this.ioFailed(e, 'compact');
@@ -944,25 +1090,11 @@ export class Spool {
       const newBytes = keep.reduce((n, b) => n + b.length, 0);
       // The copy is written next to the segment: it needs room (half the reserve may go to it).
       if (keep.length > 0 && newBytes + 4096 > this.fsFree - this.reserve / 2) break;
-      const tmp = `${s.path}.tmp`;
       try {
-        if (keep.length === 0) {
-          unlinkSync(s.path);
-        } else {
-          const fd = openSync(tmp, 'w', 0o600);
-          try {
-            const out = Buffer.concat(keep, newBytes);
-            let off = 0;
-            while (off < out.length) off += writeSync(fd, out, off);
-            if (this.o.fsync !== 'never') fsyncSync(fd);
-          } finally {
-            closeSync(fd);
-          }
-          renameSync(tmp, s.path);
-        }
+        if (keep.length === 0) unlinkSync(s.path);
+        else replaceOwn(s.path, Buffer.concat(keep, newBytes), { sync: this.o.fsync !== 'never' });
       } catch (e) {
         if (!isErrno(e)) throw e;
-        try { unlinkSync(tmp); } catch { /* not made */ }
         for (const e2 of entries) if (e2.kind === 'keepalive') droppedSeqs.delete(e2.seq);
         this.ioFailed(e, 'compact');
         break;
@@ -1000,7 +1132,7 @@ export class Spool {
       deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
       writeErrors: this.counters.writeErrors,
-      readErrors: this.counters.readErrors,
+      readErrors: this.counters.readErrors, refusedFiles: this.counters.refusedFiles,
       diskFull: this.full, boundBytes: this.lastLimit,
     };
   }
@@ -1023,8 +1155,13 @@ export class Spool {
     }
     this.persistAck();
     this.closed = true;
-    if (this.active.count === 0) {
+    if (this.active.count === 0 && this.segs.includes(this.active)) {
       try { unlinkSync(this.active.path); } catch { /* gone */ }
+    }
+    if (this.dirFd >= 0) {
+      try { closeSync(this.dirFd); } catch { /* closed */ }
+      this.dirFd = -1;
+      this.dirPath = this.o.dir; // its number may be another file's now: nothing goes through it
     }
   }
 }

@@ -64,17 +64,22 @@ export function readRegularFileSync(path: string, maxBytes = 64 * 1024 * 1024): 
     if (!fst.isFile()) throw refuse(path, fst);
     if (fst.size > maxBytes) throw tooLarge(path, fst.size, maxBytes);
     // What the file held when opened (a file growing meanwhile is read again next time).
-    const buf = Buffer.alloc(fst.size);
-    let len = 0;
-    while (len < buf.length) {
-      const n = readSync(fd, buf, len, buf.length - len, len);
-      if (n === 0) break;
-      len += n;
-    }
-    return buf.subarray(0, len);
+    return readWhole(fd, fst.size);
   } finally {
     closeSync(fd);
   }
+}
+
+/** The first `size` bytes of an open file (fewer when it is shorter now). */
+export function readWhole(fd: number, size: number): Buffer {
+  const buf = Buffer.alloc(size);
+  let len = 0;
+  while (len < buf.length) {
+    const n = readSync(fd, buf, len, buf.length - len, len);
+    if (n === 0) break;
+    len += n;
+  }
+  return buf.subarray(0, len);
 }
 
 /** Open a regular file for reading without blocking (async: client.keys is read off the main path). */

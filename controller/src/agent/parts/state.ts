@@ -18,7 +18,8 @@ export function statePart(tap: Tap): Part {
       const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'), {
         onError: (e, op, failures) => log.warn({ err: e.message, op, failures }, op === 'compact'
           ? 'cannot compact the status journal: kept as it is'
-          : 'agents.status: cannot write (disk full?): kept in memory, retrying'),
+          : op === 'read' ? 'agents.status: cannot read: starting without the statuses it held (wazuh-db\'s are taken as they are)'
+            : 'agents.status: cannot write (disk full?): kept in memory, retrying'),
         onRecovered: () => log.info('agents.status: writing again'),
       });
       const known = journal.open();

@@ -28,7 +28,15 @@
 // written, and tried again with each write while it cannot be. A separate
 // reserve file given back on a full disk was not enough: the room it freed
 // went to whoever wrote first — the spool.
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+//
+// The tap is root and the directory's parent may be another user's: the file is
+// opened without following a link, without blocking, and used only when it is a
+// regular file of the tap's (util/checked-open.ts); the compacted copy is made
+// new (O_EXCL) and renamed over it. Anything else there is not read: reported
+// (`read`), and replaced by the compaction — the rename replaces a link, never
+// follows it.
+import { closeSync, constants as fc, fstatSync, ftruncateSync, writeSync } from 'node:fs';
+import { openOwn, readOwn, replaceOwn } from '../../util/checked-open.js';
 import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
 import { SharedPool } from '../../util/intern.js';
@@ -117,12 +125,10 @@ export class StatusJournal {
   open(): Map<number, PublishedStatus> {
     let known = new Map<number, PublishedStatus>();
     try {
-      if (existsSync(this.path)) {
-        const text = readFileSync(this.path, 'utf8');
-        if (text.length <= MAX_BYTES) known = parseJournal(text);
-      }
+      const text = readOwn(this.path, MAX_BYTES + 1);
+      if (text.length <= MAX_BYTES) known = parseJournal(text.toString('utf8'));
     } catch (e) {
-      this.failed(e as Error, 'read');
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(e as Error, 'read'); // none: the first run
     }
     this.compact(known);
     this.openFile();
@@ -143,7 +149,7 @@ export class StatusJournal {
 
   private openFile(): boolean {
     try {
-      this.fd = openSync(this.path, 'a', 0o600);
+      this.fd = openOwn(this.path, fc.O_WRONLY | fc.O_APPEND | fc.O_CREAT);
       this.size = fstatSync(this.fd).size;
       this.reservedTo = 0; // a new file (after a compaction): nothing kept yet
       this.keepReserve();
@@ -213,13 +219,9 @@ export class StatusJournal {
 
   /** Replace the file with one line per agent (write a copy, then rename: never a half file). False when it failed (the old file stays). */
   compact(latest: ReadonlyMap<number, PublishedStatus>): boolean {
-    const tmp = `${this.path}.tmp`;
     try {
-      try { unlinkSync(tmp); } catch { /* none: a copy is made with mode 0600 only when new */ }
-      writeFileSync(tmp, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''), { mode: 0o600 });
-      renameSync(tmp, this.path);
+      replaceOwn(this.path, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''));
     } catch (e) {
-      try { unlinkSync(tmp); } catch { /* not made */ }
       this.failed(e as Error, 'compact');
       return false;
     }

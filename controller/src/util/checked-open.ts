@@ -1,0 +1,122 @@
+// Opening a file where someone else may have put something (SPEC §8): the tap is root, so a symbolic
+// link planted where it reads or writes would have it read, truncate, chmod or append to any file of
+// the system, and a FIFO would block it on the event loop for ever. So a file is opened without
+// following a symbolic link in its last component (O_NOFOLLOW) and without blocking (O_NONBLOCK: a
+// FIFO opens at once and is then refused), and what was opened is checked through the descriptor
+// (fstat: no race with a swap between a look and the open), else closed unread. One way for the files
+// of logs/alerts (alerts/trusted-open.ts), the lock, and the files the tap keeps for itself beside the
+// spool (its segments and ack cursor, agents.status, alerts.position).
+import { closeSync, constants as fc, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { fileKind, lstatOrNull, readWhole } from './read-file.js';
+
+/** Added to every open: a terminal device opened by mistake must not become the tap's controlling terminal either. */
+const SAFE = fc.O_NOFOLLOW | fc.O_NONBLOCK | fc.O_NOCTTY;
+
+export type CheckedOpen =
+  | { fd: number; st: Stats }
+  /** Not opened, or closed unread: `refused` says what it is; dev/ino tell this file from the next one. */
+  | { refused: string; dev: number; ino: number };
+
+/**
+ * Open `path` (`flags`: fs.constants, O_NOFOLLOW|O_NONBLOCK added) and keep it when `check` finds
+ * nothing wrong with its fstat; else close it unread and say what it is. A symbolic link (ELOOP), a
+ * socket (ENXIO; or a FIFO opened for writing with no reader) and a directory opened for writing
+ * (EISDIR) are refused the same way. Other errors (ENOENT, EEXIST, EMFILE…) are thrown.
+ */
+export function openChecked(path: string, flags: number, check: (st: Stats) => string | null, mode = 0o600): CheckedOpen {
+  let fd: number;
+  try {
+    fd = openSync(path, flags | SAFE, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') {
+      const l = lstatOrNull(path);
+      const what = code === 'ELOOP' ? 'a symbolic link' : l ? fileKind(l) : code === 'ENXIO' ? 'a socket or a FIFO' : 'a directory';
+      return { refused: what, dev: l?.dev ?? 0, ino: l?.ino ?? 0 };
+    }
+    throw e;
+  }
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  const why = check(st);
+  if (why === null) return { fd, st };
+  closeSync(fd);
+  return { refused: why, dev: st.dev, ino: st.ino };
+}
+
+/** The user the tap runs as: the owner of every file it keeps for itself. */
+export const EUID = process.geteuid?.() ?? 0;
+
+/**
+ * Why a file is not one the tap keeps for itself — a regular file of its user with that one name —
+ * or null when it is. A hard link is refused too: a user's second name for /etc/shadow (where
+ * fs.protected_hardlinks is off, on the same file system) is a regular file of root's, and the tap
+ * never gives its files a second name.
+ */
+export function notOwnFile(st: Stats): string | null {
+  if (!st.isFile()) return `not a regular file (${fileKind(st)})`;
+  if (st.uid !== EUID) return `owned by uid ${st.uid}, not by the tap's user (uid ${EUID})`;
+  if (st.nlink > 1) return `a file with ${st.nlink} names (a hard link)`;
+  return null;
+}
+
+/** A file where the tap keeps one of its own is not one: closed unread. `code`: a fault of the system to count and survive, not a bug. */
+export class NotOwnFile extends Error {
+  readonly code = 'ENOTOWN';
+  constructor(readonly path: string, readonly why: string) {
+    super(`${path} is ${why}`);
+  }
+}
+
+/** Open one of the tap's own files (see notOwnFile); NotOwnFile when what is there is not one. */
+export function openOwn(path: string, flags: number, mode = 0o600): number {
+  const r = openChecked(path, flags, notOwnFile, mode);
+  if ('refused' in r) throw new NotOwnFile(path, r.refused);
+  return r.fd;
+}
+
+/** One of the tap's own files, whole (NotOwnFile, ENOENT… thrown), at most `maxBytes` of it. */
+export function readOwn(path: string, maxBytes: number): Buffer {
+  const fd = openOwn(path, fc.O_RDONLY);
+  try {
+    return readWhole(fd, Math.min(fstatSync(fd).size, maxBytes));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Replace one of the tap's own files with `data`: a copy `tmp` made new — a leftover removed first,
+ * then O_CREAT|O_EXCL, so a link or a FIFO planted there is never followed or blocked on — written
+ * (`sync`: and fsynced), renamed over `path` (a crash leaves the old file or the new one, and rename
+ * replaces a link planted at `path` instead of following it). On a failure the copy is removed and
+ * the error thrown.
+ */
+export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: string; sync?: boolean } = {}): void {
+  const tmp = o.tmp ?? `${path}.tmp`;
+  try {
+    unlinkSync(tmp);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // a directory there (EISDIR): said as it is
+  }
+  try {
+    const fd = openOwn(tmp, fc.O_WRONLY | fc.O_CREAT | fc.O_EXCL);
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off);
+      if (o.sync) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* not made */ }
+    throw e;
+  }
+}

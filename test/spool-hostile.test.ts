@@ -1,0 +1,241 @@
+// Something planted in the spool directory (SPEC §8: a FIFO or a symlink where a file should be is
+// reported and survived; the tap is root on a shared host): a link where a segment, the next segment
+// or the cursor's copy will be, a hard link, a FIFO, a directory of another user or one others may
+// write, the directory renamed and replaced under the running spool. What a link points to is never
+// read, truncated, chmodded or written; the spool starts and goes on, and says what it left alone.
+// The files beside it (agents.status, alerts.position) likewise.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import {
+  chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
+import { StatusJournal } from '../controller/src/state/sources/status-journal.js';
+import { readPosition, writePosition } from '../controller/src/alerts/position.js';
+
+const base = () => mkdtempSync(join(tmpdir(), 'wnt-hostile-spool-'));
+const msg = (i: number, pad = 0): SpoolMessage => ({
+  subject: `wazuh.agent.${String(i % 7).padStart(3, '0')}.status`, headers: {},
+  body: JSON.stringify({ i, pad: 'x'.repeat(pad) }), kind: 'status', eventId: `ev-${i}`,
+});
+const ids = (es: { eventId: string }[]) => es.map((e) => e.eventId);
+const seg = (id: number) => `seg-${String(id).padStart(12, '0')}.log`;
+
+/** A root-only file outside the spool: what a link planted in it points to. Returns a check that it is as it was. */
+function victim(t: Tap.Test, dir: string, text = 'root:x:0:0:root:/root:/bin/bash\n') {
+  const path = join(dir, 'victim');
+  writeFileSync(path, text);
+  chmodSync(path, 0o644);
+  return {
+    path,
+    untouched(what: string) {
+      t.equal(readFileSync(path, 'utf8'), text, `${what}: the victim's content is as it was`);
+      t.equal(statSync(path).mode & 0o777, 0o644, `${what}: its mode too`);
+    },
+  };
+}
+
+/** What the spool said through onWarn. */
+function warnings() {
+  const said: { msg: string; fields: Record<string, unknown> }[] = [];
+  return { said, onWarn: (msg: string, fields: Record<string, unknown>) => { said.push({ msg, fields }); } };
+}
+
+t.test('a symbolic link planted as a segment: refused and said, never read, cut or chmodded; the spool starts', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  const s0 = Spool.open({ dir, maxBytes: 1 << 20 });
+  s0.append([msg(1), msg(2)]);
+  s0.close();
+  const v = victim(t, b);
+  symlinkSync(v.path, join(dir, seg(7))); // after the real one: the "last" segment, whose tail a reopen cuts
+  const w = warnings();
+  const s = Spool.open({ dir, maxBytes: 1 << 20, onWarn: w.onWarn });
+  v.untouched('opened');
+  t.equal(s.stats().refusedFiles, 1, 'counted');
+  t.match(w.said, [{ msg: /not the tap's: left as it is/, fields: { file: join(dir, seg(7)), is: 'a symbolic link' } }], 'said, naming the file');
+  t.same(ids(s.read(10)), ['ev-1', 'ev-2'], 'the spool\'s own records are there');
+  t.ok(s.append([msg(3)])[0] > 0, 'and it accepts new ones');
+  s.close();
+  t.ok(lstatSync(join(dir, seg(7))).isSymbolicLink(), 'the link is left as it is');
+  v.untouched('closed');
+});
+
+t.test('a hard link to another file as a segment: refused (the tap gives its files one name), the file untouched', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  Spool.open({ dir, maxBytes: 1 << 20 }).close();
+  const v = victim(t, b);
+  linkSync(v.path, join(dir, seg(3)));
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  t.equal(s.stats().refusedFiles, 1);
+  s.close();
+  v.untouched('opened');
+});
+
+t.test('a symbolic link planted where the next segment will be: never appended to; the segment after it is used', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  const v = victim(t, b, '# root crontab\n');
+  const w = warnings();
+  const s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 64 * 1024, onWarn: w.onWarn });
+  const active = readdirSync(dir).filter((f) => f.startsWith('seg-'))[0];
+  const next = seg(Number(active.slice(4, -4)) + 1);
+  symlinkSync(v.path, join(dir, next));
+  const body = '\n* * * * * root touch /tmp/pwned\n';
+  let accepted = 0;
+  for (let i = 0; i < 100; i++) if (s.append([{ ...msg(i), body: body + 'x'.repeat(1000) }])[0] > 0) accepted++;
+  t.equal(accepted, 100, 'every record accepted');
+  v.untouched('rotated past it');
+  t.equal(s.stats().refusedFiles, 1, 'counted');
+  t.match(w.said, [{ fields: { file: join(dir, next), is: /there already, not made by the tap/ } }]);
+  t.equal(s.read(1000).length, 100, 'every record is in the spool');
+  s.close();
+  t.ok(lstatSync(join(dir, next)).isSymbolicLink(), 'the link is left as it is');
+});
+
+t.test('a symbolic link planted as the cursor\'s copy (ack.tmp) or as the cursor: never written through; the cursor is saved', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  const v = victim(t, b, 'root ALL=(ALL:ALL) ALL\n');
+  const s = Spool.open({ dir, maxBytes: 1 << 20, ackPersistMs: 20 });
+  s.append([msg(1), msg(2), msg(3)]);
+  symlinkSync(v.path, join(dir, 'ack.tmp'));
+  for (const e of s.read(10)) s.ack(e.seq);
+  await new Promise((r) => setTimeout(r, 100)); // several saves
+  v.untouched('the cursor saved');
+  t.equal(readFileSync(join(dir, 'ack'), 'utf8'), '3\n', 'the cursor is in its own file');
+  t.equal(s.stats().writeErrors, 0);
+  s.close();
+
+  // The cursor itself a link: refused at open (read as none: what is left is replayed, never lost), replaced by the next save.
+  const d2 = join(b, 'spool2');
+  const s2 = Spool.open({ dir: d2, maxBytes: 1 << 20, ackPersistMs: 20 });
+  s2.append([msg(1), msg(2)]);
+  s2.close();
+  symlinkSync(v.path, join(d2, 'ack'));
+  const s3 = Spool.open({ dir: d2, maxBytes: 1 << 20, ackPersistMs: 20 });
+  t.equal(s3.stats().refusedFiles, 1);
+  const again = s3.read(10);
+  t.same(ids(again), ['ev-1', 'ev-2'], 'replayed');
+  for (const e of again) s3.ack(e.seq);
+  await new Promise((r) => setTimeout(r, 100));
+  s3.close();
+  t.ok(lstatSync(join(d2, 'ack')).isFile(), 'the link was replaced (rename), not followed');
+  v.untouched('the cursor replaced');
+});
+
+t.test('a FIFO as a segment: the spool opens at once (never blocks on it), says so, and goes on', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  const fifo = join(dir, seg(3));
+  execFileSync('mkfifo', ['-m', '0600', fifo]);
+  // Were it opened for reading, the open would wait for a writer: this one comes 3 s later (so a
+  // spool that blocks fails here rather than hanging the test), and waits for ever for a reader
+  // when none comes — killed at the end.
+  const writer = spawn('sh', ['-c', `sleep 3; : > '${fifo}'`], { stdio: 'ignore' });
+  t.teardown(() => { writer.kill('SIGKILL'); });
+  const t0 = performance.now();
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  const ms = performance.now() - t0;
+  t.ok(ms < 1000, `opened in ${Math.round(ms)} ms`);
+  t.equal(s.stats().refusedFiles, 1, 'counted');
+  t.ok(s.append([msg(1)])[0] > 0);
+  t.same(ids(s.read(10)), ['ev-1']);
+  s.close();
+  t.ok(lstatSync(fifo).isFIFO(), 'left as it is');
+});
+
+t.test('a spool_dir of another user is refused, saying whose it is; nothing is written in it', async (t) => {
+  const dir = join(base(), 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  chownSync(dir, 65534, 65534);
+  t.throws(() => Spool.open({ dir, maxBytes: 1 << 20 }),
+    { exitCode: 2, message: new RegExp(`^spool_dir ${dir} is owned by uid 65534, not by the tap's user \\(uid 0\\)`) });
+  t.same(readdirSync(dir), [], 'nothing made there');
+});
+
+t.test('a spool_dir others may write is refused when it holds files not the tap\'s; made 0700 when it holds only the tap\'s', async (t) => {
+  const dir = join(base(), 'shared');
+  mkdirSync(dir);
+  chmodSync(dir, 0o1777);
+  writeFileSync(join(dir, 'notes.txt'), 'x');
+  t.throws(() => Spool.open({ dir, maxBytes: 1 << 20 }),
+    { exitCode: 2, message: new RegExp(`^spool_dir ${dir} is writable by its group and others \\(mode 1777\\) and holds files that are not the tap's \\(notes\\.txt\\)`) });
+  t.equal(statSync(dir).mode & 0o7777, 0o1777, 'its mode is left as it is');
+  t.same(readdirSync(dir), ['notes.txt'], 'nothing made there');
+
+  const g = join(base(), 'group-writable');
+  mkdirSync(g);
+  chmodSync(g, 0o770);
+  t.throws(() => { writeFileSync(join(g, 'other'), ''); Spool.open({ dir: g, maxBytes: 1 << 20 }); }, /writable by its group \(mode 0770\)/);
+
+  const own = join(base(), 'own');
+  const s0 = Spool.open({ dir: own, maxBytes: 1 << 20 });
+  s0.append([msg(1)]);
+  s0.close();
+  chmodSync(own, 0o777);
+  const s = Spool.open({ dir: own, maxBytes: 1 << 20 });
+  t.equal(statSync(own).mode & 0o777, 0o700, 'only the tap\'s files: made 0700');
+  t.same(ids(s.read(10)), ['ev-1']);
+  s.close();
+});
+
+t.test('the directory renamed and replaced under a running spool: its writes stay in the directory it opened', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  const v = victim(t, b);
+  const s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 64 * 1024, ackPersistMs: 20 });
+  s.append([msg(1)]);
+  // Whoever writes the parent (on Wazuh, <home>/var is root:wazuh 0770) moves it away and puts their own
+  // in its place, with links where the next segment and the cursor's copy will be.
+  renameSync(dir, `${dir}.moved`);
+  mkdirSync(dir, { mode: 0o777 });
+  const active = readdirSync(`${dir}.moved`).filter((f) => f.startsWith('seg-'))[0];
+  symlinkSync(v.path, join(dir, seg(Number(active.slice(4, -4)) + 1)));
+  symlinkSync(v.path, join(dir, 'ack.tmp'));
+  for (let i = 2; i <= 100; i++) s.append([msg(i, 1000)]); // rotates
+  for (const e of s.read(10)) s.ack(e.seq);
+  await new Promise((r) => setTimeout(r, 100)); // the cursor saved
+  v.untouched('written on');
+  t.same(readdirSync(dir).sort(), ['ack.tmp', seg(Number(active.slice(4, -4)) + 1)], 'nothing written in the replacement');
+  t.ok(readdirSync(`${dir}.moved`).filter((f) => f.startsWith('seg-')).length > 1, 'the segments are in the directory opened');
+  t.equal(readFileSync(join(`${dir}.moved`, 'ack'), 'utf8'), '10\n', 'and so is the cursor');
+  t.equal(s.read(1000).length, 90, 'every record can be read back');
+  s.close();
+  v.untouched('closed');
+});
+
+t.test('agents.status and alerts.position: links planted there or at their copies are never followed', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  const v = victim(t, b, '1 active 0\n');
+  const journalPath = join(dir, 'agents.status');
+  symlinkSync(v.path, journalPath);
+  symlinkSync(v.path, `${journalPath}.tmp`);
+  const errors: string[] = [];
+  const j = new StatusJournal(journalPath, { onError: (e, op) => errors.push(`${op}: ${e.message}`) });
+  t.same([...j.open()], [], 'the link is not read (the victim is a journal\'s shape)');
+  t.match(errors, [/^read: .*agents\.status is a symbolic link/], 'said');
+  j.recordMany([{ agentId: '002', status: 'disconnected', statusCode: 1 }]);
+  j.close(new Map([[2, { status: 'disconnected', status_code: 1 }]]));
+  t.ok(lstatSync(journalPath).isFile(), 'replaced by the tap\'s own file');
+  t.equal(readFileSync(journalPath, 'utf8'), '2 disconnected 1\n');
+  v.untouched('the journal');
+
+  const pos = join(dir, 'alerts.position');
+  symlinkSync(v.path, pos);
+  const bad: string[] = [];
+  t.equal(readPosition(pos, (why) => bad.push(why)), null, 'a link is not read');
+  t.match(bad, [/a symbolic link/]);
+  symlinkSync(v.path, `${pos}.tmp`);
+  writePosition(pos, { dev: 1, ino: 2, offset: 3, headLen: 0, head: '' });
+  t.ok(lstatSync(pos).isFile());
+  t.same(readPosition(pos, () => t.fail('readable')), { dev: 1, ino: 2, offset: 3, headLen: 0, head: '' });
+  v.untouched('the position');
+});
