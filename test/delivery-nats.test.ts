@@ -1,7 +1,7 @@
 // The delivery engine against real nats-servers on loopback: outages, a killed
 // publisher, a full spool, core NATS, and a three-node JetStream cluster.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Delivery, type DeliveryMessage, type MessageKind } from '../controller/src/publish/delivery.js';
 import { ReliablePublisher } from '../controller/src/publish/reliable.js';
+import { Spool } from '../controller/src/publish/spool.js';
 import { freePort, startNatsCluster, startNatsServer } from './helpers/nats-server.js';
 import { spawnTsChild } from './helpers/ts-child.js';
 import { checkDelivery, readStream, steady, testEvent } from './helpers/delivery-events.js';
@@ -632,4 +633,42 @@ t.test('core NATS: the flush rides with the messages; the timer only for the las
   const c1 = chunks.length;
   await sleep(400);
   t.same(chunks.slice(c1), [], 'nothing written while idle');
+});
+
+t.test('core NATS: a spool segment removed while its events wait — they are counted lost; every other event and the new ones are delivered (found by review: nothing after it until a restart)', async (t) => {
+  const dir = tmp('spool-gone-');
+  const spool = { dir, maxBytes: 2 << 20, segmentBytes: 64 * 1024 };
+  // What a run left while NATS was away: 600 events over several segments.
+  const s0 = Spool.open(spool);
+  s0.append(range(0, 600).map((i) => ({ ...testEvent(i, 50), body: JSON.stringify({ event_id: `ev-${i}`, agent_id: '001', n: i, pad: 'x'.repeat(500) }) })));
+  s0.close();
+  const segs = readdirSync(dir).filter((f) => f.startsWith('seg-')).sort();
+  // The second one's events, read from a copy of it, then it goes (an administrator's rm).
+  const aside = tmp('spool-aside-');
+  copyFileSync(join(dir, segs[1]), join(aside, segs[1]));
+  const copy = Spool.open({ dir: aside, maxBytes: 2 << 20 });
+  const gone = new Set(copy.read(10_000).map((e) => e.eventId));
+  copy.close();
+  t.ok(gone.size > 0 && segs.length > 2, `${segs.length} segments, ${gone.size} events in the second`);
+
+  const srv = await startNatsServer();
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const got: string[] = [];
+  nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => got.push(m.json<{ event_id: string }>().event_id) });
+  await nc.flush();
+  const d = new Delivery({ servers: [srv.url], mode: 'core', log, spool, reconnectDelayMs: 200 });
+  t.teardown(() => d.close(500));
+  unlinkSync(join(dir, segs[1]));
+  d.start();
+  const expected = range(0, 600).map((i) => `ev-${i}`).filter((x) => !gone.has(x));
+  await waitFor(() => got.length >= expected.length, 10_000, 'the other segments delivered');
+  d.enqueue(testEvent(1000, 50));
+  await waitFor(() => got.includes('ev-1000'), 5000, 'a new event delivered');
+  t.ok(await d.flush(5000), 'the spool drained');
+  t.same(got, [...expected, 'ev-1000'], 'every event of the other segments, in order, then the new one');
+  t.equal(d.spool.stats().lost, gone.size, 'those of the removed segment counted as lost');
+  t.equal(d.stats().spoolRecords, 0);
+  t.equal(d.stats().readErrors, 0, 'no read retried for ever');
 });

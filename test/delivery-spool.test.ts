@@ -1,6 +1,6 @@
 // The disk spool alone: FIFO, acknowledgements, restart, torn records, the byte bound and its shedding order.
 import t from 'tap';
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { READ_CHUNK, Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
@@ -230,5 +230,68 @@ t.test('a replay reads a chunk at a time: small records across many chunks and o
   t.same(ids(got), pads.map((_, i) => `ev-${i}`), 'every record, in order');
   t.ok(got.every((e, i) => JSON.parse(Buffer.from(e.body).toString()).pad.length === pads[i]), 'each whole');
   t.equal(s2.stats().readErrors, 0);
+  s2.close();
+});
+
+/** Every record the spool hands out from now on, each acknowledged, in order. */
+function drain(s: Spool): string[] {
+  const out: string[] = [];
+  for (let got = s.read(100); got.length; got = s.read(100)) {
+    for (const e of got) s.ack(e.seq);
+    out.push(...ids(got));
+  }
+  return out;
+}
+
+/** The records a segment file holds, read by a spool of its own (a copy, in another directory). */
+function recordsOf(path: string): string[] {
+  const d = dir();
+  copyFileSync(path, join(d, path.slice(path.lastIndexOf('/') + 1)));
+  const s = Spool.open({ dir: d, maxBytes: 4 << 20 });
+  const got = ids(s.read(100_000));
+  s.close();
+  return got;
+}
+
+t.test('a segment file removed while its records wait: they are counted lost and said once; every other record and the new ones are read (found by review: delivery stopped until a restart)', async (t) => {
+  const d = dir();
+  const o = { dir: d, maxBytes: 2 << 20, segmentBytes: 64 * 1024 };
+  const s0 = Spool.open(o);
+  s0.append(Array.from({ length: 600 }, (_, i) => msg(i, 'status', 500)));
+  s0.close();
+  const said: { msg: string; fields: Record<string, unknown> }[] = [];
+  const s = Spool.open({ ...o, onWarn: (msg, fields) => { said.push({ msg, fields }); } });
+  t.equal(s.stats().records, 600);
+  const segs = segFiles(d).sort();
+  t.ok(segs.length >= 5, `${segs.length} segments`);
+  const gone = recordsOf(join(d, segs[1]));
+  unlinkSync(join(d, segs[1])); // an administrator's rm, a clean-up of old files
+  const got = drain(s);
+  t.same(got, Array.from({ length: 600 }, (_, i) => `ev-${i}`).filter((x) => !gone.includes(x)), 'every record of the other segments, in order');
+  t.equal(s.stats().lost, gone.length, `the ${gone.length} of the removed one counted as lost`);
+  t.equal(s.stats().records, 0, 'nothing left waiting: the count of unacknowledged records does not keep them');
+  t.equal(s.stats().readErrors, 0, 'not a read error to retry');
+  t.match(said, [{ msg: /segment file is gone .* lost/, fields: { file: join(d, segs[1]), err: 'ENOENT', lost: gone.length } }], 'said once');
+  s.append([msg(1000)]);
+  t.same(drain(s), ['ev-1000'], 'a new record is read too');
+  s.close();
+});
+
+t.test('the segment being written removed while the spool reads from the disk: its unsent records are lost and counted; new ones go to a new file', async (t) => {
+  const d = dir();
+  const s = Spool.open({ dir: d, maxBytes: 2 << 20, memCacheBytes: 2000 }); // small cache: the drain reads the disk
+  s.append(Array.from({ length: 50 }, (_, i) => msg(i, 'status', 100)));
+  t.equal(segFiles(d).length, 1);
+  unlinkSync(join(d, segFiles(d)[0]));
+  const got = drain(s);
+  t.ok(got.length > 0 && got.length < 50, `those the memory held are read (${got.length})`);
+  t.same(got, Array.from({ length: got.length }, (_, i) => `ev-${i}`));
+  t.equal(s.stats().lost, 50 - got.length, 'the rest counted as lost');
+  t.equal(s.stats().records, 0);
+  s.append([msg(100), msg(101)]);
+  t.equal(segFiles(d).length, 1, 'a new segment file');
+  s.close();
+  const s2 = Spool.open({ dir: d, maxBytes: 2 << 20 });
+  t.same(ids(s2.read(10)), ['ev-100', 'ev-101'], 'the new records are on the disk');
   s2.close();
 });

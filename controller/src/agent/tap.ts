@@ -259,6 +259,7 @@ export class Tap {
     const c = this.capture;
     const p = this.publisher;
     const delivery = p?.stats();
+    const spool = p?.delivery.spool.stats();
     const decoded = this.decoder.stats();
     return {
       attached: c?.attached ?? false,
@@ -285,8 +286,9 @@ export class Tap {
         // The bound in force (spool_max_size, or less while the disk is full), and the disk's faults.
         bound_bytes: delivery?.spoolBoundBytes ?? this.spoolMaxBytes, disk_full: delivery?.diskFull ?? false,
         write_errors: delivery?.writeErrors ?? 0, read_errors: delivery?.readErrors ?? 0,
-        // Files in spool_dir that are not the tap's (a link, a FIFO, another user's): left unread.
-        refused_files: p?.delivery.spool.stats().refusedFiles ?? 0,
+        // Files in spool_dir that are not the tap's (a link, a FIFO, another user's): left unread; events
+        // lost with a segment file removed before they were read back.
+        refused_files: spool?.refusedFiles ?? 0, lost: spool?.lost ?? 0,
         // Agents whose latest status change the spool refused: published once it has room.
         owed_statuses: this.owed.size,
       },

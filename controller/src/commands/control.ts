@@ -47,6 +47,7 @@ export function renderStatus(st: Record<string, any>): string {
       + (sp.write_errors ? `, write errors ${sp.write_errors}` : '')
       + (sp.read_errors ? `, read errors ${sp.read_errors}` : '')
       + (sp.refused_files ? `, files refused (not the tap's) ${sp.refused_files}` : '')
+      + (sp.lost ? `, LOST with a segment file gone ${sp.lost}` : '')
       + (sp.owed_statuses ? `, ${sp.owed_statuses} agents' latest status change waiting for room` : '')]);
   }
   rows.push(['agents', agents.length ? agents.join(', ') : 'none known']);

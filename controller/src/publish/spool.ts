@@ -150,6 +150,8 @@ export interface SpoolStats {
   readErrors: number;
   /** Files where a segment or the ack cursor should be that are not the tap's (a link, a FIFO, another user's): left unread. */
   refusedFiles: number;
+  /** Unsent records lost with their segment file: removed (by hand, a clean-up) or replaced before they were read back. */
+  lost: number;
   /** The disk is full: it (not maxBytes) made the spool refuse records, or a write failed; until the spool is below 80 % of what the disk holds. */
   diskFull: boolean;
   /** The bound in force: maxBytes, or less while the disk is full. */
@@ -313,7 +315,7 @@ export class Spool {
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   readonly counters = {
-    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0, refusedFiles: 0,
+    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0, refusedFiles: 0, lost: 0,
     /** Keepalives queued in memory only (append's keepalivesInMemory). */
     inMemory: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
@@ -903,7 +905,10 @@ export class Spool {
    * Reading the segment files can fail (out of descriptors: EMFILE, ENFILE; EIO): the failure is
    * counted (`readErrors`) and nothing is lost — the records handed out before it are returned,
    * and a failure with nothing to hand out is thrown (an errno error) for the caller to try again
-   * later; the next read starts where this one stopped.
+   * later; the next read starts where this one stopped. A segment whose file is gone (or is not the
+   * tap's any more) is another matter: no retry brings it back, and every later record would wait
+   * behind it until a restart. Its unsent records are counted as lost and said, and the read goes on
+   * with the next segment (lostSegment).
    */
   read(max: number): SpoolEntry[] {
     const out: SpoolEntry[] = [];
@@ -956,9 +961,9 @@ export class Spool {
       if (!this.rd) {
         const seg = this.segs.find((s) => s.count > 0 && s.lastSeq >= this.nextRead);
         if (!seg) return undefined;
-        this.rd = { segId: seg.id, fd: openOwn(seg.path, fc.O_RDONLY), offset: 0, entries: [], head: 0 };
+        if (!this.openReader(seg)) continue; // gone: dropped, the next one
       }
-      const rd = this.rd;
+      const rd = this.rd!;
       while (rd.head < rd.entries.length) {
         const e = rd.entries[rd.head++];
         if (e.seq >= this.nextRead) return e;
@@ -987,10 +992,51 @@ export class Spool {
       // This segment is exhausted: move to the next one.
       const idx = this.segs.findIndex((s) => s.id === rd.segId);
       this.closeReader();
-      const next = this.segs.slice(idx + 1).find((s) => s.count > 0 && s.lastSeq >= this.nextRead);
-      if (!next) return undefined;
-      this.rd = { segId: next.id, fd: openOwn(next.path, fc.O_RDONLY), offset: 0, entries: [], head: 0 };
+      for (;;) {
+        const next = this.segs.slice(idx + 1).find((s) => s.count > 0 && s.lastSeq >= this.nextRead);
+        if (!next) return undefined;
+        if (this.openReader(next)) break; // else gone: dropped, the one after it
+      }
     }
+  }
+
+  /** Start reading segment `s`; false when its file is gone or not the tap's (then it was dropped: lostSegment). Other errors are thrown. */
+  private openReader(s: Segment): boolean {
+    try {
+      this.rd = { segId: s.id, fd: openOwn(s.path, fc.O_RDONLY), offset: 0, entries: [], head: 0 };
+      return true;
+    } catch (e) {
+      if (!(e instanceof NotOwnFile) && !(isErrno(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR'))) throw e;
+      this.lostSegment(s, e as NodeJS.ErrnoException);
+      return false;
+    }
+  }
+
+  /**
+   * The file of segment `s` is gone (an administrator's rm, a clean-up of old files) or was replaced by
+   * something not the tap's: its records not handed out yet are lost. Retrying could never read them
+   * and every later record would wait behind them (found by review: delivery stopped until a restart),
+   * so the segment is dropped, its unsent records counted (`lost`) and said once, and the drain goes on.
+   *
+   * How many: called from readDisk, which runs only once memory holds nothing unsent, so every record
+   * not handed out is on disk — those of `s` at or past nextRead, and every record of the segments after
+   * it. What `unacked` holds beyond those and the ones handed out (outstanding) was in `s`.
+   */
+  private lostSegment(s: Segment, err: NodeJS.ErrnoException): void {
+    const i = this.segs.indexOf(s);
+    if (i < 0) return;
+    let after = 0;
+    for (let k = i + 1; k < this.segs.length; k++) after += this.segs[k].count;
+    const lost = Math.max(0, Math.min(s.count, this.unacked - this.outstanding.size - after));
+    this.segs.splice(i, 1);
+    this.totalBytes -= s.bytes;
+    this.unacked -= lost;
+    this.counters.lost += lost;
+    const file = join(this.o.dir, s.path.slice(s.path.lastIndexOf('/') + 1));
+    this.onWarn?.('spool: a segment file is gone or is not the tap\'s: its undelivered events are lost (counted); delivery goes on with the next one',
+      { file, err: err instanceof NotOwnFile ? err.why : err.code, lost });
+    // The one being written: new records go to a new file (an unlinked one would vanish at close).
+    if (s === this.active) this.rotate();
   }
 
   /** NATS acknowledged record `seq`. */
@@ -1070,6 +1116,8 @@ export class Spool {
         buf = readOwn(s.path, Number.MAX_SAFE_INTEGER);
       } catch (e) {
         if (!isErrno(e)) throw e;
+        // Gone, or not the tap's: not the disk's room; the drain says what it lost when it gets there.
+        if (e instanceof NotOwnFile || e.code === 'ENOENT') continue;
         this.ioFailed(e, 'compact');
         break;
       }
@@ -1132,7 +1180,7 @@ export class Spool {
       deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
       writeErrors: this.counters.writeErrors,
-      readErrors: this.counters.readErrors, refusedFiles: this.counters.refusedFiles,
+      readErrors: this.counters.readErrors, refusedFiles: this.counters.refusedFiles, lost: this.counters.lost,
       diskFull: this.full, boundBytes: this.lastLimit,
     };
   }
