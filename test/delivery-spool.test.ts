@@ -1,9 +1,9 @@
 // The disk spool alone: FIFO, acknowledgements, restart, torn records, the byte bound and its shedding order.
 import t from 'tap';
-import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { READ_CHUNK, Spool, type MessageKind, type SpoolMessage } from '../controller/src/publish/spool.js';
+import { READ_CHUNK, Spool, type MessageKind, type SpoolMessage, type SpoolOptions } from '../controller/src/publish/spool.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'spool-'));
 const msg = (i: number, kind: MessageKind = 'status', pad = 0): SpoolMessage => ({
@@ -233,6 +233,13 @@ t.test('a replay reads a chunk at a time: small records across many chunks and o
   s2.close();
 });
 
+/** What an earlier run left: `msgs` spooled, the spool closed. */
+function leftBehind(o: SpoolOptions, msgs: SpoolMessage[]): void {
+  const s = Spool.open(o);
+  s.append(msgs);
+  s.close();
+}
+
 /** Every record the spool hands out from now on, each acknowledged, in order. */
 function drain(s: Spool): string[] {
   const out: string[] = [];
@@ -256,9 +263,7 @@ function recordsOf(path: string): string[] {
 t.test('a segment file removed while its records wait: they are counted lost and said once; every other record and the new ones are read (found by review: delivery stopped until a restart)', async (t) => {
   const d = dir();
   const o = { dir: d, maxBytes: 2 << 20, segmentBytes: 64 * 1024 };
-  const s0 = Spool.open(o);
-  s0.append(Array.from({ length: 600 }, (_, i) => msg(i, 'status', 500)));
-  s0.close();
+  leftBehind(o, Array.from({ length: 600 }, (_, i) => msg(i, 'status', 500)));
   const said: { msg: string; fields: Record<string, unknown> }[] = [];
   const s = Spool.open({ ...o, onWarn: (msg, fields) => { said.push({ msg, fields }); } });
   t.equal(s.stats().records, 600);
@@ -294,4 +299,94 @@ t.test('the segment being written removed while the spool reads from the disk: i
   const s2 = Spool.open({ dir: d, maxBytes: 2 << 20 });
   t.same(ids(s2.read(10)), ['ev-100', 'ev-101'], 'the new records are on the disk');
   s2.close();
+});
+
+/** The offsets of the frames of a segment file, read by their lengths (whole, before any damage). */
+function frameStarts(path: string): number[] {
+  const b = readFileSync(path);
+  const out: number[] = [];
+  for (let o = 0; o + 8 <= b.length; o += 8 + b.readUInt32LE(o)) out.push(o);
+  return out;
+}
+
+t.test('one byte of a record\'s length damaged: only that record is lost and counted; the rest of the segment is kept and read, the file not cut (found by review: 997 of 1000 lost as "torn: 1")', async (t) => {
+  const d = dir();
+  leftBehind({ dir: d, maxBytes: 64 << 20 }, Array.from({ length: 1000 }, (_, i) => msg(i)));
+  const seg = join(d, segFiles(d)[0]);
+  const size = statSync(seg).size;
+  const b = readFileSync(seg);
+  b[frameStarts(seg)[2] + 3] = 0x7f; // the high byte of the third record's length
+  writeFileSync(seg, b);
+  const s = Spool.open({ dir: d, maxBytes: 64 << 20 });
+  t.match(s.stats(), { records: 999, corrupt: 1, torn: 0 }, 'one record lost, counted as damaged (not torn)');
+  t.equal(statSync(seg).size, size, 'the file is not cut');
+  const all = Array.from({ length: 1000 }, (_, i) => `ev-${i}`);
+  t.same(drain(s), all.filter((x) => x !== 'ev-2'), 'every other record read, in order, past the damage');
+  s.close();
+});
+
+t.test('a zeroed stretch in the middle of a segment: the records it touched are counted, the others read', async (t) => {
+  const d = dir();
+  leftBehind({ dir: d, maxBytes: 64 << 20, segmentBytes: 1 << 20 }, Array.from({ length: 300 }, (_, i) => msg(i, 'status', i % 50))); // records of uneven sizes
+  const seg = join(d, segFiles(d)[0]);
+  const starts = frameStarts(seg);
+  const from = starts[100] + 20;
+  const to = from + 1000; // a zeroed run of 1000 bytes (a bad sector, a page of zeros)
+  const hit = starts.map((o, k) => ({ o, end: starts[k + 1] ?? statSync(seg).size, k })).filter((f) => f.end > from && f.o < to).map((f) => f.k);
+  const b = readFileSync(seg);
+  b.fill(0, from, to);
+  writeFileSync(seg, b);
+  const s = Spool.open({ dir: d, maxBytes: 64 << 20 });
+  t.equal(s.stats().corrupt, hit.length, `the ${hit.length} records it touched`);
+  t.same(drain(s), Array.from({ length: 300 }, (_, i) => i).filter((i) => !hit.includes(i)).map((i) => `ev-${i}`), 'every other one read');
+  s.close();
+});
+
+t.test('damage in a segment that is not the last: never cut; its records after the damage and the later segments are read', async (t) => {
+  const d = dir();
+  const o = { dir: d, maxBytes: 4 << 20, segmentBytes: 64 * 1024 };
+  leftBehind(o, Array.from({ length: 600 }, (_, i) => msg(i, 'status', 500)));
+  const segs = segFiles(d).sort();
+  t.ok(segs.length > 3, `${segs.length} segments`);
+  const first = join(d, segs[0]);
+  const second = join(d, segs[1]);
+  const inFirst = recordsOf(first);
+  const inSecond = recordsOf(second);
+  const sizes = [statSync(first).size, statSync(second).size];
+  // A length damaged in the first segment; the last 300 bytes of the second zeroed (its last record).
+  const b = readFileSync(first);
+  b.writeUInt32LE(3, frameStarts(first)[5]);
+  writeFileSync(first, b);
+  const c = readFileSync(second);
+  c.fill(0, c.length - 300);
+  writeFileSync(second, c);
+  const s = Spool.open(o);
+  t.match(s.stats(), { corrupt: 2, torn: 0 }, 'a record of each counted');
+  t.same([statSync(first).size, statSync(second).size], sizes, 'neither file cut');
+  const lost = [inFirst[5], inSecond[inSecond.length - 1]];
+  t.same(drain(s), Array.from({ length: 600 }, (_, i) => `ev-${i}`).filter((x) => !lost.includes(x)), 'every other record, in order');
+  s.close();
+});
+
+t.test('a compaction of a segment damaged at open keeps the records after the damage', async (t) => {
+  const d = dir();
+  const o = { dir: d, maxBytes: 64 * 1024, segmentBytes: 8 * 1024 };
+  const s0 = Spool.open(o);
+  let i = 0;
+  while (s0.append([msg(i, i % 2 ? 'status' : 'keepalive', 200)])[0] > 0) i++; // until the keepalives stop at 90 %
+  s0.close();
+  const seg = join(d, segFiles(d).sort()[0]);
+  const damagedId = recordsOf(seg)[2];
+  const b = readFileSync(seg);
+  b[frameStarts(seg)[2] + 3] = 0x7f;
+  writeFileSync(seg, b);
+  const s = Spool.open(o);
+  const statuses = new Set(Array.from({ length: i }, (_, k) => k).filter((k) => k % 2).map((k) => `ev-${k}`));
+  statuses.delete(damagedId);
+  let more = 0;
+  for (let k = 0; k < 100 && s.stats().compactions === 0; k++) if (s.append([msg(10_000 + k, 'status', 200)])[0] > 0) { statuses.add(`ev-${10_000 + k}`); more++; }
+  t.ok(s.stats().compactions > 0, `compacted (after ${more} status changes)`);
+  const got = drain(s);
+  t.same(got.filter((x) => statuses.has(x)), [...statuses], 'every status change but the damaged record is there, in order');
+  s.close();
 });

@@ -23,7 +23,9 @@
 //     event loop (slow, no loss: accepted means synced);
 //     `'never'` leaves it to the kernel;
 //   - a record torn by a crash in the middle of a write is found by its length or checksum
-//     when the spool is opened, dropped and counted (`torn`); the file is cut there.
+//     when the spool is opened, dropped and counted (`torn`); the file is cut there. Only the
+//     last segment can end so; damage anywhere else (a bad sector, a flipped bit) costs only
+//     the records it hit: counted (`corrupt`), jumped over by a replay, never cut (parseFrames).
 //   - the ack cursor is written (tmp + rename) at most every `ackPersistMs` (250 ms) and
 //     before any segment is deleted, so a restart resends at most the records acknowledged
 //     in the last 250 ms plus those in flight; resends are harmless with JetStream, which
@@ -167,6 +169,8 @@ interface Segment {
   count: number;
   /** Keepalive records in the file (an upper bound of what a compaction can drop). */
   keepalives: number;
+  /** Byte ranges found damaged when the spool was opened (counted then): a replay jumps over them. */
+  damaged?: [number, number][];
 }
 
 const HDR = 8;
@@ -245,26 +249,75 @@ function decodePayload(p: Buffer, size: number, recovered: boolean): SpoolEntry 
   }
 }
 
-/** Parse the frames of a buffer. Stops at the first frame that does not fit. */
-function parseFrames(buf: Buffer, recovered: boolean): { entries: SpoolEntry[]; end: number; bad: number; cut: boolean } {
+/** The smallest frame: a payload with an empty subject, id, headers and body. */
+const MIN_FRAME = HDR + 14;
+
+/**
+ * Parse the frames of a buffer. Without `resync` (a replay's chunk) it stops at the first frame that
+ * does not fit, and skips one whose checksum fails by its length.
+ *
+ * With `resync` (a whole segment, at open or for a compaction: the seq of the last record before it, 0
+ * when unknown), damage in the middle costs only the records it hit. A bad length or checksum there —
+ * one byte of a length was enough to drop every later record of the segment, all counted as one
+ * (found by review) — makes it look for the next offset where a whole frame's length, checksum and
+ * contents hold and whose seq comes after the last good one; the bytes in between are `damaged`, and
+ * their records counted in `bad`: one when the damaged frame's own length led to that offset, else the
+ * seqs missing between the good records around them, at most what the bytes can hold (exact for what
+ * was spooled while NATS was away, every record on disk; an upper bound when keepalives kept in memory
+ * only, or compacted out, left seqs unused). With no good frame after it, the rest is the tail: `cut`
+ * at `end` (torn by a crash in the last segment, damaged in another).
+ */
+function parseFrames(buf: Buffer, recovered: boolean, resync?: number): { entries: SpoolEntry[]; end: number; bad: number; cut: boolean; damaged: [number, number][] } {
   const entries: SpoolEntry[] = [];
+  const damaged: [number, number][] = [];
   let o = 0;
   let bad = 0;
+  let lastSeq = resync ?? 0;
   while (o + HDR <= buf.length) {
     const len = buf.readUInt32LE(o);
-    if (len < 14 || len > MAX_RECORD || o + HDR + len > buf.length) break; // torn (or garbage) tail
-    const payload = buf.subarray(o + HDR, o + HDR + len);
-    const e = crc32(payload) === buf.readUInt32LE(o + 4) ? decodePayload(payload, HDR + len, recovered) : null;
-    if (!e) {
+    const fits = len >= 14 && len <= MAX_RECORD && o + HDR + len <= buf.length;
+    const e = fits && crc32(buf.subarray(o + HDR, o + HDR + len)) === buf.readUInt32LE(o + 4)
+      ? decodePayload(buf.subarray(o + HDR, o + HDR + len), HDR + len, recovered) : null;
+    if (e) {
+      entries.push(e);
+      lastSeq = e.seq;
+      o += HDR + len;
+      continue;
+    }
+    if (resync === undefined) {
+      if (!fits) break; // torn (or garbage) tail
       // A bad checksum on the very last frame is a torn write; before that, a damaged record.
       if (o + HDR + len === buf.length) break;
       bad++;
-    } else {
-      entries.push(e);
+      o += HDR + len;
+      continue;
     }
-    o += HDR + len;
+    const next = nextFrame(buf, o + 1, lastSeq);
+    if (next < 0) break; // the tail
+    damaged.push([o, next]);
+    if (fits && next === o + HDR + len) {
+      bad++;
+    } else {
+      const fit = Math.max(1, Math.floor((next - o) / MIN_FRAME));
+      const gap = lastSeq > 0 ? buf.readUIntLE(next + HDR + 1, 6) - lastSeq - 1 : 1;
+      bad += Math.max(1, Math.min(gap, fit));
+    }
+    o = next;
   }
-  return { entries, end: o, bad, cut: o < buf.length };
+  return { entries, end: o, bad, cut: o < buf.length, damaged };
+}
+
+/** The offset of the next whole frame from `from` whose seq is past `after` (a damaged one's successor), or -1. */
+function nextFrame(buf: Buffer, from: number, after: number): number {
+  for (let p = from; p + MIN_FRAME <= buf.length; p++) {
+    const len = buf.readUInt32LE(p);
+    if (len < 14 || len > MAX_RECORD || p + HDR + len > buf.length) continue;
+    // The cheap fields first: a byte of garbage passes the length about once in 256, the kind once in 64 of those.
+    if (!CODE_KIND[buf[p + HDR]] || buf.readUIntLE(p + HDR + 1, 6) <= after) continue;
+    const payload = buf.subarray(p + HDR, p + HDR + len);
+    if (crc32(payload) === buf.readUInt32LE(p + 4) && decodePayload(payload, HDR + len, false)) return p;
+  }
+  return -1;
 }
 
 export class Spool {
@@ -286,7 +339,7 @@ export class Spool {
   private memBytes = 0;
   /** Unsent records exist that are on disk only. */
   private diskMode = false;
-  private rd: { segId: number; fd: number; offset: number; entries: SpoolEntry[]; head: number } | null = null;
+  private rd: { segId: number; fd: number; offset: number; entries: SpoolEntry[]; head: number; damaged: [number, number][] } | null = null;
   private dirty = false;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
@@ -376,8 +429,15 @@ export class Spool {
     let maxSeq = this.ackCursor;
     // Past every name found, refused ones too: a new segment is never one of them.
     const maxId = files.reduce((m, { id }) => Math.max(m, id), 0);
-    /** Segments whose tail did not parse: the last one's is torn (a crash in a write), the others' damaged. */
-    const cuts: { path: string; end: number }[] = [];
+    /**
+     * Segments whose tail did not parse. Only the last one's can be torn by a crash (its write was
+     * the last): it is cut after its last whole record. Another's is damage: counted and jumped over,
+     * never cut — a cut cannot tell what it removes from what could still be read.
+     */
+    type Tail = { path: string; end: number; size: number; lastSeq: number; nextSeq: number; seg?: Segment };
+    const tails: Tail[] = [];
+    /** The last record's seq of the segment before: where a damaged start of the next one resumes from. */
+    let prevSeq = 0;
     let last = '';
     for (const { f, id } of files) {
       const fd = this.openFound(f);
@@ -390,29 +450,46 @@ export class Spool {
       } finally {
         closeSync(fd);
       }
-      const { entries, end, bad, cut } = parseFrames(buf, true);
+      const { entries, end, bad, cut, damaged } = parseFrames(buf, true, prevSeq);
       this.counters.corrupt += bad;
-      if (cut) cuts.push({ path, end });
+      const before = tails.at(-1);
+      if (before && before.nextSeq === 0 && entries.length) before.nextSeq = entries[0].seq;
+      if (entries.length) prevSeq = entries[entries.length - 1].seq;
+      const tail: Tail | null = cut ? { path, end, size: buf.length, lastSeq: prevSeq, nextSeq: 0 } : null;
+      if (tail) tails.push(tail);
       const live = entries.filter((e) => e.seq > this.ackCursor);
       for (const e of entries) maxSeq = Math.max(maxSeq, e.seq);
       if (live.length === 0) {
         try { unlinkSync(path); } catch (e) { if (!isErrno(e)) throw e; }
         continue;
       }
-      this.segs.push({
-        id, path, bytes: end, firstSeq: live[0].seq, lastSeq: live[live.length - 1].seq, count: live.length,
+      const seg: Segment = {
+        id, path, bytes: buf.length, firstSeq: live[0].seq, lastSeq: live[live.length - 1].seq, count: live.length,
         keepalives: live.filter((e) => e.kind === 'keepalive').length,
-      });
-      this.totalBytes += end;
+      };
+      if (tail) damaged.push([end, buf.length]);
+      if (damaged.length) seg.damaged = damaged;
+      if (tail) tail.seg = seg;
+      this.segs.push(seg);
+      this.totalBytes += buf.length;
       this.unacked += live.length;
       if (this.onRecovered) for (const e of live) this.onRecovered(e);
     }
-    for (const { path, end } of cuts) {
-      if (path === last) this.counters.torn++;
-      else this.counters.corrupt++;
-      // Cut for good; if that fails, nothing is appended to this file anyway (a new segment
-      // is opened below) and the next open cuts it again.
-      this.cut(path, end);
+    for (const t of tails) {
+      if (t.path === last) {
+        this.counters.torn++;
+        // Cut for good; if that fails, nothing is appended to this file anyway (a new segment
+        // is opened below), a replay stops at `end`, and the next open cuts it again.
+        this.cut(t.path, t.end);
+        if (t.seg) {
+          t.seg.bytes = t.end;
+          this.totalBytes -= t.size - t.end;
+        }
+      } else {
+        // The seqs missing up to the next segment's first record, at most what the bytes can hold (see parseFrames).
+        const gap = t.lastSeq > 0 && t.nextSeq > 0 ? t.nextSeq - t.lastSeq - 1 : 1;
+        this.counters.corrupt += Math.max(1, Math.min(gap, Math.floor((t.size - t.end) / MIN_FRAME)));
+      }
     }
     this.counters.recovered = this.unacked;
     this.nextSeq = maxSeq + 1;
@@ -968,8 +1045,15 @@ export class Spool {
         const e = rd.entries[rd.head++];
         if (e.seq >= this.nextRead) return e;
       }
-      // Load more of this segment (it may be the active one, still growing).
-      const size = fstatSync(rd.fd).size;
+      // Load more of this segment (it may be the active one, still growing), up to the next damaged
+      // range found at open, which is jumped over.
+      let size = fstatSync(rd.fd).size;
+      const skip = rd.damaged.find(([, to]) => to > rd.offset);
+      if (skip && skip[0] <= rd.offset) {
+        rd.offset = skip[1];
+        continue;
+      }
+      if (skip) size = Math.min(size, skip[0]);
       if (size > rd.offset) {
         let len = Math.min(size - rd.offset, READ_CHUNK);
         if (len >= HDR) {
@@ -1003,7 +1087,7 @@ export class Spool {
   /** Start reading segment `s`; false when its file is gone or not the tap's (then it was dropped: lostSegment). Other errors are thrown. */
   private openReader(s: Segment): boolean {
     try {
-      this.rd = { segId: s.id, fd: openOwn(s.path, fc.O_RDONLY), offset: 0, entries: [], head: 0 };
+      this.rd = { segId: s.id, fd: openOwn(s.path, fc.O_RDONLY), offset: 0, entries: [], head: 0, damaged: s.damaged ?? [] };
       return true;
     } catch (e) {
       if (!(e instanceof NotOwnFile) && !(isErrno(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR'))) throw e;
@@ -1121,7 +1205,7 @@ export class Spool {
         this.ioFailed(e, 'compact');
         break;
       }
-      const { entries } = parseFrames(buf, false);
+      const { entries } = parseFrames(buf, false, 0); // past damage found at open (counted then): the copy leaves it out
       const keep: Buffer[] = [];
       let dropped = 0;
       let keptKa = 0;
@@ -1152,7 +1236,7 @@ export class Spool {
       this.totalBytes -= s.bytes - newBytes;
       this.fsFree += s.bytes - newBytes;
       if (keep.length === 0) this.segs.splice(this.segs.indexOf(s), 1);
-      else Object.assign(s, { bytes: newBytes, count: keep.length, firstSeq: first, lastSeq: last, keepalives: keptKa });
+      else Object.assign(s, { bytes: newBytes, count: keep.length, firstSeq: first, lastSeq: last, keepalives: keptKa, damaged: undefined });
       this.unacked -= dropped;
       this.counters.shed.keepalive += dropped;
       this.counters.compactions++;
