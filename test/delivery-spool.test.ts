@@ -390,3 +390,44 @@ t.test('a compaction of a segment damaged at open keeps the records after the da
   t.same(got.filter((x) => statuses.has(x)), [...statuses], 'every status change but the damaged record is there, in order');
   s.close();
 });
+
+/** A keepalive batch of `n` events (reliable.ts's batchMessage): one record, `n` keepalives. */
+const batch = (i: number, n: number, pad = 0): SpoolMessage => ({
+  ...msg(i, 'keepalive', pad), subject: 'wazuh.keepalives', headers: { 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(n) },
+});
+
+t.test('a stop with keepalives held in memory only (NATS stalled): they are counted as shed, by their events, and said; nothing else is lost (found by review: gone without a count)', async (t) => {
+  const d = dir();
+  const said: { msg: string; fields: Record<string, unknown> }[] = [];
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20, onWarn: (msg, fields) => { said.push({ msg, fields }); } });
+  const kas = Array.from({ length: 500 }, (_, i) => msg(i, 'keepalive'));
+  s.append([...kas.slice(0, 300), batch(300, 40), ...kas.slice(300), msg(1000, 'status')], false, true);
+  t.equal(s.stats().inMemory, 501, 'the keepalives (and the batch) in memory only');
+  const inFlight = s.read(200); // published, never acknowledged: NATS stalled, then died
+  for (const e of inFlight.slice(0, 50)) s.ack(e.seq); // the first 50 acknowledged before that
+  t.equal(s.stats().records, 502 - 50);
+  s.close();
+  const st = s.stats();
+  t.same(st.shed, { status: 0, keepalive: 450 + 40, alert: 0, tap: 0 }, 'the 450 keepalives not acknowledged shed, and the batch by its 40 events');
+  t.equal(st.records, 1, 'what is left is what the next start has: the status change');
+  t.match(said, [{ msg: /keepalives held in memory only were not delivered before the stop: shed/, fields: { keepalives: 490 } }], 'said');
+  const again = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.same(ids(again.read(10)), ['ev-1000'], 'the status change is there at the next start');
+  again.close();
+});
+
+t.test('a keepalive batch shed counts its events, refused or compacted out', async (t) => {
+  const max = 64 * 1024;
+  const s = Spool.open({ dir: dir(), maxBytes: max, segmentBytes: 8 * 1024 });
+  let i = 0;
+  let events = 0;
+  // Batches of 25 keepalives until they are refused (90 % of the bound): the refused one counts 25.
+  while (s.append([batch(i++, 25, 200)])[0] > 0) events += 25;
+  t.equal(s.stats().shed.keepalive, 25, 'the refused batch: its 25 keepalives');
+  // Status changes push the batches out (a compaction): each one dropped counts its 25.
+  for (let k = 0; k < 100; k++) s.append([msg(i++, 'status', 200)]);
+  t.ok(s.stats().compactions > 0);
+  const left = s.read(100_000).filter((e) => e.kind === 'keepalive').length;
+  t.equal(s.stats().shed.keepalive, 25 + events - 25 * left, 'every keepalive either in the spool or counted as shed');
+  s.close();
+});

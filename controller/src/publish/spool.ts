@@ -35,7 +35,7 @@
 // segment files: keepalives are refused once the spool holds `keepaliveShare` (90 %) of
 // `maxBytes`; a status change, alert or tap event that does not fit makes room by
 // compacting unsent keepalives out of the oldest segments, and is itself shed (counted)
-// only when no keepalive is left to drop. Every shed record is counted by kind.
+// only when no keepalive is left to drop. Every shed event is counted by kind (a keepalive batch by its events).
 //
 // A full disk (or a failing one) is a fault to survive, never a crash (SPEC §8). The bound in
 // force is `maxBytes`, but never so much that the file system keeps less than a reserve free
@@ -136,6 +136,7 @@ export interface SpoolStats {
   segments: number;
   appended: number;
   acked: number;
+  /** Events shed, by kind: a keepalive batch counts its events (Wazuh-Event-Count). */
   shed: Record<MessageKind, number>;
   /** Refused for want of room, but kept by the caller to offer again (alerts stay in alerts.json): not shed. */
   deferred: number;
@@ -193,6 +194,15 @@ function defaultReserve(dir: string): number {
   } catch {
     return 64 * 1024;
   }
+}
+
+/**
+ * The events a message carries: a keepalive batch says how many (Wazuh-Event-Count, reliable.ts), any
+ * other message is one. What shed counts: a batch of 500 keepalives shed is 500 events, not 1.
+ */
+function eventsOf(m: { headers: Record<string, string> }): number {
+  const n = Number(m.headers['Wazuh-Event-Count']);
+  return Number.isSafeInteger(n) && n > 0 ? n : 1;
 }
 
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
@@ -332,6 +342,8 @@ export class Spool {
   private nextRead = 1;
   /** Handed out, not acknowledged, in seq order. */
   private readonly outstanding = new Map<number, true>();
+  /** Keepalives held in memory only and not acknowledged (append's keepalivesInMemory), by seq: their events. */
+  private readonly memOnly = new Map<number, number>();
   private ackCursor = 0;
   private persistedCursor = 0;
   private mem: SpoolEntry[] = [];
@@ -807,7 +819,7 @@ export class Spool {
    * memory only, in their place in the order, never written: a keepalive repeats every few seconds,
    * and writing each one was the largest cost of a keepalive (SPEC §9). Status changes, alerts and
    * everything while NATS is away or behind still go to disk. A tap killed with SIGKILL loses those
-   * keepalives not yet acknowledged — never a status change.
+   * keepalives not yet acknowledged — never a status change; a stop counts them as shed (close).
    * Never throws for the disk: a write that fails refuses what it held (see the header).
    *
    * Nothing overtakes a refused record: once one that is not a keepalive is refused, every later
@@ -862,6 +874,7 @@ export class Spool {
           this.unacked++;
           this.counters.appended++;
           this.counters.inMemory++;
+          this.memOnly.set(seq, eventsOf(m));
           out[i] = seq;
           continue;
         }
@@ -908,7 +921,7 @@ export class Spool {
   /** Refused for want of room: shed (counted by kind), or deferred when the caller keeps it. */
   private refuse(m: SpoolMessage, callerKeeps: boolean): void {
     if (callerKeeps && m.kind !== 'keepalive') this.counters.deferred++;
-    else this.counters.shed[m.kind]++;
+    else this.counters.shed[m.kind] += eventsOf(m);
     if (this.lastLimit < this.o.maxBytes) this.setFull(true);
   }
 
@@ -1126,6 +1139,7 @@ export class Spool {
   /** NATS acknowledged record `seq`. */
   ack(seq: number): void {
     if (!this.outstanding.delete(seq)) return;
+    if (this.memOnly.size > 0) this.memOnly.delete(seq);
     this.unacked--;
     this.counters.acked++;
     let cursor: number;
@@ -1208,12 +1222,13 @@ export class Spool {
       const { entries } = parseFrames(buf, false, 0); // past damage found at open (counted then): the copy leaves it out
       const keep: Buffer[] = [];
       let dropped = 0;
+      let droppedEvents = 0;
       let keptKa = 0;
       let first = 0;
       let last = 0;
       for (const e of entries) {
         if (e.seq <= this.ackCursor) continue; // acknowledged
-        if (e.kind === 'keepalive' && e.seq >= this.nextRead) { dropped++; droppedSeqs.add(e.seq); continue; }
+        if (e.kind === 'keepalive' && e.seq >= this.nextRead) { dropped++; droppedEvents += eventsOf(e); droppedSeqs.add(e.seq); continue; }
         if (e.kind === 'keepalive') keptKa++;
         keep.push(encodeFrame(e, e.seq));
         if (!first) first = e.seq;
@@ -1238,7 +1253,7 @@ export class Spool {
       if (keep.length === 0) this.segs.splice(this.segs.indexOf(s), 1);
       else Object.assign(s, { bytes: newBytes, count: keep.length, firstSeq: first, lastSeq: last, keepalives: keptKa, damaged: undefined });
       this.unacked -= dropped;
-      this.counters.shed.keepalive += dropped;
+      this.counters.shed.keepalive += droppedEvents;
       this.counters.compactions++;
     }
     // Unsent keepalives still in memory were dropped on disk: drop them here too.
@@ -1271,10 +1286,22 @@ export class Spool {
 
   /**
    * Save the cursor, close the files, start the last sync (`synced()` waits for it). Unacknowledged
-   * records stay for the next start. Never throws for the disk, never waits for it.
+   * records stay for the next start — but for the keepalives held in memory only (append's
+   * keepalivesInMemory: NATS stalled while they waited), which the next start cannot have: they are
+   * counted as shed, by their events, and said. Not written now: behind the status changes that came
+   * after them, a keepalive's `status` would reach the consumers after a later change of the agent's.
+   * Never throws for the disk, never waits for it.
    */
   close(): void {
     if (this.closed) return;
+    if (this.memOnly.size > 0) {
+      let events = 0;
+      for (const n of this.memOnly.values()) events += n;
+      this.counters.shed.keepalive += events;
+      this.unacked -= this.memOnly.size;
+      this.memOnly.clear();
+      this.onWarn?.('spool: keepalives held in memory only were not delivered before the stop: shed (counted)', { keepalives: events });
+    }
     for (const t of this.timers) clearInterval(t);
     this.closeReader();
     if (this.fd >= 0) {
