@@ -10,19 +10,18 @@
 //
 // And a client sends its next request only once it has read the reply to the last (WAZUH-PROTOCOL.md
 // §1: one request, one reply, per round trip): so a reply that entered after two outstanding requests
-// did cannot answer the first — that one's reply came before the second request and was lost (a
-// perf-buffer loss the stream cannot see: each record is a whole write). The first is abandoned;
-// kept, it would take this reply and every later pairing on the connection would be off by one.
+// of two writes did cannot answer the first — that one's reply came before the second write and was
+// lost (a perf-buffer loss the stream cannot see: each record is a whole write). The first is
+// abandoned; kept, it would take this reply and every later pairing on the connection would be off
+// by one. Frames of one write share its time: several requests in one write (no Wazuh daemon does
+// it) still pair in order.
 
 import type { ConnId, ParsedWdbReply, WdbExchange, WdbFrame, WdbRequest } from '../types.js';
 import { parseReply } from './wdb-reply.js';
 import { parseRequest } from './wdb-request.js';
 
 export interface PairerOptions {
-  /**
-   * Outstanding requests kept per connection; beyond it the oldest is dropped (its reply was lost).
-   * A client has one in flight: more wait only while records of other CPUs are reordered.
-   */
+  /** Outstanding requests kept per connection; beyond it the oldest is dropped (its reply was lost). */
   maxQueue?: number;
   /** Connections tracked; the least recently used is forgotten beyond this. */
   maxConnections?: number;
@@ -93,7 +92,7 @@ export class Pairer {
   };
 
   constructor(opts: PairerOptions = {}) {
-    this.maxQueue = Math.max(1, opts.maxQueue ?? 8);
+    this.maxQueue = Math.max(1, opts.maxQueue ?? 64);
     this.maxConns = Math.max(1, opts.maxConnections ?? 65536);
     this.maxQueuedBytes = Math.max(1, opts.maxQueuedBytes ?? 16 << 20);
     this.maxEarly = Math.max(1, opts.maxEarly ?? 4);
@@ -175,7 +174,7 @@ export class Pairer {
     if (reply.malformed) this.counters.malformedReplies++;
     const c = this.conn(frame.connId);
     // Requests whose own replies were lost (see the top of this file).
-    while (c.queue.length > 1 && c.queue[1].tsNs <= frame.tsNs) this.abandon(c);
+    while (c.queue.length > 1 && c.queue[1].tsNs > c.queue[0].tsNs && c.queue[1].tsNs <= frame.tsNs) this.abandon(c);
     const head = c.queue[0];
     if (head && head.tsNs <= frame.tsNs) {
       c.queue.shift();
