@@ -29,6 +29,9 @@ async function tapOn(t: Tap.Test, home: string) {
   const sock = join(home, 'tap.sock');
   const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--control-socket', sock, '--node', 'node-a']);
   t.teardown(() => tap.stop('SIGKILL'));
+  // The start's look at wazuh-db done: a later one, under load, would read what the imitation below
+  // wrote through A's own socket (it is made world-writable) — wazuh-db A's truth, not a forgery.
+  await waitFor(() => tap.logs.some((l) => l.msg === 'state resynchronised from wazuh-db' && l.why === 'attached'), 15_000, 'the start\'s resynchronisation');
   const status = async () => {
     const r = await runTap(['status', '--json', '--control-socket', sock]);
     if (r.code !== 0) throw new Error(`status: ${r.stderr}`);
@@ -69,7 +72,12 @@ t.test('a local user imitating Wazuh (its own wazuh-db and wazuh-remoted, its ow
   // Even connected to A's own socket (made world-writable here), a process that is not one of A's
   // daemons writes nothing the tap reads: its requests are not captured, so no reply is wanted either.
   for (const d of [homeA, join(homeA, 'queue'), join(homeA, 'queue/db')]) chmodSync(d, 0o755);
+  const mark = tap.logs.length;
   chmodSync(join(homeA, 'queue/db/wdb'), 0o666);
+  // The socket's new ctime reads as a wazuh-db that came back: the tap looks at wazuh-db A again. That
+  // look is let finish first — made while the intruder writes through A's socket, it would read those
+  // writes from wazuh-db A (its truth, not a forgery: what a full run once saw as "005 pending").
+  await waitFor(() => tap.logs.slice(mark).some((l) => l.msg === 'state resynchronised from wazuh-db'), 15_000, 'the look after the chmod');
   installSimDaemon(binDir, homeX, 'wazuh-remoted');
   const intruder = new SimClient(new SimProcess(join(homeX, 'bin'), 'wazuh-remoted', homeA, ['--no-reset'], { uid: NOBODY, gid: NOBODY }));
   t.teardown(() => intruder.kill('SIGKILL'));
@@ -87,7 +95,7 @@ t.test('a local user imitating Wazuh (its own wazuh-db and wazuh-remoted, its ow
     [['001', 'never_connected', 'pending']], 'one event: the real manager\'s');
   t.notOk(got.some((m) => m.body.agent_id === '005'), 'nothing about agent 005');
   const st = await status();
-  t.match(st.agents, { never_connected: 1, pending: 1, active: 0 }, 'the state holds what wazuh-db A holds');
+  t.match(st.agents, { never_connected: 1, pending: 1, active: 0 }, 'the state holds what the tap saw of wazuh-db A');
   const targets = (st.targets as { pid: number; name: string }[]).map((x) => x.pid);
   for (const p of [simX.db!.pid, simX.remoted!.pid, intruder.pid]) t.notOk(targets.includes(p!), `pid ${p} (nobody's) is not a target`);
   t.ok(targets.includes(simA.remoted!.pid!), 'A\'s remoted is');
