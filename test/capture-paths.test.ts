@@ -135,11 +135,13 @@ t.test('a burst of large replies fits the perf buffer: nothing lost', async (t) 
   const f = Buffer.alloc(4 + q.length + 1);
   f.writeUInt32LE(q.length + 1, 0);
   f.write(q, 4);
-  // 24 requests in one write: wazuh-db answers ~1.1 MB back to back, faster than one poll. (In one
-  // write, not three: a request of a later write says the earlier ones were answered — the pairer
-  // abandons a request whose reply it did not see once a later write's is answered.)
-  await sim.raw(Buffer.concat(Array.from({ length: 24 }, () => f)));
-  for (let i = 0; i < 24; i++) t.match(await sim.recv(), /^(ok|due) \[/);
+  // 24 requests, 8 in one write on each of three connections: wazuh-db answers ~1.1 MB back to back,
+  // faster than one poll. (Three connections, not three writes on one: a request of a later write
+  // says the earlier ones were answered — the pairer abandons a request whose reply it did not see
+  // once a later write's is answered — and the kernel walks 16 frames of a write at most: WDBTAP_MAX_FRAMES_PER_WRITE.)
+  const clients = [sim, await sim.spawnClient('wazuh-authd'), await sim.spawnClient('wazuh-monitord')];
+  for (const c of clients) await c.raw(Buffer.concat(Array.from({ length: 8 }, () => f)));
+  for (const c of clients) for (let i = 0; i < 8; i++) t.match(await c.recv(), /^(ok|due) \[/);
   await waitFor(() => exchanges().filter((e) => label(e) === 'get-all-agents').length >= 24, 10_000, '24 large exchanges');
   t.equal(exchanges().filter((e) => label(e) === 'get-all-agents').length, 24, 'every reply decoded and paired');
   t.equal(capture.counters().lost, 0, 'no perf sample lost');
