@@ -38,7 +38,7 @@ export interface TapLifecycleEvent {
   timestamp: number;
   /** started: the Wazuh home the tap follows. */
   home?: string;
-  /** records_lost: records the kernel could not deliver since the last report. */
+  /** records_lost: records (or whole writes) the kernel or the shim could not deliver since the last report. */
   lost?: number;
   /** spool_full: events shed since the last report, and since the start, by kind. */
   shed?: ShedCounts;

@@ -1,15 +1,31 @@
 // The kernel side: load the programs, poll records into the pipeline, attach.
-// Records the kernel could not deliver are reported and followed by a resync
-// (SPEC §5). A failed poll is fatal: the lifecycle detaches and exits non-zero.
+// Records the kernel or the shim could not deliver are reported and followed by
+// a resync (SPEC §5). A failed poll is fatal: the lifecycle detaches and exits
+// non-zero.
 import type { Part } from '../lifecycle.js';
 import { LOSS_RESYNC, type Tap } from '../tap.js';
 import { Capture } from '../../capture/capture.js';
+import type { CaptureCounters } from '../../capture/record-layout.js';
 import { artefacts } from '../../paths.js';
 import { STATE_COMMANDS } from '../../state/commands.js';
 
+/**
+ * The counters whose rise means wazuh-db traffic never reached the decoder — a reply or a status
+ * update that may leave an agent's status wrong until wazuh-db is asked again — and what the log
+ * says of each. Not `output_failures`: a sample the perf buffer refuses is in `lost` too (the ring's
+ * own count, told at its next sample), and would be counted twice.
+ */
+export const LOSS_COUNTERS = {
+  lost: 'the kernel dropped records (perf buffer full)',
+  queue_drops: 'the shim dropped records (its queue or reorder heap full: the controller did not take them in time)',
+  scratch_failures: 'the kernel could not read a write (user memory or its scratch map)',
+  inflight_full: 'the kernel could not follow a write (its map of writes in flight full)',
+} as const satisfies Partial<Record<keyof CaptureCounters, string>>;
+type LossCounter = keyof typeof LOSS_COUNTERS;
+
 export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
   let lossCheck: NodeJS.Timeout | null = null;
-  let lastLost = 0;
+  const last: Record<LossCounter, number> = { lost: 0, queue_drops: 0, scratch_failures: 0, inflight_full: 0 };
   let rescanErrors = 0;
   const { log, opts } = tap;
 
@@ -54,11 +70,18 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
         (e) => tap.life.requestStop({ why: 'capture failed', code: 1, err: e }));
       let lossPending = false;
       lossCheck = setInterval(() => {
-        const lost = capture.counters().lost;
-        if (lost > lastLost) {
-          log.warn({ lost: lost - lastLost }, 'the kernel dropped records (perf buffer full)');
-          tap.publisher?.publishLifecycle('records_lost', { lost: lost - lastLost });
-          lastLost = lost;
+        const counters = capture.counters();
+        let lost = 0;
+        for (const name of Object.keys(LOSS_COUNTERS) as LossCounter[]) {
+          const rose = counters[name] - last[name];
+          if (rose <= 0) continue;
+          log.warn({ [name]: rose }, LOSS_COUNTERS[name]);
+          last[name] = counters[name];
+          lost += rose;
+        }
+        // One report for every kind: records (or whole writes: a read or in-flight failure) not delivered.
+        if (lost > 0) {
+          tap.publisher?.publishLifecycle('records_lost', { lost });
           lossPending = true;
         }
         // Spaced (LOSS_RESYNC_GAP_MS): loss that goes on gets one resynchronisation now and then, not one a second.
