@@ -19,6 +19,7 @@ import { validatePrefix } from '../publish/subjects.js';
 import { monotonicToWallClock } from '../util/clock.js';
 import { logOutput } from '../util/log.js';
 import { describeTargets } from '../capture/targets.js';
+import { HomePin } from '../capture/home-pin.js';
 import type { AlertsFollower } from '../alerts/follower.js';
 import type { AlertSink } from '../alerts/alert-sink.js';
 import { DEFAULT_THRESHOLDS } from '../alerts/alert-event.js';
@@ -78,6 +79,13 @@ export class Tap {
   /** The capture path's last guards (a record, an event, that made something throw) log through these. */
   readonly recordErrors: RateLimitedLog;
   readonly eventErrors: RateLimitedLog;
+  /**
+   * Which home opts.home names, pinned at start (capture/home-pin.ts): once its path leads to another
+   * home (a container's pid reused), nothing of that one is captured, asked or read, and it is said.
+   */
+  readonly homePin: HomePin;
+  /** That said at most once a minute (it is found again at every look: every second or two). */
+  private readonly homeMoved: RateLimitedLog;
   private fromRecords: AgentEvent[] = [];
   private resyncing = false;
   /** performance.now() before which no resynchronisation for lost records starts (LOSS_RESYNC_GAP_MS). */
@@ -96,6 +104,12 @@ export class Tap {
     this.state = new AgentStateTable({ managerNode: this.node, wallClockMs: monotonicToWallClock() });
     this.recordErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
     this.eventErrors = new RateLimitedLog((f, m) => this.log.warn(f, m));
+    this.homeMoved = new RateLimitedLog((f, m) => this.log.error(f, m), { max: 1 });
+    this.homePin = new HomePin(opts.home, {
+      onMoved: (m) => this.homeMoved.log({ home: opts.home, ...m, since: new Date(m.since).toISOString() },
+        'the Wazuh home\'s path leads to another home now (the container\'s process ended and its pid was reused?): '
+        + 'nothing of that one is captured, asked or published; restart the tap with the new container\'s pid'),
+    });
     // capture → decode → state: the events of one batch of records are spooled together.
     this.pipeline = new Pipeline(this.decoder, this.state, {
       event: (ev) => { this.fromRecords.push(ev); },
@@ -179,6 +193,9 @@ export class Tap {
    */
   async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
     if (this.life.stopping) return;
+    // wazuh-db is reached through the home's path: another home's is never asked (its listing would
+    // remove this home's agents). The pin has said so.
+    if (!this.homePin.holds()) return;
     if (this.resyncing) {
       this.resyncAgain = { why, untilListeningMs, firstLook }; // the one in flight may predate what asks now
       return;
@@ -267,6 +284,8 @@ export class Tap {
       capture_interval_ms: c?.roundMs ?? null,
       targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
       identity: c?.identity() ?? null,
+      // The home's path leads to another home (HomePin): restart the tap with the new container's pid.
+      home_moved: this.homePin.moved,
       counters: c?.counters() ?? {},
       verifier: c?.verifier ?? null,
       decoder: this.decoder.summary(),

@@ -66,6 +66,12 @@ export interface FollowerOptions {
    * root are followed. Default: none (root's files only).
    */
   wazuhUid?: () => number | null;
+  /**
+   * The home's path leads to another Wazuh home now (capture/home-pin.ts: a container's pid reused):
+   * its alerts are not this manager's. Nothing new is opened and a rotation is not followed while it
+   * says so; the file open goes on to its end. Default: never.
+   */
+  elsewhere?: () => boolean;
   /** Longer lines are dropped and counted (default 512 KiB: the event must fit NATS's default 1 MB max_payload). */
   maxLineBytes?: number;
   /** Safety poll (default 1000 ms). */
@@ -158,7 +164,7 @@ export class AlertsFollower {
   constructor(opts: FollowerOptions) {
     this.o = {
       maxLineBytes: DEFAULT_MAX_LINE_BYTES, pollMs: 1000, retryMs: 1000, chunkBytes: 256 * 1024,
-      maxBytesPerTurn: 4 * 1024 * 1024, wazuhUid: () => null, ...opts,
+      maxBytesPerTurn: 4 * 1024 * 1024, wazuhUid: () => null, elsewhere: () => false, ...opts,
     };
     this.splitter = new LineSplitter(this.o.maxLineBytes);
     this.buf = Buffer.allocUnsafe(this.o.chunkBytes);
@@ -253,6 +259,7 @@ export class AlertsFollower {
         if (!this.open()) break;
         continue;
       }
+      if (this.o.elsewhere()) break; // another home's alerts.json is no rotation of this one's
       // lstat: a symbolic link put in its place is another file too (then refused by open()).
       const live = lstatOrNull(this.o.file);
       if (live && (live.ino !== cur.ino || live.dev !== cur.dev)) {
@@ -296,6 +303,7 @@ export class AlertsFollower {
 
   /** Open the file to follow; false when there is none yet (or none that is Wazuh's, or no descriptor left). */
   private open(): boolean {
+    if (this.o.elsewhere()) return false;
     if (!this.loadPosition()) return false;
     const between = this.openRotatedBetween();
     if (between !== null) return between;

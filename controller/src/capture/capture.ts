@@ -11,6 +11,7 @@ import { DEFAULT_ROUND_MS, MAX_ROUND_MS, isRoundMs } from './round.js';
 import {
   DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, scanProcesses, trustedExecutables, wdbSocketId, type HomeIdentity,
 } from './targets.js';
+import { HomePin, type HomeMove } from './home-pin.js';
 
 export { KernelSupportError, DEFAULT_ROUND_MS, MAX_ROUND_MS };
 
@@ -49,6 +50,8 @@ export interface CaptureOptions {
 
   /** A rescan failed (EMFILE, …): it is retried at the next one. Default: ignored. */
   onRescanError?: (e: Error) => void;
+  /** Which home `home` names, for the whole run (home-pin.ts); the agent shares its own. Default: one of its own. */
+  pin?: HomePin;
 }
 
 /** What `status` and `capture` show of the home followed. */
@@ -59,6 +62,8 @@ export interface IdentityView {
   /** The socket `<home>/queue/db/wdb` as it is now. */
   wdb_socket: string | null;
   exe_dirs: { path: string; id: string | null }[];
+  /** The home's path leads to another home now (home-pin.ts): none of it is followed; null while it does not. */
+  moved: HomeMove | null;
 }
 
 const ERR_LEN = 512;
@@ -120,6 +125,7 @@ export class Capture {
   /** Daemon names; a daemon's id in the kernel is its index + 1. */
   private readonly names: string[];
   private home: HomeIdentity;
+  private readonly pin: HomePin;
   private rescanTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: CaptureOptions) {
@@ -131,6 +137,7 @@ export class Capture {
 
     this.names = [...new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES)];
     this.home = { home: opts.home, wdbDir: null, socket: null, exeDirs: [] };
+    this.pin = opts.pin ?? new HomePin(opts.home);
     this.setRoundMs(opts.roundMs ?? DEFAULT_ROUND_MS);
   }
 
@@ -237,15 +244,18 @@ export class Capture {
   }
 
   /**
-   * Give the kernel this home's identities again (a home installed or re-created
-   * after the tap started; the socket wazuh-db re-creates needs nothing: the
-   * kernel matches the directory's entry).
+   * Give the kernel this home's identities again (a home installed after the tap
+   * started, the framework's Python replaced; the socket wazuh-db re-creates
+   * needs nothing: the kernel matches the directory's entry).
    */
   refreshIdentity(force = false): HomeIdentity {
     const old = this.home;
-    const now = resolveHome(this.opts.home, this.names);
+    let now = resolveHome(this.opts.home, this.names);
+    // The path leads to another home (a container's pid reused by another's process): none of it is
+    // followed, what was is kept (home-pin.ts; the pin says so). Not adopted: pinned, never replaced.
+    if (!this.pin.holds({ 'queue/db': now.wdbDir, bin: now.exeDirs.find((d) => d.any === 0)?.id ?? null })) now = old;
     // A home that became unreachable (a container's /proc/<pid>/root whose process ended) keeps the
-    // identity last seen: what it named is gone, and nothing else can take its place.
+    // identity last seen: what it named is gone, and the pin keeps anything else from taking its place.
     if (!now.wdbDir && old.wdbDir) now.wdbDir = old.wdbDir;
     if (!now.exeDirs.length && old.exeDirs.length) now.exeDirs = old.exeDirs;
     if (force || !sameFsId(now.wdbDir, old.wdbDir)) {
@@ -264,11 +274,14 @@ export class Capture {
   /** What the tap follows, for people (status, capture). */
   identity(): IdentityView {
     const h = this.home;
+    const moved = this.pin.moved;
     return {
       home: h.home,
       wdb_dir: h.wdbDir ? `${h.home.replace(/\/+$/, '')}/queue/db (${formatFsId(h.wdbDir)})` : null,
-      wdb_socket: formatFsId(wdbSocketId(h.home)),
+      // The path's socket is another home's while it leads there: not this one's.
+      wdb_socket: moved ? null : formatFsId(wdbSocketId(h.home)),
       exe_dirs: h.exeDirs.map((d) => ({ path: d.path, id: formatFsId(d.id) })),
+      moved,
     };
   }
 

@@ -26,6 +26,7 @@
 // checked once more here before it is written (see scrub()).
 import type { Writable } from 'node:stream';
 import { Capture, type Hook } from '../capture/capture.js';
+import { HomePin } from '../capture/home-pin.js';
 import { WdbDecoder, parseIdList } from '../decode/index.js';
 import { clientKeysPath, readClientKeys } from '../state/sources/client-keys.js';
 import { artefacts } from '../paths.js';
@@ -188,7 +189,17 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   const err = opts.err ?? process.stderr;
   const names = await agentNames(opts.home, err);
   const wallMs = monotonicToWallClock();
-  const capture = Capture.open({ ...artefacts(), home: opts.home, hooks: opts.hooks });
+  // The home's path leading to another home later (a container's pid reused): refused by the pin, said once.
+  let movedSaid = false;
+  const pin = new HomePin(opts.home, {
+    onMoved: (m) => {
+      if (movedSaid) return;
+      movedSaid = true;
+      err.write(`wazuh-nats-tap: ${opts.home} leads to another Wazuh home now (${m.what} is ${m.found}, was ${m.followed}): nothing of it is captured; `
+        + 'run again with the new container\'s pid\n');
+    },
+  });
+  const capture = Capture.open({ ...artefacts(), home: opts.home, hooks: opts.hooks, pin });
   const decoder = new WdbDecoder();
   let printed = 0;
   let stopWhy = '';

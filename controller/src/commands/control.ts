@@ -22,6 +22,11 @@ export function renderStatus(st: Record<string, any>): string {
   const every = st.capture_interval_ms && st.capture_interval_ms !== DEFAULT_ROUND_MS ? `, records taken every ${st.capture_interval_ms} ms` : '';
   rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})${every}` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
   rows.push(['node', `${st.node}  home ${st.home}  prefix ${st.prefix}`]);
+  const moved = st.home_moved;
+  if (moved) {
+    rows.push(['home', `MOVED: ${st.home} leads to another Wazuh home since ${new Date(moved.since).toISOString()} (${moved.what} is ${moved.found}, `
+      + `was ${moved.followed}); nothing of it is followed: restart the tap with the new container's pid`]);
+  }
   const id = st.identity;
   if (id) {
     // What the kernel matches: the socket entry of this directory, the daemons of these directories (SPEC §2).

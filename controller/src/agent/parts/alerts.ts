@@ -18,6 +18,8 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
       tap.follower = new AlertsFollower({
         file: tap.alertsFile, positionFile: join(tap.spoolDir, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
         sink: (lines) => tap.alertSink!.take(lines), log, wazuhUid: () => wazuhUid(tap.opts.home),
+        // Another home's alerts.json (the path leads there now: tap.homePin) is not this manager's.
+        elsewhere: () => !tap.homePin.holds(),
       });
       tap.follower.start();
       log.info({ file: tap.alertsFile, min_level: tap.alertOpts.minLevel }, 'following Wazuh\'s alerts');

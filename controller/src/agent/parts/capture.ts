@@ -58,6 +58,7 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
     start() {
       const capture = Capture.open({
         ...artefacts(), home: opts.home, hooks: opts.hooks, commands: STATE_COMMANDS, fastpath: true, roundMs: opts.captureIntervalMs,
+        pin: tap.homePin,
         // EMFILE and the like: the next rescan (2 s) tries again; logged rate-limited, never fatal.
         onRescanError: (e) => { if (rescanErrors++ % 100 === 0) log.warn({ err: e.message, failures: rescanErrors }, 'cannot scan /proc for Wazuh daemons: retrying'); },
       });

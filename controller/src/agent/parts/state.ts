@@ -44,7 +44,8 @@ export function statePart(tap: Tap): Part {
 
       // Names and addresses from client.keys, now and whenever the file changes (no events).
       try {
-        const w = watchClientKeys(clientKeysPath(opts.home), (k) => applyClientKeys(state, k),
+        // Another home's client.keys (the path leads there now: tap.homePin) names other agents: not applied.
+        const w = watchClientKeys(clientKeysPath(opts.home), (k) => { if (tap.homePin.holds()) applyClientKeys(state, k); },
           { onError: (e) => log.warn({ err: e.message }, 'cannot read client.keys') });
         keys = w;
         await w.ready;
@@ -54,6 +55,7 @@ export function statePart(tap: Tap): Part {
 
       // An agent whose last published status differs from wazuh-db's (it changed while the tap was
       // down, or in records a crash lost) gets one status event now; the others are adopted silently.
+      if (!tap.homePin.holds()) return; // another home now (said by the pin): nothing to ask
       const first = await initialSync({ home: opts.home });
       if (tap.life.stopping) return;
       seedTable(state, first.agents.filter((r) => !tap.published.has(r.id)));

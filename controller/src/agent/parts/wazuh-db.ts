@@ -28,6 +28,10 @@ export function wazuhDbPart(tap: Tap): Part {
   const check = () => {
     const now = socketKey(tap.opts.home);
     if (now === last) return;
+    // The socket of another home the path leads to now (a container's pid reused): not this home's
+    // wazuh-db, never asked (tap.homePin says so). Not taken as seen either: this home's, if the path
+    // comes back to it, is compared with the last this home had.
+    if (now && !tap.homePin.holds()) return;
     last = now;
     if (now) void tap.resync('wazuh-db socket appeared', 5000, true);
   };
