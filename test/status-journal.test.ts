@@ -1,6 +1,6 @@
 // The journal of published statuses: last line per agent wins, a torn line is skipped, compaction keeps the latest.
 import t from 'tap';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
@@ -43,4 +43,53 @@ t.test('a compaction that fails is reported, never thrown: the appended journal 
   t.same([...b.open()], [[1, { status: 'active', status_code: 0 }]], 'read back as compacted');
   t.equal(errors.length, 2, 'the compaction at open failed too, and was said');
   b.close();
+});
+
+t.test('compacted while running once it holds 4× what a compaction would (1 MiB at least), appends going on in the new file', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-')), 'agents.status');
+  const errors: unknown[] = [];
+  const j = new StatusJournal(path, { onError: (e, op) => errors.push([op, e.message]) });
+  j.open();
+  // 100 agents, then one of them flapping: ~100,000 lines a run of days makes (each restart of a fleet,
+  // an agent that cycles), 1.5 MB only appended.
+  j.recordMany(Array.from({ length: 100 }, (_, i) => ({ agentId: String(i + 1), status: 'active' as const, statusCode: 0 })));
+  let most = 0;
+  for (let i = 0; i < 100_000; i++) {
+    j.recordMany([{ agentId: '7', status: i % 2 ? 'active' : 'disconnected', statusCode: i % 2 ? 0 : 4 }]);
+    if (i % 1000 === 999) {
+      await new Promise((r) => setTimeout(r, 1)); // the compaction runs after the batch, in a timer
+      most = Math.max(most, statSync(path).size);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 5));
+  t.ok(most <= 1024 * 1024 + 20_000, `bounded while running (at most ${most} bytes)`);
+  t.ok(j.compactions >= 1, `compacted while running (${j.compactions} times)`);
+  j.recordMany([{ agentId: '101', status: 'pending', statusCode: 0 }]);
+  // As after SIGKILL: no compaction at close. What the file says is what was recorded.
+  j.close();
+  const text = readFileSync(path, 'utf8');
+  const known = parseJournal(text);
+  t.equal(known.size, 101, 'every agent in it');
+  t.same(known.get(7), { status: 'active', status_code: 0 }, 'the flapping agent\'s latest');
+  t.same(known.get(101), { status: 'pending', status_code: 0 }, 'appended after the compactions, in the new file');
+  t.same(known.get(1), { status: 'active', status_code: 0 });
+  t.same(errors, [], 'nothing failed');
+});
+
+t.test('a journal larger than open() reads: its end is read (whole lines), said and counted — never taken as empty', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-')), 'agents.status');
+  // An older run's journal: agent 1's early lines, a long run of agent 2's flapping, then the latest of both.
+  const flaps = Array.from({ length: 20_000 }, (_, i) => `2 ${i % 2 ? 'active 0' : 'disconnected 4'}\n`).join('');
+  writeFileSync(path, `1 pending 0\n3 active 0\n${flaps}1 active 0\n2 disconnected 3\n`, { mode: 0o600 });
+  const size = statSync(path).size;
+  const errors: [string, string][] = [];
+  const j = new StatusJournal(path, { maxBytes: 64 * 1024, onError: (e, op) => errors.push([op, e.message]) });
+  const known = j.open();
+  t.same([...known].sort(([a], [b]) => a - b), [[1, { status: 'active', status_code: 0 }], [2, { status: 'disconnected', status_code: 3 }]],
+    'each agent\'s latest from the end; agent 3, only before it, is not known');
+  t.match(errors, [['oversized', new RegExp(`holds ${size} bytes, more than the 65536 read`)]], 'said');
+  t.ok(j.unreadBytes >= size - 64 * 1024 && j.unreadBytes < size - 64 * 1024 + 20, `counted (${j.unreadBytes} bytes not read: up to the first whole line)`);
+  t.same([...parseJournal(readFileSync(path, 'utf8'))], [...known], 'compacted to what was read, not emptied');
+  t.ok(statSync(path).size < 40, 'one line per agent');
+  j.close();
 });

@@ -312,6 +312,8 @@ export class Tap {
         owed_statuses: this.owed.size,
       },
       agents: this.state.countsByStatus(),
+      // agents.status: compactions while running; bytes a start could not read (a file too large: statuses lost).
+      journal: this.journal ? { compactions: this.journal.compactions, unread_bytes: this.journal.unreadBytes } : null,
       alerts: this.alertStatus(),
       log: logStatus(),
       node: this.node, home: this.opts.home, prefix: this.prefix,

@@ -5,9 +5,19 @@
 import { join } from 'node:path';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
-import { StatusJournal, type PublishedStatus } from '../../state/sources/status-journal.js';
+import { StatusJournal, type JournalOp, type PublishedStatus } from '../../state/sources/status-journal.js';
 import { initialSync, seedTable } from '../../state/sources/initial-sync.js';
 import { applyClientKeys, clientKeysPath, watchClientKeys } from '../../state/sources/client-keys.js';
+
+/** What the log says of a fault of agents.status. */
+const JOURNAL_FAULTS: Record<JournalOp, string> = {
+  compact: 'cannot compact the status journal: kept as it is',
+  read: 'agents.status: cannot read: starting without the statuses it held (wazuh-db\'s are taken as they are)',
+  open: 'agents.status: cannot write (disk full?): kept in memory, retrying',
+  write: 'agents.status: cannot write (disk full?): kept in memory, retrying',
+  oversized: 'agents.status is larger than it is read: only its end was (each agent\'s latest status there); '
+    + 'agents with no line in it are taken from wazuh-db as they are',
+};
 
 export function statePart(tap: Tap): Part {
   let keys: { close(): void } | null = null;
@@ -16,10 +26,10 @@ export function statePart(tap: Tap): Part {
     async start() {
       const { log, state, opts } = tap;
       const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'), {
-        onError: (e, op, failures) => log.warn({ err: e.message, op, failures }, op === 'compact'
-          ? 'cannot compact the status journal: kept as it is'
-          : op === 'read' ? 'agents.status: cannot read: starting without the statuses it held (wazuh-db\'s are taken as they are)'
-            : 'agents.status: cannot write (disk full?): kept in memory, retrying'),
+        onError: (e, op, failures) => {
+          if (op === 'oversized') log.error({ err: e.message, op }, JOURNAL_FAULTS[op]); // statuses lost: not a passing fault
+          else log.warn({ err: e.message, op, failures }, JOURNAL_FAULTS[op]);
+        },
         onRecovered: () => log.info('agents.status: writing again'),
       });
       const known = journal.open();

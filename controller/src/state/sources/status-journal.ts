@@ -6,7 +6,15 @@
 //
 // One line per published status event (`<id> <status> <code>\n`), appended
 // with one write: cheap, since status changes are rare next to keepalives.
-// Compacted to the latest line per agent at start and at a clean stop.
+// Compacted to the latest line per agent at start, at a clean stop, and while
+// the tap runs once the file holds more than max(1 MiB, 4 × its compacted
+// size) — in a timer after the write, not inside the batch being published.
+// Only appended, it grew for the tap's whole uptime (a fleet's restarts, an
+// agent flapping), and a start after a crash read all of it. A file found
+// larger than can be read (256 MiB: a journal of an older version, or one that
+// could not be compacted for long) is read from its end — its last lines are
+// each agent's latest — and that is said; it was taken as empty, silently,
+// and compacted to nothing.
 //
 // A full disk never stops the tap here: a write that fails is cut back (no torn
 // line), its lines wait in memory (the latest per agent) and are written before
@@ -35,11 +43,12 @@
 // new (O_EXCL) and renamed over it. Anything else there is not read: reported
 // (`read`), and replaced by the compaction — the rename replaces a link, never
 // follows it.
-import { closeSync, constants as fc, fstatSync, ftruncateSync, writeSync } from 'node:fs';
-import { openOwn, readOwn, replaceOwn } from '../../util/checked-open.js';
+import { closeSync, constants as fc, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { openOwn, replaceOwn } from '../../util/checked-open.js';
 import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
 import { SharedPool } from '../../util/intern.js';
+import { IdMap } from '../../util/id-map.js';
 
 /** The room the journal keeps allocated beyond its end (see the header): ~2,000 lines after the disk filled. */
 const RESERVE_BYTES = 64 * 1024;
@@ -60,7 +69,13 @@ function fallocate(): Fallocate | null {
 }
 
 const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
+/** What open() reads at most: the end of a larger file. */
 const MAX_BYTES = 256 * 1024 * 1024;
+/** A compaction while running once the file holds more than this, or than COMPACT_RATIO × its compacted size. */
+const COMPACT_MIN_BYTES = 1024 * 1024;
+const COMPACT_RATIO = 4;
+/** Text parsed at a time: a journal of 256 MiB was one string, split into 15 million. */
+const PARSE_CHUNK = 1024 * 1024;
 
 export interface PublishedStatus {
   readonly status: ConnectionStatus;
@@ -78,8 +93,7 @@ export function publishedStatus(status: ConnectionStatus, status_code: number): 
  * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
  * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits.
  */
-export function parseJournal(text: string): Map<number, PublishedStatus> {
-  const out = new Map<number, PublishedStatus>();
+export function parseJournal(text: string, out = new Map<number, PublishedStatus>()): Map<number, PublishedStatus> {
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
     if (!m || !(STATUSES as readonly string[]).includes(m[2])) continue;
@@ -88,13 +102,63 @@ export function parseJournal(text: string): Map<number, PublishedStatus> {
   return out;
 }
 
+/** parseJournal over a file's bytes, PARSE_CHUNK of whole lines at a time; a longer line (no journal line is) skipped. */
+function parseJournalBytes(buf: Buffer): Map<number, PublishedStatus> {
+  const out = new Map<number, PublishedStatus>();
+  let pos = 0;
+  while (pos < buf.length) {
+    const end = buf.length - pos <= PARSE_CHUNK ? buf.length : buf.lastIndexOf(0x0a, pos + PARSE_CHUNK - 1);
+    if (end < pos) {
+      const nl = buf.indexOf(0x0a, pos + PARSE_CHUNK);
+      if (nl < 0) break;
+      pos = nl + 1;
+      continue;
+    }
+    parseJournal(buf.toString('latin1', pos, end), out);
+    pos = end + 1;
+  }
+  return out;
+}
+
+/**
+ * The journal's file, or its last `maxBytes` from a line's start when it is larger: its bytes, and
+ * how many before them were not read.
+ */
+function readJournal(path: string, maxBytes: number): { bytes: Buffer; unread: number } {
+  const fd = openOwn(path, fc.O_RDONLY);
+  try {
+    const size = fstatSync(fd).size;
+    // One byte before the part read: whether it begins a line.
+    const from = size > maxBytes ? size - maxBytes - 1 : 0;
+    const buf = Buffer.alloc(size - from);
+    let len = 0;
+    while (len < buf.length) {
+      const n = readSync(fd, buf, len, buf.length - len, from + len);
+      if (n === 0) break;
+      len += n;
+    }
+    if (from === 0) return { bytes: buf.subarray(0, len), unread: 0 };
+    const start = buf.indexOf(0x0a) + 1; // 0 when no line ends in it: nothing whole
+    return start > 0 ? { bytes: buf.subarray(start, len), unread: from + start } : { bytes: Buffer.alloc(0), unread: size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export type JournalOp = 'read' | 'open' | 'write' | 'compact' | 'oversized';
+
 export interface StatusJournalOptions {
-  /** A write failed (`failures` so far): reported the first time, then at most once a minute. */
-  onError?: (err: Error, op: 'read' | 'open' | 'write' | 'compact', failures: number) => void;
+  /**
+   * A write failed (`failures` so far): reported the first time, then at most once a minute.
+   * `oversized`: open() found the file larger than it reads, and read its end only.
+   */
+  onError?: (err: Error, op: JournalOp, failures: number) => void;
   /** Writing works again after failures. */
   onRecovered?: () => void;
   /** Milliseconds between attempts to write what a failed write left in memory (default 1000). */
   retryMs?: number;
+  /** What open() reads at most (default 256 MiB; tests). */
+  maxBytes?: number;
 }
 
 const REPORT_EVERY_MS = 60_000;
@@ -113,6 +177,15 @@ export class StatusJournal {
   private retryTimer: NodeJS.Timeout | null = null;
   /** The offset up to which fallocate last kept the file's blocks (0: none kept). */
   private reservedTo = 0;
+  /** What the file holds (written or waiting in `unsaved`), the latest per agent: what a compaction writes. */
+  private latest = new IdMap<PublishedStatus>();
+  /** The size past which a compaction is due (see the header). */
+  private compactAbove = COMPACT_MIN_BYTES;
+  private compactTimer: NodeJS.Timeout | null = null;
+  /** Compactions made while running. */
+  compactions = 0;
+  /** Bytes of the file open() could not read (it was larger than that): the statuses in them are lost. */
+  unreadBytes = 0;
 
   private readonly o: StatusJournalOptions;
 
@@ -125,11 +198,20 @@ export class StatusJournal {
   open(): Map<number, PublishedStatus> {
     let known = new Map<number, PublishedStatus>();
     try {
-      const text = readOwn(this.path, MAX_BYTES + 1);
-      if (text.length <= MAX_BYTES) known = parseJournal(text.toString('utf8'));
+      const maxBytes = this.o.maxBytes ?? MAX_BYTES;
+      const { bytes, unread } = readJournal(this.path, maxBytes);
+      known = parseJournalBytes(bytes);
+      if (unread > 0) {
+        // Its end holds each agent's latest line, for every agent with one there; the others' are lost.
+        this.unreadBytes += unread;
+        this.o.onError?.(new Error(`${this.path} holds ${unread + bytes.length} bytes, more than the ${maxBytes} read: `
+          + `its first ${unread} bytes were not read`), 'oversized', this.failures);
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(e as Error, 'read'); // none: the first run
     }
+    this.latest = new IdMap();
+    for (const [id, p] of known) this.latest.set(id, p);
     this.compact(known);
     this.openFile();
     return known;
@@ -163,8 +245,9 @@ export class StatusJournal {
 
   /** The statuses just published, with one write. Never throws: what cannot be written now waits (see the header). */
   recordMany(entries: { agentId: string; status: ConnectionStatus; statusCode: number }[]): void {
-    const lines = entries.filter((e) => /^\d{1,9}$/.test(e.agentId))
-      .map((e) => [Number(e.agentId), `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`] as const);
+    const valid = entries.filter((e) => /^\d{1,9}$/.test(e.agentId));
+    for (const e of valid) this.latest.set(Number(e.agentId), publishedStatus(e.status, e.statusCode));
+    const lines = valid.map((e) => [Number(e.agentId), `${Number(e.agentId)} ${e.status} ${e.statusCode}\n`] as const);
     if (lines.length === 0 && this.unsaved.size === 0) return;
     let tried = false;
     if (this.unsaved.size === 0 && this.fd !== null) {
@@ -214,17 +297,48 @@ export class StatusJournal {
     this.size += buf.length;
     this.recovered();
     this.keepReserve();
+    if (this.size > this.compactAbove) this.compactSoon();
     return true;
+  }
+
+  /** A compaction after the batch being published (one timer, whatever the writes meanwhile). */
+  private compactSoon(): void {
+    if (this.compactTimer) return;
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      this.compactRunning();
+    }, 0);
+    this.compactTimer.unref();
+  }
+
+  /**
+   * Replace the file with what it holds (`latest`: the lines waiting in `unsaved` too), and append
+   * to the new one. Failed, the old file stays (as good, only longer) and the next try waits for
+   * another COMPACT_MIN_BYTES of lines.
+   */
+  private compactRunning(): void {
+    if (this.fd === null) return; // closed, or not open: open() and close() compact
+    if (!this.compact(this.latest)) {
+      this.compactAbove = this.size + COMPACT_MIN_BYTES;
+      return;
+    }
+    this.compactions++;
+    try { closeSync(this.fd); } catch { /* the old file, renamed over */ }
+    this.fd = null;
+    this.unsaved.clear(); // in the new file
+    this.openFile(); // failed: said, and the next status opens it again (writeUnsaved)
   }
 
   /** Replace the file with one line per agent (write a copy, then rename: never a half file). False when it failed (the old file stays). */
   compact(latest: ReadonlyMap<number, PublishedStatus>): boolean {
+    const text = [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join('');
     try {
-      replaceOwn(this.path, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''));
+      replaceOwn(this.path, text);
     } catch (e) {
       this.failed(e as Error, 'compact');
       return false;
     }
+    this.compactAbove = Math.max(COMPACT_MIN_BYTES, COMPACT_RATIO * Buffer.byteLength(text));
     this.recovered();
     return true;
   }
@@ -232,6 +346,8 @@ export class StatusJournal {
   close(latest?: ReadonlyMap<number, PublishedStatus>): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
     if (this.fd !== null) {
       try { closeSync(this.fd); } catch { /* written */ }
     }
@@ -244,7 +360,7 @@ export class StatusJournal {
     return this.failures;
   }
 
-  private failed(e: Error, op: 'read' | 'open' | 'write' | 'compact'): void {
+  private failed(e: Error, op: Exclude<JournalOp, 'oversized'>): void {
     this.failures++;
     this.failedAt = performance.now();
     if (this.failedAt - this.reportedAt < REPORT_EVERY_MS) return;
