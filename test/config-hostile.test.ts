@@ -5,7 +5,7 @@
 // a value from a file or the command line clips it.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../controller/src/errors.js';
@@ -80,6 +80,62 @@ t.test('client.keys as a FIFO: refused at once (no blocking open), the watcher g
   w.close();
   t.ok(ready, 'the first read is over');
   t.match(errors, [/not a regular file \(a FIFO\)/], 'reported');
+});
+
+t.test('client.keys that is not Wazuh\'s — a link to a root-only file, another user\'s file, a hard link — is not read: said once, taken as unreadable', async (t) => {
+  const WAZUH = 65534;
+  const OTHER = 4242;
+  const h = home();
+  mkdirSync(join(h.home, 'queue/db'), { recursive: true });
+  chownSync(join(h.home, 'queue/db'), WAZUH, WAZUH); // the Wazuh user: queue/db's owner
+  chownSync(join(h.home, 'etc'), WAZUH, WAZUH); // etc/ is that user's (0770, Wazuh's installer)
+  chmodSync(join(h.home, 'etc'), 0o770);
+  const secret = join(h.home, 'root-only');
+  mkdirSync(secret, { mode: 0o700 });
+  const line = (id: string, name: string) => `${id} ${name} 10.9.8.7 ${'a'.repeat(64)}\n`;
+  const other = join(secret, 'other-home-client.keys'); // another tenant's, say
+  writeFileSync(other, line('001', 'tenantB-db-prod'), { mode: 0o600 });
+  const keys = join(h.home, 'etc/client.keys');
+  /** Put `make` at client.keys the way authd does (a new name renamed over), as the Wazuh user could. */
+  const place = (make: (tmp: string) => void) => {
+    const tmp = `${keys}.tmp`;
+    rmSync(tmp, { force: true });
+    make(tmp);
+    renameSync(tmp, keys);
+  };
+
+  place((tmp) => symlinkSync(other, tmp));
+  await t.rejects(readClientKeys(keys), /client\.keys is a symbolic link: not read/, 'a symbolic link to a root 0600 file');
+  place((tmp) => { writeFileSync(tmp, line('001', 'planted')); chownSync(tmp, OTHER, OTHER); });
+  await t.rejects(readClientKeys(keys), new RegExp(`owned by uid ${OTHER}, neither root nor the Wazuh user \\(${WAZUH}\\)`), 'another user\'s file');
+  place((tmp) => linkSync(other, tmp));
+  await t.rejects(readClientKeys(keys), /a file with 2 names \(a hard link\): not read/, 'a second name of a root-only file');
+  place((tmp) => { writeFileSync(tmp, line('001', 'web-01')); chownSync(tmp, WAZUH, WAZUH); });
+  t.same((await readClientKeys(keys)).agents, [{ id: 1, name: 'web-01', ip: '10.9.8.7' }], 'the Wazuh user\'s own file is read');
+
+  // Watched: the names stay those of the last file read; each refused file said once.
+  const seen: string[] = [];
+  const errors: string[] = [];
+  const w = watchClientKeys(keys, (k) => seen.push(k.agents.map((a) => a.name).join()), { debounceMs: 20, onError: (e) => errors.push(e.message) });
+  t.teardown(() => w.close());
+  await w.ready;
+  t.same(seen, ['web-01']);
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+  place((tmp) => symlinkSync(other, tmp));
+  await settle();
+  writeFileSync(other, line('001', 'tenantB-db-prod') + line('002', 'tenantB-db-2')); // changes seen through it would be read again
+  utimesSync(join(h.home, 'etc'), new Date(), new Date());
+  place((tmp) => symlinkSync(other, tmp));
+  await settle();
+  t.same(seen, ['web-01'], 'nothing read through the link');
+  t.equal(errors.filter((e) => /symbolic link/.test(e)).length, 1, 'said once, however often it is looked at');
+  place((tmp) => { writeFileSync(tmp, line('001', 'planted')); chownSync(tmp, OTHER, OTHER); });
+  await settle();
+  t.same(seen, ['web-01'], 'nor another user\'s file');
+  t.match(errors.at(-1), /owned by uid 4242/, 'which is said too');
+  place((tmp) => writeFileSync(tmp, line('001', 'web-01-renamed')));
+  await settle();
+  t.same(seen, ['web-01', 'web-01-renamed'], 'root\'s file: read again');
 });
 
 t.test('the tap with a FIFO at etc/client.keys starts, says so, and stops on SIGTERM', async (t) => {

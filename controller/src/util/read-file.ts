@@ -1,9 +1,9 @@
-// Reading a file the tap was pointed at (its configuration, a key, credentials, client.keys)
+// Reading a file the tap was pointed at (its configuration, a key, credentials)
 // without ever blocking on it. A FIFO where a file should be would block open(2) until some
 // writer comes — forever, at start-up; a character device (/dev/zero) reads without end. So
 // the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
 // swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
-import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fsp, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { clipPath } from './clip.js';
 
 /** The file exists but is not a regular file (a FIFO, a device, a socket, a directory). */
@@ -80,19 +80,4 @@ export function readWhole(fd: number, size: number): Buffer {
     len += n;
   }
   return buf.subarray(0, len);
-}
-
-/** Open a regular file for reading without blocking (async: client.keys is read off the main path). */
-export async function openRegularFile(path: string): Promise<fsp.FileHandle> {
-  const st = await fsp.stat(path);
-  if (!st.isFile()) throw refuse(path, st);
-  const fh = await fsp.open(path, OPEN_FLAGS);
-  try {
-    const fst = await fh.stat();
-    if (!fst.isFile()) throw refuse(path, fst);
-  } catch (e) {
-    await fh.close();
-    throw e;
-  }
-  return fh;
 }

@@ -2,12 +2,21 @@
 // the file through a temporary file and a rename, so the directory is watched, not the file; changes are
 // debounced, reads are bounded in size, and only one read is in flight at a time. A read that failed for
 // want of file descriptors (EMFILE, ENFILE) is tried again a second later, not only at the next change.
+//
+// The tap is root and etc/ is the Wazuh user's (wazuh:wazuh 0770): that user can put anything where
+// client.keys is — a symbolic link to a root-only file (another tenant's client.keys through
+// /proc/<pid>/root, anything with lines of that form: their names and addresses became the agents'
+// in the events), a FIFO, a hard link. So the file is opened as alerts.json is
+// (alerts/trusted-open.ts): without following a link in its last component and without blocking,
+// and kept only as a regular file of root or of the Wazuh user, with one name; anything else is
+// closed unread, said (once, until a read works again) and taken as an unreadable file.
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { parseClientKeys, type ClientKeys } from './client-keys-parse.js';
-import { openRegularFile } from '../../util/read-file.js';
 import { isFdExhaustion } from '../../util/errno.js';
+import { openTrusted, wazuhUid } from '../../alerts/trusted-open.js';
 
 export { applyClientKeys, parseClientKeys } from './client-keys-parse.js';
 export type { ClientKeyEntry, ClientKeys } from './client-keys-parse.js';
@@ -19,24 +28,58 @@ export function clientKeysPath(home: string): string {
   return path.join(home, 'etc', 'client.keys');
 }
 
-/** Reads and parses the file; a missing file is an empty list. Throws on other errors (permissions, not a regular file…). */
+/** client.keys is not a file of Wazuh's (a link, a FIFO, another user's file, a second name): not read. */
+export class UntrustedKeysFile extends Error {
+  readonly code = 'EUNTRUSTED';
+}
+
+/**
+ * Who may own client.keys: root and the Wazuh user, the owner of `<home>/queue/db` (trusted-open.ts
+ * wazuhUid), home being the file's grandparent (`<home>/etc/client.keys`).
+ */
+function owners(file: string): number[] {
+  const uid = wazuhUid(path.dirname(path.dirname(file)));
+  return uid === null || uid === 0 ? [0] : [0, uid];
+}
+
+/** Open client.keys if it is Wazuh's (see the header); UntrustedKeysFile when it is not, the fs error (ENOENT, EMFILE…) else. */
+function openKeys(file: string): { fd: number; size: number } {
+  const allowed = owners(file);
+  const r = openTrusted(file, allowed);
+  if ('refused' in r) throw new UntrustedKeysFile(`${file} is ${r.refused}: not read`);
+  // A second name of another file (a root-only one, where fs.protected_hardlinks is off): authd makes
+  // client.keys anew and renames it over, never links it.
+  if (r.st.nlink > 1) {
+    fs.closeSync(r.fd);
+    throw new UntrustedKeysFile(`${file} is a file with ${r.st.nlink} names (a hard link): not read`);
+  }
+  return { fd: r.fd, size: r.st.size };
+}
+
+const readAt = promisify(fs.read);
+const closeFd = promisify(fs.close);
+
+/**
+ * Reads and parses the file; a missing file is an empty list. Throws on other errors (permissions, a
+ * file that is not Wazuh's: UntrustedKeysFile…).
+ */
 export async function readClientKeys(file: string, maxBytes = MAX_CLIENT_KEYS_BYTES): Promise<ClientKeys> {
-  let fh: fs.promises.FileHandle;
+  let fd: number;
+  let size: number;
   try {
     // Never a blocking open: a FIFO there would hold the start-up forever (refused, as a device is).
-    fh = await openRegularFile(file);
+    ({ fd, size } = openKeys(file));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { agents: [], removed: [], malformed: 0 };
     throw e;
   }
   try {
-    const st = await fh.stat();
-    if (st.size > maxBytes) throw new Error(`${file} is ${st.size} bytes, more than the ${maxBytes} allowed`);
-    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    if (size > maxBytes) throw new Error(`${file} is ${size} bytes, more than the ${maxBytes} allowed`);
+    const buf = Buffer.alloc(Math.min(size, maxBytes) + 1);
     let len = 0;
     // Bounded: the file may grow while read; what is past the bound is not read.
     for (let i = 0; i < 1024 && len < buf.length; i++) {
-      const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
+      const { bytesRead } = await readAt(fd, buf, len, buf.length - len, len);
       if (bytesRead === 0) break;
       len += bytesRead;
     }
@@ -45,7 +88,7 @@ export async function readClientKeys(file: string, maxBytes = MAX_CLIENT_KEYS_BY
     buf.fill(0); // the keys were in there
     return keys;
   } finally {
-    await fh.close();
+    await closeFd(fd);
   }
 }
 
@@ -89,7 +132,8 @@ export function watchClientKeys(
   let lastError = '';
   const report = (e: unknown) => {
     const err = e instanceof Error ? e : new Error(String(e));
-    const key = (err as NodeJS.ErrnoException).code ?? err.message;
+    // By message, not code alone: another file refused (a link, then another user's file) is said too.
+    const key = `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`;
     if (key === lastError) return;
     lastError = key;
     opts.onError?.(err);
