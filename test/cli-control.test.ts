@@ -156,6 +156,30 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
   await new Promise((r) => setTimeout(r, 500));
   t.equal(keepalives.length, 1, 'keepalive_events no: applied without a restart');
 
+  // What a reload does not apply is named, each setting, with no value: encryption turned on (which
+  // went on in clear, said "reloaded", needs_restart []), the spool, JetStream, reconnection, the URL.
+  const KEY = 'a1'.repeat(32);
+  writeFileSync(join(home, 'etc/key'), `${KEY}\n`, { mode: 0o600 });
+  const changed = `    <server_url>${nats.url.replace('://', '://alice:R3LOAD-SECRET@')}</server_url>\n`
+    + '    <keepalive_events>no</keepalive_events>\n    <capture_interval>7ms</capture_interval>\n'
+    + '    <encrypt_messages>yes</encrypt_messages>\n    <encryption_key>etc/key</encryption_key>\n'
+    + '    <jetstream>yes</jetstream>\n    <stream>OTHER</stream>\n    <spool_max_size>2MB</spool_max_size>\n'
+    + '    <reconnect_delay>5</reconnect_delay>\n    <max_reconnects>3</max_reconnects>\n    <discover_servers>no</discover_servers>\n'
+    + `    <spool_dir>${join(home, 'spool2')}</spool_dir>\n    <keepalive_batch>0</keepalive_batch>\n`;
+  const NAMED = ['server_url', 'max_reconnects', 'reconnect_delay', 'discover_servers', 'encrypt_messages', 'encryption_key', 'jetstream',
+    'stream', 'spool_dir', 'spool_max_size', 'keepalive_batch'];
+  const restartLines = () => tap.logs.filter((l) => Array.isArray(l.needs_restart) && (l.needs_restart as string[]).length);
+  for (const round of [1, 2]) {
+    writeOssecConf(home, changed);
+    tap.proc.kill('SIGHUP');
+    await waitFor(() => restartLines().length === round, 5000, `reload ${round}`);
+    const line = restartLines()[round - 1];
+    t.same(line.needs_restart, NAMED, `reload ${round}: every setting not applied is named (still, while it runs with the old ones)`);
+    t.equal(line.level, 40, 'a warning');
+    t.match(line.msg, /apply only after a restart.*: server_url, max_reconnects, .*encrypt_messages, encryption_key/, 'the message says so');
+  }
+  t.notMatch(JSON.stringify(tap.logs), /R3LOAD-SECRET|a1a1a1/, 'names only: neither the URL\'s password nor the key');
+
   writeOssecConf(home, `${url}    <no_such_element>1</no_such_element>\n`);
   tap.proc.kill('SIGHUP');
   await waitFor(() => tap.logs.some((l) => l.msg === 'configuration reload failed: keeping the running configuration'), 5000, 'the refused reload');

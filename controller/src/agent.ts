@@ -6,7 +6,6 @@ import type { Logger } from 'pino';
 import type { Hook } from './capture/capture.js';
 import type { NatsSecurity } from './publish/connect-options.js';
 import type { EncryptionKey } from './publish/encryption.js';
-import type { EffectiveConfig } from './config/ossec-conf.js';
 import type { AlertThresholds } from './alerts/alert-event.js';
 import type { Lifecycle } from './agent/lifecycle.js';
 import { Tap } from './agent/tap.js';
@@ -19,7 +18,7 @@ import { alertsPart } from './agent/parts/alerts.js';
 import { controlPart } from './agent/parts/control.js';
 import { metricsPart } from './agent/parts/metrics.js';
 import { notifySystemd } from './agent/systemd.js';
-import { reloadHandler } from './agent/parts/reload.js';
+import { reloadHandler, type Reloading } from './agent/parts/reload.js';
 
 export interface AgentOptions {
   home: string;
@@ -38,8 +37,8 @@ export interface AgentOptions {
   captureIntervalMs?: number;
   /** Wazuh's alerts from `<home>/logs/alerts/alerts.json` (`alerts`, `alerts_min_level`, …). */
   alerts?: AlertOptions;
-  /** Read the configuration again (SIGHUP). */
-  reload?: () => EffectiveConfig;
+  /** The configuration the agent starts with, and how to read it again (SIGHUP). */
+  reload?: Reloading;
   /** Delivery (SPEC §5): the disk spool and JetStream. */
   delivery?: {
     spoolDir?: string;

@@ -126,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
         code = await runAgent({
           home: cfg.home, natsUrls: cfg.serverUrls, prefix: cfg.subjectPrefix, node: cfg.managerNode,
           attach: a.attach, hooks: cfg.hooks as Hook[], controlSocket: a.controlSocket, metrics: cfg.metrics,
-          keepaliveEvents: cfg.keepaliveEvents, captureIntervalMs: cfg.captureIntervalMs, reload: load, log,
+          keepaliveEvents: cfg.keepaliveEvents, captureIntervalMs: cfg.captureIntervalMs, reload: { running: cfg, load }, log,
           alerts: { enabled: cfg.alerts, minLevel: cfg.alertsMinLevel, thresholds: cfg.alertThresholds, fromBeginning: cfg.alertsFromBeginning },
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,

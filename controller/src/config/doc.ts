@@ -10,6 +10,7 @@ export const DOC_END = '<!-- END GENERATED -->';
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 
 export function configReferenceMarkdown(): string {
+  const live = NATS_ELEMENTS.filter((e) => e.live && e.element !== 'enabled').map((e) => `\`${e.element}\``).join(', ');
   const lines = [
     '| element | default | secret file | meaning |',
     '|---|---|---|---|',
@@ -20,6 +21,11 @@ export function configReferenceMarkdown(): string {
     '| flag | overrides |',
     '|---|---|',
     ...overrideMapping().map((o) => `| \`${o.flag}\` | ${cell(o.replaces)} |`),
+    '',
+    `A reload (\`systemctl reload wazuh-nats-tap\`, SIGHUP) applies ${live} to the running tap (\`enabled\` \`no\` `
+      + 'stops it). A change to any other element, to the key in `encryption_key`\'s file or to the node name is not applied: '
+      + 'the reload names each such setting in its log line (`needs_restart`, names only, never a value), and the running '
+      + 'value stays until a restart.',
   ];
   return `${DOC_BEGIN}\n${lines.join('\n')}\n${DOC_END}`;
 }

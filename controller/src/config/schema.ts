@@ -43,13 +43,18 @@ export interface ConfigElement {
   flag?: string;
   /** A `time` that may be 0 (else at least 1 second). */
   zeroTime?: boolean;
+  /**
+   * A reload (SIGHUP) applies it to the running tap (agent/parts/reload.ts). A change to any other
+   * element waits for a restart, and the reload names it (`needs_restart`).
+   */
+  live?: boolean;
 }
 
 /** The syscalls the capture can hook (capture/capture.ts HOOKS; test/config-schema.test.ts keeps them equal). */
 export const HOOK_NAMES = ['sendto', 'write', 'sendmsg', 'writev'] as const;
 
 export const NATS_ELEMENTS: readonly ConfigElement[] = [
-  { element: 'enabled', key: 'enabled', type: 'boolean', default: 'no', secret: false,
+  { element: 'enabled', key: 'enabled', type: 'boolean', default: 'no', secret: false, live: true,
     description: '`yes`: run the tap. `no`: `run` exits 0 saying so.' },
   { element: 'server_url', key: 'serverUrls', type: 'urls', default: 'nats://127.0.0.1:4222', secret: false, flag: 'nats-url',
     description: 'NATS server URL(s), `nats://` or `tls://`, comma-separated (the servers of one NATS cluster). Credentials in a URL (`nats://user:password@host`, `nats://token@host`, %-escaped) are used when no authentication element is set, and masked in output; prefer the `*_file` elements.' },
@@ -93,23 +98,23 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
     description: 'Disk spool for events while NATS is away (an absolute path).' },
   { element: 'spool_max_size', key: 'spoolMaxSize', type: 'size', default: '512MB', secret: false,
     description: 'Bound of the spool: bytes, or with `KB`, `MB`, `GB` (1024-based); at least 1MB.' },
-  { element: 'keepalive_events', key: 'keepaliveEvents', type: 'boolean', default: 'yes', secret: false,
+  { element: 'keepalive_events', key: 'keepaliveEvents', type: 'boolean', default: 'yes', secret: false, live: true,
     description: '`yes`: publish keepalives.' },
   { element: 'keepalive_batch', key: 'keepaliveBatch', type: 'count', default: '1000', secret: false,
     description: 'Up to N keepalives (and 512 KiB, less when the server\'s `max_payload` is smaller) in one message on `<prefix>.agent.batch.keepalive` (which `<prefix>.agent.*.keepalive` subscribers receive), `event_type` `keepalive_batch`, the events in `events`; at most 100000. `0`: one message per keepalive on `<prefix>.agent.<id>.keepalive` (several times the tap\'s CPU per keepalive).' },
   { element: 'keepalive_batch_interval', key: 'keepaliveBatchIntervalSec', type: 'time', default: '0', secret: false, zeroTime: true,
     description: 'With `keepalive_batch`: the longest a keepalive waits for its batch to fill (seconds, or with `s`, `m`). `0`: a batch holds the keepalives of one batch of captured records (about a millisecond under load) and waits for nothing.' },
-  { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false,
+  { element: 'alerts', key: 'alerts', type: 'boolean', default: 'yes', secret: false, live: true,
     description: '`yes`: publish Wazuh\'s alerts, read from `<home>/logs/alerts/alerts.json` (written by wazuh-analysisd).' },
-  { element: 'alerts_min_level', key: 'alertsMinLevel', type: 'level', default: '0', secret: false,
+  { element: 'alerts_min_level', key: 'alertsMinLevel', type: 'level', default: '0', secret: false, live: true,
     description: 'Publish only alerts of this rule level or above (0–15).' },
-  { element: 'alert_thresholds', key: 'alertThresholds', type: 'levels', default: '7,10,13', secret: false,
+  { element: 'alert_thresholds', key: 'alertThresholds', type: 'levels', default: '7,10,13', secret: false, live: true,
     description: 'Lowest rule levels of the severities `medium`, `high`, `critical` (ascending, 1–15); below the first is `low`.' },
-  { element: 'alerts_from_beginning', key: 'alertsFromBeginning', type: 'boolean', default: 'no', secret: false,
+  { element: 'alerts_from_beginning', key: 'alertsFromBeginning', type: 'boolean', default: 'no', secret: false, live: true,
     description: 'When no read position is saved yet (the first start): `yes` publishes the alerts already in alerts.json, `no` only those written from now on. After that the tap resumes where it stopped.' },
   { element: 'metrics', key: 'metrics', type: 'address', default: '127.0.0.1:9464', secret: false, flag: 'metrics',
     description: 'Prometheus endpoint `host:port` (`[v6]:port` for IPv6), or `no`.' },
-  { element: 'capture_interval', key: 'captureIntervalMs', type: 'millis', default: '1', secret: false,
+  { element: 'capture_interval', key: 'captureIntervalMs', type: 'millis', default: '1', secret: false, live: true,
     description: 'While records flow, how long they gather in the kernel\'s buffers before the tap takes them: milliseconds (`1`–`100`, `ms` allowed). Each take is a wake-up of the tap and, with keepalives, a NATS write, whatever it carries: `3` cuts the tap\'s CPU per keepalive at high rates by about 40 % for ~2 ms more latency (docs/performance.md). An event waits up to this long for its round, at any rate. Changed by a reload (SIGHUP), no restart.' },
   { element: 'hooks', key: 'hooks', type: 'hooks', default: 'sendto', secret: false, flag: 'hooks',
     description: `Syscalls to hook, comma-separated: ${HOOK_NAMES.map((h) => `\`${h}\``).join(', ')}. Wazuh's daemons use \`sendto\`; each hook costs every process that makes the syscall.` },
