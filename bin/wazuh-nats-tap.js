@@ -9,8 +9,16 @@ const early = [];
 const remember = (sig) => early.push(sig);
 if (isRun) for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, remember);
 globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.off(sig, remember); } };
-// `ps` shows the command, not node and a path (and the tests see from it that the signals are ours now).
-process.title = ['wazuh-nats-tap', ...process.argv.slice(2)].join(' ');
+// `ps` shows the command, not node and a path (and the tests see from it that the signals are ours now),
+// with no credentials: /proc/<pid>/cmdline is every user's to read, and --nats-url may carry a password
+// (the value of --nats-url masked as a URL list, and any URL with user info in any other argument).
+const { maskUrl, maskUrlsIn } = await import('../dist/util/mask-url.js');
+const URL_FLAG = /^--nats[-_]?url$/i;
+process.title = ['wazuh-nats-tap', ...process.argv.slice(2).map((arg, i, all) => {
+  const inline = /^(--nats[-_]?url=)([^]*)$/i.exec(arg);
+  if (inline) return inline[1] + maskUrl(inline[2]);
+  return URL_FLAG.test(all[i - 1] ?? '') ? maskUrl(arg) : maskUrlsIn(arg);
+})].join(' ');
 // No allocation-site pretenuring for the long-running tap (docs/performance.md, item 11). Once most
 // objects of an allocation site have been seen to survive — as while 100,000 agents first come in —
 // V8 allocates that site's later objects straight in the old generation; some site on the way of

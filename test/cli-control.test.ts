@@ -1,12 +1,14 @@
 // attach, detach and status from the CLI to a running agent, through its control socket.
 import t from 'tap';
-import { chmodSync, existsSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { freePort, startNats } from './helpers/nats-server.js';
-import { runTap, startTap, ROOT } from './helpers/tap-process.js';
+import { BIN, runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { bpfMark, leftBehind, tapLinksOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
@@ -184,6 +186,13 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
   tap.proc.kill('SIGHUP');
   await waitFor(() => tap.logs.some((l) => l.msg === 'configuration reload failed: keeping the running configuration'), 5000, 'the refused reload');
   t.match(JSON.stringify(tap.logs), /Invalid element in the configuration: 'no_such_element'/);
+  // The refusal goes to the journal: a URL's password masked in it.
+  writeOssecConf(home, `    <server_url>nats://alice:R3LOAD-SECRET@127.0.0.1:4999,</server_url>\n`);
+  tap.proc.kill('SIGHUP');
+  const refusals = () => tap.logs.filter((l) => l.msg === 'configuration reload failed: keeping the running configuration');
+  await waitFor(() => refusals().length === 2, 5000, 'the second refused reload');
+  t.match(refusals()[1].err, /'nats:\/\/alice:\*\*\*@127\.0\.0\.1:4999,' — comma-separated URLs, none empty/);
+  t.notMatch(JSON.stringify(tap.logs), /R3LOAD-SECRET/, 'the password of the refused file is not in the log');
   t.equal(tap.proc.exitCode, null, 'still running');
   t.ok(conf);
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
@@ -243,6 +252,9 @@ t.test('credentials in the NATS URL are never shown: not in the log, status, sta
     t.teardown(() => tap.stop('SIGKILL'));
     await waitFor(() => tap.logs.some((l) => l.msg === 'cannot connect to NATS: retrying (events wait in the spool)'), 10_000, 'the connection warning');
     t.same(tap.logs.find((l) => l.msg === 'cannot connect to NATS: retrying (events wait in the spool)')?.servers, [c.shown], 'the servers, masked');
+    // ps, and /proc/<pid>/cmdline that every user reads: the command line is the title, masked.
+    const cmdline = readFileSync(`/proc/${tap.proc.pid}/cmdline`, 'utf8');
+    t.match(cmdline, `wazuh-nats-tap run --home ${home} --nats-url ${c.shown} `, 'the process title');
     const json = await ctl(sock, 'status', '--json');
     t.equal(json.code, 0);
     t.same(JSON.parse(json.stdout).nats.servers, [c.shown]);
@@ -252,9 +264,54 @@ t.test('credentials in the NATS URL are never shown: not in the log, status, sta
     const tail = await runTap(['tail', '--nats-url', c.url, '--duration', '1']);
     t.not(tail.code, 0, 'tail cannot connect');
     for (const [what, text] of [['the log', JSON.stringify(tap.logs) + tap.stderr()], ['status --json', json.stdout + json.stderr],
-      ['status', table.stdout + table.stderr], ['tail', tail.stdout + tail.stderr]]) {
+      ['status', table.stdout + table.stderr], ['tail', tail.stdout + tail.stderr], ['/proc/<pid>/cmdline', cmdline]]) {
       t.notOk(text.includes(c.secret), `${c.secret} is not in ${what}`);
     }
+  }
+});
+
+t.test('a server_url with credentials that is refused is quoted masked: config check, run, --nats-url', async (t) => {
+  const LONG = `ThisIsAVeryLongPasswordThatIsSecretAndLongerThanEightyCharacters${'X'.repeat(40)}`;
+  const cases = [
+    { url: 'nats://alice:hunter2@127.0.0.1:4222,', secret: 'hunter2', why: /comma-separated URLs, none empty/ },
+    { url: 'nats://alice:Kx9#pQ2/zz@127.0.0.1:4222', secret: 'Kx9', why: /not a URL/ },
+    { url: 'nats://alice:Q/w?e#r@127.0.0.1:4222', secret: 'Q/w', why: /./ },
+    { url: `nats://alice:${LONG}@127.0.0.1:4222,`, secret: LONG.slice(0, 12), why: /none empty/ },
+    { url: `nats://alice:${LONG}@127.0.0.1:4222/x`, secret: LONG.slice(0, 12), why: /no path/ },
+    { url: 'nats://alice:Zq8,Wv7@127.0.0.1:4222', secret: 'Zq8', why: /not a URL/ },
+  ];
+  for (const c of cases) {
+    const home = mkdtempSync(join(tmpdir(), 'wnt-url-err-'));
+    writeOssecConf(home, `    <server_url>${c.url}</server_url>\n`);
+    const check = await runTap(['config', 'check', '--home', home]);
+    const run = await runTap(['run', '--home', home, '--control-socket', join(home, 'tap.sock')]);
+    writeOssecConf(home);
+    const flag = await runTap(['run', '--home', home, '--control-socket', join(home, 'tap.sock'), '--nats-url', c.url]);
+    for (const [what, r] of [['config check', check], ['run', run], ['run --nats-url', flag]] as const) {
+      t.equal(r.code, 2, `${what}: a configuration error`);
+      t.match(r.stderr, /nats:\/\/alice:\*\*\*@/, `${what}: the URL quoted, masked`);
+      t.match(r.stderr, c.why);
+      t.notOk((r.stderr + r.stdout).includes(c.secret), `${what}: ${c.url.slice(0, 40)}… — its password nowhere`);
+    }
+  }
+});
+
+t.test('the process title masks --nats-url\'s credentials (/proc/<pid>/cmdline is every user\'s to read)', async (t) => {
+  // A listener that never speaks NATS: tail waits, long enough to be looked at.
+  const silent = createServer(() => {});
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => silent.close());
+  const port = (silent.address() as AddressInfo).port;
+  for (const args of [['--nats-url', `nats://alice:T1tle-pw@127.0.0.1:${port}`], [`--nats-url=nats://T1tle-token@127.0.0.1:${port}`]]) {
+    const proc = spawn(process.execPath, [BIN, 'tail', ...args, '--duration', '5'], { stdio: 'ignore' });
+    const exited = new Promise((r) => proc.once('exit', r));
+    t.teardown(() => proc.kill('SIGKILL'));
+    let cmdline = '';
+    await waitFor(() => (cmdline = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8')).startsWith('wazuh-nats-tap'), 5000, 'the title');
+    t.match(cmdline, /^wazuh-nats-tap tail --nats-url[ =]nats:\/\/(alice:)?\*\*\*@127\.0\.0\.1:\d+ --duration 5\0*$/, 'masked');
+    t.notMatch(cmdline, /T1tle/, 'neither the password nor the token');
+    proc.kill('SIGTERM');
+    await exited;
   }
 });
 

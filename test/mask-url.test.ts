@@ -7,14 +7,34 @@ t.test('maskUrl: the password or the token masked, the user kept, a URL without 
   t.equal(maskUrl('nats://alice:secret@127.0.0.1:4222'), 'nats://alice:***@127.0.0.1:4222');
   t.equal(maskUrl('tls://sometoken@nats-1:4222'), 'tls://***@nats-1:4222');
   t.equal(maskUrl('nats://alice:p@ss@host:4222'), 'nats://alice:***@host:4222', 'a raw @ in the password: masked to the last @');
-  t.equal(maskUrl('nats://alice:secret@host:4222/x@y'), 'nats://alice:***@host:4222/x@y', 'an @ after the host is not user info');
+  t.equal(maskUrl('nats://alice:secret@host:4222/x@y'), 'nats://alice:***@y', 'to the last @ of the URL: a NATS URL has no path, a password may hold a /');
   t.equal(maskUrl('alice:secret@host:4222'), 'alice:***@host:4222', 'without a scheme (nats.js accepts host:port)');
   t.equal(maskUrl('nats://127.0.0.1:4222'), 'nats://127.0.0.1:4222');
   t.equal(maskUrl('127.0.0.1:4222'), '127.0.0.1:4222');
 });
 
+t.test('maskUrl: a password holding what ends a URL\'s authority (#, /, ?), a comma, or longer than a clip', async (t) => {
+  for (const pw of ['Kx9#pQ2/zz', 'a/b', 'q?x=1', 'h#1', 'p@s/s#w?d', 'pa,ss', 'pa, ss']) {
+    const masked = maskUrl(`nats://alice:${pw}@127.0.0.1:4222`);
+    t.equal(masked, 'nats://alice:***@127.0.0.1:4222', JSON.stringify(pw));
+    t.same(urlSecrets([`nats://alice:${pw}@127.0.0.1:4222`]).includes(pw), true, `${JSON.stringify(pw)} is a secret to mask wherever it appears`);
+  }
+  t.equal(maskUrl('tls://Kx9#pQ2/zz@h:1'), 'tls://***@h:1', 'a token too');
+  t.equal(maskUrl(`nats://alice:${'L'.repeat(120)}@h:1,`), 'nats://alice:***@h:1,', 'a long one, with a trailing comma');
+});
+
+t.test('maskUrl: a comma-separated list, each URL masked', async (t) => {
+  t.equal(maskUrl('nats://a:p1@h1:1,nats://h2:2, tls://tok@h3:3'), 'nats://a:***@h1:1,nats://h2:2, tls://***@h3:3');
+  t.equal(maskUrl('nats://alice:hunter2@127.0.0.1:4222,'), 'nats://alice:***@127.0.0.1:4222,', 'a trailing comma');
+  t.equal(maskUrl(',nats://alice:hunter2@h:1'), ',nats://alice:***@h:1', 'a leading one');
+  t.equal(maskUrl('nats://a:4222,,nats://b:4222'), 'nats://a:4222,,nats://b:4222', 'no credentials: as written');
+});
+
 t.test('maskUrlsIn: every URL of a text', async (t) => {
   t.equal(maskUrlsIn('servers nats://a:pw1@h1:1, tls://tok2@h2:2 and "nats://h3:3"'), 'servers nats://a:***@h1:1, tls://***@h2:2 and "nats://h3:3"');
+  t.equal(maskUrlsIn("Invalid value for element 'server_url': 'nats://alice:Kx9#pQ2/zz@127.0.0.1:4222,nats://b:x?y@h' — no"),
+    "Invalid value for element 'server_url': 'nats://alice:***@127.0.0.1:4222,nats://b:***@h' — no", 'a quoted list, passwords with # / ?');
+  t.equal(maskUrlsIn('wazuh-nats-tap tail --nats-url=nats://alice:pw@h:1'), 'wazuh-nats-tap tail --nats-url=nats://alice:***@h:1');
 });
 
 t.test('urlSecrets and maskSecrets: the bare secret, as written or percent-decoded, replaced in any text', async (t) => {

@@ -158,7 +158,7 @@ export async function main(argv: string[]): Promise<number> {
           code = EXIT.ok;
         } catch (e) {
           code = exitCodeOf(e);
-          process.stderr.write(`wazuh-nats-tap config check: ${(e as Error).message}\n`);
+          process.stderr.write(`wazuh-nats-tap config check: ${maskUrlsIn((e as Error).message)}\n`); // the loader masks its own; whatever else quotes a URL too
         }
       })
       .demandCommand(1, 'name a subcommand: check'))

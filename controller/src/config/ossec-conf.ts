@@ -309,18 +309,22 @@ const SIZE_UNIT: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 
 function parseUrls(ctx: Ctx, el: string, text: string): string[] {
+  // Never the text as written: a URL's password masked first, then clipped (clipped first, a long
+  // password cut before its '@' is no URL to mask). A list with credentials is quoted whole, masked:
+  // a comma in a password splits it into parts whose masking could not tell a password from a host.
+  const quoted = (part: string) => (maskUrl(text) !== text ? maskUrl(text) : part);
   const parts = text.split(',').map((s) => s.trim());
-  if (parts.some((p) => p === '')) invalid(ctx, el, text, 'comma-separated URLs, none empty');
+  if (parts.some((p) => p === '')) invalid(ctx, el, quoted(text), 'comma-separated URLs, none empty');
   for (const p of parts) {
     let u: URL;
     try {
       u = new URL(p);
     } catch {
-      invalid(ctx, el, maskUrl(p), 'not a URL; expected nats://host:port or tls://host:port');
+      invalid(ctx, el, quoted(p), 'not a URL; expected nats://host:port or tls://host:port');
     }
-    if (u.protocol !== 'nats:' && u.protocol !== 'tls:') invalid(ctx, el, maskUrl(p), `scheme '${u.protocol}' is not nats:// or tls://`);
-    if (!u.hostname) invalid(ctx, el, maskUrl(p), 'no host');
-    if ((u.pathname && u.pathname !== '/') || u.search || u.hash) invalid(ctx, el, maskUrl(p), 'a NATS URL has no path, query or fragment');
+    if (u.protocol !== 'nats:' && u.protocol !== 'tls:') invalid(ctx, el, quoted(p), `scheme '${clip(u.protocol, 20)}' is not nats:// or tls://`);
+    if (!u.hostname) invalid(ctx, el, quoted(p), 'no host');
+    if ((u.pathname && u.pathname !== '/') || u.search || u.hash) invalid(ctx, el, quoted(p), 'a NATS URL has no path, query or fragment');
   }
   return parts;
 }

@@ -9,6 +9,7 @@ import type { Tap } from '../tap.js';
 import type { EffectiveConfig } from '../../config/ossec-conf.js';
 import { NATS_ELEMENTS } from '../../config/schema.js';
 import { readKeyFile } from '../../publish/encryption.js';
+import { maskSecrets, urlSecrets } from '../../util/mask-url.js';
 
 /** The configuration the agent started with, and how to read it again. */
 export interface Reloading {
@@ -57,7 +58,8 @@ export function reloadHandler(tap: Tap, follow: (on: boolean) => void, reloading
     try {
       cfg = reloading.load();
     } catch (e) {
-      log.error({ err: (e as Error).message }, 'configuration reload failed: keeping the running configuration');
+      // The journal keeps it: a URL's password masked (the new file's by the loader, the running one's here too).
+      log.error({ err: maskSecrets((e as Error).message, urlSecrets(running.serverUrls)) }, 'configuration reload failed: keeping the running configuration');
       return;
     }
     if (!cfg.enabled) {
