@@ -2,7 +2,7 @@
 // <ossec_config> roots with comments, defaults, the node name, home detection
 // and the precedence of flags over the file.
 import t, { type Test } from 'tap';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../controller/src/errors.js';
@@ -240,6 +240,28 @@ t.test('secret files that group or others can access are refused, with the rule'
   t.equal(loadConfig({ home: h.home }).tlsCert, cert, 'a certificate is public: 0644 is fine; a key at 0400 is fine');
   writeFileSync(h.file, nats(`<token_file>${h.put('empty', '', 0o600)}</token_file>`));
   rejects(t, h, /<token_file>: '.*empty' is empty/);
+});
+
+t.test('secret files owned by another user than root are refused, whatever their mode; a certificate may be anyone\'s', async (t) => {
+  const NOBODY = 65534;
+  for (const element of ['tls_key', 'credentials_file', 'nkey_seed_file', 'token_file', 'password_file', 'encryption_key']) {
+    const h = home('');
+    const p = h.put('secret', 'a'.repeat(64), 0o600);
+    chownSync(p, NOBODY, NOBODY);
+    const extra = element === 'tls_key' ? `<tls_cert>${h.put('cert.pem', 'CERT', 0o644)}</tls_cert>`
+      : element === 'password_file' ? '<user>tap</user>' : '';
+    writeFileSync(h.file, nats(`<${element}>${p}</${element}>${extra}`));
+    rejects(t, h, new RegExp(`ossec\\.conf:3: <${element}>: '${p}' is owned by uid ${NOBODY}, not by root: a file holding a secret must belong to root \\(the tap's user\\): its owner can read it and replace it; fix: chown root: '${p}'`));
+    chownSync(p, 0, 0);
+    t.ok(Object.values(loadConfig({ home: h.home })).includes(p), `${element} accepted once root's`);
+  }
+  const h = home('');
+  const cert = h.put('cert.pem', 'CERT', 0o644);
+  const ca = h.put('ca.pem', 'CA', 0o644);
+  chownSync(cert, NOBODY, NOBODY);
+  chownSync(ca, NOBODY, NOBODY);
+  writeFileSync(h.file, nats(`<tls_cert>${cert}</tls_cert><tls_key>${h.put('k.pem', 'KEY', 0o400)}</tls_key><tls_ca>${ca}</tls_ca>`));
+  t.equal(loadConfig({ home: h.home }).tlsCa, ca, 'a certificate or a CA holds no secret: its owner is not checked');
 });
 
 t.test('tls_cert without tls_key and the reverse; user without password_file; two authentications', async (t) => {

@@ -3,7 +3,7 @@
 // the next connection on — no restart. A file that cannot be read at that moment (gone while it
 // is replaced, made readable by others) keeps the contents read before, and says why.
 import t from 'tap';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -79,6 +79,28 @@ t.test('a token rotated in its file is used from the next connection; a file tha
   await waitFor(() => [6, 7].every((n) => l4.got.has(n)), 15_000, 'the events, with the token read before');
   t.match(credentialProblem(opts), /^token_file .*: mode 0644 gives access to group or others \(chmod 600\); the contents read before are used$/);
   t.notMatch(String(credentialProblem(opts)), /token\b.*(second|third)/, 'the problem never quotes the secret');
+});
+
+t.test('a secret file given to another user is refused: at the start, and when read again (the contents read before are used)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-cred-owner-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'first-token\n', { mode: 0o600 });
+  const sec = {
+    serverUrls: ['nats://127.0.0.1:4222'], tokenFile,
+    tlsCert: null, tlsKey: null, tlsCa: null, credentialsFile: null, nkeySeedFile: null, user: null, passwordFile: null,
+  };
+  const opts = connectOptions(sec);
+  const auth = () => (opts.authenticator as (nonce?: string) => { auth_token?: string })();
+  t.equal(auth().auth_token, 'first-token');
+  writeFileSync(tokenFile, 'planted-token\n');
+  chownSync(tokenFile, 65534, 65534); // the user who can now replace it at will
+  t.equal(auth().auth_token, 'first-token', 'not what another user\'s file holds');
+  t.match(credentialProblem(opts), /^token_file .*token: owned by uid 65534, not by root: its owner can read and replace it \(chown root:\); the contents read before are used$/);
+  t.throws(() => connectOptions(sec), /owned by uid 65534/, 'at the start: refused');
+  chownSync(tokenFile, 0, 0);
+  t.equal(auth().auth_token, 'planted-token', 'root\'s again: read');
+  t.equal(credentialProblem(opts), null);
 });
 
 t.test('credentials written in server_url are sent (nats.js alone does not): user:password, a token, %-escapes; an element comes first', async (t) => {

@@ -1,15 +1,15 @@
 // Reads the `<nats>` section of the manager's ossec.conf (SPEC §6) into the
 // effective configuration, validated the way Wazuh validates its own sections
 // (WAZUH-PROTOCOL §8): an unknown element, an empty one, a bad value, a missing
-// file or a secret file others can read is a ConfigError (exit 2) naming the
-// element and the file. CLI flags override the file.
+// file or a secret file others can read or another user owns is a ConfigError
+// (exit 2) naming the element and the file. CLI flags override the file.
 import { existsSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError, ConfigFileMissing } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { fileKind, NotRegularFile, readRegularFileSync, secretModeOpen } from '../util/read-file.js';
+import { fileKind, NotRegularFile, readRegularFileSync, secretModeOpen, secretOwnerOther } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
@@ -350,6 +350,12 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     throw new ConfigError(
       `${ctx.where}: <${def.element}>: '${clipPath(path)}' has mode ${mode}: a file holding a secret must give no access `
       + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${clipPath(path)}'`);
+  }
+  const owner = secretOwnerOther(st);
+  if (owner) {
+    throw new ConfigError(
+      `${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${owner}: a file holding a secret must belong to root (the tap's user): `
+      + `its owner can read it and replace it; fix: chown root: '${clipPath(path)}'`);
   }
   if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is empty`);
   if (def.key === 'encryptionKey') {

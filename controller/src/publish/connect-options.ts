@@ -7,7 +7,7 @@
 // contents live only in those callbacks: never in the configuration object or a log.
 import { statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { readRegularFileSync, secretModeOpen } from '../util/read-file.js';
+import { readRegularFileSync, secretModeOpen, secretOwnerOther } from '../util/read-file.js';
 import { clip, clipPath } from '../util/clip.js';
 import {
   credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type ConnectionOptions,
@@ -33,7 +33,7 @@ const read = (file: string) => readRegularFileSync(file, 1024 * 1024);
 /**
  * A secret file as the connections see it: read again for each one. When it cannot be used at a
  * reconnection — gone for a moment while it is replaced, swapped for something that is not a
- * regular file, readable by group or others (refused at start too) — the contents last read are,
+ * regular file, readable by group or others or another user's (refused at start too) — the contents last read are,
  * and `problem` says why (the failed connection's warning shows it). Read once at creation: a file
  * that cannot be used at start fails the start, as before.
  */
@@ -56,8 +56,11 @@ class SecretFile<T> {
   };
 
   private read(): T {
-    const mode = secretModeOpen(statSync(this.file).mode);
+    const st = statSync(this.file);
+    const mode = secretModeOpen(st.mode);
     if (mode) throw new Error(`mode ${mode} gives access to group or others (chmod 600)`);
+    const owner = secretOwnerOther(st);
+    if (owner) throw new Error(`${owner}: its owner can read and replace it (chown root:)`);
     return this.parse(read(this.file));
   }
 }

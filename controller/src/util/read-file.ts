@@ -41,6 +41,19 @@ export function secretModeOpen(mode: number): string | null {
   return (m & 0o077) !== 0 ? m.toString(8).padStart(4, '0') : null;
 }
 
+const EUID = process.geteuid?.() ?? 0;
+
+/**
+ * A file holding a secret belongs to root or to the tap's own user: whoever else owns it can read
+ * it and put another in its place (the key the tap encrypts with, the credentials it sends),
+ * whatever its mode says. Why not, as a phrase, when it does not; else null. One rule for the
+ * start's check and for the secret files read again later, as secretModeOpen.
+ */
+export function secretOwnerOther(st: Stats): string | null {
+  if (st.uid === 0 || st.uid === EUID) return null;
+  return `owned by uid ${st.uid}, not by root${EUID === 0 ? '' : ` or the tap's user (uid ${EUID})`}`;
+}
+
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK; // libuv adds O_CLOEXEC
 
 function refuse(path: string, st: Stats): NotRegularFile {
