@@ -7,7 +7,7 @@
 // the spool, or refused and left in alerts.json) is delivered. `status` (JSON and table) and
 // /metrics show the full disk while it lasts, and not after the drain.
 import t from 'tap';
-import { mkdtempSync, statfsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -15,7 +15,7 @@ import { SimManager } from '../scripts/sim/manager.mjs';
 import { freePort, startNatsServer } from './helpers/nats-server.js';
 import { ROOT, runTap, startTap } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
-import { mountTmpfs } from './helpers/tmpfs.js';
+import { fillDisk, mountTmpfs } from './helpers/tmpfs.js';
 import { waitFor } from './helpers/wait.js';
 
 const AGENTS = Array.from({ length: 20 }, (_, i) => ({ id: i + 1, name: `agent-${i + 1}`, ip: `10.0.0.${i + 1}` }));
@@ -98,4 +98,18 @@ t.test('spool on a full 1 MB tmpfs: load with NATS down, a restart with NATS dow
   t.notMatch(await table(), /DISK FULL/, 'the table no longer says it');
   t.same(await tap3.stop('SIGTERM'), { code: 0, signal: null });
   t.notOk([tap1, tap2, tap3].some((p) => p.logs.some((l) => l.level === 60)), 'no fatal log line in any run');
+});
+
+t.test('the first start on a full disk (no lock file yet, no room for the pid): the tap starts, and stops with exit 0', async (t) => {
+  const mnt = mountTmpfs(t, '512k');
+  const spool = join(mnt, 'spool');
+  mkdirSync(spool, { mode: 0o700 });
+  fillDisk(mnt); // gone with the tmpfs
+  const home = mkdtempSync(join(tmpdir(), 'wnt-diskfull-start-'));
+  writeOssecConf(home, `    <server_url>nats://127.0.0.1:${await freePort()}</server_url>\n    <spool_dir>${spool}</spool_dir>\n`);
+  const tap = await startTap(['run', '--home', home, '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  t.match(JSON.parse((await runTap(['status', '--json', '--control-socket', join(home, 'tap.sock')])).stdout),
+    { attached: true, spool: { disk_full: true } }, 'running, on a full disk');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

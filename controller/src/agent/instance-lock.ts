@@ -1,7 +1,8 @@
 // One tap per Wazuh home and per spool (SPEC §8): an exclusive flock(2) on a
 // lock file, held for the life of the process. The kernel releases it when the
 // process ends, however it ends, so a crash never leaves a stale lock; the
-// file holds the owner's pid so that a second instance can name it.
+// file holds the owner's pid so that a second instance can name it (when the
+// disk had room to write it: the pid is a name, never the lock).
 // Node has no flock: libc's is called through koffi, like getsockopt for the
 // control socket's peer credentials.
 import koffi from 'koffi';
@@ -20,6 +21,23 @@ let flock: ((fd: number, op: number) => number) | null = null;
 function libcFlock(): (fd: number, op: number) => number {
   flock ??= libc().func('int flock(int fd, int op)') as (fd: number, op: number) => number;
   return flock;
+}
+
+/**
+ * Our pid in the lock file, for a second instance to name. Only that: the flock is the lock. On a
+ * full disk (the first start, when there is no file yet to rewrite in place) the write fails, or
+ * writes part of the pid — which would name another process: the file is left empty, unnamed, and
+ * the tap starts, as it survives a full disk everywhere else (SPEC §8).
+ */
+function namePid(fd: number): void {
+  const pid = Buffer.from(`${process.pid}\n`);
+  try {
+    ftruncateSync(fd, 0);
+    if (writeSync(fd, pid, 0, pid.length, 0) === pid.length) return;
+  } catch { /* ENOSPC, EIO, EDQUOT: unnamed */ }
+  try {
+    ftruncateSync(fd, 0);
+  } catch { /* an I/O error: a part of a pid has no newline, and names no one (acquire) */ }
 }
 
 /** Another instance holds the lock: exit 2, naming it. */
@@ -43,14 +61,13 @@ export class InstanceLock {
       if (libcFlock()(fd, LOCK_EX | LOCK_NB) !== 0) {
         const errno = koffi.errno();
         if (errno !== 11 /* EWOULDBLOCK */) throw new Error(`flock ${this.path}: errno ${errno}`);
-        let holder = '';
+        let holder: string | undefined;
         try {
-          holder = readWhole(fd, 20).toString('utf8').trim();
+          holder = /^(\d+)\n$/.exec(readWhole(fd, 20).toString('utf8'))?.[1]; // whole, newline included (namePid)
         } catch { /* unreadable: unnamed */ }
-        throw new AlreadyRunning(`another wazuh-nats-tap${/^\d+$/.test(holder) ? ` (pid ${holder})` : ''} already runs on ${this.what} (lock ${this.path})`);
+        throw new AlreadyRunning(`another wazuh-nats-tap${holder ? ` (pid ${holder})` : ''} already runs on ${this.what} (lock ${this.path})`);
       }
-      ftruncateSync(fd, 0);
-      writeSync(fd, `${process.pid}\n`, 0);
+      namePid(fd);
       this.ino = Number(st.ino);
       this.fd = fd;
     } catch (e) {
