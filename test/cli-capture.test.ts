@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { ROOT, startTap, type TapProcess } from './helpers/tap-process.js';
+import { ROOT, startTap, WITHOUT_TEST_HOOKS, type TapProcess } from './helpers/tap-process.js';
 import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -143,6 +143,19 @@ t.test('capture stops on SIGINT and on --duration, exit 0, nothing left', async 
     t.match(tap.stderr(), new RegExp(`stopped \\(${sig}\\)`));
     t.same(await leftBehind(MARK), [], `no program left after ${sig}`);
   }
+});
+
+t.test('capture: a second Ctrl-C during the clean-up is ignored: everything detached, the summary, exit 0', async (t) => {
+  const tap = await startTap(['capture', '--json'], null, WITHOUT_TEST_HOOKS); // SIGINT's default action as a user's shell leaves it
+  t.teardown(() => tap.stop('SIGKILL'));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => tap.proc.once('exit', (code, signal) => r({ code, signal })));
+  await waitFor(() => tap.stderr().includes(READY), 20_000, 'capture to attach');
+  tap.proc.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 20)); // an impatient Ctrl-C Ctrl-C: the detach and close take hundreds of ms
+  tap.proc.kill('SIGINT');
+  t.same(await exit, { code: 0, signal: null }, 'not killed by the second');
+  t.match(tap.stderr(), /stopped \(SIGINT\): \d+ exchanges printed/, 'the summary, naming the first');
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });
 
 t.test('capture: bad options are usage errors (exit 2)', async (t) => {

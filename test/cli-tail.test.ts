@@ -3,7 +3,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { startNats } from './helpers/nats-server.js';
-import { BIN } from './helpers/tap-process.js';
+import { BIN, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 
 const STATUS = {
@@ -41,3 +41,24 @@ for (const json of [false, true]) {
     }
   });
 }
+
+t.test('tail: a second Ctrl-C while it drains is ignored: the drain ends it, exit 0 (not killed by the signal)', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  t.teardown(() => nats.proc.kill('SIGCONT'));
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS; // SIGINT's default action as a user's shell leaves it
+  const p = spawn(cmd, [...pre, process.execPath, BIN, 'tail', 'wazuh.>', '--nats-url', nats.url]);
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => p.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => p.kill('SIGKILL'));
+  await waitFor(() => err.includes('Ctrl-C'), 10_000, 'tail to subscribe');
+  nats.proc.kill('SIGSTOP'); // a server gone silent: the drain waits for it (2 s at most), then the close
+  const t0 = Date.now();
+  p.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 200));
+  p.kill('SIGINT');
+  t.same(await exit, { code: 0, signal: null }, 'exit 0, by itself');
+  t.ok(Date.now() - t0 < 6000, 'bounded all the same');
+  nats.proc.kill('SIGCONT');
+});

@@ -28,6 +28,14 @@ export async function runTap(args: string[], timeoutMs = 20_000): Promise<{ code
   return { code, stdout, stderr };
 }
 
+/**
+ * A `wrap` for the tests of what a signal does to the CLI: the test runner's hooks (NODE_OPTIONS'
+ * @tapjs/processinfo, put back into every child a spawn makes, whatever its env says) bring
+ * signal-exit, which takes every signal in the child — a SIGINT the CLI left to its default
+ * action would not kill it there. `env -u` drops them where the spawn cannot put them back.
+ */
+export const WITHOUT_TEST_HOOKS = ['env', '-u', 'NODE_OPTIONS'];
+
 /** `wrap`: a command that execs the tap in its place, e.g. `['prlimit', '--nofile=200:200']` (the pid stays the tap's). */
 export async function startTap(args: string[], readyMsg: RegExp | null = /^attached/, wrap: string[] = []): Promise<TapProcess> {
   return startTapCommand([...wrap, process.execPath, BIN], args, readyMsg);

@@ -213,8 +213,10 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   const onInt = onSignal('SIGINT');
   const onTerm = onSignal('SIGTERM');
   const onOutError = () => stop('stdout closed');
-  process.once('SIGINT', onInt);
-  process.once('SIGTERM', onTerm);
+  // `on`, not `once`: a second Ctrl-C (an impatient one) finds a handler that ignores it, not the
+  // default action that kills the process in the middle of the clean-up (stop() keeps the first why).
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   out.on('error', onOutError);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
   let failure: Error | null = null;

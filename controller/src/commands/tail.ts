@@ -69,12 +69,14 @@ export class TailError extends Error {
 }
 
 export async function runTail(o: TailOptions): Promise<number> {
-  // Ctrl-C and SIGTERM end the run from the first instant, also while connecting.
+  // Ctrl-C and SIGTERM end the run from the first instant, also while connecting. Handled (`on`,
+  // not `once`) until the drain and close are done: a second one is ignored (the promise settled
+  // with the first), not the default action that kills the process in the middle of the drain.
   let stop: (why: StopReason) => void = () => {};
   const stopped = new Promise<StopReason>((r) => { stop = r; });
   const onSignal = () => stop('signal');
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const durationTimer = o.duration ? setTimeout(() => stop('duration'), o.duration * 1000) : null;
   try {
     const timeout = Math.max(1, Math.min(TAIL_CONNECT_TIMEOUT_MS, o.duration ? o.duration * 1000 : Infinity));
