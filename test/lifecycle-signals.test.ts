@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { natsCollecting } from './helpers/nats-server.js';
-import { runTap, startTap, startTapCommand, BIN, ROOT, type TapProcess } from './helpers/tap-process.js';
+import { runTap, startTap, startTapCommand, BIN, ROOT, WITHOUT_TEST_HOOKS, type TapProcess } from './helpers/tap-process.js';
 import { slowSyncEnv } from './helpers/slow-sync.mjs';
 import { spooled } from './helpers/spooled.js';
 import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
@@ -82,6 +82,32 @@ t.test('SIGTERM at each phase of start-up, and after: exit 0, detached, nothing 
     t.ok(msgs(tap).includes('stopping'), `${delay} ms: through the shutdown path`);
   }
   t.ok(got.some((m) => m.body.action === 'stopped'), 'a stop during the first sync still says stopped on NATS');
+  t.same(await leftBehind(MARK), [], 'no program left in the kernel');
+});
+
+t.test('signals to the last instant: after a SIGTERM, SIGHUPs and SIGTERMs on every turn until the process is gone never end it by a signal', async (t) => {
+  const h = home(t);
+  for (let round = 0; round < 2; round++) {
+    // SIGHUP's and SIGTERM's default actions as systemd leaves them (the test runner's hooks take them in a child).
+    const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')], /^attached/,
+      WITHOUT_TEST_HOOKS);
+    t.teardown(() => tap.stop('SIGKILL'));
+    let gone = false;
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => tap.proc.once('exit', (code, signal) => { gone = true; r({ code, signal }); }));
+    tap.proc.kill('SIGTERM');
+    let sent = 0;
+    // `systemctl reload` or a second stop in the milliseconds between the lifecycle's end and the process's.
+    while (!gone) {
+      try {
+        process.kill(tap.proc.pid!, sent % 2 ? 'SIGTERM' : 'SIGHUP');
+        sent++;
+      } catch {
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    t.same(await exit, { code: 0, signal: null }, `round ${round + 1}: exit 0 after ${sent} signals, not killed by one`);
+  }
   t.same(await leftBehind(MARK), [], 'no program left in the kernel');
 });
 

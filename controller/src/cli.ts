@@ -142,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
         log.fatal({ err: loggedError(err, shown) }, shown(err.message));
         process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
       } finally {
-        unwatch();
+        unwatch(); // the signals stay handled, ignored, until the process exits (bin: exitWhenIdle)
         unrouteConsole();
       }
     })

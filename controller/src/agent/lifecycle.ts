@@ -203,11 +203,19 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
+/** SIGTERM, SIGINT, SIGHUP once the lifecycle is over: nothing left to stop or reload. */
+const ignoreSignal = () => {};
+
 /**
  * Route the process's own events to the lifecycle, from the first instant:
  * SIGTERM/SIGINT stop it (exit 0), SIGHUP reloads (never kills), an uncaught
  * exception or rejection is a fatal error that still takes the shutdown path.
- * Returns a function that removes the handlers.
+ * Returns a function that takes them from the lifecycle once it is over. The
+ * signals stay handled, and are ignored, to the process's last instant: `run`
+ * ends it right after (bin: exitWhenIdle, up to a second while a disk holds
+ * libuv's pool), and a signal with no listener takes its default action — a
+ * `systemctl reload` then ended the tap by SIGHUP, its exit code lost (a fatal
+ * error's 1 too, which Restart=on-failure would have restarted).
  */
 export function watchProcess(life: Lifecycle): () => void {
   const onTerm = (sig: NodeJS.Signals) => life.requestStop({ why: sig, code: 0 });
@@ -221,6 +229,8 @@ export function watchProcess(life: Lifecycle): () => void {
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
   return () => {
+    // Before the lifecycle's go: a signal never finds the process without a listener (Node restores the default with the last).
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, ignoreSignal);
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onTerm);
     process.off('SIGHUP', onHup);
