@@ -361,36 +361,51 @@ t.test('JetStream: keepalive batches are published without waiting for each othe
   t.equal(d.stats().inFlight, 0, 'nothing left in flight');
 });
 
-t.test('JetStream: a keepalive batch retried after a lost PubAck is still stored before its agent\'s status change that followed it', async (t) => {
-  // The stand-in stream answers the batch's first attempt with nothing (a PubAck lost, a leader
-  // election), every other message at once. Before, the status change went out beside the batch
-  // and was stored first: "007 disconnected", then a keepalive saying "007 active".
+/**
+ * A stand-in for a JetStream stream on a real server: each message is named (`name`), listed in
+ * `order` as it comes, and answered with a PubAck at once — but the one named `silent` (its attempt's
+ * PubAck lost, a leader election), which the engine retries after `ackTimeoutMs` (300 ms).
+ */
+async function standInStream(t: Tap.Test, name: (m: Msg) => string, silent: string) {
   const srv = await startNatsServer({ jetstream: true });
   t.teardown(() => srv.stop());
   const nc = await connect({ servers: srv.url });
   t.teardown(() => nc.close());
   const order: string[] = [];
   let acked = 0;
-  let batchAttempts = 0;
   nc.subscribe('wazuh.agent.>', {
     callback: (_e, m) => {
-      const what = m.subject.endsWith('.status') ? m.subject.split('.')[2] : `batch#${++batchAttempts}`;
+      const what = name(m);
       order.push(what);
-      if (what !== 'batch#1') m.respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
+      if (what !== silent) m.respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
     },
   });
   await nc.flush();
-  const d = new Delivery({ servers: [srv.url], mode: 'jetstream', log, spool: { dir: tmp('spool-kbo-'), maxBytes: 16 << 20 }, ackTimeoutMs: 300 });
+  const d = new Delivery({ servers: [srv.url], mode: 'jetstream', log, spool: { dir: tmp('spool-order-'), maxBytes: 16 << 20 }, ackTimeoutMs: 300 });
   t.teardown(() => d.close(500));
   d.start();
-  t.ok(d.enqueue({
-    subject: 'wazuh.agent.batch.keepalive',
-    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '1' },
-    body: JSON.stringify({ event_id: 'kb-1', count: 1, events: [{ agent_id: '007', status: 'active' }] }), kind: 'keepalive', eventId: 'kb-1',
-  }));
-  for (const [i, agent] of [[1, '008'], [2, '007']] as const) {
-    t.ok(d.enqueue({ ...testEvent(i, 1, 'status'), subject: `wazuh.agent.${agent}.status`, headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': agent } }));
-  }
+  return { d, order };
+}
+
+/** A keepalive batch holding one keepalive of `agent`, as event-json.ts writes it. */
+const batchOf = (id: string, agent: string): DeliveryMessage => ({
+  subject: 'wazuh.agent.batch.keepalive',
+  headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '1' },
+  body: JSON.stringify({ event_id: id, count: 1, events: [{ event_id: `${id}-1`, event_type: 'keepalive', agent_id: agent, status: 'active' }] }),
+  kind: 'keepalive', eventId: id,
+});
+const statusOf = (i: number, agent: string): DeliveryMessage => ({
+  ...testEvent(i, 1, 'status'), subject: `wazuh.agent.${agent}.status`,
+  headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': agent },
+});
+
+t.test('JetStream: a keepalive batch retried after a lost PubAck is still stored before its agent\'s status change that followed it', async (t) => {
+  // Before, the status change went out beside the batch and was stored first: "007 disconnected",
+  // then a keepalive saying "007 active".
+  let batchAttempts = 0;
+  const { d, order } = await standInStream(t, (m) => (m.subject.endsWith('.status') ? m.subject.split('.')[2] : `batch#${++batchAttempts}`), 'batch#1');
+  t.ok(d.enqueue(batchOf('kb-1', '007')));
+  t.ok(d.enqueue(statusOf(1, '008')) && d.enqueue(statusOf(2, '007')));
   await waitFor(() => d.stats().acknowledged === 3, 10_000, 'all three stored');
   t.same(order, ['batch#1', '008', 'batch#2', '007'],
     'agent 008, in no batch, went out at once; 007\'s status change once the batch holding its keepalive was stored');
@@ -398,33 +413,12 @@ t.test('JetStream: a keepalive batch retried after a lost PubAck is still stored
 });
 
 t.test('JetStream: a batch holding a keepalive of an agent whose status change is not stored yet waits for it; one that does not, goes', async (t) => {
-  const srv = await startNatsServer({ jetstream: true });
-  t.teardown(() => srv.stop());
-  const nc = await connect({ servers: srv.url });
-  t.teardown(() => nc.close());
-  const order: string[] = [];
-  let acked = 0;
   let statusAttempts = 0;
-  nc.subscribe('wazuh.agent.>', {
-    callback: (_e, m) => {
-      const what = m.subject.endsWith('.status') ? `status#${++statusAttempts}` : JSON.parse(m.string()).event_id;
-      order.push(what);
-      if (what !== 'status#1') m.respond(JSON.stringify({ stream: 'HELD', seq: ++acked }));
-    },
-  });
-  await nc.flush();
-  const d = new Delivery({ servers: [srv.url], mode: 'jetstream', log, spool: { dir: tmp('spool-kbr-'), maxBytes: 16 << 20 }, ackTimeoutMs: 300 });
-  t.teardown(() => d.close(500));
-  d.start();
-  const batch = (id: string, agent: string): DeliveryMessage => ({
-    subject: 'wazuh.agent.batch.keepalive',
-    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '1' },
-    body: JSON.stringify({ event_id: id, count: 1, events: [{ event_id: `${id}-1`, event_type: 'keepalive', agent_id: agent }] }), kind: 'keepalive', eventId: id,
-  });
-  t.ok(d.enqueue({ ...testEvent(1, 1, 'status'), subject: 'wazuh.agent.007.status', headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'status_change', 'Wazuh-Agent-Id': '007' } }));
-  t.ok(d.enqueue(batch('kb-009', '009')));
+  const { d, order } = await standInStream(t, (m) => (m.subject.endsWith('.status') ? `status#${++statusAttempts}` : JSON.parse(m.string()).event_id), 'status#1');
+  t.ok(d.enqueue(statusOf(1, '007')));
+  t.ok(d.enqueue(batchOf('kb-009', '009')));
   await waitFor(() => order.includes('kb-009'), 5000, 'the batch of agent 009 out at once');
-  t.ok(d.enqueue(batch('kb-007', '007')));
+  t.ok(d.enqueue(batchOf('kb-007', '007')));
   await waitFor(() => d.stats().acknowledged === 3, 10_000, 'all three stored');
   t.same(order, ['status#1', 'kb-009', 'status#2', 'kb-007'], 'the batch with 007\'s keepalive waited for 007\'s status change, retried, to be stored');
 });
