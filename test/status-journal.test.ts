@@ -4,6 +4,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
+import { startFdChild } from './helpers/fd-child-process.js';
 
 t.test('parse: last valid line per agent; garbage and torn lines skipped', async (t) => {
   const j = parseJournal('1 pending 0\n1 active 0\n2 disconnected 3\nrm -rf 9\n3 flying 0\n1 disconnected 4\n2 acti');
@@ -92,4 +93,19 @@ t.test('a journal larger than open() reads: its end is read (whole lines), said 
   t.same([...parseJournal(readFileSync(path, 'utf8'))], [...known], 'compacted to what was read, not emptied');
   t.ok(statSync(path).size < 40, 'one line per agent');
   j.close();
+});
+
+t.test('out of descriptors at open: the journal is said unreadable and kept whole — not compacted from nothing, then or at close', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-')), 'agents.status');
+  writeFileSync(path, '1 active 0\n2 disconnected 3\n', { mode: 0o600 });
+  const child = startFdChild(t);
+  await child.send('exhaust 0');
+  await child.send(`journal ${path}`);
+  await child.send('release');
+  await child.send('journal-close'); // a status recorded once descriptors are back, then the tap's close
+  t.same(child.events.find((e) => e.ev === 'journal')?.known, [], 'nothing known this run');
+  t.match(child.events.find((e) => e.ev === 'journal-error'), { op: 'read', code: 'EMFILE' }, 'said');
+  t.same([...new StatusJournal(path).open()].map(([id, p]) => `${id} ${p.status} ${p.status_code}`),
+    ['1 active 0', '2 disconnected 3', '9 active 0'], 'the next start knows the statuses from before, and the one recorded since');
+  await child.send('close');
 });

@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import { serveMetrics } from '../../controller/src/metrics.js';
 import { Delivery } from '../../controller/src/publish/delivery.js';
 import { testEvent } from './delivery-events.js';
+import { publishedStatus, StatusJournal, type PublishedStatus } from '../../controller/src/state/sources/status-journal.js';
 
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const log = {
@@ -27,6 +28,8 @@ let keys: { close(): void } | null = null;
 let delivery: Delivery | null = null;
 let enqueued = 0;
 const held: number[] = [];
+let journal: StatusJournal | null = null;
+let journalKnown = new Map<number, PublishedStatus>();
 
 const commands: Record<string, (...args: string[]) => void> = {
   /** `follow <file> <position> [end]`: with `end`, no saved position means the end of the file (the tap's default). */
@@ -56,6 +59,16 @@ const commands: Record<string, (...args: string[]) => void> = {
   },
   enqueue(n) {
     delivery!.enqueueMany(Array.from({ length: Number(n) }, () => testEvent(enqueued++, 5)));
+  },
+  /** `journal <path>`: open the status journal (what it knows is said); `journal-close`: record one status, close it as the tap does. */
+  journal(path) {
+    journal = new StatusJournal(path, { onError: (e, op) => out({ ev: 'journal-error', op, code: (e as NodeJS.ErrnoException).code ?? null }) });
+    journalKnown = journal.open();
+    out({ ev: 'journal', known: [...journalKnown.keys()] });
+  },
+  'journal-close'() {
+    journal!.recordMany([{ agentId: '009', status: 'active', statusCode: 0 }]);
+    journal!.close(new Map([...journalKnown, [9, publishedStatus('active', 0)]]));
   },
   dstats() {
     out({ ev: 'stats', stats: delivery?.stats() ?? null });

@@ -45,6 +45,7 @@
 // follows it.
 import { closeSync, constants as fc, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { openOwn, replaceOwn } from '../../util/checked-open.js';
+import { isTransient } from '../../util/errno.js';
 import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
 import { SharedPool } from '../../util/intern.js';
@@ -181,6 +182,8 @@ export class StatusJournal {
   private latest = new IdMap<PublishedStatus>();
   /** The size past which a compaction is due (see the header). */
   private compactAbove = COMPACT_MIN_BYTES;
+  /** open() could not read the file (out of descriptors): it holds what this run does not know, never compacted. */
+  private unread = false;
   private compactTimer: NodeJS.Timeout | null = null;
   /** Compactions made while running. */
   compactions = 0;
@@ -209,10 +212,14 @@ export class StatusJournal {
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(e as Error, 'read'); // none: the first run
+      // Out of descriptors (or memory) for a moment: the file is whole, only unread. Compacted from
+      // nothing it would be emptied, and the next start would know no status published before.
+      // Nor later, at run time or at close: appended to, it is read whole at the next start.
+      this.unread = isTransient(e);
     }
     this.latest = new IdMap();
     for (const [id, p] of known) this.latest.set(id, p);
-    this.compact(known);
+    if (!this.unread) this.compact(known);
     this.openFile();
     return known;
   }
@@ -317,7 +324,7 @@ export class StatusJournal {
    * another COMPACT_MIN_BYTES of lines.
    */
   private compactRunning(): void {
-    if (this.fd === null) return; // closed, or not open: open() and close() compact
+    if (this.fd === null || this.unread) return; // closed, or not open: open() and close() compact
     if (!this.compact(this.latest)) {
       this.compactAbove = this.size + COMPACT_MIN_BYTES;
       return;
@@ -352,7 +359,7 @@ export class StatusJournal {
       try { closeSync(this.fd); } catch { /* written */ }
     }
     this.fd = null;
-    if (latest) this.compact(latest);
+    if (latest && !this.unread) this.compact(latest);
   }
 
   /** Failed writes since the last one that worked. */
