@@ -7,7 +7,7 @@
 // of logs/alerts (alerts/trusted-open.ts), the lock, and the files the tap keeps for itself beside the
 // spool (its segments and ack cursor, agents.status, alerts.position).
 import { closeSync, constants as fc, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import { fileKind, lstatOrNull, readWhole } from './read-file.js';
+import { EUID, fileKind, lstatOrNull, readWhole } from './read-file.js';
 
 /** Added to every open: a terminal device opened by mistake must not become the tap's controlling terminal either. */
 const SAFE = fc.O_NOFOLLOW | fc.O_NONBLOCK | fc.O_NOCTTY;
@@ -49,8 +49,7 @@ export function openChecked(path: string, flags: number, check: (st: Stats) => s
   return { refused: why, dev: st.dev, ino: st.ino };
 }
 
-/** The user the tap runs as: the owner of every file it keeps for itself. */
-export const EUID = process.geteuid?.() ?? 0;
+export { EUID };
 
 /**
  * Why a file is not one the tap keeps for itself — a regular file of its user with that one name —

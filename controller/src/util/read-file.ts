@@ -41,7 +41,8 @@ export function secretModeOpen(mode: number): string | null {
   return (m & 0o077) !== 0 ? m.toString(8).padStart(4, '0') : null;
 }
 
-const EUID = process.geteuid?.() ?? 0;
+/** The user the tap runs as: the owner of every file it keeps for itself, and one a secret may belong to. */
+export const EUID = process.geteuid?.() ?? 0;
 
 /**
  * A file holding a secret belongs to root or to the tap's own user: whoever else owns it can read
@@ -83,12 +84,12 @@ export function readRegularFileSync(path: string, maxBytes = 64 * 1024 * 1024): 
   }
 }
 
-/** The first `size` bytes of an open file (fewer when it is shorter now). */
-export function readWhole(fd: number, size: number): Buffer {
+/** `size` bytes of an open file from `from` (its first by default; fewer when it is shorter now). */
+export function readWhole(fd: number, size: number, from = 0): Buffer {
   const buf = Buffer.alloc(size);
   let len = 0;
   while (len < buf.length) {
-    const n = readSync(fd, buf, len, buf.length - len, len);
+    const n = readSync(fd, buf, len, buf.length - len, from + len);
     if (n === 0) break;
     len += n;
   }

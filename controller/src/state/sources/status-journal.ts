@@ -43,9 +43,10 @@
 // new (O_EXCL) and renamed over it. Anything else there is not read: reported
 // (`read`), and replaced by the compaction — the rename replaces a link, never
 // follows it.
-import { closeSync, constants as fc, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants as fc, fstatSync, ftruncateSync, writeSync } from 'node:fs';
 import { openOwn, replaceOwn } from '../../util/checked-open.js';
 import { isTransient } from '../../util/errno.js';
+import { readWhole } from '../../util/read-file.js';
 import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
 import { SharedPool } from '../../util/intern.js';
@@ -131,16 +132,10 @@ function readJournal(path: string, maxBytes: number): { bytes: Buffer; unread: n
     const size = fstatSync(fd).size;
     // One byte before the part read: whether it begins a line.
     const from = size > maxBytes ? size - maxBytes - 1 : 0;
-    const buf = Buffer.alloc(size - from);
-    let len = 0;
-    while (len < buf.length) {
-      const n = readSync(fd, buf, len, buf.length - len, from + len);
-      if (n === 0) break;
-      len += n;
-    }
-    if (from === 0) return { bytes: buf.subarray(0, len), unread: 0 };
+    const buf = readWhole(fd, size - from, from);
+    if (from === 0) return { bytes: buf, unread: 0 };
     const start = buf.indexOf(0x0a) + 1; // 0 when no line ends in it: nothing whole
-    return start > 0 ? { bytes: buf.subarray(start, len), unread: from + start } : { bytes: Buffer.alloc(0), unread: size };
+    return start > 0 ? { bytes: buf.subarray(start), unread: from + start } : { bytes: Buffer.alloc(0), unread: size };
   } finally {
     closeSync(fd);
   }
