@@ -25,7 +25,7 @@ type LossCounter = keyof typeof LOSS_COUNTERS;
 
 export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
   let lossCheck: NodeJS.Timeout | null = null;
-  const last: Record<LossCounter, number> = { lost: 0, queue_drops: 0, scratch_failures: 0, inflight_full: 0 };
+  const last = Object.fromEntries(Object.keys(LOSS_COUNTERS).map((k) => [k, 0])) as Record<LossCounter, number>;
   let rescanErrors = 0;
   const { log, opts } = tap;
 
