@@ -4,8 +4,8 @@
 // made new and the file read only when it is a regular file of the tap's (util/checked-open.ts):
 // it lives beside the spool, whose parent may be another user's to write.
 import { createHash } from 'node:crypto';
-import { readSync } from 'node:fs';
 import { readOwn, replaceOwn } from '../util/checked-open.js';
+import { readWhole } from '../util/read-file.js';
 import { isTransient } from '../util/errno.js';
 
 /** Bytes of the file's head whose hash tells a re-created file that reuses an inode apart. */
@@ -75,14 +75,8 @@ export function writePosition(path: string, p: AlertsPosition): void {
 /** Hash of the first `len` bytes of an open file; null when it holds fewer. */
 export function headHash(fd: number, len: number): string | null {
   if (len === 0) return '';
-  const b = Buffer.alloc(len);
-  let got = 0;
-  while (got < len) {
-    const n = readSync(fd, b, got, len - got, got);
-    if (n === 0) return null;
-    got += n;
-  }
-  return hashOf(b);
+  const b = readWhole(fd, len);
+  return b.length === len ? hashOf(b) : null;
 }
 
 /** The head's hash as the position keeps it (sha256, hex). */
