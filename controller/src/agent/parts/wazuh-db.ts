@@ -9,11 +9,16 @@ import { join } from 'node:path';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 
-/** The socket as it is now (a re-created one differs in ctime, even with its inode number reused). */
+/**
+ * The socket as it is now: a re-created one differs in its birth time, even with its inode number
+ * reused. Not its ctime: wazuh-db's own chmod and chown after bind(2), or an administrator's, change
+ * that, and each would be taken for a new wazuh-db (every agent asked again). ctime only where the
+ * filesystem keeps no birth time (statx gives 0).
+ */
 function socketKey(home: string): string | null {
   try {
     const st = statSync(join(home, 'queue/db/wdb'));
-    return st.isSocket() ? `${st.dev}:${st.ino}:${st.ctimeMs}` : null;
+    return st.isSocket() ? `${st.dev}:${st.ino}:${st.birthtimeMs || st.ctimeMs}` : null;
   } catch {
     return null;
   }
