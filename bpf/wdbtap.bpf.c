@@ -36,7 +36,8 @@ struct {
  * inlined by the verifier into an address computation, where a hash lookup is
  * a call. Every process that makes a hooked syscall pays this test, so it is
  * the whole cost of the tap to them. The value is the daemon id (0: not a
- * target). Sized to pid_max by the loader.
+ * target). Sized to pid_max by the loader; a pid above it (pid_max raised
+ * later) is looked up in target_tgids instead (target_of).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -224,6 +225,13 @@ static __always_inline __u32 target_of(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 	__u32 *mark = bpf_map_lookup_elem(&target_mark, &tgid);
+	if (mark)
+		return *mark;
+	/*
+	 * A pid past the marks: kernel.pid_max raised since the loader sized them. The set
+	 * itself holds every target; only such pids pay its hash lookup.
+	 */
+	mark = bpf_map_lookup_elem(&target_tgids, &tgid);
 	return mark ? *mark : 0;
 }
 

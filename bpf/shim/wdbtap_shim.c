@@ -887,8 +887,11 @@ int wdbtap_target_tgid(struct wdbtap *t, uint32_t tgid, uint32_t daemon)
 	if (daemon ? bpf_map_update_elem(t->fd_tgids, &tgid, &daemon, BPF_ANY) : bpf_map_delete_elem(t->fd_tgids, &tgid))
 		if (daemon || errno != ENOENT)
 			return fail(t, -errno, "target_tgids: %s", strerror(errno));
-	/* The write path reads only the marks (see wdbtap.bpf.c). */
-	if (bpf_map_update_elem(t->fd_mark, &tgid, &daemon, BPF_ANY))
+	/*
+	 * The write path reads the marks (see wdbtap.bpf.c); a pid past them (E2BIG: pid_max
+	 * raised since the load) is found in target_tgids, written above.
+	 */
+	if (bpf_map_update_elem(t->fd_mark, &tgid, &daemon, BPF_ANY) && errno != E2BIG)
 		return fail(t, -errno, "target_mark for pid %u: %s", tgid, strerror(errno));
 	return 0;
 }
