@@ -9,7 +9,7 @@ import type { CaptureRecord } from '../types.js';
 import { KernelSupportError } from '../errors.js';
 import { DEFAULT_ROUND_MS, MAX_ROUND_MS, isRoundMs } from './round.js';
 import {
-  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, scanProcesses, trustedExecutables, wdbSocketId, type HomeIdentity,
+  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, markRunning, trustedExecutables, wdbSocketId, type HomeIdentity,
 } from './targets.js';
 import { HomePin, type HomeMove } from './home-pin.js';
 
@@ -293,9 +293,7 @@ export class Capture {
   rescan(): Map<number, number> {
     try {
       const home = this.refreshIdentity();
-      const found = scanProcesses(trustedExecutables(home, this.names));
-      for (const [pid, daemon] of found) this.targetTgid(pid, daemon);
-      return found;
+      return markRunning(trustedExecutables(home, this.names), (pid, daemon) => this.targetTgid(pid, daemon));
     } catch (e) {
       this.opts.onRescanError?.(e as Error);
       return new Map();

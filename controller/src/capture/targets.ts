@@ -142,14 +142,40 @@ export function scanProcesses(trusted: ReadonlyMap<string, number>, procRoot = '
   if (trusted.size === 0) return found;
   for (const entry of readdirSync(procRoot)) {
     if (!/^[0-9]+$/.test(entry)) continue;
-    let st: BigIntStats;
-    try {
-      st = statSync(`${procRoot}/${entry}/exe`, { bigint: true });
-    } catch {
-      continue; // kernel thread, gone, or not ours to read
-    }
-    const daemon = trusted.get(key({ dev: st.dev, ino: st.ino }));
+    const daemon = daemonOf(trusted, Number(entry), procRoot);
     if (daemon) found.set(Number(entry), daemon);
+  }
+  return found;
+}
+
+/** The daemon id process `pid` runs as now (0: none of `trusted`, a kernel thread, gone). */
+function daemonOf(trusted: ReadonlyMap<string, number>, pid: number, procRoot: string): number {
+  let st: BigIntStats;
+  try {
+    st = statSync(`${procRoot}/${pid}/exe`, { bigint: true });
+  } catch {
+    return 0; // kernel thread, gone, or not ours to read
+  }
+  return trusted.get(key({ dev: st.dev, ino: st.ino })) ?? 0;
+}
+
+/**
+ * Mark the running daemons (scanProcesses) with `mark`, then look at each again: a daemon that
+ * exited between the scan and its mark had its mark cleared by the kernel at its exit, before this
+ * one was made — a process given its pid since was marked in its place, and stayed so until it
+ * exited. What the pid runs now decides (0: unmarked; another daemon: that one). The processes
+ * marked as daemons, pid → daemon id.
+ */
+export function markRunning(trusted: ReadonlyMap<string, number>, mark: (pid: number, daemon: number) => void,
+  procRoot = '/proc'): Map<number, number> {
+  const found = scanProcesses(trusted, procRoot);
+  for (const [pid, daemon] of found) mark(pid, daemon);
+  for (const [pid, daemon] of found) {
+    const now = daemonOf(trusted, pid, procRoot);
+    if (now === daemon) continue;
+    mark(pid, now);
+    if (now) found.set(pid, now);
+    else found.delete(pid);
   }
   return found;
 }
