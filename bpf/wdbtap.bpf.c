@@ -254,13 +254,49 @@ static __always_inline bool same_dir(const struct wdbtap_fsid *a, const struct w
 	return a->ino == b->ino && a->dev == b->dev;
 }
 
+/*
+ * btrfs's own inode, for the device stat(2) reports. Local types (the suffix is dropped
+ * when CO-RE matches them): btrfs may be a module, absent from the vmlinux.h built here,
+ * and it may not be loaded at all (bpf_core_type_exists is then false, the branch dead).
+ */
+#define BTRFS_SUPER_MAGIC 0x9123683EUL
+struct btrfs_root___wdbtap {
+	dev_t anon_dev;
+} __attribute__((preserve_access_index));
+struct btrfs_inode___wdbtap {
+	struct btrfs_root___wdbtap *root;
+	struct inode vfs_inode;
+} __attribute__((preserve_access_index));
+
+/*
+ * The device of an inode as stat(2) reports it, which is what user space hands
+ * the maps (targets.ts). The superblock's s_dev, except on btrfs: there every
+ * subvolume, the top one too, reports a device of its own (btrfs_getattr:
+ * root->anon_dev), and its inode numbers are its own — s_dev never matched, so
+ * nothing was captured, and s_dev with the inode number would not tell one
+ * subvolume's directory from another's of the same number.
+ */
+static __always_inline __u32 dev_of(struct inode *inode)
+{
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+
+	if (bpf_core_type_exists(struct btrfs_inode___wdbtap) &&
+	    BPF_CORE_READ(sb, s_magic) == BTRFS_SUPER_MAGIC) {
+		struct btrfs_inode___wdbtap *bi = (void *)((char *)inode -
+			bpf_core_field_offset(struct btrfs_inode___wdbtap, vfs_inode));
+
+		return BPF_CORE_READ(bi, root, anon_dev);
+	}
+	return BPF_CORE_READ(sb, s_dev);
+}
+
 /* The identity of the directory that holds dentry d. */
 static __always_inline void parent_of(struct dentry *d, struct wdbtap_fsid *out)
 {
 	struct inode *dir = BPF_CORE_READ(d, d_parent, d_inode);
 
 	out->ino = BPF_CORE_READ(dir, i_ino);
-	out->dev = BPF_CORE_READ(dir, i_sb, s_dev);
+	out->dev = dev_of(dir);
 	out->_pad = 0;
 }
 

@@ -5,7 +5,8 @@
 # `--test` (make test, CI) adds what only the tests need: strace checks the
 # simulator's syscalls; shellcheck, ruby and systemd-analyze check vagrant/'s
 # scripts, its Vagrantfile and the installed unit (test/vagrant.test.ts);
-# libclang-rt-dev fuzzes the shim's parsing under the sanitizers.
+# libclang-rt-dev fuzzes the shim's parsing under the sanitizers; btrfs-progs
+# makes the btrfs a home is captured on (test/capture-btrfs.test.ts).
 # nats-server stays in the base set: `make demo` runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,7 @@ if [ "${1:-}" = --test ]; then
   have systemd-analyze || need+=(systemd)
   # libFuzzer and the sanitizers' runtimes, for clang (test/shim-fuzz.test.ts).
   [ -f "$(clang -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-x86_64.a" ] || need+=(libclang-rt-dev)
+  have mkfs.btrfs || need+=(btrfs-progs)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
