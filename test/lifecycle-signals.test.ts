@@ -253,7 +253,8 @@ t.test('a log pipe nobody reads: the tap runs on, says so in status, and a SIGTE
     try { writeSync(fd, chunk); } catch { break; } // EAGAIN: full
   }
   const sock = join(h, 'tap.sock');
-  const proc = spawn(process.execPath, [BIN, 'run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', sock],
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', sock],
     { stdio: ['ignore', fd, 'ignore'] });
   t.teardown(() => proc.kill('SIGKILL'));
   let attached = false;

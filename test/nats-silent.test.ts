@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import pino from 'pino';
 import { Delivery } from '../controller/src/publish/delivery.js';
 import { freePort } from './helpers/nats-server.js';
-import { BIN, runTap, startTap } from './helpers/tap-process.js';
+import { BIN, runTap, startTap, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -143,7 +143,8 @@ t.test('a server that answered and then went silent (half-open): close() is boun
 /** Run the CLI; resolves with its exit code, output and how long it ran. */
 async function cli(args: string[], killAfterMs = 30_000, onStart?: (p: ReturnType<typeof spawn>) => void) {
   const t0 = Date.now();
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS; // what SIGTERM does is the CLI's own, not the test runner's signal-exit
+  const p = spawn(cmd, [...pre, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   p.stdout!.on('data', (d) => { stdout += d; });

@@ -17,7 +17,8 @@ export interface TapProcess {
 
 /** Run the CLI to its end (bounded); for commands that exit by themselves. */
 export async function runTap(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -29,10 +30,11 @@ export async function runTap(args: string[], timeoutMs = 20_000): Promise<{ code
 }
 
 /**
- * A `wrap` for the tests of what a signal does to the CLI: the test runner's hooks (NODE_OPTIONS'
+ * What every tap these helpers start runs under: the test runner's hooks (NODE_OPTIONS'
  * @tapjs/processinfo, put back into every child a spawn makes, whatever its env says) bring
- * signal-exit, which takes every signal in the child — a SIGINT the CLI left to its default
- * action would not kill it there. `env -u` drops them where the spawn cannot put them back.
+ * signal-exit, which takes every signal in the child — a SIGINT or SIGTERM the CLI left to its
+ * default action would not kill it there, and a test of how the tap meets a signal could pass
+ * without the tap's own handling. `env -u` drops them where the spawn cannot put them back.
  */
 export const WITHOUT_TEST_HOOKS = ['env', '-u', 'NODE_OPTIONS'];
 
@@ -51,7 +53,7 @@ process.once('exit', () => { for (const p of live) p.kill('SIGKILL'); });
  */
 export async function startTapCommand(command: string[], args: string[], readyMsg: RegExp | null = /^attached/,
   env: NodeJS.ProcessEnv = process.env): Promise<TapProcess> {
-  const [cmd, ...pre] = command;
+  const [cmd, ...pre] = [...WITHOUT_TEST_HOOKS, ...command];
   const proc = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const logs: Record<string, unknown>[] = [];
   let err = '';
