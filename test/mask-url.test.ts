@@ -44,3 +44,19 @@ t.test('urlSecrets and maskSecrets: the bare secret, as written or percent-decod
     'auth failed for alice with *** (token ***) at nats://alice:***@h:1');
   t.equal(maskSecrets('connection refused', []), 'connection refused');
 });
+
+t.test('long texts: a word of letters with no :// after it, and one long before a URL (linear, not quadratic)', async (t) => {
+  // A scheme pattern without a bound walked such a word again from each of its letters: 17 s of
+  // CPU for the 100 KB argument test/config-hostile gives the CLI, hours for these 4 MB (the
+  // test's timeout fails it).
+  const word = 'y'.repeat(4 << 20);
+  t.equal(maskUrlsIn(`no such socket /nonexistent/${word}`), `no such socket /nonexistent/${word}`);
+  t.equal(maskUrl(`${word},${word}`), `${word},${word}`);
+  t.same(urlSecrets([word]), []);
+  const long = 'z'.repeat(100_000);
+  t.equal(maskUrlsIn(`at ${long}nats://alice:hunter2@h:1 then`), `at ${long}nats://alice:***@h:1 then`,
+    'a scheme run into a long word: the password still masked');
+  t.equal(maskUrlsIn(`${'a'.repeat(70)}nats://tok@h:1`), `${'a'.repeat(70)}nats://***@h:1`);
+  t.equal(maskUrl(`${'s'.repeat(70)}://alice:pw@h:1`), `${'s'.repeat(70)}:***@h:1`,
+    'a scheme longer than 64 characters: taken as user info, its password masked all the same');
+});

@@ -1,9 +1,18 @@
 // Credentials written in a URL (`nats://alice:secret@host`, `nats://token@host`) are masked
 // wherever the tap shows a URL (SPEC §8): `config check`, the log, `status`, `tail`.
 
+/**
+ * A scheme (`nats`), at most 64 characters: unbounded, a long word with no `://` after it was
+ * walked again from each of its letters — quadratic, 17 s of CPU for a 100 KB argument the CLI
+ * quotes in its error. A longer run of letters still masks: the scheme is taken as its last 64.
+ */
+const SCHEME_CHARS = '[a-z][a-z0-9+.-]{0,63}:\\/\\/';
 /** Where one URL of a comma-separated list begins: a comma, spaces, a scheme (`nats://`). */
-const NEXT_URL = /,\s*(?=[a-z][a-z0-9+.-]*:\/\/)/i;
-const SCHEME = /^\s*(?:[a-z][a-z0-9+.-]*:\/\/)?/i;
+const NEXT_URL = new RegExp(`,\\s*(?=${SCHEME_CHARS})`, 'i');
+const SCHEME = new RegExp(`^\\s*(?:${SCHEME_CHARS})?`, 'i');
+const URL_IN_TEXT = new RegExp(`${SCHEME_CHARS}[^\\s"'<>]+`, 'gi');
+/** A URL's user info as a URL parser reads it: to the last `@` before `/`, `?` or `#`. */
+const PARSED_USER_INFO = new RegExp(`^(?:${SCHEME_CHARS})?([^/?#]*)@`, 'i');
 
 /**
  * Each URL of a text holding one or a comma-separated list of them: its start (scheme included) and
@@ -46,7 +55,7 @@ export function maskUrl(url: string): string {
 /** Every `scheme://user:password@` in a text (an error message, a warning, a command line) masked. */
 export function maskUrlsIn(text: string): string {
   // Up to a space or a quote: the URL a message quotes; commas kept, a list is masked as one.
-  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (u) => maskUrl(u));
+  return text.replace(URL_IN_TEXT, (u) => maskUrl(u));
 }
 
 /**
@@ -69,7 +78,7 @@ export function urlSecrets(urls: readonly string[]): string[] {
   };
   for (const u of urls) {
     for (const { info } of userInfos(u.trim())) if (info !== null) add(info);
-    const parsed = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^/?#]*)@/i.exec(u.trim());
+    const parsed = PARSED_USER_INFO.exec(u.trim());
     if (parsed) add(parsed[1]);
   }
   return [...out].filter(Boolean).sort((a, b) => b.length - a.length);
