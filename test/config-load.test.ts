@@ -2,7 +2,7 @@
 // <ossec_config> roots with comments, defaults, the node name, home detection
 // and the precedence of flags over the file.
 import t, { type Test } from 'tap';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../controller/src/errors.js';
@@ -242,7 +242,7 @@ t.test('secret files that group or others can access are refused, with the rule'
   rejects(t, h, /<token_file>: '.*empty' is empty/);
 });
 
-t.test('secret files owned by another user than root are refused, whatever their mode; a certificate may be anyone\'s', async (t) => {
+t.test('secret files owned by another user than root are refused, whatever their mode; a certificate may be anyone\'s, a CA not', async (t) => {
   const NOBODY = 65534;
   for (const element of ['tls_key', 'credentials_file', 'nkey_seed_file', 'token_file', 'password_file', 'encryption_key']) {
     const h = home('');
@@ -261,7 +261,50 @@ t.test('secret files owned by another user than root are refused, whatever their
   chownSync(cert, NOBODY, NOBODY);
   chownSync(ca, NOBODY, NOBODY);
   writeFileSync(h.file, nats(`<tls_cert>${cert}</tls_cert><tls_key>${h.put('k.pem', 'KEY', 0o400)}</tls_key><tls_ca>${ca}</tls_ca>`));
-  t.equal(loadConfig({ home: h.home }).tlsCa, ca, 'a certificate or a CA holds no secret: its owner is not checked');
+  // The CA holds no secret, but its owner could vouch for a server of theirs and read what the tap sends over TLS.
+  rejects(t, h, new RegExp(`<tls_ca>: '${ca}' is owned by uid ${NOBODY}, not by root: its owner can replace it \\(chown root:\\): the tap trusts the servers it vouches for`));
+  chownSync(ca, 0, 0);
+  chmodSync(ca, 0o664);
+  rejects(t, h, /<tls_ca>: '.*ca\.pem' is writable by its group \(mode 0664\): they can replace what it says \(chmod go-w\)/);
+  chmodSync(ca, 0o644);
+  t.equal(loadConfig({ home: h.home }).tlsCert, cert, 'a certificate without its key is nothing to anyone: its owner is not checked');
+});
+
+t.test('the configuration file itself: root\'s and written by root only, or refused (a Wazuh daemon taken over must not steer the tap)', async (t) => {
+  // <home>/etc is the wazuh user's to write (0770 wazuh:wazuh): a file of theirs there named a root-only
+  // file as the token and their own server as server_url, and the tap, run as root, sent it.
+  const NOBODY = 65534;
+  const secret = (h: ReturnType<typeof home>) => h.put('root-only', 'ROOT-ONLY-SECRET', 0o600);
+  for (const name of ['nats-tap.conf', 'ossec.conf']) {
+    const h = home('');
+    const file = join(h.home, 'etc', name);
+    writeFileSync(file, nats(`<token_file>${secret(h)}</token_file><server_url>nats://127.0.0.1:1</server_url>`));
+    chownSync(file, NOBODY, NOBODY);
+    const msg = rejects(t, h, new RegExp(`configuration file '${file}' is owned by uid ${NOBODY}, not by root: its owner can replace it \\(chown root:\\): whoever can write it could send the tap's credentials`));
+    t.notMatch(msg, /ROOT-ONLY/, 'nothing of the secret said');
+    chownSync(file, 0, 0);
+    chmodSync(file, 0o660); // ossec.conf as Wazuh leaves it: root:wazuh 0660
+    const m2 = rejects(t, h, new RegExp(`configuration file '${file}' is writable by its group \\(mode 0660\\)`));
+    if (name === 'ossec.conf') t.match(m2, /put the <nats> section in <home>\/etc\/nats-tap\.conf instead, owned by root, mode 0640/, 'says where it belongs');
+    chmodSync(file, 0o602);
+    rejects(t, h, /is writable by others \(mode 0602\)/);
+    chmodSync(file, 0o640);
+    t.equal(loadConfig({ home: h.home }).tokenFile, join(h.home, 'etc/root-only'), `${name}: root's, 0640: read`);
+  }
+  // A symbolic link: followed when root's (an administrator's), refused when another's.
+  const h = home('');
+  const real = join(h.home, 'real.conf');
+  writeFileSync(real, nats('<subject_prefix>linked</subject_prefix>'));
+  const link = join(h.home, 'etc/nats-tap.conf');
+  symlinkSync(real, link);
+  t.equal(loadConfig({ home: h.home }).subjectPrefix, 'linked', 'a link of root\'s is followed');
+  lchownSync(link, NOBODY, NOBODY);
+  rejects(t, h, new RegExp(`configuration file '${link}' is a symbolic link owned by uid ${NOBODY}, not by root: its owner can point it elsewhere`));
+  // --config names another file: the same rule.
+  const other = join(h.home, 'other.conf');
+  writeFileSync(other, nats(''));
+  chownSync(other, NOBODY, NOBODY);
+  rejects(t, h, /configuration file '.*other\.conf' is owned by uid 65534/, { file: other });
 });
 
 t.test('tls_cert without tls_key and the reverse; user without password_file; two authentications', async (t) => {

@@ -17,6 +17,36 @@ import { runTap } from './helpers/tap-process.js';
 
 const log = pino({ level: process.env.DEBUG_CRED ? 'debug' : 'silent' });
 
+t.test('the CA is read by the tap for each connection, and only while root\'s: one another user could replace is not trusted', async (t) => {
+  // nats.js read caFile itself at each connection, whoever had written it since: a CA swapped in by the
+  // owner of its directory vouched for their server, which then read the tap's credentials.
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-cred-ca-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tlsCa = join(dir, 'ca.pem');
+  writeFileSync(tlsCa, 'FIRST CA\n', { mode: 0o644 });
+  const sec = {
+    serverUrls: ['tls://127.0.0.1:4222'], tlsCa,
+    tlsCert: null, tlsKey: null, tokenFile: null, credentialsFile: null, nkeySeedFile: null, user: null, passwordFile: null,
+  };
+  const opts = connectOptions(sec);
+  const tls = opts.tls as { ca?: Buffer[]; caFile?: string };
+  t.equal(tls.caFile, undefined, 'no path for nats.js to read');
+  t.equal(String(tls.ca), 'FIRST CA\n');
+  writeFileSync(tlsCa, 'ROTATED CA\n');
+  t.equal(String(tls.ca), 'ROTATED CA\n', 'read again at the next connection: a renewed CA is used without a restart');
+  writeFileSync(tlsCa, 'PLANTED CA\n');
+  chownSync(tlsCa, 65534, 65534);
+  t.equal(String(tls.ca), 'ROTATED CA\n', 'not what another user\'s file holds');
+  t.match(credentialProblem(opts), /^tls_ca .*ca\.pem: owned by uid 65534, not by root: its owner can replace it \(chown root:\); the contents read before are used$/);
+  t.throws(() => connectOptions(sec), /owned by uid 65534/, 'at the start: refused');
+  chownSync(tlsCa, 0, 0);
+  chmodSync(tlsCa, 0o666);
+  t.equal(String(tls.ca), 'ROTATED CA\n', 'nor what anyone may write');
+  chmodSync(tlsCa, 0o644);
+  t.equal(String(tls.ca), 'PLANTED CA\n', 'root\'s again, written by root only: read');
+  t.equal(credentialProblem(opts), null);
+});
+
 /** The server's token changed: its configuration rewritten, the server restarted (its clients are cut). */
 async function serverToken(srv: NatsServer, token: string): Promise<void> {
   writeFileSync(join(srv.dir, 'nats.conf'), `listen: 127.0.0.1:${srv.port}\nauthorization { token: "${token}" }\n`);

@@ -3,13 +3,13 @@
 // (WAZUH-PROTOCOL §8): an unknown element, an empty one, a bad value, a missing
 // file or a secret file others can read or another user owns is a ConfigError
 // (exit 2) naming the element and the file. CLI flags override the file.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError, ConfigFileMissing } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { fileKind, NotRegularFile, readRegularFileSync, secretModeOpen, secretOwnerOther } from '../util/read-file.js';
+import { fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
@@ -333,6 +333,9 @@ function parseUrls(ctx: Ctx, el: string, text: string): string[] {
 // maskUrl lives in util/mask-url.ts (the log, status and tail mask URLs too); re-exported for config/.
 export { maskUrl };
 
+/** The largest CA bundle or certificate read (a system bundle is ~220 KB). */
+export const TLS_FILE_BYTES = 1024 * 1024;
+
 function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   let st;
   try {
@@ -344,14 +347,28 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   }
   // A FIFO or a device is refused here, never opened (reading one would block or never end).
   if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is not a regular file (${fileKind(st)})`);
-  if (!def.secret) return;
+  if (!def.secret) {
+    // A CA is not secret, but whoever could write it could read what the tap sends over TLS: its
+    // credentials (publish/connect-options.ts reads it the same way). A certificate without its key
+    // is nothing to anyone: it may be anyone's.
+    if (def.key !== 'tlsCa') return;
+    try {
+      readTrustedFileSync(path, TLS_FILE_BYTES);
+    } catch (e) {
+      if (!(e instanceof UntrustedFile)) throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
+      throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${e.message}: the tap trusts the servers it `
+        + 'vouches for, so it must belong to root and be writable by root only');
+    }
+    return;
+  }
   const mode = secretModeOpen(st.mode);
   if (mode) {
     throw new ConfigError(
       `${ctx.where}: <${def.element}>: '${clipPath(path)}' has mode ${mode}: a file holding a secret must give no access `
       + `to group or others (mode & 0077 must be 0, e.g. 0600 or 0400); fix: chmod 600 '${clipPath(path)}'`);
   }
-  const owner = secretOwnerOther(st);
+  const link = lstatSync(path);
+  const owner = secretOwnerOther(st) ?? (link.isSymbolicLink() ? secretOwnerOther(link) : null);
   if (owner) {
     throw new ConfigError(
       `${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${owner}: a file holding a secret must belong to root (the tap's user): `
@@ -470,16 +487,30 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
 /** A configuration larger than this is not an ossec.conf (Wazuh's own is tens of KB). */
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-function readConfigFile(file: string): string {
+/**
+ * The file the tap's settings come from. Never a blocking read: a FIFO (or a device) where the file
+ * should be is refused, not waited on. `trusted`: its settings are the tap's, so nobody but root (or
+ * the tap's user) may have written it (util/read-file.ts readTrustedFileSync) — `<home>/etc` is the
+ * wazuh user's to write, and a Wazuh daemon taken over could otherwise point the tap, run as root,
+ * at its own server with a root-only file as the token, at its own CA, or its spool anywhere.
+ * ossec.conf read for the manager's node name only is Wazuh's own, read as it is.
+ */
+function readConfigFile(file: string, trusted = true): string {
   try {
-    // Never a blocking read: a FIFO (or a device) where the file should be is refused, not waited on.
-    return readRegularFileSync(file, MAX_CONFIG_BYTES).toString('utf8');
+    return (trusted ? readTrustedFileSync(file, MAX_CONFIG_BYTES) : readRegularFileSync(file, MAX_CONFIG_BYTES)).toString('utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const f = clipPath(file);
     if (code === 'ENOENT') throw new ConfigFileMissing(`configuration file '${f}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
     if (code === 'EACCES') throw new ConfigError(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
+    if (e instanceof UntrustedFile) {
+      const wazuhs = basename(file) === 'ossec.conf'
+        ? ` Wazuh keeps ossec.conf writable by its group (its API rewrites it): put the <nats> section in ${TAP_CONF.replace(/^etc\//, '<home>/etc/')} instead, owned by root, mode 0640.`
+        : '';
+      throw new ConfigError(`configuration file '${f}' is ${e.message}: whoever can write it could send the tap's credentials, `
+        + `or a file only root may read, to a server of theirs; it must belong to root and be writable by root only.${wazuhs}`);
+    }
     throw new ConfigError(`configuration file '${f}' cannot be read (${code ?? (e as Error).message})`);
   }
 }
@@ -512,7 +543,7 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   let nodeFile = file;
   if (!parsed.nodeName && file !== resolve(ossecConf) && existsSync(ossecConf)) {
     try {
-      parsed.nodeName = parseXml(readConfigFile(ossecConf), ossecConf).nodeName;
+      parsed.nodeName = parseXml(readConfigFile(ossecConf, false), ossecConf).nodeName;
       nodeFile = ossecConf;
     } catch {
       // Wazuh's own file is Wazuh's business: unreadable here, the host name names the node.

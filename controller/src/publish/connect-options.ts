@@ -5,9 +5,8 @@
 // authenticators call back at every CONNECT), so a rotated .creds, token or
 // password is used from the next connection on without a restart; their
 // contents live only in those callbacks: never in the configuration object or a log.
-import { statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { readRegularFileSync, secretModeOpen, secretOwnerOther } from '../util/read-file.js';
+import { readRegularFileSync, readTrustedFileSync } from '../util/read-file.js';
 import { clip, clipPath } from '../util/clip.js';
 import {
   credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type ConnectionOptions,
@@ -27,8 +26,11 @@ export interface NatsSecurity {
   discoverServers?: boolean;
 }
 
-// Never a blocking read: the files were checked regular at start, and a FIFO swapped in since is refused.
-const read = (file: string) => readRegularFileSync(file, 1024 * 1024);
+// Never a blocking read (a FIFO swapped in since the start is refused), and only what root (or
+// the tap's user) wrote: util/read-file.ts readTrustedFileSync, as the configuration was checked.
+// A client certificate, without its key, is nothing to anyone: read as it is (it may be anyone's).
+const read = (file: string, trust: 'secret' | 'trusted' | 'any') => (trust === 'any'
+  ? readRegularFileSync(file, 1024 * 1024) : readTrustedFileSync(file, 1024 * 1024, { secret: trust === 'secret' }));
 
 /**
  * A secret file as the connections see it: read again for each one. When it cannot be used at a
@@ -41,7 +43,8 @@ class SecretFile<T> {
   private last: T;
   problem: string | null = null;
 
-  constructor(private readonly element: string, private readonly file: string, private readonly parse: (b: Buffer) => T) {
+  constructor(private readonly element: string, private readonly file: string, private readonly parse: (b: Buffer) => T,
+    private readonly trust: 'secret' | 'trusted' | 'any' = 'secret') {
     this.last = this.read();
   }
 
@@ -56,41 +59,47 @@ class SecretFile<T> {
   };
 
   private read(): T {
-    const st = statSync(this.file);
-    const mode = secretModeOpen(st.mode);
-    if (mode) throw new Error(`mode ${mode} gives access to group or others (chmod 600)`);
-    const owner = secretOwnerOther(st);
-    if (owner) throw new Error(`${owner}: its owner can read and replace it (chown root:)`);
-    return this.parse(read(this.file));
+    return this.parse(read(this.file, this.trust));
   }
 }
 
 const text = (b: Buffer) => b.toString('utf8').trim();
 
-/** What the secret files of each options object say is wrong with them now (credentialProblem). */
-const problems = new WeakMap<object, () => string | null>();
+/** The files each options object reads at its connections: what they say is wrong with them now (credentialProblem). */
+const problems = new WeakMap<object, SecretFile<unknown>[]>();
 
-/** Why a secret file of these options could not be read again, if it could not: for the log of a failed connection. */
+/** Why a secret or TLS file of these options could not be read again, if it could not: for the log of a failed connection. */
 export function credentialProblem(o: Partial<ConnectionOptions> | undefined): string | null {
-  return o ? problems.get(o)?.() ?? null : null;
+  return (o && problems.get(o)?.find((f) => f.problem)?.problem) ?? null;
 }
 
 export function connectOptions(s: NatsSecurity): Partial<ConnectionOptions> {
   const o: Partial<ConnectionOptions> = {};
   if (s.discoverServers === false) o.ignoreClusterUpdates = true;
-  const wantsTls = s.tlsCa || s.tlsCert || s.serverUrls.some((u) => u.startsWith('tls://'));
-  if (wantsTls) {
-    o.tls = {
-      ...(s.tlsCa ? { caFile: s.tlsCa } : {}),
-      ...(s.tlsCert && s.tlsKey ? { certFile: s.tlsCert, keyFile: s.tlsKey } : {}),
-    };
-  }
-  // The secret file of the authentication (one at most): what reads it for each connection, its problems said through `o`.
-  const secret = <T>(element: string, path: string, parse: (b: Buffer) => T): (() => T) => {
-    const f = new SecretFile(element, path, parse);
-    problems.set(o, () => f.problem);
+  const files: SecretFile<unknown>[] = [];
+  problems.set(o, files);
+  // A file read for each connection (the secret of the authentication, one at most; the TLS files), its problems said through `o`.
+  const secret = <T>(element: string, path: string, parse: (b: Buffer) => T, trust: 'secret' | 'trusted' | 'any' = 'secret'): (() => T) => {
+    const f = new SecretFile(element, path, parse, trust);
+    files.push(f as SecretFile<unknown>);
     return f.get;
   };
+  const wantsTls = s.tlsCa || s.tlsCert || s.serverUrls.some((u) => u.startsWith('tls://'));
+  if (wantsTls) {
+    // The contents, not the paths: nats.js would read a path itself at each connection, whoever had
+    // written it since. Getters, read as nats.js reads its TLS options (each connection, if it does).
+    const tls = {};
+    const file = (name: string, get: () => unknown) => Object.defineProperty(tls, name, { get, enumerable: true });
+    if (s.tlsCa) {
+      const ca = secret('tls_ca', s.tlsCa, (b) => b, 'trusted');
+      file('ca', () => [ca()]);
+    }
+    if (s.tlsCert && s.tlsKey) {
+      file('cert', secret('tls_cert', s.tlsCert, (b) => b, 'any'));
+      file('key', secret('tls_key', s.tlsKey, (b) => b));
+    }
+    o.tls = tls;
+  }
   if (s.credentialsFile) o.authenticator = credsAuthenticator(secret('credentials_file', s.credentialsFile, (b) => new Uint8Array(b)));
   else if (s.nkeySeedFile) o.authenticator = nkeyAuthenticator(secret('nkey_seed_file', s.nkeySeedFile, (b) => new TextEncoder().encode(text(b))));
   else if (s.tokenFile) o.authenticator = tokenAuthenticator(secret('token_file', s.tokenFile, text));
@@ -138,7 +147,7 @@ export function clientCertificateProblem(s: Pick<NatsSecurity, 'tlsCert'>, now =
   if (!s.tlsCert) return null;
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(read(s.tlsCert));
+    cert = new X509Certificate(read(s.tlsCert, 'any'));
   } catch (e) {
     return `tls_cert ${s.tlsCert} cannot be read as a PEM certificate (${(e as Error).message})`;
   }

@@ -84,6 +84,55 @@ export function readRegularFileSync(path: string, maxBytes = 64 * 1024 * 1024): 
   }
 }
 
+/** A file whose contents someone other than root (or the tap's user) could choose. */
+export class UntrustedFile extends Error {
+  readonly code = 'EUNTRUSTED';
+}
+
+/**
+ * Who else could change a file: its owner when that is not root or the tap's user, or group and
+ * others when they may write it. Why, as a phrase; null when nobody else can. Its directory does
+ * not matter: someone who may write there can put another file in its place, but one of their
+ * own (fs.protected_hardlinks keeps them from linking another's), which this then refuses.
+ */
+export function writableByOthers(st: Stats): string | null {
+  const owner = secretOwnerOther(st);
+  if (owner) return owner;
+  const m = st.mode & 0o777;
+  return (m & 0o022) !== 0 ? `writable by ${(m & 0o020) !== 0 ? 'its group' : 'others'} (mode ${m.toString(8).padStart(4, '0')})` : null;
+}
+
+/**
+ * A file whose contents steer the tap — its configuration, the CA it trusts, the secrets it sends —
+ * read only when nobody but root (or the tap's user) can have chosen them: a regular file, owned so,
+ * writable by its owner only (`secret`: and giving group and others no access at all); a symbolic
+ * link is followed only when it is root's too. Checked on the descriptor read, so what is checked is
+ * what is read. Throws UntrustedFile (its message says why and the fix, not the path), NotRegularFile,
+ * the fs error, or an Error past `maxBytes`.
+ */
+export function readTrustedFileSync(path: string, maxBytes: number, o: { secret?: boolean } = {}): Buffer {
+  const link = lstatSync(path);
+  if (link.isSymbolicLink()) {
+    const owner = secretOwnerOther(link);
+    if (owner) throw new UntrustedFile(`a symbolic link ${owner}: its owner can point it elsewhere (chown -h root:)`);
+  }
+  const fd = openSync(path, OPEN_FLAGS);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw refuse(path, st);
+    const owner = secretOwnerOther(st);
+    if (owner) throw new UntrustedFile(`${owner}: its owner can ${o.secret ? 'read and ' : ''}replace it (chown root:)`);
+    const open = o.secret ? secretModeOpen(st.mode) : null;
+    if (open) throw new UntrustedFile(`mode ${open} gives access to group or others (chmod 600)`);
+    const other = writableByOthers(st);
+    if (other) throw new UntrustedFile(`${other}: they can replace what it says (chmod go-w)`);
+    if (st.size > maxBytes) throw tooLarge(path, st.size, maxBytes);
+    return readWhole(fd, st.size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** `size` bytes of an open file from `from` (its first by default; fewer when it is shorter now). */
 export function readWhole(fd: number, size: number, from = 0): Buffer {
   const buf = Buffer.alloc(size);
