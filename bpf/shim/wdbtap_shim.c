@@ -674,6 +674,24 @@ uint32_t wdbtap_verified_insns(struct wdbtap *t, char *prog, uint32_t len)
 	return t->verified_insns;
 }
 
+/*
+ * A wdbtap_open that failed before its maps were found: what it made so far goes (the notify pipe was
+ * made first; its two descriptors leaked at every failed open — a retrying caller ran out of them).
+ */
+static struct wdbtap *open_failed(struct wdbtap *t)
+{
+	if (t->obj)
+		bpf_object__close(t->obj);
+	if (t->notify_r >= 0)
+		close(t->notify_r);
+	if (t->notify_w >= 0)
+		close(t->notify_w);
+	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->cmu);
+	free(t);
+	return NULL;
+}
+
 struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t hooks_wanted, char *err, uint32_t errlen)
 {
 	struct wdbtap *t = calloc(1, sizeof(*t));
@@ -701,8 +719,7 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	if (!t->obj) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot open BPF object %s: %s", obj_path, strerror(-rc));
-		free(t);
-		return NULL;
+		return open_failed(t);
 	}
 	/* One scratch buffer per CPU (see wdbtap.bpf.c). */
 	struct bpf_map *scratch = bpf_object__find_map_by_name(t->obj, "scratch");
@@ -713,9 +730,7 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "bell"), libbpf_num_possible_cpus()) ||
 	    bpf_map__set_max_entries(bpf_object__find_map_by_name(t->obj, "pending"), pending_entries())) {
 		snprintf(err, errlen, "BPF object %s lacks the maps this shim expects", obj_path);
-		bpf_object__close(t->obj);
-		free(t);
-		return NULL;
+		return open_failed(t);
 	}
 	/* Only the programs of the hooks that may be attached: the others are never verified nor loaded. */
 	for (size_t i = 0; i < NHOOKS; i++) {
@@ -744,9 +759,7 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 		if (rc == -E2BIG && n > 0 && (uint32_t)n < errlen)
 			snprintf(err + n, errlen - n, "; the kernel's verifier gave up at its limit of instructions (this "
 				 "kernel checks the programs harder than those they were written for: report it with uname -r)");
-		bpf_object__close(t->obj);
-		free(t);
-		return NULL;
+		return open_failed(t);
 	}
 	read_verified_insns(t);
 	t->fd_tgids = bpf_object__find_map_fd_by_name(t->obj, "target_tgids");
