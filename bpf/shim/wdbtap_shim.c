@@ -1064,8 +1064,14 @@ int wdbtap_delivered(struct wdbtap *t, uint64_t *out)
 	uint64_t v;
 
 	/* Since that take, a request the fast path held for its reply may have gone to the queue (whole,
-	 * or as a tick): the oldest of what it holds and of what the queue holds count too. */
-	pthread_mutex_lock(&t->cmu);
+	 * or as a tick): the oldest of what it holds and of what the queue holds count too. The fast path
+	 * is the rounds' (cmu): while the reader is in one — a full release after a stall, milliseconds —
+	 * nothing is known, and 0 says so (the caller asks again) rather than the controller's thread
+	 * waiting for it. */
+	if (pthread_mutex_trylock(&t->cmu)) {
+		*out = 0;
+		return 0;
+	}
 	pthread_mutex_lock(&t->mu);
 	v = t->delivered_wm;
 	for (size_t at = t->qhead; at < t->qlen;) {
@@ -1093,7 +1099,13 @@ int wdbtap_rest(struct wdbtap *t)
 	 * ring and this round takes it; one written after rings the bell (the reader then rings us). */
 	if (set_idle(t, 1))
 		return fail(t, -errno, "arming the reader's bell: %s", strerror(errno));
-	pthread_mutex_lock(&t->cmu);
+	/* The reader is in a round (a full release after a stall takes milliseconds): what it moves is in
+	 * the queue when it is done, so the controller takes again rather than waiting for it here, on its
+	 * only thread. */
+	if (pthread_mutex_trylock(&t->cmu)) {
+		set_idle(t, 0);
+		return 0;
+	}
 	release_locked(t);
 	pthread_mutex_lock(&t->mu);
 	empty = t->qhead == t->qlen && t->held.n == 0;

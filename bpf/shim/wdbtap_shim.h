@@ -58,7 +58,8 @@ int wdbtap_set_commands(struct wdbtap *t, const char *names, int all);
  *   keepalive for its reply) — 0 when the round may end. While records flow the controller calls it
  *   every millisecond or so.
  * wdbtap_rest: none came for a while: 1 when the controller may sleep (the next record rings the
- *   pipe), 0 when records came meanwhile (take them first). Negative on error.
+ *   pipe), 0 when records came meanwhile, or the reader is in a round (take again). Never waits.
+ *   Negative on error.
  * wdbtap_notify_fd: the pipe's read end (a dup: the caller owns and closes it), readable when
  *   records came while the controller rested.
  */
@@ -70,7 +71,8 @@ int wdbtap_rest(struct wdbtap *t);
  * by a take (and, the controller being single-threaded, handled before its next take): records of
  * writes that entered earlier are neither in the rings, nor held for order or for the fast path,
  * nor queued. It moves when a take begins or ends with nothing queued. Rare use (a
- * resynchronisation's barrier): it walks the queue and the fast path's connections.
+ * resynchronisation's barrier): it walks the queue and the fast path's connections. Never waits:
+ * *out is 0 (nothing known; ask again) while the reader is in a round.
  */
 int wdbtap_delivered(struct wdbtap *t, uint64_t *out);
 

@@ -1,6 +1,9 @@
 // The capture stage: owns the BPF programs through the shim and turns perf
-// records into CaptureRecord batches. Polling runs on a libuv worker thread
-// (koffi async calls), so Node's event loop never waits on the kernel.
+// records into CaptureRecord batches. The event loop calls the shim itself,
+// synchronously (no libuv worker, no koffi async call: a hand-over between
+// threads per batch cost more than the batch), and no call waits: take, rest
+// and delivered only try the lock the shim's reader thread holds while it empties
+// the rings, and come back at once when it is busy (see wdbtap_shim.h).
 import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { loadShim, type ShimLib } from './shim.js';
