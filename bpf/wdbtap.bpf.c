@@ -1111,10 +1111,19 @@ int tp_fork(struct trace_event_raw_sched_process_fork *ctx)
 SEC("tracepoint/sched/sched_process_exit")
 int tp_exit_task(void *ctx)
 {
-	__u32 pid = (__u32)bpf_get_current_pid_tgid();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
+	struct task_struct *task = bpf_get_current_task_btf();
 
-	/* A thread's id was added at fork when it could have been a process: remove it either way. */
-	if (is_target((__u64)pid << 32))
+	/* A thread's id was added at fork when it could have been a process: removed as it ends. */
+	if (pid != tgid && is_target((__u64)pid << 32))
 		set_target(pid, 0);
+	/*
+	 * The process only once its last thread ends (do_exit counts signal->live down before this
+	 * tracepoint): the leader may end first (main() ending in pthread_exit) while the others go on
+	 * writing, and the rescan cannot mark it again — a zombie leader's /proc/<pid>/exe reads ENOENT.
+	 */
+	if (BPF_CORE_READ(task, signal, live.counter) == 0 && is_target((__u64)tgid << 32))
+		set_target(tgid, 0);
 	return 0;
 }

@@ -1623,6 +1623,19 @@ static void run_reconnect(const char *args, char *out, size_t cap) {
     snprintf(out, cap, "pending=%ld active=%ld errors=%ld", R.pending, R.active, R.errors);
 }
 
+static void *remoted_loop(void *arg);
+
+/* Commands read so far: the count the replies carry, whichever thread reads the next one. */
+static unsigned long g_lines;
+
+/* leader-exit: the command loop goes on in this thread once the process's first one has ended. */
+static void *leader_exit_thread(void *arg) {
+    pthread_join(*(pthread_t *)arg, NULL);
+    printf("ok %lu %d\n", g_lines, gettid());
+    fflush(stdout);
+    return remoted_loop(NULL);
+}
+
 static int run_remoted(void) {
     signal(SIGPIPE, SIG_IGN);
     tcp_pair();
@@ -1632,16 +1645,21 @@ static int run_remoted(void) {
     /* Lets the harness know the start-up queries have been answered. */
     printf("ready\n");
     fflush(stdout);
+    remoted_loop(NULL);
+    return 0;
+}
 
+static void *remoted_loop(void *arg) {
+    (void)arg;
     char *line = NULL;
     size_t lcap = 0;
     ssize_t ll;
-    unsigned long n = 0;
+    unsigned long n;
     static char q[8192], reply[MAX_FRAME + 1], msg[1024];
     while ((ll = getline(&line, &lcap, stdin)) >= 0) {
         while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) line[--ll] = 0;
         char *cmdline = line + strspn(line, " \t");
-        n++; /* every line is counted and answered, so the harness's count never drifts */
+        n = ++g_lines; /* every line is counted and answered, so the harness's count never drifts */
         char verb[16] = "", name[128] = "", ip[64] = "", eip[400];
         long long id = -1;
         int fields = sscanf(cmdline, "%15s %lld %127s %63s", verb, &id, name, ip);
@@ -1853,6 +1871,18 @@ static int run_remoted(void) {
                 g_queue = -1;
                 g_home = strdup(dir);
             }
+        } else if (!strcmp(verb, "leader-exit")) {
+            /* main() ends with pthread_exit while another thread goes on with the commands (and the
+             * connection to wazuh-db): the process lives on with its leader a zombie. That thread
+             * answers, with its id, once the first thread has ended. */
+            static pthread_t first;
+            pthread_t th;
+            first = pthread_self();
+            if (pthread_create(&th, NULL, leader_exit_thread, &first)) {
+                err = "pthread_create failed";
+            } else {
+                pthread_exit(NULL);
+            }
         } else if (!strcmp(verb, "load") || !strcmp(verb, "reconnect")) {
             char res[512];
             if (!strcmp(verb, "load")) run_load(cmdline + 4, res, sizeof res);
@@ -1887,7 +1917,7 @@ static int run_remoted(void) {
         }
         fflush(stdout);
     }
-    return 0;
+    exit(0); /* stdin closed: the process ends, whichever thread reads it */
 }
 
 int main(int argc, char **argv) {
