@@ -1080,11 +1080,19 @@ static __always_inline __u32 exec_daemon(void)
 
 /* A target daemon started (or restarted by wazuh-control): follow it from its first syscall. */
 SEC("tracepoint/sched/sched_process_exec")
-int tp_exec(void *ctx)
+int tp_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 old = BPF_CORE_READ(ctx, old_pid);
 	__u32 daemon = exec_daemon();
 
+	/*
+	 * A thread other than the leader exec'd: it took the process's id (de_thread), and its own
+	 * thread id, marked when it was created (tp_fork), names no task any more. No exit comes for
+	 * that id to clear it: left, the next process given it was a target.
+	 */
+	if (old != tgid && is_target((__u64)old << 32))
+		set_target(old, 0);
 	if (!daemon) {
 		/* exec replaces a target's image: it is a target no more */
 		if (is_target((__u64)tgid << 32))

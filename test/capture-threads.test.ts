@@ -1,7 +1,7 @@
 // Which tasks the kernel treats as targets when a daemon's threads do what the process tracepoints
-// fire for: sched_process_exit fires for each thread.
+// fire for: sched_process_exit fires for each thread, and sched_process_exec from any thread.
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture } from '../controller/src/capture/capture.js';
@@ -56,4 +56,20 @@ t.test('a daemon whose first thread ends first is followed until its last thread
   await client.quit();
   await waitFor(() => !capture.targets().includes(pid) && !capture.targets().includes(tid), 3000,
     'neither the process nor its thread a target once its last thread ended');
+});
+
+t.test('an exec from a thread other than the first leaves no thread id behind as a target', async (t) => {
+  // The exec'ing thread takes the process's id; its own id, marked when the thread was created, was never
+  // cleared: the next process given that pid was a target, its records labelled with the daemon's name.
+  // Review #6.
+  const { sim, capture } = await session(t);
+  const client = await sim.spawnClient('wazuh-authd');
+  const pid = client.pid!;
+  const tid = Number(await client.proc.command(`thread-exec ${join(sim.home, 'bin/not-wazuh')}`));
+  t.not(tid, pid, 'a thread other than the first execs');
+  await waitFor(() => existsSync(`/proc/${pid}/comm`) && readFileSync(`/proc/${pid}/comm`, 'utf8') === 'not-wazuh\n', 3000, 'the exec done');
+  t.equal(taskState(pid, tid), '', 'that thread\'s id names no task now');
+  await waitFor(() => !capture.targets().includes(pid), 3000, 'the process, now not a daemon of the home, is no target');
+  await waitFor(() => !capture.targets().includes(tid), 3000, 'nor is the exec\'ing thread\'s old id');
+  await client.kill('SIGKILL');
 });

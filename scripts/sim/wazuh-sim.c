@@ -1636,6 +1636,17 @@ static void *leader_exit_thread(void *arg) {
     return remoted_loop(NULL);
 }
 
+/* thread-exec: a thread other than the first execs the given program (a daemon of the home, say). */
+static char *g_exec_path;
+static void *thread_exec_thread(void *arg) {
+    (void)arg;
+    printf("ok %lu %d\n", g_lines, gettid());
+    fflush(stdout);
+    char *argv[] = {g_exec_path, "--home", (char *)g_home, "--no-reset", NULL};
+    execv(g_exec_path, argv);
+    _exit(127);
+}
+
 static int run_remoted(void) {
     signal(SIGPIPE, SIG_IGN);
     tcp_pair();
@@ -1882,6 +1893,19 @@ static void *remoted_loop(void *arg) {
                 err = "pthread_create failed";
             } else {
                 pthread_exit(NULL);
+            }
+        } else if (!strcmp(verb, "thread-exec")) {
+            /* A thread other than the first execs <path> (with --home and --no-reset): it answers with
+             * its own id first. The program then reads the next commands, counting from 1 again. */
+            const char *p = cmdline + 11;
+            while (*p == ' ') p++;
+            pthread_t th;
+            if (!*p) {
+                err = "usage: thread-exec <path>";
+            } else {
+                g_exec_path = strdup(p);
+                if (pthread_create(&th, NULL, thread_exec_thread, NULL)) err = "pthread_create failed";
+                else for (;;) pause(); /* the exec ends this thread */
             }
         } else if (!strcmp(verb, "load") || !strcmp(verb, "reconnect")) {
             char res[512];
