@@ -816,13 +816,20 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall,
 	return 0;
 }
 
-/* Send n bytes at user address p (offset off within the write) as records of at most one chunk. */
+/*
+ * Send n bytes at user address p (offset off within the write) as records of at most one chunk.
+ * flags (F_GAP) ride on the first record; F_TRUNCATED and F_LAST on the last one sent: what
+ * follows that record is gone, and the chunks before it carry whole frames user space keeps.
+ */
 static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u64 p, __u32 off, __u32 n,
 				       __u16 flags, bool last)
 {
+	const bool cut = n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK;
+
 	for (__u32 i = 0; i < WDBTAP_MAX_CHUNKS; i++) {
 		__u32 done = i * WDBTAP_CHUNK;
 		__u32 c;
+		bool end;
 
 		if (done >= n)
 			return;
@@ -835,7 +842,8 @@ static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u
 		c = ((c - 1) & (WDBTAP_CHUNK - 1)) + 1;
 		rec->offset = off + done;
 		rec->cap_len = c;
-		rec->flags = (i == 0 ? flags : 0) | (last && done + c >= n ? WDBTAP_F_LAST : 0);
+		end = done + c >= n || i == WDBTAP_MAX_CHUNKS - 1;
+		rec->flags = (i == 0 ? flags : 0) | (end && cut ? WDBTAP_F_TRUNCATED : 0) | (end && last ? WDBTAP_F_LAST : 0);
 		if (bpf_probe_read_user(rec->data, c, (void *)(p + done))) {
 			count(WDBTAP_C_SCRATCH_FAIL);
 			return;
@@ -869,8 +877,10 @@ static __always_inline void piece(void *ctx, struct scratch_buf *sb, struct conn
 		flags |= WDBTAP_F_GAP;
 		s->dropped = 0;
 	}
+	/* Past the chunks, the write's bytes are not sent: the stream's next record says where its
+	 * first frame starts (the walk above followed every byte). */
 	if (n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK)
-		flags |= WDBTAP_F_TRUNCATED;
+		s->dropped = 1;
 	rec->frame_off = off + first;
 	emit_bytes(ctx, rec, p, off, n, flags, last);
 }

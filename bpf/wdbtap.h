@@ -29,7 +29,8 @@ enum wdbtap_direction {
 };
 
 enum wdbtap_flags {
-	WDBTAP_F_TRUNCATED = 1, /* the write was longer than the chunks carry */
+	WDBTAP_F_TRUNCATED = 1, /* the write was longer than the chunks carry: on the last record sent of
+				 * it (or of its iovec), whose end is where the bytes sent end */
 	WDBTAP_F_LAST = 2,      /* the last record of this write */
 	WDBTAP_F_GAP = 4,       /* writes of this stream were filtered out since the last record:
 				 * drop any partial frame; the first frame starts at frame_off */

@@ -135,6 +135,29 @@ t.test('truncated record: complete frames inside it are kept, the rest resets th
   t.same(payloads(r.push(rec(wire(SHUTDOWN)))), [SHUTDOWN]);
 });
 
+t.test('a write cut by the kernel: the frames its chunks carry whole are kept, the flag honoured on the record ending the captured part', async (t) => {
+  // Two 64 KiB frames in one write (131,080 bytes): the kernel sends 3 chunks of 32 KiB, the first frame
+  // whole in them (review #8).
+  const big = (c: string) => wire(`global update-keepalive {"id":30,"x":"${c.repeat(MAX_FRAME - 40)}"}`, false);
+  const write = cat(big('a'), big('b'));
+  t.equal(big('a').length, MAX_FRAME + 4);
+  const chunks = [0, 1, 2].map((i) => write.subarray(i * 32768, (i + 1) * 32768));
+  for (const on of [2, 0]) {
+    const resets: ResetReason[] = [];
+    const r = new StreamReassembler({ onReset: (_c, _d, why) => resets.push(why) });
+    const out = chunks.flatMap((c, i) => r.push(rec(c, { offset: i * 32768, syscallBytes: write.length, truncated: i === on })));
+    t.equal(out.length, 1, `flag on chunk ${on}: the first frame, captured whole, comes out`);
+    t.equal(out[0]?.payload.length, MAX_FRAME);
+    // The kernel that flags the last chunk says the stream lost bytes (F_GAP) on its next record; the one
+    // that flagged the first did not.
+    const next = on === 2 ? { gap: true, frameOff: 0 } : {};
+    t.same(payloads(r.push(rec(wire(GROUPS), next))), [GROUPS], `flag on chunk ${on}: the next write decodes`);
+    t.equal(r.stats().gaps, on === 2 ? 0 : 1, `flag on chunk ${on}: ${on === 2 ? 'no chunk taken for a gap' : 'the missing tail is one gap'}`);
+    t.equal(resets.length, 1, `flag on chunk ${on}: one reset (${resets})`);
+    t.equal(r.stats().buffered, 0);
+  }
+});
+
 t.test('a large write in chunks: continuation offsets are followed, a gap resets', async (t) => {
   const big = wire('ok ' + 'y'.repeat(20000), false);
   const chunks = [0, 8000, 16000].map((o) => big.subarray(o, Math.min(o + 8000, big.length)));

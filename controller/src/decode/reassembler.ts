@@ -9,6 +9,9 @@ export const MAX_FRAME = 65536;
 const HEADER = 4;
 /** Payload bytes inspected to decide whether a length header is plausible (see looksLikeStart). */
 const PREFIX_CHECK = 8;
+/** The kernel sends a write in records of this many bytes, and this many of those at most (bpf/wdbtap.h). */
+const CHUNK = 32768;
+const MAX_CHUNKS = 3;
 
 export type ResetReason = 'bad-length' | 'bad-start' | 'truncated' | 'gap' | 'evicted';
 
@@ -92,15 +95,20 @@ export class StreamReassembler {
       this.counters.gaps++;
       this.lose(s, 'gap');
     }
+    // F_TRUNCATED: what follows this record's end is gone. It rides on the last record the kernel sent
+    // of the write; on a whole chunk short of the kernel's limit, more chunks of the write may follow,
+    // and the frames they complete are whole (a flag on the first chunk threw away a 64 KiB frame
+    // captured in full, then counted each later chunk as a gap).
+    const cut = rec.truncated && (data.length < CHUNK || end >= Math.min(rec.syscallBytes, MAX_CHUNKS * CHUNK));
     // Follow the chunks of a large write even when they are being discarded, so that each lost write
     // is one gap, not one per chunk.
-    s.nextOffset = !rec.truncated && end < rec.syscallBytes ? end : 0;
+    s.nextOffset = !cut && end < rec.syscallBytes ? end : 0;
 
     // Only the start of a write can be a frame boundary we can trust after a loss.
     if (s.synced || rec.offset === 0) this.consume(s, rec, frames);
     else if (!gap && data.length > 0) this.lose(s, 'gap');
 
-    if (rec.truncated) {
+    if (cut) {
       // Frames wholly inside the captured part were emitted; whatever followed is gone.
       this.counters.truncated++;
       this.lose(s, 'truncated');
