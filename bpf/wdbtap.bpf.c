@@ -974,8 +974,22 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	sb->iov = (struct iov_vars){ .iov = pw.buf, .count = pw.len, .total = (__u32)total, .req = req,
 				     .pre = req ? 0 : pw.precounted };
 	bpf_loop(WDBTAP_MAX_IOV, iov_step, &ic, 0);
-	if (sb->iov.done < sb->iov.total)
-		count(WDBTAP_C_TRUNCATED); /* more iovecs than followed */
+	if (sb->iov.done < sb->iov.total) {
+		/*
+		 * Bytes written but not followed: an iovec unreadable (counted), or more of them than
+		 * WDBTAP_MAX_IOV (none: the kernel refuses more). The stream's framing stopped mid-write:
+		 * left so, its next frame was mis-walked and the reply to it dropped. Framing starts again
+		 * at the next write, whose record says the stream lost bytes.
+		 */
+		struct stream *s = req ? &cs->req : &cs->rep;
+
+		s->have = 0;
+		s->remaining = 0;
+		s->keep = 0;
+		s->dropped = 1;
+		if (pw.len > WDBTAP_MAX_IOV)
+			count(WDBTAP_C_TRUNCATED);
+	}
 }
 
 /*

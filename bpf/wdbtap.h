@@ -42,7 +42,10 @@ enum wdbtap_flags {
 /* wdb framing (WAZUH-PROTOCOL.md §1): u32 little-endian length, then the payload. */
 #define WDBTAP_MAX_FRAME  65536
 #define WDBTAP_MAX_FRAMES_PER_WRITE 16
-#define WDBTAP_MAX_IOV 8
+/* Iovecs a writev/sendmsg is followed through: UIO_MAXIOV, all the kernel accepts (it refuses more
+ * with EINVAL/EMSGSIZE). The loop's state is in map memory (wdbtap.bpf.c): the verifier checks one step
+ * whatever the count; only the iovecs a wanted write has are walked. */
+#define WDBTAP_MAX_IOV 1024
 
 enum wdbtap_syscall {
 	WDBTAP_SYS_SENDTO = 1,

@@ -57,3 +57,36 @@ t.test('a write longer than the chunks: the frames sent whole are kept, the cut 
   t.same(resets, ['truncated'], 'one reset, for the cut');
   t.equal(capture.counters().truncated, 1, 'counted');
 });
+
+t.test('a writev of more iovecs than the kernel followed: every piece captured, the next request and its reply too', async (t) => {
+  // The kernel followed 8 iovecs and dropped the rest without a flag; its framing stopped mid-frame, so
+  // the next request was mis-walked and wazuh-db's reply to it dropped as unwanted (review #4).
+  const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-iov-')) });
+  const capture = Capture.open({ ...artefacts(), home: sim.home, hooks: ['sendto', 'writev'] });
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(async () => { await sim.stop(); await capture.close(); });
+  await sim.start();
+  const client = await sim.spawnClient('wazuh-authd');
+  const pid = client.pid!;
+  const keepalive = (id: number) => `global update-keepalive {"id":${id},"connection_status":"active","sync_status":"synced"}`;
+  const w = frame(keepalive(7));
+  await client.proc.command(`rawv 12 ${w.toString('hex')}`);
+  t.match(await client.recv(), /^ok/);
+  t.match(await client.rawreq(keepalive(8)), /^ok/);
+  await waitFor(() => records.some((r) => r.tgid === pid && r.syscall === 'writev'), 5000, 'the writev');
+  const conn = records.find((r) => r.tgid === pid && r.syscall === 'writev')!.localIno;
+  // That connection's records, both ways (the client's start-up queries went on others).
+  const mine = () => records.filter((r) => (r.direction === 'request' ? r.localIno : r.peerIno) === conn);
+  await waitFor(() => mine().filter((r) => r.direction === 'reply').length >= 2, 5000, 'both replies');
+  const pieces = mine().filter((r) => r.syscall === 'writev');
+  t.equal(pieces.length, 12, 'one record per iovec');
+  t.same(pieces.map((r) => r.offset), pieces.map((_, i) => pieces.slice(0, i).reduce((n, r) => n + r.data.length, 0)), 'contiguous');
+  t.equal(pieces.reduce((n, r) => n + r.data.length, 0), w.length, 'every byte');
+  t.notOk(pieces.some((r) => r.truncated), 'nothing cut');
+  const reasm = new StreamReassembler();
+  const frames = [...mine()].sort((a, b) => (a.tsNs < b.tsNs ? -1 : 1)).flatMap((r) => reasm.push(r)).map((f) => `${f.direction} ${f.payload}`);
+  t.same(frames, [`request ${keepalive(7)}`, 'reply ok', `request ${keepalive(8)}`, 'reply ok'], 'both requests and both replies decode');
+  t.equal(capture.counters().truncated, 0);
+});

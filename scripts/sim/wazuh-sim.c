@@ -1851,6 +1851,40 @@ static void *remoted_loop(void *arg) {
                 }
                 free(bytes);
             }
+        } else if (!strcmp(verb, "rawv")) {
+            /* `rawv <pieces> <hex>`: the bytes in one writev (sendmsg with --syscall sendmsg) of that
+             * many iovecs, as near equal as they go; reads nothing (see recv). */
+            char *end = NULL;
+            long pieces = strtol(cmdline + 4, &end, 10);
+            const char *h = end;
+            while (h && *h == ' ') h++;
+            size_t hl = h ? strlen(h) : 0, bl = hl / 2;
+            char *bytes = hl && hl % 2 == 0 && bl <= (4u << 20) ? malloc(bl) : NULL;
+            struct iovec *iov = pieces >= 1 && pieces <= 1024 && (size_t)pieces <= bl ? calloc((size_t)pieces, sizeof *iov) : NULL;
+            if (!bytes || !iov) {
+                err = "usage: rawv <pieces 1..1024> <hex, at least one byte a piece>";
+            } else {
+                for (size_t i = 0; i < bl && !err; i++) {
+                    int a = hexval(h[2 * i]), b = hexval(h[2 * i + 1]);
+                    if (a < 0 || b < 0) err = "bad hex";
+                    else bytes[i] = (char)(a * 16 + b);
+                }
+                for (long i = 0, at = 0; i < pieces; i++) {
+                    size_t len = bl / (size_t)pieces + ((size_t)i < bl % (size_t)pieces);
+                    iov[i].iov_base = bytes + at;
+                    iov[i].iov_len = len;
+                    at += (long)len;
+                }
+                if (!err) {
+                    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)pieces};
+                    if (g_wdb < 0) g_wdb = wdb_connect();
+                    ssize_t w = g_wdb < 0 ? -1 : g_syscall == SYS_SENDMSG ? sendmsg(g_wdb, &m, 0) : writev(g_wdb, iov, (int)pieces);
+                    if (w != (ssize_t)bl) err = "send failed";
+                    else g_raw_sent = 1;
+                }
+            }
+            free(bytes);
+            free(iov);
         } else if (!strcmp(verb, "recv")) {
             /* The reply to frames written with `raw`: one frame, 5 s at most. */
             struct pollfd pfd = {.fd = g_wdb, .events = POLLIN};

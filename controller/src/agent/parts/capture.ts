@@ -20,6 +20,7 @@ export const LOSS_COUNTERS = {
   queue_drops: 'the shim dropped records (its queue or reorder heap full: the controller did not take them in time)',
   scratch_failures: 'the kernel could not read a write (user memory or its scratch map)',
   inflight_full: 'the kernel could not follow a write (its map of writes in flight full)',
+  truncated: 'the kernel cut writes longer than it sends (three chunks of 32 KiB): the frames past the cut never reached the decoder',
 } as const satisfies Partial<Record<keyof CaptureCounters, string>>;
 type LossCounter = keyof typeof LOSS_COUNTERS;
 
