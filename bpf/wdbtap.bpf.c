@@ -821,8 +821,8 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall,
  * flags (F_GAP) ride on the first record; F_TRUNCATED and F_LAST on the last one sent: what
  * follows that record is gone, and the chunks before it carry whole frames user space keeps.
  */
-static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u64 p, __u32 off, __u32 n,
-				       __u16 flags, bool last)
+static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, struct stream *s, __u64 p, __u32 off,
+				       __u32 n, __u16 flags, bool last)
 {
 	const bool cut = n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK;
 
@@ -844,12 +844,20 @@ static __always_inline void emit_bytes(void *ctx, struct wdbtap_record *rec, __u
 		rec->cap_len = c;
 		end = done + c >= n || i == WDBTAP_MAX_CHUNKS - 1;
 		rec->flags = (i == 0 ? flags : 0) | (end && cut ? WDBTAP_F_TRUNCATED : 0) | (end && last ? WDBTAP_F_LAST : 0);
+		/*
+		 * A record not sent: the walk has already moved the stream's framing past these bytes, so
+		 * its next record must say the stream lost some (F_GAP, and where its first frame starts).
+		 * Without it, a lost write that held part of a frame had the next writes appended to that
+		 * frame's start in user space, whole requests and replies swallowed with it.
+		 */
 		if (bpf_probe_read_user(rec->data, c, (void *)(p + done))) {
 			count(WDBTAP_C_SCRATCH_FAIL);
+			s->dropped = 1;
 			return;
 		}
 		if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, rec, sizeof(*rec) + c)) {
 			count(WDBTAP_C_OUTPUT_FAIL);
+			s->dropped = 1;
 			return;
 		}
 		count(WDBTAP_C_CAPTURED);
@@ -882,7 +890,7 @@ static __always_inline void piece(void *ctx, struct scratch_buf *sb, struct conn
 	if (n > WDBTAP_MAX_CHUNKS * WDBTAP_CHUNK)
 		s->dropped = 1;
 	rec->frame_off = off + first;
-	emit_bytes(ctx, rec, p, off, n, flags, last);
+	emit_bytes(ctx, rec, s, p, off, n, flags, last);
 }
 
 /* The iovec loop's context: pointers only; what changes is in sb->iov. */

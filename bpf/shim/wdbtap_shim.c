@@ -52,7 +52,9 @@
 
 _Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layout changed: update record-layout.ts");
 
-#define QUEUE_LIMIT (64u << 20) /* records waiting for the controller, at most */
+#define QUEUE_LIMIT (64u << 20) /* records waiting for the controller, at most (WDBTAP_QUEUE_LIMIT lowers it) */
+/* Streams whose lost records are remembered until their next record (lost_mark): a few are losing at once. */
+#define LOST_SLOTS 64
 #define QUEUE_KEEP (1u << 20)   /* the queue's buffer kept when empty; a larger one is freed */
 /* A write in flight longer than this no longer holds the ones after it: the
  * reorder is bounded (a sendto blocked on a full socket, a thread killed inside one). */
@@ -94,6 +96,15 @@ struct wdbtap {
 	int ncpus;
 	uint64_t lost[MAX_CPUS];
 	uint64_t queue_drops;
+	size_t queue_limit; /* QUEUE_LIMIT, or the lower WDBTAP_QUEUE_LIMIT (tests make the queue overflow with it) */
+	/* Streams (direction, connection) that lost a record here — the heap or the queue full — and the write
+	 * it was of: their next record carries F_GAP (lost_mark, lost_apply). Under cmu. */
+	struct lost_write {
+		uint64_t ino, from_ts, to_ts;
+		uint32_t from_tid, to_tid;
+		uint16_t dir, used;
+	} lost_w[LOST_SLOTS];
+	uint32_t nlost;
 	/* atomic: times the reader's IDLE_MS look, not a bell, woke a resting controller for records: a
 	 * bell missed (a record held back when it rang, and none rang after: what rearm_bell prevents) */
 	uint64_t late_wakes;
@@ -342,6 +353,101 @@ static uint32_t pid_max(void)
 	return v >= 1024 && v <= (1u << 22) ? (uint32_t)v : (1u << 22);
 }
 
+/* The stream a record belongs to, as the reassembler keys it: the client's socket, and the direction. */
+static void stream_of(const void *rec, uint64_t *ino, uint16_t *dir, uint64_t *ts, uint32_t *tid)
+{
+	const uint8_t *r = rec;
+	uint64_t local, peer;
+
+	memcpy(dir, r + offsetof(struct wdbtap_record, direction), sizeof(*dir));
+	memcpy(&local, r + offsetof(struct wdbtap_record, local_ino), sizeof(local));
+	memcpy(&peer, r + offsetof(struct wdbtap_record, peer_ino), sizeof(peer));
+	memcpy(ts, r + offsetof(struct wdbtap_record, ts_ns), sizeof(*ts));
+	memcpy(tid, r + offsetof(struct wdbtap_record, tid), sizeof(*tid));
+	*ino = *dir == WDBTAP_DIR_REQUEST ? local : peer;
+}
+
+/* Write a (ts, tid) comes after write b in the stream's order: it entered later (a tie: another thread's). */
+static bool write_after(uint64_t ts, uint32_t tid, uint64_t b_ts, uint32_t b_tid)
+{
+	return ts > b_ts || (ts == b_ts && tid != b_tid);
+}
+
+/*
+ * A record of a stream is dropped here (under cmu): its next record must say so. The kernel walked the
+ * write, so its next write's frame_off is where a frame starts; the reassembler, told nothing, appended
+ * that write to the frame the lost one belonged to (swallowing whole requests). The slot keeps the
+ * earliest write that lost a record and is not yet told (from) and the latest (to). With every slot
+ * taken, the stream marked longest ago gives its up (its loss is still counted: a resynchronisation
+ * follows).
+ */
+static void lost_mark(struct wdbtap *t, const void *rec)
+{
+	struct lost_write *w = NULL, *free_slot = NULL, *oldest = NULL;
+	uint64_t ino, ts;
+	uint32_t tid;
+	uint16_t dir;
+
+	stream_of(rec, &ino, &dir, &ts, &tid);
+	for (uint32_t i = 0; i < LOST_SLOTS; i++) {
+		struct lost_write *s = &t->lost_w[i];
+		if (s->used && s->ino == ino && s->dir == dir) {
+			w = s;
+			break;
+		}
+		if (!s->used) {
+			if (!free_slot)
+				free_slot = s;
+		} else if (!oldest || s->to_ts < oldest->to_ts) {
+			oldest = s;
+		}
+	}
+	if (!w) {
+		w = free_slot ? free_slot : oldest;
+		if (free_slot)
+			t->nlost++;
+		*w = (struct lost_write){ .ino = ino, .dir = dir, .used = 1, .from_ts = ts, .from_tid = tid, .to_ts = ts, .to_tid = tid };
+		return;
+	}
+	if (write_after(ts, tid, w->to_ts, w->to_tid)) {
+		w->to_ts = ts;
+		w->to_tid = tid;
+	} else if (ts < w->from_ts) {
+		w->from_ts = ts;
+		w->from_tid = tid;
+	}
+}
+
+/*
+ * A record in order, on its way to the queue (under cmu). Its stream lost a record of an earlier write:
+ * it carries F_GAP, and the mark goes once it is past the last write that lost one. Records of a write
+ * that lost one pass as they are (their offsets show the hole), as do those of writes before it.
+ */
+static void lost_apply(struct wdbtap *t, struct wdbtap_record *r)
+{
+	uint64_t ino = r->direction == WDBTAP_DIR_REQUEST ? r->local_ino : r->peer_ino;
+
+	for (uint32_t i = 0; i < LOST_SLOTS; i++) {
+		struct lost_write *w = &t->lost_w[i];
+		if (!w->used || w->ino != ino || w->dir != r->direction)
+			continue;
+		/* Not after the first write that lost one; or a later chunk of a write, where frame_off (the
+		 * piece's first frame) says nothing of this record: the reassembler sees its offset's hole. */
+		if (!write_after(r->ts_ns, r->tid, w->from_ts, w->from_tid) || r->frame_off < r->offset)
+			return;
+		r->flags |= WDBTAP_F_GAP;
+		if (write_after(r->ts_ns, r->tid, w->to_ts, w->to_tid)) {
+			w->used = 0;
+			t->nlost--;
+		} else {
+			/* told of the first; the last write that lost one is this record's, or still to come */
+			w->from_ts = w->to_ts;
+			w->from_tid = w->to_tid;
+		}
+		return;
+	}
+}
+
 /* Append one record to the queue the controller drains; under mu. False when the bound is reached. */
 static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 {
@@ -359,7 +465,9 @@ static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 			size_t want = t->qcap ? t->qcap * 2 : (1u << 20);
 			while (want < t->qlen + 4 + len)
 				want *= 2;
-			uint8_t *nq = want <= QUEUE_LIMIT ? realloc(t->q, want) : NULL;
+			if (want > t->queue_limit)
+				want = t->queue_limit;
+			uint8_t *nq = t->qlen + 4 + len <= want ? realloc(t->q, want) : NULL;
 			if (!nq)
 				return false;
 			t->q = nq;
@@ -392,6 +500,7 @@ static bool emit_record(void *ctx, const void *rec, uint32_t len)
 	if (queue_append(t, rec, len))
 		return true;
 	__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+	lost_mark(t, rec);
 	return false;
 }
 
@@ -414,11 +523,14 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	memcpy(&ts_ns, (const uint8_t *)data + offsetof(struct wdbtap_record, ts_ns), sizeof(ts_ns));
 	if (cap_len > size - sizeof(struct wdbtap_record)) {
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+		lost_mark(t, data);
 		return;
 	}
 	len = sizeof(struct wdbtap_record) + cap_len; /* perf pads samples to 8 bytes: keep the record only */
-	if (t->held.bytes + len > QUEUE_LIMIT || reorder_push(&t->held, data, len, ts_ns))
+	if (t->held.bytes + len > t->queue_limit || reorder_push(&t->held, data, len, ts_ns)) {
 		__atomic_add_fetch(&t->queue_drops, 1, __ATOMIC_RELAXED);
+		lost_mark(t, data);
+	}
 }
 
 /* Writes in flight at once: a few per target thread. Small, because the order watermark reads the
@@ -475,6 +587,8 @@ static bool release_locked(struct wdbtap *t)
 	pthread_mutex_lock(&t->mu);
 	bool fast = __atomic_load_n(&t->fp_on, __ATOMIC_RELAXED);
 	while ((h = reorder_pop_before(&t->held, wm))) {
+		if (t->nlost)
+			lost_apply(t, (struct wdbtap_record *)h->data);
 		if (fast) {
 			fastpath_take(t->fp, h, emit_record, t);
 		} else {
@@ -704,6 +818,14 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	}
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->cmu, NULL);
+	t->queue_limit = QUEUE_LIMIT;
+	{
+		/* For tests (and small hosts): a lower bound on what the shim holds for a late controller. */
+		const char *v = getenv("WDBTAP_QUEUE_LIMIT");
+		unsigned long long n = v ? strtoull(v, NULL, 10) : 0;
+		if (n >= (64u << 10) && n < QUEUE_LIMIT)
+			t->queue_limit = (size_t)n;
+	}
 	{
 		int fds[2];
 		t->notify_r = t->notify_w = -1;
