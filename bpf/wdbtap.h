@@ -41,7 +41,11 @@ enum wdbtap_flags {
 
 /* wdb framing (WAZUH-PROTOCOL.md §1): u32 little-endian length, then the payload. */
 #define WDBTAP_MAX_FRAME  65536
-#define WDBTAP_MAX_FRAMES_PER_WRITE 16
+/* Frames one write is walked through (3 loop steps each at most): a write of more (40 KiB of the
+ * smallest frames) is passed on unframed. The loop's state is in map memory: the verifier checks one
+ * step whatever the count, and a write costs the steps its frames take, not this bound. At 16, a
+ * client's pipeline of 20 requests in one write had the replies to the last 4 dropped as unwanted. */
+#define WDBTAP_MAX_FRAMES_PER_WRITE 8192
 /* Iovecs a writev/sendmsg is followed through: UIO_MAXIOV, all the kernel accepts (it refuses more
  * with EINVAL/EMSGSIZE). The loop's state is in map memory (wdbtap.bpf.c): the verifier checks one step
  * whatever the count; only the iovecs a wanted write has are walked. */

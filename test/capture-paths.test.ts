@@ -138,7 +138,7 @@ t.test('a burst of large replies fits the perf buffer: nothing lost', async (t) 
   // 24 requests, 8 in one write on each of three connections: wazuh-db answers ~1.1 MB back to back,
   // faster than one poll. (Three connections, not three writes on one: a request of a later write
   // says the earlier ones were answered — the pairer abandons a request whose reply it did not see
-  // once a later write's is answered — and the kernel walks 16 frames of a write at most: WDBTAP_MAX_FRAMES_PER_WRITE.)
+  // once a later write's is answered.)
   const clients = [sim, await sim.spawnClient('wazuh-authd'), await sim.spawnClient('wazuh-monitord')];
   for (const c of clients) await c.raw(Buffer.concat(Array.from({ length: 8 }, () => f)));
   for (const c of clients) for (let i = 0; i < 8; i++) t.match(await c.recv(), /^(ok|due) \[/);
@@ -146,6 +146,33 @@ t.test('a burst of large replies fits the perf buffer: nothing lost', async (t) 
   t.equal(exchanges().filter((e) => label(e) === 'get-all-agents').length, 24, 'every reply decoded and paired');
   t.equal(capture.counters().lost, 0, 'no perf sample lost');
   t.equal(capture.counters().unframed, 0, 'every write framed in the kernel');
+});
+
+t.test('a pipeline of 20 requests in one write: every reply kept, nothing passed unframed', async (t) => {
+  // The kernel walked 16 frames of a write: the rest went to user space unframed, agent-scoped frames and
+  // all, and their wanted requests were never counted, so wazuh-db's replies to them were dropped (review #5).
+  const { records, capture, sim } = await session(t, ['sendto']);
+  const before = capture.counters();
+  const keepalive = (i: number) => `global update-keepalive {"id":${100 + i},"connection_status":"active","sync_status":"synced"}`;
+  const f = (s: string) => {
+    const b = Buffer.alloc(4 + s.length + 1);
+    b.writeUInt32LE(s.length + 1, 0);
+    b.write(s, 4);
+    return b;
+  };
+  await sim.raw(Buffer.concat(Array.from({ length: 20 }, (_, i) => f(keepalive(i)))));
+  for (let i = 0; i < 20; i++) t.match(await sim.recv(), /^ok/);
+  const pid = sim.pids()['wazuh-remoted'];
+  const pipelined = () => records.find((r) => r.tgid === pid && r.syscallBytes > 1000 && r.direction === 'request');
+  await waitFor(() => pipelined() !== undefined, 5000, 'the pipelined write');
+  const conn = pipelined()!.localIno;
+  const replies = () => records.filter((r) => r.direction === 'reply' && r.peerIno === conn);
+  await waitFor(() => replies().length >= 20, 3000, 'the 20 replies');
+  await new Promise((r) => setTimeout(r, 200)); // anything extra would show up now
+  t.equal(replies().length, 20, 'every reply, once');
+  const after = capture.counters();
+  t.equal(after.unframed - before.unframed, 0, 'the write was framed in the kernel');
+  t.equal(after.content_dropped - before.content_dropped, 0, 'no reply dropped as unwanted');
 });
 
 t.test('5.x: wazuh-manager-* daemons by executable name, partial non-blocking sends', async (t) => {
