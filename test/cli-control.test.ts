@@ -217,6 +217,29 @@ t.test('the control socket removed while the agent runs is made again', async (t
   t.notOk(existsSync(sock), 'removed at the stop');
 });
 
+t.test('a control socket that cannot be made at the start is fatal: no agent attached that nothing reaches', async (t) => {
+  // SPEC §8: never a half-alive process (hooks attached, no control socket). It used to log an error
+  // and run on, attached, with status, detach and attach unable to reach it (a path the unit's
+  // sandbox cannot write, a file planted there).
+  const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-bad-'));
+  writeOssecConf(home, `    <server_url>nats://127.0.0.1:${await freePort()}</server_url>\n`);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  writeFileSync(sock, 'not a socket');
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock], null);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const end = await new Promise<{ code: number | null }>((r) => {
+    const timer = setTimeout(() => { tap.proc.kill('SIGKILL'); r({ code: null }); }, 20_000);
+    tap.proc.once('exit', (code) => { clearTimeout(timer); r({ code }); });
+  });
+  t.equal(end.code, 1, 'exit 1');
+  const fatal = tap.logs.find((l) => /fatal error while starting control socket/.test(String(l.msg ?? l.why ?? '')) || /control socket unavailable/.test(JSON.stringify(l)));
+  t.match(JSON.stringify(fatal), /control socket unavailable: .*tap\.sock exists and is not a socket/, `said why (${JSON.stringify(tap.logs.slice(-4))})`);
+  t.equal(readFileSync(sock, 'utf8'), 'not a socket', 'what was at the path is left alone');
+});
+
 t.test('config check prints the effective configuration and never a secret', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-cfgcheck-'));
   const token = 's3cr3t-T0KEN-value-that-must-not-leak';

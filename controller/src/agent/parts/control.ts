@@ -1,5 +1,7 @@
 // The control socket (SPEC §7): `status`, `attach`, `detach` from the CLI, root only.
-// Unavailable (the path taken by something else): logged, the agent runs without it.
+// Unavailable at the start (the path taken by something else, its directory read-only under the
+// unit's sandbox): fatal — an agent attached that no `status`, `detach` or `attach` reaches is the
+// half-alive process SPEC §8 forbids. Removed or replaced later: made again, or said (ControlServer).
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { ControlServer } from '../../control/server.js';
@@ -26,9 +28,9 @@ export function controlPart(tap: Tap, capture: { attach(): void; detach(): void 
       try {
         await server.listen();
       } catch (e) {
-        tap.log.error({ err: (e as Error).message, path }, 'control socket unavailable: attach/detach/status will not reach this agent');
         server = null;
-        return;
+        throw new Error(`control socket unavailable: ${(e as Error).message} (attach, detach and status could not reach this agent: `
+          + 'fix the path or give another with --control-socket)');
       }
       let checking = false;
       check = setInterval(() => {
