@@ -7,20 +7,32 @@ cd "$(dirname "$0")/.."
 action=${1:-install}
 DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr}
-LIBDIR=${LIBDIR:-$PREFIX/lib/wazuh-nats-tap}
 BINDIR=${BINDIR:-$PREFIX/sbin}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
+# The product's own tree, removed whole on install and uninstall: derived from PREFIX only, under a
+# name of its own. Never from LIBDIR, which make and build environments mean as the system's
+# library directory (`make install LIBDIR=/usr/lib` exports it to this script).
+PKGLIBDIR=$PREFIX/lib/wazuh-nats-tap
 
-lib=$DESTDIR$LIBDIR
+lib=$DESTDIR$PKGLIBDIR
 bin=$DESTDIR$BINDIR
 unit=$DESTDIR$UNITDIR/wazuh-nats-tap.service
+
+# rm -rf of the product's tree only: whatever computed it, a directory not named wazuh-nats-tap is
+# refused (and nothing removed).
+remove_tree() {
+  case "$1" in
+  */wazuh-nats-tap) rm -rf -- "$1" ;;
+  *) echo "install.sh: refusing to remove '$1': not a wazuh-nats-tap directory" >&2; exit 1 ;;
+  esac
+}
 
 case "$action" in
 install)
   for f in build/bpf/wdbtap.bpf.o build/lib/libwdbtap.so dist/cli.js; do
     [ -e "$f" ] || { echo "install: $f is missing: run 'make' first" >&2; exit 1; }
   done
-  rm -rf "$lib"
+  remove_tree "$lib"
   install -d -m 0755 "$lib" "$lib/build/bpf" "$lib/build/lib" "$bin" "$(dirname "$unit")"
   cp -R dist bin package.json package-lock.json docs "$lib/"
   install -m 0644 build/bpf/wdbtap.bpf.o "$lib/build/bpf/"
@@ -30,20 +42,20 @@ install)
   # npm prune below must never reach into the checkout it points to.
   cp -RH node_modules "$lib/"
   (cd "$lib" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
-  ln -sfn "$LIBDIR/bin/wazuh-nats-tap.js" "$bin/wazuh-nats-tap"
-  sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@DOCDIR@#$LIBDIR/docs#g" packaging/wazuh-nats-tap.service > "$unit"
+  ln -sfn "$PKGLIBDIR/bin/wazuh-nats-tap.js" "$bin/wazuh-nats-tap"
+  sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@DOCDIR@#$PKGLIBDIR/docs#g" packaging/wazuh-nats-tap.service > "$unit"
   chmod 0644 "$unit"
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
   fi
-  echo "installed: $BINDIR/wazuh-nats-tap, $LIBDIR, $UNITDIR/wazuh-nats-tap.service"
+  echo "installed: $BINDIR/wazuh-nats-tap, $PKGLIBDIR, $UNITDIR/wazuh-nats-tap.service"
   echo "next: configure <nats> in a file of its own (docs/integration.md, step 3), then: systemctl enable --now wazuh-nats-tap"
   ;;
 uninstall)
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now wazuh-nats-tap 2>/dev/null || true
   fi
-  rm -rf "$lib"
+  remove_tree "$lib"
   rm -f "$bin/wazuh-nats-tap" "$unit"
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload

@@ -1,7 +1,7 @@
 // make install / make uninstall into a DESTDIR: what is installed runs on its own.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,11 +15,17 @@ const run = promisify(execFile);
 
 t.test('install, run the installed executable, uninstall', async (t) => {
   const dest = mkdtempSync(join(tmpdir(), 'wnt-install-'));
-  const env = { ...process.env, DESTDIR: dest };
-  const out = await run('make', ['-s', 'install'], { cwd: ROOT, env, timeout: 120_000 });
+  // LIBDIR, as build environments set it (and as `make install LIBDIR=…` exports it to the recipe):
+  // the system's library directory, never the product's. install.sh removed "$LIBDIR" whole.
+  const env = { ...process.env, DESTDIR: dest, LIBDIR: '/usr/lib' };
+  const neighbour = join(dest, 'usr/lib/x86_64-linux-gnu/libkeep.so.1');
+  mkdirSync(join(dest, 'usr/lib/x86_64-linux-gnu'), { recursive: true });
+  writeFileSync(neighbour, 'a library of the system\n');
+  const out = await run('make', ['-s', 'install', 'LIBDIR=/usr/lib'], { cwd: ROOT, env, timeout: 120_000 });
   t.match(out.stdout, /installed: \/usr\/sbin\/wazuh-nats-tap/);
 
   const lib = join(dest, 'usr/lib/wazuh-nats-tap');
+  t.ok(existsSync(neighbour), 'LIBDIR=/usr/lib: nothing else under usr/lib removed by the install');
   t.equal(readlinkSync(join(dest, 'usr/sbin/wazuh-nats-tap')), '/usr/lib/wazuh-nats-tap/bin/wazuh-nats-tap.js');
   for (const f of ['build/bpf/wdbtap.bpf.o', 'build/lib/libwdbtap.so', 'dist/cli.js', 'node_modules/koffi', 'node_modules/@nats-io/transport-node']) {
     t.ok(existsSync(join(lib, f)), `${f} installed`);
@@ -45,8 +51,9 @@ t.test('install, run the installed executable, uninstall', async (t) => {
   t.match(cap.stderr, /stopped/);
   t.same(await leftBehind(MARK), []);
 
-  await run('make', ['-s', 'uninstall'], { cwd: ROOT, env, timeout: 60_000 });
+  await run('make', ['-s', 'uninstall', 'LIBDIR=/usr/lib'], { cwd: ROOT, env, timeout: 60_000 });
   t.notOk(existsSync(lib), 'library directory removed');
+  t.equal(readFileSync(neighbour, 'utf8'), 'a library of the system\n', 'LIBDIR=/usr/lib: uninstall removed the product\'s directory only');
   t.notOk(existsSync(join(dest, 'usr/sbin/wazuh-nats-tap')), 'executable removed');
   t.notOk(existsSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service')), 'unit removed');
 });
