@@ -53,7 +53,19 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # npm ci when node_modules is missing or older than the lock file.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a link (a worktree or a clone sharing another checkout's) is checked, never
+# reinstalled: npm ci empties the directory the link points to, under every checkout sharing it, and
+# a fresh clone's package-lock.json is always newer than it.
+if [ -L node_modules ]; then
+  if [ ! -f node_modules/.package-lock.json ] || ! node -e '
+    const want = require("./package-lock.json").packages, have = require("./node_modules/.package-lock.json").packages;
+    const stale = Object.keys(want).filter((k) => k !== "" && !want[k].optional && have[k]?.version !== want[k].version);
+    process.exit(stale.length ? 1 : 0);'; then
+    echo "node_modules is a link to $(readlink -f node_modules), whose packages are not this package-lock.json's:" \
+      "not reinstalled through the link; run npm ci there" >&2
+    exit 1
+  fi
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "  deps   npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi

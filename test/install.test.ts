@@ -1,7 +1,7 @@
 // make install / make uninstall into a DESTDIR: what is installed runs on its own.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -56,4 +56,36 @@ t.test('install, run the installed executable, uninstall', async (t) => {
   t.equal(readFileSync(neighbour, 'utf8'), 'a library of the system\n', 'LIBDIR=/usr/lib: uninstall removed the product\'s directory only');
   t.notOk(existsSync(join(dest, 'usr/sbin/wazuh-nats-tap')), 'executable removed');
   t.notOk(existsSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service')), 'unit removed');
+});
+
+t.test('ensure-deps (make install, make test): a node_modules that is a link is checked, never reinstalled through it', async (t) => {
+  // A clone or worktree sharing another checkout's node_modules by a link: its package-lock.json is
+  // newer (a fresh checkout), and `npm ci` there emptied the shared directory under every checkout.
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-deps-link-'));
+  mkdirSync(join(dir, 'scripts'));
+  writeFileSync(join(dir, 'scripts/ensure-deps.sh'), readFileSync(join(ROOT, 'scripts/ensure-deps.sh')));
+  writeFileSync(join(dir, 'package-lock.json'), readFileSync(join(ROOT, 'package-lock.json')));
+  const shared = join(dir, 'other-checkout/node_modules');
+  mkdirSync(join(shared, 'koffi'), { recursive: true });
+  writeFileSync(join(shared, 'koffi/package.json'), '{}\n');
+  writeFileSync(join(shared, '.package-lock.json'), '{"packages":{}}\n');
+  symlinkSync(shared, join(dir, 'node_modules'));
+  utimesSync(join(shared, '.package-lock.json'), new Date(0), new Date(0));
+  // npm, recorded: it must not run.
+  const fake = join(dir, 'fakebin');
+  mkdirSync(fake);
+  writeFileSync(join(fake, 'npm'), `#!/bin/sh\necho "npm $*" >> ${join(dir, 'npm-calls')}\n`, { mode: 0o755 });
+  const r = await run('bash', [join(dir, 'scripts/ensure-deps.sh')], { env: { ...process.env, PATH: `${fake}:${process.env.PATH}` } })
+    .catch((e) => e as { code: number; stderr: string });
+  t.equal((r as { code?: number }).code, 1, 'stale packages behind a link: an error');
+  t.match(r.stderr, /node_modules is a link to .*other-checkout\/node_modules, whose packages are not this package-lock\.json's: not reinstalled through the link; run npm ci there/);
+  t.notOk(existsSync(join(dir, 'npm-calls')), 'npm was not run');
+  t.ok(existsSync(join(shared, 'koffi/package.json')), 'the shared directory is untouched');
+
+  // The same link to the packages of this lock file: nothing to do, and still no npm.
+  writeFileSync(join(shared, '.package-lock.json'), readFileSync(join(ROOT, 'node_modules/.package-lock.json')));
+  utimesSync(join(shared, '.package-lock.json'), new Date(0), new Date(0));
+  const ok = await run('bash', [join(dir, 'scripts/ensure-deps.sh')], { env: { ...process.env, PATH: `${fake}:${process.env.PATH}` } });
+  t.equal(ok.stderr, '', 'the packages behind the link are this lock file\'s: quiet');
+  t.notOk(existsSync(join(dir, 'npm-calls')), 'npm was not run');
 });
