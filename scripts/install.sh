@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make install / make uninstall: the executable, the BPF object and shim, the
-# runtime node_modules, and the systemd unit. DESTDIR and PREFIX as usual.
+# runtime node_modules, the man page and the systemd unit. DESTDIR and PREFIX as usual.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr}
 BINDIR=${BINDIR:-$PREFIX/sbin}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
+MANDIR=${MANDIR:-$PREFIX/share/man}
 # The product's own tree, removed whole on install and uninstall: derived from PREFIX only, under a
 # name of its own. Never from LIBDIR, which make and build environments mean as the system's
 # library directory (`make install LIBDIR=/usr/lib` exports it to this script).
@@ -17,6 +18,8 @@ PKGLIBDIR=$PREFIX/lib/wazuh-nats-tap
 lib=$DESTDIR$PKGLIBDIR
 bin=$DESTDIR$BINDIR
 unit=$DESTDIR$UNITDIR/wazuh-nats-tap.service
+# The unit's Documentation=man:wazuh-nats-tap(8) (man and `systemctl help` read it).
+man=$DESTDIR$MANDIR/man8/wazuh-nats-tap.8
 
 # rm -rf of the product's tree only: whatever computed it, a directory not named wazuh-nats-tap is
 # refused (and nothing removed).
@@ -33,8 +36,9 @@ install)
     [ -e "$f" ] || { echo "install: $f is missing: run 'make' first" >&2; exit 1; }
   done
   remove_tree "$lib"
-  install -d -m 0755 "$lib" "$lib/build/bpf" "$lib/build/lib" "$bin" "$(dirname "$unit")"
+  install -d -m 0755 "$lib" "$lib/build/bpf" "$lib/build/lib" "$bin" "$(dirname "$unit")" "$(dirname "$man")"
   cp -R dist bin package.json package-lock.json docs "$lib/"
+  install -m 0644 README.md "$lib/docs/"
   install -m 0644 build/bpf/wdbtap.bpf.o "$lib/build/bpf/"
   install -m 0755 build/lib/libwdbtap.so "$lib/build/lib/"
   # Runtime dependencies only, from this checkout's node_modules (no download at install).
@@ -45,10 +49,14 @@ install)
   ln -sfn "$PKGLIBDIR/bin/wazuh-nats-tap.js" "$bin/wazuh-nats-tap"
   sed -e "s#@BINDIR@#$BINDIR#g" -e "s#@DOCDIR@#$PKGLIBDIR/docs#g" packaging/wazuh-nats-tap.service > "$unit"
   chmod 0644 "$unit"
+  version=$(node -p 'require("./package.json").version')
+  sed -e "s/@VERSION@/$version/" -e "s#@LIBDIR@#$PKGLIBDIR#" -e "s#@DOCDIR@#$PKGLIBDIR/docs#" \
+    -e "s#@EXAMPLE@#$PKGLIBDIR/docs/examples/nats-tap.conf#" packaging/wazuh-nats-tap.8 > "$man"
+  chmod 0644 "$man"
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
   fi
-  echo "installed: $BINDIR/wazuh-nats-tap, $PKGLIBDIR, $UNITDIR/wazuh-nats-tap.service"
+  echo "installed: $BINDIR/wazuh-nats-tap, $PKGLIBDIR, $UNITDIR/wazuh-nats-tap.service, $MANDIR/man8/wazuh-nats-tap.8"
   echo "next: configure <nats> in a file of its own (docs/integration.md, step 3), then: systemctl enable --now wazuh-nats-tap"
   ;;
 uninstall)
@@ -56,7 +64,7 @@ uninstall)
     systemctl disable --now wazuh-nats-tap 2>/dev/null || true
   fi
   remove_tree "$lib"
-  rm -f "$bin/wazuh-nats-tap" "$unit"
+  rm -f "$bin/wazuh-nats-tap" "$unit" "$man"
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
   fi

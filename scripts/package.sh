@@ -109,7 +109,8 @@ install -m 0644 README.md docs/configuration.md docs/integration.md docs/trouble
 # The event contract and the Grafana dashboard, for the platform team and the monitoring.
 install -m 0644 docs/asyncapi.yaml docs/grafana/wazuh-nats-tap.json "$DOC/"
 install -m 0644 docs/grafana/README.md "$DOC/grafana.md"
-sed "s/@VERSION@/$VERSION/" packaging/wazuh-nats-tap.8 | gzip -9n > "$COMMON/usr/share/man/man8/wazuh-nats-tap.8.gz"
+sed -e "s/@VERSION@/$VERSION/" -e "s#@LIBDIR@#/usr/lib/wazuh-nats-tap#" -e "s#@DOCDIR@#/usr/share/doc/wazuh-nats-tap#" \
+  -e "s#@EXAMPLE@#/usr/share/wazuh-nats-tap/nats-tap.conf.example#" packaging/wazuh-nats-tap.8 | gzip -9n > "$COMMON/usr/share/man/man8/wazuh-nats-tap.8.gz"
 # Files as a package ships them: root's, no write bit for others, executables 0755.
 find "$COMMON" -type d -exec chmod 0755 {} +
 find "$COMMON" -type f -exec chmod u+rw,go+r,go-w {} +

@@ -41,6 +41,13 @@ t.test('install, run the installed executable, uninstall', async (t) => {
   t.match(unit, /^NoNewPrivileges=yes$/m);
   t.match(unit, /^CapabilityBoundingSet=.*CAP_BPF.*CAP_PERFMON/m);
   t.notMatch(unit, /@[A-Z]+@/, 'every placeholder filled');
+  // The unit's Documentation=man:wazuh-nats-tap(8): the page is installed, with this layout's paths.
+  const manPage = join(dest, 'usr/share/man/man8/wazuh-nats-tap.8');
+  const page = readFileSync(manPage, 'utf8');
+  t.match(page, /^\.TH WAZUH-NATS-TAP 8 "" "wazuh-nats-tap \d+\.\d+\.\d+"/m, 'the man page, with its version');
+  t.notMatch(page, /@[A-Z]+@/, 'every placeholder of the man page filled');
+  t.match(page, /^\.I \/usr\/lib\/wazuh-nats-tap\/docs\/README\.md$/m, 'its SEE ALSO names the installed docs');
+  t.ok(existsSync(join(lib, 'docs/README.md')) && existsSync(join(lib, 'docs/examples/nats-tap.conf')), 'which are there');
 
   // The installed copy, away from the checkout: its own dist/, build/ and node_modules.
   const bin = join(lib, 'bin/wazuh-nats-tap.js');
@@ -56,6 +63,23 @@ t.test('install, run the installed executable, uninstall', async (t) => {
   t.equal(readFileSync(neighbour, 'utf8'), 'a library of the system\n', 'LIBDIR=/usr/lib: uninstall removed the product\'s directory only');
   t.notOk(existsSync(join(dest, 'usr/sbin/wazuh-nats-tap')), 'executable removed');
   t.notOk(existsSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service')), 'unit removed');
+  t.notOk(existsSync(manPage), 'man page removed');
+});
+
+t.test('installed under a PREFIX: systemd-analyze verify accepts the unit, its man: documentation included', async (t) => {
+  // Installed with absolute paths of this machine (no DESTDIR), so that systemd's checker finds the
+  // executable the unit names; `man` is pointed at the prefix's pages, as it would read /usr/share/man.
+  const prefix = mkdtempSync(join(tmpdir(), 'wnt-install-prefix-'));
+  const unitdir = join(prefix, 'etc/systemd/system');
+  const env = { ...process.env, PREFIX: join(prefix, 'usr'), UNITDIR: unitdir };
+  await run('bash', [join(ROOT, 'scripts/install.sh'), 'install'], { cwd: ROOT, env, timeout: 120_000 });
+  const verify = await run('systemd-analyze', ['verify', join(unitdir, 'wazuh-nats-tap.service')],
+    { env: { ...process.env, MANPATH: join(prefix, 'usr/share/man') } }).catch((e) => e as { code: number; stderr: string });
+  t.same([(verify as { code?: number }).code ?? 0, verify.stderr], [0, ''], 'systemd-analyze verify, man: URI checked');
+  const man = await run('man', ['-w', 'wazuh-nats-tap(8)'], { env: { ...process.env, MANPATH: join(prefix, 'usr/share/man') } });
+  t.equal(man.stdout.trim(), join(prefix, 'usr/share/man/man8/wazuh-nats-tap.8'), 'man finds the page');
+  await run('bash', [join(ROOT, 'scripts/install.sh'), 'uninstall'], { cwd: ROOT, env, timeout: 60_000 });
+  t.notOk(existsSync(join(prefix, 'usr/share/man/man8/wazuh-nats-tap.8')), 'uninstall removes it');
 });
 
 t.test('ensure-deps (make install, make test): a node_modules that is a link is checked, never reinstalled through it', async (t) => {
