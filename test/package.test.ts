@@ -28,10 +28,10 @@ const LIB = 'usr/lib/wazuh-nats-tap';
 // Building (~40 s), lintian (~40 s) and two runs on two shared cores.
 t.setTimeout(900_000);
 
-/** A PATH with a shell and what the launcher calls, and no node: a Node.js from PATH cannot be used. */
+/** A PATH with a shell, what the launcher calls and `env` (the helpers start every tap through it), and no node: a Node.js from PATH cannot be used. */
 function pathWithoutNode(): string {
   const dir = mkdtempSync(join(tmpdir(), 'wnt-nonode-'));
-  for (const tool of ['sh', 'readlink']) {
+  for (const tool of ['sh', 'readlink', 'env']) {
     const where = spawnSync('sh', ['-c', `command -v ${tool}`]).stdout.toString().trim();
     symlinkSync(where, join(dir, tool));
   }
