@@ -30,11 +30,21 @@ remove_tree() {
   esac
 }
 
+# The .deb's or .rpm's tree (its bundled Node.js is there): neither replaced nor removed from here.
+not_the_packages() {
+  if [ -e "$lib/node/bin/node" ]; then
+    echo "$action: $PKGLIBDIR is the .deb's or .rpm's (its bundled Node.js is there): remove the package first" \
+      "(apt remove / dnf remove wazuh-nats-tap), or $action elsewhere with PREFIX=/usr/local" >&2
+    exit 1
+  fi
+}
+
 case "$action" in
 install)
   for f in build/bpf/wdbtap.bpf.o build/lib/libwdbtap.so dist/cli.js; do
     [ -e "$f" ] || { echo "install: $f is missing: run 'make' first" >&2; exit 1; }
   done
+  not_the_packages
   remove_tree "$lib"
   install -d -m 0755 "$lib" "$lib/build/bpf" "$lib/build/lib" "$bin" "$(dirname "$unit")" "$(dirname "$man")"
   cp -R dist bin package.json package-lock.json docs "$lib/"
@@ -57,18 +67,35 @@ install)
     systemctl daemon-reload
   fi
   echo "installed: $BINDIR/wazuh-nats-tap, $PKGLIBDIR, $UNITDIR/wazuh-nats-tap.service, $MANDIR/man8/wazuh-nats-tap.8"
+  # A package's unit (installed before, or after: .deb /lib, .rpm /usr/lib) is overridden for good by
+  # one in /etc, which is where this one goes: the package's unit changes would never take effect.
+  for d in /lib/systemd/system /usr/lib/systemd/system; do
+    if [ "$d" != "$UNITDIR" ] && [ -f "$DESTDIR$d/wazuh-nats-tap.service" ]; then
+      echo "warning: a packaged unit $d/wazuh-nats-tap.service exists: $UNITDIR/wazuh-nats-tap.service overrides it" \
+        "(and its updates) until 'make uninstall'; use the package or make install, not both" >&2
+    fi
+  done
   echo "next: configure <nats> in a file of its own (docs/integration.md, step 3), then: systemctl enable --now wazuh-nats-tap"
   ;;
 uninstall)
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now wazuh-nats-tap 2>/dev/null || true
   fi
+  not_the_packages
   remove_tree "$lib"
   rm -f "$bin/wazuh-nats-tap" "$unit" "$man"
   if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
   fi
   echo "uninstalled (the spool under the manager's var/nats-tap is left in place)"
+  # Drop-ins are the administrator's (`systemctl edit`, docs/integration.md step 3): kept, and said,
+  # since a unit installed later (the package) would run with them, their ExecStart= among them.
+  dropins=$DESTDIR$UNITDIR/wazuh-nats-tap.service.d
+  if [ -d "$dropins" ]; then
+    names=$(for f in "$dropins"/*; do [ ! -e "$f" ] || printf ' %s' "${f##*/}"; done)
+    echo "warning: $UNITDIR/wazuh-nats-tap.service.d/ is left in place (your drop-ins:${names:- none}):" \
+      "a wazuh-nats-tap unit installed later runs with them; if that is not wanted: rm -r $UNITDIR/wazuh-nats-tap.service.d" >&2
+  fi
   ;;
 *)
   echo "usage: $0 install|uninstall" >&2

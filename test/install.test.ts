@@ -1,7 +1,7 @@
 // make install / make uninstall into a DESTDIR: what is installed runs on its own.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -80,6 +80,42 @@ t.test('installed under a PREFIX: systemd-analyze verify accepts the unit, its m
   t.equal(man.stdout.trim(), join(prefix, 'usr/share/man/man8/wazuh-nats-tap.8'), 'man finds the page');
   await run('bash', [join(ROOT, 'scripts/install.sh'), 'uninstall'], { cwd: ROOT, env, timeout: 60_000 });
   t.notOk(existsSync(join(prefix, 'usr/share/man/man8/wazuh-nats-tap.8')), 'uninstall removes it');
+});
+
+t.test('beside a package: make install neither replaces nor removes its tree, warns of its unit; uninstall keeps the drop-ins, and says so', async (t) => {
+  const dest = mkdtempSync(join(tmpdir(), 'wnt-install-pkg-'));
+  const env = { ...process.env, DESTDIR: dest };
+  const script = (action: string) => run('bash', [join(ROOT, 'scripts/install.sh'), action], { cwd: ROOT, env, timeout: 120_000 })
+    .then((r) => ({ code: 0, ...r }), (e) => e as { code: number; stdout: string; stderr: string });
+
+  // The .deb's tree (its bundled node): `make install` with the default PREFIX would rm -rf it.
+  const node = join(dest, 'usr/lib/wazuh-nats-tap/node/bin/node');
+  mkdirSync(join(node, '..'), { recursive: true });
+  writeFileSync(node, 'the package\'s node\n');
+  for (const action of ['install', 'uninstall']) {
+    const r = await script(action);
+    t.equal(r.code, 1, `${action} over the package's tree: refused`);
+    t.match(r.stderr, new RegExp(`${action}: /usr/lib/wazuh-nats-tap is the \\.deb's or \\.rpm's \\(its bundled Node\\.js is there\\): remove the package first`));
+    t.ok(existsSync(node), `${action}: the package's files are untouched`);
+  }
+  rmSync(join(dest, 'usr/lib/wazuh-nats-tap'), { recursive: true });
+
+  // The package's unit in /lib: the one make install writes to /etc overrides it.
+  mkdirSync(join(dest, 'lib/systemd/system'), { recursive: true });
+  writeFileSync(join(dest, 'lib/systemd/system/wazuh-nats-tap.service'), '[Service]\nExecStart=/usr/sbin/wazuh-nats-tap run\n');
+  const inst = await script('install');
+  t.equal(inst.code, 0);
+  t.match(inst.stderr, /warning: a packaged unit \/lib\/systemd\/system\/wazuh-nats-tap\.service exists: \/etc\/systemd\/system\/wazuh-nats-tap\.service overrides it \(and its updates\) until 'make uninstall'/);
+
+  // The guide's drop-in (systemctl edit): the administrator's, kept by uninstall, and said.
+  const dropin = join(dest, 'etc/systemd/system/wazuh-nats-tap.service.d/override.conf');
+  mkdirSync(join(dropin, '..'));
+  writeFileSync(dropin, '[Service]\nExecStart=\nExecStart=/usr/sbin/wazuh-nats-tap run --home /var/ossec\n');
+  const un = await script('uninstall');
+  t.equal(un.code, 0);
+  t.match(un.stderr, /warning: \/etc\/systemd\/system\/wazuh-nats-tap\.service\.d\/ is left in place \(your drop-ins: override\.conf\): a wazuh-nats-tap unit installed later runs with them; if that is not wanted: rm -r \/etc\/systemd\/system\/wazuh-nats-tap\.service\.d/);
+  t.ok(existsSync(dropin), 'the drop-in is kept');
+  t.notOk(existsSync(join(dest, 'etc/systemd/system/wazuh-nats-tap.service')), 'make install\'s unit is removed');
 });
 
 t.test('ensure-deps (make install, make test): a node_modules that is a link is checked, never reinstalled through it', async (t) => {

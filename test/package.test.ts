@@ -170,7 +170,14 @@ t.test('.deb: dpkg installs it into a throwaway root; upgrade, remove and purge 
   const spool = join(root, 'var/ossec/var/nats-tap');
   mkdirSync(spool, { recursive: true });
   writeFileSync(join(spool, 'spool-000001.log'), 'events waiting');
+  // A unit left in /etc by make install overrides the package's: said at the upgrade.
+  const shadow = join(root, 'etc/systemd/system/wazuh-nats-tap.service');
+  mkdirSync(join(shadow, '..'), { recursive: true });
+  writeFileSync(shadow, '[Service]\nExecStart=/usr/sbin/wazuh-nats-tap run\n');
   const again = await dpkg('-i', DEB);
+  t.match(again.stdout, /wazuh-nats-tap: warning: \/etc\/systemd\/system\/wazuh-nats-tap\.service overrides this package's unit \(\/lib\/systemd\/system\/wazuh-nats-tap\.service\); if make install left it, remove it/);
+  t.notMatch(install.stdout, /warning/, 'no warning without one');
+  rmSync(shadow);
   t.notMatch(again.stdout, /wrote/, 'an upgrade writes no configuration');
   t.equal(readFileSync(confFile, 'utf8'), '<ossec_config><nats><enabled>yes</enabled></nats></ossec_config>\n', 'upgrade keeps the configuration');
   t.ok(existsSync(join(spool, 'spool-000001.log')), 'upgrade keeps the spool');
@@ -216,6 +223,8 @@ t.test('.rpm: its files, dependencies and scripts; its payload runs the same way
   t.match(scripts, /preuninstall scriptlet[^]*"\$1" -eq 0[^]*systemctl --no-reload disable --now wazuh-nats-tap\.service/, 'erase stops and disables it');
   t.match(scripts, /postuninstall scriptlet[^]*"\$1" -ge 1[^]*try-restart wazuh-nats-tap\.service/, 'an upgrade restarts a running one');
   t.notMatch(scripts, /systemctl (enable|start)/, 'never enabled or started by the package');
+  t.match(scripts, /postinstall scriptlet[^]*-f \/etc\/systemd\/system\/wazuh-nats-tap\.service[^]*warning: \/etc\/systemd\/system\/wazuh-nats-tap\.service overrides this package's unit/,
+    'a unit left in /etc by make install is said to override the package\'s');
 
   const root = mkdtempSync(join(tmpdir(), 'wnt-rpm-root-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
