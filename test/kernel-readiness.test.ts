@@ -214,3 +214,20 @@ int main(int argc, char **argv)
   t.match(bpf.stderr, /wazuh-nats-tap: the kernel refused to load a BPF program \(bpf\(\): Operation not permitted\): a seccomp profile \(containers\) or kernel lockdown may forbid eBPF/);
   await nothingLeft(t, 'bpf refused');
 });
+
+t.test('the perf buffer refused for locked memory (no CAP_IPC_LOCK, a low RLIMIT_MEMLOCK): exit 3 naming the limit and the fix', async (t) => {
+  t.ok(has('prlimit') && has('setpriv'), 'prlimit and setpriv (util-linux) are installed');
+  // As a service without CAP_IPC_LOCK: the kernel charges the perf buffer's pages past
+  // perf_event_mlock_kb to RLIMIT_MEMLOCK (64 KiB here: too little on any number of CPUs).
+  const r = await run('prlimit', ['--memlock=65536:65536', '--', 'setpriv', '--bounding-set=-ipc_lock',
+    ...tap('capture', '--count', '1', '--duration', '2')]);
+  t.equal(r.code, 3, 'exit 3');
+  t.match(r.stderr, /wazuh-nats-tap: cannot create the perf buffer: Operation not permitted: the kernel would not lock the buffer's memory \(\d+ CPUs × 1028 KiB, beyond kernel\.perf_event_mlock_kb a CPU shared by the user's processes\): the locked-memory limit \(RLIMIT_MEMLOCK, 64 KiB\) is too low and the process lacks CAP_IPC_LOCK; under systemd set LimitMEMLOCK=infinity/);
+  await nothingLeft(t, 'perf buffer refused');
+
+  // The same limit with CAP_IPC_LOCK (a root shell): the limit does not apply, the tap attaches.
+  const ok = await run('prlimit', ['--memlock=65536:65536', '--', ...tap('capture', '--count', '1', '--duration', '2')]);
+  t.equal(ok.code, 0, 'with CAP_IPC_LOCK: runs');
+  t.match(ok.stderr, /capturing wazuh-db traffic/);
+  await nothingLeft(t, 'with CAP_IPC_LOCK');
+});

@@ -15,6 +15,7 @@ import {
   DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, markRunning, trustedExecutables, wdbSocketId, type HomeIdentity,
 } from './targets.js';
 import { HomePin, type HomeMove } from './home-pin.js';
+import { explainPerfBufferError } from './memlock.js';
 
 export { KernelSupportError, DEFAULT_ROUND_MS, MAX_ROUND_MS };
 
@@ -162,8 +163,9 @@ export class Capture {
     }
     if (c.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
     c.kernelChecked = true;
-    const h = c.lib.open(opts.objPath, opts.perfPages ?? 256, c.hookBits, err, ERR_LEN);
-    if (!h) throw new KernelSupportError(cstr(err));
+    const pages = opts.perfPages ?? 256;
+    const h = c.lib.open(opts.objPath, pages, c.hookBits, err, ERR_LEN);
+    if (!h) throw new KernelSupportError(explainPerfBufferError(cstr(err), pages));
     c.handle = h;
     const prog = Buffer.alloc(32);
     const insns = c.lib.verified_insns(h, prog, prog.length);
