@@ -32,3 +32,13 @@ t.test('LimitMEMLOCK=infinity: the perf buffer is locked memory, past systemd\'s
   t.same(setting('LimitMEMLOCK'), ['infinity']);
   t.notMatch(setting('CapabilityBoundingSet').join(' '), /CAP_IPC_LOCK/, 'the limit, not a capability that lifts every limit');
 });
+
+t.test('Restart=on-failure, except the exits that no restart mends: 2 (configuration, usage) and 3 (privileges, kernel)', async (t) => {
+  const { EXIT } = await import('../controller/src/cli.js');
+  const { ConfigError, KernelSupportError } = await import('../controller/src/errors.js');
+  t.same(setting('Restart'), ['on-failure']);
+  t.same(setting('RestartPreventExitStatus'), [`${EXIT.usage} ${EXIT.kernel}`], 'exit 2 and 3 are not restarted');
+  t.equal(new ConfigError('x').exitCode, EXIT.usage, 'a configuration error (and another tap holding the lock) exits 2');
+  t.equal(new KernelSupportError('x').exitCode, EXIT.kernel, 'missing privileges or kernel support exit 3');
+  t.notMatch(setting('RestartPreventExitStatus').join(' '), new RegExp(`\\b${EXIT.runtime}\\b`), 'a runtime failure (exit 1) is restarted');
+});
