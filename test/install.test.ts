@@ -1,6 +1,6 @@
 // make install / make uninstall into a DESTDIR: what is installed runs on its own.
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,4 +148,30 @@ t.test('ensure-deps (make install, make test): a node_modules that is a link is 
   const ok = await run('bash', [join(dir, 'scripts/ensure-deps.sh')], { env: { ...process.env, PATH: `${fake}:${process.env.PATH}` } });
   t.equal(ok.stderr, '', 'the packages behind the link are this lock file\'s: quiet');
   t.notOk(existsSync(join(dir, 'npm-calls')), 'npm was not run');
+});
+
+t.test('the platform floor the docs state is the one the built shim needs', async (t) => {
+  // The newest glibc symbol version the shim and the native addon link, and the libbpf soname.
+  const glibc = (file: string) => (spawnSync('objdump', ['-T', file], { encoding: 'utf8' }).stdout.match(/GLIBC_\d+\.\d+/g) ?? [])
+    .map((v) => v.slice(6).split('.').map(Number));
+  const koffi = join(ROOT, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+  const versions = [...glibc(join(ROOT, 'build/lib/libwdbtap.so')), ...glibc(koffi)].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  t.ok(versions.length > 0, 'objdump read the symbol versions');
+  const floor = versions.at(-1)!.join('.');
+  const needed = spawnSync('readelf', ['-d', join(ROOT, 'build/lib/libwdbtap.so')], { encoding: 'utf8' }).stdout;
+  const libbpf = /\[libbpf\.so\.(\d+)\]/.exec(needed)?.[1];
+  t.equal(libbpf, '1', 'the shim links libbpf.so.1');
+
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const requirements = readme.slice(readme.indexOf('## Requirements'), readme.indexOf('\n## ', readme.indexOf('## Requirements') + 1));
+  const guide = readFileSync(join(ROOT, 'docs/integration.md'), 'utf8');
+  const guideReq = guide.slice(guide.indexOf('## 1. Requirements'), guide.indexOf('## 2.'));
+  for (const [name, text] of [['README', requirements], ['integration.md', guideReq]]) {
+    t.match(text, `glibc ≥ ${floor}`, `${name} states glibc ≥ ${floor}`);
+    t.match(text, `libbpf ${libbpf}.x`, `${name} states libbpf ${libbpf}.x`);
+    t.match(text, /(Linux|kernel) ≥ 5\.17/, `${name} states the kernel floor`);
+    for (const d of ['Debian 12', 'Ubuntu 24.04', 'RHEL 9', 'Fedora', 'Amazon Linux 2023']) t.match(text, d, `${name} names ${d}`);
+    t.notMatch(text, /Ubuntu 22\.04\+|Ubuntu 22\.04,/, `${name} does not offer Ubuntu 22.04 (libbpf 0.x, kernel 5.15)`);
+  }
+  t.notMatch(guide, /zypper on SUSE|RHEL, Rocky, Fedora/, 'the install commands name no platform below the floor');
 });
