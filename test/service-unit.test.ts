@@ -3,7 +3,7 @@
 // the unit as installed; what the tap does under it is approximated below where it can be.)
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -167,6 +167,17 @@ for (const unmountTracefs of [false, true]) {
     t.equal(bits(status, 'CapEff'), bits(status, 'CapBnd'), 'root keeps exactly that set');
     t.match(readFileSync(`/proc/${tap.proc.pid}/limits`, 'utf8'), /^Max locked memory\s+(unlimited\s+unlimited|(\d+)\s+\2)\s/m, 'LimitMEMLOCK (or this machine\'s most)');
     t.match(status, /^NoNewPrivs:\s*1$/m);
+
+    // troubleshooting.md's coredumpctl command selects this process's cores (systemd-coredump records
+    // COREDUMP_UNIT, COREDUMP_COMM — the 15-byte comm —, COREDUMP_EXE); a bare word matches COREDUMP_COMM.
+    const doc = readFileSync(join(ROOT, 'docs/troubleshooting.md'), 'utf8');
+    const match = /`coredumpctl info ([^`]+)`/.exec(doc)?.[1] ?? '';
+    const fields: Record<string, string> = {
+      COREDUMP_UNIT: 'wazuh-nats-tap.service', COREDUMP_COMM: readFileSync(`/proc/${tap.proc.pid}/comm`, 'utf8').replace(/\n$/, ''),
+      COREDUMP_EXE: readlinkSync(`/proc/${tap.proc.pid}/exe`),
+    };
+    const [field, value] = match.includes('=') ? match.split('=', 2) : [match.includes('/') ? 'COREDUMP_EXE' : 'COREDUMP_COMM', match];
+    t.equal(value, fields[field], `\`coredumpctl info ${match}\` matches the tap's ${field} (${JSON.stringify(fields[field])})`);
 
     await sim.startup(A);
     await sim.keepalive(A);
