@@ -98,7 +98,12 @@ t.test('Vagrantfile: ruby -c passes, and it declares both profiles with scripts 
   t.not((await sh('ruby', ['-c', join(dir, 'broken.rb')])).code, 0, 'ruby -c rejects a syntax error');
 
   writeFileSync(join(dir, 'stub.rb'), VAGRANT_STUB);
-  const ev = await sh('ruby', [join(dir, 'stub.rb'), file], { cwd: VAGRANT });
+  const vagrantEnv = (extra: NodeJS.ProcessEnv = {}) => {
+    const env = { ...process.env, ...extra };
+    for (const k of ['WAZUH4_VERSION', 'WAZUH5_VERSION']) if (!(k in extra)) delete env[k];
+    return env;
+  };
+  const ev = await sh('ruby', [join(dir, 'stub.rb'), file], { cwd: VAGRANT, env: vagrantEnv() });
   t.equal(ev.code, 0, `the Vagrantfile evaluates: ${ev.stderr}`);
   const { top, machines } = JSON.parse(ev.stdout);
   t.equal(top.box, 'debian/bookworm64');
@@ -124,6 +129,18 @@ t.test('Vagrantfile: ruby -c passes, and it declares both profiles with scripts 
     t.not(m.network[0].ip, a.network[0].ip);
   }
   t.not(machines.manager.network[0].ip, machines.manager5.network[0].ip, 'both profiles can run at once');
+
+  // The 4.x profile is the SPEC's reference manager, 4.7.5, unless told otherwise; manager and agent alike.
+  t.equal(machines.manager.provision[0].env.WAZUH_VERSION, '4.7.5-1', '`vagrant up` installs Wazuh 4.7.5 (the SPEC\'s reference)');
+  t.equal(machines.agent.provision[0].env.WAZUH_VERSION, '4.7.5-1', 'and its agent');
+  t.notOk('WAZUH_VERSION' in machines.manager5.provision[0].env, 'the 5.x profile: the newest of its repository');
+  const newest = JSON.parse((await sh('ruby', [join(dir, 'stub.rb'), file], { cwd: VAGRANT, env: vagrantEnv({ WAZUH4_VERSION: '' }) })).stdout);
+  t.notOk('WAZUH_VERSION' in newest.machines.manager.provision[0].env, 'WAZUH4_VERSION= : the newest 4.x');
+  const other = JSON.parse((await sh('ruby', [join(dir, 'stub.rb'), file], { cwd: VAGRANT, env: vagrantEnv({ WAZUH4_VERSION: '4.14.1-1' }) })).stdout);
+  t.equal(other.machines.agent.provision[0].env.WAZUH_VERSION, '4.14.1-1', 'another version pins both');
+  const readme = readFileSync(join(VAGRANT, 'README.md'), 'utf8');
+  t.match(readme, /^\| `vagrant up` \| `WAZUH4_VERSION` \| `4\.7\.5-1`/m, 'vagrant/README.md gives that default');
+  t.notMatch(readme, /Wazuh v4\.14/, 'and its sample outputs are of that version');
 });
 
 // The shape of a 4.8+ manager's default ossec.conf, in the parts the settings touch or must not.

@@ -5,7 +5,8 @@
 # Environment:
 #   WAZUH_ROLE         manager | agent                                   manager
 #   WAZUH_MAJOR        4 (packages.wazuh.com, stable) | 5 (pre-release)  4
-#   WAZUH_VERSION      a package version to pin, e.g. 4.14.1-1            the newest
+#   WAZUH_VERSION      a package version to pin, e.g. 4.7.5-1             the newest
+#                      (the Vagrantfile pins its 4.x profile to 4.7.5-1)
 #   WAZUH_APT_REPO     the apt source line's URL, suite and component     by WAZUH_MAJOR
 #   WAZUH_APT_KEY      the repository's signing key                       by WAZUH_MAJOR
 #   WAZUH_MANAGER_IP   (agent) the manager to enrol with                  127.0.0.1
