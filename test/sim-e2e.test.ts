@@ -135,6 +135,8 @@ for (const version of [4, 5] as const) {
     await m.restartRemoted(); // the new remoted's reset-agents-connection: agent 1 → disconnected (5)
     t.match(await authd.remove(4), /^ok/);
     await cluster.syncSet({ id: 20, name: 'w20', ip: '10.2.0.20' }, 'active', 'worker01');
+    // Agent 2 (refused, code 1) comes back with a keepalive: active, and update-agent-data keeps its code.
+    await m.keepalive(A[1]);
     socketOwners(m, owners);
     const infoKey = /"internal_key":"([0-9a-f]{64})"/.exec(await monitord.agentInfo(9))?.[1];
     t.equal(infoKey, key, 'the key went over the wire twice: insert-agent and get-agent-info');
@@ -195,8 +197,9 @@ for (const version of [4, 5] as const) {
       '001:pending>active/0/keepalive/remoted',
       '001:active>disconnected/5/manager_reset/remoted',
       `004:never_connected>unknown/0/removed/${src('authd')}`,
+      '002:disconnected>active/1/keepalive/remoted',
     ], 'exactly one status event per transition, in order');
-    t.equal(events.filter((e) => e.event_type === 'keepalive').length, 5);
+    t.equal(events.filter((e) => e.event_type === 'keepalive').length, 6);
     t.match(table.get(9), { name: 'web09b', status: 'never_connected' });
     t.match(table.get(20), { name: 'w20', status: 'active', node: 'worker01' }, 'cluster sync applied silently');
     t.match(table.stats(), { invalid: 1, rejected: 0 }, 'the broken request is counted as invalid (wazuh-db answered err)');
@@ -204,7 +207,10 @@ for (const version of [4, 5] as const) {
     // The table agrees with wazuh-db about every agent.
     const after = await initialSync({ home, timeoutMs: 5000 });
     t.equal(after.reason, null);
-    for (const row of after.agents) t.equal(table.get(row.id)?.status, row.connection_status, `agent ${row.id}: ${row.connection_status}`);
+    for (const row of after.agents) {
+      t.same([table.get(row.id)?.status, table.get(row.id)?.status_code], [row.connection_status, row.status_code],
+        `agent ${row.id}: ${row.connection_status}, code ${row.status_code}`);
+    }
     t.equal(table.get(4), undefined);
 
     const dump = JSON.stringify({ events, exchanges, agents: table.all(), stats: table.stats(), ds }, (_k, v) => (typeof v === 'bigint' ? String(v) : v));

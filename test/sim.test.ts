@@ -440,3 +440,31 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
     t.equal(s.len, s.bytes.readUInt32LE(0) + 4, 'reply: one sendto per frame');
   }
 });
+
+t.test('update-agent-data keeps status_code and disconnection_time; only update-keepalive clears them (WDB_STMT_GLOBAL_UPDATE_AGENT_*)', async (t) => {
+  const m = await startManager(t, { agents: [A1] });
+  const row = async () => agentInfo(await m.rawreq('global get-agent-info 1'));
+  await m.startup(A1);
+  await m.keepalive(A1);
+  const monitord = await m.spawnMonitord();
+  t.same(await monitord.disconnect(Math.floor(Date.now() / 1000) + 60), [1], 'monitord sweeps agent 1');
+  const swept = await row();
+  t.match(swept, { connection_status: 'disconnected', status_code: 4 });
+  t.ok((swept.disconnection_time as number) > 0, 'the sweep stamped a disconnection time');
+
+  await m.keepalive(A1); // select-agent-group + update-agent-data
+  t.match(await row(), { connection_status: 'active', status_code: 4, disconnection_time: swept.disconnection_time },
+    'a keepalive (update-agent-data) makes it active and keeps the reason and the time it went away');
+  await m.refuse(1);
+  await m.keepalive(A1);
+  t.match(await row(), { connection_status: 'active', status_code: 1 }, 'the refusal\'s code 1 is kept too');
+
+  await m.startup(A1); // update-keepalive … pending
+  t.match(await row(), { connection_status: 'pending', status_code: 0, disconnection_time: 0 }, 'update-keepalive clears both');
+
+  // Columns an update-agent-data leaves out are set to NULL (left out of the row); ip only when agent_ip is sent.
+  t.equal(await m.rawreq('global update-agent-data {"id":1,"connection_status":"active","sync_status":"synced","version":"Wazuh v5.0.0","os_name":"Ubuntu"}'), 'ok');
+  const r = await row();
+  t.match(r, { version: 'Wazuh v5.0.0', os_name: 'Ubuntu', ip: '127.0.0.1', node_name: 'node01' });
+  for (const k of ['config_sum', 'merged_sum', 'manager_host', 'os_version', 'os_platform', 'os_uname', 'os_arch']) t.notOk(k in r, `${k} is NULL again`);
+});

@@ -560,28 +560,42 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             (void)json_str(arg, "connection_status", cs, sizeof cs);
             if (cs[0]) snprintf(a->connection_status, sizeof a->connection_status, "%s", cs);
             SETSTR(sync_status, arg, "sync_status");
-            if (IS("update-keepalive") || IS("update-agent-data")) {
-                /* 5.x update-agent-data carries no node_name; a standalone manager is node01. */
-                if (IS("update-agent-data") && !a->node_name[0]) snprintf(a->node_name, sizeof a->node_name, "node01");
+            if (IS("update-keepalive")) {
+                /* WDB_STMT_GLOBAL_UPDATE_AGENT_KEEPALIVE: the only update that clears the reason and the
+                 * disconnection time (`disconnection_time = 0, status_code = 0`). */
                 a->last_keepalive = now;
                 a->disconnection_time = 0;
                 a->status_code = 0;
             }
             if (IS("update-agent-data")) {
-                SETSTR(version, arg, "version");
-                SETSTR(config_sum, arg, "config_sum");
-                SETSTR(merged_sum, arg, "merged_sum");
-                SETSTR(manager_host, arg, "manager_host");
-                SETSTR(node_name, arg, "node_name");
+                /* WDB_STMT_GLOBAL_UPDATE_AGENT_VERSION(_IP): os_*, version, config_sum, merged_sum,
+                 * manager_host, node_name, last_keepalive, [ip], connection_status, sync_status and
+                 * group_config_status; neither status_code nor disconnection_time (an agent that comes back
+                 * with a keepalive keeps the reason it went away for). A member the request leaves out is
+                 * bound as NULL (here: empty, and left out of get-agent-info rows), but for ip (its own
+                 * statement without it) and, sim's choices where the document is silent, node_name (5.x
+                 * sends none; a standalone manager is node01) and the NOT NULL columns connection_status
+                 * and group_config_status (kept, where a 4.x wazuh-db would answer a constraint err). */
+                a->last_keepalive = id == 0 ? 253402300799LL : now;
+                if (!json_str(arg, "sync_status", a->sync_status, sizeof a->sync_status))
+                    snprintf(a->sync_status, sizeof a->sync_status, "synced");
+#define SETSTR_OR_NULL(field, key) do { if (!json_str(arg, key, a->field, sizeof a->field)) a->field[0] = 0; } while (0)
+                SETSTR_OR_NULL(version, "version");
+                SETSTR_OR_NULL(config_sum, "config_sum");
+                SETSTR_OR_NULL(merged_sum, "merged_sum");
+                SETSTR_OR_NULL(manager_host, "manager_host");
+                SETSTR_OR_NULL(os_name, "os_name");
+                SETSTR_OR_NULL(os_version, "os_version");
+                SETSTR_OR_NULL(os_major, "os_major");
+                SETSTR_OR_NULL(os_codename, "os_codename");
+                SETSTR_OR_NULL(os_platform, "os_platform");
+                SETSTR_OR_NULL(os_uname, "os_uname");
+                SETSTR_OR_NULL(os_arch, "os_arch");
+#undef SETSTR_OR_NULL
+                if (!json_str(arg, "node_name", a->node_name, sizeof a->node_name))
+                    snprintf(a->node_name, sizeof a->node_name, "node01");
                 SETSTR(ip, arg, "agent_ip");
                 SETSTR(group_config_status, arg, "group_config_status");
-                SETSTR(os_name, arg, "os_name");
-                SETSTR(os_version, arg, "os_version");
-                SETSTR(os_major, arg, "os_major");
-                SETSTR(os_codename, arg, "os_codename");
-                SETSTR(os_platform, arg, "os_platform");
-                SETSTR(os_uname, arg, "os_uname");
-                SETSTR(os_arch, arg, "os_arch");
             }
             if (IS("update-connection-status") || IS("update-status-code")) {
                 (void)json_int(arg, "status_code", &a->status_code);
