@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Capture, type Hook } from '../controller/src/capture/capture.js';
 import { artefacts } from '../controller/src/paths.js';
 import { WdbDecoder } from '../controller/src/decode/index.js';
-import { SimManager } from '../scripts/sim/manager.mjs';
+import { SimManager, type SimSplit } from '../scripts/sim/manager.mjs';
 import type { CaptureRecord, WdbExchange } from '../controller/src/types.js';
 import { ROOT } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
@@ -22,7 +22,7 @@ interface Session {
   sim: SimManager;
 }
 
-async function session(t: Tap.Test, hooks: Hook[], simOpts: { version?: 4 | 5; agents?: typeof A[] } = {}): Promise<Session> {
+async function session(t: Tap.Test, hooks: Hook[], simOpts: { version?: 4 | 5; agents?: typeof A[]; split?: SimSplit } = {}): Promise<Session> {
   const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-paths-')), ...simOpts });
   const capture = Capture.open({ ...artefacts(), home: sim.home, hooks });
   const records: CaptureRecord[] = [];
@@ -175,7 +175,7 @@ t.test('a pipeline of 20 requests in one write: every reply kept, nothing passed
   t.equal(after.content_dropped - before.content_dropped, 0, 'no reply dropped as unwanted');
 });
 
-t.test('5.x: wazuh-manager-* daemons by executable name, partial non-blocking sends', async (t) => {
+t.test('5.x: wazuh-manager-* daemons by executable name; each frame one non-blocking write, captured whole', async (t) => {
   const { records, exchanges, sim } = await session(t, ['sendto'], { version: 5 });
   await sim.startup(A);
   await sim.keepalive(A);
@@ -183,9 +183,43 @@ t.test('5.x: wazuh-manager-* daemons by executable name, partial non-blocking se
   await waitFor(() => exchanges().some((e) => label(e) === 'update-connection-status'), 5000, '5.x shutdown');
   const reqs = records.filter((r) => r.direction === 'request');
   t.ok(reqs.every((r) => r.comm === 'wazuh-manager-r'), 'comm is cut to 15 characters');
+  t.ok(reqs.length > 0 && reqs.every((r) => r.offset === 0 && r.syscallBytes === r.data.length && Buffer.from(r.data).readUInt32LE(0) + 4 === r.data.length),
+    'every request a whole frame in one record (the real 5.x remoted\'s usual write)');
+  t.same(exchanges().map(label).filter((l) => !['get-distinct-groups', 'reset-agents-connection'].includes(l!)),
+    ['update-keepalive', 'select-agent-group', 'update-agent-data', 'update-connection-status']);
+  t.ok(exchanges().every((e) => e.reply.status === 'ok'));
+});
+
+// A 5.x remoted resends the tail of a partial non-blocking send: one frame can come in several writes.
+// The simulator cuts frames only when asked (split).
+t.test('5.x: a frame in three writes (the header alone, then the payload in two halves) is reassembled', async (t) => {
+  const { records, exchanges, sim } = await session(t, ['sendto'], { version: 5, split: 'halves' });
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await sim.shutdown(A);
+  await waitFor(() => exchanges().some((e) => label(e) === 'update-connection-status'), 5000, '5.x shutdown');
+  const reqs = records.filter((r) => r.direction === 'request');
   t.ok(reqs.some((r) => r.data.length === 4), 'headers written alone');
   t.same(exchanges().map(label).filter((l) => !['get-distinct-groups', 'reset-agents-connection'].includes(l!)),
     ['update-keepalive', 'select-agent-group', 'update-agent-data', 'update-connection-status']);
+});
+
+t.test('5.x: frames cut anywhere (inside the header too) are reassembled, every request paired', async (t) => {
+  const agents = Array.from({ length: 8 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
+  const { records, exchanges, sim } = await session(t, ['sendto'], { version: 5, split: 'random:7', agents });
+  for (const a of agents) {
+    await sim.startup(a);
+    await sim.keepalive(a);
+    await sim.shutdown(a);
+  }
+  const mine = () => exchanges().filter((e) => !['get-distinct-groups', 'reset-agents-connection'].includes(label(e)!));
+  await waitFor(() => mine().length >= 4 * agents.length, 5000, 'every exchange');
+  const reqs = records.filter((r) => r.direction === 'request' && r.tgid === sim.pids()['wazuh-manager-remoted']);
+  t.ok(reqs.some((r) => r.data.length < 4), 'some write cut inside a header');
+  t.same(mine().map(label), agents.flatMap(() => ['update-keepalive', 'select-agent-group', 'update-agent-data', 'update-connection-status']));
+  t.same(mine().map((e) => (e.request as { id?: number }).id ?? (e.request as { data?: { id: number } }).data?.id),
+    agents.flatMap((a) => [a.id, undefined, a.id, a.id]), 'for the right agents');
+  t.ok(mine().every((e) => e.reply.status === 'ok'), 'each paired with its ok');
 });
 
 t.test('a daemon started or restarted after attach is captured at once; one running before is found in /proc', async (t) => {

@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SimManager } from '../scripts/sim/manager.mjs';
+import { SimManager, type SimSplit } from '../scripts/sim/manager.mjs';
 import { natsCollecting } from './helpers/nats-server.js';
 import { runTap, startTap, ROOT } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
@@ -36,11 +36,11 @@ async function status(sock: string): Promise<Record<string, any>> {
 }
 
 /** A NATS server collecting the agent subjects, the simulated manager with agent A, and a tap on both. */
-async function tapWithAgent(t: Tap.Test) {
+async function tapWithAgent(t: Tap.Test, opts: { version?: 4 | 5; split?: SimSplit } = {}) {
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const h = home(t, nats.url);
   const sock = join(h, 'tap.sock');
-  const sim = new SimManager({ binDir, home: h, agents: [A] });
+  const sim = new SimManager({ binDir, home: h, agents: [A], ...opts });
   t.teardown(() => sim.stop());
   await sim.start();
   const tap = await startTap(['run', '--home', h, '--control-socket', sock]);
@@ -119,6 +119,30 @@ t.test('unchanged keepalives are ticks: the same events as whole records, a disc
   st = await status(sock);
   t.equal(st.fastpath.held, 0, 'and nothing held any more');
   t.equal(st.fastpath.misses, 0, 'a tick, applied from the kept parse');
+});
+
+t.test('5.x: each keepalive is one whole non-blocking write, so the unchanged ones are ticks too; cut into writes, none is', async (t) => {
+  for (const split of ['none', 'halves'] as const) {
+    const { got, sock, sim } = await tapWithAgent(t, { version: 5, split });
+    await sim.startup(A);
+    for (let i = 0; i < 6; i++) await sim.keepalive(A);
+    const keepalives = () => got.filter((m) => m.subject === 'wazuh.agent.001.keepalive').map((m) => m.body);
+    await waitFor(() => keepalives().length >= 6, 10_000, `six keepalive events (split ${split})`);
+    const st = await status(sock);
+    t.match(keepalives().at(-1), { agent_id: '001', agent_name: 'web-server-01', ip_address: '192.168.56.21', status: 'active', version: 'Wazuh v5.0.0', source: 'remoted' },
+      `split ${split}: the 5.x keepalive decoded`);
+    if (split === 'none') {
+      t.ok(st.fastpath.ticks >= 4, `whole 5.x frames: the repeated keepalives came as ticks (${st.fastpath.ticks} of 6)`);
+      t.equal(st.fastpath.applied, st.fastpath.ticks, 'every tick applied from the kept parse');
+      t.equal(st.fastpath.misses, 0);
+      const kas = keepalives();
+      const strip = (b: Record<string, unknown>) => ({ ...b, event_id: 'x', timestamp: 0, time: 'x' });
+      for (const k of kas.slice(1)) t.same(strip(k), strip(kas[0]), 'a tick\'s event is the whole record\'s');
+    } else {
+      t.equal(st.fastpath.ticks, 0, 'frames cut into writes never take the fast path: the controller reassembles them');
+    }
+    await sim.stop();
+  }
 });
 
 t.test('the decoder: a tick whose parse it lost, or whose payload hash differs, is a miss that asks for the next whole', async (t) => {

@@ -1,6 +1,6 @@
 // The simulator's real bytes on the wdb socket (read and written by wazuh-db, traced with strace -yy,
 // which names both socket inodes of each connection) run through WdbDecoder + AgentStateTable: every
-// transition end to end, 4.x and 5.x (split non-blocking sends), with the table seeded by the initial
+// transition end to end, 4.x and 5.x (no NUL, sorted keys), with the table seeded by the initial
 // sync, and no key seen on the wire anywhere in the output.
 import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';

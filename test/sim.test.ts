@@ -468,3 +468,97 @@ t.test('update-agent-data keeps status_code and disconnection_time; only update-
   t.match(r, { version: 'Wazuh v5.0.0', os_name: 'Ubuntu', ip: '127.0.0.1', node_name: 'node01' });
   for (const k of ['config_sum', 'merged_sum', 'manager_host', 'os_version', 'os_platform', 'os_uname', 'os_arch']) t.notOk(k in r, `${k} is NULL again`);
 });
+
+/** Runs `name` from binDir under strace (sendto and fcntl), feeds it `commands`, waits for each answer, quits. */
+async function traceClient(t: Test, m: SimManager, name: string, args: string[], commands: string[]): Promise<{ sent: Sendto[]; trace: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wazuh-sim-strace-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'client.trace');
+  const c = spawn('strace', ['-f', '-e', 'trace=sendto,fcntl', '-xx', '-s', '70000', '-o', file, path.join(binDir, name), '--home', m.home, ...args], {
+    cwd: m.home, stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  t.teardown(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  readline.createInterface({ input: c.stdout! }).on('line', (l) => { lines.push(l); waiters.splice(0).forEach((w) => w()); });
+  const waitLine = (re: RegExp) => new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${re} in ${JSON.stringify(lines)}`)), 5000);
+    const check = () => {
+      const l = lines.find((x) => re.test(x));
+      if (l) { clearTimeout(timer); resolve(l); } else waiters.push(check);
+    };
+    check();
+  });
+  await waitLine(/^ready$/);
+  for (const [i, cmd] of commands.entries()) {
+    c.stdin!.write(`${cmd}\n`);
+    t.match(await waitLine(new RegExp(`^(ok|err) ${i + 1}( |$)`)), new RegExp(`^ok ${i + 1}`), cmd);
+  }
+  c.stdin!.write('quit\n');
+  await new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+  return { sent: parseStrace(file), trace: fs.readFileSync(file, 'utf8') };
+}
+
+/** The wdb requests in a client's writes: per fd, the bytes in order, cut into frames. */
+function wdbStreams(sent: Sendto[]): { fd: number; writes: Sendto[]; frames: Buffer[] }[] {
+  const fds = [...new Set(sent.map((s) => s.fd))];
+  const out = [];
+  for (const fd of fds) {
+    // A short connection's descriptor is taken again by the datagram socket to analysisd: leave those out.
+    const writes = sent.filter((s) => s.fd === fd && !s.bytes.toString('latin1').startsWith('1:['));
+    let buf = Buffer.concat(writes.map((s) => s.bytes));
+    if (buf.length < 11 || buf.subarray(4, 11).toString() !== 'global ') continue; // datagrams, TCP frames
+    const frames: Buffer[] = [];
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32LE(0)) {
+      frames.push(buf.subarray(4, 4 + buf.readUInt32LE(0)));
+      buf = buf.subarray(4 + buf.readUInt32LE(0));
+    }
+    if (buf.length) throw new Error(`fd ${fd}: ${buf.length} bytes past the last frame`);
+    out.push({ fd, writes, frames });
+  }
+  return out;
+}
+
+t.test('5.x requests: one whole sendto(MSG_NOSIGNAL) a frame on a non-blocking socket, no NUL; --split cuts them on request (strace)', async (t) => {
+  t.ok(stracePresent(), 'strace is installed (make test installs it)');
+  const m = new SimManager({ binDir, home: tmpHome(t), version: 5 });
+  t.teardown(() => m.stop());
+  await m.start({ reset: false });
+  const cmds = ['startup 1 agent1 127.0.0.1', 'keepalive 1 agent1 127.0.0.1', 'shutdown 1 agent1 127.0.0.1', 'rawreq global get-agent-info 1'];
+  const payloads = (streams: ReturnType<typeof wdbStreams>) => streams.flatMap((s) => s.frames.map((f) => f.toString('latin1')));
+
+  const whole = await traceClient(t, m, 'wazuh-manager-remoted', ['--no-reset'], cmds);
+  const streams = wdbStreams(whole.sent);
+  const want = payloads(streams);
+  t.same(want.map((p) => p.split(' ').slice(0, 2).join(' ')), [
+    'global get-distinct-groups', 'global update-keepalive', 'global select-agent-group', 'global update-agent-data',
+    'global update-connection-status', 'global get-agent-info',
+  ], 'the 5.x requests, in order');
+  t.ok(want.every((p) => !p.endsWith('\0')), 'no trailing NUL (nlohmann::json, 5.x)');
+  const writes = streams.flatMap((s) => s.writes);
+  t.equal(writes.length, want.length, 'one write per frame');
+  for (const w of writes) {
+    t.equal(w.flags, 'MSG_NOSIGNAL', 'sendto with MSG_NOSIGNAL (no MSG_DONTWAIT: the socket itself is non-blocking)');
+    t.equal(w.len, w.bytes.readUInt32LE(0) + 4, `whole: header and payload in one sendto (${w.len} bytes)`);
+    t.equal(w.ret, w.len);
+  }
+  for (const s of streams) {
+    t.match(whole.trace, new RegExp(`fcntl\\(${s.fd}, F_SETFL, O_RDWR\\|O_NONBLOCK\\) = 0`), `fd ${s.fd} made non-blocking`);
+  }
+
+  // --split halves: the header alone, then the payload in two halves.
+  const halves = wdbStreams((await traceClient(t, m, 'wazuh-manager-remoted', ['--no-reset', '--split', 'halves'], cmds)).sent);
+  t.same(payloads(halves), want, 'halves: the same frames');
+  const hw = halves.flatMap((s) => s.writes);
+  t.equal(hw.length, 3 * want.length, 'three writes a frame');
+  t.ok(hw.every((w, i) => i % 3 !== 0 || w.len === 4), 'each frame\'s first write is its header alone');
+
+  // --split random:<seed>: cut anywhere, the header too; the same seed cuts the same way.
+  const cut = async () => wdbStreams((await traceClient(t, m, 'wazuh-manager-remoted', ['--no-reset', '--split', 'random:42'], cmds)).sent);
+  const r1 = await cut();
+  t.same(payloads(r1), want, 'random: the same frames');
+  const rw = r1.flatMap((s) => s.writes);
+  t.ok(rw.length > want.length, `more writes than frames (${rw.length} for ${want.length})`);
+  t.ok(rw.some((w) => w.len < 4), 'some write ends or starts inside a header');
+  t.same((await cut()).flatMap((s) => s.writes.map((w) => w.len)), rw.map((w) => w.len), 'the seed repeats the cuts');
+});

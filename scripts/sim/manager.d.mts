@@ -7,6 +7,9 @@ export interface SimAgent {
   ip: string;
 }
 
+/** How a client cuts each request frame into writes (SimManager's `split`). */
+export type SimSplit = 'none' | 'halves' | `random:${number}`;
+
 export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -33,7 +36,7 @@ export declare class SimClient {
   startup(agent: SimAgent): Promise<void>;
   keepalive(agent: SimAgent): Promise<void>;
   shutdown(agent: SimAgent): Promise<void>;
-  /** Sends text as one 4.x frame (header + text + NUL); resolves with wazuh-db's reply. */
+  /** Sends text as one request frame, as the client's requests go (4.x: + NUL; 5.x: none); resolves with wazuh-db's reply. */
   rawreq(text: string): Promise<string>;
   /** Writes the bytes (Buffer or hex string) as-is in one sendto; reads nothing. */
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
@@ -73,8 +76,11 @@ export declare class SimManager {
    * time, as the real one's global.db (~33 on a 4.7.5 manager, SPEC §9). Default 0: none.
    * persistDb: wazuh-db keeps its table across restartDb() and a stop and start (`queue/db/sim-global.db`,
    * written at SIGTERM), as the real one's global.db does. Default false: seeded from client.keys each start.
+   * split: how the clients cut each request frame into writes — 'none' (default: one write a frame, as real
+   * daemons do), 'halves' (the header alone, then the payload in two halves), 'random:<seed>' (one to three
+   * cuts anywhere, the header too).
    */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit });
   readonly binDir: string;
   /** The home as the host sees it (`<root>/<home>` for a container). */
   readonly home: string;
@@ -85,6 +91,7 @@ export declare class SimManager {
   readonly pageRows: number | undefined;
   readonly cpuPerRequestUs: number;
   readonly persistDb: boolean;
+  readonly split: SimSplit;
   /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */
   daemon(name: string): string;
   spawnMonitord(): Promise<SimClient>;
@@ -109,7 +116,7 @@ export declare class SimManager {
   restartRemoted(opts?: { reset?: boolean }): Promise<void>;
   /** wazuh-db stopped (SIGTERM) and started again: a new socket; with persistDb the same table. */
   restartDb(): Promise<void>;
-  spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg' }): Promise<SimClient>;
+  spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg'; split?: SimSplit }): Promise<SimClient>;
   /** `<home>/logs/alerts/alerts.json`. */
   readonly alertsFile: string;
   /** analysisd writes alerts through buffered stdio; the sequence numbers (in `data.srcport`) written. */

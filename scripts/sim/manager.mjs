@@ -60,6 +60,12 @@ function checkId(id) {
   return id;
 }
 
+/** A client's --split: 'none', 'halves' or 'random:<seed>'. @param {string} split */
+function checkSplit(split) {
+  if (typeof split !== 'string' || !/^(none|halves|random:\d{1,19})$/.test(split)) throw new TypeError(`split must be 'none', 'halves' or 'random:<seed>', not ${split}`);
+  return split;
+}
+
 /** `1,2,3` (or nothing) → [1, 2, 3]. @param {string} text */
 function idList(text) {
   return text === '' ? [] : text.split(',').map(Number);
@@ -229,8 +235,9 @@ export class SimClient {
   }
 
   /**
-   * Sends `text` as one proper 4.x frame (header + text + NUL) on the long-lived
-   * connection and returns wazuh-db's reply (control characters become blanks).
+   * Sends `text` as one request frame on the long-lived connection, as this client's requests go
+   * (4.x: header + text + NUL; 5.x and python3: no NUL; cut as `split` says), and returns wazuh-db's
+   * reply (control characters become blanks).
    * @param {string} text
    */
   rawreq(text) {
@@ -382,7 +389,11 @@ export class SimManager {
    * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, uid?: number, gid?: number }} opts
    *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
    *   with them registered (never_connected), names and all, like a real global.db.
-   *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, split non-blocking sends).
+   *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, one sendto(MSG_NOSIGNAL) per
+   *   frame on a non-blocking socket).
+   *   split: how the clients (remoted and spawnClient's) cut each request frame into writes: 'none' (the
+   *   default, one write a frame, as real daemons do), 'halves' (the header alone, then the payload in two
+   *   halves) or 'random:<seed>' (one to three cuts anywhere, the header too; repeatable by seed).
    *   pageRows: rows per list reply before wazuh-db answers `due` (default: one 64 KiB page).
    *   cpuPerRequestUs: the CPU time wazuh-db spends on each request before answering, one request at a
    *   time, as the real one's global.db (~33 µs on a 4.7.5 manager, SPEC §9; make bench). Default 0: none.
@@ -391,7 +402,7 @@ export class SimManager {
    *   it (/var/ossec) and `this.home` the host's path to it (`<root>/var/ossec`).
    *   The daemons run from copies in `<home>/bin` (installSimDaemon), like a real install.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root, persistDb = false }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root, persistDb = false, split = 'none' }) {
     this.binDir = path.resolve(binDir);
     /** The home as the daemons see it (inside their root, when chrooted). */
     this.innerHome = path.resolve(home);
@@ -406,6 +417,7 @@ export class SimManager {
     this.pageRows = pageRows;
     if (typeof cpuPerRequestUs !== 'number' || !(cpuPerRequestUs >= 0 && cpuPerRequestUs <= 1e6)) throw new TypeError('cpuPerRequestUs must be a number of microseconds from 0 to 1000000');
     this.cpuPerRequestUs = cpuPerRequestUs;
+    this.split = checkSplit(split);
     /** wazuh-db keeps its table across restartDb() (and a stop and start), as global.db does. */
     this.persistDb = persistDb === true;
     /** @type {SimProcess | null} */ this.analysisd = null;
@@ -487,8 +499,8 @@ export class SimManager {
    * @param {string} name
    * @param {boolean} reset
    */
-  async #client(name, reset, extra = []) {
-    const proc = this.#spawn(name, [...(reset ? [] : ['--no-reset']), ...extra]);
+  async #client(name, reset, extra = [], split = this.split) {
+    const proc = this.#spawn(name, [...(reset ? [] : ['--no-reset']), ...(split === 'none' ? [] : ['--split', split]), ...extra]);
     try {
       await proc.ready();
     } catch (e) {
@@ -596,15 +608,16 @@ export class SimManager {
    * `wazuh-monitord`, `wazuh-authd`). By default it does not send
    * reset-agents-connection at start (it still sends get-distinct-groups).
    * `syscall` picks how its frames are written: sendto (Wazuh's C daemons), write,
-   * or writev/sendmsg with the header and the payload as two iovecs.
+   * or writev/sendmsg with the header and the payload as two iovecs. `split`: how its frames are cut
+   * into writes (default: the manager's).
    * @param {string} name
-   * @param {{ reset?: boolean, syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg' }} [opts]
+   * @param {{ reset?: boolean, syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg', split?: string }} [opts]
    */
-  async spawnClient(name, { reset = false, syscall = 'sendto' } = {}) {
+  async spawnClient(name, { reset = false, syscall = 'sendto', split = this.split } = {}) {
     if (name === 'wazuh-db' || name === 'wazuh-manager-db' || name === 'wazuh-analysisd' || name === 'wazuh-manager-analysisd') {
       throw new Error(`${name} is a server role, not a client`);
     }
-    const c = await this.#client(name, reset, syscall === 'sendto' ? [] : ['--syscall', syscall]);
+    const c = await this.#client(name, reset, syscall === 'sendto' ? [] : ['--syscall', syscall], checkSplit(split));
     this.clients.push(c);
     return c;
   }

@@ -7,7 +7,9 @@
  * relative socket path `queue/db/wdb`, one sendto() per frame carrying header and
  * payload, the 4.x trailing NUL on requests and none on replies, and the same
  * look-alike traffic (datagrams to queue/sockets/queue, TCP frames to agents)
- * that the tap must ignore.
+ * that the tap must ignore. The `wazuh-manager-*` names behave as 5.x: sorted
+ * JSON keys, no NUL, one sendto(MSG_NOSIGNAL) per frame on a non-blocking socket.
+ * --split cuts client frames into several writes, for reassembly tests.
  *
  * Build: gcc -std=c11 -O2 -Wall -Wextra -pthread -o wazuh-sim wazuh-sim.c
  */
@@ -49,9 +51,17 @@ static const char *g_state; /* wazuh-db --state FILE: the table kept across a re
 /* wazuh-db: rows per list reply before answering `due`; a reply also ends before 64 KiB (the real one
  * pages when its response buffer is full). */
 static long g_page_rows = 100000;
-/* Clients: 5.x behaviour (nlohmann::json sorted keys, no NUL, non-blocking split sends). Set by the
- * `wazuh-manager-*` names or --5x. */
+/* Clients: 5.x behaviour (nlohmann::json sorted keys, no NUL, a non-blocking socket written with
+ * MSG_NOSIGNAL, an unsent tail resent). Set by the `wazuh-manager-*` names or --5x. */
 static int g_5x;
+/* Clients: how a request frame is cut into writes (--split). Real daemons write a frame whole (4.x: one
+ * blocking send; 5.x: one non-blocking send, and only an unsent tail goes in another write), so `none` is
+ * the default; the others are for tests of reassembly: `halves` the header alone, then the payload in two
+ * halves; `random:<seed>` one to three cuts anywhere in the frame (inside the header too), from a PRNG
+ * seeded with <seed>, so a run can be repeated. */
+enum { SPLIT_NONE, SPLIT_HALVES, SPLIT_RANDOM };
+static int g_split = SPLIT_NONE;
+static uint64_t g_split_seed;
 /* Which syscall a client's wdb frames go through (--syscall): Wazuh's C daemons use
  * sendto; other clients may write, writev or sendmsg. writev and sendmsg carry the
  * header and the payload as two iovecs, as a client assembling a frame would. */
@@ -105,6 +115,11 @@ static int recv_exact(int fd, void *buf, size_t len) {
         if (n == 0) return -1;
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* a 5.x client's non-blocking socket: wait */
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                (void)poll(&pfd, 1, -1);
+                continue;
+            }
             return -1;
         }
         got += (size_t)n;
@@ -1128,10 +1143,12 @@ static int connect_unix(int type, const char *path) {
 }
 
 /* remoted may start before wazuh-db has bound its socket (wazuh-control starts
- * them in order, but nothing waits), so connecting is retried for a while. */
+ * them in order, but nothing waits), so connecting is retried for a while. A 5.x
+ * client's connection is non-blocking (its sends use MSG_NOSIGNAL and resend a tail). */
 static int wdb_connect(void) {
     for (int i = 0; i < 100; i++) {
         int fd = connect_unix(SOCK_STREAM, WDB_PATH);
+        if (fd >= 0 && g_5x) (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         if (fd >= 0) return fd;
         if (errno != ENOENT && errno != ECONNREFUSED) return -1;
         usleep(50 * 1000);
@@ -1144,7 +1161,7 @@ static int wdb_connect(void) {
 static int send_part_5x(int fd, const unsigned char *p, size_t len) {
     int waits = 0;
     while (len > 0) {
-        ssize_t n = sendto(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
+        ssize_t n = sendto(fd, p, len, MSG_NOSIGNAL, NULL, 0);
         if (n > 0) {
             p += n;
             len -= (size_t)n;
@@ -1161,9 +1178,58 @@ static int send_part_5x(int fd, const unsigned char *p, size_t len) {
     return 0;
 }
 
+/* One write of a client's frame (or of a part of it): 4.x one blocking send, flags 0; 5.x one
+ * non-blocking send with MSG_NOSIGNAL, and a tail the kernel did not take is sent again. */
+static int send_part(int fd, const unsigned char *p, size_t len) {
+    return g_5x ? send_part_5x(fd, p, len) : send_all_once(fd, p, len, 0);
+}
+
+/* The next number of a client thread's --split random:<seed> PRNG (splitmix64). */
+static uint64_t split_rand(void) {
+    static __thread uint64_t state;
+    static __thread int seeded;
+    static unsigned long threads;
+    if (!seeded) {
+        state = g_split_seed ^ (0x9e3779b97f4a7c15ULL * __atomic_add_fetch(&threads, 1, __ATOMIC_RELAXED));
+        seeded = 1;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Writes a whole frame (header included) as --split says: whole (the default), or in parts. */
+static int send_frame(int fd, const unsigned char *buf, size_t total) {
+    size_t cuts[4];
+    int n = 0;
+    if (g_split == SPLIT_HALVES && total > 4) {
+        cuts[n++] = 4;
+        if (total - 4 >= 2) cuts[n++] = 4 + (total - 4) / 2;
+    } else if (g_split == SPLIT_RANDOM && total > 1) {
+        int want = 1 + (int)(split_rand() % 3);
+        for (int i = 0; i < want; i++) {
+            size_t c = 1 + (size_t)(split_rand() % (total - 1));
+            int j = n;
+            while (j > 0 && cuts[j - 1] > c) j--;
+            if (j > 0 && cuts[j - 1] == c) continue;
+            memmove(&cuts[j + 1], &cuts[j], (size_t)(n - j) * sizeof cuts[0]);
+            cuts[j] = c;
+            n++;
+        }
+    }
+    size_t at = 0;
+    for (int i = 0; i <= n; i++) {
+        size_t end = i < n ? cuts[i] : total;
+        if (send_part(fd, buf + at, end - at) < 0) return -1;
+        at = end;
+    }
+    return 0;
+}
+
 /* One request/reply round trip on fd. 4.x: query + NUL (wdbc_query_ex → OS_SendSecureTCP), header and
- * payload in one sendto. 5.x: no NUL, and the frame reaches the kernel in three writes — the header
- * alone, then the payload in two parts — as a non-blocking sender's partial writes do. */
+ * payload in one blocking sendto, flags 0. 5.x: no NUL, one sendto with MSG_NOSIGNAL on a non-blocking
+ * socket (an unsent tail resent). --split cuts the frame into several writes instead. */
 static int wdb_query(int fd, const char *query, char *reply, size_t cap) {
     size_t len = strlen(query) + (g_5x ? 0 : 1);
     if (len > MAX_FRAME) return -1;
@@ -1171,15 +1237,7 @@ static int wdb_query(int fd, const char *query, char *reply, size_t cap) {
     if (!buf) return -1;
     put_le32(buf, (uint32_t)len);
     memcpy(buf + 4, query, strlen(query) + 1);
-    int r;
-    if (!g_5x) {
-        r = send_all_once(fd, buf, 4 + len, 0);
-    } else {
-        size_t half = len / 2;
-        r = send_part_5x(fd, buf, 4);
-        if (r == 0) r = send_part_5x(fd, buf + 4, half);
-        if (r == 0) r = send_part_5x(fd, buf + 4 + half, len - half);
-    }
+    int r = send_frame(fd, buf, 4 + len);
     free(buf);
     if (r < 0) return -1;
     unsigned char hdr[4];
@@ -1860,7 +1918,7 @@ static void *remoted_loop(void *arg) {
                 }
                 if (!err) {
                     if (g_wdb < 0) g_wdb = wdb_connect();
-                    if (g_wdb < 0 || send_all_once(g_wdb, bytes, bl, 0) < 0) err = "send failed";
+                    if (g_wdb < 0 || send_part(g_wdb, (const unsigned char *)bytes, bl) < 0) err = "send failed";
                     else g_raw_sent = 1;
                 }
                 free(bytes);
@@ -1999,6 +2057,14 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--home") && i + 1 < argc) g_home = argv[++i];
         else if (!strcmp(argv[i], "--no-reset")) g_no_reset = 1;
         else if (!strcmp(argv[i], "--5x")) g_5x = 1;
+        else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
+            const char *v = argv[++i];
+            char *end;
+            if (!strcmp(v, "none")) g_split = SPLIT_NONE;
+            else if (!strcmp(v, "halves")) g_split = SPLIT_HALVES;
+            else if (!strncmp(v, "random:", 7) && v[7] && (g_split_seed = strtoull(v + 7, &end, 10), !*end)) g_split = SPLIT_RANDOM;
+            else die("--split: none, halves or random:<seed>, not %s", v);
+        }
         else if (!strcmp(argv[i], "--syscall") && i + 1 < argc) {
             const char *v = argv[++i];
             if (!strcmp(v, "sendto")) g_syscall = SYS_SENDTO;
