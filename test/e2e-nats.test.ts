@@ -158,6 +158,28 @@ t.test('started beside a running manager: names, addresses and statuses are know
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
 
+t.test('a cluster master: wazuh-clusterd (python3, requests without a NUL) writes a worker\'s agent — applied, not published', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.>');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-cluster-'));
+  writeOssecConf(home);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node01', '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const agents = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout).agents as Record<string, number>;
+  t.match(await agents(), { never_connected: 1, active: 0 });
+  const cluster = await sim.spawnClusterd();
+  await cluster.syncSet({ id: 20, name: 'w20', ip: '10.2.0.20' }, 'active', 'worker01');
+  await cluster.syncSet({ id: 21, name: 'w21', ip: '10.2.0.21' }, 'pending', 'worker01');
+  await waitFor(async () => (await agents()).active === 1 && (await agents()).pending === 1, 10_000, 'the synced agents in the state');
+  await sim.startup(A); // the master's own agent: published, proof the tap was publishing
+  await waitFor(() => got.some((m) => m.body.agent_id === '001'), 10_000, 'agent 001');
+  await new Promise((r) => setTimeout(r, 300));
+  t.notOk(got.some((m) => m.body.agent_id === '020' || m.body.agent_id === '021'), 'nothing published for the workers\' agents');
+});
+
 t.test('keepalive_batch in the configuration: the agent\'s keepalives arrive batched, its status changes one by one and in order', async (t) => {
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-batch-'));

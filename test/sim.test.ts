@@ -562,3 +562,22 @@ t.test('5.x requests: one whole sendto(MSG_NOSIGNAL) a frame on a non-blocking s
   t.ok(rw.some((w) => w.len < 4), 'some write ends or starts inside a header');
   t.same((await cut()).flatMap((s) => s.writes.map((w) => w.len)), rw.map((w) => w.len), 'the seed repeats the cuts');
 });
+
+t.test('the Python client (python3, as wazuh-clusterd) sends no trailing NUL: one sendto, flags 0 (strace)', async (t) => {
+  t.ok(stracePresent(), 'strace is installed (make test installs it)');
+  const m = await startManager(t);
+  const { sent } = await traceClient(t, m, 'python3', ['--no-reset'], ['sync-set 20 w20 10.2.0.20 active worker01', 'rawreq global get-agent-info 20']);
+  const writes = wdbStreams(sent).flatMap((s) => s.writes);
+  const texts = writes.map((w) => w.bytes.subarray(4).toString('latin1'));
+  t.same(texts.map((x) => x.split(' ').slice(0, 2).join(' ')), ['global get-distinct-groups', 'global sync-agent-info-set', 'global get-agent-info']);
+  for (const w of writes) {
+    t.equal(w.len, w.bytes.readUInt32LE(0) + 4, 'header and payload in one sendto');
+    t.equal(w.flags, '0', 'flags 0 (socket.send)');
+    t.not(w.bytes.at(-1), 0, `no trailing NUL: ${w.bytes.subarray(4, 40).toString('latin1')}…`);
+  }
+  t.ok(texts[1].endsWith('"labels":[]}]'), 'the sync payload ends with its array');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 20')), { name: 'w20', connection_status: 'active', node_name: 'worker01' });
+  // The 4.x C daemons keep theirs.
+  const c = wdbStreams((await traceClient(t, m, 'wazuh-monitord', ['--no-reset'], ['rawreq global get-agent-info 20'])).sent).flatMap((s) => s.writes);
+  t.ok(c.length === 2 && c.every((w) => w.bytes.at(-1) === 0), 'a 4.x C client (monitord) sends the NUL');
+});

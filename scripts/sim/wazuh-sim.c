@@ -8,7 +8,8 @@
  * payload, the 4.x trailing NUL on requests and none on replies, and the same
  * look-alike traffic (datagrams to queue/sockets/queue, TCP frames to agents)
  * that the tap must ignore. The `wazuh-manager-*` names behave as 5.x: sorted
- * JSON keys, no NUL, one sendto(MSG_NOSIGNAL) per frame on a non-blocking socket.
+ * JSON keys, no NUL, one sendto(MSG_NOSIGNAL) per frame on a non-blocking socket;
+ * `python3` (wazuh-clusterd) sends no NUL either.
  * --split cuts client frames into several writes, for reassembly tests.
  *
  * Build: gcc -std=c11 -O2 -Wall -Wextra -pthread -o wazuh-sim wazuh-sim.c
@@ -60,6 +61,9 @@ static int g_5x;
  * halves; `random:<seed>` one to three cuts anywhere in the frame (inside the header too), from a PRNG
  * seeded with <seed>, so a run can be repeated. */
 enum { SPLIT_NONE, SPLIT_HALVES, SPLIT_RANDOM };
+/* Clients: whether a request carries the trailing NUL (WAZUH-PROTOCOL §1: 4.x C daemons count and send
+ * one; Python clients — wazuh-clusterd and the API, comm python3, or --python — and 5.x send none). */
+static int g_nul = 1;
 static int g_split = SPLIT_NONE;
 static uint64_t g_split_seed;
 /* Which syscall a client's wdb frames go through (--syscall): Wazuh's C daemons use
@@ -1228,10 +1232,12 @@ static int send_frame(int fd, const unsigned char *buf, size_t total) {
 }
 
 /* One request/reply round trip on fd. 4.x: query + NUL (wdbc_query_ex → OS_SendSecureTCP), header and
- * payload in one blocking sendto, flags 0. 5.x: no NUL, one sendto with MSG_NOSIGNAL on a non-blocking
- * socket (an unsent tail resent). --split cuts the frame into several writes instead. */
+ * payload in one blocking sendto, flags 0. Python (python3): the same write without the NUL
+ * (WazuhDBConnection: struct.pack('<I', len) + query, one socket.send). 5.x: no NUL, one sendto with
+ * MSG_NOSIGNAL on a non-blocking socket (an unsent tail resent). --split cuts the frame into several
+ * writes instead. */
 static int wdb_query(int fd, const char *query, char *reply, size_t cap) {
-    size_t len = strlen(query) + (g_5x ? 0 : 1);
+    size_t len = strlen(query) + (g_nul ? 1 : 0);
     if (len > MAX_FRAME) return -1;
     unsigned char *buf = malloc(4 + len + 1);
     if (!buf) return -1;
@@ -2057,6 +2063,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--home") && i + 1 < argc) g_home = argv[++i];
         else if (!strcmp(argv[i], "--no-reset")) g_no_reset = 1;
         else if (!strcmp(argv[i], "--5x")) g_5x = 1;
+        else if (!strcmp(argv[i], "--python")) g_nul = 0;
         else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
             const char *v = argv[++i];
             char *end;
@@ -2099,6 +2106,7 @@ int main(int argc, char **argv) {
     if (chdir(g_home) < 0) die("chdir %s: %s", g_home, strerror(errno));
 
     if (!strncmp(role, "wazuh-manager-", 14)) g_5x = 1;
+    if (g_5x || !strcmp(role, "python3")) g_nul = 0;
     if (!strcmp(role, "wazuh-db") || !strcmp(role, "wazuh-manager-db")) run_db();
     if (!strcmp(role, "wazuh-analysisd") || !strcmp(role, "wazuh-manager-analysisd")) run_analysisd();
     return run_remoted();
