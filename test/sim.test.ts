@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -436,9 +437,41 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   );
   t.equal(replies[4]?.bytes.toString('hex'), '020000006f6b', 'update-agent-data reply is 02 00 00 00 6f 6b');
   for (const s of replies) {
-    t.equal(s.flags, 'MSG_NOSIGNAL', 'reply sent with MSG_NOSIGNAL');
+    t.equal(s.flags, '0', 'reply sent with flags 0 (OS_SendSecureTCP; SIGPIPE is ignored instead)');
     t.equal(s.len, s.bytes.readUInt32LE(0) + 4, 'reply: one sendto per frame');
   }
+  // wazuh-db's worker pool: successive requests of one connection answered by different threads.
+  const longLived = replies.slice(2, 6); // startup, select-agent-group, update-agent-data, shutdown: remoted's connection
+  t.equal(new Set(longLived.map((s) => s.fd)).size, 1, 'remoted\'s four requests on one connection');
+  t.ok(new Set(longLived.map((s) => s.pid)).size > 1, `answered by more than one thread (tids ${longLived.map((s) => s.pid).join(', ')})`);
+  t.ok(longLived.every((s, i) => i === 0 || s.pid !== longLived[i - 1].pid), 'never twice in a row by the same one');
+});
+
+t.test('wazuh-db: a zero-length frame closes the connection; a client gone before its reply costs it nothing (SIGPIPE ignored)', async (t) => {
+  const m = await startManager(t, { agents: [A1] });
+  const talk = (bytes: Buffer, ms = 3000) => new Promise<{ data: Buffer; closed: boolean }>((resolve, reject) => {
+    const c = net.createConnection(m.wdbPath);
+    let data = Buffer.alloc(0);
+    const timer = setTimeout(() => { c.destroy(); resolve({ data, closed: false }); }, ms);
+    c.on('connect', () => c.write(bytes));
+    c.on('data', (d) => { data = Buffer.concat([data, d]); });
+    c.on('end', () => { clearTimeout(timer); c.destroy(); resolve({ data, closed: true }); });
+    // Closed with a request unread in its buffer: the kernel resets the connection.
+    c.on('error', (e: NodeJS.ErrnoException) => { clearTimeout(timer); if (e.code === 'ECONNRESET') resolve({ data, closed: true }); else reject(e); });
+  });
+  const zero = await talk(Buffer.concat([Buffer.alloc(4), frame('global get-agent-info 1\0')]), 1000);
+  t.ok(zero.closed, 'wazuh-db closed the connection at the zero-length frame');
+  t.equal(zero.data.length, 0, 'and answered nothing, not even the request after it');
+  // Requests whose replies find the client gone: sent with flags 0, EPIPE, and wazuh-db lives on.
+  for (let i = 0; i < 20; i++) {
+    const c = net.createConnection(m.wdbPath);
+    await new Promise<void>((r) => c.on('connect', () => r()));
+    c.write(Buffer.concat(Array.from({ length: 50 }, () => frame('global get-agent-info 1\0'))));
+    c.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(m.db!.exitInfo, null, 'wazuh-db still running');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { id: 1, name: 'agent1' }, 'and answering');
 });
 
 t.test('update-agent-data keeps status_code and disconnection_time; only update-keepalive clears them (WDB_STMT_GLOBAL_UPDATE_AGENT_*)', async (t) => {

@@ -28,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <semaphore.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -840,41 +843,102 @@ static void burn_cpu(long long ns) {
     } while (thread_cpu_ns() < end);
 }
 
-static void *wdb_conn(void *arg) {
-    int fd = (int)(intptr_t)arg;
+/* Serves one request of a connection: reads its frame, answers it. 0: the connection is done (end of
+ * file, an error, a length over the cap, or a zero-length frame, which the real one takes as the client
+ * leaving: OS_RecvSecureTCP returns 0, `Client %d disconnected.`, close). The reply goes out in one
+ * send with flags 0 (OS_SendSecureTCP): SIGPIPE is ignored by the process instead. */
+static int wdb_serve_one(int fd, unsigned char *buf, struct sb *o) {
+    unsigned char hdr[4];
+    if (recv_exact(fd, hdr, 4) < 0) return 0;
+    uint32_t len = get_le32(hdr);
+    if (len == 0 || len > MAX_FRAME) return 0; /* hostile or desynchronised: drop the connection */
+    if (recv_exact(fd, buf, len) < 0) return 0;
+    /* The query is a C string: the 4.x trailing NUL, or the first embedded NUL, ends it. */
+    buf[len] = 0;
+    o->len = 4;
+    if (g_cost_ns > 0) {
+        pthread_mutex_lock(&g_global_db);
+        burn_cpu(g_cost_ns);
+        wdb_dispatch((const char *)buf, o);
+        pthread_mutex_unlock(&g_global_db);
+    } else {
+        wdb_dispatch((const char *)buf, o);
+    }
+    size_t plen = o->len - 4;
+    if (plen > MAX_FRAME) { /* a real wazuh-db would page with `due`; never reached here */
+        plen = MAX_FRAME;
+        o->len = 4 + plen;
+    }
+    put_le32((unsigned char *)o->b, (uint32_t)plen);
+    return send_all_once(fd, o->b, o->len, 0) == 0;
+}
+
+/* The worker pool (src/wazuh_db/main.c: a main thread watches the listening socket and every idle
+ * connection; a ready connection is queued, and a worker takes it, reads one request, answers it and
+ * gives the connection back to the watch). So successive requests of one connection are answered by
+ * different threads: here the ready connection goes to the worker idle the longest, which is never
+ * the one that just answered while another is idle. */
+#define WDB_WORKERS 8
+struct wdb_worker {
+    pthread_t t;
+    sem_t go;
+    int fd;
+};
+static struct wdb_worker g_workers[WDB_WORKERS];
+static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_idle[WDB_WORKERS], g_idle_at, g_idle_n; /* ring of idle workers, the longest idle first */
+static int *g_ready, g_ready_cap, g_ready_at, g_ready_n; /* ring of ready connections no worker took yet */
+static int g_epfd;
+
+/* A ready connection to the longest-idle worker, or to the queue. */
+static void pool_hand(int fd) {
+    pthread_mutex_lock(&g_pool_lock);
+    if (g_idle_n > 0) {
+        int w = g_idle[g_idle_at];
+        g_idle_at = (g_idle_at + 1) % WDB_WORKERS;
+        g_idle_n--;
+        pthread_mutex_unlock(&g_pool_lock);
+        g_workers[w].fd = fd;
+        sem_post(&g_workers[w].go);
+        return;
+    }
+    /* A connection is watched one-shot, so it is queued once at most: fewer than g_ready_cap. */
+    g_ready[(g_ready_at + g_ready_n++) % g_ready_cap] = fd;
+    pthread_mutex_unlock(&g_pool_lock);
+}
+
+static void *wdb_worker(void *arg) {
+    int me = (int)(intptr_t)arg;
+    struct wdb_worker *w = &g_workers[me];
     unsigned char *buf = malloc(MAX_FRAME + 1);
     struct sb o = {malloc(1024), 0, 1024};
-    if (!buf || !o.b) goto out;
+    if (!buf || !o.b) die("out of memory");
+    int fd = -1;
     for (;;) {
-        unsigned char hdr[4];
-        if (recv_exact(fd, hdr, 4) < 0) break;
-        uint32_t len = get_le32(hdr);
-        if (len > MAX_FRAME) break; /* hostile or desynchronised: drop the connection */
-        if (recv_exact(fd, buf, len) < 0) break;
-        /* The query is a C string: the 4.x trailing NUL, or the first embedded NUL, ends it. */
-        buf[len] = 0;
-        o.len = 4;
-        if (o.cap < 4 + 1) break;
-        if (g_cost_ns > 0) {
-            pthread_mutex_lock(&g_global_db);
-            burn_cpu(g_cost_ns);
-            wdb_dispatch((const char *)buf, &o);
-            pthread_mutex_unlock(&g_global_db);
+        if (fd < 0) {
+            pthread_mutex_lock(&g_pool_lock);
+            if (g_ready_n > 0) {
+                fd = g_ready[g_ready_at];
+                g_ready_at = (g_ready_at + 1) % g_ready_cap;
+                g_ready_n--;
+                pthread_mutex_unlock(&g_pool_lock);
+            } else {
+                g_idle[(g_idle_at + g_idle_n++) % WDB_WORKERS] = me;
+                pthread_mutex_unlock(&g_pool_lock);
+                while (sem_wait(&w->go) < 0 && errno == EINTR)
+                    ;
+                fd = w->fd;
+            }
+        }
+        if (wdb_serve_one(fd, buf, &o)) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = fd};
+            if (epoll_ctl(g_epfd, EPOLL_CTL_MOD, fd, &ev) < 0) close(fd);
         } else {
-            wdb_dispatch((const char *)buf, &o);
+            (void)epoll_ctl(g_epfd, EPOLL_CTL_DEL, fd, NULL);
+            close(fd);
         }
-        size_t plen = o.len - 4;
-        if (plen > MAX_FRAME) { /* a real wazuh-db would page with `due`; never reached here */
-            plen = MAX_FRAME;
-            o.len = 4 + plen;
-        }
-        put_le32((unsigned char *)o.b, (uint32_t)plen);
-        if (send_all_once(fd, o.b, o.len, MSG_NOSIGNAL) < 0) break;
+        fd = -1;
     }
-out:
-    free(buf);
-    free(o.b);
-    close(fd);
     return NULL;
 }
 
@@ -947,24 +1011,44 @@ static _Noreturn void run_db(void) {
     mkdir_p("queue/db");
     if (!g_state || !state_load()) seed_agents();
     if (g_state) g_before_exit = state_save;
+    signal(SIGPIPE, SIG_IGN); /* replies are sent with flags 0, as the real one's */
     start_signal_thread(WDB_PATH);
     int lfd = bind_unix(SOCK_STREAM, WDB_PATH);
     chmod(WDB_PATH, 0660);
     if (listen(lfd, 128) < 0) die("listen: %s", strerror(errno));
+    struct rlimit rl;
+    g_ready_cap = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20) ? (int)rl.rlim_cur + 1 : 1 << 20;
+    if (!(g_ready = calloc((size_t)g_ready_cap, sizeof *g_ready))) die("out of memory");
+    if ((g_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) die("epoll_create1: %s", strerror(errno));
+    struct epoll_event lev = {.events = EPOLLIN, .data.fd = lfd};
+    if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, lfd, &lev) < 0) die("epoll_ctl: %s", strerror(errno));
+    for (int i = 0; i < WDB_WORKERS; i++) {
+        sem_init(&g_workers[i].go, 0, 0);
+        if (pthread_create(&g_workers[i].t, NULL, wdb_worker, (void *)(intptr_t)i) != 0) die("pthread_create: %s", strerror(errno));
+    }
     printf("ready\n");
     fflush(stdout);
     for (;;) {
-        int c = accept(lfd, NULL, NULL);
-        if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) continue;
-            die("accept: %s", strerror(errno));
+        struct epoll_event ev[64];
+        int n = epoll_wait(g_epfd, ev, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait: %s", strerror(errno));
         }
-        pthread_t t;
-        if (pthread_create(&t, NULL, wdb_conn, (void *)(intptr_t)c) != 0) {
-            close(c);
-            continue;
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.fd != lfd) {
+                pool_hand(ev[i].data.fd); /* one-shot: not watched again until its worker answered */
+                continue;
+            }
+            int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (c < 0) {
+                if (errno == EMFILE || errno == ENFILE) usleep(10000); /* out of descriptors: wait, do not spin */
+                else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) die("accept: %s", strerror(errno));
+                continue;
+            }
+            struct epoll_event cev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = c};
+            if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, c, &cev) < 0) close(c);
         }
-        pthread_detach(t);
     }
 }
 
