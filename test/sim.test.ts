@@ -614,3 +614,38 @@ t.test('the Python client (python3, as wazuh-clusterd) sends no trailing NUL: on
   const c = wdbStreams((await traceClient(t, m, 'wazuh-monitord', ['--no-reset'], ['rawreq global get-agent-info 20'])).sent).flatMap((s) => s.writes);
   t.ok(c.length === 2 && c.every((w) => w.bytes.at(-1) === 0), 'a 4.x C client (monitord) sends the NUL');
 });
+
+t.test('raw and recv: each complete raw frame is a reply owed, read by recv; no other request goes on that connection meanwhile', async (t) => {
+  const m = await startManager(t, { agents: [A1] });
+  const groups = 'ok [{"group":"default","group_hash":"37a8eec1"}]';
+  // A request right behind a raw write (no await between them) would read the raw frame's reply: refused.
+  const [r1, r2] = await Promise.allSettled([m.raw(frame('global get-agent-info 1\0')), m.rawreq('global get-distinct-groups ')]);
+  t.equal(r1.status, 'fulfilled', 'the raw write');
+  t.match(r2.status === 'rejected' && String(r2.reason), /1 reply to raw frames not read: recv first/, 'the request behind it refused, nothing sent');
+  t.match(await m.recv(), /^ok \[\{"id":1,/, 'recv reads the raw frame\'s reply');
+  t.equal(await m.rawreq('global get-distinct-groups '), groups, 'the next request gets its own reply');
+
+  // Two frames in one write, one recv: one still owed.
+  await m.raw(Buffer.concat([frame('global get-agent-info 1\0'), frame('global get-distinct-groups \0')]));
+  t.match(await m.recv(), /^ok \[\{"id":1,/);
+  await t.rejects(m.keepalive(A1), /1 reply to raw frames not read/, 'a line command too');
+  t.equal(await m.recv(), groups, 'the second reply, in order');
+  await t.rejects(m.recv(), /no reply owed/, 'nothing more owed: recv says so at once');
+
+  // A frame across two writes is owed once complete; half written, it blocks requests too.
+  const f = frame('global get-agent-info 1\0');
+  await m.raw(f.subarray(0, 2));
+  await t.rejects(m.rawreq('global get-distinct-groups '), /a raw frame is incomplete/);
+  await t.rejects(m.recv(), /no reply owed/);
+  await m.raw(f.subarray(2, 10));
+  await m.raw(f.subarray(10));
+  t.match(await m.recv(), /^ok \[\{"id":1,/);
+
+  // A length wazuh-db refuses ends the connection: the frame before it is still answered, the next
+  // request goes on a new connection.
+  await m.raw(Buffer.concat([frame('global get-distinct-groups \0'), Buffer.from('00000000', 'hex'), frame('global get-agent-info 1\0')]));
+  t.equal(await m.recv(), groups);
+  await t.rejects(m.recv(), /no reply owed/, 'nothing owed after the refused length');
+  await m.keepalive(A1);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active' }, 'requests go on');
+});

@@ -38,9 +38,10 @@ export declare class SimClient {
   shutdown(agent: SimAgent): Promise<void>;
   /** Sends text as one request frame, as the client's requests go (4.x: + NUL; 5.x: none); resolves with wazuh-db's reply. */
   rawreq(text: string): Promise<string>;
-  /** Writes the bytes (Buffer or hex string) as-is in one sendto; reads nothing. */
+  /** Writes the bytes (Buffer or hex string) as-is in one sendto; reads nothing. Each frame they complete is a
+   * reply owed: until recv() read them all, other requests on this client are refused. */
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
-  /** Reads one reply frame left by raw writes. */
+  /** Reads the reply to the next raw frame, in order; refused when none is owed. */
   recv(): Promise<string>;
   /** monitord's sweep (paged on `due`): the ids wazuh-db disconnected. */
   disconnect(thresholdTs: number): Promise<number[]>;

@@ -245,7 +245,11 @@ export class SimClient {
   }
 
   /**
-   * Writes these bytes as-is, in one sendto, on the long-lived connection; reads nothing.
+   * Writes these bytes as-is, in one sendto, on the long-lived connection; reads nothing. Each frame
+   * the bytes complete (a frame may span several raw writes) is a reply wazuh-db owes: read them with
+   * recv(). Until then, and while a frame is half written, every other request on this client is
+   * refused (its reply would be a raw frame's). A length wazuh-db refuses (0, or over 64 KiB) ends the
+   * connection there: nothing after it is owed, and the next request opens a new one.
    * @param {Buffer | Uint8Array | string} bytes  a Buffer, or a hex string
    */
   async raw(bytes) {
@@ -254,8 +258,8 @@ export class SimClient {
   }
 
   /**
-   * Reads one reply frame left by `raw` writes (5 s at most); unread ones are
-   * discarded before the next request, so they never shift later replies.
+   * Reads the reply to the next raw frame, in order (5 s at most; one still owed after a time-out).
+   * Refused at once when no complete raw frame is owed a reply.
    */
   recv() {
     return this.proc.command('recv', TIMEOUT_MS + 1000);

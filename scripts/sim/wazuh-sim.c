@@ -1359,28 +1359,82 @@ static int short_query(const char *query) {
     return r;
 }
 
-/* Sends on the long-lived connection; a dead connection is reopened once, like
- * wdbc_query_ex does after wazuh-db restarts. */
-static int g_raw_sent; /* unread replies to `raw` bytes may sit on g_wdb */
+/* `raw` and `recv` on the long-lived connection: the frames `raw` wrote are walked as they go out (a
+ * frame may span several `raw` writes), and every complete one is a reply wazuh-db owes; `recv` reads
+ * them one by one. While a reply is owed, or a frame is half written, the connection carries no other
+ * request (its reply would be the raw frame's): the line commands say so and send nothing, so a test
+ * must read what it asked for — one request, one reply, per round trip, as every real client. A frame
+ * whose length wazuh-db refuses (0, or over the cap) ends the connection: what follows it is never
+ * answered, and the next request opens a new one. */
+struct rawwalk {
+    unsigned char hdr[4];
+    int hdr_n;     /* header bytes seen of the next frame */
+    uint32_t left; /* payload bytes still to come of the current frame */
+    int doomed;    /* a length wazuh-db refuses went out: it closes the connection there */
+};
+static struct rawwalk g_rw;
+static long g_raw_owed; /* replies to complete raw frames not read yet */
 
-/* Discards what a `raw` write left unread, so the next reply read is ours. */
-static void drain_after_raw(void) {
-    if (!g_raw_sent || g_wdb < 0) return;
-    g_raw_sent = 0;
-    char sink[4096];
-    for (;;) {
-        ssize_t n = recv(g_wdb, sink, sizeof sink, MSG_DONTWAIT);
-        if (n > 0) continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            close(g_wdb);
-            g_wdb = -1;
+/* Walks bytes written on the connection; how many frames they completed. */
+static long raw_walk(struct rawwalk *w, const unsigned char *p, size_t n) {
+    long frames = 0;
+    size_t i = 0;
+    while (i < n && !w->doomed) {
+        if (w->left > 0) {
+            size_t take = n - i < w->left ? n - i : w->left;
+            w->left -= (uint32_t)take;
+            i += take;
+            if (w->left == 0) frames++;
+            continue;
         }
-        return;
+        w->hdr[w->hdr_n++] = p[i++];
+        if (w->hdr_n == 4) {
+            uint32_t len = get_le32(w->hdr);
+            w->hdr_n = 0;
+            if (len == 0 || len > MAX_FRAME) w->doomed = 1;
+            else w->left = len;
+        }
     }
+    return frames;
 }
 
+/* A new connection (or none): nothing owed on it. */
+static void raw_forget(void) {
+    memset(&g_rw, 0, sizeof g_rw);
+    g_raw_owed = 0;
+}
+
+/* Why the long-lived connection cannot carry a request now (NULL: it can). */
+static const char *raw_blocker(void) {
+    static char why[160];
+    if (g_wdb < 0) return NULL;
+    if (g_raw_owed > 0) {
+        snprintf(why, sizeof why, "%ld repl%s to raw frames not read: recv first", g_raw_owed, g_raw_owed == 1 ? "y" : "ies");
+        return why;
+    }
+    if (!g_rw.doomed && (g_rw.hdr_n || g_rw.left)) {
+        snprintf(why, sizeof why, "a raw frame is incomplete (%u bytes to come): raw the rest first",
+                 g_rw.left ? g_rw.left : (unsigned)(4 - g_rw.hdr_n));
+        return why;
+    }
+    return NULL;
+}
+
+/* Sends on the long-lived connection; a dead connection is reopened once, like wdbc_query_ex does after
+ * wazuh-db restarts. Refused while raw frames are owed their replies (g_lq_err says why). */
+static const char *g_lq_err;
 static int long_query(const char *query, char *reply, size_t cap) {
-    drain_after_raw();
+    g_lq_err = "wdb request failed";
+    const char *why = raw_blocker();
+    if (why) {
+        g_lq_err = why;
+        return -1;
+    }
+    if (g_wdb >= 0 && g_rw.doomed) { /* wazuh-db closed it at the refused length: a new one */
+        close(g_wdb);
+        g_wdb = -1;
+    }
+    raw_forget();
     for (int attempt = 0; attempt < 2; attempt++) {
         if (g_wdb < 0 && (g_wdb = wdb_connect()) < 0) return -1;
         if (wdb_query(g_wdb, query, reply, cap) == 0) return 0;
@@ -1838,7 +1892,16 @@ static void *remoted_loop(void *arg) {
         int fields = sscanf(cmdline, "%15s %lld %127s %63s", verb, &id, name, ip);
         const char *err = NULL;
 
-        if (!strcmp(verb, "quit")) {
+        /* The line commands that use the long-lived connection: none while raw frames are owed replies. */
+        static const char *const on_long[] = {"startup", "keepalive", "shutdown", "disconnect", "poll-active", "agentinfo", "remove",
+                                              "register", "rename", "refuse", "sync-set", "rawreq", NULL};
+        const char *blocked = NULL;
+        for (int i = 0; on_long[i] && !blocked; i++)
+            if (!strcmp(verb, on_long[i])) blocked = raw_blocker();
+
+        if (blocked) {
+            err = blocked; /* nothing sent: no datagram, no key written either */
+        } else if (!strcmp(verb, "quit")) {
             printf("ok %lu\n", n);
             fflush(stdout);
             exit(0); /* closes nothing, as the real daemon: wazuh-db just sees EOF */
@@ -1852,12 +1915,12 @@ static void *remoted_loop(void *arg) {
                     send_datagram(msg);
                     send_tcp_frame("#!-agent ack ");
                     q_startup(q, sizeof q, id);
-                    if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                    if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 } else if (!strcmp(verb, "keepalive")) {
                     q_select_group(q, sizeof q, id);
-                    if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                    if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                     q_keepalive(q, sizeof q, id, eip);
-                    if (!err && long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                    if (!err && long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                     snprintf(msg, sizeof msg,
                              "1:[%03lld] (%s) %s->/var/log/auth.log:Jan  1 00:00:00 %s sshd[1234]: "
                              "Accepted publickey for root from 10.0.0.1 port 40000 ssh2", id, name, ip, name);
@@ -1866,7 +1929,7 @@ static void *remoted_loop(void *arg) {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent stopped: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
                     q_shutdown(q, sizeof q, id);
-                    if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                    if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 }
                 if (!err && strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
@@ -1884,7 +1947,7 @@ static void *remoted_loop(void *arg) {
                 for (int page = 0; page < 10000 && !err; page++) {
                     if (is_disc) snprintf(q, sizeof q, "global disconnect-agents %lld %lld synced", last, id);
                     else snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
-                    if (long_query(q, reply, sizeof reply) < 0) { err = "wdb request failed"; break; }
+                    if (long_query(q, reply, sizeof reply) < 0) { err = g_lq_err; break; }
                     int due = !strncmp(reply, "due ", 4);
                     if (!due && strncmp(reply, "ok ", 3) != 0) { err = "wazuh-db answered an error"; break; }
                     for (const char *r = strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) {
@@ -1913,7 +1976,7 @@ static void *remoted_loop(void *arg) {
                     snprintf(q, sizeof q, "global get-agent-info %lld", id);
                 }
                 if (long_query(q, reply, sizeof reply) < 0) {
-                    err = "wdb request failed";
+                    err = g_lq_err;
                 } else {
                     printable(reply);
                     printf("ok %lu %s\n", n, reply);
@@ -1942,7 +2005,7 @@ static void *remoted_loop(void *arg) {
                     snprintf(q, sizeof q, "global insert-agent {\"date_add\":%lld,\"id\":%lld,\"internal_key\":\"%s\",\"name\":\"%s\",\"register_ip\":\"%s\"}", now, id, key, ename, eip);
                 else
                     snprintf(q, sizeof q, "global insert-agent {\"id\":%lld,\"name\":\"%s\",\"register_ip\":\"%s\",\"internal_key\":\"%s\",\"date_add\":%lld}", id, ename, eip, key, now);
-                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
                 else {
                     printf("ok %lu %s\n", n, key);
@@ -1957,7 +2020,7 @@ static void *remoted_loop(void *arg) {
                 char ename[300];
                 json_escape_into(ename, sizeof ename, name);
                 snprintf(q, sizeof q, "global update-agent-name {\"id\":%lld,\"name\":\"%s\"}", id, ename);
-                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
         } else if (!strcmp(verb, "refuse")) {
@@ -1969,7 +2032,7 @@ static void *remoted_loop(void *arg) {
                     snprintf(q, sizeof q, "global update-status-code {\"id\":%lld,\"status_code\":1,\"sync_status\":\"synced\",\"version\":\"Wazuh v5.1.0\"}", id);
                 else
                     snprintf(q, sizeof q, "global update-status-code {\"id\":%lld,\"status_code\":1,\"version\":\"Wazuh v4.15.0\",\"sync_status\":\"synced\"}", id);
-                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
         } else if (!strcmp(verb, "sync-set")) {
@@ -1987,7 +2050,7 @@ static void *remoted_loop(void *arg) {
                          "\"node_name\":\"%s\",\"last_keepalive\":%lld,\"connection_status\":\"%s\",\"disconnection_time\":0,"
                          "\"status_code\":0,\"labels\":[]}]",
                          id, ename, eip, node, (long long)time(NULL), st);
-                if (long_query(q, reply, sizeof reply) < 0) err = "wdb request failed";
+                if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
         } else if (!strcmp(verb, "raw")) {
@@ -2007,9 +2070,18 @@ static void *remoted_loop(void *arg) {
                     else bytes[i] = (char)(a * 16 + b);
                 }
                 if (!err) {
-                    if (g_wdb < 0) g_wdb = wdb_connect();
-                    if (g_wdb < 0 || send_part(g_wdb, (const unsigned char *)bytes, bl) < 0) err = "send failed";
-                    else g_raw_sent = 1;
+                    if (g_wdb < 0 && (g_wdb = wdb_connect()) >= 0) raw_forget();
+                    struct rawwalk w = g_rw;
+                    long frames = raw_walk(&w, (const unsigned char *)bytes, bl);
+                    if (g_wdb < 0 || send_part(g_wdb, (const unsigned char *)bytes, bl) < 0) {
+                        err = "send failed";
+                        if (g_wdb >= 0) close(g_wdb); /* broken: the next request opens another */
+                        g_wdb = -1;
+                        raw_forget();
+                    } else {
+                        g_rw = w;
+                        g_raw_owed += frames;
+                    }
                 }
                 free(bytes);
             }
@@ -2048,15 +2120,21 @@ static void *remoted_loop(void *arg) {
             free(bytes);
             free(iov);
         } else if (!strcmp(verb, "recv")) {
-            /* The reply to frames written with `raw`: one frame, 5 s at most. */
+            /* The reply to the next frame written with `raw` (in order): 5 s at most. */
             struct pollfd pfd = {.fd = g_wdb, .events = POLLIN};
             unsigned char hdr[4];
             uint32_t rlen = 0;
-            if (g_wdb < 0 || poll(&pfd, 1, 5000) != 1 || recv_exact(g_wdb, hdr, 4) < 0 ||
-                (rlen = get_le32(hdr)) > MAX_FRAME || recv_exact(g_wdb, reply, rlen) < 0) {
-                err = "no reply";
+            if (g_wdb < 0 || g_raw_owed == 0) {
+                err = "no reply owed: no complete raw frame is waiting for one";
+            } else if (poll(&pfd, 1, 5000) != 1) {
+                err = "no reply within 5 s"; /* still owed: a later recv may read it */
+            } else if (recv_exact(g_wdb, hdr, 4) < 0 || (rlen = get_le32(hdr)) > MAX_FRAME || recv_exact(g_wdb, reply, rlen) < 0) {
+                err = "no reply: the connection ended";
+                close(g_wdb);
+                g_wdb = -1;
+                raw_forget();
             } else {
-                g_raw_sent = 0;
+                g_raw_owed--;
                 reply[rlen] = 0;
                 printable(reply);
                 printf("ok %lu %s\n", n, reply);
@@ -2073,7 +2151,7 @@ static void *remoted_loop(void *arg) {
             } else {
                 if (g_wdb >= 0) close(g_wdb);
                 g_wdb = -1;
-                g_raw_sent = 0;
+                raw_forget();
                 if (g_queue >= 0) close(g_queue);
                 g_queue = -1;
                 g_home = strdup(dir);
@@ -2115,7 +2193,7 @@ static void *remoted_loop(void *arg) {
             const char *text = cmdline + 6;
             if (*text == ' ') text++;
             if (long_query(text, reply, sizeof reply) < 0) {
-                err = "wdb request failed";
+                err = g_lq_err;
             } else {
                 printable(reply);
                 printf("ok %lu %s\n", n, reply);
