@@ -46,17 +46,18 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   const agentReply = await sim.rawreq('agent 001 syscheck integrity_check_global {"begin":"/etc","end":"/var"}');
   t.match(agentReply, /^ok/, 'wazuh-db answered the agent-scoped request');
 
-  // remoted: get-distinct-groups, reset (start-up); startup A, select-agent-group + update-agent-data,
-  // startup B, shutdown A = 7 requests and 7 replies. The intruder's requests are not captured, so
-  // no reply is wanted on its connection and wazuh-db's answers to it are dropped in the kernel too.
+  // remoted: get-distinct-groups, reset (start-up); startup A; A's first connection: select-agent-group,
+  // set-agent-groups (a short connection), update-agent-data; startup B, shutdown A = 8 requests and 8
+  // replies. The intruder's requests are not captured, so no reply is wanted on its connection and
+  // wazuh-db's answers to it are dropped in the kernel too.
   const mine = () => records.filter((r) => r.tgid === pids['wazuh-remoted'] || r.tgid === pids['wazuh-db']);
-  await waitFor(() => mine().length >= 14, 5000, '14 records from the simulator');
+  await waitFor(() => mine().length >= 16, 5000, '16 records from the simulator');
   await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
 
   const got = mine();
-  t.equal(got.filter((r) => r.direction === 'request').length, 7, '7 requests, all from remoted');
+  t.equal(got.filter((r) => r.direction === 'request').length, 8, '8 requests, all from remoted');
   t.ok(got.filter((r) => r.direction === 'request').every((r) => r.comm === 'wazuh-remoted' && r.syscall === 'sendto'));
-  t.equal(got.filter((r) => r.direction === 'reply').length, 7, '7 replies, all from wazuh-db, one per request');
+  t.equal(got.filter((r) => r.direction === 'reply').length, 8, '8 replies, all from wazuh-db, one per request');
   t.notOk(records.some((r) => text(r).includes('syscheck')), 'no agent-scoped request');
   t.ok(got.filter((r) => r.direction === 'reply').every((r) => r.comm === 'wazuh-db'));
   t.notOk(records.some((r) => r.comm === 'not-wazuh' || r.comm === 'wazuh-analysisd'), 'nothing from non-targets');
@@ -66,7 +67,7 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   // A request and its reply name the same connection from both ends.
   const req = got.find((r) => text(r).includes('update-agent-data'))!;
   t.ok(req, 'update-agent-data captured');
-  t.equal(req.syscallBytes, 632, 'header + 628 payload bytes, as Wazuh 4.7.5 sends it');
+  t.equal(req.syscallBytes, 557, 'header + 553 payload bytes, as Wazuh 4.7.5 sends an agent\'s first (§9)');
   const reply = got.find((r) => r.direction === 'reply' && r.localIno === req.peerIno && r.tsNs > req.tsNs)!;
   t.ok(reply, 'its reply is on the peer socket');
   t.equal(reply.peerIno, req.localIno);
@@ -82,7 +83,7 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
     .map((ex) => `${label(ex.request)}:${ex.reply.status}`);
   t.same(cmds, [
     'get-distinct-groups:ok', 'reset-agents-connection:ok', 'update-keepalive:ok', 'select-agent-group:ok',
-    'update-agent-data:ok', 'update-keepalive:ok', 'update-connection-status:ok',
+    'set-agent-groups:ok', 'update-agent-data:ok', 'update-keepalive:ok', 'update-connection-status:ok',
   ], 'remoted\'s exchanges paired with their replies');
 
   const c = capture.counters();

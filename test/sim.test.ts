@@ -34,6 +34,13 @@ const DOC = {
     'global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3}\0',
     115,
   ],
+  // A never-connected agent's first connection (the document's agent 3, here agent 1: the same lengths).
+  setGroups: ['global set-agent-groups {"mode":"empty_only","sync_status":"synced","data":[{"id":3,"groups":["default"]}]}\0'.replace('"id":3', '"id":1'), 108],
+  firstData: [
+    String.raw`global update-agent-data {"id":3,"version":"Wazuh v4.7.5","merged_sum":"x","manager_host":"vm","node_name":"node01","agent_ip":"127.0.0.1","labels":"#\"_manager_hostname\":vm\n#\"_agent_ip\":127.0.0.1\n#\"_node_name\":node01\n#\"_wazuh_version\":Wazuh v4.7.5","connection_status":"active","sync_status":"synced","group_config_status":"not synced","os_name":"Debian GNU/Linux","os_version":"12","os_major":"12","os_codename":"bookworm","os_platform":"debian","os_uname":"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64","os_arch":"x86_64"}`.replace('"id":3', '"id":1') +
+      '\0',
+    553,
+  ],
 } as const;
 
 function frame(payload: string): Buffer {
@@ -282,7 +289,7 @@ t.test('wazuh-db survives hostile and split frames', async (t) => {
 
   // Two frames in one write.
   await m.raw(Buffer.concat([frame('global select-agent-group 1\0'), frame('global get-distinct-groups \0')]));
-  t.equal(await m.recv(), 'ok [{"group":"default"}]');
+  t.equal(await m.recv(), 'ok [{}]', 'agent 1 never connected: no group yet');
   t.equal(await m.recv(), 'ok [{"group":"default","group_hash":"37a8eec1"}]');
 
   // A garbage payload gets an error; a length over the cap drops the
@@ -371,12 +378,13 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
       check();
     });
   await waitLine(/^ready$/);
-  rem.stdin!.write('startup 1 agent1 127.0.0.1\nkeepalive 1 agent1 127.0.0.1\nshutdown 1 agent1 127.0.0.1\n');
-  await waitLine(/^ok 3$/);
-  t.same(lines.filter((l) => l !== 'ready'), ['ok 1', 'ok 2', 'ok 3']);
+  // Agent 1's first connection (its first keepalive), then a keepalive as every later one.
+  rem.stdin!.write('startup 1 agent1 127.0.0.1\nkeepalive 1 agent1 127.0.0.1\nkeepalive 1 agent1 127.0.0.1\nshutdown 1 agent1 127.0.0.1\n');
+  await waitLine(/^ok 4$/);
+  t.same(lines.filter((l) => l !== 'ready'), ['ok 1', 'ok 2', 'ok 3', 'ok 4']);
   // The load mode (make bench): two keepalive frames for agent 1, each the same pair as the line command's.
   rem.stdin!.write('load 1 0 2 5000 1 0 1 -\n');
-  t.match(await waitLine(/^ok 4 /), /^ok 4 sent=2 keepalives=2 status=0 requests=4 errors=0 elapsed_ns=\d+$/);
+  t.match(await waitLine(/^ok 5 /), /^ok 5 sent=2 keepalives=2 status=0 requests=4 errors=0 elapsed_ns=\d+$/);
   rem.stdin!.write('quit\n');
   await exited(rem);
   dbStrace.kill('SIGINT'); // detaches; wazuh-db runs on
@@ -388,8 +396,8 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   for (const s of sent) t.equal(s.ret, s.len, `every sendto wrote all ${s.len} bytes`);
 
   const all = sent.filter(isWdbRequest);
-  const reqs = all.slice(0, 6);
-  const want = [DOC.groups, DOC.reset, DOC.pending, DOC.selectGroup, DOC.agentData, DOC.shutdown];
+  const want = [DOC.groups, DOC.reset, DOC.pending, DOC.selectGroup, DOC.setGroups, DOC.firstData, DOC.selectGroup, DOC.agentData, DOC.shutdown];
+  const reqs = all.slice(0, want.length);
   t.equal(all.length, want.length + 4, 'exactly the expected wdb requests, in order');
   want.forEach(([payload, header], i) => {
     const s = reqs[i];
@@ -400,12 +408,13 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
     t.equal(s.flags, '0', `request ${i}: flags 0`);
     t.ok(s.bytes.equals(frame(payload)), `request ${i}: bytes equal the doc: ${payload.slice(0, 40)}`);
   });
-  const agentData = reqs[4];
+  const agentData = reqs[7];
   t.equal(agentData?.bytes.subarray(0, 4).toString('hex'), '74020000', 'update-agent-data header is 74 02 00 00');
   t.equal(agentData?.bytes.at(-1), 0, 'update-agent-data ends with the 4.x NUL');
-  t.equal(reqs[3]?.fd, reqs[4]?.fd, 'keepalive: select-agent-group then update-agent-data on one connection');
+  t.equal(reqs[6]?.fd, reqs[7]?.fd, 'keepalive: select-agent-group then update-agent-data on one connection');
+  t.ok(reqs[3]?.fd === reqs[5]?.fd && reqs[4]?.fd !== reqs[3]?.fd, 'first connection: set-agent-groups on a short connection of its own');
   // The load's frames: the line command's bytes, with the frame number as the address (10.0.0.k).
-  const load = all.slice(6);
+  const load = all.slice(want.length);
   const withIp = (ip: string) => DOC.agentData[0].split('127.0.0.1').join(ip);
   t.same(
     load.map((s) => s.bytes.toString('hex')),
@@ -421,6 +430,7 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
     [
       "1:[001] (agent1) any->wazuh-agent:ossec: Agent started: 'agent1->127.0.0.1'.\0",
       '1:[001] (agent1) 127.0.0.1->/var/log/auth.log:Jan  1 00:00:00 agent1 sshd[1234]: Accepted publickey for root from 10.0.0.1 port 40000 ssh2\0',
+      '1:[001] (agent1) 127.0.0.1->/var/log/auth.log:Jan  1 00:00:00 agent1 sshd[1234]: Accepted publickey for root from 10.0.0.1 port 40000 ssh2\0',
       "1:[001] (agent1) any->wazuh-agent:ossec: Agent stopped: 'agent1->127.0.0.1'.\0",
     ],
     'NUL-terminated look-alike datagrams to analysisd',
@@ -431,18 +441,18 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
   const replies = parseStrace(dbTrace);
   t.same(
     replies.map((s) => s.bytes.toString('hex')),
-    ['ok [{"group":"default","group_hash":"37a8eec1"}]', 'ok', 'ok', 'ok [{"group":"default"}]', 'ok', 'ok',
+    ['ok [{"group":"default","group_hash":"37a8eec1"}]', 'ok', 'ok', 'ok [{}]', 'ok', 'ok', 'ok [{"group":"default"}]', 'ok', 'ok',
       'ok [{"group":"default"}]', 'ok', 'ok [{"group":"default"}]', 'ok'].map((r) => frame(r).toString('hex')),
     'replies: no NUL, length-prefixed',
   );
-  t.equal(replies[4]?.bytes.toString('hex'), '020000006f6b', 'update-agent-data reply is 02 00 00 00 6f 6b');
+  t.equal(replies[7]?.bytes.toString('hex'), '020000006f6b', 'update-agent-data reply is 02 00 00 00 6f 6b');
   for (const s of replies) {
     t.equal(s.flags, '0', 'reply sent with flags 0 (OS_SendSecureTCP; SIGPIPE is ignored instead)');
     t.equal(s.len, s.bytes.readUInt32LE(0) + 4, 'reply: one sendto per frame');
   }
   // wazuh-db's worker pool: successive requests of one connection answered by different threads.
-  const longLived = replies.slice(2, 6); // startup, select-agent-group, update-agent-data, shutdown: remoted's connection
-  t.equal(new Set(longLived.map((s) => s.fd)).size, 1, 'remoted\'s four requests on one connection');
+  const longLived = [2, 3, 5, 6, 7, 8].map((i) => replies[i]); // remoted's long-lived connection (4: set-agent-groups, a short one)
+  t.equal(new Set(longLived.map((s) => s.fd)).size, 1, 'remoted\'s six requests on one connection');
   t.ok(new Set(longLived.map((s) => s.pid)).size > 1, `answered by more than one thread (tids ${longLived.map((s) => s.pid).join(', ')})`);
   t.ok(longLived.every((s, i) => i === 0 || s.pid !== longLived[i - 1].pid), 'never twice in a row by the same one');
 });
@@ -648,4 +658,54 @@ t.test('raw and recv: each complete raw frame is a reply owed, read by recv; no 
   await t.rejects(m.recv(), /no reply owed/, 'nothing owed after the refused length');
   await m.keepalive(A1);
   t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active' }, 'requests go on');
+});
+
+t.test('wazuh-db answers what §2 and §9 show: groups, find-agent, labels, sync-agent-info-get; an agent\'s first connection', async (t) => {
+  const m = await startManager(t, { agents: [A1, A2] });
+  t.equal(await m.rawreq('global select-agent-group 1'), 'ok [{}]', 'never connected: no group (NULL)');
+  t.equal(await m.rawreq('global select-agent-group 77'), 'ok []', 'unknown agent: no row');
+  t.notOk('group' in agentInfo(await m.rawreq('global get-agent-info 1')), 'no group in its row either');
+
+  // The first keepalive of a never-connected agent: set-agent-groups on a short connection, the first form of update-agent-data.
+  await m.startup(A1);
+  await m.keepalive(A1);
+  t.equal(await m.rawreq('global select-agent-group 1'), 'ok [{"group":"default"}]', 'remoted gave it the default group');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { group: 'default', group_hash: '37a8eec1', merged_sum: 'x', group_config_status: 'not synced', connection_status: 'active' });
+  t.notOk('config_sum' in agentInfo(await m.rawreq('global get-agent-info 1')), 'no config_sum at the first connection');
+  await m.keepalive(A1);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { config_sum: 'ab73af41699f13fdd81903b5f23d8d00', group_config_status: 'synced' }, 'every later keepalive: the usual form');
+  t.equal(await m.rawreq('global get-labels 1'),
+    String.raw`ok [{"id":1,"key":"#\"_agent_ip\"","value":"127.0.0.1"},{"id":1,"key":"#\"_manager_hostname\"","value":"vm"},{"id":1,"key":"#\"_node_name\"","value":"node01"},{"id":1,"key":"#\"_wazuh_version\"","value":"Wazuh v4.7.5"}]`,
+    'get-labels: the keepalive\'s labels as rows, by key (§9)');
+  t.equal(await m.rawreq('global get-labels 2'), 'ok []', 'none for an agent that sent none');
+
+  // set-agent-groups modes, select-groups, find-group.
+  const set = (mode: string, id: number, groups: string[]) =>
+    m.rawreq(`global set-agent-groups {"mode":"${mode}","sync_status":"synced","data":[{"id":${id},"groups":${JSON.stringify(groups)}}]}`);
+  t.equal(await set('empty_only', 1, ['web']), 'ok');
+  t.equal(await m.rawreq('global select-agent-group 1'), 'ok [{"group":"default"}]', 'empty_only leaves a set group alone');
+  t.equal(await set('override', 2, ['web']), 'ok');
+  t.equal(await set('append', 2, ['db']), 'ok');
+  t.equal(await m.rawreq('global select-agent-group 2'), 'ok [{"group":"web,db"}]');
+  t.equal(await m.rawreq('global select-groups'), 'ok [{"name":"default"},{"name":"web"},{"name":"db"}]');
+  t.equal(await m.rawreq('global find-group default'), 'ok [{"id":1}]');
+  t.equal(await m.rawreq('global find-group db'), 'ok [{"id":3}]');
+  t.equal(await m.rawreq('global find-group nope'), 'ok []');
+  t.match(await m.rawreq('global set-agent-groups {"mode":"empty_only"'), /^err Invalid JSON syntax/);
+
+  // find-agent: by name and registration address (monitord after a sweep, §9).
+  t.equal(await m.rawreq('global find-agent {"name":"agent2","ip":"10.0.0.2"}'), 'ok [{"id":2}]');
+  t.equal(await m.rawreq('global find-agent {"name":"agent2","ip":"any"}'), 'ok []');
+  const authd = await m.spawnAuthd();
+  await authd.register({ id: 7, name: 'web07', ip: 'any' });
+  t.equal(await m.rawreq('global find-agent {"name":"web07","ip":"any"}'), 'ok [{"id":7}]');
+  t.match(await m.rawreq('global find-agent {"name":"web07"}'), /^err Invalid JSON data/);
+
+  // sync-agent-info-get: the rows a cluster worker owes the master (sync_status syncreq), each once.
+  t.equal(await m.rawreq('global sync-agent-info-get last_id 0'), 'ok []', 'all synced');
+  t.equal(await m.rawreq('global update-keepalive {"id":2,"connection_status":"pending","sync_status":"syncreq"}'), 'ok');
+  const rows = await m.rawreq('global sync-agent-info-get last_id 0');
+  t.match(rows, /^ok \[\{"id":2,"name":"agent2",/);
+  t.match(JSON.parse(rows.slice(3)), [{ id: 2, connection_status: 'pending', status_code: 0, labels: [] }]);
+  t.equal(await m.rawreq('global sync-agent-info-get last_id 0'), 'ok []', 'sent once: synced now');
 });

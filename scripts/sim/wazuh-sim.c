@@ -382,6 +382,8 @@ struct agent {
     char connection_status[24], sync_status[32], group_config_status[24];
     long long date_add, last_keepalive, disconnection_time;
     long long status_code;
+    char group[128];   /* `group` column: comma-separated names; empty = NULL (registered, never connected) */
+    char labels[1024]; /* the labels table's rows of this agent, as update-agent-data sends them: key:value\n… */
 };
 
 static struct agent g_agents[MAX_AGENTS];
@@ -479,6 +481,61 @@ static void seed_agents(void) {
     fclose(f);
 }
 
+/* group_hash: the one the document shows for `default`; another list's, a stand-in (FNV-1a). */
+static const char *group_hash(const char *groups) {
+    static __thread char h[9];
+    if (!strcmp(groups, "default")) return "37a8eec1";
+    uint32_t x = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)groups; *p; p++) x = (x ^ *p) * 16777619u;
+    snprintf(h, sizeof h, "%08x", x);
+    return h;
+}
+
+/* The groups wazuh-db knows (table `group`): `default` from the install, then every name set on an agent. */
+static char g_groups[64][64] = {"default"};
+static int g_ngroups = 1;
+
+static int group_id(const char *name) {
+    for (int i = 0; i < g_ngroups; i++)
+        if (!strcmp(g_groups[i], name)) return i + 1;
+    return 0;
+}
+
+static void group_add(const char *name) {
+    if (!group_id(name) && g_ngroups < 64 && strlen(name) < sizeof g_groups[0]) snprintf(g_groups[g_ngroups++], sizeof g_groups[0], "%s", name);
+}
+
+/* An agent's labels as get-labels rows, ordered by key (the table's primary key is (id, key)). */
+static void labels_json(struct sb *o, const struct agent *a) {
+    char copy[sizeof a->labels];
+    const char *keys[64], *vals[64];
+    int n = 0;
+    snprintf(copy, sizeof copy, "%s", a->labels);
+    char *save = NULL;
+    for (char *l = strtok_r(copy, "\n", &save); l && n < 64; l = strtok_r(NULL, "\n", &save)) {
+        char *c = strchr(l, ':');
+        if (!c) continue; /* wazuh-db skips a label without ':' */
+        *c = 0;
+        int at = n++;
+        while (at > 0 && strcmp(keys[at - 1], l) > 0) {
+            keys[at] = keys[at - 1];
+            vals[at] = vals[at - 1];
+            at--;
+        }
+        keys[at] = l;
+        vals[at] = c + 1;
+    }
+    sb_add(o, "[");
+    for (int i = 0; i < n; i++) {
+        sb_add(o, "%s{\"id\":%lld,\"key\":", i ? "," : "", a->id);
+        sb_json_str(o, keys[i]);
+        sb_add(o, ",\"value\":");
+        sb_json_str(o, vals[i]);
+        sb_add(o, "}");
+    }
+    sb_add(o, "]");
+}
+
 static void row_json(struct sb *o, const struct agent *a) {
 #define OPT_STR(k, v) do { if ((v)[0]) { sb_add(o, ",\"" k "\":"); sb_json_str(o, v); } } while (0)
     sb_add(o, "{\"id\":%lld", a->id);
@@ -500,7 +557,12 @@ static void row_json(struct sb *o, const struct agent *a) {
     OPT_STR("node_name", a->node_name);
     sb_add(o, ",\"date_add\":%lld", a->date_add);
     if (a->last_keepalive) sb_add(o, ",\"last_keepalive\":%lld", a->last_keepalive);
-    sb_add(o, ",\"group\":\"default\",\"group_hash\":\"37a8eec1\",\"group_sync_status\":\"synced\"");
+    if (a->group[0]) {
+        sb_add(o, ",\"group\":");
+        sb_json_str(o, a->group);
+        sb_add(o, ",\"group_hash\":\"%s\"", group_hash(a->group));
+    }
+    sb_add(o, ",\"group_sync_status\":\"synced\"");
     OPT_STR("sync_status", a->sync_status);
     OPT_STR("connection_status", a->connection_status);
     sb_add(o, ",\"disconnection_time\":%lld", a->disconnection_time);
@@ -575,6 +637,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
                 SETSTR(ip, arg, "ip");
                 SETSTR(register_ip, arg, "register_ip");
                 SETSTR(internal_key, arg, "internal_key");
+                SETSTR(group, arg, "groups"); /* authd -G; none: NULL until remoted sets it at the first connection */
                 (void)json_int(arg, "date_add", &a->date_add);
             }
         } else if ((a = agent_upsert(id)) != NULL) {
@@ -618,6 +681,8 @@ static void wdb_dispatch(const char *q, struct sb *o) {
                     snprintf(a->node_name, sizeof a->node_name, "node01");
                 SETSTR(ip, arg, "agent_ip");
                 SETSTR(group_config_status, arg, "group_config_status");
+                /* The agent's labels are replaced by the request's, or removed when it sends none. */
+                if (!json_str(arg, "labels", a->labels, sizeof a->labels)) a->labels[0] = 0;
             }
             if (IS("update-connection-status") || IS("update-status-code")) {
                 (void)json_int(arg, "status_code", &a->status_code);
@@ -645,9 +710,179 @@ static void wdb_dispatch(const char *q, struct sb *o) {
         return;
     }
     if (IS("select-agent-group")) {
+        /* SELECT `group` FROM agent WHERE id = ?: no row `ok []`; a NULL group (never connected) `ok [{}]`. */
         long long id;
         if (!parse_ll(arg, &id)) goto syntax;
-        sb_add(o, "ok [{\"group\":\"default\"}]");
+        pthread_mutex_lock(&g_lock);
+        struct agent *a = agent_get(id);
+        if (!a) sb_add(o, "ok []");
+        else if (!a->group[0]) sb_add(o, "ok [{}]");
+        else {
+            sb_add(o, "ok [{\"group\":");
+            sb_json_str(o, a->group);
+            sb_add(o, "}]");
+        }
+        pthread_mutex_unlock(&g_lock);
+        return;
+    }
+    if (IS("set-agent-groups")) {
+        /* {"mode":"empty_only|override|append|remove","sync_status":…,"data":[{"id":N,"groups":["g",…]},…]}
+         * (remoted at an agent's first connection: empty_only, default). Unknown ids are passed over. */
+        char mode[16] = "";
+        const char *dend, *data;
+        if (!json_valid_object(arg)) {
+            sb_add(o, "err Invalid JSON syntax, near '%.20s'", arg);
+            return;
+        }
+        if (!json_str(arg, "mode", mode, sizeof mode) || !(data = json_find(arg, "data", &dend)) || *data != '[' ||
+            (strcmp(mode, "empty_only") && strcmp(mode, "override") && strcmp(mode, "append") && strcmp(mode, "remove"))) {
+            sb_add(o, "err Invalid JSON data, near '%.20s'", arg);
+            return;
+        }
+        pthread_mutex_lock(&g_lock);
+        for (const char *p = j_ws(data + 1, dend); p < dend && *p == '{';) {
+            const char *oe = j_object(p, dend, 1);
+            if (!oe) break;
+            char obj[4096];
+            long long id;
+            size_t on = (size_t)(oe - p);
+            struct agent *a;
+            if (on < sizeof obj) {
+                memcpy(obj, p, on);
+                obj[on] = 0;
+                const char *gend, *g = json_find(obj, "groups", &gend);
+                if (json_int(obj, "id", &id) && (a = agent_get(id)) != NULL && g && *g == '[') {
+                    char list[sizeof a->group] = "";
+                    if (!strcmp(mode, "append") || !strcmp(mode, "remove")) snprintf(list, sizeof list, "%s", a->group);
+                    for (const char *q = j_ws(g + 1, gend); q < gend && *q == '"';) {
+                        const char *qe = j_string(q, gend);
+                        if (!qe) break;
+                        char name[64];
+                        size_t nl = (size_t)(qe - q - 2);
+                        if (nl < sizeof name) {
+                            memcpy(name, q + 1, nl);
+                            name[nl] = 0;
+                            if (!strcmp(mode, "remove")) {
+                                char kept[sizeof a->group] = "", *save = NULL;
+                                for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                                    if (strcmp(t, name)) snprintf(kept + strlen(kept), sizeof kept - strlen(kept), "%s%s", kept[0] ? "," : "", t);
+                                snprintf(list, sizeof list, "%s", kept);
+                            } else {
+                                size_t ll = strlen(list);
+                                snprintf(list + ll, sizeof list - ll, "%s%s", ll ? "," : "", name);
+                                group_add(name);
+                            }
+                        }
+                        q = j_ws(qe, gend);
+                        if (q < gend && *q == ',') q = j_ws(q + 1, gend);
+                    }
+                    if (strcmp(mode, "empty_only") || !a->group[0]) snprintf(a->group, sizeof a->group, "%s", list);
+                }
+            }
+            p = j_ws(oe, dend);
+            if (p < dend && *p == ',') p = j_ws(p + 1, dend);
+        }
+        pthread_mutex_unlock(&g_lock);
+        sb_add(o, "ok");
+        return;
+    }
+    if (IS("find-agent")) {
+        /* {"name":…,"ip":…}: SELECT id FROM agent WHERE name = ? AND (register_ip = ? OR register_ip LIKE ?||'/_%') */
+        char name[128], ip[64];
+        if (!json_valid_object(arg)) {
+            sb_add(o, "err Invalid JSON syntax, near '%.20s'", arg);
+            return;
+        }
+        if (!json_str(arg, "name", name, sizeof name) || !json_str(arg, "ip", ip, sizeof ip)) {
+            sb_add(o, "err Invalid JSON data, near '%.20s'", arg);
+            return;
+        }
+        size_t il = strlen(ip);
+        int rows = 0;
+        sb_add(o, "ok [");
+        pthread_mutex_lock(&g_lock);
+        for (int i = 0; i < g_high; i++) {
+            struct agent *a = &g_agents[i];
+            if (!a->used || strcmp(a->name, name)) continue;
+            if (strcmp(a->register_ip, ip) && !(strncmp(a->register_ip, ip, il) == 0 && a->register_ip[il] == '/' && a->register_ip[il + 1])) continue;
+            sb_add(o, "%s{\"id\":%lld}", rows++ ? "," : "", a->id);
+        }
+        pthread_mutex_unlock(&g_lock);
+        sb_add(o, "]");
+        return;
+    }
+    if (IS("select-groups")) {
+        sb_add(o, "ok [");
+        pthread_mutex_lock(&g_lock);
+        for (int i = 0; i < g_ngroups; i++) sb_add(o, "%s{\"name\":\"%s\"}", i ? "," : "", g_groups[i]);
+        pthread_mutex_unlock(&g_lock);
+        sb_add(o, "]");
+        return;
+    }
+    if (IS("find-group")) {
+        pthread_mutex_lock(&g_lock);
+        int gid = group_id(arg);
+        pthread_mutex_unlock(&g_lock);
+        if (gid) sb_add(o, "ok [{\"id\":%d}]", gid);
+        else sb_add(o, "ok []");
+        return;
+    }
+    if (IS("sync-agent-info-get")) {
+        /* [last_id <n>]: a worker's rows to send to the master, those marked syncreq*, each then synced
+         * (WDB_STMT_GLOBAL_SYNC_REQ_GET + SYNC_SET), with the agent's labels. */
+        long long last_id = 0;
+        if (*arg && (strncmp(arg, "last_id ", 8) || !parse_ll(arg + 8, &last_id))) goto syntax;
+        static struct agent *sorted_s[MAX_AGENTS];
+        pthread_mutex_lock(&g_lock);
+        int count = 0;
+        for (int i = 0; i < g_high; i++)
+            if (g_agents[i].used && g_agents[i].id > last_id && !strncmp(g_agents[i].sync_status, "syncreq", 7)) sorted_s[count++] = &g_agents[i];
+        qsort(sorted_s, (size_t)count, sizeof sorted_s[0], agent_cmp);
+        struct sb list = {malloc(256), 0, 256};
+        if (!list.b) {
+            pthread_mutex_unlock(&g_lock);
+            sb_add(o, "err Cannot execute Global database query; out of memory");
+            return;
+        }
+        list.b[0] = 0;
+        int due = 0;
+        for (int i = 0; i < count; i++) {
+            struct agent *a = sorted_s[i];
+            size_t before = list.len;
+            if (i) sb_add(&list, ",");
+            sb_add(&list, "{\"id\":%lld,\"name\":", a->id);
+            sb_json_str(&list, a->name);
+#define SYNC_STR(k, v) do { if ((v)[0]) { sb_add(&list, ",\"" k "\":"); sb_json_str(&list, v); } } while (0)
+            SYNC_STR("ip", a->ip);
+            SYNC_STR("os_name", a->os_name);
+            SYNC_STR("os_version", a->os_version);
+            SYNC_STR("os_major", a->os_major);
+            SYNC_STR("os_codename", a->os_codename);
+            SYNC_STR("os_platform", a->os_platform);
+            SYNC_STR("os_uname", a->os_uname);
+            SYNC_STR("os_arch", a->os_arch);
+            SYNC_STR("version", a->version);
+            SYNC_STR("config_sum", a->config_sum);
+            SYNC_STR("merged_sum", a->merged_sum);
+            SYNC_STR("manager_host", a->manager_host);
+            SYNC_STR("node_name", a->node_name);
+#undef SYNC_STR
+            sb_add(&list, ",\"last_keepalive\":%lld,\"connection_status\":\"%s\",\"disconnection_time\":%lld,"
+                   "\"group_config_status\":\"%s\",\"status_code\":%lld,\"labels\":",
+                   a->last_keepalive, a->connection_status, a->disconnection_time, a->group_config_status, a->status_code);
+            labels_json(&list, a);
+            sb_add(&list, "}");
+            if (list.len > MAX_FRAME - 512) { /* the reply is full: this row waits for the next page */
+                list.len = before;
+                list.b[before] = 0;
+                due = 1;
+                break;
+            }
+            snprintf(a->sync_status, sizeof a->sync_status, "synced");
+        }
+        pthread_mutex_unlock(&g_lock);
+        sb_add(o, "%s [%s]", due ? "due" : "ok", list.b);
+        free(list.b);
         return;
     }
     if (IS("get-agents-by-connection-status") || IS("disconnect-agents") || IS("get-all-agents")) {
@@ -803,7 +1038,12 @@ static void wdb_dispatch(const char *q, struct sb *o) {
     if (IS("get-labels")) {
         long long id;
         if (!parse_ll(arg, &id)) goto syntax;
-        sb_add(o, "ok []");
+        sb_add(o, "ok ");
+        pthread_mutex_lock(&g_lock);
+        struct agent *a = agent_get(id);
+        if (a) labels_json(o, a);
+        else sb_add(o, "[]");
+        pthread_mutex_unlock(&g_lock);
         return;
     }
 #undef IS
@@ -1558,7 +1798,9 @@ static void q_startup(char *q, size_t cap, long long id) {
         snprintf(q, cap, "global update-keepalive {\"id\":%lld,\"connection_status\":\"pending\",\"sync_status\":\"synced\"}", id);
 }
 
-static void q_keepalive(char *q, size_t cap, long long id, const char *eip) {
+/* `first`: the agent's first connection (4.x: select-agent-group answered `ok [{}]`): no config_sum,
+ * merged_sum "x", group_config_status "not synced" (WAZUH-PROTOCOL §2 and §9, header 553 for id 3). */
+static void q_keepalive_ex(char *q, size_t cap, long long id, const char *eip, int first) {
     if (g_5x)
         /* nlohmann::json: keys sorted; only these fields (WAZUH-PROTOCOL.md §2). */
         snprintf(q, cap,
@@ -1571,18 +1813,29 @@ static void q_keepalive(char *q, size_t cap, long long id, const char *eip) {
     else
         snprintf(q, cap,
                  "global update-agent-data {\"id\":%lld,\"version\":\"Wazuh v4.7.5\","
-                 "\"config_sum\":\"ab73af41699f13fdd81903b5f23d8d00\","
-                 "\"merged_sum\":\"4a8724b20dee0124ff9656783c490c4e\","
+                 "%s"
                  "\"manager_host\":\"vm\",\"node_name\":\"node01\",\"agent_ip\":\"%s\","
                  "\"labels\":\"#\\\"_manager_hostname\\\":vm\\n#\\\"_agent_ip\\\":%s\\n"
                  "#\\\"_node_name\\\":node01\\n#\\\"_wazuh_version\\\":Wazuh v4.7.5\","
                  "\"connection_status\":\"active\",\"sync_status\":\"synced\","
-                 "\"group_config_status\":\"synced\",\"os_name\":\"Debian GNU/Linux\","
+                 "\"group_config_status\":\"%s\",\"os_name\":\"Debian GNU/Linux\","
                  "\"os_version\":\"12\",\"os_major\":\"12\",\"os_codename\":\"bookworm\","
                  "\"os_platform\":\"debian\","
                  "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
                  "\"os_arch\":\"x86_64\"}",
-                 id, eip, eip);
+                 id,
+                 first ? "\"merged_sum\":\"x\","
+                       : "\"config_sum\":\"ab73af41699f13fdd81903b5f23d8d00\",\"merged_sum\":\"4a8724b20dee0124ff9656783c490c4e\",",
+                 eip, eip, first ? "not synced" : "synced");
+}
+
+static void q_keepalive(char *q, size_t cap, long long id, const char *eip) {
+    q_keepalive_ex(q, cap, id, eip, 0);
+}
+
+/* remoted at an agent's first connection (4.x): its groups set on a short connection, `default` if it has none. */
+static void q_set_groups(char *q, size_t cap, long long id) {
+    snprintf(q, cap, "global set-agent-groups {\"mode\":\"empty_only\",\"sync_status\":\"synced\",\"data\":[{\"id\":%lld,\"groups\":[\"default\"]}]}", id);
 }
 
 static void q_shutdown(char *q, size_t cap, long long id) {
@@ -1917,9 +2170,18 @@ static void *remoted_loop(void *arg) {
                     q_startup(q, sizeof q, id);
                     if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                 } else if (!strcmp(verb, "keepalive")) {
+                    /* select-agent-group, then update-agent-data. An agent without groups (never connected:
+                     * `ok [{}]`) is at its first connection (4.x, seen on 4.7.5): remoted sets its groups on a
+                     * short connection (set-agent-groups empty_only default) and sends the first form of
+                     * update-agent-data. */
                     q_select_group(q, sizeof q, id);
                     if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
-                    q_keepalive(q, sizeof q, id, eip);
+                    int first = !err && !g_5x && !strcmp(reply, "ok [{}]");
+                    if (first) {
+                        q_set_groups(q, sizeof q, id);
+                        if (short_query(q) < 0) err = "wdb request failed";
+                    }
+                    q_keepalive_ex(q, sizeof q, id, eip, first);
                     if (!err && long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                     snprintf(msg, sizeof msg,
                              "1:[%03lld] (%s) %s->/var/log/auth.log:Jan  1 00:00:00 %s sshd[1234]: "
