@@ -709,3 +709,29 @@ t.test('wazuh-db answers what §2 and §9 show: groups, find-agent, labels, sync
   t.match(JSON.parse(rows.slice(3)), [{ id: 2, connection_status: 'pending', status_code: 0, labels: [] }]);
   t.equal(await m.rawreq('global sync-agent-info-get last_id 0'), 'ok []', 'sent once: synced now');
 });
+
+t.test('authd and etc/client.keys: made when missing (0640), kept 0640 and its owner on removal, and a failure to write it fails the command', async (t) => {
+  const m = await startManager(t); // no agents: no etc/ at all
+  const keys = path.join(m.home, 'etc/client.keys');
+  t.notOk(fs.existsSync(path.join(m.home, 'etc')), 'no etc/ before');
+  const authd = await m.spawnAuthd();
+  const key = await authd.register({ id: 7, name: 'web07', ip: 'any' });
+  t.equal(fs.readFileSync(keys, 'utf8'), `007 web07 any ${key}\n`, 'the key line written, etc/ made');
+  t.equal(fs.statSync(keys).mode & 0o777, 0o640, 'client.keys is 0640');
+  await authd.register({ id: 8, name: 'web08', ip: 'any' });
+  fs.chownSync(keys, 65534, 65534); // root:wazuh on a real manager: an owner that is not the daemon's
+  t.match(await authd.remove(7), /^ok/);
+  const st = fs.statSync(keys);
+  t.equal(st.mode & 0o777, 0o640, 'still 0640 after the rewrite');
+  t.same([st.uid, st.gid], [65534, 65534], 'and still its owner\'s');
+  t.match(fs.readFileSync(keys, 'utf8'), /^007 !web07 any [0-9a-f]{64}\n008 web08 any [0-9a-f]{64}\n$/, 'the removed agent marked');
+  t.notOk(fs.existsSync(`${keys}.sim-tmp`), 'no temporary file left');
+
+  // client.keys cannot be written (a directory in its place): the registration fails and nothing reaches wazuh-db.
+  fs.rmSync(keys);
+  fs.mkdirSync(keys);
+  await t.rejects(authd.register({ id: 9, name: 'web09', ip: 'any' }), /cannot open etc\/client\.keys/);
+  t.equal(await m.rawreq('global get-agent-info 9'), 'ok []', 'no insert-agent sent');
+  await t.rejects(authd.remove(8), /cannot read etc\/client\.keys|cannot rewrite etc\/client\.keys/, 'a removal that cannot mark the file fails too');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 8')), { name: 'web08' }, 'and sends no delete-agent');
+});

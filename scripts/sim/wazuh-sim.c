@@ -1763,14 +1763,63 @@ static void random_key(char out[65]) {
     for (size_t i = 0; i < sizeof b; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-/* authd marks a removed agent's line in etc/client.keys with `!` before the name (rewrite + rename). */
-static void mark_key_removed(long long id) {
+/* etc/client.keys as authd keeps it (WAZUH-PROTOCOL §5: root:wazuh 0640). On any failure these say
+ * why in `why` and return -1: the command fails, loudly, rather than go on as if the key were written. */
+static int keys_fail(char *why, size_t cap, const char *what) {
+    snprintf(why, cap, "%s etc/client.keys: %s", what, strerror(errno));
+    return -1;
+}
+
+/* authd's registration: the line `ID NAME IP KEY` appended (etc/ and the file made when missing, 0640). */
+static int append_key(long long id, const char *name, const char *ip, const char *key, char *why, size_t cap) {
+    if (mkdir("etc", 0770) < 0 && errno != EEXIST) return keys_fail(why, cap, "cannot make the directory of");
+    int created = 1;
+    int fd = open("etc/client.keys", O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0 && errno == EEXIST) {
+        created = 0;
+        fd = open("etc/client.keys", O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
+    if (fd < 0) return keys_fail(why, cap, "cannot open");
+    if (created && fchmod(fd, 0640) < 0) { /* whatever the umask */
+        close(fd);
+        return keys_fail(why, cap, "cannot set the mode of");
+    }
+    char line[512];
+    int n = snprintf(line, sizeof line, "%03lld %s %s %s\n", id, name, ip, key);
+    if (n < 0 || (size_t)n >= sizeof line) {
+        close(fd);
+        errno = ENAMETOOLONG;
+        return keys_fail(why, cap, "too long a line for");
+    }
+    if (write(fd, line, (size_t)n) != n) {
+        close(fd);
+        return keys_fail(why, cap, "cannot write");
+    }
+    if (close(fd) < 0) return keys_fail(why, cap, "cannot write");
+    return 0;
+}
+
+/* authd marks a removed agent's line in etc/client.keys with `!` before the name (rewrite + rename); the
+ * new file keeps the old one's mode and owner. No file: nothing to mark. */
+static int mark_key_removed(long long id, char *why, size_t cap) {
     FILE *in = fopen("etc/client.keys", "r");
-    if (!in) return;
-    FILE *out = fopen("etc/client.keys.sim-tmp", "w");
-    if (!out) {
+    if (!in) return errno == ENOENT ? 0 : keys_fail(why, cap, "cannot read");
+    struct stat st;
+    if (fstat(fileno(in), &st) < 0) {
         fclose(in);
-        return;
+        return keys_fail(why, cap, "cannot stat");
+    }
+    const char *tmp = "etc/client.keys.sim-tmp";
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out || fchmod(fd, st.st_mode & 07777) < 0 || fchown(fd, st.st_uid, st.st_gid) < 0) {
+        int e = errno;
+        if (out) fclose(out);
+        else if (fd >= 0) close(fd);
+        if (fd >= 0) unlink(tmp);
+        fclose(in);
+        errno = e;
+        return keys_fail(why, cap, "cannot rewrite");
     }
     char line[1024];
     while (fgets(line, sizeof line, in)) {
@@ -1785,8 +1834,13 @@ static void mark_key_removed(long long id) {
         }
     }
     fclose(in);
-    fclose(out);
-    rename("etc/client.keys.sim-tmp", "etc/client.keys");
+    if (fclose(out) != 0 || rename(tmp, "etc/client.keys") < 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return keys_fail(why, cap, "cannot rewrite");
+    }
+    return 0;
 }
 
 /* The requests remoted sends for an agent (WAZUH-PROTOCOL.md §2), 4.x or 5.x: the same bytes for the
@@ -2231,13 +2285,15 @@ static void *remoted_loop(void *arg) {
             if (fields < 2 || id < 0) {
                 err = "usage: agentinfo|remove <id>";
             } else {
+                static char why[300];
                 if (!strcmp(verb, "remove")) {
-                    mark_key_removed(id);
                     snprintf(q, sizeof q, "global delete-agent %lld", id);
                 } else {
                     snprintf(q, sizeof q, "global get-agent-info %lld", id);
                 }
-                if (long_query(q, reply, sizeof reply) < 0) {
+                if (!strcmp(verb, "remove") && mark_key_removed(id, why, sizeof why) < 0) {
+                    err = why;
+                } else if (long_query(q, reply, sizeof reply) < 0) {
                     err = g_lq_err;
                 } else {
                     printable(reply);
@@ -2258,10 +2314,10 @@ static void *remoted_loop(void *arg) {
                 json_escape_into(eip, sizeof eip, ip);
                 char ename[300];
                 json_escape_into(ename, sizeof ename, name);
-                FILE *f = fopen("etc/client.keys", "a");
-                if (f) {
-                    fprintf(f, "%03lld %s %s %s\n", id, name, ip, key);
-                    fclose(f);
+                static char why[300];
+                if (append_key(id, name, ip, key, why, sizeof why) < 0) {
+                    err = why;
+                    goto answer;
                 }
                 if (g_5x)
                     snprintf(q, sizeof q, "global insert-agent {\"date_add\":%lld,\"id\":%lld,\"internal_key\":\"%s\",\"name\":\"%s\",\"register_ip\":\"%s\"}", now, id, key, ename, eip);
@@ -2465,6 +2521,7 @@ static void *remoted_loop(void *arg) {
         } else {
             err = *cmdline ? "unknown command" : "empty command";
         }
+    answer:
         if (err) {
             if (!strcmp(err, "wazuh-db answered an error")) {
                 printable(reply);
