@@ -2039,13 +2039,15 @@ static void run_load(const char *args, char *out, size_t cap) {
         return;
     }
     pthread_t th[64];
-    L.start_ns = mono_ns() + 1000000; /* 1 ms for the threads to connect */
+    long long created = mono_ns();
+    L.start_ns = created + 1000000; /* 1 ms for the threads to connect */
     L.end_ns = L.start_ns + max_ms * 1000000LL;
     long started = 0;
     for (long i = 0; i < L.threads; i++)
         if (pthread_create(&th[i], NULL, load_worker, &L) == 0) started++;
     for (long i = 0; i < started; i++) pthread_join(th[i], NULL);
-    long long elapsed = mono_ns() - L.start_ns;
+    /* Paced frames are due from start_ns; unpaced ones go as soon as each thread has connected. */
+    long long elapsed = mono_ns() - (L.rate > 0 ? L.start_ns : created);
     long sent = L.keepalives + L.status;
     if (L.stamps) {
         FILE *f = fopen(path, "wb");
