@@ -735,3 +735,14 @@ t.test('authd and etc/client.keys: made when missing (0640), kept 0640 and its o
   await t.rejects(authd.remove(8), /cannot read etc\/client\.keys|cannot rewrite etc\/client\.keys/, 'a removal that cannot mark the file fails too');
   t.match(agentInfo(await m.rawreq('global get-agent-info 8')), { name: 'web08' }, 'and sends no delete-agent');
 });
+
+t.test('pollActive and disconnect return every id, however many pages (14,000 agents: more than one 64 KiB line of ids)', async (t) => {
+  const m = await startManager(t);
+  const out = await m.remoted!.proc.command('load 14000 0 14000 30000 4 0 1 -', 30_000);
+  t.match(out, /errors=0 /);
+  const all = Array.from({ length: 14000 }, (_, i) => i + 1);
+  t.same(await m.pollActive(), all, 'every active agent');
+  const monitord = await m.spawnMonitord();
+  t.same(await monitord.disconnect(Math.floor(Date.now() / 1000) + 60), all, 'every agent the sweep disconnected');
+  t.same(await m.pollActive(), [], 'and none left active');
+});

@@ -2258,11 +2258,13 @@ static void *remoted_loop(void *arg) {
             if (is_disc && (fields < 2 || id < 0)) {
                 err = "usage: disconnect <threshold_ts>";
             } else {
-                static char ids[MAX_FRAME];
-                size_t il = 0;
-                ids[0] = 0;
+                /* Every id, however many pages: the list grows as needed (a cut list would still say ok). */
+                struct sb ids = {malloc(4096), 0, 4096};
                 long long last = 0;
-                for (int page = 0; page < 10000 && !err; page++) {
+                int done = 0;
+                if (!ids.b) err = "out of memory";
+                else ids.b[0] = 0;
+                for (int page = 0; page < 100000 && !err; page++) {
                     if (is_disc) snprintf(q, sizeof q, "global disconnect-agents %lld %lld synced", last, id);
                     else snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
                     if (long_query(q, reply, sizeof reply) < 0) { err = g_lq_err; break; }
@@ -2271,15 +2273,21 @@ static void *remoted_loop(void *arg) {
                     for (const char *r = strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) {
                         long long x = strtoll(r + 5, NULL, 10);
                         last = x;
-                        if (il + 24 < sizeof ids) il += (size_t)snprintf(ids + il, sizeof ids - il, "%s%lld", il ? "," : "", x);
+                        sb_add(&ids, "%s%lld", ids.len ? "," : "", x);
                     }
-                    if (!due) break;
+                    if (!due) {
+                        done = 1;
+                        break;
+                    }
                 }
+                if (!err && !done) err = "wazuh-db kept answering due: 100000 pages";
                 if (!err) {
-                    printf(il ? "ok %lu %s\n" : "ok %lu\n", n, ids);
+                    printf(ids.len ? "ok %lu %s\n" : "ok %lu\n", n, ids.b);
                     fflush(stdout);
+                    free(ids.b);
                     continue;
                 }
+                free(ids.b);
             }
         } else if (!strcmp(verb, "agentinfo") || !strcmp(verb, "remove")) {
             /* monitord/analysisd/authd `get-agent-info <id>`; authd's removal `delete-agent <id>`
