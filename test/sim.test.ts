@@ -746,3 +746,20 @@ t.test('pollActive and disconnect return every id, however many pages (14,000 ag
   t.same(await monitord.disconnect(Math.floor(Date.now() / 1000) + 60), all, 'every agent the sweep disconnected');
   t.same(await m.pollActive(), [], 'and none left active');
 });
+
+t.test('raw of more frames than the sockets hold: the replies are read while it writes, and recv gives them in order (no deadlock)', async (t) => {
+  const m = await startManager(t, { agents: [A1] });
+  const groups = 'ok [{"group":"default","group_hash":"37a8eec1"}]';
+  const N = 20_000; // 640,000 bytes: wazuh-db's replies fill the client's buffer long before the write ends
+  const started = Date.now();
+  await m.raw(Buffer.concat(Array.from({ length: N }, () => frame('global get-distinct-groups \0'))));
+  t.ok(Date.now() - started < 5000, `the write ended (${Date.now() - started} ms)`);
+  await t.rejects(m.keepalive(A1), /20000 replies to raw frames not read/);
+  const replies = await Promise.all(Array.from({ length: N }, () => m.recv()));
+  t.equal(replies.filter((r) => r === groups).length, N, 'every reply, each once');
+  await t.rejects(m.recv(), /no reply owed/);
+  await m.startup(A1);
+  await m.keepalive(A1);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active' }, 'the connection goes on');
+  t.equal(m.db!.exitInfo, null);
+});

@@ -249,7 +249,9 @@ export class SimClient {
    * the bytes complete (a frame may span several raw writes) is a reply wazuh-db owes: read them with
    * recv(). Until then, and while a frame is half written, every other request on this client is
    * refused (its reply would be a raw frame's). A length wazuh-db refuses (0, or over 64 KiB) ends the
-   * connection there: nothing after it is owed, and the next request opens a new one.
+   * connection there: nothing after it is owed, and the next request opens a new one. Replies that come
+   * while the write is in flight are read meanwhile and kept for recv (64 MiB at most), so a write of
+   * more frames than the sockets hold does not deadlock; a write stuck for 10 s fails.
    * @param {Buffer | Uint8Array | string} bytes  a Buffer, or a hex string
    */
   async raw(bytes) {

@@ -1638,10 +1638,74 @@ static long raw_walk(struct rawwalk *w, const unsigned char *p, size_t n) {
     return frames;
 }
 
+/* Replies read while a raw write was in flight, kept for recv in order. A raw write of many frames
+ * (the review's 20,000 in one write) would otherwise deadlock: the client blocked in its sendto, reading
+ * nothing, and wazuh-db blocked sending replies into the client's full buffer, reading nothing either. So
+ * while raw writes, a second thread reads what wazuh-db answers (bounded: RAW_STASH_MAX bytes kept). */
+#define RAW_STASH_MAX (64u << 20)
+struct raw_stash {
+    char **items;
+    size_t at, n, cap, bytes;
+};
+static struct raw_stash g_stash;
+
+static void stash_clear(void) {
+    for (size_t i = 0; i < g_stash.n; i++) free(g_stash.items[(g_stash.at + i) % g_stash.cap]);
+    free(g_stash.items);
+    memset(&g_stash, 0, sizeof g_stash);
+}
+
+static int stash_push(char *reply, size_t len) {
+    if (g_stash.n == g_stash.cap) {
+        size_t nc = g_stash.cap ? g_stash.cap * 2 : 64;
+        char **ni = malloc(nc * sizeof *ni);
+        if (!ni) return -1;
+        for (size_t i = 0; i < g_stash.n; i++) ni[i] = g_stash.items[(g_stash.at + i) % g_stash.cap];
+        free(g_stash.items);
+        g_stash.items = ni;
+        g_stash.at = 0;
+        g_stash.cap = nc;
+    }
+    g_stash.items[(g_stash.at + g_stash.n++) % g_stash.cap] = reply;
+    g_stash.bytes += len;
+    return 0;
+}
+
+struct raw_reader {
+    int fd;
+    int done;   /* atomic: the write is over; stop between replies */
+    int broken; /* the connection ended under the reader */
+};
+
+static void *raw_reader_main(void *arg) {
+    struct raw_reader *R = arg;
+    while (!__atomic_load_n(&R->done, __ATOMIC_ACQUIRE)) {
+        struct pollfd pfd = {.fd = R->fd, .events = POLLIN};
+        if (g_stash.bytes > RAW_STASH_MAX || poll(&pfd, 1, 10) != 1) { /* full: leave the rest in the socket */
+            if (g_stash.bytes > RAW_STASH_MAX) usleep(10000);
+            continue;
+        }
+        unsigned char hdr[4];
+        uint32_t rlen;
+        char *reply;
+        if (recv_exact(R->fd, hdr, 4) < 0 || (rlen = get_le32(hdr)) > MAX_FRAME || !(reply = malloc(rlen + 1))) {
+            R->broken = 1;
+            break;
+        }
+        if (recv_exact(R->fd, reply, rlen) < 0 || (reply[rlen] = 0, stash_push(reply, strlen(reply)) < 0)) {
+            free(reply);
+            R->broken = 1;
+            break;
+        }
+    }
+    return NULL;
+}
+
 /* A new connection (or none): nothing owed on it. */
 static void raw_forget(void) {
     memset(&g_rw, 0, sizeof g_rw);
     g_raw_owed = 0;
+    stash_clear();
 }
 
 /* Why the long-lived connection cannot carry a request now (NULL: it can). */
@@ -2401,7 +2465,23 @@ static void *remoted_loop(void *arg) {
                     if (g_wdb < 0 && (g_wdb = wdb_connect()) >= 0) raw_forget();
                     struct rawwalk w = g_rw;
                     long frames = raw_walk(&w, (const unsigned char *)bytes, bl);
-                    if (g_wdb < 0 || send_part(g_wdb, (const unsigned char *)bytes, bl) < 0) {
+                    /* Replies that may come during the write are read as they come (see g_stash). */
+                    struct raw_reader R = {.fd = g_wdb};
+                    pthread_t rt;
+                    int reading = g_wdb >= 0 && g_raw_owed + frames > 0 && pthread_create(&rt, NULL, raw_reader_main, &R) == 0;
+                    /* A write stuck longer than this (the stash full, or wazuh-db stopped) fails, never hangs. */
+                    struct timeval tmo = {.tv_sec = 10};
+                    if (g_wdb >= 0) (void)setsockopt(g_wdb, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof tmo);
+                    int sent = g_wdb >= 0 ? send_part(g_wdb, (const unsigned char *)bytes, bl) : -1;
+                    if (g_wdb >= 0) {
+                        struct timeval none = {0};
+                        (void)setsockopt(g_wdb, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+                    }
+                    if (reading) {
+                        __atomic_store_n(&R.done, 1, __ATOMIC_RELEASE);
+                        pthread_join(rt, NULL);
+                    }
+                    if (sent < 0) {
                         err = "send failed";
                         if (g_wdb >= 0) close(g_wdb); /* broken: the next request opens another */
                         g_wdb = -1;
@@ -2454,6 +2534,18 @@ static void *remoted_loop(void *arg) {
             uint32_t rlen = 0;
             if (g_wdb < 0 || g_raw_owed == 0) {
                 err = "no reply owed: no complete raw frame is waiting for one";
+            } else if (g_stash.n > 0) { /* read while the raw write was in flight */
+                char *r = g_stash.items[g_stash.at];
+                g_stash.at = (g_stash.at + 1) % g_stash.cap;
+                g_stash.n--;
+                g_stash.bytes -= strlen(r);
+                g_raw_owed--;
+                snprintf(reply, sizeof reply, "%s", r);
+                free(r);
+                printable(reply);
+                printf("ok %lu %s\n", n, reply);
+                fflush(stdout);
+                continue;
             } else if (poll(&pfd, 1, 5000) != 1) {
                 err = "no reply within 5 s"; /* still owed: a later recv may read it */
             } else if (recv_exact(g_wdb, hdr, 4) < 0 || (rlen = get_le32(hdr)) > MAX_FRAME || recv_exact(g_wdb, reply, rlen) < 0) {
