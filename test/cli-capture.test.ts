@@ -43,6 +43,9 @@ t.test('capture --json --count N prints exactly the exchanges, then detaches and
   const sim = new SimManager({ binDir, home, agents: [A] });
   t.teardown(() => sim.stop());
   await sim.start();
+  // Agent 1 has connected before (its groups set): its keepalives below are the usual pair, not the
+  // first connection's (set-agent-groups on a short connection, then the first form of update-agent-data).
+  await sim.keepalive(A);
 
   const tap = await startCapture(['--json', '--count', '7', '--home', home]);
   t.teardown(() => tap.stop('SIGKILL'));
@@ -98,6 +101,7 @@ t.test('capture prints one text line per exchange, like tcpdump', async (t) => {
   const sim = new SimManager({ binDir, home, agents: [A] });
   t.teardown(() => sim.stop());
   await sim.start();
+  await sim.keepalive(A); // connected before: the usual keepalive pair below
 
   const tap = await startCapture(['--count', '5', '--home', home]);
   t.teardown(() => tap.stop('SIGKILL'));
