@@ -180,7 +180,7 @@ t.test('agent lifecycle through wazuh-db state', async (t) => {
     'global no-such-command 1': `err Invalid DB query syntax, near 'global no-such-comma'`,
     'mitre sql SELECT 1': `err Invalid DB query syntax, near 'mitre sql SELECT 1'`,
     'agent 001 syscheck save2 {}': 'ok',
-    'task upgrade_cancel_tasks {"node":"node01"}': 'ok',
+    'task upgrade_cancel_tasks {"node":"node01"}': 'ok {"error":0}',
   };
   for (const [q, want] of Object.entries(replies)) t.equal(await m.rawreq(q), want, q);
   t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { status_code: 1, version: 'Wazuh v4.15.0' });
@@ -762,4 +762,54 @@ t.test('raw of more frames than the sockets hold: the replies are read while it 
   await m.keepalive(A1);
   t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active' }, 'the connection goes on');
   t.equal(m.db!.exitInfo, null);
+});
+
+t.test('wazuh-modulesd (4.x and 5.x copies): the manager\'s row as §9 writes it, get-all-agents, tasks; analysisd\'s own wdb connection', async (t) => {
+  t.ok(stracePresent(), 'strace is installed (make test installs it)');
+  const m = await startManager(t, { agents: [A1, A2] });
+  t.ok(fs.statSync(path.join(m.home, 'bin/wazuh-modulesd')).isFile(), 'wazuh-modulesd installed in the home');
+  const { sent } = await traceClient(t, m, 'wazuh-modulesd', ['--no-reset'], [
+    'manager-info', 'all-agents',
+    'rawreq task set_timeout {"now":1795796712,"interval":900}', 'rawreq task delete_old {"timestamp":1795191912}',
+    'rawreq global select-groups', 'rawreq global find-group default',
+  ]);
+  const writes = wdbStreams(sent).flatMap((s) => s.writes);
+  const doc: [string, number][] = [
+    ['global update-agent-name {"id":0,"name":"vm"}\0', 46],
+    ['global update-agent-data {"id":0,"version":"Wazuh v4.7.5","manager_host":"vm","node_name":"node01","connection_status":"active","sync_status":"synced","group_config_status":"synced","os_name":"Debian GNU/Linux","os_version":"12","os_major":"12","os_codename":"bookworm","os_platform":"debian","os_uname":"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64","os_arch":"x86_64"}\0', 388],
+  ];
+  const mine = writes.slice(1, 3); // after get-distinct-groups (its start-up query, on a short connection)
+  doc.forEach(([payload, header], i) => {
+    t.equal(mine[i]?.bytes.readUInt32LE(0), header, `modulesd request ${i}: header ${header}`);
+    t.ok(mine[i]?.bytes.equals(frame(payload)), `modulesd request ${i}: the bytes of §9`);
+  });
+  const row = agentInfo(await m.rawreq('global get-agent-info 0'));
+  t.match(row, { id: 0, name: 'vm', version: 'Wazuh v4.7.5', os_platform: 'debian', connection_status: 'active', last_keepalive: 253402300799 }, 'the manager\'s row');
+
+  const modulesd = await m.spawnModulesd();
+  t.equal(fs.readFileSync(`/proc/${modulesd.pid}/comm`, 'utf8').trim(), 'wazuh-modulesd');
+  t.same(await modulesd.allAgents(), [1, 2], 'get-all-agents last_id 0: every agent but the manager');
+  t.equal(await modulesd.rawreq('task set_timeout {"now":1795796712,"interval":900}'), 'ok {"error":0,"timestamp":1795797612}', 'task set_timeout as §9');
+  t.equal(await modulesd.rawreq('task delete_old {"timestamp":1795191912}'), 'ok {"error":0}');
+  t.equal(await modulesd.rawreq('global select-groups'), 'ok [{"name":"default"}]');
+  t.equal(await modulesd.rawreq('global find-group default'), 'ok [{"id":1}]');
+
+  // analysisd polls on a connection of its own, and asks for labels.
+  await m.startup(A1);
+  await m.keepalive(A1);
+  t.same(await m.analysisdPollActive(), [1], 'analysisd\'s poll: the same list as remoted\'s');
+  t.same(await m.pollActive(), [1]);
+  t.match(await m.analysisdLabels(1), /^ok \[\{"id":1,"key":"#\\"_agent_ip\\"","value":"127\.0\.0\.1"\},/);
+  const fds = fs.readdirSync(`/proc/${m.analysisd!.pid}/fd`).map((fd) => { try { return fs.readlinkSync(`/proc/${m.analysisd!.pid}/fd/${fd}`); } catch { return ''; } });
+  t.ok(fds.filter((l) => l.startsWith('socket:')).length >= 2, 'analysisd holds its queue socket and its wdb connection');
+
+  // 5.x: wazuh-manager-modulesd, comm cut to wazuh-manager-m (monitord's too), sorted keys, no NUL.
+  const m5 = new SimManager({ binDir, home: tmpHome(t), version: 5 });
+  t.teardown(() => m5.stop());
+  await m5.start();
+  const mod5 = await m5.spawnModulesd();
+  t.equal(fs.readFileSync(`/proc/${mod5.pid}/comm`, 'utf8').trim(), 'wazuh-manager-m');
+  t.equal(path.basename(fs.readlinkSync(`/proc/${mod5.pid}/exe`)), 'wazuh-manager-modulesd');
+  await mod5.managerInfo();
+  t.match(agentInfo(await m5.rawreq('global get-agent-info 0')), { name: 'vm', version: 'Wazuh v5.0.0' });
 });

@@ -3,7 +3,7 @@
 // imitating Wazuh (same names, same relative socket path, same bytes), and a
 // second Wazuh home on the same host, are invisible to the tap.
 import t from 'tap';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager, SimProcess, SimClient, installSimDaemon } from '../scripts/sim/manager.mjs';
@@ -240,4 +240,25 @@ t.test('5.x: a short-lived wazuh-manager-authd is named authd (resolved in the k
   await waitFor(() => got.some((m) => m.body.agent_id === '007'), 10_000, 'the registration');
   const ev = got.find((m) => m.body.agent_id === '007')!;
   t.match(ev.body, { event_type: 'status_change', current_status: 'never_connected', reason: 'registered', source: 'authd' });
+});
+
+t.test('5.x: wazuh-manager-modulesd and wazuh-manager-monitord share the comm wazuh-manager-m; each is named by its executable', async (t) => {
+  const home = tmpHome(t, '5m');
+  writeOssecConf(home);
+  const sim = new SimManager({ binDir, home, version: 5, agents: [A1] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const { got } = await tapOn(t, home);
+  const modulesd = await sim.spawnModulesd();
+  const monitord = await sim.spawnMonitord();
+  t.equal(readFileSync(`/proc/${modulesd.pid}/comm`, 'utf8').trim(), readFileSync(`/proc/${monitord.pid}/comm`, 'utf8').trim(), 'one comm for both');
+  await modulesd.managerInfo(); // agent 000: the state keeps no manager row, publishes nothing
+  await modulesd.register({ id: 8, name: 'web08', ip: 'any' });
+  await sim.startup(A1);
+  t.same(await monitord.disconnect(Math.floor(Date.now() / 1000) + 60), [1]);
+  await waitFor(() => got.some((m) => m.body.agent_id === '008') && got.some((m) => m.body.agent_id === '001' && m.body.current_status === 'disconnected'),
+    10_000, 'the registration and the sweep');
+  t.match(got.find((m) => m.body.agent_id === '008')!.body, { current_status: 'never_connected', reason: 'registered', source: 'modulesd' });
+  t.match(got.find((m) => m.body.agent_id === '001' && m.body.current_status === 'disconnected')!.body, { reason: 'no_keepalive', source: 'monitord' });
+  t.notOk(got.some((m) => m.body.agent_id === '000'), 'nothing about the manager\'s own row');
 });

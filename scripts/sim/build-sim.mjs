@@ -18,11 +18,14 @@ export const SIM_NAMES = [
   'wazuh-analysisd',
   'wazuh-monitord',
   'wazuh-authd',
+  'wazuh-modulesd',
   'wazuh-manager-db',
   'wazuh-manager-remoted',
   'wazuh-manager-analysisd',
   'wazuh-manager-monitord',
   'wazuh-manager-authd',
+  // Same 15-character comm as wazuh-manager-monitord (wazuh-manager-m): told apart by the executable.
+  'wazuh-manager-modulesd',
   // wazuh-clusterd is Python: its comm is python3 (cluster synchronisation, sync-agent-info-set).
   'python3',
   'not-wazuh',

@@ -47,6 +47,10 @@ export declare class SimClient {
   disconnect(thresholdTs: number): Promise<number[]>;
   /** remoted's `get-agents-by-connection-status 0 active node01 -1` (paged on `due`). */
   pollActive(): Promise<number[]>;
+  /** modulesd: the manager's row (agent 000), `update-agent-name` then `update-agent-data` (§9). */
+  managerInfo(): Promise<void>;
+  /** modulesd's `get-all-agents last_id <n>`, paged: every agent id (the manager, 0, is not one). */
+  allAgents(): Promise<number[]>;
   /** `get-agent-info <id>`: wazuh-db's reply. */
   agentInfo(id: number): Promise<string>;
   /** authd: client.keys line + `insert-agent`; resolves with the 64-hex key sent on the wire. */
@@ -97,6 +101,8 @@ export declare class SimManager {
   daemon(name: string): string;
   spawnMonitord(): Promise<SimClient>;
   spawnAuthd(): Promise<SimClient>;
+  /** A modulesd client (`wazuh-modulesd`; 5.x `wazuh-manager-modulesd`, comm `wazuh-manager-m` like monitord's). */
+  spawnModulesd(): Promise<SimClient>;
   /** A client whose comm is `python3`, as wazuh-clusterd's. */
   spawnClusterd(): Promise<SimClient>;
   pollActive(): Promise<number[]>;
@@ -118,6 +124,10 @@ export declare class SimManager {
   /** wazuh-db stopped (SIGTERM) and started again: a new socket; with persistDb the same table. */
   restartDb(): Promise<void>;
   spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg'; split?: SimSplit }): Promise<SimClient>;
+  /** analysisd's own wdb poll of the active agents (paged), on its own connection. */
+  analysisdPollActive(): Promise<number[]>;
+  /** analysisd's `get-labels <id>`: wazuh-db's reply. */
+  analysisdLabels(id: number): Promise<string>;
   /** `<home>/logs/alerts/alerts.json`. */
   readonly alertsFile: string;
   /** analysisd writes alerts through buffered stdio; the sequence numbers (in `data.srcport`) written. */

@@ -285,6 +285,16 @@ export class SimClient {
     return idList(await this.proc.command('poll-active'));
   }
 
+  /** modulesd at start: the manager's own row (agent 000), `update-agent-name` then `update-agent-data` (§9). */
+  async managerInfo() {
+    await this.proc.command('manager-info');
+  }
+
+  /** modulesd's `get-all-agents last_id <n>`, paged. @returns {Promise<number[]>} every agent id (id > 0, as the real statement) */
+  async allAgents() {
+    return idList(await this.proc.command('all-agents'));
+  }
+
   /** `get-agent-info <id>`; resolves with wazuh-db's reply. @param {number} id */
   agentInfo(id) {
     return this.proc.command(`agentinfo ${checkId(id)}`);
@@ -440,7 +450,7 @@ export class SimManager {
    */
   prepare() {
     fs.mkdirSync(path.join(this.home, 'queue/db'), { recursive: true, mode: 0o770 });
-    const names = ['analysisd', 'db', 'remoted', 'monitord', 'authd'].map((d) => this.daemon(d));
+    const names = ['analysisd', 'db', 'remoted', 'monitord', 'authd', 'modulesd'].map((d) => this.daemon(d));
     for (const name of [...names, 'python3', 'not-wazuh']) installSimDaemon(this.binDir, this.home, name);
     if (this.user.uid !== undefined) {
       // The home is that user's: it creates its sockets, files and logs in it.
@@ -543,6 +553,11 @@ export class SimManager {
     return this.spawnClient(this.daemon('authd'));
   }
 
+  /** A modulesd client (`managerInfo`, `allAgents`, and its `task …` requests through rawreq). */
+  spawnModulesd() {
+    return this.spawnClient(this.daemon('modulesd'));
+  }
+
   /** The cluster daemon as the kernel names it (comm `python3`): `syncSet`. */
   spawnClusterd() {
     return this.spawnClient('python3');
@@ -626,6 +641,20 @@ export class SimManager {
     const c = await this.#client(name, reset, syscall === 'sendto' ? [] : ['--syscall', syscall], checkSplit(split));
     this.clients.push(c);
     return c;
+  }
+
+  /**
+   * analysisd's own wdb client (WAZUH-PROTOCOL §2): `get-agents-by-connection-status 0 active node01 -1`,
+   * paged, on its own long-lived connection — the second stream of the same poll, remoted's being the first.
+   * @returns {Promise<number[]>}
+   */
+  async analysisdPollActive() {
+    return idList(await this.#analysisd().command('poll-active'));
+  }
+
+  /** analysisd's `get-labels <id>` on its connection; resolves with wazuh-db's reply. @param {number} id */
+  analysisdLabels(id) {
+    return this.#analysisd().command(`labels ${checkId(id)}`);
   }
 
   /** analysisd's alerts file, as Filebeat and the tap follow it. */

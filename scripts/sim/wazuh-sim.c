@@ -599,8 +599,19 @@ static int agent_cmp(const void *x, const void *y) {
 /* Answers one query (NUL-terminated text) into o. Caller holds no lock. */
 static void wdb_dispatch(const char *q, struct sb *o) {
     long long now = (long long)time(NULL);
-    if (!strncmp(q, "agent ", 6) || !strncmp(q, "task ", 5)) {
+    if (!strncmp(q, "agent ", 6)) {
         sb_add(o, "ok");
+        return;
+    }
+    if (!strncmp(q, "task ", 5)) {
+        /* modulesd's task manager (§9): set_timeout answers the time its interval ends; the others ok. */
+        long long now_arg = 0, interval = 0;
+        const char *j = strchr(q + 5, ' ');
+        if (!strncmp(q + 5, "set_timeout ", 12) && j && json_valid_object(j + 1) && json_int(j + 1, "now", &now_arg) &&
+            json_int(j + 1, "interval", &interval))
+            sb_add(o, "ok {\"error\":0,\"timestamp\":%lld}", now_arg + interval);
+        else
+            sb_add(o, "ok {\"error\":0}");
         return;
     }
     if (strncmp(q, "global ", 7) != 0) goto syntax;
@@ -1304,6 +1315,9 @@ static _Noreturn void run_db(void) {
  *   raw <hex>                              these bytes as they are (a broken or long line)
  *   rotate                                 the next day: close, open the new day's file, relink
  *   flush                                  fflush the stdio buffer
+ *   poll-active                            get-agents-by-connection-status 0 active node01 -1, paged, on its
+ *                                          own wdb connection: `ok <n> <ids>`
+ *   labels <id>                            get-labels <id> on that connection: `ok <n> <reply>`
  */
 static int hexval(int c);
 static FILE *g_alerts;
@@ -1386,6 +1400,22 @@ static void alert_write(int level) {
     if (len > 0) g_alert_offset += len;
 }
 
+static int wdb_connect(void);
+static int wdb_query(int fd, const char *query, char *reply, size_t cap);
+
+/* analysisd's own wdb connection (WAZUH-PROTOCOL §2: it polls the active agents every 5 s on its own
+ * connection, and asks get-labels for agent events), opened on first use and kept. */
+static int analysisd_wdb(const char *query, char *reply, size_t cap) {
+    static int fd = -1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (fd < 0 && (fd = wdb_connect()) < 0) return -1;
+        if (wdb_query(fd, query, reply, cap) == 0) return 0;
+        close(fd);
+        fd = -1;
+    }
+    return -1;
+}
+
 static _Noreturn void run_analysisd(void) {
     mkdir_p("queue/sockets");
     mkdir_p("logs/alerts");
@@ -1445,6 +1475,30 @@ static _Noreturn void run_analysisd(void) {
         } else if (!strcmp(verb, "flush")) {
             fflush(g_alerts);
             printf("ok %lu\n", n);
+        } else if (!strcmp(verb, "poll-active") || !strcmp(verb, "labels")) {
+            static char q[256], reply[MAX_FRAME + 1];
+            struct sb ids = {malloc(4096), 0, 4096};
+            const char *e = NULL;
+            if (!ids.b) e = "out of memory";
+            else ids.b[0] = 0;
+            if (!e && !strcmp(verb, "labels")) {
+                if (fields < 2 || count < 0) e = "usage: labels <id>";
+                else if (snprintf(q, sizeof q, "global get-labels %ld", count), analysisd_wdb(q, reply, sizeof reply) < 0) e = "wdb request failed";
+                else sb_add(&ids, "%s", reply);
+            }
+            for (long long last = 0; !e && !strcmp(verb, "poll-active");) {
+                snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
+                if (analysisd_wdb(q, reply, sizeof reply) < 0) e = "wdb request failed";
+                else if (strncmp(reply, "ok ", 3) && strncmp(reply, "due ", 4)) e = "wazuh-db answered an error";
+                for (const char *r = e ? NULL : strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) {
+                    last = strtoll(r + 5, NULL, 10);
+                    sb_add(&ids, "%s%lld", ids.len ? "," : "", last);
+                }
+                if (e || strncmp(reply, "due ", 4)) break;
+            }
+            if (e) printf("err %lu %s\n", n, e);
+            else printf(ids.len ? "ok %lu %s\n" : "ok %lu\n", n, ids.b);
+            free(ids.b);
         } else {
             printf("err %lu unknown command\n", n);
         }
@@ -2267,7 +2321,7 @@ static void *remoted_loop(void *arg) {
 
         /* The line commands that use the long-lived connection: none while raw frames are owed replies. */
         static const char *const on_long[] = {"startup", "keepalive", "shutdown", "disconnect", "poll-active", "agentinfo", "remove",
-                                              "register", "rename", "refuse", "sync-set", "rawreq", NULL};
+                                              "register", "rename", "refuse", "sync-set", "rawreq", "manager-info", "all-agents", NULL};
         const char *blocked = NULL;
         for (int i = 0; on_long[i] && !blocked; i++)
             if (!strcmp(verb, on_long[i])) blocked = raw_blocker();
@@ -2315,10 +2369,33 @@ static void *remoted_loop(void *arg) {
                 }
                 if (!err && strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
-        } else if (!strcmp(verb, "disconnect") || !strcmp(verb, "poll-active")) {
-            /* monitord's sweep (`disconnect <threshold_ts>`) or remoted's poll of the active agents:
-             * pages from last_id 0 while wazuh-db answers `due`; prints the ids it returned. */
-            int is_disc = !strcmp(verb, "disconnect");
+        } else if (!strcmp(verb, "manager-info")) {
+            /* wazuh-modulesd at start (§9): the manager's own row, agent 000 — its name, then its data. */
+            snprintf(q, sizeof q, "global update-agent-name {\"id\":0,\"name\":\"vm\"}"); /* sorted already */
+            if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+            else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+            if (!err) {
+                if (g_5x)
+                    snprintf(q, sizeof q,
+                             "global update-agent-data {\"connection_status\":\"active\",\"group_config_status\":\"synced\",\"id\":0,"
+                             "\"manager_host\":\"vm\",\"node_name\":\"node01\",\"os_arch\":\"x86_64\",\"os_codename\":\"bookworm\","
+                             "\"os_major\":\"12\",\"os_name\":\"Debian GNU/Linux\",\"os_platform\":\"debian\","
+                             "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\",\"os_version\":\"12\","
+                             "\"sync_status\":\"synced\",\"version\":\"Wazuh v5.0.0\"}");
+                else
+                    snprintf(q, sizeof q,
+                             "global update-agent-data {\"id\":0,\"version\":\"Wazuh v4.7.5\",\"manager_host\":\"vm\",\"node_name\":\"node01\","
+                             "\"connection_status\":\"active\",\"sync_status\":\"synced\",\"group_config_status\":\"synced\","
+                             "\"os_name\":\"Debian GNU/Linux\",\"os_version\":\"12\",\"os_major\":\"12\",\"os_codename\":\"bookworm\","
+                             "\"os_platform\":\"debian\",\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
+                             "\"os_arch\":\"x86_64\"}");
+                if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                else if (strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+            }
+        } else if (!strcmp(verb, "disconnect") || !strcmp(verb, "poll-active") || !strcmp(verb, "all-agents")) {
+            /* monitord's sweep (`disconnect <threshold_ts>`), remoted's poll of the active agents, or
+             * modulesd's get-all-agents: pages from last_id 0 while wazuh-db answers `due`; prints the ids. */
+            int is_disc = !strcmp(verb, "disconnect"), is_all = !strcmp(verb, "all-agents");
             if (is_disc && (fields < 2 || id < 0)) {
                 err = "usage: disconnect <threshold_ts>";
             } else {
@@ -2330,6 +2407,7 @@ static void *remoted_loop(void *arg) {
                 else ids.b[0] = 0;
                 for (int page = 0; page < 100000 && !err; page++) {
                     if (is_disc) snprintf(q, sizeof q, "global disconnect-agents %lld %lld synced", last, id);
+                    else if (is_all) snprintf(q, sizeof q, "global get-all-agents last_id %lld", last);
                     else snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
                     if (long_query(q, reply, sizeof reply) < 0) { err = g_lq_err; break; }
                     int due = !strncmp(reply, "due ", 4);
