@@ -180,6 +180,32 @@ t.test('a cluster master: wazuh-clusterd (python3, requests without a NUL) write
   t.notOk(got.some((m) => m.body.agent_id === '020' || m.body.agent_id === '021'), 'nothing published for the workers\' agents');
 });
 
+t.test('a manager restart (wazuh-db on a new socket, remoted\'s reset, an agent back): one event per transition, in order', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.*.status');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-restart-'));
+  writeOssecConf(home);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B], persistDb: true });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-restart']);
+  t.teardown(() => tap.stop('SIGKILL'));
+  for (const a of [A, B]) {
+    await sim.startup(a);
+    await sim.keepalive(a);
+  }
+  await waitFor(() => got.length >= 4, 10_000, 'four status events before the restart');
+  await sim.restartManager({ reconnect: [A] });
+  const seq = () => got.map((m) => `${m.body.agent_id}:${m.body.previous_status}>${m.body.current_status}/${m.body.status_code}/${m.body.reason}`);
+  await waitFor(() => got.length >= 8, 15_000, 'the restart\'s four status events').catch((e) => { t.comment(seq().join('\n')); throw e; });
+  await new Promise((r) => setTimeout(r, 1000)); // a ninth would be a duplicate
+  const after = seq().slice(4);
+  const of = (id: string) => after.filter((x) => x.startsWith(`${id}:`));
+  t.same(of('001'), ['001:active>disconnected/5/manager_reset', '001:disconnected>pending/0/agent_startup', '001:pending>active/0/keepalive'],
+    'agent 1: reset, then back');
+  t.same(of('002'), ['002:active>disconnected/5/manager_reset'], 'agent 2: reset');
+  t.equal(after.length, 4, `nothing else: ${after.join(', ')}`);
+});
+
 t.test('keepalive_batch in the configuration: the agent\'s keepalives arrive batched, its status changes one by one and in order', async (t) => {
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-batch-'));

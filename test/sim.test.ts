@@ -813,3 +813,28 @@ t.test('wazuh-modulesd (4.x and 5.x copies): the manager\'s row as §9 writes it
   await mod5.managerInfo();
   t.match(agentInfo(await m5.rawreq('global get-agent-info 0')), { name: 'vm', version: 'Wazuh v5.0.0' });
 });
+
+t.test('restartManager: wazuh-db (a new socket, the same table), analysisd and remoted restarted; remoted resets; the given agents come back', async (t) => {
+  await t.rejects(new SimManager({ binDir, home: tmpHome(t) }).restartManager(), /not started/);
+  const plain = await startManager(t, { agents: [A1] });
+  await t.rejects(plain.restartManager(), /needs persistDb/);
+  const m = new SimManager({ binDir, home: tmpHome(t), agents: [A1, A2], persistDb: true });
+  t.teardown(() => m.stop());
+  await m.start();
+  for (const a of [A1, A2]) {
+    await m.startup(a);
+    await m.keepalive(a);
+  }
+  const monitord = await m.spawnMonitord();
+  const before = { ...m.pids() };
+  const sock = fs.statSync(m.wdbPath);
+  await new Promise((r) => setTimeout(r, 20)); // a ctime the new socket cannot share
+  await m.restartManager({ reconnect: [A1] });
+  const after = m.pids();
+  for (const d of ['wazuh-db', 'wazuh-remoted', 'wazuh-analysisd']) t.not(after[d], before[d], `${d} restarted`);
+  t.notOk('wazuh-monitord' in after, 'spawned clients stopped and forgotten');
+  t.equal(monitord.proc.exitInfo !== null, true, 'monitord exited');
+  t.ok(fs.statSync(m.wdbPath).ctimeMs > sock.ctimeMs, 'a new socket');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active', status_code: 0 }, 'agent 1 reconnected (reset, then pending: code 0, then active)');
+  t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { connection_status: 'disconnected', status_code: 5 }, 'agent 2 reset by the new remoted');
+});

@@ -120,7 +120,14 @@ export declare class SimManager {
   rawreq(text: string): Promise<string>;
   raw(bytes: Buffer | Uint8Array | string): Promise<void>;
   recv(): Promise<string>;
+  /** remoted killed and started again (its reset-agents-connection); wazuh-db keeps running. */
   restartRemoted(opts?: { reset?: boolean }): Promise<void>;
+  /**
+   * A whole manager restart: clients (forgotten), remoted, analysisd and wazuh-db stopped; wazuh-db (a new
+   * socket, the same table: needs persistDb), analysisd and remoted (reset) started; then each agent of
+   * `reconnect` sends its startup and a keepalive.
+   */
+  restartManager(opts?: { reconnect?: SimAgent[]; reset?: boolean }): Promise<void>;
   /** wazuh-db stopped (SIGTERM) and started again: a new socket; with persistDb the same table. */
   restartDb(): Promise<void>;
   spawnClient(name: string, opts?: { reset?: boolean; syscall?: 'sendto' | 'write' | 'writev' | 'sendmsg'; split?: SimSplit }): Promise<SimClient>;

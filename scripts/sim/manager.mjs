@@ -613,8 +613,9 @@ export class SimManager {
   }
 
   /**
-   * A manager restart as wazuh-db sees it: remoted dies without a word, and the
-   * new one sends `reset-agents-connection` (unless reset is false).
+   * remoted restarted alone (killed without a word, a new one started): the new one sends
+   * `reset-agents-connection` (unless reset is false). wazuh-db keeps running on the same socket; for a
+   * whole manager restart (wazuh-db too, a new socket) see restartManager().
    * @param {{ reset?: boolean }} [opts]
    */
   async restartRemoted({ reset = true } = {}) {
@@ -622,6 +623,36 @@ export class SimManager {
     await old.kill('SIGKILL');
     this.remoted = null;
     this.remoted = await this.#client(this.daemon('remoted'), reset);
+  }
+
+  /**
+   * A manager restart (`wazuh-control restart`): every daemon stops — the clients (spawnClient's are
+   * forgotten: spawn them again), remoted (which writes nothing about its agents), analysisd, then
+   * wazuh-db (SIGTERM; its table is kept, as global.db is: persistDb is required) — and starts again:
+   * wazuh-db on a new socket, analysisd, then remoted (get-distinct-groups and, unless reset is false,
+   * reset-agents-connection: every active or pending agent disconnected, code 5). Then each agent of
+   * `reconnect` comes back as agents do to a restarted manager: its startup (pending), then a keepalive.
+   * @param {{ reconnect?: SimAgent[], reset?: boolean }} [opts]
+   */
+  async restartManager({ reconnect = [], reset = true } = {}) {
+    if (!this.db) throw new Error('not started');
+    if (!this.persistDb) throw new Error('restartManager needs persistDb: true (a manager restart keeps global.db)');
+    for (const a of reconnect) agentArgs(a);
+    const clients = [...this.clients.map((c) => c.proc), this.remoted?.proc].filter((p) => p != null);
+    await Promise.all(clients.map((p) => p.kill('SIGTERM')));
+    this.clients = [];
+    this.remoted = null;
+    await Promise.all([this.analysisd, this.db].filter((p) => p != null).map((p) => p.kill('SIGTERM')));
+    this.analysisd = null;
+    this.db = null;
+    this.db = this.#spawn(this.daemon('db'), this.#dbArgs());
+    this.analysisd = this.#spawn(this.daemon('analysisd'));
+    await Promise.all([this.db.ready(), this.analysisd.ready()]);
+    this.remoted = await this.#client(this.daemon('remoted'), reset);
+    for (const a of reconnect) {
+      await this.remoted.startup(a);
+      await this.remoted.keepalive(a);
+    }
   }
 
   /**
