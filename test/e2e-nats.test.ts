@@ -206,6 +206,38 @@ t.test('a manager restart (wazuh-db on a new socket, remoted\'s reset, an agent 
   t.equal(after.length, 4, `nothing else: ${after.join(', ')}`);
 });
 
+t.test('keepalive events carry each agent\'s own version and os; a keepalive wazuh-db refused (cut at 2,048 bytes) publishes nothing', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-versions-'));
+  writeOssecConf(home, '    <keepalive_batch>0</keepalive_batch>\n');
+  const A2 = { ...A, version: 'Wazuh v4.9.2', os: { name: 'Ubuntu', version: '24.04', platform: 'ubuntu', arch: 'aarch64' } };
+  const B2 = { ...B, version: 'Wazuh v4.7.5', os: { name: 'Rocky Linux', version: '9.4', platform: 'rocky', arch: 'x86_64' } };
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'node-versions']);
+  t.teardown(() => tap.stop('SIGKILL'));
+  for (const a of [A2, B2]) {
+    await sim.startup(a);
+    await sim.keepalive(a);
+    await sim.keepalive(a);
+  }
+  const kas = (id: string) => got.filter((m) => m.subject === `wazuh.agent.${id}.keepalive`).map((m) => m.body);
+  await waitFor(() => kas('001').length >= 2 && kas('002').length >= 2, 10_000, 'two keepalives each');
+  t.match(kas('001').at(-1), { version: 'Wazuh v4.9.2', os: { name: 'Ubuntu', version: '24.04', platform: 'ubuntu', arch: 'aarch64' } });
+  t.match(kas('002').at(-1), { version: 'Wazuh v4.7.5', os: { name: 'Rocky Linux', version: '9.4', platform: 'rocky', arch: 'x86_64' } });
+  // An upgrade: the next keepalive says so (it is no tick: its bytes changed).
+  await sim.keepalive({ ...A2, version: 'Wazuh v4.10.0' });
+  await waitFor(() => kas('001').at(-1)?.version === 'Wazuh v4.10.0', 10_000, 'the new version');
+  // Labels too long: remoted's helper cuts the request at 2,048 bytes, wazuh-db answers err: no event.
+  const n = kas('001').length;
+  await t.rejects(sim.keepalive({ ...A2, version: 'Wazuh v9.9.9', labels: { big: 'x'.repeat(2000) } }), /err Invalid JSON/);
+  await sim.keepalive({ ...A2, version: 'Wazuh v4.10.0' }); // and the next good one is heard
+  await waitFor(() => kas('001').length > n, 10_000, 'the keepalive after the refused one');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(kas('001').slice(n).map((k) => k.version), ['Wazuh v4.10.0'], 'the refused keepalive published nothing');
+});
+
 t.test('keepalive_batch in the configuration: the agent\'s keepalives arrive batched, its status changes one by one and in order', async (t) => {
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const home = mkdtempSync(join(tmpdir(), 'wnt-e2e-batch-'));

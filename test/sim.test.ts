@@ -838,3 +838,32 @@ t.test('restartManager: wazuh-db (a new socket, the same table), analysisd and r
   t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { connection_status: 'active', status_code: 0 }, 'agent 1 reconnected (reset, then pending: code 0, then active)');
   t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { connection_status: 'disconnected', status_code: 5 }, 'agent 2 reset by the new remoted');
 });
+
+t.test('each agent reports its own version, os, labels and node; a 4.x update-agent-data over 2,048 bytes goes out cut and is refused', async (t) => {
+  const m = await startManager(t, { agents: [A1, A2] });
+  const B = { ...A2, version: 'Wazuh v4.9.2', node: 'node02', configSum: 'c0ffee', labels: { env: 'prod', 'team.x': 'a b' },
+    os: { name: 'Ubuntu', version: '24.04', major: '24', codename: 'noble', platform: 'ubuntu', arch: 'aarch64', uname: '' } };
+  for (const a of [A1, B]) {
+    await m.startup(a);
+    await m.keepalive(a); // the first connection
+    await m.keepalive(a);
+  }
+  t.match(agentInfo(await m.rawreq('global get-agent-info 1')), { version: 'Wazuh v4.7.5', os_name: 'Debian GNU/Linux', node_name: 'node01' }, 'the defaults');
+  const b = agentInfo(await m.rawreq('global get-agent-info 2'));
+  t.match(b, { version: 'Wazuh v4.9.2', os_name: 'Ubuntu', os_version: '24.04', os_platform: 'ubuntu', os_arch: 'aarch64', node_name: 'node02', config_sum: 'c0ffee' });
+  t.notOk('os_uname' in b, 'an empty value leaves the member out');
+  const labels = JSON.parse((await m.rawreq('global get-labels 2')).slice(3)) as { key: string; value: string }[];
+  t.same(labels.map((l) => `${l.key}=${l.value}`), [
+    '#"_agent_ip"=10.0.0.2', '#"_manager_hostname"=vm', '#"_node_name"=node02', '#"_wazuh_version"=Wazuh v4.9.2', 'env=prod', 'team.x=a b',
+  ], 'its own labels and the hidden ones, with its version and node');
+  t.same(await m.rawreq('global get-agents-by-connection-status 0 active node02 -1'), 'ok [{"id":2}]', 'polled by its node');
+
+  // A version change shows at the next keepalive.
+  await m.keepalive({ ...B, version: 'Wazuh v4.10.0' });
+  t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { version: 'Wazuh v4.10.0' });
+
+  // Labels that make update-agent-data longer than 2,048 bytes: cut by remoted's helper, refused by wazuh-db.
+  await t.rejects(m.keepalive({ ...B, labels: { big: 'x'.repeat(2000) } }), /wazuh-db answered an error: err Invalid JSON syntax/);
+  t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { version: 'Wazuh v4.10.0' }, 'nothing applied');
+  await t.rejects(m.keepalive({ ...B, labels: { 'a:b': 'x' } }), /label key/);
+});

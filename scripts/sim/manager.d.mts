@@ -5,6 +5,15 @@ export interface SimAgent {
   id: number;
   name: string;
   ip: string;
+  /** What it reports at its keepalives; the real manager's defaults when left out (Wazuh v4.7.5 / v5.0.0). */
+  version?: string;
+  /** node_name (default node01). */
+  node?: string;
+  configSum?: string;
+  /** Default: Debian GNU/Linux 12 (bookworm), x86_64. An empty string leaves the member out. */
+  os?: { name?: string; version?: string; major?: string; codename?: string; platform?: string; uname?: string; arch?: string };
+  /** Its own labels (remoted adds the hidden `#"_…"` ones). */
+  labels?: Record<string, string>;
 }
 
 /** How a client cuts each request frame into writes (SimManager's `split`). */

@@ -12,7 +12,14 @@ import readline from 'node:readline';
 
 const TIMEOUT_MS = 5000;
 
-/** @typedef {{ id: number, name: string, ip: string }} SimAgent */
+/**
+ * An agent. Besides id, name and ip, what it reports at its keepalives (the real manager's defaults when
+ * left out: Wazuh v4.7.5 / v5.0.0, Debian 12, node01): version, os, labels (its own; remoted adds the
+ * hidden `#"_…"` ones), node (node_name), configSum.
+ * @typedef {{ id: number, name: string, ip: string, version?: string, node?: string, configSum?: string,
+ *   os?: { name?: string, version?: string, major?: string, codename?: string, platform?: string, uname?: string, arch?: string },
+ *   labels?: Record<string, string> }} SimAgent
+ */
 /** @typedef {{ code: number | null, signal: NodeJS.Signals | null }} ExitInfo */
 
 /** Every child still running, killed on any exit of this Node process. */
@@ -52,6 +59,33 @@ function agentArgs(agent) {
     if (typeof v !== 'string' || v === '' || /\s/.test(v)) throw new TypeError(`agent.${k} must be a non-empty string without blanks`);
   }
   return `${agent.id} ${agent.name} ${agent.ip}`;
+}
+
+/**
+ * The keepalive line's fifth field: the agent's own data, `key=value` lines in hex ('' when it has none).
+ * @param {SimAgent} agent
+ */
+function agentData(agent) {
+  /** @type {string[]} */
+  const lines = [];
+  /** @param {string} k @param {unknown} v */
+  const add = (k, v) => {
+    if (v === undefined) return;
+    if (typeof v !== 'string' || /[\n\0]/.test(v)) throw new TypeError(`agent ${k} must be a string without newlines`);
+    lines.push(`${k}=${v}`);
+  };
+  add('version', agent.version);
+  add('node', agent.node);
+  add('config_sum', agent.configSum);
+  for (const [k, v] of Object.entries(agent.os ?? {})) {
+    if (!['name', 'version', 'major', 'codename', 'platform', 'uname', 'arch'].includes(k)) throw new TypeError(`agent.os.${k} is not an os field`);
+    add(`os_${k}`, v);
+  }
+  for (const [k, v] of Object.entries(agent.labels ?? {})) {
+    if (k === '' || /[:=\n\0]/.test(k)) throw new TypeError(`label key ${JSON.stringify(k)}: no ':', '=' or newline`);
+    add(`label.${k}`, v);
+  }
+  return lines.length ? Buffer.from(lines.join('\n')).toString('hex') : '';
 }
 
 /** @param {number} id */
@@ -215,9 +249,15 @@ export class SimClient {
     await this.proc.command(`startup ${agentArgs(agent)}`);
   }
 
-  /** One keepalive: `select-agent-group` then `update-agent-data`, plus an event datagram. @param {SimAgent} agent */
+  /**
+   * One keepalive: `select-agent-group` then `update-agent-data` with the agent's version, os, labels, node
+   * and config sum, plus an event datagram. 4.x: a request over 2,048 bytes goes out cut, and wazuh-db's
+   * err fails the command.
+   * @param {SimAgent} agent
+   */
   async keepalive(agent) {
-    await this.proc.command(`keepalive ${agentArgs(agent)}`);
+    const data = agentData(agent);
+    await this.proc.command(`keepalive ${agentArgs(agent)}${data ? ` ${data}` : ''}`);
   }
 
   /** Agent stopped: datagram, `update-connection-status … disconnected, 3`. @param {SimAgent} agent */

@@ -1970,39 +1970,134 @@ static void q_startup(char *q, size_t cap, long long id) {
         snprintf(q, cap, "global update-keepalive {\"id\":%lld,\"connection_status\":\"pending\",\"sync_status\":\"synced\"}", id);
 }
 
-/* `first`: the agent's first connection (4.x: select-agent-group answered `ok [{}]`): no config_sum,
- * merged_sum "x", group_config_status "not synced" (WAZUH-PROTOCOL §2 and §9, header 553 for id 3). */
-static void q_keepalive_ex(char *q, size_t cap, long long id, const char *eip, int first) {
-    if (g_5x)
-        /* nlohmann::json: keys sorted; only these fields (WAZUH-PROTOCOL.md §2). */
-        snprintf(q, cap,
-                 "global update-agent-data {\"agent_ip\":\"%s\",\"connection_status\":\"active\",\"id\":%lld,"
-                 "\"os_arch\":\"x86_64\",\"os_codename\":\"bookworm\",\"os_major\":\"12\","
-                 "\"os_name\":\"Debian GNU/Linux\",\"os_platform\":\"debian\","
-                 "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
-                 "\"os_version\":\"12\",\"sync_status\":\"synced\",\"version\":\"Wazuh v5.0.0\"}",
-                 eip, id);
-    else
-        snprintf(q, cap,
-                 "global update-agent-data {\"id\":%lld,\"version\":\"Wazuh v4.7.5\","
-                 "%s"
-                 "\"manager_host\":\"vm\",\"node_name\":\"node01\",\"agent_ip\":\"%s\","
-                 "\"labels\":\"#\\\"_manager_hostname\\\":vm\\n#\\\"_agent_ip\\\":%s\\n"
-                 "#\\\"_node_name\\\":node01\\n#\\\"_wazuh_version\\\":Wazuh v4.7.5\","
-                 "\"connection_status\":\"active\",\"sync_status\":\"synced\","
-                 "\"group_config_status\":\"%s\",\"os_name\":\"Debian GNU/Linux\","
-                 "\"os_version\":\"12\",\"os_major\":\"12\",\"os_codename\":\"bookworm\","
-                 "\"os_platform\":\"debian\","
-                 "\"os_uname\":\"Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64\","
-                 "\"os_arch\":\"x86_64\"}",
-                 id,
-                 first ? "\"merged_sum\":\"x\","
-                       : "\"config_sum\":\"ab73af41699f13fdd81903b5f23d8d00\",\"merged_sum\":\"4a8724b20dee0124ff9656783c490c4e\",",
-                 eip, eip, first ? "not synced" : "synced");
+/* What an agent reports about itself at its keepalive (its version, OS, labels; the node it is on, its
+ * config sum): the real manager's defaults unless the line command's optional fifth field (hex of
+ * `key=value` lines: version, config_sum, node, os_name, os_version, os_major, os_codename, os_platform,
+ * os_uname, os_arch, label.<key>) says otherwise. An empty value leaves the member out. */
+struct kdata {
+    char version[128], config_sum[128], node[128];
+    char os_name[256], os_version[128], os_major[64], os_codename[128], os_platform[128], os_uname[512], os_arch[128];
+    char labels[4096]; /* the agent's own labels, `key:value` lines */
+};
+
+static void kdata_default(struct kdata *k) {
+    memset(k, 0, sizeof *k);
+    snprintf(k->version, sizeof k->version, "%s", g_5x ? "Wazuh v5.0.0" : "Wazuh v4.7.5");
+    snprintf(k->config_sum, sizeof k->config_sum, "ab73af41699f13fdd81903b5f23d8d00");
+    snprintf(k->node, sizeof k->node, "node01");
+    snprintf(k->os_name, sizeof k->os_name, "Debian GNU/Linux");
+    snprintf(k->os_version, sizeof k->os_version, "12");
+    snprintf(k->os_major, sizeof k->os_major, "12");
+    snprintf(k->os_codename, sizeof k->os_codename, "bookworm");
+    snprintf(k->os_platform, sizeof k->os_platform, "debian");
+    snprintf(k->os_uname, sizeof k->os_uname, "Linux |vm |6.18.44-fc-v782 |#1 SMP PREEMPT_DYNAMIC @0 |x86_64");
+    snprintf(k->os_arch, sizeof k->os_arch, "x86_64");
 }
 
-static void q_keepalive(char *q, size_t cap, long long id, const char *eip) {
-    q_keepalive_ex(q, cap, id, eip, 0);
+/* The fifth field of a keepalive line; NULL, or why it is refused. */
+static const char *kdata_parse(struct kdata *k, const char *hex) {
+    static char text[8192];
+    size_t hl = strlen(hex), n = hl / 2;
+    if (hl % 2 || n >= sizeof text) return "the agent's data: an even number of hex digits, 8 KiB at most";
+    for (size_t i = 0; i < n; i++) {
+        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+        if (a < 0 || b < 0) return "the agent's data: bad hex";
+        text[i] = (char)(a * 16 + b);
+    }
+    text[n] = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(l, '=');
+        if (!eq) return "the agent's data: key=value lines";
+        *eq = 0;
+        const char *v = eq + 1;
+        struct { const char *key; char *dst; size_t cap; } f[] = {
+            {"version", k->version, sizeof k->version}, {"config_sum", k->config_sum, sizeof k->config_sum},
+            {"node", k->node, sizeof k->node}, {"os_name", k->os_name, sizeof k->os_name},
+            {"os_version", k->os_version, sizeof k->os_version}, {"os_major", k->os_major, sizeof k->os_major},
+            {"os_codename", k->os_codename, sizeof k->os_codename}, {"os_platform", k->os_platform, sizeof k->os_platform},
+            {"os_uname", k->os_uname, sizeof k->os_uname}, {"os_arch", k->os_arch, sizeof k->os_arch},
+        };
+        int done = 0;
+        for (size_t i = 0; i < sizeof f / sizeof f[0] && !done; i++)
+            if (!strcmp(l, f[i].key)) {
+                if (strlen(v) >= f[i].cap) return "the agent's data: a value too long";
+                snprintf(f[i].dst, f[i].cap, "%s", v);
+                done = 1;
+            }
+        if (!done && !strncmp(l, "label.", 6) && l[6]) {
+            size_t ll = strlen(k->labels);
+            int w = snprintf(k->labels + ll, sizeof k->labels - ll, "%s:%s\n", l + 6, v);
+            if (w < 0 || (size_t)w >= sizeof k->labels - ll) return "the agent's data: labels too long";
+            done = 1;
+        }
+        if (!done) return "the agent's data: an unknown key";
+    }
+    return NULL;
+}
+
+/* remoted's update-agent-data for an agent (WAZUH-PROTOCOL §2, §9). `first`: the agent's first connection
+ * (4.x: select-agent-group answered `ok [{}]`): no config_sum, merged_sum "x", group_config_status "not
+ * synced" (§9, header 553 for id 3). 5.x: nlohmann::json's sorted keys and only these members. */
+static void q_keepalive_ex(char *q, size_t cap, long long id, const char *ip, int first, const struct kdata *k) {
+    static __thread struct sb o;
+    if (!o.b && !(o.b = malloc(o.cap = 4096))) {
+        snprintf(q, cap, "global update-agent-data {}");
+        return;
+    }
+    o.len = 0;
+    o.b[0] = 0;
+#define KSTR(key, v) do { if ((v)[0]) { sb_add(&o, ",\"" key "\":"); sb_json_str(&o, v); } } while (0)
+    if (g_5x) {
+        sb_add(&o, "global update-agent-data {\"agent_ip\":");
+        sb_json_str(&o, ip);
+        sb_add(&o, ",\"connection_status\":\"active\",\"id\":%lld", id);
+        KSTR("os_arch", k->os_arch);
+        KSTR("os_codename", k->os_codename);
+        KSTR("os_major", k->os_major);
+        KSTR("os_name", k->os_name);
+        KSTR("os_platform", k->os_platform);
+        KSTR("os_uname", k->os_uname);
+        KSTR("os_version", k->os_version);
+        sb_add(&o, ",\"sync_status\":\"synced\"");
+        KSTR("version", k->version);
+        sb_add(&o, "}");
+    } else {
+        sb_add(&o, "global update-agent-data {\"id\":%lld", id);
+        KSTR("version", k->version);
+        if (first) sb_add(&o, ",\"merged_sum\":\"x\"");
+        else {
+            KSTR("config_sum", k->config_sum);
+            sb_add(&o, ",\"merged_sum\":\"4a8724b20dee0124ff9656783c490c4e\"");
+        }
+        sb_add(&o, ",\"manager_host\":\"vm\"");
+        KSTR("node_name", k->node);
+        sb_add(&o, ",\"agent_ip\":");
+        sb_json_str(&o, ip);
+        /* The agent's own labels, then the hidden ones remoted adds. */
+        char labels[8192];
+        snprintf(labels, sizeof labels, "%s#\"_manager_hostname\":vm\n#\"_agent_ip\":%s\n#\"_node_name\":%s\n#\"_wazuh_version\":%s",
+                 k->labels, ip, k->node, k->version);
+        KSTR("labels", labels);
+        sb_add(&o, ",\"connection_status\":\"active\",\"sync_status\":\"synced\",\"group_config_status\":\"%s\"",
+               first ? "not synced" : "synced");
+        KSTR("os_name", k->os_name);
+        KSTR("os_version", k->os_version);
+        KSTR("os_major", k->os_major);
+        KSTR("os_codename", k->os_codename);
+        KSTR("os_platform", k->os_platform);
+        KSTR("os_uname", k->os_uname);
+        KSTR("os_arch", k->os_arch);
+        sb_add(&o, "}");
+    }
+#undef KSTR
+    snprintf(q, cap, "%s", o.b);
+}
+
+static void q_keepalive(char *q, size_t cap, long long id, const char *ip) {
+    struct kdata k;
+    kdata_default(&k);
+    q_keepalive_ex(q, cap, id, ip, 0, &k);
 }
 
 /* remoted at an agent's first connection (4.x): its groups set on a short connection, `default` if it has none. */
@@ -2348,14 +2443,28 @@ static void *remoted_loop(void *arg) {
                      * `ok [{}]`) is at its first connection (4.x, seen on 4.7.5): remoted sets its groups on a
                      * short connection (set-agent-groups empty_only default) and sends the first form of
                      * update-agent-data. */
-                    q_select_group(q, sizeof q, id);
-                    if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                    struct kdata k;
+                    kdata_default(&k);
+                    const char *extra = cmdline; /* the optional fifth field: the agent's own data */
+                    for (int f = 0; f < 4; f++) {
+                        extra += strspn(extra, " \t");
+                        extra += strcspn(extra, " \t");
+                    }
+                    extra += strspn(extra, " \t");
+                    if (*extra) err = kdata_parse(&k, extra);
+                    if (!err) {
+                        q_select_group(q, sizeof q, id);
+                        if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                    }
                     int first = !err && !g_5x && !strcmp(reply, "ok [{}]");
                     if (first) {
                         q_set_groups(q, sizeof q, id);
                         if (short_query(q) < 0) err = "wdb request failed";
                     }
-                    q_keepalive_ex(q, sizeof q, id, eip, first);
+                    q_keepalive_ex(q, sizeof q, id, ip, first, &k);
+                    /* A 4.x helper's request is at most 2,048 bytes (the NUL counted): a longer
+                     * update-agent-data goes out cut, and wazuh-db answers err Invalid JSON (§2). */
+                    if (g_nul && strlen(q) > 2047) q[2047] = 0;
                     if (!err && long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
                     snprintf(msg, sizeof msg,
                              "1:[%03lld] (%s) %s->/var/log/auth.log:Jan  1 00:00:00 %s sshd[1234]: "
