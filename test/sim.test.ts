@@ -867,3 +867,33 @@ t.test('each agent reports its own version, os, labels and node; a 4.x update-ag
   t.match(agentInfo(await m.rawreq('global get-agent-info 2')), { version: 'Wazuh v4.10.0' }, 'nothing applied');
   await t.rejects(m.keepalive({ ...B, labels: { 'a:b': 'x' } }), /label key/);
 });
+
+t.test('wazuh-db state details: sync_status arguments, disconnection_time on reconnection, no row brought back for a removed agent', async (t) => {
+  const m = await startManager(t, { agents: [A1, A2] });
+  const row = async (id: number) => agentInfo(await m.rawreq(`global get-agent-info ${id}`));
+  for (const a of [A1, A2]) {
+    await m.startup(a);
+    await m.keepalive(a);
+  }
+  // A cluster worker's reset and sweep mark the rows for the master (sync_status as the argument).
+  t.equal(await m.rawreq('global reset-agents-connection syncreq'), 'ok');
+  t.match([await row(1), await row(2)], [{ connection_status: 'disconnected', status_code: 5, sync_status: 'syncreq' }, { sync_status: 'syncreq' }]);
+  await m.startup(A1);
+  t.equal(await m.rawreq(`global disconnect-agents 0 ${Math.floor(Date.now() / 1000) + 60} syncreq_status`), 'ok [{"id":1}]');
+  t.match(await row(1), { connection_status: 'disconnected', status_code: 4, sync_status: 'syncreq_status' });
+  // update-connection-status to anything but disconnected sets disconnection_time to 0.
+  t.ok(((await row(1)).disconnection_time as number) > 0);
+  t.equal(await m.rawreq('global update-connection-status {"id":1,"connection_status":"active","sync_status":"synced","status_code":0}'), 'ok');
+  t.match(await row(1), { connection_status: 'active', disconnection_time: 0 });
+
+  // Removed: a keepalive (an UPDATE) touches no row, and answers ok; registered again, it is back.
+  t.equal(await m.rawreq('global delete-agent 2'), 'ok');
+  await m.keepalive(A2);
+  t.equal(await m.rawreq('global get-agent-info 2'), 'ok []', 'the removed agent stays removed');
+  t.equal(await m.rawreq('global update-keepalive {"id":2,"connection_status":"pending","sync_status":"synced"}'), 'ok');
+  t.equal(await m.rawreq('global get-agent-info 2'), 'ok []');
+  t.equal(await m.rawreq(`global insert-agent {"id":2,"name":"agent2b","register_ip":"any","internal_key":"${'b'.repeat(64)}","date_add":1795796717}`), 'ok');
+  t.match(await row(2), { name: 'agent2b', connection_status: 'never_connected' });
+  await m.startup(A2);
+  t.match(await row(2), { connection_status: 'pending' }, 'registered again, it is updated again');
+});

@@ -435,11 +435,25 @@ static struct agent *agent_new(long long id) {
     return NULL;
 }
 
-/* Real wazuh-db runs UPDATE ... WHERE id = ?, which is a no-op for unknown ids.
- * The sim creates the row instead, so tests need not register agents first. */
-static struct agent *agent_upsert(long long id) {
+/* Ids delete-agent removed (below ID_INDEX): an update of one touches no row, as the real UPDATE …
+ * WHERE id = ?, until insert-agent registers that id again. */
+static unsigned char g_deleted[ID_INDEX / 8];
+static int was_deleted(long long id) {
+    return id >= 0 && id < ID_INDEX && (g_deleted[id / 8] >> (id % 8)) & 1;
+}
+static void mark_deleted(long long id, int on) {
+    if (id < 0 || id >= ID_INDEX) return;
+    if (on) g_deleted[id / 8] |= (unsigned char)(1u << (id % 8));
+    else g_deleted[id / 8] &= (unsigned char)~(1u << (id % 8));
+}
+
+/* Real wazuh-db runs UPDATE ... WHERE id = ?, which is a no-op for unknown ids. The sim creates the row
+ * of an id it never saw, so tests need not register agents first; a removed agent's id stays removed
+ * (*gone set, NULL): a keepalive does not bring it back. */
+static struct agent *agent_upsert(long long id, int *gone) {
     struct agent *a = agent_get(id);
-    return a ? a : agent_new(id);
+    *gone = !a && was_deleted(id);
+    return a || *gone ? a : agent_new(id);
 }
 
 #define SETSTR(field, json, key) (void)json_str(json, key, a->field, sizeof a->field)
@@ -636,6 +650,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
         }
         pthread_mutex_lock(&g_lock);
         struct agent *a;
+        int gone = 0;
         if (IS("insert-agent")) {
             if (agent_get(id)) {
                 pthread_mutex_unlock(&g_lock);
@@ -644,6 +659,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             }
             a = agent_new(id);
             if (a) {
+                mark_deleted(id, 0);
                 SETSTR(name, arg, "name");
                 SETSTR(ip, arg, "ip");
                 SETSTR(register_ip, arg, "register_ip");
@@ -651,7 +667,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
                 SETSTR(group, arg, "groups"); /* authd -G; none: NULL until remoted sets it at the first connection */
                 (void)json_int(arg, "date_add", &a->date_add);
             }
-        } else if ((a = agent_upsert(id)) != NULL) {
+        } else if ((a = agent_upsert(id, &gone)) != NULL) {
             char cs[24] = "";
             (void)json_str(arg, "connection_status", cs, sizeof cs);
             if (cs[0]) snprintf(a->connection_status, sizeof a->connection_status, "%s", cs);
@@ -695,23 +711,31 @@ static void wdb_dispatch(const char *q, struct sb *o) {
                 /* The agent's labels are replaced by the request's, or removed when it sends none. */
                 if (!json_str(arg, "labels", a->labels, sizeof a->labels)) a->labels[0] = 0;
             }
-            if (IS("update-connection-status") || IS("update-status-code")) {
+            if (IS("update-connection-status")) {
+                /* disconnection_time: now for disconnected, else 0 (wdb_global_update_agent_connection_status). */
                 (void)json_int(arg, "status_code", &a->status_code);
-                if (!strcmp(a->connection_status, "disconnected")) a->disconnection_time = now;
+                a->disconnection_time = !strcmp(a->connection_status, "disconnected") ? now : 0;
             }
+            if (IS("update-status-code")) (void)json_int(arg, "status_code", &a->status_code);
             if (IS("update-status-code")) SETSTR(version, arg, "version");
         }
         pthread_mutex_unlock(&g_lock);
-        if (!a) sb_add(o, "err Cannot execute Global database query; table full");
+        if (!a && !gone) sb_add(o, "err Cannot execute Global database query; table full");
         else sb_add(o, "ok");
         return;
     }
 
     if (IS("reset-agents-connection")) {
+        /* reset-agents-connection <sync_status>: the agents' sync_status becomes the argument (a worker's
+         * syncreq), as WDB_STMT_GLOBAL_RESET_CONNECTION_STATUS sets it. */
+        char sync[32] = "";
+        if (*arg && strlen(arg) < sizeof sync) snprintf(sync, sizeof sync, "%s", arg);
         pthread_mutex_lock(&g_lock);
         for (int i = 0; i < g_high; i++)
-            if (g_agents[i].used && g_agents[i].id != 0 && is_live(&g_agents[i]))
+            if (g_agents[i].used && g_agents[i].id != 0 && is_live(&g_agents[i])) {
                 set_disconnected(&g_agents[i], 5, now);
+                if (sync[0]) snprintf(g_agents[i].sync_status, sizeof g_agents[i].sync_status, "%s", sync);
+            }
         pthread_mutex_unlock(&g_lock);
         sb_add(o, "ok");
         return;
@@ -912,6 +936,8 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             p2++;
             if (IS("disconnect-agents")) {
                 if (!parse_ll(p2, &second)) goto syntax;
+                const char *p3 = strchr(p2, ' '); /* [<sync_status>]: set on each agent disconnected */
+                if (p3 && p3[1] && strlen(p3 + 1) < sizeof status) snprintf(status, sizeof status, "%s", p3 + 1);
             } else {
                 size_t n = strcspn(p2, " ");
                 if (n == 0 || n >= sizeof status) goto syntax;
@@ -957,7 +983,10 @@ static void wdb_dispatch(const char *q, struct sb *o) {
                 due = 1;
                 break;
             }
-            if (IS("disconnect-agents")) set_disconnected(a, 4, now);
+            if (IS("disconnect-agents")) {
+                set_disconnected(a, 4, now);
+                if (status[0]) snprintf(a->sync_status, sizeof a->sync_status, "%s", status);
+            }
             sb_add(&list, "%s{\"id\":%lld}", rows ? "," : "", a->id);
             rows++;
         }
@@ -987,7 +1016,8 @@ static void wdb_dispatch(const char *q, struct sb *o) {
             obj[n] = 0;
             long long id;
             struct agent *a;
-            if (json_int(obj, "id", &id) && id > 0 && (a = agent_upsert(id)) != NULL) {
+            int gone;
+            if (json_int(obj, "id", &id) && id > 0 && (a = agent_upsert(id, &gone)) != NULL) {
                 SETSTR(name, obj, "name");
                 SETSTR(ip, obj, "ip");
                 SETSTR(version, obj, "version");
@@ -1042,6 +1072,7 @@ static void wdb_dispatch(const char *q, struct sb *o) {
         pthread_mutex_lock(&g_lock);
         struct agent *a = agent_get(id);
         if (a) a->used = 0;
+        mark_deleted(id, 1);
         pthread_mutex_unlock(&g_lock);
         sb_add(o, "ok");
         return;
