@@ -897,3 +897,20 @@ t.test('wazuh-db state details: sync_status arguments, disconnection_time on rec
   await m.startup(A2);
   t.match(await row(2), { connection_status: 'pending' }, 'registered again, it is updated again');
 });
+
+t.test('the driver leaves nothing behind: a client that does not quit is killed; a wazuh-db that does not start is not kept', async (t) => {
+  const m = await startManager(t, { agents: [A1] });
+  const c = await m.spawnClient('not-wazuh');
+  const pid = c.pid!;
+  process.kill(pid, 'SIGSTOP'); // it cannot read its quit
+  await t.rejects(c.quit(300), /quit: timed out after 300 ms/);
+  t.same(c.proc.exitInfo, { code: null, signal: 'SIGKILL' }, 'killed once the wait was over');
+  t.notOk(fs.existsSync(`/proc/${pid}/stat`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')), 'gone');
+
+  // wazuh-db cannot bind its socket any more (queue/db is a file now): restartDb fails, and keeps no process.
+  fs.rmSync(path.join(m.home, 'queue/db'), { recursive: true, force: true });
+  fs.writeFileSync(path.join(m.home, 'queue/db'), '');
+  await t.rejects(m.restartDb(), /exited before ready/);
+  t.equal(m.db, null, 'no half-started wazuh-db kept');
+  t.notOk('wazuh-db' in m.pids());
+});

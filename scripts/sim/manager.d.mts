@@ -73,7 +73,8 @@ export declare class SimClient {
   syncSet(agent: SimAgent, status: string, node: string): Promise<void>;
   /** Per agent: `pending` from one thread, then ~gapUs later `active` from another, on two connections and two CPUs. */
   reconnect(agents: number, firstId: number, gapUs: number, ms?: number): Promise<{ pending: number; active: number; errors: number }>;
-  quit(): Promise<ExitInfo>;
+  /** Exits as the daemon does; not gone after ms (default 5 s): killed, and the promise rejects. */
+  quit(ms?: number): Promise<ExitInfo>;
   kill(signal?: NodeJS.Signals): Promise<ExitInfo>;
 }
 

@@ -212,7 +212,10 @@ export class SimProcess {
     return withTimeout(p, ms, `${this.name} "${line.slice(0, 60)}"`).finally(() => this.pending.delete(n));
   }
 
-  /** Sends a signal; then waits (bounded) for the exit, escalating to SIGKILL. */
+  /**
+   * Sends a signal; then waits (bounded) for the exit, escalating to SIGKILL, and waits for that too
+   * (bounded: a process the kernel does not end within `ms` after SIGKILL is an error, not a hang).
+   */
   async kill(signal = /** @type {NodeJS.Signals} */ ('SIGTERM'), ms = TIMEOUT_MS) {
     if (this.exitInfo) return this.exitInfo;
     try {
@@ -224,7 +227,7 @@ export class SimProcess {
       return await withTimeout(this.exited, ms, `${this.name} exit`);
     } catch {
       this.child.kill('SIGKILL');
-      return this.exited;
+      return withTimeout(this.exited, ms, `${this.name} exit after SIGKILL`);
     }
   }
 }
@@ -376,8 +379,9 @@ export class SimClient {
 
   /**
    * Agents coming back after a manager restart: for each, `update-keepalive … pending` from one worker
-   * thread, then ~gapUs after wazuh-db answered it the keepalive pair (`select-agent-group`,
-   * `update-agent-data … active`) from another, on two connections, the threads pinned to two CPUs.
+   * thread, then the keepalive pair (`select-agent-group`, `update-agent-data … active`) from another,
+   * started ~gapUs after the pending one started (before its sendto, whether or not wazuh-db answered it
+   * yet), on two connections, the threads pinned to two CPUs.
    * @param {number} agents @param {number} firstId @param {number} gapUs
    * @returns {Promise<{ pending: number, active: number, errors: number }>}
    */
@@ -389,13 +393,21 @@ export class SimClient {
     return { pending: Number(m[1]), active: Number(m[2]), errors: Number(m[3]) };
   }
 
-  /** Exits like the real daemon (nothing closed explicitly); resolves on exit. */
-  async quit() {
+  /**
+   * Exits like the real daemon (nothing closed explicitly); resolves on exit. A process that has not
+   * exited after `ms` is killed (SIGKILL) and the promise rejects.
+   */
+  async quit(ms = TIMEOUT_MS) {
     if (!this.proc.exitInfo) {
       // The `ok` may race with the exit; the exit is what matters.
-      this.proc.command('quit').catch(() => {});
+      this.proc.command('quit', ms).catch(() => {});
     }
-    return withTimeout(this.proc.exited, TIMEOUT_MS, `${this.name} quit`);
+    try {
+      return await withTimeout(this.proc.exited, ms, `${this.name} quit`);
+    } catch (e) {
+      await this.proc.kill('SIGKILL');
+      throw e;
+    }
   }
 
   kill(signal = /** @type {NodeJS.Signals} */ ('SIGTERM')) {
@@ -547,8 +559,16 @@ export class SimManager {
     if (!this.db) throw new Error('not started');
     await this.db.kill('SIGTERM');
     this.db = null;
-    this.db = this.#spawn(this.daemon('db'), this.#dbArgs());
-    await this.db.ready();
+    const db = this.#spawn(this.daemon('db'), this.#dbArgs());
+    this.db = db;
+    try {
+      await db.ready();
+    } catch (e) {
+      // Not left behind half-started: killed, and this.db says there is none.
+      await db.kill('SIGKILL');
+      this.db = null;
+      throw e;
+    }
   }
 
   /**
