@@ -1,5 +1,5 @@
 /*
- * wazuh-sim: a stand-in for the Wazuh 4.x manager daemons, for tests of the tap.
+ * wazuh-sim: a stand-in for the Wazuh manager daemons (4.x, and 5.x's names), for tests of the tap.
  *
  * The tap filters by comm and by the wdb socket path and decodes exact bytes, so
  * this program reproduces what WAZUH-PROTOCOL.md records of a real 4.7.5 manager:
@@ -9,8 +9,10 @@
  * look-alike traffic (datagrams to queue/sockets/queue, TCP frames to agents)
  * that the tap must ignore. The `wazuh-manager-*` names behave as 5.x: sorted
  * JSON keys, no NUL, one sendto(MSG_NOSIGNAL) per frame on a non-blocking socket;
- * `python3` (wazuh-clusterd) sends no NUL either.
- * --split cuts client frames into several writes, for reassembly tests.
+ * `python3` (wazuh-clusterd) sends no NUL either. wazuh-db keeps the agent table's
+ * state as the real statements do, answers from a pool of worker threads (one
+ * connection's successive requests in different threads), each reply one sendto()
+ * with flags 0. --split cuts client frames into several writes, for reassembly tests.
  *
  * Build: gcc -std=c11 -O2 -Wall -Wextra -pthread -o wazuh-sim wazuh-sim.c
  */
