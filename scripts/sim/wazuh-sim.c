@@ -2739,10 +2739,16 @@ static void *remoted_loop(void *arg) {
                 }
                 if (!err) {
                     struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)pieces};
-                    if (g_wdb < 0) g_wdb = wdb_connect();
+                    if (g_wdb < 0 && (g_wdb = wdb_connect()) >= 0) raw_forget();
                     ssize_t w = g_wdb < 0 ? -1 : g_syscall == SYS_SENDMSG ? sendmsg(g_wdb, &m, 0) : writev(g_wdb, iov, (int)pieces);
-                    if (w != (ssize_t)bl) err = "send failed";
-                    else g_raw_sent = 1;
+                    if (w != (ssize_t)bl) {
+                        err = "send failed";
+                    } else {
+                        /* The replies owed, as for raw: recv reads them in order. */
+                        struct rawwalk rw = g_rw;
+                        g_raw_owed += raw_walk(&rw, (const unsigned char *)bytes, bl);
+                        g_rw = rw;
+                    }
                 }
             }
             free(bytes);
