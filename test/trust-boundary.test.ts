@@ -74,10 +74,12 @@ t.test('a local user imitating Wazuh (its own wazuh-db and wazuh-remoted, its ow
   for (const d of [homeA, join(homeA, 'queue'), join(homeA, 'queue/db')]) chmodSync(d, 0o755);
   const mark = tap.logs.length;
   chmodSync(join(homeA, 'queue/db/wdb'), 0o666);
-  // The socket's new ctime reads as a wazuh-db that came back: the tap looks at wazuh-db A again. That
-  // look is let finish first — made while the intruder writes through A's socket, it would read those
-  // writes from wazuh-db A (its truth, not a forgery: what a full run once saw as "005 pending").
-  await waitFor(() => tap.logs.slice(mark).some((l) => l.msg === 'state resynchronised from wazuh-db'), 15_000, 'the look after the chmod');
+  // The same socket with another mode is no wazuh-db come back: the tap does not look at wazuh-db A
+  // again (it did while the socket's ctime named it). Such a look, made while the intruder writes
+  // through A's socket, would read those writes from wazuh-db A — its truth, not a forgery: what a
+  // full run once saw as "005 pending". 1.5 s: past the watch's look each second.
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(tap.logs.slice(mark).some((l) => l.msg === 'state resynchronised from wazuh-db'), 'no resynchronisation for a chmod of the socket');
   installSimDaemon(binDir, homeX, 'wazuh-remoted');
   const intruder = new SimClient(new SimProcess(join(homeX, 'bin'), 'wazuh-remoted', homeA, ['--no-reset'], { uid: NOBODY, gid: NOBODY }));
   t.teardown(() => intruder.kill('SIGKILL'));
