@@ -24,7 +24,7 @@
 // CHAOS_LOG_LEVEL=debug logs each event with its id), the stream's status changes (stream.log) and
 // the status journal — what it took to find the last three defects below.
 import t from 'tap';
-import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +55,7 @@ const DISK = process.env.CHAOS_DISK !== '0';
 // more than once between two looks (alerts-follower).
 
 const KEEP = process.env.CHAOS_KEEP;
+if (KEEP) mkdirSync(KEEP, { recursive: true }); // a new directory, as a keep dir usually is
 const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL;
 const AGENTS = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `chaos-${i + 1}`, ip: `10.1.0.${i + 1}` }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
