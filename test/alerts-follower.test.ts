@@ -497,6 +497,39 @@ t.test('out of file descriptors (EMFILE): the follower waits and retries, never 
   await child.send('close');
 });
 
+t.test('out of descriptors once the old day is finished, and analysisd rotates again meanwhile: the day between is still read', async (t) => {
+  // Chaos seed 492: the follower finished the old day, found no file between it and the live one, and
+  // forgot where it had been; the live file could not be opened for want of a descriptor, and by the
+  // next look analysisd had rotated again — the live file was the day after, and the day between
+  // (43 alerts) was never read.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true }, home);
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 1);
+  appendFileSync(d1, lines(0, 200));
+  a.follower.start();
+  await waitFor(() => a.got.length === 200, 3000, 'first run');
+  a.follower.close();
+
+  const child = startFdChild(t);
+  await child.send(`follow ${a.file} ${a.pos}`);
+  await new Promise((res) => setTimeout(res, 300));
+  await child.send('exhaust 0'); // the follower holds day 1's descriptor: closing it frees the only one
+  const d2 = dayFile(a.dir, 2);
+  appendFileSync(d2, lines(1000, 1003));
+  await new Promise((res) => setTimeout(res, 600)); // six polls: day 1 finished, day 2 not opened
+  t.same(child.got, [], 'nothing of day 2 yet (no descriptor to open it with)');
+  const d3 = dayFile(a.dir, 3);
+  appendFileSync(d3, lines(2000, 2002));
+  await new Promise((res) => setTimeout(res, 300));
+  await child.send('release');
+  await waitFor(() => child.got.length >= 5, 3000, 'day 2, then day 3').catch(() => {});
+  t.same(child.got, lines(1000, 1003).trim().split('\n').concat(lines(2000, 2002).trim().split('\n')), 'day 2 whole, then day 3: nothing lost, nothing twice');
+  const st = await child.send('stats');
+  t.match(st, { rotated_unread: 0, following: true });
+  await child.send('close');
+});
+
 t.test('out of file descriptors reading the saved position: it is kept and read again at the next poll, not taken for none', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
   const a = rig(t, {}, home);

@@ -455,6 +455,7 @@ export class AlertsFollower {
     }
     const headLen = Math.min(HEAD_BYTES, offset);
     this.cur = { fd, dev: st.dev, ino: st.ino, offset, committed: offset, retired, path, headLen, head: headHash(fd, headLen) ?? '' };
+    if (!retired) this.finishedRotated = null; // the live file is followed: no rotated one before it is left (openRotatedBetween)
     this.splitter.reset();
     if (offset > 0 && !pos && offset === st.size && st.size > 0 && lastByte(fd, st.size) !== 0x0a) {
       this.splitter.skipToNextLine(); // no line start found within maxLineBytes: skip that line
@@ -528,7 +529,10 @@ export class AlertsFollower {
       const after = this.finishedRotated;
       const next = this.nextRotated(after, lstatOrNull(this.o.file));
       if (next === 'retry') return false;
-      if (next === null) break;
+      // The live file comes next. Where the follower was is kept until that file is adopted (adopt):
+      // a look that cannot open it now (out of descriptors), then another rotation before the next
+      // look, and the live file is a later day — the days between are found from here.
+      if (next === null) return null;
       this.finishedRotated = next; // unreadable, it is said and the one after it comes next
       let r: ReturnType<typeof openTrusted>;
       try {
