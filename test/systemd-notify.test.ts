@@ -89,7 +89,9 @@ t.test('under systemd: READY=1 once attached, WATCHDOG=1 twice an interval, STOP
   const ready = sd.with('READY', '1');
   t.equal(ready.length, 1, 'once');
   t.equal(ready[0].fields.MAINPID, String(tap.proc.pid), 'MAINPID: the tap itself');
-  t.match(ready[0].fields.STATUS, /^attached \(sendto\), \d+ agents, NATS connected, \d+ published$/,
+  // NATS may or may not be connected yet at the attach: the tap connects beside it (events wait in
+  // the spool), so READY never waits for NATS — the status says which it was then.
+  t.match(ready[0].fields.STATUS, /^attached \(sendto\), \d+ agents, NATS (connected|disconnected), \d+ published$/,
     `after the attach: STATUS for systemctl status, as it was then: ${ready[0].fields.STATUS}`);
   const from = sd.got.length;
   await new Promise((r) => setTimeout(r, 2600));
