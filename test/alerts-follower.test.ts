@@ -530,6 +530,35 @@ t.test('out of descriptors once the old day is finished, and analysisd rotates a
   await child.send('close');
 });
 
+t.test('a new day\'s file seen before alerts.json links to it: read once, not again as the live file', async (t) => {
+  // analysisd makes the day's file, then links alerts.json to it. A look in between, with an old day
+  // finished and alerts.json not followable (here another user's file), took the new file for one
+  // rotated in and out and read it whole — then read it again from its start once it was alerts.json.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true, pollMs: 50 }, home);
+  mkdirSync(a.dir, { recursive: true });
+  const d1 = dayFile(a.dir, 1);
+  appendFileSync(d1, lines(0, 3));
+  a.follower.start();
+  await waitFor(() => a.got.length === 3, 3000, 'day 1');
+  // alerts.json replaced by a file that is not Wazuh's: day 1 is finished, nothing live is followed.
+  writeFileSync(`${a.file}.new`, `${L(99)}\n`);
+  chownSync(`${a.file}.new`, 65534, 65534);
+  renameSync(`${a.file}.new`, a.file);
+  await new Promise((res) => setTimeout(res, 300));
+  // The next day's file, not linked yet.
+  const d2 = join(a.dir, '2026/Nov/ossec-alerts-02.json');
+  writeFileSync(d2, lines(10, 13));
+  await new Promise((res) => setTimeout(res, 300));
+  unlinkSync(a.file);
+  linkSync(d2, a.file);
+  await new Promise((res) => setTimeout(res, 500));
+  appendFileSync(d2, lines(13, 14));
+  await waitFor(() => a.got.length >= 7, 3000, 'day 2').catch(() => {});
+  await new Promise((res) => setTimeout(res, 300));
+  t.same(a.got.slice(3), lines(10, 14).trim().split('\n'), 'day 2 once, in order');
+});
+
 t.test('out of file descriptors reading the saved position: it is kept and read again at the next poll, not taken for none', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
   const a = rig(t, {}, home);

@@ -152,6 +152,12 @@ export class AlertsFollower {
   private recovering: Promise<void> | null = null;
   /** The rotated file just finished: a file rotated after it, if any, is read before the live one. */
   private finishedRotated: string | null = null;
+  /**
+   * The last file finished as rotated, and where: read as a file "rotated in and out" while
+   * analysisd was between making a day's file and linking alerts.json to it, it is then the live file
+   * — taken up where that read ended, not read again from its start.
+   */
+  private lastFinished: { dev: number; ino: number; offset: number } | null = null;
   /** Refused files already counted and logged (path, reason, identity): a poll does not count them again. */
   private readonly refusedFiles = new Set<string>();
   private refusing: string | null = null;
@@ -255,6 +261,7 @@ export class AlertsFollower {
         const last = this.splitter.finish(cur.offset);
         if (last && !this.deliver([last])) break;
         this.finishedRotated = cur.path ?? null;
+        this.lastFinished = { dev: cur.dev, ino: cur.ino, offset: cur.committed };
         this.closeCurrent();
         if (!this.open()) break;
         continue;
@@ -387,7 +394,8 @@ export class AlertsFollower {
       path = p ?? undefined;
     }
     if (this.nextFromStart) {
-      offset = 0;
+      const done = this.lastFinished;
+      offset = done && done.dev === st.dev && done.ino === st.ino ? Math.min(done.offset, st.size) : 0;
       this.nextFromStart = false;
     } else if (pos && pos.dev === st.dev && pos.ino === st.ino && headHash(fd, pos.headLen) === pos.head && !this.savedElsewhere(pos, st)) {
       offset = pos.offset;
