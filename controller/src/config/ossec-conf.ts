@@ -9,7 +9,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigError, ConfigFileMissing } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
+import { CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
@@ -333,9 +333,6 @@ function parseUrls(ctx: Ctx, el: string, text: string): string[] {
 // maskUrl lives in util/mask-url.ts (the log, status and tail mask URLs too); re-exported for config/.
 export { maskUrl };
 
-/** The largest CA bundle or certificate read (a system bundle is ~220 KB). */
-export const TLS_FILE_BYTES = 1024 * 1024;
-
 function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   let st;
   try {
@@ -353,7 +350,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     // is nothing to anyone: it may be anyone's.
     if (def.key !== 'tlsCa') return;
     try {
-      readTrustedFileSync(path, TLS_FILE_BYTES);
+      readTrustedFileSync(path, CREDENTIAL_FILE_BYTES);
     } catch (e) {
       if (!(e instanceof UntrustedFile)) throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
       throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${e.message}: the tap trusts the servers it `

@@ -6,7 +6,7 @@
 // password is used from the next connection on without a restart; their
 // contents live only in those callbacks: never in the configuration object or a log.
 import { X509Certificate } from 'node:crypto';
-import { readRegularFileSync, readTrustedFileSync } from '../util/read-file.js';
+import { CREDENTIAL_FILE_BYTES, readRegularFileSync, readTrustedFileSync } from '../util/read-file.js';
 import { clip, clipPath } from '../util/clip.js';
 import {
   credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type ConnectionOptions,
@@ -30,7 +30,7 @@ export interface NatsSecurity {
 // the tap's user) wrote: util/read-file.ts readTrustedFileSync, as the configuration was checked.
 // A client certificate, without its key, is nothing to anyone: read as it is (it may be anyone's).
 const read = (file: string, trust: 'secret' | 'trusted' | 'any') => (trust === 'any'
-  ? readRegularFileSync(file, 1024 * 1024) : readTrustedFileSync(file, 1024 * 1024, { secret: trust === 'secret' }));
+  ? readRegularFileSync(file, CREDENTIAL_FILE_BYTES) : readTrustedFileSync(file, CREDENTIAL_FILE_BYTES, { secret: trust === 'secret' }));
 
 /**
  * A secret file as the connections see it: read again for each one. When it cannot be used at a

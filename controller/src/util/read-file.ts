@@ -55,6 +55,12 @@ export function secretOwnerOther(st: Stats): string | null {
   return `owned by uid ${st.uid}, not by root${EUID === 0 ? '' : ` or the tap's user (uid ${EUID})`}`;
 }
 
+/**
+ * The largest CA bundle, certificate or secret file read, at the start's check and at each
+ * connection (a system CA bundle is ~220 KB).
+ */
+export const CREDENTIAL_FILE_BYTES = 1024 * 1024;
+
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK; // libuv adds O_CLOEXEC
 
 function refuse(path: string, st: Stats): NotRegularFile {
