@@ -191,21 +191,26 @@ export async function startTap(o) {
   }
 }
 
-async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, extra = '', nodeArgs = [], logLevel = 'info', label = 'tap' }) {
+/**
+ * root: the tree whose tap runs (another checkout, for an A/B in one run: ab.mjs); beside the first, a
+ * tap with `own` has its own configuration file, control socket, spool and lock (two taps on one home).
+ */
+async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, extra = '', nodeArgs = [], logLevel = 'info', label = 'tap', root = ROOT, own = false }) {
   mkdirSync(join(home, 'etc'), { recursive: true });
-  const conf = join(home, 'etc/ossec.conf');
+  const conf = join(home, own ? `etc/ossec-${label}.conf` : 'etc/ossec.conf');
   const writeConf = (more) => writeFileSync(conf, '<ossec_config>\n  <cluster><node_name>node01</node_name><disabled>yes</disabled></cluster>\n</ossec_config>\n'
     + `<ossec_config>\n  <nats>\n    <enabled>yes</enabled>\n    <metrics>no</metrics>\n    <server_url>${natsUrl}</server_url>\n`
     + (jetstream ? '    <jetstream>yes</jetstream>\n    <create_stream>yes</create_stream>\n' : '')
+    + (own ? `    <spool_dir>${join(home, `var/nats-tap-${label}`)}</spool_dir>\n` : '')
     + `${more}${process.env.BENCH_TAP_CONF ?? ''}  </nats>\n</ossec_config>\n`); // BENCH_TAP_CONF: <nats> elements for every tap (an A/B)
   writeConf(extra);
-  const sock = join(home, 'tap.sock');
+  const sock = join(home, own ? `tap-${label}.sock` : 'tap.sock');
   // BENCH_NODE_ARGS: node/V8 flags for every tap a measurement starts (trying a GC setting, say).
   const fromEnv = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const args = [...fromEnv, ...nodeArgs, join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
+  const args = [...fromEnv, ...nodeArgs, join(root, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
     '--control-socket', sock, '--log-level', logLevel, ...(attach ? [] : ['--no-attach'])];
   // PROFILE=1: a V8 CPU profile of each tap (cpu-profile.mjs), in build/bench/profile-*.cpuprofile.
-  const env = { ...process.env, ...TAP_ENV };
+  const env = { ...process.env, ...TAP_ENV, ...(own && { WAZUH_NATS_TAP_LOCK_DIR: join(home, `lock-${label}`) }) };
   if (process.env.PROFILE === '1') {
     mkdirSync(BENCH, { recursive: true });
     args.unshift('--import', join(ROOT, 'scripts/bench/cpu-profile.mjs'));
