@@ -799,7 +799,7 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall,
 	}
 	pw.buf = buf;
 	pw.len = len;
-	pw.ts_ns = bpf_ktime_get_ns();
+	pw.ts_ns = bpf_ktime_get_ns(); /* a lower bound until the entry is in: see below */
 	pw.syscall = syscall;
 	pw.is_iov = is_iov;
 	if (pw.direction == WDBTAP_DIR_REQUEST) {
@@ -811,8 +811,23 @@ static __always_inline int on_enter(int fd, __u64 buf, __u64 len, __u32 syscall,
 		if (cs)
 			pw.precounted = prekeep_reply(cs, buf, len);
 	}
-	if (bpf_map_update_elem(&pending, &pid_tgid, &pw, BPF_ANY))
+	if (bpf_map_update_elem(&pending, &pid_tgid, &pw, BPF_ANY)) {
 		count(WDBTAP_C_INFLIGHT_FULL);
+		return 0;
+	}
+	/*
+	 * The write's time is taken once its entry is in the map, not before: the shim's order
+	 * watermark (inflight_min) passes every record older than its `now` unless an entry older
+	 * than it is in flight, and a time taken before the entry is in could be older than a `now`
+	 * whose scan did not find the entry yet (an interrupt, or the hypervisor taking the vCPU,
+	 * between the two) — that write's records would come after later ones. Taken after, a time
+	 * older than `now` has its entry seen by the scan; and the entry's first time, taken before
+	 * it went in, is never later than this one, so a scan that reads it holds the watermark below
+	 * the write either way.
+	 */
+	struct pending_write *in = bpf_map_lookup_elem(&pending, &pid_tgid);
+	if (in)
+		in->ts_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
