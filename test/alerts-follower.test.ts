@@ -3,7 +3,7 @@
 // beginning, the saved position across restarts, and files that are not Wazuh's (a symlink,
 // a FIFO, another user's file) refused.
 import t, { type Test } from 'tap';
-import { appendFileSync, chownSync, statSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readlinkSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, statSync, linkSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readlinkSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync, rmSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -106,7 +106,7 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   appendFileSync(d1, lines(0, 5));
   a.follower.start();
   await waitFor(() => a.got.length === 5, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
   const saved = JSON.parse(readFileSync(a.pos, 'utf8'));
   t.equal(saved.offset, lines(0, 5).length, 'position: after the last line taken');
 
@@ -115,7 +115,7 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   b.follower.start();
   await waitFor(() => b.got.length === 3, 3000, 'second run');
   t.same(b.got, lines(5, 8).trim().split('\n'), 'resumes where it stopped: nothing again, nothing missed');
-  b.follower.close();
+  await b.follower.close();
 
   appendFileSync(d1, lines(8, 10)); // then the day ends while the tap is down
   const d2 = dayFile(a.dir, 28);
@@ -124,7 +124,7 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   c.follower.start();
   await waitFor(() => c.got.length === 4, 3000, 'third run');
   t.same(c.got, lines(8, 12).trim().split('\n'), 'the rest of the rotated day, then the new day');
-  c.follower.close();
+  await c.follower.close();
 
   // The old day was compressed by monitord while the tap was stopped: finished from the .gz.
   appendFileSync(d2, lines(12, 2000)); // over a KiB: the head identifies it
@@ -137,7 +137,7 @@ t.test('the position survives a restart; a rotation while stopped is finished fr
   await waitFor(() => d.got.length === 1990, 5000, 'fourth run');
   t.same(d.got, lines(12, 2002).trim().split('\n'), 'the rest of the compressed day, then the new day');
   t.equal(d.follower.stats().rotated_compressed, 1);
-  d.follower.close();
+  await d.follower.close();
 
   // Removed (not compressed) while stopped: said and counted, the new file read whole.
   appendFileSync(d3, lines(2002, 2003));
@@ -172,7 +172,7 @@ t.test('closed while finishing a compressed day: the .gz descriptor is closed to
   appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
   a.follower.start();
   await waitFor(() => a.follower.stats().lines === 200, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
   // While stopped: the day goes on (incompressible, so the .gz is more than one read of its stream:
   // the reader is still open when the follower stops), ends, and is compressed.
   appendFileSync(d1, Array.from({ length: 3000 }, (_, i) => `{"n":${i},"r":"${randomBytes(48).toString('hex')}"}\n`).join(''));
@@ -184,7 +184,7 @@ t.test('closed while finishing a compressed day: the .gz descriptor is closed to
   b.follower.start();
   await waitFor(() => b.follower.stats().refused >= 1, 3000, 'the .gz being read, refused');
   t.equal(openDescriptors(`${d1}.gz`), 1, 'the .gz is open while it is finished');
-  b.follower.close(); // a stop, or alerts turned off by a reload
+  await b.follower.close(); // a stop, or alerts turned off by a reload
   await new Promise((res) => setTimeout(res, 400)); // past the refusal's pause, when finishing stops
   t.equal(openDescriptors(`${d1}.gz`), 0, 'its descriptor closed');
 });
@@ -207,7 +207,7 @@ t.test('several rotations between two looks: every file read, in the order analy
   appendFileSync(d1, lines(0, 2));
   r.follower.start();
   await waitFor(() => r.got.length === 2, 3000, 'the first file');
-  r.follower.close(); // …as if busy: nothing read while analysisd rotates
+  await r.follower.close(); // …as if busy: nothing read while analysisd rotates
   const home = r.home;
   appendFileSync(d1, lines(2, 3));
   const d2 = dayFile(r.dir, 6);
@@ -241,7 +241,7 @@ t.test('several rotations between two looks: every file read, in the order analy
   await waitFor(() => b.got.length === 12, 5000, 'both rotations').catch(() => {});
   t.same(b.got.slice(10), lines(12, 14).trim().split('\n'), 'the 8th, then the live 9th');
   t.equal(b.follower.stats().rotated_between, 4);
-  b.follower.close();
+  await b.follower.close();
 
   // Killed in the middle of a file rotated between: the next start resumes in it, then goes on.
   appendFileSync(d5, lines(14, 15));
@@ -252,7 +252,7 @@ t.test('several rotations between two looks: every file read, in the order analy
   const c = rig(t, { sink: (ls: FileLine[]) => { const k = Math.min(ls.length, 3); c.got.push(...ls.slice(0, k).map((l) => l.text)); return k; }, retryMs: 5000 }, home);
   c.follower.start();
   await waitFor(() => c.got.length >= 4, 3000, 'into the 10th');
-  c.follower.close();
+  await c.follower.close();
   const d = rig(t, {}, home);
   d.follower.start();
   await waitFor(() => d.got.at(-1) === L(2000), 5000, 'to the live 11th').catch(() => {});
@@ -270,7 +270,7 @@ t.test('huge existing file: start at its end by default, or at its beginning', a
   appendFileSync(file, 'ished"}\n{"n":"new"}\n');
   await waitFor(() => end.got.length === 2, 3000, 'new lines');
   t.same(end.got, ['{"n":"unfinished"}', '{"n":"new"}'], 'from the end: the line being written, then new lines only');
-  end.follower.close();
+  await end.follower.close();
   rmSync(end.pos);
 
   const all = rig(t, { fromBeginning: true, maxBytesPerTurn: 256 * 1024 }, home);
@@ -316,6 +316,8 @@ t.test('a sink that refuses (spool full): lines are read again, the position sta
   writeFileSync(r.file, lines(0, 5));
   r.follower.start();
   await waitFor(() => got.length === 2, 3000, 'two taken');
+  await waitFor(() => existsSync(r.pos) && JSON.parse(readFileSync(r.pos, 'utf8')).offset === lines(0, 2).length, 3000, 'the position written'); // off the event loop
+  await new Promise((res) => setTimeout(res, 50));
   t.equal(JSON.parse(readFileSync(r.pos, 'utf8')).offset, lines(0, 2).length, 'position after the two taken lines only');
   room = 100;
   await waitFor(() => got.length === 5, 3000, 'the rest after the retry');
@@ -423,7 +425,7 @@ t.test('rotated files are checked too: another user\'s old day, a .json.gz that 
   appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
   a.follower.start();
   await waitFor(() => a.got.length === 200, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
 
   // While stopped: the day ends, and the old day's file (the inode the position names) is another user's.
   appendFileSync(d1, lines(200, 202));
@@ -435,14 +437,14 @@ t.test('rotated files are checked too: another user\'s old day, a .json.gz that 
   await waitFor(() => b.got.length === 1, 3000, 'second run');
   t.same(b.got, [L(1000)], 'the old day not read: the new day from its start');
   t.match(b.follower.stats(), { untrusted_file: 1, rotated_unread: 1 });
-  b.follower.close();
+  await b.follower.close();
 
   // While stopped: the day ends and is "compressed" — as a link to a root-only .gz of the same content.
   appendFileSync(d2, lines(1001, 1200));
   const c = mk();
   c.follower.start();
   await waitFor(() => c.got.length === 199, 3000, 'third run');
-  c.follower.close();
+  await c.follower.close();
   appendFileSync(d2, lines(1200, 1202));
   const d3 = dayFile(a.dir, 3);
   appendFileSync(d3, lines(2000, 2001));
@@ -466,7 +468,7 @@ t.test('out of file descriptors (EMFILE): the follower waits and retries, never 
   appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
   a.follower.start();
   await waitFor(() => a.got.length === 200, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
   // While stopped: the rest of the day, then the next day.
   appendFileSync(d1, lines(200, 203));
   const d2 = dayFile(a.dir, 2);
@@ -509,7 +511,7 @@ t.test('out of descriptors once the old day is finished, and analysisd rotates a
   appendFileSync(d1, lines(0, 200));
   a.follower.start();
   await waitFor(() => a.got.length === 200, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
 
   const child = startFdChild(t);
   await child.send(`follow ${a.file} ${a.pos}`);
@@ -568,7 +570,7 @@ t.test('out of file descriptors reading the saved position: it is kept and read 
   a.follower.start();
   appendFileSync(d1, lines(3, 5));
   await waitFor(() => a.got.length === 2, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
   const saved = readFileSync(a.pos, 'utf8');
   appendFileSync(d1, lines(5, 8)); // written while the tap is stopped
 
@@ -596,7 +598,7 @@ t.test('restart: alerts.json reuses the saved file\'s inode (freed by its compre
   appendFileSync(d1, lines(0, 200)); // over a KiB: the head identifies it
   a.follower.start();
   await waitFor(() => a.got.length === 200, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
 
   // While stopped: day 27 goes on, rotates, is compressed (its inode freed), day 28 rotates too.
   appendFileSync(d1, lines(200, 210));
@@ -618,14 +620,14 @@ t.test('restart: alerts.json reuses the saved file\'s inode (freed by its compre
   await waitFor(() => b.got.length >= 30, 3000, 'second run').catch(() => {});
   t.same(b.got, lines(200, 230).trim().split('\n'), 'the rest of day 27 from its .gz, day 28, then day 29 from its start');
   t.match(b.follower.stats(), { rotated_compressed: 1, rotated_between: 1, rotated_unread: 0 });
-  b.follower.close();
+  await b.follower.close();
 
   // The same, with the saved day removed instead of compressed: its rest is counted as unread.
   appendFileSync(d3, lines(230, 2000));
   const c = mk();
   c.follower.start();
   await waitFor(() => c.got.length === 1770, 3000, 'third run');
-  c.follower.close();
+  await c.follower.close();
   appendFileSync(d3, lines(2000, 2010));
   const d4 = dayFile(a.dir, 30);
   appendFileSync(d4, lines(3000, 3002));
@@ -652,7 +654,7 @@ t.test('the spool refused the first lines of a new day, then the tap stopped and
   const d2 = dayFile(a.dir, 6);
   appendFileSync(d2, lines(10, 200)); // over a KiB
   await waitFor(() => a.follower.stats().rotations === 1 && a.follower.stats().refused >= 1, 3000, 'the new day refused');
-  a.follower.close();
+  await a.follower.close();
   t.equal(JSON.parse(readFileSync(a.pos, 'utf8')).offset, 0, 'nothing of the new day taken');
   // While stopped: day 6 rotates and is compressed.
   const d3 = dayFile(a.dir, 7);
@@ -707,7 +709,7 @@ t.test('restart: the saved file was empty (a head of 0 bytes) and its inode is a
   await waitFor(() => a.got.length === 3, 3000, 'day 5');
   dayFile(a.dir, 6); // midnight: the tap stops before day 6 has a line
   await waitFor(() => a.follower.stats().rotations === 1 && a.follower.stats().following, 3000, 'day 6 followed');
-  a.follower.close();
+  await a.follower.close();
   const saved = JSON.parse(readFileSync(a.pos, 'utf8'));
   t.match(saved, { offset: 0, headLen: 0, path: '2026/Nov/ossec-alerts-06.json' }, 'the position names the file');
 
@@ -727,7 +729,7 @@ t.test('restart: the saved file was empty (a head of 0 bytes) and its inode is a
   await waitFor(() => b.got.length >= 10, 3000, 'second run').catch(() => {});
   t.same(b.got, lines(10, 20).trim().split('\n'), 'day 6 from its .gz (found by its name), day 7, day 8');
   t.match(b.follower.stats(), { rotated_compressed: 1, rotated_between: 1, rotated_unread: 0 });
-  b.follower.close();
+  await b.follower.close();
 
   // The saved day removed while stopped (not compressed): its rest is lost, but the days after it are read.
   appendFileSync(d4, lines(20, 22));
@@ -762,7 +764,7 @@ t.test('hourly rotation: months of older files before the current one (in name o
   appendFileSync(d1, lines(0, 100)); // over a KiB: the head identifies it
   a.follower.start();
   await waitFor(() => a.got.length === 100, 3000, 'first run');
-  a.follower.close();
+  await a.follower.close();
   t.match(JSON.parse(readFileSync(a.pos, 'utf8')), { path: '2026/Nov/ossec-alerts-05.json' }, 'its name found in Nov');
 
   // While stopped: the 5th goes on and rotates twice within the day.
@@ -776,7 +778,7 @@ t.test('hourly rotation: months of older files before the current one (in name o
   await waitFor(() => b.got.length >= 30, 3000, 'second run').catch(() => {});
   t.same(b.got, lines(100, 130).trim().split('\n'), 'the rest of the 5th, its -001, then the live -002');
   t.match(b.follower.stats(), { rotated_between: 1, rotated_unread: 0 });
-  b.follower.close();
+  await b.follower.close();
 
   // Stopped for four days of hourly rotations, each compressed, the saved file first; the position
   // is an earlier version's, without the file's name: the .gz is found by its head among 100 newer ones.
@@ -784,7 +786,7 @@ t.test('hourly rotation: months of older files before the current one (in name o
   const c = rig(t, {}, home);
   c.follower.start();
   await waitFor(() => c.got.length === 1870, 3000, 'third run');
-  c.follower.close();
+  await c.follower.close();
   appendFileSync(d3, lines(2000, 2005));
   const compress = (f: string) => { writeFileSync(`${f}.gz`, gzipSync(readFileSync(f))); unlinkSync(f); };
   compress(d3);

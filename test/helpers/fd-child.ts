@@ -92,7 +92,7 @@ const commands: Record<string, (...args: string[]) => void> = {
   },
   async close() {
     await delivery?.close(1000);
-    follower?.close();
+    await follower?.close();
     keys?.close();
     out({ ev: 'done', cmd: 'close', held: held.length });
     process.exit(0);

@@ -17,7 +17,14 @@ export function slowSyncLib() {
   return out;
 }
 
-/** The environment that gives a child process that disk: every fdatasync waits while `hold` exists. */
-export function slowSyncEnv(hold) {
-  return { LD_PRELOAD: slowSyncLib(), SLOW_SYNC_HOLD: hold };
+/**
+ * The environment that gives a child process that disk: every fdatasync waits while `hold` exists
+ * (`match`: only those of a file whose path contains it); `log`: a file where each fdatasync and
+ * rename is traced, one line each, in the order they happened.
+ */
+export function slowSyncEnv(hold, o = {}) {
+  const env = { LD_PRELOAD: slowSyncLib(), SLOW_SYNC_HOLD: hold };
+  if (o.match) env.SLOW_SYNC_MATCH = o.match;
+  if (o.log) env.SLOW_SYNC_LOG = o.log;
+  return env;
 }

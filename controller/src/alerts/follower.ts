@@ -16,7 +16,9 @@
 //   - the position (device, inode, a hash of the first KiB, the day's name under <year>/<Mon>/,
 //     offset) is written after the sink
 //     accepted the lines up to that offset, i.e. after their events are in the spool: a restart
-//     resumes there (at-least-once; the events' ids are stable, so JetStream drops a re-read);
+//     resumes there (at-least-once; the events' ids are stable, so JetStream drops a re-read).
+//     It is written off the event loop and synced, once the spool synced those events
+//     (position.ts PositionWriter): after a power loss it is never empty, nor ahead of the spool;
 //   - rotation: the old file is read to its end through the open descriptor, then the files rotated
 //     after it (found from its name, looked up when it was opened: it may be compressed before its
 //     end is reached), then the new one from its first byte; a rotation while the tap was stopped is
@@ -37,7 +39,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { pipeline } from 'node:stream';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter, type FileLine } from './line-splitter.js';
-import { HEAD_BYTES, hashOf, headHash, isRotatedName, readPosition, writePosition, type AlertsPosition } from './position.js';
+import { HEAD_BYTES, hashOf, headHash, isRotatedName, PositionWriter, readPosition, type AlertsPosition } from './position.js';
 import { openTrusted } from './trusted-open.js';
 import { lstatOrNull } from '../util/read-file.js';
 import { isFdExhaustion } from '../util/errno.js';
@@ -74,6 +76,15 @@ export interface FollowerOptions {
   elsewhere?: () => boolean;
   /** Longer lines are dropped and counted (default 512 KiB: the event must fit NATS's default 1 MB max_payload). */
   maxLineBytes?: number;
+  /**
+   * Resolves once the events the sink accepted so far are as durable as the spool makes them
+   * (Spool.afterSync): the position is written only then. Default: none (the sink's acceptance is enough).
+   */
+  afterSync?: (now: boolean) => Promise<boolean>;
+  /** fdatasync the position before its rename (default true; false where the spool syncs nothing: fsync 'never'). */
+  syncPosition?: boolean;
+  /** How long close() waits for the last position to be written (default 1000 ms): a dead disk must not hold the stop. */
+  stopWaitMs?: number;
   /** Safety poll (default 1000 ms). */
   pollMs?: number;
   retryMs?: number;
@@ -128,7 +139,7 @@ interface Current {
 export const DEFAULT_MAX_LINE_BYTES = 512 * 1024;
 
 export class AlertsFollower {
-  private readonly o: Required<Omit<FollowerOptions, 'log'>> & { log?: FollowerLog };
+  private readonly o: Required<Omit<FollowerOptions, 'log' | 'afterSync'>> & Pick<FollowerOptions, 'log' | 'afterSync'>;
   private readonly splitter: LineSplitter;
   private readonly buf: Buffer;
   private cur: Current | null = null;
@@ -140,6 +151,7 @@ export class AlertsFollower {
   /** With no saved position, the file was missing at some point since start: once it appears, all of it is new. */
   private missingSinceStart = false;
   private lastSaved = '';
+  private readonly writer: PositionWriter;
   private dirWatch: FSWatcher | null = null;
   private fileWatch: FSWatcher | null = null;
   private poll: NodeJS.Timeout | null = null;
@@ -170,8 +182,12 @@ export class AlertsFollower {
   constructor(opts: FollowerOptions) {
     this.o = {
       maxLineBytes: DEFAULT_MAX_LINE_BYTES, pollMs: 1000, retryMs: 1000, chunkBytes: 256 * 1024,
-      maxBytesPerTurn: 4 * 1024 * 1024, wazuhUid: () => null, elsewhere: () => false, ...opts,
+      maxBytesPerTurn: 4 * 1024 * 1024, wazuhUid: () => null, elsewhere: () => false, syncPosition: true, stopWaitMs: 1000, ...opts,
     };
+    this.writer = new PositionWriter({
+      file: this.o.positionFile, sync: this.o.syncPosition, afterSync: this.o.afterSync,
+      onError: (e, p) => this.positionFailed(e, p),
+    });
     this.splitter = new LineSplitter(this.o.maxLineBytes);
     this.buf = Buffer.allocUnsafe(this.o.chunkBytes);
   }
@@ -218,7 +234,11 @@ export class AlertsFollower {
     this.watchDir();
   }
 
-  close(): void {
+  /**
+   * Stop reading; the last position is written once more. Resolves once it is on disk, or after
+   * `stopWaitMs` (a disk that hangs: the write goes on on libuv's thread, the stop does not wait).
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.save();
     this.closed = true;
@@ -226,6 +246,10 @@ export class AlertsFollower {
     if (this.retry) clearTimeout(this.retry);
     this.dirWatch?.close();
     this.closeCurrent();
+    if (await this.writer.stop(this.o.stopWaitMs) === 'timeout') {
+      this.o.log?.warn({ file: this.o.positionFile, waited_ms: this.o.stopWaitMs },
+        'the last alerts position is not written yet (a slow disk): a restart may read some alerts again');
+    }
   }
 
   private turn(): void {
@@ -769,18 +793,23 @@ export class AlertsFollower {
     this.savePosition({ dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen: cur.headLen, head: cur.head, path: this.nameOf(cur.path) });
   }
 
+  /** Queued for the writer (the newest replaces one not written yet); what the follower keeps in memory is this one. */
   private savePosition(p: AlertsPosition): void {
     if (this.closed) return;
     const key = JSON.stringify(p);
     if (key === this.lastSaved) return;
-    try {
-      writePosition(this.o.positionFile, p);
-      this.lastSaved = key;
-      this.pos = p;
-    } catch (e) {
-      if (this.counters.position_errors++ % 100 === 0) {
-        this.o.log?.warn({ err: (e as Error).message, file: this.o.positionFile }, 'cannot save the alerts position: a restart would read some alerts again');
-      }
+    this.writer.save(p);
+    this.lastSaved = key;
+    this.pos = p;
+  }
+
+  /** A position not written: counted and said (at most once a minute), saved again at the next turn unless a newer one is queued. */
+  private positionFailed(e: Error, p: AlertsPosition): void {
+    this.counters.position_errors++;
+    if (JSON.stringify(p) === this.lastSaved) this.lastSaved = '';
+    const say = this.limiter.allow('position');
+    if (say) {
+      this.o.log?.warn({ err: e.message, file: this.o.positionFile, held: say.held }, 'cannot save the alerts position: a restart would read some alerts again');
     }
   }
 

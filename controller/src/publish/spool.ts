@@ -21,7 +21,8 @@
 //     a bounded time (`synced()`) and then leaves it to the kernel; a segment is closed once
 //     its sync is done. `'always'` fdatasync()s every append on the
 //     event loop (slow, no loss: accepted means synced);
-//     `'never'` leaves it to the kernel;
+//     `'never'` leaves it to the kernel; `afterSync()` says when what was written so far is
+//     synced (the alerts position is saved behind it, never ahead);
 //   - a record torn by a crash in the middle of a write is found by its length or checksum
 //     when the spool is opened, dropped and counted (`torn`); the file is cut there. Only the
 //     last segment can end so; damage anywhere else (a bad sector, a flipped bit) costs only
@@ -353,6 +354,18 @@ export class Spool {
   private diskMode = false;
   private rd: { segId: number; fd: number; offset: number; entries: SpoolEntry[]; head: number; damaged: [number, number][] } | null = null;
   private dirty = false;
+  /**
+   * What is durable, for afterSync() (the alerts position may not be saved ahead of it): the seq of
+   * the last record written to a segment; the syncs started, in order, each covering every record
+   * written before it started; every record up to `syncedThrough` synced — but for `hole`, records
+   * a sync that failed (or was left to the kernel's writeback) may have lost, until NATS acknowledged
+   * them (then their copy on disk no longer matters).
+   */
+  private writtenSeq = 0;
+  private syncedThrough = 0;
+  private readonly syncQueue: { upTo: number; from: number; done: boolean }[] = [];
+  private hole: { lo: number; hi: number } | null = null;
+  private readonly durableWaiters: { seq: number; resolve: (durable: boolean) => void }[] = [];
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   /** maxBytes, or what the spool held when a write failed (until the disk is looked at again). */
@@ -505,6 +518,8 @@ export class Spool {
     }
     this.counters.recovered = this.unacked;
     this.nextSeq = maxSeq + 1;
+    // What an earlier process left is the disk's already: a position saved then was behind its syncs.
+    this.writtenSeq = this.syncedThrough = maxSeq;
     this.firstSeqOfRun = this.nextSeq;
     this.nextRead = this.ackCursor + 1;
     this.diskMode = this.unacked > 0;
@@ -647,7 +662,7 @@ export class Spool {
   private rotate(): boolean {
     if (this.fd >= 0) {
       // 'always' synced every append; 'interval' syncs the segment's last writes off the event loop.
-      if (this.o.fsync === 'interval' && this.dirty) this.syncInBackground(this.fd);
+      if (this.o.fsync === 'interval' && this.dirty && !this.syncInBackground(this.fd)) this.leftToKernel();
       this.closeFd(this.fd);
       this.fd = -1;
     }
@@ -737,8 +752,15 @@ export class Spool {
     if (this.dirty && this.fd >= 0) {
       this.dirty = false;
       // A failed writeback is counted; retrying the same fdatasync would report success falsely.
-      try { fdatasyncSync(this.fd); } catch (e) { if (!isErrno(e)) throw e; this.ioFailed(e, 'sync'); }
+      try {
+        fdatasyncSync(this.fd);
+      } catch (e) {
+        if (!isErrno(e)) throw e;
+        this.leftToKernel();
+        this.ioFailed(e, 'sync');
+      }
     }
+    if (this.syncQueue.length === 0) this.syncedTo(this.writtenSeq);
   }
 
   /** The periodic fsync: on libuv's threads; skipped while the last one is still running (the disk is slow). */
@@ -766,15 +788,80 @@ export class Spool {
     let s = this.syncing.get(fd);
     if (!s) this.syncing.set(fd, s = { n: 0, close: false });
     s.n++;
+    const covers = { upTo: this.writtenSeq, from: this.syncedThrough, done: false };
+    this.syncQueue.push(covers);
     fdatasync(fd, (e) => {
       if (e && !this.closed) this.ioFailed(e, 'sync');
       else if (e) this.lastSyncError = e; // after close(): synced() says it
-      if (--s.n > 0) return;
-      this.syncing.delete(fd);
-      if (s.close) try { closeSync(fd); } catch { /* the records are written */ }
+      if (e) this.addHole(covers.from + 1, covers.upTo);
+      covers.done = true;
+      // Syncs can end out of order (two descriptors): what is durable is what the syncs done so far,
+      // in the order they started, cover — each started after the writes to the segments before it.
+      let through = this.syncedThrough;
+      while (this.syncQueue.length && this.syncQueue[0].done) through = Math.max(through, this.syncQueue.shift()!.upTo);
+      if (--s.n === 0) {
+        this.syncing.delete(fd);
+        if (s.close) try { closeSync(fd); } catch { /* the records are written */ }
+      }
+      this.syncedTo(through);
       if (this.syncing.size === 0) for (const w of this.syncWaiters.splice(0)) w();
     });
     return true;
+  }
+
+  /** The records written since the last sync started are not synced by the spool (left to the kernel's writeback, or a sync failed). */
+  private leftToKernel(): void {
+    this.addHole(this.syncedThrough + 1, this.writtenSeq);
+  }
+
+  private addHole(lo: number, hi: number): void {
+    if (hi < lo || hi <= this.ackCursor) return;
+    this.hole = this.hole ? { lo: Math.min(this.hole.lo, lo), hi: Math.max(this.hole.hi, hi) } : { lo, hi };
+  }
+
+  /** Every record up to `seq` whose durability is the disk's: synced (but for the hole). Tells afterSync()'s waiters. */
+  private syncedTo(seq: number): void {
+    this.syncedThrough = Math.max(this.syncedThrough, seq);
+    this.tellDurable();
+  }
+
+  /** Every record up to this seq is synced or acknowledged. */
+  private durableThrough(): number {
+    if (this.hole && this.ackCursor >= this.hole.hi) this.hole = null;
+    const synced = this.hole ? Math.min(this.syncedThrough, this.hole.lo - 1) : this.syncedThrough;
+    return Math.max(synced, this.ackCursor);
+  }
+
+  private tellDurable(): void {
+    if (this.durableWaiters.length === 0) return;
+    const through = this.durableThrough();
+    while (this.durableWaiters.length && this.durableWaiters[0].seq <= through) this.durableWaiters.shift()!.resolve(true);
+    // Closed, its last sync done: no later sync or acknowledgement will come.
+    if (this.closed && this.syncing.size === 0) for (const w of this.durableWaiters.splice(0)) w.resolve(false);
+  }
+
+  /**
+   * Resolves true once every record written so far is as durable as the fsync policy makes it:
+   * synced ('interval': by a sync started after this call, at the next tick — or now, with `now`;
+   * 'always': already, as every append) or acknowledged by NATS. What the alerts position waits for
+   * before it is saved: a position on disk ahead of the spool's sync would, after a power loss, say
+   * read alerts whose events the spool lost. 'never' resolves at once (nothing is ever synced: the
+   * administrator chose so). False when the spool closed without being able to say so (a sync
+   * failed and NATS did not acknowledge the records since). Never waits on the event loop.
+   */
+  afterSync(now = false): Promise<boolean> {
+    if (this.o.fsync === 'never' || this.writtenSeq <= this.durableThrough()) return Promise.resolve(true);
+    if (this.closed && this.syncing.size === 0) return Promise.resolve(false);
+    // Started even beside a sync of this segment already running (it may have started before the
+    // last writes), within MAX_SYNCING; else the periodic sync is the one.
+    if (now && this.o.fsync === 'interval' && !this.closed && this.dirty && this.fd >= 0 && this.syncInBackground(this.fd)) this.dirty = false;
+    const seq = this.writtenSeq;
+    return new Promise((resolve) => this.durableWaiters.push({ seq, resolve }));
+  }
+
+  /** The fsync policy: the alerts position is synced as the spool is, or not at all under 'never'. */
+  get fsyncPolicy(): 'always' | 'interval' | 'never' {
+    return this.o.fsync;
   }
 
   /** What synced() waits on: called once no sync runs. */
@@ -961,6 +1048,7 @@ export class Spool {
       const size = frame.length;
       if (a.count === 0) a.firstSeq = seq;
       a.lastSeq = seq;
+      this.writtenSeq = seq;
       a.count++;
       a.bytes += size;
       if (m.kind === 'keepalive') a.keepalives++;
@@ -1148,6 +1236,7 @@ export class Spool {
     if (cursor > this.ackCursor) {
       this.ackCursor = cursor;
       this.dropAcked();
+      this.tellDurable();
     }
   }
 
@@ -1314,6 +1403,7 @@ export class Spool {
     }
     this.persistAck();
     this.closed = true;
+    this.tellDurable(); // with no last sync to wait for, what afterSync() waits on is said now
     if (this.active.count === 0 && this.segs.includes(this.active)) {
       try { unlinkSync(this.active.path); } catch { /* gone */ }
     }

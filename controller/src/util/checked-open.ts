@@ -7,6 +7,7 @@
 // of logs/alerts (alerts/trusted-open.ts), the lock, and the files the tap keeps for itself beside the
 // spool (its segments and ack cursor, agents.status, alerts.position).
 import { closeSync, constants as fc, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from 'node:fs/promises';
 import { EUID, fileKind, lstatOrNull, readWhole } from './read-file.js';
 
 /** Added to every open: a terminal device opened by mistake must not become the tap's controlling terminal either. */
@@ -116,6 +117,42 @@ export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: s
     renameSync(tmp, path);
   } catch (e) {
     try { unlinkSync(tmp); } catch { /* not made */ }
+    throw e;
+  }
+}
+
+/**
+ * replaceOwn on libuv's threads, for a file rewritten while the tap runs (the alerts position): the
+ * same copy made new with O_CREAT|O_EXCL (a leftover removed first; no link followed, no FIFO
+ * blocked on) and checked through its descriptor, written, fdatasynced when `sync` — before the
+ * rename, so a power loss leaves the old file or the whole new one, never a renamed file whose
+ * data the kernel had not written yet (empty on XFS, on ext4 without auto_da_alloc) — then renamed
+ * over `path`. Nothing waits for the disk on the event loop: a sync that takes seconds holds one
+ * of libuv's threads, not the process. On a failure the copy is removed and the error thrown (the
+ * promise rejected).
+ */
+export async function replaceOwnAsync(path: string, data: string | Uint8Array, o: { tmp?: string; sync?: boolean } = {}): Promise<void> {
+  const tmp = o.tmp ?? `${path}.tmp`;
+  try {
+    await unlinkAsync(tmp);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  try {
+    const fh = await openAsync(tmp, fc.O_WRONLY | fc.O_CREAT | fc.O_EXCL | SAFE, 0o600);
+    try {
+      const why = notOwnFile(await fh.stat());
+      if (why !== null) throw new NotOwnFile(tmp, why);
+      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < buf.length) off += (await fh.write(buf, off)).bytesWritten;
+      if (o.sync) await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await renameAsync(tmp, path);
+  } catch (e) {
+    try { await unlinkAsync(tmp); } catch { /* not made */ }
     throw e;
   }
 }

@@ -1,7 +1,8 @@
 // Wazuh's alerts: followed in alerts.json (not captured: a write tracepoint
 // would cost every write on the machine). The read position is saved beside
-// the spool, behind what the spool holds, so a restart neither loses nor
-// repeats an alert.
+// the spool, behind what the spool holds — and behind what it synced, so a
+// power loss cannot leave it ahead of the spool either — so a restart neither
+// loses nor repeats an alert.
 import { join } from 'node:path';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
@@ -13,21 +14,27 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
   const { log } = tap;
   let blocked = false;
 
-  const follow = (on: boolean) => {
+  /** Resolves once the last position is written (bounded: the follower's stopWaitMs) when following stops. */
+  const follow = (on: boolean): Promise<void> => {
     if (on && !tap.follower) {
       tap.follower = new AlertsFollower({
         file: tap.alertsFile, positionFile: join(tap.spoolDir, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
         sink: (lines) => tap.alertSink!.take(lines), log, wazuhUid: () => wazuhUid(tap.opts.home),
         // Another home's alerts.json (the path leads there now: tap.homePin) is not this manager's.
         elsewhere: () => !tap.homePin.holds(),
+        // Written once the spool synced the alerts behind it. With no publisher, no alert was accepted.
+        afterSync: (now) => tap.publisher?.delivery.spool.afterSync(now) ?? Promise.resolve(true),
+        syncPosition: tap.publisher?.delivery.spool.fsyncPolicy !== 'never',
       });
       tap.follower.start();
       log.info({ file: tap.alertsFile, min_level: tap.alertOpts.minLevel }, 'following Wazuh\'s alerts');
     } else if (!on && tap.follower) {
-      tap.follower.close(); // its position is saved behind what is in the spool
+      const closed = tap.follower.close(); // its position is saved behind what the spool synced
       tap.follower = null;
       log.info('alerts: no longer followed');
+      return closed;
     }
+    return Promise.resolve();
   };
 
   return {
@@ -65,8 +72,9 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
       tap.alertSink = sink;
       follow(tap.alertOpts.enabled);
     },
-    stop() {
-      follow(false);
+    // Before the publisher's stop (parts stop in reverse): the spool is open for the last position's sync.
+    async stop() {
+      await follow(false);
     },
   };
 }
