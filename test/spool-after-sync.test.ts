@@ -1,10 +1,11 @@
 // Spool.afterSync(): when what was written so far is as durable as the fsync policy makes it —
 // what the alerts position waits for before it is saved (alerts-position.test.ts). Under 'interval'
 // only once a sync started after the call is done (or NATS acknowledged the records); a sync that
-// failed leaves its records to NATS's acknowledgement; 'always' and 'never' at once. The failing
-// and traced syncs run in a child (LD_PRELOAD helpers/slow-sync.c).
+// failed leaves its records to NATS's acknowledgement; 'always' and 'never' at once. And 'always'
+// syncs a segment an append rotated away from (it wrote there first). The failing and traced syncs
+// run in a child (LD_PRELOAD helpers/slow-sync.c).
 import t, { type Test } from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool, type SpoolOptions } from '../controller/src/publish/spool.js';
@@ -146,4 +147,16 @@ t.test('interval: closed with a failed sync nobody acknowledged: resolves false,
   await waitFor(() => c.out.some((l) => l.closed), 5000, `the close: ${c.err()}`);
   t.equal(c.after('1')?.durable, false, 'said not durable when the spool closed');
   await c.exited;
+});
+
+t.test('always: an append that rotates syncs the segment it wrote to before the rotation', async (t) => {
+  const c = child(t, 'always', 4096, 60_000);
+  c.send('append 12'); // ~1 KiB each into 4 KiB segments: three or four of them, in one call
+  await waitFor(() => c.out.some((l) => l.appended), 10_000, `the append: ${c.err()}`);
+  c.send('close');
+  await c.exited;
+  const segs = readdirSync(c.dir).filter((f) => f.startsWith('seg-'));
+  t.ok(segs.length >= 3, `the append rotated (${segs.join(' ')})`);
+  const synced = readFileSync(c.trace, 'utf8');
+  t.same(segs.filter((f) => !synced.includes(`fdatasync 0 ${join(c.dir, f)}\n`)), [], 'every segment written was synced');
 });

@@ -661,8 +661,10 @@ export class Spool {
   /** Close the active segment and open the next one; false when the new one cannot be made (counted). */
   private rotate(): boolean {
     if (this.fd >= 0) {
-      // 'always' synced every append; 'interval' syncs the segment's last writes off the event loop.
+      // 'interval' syncs the segment's last writes off the event loop; 'always' syncs them now (an
+      // append that rotates wrote to this segment before, and its sync at the end is the next one's).
       if (this.o.fsync === 'interval' && this.dirty && !this.syncInBackground(this.fd)) this.leftToKernel();
+      if (this.o.fsync === 'always') this.sync();
       this.closeFd(this.fd);
       this.fd = -1;
     }
