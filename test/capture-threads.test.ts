@@ -73,3 +73,25 @@ t.test('an exec from a thread other than the first leaves no thread id behind as
   await waitFor(() => !capture.targets().includes(tid), 3000, 'nor is the exec\'ing thread\'s old id');
   await client.kill('SIGKILL');
 });
+
+t.test('a daemon whose first thread had ended before the capture started is found and followed', async (t) => {
+  // The rescan at attach read /proc/<pid>/exe, which a zombie leader does not have (ENOENT): such a daemon,
+  // started and past its pthread_exit from main before the tap, was never a target.
+  const sim = new SimManager({ binDir, home: mkdtempSync(join(tmpdir(), 'wnt-threads-')) });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const client = await sim.spawnClient('wazuh-authd');
+  const pid = client.pid!;
+  const tid = Number(await client.proc.command('leader-exit'));
+  await waitFor(() => taskState(pid, pid) === 'Z', 3000, 'the first thread ended (a zombie)');
+  const capture = Capture.open({ ...artefacts(), home: sim.home, rescanMs: 60_000 });
+  const records: CaptureRecord[] = [];
+  capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
+  capture.attach();
+  t.teardown(() => capture.close());
+  await waitFor(() => capture.targets().includes(pid), 3000, 'the process a target from the scan at attach');
+  await client.keepalive(A);
+  await waitFor(() => records.some((r) => r.tgid === pid && r.tid === tid && Buffer.from(r.data).includes('update-agent-data')),
+    3000, 'its keepalive, written by the thread left, captured');
+  await client.quit();
+});

@@ -150,13 +150,37 @@ export function scanProcesses(trusted: ReadonlyMap<string, number>, procRoot = '
 
 /** The daemon id process `pid` runs as now (0: none of `trusted`, a kernel thread, gone). */
 function daemonOf(trusted: ReadonlyMap<string, number>, pid: number, procRoot: string): number {
-  let st: BigIntStats;
+  const st = exeOf(`${procRoot}/${pid}`) ?? exeOfAThread(pid, procRoot);
+  return st ? trusted.get(key({ dev: st.dev, ino: st.ino })) ?? 0 : 0;
+}
+
+function exeOf(task: string): BigIntStats | null {
   try {
-    st = statSync(`${procRoot}/${pid}/exe`, { bigint: true });
+    return statSync(`${task}/exe`, { bigint: true });
   } catch {
-    return 0; // kernel thread, gone, or not ours to read
+    return null; // kernel thread, gone, a zombie, or not ours to read
   }
-  return trusted.get(key({ dev: st.dev, ino: st.ino })) ?? 0;
+}
+
+/**
+ * A process whose first thread has ended while the others go on (a zombie leader: pthread_exit
+ * from main) has no /proc/<pid>/exe; each living thread's /proc/<pid>/task/<tid>/exe still leads to
+ * the executable. Such a daemon started before the tap was otherwise never found. Asked only where
+ * the process's own failed (a kernel thread's task list is itself).
+ */
+function exeOfAThread(pid: number, procRoot: string): BigIntStats | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`${procRoot}/${pid}/task`);
+  } catch {
+    return null;
+  }
+  for (const tid of tids) {
+    if (tid === String(pid)) continue;
+    const st = exeOf(`${procRoot}/${pid}/task/${tid}`);
+    if (st) return st;
+  }
+  return null;
 }
 
 /**
