@@ -52,6 +52,7 @@ t.test('Restart=on-failure, except the exits that no restart mends: 2 (configura
 t.test('the capabilities the tap uses, no more; README lists them', async (t) => {
   const caps = setting('CapabilityBoundingSet').at(-1)!.split(/\s+/);
   t.notOk(caps.includes('CAP_DAC_READ_SEARCH'), 'no CAP_DAC_READ_SEARCH: CAP_DAC_OVERRIDE covers reading and searching');
+  t.notOk(caps.includes('CAP_SYS_RESOURCE'), 'no CAP_SYS_RESOURCE: systemd sets the limits before the capabilities go, and the tap raises none');
   for (const c of ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN', 'CAP_SYS_PTRACE', 'CAP_DAC_OVERRIDE']) t.ok(caps.includes(c), `${c} (the sandbox run below needs it)`);
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const requirements = readme.slice(readme.indexOf('## Requirements'), readme.indexOf('\n## ', readme.indexOf('## Requirements') + 1));
