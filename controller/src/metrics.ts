@@ -35,8 +35,40 @@ function snapshotCounter(reg: Registry, name: string, help: string, labelNames: 
   });
 }
 
-export function metricsRegistry(src: MetricsSources): Registry {
-  const reg = new Registry();
+/**
+ * A registry whose sources are read once a scrape: every collector of one `metrics()` sees the same
+ * snapshot. The delivery statistics alone were read seven times a scrape, each a new DeliveryStats.
+ */
+class ScrapeRegistry extends Registry {
+  private readonly taken = new Map<string, unknown>();
+
+  /** What `read` gives, read once until this scrape ends. */
+  once<T>(key: string, read: () => T): () => T {
+    return () => {
+      if (!this.taken.has(key)) this.taken.set(key, read());
+      return this.taken.get(key) as T;
+    };
+  }
+
+  override async metrics(): Promise<string> {
+    this.taken.clear();
+    try {
+      return await super.metrics();
+    } finally {
+      this.taken.clear();
+    }
+  }
+}
+
+export function metricsRegistry(sources: MetricsSources): Registry {
+  const reg = new ScrapeRegistry();
+  const src: MetricsSources = {
+    ...sources,
+    capture: reg.once('capture', () => sources.capture()),
+    delivery: reg.once('delivery', () => sources.delivery()),
+    alerts: sources.alerts && reg.once('alerts', sources.alerts),
+    log: sources.log && reg.once('log', sources.log),
+  };
   snapshotCounter(reg, 'wazuh_nats_tap_records_total', 'Capture records by outcome (captured, lost, truncated, filtered, content_dropped, …)',
     ['outcome'], (c) => { for (const [k, v] of Object.entries(src.capture())) c.inc({ outcome: k }, v); });
   snapshotCounter(reg, 'wazuh_nats_tap_frames_total', 'wdb frames decoded, and malformed (bad framing, requests with values Wazuh cannot write, replies without a status)', ['outcome'], (c) => {
@@ -135,16 +167,36 @@ export function parseMetricsAddress(s: string): { host: string; port: number } |
 /**
  * Bounds of the endpoint, which any local user can reach: a few connections at a time (Prometheus
  * needs one), each closed when idle or slow within seconds. Without them, idle connections by the
- * thousand took every descriptor of the tap (whose next open then failed with EMFILE).
+ * thousand took every descriptor of the tap (whose next open then failed with EMFILE). One rendered
+ * body serves every scrape for `cacheMs`, and scrapes that come while it is rendered wait for that
+ * one: a scrape costs the tap the same whoever scrapes, however often.
  */
-export const METRICS_LIMITS = { maxConnections: 32, idleMs: 5000, headersMs: 5000, requestMs: 10_000, keepAliveMs: 2000 } as const;
+export const METRICS_LIMITS = {
+  maxConnections: 32, idleMs: 5000, headersMs: 5000, requestMs: 10_000, keepAliveMs: 2000, cacheMs: 1000,
+} as const;
 
 export interface MetricsLog {
   warn(o: object, msg: string): void;
 }
 
-export async function serveMetrics(reg: Registry, addr: { host: string; port: number }, log?: MetricsLog): Promise<Server> {
+/** The body of /metrics, rendered at most once per `cacheMs`, one rendering shared by every scrape that waits for it. */
+export function cachedRender(reg: Registry, cacheMs: number): () => Promise<string> {
+  let body: { text: string; at: number } | null = null;
+  let rendering: Promise<string> | null = null;
+  return () => {
+    if (body && performance.now() - body.at < cacheMs) return Promise.resolve(body.text);
+    rendering ??= reg.metrics().then((text) => {
+      body = { text, at: performance.now() };
+      return text;
+    }).finally(() => { rendering = null; });
+    return rendering;
+  };
+}
+
+export async function serveMetrics(reg: Registry, addr: { host: string; port: number }, log?: MetricsLog,
+  o: { cacheMs?: number } = {}): Promise<Server> {
   const L = METRICS_LIMITS;
+  const render = cachedRender(reg, o.cacheMs ?? L.cacheMs);
   const server = createServer({
     headersTimeout: L.headersMs, requestTimeout: L.requestMs, keepAliveTimeout: L.keepAliveMs,
     connectionsCheckingInterval: 1000, // how often headersTimeout/requestTimeout are checked (default 30 s)
@@ -153,7 +205,7 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
       res.writeHead(404).end('not found\n');
       return;
     }
-    reg.metrics().then(
+    render().then(
       (body) => res.writeHead(200, { 'Content-Type': reg.contentType }).end(body),
       (e) => res.writeHead(500).end(`${(e as Error).message}\n`),
     );

@@ -10,14 +10,34 @@ export interface TimesSummary {
   max: number;
 }
 
-/** The last `size` durations (ms) and the largest since the start; quantiles when asked. */
+/**
+ * How often the quantiles are worked out again while samples come: each time sorts a copy of the
+ * ring (~0.3 ms for 4,096 samples). Read by every scrape of /metrics, which any local user can make
+ * as often as they like, they were sorted anew for each — 4 ms of the event loop a scrape, records and
+ * publishing held up behind it.
+ */
+export const QUANTILES_EVERY_MS = 1000;
+
+/**
+ * The last `size` durations (ms) and the largest since the start; quantiles when asked, worked out
+ * again only when samples came since, and at most once per `minIntervalMs` (the count and the
+ * largest are always the current ones).
+ */
 export class RecentTimes {
   private readonly ring: Float64Array;
   private n = 0;
   private maxMs = 0;
+  private readonly minIntervalMs: number;
+  private readonly now: () => number;
+  /** The quantiles last worked out: of `n` samples, at `at`. */
+  private cached = { n: 0, at: Number.NEGATIVE_INFINITY, p50: 0, p99: 0 };
+  /** Sorts made (tests). */
+  sorts = 0;
 
-  constructor(size = 4096) {
+  constructor(size = 4096, o: { minIntervalMs?: number; now?: () => number } = {}) {
     this.ring = new Float64Array(size);
+    this.minIntervalMs = o.minIntervalMs ?? QUANTILES_EVERY_MS;
+    this.now = o.now ?? (() => performance.now());
   }
 
   add(ms: number): void {
@@ -27,10 +47,19 @@ export class RecentTimes {
   }
 
   summary(): TimesSummary {
-    const k = Math.min(this.n, this.ring.length);
-    const sorted = this.ring.slice(0, k).sort();
-    const q = (p: number) => (k ? sorted[Math.min(k - 1, Math.floor(p * k))] : 0);
-    return { count: this.n, p50: q(0.5), p99: q(0.99), max: this.maxMs };
+    const c = this.cached;
+    if (this.n !== c.n) {
+      const now = this.now();
+      // The first samples are shown at once; after that, new ones at most once an interval.
+      if (c.n === 0 || now - c.at >= this.minIntervalMs) {
+        const k = Math.min(this.n, this.ring.length);
+        const sorted = this.ring.slice(0, k).sort();
+        this.sorts++;
+        const q = (p: number) => (k ? sorted[Math.min(k - 1, Math.floor(p * k))] : 0);
+        this.cached = { n: this.n, at: now, p50: q(0.5), p99: q(0.99) };
+      }
+    }
+    return { count: this.n, p50: this.cached.p50, p99: this.cached.p99, max: this.maxMs };
   }
 }
 

@@ -1,0 +1,82 @@
+// The metrics endpoint as any local user meets it (docs/architecture.md: "reachable by every local
+// user"): what a scrape costs the tap, and whether someone holding connections keeps Prometheus out.
+// A scrape read the delivery statistics seven times (each sorting the 4,096 latency samples twice),
+// nothing was cached, and every scraper got its own rendering: 32 connections scraping in a loop held
+// the tap's event loop (status changes hundreds of ms late). At the cap the newest connection was
+// refused: a user holding 32 connections open kept Prometheus out for good.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import pino from 'pino';
+import { metricsRegistry, serveMetrics, METRICS_LIMITS, type MetricsSources } from '../controller/src/metrics.js';
+import { deliveryMetrics } from '../controller/src/agent/parts/metrics.js';
+import { Delivery } from '../controller/src/publish/delivery.js';
+import { freePort, startNatsServer } from './helpers/nats-server.js';
+import { testEvent } from './helpers/delivery-events.js';
+import { startTap } from './helpers/tap-process.js';
+import { writeOssecConf } from './helpers/config.js';
+import { waitFor } from './helpers/wait.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sources that count how often each is read. */
+function counting(delivery: () => ReturnType<MetricsSources['delivery']> = () => ({ published: 1, failed: 0, latencyMs: 3, delayMs: 1 })) {
+  const reads: Record<string, number> = {};
+  const count = <T>(k: string, f: () => T) => () => { reads[k] = (reads[k] ?? 0) + 1; return f(); };
+  const src: MetricsSources = {
+    capture: count('capture', () => ({ captured: 1, lost: 0 })), decoder: count('decoder', () => ({ frames: 1, malformed: 0 })),
+    events: count('events', () => ({ status_change: 1 })), delivery: count('delivery', delivery),
+    natsConnected: count('natsConnected', () => true), attached: count('attached', () => true), agents: count('agents', () => ({ active: 1 })),
+    alerts: count('alerts', () => ({ published: 0 })), log: count('log', () => ({ droppedLines: 0, pendingBytes: 0 })),
+    errors: count('errors', () => ({ records: 0 })),
+  };
+  return { src, reads };
+}
+
+const metric = (text: string, name: string) => new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1];
+
+t.test('a scrape reads each source once: one snapshot of the delivery statistics for every metric', async (t) => {
+  const { src, reads } = counting();
+  const reg = metricsRegistry(src);
+  const text = await reg.metrics();
+  t.equal(metric(text, 'wazuh_nats_tap_delivery_total{outcome="published"}'), '1');
+  t.equal(metric(text, 'wazuh_nats_tap_publish_latency_ms'), '3');
+  for (const [k, n] of Object.entries(reads)) t.equal(n, 1, `${k} read once (${n})`);
+  await reg.metrics();
+  t.equal(reads.delivery, 2, 'read again at the next scrape, not kept from the last');
+});
+
+t.test('concurrent scrapes share one rendering, and its body serves every scrape for cacheMs', async (t) => {
+  const { src, reads } = counting();
+  const port = await freePort();
+  const server = await serveMetrics(metricsRegistry(src), { host: '127.0.0.1', port }, undefined, { cacheMs: 60_000 });
+  t.teardown(() => { server.closeAllConnections(); server.close(); });
+  const url = `http://127.0.0.1:${port}/metrics`;
+  const bodies = await Promise.all(Array.from({ length: 20 }, async () => (await fetch(url, { signal: AbortSignal.timeout(10_000) })).text()));
+  t.ok(bodies.every((b) => b === bodies[0] && /wazuh_nats_tap_attached 1/.test(b)), '20 concurrent scrapes: the same body');
+  for (let i = 0; i < 50; i++) t.equal((await fetch(url, { signal: AbortSignal.timeout(10_000) })).status, 200);
+  t.equal(reads.delivery, 1, `70 scrapes, one rendering (the sources read ${reads.delivery} times)`);
+  t.equal(METRICS_LIMITS.cacheMs, 1000, 'the tap\'s: a second');
+
+  // A body older than cacheMs is rendered again: what Prometheus sees stays current.
+  const { src: src2, reads: reads2 } = counting();
+  const port2 = await freePort();
+  const fresh = await serveMetrics(metricsRegistry(src2), { host: '127.0.0.1', port: port2 }, undefined, { cacheMs: 0 });
+  t.teardown(() => { fresh.closeAllConnections(); fresh.close(); });
+  for (let i = 0; i < 3; i++) {
+    await fetch(`http://127.0.0.1:${port2}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text());
+    await sleep(5);
+  }
+  t.equal(reads2.delivery, 3, 'past cacheMs: rendered again');
+});
+
+t.test('a server given no registry source still answers (the plain Registry of the fd tests)', async (t) => {
+  const port = await freePort();
+  const server = await serveMetrics(new Registry(), { host: '127.0.0.1', port });
+  t.teardown(() => { server.closeAllConnections(); server.close(); });
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).status, 200);
+  t.equal((await fetch(`http://127.0.0.1:${port}/nope`, { signal: AbortSignal.timeout(5000) })).status, 404);
+});
