@@ -64,6 +64,7 @@ t.test(`${3 * LIMIT} idle connections to the metrics port of a tap limited to ${
       clearTimeout(timer);
       resolve();
       s.once('close', () => { closedByTap++; });
+      s.resume(); // the tap may answer a silent connection 408 before it closes it: read it, to see the close
     });
     s.on('error', () => { clearTimeout(timer); resolve(); });
   });
@@ -84,14 +85,15 @@ t.test(`${3 * LIMIT} idle connections to the metrics port of a tap limited to ${
   await sim.startup(A);
   await waitFor(() => statuses.some((e) => e.agent_id === '001'), 10_000, 'a status change captured and published');
 
-  // The idle connections are closed by the tap (over the cap at once, the others after their timeout),
+  // The idle connections are closed by the tap (past the cap, the oldest at once; the others after their timeout),
   // while this side keeps them open: /metrics answers again.
   await waitFor(() => closedByTap === connected, 15_000, `the tap to close the ${connected} idle connections (closed ${closedByTap})`);
   const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
   t.equal(res.status, 200, '/metrics answers');
   t.match(await res.text(), /^wazuh_nats_tap_attached 1$/m);
-  const drops = tap.logs.filter((l) => /metrics: connections refused/.test(String(l.msg)));
-  t.ok(drops.length >= 1 && drops.length <= 2, `the refused connections said, not once each (${drops.length} lines)`);
+  // Past the cap the oldest idle connection is closed for the new one (metrics-endpoint.test.ts): said, not once each.
+  const drops = tap.logs.filter((l) => /^metrics: (connections refused|\d+ connections open already: the oldest idle one closed)/.test(String(l.msg)));
+  t.ok(drops.length >= 1 && drops.length <= 4, `the closed connections said, not once each (${drops.length} lines)`);
   for (const s of socks) s.destroy();
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

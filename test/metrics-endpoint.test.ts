@@ -73,6 +73,46 @@ t.test('concurrent scrapes share one rendering, and its body serves every scrape
   t.equal(reads2.delivery, 3, 'past cacheMs: rendered again');
 });
 
+t.test('a local user holding every metrics connection no longer keeps Prometheus out: the oldest idle one makes room', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-hold-'));
+  writeOssecConf(home);
+  const port = await freePort();
+  const tap = await startTap(['run', '--home', home, '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--control-socket', join(home, 'tap.sock'),
+    '--no-attach', '--metrics', `127.0.0.1:${port}`], /^started detached/);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await waitFor(() => tap.logs.some((l) => l.msg === 'metrics on /metrics'), 10_000, 'the endpoint');
+  // 40 connections kept open, each opened again 10 ms after the tap closes it (hold.mjs of the review).
+  const holder = spawn(process.execPath, ['-e', `
+    const net = require('node:net');
+    let opened = 0;
+    const one = () => { opened++; const s = net.connect(${port}, '127.0.0.1'); s.on('error', () => {}); s.on('close', () => setTimeout(one, 10)); };
+    for (let i = 0; i < 40; i++) one();
+    setInterval(() => process.stdout.write(opened + '\\n'), 200);
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => holder.kill('SIGKILL'));
+  let opened = 0;
+  holder.stdout!.on('data', (b: Buffer) => { opened = Number(b.toString().trim().split('\n').pop()); });
+  await waitFor(() => opened >= 40, 5000, 'the holder\'s connections');
+  await sleep(500);
+  let ok = 0;
+  const failed: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (res.status === 200 && /^wazuh_nats_tap_attached 0$/m.test(await res.text())) ok++;
+      else failed.push(String(res.status));
+    } catch (e) {
+      failed.push((e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message);
+    }
+    await sleep(100);
+  }
+  t.equal(ok, 20, `every scrape answered while ${opened} connections were opened to hold the endpoint (${failed.slice(0, 3).join('; ')})`);
+  const said = tap.logs.filter((l) => /^metrics: \d+ connections open already: the oldest idle one closed/.test(String(l.msg)));
+  t.ok(said.length >= 1 && said.length <= 2, `said, not once each (${said.length} lines)`);
+  holder.kill('SIGKILL');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
 t.test('a server given no registry source still answers (the plain Registry of the fd tests)', async (t) => {
   const port = await freePort();
   const server = await serveMetrics(new Registry(), { host: '127.0.0.1', port });

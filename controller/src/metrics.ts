@@ -1,6 +1,7 @@
 // Prometheus metrics (SPEC §8), read from the stages' own counters at scrape
 // time: nothing on the hot path updates a metric.
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { listenGuarded } from './util/listener.js';
 
@@ -167,12 +168,14 @@ export function parseMetricsAddress(s: string): { host: string; port: number } |
 /**
  * Bounds of the endpoint, which any local user can reach: a few connections at a time (Prometheus
  * needs one), each closed when idle or slow within seconds. Without them, idle connections by the
- * thousand took every descriptor of the tap (whose next open then failed with EMFILE). One rendered
- * body serves every scrape for `cacheMs`, and scrapes that come while it is rendered wait for that
- * one: a scrape costs the tap the same whoever scrapes, however often.
+ * thousand took every descriptor of the tap (whose next open then failed with EMFILE). At the cap the
+ * oldest connection with no request in progress is closed for the new one (refusing the new one let
+ * a local user holding 32 connections keep Prometheus out); a request's headers must come within a
+ * second. One rendered body serves every scrape for `cacheMs`, and scrapes that come while it is
+ * rendered wait for that one: a scrape costs the tap the same whoever scrapes, however often.
  */
 export const METRICS_LIMITS = {
-  maxConnections: 32, idleMs: 5000, headersMs: 5000, requestMs: 10_000, keepAliveMs: 2000, cacheMs: 1000,
+  maxConnections: 32, idleMs: 5000, headersMs: 1000, requestMs: 10_000, keepAliveMs: 2000, cacheMs: 1000,
 } as const;
 
 export interface MetricsLog {
@@ -197,10 +200,15 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
   o: { cacheMs?: number } = {}): Promise<Server> {
   const L = METRICS_LIMITS;
   const render = cachedRender(reg, o.cacheMs ?? L.cacheMs);
+  /** Connections with a request in progress (its headers read, its answer not finished): never closed to make room. */
+  const serving = new WeakSet<Socket>();
   const server = createServer({
     headersTimeout: L.headersMs, requestTimeout: L.requestMs, keepAliveTimeout: L.keepAliveMs,
-    connectionsCheckingInterval: 1000, // how often headersTimeout/requestTimeout are checked (default 30 s)
+    connectionsCheckingInterval: 250, // how often headersTimeout/requestTimeout are checked (default 30 s)
   }, (req, res) => {
+    const sock = req.socket;
+    serving.add(sock);
+    res.once('close', () => serving.delete(sock));
     if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
       res.writeHead(404).end('not found\n');
       return;
@@ -214,6 +222,7 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
   await listenGuarded(server, (done) => server.listen(addr.port, addr.host, done), {
     max: L.maxConnections, what: 'metrics', warn: log ? (o, msg) => log.warn(o, msg) : undefined,
     dropHint: '(a scraper that does not close them, or a local user)',
+    busy: (s) => serving.has(s),
   });
   return server;
 }
