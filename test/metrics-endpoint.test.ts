@@ -73,6 +73,23 @@ t.test('concurrent scrapes share one rendering, and its body serves every scrape
   t.equal(reads2.delivery, 3, 'past cacheMs: rendered again');
 });
 
+t.test('latency gauges have no sample before a first measurement (not 0)', async (t) => {
+  const none = { count: 0, p50: 0, p99: 0, max: 0 };
+  const st = (lat: typeof none, delay: typeof none) => ({
+    published: 0, acknowledged: 0, spooled: 0, shed: { status: 0, keepalive: 0, alert: 0, tap: 0 }, failures: 0, rejected: 0, denied: 0,
+    deferred: 0, spoolBytes: 0, spoolRecords: 0, spoolOldestMs: null, spoolBoundBytes: 1, diskFull: false, writeErrors: 0, readErrors: 0,
+    latencyMs: lat, delayMs: delay,
+  }) as unknown as Parameters<typeof deliveryMetrics>[0];
+  const scrape = (d: Parameters<typeof deliveryMetrics>[0]) => metricsRegistry(counting(() => deliveryMetrics(d)).src).metrics();
+  const before = await scrape(st(none, none));
+  t.equal(metric(before, 'wazuh_nats_tap_publish_latency_ms'), undefined, 'publish_latency_ms: no sample yet');
+  t.equal(metric(before, 'wazuh_nats_tap_capture_delay_ms'), undefined, 'capture_delay_ms: no sample yet');
+  t.match(before, /^# TYPE wazuh_nats_tap_capture_delay_ms gauge$/m, 'the metric is declared all the same');
+  const after = await scrape(st({ count: 4, p50: 20, p99: 41, max: 41 }, { count: 1, p50: 0.5, p99: 0.5, max: 0.5 }));
+  t.equal(metric(after, 'wazuh_nats_tap_publish_latency_ms'), '41');
+  t.equal(metric(after, 'wazuh_nats_tap_capture_delay_ms'), '0.5');
+});
+
 t.test('a local user holding every metrics connection no longer keeps Prometheus out: the oldest idle one makes room', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-hold-'));
   writeOssecConf(home);

@@ -12,7 +12,7 @@ export interface MetricsSources {
   delivery(): {
     published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; denied?: number; deferred?: number;
     spoolBytes?: number;
-    /** p99 of recent messages, ms: publish → acknowledgement, and capture → publish (agent events). */
+    /** p99 of recent messages, ms: publish → acknowledgement, and capture → publish (agent events); undefined before a first sample. */
     latencyMs?: number; delayMs?: number;
     /** The spool's disk: the bound in force, whether the disk limits it, failed writes and reads. */
     spoolBoundBytes?: number; diskFull?: boolean; writeErrors?: number; readErrors?: number;
@@ -61,6 +61,18 @@ class ScrapeRegistry extends Registry {
   }
 }
 
+/** A gauge with no sample at all (not 0) while `read` gives undefined: a figure never measured is not shown as one. */
+function sampledGauge(reg: Registry, name: string, help: string, read: () => number | undefined): void {
+  const g = new Gauge({ name, help, registers: [reg] });
+  const get = g.get.bind(g);
+  g.get = async () => {
+    const v = read();
+    if (v === undefined) return { ...(await get()), values: [] };
+    g.set(v);
+    return get();
+  };
+}
+
 export function metricsRegistry(sources: MetricsSources): Registry {
   const reg = new ScrapeRegistry();
   const src: MetricsSources = {
@@ -102,10 +114,10 @@ export function metricsRegistry(sources: MetricsSources): Registry {
       c.inc({ op: 'write' }, d.writeErrors ?? 0);
       c.inc({ op: 'read' }, d.readErrors ?? 0);
     });
-  new Gauge({ name: 'wazuh_nats_tap_publish_latency_ms', help: 'p99 of recent messages from their publishing to NATS\' acknowledgement (core: the flush that confirms them, every 20 ms; JetStream: the PubAck), milliseconds', registers: [reg],
-    collect() { this.set(src.delivery().latencyMs ?? 0); } });
-  new Gauge({ name: 'wazuh_nats_tap_capture_delay_ms', help: 'p99 of recent agent event messages from the daemon\'s syscall (the capture) to their publishing to NATS: the tap\'s own share of the latency, milliseconds', registers: [reg],
-    collect() { this.set(src.delivery().delayMs ?? 0); } });
+  sampledGauge(reg, 'wazuh_nats_tap_publish_latency_ms', 'p99 of recent messages from their publishing to NATS\' acknowledgement (core: the flush that confirms them, every 20 ms; JetStream: the PubAck), milliseconds; no sample before the first acknowledgement',
+    () => src.delivery().latencyMs);
+  sampledGauge(reg, 'wazuh_nats_tap_capture_delay_ms', 'p99 of recent agent event messages from the daemon\'s syscall (the capture) to their publishing to NATS: the tap\'s own share of the latency, milliseconds; no sample before the first agent event',
+    () => src.delivery().delayMs);
   new Gauge({ name: 'wazuh_nats_tap_nats_connected', help: '1 when connected to NATS', registers: [reg],
     collect() { this.set(src.natsConnected() ? 1 : 0); } });
   new Gauge({ name: 'wazuh_nats_tap_attached', help: '1 when the eBPF programs are attached', registers: [reg],

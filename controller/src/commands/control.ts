@@ -39,10 +39,11 @@ export function renderStatus(st: Record<string, any>): string {
     + (st.nats?.denied ? `, DENIED by the user's permissions ${st.nats.denied} (last: ${st.nats.last_denied})` : '')]);
   const lat = st.nats?.latency_ms;
   const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
+  // A figure never measured is not shown as 0.00 ms: `no sample yet`.
+  const times = (x: { count?: number; p50: number; p99: number } | undefined) => (x?.count ? `p50 ${ms(x.p50)} p99 ${ms(x.p99)} ms` : 'no sample yet');
   if (lat?.capture_to_publish?.count || lat?.publish_to_ack?.count) {
     // The tap's own share (syscall → NATS), then NATS' (publish → acknowledgement), recent messages.
-    rows.push(['latency', `syscall → NATS p50 ${ms(lat.capture_to_publish.p50)} p99 ${ms(lat.capture_to_publish.p99)} ms, `
-      + `publish → ack p50 ${ms(lat.publish_to_ack.p50)} p99 ${ms(lat.publish_to_ack.p99)} ms`]);
+    rows.push(['latency', `syscall → NATS ${times(lat.capture_to_publish)}, publish → ack ${times(lat.publish_to_ack)}`]);
   }
   const sp = st.spool;
   if (sp) {

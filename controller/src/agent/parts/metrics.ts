@@ -12,7 +12,9 @@ export function deliveryMetrics(st: DeliveryStats): ReturnType<MetricsSources['d
   const shed = Object.values(st.shed).reduce((a, b) => a + b, 0);
   return {
     published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
-    failed: st.failures, rejected: st.rejected, denied: st.denied, deferred: st.deferred, spoolBytes: st.spoolBytes, latencyMs: st.latencyMs?.p99, delayMs: st.delayMs?.p99,
+    failed: st.failures, rejected: st.rejected, denied: st.denied, deferred: st.deferred, spoolBytes: st.spoolBytes,
+    // No sample yet: no figure (a 0 would read as a perfect measurement never made).
+    latencyMs: st.latencyMs?.count ? st.latencyMs.p99 : undefined, delayMs: st.delayMs?.count ? st.delayMs.p99 : undefined,
     spoolBoundBytes: st.spoolBoundBytes, diskFull: st.diskFull, writeErrors: st.writeErrors, readErrors: st.readErrors,
   };
 }

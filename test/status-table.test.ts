@@ -1,0 +1,27 @@
+// The `status` table (SPEC §8: a person reads it): what it says must be what the tap knows. The
+// replies rendered here have the shape of a real `status --json` (cli-control.test.ts checks that
+// shape on a running tap); each case sets what a running tap could not be made to show on demand
+// (the shim's queue overflowing, a kernel's scratch map failing).
+import t from 'tap';
+import { renderStatus } from '../controller/src/commands/control.js';
+import { LOSS_COUNTERS } from '../controller/src/agent/parts/capture.js';
+
+const base = () => ({
+  attached: true, hooks: ['sendto'], capture_interval_ms: 1, targets: [{ pid: 10, name: 'wazuh-db' }], identity: null, home_moved: null,
+  counters: { captured: 33342, lost: 0, truncated: 0, filtered: 25006, content_dropped: 10, queue_drops: 0, scratch_failures: 0, inflight_full: 0 },
+  decoder: { frames: 33342, malformed: 0 }, errors: { records: 0, unpublishable: 0 },
+  nats: { connected: true, servers: ['nats://127.0.0.1:4222'], published: 70, acknowledged: 65, failed: 0, rejected: 0, denied: 0, last_denied: null, latency_ms: null },
+  spool: { records: 0, oldest_age_s: null, bytes: 33569, bound_bytes: 536870912, disk_full: false, write_errors: 0, read_errors: 0, refused_files: 0, lost: 0, owed_statuses: 0 },
+  agents: { active: 3 }, alerts: { enabled: false }, log: null, metrics: null, node: 'n1', home: '/var/ossec', prefix: 'wazuh', uptime_s: 60,
+});
+const row = (table: string, name: string) => new RegExp(`^${name}\\s+(.*)$`, 'm').exec(table)?.[1];
+
+t.test('latency: a figure never measured reads "no sample yet", not 0.00 ms', async (t) => {
+  const st = base();
+  st.nats.latency_ms = { capture_to_publish: { count: 0, p50: 0, p99: 0, max: 0 }, publish_to_ack: { count: 2, p50: 40, p99: 40, max: 40 } } as never;
+  t.equal(row(renderStatus(st), 'latency'), 'syscall → NATS no sample yet, publish → ack p50 40 p99 40 ms');
+  st.nats.latency_ms = { capture_to_publish: { count: 9, p50: 0.5, p99: 1.25, max: 3 }, publish_to_ack: { count: 9, p50: 12, p99: 30, max: 40 } } as never;
+  t.equal(row(renderStatus(st), 'latency'), 'syscall → NATS p50 0.50 p99 1.25 ms, publish → ack p50 12 p99 30 ms');
+  st.nats.latency_ms = { capture_to_publish: { count: 0, p50: 0, p99: 0, max: 0 }, publish_to_ack: { count: 0, p50: 0, p99: 0, max: 0 } } as never;
+  t.equal(row(renderStatus(st), 'latency'), undefined, 'no row before any message');
+});
