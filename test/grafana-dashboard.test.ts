@@ -103,7 +103,7 @@ t.test('every expression of the dashboard names metrics, labels and values a run
 
   // The panels the issue asks for, by the metric each one shows.
   const all = exprs.map((e) => e.expr).join('\n');
-  for (const m of ['wazuh_nats_tap_agents', 'wazuh_nats_tap_events_total', 'wazuh_nats_tap_records_total', 'wazuh_nats_tap_spool_bytes',
+  for (const m of ['wazuh_nats_tap_agents', 'wazuh_nats_tap_events_total', 'wazuh_nats_tap_records_total', 'wazuh_nats_tap_spool_events', 'wazuh_nats_tap_spool_oldest_age_seconds',
     'wazuh_nats_tap_delivery_total', 'wazuh_nats_tap_nats_connected', 'wazuh_nats_tap_publish_latency_ms', 'wazuh_nats_tap_capture_delay_ms', 'process_cpu_user_seconds_total',
     'process_resident_memory_bytes']) t.match(all, m, `a panel shows ${m}`);
   t.match(all, /outcome=~"[^"]*lost/, 'records lost are shown');

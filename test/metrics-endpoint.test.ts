@@ -90,6 +90,36 @@ t.test('latency gauges have no sample before a first measurement (not 0)', async
   t.equal(metric(after, 'wazuh_nats_tap_capture_delay_ms'), '0.5');
 });
 
+t.test('the spool on /metrics: events NATS has not acknowledged and the age of the oldest, beside the disk the segments take', async (t) => {
+  const port = await freePort(); // NATS away: what is spooled waits
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-metrics-spool-'));
+  const d = new Delivery({
+    servers: [`nats://127.0.0.1:${port}`], mode: 'core', log: pino({ level: 'silent' }), reconnectDelayMs: 100,
+    spool: { dir: join(dir, 'spool'), maxBytes: 64 << 20 },
+  });
+  d.start();
+  t.teardown(() => d.close(200));
+  const scrape = async () => {
+    const text = await metricsRegistry(counting(() => deliveryMetrics(d.stats())).src).metrics();
+    return {
+      events: Number(metric(text, 'wazuh_nats_tap_spool_events')), age: Number(metric(text, 'wazuh_nats_tap_spool_oldest_age_seconds')),
+      bytes: Number(metric(text, 'wazuh_nats_tap_spool_bytes')),
+    };
+  };
+  t.same(await scrape(), { events: 0, age: 0, bytes: 0 }, 'nothing spooled');
+  for (let i = 0; i < 5; i++) d.enqueue(testEvent(i, 3));
+  await sleep(300);
+  const waiting = await scrape();
+  t.equal(waiting.events, 5, '5 events wait');
+  t.ok(waiting.age >= 0.3 && waiting.age < 60, `the oldest has waited ${waiting.age} s`);
+  const nats = await startNatsServer({ port });
+  t.teardown(() => nats.stop());
+  await waitFor(async () => (await scrape()).events === 0, 15_000, 'the spool drained');
+  const drained = await scrape();
+  t.equal(drained.age, 0, 'none waits');
+  t.ok(drained.bytes > 0, `spool_bytes counts the segment with the delivered events (${drained.bytes}): not a backlog`);
+});
+
 t.test('a local user holding every metrics connection no longer keeps Prometheus out: the oldest idle one makes room', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-hold-'));
   writeOssecConf(home);

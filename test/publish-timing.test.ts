@@ -1,7 +1,7 @@
 // How long messages take (publish/timing.ts): recent durations and their quantiles, and the capture
 // times of spooled messages found again by seq when they are published.
 import t from 'tap';
-import { CaptureTimes, RecentTimes } from '../controller/src/publish/timing.js';
+import { CaptureTimes, RecentTimes, SpoolAges } from '../controller/src/publish/timing.js';
 import { monotonicMs } from '../controller/src/util/clock.js';
 import { Pipeline } from '../controller/src/pipeline.js';
 import type { CaptureRecord } from '../controller/src/types.js';
@@ -45,6 +45,23 @@ t.test('RecentTimes: the quantiles are sorted again only when samples came, and 
   t.equal(fresh.summary().p50, 0);
   fresh.add(7);
   t.equal(fresh.summary().p50, 7, 'the first sample is shown at once, whatever the interval');
+});
+
+t.test('SpoolAges: the age of the oldest message not acknowledged, from coarse marks', async (t) => {
+  const a = new SpoolAges(1000, 4, 100);
+  t.equal(a.ageMs(1, 1500), 500, 'a seq older than every mark (an earlier run\'s): from the start');
+  a.note(10, 2000);
+  a.note(11, 2050); // within 100 ms of the mark: counted from it
+  a.note(20, 2200);
+  t.equal(a.ageMs(10, 3000), 1000);
+  t.equal(a.ageMs(11, 3000), 1000, 'never younger than it is');
+  t.equal(a.ageMs(20, 3000), 800);
+  t.equal(a.ageMs(25, 3000), 800, 'between marks: from the one before');
+  const b = new SpoolAges(0, 2, 100);
+  b.note(10, 2000);
+  b.note(20, 2200);
+  b.note(30, 2400); // past the bound of 2 marks: the last one kept stands for it
+  t.equal(b.ageMs(30, 3000), 800, 'bounded: counted from the last mark kept (older, never younger)');
 });
 
 t.test('CaptureTimes: a published seq finds its capture time; the older ones are dropped; bounded', async (t) => {

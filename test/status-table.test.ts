@@ -25,3 +25,12 @@ t.test('latency: a figure never measured reads "no sample yet", not 0.00 ms', as
   st.nats.latency_ms = { capture_to_publish: { count: 0, p50: 0, p99: 0, max: 0 }, publish_to_ack: { count: 0, p50: 0, p99: 0, max: 0 } } as never;
   t.equal(row(renderStatus(st), 'latency'), undefined, 'no row before any message');
 });
+
+t.test('spool: the age of the oldest event waiting, once it is a second or more', async (t) => {
+  const st = base();
+  t.equal(row(renderStatus(st), 'spool'), '0 events, 33569 bytes of 536870912');
+  Object.assign(st.spool, { records: 10, oldest_age_s: 0.2 });
+  t.equal(row(renderStatus(st), 'spool'), '10 events, 33569 bytes of 536870912', 'under a second: the normal flow');
+  Object.assign(st.spool, { records: 10, oldest_age_s: 42.5 });
+  t.equal(row(renderStatus(st), 'spool'), '10 events, 33569 bytes of 536870912, the oldest waiting 42.5 s');
+});

@@ -12,6 +12,8 @@ export interface MetricsSources {
   delivery(): {
     published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; denied?: number; deferred?: number;
     spoolBytes?: number;
+    /** Messages in the spool NATS has not acknowledged yet, and how long the oldest of them has waited (s; 0 when none). */
+    spoolEvents?: number; spoolOldestAgeS?: number;
     /** p99 of recent messages, ms: publish → acknowledgement, and capture → publish (agent events); undefined before a first sample. */
     latencyMs?: number; delayMs?: number;
     /** The spool's disk: the bound in force, whether the disk limits it, failed writes and reads. */
@@ -102,8 +104,12 @@ export function metricsRegistry(sources: MetricsSources): Registry {
       if (d[k] !== undefined) c.inc({ outcome: k }, d[k]!);
     }
   });
-  new Gauge({ name: 'wazuh_nats_tap_spool_bytes', help: 'Bytes waiting in the disk spool', registers: [reg],
+  new Gauge({ name: 'wazuh_nats_tap_spool_bytes', help: 'Disk the spool\'s segment files take: what waits for NATS, and records already delivered until their segment (8 MiB at most) is removed — not a backlog (see wazuh_nats_tap_spool_events)', registers: [reg],
     collect() { this.set(src.delivery().spoolBytes ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_spool_events', help: 'Messages in the spool that NATS has not acknowledged yet (a keepalive batch is one)', registers: [reg],
+    collect() { this.set(src.delivery().spoolEvents ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_spool_oldest_age_seconds', help: 'How long the oldest message NATS has not acknowledged has waited, seconds (0: none waits; one an earlier run left counts from this start)', registers: [reg],
+    collect() { this.set(src.delivery().spoolOldestAgeS ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_spool_bound_bytes', help: 'The bound of the disk spool in force: spool_max_size, or less while the disk is full', registers: [reg],
     collect() { this.set(src.delivery().spoolBoundBytes ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_spool_disk_full', help: '1 while the spool\'s disk is full: new events are refused (keepalives first, counted) until there is room', registers: [reg],

@@ -301,7 +301,9 @@ export class Tap {
         latency_ms: delivery ? { capture_to_publish: delivery.delayMs, publish_to_ack: delivery.latencyMs } : null,
       },
       spool: {
-        records: delivery?.spoolRecords ?? 0, bytes: delivery?.spoolBytes ?? 0,
+        // Messages NATS has not acknowledged, and how long the oldest waited; bytes: the segment files, delivered records included.
+        records: delivery?.spoolRecords ?? 0, oldest_age_s: delivery?.spoolOldestMs != null ? Math.round(delivery.spoolOldestMs / 100) / 10 : null,
+        bytes: delivery?.spoolBytes ?? 0,
         // The bound in force (spool_max_size, or less while the disk is full), and the disk's faults.
         bound_bytes: delivery?.spoolBoundBytes ?? this.spoolMaxBytes, disk_full: delivery?.diskFull ?? false,
         write_errors: delivery?.writeErrors ?? 0, read_errors: delivery?.readErrors ?? 0,

@@ -49,6 +49,8 @@ export function renderStatus(st: Record<string, any>): string {
   if (sp) {
     rows.push(['spool', `${sp.records ?? 0} events, ${sp.bytes ?? 0} bytes`
       + (sp.bound_bytes !== undefined ? ` of ${sp.bound_bytes}` : '')
+      // Under a second is the normal flow; more, NATS is away or slow to acknowledge.
+      + (sp.records && sp.oldest_age_s >= 1 ? `, the oldest waiting ${sp.oldest_age_s} s` : '')
       + (sp.disk_full ? ', DISK FULL: new events refused (counted) until there is room' : '')
       + (sp.write_errors ? `, write errors ${sp.write_errors}` : '')
       + (sp.read_errors ? `, read errors ${sp.read_errors}` : '')

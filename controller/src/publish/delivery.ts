@@ -48,7 +48,7 @@ import { isErrno } from '../util/errno.js';
 import { clip } from '../util/clip.js';
 import { SharedPool } from '../util/intern.js';
 import { LogLimiter } from '../util/log-limiter.js';
-import { CaptureTimes, RecentTimes, type TimesSummary } from './timing.js';
+import { CaptureTimes, RecentTimes, SpoolAges, type TimesSummary } from './timing.js';
 import { monotonicMs } from '../util/clock.js';
 
 /**
@@ -138,7 +138,10 @@ export interface DeliveryStats {
   /** Refused for want of room and kept by the caller to offer again (alerts): not lost. */
   deferred: number;
   spoolBytes: number;
+  /** Messages in the spool NATS has not acknowledged. */
   spoolRecords: number;
+  /** How long the oldest of them has waited, ms (one an earlier run left: since this start); null when none. */
+  spoolOldestMs: number | null;
   spoolTorn: number;
   /** Spool writes that failed (disk full, I/O error): the events they held were refused and counted. */
   writeErrors: number;
@@ -253,6 +256,8 @@ export class Delivery {
   private readonly ackTimes = new RecentTimes();
   private readonly delayTimes = new RecentTimes();
   private readonly captured = new CaptureTimes();
+  /** When messages were spooled: the age of the oldest unacknowledged one. */
+  private readonly spooledAt = new SpoolAges(performance.now());
   private shedReported: Record<MessageKind, number> = { status: 0, keepalive: 0, alert: 0, tap: 0 };
   private shedTimer: NodeJS.Timeout | null = null;
   /** The spool's faults are said the first time, then at most once a minute each (the counters keep the count). */
@@ -329,6 +334,8 @@ export class Delivery {
     // Connected and keeping up: keepalives wait in memory only (Spool.append); away or behind: on disk.
     const inMemory = this.up && this.spool.unsent < KEEP_UP_RECORDS;
     const seqs = this.spool.append(ms, callerKeeps, inMemory);
+    const first = seqs.find((s) => s > 0);
+    if (first !== undefined) this.spooledAt.note(first, performance.now());
     for (let i = 0; i < ms.length; i++) {
       const at = ms[i].capturedMs;
       if (at !== undefined && seqs[i] > 0) this.captured.note(seqs[i], at);
@@ -1033,7 +1040,8 @@ export class Delivery {
       mode: this.o.mode, connected: this.up, spooled: sp.appended, published: this.c.published,
       acknowledged: this.c.acknowledged, replayed: this.c.replayed, resent: this.c.resent,
       duplicates: this.c.duplicates, failures: this.c.failures, rejected: this.c.rejected, denied: this.c.denied, lastDenied: this.lastDenied, shed: sp.shed, deferred: sp.deferred, spoolBytes: sp.bytes,
-      spoolRecords: sp.records, spoolTorn: sp.torn,
+      spoolRecords: sp.records, spoolOldestMs: sp.records > 0 ? this.spooledAt.ageMs(this.spool.ackedThrough + 1, performance.now()) : null,
+      spoolTorn: sp.torn,
       writeErrors: sp.writeErrors, readErrors: sp.readErrors, diskFull: sp.diskFull, spoolBoundBytes: sp.boundBytes,
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: this.ackTimes.summary(), delayMs: this.delayTimes.summary(),

@@ -101,3 +101,42 @@ export class CaptureTimes {
     return NaN;
   }
 }
+
+/**
+ * When messages were spooled, by seq, coarsely (one mark per `granularityMs` at most): how long the
+ * oldest message NATS has not acknowledged has waited. A seq older than every mark — a message an
+ * earlier run left in the spool — counts from `since` (this start). Bounded: past `size` marks, the
+ * newer messages count from the last mark (older than they are: never younger).
+ */
+export class SpoolAges {
+  private readonly seqs: Float64Array;
+  private readonly ms: Float64Array;
+  private head = 0;
+  private tail = 0;
+
+  constructor(private readonly since: number, size = 16384, private readonly granularityMs = 100) {
+    this.seqs = new Float64Array(size);
+    this.ms = new Float64Array(size);
+  }
+
+  /** Message `seq` (and those after it until the next mark) spooled at `ms` (performance.now()). */
+  note(seq: number, ms: number): void {
+    const len = this.seqs.length;
+    if (this.tail > this.head) {
+      const last = (this.tail - 1) % len;
+      if (seq <= this.seqs[last] || ms - this.ms[last] < this.granularityMs) return;
+      if (this.tail - this.head === len) return; // full: the last mark stands for the newer ones
+    }
+    const i = this.tail++ % len;
+    this.seqs[i] = seq;
+    this.ms[i] = ms;
+  }
+
+  /** How long message `oldest` has waited at `now`, ms; the marks of older seqs are dropped (`oldest` never goes back). */
+  ageMs(oldest: number, now: number): number {
+    const len = this.seqs.length;
+    while (this.tail - this.head > 1 && this.seqs[(this.head + 1) % len] <= oldest) this.head++;
+    const at = this.tail > this.head && this.seqs[this.head % len] <= oldest ? this.ms[this.head % len] : this.since;
+    return Math.max(0, now - at);
+  }
+}

@@ -13,6 +13,7 @@ export function deliveryMetrics(st: DeliveryStats): ReturnType<MetricsSources['d
   return {
     published: st.published, acknowledged: st.acknowledged, spooled: st.spooled, shed,
     failed: st.failures, rejected: st.rejected, denied: st.denied, deferred: st.deferred, spoolBytes: st.spoolBytes,
+    spoolEvents: st.spoolRecords, spoolOldestAgeS: st.spoolOldestMs === null ? 0 : st.spoolOldestMs / 1000,
     // No sample yet: no figure (a 0 would read as a perfect measurement never made).
     latencyMs: st.latencyMs?.count ? st.latencyMs.p99 : undefined, delayMs: st.delayMs?.count ? st.delayMs.p99 : undefined,
     spoolBoundBytes: st.spoolBoundBytes, diskFull: st.diskFull, writeErrors: st.writeErrors, readErrors: st.readErrors,
