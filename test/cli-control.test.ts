@@ -3,6 +3,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -63,6 +64,8 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.match(table.stdout, /^state\s+attached \(sendto\), up \d+s$/m, 'a short table, not JSON');
   t.match(table.stdout, /^targets\s+wazuh-db \d+, wazuh-remoted \d+$/m);
   t.match(table.stdout, /^agents\s+active 1$/m);
+  t.match(table.stdout, new RegExp(`^metrics\\s+http://127\\.0\\.0\\.1:${metricsPort}/metrics$`, 'm'), 'where Prometheus scrapes');
+  t.match(s.metrics, { address: `127.0.0.1:${metricsPort}`, listening: true, error: null });
   t.match(table.stdout, /^spool\s+\d+ events, \d+ bytes of \d+$/m, 'the spool and its bound, no fault to tell');
 
   const det = await ctl('detach');
@@ -238,6 +241,35 @@ t.test('a control socket that cannot be made at the start is fatal: no agent att
   const fatal = tap.logs.find((l) => /fatal error while starting control socket/.test(String(l.msg ?? l.why ?? '')) || /control socket unavailable/.test(JSON.stringify(l)));
   t.match(JSON.stringify(fatal), /control socket unavailable: .*tap\.sock exists and is not a socket/, `said why (${JSON.stringify(tap.logs.slice(-4))})`);
   t.equal(readFileSync(sock, 'utf8'), 'not a socket', 'what was at the path is left alone');
+});
+
+t.test('a metrics port taken at the start is tried again, said in status, and served once it is free', async (t) => {
+  // It was tried once: a port a local user took at boot (or in the seconds of a restart) left the tap
+  // without metrics for good, status silent about it, and Prometheus scraping whatever that user served.
+  const port = await freePort();
+  const squatter = createHttpServer((_q, r) => r.writeHead(200).end('wazuh_nats_tap_attached 1\nwazuh_nats_tap_nats_connected 1\n'));
+  await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
+  let squatting = true;
+  t.teardown(() => { if (squatting) squatter.close(); });
+  const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-squat-'));
+  writeOssecConf(home);
+  const sock = join(home, 'tap.sock');
+  const tap = await startTap(['run', '--home', home, '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--control-socket', sock,
+    '--no-attach', '--metrics', `127.0.0.1:${port}`], /^started detached/);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const status = async () => JSON.parse((await ctl(sock, 'status', '--json')).stdout);
+  await waitFor(async () => (await status()).metrics?.failures >= 1, 10_000, 'a failed listen');
+  t.match((await status()).metrics, { address: `127.0.0.1:${port}`, listening: false, error: /EADDRINUSE/ }, 'status --json says it');
+  t.match((await ctl(sock, 'status')).stdout, new RegExp(`^metrics\\s+UNAVAILABLE on 127\\.0\\.0\\.1:${port}: listen EADDRINUSE.*tried again every 5 s`, 'm'), 'the table says it');
+  t.ok(tap.logs.some((l) => /^metrics endpoint unavailable: trying again every 5 s/.test(String(l.msg)) && l.level === 50), 'said in the log');
+  await new Promise((r) => squatter.close(r));
+  squatting = false;
+  await waitFor(async () => (await status()).metrics?.listening === true, 15_000, 'the tap to take the port once it is free');
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  t.match(text, /^wazuh_nats_tap_attached 0$/m, 'the tap\'s own metrics now (detached: 0)');
+  t.match(text, /^process_start_time_seconds \d+$/m);
+  t.ok(tap.logs.some((l) => l.msg === 'metrics endpoint listening now, after failed attempts: serving /metrics'), 'said when it listens');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
 
 t.test('config check prints the effective configuration and never a secret', async (t) => {

@@ -34,3 +34,12 @@ t.test('spool: the age of the oldest event waiting, once it is a second or more'
   Object.assign(st.spool, { records: 10, oldest_age_s: 42.5 });
   t.equal(row(renderStatus(st), 'spool'), '10 events, 33569 bytes of 536870912, the oldest waiting 42.5 s');
 });
+
+t.test('metrics: where Prometheus scrapes, or that the port could not be had', async (t) => {
+  t.equal(row(renderStatus(base()), 'metrics'), undefined, 'no endpoint (<metrics>no</metrics>): no row');
+  const on = { ...base(), metrics: { address: '127.0.0.1:9464', listening: true, error: null, failures: 0, retry_s: 5 } };
+  t.equal(row(renderStatus(on), 'metrics'), 'http://127.0.0.1:9464/metrics');
+  const off = { ...base(), metrics: { address: '127.0.0.1:9464', listening: false, error: 'listen EADDRINUSE: address already in use 127.0.0.1:9464', failures: 3, retry_s: 5 } };
+  t.equal(row(renderStatus(off), 'metrics'),
+    'UNAVAILABLE on 127.0.0.1:9464: listen EADDRINUSE: address already in use 127.0.0.1:9464 (tried again every 5 s; what answers there now is not this tap)');
+});

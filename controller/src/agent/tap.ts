@@ -28,6 +28,7 @@ import type { Lifecycle } from './lifecycle.js';
 import { maskUrl } from '../util/mask-url.js';
 import { IdMap } from '../util/id-map.js';
 import { OwedStatuses } from '../publish/owed-statuses.js';
+import type { MetricsState } from './parts/metrics.js';
 
 /** How long a resynchronisation's rows wait for the captured writes they may already show. */
 const SETTLE_MS = 1000;
@@ -76,6 +77,8 @@ export class Tap {
   private owedTimer: NodeJS.Timeout | null = null;
   follower: AlertsFollower | null = null;
   alertSink: AlertSink | null = null;
+  /** The metrics endpoint (metrics part): where, and whether it listens; null without one. */
+  metricsState: MetricsState | null = null;
   /** The capture path's last guards (a record, an event, that made something throw) log through these. */
   readonly recordErrors: RateLimitedLog;
   readonly eventErrors: RateLimitedLog;
@@ -317,6 +320,8 @@ export class Tap {
       // agents.status: compactions while running; bytes a start could not read (a file too large: statuses lost).
       journal: this.journal ? { compactions: this.journal.compactions, unread_bytes: this.journal.unreadBytes } : null,
       alerts: this.alertStatus(),
+      // The metrics endpoint: null without one; `listening` false (with `error`) while its port is taken.
+      metrics: this.metricsState ? { ...this.metricsState } : null,
       log: logStatus(),
       node: this.node, home: this.opts.home, prefix: this.prefix,
       uptime_s: Math.round((performance.now() - this.startedAt) / 1000),

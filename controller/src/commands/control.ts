@@ -71,6 +71,11 @@ export function renderStatus(st: Record<string, any>): string {
   const errors = (st.errors?.records ?? 0) + (st.errors?.unpublishable ?? 0);
   rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`
     + (errors ? `, ERRORS: ${st.errors.records ?? 0} records, ${st.errors.unpublishable ?? 0} events dropped (see the log)` : '')]);
+  const m = st.metrics;
+  if (m) {
+    rows.push(['metrics', m.listening ? `http://${m.address}/metrics`
+      : `UNAVAILABLE on ${m.address}: ${m.error ?? 'not listening yet'} (tried again every ${m.retry_s ?? 5} s; what answers there now is not this tap)`]);
+  }
   const lg = st.log;
   const stalled = lg?.stalled_ms >= LOG_STALL_MS;
   if (lg && (lg.dropped_lines || stalled)) {
