@@ -4,7 +4,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, linkSync, mkdtempSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,4 +153,54 @@ t.test('a socket another agent still serves is not taken; a stale one (its agent
   await third.listen();
   t.teardown(() => third.close());
   t.same(await sendControl(path, 'status'), { ok: true, n: 3 }, 'replaced');
+});
+
+t.test('the socket removed while a client holds a connection is made again at once, and again after a file stood in its way', async (t) => {
+  // The review's probe: ensure() waited for every connection of the old server to end before it
+  // listened again, and a listen that failed then (a file at the path meanwhile) left it with no
+  // server: every later call returned 'unknown' and the socket was never made again.
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  const lines: string[] = [];
+  const server = new ControlServer({
+    path, log: pino({ level: 'warn' }, { write: (l: string) => { lines.push(JSON.parse(l).msg); } }),
+    handlers: { status: () => ({ n: 1 }), attach: () => ({}), detach: () => ({}) },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  const held = connect(path); // a root client that stays connected (idle, within its time-out)
+  held.on('error', () => {});
+  await new Promise((r) => held.once('connect', r));
+  unlinkSync(path);
+  let result: string | null = null;
+  const first = server.ensure().then((r) => { result = r; });
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(result, 'remade', 'made again while the connection is still held, not after it ends');
+  let planted = false;
+  if (!existsSync(path)) {
+    writeFileSync(path, 'in the way'); // where the old code waited: a file put there meanwhile
+    planted = true;
+  }
+  held.destroy();
+  await first;
+  if (planted) unlinkSync(path);
+  for (let i = 0; i < 3 && !existsSync(path); i++) await server.ensure();
+  t.same(await sendControl(path, 'status'), { ok: true, n: 1 }, 'reachable again');
+  t.ok(lines.includes('control socket: it was removed: made again'));
+});
+
+t.test('a re-make that fails is tried again at the next look', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const sub = join(dir, 'run');
+  mkdirSync(sub);
+  const path = join(sub, 'tap.sock');
+  const server = new ControlServer({ path, log, handlers: { status: () => ({ n: 2 }), attach: () => ({}), detach: () => ({}) } });
+  await server.listen();
+  t.teardown(() => server.close());
+  rmSync(sub, { recursive: true }); // the socket and its directory gone: a listen there fails (ENOENT)
+  t.equal(await server.ensure(), 'gone', 'cannot be made yet');
+  t.equal(await server.ensure(), 'gone', 'still not');
+  mkdirSync(sub);
+  t.equal(await server.ensure(), 'remade', 'made again once it can be');
+  t.same(await sendControl(path, 'status'), { ok: true, n: 2 });
 });

@@ -56,6 +56,7 @@ export class ControlServer {
     return this.clients.size;
   }
 
+  /** Listen at the path. The server is this one's only once it listens: a failed listen leaves the one before in place for ensure(). */
   async listen(): Promise<void> {
     const { path } = this.opts;
     // A stale socket of a previous run is replaced; anything else at that path is not ours to remove —
@@ -66,11 +67,11 @@ export class ControlServer {
       unlinkSync(path);
     }
     const server = createServer((s) => this.serve(s));
-    this.server = server;
     const { log } = this.opts;
     await listenGuarded(server, (done) => server.listen(path, done), {
       max: MAX_CONTROL_CONNECTIONS, what: 'control socket', warn: (o, msg) => log.warn(o, msg),
     });
+    this.server = server;
     chmodSync(path, 0o600);
     const st = lstatSync(path);
     this.made = { dev: st.dev, ino: st.ino };
@@ -88,11 +89,13 @@ export class ControlServer {
 
   /**
    * The socket file is still ours, or made again when it was removed (`remade`; clients connected
-   * meanwhile are kept). Another file at the path is left alone (`other`, said once). Never throws:
-   * a listen that fails now (out of descriptors) is said and tried again at the next call.
+   * meanwhile are kept, and not waited for). Another file at the path is left alone (`other`, said
+   * once). Never throws: a listen that fails now (out of descriptors, a file put at the path in
+   * between) is said and tried again at the next call — the server before stays this one's until a
+   * new one listens, so there always is a next call.
    */
   async ensure(): Promise<'ours' | 'remade' | 'gone' | 'other' | 'unknown'> {
-    if (!this.server) return 'unknown';
+    if (this.closed || !this.server) return 'unknown';
     const at = this.atPath();
     if (at === 'other' && !this.saidOther) {
       this.saidOther = true;
@@ -101,10 +104,10 @@ export class ControlServer {
     }
     if (at !== 'gone') return at;
     this.saidOther = false;
+    // Stop accepting on the old one. libuv unlinks the path its socket was bound to as it closes it, at
+    // once (the path is free: nothing of anyone's there); its clients are served to their end, not waited for.
     const old = this.server;
-    this.server = null;
-    await new Promise<void>((r) => old.close(() => r()));
-    if (this.closed) return 'gone';
+    if (old.listening) old.close();
     try {
       await this.listen();
     } catch (e) {
@@ -171,7 +174,8 @@ export class ControlServer {
       aside = `${path}.${process.pid}.keep`;
       try { linkSync(path, aside); } catch { aside = null; }
     }
-    await new Promise<void>((r) => this.server!.close(() => r()));
+    const server = this.server;
+    await new Promise<void>((r) => server.close(() => r())); // not listening (a failed re-make): at once
     this.server = null;
     if (aside) {
       try { if (!existsSync(path)) renameSync(aside, path); } catch { /* the path was taken again meanwhile */ }
