@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ControlServer, MAX_CONTROL_CONNECTIONS } from '../controller/src/control/server.js';
+import { KernelSupportError } from '../controller/src/errors.js';
 import { sendControl } from '../controller/src/control/client.js';
 import { openToOthers, unprivilegedEnv } from './helpers/unprivileged.js';
-import { ROOT } from './helpers/tap-process.js';
+import { BIN, ROOT, runTap } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 
 const log = pino({ level: 'silent' });
@@ -66,7 +67,7 @@ t.test('serves root, refuses others by their credentials, survives bad requests'
   // Asynchronously: the server answering it runs in this process.
   const { stdout: out } = await promisify(execFile)('setpriv',
     ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000, env: unprivilegedEnv(), cwd: '/' });
-  t.match(JSON.parse(out), { ok: false, error: /root only/ }, 'uid 65534 refused');
+  t.match(JSON.parse(out), { ok: false, error: /root only/, code: 'EPERM' }, 'uid 65534 refused, with a code the CLI maps to exit 3');
   await sendControl(path, 'attach');
   t.same(await sendControl(path, 'status'), { ok: true, attached: true }, 'the refused detach did nothing');
 });
@@ -153,6 +154,71 @@ t.test('a socket another agent still serves is not taken; a stale one (its agent
   await third.listen();
   t.teardown(() => third.close());
   t.same(await sendControl(path, 'status'), { ok: true, n: 3 }, 'replaced');
+});
+
+/** The CLI run as uid 65534 (asynchronously: the server answering it runs in this process). */
+async function cliAsNobody(args: string[]): Promise<{ code: number; stderr: string }> {
+  openToOthers(ROOT);
+  try {
+    await promisify(execFile)('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args],
+      { timeout: 20_000, env: unprivilegedEnv(), cwd: '/' });
+    return { code: 0, stderr: '' };
+  } catch (e) {
+    const err = e as { code?: number; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stderr: err.stderr ?? '' };
+  }
+}
+
+t.test('status, attach and detach by a user who is not root exit 3 (missing privileges), not 1; the refusals are said once a minute', async (t) => {
+  // SPEC §7: 3 is missing privileges. With 1 for every cause, a script could not tell "not root" from "the tap is down".
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  chmodSync(dir, 0o755);
+  const path = join(dir, 'tap.sock');
+  const lines: string[] = [];
+  const server = new ControlServer({
+    path, log: pino({ level: 'warn' }, { write: (l: string) => { lines.push(JSON.parse(l).msg); } }),
+    handlers: { status: () => ({ attached: true }), attach: () => ({}), detach: () => ({}) },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  // The socket's own mode (0600) stops the connect: EACCES.
+  const denied = await cliAsNobody(['status', '--control-socket', path]);
+  t.equal(denied.code, 3, `EACCES on connect: exit 3 (${denied.stderr.trim()})`);
+  t.match(denied.stderr, /permission denied on .*tap\.sock: run as root/);
+  // The mode opened by hand: the peer's credentials refuse it, and the reply's code says why.
+  chmodSync(path, 0o666);
+  for (const cmd of ['status', 'attach', 'detach']) {
+    const r = await cliAsNobody([cmd, '--control-socket', path]);
+    t.equal(r.code, 3, `${cmd} refused by the agent: exit 3`);
+    t.match(r.stderr, new RegExp(`wazuh-nats-tap ${cmd}: permission denied: the control socket serves root only`));
+  }
+  t.equal(lines.filter((l) => l === 'control socket: refused a client that is not root').length, 1,
+    'three refusals, said once (a local user could otherwise fill the log when the mode lets them connect)');
+});
+
+t.test('attach refused by the kernel (missing kernel support) exits 3, as at run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  const server = new ControlServer({
+    path, log,
+    handlers: {
+      status: () => ({ attached: false }), detach: () => ({ attached: false }),
+      attach: () => { throw new KernelSupportError('tracefs is not mounted at /sys/kernel/tracing and cannot be mounted'); },
+    },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  t.match(await sendControl(path, 'attach'), { ok: false, error: /tracefs/, code: 'KERNEL_SUPPORT' });
+  const r = await runTap(['attach', '--control-socket', path]);
+  t.equal(r.code, 3, 'exit 3');
+  t.match(r.stderr, /wazuh-nats-tap attach: tracefs is not mounted/);
+  const other = new ControlServer({
+    path: join(dir, 'other.sock'), log,
+    handlers: { status: () => ({}), detach: () => ({}), attach: () => { throw new Error('something else'); } },
+  });
+  await other.listen();
+  t.teardown(() => other.close());
+  t.equal((await runTap(['attach', '--control-socket', join(dir, 'other.sock')])).code, 1, 'any other failure: exit 1');
 });
 
 t.test('the socket removed while a client holds a connection is made again at once, and again after a file stood in its way', async (t) => {

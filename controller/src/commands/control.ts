@@ -1,6 +1,6 @@
 // `status`, `attach`, `detach`: talk to the running agent over its control socket.
 import { sendControl } from '../control/client.js';
-import type { ControlCommand } from '../control/protocol.js';
+import { ERROR_EXIT, type ControlCommand } from '../control/protocol.js';
 import { LOG_STALL_MS } from '../util/log-output.js';
 import { DEFAULT_ROUND_MS } from '../capture/round.js';
 
@@ -92,7 +92,8 @@ export async function controlCommand(path: string, cmd: ControlCommand, json: bo
   const r = await sendControl(path, cmd);
   if (!r.ok) {
     process.stderr.write(`wazuh-nats-tap ${cmd}: ${r.error}\n`);
-    return 1;
+    // Refused for want of privileges (not root) or of kernel support (attach): exit 3; else 1.
+    return (r.code && ERROR_EXIT[r.code]) || 1;
   }
   const { ok: _ok, ...st } = r;
   process.stdout.write(json ? `${JSON.stringify(st)}\n` : `${renderStatus(st)}\n`);

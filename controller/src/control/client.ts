@@ -6,8 +6,11 @@ import { clip, clipPath, clipRuns } from '../util/clip.js';
 /** An answer is a line of JSON (a status is a few KB): more than this is not an answer. */
 const MAX_REPLY = 16 * 1024 * 1024;
 
+/** The agent could not be reached or did not answer: exit 1, or 3 when the caller may not (EACCES, EPERM: not root). */
 export class ControlUnavailable extends Error {
-  readonly exitCode = 1;
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
 }
 
 /** Send one command to the running agent; bounded in time. */
@@ -31,11 +34,14 @@ export async function sendControl(path: string, cmd: ControlCommand, timeoutMs =
     });
     sock.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      if (e.code === 'EACCES' || e.code === 'EPERM') {
+        reject(new ControlUnavailable(`permission denied on ${where}: run as root`, 3)); // SPEC §7: missing privileges
+        return;
+      }
       const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
         ? `the agent is not running (no control socket at ${where})`
-        : e.code === 'EACCES' ? `permission denied on ${where}: run as root`
-          : e.code === 'EPIPE' || e.code === 'ECONNRESET' ? `the agent on ${where} closed the connection without answering (is it stopping? try again)`
-            : clipRuns(e.message);
+        : e.code === 'EPIPE' || e.code === 'ECONNRESET' ? `the agent on ${where} closed the connection without answering (is it stopping? try again)`
+          : clipRuns(e.message);
       reject(new ControlUnavailable(why));
     });
     sock.once('close', () => {

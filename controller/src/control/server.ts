@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import { peerCred } from './peercred.js';
 import { MAX_REQUEST_BYTES, parseRequest, type ControlCommand, type ControlReply } from './protocol.js';
 import { listenGuarded } from '../util/listener.js';
+import { LogLimiter } from '../util/log-limiter.js';
+import { KernelSupportError } from '../errors.js';
 
 /** Clients served at once: `status` is one short exchange; more than this is a runaway script. */
 export const MAX_CONTROL_CONNECTIONS = 16;
@@ -48,6 +50,8 @@ export class ControlServer {
   private saidOther = false;
   /** close() was called: ensure() makes nothing any more. */
   private closed = false;
+  /** Refusals (not root) are said once a minute at most, with how many were not: any local user can connect when the mode allows. */
+  private readonly said = new LogLimiter();
 
   constructor(private readonly opts: ControlServerOptions) {}
 
@@ -125,8 +129,9 @@ export class ControlServer {
     sock.setTimeout(10_000, () => sock.destroy());
     const cred = peerCred(sock);
     if (!cred || (cred.uid !== 0 && cred.uid !== this.opts.allowUid)) {
-      this.opts.log.warn({ peer: cred }, 'control socket: refused a client that is not root');
-      this.reply(sock, { ok: false, error: 'permission denied: the control socket serves root only' }, true);
+      const say = this.said.allow('refused');
+      if (say) this.opts.log.warn({ peer: cred, held: say.held }, 'control socket: refused a client that is not root');
+      this.reply(sock, { ok: false, error: 'permission denied: the control socket serves root only', code: 'EPERM' }, true);
       return;
     }
     let buf = '';
@@ -152,7 +157,8 @@ export class ControlServer {
     try {
       return { ok: true, ...(await this.opts.handlers[req.cmd]()) };
     } catch (e) {
-      return { ok: false, error: (e as Error).message };
+      // The kernel refused what attach asked (a hook, tracefs): exit 3 for the CLI, as at `run`.
+      return { ok: false, error: (e as Error).message, ...(e instanceof KernelSupportError ? { code: 'KERNEL_SUPPORT' as const } : {}) };
     }
   }
 
