@@ -1,7 +1,7 @@
 // attach, detach and status from the CLI to a running agent, through its control socket.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -223,24 +223,51 @@ t.test('the control socket removed while the agent runs is made again', async (t
 t.test('a control socket that cannot be made at the start is fatal: no agent attached that nothing reaches', async (t) => {
   // SPEC §8: never a half-alive process (hooks attached, no control socket). It used to log an error
   // and run on, attached, with status, detach and attach unable to reach it (a path the unit's
-  // sandbox cannot write, a file planted there).
+  // sandbox cannot write, a file planted there). A file, a directory or a link there is a
+  // configuration error: exit 2, which the unit's RestartPreventExitStatus=2 3 does not restart
+  // every 2 s (it did with exit 1, for a problem no restart can fix).
   const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-bad-'));
   writeOssecConf(home, `    <server_url>nats://127.0.0.1:${await freePort()}</server_url>\n`);
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
   t.teardown(() => sim.stop());
   await sim.start();
-  const sock = join(home, 'tap.sock');
-  writeFileSync(sock, 'not a socket');
-  const tap = await startTap(['run', '--home', home, '--control-socket', sock], null);
-  t.teardown(() => tap.stop('SIGKILL'));
-  const end = await new Promise<{ code: number | null }>((r) => {
-    const timer = setTimeout(() => { tap.proc.kill('SIGKILL'); r({ code: null }); }, 20_000);
-    tap.proc.once('exit', (code) => { clearTimeout(timer); r({ code }); });
-  });
-  t.equal(end.code, 1, 'exit 1');
-  const fatal = tap.logs.find((l) => /fatal error while starting control socket/.test(String(l.msg ?? l.why ?? '')) || /control socket unavailable/.test(JSON.stringify(l)));
-  t.match(JSON.stringify(fatal), /control socket unavailable: .*tap\.sock exists and is not a socket/, `said why (${JSON.stringify(tap.logs.slice(-4))})`);
-  t.equal(readFileSync(sock, 'utf8'), 'not a socket', 'what was at the path is left alone');
+  const cases: [string, (p: string) => void][] = [
+    ['a file', (p) => writeFileSync(p, 'not a socket')],
+    ['a directory', (p) => mkdirSync(p)],
+    ['a symbolic link', (p) => symlinkSync('/etc/passwd', p)],
+    ['a dangling symbolic link', (p) => symlinkSync(join(home, 'nothing'), p)],
+  ];
+  for (const [what, make] of cases) {
+    const sock = join(home, `${what.replace(/ /g, '-')}.sock`);
+    make(sock);
+    const tap = await startTap(['run', '--home', home, '--control-socket', sock], null);
+    t.teardown(() => tap.stop('SIGKILL'));
+    const end = await new Promise<{ code: number | null }>((r) => {
+      const timer = setTimeout(() => { tap.proc.kill('SIGKILL'); r({ code: null }); }, 20_000);
+      tap.proc.once('exit', (code) => { clearTimeout(timer); r({ code }); });
+    });
+    t.equal(end.code, 2, `${what}: exit 2`);
+    t.match(tap.stderr(), new RegExp(`control socket unavailable: .*${what.replace(/ /g, '-')}\\.sock exists and is not a socket`), `${what}: said why`);
+    if (what === 'a file') t.equal(readFileSync(sock, 'utf8'), 'not a socket', 'what was at the path is left alone');
+    t.same(await leftBehind(MARK), [], `${what}: no hook left behind`);
+  }
+  t.equal(readFileSync('/etc/passwd', 'utf8').length > 0, true, 'the link\'s target untouched');
+});
+
+t.test('an empty --control-socket is a usage error (exit 2) for run, status, attach and detach', async (t) => {
+  for (const cmd of ['status', 'attach', 'detach']) {
+    const r = await runTap([cmd, '--control-socket', '']);
+    t.equal(r.code, 2, `${cmd}: exit 2`);
+    t.match(r.stderr, new RegExp(`wazuh-nats-tap ${cmd}: --control-socket: empty`), `${cmd}: says what is wrong (not "Port should be >= 0")`);
+  }
+  const long = await runTap(['status', '--control-socket', `/tmp/${'x'.repeat(120)}`]);
+  t.equal(long.code, 2, 'longer than a socket path can be: exit 2');
+  t.match(long.stderr, /longer than a UNIX socket's path can be \(107\)/);
+  const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-empty-'));
+  writeOssecConf(home, `    <server_url>nats://127.0.0.1:${await freePort()}</server_url>\n`);
+  const run = await runTap(['run', '--home', home, '--control-socket', '', '--no-attach']);
+  t.equal(run.code, 2, 'run: exit 2, before anything is opened (it ran on with no control socket at all)');
+  t.match(run.stderr, /--control-socket: empty/);
 });
 
 t.test('a metrics port taken at the start is tried again, said in status, and served once it is free', async (t) => {

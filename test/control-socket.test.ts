@@ -4,7 +4,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,4 +269,31 @@ t.test('a re-make that fails is tried again at the next look', async (t) => {
   mkdirSync(sub);
   t.equal(await server.ensure(), 'remade', 'made again once it can be');
   t.same(await sendControl(path, 'status'), { ok: true, n: 2 });
+});
+
+t.test('a file, a directory or a symbolic link at the path is refused as a configuration error (exit 2), untouched', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const live = join(dir, 'live.sock');
+  const liveServer = new ControlServer({ path: live, log, handlers: { status: () => ({ live: true }), attach: () => ({}), detach: () => ({}) } });
+  await liveServer.listen();
+  t.teardown(() => liveServer.close());
+  const cases: [string, (p: string) => void][] = [
+    ['a file', (p) => writeFileSync(p, 'x')],
+    ['a directory', (p) => mkdirSync(p)],
+    ['a symbolic link to a file', (p) => symlinkSync('/etc/passwd', p)],
+    ['a symbolic link to a live socket', (p) => symlinkSync(live, p)],
+    ['a dangling symbolic link', (p) => symlinkSync(join(dir, 'nothing-here'), p)],
+  ];
+  for (const [what, make] of cases) {
+    const path = join(dir, what.replace(/ /g, '-'));
+    make(path);
+    const before = lstatSync(path);
+    const server = new ControlServer({ path, log, handlers: { status: () => ({}), attach: () => ({}), detach: () => ({}) } });
+    const err = await server.listen().then(() => null, (e: Error & { exitCode?: number }) => e);
+    t.match(err, { message: /exists and is not a socket/, exitCode: 2 }, `${what}: a configuration error`);
+    const after = lstatSync(path);
+    t.ok(before.ino === after.ino && before.mode === after.mode, `${what}: left as it was`);
+    if (after.isSymbolicLink()) t.ok(readlinkSync(path).length > 0);
+  }
+  t.same(await sendControl(live, 'status'), { ok: true, live: true }, 'the live socket behind a link is still its agent\'s');
 });

@@ -19,6 +19,7 @@ import { controlPart } from './agent/parts/control.js';
 import { metricsPart } from './agent/parts/metrics.js';
 import { notifySystemd } from './agent/systemd.js';
 import { reloadHandler, type Reloading } from './agent/parts/reload.js';
+import { checkControlSocketPath } from './control/protocol.js';
 
 export interface AgentOptions {
   home: string;
@@ -80,6 +81,8 @@ export function statusLine(tap: Tap): string {
 
 /** Runs until the lifecycle is asked to stop; returns the exit code (SPEC §7). */
 export async function runAgent(opts: AgentOptions, life: Lifecycle): Promise<number> {
+  // A --control-socket that cannot name a socket is a usage error (exit 2), before anything is opened.
+  if (opts.controlSocket != null) checkControlSocketPath(opts.controlSocket);
   const tap = new Tap(opts, life);
   notifySystemd(life, { status: () => statusLine(tap), log: opts.log }); // READY=1, the watchdog, STOPPING=1
   const capture = capturePart(tap);

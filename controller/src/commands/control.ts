@@ -1,6 +1,6 @@
 // `status`, `attach`, `detach`: talk to the running agent over its control socket.
 import { sendControl } from '../control/client.js';
-import { ERROR_EXIT, type ControlCommand } from '../control/protocol.js';
+import { checkControlSocketPath, ERROR_EXIT, type ControlCommand } from '../control/protocol.js';
 import { LOG_STALL_MS } from '../util/log-output.js';
 import { DEFAULT_ROUND_MS } from '../capture/round.js';
 
@@ -89,6 +89,7 @@ export function renderStatus(st: Record<string, any>): string {
 
 /** Run one control command; prints the answer; returns the exit code. */
 export async function controlCommand(path: string, cmd: ControlCommand, json: boolean): Promise<number> {
+  checkControlSocketPath(path); // a usage error: exit 2
   const r = await sendControl(path, cmd);
   if (!r.ok) {
     process.stderr.write(`wazuh-nats-tap ${cmd}: ${r.error}\n`);

@@ -8,14 +8,14 @@
 // administrator's `rm`), it is made again (`ensure`, called by the control part every few seconds) —
 // before, every later `status`, `attach` and `detach` failed with `no agent runs` until a restart.
 // Another file or socket put at the path is not ours: left alone, said, and not removed at close.
-import { chmodSync, existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { peerCred } from './peercred.js';
 import { MAX_REQUEST_BYTES, parseRequest, type ControlCommand, type ControlReply } from './protocol.js';
 import { listenGuarded } from '../util/listener.js';
 import { LogLimiter } from '../util/log-limiter.js';
-import { KernelSupportError } from '../errors.js';
+import { ConfigError, KernelSupportError } from '../errors.js';
 
 /** Clients served at once: `status` is one short exchange; more than this is a runaway script. */
 export const MAX_CONTROL_CONNECTIONS = 16;
@@ -60,13 +60,27 @@ export class ControlServer {
     return this.clients.size;
   }
 
-  /** Listen at the path. The server is this one's only once it listens: a failed listen leaves the one before in place for ensure(). */
+  /**
+   * Listen at the path. Throws, with nothing touched, when the path holds something else: a file, a
+   * directory or a symbolic link (a dangling one included) — a ConfigError (exit 2: no restart can
+   * fix it) — or a socket another process still serves (exit 1: it may go away). The server is this
+   * one's only once it listens: a failed listen leaves the one before in place for ensure().
+   */
   async listen(): Promise<void> {
     const { path } = this.opts;
     // A stale socket of a previous run is replaced; anything else at that path is not ours to remove —
     // a socket that still answers included (another agent's: taking it left that one unreachable).
-    if (existsSync(path)) {
-      if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);
+    let st: Stats | null = null;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (st) {
+      if (!st.isSocket()) {
+        const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : 'a file';
+        throw new ConfigError(`${path} exists and is not a socket (${what})`);
+      }
       if (await answers(path)) throw new Error(`${path} is served by another process (another agent?)`);
       unlinkSync(path);
     }
@@ -77,8 +91,8 @@ export class ControlServer {
     });
     this.server = server;
     chmodSync(path, 0o600);
-    const st = lstatSync(path);
-    this.made = { dev: st.dev, ino: st.ino };
+    const made = lstatSync(path);
+    this.made = { dev: made.dev, ino: made.ino };
   }
 
   /** What is at the path: the socket listen() made, nothing, or another file; `unknown` when lstat fails otherwise. */
