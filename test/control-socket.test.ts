@@ -221,6 +221,25 @@ t.test('attach refused by the kernel (missing kernel support) exits 3, as at run
   t.equal((await runTap(['attach', '--control-socket', join(dir, 'other.sock')])).code, 1, 'any other failure: exit 1');
 });
 
+t.test('a client that sends a byte now and then is closed at the connection\'s deadline, not kept for hours', async (t) => {
+  // The idle time-out (10 s) alone let a client sending a byte every 9 s hold a slot for ~10 h (4,096 bytes).
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-ctl-'));
+  const path = join(dir, 'tap.sock');
+  const server = new ControlServer({ path, log, deadlineMs: 1000, handlers: { status: () => ({ n: 1 }), attach: () => ({}), detach: () => ({}) } });
+  await server.listen();
+  t.teardown(() => server.close());
+  const s = connect(path);
+  t.teardown(() => s.destroy());
+  s.on('error', () => {});
+  let closed = false;
+  s.once('close', () => { closed = true; });
+  const drip = setInterval(() => { if (!s.destroyed) s.write(' '); }, 200);
+  t.teardown(() => clearInterval(drip));
+  await waitFor(() => closed, 6000, 'the server to close the trickling client').catch(() => {});
+  t.ok(closed, 'closed by the server while it still sent bytes');
+  t.same(await sendControl(path, 'status'), { ok: true, n: 1 }, 'others served');
+});
+
 t.test('the socket removed while a client holds a connection is made again at once, and again after a file stood in its way', async (t) => {
   // The review's probe: ensure() waited for every connection of the old server to end before it
   // listened again, and a listen that failed then (a file at the path meanwhile) left it with no

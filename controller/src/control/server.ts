@@ -19,6 +19,13 @@ import { ConfigError, KernelSupportError } from '../errors.js';
 
 /** Clients served at once: `status` is one short exchange; more than this is a runaway script. */
 export const MAX_CONTROL_CONNECTIONS = 16;
+/** A connection silent this long is closed. */
+export const CONTROL_IDLE_MS = 10_000;
+/**
+ * And any connection, however active, once it is this old: a request is one line and its answer one
+ * more. With the idle time-out alone, a client sending a byte every 9 s held its slot for hours.
+ */
+export const CONTROL_DEADLINE_MS = 20_000;
 
 export type ControlHandlers = Record<ControlCommand, () => Promise<Record<string, unknown>> | Record<string, unknown>>;
 
@@ -28,6 +35,8 @@ export interface ControlServerOptions {
   log: Logger;
   /** uid allowed besides root (tests); production serves root only. */
   allowUid?: number;
+  /** CONTROL_DEADLINE_MS (tests). */
+  deadlineMs?: number;
 }
 
 /** Whether something accepts connections on the socket at `path` (within a second). */
@@ -140,7 +149,10 @@ export class ControlServer {
     this.clients.add(sock);
     sock.once('close', () => this.clients.delete(sock));
     sock.on('error', () => sock.destroy());
-    sock.setTimeout(10_000, () => sock.destroy());
+    sock.setTimeout(CONTROL_IDLE_MS, () => sock.destroy());
+    const deadline = setTimeout(() => sock.destroy(), this.opts.deadlineMs ?? CONTROL_DEADLINE_MS);
+    deadline.unref();
+    sock.once('close', () => clearTimeout(deadline));
     const cred = peerCred(sock);
     if (!cred || (cred.uid !== 0 && cred.uid !== this.opts.allowUid)) {
       const say = this.said.allow('refused');
