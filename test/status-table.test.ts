@@ -16,6 +16,20 @@ const base = () => ({
 });
 const row = (table: string, name: string) => new RegExp(`^${name}\\s+(.*)$`, 'm').exec(table)?.[1];
 
+t.test('capture: lost is every counter the loss check counts, each named — not the kernel\'s ring alone', async (t) => {
+  const st = base();
+  t.equal(row(renderStatus(st), 'capture'), 'captured 33342, lost 0, other sockets 25006, non-global 10');
+  Object.assign(st.counters, { lost: 0, queue_drops: 5000, scratch_failures: 7, inflight_full: 3 });
+  t.equal(row(renderStatus(st), 'capture'), 'captured 33342, LOST 5010 (queue_drops 5000, scratch_failures 7, inflight_full 3), other sockets 25006, non-global 10',
+    'the shim\'s and the kernel\'s drops, as the review\'s probe set them');
+  Object.assign(st.counters, { lost: 2, queue_drops: 0, scratch_failures: 0, inflight_full: 0, truncated: 1 });
+  t.equal(row(renderStatus(st), 'capture'), 'captured 33342, LOST 3 (lost 2, truncated 1), other sockets 25006, non-global 10');
+  // The same set as the loss check's (agent/parts/capture.ts): a counter added there is counted here.
+  const all = Object.fromEntries(Object.keys(LOSS_COUNTERS).map((k) => [k, 1]));
+  Object.assign(st.counters, all);
+  t.match(row(renderStatus(st), 'capture'), `LOST ${Object.keys(LOSS_COUNTERS).length} (`);
+});
+
 t.test('latency: a figure never measured reads "no sample yet", not 0.00 ms', async (t) => {
   const st = base();
   st.nats.latency_ms = { capture_to_publish: { count: 0, p50: 0, p99: 0, max: 0 }, publish_to_ack: { count: 2, p50: 40, p99: 40, max: 40 } } as never;

@@ -3,6 +3,7 @@ import { sendControl } from '../control/client.js';
 import { checkControlSocketPath, ERROR_EXIT, type ControlCommand } from '../control/protocol.js';
 import { LOG_STALL_MS } from '../util/log-output.js';
 import { DEFAULT_ROUND_MS } from '../capture/round.js';
+import { lossOf } from '../capture/loss.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/wazuh-nats-tap.sock';
 
@@ -67,7 +68,10 @@ export function renderStatus(st: Record<string, any>): string {
         + `too long ${al.too_long ?? 0}, below min level ${al.below_min_level ?? 0}, rotations ${al.rotations ?? 0}`
         + `${al.untrusted_file ? `, files refused (not Wazuh's) ${al.untrusted_file}` : ''}`]);
   }
-  rows.push(['capture', `captured ${c.captured ?? 0}, lost ${c.lost ?? 0}, truncated ${c.truncated ?? 0}, other sockets ${c.filtered ?? 0}, non-global ${c.content_dropped ?? 0}`]);
+  // Lost: every counter the loss check counts (capture/loss.ts), each named — not the kernel's ring alone.
+  const loss = lossOf(c);
+  rows.push(['capture', `captured ${c.captured ?? 0}, ${loss.total ? `LOST ${loss.total} (${loss.by.map(([k, n]) => `${k} ${n}`).join(', ')})` : 'lost 0'}, `
+    + `other sockets ${c.filtered ?? 0}, non-global ${c.content_dropped ?? 0}`]);
   const errors = (st.errors?.records ?? 0) + (st.errors?.unpublishable ?? 0);
   rows.push(['decoder', `frames ${st.decoder?.frames ?? 0}, malformed ${st.decoder?.malformed ?? 0}`
     + (errors ? `, ERRORS: ${st.errors.records ?? 0} records, ${st.errors.unpublishable ?? 0} events dropped (see the log)` : '')]);

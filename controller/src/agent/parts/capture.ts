@@ -5,23 +5,12 @@
 import type { Part } from '../lifecycle.js';
 import { LOSS_RESYNC, type Tap } from '../tap.js';
 import { Capture } from '../../capture/capture.js';
-import type { CaptureCounters } from '../../capture/record-layout.js';
+import { LOSS_COUNTERS } from '../../capture/loss.js';
 import { artefacts } from '../../paths.js';
 import { STATE_COMMANDS } from '../../state/commands.js';
 
-/**
- * The counters whose rise means wazuh-db traffic never reached the decoder — a reply or a status
- * update that may leave an agent's status wrong until wazuh-db is asked again — and what the log
- * says of each. Not `output_failures`: a sample the perf buffer refuses is in `lost` too (the ring's
- * own count, told at its next sample), and would be counted twice.
- */
-export const LOSS_COUNTERS = {
-  lost: 'the kernel dropped records (perf buffer full)',
-  queue_drops: 'the shim dropped records (its queue or reorder heap full: the controller did not take them in time)',
-  scratch_failures: 'the kernel could not read a write (user memory or its scratch map)',
-  inflight_full: 'the kernel could not follow a write (its map of writes in flight full)',
-  truncated: 'the kernel cut writes longer than it sends (three chunks of 32 KiB): the frames past the cut never reached the decoder',
-} as const satisfies Partial<Record<keyof CaptureCounters, string>>;
+// What the loss check counts as lost (capture/loss.ts): `status` adds up the same counters.
+export { LOSS_COUNTERS };
 type LossCounter = keyof typeof LOSS_COUNTERS;
 
 export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
