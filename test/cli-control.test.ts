@@ -72,6 +72,9 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.equal(det.code, 0);
   t.match(det.stdout, /detached: no hook in the kernel/);
   t.equal(tapLinksOf(tap.proc.pid!), 0, 'no hook left while detached');
+  // Detached, the daemons are not followed: not "none running" (they run).
+  t.match((await ctl('status')).stdout, /^targets\s+not followed while detached \(no hook in the kernel\)$/m);
+  t.equal(JSON.parse((await ctl('status', '--json')).stdout).targets, null, '--json: null, not an empty list');
   await sim.shutdown(A); // while detached: not captured
   await new Promise((r) => setTimeout(r, 300));
   t.notOk(events.some((e) => e.event_type === 'status_change'), 'nothing captured while detached');

@@ -30,6 +30,12 @@ t.test('capture: lost is every counter the loss check counts, each named — not
   t.match(row(renderStatus(st), 'capture'), `LOST ${Object.keys(LOSS_COUNTERS).length} (`);
 });
 
+t.test('targets while detached: not followed, not "none running"', async (t) => {
+  const st = { ...base(), attached: false, hooks: [], targets: null };
+  t.equal(row(renderStatus(st), 'targets'), 'not followed while detached (no hook in the kernel)');
+  t.equal(row(renderStatus({ ...base(), targets: [] }), 'targets'), 'none running', 'attached, and none runs: said so');
+});
+
 t.test('latency: a figure never measured reads "no sample yet", not 0.00 ms', async (t) => {
   const st = base();
   st.nats.latency_ms = { capture_to_publish: { count: 0, p50: 0, p99: 0, max: 0 }, publish_to_ack: { count: 2, p50: 40, p99: 40, max: 40 } } as never;

@@ -285,7 +285,8 @@ export class Tap {
       attached: c?.attached ?? false,
       hooks: c?.attachedHooks() ?? [],
       capture_interval_ms: c?.roundMs ?? null,
-      targets: c?.attached ? describeTargets(c.targetDaemons()) : [],
+      // Detached, no daemon is followed: null, not an empty list (which read as "none running").
+      targets: c?.attached ? describeTargets(c.targetDaemons()) : null,
       identity: c?.identity() ?? null,
       // The home's path leads to another home (HomePin): restart the tap with the new container's pid.
       home_moved: this.homePin.moved,

@@ -16,7 +16,7 @@ function duration(s: number): string {
 /** The short table `status` prints (SPEC §8: readable, not a JSON dump). */
 export function renderStatus(st: Record<string, any>): string {
   const rows: [string, string][] = [];
-  const targets = (st.targets ?? []) as { pid: number; name: string }[];
+  const targets = st.targets as { pid: number; name: string }[] | null | undefined;
   const c = st.counters ?? {};
   const agents = Object.entries(st.agents ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`);
   // capture_interval, when set: how long flowing records wait for the tap to take them.
@@ -34,7 +34,9 @@ export function renderStatus(st: Record<string, any>): string {
     rows.push(['socket', id.wdb_dir ? `${id.wdb_dir} entry wdb, now ${id.wdb_socket ?? 'absent (wazuh-db not running)'}` : `${id.home}/queue/db not found: nothing is captured until it exists`]);
     rows.push(['daemons', (id.exe_dirs ?? []).map((d: { path: string; id: string }) => `${d.path} (${d.id})`).join(', ') || `no ${id.home}/bin yet`]);
   }
-  rows.push(['targets', targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
+  // Detached, no daemon is followed or looked for (null): not "none running", which they may well be.
+  rows.push(['targets', !targets ? 'not followed while detached (no hook in the kernel)'
+    : targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
   rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`
     + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')
     + (st.nats?.denied ? `, DENIED by the user's permissions ${st.nats.denied} (last: ${st.nats.last_denied})` : '')]);
