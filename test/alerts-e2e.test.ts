@@ -125,6 +125,57 @@ t.test('alerts no: nothing published, the file not followed', async (t) => {
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
 
+t.test('the alerts counters never go down in one process: alerts turned off and on again by SIGHUP', async (t) => {
+  // They lived in the follower, dropped with <alerts>no</alerts>: wazuh_nats_tap_alerts_total read 0
+  // after the reload (a counter going down), and a new follower counted from 0 again — untrusted_file,
+  // a security signal, vanished with them.
+  const { nats, got } = await natsCollecting(t, 'wazuh.security.alerts.>');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-hup-'));
+  const url = `    <server_url>${nats.url}</server_url>\n`;
+  writeOssecConf(home, url);
+  const sim = new SimManager({ binDir: BIN, home });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const sock = join(home, 'tap.sock');
+  const metricsPort = await freePort();
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock, '--metrics', `127.0.0.1:${metricsPort}`]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await waitFor(() => tap.logs.some((l) => l.msg === 'following Wazuh\'s alerts'), 5000, 'the follower');
+  const first = await sim.writeAlerts(2, 10);
+  await sim.rotateAlerts();
+  await sim.writeAlerts(2, 10);
+  await waitFor(() => got.length >= 4, 5000, 'alerts across the rotation');
+  t.ok(first.first >= 0);
+  const status = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout).alerts;
+  const rotations = async () => {
+    await new Promise((r) => setTimeout(r, 1100)); // past the body /metrics keeps for a second
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return Number(/^wazuh_nats_tap_alerts_total\{outcome="rotations"\} (\d+)$/m.exec(text)?.[1]);
+  };
+  const before = await status();
+  t.ok(before.rotations >= 1, `a rotation counted (${before.rotations})`);
+  t.equal(await rotations(), before.rotations, 'on /metrics too');
+
+  writeOssecConf(home, `${url}    <alerts>no</alerts>\n`);
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => tap.logs.some((l) => l.msg === 'alerts: no longer followed'), 5000, 'alerts turned off');
+  const off = await status();
+  t.match(off, { enabled: false, rotations: before.rotations, lines: before.lines }, 'turned off: the counters kept');
+  t.equal(await rotations(), before.rotations, '/metrics: not gone down');
+
+  writeOssecConf(home, url);
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => tap.logs.filter((l) => l.msg === 'following Wazuh\'s alerts').length === 2, 5000, 'alerts turned on again');
+  await sim.rotateAlerts();
+  await sim.writeAlerts(1, 10);
+  await waitFor(async () => (await status()).rotations > before.rotations, 5000, 'the next rotation counted');
+  const on = await status();
+  t.equal(on.rotations, before.rotations + 1, 'a new follower adds to the counters, from where they were');
+  t.ok(on.lines >= before.lines, `lines ${on.lines} ≥ ${before.lines}`);
+  t.equal(await rotations(), on.rotations, '/metrics: the same');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
 t.test('alerts.json that is not Wazuh\'s (symlink to a root-only file, FIFO, another user\'s file): refused, counted, said once; a real file is followed', async (t) => {
   const { nats, got } = await natsCollecting(t, 'wazuh.security.alerts.>');
   const home = mkdtempSync(join(tmpdir(), 'wnt-alerts-trust-'));

@@ -43,6 +43,8 @@ const REPLY_WAIT_NS = 1_000_000_000n;
 export const LOSS_RESYNC_GAP_MS = 10_000;
 /** The `why` of a resynchronisation for lost records. */
 export const LOSS_RESYNC = 'records lost';
+/** What the alerts follower's stats say of its state, not counters: not added up across followers. */
+const FOLLOWER_STATE = new Set(['following', 'refusing', 'offset']);
 /** How often the status changes a full spool refused are offered again when no event comes to carry them. */
 const OWED_RETRY_MS = 1000;
 
@@ -76,6 +78,11 @@ export class Tap {
   readonly owed = new OwedStatuses();
   private owedTimer: NodeJS.Timeout | null = null;
   follower: AlertsFollower | null = null;
+  /**
+   * The counters of the alerts followers closed so far (alerts turned off by a reload): added to the
+   * running one's, so the counters `status` and /metrics show never go down in one process.
+   */
+  readonly alertCountsBefore: Record<string, number> = {};
   alertSink: AlertSink | null = null;
   /** The metrics endpoint (metrics part): where, and whether it listens; null without one. */
   metricsState: MetricsState | null = null;
@@ -264,10 +271,18 @@ export class Tap {
 
   alertStatus(): Record<string, unknown> {
     const sink = this.alertSink;
-    return {
-      enabled: this.follower !== null, file: this.alertsFile, ...(sink?.counters ?? {}),
-      ...(this.follower?.stats() ?? {}),
-    };
+    const counts: Record<string, unknown> = { ...this.alertCountsBefore };
+    for (const [k, v] of Object.entries(this.follower?.stats() ?? {})) {
+      counts[k] = typeof v === 'number' && !FOLLOWER_STATE.has(k) ? (this.alertCountsBefore[k] ?? 0) + v : v;
+    }
+    return { enabled: this.follower !== null, file: this.alertsFile, ...(sink?.counters ?? {}), ...counts };
+  }
+
+  /** A follower is closed: its counters are kept (alertCountsBefore). */
+  keepAlertCounts(follower: AlertsFollower): void {
+    for (const [k, v] of Object.entries(follower.stats())) {
+      if (typeof v === 'number' && !FOLLOWER_STATE.has(k)) this.alertCountsBefore[k] = (this.alertCountsBefore[k] ?? 0) + v;
+    }
   }
 
   get alertsFile(): string {

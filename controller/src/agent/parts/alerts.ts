@@ -30,6 +30,7 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
       log.info({ file: tap.alertsFile, min_level: tap.alertOpts.minLevel }, 'following Wazuh\'s alerts');
     } else if (!on && tap.follower) {
       const closed = tap.follower.close(); // its position is saved behind what the spool synced
+      tap.keepAlertCounts(tap.follower); // the counters never go down: a later follower's add to them
       tap.follower = null;
       log.info('alerts: no longer followed');
       return closed;
