@@ -64,6 +64,9 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.match(table.stdout, /^state\s+attached \(sendto\), up \d+s$/m, 'a short table, not JSON');
   t.match(table.stdout, /^targets\s+wazuh-db \d+, wazuh-remoted \d+$/m);
   t.match(table.stdout, /^agents\s+active 1$/m);
+  // published: every publish (resends included), as on /metrics; acknowledged: what NATS confirmed.
+  t.match(table.stdout, /^nats\s+connected \(nats:\/\/127\.0\.0\.1:\d+\), published \d+, acknowledged \d+, failed 0$/m, 'acknowledged beside published');
+  t.ok(s.nats.acknowledged <= s.nats.published, `acknowledged ${s.nats.acknowledged} of ${s.nats.published} published`);
   t.match(table.stdout, new RegExp(`^metrics\\s+http://127\\.0\\.0\\.1:${metricsPort}/metrics$`, 'm'), 'where Prometheus scrapes');
   t.match(s.metrics, { address: `127.0.0.1:${metricsPort}`, listening: true, error: null });
   t.match(table.stdout, /^spool\s+\d+ events, \d+ bytes of \d+$/m, 'the spool and its bound, no fault to tell');

@@ -46,6 +46,10 @@ t.test('latency: a figure never measured reads "no sample yet", not 0.00 ms', as
   t.equal(row(renderStatus(st), 'latency'), undefined, 'no row before any message');
 });
 
+t.test('nats: acknowledged beside published (publishes, resends included)', async (t) => {
+  t.equal(row(renderStatus(base()), 'nats'), 'connected (nats://127.0.0.1:4222), published 70, acknowledged 65, failed 0');
+});
+
 t.test('spool: the age of the oldest event waiting, once it is a second or more', async (t) => {
   const st = base();
   t.equal(row(renderStatus(st), 'spool'), '0 events, 33569 bytes of 536870912');

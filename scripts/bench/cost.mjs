@@ -78,7 +78,7 @@ async function drained(tap, maxMs) {
   let at = null;
   for (;;) {
     const s = await tap.status().catch(() => null);
-    const now = { t: performance.now(), cpu: cpuOf(tap.pid), published: s?.nats?.published ?? -1 };
+    const now = { t: performance.now(), cpu: cpuOf(tap.pid), published: s?.nats?.acknowledged ?? s?.nats?.published ?? -1 }; // acknowledged: what reached NATS
     if (last === null || now.published !== last.published) at = now;
     last = now;
     if (now.t - at.t >= 1500) return { ...at, caughtUp: true };
@@ -115,7 +115,7 @@ async function window(env, mode, seconds, rate = 0) {
     const st1 = await tap.status();
     lost = (st1.counters.lost - st0.counters.lost) + ((st1.counters.queue_drops ?? 0) - (st0.counters.queue_drops ?? 0));
     records = st1.counters.captured - st0.counters.captured;
-    published = st1.nats.published - st0.nats.published;
+    published = (st1.nats.acknowledged ?? st1.nats.published) - (st0.nats.acknowledged ?? st0.nats.published);
   }
   const secs = r.elapsed_ns / 1e9;
   const tapCpu = tapEnd.cpu - before.tap;

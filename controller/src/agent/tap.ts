@@ -313,7 +313,9 @@ export class Tap {
       errors: { records: this.pipeline.errors, unpublishable: p?.unpublishable ?? 0 },
       nats: {
         connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
-        published: p?.published ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
+        // As /metrics counts them: published, every publish (resends included); acknowledged, what NATS confirmed.
+        published: delivery?.published ?? 0, acknowledged: delivery?.acknowledged ?? 0,
+        failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
         denied: delivery?.denied ?? 0, last_denied: delivery?.lastDenied ?? null,
         // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
         // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).

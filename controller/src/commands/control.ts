@@ -37,7 +37,9 @@ export function renderStatus(st: Record<string, any>): string {
   // Detached, no daemon is followed or looked for (null): not "none running", which they may well be.
   rows.push(['targets', !targets ? 'not followed while detached (no hook in the kernel)'
     : targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
-  rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}, failed ${st.nats?.failed ?? 0}`
+  // published: every publish, resends included; acknowledged: what NATS confirmed (as in /metrics).
+  rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}`
+    + `${st.nats?.acknowledged !== undefined ? `, acknowledged ${st.nats.acknowledged}` : ''}, failed ${st.nats?.failed ?? 0}`
     + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')
     + (st.nats?.denied ? `, DENIED by the user's permissions ${st.nats.denied} (last: ${st.nats.last_denied})` : '')]);
   const lat = st.nats?.latency_ms;
