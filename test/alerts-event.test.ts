@@ -142,3 +142,23 @@ t.test('sink: counts skips, stops at the first event the spool refuses', async (
   t.same(kept, [1, 2], 'the other alerts spooled');
   t.equal(throwing.counters.unpublishable, 1);
 });
+
+t.test('the summary fields are safe to print: control characters, separators and bidi controls escaped; `alert` keeps the exact text', async (t) => {
+  const o = alertObject({ n: 1 }) as Record<string, any>;
+  const desc = 'Logon failure for user \u001b[2J\u001b[Hroot\u001b]0;owned\u0007\r2024-05-28T12:35:00.123Z  fake line\n\u009b2J \u202eevil\u2028';
+  o.rule.description = desc;
+  o.rule.id = 'x\u001b[31m';
+  o.agent.name = 'web\u202e10';
+  o.data = { srcip: '1.2.3.4\r\n', dstuser: 'ad\u0000min' };
+  const r = alertEvent(JSON.stringify(o), rules, NOW);
+  if (!('event' in r)) throw new Error('no event');
+  const ev = r.event;
+  t.equal(ev.description, 'Logon failure for user \\u001b[2J\\u001b[Hroot\\u001b]0;owned\\u0007\\u000d2024-05-28T12:35:00.123Z  fake line\\u000a\\u009b2J \\u202eevil\\u2028');
+  t.equal(ev.rule_id, 'x\\u001b[31m');
+  t.equal(ev.agent_name, 'web\\u202e10');
+  t.equal(ev.source_ip, '1.2.3.4\\u000d\\u000a');
+  t.equal(ev.user, 'ad\\u0000min');
+  t.equal((ev.alert as any).rule.description, desc, 'the alert as analysisd wrote it, exact');
+  const plain = alertEvent(alertLine({ n: 1 }), rules, NOW);
+  t.match(plain, { event: { description: 'Login session opened.', agent_name: 'web-server-01' } }, 'ordinary text unchanged');
+});

@@ -7,7 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { ROOT, startTap, WITHOUT_TEST_HOOKS, type TapProcess } from './helpers/tap-process.js';
+import { spawn } from 'node:child_process';
+import { BIN, ROOT, startTap, WITHOUT_TEST_HOOKS, type TapProcess } from './helpers/tap-process.js';
 import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -169,4 +170,46 @@ t.test('capture: bad options are usage errors (exit 2)', async (t) => {
     t.match(tap.stderr(), /--(count|duration|hooks)/, 'names the option');
   }
   t.same(await leftBehind(MARK), [], 'nothing loaded');
+});
+
+/** capture ARGS with its stdout as written (startTap parses the lines); resolves once attached. */
+async function captureRaw(t: Tap.Test, args: string[]) {
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'capture', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+  await waitFor(() => err.includes(READY) || proc.exitCode !== null, 20_000, 'capture to attach');
+  return { proc, out: () => out, err: () => err, exit };
+}
+
+t.test('capture shows wdb text escaped: C1 controls, bidi overrides and separators in requests and replies reach no terminal raw', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  await sim.keepalive(A);
+  // (No U+2028 here: the simulator's command stream is read as lines, and takes it for a line break.)
+  const HOSTILE = '\u009b2J\u009bHgrp\u202eevil\u2066x';
+  for (const json of [false, true]) {
+    const cap = await captureRaw(t, ['--home', home, '--count', '2', ...(json ? ['--json'] : [])]);
+    // An `other` request (printed as its arguments), and select-agent-group, whose reply carries the groups back.
+    await sim.rawreq(`global set-agent-groups {"mode":"append","sync_status":"syncreq","data":[{"id":1,"groups":["${HOSTILE}"]}]}`);
+    await sim.rawreq('global select-agent-group 1');
+    await waitFor(() => cap.proc.exitCode !== null, 10_000, 'capture to end after --count');
+    t.same(await cap.exit, { code: 0, signal: null });
+    const out = cap.out();
+    t.equal(out.split('\n').filter(Boolean).length, 2, `two lines:\n${out}`);
+    t.notOk(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(out), `nothing a terminal acts on:\n${out}`);
+    if (json) {
+      const first = JSON.parse(out.split('\n')[0]);
+      t.match(JSON.stringify(first.request), HOSTILE, 'parsed, the JSON holds the exact text');
+    } else {
+      t.match(out, /set-agent-groups .*\\u009b2J\\u009bHgrp\\u202e/, 'the request (its first 80 characters), escaped');
+      t.match(out, /select-agent-group .*-> ok .*\\u009b2J\\u009bHgrp\\u202eevil/, 'the reply, escaped');
+    }
+  }
 });

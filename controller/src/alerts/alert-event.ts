@@ -3,6 +3,7 @@
 // event_id, so a line read again after a restart is de-duplicated by JetStream (Nats-Msg-Id).
 import { hash } from 'node:crypto';
 import { eventId, eventTime } from '../state/format.js';
+import { escapeUnsafe } from '../util/printable.js';
 
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 export const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high', 'critical'];
@@ -91,6 +92,26 @@ function text(v: unknown): string | null {
   return null;
 }
 
+/**
+ * A summary field of the event (description, agent, source_ip, user, a rule id that is not a
+ * number): text() with every control character (C0, DEL, C1), line or paragraph separator, bidi
+ * control and lone surrogate written as a visible `\uXXXX` (util/printable.ts).
+ *
+ * Not the text exactly as analysisd wrote it, on purpose. These fields are there to be shown — a
+ * dashboard, a chat notification, `tail`, `nats sub` on a terminal — and analysisd fills them from
+ * the event it alerts on: a rule's description quotes fields of the log line (`$(field)`), which
+ * anyone able to write a log line on a monitored agent chooses. JSON escapes only C0 on the wire; C1
+ * (U+009B is CSI), U+2028 and the bidi overrides travel raw, and every consumer would have to know
+ * to clean them. The exact text is not lost: `alert` is the alert as analysisd wrote it, untouched,
+ * for a consumer (an XDR) that needs it byte for byte. Escaped, not removed: whoever reads the
+ * summary sees that something was there. Wazuh's own text (an ordinary rule description, an agent
+ * name, which authd allows only in [A-Za-z0-9._-]) holds none of these and is unchanged.
+ */
+function shown(v: unknown): string | null {
+  const t = text(v);
+  return t === null ? null : escapeUnsafe(t);
+}
+
 /** Wazuh writes `rule.level` as a number; a digit string is tolerated. Outside 0..15 is not a level. */
 function levelOf(v: unknown): number | null {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,2}$/.test(v) ? Number(v) : NaN;
@@ -100,7 +121,7 @@ function levelOf(v: unknown): number | null {
 function ruleIdOf(v: unknown): number | string | null {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
   if (typeof v !== 'string') return null;
-  return /^\d{1,15}$/.test(v) ? Number(v) : v;
+  return /^\d{1,15}$/.test(v) ? Number(v) : escapeUnsafe(v);
 }
 
 /**
@@ -145,12 +166,12 @@ export function alertEvent(line: string, rules: AlertRules, nowMs: number): Aler
       rule_id: ruleIdOf(rule.id),
       level,
       severity: severityOf(level, rules.thresholds),
-      description: text(rule.description),
-      agent_id: text(agent.id),
-      agent_name: text(agent.name),
+      description: shown(rule.description),
+      agent_id: shown(agent.id),
+      agent_name: shown(agent.name),
       ...eventTime(ms),
-      source_ip: text(data.srcip),
-      user: text(data.dstuser) ?? text(data.srcuser),
+      source_ip: shown(data.srcip),
+      user: shown(data.dstuser) ?? shown(data.srcuser),
       manager_node: rules.managerNode,
       groups,
       alert,

@@ -31,6 +31,7 @@ import { WdbDecoder, parseIdList } from '../decode/index.js';
 import { clientKeysPath, readClientKeys } from '../state/sources/client-keys.js';
 import { artefacts } from '../paths.js';
 import { monotonicToWallClock } from '../util/clock.js';
+import { escapeUnsafe, safeJson } from '../util/printable.js';
 import type { WdbExchange, WdbRequest } from '../types.js';
 
 export const REPLY_MAX = 256;
@@ -124,10 +125,13 @@ export function toRecord(ex: WdbExchange<WdbRequest>, wallMs: (ns: bigint) => nu
 
 const agentLabel = (id: number) => String(id).padStart(3, '0');
 
-/** A value as one word: numbers and plain words as they are, anything else JSON-quoted. */
+/**
+ * A value as one word: numbers and plain words as they are, anything else JSON-quoted, with what
+ * JSON leaves raw (C1, DEL, bidi controls, U+2028/2029) escaped too: printable() of util/printable.ts.
+ */
 function value(v: unknown): string {
-  if (typeof v !== 'string') return JSON.stringify(v);
-  return /^[\x21-\x7e]+$/.test(v) && !v.includes('"') ? v : JSON.stringify(v);
+  if (typeof v === 'string' && /^[\x21-\x7e]+$/.test(v) && !v.includes('"')) return v;
+  return escapeUnsafe(JSON.stringify(v) ?? String(v));
 }
 
 /** The request's main arguments as `key=value` words (ids are shown as agents instead). */
@@ -138,7 +142,7 @@ function args(r: WdbRequest): string {
     case 'sync-agent-info-set':
       return `rows=${r.agents.length}`;
     case 'other':
-      return r.args ? value(r.args.length > HUMAN_REPLY_MAX ? `${r.args.slice(0, HUMAN_REPLY_MAX)}…` : r.args) : '';
+      return r.args ? `${value(r.args.slice(0, HUMAN_REPLY_MAX))}${r.args.length > HUMAN_REPLY_MAX ? '…' : ''}` : '';
     case 'non-global':
       return '';
     case 'invalid':
@@ -166,11 +170,13 @@ export function humanLine(rec: CapturedExchange, ex: WdbExchange<WdbRequest>): s
   let reply = `-> ${rec.status}`;
   if (rec.reply_len > 0) {
     const cut = ex.reply.payload.length > HUMAN_REPLY_MAX;
-    reply += ` ${JSON.stringify(ex.reply.payload.slice(0, HUMAN_REPLY_MAX))}${cut ? `…(${rec.reply_len})` : ''}`;
+    reply += ` ${escapeUnsafe(JSON.stringify(ex.reply.payload.slice(0, HUMAN_REPLY_MAX)))}${cut ? `…(${rec.reply_len})` : ''}`;
   }
   if (rec.latency_us !== null) reply += ` ${rec.latency_us}us`;
   parts.push(reply);
-  return parts.join(' ');
+  // And the whole line once more: the process name, a command word or a decoder's reason are the
+  // daemons' text too. Nothing a terminal acts on is left raw (util/printable.ts).
+  return escapeUnsafe(parts.join(' '));
 }
 
 async function agentNames(home: string, err: Writable): Promise<Map<number, string>> {
@@ -227,7 +233,7 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
         for (const ex of decoder.push(rec)) {
           if (stopWhy) return;
           const r = toRecord(ex, wallMs, names);
-          out.write(`${scrub(opts.json ? JSON.stringify(r) : humanLine(r, ex))}\n`);
+          out.write(`${scrub(opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex))}\n`);
           printed++;
           if (opts.count > 0 && printed >= opts.count) stop(`${opts.count} exchanges`);
         }

@@ -6,6 +6,7 @@ import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/transport-
 import { connectNats, NatsConnectTimeout, within } from '../publish/nats-connect.js';
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
 import { maskUrl } from '../util/mask-url.js';
+import { printable, safeJson } from '../util/printable.js';
 import { loadConfig, type EffectiveConfig, type LoadOptions } from '../config/ossec-conf.js';
 import { ConfigFileMissing } from '../errors.js';
 
@@ -37,25 +38,31 @@ export function tapConfigForTail(opts: Pick<LoadOptions, 'file' | 'home' | 'home
   }
 }
 
-/** One readable line per event: time, subject, then the fields a person looks for first. */
+/**
+ * One readable line per event: time, subject, then the fields a person looks for first. Every value
+ * comes from the message, whoever published it: each is printable() — no control character, line
+ * break or bidi override reaches the terminal raw, and none is longer than PRINTABLE_MAX.
+ */
 export function renderEvent(subject: string, ev: Record<string, any>): string {
-  const time = typeof ev.time === 'string' ? ev.time : new Date().toISOString();
+  const p = (v: unknown) => printable(v);
+  const time = typeof ev.time === 'string' ? p(ev.time) : new Date().toISOString();
+  const at = `${time}  ${p(subject)}`;
   switch (ev.event_type) {
     case 'status_change':
-      return `${time}  ${subject}  agent ${ev.agent_id} (${ev.agent_name ?? '?'}) ${ev.previous_status} -> ${ev.current_status}`
-        + `  reason=${ev.reason} code=${ev.status_code} ip=${ev.ip_address ?? '-'} via ${ev.source}`;
+      return `${at}  agent ${p(ev.agent_id)} (${p(ev.agent_name ?? '?')}) ${p(ev.previous_status)} -> ${p(ev.current_status)}`
+        + `  reason=${p(ev.reason)} code=${p(ev.status_code)} ip=${p(ev.ip_address ?? '-')} via ${p(ev.source)}`;
     case 'keepalive':
-      return `${time}  ${subject}  agent ${ev.agent_id} (${ev.agent_name ?? '?'}) ${ev.status} ${ev.version ?? ''} ip=${ev.ip_address ?? '-'}`;
+      return `${at}  agent ${p(ev.agent_id)} (${p(ev.agent_name ?? '?')}) ${p(ev.status)} ${p(ev.version ?? '')} ip=${p(ev.ip_address ?? '-')}`;
     case 'alert':
-      return `${time}  ${subject}  rule ${ev.rule_id} level ${ev.level} agent ${ev.agent_id ?? '-'}: ${ev.description ?? ''}`;
+      return `${at}  rule ${p(ev.rule_id)} level ${p(ev.level)} agent ${p(ev.agent_id ?? '-')}: ${p(ev.description ?? '')}`;
     case 'tap':
-      return `${time}  ${subject}  tap ${ev.action}`;
+      return `${at}  tap ${p(ev.action)}`;
     case 'keepalive_batch': // keepalive_batch: one line per keepalive it carries
       return Array.isArray(ev.events) && ev.events.length
         ? ev.events.map((e: Record<string, any>) => renderEvent(subject, e)).join('\n')
-        : `${time}  ${subject}  empty keepalive batch`;
+        : `${at}  empty keepalive batch`;
     default:
-      return `${time}  ${subject}  ${JSON.stringify(ev)}`;
+      return `${at}  ${p(ev)}`;
   }
 }
 
@@ -118,7 +125,7 @@ async function follow(
       try {
         if (m.headers?.get(HEADER_SCHEME)) {
           if (!o.key) {
-            process.stdout.write(`${m.subject}  (encrypted with key ${m.headers.get(HEADER_KEY_ID)}: pass --encryption-key)\n`);
+            process.stdout.write(`${printable(m.subject)}  (encrypted with key ${printable(m.headers.get(HEADER_KEY_ID), 64)}: pass --encryption-key)\n`);
             return;
           }
           body = JSON.parse(decrypt(o.key, m.subject, m.data));
@@ -126,10 +133,10 @@ async function follow(
           body = m.json();
         }
       } catch (e) {
-        process.stdout.write(`${m.subject}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})\n`);
+        process.stdout.write(`${printable(m.subject)}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})\n`);
         return;
       }
-      process.stdout.write(o.json ? `${JSON.stringify({ subject: m.subject, ...body })}\n` : `${renderEvent(m.subject, body)}\n`);
+      process.stdout.write(o.json ? `${safeJson(JSON.stringify({ subject: m.subject, ...body }))}\n` : `${renderEvent(m.subject, body)}\n`);
       if (o.count && ++seen >= o.count) {
         sub.unsubscribe();
         stop('count');

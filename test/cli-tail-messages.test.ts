@@ -1,0 +1,96 @@
+// `wazuh-nats-tap tail` against what anyone with publish rights under the prefix can send (and what
+// the tap itself forwards from an alert's text): the real CLI in a child process, a real nats-server.
+// Each message is one line of output, printable on a terminal, and the subscription goes on.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { startNats, type NatsServer } from './helpers/nats-server.js';
+import { BIN, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
+import { waitFor } from './helpers/wait.js';
+
+/** Any byte or character a terminal could act on, or that breaks a line: what printable() escapes. */
+const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+const GOOD = (n: number, name = 'ok') => JSON.stringify({
+  event_type: 'status_change', time: '2024-05-28T12:35:00.123Z', agent_id: '001', agent_name: `${name}-${n}`,
+  previous_status: 'active', current_status: 'disconnected', reason: 'agent_shutdown', status_code: 3, ip_address: '1.2.3.4', source: 'remoted',
+});
+
+export interface Tail {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `tail ARGS` on the server, subscribed (its `Ctrl-C to stop` seen). */
+async function startTail(t: Tap.Test, nats: NatsServer, args: string[]): Promise<Tail> {
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'tail', '--nats-url', nats.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+  await waitFor(() => err.includes('Ctrl-C') || proc.exitCode !== null, 10_000, 'tail to subscribe');
+  return { proc, out: () => out, err: () => err, exit };
+}
+
+async function publisher(t: Tap.Test, nats: NatsServer): Promise<NatsConnection> {
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  return nc;
+}
+
+function pub(nc: NatsConnection, subject: string, body: string | Uint8Array, hdrs?: Record<string, string>): void {
+  let h;
+  if (hdrs) {
+    h = natsHeaders();
+    for (const [k, v] of Object.entries(hdrs)) h.set(k, v);
+  }
+  nc.publish(subject, typeof body === 'string' ? new TextEncoder().encode(body) : body, h ? { headers: h } : undefined);
+}
+
+async function stopped(tail: Tail): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  tail.proc.kill('SIGINT');
+  return tail.exit;
+}
+
+t.test('tail: control characters, line breaks and bidi controls in fields, headers and the subject are shown escaped: one line a message', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const tail = await startTail(t, nats, ['wazuh.>']);
+  const nc = await publisher(t, nats);
+  const FAKE = '2024-05-28T12:35:01.000Z  wazuh.agent.001.status  agent 001 (web-01) disconnected -> active  reason=agent_startup code=1 ip=10.0.0.1 via remoted';
+  pub(nc, 'wazuh.test.a', JSON.stringify({
+    event_type: 'status_change', time: '2024-05-28T12:35:00.123Z', agent_id: '001', agent_name: 'web\x1b[2J\x1b[H\x1b]0;pwned\x07\rFAKE',
+    previous_status: 'active', current_status: 'disconnected', reason: 'agent_shutdown', status_code: 3, ip_address: '1.2.3.4', source: 'remoted',
+  }));
+  pub(nc, 'wazuh.test.b', JSON.stringify({ event_type: 'alert', time: '2024-05-28T12:35:00.123Z', rule_id: 5502, level: 3, agent_id: '002', description: `benign\n${FAKE}` }));
+  pub(nc, 'wazuh.test.c', JSON.stringify({ event_type: 'keepalive', time: 'T\x1b[31mRED', agent_id: '003', agent_name: 'x', status: 'active', version: 'Wazuh v4\x1b[0m\r', ip_address: 'x' }));
+  pub(nc, 'wazuh.test.d', JSON.stringify({ event_type: 'tap', time: 't', action: 'started\x1b]52;c;ZWNobyBwd25lZA==\x07' }));
+  pub(nc, 'wazuh.test.e', JSON.stringify({ event_type: 'alert', time: 't', rule_id: 1, level: 1, description: 'C1 \u009b2J bidi \u202eevil\u202c sep\u2028x' }));
+  pub(nc, 'wazuh.test.f', JSON.stringify({ event_type: 'other', note: '\u009b2J\u2066x' }));
+  pub(nc, 'wazuh.test.g', 'not json', { 'Wazuh-Encryption': 'AES-256-GCM', 'Wazuh-Key-Id': 'abc\x1b[2J\x1b[1;1Hfake' });
+  pub(nc, 'wazuh.x\x1b[31m.red', 'not json either');
+  pub(nc, 'wazuh.test.h', JSON.stringify({ event_type: 'alert', time: 't', rule_id: 1, level: 1, description: 'A'.repeat(100_000) }));
+  pub(nc, 'wazuh.test.z', GOOD(1));
+  await nc.flush();
+  await waitFor(() => tail.out().includes('ok-1'), 10_000, 'the last message');
+  t.same(await stopped(tail), { code: 0, signal: null });
+  const out = tail.out();
+  const lines = out.split('\n').filter(Boolean);
+  t.equal(lines.length, 10, `one line a message:\n${out}`);
+  t.notOk(UNSAFE.test(out), 'nothing a terminal acts on, no line break inside a line');
+  t.match(lines[0], 'agent 001 (web\\u001b[2J\\u001b[H\\u001b]0;pwned\\u0007\\u000dFAKE) active -> disconnected');
+  t.match(lines[1], `benign\\u000a${FAKE}`, 'the forged line is part of the description, visibly');
+  t.match(lines[2], /^T\\u001b\[31mRED {2}wazuh\.test\.c {2}agent 003 \(x\) active Wazuh v4\\u001b\[0m\\u000d ip=x$/);
+  t.match(lines[3], 'tap started\\u001b]52;c;ZWNobyBwd25lZA==\\u0007');
+  t.match(lines[4], 'C1 \\u009b2J bidi \\u202eevil\\u202c sep\\u2028x');
+  t.match(lines[5], '\\u009b2J\\u2066x');
+  t.match(lines[6], /^wazuh\.test\.g {2}\(encrypted with key abc\\u001b\[2J\\u001b\[1;1Hfake/);
+  t.match(lines[7], /^wazuh\.x\\u001b\[31m\.red {2}/);
+  t.ok(lines[8].length < 1000, `a long field is cut (${lines[8].length} characters)`);
+  t.match(lines[8], /A…\(100000 chars\)$/);
+});
