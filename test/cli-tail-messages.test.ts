@@ -94,3 +94,26 @@ t.test('tail: control characters, line breaks and bidi controls in fields, heade
   t.ok(lines[8].length < 1000, `a long field is cut (${lines[8].length} characters)`);
   t.match(lines[8], /A…\(100000 chars\)$/);
 });
+
+t.test('tail: a message that is no event (null, a number, an array, a bad batch, deep nesting) is one line, and every message after it is shown', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  for (const json of [false, true]) {
+    const tail = await startTail(t, nats, ['wazuh.>', ...(json ? ['--json'] : [])]);
+    const nc = await publisher(t, nats);
+    const BAD = ['null', '42', '"hello"', '[1,2]', JSON.stringify({ event_type: 'keepalive_batch', events: [null, 7, { event_type: 'keepalive_batch', events: [] }] }),
+      '['.repeat(100_000) + ']'.repeat(100_000), `{"a":${'['.repeat(50_000)}${']'.repeat(50_000)}}`, '{"event_type":"keepalive_batch","events":{"length":1e9}}'];
+    for (let i = 0; i < 5; i++) pub(nc, 'wazuh.test.x', GOOD(i));
+    for (const b of BAD) pub(nc, 'wazuh.test.bad', b);
+    for (let i = 5; i < 200; i++) pub(nc, 'wazuh.test.x', GOOD(i));
+    await nc.flush();
+    await waitFor(() => tail.out().includes('ok-199'), 10_000, 'the last good message');
+    t.same(await stopped(tail), { code: 0, signal: null }, 'exit 0');
+    const lines = tail.out().split('\n').filter(Boolean);
+    const good = lines.filter((l) => /ok-\d+/.test(l));
+    t.equal(good.length, 200, 'every good message shown');
+    t.equal(lines.filter((l) => l.includes('wazuh.test.bad')).length, json ? BAD.length : BAD.length + 2,
+      `one line a bad message (the bad batch: one a bad entry):\n${lines.filter((l) => l.includes('wazuh.test.bad')).join('\n')}`);
+    t.notMatch(tail.err(), /TypeError|RangeError|\n\s+at /, 'no stack trace');
+  }
+});

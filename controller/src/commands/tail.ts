@@ -58,11 +58,45 @@ export function renderEvent(subject: string, ev: Record<string, any>): string {
     case 'tap':
       return `${at}  tap ${p(ev.action)}`;
     case 'keepalive_batch': // keepalive_batch: one line per keepalive it carries
+      // Each entry its own line, if it is a keepalive-like object; a batch in a batch is not followed.
       return Array.isArray(ev.events) && ev.events.length
-        ? ev.events.map((e: Record<string, any>) => renderEvent(subject, e)).join('\n')
+        ? ev.events.map((e: unknown) => (isObject(e) && e.event_type !== 'keepalive_batch' ? renderEvent(subject, e)
+          : `${at}  (not an event in the batch: ${isObject(e) ? 'a batch' : jsonType(e)})`)).join('\n')
         : `${at}  empty keepalive batch`;
     default:
       return `${at}  ${p(ev)}`;
+  }
+}
+
+/** A JSON body that can be an event: an object, not an array (nor null, a number, a string). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** What a JSON value is, for a message saying it is no event. */
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+}
+
+/** The line (or lines, for a keepalive batch) one message is printed as: an event, or why it is none. */
+export function messageLine(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'json' | 'key'>): string {
+  const subject = printable(m.subject);
+  let body: unknown;
+  try {
+    if (m.headers?.get(HEADER_SCHEME)) {
+      if (!o.key) return `${subject}  (encrypted with key ${printable(m.headers.get(HEADER_KEY_ID), 64)}: pass --encryption-key)`;
+      body = JSON.parse(decrypt(o.key, m.subject, m.data));
+    } else {
+      body = JSON.parse(new TextDecoder().decode(m.data));
+    }
+  } catch (e) {
+    return `${subject}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})`;
+  }
+  if (!isObject(body)) return `${subject}  (not an event: ${jsonType(body)}, ${m.data.length} bytes)`;
+  try {
+    return o.json ? safeJson(JSON.stringify({ subject: m.subject, ...body })) : renderEvent(m.subject, body);
+  } catch (e) {
+    return `${subject}  (unprintable event: ${printable((e as Error)?.message, 200)}, ${m.data.length} bytes)`;
   }
 }
 
@@ -121,22 +155,15 @@ async function follow(
         process.stderr.write(`wazuh-nats-tap tail: ${err.message}\n`);
         return stop('error');
       }
-      let body: Record<string, any>;
+      // Nothing a message holds may throw out of here: nats.js would take it for its own failure,
+      // print a stack, drop the connection and lose every message until it reconnected.
+      let line: string;
       try {
-        if (m.headers?.get(HEADER_SCHEME)) {
-          if (!o.key) {
-            process.stdout.write(`${printable(m.subject)}  (encrypted with key ${printable(m.headers.get(HEADER_KEY_ID), 64)}: pass --encryption-key)\n`);
-            return;
-          }
-          body = JSON.parse(decrypt(o.key, m.subject, m.data));
-        } else {
-          body = m.json();
-        }
+        line = messageLine(m, o);
       } catch (e) {
-        process.stdout.write(`${printable(m.subject)}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})\n`);
-        return;
+        line = `${printable(m.subject)}  (unprintable message: ${printable((e as Error)?.message, 200)})`;
       }
-      process.stdout.write(o.json ? `${safeJson(JSON.stringify({ subject: m.subject, ...body }))}\n` : `${renderEvent(m.subject, body)}\n`);
+      process.stdout.write(`${line}\n`);
       if (o.count && ++seen >= o.count) {
         sub.unsubscribe();
         stop('count');
