@@ -115,5 +115,34 @@ t.test('tail: a message that is no event (null, a number, an array, a bad batch,
     t.equal(lines.filter((l) => l.includes('wazuh.test.bad')).length, json ? BAD.length : BAD.length + 2,
       `one line a bad message (the bad batch: one a bad entry):\n${lines.filter((l) => l.includes('wazuh.test.bad')).join('\n')}`);
     t.notMatch(tail.err(), /TypeError|RangeError|\n\s+at /, 'no stack trace');
+    if (json) for (const l of lines) t.doesNotThrow(() => JSON.parse(l), `one JSON object: ${l.slice(0, 100)}`);
   }
+});
+
+t.test('tail --json: one JSON object a line whatever comes — encrypted, not JSON, no event — and the subject is the one it came on', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const tail = await startTail(t, nats, ['wazuh.>', '--json']);
+  const nc = await publisher(t, nats);
+  pub(nc, 'wazuh.test.enc', 'AAAA', { 'Wazuh-Encryption': 'AES-256-GCM', 'Wazuh-Key-Id': 'abc' });
+  pub(nc, 'wazuh.test.nj', 'this is not json');
+  pub(nc, 'wazuh.test.bin', new Uint8Array([0x1b, 0x5b, 0x32, 0x4a, 0xff, 0x00]));
+  pub(nc, 'wazuh.test.over', JSON.stringify({ subject: 'wazuh.agent.999.status', event_type: 'status_change' }));
+  pub(nc, 'wazuh.test.num', '42');
+  pub(nc, 'wazuh.test.str', '"hello"');
+  pub(nc, 'wazuh.test.z', GOOD(1));
+  await nc.flush();
+  await waitFor(() => tail.out().includes('ok-1'), 10_000, 'the last message');
+  t.same(await stopped(tail), { code: 0, signal: null });
+  const lines = tail.out().split('\n').filter(Boolean);
+  t.equal(lines.length, 7, tail.out());
+  const objs = lines.map((l) => JSON.parse(l));
+  t.same(objs[0], { subject: 'wazuh.test.enc', error: 'encrypted', bytes: 4, key_id: 'abc' });
+  t.same(objs[1], { subject: 'wazuh.test.nj', error: 'not_json', bytes: 16 });
+  t.same(objs[2], { subject: 'wazuh.test.bin', error: 'not_json', bytes: 6 });
+  t.same(objs[3], { subject: 'wazuh.test.over', event_type: 'status_change' }, 'the body\'s own subject does not replace the real one');
+  t.equal(Object.keys(objs[3])[0], 'subject', 'the subject first');
+  t.same(objs[4], { subject: 'wazuh.test.num', error: 'not_an_event', bytes: 2, json_type: 'a number' });
+  t.same(objs[5], { subject: 'wazuh.test.str', error: 'not_an_event', bytes: 7, json_type: 'a string' });
+  t.match(objs[6], { subject: 'wazuh.test.z', event_type: 'status_change', agent_name: 'ok-1' });
 });

@@ -78,26 +78,67 @@ function jsonType(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
 }
 
-/** The line (or lines, for a keepalive batch) one message is printed as: an event, or why it is none. */
-export function messageLine(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'json' | 'key'>): string {
-  const subject = printable(m.subject);
+/**
+ * Why a message is not shown as an event. In --json, the line is `{"subject", "error", …}` with
+ * these fields (`error` the kind); in text, `SUBJECT  (text)`.
+ */
+interface NotAnEvent {
+  error: 'encrypted' | 'cannot_decrypt' | 'not_json' | 'not_an_event' | 'unprintable';
+  text: string;
+  fields?: Record<string, unknown>;
+}
+
+type Read = { event: Record<string, unknown> } | NotAnEvent;
+
+/** The message's body as an event, or why it is none. Never throws. */
+function readMessage(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'key'>): Read {
+  let text: string;
+  if (m.headers?.get(HEADER_SCHEME)) {
+    const keyId = m.headers.get(HEADER_KEY_ID);
+    if (!o.key) return { error: 'encrypted', text: `encrypted with key ${printable(keyId, 64)}: pass --encryption-key`, fields: { key_id: keyId } };
+    try {
+      text = decrypt(o.key, m.subject, m.data);
+    } catch (e) {
+      const why = (e as Error).message;
+      return { error: 'cannot_decrypt', text: why, fields: { key_id: keyId, reason: why } };
+    }
+  } else {
+    text = new TextDecoder().decode(m.data);
+  }
   let body: unknown;
   try {
-    if (m.headers?.get(HEADER_SCHEME)) {
-      if (!o.key) return `${subject}  (encrypted with key ${printable(m.headers.get(HEADER_KEY_ID), 64)}: pass --encryption-key)`;
-      body = JSON.parse(decrypt(o.key, m.subject, m.data));
-    } else {
-      body = JSON.parse(new TextDecoder().decode(m.data));
+    body = JSON.parse(text);
+  } catch {
+    return { error: 'not_json', text: `not JSON: ${m.data.length} bytes` };
+  }
+  if (!isObject(body)) return { error: 'not_an_event', text: `not an event: ${jsonType(body)}, ${m.data.length} bytes`, fields: { json_type: jsonType(body) } };
+  return { event: body };
+}
+
+/**
+ * The line (or lines, for a keepalive batch in text) one message is printed as: the event, or why
+ * it is none. In --json always one JSON object: `{"subject", …the event}` — the subject the message
+ * came on, whatever the body says — or `{"subject", "error", "bytes", …}`.
+ */
+export function messageLine(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'json' | 'key'>): string {
+  const r = readMessage(m, o);
+  if ('event' in r) {
+    try {
+      if (!o.json) return renderEvent(m.subject, r.event);
+      const out: Record<string, unknown> = { subject: m.subject, ...r.event };
+      out.subject = m.subject; // first, and the real one: a body's own `subject` does not replace it
+      return safeJson(JSON.stringify(out));
+    } catch (e) {
+      return notAnEvent(m, o, { error: 'unprintable', text: `unprintable event: ${printable((e as Error)?.message, 200)}, ${m.data.length} bytes`, fields: { reason: String((e as Error)?.message) } });
     }
-  } catch (e) {
-    return `${subject}  (${(e as Error).message.startsWith('cannot decrypt') ? (e as Error).message : `not JSON: ${m.data.length} bytes`})`;
   }
-  if (!isObject(body)) return `${subject}  (not an event: ${jsonType(body)}, ${m.data.length} bytes)`;
-  try {
-    return o.json ? safeJson(JSON.stringify({ subject: m.subject, ...body })) : renderEvent(m.subject, body);
-  } catch (e) {
-    return `${subject}  (unprintable event: ${printable((e as Error)?.message, 200)}, ${m.data.length} bytes)`;
-  }
+  return notAnEvent(m, o, r);
+}
+
+function notAnEvent(m: Pick<Msg, 'subject' | 'data'>, o: Pick<TailOptions, 'json'>, r: NotAnEvent): string {
+  return o.json
+    ? safeJson(JSON.stringify({ subject: m.subject, error: r.error, bytes: m.data.length, ...r.fields }))
+    : `${printable(m.subject)}  (${r.text})`;
 }
 
 /** How long `tail` waits for NATS to answer (less when --duration is shorter). */
@@ -161,7 +202,7 @@ async function follow(
       try {
         line = messageLine(m, o);
       } catch (e) {
-        line = `${printable(m.subject)}  (unprintable message: ${printable((e as Error)?.message, 200)})`;
+        line = notAnEvent(m, o, { error: 'unprintable', text: `unprintable message: ${printable((e as Error)?.message, 200)}`, fields: { reason: String((e as Error)?.message) } });
       }
       process.stdout.write(`${line}\n`);
       if (o.count && ++seen >= o.count) {
