@@ -3,10 +3,15 @@
 // Each message is one line of output, printable on a terminal, and the subscription goes on.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { startNats, type NatsServer } from './helpers/nats-server.js';
 import { BIN, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
+import { encrypt, encryptedHeaders, readKeyFile, type EncryptionKey } from '../controller/src/publish/encryption.js';
 
 /** Any byte or character a terminal could act on, or that breaks a line: what printable() escapes. */
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
@@ -145,4 +150,55 @@ t.test('tail --json: one JSON object a line whatever comes — encrypted, not JS
   t.same(objs[4], { subject: 'wazuh.test.num', error: 'not_an_event', bytes: 2, json_type: 'a number' });
   t.same(objs[5], { subject: 'wazuh.test.str', error: 'not_an_event', bytes: 7, json_type: 'a string' });
   t.match(objs[6], { subject: 'wazuh.test.z', event_type: 'status_change', agent_name: 'ok-1' });
+});
+
+t.test('tail with a key: an unencrypted message is not shown as an event (anyone could have written it); --allow-plaintext shows it marked; a wrong key is named', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-tail-key-'));
+  const keyFile = (name: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, randomBytes(32).toString('hex'), { mode: 0o600 });
+    return { file: f, key: readKeyFile(f) };
+  };
+  const k1 = keyFile('k1');
+  const k2 = keyFile('k2');
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const encrypted = (nc: NatsConnection, subject: string, k: EncryptionKey, body: string, aad = subject) =>
+    pub(nc, subject, encrypt(k, aad, body), encryptedHeaders(k, {}));
+  for (const allow of [false, true]) {
+    for (const json of [false, true]) {
+      const tail = await startTail(t, nats, ['wazuh.>', '--encryption-key', k1.file, ...(allow ? ['--allow-plaintext'] : []), ...(json ? ['--json'] : [])]);
+      const nc = await publisher(t, nats);
+      encrypted(nc, 'wazuh.e.1', k1.key, GOOD(1, 'enc'));
+      encrypted(nc, 'wazuh.e.2', k2.key, GOOD(2, 'enc'));
+      encrypted(nc, 'wazuh.e.3', k1.key, GOOD(3, 'enc'), 'wazuh.other');
+      pub(nc, 'wazuh.e.4', GOOD(4, 'forged'));
+      pub(nc, 'wazuh.e.5', 'AAAA', { 'Wazuh-Encryption': 'AES-256-GCM', 'Wazuh-Key-Id': k1.key.id });
+      encrypted(nc, 'wazuh.e.6', k1.key, GOOD(6, 'enc'));
+      await nc.flush();
+      await waitFor(() => tail.out().includes('enc-6'), 10_000, 'the last message');
+      t.same(await stopped(tail), { code: 0, signal: null });
+      const lines = tail.out().split('\n').filter(Boolean);
+      t.equal(lines.length, 6, tail.out());
+      const what = `${allow ? '--allow-plaintext' : 'a key'}${json ? ' --json' : ''}`;
+      if (json) {
+        const o = lines.map((l) => JSON.parse(l));
+        t.match(o[0], { subject: 'wazuh.e.1', agent_name: 'enc-1' }, `${what}: decrypted`);
+        t.notOk('not_encrypted' in o[0], 'an authenticated event is not marked');
+        t.match(o[1], { subject: 'wazuh.e.2', error: 'cannot_decrypt', key_id: k2.key.id, reason: `cannot decrypt: encrypted with key ${k2.key.id}, the key given is ${k1.key.id}` });
+        t.match(o[2], { subject: 'wazuh.e.3', error: 'cannot_decrypt', reason: /^cannot decrypt: wrong key, or the message was altered or moved/ });
+        if (allow) t.match(o[3], { subject: 'wazuh.e.4', agent_name: 'forged-4', not_encrypted: true }, `${what}: shown, marked`);
+        else t.same(o[3], { subject: 'wazuh.e.4', error: 'not_encrypted', bytes: GOOD(4, 'forged').length }, `${what}: not shown as an event`);
+        t.match(o[4], { subject: 'wazuh.e.5', error: 'cannot_decrypt', reason: 'not an encrypted message (too short)' });
+      } else {
+        t.match(lines[0], /^2024-05-28T12:35:00\.123Z {2}wazuh\.e\.1 {2}agent 001 \(enc-1\)/, `${what}: decrypted`);
+        t.equal(lines[1], `wazuh.e.2  (cannot decrypt: encrypted with key ${k2.key.id}, the key given is ${k1.key.id})`);
+        t.match(lines[2], /^wazuh\.e\.3 {2}\(cannot decrypt: wrong key, or the message was altered or moved to another subject\)$/);
+        if (allow) t.match(lines[3], /^\(NOT ENCRYPTED\) 2024-05-28T12:35:00\.123Z {2}wazuh\.e\.4 {2}agent 001 \(forged-4\)/, `${what}: shown, marked`);
+        else t.equal(lines[3], 'wazuh.e.4  (not encrypted, so not authenticated: not shown (--allow-plaintext shows it, marked))', `${what}: not shown as an event`);
+        t.equal(lines[4], 'wazuh.e.5  (not an encrypted message (too short))');
+        t.notOk(lines.some((l) => l.includes('forged') && !l.startsWith('(NOT ENCRYPTED) ')), 'nothing unauthenticated looks authenticated');
+      }
+    }
+  }
 });

@@ -212,7 +212,8 @@ export async function main(argv: string[]): Promise<number> {
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
       .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
       .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds' })
-      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (default: the configuration\'s encryption_key)' })
+      .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (default: the configuration\'s encryption_key); with a key, an unencrypted message is not shown' })
+      .option('allow-plaintext', { type: 'boolean', default: false, describe: 'with a key: show unencrypted messages too, marked (NOT ENCRYPTED): anyone who may publish under the prefix could have written them' })
       .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
     async (a) => {
       let urls = a.natsUrl?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
@@ -228,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
           json: a.json, count: a.count, duration: a.duration,
           key: a.encryptionKey ? readKeyFile(a.encryptionKey)
             : conf?.encryptMessages && conf.encryptionKey ? readKeyFile(conf.encryptionKey) : undefined,
+          allowPlaintext: a.allowPlaintext,
           connect: conf ? connectOptions(conf) : urlOptions(urls),
         });
       } catch (e) {

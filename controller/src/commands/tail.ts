@@ -17,8 +17,14 @@ export interface TailOptions {
   count: number;
   /** Seconds; 0: until Ctrl-C. */
   duration: number;
-  /** Decrypts messages published with encrypt_messages. */
+  /**
+   * Decrypts messages published with encrypt_messages. Given, a message without the encryption
+   * header is not authenticated (anyone who may publish under the prefix could have written it):
+   * not shown as an event unless allowPlaintext, and then marked.
+   */
   key?: EncryptionKey;
+  /** With a key: show unencrypted messages too, marked as such (`--allow-plaintext`). */
+  allowPlaintext?: boolean;
   /** TLS and authentication (the tap's configuration). */
   connect?: Partial<ConnectionOptions>;
 }
@@ -78,30 +84,41 @@ function jsonType(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
 }
 
+/** The mark of an event shown without the key's authentication (a key given, --allow-plaintext). */
+export const NOT_ENCRYPTED = '(NOT ENCRYPTED) ';
+
 /**
  * Why a message is not shown as an event. In --json, the line is `{"subject", "error", …}` with
  * these fields (`error` the kind); in text, `SUBJECT  (text)`.
  */
 interface NotAnEvent {
-  error: 'encrypted' | 'cannot_decrypt' | 'not_json' | 'not_an_event' | 'unprintable';
+  error: 'encrypted' | 'cannot_decrypt' | 'not_encrypted' | 'not_json' | 'not_an_event' | 'unprintable';
   text: string;
   fields?: Record<string, unknown>;
 }
 
-type Read = { event: Record<string, unknown> } | NotAnEvent;
+/** An event; `plaintext`: read without a key although one was given (not authenticated). */
+type Read = { event: Record<string, unknown>; plaintext?: boolean } | NotAnEvent;
 
 /** The message's body as an event, or why it is none. Never throws. */
-function readMessage(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'key'>): Read {
+function readMessage(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'key' | 'allowPlaintext'>): Read {
   let text: string;
-  if (m.headers?.get(HEADER_SCHEME)) {
-    const keyId = m.headers.get(HEADER_KEY_ID);
+  const plaintext = !m.headers?.get(HEADER_SCHEME);
+  if (!plaintext) {
+    const keyId = m.headers!.get(HEADER_KEY_ID);
     if (!o.key) return { error: 'encrypted', text: `encrypted with key ${printable(keyId, 64)}: pass --encryption-key`, fields: { key_id: keyId } };
     try {
       text = decrypt(o.key, m.subject, m.data);
     } catch (e) {
-      const why = (e as Error).message;
-      return { error: 'cannot_decrypt', text: why, fields: { key_id: keyId, reason: why } };
+      // The header's key id is the publisher's word only; a mismatch says which key to look for.
+      const why = keyId && keyId !== o.key.id
+        ? `cannot decrypt: encrypted with key ${keyId}, the key given is ${o.key.id}` : (e as Error).message;
+      return { error: 'cannot_decrypt', text: printable(why, 200), fields: { key_id: keyId, reason: why } };
     }
+  } else if (o.key && !o.allowPlaintext) {
+    // The key is what authenticates the tap's messages (AES-GCM, the subject as AAD): one without
+    // it could have been written by anyone allowed to publish here, so it is not shown as an event.
+    return { error: 'not_encrypted', text: 'not encrypted, so not authenticated: not shown (--allow-plaintext shows it, marked)' };
   } else {
     text = new TextDecoder().decode(m.data);
   }
@@ -112,7 +129,7 @@ function readMessage(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailO
     return { error: 'not_json', text: `not JSON: ${m.data.length} bytes` };
   }
   if (!isObject(body)) return { error: 'not_an_event', text: `not an event: ${jsonType(body)}, ${m.data.length} bytes`, fields: { json_type: jsonType(body) } };
-  return { event: body };
+  return { event: body, plaintext: plaintext && o.key !== undefined };
 }
 
 /**
@@ -120,13 +137,17 @@ function readMessage(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailO
  * it is none. In --json always one JSON object: `{"subject", …the event}` — the subject the message
  * came on, whatever the body says — or `{"subject", "error", "bytes", …}`.
  */
-export function messageLine(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'json' | 'key'>): string {
+export function messageLine(m: Pick<Msg, 'subject' | 'data' | 'headers'>, o: Pick<TailOptions, 'json' | 'key' | 'allowPlaintext'>): string {
   const r = readMessage(m, o);
   if ('event' in r) {
     try {
-      if (!o.json) return renderEvent(m.subject, r.event);
+      if (!o.json) {
+        const text = renderEvent(m.subject, r.event);
+        return r.plaintext ? text.split('\n').map((l) => `${NOT_ENCRYPTED}${l}`).join('\n') : text;
+      }
       const out: Record<string, unknown> = { subject: m.subject, ...r.event };
       out.subject = m.subject; // first, and the real one: a body's own `subject` does not replace it
+      if (r.plaintext) out.not_encrypted = true;
       return safeJson(JSON.stringify(out));
     } catch (e) {
       return notAnEvent(m, o, { error: 'unprintable', text: `unprintable event: ${printable((e as Error)?.message, 200)}, ${m.data.length} bytes`, fields: { reason: String((e as Error)?.message) } });
