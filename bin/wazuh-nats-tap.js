@@ -38,6 +38,12 @@ if (isRun) {
 
 const { main } = await import('../dist/cli.js');
 const code = await main(process.argv.slice(2));
+if (!isRun) {
+  // tail and capture gave up on a reader that does not read (util/line-output.ts): Node's stdout
+  // holds what it queued for the pipe until the reader takes it, so the process ends here instead.
+  const { outputAbandoned } = await import('../dist/util/line-output.js');
+  if (outputAbandoned()) process.exit(code);
+}
 if (isRun) {
   // Not process.exit() alone: it would wait for a thread of libuv's pool that a hung disk holds (agent/process-exit.ts).
   const { exitWhenIdle } = await import('../dist/agent/process-exit.js');

@@ -213,3 +213,32 @@ t.test('capture shows wdb text escaped: C1 controls, bidi overrides and separato
     }
   }
 });
+
+t.test('capture: a reader that does not read — lines dropped and counted in the summary, not piled up; SIGINT detaches and ends it, exit 0', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  await sim.keepalive(A);
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  // stdout: a pipe nobody reads (a `| less` paused).
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'capture', '--home', home], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+  await waitFor(() => err.includes(READY) || proc.exitCode !== null, 20_000, 'capture to attach');
+  // 60,000 keepalives (two exchanges each): far more than the output may hold for a reader.
+  await sim.remoted!.proc.command('load 2000 30000 60000 5000 4 0 1 -', 40_000);
+  await waitFor(() => err.includes('not read fast enough'), 10_000, 'capture to say it drops lines');
+  t.ok(tapProgramsOf(proc.pid!).length > 0, 'attached meanwhile');
+  proc.kill('SIGINT');
+  const end = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+  const r = await exit;
+  clearTimeout(end);
+  t.same(r, { code: 0, signal: null }, 'SIGINT ends it, exit 0, while the reader still reads nothing');
+  const m = /stopped \(SIGINT\): (\d+) exchanges printed, (\d+) not printed \(the output was too slow\); kernel: (\d+) records captured/.exec(err);
+  t.ok(m, `the summary counts what was not printed:\n${err}`);
+  if (m) t.ok(Number(m[2]) > 0 && Number(m[1]) < 120_000, `${m[1]} printed (taken by the pipe), ${m[2]} not`);
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
+});

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
@@ -28,13 +28,16 @@ export interface Tail {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `tail ARGS` on the server, subscribed (its `Ctrl-C to stop` seen). */
-async function startTail(t: Tap.Test, nats: NatsServer, args: string[]): Promise<Tail> {
+/**
+ * `tail ARGS` on the server, subscribed (its `Ctrl-C to stop` seen). `read: false`: its stdout is a
+ * pipe nobody reads (a `| less` paused, a stuck reader).
+ */
+async function startTail(t: Tap.Test, nats: NatsServer, args: string[], { read = true } = {}): Promise<Tail> {
   const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
   const proc = spawn(cmd, [...pre, process.execPath, BIN, 'tail', '--nats-url', nats.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  if (read) proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
@@ -201,4 +204,49 @@ t.test('tail with a key: an unencrypted message is not shown as an event (anyone
       }
     }
   }
+});
+
+t.test('tail: a reader that goes away (`| head -1`) ends it quietly, exit 0', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const tail = await startTail(t, nats, ['wazuh.>']);
+  const nc = await publisher(t, nats);
+  pub(nc, 'wazuh.test.x', GOOD(0));
+  await nc.flush();
+  await waitFor(() => tail.out().includes('ok-0'), 10_000, 'the first line');
+  tail.proc.stdout!.destroy(); // the reader closes its end, as head does after its line
+  for (let i = 1; i < 2000; i++) pub(nc, 'wazuh.test.x', GOOD(i));
+  await nc.flush();
+  const end = setTimeout(() => tail.proc.kill('SIGKILL'), 15_000);
+  const r = await tail.exit;
+  clearTimeout(end);
+  t.same(r, { code: 0, signal: null }, 'exit 0, by itself');
+  t.notMatch(tail.err(), /EPIPE|Unhandled|\n\s+at /, `nothing but its start line on stderr:\n${tail.err()}`);
+});
+
+/** The resident memory of a process, in kB. */
+function rssKb(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+}
+
+t.test('tail: a reader that does not read — messages are dropped and counted, not piled up in memory; SIGINT still ends it, exit 0', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const tail = await startTail(t, nats, ['wazuh.>'], { read: false });
+  const nc = await publisher(t, nats);
+  const before = rssKb(tail.proc.pid!);
+  const body = JSON.stringify({ event_type: 'alert', time: 't', rule_id: 1, level: 1, description: 'x'.repeat(1000) });
+  for (let i = 0; i < 200; i++) { // 200,000 messages of 1 KB: 200 MB for a reader that takes none
+    for (let j = 0; j < 1000; j++) pub(nc, 'wazuh.test.x', body);
+    await nc.flush();
+  }
+  await waitFor(() => tail.err().includes('not read fast enough'), 10_000, 'tail to say it drops messages');
+  const grown = rssKb(tail.proc.pid!) - before;
+  t.ok(grown < 100_000, `its memory grew by ${grown} kB, not by the 200 MB the reader did not take`);
+  tail.proc.kill('SIGINT');
+  const end = setTimeout(() => tail.proc.kill('SIGKILL'), 15_000);
+  const r = await tail.exit;
+  clearTimeout(end);
+  t.same(r, { code: 0, signal: null }, 'SIGINT ends it, exit 0, while the reader still reads nothing');
+  t.match(tail.err(), /\d+ messages not shown in all: the output was too slow/, 'and it says how many were not shown');
 });

@@ -32,6 +32,7 @@ import { clientKeysPath, readClientKeys } from '../state/sources/client-keys.js'
 import { artefacts } from '../paths.js';
 import { monotonicToWallClock } from '../util/clock.js';
 import { escapeUnsafe, safeJson } from '../util/printable.js';
+import { LineOutput } from '../util/line-output.js';
 import type { WdbExchange, WdbRequest } from '../types.js';
 
 export const REPLY_MAX = 256;
@@ -207,7 +208,7 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   });
   const capture = Capture.open({ ...artefacts(), home: opts.home, hooks: opts.hooks, pin });
   const decoder = new WdbDecoder();
-  let printed = 0;
+  let printed = 0; // lines handed to the output: what --count counts
   let stopWhy = '';
   let wake: () => void = () => {};
   const stopped = new Promise<void>((r) => { wake = r; });
@@ -218,12 +219,18 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   const onSignal = (sig: string) => () => stop(sig);
   const onInt = onSignal('SIGINT');
   const onTerm = onSignal('SIGTERM');
-  const onOutError = () => stop('stdout closed');
+  // stdout closed (`| head`): the end. A reader that does not keep up (`| less` paused): lines are
+  // dropped and counted, not piled up in memory, and the summary says so (util/line-output.ts).
+  const output = new LineOutput(out, {
+    onGone: () => stop('stdout closed'),
+    onSlow: () => err.write('wazuh-nats-tap: the output is not read fast enough: exchanges are dropped (counted in the summary) until it catches up\n'),
+  });
+  const quiet = () => {};
+  err.on('error', quiet);
   // `on`, not `once`: a second Ctrl-C (an impatient one) finds a handler that ignores it, not the
   // default action that kills the process in the middle of the clean-up (stop() keeps the first why).
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
-  out.on('error', onOutError);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
   let failure: Error | null = null;
   try {
@@ -233,7 +240,7 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
         for (const ex of decoder.push(rec)) {
           if (stopWhy) return;
           const r = toRecord(ex, wallMs, names);
-          out.write(`${scrub(opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex))}\n`);
+          if (!output.write(`${scrub(opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex))}\n`)) continue;
           printed++;
           if (opts.count > 0 && printed >= opts.count) stop(`${opts.count} exchanges`);
         }
@@ -254,11 +261,15 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
     // The signal handlers stay until everything is detached: a second Ctrl-C must not cut the clean-up short.
     const counters = capture.counters();
     await capture.close();
+    // What still waits for the reader: a second at most, then given up (and said).
+    const lost = await output.finish(1000);
     process.removeListener('SIGINT', onInt);
     process.removeListener('SIGTERM', onTerm);
-    out.removeListener('error', onOutError);
     if (stopWhy) {
-      err.write(`wazuh-nats-tap: stopped (${stopWhy}): ${printed} exchanges printed; kernel: `
+      // Printed: the lines the output took (a pipe, a file, the terminal), not those handed to it.
+      const slow = output.dropped + (output.gone ? 0 : lost);
+      err.write(`wazuh-nats-tap: stopped (${stopWhy}): ${output.delivered} exchanges printed`
+        + `${slow ? `, ${slow} not printed (the output was too slow)` : ''}; kernel: `
         + `${counters.captured} records captured, ${counters.lost} lost, ${counters.truncated} truncated\n`);
     }
   }

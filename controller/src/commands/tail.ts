@@ -7,6 +7,7 @@ import { connectNats, NatsConnectTimeout, within } from '../publish/nats-connect
 import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../publish/encryption.js';
 import { maskUrl } from '../util/mask-url.js';
 import { printable, safeJson } from '../util/printable.js';
+import { LineOutput } from '../util/line-output.js';
 import { loadConfig, type EffectiveConfig, type LoadOptions } from '../config/ossec-conf.js';
 import { ConfigFileMissing } from '../errors.js';
 
@@ -165,7 +166,7 @@ function notAnEvent(m: Pick<Msg, 'subject' | 'data'>, o: Pick<TailOptions, 'json
 /** How long `tail` waits for NATS to answer (less when --duration is shorter). */
 export const TAIL_CONNECT_TIMEOUT_MS = 5000;
 
-type StopReason = 'signal' | 'duration' | 'count' | 'closed' | 'error';
+type StopReason = 'signal' | 'duration' | 'count' | 'closed' | 'error' | 'output';
 
 export class TailError extends Error {
   readonly exitCode = 1;
@@ -209,12 +210,22 @@ async function follow(
   nc: NatsConnection, o: TailOptions,
   stopped: Promise<StopReason>, stop: (why: StopReason) => void,
 ): Promise<number> {
-  process.stderr.write(`wazuh-nats-tap tail: ${o.subject} on ${maskUrl(nc.getServer())}; Ctrl-C to stop\n`);
+  const say = (text: string) => process.stderr.write(`wazuh-nats-tap tail: ${text}\n`);
+  say(`${printable(o.subject)} on ${maskUrl(nc.getServer())}; Ctrl-C to stop`);
+  // stdout closed (`| head`): the end, quietly (exit 0). A reader that does not keep up: messages
+  // dropped and counted, not piled up in memory (util/line-output.ts).
+  const output = new LineOutput(process.stdout, {
+    onGone: () => stop('output'),
+    onSlow: () => say('the output is not read fast enough: messages are dropped (counted) until it catches up'),
+    onCaughtUp: (n) => say(`${n} messages not shown: the output was too slow`),
+  });
+  const quiet = () => {};
+  process.stderr.on('error', quiet); // a closed stderr (`2>&1 | head`) is no crash either (kept to the end)
   let seen = 0;
   const sub = nc.subscribe(o.subject, {
     callback: (err, m: Msg) => {
       if (err) {
-        process.stderr.write(`wazuh-nats-tap tail: ${err.message}\n`);
+        say(err.message);
         return stop('error');
       }
       // Nothing a message holds may throw out of here: nats.js would take it for its own failure,
@@ -225,7 +236,7 @@ async function follow(
       } catch (e) {
         line = notAnEvent(m, o, { error: 'unprintable', text: `unprintable message: ${printable((e as Error)?.message, 200)}`, fields: { reason: String((e as Error)?.message) } });
       }
-      process.stdout.write(`${line}\n`);
+      output.write(`${line}\n`);
       if (o.count && ++seen >= o.count) {
         sub.unsubscribe();
         stop('count');
@@ -238,6 +249,9 @@ async function follow(
   if (why !== 'closed' && await within(nc.drain().then(() => true, () => false), 2000) === undefined) {
     await within(nc.close().catch(() => {}), 1000);
   }
+  // What waits for the reader: a second at most (Ctrl-C must end it whatever the reader does).
+  const lost = await output.finish(1000);
+  if (!output.gone && output.dropped + lost > 0) say(`${output.dropped + lost} messages not shown in all: the output was too slow`);
   if (why === 'closed') throw new TailError(`the connection to NATS at ${maskUrl(nc.getServer())} was lost`);
   return why === 'error' ? 1 : 0;
 }
