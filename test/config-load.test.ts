@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../controller/src/errors.js';
 import { detectHome, loadConfig, type LoadOptions } from '../controller/src/config/ossec-conf.js';
 import { NATS_ELEMENTS } from '../controller/src/config/schema.js';
+import { runTap } from './helpers/tap-process.js';
 
 /** A manager home with etc/ossec.conf holding `conf`. */
 function home(conf: string): { home: string; file: string; put: (name: string, body: string, mode?: number) => string } {
@@ -484,4 +485,41 @@ t.test('tail on a detected home: no configuration at all → the defaults; a con
   h.put('ca.pem', 'x');
   h.put('nats-tap.conf', nats(`    <server_url>tls://nats.example:4222</server_url>\n    <tls_ca>${join(h.home, 'etc/ca.pem')}</tls_ca>`));
   t.match(tapConfigForTail({ homeCandidates: [h.home] }), { serverUrls: ['tls://nats.example:4222'], file: join(h.home, 'etc/nats-tap.conf') }, 'read when whole');
+});
+
+t.test('the tap\'s own file: a <nats> outside <ossec_config>, a misspelt root, text or nothing at all is an error naming it (exit 2), not "valid, disabled"', async (t) => {
+  const own = (body: string) => {
+    const h = home(nats(''));
+    const file = join(h.home, 'etc/nats-tap.conf');
+    writeFileSync(file, body);
+    return { home: h.home, file };
+  };
+  const cases: [string, RegExp][] = [
+    ['<nats><enabled>yes</enabled></nats>', /nats-tap\.conf:1: Invalid element in the configuration: 'nats' — the root element must be <ossec_config>, with <nats> inside it/],
+    ['<ossec_conf>\n<nats><enabled>yes</enabled></nats>\n</ossec_conf>', /nats-tap\.conf:1: Invalid element in the configuration: 'ossec_conf' — the root element must be <ossec_config>(?!,)/],
+    [`${nats('<enabled>yes</enabled>')}\n<nats><subject_prefix>x</subject_prefix></nats>\n`, /nats-tap\.conf:7: Invalid element in the configuration: 'nats'/],
+    ['just text, perhaps a key given as --config', /nats-tap\.conf:1: text outside <ossec_config>: 'just text, perhaps a key given as --conf…'/],
+    [`# a shell comment\n${nats('<enabled>yes</enabled>')}`, /nats-tap\.conf:1: text outside <ossec_config>: '# a shell comment'/],
+    ['', /nats-tap\.conf: no <ossec_config> element: not a configuration/],
+    ['<!-- <ossec_config><nats><enabled>yes</enabled></nats></ossec_config> -->\n', /no <ossec_config> element/],
+  ];
+  for (const [body, re] of cases) {
+    const h = own(body);
+    rejects(t, h, re);
+    const r = await runTap(['config', 'check', '--config', h.file]);
+    t.equal(r.code, 2, `config check: exit 2 for ${JSON.stringify(body.slice(0, 40))}`);
+    t.match(r.stderr, re);
+    t.equal(r.stdout, '', 'nothing called valid');
+  }
+  // What Wazuh accepts stays accepted: several roots, a declaration, comments, an empty root.
+  const ok = own(`<?xml version="1.0"?>\n<!-- c -->\n<ossec_config/>\n<ossec_config>\n  <nats><enabled>yes</enabled></nats>\n</ossec_config>\n<!-- end -->\n`);
+  t.equal(loadConfig({ home: ok.home }).enabled, true, 'several roots, a declaration and comments');
+  // Wazuh's own ossec.conf, read for the settings when nats-tap.conf is absent: its rule (the root),
+  // not the tap's file's (Wazuh skips text between roots).
+  rejects(t, home('<ossec_config></ossec_config>\n<nats><enabled>yes</enabled></nats>'), /ossec\.conf:2: Invalid element in the configuration: 'nats'/);
+  t.equal(load(`stray text\n${nats('<enabled>yes</enabled>')}`).enabled, true, 'ossec.conf: text between roots skipped, as Wazuh does');
+  // ossec.conf read only for the node name stays Wazuh's business: not refused for the tap's file.
+  const h = own(nats('<enabled>yes</enabled>'));
+  writeFileSync(join(h.home, 'etc/ossec.conf'), '<ossec_config><cluster><node_name>n7</node_name></cluster></ossec_config>\n<agent_config/>\n');
+  t.equal(loadConfig({ home: h.home }).managerNode, 'n7');
 });

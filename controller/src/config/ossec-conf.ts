@@ -230,7 +230,20 @@ function xmlError(file: string, e: unknown): ConfigError {
   return new ConfigError(`${file}:${line}: malformed XML: ${clipRuns(msg)}`);
 }
 
-function parseXml(text: string, file: string): Parsed {
+/**
+ * How the top level of a file is read. Wazuh (ReadConfig) refuses a root element other than
+ * <ossec_config> ("Invalid element in the configuration"), takes several, and skips text between
+ * them — an empty file is an empty configuration to it.
+ * - `own`: the tap's own file (nats-tap.conf, or a --config not named ossec.conf): as Wazuh, and
+ *   also no text outside elements and at least one <ossec_config> — a `<nats>` written as the
+ *   root, a misspelt root or a file that is no configuration at all (a key given to --config) was
+ *   read as "no <nats>": valid, disabled, `run` exiting 0 without doing anything.
+ * - `wazuh`: Wazuh's ossec.conf, read for the settings (no nats-tap.conf): as Wazuh.
+ * - `lenient`: ossec.conf read only for the node name: Wazuh's business, read as it is.
+ */
+type TopLevel = 'own' | 'wazuh' | 'lenient';
+
+function parseXml(text: string, file: string, top: TopLevel = 'own'): Parsed {
   // The XML declaration may only open a document: blank it (keeping lines) before wrapping.
   const body = text.replace(/^\uFEFF?\s*<\?xml[\s\S]*?\?>/, (m) => m.replace(/[^\n]/g, ' '));
   screenXml(body, file);
@@ -270,9 +283,25 @@ function parseXml(text: string, file: string): Parsed {
   }
   const out: Parsed = { nats: [], nodeName: null };
   const root = doc.find((n) => tagOf(n) === ROOT);
-  for (const top of root ? children(root, ROOT) : []) {
-    if (tagOf(top) !== 'ossec_config') continue;
-    for (const section of children(top, 'ossec_config')) {
+  let roots = 0;
+  for (const el of root ? children(root, ROOT) : []) {
+    const tag = tagOf(el);
+    if (tag !== 'ossec_config' && top !== 'lenient' && tag !== undefined && !tag.startsWith('?')) {
+      if (tag === '#text') {
+        if (top === 'own') {
+          const words = String(el['#text']).trim();
+          const at = body.indexOf(words.slice(0, 40));
+          throw new ConfigError(`${file}:${at < 0 ? 1 : lineAt(body, at)}: text outside <ossec_config>: '${clip(words, 40)}' — `
+            + 'the tap\'s settings are a <nats> section inside <ossec_config>…</ossec_config> (comments: <!-- … -->)');
+        }
+        continue; // Wazuh skips text between its roots
+      }
+      throw new ConfigError(`${file}:${lineOf(el)}: Invalid element in the configuration: '${clip(tag)}' — the root element must be `
+        + `<ossec_config>${tag === 'nats' ? ', with <nats> inside it: <ossec_config><nats>…</nats></ossec_config>' : ''}`);
+    }
+    if (tag !== 'ossec_config') continue;
+    roots++;
+    for (const section of children(el, 'ossec_config')) {
       const tag = tagOf(section);
       if (tag === 'nats') {
         for (const el of children(section, 'nats')) {
@@ -286,6 +315,10 @@ function parseXml(text: string, file: string): Parsed {
         }
       }
     }
+  }
+  if (top === 'own' && roots === 0) {
+    throw new ConfigError(`${file}: no <ossec_config> element: not a configuration — the tap's settings are a <nats> section `
+      + 'inside <ossec_config>…</ossec_config> (docs/configuration.md)');
   }
   return out;
 }
@@ -536,11 +569,11 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   const ossecConf = join(home, 'etc/ossec.conf');
   const ownFile = join(home, TAP_CONF);
   const file = resolve(opts.file ?? (existsSync(ownFile) || !existsSync(ossecConf) ? ownFile : ossecConf));
-  const parsed = parseXml(readConfigFile(file), file);
+  const parsed = parseXml(readConfigFile(file), file, basename(file) === 'ossec.conf' ? 'wazuh' : 'own');
   let nodeFile = file;
   if (!parsed.nodeName && file !== resolve(ossecConf) && existsSync(ossecConf)) {
     try {
-      parsed.nodeName = parseXml(readConfigFile(ossecConf, false), ossecConf).nodeName;
+      parsed.nodeName = parseXml(readConfigFile(ossecConf, false), ossecConf, 'lenient').nodeName;
       nodeFile = ossecConf;
     } catch {
       // Wazuh's own file is Wazuh's business: unreadable here, the host name names the node.
