@@ -10,6 +10,7 @@ import { SimManager } from '../scripts/sim/manager.mjs';
 import { spawn } from 'node:child_process';
 import { BIN, ROOT, startTap, WITHOUT_TEST_HOOKS, type TapProcess } from './helpers/tap-process.js';
 import { bpfMark, leftBehind, tapProgramsOf } from './helpers/bpf.js';
+import { humanLine, toRecord, wallMicros } from '../controller/src/commands/capture.js';
 import { waitFor } from './helpers/wait.js';
 
 // Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
@@ -241,4 +242,55 @@ t.test('capture: a reader that does not read — lines dropped and counted in th
   t.ok(m, `the summary counts what was not printed:\n${err}`);
   if (m) t.ok(Number(m[2]) > 0 && Number(m[1]) < 120_000, `${m[1]} printed (taken by the pipe), ${m[2]} not`);
   t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
+});
+
+t.test('capture: the text line\'s time and the JSON time are one clock — the wall-clock time of the request, to the µs', async (t) => {
+  // Pure first: a request captured at CLOCK_MONOTONIC 5.999750 s, when the wall clock read 12:00:00.250 UTC
+  // at monotonic 6 s. Its µs are the wall clock's (.249750), not the monotonic clock's own fraction (.999750).
+  const wallAt6s = Date.UTC(2026, 0, 1, 12, 0, 0, 250);
+  const wallMs = (ns: bigint) => wallAt6s + (Number(ns) - 6e9) / 1e6;
+  const ex = {
+    connId: '7', tgid: 42, comm: 'wazuh-remoted', tsNs: 5_999_750_000n, replyTsNs: 6_000_050_000n,
+    request: { cmd: 'other', name: 'select-agent-group', args: '1' }, reply: { status: 'ok', payload: '' },
+  } as unknown as Parameters<typeof humanLine>[1];
+  const us = wallMicros(ex.tsNs, wallMs);
+  const rec = toRecord(ex, us, new Map());
+  t.equal(rec.time, '2026-01-01T12:00:00.249Z');
+  const local = new Date(wallAt6s - 1);
+  const hms = [local.getHours(), local.getMinutes(), local.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  t.match(humanLine(rec, ex, us), new RegExp(`^${hms}\\.249750 wazuh-remoted\\[42\\] conn=7 select-agent-group`));
+
+  // Then two real captures side by side, text and JSON: the same exchanges at the same times.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  await sim.keepalive(A);
+  const N = 20;
+  const text = await captureRaw(t, ['--home', home, '--count', String(N)]);
+  const json = await captureRaw(t, ['--home', home, '--count', String(N), '--json']);
+  for (let i = 0; i < N / 2; i++) {
+    await sim.keepalive(A);
+    await new Promise((r) => setTimeout(r, 37));
+  }
+  await waitFor(() => text.proc.exitCode !== null && json.proc.exitCode !== null, 20_000, 'both captures to end');
+  const tl = text.out().split('\n').filter(Boolean);
+  const jl = json.out().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  t.equal(tl.length, N);
+  t.equal(jl.length, N);
+  const ms = (hmsUs: string) => {
+    const [h, m, sec] = hmsUs.split(':');
+    return (Number(h) * 3600 + Number(m) * 60 + Number(sec)) * 1000;
+  };
+  let worst = 0;
+  let back = 0;
+  for (let i = 0; i < N; i++) {
+    const d = new Date(jl[i].time);
+    const jsonMs = ms(`${d.getHours()}:${d.getMinutes()}:${d.getSeconds()}.${String(d.getMilliseconds()).padStart(3, '0')}`);
+    const textMs = ms(tl[i].split(' ')[0]);
+    worst = Math.max(worst, Math.abs(textMs - jsonMs));
+    if (i > 0 && textMs < ms(tl[i - 1].split(' ')[0])) back++;
+  }
+  t.ok(worst < 20, `text and JSON times agree (worst ${worst.toFixed(3)} ms apart; each process reads the clocks itself)`);
+  t.equal(back, 0, 'the text times never go backwards');
 });

@@ -98,8 +98,18 @@ export function scrub(line: string): string {
   return line.replace(/internal_key/gi, '[redacted]').replace(KEY_SHAPE, '[redacted]');
 }
 
-export function toRecord(ex: WdbExchange<WdbRequest>, wallMs: (ns: bigint) => number,
-  names: ReadonlyMap<number, string>): CapturedExchange {
+/**
+ * The wall-clock time of a capture timestamp in whole µs, from the one clock conversion
+ * (util/clock.ts monotonicToWallClock): the JSON `time` and the text line's time are both taken
+ * from it. (The text line took its seconds from the wall clock and its µs from CLOCK_MONOTONIC's
+ * own fraction, two clocks of unrelated phase: off by up to a second, and jumping back at a wrap.)
+ */
+export function wallMicros(tsNs: bigint, wallMs: (ns: bigint) => number): number {
+  return Math.floor(wallMs(tsNs) * 1000);
+}
+
+/** The exchange as the JSON line shows it; `wallUs`: its request's wall-clock time (wallMicros). */
+export function toRecord(ex: WdbExchange<WdbRequest>, wallUs: number, names: ReadonlyMap<number, string>): CapturedExchange {
   const reqName = (id: number): string | null => {
     const r = ex.request;
     if (r.cmd === 'insert-agent' && r.id === id && r.name) return r.name;
@@ -108,7 +118,7 @@ export function toRecord(ex: WdbExchange<WdbRequest>, wallMs: (ns: bigint) => nu
   };
   const latency = ex.replyTsNs !== undefined ? Number(ex.replyTsNs - ex.tsNs) / 1000 : null;
   return {
-    time: new Date(wallMs(ex.tsNs)).toISOString(),
+    time: new Date(Math.floor(wallUs / 1000)).toISOString(),
     ts_ns: ex.tsNs.toString(),
     latency_us: latency === null ? null : Math.round(latency),
     pid: ex.tgid,
@@ -156,11 +166,11 @@ function args(r: WdbRequest): string {
 
 /**
  * `HH:MM:SS.uuuuuu comm[pid] conn=N command agents=001(name),002 key=value… -> status "reply"`
- * (local time, like tcpdump).
+ * (local time, like tcpdump); `wallUs`: the request's wall-clock time (wallMicros), as toRecord's.
  */
-export function humanLine(rec: CapturedExchange, ex: WdbExchange<WdbRequest>): string {
-  const d = new Date(rec.time);
-  const us = String(Number(BigInt(rec.ts_ns) / 1000n % 1000000n)).padStart(6, '0');
+export function humanLine(rec: CapturedExchange, ex: WdbExchange<WdbRequest>, wallUs: number): string {
+  const d = new Date(Math.floor(wallUs / 1000));
+  const us = String(wallUs % 1_000_000).padStart(6, '0');
   const hms = [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
   const parts = [`${hms}.${us}`, `${rec.comm}[${rec.pid}]`, `conn=${rec.conn}`, rec.command];
   if (rec.agents.length) {
@@ -239,8 +249,10 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
         if (stopWhy) return;
         for (const ex of decoder.push(rec)) {
           if (stopWhy) return;
-          const r = toRecord(ex, wallMs, names);
-          if (!output.write(`${scrub(opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex))}\n`)) continue;
+          const us = wallMicros(ex.tsNs, wallMs); // one time for both forms
+          const r = toRecord(ex, us, names);
+          const line = opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex, us);
+          if (!output.write(`${scrub(line)}\n`)) continue;
           printed++;
           if (opts.count > 0 && printed >= opts.count) stop(`${opts.count} exchanges`);
         }
