@@ -8,6 +8,7 @@ import { loadConfig } from '../controller/src/config/ossec-conf.js';
 import { maskedConfig } from '../controller/src/config/mask.js';
 import { renderConfig } from '../controller/src/config/render.js';
 import { NATS_ELEMENTS } from '../controller/src/config/schema.js';
+import { runTap } from './helpers/tap-process.js';
 
 const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKNOWNSECRETKEYMATERIAL0123456789abcdef\n-----END PRIVATE KEY-----\n';
 const TOKEN = 's3cr3t-token-7f1c9a2b4d';
@@ -103,4 +104,15 @@ t.test('render: aligned lines, the source of each value, the verdict', async (t)
   t.match(text, /the tap is enabled\n$/);
   writeFileSync(join(home, 'etc/ossec.conf'), '<ossec_config><nats></nats></ossec_config>');
   t.match(renderConfig(loadConfig({ home })), /the tap is disabled \(<enabled>no<\/enabled>\): `run` exits 0 without starting\n$/);
+});
+
+t.test('config check: a <server_url> list whose later URL has no scheme — refused, and no credential of it shown', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-mask-list-'));
+  mkdirSync(join(dir, 'etc'));
+  const file = join(dir, 'etc/nats-tap.conf');
+  writeFileSync(file, '<ossec_config><nats><server_url>nats://tokA1@h1:4222,bob:pwB2@h2:4222</server_url></nats></ossec_config>\n', { mode: 0o640 });
+  const r = await runTap(['config', 'check', '--config', file]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /Invalid value for element 'server_url'/);
+  t.notMatch(r.stderr, /tokA1|pwB2/, r.stderr);
 });

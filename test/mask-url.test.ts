@@ -60,3 +60,22 @@ t.test('long texts: a word of letters with no :// after it, and one long before 
   t.equal(maskUrl(`${'s'.repeat(70)}://alice:pw@h:1`), `${'s'.repeat(70)}:***@h:1`,
     'a scheme longer than 64 characters: taken as user info, its password masked all the same');
 });
+
+t.test('a list whose later URLs have no scheme: every credential masked (nats.js and the loader split at every comma)', async (t) => {
+  t.equal(maskUrl('nats://tokA1@h1:4222,bob:pwB2@h2:4222'), 'nats://***@h1:***@h2:4222',
+    'read both ways (one URL whose user info runs to the last @, or two): whatever either takes for a secret is masked');
+  t.notMatch(maskUrl('nats://tokA1@h1:4222,bob:pwB2@h2:4222'), /tokA1|pwB2/);
+  t.equal(maskUrl('nats://h1:4222,bob:pwB2@h2:4222'), 'nats://h1:***@h2:4222');
+  t.equal(maskUrl('nats://a:p1@h1:1,tok2@h2:2,h3:3'), 'nats://a:***@h2:2,h3:3');
+  t.equal(maskUrl('tokA1@h1,nats://bob:pwB2@h2'), '***@h1,nats://bob:***@h2');
+  t.equal(maskUrl('nats://a:p@q,r@h'), 'nats://a:***@h', 'a password p@q,r, or a URL and a token r: masked whole either way');
+  // In a text, a list is found from its first scheme (a bare `tok@host` is no URL to tell from a mail address).
+  for (const [list, bare] of [['nats://tokA1@h1:4222,bob:pwB2@h2:4222', 'tokA1 pwB2'], ['nats://tokA1@h1, tokB2@h2', 'tokA1 tokB2'],
+    ['nats://h0,tokA1@h1,  bob:pwB2@h2', 'tokA1 pwB2'], ['tokA1@h1,nats://bob:pwB2@h2', 'tokA1 pwB2']]) {
+    if (list.startsWith('nats:')) {
+      const shown = maskUrlsIn(`--nats-url ${list} failed`);
+      t.notMatch(shown, /tokA1|pwB2|tokB2/, `${list} → ${shown}`);
+    }
+    t.notMatch(maskSecrets(`auth failed: ${bare}`, urlSecrets([list])), /tokA1|pwB2|tokB2/, `${list}: the bare secrets too`);
+  }
+});
