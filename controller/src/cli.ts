@@ -8,7 +8,7 @@ import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
 import { checkKernel } from './capture/capture.js';
 import { artefacts } from './paths.js';
-import { loadConfig } from './config/ossec-conf.js';
+import { loadConfig, parseServerUrls } from './config/ossec-conf.js';
 import { connectOptions, urlOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
@@ -206,7 +206,7 @@ export async function main(argv: string[]): Promise<number> {
         + 'subject prefix come from the tap\'s configuration (<home>/etc/nats-tap.conf, as `run` reads it): on the manager '
         + 'host `wazuh-nats-tap tail` just works. Flags override it.')
       .positional('subject', { type: 'string', describe: 'NATS subject (wildcards allowed); default <prefix>.>' })
-      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222)' })
+      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), nats:// or tls://, comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222)' })
       .option('config', { type: 'string', describe: 'the tap\'s configuration file (default: <home>/etc/nats-tap.conf)' })
       .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
@@ -216,11 +216,14 @@ export async function main(argv: string[]): Promise<number> {
       .option('allow-plaintext', { type: 'boolean', default: false, describe: 'with a key: show unencrypted messages too, marked (NOT ENCRYPTED): anyone who may publish under the prefix could have written them' })
       .example('$0 tail \'wazuh.agent.*.status\'', 'every agent status change'),
     async (a) => {
+      // Whatever --nats-url holds is masked in a message, checked or not.
       let urls = a.natsUrl?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
       const restoreConsole = consoleToStderr(); // stdout is the events: a library's console text is not one
       try {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
+        // --nats-url: that server, no configuration read; checked as <server_url> is (empty, not a URL: exit 2).
+        if (a.natsUrl !== undefined) urls = parseServerUrls('--nats-url', a.natsUrl);
         const conf = a.natsUrl === undefined ? tapConfigForTail({ file: a.config, home: a.home }) : null;
         if (conf) urls = conf.serverUrls;
         code = await runTail({

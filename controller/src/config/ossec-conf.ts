@@ -7,7 +7,7 @@ import { existsSync, lstatSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { ConfigError, ConfigFileMissing } from '../errors.js';
+import { ConfigError, ConfigFileMissing, isPermissionError, PermissionDenied } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
 import { CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
@@ -362,6 +362,15 @@ function parseUrls(ctx: Ctx, el: string, text: string): string[] {
   return parts;
 }
 
+/**
+ * A `--nats-url` given to a command that reads no configuration (`tail --nats-url` alone): checked
+ * as `<server_url>` and `run --nats-url` are — empty, not a URL, another scheme: a ConfigError (exit 2).
+ */
+export function parseServerUrls(flag: string, text: string): string[] {
+  if (text.trim() === '') throw new ConfigError(`${flag}: Invalid NULL content for element: server_url`);
+  return parseUrls({ where: flag, home: '/' }, 'server_url', text.trim());
+}
+
 /** `nats://user:secret@host` → `nats://user:***@host`; a lone user part (a NATS token) → `***`. */
 // maskUrl lives in util/mask-url.ts (the log, status and tail mask URLs too); re-exported for config/.
 export { maskUrl };
@@ -372,7 +381,8 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     st = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied; run as root)' : `cannot be read (${code})`;
+    if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: file '${clipPath(path)}' cannot be read (permission denied; run as root)`);
+    const why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`;
     throw new ConfigError(`${ctx.where}: <${def.element}>: file '${clipPath(path)}' ${why}`);
   }
   // A FIFO or a device is refused here, never opened (reading one would block or never end).
@@ -385,6 +395,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     try {
       readTrustedFileSync(path, CREDENTIAL_FILE_BYTES);
     } catch (e) {
+      if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
       if (!(e instanceof UntrustedFile)) throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
       throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${e.message}: the tap trusts the servers it `
         + 'vouches for, so it must belong to root and be writable by root only');
@@ -411,6 +422,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     try {
       n = keyBytes(readRegularFileSync(path, 4096).toString('utf8'));
     } catch (e) {
+      if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
       throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
     }
     if (n !== 32) {
@@ -532,7 +544,7 @@ function readConfigFile(file: string, trusted = true): string {
     const code = (e as NodeJS.ErrnoException).code;
     const f = clipPath(file);
     if (code === 'ENOENT') throw new ConfigFileMissing(`configuration file '${f}' does not exist (write the <nats> section there, give another file with --config, or the manager's home with --home)`);
-    if (code === 'EACCES') throw new ConfigError(`configuration file '${f}' cannot be read: permission denied (run as root)`);
+    if (isPermissionError(e)) throw new PermissionDenied(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
     if (e instanceof UntrustedFile) {
       const wazuhs = basename(file) === 'ossec.conf'

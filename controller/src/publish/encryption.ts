@@ -4,7 +4,7 @@
 // the wire is base64(nonce ‖ ciphertext ‖ tag); the headers name the scheme
 // and the key (a fingerprint, never the key).
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isPermissionError, PermissionDenied } from '../errors.js';
 import { clipPath } from '../util/clip.js';
 import { readRegularFileSync } from '../util/read-file.js';
 
@@ -30,6 +30,7 @@ export function readKeyFile(path: string): EncryptionKey {
     text = readRegularFileSync(path, 4096).toString('utf8').trim();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (isPermissionError(e)) throw new PermissionDenied(`encryption key file '${clipPath(path)}' cannot be read: permission denied (run as root)`);
     throw new ConfigError(code === 'ENOENT' ? `encryption key file '${clipPath(path)}' does not exist` : `encryption key file: ${(e as Error).message}`);
   }
   const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex')

@@ -1,0 +1,79 @@
+// Exit codes of the operator's tools (SPEC §7: 0 success, 1 runtime failure, 2 usage or
+// configuration error, 3 missing privileges or kernel support), the real CLI in a child process:
+// a file of the configuration the user may not read is missing privileges (3), as `capture` says of
+// the kernel; a --nats-url that is empty or no URL is a usage error (2), never a connection attempt.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, ROOT, runTap } from './helpers/tap-process.js';
+import { openToOthers, unprivilegedEnv } from './helpers/unprivileged.js';
+
+openToOthers(ROOT); // uid 65534 must be able to read the program
+
+/** The CLI as uid 65534 (nobody), to its end. */
+function asNobody(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: unprivilegedEnv(), cwd: '/' });
+  let stdout = '';
+  let stderr = '';
+  p.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) => p.once('close', (code) => {
+    clearTimeout(timer);
+    resolve({ code, stdout, stderr });
+  }));
+}
+
+/** A home root's, open to others to walk, with etc/nats-tap.conf of `mode` holding `inner` in <nats>. */
+function home(inner: string, mode: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-exit-'));
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'etc'), { mode: 0o755 });
+  const file = join(dir, 'etc/nats-tap.conf');
+  writeFileSync(file, `<ossec_config><nats>${inner}</nats></ossec_config>\n`);
+  chmodSync(file, mode);
+  return dir;
+}
+
+t.test('a file of the configuration the user may not read: exit 3 (missing privileges), in tail and config check alike', async (t) => {
+  const closed = home('<enabled>yes</enabled><server_url>nats://127.0.0.1:1</server_url>', 0o640);
+  for (const args of [['tail', '--home', closed, '--duration', '1'], ['config', 'check', '--home', closed]]) {
+    const r = await asNobody(args);
+    t.equal(r.code, 3, `${args.slice(0, 2).join(' ')} as nobody, nats-tap.conf 0640: exit 3`);
+    t.match(r.stderr, /nats-tap\.conf' cannot be read: permission denied \(run as root\)/);
+  }
+  // The file readable, a secret it names not: the same.
+  const dir = home('', 0o644);
+  const key = join(dir, 'etc/enc.key');
+  writeFileSync(key, randomBytes(32).toString('hex'), { mode: 0o600 });
+  writeFileSync(join(dir, 'etc/nats-tap.conf'), `<ossec_config><nats><encrypt_messages>yes</encrypt_messages><encryption_key>${key}</encryption_key></nats></ossec_config>\n`);
+  for (const args of [['config', 'check', '--home', dir], ['tail', '--home', dir, '--duration', '1'], ['tail', '--encryption-key', key, '--nats-url', 'nats://127.0.0.1:1']]) {
+    const r = await asNobody(args);
+    t.equal(r.code, 3, `${args.join(' ')} as nobody, a 0600 key of root's: exit 3`);
+    t.match(r.stderr, /permission denied/);
+  }
+  // As root, the same homes are fine (exit 0 for config check): the 3 was the user, not the files.
+  t.equal((await runTap(['config', 'check', '--home', closed])).code, 0);
+  t.equal((await runTap(['config', 'check', '--home', dir])).code, 0);
+});
+
+t.test('tail --nats-url: empty or not a NATS URL is a usage error (exit 2) — no connection tried, no default server taken', async (t) => {
+  const cases: [string, RegExp][] = [
+    ['', /--nats-url: Invalid NULL content for element: server_url/],
+    ['  ', /--nats-url: Invalid NULL content/],
+    ['not a url', /--nats-url: Invalid value for element 'server_url': 'not a url' — not a URL; expected nats:\/\/host:port or tls:\/\/host:port/],
+    ['http://127.0.0.1:4222', /scheme 'http:' is not nats:\/\/ or tls:\/\//],
+    ['nats://127.0.0.1:4222,,nats://h:1', /comma-separated URLs, none empty/],
+    ['nats://alice:s3cr3t@127.0.0.1:4222/path', /a NATS URL has no path/],
+  ];
+  for (const [url, re] of cases) {
+    const r = await runTap(['tail', '--nats-url', url, '--duration', '2']);
+    t.equal(r.code, 2, `--nats-url ${JSON.stringify(url)}: exit 2`);
+    t.match(r.stderr, re);
+    t.notMatch(r.stderr, /cannot connect|127\.0\.0\.1:4222 within|s3cr3t/, 'no connection attempt, no password shown');
+  }
+});
