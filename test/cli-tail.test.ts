@@ -1,7 +1,12 @@
 // `wazuh-nats-tap tail`: what a person watches events with.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { connect } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, headers } from '@nats-io/transport-node';
+import { encrypt, encryptedHeaders, readKeyFile } from '../controller/src/publish/encryption.js';
 import { startNats } from './helpers/nats-server.js';
 import { BIN, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
@@ -11,6 +16,12 @@ const STATUS = {
   current_status: 'disconnected', status_code: 3, reason: 'agent_shutdown', ip_address: '10.0.0.1',
   timestamp: 1795800853, time: '2026-11-27T17:34:13.531Z', manager_node: 'n1', source: 'remoted', sync_status: 'synced',
 };
+
+function hdrs(h: Record<string, string>) {
+  const out = headers();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+}
 
 for (const json of [false, true]) {
   t.test(`tail ${json ? '--json' : '(readable)'} prints what arrives and stops after --count`, async (t) => {
@@ -61,4 +72,41 @@ t.test('tail: a second Ctrl-C while it drains is ignored: the drain ends it, exi
   t.same(await exit, { code: 0, signal: null }, 'exit 0, by itself');
   t.ok(Date.now() - t0 < 6000, 'bounded all the same');
   nats.proc.kill('SIGCONT');
+});
+
+t.test('tail --config F --nats-url U: the file\'s prefix and key are kept, only its servers replaced (as run --nats-url); --nats-url alone reads none', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-tail-conf-'));
+  mkdirSync(join(dir, 'etc'));
+  const keyFile = join(dir, 'etc/enc.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const conf = join(dir, 'etc/nats-tap.conf');
+  // Its own server is nobody (port 1): only --nats-url reaches the test's.
+  writeFileSync(conf, `<ossec_config><nats><server_url>nats://127.0.0.1:1</server_url><subject_prefix>acme</subject_prefix>
+    <encrypt_messages>yes</encrypt_messages><encryption_key>${keyFile}</encryption_key></nats></ossec_config>\n`, { mode: 0o640 });
+  const key = readKeyFile(keyFile);
+  for (const args of [['--config', conf], ['--home', dir]]) {
+    const p = spawn(process.execPath, [BIN, 'tail', ...args, '--nats-url', nats.url, '--count', '1']);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    t.teardown(() => p.kill('SIGKILL'));
+    await waitFor(() => err.includes('Ctrl-C') || p.exitCode !== null, 10_000, 'tail to subscribe');
+    t.match(err, `acme.> on 127.0.0.1:${nats.port}`, `${args[0]}: the file's prefix, the flag's server`);
+    const nc = await connect({ servers: nats.url });
+    nc.publish('acme.agent.001.status', encrypt(key, 'acme.agent.001.status', JSON.stringify(STATUS)), { headers: hdrs(encryptedHeaders(key, {})) });
+    await nc.drain();
+    await waitFor(() => p.exitCode !== null, 10_000, 'tail to end after --count 1');
+    t.equal(await exit, 0);
+    t.match(out, /^2026-11-27T17:34:13\.531Z {2}acme\.agent\.001\.status {2}agent 001 \(web01\) active -> disconnected/, `${args[0]}: decrypted with the file's key`);
+  }
+  // A bad --nats-url with the file: the same usage error as alone.
+  const bad = spawn(process.execPath, [BIN, 'tail', '--config', conf, '--nats-url', 'not a url']);
+  let badErr = '';
+  bad.stderr.on('data', (d) => { badErr += d; });
+  t.equal(await new Promise<number | null>((r) => bad.once('exit', (c) => r(c))), 2);
+  t.match(badErr, /--nats-url: Invalid value for element 'server_url'/);
 });

@@ -204,10 +204,11 @@ export async function main(argv: string[]): Promise<number> {
     .command('tail [subject]', 'subscribe and print the events as they arrive', (y) => y
       .usage('$0 tail [subject] [options]\n\nWithout --nats-url, the server, its TLS and credentials, the encryption key and the '
         + 'subject prefix come from the tap\'s configuration (<home>/etc/nats-tap.conf, as `run` reads it): on the manager '
-        + 'host `wazuh-nats-tap tail` just works. Flags override it.')
+        + 'host `wazuh-nats-tap tail` just works. --nats-url alone reads no configuration; with --config or --home it replaces '
+        + 'only the configuration\'s servers. Flags override it.')
       .positional('subject', { type: 'string', describe: 'NATS subject (wildcards allowed); default <prefix>.>' })
-      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), nats:// or tls://, comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222)' })
-      .option('config', { type: 'string', describe: 'the tap\'s configuration file (default: <home>/etc/nats-tap.conf)' })
+      .option('nats-url', { type: 'string', describe: 'NATS server URL(s), nats:// or tls://, comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222); alone, no configuration is read' })
+      .option('config', { type: 'string', describe: 'the tap\'s configuration file (default: <home>/etc/nats-tap.conf); with --nats-url, its servers are replaced' })
       .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
       .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
@@ -222,9 +223,14 @@ export async function main(argv: string[]): Promise<number> {
       try {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
-        // --nats-url: that server, no configuration read; checked as <server_url> is (empty, not a URL: exit 2).
-        if (a.natsUrl !== undefined) urls = parseServerUrls('--nats-url', a.natsUrl);
-        const conf = a.natsUrl === undefined ? tapConfigForTail({ file: a.config, home: a.home }) : null;
+        // --nats-url alone: that server, no configuration read. With --config or --home too: the
+        // configuration's prefix, key, TLS and credentials, its servers replaced (as `run --nats-url`).
+        // Either way the URLs are checked as <server_url> is (empty, not a URL: exit 2).
+        const explicit = a.config !== undefined || a.home !== undefined;
+        if (a.natsUrl !== undefined && !explicit) urls = parseServerUrls('--nats-url', a.natsUrl);
+        const conf = a.natsUrl === undefined || explicit
+          ? tapConfigForTail({ file: a.config, home: a.home, overrides: a.natsUrl !== undefined ? { natsUrl: a.natsUrl } : undefined })
+          : null;
         if (conf) urls = conf.serverUrls;
         code = await runTail({
           servers: urls.length ? urls : ['nats://127.0.0.1:4222'],

@@ -34,9 +34,10 @@ export interface TailOptions {
  * The tap's configuration, for `tail` (server, TLS, credentials, key, prefix). None at all (a host
  * without the tap's file, no --config or --home): null, and tail takes the defaults. A file that is
  * there but wrong — a file it names missing too — is a configuration error, as for `run`: tail must
- * not quietly drop the TLS and credentials of a configuration it could not read.
+ * not quietly drop the TLS and credentials of a configuration it could not read. `overrides.natsUrl`
+ * (`--nats-url` with --config or --home): the file's servers replaced, the rest of it kept, as `run`.
  */
-export function tapConfigForTail(opts: Pick<LoadOptions, 'file' | 'home' | 'homeCandidates'>): EffectiveConfig | null {
+export function tapConfigForTail(opts: Pick<LoadOptions, 'file' | 'home' | 'homeCandidates' | 'overrides'>): EffectiveConfig | null {
   try {
     return loadConfig(opts);
   } catch (e) {
