@@ -8,6 +8,7 @@ import { loadConfig } from '../controller/src/config/ossec-conf.js';
 import { configReferenceMarkdown, withGeneratedReference } from '../controller/src/config/doc.js';
 import { HOOK_NAMES, NATS_ELEMENTS } from '../controller/src/config/schema.js';
 import { HOOKS } from '../controller/src/capture/capture.js';
+import { validSecret } from './helpers/config.js';
 
 const DOC = new URL('../docs/configuration.md', import.meta.url);
 
@@ -49,7 +50,8 @@ t.test('docs/examples/nats-tap.conf is a valid configuration (its files made in 
   t.same(paths.map((p) => p.slice(home.length)).sort(),
     ['/etc/nats-ca.pem', '/etc/nats-client.crt', '/etc/nats-client.key', '/etc/nats.creds']);
   for (const p of paths) {
-    writeFileSync(p, 'x');
+    // The .creds file is checked for what it holds: a valid one (the others are opaque to the loader).
+    writeFileSync(p, p.endsWith('.creds') ? validSecret('credentials_file') : 'x');
     chmodSync(p, 0o600);
   }
   const c = loadConfig({ home });

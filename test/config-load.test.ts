@@ -9,6 +9,8 @@ import { ConfigError } from '../controller/src/errors.js';
 import { detectHome, loadConfig, type LoadOptions } from '../controller/src/config/ossec-conf.js';
 import { NATS_ELEMENTS } from '../controller/src/config/schema.js';
 import { runTap } from './helpers/tap-process.js';
+import { validSecret } from './helpers/config.js';
+import { nkeys } from '@nats-io/transport-node';
 
 /** A manager home with etc/ossec.conf holding `conf`. */
 function home(conf: string): { home: string; file: string; put: (name: string, body: string, mode?: number) => string } {
@@ -225,7 +227,7 @@ t.test('secret files that group or others can access are refused, with the rule'
   for (const element of ['tls_key', 'credentials_file', 'nkey_seed_file', 'token_file', 'password_file', 'encryption_key']) {
     for (const mode of [0o640, 0o604, 0o620, 0o601]) {
       const h = home('');
-      const p = h.put('secret', 'a'.repeat(64), mode);
+      const p = h.put('secret', validSecret(element), mode);
       const extra = element === 'tls_key' ? `<tls_cert>${h.put('cert.pem', 'CERT', 0o644)}</tls_cert>`
         : element === 'password_file' ? '<user>tap</user>' : '';
       writeFileSync(h.file, nats(`<${element}>${p}</${element}>${extra}`));
@@ -247,7 +249,7 @@ t.test('secret files owned by another user than root are refused, whatever their
   const NOBODY = 65534;
   for (const element of ['tls_key', 'credentials_file', 'nkey_seed_file', 'token_file', 'password_file', 'encryption_key']) {
     const h = home('');
-    const p = h.put('secret', 'a'.repeat(64), 0o600);
+    const p = h.put('secret', validSecret(element), 0o600);
     chownSync(p, NOBODY, NOBODY);
     const extra = element === 'tls_key' ? `<tls_cert>${h.put('cert.pem', 'CERT', 0o644)}</tls_cert>`
       : element === 'password_file' ? '<user>tap</user>' : '';
@@ -318,7 +320,7 @@ t.test('tls_cert without tls_key and the reverse; user without password_file; tw
   rejects(t, h, /ossec\.conf:3: <tls_key> is set but <tls_cert> is not/);
   writeFileSync(h.file, nats('<user>tap</user>'));
   rejects(t, h, /<user> is set but <password_file> is not/);
-  writeFileSync(h.file, nats(`<token_file>${h.put('tok', 'T', 0o600)}</token_file>\n<credentials_file>${h.put('c.creds', 'C', 0o600)}</credentials_file>`));
+  writeFileSync(h.file, nats(`<token_file>${h.put('tok', 'T', 0o600)}</token_file>\n<credentials_file>${h.put('c.creds', validSecret('credentials_file'), 0o600)}</credentials_file>`));
   rejects(t, h, /<credentials_file> and <token_file> are both set: choose one NATS authentication/);
   writeFileSync(h.file, nats(`<tls_cert>${cert}</tls_cert><tls_key>${key}</tls_key>`));
   const c = loadConfig({ home: h.home });
@@ -522,4 +524,34 @@ t.test('the tap\'s own file: a <nats> outside <ossec_config>, a misspelt root, t
   const h = own(nats('<enabled>yes</enabled>'));
   writeFileSync(join(h.home, 'etc/ossec.conf'), '<ossec_config><cluster><node_name>n7</node_name></cluster></ossec_config>\n<agent_config/>\n');
   t.equal(loadConfig({ home: h.home }).managerNode, 'n7');
+});
+
+t.test('nkey_seed_file and credentials_file are checked for what they hold (exit 2, contents never quoted), as encryption_key is', async (t) => {
+  const account = new TextDecoder().decode(nkeys.createAccount().getSeed());
+  const userSeed = validSecret('nkey_seed_file').trim();
+  const cases: [string, string, RegExp][] = [
+    ['nkey_seed_file', 'SUSECRETSEEDXYZ', /<nkey_seed_file>: '.*seed' does not hold an nkey seed \(SU…, as nk -gen user writes it\): nkeys: /],
+    ['nkey_seed_file', `${account}\n`, /does not hold an nkey seed .*: not a user's seed \(SU…\)/],
+    ['nkey_seed_file', 'a'.repeat(64), /does not hold an nkey seed/],
+    ['credentials_file', 'SUSECRETSEEDXYZ', /<credentials_file>: '.*seed' is not a NATS \.creds file \(a user JWT block, then its nkey seed block, as nsc writes it\): unable to parse credentials/],
+    ['credentials_file', `-----BEGIN NATS USER JWT-----\nnot-a-jwt\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${userSeed}\n------END USER NKEY SEED------\n`,
+      /is not a NATS \.creds file .*: its first block is not a user JWT/],
+    ['credentials_file', validSecret('credentials_file').replace(/SU[A-Z2-7]{50,}/, 'SUSECRETSEEDXYZ'), /is not a NATS \.creds file .*: nkeys: /],
+  ];
+  for (const [element, body, re] of cases) {
+    const h = home('');
+    const p = h.put('seed', body, 0o600);
+    writeFileSync(h.file, nats(`<enabled>yes</enabled><${element}>${p}</${element}>`));
+    const msg = rejects(t, h, re);
+    t.notOk(msg.includes('SECRETSEED') || msg.includes(account) || msg.includes(userSeed), 'the contents are not quoted');
+    const r = await runTap(['config', 'check', '--home', h.home]);
+    t.equal(r.code, 2, `config check: exit 2 (${element})`);
+    t.notMatch(r.stdout, /configuration valid/);
+  }
+  for (const element of ['nkey_seed_file', 'credentials_file']) {
+    const h = home('');
+    const p = h.put('good', validSecret(element), 0o600);
+    writeFileSync(h.file, nats(`<${element}>${p}</${element}>`));
+    t.ok(Object.values(loadConfig({ home: h.home })).includes(p), `a valid ${element} is accepted`);
+  }
 });

@@ -7,6 +7,7 @@ import { existsSync, lstatSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import { ConfigError, ConfigFileMissing, isPermissionError, PermissionDenied } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
 import { CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
@@ -416,6 +417,22 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
       + `its owner can read it and replace it; fix: chown root: '${clipPath(path)}'`);
   }
   if (st.size === 0) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is empty`);
+  if (def.key === 'credentialsFile' || def.key === 'nkeySeedFile') {
+    let bytes: Buffer;
+    try {
+      bytes = readRegularFileSync(path, CREDENTIAL_FILE_BYTES);
+    } catch (e) {
+      if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
+      throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
+    }
+    const problem = credentialProblem(def.key, bytes);
+    bytes.fill(0);
+    if (problem) {
+      throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' ${def.key === 'credentialsFile'
+        ? 'is not a NATS .creds file (a user JWT block, then its nkey seed block, as nsc writes it)'
+        : 'does not hold an nkey seed (SU…, as nk -gen user writes it)'}: ${problem}`);
+    }
+  }
   if (def.key === 'encryptionKey') {
     // Checked here so a bad key stops the start, not the first publish; the key itself is not kept.
     let n: number | null;
@@ -429,6 +446,35 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
       throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' must hold a 32-byte key as 64 hex digits or base64 `
         + `(${n === null ? 'neither hex nor base64' : `${n} bytes`}); generate one with: openssl rand -hex 32 > '${clipPath(path)}'`);
     }
+  }
+}
+
+/** A JWT as NATS writes one: three base64url parts. */
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Why the contents of a nkey_seed_file or credentials_file cannot authenticate, or null — checked
+ * here as nats.js reads them at each connection (its own authenticators, given a nonce to sign), so
+ * a bad file stops the start (exit 2), not every connection of a tap that retries forever. The
+ * reasons never quote the contents.
+ */
+function credentialProblem(key: SettingKey, bytes: Buffer): string | null {
+  try {
+    let seed: Uint8Array;
+    if (key === 'credentialsFile') {
+      const auth = credsAuthenticator(new Uint8Array(bytes))('check') as { jwt?: string; nkey?: string };
+      if (!auth.jwt || !JWT.test(auth.jwt)) return 'its first block is not a user JWT';
+      if (!auth.nkey?.startsWith('U')) return 'its seed is not a user\'s (SU…)';
+      return null;
+    } else {
+      seed = new TextEncoder().encode(bytes.toString('utf8').trim());
+    }
+    const auth = nkeyAuthenticator(seed)('check') as { nkey?: string };
+    return auth.nkey?.startsWith('U') ? null : 'not a user\'s seed (SU…)';
+  } catch (e) {
+    // nats.js and nkeys say what is wrong in a few fixed words ("unable to parse credentials",
+    // "nkeys: invalid checksum", "nkeys: invalid seed"); clipped all the same.
+    return clip((e as Error).message, 80);
   }
 }
 
