@@ -4,11 +4,14 @@
 // once the agent's shutdown returned the process ends, whatever a library
 // still holds open — or a disk holds in libuv's threads. Other commands end when
 // their work is done.
+// `tail` and `capture` take SIGTERM and SIGINT from the first instant too (util/early-signals.ts):
+// a Ctrl-C while they load ends them with exit 0 and their summary, as one a second later does.
 const isRun = process.argv[2] === 'run';
 const early = [];
 const remember = (sig) => early.push(sig);
-if (isRun) for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, remember);
-globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.off(sig, remember); } };
+const earlySignals = isRun ? ['SIGTERM', 'SIGINT', 'SIGHUP'] : ['tail', 'capture'].includes(process.argv[2]) ? ['SIGTERM', 'SIGINT'] : [];
+for (const sig of earlySignals) process.on(sig, remember);
+globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (const sig of earlySignals) process.off(sig, remember); } };
 // `ps` shows the command, not node and a path (and the tests see from it that the signals are ours now),
 // with no credentials: /proc/<pid>/cmdline is every user's to read, and --nats-url may carry a password
 // (the value of --nats-url masked as a URL list, and any URL with user info in any other argument).

@@ -3,7 +3,7 @@
 import t from 'tap';
 
 process.setMaxListeners(50); // startTap adds an exit listener per child
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
@@ -293,4 +293,31 @@ t.test('capture: the text line\'s time and the JSON time are one clock — the w
   }
   t.ok(worst < 20, `text and JSON times agree (worst ${worst.toFixed(3)} ms apart; each process reads the clocks itself)`);
   t.equal(back, 0, 'the text times never go backwards');
+});
+
+t.test('capture and tail: SIGTERM or SIGINT while they load (after the executable took its signals) ends them with exit 0, not by the signal', async (t) => {
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS; // the signals' default actions, as a user's shell leaves them
+  for (const [what, args] of [['capture', ['capture', '--duration', '10']], ['tail', ['tail', '--nats-url', 'nats://127.0.0.1:1', '--duration', '10']]] as const) {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      for (const delay of [0, 15, 60, 200]) {
+        const proc = spawn(cmd, [...pre, process.execPath, BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+        t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+        const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+        // Until the executable names itself, after taking its signals: what came before is Node's own start.
+        await waitFor(() => {
+          try {
+            return readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').startsWith(`wazuh-nats-tap ${what}`);
+          } catch {
+            return true;
+          }
+        }, 5000, `${what} to take its signals`);
+        await new Promise((r) => setTimeout(r, delay));
+        proc.kill(sig);
+        const end = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        t.same(await exit, { code: 0, signal: null }, `${what}: ${sig} ${delay} ms in: exit 0`);
+        clearTimeout(end);
+      }
+    }
+  }
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });

@@ -33,6 +33,7 @@ import { artefacts } from '../paths.js';
 import { monotonicToWallClock } from '../util/clock.js';
 import { escapeUnsafe, safeJson } from '../util/printable.js';
 import { LineOutput } from '../util/line-output.js';
+import { takeEarlySignals } from '../util/early-signals.js';
 import type { WdbExchange, WdbRequest } from '../types.js';
 
 export const REPLY_MAX = 256;
@@ -204,6 +205,32 @@ async function agentNames(home: string, err: Writable): Promise<Map<number, stri
 export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<number> {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
+  let stopWhy = '';
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((r) => { wake = r; });
+  const stop = (why: string) => {
+    if (!stopWhy) stopWhy = why;
+    wake();
+  };
+  const onSignal = (sig: string) => () => stop(sig);
+  const onInt = onSignal('SIGINT');
+  const onTerm = onSignal('SIGTERM');
+  // `on`, not `once`: a second Ctrl-C (an impatient one) finds a handler that ignores it, not the
+  // default action that kills the process in the middle of the clean-up (stop() keeps the first why).
+  // Before anything is opened: a signal while client.keys is read or the programs load ends it all the same.
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  for (const sig of takeEarlySignals()) stop(sig); // one while the modules loaded
+  try {
+    return await captureUntilStopped(opts, out, err, stopped, stop, () => stopWhy);
+  } finally {
+    process.removeListener('SIGINT', onInt);
+    process.removeListener('SIGTERM', onTerm);
+  }
+}
+
+async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, err: Writable,
+  stopped: Promise<void>, stop: (why: string) => void, why: () => string): Promise<number> {
   const names = await agentNames(opts.home, err);
   const wallMs = monotonicToWallClock();
   // The home's path leading to another home later (a container's pid reused): refused by the pin, said once.
@@ -219,16 +246,6 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   const capture = Capture.open({ ...artefacts(), home: opts.home, hooks: opts.hooks, pin });
   const decoder = new WdbDecoder();
   let printed = 0; // lines handed to the output: what --count counts
-  let stopWhy = '';
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((r) => { wake = r; });
-  const stop = (why: string) => {
-    if (!stopWhy) stopWhy = why;
-    wake();
-  };
-  const onSignal = (sig: string) => () => stop(sig);
-  const onInt = onSignal('SIGINT');
-  const onTerm = onSignal('SIGTERM');
   // stdout closed (`| head`): the end. A reader that does not keep up (`| less` paused): lines are
   // dropped and counted, not piled up in memory, and the summary says so (util/line-output.ts).
   const output = new LineOutput(out, {
@@ -237,18 +254,14 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
   });
   const quiet = () => {};
   err.on('error', quiet);
-  // `on`, not `once`: a second Ctrl-C (an impatient one) finds a handler that ignores it, not the
-  // default action that kills the process in the middle of the clean-up (stop() keeps the first why).
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
   let failure: Error | null = null;
   try {
     capture.start((records) => {
       for (const rec of records) {
-        if (stopWhy) return;
+        if (why()) return;
         for (const ex of decoder.push(rec)) {
-          if (stopWhy) return;
+          if (why()) return;
           const us = wallMicros(ex.tsNs, wallMs); // one time for both forms
           const r = toRecord(ex, us, names);
           const line = opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex, us);
@@ -261,12 +274,14 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
       failure = e;
       stop('capture failed');
     });
-    capture.attach();
-    const id = capture.identity();
-    err.write(`wazuh-nats-tap: capturing wazuh-db traffic of ${id.home}: socket ${id.wdb_dir ? `${id.wdb_dir} entry wdb` : 'directory queue/db not found yet'}`
-      + `${id.wdb_socket ? `, now ${id.wdb_socket}` : ''}; daemons of ${id.exe_dirs.map((d) => d.path).join(', ') || 'no bin/ yet'} `
-      + `(hooks: ${capture.attachedHooks().join(',')}; ${capture.targets().length} target processes); `
-      + 'Ctrl-C to stop\n');
+    if (!why()) { // not for a stop that came first (a signal while it loaded)
+      capture.attach();
+      const id = capture.identity();
+      err.write(`wazuh-nats-tap: capturing wazuh-db traffic of ${id.home}: socket ${id.wdb_dir ? `${id.wdb_dir} entry wdb` : 'directory queue/db not found yet'}`
+        + `${id.wdb_socket ? `, now ${id.wdb_socket}` : ''}; daemons of ${id.exe_dirs.map((d) => d.path).join(', ') || 'no bin/ yet'} `
+        + `(hooks: ${capture.attachedHooks().join(',')}; ${capture.targets().length} target processes); `
+        + 'Ctrl-C to stop\n');
+    }
     await stopped;
   } finally {
     if (timer) clearTimeout(timer);
@@ -275,8 +290,7 @@ export async function runCaptureCommand(opts: CaptureCommandOptions): Promise<nu
     await capture.close();
     // What still waits for the reader: a second at most, then given up (and said).
     const lost = await output.finish(1000);
-    process.removeListener('SIGINT', onInt);
-    process.removeListener('SIGTERM', onTerm);
+    const stopWhy = why();
     if (stopWhy) {
       // Printed: the lines the output took (a pipe, a file, the terminal), not those handed to it.
       const slow = output.dropped + (output.gone ? 0 : lost);

@@ -8,6 +8,7 @@ import { decrypt, HEADER_KEY_ID, HEADER_SCHEME, type EncryptionKey } from '../pu
 import { maskUrl } from '../util/mask-url.js';
 import { printable, safeJson } from '../util/printable.js';
 import { LineOutput } from '../util/line-output.js';
+import { takeEarlySignals } from '../util/early-signals.js';
 import { loadConfig, type EffectiveConfig, type LoadOptions } from '../config/ossec-conf.js';
 import { ConfigFileMissing } from '../errors.js';
 
@@ -182,6 +183,7 @@ export async function runTail(o: TailOptions): Promise<number> {
   const onSignal = () => stop('signal');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (takeEarlySignals().length) stop('signal'); // a Ctrl-C while the modules loaded
   const durationTimer = o.duration ? setTimeout(() => stop('duration'), o.duration * 1000) : null;
   try {
     const timeout = Math.max(1, Math.min(TAIL_CONNECT_TIMEOUT_MS, o.duration ? o.duration * 1000 : Infinity));
