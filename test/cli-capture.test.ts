@@ -321,3 +321,30 @@ t.test('capture and tail: SIGTERM or SIGINT while they load (after the executabl
   }
   t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });
+
+t.test('capture without --home finds a 5.x manager\'s home (/var/wazuh-manager) as run, tail and config check do', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  // In a mount namespace of its own: /var an empty tmpfs (no /var/ossec), the simulated home bound at /var/wazuh-manager.
+  const script = `mount -t tmpfs tmpfs /var && mkdir /var/wazuh-manager && mount --bind "$HOME_DIR" /var/wazuh-manager && exec "$@"`;
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', cmd, ...pre, process.execPath, BIN, 'capture', '--duration', '30'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME_DIR: home } });
+  let err = '';
+  let out = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+  await waitFor(() => err.includes(READY) || proc.exitCode !== null, 20_000, 'capture to attach');
+  // (Its daemons run outside that namespace, where the home has its temporary path: the home and its
+  // socket being found is what this shows, not their traffic.)
+  t.match(err, /capturing wazuh-db traffic of \/var\/wazuh-manager: socket \/var\/wazuh-manager\/queue\/db \(/, `the 5.x home, its socket found:\n${err}`);
+  t.notMatch(err, /agent names unavailable/, 'its client.keys read');
+  proc.kill('SIGINT');
+  t.same(await exit, { code: 0, signal: null });
+  t.equal(out, '');
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
+});

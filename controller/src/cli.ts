@@ -8,7 +8,7 @@ import { controlCommand, DEFAULT_CONTROL_SOCKET } from './commands/control.js';
 import type { ControlCommand } from './control/protocol.js';
 import { checkKernel } from './capture/capture.js';
 import { artefacts } from './paths.js';
-import { loadConfig, parseServerUrls } from './config/ossec-conf.js';
+import { detectHome, loadConfig, parseServerUrls } from './config/ossec-conf.js';
 import { connectOptions, urlOptions } from './publish/connect-options.js';
 import { maskedConfig } from './config/mask.js';
 import { renderConfig } from './config/render.js';
@@ -168,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
         + 'Stops on Ctrl-C/SIGTERM, --count or --duration and leaves nothing in the kernel. '
         + 'Needs root (or CAP_BPF and CAP_PERFMON); exit code 3 when privileges or kernel support are missing.')
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per exchange and line (shape: docs/troubleshooting.md)' })
-      .option('home', { type: 'string', default: '/var/ossec', describe: 'the Wazuh manager\'s home (agent names from etc/client.keys)' })
+      .option('home', { type: 'string', describe: 'the Wazuh manager\'s home, agent names from its etc/client.keys (default: /var/ossec, else /var/wazuh-manager, as run finds it)' })
       .option('hooks', {
         type: 'string', default: 'sendto',
         describe: 'syscalls to hook, comma-separated: sendto (Wazuh\'s daemons), write, sendmsg, writev',
@@ -182,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
         code = await runCaptureCommand({
-          json: a.json, home: a.home, hooks: parseHooks(a.hooks), count: a.count, duration: a.duration,
+          json: a.json, home: a.home ?? detectHome(), hooks: parseHooks(a.hooks), count: a.count, duration: a.duration,
         });
       } catch (e) {
         code = exitCodeOf(e);
