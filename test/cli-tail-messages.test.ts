@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { startNats, type NatsServer } from './helpers/nats-server.js';
-import { BIN, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
+import { BIN, runTap, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 import { encrypt, encryptedHeaders, readKeyFile, type EncryptionKey } from '../controller/src/publish/encryption.js';
 
@@ -249,4 +249,25 @@ t.test('tail: a reader that does not read — messages are dropped and counted, 
   clearTimeout(end);
   t.same(r, { code: 0, signal: null }, 'SIGINT ends it, exit 0, while the reader still reads nothing');
   t.match(tail.err(), /\d+ messages not shown in all: the output was too slow/, 'and it says how many were not shown');
+});
+
+t.test('tail --count N counts messages: a keepalive batch is one (its lines all shown), a message that is no event one too', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const tail = await startTail(t, nats, ['wazuh.>', '--count', '3']);
+  const nc = await publisher(t, nats);
+  const ka = (n: number) => ({ event_type: 'keepalive', time: 't', agent_id: `00${n}`, agent_name: `a${n}`, status: 'active', version: 'Wazuh v4.7.5', ip_address: '10.0.0.1' });
+  pub(nc, 'wazuh.agent.batch.keepalive', JSON.stringify({ event_type: 'keepalive_batch', events: [ka(1), ka(2), ka(3)] }));
+  pub(nc, 'wazuh.test.nj', 'not json');
+  pub(nc, 'wazuh.test.enc', 'AAAA', { 'Wazuh-Encryption': 'AES-256-GCM', 'Wazuh-Key-Id': 'abc' });
+  pub(nc, 'wazuh.test.z', GOOD(1));
+  await nc.flush();
+  const end = setTimeout(() => tail.proc.kill('SIGKILL'), 15_000);
+  t.same(await tail.exit, { code: 0, signal: null }, 'ends by itself after the third message');
+  clearTimeout(end);
+  const lines = tail.out().split('\n').filter(Boolean);
+  t.equal(lines.length, 5, `three keepalives, the not-JSON and the encrypted message:\n${tail.out()}`);
+  t.notOk(tail.out().includes('ok-1'), 'not the fourth message');
+  const help = await runTap(['tail', '--help']);
+  t.match(help.stdout.replace(/\s+/g, ' '), /stop after N messages, not lines: a keepalive batch is one; a message that is no event counts too/, '--help says so');
 });

@@ -205,13 +205,14 @@ export async function main(argv: string[]): Promise<number> {
       .usage('$0 tail [subject] [options]\n\nWithout --nats-url, the server, its TLS and credentials, the encryption key and the '
         + 'subject prefix come from the tap\'s configuration (<home>/etc/nats-tap.conf, as `run` reads it): on the manager '
         + 'host `wazuh-nats-tap tail` just works. --nats-url alone reads no configuration; with --config or --home it replaces '
-        + 'only the configuration\'s servers. Flags override it.')
+        + 'only the configuration\'s servers. Flags override it. One line per event (a keepalive batch: one line per '
+        + 'keepalive it carries); a message that is no event (not JSON, encrypted without the key…) is one line saying why.')
       .positional('subject', { type: 'string', describe: 'NATS subject (wildcards allowed); default <prefix>.>' })
       .option('nats-url', { type: 'string', describe: 'NATS server URL(s), nats:// or tls://, comma-separated (default: the configuration\'s, else nats://127.0.0.1:4222); alone, no configuration is read' })
       .option('config', { type: 'string', describe: 'the tap\'s configuration file (default: <home>/etc/nats-tap.conf); with --nats-url, its servers are replaced' })
       .option('home', { type: 'string', describe: 'the Wazuh manager\'s home' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
-      .option('count', { type: 'number', default: 0, describe: 'stop after N messages' })
+      .option('count', { type: 'number', default: 0, describe: 'stop after N messages, not lines: a keepalive batch is one; a message that is no event counts too' })
       .option('duration', { type: 'number', default: 0, describe: 'stop after S seconds' })
       .option('encryption-key', { type: 'string', describe: 'key file to decrypt encrypted messages (default: the configuration\'s encryption_key); with a key, an unencrypted message is not shown' })
       .option('allow-plaintext', { type: 'boolean', default: false, describe: 'with a key: show unencrypted messages too, marked (NOT ENCRYPTED): anyone who may publish under the prefix could have written them' })
