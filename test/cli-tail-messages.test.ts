@@ -8,8 +8,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { startNats, type NatsServer } from './helpers/nats-server.js';
-import { BIN, runTap, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
+import { natsCollecting, startNats, type NatsServer } from './helpers/nats-server.js';
+import { SimManager } from '../scripts/sim/manager.mjs';
+import { writeOssecConf } from './helpers/config.js';
+import { alertLine } from './helpers/alerts.js';
+import { BIN, ROOT, runTap, startTap, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 import { encrypt, encryptedHeaders, readKeyFile, type EncryptionKey } from '../controller/src/publish/encryption.js';
 
@@ -270,4 +273,31 @@ t.test('tail --count N counts messages: a keepalive batch is one (its lines all 
   t.notOk(tail.out().includes('ok-1'), 'not the fourth message');
   const help = await runTap(['tail', '--help']);
   t.match(help.stdout.replace(/\s+/g, ' '), /stop after N messages, not lines: a keepalive batch is one; a message that is no event counts too/, '--help says so');
+});
+
+t.test('end to end: an alert whose description holds ESC, CR and a forged line — run publishes it escaped (alert kept exact), tail prints one safe line', async (t) => {
+  const { nats, got } = await natsCollecting(t, 'wazuh.security.alerts.>');
+  const home = mkdtempSync(join(tmpdir(), 'wnt-tail-e2e-'));
+  writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n`);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tapRun = await startTap(['run', '--home', home, '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tapRun.stop('SIGKILL'));
+  await waitFor(() => tapRun.logs.some((l) => l.msg === 'following Wazuh\'s alerts'), 5000, 'the follower');
+  const tail = await startTail(t, nats, ['wazuh.security.alerts.>']);
+  const desc = 'Logon failure for user \u001b[2J\u001b[Hroot\u001b]0;owned\u0007\r2024-05-28T12:35:00.123Z  fake line';
+  const alert = JSON.parse(alertLine({ n: 1, level: 5 }));
+  alert.rule.description = desc;
+  await sim.writeAlertBytes(`${JSON.stringify(alert)}\n`);
+  await waitFor(() => got.length >= 1 && tail.out().includes('fake line'), 10_000, 'the alert, on NATS and in tail');
+  t.equal(got[0].body.description, 'Logon failure for user \\u001b[2J\\u001b[Hroot\\u001b]0;owned\\u0007\\u000d2024-05-28T12:35:00.123Z  fake line',
+    'the published summary field, escaped');
+  t.equal(got[0].body.alert.rule.description, desc, 'the alert as analysisd wrote it, exact');
+  t.same(await stopped(tail), { code: 0, signal: null });
+  const lines = tail.out().split('\n').filter(Boolean);
+  t.equal(lines.length, 1, tail.out());
+  t.notOk(UNSAFE.test(tail.out()), 'nothing a terminal acts on');
+  t.equal(lines[0], '2024-05-28T12:35:00.123Z  wazuh.security.alerts.low  rule 5502 level 5 agent 001: Logon failure for user '
+    + '\\u001b[2J\\u001b[Hroot\\u001b]0;owned\\u0007\\u000d2024-05-28T12:35:00.123Z  fake line', 'the forged line is visibly part of the description');
 });
