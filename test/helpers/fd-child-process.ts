@@ -27,7 +27,9 @@ export function startFdChild(t: { teardown(fn: () => unknown): void }, nofile = 
     async send(cmd: string) {
       const n = c.events.length;
       p.stdin!.write(`${cmd}\n`);
-      await waitFor(() => c.events.slice(n).some((r) => r.ev === 'done'), 5000, `the child to do ${cmd}: ${err}`);
+      // 20 s: the first command waits for the child's start too (tsx compiling it and its imports),
+      // which a full run on two busy cores took past 5 s (fd-exhaustion, the spool drain's test).
+      await waitFor(() => c.events.slice(n).some((r) => r.ev === 'done'), 20_000, `the child to do ${cmd}: ${err}`);
       const mine = c.events.slice(n);
       return mine.find((r) => r.ev === 'stats')?.stats ?? mine.find((r) => r.ev === 'done');
     },
