@@ -4,7 +4,8 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
@@ -35,12 +36,12 @@ export interface Tail {
  * `tail ARGS` on the server, subscribed (its `Ctrl-C to stop` seen). `read: false`: its stdout is a
  * pipe nobody reads (a `| less` paused, a stuck reader).
  */
-async function startTail(t: Tap.Test, nats: NatsServer, args: string[], { read = true } = {}): Promise<Tail> {
+async function startTail(t: Tap.Test, nats: { url: string }, args: string[], { read = true, stdout = 'pipe' as 'pipe' | number } = {}): Promise<Tail> {
   const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
-  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'tail', '--nats-url', nats.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'tail', '--nats-url', nats.url, ...args], { stdio: ['ignore', stdout, 'pipe'] });
   let out = '';
   let err = '';
-  if (read) proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  if (read && proc.stdout) proc.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
@@ -225,6 +226,43 @@ t.test('tail: a reader that goes away (`| head -1`) ends it quietly, exit 0', as
   clearTimeout(end);
   t.same(r, { code: 0, signal: null }, 'exit 0, by itself');
   t.notMatch(tail.err(), /EPIPE|Unhandled|\n\s+at /, `nothing but its start line on stderr:\n${tail.err()}`);
+});
+
+t.test('tail: an output that fails other than by its reader closing (a full disk: /dev/full) is said, exit 1 — not taken for `| head`', async (t) => {
+  const nats = await startNats();
+  t.teardown(() => nats.stop());
+  const full = openSync('/dev/full', 'w');
+  t.teardown(() => closeSync(full));
+  const tail = await startTail(t, nats, ['wazuh.>'], { stdout: full });
+  const nc = await publisher(t, nats);
+  pub(nc, 'wazuh.test.x', GOOD(0));
+  await nc.flush();
+  const end = setTimeout(() => tail.proc.kill('SIGKILL'), 15_000);
+  const r = await tail.exit;
+  clearTimeout(end);
+  t.same(r, { code: 1, signal: null }, 'exit 1, by itself');
+  t.match(tail.err(), /cannot write the output: .*(ENOSPC|no space)/i, `said on stderr:\n${tail.err()}`);
+});
+
+t.test('tail: what the NATS server says (an -ERR) is printed escaped — a server may be anyone\'s', async (t) => {
+  // A server that greets, then refuses the connection with a text holding OSC and CSI sequences.
+  const srv = createServer((s) => {
+    s.on('error', () => {});
+    s.write('INFO {"server_id":"x","version":"2.10.0","proto":1,"max_payload":1048576,"headers":true}\r\n');
+    s.once('data', () => s.write("-ERR 'Authorization Violation \u001b]0;PWNED\u0007\u001b[2J\u001b[31mfake line'\r\n"));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => srv.close());
+  const url = `nats://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'tail', '--nats-url', url, '--duration', '5', 'wazuh.>'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const code = await new Promise<number | null>((r) => proc.once('exit', r));
+  t.not(code, 0, `it ends in failure (exit ${code})`);
+  t.match(err, /Authorization Violation/, `the server's words are said:\n${err}`);
+  t.notMatch(err, UNSAFE, 'and no control character of theirs reaches the terminal');
 });
 
 /** The resident memory of a process, in kB. */

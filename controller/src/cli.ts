@@ -24,6 +24,7 @@ import { clip, clipRuns } from './util/clip.js';
 import { validateSubjectFilter } from './publish/subjects.js';
 import { loggedError, Lifecycle, watchProcess } from './agent/lifecycle.js';
 import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
+import { printable } from './util/printable.js';
 
 /** Signals the executable took before the modules were loaded (bin/wazuh-nats-tap.js): the lifecycle's now. */
 function adoptEarlySignals(life: Lifecycle): void {
@@ -244,7 +245,7 @@ export async function main(argv: string[]): Promise<number> {
         });
       } catch (e) {
         code = exitCodeOf(e);
-        process.stderr.write(`wazuh-nats-tap tail: ${maskSecrets((e as Error).message, urlSecrets(urls))}\n`);
+        process.stderr.write(`wazuh-nats-tap tail: ${printable(maskSecrets((e as Error).message, urlSecrets(urls)))}\n`);
       } finally {
         restoreConsole();
       }

@@ -248,14 +248,18 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
   let printed = 0; // lines handed to the output: what --count counts
   // stdout closed (`| head`): the end. A reader that does not keep up (`| less` paused): lines are
   // dropped and counted, not piled up in memory, and the summary says so (util/line-output.ts).
+  let failure: Error | null = null;
   const output = new LineOutput(out, {
-    onGone: () => stop('stdout closed'),
+    onGone: (e) => {
+      if (!e) return stop('stdout closed');
+      failure ??= new Error(`cannot write the output: ${e.message}`);
+      stop('output failed');
+    },
     onSlow: () => err.write('wazuh-nats-tap: the output is not read fast enough: exchanges are dropped (counted in the summary) until it catches up\n'),
   });
   const quiet = () => {};
   err.on('error', quiet);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
-  let failure: Error | null = null;
   try {
     capture.start((records) => {
       for (const rec of records) {

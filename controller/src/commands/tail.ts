@@ -199,7 +199,8 @@ export async function runTail(o: TailOptions): Promise<number> {
     }
     if ('err' in first) {
       if (first.err instanceof NatsConnectTimeout) throw first.err;
-      throw new TailError(`cannot connect to NATS at ${o.servers.map(maskUrl).join(', ')}: ${first.err.message}`);
+      // The server's own words (an -ERR) may hold anything: printed escaped, as a message's are.
+      throw new TailError(`cannot connect to NATS at ${o.servers.map(maskUrl).join(', ')}: ${printable(first.err.message)}`);
     }
     return await follow(first.nc, o, stopped, stop);
   } finally {
@@ -218,7 +219,11 @@ async function follow(
   // stdout closed (`| head`): the end, quietly (exit 0). A reader that does not keep up: messages
   // dropped and counted, not piled up in memory (util/line-output.ts).
   const output = new LineOutput(process.stdout, {
-    onGone: () => stop('output'),
+    onGone: (failure) => {
+      if (!failure) return stop('output');
+      say(`cannot write the output: ${printable(failure.message)}; stopping`);
+      stop('error');
+    },
     onSlow: () => say('the output is not read fast enough: messages are dropped (counted) until it catches up'),
     onCaughtUp: (n) => say(`${n} messages not shown: the output was too slow`),
   });
@@ -228,7 +233,7 @@ async function follow(
   const sub = nc.subscribe(o.subject, {
     callback: (err, m: Msg) => {
       if (err) {
-        say(err.message);
+        say(printable(err.message)); // a permissions violation quotes the server's -ERR
         return stop('error');
       }
       // Nothing a message holds may throw out of here: nats.js would take it for its own failure,

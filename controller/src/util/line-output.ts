@@ -35,8 +35,12 @@ export class LineOutput {
   constructor(
     private readonly out: Writable,
     private readonly hooks: {
-      /** The reader closed (once). */
-      onGone?: () => void;
+      /**
+       * The output ended (once): `failure` null when its reader closed (EPIPE: `| head` — the end,
+       * quietly), else the write error (ENOSPC, EIO, EFBIG: a file that cannot take more), which the
+       * operator must be told of: what follows is lost.
+       */
+      onGone?: (failure: Error | null) => void;
       /** Lines started to be dropped (once per streak). */
       onSlow?: () => void;
       /** The reader keeps up again after `n` dropped lines. */
@@ -47,14 +51,18 @@ export class LineOutput {
     out.on('error', this.onError);
   }
 
-  private readonly onError = (): void => {
-    // EPIPE, ERR_STREAM_DESTROYED or any other: the reader is gone; Node's unhandled 'error' would
-    // have thrown out of the event loop with a stack trace.
+  private readonly onError = (e: NodeJS.ErrnoException): void => {
+    // Whatever it is, nothing more is written (Node's unhandled 'error' would have thrown out of
+    // the event loop with a stack trace); only a reader that went away is no failure.
     if (this.gone) return;
     this.gone = true;
-    this.hooks.onGone?.();
+    this.failure = e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' ? null : e;
+    this.hooks.onGone?.(this.failure);
     this.settled?.();
   };
+
+  /** Why the output failed, when it did other than by its reader closing (see onGone). */
+  failure: Error | null = null;
 
   /** Lines handed to the stream and neither passed on nor failed yet. */
   get pending(): number {
