@@ -3,7 +3,7 @@
 import t from 'tap';
 
 process.setMaxListeners(50); // startTap adds an exit listener per child
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
@@ -241,6 +241,29 @@ t.test('capture: a reader that does not read — lines dropped and counted in th
   const m = /stopped \(SIGINT\): (\d+) exchanges printed, (\d+) not printed \(the output was too slow\); kernel: (\d+) records captured/.exec(err);
   t.ok(m, `the summary counts what was not printed:\n${err}`);
   if (m) t.ok(Number(m[2]) > 0 && Number(m[1]) < 120_000, `${m[1]} printed (taken by the pipe), ${m[2]} not`);
+  t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
+});
+
+t.test('capture: an output that fails other than by its reader closing (/dev/full) is said, detaches and exits 1', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-'));
+  const sim = new SimManager({ binDir, home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const full = openSync('/dev/full', 'w');
+  t.teardown(() => closeSync(full));
+  const [cmd, ...pre] = WITHOUT_TEST_HOOKS;
+  const proc = spawn(cmd, [...pre, process.execPath, BIN, 'capture', '--home', home], { stdio: ['ignore', full, 'pipe'] });
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+  await waitFor(() => err.includes(READY) || proc.exitCode !== null, 20_000, 'capture to attach');
+  await sim.keepalive(A);
+  const end = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+  const r = await exit;
+  clearTimeout(end);
+  t.same(r, { code: 1, signal: null }, `exit 1, by itself:\n${err}`);
+  t.match(err, /cannot write the output: .*(ENOSPC|no space)/i, 'said');
   t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });
 
