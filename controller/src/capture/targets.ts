@@ -151,14 +151,17 @@ export function scanProcesses(trusted: ReadonlyMap<string, number>, procRoot = '
 /** The daemon id process `pid` runs as now (0: none of `trusted`, a kernel thread, gone). */
 function daemonOf(trusted: ReadonlyMap<string, number>, pid: number, procRoot: string): number {
   const st = exeOf(`${procRoot}/${pid}`) ?? exeOfAThread(pid, procRoot);
+  // (A process gone meanwhile, or whose threads all ended between the two looks: 0, as any gone.)
   return st ? trusted.get(key({ dev: st.dev, ino: st.ino })) ?? 0 : 0;
 }
 
 function exeOf(task: string): BigIntStats | null {
   try {
-    return statSync(`${task}/exe`, { bigint: true });
+    // No exception for ENOENT (a kernel thread, a zombie, gone): one costs ~6 µs, for each of the
+    // machine's kernel threads at each rescan.
+    return statSync(`${task}/exe`, { bigint: true, throwIfNoEntry: false }) ?? null;
   } catch {
-    return null; // kernel thread, gone, a zombie, or not ours to read
+    return null; // not ours to read
   }
 }
 
@@ -171,6 +174,9 @@ function exeOf(task: string): BigIntStats | null {
 function exeOfAThread(pid: number, procRoot: string): BigIntStats | null {
   let tids: string[];
   try {
+    // procfs counts a process's threads in its task directory's links (2 + threads): one stat
+    // passes over the kernel threads — hundreds to thousands at each rescan — that have only one.
+    if ((statSync(`${procRoot}/${pid}/task`, { throwIfNoEntry: false })?.nlink ?? 0) <= 3) return null;
     tids = readdirSync(`${procRoot}/${pid}/task`);
   } catch {
     return null;
