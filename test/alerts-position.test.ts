@@ -201,3 +201,37 @@ t.test('a position sync that fails is counted and said, never thrown; the next s
   await waitFor(() => (c.last()?.lines ?? 0) === 6, 5000, `the follower goes on: ${c.err()}`);
   t.equal(c.p.exitCode, null, 'the process lives');
 });
+
+t.test('alerts turned off and on while the last position waits for the spool: the next follower resumes where the last stopped, not from the older file', async (t) => {
+  const h = home(t);
+  mkdirSync(h.dir);
+  writeFileSync(h.file, lines(0, 2));
+  let slow = false;
+  // A spool sync that waits (a slow disk, a failed sync waiting for NATS's acknowledgements).
+  const afterSync = () => new Promise<boolean>((r) => setTimeout(() => r(true), slow ? 3000 : 5));
+  const follower = (seen: string[], resumeFrom: ReturnType<AlertsFollower['lastPosition']> = null) => new AlertsFollower({
+    file: h.file, positionFile: h.pos, fromBeginning: true, pollMs: 50, stopWaitMs: 300, afterSync, resumeFrom,
+    sink: (ls) => { for (const l of ls) seen.push(l.text); return ls.length; },
+  });
+  const a: string[] = [];
+  const A = follower(a);
+  A.start();
+  await waitFor(() => a.length === 2 && existsSync(h.pos), 5000, 'A reads the first two, its position written');
+  slow = true;
+  appendFileSync(h.file, lines(2, 5));
+  await waitFor(() => a.length === 5, 5000, 'A reads three more (their position waits for the sync)');
+  await A.close(); // a reload: alerts off; the stop gives up on the write after 300 ms
+  t.equal(offsetOf(h.pos), L(0).length + L(1).length + 2, 'the file still holds the older position');
+  slow = false; // the spool's syncs answer at once again; A's, asked for before, still waits
+  const b: string[] = [];
+  const B = follower(b, A.lastPosition()); // the next reload: alerts on
+  B.start();
+  appendFileSync(h.file, lines(5, 6));
+  await waitFor(() => b.length >= 1, 5000, 'B reads what came after');
+  await sleep(300);
+  t.same(b.map((x) => JSON.parse(x).n), [5], 'B reads only what A had not: nothing published twice');
+  await waitFor(() => offsetOf(h.pos) === lines(0, 6).length, 5000, 'B\'s position written');
+  await sleep(3200); // A's sync answers: its abandoned write is not made over B's
+  await B.close();
+  t.equal(offsetOf(h.pos), lines(0, 6).length, 'the file ends at B\'s position');
+});

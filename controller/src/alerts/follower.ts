@@ -85,6 +85,13 @@ export interface FollowerOptions {
   syncPosition?: boolean;
   /** How long close() waits for the last position to be written (default 1000 ms): a dead disk must not hold the stop. */
   stopWaitMs?: number;
+  /**
+   * Where a follower of this process stopped (its lastPosition(), alerts turned off and on by
+   * reloads): taken instead of the file, whose last write may not have landed yet (a spool sync
+   * that waits, a slow disk) — read from there, the file's older position had the alerts in
+   * between read and published again. Null or absent: the file's.
+   */
+  resumeFrom?: AlertsPosition | null;
   /** Safety poll (default 1000 ms). */
   pollMs?: number;
   retryMs?: number;
@@ -139,7 +146,7 @@ interface Current {
 export const DEFAULT_MAX_LINE_BYTES = 512 * 1024;
 
 export class AlertsFollower {
-  private readonly o: Required<Omit<FollowerOptions, 'log' | 'afterSync'>> & Pick<FollowerOptions, 'log' | 'afterSync'>;
+  private readonly o: Required<Omit<FollowerOptions, 'log' | 'afterSync' | 'resumeFrom'>> & Pick<FollowerOptions, 'log' | 'afterSync' | 'resumeFrom'>;
   private readonly splitter: LineSplitter;
   private readonly buf: Buffer;
   private cur: Current | null = null;
@@ -196,6 +203,11 @@ export class AlertsFollower {
     this.poll = setInterval(() => this.kick(), this.o.pollMs);
     this.poll.unref();
     this.kick();
+  }
+
+  /** The newest position handed to the writer (where a follower started after this one resumes). */
+  lastPosition(): AlertsPosition | null {
+    return this.pos;
   }
 
   stats(): FollowerStats {
@@ -381,6 +393,11 @@ export class AlertsFollower {
    */
   private loadPosition(): boolean {
     if (this.posRead) return true;
+    if (this.o.resumeFrom) {
+      this.pos = this.o.resumeFrom;
+      this.posRead = true;
+      return true;
+    }
     try {
       this.pos = readPosition(this.o.positionFile, (why) => {
         this.o.log?.warn({ file: this.o.positionFile, why }, 'alerts position unreadable: starting as without one');

@@ -124,6 +124,8 @@ export class PositionWriter {
   private pending: AlertsPosition | null = null;
   private running: Promise<void> | null = null;
   private stopping = false;
+  /** The stop stopped waiting: a write not begun yet is not made (a later writer of the file has the newer position). */
+  private abandoned = false;
 
   constructor(private readonly o: PositionWriterOptions) {}
 
@@ -144,7 +146,9 @@ export class PositionWriter {
           if (this.o.afterSync && !(await this.o.afterSync(this.stopping))) {
             throw new NotSynced('the spool could not sync the events behind the alerts position: it was not saved');
           }
-          await oneAtATime(this.o.file, () => replaceOwnAsync(this.o.file, `${JSON.stringify(p)}\n`, { sync: this.o.sync }));
+          if (this.abandoned) return;
+          await oneAtATime(this.o.file, () => (this.abandoned ? Promise.resolve()
+            : replaceOwnAsync(this.o.file, `${JSON.stringify(p)}\n`, { sync: this.o.sync })));
         } catch (e) {
           this.o.onError(e as Error, p);
         }
@@ -170,7 +174,9 @@ export class PositionWriter {
     const timeout = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), timeoutMs); });
     try {
       // The run takes what waits, the last position with it, before it ends.
-      return await Promise.race([running.then(() => 'written' as const), timeout]);
+      const r = await Promise.race([running.then(() => 'written' as const), timeout]);
+      if (r === 'timeout') this.abandoned = true;
+      return r;
     } finally {
       clearTimeout(timer);
     }

@@ -5,6 +5,7 @@
 // loses nor repeats an alert.
 import { join } from 'node:path';
 import type { Part } from '../lifecycle.js';
+import type { AlertsPosition } from '../../alerts/position.js';
 import type { Tap } from '../tap.js';
 import { AlertsFollower } from '../../alerts/follower.js';
 import { AlertSink } from '../../alerts/alert-sink.js';
@@ -13,6 +14,10 @@ import { wazuhUid } from '../../alerts/trusted-open.js';
 export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
   const { log } = tap;
   let blocked = false;
+  /** The last follower's close: its last position may still be on its way to the disk. */
+  let closing: Promise<void> = Promise.resolve();
+  /** Where the last follower stopped: the next one resumes there, not from the file (see resumeFrom). */
+  let stoppedAt: AlertsPosition | null = null;
 
   /** Resolves once the last position is written (bounded: the follower's stopWaitMs) when following stops. */
   const follow = (on: boolean): Promise<void> => {
@@ -25,11 +30,19 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
         // Written once the spool synced the alerts behind it. With no publisher, no alert was accepted.
         afterSync: (now) => tap.publisher?.delivery.spool.afterSync(now) ?? Promise.resolve(true),
         syncPosition: tap.publisher?.delivery.spool.fsyncPolicy !== 'never',
+        resumeFrom: stoppedAt,
       });
-      tap.follower.start();
+      // A follower closed a moment ago (alerts turned off and on again by two reloads) may still be
+      // writing its last position: this one resumes where that one stopped (resumeFrom), and starts
+      // once that write is done or given up (a close waits at most its stopWaitMs), so that its own
+      // writes of the file come after it.
+      const follower = tap.follower;
+      void closing.then(() => { if (tap.follower === follower) follower.start(); });
       log.info({ file: tap.alertsFile, min_level: tap.alertOpts.minLevel }, 'following Wazuh\'s alerts');
     } else if (!on && tap.follower) {
       const closed = tap.follower.close(); // its position is saved behind what the spool synced
+      stoppedAt = tap.follower.lastPosition() ?? stoppedAt;
+      closing = closed.catch(() => {});
       tap.keepAlertCounts(tap.follower); // the counters never go down: a later follower's add to them
       tap.follower = null;
       log.info('alerts: no longer followed');
