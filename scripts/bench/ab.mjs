@@ -56,7 +56,7 @@ async function drained(tap, maxMs = 60_000) {
   let last = -2;
   let at = null;
   for (;;) {
-    const published = (await tap.status().catch(() => null))?.nats?.published ?? -1;
+    const published = (await tap.status().catch(() => null))?.nats?.acknowledged ?? -1; // delivered (published counts resends too)
     const now = { t: performance.now(), cpu: cpuOf(tap.pid) };
     if (published !== last) { at = now; last = published; }
     if (now.t - at.t >= 1500 || now.t - t0 >= maxMs) return at.cpu;
