@@ -160,6 +160,59 @@ t.test('a local user holding every metrics connection no longer keeps Prometheus
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
 
+t.test('connections whose answers are never read (requests piped in, nothing read) hold no slot past busyMs: every scrape answered', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-busy-'));
+  writeOssecConf(home);
+  const port = await freePort();
+  const tap = await startTap(['run', '--home', home, '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--control-socket', join(home, 'tap.sock'),
+    '--no-attach', '--metrics', `127.0.0.1:${port}`], /^started detached/);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await waitFor(() => tap.logs.some((l) => l.msg === 'metrics on /metrics'), 10_000, 'the endpoint');
+  // 32 connections, each sending 3,000 requests at once and reading nothing, with a receive buffer of
+  // 1 KiB (the session-diff review's probe): their answers stay "in progress". Each is opened again when closed.
+  const holder = spawn('python3', ['-c', `
+import socket, select, sys, time
+REQ = b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'
+def busy():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.connect(('127.0.0.1', ${port})); s.setblocking(False)
+    try:
+        for _ in range(3000): s.send(REQ)
+    except BlockingIOError: pass
+    return s
+conns = set(busy() for _ in range(${METRICS_LIMITS.maxConnections}))
+opened = len(conns); last = 0
+while True:
+    p = select.poll(); fds = {c.fileno(): c for c in conns}
+    for fd in fds: p.register(fd, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+    for fd, ev in p.poll(50):
+        c = fds[fd]; conns.discard(c); c.close()
+        try: conns.add(busy()); opened += 1
+        except Exception: pass
+    if time.time() - last > 0.2: print(opened, flush=True); last = time.time()
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => holder.kill('SIGKILL'));
+  let opened = 0;
+  holder.stdout!.on('data', (b: Buffer) => { opened = Number(b.toString().trim().split('\n').pop()); });
+  await waitFor(() => opened >= METRICS_LIMITS.maxConnections, 5000, 'the holder\'s connections');
+  await sleep(METRICS_LIMITS.busyMs + 500); // their answers are in progress longer than busyMs now
+  let ok = 0;
+  const failed: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (res.status === 200 && /^wazuh_nats_tap_attached 0$/m.test(await res.text())) ok++;
+      else failed.push(String(res.status));
+    } catch (e) {
+      failed.push((e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message);
+    }
+    await sleep(100);
+  }
+  t.equal(ok, 20, `every scrape answered (${failed.slice(0, 3).join('; ')})`);
+  holder.kill('SIGKILL');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
 t.test('a server given no registry source still answers (the plain Registry of the fd tests)', async (t) => {
   const port = await freePort();
   const server = await serveMetrics(new Registry(), { host: '127.0.0.1', port });

@@ -193,7 +193,7 @@ export function parseMetricsAddress(s: string): { host: string; port: number } |
  * rendered wait for that one: a scrape costs the tap the same whoever scrapes, however often.
  */
 export const METRICS_LIMITS = {
-  maxConnections: 32, idleMs: 5000, headersMs: 1000, requestMs: 10_000, keepAliveMs: 2000, cacheMs: 1000,
+  maxConnections: 32, idleMs: 5000, headersMs: 1000, requestMs: 10_000, keepAliveMs: 2000, cacheMs: 1000, busyMs: 2000,
 } as const;
 
 export interface MetricsLog {
@@ -218,15 +218,24 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
   o: { cacheMs?: number } = {}): Promise<Server> {
   const L = METRICS_LIMITS;
   const render = cachedRender(reg, o.cacheMs ?? L.cacheMs);
-  /** Connections with a request in progress (its headers read, its answer not finished): never closed to make room. */
-  const serving = new WeakSet<Socket>();
+  /**
+   * Connections with requests in progress (headers read, answer not finished), and since when:
+   * not closed to make room — for busyMs at most, since a client that pipelines requests and never
+   * reads the answers keeps them "in progress" for ever (32 such held every slot).
+   */
+  const serving = new WeakMap<Socket, { n: number; since: number }>();
   const server = createServer({
     headersTimeout: L.headersMs, requestTimeout: L.requestMs, keepAliveTimeout: L.keepAliveMs,
     connectionsCheckingInterval: 250, // how often headersTimeout/requestTimeout are checked (default 30 s)
   }, (req, res) => {
     const sock = req.socket;
-    serving.add(sock);
-    res.once('close', () => serving.delete(sock));
+    const busy = serving.get(sock);
+    if (busy) busy.n++;
+    else serving.set(sock, { n: 1, since: performance.now() });
+    res.once('close', () => {
+      const b = serving.get(sock);
+      if (b && --b.n <= 0) serving.delete(sock);
+    });
     if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
       res.writeHead(404).end('not found\n');
       return;
@@ -240,7 +249,7 @@ export async function serveMetrics(reg: Registry, addr: { host: string; port: nu
   await listenGuarded(server, (done) => server.listen(addr.port, addr.host, done), {
     max: L.maxConnections, what: 'metrics', warn: log ? (o, msg) => log.warn(o, msg) : undefined,
     dropHint: '(a scraper that does not close them, or a local user)',
-    busy: (s) => serving.has(s),
+    busy: (s) => { const b = serving.get(s); return !!b && performance.now() - b.since < L.busyMs; },
   });
   return server;
 }
