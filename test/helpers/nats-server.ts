@@ -1,6 +1,6 @@
 // A real nats-server (Debian's) on a loopback port, for the tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -177,4 +177,39 @@ export async function natsCollecting(t: { teardown(fn: () => unknown): void; fai
   nc.subscribe(subject, { callback: (_e, m) => { checkContract(t, contractMessage(m)); got.push(received(m)); } });
   await nc.flush();
   return { nats, nc, got };
+}
+
+/** The passwords the documented server's users get in the tests (the file has bcrypt placeholders). */
+export const DOCUMENTED_PASSWORDS = { 'wazuh-tap': 'tap-pa55', xdr: 'xdr-pa55' } as const;
+
+/**
+ * docs/examples/nats-server.conf as shipped — its TLS with client certificates, its users and their
+ * permissions, its JetStream — on a loopback port, with `pki`'s certificates, a store of its own and
+ * each user's placeholder hash replaced by a plain password (DOCUMENTED_PASSWORDS): what the docs
+ * promise of it (the tap delivers, the example consumer reads and acknowledges) is tested as written.
+ */
+export async function startDocumentedNats(pki: { ca: string; serverCert: string; serverKey: string }): Promise<NatsServer> {
+  const doc = readFileSync(new URL('../../docs/examples/nats-server.conf', import.meta.url), 'utf8');
+  const dir = mkdtempSync(join(tmpdir(), 'nats-doc-'));
+  serverDirs.add(dir);
+  let user = '';
+  const conf = doc
+    .replace(/^listen:.*$/m, '') // startNatsServer's own, on a free loopback port
+    .replace('"/etc/nats/server.pem"', JSON.stringify(pki.serverCert))
+    .replace('"/etc/nats/server.key"', JSON.stringify(pki.serverKey))
+    .replace('"/etc/nats/ca.pem"', JSON.stringify(pki.ca))
+    .replace('"/var/lib/nats/jetstream"', JSON.stringify(join(dir, 'js')))
+    .replace(/user: "([^"]+)"|password: "\$2a\$[^"]*"/g, (m, u: string | undefined) => {
+      if (u) {
+        user = u;
+        return m;
+      }
+      const pw = (DOCUMENTED_PASSWORDS as Record<string, string>)[user];
+      if (!pw) throw new Error(`docs/examples/nats-server.conf: a user the tests know no password of: ${user}`);
+      return `password: "${pw}"`;
+    });
+  for (const f of ['/etc/nats/', '/var/lib/nats', '$2a$']) {
+    if (conf.includes(f)) throw new Error(`docs/examples/nats-server.conf: ${f} left in it`);
+  }
+  return startNatsServer({ extra: conf });
 }

@@ -105,6 +105,8 @@ export interface DeliveryOptions {
   stream?: StreamOptions;
   /** JetStream: also keep each agent's latest status event in this KV bucket (key = agent id). */
   kvBucket?: string;
+  /** The subject prefix (`subject_prefix`): named in the hint of a refused publish (default `wazuh`). */
+  prefix?: string;
   /** Called at most every `shedReportMs` (default 5000) when messages were shed since the last call. */
   onShed?: (delta: Record<MessageKind, number>, total: Record<MessageKind, number>) => void;
   shedReportMs?: number;
@@ -191,6 +193,17 @@ const PUMP_SLICE_MS = 4;
 const STREAM_NOT_FOUND = 10059;
 /** JetStream's "message size exceeds maximum allowed": the stream's max_msg_size is below the message. */
 const MESSAGE_TOO_LARGE = 10054;
+
+/**
+ * What to allow, for a publish the server refused to the tap's user: the KV bucket's subjects
+ * (`$KV.<bucket>.>`, agents_kv) for a KV put, else the event subjects (`<prefix>.>`).
+ */
+export function publishPermissionHint(subject: string, prefix: string): string {
+  const kv = /^\$KV\.([^.]+)\./.exec(subject);
+  return kv
+    ? `allow the user to publish to $KV.${kv[1]}.> (the KV bucket of agents_kv)`
+    : `allow the user to publish to ${prefix}.> (the subject prefix)`;
+}
 
 export function kvStreamConfig(bucket: string, replicas: number): Partial<StreamConfig> & { name: string } {
   return {
@@ -469,11 +482,13 @@ export class Delivery {
     this.c.denied++;
     this.lastDenied = `${operation} ${clip(String(e.subject ?? ''), 120)}`;
     const fields = { operation, subject: clip(String(e.subject ?? ''), 120), denied: this.c.denied };
-    this.sayLimited(`denied-${operation}`, 'error', fields, operation === 'subscription'
+    // A refused KV put and a refused event are two fixes: each is said, once a minute at most.
+    const kv = operation === 'publish' && String(e.subject ?? '').startsWith('$KV.');
+    this.sayLimited(`denied-${operation}${kv ? '-kv' : ''}`, 'error', fields, operation === 'subscription'
       ? 'NATS refused the tap a subscription (permissions violation): JetStream acknowledgements cannot arrive, so every message is retried; allow the user to subscribe to _INBOX.>'
-      : this.o.mode === 'core'
-        ? 'NATS refused a publish of the tap (permissions violation): with core NATS those messages are lost; allow the user to publish to the subject prefix (e.g. wazuh.>)'
-        : 'NATS refused a publish of the tap (permissions violation): the message waits and is retried until allowed; allow the user to publish to the subject prefix (e.g. wazuh.>)');
+      : `NATS refused a publish of the tap (permissions violation): ${this.o.mode === 'core'
+        ? 'with core NATS those messages are lost'
+        : 'the message waits and is retried until allowed'}; ${publishPermissionHint(String(e.subject ?? ''), this.o.prefix ?? 'wazuh')}`);
   }
 
   /** The last refusal: operation and subject (status). */

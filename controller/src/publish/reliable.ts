@@ -138,7 +138,7 @@ export class ReliablePublisher {
       },
       maxReconnects: opts.maxReconnects, reconnectDelayMs: opts.reconnectDelayMs, connectOptions: opts.connectOptions,
       window: opts.window, ackTimeoutMs: opts.ackTimeoutMs, stream,
-      kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined,
+      kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined, prefix: opts.prefix,
       diagnose: opts.diagnose,
       onShed: (delta, total) => {
         opts.log.warn({ shed: delta, total }, 'spool full: events shed');
