@@ -91,7 +91,7 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
   { element: 'stream', key: 'stream', type: 'name', default: 'WAZUH', secret: false,
     description: 'JetStream stream to publish into (letters, digits, `-`, `_`).' },
   { element: 'create_stream', key: 'createStream', type: 'boolean', default: 'no', secret: false,
-    description: '`yes`: create the stream (subjects `<prefix>.>`) when it does not exist, at connect and again if it is deleted while the tap runs.' },
+    description: '`yes`: create the stream when it does not exist, at connect and again if it is deleted while the tap runs: subjects `<prefix>.>`, file storage, 1 replica, duplicate window 2 h, and no age or size limit — it keeps every event until JetStream\'s store is full: set `max_age`/`max_bytes` on it, or create it yourself (configuration.md, "The stream"). A stream that exists is used as it is.' },
   { element: 'agents_kv', key: 'agentsKv', type: 'boolean', default: 'no', secret: false,
     description: '`yes` (with JetStream): also keep each agent\'s latest status event in the KV bucket `<prefix>_agents` (key: agent id), for consumers that want current state without replaying; made again if deleted.' },
   { element: 'spool_dir', key: 'spoolDir', type: 'dir', default: '<home>/var/nats-tap', secret: false,
