@@ -4,13 +4,15 @@
 // through its durable consumer — and a second run resumes after the last acknowledged one.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { SimManager } from '../scripts/sim/manager.mjs';
-import { natsCollecting } from './helpers/nats-server.js';
+import { DOCUMENTED_PASSWORDS, natsCollecting, startDocumentedNats } from './helpers/nats-server.js';
+import { makePki } from './helpers/certs.js';
 import { ROOT, startTap } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { waitFor } from './helpers/wait.js';
@@ -66,5 +68,54 @@ t.test('the example consumer: KV state, then the stream through a durable consum
   t.same(second.filter((l) => l.kind === 'agent').map((l) => l.state.current_status), ['disconnected'], 'the KV bucket follows');
   t.same(second.filter((l) => l.kind === 'event').map((l) => [l.event.agent_id, l.event.current_status, l.event.reason]),
     [['751', 'disconnected', 'agent_shutdown']], 'only the new event: the old ones were acknowledged');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('the example consumer as the "xdr" user of docs/examples/nats-server.conf: TLS, user and password from the environment, acknowledgements allowed', async (t) => {
+  // The first subtest built dist/.
+  const pki = makePki('consumer-doc');
+  const nats = await startDocumentedNats(pki);
+  t.teardown(() => nats.stop());
+  const home = mkdtempSync(join(tmpdir(), 'wnt-example-doc-'));
+  writeOssecConf(home, '');
+  const pass = join(home, 'etc/nats.password');
+  writeFileSync(pass, DOCUMENTED_PASSWORDS['wazuh-tap'], { mode: 0o600 });
+  writeOssecConf(home, `    <server_url>tls://127.0.0.1:${nats.port}</server_url>\n    <tls_ca>${pki.ca}</tls_ca>\n`
+    + `    <tls_cert>${pki.clientCert}</tls_cert>\n    <tls_key>${pki.clientKey}</tls_key>\n`
+    + `    <user>wazuh-tap</user>\n    <password_file>${pass}</password_file>\n`
+    + '    <jetstream>yes</jetstream>\n    <create_stream>yes</create_stream>\n    <agents_kv>yes</agents_kv>\n');
+  const A = { id: 752, name: 'example-doc-agent', ip: '192.168.56.52' };
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home, '--node', 'example-doc', '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const nc = await connect({ servers: nats.url, user: 'xdr', pass: DOCUMENTED_PASSWORDS.xdr,
+    tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey } });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const stored = async () => (await jsm.streams.info('WAZUH').catch(() => null))?.state.messages ?? 0;
+  await sim.startup(A);
+  await sim.keepalive(A);
+  // started, attached, pending, active, the keepalive's batch.
+  await waitFor(async () => (await stored()) >= 5, 15_000, 'the events in the stream');
+  const n = await stored();
+  const env = {
+    ...process.env, NATS_URL: `tls://127.0.0.1:${nats.port}`, NATS_USER: 'xdr', NATS_PASSWORD: DOCUMENTED_PASSWORDS.xdr,
+    NATS_CA: pki.ca, NATS_CERT: pki.clientCert, NATS_KEY: pki.clientKey,
+  };
+  const example = async (...args: string[]) => {
+    const r = await run(process.execPath, [join(EXAMPLE, 'dist/main.js'), '--json', '--durable', 'xdr-doc', ...args], { env, timeout: 30_000 });
+    return r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  };
+  const first = await example('--max-events', String(n));
+  t.same(first.filter((l) => l.kind === 'agent').map((l) => [l.agent_id, l.state.current_status]), [['752', 'active']], 'the KV bucket, read as xdr');
+  t.equal(first.filter((l) => l.kind === 'event').length, n, 'every stored event, each acknowledged');
+  await sim.shutdown(A);
+  await waitFor(async () => (await stored()) > n, 15_000, 'the shutdown in the stream');
+  const second = await example('--max-events', '1');
+  t.same(second.filter((l) => l.kind === 'event').map((l) => [l.event.agent_id, l.event.current_status]), [['752', 'disconnected']],
+    'a second run resumes after the acknowledged ones');
+  t.notOk(/Violation/.test(nats.log()), 'no permissions violation on the server');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

@@ -2,10 +2,14 @@
 // wazuh-events: print the agents' current state, then follow the events.
 //   NATS_URL=nats://nats-1:4222 node dist/main.js [--prefix wazuh] [--stream WAZUH]
 //     [--durable NAME] [--max-events N] [--json]
+// The NATS user, from the environment (never a URL: nats.js does not read credentials there):
+//   NATS_USER and NATS_PASSWORD, or NATS_TOKEN, or NATS_CREDS (a .creds file); TLS: NATS_CA (the
+//   CA that signed the server's certificate), NATS_CERT and NATS_KEY (a client certificate).
 // --json prints one JSON object per line: {"kind":"agent",...} for the KV state, then
 // {"kind":"event","subject":...,"event":{...}}; without it, a line a person reads.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { connect } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { consume, currentAgents } from './consumer.js';
 import type { WazuhEvent } from './events.js';
 
@@ -38,7 +42,20 @@ const out = (o: object, text: string): void => {
   process.stdout.write(`${a.json ? JSON.stringify(o) : text}\n`);
 };
 
-const nc = await connect({ servers: (process.env.NATS_URL ?? 'nats://127.0.0.1:4222').split(','), name: 'wazuh-events-example' });
+/** The connection's options from the environment (see the top of this file). */
+function fromEnv(env: NodeJS.ProcessEnv): NodeConnectionOptions {
+  const o: NodeConnectionOptions = { servers: (env.NATS_URL ?? 'nats://127.0.0.1:4222').split(','), name: 'wazuh-events-example' };
+  if (env.NATS_USER) Object.assign(o, { user: env.NATS_USER, pass: env.NATS_PASSWORD ?? '' });
+  if (env.NATS_TOKEN) o.token = env.NATS_TOKEN;
+  if (env.NATS_CREDS) {
+    const file = env.NATS_CREDS;
+    o.authenticator = credsAuthenticator(() => readFileSync(file)); // read again at each connection
+  }
+  if (env.NATS_CA || env.NATS_CERT) o.tls = { caFile: env.NATS_CA, certFile: env.NATS_CERT, keyFile: env.NATS_KEY };
+  return o;
+}
+
+const nc = await connect(fromEnv(process.env));
 const stop = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
 try {
