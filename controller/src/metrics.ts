@@ -120,7 +120,7 @@ export function metricsRegistry(sources: MetricsSources): Registry {
       c.inc({ op: 'write' }, d.writeErrors ?? 0);
       c.inc({ op: 'read' }, d.readErrors ?? 0);
     });
-  sampledGauge(reg, 'wazuh_nats_tap_publish_latency_ms', 'p99 of recent messages from their publishing to NATS\' acknowledgement (core: the flush that confirms them, every 20 ms; JetStream: the PubAck), milliseconds; no sample before the first acknowledgement',
+  sampledGauge(reg, 'wazuh_nats_tap_publish_latency_ms', 'p99 of recent messages from their publishing to NATS\' acknowledgement, milliseconds (JetStream: the PubAck; core: the PONG to the PING the tap sends 20 ms after the oldest unconfirmed message with the next one, or on a timer at 40 ms — ~40-45 ms at a few messages a second is that timing, not NATS); no sample before the first acknowledgement',
     () => src.delivery().latencyMs);
   sampledGauge(reg, 'wazuh_nats_tap_capture_delay_ms', 'p99 of recent agent event messages from the daemon\'s syscall (the capture) to their publishing to NATS: the tap\'s own share of the latency, milliseconds; no sample before the first agent event',
     () => src.delivery().delayMs);
