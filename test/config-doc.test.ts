@@ -9,6 +9,8 @@ import { configReferenceMarkdown, withGeneratedReference } from '../controller/s
 import { HOOK_NAMES, NATS_ELEMENTS } from '../controller/src/config/schema.js';
 import { HOOKS } from '../controller/src/capture/capture.js';
 import { validSecret } from './helpers/config.js';
+import { exampleConfig } from '../controller/src/config/example.js';
+import { makePki } from './helpers/certs.js';
 
 const DOC = new URL('../docs/configuration.md', import.meta.url);
 
@@ -66,4 +68,44 @@ t.test('docs/examples/nats-tap.conf is a valid configuration (its files made in 
   t.equal(c.alertsMinLevel, 7);
   t.equal(c.reconnectDelaySec, 2);
   t.same(c.warnings, []);
+});
+
+t.test('the packaged example (exampleConfig): each commented element, uncommented, passes the loader (config check)', async (t) => {
+  // The example the .deb and .rpm install as <home>/etc/nats-tap.conf shows every element commented
+  // out: an administrator uncomments one and sets <enabled>yes</enabled>. Its <spool_dir> was
+  // `<home>/var/nats-tap`: malformed XML once uncommented.
+  const example = exampleConfig();
+  const pki = makePki('example');
+  const commented = [...example.matchAll(/^ {4}<!-- (<(\w+)>.*<\/\2>) -->$/gm)].map((m) => ({ line: m[0], element: m[2], xml: m[1] }));
+  t.same(commented.map((c) => c.element).sort(), NATS_ELEMENTS.map((e) => e.element).filter((e) => e !== 'enabled').sort(),
+    'every element but <enabled> is there, commented out');
+  // Elements that need another: uncommented together (the loader names the missing one otherwise).
+  const partner: Record<string, string> = { tls_cert: 'tls_key', tls_key: 'tls_cert', user: 'password_file', password_file: 'user',
+    encrypt_messages: 'encryption_key' };
+  const home = mkdtempSync(join(tmpdir(), 'wnt-example-'));
+  mkdirSync(join(home, 'etc'));
+  // The example's relative files, made as an administrator would (root's, 0600 for secrets).
+  const files: Record<string, string> = {
+    'etc/nats.creds': readFileSync(new URL('../docs/examples/nats.creds.template', import.meta.url), 'utf8'),
+    'etc/nats.nk': 'SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTCY\n',
+    'etc/nats.token': 'a-token\n', 'etc/nats.password': 'a-password\n',
+    'etc/nats-client.crt': readFileSync(pki.clientCert, 'utf8'), 'etc/nats-client.key': readFileSync(pki.clientKey, 'utf8'),
+    'etc/nats-ca.pem': readFileSync(pki.ca, 'utf8'), 'etc/nats-tap.key': `${'ab'.repeat(32)}\n`,
+  };
+  for (const [f, content] of Object.entries(files)) writeFileSync(join(home, f), content, { mode: f.endsWith('.crt') || f.endsWith('.pem') ? 0o644 : 0o600 });
+  for (const c of commented) {
+    const on = [c, ...commented.filter((o) => o.element === partner[c.element])];
+    let conf = example.replace('<enabled>no</enabled>', '<enabled>yes</enabled>').replaceAll('/var/ossec/', `${home}/`);
+    for (const o of on) conf = conf.replace(o.line.replaceAll('/var/ossec/', `${home}/`), `    ${o.xml.replaceAll('/var/ossec/', `${home}/`)}`);
+    const file = join(home, 'etc/nats-tap.conf');
+    writeFileSync(file, conf, { mode: 0o640 });
+    let cfg: ReturnType<typeof loadConfig> | undefined;
+    try {
+      cfg = loadConfig({ file, home });
+    } catch (e) {
+      t.fail(`<${c.element}> uncommented: ${(e as Error).message}`);
+      continue;
+    }
+    t.equal(cfg.enabled, true, `<${on.map((o) => o.element).join('> and <')}> uncommented: accepted`);
+  }
 });

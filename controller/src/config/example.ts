@@ -60,9 +60,14 @@ export function exampleConfig(): string {
   ];
   const body: string[] = [];
   for (const e of NATS_ELEMENTS) {
-    const value = e.element === 'enabled' ? 'no' : e.default ?? EXAMPLE_VALUES[e.element];
+    // A default under the home (spool_dir's <home>/var/nats-tap) is written out for 4.x's: `<home>` inside
+    // an element is markup, and the line uncommented was malformed XML.
+    const home = e.default?.includes('<home>') ?? false;
+    const value = e.element === 'enabled' ? 'no' : home ? e.default!.replaceAll('<home>', '/var/ossec') : e.default ?? EXAMPLE_VALUES[e.element];
     if (value === undefined) throw new Error(`example.ts: no example value for <${e.element}>`);
-    const note = e.default === null ? ' (no default; an example value)' : ` (default: ${e.default})`;
+    const note = e.default === null ? ' (no default; an example value)'
+      : home ? ` (default: ${e.default}, i.e. ${value} on 4.x, ${e.default.replaceAll('<home>', '/var/wazuh-manager')} on 5.x)`
+        : ` (default: ${e.default})`;
     body.push('', ...wrap(plain(e.description) + note, 88).map((l, i) => `    ${i ? '     ' : '<!-- '}${l}`));
     body[body.length - 1] += ' -->';
     const el = `<${e.element}>${value}</${e.element}>`;
