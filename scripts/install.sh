@@ -48,7 +48,15 @@ install)
   remove_tree "$lib"
   install -d -m 0755 "$lib" "$lib/build/bpf" "$lib/build/lib" "$bin" "$(dirname "$unit")" "$(dirname "$man")"
   cp -R dist bin package.json package-lock.json docs "$lib/"
-  install -m 0644 README.md "$lib/docs/"
+  # The README beside the docs, its links rewritten for that tree (as the package does); the consumer
+  # example it links to under docs/examples/consumer; vagrant/ is not installed: named as the source's.
+  sed -e 's#](docs/#](#g' -e 's#\[\([^]]*\)\](vagrant/README\.md)#\1 (in the source repository)#g' README.md > "$lib/docs/README.md"
+  sed -i 's#\[\([^]]*\)\](\.\./vagrant/README\.md)#\1 (in the source repository)#g' "$lib/docs/integration.md"
+  install -d -m 0755 "$lib/docs/examples/consumer/src"
+  sed -e 's#](\.\./\.\./docs/#](../../#g' examples/consumer/README.md > "$lib/docs/examples/consumer/README.md"
+  install -m 0644 examples/consumer/package.json examples/consumer/tsconfig.json "$lib/docs/examples/consumer/"
+  install -m 0644 examples/consumer/src/*.ts "$lib/docs/examples/consumer/src/"
+  chmod 0644 "$lib/docs/README.md" "$lib/docs/examples/consumer/README.md"
   install -m 0644 build/bpf/wdbtap.bpf.o "$lib/build/bpf/"
   install -m 0755 build/lib/libwdbtap.so "$lib/build/lib/"
   # Runtime dependencies only, from this checkout's node_modules (no download at install).

@@ -105,10 +105,22 @@ install -m 0755 packaging/wazuh-nats-tap.launcher "$COMMON/usr/sbin/wazuh-nats-t
 node -e 'import("./dist/config/example.js").then((m) => process.stdout.write(m.exampleConfig()))' \
   > "$COMMON/usr/share/wazuh-nats-tap/nats-tap.conf.example"
 chmod 0644 "$COMMON/usr/share/wazuh-nats-tap/nats-tap.conf.example"
-install -m 0644 README.md docs/configuration.md docs/integration.md docs/troubleshooting.md docs/architecture.md "$DOC/"
+# The docs, flat in $DOC, with what they link to: the templates of docs/examples (examples/), the
+# measurements (performance.md) and the consumer example (examples/consumer/). Links written for the
+# repository's tree are rewritten for this one; vagrant/ (VMs to try it) is not shipped: named as the
+# source repository's.
+install -m 0644 docs/configuration.md docs/troubleshooting.md docs/architecture.md docs/performance.md "$DOC/"
+not_shipped='s#\[\([^]]*\)\](\(\.\./\)\{0,1\}vagrant/README\.md)#\1 (in the source repository)#g'
+sed -e 's#](docs/grafana/README\.md#](grafana.md#g' -e 's#](docs/#](#g' -e "$not_shipped" README.md > "$DOC/README.md"
+sed -e "$not_shipped" docs/integration.md > "$DOC/integration.md"
+install -d -m 0755 "$DOC/examples/consumer/src"
+install -m 0644 docs/examples/nats-server.conf docs/examples/nats-tap.conf docs/examples/nats.creds.template docs/examples/make-certs.sh "$DOC/examples/"
+sed -e 's#](\.\./\.\./docs/#](../../#g' examples/consumer/README.md > "$DOC/examples/consumer/README.md"
+install -m 0644 examples/consumer/package.json examples/consumer/tsconfig.json "$DOC/examples/consumer/"
+install -m 0644 examples/consumer/src/*.ts "$DOC/examples/consumer/src/"
 # The event contract and the Grafana dashboard, for the platform team and the monitoring.
 install -m 0644 docs/asyncapi.yaml docs/grafana/wazuh-nats-tap.json "$DOC/"
-install -m 0644 docs/grafana/README.md "$DOC/grafana.md"
+sed -e 's#](\.\./#](#g' docs/grafana/README.md > "$DOC/grafana.md"
 sed -e "s/@VERSION@/$VERSION/" -e "s#@LIBDIR@#/usr/lib/wazuh-nats-tap#" -e "s#@DOCDIR@#/usr/share/doc/wazuh-nats-tap#" \
   -e "s#@EXAMPLE@#/usr/share/wazuh-nats-tap/nats-tap.conf.example#" packaging/wazuh-nats-tap.8 | gzip -9n > "$COMMON/usr/share/man/man8/wazuh-nats-tap.8.gz"
 # Files as a package ships them: root's, no write bit for others, executables 0755.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './helpers/tap-process.js';
 import { bpfMark, leftBehind } from './helpers/bpf.js';
+import { brokenLinks } from './helpers/doc-links.js';
 
 // Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
 const MARK = bpfMark();
@@ -48,6 +49,7 @@ t.test('install, run the installed executable, uninstall', async (t) => {
   t.notMatch(page, /@[A-Z]+@/, 'every placeholder of the man page filled');
   t.match(page, /^\.I \/usr\/lib\/wazuh-nats-tap\/docs\/README\.md$/m, 'its SEE ALSO names the installed docs');
   t.ok(existsSync(join(lib, 'docs/README.md')) && existsSync(join(lib, 'docs/examples/nats-tap.conf')), 'which are there');
+  t.same(brokenLinks(join(lib, 'docs')), [], 'every relative link of the installed docs resolves there (README\'s, the consumer example\'s)');
 
   // The installed copy, away from the checkout: its own dist/, build/ and node_modules.
   const bin = join(lib, 'bin/wazuh-nats-tap.js');

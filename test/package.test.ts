@@ -16,6 +16,7 @@ import { ROOT, startTapCommand } from './helpers/tap-process.js';
 import { natsCollecting } from './helpers/nats-server.js';
 import { bpfMark, leftBehind } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
+import { brokenLinks } from './helpers/doc-links.js';
 
 const MARK = bpfMark();
 const run = promisify(execFile);
@@ -151,6 +152,12 @@ t.test('.deb: dpkg installs it into a throwaway root; upgrade, remove and purge 
     '/usr/share/doc/wazuh-nats-tap/asyncapi.yaml', '/usr/share/doc/wazuh-nats-tap/wazuh-nats-tap.json']) {
     t.ok(files.includes(f), `ships ${f}`);
   }
+  // The docs, flat in /usr/share/doc/wazuh-nats-tap: what they link to is there (the templates of
+  // examples/, performance.md, the consumer example), README's links rewritten for that tree.
+  for (const f of ['examples/nats-server.conf', 'examples/make-certs.sh', 'performance.md', 'examples/consumer/src/main.ts']) {
+    t.ok(files.includes(`/usr/share/doc/wazuh-nats-tap/${f}`), `ships ${f}`);
+  }
+  t.same(brokenLinks(join(root, 'usr/share/doc/wazuh-nats-tap')), [], 'every relative link of the shipped docs resolves');
   t.notOk(files.some((f) => /\/node_modules\/(tap|typescript|ajv|@tapjs)\//.test(`${f}/`)), 'no development dependency');
   t.same(files.filter((f) => f.endsWith('.node')), [`/${LIB}/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node`], 'one native addon: linux-x64 (glibc)');
   t.notOk(files.includes('/etc/nats-tap.conf') || files.some((f) => f.startsWith('/var/')), 'nothing under /var or of Wazuh\'s is owned by the package');
