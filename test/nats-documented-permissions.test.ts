@@ -1,8 +1,8 @@
 // docs/examples/nats-server.conf as shipped (TLS with client certificates, its users and their
 // permissions, JetStream), and the tap connecting as its user "wazuh-tap": every event is delivered
 // — core NATS and JetStream, with agents_kv and without — and nothing is refused. The permissions
-// docs/integration.md and docs/troubleshooting.md give are those of that file. A user without the
-// KV bucket's subjects is told which subject to allow.
+// docs/integration.md and docs/troubleshooting.md give are those of that file, and the least of
+// integration.md's table suffices. A user without the KV bucket's subjects is told which subject to allow.
 import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,12 +27,12 @@ t.test('the hint of a refused publish names the subjects to allow', async (t) =>
 });
 
 /** A simulated manager with one agent, and the tap on it with `nats` (the elements beyond enabled). */
-async function tapOn(t: Tap.Test, nats: string, id: number) {
+async function tapOn(t: Tap.Test, nats: string, id: number, user = 'wazuh-tap') {
   const home = mkdtempSync(join(tmpdir(), 'wnt-perm-'));
   writeOssecConf(home, '');
   const pass = join(home, 'etc/nats.password');
   writeFileSync(pass, DOCUMENTED_PASSWORDS['wazuh-tap'], { mode: 0o600 });
-  writeOssecConf(home, `    <user>wazuh-tap</user>\n    <password_file>${pass}</password_file>\n${nats}`);
+  writeOssecConf(home, `    <user>${user}</user>\n    <password_file>${pass}</password_file>\n${nats}`);
   const A = { id, name: `perm-${id}`, ip: '192.168.56.61' };
   const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
   t.teardown(() => sim.stop());
@@ -115,4 +115,41 @@ t.test('a user without $KV.<bucket>.>: the KV puts are refused, and the log says
   t.match(String(refused()!.msg), /the message waits and is retried until allowed; allow the user to publish to \$KV\.wazuh_agents\.> \(the KV bucket of agents_kv\)$/);
   const st = JSON.parse((await runTap(['status', '--json', '--control-socket', join(home, 'tap.sock')])).stdout);
   t.equal(st.nats.last_denied, 'publish $KV.wazuh_agents.690', 'status names it');
+});
+
+t.test('the least each mode needs, as integration.md\'s table gives it: core publishes <prefix>.> only; JetStream without create_stream also subscribes to _INBOX.>', async (t) => {
+  const pw = DOCUMENTED_PASSWORDS['wazuh-tap'];
+  const nats = await startNatsServer({
+    jetstream: true,
+    extra: `authorization { users: [
+      { user: "core", password: "${pw}", permissions: { publish: ["wazuh.>"], subscribe: { deny: [">"] } } }
+      { user: "js", password: "${pw}", permissions: { publish: ["wazuh.>"], subscribe: ["_INBOX.>"] } }
+      { user: "jsinfo", password: "${pw}", permissions: { publish: ["wazuh.>", "$JS.API.INFO", "$JS.API.STREAM.INFO.WAZUH"], subscribe: ["_INBOX.>"] } }
+      { user: "admin", password: "admin" } ] }\n`,
+  });
+  t.teardown(() => nats.stop());
+  const nc = await connect({ servers: nats.url, user: 'admin', pass: 'admin' });
+  t.teardown(() => nc.close());
+  const got: { subject: string; body: any }[] = [];
+  nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => { got.push({ subject: m.subject, body: m.json() }); } });
+  await nc.flush();
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'] }); // made by an administrator: no create_stream
+  const js = '    <jetstream>yes</jetstream>\n';
+  for (const [user, conf, id] of [['core', '', 695], ['js', js, 696], ['jsinfo', js, 697]] as const) {
+    await t.test(`${user === 'core' ? 'core NATS' : 'JetStream'}, user ${user}`, async (t) => {
+      const { home, A, sim, tap } = await tapOn(t, `    <server_url>${nats.url}</server_url>\n${conf}`, id, user);
+      await sim.startup(A);
+      await waitFor(() => got.some((m) => m.body.agent_id === String(id).padStart(3, '0')), 15_000, 'the status change');
+      await waitFor(async () => JSON.parse((await runTap(['status', '--json', '--control-socket', join(home, 'tap.sock')])).stdout)
+        .spool.records === 0, 15_000, 'every event acknowledged');
+      const st = JSON.parse((await runTap(['status', '--json', '--control-socket', join(home, 'tap.sock')])).stdout);
+      t.equal(st.nats.denied, 0, 'nothing refused');
+      t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+    });
+  }
+  // The one refusal: JetStream's optional look at the stream's max_msg_size, whose first step is
+  // $JS.API.INFO; with it and $JS.API.STREAM.INFO.<stream> (jsinfo), nothing is refused.
+  const refused = [...nats.log().matchAll(/Violation - User "(\w+)", Subject "([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+  t.same([...new Set(refused)], ['js $JS.API.INFO'], 'refused on the server: the optional look at the stream only');
 });
