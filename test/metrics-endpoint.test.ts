@@ -38,6 +38,23 @@ function counting(delivery: () => ReturnType<MetricsSources['delivery']> = () =>
 
 const metric = (text: string, name: string) => new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1];
 
+/** `n` scrapes 100 ms apart, as Prometheus makes them: how many were answered whole, and why the others were not. */
+async function scrapes(port: number, n: number): Promise<{ ok: number; failed: string[] }> {
+  let ok = 0;
+  const failed: string[] = [];
+  for (let i = 0; i < n; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (res.status === 200 && /^wazuh_nats_tap_attached 0$/m.test(await res.text())) ok++;
+      else failed.push(String(res.status));
+    } catch (e) {
+      failed.push((e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message);
+    }
+    await sleep(100);
+  }
+  return { ok, failed };
+}
+
 t.test('a scrape reads each source once: one snapshot of the delivery statistics for every metric', async (t) => {
   const { src, reads } = counting();
   const reg = metricsRegistry(src);
@@ -141,18 +158,7 @@ t.test('a local user holding every metrics connection no longer keeps Prometheus
   holder.stdout!.on('data', (b: Buffer) => { opened = Number(b.toString().trim().split('\n').pop()); });
   await waitFor(() => opened >= 40, 5000, 'the holder\'s connections');
   await sleep(500);
-  let ok = 0;
-  const failed: string[] = [];
-  for (let i = 0; i < 20; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
-      if (res.status === 200 && /^wazuh_nats_tap_attached 0$/m.test(await res.text())) ok++;
-      else failed.push(String(res.status));
-    } catch (e) {
-      failed.push((e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message);
-    }
-    await sleep(100);
-  }
+  const { ok, failed } = await scrapes(port, 20);
   t.equal(ok, 20, `every scrape answered while ${opened} connections were opened to hold the endpoint (${failed.slice(0, 3).join('; ')})`);
   const said = tap.logs.filter((l) => /^metrics: \d+ connections open already: the oldest idle one closed/.test(String(l.msg)));
   t.ok(said.length >= 1 && said.length <= 2, `said, not once each (${said.length} lines)`);
@@ -196,18 +202,7 @@ while True:
   holder.stdout!.on('data', (b: Buffer) => { opened = Number(b.toString().trim().split('\n').pop()); });
   await waitFor(() => opened >= METRICS_LIMITS.maxConnections, 5000, 'the holder\'s connections');
   await sleep(METRICS_LIMITS.busyMs + 500); // their answers are in progress longer than busyMs now
-  let ok = 0;
-  const failed: string[] = [];
-  for (let i = 0; i < 20; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
-      if (res.status === 200 && /^wazuh_nats_tap_attached 0$/m.test(await res.text())) ok++;
-      else failed.push(String(res.status));
-    } catch (e) {
-      failed.push((e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message);
-    }
-    await sleep(100);
-  }
+  const { ok, failed } = await scrapes(port, 20);
   t.equal(ok, 20, `every scrape answered (${failed.slice(0, 3).join('; ')})`);
   holder.kill('SIGKILL');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
