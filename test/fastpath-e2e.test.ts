@@ -276,7 +276,9 @@ t.test('a keepalive held for a reply that never comes (wazuh-db killed mid-reque
   t.teardown(() => tap.stop('SIGKILL'));
   await sim.startup(A);
   for (let i = 0; i < 3; i++) await sim.keepalive(A);
-  await waitFor(async () => (await status(sock)).fastpath.ticks >= 1, 10_000, 'a tick: the payload is the controller\'s');
+  // 30 s: each request burns 400 ms of wazuh-db's CPU, seconds of it before the first tick, and a full
+  // run on two busy cores stretched that past 10 s once.
+  await waitFor(async () => (await status(sock)).fastpath.ticks >= 1, 30_000, 'a tick: the payload is the controller\'s');
   const expired0 = (await status(sock)).fastpath.expired; // a keepalive queued behind others may have waited a second already
   const pending = sim.keepalive(A).catch(() => null);
   await new Promise((r) => setTimeout(r, 600)); // select-agent-group answered at 400 ms; update-agent-data in wazuh-db's hands until 800
