@@ -86,8 +86,9 @@ t.test('the packaged example (exampleConfig): each commented element, uncommente
   mkdirSync(join(home, 'etc'));
   // The example's relative files, made as an administrator would (root's, 0600 for secrets).
   const files: Record<string, string> = {
-    'etc/nats.creds': readFileSync(new URL('../docs/examples/nats.creds.template', import.meta.url), 'utf8'),
-    'etc/nats.nk': 'SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTCY\n',
+    // Real ones: config check reads a seed and a .creds through nats.js's own authenticators (9b3f9e5).
+    'etc/nats.creds': validSecret('credentials_file'),
+    'etc/nats.nk': validSecret('nkey_seed_file'),
     'etc/nats.token': 'a-token\n', 'etc/nats.password': 'a-password\n',
     'etc/nats-client.crt': readFileSync(pki.clientCert, 'utf8'), 'etc/nats-client.key': readFileSync(pki.clientKey, 'utf8'),
     'etc/nats-ca.pem': readFileSync(pki.ca, 'utf8'), 'etc/nats-tap.key': `${'ab'.repeat(32)}\n`,
