@@ -38,6 +38,18 @@ function counting(delivery: () => ReturnType<MetricsSources['delivery']> = () =>
 
 const metric = (text: string, name: string) => new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1];
 
+/** A tap started detached (no kernel, no NATS) serving /metrics on a port of its own. */
+async function detachedTapWithMetrics(t: Tap.Test, name: string) {
+  const home = mkdtempSync(join(tmpdir(), `wnt-metrics-${name}-`));
+  writeOssecConf(home);
+  const port = await freePort();
+  const tap = await startTap(['run', '--home', home, '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--control-socket', join(home, 'tap.sock'),
+    '--no-attach', '--metrics', `127.0.0.1:${port}`], /^started detached/);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await waitFor(() => tap.logs.some((l) => l.msg === 'metrics on /metrics'), 10_000, 'the endpoint');
+  return { tap, port };
+}
+
 /** `n` scrapes 100 ms apart, as Prometheus makes them: how many were answered whole, and why the others were not. */
 async function scrapes(port: number, n: number): Promise<{ ok: number; failed: string[] }> {
   let ok = 0;
@@ -138,13 +150,7 @@ t.test('the spool on /metrics: events NATS has not acknowledged and the age of t
 });
 
 t.test('a local user holding every metrics connection no longer keeps Prometheus out: the oldest idle one makes room', async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-hold-'));
-  writeOssecConf(home);
-  const port = await freePort();
-  const tap = await startTap(['run', '--home', home, '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--control-socket', join(home, 'tap.sock'),
-    '--no-attach', '--metrics', `127.0.0.1:${port}`], /^started detached/);
-  t.teardown(() => tap.stop('SIGKILL'));
-  await waitFor(() => tap.logs.some((l) => l.msg === 'metrics on /metrics'), 10_000, 'the endpoint');
+  const { tap, port } = await detachedTapWithMetrics(t, 'hold');
   // 40 connections kept open, each opened again 10 ms after the tap closes it (hold.mjs of the review).
   const holder = spawn(process.execPath, ['-e', `
     const net = require('node:net');
@@ -167,13 +173,7 @@ t.test('a local user holding every metrics connection no longer keeps Prometheus
 });
 
 t.test('connections whose answers are never read (requests piped in, nothing read) hold no slot past busyMs: every scrape answered', async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'wnt-metrics-busy-'));
-  writeOssecConf(home);
-  const port = await freePort();
-  const tap = await startTap(['run', '--home', home, '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--control-socket', join(home, 'tap.sock'),
-    '--no-attach', '--metrics', `127.0.0.1:${port}`], /^started detached/);
-  t.teardown(() => tap.stop('SIGKILL'));
-  await waitFor(() => tap.logs.some((l) => l.msg === 'metrics on /metrics'), 10_000, 'the endpoint');
+  const { tap, port } = await detachedTapWithMetrics(t, 'busy');
   // 32 connections, each sending 3,000 requests at once and reading nothing, with a receive buffer of
   // 1 KiB (the session-diff review's probe): their answers stay "in progress". Each is opened again when closed.
   const holder = spawn('python3', ['-c', `
