@@ -4,6 +4,7 @@
 
 import { isIP } from 'node:net';
 import type { WazuhConnectionStatus } from '../types.js';
+import { LONE_SURROGATE as LONE_SURROGATE_SRC, UNSAFE_CLASS } from '../util/printable.js';
 
 /**
  * Agent ids are integers, 0 being the manager itself. Wazuh formats them `%03d` and refuses ids of more
@@ -73,11 +74,11 @@ export function isVersion(v: unknown): v is string {
  * and lone UTF-16 surrogates: nothing a log line, a terminal or a dashboard should be handed.
  * Other Unicode is fine: a localised Windows reports its os_name in its own language.
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE = new RegExp(UNSAFE_CLASS);
+const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SRC);
 
 /** One character class scans fast; surrogates (emoji and the like) are then checked in pairs. */
-const SUSPECT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/;
+const SUSPECT = new RegExp(`${UNSAFE_CLASS.slice(0, -1)}\\ud800-\\udfff]`);
 
 /** Free text (os fields, node names, sync_status, group_config_status): bounded, nothing unsafe. */
 export function isCleanText(v: unknown, max: number): v is string {

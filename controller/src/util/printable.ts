@@ -8,10 +8,13 @@
 /**
  * What a terminal or a reader of the line could take for something other than text: C0 (CR, LF, ESC,
  * BEL…), DEL, C1 (U+009B is CSI on terminals that honour C1), the line and paragraph separators, the
- * bidirectional embeddings, overrides and isolates, and lone UTF-16 surrogates. The same set as the
- * wdb decoder refuses in the values it keeps (decode/values.ts).
+ * bidirectional embeddings, overrides and isolates (one character class)…
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+export const UNSAFE_CLASS = '[\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]';
+/** …and lone UTF-16 surrogates. The wdb decoder refuses the same set in the values it keeps (decode/values.ts). */
+export const LONE_SURROGATE = '[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]';
+
+const UNSAFE = new RegExp(`${UNSAFE_CLASS}|${LONE_SURROGATE}`, 'g');
 
 /** Longest value printed whole: a field of an event, a header, a subject (an honest one is far shorter). */
 export const PRINTABLE_MAX = 512;
