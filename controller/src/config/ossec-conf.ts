@@ -376,6 +376,11 @@ export function parseServerUrls(flag: string, text: string): string[] {
 // maskUrl lives in util/mask-url.ts (the log, status and tail mask URLs too); re-exported for config/.
 export { maskUrl };
 
+/** A file the configuration names that this user may not read: missing privileges (exit 3), not a bad setting. */
+function unreadable(ctx: Ctx, def: ConfigElement, path: string): PermissionDenied {
+  return new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
+}
+
 function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   let st;
   try {
@@ -396,7 +401,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     try {
       readTrustedFileSync(path, CREDENTIAL_FILE_BYTES);
     } catch (e) {
-      if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
+      if (isPermissionError(e)) throw unreadable(ctx, def, path);
       if (!(e instanceof UntrustedFile)) throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
       throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${e.message}: the tap trusts the servers it `
         + 'vouches for, so it must belong to root and be writable by root only');
@@ -422,7 +427,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     try {
       bytes = readRegularFileSync(path, CREDENTIAL_FILE_BYTES);
     } catch (e) {
-      if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
+      if (isPermissionError(e)) throw unreadable(ctx, def, path);
       throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
     }
     const problem = credentialProblem(def.key, bytes);
@@ -439,7 +444,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     try {
       n = keyBytes(readRegularFileSync(path, 4096).toString('utf8'));
     } catch (e) {
-      if (isPermissionError(e)) throw new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
+      if (isPermissionError(e)) throw unreadable(ctx, def, path);
       throw new ConfigError(`${ctx.where}: <${def.element}>: ${(e as Error).message}`);
     }
     if (n !== 32) {
