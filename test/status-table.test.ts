@@ -4,7 +4,7 @@
 // (the shim's queue overflowing, a kernel's scratch map failing).
 import t from 'tap';
 import { renderStatus } from '../controller/src/commands/control.js';
-import { LOSS_COUNTERS } from '../controller/src/agent/parts/capture.js';
+import { LOSS_COUNTERS } from '../controller/src/capture/loss.js';
 
 const base = () => ({
   attached: true, hooks: ['sendto'], capture_interval_ms: 1, targets: [{ pid: 10, name: 'wazuh-db' }], identity: null, home_moved: null,

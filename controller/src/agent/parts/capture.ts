@@ -9,8 +9,6 @@ import { LOSS_COUNTERS } from '../../capture/loss.js';
 import { artefacts } from '../../paths.js';
 import { STATE_COMMANDS } from '../../state/commands.js';
 
-// What the loss check counts as lost (capture/loss.ts): `status` adds up the same counters.
-export { LOSS_COUNTERS };
 type LossCounter = keyof typeof LOSS_COUNTERS;
 
 export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
