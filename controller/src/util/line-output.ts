@@ -26,7 +26,7 @@ export class LineOutput {
   delivered = 0;
   /** Lines not written: the reader was too slow. */
   dropped = 0;
-  /** The reader closed (EPIPE…): nothing more is written. */
+  /** The reader closed (EPIPE), or a write failed: nothing more is written. */
   gone = false;
   /** Dropped since the reader last kept up (for the caller's "N not shown" message). */
   private streak = 0;
@@ -56,13 +56,9 @@ export class LineOutput {
     // the event loop with a stack trace); only a reader that went away is no failure.
     if (this.gone) return;
     this.gone = true;
-    this.failure = e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' ? null : e;
-    this.hooks.onGone?.(this.failure);
+    this.hooks.onGone?.(e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' ? null : e);
     this.settled?.();
   };
-
-  /** Why the output failed, when it did other than by its reader closing (see onGone). */
-  failure: Error | null = null;
 
   /** Lines handed to the stream and neither passed on nor failed yet. */
   get pending(): number {
