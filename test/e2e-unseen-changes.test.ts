@@ -5,6 +5,8 @@
 // (test/chaos-e2e.test.ts found both). Real eBPF, the simulated manager, a real nats-server.
 import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager } from '../scripts/sim/manager.mjs';
@@ -13,6 +15,7 @@ import { ROOT, runTap, startTap } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { fillDisk, mountTmpfs } from './helpers/tmpfs.js';
 import { waitFor } from './helpers/wait.js';
+import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
 
 const A = { id: 1, name: 'web-01', ip: '10.3.0.1' };
 const B = { id: 2, name: 'db-01', ip: '10.3.0.2' };
@@ -89,6 +92,67 @@ t.test('an agent removed while the tap was detached, or stopped: one removed eve
   await sleep(1000);
   t.same([changes(got, '001').length, changes(got, '002').length], [3, 3], 'nothing more: each removal said once');
 });
+
+t.test('a removed agent whose keepalives go on after a restart of the tap: stays removed', async (t) => {
+  // Found by test/chaos-e2e.test.ts (seed 549): wazuh-db answers ok to an UPDATE that matches no row, and remoted
+  // sends a removed agent's keepalives until it reloads client.keys. The tap started after the removal had not
+  // seen it (its journal forgets a removed agent): the keepalive brought the agent back, `unknown → active`, in
+  // the stream and the KV bucket for good.
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const authd = await sim.spawnAuthd();
+  const args = ['run', '--home', h, '--nats-url', nats.url, '--control-socket', join(h, 'tap.sock')];
+  let tap = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await authd.remove(A.id);
+  await waitFor(() => changes(got, '001').length === 3, 10_000, 'active, then removed');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+  tap = await startTap(args);
+
+  const asked = () => tap.logs.filter((l) => l.msg === 'agents updated but not listed: asked wazuh-db');
+  await sim.keepalive(A); // remoted has not reloaded client.keys
+  await waitFor(() => asked().length === 1, 10_000, 'wazuh-db asked about agent 001');
+  t.match(asked()[0], { asked: 1, described: 0, absent: 1, events: 0 }, 'it has no row');
+  await sim.startup(A);
+  await sim.keepalive(A);
+  await sleep(1000);
+  t.same(changes(got, '001'), ['never_connected>pending/agent_startup', 'pending>active/keepalive', 'active>unknown/removed'], 'stays removed');
+  t.equal(asked().length, 1, 'asked once: its later UPDATEs are those of a removed agent');
+
+  // Registered by a process the tap does not watch (wazuh-db's socket is open to any of the manager's): told once
+  // wazuh-db says so, and followed from then on.
+  const C = { id: 3, name: 'api-03', ip: '10.3.0.3' };
+  t.equal(await wdbRequest(sim.wdbPath, 'global insert-agent {"id":3,"name":"api-03","ip":"any","register_ip":"any","internal_key":"k3","date_add":1796550000}'), 'ok');
+  await sim.startup(C);
+  await waitFor(() => changes(got, '003').length === 1, 10_000, 'agent 003 told');
+  await sim.keepalive(C);
+  await waitFor(() => changes(got, '003').length === 2, 10_000, 'then its keepalive').catch(() => {});
+  t.same(changes(got, '003'), ['unknown>pending/initial_sync', 'pending>active/keepalive']);
+  t.equal(got.find((m) => m.body.agent_id === '003')?.body.agent_name, 'api-03', 'with wazuh-db\'s row');
+  t.same(changes(got, '002'), [], 'an agent that changed nothing: nothing');
+});
+
+/** One request on wazuh-db's socket from this process (not a Wazuh daemon: the tap does not capture it). */
+async function wdbRequest(socketPath: string, text: string): Promise<string> {
+  const c = net.createConnection({ path: socketPath });
+  t.teardown(() => c.destroy());
+  await once(c, 'connect');
+  c.write(encodeFrame(text));
+  const reader = new FrameReader();
+  for await (const chunk of c) {
+    const [reply] = reader.push(chunk as Buffer);
+    if (reply !== undefined) {
+      c.destroy();
+      return reply;
+    }
+  }
+  throw new Error('wazuh-db closed the connection');
+}
 
 t.test('an agent removed, then registered again while the tap was detached, as wazuh-db restarts: told, not adopted silently', async (t) => {
   // At wazuh-db's (re)appearance an agent the tap never told of is adopted silently, as at start. A

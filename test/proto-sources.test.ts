@@ -11,7 +11,7 @@ import { AgentStateTable } from '../controller/src/state/agents.js';
 import {
   applyClientKeys, clientKeysPath, parseClientKeys, readClientKeys, watchClientKeys,
 } from '../controller/src/state/sources/client-keys.js';
-import { initialSync, seedTable, wdbSocketPath } from '../controller/src/state/sources/initial-sync.js';
+import { describeAgents, initialSync, seedTable, wdbSocketPath } from '../controller/src/state/sources/initial-sync.js';
 import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
 import { parseRequest } from '../controller/src/decode/wdb-request.js';
 import { parseReply } from '../controller/src/decode/wdb-reply.js';
@@ -184,6 +184,25 @@ for (const version of [4, 5] as const) {
     t.match(ev, { previous_status: 'active', current_status: 'disconnected', agent_name: 'agent1', ip_address: '10.0.0.1', source: 'remoted' });
   });
 }
+
+t.test('describeAgents: the rows wazuh-db has, the agents it has none for, and why it stopped', async (t) => {
+  const agents: SimAgent[] = [1, 2, 3].map((id) => ({ id, name: `agent${id}`, ip: `10.0.0.${id}` }));
+  const m = new SimManager({ binDir, home: tmpDir(t), agents });
+  t.teardown(() => m.stop());
+  await m.start();
+  await m.startup(agents[1]);
+  const r = await describeAgents({ home: m.home, ids: [2, 7, 0, 3], pipeline: 2 });
+  t.equal(r.reason, null);
+  t.same(r.rows.map((row) => [row.id, row.name, row.connection_status]), [[2, 'agent2', 'pending'], [3, 'agent3', 'never_connected']]);
+  t.same(r.absent, [7], 'ok [] is no row; the manager (0) is never asked about');
+  t.notMatch(JSON.stringify(r.rows), 'internal_key');
+  t.type(r.startedNs, 'bigint');
+  const missing = await describeAgents({ home: tmpDir(t), ids: [1] });
+  t.match(missing, { rows: [], absent: [], reason: /wazuh-db socket not found/ });
+  await m.db!.kill('SIGKILL');
+  const gone = await describeAgents({ socketPath: m.wdbPath, ids: [1], timeoutMs: 2000 });
+  t.type(gone.reason, 'string', 'a wazuh-db that is gone: a reason, not a crash');
+});
 
 t.test('initial sync: bounded in count and time', async (t) => {
   const agents: SimAgent[] = Array.from({ length: 6 }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));

@@ -90,6 +90,54 @@ t.test('a removed agent\'s late keepalives (remoted has not reloaded client.keys
   t.same(status(s.apply(ex(DATA(9)))), ['009:unknown>active/0/keepalive/remoted']);
 });
 
+t.test('once every agent wazuh-db listed is held, an UPDATE of another is asked about, not taken: a removed agent stays out', async (t) => {
+  // Found by test/chaos-e2e.test.ts (seed 549): agent 26 removed while no tap ran; the next tap's complete listing
+  // did not name it, and remoted's late keepalive (wazuh-db answers ok to an UPDATE matching no row) brought it
+  // back, `unknown → active`, for good — this process had not seen the removal, so `removals` did not know it.
+  const s = activeTable([1, 2]);
+  t.same(s.removeUnlisted([1, 2], clock + 1_000_000n), [], 'a complete listing: both held');
+  t.same(s.apply(ex(DATA(26))), [], 'a keepalive of an agent the listing lacked: nothing');
+  t.same(s.apply(ex(PENDING(26))), [], 'nor a startup');
+  t.equal(s.get(26), undefined);
+  t.equal(s.stats().unlisted, 2, 'each counted');
+  t.ok(s.hasUnheld);
+  t.same(s.takeUnheld(), [26], 'to ask wazuh-db about, once');
+  t.notOk(s.hasUnheld);
+  const askedAt = clock + 1_000_000n;
+  t.same(s.describedAgents({ rows: [], absent: [26], reason: null }, askedAt), [], 'wazuh-db has no row: nothing');
+  t.same(s.apply(ex(DATA(26))), [], 'its next keepalives: nothing');
+  t.equal(s.stats().afterRemoval, 1, 'counted as after a removal');
+  t.notOk(s.hasUnheld, 'not asked about again');
+
+  // Registered where the tap could not see it (the insert came from a process it does not watch): wazuh-db says so.
+  clock += 5_000_000n;
+  t.same(s.apply(ex(PENDING(27))), []);
+  t.same(s.takeUnheld(), [27]);
+  t.same(status(s.describedAgents({ rows: [{ id: 27, name: 'late27', connection_status: 'pending', status_code: 0 }], absent: [], reason: null }, clock)),
+    ['027:unknown>pending/0/initial_sync/wazuh-db'], 'joins the table, told');
+  t.same(status(s.apply(ex(DATA(27)))), ['027:pending>active/0/keepalive/remoted'], 'then its keepalives count');
+  t.equal(s.get(27)?.name, 'late27');
+
+  // A registration captured after the listing: held, no question.
+  t.same(status(s.apply(ex('global insert-agent {"id":28,"name":"new28","ip":"any"}', 'ok', 'wazuh-authd'))), ['028:unknown>never_connected/0/registered/authd']);
+  t.same(status(s.apply(ex(PENDING(28)))), ['028:never_connected>pending/0/agent_startup/remoted']);
+  t.notOk(s.hasUnheld);
+
+  // wazuh-db could not be asked: the table no longer claims to hold every agent; UPDATEs apply as before any listing.
+  t.same(s.apply(ex(DATA(29))), []);
+  t.same(s.takeUnheld(), [29]);
+  t.same(s.describedAgents(null, clock), []);
+  t.same(status(s.apply(ex(DATA(29)))), ['029:unknown>active/0/keepalive/remoted']);
+  // Until the next complete listing.
+  s.removeUnlisted([1, 2, 27, 28, 29], clock + 1_000_000n);
+  t.same(s.apply(ex(DATA(30))), [], 'asked about again');
+  t.same(s.takeUnheld(), [30]);
+  // An answer about some agents only (wazuh-db stopped answering): what it said is used, and the claim dropped.
+  t.same(status(s.describedAgents({ rows: [{ id: 30, connection_status: 'active' }], absent: [], reason: 'no reply within 3000 ms' }, clock + 2_000_000n)),
+    ['030:unknown>active/0/initial_sync/wazuh-db']);
+  t.same(status(s.apply(ex(DATA(31)))), ['031:unknown>active/0/keepalive/remoted']);
+});
+
 t.test('insert-agent answered err (duplicate id) changes nothing', async (t) => {
   const s = table();
   s.setKnown({ id: 4, name: 'agent4', status: 'active' });

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Capture } from '../capture/capture.js';
 import { WdbDecoder } from '../decode/index.js';
 import { AgentStateTable } from '../state/agents.js';
-import { initialSync } from '../state/sources/initial-sync.js';
+import { describeAgents, initialSync } from '../state/sources/initial-sync.js';
 import { publishedStatus, type PublishedStatus, type StatusJournal } from '../state/sources/status-journal.js';
 import { errorFields, Pipeline } from '../pipeline.js';
 import { RateLimitedLog } from '../util/rate-limit.js';
@@ -101,6 +101,7 @@ export class Tap {
   /** performance.now() before which no resynchronisation for lost records starts (LOSS_RESYNC_GAP_MS). */
   private lossResyncAt = Number.NEGATIVE_INFINITY;
   private resyncAgain: { why: string; untilListeningMs: number; firstLook: boolean } | null = null;
+  private describing = false;
 
   constructor(readonly opts: AgentOptions, readonly life: Lifecycle) {
     this.log = opts.log;
@@ -127,6 +128,7 @@ export class Tap {
         const evs = this.fromRecords;
         this.fromRecords = [];
         this.publishEvents(evs, capturedMs);
+        if (this.state.hasUnheld) void this.describeUnheld();
       },
       error: (e, rec) => this.recordErrors.log(errorFields(e, rec), 'a record could not be processed: dropped'),
     });
@@ -242,6 +244,35 @@ export class Tap {
       const again = this.resyncAgain;
       this.resyncAgain = null;
       if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
+    }
+  }
+
+  /**
+   * Asks wazuh-db about the agents UPDATEs named that the table does not hold while it holds every agent
+   * wazuh-db listed (AgentStateTable.takeUnheld): one registered unseen joins the table with an event;
+   * one wazuh-db has no row for (a removed agent's late keepalive, after a restart of the tap) stays out.
+   */
+  private async describeUnheld(): Promise<void> {
+    if (this.describing) return;
+    this.describing = true;
+    try {
+      while (this.state.hasUnheld && !this.life.stopping) {
+        const ids = this.state.takeUnheld();
+        // Another home's wazuh-db (the pin says the path leads there now) is never asked: unanswered.
+        const r = this.homePin.holds() ? await describeAgents({ home: this.opts.home, ids }) : null;
+        if (this.life.stopping) return;
+        if (r?.rows.length) await this.settle(r.startedNs, process.hrtime.bigint());
+        if (this.life.stopping) return;
+        const events = this.state.describedAgents(r, r?.startedNs ?? 0n);
+        this.publishEvents(events);
+        this.log.info({ asked: ids.length, described: r?.rows.length ?? 0, absent: r?.absent.length ?? 0, events: events.length,
+          ...(r?.reason !== null && { unanswered: r?.reason ?? 'the home moved' }) },
+        'agents updated but not listed: asked wazuh-db');
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'asking wazuh-db about agents failed');
+    } finally {
+      this.describing = false;
     }
   }
 

@@ -92,6 +92,11 @@ export interface AgentStateStats {
   overflow: number;
   /** UPDATEs of an agent removed lately and not seen since: wazuh-db's row is gone, nothing changed. */
   afterRemoval: number;
+  /**
+   * UPDATEs of an agent the table does not hold once it held every agent wazuh-db listed: nothing
+   * changed; wazuh-db is asked whether the agent exists (takeUnheld, describedAgents).
+   */
+  unlisted: number;
   agents: number;
 }
 
@@ -201,6 +206,8 @@ const MAX_LISTED = 2_000_000;
  */
 const REMOVAL_MEMORY_NS = 600e9;
 const MAX_REMOVALS = 200_000;
+/** Agents waiting to be asked about (takeUnheld) at most; the UPDATEs of the others ask again. */
+const MAX_UNHELD = 4096;
 
 export class AgentStateTable {
   /** By id: an array for the ids a manager hands out (IdMap: 8 bytes an agent where a Map entry is ~35). */
@@ -222,9 +229,19 @@ export class AgentStateTable {
    * such agent (test/chaos-e2e.test.ts). Kept REMOVAL_MEMORY_NS, longer than any such view takes.
    */
   private readonly removals = new Map<number, { start: number; end: number }>();
+  /**
+   * The table holds every agent wazuh-db has, as far as it can tell: set by a complete listing
+   * (removeUnlisted), cleared when wazuh-db could not be asked (describedAgents). While set, an UPDATE
+   * of an agent the table does not hold changes nothing — wazuh-db answers `ok` to an UPDATE that
+   * matched no row, so only wazuh-db can say whether the agent exists: its id waits in `unheld` for the
+   * tap to ask. Taken as a change, a removed agent's late keepalive after a restart of the tap (whose
+   * `removals` are empty) brought it back, `unknown → active`, while wazuh-db had no row for it.
+   */
+  private listedAll = false;
+  private readonly unheld = new Set<number>();
   private readonly counters = {
     applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
-    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0, afterRemoval: 0,
+    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0, afterRemoval: 0, unlisted: 0,
   };
 
   constructor(opts: AgentStateOptions) {
@@ -317,7 +334,39 @@ export class AgentStateTable {
       if (ours) this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
       this.forget(a, { start: tsNs, end: tsNs });
     }
+    this.listedAll = true; // every listed agent was applied before this (the callers' order)
     return events;
+  }
+
+  /** Whether UPDATEs named agents to ask wazuh-db about (takeUnheld). */
+  get hasUnheld(): boolean {
+    return this.unheld.size > 0;
+  }
+
+  /** The agents UPDATEs named that the table does not hold, since the last call: ask wazuh-db (describedAgents). */
+  takeUnheld(): number[] {
+    const ids = [...this.unheld];
+    this.unheld.clear();
+    return ids;
+  }
+
+  /**
+   * wazuh-db's answer about agents takeUnheld named, asked at `tsNs` (null: it could not be asked). A
+   * described agent joins the table with one status event, as a resync's row gives. An agent wazuh-db
+   * has no row for (`absent`: removed, or never registered) is remembered as removed at `tsNs`: its
+   * next UPDATEs are counted (afterRemoval) without asking again. Not answered about every agent
+   * (`reason`), the table no longer claims to hold every agent, and UPDATEs apply as they come until
+   * the next complete listing.
+   */
+  describedAgents(
+    answer: { rows: readonly AgentSyncRow[]; absent: readonly number[]; reason: string | null } | null, tsNs: bigint, source = 'wazuh-db',
+  ): AgentEvent[] {
+    if (answer === null || answer.reason !== null) this.listedAll = false;
+    if (answer === null) return [];
+    for (const id of answer.absent) {
+      if (isAgentId(id) && id !== 0 && this.agents.get(id) === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
+    }
+    return this.resync(answer.rows, tsNs, source);
   }
 
   apply(ex: WdbExchange<WdbRequest>): AgentEvent[] {
@@ -620,12 +669,21 @@ export class AgentStateTable {
    * The record an UPDATE of wazuh-db changes — none for an agent removed lately and not seen since:
    * wazuh-db answers `ok` to an UPDATE that matched no row (its statement ran), and remoted sends a
    * removed agent's keepalives until it reloads client.keys, seconds later. Taken as a change, such a
-   * keepalive brought the agent back, `unknown → active`, while wazuh-db had no row for it.
+   * keepalive brought the agent back, `unknown → active`, while wazuh-db had no row for it. None either,
+   * while the table holds every agent wazuh-db listed (listedAll), for an agent it does not hold.
    */
   private updated(id: number, t: Touch): AgentRow | null {
-    if (this.agents.get(id) === undefined && this.removals.has(id)) {
-      this.counters.afterRemoval++;
-      return null;
+    if (this.agents.get(id) === undefined) {
+      if (this.removals.has(id)) {
+        this.counters.afterRemoval++;
+        return null;
+      }
+      // Every agent wazuh-db listed is held: this one has no row, unless it was registered unseen.
+      if (this.listedAll && isAgentId(id) && this.agents.size < this.maxAgents) {
+        this.counters.unlisted++;
+        if (this.unheld.size < MAX_UNHELD) this.unheld.add(id);
+        return null;
+      }
     }
     return this.touch(id, t);
   }

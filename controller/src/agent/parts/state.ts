@@ -48,7 +48,9 @@ export function statePart(tap: Tap): Part {
       }
       for (const [id, p] of known) {
         tap.published.set(id, p);
-        state.setKnown({ id, status: p.status, status_code: p.status_code });
+        // A removed agent (told `unknown`) is not held: held, it was an agent wazuh-db's listing need not
+        // name, and remoted's late keepalive for it (wazuh-db answers ok, no row) brought it back.
+        if (p.status !== 'unknown') state.setKnown({ id, status: p.status, status_code: p.status_code });
       }
       tap.journal = journal;
 

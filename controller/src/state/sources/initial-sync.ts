@@ -156,22 +156,8 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
     return res;
   };
 
-  let client: WdbClient;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      client = await WdbClient.connect(file, Math.max(1, Math.min(queryMs, left())));
-      break;
-    } catch (e) {
-      if (isFdExhaustion(e) && attempt < 60 && left() > FD_RETRY_MS) {
-        await new Promise((r) => setTimeout(r, FD_RETRY_MS));
-        continue;
-      }
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'wazuh-db socket not found' : code === 'ECONNREFUSED' ? 'wazuh-db is not listening'
-        : isFdExhaustion(e) ? `out of file descriptors (${code}) after ${attempt} attempts` : (e as Error).message;
-      return done(`${why}: ${file}`);
-    }
-  }
+  const client = await connectWdb(file, queryMs, left);
+  if (typeof client === 'string') return done(client);
   try {
     // 1. Every agent id, page by page.
     let lastId = 0;
@@ -201,26 +187,97 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
     }
 
     // 2. Each agent's row, several requests in flight on the one connection.
-    for (let i = 0; i < res.ids.length; i += pipeline) {
-      if (left() <= 0) return done(`timed out after describing ${res.agents.length} of ${res.ids.length} agents`);
-      const batch = res.ids.slice(i, i + pipeline);
-      for (const id of batch) client.send(`global get-agent-info ${id}`);
-      res.queries += batch.length;
-      for (const id of batch) {
-        // parseReply redacts secret-like keys; parseAgentRows copies only the kept columns.
-        const reply = parseReply(await client.next(Math.max(1, Math.min(queryMs, left()))));
-        if (reply.status !== 'ok') continue;
-        const rows = parseAgentRows(reply.payload);
-        const row = rows?.find((r) => r.id === id);
-        if (row) res.agents.push(row);
-      }
-    }
+    const d = await describeEach(client, res.ids, pipeline, queryMs, left, (n) => { res.queries += n; }, res.agents);
+    if (d.stopped !== null) return done(d.stopped);
     return done(res.agents.length === res.ids.length ? null : `${res.ids.length - res.agents.length} agents were not described`);
   } catch (e) {
     return done((e as Error).message);
   } finally {
     client.close();
   }
+}
+
+/** wazuh-db's answer about some agents (describeAgents). */
+export interface AgentsDescribed {
+  /** The rows of the agents wazuh-db has. */
+  rows: AgentSyncRow[];
+  /** The agents wazuh-db answered it has no row for. */
+  absent: number[];
+  /** Why not every agent was answered about (null: each was). */
+  reason: string | null;
+  /** CLOCK_MONOTONIC ns when the first query was sent. */
+  startedNs: bigint;
+}
+
+/**
+ * Asks wazuh-db about the agents `ids` (`global get-agent-info <id>`): the table's question when an
+ * UPDATE names an agent it does not hold (AgentStateTable.takeUnheld). Bounded like initialSync.
+ */
+export async function describeAgents(opts: InitialSyncOptions & { ids: readonly number[] }): Promise<AgentsDescribed> {
+  const file = opts.socketPath ?? wdbSocketPath(opts.home ?? '/var/ossec');
+  const timeoutMs = Math.max(1, opts.timeoutMs ?? 5_000);
+  const queryMs = Math.max(1, Math.min(opts.queryTimeoutMs ?? 3_000, timeoutMs));
+  const pipeline = Math.max(1, Math.min(opts.pipeline ?? 64, 1024));
+  const t0 = performance.now();
+  const left = () => timeoutMs - (performance.now() - t0);
+  const res: AgentsDescribed = { rows: [], absent: [], reason: null, startedNs: process.hrtime.bigint() };
+  const client = await connectWdb(file, queryMs, left);
+  if (typeof client === 'string') return { ...res, reason: client };
+  try {
+    const ids = opts.ids.filter((id) => id !== 0);
+    const d = await describeEach(client, ids, pipeline, queryMs, left, () => {}, res.rows, res.absent);
+    res.reason = d.stopped ?? (res.rows.length + res.absent.length === ids.length ? null : 'wazuh-db did not answer about every agent');
+  } catch (e) {
+    res.reason = (e as Error).message;
+  } finally {
+    client.close();
+  }
+  return res;
+}
+
+/** A connection to wazuh-db, or why there is none. Out of file descriptors, tried again every FD_RETRY_MS. */
+async function connectWdb(file: string, queryMs: number, left: () => number): Promise<WdbClient | string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await WdbClient.connect(file, Math.max(1, Math.min(queryMs, left())));
+    } catch (e) {
+      if (isFdExhaustion(e) && attempt < 60 && left() > FD_RETRY_MS) {
+        await new Promise((r) => setTimeout(r, FD_RETRY_MS));
+        continue;
+      }
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'wazuh-db socket not found' : code === 'ECONNREFUSED' ? 'wazuh-db is not listening'
+        : isFdExhaustion(e) ? `out of file descriptors (${code}) after ${attempt} attempts` : (e as Error).message;
+      return `${why}: ${file}`;
+    }
+  }
+}
+
+/**
+ * Each agent's row (`global get-agent-info <id>`), `pipeline` requests in flight on the one connection:
+ * the rows into `rows`, the ids wazuh-db answered `ok` without a row for into `absent`. `stopped`: why
+ * it stopped before the last (time ran out); a failed connection throws.
+ */
+async function describeEach(
+  client: WdbClient, ids: readonly number[], pipeline: number, queryMs: number, left: () => number,
+  sent: (n: number) => void, rows: AgentSyncRow[], absent: number[] = [],
+): Promise<{ stopped: string | null }> {
+  for (let i = 0; i < ids.length; i += pipeline) {
+    if (left() <= 0) return { stopped: `timed out after describing ${rows.length} of ${ids.length} agents` };
+    const batch = ids.slice(i, i + pipeline);
+    for (const id of batch) client.send(`global get-agent-info ${id}`);
+    sent(batch.length);
+    for (const id of batch) {
+      // parseReply redacts secret-like keys; parseAgentRows copies only the kept columns.
+      const reply = parseReply(await client.next(Math.max(1, Math.min(queryMs, left()))));
+      if (reply.status !== 'ok') continue;
+      const found = parseAgentRows(reply.payload);
+      const row = found?.find((r) => r.id === id);
+      if (row) rows.push(row);
+      else if (found !== null && found.length === 0) absent.push(id);
+    }
+  }
+  return { stopped: null };
 }
 
 /**
