@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AlertsFollower } from '../controller/src/alerts/follower.js';
 import { hashOf } from '../controller/src/alerts/position.js';
 import type { FileLine } from '../controller/src/alerts/line-splitter.js';
@@ -129,6 +129,10 @@ t.test('the copy is fdatasynced before its rename, after the spool synced the al
   for (const { i } of renames) {
     const ofTmp = trace.slice(0, i).filter((l) => l.endsWith(`${h.pos}.tmp`));
     t.equal(ofTmp.at(-1), `fdatasync 0 ${h.pos}.tmp`, `rename at trace line ${i}: its copy synced just before`);
+    // Then its directory, or the rename itself may not outlive a power loss (the first one: no file at all).
+    const next = trace.findIndex((l, j) => j > i && l.startsWith(`rename ${h.pos}.tmp`));
+    t.ok(trace.slice(i + 1, next < 0 ? undefined : next).includes(`fsync 0 ${dirname(h.pos)}`),
+      `rename at trace line ${i}: the directory fsynced after it, before the next`);
   }
   // The first position past offset 0 (the lines' alerts spooled) comes after a sync of the segment they are in.
   const firstSeg = trace.findIndex((l) => /^fdatasync 0 .*\/seg-\d+\.log$/.test(l));

@@ -5,8 +5,9 @@
  * waits the same way (a file system whose metadata calls hang: an NFS server gone), after creating
  * "$SLOW_SYNC_HOLD.rename.entered". With $SLOW_SYNC_MATCH set, only the fdatasyncs of a file whose
  * path contains it are held (or failed). With $SLOW_SYNC_LOG set, each fdatasync that returned
- * ("fdatasync <rc> <path>") and each rename as it starts ("rename <from> <to>") is appended to that
- * file, one line each: a trace of their order. Writes, reads and fsync are the kernel's own. Built
+ * ("fdatasync <rc> <path>"), each fsync that returned ("fsync <rc> <path>": never held) and each
+ * rename as it starts ("rename <from> <to>") is appended to that file, one line each: a trace of
+ * their order. Writes and reads are the kernel's own. Built
  * by test/helpers/slow-sync.mjs. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -94,6 +95,24 @@ int fdatasync(int fd)
 	int rc = real(fd);
 	int saved = errno;
 	trace("fdatasync %s %s\n", rc == 0 ? "0" : "ERR", path);
+	errno = saved;
+	return rc;
+}
+
+int fsync(int fd)
+{
+	static int (*real)(int);
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	int rc = real(fd);
+	int saved = errno;
+	if (getenv("SLOW_SYNC_LOG")) {
+		char link[64], path[4096];
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		ssize_t len = readlink(link, path, sizeof path - 1);
+		path[len > 0 ? len : 0] = '\0';
+		trace("fsync %s %s\n", rc == 0 ? "0" : "ERR", path);
+	}
 	errno = saved;
 	return rc;
 }

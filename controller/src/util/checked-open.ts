@@ -8,6 +8,7 @@
 // spool (its segments and ack cursor, agents.status, alerts.position).
 import { closeSync, constants as fc, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { EUID, fileKind, lstatOrNull, readWhole } from './read-file.js';
 
 /** Added to every open: a terminal device opened by mistake must not become the tap's controlling terminal either. */
@@ -94,8 +95,9 @@ export function readOwn(path: string, maxBytes: number): Buffer {
  * Replace one of the tap's own files with `data`: a copy `tmp` made new — a leftover removed first,
  * then O_CREAT|O_EXCL, so a link or a FIFO planted there is never followed or blocked on — written
  * (`sync`: and fsynced), renamed over `path` (a crash leaves the old file or the new one, and rename
- * replaces a link planted at `path` instead of following it). On a failure the copy is removed and
- * the error thrown.
+ * replaces a link planted at `path` instead of following it; with `sync`, the directory is fsynced
+ * after it, so the rename itself outlives a power loss). On a failure the copy is removed and the
+ * error thrown.
  */
 export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: string; sync?: boolean } = {}): void {
   const tmp = o.tmp ?? `${path}.tmp`;
@@ -119,6 +121,14 @@ export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: s
     try { unlinkSync(tmp); } catch { /* not made */ }
     throw e;
   }
+  if (o.sync) {
+    const d = openSync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NOFOLLOW);
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+  }
 }
 
 /**
@@ -127,7 +137,8 @@ export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: s
  * blocked on) and checked through its descriptor, written, fdatasynced when `sync` — before the
  * rename, so a power loss leaves the old file or the whole new one, never a renamed file whose
  * data the kernel had not written yet (empty on XFS, on ext4 without auto_da_alloc) — then renamed
- * over `path`. Nothing waits for the disk on the event loop: a sync that takes seconds holds one
+ * over `path`, and the directory fsynced (`sync`): until then the rename itself may not outlive a
+ * power loss (the alerts position's first write would leave no file at all). Nothing waits for the disk on the event loop: a sync that takes seconds holds one
  * of libuv's threads, not the process. On a failure the copy is removed and the error thrown (the
  * promise rejected).
  */
@@ -154,5 +165,13 @@ export async function replaceOwnAsync(path: string, data: string | Uint8Array, o
   } catch (e) {
     try { await unlinkAsync(tmp); } catch { /* not made */ }
     throw e;
+  }
+  if (o.sync) {
+    const d = await openAsync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NOFOLLOW);
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
   }
 }
