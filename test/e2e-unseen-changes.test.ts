@@ -30,6 +30,18 @@ function home(t: Test, extra = ''): string {
   return h;
 }
 
+/** A nats-server collecting every agent event, a simulated manager of A and B with an authd, and the tap's arguments. */
+async function managerAndNats(t: Test) {
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
+  const h = home(t);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A, B] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const authd = await sim.spawnAuthd();
+  const sock = join(h, 'tap.sock');
+  return { got, sim, authd, sock, args: ['run', '--home', h, '--nats-url', nats.url, '--control-socket', sock] };
+}
+
 t.test('a status change the full spool refused is published once the disk has room', async (t) => {
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
   const spool = mountTmpfs(t, '1m');
@@ -61,14 +73,7 @@ t.test('a status change the full spool refused is published once the disk has ro
 });
 
 t.test('an agent removed while the tap was detached, or stopped: one removed event at the next look at wazuh-db', async (t) => {
-  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
-  const h = home(t);
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A, B] });
-  t.teardown(() => sim.stop());
-  await sim.start();
-  const authd = await sim.spawnAuthd();
-  const sock = join(h, 'tap.sock');
-  const args = ['run', '--home', h, '--nats-url', nats.url, '--control-socket', sock];
+  const { got, sim, authd, sock, args } = await managerAndNats(t);
   let tap = await startTap(args);
   t.teardown(() => tap.stop('SIGKILL'));
   for (const x of [A, B]) {
@@ -98,13 +103,7 @@ t.test('a removed agent whose keepalives go on after a restart of the tap: stays
   // sends a removed agent's keepalives until it reloads client.keys. The tap started after the removal had not
   // seen it (its journal forgets a removed agent): the keepalive brought the agent back, `unknown → active`, in
   // the stream and the KV bucket for good.
-  const { nats, got } = await natsCollecting(t, 'wazuh.agent.>');
-  const h = home(t);
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A, B] });
-  t.teardown(() => sim.stop());
-  await sim.start();
-  const authd = await sim.spawnAuthd();
-  const args = ['run', '--home', h, '--nats-url', nats.url, '--control-socket', join(h, 'tap.sock')];
+  const { got, sim, authd, args } = await managerAndNats(t);
   let tap = await startTap(args);
   t.teardown(() => tap.stop('SIGKILL'));
   await sim.startup(A);
