@@ -15,6 +15,12 @@ globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (
 // `ps` shows the command, not node and a path (and the tests see from it that the signals are ours now),
 // with no credentials: /proc/<pid>/cmdline is every user's to read, and --nats-url may carry a password
 // (the value of --nats-url masked as a URL list, and any URL with user info in any other argument).
+// A checkout that was never built has no dist/: said in one line, not as a module-resolution stack.
+const { existsSync } = await import('node:fs');
+if (!existsSync(new URL('../dist/cli.js', import.meta.url))) {
+  process.stderr.write("wazuh-nats-tap: dist/ is missing: build it with 'make' (or 'make build')\n");
+  process.exit(1);
+}
 const { maskUrl, maskUrlsIn } = await import('../dist/util/mask-url.js');
 const URL_FLAG = /^--nats[-_]?url$/i;
 process.title = ['wazuh-nats-tap', ...process.argv.slice(2).map((arg, i, all) => {

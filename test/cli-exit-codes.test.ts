@@ -3,8 +3,8 @@
 // a file of the configuration the user may not read is missing privileges (3), as `capture` says of
 // the kernel; a --nats-url that is empty or no URL is a usage error (2), never a connection attempt.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,5 +75,18 @@ t.test('tail --nats-url: empty or not a NATS URL is a usage error (exit 2) — n
     t.equal(r.code, 2, `--nats-url ${JSON.stringify(url)}: exit 2`);
     t.match(r.stderr, re);
     t.notMatch(r.stderr, /cannot connect|127\.0\.0\.1:4222 within|s3cr3t/, 'no connection attempt, no password shown');
+  }
+});
+
+t.test('a checkout never built (no dist/): one line that says to build, exit 1 — not a module-resolution stack', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-exit-nobuild-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(BIN, join(dir, 'bin/wazuh-nats-tap.js'));
+  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  for (const args of [['--help'], ['run'], ['status']]) {
+    const r = spawnSync(process.execPath, [join(dir, 'bin/wazuh-nats-tap.js'), ...args], { encoding: 'utf8', timeout: 20_000 });
+    t.equal(r.status, 1, `${args[0]}: exit 1`);
+    t.equal(r.stderr, "wazuh-nats-tap: dist/ is missing: build it with 'make' (or 'make build')\n", `${args[0]}: said in one line`);
   }
 });
