@@ -114,6 +114,12 @@ t.test('run: a bad prefix or a bad option is a usage error (exit 2), before anyt
   const bad = await runTap(['run', '--home', home, '--prefix', 'bad.*.prefix', '--nats-url', 'nats://127.0.0.1:1']);
   t.match(bad.stderr, /bad\.\*\.prefix/);
   t.equal(bad.code, 2, 'configuration error: exit 2');
+  const fatal = `${bad.stdout}\n${bad.stderr}`.split('\n').filter((l) => l.includes('"level":60'));
+  t.equal(fatal.length, 1, 'one fatal log line');
+  t.notMatch(fatal[0], /"stack"|    at /, 'without a stack: the operator\'s error, not a bug');
+  const noConf = await runTap(['run', '--home', join(home, 'none')]);
+  t.equal(noConf.code, 2, 'no configuration file: exit 2');
+  t.notMatch(`${noConf.stdout}${noConf.stderr}`, /"stack"|    at /, 'said without a stack');
   const unknown = await runTap(['run', '--no-such-flag']);
   t.match(unknown.stderr, /Unknown argument/);
   t.equal(unknown.code, 2);

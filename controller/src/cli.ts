@@ -140,7 +140,9 @@ export async function main(argv: string[]): Promise<number> {
       } catch (e) {
         code = exitCodeOf(e);
         const err = e as Error;
-        log.fatal({ err: loggedError(err, shown) }, shown(err.message));
+        // What the operator must fix (a configuration, a privilege) is said without a stack: it is no bug.
+        const told = code === EXIT.usage || code === EXIT.kernel;
+        log.fatal(told ? { exit_code: code } : { err: loggedError(err, shown) }, shown(err.message));
         process.stderr.write(`wazuh-nats-tap: ${shown(err.message)}\n`);
       } finally {
         unwatch(); // the signals stay handled, ignored, until the process exits (bin: exitWhenIdle)
