@@ -12,7 +12,16 @@ import { connect } from '@nats-io/transport-node';
 import { SimManager } from './sim/manager.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const DURATION_MS = Number(process.env.DEMO_SECONDS ?? 30) * 1000;
+const SECONDS = process.env.DEMO_SECONDS ?? '30';
+if (!/^\d+(\.\d+)?$/.test(SECONDS) || !(Number(SECONDS) > 0)) {
+  console.error(`demo: DEMO_SECONDS must be a number of seconds > 0 (got '${SECONDS}')`);
+  process.exit(2);
+}
+const DURATION_MS = Number(SECONDS) * 1000;
+if (process.getuid?.() !== 0) {
+  console.error('demo: the tap needs root (eBPF): sudo make demo');
+  process.exit(3);
+}
 const tty = process.stdout.isTTY;
 const paint = (code, s) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
 const ALERT_COLOR = { low: 90, medium: 33, high: 31, critical: 41 };
@@ -29,7 +38,9 @@ function freePort() {
 }
 
 function start(cmd, args, name, ready) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own: a Ctrl-C at the terminal reaches the demo alone, which stops the
+  // simulator, then the tap (its last word still reaches NATS), then nats-server — in that order.
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.push(p);
   let log = '';
   return new Promise((res, rej) => {
@@ -40,11 +51,21 @@ function start(cmd, args, name, ready) {
     };
     p.stdout.on('data', on);
     p.stderr.on('data', on);
-    p.once('exit', (c) => { clearTimeout(timer); rej(new Error(`${name} exited (${c}):\n${log}`)); });
+    p.once('exit', (c) => { clearTimeout(timer); rej(new Error(`${name} exited (${c}):\n${lastWords(log)}`)); });
   });
 }
 
+/** What a child said last, its JSON log lines reduced to their message (a fatal one has a stack). */
+function lastWords(log) {
+  return log.trim().split('\n').slice(-5).map((l) => {
+    try { return JSON.parse(l).msg ?? l; } catch { return l; }
+  }).filter((l, i, all) => all.indexOf(l) === i).join('\n');
+}
+
+const resets = new Set(); // agents whose manager_reset the live view has shown
+
 function show(subject, ev) {
+  if (ev.reason === 'manager_reset') resets.add(ev.agent_id);
   const t = (ev.time ?? '').slice(11, 23);
   if (ev.event_type === 'status_change') {
     const from = paint(STATUS_COLOR[ev.previous_status] ?? 0, ev.previous_status.padEnd(15));
@@ -67,6 +88,7 @@ function show(subject, ev) {
 async function main() {
   const port = await freePort();
   const work = mkdtempSync(join(tmpdir(), 'wazuh-nats-tap-demo-'));
+  workDir = work;
   const home = join(work, 'ossec');
   mkdirSync(join(home, 'etc'), { recursive: true });
   // The manager's ossec.conf names the node; the tap's own nats-tap.conf beside it holds the <nats>
@@ -84,26 +106,30 @@ async function main() {
 </ossec_config>
 `);
   writeFileSync(join(work, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
-  console.log(paint(1, `wazuh-nats-tap demo — nats-server on 127.0.0.1:${port}, simulated manager in ${home}\n`));
+  const sock = join(work, 'tap.sock');
+  console.log(paint(1, `wazuh-nats-tap demo — nats-server on 127.0.0.1:${port}, simulated manager in ${home}`));
+  console.log(paint(90, `try from another terminal: npx wazuh-nats-tap status --control-socket ${sock}`));
+  console.log(paint(90, `                           npx wazuh-nats-tap tail --nats-url nats://127.0.0.1:${port}   (detach, attach: as status)\n`));
 
   await start('nats-server', ['-c', join(work, 'nats.conf')], 'nats-server', /Server is ready/);
   const nc = await connect({ servers: `127.0.0.1:${port}` });
-  cleanups.push(async () => { await nc.drain(); }); // after the tap's last word
-  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  // After the tap's last word; bounded: a nats-server already gone would hold a drain for seconds.
+  cleanups.push(async () => { await Promise.race([nc.drain(), new Promise((r) => setTimeout(r, 1000))]); await nc.close(); });
   const sub = nc.subscribe('wazuh.>');
   (async () => { for await (const m of sub) show(m.subject, m.json()); })().catch(() => {});
 
   // The manager first (agents registered, never connected), then the tap: it learns their
   // names from client.keys and their status from wazuh-db before it attaches.
   const agents = [
-    { id: 1, name: 'web-server-01', ip: '192.168.56.21' },
-    { id: 2, name: 'db-server-01', ip: '192.168.56.22' },
-    { id: 3, name: 'mail-01', ip: '192.168.56.23' },
+    // The addresses the simulator's reconnect (below) gives agents 1 to 3: an agent keeps its own.
+    { id: 1, name: 'web-server-01', ip: '10.0.0.1' },
+    { id: 2, name: 'db-server-01', ip: '10.0.0.2' },
+    { id: 3, name: 'mail-01', ip: '10.0.0.3' },
   ];
   sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents });
   await sim.start();
   tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
-    '--control-socket', join(work, 'tap.sock')], 'the tap', /attached/);
+    '--control-socket', sock], 'the tap', /"msg":"attached/);
 
   const end = Date.now() + DURATION_MS;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -126,7 +152,10 @@ async function main() {
     // A manager restart: remoted's reset-agents-connection disconnects every agent (code 5).
     if (round === 9 && !stopping && Date.now() < end) {
       console.log(paint(1, '--- wazuh-remoted restarts (manager restart) ---'));
+      resets.clear();
       await sim.restartRemoted();
+      // Its manager_reset events shown first (through the tap and NATS), for a second at most.
+      for (let i = 0; i < 50 && resets.size < agents.length && !stopping; i++) await sleep(20);
       // The agents come back as they do on a real manager: each one's `pending` from one remoted
       // thread and, 2 ms later, its `active` from another, on two connections and two CPUs.
       console.log(paint(1, '--- the agents reconnect: pending and active from two remoted threads, 2 ms apart ---'));
@@ -136,6 +165,7 @@ async function main() {
 }
 
 let stopping = false;
+let workDir = null;
 let sim = null;
 let tap = null;
 async function stopChild(p) {
@@ -150,6 +180,7 @@ async function shutdown(code) {
   await stopChild(tap); // the tap flushes and says 'stopped' while NATS is still up
   for (const c of cleanups) { try { await c(); } catch { /* best effort */ } }
   for (const p of children.reverse()) await stopChild(p);
+  if (workDir) rmSync(workDir, { recursive: true, force: true }); // last: made before anything started
   console.log(paint(1, '\ndemo stopped: nats-server, simulator and tap are gone'));
   process.exit(code);
 }
