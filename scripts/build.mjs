@@ -4,7 +4,7 @@
 // Each step runs only when its inputs are newer than its output, so a second
 // build is quick and quiet.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,35 +26,46 @@ function run(cmd, args, opts = {}) {
   }
 }
 
+/**
+ * Makes `out` from `inputs` when it is older. `fn(tmp)` writes a copy beside it, renamed over `out`
+ * once whole: a build beside another (two first `make demo`s in one checkout), or a tap running from
+ * the object being rebuilt, never sees a half-written file.
+ */
 function step(what, out, inputs, fn) {
   if (!stale(out, inputs)) return;
   process.stderr.write(`  build  ${what}\n`);
   mkdirSync(dirname(out), { recursive: true });
-  fn();
+  const tmp = `${out}.${process.pid}.tmp`;
+  try {
+    fn(tmp);
+    renameSync(tmp, out);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 export async function build({ ts = true } = {}) {
   const vmlinux = join(BUILD, 'vmlinux.h');
   // CO-RE: the types come from the running kernel's BTF; relocations make the object portable.
-  step('vmlinux.h from /sys/kernel/btf/vmlinux', vmlinux, ['/sys/kernel/btf/vmlinux'], () => {
-    writeFileSync(vmlinux, run('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux', 'format', 'c'],
+  step('vmlinux.h from /sys/kernel/btf/vmlinux', vmlinux, ['/sys/kernel/btf/vmlinux'], (tmp) => {
+    writeFileSync(tmp, run('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux', 'format', 'c'],
       { maxBuffer: 256 << 20 }));
   });
 
   const arch = { x64: 'x86', arm64: 'arm64' }[process.arch] ?? process.arch;
   const bpfSrc = [join(ROOT, 'bpf/wdbtap.bpf.c'), join(ROOT, 'bpf/wdbtap.h'), vmlinux];
-  step('bpf/wdbtap.bpf.o', join(BUILD, 'bpf/wdbtap.bpf.o'), bpfSrc, () => {
+  step('bpf/wdbtap.bpf.o', join(BUILD, 'bpf/wdbtap.bpf.o'), bpfSrc, (tmp) => {
     run('clang', ['-g', '-O2', '-Wall', '-target', 'bpf', `-D__TARGET_ARCH_${arch}`,
-      '-I', join(ROOT, 'bpf'), '-I', BUILD, '-c', bpfSrc[0], '-o', join(BUILD, 'bpf/wdbtap.bpf.o')]);
+      '-I', join(ROOT, 'bpf'), '-I', BUILD, '-c', bpfSrc[0], '-o', tmp]);
   });
 
   const shimC = ['wdbtap_shim.c', 'reorder.c', 'fastpath.c'].map((f) => join(ROOT, 'bpf/shim', f));
   const shimSrc = [...shimC, ...['wdbtap_shim.h', 'reorder.h', 'fastpath.h', 'siphash.h'].map((f) => join(ROOT, 'bpf/shim', f)), join(ROOT, 'bpf/wdbtap.h')];
-  step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, () => {
+  step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, (tmp) => {
     // Hardened like a distribution's build (the .deb's lintian checks it): fortified libc
     // calls, read-only relocations bound at load.
     run('gcc', ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-fPIC', '-shared', '-Wl,-z,relro,-z,now', '-o',
-      join(BUILD, 'lib/libwdbtap.so'), ...shimC, '-lbpf', '-pthread']);
+      tmp, ...shimC, '-lbpf', '-pthread']);
   });
 
   const { buildSim } = await import('./sim/build-sim.mjs');
@@ -62,10 +73,10 @@ export async function build({ ts = true } = {}) {
 
   if (ts) {
     const tsInputs = [...filesIn(join(ROOT, 'controller/src'), /\.ts$/), join(ROOT, 'tsconfig.json')];
-    step('dist/ (TypeScript)', join(ROOT, 'dist/.stamp'), tsInputs, () => {
+    step('dist/ (TypeScript)', join(ROOT, 'dist/.stamp'), tsInputs, (tmp) => {
       rmSync(join(ROOT, 'dist'), { recursive: true, force: true }); // no output of a removed source survives
       run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.json')]);
-      writeFileSync(join(ROOT, 'dist/.stamp'), '');
+      writeFileSync(tmp, '');
     });
   }
 }
