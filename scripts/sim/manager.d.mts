@@ -83,6 +83,18 @@ export declare function homeExeDir(home: string, name: string): string;
 /** Copies the simulator's executable `name` into the home (bin/ …); returns that directory. */
 export declare function installSimDaemon(binDir: string, home: string, name: string): string;
 
+/** Intervals (ms) of the manager's background traffic (SimManager's `background`). */
+export interface SimBackground {
+  /** remoted's `get-agents-by-connection-status 0 active node01 -1`, while it tracks an agent (real: 5000). */
+  remotedPollMs: number;
+  /** remoted's short connection for `get-distinct-groups ` (real: 10000). */
+  groupsMs: number;
+  /** analysisd's own `get-agents-by-connection-status 0 active node01 -1` (real: 5000). */
+  analysisdPollMs: number;
+}
+/** The intervals seen on a 4.7.5 manager (WAZUH-PROTOCOL §2). */
+export declare const REAL_BACKGROUND: Readonly<SimBackground>;
+
 export declare class SimManager {
   /**
    * uid/gid: every daemon runs as that user. root: a container's root, the daemons chrooted in it
@@ -94,8 +106,17 @@ export declare class SimManager {
    * split: how the clients cut each request frame into writes — 'none' (default: one write a frame, as real
    * daemons do), 'halves' (the header alone, then the payload in two halves), 'random:<seed>' (one to three
    * cuts anywhere, the header too).
+   * background: the manager's own traffic beside the agents' (WAZUH-PROTOCOL §2), off by default; true: at
+   * the real intervals; an object: shorter ones (ms, 1 to 3,600,000; those left out are the real ones).
+   * remoted polls the active agents on a connection of its own while it tracks an agent, opens a short
+   * connection for get-distinct-groups, and sends each agent message from the next of 4 worker threads,
+   * each on its own long-lived connection; analysisd polls the active agents on its own connection;
+   * monitord (spawnMonitord) follows a sweep's hits with get-agent-info <id> (and find-agent while still
+   * disconnected). Threads of the daemons: stop() ends them with the processes.
    */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit; background?: boolean | Partial<SimBackground> });
+  /** The background traffic's intervals, or null: none. */
+  readonly background: Readonly<SimBackground> | null;
   readonly binDir: string;
   /** The home as the host sees it (`<root>/<home>` for a container). */
   readonly home: string;

@@ -100,6 +100,33 @@ function checkSplit(split) {
   return split;
 }
 
+/**
+ * The manager's background traffic at the intervals seen on a 4.7.5 manager (WAZUH-PROTOCOL §2): remoted's
+ * poll of the active agents every 5 s, its get-distinct-groups every ~10 s, analysisd's poll every 5 s.
+ */
+export const REAL_BACKGROUND = Object.freeze({ remotedPollMs: 5000, groupsMs: 10000, analysisdPollMs: 5000 });
+
+/**
+ * SimManager's `background`: null (off), or each interval in ms (true: the real ones; an object: its
+ * members, the real ones for those it leaves out).
+ * @param {unknown} bg
+ * @returns {Readonly<{ remotedPollMs: number, groupsMs: number, analysisdPollMs: number }> | null}
+ */
+function checkBackground(bg) {
+  if (bg === undefined || bg === false) return null;
+  if (bg === true) return REAL_BACKGROUND;
+  if (typeof bg !== 'object' || bg === null || Array.isArray(bg)) throw new TypeError('background must be true, false or { remotedPollMs, groupsMs, analysisdPollMs }');
+  /** @type {Record<string, number>} */
+  const out = { ...REAL_BACKGROUND };
+  for (const [k, v] of Object.entries(bg)) {
+    if (!(k in REAL_BACKGROUND)) throw new TypeError(`background.${k} is not one of ${Object.keys(REAL_BACKGROUND).join(', ')}`);
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v < 1 || v > 3_600_000) throw new TypeError(`background.${k} must be an integer number of milliseconds from 1 to 3600000`);
+    out[k] = v;
+  }
+  return /** @type {any} */ (Object.freeze(out));
+}
+
 /** `1,2,3` (or nothing) → [1, 2, 3]. @param {string} text */
 function idList(text) {
   return text === '' ? [] : text.split(',').map(Number);
@@ -454,7 +481,7 @@ export function installSimDaemon(binDir, home, name) {
 
 export class SimManager {
   /**
-   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, uid?: number, gid?: number }} opts
+   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, uid?: number, gid?: number, root?: string, persistDb?: boolean, split?: string, background?: boolean | { remotedPollMs?: number, groupsMs?: number, analysisdPollMs?: number } }} opts
    *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
    *   with them registered (never_connected), names and all, like a real global.db.
    *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, one sendto(MSG_NOSIGNAL) per
@@ -469,8 +496,20 @@ export class SimManager {
    *   root: a container's root directory: the daemons run chrooted in it, `home` is their path in
    *   it (/var/ossec) and `this.home` the host's path to it (`<root>/var/ossec`).
    *   The daemons run from copies in `<home>/bin` (installSimDaemon), like a real install.
+   *   background: the manager's own traffic on the wdb socket beside the agents' (WAZUH-PROTOCOL §2, "Seen
+   *   on a running 4.7.5 manager"); off by default. `true`: at the real intervals (REAL_BACKGROUND); an
+   *   object: shorter ones for tests (ms; those left out are the real ones). With it remoted polls
+   *   `get-agents-by-connection-status 0 active node01 -1` (paged on `due`) every remotedPollMs on a
+   *   long-lived connection of its own while it tracks an agent (one it had a message from, until that
+   *   agent's shutdown), opens a short connection for `get-distinct-groups ` every groupsMs, and sends each
+   *   agent message from the next of its 4 worker threads, each on its own long-lived connection;
+   *   analysisd polls the same listing every analysisdPollMs on its own connection; and monitord
+   *   (spawnMonitord) follows a sweep that disconnected agents with `get-agent-info <id>` for each (and
+   *   `find-agent` for each still disconnected). Every frame is one sendto, with the NUL of 4.x or none of
+   *   5.x, from the daemon's own process; the timers are threads of those processes, so stop() (or a
+   *   restart) ends them with the process and leaves no timer in Node.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root, persistDb = false, split = 'none' }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root, persistDb = false, split = 'none', background }) {
     this.binDir = path.resolve(binDir);
     /** The home as the daemons see it (inside their root, when chrooted). */
     this.innerHome = path.resolve(home);
@@ -488,6 +527,8 @@ export class SimManager {
     this.split = checkSplit(split);
     /** wazuh-db keeps its table across restartDb() (and a stop and start), as global.db does. */
     this.persistDb = persistDb === true;
+    /** The background traffic's intervals, or null: none (the default). */
+    this.background = checkBackground(background);
     /** @type {SimProcess | null} */ this.analysisd = null;
     /** @type {SimProcess | null} */ this.db = null;
     /** @type {SimClient | null} */ this.remoted = null;
@@ -531,14 +572,25 @@ export class SimManager {
       }
     }
     try {
-      this.analysisd = this.#spawn(this.daemon('analysisd'));
+      this.analysisd = this.#spawn(this.daemon('analysisd'), this.#analysisdArgs());
       this.db = this.#spawn(this.daemon('db'), this.#dbArgs());
       await Promise.all([this.analysisd.ready(), this.db.ready()]);
-      this.remoted = await this.#client(this.daemon('remoted'), reset);
+      this.remoted = await this.#client(this.daemon('remoted'), reset, this.#remotedArgs());
     } catch (e) {
       await this.stop();
       throw e;
     }
+  }
+
+  /** remoted's background traffic (--bg-*): its poll, its get-distinct-groups, its 4 workers' connections. */
+  #remotedArgs() {
+    const bg = this.background;
+    return bg ? ['--bg-poll-ms', String(bg.remotedPollMs), '--bg-groups-ms', String(bg.groupsMs), '--bg-workers'] : [];
+  }
+
+  /** analysisd's own poll of the active agents. */
+  #analysisdArgs() {
+    return this.background ? ['--bg-poll-ms', String(this.background.analysisdPollMs)] : [];
   }
 
   #dbArgs() {
@@ -682,7 +734,7 @@ export class SimManager {
     const old = this.#remoted();
     await old.kill('SIGKILL');
     this.remoted = null;
-    this.remoted = await this.#client(this.daemon('remoted'), reset);
+    this.remoted = await this.#client(this.daemon('remoted'), reset, this.#remotedArgs());
   }
 
   /**
@@ -706,9 +758,9 @@ export class SimManager {
     this.analysisd = null;
     this.db = null;
     this.db = this.#spawn(this.daemon('db'), this.#dbArgs());
-    this.analysisd = this.#spawn(this.daemon('analysisd'));
+    this.analysisd = this.#spawn(this.daemon('analysisd'), this.#analysisdArgs());
     await Promise.all([this.db.ready(), this.analysisd.ready()]);
-    this.remoted = await this.#client(this.daemon('remoted'), reset);
+    this.remoted = await this.#client(this.daemon('remoted'), reset, this.#remotedArgs());
     for (const a of reconnect) {
       await this.remoted.startup(a);
       await this.remoted.keepalive(a);
@@ -729,7 +781,9 @@ export class SimManager {
     if (name === 'wazuh-db' || name === 'wazuh-manager-db' || name === 'wazuh-analysisd' || name === 'wazuh-manager-analysisd') {
       throw new Error(`${name} is a server role, not a client`);
     }
-    const c = await this.#client(name, reset, syscall === 'sendto' ? [] : ['--syscall', syscall], checkSplit(split));
+    // monitord of a manager with background traffic: a sweep's hits followed by get-agent-info.
+    const bg = this.background && name === this.daemon('monitord') ? ['--bg-monitord'] : [];
+    const c = await this.#client(name, reset, [...(syscall === 'sendto' ? [] : ['--syscall', syscall]), ...bg], checkSplit(split));
     this.clients.push(c);
     return c;
   }

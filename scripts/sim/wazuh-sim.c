@@ -76,6 +76,14 @@ static uint64_t g_split_seed;
  * header and the payload as two iovecs, as a client assembling a frame would. */
 enum { SYS_SENDTO, SYS_WRITE, SYS_WRITEV, SYS_SENDMSG };
 static int g_syscall = SYS_SENDTO;
+/* The manager's background traffic (WAZUH-PROTOCOL §2, "Seen on a running 4.7.5 manager"), off unless
+ * asked for (SimManager's `background`): --bg-poll-ms (remoted: its poll of the active agents on a
+ * long-lived connection of its own, while it tracks an agent; analysisd: the same poll on its own
+ * connection), --bg-groups-ms (remoted: a short connection for get-distinct-groups), --bg-workers
+ * (remoted: each agent message from one of 4 worker threads, each with its own long-lived connection,
+ * opened on first use), --bg-monitord (monitord: a sweep's hits followed by get-agent-info <id>). */
+static long g_bg_poll_ms, g_bg_groups_ms;
+static int g_bg_workers, g_bg_monitord;
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -1449,6 +1457,37 @@ static int analysisd_wdb(const char *query, char *reply, size_t cap) {
     return -1;
 }
 
+/* The command loop and the background poll share that connection: one holds it for a whole request
+ * (a paged listing included), so each one's pages follow each other on it as one thread's do. */
+static pthread_mutex_t g_an_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* --bg-poll-ms: analysisd polls `get-agents-by-connection-status 0 active node01 -1` (paged on `due`)
+ * on its own connection, whether or not any agent is active (§2 names no condition, unlike remoted's).
+ * Its first poll one interval after the start. The reply's ids are not used: the simulated analysisd
+ * keeps no agent list. */
+static void *analysisd_bg_poll(void *arg) {
+    (void)arg;
+    static char q[128], reply[MAX_FRAME + 1];
+    for (;;) {
+        sleep_ms(g_bg_poll_ms);
+        pthread_mutex_lock(&g_an_lock);
+        for (long long last = 0, page = 0; page < 100000; page++) {
+            snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
+            if (analysisd_wdb(q, reply, sizeof reply) < 0) break;
+            for (const char *r = strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) last = strtoll(r + 5, NULL, 10);
+            if (strncmp(reply, "due ", 4)) break;
+        }
+        pthread_mutex_unlock(&g_an_lock);
+    }
+    return NULL;
+}
+
 static _Noreturn void run_analysisd(void) {
     mkdir_p("queue/sockets");
     mkdir_p("logs/alerts");
@@ -1462,6 +1501,11 @@ static _Noreturn void run_analysisd(void) {
     localtime_r(&now, &tm);
     g_day = tm.tm_mday;
     if (alerts_open_day() < 0) die("cannot open %s: %s", g_alerts_day, strerror(errno));
+    if (g_bg_poll_ms > 0) {
+        pthread_t bg;
+        if (pthread_create(&bg, NULL, analysisd_bg_poll, NULL) != 0) die("pthread_create: %s", strerror(errno));
+        pthread_detach(bg);
+    }
     printf("ready\n");
     fflush(stdout);
 
@@ -1514,6 +1558,7 @@ static _Noreturn void run_analysisd(void) {
             const char *e = NULL;
             if (!ids.b) e = "out of memory";
             else ids.b[0] = 0;
+            pthread_mutex_lock(&g_an_lock);
             if (!e && !strcmp(verb, "labels")) {
                 if (fields < 2 || count < 0) e = "usage: labels <id>";
                 else if (snprintf(q, sizeof q, "global get-labels %ld", count), analysisd_wdb(q, reply, sizeof reply) < 0) e = "wdb request failed";
@@ -1529,6 +1574,7 @@ static _Noreturn void run_analysisd(void) {
                 }
                 if (e || strncmp(reply, "due ", 4)) break;
             }
+            pthread_mutex_unlock(&g_an_lock);
             if (e) printf("err %lu %s\n", n, e);
             else printf(ids.len ? "ok %lu %s\n" : "ok %lu\n", n, ids.b);
             free(ids.b);
@@ -2394,6 +2440,148 @@ static void run_reconnect(const char *args, char *out, size_t cap) {
     snprintf(out, cap, "pending=%ld active=%ld errors=%ld", R.pending, R.active, R.errors);
 }
 
+/* ------------------------------------------------------------------------ */
+/* remoted's background traffic (--bg-*, off by default; WAZUH-PROTOCOL §2).  */
+
+/* One round trip on *fd, a long-lived connection opened on first use and, broken, opened again once
+ * (wdbc_query_ex after wazuh-db restarts). */
+static int conn_query(int *fd, const char *q, char *reply, size_t cap) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (*fd < 0 && (*fd = wdb_connect()) < 0) return -1;
+        if (wdb_query(*fd, q, reply, cap) == 0) return 0;
+        close(*fd);
+        *fd = -1;
+    }
+    return -1;
+}
+
+/* The agents this remoted tracks: §2 says it polls "while it tracks any agent" and no more. Taken here
+ * as every agent it has had a message from since it started (startup, keepalive), until that agent's
+ * shutdown; a sweep by monitord is not told to remoted, so a silent agent stays tracked. Ids from
+ * ID_INDEX up are not tracked. Written by the command thread only; the poll thread reads the count. */
+static unsigned char g_tracked[ID_INDEX / 8];
+static long g_ntracked;
+static void track(long long id, int on) {
+    if (id <= 0 || id >= ID_INDEX) return;
+    unsigned char bit = (unsigned char)(1u << (id % 8)), *b = &g_tracked[id / 8];
+    if (on && !(*b & bit)) {
+        *b |= bit;
+        __atomic_add_fetch(&g_ntracked, 1, __ATOMIC_RELEASE);
+    } else if (!on && (*b & bit)) {
+        *b &= (unsigned char)~bit;
+        __atomic_sub_fetch(&g_ntracked, 1, __ATOMIC_RELEASE);
+    }
+}
+
+/* --bg-poll-ms: `get-agents-by-connection-status <last> active node01 -1`, paged on `due` from last 0,
+ * on a long-lived connection of its own (not a worker's), every interval while an agent is tracked;
+ * the first one interval after the start. */
+static void *remoted_bg_poll(void *arg) {
+    (void)arg;
+    int fd = -1;
+    static char q[128], reply[MAX_FRAME + 1];
+    for (;;) {
+        sleep_ms(g_bg_poll_ms);
+        if (__atomic_load_n(&g_ntracked, __ATOMIC_ACQUIRE) == 0) continue;
+        for (long long last = 0, page = 0; page < 100000; page++) {
+            snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
+            if (conn_query(&fd, q, reply, sizeof reply) < 0) break;
+            for (const char *r = strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) last = strtoll(r + 5, NULL, 10);
+            if (strncmp(reply, "due ", 4)) break;
+        }
+    }
+    return NULL;
+}
+
+/* --bg-groups-ms: a new short connection (connect, one query, close) for get-distinct-groups, as at
+ * the start, every interval (~10 s on 4.7.5); the first one interval after the start. */
+static void *remoted_bg_groups(void *arg) {
+    (void)arg;
+    for (;;) {
+        sleep_ms(g_bg_groups_ms);
+        (void)short_query("global get-distinct-groups ");
+    }
+    return NULL;
+}
+
+/* --bg-workers: remoted's 4 worker threads. Each agent message (startup, keepalive, shutdown) goes to
+ * the next one in turn, which sends its requests on its own long-lived connection (opened at its
+ * first use) — a keepalive's select-agent-group and update-agent-data together, and the short
+ * connection of a first connection's set-agent-groups from that thread too. Without the flag every
+ * request goes on the process's one long-lived connection, as before. The command thread waits for
+ * the worker, so one agent's messages still go in order, each on whichever connection its turn gave. */
+#define REM_WORKERS 4
+struct rem_worker {
+    pthread_t t;
+    sem_t go, done;
+    int fd;
+    const char *q;
+    char *reply;
+    size_t cap;
+    int shortconn, rc;
+};
+static struct rem_worker g_rem_workers[REM_WORKERS];
+static int g_rem_turn;
+
+static void *rem_worker_main(void *arg) {
+    struct rem_worker *w = arg;
+    for (;;) {
+        while (sem_wait(&w->go) < 0)
+            ;
+        if (w->shortconn) {
+            int fd = wdb_connect();
+            w->rc = fd < 0 ? -1 : wdb_query(fd, w->q, w->reply, w->cap);
+            if (fd >= 0) close(fd);
+        } else {
+            w->rc = conn_query(&w->fd, w->q, w->reply, w->cap);
+        }
+        sem_post(&w->done);
+    }
+    return NULL;
+}
+
+/* An agent message's request: on this turn's worker (--bg-workers), else as before (the long-lived
+ * connection, or a short one). -1 on failure, g_lq_err saying why. */
+static int agent_query(const char *q, char *reply, size_t cap, int shortconn) {
+    if (!g_bg_workers) {
+        if (!shortconn) return long_query(q, reply, cap);
+        g_lq_err = "wdb request failed";
+        return short_query(q);
+    }
+    struct rem_worker *w = &g_rem_workers[g_rem_turn];
+    w->q = q;
+    w->reply = reply;
+    w->cap = cap;
+    w->shortconn = shortconn;
+    sem_post(&w->go);
+    while (sem_wait(&w->done) < 0)
+        ;
+    g_lq_err = "wdb request failed";
+    return w->rc;
+}
+
+static void start_remoted_background(void) {
+    pthread_t t;
+    if (g_bg_workers) {
+        for (int i = 0; i < REM_WORKERS; i++) {
+            struct rem_worker *w = &g_rem_workers[i];
+            w->fd = -1;
+            sem_init(&w->go, 0, 0);
+            sem_init(&w->done, 0, 0);
+            if (pthread_create(&w->t, NULL, rem_worker_main, w) != 0) die("pthread_create: %s", strerror(errno));
+            pthread_detach(w->t);
+        }
+    }
+    if (g_bg_poll_ms > 0) {
+        if (pthread_create(&t, NULL, remoted_bg_poll, NULL) != 0) die("pthread_create: %s", strerror(errno));
+        pthread_detach(t);
+    }
+    if (g_bg_groups_ms > 0) {
+        if (pthread_create(&t, NULL, remoted_bg_groups, NULL) != 0) die("pthread_create: %s", strerror(errno));
+        pthread_detach(t);
+    }
+}
+
 static void *remoted_loop(void *arg);
 
 /* Commands read so far: the count the replies carry, whichever thread reads the next one. */
@@ -2424,6 +2612,7 @@ static int run_remoted(void) {
     /* Seen at remoted start on 4.7.5: two short connections, groups then reset. */
     if (short_query("global get-distinct-groups ") < 0) die("cannot reach wazuh-db at %s/%s", g_home, WDB_PATH);
     if (!g_no_reset && short_query("global reset-agents-connection synced") < 0) die("reset-agents-connection failed");
+    start_remoted_background();
     /* Lets the harness know the start-up queries have been answered. */
     printf("ready\n");
     fflush(stdout);
@@ -2465,12 +2654,14 @@ static void *remoted_loop(void *arg) {
                 err = "usage: <verb> <id> <name> <ip>";
             } else {
                 json_escape_into(eip, sizeof eip, ip);
+                g_rem_turn = (g_rem_turn + 1) % REM_WORKERS; /* --bg-workers: the next worker's turn */
+                track(id, strcmp(verb, "shutdown") != 0);
                 if (!strcmp(verb, "startup")) {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent started: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
                     send_tcp_frame("#!-agent ack ");
                     q_startup(q, sizeof q, id);
-                    if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                    if (agent_query(q, reply, sizeof reply, 0) < 0) err = g_lq_err;
                 } else if (!strcmp(verb, "keepalive")) {
                     /* select-agent-group, then update-agent-data. An agent without groups (never connected:
                      * `ok [{}]`) is at its first connection (4.x, seen on 4.7.5): remoted sets its groups on a
@@ -2487,18 +2678,18 @@ static void *remoted_loop(void *arg) {
                     if (*extra) err = kdata_parse(&k, extra);
                     if (!err) {
                         q_select_group(q, sizeof q, id);
-                        if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                        if (agent_query(q, reply, sizeof reply, 0) < 0) err = g_lq_err;
                     }
                     int first = !err && !g_5x && !strcmp(reply, "ok [{}]");
                     if (first) {
                         q_set_groups(q, sizeof q, id);
-                        if (short_query(q) < 0) err = "wdb request failed";
+                        if (agent_query(q, reply, sizeof reply, 1) < 0) err = "wdb request failed";
                     }
                     q_keepalive_ex(q, sizeof q, id, ip, first, &k);
                     /* A 4.x helper's request is at most 2,048 bytes (the NUL counted): a longer
                      * update-agent-data goes out cut, and wazuh-db answers err Invalid JSON (§2). */
                     if (g_nul && strlen(q) > 2047) q[2047] = 0;
-                    if (!err && long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                    if (!err && agent_query(q, reply, sizeof reply, 0) < 0) err = g_lq_err;
                     snprintf(msg, sizeof msg,
                              "1:[%03lld] (%s) %s->/var/log/auth.log:Jan  1 00:00:00 %s sshd[1234]: "
                              "Accepted publickey for root from 10.0.0.1 port 40000 ssh2", id, name, ip, name);
@@ -2507,7 +2698,7 @@ static void *remoted_loop(void *arg) {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent stopped: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
                     q_shutdown(q, sizeof q, id);
-                    if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                    if (agent_query(q, reply, sizeof reply, 0) < 0) err = g_lq_err;
                 }
                 if (!err && strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
             }
@@ -2565,6 +2756,33 @@ static void *remoted_loop(void *arg) {
                     }
                 }
                 if (!err && !done) err = "wazuh-db kept answering due: 100000 pages";
+                if (!err && is_disc && g_bg_monitord && ids.len) {
+                    /* --bg-monitord: what 4.7's monitord does after a sweep that disconnected agents (§9,
+                     * "global get-agent-info" after "disconnect-agents (hit)"): the disconnection alert of
+                     * each, which asks `get-agent-info <id>` on the same long-lived connection and, the
+                     * agent still disconnected, `find-agent {"name":…,"ip":<register_ip>}` (§9's next
+                     * monitord frame: agent2, "any" — the row's name and register_ip). The protocol
+                     * document is silent on the timing (4.7 waits agents_disconnection_alert_time, 0 by
+                     * default, so the next loop): here at once, in the sweep's order, which is the least
+                     * surprising. It is silent on the alert datagram that follows too: not sent. */
+                    static char name[128], rip[64], ename[300], erip[200];
+                    for (const char *p = ids.b; *p && !err;) {
+                        long long x = strtoll(p, NULL, 10);
+                        p += strcspn(p, ",");
+                        if (*p == ',') p++;
+                        snprintf(q, sizeof q, "global get-agent-info %lld", x);
+                        if (long_query(q, reply, sizeof reply) < 0) { err = g_lq_err; break; }
+                        const char *row = strchr(reply, '{');
+                        if (strncmp(reply, "ok ", 3) || !row || !strstr(reply, "\"connection_status\":\"disconnected\"") ||
+                            !json_str(row, "name", name, sizeof name) || !json_str(row, "register_ip", rip, sizeof rip))
+                            continue; /* active again, or gone: no alert, no find-agent */
+                        json_escape_into(ename, sizeof ename, name);
+                        json_escape_into(erip, sizeof erip, rip);
+                        if (g_5x) snprintf(q, sizeof q, "global find-agent {\"ip\":\"%s\",\"name\":\"%s\"}", erip, ename);
+                        else snprintf(q, sizeof q, "global find-agent {\"name\":\"%s\",\"ip\":\"%s\"}", ename, erip);
+                        if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
+                    }
+                }
                 if (!err) {
                     printf(ids.len ? "ok %lu %s\n" : "ok %lu\n", n, ids.b);
                     fflush(stdout);
@@ -2830,7 +3048,12 @@ static void *remoted_loop(void *arg) {
         } else if (!strcmp(verb, "load") || !strcmp(verb, "reconnect")) {
             char res[512];
             if (!strcmp(verb, "load")) run_load(cmdline + 4, res, sizeof res);
-            else run_reconnect(cmdline + 9, res, sizeof res);
+            else {
+                run_reconnect(cmdline + 9, res, sizeof res);
+                long ra = 0, rf = 0; /* the agents it brought back are tracked (for --bg-poll-ms) */
+                if (strncmp(res, "err ", 4) && sscanf(cmdline + 9, "%ld %ld", &ra, &rf) == 2)
+                    for (long k = 0; k < ra; k++) track(rf + k, 1);
+            }
             if (!strncmp(res, "err ", 4)) printf("err %lu %s\n", n, res + 4);
             else printf("ok %lu %s\n", n, res);
             fflush(stdout);
@@ -2896,6 +3119,15 @@ int main(int argc, char **argv) {
             if (*end || !(us >= 0 && us <= 1000000)) die("--cpu-per-request-us wants a number of microseconds from 0 to 1000000");
             g_cost_ns = (long long)(us * 1000.0 + 0.5);
         }
+        else if ((!strcmp(argv[i], "--bg-poll-ms") || !strcmp(argv[i], "--bg-groups-ms")) && i + 1 < argc) {
+            char *end;
+            long ms = strtol(argv[i + 1], &end, 10);
+            if (*end || ms < 1 || ms > 3600000) die("%s wants milliseconds from 1 to 3600000", argv[i]);
+            *(!strcmp(argv[i], "--bg-poll-ms") ? &g_bg_poll_ms : &g_bg_groups_ms) = ms;
+            i++;
+        }
+        else if (!strcmp(argv[i], "--bg-workers")) g_bg_workers = 1;
+        else if (!strcmp(argv[i], "--bg-monitord")) g_bg_monitord = 1;
         else if (!strcmp(argv[i], "--state") && i + 1 < argc) g_state = argv[++i];
         else if (!strcmp(argv[i], "--page-rows") && i + 1 < argc) {
             g_page_rows = atol(argv[++i]);
