@@ -107,7 +107,7 @@ async function main() {
 `);
   writeFileSync(join(work, 'nats.conf'), `listen: 127.0.0.1:${port}\n`);
   const sock = join(work, 'tap.sock');
-  console.log(paint(1, `wazuh-nats-tap demo — nats-server on 127.0.0.1:${port}, simulated manager in ${home}`));
+  console.log(paint(1, `wazuh-nats-tap demo — nats-server on 127.0.0.1:${port}, simulated manager in ${home} (with its background polls)`));
   console.log(paint(90, `try from another terminal: npx wazuh-nats-tap status --control-socket ${sock}`));
   console.log(paint(90, `                           npx wazuh-nats-tap tail --nats-url nats://127.0.0.1:${port}   (detach, attach: as status)\n`));
 
@@ -126,7 +126,11 @@ async function main() {
     { id: 2, name: 'db-server-01', ip: '10.0.0.2' },
     { id: 3, name: 'mail-01', ip: '10.0.0.3' },
   ];
-  sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents });
+  // With the manager's own traffic on the wazuh-db socket at a real manager's intervals (WAZUH-PROTOCOL
+  // §2): remoted's and analysisd's polls of the active agents every 5 s, remoted's get-distinct-groups
+  // every 10 s, the agents' messages from remoted's 4 worker connections. The tap reads every one of
+  // them and publishes nothing for them while it agrees with wazuh-db.
+  sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents, background: true });
   await sim.start();
   tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
     '--control-socket', sock], 'the tap', /"msg":"attached/);
