@@ -216,6 +216,12 @@ t.test('background: restartRemoted and restartManager keep it; a new remoted pol
   t.equal(threads('remoted'), 7, 'restartManager: remoted too');
   t.equal(threads('analysisd'), 4, 'and analysisd its poll thread');
   t.same(await m.pollActive(), [1], 'agent 1 back');
+  await sleep(400);
+  // wazuh-db restarted: the polls' connections break; the daemons live on and poll again on new ones.
+  await m.restartDb();
+  await sleep(500); // ten polls of each
+  t.same([m.analysisd?.exitInfo ?? null, m.remoted?.proc.exitInfo ?? null], [null, null], 'analysisd and remoted run on: a write on the broken connection is an error to retry (SIGPIPE ignored), not their end');
+  t.same(await m.analysisdPollActive(), [1], 'analysisd asks on a new connection');
   const plain = new SimManager({ binDir, home: fs.mkdtempSync(path.join(os.tmpdir(), 'sim-bg-plain-')), agents: A });
   t.teardown(() => fs.rmSync(plain.home, { recursive: true, force: true }));
   t.teardown(() => plain.stop());

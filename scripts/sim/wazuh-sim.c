@@ -1489,6 +1489,9 @@ static void *analysisd_bg_poll(void *arg) {
 }
 
 static _Noreturn void run_analysisd(void) {
+    /* As every Wazuh daemon (StartSIG): a write on a connection wazuh-db closed (it restarted) is an
+     * error to retry, not the end of the process — analysisd's background poll meets one at each restart. */
+    signal(SIGPIPE, SIG_IGN);
     mkdir_p("queue/sockets");
     mkdir_p("logs/alerts");
     start_signal_thread(QUEUE_PATH);
@@ -2655,7 +2658,6 @@ static void *remoted_loop(void *arg) {
             } else {
                 json_escape_into(eip, sizeof eip, ip);
                 g_rem_turn = (g_rem_turn + 1) % REM_WORKERS; /* --bg-workers: the next worker's turn */
-                track(id, strcmp(verb, "shutdown") != 0);
                 if (!strcmp(verb, "startup")) {
                     snprintf(msg, sizeof msg, "1:[%03lld] (%s) any->wazuh-agent:ossec: Agent started: '%s->%s'.", id, name, name, ip);
                     send_datagram(msg);
@@ -2701,6 +2703,8 @@ static void *remoted_loop(void *arg) {
                     if (agent_query(q, reply, sizeof reply, 0) < 0) err = g_lq_err;
                 }
                 if (!err && strncmp(reply, "ok", 2) != 0) err = "wazuh-db answered an error";
+                /* Tracked once its message was handled (the poll never comes before its first request). */
+                track(id, strcmp(verb, "shutdown") != 0);
             }
         } else if (!strcmp(verb, "manager-info")) {
             /* wazuh-modulesd at start (§9): the manager's own row, agent 000 — its name, then its data. */
