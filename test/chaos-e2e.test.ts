@@ -22,7 +22,10 @@
 // the run lasts CHAOS_SECONDS (30); CHAOS_DISK=0 leaves the disk alone. For whoever reads a failure,
 // CHAOS_KEEP=<dir> keeps there the faults with their times (faults.log), every tap's log (tap-N.log;
 // CHAOS_LOG_LEVEL=debug logs each event with its id), the stream's status changes (stream.log) and
-// the status journal — what it took to find the last three defects below.
+// the status journal — what it took to find the last three defects below. CHAOS_BACKGROUND=1 gives both
+// managers their background traffic (SimManager `background`, WAZUH-PROTOCOL §2) at short intervals:
+// remoted's and analysisd's polls of the active agents, get-distinct-groups, remoted's 4 worker
+// connections, monitord's get-agent-info after each sweep's hits.
 import t from 'tap';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -50,6 +53,8 @@ const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30);
  * and one more that needs no disk: a removal undone by a resync asked before it (proto-transitions).
  */
 const DISK = process.env.CHAOS_DISK !== '0';
+/** CHAOS_BACKGROUND=1: the managers' background traffic, at 150–200 ms (the real ones: 5 and 10 s). Off by default. */
+const BACKGROUND = process.env.CHAOS_BACKGROUND === '1' ? { remotedPollMs: 150, groupsMs: 200, analysisdPollMs: 170 } : undefined;
 // wazuh-db's restarts found an agent removed and registered again while wazuh-db was away adopted
 // silently (e2e-unseen-changes), and the alerts' rotations files skipped when alerts.json rotated
 // more than once between two looks (alerts-follower).
@@ -158,7 +163,7 @@ async function otherManager(t: Tap.Test, natsUrl: string) {
   const home = mkdtempSync(join(tmpdir(), 'wnt-chaos-other-'));
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
   writeOssecConf(home, `    <server_url>${natsUrl}</server_url>\n    <subject_prefix>other</subject_prefix>\n`);
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30), persistDb: true });
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30), persistDb: true, background: BACKGROUND });
   t.teardown(() => sim.stop());
   await sim.start();
   const sock = join(home, 'tap.sock');
@@ -187,7 +192,7 @@ async function otherManager(t: Tap.Test, natsUrl: string) {
   };
 }
 
-t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NATS ends where wazuh-db is`, async (t) => {
+t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s${BACKGROUND ? ', background traffic' : ''}): NATS ends where wazuh-db is`, async (t) => {
   const rnd = prng(SEED);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
   const nats = await startNatsServer({ jetstream: true });
@@ -199,7 +204,7 @@ t.test(`faults overlapping while agents change (seed ${SEED}, ${SECONDS} s): NAT
   writeOssecConf(home, `    <server_url>${nats.url}</server_url>\n    <jetstream>yes</jetstream>\n`
     + `    <spool_dir>${spool}</spool_dir>\n` + '    <create_stream>yes</create_stream>\n    <agents_kv>yes</agents_kv>\n    <reconnect_delay>1</reconnect_delay>\n');
   // 31–40: registered (and removed) on the way. wazuh-db keeps its table when restarted, as global.db does.
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30), persistDb: true });
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: AGENTS.slice(0, 30), persistDb: true, background: BACKGROUND });
   t.teardown(() => sim.stop());
   await sim.start();
   const monitord = await sim.spawnMonitord();
