@@ -12,7 +12,10 @@
  * `python3` (wazuh-clusterd) sends no NUL either. wazuh-db keeps the agent table's
  * state as the real statements do, answers from a pool of worker threads (one
  * connection's successive requests in different threads), each reply one sendto()
- * with flags 0. --split cuts client frames into several writes, for reassembly tests.
+ * with flags 0. --split cuts client frames into several writes, for reassembly tests. The --bg-*
+ * options (SimManager's `background`) add the manager's own traffic of §2: remoted's and analysisd's
+ * polls of the active agents, remoted's get-distinct-groups and its 4 worker connections, monitord's
+ * get-agent-info after a sweep's hits.
  *
  * Build: gcc -std=c11 -O2 -Wall -Wextra -pthread -o wazuh-sim wazuh-sim.c
  */
