@@ -138,6 +138,29 @@ t.test('once every agent wazuh-db listed is held, an UPDATE of another is asked 
   t.same(status(s.apply(ex(DATA(31)))), ['031:unknown>active/0/keepalive/remoted']);
 });
 
+t.test('an agent a complete listing lacked, changed while the list was read: wazuh-db is asked, and its answer decides', async (t) => {
+  // Before the table held every agent (an incomplete start), a removed agent's late keepalive made it active;
+  // the listing that followed spared it (changed since the list was read, as an agent registered since is) —
+  // and it stayed active for good.
+  const s = activeTable([1, 5, 6]);
+  const listedAt = clock - 500_000n; // the keepalives below end after the list was read
+  t.same(status(s.apply(ex(DATA(5)))), [], 'a keepalive of agent 5 (removed meanwhile: wazuh-db answers ok)');
+  s.apply(ex(DATA(6)));
+  t.same(s.removeUnlisted([1], listedAt), [], 'both changed while the list was read: spared');
+  t.same(s.takeUnheld().sort(), [5, 6], 'and asked about');
+  const askedAt = clock + 1_000_000n;
+  t.same(status(s.describedAgents({ rows: [{ id: 6, connection_status: 'active' }], absent: [5], reason: null }, askedAt)),
+    ['005:active>unknown/0/removed/wazuh-db'], 'the one wazuh-db has no row for: removed; the other stays');
+  t.equal(s.get(5), undefined);
+  t.match(s.get(6), { status: 'active' });
+  t.same(s.apply(ex(DATA(5))), [], 'its next late keepalive: nothing');
+  // An UPDATE again while the question was out: asked once more, not removed on an answer older than it.
+  s.apply(ex(DATA(6)));
+  t.same(s.describedAgents({ rows: [], absent: [6], reason: null }, clock - 500_000n), [], 'changed since the question: kept');
+  t.same(s.takeUnheld(), [6], 'asked again');
+  t.same(status(s.describedAgents({ rows: [], absent: [6], reason: null }, clock + 1_000_000n)), ['006:active>unknown/0/removed/wazuh-db']);
+});
+
 t.test('insert-agent answered err (duplicate id) changes nothing', async (t) => {
   const s = table();
   s.setKnown({ id: 4, name: 'agent4', status: 'active' });

@@ -324,26 +324,41 @@ export class AgentStateTable {
     const present = new Set(listed);
     const gone: AgentRow[] = [];
     for (const a of this.agents.values()) {
-      if (!present.has(a.id) && a.status !== 'unknown' && !this.changedSince(a.id, tsNs)) gone.push(a);
+      if (present.has(a.id) || a.status === 'unknown') continue;
+      if (!this.changedSince(a.id, tsNs)) gone.push(a);
+      // Changed while the list was read: registered since, or a removed agent's late UPDATE (wazuh-db
+      // answers ok, no row) taken before the table held every agent — wazuh-db is asked which.
+      else this.ask(a.id);
     }
     const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
     const events: AgentEvent[] = [];
-    for (const a of gone) {
-      // Another node's agent (a master's copy): forgotten here, that node says its own removal.
-      const ours = this.clusterNode === null || a.node === null || a.node === this.clusterNode;
-      if (ours) this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
-      this.forget(a, { start: tsNs, end: tsNs });
-    }
+    for (const a of gone) this.removedUnseen(a, tsNs, cause, events);
     this.listedAll = true; // every listed agent was applied before this (the callers' order)
     return events;
   }
 
-  /** Whether UPDATEs named agents to ask wazuh-db about (takeUnheld). */
+  /** One `removed` event for an agent wazuh-db no longer has (not for another node's), and forgotten. */
+  private removedUnseen(a: AgentRow, tsNs: bigint, cause: EventCause, events: AgentEvent[]): void {
+    // Another node's agent (a master's copy): forgotten here, that node says its own removal.
+    const ours = this.clusterNode === null || a.node === null || a.node === this.clusterNode;
+    if (ours) this.emitStatus(a, { previous: a.status, current: 'unknown', code: a.status_code, reason: 'removed' }, cause, events);
+    this.forget(a, { start: tsNs, end: tsNs });
+  }
+
+  /** Someone must ask wazuh-db about this agent (takeUnheld); bounded, the next UPDATE asks again. */
+  private ask(id: number): void {
+    if (this.unheld.size < MAX_UNHELD) this.unheld.add(id);
+  }
+
+  /** Whether there are agents to ask wazuh-db about (takeUnheld). */
   get hasUnheld(): boolean {
     return this.unheld.size > 0;
   }
 
-  /** The agents UPDATEs named that the table does not hold, since the last call: ask wazuh-db (describedAgents). */
+  /**
+   * The agents to ask wazuh-db about since the last call (describedAgents): those UPDATEs named that the
+   * table does not hold, and those a complete listing lacked that had changed while it was read.
+   */
   takeUnheld(): number[] {
     const ids = [...this.unheld];
     this.unheld.clear();
@@ -354,7 +369,8 @@ export class AgentStateTable {
    * wazuh-db's answer about agents takeUnheld named, asked at `tsNs` (null: it could not be asked). A
    * described agent joins the table with one status event, as a resync's row gives. An agent wazuh-db
    * has no row for (`absent`: removed, or never registered) is remembered as removed at `tsNs`: its
-   * next UPDATEs are counted (afterRemoval) without asking again. Not answered about every agent
+   * next UPDATEs are counted (afterRemoval) without asking again; one the table holds, unchanged
+   * since, gets its `removed` event, as removeUnlisted gives. Not answered about every agent
    * (`reason`), the table no longer claims to hold every agent, and UPDATEs apply as they come until
    * the next complete listing.
    */
@@ -363,10 +379,18 @@ export class AgentStateTable {
   ): AgentEvent[] {
     if (answer === null || answer.reason !== null) this.listedAll = false;
     if (answer === null) return [];
+    const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
+    const events: AgentEvent[] = [];
     for (const id of answer.absent) {
-      if (isAgentId(id) && id !== 0 && this.agents.get(id) === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
+      if (!isAgentId(id) || id === 0) continue;
+      const a = this.agents.get(id);
+      if (a === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
+      else if (a.status === 'unknown') continue;
+      else if (!this.changedSince(id, tsNs)) this.removedUnseen(a, tsNs, cause, events);
+      else this.ask(id); // an UPDATE again while asked: asked once more
     }
-    return this.resync(answer.rows, tsNs, source);
+    events.push(...this.resync(answer.rows, tsNs, source));
+    return events;
   }
 
   apply(ex: WdbExchange<WdbRequest>): AgentEvent[] {
@@ -681,7 +705,7 @@ export class AgentStateTable {
       // Every agent wazuh-db listed is held: this one has no row, unless it was registered unseen.
       if (this.listedAll && isAgentId(id) && this.agents.size < this.maxAgents) {
         this.counters.unlisted++;
-        if (this.unheld.size < MAX_UNHELD) this.unheld.add(id);
+        this.ask(id);
         return null;
       }
     }
