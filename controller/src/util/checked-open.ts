@@ -121,13 +121,25 @@ export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: s
     try { unlinkSync(tmp); } catch { /* not made */ }
     throw e;
   }
-  if (o.sync) {
-    const d = openSync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NOFOLLOW);
+  if (o.sync) syncDir(path);
+}
+
+/**
+ * fsync of the directory a replace renamed in, so the rename outlives a power loss. The directory is
+ * followed (the spool names its files through /proc/self/fd/<its pinned directory>, a link). Best
+ * effort: the file is already replaced, so a failure here is no failed replace — the rename stands,
+ * only its durability is the file system's.
+ */
+function syncDir(path: string): void {
+  try {
+    const d = openSync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY);
     try {
       fsyncSync(d);
     } finally {
       closeSync(d);
     }
+  } catch {
+    // said by nothing: see above
   }
 }
 
@@ -166,12 +178,19 @@ export async function replaceOwnAsync(path: string, data: string | Uint8Array, o
     try { await unlinkAsync(tmp); } catch { /* not made */ }
     throw e;
   }
-  if (o.sync) {
-    const d = await openAsync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NOFOLLOW);
+  if (o.sync) await syncDirAsync(path);
+}
+
+/** syncDir on libuv's threads. */
+async function syncDirAsync(path: string): Promise<void> {
+  try {
+    const d = await openAsync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY);
     try {
       await d.sync();
     } finally {
       await d.close();
     }
+  } catch {
+    // best effort, as syncDir
   }
 }
