@@ -123,15 +123,15 @@ t.test('a removed agent whose keepalives go on after a restart of the tap: stays
   t.same(changes(got, '001'), ['never_connected>pending/agent_startup', 'pending>active/keepalive', 'active>unknown/removed'], 'stays removed');
   t.equal(asked().length, 1, 'asked once: its later UPDATEs are those of a removed agent');
 
-  // Registered by a process the tap does not watch (wazuh-db's socket is open to any of the manager's): told once
-  // wazuh-db says so, and followed from then on.
+  // Registered by a process the tap does not watch (wazuh-db's socket is open to any of the manager's): its
+  // UPDATEs wait while wazuh-db is asked, then apply as they came, and it is followed from then on.
   const C = { id: 3, name: 'api-03', ip: '10.3.0.3' };
   t.equal(await wdbRequest(sim.wdbPath, 'global insert-agent {"id":3,"name":"api-03","ip":"any","register_ip":"any","internal_key":"k3","date_add":1796550000}'), 'ok');
   await sim.startup(C);
   await waitFor(() => changes(got, '003').length === 1, 10_000, 'agent 003 told');
   await sim.keepalive(C);
   await waitFor(() => changes(got, '003').length === 2, 10_000, 'then its keepalive').catch(() => {});
-  t.same(changes(got, '003'), ['unknown>pending/initial_sync', 'pending>active/keepalive']);
+  t.same(changes(got, '003'), ['unknown>pending/agent_startup', 'pending>active/keepalive'], 'its startup as it came, held while wazuh-db was asked');
   t.equal(got.find((m) => m.body.agent_id === '003')?.body.agent_name, 'api-03', 'with wazuh-db\'s row');
   t.same(changes(got, '002'), [], 'an agent that changed nothing: nothing');
 });

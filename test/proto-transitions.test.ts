@@ -111,31 +111,34 @@ t.test('once every agent wazuh-db listed is held, an UPDATE of another is asked 
 
   // Registered where the tap could not see it (the insert came from a process it does not watch): wazuh-db says so.
   clock += 5_000_000n;
-  t.same(s.apply(ex(PENDING(27))), []);
+  t.same(s.apply(ex(PENDING(27))), [], 'held');
+  t.same(s.apply(ex(DATA(27))), [], 'held too');
   t.same(s.takeUnheld(), [27]);
-  t.same(status(s.describedAgents({ rows: [{ id: 27, name: 'late27', connection_status: 'pending', status_code: 0 }], absent: [], reason: null }, clock)),
-    ['027:unknown>pending/0/initial_sync/wazuh-db'], 'joins the table, told');
-  t.same(status(s.apply(ex(DATA(27)))), ['027:pending>active/0/keepalive/remoted'], 'then its keepalives count');
-  t.equal(s.get(27)?.name, 'late27');
+  t.same(s.apply(ex(SHUT(27))), [], 'held while asked');
+  t.same(status(s.describedAgents({ rows: [{ id: 27, name: 'late27', connection_status: 'disconnected', status_code: 3 }], absent: [], reason: null }, clock)),
+    ['027:unknown>pending/0/agent_startup/remoted', '027:pending>active/0/keepalive/remoted', '027:active>disconnected/3/agent_shutdown/remoted'],
+    'wazuh-db has its row: the UPDATEs held are applied as they came, in order, none lost');
+  t.equal(s.get(27)?.name, 'late27', 'named by the row');
+  t.same(status(s.apply(ex(PENDING(27)))), ['027:disconnected>pending/0/agent_startup/remoted'], 'then its UPDATEs apply as they come');
 
   // A registration captured after the listing: held, no question.
   t.same(status(s.apply(ex('global insert-agent {"id":28,"name":"new28","ip":"any"}', 'ok', 'wazuh-authd'))), ['028:unknown>never_connected/0/registered/authd']);
   t.same(status(s.apply(ex(PENDING(28)))), ['028:never_connected>pending/0/agent_startup/remoted']);
   t.notOk(s.hasUnheld);
 
-  // wazuh-db could not be asked: the table no longer claims to hold every agent; UPDATEs apply as before any listing.
-  t.same(s.apply(ex(DATA(29))), []);
+  // wazuh-db could not be asked: the UPDATEs held apply as they came, as before any listing — none lost.
+  t.same(s.apply(ex(SHUT(29))), []);
   t.same(s.takeUnheld(), [29]);
-  t.same(s.describedAgents(null, clock), []);
-  t.same(status(s.apply(ex(DATA(29)))), ['029:unknown>active/0/keepalive/remoted']);
-  // Until the next complete listing.
-  s.removeUnlisted([1, 2, 27, 28, 29], clock + 1_000_000n);
-  t.same(s.apply(ex(DATA(30))), [], 'asked about again');
-  t.same(s.takeUnheld(), [30]);
-  // An answer about some agents only (wazuh-db stopped answering): what it said is used, and the claim dropped.
+  t.same(status(s.describedAgents(null, clock)), ['029:unknown>disconnected/3/agent_shutdown/remoted']);
+  t.same(status(s.apply(ex(DATA(29)))), ['029:disconnected>active/3/keepalive/remoted']);
+  // And the table still holds every agent listed: the next unknown one is asked about.
+  t.same(s.apply(ex(DATA(30))), [], 'held');
+  t.same(s.apply(ex(DATA(31))), [], 'held');
+  t.same(s.takeUnheld().sort(), [30, 31]);
+  // An answer about some agents only (wazuh-db stopped answering): what it said is used, the rest applied as they came.
   t.same(status(s.describedAgents({ rows: [{ id: 30, connection_status: 'active' }], absent: [], reason: 'no reply within 3000 ms' }, clock + 2_000_000n)),
-    ['030:unknown>active/0/initial_sync/wazuh-db']);
-  t.same(status(s.apply(ex(DATA(31)))), ['031:unknown>active/0/keepalive/remoted']);
+    ['030:unknown>active/0/keepalive/remoted', '031:unknown>active/0/keepalive/remoted']);
+  t.equal(s.stats().unlisted, 8, 'each UPDATE held, counted');
 });
 
 t.test('an agent a complete listing lacked, changed while the list was read: wazuh-db is asked, and its answer decides', async (t) => {
@@ -156,7 +159,11 @@ t.test('an agent a complete listing lacked, changed while the list was read: waz
   t.same(s.apply(ex(DATA(5))), [], 'its next late keepalive: nothing');
   // An UPDATE again while the question was out: asked once more, not removed on an answer older than it.
   s.apply(ex(DATA(6)));
-  t.same(s.describedAgents({ rows: [], absent: [6], reason: null }, clock - 500_000n), [], 'changed since the question: kept');
+  t.same(s.removeUnlisted([1], clock - 500_000n), []);
+  t.same(s.takeUnheld(), [6]);
+  const asked = clock + 100_000n;
+  s.apply(ex(DATA(6)));
+  t.same(s.describedAgents({ rows: [], absent: [6], reason: null }, asked), [], 'changed since the question: kept');
   t.same(s.takeUnheld(), [6], 'asked again');
   t.same(status(s.describedAgents({ rows: [], absent: [6], reason: null }, clock + 1_000_000n)), ['006:active>unknown/0/removed/wazuh-db']);
 });

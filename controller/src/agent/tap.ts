@@ -208,7 +208,8 @@ export class Tap {
     // wazuh-db is reached through the home's path: another home's is never asked (its listing would
     // remove this home's agents). The pin has said so.
     if (!this.homePin.holds()) return;
-    if (this.resyncing) {
+    // One look at wazuh-db at a time: rows of an older look must not override a newer one's.
+    if (this.resyncing || this.describing) {
       this.resyncAgain = { why, untilListeningMs, firstLook }; // the one in flight may predate what asks now
       return;
     }
@@ -241,22 +242,22 @@ export class Tap {
         const now = performance.now();
         this.lossResyncAt = now + Math.max(LOSS_RESYNC_GAP_MS, 4 * (now - startedAt));
       }
-      const again = this.resyncAgain;
-      this.resyncAgain = null;
-      if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
+      this.lookAgain();
     }
   }
 
   /**
    * Asks wazuh-db about the agents UPDATEs named that the table does not hold while it holds every agent
-   * wazuh-db listed (AgentStateTable.takeUnheld): one registered unseen joins the table with an event;
-   * one wazuh-db has no row for (a removed agent's late keepalive, after a restart of the tap) stays out.
+   * wazuh-db listed (AgentStateTable.takeUnheld), and those a listing lacked that changed while it was
+   * read: one registered unseen joins the table, its UPDATEs applied as they came; one wazuh-db has no
+   * row for (a removed agent's late keepalive, after a restart of the tap) stays out. One look at
+   * wazuh-db at a time, resynchronisations first (lookAgain).
    */
   private async describeUnheld(): Promise<void> {
-    if (this.describing) return;
+    if (this.describing || this.resyncing) return; // after the resync in flight (lookAgain)
     this.describing = true;
     try {
-      while (this.state.hasUnheld && !this.life.stopping) {
+      while (this.state.hasUnheld && !this.life.stopping && !this.resyncAgain) {
         const ids = this.state.takeUnheld();
         // Another home's wazuh-db (the pin says the path leads there now) is never asked: unanswered.
         const r = this.homePin.holds() ? await describeAgents({ home: this.opts.home, ids }) : null;
@@ -273,7 +274,16 @@ export class Tap {
       this.log.warn({ err: (e as Error).message }, 'asking wazuh-db about agents failed');
     } finally {
       this.describing = false;
+      this.lookAgain();
     }
+  }
+
+  /** After a look at wazuh-db: the resynchronisation asked for meanwhile, else the agents to ask about. */
+  private lookAgain(): void {
+    const again = this.resyncAgain;
+    this.resyncAgain = null;
+    if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
+    else if (this.state.hasUnheld) void this.describeUnheld();
   }
 
   /**

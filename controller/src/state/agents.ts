@@ -208,6 +208,12 @@ const REMOVAL_MEMORY_NS = 600e9;
 const MAX_REMOVALS = 200_000;
 /** Agents waiting to be asked about (takeUnheld) at most; the UPDATEs of the others ask again. */
 const MAX_UNHELD = 4096;
+/** UPDATEs held for an agent being asked about, at most (the oldest go first). */
+const MAX_HELD = 16;
+/** The UPDATEs that change an existing row only: wazuh-db answers `ok` to them when no row matched. */
+const UPDATES: ReadonlySet<WdbRequest['cmd']> = new Set([
+  'update-keepalive', 'update-agent-data', 'update-connection-status', 'update-status-code', 'update-agent-name',
+]);
 
 export class AgentStateTable {
   /** By id: an array for the ids a manager hands out (IdMap: 8 bytes an agent where a Map entry is ~35). */
@@ -231,14 +237,19 @@ export class AgentStateTable {
   private readonly removals = new Map<number, { start: number; end: number }>();
   /**
    * The table holds every agent wazuh-db has, as far as it can tell: set by a complete listing
-   * (removeUnlisted), cleared when wazuh-db could not be asked (describedAgents). While set, an UPDATE
-   * of an agent the table does not hold changes nothing — wazuh-db answers `ok` to an UPDATE that
-   * matched no row, so only wazuh-db can say whether the agent exists: its id waits in `unheld` for the
-   * tap to ask. Taken as a change, a removed agent's late keepalive after a restart of the tap (whose
-   * `removals` are empty) brought it back, `unknown → active`, while wazuh-db had no row for it.
+   * (removeUnlisted). While set, an UPDATE of an agent the table does not hold is held, not applied —
+   * wazuh-db answers `ok` to an UPDATE that matched no row, so only wazuh-db can say whether the agent
+   * exists: its id waits in `unheld` (with its UPDATEs) for the tap to ask, and the answer decides
+   * (describedAgents). Taken as a change, a removed agent's late keepalive after a restart of the tap
+   * (whose `removals` are empty) brought it back, `unknown → active`, while wazuh-db had no row for it.
    */
   private listedAll = false;
-  private readonly unheld = new Set<number>();
+  /** Agents to ask wazuh-db about, each with the UPDATEs held for it (oldest first; none: asked only). */
+  private unheld = new Map<number, WdbExchange<WdbRequest>[]>();
+  /** Those takeUnheld handed out, until describedAgents has the answer. */
+  private asking = new Map<number, WdbExchange<WdbRequest>[]>();
+  /** An UPDATE applied again from `unheld` (describedAgents): never held a second time. */
+  private replaying = false;
   private readonly counters = {
     applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
     silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0, afterRemoval: 0, unlisted: 0,
@@ -346,8 +357,34 @@ export class AgentStateTable {
   }
 
   /** Someone must ask wazuh-db about this agent (takeUnheld); bounded, the next UPDATE asks again. */
-  private ask(id: number): void {
-    if (this.unheld.size < MAX_UNHELD) this.unheld.add(id);
+  private ask(id: number): WdbExchange<WdbRequest>[] | undefined {
+    let held = this.unheld.get(id);
+    if (held === undefined && this.unheld.size < MAX_UNHELD) this.unheld.set(id, (held = []));
+    return held;
+  }
+
+  /** An UPDATE of an agent the table does not hold while it holds every agent listed: held, asked about. */
+  private holds(id: number, ex: WdbExchange<WdbRequest>): boolean {
+    if (this.replaying || !this.listedAll || this.agents.get(id) !== undefined || this.removals.has(id)) return false;
+    if (!isAgentId(id) || this.agents.size >= this.maxAgents) return false;
+    this.counters.unlisted++;
+    const held = this.ask(id);
+    if (held !== undefined) {
+      held.push(ex);
+      if (held.length > MAX_HELD) held.shift();
+    }
+    return true;
+  }
+
+  /** Applies an UPDATE held for an agent (holds), as it would have been applied when it came. */
+  private replay(held: readonly WdbExchange<WdbRequest>[] | undefined, events: AgentEvent[]): void {
+    if (!held?.length) return;
+    this.replaying = true;
+    try {
+      for (const ex of held) events.push(...this.apply(ex));
+    } finally {
+      this.replaying = false;
+    }
   }
 
   /** Whether there are agents to ask wazuh-db about (takeUnheld). */
@@ -360,36 +397,52 @@ export class AgentStateTable {
    * table does not hold, and those a complete listing lacked that had changed while it was read.
    */
   takeUnheld(): number[] {
-    const ids = [...this.unheld];
-    this.unheld.clear();
-    return ids;
+    for (const [id, held] of this.unheld) {
+      const before = this.asking.get(id);
+      this.asking.set(id, before ? [...before, ...held] : held);
+    }
+    this.unheld = new Map();
+    return [...this.asking.keys()];
   }
 
   /**
-   * wazuh-db's answer about agents takeUnheld named, asked at `tsNs` (null: it could not be asked). A
-   * described agent joins the table with one status event, as a resync's row gives. An agent wazuh-db
-   * has no row for (`absent`: removed, or never registered) is remembered as removed at `tsNs`: its
-   * next UPDATEs are counted (afterRemoval) without asking again; one the table holds, unchanged
-   * since, gets its `removed` event, as removeUnlisted gives. Not answered about every agent
-   * (`reason`), the table no longer claims to hold every agent, and UPDATEs apply as they come until
-   * the next complete listing.
+   * wazuh-db's answer about the agents takeUnheld handed out, asked at `tsNs` (null: it could not be
+   * asked). A described agent has a row: the UPDATEs held for it are applied as they came (their own
+   * reasons and sources, its name from the row), then the row (a status that differs: corrected, as a
+   * resync's). An agent wazuh-db has no row for (`absent`: removed, or never registered) drops its
+   * UPDATEs and is remembered as removed at `tsNs` (its next UPDATEs are counted, afterRemoval, not
+   * asked about again); one the table holds, unchanged since, gets its `removed` event, as
+   * removeUnlisted gives. An agent not answered about gets its UPDATEs applied as they came, as before
+   * any listing: wazuh-db's silence never loses a change.
    */
   describedAgents(
     answer: { rows: readonly AgentSyncRow[]; absent: readonly number[]; reason: string | null } | null, tsNs: bigint, source = 'wazuh-db',
   ): AgentEvent[] {
-    if (answer === null || answer.reason !== null) this.listedAll = false;
-    if (answer === null) return [];
+    const asked = this.asking;
+    this.asking = new Map();
     const cause: EventCause = { tsNs, ms: this.wallClockMs(tsNs), source, sync: null };
     const events: AgentEvent[] = [];
-    for (const id of answer.absent) {
-      if (!isAgentId(id) || id === 0) continue;
+    for (const row of answer?.rows ?? []) {
+      if (!asked.has(row.id)) continue;
+      const held = asked.get(row.id);
+      asked.delete(row.id);
+      const a = held?.length ? this.record(row.id) : null;
+      if (a) copyRow(a, row); // its name and address in the events of its UPDATEs
+      this.replay(held, events);
+      // wazuh-db has the row: UPDATEs held for it since the question are no question any more.
+      this.replay(this.unheld.get(row.id), events);
+      this.unheld.delete(row.id);
+      events.push(...this.resync([row], tsNs, source));
+    }
+    for (const id of answer?.absent ?? []) {
+      if (!asked.delete(id) || id === 0) continue;
       const a = this.agents.get(id);
       if (a === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
       else if (a.status === 'unknown') continue;
       else if (!this.changedSince(id, tsNs)) this.removedUnseen(a, tsNs, cause, events);
       else this.ask(id); // an UPDATE again while asked: asked once more
     }
-    events.push(...this.resync(answer.rows, tsNs, source));
+    for (const held of asked.values()) this.replay(held, events); // not answered about
     return events;
   }
 
@@ -416,6 +469,8 @@ export class AgentStateTable {
       this.counters.manager++;
       return [];
     }
+    // Held while wazuh-db is asked whether the agent exists (listedAll).
+    if (id !== null && UPDATES.has(req.cmd) && this.holds(id, ex)) return [];
     if (write) this.counters.applied++;
     const ms = this.wallClockMs(ex.tsNs);
     const cause: EventCause = { tsNs: ex.tsNs, ms, source: sourceOf(ex.comm, ex.exe), sync: syncOf(req) };
@@ -693,21 +748,14 @@ export class AgentStateTable {
    * The record an UPDATE of wazuh-db changes — none for an agent removed lately and not seen since:
    * wazuh-db answers `ok` to an UPDATE that matched no row (its statement ran), and remoted sends a
    * removed agent's keepalives until it reloads client.keys, seconds later. Taken as a change, such a
-   * keepalive brought the agent back, `unknown → active`, while wazuh-db had no row for it. None either,
-   * while the table holds every agent wazuh-db listed (listedAll), for an agent it does not hold.
+   * keepalive brought the agent back, `unknown → active`, while wazuh-db had no row for it. (While the
+   * table holds every agent wazuh-db listed, an UPDATE of an agent it does not hold never comes here:
+   * apply holds it, see `holds`.)
    */
   private updated(id: number, t: Touch): AgentRow | null {
-    if (this.agents.get(id) === undefined) {
-      if (this.removals.has(id)) {
-        this.counters.afterRemoval++;
-        return null;
-      }
-      // Every agent wazuh-db listed is held: this one has no row, unless it was registered unseen.
-      if (this.listedAll && isAgentId(id) && this.agents.size < this.maxAgents) {
-        this.counters.unlisted++;
-        this.ask(id);
-        return null;
-      }
+    if (this.agents.get(id) === undefined && this.removals.has(id)) {
+      this.counters.afterRemoval++;
+      return null;
     }
     return this.touch(id, t);
   }
