@@ -29,7 +29,8 @@ function run(cmd, args, opts = {}) {
 /**
  * Makes `out` from `inputs` when it is older. `fn(tmp)` writes a copy beside it, renamed over `out`
  * once whole: a build beside another (two first `make demo`s in one checkout), or a tap running from
- * the object being rebuilt, never sees a half-written file.
+ * the object being rebuilt, never sees a half-written object. (dist/ is remade in place by tsc; only
+ * its stamp is renamed: a build at the same time as another can still see it incomplete.)
  */
 function step(what, out, inputs, fn) {
   if (!stale(out, inputs)) return;

@@ -193,4 +193,6 @@ process.stdout.on('error', () => void shutdown(0));
 process.on('exit', () => { for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM'); });
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
+// The terminal hung up (an ssh session gone): its children have groups of their own and would stay.
+process.on('SIGHUP', () => void shutdown(0));
 main().then(() => shutdown(0), (e) => { console.error(`demo failed: ${e.message}`); return shutdown(1); });
