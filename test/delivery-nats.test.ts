@@ -265,7 +265,7 @@ t.test('JetStream with create_stream: the stream and the KV bucket deleted while
   const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.001' });
   t.match(kv!.json(), { agent_id: '001', current_status: 'disconnected' }, 'the KV bucket made again holds the latest status');
   t.same(failures, [...new Set(failures)], `the failures of four agents' messages said once per reason (a line per message was thousands a minute with many agents): ${JSON.stringify(failures)}`);
-  t.ok(logged.includes('a publish found no JetStream stream: making it again if it is gone') && logged.filter((l) => l === 'JetStream stream created').length === 2,
+  t.ok(logged.includes('the JetStream stream is gone (not found): making it again') && logged.filter((l) => l === 'JetStream stream created').length === 2,
     `said (${logged.filter((l) => /stream|KV|JetStream/.test(l)).join(' | ')})`);
 });
 

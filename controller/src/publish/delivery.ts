@@ -551,7 +551,7 @@ export class Delivery {
     this.log?.info({ server: maskUrl(this.nc.getServer()), announced: announced.length ? listed(announced) : undefined, spooled: this.spool.stats().records },
       'NATS connected: draining the spool');
     if (this.o.mode === 'jetstream') void this.learnStreamLimit(this.gen);
-    if (this.o.mode === 'jetstream' && !this.streamReady && (this.o.stream?.create || this.o.kvBucket)) void this.ensureStreams(this.gen);
+    if (this.o.mode === 'jetstream' && ((!this.streamReady && this.o.stream?.create) || (this.o.kvBucket && !this.kvReady))) void this.ensureStreams(this.gen);
     else this.streamReady = true;
     this.schedulePump();
   }
@@ -583,29 +583,86 @@ export class Delivery {
     this.log?.warn({ why, spooled: this.spool.stats().records }, 'NATS away: spooling');
   }
 
+  /** A look at whether the stream (or the KV bucket) is gone is under way, and when the last one began. */
+  private checking = { stream: false, kv: false };
+  private checkedAt = { stream: -Infinity, kv: -Infinity };
+
   /**
-   * A publish found no stream (503, no responders) or no KV bucket, where the tap is the one that makes
-   * them (`create_stream`, `agents_kv`): deleted while it ran (an administrator's reset, a JetStream store
-   * lost). Made again as at connect, once; the messages wait in their retries meanwhile. Before, they were
-   * retried for ever against a stream nobody would make again, until the tap reconnected.
+   * A publish found nobody to answer (503, no responders) for the stream or the KV bucket, where the tap
+   * is the one that makes them (`create_stream`, `agents_kv`). Most often a leader election or a server
+   * down — the message is retried, and nothing else waits for it. Whether it is gone (deleted while the
+   * tap ran: an administrator's reset, a JetStream store lost) is asked of the JetStream API, off the
+   * publishing path, one request at a time and at most every second; only its answer "not found"
+   * (10059) makes it again (streamGone). Before, any no-responders stopped every message until the API
+   * answered — for as long as a server holding a 1-replica KV bucket stayed down.
+   */
+  private checkGone(kv: boolean): void {
+    const which = kv ? 'kv' : 'stream';
+    if (!this.up || this.checking[which] || (kv ? !this.o.kvBucket || !this.kvReady : !this.o.stream?.create || !this.streamReady)) return;
+    const now = performance.now();
+    if (now - this.checkedAt[which] < 1000) return;
+    this.checking[which] = true;
+    this.checkedAt[which] = now;
+    const gen = this.gen;
+    const name = kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name;
+    void (async () => {
+      try {
+        const jsm = await jetstreamManager(this.nc!, { timeout: 5000 });
+        await jsm.streams.info(name);
+      } catch (e) {
+        if (gen === this.gen && e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) this.streamGone(kv);
+        // else: no answer, no leader (an election): the retries go on, nothing is made
+      } finally {
+        this.checking[which] = false;
+      }
+    })();
+  }
+
+  /**
+   * The JetStream API said the stream (or the KV bucket) the tap makes is not found: made again as at
+   * connect, once. A stream gone stops the pump until it is made (every message would only fail); a KV
+   * bucket gone holds only the status changes' slots. Before, they were retried for ever against a
+   * stream nobody would make again, until the tap reconnected.
    */
   private streamGone(kv: boolean): void {
-    if (!this.up || !this.streamReady || (kv ? !this.o.kvBucket : !this.o.stream?.create)) return;
+    if (!this.up || (kv ? !this.o.kvBucket || !this.kvReady : !this.o.stream?.create || !this.streamReady)) return;
     if (kv) this.kvReady = false;
-    this.streamReady = false;
+    else this.streamReady = false;
     // Once a minute at most: a stream that exists but no longer takes the tap's subjects (its subjects
     // edited) answers 503 too, and is found there again at every retry.
     this.sayLimited(`stream-gone-${kv}`, 'warn', { stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name },
-      'a publish found no JetStream stream: making it again if it is gone');
+      'the JetStream stream is gone (not found): making it again');
     void this.ensureStreams(this.gen);
   }
 
+  /** The connection (gen) whose ensureStreams() runs: one at a time per connection. */
+  private ensuringGen = -1;
+
+  /**
+   * Make what the tap makes (`create_stream`, `agents_kv`) when it is not found. The pump waits for the
+   * stream only (every message would fail without it); the KV bucket is looked at and made without
+   * stopping anything — a status change's KV put waits in its own slot meanwhile.
+   */
   private async ensureStreams(gen: number): Promise<void> {
+    if (this.ensuringGen === gen) return;
+    this.ensuringGen = gen;
+    try {
+      await this.ensureStreamsLoop(gen);
+    } finally {
+      if (this.ensuringGen === gen) this.ensuringGen = -1;
+    }
+  }
+
+  private async ensureStreamsLoop(gen: number): Promise<void> {
     const st = this.o.stream;
+    if (!st?.create && !this.streamReady) {
+      this.streamReady = true;
+      this.schedulePump();
+    }
     while (this.up && this.gen === gen && !this.closing) {
       try {
         const jsm = await jetstreamManager(this.nc!, { timeout: 5000 });
-        if (st?.create) {
+        if (st?.create && !this.streamReady) {
           const want = nanos(st.duplicateWindowMs ?? 2 * 3600_000);
           try {
             const si = await jsm.streams.info(st.name);
@@ -621,6 +678,8 @@ export class Delivery {
             });
             this.log?.info({ stream: st.name, subjects: st.subjects }, 'JetStream stream created');
           }
+          this.streamReady = true;
+          this.schedulePump();
         }
         if (this.o.kvBucket && !this.kvReady) {
           const name = `KV_${this.o.kvBucket}`;
@@ -633,8 +692,6 @@ export class Delivery {
           }
           this.kvReady = true;
         }
-        this.streamReady = true;
-        this.schedulePump();
         return;
       } catch (e) {
         // Tried again every second, said once a minute per reason: a server without JetStream, or a user
@@ -799,18 +856,68 @@ export class Delivery {
     if (nextRetry < Infinity && !this.retryTimer) {
       this.retryTimer = setTimeout(() => { this.retryTimer = null; this.schedulePump(); }, Math.max(1, nextRetry - now));
     }
-    // New records, oldest first; one in flight per agent (head of line waits).
+    // Records set aside earlier (their agent was busy), oldest first: what may go now goes; what stays
+    // holds back the later records of its agent (`held`), so that no agent's messages overtake each other.
+    let held: Set<string> | null = null;
+    if (this.parked.length > 0) {
+      held = new Set();
+      const keep: SpoolEntry[] = [];
+      for (const e of this.parked) {
+        const key = orderKey(e);
+        if (this.inflight >= window || this.mustWait(e, key, held)) {
+          keep.push(e);
+          holdBack(e, key, held);
+        } else {
+          this.parkedBytes -= e.body.length;
+          this.newSlot(e, key);
+        }
+      }
+      this.parked = keep;
+    }
+    // New records, oldest first; one in flight per agent. A record whose agent is busy (its message
+    // waits for a PubAck, or for a retry) is set aside, and the others go on: an agent whose messages
+    // fail (its KV put, say) holds back its own messages only. Bounded (PARK_MAX): past it, the head
+    // of the line waits.
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
       const key = orderKey(e);
-      if (this.busy.has(key) || this.crosses(e, key)) break;
+      if (this.busy.has(key) || this.crosses(e, key) || (held !== null && held.size > 0 && this.mustWait(e, key, held))) {
+        if (this.parked.length >= PARK_MAX || this.parkedBytes >= PARK_MAX_BYTES) break;
+        this.pending.shift();
+        this.parked.push(e);
+        this.parkedBytes += e.body.length;
+        holdBack(e, key, held ??= new Set());
+        continue;
+      }
       this.pending.shift();
-      this.busy.add(key);
-      this.counted(key, 1);
-      const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
-      this.slots.set(e.seq, s);
-      this.sendJs(s);
+      this.newSlot(e, key);
     }
+  }
+
+  /** Records read from the spool and set aside while their agent is busy (pumpJs), in spool order, and their bytes. */
+  private parked: SpoolEntry[] = [];
+  private parkedBytes = 0;
+
+  /** `e` may not go now: its key is busy, it would overtake a batch (crosses), or an earlier record it must follow waits (`held`). */
+  private mustWait(e: SpoolEntry, key: string, held: Set<string>): boolean {
+    if (this.busy.has(key) || this.crosses(e, key)) return true;
+    if (held.size === 0) return false;
+    if (held.has('*')) return true;
+    if (key.startsWith('k:')) {
+      const agents = batchAgents(e);
+      if (agents === null) return true;
+      for (const a of agents) if (held.has(`a:${a}`)) return true;
+      return false;
+    }
+    return held.has(key);
+  }
+
+  private newSlot(e: SpoolEntry, key: string): void {
+    this.busy.add(key);
+    this.counted(key, 1);
+    const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
+    this.slots.set(e.seq, s);
+    this.sendJs(s);
   }
 
   /**
@@ -866,10 +973,14 @@ export class Delivery {
           return;
         }
         if (!ack.stream || ack.error || m.headers?.hasError) {
+          const noResponders = m.headers?.code === 503;
           if (slot.state === 'inflight') {
-            this.jsFailed(slot, slot.gen, new Error(ack.error?.description ?? (m.headers?.code === 503 ? 'no responders: no stream for this subject (yet)' : 'invalid PubAck')));
+            this.jsFailed(slot, slot.gen, new Error(ack.error?.description ?? (noResponders
+              ? `no responders: the stream${this.o.stream ? ` ${this.o.stream.name}` : ''} has no leader (an election, a server down) or is gone`
+              : 'invalid PubAck')));
           }
-          if (m.headers?.code === 503) this.streamGone(false);
+          // Most often a leader election: a per-message retry. Only a stream confirmed gone is made again.
+          if (noResponders) this.checkGone(false);
           return;
         }
         if (ack.duplicate) this.c.duplicates++;
@@ -904,8 +1015,13 @@ export class Delivery {
     const js = this.js!;
     js.publish(`$KV.${this.o.kvBucket}.${kv}`, s.e.body, { timeout: this.o.ackTimeoutMs ?? 5000 })
       .then(done, (err) => {
-        this.jsFailed(s, gen, err as Error);
-        if ((err as Error)?.name === 'JetStreamNotEnabled') this.streamGone(true); // nats.js's name for "no responders"
+        // Holds this agent's slot only: the others' messages go on. nats.js calls "no responders"
+        // JetStreamNotEnabled: the bucket has no leader (its server down, an election), or is gone.
+        const noResponders = (err as Error)?.name === 'JetStreamNotEnabled';
+        this.jsFailed(s, gen, noResponders
+          ? new Error(`KV put: no responders: the KV bucket KV_${this.o.kvBucket} has no leader (an election, a server down) or is gone`)
+          : new Error(`KV put: ${(err as Error)?.message ?? String(err)}`));
+        if (noResponders) this.checkGone(true);
       });
   }
 
@@ -1163,6 +1279,22 @@ export function ioCause(code: string | undefined): string {
     case 'EIO': return 'I/O error';
     default: return code ? `error ${code}` : 'unknown error';
   }
+}
+
+/**
+ * Records a JetStream pump sets aside while their agents are busy, at most (count and bytes): an agent
+ * whose messages fail holds back its own, not the others'; past the bound the head of the line waits.
+ */
+const PARK_MAX = 4096;
+const PARK_MAX_BYTES = 16 << 20;
+
+/** `e` waits (set aside): the later records of its key — for a keepalive batch, of its agents — must wait too. */
+function holdBack(e: SpoolEntry, key: string, held: Set<string>): void {
+  held.add(key);
+  if (!key.startsWith('k:')) return;
+  const agents = batchAgents(e);
+  if (agents === null) held.add('*');
+  else for (const a of agents) held.add(`a:${a}`);
 }
 
 /** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */

@@ -1,0 +1,130 @@
+// The delivery engine against a real three-node JetStream cluster on loopback, where one server of
+// three fails: what JetStream still serves must go on being delivered (found by a review of the tap
+// against a 3-node nats-server 2.9 cluster: a KV put's "no responders" stopped every message).
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import pino from 'pino';
+import { Delivery, kvStreamConfig, type DeliveryMessage } from '../controller/src/publish/delivery.js';
+import { startNatsCluster, type NatsCluster } from './helpers/nats-server.js';
+import { checkDelivery, readStream, testEvent } from './helpers/delivery-events.js';
+import { waitFor } from './helpers/wait.js';
+
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A keepalive of agent 1xx (no KV put): numbered like testEvent's. */
+function keepalive(i: number): DeliveryMessage {
+  const agent = String(100 + (i % 10));
+  return {
+    subject: `wazuh.agent.${agent}.keepalive`,
+    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive', 'Wazuh-Agent-Id': agent },
+    body: JSON.stringify({ event_id: `ev-${i}`, agent_id: agent, n: i }), kind: 'keepalive', eventId: `ev-${i}`,
+  };
+}
+
+/** A JetStream API call retried (bounded) while the cluster forms (no meta leader yet: insufficient resources, time-outs). */
+async function retried<T>(f: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (i >= 30) throw e;
+      await sleep(1000);
+    }
+  }
+}
+
+async function leaderOf(jsm: JetStreamManager, stream: string): Promise<string | undefined> {
+  for (let i = 0; ; i++) {
+    try {
+      return (await jsm.streams.info(stream)).cluster?.leader;
+    } catch (e) {
+      if (i >= 20) throw e;
+      await sleep(500);
+    }
+  }
+}
+
+/** The cluster, the connection of the test, its JetStream manager (bounded retries while the cluster forms). */
+async function cluster(t: Tap.Test, name: string): Promise<{ cl: NatsCluster; nc: NatsConnection; jsm: JetStreamManager }> {
+  const cl = await startNatsCluster(3, { name });
+  t.teardown(() => cl.stop());
+  const nc = await connect({ servers: cl.urls });
+  t.teardown(() => nc.close());
+  let jsm: JetStreamManager | null = null;
+  for (let i = 0; !jsm; i++) {
+    try {
+      jsm = await jetstreamManager(nc, { timeout: 5000 });
+      await jsm.streams.list().next();
+    } catch (e) {
+      jsm = null;
+      if (i >= 30) throw e;
+      await sleep(1000);
+    }
+  }
+  return { cl, nc, jsm };
+}
+
+t.test('agents_kv with a 1-replica KV bucket whose server dies: only the status changes wait; everything else is delivered (F1)', async (t) => {
+  const name = `jsckv${process.pid}`;
+  const { cl, nc, jsm } = await cluster(t, name);
+  await retried(() => jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, num_replicas: 3, duplicate_window: 7200e9 }));
+  await retried(() => jsm.streams.add(kvStreamConfig('wazuh_agents', 1)));
+  const nameOf = (i: number) => `${name}-n${i + 1}`;
+  const kvLeader = await leaderOf(jsm, 'KV_wazuh_agents');
+  const ki = [0, 1, 2].find((i) => nameOf(i) === kvLeader)!;
+  t.ok(ki !== undefined, `the KV bucket is on ${kvLeader}`);
+  // The stream's leader elsewhere: its own election is not what this test looks at.
+  for (let i = 0; i < 10 && (await leaderOf(jsm, 'WAZUH')) === kvLeader; i++) {
+    await nc.request('$JS.API.STREAM.LEADER.STEPDOWN.WAZUH', undefined, { timeout: 5000 }).catch(() => {});
+    await sleep(1500);
+  }
+  t.not(await leaderOf(jsm, 'WAZUH'), kvLeader, 'the stream\'s leader is on another server');
+  const ci = [0, 1, 2].find((i) => i !== ki)!;
+  const lines: { msg: string; err?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+  const d = new Delivery({
+    servers: [cl.urls[ci]], mode: 'jetstream', log, spool: { dir: tmp('spool-jsc-kv-'), maxBytes: 64 << 20 },
+    reconnectDelayMs: 200, ackTimeoutMs: 2000, connectOptions: { ignoreClusterUpdates: true },
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: false }, kvBucket: 'wazuh_agents',
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  // Every 20 ms a status change of one of 10 agents (with its KV put) and a keepalive of one of 10 others.
+  let i = 0;
+  const tick = setInterval(() => { d.enqueueMany([testEvent(i++, 10), keepalive(i++)]); }, 20);
+  t.teardown(() => clearInterval(tick));
+  await waitFor(() => d.stats().acknowledged >= 100, 20_000, 'delivering');
+  await cl.servers[ki].kill();
+  await waitFor(() => d.stats().failures > 0, 15_000, 'a KV put failed');
+  await sleep(1000);
+  const a0 = d.stats().acknowledged;
+  const ready: boolean[] = [];
+  for (let n = 0; n < 30; n++) { ready.push(d.stats().streamReady); await sleep(200); }
+  const during = d.stats().acknowledged - a0;
+  t.comment(JSON.stringify({ during, failures: d.stats().failures, records: d.stats().spoolRecords }));
+  // 6 s at 50 keepalives/s: ~300 stored; before, none at all.
+  t.ok(during >= 150, `the keepalives go on while the KV bucket is away (${during} acknowledged in 6 s)`);
+  t.ok(ready.every(Boolean), 'the pump never stopped (stream ready throughout)');
+  await cl.servers[ki].restart();
+  clearInterval(tick);
+  const total = i;
+  t.ok(await d.flush(60_000), 'everything acknowledged once the KV bucket is back');
+  const got = await readStream(nc, 'WAZUH', 30_000);
+  t.same(checkDelivery(got, Array.from({ length: total }, (_, n) => n)), [], 'every event stored once, in per-agent order');
+  // The KV bucket: each agent's last status change (status changes are the even numbers, agents n % 10).
+  for (const a of [0, 2, 4, 6, 8]) {
+    let last = -1;
+    for (let n = 0; n < total; n += 2) if (n % 10 === a) last = n;
+    const m = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.00${a}` });
+    t.equal(m?.json<{ n: number }>().n, last, `KV: agent 00${a} holds its last status change`);
+  }
+  const said = lines.filter((l) => l.msg === 'JetStream publish failed: retrying').map((l) => l.err ?? '');
+  t.ok(said.some((e) => /KV put: no responders: the KV bucket KV_wazuh_agents has no leader .* or is gone/.test(e)), `the warning says what it is: ${JSON.stringify(said)}`);
+  t.notOk(said.some((e) => /jetstream is not enabled/.test(e)), 'not "jetstream is not enabled"');
+  t.notOk(lines.some((l) => /is gone \(not found\)/.test(l.msg)), 'nothing taken for deleted');
+});
