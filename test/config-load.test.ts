@@ -555,3 +555,22 @@ t.test('nkey_seed_file and credentials_file are checked for what they hold (exit
     t.ok(Object.values(loadConfig({ home: h.home })).includes(p), `a valid ${element} is accepted`);
   }
 });
+
+t.test('stream_replicas: auto by default, 1 to 5, anything else refused naming the element; shown by config check; a warning when nothing is created', async (t) => {
+  t.equal(load(nats('')).streamReplicas, 'auto', 'auto by default: 3 on a cluster of 3 or more, else 1');
+  t.equal(load(nats('<jetstream>yes</jetstream><create_stream>yes</create_stream><stream_replicas>3</stream_replicas>')).streamReplicas, 3);
+  t.equal(load(nats('<jetstream>yes</jetstream><agents_kv>yes</agents_kv><stream_replicas>1</stream_replicas>')).streamReplicas, 1);
+  t.equal(load(nats('<jetstream>yes</jetstream><agents_kv>yes</agents_kv><stream_replicas>5</stream_replicas>')).streamReplicas, 5);
+  t.equal(load(nats('<stream_replicas>auto</stream_replicas>')).streamReplicas, 'auto');
+  for (const bad of ['0', '6', 'x', '3.0', 'AUTO', '-1', '03']) {
+    rejects(t, nats(`<stream_replicas>${bad}</stream_replicas>`), new RegExp(`'stream_replicas': '${bad.replace('.', '\\.')}' — auto, or a number of replicas from 1 to 5`));
+  }
+  t.match(load(nats('<stream_replicas>3</stream_replicas>')).warnings, [/<stream_replicas> is set but the tap creates nothing/]);
+  t.same(load(nats('<jetstream>yes</jetstream><create_stream>yes</create_stream><stream_replicas>3</stream_replicas>')).warnings, []);
+  const h = home(nats('<jetstream>yes</jetstream><create_stream>yes</create_stream><stream_replicas>3</stream_replicas>'));
+  const r = await runTap(['config', 'check', '--home', h.home], 20_000);
+  t.equal(r.code, 0, `config check: exit 0 (${r.stderr})`);
+  t.match(r.stdout, /^stream_replicas\s+3\s+file /m, 'config check shows it, and where it came from');
+  const d = home(nats(''));
+  t.match((await runTap(['config', 'check', '--home', d.home], 20_000)).stdout, /^stream_replicas\s+auto\s+default$/m, 'the default shown as auto');
+});

@@ -128,3 +128,33 @@ t.test('agents_kv with a 1-replica KV bucket whose server dies: only the status 
   t.notOk(said.some((e) => /jetstream is not enabled/.test(e)), 'not "jetstream is not enabled"');
   t.notOk(lines.some((l) => /is gone \(not found\)/.test(l.msg)), 'nothing taken for deleted');
 });
+
+t.test('create_stream and agents_kv on a cluster of three: both made with 3 replicas (stream_replicas auto); a bucket that exists with 1 is kept and said once (F1b)', async (t) => {
+  const { cl, nc, jsm } = await cluster(t, `jscr${process.pid}`);
+  const lines: { msg: string; stream?: string; replicas?: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+  const start = (bucket: string, stream: string) => {
+    const d = new Delivery({
+      servers: cl.urls, mode: 'jetstream', log, spool: { dir: tmp('spool-jsc-r-'), maxBytes: 16 << 20 }, reconnectDelayMs: 200,
+      stream: { name: stream, subjects: [`${stream.toLowerCase()}.>`], create: true }, kvBucket: bucket,
+    });
+    t.teardown(() => d.close(1000));
+    d.start();
+    return d;
+  };
+  const d = start('auto_agents', 'AUTO');
+  d.enqueue({ ...testEvent(1, 1), subject: 'auto.agent.000.status' });
+  t.ok(await d.flush(60_000), 'an event stored, and its KV put');
+  t.equal((await retried(() => jsm.streams.info('AUTO'))).config.num_replicas, 3, 'the stream: 3 replicas');
+  t.equal((await retried(() => jsm.streams.info('KV_auto_agents'))).config.num_replicas, 3, 'the KV bucket: 3 replicas');
+
+  // A bucket made beforehand with 1 replica: used as it is, said once.
+  await retried(() => jsm.streams.add(kvStreamConfig('one_agents', 1)));
+  const d1 = start('one_agents', 'ONE');
+  d1.enqueueMany([{ ...testEvent(1, 1), subject: 'one.agent.000.status' }, { ...testEvent(2, 1), subject: 'one.agent.000.status' }]);
+  t.ok(await d1.flush(60_000), 'delivered into the bucket as it is');
+  t.equal((await jsm.streams.info('KV_one_agents')).config.num_replicas, 1, 'not changed');
+  const said = lines.filter((l) => /fewer replicas than stream_replicas/.test(l.msg));
+  t.same(said.map((l) => [l.stream, l.replicas]), [['KV_one_agents', 1]], 'said once, naming it');
+  void nc;
+});

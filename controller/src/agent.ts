@@ -49,6 +49,8 @@ export interface AgentOptions {
     createStream?: boolean;
     /** Keep each agent's latest status in the KV bucket `<prefix>_agents`. */
     agentsKv?: boolean;
+    /** Replicas of the stream and KV bucket the tap creates (`stream_replicas`): 1–5, or auto. */
+    streamReplicas?: number | 'auto';
     maxReconnects?: number;
     reconnectDelaySec?: number;
     /** TLS and authentication, from the configuration. */

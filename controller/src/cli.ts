@@ -131,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
           alerts: { enabled: cfg.alerts, minLevel: cfg.alertsMinLevel, thresholds: cfg.alertThresholds, fromBeginning: cfg.alertsFromBeginning },
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,
-            createStream: cfg.createStream, agentsKv: cfg.agentsKv, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
+            createStream: cfg.createStream, agentsKv: cfg.agentsKv, streamReplicas: cfg.streamReplicas, maxReconnects: cfg.maxReconnects, reconnectDelaySec: cfg.reconnectDelaySec,
             security: cfg, keepaliveBatch: cfg.keepaliveBatch, keepaliveBatchIntervalSec: cfg.keepaliveBatchIntervalSec,
             encryption: cfg.encryptMessages && cfg.encryptionKey ? readKeyFile(cfg.encryptionKey) : undefined,
           },

@@ -41,6 +41,8 @@ export interface NatsSettings {
   stream: string;
   createStream: boolean;
   agentsKv: boolean;
+  /** Replicas of what the tap creates (stream, KV bucket): 1–5, or auto (3 on a cluster of 3 or more, else 1). */
+  streamReplicas: number | 'auto';
   spoolDir: string;
   /** Bytes. */
   spoolMaxSize: number;
@@ -566,6 +568,11 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
       if (!m || !isRoundMs(Number(m[1]))) invalid(ctx, el, text, `milliseconds from 1 to ${MAX_ROUND_MS} (3, 3ms)`);
       return Number(m[1]);
     }
+    case 'replicas': {
+      if (text === 'auto') return 'auto';
+      if (!/^[1-5]$/.test(text)) invalid(ctx, el, text, 'auto, or a number of replicas from 1 to 5');
+      return Number(text);
+    }
     case 'hooks': {
       const hooks = text.split(',').map((s) => s.trim());
       const bad = hooks.filter((h) => !(HOOK_NAMES as readonly string[]).includes(h));
@@ -708,6 +715,9 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   if (origins.keepaliveBatch.source !== 'default' && s.keepaliveBatch && !s.keepaliveEvents) warnings.push('<keepalive_batch> is set but <keepalive_events> is no: no keepalive is published');
   if (s.agentsKv && !s.jetstream) warnings.push('<agents_kv> is yes but <jetstream> is no: no KV bucket is kept');
   if (origins.stream.source !== 'default' && !s.jetstream) warnings.push('<stream> is set but <jetstream> is no: it is not used');
+  if (origins.streamReplicas.source !== 'default' && !(s.jetstream && (s.createStream || s.agentsKv))) {
+    warnings.push('<stream_replicas> is set but the tap creates nothing (it needs <jetstream> yes and <create_stream> or <agents_kv> yes): it is not used');
+  }
   if (s.serverUrls.some((u) => maskUrl(u) !== u)) warnings.push('<server_url> carries credentials: prefer credentials_file, token_file or user + password_file');
 
   // The node name: --node, else <cluster><node_name> (read even when the cluster is disabled), else the host name.

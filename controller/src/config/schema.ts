@@ -19,13 +19,14 @@ export type ValueType =
   | 'levels' // three ascending rule levels
   | 'address' // host:port, or no
   | 'hooks' // syscall names, comma-separated
-  | 'millis'; // milliseconds, `ms` allowed
+  | 'millis' // milliseconds, `ms` allowed
+  | 'replicas'; // auto, or 1..5
 
 /** The key of a setting in EffectiveConfig. */
 export type SettingKey =
   | 'enabled' | 'serverUrls' | 'credentialsFile' | 'nkeySeedFile' | 'tokenFile' | 'user' | 'passwordFile'
   | 'subjectPrefix' | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'maxReconnects' | 'reconnectDelaySec' | 'discoverServers'
-  | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'agentsKv' | 'spoolDir'
+  | 'encryptMessages' | 'encryptionKey' | 'jetstream' | 'stream' | 'createStream' | 'agentsKv' | 'streamReplicas' | 'spoolDir'
   | 'spoolMaxSize' | 'keepaliveEvents' | 'keepaliveBatch' | 'keepaliveBatchIntervalSec' | 'alerts' | 'alertsMinLevel' | 'alertThresholds' | 'alertsFromBeginning' | 'metrics' | 'hooks' | 'captureIntervalMs';
 
 export interface ConfigElement {
@@ -91,9 +92,11 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
   { element: 'stream', key: 'stream', type: 'name', default: 'WAZUH', secret: false,
     description: 'JetStream stream to publish into (letters, digits, `-`, `_`).' },
   { element: 'create_stream', key: 'createStream', type: 'boolean', default: 'no', secret: false,
-    description: '`yes`: create the stream when it does not exist, at connect and again if it is deleted while the tap runs: subjects `<prefix>.>`, file storage, 1 replica, duplicate window 2 h, and no age or size limit — it keeps every event until JetStream\'s store is full: set `max_age`/`max_bytes` on it, or create it yourself (configuration.md, "The stream"). A stream that exists is used as it is.' },
+    description: '`yes`: create the stream when it does not exist, at connect and again if it is deleted while the tap runs: subjects `<prefix>.>`, file storage, `stream_replicas` replicas, duplicate window 2 h, and no age or size limit — it keeps every event until JetStream\'s store is full: set `max_age`/`max_bytes` on it, or create it yourself (configuration.md, "The stream"). A stream that exists is used as it is.' },
   { element: 'agents_kv', key: 'agentsKv', type: 'boolean', default: 'no', secret: false,
-    description: '`yes` (with JetStream): also keep each agent\'s latest status event in the KV bucket `<prefix>_agents` (key: agent id), for consumers that want current state without replaying; made again if deleted.' },
+    description: '`yes` (with JetStream): also keep each agent\'s latest status event in the KV bucket `<prefix>_agents` (key: agent id), for consumers that want current state without replaying; made again if deleted. Made with `stream_replicas` replicas.' },
+  { element: 'stream_replicas', key: 'streamReplicas', type: 'replicas', default: 'auto', secret: false,
+    description: 'Replicas of the stream `create_stream` makes and of the KV bucket of `agents_kv`: `1` to `5`, or `auto`: 3 when the server the tap connects to is in a cluster of at least 3 servers (its INFO: `cluster`, `connect_urls`), else 1 (and 1 when the cluster cannot hold 3). On a cluster, a stream or KV bucket of 1 replica is a single point of failure: while its one server is down, nothing is stored in it (the KV bucket: no status change is delivered). A stream or bucket that exists is not changed; one with fewer replicas than this is said once in the log.' },
   { element: 'spool_dir', key: 'spoolDir', type: 'dir', default: '<home>/var/nats-tap', secret: false,
     description: 'Disk spool for events while NATS is away (an absolute path).' },
   { element: 'spool_max_size', key: 'spoolMaxSize', type: 'size', default: '512MB', secret: false,

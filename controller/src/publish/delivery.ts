@@ -67,7 +67,11 @@ export interface StreamOptions {
   create: boolean;
   /** Duplicate window: at least the longest time a record can wait in the spool (default 2 h). */
   duplicateWindowMs?: number;
-  replicas?: number;
+  /**
+   * Replicas of the stream and of the KV bucket the tap creates (`stream_replicas`): a number, or
+   * `auto` (the default): 3 when the server is in a cluster of 3 or more, else 1.
+   */
+  replicas?: number | 'auto';
 }
 
 export interface DeliveryOptions {
@@ -191,6 +195,8 @@ const KEEP_UP_RECORDS = 20_000;
  */
 const PUMP_SLICE_MS = 4;
 const STREAM_NOT_FOUND = 10059;
+/** JetStream refusing a number of replicas: no suitable peers (10005), insufficient resources (10023), not clustered (10074). */
+const REPLICAS_REFUSED = new Set([10005, 10023, 10074]);
 /** JetStream's "message size exceeds maximum allowed": the stream's max_msg_size is below the message. */
 const MESSAGE_TOO_LARGE = 10054;
 
@@ -635,6 +641,49 @@ export class Delivery {
     void this.ensureStreams(this.gen);
   }
 
+  /**
+   * The replicas of what the tap creates: `stream_replicas`, or for `auto` 3 when the server says it
+   * is in a cluster (INFO `cluster`) of 3 servers or more (the distinct servers of its `connect_urls`,
+   * itself included), else 1.
+   */
+  private replicasWanted(): { n: number; auto: boolean } {
+    const r = this.o.stream?.replicas ?? 'auto';
+    if (r !== 'auto') return { n: r, auto: false };
+    const info = this.nc?.info as { cluster?: unknown; connect_urls?: unknown } | undefined;
+    const urls = Array.isArray(info?.connect_urls) ? new Set(info.connect_urls.filter((u) => typeof u === 'string')) : new Set();
+    return { n: typeof info?.cluster === 'string' && info.cluster && urls.size >= 3 ? 3 : 1, auto: true };
+  }
+
+  /**
+   * Create with the replicas wanted; `auto` falls back to 1 when the cluster cannot hold 3 (no suitable
+   * peers, insufficient resources, a server not clustered), said. Returns the replicas made.
+   */
+  private async addWithReplicas(add: (n: number) => Promise<unknown>): Promise<number> {
+    const { n, auto } = this.replicasWanted();
+    try {
+      await add(n);
+      return n;
+    } catch (e) {
+      if (!(auto && n > 1 && e instanceof JetStreamApiError && REPLICAS_REFUSED.has(e.code))) throw e;
+      this.log?.warn({ replicas: n, err: this.shown(e.message) },
+        'stream_replicas auto: the cluster cannot hold 3 replicas: made with 1 — a single point of failure (set stream_replicas)');
+      await add(1);
+      return 1;
+    }
+  }
+
+  /** Streams already said to have fewer replicas than stream_replicas (said once each). */
+  private readonly saidReplicas = new Set<string>();
+
+  /** A stream or KV bucket that exists with fewer replicas than wanted: not changed, said once. */
+  private fewerReplicas(name: string, has: number | undefined): void {
+    const { n } = this.replicasWanted();
+    if (has === undefined || has >= n || this.saidReplicas.has(name)) return;
+    this.saidReplicas.add(name);
+    this.log?.warn({ stream: name, replicas: has, stream_replicas: n },
+      'the stream has fewer replicas than stream_replicas: it is used as it is (not changed); with 1 replica on a cluster, its one server down stops what goes into it');
+  }
+
   /** The connection (gen) whose ensureStreams() runs: one at a time per connection. */
   private ensuringGen = -1;
 
@@ -670,13 +719,13 @@ export class Delivery {
               this.log?.warn({ stream: st.name, duplicate_window_ms: si.config.duplicate_window / 1e6 },
                 'the stream\'s duplicate window is shorter than the spool horizon: resends after a long outage may be stored twice');
             }
+            this.fewerReplicas(st.name, si.config.num_replicas);
           } catch (e) {
             if (!(e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)) throw e;
-            await jsm.streams.add({
-              name: st.name, subjects: st.subjects, storage: StorageType.File, duplicate_window: want,
-              num_replicas: st.replicas ?? 1,
-            });
-            this.log?.info({ stream: st.name, subjects: st.subjects }, 'JetStream stream created');
+            const replicas = await this.addWithReplicas((n) => jsm.streams.add({
+              name: st.name, subjects: st.subjects, storage: StorageType.File, duplicate_window: want, num_replicas: n,
+            }));
+            this.log?.info({ stream: st.name, subjects: st.subjects, replicas }, 'JetStream stream created');
           }
           this.streamReady = true;
           this.schedulePump();
@@ -684,11 +733,12 @@ export class Delivery {
         if (this.o.kvBucket && !this.kvReady) {
           const name = `KV_${this.o.kvBucket}`;
           try {
-            await jsm.streams.info(name);
+            this.fewerReplicas(name, (await jsm.streams.info(name)).config.num_replicas);
           } catch (e) {
             if (!(e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)) throw e;
-            await jsm.streams.add(kvStreamConfig(this.o.kvBucket, st?.replicas ?? 1));
-            this.log?.info({ bucket: this.o.kvBucket }, 'KV bucket created');
+            const bucket = this.o.kvBucket;
+            const replicas = await this.addWithReplicas((n) => jsm.streams.add(kvStreamConfig(bucket, n)));
+            this.log?.info({ bucket, replicas }, 'KV bucket created');
           }
           this.kvReady = true;
         }

@@ -62,7 +62,8 @@ export interface ReliablePublisherOptions {
   createStream?: boolean;
   /** Duplicate window of a created stream (default 2 h): at least the longest expected outage. */
   duplicateWindowMs?: number;
-  replicas?: number;
+  /** Replicas of the stream and the KV bucket the tap creates (stream_replicas): a number, or auto (default). */
+  replicas?: number | 'auto';
   /** Keep each agent's latest status in the KV bucket `<prefix>_agents` (JetStream only). */
   kv?: boolean;
   maxReconnects?: number;

@@ -28,7 +28,7 @@ export function publisherPart(tap: Tap): Part {
       tap.publisher = new ReliablePublisher({
         servers: opts.natsUrls, prefix: tap.prefix, node: tap.node, log,
         spoolDir: tap.spoolDir, spoolMaxBytes: tap.spoolMaxBytes,
-        jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv,
+        jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv, replicas: d.streamReplicas,
         maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
         connectOptions: connect,
         encryption: d.encryption, diagnose,
