@@ -144,3 +144,33 @@ t.test('what a server announces is logged bounded: eight servers shown, the coun
   t.ok(bounded(changes[0].added, ports(5000)), `added, bounded the same way: ${JSON.stringify(changes[0].added)}`);
   t.ok(bounded(changes[0].deleted, ports(4000)), `and what the cluster no longer has: ${JSON.stringify(changes[0].deleted)}`);
 });
+
+t.test('discover_servers yes: the announced servers are kept across reconnect cycles — all three down past a cycle, two back, the tap connects to them (review F3)', async (t) => {
+  const cl = await startNatsCluster(3, { jetstream: false, name: 'disc-cycle' });
+  t.teardown(() => cl.stop());
+  const sub0 = await subscriber(cl);
+  await meshed(t, cl, sub0);
+  await sub0.nc.close();
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+  const d = new Delivery({
+    servers: [cl.urls[0]], mode: 'core', log, spool: { dir: mkdtempSync(join(tmpdir(), 'spool-disc-cycle-')), maxBytes: 16 << 20 },
+    reconnectDelayMs: 200, maxReconnects: 2, connectOptions: fromConfig(cl.urls[0], true),
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.stats().connected, 10_000, 'connected to the seed');
+  await waitFor(() => lines.some((l) => l.includes('NATS connected') && l.includes('announced')), 10_000, 'the cluster announced its servers');
+  await Promise.all(cl.servers.map((s) => s.kill()));
+  await waitFor(() => !d.stats().connected, 10_000, 'every server\'s death is seen');
+  const cycles = d.stats().reconnectCycles;
+  await waitFor(() => d.stats().reconnectCycles >= cycles + 2, 20_000, 'reconnect cycles exhausted: new ones follow');
+  d.enqueueMany([0, 1, 2].map((i) => testEvent(i, 3)));
+  await Promise.all([cl.servers[1].restart(), cl.servers[2].restart()]);
+  const sub = await subscriber(cl); // on the third node
+  t.teardown(() => sub.nc.close());
+  await waitFor(() => d.stats().connected, 15_000, 'connected again, to a server the cluster had announced (the seed is still down)');
+  await waitFor(() => sub.got.size === 3, 15_000, 'the events spooled meanwhile arrive');
+  const last = lines.filter((l) => l.includes('NATS connected')).map((l) => JSON.parse(l)).pop();
+  t.not(last.server, `127.0.0.1:${cl.servers[0].port}`, `connected to ${last.server}, not the seed`);
+});

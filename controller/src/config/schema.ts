@@ -82,7 +82,7 @@ export const NATS_ELEMENTS: readonly ConfigElement[] = [
   { element: 'reconnect_delay', key: 'reconnectDelaySec', type: 'time', default: '2', secret: false,
     description: 'Time between attempts: seconds, or with a Wazuh suffix `s`, `m`, `h`, `d` (`30s`, `1m`); at least 1 s.' },
   { element: 'discover_servers', key: 'discoverServers', type: 'boolean', default: 'yes', secret: false,
-    description: '`yes`: also connect to the servers a NATS server announces (its cluster\'s `connect_urls`), so that one URL of a cluster reaches the others when it fails. `no`: only the servers of `server_url` — neither a server nor anything in the path of a `nats://` connection can send the tap, and its credentials, to another address.' },
+    description: '`yes`: also connect to the servers a NATS server announces (its cluster\'s `connect_urls`), so that one URL of a cluster reaches the others when it fails; kept (32 at most) for the reconnect cycles that follow. List every server of the cluster in `server_url` all the same: a tap that starts while its one configured server is down knows no other. `no`: only the servers of `server_url` — neither a server nor anything in the path of a `nats://` connection can send the tap, and its credentials, to another address.' },
   { element: 'encrypt_messages', key: 'encryptMessages', type: 'boolean', default: 'no', secret: false,
     description: '`yes`: encrypt payloads with AES-256-GCM; needs `encryption_key`.' },
   { element: 'encryption_key', key: 'encryptionKey', type: 'file', default: null, secret: true,

@@ -396,17 +396,20 @@ export class Delivery {
       // No waitOnFirstConnect: a refused first connection (TLS, authorization, nobody
       // listening) comes back at once with its reason, which is logged; this loop retries.
       // nats.js tries each server (each of its addresses) once, `timeout` each at most.
+      // The configured servers, and those a cluster announced (discover_servers): a new cycle that knew
+      // only server_url stayed away while the others of the cluster were up.
+      const servers = this.discovered.size ? [...this.o.servers, ...this.discovered] : this.o.servers;
       const attempt = connectNats({
         name: this.o.name ?? 'wazuh-nats-tap',
         // A half-open connection (the server stopped answering) is found within 3 pings, not nats.js's 4 minutes.
         pingInterval: 20_000, maxPingOut: 3,
         ...this.o.connectOptions,
-        servers: this.o.servers,
+        servers,
         timeout,
         maxReconnectAttempts: this.o.maxReconnects ?? 10,
         reconnectTimeWait: delay,
         reconnectJitter: Math.min(100, delay / 4),
-      }, timeout * (2 * this.o.servers.length + 1));
+      }, timeout * (2 * servers.length + 1));
       this.attempt = attempt;
       try {
         nc = await attempt.connection;
@@ -439,7 +442,10 @@ export class Delivery {
         for await (const s of nc.status()) {
           if (s.type === 'disconnect') this.onDown('disconnect');
           else if (s.type === 'reconnect') this.onUp();
-          else if (s.type === 'update') this.onServersAnnounced(s.added ?? [], s.deleted ?? []);
+          else if (s.type === 'update') {
+            this.onServersAnnounced(s.added ?? [], s.deleted ?? []);
+            this.remember(s.added ?? []);
+          }
           else if (s.type === 'error') this.onServerError(s.error);
         }
       })().catch(() => {});
@@ -465,6 +471,30 @@ export class Delivery {
     this.sayLimited('servers-announced', 'info', { added: listed(added), deleted: listed(deleted) },
       'NATS servers announced by the cluster (discover_servers)');
   }
+
+  /**
+   * The servers a cluster announced (`connect_urls`, discover_servers yes), beyond the configured ones:
+   * the next reconnect cycle tries them too. Kept when a server no longer announces them (it announced
+   * their loss as they died, and they come back), the most recent last, at most MAX_DISCOVERED (a
+   * hostile server may announce thousands).
+   */
+  private readonly discovered = new Set<string>();
+
+  private remember(urls: readonly unknown[]): void {
+    if (this.o.connectOptions?.ignoreClusterUpdates) return;
+    for (const u of urls) {
+      if (typeof u !== 'string' || !u || u.length > 300 || this.configuredHosts.has(hostPort(u))) continue;
+      this.discovered.delete(u);
+      this.discovered.add(u);
+      if (this.discovered.size > MAX_DISCOVERED) this.discovered.delete(this.discovered.values().next().value as string);
+    }
+  }
+
+  /** host:port of each configured server (what a cluster announces is in that form). */
+  private get configuredHosts(): Set<string> {
+    return (this.configuredHostsCache ??= new Set(this.o.servers.map(hostPort)));
+  }
+  private configuredHostsCache: Set<string> | null = null;
 
   /** Log `msg` at most once a minute per `key`, with how many lines were held back since (`held`). */
   private sayLimited(key: string, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
@@ -554,6 +584,7 @@ export class Delivery {
     // What the server announced at connect (its cluster's other servers), where the tap may go next.
     const urls: unknown = this.o.connectOptions?.ignoreClusterUpdates ? [] : this.nc.info?.connect_urls; // the server's JSON: any shape
     const announced = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string') : [];
+    this.remember(announced);
     this.log?.info({ server: maskUrl(this.nc.getServer()), announced: announced.length ? listed(announced) : undefined, spooled: this.spool.stats().records },
       'NATS connected: draining the spool');
     if (this.o.mode === 'jetstream') void this.learnStreamLimit(this.gen);
@@ -1328,6 +1359,19 @@ export function ioCause(code: string | undefined): string {
     case 'EACCES': case 'EPERM': return 'permission denied';
     case 'EIO': return 'I/O error';
     default: return code ? `error ${code}` : 'unknown error';
+  }
+}
+
+/** Servers announced by a cluster kept for the next reconnect cycles, at most. */
+const MAX_DISCOVERED = 32;
+
+/** `host:port` of a server URL (`nats://u:p@h:4222` → `h:4222`; no port: 4222), or the text as it is. */
+function hostPort(u: string): string {
+  try {
+    const url = new URL(/^[a-z]+:\/\//i.test(u) ? u : `nats://${u}`);
+    return `${url.hostname}:${url.port || '4222'}`;
+  } catch {
+    return u;
   }
 }
 
