@@ -65,7 +65,9 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.match(table.stdout, /^targets\s+wazuh-db \d+, wazuh-remoted \d+$/m);
   t.match(table.stdout, /^agents\s+active 1$/m);
   // published: every publish (resends included), as on /metrics; acknowledged: what NATS confirmed.
-  t.match(table.stdout, /^nats\s+connected \(nats:\/\/127\.0\.0\.1:\d+\), published \d+, acknowledged \d+, failed 0$/m, 'acknowledged beside published');
+  t.match(table.stdout, /^nats\s+connected to 127\.0\.0\.1:\d+ \(configured: nats:\/\/127\.0\.0\.1:\d+\), published \d+, acknowledged \d+, shed \(spool full\) 0$/m, 'acknowledged beside published; the server in use');
+  t.match(s.nats, { server: /^127\.0\.0\.1:\d+$/, mode: 'core', shed: 0, failed: 0, failures: 0, resent: 0, last_failure: null, in_flight: Number, stream_ready: null },
+    'status --json: the server in use, the shed count (and `failed`, its old name), publish failures and resends');
   t.ok(s.nats.acknowledged <= s.nats.published, `acknowledged ${s.nats.acknowledged} of ${s.nats.published} published`);
   t.match(table.stdout, new RegExp(`^metrics\\s+http://127\\.0\\.0\\.1:${metricsPort}/metrics$`, 'm'), 'where Prometheus scrapes');
   t.match(s.metrics, { address: `127.0.0.1:${metricsPort}`, listening: true, error: null });
@@ -347,7 +349,7 @@ t.test('credentials in the NATS URL are never shown: not in the log, status, sta
     t.equal(json.code, 0);
     t.same(JSON.parse(json.stdout).nats.servers, [c.shown]);
     const table = await ctl(sock, 'status');
-    t.match(table.stdout, new RegExp(`^nats\\s+DISCONNECTED \\(${c.shown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`, 'm'));
+    t.match(table.stdout, new RegExp(`^nats\\s+DISCONNECTED \\(configured: ${c.shown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`, 'm'));
     t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
     const tail = await runTap(['tail', '--nats-url', c.url, '--duration', '1']);
     t.not(tail.code, 0, 'tail cannot connect');

@@ -10,7 +10,11 @@ const base = () => ({
   attached: true, hooks: ['sendto'], capture_interval_ms: 1, targets: [{ pid: 10, name: 'wazuh-db' }], identity: null, home_moved: null,
   counters: { captured: 33342, lost: 0, truncated: 0, filtered: 25006, content_dropped: 10, queue_drops: 0, scratch_failures: 0, inflight_full: 0 },
   decoder: { frames: 33342, malformed: 0 }, errors: { records: 0, unpublishable: 0 },
-  nats: { connected: true, servers: ['nats://127.0.0.1:4222'], published: 70, acknowledged: 65, failed: 0, rejected: 0, denied: 0, last_denied: null, latency_ms: null },
+  nats: {
+    connected: true, servers: ['nats://127.0.0.1:4222'], server: 'nats://127.0.0.1:4222' as string | null, mode: 'core', published: 70, acknowledged: 65, shed: 0, failed: 0, rejected: 0,
+    failures: 0, resent: 0, last_failure: null as { reason: string; age_s: number } | null, in_flight: 0, stream_ready: null as boolean | null,
+    denied: 0, last_denied: null, latency_ms: null,
+  },
   spool: { records: 0, oldest_age_s: null, bytes: 33569, bound_bytes: 536870912, disk_full: false, write_errors: 0, read_errors: 0, refused_files: 0, lost: 0, owed_statuses: 0 },
   agents: { active: 3 }, alerts: { enabled: false }, log: null, metrics: null, node: 'n1', home: '/var/ossec', prefix: 'wazuh', uptime_s: 60,
 });
@@ -47,7 +51,26 @@ t.test('latency: a figure never measured reads "no sample yet", not 0.00 ms', as
 });
 
 t.test('nats: acknowledged beside published (publishes, resends included)', async (t) => {
-  t.equal(row(renderStatus(base()), 'nats'), 'connected (nats://127.0.0.1:4222), published 70, acknowledged 65, failed 0');
+  t.equal(row(renderStatus(base()), 'nats'), 'connected to nats://127.0.0.1:4222 (configured: nats://127.0.0.1:4222), published 70, acknowledged 65, shed (spool full) 0');
+});
+
+t.test('nats: a JetStream outage with the connection up — the server in use, publish failures, resends, the last failure\'s reason and age, in flight, the stream (review F4)', async (t) => {
+  const st = base();
+  Object.assign(st.nats, {
+    servers: ['nats://a:4222', 'nats://b:4222', 'nats://c:4222'], server: 'nats://b:4222', mode: 'jetstream', published: 922, acknowledged: 702, shed: 3, failed: 3,
+    failures: 220, resent: 200, last_failure: { reason: 'PubAck timeout', age_s: 0.4 }, in_flight: 20, stream_ready: true,
+  });
+  t.equal(row(renderStatus(st), 'nats'), 'connected to nats://b:4222 (configured: nats://a:4222, nats://b:4222, nats://c:4222), published 922, acknowledged 702, shed (spool full) 3, '
+    + 'publish failures 220 (resent 200), the last 0.4 s ago: PubAck timeout, in flight 20');
+  Object.assign(st.nats, { stream_ready: false });
+  t.match(row(renderStatus(st), 'nats'), /, JetStream stream NOT READY \(being looked up or made: nothing is published\), publish failures 220/);
+  Object.assign(st.nats, { connected: false, server: null });
+  t.match(row(renderStatus(st), 'nats'), /^DISCONNECTED \(configured: nats:\/\/a:4222, nats:\/\/b:4222, nats:\/\/c:4222\), published 922/);
+  // A tap from before `shed` (its JSON said `failed` only) reads the same.
+  const old = base();
+  delete (old.nats as Partial<typeof old.nats>).shed;
+  old.nats.failed = 5;
+  t.match(row(renderStatus(old), 'nats'), /shed \(spool full\) 5$/);
 });
 
 t.test('spool: the age of the oldest event waiting, once it is a second or more', async (t) => {

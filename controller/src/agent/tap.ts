@@ -353,10 +353,19 @@ export class Tap {
       fastpath: c ? { ...c.fastpath(), batches: c.batches, applied: decoded.ticks, misses: decoded.tickMisses } : null,
       errors: { records: this.pipeline.errors, unpublishable: p?.unpublishable ?? 0 },
       nats: {
-        connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl),
+        // servers: the configured ones; server: the one connected to now (null while away).
+        connected: p?.connected ?? false, servers: this.opts.natsUrls.map(maskUrl), server: delivery?.server ?? null,
+        mode: delivery?.mode ?? null,
         // As /metrics counts them: published, every publish (resends included); acknowledged, what NATS confirmed.
         published: delivery?.published ?? 0, acknowledged: delivery?.acknowledged ?? 0,
-        failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
+        // Events shed because the spool was full: `shed`; `failed` is the same count, kept for the readers of its old name.
+        shed: p?.failed ?? 0, failed: p?.failed ?? 0, rejected: delivery?.rejected ?? 0,
+        // Publishes that failed (no PubAck, no responders, a KV put, refused) and were retried, since the start;
+        // the last one's reason and age; messages waiting for their PubAck; JetStream: the stream found (or made).
+        failures: delivery?.failures ?? 0, resent: delivery?.resent ?? 0,
+        last_failure: delivery?.lastFailure != null
+          ? { reason: delivery.lastFailure, age_s: Math.round((delivery.lastFailureAgeMs ?? 0) / 100) / 10 } : null,
+        in_flight: delivery?.inFlight ?? 0, stream_ready: delivery?.mode === 'jetstream' ? delivery.streamReady : null,
         denied: delivery?.denied ?? 0, last_denied: delivery?.lastDenied ?? null,
         // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
         // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).

@@ -37,11 +37,20 @@ export function renderStatus(st: Record<string, any>): string {
   // Detached, no daemon is followed or looked for (null): not "none running", which they may well be.
   rows.push(['targets', !targets ? 'not followed while detached (no hook in the kernel)'
     : targets.length ? targets.map((p) => `${p.name} ${p.pid}`).join(', ') : 'none running']);
-  // published: every publish, resends included; acknowledged: what NATS confirmed (as in /metrics).
-  rows.push(['nats', `${st.nats?.connected ? 'connected' : 'DISCONNECTED'} (${(st.nats?.servers ?? []).join(', ')}), published ${st.nats?.published ?? 0}`
-    + `${st.nats?.acknowledged !== undefined ? `, acknowledged ${st.nats.acknowledged}` : ''}, failed ${st.nats?.failed ?? 0}`
-    + (st.nats?.rejected ? `, rejected (larger than max_payload) ${st.nats.rejected}` : '')
-    + (st.nats?.denied ? `, DENIED by the user's permissions ${st.nats.denied} (last: ${st.nats.last_denied})` : '')]);
+  // published: every publish, resends included; acknowledged: what NATS confirmed (as in /metrics); shed:
+  // refused for a full spool (`failed` in an older tap's JSON). Then, when there were any, the publishes
+  // that failed and were retried, the last one's reason and age: a JetStream outage shows there, while
+  // the connection itself stays up.
+  const n = st.nats ?? {};
+  const lf = n.last_failure;
+  rows.push(['nats', `${n.connected ? `connected to ${n.server ?? (n.servers ?? []).join(', ')}` : 'DISCONNECTED'}`
+    + `${n.server !== undefined || !n.connected ? ` (configured: ${(n.servers ?? []).join(', ')})` : ''}, published ${n.published ?? 0}`
+    + `${n.acknowledged !== undefined ? `, acknowledged ${n.acknowledged}` : ''}, shed (spool full) ${n.shed ?? n.failed ?? 0}`
+    + (n.stream_ready === false ? ', JetStream stream NOT READY (being looked up or made: nothing is published)' : '')
+    + (n.failures ? `, publish failures ${n.failures} (resent ${n.resent ?? 0}), the last ${lf?.age_s ?? '?'} s ago: ${lf?.reason ?? 'unknown'}` : '')
+    + (n.failures && n.in_flight ? `, in flight ${n.in_flight}` : '')
+    + (n.rejected ? `, rejected (larger than max_payload) ${n.rejected}` : '')
+    + (n.denied ? `, DENIED by the user's permissions ${n.denied} (last: ${n.last_denied})` : '')]);
   const lat = st.nats?.latency_ms;
   const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
   // A figure never measured is not shown as 0.00 ms: `no sample yet`.

@@ -166,6 +166,11 @@ export interface DeliveryStats {
   delayMs: TimesSummary;
   reconnectCycles: number;
   streamReady: boolean;
+  /** The last publish failure's reason (JetStream: no PubAck, no responders, a KV put; core: a publish refused), and how long ago, ms; null when none. */
+  lastFailure: string | null;
+  lastFailureAgeMs: number | null;
+  /** The server connected to now (masked), null while away. */
+  server: string | null;
 }
 
 interface Slot {
@@ -861,6 +866,7 @@ export class Delivery {
         if (this.rejectIfTooLarge(e, err)) continue;
         this.pending.unshift(e);
         this.c.failures++;
+        this.failedWhy(this.shown((err as Error).message));
         this.log?.warn({ err: this.shown((err as Error).message) }, 'publish failed');
         this.flushSoon(n > 0); // those published before it are confirmed all the same
         return;
@@ -1106,6 +1112,14 @@ export class Delivery {
       });
   }
 
+  /** The last publish failure (status): only on failures, nothing on the publishing path. */
+  private lastFailure: string | null = null;
+  private lastFailureAt = 0;
+  private failedWhy(why: string): void {
+    this.lastFailure = clip(why, 200);
+    this.lastFailureAt = performance.now();
+  }
+
   private jsFailed(cur: Slot, gen: number, err: Error): void {
     if (this.slots.get(cur.e.seq) !== cur || cur.state !== 'inflight' || cur.gen !== gen) return; // already requeued
     this.inflight--;
@@ -1116,6 +1130,7 @@ export class Delivery {
     // Once a minute per reason, with how many failures it stands for: every agent's next message fails
     // alike (a stream gone, JetStream down), and a line per message was thousands a minute.
     const why = this.shown(err.message);
+    this.failedWhy(why);
     this.sayLimited(`js-failed ${clip(why, 200)}`, 'warn', { err: why, subject: cur.e.subject, attempts: cur.attempts }, 'JetStream publish failed: retrying');
     this.schedulePump();
   }
@@ -1258,6 +1273,8 @@ export class Delivery {
       inFlight: this.o.mode === 'core' ? this.unconfirmed.length - this.uHead : this.inflight,
       latencyMs: this.ackTimes.summary(), delayMs: this.delayTimes.summary(),
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
+      lastFailure: this.lastFailure, lastFailureAgeMs: this.lastFailure === null ? null : performance.now() - this.lastFailureAt,
+      server: this.up && this.nc ? maskUrl(this.nc.getServer()) : null,
     };
   }
 
