@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import pino from 'pino';
 import { Delivery, kvStreamConfig, type DeliveryMessage } from '../controller/src/publish/delivery.js';
-import { startNatsCluster, type NatsCluster } from './helpers/nats-server.js';
+import { startNatsCluster, startNatsServer, type NatsCluster } from './helpers/nats-server.js';
 import { checkDelivery, readStream, testEvent } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -157,4 +157,36 @@ t.test('create_stream and agents_kv on a cluster of three: both made with 3 repl
   const said = lines.filter((l) => /fewer replicas than stream_replicas/.test(l.msg));
   t.same(said.map((l) => [l.stream, l.replicas]), [['KV_one_agents', 1]], 'said once, naming it');
   void nc;
+});
+
+t.test('JetStream back after an outage: the waiting retries go at once, not after their backoff of up to 5 s (review S1)', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const config = { name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, duplicate_window: 7200e9 };
+  await jsm.streams.add(config);
+  const d = new Delivery({
+    servers: [srv.url], mode: 'jetstream', log: pino({ level: 'silent' }), spool: { dir: tmp('spool-jsc-s1-'), maxBytes: 64 << 20 },
+    reconnectDelayMs: 200, stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: false },
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  let i = 0;
+  const tick = setInterval(() => { d.enqueue(testEvent(i++, 20)); }, 10);
+  t.teardown(() => clearInterval(tick));
+  await waitFor(() => d.stats().acknowledged >= 100, 10_000, 'delivering');
+  // No stream for 6.5 s: every publish answered "no responders" at once, each agent's retry backing off
+  // 0.2, 0.4, 0.8, 1.6, 3.2 s — the sixth failure, at ~6.2 s, puts the next retry 5 s later, at ~11.2 s.
+  await jsm.streams.delete('WAZUH');
+  await sleep(6500);
+  clearInterval(tick);
+  const total = i;
+  await jsm.streams.add(config);
+  const back = performance.now();
+  t.ok(await d.flush(20_000), 'drained');
+  const took = performance.now() - back;
+  t.comment(JSON.stringify({ total, took_ms: Math.round(took), failures: d.stats().failures }));
+  t.ok(took < 2000, `everything waiting was delivered within 2 s of the stream's return (${Math.round(took)} ms; a retry's backoff is up to 5 s)`);
 });

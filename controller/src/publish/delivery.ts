@@ -181,6 +181,8 @@ interface Slot {
   attempts: number;
   /** performance.now(): the retry's earliest moment, or the PubAck's deadline in flight (never the wall clock, which steps). */
   notBefore: number;
+  /** Its last failure was its KV put's (the stream had stored it). */
+  kvFail?: boolean;
   sentAt: number;
 }
 
@@ -934,11 +936,28 @@ export class Delivery {
     const now = performance.now();
     // Retries first (each holds its agent's place).
     let nextRetry = Infinity;
+    let first: Slot | null = null;
     for (const s of this.retries) {
       if (this.inflight >= window) break;
-      if (s.notBefore > now) { nextRetry = Math.min(nextRetry, s.notBefore); continue; }
+      if (s.notBefore > now) {
+        if (s.notBefore < nextRetry) { nextRetry = s.notBefore; first = s; }
+        continue;
+      }
       this.retries.delete(s);
       this.sendJs(s);
+    }
+    // Every retry backing off (JetStream away, an election): the first one goes ahead every CANARY_MS
+    // (one message): once it is stored, the others go at once (resumeRetries) — they waited up to 5 s
+    // more after JetStream was back, every agent behind them.
+    if (first !== null && nextRetry - now > CANARY_MS && this.inflight < window) {
+      if (now - this.canaryAt >= CANARY_MS) {
+        this.canaryAt = now;
+        this.retries.delete(first);
+        this.sendJs(first);
+        nextRetry = Infinity;
+        for (const s of this.retries) if (s.notBefore < nextRetry) nextRetry = s.notBefore;
+      }
+      nextRetry = Math.min(nextRetry, this.canaryAt + CANARY_MS);
     }
     if (nextRetry < Infinity && !this.retryTimer) {
       this.retryTimer = setTimeout(() => { this.retryTimer = null; this.schedulePump(); }, Math.max(1, nextRetry - now));
@@ -1095,6 +1114,7 @@ export class Delivery {
       if (!cur) return;
       this.release(cur);
       this.acked(s.e, performance.now() - s.sentAt);
+      if (this.backedOff.stream || (kv && this.backedOff.kv)) this.resumeRetries(!!kv);
       this.schedulePump();
     };
     if (!kv) return done();
@@ -1107,7 +1127,7 @@ export class Delivery {
         const noResponders = (err as Error)?.name === 'JetStreamNotEnabled';
         this.jsFailed(s, gen, noResponders
           ? new Error(`KV put: no responders: the KV bucket KV_${this.o.kvBucket} has no leader (an election, a server down) or is gone`)
-          : new Error(`KV put: ${(err as Error)?.message ?? String(err)}`));
+          : new Error(`KV put: ${(err as Error)?.message ?? String(err)}`), true);
         if (noResponders) this.checkGone(true);
       });
   }
@@ -1120,10 +1140,31 @@ export class Delivery {
     this.lastFailureAt = performance.now();
   }
 
-  private jsFailed(cur: Slot, gen: number, err: Error): void {
+  /** When the last canary retry went (pumpJs). */
+  private canaryAt = -Infinity;
+  /** Retries wait for a publish to the stream (`stream`), or for a KV put (`kv`): the first success resumes them. */
+  private backedOff = { stream: false, kv: false };
+
+  /**
+   * A message was stored (`kv`: and its KV put made): JetStream is back — the retries it proves can go
+   * go now, not after their backoff. A stream publish proves nothing of the KV bucket: the KV puts'
+   * retries wait for a KV put that works (else each would be resent at once, again and again, while
+   * the bucket is away). Once per outage: called only while a retry backs off.
+   */
+  private resumeRetries(kv: boolean): void {
+    if (kv) this.backedOff.kv = false;
+    this.backedOff.stream = false;
+    for (const r of this.retries) if (kv || !r.kvFail) r.notBefore = 0;
+    this.schedulePump();
+  }
+
+  private jsFailed(cur: Slot, gen: number, err: Error, kv = false): void {
     if (this.slots.get(cur.e.seq) !== cur || cur.state !== 'inflight' || cur.gen !== gen) return; // already requeued
     this.inflight--;
     this.c.failures++;
+    cur.kvFail = kv;
+    if (kv) this.backedOff.kv = true;
+    else this.backedOff.stream = true;
     cur.state = 'retry';
     cur.notBefore = performance.now() + backoffMs(cur.attempts);
     this.retries.add(cur);
@@ -1397,6 +1438,8 @@ function hostPort(u: string): string {
  * whose messages fail holds back its own, not the others'; past the bound the head of the line waits.
  */
 const PARK_MAX = 4096;
+/** While every retry backs off, the first of them goes ahead this often (ms): JetStream back is found within it. */
+const CANARY_MS = 500;
 const PARK_MAX_BYTES = 16 << 20;
 
 /** `e` waits (set aside): the later records of its key — for a keepalive batch, of its agents — must wait too. */
