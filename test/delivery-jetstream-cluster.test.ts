@@ -190,3 +190,43 @@ t.test('JetStream back after an outage: the waiting retries go at once, not afte
   t.comment(JSON.stringify({ total, took_ms: Math.round(took), failures: d.stats().failures }));
   t.ok(took < 2000, `everything waiting was delivered within 2 s of the stream's return (${Math.round(took)} ms; a retry's backoff is up to 5 s)`);
 });
+
+/** A status change (or an alert) of `agent`, numbered i. */
+function agentEvent(i: number, agent: string, kind: 'status' | 'alert' = 'status'): DeliveryMessage {
+  return {
+    subject: `wazuh.agent.${agent}.${kind}`, headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': agent },
+    body: JSON.stringify({ event_id: `ev-${i}`, agent_id: agent, n: i }), kind: kind === 'alert' ? 'alert' : 'status', eventId: `ev-${i}`,
+  };
+}
+
+t.test('the stream found gone while the KV bucket is being made again: both are made, delivery goes on', async (t) => {
+  // A cluster: making a 3-replica bucket takes long enough for the stream's loss to be found meanwhile.
+  const { cl, nc, jsm } = await cluster(t, `jscgone${process.pid}`);
+  const d = new Delivery({
+    servers: cl.urls, mode: 'jetstream', spool: { dir: tmp('spool-jsc-gone-'), maxBytes: 64 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true }, kvBucket: 'wazuh_agents',
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  let i = 0;
+  const tick = setInterval(() => { d.enqueueMany([agentEvent(i++, String(i % 10).padStart(3, '0')), agentEvent(i++, String(100 + (i % 10)), 'alert')]); }, 10);
+  t.teardown(() => clearInterval(tick));
+  await waitFor(() => d.stats().acknowledged >= 100, 20_000, 'delivering');
+  // An administrator's reset of both, the bucket's loss noticed first: the stream goes the instant the tap asks for the bucket.
+  let fired = false;
+  nc.subscribe('$JS.API.STREAM.CREATE.KV_wazuh_agents', { callback: () => {
+    if (fired) return;
+    fired = true;
+    void jsm.streams.delete('WAZUH').catch(() => {});
+  } });
+  await nc.flush();
+  await jsm.streams.delete('KV_wazuh_agents');
+  await waitFor(() => fired, 15_000, 'the tap making the bucket again');
+  await waitFor(async () => { try { await jsm.streams.info('WAZUH'); return true; } catch { return false; } }, 15_000, 'the stream made again')
+    .catch(() => {});
+  const a0 = d.stats().acknowledged;
+  await sleep(2000);
+  t.ok(d.stats().streamReady, 'the stream ready');
+  t.ok(d.stats().acknowledged - a0 > 50, `delivering again (${d.stats().acknowledged - a0} in 2 s)`);
+  clearInterval(tick);
+});

@@ -181,9 +181,11 @@ interface Slot {
   attempts: number;
   /** performance.now(): the retry's earliest moment, or the PubAck's deadline in flight (never the wall clock, which steps). */
   notBefore: number;
-  /** Its last failure was its KV put's (the stream had stored it). */
+  /** The stream stored it: only its KV put is left (retried alone, never the stream publish again). */
   kvFail?: boolean;
   sentAt: number;
+  /** performance.now() when it first went: how long its agent's later records have waited. */
+  since: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -780,7 +782,9 @@ export class Delivery {
           }
           this.kvReady = true;
         }
-        return;
+        // Found gone meanwhile (streamGone while this loop was at the bucket): another pass.
+        if ((!st?.create || this.streamReady) && (!this.o.kvBucket || this.kvReady)) return;
+        continue;
       } catch (e) {
         // Tried again every second, said once a minute per reason: a server without JetStream, or a user
         // without the JetStream API, is a setup that stays wrong for hours (it was a line every second).
@@ -937,23 +941,27 @@ export class Delivery {
     // Retries first (each holds its agent's place).
     let nextRetry = Infinity;
     let first: Slot | null = null;
+    let oldest = now;
     for (const s of this.retries) {
+      if (s.since < oldest) oldest = s.since;
       if (this.inflight >= window) break;
       if (s.notBefore > now) {
-        if (s.notBefore < nextRetry) { nextRetry = s.notBefore; first = s; }
+        if (s.notBefore < nextRetry) nextRetry = s.notBefore;
+        if (!s.kvFail && (first === null || s.notBefore < first.notBefore)) first = s;
         continue;
       }
       this.retries.delete(s);
-      this.sendJs(s);
+      this.resend(s);
     }
-    // Every retry backing off (JetStream away, an election): the first one goes ahead every CANARY_MS
-    // (one message): once it is stored, the others go at once (resumeRetries) — they waited up to 5 s
-    // more after JetStream was back, every agent behind them.
-    if (first !== null && nextRetry - now > CANARY_MS && this.inflight < window) {
+    // Every stream publish backing off (JetStream away, an election): the first one goes ahead every
+    // CANARY_MS (one message): once it is stored, the others go at once (resumeRetries) — they waited up
+    // to 5 s more after JetStream was back, every agent behind them. Not for a KV put: its bucket is
+    // asked about (checkGone), and a lone one was resent every 500 ms for a whole outage.
+    if (first !== null && this.backedOff.stream && first.notBefore - now > CANARY_MS && this.inflight < window) {
       if (now - this.canaryAt >= CANARY_MS) {
         this.canaryAt = now;
         this.retries.delete(first);
-        this.sendJs(first);
+        this.resend(first);
         nextRetry = Infinity;
         for (const s of this.retries) if (s.notBefore < nextRetry) nextRetry = s.notBefore;
       }
@@ -963,16 +971,16 @@ export class Delivery {
       this.retryTimer = setTimeout(() => { this.retryTimer = null; this.schedulePump(); }, Math.max(1, nextRetry - now));
     }
     // Records set aside earlier (their agent was busy), oldest first: what may go now goes; what stays
-    // holds back the later records of its agent (`held`), so that no agent's messages overtake each other.
-    let held: Set<string> | null = null;
+    // holds back what must not overtake it (HeldBack).
+    let held: HeldBack | null = null;
     if (this.parked.length > 0) {
-      held = new Set();
+      held = new HeldBack();
       const keep: SpoolEntry[] = [];
       for (const e of this.parked) {
         const key = orderKey(e);
-        if (this.inflight >= window || this.mustWait(e, key, held)) {
+        if (this.inflight >= window || this.busy.has(key) || this.crosses(e, key) || held.holds(e, key)) {
           keep.push(e);
-          holdBack(e, key, held);
+          held.add(e, key);
         } else {
           this.parkedBytes -= e.body.length;
           this.newSlot(e, key);
@@ -982,17 +990,18 @@ export class Delivery {
     }
     // New records, oldest first; one in flight per agent. A record whose agent is busy (its message
     // waits for a PubAck, or for a retry) is set aside, and the others go on: an agent whose messages
-    // fail (its KV put, say) holds back its own messages only. Bounded (PARK_MAX): past it, the head
-    // of the line waits.
+    // fail (its KV put, say) holds back its own only. Bounded (PARK_MAX, PARK_AGE_MS): past it, the
+    // head of the line waits.
+    const mayPark = now - oldest < PARK_AGE_MS;
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
       const key = orderKey(e);
-      if (this.busy.has(key) || this.crosses(e, key) || (held !== null && held.size > 0 && this.mustWait(e, key, held))) {
-        if (this.parked.length >= PARK_MAX || this.parkedBytes >= PARK_MAX_BYTES) break;
+      if (this.busy.has(key) || this.crosses(e, key) || (held !== null && held.holds(e, key))) {
+        if (!mayPark || this.parked.length >= PARK_MAX || this.parkedBytes >= PARK_MAX_BYTES) break;
         this.pending.shift();
         this.parked.push(e);
         this.parkedBytes += e.body.length;
-        holdBack(e, key, held ??= new Set());
+        (held ??= new HeldBack()).add(e, key);
         continue;
       }
       this.pending.shift();
@@ -1004,26 +1013,25 @@ export class Delivery {
   private parked: SpoolEntry[] = [];
   private parkedBytes = 0;
 
-  /** `e` may not go now: its key is busy, it would overtake a batch (crosses), or an earlier record it must follow waits (`held`). */
-  private mustWait(e: SpoolEntry, key: string, held: Set<string>): boolean {
-    if (this.busy.has(key) || this.crosses(e, key)) return true;
-    if (held.size === 0) return false;
-    if (held.has('*')) return true;
-    if (key.startsWith('k:')) {
-      const agents = batchAgents(e);
-      if (agents === null) return true;
-      for (const a of agents) if (held.has(`a:${a}`)) return true;
-      return false;
-    }
-    return held.has(key);
-  }
-
   private newSlot(e: SpoolEntry, key: string): void {
     this.busy.add(key);
     this.counted(key, 1);
-    const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
+    const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0, since: performance.now() };
     this.slots.set(e.seq, s);
     this.sendJs(s);
+  }
+
+  /** A retry: the stream publish again — or, when the stream stored it, its KV put alone (kvFail). */
+  private resend(s: Slot): void {
+    if (!s.kvFail) return this.sendJs(s);
+    s.state = 'inflight';
+    s.gen = this.gen;
+    s.sentAt = performance.now();
+    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000);
+    s.attempts++;
+    this.c.resent++;
+    this.inflight++;
+    this.jsStored(s);
   }
 
   /**
@@ -1096,7 +1104,7 @@ export class Delivery {
     this.ackTimer = setInterval(() => {
       const now = performance.now();
       for (const sl of this.slots.values()) {
-        if (sl.state === 'inflight' && sl.notBefore < now) this.jsFailed(sl, sl.gen, new Error('PubAck timeout'));
+        if (sl.state === 'inflight' && sl.notBefore < now) this.jsFailed(sl, sl.gen, new Error(sl.kvFail ? 'KV put: timeout' : 'PubAck timeout'), !!sl.kvFail);
       }
     }, 100);
     this.ackTimer.unref();
@@ -1118,6 +1126,7 @@ export class Delivery {
       this.schedulePump();
     };
     if (!kv) return done();
+    s.kvFail = true; // stored: from here only its KV put is left
     const gen = s.gen;
     const js = this.js!;
     js.publish(`$KV.${this.o.kvBucket}.${kv}`, s.e.body, { timeout: this.o.ackTimeoutMs ?? 5000 })
@@ -1437,18 +1446,53 @@ function hostPort(u: string): string {
  * Records a JetStream pump sets aside while their agents are busy, at most (count and bytes): an agent
  * whose messages fail holds back its own, not the others'; past the bound the head of the line waits.
  */
-const PARK_MAX = 4096;
+const PARK_MAX = 1024;
+const PARK_MAX_BYTES = 4 << 20;
+/**
+ * Records are set aside only while the oldest message waiting for its retry went less than this long
+ * ago: past it the head of the line waits again. Acknowledged past a record that waits, the others
+ * are resent by a restart (the spool's cursor stays below the oldest unacknowledged): within the
+ * stream's duplicate window (2 h by default) they are dropped as duplicates; this keeps them in it.
+ */
+const PARK_AGE_MS = 10 * 60_000;
 /** While every retry backs off, the first of them goes ahead this often (ms): JetStream back is found within it. */
 const CANARY_MS = 500;
-const PARK_MAX_BYTES = 16 << 20;
 
-/** `e` waits (set aside): the later records of its key — for a keepalive batch, of its agents — must wait too. */
-function holdBack(e: SpoolEntry, key: string, held: Set<string>): void {
-  held.add(key);
-  if (!key.startsWith('k:')) return;
-  const agents = batchAgents(e);
-  if (agents === null) held.add('*');
-  else for (const a of agents) held.add(`a:${a}`);
+/**
+ * What the records set aside hold back (pumpJs): a status change or alert of an agent (`a:<id>`) holds
+ * back that agent's later records and the keepalive batches naming it; a keepalive batch holds back
+ * the later records of its agents (its keepalives must not be overtaken by them) but never another
+ * batch (batches are not ordered among themselves); another record holds back its subject (`s:`).
+ */
+class HeldBack {
+  readonly keys = new Set<string>();
+  /** The agents of the batches set aside; null: a batch whose agents cannot be read (encrypted). */
+  readonly batches: (ReadonlySet<string> | null)[] = [];
+  agentKeys = 0;
+
+  add(e: SpoolEntry, key: string): void {
+    if (key.startsWith('k:')) {
+      this.batches.push(batchAgents(e));
+      return;
+    }
+    if (!this.keys.has(key) && key.startsWith('a:')) this.agentKeys++;
+    this.keys.add(key);
+  }
+
+  holds(e: SpoolEntry, key: string): boolean {
+    if (key.startsWith('k:')) {
+      if (this.agentKeys === 0) return false;
+      const agents = batchAgents(e);
+      if (agents === null) return true;
+      for (const k of this.keys) if (k.startsWith('a:') && agents.has(k.slice(2))) return true;
+      return false;
+    }
+    if (this.keys.has(key)) return true;
+    if (!key.startsWith('a:') || this.batches.length === 0) return false;
+    const agent = key.slice(2);
+    for (const b of this.batches) if (b === null || b.has(agent)) return true;
+    return false;
+  }
 }
 
 /** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */
