@@ -215,7 +215,6 @@ async function follow(
   stopped: Promise<StopReason>, stop: (why: StopReason) => void,
 ): Promise<number> {
   const say = (text: string) => process.stderr.write(`wazuh-nats-tap tail: ${text}\n`);
-  say(`${printable(o.subject)} on ${maskUrl(nc.getServer())}; Ctrl-C to stop`);
   // stdout closed (`| head`): the end, quietly (exit 0). A reader that does not keep up: messages
   // dropped and counted, not piled up in memory (util/line-output.ts).
   const output = new LineOutput(process.stdout, {
@@ -252,6 +251,10 @@ async function follow(
     },
   });
   void nc.closed().then(() => stop('closed'));
+  // Said once the server has the subscription (a PING answered after it, 2 s at most): said before,
+  // messages published right after the line could come before it and never be shown.
+  await within(nc.flush().catch(() => {}), 2000);
+  say(`${printable(o.subject)} on ${maskUrl(nc.getServer())}; Ctrl-C to stop`);
   const why = await stopped;
   // The server may have gone silent: drain (deliver what arrived) for two seconds at most, then close.
   if (why !== 'closed' && await within(nc.drain().then(() => true, () => false), 2000) === undefined) {
