@@ -73,6 +73,7 @@ t.test('one agent\'s KV put failing: the batches that do not name it go on, its 
   // 4 s at 50 batches/s, ~1 in 10 naming agent 007: ~180 of ~200 may go.
   t.ok(during >= 100, `the batches not naming agent 007 go on (${during} acknowledged in 4 s)`);
   t.ok(resent <= 8, `its KV put retried with its backoff (${resent} in 4 s; every 500 ms would be 8 or more)`);
+  t.ok(d.stats().setAside > 0, `the batches naming agent 007 set aside, said (${d.stats().setAside})`);
   clearInterval(tick);
   // The bucket fixed (deleted: the tap would make it; here, made right): everything goes.
   await jsm.streams.delete('KV_wazuh_agents');

@@ -169,6 +169,8 @@ export interface DeliveryStats {
   /** The last publish failure's reason (JetStream: no PubAck, no responders, a KV put; core: a publish refused), and how long ago, ms; null when none. */
   lastFailure: string | null;
   lastFailureAgeMs: number | null;
+  /** Records set aside while their agent's earlier message waits (JetStream: pumpJs). */
+  setAside: number;
   /** The server connected to now (masked), null while away. */
   server: string | null;
 }
@@ -1324,6 +1326,7 @@ export class Delivery {
       latencyMs: this.ackTimes.summary(), delayMs: this.delayTimes.summary(),
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
       lastFailure: this.lastFailure, lastFailureAgeMs: this.lastFailure === null ? null : performance.now() - this.lastFailureAt,
+      setAside: this.parked.length,
       server: this.up && this.nc ? maskUrl(this.nc.getServer()) : null,
     };
   }
