@@ -1129,6 +1129,10 @@ export class Delivery {
     };
     if (!kv) return done();
     s.kvFail = true; // stored: from here only its KV put is left
+    // The put's own deadline, past nats.js's timeout for it: the put always settles (stored, or failed)
+    // before the sweep could retry it — a put that succeeded late, after its retry had gone, released the
+    // agent while the retry was in flight, and the next status change's put could land before it.
+    s.notBefore = performance.now() + (this.o.ackTimeoutMs ?? 5000) + 1000;
     const gen = s.gen;
     const js = this.js!;
     js.publish(`$KV.${this.o.kvBucket}.${kv}`, s.e.body, { timeout: this.o.ackTimeoutMs ?? 5000 })
