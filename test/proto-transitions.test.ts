@@ -157,15 +157,40 @@ t.test('an agent a complete listing lacked, changed while the list was read: waz
   t.equal(s.get(5), undefined);
   t.match(s.get(6), { status: 'active' });
   t.same(s.apply(ex(DATA(5))), [], 'its next late keepalive: nothing');
-  // An UPDATE again while the question was out: asked once more, not removed on an answer older than it.
+  // An UPDATE while the question is out waits behind it (it would not be the last word otherwise): wazuh-db with
+  // no row for the agent at the question, the UPDATE (ok to no row) changes nothing and the agent is removed.
   s.apply(ex(DATA(6)));
   t.same(s.removeUnlisted([1], clock - 500_000n), []);
   t.same(s.takeUnheld(), [6]);
   const asked = clock + 100_000n;
-  s.apply(ex(DATA(6)));
-  t.same(s.describedAgents({ rows: [], absent: [6], reason: null }, asked), [], 'changed since the question: kept');
-  t.same(s.takeUnheld(), [6], 'asked again');
-  t.same(status(s.describedAgents({ rows: [], absent: [6], reason: null }, clock + 1_000_000n)), ['006:active>unknown/0/removed/wazuh-db']);
+  t.same(s.apply(ex(DATA(6))), [], 'held while asked');
+  t.same(status(s.describedAgents({ rows: [], absent: [6], reason: null }, asked)), ['006:active>unknown/0/removed/wazuh-db']);
+  t.notOk(s.hasUnheld, 'nothing more to ask');
+  // A registration captured while the question is out (an insert is never held): the agent stays, asked again.
+  s.apply(ex(DATA(8)));
+  t.same(s.removeUnlisted([1], clock - 500_000n), []);
+  t.same(s.takeUnheld(), [8]);
+  const asked8 = clock + 100_000n;
+  s.apply(ex('global insert-agent {"id":8,"name":"again8","ip":"any"}', 'ok', 'wazuh-authd'));
+  t.same(s.describedAgents({ rows: [], absent: [8], reason: null }, asked8), [], 'registered since the question: kept');
+  t.same(s.takeUnheld(), [8], 'asked again');
+});
+
+t.test('UPDATEs held for an agent wait for their replay: a later one never overtakes them, whatever brings the agent into the table', async (t) => {
+  const s = activeTable([1]);
+  s.removeUnlisted([1], clock + 1_000_000n);
+  t.same(s.apply(ex(SHUT(9))), [], 'held: agent 9 is not in the table');
+  t.same(s.takeUnheld(), [9]);
+  // A resync lists agent 9 while the question is out: it enters the table.
+  s.resync([{ id: 9, connection_status: 'disconnected', status_code: 3 }], clock + 1_000_000n, 'wazuh-db', true);
+  t.ok(s.get(9), 'in the table');
+  t.same(s.apply(ex(PENDING(9))), [], 'held all the same: an UPDATE of it waits');
+  t.same(s.apply(ex(DATA(9))), [], 'and the next');
+  // No answer: applied as they came, in order — the shutdown first.
+  t.same(status(s.describedAgents(null, clock)), ['009:disconnected>pending/0/agent_startup/remoted', '009:pending>active/0/keepalive/remoted']);
+  t.match(s.get(9), { status: 'active' }, 'its last UPDATE is the last word');
+  t.notOk(s.hasUnheld);
+  t.same(status(s.apply(ex(SHUT(9)))), ['009:active>disconnected/3/agent_shutdown/remoted'], 'then its UPDATEs apply as they come');
 });
 
 t.test('insert-agent answered err (duplicate id) changes nothing', async (t) => {

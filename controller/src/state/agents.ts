@@ -365,8 +365,13 @@ export class AgentStateTable {
 
   /** An UPDATE of an agent the table does not hold while it holds every agent listed: held, asked about. */
   private holds(id: number, ex: WdbExchange<WdbRequest>): boolean {
-    if (this.replaying || !this.listedAll || this.agents.get(id) !== undefined || this.removals.has(id)) return false;
-    if (!isAgentId(id) || this.agents.size >= this.maxAgents) return false;
+    if (this.replaying) return false;
+    // An agent with UPDATEs waiting has its next ones wait behind them, whatever brought it into the
+    // table meanwhile (a resync's row): applied at once, they were overtaken by the older ones' replay.
+    if (!this.unheld.has(id) && !this.asking.has(id)) {
+      if (!this.listedAll || this.agents.get(id) !== undefined || this.removals.has(id)) return false;
+      if (!isAgentId(id) || this.agents.size >= this.maxAgents) return false;
+    }
     this.counters.unlisted++;
     const held = this.ask(id);
     if (held !== undefined) {
@@ -437,12 +442,18 @@ export class AgentStateTable {
     for (const id of answer?.absent ?? []) {
       if (!asked.delete(id) || id === 0) continue;
       const a = this.agents.get(id);
-      if (a === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
-      else if (a.status === 'unknown') continue;
-      else if (!this.changedSince(id, tsNs)) this.removedUnseen(a, tsNs, cause, events);
-      else this.ask(id); // an UPDATE again while asked: asked once more
+      if (a === undefined || (a.status !== 'unknown' && !this.changedSince(id, tsNs))) {
+        if (a === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
+        else this.removedUnseen(a, tsNs, cause, events);
+        this.unheld.delete(id); // UPDATEs of an agent with no row, held since the question: nothing either
+      } else if (a.status !== 'unknown') this.ask(id); // an UPDATE again while asked: asked once more
     }
-    for (const held of asked.values()) this.replay(held, events); // not answered about
+    // Not answered about: applied as they came — then those held since the question, behind them.
+    for (const [id, held] of asked) {
+      this.replay(held, events);
+      this.replay(this.unheld.get(id), events);
+      this.unheld.delete(id);
+    }
     return events;
   }
 
