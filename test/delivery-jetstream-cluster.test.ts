@@ -69,11 +69,11 @@ async function cluster(t: Tap.Test, name: string): Promise<{ cl: NatsCluster; nc
   return { cl, nc, jsm };
 }
 
-t.test('agents_kv with a 1-replica KV bucket whose server dies: only the status changes wait; everything else is delivered (F1)', async (t) => {
+t.test('agents_kv with a 3-replica KV bucket (stream_replicas auto) whose leader dies: delivery goes on — a KV put\'s no-responders stops nothing (F1)', async (t) => {
   const name = `jsckv${process.pid}`;
   const { cl, nc, jsm } = await cluster(t, name);
   await retried(() => jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, num_replicas: 3, duplicate_window: 7200e9 }));
-  await retried(() => jsm.streams.add(kvStreamConfig('wazuh_agents', 1)));
+  await retried(() => jsm.streams.add(kvStreamConfig('wazuh_agents', 3)));
   const nameOf = (i: number) => `${name}-n${i + 1}`;
   const kvLeader = await leaderOf(jsm, 'KV_wazuh_agents');
   const ki = [0, 1, 2].find((i) => nameOf(i) === kvLeader)!;
@@ -100,15 +100,15 @@ t.test('agents_kv with a 1-replica KV bucket whose server dies: only the status 
   t.teardown(() => clearInterval(tick));
   await waitFor(() => d.stats().acknowledged >= 100, 20_000, 'delivering');
   await cl.servers[ki].kill();
-  await waitFor(() => d.stats().failures > 0, 15_000, 'a KV put failed');
-  await sleep(1000);
+  await sleep(500);
   const a0 = d.stats().acknowledged;
   const ready: boolean[] = [];
   for (let n = 0; n < 30; n++) { ready.push(d.stats().streamReady); await sleep(200); }
   const during = d.stats().acknowledged - a0;
   t.comment(JSON.stringify({ during, failures: d.stats().failures, records: d.stats().spoolRecords }));
-  // 6 s at 50 keepalives/s: ~300 stored; before, none at all.
-  t.ok(during >= 150, `the keepalives go on while the KV bucket is away (${during} acknowledged in 6 s)`);
+  // 6 s at 100 messages/s: ~600 stored, less the bucket's election; before, none at all (its no-responders
+  // stopped the pump until the JetStream API answered for the bucket).
+  t.ok(during >= 150, `delivery goes on while the bucket elects a leader (${during} acknowledged in 6 s)`);
   t.ok(ready.every(Boolean), 'the pump never stopped (stream ready throughout)');
   await cl.servers[ki].restart();
   clearInterval(tick);
@@ -124,7 +124,8 @@ t.test('agents_kv with a 1-replica KV bucket whose server dies: only the status 
     t.equal(m?.json<{ n: number }>().n, last, `KV: agent 00${a} holds its last status change`);
   }
   const said = lines.filter((l) => l.msg === 'JetStream publish failed: retrying').map((l) => l.err ?? '');
-  t.ok(said.some((e) => /KV put: no responders: the KV bucket KV_wazuh_agents has no leader .* or is gone/.test(e)), `the warning says what it is: ${JSON.stringify(said)}`);
+  const kvFailed = said.filter((e) => /^KV put/.test(e));
+  t.ok(kvFailed.every((e) => /KV put: (no responders: the KV bucket KV_wazuh_agents has no leader .* or is gone|timeout)/.test(e)), `a KV put's failure says what it is: ${JSON.stringify(said)}`);
   t.notOk(said.some((e) => /jetstream is not enabled/.test(e)), 'not "jetstream is not enabled"');
   t.notOk(lines.some((l) => /is gone \(not found\)/.test(l.msg)), 'nothing taken for deleted');
 });

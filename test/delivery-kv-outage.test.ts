@@ -1,10 +1,8 @@
 // The JetStream pump while the KV bucket (agents_kv) cannot take a put — a 1-replica bucket whose server is
-// down answers "no responders" — and while what the tap makes is found gone. Found by a review of the
-// records set aside for a busy agent: keepalive batches chained through their agents until nothing went
-// (0 batches a second from one stuck status change; the pump's CPU growing with the list); the stuck status
-// change was stored in the stream again at every retry, and resent every 500 ms; and the stream found gone
-// while the bucket was being made was never made again (test/delivery-jetstream-cluster.test.ts). A real
-// nats-server, the Delivery class driven directly.
+// down answers "no responders". Found by a review: the stuck status change was stored in the stream again at
+// every retry (once per duplicate window), and resent every 500 ms. Its agent's later records and what
+// follows them wait (head of the line: docs/architecture.md, Publish); once the bucket takes puts, all is
+// delivered, in order. A real nats-server, the Delivery class driven directly.
 import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +33,7 @@ function status(i: number, agent: string, kind: 'status' | 'alert' = 'status'): 
   };
 }
 
-t.test('one agent\'s KV put failing: the batches that do not name it go on, its status change is stored once and not resent in a loop', async (t) => {
+t.test('one agent\'s KV put failing: its status change is stored once and its KV put retried with its backoff; then everything, in order', async (t) => {
   const srv = await startNatsServer({ jetstream: true });
   t.teardown(() => srv.stop());
   const nc = await connect({ servers: srv.url });
@@ -65,15 +63,11 @@ t.test('one agent\'s KV put failing: the batches that do not name it go on, its 
   const stuck = i++;
   d.enqueue(status(stuck, '007'));
   await waitFor(() => d.stats().failures > 0, 10_000, 'its KV put failed');
-  const a0 = d.stats().acknowledged;
   const r0 = d.stats().resent;
   await sleep(4000);
-  const during = d.stats().acknowledged - a0;
   const resent = d.stats().resent - r0;
-  // 4 s at 50 batches/s, ~1 in 10 naming agent 007: ~180 of ~200 may go.
-  t.ok(during >= 100, `the batches not naming agent 007 go on (${during} acknowledged in 4 s)`);
   t.ok(resent <= 8, `its KV put retried with its backoff (${resent} in 4 s; every 500 ms would be 8 or more)`);
-  t.ok(d.stats().setAside > 0, `the batches naming agent 007 set aside, said (${d.stats().setAside})`);
+  t.ok(d.stats().streamReady, 'the stream is not taken for gone');
   clearInterval(tick);
   // The bucket fixed (deleted: the tap would make it; here, made right): everything goes.
   await jsm.streams.delete('KV_wazuh_agents');

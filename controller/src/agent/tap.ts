@@ -366,8 +366,6 @@ export class Tap {
         last_failure: delivery?.lastFailure != null
           ? { reason: delivery.lastFailure, age_s: Math.round((delivery.lastFailureAgeMs ?? 0) / 100) / 10 } : null,
         in_flight: delivery?.inFlight ?? 0, stream_ready: delivery?.mode === 'jetstream' ? delivery.streamReady : null,
-        // JetStream: records set aside behind an agent whose earlier message waits (its KV put, say).
-        set_aside: delivery?.setAside ?? 0,
         denied: delivery?.denied ?? 0, last_denied: delivery?.lastDenied ?? null,
         // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
         // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).

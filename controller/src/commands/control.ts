@@ -49,7 +49,6 @@ export function renderStatus(st: Record<string, any>): string {
     + (n.stream_ready === false ? ', JetStream stream NOT READY (being looked up or made: nothing is published)' : '')
     + (n.failures ? `, publish failures ${n.failures} (resent ${n.resent ?? 0}), the last ${lf?.age_s ?? '?'} s ago: ${lf?.reason ?? 'unknown'}` : '')
     + (n.failures && n.in_flight ? `, in flight ${n.in_flight}` : '')
-    + (n.set_aside ? `, ${n.set_aside} set aside behind agents whose messages wait` : '')
     + (n.rejected ? `, rejected (larger than max_payload) ${n.rejected}` : '')
     + (n.denied ? `, DENIED by the user's permissions ${n.denied} (last: ${n.last_denied})` : '')]);
   const lat = st.nats?.latency_ms;

@@ -169,8 +169,6 @@ export interface DeliveryStats {
   /** The last publish failure's reason (JetStream: no PubAck, no responders, a KV put; core: a publish refused), and how long ago, ms; null when none. */
   lastFailure: string | null;
   lastFailureAgeMs: number | null;
-  /** Records set aside while their agent's earlier message waits (JetStream: pumpJs). */
-  setAside: number;
   /** The server connected to now (masked), null while away. */
   server: string | null;
 }
@@ -186,8 +184,6 @@ interface Slot {
   /** The stream stored it: only its KV put is left (retried alone, never the stream publish again). */
   kvFail?: boolean;
   sentAt: number;
-  /** performance.now() when it first went: how long its agent's later records have waited. */
-  since: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -943,9 +939,7 @@ export class Delivery {
     // Retries first (each holds its agent's place).
     let nextRetry = Infinity;
     let first: Slot | null = null;
-    let oldest = now;
     for (const s of this.retries) {
-      if (s.since < oldest) oldest = s.since;
       if (this.inflight >= window) break;
       if (s.notBefore > now) {
         if (s.notBefore < nextRetry) nextRetry = s.notBefore;
@@ -972,53 +966,25 @@ export class Delivery {
     if (nextRetry < Infinity && !this.retryTimer) {
       this.retryTimer = setTimeout(() => { this.retryTimer = null; this.schedulePump(); }, Math.max(1, nextRetry - now));
     }
-    // Records set aside earlier (their agent was busy), oldest first: what may go now goes; what stays
-    // holds back what must not overtake it (HeldBack).
-    let held: HeldBack | null = null;
-    if (this.parked.length > 0) {
-      held = new HeldBack();
-      const keep: SpoolEntry[] = [];
-      for (const e of this.parked) {
-        const key = orderKey(e);
-        if (this.inflight >= window || this.busy.has(key) || this.crosses(e, key) || held.holds(e, key)) {
-          keep.push(e);
-          held.add(e, key);
-        } else {
-          this.parkedBytes -= e.body.length;
-          this.newSlot(e, key);
-        }
-      }
-      this.parked = keep;
-    }
-    // New records, oldest first; one in flight per agent. A record whose agent is busy (its message
-    // waits for a PubAck, or for a retry) is set aside, and the others go on: an agent whose messages
-    // fail (its KV put, say) holds back its own only. Bounded (PARK_MAX, PARK_AGE_MS): past it, the
-    // head of the line waits.
-    const mayPark = now - oldest < PARK_AGE_MS;
+    // New records, oldest first; one in flight per agent (head of line waits). Setting a busy agent's
+    // records aside so the others go on was tried and taken back: batches chained through their agents
+    // until little went, and acknowledgements ran past the spool's cursor (a restart past the duplicate
+    // window stores them twice). What keeps one server's loss from stopping delivery is the replicas
+    // (stream_replicas auto: 3 on a cluster).
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
       const key = orderKey(e);
-      if (this.busy.has(key) || this.crosses(e, key) || (held !== null && held.holds(e, key))) {
-        if (!mayPark || this.parked.length >= PARK_MAX || this.parkedBytes >= PARK_MAX_BYTES) break;
-        this.pending.shift();
-        this.parked.push(e);
-        this.parkedBytes += e.body.length;
-        (held ??= new HeldBack()).add(e, key);
-        continue;
-      }
+      if (this.busy.has(key) || this.crosses(e, key)) break;
       this.pending.shift();
       this.newSlot(e, key);
     }
   }
 
-  /** Records read from the spool and set aside while their agent is busy (pumpJs), in spool order, and their bytes. */
-  private parked: SpoolEntry[] = [];
-  private parkedBytes = 0;
 
   private newSlot(e: SpoolEntry, key: string): void {
     this.busy.add(key);
     this.counted(key, 1);
-    const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0, since: performance.now() };
+    const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
     this.slots.set(e.seq, s);
     this.sendJs(s);
   }
@@ -1330,7 +1296,6 @@ export class Delivery {
       latencyMs: this.ackTimes.summary(), delayMs: this.delayTimes.summary(),
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
       lastFailure: this.lastFailure, lastFailureAgeMs: this.lastFailure === null ? null : performance.now() - this.lastFailureAt,
-      setAside: this.parked.length,
       server: this.up && this.nc ? maskUrl(this.nc.getServer()) : null,
     };
   }
@@ -1449,58 +1414,8 @@ function hostPort(u: string): string {
   }
 }
 
-/**
- * Records a JetStream pump sets aside while their agents are busy, at most (count and bytes): an agent
- * whose messages fail holds back its own, not the others'; past the bound the head of the line waits.
- */
-const PARK_MAX = 1024;
-const PARK_MAX_BYTES = 4 << 20;
-/**
- * Records are set aside only while the oldest message waiting for its retry went less than this long
- * ago: past it the head of the line waits again. Acknowledged past a record that waits, the others
- * are resent by a restart (the spool's cursor stays below the oldest unacknowledged): within the
- * stream's duplicate window (2 h by default) they are dropped as duplicates; this keeps them in it.
- */
-const PARK_AGE_MS = 10 * 60_000;
 /** While every retry backs off, the first of them goes ahead this often (ms): JetStream back is found within it. */
 const CANARY_MS = 500;
-
-/**
- * What the records set aside hold back (pumpJs): a status change or alert of an agent (`a:<id>`) holds
- * back that agent's later records and the keepalive batches naming it; a keepalive batch holds back
- * the later records of its agents (its keepalives must not be overtaken by them) but never another
- * batch (batches are not ordered among themselves); another record holds back its subject (`s:`).
- */
-class HeldBack {
-  readonly keys = new Set<string>();
-  /** The agents of the batches set aside; null: a batch whose agents cannot be read (encrypted). */
-  readonly batches: (ReadonlySet<string> | null)[] = [];
-  agentKeys = 0;
-
-  add(e: SpoolEntry, key: string): void {
-    if (key.startsWith('k:')) {
-      this.batches.push(batchAgents(e));
-      return;
-    }
-    if (!this.keys.has(key) && key.startsWith('a:')) this.agentKeys++;
-    this.keys.add(key);
-  }
-
-  holds(e: SpoolEntry, key: string): boolean {
-    if (key.startsWith('k:')) {
-      if (this.agentKeys === 0) return false;
-      const agents = batchAgents(e);
-      if (agents === null) return true;
-      for (const k of this.keys) if (k.startsWith('a:') && agents.has(k.slice(2))) return true;
-      return false;
-    }
-    if (this.keys.has(key)) return true;
-    if (!key.startsWith('a:') || this.batches.length === 0) return false;
-    const agent = key.slice(2);
-    for (const b of this.batches) if (b === null || b.has(agent)) return true;
-    return false;
-  }
-}
 
 /** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */
 function backoffMs(n: number): number {
