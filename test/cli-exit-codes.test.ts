@@ -31,6 +31,7 @@ function asNobody(args: string[], timeoutMs = 20_000): Promise<{ code: number | 
 /** A home root's, open to others to walk, with etc/nats-tap.conf of `mode` holding `inner` in <nats>. */
 function home(inner: string, mode: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'wnt-exit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'etc'), { mode: 0o755 });
   const file = join(dir, 'etc/nats-tap.conf');
