@@ -6,13 +6,14 @@
 // hits. Every frame one sendto, 4.x with the NUL and flags 0, 5.x without and MSG_NOSIGNAL; threads
 // keep the process's comm; stop() leaves nothing running. Off by default: no background without it.
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SimManager, REAL_BACKGROUND, type SimAgent } from '../scripts/sim/manager.mjs';
 import { buildSim } from '../scripts/sim/build-sim.mjs';
+import { straceAttached } from './helpers/strace.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const binDir = await buildSim(path.join(repo, 'build', 'sim'));
@@ -49,24 +50,8 @@ function parseSends(file: string): Send[] {
   return out;
 }
 
-async function trace(t: Test, pid: number, file: string): Promise<ChildProcess> {
-  const st = spawn('strace', ['-f', '-p', String(pid), '-yy', '-xx', '-s', '70000', '-e', 'trace=sendto', '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.teardown(() => {
-    if (st.exitCode === null && st.signalCode === null) st.kill('SIGKILL');
-  });
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`strace did not attach: ${err}`)), 5000);
-    st.stderr!.on('data', (d) => {
-      err += d;
-      if (/Process \d+ attached/.test(err)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    st.once('exit', () => reject(new Error(`strace exited: ${err}`)));
-  });
-  return st;
+function trace(t: Test, pid: number, file: string): Promise<ChildProcess> {
+  return straceAttached(t, pid, file, 'sendto');
 }
 
 async function detach(st: ChildProcess): Promise<void> {

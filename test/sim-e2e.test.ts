@@ -3,7 +3,7 @@
 // transition end to end, 4.x and 5.x (no NUL, sorted keys), with the table seeded by the initial
 // sync, and no key seen on the wire anywhere in the output.
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { WdbDecoder } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
 import { initialSync, seedTable } from '../controller/src/state/sources/initial-sync.js';
 import type { AgentEvent, CaptureRecord, StatusChangeEvent, WdbExchange, WdbRequest } from '../controller/src/types.js';
+import { straceAttached } from './helpers/strace.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const binDir = await buildSim(path.join(repo, 'build', 'sim'));
@@ -72,24 +73,8 @@ function socketOwners(m: SimManager, into: Map<number, string>): void {
   }
 }
 
-async function traceDb(t: Test, pid: number, file: string): Promise<ChildProcess> {
-  const st = spawn('strace', ['-f', '-p', String(pid), '-yy', '-ttt', '-xx', '-s', '70000', '-e', 'trace=recvfrom,sendto', '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.teardown(() => {
-    if (st.exitCode === null && st.signalCode === null) st.kill('SIGKILL');
-  });
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`strace did not attach: ${err}`)), 5000);
-    st.stderr!.on('data', (d) => {
-      err += d;
-      if (/Process \d+ attached/.test(err)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    st.once('exit', () => reject(new Error(`strace exited: ${err}`)));
-  });
-  return st;
+function traceDb(t: Test, pid: number, file: string): Promise<ChildProcess> {
+  return straceAttached(t, pid, file, 'recvfrom,sendto', ['-ttt']);
 }
 
 const A: SimAgent[] = [1, 2, 3, 4].map((id) => ({ id, name: `agent${id}`, ip: `10.0.0.${id}` }));
