@@ -943,17 +943,17 @@ export class Delivery {
       if (this.inflight >= window) break;
       if (s.notBefore > now) {
         if (s.notBefore < nextRetry) nextRetry = s.notBefore;
-        if (!s.kvFail && (first === null || s.notBefore < first.notBefore)) first = s;
+        if (first === null || s.notBefore < first.notBefore) first = s;
         continue;
       }
       this.retries.delete(s);
       this.resend(s);
     }
-    // Every stream publish backing off (JetStream away, an election): the first one goes ahead every
-    // CANARY_MS (one message): once it is stored, the others go at once (resumeRetries) — they waited up
-    // to 5 s more after JetStream was back, every agent behind them. Not for a KV put: its bucket is
-    // asked about (checkGone), and a lone one was resent every 500 ms for a whole outage.
-    if (first !== null && this.backedOff.stream && first.notBefore - now > CANARY_MS && this.inflight < window) {
+    // Every retry backing off (JetStream away, an election of the stream or the KV bucket): the first one
+    // goes ahead every CANARY_MS (one message; for a status change the stream stored, its KV put alone):
+    // once it is stored, the others go at once (resumeRetries) — they waited up to 5 s more after
+    // JetStream was back, and the head of the line with them.
+    if (first !== null && first.notBefore - now > CANARY_MS && this.inflight < window) {
       if (now - this.canaryAt >= CANARY_MS) {
         this.canaryAt = now;
         this.retries.delete(first);
