@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SimManager, REAL_BACKGROUND, type SimAgent } from '../scripts/sim/manager.mjs';
 import { buildSim } from '../scripts/sim/build-sim.mjs';
-import { straceAttached } from './helpers/strace.js';
+import { straceAttached, wholeCalls } from './helpers/strace.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const binDir = await buildSim(path.join(repo, 'build', 'sim'));
@@ -25,22 +25,8 @@ interface Send { tid: number; conn: string; bytes: Buffer; len: number; flags: s
 /** A client's sendto calls on UNIX stream sockets (strace -f -yy -xx), `<unfinished ...>` pairs joined per thread; `conn` is the client's socket inode. */
 function parseSends(file: string): Send[] {
   const out: Send[] = [];
-  const pending = new Map<string, string>();
   const full = /^(\d+)\s+sendto\(\d+<UNIX-STREAM:\[(\d+)(?:->(\d+))?\]>, "((?:\\x[0-9a-f]{2})*)"(\.\.\.)?, (\d+), ([^,]+), NULL, 0\)\s+= (-?\d+)/;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    let l = line;
-    const un = /^(\d+)\s+(.*) <unfinished \.\.\.>$/.exec(l);
-    if (un) {
-      pending.set(un[1], l.slice(0, l.length - ' <unfinished ...>'.length));
-      continue;
-    }
-    const re = /^(\d+)\s+<\.\.\. sendto resumed>(.*)$/.exec(l);
-    if (re) {
-      const head = pending.get(re[1]);
-      pending.delete(re[1]);
-      if (head === undefined) continue;
-      l = head + re[2];
-    }
+  for (const l of wholeCalls(file, /^(\d+)\s+<\.\.\. sendto resumed>(.*)$/)) {
     const m = full.exec(l);
     if (!m) continue;
     if (m[5]) throw new Error('strace cut a buffer: raise -s');

@@ -14,7 +14,7 @@ import { WdbDecoder } from '../controller/src/decode/index.js';
 import { AgentStateTable } from '../controller/src/state/agents.js';
 import { initialSync, seedTable } from '../controller/src/state/sources/initial-sync.js';
 import type { AgentEvent, CaptureRecord, StatusChangeEvent, WdbExchange, WdbRequest } from '../controller/src/types.js';
-import { straceAttached } from './helpers/strace.js';
+import { straceAttached, wholeCalls } from './helpers/strace.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const binDir = await buildSim(path.join(repo, 'build', 'sim'));
@@ -24,22 +24,8 @@ interface Io { tid: number; tsNs: bigint; call: 'recvfrom' | 'sendto'; srv: numb
 /** strace -f -yy -ttt -xx lines, with `<unfinished ...>` / `<... resumed>` pairs joined per thread. */
 function parseTrace(file: string): Io[] {
   const out: Io[] = [];
-  const pending = new Map<string, string>();
   const full = /^(\d+)\s+(\d+)\.(\d{6}) (recvfrom|sendto)\(\d+<UNIX-STREAM:\[(\d+)->(\d+)[^>]*>, "((?:\\x[0-9a-f]{2})*)"(\.\.\.)?, \d+, [^)]*\)\s+= (-?\d+)/;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    let l = line;
-    const un = /^(\d+)\s+(.*) <unfinished \.\.\.>$/.exec(l);
-    if (un) {
-      pending.set(un[1], l.slice(0, l.length - ' <unfinished ...>'.length));
-      continue;
-    }
-    const re = /^(\d+)\s+\d+\.\d{6} <\.\.\. (?:recvfrom|sendto) resumed>(.*)$/.exec(l);
-    if (re) {
-      const head = pending.get(re[1]);
-      pending.delete(re[1]);
-      if (head === undefined) continue;
-      l = head + re[2];
-    }
+  for (const l of wholeCalls(file, /^(\d+)\s+\d+\.\d{6} <\.\.\. (?:recvfrom|sendto) resumed>(.*)$/)) {
     const m = full.exec(l);
     if (!m) continue;
     if (m[8]) throw new Error('strace cut a buffer: raise -s');

@@ -2,6 +2,7 @@
 // their descriptors' paths (-yy) and whole buffers in hex (-xx); resolved once strace says it attached
 // (5 s at most), killed at the test's end. `extra`: more flags (-ttt for times).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 
 export async function straceAttached(t: Test, pid: number, file: string, calls: string, extra: string[] = []): Promise<ChildProcess> {
@@ -22,4 +23,29 @@ export async function straceAttached(t: Test, pid: number, file: string, calls: 
     st.once('exit', () => reject(new Error(`strace exited: ${err}`)));
   });
   return st;
+}
+
+/**
+ * The lines of an `strace -f` output file, each call whole: a thread's `<unfinished ...>` line joined with
+ * its `<... resumed>` one. `resumed` matches the latter: group 1 the thread id, group 2 the rest of the call.
+ */
+export function wholeCalls(file: string, resumed: RegExp): string[] {
+  const out: string[] = [];
+  const pending = new Map<string, string>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const un = /^(\d+)\s+(.*) <unfinished \.\.\.>$/.exec(line);
+    if (un) {
+      pending.set(un[1], line.slice(0, line.length - ' <unfinished ...>'.length));
+      continue;
+    }
+    const re = resumed.exec(line);
+    if (!re) {
+      out.push(line);
+      continue;
+    }
+    const head = pending.get(re[1]);
+    pending.delete(re[1]);
+    if (head !== undefined) out.push(head + re[2]);
+  }
+  return out;
 }
