@@ -992,14 +992,19 @@ export class Delivery {
   /** A retry: the stream publish again — or, when the stream stored it, its KV put alone (kvFail). */
   private resend(s: Slot): void {
     if (!s.kvFail) return this.sendJs(s);
+    this.goesOut(s);
+    s.attempts++;
+    this.c.resent++;
+    this.jsStored(s);
+  }
+
+  /** The slot is in flight on this connection from now, its deadline set. */
+  private goesOut(s: Slot): void {
     s.state = 'inflight';
     s.gen = this.gen;
     s.sentAt = performance.now();
-    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000);
-    s.attempts++;
-    this.c.resent++;
+    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
     this.inflight++;
-    this.jsStored(s);
   }
 
   /**
@@ -1010,13 +1015,9 @@ export class Delivery {
   private sendJs(s: Slot): void {
     const nc = this.nc!;
     if (!this.ackInbox) this.openAckInbox(nc);
-    s.state = 'inflight';
-    s.gen = this.gen;
-    s.sentAt = performance.now();
-    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
+    this.goesOut(s);
     if (s.attempts++ > 0) this.c.resent++;
     else this.published(s.e);
-    this.inflight++;
     this.c.published++;
     const h = this.hdrs(s.e);
     h.set('Nats-Msg-Id', s.e.eventId);
