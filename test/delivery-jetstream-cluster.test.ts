@@ -214,6 +214,8 @@ t.test('the stream found gone while the KV bucket is being made again: both are 
   const tick = setInterval(() => { d.enqueueMany([agentEvent(i++, String(i % 10).padStart(3, '0')), agentEvent(i++, String(100 + (i % 10)), 'alert')]); }, 10);
   t.teardown(() => clearInterval(tick));
   await waitFor(() => d.stats().acknowledged >= 100, 20_000, 'delivering');
+  // The bucket made and taking puts (delivery does not wait for it: kv-latest.ts).
+  await waitFor(() => (d.stats().kv?.puts ?? 0) > 0 && d.stats().kv?.pending === 0, 30_000, 'the KV bucket taking puts');
   // An administrator's reset of both, the bucket's loss noticed first: the stream goes the instant the tap asks for the bucket.
   let fired = false;
   nc.subscribe('$JS.API.STREAM.CREATE.KV_wazuh_agents', { callback: () => {

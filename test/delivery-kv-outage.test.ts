@@ -1,10 +1,11 @@
 // The JetStream pump while the KV bucket (agents_kv) cannot take a put — a 1-replica bucket whose server is
-// down answers "no responders". Found by a review: the stuck status change was stored in the stream again at
-// every retry (once per duplicate window). Its agent's later records and what
-// follows them wait (head of the line: docs/architecture.md, Publish); once the bucket takes puts, all is
-// delivered, in order. A real nats-server, the Delivery class driven directly.
+// down answers "no responders". It used to hold the head of the line: the stuck status change's slot,
+// its agent's later records and everything after them waited for the bucket. Now the bucket is a
+// latest-value view written apart (publish/kv-latest.ts): the stream goes on, the statuses waiting for
+// the bucket are saved in kv.pending (their spool records may go), a restart puts them, and the bucket
+// ends at each agent's latest. A real nats-server, the Delivery class driven directly.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -13,6 +14,7 @@ import { Delivery, kvStreamConfig, type DeliveryMessage } from '../controller/sr
 import { startNatsServer } from './helpers/nats-server.js';
 import { readStream } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
+import { deliveryMetrics } from '../controller/src/agent/parts/metrics.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,7 +35,7 @@ function status(i: number, agent: string, kind: 'status' | 'alert' = 'status'): 
   };
 }
 
-t.test('one agent\'s KV put failing: its status change is stored once, only its KV put retried; then everything, in order', async (t) => {
+t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses wait in kv.pending, a restart puts them; then the bucket has each agent\'s latest', async (t) => {
   const srv = await startNatsServer({ jetstream: true });
   t.teardown(() => srv.stop());
   const nc = await connect({ servers: srv.url });
@@ -42,10 +44,12 @@ t.test('one agent\'s KV put failing: its status change is stored once, only its 
   await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, duplicate_window: 7200e9 });
   // The bucket's stream exists (STREAM.INFO answers: not gone) but no stream takes its subjects: every put "no responders".
   await jsm.streams.add({ ...kvStreamConfig('wazuh_agents', 1), subjects: ['$KV.elsewhere.>'] });
-  const d = new Delivery({
-    servers: [srv.url], mode: 'jetstream', spool: { dir: tmp('spool-kvout-'), maxBytes: 64 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,
+  const dir = tmp('spool-kvout-');
+  const open = () => new Delivery({
+    servers: [srv.url], mode: 'jetstream', spool: { dir, maxBytes: 64 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,
     stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: false }, kvBucket: 'wazuh_agents',
   });
+  let d = open();
   t.teardown(() => d.close(1000));
   d.start();
   let i = 0;
@@ -60,29 +64,56 @@ t.test('one agent\'s KV put failing: its status change is stored once, only its 
   }, 20);
   t.teardown(() => clearInterval(tick));
   await waitFor(() => d.stats().acknowledged >= 50, 20_000, 'delivering');
-  const stuck = i++;
-  d.enqueue(status(stuck, '007'));
-  await waitFor(() => d.stats().failures > 0, 10_000, 'its KV put failed');
-  const r0 = d.stats().resent;
-  await sleep(4000);
-  const resent = d.stats().resent - r0;
-  t.ok(resent <= 10, `its KV put retried at most every 500 ms (${resent} in 4 s)`);
-  t.ok(d.stats().streamReady, 'the stream is not taken for gone');
+  // Agent 007 changes three times, 008 once, while no put can land.
+  const changes: Record<string, number[]> = { '007': [], '008': [] };
+  for (const a of ['007', '008', '007', '007']) {
+    changes[a].push(i);
+    d.enqueue(status(i++, a));
+    await sleep(100);
+  }
+  await waitFor(() => d.stats().failures > 0, 10_000, 'the KV puts failed');
+  const a0 = d.stats().acknowledged;
+  await sleep(2000);
+  const st = d.stats();
+  t.ok(st.acknowledged - a0 >= 50, `delivery goes on behind them (${st.acknowledged - a0} messages in 2 s; it stopped here before)`);
+  t.ok(st.spoolRecords < 20, `the spool drains (${st.spoolRecords} records left): the statuses are saved for the bucket`);
+  t.equal(st.kv?.pending, 2, 'two agents\' latest status wait for the bucket');
+  t.equal(st.kv?.saved, 2, 'both saved in kv.pending');
+  t.equal(deliveryMetrics(st).kvPending, 2, '/metrics: wazuh_nats_tap_kv_pending_agents');
+  const file = readFileSync(join(dir, 'kv.pending'), 'utf8');
+  const saved = Object.fromEntries(file.trim().split('\n').map((l) => {
+    const v = JSON.parse(l) as { a: string; b: string };
+    return [v.a, (JSON.parse(Buffer.from(v.b, 'base64').toString('utf8')) as { n: number }).n];
+  }));
+  t.same(saved, { '007': changes['007'][2], '008': changes['008'][0] }, 'kv.pending holds each agent\'s latest, one line each');
   clearInterval(tick);
-  // The bucket fixed (deleted: the tap would make it; here, made right): everything goes.
+  t.ok(await d.flush(500) === false, 'not everything delivered: the bucket lacks them');
+  // A restart while the bucket is still broken: the next run finds them.
+  await d.close(1000);
+  d = open();
+  t.equal(d.stats().kv?.pending, 2, 'the next run has both from kv.pending');
+  d.start();
+  await sleep(1000);
+  t.ok(existsSync(join(dir, 'kv.pending')), 'kept while the bucket still cannot take them');
+  // The bucket fixed (deleted: the tap would make it; here, made right): the latest of each goes.
   await jsm.streams.delete('KV_wazuh_agents');
   await jsm.streams.add(kvStreamConfig('wazuh_agents', 1));
-  t.ok(await d.flush(30_000), 'everything acknowledged once the bucket takes puts');
+  t.ok(await d.flush(30_000), 'everything delivered once the bucket takes puts');
+  for (const a of ['007', '008']) {
+    const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${a}` });
+    t.equal(kv?.json<{ n: number }>().n, changes[a].at(-1), `KV: agent ${a} holds its latest status`);
+  }
+  await waitFor(() => !existsSync(join(dir, 'kv.pending')), 5_000, 'kv.pending removed once the bucket has all it held');
   const got = await readStream(nc, 'WAZUH', 20_000);
   const ids = got.map((g) => g.msgId);
-  t.equal(ids.filter((id) => id === `ev-${stuck}`).length, 1, 'the stuck status change stored once: its retries were its KV put alone');
   t.equal(new Set(ids).size, ids.length, 'nothing stored twice');
-  t.equal(d.stats().duplicates, 0, 'and nothing sent twice to the stream (the duplicate window would hide it for 2 h only)');
-  t.equal(ids.length, made.length + 1, 'every batch stored');
+  t.equal(ids.length, made.length + 4, 'every batch and status change stored');
   const pos = new Map(ids.map((id, k) => [id, k]));
-  const at = pos.get(`ev-${stuck}`)!;
-  const wrong = made.filter((m) => m.agents.includes('007') && (m.i < stuck ? pos.get(`kb-${m.i}`)! > at : pos.get(`kb-${m.i}`)! < at));
-  t.same(wrong.map((m) => m.i), [], 'each batch naming agent 007 on its side of the status change');
-  const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.007' });
-  t.equal(kv?.json<{ n: number }>().n, stuck, 'the KV bucket has it');
+  for (const a of ['007', '008']) {
+    for (const c of changes[a]) {
+      const at = pos.get(`ev-${c}`)!;
+      const wrong = made.filter((m) => m.agents.includes(a) && (m.i < c ? pos.get(`kb-${m.i}`)! > at : pos.get(`kb-${m.i}`)! < at));
+      t.same(wrong.map((m) => m.i), [], `each batch naming agent ${a} on its side of its status change ${c}`);
+    }
+  }
 });

@@ -239,3 +239,52 @@ t.test('agents.status and alerts.position: links planted there or at their copie
   t.same(readPosition(pos, () => t.fail('readable')), { dev: 1, ino: 2, offset: 3, headLen: 0, head: '' });
   v.untouched('the position');
 });
+
+t.test('kv.pending (agents_kv): a link or a FIFO planted there or at its copy is never read, followed or blocked on; the file is replaced through the directory opened', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  const v = victim(t, b, `${JSON.stringify({ a: '001', s: 1, b: Buffer.from('{"status":"planted"}').toString('base64') })}\n`);
+  symlinkSync(v.path, join(dir, 'kv.pending'));
+  symlinkSync(v.path, join(dir, 'kv.pending.tmp'));
+  const w = warnings();
+  const s = Spool.open({ dir, maxBytes: 1 << 20, onWarn: w.onWarn });
+  t.equal(s.readSide('kv.pending', 1 << 20), null, 'a link is not read (the victim is a kv.pending\'s shape)');
+  t.equal(s.stats().refusedFiles, 1, 'counted');
+  t.match(w.said.map((x) => x.msg), [/not the tap's/], 'said');
+  await s.replaceSide('kv.pending', 'the tap\'s\n');
+  t.ok(lstatSync(join(dir, 'kv.pending')).isFile(), 'replaced by the tap\'s own file (rename), not written through');
+  t.equal(readFileSync(join(dir, 'kv.pending'), 'utf8'), 'the tap\'s\n');
+  t.equal(statSync(join(dir, 'kv.pending')).mode & 0o777, 0o600, '0600');
+  v.untouched('kv.pending written');
+  // Written through the directory opened: a rename and replacement of spool_dir does not move it.
+  renameSync(dir, `${dir}.moved`);
+  mkdirSync(dir, { mode: 0o777 });
+  await s.replaceSide('kv.pending', 'again\n');
+  t.same(readdirSync(dir), [], 'nothing written in the replacement');
+  t.equal(readFileSync(join(`${dir}.moved`, 'kv.pending'), 'utf8'), 'again\n', 'the directory opened has it');
+  await s.replaceSide('kv.pending', '');
+  t.notOk(readdirSync(`${dir}.moved`).includes('kv.pending'), '\'\' removes it');
+  s.close();
+  await t.rejects(s.replaceSide('kv.pending', 'late\n'), /closed/, 'none after close');
+
+  // A FIFO there: the spool opens at once, never blocks on it.
+  const d2 = join(b, 'spool2');
+  mkdirSync(d2, { mode: 0o700 });
+  execFileSync('mkfifo', [join(d2, 'kv.pending')]);
+  const s2 = Spool.open({ dir: d2, maxBytes: 1 << 20 });
+  t.equal(s2.readSide('kv.pending', 1 << 20), null, 'a FIFO is not read');
+  t.equal(s2.stats().refusedFiles, 1);
+  s2.close();
+  v.untouched('closed');
+});
+
+t.test('kv.pending being written when the spool closes: the directory stays open until it is done, the write lands in it', async (t) => {
+  const b = base();
+  const dir = join(b, 'spool');
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  const writing = s.replaceSide('kv.pending', 'x'.repeat(1 << 20));
+  s.close(); // the write is on libuv's threads: the directory's descriptor must outlive close() for it
+  await writing;
+  t.equal(readFileSync(join(dir, 'kv.pending'), 'utf8').length, 1 << 20, 'written whole in the spool directory');
+});

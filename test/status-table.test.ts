@@ -73,6 +73,17 @@ t.test('nats: a JetStream outage with the connection up — the server in use, p
   t.match(row(renderStatus(old), 'nats'), /shed \(spool full\) 5$/);
 });
 
+t.test('nats: agents_kv with a bucket that takes no puts — delivery goes on, the agents waiting for the bucket are said', async (t) => {
+  const st = base();
+  Object.assign(st.nats, {
+    mode: 'jetstream', failures: 12, resent: 0, last_failure: { reason: 'KV put: no responders: the KV bucket KV_wazuh_agents has no leader (an election, a server down) or is gone', age_s: 0.2 },
+    stream_ready: true, kv: { pending: 4, saved: 3, failures: 12 },
+  });
+  t.match(row(renderStatus(st), 'nats'), /the last 0\.2 s ago: KV put: no responders: .*, KV bucket: 4 agents' latest status waiting for it \(3 saved for a restart\)$/);
+  Object.assign(st.nats, { kv: { pending: 0, saved: 0, failures: 12 } });
+  t.notMatch(row(renderStatus(st), 'nats'), /KV bucket: \d/, 'nothing waiting: not said');
+});
+
 t.test('spool: the age of the oldest event waiting, once it is a second or more', async (t) => {
   const st = base();
   t.equal(row(renderStatus(st), 'spool'), '0 events, 33569 bytes of 536870912');

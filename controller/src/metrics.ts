@@ -18,6 +18,8 @@ export interface MetricsSources {
     latencyMs?: number; delayMs?: number;
     /** The spool's disk: the bound in force, whether the disk limits it, failed writes and reads. */
     spoolBoundBytes?: number; diskFull?: boolean; writeErrors?: number; readErrors?: number;
+    /** agents_kv: agents whose latest status the KV bucket lacks yet (undefined without agents_kv). */
+    kvPending?: number;
   };
   natsConnected(): boolean;
   attached(): boolean;
@@ -110,6 +112,8 @@ export function metricsRegistry(sources: MetricsSources): Registry {
     collect() { this.set(src.delivery().spoolEvents ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_spool_oldest_age_seconds', help: 'How long the oldest message NATS has not acknowledged has waited, seconds (0: none waits; one an earlier run left counts from this start)', registers: [reg],
     collect() { this.set(src.delivery().spoolOldestAgeS ?? 0); } });
+  new Gauge({ name: 'wazuh_nats_tap_kv_pending_agents', help: 'agents_kv: agents whose latest status the KV bucket does not hold yet (its puts wait apart from the stream: a bucket away lags, delivery goes on); 0 without agents_kv', registers: [reg],
+    collect() { this.set(src.delivery().kvPending ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_spool_bound_bytes', help: 'The bound of the disk spool in force: spool_max_size, or less while the disk is full', registers: [reg],
     collect() { this.set(src.delivery().spoolBoundBytes ?? 0); } });
   new Gauge({ name: 'wazuh_nats_tap_spool_disk_full', help: '1 while the spool\'s disk is full: new events are refused (keepalives first, counted) until there is room', registers: [reg],

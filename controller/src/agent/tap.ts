@@ -366,6 +366,9 @@ export class Tap {
         last_failure: delivery?.lastFailure != null
           ? { reason: delivery.lastFailure, age_s: Math.round((delivery.lastFailureAgeMs ?? 0) / 100) / 10 } : null,
         in_flight: delivery?.inFlight ?? 0, stream_ready: delivery?.mode === 'jetstream' ? delivery.streamReady : null,
+        // agents_kv: agents whose latest status the KV bucket lacks yet (its puts wait apart: delivery goes on),
+        // of them those saved in kv.pending for a restart, and the puts that failed; null without agents_kv.
+        kv: delivery?.kv ? { pending: delivery.kv.pending, saved: delivery.kv.saved, failures: delivery.kv.failures } : null,
         denied: delivery?.denied ?? 0, last_denied: delivery?.lastDenied ?? null,
         // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
         // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).

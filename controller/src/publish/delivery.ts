@@ -43,6 +43,8 @@ import {
 import type { Logger } from 'pino';
 import { connectNats, within, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
+import { KvLatest, MAX_PENDING_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
+import { isAgentIdToken } from './subjects.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
 import { clip } from '../util/clip.js';
@@ -171,6 +173,8 @@ export interface DeliveryStats {
   lastFailureAgeMs: number | null;
   /** The server connected to now (masked), null while away. */
   server: string | null;
+  /** agents_kv: the KV bucket's writer (kv-latest.ts); null without one. */
+  kv: KvLatestStats | null;
 }
 
 interface Slot {
@@ -181,8 +185,6 @@ interface Slot {
   attempts: number;
   /** performance.now(): the retry's earliest moment, or the PubAck's deadline in flight (never the wall clock, which steps). */
   notBefore: number;
-  /** The stream stored it: only its KV put is left (retried alone, never the stream publish again). */
-  kvFail?: boolean;
   sentAt: number;
 }
 
@@ -265,6 +267,8 @@ export class Delivery {
   private retryTimer: NodeJS.Timeout | null = null;
   private streamReady = false;
   private kvReady = false;
+  /** agents_kv: each agent's latest status, put apart from the stream's order (kv-latest.ts). */
+  private readonly kv: KvLatest | null = null;
   // core state
   private unconfirmed: Unconfirmed[] = [];
   private uHead = 0;
@@ -311,6 +315,49 @@ export class Delivery {
     this.shedReported = { ...st.shed };
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
+    if (opts.mode === 'jetstream' && opts.kvBucket) this.kv = this.openKv(opts.kvBucket);
+  }
+
+  /** The KV bucket's writer, with what an earlier run left in `kv.pending`. */
+  private openKv(bucket: string): KvLatest {
+    const kv = new KvLatest({
+      put: (agent, body) => this.kvPut(bucket, agent, body),
+      save: (data) => this.spool.replaceSide(KV_PENDING, data),
+      onPutFailed: (err) => {
+        this.c.failures++;
+        const why = this.shown((err as Error)?.message ?? String(err));
+        this.failedWhy(why);
+        this.sayLimited(`kv-failed ${clip(why, 200)}`, 'warn', { err: why, bucket },
+          'KV put failed: retrying (the agent\'s latest status waits for the bucket; delivery goes on)');
+      },
+      onSaveFailed: (err) => {
+        const e = err as NodeJS.ErrnoException;
+        this.sayLimited('kv-save', 'error', { err: e?.code ?? this.shown(e?.message ?? String(err)) },
+          `spool: cannot save ${KV_PENDING} (the statuses waiting for the KV bucket): their records stay in the spool until their puts; retrying`);
+      },
+    });
+    const found = this.spool.readSide(KV_PENDING, MAX_PENDING_BYTES + (1 << 20));
+    if (found !== null) {
+      const parsed = parsePending(found.toString('utf8'));
+      if (parsed.bad) this.log?.warn({ file: KV_PENDING, bad_lines: parsed.bad }, 'spool: lines of the KV values an earlier run saved are damaged: skipped');
+      if (parsed.values.length) this.log?.info({ agents: parsed.values.length }, 'KV bucket: putting the latest statuses an earlier run could not');
+      kv.load(parsed);
+    }
+    return kv;
+  }
+
+  /** One KV put: stored, or a rejection saying why (no responders: the bucket has no leader, or is gone). */
+  private kvPut(bucket: string, agent: string, body: Uint8Array): Promise<void> {
+    const js = this.js;
+    if (!js || !this.up) return Promise.reject(new Error('not connected'));
+    return js.publish(`$KV.${bucket}.${agent}`, body, { timeout: this.o.ackTimeoutMs ?? 5000 }).then(() => {}, (err) => {
+      // nats.js calls "no responders" JetStreamNotEnabled: the bucket has no leader (its server down, an election), or is gone.
+      if ((err as Error)?.name === 'JetStreamNotEnabled') {
+        this.checkGone(true);
+        throw new Error(`KV put: no responders: the KV bucket KV_${bucket} has no leader (an election, a server down) or is gone`);
+      }
+      throw new Error(`KV put: ${(err as Error)?.message ?? String(err)}`);
+    });
   }
 
   /** A spool write failed: said the first time, then at most once a minute (the counters keep the count). */
@@ -597,6 +644,7 @@ export class Delivery {
     if (this.o.mode === 'jetstream') void this.learnStreamLimit(this.gen);
     if (this.o.mode === 'jetstream' && ((!this.streamReady && this.o.stream?.create) || (this.o.kvBucket && !this.kvReady))) void this.ensureStreams(this.gen);
     else this.streamReady = true;
+    this.kv?.setReady(this.kvReady);
     this.schedulePump();
   }
 
@@ -604,6 +652,7 @@ export class Delivery {
     if (!this.up) return;
     this.up = false;
     this.gen++;
+    this.kv?.setReady(false);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.o.mode === 'core') {
@@ -670,8 +719,10 @@ export class Delivery {
    */
   private streamGone(kv: boolean): void {
     if (!this.up || (kv ? !this.o.kvBucket || !this.kvReady : !this.o.stream?.create || !this.streamReady)) return;
-    if (kv) this.kvReady = false;
-    else this.streamReady = false;
+    if (kv) {
+      this.kvReady = false;
+      this.kv?.setReady(false);
+    } else this.streamReady = false;
     // Once a minute at most: a stream that exists but no longer takes the tap's subjects (its subjects
     // edited) answers 503 too, and is found there again at every retry.
     this.sayLimited(`stream-gone-${kv}`, 'warn', { stream: kv ? `KV_${this.o.kvBucket}` : this.o.stream!.name },
@@ -779,6 +830,7 @@ export class Delivery {
             this.log?.info({ bucket, replicas }, 'KV bucket created');
           }
           this.kvReady = true;
+          this.kv?.setReady(this.up);
         }
         // Found gone meanwhile (streamGone while this loop was at the bucket): another pass.
         if ((!st?.create || this.streamReady) && (!this.o.kvBucket || this.kvReady)) return;
@@ -947,17 +999,16 @@ export class Delivery {
         continue;
       }
       this.retries.delete(s);
-      this.resend(s);
+      this.sendJs(s);
     }
-    // Every retry backing off (JetStream away, an election of the stream or the KV bucket): the first one
-    // goes ahead every CANARY_MS (one message; for a status change the stream stored, its KV put alone):
-    // once it is stored, the others go at once (resumeRetries) — they waited up to 5 s more after
-    // JetStream was back, and the head of the line with them.
+    // Every retry backing off (JetStream away, an election of the stream): the first one goes ahead
+    // every CANARY_MS: once it is stored, the others go at once (resumeRetries) — they waited up to
+    // 5 s more after JetStream was back, and the head of the line with them.
     if (first !== null && first.notBefore - now > CANARY_MS && this.inflight < window) {
       if (now - this.canaryAt >= CANARY_MS) {
         this.canaryAt = now;
         this.retries.delete(first);
-        this.resend(first);
+        this.sendJs(first);
         nextRetry = Infinity;
         for (const s of this.retries) if (s.notBefore < nextRetry) nextRetry = s.notBefore;
       }
@@ -970,7 +1021,7 @@ export class Delivery {
     // records aside so the others go on was tried and taken back: batches chained through their agents
     // until little went, and acknowledgements ran past the spool's cursor (a restart past the duplicate
     // window stores them twice). What keeps one server's loss from stopping delivery is the replicas
-    // (stream_replicas auto: 3 on a cluster).
+    // (stream_replicas auto: 3 on a cluster); the KV bucket's puts hold nothing here (kv-latest.ts).
     while (this.inflight < window && this.refill()) {
       const e = this.pending[0];
       const key = orderKey(e);
@@ -987,15 +1038,6 @@ export class Delivery {
     const s: Slot = { e, key, state: 'retry', gen: 0, attempts: 0, notBefore: 0, sentAt: 0 };
     this.slots.set(e.seq, s);
     this.sendJs(s);
-  }
-
-  /** A retry: the stream publish again — or, when the stream stored it, its KV put alone (kvFail). */
-  private resend(s: Slot): void {
-    if (!s.kvFail) return this.sendJs(s);
-    this.goesOut(s);
-    s.attempts++;
-    this.c.resent++;
-    this.jsStored(s);
   }
 
   /** The slot is in flight on this connection from now, its deadline set. */
@@ -1073,7 +1115,7 @@ export class Delivery {
     this.ackTimer = setInterval(() => {
       const now = performance.now();
       for (const sl of this.slots.values()) {
-        if (sl.state === 'inflight' && sl.notBefore < now) this.jsFailed(sl, sl.gen, new Error(sl.kvFail ? 'KV put: timeout' : 'PubAck timeout'), !!sl.kvFail);
+        if (sl.state === 'inflight' && sl.notBefore < now) this.jsFailed(sl, sl.gen, new Error('PubAck timeout'));
       }
     }, 100);
     this.ackTimer.unref();
@@ -1083,35 +1125,21 @@ export class Delivery {
     }, () => {});
   }
 
-  /** The stream stored the message (then the KV bucket, for a status change, when asked). */
+  /**
+   * The stream stored the message: its slot is free, its agent's next record may go. A status change
+   * with agents_kv is handed to the KV bucket's writer, which lets its spool record go once the bucket
+   * (or kv.pending) has it or a newer one — a bucket away holds nothing else.
+   */
   private jsStored(s: Slot): void {
-    const kv = this.o.kvBucket && s.e.kind === 'status' ? s.e.headers['Wazuh-Agent-Id'] : undefined;
-    const done = () => {
-      const cur = this.slots.get(s.e.seq);
-      if (!cur) return;
-      this.release(cur);
-      this.acked(s.e, performance.now() - s.sentAt);
-      if (this.backedOff.stream || (kv && this.backedOff.kv)) this.resumeRetries(!!kv);
-      this.schedulePump();
-    };
-    if (!kv) return done();
-    s.kvFail = true; // stored: from here only its KV put is left
-    // The put's own deadline, past nats.js's timeout for it: the put always settles (stored, or failed)
-    // before the sweep could retry it — a put that succeeded late, after its retry had gone, released the
-    // agent while the retry was in flight, and the next status change's put could land before it.
-    s.notBefore = performance.now() + (this.o.ackTimeoutMs ?? 5000) + 1000;
-    const gen = s.gen;
-    const js = this.js!;
-    js.publish(`$KV.${this.o.kvBucket}.${kv}`, s.e.body, { timeout: this.o.ackTimeoutMs ?? 5000 })
-      .then(done, (err) => {
-        // Holds this agent's slot only: the others' messages go on. nats.js calls "no responders"
-        // JetStreamNotEnabled: the bucket has no leader (its server down, an election), or is gone.
-        const noResponders = (err as Error)?.name === 'JetStreamNotEnabled';
-        this.jsFailed(s, gen, noResponders
-          ? new Error(`KV put: no responders: the KV bucket KV_${this.o.kvBucket} has no leader (an election, a server down) or is gone`)
-          : new Error(`KV put: ${(err as Error)?.message ?? String(err)}`), true);
-        if (noResponders) this.checkGone(true);
-      });
+    const cur = this.slots.get(s.e.seq);
+    if (!cur) return;
+    this.release(cur);
+    const ms = performance.now() - s.sentAt;
+    const agent = this.kv && s.e.kind === 'status' ? s.e.headers['Wazuh-Agent-Id'] : undefined;
+    if (agent !== undefined && isAgentIdToken(agent)) this.kv!.offer(agent, s.e.seq, s.e.body, s.e.recovered, () => this.acked(s.e, ms));
+    else this.acked(s.e, ms);
+    if (this.backedOff) this.resumeRetries();
+    this.schedulePump();
   }
 
   /** The last publish failure (status): only on failures, nothing on the publishing path. */
@@ -1124,29 +1152,24 @@ export class Delivery {
 
   /** When the last canary retry went (pumpJs). */
   private canaryAt = -Infinity;
-  /** Retries wait for a publish to the stream (`stream`), or for a KV put (`kv`): the first success resumes them. */
-  private backedOff = { stream: false, kv: false };
+  /** Retries wait: the first success resumes them. */
+  private backedOff = false;
 
   /**
-   * A message was stored (`kv`: and its KV put made): JetStream is back — the retries it proves can go
-   * go now, not after their backoff. A stream publish proves nothing of the KV bucket: the KV puts'
-   * retries wait for a KV put that works (else each would be resent at once, again and again, while
-   * the bucket is away). Once per outage: called only while a retry backs off.
+   * A message was stored: JetStream is back — the retries can go now, not after their backoff. Once
+   * per outage: called only while a retry backs off.
    */
-  private resumeRetries(kv: boolean): void {
-    if (kv) this.backedOff.kv = false;
-    this.backedOff.stream = false;
-    for (const r of this.retries) if (kv || !r.kvFail) r.notBefore = 0;
+  private resumeRetries(): void {
+    this.backedOff = false;
+    for (const r of this.retries) r.notBefore = 0;
     this.schedulePump();
   }
 
-  private jsFailed(cur: Slot, gen: number, err: Error, kv = false): void {
+  private jsFailed(cur: Slot, gen: number, err: Error): void {
     if (this.slots.get(cur.e.seq) !== cur || cur.state !== 'inflight' || cur.gen !== gen) return; // already requeued
     this.inflight--;
     this.c.failures++;
-    cur.kvFail = kv;
-    if (kv) this.backedOff.kv = true;
-    else this.backedOff.stream = true;
+    this.backedOff = true;
     cur.state = 'retry';
     cur.notBefore = performance.now() + backoffMs(cur.attempts);
     this.retries.add(cur);
@@ -1298,13 +1321,15 @@ export class Delivery {
       reconnectCycles: this.c.cycles, streamReady: this.streamReady,
       lastFailure: this.lastFailure, lastFailureAgeMs: this.lastFailure === null ? null : performance.now() - this.lastFailureAt,
       server: this.up && this.nc ? maskUrl(this.nc.getServer()) : null,
+      kv: this.kv?.stats() ?? null,
     };
   }
 
   /** Wait until every spooled message was acknowledged; false on timeout. */
   async flush(timeoutMs = 10_000): Promise<boolean> {
     const end = performance.now() + timeoutMs;
-    while (this.spool.stats().records > 0) {
+    // Delivered: the spool empty, and (agents_kv, while connected) every agent's latest status in the bucket.
+    while (this.spool.stats().records > 0 || (this.kv && this.up && !this.kv.settled)) {
       if (performance.now() > end) return false;
       if (this.o.mode === 'core' && this.sinceFlush > 0) this.coreFlush();
       await sleep(10);
@@ -1330,6 +1355,8 @@ export class Delivery {
     this.attempt?.abandon();
     this.wake?.();
     const nc = this.nc;
+    // kv.pending being written: waited for (bounded; the spool's directory stays open for it regardless).
+    if (this.kv) await within(this.kv.close(), 1000);
     if (nc) await within(nc.close().catch(() => {}), 1000);
     await within(this.loop?.catch(() => {}) ?? Promise.resolve(), 1000);
     this.spool.close();
@@ -1417,6 +1444,9 @@ function hostPort(u: string): string {
 
 /** While every retry backs off, the first of them goes ahead this often (ms): JetStream back is found within it. */
 const CANARY_MS = 500;
+
+/** The statuses waiting for the KV bucket (agents_kv), beside the spool's segments (kv-latest.ts). */
+const KV_PENDING = 'kv.pending';
 
 /** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */
 function backoffMs(n: number): number {

@@ -66,10 +66,11 @@ import {
   closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync,
   readSync, readdirSync, statSync, statfsSync, unlinkSync, writeSync,
 } from 'node:fs';
+import { unlink as unlinkAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../errors.js';
-import { EUID, NotOwnFile, openOwn, readOwn, replaceOwn } from '../util/checked-open.js';
+import { EUID, NotOwnFile, openOwn, readOwn, replaceOwn, replaceOwnAsync } from '../util/checked-open.js';
 import { isErrno } from '../util/errno.js';
 import { readWhole } from '../util/read-file.js';
 
@@ -185,7 +186,7 @@ const MAX_RECORD = 16 * 1024 * 1024;
 export const READ_CHUNK = 256 * 1024;
 
 /** The files the tap keeps in the spool directory (the status journal and the alerts position live there too). */
-const TAP_FILE = /^(ack|seg-\d+\.log|agents\.status|alerts\.position|lock)(\.tmp)?$/;
+const TAP_FILE = /^(ack|seg-\d+\.log|agents\.status|alerts\.position|kv\.pending|lock)(\.tmp)?$/;
 
 /** What the spool leaves free on its file system: 2 % of it, at least 64 KiB, at most 64 MiB. */
 function defaultReserve(dir: string): number {
@@ -591,6 +592,71 @@ export class Spool {
   /** A file of the spool directory, by the directory opened (pinDir). */
   private at(name: string): string {
     return `${this.dirPath}/${name}`;
+  }
+
+  /**
+   * A file of the tap's kept beside the segments (`kv.pending`), as an earlier run left it: null when
+   * there is none, when it is larger than `maxBytes` (said), or when what is there is not the tap's
+   * (reported, counted, left as it is).
+   */
+  readSide(name: string, maxBytes: number): Buffer | null {
+    if (this.closed || this.dirFd < 0) return null;
+    let fd: number | null;
+    try {
+      fd = this.openFound(name);
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      this.onWarn?.('spool: a file beside the segments cannot be read: ignored', { file: join(this.o.dir, name), err: e.code });
+      return null;
+    }
+    if (fd === null) return null;
+    try {
+      const size = fstatSync(fd).size;
+      if (size > maxBytes) {
+        this.onWarn?.('spool: a file beside the segments is larger than the tap ever writes it: ignored', { file: join(this.o.dir, name), bytes: size });
+        return null;
+      }
+      return readWhole(fd, size);
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+      return null;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Replace a file of the tap's beside the segments with `data`, fsynced, on libuv's threads ('' removes
+   * it), through the directory opened (a rename of spool_dir cannot redirect it). The directory's
+   * descriptor stays open until the last of these ends, even past close(): its number reused by another
+   * file would have the write land there.
+   */
+  async replaceSide(name: string, data: string): Promise<void> {
+    if (this.closed || this.dirFd < 0) throw new Error('the spool is closed');
+    this.sideOps++;
+    try {
+      if (data === '') {
+        try {
+          await unlinkAsync(this.at(name));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
+      } else {
+        await replaceOwnAsync(this.at(name), data, { tmp: this.at(`${name}.tmp`), sync: true });
+      }
+    } finally {
+      if (--this.sideOps === 0 && this.closed) this.closeDir();
+    }
+  }
+
+  /** replaceSide()s under way. */
+  private sideOps = 0;
+
+  private closeDir(): void {
+    if (this.dirFd < 0) return;
+    try { closeSync(this.dirFd); } catch { /* closed */ }
+    this.dirFd = -1;
+    this.dirPath = this.o.dir; // its number may be another file's now: nothing goes through it
   }
 
   /**
@@ -1409,10 +1475,6 @@ export class Spool {
     if (this.active.count === 0 && this.segs.includes(this.active)) {
       try { unlinkSync(this.active.path); } catch { /* gone */ }
     }
-    if (this.dirFd >= 0) {
-      try { closeSync(this.dirFd); } catch { /* closed */ }
-      this.dirFd = -1;
-      this.dirPath = this.o.dir; // its number may be another file's now: nothing goes through it
-    }
+    if (this.sideOps === 0) this.closeDir(); // else when the last replaceSide() ends
   }
 }

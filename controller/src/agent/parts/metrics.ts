@@ -24,6 +24,7 @@ export function deliveryMetrics(st: DeliveryStats): ReturnType<MetricsSources['d
     // No sample yet: no figure (a 0 would read as a perfect measurement never made).
     latencyMs: st.latencyMs?.count ? st.latencyMs.p99 : undefined, delayMs: st.delayMs?.count ? st.delayMs.p99 : undefined,
     spoolBoundBytes: st.spoolBoundBytes, diskFull: st.diskFull, writeErrors: st.writeErrors, readErrors: st.readErrors,
+    kvPending: st.kv?.pending,
   };
 }
 

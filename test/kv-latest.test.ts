@@ -1,0 +1,281 @@
+// The KV bucket's writer (publish/kv-latest.ts) with a bucket and a disk of the test's: each put and
+// each save of kv.pending settles when the test says. Asserted: a spool record goes once its value (or a
+// newer one) is in the bucket or the file; puts only ever move the bucket forward, the file is never
+// older than the bucket (a restart would put it back), whatever the order things settle in.
+import t from 'tap';
+import { KvLatest, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const body = (agent: string, seq: number) => Buffer.from(JSON.stringify({ agent_id: agent, seq }));
+const seqOf = (b: Uint8Array) => (JSON.parse(Buffer.from(b).toString('utf8')) as { seq: number }).seq;
+
+interface Pending<T> { resolve: (v: T) => void; reject: (e: Error) => void }
+
+/** A bucket and a disk whose operations wait for the test (or settle at once: `auto`). */
+class World {
+  kv = new Map<string, number>();
+  /** The file as the disk holds it (what a restart reads), and the one being written. */
+  file = new Map<string, number>();
+  fileText = '';
+  writing: Map<string, number> | null = null;
+  puts: { agent: string; seq: number; p: Pending<void> }[] = [];
+  saves: { data: string; p: Pending<void> }[] = [];
+  violations: string[] = [];
+  auto = { put: 'hold' as 'ok' | 'fail' | 'hold', save: 'hold' as 'ok' | 'fail' | 'hold' };
+
+  writer(o: { saveAfterMs?: number; cleanupMs?: number } = {}): KvLatest {
+    return new KvLatest({
+      saveAfterMs: o.saveAfterMs ?? 30, cleanupMs: o.cleanupMs,
+      put: (agent, b) => {
+        const seq = seqOf(b);
+        // Never backwards: the bucket only moves forward, and no file (on disk, or being written) names the agent older.
+        if ((this.kv.get(agent) ?? 0) > seq) this.violations.push(`put ${agent}@${seq} over ${this.kv.get(agent)}`);
+        for (const [what, f] of [['file', this.file], ['writing', this.writing]] as const) {
+          const fs = f?.get(agent);
+          if (fs !== undefined && fs < seq) this.violations.push(`put ${agent}@${seq} while the ${what} holds ${fs}`);
+        }
+        return new Promise<void>((resolve, reject) => {
+          const p = {
+            resolve: () => {
+              this.kv.set(agent, seq); // a real bucket: the last put wins
+              resolve();
+            },
+            reject,
+          };
+          if (this.auto.put === 'ok') queueMicrotask(() => p.resolve());
+          else if (this.auto.put === 'fail') queueMicrotask(() => reject(new Error('no responders')));
+          else this.puts.push({ agent, seq, p });
+        });
+      },
+      save: (data) => {
+        const next = new Map(parsePending(data).values.map((v) => [v.agent, v.seq]));
+        this.writing = next;
+        return new Promise<void>((resolve, reject) => {
+          const p = {
+            resolve: () => {
+              this.file = next;
+              this.fileText = data;
+              this.writing = null;
+              resolve();
+            },
+            reject: (e: Error) => {
+              this.writing = null;
+              reject(e);
+            },
+          };
+          if (this.auto.save === 'ok') queueMicrotask(() => p.resolve());
+          else if (this.auto.save === 'fail') queueMicrotask(() => p.reject(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' })));
+          else this.saves.push({ data, p });
+        });
+      },
+    });
+  }
+
+  /** The file as a restart reads it. */
+  found(): { values: PendingValue[]; bad: number } {
+    return parsePending(this.fileText);
+  }
+}
+
+const tick = () => sleep(0);
+
+t.test('a put that works: the record goes when the bucket has it; nothing is written to disk', async (t) => {
+  const w = new World();
+  w.auto.put = 'ok';
+  const kv = w.writer();
+  kv.setReady(true);
+  const done: number[] = [];
+  for (let s = 1; s <= 20; s++) kv.offer(`00${s % 3}`, s, body(`00${s % 3}`, s), false, () => done.push(s));
+  await sleep(100);
+  t.same(done.sort((a, b) => a - b), Array.from({ length: 20 }, (_, k) => k + 1), 'every record released');
+  t.same(Object.fromEntries(w.kv), { '000': 18, '001': 19, '002': 20 }, 'the bucket holds each agent\'s latest');
+  t.equal(kv.stats().saves, 0, 'kv.pending never written');
+  t.ok(kv.settled, 'settled');
+  t.same(w.violations, []);
+});
+
+t.test('one put at a time per agent; the values that came meanwhile fold into the latest', async (t) => {
+  const w = new World();
+  const kv = w.writer({ saveAfterMs: 10_000 });
+  kv.setReady(true);
+  const done: number[] = [];
+  kv.offer('007', 1, body('007', 1), false, () => done.push(1));
+  for (let s = 2; s <= 5; s++) kv.offer('007', s, body('007', s), false, () => done.push(s));
+  t.same(w.puts.map((p) => p.seq), [1], 'one put in flight');
+  w.puts.shift()!.p.resolve();
+  await tick();
+  t.same(done, [1], 'its record released');
+  t.same(w.puts.map((p) => p.seq), [5], 'then the latest alone');
+  w.puts.shift()!.p.resolve();
+  await tick();
+  t.same(done, [1, 2, 3, 4, 5], 'the records it supersedes released with it');
+  t.equal(w.kv.get('007'), 5);
+  t.equal(kv.stats().puts, 2);
+  await kv.close();
+});
+
+t.test('the bucket away: records go once kv.pending holds their values; the file follows the bucket; never backwards', async (t) => {
+  const w = new World();
+  w.auto.put = 'fail';
+  w.auto.save = 'ok';
+  const kv = w.writer();
+  kv.setReady(true);
+  const done: number[] = [];
+  kv.offer('001', 1, body('001', 1), false, () => done.push(1));
+  kv.offer('002', 2, body('002', 2), false, () => done.push(2));
+  await sleep(100);
+  t.same(done.sort(), [1, 2], 'released by the save');
+  t.same(Object.fromEntries(w.file), { '001': 1, '002': 2 }, 'the file holds both');
+  t.equal(kv.stats().pending, 2);
+  t.equal(kv.stats().saved, 2);
+  t.ok(kv.stats().failures > 0, 'the puts failed');
+  // The bucket back; a newer value of 001 comes: the file is brought to it before it is put.
+  w.auto.put = 'ok';
+  kv.offer('001', 3, body('001', 3), false, () => done.push(3));
+  await sleep(1500); // the backoff's first retries, the canary, the cleanup (1 s)
+  t.same(Object.fromEntries(w.kv), { '001': 3, '002': 2 }, 'the bucket has the latest of each');
+  t.same(Object.fromEntries(w.file), {}, 'the file emptied once the bucket had all it held');
+  t.equal(w.fileText, '', 'removed');
+  t.same(done.sort(), [1, 2, 3]);
+  t.same(w.violations, [], 'no put older than the file or the bucket');
+  t.equal(kv.stats().pending, 0);
+  await kv.close();
+});
+
+t.test('saving fails (a full disk) while the bucket is back: the file\'s own value is put, then the file removed, then the newer', async (t) => {
+  const w = new World();
+  w.auto.put = 'fail';
+  w.auto.save = 'ok';
+  const kv = w.writer();
+  kv.setReady(true);
+  const done: number[] = [];
+  kv.offer('001', 1, body('001', 1), false, () => done.push(1));
+  await sleep(100);
+  t.same(Object.fromEntries(w.file), { '001': 1 });
+  // The disk full from now (a write fails, an unlink works); the bucket back; a newer value.
+  w.auto.save = 'hold';
+  w.auto.put = 'ok';
+  kv.offer('001', 2, body('001', 2), false, () => done.push(2));
+  await sleep(50);
+  // A save was asked (the file names 001 older than 2): it fails.
+  t.ok(w.saves.length >= 1, 'a save of the newer value asked first');
+  t.equal(w.kv.get('001'), 1, 'meanwhile the file\'s own value went to the bucket');
+  const s1 = w.saves.shift()!;
+  t.not(s1.data, '', 'the write');
+  s1.p.reject(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
+  await sleep(20);
+  t.equal(w.saves[0]?.data, '', 'then the file removed, the bucket holding all it named');
+  w.saves.shift()!.p.resolve();
+  await sleep(50);
+  t.equal(w.kv.get('001'), 2, 'and the newer value put');
+  t.same(done.sort(), [1, 2]);
+  t.same(w.violations, []);
+  t.ok(kv.stats().saveFailures >= 1);
+  await kv.close();
+});
+
+t.test('a restart: the file\'s values are put once the bucket takes puts; an earlier run\'s record older than them is not', async (t) => {
+  const w = new World();
+  w.fileText = `${JSON.stringify({ a: '001', s: 10, b: body('001', 10).toString('base64') })}\nnot json\n${JSON.stringify({ a: '../x', s: 1, b: '' })}\n`;
+  w.file = new Map([['001', 10]]);
+  w.auto.put = 'ok';
+  w.auto.save = 'ok';
+  const kv = w.writer();
+  const found = w.found();
+  t.equal(found.bad, 2, 'a line not JSON and an agent id not an id: counted, skipped');
+  kv.load(found);
+  t.equal(w.kv.size, 0, 'nothing put before the bucket is ready');
+  const done: number[] = [];
+  kv.offer('001', 7, body('001', 7), true, () => done.push(7)); // replayed: the earlier run's, older than the file's
+  t.same(done, [7], 'an older replayed record released at once, not put');
+  kv.setReady(true);
+  await sleep(20);
+  t.equal(w.kv.get('001'), 10, 'the file\'s value put');
+  await sleep(1200);
+  t.equal(w.fileText, '', 'the file emptied once the bucket had it');
+  // The spool's replay goes on after that (its cursor lagged the releases): still older, still not put.
+  kv.offer('001', 8, body('001', 8), true, () => done.push(8));
+  await sleep(20);
+  t.equal(w.kv.get('001'), 10, 'a replayed record older than the file\'s value never put, even once the file is gone');
+  kv.offer('001', 12, body('001', 12), true, () => done.push(12));
+  await sleep(20);
+  t.equal(w.kv.get('001'), 12, 'a newer record put');
+  t.same(done, [7, 8, 12]);
+  t.same(w.violations, []);
+  t.equal(kv.stats().badLines, 2);
+  await kv.close();
+});
+
+t.test('any order of settling, with crashes: the file never older than a put, the bucket ends at each agent\'s latest, every record released', async (t) => {
+  let schedules = 0;
+  for (let seed = Number(process.env.KV_SEED ?? 1); seed <= 40; seed++) {
+    let rnd = seed * 7919;
+    const rand = () => (rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const w = new World();
+    let kv = w.writer({ saveAfterMs: 5, cleanupMs: 20 });
+    kv.setReady(true);
+    const released = new Set<number>();
+    const agentOf = new Map<number, string>();
+    const latest = new Map<string, number>();
+    let seq = 0;
+    let crashes = 0;
+    const offer = (agent: string, s: number, recovered: boolean) => kv.offer(agent, s, body(agent, s), recovered, () => released.add(s));
+    for (let step = 0; step < 300; step++) {
+      const r = rand();
+      if (r < 0.35) {
+        const agent = `00${Math.floor(rand() * 4)}`;
+        const s = ++seq;
+        latest.set(agent, s);
+        agentOf.set(s, agent);
+        offer(agent, s, false);
+      } else if (r < 0.6 && w.puts.length) {
+        const p = w.puts.splice(Math.floor(rand() * w.puts.length), 1)[0];
+        if (rand() < 0.6) p.p.resolve();
+        else p.p.reject(new Error('no responders'));
+      } else if (r < 0.8 && w.saves.length) {
+        const sv = w.saves.shift()!;
+        if (rand() < 0.8) sv.p.resolve();
+        else sv.p.reject(new Error('EIO'));
+      } else if (r < 0.82) {
+        // A crash: what was in flight is lost; the disk's file is read back; the spool replays, oldest
+        // first, every record above its cursor (the records released up to the first one that was not).
+        crashes++;
+        const inFlight = [...w.puts, ...w.saves];
+        w.puts = [];
+        w.saves = [];
+        const old = kv;
+        kv = w.writer({ saveAfterMs: 5, cleanupMs: 20 });
+        void old.close();
+        for (const p of inFlight) p.p.reject(new Error('gone'));
+        kv.load(w.found());
+        kv.setReady(true);
+        let cursor = 0;
+        while (cursor < seq && released.has(cursor + 1)) cursor++;
+        for (let s = cursor + 1; s <= seq; s++) offer(agentOf.get(s)!, s, true);
+      }
+      await sleep(rand() < 0.2 ? 6 : 0);
+    }
+    // Then everything works.
+    w.auto.put = 'ok';
+    w.auto.save = 'ok';
+    for (const p of w.puts) p.p.resolve();
+    for (const sv of w.saves) sv.p.resolve();
+    w.puts = [];
+    w.saves = [];
+    for (let k = 0; k < 300 && !(kv.settled && w.fileText === ''); k++) await sleep(20);
+    const bad: string[] = [];
+    for (const [agent, s] of latest) if (w.kv.get(agent) !== s) bad.push(`${agent}: bucket ${w.kv.get(agent)}, latest ${s}`);
+    for (let s = 1; s <= seq; s++) if (!released.has(s)) bad.push(`record ${s} never released`);
+    // A replay puts again what it replays (the bucket may step back until the replay reaches the newer
+    // value); a put older than the file is never right: a later crash would leave the bucket there.
+    const fileViolations = w.violations.filter((v) => / while the /.test(v));
+    const bucketBack = crashes === 0 ? w.violations.filter((v) => / over /.test(v)) : [];
+    if (bad.length || fileViolations.length || bucketBack.length || w.fileText !== '') {
+      t.fail(`seed ${seed} (${crashes} crashes)`, { bad: bad.slice(0, 5), fileViolations: fileViolations.slice(0, 5), bucketBack: bucketBack.slice(0, 5), file: w.fileText, settled: kv.settled, stats: kv.stats(), puts: w.puts.length, saves: w.saves.length });
+      break;
+    }
+    schedules++;
+    await kv.close();
+  }
+  t.equal(schedules, 40, 'every schedule ends right');
+});
