@@ -22,8 +22,8 @@
 // the run lasts CHAOS_SECONDS (30); CHAOS_DISK=0 leaves the disk alone. For whoever reads a failure,
 // CHAOS_KEEP=<dir> keeps there the faults with their times (faults.log), every tap's log (tap-N.log;
 // CHAOS_LOG_LEVEL=debug logs each event with its id), the stream's status changes (stream.log) and
-// the status journal — what it took to find the last three defects below. CHAOS_BACKGROUND=1 gives both
-// managers their background traffic (SimManager `background`, WAZUH-PROTOCOL §2) at short intervals:
+// the status journal — what it took to find the last three defects below. Both managers have their
+// background traffic (SimManager `background`, WAZUH-PROTOCOL §2; CHAOS_BACKGROUND=0: none) at short intervals:
 // remoted's and analysisd's polls of the active agents, get-distinct-groups, remoted's 4 worker
 // connections, monitord's get-agent-info after each sweep's hits.
 import t from 'tap';
@@ -53,8 +53,11 @@ const SECONDS = Number(process.env.CHAOS_SECONDS ?? 30);
  * and one more that needs no disk: a removal undone by a resync asked before it (proto-transitions).
  */
 const DISK = process.env.CHAOS_DISK !== '0';
-/** CHAOS_BACKGROUND=1: the managers' background traffic, at 150–200 ms (the real ones: 5 and 10 s). Off by default. */
-const BACKGROUND = process.env.CHAOS_BACKGROUND === '1' ? { remotedPollMs: 150, groupsMs: 200, analysisdPollMs: 170 } : undefined;
+/**
+ * The managers' background traffic, at 150–200 ms (the real ones: 5 and 10 s): on, as a real manager
+ * always has it (since 12-06, after the 54 seeds run with it passed); CHAOS_BACKGROUND=0 turns it off.
+ */
+const BACKGROUND = process.env.CHAOS_BACKGROUND !== '0' ? { remotedPollMs: 150, groupsMs: 200, analysisdPollMs: 170 } : undefined;
 // wazuh-db's restarts found an agent removed and registered again while wazuh-db was away adopted
 // silently (e2e-unseen-changes), and the alerts' rotations files skipped when alerts.json rotated
 // more than once between two looks (alerts-follower).
