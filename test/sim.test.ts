@@ -204,6 +204,8 @@ t.test('the load mode (make bench): the mix, the frame number in agent_ip, the s
   t.equal(a1.connection_status, 'active');
   t.equal(a1.ip, '10.0.4.66', 'the frame number is in agent_ip');
   t.match(await m.remoted!.proc.command('load 10 0 0 1000 1 0 1 -').catch((e: Error) => e.message), /usage: load/, 'a bad load is refused');
+  // An id past any agent's (first_id + k overflowed the ids tracked for the background poll).
+  t.match(await m.remoted!.proc.command('reconnect 2 9223372036854775807 0').catch((e: Error) => e.message), /usage: reconnect/, 'a first_id past 999999999 is refused');
 });
 
 t.test('a list longer than one reply comes in pages of less than 64 KiB (due), as wazuh-db pages them', async (t) => {

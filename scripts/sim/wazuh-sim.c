@@ -1449,10 +1449,14 @@ static int wdb_query(int fd, const char *query, char *reply, size_t cap);
 
 /* analysisd's own wdb connection (WAZUH-PROTOCOL §2: it polls the active agents every 5 s on its own
  * connection, and asks get-labels for agent events), opened on first use and kept. */
-static int analysisd_wdb(const char *query, char *reply, size_t cap) {
+static int wdb_connect_once(void);
+/* `patient`: wait for wazuh-db's socket (a command of the harness); the background poll does not: with
+ * wazuh-db away it would hold the connection's lock — and the command loop behind it — for ~10 s of
+ * connect attempts. It tries again at its next interval, as analysisd's poll does. */
+static int analysisd_wdb(const char *query, char *reply, size_t cap, int patient) {
     static int fd = -1;
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (fd < 0 && (fd = wdb_connect()) < 0) return -1;
+        if (fd < 0 && (fd = patient ? wdb_connect() : wdb_connect_once()) < 0) return -1;
         if (wdb_query(fd, query, reply, cap) == 0) return 0;
         close(fd);
         fd = -1;
@@ -1482,7 +1486,7 @@ static void *analysisd_bg_poll(void *arg) {
         pthread_mutex_lock(&g_an_lock);
         for (long long last = 0, page = 0; page < 100000; page++) {
             snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
-            if (analysisd_wdb(q, reply, sizeof reply) < 0) break;
+            if (analysisd_wdb(q, reply, sizeof reply, 0) < 0) break;
             for (const char *r = strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) last = strtoll(r + 5, NULL, 10);
             if (strncmp(reply, "due ", 4)) break;
         }
@@ -1567,12 +1571,12 @@ static _Noreturn void run_analysisd(void) {
             pthread_mutex_lock(&g_an_lock);
             if (!e && !strcmp(verb, "labels")) {
                 if (fields < 2 || count < 0) e = "usage: labels <id>";
-                else if (snprintf(q, sizeof q, "global get-labels %ld", count), analysisd_wdb(q, reply, sizeof reply) < 0) e = "wdb request failed";
+                else if (snprintf(q, sizeof q, "global get-labels %ld", count), analysisd_wdb(q, reply, sizeof reply, 1) < 0) e = "wdb request failed";
                 else sb_add(&ids, "%s", reply);
             }
             for (long long last = 0; !e && !strcmp(verb, "poll-active");) {
                 snprintf(q, sizeof q, "global get-agents-by-connection-status %lld active node01 -1", last);
-                if (analysisd_wdb(q, reply, sizeof reply) < 0) e = "wdb request failed";
+                if (analysisd_wdb(q, reply, sizeof reply, 1) < 0) e = "wdb request failed";
                 else if (strncmp(reply, "ok ", 3) && strncmp(reply, "due ", 4)) e = "wazuh-db answered an error";
                 for (const char *r = e ? NULL : strstr(reply, "\"id\":"); r; r = strstr(r + 5, "\"id\":")) {
                     last = strtoll(r + 5, NULL, 10);
@@ -1612,6 +1616,13 @@ static int connect_unix(int type, const char *path) {
 /* remoted may start before wazuh-db has bound its socket (wazuh-control starts
  * them in order, but nothing waits), so connecting is retried for a while. A 5.x
  * client's connection is non-blocking (its sends use MSG_NOSIGNAL and resend a tail). */
+/* One attempt: -1 at once when wazuh-db's socket is not there or refuses. */
+static int wdb_connect_once(void) {
+    int fd = connect_unix(SOCK_STREAM, WDB_PATH);
+    if (fd >= 0 && g_5x) (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
 static int wdb_connect(void) {
     for (int i = 0; i < 100; i++) {
         int fd = connect_unix(SOCK_STREAM, WDB_PATH);
@@ -2426,8 +2437,8 @@ static void *reconnect_active(void *arg) {
 static void run_reconnect(const char *args, char *out, size_t cap) {
     struct reconnect R = {0};
     if (sscanf(args, "%ld %ld %ld", &R.agents, &R.first_id, &R.gap_us) != 3 || R.agents < 1 || R.agents > 1000000 ||
-        R.first_id < 1 || R.gap_us < 0 || R.gap_us > 1000000) {
-        snprintf(out, cap, "err usage: reconnect <agents> <first_id>=1> <gap_us<=1000000>");
+        R.first_id < 1 || R.first_id > 999999999 || R.gap_us < 0 || R.gap_us > 1000000) {
+        snprintf(out, cap, "err usage: reconnect <agents> <1<=first_id<=999999999> <gap_us<=1000000>");
         return;
     }
     pthread_t a, b;
@@ -2772,7 +2783,7 @@ static void *remoted_loop(void *arg) {
                      * document is silent on the timing (4.7 waits agents_disconnection_alert_time, 0 by
                      * default, so the next loop): here at once, in the sweep's order, which is the least
                      * surprising. It is silent on the alert datagram that follows too: not sent. */
-                    static char name[128], rip[64], ename[300], erip[200];
+                    static char name[128], rip[64], ename[6 * 128], erip[200];
                     for (const char *p = ids.b; *p && !err;) {
                         long long x = strtoll(p, NULL, 10);
                         p += strcspn(p, ",");
@@ -2831,7 +2842,7 @@ static void *remoted_loop(void *arg) {
                 random_key(key);
                 long long now = (long long)time(NULL);
                 json_escape_into(eip, sizeof eip, ip);
-                char ename[300];
+                char ename[6 * 128];
                 json_escape_into(ename, sizeof ename, name);
                 static char why[300];
                 if (append_key(id, name, ip, key, why, sizeof why) < 0) {
@@ -2854,7 +2865,7 @@ static void *remoted_loop(void *arg) {
             if (fields < 3 || id < 0) {
                 err = "usage: rename <id> <name>";
             } else {
-                char ename[300];
+                char ename[6 * 128];
                 json_escape_into(ename, sizeof ename, name);
                 snprintf(q, sizeof q, "global update-agent-name {\"id\":%lld,\"name\":\"%s\"}", id, ename);
                 if (long_query(q, reply, sizeof reply) < 0) err = g_lq_err;
@@ -2879,7 +2890,7 @@ static void *remoted_loop(void *arg) {
             if (sscanf(cmdline, "%*s %lld %127s %63s %23s %63s", &id, name, ip, st, node) != 5 || id <= 0) {
                 err = "usage: sync-set <id> <name> <ip> <status> <node>";
             } else {
-                char ename[300];
+                char ename[6 * 128];
                 json_escape_into(eip, sizeof eip, ip);
                 json_escape_into(ename, sizeof ename, name);
                 snprintf(q, sizeof q,
