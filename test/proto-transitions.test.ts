@@ -90,6 +90,26 @@ t.test('a removed agent\'s late keepalives (remoted has not reloaded client.keys
   t.same(status(s.apply(ex(DATA(9)))), ['009:unknown>active/0/keepalive/remoted']);
 });
 
+t.test('an agent known only by name (client.keys) that the complete listing lacks: its late keepalive is asked about, not taken', async (t) => {
+  // Found by a review (12-06): removed while no tap ran, its name still in client.keys when the next tap
+  // started (authd rewrites it with `!` milliseconds later): the table held it by name, status unknown,
+  // and only agents the table did not hold were asked about — remoted's late keepalive brought it back.
+  const s = activeTable([1]);
+  s.setKnown({ id: 26, name: 'gone26' });
+  s.setKnown({ id: 27, name: 'late27' });
+  t.equal(s.get(26)?.status, 'unknown', 'held by name');
+  t.same(s.removeUnlisted([1], clock + 1_000_000n), [], 'a complete listing lacking both: a name alone is no removal');
+  t.same(s.apply(ex(DATA(26))), [], 'its keepalive: nothing');
+  t.same(s.apply(ex(PENDING(27))), [], 'the other\'s startup: nothing yet');
+  t.same(s.takeUnheld().sort(), [26, 27], 'both asked about');
+  t.same(status(s.describedAgents({ rows: [{ id: 27, name: 'late27', connection_status: 'pending', status_code: 0 }], absent: [26], reason: null }, clock + 1_000_000n)),
+    ['027:unknown>pending/0/agent_startup/remoted'], 'the one wazuh-db has: its startup, as it came');
+  t.equal(s.get(26), undefined, 'the one it has not: forgotten, without an event (never published)');
+  t.same(s.apply(ex(DATA(26))), [], 'its next keepalives: nothing');
+  t.equal(s.stats().afterRemoval, 1, 'counted as after a removal');
+  t.notOk(s.hasUnheld);
+});
+
 t.test('once every agent wazuh-db listed is held, an UPDATE of another is asked about, not taken: a removed agent stays out', async (t) => {
   // Found by test/chaos-e2e.test.ts (seed 549): agent 26 removed while no tap ran; the next tap's complete listing
   // did not name it, and remoted's late keepalive (wazuh-db answers ok to an UPDATE matching no row) brought it

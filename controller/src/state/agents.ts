@@ -369,7 +369,10 @@ export class AgentStateTable {
     // An agent with UPDATEs waiting has its next ones wait behind them, whatever brought it into the
     // table meanwhile (a resync's row): applied at once, they were overtaken by the older ones' replay.
     if (!this.unheld.has(id) && !this.asking.has(id)) {
-      if (!this.listedAll || this.agents.get(id) !== undefined || this.removals.has(id)) return false;
+      // An agent known only by name (client.keys: status unknown) is no agent the listing held: a removed
+      // one whose name client.keys still had at the tap's start was brought back by its late keepalive.
+      const known = this.agents.get(id);
+      if (!this.listedAll || (known !== undefined && known.status !== 'unknown') || this.removals.has(id)) return false;
       if (!isAgentId(id) || this.agents.size >= this.maxAgents) return false;
     }
     this.counters.unlisted++;
@@ -442,11 +445,13 @@ export class AgentStateTable {
     for (const id of answer?.absent ?? []) {
       if (!asked.delete(id) || id === 0) continue;
       const a = this.agents.get(id);
-      if (a === undefined || (a.status !== 'unknown' && !this.changedSince(id, tsNs))) {
+      if (a === undefined || a.status === 'unknown' || !this.changedSince(id, tsNs)) {
         if (a === undefined) this.rememberRemoval(id, { start: tsNs, end: tsNs });
+        // Known only by name (client.keys had it): never published, forgotten without an event.
+        else if (a.status === 'unknown') this.forget(a, { start: tsNs, end: tsNs });
         else this.removedUnseen(a, tsNs, cause, events);
         this.unheld.delete(id); // UPDATEs of an agent with no row, held since the question: nothing either
-      } else if (a.status !== 'unknown') this.ask(id); // an UPDATE again while asked: asked once more
+      } else this.ask(id); // an UPDATE again while asked: asked once more
     }
     // Not answered about: applied as they came — then those held since the question, behind them.
     for (const [id, held] of asked) {
