@@ -29,8 +29,8 @@ function run(cmd, args, opts = {}) {
 /**
  * Makes `out` from `inputs` when it is older. `fn(tmp)` writes a copy beside it, renamed over `out`
  * once whole: a build beside another (two first `make demo`s in one checkout), or a tap running from
- * the object being rebuilt, never sees a half-written object. (dist/ is remade in place by tsc; only
- * its stamp is renamed: a build at the same time as another can still see it incomplete.)
+ * the object being rebuilt, never sees a half-written object (dist/, a directory: made beside it and
+ * renamed in).
  */
 function step(what, out, inputs, fn) {
   if (!stale(out, inputs)) return;
@@ -75,8 +75,26 @@ export async function build({ ts = true } = {}) {
   if (ts) {
     const tsInputs = [...filesIn(join(ROOT, 'controller/src'), /\.ts$/), join(ROOT, 'tsconfig.json')];
     step('dist/ (TypeScript)', join(ROOT, 'dist/.stamp'), tsInputs, (tmp) => {
-      rmSync(join(ROOT, 'dist'), { recursive: true, force: true }); // no output of a removed source survives
-      run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.json')]);
+      // Made whole beside it (no output of a removed source survives), then put in its place by two
+      // renames: a tap started meanwhile finds the old dist/ or the new one, never one half-written
+      // (tsc in place left it incomplete for seconds) — but for the instant between the renames.
+      const next = join(ROOT, `dist.${process.pid}.tmp`);
+      const old = join(ROOT, `dist.${process.pid}.old`);
+      rmSync(next, { recursive: true, force: true });
+      try {
+        run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.json'), '--outDir', next]);
+        writeFileSync(join(next, '.stamp'), '');
+        if (existsSync(join(ROOT, 'dist'))) renameSync(join(ROOT, 'dist'), old);
+        try {
+          renameSync(next, join(ROOT, 'dist'));
+        } catch (e) {
+          // A build beside this one put its dist/ there between the two renames: the same sources, kept.
+          if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+        }
+      } finally {
+        rmSync(next, { recursive: true, force: true });
+        rmSync(old, { recursive: true, force: true });
+      }
       writeFileSync(tmp, '');
     });
   }
