@@ -117,3 +117,17 @@ t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses
     }
   }
 });
+
+t.test('agents_kv turned off: the values an earlier run saved for the bucket are dropped, not put when it is on again months later', async (t) => {
+  const dir = tmp('spool-kvoff-');
+  const line = JSON.stringify({ a: '007', s: 3, b: Buffer.from('{"n":1}').toString('base64') });
+  // Made by a run with agents_kv (the spool makes the directory 0700 and its files 0600).
+  const first = new Delivery({ servers: ['nats://127.0.0.1:1'], mode: 'jetstream', spool: { dir, maxBytes: 1 << 20 }, kvBucket: 'wazuh_agents' });
+  await first.spool.replaceSide('kv.pending', `${line}\n`);
+  await first.close(100);
+  t.ok(existsSync(join(dir, 'kv.pending')));
+  const d = new Delivery({ servers: ['nats://127.0.0.1:1'], mode: 'jetstream', spool: { dir, maxBytes: 1 << 20 } });
+  t.teardown(() => d.close(100));
+  await waitFor(() => !existsSync(join(dir, 'kv.pending')), 2000, 'kv.pending removed');
+  t.equal(d.stats().kv, null, 'no KV writer');
+});

@@ -316,6 +316,11 @@ export class Delivery {
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
     if (opts.mode === 'jetstream' && opts.kvBucket) this.kv = this.openKv(opts.kvBucket);
+    else if (this.spool.readSide(KV_PENDING, MAX_PENDING_BYTES + (1 << 20)) !== null) {
+      // agents_kv turned off since: put once it is on again, these would be older than the statuses since.
+      this.log?.info({ file: KV_PENDING }, 'agents_kv is off: the KV bucket values an earlier run saved are dropped');
+      this.spool.replaceSide(KV_PENDING, '').catch(() => { /* tried again at the next start */ });
+    }
   }
 
   /** The KV bucket's writer, with what an earlier run left in `kv.pending`. */
