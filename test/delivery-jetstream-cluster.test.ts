@@ -114,7 +114,7 @@ t.test('agents_kv with a 3-replica KV bucket (stream_replicas auto) whose leader
   await cl.servers[ki].restart();
   clearInterval(tick);
   const total = i;
-  t.ok(await d.flush(60_000), 'everything acknowledged once the KV bucket is back');
+  t.ok(await d.flush(60_000, { kv: true }), 'everything acknowledged once the KV bucket is back');
   const got = await readStream(nc, 'WAZUH', 30_000);
   t.same(checkDelivery(got, Array.from({ length: total }, (_, n) => n)), [], 'every event stored once, in per-agent order');
   // The KV bucket: each agent's last status change (status changes are the even numbers, agents n % 10).
@@ -146,7 +146,7 @@ t.test('create_stream and agents_kv on a cluster of three: both made with 3 repl
   };
   const d = start('auto_agents', 'AUTO');
   d.enqueue({ ...testEvent(1, 1), subject: 'auto.agent.000.status' });
-  t.ok(await d.flush(60_000), 'an event stored, and its KV put');
+  t.ok(await d.flush(60_000, { kv: true }), 'an event stored, and its KV put');
   t.equal((await retried(() => jsm.streams.info('AUTO'))).config.num_replicas, 3, 'the stream: 3 replicas');
   t.equal((await retried(() => jsm.streams.info('KV_auto_agents'))).config.num_replicas, 3, 'the KV bucket: 3 replicas');
 
@@ -154,7 +154,7 @@ t.test('create_stream and agents_kv on a cluster of three: both made with 3 repl
   await retried(() => jsm.streams.add(kvStreamConfig('one_agents', 1)));
   const d1 = start('one_agents', 'ONE');
   d1.enqueueMany([{ ...testEvent(1, 1), subject: 'one.agent.000.status' }, { ...testEvent(2, 1), subject: 'one.agent.000.status' }]);
-  t.ok(await d1.flush(60_000), 'delivered into the bucket as it is');
+  t.ok(await d1.flush(60_000, { kv: true }), 'delivered into the bucket as it is');
   t.equal((await jsm.streams.info('KV_one_agents')).config.num_replicas, 1, 'not changed');
   const said = lines.filter((l) => /fewer replicas than stream_replicas/.test(l.msg));
   t.same(said.map((l) => [l.stream, l.replicas]), [['KV_one_agents', 1]], 'said once, naming it');

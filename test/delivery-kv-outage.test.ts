@@ -5,7 +5,7 @@
 // the bucket are saved in kv.pending (their spool records may go), a restart puts them, and the bucket
 // ends at each agent's latest. A real nats-server, the Delivery class driven directly.
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -15,6 +15,7 @@ import { startNatsServer } from './helpers/nats-server.js';
 import { readStream } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
 import { deliveryMetrics } from '../controller/src/agent/parts/metrics.js';
+import { parsePending } from '../controller/src/publish/kv-latest.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +72,7 @@ t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses
     d.enqueue(status(i++, a));
     await sleep(100);
   }
-  await waitFor(() => d.stats().failures > 0, 10_000, 'the KV puts failed');
+  await waitFor(() => (d.stats().kv?.failures ?? 0) > 0, 10_000, 'the KV puts failed');
   const a0 = d.stats().acknowledged;
   await sleep(2000);
   const st = d.stats();
@@ -80,14 +81,14 @@ t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses
   t.equal(st.kv?.pending, 2, 'two agents\' latest status wait for the bucket');
   t.equal(st.kv?.saved, 2, 'both saved in kv.pending');
   t.equal(deliveryMetrics(st).kvPending, 2, '/metrics: wazuh_nats_tap_kv_pending_agents');
-  const file = readFileSync(join(dir, 'kv.pending'), 'utf8');
-  const saved = Object.fromEntries(file.trim().split('\n').map((l) => {
-    const v = JSON.parse(l) as { a: string; b: string };
-    return [v.a, (JSON.parse(Buffer.from(v.b, 'base64').toString('utf8')) as { n: number }).n];
-  }));
-  t.same(saved, { '007': changes['007'][2], '008': changes['008'][0] }, 'kv.pending holds each agent\'s latest, one line each');
+  const file = parsePending(readFileSync(join(dir, 'kv.pending'), 'utf8'));
+  t.equal(file.bad, 0, 'every line whole, its checksum right');
+  const saved: Record<string, number> = {};
+  for (const v of file.values.sort((a, b) => a.seq - b.seq)) saved[v.agent] = (JSON.parse(Buffer.from(v.body).toString('utf8')) as { n: number }).n;
+  t.same(saved, { '007': changes['007'][2], '008': changes['008'][0] }, 'kv.pending holds each agent\'s latest (its later lines supersede the earlier)');
   clearInterval(tick);
-  t.ok(await d.flush(500) === false, 'not everything delivered: the bucket lacks them');
+  t.ok(await d.flush(500), 'the spool empty: nothing is lost, a stop need not wait for the bucket (review F6)');
+  t.ok(await d.flush(500, { kv: true }) === false, 'but the bucket lacks them');
   // A restart while the bucket is still broken: the next run finds them.
   await d.close(1000);
   d = open();
@@ -98,7 +99,7 @@ t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses
   // The bucket fixed (deleted: the tap would make it; here, made right): the latest of each goes.
   await jsm.streams.delete('KV_wazuh_agents');
   await jsm.streams.add(kvStreamConfig('wazuh_agents', 1));
-  t.ok(await d.flush(30_000), 'everything delivered once the bucket takes puts');
+  t.ok(await d.flush(30_000, { kv: true }), 'everything delivered once the bucket takes puts');
   for (const a of ['007', '008']) {
     const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${a}` });
     t.equal(kv?.json<{ n: number }>().n, changes[a].at(-1), `KV: agent ${a} holds its latest status`);
@@ -130,4 +131,60 @@ t.test('agents_kv turned off: the values an earlier run saved for the bucket are
   t.teardown(() => d.close(100));
   await waitFor(() => !existsSync(join(dir, 'kv.pending')), 2000, 'kv.pending removed');
   t.equal(d.stats().kv, null, 'no KV writer');
+});
+
+t.test('a power loss that takes the spool\'s last second but not kv.pending: the next run\'s statuses are not taken for older than the file\'s (review F1)', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, duplicate_window: 7200e9 });
+  await jsm.streams.add({ ...kvStreamConfig('wazuh_agents', 1), subjects: ['$KV.elsewhere.>'] }); // takes no put
+  const dir = tmp('spool-kvpower-');
+  const open = () => new Delivery({
+    servers: [srv.url], mode: 'jetstream', spool: { dir, maxBytes: 64 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: false }, kvBucket: 'wazuh_agents',
+  });
+  const d1 = open();
+  d1.start();
+  for (let i = 0; i < 5; i++) d1.enqueue(status(1000 + i, '007'));
+  await waitFor(() => d1.stats().kv?.saved === 1 && d1.stats().spoolRecords === 0, 15_000, 'saved in kv.pending');
+  await d1.close(500);
+  // The power loss: kv.pending (fsynced) survives; the segments' and the cursor's last second does not.
+  for (const f of readdirSync(dir)) if (f !== 'kv.pending' && f !== 'lock') rmSync(join(dir, f));
+  await jsm.streams.delete('KV_wazuh_agents');
+  await jsm.streams.add(kvStreamConfig('wazuh_agents', 1));
+  const d2 = open();
+  t.teardown(() => d2.close(500));
+  d2.start();
+  d2.enqueue(status(2000, '007'));
+  d2.enqueue(status(2001, '007'));
+  t.ok(await d2.flush(20_000, { kv: true }), 'delivered');
+  const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.007' });
+  t.equal(kv?.json<{ n: number }>().n, 2001, 'the bucket holds the new run\'s latest status, not the file\'s older one');
+});
+
+t.test('a NATS user allowed the bucket\'s puts ($KV.<bucket>.>) but not the JetStream API, the bucket made by an administrator: the puts go (review F4)', async (t) => {
+  const srv = await startNatsServer({ jetstream: true, extra: `
+accounts { A { jetstream: enabled, users: [
+  { user: admin, password: admin },
+  { user: tap, password: tap, permissions: { publish: ["wazuh.>", "$KV.wazuh_agents.>"], subscribe: ["_INBOX.>"] } }
+] } }` });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url, user: 'admin', pass: 'admin' });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, duplicate_window: 7200e9 });
+  await jsm.streams.add(kvStreamConfig('wazuh_agents', 1));
+  const d = new Delivery({
+    servers: [srv.url], connectOptions: { user: 'tap', pass: 'tap' } as never, mode: 'jetstream', spool: { dir: tmp('spool-kvnoapi-'), maxBytes: 64 << 20 },
+    reconnectDelayMs: 200, ackTimeoutMs: 2000, stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: false }, kvBucket: 'wazuh_agents',
+  });
+  t.teardown(() => d.close(500));
+  d.start();
+  for (let i = 0; i < 10; i++) d.enqueue(status(i, '007'));
+  t.ok(await d.flush(10_000, { kv: true }), 'everything delivered, the bucket included');
+  const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.007' });
+  t.equal(kv?.json<{ n: number }>().n, 9, 'the bucket holds agent 007\'s latest status');
 });

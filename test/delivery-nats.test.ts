@@ -210,7 +210,7 @@ t.test('ReliablePublisher: SPEC §4 messages through JetStream, Nats-Msg-Id = ev
   pub.publishLifecycle('started', { home: '/var/ossec' });
   pub.publishAgentEvents([ev('001', 'never_connected', 'pending', 1), ev('001', 'pending', 'active', 2), ev('002', 'pending', 'active', 1)]);
   pub.publishAgentEvent(ev('001', 'active', 'disconnected', 3));
-  t.ok(await pub.delivery.flush(10_000), 'acknowledged');
+  t.ok(await pub.delivery.flush(10_000, { kv: true }), 'acknowledged');
   t.equal(pub.published, 5);
   const nc = await connect({ servers: srv.url });
   t.teardown(() => nc.close());
@@ -256,7 +256,7 @@ t.test('JetStream with create_stream: the stream and the KV bucket deleted while
   await jsm.streams.delete('WAZUH'); // an administrator resetting it, a lost JetStream store
   await jsm.streams.delete('KV_wazuh_agents');
   pub.publishAgentEvents([ev('001', 'disconnected', 2), ev('002', 'active', 1), ev('003', 'active', 1), ev('004', 'active', 1)]);
-  const flushed = await pub.delivery.flush(15_000);
+  const flushed = await pub.delivery.flush(15_000, { kv: true });
   if (!flushed) t.comment(JSON.stringify(pub.delivery.stats()));
   t.ok(flushed, 'the events after the deletion are stored, not retried for ever');
   const si = await jsm.streams.info('WAZUH');

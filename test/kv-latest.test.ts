@@ -3,7 +3,7 @@
 // newer one) is in the bucket or the file; puts only ever move the bucket forward, the file is never
 // older than the bucket (a restart would put it back), whatever the order things settle in.
 import t from 'tap';
-import { KvLatest, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
+import { KvLatest, encodeLine, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const body = (agent: string, seq: number) => Buffer.from(JSON.stringify({ agent_id: agent, seq }));
@@ -14,18 +14,26 @@ interface Pending<T> { resolve: (v: T) => void; reject: (e: Error) => void }
 /** A bucket and a disk whose operations wait for the test (or settle at once: `auto`). */
 class World {
   kv = new Map<string, number>();
-  /** The file as the disk holds it (what a restart reads), and the one being written. */
-  file = new Map<string, number>();
+  /** The file as the disk holds it (what a restart reads): its text, and each agent's newest value in it. */
   fileText = '';
+  file = new Map<string, number>();
+  /** The write in flight: what the file may hold once it lands. */
   writing: Map<string, number> | null = null;
-  puts: { agent: string; seq: number; p: Pending<void> }[] = [];
-  saves: { data: string; p: Pending<void> }[] = [];
+  puts: { agent: string; seq: number; p: Pending<void>; land: () => void }[] = [];
+  writes: { how: 'append' | 'replace'; data: string; p: Pending<void>; land: (part?: number) => void }[] = [];
   violations: string[] = [];
-  auto = { put: 'hold' as 'ok' | 'fail' | 'hold', save: 'hold' as 'ok' | 'fail' | 'hold' };
+  auto = { put: 'hold' as 'ok' | 'fail' | 'hold', write: 'hold' as 'ok' | 'fail' | 'hold' };
+  rand = Math.random;
 
-  writer(o: { saveAfterMs?: number; cleanupMs?: number } = {}): KvLatest {
+  setFile(text: string): void {
+    this.fileText = text;
+    this.file = new Map();
+    for (const v of parsePending(text).values) if ((this.file.get(v.agent) ?? 0) < v.seq) this.file.set(v.agent, v.seq);
+  }
+
+  writer(o: { saveAfterMs?: number; cleanupMs?: number; maxBytes?: number } = {}): KvLatest {
     return new KvLatest({
-      saveAfterMs: o.saveAfterMs ?? 30, cleanupMs: o.cleanupMs,
+      saveAfterMs: o.saveAfterMs ?? 30, cleanupMs: o.cleanupMs, maxBytes: o.maxBytes,
       put: (agent, b) => {
         const seq = seqOf(b);
         // Never backwards: the bucket only moves forward, and no file (on disk, or being written) names the agent older.
@@ -35,37 +43,30 @@ class World {
           if (fs !== undefined && fs < seq) this.violations.push(`put ${agent}@${seq} while the ${what} holds ${fs}`);
         }
         return new Promise<void>((resolve, reject) => {
-          const p = {
-            resolve: () => {
-              this.kv.set(agent, seq); // a real bucket: the last put wins
-              resolve();
-            },
-            reject,
-          };
+          const land = () => this.kv.set(agent, seq); // a real bucket: the last put wins
+          const p = { resolve: () => { land(); resolve(); }, reject };
           if (this.auto.put === 'ok') queueMicrotask(() => p.resolve());
           else if (this.auto.put === 'fail') queueMicrotask(() => reject(new Error('no responders')));
-          else this.puts.push({ agent, seq, p });
+          else this.puts.push({ agent, seq, p, land });
         });
       },
-      save: (data) => {
-        const next = new Map(parsePending(data).values.map((v) => [v.agent, v.seq]));
-        this.writing = next;
+      write: (how, data) => {
+        if (how === 'append' && this.fileText === '') return Promise.reject(Object.assign(new Error('ENOENT'), { code: 'ENOENT' }));
+        const after = how === 'append' ? this.fileText + data : data;
+        const may = new Map(this.file);
+        for (const v of parsePending(data).values) if (how === 'replace' || (may.get(v.agent) ?? 0) < v.seq) may.set(v.agent, v.seq);
+        if (how === 'replace') for (const k of [...may.keys()]) if (!parsePending(data).values.some((v) => v.agent === k)) may.delete(k);
+        this.writing = may;
         return new Promise<void>((resolve, reject) => {
+          // `part`: an append that lands in part (its first `part` bytes: a torn last line).
+          const land = (part?: number) => this.setFile(part === undefined ? after : this.fileText + data.slice(0, part));
           const p = {
-            resolve: () => {
-              this.file = next;
-              this.fileText = data;
-              this.writing = null;
-              resolve();
-            },
-            reject: (e: Error) => {
-              this.writing = null;
-              reject(e);
-            },
+            resolve: () => { land(); this.writing = null; resolve(); },
+            reject: (e: Error) => { this.writing = null; reject(e); },
           };
-          if (this.auto.save === 'ok') queueMicrotask(() => p.resolve());
-          else if (this.auto.save === 'fail') queueMicrotask(() => p.reject(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' })));
-          else this.saves.push({ data, p });
+          if (this.auto.write === 'ok') queueMicrotask(() => p.resolve());
+          else if (this.auto.write === 'fail') queueMicrotask(() => p.reject(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' })));
+          else this.writes.push({ how, data, p, land });
         });
       },
     });
@@ -114,38 +115,45 @@ t.test('one put at a time per agent; the values that came meanwhile fold into th
   await kv.close();
 });
 
-t.test('the bucket away: records go once kv.pending holds their values; the file follows the bucket; never backwards', async (t) => {
+t.test('the bucket away: records go once kv.pending holds their values (appended, then removed once the bucket has them); never backwards', async (t) => {
   const w = new World();
   w.auto.put = 'fail';
-  w.auto.save = 'ok';
+  w.auto.write = 'ok';
   const kv = w.writer();
   kv.setReady(true);
   const done: number[] = [];
   kv.offer('001', 1, body('001', 1), false, () => done.push(1));
   kv.offer('002', 2, body('002', 2), false, () => done.push(2));
   await sleep(100);
-  t.same(done.sort(), [1, 2], 'released by the save');
+  t.same(done.sort(), [1, 2], 'released by the write');
   t.same(Object.fromEntries(w.file), { '001': 1, '002': 2 }, 'the file holds both');
   t.equal(kv.stats().pending, 2);
   t.equal(kv.stats().saved, 2);
   t.ok(kv.stats().failures > 0, 'the puts failed');
-  // The bucket back; a newer value of 001 comes: the file is brought to it before it is put.
-  w.auto.put = 'ok';
+  const puts = kv.stats().puts;
+  await sleep(1100);
+  t.ok(kv.stats().puts - puts <= 3, `while puts fail, one goes every 500 ms, not one per agent on its own backoff (${kv.stats().puts - puts} in 1.1 s)`);
+  // A newer value of 001 while the bucket is still away: appended (a line), not the whole file again.
+  const before = w.fileText;
   kv.offer('001', 3, body('001', 3), false, () => done.push(3));
-  await sleep(1500); // the backoff's first retries, the canary, the cleanup (1 s)
+  await sleep(100);
+  t.ok(w.fileText.startsWith(before) && w.fileText.split('\n').length === before.split('\n').length + 1, 'one line appended');
+  t.same(Object.fromEntries(w.file), { '001': 3, '002': 2 }, 'the later line of 001 supersedes the earlier');
+  // The bucket back.
+  w.auto.put = 'ok';
+  await sleep(1700); // the next canary (500 ms), the cleanup (1 s)
   t.same(Object.fromEntries(w.kv), { '001': 3, '002': 2 }, 'the bucket has the latest of each');
-  t.same(Object.fromEntries(w.file), {}, 'the file emptied once the bucket had all it held');
-  t.equal(w.fileText, '', 'removed');
+  t.equal(w.fileText, '', 'the file removed once the bucket had all it held');
   t.same(done.sort(), [1, 2, 3]);
   t.same(w.violations, [], 'no put older than the file or the bucket');
   t.equal(kv.stats().pending, 0);
   await kv.close();
 });
 
-t.test('saving fails (a full disk) while the bucket is back: the file\'s own value is put, then the file removed, then the newer', async (t) => {
+t.test('writing fails (a full disk) while the bucket is back: the file\'s own value is put, then the file removed, then the newer', async (t) => {
   const w = new World();
   w.auto.put = 'fail';
-  w.auto.save = 'ok';
+  w.auto.write = 'ok';
   const kv = w.writer();
   kv.setReady(true);
   const done: number[] = [];
@@ -153,19 +161,20 @@ t.test('saving fails (a full disk) while the bucket is back: the file\'s own val
   await sleep(100);
   t.same(Object.fromEntries(w.file), { '001': 1 });
   // The disk full from now (a write fails, an unlink works); the bucket back; a newer value.
-  w.auto.save = 'hold';
+  w.auto.write = 'hold';
   w.auto.put = 'ok';
+  kv.setReady(true); // a new connection: the backoff is over
   kv.offer('001', 2, body('001', 2), false, () => done.push(2));
   await sleep(50);
-  // A save was asked (the file names 001 older than 2): it fails.
-  t.ok(w.saves.length >= 1, 'a save of the newer value asked first');
+  t.ok(w.writes.length >= 1, 'a write of the newer value asked first');
   t.equal(w.kv.get('001'), 1, 'meanwhile the file\'s own value went to the bucket');
-  const s1 = w.saves.shift()!;
-  t.not(s1.data, '', 'the write');
+  const s1 = w.writes.shift()!;
+  t.equal(s1.how, 'append', 'an append (the file exists)');
+  t.not(s1.data, '');
   s1.p.reject(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
   await sleep(20);
-  t.equal(w.saves[0]?.data, '', 'then the file removed, the bucket holding all it named');
-  w.saves.shift()!.p.resolve();
+  t.same([w.writes[0]?.how, w.writes[0]?.data], ['replace', ''], 'then the file removed, the bucket holding all it named');
+  w.writes.shift()!.p.resolve();
   await sleep(50);
   t.equal(w.kv.get('001'), 2, 'and the newer value put');
   t.same(done.sort(), [1, 2]);
@@ -174,16 +183,40 @@ t.test('saving fails (a full disk) while the bucket is back: the file\'s own val
   await kv.close();
 });
 
+t.test('an append that fails part-way: what it wrote may be there, so it counts for "never older"; the next write rewrites the file', async (t) => {
+  const w = new World();
+  w.auto.put = 'fail';
+  const kv = w.writer();
+  kv.setReady(true);
+  kv.offer('001', 1, body('001', 1), false, () => {});
+  await sleep(60);
+  w.writes.shift()!.p.resolve(); // the file made (replace)
+  kv.offer('002', 2, body('002', 2), false, () => {});
+  await sleep(60);
+  const ap = w.writes.shift()!;
+  t.equal(ap.how, 'append');
+  ap.land(ap.data.length - 3); // torn: the line of 002 without its end
+  ap.p.reject(Object.assign(new Error('EIO'), { code: 'EIO' }));
+  t.equal(w.found().bad, 1, 'the torn line is no value (its checksum)');
+  await sleep(1100);
+  const next = w.writes.shift()!;
+  t.equal(next.how, 'replace', 'rewritten whole after a failed append');
+  next.p.resolve();
+  t.same(Object.fromEntries(w.file), { '001': 1, '002': 2 });
+  t.equal(w.found().bad, 0);
+  await kv.close();
+});
+
 t.test('a restart: the file\'s values are put once the bucket takes puts; an earlier run\'s record older than them is not', async (t) => {
   const w = new World();
-  w.fileText = `${JSON.stringify({ a: '001', s: 10, b: body('001', 10).toString('base64') })}\nnot json\n${JSON.stringify({ a: '../x', s: 1, b: '' })}\n`;
-  w.file = new Map([['001', 10]]);
+  w.setFile(`${encodeLine('001', 10, body('001', 10))}not json\n${encodeLine('001', 9, body('001', 9)).replace('"s":9', '"s":99')}`);
+  t.same(Object.fromEntries(w.file), { '001': 10 });
   w.auto.put = 'ok';
-  w.auto.save = 'ok';
+  w.auto.write = 'ok';
   const kv = w.writer();
   const found = w.found();
-  t.equal(found.bad, 2, 'a line not JSON and an agent id not an id: counted, skipped');
-  kv.load(found);
+  t.equal(found.bad, 2, 'a line not a value and a line whose checksum fails (a changed seq): counted, skipped');
+  kv.load(found, w.fileText.length);
   t.equal(w.kv.size, 0, 'nothing put before the bucket is ready');
   const done: number[] = [];
   kv.offer('001', 7, body('001', 7), true, () => done.push(7)); // replayed: the earlier run's, older than the file's
@@ -192,7 +225,7 @@ t.test('a restart: the file\'s values are put once the bucket takes puts; an ear
   await sleep(20);
   t.equal(w.kv.get('001'), 10, 'the file\'s value put');
   await sleep(1200);
-  t.equal(w.fileText, '', 'the file emptied once the bucket had it');
+  t.equal(w.fileText, '', 'the file removed once the bucket had it');
   // The spool's replay goes on after that (its cursor lagged the releases): still older, still not put.
   kv.offer('001', 8, body('001', 8), true, () => done.push(8));
   await sleep(20);
@@ -203,6 +236,25 @@ t.test('a restart: the file\'s values are put once the bucket takes puts; an ear
   t.same(done, [7, 8, 12]);
   t.same(w.violations, []);
   t.equal(kv.stats().badLines, 2);
+  t.equal(parsePending(`${encodeLine('001', 2 ** 47 + 1, body('001', 1))}`).bad, 1, 'a seq past the spool\'s range refused');
+  await kv.close();
+});
+
+t.test('past the bound, the values that fit are written and their records go; the others wait in the spool', async (t) => {
+  const w = new World();
+  w.auto.put = 'fail';
+  w.auto.write = 'ok';
+  const line = encodeLine('001', 1, body('001', 1)).length;
+  const kv = w.writer({ maxBytes: 3 * line + 5 });
+  kv.setReady(true);
+  const done: number[] = [];
+  for (let a = 1; a <= 6; a++) kv.offer(`00${a}`, a, body(`00${a}`, a), false, () => done.push(a));
+  await sleep(150);
+  t.same(done.sort(), [1, 2, 3], 'the first three (the oldest) fit and go');
+  t.equal(w.file.size, 3);
+  w.auto.put = 'ok';
+  await sleep(700);
+  t.same(done.sort(), [1, 2, 3, 4, 5, 6], 'the others go with their puts once the bucket is back');
   await kv.close();
 });
 
@@ -231,23 +283,37 @@ t.test('any order of settling, with crashes: the file never older than a put, th
       } else if (r < 0.6 && w.puts.length) {
         const p = w.puts.splice(Math.floor(rand() * w.puts.length), 1)[0];
         if (rand() < 0.6) p.p.resolve();
-        else p.p.reject(new Error('no responders'));
-      } else if (r < 0.8 && w.saves.length) {
-        const sv = w.saves.shift()!;
-        if (rand() < 0.8) sv.p.resolve();
-        else sv.p.reject(new Error('EIO'));
+        else {
+          if (rand() < 0.3) p.land(); // timed out, and landed all the same
+          p.p.reject(new Error('no responders'));
+        }
+      } else if (r < 0.8 && w.writes.length) {
+        const wr = w.writes.shift()!;
+        if (rand() < 0.8) wr.p.resolve();
+        else {
+          if (wr.how === 'append' && rand() < 0.5) wr.land(Math.floor(rand() * wr.data.length)); // in part
+          wr.p.reject(new Error('EIO'));
+        }
       } else if (r < 0.82) {
-        // A crash: what was in flight is lost; the disk's file is read back; the spool replays, oldest
-        // first, every record above its cursor (the records released up to the first one that was not).
+        // A crash: what was in flight may have landed (a put, a write — an append in part) or not; the
+        // disk's file is read back; the spool replays, oldest first, every record above its cursor (the
+        // records released up to the first one that was not).
         crashes++;
-        const inFlight = [...w.puts, ...w.saves];
+        for (const p of w.puts) if (rand() < 0.5) p.land();
+        for (const wr of w.writes) {
+          const x = rand();
+          if (x < 0.3) wr.land();
+          else if (x < 0.5 && wr.how === 'append') wr.land(Math.floor(rand() * wr.data.length));
+        }
+        const inFlight = [...w.puts, ...w.writes];
         w.puts = [];
-        w.saves = [];
+        w.writes = [];
+        w.writing = null;
         const old = kv;
         kv = w.writer({ saveAfterMs: 5, cleanupMs: 20 });
         void old.close();
         for (const p of inFlight) p.p.reject(new Error('gone'));
-        kv.load(w.found());
+        kv.load(w.found(), w.fileText.length);
         kv.setReady(true);
         let cursor = 0;
         while (cursor < seq && released.has(cursor + 1)) cursor++;
@@ -257,11 +323,12 @@ t.test('any order of settling, with crashes: the file never older than a put, th
     }
     // Then everything works.
     w.auto.put = 'ok';
-    w.auto.save = 'ok';
+    w.auto.write = 'ok';
     for (const p of w.puts) p.p.resolve();
-    for (const sv of w.saves) sv.p.resolve();
+    for (const wr of w.writes) wr.p.resolve();
     w.puts = [];
-    w.saves = [];
+    w.writes = [];
+    kv.setReady(true);
     for (let k = 0; k < 300 && !(kv.settled && w.fileText === ''); k++) await sleep(20);
     const bad: string[] = [];
     for (const [agent, s] of latest) if (w.kv.get(agent) !== s) bad.push(`${agent}: bucket ${w.kv.get(agent)}, latest ${s}`);
@@ -271,7 +338,7 @@ t.test('any order of settling, with crashes: the file never older than a put, th
     const fileViolations = w.violations.filter((v) => / while the /.test(v));
     const bucketBack = crashes === 0 ? w.violations.filter((v) => / over /.test(v)) : [];
     if (bad.length || fileViolations.length || bucketBack.length || w.fileText !== '') {
-      t.fail(`seed ${seed} (${crashes} crashes)`, { bad: bad.slice(0, 5), fileViolations: fileViolations.slice(0, 5), bucketBack: bucketBack.slice(0, 5), file: w.fileText, settled: kv.settled, stats: kv.stats(), puts: w.puts.length, saves: w.saves.length });
+      t.fail(`seed ${seed} (${crashes} crashes)`, { bad: bad.slice(0, 5), fileViolations: fileViolations.slice(0, 5), bucketBack: bucketBack.slice(0, 5), file: w.fileText, settled: kv.settled, stats: kv.stats(), puts: w.puts.length, writes: w.writes.length });
       break;
     }
     schedules++;

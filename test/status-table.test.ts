@@ -79,7 +79,7 @@ t.test('nats: agents_kv with a bucket that takes no puts — delivery goes on, t
     mode: 'jetstream', failures: 12, resent: 0, last_failure: { reason: 'KV put: no responders: the KV bucket KV_wazuh_agents has no leader (an election, a server down) or is gone', age_s: 0.2 },
     stream_ready: true, kv: { pending: 4, saved: 3, failures: 12 },
   });
-  t.match(row(renderStatus(st), 'nats'), /the last 0\.2 s ago: KV put: no responders: .*, KV bucket: 4 agents' latest status waiting for it \(3 saved for a restart\)$/);
+  t.match(row(renderStatus(st), 'nats'), /the last 0\.2 s ago: KV put: no responders: .*, KV bucket: 4 agents' latest status waiting for it \(3 saved for a restart, 12 puts failed\)$/);
   Object.assign(st.nats, { kv: { pending: 0, saved: 0, failures: 12 } });
   t.notMatch(row(renderStatus(st), 'nats'), /KV bucket: \d/, 'nothing waiting: not said');
 });

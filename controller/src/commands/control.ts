@@ -49,7 +49,7 @@ export function renderStatus(st: Record<string, any>): string {
     + (n.stream_ready === false ? ', JetStream stream NOT READY (being looked up or made: nothing is published)' : '')
     + (n.failures ? `, publish failures ${n.failures} (resent ${n.resent ?? 0}), the last ${lf?.age_s ?? '?'} s ago: ${lf?.reason ?? 'unknown'}` : '')
     + (n.failures && n.in_flight ? `, in flight ${n.in_flight}` : '')
-    + (n.kv?.pending ? `, KV bucket: ${n.kv.pending} agents' latest status waiting for it (${n.kv.saved ?? 0} saved for a restart)` : '')
+    + (n.kv?.pending ? `, KV bucket: ${n.kv.pending} agents' latest status waiting for it (${n.kv.saved ?? 0} saved for a restart${n.kv.failures ? `, ${n.kv.failures} puts failed` : ''})` : '')
     + (n.rejected ? `, rejected (larger than max_payload) ${n.rejected}` : '')
     + (n.denied ? `, DENIED by the user's permissions ${n.denied} (last: ${n.last_denied})` : '')]);
   const lat = st.nats?.latency_ms;

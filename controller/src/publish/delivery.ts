@@ -267,6 +267,8 @@ export class Delivery {
   private retryTimer: NodeJS.Timeout | null = null;
   private streamReady = false;
   private kvReady = false;
+  /** The JetStream API said the KV bucket is not found: no put until it is made again (ensureStreams). */
+  private kvGone = false;
   /** agents_kv: each agent's latest status, put apart from the stream's order (kv-latest.ts). */
   private readonly kv: KvLatest | null = null;
   // core state
@@ -316,7 +318,7 @@ export class Delivery {
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
     if (opts.mode === 'jetstream' && opts.kvBucket) this.kv = this.openKv(opts.kvBucket);
-    else if (this.spool.readSide(KV_PENDING, MAX_PENDING_BYTES + (1 << 20)) !== null) {
+    else if (this.spool.readSide(KV_PENDING, KV_PENDING_MAX_FILE) !== null) {
       // agents_kv turned off since: put once it is on again, these would be older than the statuses since.
       this.log?.info({ file: KV_PENDING }, 'agents_kv is off: the KV bucket values an earlier run saved are dropped');
       this.spool.replaceSide(KV_PENDING, '').catch(() => { /* tried again at the next start */ });
@@ -327,9 +329,9 @@ export class Delivery {
   private openKv(bucket: string): KvLatest {
     const kv = new KvLatest({
       put: (agent, body) => this.kvPut(bucket, agent, body),
-      save: (data) => this.spool.replaceSide(KV_PENDING, data),
+      write: (how, data) => (how === 'append' ? this.spool.appendSide(KV_PENDING, data) : this.spool.replaceSide(KV_PENDING, data)),
       onPutFailed: (err) => {
-        this.c.failures++;
+        // Not in `failures` (the stream's publishes): kv.failures counts them; the reason is the last one's all the same.
         const why = this.shown((err as Error)?.message ?? String(err));
         this.failedWhy(why);
         this.sayLimited(`kv-failed ${clip(why, 200)}`, 'warn', { err: why, bucket },
@@ -341,12 +343,16 @@ export class Delivery {
           `spool: cannot save ${KV_PENDING} (the statuses waiting for the KV bucket): their records stay in the spool until their puts; retrying`);
       },
     });
-    const found = this.spool.readSide(KV_PENDING, MAX_PENDING_BYTES + (1 << 20));
+    const found = this.spool.readSide(KV_PENDING, KV_PENDING_MAX_FILE);
     if (found !== null) {
       const parsed = parsePending(found.toString('utf8'));
-      if (parsed.bad) this.log?.warn({ file: KV_PENDING, bad_lines: parsed.bad }, 'spool: lines of the KV values an earlier run saved are damaged: skipped');
+      // A torn last line (a crash in an append) is one; more is damage.
+      if (parsed.bad) this.log?.warn({ file: KV_PENDING, bad_lines: parsed.bad }, 'spool: lines of the KV values an earlier run saved are torn or damaged: skipped');
       if (parsed.values.length) this.log?.info({ agents: parsed.values.length }, 'KV bucket: putting the latest statuses an earlier run could not');
-      kv.load(parsed);
+      // After a power loss the segments (synced every second) and the cursor may end before seqs the file
+      // names: a new record reusing one would be taken for older than the file's value of its agent.
+      this.spool.reserveSeqs(parsed.maxSeq);
+      kv.load(parsed, found.length);
     }
     return kv;
   }
@@ -649,7 +655,9 @@ export class Delivery {
     if (this.o.mode === 'jetstream') void this.learnStreamLimit(this.gen);
     if (this.o.mode === 'jetstream' && ((!this.streamReady && this.o.stream?.create) || (this.o.kvBucket && !this.kvReady))) void this.ensureStreams(this.gen);
     else this.streamReady = true;
-    this.kv?.setReady(this.kvReady);
+    // Puts go from the connection on, as a KV put always did: the bucket looked up through the JetStream
+    // API first held them for good for a user allowed $KV.<bucket>.> but not $JS.API.> (found by review).
+    this.kv?.setReady(!this.kvGone);
     this.schedulePump();
   }
 
@@ -726,6 +734,7 @@ export class Delivery {
     if (!this.up || (kv ? !this.o.kvBucket || !this.kvReady : !this.o.stream?.create || !this.streamReady)) return;
     if (kv) {
       this.kvReady = false;
+      this.kvGone = true;
       this.kv?.setReady(false);
     } else this.streamReady = false;
     // Once a minute at most: a stream that exists but no longer takes the tap's subjects (its subjects
@@ -835,6 +844,7 @@ export class Delivery {
             this.log?.info({ bucket, replicas }, 'KV bucket created');
           }
           this.kvReady = true;
+          this.kvGone = false;
           this.kv?.setReady(this.up);
         }
         // Found gone meanwhile (streamGone while this loop was at the bucket): another pass.
@@ -1331,10 +1341,14 @@ export class Delivery {
   }
 
   /** Wait until every spooled message was acknowledged; false on timeout. */
-  async flush(timeoutMs = 10_000): Promise<boolean> {
+  /**
+   * Wait until the spool is empty (`kv`: and every agent's latest status in the KV bucket), at most
+   * `timeoutMs`. The spool empty, nothing is lost: a status the bucket lacks is in kv.pending for the
+   * next start — the stop does not wait for a bucket that is away.
+   */
+  async flush(timeoutMs = 10_000, o: { kv?: boolean } = {}): Promise<boolean> {
     const end = performance.now() + timeoutMs;
-    // Delivered: the spool empty, and (agents_kv, while connected) every agent's latest status in the bucket.
-    while (this.spool.stats().records > 0 || (this.kv && this.up && !this.kv.settled)) {
+    while (this.spool.stats().records > 0 || (o.kv && this.kv && !this.kv.settled)) {
       if (performance.now() > end) return false;
       if (this.o.mode === 'core' && this.sinceFlush > 0) this.coreFlush();
       await sleep(10);
@@ -1452,6 +1466,8 @@ const CANARY_MS = 500;
 
 /** The statuses waiting for the KV bucket (agents_kv), beside the spool's segments (kv-latest.ts). */
 const KV_PENDING = 'kv.pending';
+/** Its size at most: twice the values it holds (superseded lines until it is rewritten), and a margin. */
+const KV_PENDING_MAX_FILE = 2 * MAX_PENDING_BYTES + (1 << 20);
 
 /** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */
 function backoffMs(n: number): number {

@@ -8,24 +8,32 @@
 // waits here, one per agent (a newer one replaces it), and is put when the bucket takes puts.
 //
 // Its spool record may go (`done`) once its value — or a newer one of its agent — is in the bucket, or
-// in the file `kv.pending` beside the spool's segments (replaced whole, fsynced): a restart puts what
-// the file holds. The file is written only when a value waited `saveAfterMs` for its put (an outage, a
-// slow bucket), never on the path of a put that works.
+// in the file `kv.pending` beside the spool's segments: a restart puts what the file holds. The file is
+// written only when a value waited `saveAfterMs` for its put (an outage, a slow bucket), never on the
+// path of a put that works. It is a journal: each save appends the values that changed since the last
+// (one checksummed line each, fdatasynced; a later line of an agent supersedes an earlier one), and it
+// is rewritten whole only when it holds twice what is live (or after a failed append, or a start) and
+// removed once the bucket has everything — an outage of minutes at thousands of agents writes what
+// changed, not the whole table four times a second.
 //
 // Never backwards, whatever instant the tap is killed at:
 //   - the file must never hold an agent's value older than the bucket's (a restart would put it back):
-//     a newer value of an agent the file names is saved there before it is put — or, while saving
-//     fails, the file's own value is put first and the file removed once the bucket has all it holds;
+//     a newer value of an agent the file may name is written there before it is put — or, while writing
+//     fails, the file's own value is put first and the file removed once the bucket has all it names;
 //   - a record of an earlier run replayed after a restart is not put when the file gave its agent a
-//     newer value (its floor);
+//     newer value (its floor); the spool hands out no seq the file has used (Spool.reserveSeqs);
 //   - one put at a time per agent, each settled (stored, failed or timed out) before the next.
+import { crc32 } from 'node:zlib';
 import { isAgentIdToken } from './subjects.js';
 
 export interface KvLatestOptions {
   /** The KV put (`$KV.<bucket>.<agent>`): resolves once stored; rejects on a failure or a timeout. */
   put(agent: string, body: Uint8Array): Promise<void>;
-  /** Replace `kv.pending` with `data` (fsynced); '' removes it. Rejects when it could not. */
-  save(data: string): Promise<void>;
+  /**
+   * `kv.pending`: `append` lines to the file that exists (fdatasynced), or `replace` it whole (made beside
+   * it, fsynced, renamed; '' removes it, the directory synced). Rejects when it could not.
+   */
+  write(how: 'append' | 'replace', data: string): Promise<void>;
   /** A put failed (said by the caller, rate-limited). */
   onPutFailed?(err: unknown, agent: string): void;
   /** The file could not be written (said by the caller, rate-limited). */
@@ -34,8 +42,10 @@ export interface KvLatestOptions {
   saveAfterMs?: number;
   /** Puts in flight at most (256). */
   window?: number;
-  /** A cleanup of the file (values the bucket now holds) waits this long, to gather them (ms, 1000). */
+  /** A file that names only values the bucket has is removed this long after (ms, 1000). */
   cleanupMs?: number;
+  /** The values the file holds at most, bytes (MAX_PENDING_BYTES): beyond, records wait in the spool for their puts. */
+  maxBytes?: number;
 }
 
 /** What a record of the spool waits for: its value, or a newer one of its agent, in the bucket or the file. */
@@ -48,17 +58,24 @@ interface Waiter {
 
 interface Entry {
   agent: string;
-  /** The latest value known: its spool seq and body. */
+  /** The latest value known: its spool seq and body, and its line in the file once made (encoded once). */
   seq: number;
   body: Uint8Array;
+  line: string | null;
   /** The value of the put in flight (0: none). */
   putSeq: number;
   /** The newest value the bucket is known to hold (0: none known). */
   kvSeq: number;
-  /** The value the file on disk holds (0: the file does not name the agent), and its body. */
-  fileSeq: number;
-  fileBody: Uint8Array | null;
-  /** The value the file being written holds (0: it does not name the agent, or none is being written). */
+  /**
+   * What the file may name for the agent (0: nothing, in any state it may be in): the lowest value and
+   * its body — what a restart could put back, so no put may go past it — and the highest.
+   */
+  fileLow: number;
+  lowBody: Uint8Array | null;
+  fileHigh: number;
+  /** The newest value surely in the file, synced: what releases records. */
+  sureSeq: number;
+  /** The value a write in flight holds (0: none). */
   savingSeq: number;
   waiters: Waiter[];
   attempts: number;
@@ -82,40 +99,55 @@ export interface KvLatestStats {
   failures: number;
   saves: number;
   saveFailures: number;
-  /** Lines of a file found at start that were not a value (counted, skipped). */
+  /** Lines of a file found at start that were not a value (torn, damaged: counted, skipped). */
   badLines: number;
 }
 
-/** At most this much is written to `kv.pending` (a value a line): beyond it, records wait in the spool for their puts. */
+/** The values `kv.pending` holds at most (bytes; the file itself, with superseded lines, twice that): beyond, records wait in the spool. */
 export const MAX_PENDING_BYTES = 64 << 20;
-/** While every put backs off, the first goes ahead this often (ms). */
+/** A seq in the file past this is not the spool's (a u48; half of it leaves room for decades): the line is refused. */
+const MAX_FILE_SEQ = 2 ** 47;
+/** While puts fail, one goes ahead this often (ms); its success sends the others. */
 const CANARY_MS = 500;
-/** After a failed save, the next try (ms). */
+/** After a failed write, the next try (ms). */
 const SAVE_RETRY_MS = 1000;
 
 function backoffMs(n: number): number {
   return Math.min(5000, 100 * 2 ** Math.min(n, 6));
 }
 
-/** The values of a `kv.pending` file; lines that are not one are counted, never thrown on. */
-export function parsePending(text: string): { values: PendingValue[]; bad: number } {
+/** One line of the file: `<crc32 of the JSON, 8 hex> {"a":agent,"s":seq,"b":body}`. */
+export function encodeLine(agent: string, seq: number, body: Uint8Array): string {
+  const json = JSON.stringify({ a: agent, s: seq, b: Buffer.from(body).toString('utf8') });
+  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+}
+
+/** The values of a `kv.pending` file; lines that are not one (torn, damaged, planted) are counted, never thrown on. */
+export function parsePending(text: string): { values: PendingValue[]; bad: number; maxSeq: number } {
   const values: PendingValue[] = [];
   let bad = 0;
+  let maxSeq = 0;
   for (const line of text.split('\n')) {
     if (line === '') continue;
+    const json = line.slice(9);
+    if (line[8] !== ' ' || !/^[0-9a-f]{8}$/.test(line.slice(0, 8)) || Number.parseInt(line.slice(0, 8), 16) !== crc32(json)) {
+      bad++;
+      continue;
+    }
     try {
-      const v = JSON.parse(line) as { a?: unknown; s?: unknown; b?: unknown };
+      const v = JSON.parse(json) as { a?: unknown; s?: unknown; b?: unknown };
       if (typeof v.a !== 'string' || !isAgentIdToken(v.a) || typeof v.s !== 'number' || !Number.isSafeInteger(v.s) || v.s <= 0
-        || typeof v.b !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.b)) {
+        || v.s > MAX_FILE_SEQ || typeof v.b !== 'string') {
         bad++;
         continue;
       }
-      values.push({ agent: v.a, seq: v.s, body: Buffer.from(v.b, 'base64') });
+      values.push({ agent: v.a, seq: v.s, body: Buffer.from(v.b, 'utf8') });
+      if (v.s > maxSeq) maxSeq = v.s;
     } catch {
       bad++;
     }
   }
-  return { values, bad };
+  return { values, bad, maxSeq };
 }
 
 export class KvLatest {
@@ -128,6 +160,7 @@ export class KvLatest {
   private ready = false;
   private closed = false;
   private inflight = 0;
+  /** A put failed and none worked since: one goes every CANARY_MS, the others wait for it. */
   private backedOff = false;
   private canaryAt = -Infinity;
   private putTimer: NodeJS.Timeout | null = null;
@@ -138,33 +171,40 @@ export class KvLatest {
   /** A save wanted while one was being written: when (Infinity: none). */
   private saveAgainAt = Infinity;
   private saveFailedAt = -Infinity;
+  /** The file may exist; the bytes it may hold; whether the next write must rewrite it whole. */
+  private fileExists = false;
+  private fileBytes = 0;
+  private rewriteNext = false;
   private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0 };
 
   constructor(o: KvLatestOptions) {
     this.o = o;
   }
 
-  /** What an earlier run saved (`kv.pending`, parsed): put once the bucket takes puts; the file keeps them meanwhile. */
-  load(found: { values: PendingValue[]; bad: number }): void {
+  /** What an earlier run saved (`kv.pending`, parsed, `bytes` long): put once the bucket takes puts; the file keeps them meanwhile. */
+  load(found: { values: PendingValue[]; bad: number }, bytes: number): void {
     this.c.badLines += found.bad;
     for (const v of found.values) {
       const en = this.entry(v.agent);
       if (v.seq <= en.seq) continue;
-      en.seq = v.seq;
-      en.body = v.body;
-      en.fileSeq = v.seq;
-      en.fileBody = v.body;
+      en.seq = en.fileLow = en.fileHigh = en.sureSeq = v.seq;
+      en.body = en.lowBody = v.body;
+      en.line = null;
       this.floors.set(v.agent, v.seq);
       this.todo.add(en);
     }
+    this.fileExists = true;
+    this.fileBytes = bytes;
+    this.rewriteNext = true; // its last line may be torn: nothing is appended after it
     this.pump();
   }
 
-  /** Whether the bucket can be written to (connected, the bucket found or made). */
+  /** Whether the bucket can be written to (connected; not found gone). */
   setReady(ready: boolean): void {
     this.ready = ready;
     if (ready) {
       // A new connection, or the bucket made again: what backed off goes now.
+      this.backedOff = false;
       for (const en of this.todo) en.notBefore = 0;
       this.pump();
     }
@@ -185,13 +225,14 @@ export class KvLatest {
       }
     }
     const en = this.entry(agent);
-    if (seq <= en.kvSeq || seq <= en.fileSeq) {
+    if (seq <= en.kvSeq || seq <= en.sureSeq) {
       done();
       return;
     }
     if (seq > en.seq) {
       en.seq = seq;
       en.body = body;
+      en.line = null;
     }
     const now = performance.now();
     en.waiters.push({ seq, at: now, done });
@@ -199,7 +240,8 @@ export class KvLatest {
     if (en.putSeq !== 0) return; // its put in flight: this value goes when it settles
     this.todo.add(en);
     // This agent alone, not a walk of every waiting one (thousands in an outage): the timer does that.
-    if (this.ready && en.notBefore <= now && this.inflight < (this.o.window ?? 256) && !this.send(en)) this.wantSave(now);
+    // While puts fail, only the canary goes (pump).
+    if (this.ready && !this.backedOff && en.notBefore <= now && this.inflight < (this.o.window ?? 256) && !this.send(en)) this.wantSave(now);
   }
 
   /** Everything known is in the bucket. */
@@ -212,12 +254,12 @@ export class KvLatest {
     let saved = 0;
     for (const en of this.entries.values()) {
       if (en.seq > en.kvSeq) pending++;
-      if (en.fileSeq > 0) saved++;
+      if (en.sureSeq > 0) saved++;
     }
     return { pending, saved, ...this.c };
   }
 
-  /** Stop: no put or save starts after it; the one being written is waited for (the spool's directory is closed after). */
+  /** Stop: no put or write starts after it; the one being written is waited for (the spool's directory is closed after). */
   async close(): Promise<void> {
     this.closed = true;
     if (this.putTimer) clearTimeout(this.putTimer);
@@ -230,23 +272,31 @@ export class KvLatest {
   private entry(agent: string): Entry {
     let en = this.entries.get(agent);
     if (!en) {
-      en = { agent, seq: 0, body: new Uint8Array(0), putSeq: 0, kvSeq: 0, fileSeq: 0, fileBody: null, savingSeq: 0, waiters: [], attempts: 0, notBefore: 0 };
+      en = {
+        agent, seq: 0, body: new Uint8Array(0), line: null, putSeq: 0, kvSeq: 0, fileLow: 0, lowBody: null, fileHigh: 0, sureSeq: 0, savingSeq: 0,
+        waiters: [], attempts: 0, notBefore: 0,
+      };
       this.entries.set(agent, en);
     }
     return en;
   }
 
+  private lineOf(en: Entry): string {
+    en.line ??= encodeLine(en.agent, en.seq, en.body);
+    return en.line;
+  }
+
   /**
    * The value of `en` that may be put now without the file ever holding an older one than the bucket:
-   * its latest, when neither the file nor the one being written names the agent or both hold it (or
-   * newer); else the file's own value while the bucket lacks it (a save that fails must not keep the
-   * bucket stale for good); else none: a save first.
+   * its latest, when neither the file nor the write in flight names the agent or both hold it (or
+   * newer); else the file's own value while the bucket lacks it (a write that fails must not keep the
+   * bucket stale for good); else none: a write first.
    */
   private putNow(en: Entry): { seq: number; body: Uint8Array } | null {
     const ok = (f: number) => f === 0 || f >= en.seq;
-    if (ok(en.fileSeq) && ok(en.savingSeq)) return { seq: en.seq, body: en.body };
-    if (en.fileBody !== null && en.fileSeq > en.kvSeq && (en.savingSeq === 0 || en.savingSeq >= en.fileSeq)) {
-      return { seq: en.fileSeq, body: en.fileBody };
+    if (ok(en.fileLow) && ok(en.savingSeq)) return { seq: en.seq, body: en.body };
+    if (en.lowBody !== null && en.fileLow > en.kvSeq && (en.savingSeq === 0 || en.savingSeq >= en.fileLow)) {
+      return { seq: en.fileLow, body: en.lowBody };
     }
     return null;
   }
@@ -255,26 +305,32 @@ export class KvLatest {
     if (!this.ready || this.closed) return;
     const now = performance.now();
     const window = this.o.window ?? 256;
-    let next = Infinity;
-    let first: Entry | null = null;
     let blocked = false;
-    for (const en of this.todo) {
-      if (this.inflight >= window) break;
-      if (en.notBefore > now) {
-        if (en.notBefore < next) next = en.notBefore;
-        if (first === null || en.notBefore < first.notBefore) first = en;
-        continue;
+    if (this.backedOff) {
+      // Puts fail (the bucket away, an election, refused): one goes every CANARY_MS — with thousands of
+      // agents waiting, each on its own backoff, they were thousands of failed puts a second.
+      if (now - this.canaryAt >= CANARY_MS && this.inflight < window) {
+        for (const en of this.todo) {
+          if (this.send(en)) {
+            this.canaryAt = now;
+            break;
+          }
+          blocked = true;
+        }
       }
-      if (!this.send(en)) blocked = true;
+      if (this.todo.size) this.pumpAt(this.canaryAt + CANARY_MS);
+    } else {
+      let next = Infinity;
+      for (const en of this.todo) {
+        if (this.inflight >= window) break;
+        if (en.notBefore > now) {
+          if (en.notBefore < next) next = en.notBefore;
+          continue;
+        }
+        if (!this.send(en)) blocked = true;
+      }
+      this.pumpAt(next);
     }
-    // Every put backing off (the bucket away, an election): the first goes ahead every CANARY_MS; its
-    // success sends the others at once.
-    if (first !== null && first.notBefore - now > CANARY_MS && this.inflight < window && now - this.canaryAt >= CANARY_MS) {
-      this.canaryAt = now;
-      if (!this.send(first)) blocked = true;
-    }
-    if (first !== null) next = Math.min(next, Math.max(this.canaryAt + CANARY_MS, now + 1));
-    this.pumpAt(next);
     if (blocked) this.wantSave(now);
   }
 
@@ -290,7 +346,7 @@ export class KvLatest {
     }, Math.max(1, at - performance.now()));
   }
 
-  /** Put `en`'s value (false: it must wait for a save). */
+  /** Put `en`'s value (false: it must wait for a write of the file). */
   private send(en: Entry): boolean {
     const v = this.putNow(en);
     if (v === null) return false;
@@ -310,11 +366,12 @@ export class KvLatest {
     en.notBefore = 0;
     this.release(en, en.kvSeq);
     if (this.backedOff) {
+      // The bucket takes puts again: everyone goes.
       this.backedOff = false;
       for (const o of this.todo) o.notBefore = 0;
     }
     if (en.seq > en.kvSeq) this.todo.add(en);
-    else if (en.fileSeq > 0) this.wantSave(performance.now() + (this.o.cleanupMs ?? 1000)); // the file names a value the bucket has
+    else if (en.fileHigh > 0) this.wantSave(performance.now() + (this.o.cleanupMs ?? 1000)); // the file names a value the bucket has
     this.forget(en);
     this.pump();
   }
@@ -344,7 +401,7 @@ export class KvLatest {
 
   /** An entry the bucket holds, the file does not name, nothing waits on: let go. */
   private forget(en: Entry): void {
-    if (en.seq <= en.kvSeq && en.putSeq === 0 && en.fileSeq === 0 && en.savingSeq === 0 && en.waiters.length === 0) {
+    if (en.seq <= en.kvSeq && en.putSeq === 0 && en.fileHigh === 0 && en.savingSeq === 0 && en.waiters.length === 0) {
       this.entries.delete(en.agent);
       this.todo.delete(en);
     }
@@ -368,62 +425,129 @@ export class KvLatest {
   }
 
   /**
-   * Whether a save is due now: a record waited saveAfterMs, a put waits for the file, or the file names
-   * a value the bucket has (a cleanup). Else, when one will be: the next look is armed then.
+   * Whether a write is due now: a record waited saveAfterMs, a put waits for the file, or the file
+   * names values the bucket has (removed when that is all, rewritten when it holds twice what is live).
+   * Else, when one will be: the next look is armed then.
    */
   private saveDue(now: number): boolean {
     const after = this.o.saveAfterMs ?? 250;
     let next = Infinity;
+    let stale = false;
+    let live = false;
     for (const en of this.entries.values()) {
-      if (en.fileSeq > 0 && en.fileSeq <= en.kvSeq) return true;
+      if (en.seq > en.kvSeq) live = true;
+      if (en.fileHigh > 0 && en.fileHigh <= en.kvSeq) stale = true;
       if (en.putSeq === 0 && en.seq > en.kvSeq && this.putNow(en) === null) return true;
-      if (en.waiters.length > 0) {
+      if (en.waiters.length > 0 && en.seq > en.sureSeq) {
         const due = en.waiters[0].at + after;
         if (due <= now) return true;
         if (due < next) next = due;
       }
     }
+    if (stale && !live) return true; // removed
+    if (stale && this.fileExists && this.fileBytes > 2 * this.liveBytes() + (1 << 20)) return true; // rewritten smaller
     if (next < Infinity) this.wantSave(next);
     return false;
   }
 
+  /** The bytes the values the bucket lacks take in the file. */
+  private liveBytes(): number {
+    let n = 0;
+    for (const en of this.entries.values()) if (en.seq > en.kvSeq) n += this.lineOf(en).length;
+    return n;
+  }
+
   /**
-   * Write the file: every value the bucket lacks. Done, the records it covers may go, the puts that
-   * waited for it go, and what it no longer names is let go. Failed: the old file stands; tried again.
+   * Write the file: append the values the bucket lacks that it does not hold, or — after a start, a
+   * failed append, or once it holds twice what is live — rewrite it whole with them; remove it once
+   * the bucket has all. Done, the records it covers may go, the puts that waited for it go, and what it
+   * no longer names is let go. Failed: tried again; meanwhile a failed append counts as maybe written.
    */
   private save(): void {
     if (this.closed || this.saving || !this.saveDue(performance.now())) return;
+    const max = this.o.maxBytes ?? MAX_PENDING_BYTES;
+    const live = [...this.entries.values()].filter((en) => en.seq > en.kvSeq);
+    let how: 'append' | 'replace';
+    let chosen: Entry[];
+    if (live.length === 0) {
+      how = 'replace';
+      chosen = [];
+    } else if (!this.fileExists || this.rewriteNext || this.fileBytes > 2 * this.liveBytes() + (1 << 20)) {
+      how = 'replace';
+      chosen = live;
+    } else {
+      how = 'append';
+      chosen = live.filter((en) => en.seq > en.fileHigh);
+      if (chosen.length === 0) return;
+    }
+    // Within the bound (the oldest first: the map keeps agents in the order they first waited). The
+    // others wait in the spool for their puts; a rewrite makes room once the bucket takes some.
     const lines: string[] = [];
-    const covered: Entry[] = [];
-    let bytes = 0;
-    for (const en of this.entries.values()) {
-      if (en.seq <= en.kvSeq) continue;
-      const line = `${JSON.stringify({ a: en.agent, s: en.seq, b: Buffer.from(en.body).toString('base64') })}\n`;
+    const written: Entry[] = [];
+    let bytes = how === 'append' ? this.fileBytes : 0;
+    for (const en of chosen) {
+      const line = this.lineOf(en);
+      if (bytes + line.length > (how === 'append' ? 2 * max : max)) break;
       bytes += line.length;
       lines.push(line);
-      covered.push(en);
+      written.push(en);
     }
-    const written = new Map<Entry, { seq: number; body: Uint8Array }>();
-    let wrote: Promise<void>;
-    if (bytes > MAX_PENDING_BYTES) {
-      // Too much to write at every change: the records wait in the spool for their puts, as before this file.
-      wrote = Promise.reject(new Error(`more than ${MAX_PENDING_BYTES >> 20} MiB of values wait for the KV bucket: not saved`));
-    } else {
-      for (const en of covered) {
-        en.savingSeq = en.seq;
-        written.set(en, { seq: en.seq, body: en.body });
+    if (how === 'append' && written.length === 0) {
+      this.rewriteNext = true;
+      this.wantSave(performance.now() + SAVE_RETRY_MS);
+      return;
+    }
+    const seqs = new Map<Entry, { seq: number; body: Uint8Array }>();
+    for (const en of written) {
+      en.savingSeq = en.seq;
+      seqs.set(en, { seq: en.seq, body: en.body });
+    }
+    const data = lines.join('');
+    this.c.saves++;
+    this.saving = this.o.write(how, data).then(() => {
+      this.fileExists = data !== '';
+      this.fileBytes = how === 'append' ? this.fileBytes + Buffer.byteLength(data) : Buffer.byteLength(data);
+      if (how === 'replace') this.rewriteNext = false;
+      for (const en of how === 'replace' ? this.entries.values() : seqs.keys()) {
+        const w = seqs.get(en);
+        en.fileLow = en.fileHigh = en.sureSeq = w?.seq ?? 0;
+        en.lowBody = w?.body ?? null;
+        en.savingSeq = 0;
+        if (w) this.release(en, w.seq);
       }
-      this.c.saves++;
-      wrote = this.o.save(lines.join(''));
-    }
-    this.saving = wrote.then(() => this.saved(written), async (err) => {
-      for (const en of covered) en.savingSeq = 0;
+      this.afterWrite();
+    }, async (err) => {
+      for (const [en, w] of seqs) {
+        en.savingSeq = 0;
+        // An append that failed may have written some of its lines: the file may name the value now
+        // (its highest), and an agent it did not name may be named by it (its lowest, too); no record
+        // goes for it (not surely there). The next write rewrites the file whole.
+        if (how === 'append') {
+          if (en.fileLow === 0) {
+            en.fileLow = w.seq;
+            en.lowBody = w.body;
+          }
+          en.fileHigh = Math.max(en.fileHigh, w.seq);
+        }
+      }
+      if (how === 'append') {
+        this.rewriteNext = true;
+        this.fileBytes += Buffer.byteLength(data);
+      }
       this.saveFailed(err);
-      // The file as it was stands. When the bucket holds all it names, it goes (an unlink needs no room
-      // on a full disk): the puts of newer values of its agents may go on meanwhile.
-      if (!this.closed && [...this.entries.values()].every((en) => en.fileSeq === 0 || en.fileSeq <= en.kvSeq)) {
-        await this.o.save('');
-        this.saved(new Map());
+      // The file as it was stands. When the bucket holds every value it surely names (those whose
+      // records went), it is removed (an unlink needs no room on a full disk): the file's own values are
+      // put first (putNow), then the newer ones.
+      if (!this.closed && [...this.entries.values()].every((en) => en.sureSeq <= en.kvSeq)) {
+        await this.o.write('replace', '');
+        this.fileExists = false;
+        this.fileBytes = 0;
+        this.rewriteNext = false;
+        for (const en of this.entries.values()) {
+          en.fileLow = en.fileHigh = en.sureSeq = 0;
+          en.lowBody = null;
+        }
+        this.afterWrite();
       }
     }).catch(() => { /* the removal failed: the file as it was stands, tried again */ }).finally(() => {
       this.saving = null;
@@ -435,22 +559,14 @@ export class KvLatest {
     });
   }
 
-  /** The file now holds `written` (and nothing else): the records it covers may go; what it no longer names is let go. */
-  private saved(written: Map<Entry, { seq: number; body: Uint8Array }>): void {
-    for (const en of this.entries.values()) {
-      const w = written.get(en);
-      en.fileSeq = w?.seq ?? 0;
-      en.fileBody = w?.body ?? null;
-      en.savingSeq = 0;
-      if (w) this.release(en, w.seq);
-    }
-    let cleanup = false;
+  /** After a write: what it no longer names is let go; a file left naming values the bucket has is looked at again. */
+  private afterWrite(): void {
+    let stale = false;
     for (const en of [...this.entries.values()]) {
-      // A put that landed while this file was written: the file names a value the bucket has.
-      if (en.fileSeq > 0 && en.fileSeq <= en.kvSeq) cleanup = true;
+      if (en.fileHigh > 0 && en.fileHigh <= en.kvSeq) stale = true;
       this.forget(en);
     }
-    if (cleanup) this.wantSave(performance.now() + (this.o.cleanupMs ?? 1000));
+    if (stale) this.wantSave(performance.now() + (this.o.cleanupMs ?? 1000));
   }
 
   private saveFailed(err: unknown): void {

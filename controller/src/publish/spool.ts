@@ -66,11 +66,12 @@ import {
   closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync,
   readSync, readdirSync, statSync, statfsSync, unlinkSync, writeSync,
 } from 'node:fs';
-import { unlink as unlinkAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../errors.js';
-import { EUID, NotOwnFile, openOwn, readOwn, replaceOwn, replaceOwnAsync } from '../util/checked-open.js';
+import {
+  EUID, NotOwnFile, appendOwnAsync, openOwn, readOwn, removeOwnAsync, replaceOwn, replaceOwnAsync,
+} from '../util/checked-open.js';
 import { isErrno } from '../util/errno.js';
 import { readWhole } from '../util/read-file.js';
 
@@ -632,21 +633,33 @@ export class Spool {
    * file would have the write land there.
    */
   async replaceSide(name: string, data: string): Promise<void> {
+    await this.sideOp(() => (data === ''
+      ? removeOwnAsync(this.at(name))
+      : replaceOwnAsync(this.at(name), data, { tmp: this.at(`${name}.tmp`), sync: true })));
+  }
+
+  /** Append `data` to a file of the tap's beside the segments, fdatasynced (appendOwnAsync: ENOENT when there is none). */
+  async appendSide(name: string, data: string): Promise<void> {
+    await this.sideOp(() => appendOwnAsync(this.at(name), data));
+  }
+
+  private async sideOp(op: () => Promise<void>): Promise<void> {
     if (this.closed || this.dirFd < 0) throw new Error('the spool is closed');
     this.sideOps++;
     try {
-      if (data === '') {
-        try {
-          await unlinkAsync(this.at(name));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        }
-      } else {
-        await replaceOwnAsync(this.at(name), data, { tmp: this.at(`${name}.tmp`), sync: true });
-      }
+      await op();
     } finally {
       if (--this.sideOps === 0 && this.closed) this.closeDir();
     }
+  }
+
+  /**
+   * No record of this run gets a seq at or below `seq`: kv.pending names seqs an earlier run handed out,
+   * and after a power loss the segments (synced every second) and the cursor (never) may end before them —
+   * a new record reusing one would be taken for older than the file's value of its agent.
+   */
+  reserveSeqs(seq: number): void {
+    if (Number.isSafeInteger(seq) && seq >= this.nextSeq) this.nextSeq = seq + 1;
   }
 
   /** replaceSide()s under way. */

@@ -181,6 +181,40 @@ export async function replaceOwnAsync(path: string, data: string | Uint8Array, o
   if (o.sync) await syncDirAsync(path);
 }
 
+/**
+ * Append `data` to one of the tap's own files that exists, on libuv's threads: opened without following
+ * a link or blocking on a FIFO, used only when it is a regular file of the tap's user with one name,
+ * written, fdatasynced. A write that fails part-way may leave part of `data` at the end (the caller
+ * rewrites the file whole after a failure). Rejects with ENOENT when there is no such file.
+ */
+export async function appendOwnAsync(path: string, data: string): Promise<void> {
+  const fh = await openAsync(path, fc.O_WRONLY | fc.O_APPEND | SAFE);
+  try {
+    const why = notOwnFile(await fh.stat());
+    if (why !== null) throw new NotOwnFile(path, why);
+    const buf = Buffer.from(data, 'utf8');
+    let off = 0;
+    while (off < buf.length) off += (await fh.write(buf, off)).bytesWritten;
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Remove one of the tap's files, on libuv's threads, and fsync its directory after it, so the removal
+ * outlives a power loss (the file back after it could hold what must not come back). ENOENT is no error.
+ */
+export async function removeOwnAsync(path: string): Promise<void> {
+  try {
+    await unlinkAsync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return;
+  }
+  await syncDirAsync(path);
+}
+
 /** syncDir on libuv's threads. */
 async function syncDirAsync(path: string): Promise<void> {
   try {
