@@ -36,15 +36,20 @@ function status(i: number, agent: string, kind: 'status' | 'alert' = 'status'): 
   };
 }
 
-t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses wait in kv.pending, a restart puts them; then the bucket has each agent\'s latest', async (t) => {
+/** A nats-server with the stream WAZUH and a KV bucket whose stream exists (STREAM.INFO answers: not gone) but takes none of its subjects: every put "no responders". */
+async function brokenBucket(t: Tap.Test) {
   const srv = await startNatsServer({ jetstream: true });
   t.teardown(() => srv.stop());
   const nc = await connect({ servers: srv.url });
   t.teardown(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, duplicate_window: 7200e9 });
-  // The bucket's stream exists (STREAM.INFO answers: not gone) but no stream takes its subjects: every put "no responders".
   await jsm.streams.add({ ...kvStreamConfig('wazuh_agents', 1), subjects: ['$KV.elsewhere.>'] });
+  return { srv, nc, jsm };
+}
+
+t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses wait in kv.pending, a restart puts them; then the bucket has each agent\'s latest', async (t) => {
+  const { srv, nc, jsm } = await brokenBucket(t);
   const dir = tmp('spool-kvout-');
   const open = () => new Delivery({
     servers: [srv.url], mode: 'jetstream', spool: { dir, maxBytes: 64 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,
@@ -134,13 +139,7 @@ t.test('agents_kv turned off: the values an earlier run saved for the bucket are
 });
 
 t.test('a power loss that takes the spool\'s last second but not kv.pending: the next run\'s statuses are not taken for older than the file\'s (review F1)', async (t) => {
-  const srv = await startNatsServer({ jetstream: true });
-  t.teardown(() => srv.stop());
-  const nc = await connect({ servers: srv.url });
-  t.teardown(() => nc.close());
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: 'WAZUH', subjects: ['wazuh.>'], storage: StorageType.File, duplicate_window: 7200e9 });
-  await jsm.streams.add({ ...kvStreamConfig('wazuh_agents', 1), subjects: ['$KV.elsewhere.>'] }); // takes no put
+  const { srv, jsm } = await brokenBucket(t);
   const dir = tmp('spool-kvpower-');
   const open = () => new Delivery({
     servers: [srv.url], mode: 'jetstream', spool: { dir, maxBytes: 64 << 20 }, reconnectDelayMs: 200, ackTimeoutMs: 2000,

@@ -80,6 +80,17 @@ class World {
 
 const tick = () => sleep(0);
 
+/** The bucket away (every put fails), the disk fine: a writer ready, and the records it released. */
+function outage(): { w: World; kv: KvLatest; done: number[]; offer: (agent: string, seq: number) => void } {
+  const w = new World();
+  w.auto.put = 'fail';
+  w.auto.write = 'ok';
+  const kv = w.writer();
+  kv.setReady(true);
+  const done: number[] = [];
+  return { w, kv, done, offer: (agent, seq) => kv.offer(agent, seq, body(agent, seq), false, () => done.push(seq)) };
+}
+
 t.test('a put that works: the record goes when the bucket has it; nothing is written to disk', async (t) => {
   const w = new World();
   w.auto.put = 'ok';
@@ -116,14 +127,9 @@ t.test('one put at a time per agent; the values that came meanwhile fold into th
 });
 
 t.test('the bucket away: records go once kv.pending holds their values (appended, then removed once the bucket has them); never backwards', async (t) => {
-  const w = new World();
-  w.auto.put = 'fail';
-  w.auto.write = 'ok';
-  const kv = w.writer();
-  kv.setReady(true);
-  const done: number[] = [];
-  kv.offer('001', 1, body('001', 1), false, () => done.push(1));
-  kv.offer('002', 2, body('002', 2), false, () => done.push(2));
+  const { w, kv, done, offer } = outage();
+  offer('001', 1);
+  offer('002', 2);
   await sleep(100);
   t.same(done.sort(), [1, 2], 'released by the write');
   t.same(Object.fromEntries(w.file), { '001': 1, '002': 2 }, 'the file holds both');
@@ -151,13 +157,8 @@ t.test('the bucket away: records go once kv.pending holds their values (appended
 });
 
 t.test('writing fails (a full disk) while the bucket is back: the file\'s own value is put, then the file removed, then the newer', async (t) => {
-  const w = new World();
-  w.auto.put = 'fail';
-  w.auto.write = 'ok';
-  const kv = w.writer();
-  kv.setReady(true);
-  const done: number[] = [];
-  kv.offer('001', 1, body('001', 1), false, () => done.push(1));
+  const { w, kv, done, offer } = outage();
+  offer('001', 1);
   await sleep(100);
   t.same(Object.fromEntries(w.file), { '001': 1 });
   // The disk full from now (a write fails, an unlink works); the bucket back; a newer value.

@@ -150,6 +150,32 @@ export function parsePending(text: string): { values: PendingValue[]; bad: numbe
   return { values, bad, maxSeq };
 }
 
+/** A timer that runs `fn` at the earliest moment it was asked for (performance.now() ms); one at a time. */
+class EarliestTimer {
+  private timer: NodeJS.Timeout | null = null;
+  private at = Infinity;
+
+  constructor(private readonly fn: () => void) {}
+
+  /** Run at `at` at the latest (sooner if already asked sooner). */
+  arm(at: number): void {
+    if (at === Infinity || at >= this.at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.at = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.at = Infinity;
+      this.fn();
+    }, Math.max(0, at - performance.now()));
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.at = Infinity;
+  }
+}
+
 export class KvLatest {
   private readonly o: KvLatestOptions;
   private readonly entries = new Map<string, Entry>();
@@ -163,10 +189,9 @@ export class KvLatest {
   /** A put failed and none worked since: one goes every CANARY_MS, the others wait for it. */
   private backedOff = false;
   private canaryAt = -Infinity;
-  private putTimer: NodeJS.Timeout | null = null;
-  private putAt = Infinity;
-  private saveTimer: NodeJS.Timeout | null = null;
-  private saveAt = Infinity;
+  /** The next walk of the waiting puts, and the next write of the file. */
+  private readonly putTimer = new EarliestTimer(() => this.pump());
+  private readonly saveTimer = new EarliestTimer(() => this.save());
   private saving: Promise<void> | null = null;
   /** A save wanted while one was being written: when (Infinity: none). */
   private saveAgainAt = Infinity;
@@ -262,10 +287,8 @@ export class KvLatest {
   /** Stop: no put or write starts after it; the one being written is waited for (the spool's directory is closed after). */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.putTimer) clearTimeout(this.putTimer);
-    if (this.saveTimer) clearTimeout(this.saveTimer);
-    this.putTimer = this.saveTimer = null;
-    this.putAt = this.saveAt = Infinity;
+    this.putTimer.cancel();
+    this.saveTimer.cancel();
     await this.saving?.catch(() => {});
   }
 
@@ -336,14 +359,7 @@ export class KvLatest {
 
   /** The next walk of the waiting puts, at `at` at the latest. */
   private pumpAt(at: number): void {
-    if (at === Infinity || at >= this.putAt || this.closed) return;
-    if (this.putTimer) clearTimeout(this.putTimer);
-    this.putAt = at;
-    this.putTimer = setTimeout(() => {
-      this.putTimer = null;
-      this.putAt = Infinity;
-      this.pump();
-    }, Math.max(1, at - performance.now()));
+    if (!this.closed) this.putTimer.arm(Math.max(at, performance.now() + 1));
   }
 
   /** Put `en`'s value (false: it must wait for a write of the file). */
@@ -413,15 +429,7 @@ export class KvLatest {
       this.saveAgainAt = Math.min(this.saveAgainAt, at);
       return;
     }
-    at = Math.max(at, this.saveFailedAt + SAVE_RETRY_MS);
-    if (at >= this.saveAt) return;
-    if (this.saveTimer) clearTimeout(this.saveTimer);
-    this.saveAt = at;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = null;
-      this.saveAt = Infinity;
-      this.save();
-    }, Math.max(0, at - performance.now()));
+    this.saveTimer.arm(Math.max(at, this.saveFailedAt + SAVE_RETRY_MS));
   }
 
   /**
