@@ -246,7 +246,7 @@ t.test('past the bound, the values that fit are written and their records go; th
   w.auto.put = 'fail';
   w.auto.write = 'ok';
   const line = encodeLine('001', 1, body('001', 1)).length;
-  const kv = w.writer({ maxBytes: 3 * line + 5 });
+  const kv = w.writer({ maxBytes: Math.ceil(3 * line / 2) + 2 }); // new values while the file is under twice it: three lines
   kv.setReady(true);
   const done: number[] = [];
   for (let a = 1; a <= 6; a++) kv.offer(`00${a}`, a, body(`00${a}`, a), false, () => done.push(a));
@@ -346,4 +346,100 @@ t.test('any order of settling, with crashes: the file never older than a put, th
     await kv.close();
   }
   t.equal(schedules, 40, 'every schedule ends right');
+});
+
+/** The bucket away throughout, a disk that takes every write (`failNextAppend`: but one append), a small bound. */
+function boundWorld(maxBytes: number) {
+  const w = { file: '', writes: [] as string[], failNextAppend: false, puts: 0 };
+  const kv = new KvLatest({
+    saveAfterMs: 20, cleanupMs: 50, maxBytes,
+    put: () => { w.puts++; return Promise.reject(new Error('no responders')); }, // the bucket away throughout
+    write: async (how, data) => {
+      w.writes.push(`${how}:${parsePending(data).values.map((v) => `${v.agent}@${v.seq}`).join(',') || '(remove)'}`);
+      if (how === 'append') {
+        if (w.failNextAppend) { w.failNextAppend = false; throw Object.assign(new Error('EIO'), { code: 'EIO' }); }
+        w.file += data;
+      } else w.file = data;
+    },
+  });
+  return { w, kv };
+}
+const valuesIn = (text: string) => parsePending(text).values.map((v) => `${v.agent}@${v.seq}`).sort();
+
+t.test('past the bound, a rewrite after a failed append keeps the values whose records were released (re-review R2)', async (t) => {
+  const line = encodeLine('001', 1, body('001', 1)).length;
+  const { w, kv } = boundWorld(3 * line + 5);
+  kv.setReady(true);
+  const released: number[] = [];
+  for (let a = 1; a <= 3; a++) kv.offer(`00${a}`, a, body(`00${a}`, a), false, () => released.push(a));
+  await sleep(80);
+  for (let a = 4; a <= 5; a++) kv.offer(`00${a}`, a, body(`00${a}`, a), false, () => released.push(a));
+  await sleep(80);
+  t.comment(`writes ${JSON.stringify(w.writes)}; released ${JSON.stringify(released.sort())}; file ${JSON.stringify(valuesIn(w.file))}`);
+  t.same(released.sort(), [1, 2, 3, 4, 5], 'all five records released: the file (replace 3 + append 2, within 2 * max) holds them');
+  w.failNextAppend = true;
+  kv.offer('001', 6, body('001', 6), false, () => released.push(6));
+  await sleep(1300); // the failed append, then the rewrite (SAVE_RETRY_MS)
+  t.comment(`writes ${JSON.stringify(w.writes)}; file now ${JSON.stringify(valuesIn(w.file))}; stats ${JSON.stringify(kv.stats())}`);
+  await sleep(1500);
+  t.comment(`1.5 s later: file ${JSON.stringify(valuesIn(w.file))}; writes ${w.writes.length}`);
+  await kv.close(); // a stop: the spool holds nothing (every record released)
+  const restart = valuesIn(w.file);
+  t.ok(restart.includes('004@4') && restart.includes('005@5'), `a restart finds agents 004 and 005 (their records were released): it finds ${JSON.stringify(restart)}`);
+});
+
+t.test('a start whose file holds more than the bound keeps every value it loaded at its first rewrite (R2)', async (t) => {
+  const line = encodeLine('001', 1, body('001', 1)).length;
+  const { w, kv } = boundWorld(3 * line + 5);
+  w.file = [1, 2, 3, 4, 5].map((a) => encodeLine(`00${a}`, a, body(`00${a}`, a))).join('');
+  kv.load(parsePending(w.file), w.file.length);
+  kv.setReady(true);
+  kv.offer('009', 9, body('009', 9), false, () => {}); // any value that waits makes the first write (a rewrite)
+  await sleep(300);
+  t.comment(`writes ${JSON.stringify(w.writes)}; file ${JSON.stringify(valuesIn(w.file))}`);
+  await sleep(2000);
+  await kv.close();
+  const restart = valuesIn(w.file);
+  t.ok(['001@1', '002@2', '003@3', '004@4', '005@5'].every((v) => restart.includes(v)), `the earlier run's five values survive: the file holds ${JSON.stringify(restart)}`);
+});
+
+t.test('the file grown to the bound by appends: the rewrite that follows keeps the values whose records went (R2)', async (t) => {
+  const line = encodeLine('001', 1, body('001', 1)).length;
+  const { w, kv } = boundWorld(3 * line + 5);
+  kv.setReady(true);
+  const released: number[] = [];
+  let seq = 0;
+  for (let a = 1; a <= 5; a++) { const s = ++seq; kv.offer(`00${a}`, s, body(`00${a}`, s), false, () => released.push(s)); await sleep(60); }
+  for (const a of [1, 2, 3]) { const s = ++seq; kv.offer(`00${a}`, s, body(`00${a}`, s), false, () => released.push(s)); await sleep(60); }
+  await sleep(1500);
+  t.comment(`writes ${JSON.stringify(w.writes)}; released ${JSON.stringify(released.sort((a, b) => a - b))}; file ${JSON.stringify(valuesIn(w.file))}`);
+  await kv.close();
+  const restart = valuesIn(w.file).map((v) => v.split('@')[0]);
+  t.ok(restart.includes('004') && restart.includes('005'), `a restart finds 004 and 005 (their records went): it finds ${JSON.stringify(valuesIn(w.file))}`);
+});
+
+t.test('puts failing and every waiting agent waiting for a write in flight: a walk every 500 ms, not one a millisecond (re-review R3)', async (t) => {
+  const N = 2000;
+  let hold: (() => void) | null = null;
+  const kv = new KvLatest({
+    put: () => Promise.reject(new Error('no responders')),
+    write: () => new Promise<void>((r) => { hold = r; }), // the first write hangs (a slow disk)
+  });
+  let pumps = 0;
+  const proto = KvLatest.prototype as unknown as { pump: () => void };
+  const orig = proto.pump;
+  proto.pump = function (this: unknown) { pumps++; orig.call(this); };
+  t.teardown(() => { proto.pump = orig; });
+  kv.setReady(true);
+  let seq = 0;
+  for (let a = 0; a < N; a++) kv.offer(String(1000 + a), ++seq, body(String(1000 + a), seq), false, () => {});
+  await sleep(400); // the first write (every agent's value) in flight
+  // Every agent changes again: the newer values wait for the write in flight before they may be put.
+  for (let a = 0; a < N; a++) kv.offer(String(1000 + a), ++seq, body(String(1000 + a), seq), false, () => {});
+  await sleep(300);
+  const p0 = pumps;
+  await sleep(2000);
+  t.ok(pumps - p0 <= 10, `${pumps - p0} walks of the ${N} agents in 2 s (one per 500 ms at most, and the write's end)`);
+  (hold as (() => void) | null)?.();
+  await kv.close();
 });

@@ -343,7 +343,9 @@ export class Delivery {
           `spool: cannot save ${KV_PENDING} (the statuses waiting for the KV bucket): their records stay in the spool until their puts; retrying`);
       },
     });
-    const found = this.spool.readSide(KV_PENDING, KV_PENDING_MAX_FILE);
+    // Synced before it is trusted: a run killed in an append leaves lines the disk may not have yet, and
+    // records released by them would be lost to a power loss that took the lines (found by review).
+    const found = this.spool.readSide(KV_PENDING, KV_PENDING_MAX_FILE, { sync: true });
     if (found !== null) {
       const parsed = parsePending(found.toString('utf8'));
       // A torn last line (a crash in an append) is one; more is damage.
@@ -1466,8 +1468,11 @@ const CANARY_MS = 500;
 
 /** The statuses waiting for the KV bucket (agents_kv), beside the spool's segments (kv-latest.ts). */
 const KV_PENDING = 'kv.pending';
-/** Its size at most: twice the values it holds (superseded lines until it is rewritten), and a margin. */
-const KV_PENDING_MAX_FILE = 2 * MAX_PENDING_BYTES + (1 << 20);
+/**
+ * Its size read at most: new values go in below twice MAX_PENDING_BYTES; what it surely holds is kept by
+ * a rewrite past that (their newer values may be longer), so twice again, and a margin.
+ */
+const KV_PENDING_MAX_FILE = 4 * MAX_PENDING_BYTES + (1 << 20);
 
 /** The wait before retry `n` (from 0) of a failed read or publish: 100 ms, doubling, at most 5 s. */
 function backoffMs(n: number): number {

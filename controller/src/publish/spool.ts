@@ -63,7 +63,7 @@
 // made with O_EXCL. Anything else where a segment or the cursor should be is reported (`onWarn`),
 // counted (`refusedFiles`) and left as it is: never read, written, truncated, chmodded or followed.
 import {
-  closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync,
+  closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync,
   readSync, readdirSync, statSync, statfsSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -600,7 +600,7 @@ export class Spool {
    * there is none, when it is larger than `maxBytes` (said), or when what is there is not the tap's
    * (reported, counted, left as it is).
    */
-  readSide(name: string, maxBytes: number): Buffer | null {
+  readSide(name: string, maxBytes: number, o: { sync?: boolean } = {}): Buffer | null {
     if (this.closed || this.dirFd < 0) return null;
     let fd: number | null;
     try {
@@ -617,9 +617,17 @@ export class Spool {
         this.onWarn?.('spool: a file beside the segments is larger than the tap ever writes it: ignored', { file: join(this.o.dir, name), bytes: size });
         return null;
       }
-      return readWhole(fd, size);
+      const data = readWhole(fd, size);
+      if (o.sync) {
+        // `sync`: what is read is on the disk before it is trusted (a killed run's last write may not be),
+        // and so is its name. A sync that fails: not trusted (null), said.
+        fdatasyncSync(fd);
+        fsyncSync(this.dirFd);
+      }
+      return data;
     } catch (e) {
       if (!isErrno(e)) throw e;
+      if (o.sync) this.onWarn?.('spool: a file beside the segments cannot be read or synced: ignored', { file: join(this.o.dir, name), err: e.code });
       return null;
     } finally {
       closeSync(fd);

@@ -203,16 +203,23 @@ export async function appendOwnAsync(path: string, data: string): Promise<void> 
 
 /**
  * Remove one of the tap's files, on libuv's threads, and fsync its directory after it, so the removal
- * outlives a power loss (the file back after it could hold what must not come back). ENOENT is no error.
+ * outlives a power loss (the file back after it could hold what must not come back). ENOENT is no error;
+ * a directory sync that fails is (rejects).
  */
 export async function removeOwnAsync(path: string): Promise<void> {
   try {
     await unlinkAsync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return;
+    // Gone already: maybe by an earlier removal whose directory sync failed — synced now.
   }
-  await syncDirAsync(path);
+  // Not best effort here: a removal the caller takes for durable must be (its failure rejects).
+  const d = await openAsync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }
 
 /** syncDir on libuv's threads. */
