@@ -521,11 +521,18 @@ export class KvLatest {
       written.push(en);
     }
     if (how === 'append' && written.length === 0) {
-      // At the bound. A rewrite makes room only when the file holds lines it no longer needs (superseded,
-      // or values the bucket has); else the new values wait in the spool until the bucket takes puts.
+      // At the bound. A rewrite makes room when the file names an agent it need not (its value the bucket
+      // has: dropped, that agent's newer value may be put — it waited for the file for good otherwise),
+      // or holds many superseded lines; else the new values wait in the spool until the bucket takes puts.
       let needed = 0;
-      for (const en of live) if (en.sureSeq > en.kvSeq) needed += en.lineBytes;
-      if (this.fileBytes > needed + (1 << 20)) {
+      let droppable = false;
+      for (const en of this.entries.values()) {
+        if (en.sureSeq > en.kvSeq) {
+          this.lineOf(en);
+          needed += en.lineBytes;
+        } else if (en.fileHigh > 0) droppable = true;
+      }
+      if (droppable || this.fileBytes > needed + Math.min(1 << 20, max)) {
         this.rewriteNext = true;
         this.wantSave(performance.now() + SAVE_RETRY_MS);
       }
