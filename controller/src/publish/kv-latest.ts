@@ -44,7 +44,7 @@ export interface KvLatestOptions {
   window?: number;
   /** A file that names only values the bucket has is removed this long after (ms, 1000). */
   cleanupMs?: number;
-  /** The values the file holds at most, bytes (MAX_PENDING_BYTES): beyond, records wait in the spool for their puts. */
+  /** New values go into the file while it holds less than twice this, bytes (MAX_PENDING_BYTES); beyond, their records wait in the spool for their puts. */
   maxBytes?: number;
 }
 
