@@ -79,8 +79,6 @@ interface Entry {
   /** The value a write in flight holds (0: none). */
   savingSeq: number;
   waiters: Waiter[];
-  attempts: number;
-  notBefore: number;
 }
 
 /** A value loaded from `kv.pending` (parsePending). */
@@ -117,10 +115,6 @@ const CANARY_MS = 500;
 const SAVE_RETRY_MS = 1000;
 
 const bytesOf = (s: string) => Buffer.byteLength(s);
-
-function backoffMs(n: number): number {
-  return Math.min(5000, 100 * 2 ** Math.min(n, 6));
-}
 
 /** One line of the file: `<crc32 of the JSON, 8 hex> {"a":agent,"s":seq,"b":body}`. */
 export function encodeLine(agent: string, seq: number, body: Uint8Array): string {
@@ -236,7 +230,6 @@ export class KvLatest {
     if (ready) {
       // A new connection, or the bucket made again: what backed off goes now.
       this.backedOff = false;
-      for (const en of this.todo) en.notBefore = 0;
       this.pump();
     }
   }
@@ -272,7 +265,7 @@ export class KvLatest {
     this.todo.add(en);
     // This agent alone, not a walk of every waiting one (thousands in an outage): the timer does that.
     // While puts fail, only the canary goes (pump).
-    if (this.ready && !this.backedOff && en.notBefore <= now && this.inflight < (this.o.window ?? 256) && !this.send(en)) this.wantSave(now);
+    if (this.ready && !this.backedOff && this.inflight < (this.o.window ?? 256) && !this.send(en)) this.wantSave(now);
   }
 
   /** Everything known is in the bucket. */
@@ -303,7 +296,7 @@ export class KvLatest {
     if (!en) {
       en = {
         agent, seq: 0, body: new Uint8Array(0), line: null, lineBytes: 0, putSeq: 0, kvSeq: 0, fileLow: 0, lowBody: null, fileHigh: 0, sureSeq: 0, savingSeq: 0,
-        waiters: [], attempts: 0, notBefore: 0,
+        waiters: [],
       };
       this.entries.set(agent, en);
     }
@@ -313,7 +306,7 @@ export class KvLatest {
   private lineOf(en: Entry): string {
     if (en.line === null) {
       en.line = encodeLine(en.agent, en.seq, en.body);
-      en.lineBytes = Buffer.byteLength(en.line);
+      en.lineBytes = bytesOf(en.line);
     }
     return en.line;
   }
@@ -355,16 +348,11 @@ export class KvLatest {
       // looks again): armed at the last canary's time, it was a walk of every agent each millisecond.
       if (this.todo.size) this.pumpAt((due ? now : this.canaryAt) + CANARY_MS);
     } else {
-      let next = Infinity;
+      // No put failed since the last that worked: every waiting agent may go (a failure backs all off).
       for (const en of this.todo) {
         if (this.inflight >= window) break;
-        if (en.notBefore > now) {
-          if (en.notBefore < next) next = en.notBefore;
-          continue;
-        }
         if (!this.send(en)) blocked = true;
       }
-      this.pumpAt(next);
     }
     if (blocked) this.wantSave(now);
   }
@@ -390,14 +378,8 @@ export class KvLatest {
     this.inflight--;
     en.kvSeq = Math.max(en.kvSeq, en.putSeq);
     en.putSeq = 0;
-    en.attempts = 0;
-    en.notBefore = 0;
     this.release(en, en.kvSeq);
-    if (this.backedOff) {
-      // The bucket takes puts again: everyone goes.
-      this.backedOff = false;
-      for (const o of this.todo) o.notBefore = 0;
-    }
+    this.backedOff = false; // the bucket takes puts again: everyone goes
     if (en.seq > en.kvSeq) this.todo.add(en);
     else if (en.fileHigh > 0) this.wantSave(performance.now() + (this.o.cleanupMs ?? 1000)); // the file names a value the bucket has
     this.forget(en);
@@ -407,7 +389,6 @@ export class KvLatest {
   private failed(en: Entry, err: unknown): void {
     this.inflight--;
     en.putSeq = 0;
-    en.notBefore = performance.now() + backoffMs(en.attempts++);
     this.c.failures++;
     this.backedOff = true;
     this.todo.add(en);
@@ -465,21 +446,21 @@ export class KvLatest {
       }
     }
     if (stale && !live) return true; // removed
-    if (stale && this.fileExists && this.fileBytes > 2 * this.liveBytes() + (1 << 20)) return true; // rewritten smaller
+    if (stale && this.overgrown()) return true; // rewritten smaller
     if (next < Infinity) this.wantSave(next);
     return false;
   }
 
-  /** The bytes the values the bucket lacks take in the file. */
-  private liveBytes(): number {
-    let n = 0;
+  /** The file holds more than twice (and a MiB) what the values the bucket lacks would take: a rewrite shrinks it. */
+  private overgrown(): boolean {
+    let live = 0;
     for (const en of this.entries.values()) {
       if (en.seq > en.kvSeq) {
         this.lineOf(en);
-        n += en.lineBytes;
+        live += en.lineBytes;
       }
     }
-    return n;
+    return this.fileExists && this.fileBytes > 2 * live + (1 << 20);
   }
 
   /**
@@ -497,7 +478,7 @@ export class KvLatest {
     if (live.length === 0) {
       how = 'replace';
       chosen = [];
-    } else if (!this.fileExists || this.rewriteNext || this.fileBytes > 2 * this.liveBytes() + (1 << 20)) {
+    } else if (!this.fileExists || this.rewriteNext || this.overgrown()) {
       how = 'replace';
       chosen = live;
     } else {
@@ -545,19 +526,7 @@ export class KvLatest {
     }
     const data = lines.join('');
     this.c.saves++;
-    this.saving = this.o.write(how, data).then(() => {
-      this.fileExists = data !== '';
-      this.fileBytes = how === 'append' ? this.fileBytes + bytesOf(data) : bytesOf(data);
-      if (how === 'replace') this.rewriteNext = false;
-      for (const en of how === 'replace' ? this.entries.values() : seqs.keys()) {
-        const w = seqs.get(en);
-        en.fileLow = en.fileHigh = en.sureSeq = w?.seq ?? 0;
-        en.lowBody = w?.body ?? null;
-        en.savingSeq = 0;
-        if (w) this.release(en, w.seq);
-      }
-      this.afterWrite();
-    }, async (err) => {
+    this.saving = this.o.write(how, data).then(() => this.wrote(how, data, seqs), async (err) => {
       for (const [en, w] of seqs) {
         en.savingSeq = 0;
         // An append that failed may have written some of its lines: the file may name the value now
@@ -581,14 +550,7 @@ export class KvLatest {
       // put first (putNow), then the newer ones.
       if (!this.closed && [...this.entries.values()].every((en) => en.sureSeq <= en.kvSeq)) {
         await this.o.write('replace', '');
-        this.fileExists = false;
-        this.fileBytes = 0;
-        this.rewriteNext = false;
-        for (const en of this.entries.values()) {
-          en.fileLow = en.fileHigh = en.sureSeq = 0;
-          en.lowBody = null;
-        }
-        this.afterWrite();
+        this.wrote('replace', '', new Map());
       }
     }).catch(() => { /* the removal failed: the file as it was stands, tried again */ }).finally(() => {
       this.saving = null;
@@ -600,8 +562,22 @@ export class KvLatest {
     });
   }
 
-  /** After a write: what it no longer names is let go; a file left naming values the bucket has is looked at again. */
-  private afterWrite(): void {
+  /**
+   * A write done: the file holds `written` — appended to what it held, or alone (replace; '' removed it).
+   * The records it covers may go; what it no longer names (and the bucket has) is let go.
+   */
+  private wrote(how: 'append' | 'replace', data: string, written: Map<Entry, { seq: number; body: Uint8Array }>): void {
+    this.fileExists = how === 'append' || data !== '';
+    this.fileBytes = how === 'append' ? this.fileBytes + bytesOf(data) : bytesOf(data);
+    if (how === 'replace') this.rewriteNext = false;
+    for (const en of how === 'replace' ? this.entries.values() : written.keys()) {
+      const w = written.get(en);
+      en.fileLow = en.fileHigh = en.sureSeq = w?.seq ?? 0;
+      en.lowBody = w?.body ?? null;
+      en.savingSeq = 0;
+      if (w) this.release(en, w.seq);
+    }
+    // A file left naming values the bucket has is looked at again.
     let stale = false;
     for (const en of [...this.entries.values()]) {
       if (en.fileHigh > 0 && en.fileHigh <= en.kvSeq) stale = true;
