@@ -318,7 +318,7 @@ export class Delivery {
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
     if (opts.mode === 'jetstream' && opts.kvBucket) this.kv = this.openKv(opts.kvBucket);
-    else if (this.spool.readSide(KV_PENDING, KV_PENDING_MAX_FILE) !== null) {
+    else if (this.spool.hasSide(KV_PENDING)) {
       // agents_kv turned off since: put once it is on again, these would be older than the statuses since.
       this.log?.info({ file: KV_PENDING }, 'agents_kv is off: the KV bucket values an earlier run saved are dropped');
       this.spool.replaceSide(KV_PENDING, '').catch(() => { /* tried again at the next start */ });

@@ -70,10 +70,10 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../errors.js';
 import {
-  EUID, NotOwnFile, appendOwnAsync, openOwn, readOwn, removeOwnAsync, replaceOwn, replaceOwnAsync,
+  EUID, NotOwnFile, appendOwnAsync, notOwnFile, openOwn, readOwn, removeOwnAsync, replaceOwn, replaceOwnAsync,
 } from '../util/checked-open.js';
 import { isErrno } from '../util/errno.js';
-import { readWhole } from '../util/read-file.js';
+import { lstatOrNull, readWhole } from '../util/read-file.js';
 
 export type MessageKind = 'status' | 'keepalive' | 'alert' | 'tap';
 export const KINDS: readonly MessageKind[] = ['status', 'keepalive', 'alert', 'tap'];
@@ -635,6 +635,19 @@ export class Spool {
   }
 
   /**
+   * Whether a file of the tap's beside the segments is there (looked at, not read: its name's entry, never
+   * followed). Something else there is reported, counted and left as it is, as readSide does.
+   */
+  hasSide(name: string): boolean {
+    if (this.closed || this.dirFd < 0) return false;
+    const st = lstatOrNull(this.at(name));
+    if (st === null) return false;
+    const why = notOwnFile(st);
+    if (why !== null) this.refusedFile(name, why);
+    return why === null;
+  }
+
+  /**
    * Replace a file of the tap's beside the segments with `data`, fsynced, on libuv's threads ('' removes
    * it), through the directory opened (a rename of spool_dir cannot redirect it). The directory's
    * descriptor stays open until the last of these ends, even past close(): its number reused by another
@@ -670,7 +683,7 @@ export class Spool {
     if (Number.isSafeInteger(seq) && seq >= this.nextSeq) this.nextSeq = seq + 1;
   }
 
-  /** replaceSide()s under way. */
+  /** replaceSide()s and appendSide()s under way. */
   private sideOps = 0;
 
   private closeDir(): void {

@@ -162,17 +162,7 @@ export async function replaceOwnAsync(path: string, data: string | Uint8Array, o
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   try {
-    const fh = await openAsync(tmp, fc.O_WRONLY | fc.O_CREAT | fc.O_EXCL | SAFE, 0o600);
-    try {
-      const why = notOwnFile(await fh.stat());
-      if (why !== null) throw new NotOwnFile(tmp, why);
-      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      let off = 0;
-      while (off < buf.length) off += (await fh.write(buf, off)).bytesWritten;
-      if (o.sync) await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    await writeOwnAsync(tmp, fc.O_CREAT | fc.O_EXCL, data, !!o.sync);
     await renameAsync(tmp, path);
   } catch (e) {
     try { await unlinkAsync(tmp); } catch { /* not made */ }
@@ -188,14 +178,22 @@ export async function replaceOwnAsync(path: string, data: string | Uint8Array, o
  * rewrites the file whole after a failure). Rejects with ENOENT when there is no such file.
  */
 export async function appendOwnAsync(path: string, data: string): Promise<void> {
-  const fh = await openAsync(path, fc.O_WRONLY | fc.O_APPEND | SAFE);
+  await writeOwnAsync(path, fc.O_APPEND, data, true);
+}
+
+/**
+ * Open `path` for writing (`flags` added; never following a link, never blocking on a FIFO), check it
+ * is a regular file of the tap's user with one name, write `data` whole, fdatasync it when `sync`.
+ */
+async function writeOwnAsync(path: string, flags: number, data: string | Uint8Array, sync: boolean): Promise<void> {
+  const fh = await openAsync(path, fc.O_WRONLY | flags | SAFE, 0o600);
   try {
     const why = notOwnFile(await fh.stat());
     if (why !== null) throw new NotOwnFile(path, why);
-    const buf = Buffer.from(data, 'utf8');
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     let off = 0;
     while (off < buf.length) off += (await fh.write(buf, off)).bytesWritten;
-    await fh.datasync();
+    if (sync) await fh.datasync();
   } finally {
     await fh.close();
   }
@@ -214,6 +212,11 @@ export async function removeOwnAsync(path: string): Promise<void> {
     // Gone already: maybe by an earlier removal whose directory sync failed — synced now.
   }
   // Not best effort here: a removal the caller takes for durable must be (its failure rejects).
+  await fsyncDirOf(path);
+}
+
+/** fsync of the directory `path` is in, on libuv's threads; rejects when it fails. */
+async function fsyncDirOf(path: string): Promise<void> {
   const d = await openAsync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY);
   try {
     await d.sync();
@@ -225,12 +228,7 @@ export async function removeOwnAsync(path: string): Promise<void> {
 /** syncDir on libuv's threads. */
 async function syncDirAsync(path: string): Promise<void> {
   try {
-    const d = await openAsync(dirname(path), fc.O_RDONLY | fc.O_DIRECTORY);
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await fsyncDirOf(path);
   } catch {
     // best effort, as syncDir
   }
