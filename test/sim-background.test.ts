@@ -37,7 +37,7 @@ function parseSends(file: string): Send[] {
 }
 
 function trace(t: Test, pid: number, file: string): Promise<ChildProcess> {
-  return straceAttached(t, pid, file, 'sendto');
+  return straceAttached(t, pid, file, 'sendto', ['-yy']);
 }
 
 async function detach(st: ChildProcess): Promise<void> {

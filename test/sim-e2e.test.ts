@@ -60,7 +60,7 @@ function socketOwners(m: SimManager, into: Map<number, string>): void {
 }
 
 function traceDb(t: Test, pid: number, file: string): Promise<ChildProcess> {
-  return straceAttached(t, pid, file, 'recvfrom,sendto', ['-ttt']);
+  return straceAttached(t, pid, file, 'recvfrom,sendto', ['-yy', '-ttt']);
 }
 
 const A: SimAgent[] = [1, 2, 3, 4].map((id) => ({ id, name: `agent${id}`, ip: `10.0.0.${id}` }));

@@ -11,6 +11,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SimManager, type SimAgent } from '../scripts/sim/manager.mjs';
 import { buildSim, SIM_NAMES } from '../scripts/sim/build-sim.mjs';
+import { straceAttached } from './helpers/strace.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const binDir = await buildSim(path.join(repo, 'build', 'sim'));
@@ -341,20 +342,7 @@ t.test('bytes on the wire match WAZUH-PROTOCOL.md (strace)', async (t) => {
 
   // Attach to wazuh-db first and wait until strace says so, or its replies to
   // remoted's start-up queries could be missed.
-  const dbStrace = spawn('strace', ['-f', '-p', String(dbPid), '-e', 'trace=sendto', '-xx', '-s', '70000', '-o', dbTrace], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(dbStrace);
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`strace did not attach: ${err}`)), 5000);
-    dbStrace.stderr!.on('data', (d) => {
-      err += d;
-      if (/Process \d+ attached/.test(err)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    dbStrace.once('exit', () => reject(new Error(`strace exited: ${err}`)));
-  });
+  const dbStrace = await straceAttached(t, dbPid, dbTrace, 'sendto');
 
   const rem = spawn('strace', ['-f', '-e', 'trace=sendto', '-xx', '-s', '70000', '-o', remTrace, path.join(binDir, 'wazuh-remoted'), '--home', m.home], {
     cwd: m.home,

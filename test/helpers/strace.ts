@@ -1,12 +1,12 @@
 // strace attached to a running process (its threads too: -f), the calls `calls` written to `file` with
-// their descriptors' paths (-yy) and whole buffers in hex (-xx); resolved once strace says it attached
-// (5 s at most), killed at the test's end. `extra`: more flags (-ttt for times).
+// whole buffers in hex (-xx); resolved once strace says it attached (5 s at most), killed at the test's
+// end if still running. `extra`: more flags (-yy for the descriptors' paths, -ttt for times).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 
 export async function straceAttached(t: Test, pid: number, file: string, calls: string, extra: string[] = []): Promise<ChildProcess> {
-  const st = spawn('strace', ['-f', '-p', String(pid), '-yy', ...extra, '-xx', '-s', '70000', '-e', `trace=${calls}`, '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const st = spawn('strace', ['-f', '-p', String(pid), ...extra, '-xx', '-s', '70000', '-e', `trace=${calls}`, '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => {
     if (st.exitCode === null && st.signalCode === null) st.kill('SIGKILL');
   });
