@@ -83,7 +83,6 @@ export async function build({ ts = true } = {}) {
       rmSync(next, { recursive: true, force: true });
       try {
         run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.json'), '--outDir', next]);
-        writeFileSync(join(next, '.stamp'), '');
         if (existsSync(join(ROOT, 'dist'))) renameSync(join(ROOT, 'dist'), old);
         try {
           renameSync(next, join(ROOT, 'dist'));

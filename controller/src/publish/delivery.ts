@@ -1057,15 +1057,6 @@ export class Delivery {
     this.sendJs(s);
   }
 
-  /** The slot is in flight on this connection from now, its deadline set. */
-  private goesOut(s: Slot): void {
-    s.state = 'inflight';
-    s.gen = this.gen;
-    s.sentAt = performance.now();
-    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
-    this.inflight++;
-  }
-
   /**
    * JetStream publish without a request per message: the message carries a reply subject
    * on one inbox subscription (`<inbox>.<seq>`), the PubAck comes back there, and one sweep
@@ -1074,7 +1065,11 @@ export class Delivery {
   private sendJs(s: Slot): void {
     const nc = this.nc!;
     if (!this.ackInbox) this.openAckInbox(nc);
-    this.goesOut(s);
+    s.state = 'inflight';
+    s.gen = this.gen;
+    s.sentAt = performance.now();
+    s.notBefore = s.sentAt + (this.o.ackTimeoutMs ?? 5000); // the deadline while in flight
+    this.inflight++;
     if (s.attempts++ > 0) this.c.resent++;
     else this.published(s.e);
     this.c.published++;
@@ -1342,11 +1337,10 @@ export class Delivery {
     };
   }
 
-  /** Wait until every spooled message was acknowledged; false on timeout. */
   /**
    * Wait until the spool is empty (`kv`: and every agent's latest status in the KV bucket), at most
    * `timeoutMs`. The spool empty, nothing is lost: a status the bucket lacks is in kv.pending for the
-   * next start — the stop does not wait for a bucket that is away.
+   * next start — the stop does not wait for a bucket that is away. False on timeout.
    */
   async flush(timeoutMs = 10_000, o: { kv?: boolean } = {}): Promise<boolean> {
     const end = performance.now() + timeoutMs;
