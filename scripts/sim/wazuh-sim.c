@@ -1613,20 +1613,19 @@ static int connect_unix(int type, const char *path) {
     return fd;
 }
 
-/* remoted may start before wazuh-db has bound its socket (wazuh-control starts
- * them in order, but nothing waits), so connecting is retried for a while. A 5.x
- * client's connection is non-blocking (its sends use MSG_NOSIGNAL and resend a tail). */
-/* One attempt: -1 at once when wazuh-db's socket is not there or refuses. */
+/* One attempt: -1 at once when wazuh-db's socket is not there or refuses. A 5.x client's connection
+ * is non-blocking (its sends use MSG_NOSIGNAL and resend a tail). */
 static int wdb_connect_once(void) {
     int fd = connect_unix(SOCK_STREAM, WDB_PATH);
     if (fd >= 0 && g_5x) (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
 }
 
+/* remoted may start before wazuh-db has bound its socket (wazuh-control starts
+ * them in order, but nothing waits), so connecting is retried for a while. */
 static int wdb_connect(void) {
     for (int i = 0; i < 100; i++) {
-        int fd = connect_unix(SOCK_STREAM, WDB_PATH);
-        if (fd >= 0 && g_5x) (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        int fd = wdb_connect_once();
         if (fd >= 0) return fd;
         if (errno != ENOENT && errno != ECONNREFUSED) return -1;
         usleep(50 * 1000);
