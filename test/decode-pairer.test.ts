@@ -1,8 +1,10 @@
 // Pairing replies with requests: FIFO per connection, never by thread; bounded; resets after loss.
 import t from 'tap';
 import { Pairer } from '../controller/src/decode/pairer.js';
-import { WdbDecoder } from '../controller/src/decode/index.js';
-import type { CaptureRecord, Direction, WdbFrame } from '../controller/src/types.js';
+import { HOLD_NS, WdbDecoder } from '../controller/src/decode/index.js';
+import { AgentStateTable } from '../controller/src/state/agents.js';
+import { Pipeline } from '../controller/src/pipeline.js';
+import type { AgentEvent, CaptureRecord, Direction, WdbFrame, WdbRequest } from '../controller/src/types.js';
 import { wire } from './helpers/frames.js';
 
 let clock = 0n;
@@ -180,15 +182,17 @@ t.test('decoder: a lost reply resets pairing so later replies are not shifted on
   t.equal(d.stats().reassembler.malformed, 1);
 });
 
-t.test('decoder: two clients interleaved on their own connections', async (t) => {
+t.test('decoder: two clients interleaved on their own connections; the exchanges in request order', async (t) => {
   const d = new WdbDecoder();
   const out = [];
   out.push(...d.push(rec(1, 'request', wire(KA(1)), 1n)));
   out.push(...d.push(rec(2, 'request', wire(KA(2)), 2n)));
-  out.push(...d.push(rec(2, 'reply', wire('ok'), 3n)));
+  t.same(d.push(rec(2, 'reply', wire('ok'), 3n)), [], 'answered first, but 1 began before it: it waits');
+  t.equal(d.holding, 1);
   out.push(...d.push(rec(1, 'reply', wire('err x'), 4n)));
   t.same(out.map((e) => [e.connId, e.request.cmd === 'update-keepalive' && e.request.id, e.reply.status]),
-    [['2', 2, 'ok'], ['1', 1, 'err']]);
+    [['1', 1, 'err'], ['2', 2, 'ok']]);
+  t.equal(d.holding, 0);
   d.close('1');
   t.equal(d.stats().pairer.connections, 1);
 });
@@ -294,4 +298,95 @@ t.test('unansweredBetween: a request of that span still waits for its reply (a r
   t.equal(p.unansweredBetween(0n, 1000n), false);
   const d = new WdbDecoder();
   t.equal(d.unansweredBetween(0n, 1000n), false, 'the decoder asks its pairer');
+});
+
+// Exchanges leave in the order wazuh-db applied their requests, not their replies' (decode/apply-order.ts).
+t.test('apply order: an exchange waits while a request that began before it waits for its reply — at most HOLD_NS', async (t) => {
+  const MS = 1_000_000n;
+  const ids = (exs: { request: WdbRequest }[]) => exs.map((e) => ('id' in e.request ? e.request.id : e.request.cmd));
+  const d = new WdbDecoder();
+  d.push(rec(1, 'request', wire(KA(1)), 100n * MS));
+  d.push(rec(2, 'request', wire(KA(2)), 102n * MS));
+  t.same(d.push(rec(2, 'reply', wire('ok'), 103n * MS)), [], '2 answered first: waits for 1');
+  t.equal(d.unansweredBetween(103n * MS, 104n * MS), true, 'an exchange of before 104 ms is not applied yet: a resync\'s barrier waits');
+  t.equal(d.unansweredBetween(200n * MS, 300n * MS), true, 'rows read at 300 ms would show 2\'s change: they wait for it too');
+  t.equal(d.unansweredBetween(0n, 102n * MS), true, '1 is unanswered');
+  t.equal(new WdbDecoder().unansweredBetween(0n, 300n * MS), false, 'nothing held, nothing waiting');
+  t.same(d.release(140n * MS), [], '40 ms on: 1 may still be answered');
+  t.same(ids(d.release(151n * MS)), [2], 'past HOLD_NS: 1 holds nothing any more');
+  t.equal(HOLD_NS, 50n * MS);
+  t.same(ids(d.push(rec(1, 'reply', wire('ok'), 152n * MS))), [1], 'its late reply still pairs');
+
+  // A later record's time lets them go too, without a timer.
+  d.push(rec(3, 'request', wire(KA(3)), 200n * MS));
+  d.push(rec(4, 'request', wire(KA(4)), 201n * MS));
+  t.same(d.push(rec(4, 'reply', wire('ok'), 202n * MS)), []);
+  t.same(ids(d.push(rec(5, 'request', wire(KA(5)), 260n * MS))), [4], 'the clock moved past 3\'s HOLD_NS: 4 goes');
+  t.same(ids(d.push(rec(5, 'reply', wire('ok'), 261n * MS))), [5]);
+
+  // Requests that change or show no status never hold: an agent database's, a `global sql`.
+  d.push(rec(6, 'request', wire('agent 001 syscollector save2 {}'), 300n * MS));
+  d.push(rec(7, 'request', wire('global sql SELECT 1'), 301n * MS));
+  d.push(rec(8, 'request', wire(KA(8)), 302n * MS));
+  t.same(ids(d.push(rec(8, 'reply', wire('ok'), 303n * MS))), [8], 'not held by 6 or 7');
+
+  // A connection closed (its client gone): its request holds nothing; release(null) lets everything go.
+  d.push(rec(9, 'request', wire(KA(9)), 400n * MS));
+  d.push(rec(10, 'request', wire(KA(10)), 401n * MS));
+  t.same(d.push(rec(10, 'reply', wire('ok'), 402n * MS)), []);
+  d.close('9');
+  t.same(ids(d.release(403n * MS)), [10], 'closed: no reply will come');
+  d.push(rec(11, 'request', wire(KA(11)), 500n * MS));
+  d.push(rec(12, 'request', wire(KA(12)), 501n * MS));
+  d.push(rec(12, 'reply', wire('ok'), 502n * MS));
+  t.same(ids(d.release(null)), [12], 'null: the capture is over');
+  t.equal(d.stats().held, 0);
+});
+
+t.test('apply order: a tick waits for an earlier request\'s reply too; exchanges of one write keep their order', async (t) => {
+  const MS = 1_000_000n;
+  const d = new WdbDecoder();
+  const data = 'global update-agent-data {"id":1,"version":"Wazuh v4.7.5","agent_ip":"10.0.0.1","connection_status":"active","sync_status":"synced"}';
+  const r = rec(3, 'request', wire(data), 1n * MS);
+  r.keyed = { key: 1, hash: 11 };
+  d.push(r);
+  d.push(rec(3, 'reply', wire('ok'), 2n * MS));
+  // The pending of agent 1 (remoted's first thread), then its keepalive as a tick (the second): pending's reply late.
+  d.push(rec(1, 'request', wire('global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}'), 10n * MS));
+  t.same(d.push({ ...rec(2, 'request', new Uint8Array(0), 12n * MS), keyed: { key: 1, hash: 11 }, tick: { replyTsNs: 13n * MS } }), [], 'the tick waits');
+  const out = d.push(rec(1, 'reply', wire('ok'), 16n * MS));
+  t.same(out.map((e) => e.request.cmd === 'update-keepalive' ? e.request.connection_status : e.request.cmd), ['pending', 'update-agent-data']);
+
+  // Two requests in one write (no Wazuh daemon does it): paired in order, released in order.
+  const two = new Uint8Array([...wire(KA(21)), ...wire(KA(22))]);
+  d.push(rec(4, 'request', two, 20n * MS));
+  const first = d.push(rec(4, 'reply', wire('ok'), 21n * MS));
+  const second = d.push(rec(4, 'reply', wire('ok'), 22n * MS));
+  t.same([...first, ...second].map((e) => 'id' in e.request && e.request.id), [21, 22]);
+});
+
+t.test('apply order through the state: a reconnecting agent\'s pending, then active, although active was answered first', async (t) => {
+  const MS = 1_000_000n;
+  const state = new AgentStateTable({ managerNode: 'n1', wallClockMs: (ns) => Number(ns / MS) });
+  state.setKnown({ id: 1, name: 'a1', status: 'disconnected', status_code: 3 });
+  const events: AgentEvent[] = [];
+  const p = new Pipeline(new WdbDecoder(), state, { event: (ev) => events.push(ev) });
+  p.push([rec(1, 'request', wire('global update-keepalive {"id":1,"connection_status":"pending","sync_status":"synced"}', true), 100n * MS)]);
+  p.push([rec(2, 'request', wire('global update-agent-data {"id":1,"version":"Wazuh v4.7.5","agent_ip":"10.0.0.1","connection_status":"active","sync_status":"synced","group_config_status":"synced"}', true), 102n * MS)]);
+  p.push([rec(2, 'reply', wire('ok'), 102n * MS + 50_000n)]);
+  t.same(events, [], 'active\'s exchange waits for pending\'s reply');
+  p.push([rec(1, 'reply', wire('ok'), 105n * MS)]);
+  t.same(events.map((e) => e.event_type === 'status_change' && `${e.previous_status}>${e.current_status} ${e.reason}`).filter(Boolean),
+    ['disconnected>pending agent_startup', 'pending>active keepalive']);
+  t.equal(state.get(1)?.status, 'active', 'as wazuh-db has it');
+  // The caller's timer (Pipeline.release): an exchange whose earlier request is never answered is applied HOLD_NS later.
+  p.push([rec(3, 'request', wire('global update-connection-status {"id":1,"connection_status":"disconnected","sync_status":"synced","status_code":3}', true), 200n * MS)]);
+  p.push([rec(4, 'request', wire('global update-keepalive {"id":2,"connection_status":"pending","sync_status":"synced"}', true), 201n * MS)]);
+  p.push([rec(4, 'reply', wire('ok'), 202n * MS)]);
+  const before = events.length;
+  p.release(230n * MS);
+  t.equal(events.length, before, 'not yet');
+  p.release(251n * MS);
+  t.equal(state.get(1)?.status, 'active', 'the unanswered shutdown changed nothing');
+  t.ok(events.length > before, 'agent 2\'s exchange applied');
 });

@@ -62,3 +62,31 @@ t.test('pending and active of each agent, from two threads on two CPUs under loa
   t.same(wrong.slice(0, 5), [], `every agent's events in wazuh-db's order (${wrong.length} of ${AGENTS} not)`);
   t.equal(got.length, 2 * AGENTS, 'two events an agent, no more');
 });
+
+t.test('a reply written late (wazuh-db\'s worker preempted before its sendto): the exchanges still come out in wazuh-db\'s order', async (t) => {
+  // wazuh-db applies each agent's pending, then (2 ms later, another connection) its active, but writes
+  // pending's reply 6 ms late: active's reply comes first. Paired at their replies, the tap published
+  // active then pending, and kept pending while wazuh-db had active (decode/apply-order.ts).
+  const home = mkdtempSync(join(tmpdir(), 'wnt-order-late-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  writeOssecConf(home, '    <keepalive_events>no</keepalive_events>\n');
+  const n = 20;
+  const agents = Array.from({ length: n }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents, lateReply: { match: '"connection_status":"pending"', us: 6000 } });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.*.status');
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'order', '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  t.same(await sim.reconnect(n, 1, 2000, 60_000), { pending: n, active: n, errors: 0 }, 'every request answered ok');
+  const activeInDb = new Set(await sim.pollActive());
+  t.equal(activeInDb.size, n, 'wazuh-db applied every agent\'s active last');
+  await waitFor(() => got.length >= 2 * n, 20_000, `${2 * n} status events`);
+  await new Promise((r) => setTimeout(r, 300));
+  const seq = new Map<number, string[]>();
+  for (const m of got) seq.set(Number(m.body.agent_id), [...(seq.get(Number(m.body.agent_id)) ?? []), `${m.body.previous_status}>${m.body.current_status}(${m.body.reason})`]);
+  const wrong = [...seq].filter(([, s]) => s.join(' ') !== 'never_connected>pending(agent_startup) pending>active(keepalive)').map(([id, s]) => `${id}: ${s.join(' ')}`);
+  t.equal(seq.size, n, 'every agent has events');
+  t.same(wrong.slice(0, 5), [], `pending, then active, for every agent (${wrong.length} of ${n} not)`);
+  t.equal(got.length, 2 * n, 'two events an agent, no more');
+});

@@ -59,14 +59,44 @@ export class Pipeline {
     }
   }
 
-  private one(rec: CaptureRecord): void {
-    for (const ex of this.decoder.push(rec)) {
-      this.exchanges++;
-      this.sinks.exchange?.(ex);
-      for (const ev of this.state.apply(ex)) {
-        this.events++;
-        this.sinks.event(ev);
+  /**
+   * The exchanges that waited for an earlier request's reply and wait no longer at `nowNs` (WdbDecoder.release):
+   * applied and flushed as a batch of their own. The caller's timer, while `decoder.holding`; null: all of
+   * them, at the capture's end.
+   */
+  release(nowNs: bigint | null): void {
+    let exs: WdbExchange<WdbRequest>[];
+    try {
+      exs = this.decoder.release(nowNs);
+    } catch (e) {
+      this.failed(e, null);
+      return;
+    }
+    if (!exs.length) return;
+    for (const ex of exs) {
+      try {
+        this.apply(ex);
+      } catch (e) {
+        this.failed(e, null);
       }
+    }
+    try {
+      this.sinks.flush?.(Number(exs[0].tsNs) / 1e6); // the earliest: they come in request order
+    } catch (e) {
+      this.failed(e, null);
+    }
+  }
+
+  private one(rec: CaptureRecord): void {
+    for (const ex of this.decoder.push(rec)) this.apply(ex);
+  }
+
+  private apply(ex: WdbExchange<WdbRequest>): void {
+    this.exchanges++;
+    this.sinks.exchange?.(ex);
+    for (const ev of this.state.apply(ex)) {
+      this.events++;
+      this.sinks.event(ev);
     }
   }
 

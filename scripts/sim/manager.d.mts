@@ -101,6 +101,8 @@ export declare class SimManager {
    * (`home` is then their path inside it). The daemons run from copies in `<home>/bin`.
    * cpuPerRequestUs: the CPU time (µs) wazuh-db spends on each request before answering, one request at a
    * time, as the real one's global.db (~33 on a 4.7.5 manager, SPEC §9). Default 0: none.
+   * lateReply: wazuh-db's worker that applied a request containing `match` waits `us` µs before its reply
+   * (a worker preempted before its sendto: a later request of another connection is answered first).
    * persistDb: wazuh-db keeps its table across restartDb() and a stop and start (`queue/db/sim-global.db`,
    * written at SIGTERM), as the real one's global.db does. Default false: seeded from client.keys each start.
    * split: how the clients cut each request frame into writes — 'none' (default: one write a frame, as real
@@ -114,7 +116,7 @@ export declare class SimManager {
    * monitord (spawnMonitord) follows a sweep's hits with get-agent-info <id> (and find-agent while still
    * disconnected). Threads of the daemons: stop() ends them with the processes.
    */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit; background?: boolean | Partial<SimBackground> });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; lateReply?: { match: string; us: number }; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit; background?: boolean | Partial<SimBackground> });
   /** The background traffic's intervals, or null: none. */
   readonly background: Readonly<SimBackground> | null;
   readonly binDir: string;
@@ -126,6 +128,8 @@ export declare class SimManager {
   readonly version: 4 | 5;
   readonly pageRows: number | undefined;
   readonly cpuPerRequestUs: number;
+  /** wazuh-db's late replies (the constructor's lateReply), or null. */
+  readonly lateReply: { match: string; us: number } | null;
   readonly persistDb: boolean;
   readonly split: SimSplit;
   /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */

@@ -481,7 +481,7 @@ export function installSimDaemon(binDir, home, name) {
 
 export class SimManager {
   /**
-   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, uid?: number, gid?: number, root?: string, persistDb?: boolean, split?: string, background?: boolean | { remotedPollMs?: number, groupsMs?: number, analysisdPollMs?: number } }} opts
+   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, lateReply?: { match: string, us: number }, uid?: number, gid?: number, root?: string, persistDb?: boolean, split?: string, background?: boolean | { remotedPollMs?: number, groupsMs?: number, analysisdPollMs?: number } }} opts
    *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
    *   with them registered (never_connected), names and all, like a real global.db.
    *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, one sendto(MSG_NOSIGNAL) per
@@ -492,6 +492,9 @@ export class SimManager {
    *   pageRows: rows per list reply before wazuh-db answers `due` (default: one 64 KiB page).
    *   cpuPerRequestUs: the CPU time wazuh-db spends on each request before answering, one request at a
    *   time, as the real one's global.db (~33 µs on a 4.7.5 manager, SPEC §9; make bench). Default 0: none.
+   *   lateReply: wazuh-db's worker that applied a request containing `match` waits `us` µs (1 to 1,000,000)
+   *   before it sends the reply, as a real worker preempted between applying a request and its sendto:
+   *   a later request of another connection is answered first. Default: none.
    *   uid/gid: every daemon runs as this user (a home that user owns), e.g. a local user's imitation.
    *   root: a container's root directory: the daemons run chrooted in it, `home` is their path in
    *   it (/var/ossec) and `this.home` the host's path to it (`<root>/var/ossec`).
@@ -509,7 +512,7 @@ export class SimManager {
    *   5.x, from the daemon's own process; the timers are threads of those processes, so stop() (or a
    *   restart) ends them with the process and leaves no timer in Node.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, uid, gid, root, persistDb = false, split = 'none', background }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, lateReply, uid, gid, root, persistDb = false, split = 'none', background }) {
     this.binDir = path.resolve(binDir);
     /** The home as the daemons see it (inside their root, when chrooted). */
     this.innerHome = path.resolve(home);
@@ -524,6 +527,11 @@ export class SimManager {
     this.pageRows = pageRows;
     if (typeof cpuPerRequestUs !== 'number' || !(cpuPerRequestUs >= 0 && cpuPerRequestUs <= 1e6)) throw new TypeError('cpuPerRequestUs must be a number of microseconds from 0 to 1000000');
     this.cpuPerRequestUs = cpuPerRequestUs;
+    if (lateReply !== undefined && (typeof lateReply?.match !== 'string' || !lateReply.match || lateReply.match.startsWith('-')
+      || !Number.isSafeInteger(lateReply.us) || lateReply.us < 1 || lateReply.us > 1e6)) {
+      throw new TypeError('lateReply must be { match: a text, us: microseconds from 1 to 1000000 }');
+    }
+    this.lateReply = lateReply ?? null;
     this.split = checkSplit(split);
     /** wazuh-db keeps its table across restartDb() (and a stop and start), as global.db does. */
     this.persistDb = persistDb === true;
@@ -597,6 +605,7 @@ export class SimManager {
     return [
       ...(this.pageRows ? ['--page-rows', String(this.pageRows)] : []),
       ...(this.cpuPerRequestUs ? ['--cpu-per-request-us', String(this.cpuPerRequestUs)] : []),
+      ...(this.lateReply ? ['--late-reply', this.lateReply.match, String(this.lateReply.us)] : []),
       ...(this.persistDb ? ['--state', 'queue/db/sim-global.db'] : []),
     ];
   }

@@ -1115,6 +1115,11 @@ syntax:
  * it) under one lock, then is answered as before; the reply is sent after the lock is released, as the real
  * one sends it after wdb_leave(). */
 static long long g_cost_ns;
+/* --late-reply MATCH US: a worker that applied a request containing MATCH waits US µs before it sends
+ * the reply, as a real worker preempted between applying a request and its sendto: a later request of
+ * another connection is answered first (the tap must still apply them in wazuh-db's order). */
+static const char *g_late_match;
+static long g_late_us;
 static pthread_mutex_t g_global_db = PTHREAD_MUTEX_INITIALIZER;
 
 static long long thread_cpu_ns(void) {
@@ -1151,6 +1156,7 @@ static int wdb_serve_one(int fd, unsigned char *buf, struct sb *o) {
     /* The query is a C string: the 4.x trailing NUL, or the first embedded NUL, ends it. */
     buf[len] = 0;
     o->len = 4;
+    int late = g_late_match && strstr((const char *)buf, g_late_match) != NULL;
     if (g_cost_ns > 0) {
         pthread_mutex_lock(&g_global_db);
         burn_cpu(g_cost_ns);
@@ -1165,6 +1171,7 @@ static int wdb_serve_one(int fd, unsigned char *buf, struct sb *o) {
         o->len = 4 + plen;
     }
     put_le32((unsigned char *)o->b, (uint32_t)plen);
+    if (late) usleep((useconds_t)g_late_us);
     return send_all_once(fd, o->b, o->len, 0) == 0;
 }
 
@@ -3142,6 +3149,12 @@ int main(int argc, char **argv) {
             if (*end || ms < 1 || ms > 3600000) die("%s wants milliseconds from 1 to 3600000", argv[i]);
             *(!strcmp(argv[i], "--bg-poll-ms") ? &g_bg_poll_ms : &g_bg_groups_ms) = ms;
             i++;
+        }
+        else if (!strcmp(argv[i], "--late-reply") && i + 2 < argc) {
+            char *end;
+            g_late_match = argv[++i];
+            g_late_us = strtol(argv[++i], &end, 10);
+            if (!*g_late_match || *end || g_late_us < 1 || g_late_us > 1000000) die("--late-reply wants a text and microseconds from 1 to 1000000");
         }
         else if (!strcmp(argv[i], "--bg-workers")) g_bg_workers = 1;
         else if (!strcmp(argv[i], "--bg-monitord")) g_bg_monitord = 1;

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Capture } from '../capture/capture.js';
-import { WdbDecoder } from '../decode/index.js';
+import { HOLD_NS, WdbDecoder } from '../decode/index.js';
 import { AgentStateTable } from '../state/agents.js';
 import { describeAgents, initialSync } from '../state/sources/initial-sync.js';
 import { publishedStatus, type PublishedStatus, type StatusJournal } from '../state/sources/status-journal.js';
@@ -77,6 +77,8 @@ export class Tap {
   /** Each agent's status changes the spool refused, folded into one event owed to the consumers. */
   readonly owed = new OwedStatuses();
   private owedTimer: NodeJS.Timeout | null = null;
+  /** While the decoder holds exchanges for an earlier request's reply: lets them go once it is late (releaseHeldLater). */
+  private heldTimer: NodeJS.Timeout | null = null;
   follower: AlertsFollower | null = null;
   /**
    * The counters of the alerts followers closed so far (alerts turned off by a reload): added to the
@@ -129,6 +131,7 @@ export class Tap {
         this.fromRecords = [];
         this.publishEvents(evs, capturedMs);
         if (this.state.hasUnheld) void this.describeUnheld();
+        if (this.decoder.holding) this.releaseHeldLater();
       },
       error: (e, rec) => this.recordErrors.log(errorFields(e, rec), 'a record could not be processed: dropped'),
     });
@@ -182,6 +185,21 @@ export class Tap {
       }, OWED_RETRY_MS);
       this.owedTimer.unref();
     }
+  }
+
+  /**
+   * Exchanges wait in the decoder while a request that began before them waits for its reply
+   * (decode/apply-order.ts), at most HOLD_NS: records that come let them go; this timer does when
+   * none comes (the reply never written, its client gone).
+   */
+  private releaseHeldLater(): void {
+    if (this.heldTimer) return;
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = null;
+      this.pipeline.release(process.hrtime.bigint());
+      if (this.decoder.holding) this.releaseHeldLater();
+    }, Number(HOLD_NS / 1_000_000n) + 1);
+    this.heldTimer.unref();
   }
 
   /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */

@@ -27,7 +27,7 @@
 import type { Writable } from 'node:stream';
 import { Capture, type Hook } from '../capture/capture.js';
 import { HomePin } from '../capture/home-pin.js';
-import { WdbDecoder, parseIdList } from '../decode/index.js';
+import { HOLD_NS, WdbDecoder, parseIdList } from '../decode/index.js';
 import { clientKeysPath, readClientKeys } from '../state/sources/client-keys.js';
 import { artefacts } from '../paths.js';
 import { monotonicToWallClock } from '../util/clock.js';
@@ -260,19 +260,27 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
   const quiet = () => {};
   err.on('error', quiet);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
+  let held: NodeJS.Timeout | null = null;
   try {
+    const print = (exs: WdbExchange<WdbRequest>[]) => {
+      for (const ex of exs) {
+        if (why()) return;
+        const us = wallMicros(ex.tsNs, wallMs); // one time for both forms
+        const r = toRecord(ex, us, names);
+        const line = opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex, us);
+        if (!output.write(`${scrub(line)}\n`)) continue;
+        printed++;
+        if (opts.count > 0 && printed >= opts.count) stop(`${opts.count} exchanges`);
+      }
+    };
+    // Exchanges come in the order wazuh-db applied their requests: one whose earlier request's reply is
+    // late waits for it, at most HOLD_NS (decode/apply-order.ts); this lets it go when no record comes.
+    held = setInterval(() => { if (decoder.holding && !why()) print(decoder.release(process.hrtime.bigint())); }, Number(HOLD_NS / 1_000_000n));
+    held.unref();
     capture.start((records) => {
       for (const rec of records) {
         if (why()) return;
-        for (const ex of decoder.push(rec)) {
-          if (why()) return;
-          const us = wallMicros(ex.tsNs, wallMs); // one time for both forms
-          const r = toRecord(ex, us, names);
-          const line = opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex, us);
-          if (!output.write(`${scrub(line)}\n`)) continue;
-          printed++;
-          if (opts.count > 0 && printed >= opts.count) stop(`${opts.count} exchanges`);
-        }
+        print(decoder.push(rec));
       }
     }, (e) => {
       failure = e;
@@ -289,6 +297,7 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
     await stopped;
   } finally {
     if (timer) clearTimeout(timer);
+    if (held) clearInterval(held);
     // The signal handlers stay until everything is detached: a second Ctrl-C must not cut the clean-up short.
     const counters = capture.counters();
     await capture.close();

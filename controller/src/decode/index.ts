@@ -3,12 +3,14 @@
 import { connIdOf, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest, type AgentDataUpdate } from '../types.js';
 import { Pairer, type PairerOptions, type PairerStats } from './pairer.js';
 import { StreamReassembler, type ReassemblerOptions, type ReassemblerStats } from './reassembler.js';
+import { ApplyOrder, HOLD_NS } from './apply-order.js';
 import { SharedPool } from '../util/intern.js';
 import { IdMap } from '../util/id-map.js';
 
 export { MAX_FRAME, StreamReassembler } from './reassembler.js';
 export type { ReassemblerOptions, ReassemblerStats, ResetReason } from './reassembler.js';
 export { Pairer } from './pairer.js';
+export { HOLD_NS } from './apply-order.js';
 export type { PairerOptions, PairerStats } from './pairer.js';
 export { parseRequest } from './wdb-request.js';
 export { parseReply } from './wdb-reply.js';
@@ -34,6 +36,8 @@ export interface DecoderStats {
   tickMisses: number;
   /** Parses kept now. */
   keyed: number;
+  /** Exchanges waiting for an earlier request's reply now (apply-order.ts). */
+  held: number;
 }
 
 /**
@@ -58,6 +62,10 @@ export class WdbDecoder {
   private readonly keyed = new IdMap<Kept>();
   private readonly maxKeyed: number;
   private readonly onTickMiss: DecoderOptions['onTickMiss'];
+  /** Exchanges in the order wazuh-db applied their requests (apply-order.ts). */
+  private readonly order = new ApplyOrder<WdbRequest>();
+  /** The latest time a record showed (CLOCK_MONOTONIC ns): how long a request has waited for its reply. */
+  private nowNs = 0n;
   private ticks = 0;
   private tickMisses = 0;
 
@@ -69,14 +77,37 @@ export class WdbDecoder {
     this.reassembler = new StreamReassembler({ ...opts.reassembler, onReset: (connId) => this.pairer.reset(connId) });
   }
 
+  /** The exchanges a record finished, and those it lets go, in the order wazuh-db applied their requests. */
   push(rec: CaptureRecord): WdbExchange<WdbRequest>[] {
-    if (rec.tick) return this.tick(rec);
-    const out: WdbExchange<WdbRequest>[] = [];
-    for (const frame of this.reassembler.push(rec)) {
-      const ex = this.pairer.push(frame);
-      if (ex) out.push(ex);
+    const at = rec.tick ? rec.tick.replyTsNs : rec.tsNs;
+    if (at > this.nowNs) this.nowNs = at;
+    let fresh: WdbExchange<WdbRequest>[];
+    if (rec.tick) {
+      fresh = this.tick(rec);
+    } else {
+      fresh = [];
+      for (const frame of this.reassembler.push(rec)) {
+        const ex = this.pairer.push(frame);
+        if (ex) fresh.push(ex);
+      }
     }
-    return out;
+    return this.order.pass(fresh, this.pairer.oldestWaiting(this.nowNs, HOLD_NS));
+  }
+
+  /** Exchanges that waited for an earlier request's reply now (`holding`). */
+  get holding(): number {
+    return this.order.size;
+  }
+
+  /**
+   * What waits no longer at `nowNs` (CLOCK_MONOTONIC ns, as the records' times): the caller's timer, when
+   * no record comes to let the exchanges go (an earlier request's reply never written). null: all of
+   * them (the capture is over: no reply will come).
+   */
+  release(nowNs: bigint | null): WdbExchange<WdbRequest>[] {
+    if (nowNs === null) return this.order.pass([], null);
+    if (nowNs > this.nowNs) this.nowNs = nowNs;
+    return this.order.pass([], this.pairer.oldestWaiting(this.nowNs, HOLD_NS));
   }
 
   /** An unchanged keepalive: its request is the one parsed when it last came whole, and wazuh-db said ok. */
@@ -106,9 +137,13 @@ export class WdbDecoder {
     this.keyed.set(k.key, keptOf(k.hash, request));
   }
 
-  /** A request captured in [fromNs, toNs) has not been answered yet (Pairer.unansweredBetween). */
+  /**
+   * A request captured in [fromNs, toNs) has not been answered yet (Pairer.unansweredBetween), or an
+   * exchange of a request captured before toNs waits for an earlier one's reply: not applied yet.
+   */
   unansweredBetween(fromNs: bigint, toNs: bigint): boolean {
-    return this.pairer.unansweredBetween(fromNs, toNs);
+    const held = this.order.earliestNs;
+    return (held !== null && held < toNs) || this.pairer.unansweredBetween(fromNs, toNs);
   }
 
   /** The connection ended (or the capture layer knows it is gone). */
@@ -120,7 +155,7 @@ export class WdbDecoder {
   stats(): DecoderStats {
     return {
       reassembler: this.reassembler.stats(), pairer: this.pairer.stats(),
-      ticks: this.ticks, tickMisses: this.tickMisses, keyed: this.keyed.size,
+      ticks: this.ticks, tickMisses: this.tickMisses, keyed: this.keyed.size, held: this.order.size,
     };
   }
 

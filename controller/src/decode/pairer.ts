@@ -19,6 +19,7 @@
 import type { ConnId, ParsedWdbReply, WdbExchange, WdbFrame, WdbRequest } from '../types.js';
 import { parseReply } from './wdb-reply.js';
 import { parseRequest } from './wdb-request.js';
+import { MinHeap } from '../util/min-heap.js';
 
 export interface PairerOptions {
   /** Outstanding requests kept per connection; beyond it the oldest is dropped (its reply was lost). */
@@ -66,6 +67,8 @@ interface Pending {
   tgid: number;
   comm: string;
   exe: string | undefined;
+  /** Out of its connection's queue (paired, abandoned, reset): it holds nothing any more (oldestWaiting). */
+  gone: boolean;
 }
 
 interface Early {
@@ -86,6 +89,8 @@ export class Pairer {
   private readonly maxConns: number;
   private readonly maxEarly: number;
   private readonly onKeyed: PairerOptions['onKeyed'];
+  /** The requests that change or show a status, waiting for their replies, earliest first (apply-order.ts); gone ones are dropped when they come on top. */
+  private readonly waiting = new MinHeap<Pending>((a, b) => a.tsNs < b.tsNs);
   private readonly counters = {
     requests: 0, replies: 0, paired: 0, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0,
     abandoned: 0, evicted: 0,
@@ -109,7 +114,10 @@ export class Pairer {
     if (c) {
       this.counters.abandoned += c.queue.length;
       this.counters.unpaired += c.early.length;
-      for (const p of c.queue) this.queuedBytes -= p.bytes;
+      for (const p of c.queue) {
+        this.queuedBytes -= p.bytes;
+        p.gone = true;
+      }
       c.queue.length = 0;
       c.early.length = 0;
     }
@@ -131,6 +139,19 @@ export class Pairer {
     return false;
   }
 
+  /**
+   * The time of the earliest request that changes or shows a status and still waits for its reply,
+   * having begun at most `holdNs` before `nowNs` (null: none): the exchanges that began after it wait
+   * for it (apply-order.ts). The heap is cleaned here: what is gone, or has waited longer, is dropped.
+   */
+  oldestWaiting(nowNs: bigint, holdNs: bigint): bigint | null {
+    for (let top = this.waiting.peek(); top; top = this.waiting.peek()) {
+      if (!top.gone && top.tsNs + holdNs >= nowNs) return top.tsNs;
+      this.waiting.pop();
+    }
+    return null;
+  }
+
   stats(): PairerStats {
     return { ...this.counters, connections: this.conns.size };
   }
@@ -143,7 +164,7 @@ export class Pairer {
     // Counted here, where every request passes, paired or not.
     if (request.cmd === 'invalid') this.counters.invalidRequests++;
     else if ('dropped' in request && request.dropped) this.counters.droppedFields += request.dropped.length;
-    const p: Pending = { request, bytes: frame.payload.length, tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe };
+    const p: Pending = { request, bytes: frame.payload.length, tsNs: frame.tsNs, tgid: frame.tgid, comm: frame.comm, exe: frame.exe, gone: false };
     // Held replies older than this request answered requests the tap never saw.
     while (c.early.length > 0 && c.early[0].tsNs < p.tsNs) {
       c.early.shift();
@@ -157,6 +178,7 @@ export class Pairer {
     }
     c.queue.push(p);
     this.queuedBytes += p.bytes;
+    if (holdsLater(request)) this.waiting.push(p);
     if (c.queue.length > this.maxQueue) this.abandon(c);
     // Least recently used first (Map order): p's own connection, the most recent, comes last.
     if (this.queuedBytes > this.maxQueuedBytes) {
@@ -178,6 +200,7 @@ export class Pairer {
     const head = c.queue[0];
     if (head && head.tsNs <= frame.tsNs) {
       c.queue.shift();
+      head.gone = true;
       this.queuedBytes -= head.bytes;
       this.counters.paired++;
       return this.exchange(frame.connId, head, reply, frame.tsNs);
@@ -195,6 +218,7 @@ export class Pairer {
   private abandon(c: Conn): void {
     const p = c.queue.shift();
     if (!p) return;
+    p.gone = true;
     this.queuedBytes -= p.bytes;
     this.counters.abandoned++;
   }
@@ -224,4 +248,9 @@ export class Pairer {
     this.counters.evicted++;
     this.close(oldest);
   }
+}
+
+/** A request whose exchange the state applies (changes or shows a status): later exchanges wait for its reply. */
+function holdsLater(request: WdbRequest): boolean {
+  return request.cmd !== 'other' && request.cmd !== 'non-global' && request.cmd !== 'invalid';
 }

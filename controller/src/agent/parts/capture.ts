@@ -91,6 +91,7 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
       capture.detach(); // first: whatever happens next, no hook stays in the kernel
       await capture.close();
       tap.capture = null;
+      tap.pipeline.release(null); // exchanges that waited for a reply that cannot come now (decode/apply-order.ts)
     },
   };
 }
