@@ -160,3 +160,43 @@ t.test('the tap: nothing of the other home is asked, captured or followed, and i
   t.match(text.stdout, /MOVED: .* leads to another Wazuh home .*restart the tap with the new container's pid/, 'status says what to do');
   t.equal((await tap.stop()).code, 0);
 });
+
+t.test('Capture: the directories the kernel matches are held open: their numbers go to nobody else while it has them', async (t) => {
+  // A home on a filesystem of its own (a container's overlay, a tmpfs) that is unmounted while the tap
+  // runs: the kernel keeps its device and inode numbers (a path that died keeps its identity), and an
+  // anonymous device number freed went to the next filesystem mounted — an unprivileged user's tmpfs in
+  // a user namespace, inode numbers counted up to the kept ones, and its fake wazuh-db was this manager's
+  // (capture/held-dirs.ts). Held open, the filesystem stays alive and its device number taken.
+  const { execFileSync } = await import('node:child_process');
+  const { readdirSync, readlinkSync } = await import('node:fs');
+  const mounts: string[] = [];
+  const mount = () => {
+    const d = mkdtempSync(join(tmpdir(), 'wnt-pin-fs-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', d]);
+    mounts.push(d);
+    return d;
+  };
+  t.teardown(() => {
+    for (const d of mounts) {
+      try { execFileSync('umount', ['-l', d], { stdio: 'ignore' }); } catch { /* detached already */ }
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+  const mnt = mount();
+  const home = join(mnt, 'var/ossec');
+  new SimManager({ binDir, home }); // lays the home out
+  const dev = statSync(join(home, 'queue/db'), { bigint: true }).dev;
+  const capture = Capture.open({ ...artefacts(), home });
+  let closed = false;
+  t.teardown(() => (closed ? undefined : capture.close()));
+  const open = () => readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } });
+  t.ok(open().includes(join(home, 'queue/db')) && open().includes(join(home, 'bin')), 'queue/db and bin/ are open');
+  const kept = capture.identity().wdb_dir;
+  execFileSync('umount', ['-l', mnt]); // the container's overlay detached, as a runtime does
+  t.not(statSync(mount(), { bigint: true }).dev, dev, 'the next filesystem mounted does not get the home\'s device number');
+  capture.rescan();
+  t.equal(capture.identity().wdb_dir, kept, 'the kernel still has the home\'s identity (a path that died keeps it)');
+  await capture.close();
+  closed = true;
+  t.notOk(open().some((p) => p.endsWith('/queue/db') || p.endsWith('/bin')), 'let go with the capture');
+});

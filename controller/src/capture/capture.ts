@@ -12,9 +12,10 @@ import type { CaptureRecord } from '../types.js';
 import { KernelSupportError } from '../errors.js';
 import { DEFAULT_ROUND_MS, MAX_ROUND_MS, isRoundMs } from './round.js';
 import {
-  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, markRunning, trustedExecutables, wdbSocketId, type HomeIdentity,
+  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, markRunning, trustedExecutables, wdbDirOf, wdbSocketId, type HomeIdentity,
 } from './targets.js';
 import { HomePin, type HomeMove } from './home-pin.js';
+import { HeldDirs } from './held-dirs.js';
 import { explainPerfBufferError } from './memlock.js';
 
 export { KernelSupportError, DEFAULT_ROUND_MS, MAX_ROUND_MS };
@@ -130,6 +131,8 @@ export class Capture {
   private readonly names: string[];
   private home: HomeIdentity;
   private readonly pin: HomePin;
+  /** The directories of the identities the kernel has, held open (held-dirs.ts). */
+  private readonly held = new HeldDirs();
   private rescanTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: CaptureOptions) {
@@ -259,8 +262,15 @@ export class Capture {
     // The path leads to another home (a container's pid reused by another's process): none of it is
     // followed, what was is kept (home-pin.ts; the pin says so). Not adopted: pinned, never replaced.
     if (!this.pin.holds({ 'queue/db': now.wdbDir, bin: now.exeDirs.find((d) => d.any === 0)?.id ?? null })) now = old;
+    // Each identity the kernel gets is held open first (held-dirs.ts: its numbers cannot go to another
+    // directory meanwhile); one that cannot be (replaced since, EMFILE) is not given: the next rescan.
+    if (now !== old) {
+      if (now.wdbDir && !this.held.hold(wdbDirOf(now.home), now.wdbDir)) now.wdbDir = null;
+      now.exeDirs = now.exeDirs.filter((d) => this.held.hold(d.path, d.id));
+    }
     // A home that became unreachable (a container's /proc/<pid>/root whose process ended) keeps the
-    // identity last seen: what it named is gone, and the pin keeps anything else from taking its place.
+    // identity last seen: what it named is gone, and its directories held open keep anything else
+    // from having its numbers (held-dirs.ts), as the pin keeps another home from taking its path.
     if (!now.wdbDir && old.wdbDir) now.wdbDir = old.wdbDir;
     if (!now.exeDirs.length && old.exeDirs.length) now.exeDirs = old.exeDirs;
     if (force || !sameFsId(now.wdbDir, old.wdbDir)) {
@@ -273,6 +283,7 @@ export class Capture {
         BigUint64Array.from(now.exeDirs, (d) => d.id.ino), Uint32Array.from(now.exeDirs, (d) => d.any), n), 'executable directories');
     }
     this.home = now;
+    this.held.keepOnly([...(now.wdbDir ? [now.wdbDir] : []), ...now.exeDirs.map((d) => d.id)]);
     return now;
   }
 
@@ -514,5 +525,6 @@ export class Capture {
       this.lib.close(this.handle);
       this.handle = null;
     }
+    this.held.keepOnly([]); // the kernel has no identity left
   }
 }
