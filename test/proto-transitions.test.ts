@@ -201,16 +201,100 @@ t.test('UPDATEs held for an agent wait for their replay: a later one never overt
   s.removeUnlisted([1], clock + 1_000_000n);
   t.same(s.apply(ex(SHUT(9))), [], 'held: agent 9 is not in the table');
   t.same(s.takeUnheld(), [9]);
-  // A resync lists agent 9 while the question is out: it enters the table.
-  s.resync([{ id: 9, connection_status: 'disconnected', status_code: 3 }], clock + 1_000_000n, 'wazuh-db', true);
-  t.ok(s.get(9), 'in the table');
-  t.same(s.apply(ex(PENDING(9))), [], 'held all the same: an UPDATE of it waits');
+  // A resync lists agent 9 while the question is out: its row waits behind the shutdown held (applied at
+  // once, it made the row the shutdown was then replayed on: no event of its own, or two of one change).
+  t.same(s.resync([{ id: 9, connection_status: 'disconnected', status_code: 3 }], clock + 1_000_000n, 'wazuh-db', true), []);
+  t.equal(s.get(9), undefined, 'not in the table before the UPDATEs it may be older than');
+  t.same(s.apply(ex(PENDING(9))), [], 'held: an UPDATE of it waits');
   t.same(s.apply(ex(DATA(9))), [], 'and the next');
-  // No answer: applied as they came, in order — the shutdown first.
-  t.same(status(s.describedAgents(null, clock)), ['009:disconnected>pending/0/agent_startup/remoted', '009:pending>active/0/keepalive/remoted']);
+  // No answer: applied as they came, in order — the shutdown first (its own reason), the row (nothing new), the rest.
+  t.same(status(s.describedAgents(null, clock)),
+    ['009:unknown>disconnected/3/agent_shutdown/remoted', '009:disconnected>pending/0/agent_startup/remoted', '009:pending>active/0/keepalive/remoted']);
   t.match(s.get(9), { status: 'active' }, 'its last UPDATE is the last word');
   t.notOk(s.hasUnheld);
   t.same(status(s.apply(ex(SHUT(9)))), ['009:active>disconnected/3/agent_shutdown/remoted'], 'then its UPDATEs apply as they come');
+});
+
+t.test('a view of wazuh-db that lands while an agent\'s UPDATEs are held waits behind them: their transitions once, in order, then the view if newer', async (t) => {
+  // Found by a review (rt-decode F2): agent 7, registered unseen, starts (pending, active: held while wazuh-db
+  // is asked); remoted's 5-s listing names it active before the answer. The listing made the row and published
+  // `unknown>active` (initial_sync), then the held UPDATEs were replayed on top: `active>pending`, `pending>active`.
+  /** A table that holds every agent listed (agent 1), and agent `id`'s startup and keepalive held, asked about. */
+  const held = (id: number) => {
+    const s = activeTable([1]);
+    s.removeUnlisted([1], clock + 1_000_000n);
+    const askedAt = clock + 500_000n; // the question goes out before the views below
+    t.same(s.apply(ex(PENDING(id))), [], `${id}: startup held`);
+    t.same(s.apply(ex(DATA(id))), [], `${id}: keepalive held`);
+    t.same(s.takeUnheld(), [id]);
+    return { s, askedAt };
+  };
+  const only = (id: number, evs: AgentEvent[]) => status(evs).filter((e) => e.startsWith(`${String(id).padStart(3, '0')}:`));
+
+  const a = held(7);
+  t.same(a.s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1},{"id":7}]')), [], 'the listing: nothing yet for agent 7');
+  t.equal(a.s.get(7), undefined, 'not in the table before its UPDATEs');
+  t.same(status(a.s.describedAgents({ rows: [{ id: 7, name: 'a7', connection_status: 'active', status_code: 0 }], absent: [], reason: null }, a.askedAt)),
+    ['007:unknown>pending/0/agent_startup/remoted', '007:pending>active/0/keepalive/remoted'], 'its UPDATEs, once each; the listing agrees');
+  t.equal(a.s.get(7)?.name, 'a7');
+
+  // A view newer than the UPDATEs held still counts, after them: monitord disconnects the agent while asked.
+  const b = held(8);
+  t.same(b.s.apply(ex('global disconnect-agents 0 1795796741 synced', 'ok [{"id":8}]', 'wazuh-monitord')), []);
+  t.same(status(b.s.describedAgents({ rows: [{ id: 8, connection_status: 'active' }], absent: [], reason: null }, b.askedAt)),
+    ['008:unknown>pending/0/agent_startup/remoted', '008:pending>active/0/keepalive/remoted', '008:active>disconnected/4/no_keepalive/monitord'],
+    'the disconnection, asked after the keepalive, is the last word (the row, asked before it, does not undo it)');
+  t.match(b.s.get(8), { status: 'disconnected', status_code: 4 });
+
+  // So does a reset, and a resync's row: each after the UPDATEs it follows, in its place.
+  const c = held(10);
+  t.same(only(10, c.s.apply(ex('global reset-agents-connection synced'))), [], 'the reset: nothing yet for agent 10');
+  t.equal(c.s.get(1)?.status, 'disconnected', 'the others: at once');
+  t.same(c.s.apply(ex(PENDING(10))), [], 'its next startup, held behind');
+  t.same(c.s.resync([{ id: 10, name: 'r10', connection_status: 'pending', status_code: 0 }], clock + 1_000_000n), [], 'a row: waits too');
+  t.same(status(c.s.describedAgents(null, clock)), [
+    '010:unknown>pending/0/agent_startup/remoted', '010:pending>active/0/keepalive/remoted',
+    '010:active>disconnected/5/manager_reset/remoted', '010:disconnected>pending/0/agent_startup/remoted',
+  ], 'not answered: everything as it came, the row (pending, as the table now is) adding nothing');
+  t.match(c.s.get(10), { name: 'r10', status: 'pending' });
+
+  // A view older than an UPDATE held never overrides it: views asked before the keepalive, answered after.
+  const d = held(9);
+  const before = clock - 500_000n; // after the startup, before the keepalive
+  t.same(d.s.apply(ex('global get-agents-by-connection-status 0 pending node01 -1', 'ok [{"id":9}]', 'wazuh-remoted', { at: before })), []);
+  t.same(d.s.apply(ex('global disconnect-agents 0 1795796741 synced', 'ok [{"id":9}]', 'wazuh-monitord', { at: before })), []);
+  t.same(d.s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1}]', 'wazuh-remoted', { at: before })), [],
+    'nor a complete listing of active agents without it');
+  t.same(status(d.s.describedAgents({ rows: [{ id: 9, connection_status: 'active' }], absent: [], reason: null }, clock + 1_000_000n)),
+    ['009:unknown>pending/0/agent_startup/remoted', '009:pending>active/0/keepalive/remoted'], 'the older views: nothing');
+  t.match(d.s.get(9), { status: 'active', status_code: 0 });
+
+  // wazuh-db has no row for the agent: its UPDATEs are dropped, and a view older than that answer does not bring it in.
+  const e = held(12);
+  t.same(e.s.apply(ex('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1},{"id":12}]')), []);
+  t.same(e.s.describedAgents({ rows: [], absent: [12], reason: null }, clock + 1_000_000n), []);
+  t.equal(e.s.get(12), undefined);
+  t.notOk(e.s.hasUnheld);
+});
+
+t.test('a removal is not undone by a disconnect-agents that wazuh-db computed before it, whose reply came after', async (t) => {
+  // Found by a review (rt-decode F3): authd's delete-agent entered before monitord's disconnect-agents but was
+  // answered first; the reply then named the removed agent, which came back `unknown>disconnected`.
+  const s = activeTable([4, 5]);
+  const t0 = clock + 1_000_000n;
+  clock = t0 + 10_000_000n;
+  const del = { ...ex('global delete-agent 4', 'ok', 'wazuh-authd', { at: t0, connId: 'authd' }), replyTsNs: t0 + 2_000_000n };
+  t.same(status(s.apply(del)), ['004:active>unknown/0/removed/authd']);
+  const disc = { ...ex('global disconnect-agents 0 1795796741 synced', 'ok [{"id":4},{"id":5}]', 'wazuh-monitord', { at: t0 + 1_000_000n, connId: 'monitord' }),
+    replyTsNs: t0 + 3_000_000n };
+  t.same(status(s.apply(disc)), ['005:active>disconnected/4/no_keepalive/monitord'], 'the removed agent is not named again');
+  t.equal(s.get(4), undefined, 'still forgotten');
+  t.same(status(s.apply(ex('global get-agents-by-connection-status 0 disconnected node01 -1', 'ok [{"id":4},{"id":5}]', 'wazuh-remoted', { at: t0 + 1_000_000n }))),
+    [], 'nor by a listing made while the delete ran');
+  t.equal(s.get(4), undefined);
+  // A disconnect-agents that began after the removal was over names an agent wazuh-db has again: it applies.
+  t.same(status(s.apply(ex('global disconnect-agents 0 1795796741 synced', 'ok [{"id":4}]', 'wazuh-monitord', { at: t0 + 5_000_000n }))),
+    ['004:unknown>disconnected/4/no_keepalive/monitord']);
 });
 
 t.test('insert-agent answered err (duplicate id) changes nothing', async (t) => {

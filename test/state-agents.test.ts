@@ -117,6 +117,24 @@ t.test('update-status-code: one event when the code changes, even if the status 
   t.equal(evs.length, 1);
 });
 
+t.test('update-status-code of an agent whose status is unknown: the code is kept, no event (unknown>unknown is no transition)', async (t) => {
+  // Found by a review (rt-decode F4): before the table held every agent, a refusal of an agent it did not
+  // know the status of published `unknown>unknown` (invalid_version): no Wazuh status, no transition.
+  const s = table();
+  t.same(s.apply(ex('global update-status-code {"id":5,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}', 'ok', 7)), []);
+  t.match(s.get(5), { status: 'unknown', status_code: 1, version: 'Wazuh v4.15.0', sync_status: 'synced' }, 'the table holds what wazuh-db holds');
+  s.setKnown({ id: 6, name: 'by-name' }); // client.keys: a name, no status
+  t.same(s.apply(ex('global update-status-code {"id":6,"status_code":2,"version":"Wazuh v4.15.0","sync_status":"synced"}', 'ok', 8)), []);
+  t.equal(s.get(6)?.status_code, 2);
+  t.equal(s.stats().statusEvents, 0);
+  // Its status learned from wazuh-db's row: one event, with the code kept.
+  t.match(s.resync([{ id: 5, connection_status: 'disconnected', status_code: 1 }], 9_000_000n),
+    [{ previous_status: 'unknown', current_status: 'disconnected', status_code: 1, reason: 'invalid_version' }]);
+  // A 5.x refusal naming the status is a transition: published.
+  t.match(s.apply(ex('global update-status-code {"connection_status":"disconnected","id":6,"status_code":1,"sync_status":"synced","version":"Wazuh v5.1.0"}', 'ok', 10)),
+    [{ previous_status: 'unknown', current_status: 'disconnected', status_code: 1, reason: 'invalid_version' }]);
+});
+
 t.test('err changes nothing and is counted; ign/unk/malformed change nothing either', async (t) => {
   const s = table();
   s.setKnown({ id: 1, name: 'a', status: 'active', ip: '10.0.0.1' });

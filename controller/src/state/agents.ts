@@ -10,7 +10,9 @@
 // - `update-status-code` publishes a status event when the agent's status_code changes to a non-zero
 //   value even if its connection_status stays the same (an agent refused for its version, code 1 →
 //   reason invalid_version): that refusal is what a consumer needs to see. A repeated refusal with the
-//   same code is not a new event.
+//   same code is not a new event. Of an agent whose status the table does not know (and the request
+//   names none) the code is kept silently: there is no status to report (`unknown>unknown` is no
+//   transition), as learning a status for the first time is none either.
 // - `delete-agent` of a known agent publishes `current_status: "unknown"` with reason `removed` (Wazuh
 //   has no "removed" status: the row is gone, so the status is no longer known) and forgets the agent.
 //   Deleting an agent the table never knew publishes nothing (there is no previous status to report).
@@ -24,7 +26,12 @@
 //   status_code is left as it was: the listing does not say why). An agent whose node is unknown is never
 //   corrected for being absent from a node-filtered list.
 // - An inferred or reconciled change never overrides a change the table applied from a request that
-//   started after (or, for reconciliation, was still in flight when) the listing was made.
+//   started after (or, for reconciliation, was still in flight when) the listing was made, nor brings
+//   back an agent whose removal was not over before its request started.
+// - An agent with UPDATEs held (while wazuh-db is asked about it: holds, describedAgents) is changed by
+//   no view of wazuh-db meanwhile (a listing, a disconnect-agents or reset-agents-connection, a row):
+//   the view waits behind those UPDATEs and is applied after them, in the order it came, with the same
+//   time checks — so an older view never overrides them and no transition is published twice.
 // - Agent 0 (the manager itself) is never tracked or published, nor is an id above 999,999,999 (the
 //   decoder already refuses it: see decode/values.ts).
 // - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
@@ -210,6 +217,25 @@ const MAX_REMOVALS = 200_000;
 const MAX_UNHELD = 4096;
 /** UPDATEs held for an agent being asked about, at most (the oldest go first). */
 const MAX_HELD = 16;
+/**
+ * Views of wazuh-db waiting for an agent's held UPDATEs, at most (the oldest go first: a later view
+ * says as much; dropping one never drops an UPDATE). remoted and analysisd list every 5 s.
+ */
+const MAX_WAITING_VIEWS = 16;
+
+/**
+ * What a view of wazuh-db (a listing, a disconnect-agents or reset-agents-connection, a row) does to
+ * one agent, deferred while that agent's UPDATEs are held (AgentStateTable.defers): run at their replay,
+ * its own time checks then see the UPDATEs applied before it.
+ */
+interface WaitingView {
+  view: (events: AgentEvent[]) => void;
+}
+
+/** What waits for an agent being asked about: its held UPDATEs and the views that came meanwhile, in order. */
+type Held = WdbExchange<WdbRequest> | WaitingView;
+
+const isView = (h: Held): h is WaitingView => 'view' in h;
 /** The UPDATEs that change an existing row only: wazuh-db answers `ok` to them when no row matched. */
 const UPDATES: ReadonlySet<WdbRequest['cmd']> = new Set([
   'update-keepalive', 'update-agent-data', 'update-connection-status', 'update-status-code', 'update-agent-name',
@@ -244,11 +270,14 @@ export class AgentStateTable {
    * (whose `removals` are empty) brought it back, `unknown → active`, while wazuh-db had no row for it.
    */
   private listedAll = false;
-  /** Agents to ask wazuh-db about, each with the UPDATEs held for it (oldest first; none: asked only). */
-  private unheld = new Map<number, WdbExchange<WdbRequest>[]>();
+  /**
+   * Agents to ask wazuh-db about, each with the UPDATEs held for it and the views deferred behind them
+   * (oldest first; none: asked only).
+   */
+  private unheld = new Map<number, Held[]>();
   /** Those takeUnheld handed out, until describedAgents has the answer. */
-  private asking = new Map<number, WdbExchange<WdbRequest>[]>();
-  /** An UPDATE applied again from `unheld` (describedAgents): never held a second time. */
+  private asking = new Map<number, Held[]>();
+  /** An UPDATE or view applied again from `unheld` (describedAgents): never held a second time. */
   private replaying = false;
   private readonly counters = {
     applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
@@ -357,7 +386,7 @@ export class AgentStateTable {
   }
 
   /** Someone must ask wazuh-db about this agent (takeUnheld); bounded, the next UPDATE asks again. */
-  private ask(id: number): WdbExchange<WdbRequest>[] | undefined {
+  private ask(id: number): Held[] | undefined {
     let held = this.unheld.get(id);
     if (held === undefined && this.unheld.size < MAX_UNHELD) this.unheld.set(id, (held = []));
     return held;
@@ -379,17 +408,39 @@ export class AgentStateTable {
     const held = this.ask(id);
     if (held !== undefined) {
       held.push(ex);
-      if (held.length > MAX_HELD) held.shift();
+      dropOldest(held, (h) => !isView(h), MAX_HELD);
     }
     return true;
   }
 
-  /** Applies an UPDATE held for an agent (holds), as it would have been applied when it came. */
-  private replay(held: readonly WdbExchange<WdbRequest>[] | undefined, events: AgentEvent[]): void {
+  /**
+   * A view of wazuh-db (a listing, a disconnect-agents or reset-agents-connection, a row) that would
+   * change an agent whose UPDATEs are held: deferred behind them (true), `view` run at their replay.
+   * Applied at once, the view made the row and published from it (`unknown → active`, initial_sync),
+   * then the older UPDATEs were replayed on top of it (`active → pending`, `pending → active`): a
+   * consumer saw the agent go back, and its transitions twice. Behind them, the view's own time checks
+   * see the UPDATEs it may predate, as when nothing was held. Only for an agent that `waits` (the
+   * callers ask first: a listing or a resync names a fleet, one closure an agent would be garbage).
+   */
+  private defers(id: number, view: WaitingView['view']): void {
+    const held = this.unheld.get(id) ?? this.asking.get(id); // unheld: held since the question, the later
+    if (held === undefined) return;
+    held.push({ view });
+    dropOldest(held, isView, MAX_WAITING_VIEWS);
+  }
+
+  /**
+   * Applies what was held for an agent (holds, defers) as it would have been applied when it came: its
+   * UPDATEs, and the views deferred behind them in their place (`viewsOnly`: the UPDATEs are dropped).
+   */
+  private replay(held: readonly Held[] | undefined, events: AgentEvent[], viewsOnly = false): void {
     if (!held?.length) return;
     this.replaying = true;
     try {
-      for (const ex of held) events.push(...this.apply(ex));
+      for (const h of held) {
+        if (isView(h)) h.view(events);
+        else if (!viewsOnly) events.push(...this.apply(h));
+      }
     } finally {
       this.replaying = false;
     }
@@ -416,12 +467,13 @@ export class AgentStateTable {
   /**
    * wazuh-db's answer about the agents takeUnheld handed out, asked at `tsNs` (null: it could not be
    * asked). A described agent has a row: the UPDATEs held for it are applied as they came (their own
-   * reasons and sources, its name from the row), then the row (a status that differs: corrected, as a
-   * resync's). An agent wazuh-db has no row for (`absent`: removed, or never registered) drops its
-   * UPDATEs and is remembered as removed at `tsNs` (its next UPDATEs are counted, afterRemoval, not
-   * asked about again); one the table holds, unchanged since, gets its `removed` event, as
-   * removeUnlisted gives. An agent not answered about gets its UPDATEs applied as they came, as before
-   * any listing: wazuh-db's silence never loses a change.
+   * reasons and sources, its name from the row), with the views deferred behind them (defers) in their
+   * place, then the row (a status that differs: corrected, as a resync's). An agent wazuh-db has no row
+   * for (`absent`: removed, or never registered) drops its UPDATEs and is remembered as removed at
+   * `tsNs` (its next UPDATEs are counted, afterRemoval, not asked about again); one the table holds,
+   * unchanged since, gets its `removed` event, as removeUnlisted gives; its deferred views apply only
+   * where newer than that. An agent not answered about gets its UPDATEs and views applied as they came,
+   * as before any listing: wazuh-db's silence never loses a change.
    */
   describedAgents(
     answer: { rows: readonly AgentSyncRow[]; absent: readonly number[]; reason: string | null } | null, tsNs: bigint, source = 'wazuh-db',
@@ -443,6 +495,7 @@ export class AgentStateTable {
       events.push(...this.resync([row], tsNs, source));
     }
     for (const id of answer?.absent ?? []) {
+      const held = asked.get(id);
       if (!asked.delete(id) || id === 0) continue;
       const a = this.agents.get(id);
       if (a === undefined || a.status === 'unknown' || !this.changedSince(id, tsNs)) {
@@ -450,8 +503,15 @@ export class AgentStateTable {
         // Known only by name (client.keys had it): never published, forgotten without an event.
         else if (a.status === 'unknown') this.forget(a, { start: tsNs, end: tsNs });
         else this.removedUnseen(a, tsNs, cause, events);
+        const since = this.unheld.get(id);
         this.unheld.delete(id); // UPDATEs of an agent with no row, held since the question: nothing either
-      } else this.ask(id); // an UPDATE again while asked: asked once more
+        // The views deferred: each brings the agent back only if asked after that removal.
+        this.replay(held, events, true);
+        this.replay(since, events, true);
+      } else {
+        this.replay(held, events, true); // its UPDATEs matched no row; its views see the change since
+        this.ask(id); // an UPDATE again while asked: asked once more
+      }
     }
     // Not answered about: applied as they came — then those held since the question, behind them.
     for (const [id, held] of asked) {
@@ -544,6 +604,12 @@ export class AgentStateTable {
         if (req.version !== null) a.version = req.version;
         a.sync_status = req.sync_status ?? a.sync_status;
         const to = req.connection_status ?? a.status;
+        if (to === 'unknown') {
+          // No status to report (the table has not learned it yet): wazuh-db's code is kept, no event —
+          // `unknown → unknown` names no transition. The status, once learned, carries the code.
+          a.status_code = req.status_code;
+          break;
+        }
         const reason = codeReason(req.status_code) ?? reasonFor(to, req.status_code);
         this.transition(a, to, req.status_code, reason, cause, events, true);
         break;
@@ -578,10 +644,11 @@ export class AgentStateTable {
         // UPDATE agent SET connection_status = 'disconnected', status_code = 5 WHERE status is active or
         // pending AND id != 0 — on every node's agents: the tap infers the list.
         for (const a of this.agents.values()) {
-          if (a.status !== 'active' && a.status !== 'pending') continue;
-          if (this.newerThan(a.id, ex.tsNs)) continue;
-          this.inferred(a, 'disconnected', 5, 'manager_reset', cause, touch, events);
+          if (this.waits(a.id)) continue; // below, behind its held UPDATEs
+          this.reset(a.id, ex.tsNs, cause, touch, events);
         }
+        // An agent with UPDATEs held: whether the reset found it active or pending is known after them.
+        for (const id of this.waiting()) this.defers(id, (evs) => this.reset(id, ex.tsNs, cause, touch, evs));
         break;
       }
       case 'disconnect-agents': {
@@ -592,9 +659,9 @@ export class AgentStateTable {
           break;
         }
         for (const aid of ids) {
-          if (aid === 0 || this.newerThan(aid, ex.tsNs)) continue;
-          const a = this.record(aid);
-          if (a) this.inferred(a, 'disconnected', 4, 'no_keepalive', cause, touch, events);
+          if (aid === 0) continue;
+          if (this.waits(aid)) this.defers(aid, (evs) => this.disconnected(aid, ex.tsNs, cause, touch, evs));
+          else this.disconnected(aid, ex.tsNs, cause, touch, events);
         }
         break;
       }
@@ -654,14 +721,8 @@ export class AgentStateTable {
         else l.capped = true;
         if (aid > l.lastId) l.lastId = aid;
       }
-      if (this.changedSince(aid, ex.tsNs)) continue;
-      const a = this.record(aid);
-      if (!a) continue;
-      if (a.node === null && req.node !== null) a.node = req.node;
-      if (a.status === req.status) continue;
-      const code = req.status === 'active' || req.status === 'pending' ? 0 : a.status_code;
-      this.counters.corrections++;
-      this.transition(a, req.status, code, 'initial_sync', cause2, events);
+      if (this.waits(aid)) this.defers(aid, (evs) => this.listed(aid, req.status, req.node, ex.tsNs, cause2, evs));
+      else this.listed(aid, req.status, req.node, ex.tsNs, cause2, events);
     }
     if (!l) return;
     if (req.limit !== null && req.limit > 0 && ids.length >= req.limit) l.capped = true;
@@ -677,18 +738,76 @@ export class AgentStateTable {
     }
     if (l.capped || l.status !== 'active') return;
     // Complete: every active agent of that node is in l.ids.
+    const { ids: listed, node, startNs } = l;
     for (const a of [...this.agents.values()]) {
-      if (a.status !== 'active' || l.ids.has(a.id)) continue;
-      if (l.node !== null && a.node !== l.node) continue;
-      if (this.changedSince(a.id, l.startNs)) continue;
-      this.counters.corrections++;
-      this.transition(a, 'disconnected', a.status_code, 'initial_sync', cause2, events);
+      if (a.status !== 'active' || listed.has(a.id) || this.waits(a.id)) continue; // waiting: below
+      this.unlisted(a.id, node, startNs, cause2, events);
     }
+    // An agent with UPDATEs held: whether it is active is known after them.
+    for (const id of this.waiting()) {
+      if (!listed.has(id)) this.defers(id, (evs) => this.unlisted(id, node, startNs, cause2, evs));
+    }
+  }
+
+  /** An agent a listing of `status` made at `startNs` names: corrected to that status unless changed since. */
+  private listed(
+    id: number, status: WazuhConnectionStatus, node: string | null, startNs: bigint, cause: EventCause, events: AgentEvent[],
+  ): void {
+    if (this.changedSince(id, startNs)) return; // its removal included: not brought back
+    const a = this.record(id);
+    if (!a) return;
+    if (a.node === null && node !== null) a.node = node;
+    if (a.status === status) return;
+    const code = status === 'active' || status === 'pending' ? 0 : a.status_code;
+    this.counters.corrections++;
+    this.transition(a, status, code, 'initial_sync', cause, events);
+  }
+
+  /** An agent the complete listing of `node`'s active agents made at `startNs` lacks: not active, unless changed since. */
+  private unlisted(id: number, node: string | null, startNs: bigint, cause: EventCause, events: AgentEvent[]): void {
+    const a = this.agents.get(id);
+    if (a === undefined || a.status !== 'active') return;
+    if (node !== null && a.node !== node) return;
+    if (this.changedSince(id, startNs)) return;
+    this.counters.corrections++;
+    this.transition(a, 'disconnected', a.status_code, 'initial_sync', cause, events);
+  }
+
+  /** An agent a disconnect-agents reply names (its request at `requestNs`): disconnected, code 4. */
+  private disconnected(id: number, requestNs: bigint, cause: EventCause, touch: Touch, events: AgentEvent[]): void {
+    // A change from a request after it wins; so does a removal not over before it began (wazuh-db may
+    // have computed the list before the delete ran: the reply came after, the agent is gone all the same).
+    if (this.newerThan(id, requestNs) || this.removedSince(id, requestNs)) return;
+    const a = this.record(id);
+    if (a) this.inferred(a, 'disconnected', 4, 'no_keepalive', cause, touch, events);
+  }
+
+  /** reset-agents-connection (its request at `requestNs`) for one agent: active or pending → disconnected, code 5. */
+  private reset(id: number, requestNs: bigint, cause: EventCause, touch: Touch, events: AgentEvent[]): void {
+    const a = this.agents.get(id);
+    if (a === undefined || (a.status !== 'active' && a.status !== 'pending')) return;
+    if (this.newerThan(id, requestNs)) return;
+    this.inferred(a, 'disconnected', 5, 'manager_reset', cause, touch, events);
+  }
+
+  /** Whether UPDATEs of the agent are held (views wait behind them: defers); never while they are replayed. */
+  private waits(id: number): boolean {
+    return !this.replaying && (this.unheld.has(id) || this.asking.has(id));
+  }
+
+  /** The agents `waits` is true of. */
+  private waiting(): number[] {
+    if (this.replaying) return [];
+    return [...new Set([...this.asking.keys(), ...this.unheld.keys()])];
   }
 
   /** One wazuh-db row: names and addresses always; the status only when nothing newer is known. */
   private applyRow(row: AgentSyncRow, requestNs: bigint, cause: EventCause, events: AgentEvent[], adoptUnknown = false): void {
     if (row.id === 0 || this.removedSince(row.id, requestNs)) return; // the row predates its removal
+    if (this.waits(row.id)) {
+      this.defers(row.id, (evs) => this.applyRow(row, requestNs, cause, evs, adoptUnknown));
+      return;
+    }
     const a = this.record(row.id);
     if (!a) return;
     copyRow(a, row);
@@ -972,4 +1091,16 @@ function pickOs(os: AgentOs): AgentOs | null {
   if (typeof os.platform === 'string') out.platform = os.platform;
   if (typeof os.arch === 'string') out.arch = os.arch;
   return Object.keys(out).length > 0 ? out : null;
+}
+
+/** Drops the oldest entries `which` picks until at most `max` are left. */
+function dropOldest<T>(list: T[], which: (x: T) => boolean, max: number): void {
+  let n = 0;
+  for (const x of list) if (which(x)) n++;
+  for (let i = 0; n > max && i < list.length;) {
+    if (which(list[i])) {
+      list.splice(i, 1);
+      n--;
+    } else i++;
+  }
 }
