@@ -7,7 +7,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import {
-  chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -287,4 +287,69 @@ t.test('kv.pending being written when the spool closes: the directory stays open
   s.close(); // the write is on libuv's threads: the directory's descriptor must outlive close() for it
   await writing;
   t.equal(readFileSync(join(dir, 'kv.pending'), 'utf8').length, 1 << 20, 'written whole in the spool directory');
+});
+
+/** A directory of root's, 0755, holding a file of its own (/etc/sudoers.d, /etc/cron.d…): returns a check that it is as it was. */
+function rootDir(t: Tap.Test, b: string) {
+  const path = join(b, 'root-only');
+  mkdirSync(path, { mode: 0o755 });
+  chmodSync(path, 0o755);
+  writeFileSync(join(path, 'README'), 'root\'s own\n');
+  return {
+    path,
+    untouched(what: string) {
+      t.same(readdirSync(path), ['README'], `${what}: nothing made in the directory the link points to`);
+      t.equal(statSync(path).mode & 0o7777, 0o755, `${what}: its mode is as it was`);
+    },
+  };
+}
+
+t.test('a symbolic link at spool_dir in a directory others may write (<home>/var, root:wazuh 0770): refused, naming it; nothing made where it points', async (t) => {
+  const b = base();
+  const parent = join(b, 'var');
+  mkdirSync(parent);
+  chownSync(parent, 0, 65534);
+  chmodSync(parent, 0o770);
+  const target = rootDir(t, b);
+  const dir = join(parent, 'nats-tap');
+  symlinkSync(target.path, dir); // what the wazuh user can do in <home>/var
+  t.throws(() => Spool.open({ dir, maxBytes: 1 << 20 }), {
+    exitCode: 2,
+    message: new RegExp(`^spool_dir ${dir} is a symbolic link to ${target.path}, in ${parent}, a directory its group \\(gid 65534\\) may write: `
+      + 'the tap \\(root\\) does not follow it'),
+  });
+  target.untouched('refused');
+  t.ok(lstatSync(dir).isSymbolicLink(), 'the link is left as it is');
+
+  // Others (a sticky /tmp-like directory) the same.
+  const shared = join(b, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777);
+  symlinkSync(target.path, join(shared, 'spool'));
+  t.throws(() => Spool.open({ dir: join(shared, 'spool'), maxBytes: 1 << 20 }), { exitCode: 2, message: /is a symbolic link .* a directory its group and others may write/ });
+  target.untouched('refused in a sticky directory');
+
+  // A directory made there by the spool is used: the parent's mode is no reason to refuse.
+  rmSync(dir);
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  s.append([msg(1)]);
+  s.close();
+  t.ok(lstatSync(dir).isDirectory(), 'made, a directory');
+  t.equal(statSync(dir).mode & 0o777, 0o700);
+  t.ok(readdirSync(dir).some((f) => f.startsWith('seg-')), 'the spool is in it');
+});
+
+t.test('a symbolic link at spool_dir in a directory only root may write: the administrator\'s, followed', async (t) => {
+  const b = base();
+  const parent = join(b, 'etc');
+  mkdirSync(parent, { mode: 0o755 });
+  chmodSync(parent, 0o755);
+  const real = join(b, 'spool-elsewhere');
+  mkdirSync(real, { mode: 0o700 });
+  const dir = join(parent, 'spool');
+  symlinkSync(real, dir);
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  s.append([msg(1)]);
+  s.close();
+  t.ok(readdirSync(real).some((f) => f.startsWith('seg-')), 'the spool is where the link points');
 });

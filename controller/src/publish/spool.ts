@@ -54,7 +54,8 @@
 // Every file is 0600 and the directory 0700 (SPEC §8): they hold events, maybe secrets.
 //
 // The tap is root and the directory's parent may be another user's to write (on Wazuh, `<home>/var` is
-// root:wazuh 0770), so nothing found in it is trusted (SPEC §8). The directory is opened once and
+// root:wazuh 0770), so nothing found in it is trusted (SPEC §8). The directory is opened once — a
+// symbolic link in its place is refused when others than root may write the parent (spool-dir.ts) — and
 // checked: the tap's user must own it, and one that others may write is refused unless it holds only
 // the tap's files (then it is made 0700). Every file is then reached through that descriptor
 // (`/proc/self/fd/<n>/<name>`), so a directory renamed and replaced by whoever writes the parent cannot
@@ -63,16 +64,17 @@
 // made with O_EXCL. Anything else where a segment or the cursor should be is reported (`onWarn`),
 // counted (`refusedFiles`) and left as it is: never read, written, truncated, chmodded or followed.
 import {
-  closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync,
-  readSync, readdirSync, statSync, statfsSync, unlinkSync, writeSync,
+  closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync,
+  readSync, readdirSync, statfsSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../errors.js';
 import {
-  EUID, NotOwnFile, appendOwnAsync, notOwnFile, openOwn, readOwn, removeOwnAsync, replaceOwn, replaceOwnAsync,
+  NotOwnFile, appendOwnAsync, notOwnFile, openOwn, readOwn, removeOwnAsync, replaceOwn, replaceOwnAsync,
 } from '../util/checked-open.js';
 import { isErrno } from '../util/errno.js';
+import { notOwnedError, openSpoolDir, procPathOf } from './spool-dir.js';
 import { lstatOrNull, readWhole } from '../util/read-file.js';
 
 export type MessageKind = 'status' | 'keepalive' | 'alert' | 'tap';
@@ -104,7 +106,13 @@ export interface SpoolEntry {
 }
 
 export interface SpoolOptions {
+  /** spool_dir: made when missing and opened (publish/spool-dir.ts) unless `openAt` is given; its name in messages. */
   dir: string;
+  /**
+   * `dir` opened already by the caller (the tap's lock part, publish/spool-dir.ts): the path that leads
+   * to that directory (`/proc/self/fd/<n>`), opened as it is. `dir` then only names it.
+   */
+  openAt?: string;
   /** Bound of all segment files together. */
   maxBytes: number;
   /** Segment file size at which a new one is started (default min(8 MiB, maxBytes / 8)). */
@@ -385,7 +393,8 @@ export class Spool {
   private full = false;
   /** The active segment has a tail that could not be cut back: the next record starts a new segment. */
   private sealed = false;
-  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'onWarn' | 'reserveBytes'>> & { reserveBytes?: number };
+  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'onWarn' | 'reserveBytes' | 'openAt'>>
+    & { reserveBytes?: number; openAt?: string };
   private readonly onRecovered?: (e: SpoolEntry) => void;
   private readonly onWarn?: (msg: string, fields: Record<string, unknown>) => void;
   /** The directory, opened once (recover): what `dirPath` names. */
@@ -429,8 +438,6 @@ export class Spool {
   }
 
   private recover(): void {
-    const { dir } = this.o;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.pinDir();
     this.reserve = this.o.reserveBytes ?? defaultReserve(this.dirPath);
     const names = readdirSync(this.dirPath);
@@ -551,23 +558,19 @@ export class Spool {
    * and others could put links there: refused). Its files are then reached through the descriptor.
    */
   private pinDir(): void {
-    const { dir } = this.o;
-    // A link in spool_dir's own path is followed (an administrator may point it elsewhere): what it
-    // leads to is checked here, on the descriptor, and kept for the spool's life.
-    const fd = openSync(dir, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
+    const { dir, openAt } = this.o;
+    // Made when missing and opened without following a link in its last component where others than
+    // root may write its parent (spool-dir.ts); a link in the rest of its path, or in a parent only
+    // root may write, is followed (the administrator's). What is opened is checked here, on the
+    // descriptor, and kept for the spool's life.
+    const fd = openAt ? openSync(openAt, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK) : openSpoolDir(dir).fd;
     try {
       const st = fstatSync(fd);
-      if (st.uid !== EUID) {
-        throw new ConfigError(`spool_dir ${dir} is owned by uid ${st.uid}, not by the tap's user (uid ${EUID}): its owner could put `
-          + `links there for the tap to follow; make it the tap's (chown ${EUID} ${dir}) or set spool_dir to a directory of its own`);
-      }
-      const via = `/proc/self/fd/${fd}`;
-      let pinned = false;
-      try {
-        const l = statSync(via);
-        pinned = l.dev === st.dev && l.ino === st.ino;
-      } catch { /* no /proc */ }
-      this.dirPath = pinned ? via : dir;
+      const notOwned = notOwnedError(dir, st);
+      if (notOwned) throw notOwned;
+      const via = procPathOf(fd, st);
+      const pinned = via !== null;
+      this.dirPath = via ?? dir;
       const names = readdirSync(this.dirPath);
       const foreign = names.filter((f) => !TAP_FILE.test(f));
       if (foreign.length === 0) {
