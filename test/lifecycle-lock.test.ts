@@ -2,12 +2,25 @@
 // holder. On a full disk, where the first start has no file to rewrite, the pid cannot be written:
 // the lock is taken all the same (it stopped the tap: exit 1, ENOSPC, restarted by systemd for
 // ever), and a second instance is refused without a name rather than with a wrong one.
+//
+// The spool's lock is looked at in the directory the tap opened, by device and inode: whoever may write
+// spool_dir's parent (`<home>/var` is root:wazuh 0770) renaming it does not stop the tap (it did: "lost
+// lock", exit 1, every restart), and a symbolic link put in its place is not followed at the next start.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync, chownSync, closeSync, constants, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync,
+  statSync, symlinkSync, unlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AlreadyRunning, InstanceLock } from '../controller/src/agent/instance-lock.js';
+import { SimManager } from '../scripts/sim/manager.mjs';
 import { fillDisk, mountTmpfs } from './helpers/tmpfs.js';
+import { ROOT, runTap, startTap } from './helpers/tap-process.js';
+import { spooled } from './helpers/spooled.js';
+import { waitFor } from './helpers/wait.js';
+import { writeOssecConf } from './helpers/config.js';
 
 t.test('a lock taken on a full disk: held, unnamed; a second instance refused', async (t) => {
   const mnt = mountTmpfs(t, '256k');
@@ -39,4 +52,91 @@ t.test('a part of a pid (no newline: a write cut short) names no one', async (t)
   t.throws(() => new InstanceLock(path, 'the spool x').acquire(), { message: /^another wazuh-nats-tap already runs on the spool x/ });
   writeFileSync(path, '12345\n');
   t.throws(() => new InstanceLock(path, 'the spool x').acquire(), { message: /^another wazuh-nats-tap \(pid 12345\) already runs/ });
+});
+
+t.test('the lock reached through its directory opened: held when the directory is renamed; lost when the file is removed or replaced', async (t) => {
+  const b = mkdtempSync(join(tmpdir(), 'wnt-lock-'));
+  const dir = join(b, 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  t.teardown(() => closeSync(fd));
+  const lock = new InstanceLock(join(dir, 'lock'), `the spool ${dir}`, { at: `/proc/self/fd/${fd}/lock` });
+  t.teardown(() => lock.release());
+  lock.acquire();
+  t.ok(lock.held());
+  const moved = join(b, 'moved');
+  renameSync(dir, moved);
+  t.ok(lock.held(), 'the directory renamed: still held');
+  mkdirSync(dir, { mode: 0o700 });
+  writeFileSync(join(dir, 'lock'), '');
+  t.ok(lock.held(), 'another directory with another lock at its path: changes nothing');
+  linkSync(join(moved, 'lock'), join(b, 'lock.kept'));
+  unlinkSync(join(moved, 'lock'));
+  t.notOk(lock.held(), 'its file removed: lost');
+  symlinkSync(join(b, 'lock.kept'), join(moved, 'lock'));
+  t.notOk(lock.held(), 'a link to it in its place: lost (another file)');
+  unlinkSync(join(moved, 'lock'));
+  writeFileSync(join(moved, 'lock'), '');
+  t.notOk(lock.held(), 'another file in its place: lost');
+  rmSync(b, { recursive: true, force: true });
+});
+
+const A = { id: 1, name: 'web-server-01', ip: '192.168.56.21' };
+const WAZUH = 65534; // stands in for the wazuh user
+
+/** A home whose var/ is as Wazuh makes it, root:wazuh 0770, with the simulated manager running. */
+async function wazuhHome(t: Tap.Test): Promise<{ h: string; sim: SimManager; asWazuh: (cmd: string) => void }> {
+  const h = mkdtempSync(join(tmpdir(), 'wnt-lock-home-'));
+  t.teardown(() => rmSync(h, { recursive: true, force: true }));
+  chmodSync(h, 0o755);
+  writeOssecConf(h);
+  mkdirSync(join(h, 'var'), { recursive: true });
+  chownSync(join(h, 'var'), 0, WAZUH);
+  chmodSync(join(h, 'var'), 0o770);
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home: h, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const asWazuh = (cmd: string) => { execFileSync('setpriv', [`--reuid=${WAZUH}`, `--regid=${WAZUH}`, '--clear-groups', 'sh', '-c', cmd]); };
+  return { h, sim, asWazuh };
+}
+
+t.test('the wazuh user renames the spool directory: the tap runs on, writing in the directory it opened; a link put in its place is refused at the next start', async (t) => {
+  const { h, sim, asWazuh } = await wazuhHome(t);
+  const args = ['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')];
+  const tap = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const spool = join(h, 'var/nats-tap');
+  const moved = join(h, 'var/moved');
+  // A root-owned directory that is not group/other-writable, holding a file of its own (/etc/sudoers.d…).
+  const victim = join(h, 'root-only');
+  mkdirSync(victim, { mode: 0o755 });
+  writeFileSync(join(victim, 'README'), 'root\'s own\n');
+  asWazuh(`mv ${spool} ${moved} && ln -s ${victim} ${spool}`);
+  await new Promise((r) => setTimeout(r, 5000)); // the lock is looked at every 2 s
+  t.equal(tap.proc.exitCode, null, `still running: ${tap.stderr().slice(0, 300)}`);
+  t.notMatch(tap.stderr(), /removed or replaced/, 'no lost lock said');
+  await sim.startup(A); // a status change, spooled (NATS is away)
+  await new Promise((r) => setTimeout(r, 1500));
+  const r = await tap.stop('SIGTERM');
+  t.same([r.code, r.signal], [0, null], 'stopped by the signal, exit 0');
+  t.same(readdirSync(victim), ['README'], 'nothing written where the link points while it ran');
+  t.ok(spooled(moved).some((e) => e.kind === 'status'), 'the status change spooled in the directory opened, renamed');
+  t.ok(lstatSync(spool).isSymbolicLink(), 'the link left as it is');
+
+  const again = await runTap(args);
+  t.equal(again.code, 2, 'the next start: exit 2');
+  t.match(again.stderr, new RegExp(`spool_dir ${spool} is a symbolic link to ${victim}, in ${join(h, 'var')}, a directory its group \\(gid ${WAZUH}\\) may write`),
+    'naming the link and why');
+  t.same(readdirSync(victim), ['README'], 'nothing made where the link points (lock, segments, agents.status…)');
+  t.equal(statSync(victim).mode & 0o7777, 0o755, 'its mode as it was');
+});
+
+t.test('the directory holding spool_dir gone (a container\'s home whose path died): the tap stops, exit 1', async (t) => {
+  const { h } = await wazuhHome(t);
+  const tap = await startTap(['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  renameSync(join(h, 'var'), join(h, 'var.old')); // root only: <home> is not the wazuh user's to write
+  await waitFor(() => tap.proc.exitCode !== null, 15_000, 'the tap to stop');
+  t.equal(tap.proc.exitCode, 1);
+  t.match(tap.stderr(), /the directory .*\/var that holds spool_dir is gone or another directory now: stopping/);
 });

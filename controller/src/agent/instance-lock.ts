@@ -7,7 +7,7 @@
 // control socket's peer credentials.
 import koffi from 'koffi';
 import { libc } from '../util/libc.js';
-import { closeSync, constants, ftruncateSync, mkdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, lstatSync, mkdirSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { openChecked } from '../util/checked-open.js';
@@ -45,16 +45,25 @@ export class AlreadyRunning extends ConfigError {}
 
 export class InstanceLock {
   private fd: number | null = null;
+  private dev = 0;
   private ino = 0;
+  /** Where the file is opened and looked at: `at`, else `path`. */
+  private readonly at: string;
 
-  /** `what` names the lock in messages: "the spool /var/ossec/var/nats-tap". */
-  constructor(readonly path: string, private readonly what: string) {}
+  /**
+   * `what` names the lock in messages: "the spool /var/ossec/var/nats-tap"; `path` names its file.
+   * `at`: where it is reached when its directory was opened already (`/proc/self/fd/<n>/lock`, the
+   * spool's: lock part) — then that directory, wherever its path leads later, is the lock's.
+   */
+  constructor(readonly path: string, private readonly what: string, o: { at?: string } = {}) {
+    this.at = o.at ?? path;
+  }
 
   /** Take the lock, or throw AlreadyRunning with the holder's pid. */
   acquire(): void {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    if (this.at === this.path) mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     // O_NOFOLLOW and a regular-file check: a symlink or a FIFO planted there is refused, never followed or blocked on.
-    const r = openChecked(this.path, constants.O_RDWR | constants.O_CREAT, (st) => (st.isFile() ? null : `not a regular file (${fileKind(st)})`));
+    const r = openChecked(this.at, constants.O_RDWR | constants.O_CREAT, (st) => (st.isFile() ? null : `not a regular file (${fileKind(st)})`));
     if ('refused' in r) throw new ConfigError(`${this.path} is ${r.refused}: remove it`);
     const { fd, st } = r;
     try {
@@ -68,7 +77,8 @@ export class InstanceLock {
         throw new AlreadyRunning(`another wazuh-nats-tap${holder ? ` (pid ${holder})` : ''} already runs on ${this.what} (lock ${this.path})`);
       }
       namePid(fd);
-      this.ino = Number(st.ino);
+      this.dev = st.dev;
+      this.ino = st.ino;
       this.fd = fd;
     } catch (e) {
       closeSync(fd);
@@ -78,12 +88,15 @@ export class InstanceLock {
 
   /**
    * Still ours? The file was removed or replaced (a second instance could then lock a new one):
-   * the caller stops, since one tap per home is no longer guaranteed.
+   * the caller stops, since one tap per home is no longer guaranteed. Looked at where it was opened
+   * (`at`: in the directory opened, so a rename of that directory changes nothing), its name's entry
+   * itself (a link put in its place is another file), by device and inode.
    */
   held(): boolean {
     if (this.fd === null) return false;
     try {
-      return statSync(this.path).ino === this.ino;
+      const st = lstatSync(this.at);
+      return st.dev === this.dev && st.ino === this.ino;
     } catch {
       return false;
     }

@@ -53,6 +53,12 @@ export class Tap {
   readonly node: string;
   readonly prefix: string;
   readonly spoolDir: string;
+  /**
+   * Where the files of spool_dir are reached: `/proc/self/fd/<n>` of the directory the lock part
+   * opened (publish/spool-dir.ts), so a rename of spool_dir by whoever may write its parent moves no
+   * write of the tap's; spool_dir's path itself without /proc (and before the lock part started).
+   */
+  spoolAt: string;
   readonly spoolMaxBytes: number;
   // A tick whose parse is gone (evicted): the shim sends that agent's next payload whole.
   readonly decoder = new WdbDecoder({ onTickMiss: (key) => this.capture?.forgetKey(key) });
@@ -111,6 +117,7 @@ export class Tap {
     this.node = opts.node ?? hostname();
     const d = opts.delivery ?? {};
     this.spoolDir = d.spoolDir ?? join(opts.home, 'var/nats-tap');
+    this.spoolAt = this.spoolDir;
     this.spoolMaxBytes = d.spoolMaxBytes ?? 512 * 1024 * 1024;
     this.keepaliveEvents = opts.keepaliveEvents ?? true;
     this.alertOpts = opts.alerts ?? { enabled: true, minLevel: 0, thresholds: DEFAULT_THRESHOLDS, fromBeginning: false };

@@ -23,7 +23,7 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
   const follow = (on: boolean): Promise<void> => {
     if (on && !tap.follower) {
       tap.follower = new AlertsFollower({
-        file: tap.alertsFile, positionFile: join(tap.spoolDir, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
+        file: tap.alertsFile, positionFile: join(tap.spoolAt, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
         sink: (lines) => tap.alertSink!.take(lines), log, wazuhUid: () => wazuhUid(tap.opts.home),
         // Another home's alerts.json (the path leads there now: tap.homePin) is not this manager's.
         elsewhere: () => !tap.homePin.holds(),

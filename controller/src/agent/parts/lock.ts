@@ -2,11 +2,23 @@
 // lock named after the home's identity under /run (another spool_dir for the
 // same home is still the same home). Lost (the file removed or replaced): the
 // agent stops, since a second instance could now start beside it.
-import { statSync } from 'node:fs';
+//
+// spool_dir is opened here, first of all (publish/spool-dir.ts: a symbolic link
+// in its place is refused when others than root may write its parent), and its
+// files — the lock, the spool's, agents.status, alerts.position — are reached
+// through that descriptor (tap.spoolAt) for the tap's life. Whoever may write
+// the parent (on Wazuh, `<home>/var` is root:wazuh 0770) can rename spool_dir:
+// that moves none of the tap's writes and does not stop it (the lock is looked
+// at in the directory opened, by device and inode). The parent itself is looked
+// at by its path: gone or another directory (a container's home whose path
+// died, `/proc/<pid>/root/...`), the spool can no longer be told from a new one
+// made there, and the tap stops as for a lost lock.
+import { closeSync, fstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Part } from '../lifecycle.js';
 import { InstanceLock } from '../instance-lock.js';
 import type { Tap } from '../tap.js';
+import { notOwnedError, openSpoolDir, procPathOf } from '../../publish/spool-dir.js';
 
 /** Where the per-home locks live; a test may move it. */
 export const HOME_LOCK_DIR = process.env.WAZUH_NATS_TAP_LOCK_DIR ?? '/run/wazuh-nats-tap';
@@ -14,24 +26,57 @@ export const HOME_LOCK_DIR = process.env.WAZUH_NATS_TAP_LOCK_DIR ?? '/run/wazuh-
 export function lockPart(tap: Tap): Part {
   const locks: InstanceLock[] = [];
   let timer: NodeJS.Timeout | null = null;
+  let dirFd = -1;
   return {
     name: 'instance lock',
     start() {
-      const spool = new InstanceLock(join(tap.spoolDir, 'lock'), `the spool ${tap.spoolDir}`);
-      spool.acquire();
-      locks.push(spool);
-      let home: { dev: bigint; ino: bigint } | null = null;
+      const dir = openSpoolDir(tap.spoolDir);
+      dirFd = dir.fd;
       try {
-        home = statSync(tap.opts.home, { bigint: true });
-      } catch { /* not installed yet: the spool's lock alone */ }
-      if (home) {
-        const byHome = new InstanceLock(join(HOME_LOCK_DIR, `home-${home.dev}-${home.ino}.lock`), `the Wazuh home ${tap.opts.home}`);
-        byHome.acquire();
-        locks.push(byHome);
+        const st = fstatSync(dir.fd);
+        // Checked before the lock is made in it (the spool checks the rest: Spool.pinDir).
+        const notOwned = notOwnedError(tap.spoolDir, st);
+        if (notOwned) throw notOwned;
+        const via = procPathOf(dir.fd, st);
+        if (via) tap.spoolAt = via;
+        const spool = new InstanceLock(join(tap.spoolDir, 'lock'), `the spool ${tap.spoolDir}`, { at: via ? join(via, 'lock') : undefined });
+        spool.acquire();
+        locks.push(spool);
+        let home: { dev: bigint; ino: bigint } | null = null;
+        try {
+          home = statSync(tap.opts.home, { bigint: true });
+        } catch { /* not installed yet: the spool's lock alone */ }
+        if (home) {
+          const byHome = new InstanceLock(join(HOME_LOCK_DIR, `home-${home.dev}-${home.ino}.lock`), `the Wazuh home ${tap.opts.home}`);
+          byHome.acquire();
+          locks.push(byHome);
+        }
+      } catch (e) {
+        for (const l of locks.splice(0).reverse()) l.release();
+        closeSync(dir.fd);
+        dirFd = -1;
+        tap.spoolAt = tap.spoolDir;
+        throw e;
       }
+      const parentHeld = (): boolean => {
+        try {
+          const st = statSync(dir.parent.path);
+          return st.dev === dir.parent.dev && st.ino === dir.parent.ino;
+        } catch {
+          return false;
+        }
+      };
       timer = setInterval(() => {
         const lost = locks.find((l) => !l.held());
-        if (lost) tap.life.requestStop({ why: 'lost lock', code: 1, err: new Error(`the lock ${lost.path} was removed or replaced: stopping (one tap per home is no longer guaranteed)`) });
+        if (lost) {
+          tap.life.requestStop({ why: 'lost lock', code: 1, err: new Error(`the lock ${lost.path} was removed or replaced: stopping (one tap per home is no longer guaranteed)`) });
+        } else if (!parentHeld()) {
+          tap.life.requestStop({
+            why: 'lost lock', code: 1,
+            err: new Error(`the directory ${dir.parent.path} that holds spool_dir is gone or another directory now: stopping (the spool's lock `
+              + 'can no longer be told from one made there: one tap per home is no longer guaranteed)'),
+          });
+        }
       }, 2000);
       timer.unref();
     },
@@ -39,6 +84,9 @@ export function lockPart(tap: Tap): Part {
       if (timer) clearInterval(timer);
       timer = null;
       for (const l of locks.splice(0).reverse()) l.release();
+      if (dirFd >= 0) closeSync(dirFd);
+      dirFd = -1;
+      tap.spoolAt = tap.spoolDir;
     },
   };
 }

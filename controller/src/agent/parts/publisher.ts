@@ -1,7 +1,6 @@
 // Delivery (SPEC §5): the disk spool and NATS. Started first among the data
 // parts so that every later event has a place to go; stopped last, after the
 // capture, so the `stopped` event counts everything and the spool is flushed.
-import { mkdirSync } from 'node:fs';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 import { ReliablePublisher } from '../../publish/reliable.js';
@@ -18,7 +17,6 @@ export function publisherPart(tap: Tap): Part {
     async start() {
       const { opts, log } = tap;
       const d = opts.delivery ?? {};
-      mkdirSync(tap.spoolDir, { recursive: true, mode: 0o700 });
       const certProblem = d.security ? () => clientCertificateProblem(d.security!) : () => null;
       const problem = certProblem();
       if (problem) log.error(problem);
@@ -27,7 +25,8 @@ export function publisherPart(tap: Tap): Part {
       const diagnose = () => certProblem() ?? credentialProblem(connect);
       tap.publisher = new ReliablePublisher({
         servers: opts.natsUrls, prefix: tap.prefix, node: tap.node, log,
-        spoolDir: tap.spoolDir, spoolMaxBytes: tap.spoolMaxBytes,
+        // The directory the lock part opened (tap.spoolAt), whatever spool_dir's path leads to now.
+        spoolDir: tap.spoolDir, spoolMaxBytes: tap.spoolMaxBytes, spool: tap.spoolAt !== tap.spoolDir ? { openAt: tap.spoolAt } : undefined,
         jetstream: d.jetstream, stream: d.stream ?? 'WAZUH', createStream: d.createStream, kv: d.agentsKv, replicas: d.streamReplicas,
         maxReconnects: d.maxReconnects ?? 10, reconnectDelayMs: (d.reconnectDelaySec ?? 2) * 1000,
         connectOptions: connect,

@@ -25,7 +25,7 @@ export function statePart(tap: Tap): Part {
     name: 'state',
     async start() {
       const { log, state, opts } = tap;
-      const journal = new StatusJournal(join(tap.spoolDir, 'agents.status'), {
+      const journal = new StatusJournal(join(tap.spoolAt, 'agents.status'), {
         onError: (e, op, failures) => {
           if (op === 'oversized') log.error({ err: e.message, op }, JOURNAL_FAULTS[op]); // statuses lost: not a passing fault
           else log.warn({ err: e.message, op, failures }, JOURNAL_FAULTS[op]);
