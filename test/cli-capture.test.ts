@@ -371,3 +371,25 @@ t.test('capture without --home finds a 5.x manager\'s home (/var/wazuh-manager) 
   t.equal(out, '');
   t.same(await leftBehind(MARK), [], 'nothing left in the kernel');
 });
+
+t.test('capture: an exchange waiting for an earlier request\'s late reply is printed at Ctrl-C, not lost', async (t) => {
+  // pending's reply comes 2 s late (wazuh-db's worker preempted); active, on another connection, is
+  // answered at once and waits for it (decode/apply-order.ts). Ctrl-C meanwhile: the capture is over,
+  // no reply can come — the complete exchange is printed (it was dropped).
+  const home = mkdtempSync(join(tmpdir(), 'wnt-cli-capture-late-'));
+  const sim = new SimManager({ binDir, home, agents: [A], lateReply: { match: '"connection_status":"pending"', us: 1_000_000 } });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startCapture(['--json', '--home', home]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const a = await sim.spawnClient(sim.daemon('remoted'));
+  const b = await sim.spawnClient(sim.daemon('remoted'));
+  const pending = a.startup(A);
+  await new Promise((r) => setTimeout(r, 3));
+  await b.keepalive(A);
+  await new Promise((r) => setTimeout(r, 10));
+  t.same(await tap.stop('SIGINT'), { code: 0, signal: null });
+  await pending.catch(() => {});
+  const printed = tap.logs.map((l) => l.command);
+  t.ok(printed.includes('update-agent-data'), `the keepalive's exchange printed: ${printed.join(', ')}`);
+});

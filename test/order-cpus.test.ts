@@ -90,3 +90,43 @@ t.test('a reply written late (wazuh-db\'s worker preempted before its sendto): t
   t.same(wrong.slice(0, 5), [], `pending, then active, for every agent (${wrong.length} of ${n} not)`);
   t.equal(got.length, 2 * n, 'two events an agent, no more');
 });
+
+t.test('a late reply still comes first when the tap\'s own thread stalls meanwhile (the release follows what the capture handed over)', async (t) => {
+  // pending's reply 20 ms late (inside the 50 ms hold), active answered at once; the tap stopped 140 ms
+  // right after it held active's exchange (a GC, a starved host). Its timer released by the wall's clock:
+  // past 50 ms, active went out, then pending's reply — written long before — was applied after it.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-order-stall-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  writeOssecConf(home, '    <keepalive_events>no</keepalive_events>\n');
+  const n = 6;
+  const agents = Array.from({ length: n }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents, lateReply: { match: '"connection_status":"pending"', us: 20_000 } });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const { nats, got } = await natsCollecting(t, 'wazuh.agent.*.status');
+  const tap = await startTap(['run', '--home', home, '--nats-url', nats.url, '--node', 'order', '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const a = await sim.spawnClient(sim.daemon('remoted'));
+  const b = await sim.spawnClient(sim.daemon('remoted'));
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (const agent of agents) {
+    const pending = a.startup(agent); // applied now, answered 20 ms later
+    await sleep(3);
+    const active = b.keepalive(agent); // applied after pending, answered first
+    await sleep(9);
+    process.kill(tap.proc.pid!, 'SIGSTOP');
+    await sleep(140);
+    process.kill(tap.proc.pid!, 'SIGCONT');
+    await Promise.all([pending, active]);
+    await sleep(100);
+  }
+  const activeInDb = new Set(await sim.pollActive());
+  await waitFor(() => got.length >= 2 * n, 20_000, `${2 * n} status events`);
+  await new Promise((r) => setTimeout(r, 300));
+  const seq = new Map<number, string[]>();
+  for (const m of got) seq.set(Number(m.body.agent_id), [...(seq.get(Number(m.body.agent_id)) ?? []), `${m.body.previous_status}>${m.body.current_status}`]);
+  // wazuh-db is the truth (under load its worker can apply the two the other way round: then so must the tap).
+  const wrong = agents.filter(({ id }) => (seq.get(id) ?? []).join(' ')
+    !== (activeInDb.has(id) ? 'never_connected>pending pending>active' : 'never_connected>active active>pending')).map(({ id }) => `${id}: ${(seq.get(id) ?? []).join(' ')}`);
+  t.same(wrong, [], `every agent's events in wazuh-db's order (${wrong.length} of ${n} not)`);
+});

@@ -201,12 +201,19 @@ export class Tap {
    */
   private releaseHeldLater(): void {
     if (this.heldTimer) return;
-    this.heldTimer = setTimeout(() => {
-      this.heldTimer = null;
-      this.pipeline.release(process.hrtime.bigint());
-      if (this.decoder.holding) this.releaseHeldLater();
-    }, Number(HOLD_NS / 1_000_000n) + 1);
+    this.heldTimer = setTimeout(() => void this.releaseHeld(), Number(HOLD_NS / 1_000_000n) + 1);
     this.heldTimer.unref();
+  }
+
+  private async releaseHeld(): Promise<void> {
+    // The records' clock as far as the capture has handed them over, not the wall's: a reply written in
+    // time but not taken yet (this thread busy for 50 ms: a GC, a big spool write) must still come first.
+    const now = process.hrtime.bigint();
+    const c = this.capture;
+    const seen = !c?.attached || await c.settled(now, 200);
+    this.heldTimer = null;
+    if (seen) this.pipeline.release(now);
+    if (this.decoder.holding && !this.life.stopping) this.releaseHeldLater(); // stop(): the capture part releases all
   }
 
   /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */

@@ -261,21 +261,37 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
   err.on('error', quiet);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
   let held: NodeJS.Timeout | null = null;
+  let printHeld = () => {};
   try {
-    const print = (exs: WdbExchange<WdbRequest>[]) => {
+    let counted = false; // --count reached: nothing more is printed
+    const print = (exs: WdbExchange<WdbRequest>[], last = false) => {
       for (const ex of exs) {
-        if (why()) return;
+        if (counted || (why() && !last)) return;
         const us = wallMicros(ex.tsNs, wallMs); // one time for both forms
         const r = toRecord(ex, us, names);
         const line = opts.json ? safeJson(JSON.stringify(r)) : humanLine(r, ex, us);
         if (!output.write(`${scrub(line)}\n`)) continue;
         printed++;
-        if (opts.count > 0 && printed >= opts.count) stop(`${opts.count} exchanges`);
+        if (opts.count > 0 && printed >= opts.count) {
+          counted = true;
+          stop(`${opts.count} exchanges`);
+        }
       }
     };
+    printHeld = () => print(decoder.release(null), true);
     // Exchanges come in the order wazuh-db applied their requests: one whose earlier request's reply is
     // late waits for it, at most HOLD_NS (decode/apply-order.ts); this lets it go when no record comes.
-    held = setInterval(() => { if (decoder.holding && !why()) print(decoder.release(process.hrtime.bigint())); }, Number(HOLD_NS / 1_000_000n));
+    // The records' clock as far as the capture has handed them over (Capture.settled), not the wall's.
+    let releasing = false;
+    held = setInterval(() => {
+      if (!decoder.holding || why() || releasing) return;
+      releasing = true;
+      const now = process.hrtime.bigint();
+      void capture.settled(now, 200).then((seen) => {
+        releasing = false;
+        if (seen && !why()) print(decoder.release(now));
+      });
+    }, Number(HOLD_NS / 1_000_000n));
     held.unref();
     capture.start((records) => {
       for (const rec of records) {
@@ -301,6 +317,7 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
     // The signal handlers stay until everything is detached: a second Ctrl-C must not cut the clean-up short.
     const counters = capture.counters();
     await capture.close();
+    printHeld(); // complete exchanges that waited for an earlier request's reply, which cannot come now
     // What still waits for the reader: a second at most, then given up (and said).
     const lost = await output.finish(1000);
     const stopWhy = why();
