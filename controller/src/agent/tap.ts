@@ -210,7 +210,7 @@ export class Tap {
     // time but not taken yet (this thread busy for 50 ms: a GC, a big spool write) must still come first.
     const now = process.hrtime.bigint();
     const c = this.capture;
-    const seen = !c?.attached || await c.settled(now, 200);
+    const seen = !c?.attached || await c.tookSince(now, 200);
     this.heldTimer = null;
     if (seen) this.pipeline.release(now);
     if (this.decoder.holding && !this.life.stopping) this.releaseHeldLater(); // stop(): the capture part releases all

@@ -427,6 +427,27 @@ export class Capture {
     }
   }
 
+  /**
+   * Resolves true once a take that began after `ns` (CLOCK_MONOTONIC) has handed over everything the
+   * shim had ready — every write done before `ns` but those still ordered behind a write in flight or
+   * held by the fast path for their reply —, false after `timeoutMs` or once the capture stopped.
+   * Unlike settled(), it does not wait for what the shim holds: what the decoder's timer needs to let an
+   * exchange go by the records' clock (a late reply written before `ns` is in hand), not the wall's.
+   */
+  async tookSince(ns: bigint, timeoutMs: number): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      if (!this.running || !this.handle || !this.consumer) return false;
+      if (this.takenNs >= ns) return true;
+      if (performance.now() >= end) return false;
+      if (!this.draining) void this.rounds(this.consumer); // resting: take now
+      await new Promise((res) => setTimeout(res, 2));
+    }
+  }
+
+  /** The time a take began after which everything the shim had ready was handed over (tookSince). */
+  private takenNs = 0n;
+
   /** Take every roundMs while records come; rest (and wait for the pipe) once they stop. One loop at a time. */
   private async rounds(c: Consumer): Promise<void> {
     if (this.draining) return; // the loop running takes these too
@@ -488,20 +509,27 @@ export class Capture {
     this.sliceEnded = false;
     for (;;) {
       if (!this.running || !this.handle) return records;
+      const at = process.hrtime.bigint();
       const n = this.lib.take(this.handle, this.buf, this.buf.length, this.more);
       if (n < 0) {
         this.running = false;
         c.onError(new Error(this.lib.last_error(this.handle)));
         return -1;
       }
-      if (n === 0) return records;
+      if (n === 0) {
+        this.takenNs = at;
+        return records;
+      }
       this.batches++;
       // In the order the writes began, across CPUs and batches: the shim merges the per-CPU rings.
       const batch = parseRecords(this.buf, n, this.names);
       records += batch.length;
       const r = c.onBatch(batch);
       if (r) await r;
-      if (this.more[0] === 0) return records;
+      if (this.more[0] === 0) {
+        this.takenNs = at;
+        return records;
+      }
       if (performance.now() >= end) {
         this.sliceEnded = true;
         return records;

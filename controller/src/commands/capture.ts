@@ -281,13 +281,13 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
     printHeld = () => print(decoder.release(null), true);
     // Exchanges come in the order wazuh-db applied their requests: one whose earlier request's reply is
     // late waits for it, at most HOLD_NS (decode/apply-order.ts); this lets it go when no record comes.
-    // The records' clock as far as the capture has handed them over (Capture.settled), not the wall's.
+    // The records' clock as far as the capture has handed them over (Capture.tookSince), not the wall's.
     let releasing = false;
     held = setInterval(() => {
       if (!decoder.holding || why() || releasing) return;
       releasing = true;
       const now = process.hrtime.bigint();
-      void capture.settled(now, 200).then((seen) => {
+      void capture.tookSince(now, 200).then((seen) => {
         releasing = false;
         if (seen && !why()) print(decoder.release(now));
       });
