@@ -100,6 +100,12 @@ export interface AgentStateStats {
   /** UPDATEs of an agent removed lately and not seen since: wazuh-db's row is gone, nothing changed. */
   afterRemoval: number;
   /**
+   * UPDATEs older than one already applied to their agent (an unchanged keepalive whose reply came
+   * late, answered after a later request of another connection): wazuh-db applied them first, the
+   * later one's values stand — nothing changed.
+   */
+  superseded: number;
+  /**
    * UPDATEs of an agent the table does not hold once it held every agent wazuh-db listed: nothing
    * changed; wazuh-db is asked whether the agent exists (takeUnheld, describedAgents).
    */
@@ -155,22 +161,22 @@ class AgentRow implements AgentRecord {
 
 /**
  * The capture times of the last change a request made to each row: its request's and its reply's,
- * as nanoseconds after the table's epoch (NaN: no request changed it yet), two doubles a row in one
- * Float64Array. Numbers, not bigints: a bigint was a new object each keepalive that lived ten
+ * and the request's of the last UPDATE applied to it, as nanoseconds after the table's epoch (NaN: no
+ * request changed it yet), three doubles a row in one Float64Array. Numbers, not bigints: a bigint was a new object each keepalive that lived ten
  * seconds (to the next one) and so outlived the young generation. Not fields of the row either: V8
  * boxes a double field, 16 bytes more each (300,000 boxes at 100,000 agents with the decoder's). Exact
  * for 104 days after the table was made, then to 2 ns, 4 ns…: far below the time between two
  * syscalls compared here. A forgotten row's slot is used again.
  */
 class TouchTimes {
-  private col = new Float64Array(2 * 1024).fill(Number.NaN);
+  private col = new Float64Array(3 * 1024).fill(Number.NaN);
   private used = 0;
   private readonly free: number[] = [];
 
   take(): number {
     const slot = this.free.pop();
     if (slot !== undefined) return slot;
-    if (2 * (this.used + 1) > this.col.length) {
+    if (3 * (this.used + 1) > this.col.length) {
       const bigger = new Float64Array(Math.ceil(this.col.length * 1.5)).fill(Number.NaN);
       bigger.set(this.col);
       this.col = bigger;
@@ -180,20 +186,29 @@ class TouchTimes {
 
   release(slot: number): void {
     this.set(slot, Number.NaN, Number.NaN);
+    this.col[3 * slot + 2] = Number.NaN;
     this.free.push(slot);
   }
 
   set(slot: number, start: number, end: number): void {
-    this.col[2 * slot] = start;
-    this.col[2 * slot + 1] = end;
+    this.col[3 * slot] = start;
+    this.col[3 * slot + 1] = end;
   }
 
   start(slot: number): number {
-    return this.col[2 * slot];
+    return this.col[3 * slot];
   }
 
   end(slot: number): number {
-    return this.col[2 * slot + 1];
+    return this.col[3 * slot + 1];
+  }
+
+  setUpdate(slot: number, start: number): void {
+    this.col[3 * slot + 2] = start;
+  }
+
+  update(slot: number): number {
+    return this.col[3 * slot + 2];
   }
 }
 
@@ -281,7 +296,7 @@ export class AgentStateTable {
   private replaying = false;
   private readonly counters = {
     applied: 0, rejected: 0, unanswered: 0, invalid: 0, manager: 0, statusEvents: 0, keepaliveEvents: 0,
-    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0, afterRemoval: 0, unlisted: 0,
+    silent: 0, corrections: 0, unreadableReplies: 0, overflow: 0, afterRemoval: 0, superseded: 0, unlisted: 0,
   };
 
   constructor(opts: AgentStateOptions) {
@@ -547,6 +562,15 @@ export class AgentStateTable {
     }
     // Held while wazuh-db is asked whether the agent exists (listedAll).
     if (id !== null && UPDATES.has(req.cmd) && this.holds(id, ex)) return [];
+    // An UPDATE whose request began before one already applied to its agent: wazuh-db applied it first
+    // (in the order requests reach it), so the later one's values stand. The decoder hands exchanges
+    // over in request order (decode/apply-order.ts), but not an unchanged keepalive the shim's fast path
+    // held for its reply (a tick: its request is never in the decoder's hands), nor one past its 50 ms
+    // hold: applied, a tick answered late turned an agent shut down meanwhile active again.
+    if (id !== null && UPDATES.has(req.cmd) && !this.replaying && this.superseded(id, ex.tsNs)) {
+      this.counters.superseded++;
+      return [];
+    }
     if (write) this.counters.applied++;
     const ms = this.wallClockMs(ex.tsNs);
     const cause: EventCause = { tsNs: ex.tsNs, ms, source: sourceOf(ex.comm, ex.exe), sync: syncOf(req) };
@@ -892,7 +916,15 @@ export class AgentStateTable {
       this.counters.afterRemoval++;
       return null;
     }
-    return this.touch(id, t);
+    const a = this.touch(id, t);
+    if (a) this.touched.setUpdate(a.slot, this.sinceEpoch(t.start));
+    return a;
+  }
+
+  /** An UPDATE whose request began after `ns` was applied to the agent (see apply). */
+  private superseded(id: number, ns: bigint): boolean {
+    const a = this.agents.get(id);
+    return a !== undefined && this.touched.update(a.slot) > this.sinceEpoch(ns); // NaN: none yet
   }
 
   /** The agent's record, noting that a request changed it. */
