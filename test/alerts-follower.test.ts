@@ -806,3 +806,39 @@ t.test('hourly rotation: months of older files before the current one (in name o
     'the rest of -002 from its .gz, the 100 rotated since, then the 6th');
   t.match(d.follower.stats(), { rotated_between: 100, rotated_unread: 0 });
 });
+
+t.test('a new live file given the inode of the last rotated file finished (ext4 reuse), after .gz files were read between: read from its start', async (t) => {
+  // The day finished as rotated was remembered by its inode alone, and kept while the files between
+  // were read from their .json.gz: the next alerts.json, made with that freed inode, was read from the
+  // old day's offset — its first alerts never published.
+  const r = rig(t, { fromBeginning: true });
+  mkdirSync(r.dir, { recursive: true });
+  const nov = join(r.dir, '2026/Nov');
+  const d5 = dayFile(r.dir, 5);
+  appendFileSync(d5, lines(0, 100));
+  r.follower.start();
+  await waitFor(() => r.got.length === 100, 3000, 'day 5');
+  // Two rotations while the follower looks elsewhere: -001 (compressed already), -002 live; the 5th compressed.
+  writeFileSync(join(nov, 'ossec-alerts-05-001.json.gz'), gzipSync(lines(200, 203)));
+  const e = join(nov, 'ossec-alerts-05-002.json');
+  writeFileSync(e, lines(300, 303));
+  unlinkSync(r.file);
+  linkSync(e, r.file);
+  const ino5 = statSync(d5).ino;
+  writeFileSync(`${d5}.gz`, gzipSync(lines(0, 100)));
+  unlinkSync(d5);
+  r.follower.kick(); // the 5th finished (its descriptor closed: its inode free), -001.json.gz begun
+  // Another rotation meanwhile: -003 made (ext4: the 5th's inode, most of the time), -002 compressed.
+  const g = join(nov, 'ossec-alerts-05-003.json');
+  writeFileSync(g, lines(400, 410));
+  const reused = statSync(g).ino === ino5;
+  writeFileSync(`${e}.gz`, gzipSync(lines(300, 303)));
+  unlinkSync(e);
+  unlinkSync(r.file);
+  linkSync(g, r.file);
+  await waitFor(() => r.got.length >= 116, 3000, 'every file').catch(() => {});
+  r.follower.kick();
+  await new Promise((res) => setTimeout(res, 100));
+  t.comment(`the new live file ${reused ? 'reuses' : 'does not reuse'} the 5th's inode`);
+  t.same(r.got, (lines(0, 100) + lines(200, 203) + lines(300, 303) + lines(400, 410)).trim().split('\n'), 'every alert once, in order');
+});

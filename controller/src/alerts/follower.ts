@@ -174,9 +174,11 @@ export class AlertsFollower {
   /**
    * The last file finished as rotated, and where: read as a file "rotated in and out" while
    * analysisd was between making a day's file and linking alerts.json to it, it is then the live file
-   * — taken up where that read ended, not read again from its start.
+   * — taken up where that read ended, not read again from its start. Recognised by its inode and
+   * its head (ext4 gives a freed inode to the next file made: once the finished file is compressed,
+   * a later alerts.json can have its inode), and forgotten once another file was read after it.
    */
-  private lastFinished: { dev: number; ino: number; offset: number } | null = null;
+  private lastFinished: { dev: number; ino: number; offset: number; headLen: number; head: string } | null = null;
   /** Refused files already counted and logged (path, reason, identity): a poll does not count them again. */
   private readonly refusedFiles = new Set<string>();
   private refusing: string | null = null;
@@ -297,7 +299,11 @@ export class AlertsFollower {
         const last = this.splitter.finish(cur.offset);
         if (last && !this.deliver([last])) break;
         this.finishedRotated = cur.path ?? null;
-        this.lastFinished = { dev: cur.dev, ino: cur.ino, offset: cur.committed };
+        // Its head as it is now (all of it written: analysisd closed it): a file that reuses its
+        // inode later has another head.
+        const headLen = Math.min(HEAD_BYTES, fstatSync(cur.fd).size);
+        const head = headHash(cur.fd, headLen);
+        this.lastFinished = head === null ? null : { dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen, head };
         this.closeCurrent();
         if (!this.open()) break;
         continue;
@@ -436,8 +442,9 @@ export class AlertsFollower {
     }
     if (this.nextFromStart) {
       const done = this.lastFinished;
-      offset = done && done.dev === st.dev && done.ino === st.ino ? Math.min(done.offset, st.size) : 0;
+      offset = done && done.dev === st.dev && done.ino === st.ino && headHash(fd, done.headLen) === done.head ? Math.min(done.offset, st.size) : 0;
       this.nextFromStart = false;
+      this.lastFinished = null;
     } else if (pos && pos.dev === st.dev && pos.ino === st.ino && headHash(fd, pos.headLen) === pos.head && !this.savedElsewhere(pos, st)) {
       offset = pos.offset;
       if (st.size < offset) {
@@ -601,6 +608,7 @@ export class AlertsFollower {
       }
       this.counters.rotated_between++;
       this.nextFromStart = true;
+      this.lastFinished = null; // another file read after it: it is no longer the one before the live file
       this.o.log?.info({ file: next }, 'alerts: a file rotated in and out since the last look: reading it whole before the live one');
       if (next.endsWith('.gz')) {
         const fd = r.fd;
