@@ -842,3 +842,56 @@ t.test('a new live file given the inode of the last rotated file finished (ext4 
   t.comment(`the new live file ${reused ? 'reuses' : 'does not reuse'} the 5th's inode`);
   t.same(r.got, (lines(0, 100) + lines(200, 203) + lines(300, 303) + lines(400, 410)).trim().split('\n'), 'every alert once, in order');
 });
+
+t.test('thousands of empty files named like rotated days (planted by the Wazuh user): walked in bounded turns, listed once, the position moving on', async (t) => {
+  // Each file walked listed and sorted the whole month again, all in one synchronous turn (empty files
+  // read no bytes, so the byte budget never ended it): 4000 files held the event loop 46 s, past the
+  // watchdog, and the position saved before the walk made every restart walk them again.
+  const N = 1500;
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true }, home);
+  mkdirSync(a.dir, { recursive: true });
+  dayFile(a.dir, 5);
+  appendFileSync(join(a.dir, '2026/Nov/ossec-alerts-05.json'), lines(0, 3));
+  a.follower.start();
+  await waitFor(() => a.got.length === 3, 3000, 'day 5');
+  for (let k = 1; k <= N; k++) writeFileSync(join(a.dir, '2026/Nov', `ossec-alerts-${String(5 + Math.floor(k / 1000)).padStart(2, '0')}-${String(k % 1000).padStart(3, '0')}.json`), '');
+  mkdirSync(join(a.dir, '2026/Dec'), { recursive: true });
+  const dec = join(a.dir, '2026/Dec/ossec-alerts-01.json');
+  writeFileSync(dec, lines(100, 101));
+  unlinkSync(a.file);
+  linkSync(dec, a.file);
+  const t0 = performance.now();
+  a.follower.kick();
+  const held = performance.now() - t0;
+  t.ok(held < 1000, `one kick() holds the event loop briefly (${held.toFixed(0)} ms)`);
+  t.ok(a.follower.stats().rotated_between < N, `the walk goes on in later turns (${a.follower.stats().rotated_between} files in the first)`);
+  await a.follower.close(); // a stop (or the watchdog) in the middle of the walk
+  const saved = JSON.parse(readFileSync(a.pos, 'utf8'));
+  t.match(saved.path, /^2026\/Nov\/ossec-alerts-0[56]-\d{3}\.json$/, `the position moved on into the walk (${saved.path})`);
+
+  const b = rig(t, {}, home);
+  b.follower.start();
+  await waitFor(() => b.got.length === 1, 10_000, 'the live file after the walk');
+  t.same(b.got, [L(100)]);
+  t.equal(a.follower.stats().rotated_between + b.follower.stats().rotated_between, N, 'the walk resumed where it was stopped (in the file it stopped in), each file walked once');
+});
+
+t.test('a flood of tiny lines: a turn hands the sink a bounded number of lines, then the event loop gets its turn; none lost, none twice', async (t) => {
+  // The turn was bounded in bytes only: 4 MiB of `{}` lines is 1.4 million events in one synchronous turn.
+  const r = rig(t, { fromBeginning: true });
+  mkdirSync(r.dir, { recursive: true });
+  const day = dayFile(r.dir, 5);
+  const N = 60_000;
+  appendFileSync(day, '{}\n'.repeat(N - 1) + `${L(1)}\n`); // 180 KB: one read
+  const t0 = performance.now();
+  r.follower.kick();
+  const first = r.got.length;
+  t.comment(`first turn: ${first} lines in ${(performance.now() - t0).toFixed(0)} ms`);
+  t.ok(first > 0 && first <= 5000, `one kick() hands over at most 5000 lines (${first})`);
+  await waitFor(() => r.got.length >= N, 5000, 'every line').catch(() => {});
+  t.equal(r.got.length, N, 'every line, once');
+  t.equal(r.got.at(-1), L(1), 'in order, to the last');
+  t.equal(r.follower.stats().bytes, statSync(day).size, 'bytes counted once');
+  t.equal(r.follower.stats().offset, statSync(day).size, 'the position at the end');
+});

@@ -97,6 +97,18 @@ export interface FollowerOptions {
   retryMs?: number;
   chunkBytes?: number;
   maxBytesPerTurn?: number;
+  /**
+   * Lines handed to the sink in one turn (default 5000): the sink's cost is per line, and 4 MiB of
+   * 3-byte lines is over a million events — the event loop gets a turn in between, as for bytes.
+   */
+  maxLinesPerTurn?: number;
+  /**
+   * Files finished in one turn (default 64): each rotated file walked (empty ones read nothing) costs
+   * a few system calls; thousands of them planted in logs/alerts/<year>/<Mon>/ must not hold the loop.
+   */
+  maxFilesPerTurn?: number;
+  /** A turn gives the event loop its turn after this long (default 50 ms), whatever it read. */
+  maxTurnMs?: number;
 }
 
 export interface FollowerStats {
@@ -165,6 +177,8 @@ export class AlertsFollower {
   private retry: NodeJS.Timeout | null = null;
   private running = false;
   private again = false;
+  /** A turn is due at the next pass of the event loop (goOnSoon). */
+  private goingOn = false;
   private closed = false;
   private waitingLogged = false;
   /** Finishing a compressed rotated file (asynchronous): nothing else is read meanwhile. */
@@ -179,6 +193,12 @@ export class AlertsFollower {
    * a later alerts.json can have its inode), and forgotten once another file was read after it.
    */
   private lastFinished: { dev: number; ino: number; offset: number; headLen: number; head: string } | null = null;
+  /**
+   * The walk through the files rotated after a finished one (nextRotated): its month listings, taken
+   * once and sorted once, and the last file it gave. Listing the month again for every file walked
+   * made a walk O(N²), and the Wazuh user can make N large (empty files named like rotated days).
+   */
+  private walk: { after: string; key: number; live: string; files: Generator<string> } | null = null;
   /** Refused files already counted and logged (path, reason, identity): a poll does not count them again. */
   private readonly refusedFiles = new Set<string>();
   private refusing: string | null = null;
@@ -191,7 +211,7 @@ export class AlertsFollower {
   constructor(opts: FollowerOptions) {
     this.o = {
       maxLineBytes: DEFAULT_MAX_LINE_BYTES, pollMs: 1000, retryMs: 1000, chunkBytes: 256 * 1024,
-      maxBytesPerTurn: 4 * 1024 * 1024, wazuhUid: () => null, elsewhere: () => false, syncPosition: true, stopWaitMs: 1000, ...opts,
+      maxBytesPerTurn: 4 * 1024 * 1024, maxLinesPerTurn: 5000, maxFilesPerTurn: 64, maxTurnMs: 50, wazuhUid: () => null, elsewhere: () => false, syncPosition: true, stopWaitMs: 1000, ...opts,
     };
     this.writer = new PositionWriter({
       file: this.o.positionFile, sync: this.o.syncPosition, afterSync: this.o.afterSync,
@@ -222,7 +242,8 @@ export class AlertsFollower {
   /** Read what is new. Re-entrant calls (an inotify event during a turn) run one more turn. */
   kick(): void {
     // While a refusal's pause runs, appends wait too: the spool has no room for them either.
-    if (this.closed || this.recovering || this.retry) return;
+    // A turn is due already (a backlog being read in bounded turns): it reads what this one would.
+    if (this.closed || this.recovering || this.retry || this.goingOn) return;
     if (this.running) {
       this.again = true;
       return;
@@ -268,20 +289,36 @@ export class AlertsFollower {
 
   private turn(): void {
     if (!this.cur && !this.open()) return;
+    // Bounded in bytes, lines, files and time: a big backlog, a flood of tiny lines or a walk
+    // through many rotated files lets the event loop breathe (BPF records, keepalives, the control
+    // socket, the watchdog), then goes on.
+    const started = performance.now();
     let budget = this.o.maxBytesPerTurn;
+    let linesLeft = Math.max(1, this.o.maxLinesPerTurn);
+    let files = 0;
     for (let steps = 0; steps < 10_000; steps++) {
       const cur = this.cur!;
-      if (budget <= 0) {
-        setImmediate(() => this.kick()); // a big backlog: let the event loop breathe, then go on
+      if (budget <= 0 || linesLeft <= 0 || files >= this.o.maxFilesPerTurn || performance.now() - started > this.o.maxTurnMs) {
+        this.goOnSoon();
         break;
       }
       const n = readSync(cur.fd, this.buf, 0, this.buf.length, cur.offset);
       if (n > 0) {
-        const lines = this.splitter.push(this.buf.subarray(0, n), cur.offset);
+        let lines = this.splitter.push(this.buf.subarray(0, n), cur.offset);
         cur.offset += n;
         budget -= n;
         this.counters.bytes += n;
+        const cut = lines.length > linesLeft;
+        if (cut) lines = lines.slice(0, linesLeft);
         if (!this.deliver(lines)) break;
+        linesLeft -= lines.length;
+        if (cut) {
+          // The rest of the chunk is read again at the next turn, from the end of the last line taken
+          // (a line start: the splitter starts afresh there).
+          this.counters.bytes -= cur.offset - cur.committed;
+          cur.offset = cur.committed;
+          this.splitter.reset();
+        }
         continue;
       }
       // At the end of what is written.
@@ -305,6 +342,7 @@ export class AlertsFollower {
         const head = headHash(cur.fd, headLen);
         this.lastFinished = head === null ? null : { dev: cur.dev, ino: cur.ino, offset: cur.committed, headLen, head };
         this.closeCurrent();
+        files++;
         if (!this.open()) break;
         continue;
       }
@@ -329,6 +367,19 @@ export class AlertsFollower {
       break;
     }
     this.save();
+  }
+
+  /**
+   * The next turn, once the event loop had its turn. One at a time: a kick from the poll or inotify
+   * meanwhile runs a turn of its own, and each would otherwise start another chain of turns.
+   */
+  private goOnSoon(): void {
+    if (this.goingOn) return;
+    this.goingOn = true;
+    setImmediate(() => {
+      this.goingOn = false;
+      this.kick();
+    });
   }
 
   /** Hand lines to the sink; false when it refused some (they are read again later). */
@@ -650,18 +701,58 @@ export class AlertsFollower {
    */
   private nextRotated(after: string, live: { dev: number; ino: number } | null): string | null | 'retry' {
     const from = rotationKey(after);
-    if (from === null) return null;
+    if (from === null) {
+      this.walk = null;
+      return null;
+    }
+    const root = dirname(this.o.file);
     try {
-      // In rotation order, so the first that is there is the one; the same rotation as .json and
-      // .json.gz (compressed as it was listed) comes as the .json first, the .gz if that is gone.
-      for (const path of rotatedFiles(dirname(this.o.file), { after: from })) {
-        const l = lstatOrNull(path);
+      // Going on from the file the walk gave last, with the same live file: its listing is used
+      // again. From anywhere else (a walk begins, a file could not be opened and is looked for
+      // again), or once analysisd rotated since (a file made since would be missing from the
+      // listing, and a later month's come before it), listed afresh.
+      const liveId = live ? `${live.dev}:${live.ino}` : '';
+      let fresh = false;
+      if (this.walk?.after !== after || this.walk.live !== liveId) {
+        this.walk = { after, key: from, live: liveId, files: rotatedFiles(root, { after: from }) };
+        fresh = true;
+      }
+      const walk = this.walk!;
+      for (;;) {
+        const n = walk.files.next();
+        if (n.done) {
+          this.walk = null;
+          if (fresh) return null;
+          // Listed earlier in the walk: files made since (more rotations) are in a new listing.
+          this.walk = { after, key: from, live: liveId, files: rotatedFiles(root, { after: from }) };
+          fresh = true;
+          continue;
+        }
+        // In rotation order, so the first that is there is the one; the same rotation as .json and
+        // .json.gz (compressed as it was listed) comes as the .json first, the .gz if that is gone.
+        let path = n.value;
+        const key = rotationKey(path)!;
+        if (key <= walk.key) continue; // the .gz of the rotation just given as .json
+        let l = lstatOrNull(path);
+        if (!l && !path.endsWith('.gz')) {
+          // Compressed since it was listed: its .gz, at the same place in the order.
+          path = `${path}.gz`;
+          l = lstatOrNull(path);
+        }
         if (!l) continue;
-        if (live && l.dev === live.dev && l.ino === live.ino) return null; // the live file: none between
+        if (live && l.dev === live.dev && l.ino === live.ino) {
+          this.walk = null;
+          return null; // the live file: none between
+        }
         // Symbolic links are listed too, to be refused (and said so) by openTrusted.
-        if (l.isFile() || l.isSymbolicLink()) return path;
+        if (l.isFile() || l.isSymbolicLink()) {
+          walk.after = path;
+          walk.key = key;
+          return path;
+        }
       }
     } catch (e) {
+      this.walk = null;
       if (isFdExhaustion(e)) return 'retry';
     }
     return null;
