@@ -895,3 +895,41 @@ t.test('a flood of tiny lines: a turn hands the sink a bounded number of lines, 
   t.equal(r.follower.stats().bytes, statSync(day).size, 'bytes counted once');
   t.equal(r.follower.stats().offset, statSync(day).size, 'the position at the end');
 });
+
+t.test('gzip bombs planted as newer .json.gz files: the search for the saved day\'s .gz inflates only heads, in bounded turns, and still finds it', async (t) => {
+  // Each look inflated the first 16 KiB of a candidate whole (~16 MiB for a bomb), all in one turn.
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follow-'));
+  const a = rig(t, { fromBeginning: true }, home);
+  mkdirSync(a.dir, { recursive: true });
+  const d5 = dayFile(a.dir, 5);
+  appendFileSync(d5, lines(0, 200)); // over a KiB: the head identifies it
+  a.follower.start();
+  await waitFor(() => a.got.length === 200, 3000, 'first run');
+  await a.follower.close();
+  // While stopped: the 5th ends and is compressed; the position is one without the file's name (an
+  // earlier version's, or a one-name alerts.json), so the .gz is looked for by its head, newest first.
+  appendFileSync(d5, lines(200, 205));
+  const live = dayFile(a.dir, 6);
+  appendFileSync(live, lines(1000, 1001));
+  writeFileSync(`${d5}.gz`, gzipSync(readFileSync(d5)));
+  unlinkSync(d5);
+  const { path: _name, ...older } = JSON.parse(readFileSync(a.pos, 'utf8'));
+  writeFileSync(a.pos, JSON.stringify(older));
+  const bomb = gzipSync(Buffer.alloc(32 * 1024 * 1024, 0x61), { level: 9 }).subarray(0, 16 * 1024);
+  mkdirSync(join(a.dir, '2026/Dec'), { recursive: true });
+  for (let k = 1; k <= 60; k++) writeFileSync(join(a.dir, '2026/Dec', `ossec-alerts-01-${String(k).padStart(3, '0')}.json.gz`), bomb);
+
+  const b = rig(t, {}, home);
+  let last = performance.now();
+  let worst = 0;
+  const lag = setInterval(() => { const now = performance.now(); worst = Math.max(worst, now - last); last = now; }, 5);
+  const t0 = performance.now();
+  b.follower.start();
+  const held = performance.now() - t0;
+  await waitFor(() => b.got.length >= 6, 10_000, 'the rest of the 5th, then the 6th').catch(() => {});
+  clearInterval(lag);
+  t.ok(held < 500, `start() holds the event loop briefly (${held.toFixed(0)} ms)`);
+  t.ok(worst < 500, `the event loop keeps its turns (worst gap ${worst.toFixed(0)} ms)`);
+  t.same(b.got, [...lines(200, 205).trim().split('\n'), L(1000)], 'the rest of the 5th from its .gz, then the 6th');
+  t.match(b.follower.stats(), { rotated_compressed: 1, rotated_unread: 0 });
+});

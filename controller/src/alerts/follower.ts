@@ -192,6 +192,11 @@ export class AlertsFollower {
    * its head (ext4 gives a freed inode to the next file made: once the finished file is compressed,
    * a later alerts.json can have its inode), and forgotten once another file was read after it.
    */
+  /**
+   * A search for the saved file's .json.gz that was cut short (findCompressed): for which position,
+   * and where it goes on (the files are looked at newest first: those whose rotationKey is below).
+   */
+  private gzSearch: { key: string; below: number } | null = null;
   private lastFinished: { dev: number; ino: number; offset: number; headLen: number; head: string } | null = null;
   /**
    * The walk through the files rotated after a finished one (nextRotated): its month listings, taken
@@ -510,6 +515,13 @@ export class AlertsFollower {
       const old = this.findRotated(pos);
       const gz = old === null ? this.findCompressed(pos) : null;
       if (old === 'retry' || gz === 'retry') return this.searchLater(owned);
+      if (gz === 'later') {
+        // Looked long enough in this turn: the search goes on in the next one.
+        closeSync(fd);
+        owned.fd = -1;
+        this.goOnSoon();
+        return false;
+      }
       if (old) {
         // Rotated while the tap was stopped: finish the old file first, then the live one from 0.
         closeSync(fd);
@@ -801,8 +813,11 @@ export class AlertsFollower {
    * The saved file's `.json.gz` under logs/alerts/<year>/<Mon>/, opened: by its saved name, else
    * the one whose content starts with the saved head, newest first.
    */
-  private findCompressed(pos: AlertsPosition): { path: string; fd: number } | null | 'retry' {
-    if (pos.path !== undefined) {
+  private findCompressed(pos: AlertsPosition): { path: string; fd: number } | null | 'retry' | 'later' {
+    const key = JSON.stringify(pos);
+    const resume = this.gzSearch?.key === key ? this.gzSearch.below : null;
+    this.gzSearch = null;
+    if (pos.path !== undefined && resume === null) {
       const named = this.openCompressed(`${join(dirname(this.o.file), pos.path)}.gz`, pos);
       if (named !== null) return named;
     }
@@ -810,7 +825,10 @@ export class AlertsFollower {
     // Newest first: the saved file comes after the rotations since it, one for each hour of
     // `rotate_interval 1h` the tap was stopped. Each look decompresses the start of a .gz (a
     // fraction of a millisecond); 2000 of them reach 83 days back at one rotation an hour.
+    // Bounded in time too (planted .gz files, each a look): past SEARCH_MS the search goes on at
+    // the next turn from the file it stopped at, the event loop having had its turn meanwhile.
     let tries = 2000;
+    const started = performance.now();
     try {
       for (const path of rotatedFiles(dirname(this.o.file), 'newest')) {
         if (!path.endsWith('.gz')) continue;
@@ -818,6 +836,12 @@ export class AlertsFollower {
         // Symbolic links are listed too, to be refused (and said so) by openTrusted.
         if (!st || (!st.isFile() && !st.isSymbolicLink())) continue;
         if (--tries < 0) break;
+        const at = rotationKey(path)!;
+        if (resume !== null && at >= resume) continue; // looked at in an earlier turn (newest first)
+        if (performance.now() - started > SEARCH_MS) {
+          this.gzSearch = { key, below: at + 1 };
+          return 'later';
+        }
         const r = this.openCompressed(path, pos);
         if (r !== null) return r;
       }
@@ -979,6 +1003,9 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/** How long one turn looks for the saved file's .json.gz among the compressed ones (findCompressed). */
+const SEARCH_MS = 50;
+
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /**
@@ -1003,8 +1030,17 @@ export function rotationKey(path: string): number | null {
 function gunzipHead(fd: number): Buffer {
   const b = Buffer.alloc(16 * 1024);
   const n = readSync(fd, b, 0, b.length, 0);
-  return gunzipSync(b.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
+  // Inflated a step of input at a time, and only until the head is there: deflate expands up to
+  // ~1032 times, and 16 KiB of a planted .gz (a "bomb") inflated whole made ~16 MiB, for each file
+  // looked at, on the event loop. A step of 256 bytes inflates to at most ~260 KiB more than the
+  // last (< HEAD_BYTES); maxOutputLength is the hard cap (over it: thrown, "not this one").
+  for (let len = Math.min(n, 256); ; len = Math.min(n, len + 256)) {
+    const out = gunzipSync(b.subarray(0, len), { finishFlush: zc.Z_SYNC_FLUSH, maxOutputLength: GUNZIP_HEAD_MAX });
+    if (out.length >= HEAD_BYTES || len === n) return out;
+  }
 }
+
+const GUNZIP_HEAD_MAX = 1024 * 1024;
 
 /**
  * The rotated files of logs/alerts/<year>/<Mon>/ (the names analysisd gives: `rotationKey`; its
