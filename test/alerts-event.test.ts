@@ -125,11 +125,11 @@ t.test('sink: counts skips, stops at the first event the spool refuses', async (
     return true;
   }));
   t.equal(sink.take(lines), 5, 'every line taken');
-  t.same(sink.counters, { published: 2, invalid_json: 1, not_an_object: 1, too_deep: 0, below_min_level: 1, unpublishable: 0 });
+  t.same(sink.counters, { published: 2, invalid_json: 1, not_an_object: 1, too_deep: 0, below_min_level: 1, unpublishable: 0, nul_repaired: 0 });
   room = 1;
   const again = new AlertSink(() => rules, (evs) => evs.map(() => room-- > 0));
   t.equal(again.take(lines), 2, 'the spool took one alert: the next alert\'s line is the first to read again');
-  t.same(again.counters, { published: 1, invalid_json: 1, not_an_object: 0, too_deep: 0, below_min_level: 0, unpublishable: 0 }, 'skips after the refusal are not counted yet');
+  t.same(again.counters, { published: 1, invalid_json: 1, not_an_object: 0, too_deep: 0, below_min_level: 0, unpublishable: 0, nul_repaired: 0 }, 'skips after the refusal are not counted yet');
 
   // A publisher that throws on one event: that one is skipped and counted, the others spooled.
   const kept: number[] = [];
@@ -161,4 +161,27 @@ t.test('the summary fields are safe to print: control characters, separators and
   t.equal((ev.alert as any).rule.description, desc, 'the alert as analysisd wrote it, exact');
   const plain = alertEvent(alertLine({ n: 1 }), rules, NOW);
   t.match(plain, { event: { description: 'Login session opened.', agent_name: 'web-server-01' } }, 'ordinary text unchanged');
+});
+
+t.test('NUL bytes before an alert on its line (a power loss on the manager, then analysisd appends after them): the alert is read, counted', async (t) => {
+  // ext4/XFS leave the end of alerts.json as NULs after a crash; the next alert lands right after them.
+  // JSON.parse refused the whole line: the alert was counted as invalid_json and never published.
+  const line = alertLine({ n: 7, level: 12 });
+  for (const [what, text] of [
+    ['NULs, then the alert', '\0'.repeat(4096) + line],
+    ['the broken end of an earlier write, NULs, then the alert', `{"timestamp":"2024-05-28T12:3${'\0'.repeat(100)}${line}`],
+  ] as const) {
+    const r = alertEvent(text, rules, NOW);
+    t.ok('event' in r, `${what}: an event`);
+    if (!('event' in r)) continue;
+    t.same(r.event.alert, JSON.parse(line), `${what}: the alert after the NULs`);
+    t.equal(r.repaired, true, `${what}: marked as repaired`);
+    const clean = alertEvent(line, rules, NOW);
+    t.equal(r.event.event_id, 'event' in clean ? clean.event.event_id : '', `${what}: the id of the alert's own text`);
+  }
+  t.notOk('repaired' in alertEvent(line, rules, NOW), 'an ordinary line is not marked');
+  t.match(alertEvent('\0\0\0', rules, NOW), { skip: 'invalid_json' }, 'NULs alone: not an alert');
+  const sink = new AlertSink(() => rules, (evs) => evs.map(() => true));
+  t.equal(sink.take([{ text: '\0'.repeat(10) + line, end: 10 }, { text: line, end: 20 }]), 2);
+  t.match(sink.counters, { published: 2, invalid_json: 0, nul_repaired: 1 }, 'published and counted');
 });

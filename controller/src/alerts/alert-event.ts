@@ -71,7 +71,8 @@ export function jsonDepth(text: string): number {
   return max;
 }
 
-export type AlertResult = { event: AlertEvent } | { skip: AlertSkip };
+/** `repaired`: the line held NUL bytes before the alert (see alertEvent), which was read after them. */
+export type AlertResult = { event: AlertEvent; repaired?: true } | { skip: AlertSkip };
 
 export function severityOf(level: number | null, t: AlertThresholds): Severity {
   if (level === null) return 'low';
@@ -140,6 +141,13 @@ export function parseAlertTimestamp(v: unknown): number | null {
  * alert carries no usable timestamp.
  */
 export function alertEvent(line: string, rules: AlertRules, nowMs: number): AlertResult {
+  // After a power loss on the manager, the end of alerts.json can be NUL bytes (blocks allocated,
+  // their data never written: ext4's and XFS's delayed allocation), and analysisd appends its next
+  // alert right after them, on the same line. No JSON text holds a raw NUL (a string escapes it),
+  // so what comes before the last one is the broken end of an earlier write: the alert is after it.
+  const nul = line.lastIndexOf('\0');
+  const repaired = nul !== -1;
+  if (repaired) line = line.slice(nul + 1);
   if (jsonDepth(line) > MAX_ALERT_DEPTH) return { skip: 'too_deep' };
   let parsed: unknown;
   try {
@@ -176,5 +184,6 @@ export function alertEvent(line: string, rules: AlertRules, nowMs: number): Aler
       groups,
       alert,
     },
+    ...(repaired ? { repaired: true as const } : {}),
   };
 }

@@ -13,10 +13,15 @@ export interface AlertCounters {
   below_min_level: number;
   /** Events the publisher threw on (never expected): skipped, so one cannot stall the file. */
   unpublishable: number;
+  /**
+   * Alerts read after NUL bytes on their line (what a power loss on the manager leaves at the end of
+   * alerts.json, analysisd appending after it): published, the NULs and what was before them dropped.
+   */
+  nul_repaired: number;
 }
 
 export class AlertSink {
-  readonly counters: AlertCounters = { published: 0, invalid_json: 0, not_an_object: 0, too_deep: 0, below_min_level: 0, unpublishable: 0 };
+  readonly counters: AlertCounters = { published: 0, invalid_json: 0, not_an_object: 0, too_deep: 0, below_min_level: 0, unpublishable: 0, nul_repaired: 0 };
 
   /**
    * @param rules read at every call, so a reload (SIGHUP) applies to the next line
@@ -34,12 +39,14 @@ export class AlertSink {
     const rules = this.rules();
     const events: AlertEvent[] = [];
     const lineOf: number[] = [];
+    const repaired: boolean[] = [];
     const skipped: [AlertSkip, number][] = [];
     for (let i = 0; i < lines.length; i++) {
       const r = alertEvent(lines[i].text, rules, this.now());
       if ('event' in r) {
         events.push(r.event);
         lineOf.push(i);
+        repaired.push(r.repaired === true);
       } else {
         skipped.push([r.skip, i]);
       }
@@ -48,7 +55,9 @@ export class AlertSink {
     const refused = ok.indexOf(false);
     // Lines from the first refused event on are read again later; count only what is taken now.
     const taken = refused === -1 ? lines.length : lineOf[refused];
-    this.counters.published += refused === -1 ? events.length : refused;
+    const published = refused === -1 ? events.length : refused;
+    this.counters.published += published;
+    for (let e = 0; e < published; e++) if (repaired[e]) this.counters.nul_repaired++;
     for (const [why, i] of skipped) {
       if (i >= taken) break;
       this.counters[why]++;
