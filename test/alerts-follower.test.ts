@@ -917,7 +917,7 @@ t.test('gzip bombs planted as newer .json.gz files: the search for the saved day
   writeFileSync(a.pos, JSON.stringify(older));
   const bomb = gzipSync(Buffer.alloc(32 * 1024 * 1024, 0x61), { level: 9 }).subarray(0, 16 * 1024);
   mkdirSync(join(a.dir, '2026/Dec'), { recursive: true });
-  for (let k = 1; k <= 60; k++) writeFileSync(join(a.dir, '2026/Dec', `ossec-alerts-01-${String(k).padStart(3, '0')}.json.gz`), bomb);
+  for (let k = 1; k <= 100; k++) writeFileSync(join(a.dir, '2026/Dec', `ossec-alerts-01-${String(k).padStart(3, '0')}.json.gz`), bomb);
 
   const b = rig(t, {}, home);
   let last = performance.now();

@@ -11,8 +11,9 @@
 //   - inotify (fs.watch) on the file (its inode: analysisd writes through the day's path, which a
 //     directory watch on logs/alerts would not see) and on logs/alerts (alerts.json replaced or
 //     created); a 1 s poll as a safety net for missed events;
-//   - reads are synchronous and bounded per turn (chunks of 256 KiB, 4 MiB a turn, then the event
-//     loop gets a turn), lines are bounded (`maxLineBytes`; longer ones are counted and dropped);
+//   - reads are synchronous and bounded per turn (chunks of 256 KiB; 4 MiB, 5000 lines, 64 files
+//     or ~50 ms a turn, then the event loop gets a turn), lines are bounded (`maxLineBytes`; longer
+//     ones are counted and dropped); the start of a .json.gz is inflated only as far as its head;
 //   - the position (device, inode, a hash of the first KiB, the day's name under <year>/<Mon>/,
 //     offset) is written after the sink
 //     accepted the lines up to that offset, i.e. after their events are in the spool: a restart
