@@ -187,17 +187,17 @@ export class AlertsFollower {
   /** The rotated file just finished: a file rotated after it, if any, is read before the live one. */
   private finishedRotated: string | null = null;
   /**
+   * A search for the saved file's .json.gz that was cut short (findCompressed): for which position,
+   * and where it goes on (the files are looked at newest first: those whose rotationKey is below).
+   */
+  private gzSearch: { key: string; below: number } | null = null;
+  /**
    * The last file finished as rotated, and where: read as a file "rotated in and out" while
    * analysisd was between making a day's file and linking alerts.json to it, it is then the live file
    * — taken up where that read ended, not read again from its start. Recognised by its inode and
    * its head (ext4 gives a freed inode to the next file made: once the finished file is compressed,
    * a later alerts.json can have its inode), and forgotten once another file was read after it.
    */
-  /**
-   * A search for the saved file's .json.gz that was cut short (findCompressed): for which position,
-   * and where it goes on (the files are looked at newest first: those whose rotationKey is below).
-   */
-  private gzSearch: { key: string; below: number } | null = null;
   private lastFinished: { dev: number; ino: number; offset: number; headLen: number; head: string } | null = null;
   /**
    * The walk through the files rotated after a finished one (nextRotated): its month listings, taken
