@@ -112,7 +112,7 @@ t.test('update-status-code: one event when the code changes, even if the status 
   t.equal(s.get(3)?.version, 'Wazuh v4.15.0');
   t.same(s.apply(ex('global update-status-code {"id":3,"status_code":1,"version":"Wazuh v4.15.0","sync_status":"synced"}', 'ok', 8)), [],
     'the same refusal again is not a new event');
-  const evs = s.apply(ex('global update-status-code {"connection_status":"disconnected","id":3,"status_code":1,"sync_status":"synced","version":"Wazuh v5.1.0"}'));
+  const evs = s.apply(ex('global update-status-code {"connection_status":"disconnected","id":3,"status_code":1,"sync_status":"synced","version":"Wazuh v5.1.0"}', 'ok', 9));
   t.match(evs, [{ reason: 'invalid_version', status_code: 1, previous_status: 'never_connected', current_status: 'disconnected' }]);
   t.equal(evs.length, 1);
 });
@@ -232,4 +232,17 @@ t.test('eventTime: RFC 3339 with milliseconds and unix seconds, the same for the
   t.same(eventTime(ms), { timestamp: 1716899700, time: '2024-05-28T12:35:00.123Z' }, 'back to an earlier millisecond');
   t.same(eventTime(Number.NaN), { timestamp: 0, time: '1970-01-01T00:00:00.000Z' });
   t.same(eventTime(1e20), { timestamp: 0, time: '1970-01-01T00:00:00.000Z' });
+});
+
+t.test('an UPDATE whose request began before one already applied to its agent changes nothing (superseded)', async (t) => {
+  // An unchanged keepalive the shim's fast path held for its reply (a tick) never reaches the decoder's
+  // apply order: answered late, it came after the agent's shutdown — a later request, answered first —
+  // and turned the agent active again while wazuh-db had it disconnected (found by a review).
+  const s = table();
+  s.setKnown({ id: 4, status: 'active' });
+  t.match(s.apply(ex(SHUTDOWN(4), 'ok', 20)), [{ previous_status: 'active', current_status: 'disconnected', reason: 'agent_shutdown' }]);
+  t.same(s.apply(ex(DATA(4), 'ok', 12)), [], 'the keepalive of 12 ms, answered after the shutdown of 20 ms: nothing');
+  t.equal(s.get(4)?.status, 'disconnected', 'as wazuh-db has it');
+  t.equal(s.stats().superseded, 1, 'counted');
+  t.match(s.apply(ex(DATA(4), 'ok', 30)), [{ previous_status: 'disconnected', current_status: 'active' }], 'a later keepalive applies');
 });
