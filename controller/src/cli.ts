@@ -39,6 +39,37 @@ function adoptEarlySignals(life: Lifecycle): void {
 
 class UsageError extends Error {}
 
+/** A usage error said in one line (`wazuh-nats-tap <command>: …`), without the help: exit 2. */
+class UsageLine extends Error {}
+
+/**
+ * Every option that takes a value (a string, a number) is given at most once: yargs makes a
+ * repeated one an array, which no command expects (`--nats-url A --nats-url B` crashed on
+ * `.split`, `--home` twice on `path.resolve`, `--log-level` twice in pino). Said in one line, exit 2,
+ * naming the option; its values are not echoed (a --nats-url may hold a password). Several NATS
+ * servers or hooks are one comma-separated value. A flag (a boolean) given again is no array:
+ * the last one wins, as yargs has it (`--no-attach --attach` attaches).
+ */
+const COMMA_SEPARATED = new Set(['nats-url', 'hooks']);
+
+function checkRepeatedOptions(argv: Record<string, unknown>, options: { array?: string[] }): true {
+  const arrays = new Set(options.array ?? []); // none today: an option declared to repeat stays allowed
+  for (const [key, value] of Object.entries(argv)) {
+    if (key === '_' || key === '$0' || !Array.isArray(value) || arrays.has(key)) continue;
+    // yargs keeps a dashed option under its camel-case alias too: named once, as it is typed.
+    if (/[A-Z]/.test(key) && Object.keys(argv).some((k) => k !== key && k.includes('-') && camel(k) === key)) continue;
+    const command = (argv._ as unknown[]).map(String).join(' ');
+    const several = COMMA_SEPARATED.has(key) ? ' (several: one comma-separated value)' : '';
+    throw new UsageLine(`wazuh-nats-tap${command ? ` ${command}` : ''}: --${key} given ${value.length} times: `
+      + `it takes one value, give it once${several} (see --help)`);
+  }
+  return true;
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-+([^-])/g, (_, c: string) => c.toUpperCase());
+}
+
 
 
 async function control(path: string, cmd: ControlCommand, json: boolean): Promise<number> {
@@ -254,6 +285,7 @@ export async function main(argv: string[]): Promise<number> {
     })
     .demandCommand(1, 'name a command: run, status, attach, detach, config check, capture, tail')
     .strict()
+    .check((argv, options) => checkRepeatedOptions(argv, options as { array?: string[] }))
     .fail((msg, err, y) => {
       if (err) throw err;
       // Throwing stops yargs here: a failed check must never fall through to a command.
@@ -264,7 +296,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await cli.parseAsync(); // throws synchronously or rejects, depending on where a check fails
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
+    if (!(e instanceof UsageError) && !(e instanceof UsageLine)) throw e;
     process.stderr.write(`${e.message}\n`);
     code = EXIT.usage;
   }
