@@ -16,12 +16,57 @@ globalThis.__wazuhNatsTapEarlySignals = { signals: early, release: () => { for (
 // with no credentials: /proc/<pid>/cmdline is every user's to read, and --nats-url may carry a password
 // (the value of --nats-url masked as a URL list, and any URL with user info in any other argument).
 // A checkout that was never built has no dist/: said in one line, not as a module-resolution stack.
-const { existsSync } = await import('node:fs');
+const { existsSync, readFileSync } = await import('node:fs');
 if (!existsSync(new URL('../dist/cli.js', import.meta.url))) {
   process.stderr.write("wazuh-nats-tap: dist/ is missing: build it with 'make' (or 'make build')\n");
   process.exit(1);
 }
-const { maskUrl, maskUrlsIn } = await import('../dist/util/mask-url.js');
+// Loading the modules opens many files at once (Node's ESM loader reads the graph concurrently): under
+// a low open-files limit (RLIMIT_NOFILE of 20-64) it fails with EMFILE, or with a "Cannot find
+// package" for a file that is there (the loader took the failed read of its package.json for none).
+// Said in one line with the limit and how to raise it, exit 1 (a failed start), not as Node's stack.
+// The soft and hard RLIMIT_NOFILE ('unlimited' or a number), read now: once the loader failed, the
+// descriptors it holds may leave none to read them with. null: unknown.
+const nofile = (() => {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? { soft: m[1], hard: m[2] } : null;
+  } catch {
+    return null;
+  }
+})();
+/** Whether a failed import is the process (EMFILE) or the system (ENFILE) out of descriptors: the code, or null. */
+function outOfDescriptors(err) {
+  for (let e = err, depth = 0; e && depth < 8; e = e.cause, depth++) {
+    if (e.code === 'EMFILE' || e.code === 'ENFILE') return e.code;
+    const named = /\b(EMFILE|ENFILE)\b/.exec(String(e.message ?? ''));
+    if (named) return named[1];
+  }
+  if (err?.code === 'ERR_MODULE_NOT_FOUND' && Number(nofile?.soft) < 1024) {
+    // "Cannot find package '/…/node_modules/fast-xml-parser/index.js'" (a guess at its main file)
+    // for a package that is there, under a limit below the usual 1024: the loader could not open
+    // its package.json. A package or file really missing is Node's own error, as it was.
+    const path = /'(\/[^']+)'/.exec(String(err.message))?.[1];
+    const pkg = path && /^(.*\/node_modules\/(?:@[^/]+\/)?[^/]+)/.exec(path)?.[1];
+    if (path && (existsSync(path) || (pkg && existsSync(`${pkg}/package.json`)))) return 'EMFILE';
+  }
+  return null;
+}
+async function load(specifier) {
+  try {
+    return await import(specifier);
+  } catch (err) {
+    const code = outOfDescriptors(err);
+    if (!code) throw err;
+    const limits = nofile ? ` (RLIMIT_NOFILE: soft ${nofile.soft}, hard ${nofile.hard})` : '';
+    process.stderr.write(code === 'ENFILE'
+      ? "wazuh-nats-tap: cannot start: the system's open-files table is full (ENFILE): raise fs.file-max (sysctl) or find what holds the files\n"
+      : `wazuh-nats-tap: cannot start: the open-files limit is too low (EMFILE while loading)${limits}: `
+        + 'raise it to 1024 or more: LimitNOFILE= in the unit (systemctl edit wazuh-nats-tap), or ulimit -n 1024 in the shell\n');
+    process.exit(1);
+  }
+}
+const { maskUrl, maskUrlsIn } = await load('../dist/util/mask-url.js');
 const URL_FLAG = /^--nats[-_]?url$/i;
 process.title = ['wazuh-nats-tap', ...process.argv.slice(2).map((arg, i, all) => {
   const inline = /^(--nats[-_]?url=)([^]*)$/i.exec(arg);
@@ -45,17 +90,17 @@ if (isRun) {
   v8.setFlagsFromString('--heap-growing-percent=50');
 }
 
-const { main } = await import('../dist/cli.js');
+const { main } = await load('../dist/cli.js');
 const code = await main(process.argv.slice(2));
 if (!isRun) {
   // tail and capture gave up on a reader that does not read (util/line-output.ts): Node's stdout
   // holds what it queued for the pipe until the reader takes it, so the process ends here instead.
-  const { outputAbandoned } = await import('../dist/util/line-output.js');
+  const { outputAbandoned } = await load('../dist/util/line-output.js');
   if (outputAbandoned()) process.exit(code);
 }
 if (isRun) {
   // Not process.exit() alone: it would wait for a thread of libuv's pool that a hung disk holds (agent/process-exit.ts).
-  const { exitWhenIdle } = await import('../dist/agent/process-exit.js');
+  const { exitWhenIdle } = await load('../dist/agent/process-exit.js');
   await exitWhenIdle(code, 1000);
 }
 process.exitCode = code;
