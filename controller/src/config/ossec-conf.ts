@@ -641,12 +641,18 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   const file = resolve(opts.file ?? (existsSync(ownFile) || !existsSync(ossecConf) ? ownFile : ossecConf));
   const parsed = parseXml(readConfigFile(file), file, basename(file) === 'ossec.conf' ? 'wazuh' : 'own');
   let nodeFile = file;
+  /** Why ossec.conf, there, could not be read for the node name: said as a warning (null: it was, or is absent). */
+  let nodeUnread: string | null = null;
   if (!parsed.nodeName && file !== resolve(ossecConf) && existsSync(ossecConf)) {
     try {
+      // A regular file, read without blocking and to a bound (readConfigFile): a FIFO or a device
+      // there is refused at once, never waited on or read without end.
       parsed.nodeName = parseXml(readConfigFile(ossecConf, false), ossecConf, 'lenient').nodeName;
       nodeFile = ossecConf;
-    } catch {
-      // Wazuh's own file is Wazuh's business: unreadable here, the host name names the node.
+    } catch (e) {
+      // Wazuh's own file is Wazuh's business: unreadable here, the host name names the node — but
+      // said, as the reason: in a cluster every event's manager_node changes with it.
+      nodeUnread = (e as Error).message;
     }
   }
 
@@ -733,7 +739,12 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
     origins.managerNode = { source: 'file', where: `${where} <cluster><node_name>` };
   } else {
     managerNode = osHostname();
-    origins.managerNode = { source: 'default', where: 'host name' };
+    origins.managerNode = { source: 'default', where: nodeUnread ? 'host name; etc/ossec.conf could not be read, see warnings' : 'host name' };
+    if (nodeUnread) {
+      const why = nodeUnread.includes(clipPath(ossecConf)) ? nodeUnread : `${clipPath(ossecConf)}: ${nodeUnread}`;
+      warnings.push(`<cluster><node_name> could not be read: manager_node is the host name '${clip(managerNode)}' `
+        + `(give --node, or fix ossec.conf): ${why}`);
+    }
   }
   origins.home = homeOrigin;
   origins.file = opts.file !== undefined ? { source: 'flag', where: '--config' }
