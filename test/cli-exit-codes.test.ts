@@ -91,3 +91,72 @@ t.test('a checkout never built (no dist/): one line that says to build, exit 1 �
     t.equal(r.stderr, "wazuh-nats-tap: dist/ is missing: build it with 'make' (or 'make build')\n", `${args[0]}: said in one line`);
   }
 });
+
+/** Each option of `wazuh-nats-tap <command> --help` (but --help and --version): its type, and its choices if any. */
+function helpOptions(command: string): { flag: string; type: string; choices: string[] }[] {
+  const r = spawnSync(process.execPath, [BIN, ...command.split(' '), '--help'], { encoding: 'utf8', timeout: 20_000 });
+  const blocks = r.stdout.split(/\n(?= {2}--)/).filter((b) => /^ {2}--/.test(b));
+  return blocks.map((b) => ({
+    flag: /^ {2}(--[a-z-]+)/.exec(b)![1],
+    type: /\[(string|number|boolean|array)\]/.exec(b)?.[1] ?? '?',
+    choices: [.../\[choices: ([^\]]+)\]/.exec(b.replace(/\s+/g, ' '))?.[1].matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]),
+  })).filter((o) => o.flag !== '--help' && o.flag !== '--version');
+}
+
+t.test('an option that takes a value, given twice: exit 2 and one line naming it — for every such option of every command, not a TypeError or a stack', async (t) => {
+  // yargs makes a repeated option an array: `--nats-url A --nats-url B` crashed on .split (a raw
+  // stack), `--home` twice in path.resolve, `--log-level` twice in pino — exit 1.
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-exit-dup-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let checked = 0;
+  for (const command of ['run', 'status', 'attach', 'detach', 'config check', 'capture', 'tail']) {
+    const opts = helpOptions(command);
+    t.ok(opts.length > 0, `${command}: --help lists options`);
+    t.same(opts.filter((o) => o.type === '?' || o.type === 'array'), [], `${command}: every option typed, none meant to repeat`);
+    for (const o of opts.filter((x) => x.type === 'string' || x.type === 'number')) {
+      const [a, b] = o.choices.length ? [o.choices[0], o.choices[1] ?? o.choices[0]] : o.type === 'number' ? ['1', '2'] : [join(dir, 'a'), join(dir, 'b')];
+      const r = await runTap([...command.split(' '), o.flag, a, `${o.flag}=${b}`]);
+      t.equal(r.code, 2, `${command} ${o.flag} twice: exit 2`);
+      t.match(r.stderr, new RegExp(`^wazuh-nats-tap ${command}: ${o.flag} given 2 times: it takes one value, give it once[^\\n]*\\n$`),
+        `${command} ${o.flag} twice: one line naming it`);
+      t.notMatch(r.stderr, /^\s+at |TypeError|Node\.js v/m, 'no stack');
+      checked++;
+    }
+  }
+  t.ok(checked >= 20, `${checked} options checked`);
+  // Three times, and a URL's password never echoed.
+  const r = await runTap(['tail', '--nats-url', 'nats://u:s3cr3t@127.0.0.1:1', '--nats-url', 'nats://127.0.0.1:2', '--nats-url', 'nats://127.0.0.1:3']);
+  t.equal(r.code, 2);
+  t.equal(r.stderr, 'wazuh-nats-tap tail: --nats-url given 3 times: it takes one value, give it once (several: one comma-separated value) (see --help)\n');
+  // A flag given again is no error: the last one wins (yargs), as `--no-attach --attach`.
+  const h = home('<enabled>yes</enabled><metrics>no</metrics>', 0o600);
+  const j = await runTap(['config', 'check', '--home', h, '--json', '--no-json', '--json']);
+  t.equal(j.code, 0, 'config check --json --no-json --json: exit 0');
+  t.ok(((): boolean => { try { return typeof JSON.parse(j.stdout) === 'object'; } catch { return false; } })(), 'the last --json won');
+});
+
+t.test('an open-files limit too low to load the modules (prlimit --nofile 24-64): one line saying so and how to raise it, exit 1 — not Node\'s stack', async (t) => {
+  // Node's ESM loader reads the module graph concurrently: EMFILE, or a "Cannot find package" for a
+  // package that is there. Node itself needs ~20 descriptors; the tap loads with ~80.
+  const told = /^wazuh-nats-tap: cannot start: the open-files limit is too low \(EMFILE while loading\) \(RLIMIT_NOFILE: soft (\d+), hard \d+\): raise it to 1024 or more: LimitNOFILE= in the unit \(systemctl edit wazuh-nats-tap\), or ulimit -n 1024 in the shell\n$/;
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-exit-nofile-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cases: [number, string[]][] = [
+    [24, ['run', '--home', dir, '--control-socket', join(dir, 'tap.sock'), '--no-attach']], [24, ['status', '--control-socket', join(dir, 'tap.sock')]],
+    ...[24, 32, 40, 48, 56, 64].map((n): [number, string[]] => [n, ['--help']]),
+  ];
+  let refused = 0;
+  for (const [n, args] of cases) {
+    const r = spawnSync('prlimit', [`--nofile=${n}:${n}`, 'env', '-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
+    t.notMatch(r.stderr, /^\s+at |Node\.js v|ERR_MODULE_NOT_FOUND/m, `--nofile=${n} ${args[0]}: no stack`);
+    if (args[0] === '--help' && r.status === 0) {
+      t.match(r.stdout, /wazuh-nats-tap <command>/, `--nofile=${n} --help: loaded after all, the help`);
+      continue;
+    }
+    t.equal(r.status, 1, `--nofile=${n} ${args[0]}: exit 1`);
+    t.match(r.stderr, told, `--nofile=${n} ${args[0]}: one line`);
+    t.equal(told.exec(r.stderr)?.[1], String(n), 'the limit said');
+    refused++;
+  }
+  t.ok(refused >= 3, `${refused} starts refused with the line`);
+});

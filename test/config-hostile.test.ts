@@ -6,7 +6,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../controller/src/errors.js';
 import { loadConfig } from '../controller/src/config/ossec-conf.js';
@@ -145,6 +145,52 @@ t.test('the tap with a FIFO at etc/client.keys starts, says so, and stops on SIG
   const tap = await startTap(['run', '--home', h, '--control-socket', join(h, 'tap.sock'), '--no-attach'], /started detached/);
   t.teardown(() => tap.stop('SIGKILL'));
   t.ok(tap.logs.some((l) => l.msg === 'cannot read client.keys' && /not a regular file \(a FIFO\)/.test(String(l.err))), 'logged');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('an unreadable etc/ossec.conf (a FIFO, a link to /dev/zero, too large, bad XML): the host name names the node, said in a warning naming the file and why — never a hang', async (t) => {
+  // ossec.conf is read only for <cluster><node_name> when the <nats> section is in nats-tap.conf.
+  // It used to fall back to the host name without a word: in a cluster, every event's manager_node changed.
+  const cases: [string, (file: string) => void, RegExp][] = [
+    ['a FIFO', (f) => fifo(f), /is not a regular file \(a FIFO\)/],
+    ['a link to /dev/zero', (f) => symlinkSync('/dev/zero', f), /is not a regular file \(a character device\)/],
+    ['17 MB', (f) => writeFileSync(f, Buffer.alloc(17 * 1024 * 1024, 0x20)), /is 17825792 bytes, more than the 16777216 allowed/],
+    ['bad XML', (f) => writeFileSync(f, '<ossec_config>\n  <cluster><node_name>master-01</node_name></cluster>\n  <oops>\n</ossec_config>\n'), /ossec\.conf:\d+: malformed XML/],
+  ];
+  for (const [what, make, why] of cases) {
+    const h = mkdtempSync(join(tmpdir(), 'wnt-hostile-node-'));
+    t.teardown(() => rmSync(h, { recursive: true, force: true }));
+    mkdirSync(join(h, 'etc'));
+    writeFileSync(join(h, 'etc/nats-tap.conf'), nats('<enabled>yes</enabled><metrics>no</metrics><server_url>nats://127.0.0.1:1</server_url>'));
+    const file = join(h, 'etc/ossec.conf');
+    make(file);
+    const t0 = Date.now();
+    const c = loadConfig({ home: h });
+    t.ok(Date.now() - t0 < 5_000, `${what}: at once`);
+    t.equal(c.managerNode, hostname(), `${what}: the host name`);
+    t.match(c.origins.managerNode, { source: 'default', where: /host name; etc\/ossec\.conf could not be read/ });
+    t.equal(c.warnings.length, 1, `${what}: one warning`);
+    t.match(c.warnings[0], /^<cluster><node_name> could not be read: manager_node is the host name '[^']+' \(give --node, or fix ossec\.conf\)/);
+    t.ok(c.warnings[0].includes(file), `${what}: the warning names the file`);
+    t.match(c.warnings[0], why, `${what}: and why`);
+    t.same(loadConfig({ home: h, overrides: { node: 'n1' } }).warnings, [], `${what}: --node given, nothing to say`);
+  }
+  // `config check` shows it (exit 0); `run` logs it once and starts; SIGTERM stops it.
+  const h = mkdtempSync(join(tmpdir(), 'wnt-hostile-node-'));
+  t.teardown(() => rmSync(h, { recursive: true, force: true }));
+  mkdirSync(join(h, 'etc'));
+  writeFileSync(join(h, 'etc/nats-tap.conf'), nats('<enabled>yes</enabled><metrics>no</metrics><server_url>nats://127.0.0.1:1</server_url>'));
+  fifo(join(h, 'etc/ossec.conf'));
+  const r = await runTap(['config', 'check', '--home', h], 15_000);
+  t.equal(r.code, 0, 'config check: exit 0');
+  t.match(r.stdout, /manager_node +\S+ +default \(host name; etc\/ossec\.conf could not be read, see warnings\)/);
+  t.match(r.stdout, /warnings:\n  - <cluster><node_name> could not be read: .*ossec\.conf' is not a regular file \(a FIFO\)/);
+  const tap = await startTap(['run', '--home', h, '--control-socket', join(h, 'tap.sock'), '--no-attach'], /started detached/);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const said = tap.logs.filter((l) => /^<cluster><node_name> could not be read/.test(String(l.msg)));
+  t.equal(said.length, 1, 'run: said once');
+  t.equal(said[0]?.level, 40, 'as a warning');
+  t.match(String(said[0]?.msg), /ossec\.conf' is not a regular file \(a FIFO\)/);
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });
 
