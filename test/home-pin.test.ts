@@ -200,3 +200,20 @@ t.test('Capture: the directories the kernel matches are held open: their numbers
   closed = true;
   t.notOk(open().some((p) => p.endsWith('/queue/db') || p.endsWith('/bin')), 'let go with the capture');
 });
+
+t.test('the pin holds its directories open: the root of /proc/<pid>/root too, for the run', async (t) => {
+  // The container's root, once its process ended, freed its numbers for the next filesystem mounted;
+  // a tree built to match (the same device and inode numbers) passed the pin (found by a review).
+  const { readdirSync, readlinkSync } = await import('node:fs');
+  const base = scratch(t, 'held');
+  const proc = join(base, 'proc');
+  mkdirSync(join(proc, '4242'), { recursive: true });
+  const rootA = join(base, 'rootA');
+  mkdirSync(join(rootA, 'var/ossec/queue/db'), { recursive: true });
+  mkdirSync(join(rootA, 'var/ossec/bin'), { recursive: true });
+  pointPid(join(proc, '4242/root'), rootA);
+  const open = () => readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } });
+  const pin = new HomePin(join(proc, '4242/root/var/ossec'), { procRoot: proc });
+  t.ok(pin.holds());
+  for (const d of [rootA, join(rootA, 'var/ossec/queue/db'), join(rootA, 'var/ossec/bin')]) t.ok(open().includes(d), `${d} held open`);
+});

@@ -131,6 +131,8 @@ export class Capture {
   private readonly names: string[];
   private home: HomeIdentity;
   private readonly pin: HomePin;
+  /** The pin was made here (no caller shares it): let go at close(). */
+  private readonly ownPin: boolean;
   /** The directories of the identities the kernel has, held open (held-dirs.ts). */
   private readonly held = new HeldDirs();
   private rescanTimer: NodeJS.Timeout | null = null;
@@ -145,6 +147,7 @@ export class Capture {
     this.names = [...new Set(opts.targetNames ?? DEFAULT_TARGET_NAMES)];
     this.home = { home: opts.home, wdbDir: null, socket: null, exeDirs: [] };
     this.pin = opts.pin ?? new HomePin(opts.home);
+    this.ownPin = opts.pin === undefined;
     this.setRoundMs(opts.roundMs ?? DEFAULT_ROUND_MS);
   }
 
@@ -554,5 +557,6 @@ export class Capture {
       this.handle = null;
     }
     this.held.keepOnly([]); // the kernel has no identity left
+    if (this.ownPin) this.pin.release();
   }
 }

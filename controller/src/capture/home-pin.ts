@@ -21,9 +21,13 @@
 //     home removed and installed again (a purge and a reinstall) is other directories: a restart.
 // What appears later under a pinned home (bin/ or queue/db created after the tap started, the
 // framework's Python directory replaced by an upgrade) is taken as it comes.
+// Each pinned directory is held open for the run (held-dirs.ts): an identity is numbers, and the
+// numbers of a directory removed or a filesystem unmounted (the container's root, once its process
+// ended) would otherwise go to the next one made — a tree built to match could pass the pin.
 import { statSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { formatFsId, sameFsId, type FsId } from './targets.js';
+import { HeldDirs } from './held-dirs.js';
 
 /** A look that found the home's path leading to another home. */
 export interface HomeMove {
@@ -67,6 +71,8 @@ export class HomePin {
   moved: HomeMove | null = null;
   /** Looks that found the path leading elsewhere. */
   refused = 0;
+  /** The pinned directories, held open for the run (see the top of this file). */
+  private readonly held = new HeldDirs();
 
   constructor(readonly home: string, opts: HomePinOptions = {}) {
     const root = procRootOf(home, opts.procRoot);
@@ -79,6 +85,11 @@ export class HomePin {
     this.holds(); // what the path names now is the home
   }
 
+  /** Lets go of the pinned directories: the pin's owner is done with the home (Capture.close, for a pin of its own). */
+  release(): void {
+    this.held.keepOnly([]);
+  }
+
   /**
    * Whether the path still leads to the pinned home (or to nothing of it: a path that died). Pins
    * what it sees for the first time. `seen`: identities just looked up by the caller (no second stat).
@@ -87,7 +98,8 @@ export class HomePin {
     const now = this.parts.map((p) => (p.what in seen ? seen[p.what as keyof typeof seen] ?? null : statDir(p.path)));
     const i = this.parts.findIndex((p, k) => p.id !== null && now[k] !== null && !sameFsId(p.id, now[k]));
     if (i < 0) {
-      this.parts.forEach((p, k) => { p.id ??= now[k]; });
+      // Pinned once held open (not openable now, EMFILE: the next look pins it).
+      this.parts.forEach((p, k) => { if (p.id === null && now[k] !== null && this.held.hold(p.path, now[k]!)) p.id = now[k]; });
       this.moved = null;
       return true;
     }
