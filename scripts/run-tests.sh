@@ -12,6 +12,9 @@ out=build/test-output.txt
 TMPDIR=$(mktemp -d /tmp/wnt-tests-XXXXXX)
 chmod 1777 "$TMPDIR"
 export TMPDIR
+# The taps' per-home locks (agent/parts/lock.ts, /run/wazuh-nats-tap by default: one file a home, kept)
+# go there too: thousands of test homes left as many files in /run.
+export WAZUH_NATS_TAP_LOCK_DIR="$TMPDIR/run-locks"
 trap 'rm -rf --one-file-system "$TMPDIR" 2>/dev/null' EXIT
 node_modules/.bin/tap "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
