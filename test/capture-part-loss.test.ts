@@ -31,7 +31,7 @@ t.test('queue_drops, scratch_failures, inflight_full and truncated rising: recor
     log: { warn: (fields: Record<string, unknown>, msg: string) => warned.push({ fields, msg }), info() {}, debug() {} },
     opts: { home: '/nonexistent', attach: false, captureIntervalMs: 5 },
     publisher: { publishLifecycle: (action: string, details: Record<string, unknown>) => published.push({ action, details }) },
-    pipeline: { push() {} },
+    pipeline: { push() {}, release() {} },
     life: { requestStop() {} },
     mayResyncForLoss: () => true,
     resync: async (why: string) => { resyncs.push(why); },

@@ -245,4 +245,12 @@ t.test('an UPDATE whose request began before one already applied to its agent ch
   t.equal(s.get(4)?.status, 'disconnected', 'as wazuh-db has it');
   t.equal(s.stats().superseded, 1, 'counted');
   t.match(s.apply(ex(DATA(4), 'ok', 30)), [{ previous_status: 'disconnected', current_status: 'active' }], 'a later keepalive applies');
+  // Only between UPDATEs that write the status (found by a review): a rename is another column.
+  s.apply(ex('global update-agent-name {"id":4,"name":"renamed"}', 'ok', 50));
+  t.match(s.apply(ex(SHUTDOWN(4), 'ok', 45)), [{ current_status: 'disconnected' }], 'a shutdown older than a rename still applies');
+  // An agent removed and registered again under its id: the old row's late keepalive is not the new one's.
+  s.apply(ex('global delete-agent 4', 'ok', 60));
+  s.apply(ex('global insert-agent {"id":4,"name":"again","ip":"any"}', 'ok', 70));
+  t.same(s.apply(ex(DATA(4), 'ok', 55)), [], 'the old agent\'s keepalive, answered after the new registration: nothing');
+  t.equal(s.get(4)?.status, 'never_connected');
 });

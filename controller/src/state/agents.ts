@@ -251,6 +251,8 @@ interface WaitingView {
 type Held = WdbExchange<WdbRequest> | WaitingView;
 
 const isView = (h: Held): h is WaitingView => 'view' in h;
+/** The UPDATEs that write connection_status: a later one's status stands over an older one's (superseded). */
+const STATUS_UPDATES: ReadonlySet<WdbRequest['cmd']> = new Set(['update-keepalive', 'update-agent-data', 'update-connection-status']);
 /** The UPDATEs that change an existing row only: wazuh-db answers `ok` to them when no row matched. */
 const UPDATES: ReadonlySet<WdbRequest['cmd']> = new Set([
   'update-keepalive', 'update-agent-data', 'update-connection-status', 'update-status-code', 'update-agent-name',
@@ -567,7 +569,8 @@ export class AgentStateTable {
     // over in request order (decode/apply-order.ts), but not an unchanged keepalive the shim's fast path
     // held for its reply (a tick: its request is never in the decoder's hands), nor one past its 50 ms
     // hold: applied, a tick answered late turned an agent shut down meanwhile active again.
-    if (id !== null && UPDATES.has(req.cmd) && !this.replaying && this.superseded(id, ex.tsNs)) {
+    // Only between UPDATEs that write the status (a rename or a code is other columns), held ones replayed too.
+    if (id !== null && STATUS_UPDATES.has(req.cmd) && this.superseded(id, ex.tsNs)) {
       this.counters.superseded++;
       return [];
     }
@@ -623,7 +626,7 @@ export class AgentStateTable {
       }
       case 'update-status-code': {
         // wazuh-db: status_code, version, sync_status only. A 5.x variant may also name the status.
-        const a = this.updated(req.id, touch);
+        const a = this.updated(req.id, touch, false);
         if (!a) break;
         if (req.version !== null) a.version = req.version;
         a.sync_status = req.sync_status ?? a.sync_status;
@@ -642,6 +645,7 @@ export class AgentStateTable {
         // authd registered the agent: a new row, never_connected. The key was never parsed into req.
         const a = this.touch(req.id, touch);
         if (!a) break;
+        this.touched.setUpdate(a.slot, this.sinceEpoch(touch.start)); // an older UPDATE was the old row's
         if (req.name !== null) a.name = req.name;
         const ip = liveAddress(req.ip) ?? liveAddress(req.register_ip); // `any` registers no address
         if (ip !== null) a.ip = ip;
@@ -660,7 +664,7 @@ export class AgentStateTable {
         break;
       }
       case 'update-agent-name': {
-        const a = this.updated(req.id, touch);
+        const a = this.updated(req.id, touch, false);
         if (a) a.name = req.name;
         break;
       }
@@ -911,13 +915,13 @@ export class AgentStateTable {
    * table holds every agent wazuh-db listed, an UPDATE of an agent it does not hold never comes here:
    * apply holds it, see `holds`.)
    */
-  private updated(id: number, t: Touch): AgentRow | null {
+  private updated(id: number, t: Touch, status = true): AgentRow | null {
     if (this.agents.get(id) === undefined && this.removals.has(id)) {
       this.counters.afterRemoval++;
       return null;
     }
     const a = this.touch(id, t);
-    if (a) this.touched.setUpdate(a.slot, this.sinceEpoch(t.start));
+    if (a && status) this.touched.setUpdate(a.slot, this.sinceEpoch(t.start)); // `status`: it writes connection_status
     return a;
   }
 
