@@ -9,8 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectNats } from '../controller/src/publish/nats-connect.js';
-import { MAX_CONTROL_LINE } from '../controller/src/publish/nats-parser.js';
+import { connect as netConnect } from 'node:net';
+import { connectNats, unsentBytes, MAX_UNSENT_BYTES, MAX_WRITES_PENDING, type PeerFault } from '../controller/src/publish/nats-connect.js';
+import { MAX_CONTROL_LINE, MAX_PINGS_PER_SECOND } from '../controller/src/publish/nats-parser.js';
+import { startNatsServer } from './helpers/nats-server.js';
 import { runTap, startTap } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
 import { waitFor } from './helpers/wait.js';
@@ -116,3 +118,181 @@ t.test('tail --json against it: stdout holds events only (nats.js\'s console tex
   t.ok(h.accepted() >= 2, `reconnected (${h.accepted()} connections)`);
   t.equal(r.code, 0, 'ended by --duration');
 });
+
+// ---------------------------------------------------------------- floods of control lines (review rt-life F2, F3)
+
+interface Flooder extends Hostile { readBytes: () => number }
+
+/**
+ * A "server" that answers the handshake (INFO, PONG), then sends `line` without pause while the client
+ * reads (at most `maxMs`). `read` false: it stops reading its socket after the handshake, so what the
+ * client writes (a PONG for each PING) has nowhere to go.
+ */
+async function flooder(line: string, o: { read?: boolean; maxMs?: number } = {}): Promise<Flooder> {
+  const open = new Set<Socket>();
+  let accepted = 0;
+  let closedByClient = 0;
+  let sent = 0;
+  let readBytes = 0;
+  const chunk = Buffer.from(line ? line.repeat(Math.ceil(65536 / line.length)) : '');
+  const server: Server = createServer((s) => {
+    accepted++;
+    open.add(s);
+    const until = Date.now() + (o.maxMs ?? 15_000);
+    let done = false;
+    s.on('error', () => {});
+    s.on('close', () => { open.delete(s); if (!done) closedByClient++; done = true; });
+    s.on('data', (d) => { readBytes += d.length; });
+    s.write('INFO {"server_id":"FLOOD","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}\r\n');
+    s.once('data', () => {
+      s.write('PONG\r\n');
+      if (o.read === false) s.pause();
+      const pump = () => {
+        while (!done && Date.now() < until) {
+          sent += chunk.length;
+          if (!s.write(chunk)) { s.once('drain', pump); return; }
+        }
+        if (!done) { done = true; s.destroy(); }
+      };
+      if (line) setTimeout(pump, 50); // else: silent
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `nats://127.0.0.1:${(server.address() as { port: number }).port}`,
+    accepted: () => accepted, closedByClient: () => closedByClient, sentMB: () => sent / 1048576, readBytes: () => readBytes,
+    close: async () => { for (const s of open) s.destroy(); await new Promise((r) => server.close(r)); },
+  };
+}
+
+const FLOODS: { name: string; line: string; kind: PeerFault['kind'] }[] = [
+  { name: 'an -ERR after which nats-server closes (Unknown Protocol Operation)', line: "-ERR 'Unknown Protocol Operation'\r\n", kind: 'server-error' },
+  { name: 'permissions violations the client never earned', line: "-ERR 'Permissions Violation for Publish to \"wazuh.x\"'\r\n", kind: 'refusals' },
+  { name: `PINGs (more than ${MAX_PINGS_PER_SECOND} a second)`, line: 'PING\r\n', kind: 'pings' },
+];
+
+for (const f of FLOODS) {
+  t.test(`a flood of ${f.name}: the client closes the connection at once, says why, and reconnects`, async (t) => {
+    // Before: nats.js kept the connection and worked through every line (a status event an -ERR, a
+    // socket write a PING) at the network's speed: no close ever came.
+    const h = await flooder(f.line);
+    t.teardown(() => h.close());
+    const faults: PeerFault[] = [];
+    const p = connectNats({ servers: h.url, maxReconnectAttempts: 5, reconnectTimeWait: 200 }, 5000, { onFault: (x) => faults.push(x) });
+    const nc = await p.connection.catch(() => null);
+    t.teardown(() => nc?.close());
+    await waitFor(() => h.closedByClient() >= 1, 5000, 'the client to close the flooding connection');
+    t.ok(h.sentMB() < 64, `closed after ${h.sentMB().toFixed(1)} MB sent`);
+    t.equal(faults[0]?.kind, f.kind, `the reason: ${faults[0]?.error.message}`);
+    await waitFor(() => h.accepted() >= 2, 5000, 'a reconnection');
+    t.pass(`reconnected (${h.accepted()} connections)`);
+  });
+}
+
+t.test('a server that does not read: past the bound of unsent bytes the connection is closed and made again', async (t) => {
+  // Before: nats.js wrote every frame whatever the socket held: the tap's memory grew without bound.
+  // (A paused server does not see the close: the client's side is looked at.)
+  const h = await flooder('', { read: false });
+  t.teardown(() => h.close());
+  const faults: PeerFault[] = [];
+  const p = connectNats({ servers: h.url, maxReconnectAttempts: 5, reconnectTimeWait: 200 }, 5000, { onFault: (x) => faults.push(x) });
+  const nc = (await p.connection)!;
+  t.teardown(() => nc.close());
+  const transport = () => (nc as unknown as { protocol: { transport: { isClosed: boolean }; connected: boolean } }).protocol;
+  const first = transport().transport;
+  const payload = new Uint8Array(64 * 1024);
+  const n = Math.ceil((8 * MAX_UNSENT_BYTES) / payload.length); // the kernel's buffers take some MB first
+  for (let i = 0; i < n && faults.length === 0; i++) {
+    nc.publish('x', payload);
+    if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+  }
+  t.equal(faults[0]?.kind, 'unread', `the reason: ${faults[0]?.error.message}`);
+  await waitFor(() => first.isClosed, 5000, 'the connection the server does not read closed');
+  await waitFor(() => h.accepted() >= 2 && transport().connected, 5000, 'a reconnection');
+  t.pass(`reconnected (${h.accepted()} connections)`);
+
+  // Small frames (a PONG is 6 bytes): their number is bounded too, once the kernel's buffers are full.
+  const second = transport().transport;
+  for (let i = 0; i < n && unsentBytes(nc) < 1024 * 1024; i++) {
+    nc.publish('x', payload);
+    if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+  }
+  t.equal(faults.length, 1, `${(unsentBytes(nc) / 1048576).toFixed(1)} MiB unsent: below the bound`);
+  for (let i = 0; i < MAX_WRITES_PENDING + 1000 && faults.length === 1; i++) {
+    nc.publish('x');
+    await new Promise<void>((r) => queueMicrotask(r)); // each publish its own write
+    if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+  }
+  t.equal(faults[1]?.kind, 'unread', `the reason: ${faults[1]?.error.message}`);
+  await waitFor(() => second.isClosed, 5000, 'that connection closed too');
+});
+
+t.test('a real nats-server refusing every publish (permissions): the refusals are answers, the connection stays', async (t) => {
+  const srv = await startNatsServer({ extra: 'authorization { users = [ { user: "u", password: "p", permissions: { publish: { deny: ["denied.>"] } } } ] }' });
+  t.teardown(() => srv.stop());
+  const faults: PeerFault[] = [];
+  const p = connectNats({ servers: srv.url, user: 'u', pass: 'p' }, 5000, { onFault: (x) => faults.push(x) });
+  const nc = await p.connection;
+  t.teardown(() => nc.close());
+  let refused = 0;
+  void (async () => { for await (const s of nc.status()) if (s.type === 'error') refused++; })();
+  for (let i = 0; i < 5000; i++) nc.publish(`denied.${i % 10}`, 'x');
+  await nc.flush();
+  await waitFor(() => refused >= 5000, 10_000, 'every refusal');
+  t.same(faults, [], 'no fault');
+  t.equal(nc.isClosed(), false, 'still connected');
+  await nc.flush();
+});
+
+/** The control socket's `status`, timed (ms), without a CLI's start-up in the figure. */
+function statusMs(sock: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let buf = '';
+    const c = netConnect(sock, () => c.write('{"cmd":"status"}\n'));
+    c.on('data', (d) => { buf += d; if (buf.includes('\n')) { c.destroy(); resolve(performance.now() - t0); } });
+    c.on('error', reject);
+  });
+}
+
+const TAP_FLOODS = [
+  { name: 'PINGs, not reading (F3)', line: 'PING\r\n', read: false, msg: /^NATS server sends PINGs without pause/ },
+  { name: 'PINGs, reading', line: 'PING\r\n', read: true, msg: /^NATS server sends PINGs without pause/ },
+  { name: 'permissions violations', line: "-ERR 'Permissions Violation for Publish to \"wazuh.x\"'\r\n", read: true, msg: /^NATS server sends more refusals/ },
+  { name: '-ERR Unknown Protocol Operation', line: "-ERR 'Unknown Protocol Operation'\r\n", read: true, msg: /^NATS server error: connection ended/ },
+];
+
+for (const f of TAP_FLOODS) {
+  t.test(`the tap against a flood of ${f.name}: bounded memory, status at once, a quick stop`, async (t) => {
+    // Before: RSS 112 MB → 1.78 GB in 11 s (not reading); 82-93 % of a core, status in 1.5-6.9 s,
+    // SIGTERM past its 10 s deadline (reading).
+    const h = await flooder(f.line, { read: f.read });
+    t.teardown(() => h.close());
+    const home = mkdtempSync(join(tmpdir(), 'wnt-flood-'));
+    t.teardown(() => rmSync(home, { recursive: true, force: true }));
+    writeOssecConf(home, `    <server_url>${h.url}</server_url>\n    <reconnect_delay>1</reconnect_delay>\n`);
+    const sock = join(home, 'tap.sock');
+    const tap = await startTap(['run', '--home', home, '--control-socket', sock]);
+    t.teardown(() => tap.stop('SIGKILL'));
+    const rssMB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${tap.proc.pid}/status`, 'utf8'))![1]) / 1024;
+    const rss0 = rssMB();
+    await waitFor(() => h.accepted() >= 1, 10_000, 'the first connection');
+    const lat: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      lat.push(await statusMs(sock));
+    }
+    lat.sort((a, b) => a - b);
+    const rss = rssMB();
+    t.ok(rss - rss0 < 100, `RSS ${rss0.toFixed(0)} → ${rss.toFixed(0)} MB (${h.sentMB().toFixed(0)} MB flooded)`);
+    t.ok(lat[4] < 200, `status answered in ${lat.map((x) => x.toFixed(0)).join(', ')} ms`);
+    t.ok(h.closedByClient() >= 1, `the tap closed the flooding connection (${h.closedByClient()} times)`);
+    await waitFor(() => h.accepted() >= 2, 10_000, 'a reconnection');
+    t.ok(tap.logs.some((l) => f.msg.test(String(l.msg))), 'and said why');
+    const said = tap.logs.filter((l) => f.msg.test(String(l.msg))).length;
+    t.ok(said <= 2, `said ${said} time(s): once a minute at most`);
+    const t0 = Date.now();
+    t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+    t.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
+  });
+}

@@ -41,7 +41,7 @@ import {
   type JetStreamClient, type StreamConfig,
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { connectNats, within, type PendingConnection } from './nats-connect.js';
+import { connectNats, unsentBytes, within, WRITE_AHEAD_BYTES, type PeerFault, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 import { KvLatest, MAX_PENDING_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
 import { isAgentIdToken } from './subjects.js';
@@ -203,6 +203,15 @@ const KEEP_UP_RECORDS = 20_000;
  * It was 5,000 messages a turn: 30–100 ms of a held event loop, turn after turn, all through a replay.
  */
 const PUMP_SLICE_MS = 4;
+/** How often a pump held back by a slow server (WRITE_AHEAD_BYTES unsent) looks again. */
+const WRITE_AHEAD_POLL_MS = 10;
+/** What is said when a connection is closed as broken (onPeerFault). */
+const PEER_FAULT_MSG: Record<PeerFault['kind'], string> = {
+  unread: 'NATS server does not read what the tap sends: connection dropped, connecting again (events wait in the spool)',
+  pings: 'NATS server sends PINGs without pause: connection dropped, connecting again (events wait in the spool)',
+  refusals: 'NATS server sends more refusals (-ERR) than the tap sent commands: connection dropped, connecting again (events wait in the spool)',
+  'server-error': 'NATS server error: connection ended, connecting again (events wait in the spool)',
+};
 const STREAM_NOT_FOUND = 10059;
 /** JetStream refusing a number of replicas: no suitable peers (10005), insufficient resources (10023), not clustered (10074). */
 const REPLICAS_REFUSED = new Set([10005, 10023, 10074]);
@@ -476,7 +485,7 @@ export class Delivery {
         maxReconnectAttempts: this.o.maxReconnects ?? 10,
         reconnectTimeWait: delay,
         reconnectJitter: Math.min(100, delay / 4),
-      }, timeout * (2 * servers.length + 1));
+      }, timeout * (2 * servers.length + 1), { onFault: (f) => this.onPeerFault(f) });
       this.attempt = attempt;
       try {
         nc = await attempt.connection;
@@ -592,6 +601,20 @@ export class Delivery {
       : `NATS refused a publish of the tap (permissions violation): ${this.o.mode === 'core'
         ? 'with core NATS those messages are lost'
         : 'the message waits and is retried until allowed'}; ${publishPermissionHint(String(e.subject ?? ''), this.o.prefix ?? 'wazuh')}`);
+  }
+
+  /**
+   * A connection the transport closed as broken (nats-connect.ts, nats-parser.ts): the server does not
+   * read, floods PINGs, sends more refusals than the tap sent commands, or sent an error after which
+   * nats-server closes the connection. nats.js connects again after reconnect_delay; said once a minute
+   * at most for each reason (a hostile server does it at every connection).
+   */
+  private onPeerFault(f: PeerFault): void {
+    // An error at CONNECT (authorization) fails the attempt: the connect loop says it, with its reason.
+    if (f.kind === 'server-error' && !f.established) return;
+    const server = this.nc ? maskUrl(this.nc.getServer()) : undefined;
+    const fields = { server, ...f.detail, err: f.detail.err === undefined ? undefined : this.shown(String(f.detail.err)) };
+    this.sayLimited(`peer-${f.kind}`, f.kind === 'server-error' ? 'warn' : 'error', fields, PEER_FAULT_MSG[f.kind]);
   }
 
   /** The last refusal: operation and subject (status). */
@@ -932,6 +955,7 @@ export class Delivery {
         more = true;
         break;
       }
+      if (this.writeAheadFull(nc)) break;
       const e = this.pending.shift()!;
       try {
         nc.publish(e.subject, e.body, { headers: this.sharedHdrs(e) });
@@ -1009,7 +1033,7 @@ export class Delivery {
     let nextRetry = Infinity;
     let first: Slot | null = null;
     for (const s of this.retries) {
-      if (this.inflight >= window) break;
+      if (this.inflight >= window || this.writeAheadFull(this.nc!)) break;
       if (s.notBefore > now) {
         if (s.notBefore < nextRetry) nextRetry = s.notBefore;
         if (first === null || s.notBefore < first.notBefore) first = s;
@@ -1040,6 +1064,7 @@ export class Delivery {
     // window stores them twice). What keeps one server's loss from stopping delivery is the replicas
     // (stream_replicas auto: 3 on a cluster); the KV bucket's puts hold nothing here (kv-latest.ts).
     while (this.inflight < window && this.refill()) {
+      if (this.writeAheadFull(this.nc!)) break;
       const e = this.pending[0];
       const key = orderKey(e);
       if (this.busy.has(key) || this.crosses(e, key)) break;
@@ -1048,6 +1073,22 @@ export class Delivery {
     }
   }
 
+
+  /**
+   * The socket holds WRITE_AHEAD_BYTES or more not yet sent: the server reads slower than the spool is
+   * replayed. The pump waits (looking again every WRITE_AHEAD_POLL_MS) rather than pile the spool up in
+   * memory; what is unsent is bounded (nats-connect.ts), and a server that reads is never cut off for it.
+   */
+  private writeAheadFull(nc: NatsConnection): boolean {
+    if (unsentBytes(nc) < WRITE_AHEAD_BYTES) return false;
+    if (!this.writeAheadTimer) {
+      this.writeAheadTimer = setTimeout(() => { this.writeAheadTimer = null; this.schedulePump(); }, WRITE_AHEAD_POLL_MS);
+      this.writeAheadTimer.unref();
+    }
+    return true;
+  }
+
+  private writeAheadTimer: NodeJS.Timeout | null = null;
 
   private newSlot(e: SpoolEntry, key: string): void {
     this.busy.add(key);
@@ -1365,6 +1406,7 @@ export class Delivery {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.readTimer) clearTimeout(this.readTimer);
+    if (this.writeAheadTimer) clearTimeout(this.writeAheadTimer);
     this.readTimer = null;
     if (this.ackTimer) clearInterval(this.ackTimer);
     this.attempt?.abandon();

@@ -12,6 +12,14 @@
 // abandoned (a deadline, Delivery.close(), Ctrl-C): its sockets are destroyed at once, so the
 // attempt fails promptly and nothing is left for the process to wait for.
 //
+// The transport also bounds what it owes the server (review rt-life F3): nats.js writes every
+// frame — a PONG for each PING above all — without looking at back-pressure, so a peer that sent
+// PINGs and never read had the tap's memory grow at the network's speed (112 MB → 1.78 GB of RSS in
+// 11 s). Past MAX_UNSENT_BYTES unsent (or MAX_WRITES_PENDING writes, for frames as small as a
+// PONG) the server is taken as not reading: the connection is closed and made again. The
+// publisher writes ahead WRITE_AHEAD_BYTES at most (delivery.ts), so a server slow to read a
+// replay holds the publisher back; it is never cut off.
+//
 // The transport factory of nats.js is global: connectNats() installs this one before every
 // connection. The tap's own code connects only through here (the plain `connect()` of
 // @nats-io/transport-node puts its own factory back for every connection made after it).
@@ -19,14 +27,24 @@ import { createConnection, type Socket } from 'node:net';
 import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
 import { maskUrl } from '../util/mask-url.js';
-import { boundControlLines } from './nats-parser.js';
+import { boundControlLines, boundServerLines, ServerLines, type PeerFault } from './nats-parser.js';
 import { followClockSteps } from './nats-reconnect-clock.js';
+
+export type { PeerFault };
 
 /** The transports one connection made (its first attempt, then its reconnects), to abandon them. */
 class Attempt {
   readonly transports = new Set<BoundedTransport>();
   abandoned = false;
+  constructor(readonly onFault?: (fault: PeerFault) => void) {}
 }
+
+/** What the publisher writes ahead of the socket at most, bytes (delivery.ts): a slow server holds it back. */
+export const WRITE_AHEAD_BYTES = 2 * 1024 * 1024;
+/** Unsent bytes past which the server is taken as not reading (or more: see unsentBound). */
+export const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
+/** Writes not yet handed to the kernel past which the server is taken as not reading (a PONG is a write of 6 bytes). */
+export const MAX_WRITES_PENDING = 65_536;
 
 /**
  * Which connection a transport belongs to. nats.js creates transports deep in its own promise
@@ -43,6 +61,60 @@ class BoundedTransport extends NodeTransport {
 
   /** The attempt that dials this transport: known from connect() on (before it, there is no socket to abandon). */
   private attempt: Attempt | undefined;
+
+  /** The server's lines (nats-parser.ts): once the connection is taken as broken, it is closed on the next turn. */
+  readonly lines = new ServerLines((fault) => {
+    // On the next turn, as for a parse error (iterate() below): nats.js may not have taken a PONG read
+    // in the same chunk as connected yet, and a close before that is lost in its dial.
+    setImmediate(() => void this.close(fault.error));
+    this.attempt?.onFault?.(fault);
+  });
+
+  /** The server's max_payload (its INFO): a message of that size may be unsent on top of the write-ahead. */
+  private maxPayload = 1024 * 1024;
+  private writesPending = 0;
+  private readonly written = (): void => { this.writesPending--; };
+
+  /** Bytes written to the socket and not yet handed to the kernel. */
+  get unsent(): number {
+    return (this.socket as Socket | undefined)?.writableLength ?? 0;
+  }
+
+  /** The most the tap can owe a server that reads: the write-ahead and a message of max_payload, twice over. */
+  private get unsentBound(): number {
+    return Math.max(MAX_UNSENT_BYTES, 2 * (WRITE_AHEAD_BYTES + this.maxPayload));
+  }
+
+  override async peekInfo(): ReturnType<NodeTransport['peekInfo']> {
+    const info = await super.peekInfo();
+    const mp = Number((info as { max_payload?: unknown } | undefined)?.max_payload);
+    if (Number.isSafeInteger(mp) && mp > 0) this.maxPayload = mp;
+    return info;
+  }
+
+  /**
+   * NodeTransport.send without a promise for each frame (nats.js ignores write errors there: the reader or
+   * the pings find a dead connection), and with a bound on what waits unsent (above).
+   */
+  override send(frame: Uint8Array): void {
+    const s = this.socket as Socket | undefined;
+    if (this.done || s === undefined || this.lines.ended) return;
+    this.writesPending++;
+    try {
+      s.write(frame, this.written);
+    } catch {
+      this.writesPending--;
+      return;
+    }
+    const unsent = s.writableLength;
+    if (unsent > this.unsentBound || this.writesPending > MAX_WRITES_PENDING) {
+      this.lines.fail({
+        kind: 'unread', established: true,
+        error: new Error(`NATS server does not read: ${(unsent / 1048576).toFixed(1)} MiB in ${this.writesPending} writes unsent to it`),
+        detail: { unsent_bytes: unsent, writes_pending: this.writesPending, bound_bytes: this.unsentBound, bound_writes: MAX_WRITES_PENDING },
+      });
+    }
+  }
 
   override async connect(hp: { hostname: string; port: number; tlsName: string }, options: Parameters<NodeTransport['connect']>[1]): Promise<void> {
     const attempt = (options as unknown as Record<string, unknown>)[ATTEMPT];
@@ -118,6 +190,7 @@ class BoundedTransport extends NodeTransport {
 
 function install(): void {
   boundControlLines();
+  boundServerLines();
   followClockSteps();
   setTransportFactory({ factory: () => new BoundedTransport(), dnsResolveFn: nodeResolveHost });
 }
@@ -138,9 +211,9 @@ export interface PendingConnection {
  * `deadlineMs` the whole attempt (name resolution and every server of the list included). After the
  * deadline the attempt is abandoned and `connection` rejects with NatsConnectTimeout.
  */
-export function connectNats(opts: ConnectionOptions, deadlineMs: number): PendingConnection {
+export function connectNats(opts: ConnectionOptions, deadlineMs: number, hooks: { onFault?: (fault: PeerFault) => void } = {}): PendingConnection {
   install();
-  const attempt = new Attempt();
+  const attempt = new Attempt(hooks.onFault);
   let stop: (e: Error) => void = () => {};
   const stopped = new Promise<never>((_, reject) => { stop = reject; });
   stopped.catch(() => {});
@@ -159,6 +232,16 @@ export function connectNats(opts: ConnectionOptions, deadlineMs: number): Pendin
   timer.unref();
   const connection = Promise.race([p, stopped]).finally(() => clearTimeout(timer));
   return { connection, abandon: () => abandon(new Error('connection attempt abandoned')) };
+}
+
+/**
+ * What a connection has not handed to the kernel yet: its socket's unsent bytes and what nats.js
+ * holds for its next write. The publisher stops at WRITE_AHEAD_BYTES (delivery.ts).
+ */
+export function unsentBytes(nc: NatsConnection): number {
+  const p = (nc as unknown as { protocol?: { transport?: unknown; outbound?: { size(): number } } }).protocol;
+  const t = p?.transport;
+  return (t instanceof BoundedTransport ? t.unsent : 0) + (p?.outbound?.size() ?? 0);
 }
 
 /** `p`, or undefined after `ms`: for steps (close, drain) that a silent server could hold forever. */
