@@ -281,7 +281,9 @@ t.test('a keepalive held for a reply that never comes (wazuh-db killed mid-reque
   await waitFor(async () => (await status(sock)).fastpath.ticks >= 1, 30_000, 'a tick: the payload is the controller\'s');
   const expired0 = (await status(sock)).fastpath.expired; // a keepalive queued behind others may have waited a second already
   const pending = sim.keepalive(A).catch(() => null);
-  await new Promise((r) => setTimeout(r, 600)); // select-agent-group answered at 400 ms; update-agent-data in wazuh-db's hands until 800
+  // select-agent-group answered after 400 ms of wazuh-db's CPU, then update-agent-data in its hands for as
+  // long: killed once the shim holds it (a fixed 600 ms missed it on a loaded machine: nothing was held).
+  await waitFor(async () => (await status(sock)).fastpath.held >= 1, 20_000, 'the keepalive held for its reply');
   process.kill(sim.db!.pid!, 'SIGKILL');
   await pending;
   // Held for good before: the controller's rounds never rested again, and every resynchronisation
