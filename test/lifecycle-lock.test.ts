@@ -140,3 +140,24 @@ t.test('the directory holding spool_dir gone (a container\'s home whose path die
   t.equal(tap.proc.exitCode, 1);
   t.match(tap.stderr(), /the directory .*\/var that holds spool_dir is gone or another directory now: stopping/);
 });
+
+t.test('a lock that is a second name of another file, or another user\'s, is refused: never truncated nor written', async (t) => {
+  // With fs.protected_hardlinks=0 the Wazuh user could link a root file (in a directory it moved there)
+  // as the spool's lock: root truncated it and wrote its pid in it (found by a review).
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-lock-link-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'root: precious\n', { mode: 0o600 });
+  linkSync(victim, join(dir, 'lock'));
+  t.throws(() => new InstanceLock(join(dir, 'lock'), `the spool ${dir}`).acquire(), /a file with 2 names \(hard links\): remove it/);
+  t.equal(readFileSync(victim, 'utf8'), 'root: precious\n', 'the other file untouched');
+  rmSync(join(dir, 'lock'));
+  writeFileSync(join(dir, 'lock'), '');
+  chownSync(join(dir, 'lock'), 65534, 65534);
+  t.throws(() => new InstanceLock(join(dir, 'lock'), `the spool ${dir}`).acquire(), /owned by uid 65534, not root: remove it/);
+  rmSync(join(dir, 'lock'));
+  const ok = new InstanceLock(join(dir, 'lock'), `the spool ${dir}`);
+  ok.acquire();
+  t.teardown(() => ok.release());
+  t.pass('a lock of its own is taken');
+});

@@ -63,7 +63,13 @@ export class InstanceLock {
   acquire(): void {
     if (this.at === this.path) mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     // O_NOFOLLOW and a regular-file check: a symlink or a FIFO planted there is refused, never followed or blocked on.
-    const r = openChecked(this.at, constants.O_RDWR | constants.O_CREAT, (st) => (st.isFile() ? null : `not a regular file (${fileKind(st)})`));
+    // And root's own, with one name: a hard link to another root file (made where the Wazuh user may write,
+    // with fs.protected_hardlinks=0) would be truncated and get a pid written in it.
+    const r = openChecked(this.at, constants.O_RDWR | constants.O_CREAT, (st) => {
+      if (!st.isFile()) return `not a regular file (${fileKind(st)})`;
+      if (st.uid !== 0 && process.getuid?.() === 0) return `owned by uid ${st.uid}, not root`;
+      return st.nlink > 1 ? `a file with ${st.nlink} names (hard links)` : null;
+    });
     if ('refused' in r) throw new ConfigError(`${this.path} is ${r.refused}: remove it`);
     const { fd, st } = r;
     try {
