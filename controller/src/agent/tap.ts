@@ -59,6 +59,11 @@ export class Tap {
    * write of the tap's; spool_dir's path itself without /proc (and before the lock part started).
    */
   spoolAt: string;
+  /** `s` with spoolAt shown as spool_dir (the path people know), for what is logged. */
+  shownPath(s: string): string {
+    return this.spoolAt === this.spoolDir ? s : s.split(this.spoolAt).join(this.spoolDir);
+  }
+
   readonly spoolMaxBytes: number;
   // A tick whose parse is gone (evicted): the shim sends that agent's next payload whole.
   readonly decoder = new WdbDecoder({ onTickMiss: (key) => this.capture?.forgetKey(key) });

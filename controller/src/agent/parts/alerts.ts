@@ -13,6 +13,12 @@ import { wazuhUid } from '../../alerts/trusted-open.js';
 
 export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
   const { log } = tap;
+  // alerts.position is reached through /proc/self/fd/<n> (tap.spoolAt): its messages name spool_dir's path.
+  const shown = (o: object) => JSON.parse(tap.shownPath(JSON.stringify(o))) as object;
+  const followerLog = {
+    info: (o: object, msg: string) => log.info(shown(o), tap.shownPath(msg)),
+    warn: (o: object, msg: string) => log.warn(shown(o), tap.shownPath(msg)),
+  };
   let blocked = false;
   /** The last follower's close: its last position may still be on its way to the disk. */
   let closing: Promise<void> = Promise.resolve();
@@ -24,7 +30,7 @@ export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
     if (on && !tap.follower) {
       tap.follower = new AlertsFollower({
         file: tap.alertsFile, positionFile: join(tap.spoolAt, 'alerts.position'), fromBeginning: tap.alertOpts.fromBeginning,
-        sink: (lines) => tap.alertSink!.take(lines), log, wazuhUid: () => wazuhUid(tap.opts.home),
+        sink: (lines) => tap.alertSink!.take(lines), log: followerLog, wazuhUid: () => wazuhUid(tap.opts.home),
         // Another home's alerts.json (the path leads there now: tap.homePin) is not this manager's.
         elsewhere: () => !tap.homePin.holds(),
         // Written once the spool synced the alerts behind it. With no publisher, no alert was accepted.

@@ -27,8 +27,9 @@ export function statePart(tap: Tap): Part {
       const { log, state, opts } = tap;
       const journal = new StatusJournal(join(tap.spoolAt, 'agents.status'), {
         onError: (e, op, failures) => {
-          if (op === 'oversized') log.error({ err: e.message, op }, JOURNAL_FAULTS[op]); // statuses lost: not a passing fault
-          else log.warn({ err: e.message, op, failures }, JOURNAL_FAULTS[op]);
+          const err = tap.shownPath(e.message); // spool_dir's path, not /proc/self/fd/<n> (tap.spoolAt)
+          if (op === 'oversized') log.error({ err, op }, JOURNAL_FAULTS[op]); // statuses lost: not a passing fault
+          else log.warn({ err, op, failures }, JOURNAL_FAULTS[op]);
         },
         onRecovered: () => log.info('agents.status: writing again'),
       });
