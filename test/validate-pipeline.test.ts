@@ -128,6 +128,28 @@ t.test('pipeline guard: a flush that throws is counted (record null), the next p
   t.equal(events.length, 2, 'both transitions reached the sink');
 });
 
+t.test('pipeline guard: exchanges a record lets go together (they waited for an earlier reply) are guarded one by one', async (t) => {
+  // A record can let go several exchanges that waited (decode/apply-order.ts): one that throws lost the rest.
+  const state = new AgentStateTable({ managerNode: 'n', wallClockMs: () => 0 });
+  const applied: number[] = [];
+  const real = state.apply.bind(state);
+  state.apply = (ex) => {
+    const id = ex.request.cmd === 'update-keepalive' ? ex.request.id : 0;
+    if (id === 2) throw new Error('a bug on agent 2');
+    if (id) applied.push(id);
+    return real(ex);
+  };
+  const p = new Pipeline(new WdbDecoder(), state, { event: () => {} });
+  const ka = (id: number) => `global update-keepalive {"id":${id},"connection_status":"active","sync_status":"synced"}`;
+  p.push([rec(11, 'request', ka(1))]); // answered last: agents 2 and 3 wait for it
+  p.push([rec(12, 'request', ka(2)), rec(12, 'reply', 'ok')]);
+  p.push([rec(13, 'request', ka(3)), rec(13, 'reply', 'ok')]);
+  t.same(applied, [], 'both wait for agent 1\'s reply');
+  p.push([rec(11, 'reply', 'ok')]);
+  t.same(applied, [1, 3], 'agent 2\'s threw; agent 3\'s, let go by the same record, applied all the same');
+  t.equal(p.errors, 1);
+});
+
 function status(agentId: string, n = 1): StatusChangeEvent {
   return {
     event_id: `st-${agentId}-${n}`, event_type: 'status_change', agent_id: agentId, agent_name: 'a', previous_status: 'active',

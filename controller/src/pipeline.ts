@@ -88,7 +88,15 @@ export class Pipeline {
   }
 
   private one(rec: CaptureRecord): void {
-    for (const ex of this.decoder.push(rec)) this.apply(ex);
+    // Each exchange on its own: a record can let go exchanges that waited (apply-order.ts), and one that
+    // throws must not take the others with it.
+    for (const ex of this.decoder.push(rec)) {
+      try {
+        this.apply(ex);
+      } catch (e) {
+        this.failed(e, rec);
+      }
+    }
   }
 
   private apply(ex: WdbExchange<WdbRequest>): void {
