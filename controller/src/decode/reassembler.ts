@@ -193,8 +193,10 @@ export class StreamReassembler {
   }
 
   private frame(s: Stream, rec: CaptureRecord, from: Stream | null, bytes: Uint8Array): WdbFrame {
-    // 4.x C clients count a trailing NUL in the length; wazuh-db and 5.x do not.
-    const body = bytes.length > 0 && bytes[bytes.length - 1] === 0 ? bytes.subarray(0, bytes.length - 1) : bytes;
+    // 4.x C clients count a trailing NUL in the length; wazuh-db and 5.x do not. Both ends read a frame as a
+    // C string: what follows its first NUL is nothing to wazuh-db (it applied such a request; the tap dropped it).
+    const nul = bytes.indexOf(0);
+    const body = nul >= 0 ? bytes.subarray(0, nul) : bytes;
     const f: WdbFrame = {
       connId: s.connId,
       direction: s.direction,
