@@ -115,6 +115,7 @@ t.test('the wazuh user renames the spool directory: the tap runs on, writing in 
   await new Promise((r) => setTimeout(r, 5000)); // the lock is looked at every 2 s
   t.equal(tap.proc.exitCode, null, `still running: ${tap.stderr().slice(0, 300)}`);
   t.notMatch(tap.stderr(), /removed or replaced/, 'no lost lock said');
+  t.equal(tap.logs.filter((l) => /^spool_dir leads to another directory/.test(String(l.msg))).length, 1, 'the rename said, once');
   await sim.startup(A); // a status change, spooled (NATS is away)
   await new Promise((r) => setTimeout(r, 1500));
   const r = await tap.stop('SIGTERM');

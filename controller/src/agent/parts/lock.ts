@@ -66,7 +66,26 @@ export function lockPart(tap: Tap): Part {
           return false;
         }
       };
+      // spool_dir's path leading elsewhere (renamed by whoever may write its parent): said once, and once
+      // more when it leads back. The tap goes on in the directory it opened; a restart would make a new one.
+      let away = false;
+      const opened = fstatSync(dir.fd);
+      const pathAway = (): boolean => {
+        try {
+          const st = statSync(tap.spoolDir);
+          return st.dev !== opened.dev || st.ino !== opened.ino;
+        } catch {
+          return true;
+        }
+      };
       timer = setInterval(() => {
+        if (pathAway() !== away) {
+          away = !away;
+          if (away) {
+            tap.log.warn({ spool_dir: tap.spoolDir }, 'spool_dir leads to another directory, or to none, now (renamed by someone who may write its parent?): '
+              + 'the tap goes on writing the directory it opened; move it back before the next start, or the events it holds are not replayed');
+          } else tap.log.info({ spool_dir: tap.spoolDir }, 'spool_dir leads to the directory the tap writes again');
+        }
         const lost = locks.find((l) => !l.held());
         if (lost) {
           tap.life.requestStop({ why: 'lost lock', code: 1, err: new Error(`the lock ${lost.path} was removed or replaced: stopping (one tap per home is no longer guaranteed)`) });
