@@ -67,7 +67,8 @@ export class InstanceLock {
     // with fs.protected_hardlinks=0) would be truncated and get a pid written in it.
     const r = openChecked(this.at, constants.O_RDWR | constants.O_CREAT, (st) => {
       if (!st.isFile()) return `not a regular file (${fileKind(st)})`;
-      if (st.uid !== 0 && process.getuid?.() === 0) return `owned by uid ${st.uid}, not root`;
+      const me = process.geteuid?.() ?? 0;
+      if (st.uid !== me) return `owned by uid ${st.uid}, not ${me === 0 ? 'root' : `uid ${me}`}`;
       return st.nlink > 1 ? `a file with ${st.nlink} names (hard links)` : null;
     });
     if ('refused' in r) throw new ConfigError(`${this.path} is ${r.refused}: remove it`);

@@ -61,7 +61,7 @@ export class Tap {
   spoolAt: string;
   /** `s` with spoolAt shown as spool_dir (the path people know), for what is logged. */
   shownPath(s: string): string {
-    return this.spoolAt === this.spoolDir ? s : s.split(this.spoolAt).join(this.spoolDir);
+    return this.spoolAt === this.spoolDir ? s : s.split(`${this.spoolAt}/`).join(`${this.spoolDir}/`);
   }
 
   readonly spoolMaxBytes: number;

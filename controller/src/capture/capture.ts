@@ -164,14 +164,19 @@ export class Capture {
   static open(opts: CaptureOptions): Capture {
     const c = new Capture(opts);
     const err = Buffer.alloc(ERR_LEN);
+    // A pin of its own holds directories open (home-pin.ts): let go when the open fails.
+    const fail = (e: Error): never => {
+      if (c.ownPin) c.pin.release();
+      throw e;
+    };
     if (c.lib.record_size() !== RECORD_SIZE) {
-      throw new Error(`record layout mismatch: shim ${c.lib.record_size()} bytes, controller ${RECORD_SIZE}`);
+      fail(new Error(`record layout mismatch: shim ${c.lib.record_size()} bytes, controller ${RECORD_SIZE}`));
     }
-    if (c.lib.check_kernel(err, ERR_LEN) < 0) throw new KernelSupportError(cstr(err));
+    if (c.lib.check_kernel(err, ERR_LEN) < 0) fail(new KernelSupportError(cstr(err)));
     c.kernelChecked = true;
     const pages = opts.perfPages ?? 256;
     const h = c.lib.open(opts.objPath, pages, c.hookBits, err, ERR_LEN);
-    if (!h) throw new KernelSupportError(explainPerfBufferError(cstr(err), pages));
+    if (!h) fail(new KernelSupportError(explainPerfBufferError(cstr(err), pages)));
     c.handle = h;
     const prog = Buffer.alloc(32);
     const insns = c.lib.verified_insns(h, prog, prog.length);
@@ -185,7 +190,8 @@ export class Capture {
     } catch (e) {
       c.lib.close(h);
       c.handle = null;
-      throw e;
+      c.held.keepOnly([]);
+      return fail(e as Error);
     }
     return c;
   }

@@ -98,8 +98,12 @@ export class HomePin {
     const now = this.parts.map((p) => (p.what in seen ? seen[p.what as keyof typeof seen] ?? null : statDir(p.path)));
     const i = this.parts.findIndex((p, k) => p.id !== null && now[k] !== null && !sameFsId(p.id, now[k]));
     if (i < 0) {
-      // Pinned once held open (not openable now, EMFILE: the next look pins it).
-      this.parts.forEach((p, k) => { if (p.id === null && now[k] !== null && this.held.hold(p.path, now[k]!)) p.id = now[k]; });
+      // Pinned at first sight, and held open when it can be (EMFILE: pinned all the same, by its numbers).
+      this.parts.forEach((p, k) => {
+        if (p.id !== null || now[k] === null) return;
+        p.id = now[k];
+        this.held.hold(p.path, p.id);
+      });
       this.moved = null;
       return true;
     }

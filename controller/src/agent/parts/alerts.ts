@@ -14,7 +14,7 @@ import { wazuhUid } from '../../alerts/trusted-open.js';
 export function alertsPart(tap: Tap): Part & { follow(on: boolean): void } {
   const { log } = tap;
   // alerts.position is reached through /proc/self/fd/<n> (tap.spoolAt): its messages name spool_dir's path.
-  const shown = (o: object) => JSON.parse(tap.shownPath(JSON.stringify(o))) as object;
+  const shown = (o: object) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'string' ? tap.shownPath(v) : v]));
   const followerLog = {
     info: (o: object, msg: string) => log.info(shown(o), tap.shownPath(msg)),
     warn: (o: object, msg: string) => log.warn(shown(o), tap.shownPath(msg)),
