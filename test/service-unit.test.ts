@@ -137,6 +137,8 @@ function sandboxScript(home: string, o: { unmountTracefs?: boolean } = {}): stri
 }
 
 for (const unmountTracefs of [false, true]) {
+  // The unit's own lock directory (/run/wazuh-nats-tap, writable in its sandbox), not the test run's (read-only there).
+  const { WAZUH_NATS_TAP_LOCK_DIR: _runLocks, ...unitEnv } = process.env;
   t.test(`the tap under the unit's sandbox${unmountTracefs ? ', tracefs not mounted (it mounts it, in its own namespace)' : ''}: attaches, publishes, spools, answers status, stops cleanly`, async (t) => {
     const home = mkdtempSync(join(tmpdir(), 'wnt-unit-home-'));
     mkdirSync(join(home, 'var'));
@@ -153,7 +155,7 @@ for (const unmountTracefs of [false, true]) {
     const tracefsMounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - (tracefs|debugfs) /.test(l) || l.includes(home));
     const hostMounts = tracefsMounts();
     const tap = await startTapCommand(['unshare', '-m', '--propagation', 'private', 'sh', '-c', sandboxScript(home, { unmountTracefs }), 'sh', process.execPath, BIN],
-      ['run', '--home', home, '--nats-url', nats.url, '--control-socket', sock], /^attached/);
+      ['run', '--home', home, '--nats-url', nats.url, '--control-socket', sock], /^attached/, unitEnv);
     t.teardown(() => tap.stop('SIGKILL'));
 
     // The sandbox is what the tap runs in: its capabilities are the unit's, its limit the unit's.
