@@ -58,26 +58,12 @@ export function lockPart(tap: Tap): Part {
         tap.spoolAt = tap.spoolDir;
         throw e;
       }
-      const parentHeld = (): boolean => {
-        try {
-          const st = statSync(dir.parent.path);
-          return st.dev === dir.parent.dev && st.ino === dir.parent.ino;
-        } catch {
-          return false;
-        }
-      };
+      const parentHeld = () => leadsTo(dir.parent.path, dir.parent);
       // spool_dir's path leading elsewhere (renamed by whoever may write its parent): said once, and once
       // more when it leads back. The tap goes on in the directory it opened; a restart would make a new one.
       let away = false;
       const opened = fstatSync(dir.fd);
-      const pathAway = (): boolean => {
-        try {
-          const st = statSync(tap.spoolDir);
-          return st.dev !== opened.dev || st.ino !== opened.ino;
-        } catch {
-          return true;
-        }
-      };
+      const pathAway = () => !leadsTo(tap.spoolDir, opened);
       timer = setInterval(() => {
         if (pathAway() !== away) {
           away = !away;
@@ -108,4 +94,14 @@ export function lockPart(tap: Tap): Part {
       tap.spoolAt = tap.spoolDir;
     },
   };
+}
+
+/** Whether `path` leads to the directory `id` (its device and inode) now. */
+function leadsTo(path: string, id: { dev: number; ino: number }): boolean {
+  try {
+    const st = statSync(path);
+    return st.dev === id.dev && st.ino === id.ino;
+  } catch {
+    return false;
+  }
 }
