@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Capture } from '../capture/capture.js';
-import { HOLD_NS, WdbDecoder } from '../decode/index.js';
+import { WdbDecoder } from '../decode/index.js';
+import { HeldRelease } from '../capture/held-release.js';
 import { AgentStateTable } from '../state/agents.js';
 import { describeAgents, initialSync } from '../state/sources/initial-sync.js';
 import { publishedStatus, type PublishedStatus, type StatusJournal } from '../state/sources/status-journal.js';
@@ -88,8 +89,13 @@ export class Tap {
   /** Each agent's status changes the spool refused, folded into one event owed to the consumers. */
   readonly owed = new OwedStatuses();
   private owedTimer: NodeJS.Timeout | null = null;
-  /** While the decoder holds exchanges for an earlier request's reply: lets them go once it is late (releaseHeldLater). */
-  private heldTimer: NodeJS.Timeout | null = null;
+  /** While the decoder holds exchanges for an earlier request's reply: lets them go once it is late. */
+  private readonly heldRelease = new HeldRelease({
+    capture: () => this.capture,
+    holding: () => this.decoder.holding > 0,
+    release: (nowNs) => this.pipeline.release(nowNs),
+    stopping: () => this.life.stopping !== null, // the capture part's stop lets all go (release(null))
+  });
   follower: AlertsFollower | null = null;
   /**
    * The counters of the alerts followers closed so far (alerts turned off by a reload): added to the
@@ -143,7 +149,7 @@ export class Tap {
         this.fromRecords = [];
         this.publishEvents(evs, capturedMs);
         if (this.state.hasUnheld) void this.describeUnheld();
-        if (this.decoder.holding) this.releaseHeldLater();
+        if (this.decoder.holding) this.heldRelease.arm();
       },
       error: (e, rec) => this.recordErrors.log(errorFields(e, rec), 'a record could not be processed: dropped'),
     });
@@ -197,28 +203,6 @@ export class Tap {
       }, OWED_RETRY_MS);
       this.owedTimer.unref();
     }
-  }
-
-  /**
-   * Exchanges wait in the decoder while a request that began before them waits for its reply
-   * (decode/apply-order.ts), at most HOLD_NS: records that come let them go; this timer does when
-   * none comes (the reply never written, its client gone).
-   */
-  private releaseHeldLater(): void {
-    if (this.heldTimer) return;
-    this.heldTimer = setTimeout(() => void this.releaseHeld(), Number(HOLD_NS / 1_000_000n) + 1);
-    this.heldTimer.unref();
-  }
-
-  private async releaseHeld(): Promise<void> {
-    // The records' clock as far as the capture has handed them over, not the wall's: a reply written in
-    // time but not taken yet (this thread busy for 50 ms: a GC, a big spool write) must still come first.
-    const now = process.hrtime.bigint();
-    const c = this.capture;
-    const seen = !c?.attached || await c.tookSince(now, 200);
-    this.heldTimer = null;
-    if (seen) this.pipeline.release(now);
-    if (this.decoder.holding && !this.life.stopping) this.releaseHeldLater(); // stop(): the capture part releases all
   }
 
   /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */

@@ -27,7 +27,8 @@
 import type { Writable } from 'node:stream';
 import { Capture, type Hook } from '../capture/capture.js';
 import { HomePin } from '../capture/home-pin.js';
-import { HOLD_NS, WdbDecoder, parseIdList } from '../decode/index.js';
+import { WdbDecoder, parseIdList } from '../decode/index.js';
+import { HeldRelease } from '../capture/held-release.js';
 import { clientKeysPath, readClientKeys } from '../state/sources/client-keys.js';
 import { artefacts } from '../paths.js';
 import { monotonicToWallClock } from '../util/clock.js';
@@ -260,7 +261,7 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
   const quiet = () => {};
   err.on('error', quiet);
   const timer = opts.duration > 0 ? setTimeout(() => stop(`${opts.duration} s elapsed`), opts.duration * 1000) : null;
-  let held: NodeJS.Timeout | null = null;
+  let held: HeldRelease | null = null;
   let printHeld = () => {};
   try {
     let counted = false; // --count reached: nothing more is printed
@@ -281,23 +282,15 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
     printHeld = () => print(decoder.release(null), true);
     // Exchanges come in the order wazuh-db applied their requests: one whose earlier request's reply is
     // late waits for it, at most HOLD_NS (decode/apply-order.ts); this lets it go when no record comes.
-    // The records' clock as far as the capture has handed them over (Capture.tookSince), not the wall's.
-    let releasing = false;
-    held = setInterval(() => {
-      if (!decoder.holding || why() || releasing) return;
-      releasing = true;
-      const now = process.hrtime.bigint();
-      void capture.tookSince(now, 200).then((seen) => {
-        releasing = false;
-        if (seen && !why()) print(decoder.release(now));
-      });
-    }, Number(HOLD_NS / 1_000_000n));
-    held.unref();
+    held = new HeldRelease({
+      capture: () => capture, holding: () => decoder.holding > 0, release: (now) => print(decoder.release(now)), stopping: () => why() !== '',
+    });
     capture.start((records) => {
       for (const rec of records) {
         if (why()) return;
         print(decoder.push(rec));
       }
+      if (decoder.holding) held?.arm();
     }, (e) => {
       failure = e;
       stop('capture failed');
@@ -313,7 +306,7 @@ async function captureUntilStopped(opts: CaptureCommandOptions, out: Writable, e
     await stopped;
   } finally {
     if (timer) clearTimeout(timer);
-    if (held) clearInterval(held);
+    held?.stop();
     // The signal handlers stay until everything is detached: a second Ctrl-C must not cut the clean-up short.
     const counters = capture.counters();
     await capture.close();
