@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager, type SimSplit } from '../scripts/sim/manager.mjs';
 import { natsCollecting } from './helpers/nats-server.js';
-import { runTap, startTap, ROOT } from './helpers/tap-process.js';
+import { startTap, ROOT } from './helpers/tap-process.js';
+import { sendControl } from '../controller/src/control/client.js';
 import { waitFor } from './helpers/wait.js';
 import { wire } from './helpers/frames.js';
 import { prng } from './helpers/prng.js';
@@ -30,9 +31,15 @@ function home(t: Tap.Test, nats: string): string {
   return h;
 }
 
+/**
+ * The tap's status, asked on its control socket from this process: a `status` command is a Node process
+ * to start, half a second or more on a loaded machine — longer than the 400 ms a keepalive is held below,
+ * so a poll by command missed the hold as often as not, and waited for it until its time ran out.
+ */
 async function status(sock: string): Promise<Record<string, any>> {
-  const r = await runTap(['status', '--json', '--control-socket', sock]);
-  return JSON.parse(r.stdout);
+  const r = await sendControl(sock, 'status');
+  if (!r.ok) throw new Error(`status: ${r.error}`);
+  return r;
 }
 
 /** A NATS server collecting the agent subjects, the simulated manager with agent A, and a tap on both. */
@@ -283,7 +290,8 @@ t.test('a keepalive held for a reply that never comes (wazuh-db killed mid-reque
   const pending = sim.keepalive(A).catch(() => null);
   // select-agent-group answered after 400 ms of wazuh-db's CPU, then update-agent-data in its hands for as
   // long: killed once the shim holds it (a fixed 600 ms missed it on a loaded machine: nothing was held).
-  await waitFor(async () => (await status(sock)).fastpath.held >= 1, 20_000, 'the keepalive held for its reply');
+  await waitFor(async () => (await status(sock)).fastpath.held >= 1, 20_000, 'the keepalive held for its reply')
+    .catch(async (e) => { const s = await status(sock); throw new Error(`${e.message}: ${JSON.stringify({ fastpath: s.fastpath, decoder: s.decoder, capture: s.capture })}`); });
   process.kill(sim.db!.pid!, 'SIGKILL');
   await pending;
   // Held for good before: the controller's rounds never rested again, and every resynchronisation
