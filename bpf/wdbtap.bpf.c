@@ -75,6 +75,21 @@ struct {
 	__type(value, struct wdbtap_config);
 } tap_config SEC(".maps");
 
+/*
+ * When each target thread last finished a recvfrom (CLOCK_MONOTONIC ns). wazuh-db's worker reads a
+ * request (its length, then its payload: two recvfrom), applies it, and writes the reply from that same
+ * thread (WAZUH-PROTOCOL §2): the reply's record says when the read ended (read_ago). The request was
+ * applied between that read and the reply, so the read orders exchanges where the request's write
+ * cannot: a worker woken late reads, and applies, after a later request of another connection. Task
+ * storage: one slot a thread, gone with it, no key to look up on another thread's behalf.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} read_at SEC(".maps");
+
 /* The `global` commands whose requests (and replies) user space wants, by their first 8 bytes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -985,6 +1000,13 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	rec->direction = pw.direction;
 	rec->syscall = pw.syscall;
 	rec->daemon = daemon;
+	rec->read_ago = 0;
+	if (!req) {
+		__u64 *at = bpf_task_storage_get(&read_at, bpf_get_current_task_btf(), 0, 0);
+		__u64 ago = at && *at && *at < pw.ts_ns ? pw.ts_ns - *at : 0;
+
+		rec->read_ago = ago <= 0xffffffffULL ? (__u32)ago : 0;
+	}
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
 	if (!is_iov) {
@@ -1123,6 +1145,20 @@ static __always_inline __u32 exec_daemon(void)
 		return 0;
 	id = bpf_map_lookup_elem(&target_names, name);
 	return id ? *id : 0;
+}
+
+/* A target's thread read from a socket: when (see read_at). Every recvfrom of the machine pays the mark's test. */
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 *at;
+
+	if (ctx->ret <= 0 || !is_target(bpf_get_current_pid_tgid()))
+		return 0;
+	at = bpf_task_storage_get(&read_at, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (at)
+		*at = bpf_ktime_get_ns();
+	return 0;
 }
 
 /* A target daemon started (or restarted by wazuh-control): follow it from its first syscall. */

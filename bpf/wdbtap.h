@@ -91,7 +91,9 @@ struct wdbtap_record {
 	__u32 frame_off;  /* with WDBTAP_F_GAP: where the first whole frame starts in this write */
 	__u64 hash;       /* set by the shim (F_KEYED, F_TICK): the update-agent-data payload's hash */
 	__u32 key;        /* set by the shim: the agent id of that payload */
-	__u32 _pad;
+	__u32 read_ago;   /* reply: ns before ts_ns (a tick: before its reply's ts_ns) that the writing thread
+			   * last finished a recvfrom — wazuh-db read the request then and applied it after;
+			   * 0: unknown (no read seen, or 4.29 s or more before) */
 	char comm[WDBTAP_COMM_LEN];
 	__u8 data[];
 };

@@ -27,7 +27,7 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   capture.start((b) => { records.push(...b); }, (e) => t.fail(e.message));
   capture.attach();
   t.ok(capture.attached, 'attached');
-  t.equal(tapLinksOf(process.pid), 5, 'sendto enter and exit, and exec/fork/exit to follow daemons; nothing else');
+  t.equal(tapLinksOf(process.pid), 6, 'sendto enter and exit, exec/fork/exit to follow daemons, recvfrom exit for wazuh-db\'s reads; nothing else');
   t.same(capture.attachedHooks(), ['sendto'], 'sendto alone by default (SPEC §2)');
 
   t.teardown(async () => { await sim.stop(); await capture.close(); });
@@ -72,6 +72,10 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   t.ok(reply, 'its reply is on the peer socket');
   t.equal(reply.peerIno, req.localIno);
   t.equal(text(reply), '\x02\x00\x00\x00ok');
+  // wazuh-db's worker read the request (its recvfrom) after remoted wrote it, and replied after that read.
+  t.ok(reply.readNs !== undefined && reply.readNs > req.tsNs && reply.readNs < reply.tsNs,
+    `the reply carries when wazuh-db read the request (${reply.readNs !== undefined ? `${reply.readNs - req.tsNs} ns after its write, ${reply.tsNs - reply.readNs} ns before the reply` : 'none'})`);
+  t.ok(got.filter((r) => r.direction === 'request').every((r) => r.readNs === undefined), 'a request carries none');
 
   // Decoded, in order.
   const dec = new WdbDecoder();

@@ -159,12 +159,13 @@ t.test('reset and close', async (t) => {
   t.equal(p.stats().abandoned, 2);
 });
 
-function rec(client: number, direction: Direction, data: Uint8Array, tsNs: bigint): CaptureRecord {
+function rec(client: number, direction: Direction, data: Uint8Array, tsNs: bigint, readNs?: bigint): CaptureRecord {
   const c = direction === 'request';
   return {
     tsNs, tgid: c ? client : 1, tid: c ? client : 1, comm: c ? 'wazuh-remoted' : 'wazuh-db',
     localIno: c ? client : 9000, peerIno: c ? 9000 : client, direction,
     syscallBytes: data.length, offset: 0, data, truncated: false, syscall: 'sendto',
+    ...(readNs !== undefined && { readNs }),
   };
 }
 
@@ -389,4 +390,35 @@ t.test('apply order through the state: a reconnecting agent\'s pending, then act
   p.release(251n * MS);
   t.equal(state.get(1)?.status, 'active', 'the unanswered shutdown changed nothing');
   t.ok(events.length > before, 'agent 2\'s exchange applied');
+});
+
+t.test('apply order by wazuh-db\'s reads: a request read late (its worker woken late) is applied after a later one read first', async (t) => {
+  const MS = 1_000_000n;
+  const state = new AgentStateTable({ managerNode: 'n1', wallClockMs: (ns) => Number(ns / MS) });
+  state.setKnown({ id: 1, name: 'a1', status: 'disconnected', status_code: 3 });
+  state.setKnown({ id: 2, name: 'a2', status: 'disconnected', status_code: 3 });
+  const events: AgentEvent[] = [];
+  const p = new Pipeline(new WdbDecoder(), state, { event: (ev) => events.push(ev) });
+  const PENDING = (id: number) => wire(`global update-keepalive {"id":${id},"connection_status":"pending","sync_status":"synced"}`, true);
+  const ACTIVE = (id: number) => wire(`global update-agent-data {"id":${id},"version":"Wazuh v4.7.5","agent_ip":"10.0.0.1","connection_status":"active","sync_status":"synced","group_config_status":"synced"}`, true);
+  const seen = () => events.map((e) => e.event_type === 'status_change' && `${e.agent_id}:${e.previous_status}>${e.current_status}`).filter(Boolean);
+  // Agent 1: pending written first but read 6 ms late, after active (written 2 ms later) was read: wazuh-db
+  // applied active, then pending. Its reply comes last.
+  p.push([rec(1, 'request', PENDING(1), 100n * MS)]);
+  p.push([rec(2, 'request', ACTIVE(1), 102n * MS)]);
+  p.push([rec(2, 'reply', wire('ok'), 103n * MS, 102n * MS + 100_000n)]);
+  t.same(seen(), [], 'active waits: pending, unanswered, may have been read before it');
+  p.push([rec(1, 'reply', wire('ok'), 107n * MS, 106n * MS)]);
+  t.same(seen(), ['001:disconnected>active', '001:active>pending'], 'in the order of the reads');
+  t.equal(state.get(1)?.status, 'pending', 'as wazuh-db has it');
+  t.equal(state.stats().superseded, 0, 'pending, read after active, is no stale write');
+
+  // Agent 2: a reply whose thread's last read is older than its request (an earlier request's): unknown,
+  // the write's time stands in — pending (written first) is applied first.
+  events.length = 0;
+  p.push([rec(3, 'request', PENDING(2), 200n * MS)]);
+  p.push([rec(4, 'request', ACTIVE(2), 202n * MS)]);
+  p.push([rec(4, 'reply', wire('ok'), 203n * MS, 150n * MS)]);
+  p.push([rec(3, 'reply', wire('ok'), 204n * MS)]);
+  t.same(seen(), ['002:disconnected>pending', '002:pending>active'], 'a stale read is no read');
 });

@@ -63,13 +63,14 @@ t.test('pending and active of each agent, from two threads on two CPUs under loa
   t.equal(got.length, 2 * AGENTS, 'two events an agent, no more');
 });
 
-/** n agents, wazuh-db answering each one's pending `lateUs` late, a tap attached and a subscriber to the status subjects. */
-async function lateReplySession(t: Tap.Test, tag: string, n: number, lateUs: number) {
+/** n agents, wazuh-db answering (or, `at: 'read'`, reading) each one's pending `lateUs` late, a tap attached and a subscriber to the status subjects. */
+async function lateReplySession(t: Tap.Test, tag: string, n: number, lateUs: number, at: 'reply' | 'read' = 'reply') {
   const home = mkdtempSync(join(tmpdir(), `wnt-order-${tag}-`));
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
   writeOssecConf(home, '    <keepalive_events>no</keepalive_events>\n');
   const agents = Array.from({ length: n }, (_, i) => ({ id: i + 1, name: `a${i + 1}`, ip: 'any' }));
-  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents, lateReply: { match: '"connection_status":"pending"', us: lateUs } });
+  const late = { match: '"connection_status":"pending"', us: lateUs };
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents, ...(at === 'reply' ? { lateReply: late } : { lateRead: late }) });
   t.teardown(() => sim.stop());
   await sim.start();
   const { nats, got } = await natsCollecting(t, 'wazuh.agent.*.status');
@@ -99,6 +100,25 @@ t.test('a reply written late (wazuh-db\'s worker preempted before its sendto): t
   const wrong = [...seq].filter(([, s]) => s.join(' ') !== 'never_connected>pending(agent_startup) pending>active(keepalive)').map(([id, s]) => `${id}: ${s.join(' ')}`);
   t.equal(seq.size, n, 'every agent has events');
   t.same(wrong.slice(0, 5), [], `pending, then active, for every agent (${wrong.length} of ${n} not)`);
+  t.equal(got.length, 2 * n, 'two events an agent, no more');
+});
+
+t.test('a request read late (wazuh-db\'s worker woken late): the exchanges come out in wazuh-db\'s order, not their writes\'', async (t) => {
+  // Each agent's pending is written 2 ms before its active, but wazuh-db's worker reads pending 6 ms late
+  // (a worker woken late on a loaded host: CI's order-cpus run had one agent so): it applies active, then
+  // pending, and keeps the agent pending. Ordered by their writes, the tap published pending>active and
+  // kept it active. The capture sees when the worker read each request (bpf read_at).
+  const n = 20;
+  const { sim, got, sequences } = await lateReplySession(t, 'lateread', n, 6000, 'read');
+  t.same(await sim.reconnect(n, 1, 2000, 60_000), { pending: n, active: n, errors: 0 }, 'every request answered ok');
+  const activeInDb = new Set(await sim.pollActive());
+  const seq = await sequences();
+  t.equal(seq.size, n, 'every agent has events');
+  // wazuh-db is the truth: on a loaded machine a pending may still be read first (then active is last).
+  t.ok(activeInDb.size < n / 2, `wazuh-db applied most agents' pending last (${n - activeInDb.size} of ${n})`);
+  const wrong = [...seq].filter(([id, s]) => s.map((e) => e.replace(/\(.*\)$/, '')).join(' ')
+    !== (activeInDb.has(id) ? 'never_connected>pending pending>active' : 'never_connected>active active>pending')).map(([id, s]) => `${id}: ${s.join(' ')}`);
+  t.same(wrong.slice(0, 5), [], `every agent's events in wazuh-db's order (${wrong.length} of ${n} not)`);
   t.equal(got.length, 2 * n, 'two events an agent, no more');
 });
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { RECORD_SIZE, parseRecords } from '../controller/src/capture/record-layout.js';
 
-function record(o: { ts: bigint; local: bigint; peer: bigint; tgid: number; comm: string; data: string; direction?: number }): Uint8Array {
+function record(o: { ts: bigint; local: bigint; peer: bigint; tgid: number; comm: string; data: string; direction?: number; readAgo?: number; flags?: number }): Uint8Array {
   const data = new TextEncoder().encode(o.data);
   const b = new Uint8Array(4 + RECORD_SIZE + data.length);
   const v = new DataView(b.buffer);
@@ -17,7 +17,9 @@ function record(o: { ts: bigint; local: bigint; peer: bigint; tgid: number; comm
   v.setUint32(at + 32, data.length, true);
   v.setUint32(at + 40, data.length, true);
   v.setUint16(at + 44, o.direction ?? 1, true);
+  v.setUint16(at + 46, o.flags ?? 0, true);
   v.setUint16(at + 48, 1, true);
+  v.setUint32(at + 68, o.readAgo ?? 0, true);
   b.set(new TextEncoder().encode(o.comm).subarray(0, 16), at + 72);
   b.set(data, at + RECORD_SIZE);
   return b;
@@ -42,4 +44,29 @@ t.test('fields, inodes above 32 bits, and each record its own comm', async (t) =
   t.same(out.map((r) => new TextDecoder().decode(r.data)), ['one', 'ok', 'two', '']);
   buf.fill(0);
   t.equal(new TextDecoder().decode(out[0].data), 'one', 'the payload is a copy: the take buffer is reused');
+});
+
+t.test('a reply carries when wazuh-db\'s thread read the request (read_ago before its time); a request never does', async (t) => {
+  const recs = [
+    record({ ts: 5_000n, local: 1n, peer: 2n, tgid: 10, comm: 'wazuh-remoted', data: 'req', readAgo: 7 }),
+    record({ ts: 6_000n, local: 2n, peer: 1n, tgid: 11, comm: 'wazuh-db', data: 'ok', direction: 2, readAgo: 400 }),
+    record({ ts: 7_000n, local: 2n, peer: 1n, tgid: 11, comm: 'wazuh-db', data: 'ok', direction: 2 }),
+    record({ ts: 300n, local: 2n, peer: 1n, tgid: 11, comm: 'wazuh-db', data: 'ok', direction: 2, readAgo: 300 }),
+  ];
+  // A tick (the shim's): read_ago is before its reply's time, carried in its data.
+  const tick = record({ ts: 8_000n, local: 1n, peer: 2n, tgid: 10, comm: 'wazuh-remoted', data: '', readAgo: 100, flags: 16 });
+  const withReply = new Uint8Array(tick.length + 8);
+  withReply.set(tick);
+  const tv = new DataView(withReply.buffer);
+  tv.setUint32(0, RECORD_SIZE + 8, true);
+  tv.setUint32(4 + 40, 8, true);
+  tv.setBigUint64(4 + RECORD_SIZE, 9_000n, true);
+  recs.push(withReply);
+  const buf = new Uint8Array(recs.reduce((n, r) => n + r.length, 0));
+  let off = 0;
+  for (const r of recs) { buf.set(r, off); off += r.length; }
+  const out = parseRecords(buf, buf.length);
+  t.same(out.map((r) => r.readNs), [undefined, 5_600n, undefined, undefined, 8_900n],
+    'a request\'s is ignored; 0 is unknown; one at or before the clock\'s start is nonsense');
+  t.same(out[4].tick, { replyTsNs: 9_000n });
 });

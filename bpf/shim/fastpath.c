@@ -239,7 +239,8 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 
 	r->hash = 0;
 	r->key = 0;
-	r->_pad = 0;
+	if (req)
+		r->read_ago = 0; /* a reply's only */
 	if (r->flags & WDBTAP_F_TICK)
 		goto out; /* not from the kernel: never (the flag is the shim's) */
 	uint64_t ino = req ? r->local_ino : r->peer_ino;
@@ -295,6 +296,7 @@ void fastpath_take(struct fastpath *f, struct held *h, fastpath_emit emit, void 
 			tk->cap_len = 8;
 			tk->flags = WDBTAP_F_TICK | WDBTAP_F_LAST;
 			memcpy(tk->data, &r->ts_ns, 8);
+			tk->read_ago = r->read_ago; /* before the reply's ts_ns, as on the reply */
 			emit(ctx, buf, sizeof(buf));
 			__atomic_add_fetch(&f->stats.ticks, 1, __ATOMIC_RELAXED);
 			free(c->held);

@@ -80,6 +80,7 @@ static const struct hook hooks[] = {
 	{ "tp_enter_writev", "tp_exit_writev", WDBTAP_HOOK_WRITEV },
 	{ "tp_exec", "tp_fork", WDBTAP_HOOK_PROCS },
 	{ "tp_exit_task", NULL, WDBTAP_HOOK_PROCS },
+	{ "tp_exit_recvfrom", NULL, WDBTAP_HOOK_PROCS }, /* when wazuh-db read a request (read_at) */
 };
 #define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 

@@ -47,6 +47,12 @@ export interface CaptureRecord {
    */
   keyed?: { key: number; hash: number };
   tick?: { replyTsNs: bigint };
+  /**
+   * A reply (or a tick's reply): when the writing thread last finished a recvfrom before it — wazuh-db's
+   * worker read the request then, and applied it between that read and this write (bpf/wdbtap.h
+   * read_ago). Absent: not known.
+   */
+  readNs?: bigint;
 }
 
 /**
@@ -72,6 +78,8 @@ export interface WdbFrame {
   exe?: string;
   /** The shim keyed this frame (CaptureRecord.keyed): the decoder keeps its parse for later ticks. */
   keyed?: { key: number; hash: number };
+  /** A reply: when wazuh-db's worker had read the request (CaptureRecord.readNs), when known. */
+  readNs?: bigint;
 }
 
 export type ReplyStatus = 'ok' | 'due' | 'err' | 'ign' | 'unk';
@@ -94,8 +102,23 @@ export interface WdbExchange<Req = unknown> {
   comm: string;
   /** Capture time of the reply (absent when an exchange is built by hand). */
   replyTsNs?: bigint;
+  /**
+   * When wazuh-db's worker had read the request (after tsNs, before replyTsNs), when known: wazuh-db
+   * applied it after this. See appliedFrom.
+   */
+  readNs?: bigint;
   /** The requester's executable basename, when known (resolves ambiguous 5.x comms). */
   exe?: string;
+}
+
+/**
+ * The earliest time wazuh-db can have applied an exchange's request: when its worker read it, if the
+ * capture saw that read, else when the client wrote it. The order of exchanges (decode/apply-order.ts)
+ * and the state's "which came later" (state/agents.ts) go by it: a worker woken late reads — and
+ * applies — after a later request of another connection, which its write time cannot tell.
+ */
+export function appliedFrom(ex: Pick<WdbExchange, 'tsNs' | 'readNs'>): bigint {
+  return ex.readNs ?? ex.tsNs;
 }
 
 export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disconnected' | 'unknown';

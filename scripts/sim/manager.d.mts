@@ -103,6 +103,8 @@ export declare class SimManager {
    * time, as the real one's global.db (~33 on a 4.7.5 manager, SPEC §9). Default 0: none.
    * lateReply: wazuh-db's worker that applied a request containing `match` waits `us` µs before its reply
    * (a worker preempted before its sendto: a later request of another connection is answered first).
+   * lateRead: wazuh-db's worker waits `us` µs before it reads a request containing `match` (a worker woken
+   * late: a later request of another connection is read and applied first).
    * persistDb: wazuh-db keeps its table across restartDb() and a stop and start (`queue/db/sim-global.db`,
    * written at SIGTERM), as the real one's global.db does. Default false: seeded from client.keys each start.
    * split: how the clients cut each request frame into writes — 'none' (default: one write a frame, as real
@@ -116,7 +118,7 @@ export declare class SimManager {
    * monitord (spawnMonitord) follows a sweep's hits with get-agent-info <id> (and find-agent while still
    * disconnected). Threads of the daemons: stop() ends them with the processes.
    */
-  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; lateReply?: { match: string; us: number }; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit; background?: boolean | Partial<SimBackground> });
+  constructor(opts: { binDir: string; home: string; agents?: SimAgent[]; version?: 4 | 5; pageRows?: number; cpuPerRequestUs?: number; lateReply?: { match: string; us: number }; lateRead?: { match: string; us: number }; uid?: number; gid?: number; root?: string; persistDb?: boolean; split?: SimSplit; background?: boolean | Partial<SimBackground> });
   /** The background traffic's intervals, or null: none. */
   readonly background: Readonly<SimBackground> | null;
   readonly binDir: string;
@@ -130,6 +132,8 @@ export declare class SimManager {
   readonly cpuPerRequestUs: number;
   /** wazuh-db's late replies (the constructor's lateReply), or null. */
   readonly lateReply: { match: string; us: number } | null;
+  /** wazuh-db's late reads (the constructor's lateRead), or null. */
+  readonly lateRead: { match: string; us: number } | null;
   readonly persistDb: boolean;
   readonly split: SimSplit;
   /** `remoted` → `wazuh-remoted` (4.x) or `wazuh-manager-remoted` (5.x). */

@@ -481,7 +481,7 @@ export function installSimDaemon(binDir, home, name) {
 
 export class SimManager {
   /**
-   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, lateReply?: { match: string, us: number }, uid?: number, gid?: number, root?: string, persistDb?: boolean, split?: string, background?: boolean | { remotedPollMs?: number, groupsMs?: number, analysisdPollMs?: number } }} opts
+   * @param {{ binDir: string, home: string, agents?: SimAgent[], version?: 4 | 5, pageRows?: number, cpuPerRequestUs?: number, lateReply?: { match: string, us: number }, lateRead?: { match: string, us: number }, uid?: number, gid?: number, root?: string, persistDb?: boolean, split?: string, background?: boolean | { remotedPollMs?: number, groupsMs?: number, analysisdPollMs?: number } }} opts
    *   agents: written to `<home>/etc/client.keys` at start, so wazuh-db starts
    *   with them registered (never_connected), names and all, like a real global.db.
    *   version: 5 runs the `wazuh-manager-*` copies (sorted keys, no NUL, one sendto(MSG_NOSIGNAL) per
@@ -495,6 +495,9 @@ export class SimManager {
    *   lateReply: wazuh-db's worker that applied a request containing `match` waits `us` µs (1 to 1,000,000)
    *   before it sends the reply, as a real worker preempted between applying a request and its sendto:
    *   a later request of another connection is answered first. Default: none.
+   *   lateRead: wazuh-db's worker handed a connection whose next request contains `match` waits `us` µs
+   *   before it reads it, as a worker woken late: a later request of another connection is read and
+   *   applied first (it looks with recvmsg MSG_PEEK, no recvfrom). Default: none.
    *   uid/gid: every daemon runs as this user (a home that user owns), e.g. a local user's imitation.
    *   root: a container's root directory: the daemons run chrooted in it, `home` is their path in
    *   it (/var/ossec) and `this.home` the host's path to it (`<root>/var/ossec`).
@@ -512,7 +515,7 @@ export class SimManager {
    *   5.x, from the daemon's own process; the timers are threads of those processes, so stop() (or a
    *   restart) ends them with the process and leaves no timer in Node.
    */
-  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, lateReply, uid, gid, root, persistDb = false, split = 'none', background }) {
+  constructor({ binDir, home, agents = [], version = 4, pageRows, cpuPerRequestUs = 0, lateReply, lateRead, uid, gid, root, persistDb = false, split = 'none', background }) {
     this.binDir = path.resolve(binDir);
     /** The home as the daemons see it (inside their root, when chrooted). */
     this.innerHome = path.resolve(home);
@@ -532,6 +535,11 @@ export class SimManager {
       throw new TypeError('lateReply must be { match: a text, us: microseconds from 1 to 1000000 }');
     }
     this.lateReply = lateReply ?? null;
+    if (lateRead !== undefined && (typeof lateRead?.match !== 'string' || !lateRead.match || lateRead.match.startsWith('-')
+      || !Number.isSafeInteger(lateRead.us) || lateRead.us < 1 || lateRead.us > 1e6)) {
+      throw new TypeError('lateRead must be { match: a text, us: microseconds from 1 to 1000000 }');
+    }
+    this.lateRead = lateRead ?? null;
     this.split = checkSplit(split);
     /** wazuh-db keeps its table across restartDb() (and a stop and start), as global.db does. */
     this.persistDb = persistDb === true;
@@ -606,6 +614,7 @@ export class SimManager {
       ...(this.pageRows ? ['--page-rows', String(this.pageRows)] : []),
       ...(this.cpuPerRequestUs ? ['--cpu-per-request-us', String(this.cpuPerRequestUs)] : []),
       ...(this.lateReply ? ['--late-reply', this.lateReply.match, String(this.lateReply.us)] : []),
+      ...(this.lateRead ? ['--late-read', this.lateRead.match, String(this.lateRead.us)] : []),
       ...(this.persistDb ? ['--state', 'queue/db/sim-global.db'] : []),
     ];
   }

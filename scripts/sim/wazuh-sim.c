@@ -1120,6 +1120,12 @@ static long long g_cost_ns;
  * another connection is answered first (the tap must still apply them in wazuh-db's order). */
 static const char *g_late_match;
 static long g_late_us;
+/* --late-read MATCH US: a worker handed a connection whose next request contains MATCH waits US µs before
+ * it reads it, as a real worker woken late (preempted before its recvfrom on a loaded host): a later
+ * request of another connection is read, and applied, first. It looks with recvmsg(MSG_PEEK), which is
+ * no recvfrom: for the tap, the request is read when wazuh-db's recvfrom returns it (bpf read_at). */
+static const char *g_lateread_match;
+static long g_lateread_us;
 static pthread_mutex_t g_global_db = PTHREAD_MUTEX_INITIALIZER;
 
 static long long thread_cpu_ns(void) {
@@ -1149,6 +1155,15 @@ static void burn_cpu(long long ns) {
  * send with flags 0 (OS_SendSecureTCP): SIGPIPE is ignored by the process instead. */
 static int wdb_serve_one(int fd, unsigned char *buf, struct sb *o) {
     unsigned char hdr[4];
+    if (g_lateread_match) {
+        struct iovec iov = {buf, MAX_FRAME};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n = recvmsg(fd, &mh, MSG_PEEK);
+        if (n > 4) {
+            buf[n] = 0;
+            if (strstr((const char *)buf + 4, g_lateread_match)) usleep((useconds_t)g_lateread_us);
+        }
+    }
     if (recv_exact(fd, hdr, 4) < 0) return 0;
     uint32_t len = get_le32(hdr);
     if (len == 0 || len > MAX_FRAME) return 0; /* hostile or desynchronised: drop the connection */
@@ -3150,11 +3165,14 @@ int main(int argc, char **argv) {
             *(!strcmp(argv[i], "--bg-poll-ms") ? &g_bg_poll_ms : &g_bg_groups_ms) = ms;
             i++;
         }
-        else if (!strcmp(argv[i], "--late-reply") && i + 2 < argc) {
+        else if ((!strcmp(argv[i], "--late-reply") || !strcmp(argv[i], "--late-read")) && i + 2 < argc) {
             char *end;
-            g_late_match = argv[++i];
-            g_late_us = strtol(argv[++i], &end, 10);
-            if (!*g_late_match || *end || g_late_us < 1 || g_late_us > 1000000) die("--late-reply wants a text and microseconds from 1 to 1000000");
+            int read = !strcmp(argv[i], "--late-read");
+            const char *m = argv[++i];
+            long us = strtol(argv[++i], &end, 10);
+            if (!*m || *end || us < 1 || us > 1000000) die("%s wants a text and microseconds from 1 to 1000000", argv[i - 2]);
+            *(read ? &g_lateread_match : &g_late_match) = m;
+            *(read ? &g_lateread_us : &g_late_us) = us;
         }
         else if (!strcmp(argv[i], "--bg-workers")) g_bg_workers = 1;
         else if (!strcmp(argv[i], "--bg-monitord")) g_bg_monitord = 1;

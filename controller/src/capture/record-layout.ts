@@ -80,18 +80,23 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
     const syscallBytes = view.getUint32(at + 32, true);
     const syscall = SYSCALLS[view.getUint16(at + 48, true)] ?? 'unknown';
     const comm = commAt(buf, view, at + 72);
+    // A reply's (or a tick's reply's): how long before it wazuh-db's thread had read the request; 0 unknown.
+    const readAgo = view.getUint32(at + 68, true);
     if (flags & F_TICK) {
       // An unchanged keepalive the shim took whole (offset 0, a request, not truncated): no payload.
+      const replyTsNs = capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n;
       out.push({
         tsNs, localIno, peerIno, tgid, tid, syscallBytes, offset: 0, direction: 'request', truncated: false, syscall, exe, comm,
-        data: EMPTY, keyed, tick: { replyTsNs: capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n },
+        data: EMPTY, keyed, tick: { replyTsNs },
+        ...(readAgo !== 0 && replyTsNs > BigInt(readAgo) && { readNs: replyTsNs - BigInt(readAgo) }),
       });
       continue;
     }
+    const direction: Direction = view.getUint16(at + 44, true) === 2 ? 'reply' : 'request';
     out.push({
       tsNs, localIno, peerIno, tgid, tid, syscallBytes,
       offset: view.getUint32(at + 36, true),
-      direction: (view.getUint16(at + 44, true) === 2 ? 'reply' : 'request') as Direction,
+      direction,
       truncated: (flags & F_TRUNCATED) !== 0,
       gap: (flags & F_GAP) !== 0,
       frameOff: view.getUint32(at + 52, true),
@@ -101,6 +106,7 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
       data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),
       keyed,
+      ...(readAgo !== 0 && direction === 'reply' && tsNs > BigInt(readAgo) && { readNs: tsNs - BigInt(readAgo) }),
     });
   }
   return out;

@@ -124,6 +124,7 @@ export class WdbDecoder {
       connId: connIdOf(rec), request: requestOf(kept), reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
       replyTsNs: rec.tick!.replyTsNs,
     };
+    if (rec.readNs !== undefined && rec.readNs > rec.tsNs && rec.readNs <= rec.tick!.replyTsNs) ex.readNs = rec.readNs;
     if (rec.exe !== undefined) ex.exe = rec.exe;
     return [ex];
   }
@@ -142,8 +143,7 @@ export class WdbDecoder {
    * exchange of a request captured before toNs waits for an earlier one's reply: not applied yet.
    */
   unansweredBetween(fromNs: bigint, toNs: bigint): boolean {
-    const held = this.order.earliestNs;
-    return (held !== null && held < toNs) || this.pairer.unansweredBetween(fromNs, toNs);
+    return this.order.waitsBefore(toNs) || this.pairer.unansweredBetween(fromNs, toNs);
   }
 
   /** The connection ended (or the capture layer knows it is gone). */

@@ -74,6 +74,7 @@ interface Pending {
 interface Early {
   reply: ParsedWdbReply;
   tsNs: bigint;
+  readNs: bigint | undefined;
 }
 
 interface Conn {
@@ -174,7 +175,7 @@ export class Pairer {
       const e = c.early.shift()!;
       this.counters.paired++;
       this.counters.reordered++;
-      return this.exchange(frame.connId, p, e.reply, e.tsNs);
+      return this.exchange(frame.connId, p, e.reply, e.tsNs, e.readNs);
     }
     c.queue.push(p);
     this.queuedBytes += p.bytes;
@@ -203,10 +204,10 @@ export class Pairer {
       head.gone = true;
       this.queuedBytes -= head.bytes;
       this.counters.paired++;
-      return this.exchange(frame.connId, head, reply, frame.tsNs);
+      return this.exchange(frame.connId, head, reply, frame.tsNs, frame.readNs);
     }
     // Its request may still be on its way (see the top of this file).
-    c.early.push({ reply, tsNs: frame.tsNs });
+    c.early.push({ reply, tsNs: frame.tsNs, readNs: frame.readNs });
     if (c.early.length > this.maxEarly) {
       c.early.shift();
       this.counters.unpaired++;
@@ -223,9 +224,12 @@ export class Pairer {
     this.counters.abandoned++;
   }
 
-  private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply, replyTsNs: bigint): WdbExchange<WdbRequest> {
+  private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply, replyTsNs: bigint, readNs: bigint | undefined): WdbExchange<WdbRequest> {
     const ex: WdbExchange<WdbRequest> = { connId, request: p.request, reply, tsNs: p.tsNs, tgid: p.tgid, comm: p.comm, replyTsNs };
     if (p.exe !== undefined) ex.exe = p.exe;
+    // The worker's last read before it wrote the reply is this request's only when it came after the
+    // request was written (and the reply after it); else it was an earlier one's: unknown.
+    if (readNs !== undefined && readNs > p.tsNs && readNs <= replyTsNs) ex.readNs = readNs;
     return ex;
   }
 

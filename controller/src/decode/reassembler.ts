@@ -62,6 +62,7 @@ interface Stream {
   partialTgid: number;
   partialComm: string;
   partialExe: string | undefined;
+  partialRead: bigint | undefined;
   /** Offset the next record must have: 0 at a write boundary, else the continuation of a chunked write. */
   nextOffset: number;
 }
@@ -184,6 +185,7 @@ export class StreamReassembler {
         s.partialTgid = rec.tgid;
         s.partialComm = rec.comm;
         s.partialExe = rec.exe;
+        s.partialRead = rec.readNs;
       }
       // Copy: the caller's buffer may be reused for the next batch of records.
       s.partial = buf.slice(pos);
@@ -207,6 +209,8 @@ export class StreamReassembler {
     };
     const exe = from ? from.partialExe : rec.exe;
     if (exe !== undefined) f.exe = exe;
+    const readNs = from ? from.partialRead : rec.readNs;
+    if (readNs !== undefined) f.readNs = readNs;
     // The shim keyed the record it is alone in (bpf/shim/fastpath.h).
     if (rec.keyed && !from && bytes.length + HEADER === rec.data.length) f.keyed = rec.keyed;
     return f;
@@ -223,7 +227,7 @@ export class StreamReassembler {
     }
     s = {
       connId, direction, synced: false, partial: null,
-      partialTs: 0n, partialTgid: 0, partialComm: '', partialExe: undefined, nextOffset: 0,
+      partialTs: 0n, partialTgid: 0, partialComm: '', partialExe: undefined, partialRead: undefined, nextOffset: 0,
     };
     this.streams.set(key, s);
     while (this.streams.size > this.maxStreams) this.evictOldest();

@@ -51,6 +51,7 @@ import type {
   WdbExchange,
   WdbRequest,
 } from '../types.js';
+import { appliedFrom } from '../types.js';
 import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
 import { isAgentId } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
@@ -564,20 +565,23 @@ export class AgentStateTable {
     }
     // Held while wazuh-db is asked whether the agent exists (listedAll).
     if (id !== null && UPDATES.has(req.cmd) && this.holds(id, ex)) return [];
+    // The earliest wazuh-db can have applied it (its worker's read, else its write): every "which came
+    // later" of the state goes by it, as the decoder's order does.
+    const from = appliedFrom(ex);
     // An UPDATE whose request began before one already applied to its agent: wazuh-db applied it first
     // (in the order requests reach it), so the later one's values stand. The decoder hands exchanges
     // over in request order (decode/apply-order.ts), but not an unchanged keepalive the shim's fast path
     // held for its reply (a tick: its request is never in the decoder's hands), nor one past its 50 ms
     // hold: applied, a tick answered late turned an agent shut down meanwhile active again.
     // Only between UPDATEs that write the status (a rename or a code is other columns), held ones replayed too.
-    if (id !== null && STATUS_UPDATES.has(req.cmd) && this.superseded(id, ex.tsNs)) {
+    if (id !== null && STATUS_UPDATES.has(req.cmd) && this.superseded(id, from)) {
       this.counters.superseded++;
       return [];
     }
     if (write) this.counters.applied++;
     const ms = this.wallClockMs(ex.tsNs);
     const cause: EventCause = { tsNs: ex.tsNs, ms, source: sourceOf(ex.comm, ex.exe), sync: syncOf(req) };
-    const touch: Touch = { start: ex.tsNs, end: ex.replyTsNs ?? ex.tsNs };
+    const touch: Touch = { start: from, end: ex.replyTsNs ?? from };
     const events: AgentEvent[] = [];
 
     switch (req.cmd) {
@@ -673,10 +677,10 @@ export class AgentStateTable {
         // pending AND id != 0 — on every node's agents: the tap infers the list.
         for (const a of this.agents.values()) {
           if (this.waits(a.id)) continue; // below, behind its held UPDATEs
-          this.reset(a.id, ex.tsNs, cause, touch, events);
+          this.reset(a.id, from, cause, touch, events);
         }
         // An agent with UPDATEs held: whether the reset found it active or pending is known after them.
-        for (const id of this.waiting()) this.defers(id, (evs) => this.reset(id, ex.tsNs, cause, touch, evs));
+        for (const id of this.waiting()) this.defers(id, (evs) => this.reset(id, from, cause, touch, evs));
         break;
       }
       case 'disconnect-agents': {
@@ -688,8 +692,8 @@ export class AgentStateTable {
         }
         for (const aid of ids) {
           if (aid === 0) continue;
-          if (this.waits(aid)) this.defers(aid, (evs) => this.disconnected(aid, ex.tsNs, cause, touch, evs));
-          else this.disconnected(aid, ex.tsNs, cause, touch, events);
+          if (this.waits(aid)) this.defers(aid, (evs) => this.disconnected(aid, from, cause, touch, evs));
+          else this.disconnected(aid, from, cause, touch, events);
         }
         break;
       }
@@ -711,7 +715,7 @@ export class AgentStateTable {
           this.counters.unreadableReplies++;
           break;
         }
-        for (const row of rows) if (row.id === req.id) this.applyRow(row, ex.tsNs, cause, events);
+        for (const row of rows) if (row.id === req.id) this.applyRow(row, from, cause, events);
         break;
       }
       case 'get-agents-by-connection-status':
@@ -734,10 +738,11 @@ export class AgentStateTable {
       this.listings.delete(ex.connId);
       return;
     }
+    const from = appliedFrom(ex);
     let l = this.listings.get(ex.connId);
     this.listings.delete(ex.connId);
     if (req.last_id === 0) {
-      l = { status: req.status, node: req.node, startNs: ex.tsNs, lastId: 0, ids: new Set(), capped: false };
+      l = { status: req.status, node: req.node, startNs: from, lastId: 0, ids: new Set(), capped: false };
     } else if (!l || l.status !== req.status || l.node !== req.node || l.lastId !== req.last_id) {
       l = undefined; // a page of a listing whose start we did not see: only its rows are usable
     }
@@ -749,8 +754,8 @@ export class AgentStateTable {
         else l.capped = true;
         if (aid > l.lastId) l.lastId = aid;
       }
-      if (this.waits(aid)) this.defers(aid, (evs) => this.listed(aid, req.status, req.node, ex.tsNs, cause2, evs));
-      else this.listed(aid, req.status, req.node, ex.tsNs, cause2, events);
+      if (this.waits(aid)) this.defers(aid, (evs) => this.listed(aid, req.status, req.node, from, cause2, evs));
+      else this.listed(aid, req.status, req.node, from, cause2, events);
     }
     if (!l) return;
     if (req.limit !== null && req.limit > 0 && ids.length >= req.limit) l.capped = true;

@@ -9,6 +9,11 @@ export class MinHeap<T> {
     return this.items.length;
   }
 
+  /** Whether any item satisfies `test` (a walk, in no order). */
+  some(test: (item: T) => boolean): boolean {
+    return this.items.some(test);
+  }
+
   peek(): T | undefined {
     return this.items[0];
   }
