@@ -410,6 +410,7 @@ t.test('apply order by wazuh-db\'s reads: a request read late (its worker woken 
   t.same(seen(), [], 'active waits: pending, unanswered, may have been read before it');
   p.push([rec(1, 'reply', wire('ok'), 107n * MS, 106n * MS)]);
   t.same(seen(), ['001:disconnected>active', '001:active>pending'], 'in the order of the reads');
+  t.same(events.filter((e) => e.event_type === 'status_change').map((e) => e.time), ['1970-01-01T00:00:00.102Z', '1970-01-01T00:00:00.106Z'], 'at the reads\' times: never back in time');
   t.equal(state.get(1)?.status, 'pending', 'as wazuh-db has it');
   t.equal(state.stats().superseded, 0, 'pending, read after active, is no stale write');
 

@@ -579,7 +579,10 @@ export class AgentStateTable {
       return [];
     }
     if (write) this.counters.applied++;
-    const ms = this.wallClockMs(ex.tsNs);
+    // The change's time is when wazuh-db can have made it (its read), as its place in the order: by the
+    // write's, an agent's events came out in read order with times going back (review helper-57). The
+    // event id stays the write's (stable for the same request whatever the capture saw of its read).
+    const ms = this.wallClockMs(from);
     const cause: EventCause = { tsNs: ex.tsNs, ms, source: sourceOf(ex.comm, ex.exe), sync: syncOf(req) };
     const touch: Touch = { start: from, end: ex.replyTsNs ?? from };
     const events: AgentEvent[] = [];
