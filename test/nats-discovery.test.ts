@@ -74,7 +74,7 @@ for (const discover of [true, false]) {
     await waitFor(() => !d.stats().connected, 10_000, 'the seed\'s death is seen');
     d.enqueueMany([5, 6, 7, 8, 9].map((i) => testEvent(i, 5)));
     if (discover) {
-      await waitFor(() => sub.got.size === 10, 15_000, 'the events after it arrive through an announced server');
+      await waitFor(() => sub.got.size === 10, 30_000, 'the events after it arrive through an announced server');
       t.ok(d.stats().connected, 'connected again, to another node');
       t.ok(await d.flush(5000), 'every event acknowledged: nothing left waiting');
       const first = JSON.parse(lines.find((l) => l.includes('NATS connected'))!);
@@ -169,8 +169,8 @@ t.test('discover_servers yes: the announced servers are kept across reconnect cy
   await Promise.all([cl.servers[1].restart(), cl.servers[2].restart()]);
   const sub = await subscriber(cl); // on the third node
   t.teardown(() => sub.nc.close());
-  await waitFor(() => d.stats().connected, 15_000, 'connected again, to a server the cluster had announced (the seed is still down)');
-  await waitFor(() => sub.got.size === 3, 15_000, 'the events spooled meanwhile arrive');
+  await waitFor(() => d.stats().connected, 30_000, 'connected again, to a server the cluster had announced (the seed is still down)');
+  await waitFor(() => sub.got.size === 3, 30_000, 'the events spooled meanwhile arrive');
   const last = lines.filter((l) => l.includes('NATS connected')).map((l) => JSON.parse(l)).pop();
   t.not(last.server, `127.0.0.1:${cl.servers[0].port}`, `connected to ${last.server}, not the seed`);
 });
