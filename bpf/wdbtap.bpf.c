@@ -76,14 +76,14 @@ struct {
 } tap_config SEC(".maps");
 
 /*
- * When each target thread last finished a recvfrom (CLOCK_MONOTONIC ns). wazuh-db's worker reads a
+ * When each wazuh-db thread last finished a recvfrom (CLOCK_MONOTONIC ns). wazuh-db's worker reads a
  * request (its length, then its payload: two recvfrom), applies it, and writes the reply from that same
  * thread (WAZUH-PROTOCOL §2): the reply's record says when the read ended (read_ago). The request was
  * applied between that read and the reply, so the read orders exchanges where the request's write
  * cannot: a worker woken late reads, and applies, after a later request of another connection. Task
- * storage: one slot a thread, gone with it. Made at a thread's first reply on this home's wdb socket,
- * so only wazuh-db's threads note their reads: remoted reads every reply (and every agent's message),
- * and noting those cost 145 ns a recvfrom (make bench ONLY=programs), a lookup that finds nothing less.
+ * storage: one slot a thread, gone with it. Only the threads of a daemon that answers on this home's wdb
+ * socket (server_daemons) note their reads: remoted reads every reply (and every agent's message), and
+ * noting those cost 145 ns a recvfrom (make bench ONLY=programs), where a target test that fails is less.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -91,6 +91,19 @@ struct {
 	__type(key, int);
 	__type(value, __u64);
 } read_at SEC(".maps");
+
+/*
+ * Daemon ids (target_names) whose processes have answered on this home's wdb socket: wazuh-db (4.x's or
+ * 5.x's name). Set at such a process's first reply and kept across its restarts (the same name, the same
+ * id): from then on every thread of theirs notes its reads, a new worker's first request's too. An array
+ * (an inlined lookup), indexed by the daemon id.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WDBTAP_MAX_DAEMONS + 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} server_daemons SEC(".maps");
 
 /* The `global` commands whose requests (and replies) user space wants, by their first 8 bytes. */
 struct {
@@ -1004,9 +1017,12 @@ static __always_inline void finish_write(void *ctx, long ret, __u64 pid_tgid, __
 	rec->daemon = daemon;
 	rec->read_ago = 0;
 	if (!req) {
-		/* Made at a thread's first reply: from then on its reads are noted (tp_exit_recvfrom). */
-		__u64 *at = bpf_task_storage_get(&read_at, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		__u32 *server = bpf_map_lookup_elem(&server_daemons, &daemon);
+		__u64 *at = bpf_task_storage_get(&read_at, bpf_get_current_task_btf(), 0, 0);
 		__u64 ago = at && *at && *at < pw.ts_ns ? pw.ts_ns - *at : 0;
+
+		if (server && !*server)
+			*server = 1; /* this daemon answers: its threads' reads are noted from now on */
 
 		rec->read_ago = ago <= 0xffffffffULL ? (__u32)ago : 0;
 	}
@@ -1151,15 +1167,23 @@ static __always_inline __u32 exec_daemon(void)
 }
 
 /* A wazuh-db thread read from a socket: when (see read_at). Every recvfrom of the machine pays the
- * mark's test, a target's the storage lookup. */
+ * mark's test, a target's a second array load. */
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
+	__u32 daemon;
+	__u32 *server;
 	__u64 *at;
 
-	if (ctx->ret <= 0 || !is_target(bpf_get_current_pid_tgid()))
+	if (ctx->ret <= 0)
 		return 0;
-	at = bpf_task_storage_get(&read_at, bpf_get_current_task_btf(), 0, 0);
+	daemon = target_of(bpf_get_current_pid_tgid());
+	if (!daemon)
+		return 0;
+	server = bpf_map_lookup_elem(&server_daemons, &daemon);
+	if (!server || !*server)
+		return 0;
+	at = bpf_task_storage_get(&read_at, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (at)
 		*at = bpf_ktime_get_ns();
 	return 0;

@@ -72,15 +72,14 @@ t.test('captures wdb frames of target daemons only, and detaches cleanly', async
   t.ok(reply, 'its reply is on the peer socket');
   t.equal(reply.peerIno, req.localIno);
   t.equal(text(reply), '\x02\x00\x00\x00ok');
-  // wazuh-db's worker read each request (its recvfrom) after its last reply and before this one: a reply
-  // carries that read — from the thread's second reply on (its first makes the slot its reads go to).
-  const replies = got.filter((r) => r.direction === 'reply');
-  const later = replies.filter((r, i) => replies.slice(0, i).some((p) => p.tid === r.tid));
-  t.ok(later.length > 0, `${later.length} replies from a thread that had replied before`);
-  t.same(later.filter((r) => {
-    const before = replies.filter((p) => p.tid === r.tid && p.tsNs < r.tsNs).at(-1)!;
-    return !(r.readNs !== undefined && r.readNs > before.tsNs && r.readNs < r.tsNs);
-  }).map((r) => `${r.tid}@${r.tsNs}: ${r.readNs}`), [], 'each carries when its thread read the request: after its last reply, before this one');
+  // wazuh-db's worker read each request (its recvfrom) after remoted wrote it and before it replied: from
+  // wazuh-db's first reply on (which marks it the daemon that answers), every reply carries that read.
+  const replies = got.filter((r) => r.direction === 'reply').sort((a, b) => (a.tsNs < b.tsNs ? -1 : 1));
+  const unread = replies.slice(1).filter((r) => {
+    const asked = got.filter((q) => q.direction === 'request' && q.localIno === r.peerIno && q.tsNs < r.tsNs).at(-1);
+    return !(asked && r.readNs !== undefined && r.readNs > asked.tsNs && r.readNs < r.tsNs);
+  }).map((r) => `${r.tid}@${r.tsNs}: ${r.readNs}`);
+  t.same(unread, [], `each of the ${replies.length - 1} replies after the first carries when wazuh-db read its request`);
   t.ok(got.filter((r) => r.direction === 'request').every((r) => r.readNs === undefined), 'a request carries none');
 
   // Decoded, in order.
