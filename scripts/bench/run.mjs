@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { BENCH, QUICK, machineInfo, round } from './lib.mjs';
 
 const MEASUREMENTS = [
-  { name: 'overhead', what: 'non-target process: write loop, sendto loop vs empty programs', module: './overhead.mjs' },
+  { name: 'overhead', what: 'non-target process: write loop, sendto and recvfrom loops vs empty programs', module: './overhead.mjs' },
   { name: 'roundtrip', what: 'target daemon wdb round trip, attached vs detached', module: './roundtrip.mjs' },
   { name: 'programs', what: 'the BPF programs\' time in the daemons\' syscalls (kernel.bpf_stats_enabled)', module: './bpf-cost.mjs' },
   { name: 'cost', what: 'saturated wazuh-db without / with the tap; the tap\'s CPU per keepalive', module: './cost.mjs' },
