@@ -46,7 +46,11 @@ export interface CaptureOptions {
    * that tells forgetKey() its misses. Off by default: a record for every write.
    */
   fastpath?: boolean;
-  /** How often running processes are re-scanned while attached (the kernel follows exec/fork). */
+  /**
+   * How often the home's identity is looked at again while attached (default 2 s); running processes are
+   * walked again then only when the daemons' executables changed, or the last walk is WALK_EVERY_MS old
+   * (the kernel follows exec/fork meanwhile).
+   */
   rescanMs?: number;
   /** Pages per CPU of the perf buffer (a power of two). */
   perfPages?: number;
@@ -117,6 +121,9 @@ export function checkKernel(libPath: string): void {
 /** The instructions the kernel's verifier processes for one program before it gives up (BPF_COMPLEXITY_LIMIT_INSNS). */
 export const VERIFIER_LIMIT = 1_000_000;
 
+/** The longest the processes go without a walk of /proc while attached, executables unchanged (Capture.rescan). */
+export const WALK_EVERY_MS = 30_000;
+
 export class Capture {
   private readonly lib: ShimLib;
   private handle: unknown = null;
@@ -136,6 +143,9 @@ export class Capture {
   /** The directories of the identities the kernel has, held open (held-dirs.ts). */
   private readonly held = new HeldDirs();
   private rescanTimer: NodeJS.Timeout | null = null;
+  /** The trusted executables (trustedExecutables) the last walk of /proc marked by, and when (ms); null: walk next time. */
+  private walked: { trusted: string; atMs: number } | null = null;
+  private walkCount = 0;
 
   private constructor(private readonly opts: CaptureOptions) {
     for (const p of [opts.objPath, opts.libPath]) {
@@ -232,6 +242,7 @@ export class Capture {
     }
     if (this.lib.attach(this.h, PROCS_BIT) < 0) throw new KernelSupportError(this.lib.last_error(this.handle));
     if (!this.rescanTimer) for (const pid of this.targets()) this.targetTgid(pid, 0);
+    this.walked = null; // the marks were cleared (or the hooks were away): walk /proc whatever
     this.rescan();
     if (this.lib.attach(this.h, bits) < 0) {
       const err = this.lib.last_error(this.handle);
@@ -314,15 +325,36 @@ export class Capture {
    * Mark every running daemon of this home in the kernel (those started before
    * the tap; the kernel follows later ones from their exec). A failure (EMFILE,
    * ENFILE) is reported and retried at the next rescan: never fatal.
+   *
+   * The walk of /proc (a stat of every process's executable: ~14 µs a process here, 40 ms for 20,000,
+   * on the loop's thread) is made again only when it can find something the kernel did not mark:
+   * the daemons' executables changed (a new bin/, an upgrade, a home that appeared — processes started
+   * from them before the kernel had the new directories), the last walk failed, or it is WALK_EVERY_MS
+   * old (a safety net). Otherwise the exec hook, attached before the first walk, has marked every
+   * daemon started since. Returns the processes a walk marked (empty when none was made).
    */
   rescan(): Map<number, number> {
     try {
       const home = this.refreshIdentity();
-      return markRunning(trustedExecutables(home, this.names), (pid, daemon) => this.targetTgid(pid, daemon));
+      const trusted = trustedExecutables(home, this.names);
+      const sig = [...trusted].map(([k, d]) => `${k}=${d}`).sort().join(' ');
+      const now = Date.now();
+      const w = this.walked;
+      if (w && w.trusted === sig && now - w.atMs >= 0 && now - w.atMs < WALK_EVERY_MS) return new Map();
+      this.walked = null;
+      this.walkCount++;
+      const found = markRunning(trusted, (pid, daemon) => this.targetTgid(pid, daemon));
+      this.walked = { trusted: sig, atMs: now };
+      return found;
     } catch (e) {
       this.opts.onRescanError?.(e as Error);
       return new Map();
     }
+  }
+
+  /** Walks of /proc made since open() (rescan). */
+  get walks(): number {
+    return this.walkCount;
   }
 
   /** tgids (and thread ids) the kernel treats as targets now. */
