@@ -4,10 +4,10 @@
 // exit, and this one comes after — and its pid goes to another process, which stayed marked (its
 // writes captured as the daemon's, a bogus row in status) until it exited.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { markRunning, scanProcesses } from '../controller/src/capture/targets.js';
+import { kernelFollows, markRunning, resolveHome, scanProcesses } from '../controller/src/capture/targets.js';
 
 function rig(t: Tap.Test) {
   const dir = mkdtempSync(join(tmpdir(), 'wnt-targets-'));
@@ -70,4 +70,35 @@ t.test('a pid gone for good, or running another of the daemons, after the mark',
   t.equal(marks.get(100), 0, 'gone: unmarked (the kernel cleared its mark at exit, before this one)');
   t.equal(marks.get(101), 3, 'the daemon it runs now');
   t.same([...found], [[101, 3]]);
+});
+
+t.test('kernelFollows: the exec hook tells a daemon by its file\'s directory and name — not one run through a link out of bin/, a hard link, another filesystem\'s file', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-follows-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const bin = join(home, 'bin');
+  const py = join(home, 'framework/python/bin');
+  const elsewhere = join(home, 'elsewhere');
+  for (const d of [bin, py, elsewhere, join(home, 'queue/db')]) mkdirSync(d, { recursive: true });
+  const names = ['wazuh-remoted', 'wazuh-db', 'python3']; // python3: the framework's directory is followed
+  writeFileSync(join(bin, 'wazuh-remoted'), 'x');
+  writeFileSync(join(bin, 'wazuh-db'), 'x');
+  writeFileSync(join(py, 'python3.10'), 'x');
+  symlinkSync('python3.10', join(py, 'python3')); // as the framework's Python has it: within its directory
+  const follows = () => kernelFollows(resolveHome(home, names), names);
+  t.equal(follows(), true, 'regular files, and a link within its directory');
+  linkSync(join(bin, 'wazuh-db'), join(elsewhere, 'db-copy'));
+  t.equal(follows(), false, 'a hard link elsewhere: a process run through it is not matched by the kernel');
+  unlinkSync(join(elsewhere, 'db-copy'));
+  t.equal(follows(), true);
+  writeFileSync(join(elsewhere, 'wazuh-remoted'), 'x');
+  unlinkSync(join(bin, 'wazuh-remoted'));
+  symlinkSync(join(elsewhere, 'wazuh-remoted'), join(bin, 'wazuh-remoted'));
+  t.equal(follows(), false, 'a daemon\'s name a link out of bin/');
+  unlinkSync(join(bin, 'wazuh-remoted'));
+  symlinkSync(join(home, 'missing'), join(bin, 'wazuh-remoted'));
+  t.equal(follows(), false, 'a link that leads nowhere yet');
+  unlinkSync(join(bin, 'wazuh-remoted'));
+  t.equal(follows(), true, 'a daemon not installed: nothing to miss');
+  symlinkSync(join(elsewhere, 'wazuh-remoted'), join(py, 'python3.11'));
+  t.equal(follows(), false, 'the Python directory\'s files too');
 });

@@ -12,7 +12,7 @@ import type { CaptureRecord } from '../types.js';
 import { KernelSupportError } from '../errors.js';
 import { DEFAULT_ROUND_MS, MAX_ROUND_MS, isRoundMs } from './round.js';
 import {
-  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, markRunning, trustedExecutables, wdbDirOf, wdbSocketId, type HomeIdentity,
+  DEFAULT_TARGET_NAMES, formatFsId, resolveHome, sameFsId, markRunning, trustedExecutables, kernelFollows, wdbDirOf, wdbSocketId, type HomeIdentity,
 } from './targets.js';
 import { HomePin, type HomeMove } from './home-pin.js';
 import { HeldDirs } from './held-dirs.js';
@@ -328,23 +328,28 @@ export class Capture {
    *
    * The walk of /proc (a stat of every process's executable: ~14 µs a process here, 40 ms for 20,000,
    * on the loop's thread) is made again only when it can find something the kernel did not mark:
-   * the daemons' executables changed (a new bin/, an upgrade, a home that appeared — processes started
-   * from them before the kernel had the new directories), the last walk failed, or it is WALK_EVERY_MS
-   * old (a safety net). Otherwise the exec hook, attached before the first walk, has marked every
-   * daemon started since. Returns the processes a walk marked (empty when none was made).
+   * the daemons' executables or their directories changed (a new bin/, an upgrade, a home that
+   * appeared — processes started from them before the kernel had the new directories), the last walk
+   * failed or marked a process the kernel had not (a daemon forking meanwhile: its child is found by the
+   * next walk), the kernel cannot tell a daemon by itself (kernelFollows: a daemon's file is a link out
+   * of its directory, a hard link, another filesystem's), or the last walk is WALK_EVERY_MS old (a
+   * safety net). Otherwise the exec hook, attached before the first walk, has marked every daemon
+   * started since. Returns the processes a walk marked (empty when none was made).
    */
   rescan(): Map<number, number> {
     try {
       const home = this.refreshIdentity();
       const trusted = trustedExecutables(home, this.names);
-      const sig = [...trusted].map(([k, d]) => `${k}=${d}`).sort().join(' ');
+      const sig = [...home.exeDirs.map((d) => `${formatFsId(d.id)}:${d.any}`), ...[...trusted].map(([k, d]) => `${k}=${d}`)].sort().join(' ');
       const now = Date.now();
       const w = this.walked;
-      if (w && w.trusted === sig && now - w.atMs >= 0 && now - w.atMs < WALK_EVERY_MS) return new Map();
+      if (w && w.trusted === sig && now - w.atMs >= 0 && now - w.atMs < WALK_EVERY_MS && kernelFollows(home, this.names)) return new Map();
       this.walked = null;
       this.walkCount++;
+      const before = new Set(this.targets());
       const found = markRunning(trusted, (pid, daemon) => this.targetTgid(pid, daemon));
-      this.walked = { trusted: sig, atMs: now };
+      // One the kernel had not marked: its children forked while this walk ran may be unmarked too.
+      if (![...found.keys()].some((pid) => !before.has(pid))) this.walked = { trusted: sig, atMs: now };
       return found;
     } catch (e) {
       this.opts.onRescanError?.(e as Error);

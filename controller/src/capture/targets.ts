@@ -8,8 +8,8 @@
 // module gives the kernel those directories' identities, and finds the
 // daemons already running when the tap starts (and every rescan) through
 // /proc/<pid>/exe, compared by identity with this home's executables.
-import { readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readdirSync, readFileSync, realpathSync, statSync, type BigIntStats } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 /** The name every executable of the framework's Python directory counts as (state/format.ts: source `clusterd`). */
 export const CLUSTER_DAEMON = 'python3';
@@ -121,6 +121,33 @@ export function trustedExecutables(home: HomeIdentity, names: readonly string[])
     }
   }
   return out;
+}
+
+/**
+ * Whether the kernel's exec hook tells every daemon of these directories by itself. It matches the
+ * directory and name of the file a process runs (`mm->exe_file`): a daemon's file that is a symbolic
+ * link out of its directory, a file with other names (a hard link elsewhere runs as that name), or a file
+ * of another filesystem (mounted over the name) runs as a file the kernel does not match — only a walk
+ * of /proc, by the file's identity, finds such a process (Capture.rescan walks at every rescan then).
+ * A mount of a file of the same filesystem is not seen here.
+ */
+export function kernelFollows(home: HomeIdentity, names: readonly string[]): boolean {
+  for (const d of home.exeDirs) {
+    for (const f of d.any ? safeReaddir(d.path) : names) {
+      const path = join(d.path, f);
+      let st: BigIntStats | undefined;
+      try {
+        st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+        if (!st) continue;
+        // A link within its directory (framework/python/bin/python3 → python3.10) runs as its target there.
+        if (st.isSymbolicLink() && !sameFsId(statId(dirname(realpathSync(path)), 'dir'), d.id)) return false;
+      } catch {
+        return false; // a link that leads nowhere now may lead somewhere at the next exec
+      }
+      if (st.isFile() && (st.nlink > 1n || st.dev !== d.id.dev)) return false;
+    }
+  }
+  return true;
 }
 
 function safeReaddir(dir: string): string[] {
