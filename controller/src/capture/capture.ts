@@ -346,8 +346,10 @@ export class Capture {
       if (w && w.trusted === sig && now - w.atMs >= 0 && now - w.atMs < WALK_EVERY_MS && kernelFollows(home, this.names)) return new Map();
       this.walked = null;
       this.walkCount++;
-      const before = new Set(this.targets());
-      const found = markRunning(trusted, (pid, daemon) => this.targetTgid(pid, daemon));
+      // The kernel's marks once the walk has listed /proc, before it marks: a child a marked daemon forks
+      // meanwhile is the kernel's (taken before the listing, it counted as the walk's find: walked again).
+      let before = new Set<number>();
+      const found = markRunning(trusted, (pid, daemon) => this.targetTgid(pid, daemon), '/proc', () => { before = new Set(this.targets()); });
       // One the kernel had not marked: its children forked while this walk ran may be unmarked too.
       if (![...found.keys()].some((pid) => !before.has(pid))) this.walked = { trusted: sig, atMs: now };
       return found;

@@ -129,7 +129,9 @@ export function trustedExecutables(home: HomeIdentity, names: readonly string[])
  * link out of its directory, a file with other names (a hard link elsewhere runs as that name), or a file
  * of another filesystem (mounted over the name) runs as a file the kernel does not match — only a walk
  * of /proc, by the file's identity, finds such a process (Capture.rescan walks at every rescan then).
- * A mount of a file of the same filesystem is not seen here.
+ * Not seen here: a file of the same filesystem mounted over a daemon's name (the 30 s walk finds what runs
+ * it). An overlay home whose layers are other filesystems shows its files on another device than their
+ * directory: every rescan walks there, as before, though the kernel follows them.
  */
 export function kernelFollows(home: HomeIdentity, names: readonly string[]): boolean {
   for (const d of home.exeDirs) {
@@ -140,7 +142,7 @@ export function kernelFollows(home: HomeIdentity, names: readonly string[]): boo
         st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
         if (!st) continue;
         // A link within its directory (framework/python/bin/python3 → python3.10) runs as its target there.
-        if (st.isSymbolicLink() && !sameFsId(statId(dirname(realpathSync(path)), 'dir'), d.id)) return false;
+        if (st.isSymbolicLink() && !sameFsId(statId(dirname(realpathSync.native(path)), 'dir'), d.id)) return false;
       } catch {
         return false; // a link that leads nowhere now may lead somewhere at the next exec
       }
@@ -224,8 +226,9 @@ function exeOfAThread(pid: number, procRoot: string): BigIntStats | null {
  * marked as daemons, pid → daemon id.
  */
 export function markRunning(trusted: ReadonlyMap<string, number>, mark: (pid: number, daemon: number) => void,
-  procRoot = '/proc'): Map<number, number> {
+  procRoot = '/proc', onScanned?: () => void): Map<number, number> {
   const found = scanProcesses(trusted, procRoot);
+  onScanned?.();
   for (const [pid, daemon] of found) mark(pid, daemon);
   for (const [pid, daemon] of found) {
     const now = daemonOf(trusted, pid, procRoot);
