@@ -121,6 +121,15 @@ export function appliedFrom(ex: Pick<WdbExchange, 'tsNs' | 'readNs'>): bigint {
   return ex.readNs ?? ex.tsNs;
 }
 
+/**
+ * Set ex.readNs from the reply's (or tick's) read: the worker's last read before it wrote the reply is
+ * this request's only when it came after the request was written (and the reply after it); else it was
+ * an earlier one's: unknown.
+ */
+export function setRequestRead(ex: WdbExchange, readNs: bigint | undefined): void {
+  if (readNs !== undefined && readNs > ex.tsNs && ex.replyTsNs !== undefined && readNs <= ex.replyTsNs) ex.readNs = readNs;
+}
+
 export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disconnected' | 'unknown';
 
 export type StatusReason =

@@ -82,13 +82,14 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
     const comm = commAt(buf, view, at + 72);
     // A reply's (or a tick's reply's): how long before it wazuh-db's thread had read the request; 0 unknown.
     const readAgo = view.getUint32(at + 68, true);
+    const ago = readAgo !== 0 ? BigInt(readAgo) : 0n;
     if (flags & F_TICK) {
       // An unchanged keepalive the shim took whole (offset 0, a request, not truncated): no payload.
       const replyTsNs = capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n;
       out.push({
         tsNs, localIno, peerIno, tgid, tid, syscallBytes, offset: 0, direction: 'request', truncated: false, syscall, exe, comm,
         data: EMPTY, keyed, tick: { replyTsNs },
-        ...(readAgo !== 0 && replyTsNs > BigInt(readAgo) && { readNs: replyTsNs - BigInt(readAgo) }),
+        ...(ago !== 0n && replyTsNs > ago && { readNs: replyTsNs - ago }),
       });
       continue;
     }
@@ -106,7 +107,7 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
       data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),
       keyed,
-      ...(readAgo !== 0 && direction === 'reply' && tsNs > BigInt(readAgo) && { readNs: tsNs - BigInt(readAgo) }),
+      ...(ago !== 0n && direction === 'reply' && tsNs > ago && { readNs: tsNs - ago }),
     });
   }
   return out;

@@ -1,6 +1,6 @@
 // The decode stage in one object: capture records in, request/reply exchanges out.
 
-import { connIdOf, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest, type AgentDataUpdate } from '../types.js';
+import { connIdOf, setRequestRead, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest, type AgentDataUpdate } from '../types.js';
 import { Pairer, type PairerOptions, type PairerStats } from './pairer.js';
 import { StreamReassembler, type ReassemblerOptions, type ReassemblerStats } from './reassembler.js';
 import { ApplyOrder, HOLD_NS } from './apply-order.js';
@@ -124,7 +124,7 @@ export class WdbDecoder {
       connId: connIdOf(rec), request: requestOf(kept), reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
       replyTsNs: rec.tick!.replyTsNs,
     };
-    if (rec.readNs !== undefined && rec.readNs > rec.tsNs && rec.readNs <= rec.tick!.replyTsNs) ex.readNs = rec.readNs;
+    setRequestRead(ex, rec.readNs);
     if (rec.exe !== undefined) ex.exe = rec.exe;
     return [ex];
   }

@@ -16,7 +16,7 @@
 // by one. Frames of one write share its time: several requests in one write (no Wazuh daemon does
 // it) still pair in order.
 
-import type { ConnId, ParsedWdbReply, WdbExchange, WdbFrame, WdbRequest } from '../types.js';
+import { setRequestRead, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbFrame, type WdbRequest } from '../types.js';
 import { parseReply } from './wdb-reply.js';
 import { parseRequest } from './wdb-request.js';
 import { MinHeap } from '../util/min-heap.js';
@@ -227,9 +227,7 @@ export class Pairer {
   private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply, replyTsNs: bigint, readNs: bigint | undefined): WdbExchange<WdbRequest> {
     const ex: WdbExchange<WdbRequest> = { connId, request: p.request, reply, tsNs: p.tsNs, tgid: p.tgid, comm: p.comm, replyTsNs };
     if (p.exe !== undefined) ex.exe = p.exe;
-    // The worker's last read before it wrote the reply is this request's only when it came after the
-    // request was written (and the reply after it); else it was an earlier one's: unknown.
-    if (readNs !== undefined && readNs > p.tsNs && readNs <= replyTsNs) ex.readNs = readNs;
+    setRequestRead(ex, readNs);
     return ex;
   }
 
