@@ -95,6 +95,19 @@ function checkId(id) {
 }
 
 /** A client's --split: 'none', 'halves' or 'random:<seed>'. @param {string} split */
+/**
+ * lateReply / lateRead: undefined (none: null), or { match: a text, us: microseconds from 1 to 1,000,000 }.
+ * @param {string} name @param {unknown} late @returns {{ match: string, us: number } | null}
+ */
+function checkLate(name, late) {
+  if (late === undefined) return null;
+  const l = /** @type {{ match?: unknown, us?: unknown } | null} */ (late);
+  if (typeof l?.match !== 'string' || !l.match || l.match.startsWith('-') || !Number.isSafeInteger(l.us) || /** @type {number} */ (l.us) < 1 || /** @type {number} */ (l.us) > 1e6) {
+    throw new TypeError(`${name} must be { match: a text, us: microseconds from 1 to 1000000 }`);
+  }
+  return /** @type {{ match: string, us: number }} */ (late);
+}
+
 function checkSplit(split) {
   if (typeof split !== 'string' || !/^(none|halves|random:\d{1,19})$/.test(split)) throw new TypeError(`split must be 'none', 'halves' or 'random:<seed>', not ${split}`);
   return split;
@@ -530,16 +543,8 @@ export class SimManager {
     this.pageRows = pageRows;
     if (typeof cpuPerRequestUs !== 'number' || !(cpuPerRequestUs >= 0 && cpuPerRequestUs <= 1e6)) throw new TypeError('cpuPerRequestUs must be a number of microseconds from 0 to 1000000');
     this.cpuPerRequestUs = cpuPerRequestUs;
-    if (lateReply !== undefined && (typeof lateReply?.match !== 'string' || !lateReply.match || lateReply.match.startsWith('-')
-      || !Number.isSafeInteger(lateReply.us) || lateReply.us < 1 || lateReply.us > 1e6)) {
-      throw new TypeError('lateReply must be { match: a text, us: microseconds from 1 to 1000000 }');
-    }
-    this.lateReply = lateReply ?? null;
-    if (lateRead !== undefined && (typeof lateRead?.match !== 'string' || !lateRead.match || lateRead.match.startsWith('-')
-      || !Number.isSafeInteger(lateRead.us) || lateRead.us < 1 || lateRead.us > 1e6)) {
-      throw new TypeError('lateRead must be { match: a text, us: microseconds from 1 to 1000000 }');
-    }
-    this.lateRead = lateRead ?? null;
+    this.lateReply = checkLate('lateReply', lateReply);
+    this.lateRead = checkLate('lateRead', lateRead);
     this.split = checkSplit(split);
     /** wazuh-db keeps its table across restartDb() (and a stop and start), as global.db does. */
     this.persistDb = persistDb === true;

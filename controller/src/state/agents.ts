@@ -722,7 +722,7 @@ export class AgentStateTable {
         break;
       }
       case 'get-agents-by-connection-status':
-        this.listing(ex, req, cause, events);
+        this.listing(ex, req, from, cause, events);
         break;
     }
     return events;
@@ -732,6 +732,7 @@ export class AgentStateTable {
   private listing(
     ex: WdbExchange<WdbRequest>,
     req: Extract<WdbRequest, { cmd: 'get-agents-by-connection-status' }>,
+    from: bigint,
     cause: EventCause,
     events: AgentEvent[],
   ): void {
@@ -741,7 +742,6 @@ export class AgentStateTable {
       this.listings.delete(ex.connId);
       return;
     }
-    const from = appliedFrom(ex);
     let l = this.listings.get(ex.connId);
     this.listings.delete(ex.connId);
     if (req.last_id === 0) {
