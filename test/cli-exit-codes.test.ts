@@ -95,13 +95,27 @@ t.test('a checkout never built (no dist/): one line that says to build, exit 1 â
 /** Each option of `wazuh-nats-tap <command> --help` (but --help and --version): its type, and its choices if any. */
 function helpOptions(command: string): { flag: string; type: string; choices: string[] }[] {
   const r = spawnSync(process.execPath, [BIN, ...command.split(' '), '--help'], { encoding: 'utf8', timeout: 20_000 });
-  const blocks = r.stdout.split(/\n(?= {2}--)/).filter((b) => /^ {2}--/.test(b));
+  // An option's block starts at its flag, indented, after its short alias if it has one (`  -h, --help`).
+  const start = /^ +(?:-[a-z], )?(--[a-z-]+)/;
+  const blocks = r.stdout.split(/\n(?= +(?:-[a-z], )?--)/).filter((b) => start.test(b));
   return blocks.map((b) => ({
-    flag: /^ {2}(--[a-z-]+)/.exec(b)![1],
+    flag: start.exec(b)![1],
     type: /\[(string|number|boolean|array)\]/.exec(b)?.[1] ?? '?',
     choices: [.../\[choices: ([^\]]+)\]/.exec(b.replace(/\s+/g, ' '))?.[1].matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]),
   })).filter((o) => o.flag !== '--help' && o.flag !== '--version');
 }
+
+t.test('-h is --help after every command: the same text, exit 0 (it was "Unknown argument: h", exit 2, but after run)', async (t) => {
+  for (const command of ['', 'run', 'status', 'attach', 'detach', 'config check', 'capture', 'tail']) {
+    const args = command ? command.split(' ') : [];
+    const long = await runTap([...args, '--help']);
+    const short = await runTap([...args, '-h']);
+    t.equal(short.code, 0, `${command || '(no command)'} -h: exit 0`);
+    t.equal(short.stderr, '', `${command || '(no command)'} -h: nothing on stderr`);
+    t.equal(short.stdout, long.stdout, `${command || '(no command)'} -h: the help --help prints`);
+    t.match(short.stdout, /-h, --help/, `${command || '(no command)'}: the help names -h`);
+  }
+});
 
 t.test('an option that takes a value, given twice: exit 2 and one line naming it â€” for every such option of every command, not a TypeError or a stack', async (t) => {
   // yargs makes a repeated option an array: `--nats-url A --nats-url B` crashed on .split (a raw

@@ -16,7 +16,7 @@ const synopsis = /^\.SH SYNOPSIS\n([^]*?)^\.SH /m.exec(man)?.[1].replace(/\\-/g,
 /** The options of `wazuh-nats-tap <command> --help`, but --help and --version. */
 function options(command: string): string[] {
   const r = spawnSync(process.execPath, [BIN, ...command.split(' '), '--help'], { encoding: 'utf8', timeout: 20_000 });
-  const flags = [...r.stdout.matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]);
+  const flags = [...r.stdout.matchAll(/^ +(?:-[a-z], )?(--[a-z-]+)/gm)].map((m) => m[1]); // `  -h, --help` indents the rest
   return [...new Set(flags)].filter((f) => f !== '--help' && f !== '--version' && f !== '--attach');
 }
 

@@ -292,6 +292,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`${y.help()}\n\n${clipRuns(msg)}`);
     })
     .help()
+    .alias('h', 'help') // `-h` works after every command, as `--help` does (it was refused by .strict() but after run)
     .version();
   try {
     await cli.parseAsync(); // throws synchronously or rejects, depending on where a check fails
