@@ -2,7 +2,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers } from '@nats-io/transport-node';
@@ -109,4 +109,34 @@ t.test('tail --config F --nats-url U: the file\'s prefix and key are kept, only 
   bad.stderr.on('data', (d) => { badErr += d; });
   t.equal(await new Promise<number | null>((r) => bad.once('exit', (c) => r(c))), 2);
   t.match(badErr, /--nats-url: Invalid value for element 'server_url'/);
+});
+
+t.test('tail says what happens to the connection: lost (reconnecting), back, and why it ended (the server refusing it again)', async (t) => {
+  // A real server with a user and password; restarted once as it was, then with another password.
+  const nats = await startNats('authorization { user: tail, password: first-pw }');
+  t.teardown(() => nats.stop());
+  const url = `nats://tail:first-pw@127.0.0.1:${nats.port}`;
+  const p = spawn(process.execPath, [BIN, 'tail', 'wazuh.>', '--nats-url', url]);
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { err += d; });
+  const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+  t.teardown(() => p.kill('SIGKILL'));
+  await waitFor(() => err.includes('Ctrl-C'), 10_000, 'tail to subscribe');
+
+  await nats.restart();
+  await waitFor(() => /connected again, to 127\.0\.0\.1/.test(err), 20_000, 'tail to say it is back');
+  t.match(err, /the connection to NATS at 127\.0\.0\.1:\d+ was lost: reconnecting \(messages published meanwhile are not shown\)\n/, `the loss is said:\n${err}`);
+  const nc = await connect({ servers: nats.url, user: 'tail', pass: 'first-pw' });
+  nc.publish('wazuh.agent.001.status', JSON.stringify(STATUS));
+  await nc.drain();
+  await waitFor(() => out.includes('wazuh.agent.001.status'), 10_000, 'a message after the reconnect to be shown');
+
+  writeFileSync(join(nats.dir, 'nats.conf'), readFileSync(join(nats.dir, 'nats.conf'), 'utf8').replace('first-pw', 'second-pw'));
+  await nats.restart();
+  t.equal(await exit, 1, 'refused again and again: it ends, exit 1');
+  t.match(err, /NATS said: [^\n]*Authorization Violation/i, `the server's refusal is said:\n${err}`);
+  t.match(err, /was lost: [^\n]*Authorization Violation[^\n]*\n$/i, 'and the last line says why it ended');
+  t.notMatch(err, /first-pw/, 'the password is not shown');
 });

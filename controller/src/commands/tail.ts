@@ -165,6 +165,37 @@ function notAnEvent(m: Pick<Msg, 'subject' | 'data'>, o: Pick<TailOptions, 'json
     : `${printable(m.subject)}  (${r.text})`;
 }
 
+/**
+ * What happens to the connection while tail runs, on stderr: a gap in the output is otherwise silent
+ * (lost, reconnecting — messages published meanwhile are not shown — back, a server's -ERR, lame
+ * duck). A server may be anyone's: its words printed escaped and clipped, and each kind of line said
+ * at most once a second (a flood of -ERR or INFO is counted into the next line, not printed).
+ */
+async function sayConnectionEvents(nc: NatsConnection, say: (text: string) => void): Promise<void> {
+  const last = new Map<string, { at: number; more: number }>();
+  const limited = (kind: string, text: string) => {
+    const seen = last.get(kind);
+    const now = Date.now();
+    if (seen && now - seen.at < 1000) {
+      seen.more++;
+      return;
+    }
+    say(seen?.more ? `${text} (and ${seen.more} more like it before)` : text);
+    last.set(kind, { at: now, more: 0 });
+  };
+  try {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') limited(s.type, `the connection to NATS at ${printable(maskUrl(s.server), 200)} was lost: reconnecting (messages published meanwhile are not shown)`);
+      else if (s.type === 'reconnect') limited(s.type, `connected again, to ${printable(maskUrl(s.server), 200)}`);
+      else if (s.type === 'error') limited(s.type, `NATS said: ${printable(s.error.message, 200)}`);
+      else if (s.type === 'ldm') limited(s.type, `the NATS server ${printable(maskUrl(s.server), 200)} is shutting down (lame duck mode)`);
+      else if (s.type === 'staleConnection') limited(s.type, 'the NATS server stopped answering PINGs');
+    }
+  } catch {
+    // the iterator ends with the connection; nothing to say
+  }
+}
+
 /** How long `tail` waits for NATS to answer (less when --duration is shorter). */
 export const TAIL_CONNECT_TIMEOUT_MS = 5000;
 
@@ -250,7 +281,12 @@ async function follow(
       }
     },
   });
-  void nc.closed().then(() => stop('closed'));
+  let closedBy = '';
+  void nc.closed().then((err) => {
+    if (err) closedBy = `: ${printable(err.message, 200)}`;
+    stop('closed');
+  });
+  void sayConnectionEvents(nc, say);
   // Said once the server has the subscription (a PING answered after it, 2 s at most): said before,
   // messages published right after the line could come before it and never be shown.
   await within(nc.flush().catch(() => {}), 2000);
@@ -263,6 +299,6 @@ async function follow(
   // What waits for the reader: a second at most (Ctrl-C must end it whatever the reader does).
   const lost = await output.finish(1000);
   if (!output.gone && output.dropped + lost > 0) say(`${output.dropped + lost} messages not shown in all: the output was too slow`);
-  if (why === 'closed') throw new TailError(`the connection to NATS at ${maskUrl(nc.getServer())} was lost`);
+  if (why === 'closed') throw new TailError(`the connection to NATS at ${maskUrl(nc.getServer())} was lost${closedBy}`);
   return why === 'error' ? 1 : 0;
 }
