@@ -111,11 +111,15 @@ t.test('the wazuh user renames the spool directory: the tap runs on, writing in 
   const victim = join(h, 'root-only');
   mkdirSync(victim, { mode: 0o755 });
   writeFileSync(join(victim, 'README'), 'root\'s own\n');
+  const status = async () => JSON.parse((await runTap(['status', '--json', '--control-socket', join(h, 'tap.sock')])).stdout);
+  t.equal((await status()).spool.dir_moved, false, 'status before: spool_dir where it was');
   asWazuh(`mv ${spool} ${moved} && ln -s ${victim} ${spool}`);
   await new Promise((r) => setTimeout(r, 5000)); // the lock is looked at every 2 s
   t.equal(tap.proc.exitCode, null, `still running: ${tap.stderr().slice(0, 300)}`);
   t.notMatch(tap.stderr(), /removed or replaced/, 'no lost lock said');
   t.equal(tap.logs.filter((l) => /^spool_dir leads to another directory/.test(String(l.msg))).length, 1, 'the rename said, once');
+  t.equal((await status()).spool.dir_moved, true, 'status --json: spool.dir_moved');
+  t.match((await runTap(['status', '--control-socket', join(h, 'tap.sock')])).stdout, /^spool .*MOVED: spool_dir leads elsewhere now/m, 'status: the spool row says it');
   await sim.startup(A); // a status change, spooled (NATS is away)
   await new Promise((r) => setTimeout(r, 1500));
   const r = await tap.stop('SIGTERM');

@@ -60,6 +60,8 @@ export class Tap {
    * write of the tap's; spool_dir's path itself without /proc (and before the lock part started).
    */
   spoolAt: string;
+  /** spool_dir's path leads elsewhere now (renamed while the tap runs): the next start would not find this spool. */
+  spoolDirMoved = false;
   /** `s` with spoolAt shown as spool_dir (the path people know), for what is logged. */
   shownPath(s: string): string {
     return this.spoolAt === this.spoolDir ? s : s.split(`${this.spoolAt}/`).join(`${this.spoolDir}/`);
@@ -407,6 +409,9 @@ export class Tap {
         refused_files: spool?.refusedFiles ?? 0, lost: spool?.lost ?? 0,
         // Agents whose latest status change the spool refused: published once it has room.
         owed_statuses: this.owed.size,
+        // spool_dir's path leads to another directory, or none, now: the tap writes the one it opened,
+        // which the next start will not find there (the events it holds not replayed).
+        dir_moved: this.spoolDirMoved,
       },
       agents: this.state.countsByStatus(),
       // agents.status: compactions while running; bytes a start could not read (a file too large: statuses lost).

@@ -67,6 +67,7 @@ export function lockPart(tap: Tap): Part {
       timer = setInterval(() => {
         if (pathAway() !== away) {
           away = !away;
+          tap.spoolDirMoved = away;
           if (away) {
             tap.log.warn({ spool_dir: tap.spoolDir }, 'spool_dir leads to another directory, or to none, now (renamed by someone who may write its parent?): '
               + 'the tap goes on writing the directory it opened; move it back before the next start, or the events it holds are not replayed');
@@ -92,6 +93,7 @@ export function lockPart(tap: Tap): Part {
       if (dirFd >= 0) closeSync(dirFd);
       dirFd = -1;
       tap.spoolAt = tap.spoolDir;
+      tap.spoolDirMoved = false;
     },
   };
 }
