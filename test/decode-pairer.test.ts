@@ -29,7 +29,7 @@ t.test('replies pair with the outstanding request of the same connection', async
   t.equal(a1?.comm, 'wazuh-remoted');
   t.equal(a1?.tgid, 10);
   t.equal(a1?.connId, 'a');
-  t.same(p.stats(), { requests: 3, replies: 3, paired: 3, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0, abandoned: 0, evicted: 0, connections: 2 });
+  t.same(p.stats(), { requests: 3, replies: 3, paired: 3, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0, abandoned: 0, evicted: 0, placedByWrite: 3, connections: 2 });
 });
 
 t.test('a reply record lost whole: the next reply answers the request before it, not the one whose reply was lost', async (t) => {
@@ -250,6 +250,10 @@ t.test('decoder: a tick stands for the request last sent whole under its key, fo
   t.same(tick(1, 7, 71, 70n), [], 'another hash: not this payload, nothing applied');
   t.same(misses, [7]);
   t.match(d.stats(), { ticks: 3, tickMisses: 1, keyed: 3 });
+  t.equal(d.summary().placedByWrite, 6, 'three exchanges and three ticks without a read: placed by their writes, counted');
+  const read = d.push({ ...rec(1, 'request', new Uint8Array(0), 72n, 73n), keyed: { key: 7, hash: 70 }, tick: { replyTsNs: 74n } });
+  t.same(read.map((ex) => ex.readNs), [73n], 'a tick carrying its read');
+  t.equal(d.summary().placedByWrite, 6, 'is placed by it: not counted');
   // The whole 53 bits count (the hash is kept as two small integers): hashes that differ only high or only low.
   const big = 2 ** 53 - 1 - 2 ** 30;
   whole(1, data(10, '10.0.0.10'), 10, big, 80n);
@@ -398,7 +402,8 @@ t.test('apply order by wazuh-db\'s reads: a request read late (its worker woken 
   state.setKnown({ id: 1, name: 'a1', status: 'disconnected', status_code: 3 });
   state.setKnown({ id: 2, name: 'a2', status: 'disconnected', status_code: 3 });
   const events: AgentEvent[] = [];
-  const p = new Pipeline(new WdbDecoder(), state, { event: (ev) => events.push(ev) });
+  const decoder = new WdbDecoder();
+  const p = new Pipeline(decoder, state, { event: (ev) => events.push(ev) });
   const PENDING = (id: number) => wire(`global update-keepalive {"id":${id},"connection_status":"pending","sync_status":"synced"}`, true);
   const ACTIVE = (id: number) => wire(`global update-agent-data {"id":${id},"version":"Wazuh v4.7.5","agent_ip":"10.0.0.1","connection_status":"active","sync_status":"synced","group_config_status":"synced"}`, true);
   const seen = () => events.map((e) => e.event_type === 'status_change' && `${e.agent_id}:${e.previous_status}>${e.current_status}`).filter(Boolean);
@@ -410,6 +415,7 @@ t.test('apply order by wazuh-db\'s reads: a request read late (its worker woken 
   t.same(seen(), [], 'active waits: pending, unanswered, may have been read before it');
   p.push([rec(1, 'reply', wire('ok'), 107n * MS, 106n * MS)]);
   t.same(seen(), ['001:disconnected>active', '001:active>pending'], 'in the order of the reads');
+  t.equal(decoder.summary().placedByWrite, 0, 'both placed by their reads');
   t.same(events.filter((e) => e.event_type === 'status_change').map((e) => e.time), ['1970-01-01T00:00:00.102Z', '1970-01-01T00:00:00.106Z'], 'at the reads\' times: never back in time');
   t.equal(state.get(1)?.status, 'pending', 'as wazuh-db has it');
   t.equal(state.stats().superseded, 0, 'pending, read after active, is no stale write');
@@ -422,4 +428,5 @@ t.test('apply order by wazuh-db\'s reads: a request read late (its worker woken 
   p.push([rec(4, 'reply', wire('ok'), 203n * MS, 150n * MS)]);
   p.push([rec(3, 'reply', wire('ok'), 204n * MS)]);
   t.same(seen(), ['002:disconnected>pending', '002:pending>active'], 'a stale read is no read');
+  t.equal(decoder.summary().placedByWrite, 2, 'both counted as placed by their writes (a stale read, none)');
 });

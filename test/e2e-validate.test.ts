@@ -51,6 +51,9 @@ t.test('hostile ids and addresses from remoted: the tap survives, counts them, a
   const st = JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout);
   t.ok(st.decoder.malformed >= 2 && st.decoder.invalidRequests >= 2, `status counts the refused requests as malformed: ${JSON.stringify(st.decoder)}`);
   t.same(st.errors, { records: 0, unpublishable: 0 }, 'validation refused them: no guard was needed');
+  // Every exchange placed by wazuh-db's read of it; the first reply wazuh-db wrote after the tap
+  // attached (the one that marks it as the server) may lack one, if a client's came first.
+  t.ok(st.decoder.placedByWrite <= 1, `status: placed by their writes, at most wazuh-db's first: ${JSON.stringify(st.decoder)}`);
   const table = (await runTap(['status', '--control-socket', sock])).stdout;
   t.match(table, /decoder\s+frames \d+, malformed [1-9]/);
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

@@ -124,10 +124,12 @@ export function appliedFrom(ex: Pick<WdbExchange, 'tsNs' | 'readNs'>): bigint {
 /**
  * Set ex.readNs from the reply's (or tick's) read: the worker's last read before it wrote the reply is
  * this request's only when it came after the request was written (and the reply after it); else it was
- * an earlier one's: unknown.
+ * an earlier one's: unknown. Whether it was set (the decoder counts the exchanges placed by their write).
  */
-export function setRequestRead(ex: WdbExchange, readNs: bigint | undefined): void {
-  if (readNs !== undefined && readNs > ex.tsNs && ex.replyTsNs !== undefined && readNs <= ex.replyTsNs) ex.readNs = readNs;
+export function setRequestRead(ex: WdbExchange, readNs: bigint | undefined): boolean {
+  if (readNs === undefined || readNs <= ex.tsNs || ex.replyTsNs === undefined || readNs > ex.replyTsNs) return false;
+  ex.readNs = readNs;
+  return true;
 }
 
 export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disconnected' | 'unknown';

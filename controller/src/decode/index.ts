@@ -51,6 +51,8 @@ export interface DecoderSummary extends ReassemblerStats {
   invalidRequests: number;
   malformedReplies: number;
   droppedFields: number;
+  /** Answered exchanges (ticks included) placed in the apply order by their write: wazuh-db's read of them not known. */
+  placedByWrite: number;
 }
 
 const OK: ParsedWdbReply = Object.freeze({ status: 'ok', payload: '', malformed: false }) as ParsedWdbReply;
@@ -68,6 +70,7 @@ export class WdbDecoder {
   private nowNs = 0n;
   private ticks = 0;
   private tickMisses = 0;
+  private ticksPlacedByWrite = 0;
 
   constructor(opts: DecoderOptions = {}) {
     this.maxKeyed = Math.max(1, opts.maxKeyed ?? 2_000_000);
@@ -124,7 +127,7 @@ export class WdbDecoder {
       connId: connIdOf(rec), request: requestOf(kept), reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
       replyTsNs: rec.tick!.replyTsNs,
     };
-    setRequestRead(ex, rec.readNs);
+    if (!setRequestRead(ex, rec.readNs)) this.ticksPlacedByWrite++;
     if (rec.exe !== undefined) ex.exe = rec.exe;
     return [ex];
   }
@@ -165,6 +168,7 @@ export class WdbDecoder {
     return {
       ...r, malformed: r.malformed + p.invalidRequests + p.malformedReplies,
       malformedStreams: r.malformed, invalidRequests: p.invalidRequests, malformedReplies: p.malformedReplies, droppedFields: p.droppedFields,
+      placedByWrite: p.placedByWrite + this.ticksPlacedByWrite,
     };
   }
 }

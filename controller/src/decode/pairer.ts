@@ -57,6 +57,11 @@ export interface PairerStats {
   abandoned: number;
   /** Connections forgotten to respect maxConnections. */
   evicted: number;
+  /**
+   * Exchanges whose request wazuh-db's read was not known for (its first reply after the tap attached, a
+   * read too long before the reply, a worker that read otherwise): placed in the apply order by their write.
+   */
+  placedByWrite: number;
   connections: number;
 }
 
@@ -94,7 +99,7 @@ export class Pairer {
   private readonly waiting = new MinHeap<Pending>((a, b) => a.tsNs < b.tsNs);
   private readonly counters = {
     requests: 0, replies: 0, paired: 0, unpaired: 0, reordered: 0, malformedReplies: 0, invalidRequests: 0, droppedFields: 0,
-    abandoned: 0, evicted: 0,
+    abandoned: 0, evicted: 0, placedByWrite: 0,
   };
 
   constructor(opts: PairerOptions = {}) {
@@ -227,7 +232,7 @@ export class Pairer {
   private exchange(connId: ConnId, p: Pending, reply: ParsedWdbReply, replyTsNs: bigint, readNs: bigint | undefined): WdbExchange<WdbRequest> {
     const ex: WdbExchange<WdbRequest> = { connId, request: p.request, reply, tsNs: p.tsNs, tgid: p.tgid, comm: p.comm, replyTsNs };
     if (p.exe !== undefined) ex.exe = p.exe;
-    setRequestRead(ex, readNs);
+    if (!setRequestRead(ex, readNs)) this.counters.placedByWrite++;
     return ex;
   }
 
