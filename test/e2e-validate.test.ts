@@ -59,6 +59,7 @@ t.test('hostile ids and addresses from remoted: the tap survives, counts them, a
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   t.match(metrics, /wazuh_nats_tap_frames_total\{outcome="malformed"\} [1-9]/);
   t.match(metrics, /wazuh_nats_tap_errors_total\{kind="records"\} 0/);
+  t.equal(Number(/^wazuh_nats_tap_placed_by_write_total (\d+)$/m.exec(metrics)?.[1]), st.decoder.placedByWrite, '/metrics: the exchanges placed by their writes, as status says');
 
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null }, 'a clean stop: exit 0');
 });

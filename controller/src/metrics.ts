@@ -7,7 +7,7 @@ import { listenGuarded } from './util/listener.js';
 
 export interface MetricsSources {
   capture(): Record<string, number>;
-  decoder(): { frames: number; malformed: number };
+  decoder(): { frames: number; malformed: number; placedByWrite?: number };
   events(): Record<string, number>; // by event type
   delivery(): {
     published: number; failed: number; acknowledged?: number; spooled?: number; shed?: number; rejected?: number; denied?: number; deferred?: number;
@@ -82,6 +82,7 @@ export function metricsRegistry(sources: MetricsSources): Registry {
   const src: MetricsSources = {
     ...sources,
     capture: reg.once('capture', () => sources.capture()),
+    decoder: reg.once('decoder', () => sources.decoder()),
     delivery: reg.once('delivery', () => sources.delivery()),
     alerts: sources.alerts && reg.once('alerts', sources.alerts),
     log: sources.log && reg.once('log', sources.log),
@@ -92,6 +93,9 @@ export function metricsRegistry(sources: MetricsSources): Registry {
     const d = src.decoder();
     c.inc({ outcome: 'decoded' }, d.frames);
     c.inc({ outcome: 'malformed' }, d.malformed);
+  });
+  snapshotCounter(reg, 'wazuh_nats_tap_placed_by_write_total', 'Exchanges put in wazuh-db\'s order by their request\'s write: wazuh-db\'s read of it not seen (a few at a start; growing with the traffic: the order is the clients\')', [], (c) => {
+    c.inc(src.decoder().placedByWrite ?? 0);
   });
   if (src.errors) {
     const errors = src.errors;
