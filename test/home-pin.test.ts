@@ -10,7 +10,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture } from '../controller/src/capture/capture.js';
-import { HomePin, procRootOf } from '../controller/src/capture/home-pin.js';
+import { HomePin } from '../controller/src/capture/home-pin.js';
+import { procRootOf } from '../controller/src/util/proc-root.js';
 import { formatFsId } from '../controller/src/capture/targets.js';
 import { artefacts } from '../controller/src/paths.js';
 import { SimManager } from '../scripts/sim/manager.mjs';

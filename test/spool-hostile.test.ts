@@ -353,3 +353,62 @@ t.test('a symbolic link at spool_dir in a directory only root may write: the adm
   s.close();
   t.ok(readdirSync(real).some((f) => f.startsWith('seg-')), 'the spool is where the link points');
 });
+
+t.test('a symbolic link anywhere below a directory others may write, not only at spool_dir (<home>/var/a/nats-tap: a is the wazuh user\'s to replace): refused, naming it', async (t) => {
+  const b = base();
+  const wvar = join(b, 'var');
+  mkdirSync(wvar);
+  chownSync(wvar, 0, 65534);
+  chmodSync(wvar, 0o770);
+  const target = rootDir(t, b);
+  const a = join(wvar, 'a');
+  const dir = join(a, 'nats-tap');
+  symlinkSync(target.path, a); // what the wazuh user can do in <home>/var, to a root-only `a`
+  t.throws(() => Spool.open({ dir, maxBytes: 1 << 20 }), {
+    exitCode: 2,
+    message: new RegExp(`^spool_dir ${dir}: ${a} is a symbolic link to ${target.path}, in ${wvar}, a directory its group \\(gid 65534\\) may write: `
+      + 'the tap \\(root\\) does not follow it'),
+  });
+  target.untouched('refused');
+
+  // The same path made of directories (root's `a`, made by the spool when missing): used.
+  rmSync(a);
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  s.append([msg(1)]);
+  s.close();
+  t.ok(lstatSync(a).isDirectory() && statSync(a).uid === 0, 'a made, root\'s');
+  t.equal(statSync(a).mode & 0o777, 0o700, 'a made 0700');
+  t.ok(readdirSync(dir).some((f) => f.startsWith('seg-')), 'the spool is in it');
+});
+
+t.test('below a container\'s root (/proc/<pid>/root/…): no link is followed, even in a directory of root\'s — an absolute one would lead the tap to the host\'s', async (t) => {
+  // A process whose root the path goes through: the host's own root here, as a container's would be.
+  const proc = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => { proc.kill('SIGKILL'); });
+  const b = base();
+  const target = rootDir(t, b); // a host directory of root's
+  const home = join(b, 'home');
+  mkdirSync(home, { mode: 0o755 });
+  chmodSync(home, 0o755); // root's, 0755: on the host a link in it would be the administrator's
+  symlinkSync(target.path, join(home, 'var')); // what the container's root can do to its <home>/var
+  const through = `/proc/${proc.pid}/root${home}`;
+  t.throws(() => Spool.open({ dir: `${through}/var/nats-tap`, maxBytes: 1 << 20 }), {
+    exitCode: 2,
+    message: new RegExp(`^spool_dir ${through}/var/nats-tap: ${through}/var is a symbolic link to ${target.path}, in ${through}, `
+      + `a directory the container's root user \\(it is below /proc/${proc.pid}/root\\) may write`),
+  });
+  target.untouched('refused');
+  // On the host path (no container root on the way) the same link, in root's directory, is the administrator's.
+  const s0 = Spool.open({ dir: join(home, 'var/nats-tap'), maxBytes: 1 << 20 });
+  s0.append([msg(1)]);
+  s0.close();
+  t.ok(readdirSync(join(target.path, 'nats-tap')).some((f) => f.startsWith('seg-')), 'followed on the host path');
+  rmSync(join(target.path, 'nats-tap'), { recursive: true });
+
+  // Directories all the way: the spool is made and used through the container's root.
+  rmSync(join(home, 'var'));
+  const s = Spool.open({ dir: `${through}/var/nats-tap`, maxBytes: 1 << 20 });
+  s.append([msg(1)]);
+  s.close();
+  t.ok(readdirSync(join(home, 'var/nats-tap')).some((f) => f.startsWith('seg-')), 'the spool is made below the container\'s root');
+});

@@ -25,7 +25,8 @@
 // numbers of a directory removed or a filesystem unmounted (the container's root, once its process
 // ended) would otherwise go to the next one made — a tree built to match could pass the pin.
 import { statSync } from 'node:fs';
-import { join, normalize } from 'node:path';
+import { join } from 'node:path';
+import { procRootOf } from '../util/proc-root.js';
 import { formatFsId, sameFsId, type FsId } from './targets.js';
 import { HeldDirs } from './held-dirs.js';
 
@@ -54,13 +55,6 @@ function statDir(path: string): FsId | null {
   } catch {
     return null; // gone (the process ended), not installed yet, or unreadable: nothing to compare
   }
-}
-
-/** `<procRoot>/<pid>/root` when `home` is reached through one, else null. */
-export function procRootOf(home: string, procRoot = '/proc'): string | null {
-  const base = normalize(procRoot).replace(/\/+$/, '');
-  const m = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([0-9]+)/root(?:/|$)`).exec(normalize(home));
-  return m ? `${base}/${m[1]}/root` : null;
 }
 
 export class HomePin {

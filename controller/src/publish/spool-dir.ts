@@ -1,15 +1,18 @@
-// Opening spool_dir (SPEC §8). The tap is root and the directory's parent may be another user's to
+// Opening spool_dir (SPEC §8). The tap is root and a directory on the way may be another user's to
 // write: on Wazuh the default `<home>/var/nats-tap` is in `<home>/var`, root:wazuh 0770. Whoever can
-// write the parent can put a symbolic link where the directory is (or will be made), so a link there
-// is never followed: the last component is opened with O_NOFOLLOW, and a link found there is refused
-// with an error naming it (exit 2). sshd's StrictModes reasons the same way. A parent only root (or
-// the tap's user) may write is the administrator's: a link there is theirs and is followed (an
-// explicit spool_dir may so point elsewhere; the directories above the parent are the
-// administrator's too). The directory is made when missing and then opened the same way: a link
-// planted between the mkdir and the open is refused too. What is opened is then checked by the
-// spool (its owner, its mode, its files: Spool.pinDir), through the descriptor.
+// write a directory can put a symbolic link in it where the tap's next directory is (or will be
+// made), so there a link is never followed: the walk from / opens each directory through the one above
+// it with O_NOFOLLOW, and a link found is refused with an error naming it (exit 2) — at any depth
+// (`<home>/var/a/nats-tap`: `a` is the wazuh user's to replace too). sshd's StrictModes reasons the
+// same way. A directory only root (or the tap's user) may write is the administrator's: a link there
+// is theirs and is followed (an explicit spool_dir may so point elsewhere). Below a container's root
+// (`/proc/<pid>/root/…`, a home in a container) nothing is the host administrator's: no link is
+// followed. Missing directories are made and then opened the same way: a link planted between the
+// mkdir and the open is refused too. What is opened is then checked by the spool (its owner, its
+// mode, its files: Spool.pinDir), through the descriptor.
 import { closeSync, constants as fc, fstatSync, mkdirSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { procRootOf } from '../util/proc-root.js';
 import { ConfigError } from '../errors.js';
 import { EUID, fileKind, lstatOrNull } from '../util/read-file.js';
 
@@ -50,48 +53,78 @@ export function procPathOf(fd: number, st: Stats): string | null {
 }
 
 /**
- * Make `dir` when missing and open it (see the header): through its parent's descriptor, never
- * following a link in its last component when others than root may write the parent. ConfigError
- * (exit 2) when a link, or something that is no directory, is there; other errors are thrown.
+ * Make `dir` when missing and open it (see the header): every directory from the root down to it is
+ * opened through the one above it (its descriptor, `/proc/self/fd/<n>/<name>`), made when missing, and
+ * a link in it is followed only where no one but root may have put it: in a host directory only root
+ * may write. Below a container's root (`/proc/<pid>/root`, opened as one) every directory is the
+ * container's root user's to change, whatever its uid: a link there is never followed (an absolute one
+ * would lead the tap, on the host, to any host directory). ConfigError (exit 2) when a link, or
+ * something that is no directory, is on the way; other errors are thrown.
  */
 export function openSpoolDir(dir: string): OpenedDir {
   const path = resolve(dir);
-  const parent = dirname(path);
-  const name = basename(path);
-  mkdirSync(parent, { recursive: true, mode: 0o700 });
-  const pfd = openSync(parent, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
+  const container = procRootOf(path);
+  const top = container ?? '/';
+  const names = path.slice(top.length).split('/').filter(Boolean);
+  let fd = openSync(top, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
+  let at = top;
+  let parent = { path: top, dev: 0, ino: 0 };
   try {
-    const pst = fstatSync(pfd);
-    // The parent opened, wherever its path leads later: the directory is made and opened in it.
-    const at = parent === path ? path : `${procPathOf(pfd, pst) ?? parent}/${name}`;
-    if (parent !== path) {
-      try {
-        mkdirSync(at, { mode: 0o700 }); // never follows a link: one there is EEXIST, and refused below
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
+    for (const name of names) {
+      const st = fstatSync(fd);
+      parent = { path: at, dev: st.dev, ino: st.ino };
+      const who = container ? `the container's root user (it is below ${container})` : othersMayWrite(st);
+      const next = openIn(fd, st, at, name, who, path);
+      closeSync(fd);
+      fd = next;
+      at = at === '/' ? `/${name}` : `${at}/${name}`;
     }
-    const who = parent === path ? null : othersMayWrite(pst);
-    let fd: number;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  if (!names.length) {
+    const st = fstatSync(fd);
+    parent = { path: top, dev: st.dev, ino: st.ino };
+  }
+  return { fd, parent };
+}
+
+/**
+ * Open (and make, when missing) `name` in the directory `pfd` (`pst`, reached as `ppath`), a directory:
+ * without following a link in it when `who` (someone other than root) may write `pfd`.
+ */
+function openIn(pfd: number, pst: Stats, ppath: string, name: string, who: string | null, spoolDir: string): number {
+  // The parent opened, wherever its path leads later: the directory is made and opened in it.
+  const at = `${procPathOf(pfd, pst) ?? ppath}/${name}`;
+  const path = ppath === '/' ? `/${name}` : `${ppath}/${name}`;
+  const flags = fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK | (who ? fc.O_NOFOLLOW : 0);
+  for (let made = false; ; made = true) {
     try {
-      fd = openSync(at, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK | (who ? fc.O_NOFOLLOW : 0));
+      return openSync(at, flags);
     } catch (e) {
       // A link opened with O_NOFOLLOW|O_DIRECTORY: ENOTDIR (ELOOP without O_DIRECTORY).
       const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !made) {
+        try {
+          mkdirSync(at, { mode: 0o700 }); // never follows a link: one put there meanwhile is EEXIST, refused below
+        } catch (m) {
+          if ((m as NodeJS.ErrnoException).code !== 'EEXIST') throw m;
+        }
+        continue;
+      }
       if (code !== 'ENOTDIR' && code !== 'ELOOP') throw e;
       const l = lstatOrNull(at);
+      const what = path === spoolDir ? `spool_dir ${spoolDir}` : `spool_dir ${spoolDir}: ${path}`;
       if (who && l?.isSymbolicLink()) {
         let to = '';
         try { to = ` to ${readlinkSync(at)}`; } catch { /* gone meanwhile */ }
-        throw new ConfigError(`spool_dir ${path} is a symbolic link${to}, in ${parent}, a directory ${who} may write: the tap (root) `
+        throw new ConfigError(`${what} is a symbolic link${to}, in ${ppath}, a directory ${who} may write: the tap (root) `
           + 'does not follow it, since whoever can write there could point it at any directory for the tap to write in; remove the link '
           + `(rm ${path}), or set spool_dir to the directory it should be, in a directory only root may write`);
       }
-      if (l && !l.isSymbolicLink()) throw new ConfigError(`spool_dir ${path} is not a directory (${l.isFile() ? 'a regular file' : fileKind(l)})`);
+      if (l && !l.isSymbolicLink()) throw new ConfigError(`${what} is not a directory (${l.isFile() ? 'a regular file' : fileKind(l)})`);
       throw e;
     }
-    return { fd, parent: { path: parent, dev: pst.dev, ino: pst.ino } };
-  } finally {
-    closeSync(pfd);
   }
 }
