@@ -4,7 +4,7 @@
 // `tail` refuses a bad subject or number (exit 2, no stack trace); and every message that quotes
 // a value from a file or the command line clips it.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -278,4 +278,40 @@ t.test('a huge value from a file or the command line is quoted clipped', async (
     t.notMatch(r.stderr, /[xy]{300}/, 'the value is not echoed whole');
   }
   chmodSync(h.file, 0o600);
+});
+
+t.test('a home in a container (/proc/<pid>/root/…): its files never configure the tap — its root user may write them, the tap is the host\'s root', async (t) => {
+  // A process whose root the path goes through (the host's here, as a container's would be): the
+  // files below it are root's and 0640/0600, as a container's root user (uid 0) can make them.
+  const proc = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => { proc.kill('SIGKILL'); });
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-container-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const h = join(dir, 'home');
+  mkdirSync(join(h, 'etc'), { recursive: true });
+  writeFileSync(join(h, 'etc/ossec.conf'), '<ossec_config><cluster><node_name>n1</node_name></cluster></ossec_config>\n');
+  const hostSecret = join(dir, 'host-secret'); // a root-only file of the host's: what a password_file could name
+  writeFileSync(hostSecret, 'the host\'s own secret\n', { mode: 0o600 });
+  writeFileSync(join(h, 'etc/nats-tap.conf'), nats('<enabled>yes</enabled>\n<server_url>nats://203.0.113.9:4222</server_url>\n'
+    + `<user>x</user>\n<password_file>${hostSecret}</password_file>`), { mode: 0o640 });
+  const through = `/proc/${proc.pid}/root${h}`;
+
+  const implicit = (() => { try { loadConfig({ home: through }); } catch (e) { return e as Error; } return null; })();
+  t.ok(implicit instanceof ConfigError, 'the container\'s nats-tap.conf: a configuration error');
+  t.match(implicit?.message, new RegExp(`^configuration file '${through}/etc/nats-tap.conf' is below /proc/${proc.pid}/root, another process's view `
+    + '.*Give it a configuration of the host\'s: --config'), 'saying why and what to do');
+  t.throws(() => loadConfig({ home: through, file: `${through}/etc/nats-tap.conf` }), { message: /is below \/proc\/\d+\/root/ }, 'named with --config too');
+  t.doesNotThrow(() => loadConfig({ home: h }), 'the same file on the host path: read (the administrator\'s)');
+
+  // A host configuration is read; a secret it names in the container's files is refused.
+  const hostConf = join(dir, 'tap.conf');
+  writeFileSync(hostConf, nats('<enabled>yes</enabled>\n<user>x</user>\n<password_file>etc/nats.password</password_file>'), { mode: 0o640 });
+  writeFileSync(join(h, 'etc/nats.password'), 'pw\n', { mode: 0o600 });
+  t.throws(() => loadConfig({ home: through, file: hostConf }), {
+    message: new RegExp(`<password_file>: '${through}/etc/nats.password' is below /proc/${proc.pid}/root.*keep the tap's secrets on the host`),
+  }, 'a secret in the container: refused');
+  writeFileSync(hostConf, nats(`<enabled>yes</enabled>\n<user>x</user>\n<password_file>${hostSecret}</password_file>`), { mode: 0o640 });
+  const c = loadConfig({ home: through, file: hostConf });
+  t.equal(c.home, through, 'a host configuration with the container\'s home: read');
+  t.equal(c.managerNode, 'n1', 'the node name still the container manager\'s (Wazuh\'s ossec.conf, data only)');
 });

@@ -6,7 +6,7 @@
 // the same. Real overlayfs mounts, chroot'ed simulated daemons, real eBPF.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimManager, installSimDaemon } from '../scripts/sim/manager.mjs';
@@ -68,8 +68,12 @@ async function podWithTap(t: Tap.Test, root: string, natsUrl: string, node: stri
   await sim.start();
   // The home as the host reaches it: through the manager's own root.
   const home = `/proc/${sim.db!.pid}/root/var/ossec`;
-  const sock = join(scratch(t, `${node}-sock`), 'tap.sock');
-  const tap = await startTap(['run', '--home', home, '--nats-url', natsUrl, '--node', node, '--control-socket', sock,
+  const hostDir = scratch(t, `${node}-sock`);
+  const sock = join(hostDir, 'tap.sock');
+  // The tap's configuration is the host's: a container's files never configure it (its root user writes them).
+  const conf = join(hostDir, 'nats-tap.conf');
+  writeFileSync(conf, '<ossec_config><nats><enabled>yes</enabled><metrics>no</metrics></nats></ossec_config>\n', { mode: 0o640 });
+  const tap = await startTap(['run', '--config', conf, '--home', home, '--nats-url', natsUrl, '--node', node, '--control-socket', sock,
     '--metrics', 'no']);
   t.teardown(() => tap.stop('SIGKILL'));
   return { sim, tap, home, sock };

@@ -10,7 +10,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import { ConfigError, ConfigFileMissing, isPermissionError, PermissionDenied } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
+import { containerWritten, CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
@@ -393,6 +393,12 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     const why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`;
     throw new ConfigError(`${ctx.where}: <${def.element}>: file '${clipPath(path)}' ${why}`);
   }
+  // A CA or a secret in a container's files is its root user's to read and replace (or to link to a host file).
+  const foreign = def.secret || def.key === 'tlsCa' ? containerWritten(path) : null;
+  if (foreign) {
+    throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${foreign}; keep the tap's `
+      + `${def.secret ? 'secrets' : 'CA'} on the host (e.g. /etc/wazuh-nats-tap/), with an absolute path`);
+  }
   // A FIFO or a device is refused here, never opened (reading one would block or never end).
   if (!st.isFile()) throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is not a regular file (${fileKind(st)})`);
   if (!def.secret) {
@@ -605,6 +611,11 @@ function readConfigFile(file: string, trusted = true): string {
     if (isPermissionError(e)) throw new PermissionDenied(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
     if (e instanceof UntrustedFile) {
+      if (containerWritten(file)) {
+        throw new ConfigError(`configuration file '${f}' is ${e.message}: the tap runs as the host's root, and whoever writes its `
+          + 'configuration chooses where it sends its credentials and which of the host\'s files it reads as secrets. Give it a '
+          + 'configuration of the host\'s: --config /etc/wazuh-nats-tap/<name>.conf (owned by root, mode 0640), with --home as it is');
+      }
       const wazuhs = basename(file) === 'ossec.conf'
         ? ` Wazuh keeps ossec.conf writable by its group (its API rewrites it): put the <nats> section in ${TAP_CONF.replace(/^etc\//, '<home>/etc/')} instead, owned by root, mode 0640.`
         : '';

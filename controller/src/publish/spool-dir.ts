@@ -12,7 +12,7 @@
 // mode, its files: Spool.pinDir), through the descriptor.
 import { closeSync, constants as fc, fstatSync, mkdirSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
-import { procRootOf } from '../util/proc-root.js';
+import { foreignViewOf } from '../util/proc-root.js';
 import { ConfigError } from '../errors.js';
 import { EUID, fileKind, lstatOrNull } from '../util/read-file.js';
 
@@ -63,7 +63,7 @@ export function procPathOf(fd: number, st: Stats): string | null {
  */
 export function openSpoolDir(dir: string): OpenedDir {
   const path = resolve(dir);
-  const container = procRootOf(path);
+  const container = foreignViewOf(path);
   const top = container ?? '/';
   const names = path.slice(top.length).split('/').filter(Boolean);
   let fd = openSync(top, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);

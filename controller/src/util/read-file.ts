@@ -4,6 +4,7 @@
 // the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
 // swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { foreignViewOf } from './proc-root.js';
 import { clipPath } from './clip.js';
 
 /** The file exists but is not a regular file (a FIFO, a device, a socket, a directory). */
@@ -109,14 +110,27 @@ export function writableByOthers(st: Stats): string | null {
 }
 
 /**
+ * Why a file below another process's view of the files (`/proc/<pid>/root/…`: a container's, as the
+ * host reaches it) is no file of the host administrator's, whoever owns it: the container's root user
+ * (uid 0 too, without a user namespace) may write, replace or link it. null for any other path.
+ */
+export function containerWritten(path: string): string | null {
+  const view = foreignViewOf(path);
+  return view ? `below ${view}, another process's view of the files (a container's): its root user may have written it, `
+    + 'whatever its owner and mode say' : null;
+}
+
+/**
  * A file whose contents steer the tap — its configuration, the CA it trusts, the secrets it sends —
  * read only when nobody but root (or the tap's user) can have chosen them: a regular file, owned so,
  * writable by its owner only (`secret`: and giving group and others no access at all); a symbolic
- * link is followed only when it is root's too. Checked on the descriptor read, so what is checked is
+ * link is followed only when it is root's too; nothing below a container's root (containerWritten). Checked on the descriptor read, so what is checked is
  * what is read. Throws UntrustedFile (its message says why and the fix, not the path), NotRegularFile,
  * the fs error, or an Error past `maxBytes`.
  */
 export function readTrustedFileSync(path: string, maxBytes: number, o: { secret?: boolean } = {}): Buffer {
+  const foreign = containerWritten(path);
+  if (foreign) throw new UntrustedFile(foreign);
   const link = lstatSync(path);
   if (link.isSymbolicLink()) {
     const owner = secretOwnerOther(link);
