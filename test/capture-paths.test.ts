@@ -1,7 +1,8 @@
 // The capture layer against real syscalls: every write path, split and merged
 // frames, 64 KiB replies, 5.x partial sends, and daemons started after the tap.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, renameSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture, type Hook } from '../controller/src/capture/capture.js';
@@ -221,6 +222,33 @@ t.test('5.x: frames cut anywhere (inside the header too) are reassembled, every 
   t.same(mine().map((e) => (e.request as { id?: number }).id ?? (e.request as { data?: { id: number } }).data?.id),
     agents.flatMap((a) => [a.id, undefined, a.id, a.id]), 'for the right agents');
   t.ok(mine().every((e) => e.reply.status === 'ok'), 'each paired with its ok');
+});
+
+t.test('5.x: sends the kernel cuts short (a full send buffer: a short count, EAGAIN, then the tail) are captured as written, every request paired', async (t) => {
+  // The real 5.x remoted's case (WAZUH-PROTOCOL §1): the kernel takes part of a frame, the next sendto
+  // fails with EAGAIN, the tail goes after poll(). Not the simulator's --split (whole writes of parts):
+  // here the syscall is given the whole frame and returns less.
+  const { capture, records, exchanges, sim } = await session(t, ['sendto'], { version: 5 });
+  const exe = join(sim.home, 'bin/wazuh-manager-remoted');
+  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', `${exe}.new`, join(ROOT, 'test/helpers/short-send-client.c')]);
+  renameSync(`${exe}.new`, exe); // a new file under the name: the running simulated remoted keeps its own
+  const K = 6;
+  const client = spawnSync(exe, [String(K), '101'], { cwd: sim.home, encoding: 'utf8', timeout: 20_000 });
+  const said = /sent (\d+) short=(\d+) eagain=(\d+) replies_ok=(\d+)/.exec(client.stdout);
+  t.ok(said, `the client ran: ${client.stdout}${client.stderr}`);
+  const [, , shorts, eagains, oks] = said!.map(Number);
+  t.equal(oks, K, 'wazuh-db answered every request');
+  t.ok(shorts > 0, `the kernel cut sends short (${shorts} short counts, ${eagains} EAGAIN): the case is really made`);
+  const mine = () => exchanges().filter((e) => e.comm === 'wazuh-manager-r' && label(e) === 'update-agent-data'
+    && ((e.request as { data: { id: number } }).data.id >= 101));
+  await waitFor(() => mine().length >= K, 5000, 'every request');
+  t.same(mine().map((e) => (e.request as { data: { id: number; agent_ip?: string } }).data).map((d) => [d.id, d.agent_ip]),
+    Array.from({ length: K }, (_, i) => [101 + i, `10.3.0.${101 + i}`]), 'each request whole, for its agent, in order');
+  t.ok(mine().every((e) => e.reply.status === 'ok'), 'each paired with its ok');
+  const parts = records.filter((r) => r.direction === 'request' && r.comm === 'wazuh-manager-r' && r.data.length > 0
+    && !(r.offset === 0 && Buffer.from(r.data).readUInt32LE(0) + 4 === r.data.length));
+  t.ok(parts.length > 0, `frames captured in parts, as the kernel took them (${parts.length} records)`);
+  if (eagains > 0) t.ok(capture.counters().failed_writes > 0, 'the EAGAINs counted as failed writes, nothing of them kept');
 });
 
 t.test('a daemon started or restarted after attach is captured at once; one running before is found in /proc', async (t) => {
