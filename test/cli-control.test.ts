@@ -1,7 +1,7 @@
 // attach, detach and status from the CLI to a running agent, through its control socket.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -192,6 +192,9 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
     t.match(line.msg, /apply only after a restart.*: server_url, max_reconnects, .*encrypt_messages, encryption_key/, 'the message says so');
   }
   t.notMatch(JSON.stringify(tap.logs), /R3LOAD-SECRET|a1a1a1/, 'names only: neither the URL\'s password nor the key');
+  t.same((await status()).restart_needed, NAMED, 'status --json: what waits for a restart');
+  t.match((await runTap(['status', '--control-socket', sock])).stdout, /^config\s+RESTART NEEDED: the configuration file changed server_url, max_reconnects, /m,
+    'status: the file is not what runs');
 
   writeOssecConf(home, `${url}    <no_such_element>1</no_such_element>\n`);
   tap.proc.kill('SIGHUP');
@@ -207,6 +210,40 @@ t.test('SIGHUP reloads the configuration; a broken file keeps the running one', 
   t.equal(tap.proc.exitCode, null, 'still running');
   t.ok(conf);
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+t.test('SIGHUP reads the file the start read: nats-tap.conf gone for an instant is a failed reload, not ossec.conf\'s "disabled"; a file too large is refused', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-hup-file-'));
+  mkdirSync(join(home, 'etc'));
+  // Wazuh's own ossec.conf, without <nats>: read for the node name only.
+  writeFileSync(join(home, 'etc/ossec.conf'), '<ossec_config><cluster><node_name>n1</node_name></cluster></ossec_config>\n');
+  const own = join(home, 'etc/nats-tap.conf');
+  const body = '<ossec_config><nats><enabled>yes</enabled><server_url>nats://127.0.0.1:1</server_url><metrics>no</metrics>'
+    + '<alerts>no</alerts></nats></ossec_config>\n';
+  writeFileSync(own, body, { mode: 0o640 });
+  const tap = await startTap(['run', '--home', home, '--no-attach', '--control-socket', join(home, 'tap.sock')]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const refusals = () => tap.logs.filter((l) => l.msg === 'configuration reload failed: keeping the running configuration');
+
+  renameSync(own, `${own}.editing`); // an editor's or a deployment's moment without the file
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => refusals().length === 1, 5000, 'the refused reload');
+  t.match(refusals()[0].err, /nats-tap\.conf' does not exist/, 'the missing file is said');
+  t.notOk(tap.logs.some((l) => /disabled/.test(String(l.msg))), 'not taken for <enabled>no</enabled>');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(tap.proc.exitCode, null, 'still running');
+  renameSync(`${own}.editing`, own);
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => tap.logs.some((l) => l.msg === 'configuration reloaded'), 5000, 'the file back: reloaded');
+
+  // A configuration of 2 MiB (the bound is 1 MiB): refused at once, not parsed for seconds on the event loop.
+  writeFileSync(own, body.replace('</nats>', `</nats><!-- ${'x'.repeat(2 << 20)} -->`));
+  const t0 = Date.now();
+  tap.proc.kill('SIGHUP');
+  await waitFor(() => refusals().length === 2, 5000, 'the refused reload');
+  t.match(refusals()[1].err, /is \d+ bytes, more than the 1048576 allowed/, 'said');
+  t.ok(Date.now() - t0 < 5000, 'bounded');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null }, 'a clean stop');
 });
 
 t.test('the control socket removed while the agent runs is made again', async (t) => {

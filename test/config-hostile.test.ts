@@ -154,7 +154,7 @@ t.test('an unreadable etc/ossec.conf (a FIFO, a link to /dev/zero, too large, ba
   const cases: [string, (file: string) => void, RegExp][] = [
     ['a FIFO', (f) => fifo(f), /is not a regular file \(a FIFO\)/],
     ['a link to /dev/zero', (f) => symlinkSync('/dev/zero', f), /is not a regular file \(a character device\)/],
-    ['17 MB', (f) => writeFileSync(f, Buffer.alloc(17 * 1024 * 1024, 0x20)), /is 17825792 bytes, more than the 16777216 allowed/],
+    ['2 MiB', (f) => writeFileSync(f, Buffer.alloc(2 * 1024 * 1024, 0x20)), /is 2097152 bytes, more than the 1048576 allowed/],
     ['bad XML', (f) => writeFileSync(f, '<ossec_config>\n  <cluster><node_name>master-01</node_name></cluster>\n  <oops>\n</ossec_config>\n'), /ossec\.conf:\d+: malformed XML/],
   ];
   for (const [what, make, why] of cases) {
@@ -248,11 +248,11 @@ t.test('tail: a bad subject or number is a usage error, exit 2, no stack trace',
 });
 
 t.test('a huge value from a file or the command line is quoted clipped', async (t) => {
-  const big = 'x'.repeat(10 * 1024 * 1024);
+  const big = 'x'.repeat(900 * 1024); // a file stays below the 1 MiB a configuration may be
   for (const conf of [
     nats(`<max_reconnects>${big}</max_reconnects>`),
     nats(`<subject_prefix>a b${big}</subject_prefix>`),
-    nats(`<${big.slice(0, 4 << 20)}>1</${big.slice(0, 4 << 20)}>`), // (the whole file stays below the 16 MB a configuration may be)
+    nats(`<${big.slice(0, 400 << 10)}>1</${big.slice(0, 400 << 10)}>`),
     nats(`<server_url>nats://${big}:4222/path</server_url>`),
     nats(`<token_file>/nonexistent/${big}</token_file>`),
     `${nats('')}<ossec_config><${big}></ossec_config>`,

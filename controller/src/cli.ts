@@ -158,7 +158,17 @@ export async function main(argv: string[]): Promise<number> {
         code = await runAgent({
           home: cfg.home, natsUrls: cfg.serverUrls, prefix: cfg.subjectPrefix, node: cfg.managerNode,
           attach: a.attach, hooks: cfg.hooks as Hook[], controlSocket: a.controlSocket, metrics: cfg.metrics,
-          keepaliveEvents: cfg.keepaliveEvents, captureIntervalMs: cfg.captureIntervalMs, reload: { running: cfg, load }, log,
+          keepaliveEvents: cfg.keepaliveEvents, captureIntervalMs: cfg.captureIntervalMs, log,
+          // A reload reads the file the start read, in the home it found: never another one the loader
+          // would pick now (nats-tap.conf missing for an instant made it read ossec.conf's — no <nats>,
+          // so "disabled" — and the tap stopped, exit 0, for good under Restart=on-failure).
+          reload: {
+            running: cfg,
+            load: () => loadConfig({
+              file: cfg.file, home: cfg.home,
+              overrides: { natsUrl: a.natsUrl, prefix: a.prefix, node: a.node, hooks: a.hooks, metrics: a.metrics },
+            }),
+          },
           alerts: { enabled: cfg.alerts, minLevel: cfg.alertsMinLevel, thresholds: cfg.alertThresholds, fromBeginning: cfg.alertsFromBeginning },
           delivery: {
             spoolDir: cfg.spoolDir, spoolMaxBytes: cfg.spoolMaxSize, jetstream: cfg.jetstream, stream: cfg.stream,

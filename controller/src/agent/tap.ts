@@ -60,6 +60,8 @@ export class Tap {
    * write of the tap's; spool_dir's path itself without /proc (and before the lock part started).
    */
   spoolAt: string;
+  /** The settings of the configuration file, at the last reload, that differ from the running ones and wait for a restart (by element name). */
+  restartNeeded: string[] = [];
   /** spool_dir's path leads elsewhere now (renamed while the tap runs): the next start would not find this spool. */
   spoolDirMoved = false;
   /** `s` with spoolAt shown as spool_dir (the path people know), for what is logged. */
@@ -369,6 +371,8 @@ export class Tap {
       identity: c?.identity() ?? null,
       // The home's path leads to another home (HomePin): restart the tap with the new container's pid.
       home_moved: this.homePin.moved,
+      // Settings the last reload read but could not apply: the file says otherwise than what runs until a restart.
+      restart_needed: this.restartNeeded,
       counters: c?.counters() ?? {},
       verifier: c?.verifier ?? null,
       decoder: this.decoder.summary(),

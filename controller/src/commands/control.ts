@@ -23,6 +23,9 @@ export function renderStatus(st: Record<string, any>): string {
   const every = st.capture_interval_ms && st.capture_interval_ms !== DEFAULT_ROUND_MS ? `, records taken every ${st.capture_interval_ms} ms` : '';
   rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})${every}` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
   rows.push(['node', `${st.node}  home ${st.home}  prefix ${st.prefix}`]);
+  if (st.restart_needed?.length) {
+    rows.push(['config', `RESTART NEEDED: the configuration file changed ${st.restart_needed.join(', ')}; the running values stay until a restart`]);
+  }
   const moved = st.home_moved;
   if (moved) {
     rows.push(['home', `MOVED: ${st.home} leads to another Wazuh home since ${new Date(moved.since).toISOString()} (${moved.what} is ${moved.found}, `

@@ -9,7 +9,7 @@ import type { Tap } from '../tap.js';
 import type { EffectiveConfig } from '../../config/ossec-conf.js';
 import { NATS_ELEMENTS } from '../../config/schema.js';
 import { readKeyFile } from '../../publish/encryption.js';
-import { maskSecrets, urlSecrets } from '../../util/mask-url.js';
+import { maskSecrets, maskUrlsIn, urlSecrets } from '../../util/mask-url.js';
 
 /** The configuration the agent started with, and how to read it again. */
 export interface Reloading {
@@ -62,6 +62,7 @@ export function reloadHandler(tap: Tap, follow: (on: boolean) => void, reloading
       log.error({ err: maskSecrets((e as Error).message, urlSecrets(running.serverUrls)) }, 'configuration reload failed: keeping the running configuration');
       return;
     }
+    for (const w of cfg.warnings) log.warn(maskUrlsIn(w)); // as at the start (an unreadable ossec.conf: why the node name changed)
     if (!cfg.enabled) {
       log.info({ file: cfg.file }, 'disabled in the configuration (<enabled>no</enabled>): stopping');
       tap.life.requestStop({ why: 'disabled', code: 0 });
@@ -77,6 +78,7 @@ export function reloadHandler(tap: Tap, follow: (on: boolean) => void, reloading
     const restart = needsRestart(running, cfg);
     if (!restart.includes('encryption_key') && keyChanged(tap, cfg)) restart.push('encryption_key');
     running = applied(running, cfg);
+    tap.restartNeeded = restart; // `status` says it until the next reload or restart: the file is not what runs
     const fields = { keepalive_events: tap.keepaliveEvents, capture_interval_ms: cfg.captureIntervalMs, alerts: cfg.alerts, alerts_min_level: cfg.alertsMinLevel, needs_restart: restart };
     if (!restart.length) log.info(fields, 'configuration reloaded');
     else log.warn(fields, `configuration reloaded, but these settings changed and apply only after a restart (the running values stay): ${restart.join(', ')}`);
