@@ -37,10 +37,10 @@ function freePort() {
   });
 }
 
-function start(cmd, args, name, ready) {
+function start(cmd, args, name, ready, env = process.env) {
   // A process group of its own: a Ctrl-C at the terminal reaches the demo alone, which stops the
   // simulator, then the tap (its last word still reaches NATS), then nats-server — in that order.
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
   children.push(p);
   let log = '';
   return new Promise((res, rej) => {
@@ -133,7 +133,9 @@ async function main() {
   sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents, background: true });
   await sim.start();
   tap = await start(process.execPath, [join(ROOT, 'bin/wazuh-nats-tap.js'), 'run', '--home', home,
-    '--control-socket', sock], 'the tap', /"msg":"attached/);
+    '--control-socket', sock], 'the tap', /"msg":"attached/,
+  // The home's lock and its spool's note in the demo's directory, removed with it: not in /run and /var/lib.
+  { ...process.env, WAZUH_NATS_TAP_LOCK_DIR: join(work, 'run'), WAZUH_NATS_TAP_STATE_DIR: join(work, 'state') });
 
   const end = Date.now() + DURATION_MS;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -15,6 +15,8 @@ export TMPDIR
 # The taps' per-home locks (agent/parts/lock.ts, /run/wazuh-nats-tap by default: one file a home, kept)
 # go there too: thousands of test homes left as many files in /run.
 export WAZUH_NATS_TAP_LOCK_DIR="$TMPDIR/run-locks"
+# And the notes of which directory each spool_dir was (agent/spool-note.ts, /var/lib/wazuh-nats-tap).
+export WAZUH_NATS_TAP_STATE_DIR="$TMPDIR/state"
 trap 'rm -rf --one-file-system "$TMPDIR" 2>/dev/null' EXIT
 node_modules/.bin/tap "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}

@@ -166,3 +166,35 @@ t.test('a lock that is a second name of another file, or another user\'s, is ref
   t.teardown(() => ok.release());
   t.pass('a lock of its own is taken');
 });
+
+t.test('the wazuh user renames the spool directory while the tap is stopped: the next start says the last run\'s spool is not there, and where it is', async (t) => {
+  const { h, sim, asWazuh } = await wazuhHome(t);
+  const args = ['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')];
+  const replacedLines = (logs: Record<string, unknown>[]) => logs.filter((l) => /^spool_dir is not the directory the last run used/.test(String(l.msg)));
+  const first = await startTap(args);
+  t.teardown(() => first.stop('SIGKILL'));
+  await sim.startup(A); // a status change, spooled (NATS is away)
+  await waitFor(() => spooled(join(h, 'var/nats-tap')).some((e) => e.kind === 'status'), 5000, 'the change spooled');
+  t.same(replacedLines(first.logs), [], 'a first run: nothing to say');
+  t.same((await first.stop('SIGTERM')), { code: 0, signal: null });
+
+  const again = await startTap(args); // the same directory: nothing to say
+  t.same(replacedLines(again.logs), [], 'the same directory: nothing said');
+  await again.stop('SIGTERM');
+
+  asWazuh(`mv ${join(h, 'var/nats-tap')} ${join(h, 'var/elsewhere')}`); // while the tap is stopped
+  const third = await startTap(args);
+  t.teardown(() => third.stop('SIGKILL'));
+  const said = replacedLines(third.logs);
+  t.equal(said.length, 1, 'said at the start');
+  t.match(said[0], { level: 50, spool_dir: join(h, 'var/nats-tap'), found_at: join(h, 'var/elsewhere') }, 'an error naming where the old one is');
+  t.match(String(said[0].msg), /it is at .*var\/elsewhere .*put it back at spool_dir/);
+  const st = JSON.parse((await runTap(['status', '--json', '--control-socket', join(h, 'tap.sock')])).stdout);
+  t.match(st.spool.replaced, { found_at: join(h, 'var/elsewhere') }, 'status --json: spool.replaced');
+  t.match((await runTap(['status', '--control-socket', join(h, 'tap.sock')])).stdout, /^spool .*NOT THE LAST RUN'S: the spool and statuses it held are at .*var\/elsewhere/m, 'status: the spool row says it');
+  await third.stop('SIGTERM');
+
+  const fourth = await startTap(args); // said once: the new directory is noted now
+  t.same(replacedLines(fourth.logs), [], 'the next start: the new directory is the noted one');
+  await fourth.stop('SIGTERM');
+});

@@ -67,6 +67,9 @@ t.test('hardening the tap runs under (the sandbox run below approximates each)',
   t.same(setting('ProtectSystem'), ['strict']);
   // /run itself: the control socket's default, /run/wazuh-nats-tap.sock (SPEC), is made there.
   t.same(setting('ReadWritePaths'), ['-/var/ossec/var -/var/wazuh-manager/var /run']);
+  // /var/lib/wazuh-nats-tap: which directory each spool_dir was (agent/spool-note.ts), root's alone.
+  t.same(setting('StateDirectory'), ['wazuh-nats-tap']);
+  t.same(setting('StateDirectoryMode'), ['0700']);
 });
 
 // ---- The tap under the unit's sandbox, approximated without systemd ----------------------------------
@@ -91,12 +94,17 @@ function sandboxScript(home: string, o: { unmountTracefs?: boolean } = {}): stri
     'mounts() { awk \'{ print $5 }\' /proc/self/mountinfo | sort -u; }',
     'ro() { mount -o remount,bind,ro "$1" 2>/dev/null || mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"; }',
     'hide() { [ -e "$1" ] || return 0; if [ -d "$1" ]; then mount --bind "$empty" "$1"; else mount --bind "$emptyf" "$1"; fi; }'];
+  // StateDirectory=: systemd makes /var/lib/<name> (the mode StateDirectoryMode says) and leaves it
+  // writable; a directory of the test's stands for it (the machine's /var/lib is left alone).
+  const stateDir = setting('StateDirectory').at(-1);
+  if (stateDir) lines.push(`state=$(mktemp -d) && chmod ${setting('StateDirectoryMode').at(-1) ?? '0755'} "$state"`);
   if (o.unmountTracefs) {
     lines.push('for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing; do',
       '  while grep -q " $m " /proc/self/mounts; do umount "$m"; done', 'done');
   }
   // ProtectSystem=strict: everything read-only but the API file systems.
   lines.push('for m in $(mounts); do case "$m" in /dev|/dev/*|/proc|/proc/*|/sys|/sys/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac; done');
+  if (stateDir) lines.push('mount --bind "$state" "$state" && mount -o remount,bind,rw "$state"', 'export WAZUH_NATS_TAP_STATE_DIR="$state"');
   for (const p of (setting('ReadWritePaths').at(-1) ?? '').split(/\s+/).filter(Boolean)) {
     const optional = p.startsWith('-');
     const path = p.replace(/^-/, '').replace(/^\/var\/ossec(?=\/|$)/, home);
@@ -138,7 +146,7 @@ function sandboxScript(home: string, o: { unmountTracefs?: boolean } = {}): stri
 
 for (const unmountTracefs of [false, true]) {
   // The unit's own lock directory (/run/wazuh-nats-tap, writable in its sandbox), not the test run's (read-only there).
-  const { WAZUH_NATS_TAP_LOCK_DIR: _runLocks, ...unitEnv } = process.env;
+  const { WAZUH_NATS_TAP_LOCK_DIR: _runLocks, WAZUH_NATS_TAP_STATE_DIR: _state, ...unitEnv } = process.env;
   t.test(`the tap under the unit's sandbox${unmountTracefs ? ', tracefs not mounted (it mounts it, in its own namespace)' : ''}: attaches, publishes, spools, answers status, stops cleanly`, async (t) => {
     const home = mkdtempSync(join(tmpdir(), 'wnt-unit-home-'));
     mkdirSync(join(home, 'var'));

@@ -3,6 +3,7 @@
 // follower), and the three operations more than one part needs — publish a
 // batch of events, resynchronise the state from wazuh-db, and describe
 // everything for `status`. The parts themselves are in ./parts/.
+import type { SpoolReplaced } from './spool-note.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -62,6 +63,8 @@ export class Tap {
   spoolAt: string;
   /** The settings of the configuration file, at the last reload, that differ from the running ones and wait for a restart (by element name). */
   restartNeeded: string[] = [];
+  /** At this start spool_dir was another directory than the last run's (agent/spool-note.ts): what it was, where it is. */
+  spoolReplaced: SpoolReplaced | null = null;
   /** spool_dir's path leads elsewhere now (renamed while the tap runs): the next start would not find this spool. */
   spoolDirMoved = false;
   /** `s` with spoolAt shown as spool_dir (the path people know), for what is logged. */
@@ -416,6 +419,8 @@ export class Tap {
         // spool_dir's path leads to another directory, or none, now: the tap writes the one it opened,
         // which the next start will not find there (the events it holds not replayed).
         dir_moved: this.spoolDirMoved,
+        // At this start spool_dir was not the directory the last run used: its events and statuses are not here.
+        replaced: this.spoolReplaced ? { was: this.spoolReplaced.was, noted: this.spoolReplaced.noted, found_at: this.spoolReplaced.foundAt } : null,
       },
       agents: this.state.countsByStatus(),
       // agents.status: compactions while running; bytes a start could not read (a file too large: statuses lost).

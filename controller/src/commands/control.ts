@@ -75,7 +75,8 @@ export function renderStatus(st: Record<string, any>): string {
       + (sp.refused_files ? `, files refused (not the tap's) ${sp.refused_files}` : '')
       + (sp.lost ? `, LOST with a segment file gone ${sp.lost}` : '')
       + (sp.owed_statuses ? `, ${sp.owed_statuses} agents' latest status change waiting for room` : '')
-      + (sp.dir_moved ? ', MOVED: spool_dir leads elsewhere now; move the directory back before the next start' : '')]);
+      + (sp.dir_moved ? ', MOVED: spool_dir leads elsewhere now; move the directory back before the next start' : '')
+      + (sp.replaced ? `, NOT THE LAST RUN'S: the spool and statuses it held are ${sp.replaced.found_at ? `at ${sp.replaced.found_at}` : 'gone'} (see the log)` : '')]);
   }
   rows.push(['agents', agents.length ? agents.join(', ') : 'none known']);
   const al = st.alerts;
