@@ -109,3 +109,28 @@ t.test('out of descriptors at open: the journal is said unreadable and kept whol
     ['1 active 0', '2 disconnected 3', '9 active 0'], 'the next start knows the statuses from before, and the one recorded since');
   await child.send('close');
 });
+
+t.test('lines that are no journal line (damage) are skipped, counted and said; a torn last line (a crash) is not', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-journal-bad-'));
+  const path = join(dir, 'agents.status');
+  const said: [string, string][] = [];
+  const open = () => {
+    const j = new StatusJournal(path, { onError: (e, op) => { said.push([op, e.message]); } });
+    const known = j.open();
+    j.close();
+    return { j, known };
+  };
+  writeFileSync(path, '1 active 0\n2 disconnected 3\n3 acti');
+  let r = open();
+  t.same([r.j.invalidLines, said], [0, []], 'a torn last line: a crash, nothing said');
+  t.same([...r.known.keys()], [1, 2]);
+
+  writeFileSync(path, `1 active 0\n\u0000\u0001garbage\u00ff\n2 disconnected 3\nnot a line\n3 pend`);
+  r = open();
+  t.equal(r.j.invalidLines, 2, 'two damaged lines counted (the torn last one not)');
+  t.match(said, [['invalid', /agents\.status: 2 lines are no journal line/]], 'said once');
+  t.same([...r.known.keys()], [1, 2], 'the valid lines kept');
+  said.length = 0;
+  r = open();
+  t.same([r.j.invalidLines, said], [0, []], 'compacted: clean at the next open');
+});

@@ -423,8 +423,9 @@ export class Tap {
         replaced: this.spoolReplaced ? { was: this.spoolReplaced.was, noted: this.spoolReplaced.noted, found_at: this.spoolReplaced.foundAt } : null,
       },
       agents: this.state.countsByStatus(),
-      // agents.status: compactions while running; bytes a start could not read (a file too large: statuses lost).
-      journal: this.journal ? { compactions: this.journal.compactions, unread_bytes: this.journal.unreadBytes } : null,
+      // agents.status: compactions while running; bytes a start could not read (a file too large: statuses lost),
+      // and lines it found damaged (statuses lost too).
+      journal: this.journal ? { compactions: this.journal.compactions, unread_bytes: this.journal.unreadBytes, invalid_lines: this.journal.invalidLines } : null,
       alerts: this.alertStatus(),
       // The metrics endpoint: null without one; `listening` false (with `error`) while its port is taken.
       metrics: this.metricsState ? { ...this.metricsState } : null,

@@ -17,6 +17,8 @@ const JOURNAL_FAULTS: Record<JournalOp, string> = {
   write: 'agents.status: cannot write (disk full?): kept in memory, retrying',
   oversized: 'agents.status is larger than it is read: only its end was (each agent\'s latest status there); '
     + 'agents with no line in it are taken from wazuh-db as they are',
+  invalid: 'agents.status holds lines that are no journal line (damaged: a disk, a restore, an edit?): skipped; '
+    + 'the statuses they held are taken from wazuh-db as they are, and their first changes may carry a previous_status the consumers never got',
 };
 
 export function statePart(tap: Tap): Part {
@@ -28,7 +30,7 @@ export function statePart(tap: Tap): Part {
       const journal = new StatusJournal(join(tap.spoolAt, 'agents.status'), {
         onError: (e, op, failures) => {
           const err = tap.shownPath(e.message); // spool_dir's path, not /proc/self/fd/<n> (tap.spoolAt)
-          if (op === 'oversized') log.error({ err, op }, JOURNAL_FAULTS[op]); // statuses lost: not a passing fault
+          if (op === 'oversized' || op === 'invalid') log.error({ err, op }, JOURNAL_FAULTS[op]); // statuses lost: not a passing fault
           else log.warn({ err, op, failures }, JOURNAL_FAULTS[op]);
         },
         onRecovered: () => log.info('agents.status: writing again'),

@@ -95,17 +95,23 @@ export function publishedStatus(status: ConnectionStatus, status_code: number): 
  * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
  * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits.
  */
-export function parseJournal(text: string, out = new Map<number, PublishedStatus>()): Map<number, PublishedStatus> {
+export function parseJournal(text: string, out = new Map<number, PublishedStatus>(), bad?: { lines: number }): Map<number, PublishedStatus> {
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
-    if (!m || !(STATUSES as readonly string[]).includes(m[2])) continue;
+    if (!m || !(STATUSES as readonly string[]).includes(m[2])) {
+      if (bad && line !== '') bad.lines++;
+      continue;
+    }
     out.set(Number(m[1]), publishedStatus(m[2] as ConnectionStatus, Number(m[3])));
   }
   return out;
 }
 
-/** parseJournal over a file's bytes, PARSE_CHUNK of whole lines at a time; a longer line (no journal line is) skipped. */
-function parseJournalBytes(buf: Buffer): Map<number, PublishedStatus> {
+/**
+ * parseJournal over a file's bytes, PARSE_CHUNK of whole lines at a time; a longer line (no journal line
+ * is) skipped. `bad.lines`: the lines that are no journal line — but a torn last one (a crash in a write).
+ */
+function parseJournalBytes(buf: Buffer, bad?: { lines: number }): Map<number, PublishedStatus> {
   const out = new Map<number, PublishedStatus>();
   let pos = 0;
   while (pos < buf.length) {
@@ -116,7 +122,10 @@ function parseJournalBytes(buf: Buffer): Map<number, PublishedStatus> {
       pos = nl + 1;
       continue;
     }
-    parseJournal(buf.toString('latin1', pos, end), out);
+    // The file's end without its newline: a write a crash cut, not a line that was ever whole.
+    const whole = end === buf.length && buf[end - 1] !== 0x0a ? buf.lastIndexOf(0x0a, end - 1) + 1 : end;
+    parseJournal(buf.toString('latin1', pos, Math.max(pos, whole)), out, bad);
+    if (whole < end) parseJournal(buf.toString('latin1', Math.max(pos, whole), end), out);
     pos = end + 1;
   }
   return out;
@@ -141,12 +150,13 @@ function readJournal(path: string, maxBytes: number): { bytes: Buffer; unread: n
   }
 }
 
-export type JournalOp = 'read' | 'open' | 'write' | 'compact' | 'oversized';
+export type JournalOp = 'read' | 'open' | 'write' | 'compact' | 'oversized' | 'invalid';
 
 export interface StatusJournalOptions {
   /**
    * A write failed (`failures` so far): reported the first time, then at most once a minute.
-   * `oversized`: open() found the file larger than it reads, and read its end only.
+   * `oversized`: open() found the file larger than it reads, and read its end only; `invalid`: lines
+   * in it that are no journal line (not a torn last one), skipped.
    */
   onError?: (err: Error, op: JournalOp, failures: number) => void;
   /** Writing works again after failures. */
@@ -184,6 +194,8 @@ export class StatusJournal {
   compactions = 0;
   /** Bytes of the file open() could not read (it was larger than that): the statuses in them are lost. */
   unreadBytes = 0;
+  /** Lines open() found that are no journal line (damage, not a crash's torn last line): their statuses are lost. */
+  invalidLines = 0;
 
   private readonly o: StatusJournalOptions;
 
@@ -198,7 +210,14 @@ export class StatusJournal {
     try {
       const maxBytes = this.o.maxBytes ?? MAX_BYTES;
       const { bytes, unread } = readJournal(this.path, maxBytes);
-      known = parseJournalBytes(bytes);
+      const bad = { lines: 0 };
+      known = parseJournalBytes(bytes, bad);
+      if (bad.lines > 0) {
+        // Not a crash's torn last line: damage (a disk, a restore, an edit). What those lines held is lost.
+        this.invalidLines += bad.lines;
+        this.o.onError?.(new Error(`${this.path}: ${bad.lines} line${bad.lines === 1 ? ' is' : 's are'} no journal line (AGENT_ID STATUS CODE)`),
+          'invalid', this.failures);
+      }
       if (unread > 0) {
         // Its end holds each agent's latest line, for every agent with one there; the others' are lost.
         this.unreadBytes += unread;
@@ -362,7 +381,7 @@ export class StatusJournal {
     return this.failures;
   }
 
-  private failed(e: Error, op: Exclude<JournalOp, 'oversized'>): void {
+  private failed(e: Error, op: Exclude<JournalOp, 'oversized' | 'invalid'>): void {
     this.failures++;
     this.failedAt = performance.now();
     if (this.failedAt - this.reportedAt < REPORT_EVERY_MS) return;
