@@ -412,3 +412,26 @@ t.test('below a container\'s root (/proc/<pid>/root/…): no link is followed, e
   s.close();
   t.ok(readdirSync(join(home, 'var/nats-tap')).some((f) => f.startsWith('seg-')), 'the spool is made below the container\'s root');
 });
+
+t.test('an ack cursor past every record in the spool (damaged, or saved after a crash lost the segments\' end) is said, with both numbers', async (t) => {
+  const dir = join(base(), 'spool');
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  s.append([msg(1), msg(2), msg(3)]);
+  s.close();
+  writeFileSync(join(dir, 'ack'), '999999999\n');
+  const w = warnings();
+  const s2 = Spool.open({ dir, maxBytes: 1 << 20, onWarn: w.onWarn });
+  t.same(ids(s2.read(10)), [], 'taken as delivered (it cannot be told from a crash\'s)');
+  t.match(w.said, [{ msg: /the ack cursor is past every record in the spool/, fields: { cursor: 999999999, last_record: 3 } }], 'but said');
+  s2.close();
+
+  const d2 = join(base(), 'spool');
+  const s3 = Spool.open({ dir: d2, maxBytes: 1 << 20, ackPersistMs: 20 });
+  s3.append([msg(1), msg(2)]);
+  for (const e of s3.read(10)) s3.ack(e.seq);
+  await new Promise((r) => setTimeout(r, 100));
+  s3.close();
+  const w2 = warnings();
+  Spool.open({ dir: d2, maxBytes: 1 << 20, onWarn: w2.onWarn }).close();
+  t.same(w2.said.filter((x) => /ack cursor/.test(x.msg)), [], 'a cursor at the last record: nothing to say');
+});

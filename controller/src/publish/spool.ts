@@ -461,6 +461,8 @@ export class Spool {
     const files = names.filter((f) => /^seg-\d+\.log$/.test(f))
       .map((f) => ({ f, id: Number(f.slice(4, -4)) })).sort((a, b) => a.id - b.id);
     let maxSeq = this.ackCursor;
+    /** The highest seq of the records found (the cursor aside). */
+    let recordsMax = 0;
     // Past every name found, refused ones too: a new segment is never one of them.
     const maxId = files.reduce((m, { id }) => Math.max(m, id), 0);
     /**
@@ -492,7 +494,8 @@ export class Spool {
       const tail: Tail | null = cut ? { path, end, size: buf.length, lastSeq: prevSeq, nextSeq: 0 } : null;
       if (tail) tails.push(tail);
       const live = entries.filter((e) => e.seq > this.ackCursor);
-      for (const e of entries) maxSeq = Math.max(maxSeq, e.seq);
+      for (const e of entries) recordsMax = Math.max(recordsMax, e.seq);
+      maxSeq = Math.max(maxSeq, recordsMax);
       if (live.length === 0) {
         try { unlinkSync(path); } catch (e) { if (!isErrno(e)) throw e; }
         continue;
@@ -524,6 +527,14 @@ export class Spool {
         const gap = t.lastSeq > 0 && t.nextSeq > 0 ? t.nextSeq - t.lastSeq - 1 : 1;
         this.counters.corrupt += Math.max(1, Math.min(gap, Math.floor((t.size - t.end) / MIN_FRAME)));
       }
+    }
+    if (recordsMax > 0 && this.ackCursor > recordsMax) {
+      // Every record taken as delivered. Legitimate after a crash that lost a segment's unsynced end
+      // while the cursor saved after it was synced; a damaged cursor hides undelivered events: said.
+      this.onWarn?.('spool: the ack cursor is past every record in the spool: all are taken as delivered (a crash between the '
+        + 'segments\' sync and the cursor\'s, or a damaged ack file: then those events never reached NATS)', {
+        file: join(this.o.dir, 'ack'), cursor: this.ackCursor, last_record: recordsMax,
+      });
     }
     this.counters.recovered = this.unacked;
     this.nextSeq = maxSeq + 1;
