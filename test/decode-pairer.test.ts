@@ -429,4 +429,13 @@ t.test('apply order by wazuh-db\'s reads: a request read late (its worker woken 
   p.push([rec(3, 'reply', wire('ok'), 204n * MS)]);
   t.same(seen(), ['002:disconnected>pending', '002:pending>active'], 'a stale read is no read');
   t.equal(decoder.summary().placedByWrite, 2, 'both counted as placed by their writes (a stale read, none)');
+  t.equal(decoder.summary().abandoned, 0, 'none given up');
+
+  // Two requests written back to back on one connection before any reply (no Wazuh client does): the
+  // first is taken for one whose reply was lost — given up, and counted where status shows it.
+  p.push([rec(5, 'request', PENDING(3), 300n * MS)]);
+  p.push([rec(5, 'request', ACTIVE(3), 301n * MS)]);
+  p.push([rec(5, 'reply', wire('ok'), 302n * MS)]);
+  p.push([rec(5, 'reply', wire('ok'), 303n * MS)]);
+  t.equal(decoder.summary().abandoned, 1, 'the first given up: counted in the summary (status --json decoder.abandoned)');
 });

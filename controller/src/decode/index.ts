@@ -53,6 +53,13 @@ export interface DecoderSummary extends ReassemblerStats {
   droppedFields: number;
   /** Answered exchanges (ticks included) placed in the apply order by their write: wazuh-db's read of them not known. */
   placedByWrite: number;
+  /**
+   * Requests given up unanswered: a later request of their connection answered first (their reply lost
+   * with records, or requests written back to back before any reply — no Wazuh client does), a queue
+   * over its bound, lost bytes. A status change among them is not applied (after lost records, the
+   * resynchronisation that follows mends it; back-to-back requests are not mended).
+   */
+  abandoned: number;
 }
 
 const OK: ParsedWdbReply = Object.freeze({ status: 'ok', payload: '', malformed: false }) as ParsedWdbReply;
@@ -168,7 +175,7 @@ export class WdbDecoder {
     return {
       ...r, malformed: r.malformed + p.invalidRequests + p.malformedReplies,
       malformedStreams: r.malformed, invalidRequests: p.invalidRequests, malformedReplies: p.malformedReplies, droppedFields: p.droppedFields,
-      placedByWrite: p.placedByWrite + this.ticksPlacedByWrite,
+      placedByWrite: p.placedByWrite + this.ticksPlacedByWrite, abandoned: p.abandoned,
     };
   }
 }
