@@ -210,7 +210,8 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
   const args = [...fromEnv, ...nodeArgs, join(root, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
     '--control-socket', sock, '--log-level', logLevel, ...(attach ? [] : ['--no-attach'])];
   // PROFILE=1: a V8 CPU profile of each tap (cpu-profile.mjs), in build/bench/profile-*.cpuprofile.
-  const env = { ...process.env, ...TAP_ENV, ...(own && { WAZUH_NATS_TAP_LOCK_DIR: join(home, `lock-${label}`), WAZUH_NATS_TAP_STATE_DIR: join(home, `state-${label}`) }) };
+  // The spool's note (agent/spool-note.ts) in the bench's home, never the machine's /var/lib.
+  const env = { ...process.env, ...TAP_ENV, WAZUH_NATS_TAP_STATE_DIR: join(home, own ? `state-${label}` : 'state'), ...(own && { WAZUH_NATS_TAP_LOCK_DIR: join(home, `lock-${label}`) }) };
   if (process.env.PROFILE === '1') {
     mkdirSync(BENCH, { recursive: true });
     args.unshift('--import', join(ROOT, 'scripts/bench/cpu-profile.mjs'));
