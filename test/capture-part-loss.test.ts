@@ -18,7 +18,7 @@ t.test('queue_drops, scratch_failures, inflight_full and truncated rising: recor
   const counters = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as CaptureCounters;
   const fake = {
     verifier: null, attached: false,
-    start() {}, counters: () => ({ ...counters }), detach() {}, async close() {},
+    start() {}, counters: () => ({ ...counters }), detach() {}, async detachAsync() {}, whenDetached: async () => {}, async close() {},
   };
   const open = Capture.open;
   (Capture as unknown as { open: () => unknown }).open = () => fake;

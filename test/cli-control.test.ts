@@ -14,6 +14,7 @@ import { bpfMark, leftBehind, tapLinksOf } from './helpers/bpf.js';
 import { waitFor } from './helpers/wait.js';
 import { writeOssecConf } from './helpers/config.js';
 import { contractJson } from './helpers/contract.js';
+import { sendControl } from '../controller/src/control/client.js';
 
 // Tap programs loaded from here on: those a test leaves behind (another tap's are held by it, never counted).
 const MARK = bpfMark();
@@ -134,6 +135,38 @@ t.test('status, detach and attach a running agent', async (t) => {
   t.match(gone.stderr, /agent is not running/);
 });
 
+t.test('detach waits for the kernel off the event loop: status answers meanwhile (detached); an attach sent during it ends attached', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-ctl-detach-'));
+  writeOssecConf(home, '    <server_url>nats://127.0.0.1:1</server_url>\n');
+  const sock = join(home, 'tap.sock');
+  const sim = new SimManager({ binDir: join(ROOT, 'build/sim/bin'), home, agents: [A] });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = await startTap(['run', '--home', home, '--control-socket', sock]);
+  t.teardown(() => tap.stop('SIGKILL'));
+  for (let round = 0; round < 3; round++) {
+    const order: string[] = [];
+    // Removing the links waits for RCU grace periods (170–250 ms here): on the event loop, the status
+    // asked right after the detach waited for all of it, and answered after it.
+    const detach = sendControl(sock, 'detach').then((r) => { order.push('detach'); return r; });
+    await new Promise((r) => setTimeout(r, 5));
+    const status = sendControl(sock, 'status').then((r) => { order.push('status'); return r; });
+    const [d, st] = await Promise.all([detach, status]);
+    t.same([d.ok, st.ok], [true, true]);
+    t.same(order, ['status', 'detach'], `round ${round}: status answered while the detach was under way`);
+    t.equal((st as Record<string, unknown>).attached, false, 'and said detached (its links are going)');
+    t.equal(tapLinksOf(tap.proc.pid!), 0, 'the detach answered once no hook is left');
+    // An attach sent while a detach is under way waits for it, then attaches.
+    const d2 = sendControl(sock, 'detach');
+    const a2 = sendControl(sock, 'attach');
+    t.same([(await d2).ok, (await a2).ok], [true, true]);
+    t.ok(tapLinksOf(tap.proc.pid!) > 0, 'attached at the end');
+    t.equal(JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout).attached, true);
+  }
+  t.equal(tap.proc.exitCode, null, 'still running');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
 t.test('SIGHUP reloads the configuration; a broken file keeps the running one', async (t) => {
   const nats = await startNats();
   t.teardown(() => nats.stop());
@@ -221,7 +254,7 @@ t.test('SIGHUP reads the file the start read: nats-tap.conf gone for an instant 
   const body = '<ossec_config><nats><enabled>yes</enabled><server_url>nats://127.0.0.1:1</server_url><metrics>no</metrics>'
     + '<alerts>no</alerts></nats></ossec_config>\n';
   writeFileSync(own, body, { mode: 0o640 });
-  const tap = await startTap(['run', '--home', home, '--no-attach', '--control-socket', join(home, 'tap.sock')]);
+  const tap = await startTap(['run', '--home', home, '--no-attach', '--control-socket', join(home, 'tap.sock')], /^started detached/);
   t.teardown(() => tap.stop('SIGKILL'));
   const refusals = () => tap.logs.filter((l) => l.msg === 'configuration reload failed: keeping the running configuration');
 

@@ -228,9 +228,11 @@ export class Capture {
   /**
    * Attach the hooks. The process tracepoints go first so that a daemon
    * starting during the /proc scan is not missed; pids left from an earlier
-   * attachment are dropped (nothing followed their exits while detached).
+   * attachment are dropped (nothing followed their exits while detached). Not while detachAsync() runs:
+   * await whenDetached() first.
    */
   attach(): void {
+    if (this.detaching) throw new Error('detaching: attach once it is done (whenDetached)');
     const bits = this.hookBits;
     // libbpf reads each tracepoint's id in tracefs as it attaches: unmounted since open() (by hand, by a
     // tool that cleans up after itself), an `attach` failed with a bare ENOENT. Checked again (~35 ms),
@@ -255,19 +257,46 @@ export class Capture {
     }
   }
 
+  /** Detach at once, on this thread (a failed attach, a tool's exit). Not while detachAsync() runs. */
   detach(): void {
+    if (this.detaching) throw new Error('detaching already');
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.rescanTimer = null;
     if (this.handle) this.lib.detach(this.handle);
   }
 
+  /** A detachAsync() under way: its end. */
+  private detaching: Promise<void> | null = null;
+
+  /**
+   * Detach without holding the event loop: removing a tracepoint's link waits for the kernel's RCU grace
+   * periods — 170–250 ms for all of them here, during which no record was taken and no status answered.
+   * The shim's detach runs on a libuv thread; meanwhile the capture reads as detached (nothing asks the
+   * shim for its links), attach() waits for it (whenDetached), and a second call joins the first.
+   */
+  detachAsync(): Promise<void> {
+    if (this.detaching) return this.detaching;
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.rescanTimer = null;
+    const h = this.handle;
+    if (!h) return Promise.resolve();
+    this.detaching = new Promise<void>((resolve) => { this.lib.detach.async(h, () => resolve()); }) // it cannot fail (returns 0)
+      .finally(() => { this.detaching = null; });
+    return this.detaching;
+  }
+
+  /** Resolves once no detachAsync() is under way (at once when none is). */
+  whenDetached(): Promise<void> {
+    return this.detaching ?? Promise.resolve();
+  }
+
   get attached(): boolean {
-    return this.handle ? (this.lib.is_attached(this.handle) & ~PROCS_BIT) !== 0 : false;
+    return this.handle && !this.detaching ? (this.lib.is_attached(this.handle) & ~PROCS_BIT) !== 0 : false;
   }
 
   /** The hooks attached now, by name. */
   attachedHooks(): Hook[] {
-    const mask = this.handle ? this.lib.is_attached(this.handle) : 0;
+    const mask = this.handle && !this.detaching ? this.lib.is_attached(this.handle) : 0;
     return HOOKS.filter((k) => (mask & HOOK_BITS[k]) !== 0);
   }
 
@@ -595,7 +624,7 @@ export class Capture {
 
   /** Detach and free everything in the kernel: no program, link or map stays behind. */
   async close(): Promise<void> {
-    this.detach();
+    await this.detachAsync();
     await this.stop();
     if (this.handle) {
       this.lib.close(this.handle);

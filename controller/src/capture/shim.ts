@@ -6,7 +6,8 @@ export interface ShimLib {
   check_kernel(err: Buffer, errlen: number): number;
   open(obj: string, pages: number, hooks: number, err: Buffer, errlen: number): unknown;
   attach(h: unknown, hooks: number): number;
-  detach(h: unknown): number;
+  /** Also `.async` (koffi): on a libuv thread, for the event loop's detach (a link's removal waits for RCU). */
+  detach: ((h: unknown) => number) & { async(h: unknown, cb: (err: unknown, rc: number) => void): void };
   is_attached(h: unknown): number;
   target_name(h: unknown, name: string, id: number, add: number): number;
   targets(h: unknown, tgids: Uint32Array, daemons: Uint32Array, n: number): number;

@@ -11,16 +11,22 @@ import { STATE_COMMANDS } from '../../state/commands.js';
 
 type LossCounter = keyof typeof LOSS_COUNTERS;
 
-export function capturePart(tap: Tap): Part & { attach(): void; detach(): void } {
+export function capturePart(tap: Tap): Part & { attach(): Promise<void>; detach(): Promise<void> } {
   let lossCheck: NodeJS.Timeout | null = null;
   const last = Object.fromEntries(Object.keys(LOSS_COUNTERS).map((k) => [k, 0])) as Record<LossCounter, number>;
   let rescanErrors = 0;
   const { log, opts } = tap;
 
-  const attach = () => {
+  const attach = async () => {
     const capture = tap.capture;
-    if (!capture || capture.attached) return;
+    if (!capture) return;
+    await capture.whenDetached(); // a detach under way ends first (its links are going)
+    if (capture.attached || tap.capture !== capture) return;
     capture.attach();
+    announceAttached(capture);
+  };
+  /** Said and resynchronised after every attach. */
+  const announceAttached = (capture: Capture) => {
     tap.publisher?.publishLifecycle('attached', {});
     const identity = capture.identity();
     log.info({ home: opts.home, node: tap.node, prefix: tap.prefix, hooks: capture.attachedHooks(), targets: capture.targets().length, identity },
@@ -31,10 +37,12 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
     // What changed while nothing was captured (since the first sync, or while detached).
     void tap.resync('attached');
   };
-  const detach = () => {
+  // The links' removal waits for the kernel (RCU), on a libuv thread: the event loop goes on taking
+  // records and answering status meanwhile; the answer to `detach` comes once none is left.
+  const detach = async () => {
     const capture = tap.capture;
-    if (!capture?.attached) return;
-    capture.detach();
+    if (!capture?.attached) return capture?.whenDetached();
+    await capture.detachAsync();
     tap.publisher?.publishLifecycle('detached', {});
     log.info('detached: no hook left in the kernel');
   };
@@ -80,15 +88,17 @@ export function capturePart(tap: Tap): Part & { attach(): void; detach(): void }
         }
       }, 1000);
       lossCheck.unref();
-      if (opts.attach) attach();
-      else log.info('started detached (--no-attach)');
+      if (opts.attach) {
+        capture.attach(); // at start, nothing is detaching: at once, so that a failure fails the start
+        announceAttached(capture);
+      } else log.info('started detached (--no-attach)');
     },
     async stop() {
       if (lossCheck) clearInterval(lossCheck);
       lossCheck = null;
       const capture = tap.capture;
       if (!capture) return;
-      capture.detach(); // first: whatever happens next, no hook stays in the kernel
+      await capture.detachAsync(); // first: whatever happens next, no hook stays in the kernel (joins a detach under way)
       await capture.close();
       tap.capture = null;
       tap.pipeline.release(null); // exchanges that waited for a reply that cannot come now (decode/apply-order.ts)

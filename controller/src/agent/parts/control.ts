@@ -13,7 +13,7 @@ import { ConfigError } from '../../errors.js';
 /** How often the socket file is looked at (made again when it was removed: ControlServer.ensure). */
 export const CONTROL_CHECK_MS = 2000;
 
-export function controlPart(tap: Tap, capture: { attach(): void; detach(): void }): Part {
+export function controlPart(tap: Tap, capture: { attach(): Promise<void>; detach(): Promise<void> }): Part {
   let server: ControlServer | null = null;
   let check: NodeJS.Timeout | null = null;
   return {
@@ -26,8 +26,8 @@ export function controlPart(tap: Tap, capture: { attach(): void; detach(): void 
         path, log: tap.log,
         handlers: {
           status: () => tap.status(),
-          attach: () => { capture.attach(); return tap.status(); },
-          detach: () => { capture.detach(); return tap.status(); },
+          attach: async () => { await capture.attach(); return tap.status(); },
+          detach: async () => { await capture.detach(); return tap.status(); },
         },
       });
       try {
