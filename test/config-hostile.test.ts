@@ -13,6 +13,7 @@ import { loadConfig } from '../controller/src/config/ossec-conf.js';
 import { readClientKeys, watchClientKeys } from '../controller/src/state/sources/client-keys.js';
 import { runTap, startTap } from './helpers/tap-process.js';
 import { writeOssecConf } from './helpers/config.js';
+import { privateTmpfs } from './helpers/mount-ns.js';
 
 const nats = (inner: string) => `<ossec_config>\n  <nats>\n${inner}\n  </nats>\n</ossec_config>\n`;
 
@@ -314,4 +315,25 @@ t.test('a home in a container (/proc/<pid>/root/…): its files never configure 
   const c = loadConfig({ home: through, file: hostConf });
   t.equal(c.home, through, 'a host configuration with the container\'s home: read');
   t.equal(c.managerNode, 'n1', 'the node name still the container manager\'s (Wazuh\'s ossec.conf, data only)');
+});
+
+t.test('a container reached through a host link (a stable name for /proc/<pid>/root): its mount says whose its files are — they configure nothing', async (t) => {
+  const ns = await privateTmpfs(t);
+  const h = join(ns.view, 'home');
+  mkdirSync(join(h, 'etc'), { recursive: true });
+  writeFileSync(join(h, 'etc/ossec.conf'), '<ossec_config><cluster><node_name>n1</node_name></cluster></ossec_config>\n');
+  writeFileSync(join(h, 'etc/nats-tap.conf'), nats('<enabled>yes</enabled>\n<server_url>nats://203.0.113.9:4222</server_url>'), { mode: 0o640 });
+  writeFileSync(join(h, 'etc/nats.password'), 'pw\n', { mode: 0o600 });
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-container-link-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const link = join(dir, 'manager');
+  symlinkSync(ns.view, link);
+  t.throws(() => loadConfig({ home: join(link, 'home') }), {
+    message: /configuration file '.*manager\/home\/etc\/nats-tap\.conf' is on a mount of another process's view of the files .*Give it a configuration of the host's: --config/,
+  }, 'its nats-tap.conf: refused, though the path does not say /proc');
+  const hostConf = join(dir, 'tap.conf');
+  writeFileSync(hostConf, nats('<enabled>yes</enabled>\n<user>x</user>\n<password_file>etc/nats.password</password_file>'), { mode: 0o640 });
+  t.throws(() => loadConfig({ home: join(link, 'home'), file: hostConf }), {
+    message: /<password_file>: '.*manager\/home\/etc\/nats\.password' is on a mount of another process's view/,
+  }, 'a secret in it, named by a host configuration: refused');
 });

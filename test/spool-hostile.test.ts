@@ -7,7 +7,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import {
-  chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
 import { StatusJournal } from '../controller/src/state/sources/status-journal.js';
 import { readPosition, writePosition } from '../controller/src/alerts/position.js';
+import { privateTmpfs } from './helpers/mount-ns.js';
 
 const base = () => mkdtempSync(join(tmpdir(), 'wnt-hostile-spool-'));
 const msg = (i: number, pad = 0): SpoolMessage => ({
@@ -434,4 +435,34 @@ t.test('an ack cursor past every record in the spool (damaged, or saved after a 
   const w2 = warnings();
   Spool.open({ dir: d2, maxBytes: 1 << 20, onWarn: w2.onWarn }).close();
   t.same(w2.said.filter((x) => /ack cursor/.test(x.msg)), [], 'a cursor at the last record: nothing to say');
+});
+
+t.test('a host link into a container (a stable name for /proc/<pid>/root): its mount says whose it is — no link below it is followed', async (t) => {
+  const ns = await privateTmpfs(t);
+  const b = base();
+  const target = rootDir(t, b); // a host directory of root's
+  mkdirSync(join(ns.view, 'home'), { mode: 0o755 });
+  symlinkSync(target.path, join(ns.view, 'home/var')); // what the container's root can do to its <home>/var
+  const link = join(b, 'manager'); // the administrator's stable name for the container's root
+  symlinkSync(ns.view, link);
+  t.throws(() => Spool.open({ dir: join(link, 'home/var/nats-tap'), maxBytes: 1 << 20 }), {
+    exitCode: 2, message: /home\/var is a symbolic link to .*root-only, in .*manager\/home, a directory the container's root user \(.*is on a mount of another process's view\) may write/,
+  });
+  target.untouched('refused');
+});
+
+t.test('a link in a directory only root may write that leads to a file, a FIFO or nowhere: a configuration error naming it, not a raw errno', async (t) => {
+  const b = base();
+  const parent = join(b, 'etc');
+  mkdirSync(parent, { mode: 0o755 });
+  chmodSync(parent, 0o755);
+  writeFileSync(join(b, 'a-file'), 'x');
+  symlinkSync(join(b, 'a-file'), join(parent, 'to-file'));
+  symlinkSync(join(b, 'nowhere'), join(parent, 'to-nowhere'));
+  for (const name of ['to-file', 'to-nowhere']) {
+    for (const dir of [join(parent, name), join(parent, name, 'deeper')]) {
+      t.throws(() => Spool.open({ dir, maxBytes: 1 << 20 }), { exitCode: 2, message: new RegExp(`${name} is a symbolic link to .*, which leads to no directory`) }, `${dir}`);
+    }
+  }
+  t.notOk(existsSync(join(b, 'nowhere')), 'nothing made where the dangling link points');
 });

@@ -3,14 +3,15 @@
 // (WAZUH-PROTOCOL §8): an unknown element, an empty one, a bad value, a missing
 // file or a secret file others can read or another user owns is a ConfigError
 // (exit 2) naming the element and the file. CLI flags override the file.
-import { existsSync, lstatSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, lstatSync, openSync, statSync } from 'node:fs';
+import { onForeignMount } from '../util/proc-root.js';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import { ConfigError, ConfigFileMissing, isPermissionError, PermissionDenied } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { containerWritten, CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
+import { containerWritten, FOREIGN_MOUNT, CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
@@ -383,6 +384,21 @@ function unreadable(ctx: Ctx, def: ConfigElement, path: string): PermissionDenie
   return new PermissionDenied(`${ctx.where}: <${def.element}>: '${clipPath(path)}' cannot be read (permission denied; run as root)`);
 }
 
+/** Whether the file at `path` lies on another mount namespace's mount (util/proc-root.ts); false when it cannot be opened. */
+function onForeignMountPath(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+  } catch {
+    return false; // what follows says why it cannot be read
+  }
+  try {
+    return onForeignMount(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
   let st;
   try {
@@ -394,7 +410,7 @@ function checkFile(ctx: Ctx, def: ConfigElement, path: string): void {
     throw new ConfigError(`${ctx.where}: <${def.element}>: file '${clipPath(path)}' ${why}`);
   }
   // A CA or a secret in a container's files is its root user's to read and replace (or to link to a host file).
-  const foreign = def.secret || def.key === 'tlsCa' ? containerWritten(path) : null;
+  const foreign = def.secret || def.key === 'tlsCa' ? containerWritten(path) ?? (st.isFile() && onForeignMountPath(path) ? FOREIGN_MOUNT : null) : null;
   if (foreign) {
     throw new ConfigError(`${ctx.where}: <${def.element}>: '${clipPath(path)}' is ${foreign}; keep the tap's `
       + `${def.secret ? 'secrets' : 'CA'} on the host (e.g. /etc/wazuh-nats-tap/), with an absolute path`);
@@ -615,7 +631,7 @@ function readConfigFile(file: string, trusted = true): string {
     if (isPermissionError(e)) throw new PermissionDenied(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
     if (e instanceof UntrustedFile) {
-      if (containerWritten(file)) {
+      if (containerWritten(file) || e.message === FOREIGN_MOUNT) {
         throw new ConfigError(`configuration file '${f}' is ${e.message}: the tap runs as the host's root, and whoever writes its `
           + 'configuration chooses where it sends its credentials and which of the host\'s files it reads as secrets. Give it a '
           + 'configuration of the host\'s: --config /etc/wazuh-nats-tap/<name>.conf (owned by root, mode 0640), with --home as it is');

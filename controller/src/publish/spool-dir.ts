@@ -12,7 +12,7 @@
 // mode, its files: Spool.pinDir), through the descriptor.
 import { closeSync, constants as fc, fstatSync, mkdirSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
-import { foreignViewOf } from '../util/proc-root.js';
+import { foreignViewOf, onForeignMount } from '../util/proc-root.js';
 import { ConfigError } from '../errors.js';
 import { EUID, fileKind, lstatOrNull } from '../util/read-file.js';
 
@@ -63,8 +63,10 @@ export function procPathOf(fd: number, st: Stats): string | null {
  */
 export function openSpoolDir(dir: string): OpenedDir {
   const path = resolve(dir);
-  const container = foreignViewOf(path);
-  const top = container ?? '/';
+  const view = foreignViewOf(path);
+  const top = view ?? '/';
+  // Whose every directory from here on is, whatever their owners: a container's root user's.
+  let container = view ? `the container's root user (it is below ${view})` : null;
   const names = path.slice(top.length).split('/').filter(Boolean);
   let fd = openSync(top, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
   let at = top;
@@ -73,11 +75,15 @@ export function openSpoolDir(dir: string): OpenedDir {
     for (const name of names) {
       const st = fstatSync(fd);
       parent = { path: at, dev: st.dev, ino: st.ino };
-      const who = container ? `the container's root user (it is below ${container})` : othersMayWrite(st);
+      // Without /proc a directory is reached again by its path, which anyone who may write one on the
+      // way could change meanwhile: no link is followed at all then.
+      const who = container ?? othersMayWrite(st) ?? (procPathOf(fd, st) ? null : 'anyone who may write a directory above (no /proc: reached by its path)');
       const next = openIn(fd, st, at, name, who, path);
       closeSync(fd);
       fd = next;
       at = at === '/' ? `/${name}` : `${at}/${name}`;
+      // A host link into a container (a stable name for /proc/<pid>/root): the path did not say it, the mount does.
+      if (!container && onForeignMount(fd)) container = `the container's root user (${at} is on a mount of another process's view)`;
     }
   } catch (e) {
     closeSync(fd);
@@ -98,6 +104,11 @@ function openIn(pfd: number, pst: Stats, ppath: string, name: string, who: strin
   // The parent opened, wherever its path leads later: the directory is made and opened in it.
   const at = `${procPathOf(pfd, pst) ?? ppath}/${name}`;
   const path = ppath === '/' ? `/${name}` : `${ppath}/${name}`;
+  const what = path === spoolDir ? `spool_dir ${spoolDir}` : `spool_dir ${spoolDir}: ${path}`;
+  /** ` to TARGET` of the link at `at`, or nothing (gone meanwhile). */
+  const linkTo = () => {
+    try { return ` to ${readlinkSync(at)}`; } catch { return ''; }
+  };
   const flags = fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK | (who ? fc.O_NOFOLLOW : 0);
   for (let made = false; ; made = true) {
     try {
@@ -109,22 +120,22 @@ function openIn(pfd: number, pst: Stats, ppath: string, name: string, who: strin
         try {
           mkdirSync(at, { mode: 0o700 }); // never follows a link: one put there meanwhile is EEXIST, refused below
         } catch (m) {
-          if ((m as NodeJS.ErrnoException).code !== 'EEXIST') throw m;
+          const mc = (m as NodeJS.ErrnoException).code;
+          if (mc !== 'EEXIST') throw Object.assign(new Error(`${what} cannot be made: ${mc}`), { code: mc });
         }
         continue;
       }
-      if (code !== 'ENOTDIR' && code !== 'ELOOP') throw e;
       const l = lstatOrNull(at);
-      const what = path === spoolDir ? `spool_dir ${spoolDir}` : `spool_dir ${spoolDir}: ${path}`;
-      if (who && l?.isSymbolicLink()) {
-        let to = '';
-        try { to = ` to ${readlinkSync(at)}`; } catch { /* gone meanwhile */ }
-        throw new ConfigError(`${what} is a symbolic link${to}, in ${ppath}, a directory ${who} may write: the tap (root) `
-          + 'does not follow it, since whoever can write there could point it at any directory for the tap to write in; remove the link '
-          + `(rm ${path}), or set spool_dir to the directory it should be, in a directory only root may write`);
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') {
+        if (who && l?.isSymbolicLink()) {
+          throw new ConfigError(`${what} is a symbolic link${linkTo()}, in ${ppath}, a directory ${who} may write: the tap (root) `
+            + 'does not follow it, since whoever can write there could point it at any directory for the tap to write in; remove the link '
+            + `(rm ${path}), or set spool_dir to the directory it should be, in a directory only root may write`);
+        }
+        if (l?.isSymbolicLink()) throw new ConfigError(`${what} is a symbolic link${linkTo()}, which leads to no directory`);
+        if (l) throw new ConfigError(`${what} is not a directory (${l.isFile() ? 'a regular file' : fileKind(l)})`);
       }
-      if (l && !l.isSymbolicLink()) throw new ConfigError(`${what} is not a directory (${l.isFile() ? 'a regular file' : fileKind(l)})`);
-      throw e;
+      throw Object.assign(new Error(`${what} cannot be opened: ${code}`), { code });
     }
   }
 }

@@ -4,7 +4,7 @@
 // the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
 // swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { foreignViewOf } from './proc-root.js';
+import { foreignViewOf, onForeignMount } from './proc-root.js';
 import { clipPath } from './clip.js';
 
 /** The file exists but is not a regular file (a FIFO, a device, a socket, a directory). */
@@ -116,9 +116,12 @@ export function writableByOthers(st: Stats): string | null {
  */
 export function containerWritten(path: string): string | null {
   const view = foreignViewOf(path);
-  return view ? `below ${view}, another process's view of the files (a container's): its root user may have written it, `
-    + 'whatever its owner and mode say' : null;
+  return view ? `below ${view}, another process's view of the files (a container's): ${MAY_HAVE_WRITTEN}` : null;
 }
+
+const MAY_HAVE_WRITTEN = 'its root user may have written it, whatever its owner and mode say';
+/** containerWritten's reason for a file whose path did not say it (a host link into a container): its mount did. */
+export const FOREIGN_MOUNT = `on a mount of another process's view of the files (a container's, reached through a link?): ${MAY_HAVE_WRITTEN}`;
 
 /**
  * A file whose contents steer the tap — its configuration, the CA it trusts, the secrets it sends —
@@ -140,6 +143,7 @@ export function readTrustedFileSync(path: string, maxBytes: number, o: { secret?
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw refuse(path, st);
+    if (onForeignMount(fd)) throw new UntrustedFile(FOREIGN_MOUNT);
     const owner = secretOwnerOther(st);
     if (owner) throw new UntrustedFile(`${owner}: its owner can ${o.secret ? 'read and ' : ''}replace it (chown root:)`);
     const open = o.secret ? secretModeOpen(st.mode) : null;
