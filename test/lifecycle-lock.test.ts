@@ -198,3 +198,20 @@ t.test('the wazuh user renames the spool directory while the tap is stopped: the
   t.same(replacedLines(fourth.logs), [], 'the next start: the new directory is the noted one');
   await fourth.stop('SIGTERM');
 });
+
+t.test('a second instance the lock refuses notes nothing: the next start of the tap still says its spool was moved', async (t) => {
+  const { h, asWazuh } = await wazuhHome(t);
+  const args = ['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')];
+  const replacedLines = (logs: Record<string, unknown>[]) => logs.filter((l) => /^spool_dir is not the directory the last run used/.test(String(l.msg)));
+  const first = await startTap(args);
+  t.teardown(() => first.stop('SIGKILL'));
+  asWazuh(`mv ${join(h, 'var/nats-tap')} ${join(h, 'var/elsewhere')}`); // while it runs: it goes on in the directory it opened
+  const second = await runTap([...args.slice(0, -1), join(h, 'tap2.sock')]);
+  t.not(second.code, 0, `a second instance for the home is refused (exit ${second.code})`);
+  t.match(second.stderr, /another instance|lock/i, 'by the lock');
+  t.same(await first.stop('SIGTERM'), { code: 0, signal: null });
+  const third = await startTap(args);
+  t.teardown(() => third.stop('SIGKILL'));
+  t.match(replacedLines(third.logs), [{ found_at: join(h, 'var/elsewhere') }], 'the next start says it, naming where it is');
+  await third.stop('SIGTERM');
+});

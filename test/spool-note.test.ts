@@ -55,3 +55,14 @@ t.test('a note that is not the tap\'s (garbage, another spool_dir\'s, group-writ
   t.match(errors, [/shared-state is not a directory of the tap's user that only it may write/], 'a state directory others may write: not written, said');
   t.same(readdirSync(shared), [], 'nothing written there');
 });
+
+t.test('the same directory on a disk that came back under another device number is the same (inode and birth time)', async (t) => {
+  const { parent, spool, stateDir } = dirs(t);
+  const st = statSync(spool);
+  const born = Object.assign(Object.create(Object.getPrototypeOf(st)), st, { birthtimeMs: 1_700_000_000_123.5 });
+  t.equal(checkSpoolNote(spool, born, parent, { stateDir }), null, 'noted');
+  const moved = Object.assign(Object.create(Object.getPrototypeOf(st)), born, { dev: st.dev + 1 });
+  t.equal(checkSpoolNote(spool, moved, parent, { stateDir }), null, 'another device number, the same inode and birth: the same directory');
+  const other = Object.assign(Object.create(Object.getPrototypeOf(st)), born, { birthtimeMs: 1_700_000_000_999 });
+  t.match(checkSpoolNote(spool, other, parent, { stateDir }), { was: `${st.dev + 1}:${st.ino}` }, 'another birth time: another directory (an inode number reused)');
+});

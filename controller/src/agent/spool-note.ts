@@ -15,7 +15,15 @@ import { readTrustedFileSync } from '../util/read-file.js';
 /** Where the notes live; a test may move it. Root's only (the unit's StateDirectory). */
 export const STATE_DIR = process.env.WAZUH_NATS_TAP_STATE_DIR ?? '/var/lib/wazuh-nats-tap';
 
-interface Note { spool_dir: string; dev: number; ino: number; since: string }
+/**
+ * A directory's identity across restarts: its inode and birth time (statx) — the device number is not
+ * kept: a disk may come back under another (a loop device, a USB or iSCSI disk, an LVM change) with the
+ * same directory on it. Where the file system has no birth time (0), the device and the inode.
+ */
+interface Note { spool_dir: string; dev: number; ino: number; birth: number; since: string }
+
+const sameDir = (n: Pick<Note, 'dev' | 'ino' | 'birth'>, st: Stats) => n.ino === st.ino
+  && (n.birth > 0 && st.birthtimeMs > 0 ? n.birth === st.birthtimeMs : n.dev === st.dev);
 
 /** What a start found: the spool of the last run is not the directory at spool_dir now. */
 export interface SpoolReplaced {
@@ -33,18 +41,19 @@ function noteFile(stateDir: string, spoolDir: string): string {
 function readNote(file: string, spoolDir: string): Note | null {
   try {
     const n = JSON.parse(readTrustedFileSync(file, 4096).toString('utf8')) as Note;
-    return n && n.spool_dir === spoolDir && Number.isSafeInteger(n.dev) && Number.isSafeInteger(n.ino) ? n : null;
+    return n && n.spool_dir === spoolDir && Number.isSafeInteger(n.dev) && Number.isSafeInteger(n.ino)
+      && typeof n.birth === 'number' && Number.isFinite(n.birth) ? n : null;
   } catch {
     return null; // none yet (a first run), or unreadable: nothing to compare
   }
 }
 
-/** The entry of `parent` whose identity is `dev`:`ino`, a directory: the old spool renamed beside the new one. */
-function findById(parent: string, dev: number, ino: number): string | null {
+/** The entry of `parent` that is the directory `n` noted: the old spool renamed beside the new one. */
+function findById(parent: string, n: Note): string | null {
   try {
     for (const name of readdirSync(parent).slice(0, 10_000)) {
       const st = lstatSync(join(parent, name));
-      if (st.isDirectory() && st.dev === dev && st.ino === ino) return join(parent, name);
+      if (st.isDirectory() && sameDir(n, st)) return join(parent, name);
     }
   } catch { /* the parent unreadable: not found */ }
   return null;
@@ -60,16 +69,17 @@ export function checkSpoolNote(spoolDir: string, st: Stats, parent: string,
   const stateDir = o.stateDir ?? STATE_DIR;
   const file = noteFile(stateDir, spoolDir);
   const last = readNote(file, spoolDir);
-  const replaced = last && (last.dev !== st.dev || last.ino !== st.ino)
-    ? { was: `${last.dev}:${last.ino}`, noted: last.since, foundAt: findById(parent, last.dev, last.ino) } : null;
-  if (!last || replaced) {
+  const replaced = last && !sameDir(last, st)
+    ? { was: `${last.dev}:${last.ino}`, noted: last.since, foundAt: findById(parent, last) } : null;
+  // Noted again when it moved to another device (same directory): the note then names the device in use.
+  if (!last || replaced || last.dev !== st.dev) {
     try {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       const s = lstatSync(stateDir);
       if (!s.isDirectory() || s.uid !== process.geteuid?.() || (s.mode & 0o022) !== 0) {
         throw new Error(`${stateDir} is not a directory of the tap's user that only it may write`);
       }
-      const note: Note = { spool_dir: spoolDir, dev: st.dev, ino: st.ino, since: new Date().toISOString() };
+      const note: Note = { spool_dir: spoolDir, dev: st.dev, ino: st.ino, birth: st.birthtimeMs, since: new Date().toISOString() };
       replaceOwn(file, `${JSON.stringify(note)}\n`, { sync: true });
     } catch (e) {
       o.onNoteError?.((e as Error).message);

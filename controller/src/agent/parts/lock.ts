@@ -38,17 +38,6 @@ export function lockPart(tap: Tap): Part {
         // Checked before the lock is made in it (the spool checks the rest: Spool.pinDir).
         const notOwned = notOwnedError(tap.spoolDir, st);
         if (notOwned) throw notOwned;
-        // Another directory than the last run's (renamed away while the tap was stopped): said, not a silent first run.
-        const replaced = checkSpoolNote(tap.spoolDir, st, dir.parent.path, {
-          onNoteError: (why) => tap.log.warn({ why }, 'the spool\'s note cannot be written: a spool_dir replaced while the tap is stopped will not be noticed at the next start'),
-        });
-        tap.spoolReplaced = replaced;
-        if (replaced) {
-          tap.log.error({ spool_dir: tap.spoolDir, was: replaced.was, noted: replaced.noted, found_at: replaced.foundAt },
-            `spool_dir is not the directory the last run used: the events it held for NATS and the agents' statuses it kept are not here; ${replaced.foundAt
-              ? `it is at ${replaced.foundAt} (renamed by someone who may write ${dir.parent.path}?): stop the tap, put it back at spool_dir, start the tap`
-              : `nor anywhere in ${dir.parent.path} (moved elsewhere, or removed): unless it was removed on purpose, find who moved it`}`);
-        }
         const via = procPathOf(dir.fd, st);
         if (via) tap.spoolAt = via;
         const spool = new InstanceLock(join(tap.spoolDir, 'lock'), `the spool ${tap.spoolDir}`, { at: via ? join(via, 'lock') : undefined });
@@ -62,6 +51,18 @@ export function lockPart(tap: Tap): Part {
           const byHome = new InstanceLock(join(HOME_LOCK_DIR, `home-${home.dev}-${home.ino}.lock`), `the Wazuh home ${tap.opts.home}`);
           byHome.acquire();
           locks.push(byHome);
+        }
+        // Another directory than the last run's (renamed away while the tap was stopped): said, not a silent first run.
+        // Once the locks are this run's: a second instance the lock refuses must not note (and so hide) anything.
+        const replaced = checkSpoolNote(tap.spoolDir, st, dir.parent.path, {
+          onNoteError: (why) => tap.log.warn({ why }, 'the spool\'s note cannot be written: a spool_dir replaced while the tap is stopped will not be noticed at the next start'),
+        });
+        tap.spoolReplaced = replaced;
+        if (replaced) {
+          tap.log.error({ spool_dir: tap.spoolDir, was: replaced.was, noted: replaced.noted, found_at: replaced.foundAt },
+            `spool_dir is not the directory the last run used: the events it held for NATS and the agents' statuses it kept are not here; ${replaced.foundAt
+              ? `it is at ${replaced.foundAt} (renamed by someone who may write ${dir.parent.path}?): stop the tap, put it back at spool_dir, start the tap`
+              : `nor anywhere in ${dir.parent.path} (moved elsewhere, or removed): unless it was removed on purpose, find who moved it`}`);
         }
       } catch (e) {
         for (const l of locks.splice(0).reverse()) l.release();
