@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, headers } from '@nats-io/transport-node';
 import { encrypt, encryptedHeaders, readKeyFile } from '../controller/src/publish/encryption.js';
+import { onceAWindow } from '../controller/src/commands/tail.js';
 import { startNats } from './helpers/nats-server.js';
 import { BIN, WITHOUT_TEST_HOOKS } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
@@ -139,4 +140,19 @@ t.test('tail says what happens to the connection: lost (reconnecting), back, and
   t.match(err, /NATS said: [^\n]*Authorization Violation/i, `the server's refusal is said:\n${err}`);
   t.match(err, /was lost: [^\n]*Authorization Violation[^\n]*\n$/i, 'and the last line says why it ended');
   t.notMatch(err, /first-pw/, 'the password is not shown');
+});
+
+
+t.test('tail\'s connection lines: once a window for each kind; what came meanwhile is said when it ends — the last line said is never older than what happened', async (t) => {
+  const said: string[] = [];
+  const lines = onceAWindow((x) => said.push(x), 100);
+  lines.line('disconnect', 'lost 1');
+  lines.line('reconnect', 'back 1');
+  lines.line('disconnect', 'lost 2'); // within the window: held
+  t.same(said, ['lost 1', 'back 1'], 'held back for now');
+  await new Promise((r) => setTimeout(r, 150));
+  t.same(said, ['lost 1', 'back 1', 'lost 2'], 'said when its window ended: the last line is the loss, not a stale "back"');
+  for (let i = 0; i < 5; i++) lines.line('error', `-ERR ${i}`);
+  lines.flush();
+  t.same(said.slice(3), ['-ERR 0', '-ERR 4 (4 times in 0.1 s)'], 'a flood: the first, then the latest with its count');
 });

@@ -169,20 +169,50 @@ function notAnEvent(m: Pick<Msg, 'subject' | 'data'>, o: Pick<TailOptions, 'json
  * What happens to the connection while tail runs, on stderr: a gap in the output is otherwise silent
  * (lost, reconnecting — messages published meanwhile are not shown — back, a server's -ERR, lame
  * duck). A server may be anyone's: its words printed escaped and clipped, and each kind of line said
- * at most once a second (a flood of -ERR or INFO is counted into the next line, not printed).
+ * at most once a second (a flood of -ERR is one line a second, with its count; the latest of each kind
+ * is always said in the end).
  */
-async function sayConnectionEvents(nc: NatsConnection, say: (text: string) => void): Promise<void> {
-  const last = new Map<string, { at: number; more: number }>();
-  const limited = (kind: string, text: string) => {
-    const seen = last.get(kind);
-    const now = Date.now();
-    if (seen && now - seen.at < 1000) {
-      seen.more++;
-      return;
-    }
-    say(seen?.more ? `${text} (and ${seen.more} more like it before)` : text);
-    last.set(kind, { at: now, more: 0 });
+/**
+ * `say` at most once per `windowMs` for each kind of line; what comes meanwhile is said when the window
+ * is over — the latest of its kind, with its count — so that the last line said is never older than
+ * what happened (a stale "connected again" while a later loss waits). `flush` says what waits now.
+ */
+export function onceAWindow(say: (text: string) => void, windowMs = 1000): { line(kind: string, text: string): void; flush(): void } {
+  const last = new Map<string, { at: number; more: number; text: string; timer: NodeJS.Timeout | null }>();
+  const flushKind = (kind: string) => {
+    const k = last.get(kind)!;
+    if (k.timer) clearTimeout(k.timer);
+    k.timer = null;
+    if (!k.more) return;
+    say(k.more > 1 ? `${k.text} (${k.more} times in ${windowMs / 1000} s)` : k.text);
+    k.at = Date.now();
+    k.more = 0;
   };
+  return {
+    line(kind, text) {
+      const k = last.get(kind);
+      const now = Date.now();
+      if (k && now - k.at < windowMs) {
+        k.more++;
+        k.text = text;
+        if (!k.timer) {
+          k.timer = setTimeout(() => flushKind(kind), windowMs - (now - k.at));
+          k.timer.unref();
+        }
+        return;
+      }
+      say(text);
+      last.set(kind, { at: now, more: 0, text, timer: null });
+    },
+    flush() {
+      for (const kind of last.keys()) flushKind(kind);
+    },
+  };
+}
+
+async function sayConnectionEvents(nc: NatsConnection, say: (text: string) => void): Promise<void> {
+  const lines = onceAWindow(say);
+  const limited = (kind: string, text: string) => lines.line(kind, text);
   try {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') limited(s.type, `the connection to NATS at ${printable(maskUrl(s.server), 200)} was lost: reconnecting (messages published meanwhile are not shown)`);
@@ -194,6 +224,7 @@ async function sayConnectionEvents(nc: NatsConnection, say: (text: string) => vo
   } catch {
     // the iterator ends with the connection; nothing to say
   }
+  lines.flush(); // what the last second held, before the final line
 }
 
 /** How long `tail` waits for NATS to answer (less when --duration is shorter). */
