@@ -133,4 +133,14 @@ t.test('lines that are no journal line (damage) are skipped, counted and said; a
   said.length = 0;
   r = open();
   t.same([r.j.invalidLines, said], [0, []], 'compacted: clean at the next open');
+
+  // Damage longer than what is parsed at a time (1 MiB), with and without a newline after it.
+  for (const tail of ['\n4 active 0\n', '']) {
+    writeFileSync(path, `1 active 0\n${'x'.repeat(1.5 * 1024 * 1024)}${tail}`);
+    said.length = 0;
+    r = open();
+    t.equal(r.j.invalidLines, 1, `a 1.5 MiB line${tail ? '' : ' at the end, without its newline'}: counted`);
+    t.match(said, [['invalid', /1 line is no journal line/]]);
+    t.same([...r.known.keys()], tail ? [1, 4] : [1], 'the lines around it kept');
+  }
 });

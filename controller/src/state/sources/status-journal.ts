@@ -117,6 +117,8 @@ function parseJournalBytes(buf: Buffer, bad?: { lines: number }): Map<number, Pu
   while (pos < buf.length) {
     const end = buf.length - pos <= PARSE_CHUNK ? buf.length : buf.lastIndexOf(0x0a, pos + PARSE_CHUNK - 1);
     if (end < pos) {
+      // A line of more than PARSE_CHUNK bytes: damage whether it ends or not (a torn line is a journal line's ~20).
+      if (bad) bad.lines++;
       const nl = buf.indexOf(0x0a, pos + PARSE_CHUNK);
       if (nl < 0) break;
       pos = nl + 1;
