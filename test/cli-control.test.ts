@@ -154,7 +154,7 @@ t.test('detach waits for the kernel off the event loop: status answers meanwhile
     const [d, st] = await Promise.all([detach, status]);
     t.same([d.ok, st.ok], [true, true]);
     t.same(order, ['status', 'detach'], `round ${round}: status answered while the detach was under way`);
-    t.equal((st as Record<string, unknown>).attached, false, 'and said detached (its links are going)');
+    t.match(st, { attached: false, detaching: true }, 'and said detaching (its links are going), not detached');
     t.equal(tapLinksOf(tap.proc.pid!), 0, 'the detach answered once no hook is left');
     // An attach sent while a detach is under way waits for it, then attaches.
     const d2 = sendControl(sock, 'detach');
@@ -163,6 +163,16 @@ t.test('detach waits for the kernel off the event loop: status answers meanwhile
     t.ok(tapLinksOf(tap.proc.pid!) > 0, 'attached at the end');
     t.equal(JSON.parse((await runTap(['status', '--json', '--control-socket', sock])).stdout).attached, true);
   }
+  // detach, attach, detach in quick succession: done in that order — it ends detached (each waited only
+  // for the detach under way, and the attach behind it ran after the last detach: attached, 6 links).
+  const ops = ['detach', 'attach', 'detach'] as const;
+  const replies = await Promise.all(ops.map(async (op, i) => {
+    await new Promise((r) => setTimeout(r, i * 10));
+    return sendControl(sock, op);
+  }));
+  t.same(replies.map((r) => r.ok), [true, true, true]);
+  t.match(replies[2], { attached: false }, 'the last detach answers detached');
+  t.equal(tapLinksOf(tap.proc.pid!), 0, 'and no hook is left');
   t.equal(tap.proc.exitCode, null, 'still running');
   t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
 });

@@ -91,6 +91,9 @@ struct wdbtap {
 	int fd_idle;
 	/* One consumer of the rings at a time: the controller's rounds (wdbtap_take) and the reader's. */
 	pthread_mutex_t cmu;
+	/* The links, attached and destroyed under lmu: the controller detaches on a libuv thread (a link's
+	 * destruction waits for RCU) and, at its stop, on its own — one of them destroys each link. */
+	pthread_mutex_t lmu;
 	struct bpf_link *links[NHOOKS * 2];
 	int fd_tgids, fd_mark, fd_names, fd_exe_dirs, fd_config, fd_counters, fd_pending, fd_cmds;
 	struct wdbtap_config cfg; /* what tap_config holds */
@@ -803,6 +806,7 @@ static struct wdbtap *open_failed(struct wdbtap *t)
 		close(t->notify_w);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->cmu);
+	pthread_mutex_destroy(&t->lmu);
 	free(t);
 	return NULL;
 }
@@ -819,6 +823,7 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	}
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->cmu, NULL);
+	pthread_mutex_init(&t->lmu, NULL);
 	t->queue_limit = QUEUE_LIMIT;
 	{
 		/* For tests (and small hosts): a lower bound on what the shim holds for a late controller. */
@@ -938,7 +943,10 @@ struct wdbtap *wdbtap_open(const char *obj_path, uint32_t perf_pages, uint32_t h
 	return t;
 }
 
-int wdbtap_attach(struct wdbtap *t, uint32_t want)
+static void detach_locked(struct wdbtap *t);
+
+/* Under lmu. */
+static int attach_locked(struct wdbtap *t, uint32_t want)
 {
 	libbpf_msg[0] = 0;
 	for (size_t i = 0; i < NHOOKS; i++) {
@@ -958,7 +966,7 @@ int wdbtap_attach(struct wdbtap *t, uint32_t want)
 			*slot = bpf_program__attach(p);
 			if (!*slot) {
 				int rc = -errno;
-				wdbtap_detach(t);
+				detach_locked(t);
 				return fail(t, rc, "cannot attach %s: %s", names[k], strerror(-rc));
 			}
 		}
@@ -966,7 +974,16 @@ int wdbtap_attach(struct wdbtap *t, uint32_t want)
 	return 0;
 }
 
-int wdbtap_detach(struct wdbtap *t)
+int wdbtap_attach(struct wdbtap *t, uint32_t want)
+{
+	pthread_mutex_lock(&t->lmu);
+	int rc = attach_locked(t, want);
+	pthread_mutex_unlock(&t->lmu);
+	return rc;
+}
+
+/* Under lmu. */
+static void detach_locked(struct wdbtap *t)
 {
 	for (size_t i = 0; i < NHOOKS * 2; i++) {
 		if (t->links[i]) {
@@ -974,15 +991,24 @@ int wdbtap_detach(struct wdbtap *t)
 			t->links[i] = NULL;
 		}
 	}
+}
+
+int wdbtap_detach(struct wdbtap *t)
+{
+	pthread_mutex_lock(&t->lmu);
+	detach_locked(t);
+	pthread_mutex_unlock(&t->lmu);
 	return 0;
 }
 
 int wdbtap_is_attached(struct wdbtap *t)
 {
 	int mask = 0;
+	pthread_mutex_lock(&t->lmu);
 	for (size_t i = 0; i < NHOOKS * 2; i++)
 		if (t->links[i])
 			mask |= hooks[i / 2].bit;
+	pthread_mutex_unlock(&t->lmu);
 	return mask;
 }
 
@@ -1333,5 +1359,6 @@ void wdbtap_close(struct wdbtap *t)
 	free(t->q);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->cmu);
+	pthread_mutex_destroy(&t->lmu);
 	free(t);
 }

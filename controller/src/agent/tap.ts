@@ -367,6 +367,8 @@ export class Tap {
     const decoded = this.decoder.stats();
     return {
       attached: c?.attached ?? false,
+      // A detach under way: its links are being removed (the kernel's grace periods): not attached, not yet without a hook.
+      detaching: c?.detachingNow ?? false,
       hooks: c?.attachedHooks() ?? [],
       capture_interval_ms: c?.roundMs ?? null,
       // Detached, no daemon is followed: null, not an empty list (which read as "none running").

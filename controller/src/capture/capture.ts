@@ -257,9 +257,12 @@ export class Capture {
     }
   }
 
-  /** Detach at once, on this thread (a failed attach, a tool's exit). Not while detachAsync() runs. */
+  /**
+   * Detach at once, on this thread (a failed attach, a tool's exit, the agent's stop): also while a
+   * detachAsync() waits for a libuv thread that may never come (a hung disk holds them all) — the shim
+   * destroys each link once, under its lock, whichever call gets there first.
+   */
   detach(): void {
-    if (this.detaching) throw new Error('detaching already');
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.rescanTimer = null;
     if (this.handle) this.lib.detach(this.handle);
@@ -288,6 +291,11 @@ export class Capture {
   /** Resolves once no detachAsync() is under way (at once when none is). */
   whenDetached(): Promise<void> {
     return this.detaching ?? Promise.resolve();
+  }
+
+  /** A detachAsync() under way: the hooks are being removed (status says so). */
+  get detachingNow(): boolean {
+    return this.detaching !== null;
   }
 
   get attached(): boolean {
@@ -624,9 +632,13 @@ export class Capture {
 
   /** Detach and free everything in the kernel: no program, link or map stays behind. */
   async close(): Promise<void> {
-    await this.detachAsync();
+    this.detach();
     await this.stop();
-    if (this.handle) {
+    // A detachAsync() still queued for a libuv thread would use the handle once it runs: it is not
+    // freed under it. Given a second; past that (the threads held by a hung disk) it is left to the
+    // process's exit, which frees everything in the kernel anyway.
+    if (this.detaching) await Promise.race([this.detaching, new Promise((r) => { setTimeout(r, 1000).unref(); })]);
+    if (this.handle && !this.detaching) {
       this.lib.close(this.handle);
       this.handle = null;
     }

@@ -21,7 +21,9 @@ export function renderStatus(st: Record<string, any>): string {
   const agents = Object.entries(st.agents ?? {}).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`);
   // capture_interval, when set: how long flowing records wait for the tap to take them.
   const every = st.capture_interval_ms && st.capture_interval_ms !== DEFAULT_ROUND_MS ? `, records taken every ${st.capture_interval_ms} ms` : '';
-  rows.push(['state', `${st.attached ? `attached (${(st.hooks ?? []).join(', ')})${every}` : 'detached: no hook in the kernel'}, up ${duration(st.uptime_s ?? 0)}`]);
+  const state = st.attached ? `attached (${(st.hooks ?? []).join(', ')})${every}`
+    : st.detaching ? 'detaching: the hooks are being removed (the kernel waits for its grace periods)' : 'detached: no hook in the kernel';
+  rows.push(['state', `${state}, up ${duration(st.uptime_s ?? 0)}`]);
   rows.push(['node', `${st.node}  home ${st.home}  prefix ${st.prefix}`]);
   if (st.restart_needed?.length) {
     rows.push(['config', `RESTART NEEDED: the configuration file changed ${st.restart_needed.join(', ')}; the running values stay until a restart`]);

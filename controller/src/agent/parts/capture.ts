@@ -17,14 +17,23 @@ export function capturePart(tap: Tap): Part & { attach(): Promise<void>; detach(
   let rescanErrors = 0;
   const { log, opts } = tap;
 
-  const attach = async () => {
+  // attach and detach one at a time, in the order asked: `detach, attach, detach` ends detached (each
+  // waited only for the detach under way, and the attach queued behind it ran after the last detach).
+  let queue: Promise<unknown> = Promise.resolve();
+  const inTurn = (op: () => Promise<void>): Promise<void> => {
+    const turn = queue.then(op, op);
+    queue = turn.catch(() => {});
+    return turn;
+  };
+  const attach = () => inTurn(async () => {
     const capture = tap.capture;
     if (!capture) return;
     await capture.whenDetached(); // a detach under way ends first (its links are going)
-    if (capture.attached || tap.capture !== capture) return;
+    // Not once the agent stops: an attach that waited for a detach must not hook the kernel again.
+    if (capture.attached || tap.capture !== capture || tap.life.stopping) return;
     capture.attach();
     announceAttached(capture);
-  };
+  });
   /** Said and resynchronised after every attach. */
   const announceAttached = (capture: Capture) => {
     tap.publisher?.publishLifecycle('attached', {});
@@ -39,13 +48,13 @@ export function capturePart(tap: Tap): Part & { attach(): Promise<void>; detach(
   };
   // The links' removal waits for the kernel (RCU), on a libuv thread: the event loop goes on taking
   // records and answering status meanwhile; the answer to `detach` comes once none is left.
-  const detach = async () => {
+  const detach = () => inTurn(async () => {
     const capture = tap.capture;
     if (!capture?.attached) return capture?.whenDetached();
     await capture.detachAsync();
     tap.publisher?.publishLifecycle('detached', {});
     log.info('detached: no hook left in the kernel');
-  };
+  });
 
   return {
     name: 'capture',
@@ -98,7 +107,9 @@ export function capturePart(tap: Tap): Part & { attach(): Promise<void>; detach(
       lossCheck = null;
       const capture = tap.capture;
       if (!capture) return;
-      await capture.detachAsync(); // first: whatever happens next, no hook stays in the kernel (joins a detach under way)
+      // First, on this thread: whatever happens next, no hook stays in the kernel — also when a detach
+      // under way waits for a libuv thread a hung disk holds (the shim destroys each link once).
+      capture.detach();
       await capture.close();
       tap.capture = null;
       tap.pipeline.release(null); // exchanges that waited for a reply that cannot come now (decode/apply-order.ts)
