@@ -212,14 +212,16 @@ export function onceAWindow(say: (text: string) => void, windowMs = 1000): { lin
 
 async function sayConnectionEvents(nc: NatsConnection, say: (text: string) => void): Promise<void> {
   const lines = onceAWindow(say);
-  const limited = (kind: string, text: string) => lines.line(kind, text);
+  // The connection's state is one kind of line (lost, back, lame duck, stale): held back, the one said
+  // at the window's end is the latest, whatever came between — never a loss after a later return.
+  const state = (text: string) => lines.line('connection', text);
   try {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') limited(s.type, `the connection to NATS at ${printable(maskUrl(s.server), 200)} was lost: reconnecting (messages published meanwhile are not shown)`);
-      else if (s.type === 'reconnect') limited(s.type, `connected again, to ${printable(maskUrl(s.server), 200)}`);
-      else if (s.type === 'error') limited(s.type, `NATS said: ${printable(s.error.message, 200)}`);
-      else if (s.type === 'ldm') limited(s.type, `the NATS server ${printable(maskUrl(s.server), 200)} is shutting down (lame duck mode)`);
-      else if (s.type === 'staleConnection') limited(s.type, 'the NATS server stopped answering PINGs');
+      if (s.type === 'disconnect') state(`the connection to NATS at ${printable(maskUrl(s.server), 200)} was lost: reconnecting (messages published meanwhile are not shown)`);
+      else if (s.type === 'reconnect') state(`connected again, to ${printable(maskUrl(s.server), 200)}`);
+      else if (s.type === 'ldm') state(`the NATS server ${printable(maskUrl(s.server), 200)} is shutting down (lame duck mode)`);
+      else if (s.type === 'staleConnection') state('the NATS server stopped answering PINGs');
+      else if (s.type === 'error') lines.line('error', `NATS said: ${printable(s.error.message, 200)}`);
     }
   } catch {
     // the iterator ends with the connection; nothing to say
