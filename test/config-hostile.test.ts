@@ -317,7 +317,7 @@ t.test('a home in a container (/proc/<pid>/root/…): its files never configure 
   t.equal(c.managerNode, 'n1', 'the node name still the container manager\'s (Wazuh\'s ossec.conf, data only)');
 });
 
-t.test('a container reached through a host link (a stable name for /proc/<pid>/root): its mount says whose its files are — they configure nothing', async (t) => {
+t.test('a container reached through a host link (a stable name for /proc/<pid>/root): the link resolved by hand (or the mount) says whose its files are — they configure nothing', async (t) => {
   const ns = await privateTmpfs(t);
   const h = join(ns.view, 'home');
   mkdirSync(join(h, 'etc'), { recursive: true });
@@ -329,11 +329,28 @@ t.test('a container reached through a host link (a stable name for /proc/<pid>/r
   const link = join(dir, 'manager');
   symlinkSync(ns.view, link);
   t.throws(() => loadConfig({ home: join(link, 'home') }), {
-    message: /configuration file '.*manager\/home\/etc\/nats-tap\.conf' is on a mount of another process's view of the files .*Give it a configuration of the host's: --config/,
+    message: /configuration file '.*manager\/home\/etc\/nats-tap\.conf' is (below \/proc\/\d+\/root, another process's view|on a mount of another process's view) of the files .*Give it a configuration of the host's: --config/,
   }, 'its nats-tap.conf: refused, though the path does not say /proc');
   const hostConf = join(dir, 'tap.conf');
   writeFileSync(hostConf, nats('<enabled>yes</enabled>\n<user>x</user>\n<password_file>etc/nats.password</password_file>'), { mode: 0o640 });
   t.throws(() => loadConfig({ home: join(link, 'home'), file: hostConf }), {
-    message: /<password_file>: '.*manager\/home\/etc\/nats\.password' is on a mount of another process's view/,
+    message: /<password_file>: '.*manager\/home\/etc\/nats\.password' is (below \/proc\/\d+\/root|on a mount of another process's view)/,
   }, 'a secret in it, named by a host configuration: refused');
+});
+
+t.test('a host link to a directory below a container\'s root (its home): the container\'s absolute links on the way do not lead the tap to a host configuration of its choosing', async (t) => {
+  const ns = await privateTmpfs(t);
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-container-below-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A host directory holding a configuration the container's root would like the tap to read.
+  const chosen = join(dir, 'chosen-etc');
+  mkdirSync(chosen);
+  writeFileSync(join(chosen, 'nats-tap.conf'), nats('<enabled>yes</enabled>\n<server_url>nats://203.0.113.9:4222</server_url>'), { mode: 0o640 });
+  writeFileSync(join(chosen, 'ossec.conf'), '<ossec_config></ossec_config>\n');
+  mkdirSync(join(ns.view, 'var/ossec'), { recursive: true, mode: 0o755 });
+  symlinkSync(chosen, join(ns.view, 'var/ossec/etc')); // absolute: resolved against the tap's root by the kernel
+  const link = join(dir, 'manager-home');
+  symlinkSync(join(ns.view, 'var/ossec'), link);
+  t.throws(() => loadConfig({ home: link }), { message: /nats-tap\.conf' is below \/proc\/\d+\/root, another process's view/ },
+    'refused: the path resolved by hand enters the container\'s view');
 });

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, closeSync, constants, existsSync, linkSync, lstatSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
 import { StatusJournal } from '../controller/src/state/sources/status-journal.js';
 import { readPosition, writePosition } from '../controller/src/alerts/position.js';
 import { privateTmpfs } from './helpers/mount-ns.js';
+import { onForeignMount } from '../controller/src/util/proc-root.js';
 
 const base = () => mkdtempSync(join(tmpdir(), 'wnt-hostile-spool-'));
 const msg = (i: number, pad = 0): SpoolMessage => ({
@@ -437,7 +438,7 @@ t.test('an ack cursor past every record in the spool (damaged, or saved after a 
   t.same(w2.said.filter((x) => /ack cursor/.test(x.msg)), [], 'a cursor at the last record: nothing to say');
 });
 
-t.test('a host link into a container (a stable name for /proc/<pid>/root): its mount says whose it is — no link below it is followed', async (t) => {
+t.test('a host link into a container (a stable name for /proc/<pid>/root): the link resolved by hand says whose it is — no link below it is followed', async (t) => {
   const ns = await privateTmpfs(t);
   const b = base();
   const target = rootDir(t, b); // a host directory of root's
@@ -446,7 +447,7 @@ t.test('a host link into a container (a stable name for /proc/<pid>/root): its m
   const link = join(b, 'manager'); // the administrator's stable name for the container's root
   symlinkSync(ns.view, link);
   t.throws(() => Spool.open({ dir: join(link, 'home/var/nats-tap'), maxBytes: 1 << 20 }), {
-    exitCode: 2, message: /home\/var is a symbolic link to .*root-only, in .*manager\/home, a directory the container's root user \(.*is on a mount of another process's view\) may write/,
+    exitCode: 2, message: /home\/var is a symbolic link to .*root-only, in .*home, a directory the container's root user \(.*(is below \/proc\/\d+\/root|is on a mount of another process's view)\) may write/,
   });
   target.untouched('refused');
 });
@@ -465,4 +466,30 @@ t.test('a link in a directory only root may write that leads to a file, a FIFO o
     }
   }
   t.notOk(existsSync(join(b, 'nowhere')), 'nothing made where the dangling link points');
+});
+
+t.test('a host link to a directory below a container\'s root: the container\'s own absolute link on the way is not followed into the host\'s', async (t) => {
+  const ns = await privateTmpfs(t);
+  const b = base();
+  const target = rootDir(t, b); // a host directory of root's, which the container names by its host path
+  mkdirSync(join(ns.view, 'var/ossec'), { recursive: true, mode: 0o755 });
+  symlinkSync(target.path, join(ns.view, 'var/ossec/var')); // absolute: the kernel resolves it against the tap's root
+  const link = join(b, 'manager-home'); // the administrator's name for the container's home
+  symlinkSync(join(ns.view, 'var/ossec'), link);
+  t.throws(() => Spool.open({ dir: join(link, 'var/nats-tap'), maxBytes: 1 << 20 }), {
+    exitCode: 2, message: /var\/ossec\/var is a symbolic link to .*root-only, in .*\/root.*var\/ossec, a directory the container's root user/,
+  });
+  target.untouched('refused');
+});
+
+t.test('onForeignMount: a file on a mount of another mount namespace (a container\'s), not on the tap\'s own', async (t) => {
+  const ns = await privateTmpfs(t);
+  writeFileSync(join(ns.view, 'f'), 'x');
+  const b = base();
+  writeFileSync(join(b, 'g'), 'y');
+  for (const [file, foreign] of [[join(ns.view, 'f'), true], [join(b, 'g'), false], ['/etc/hostname', false]] as const) {
+    const fd = openSync(file, constants.O_RDONLY);
+    t.equal(onForeignMount(fd), foreign, `${file}: ${foreign ? 'another namespace\'s mount' : 'the tap\'s'}`);
+    closeSync(fd);
+  }
 });

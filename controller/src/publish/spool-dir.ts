@@ -12,7 +12,7 @@
 // mode, its files: Spool.pinDir), through the descriptor.
 import { closeSync, constants as fc, fstatSync, mkdirSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
-import { foreignViewOf, onForeignMount } from '../util/proc-root.js';
+import { foreignViewOf, onForeignMount, throughViews } from '../util/proc-root.js';
 import { ConfigError } from '../errors.js';
 import { EUID, fileKind, lstatOrNull } from '../util/read-file.js';
 
@@ -62,7 +62,10 @@ export function procPathOf(fd: number, st: Stats): string | null {
  * something that is no directory, is on the way; other errors are thrown.
  */
 export function openSpoolDir(dir: string): OpenedDir {
-  const path = resolve(dir);
+  // The root's links resolved by hand up to a container's view (a host link to a directory below a
+  // container's root: the kernel would resolve the container's absolute links on the way against the
+  // host's root), so that the walk below knows the view from its path.
+  const path = throughViews(resolve(dir));
   const view = foreignViewOf(path);
   const top = view ?? '/';
   // Whose every directory from here on is, whatever their owners: a container's root user's.

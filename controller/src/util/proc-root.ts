@@ -2,7 +2,7 @@
 // container's root as the host reaches it: --home for a manager in a container), or `cwd`, `fd/<n>`…
 // What lies below it is that process's — its container's root user's, whatever its uid — and the
 // path dies with the process, whose pid can come to name another.
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { normalize, resolve } from 'node:path';
 
 /** `<procRoot>/<pid>/root` when `home` is reached through one, else null. */
@@ -41,4 +41,64 @@ export function onForeignMount(fd: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Who may write a directory besides root: null when no one (a link in it is root's, the administrator's). */
+function othersWrite(st: { uid: number; mode: number }): boolean {
+  return st.uid !== 0 || (st.mode & 0o022) !== 0;
+}
+
+/**
+ * `path` with the symbolic links on it resolved by hand, the kernel's way, but only up to where it
+ * enters another process's view (`/proc/<pid>/…`) or meets a link in a directory someone other than
+ * root may write: from there on, its components as they are. The kernel, following a host link to a
+ * directory *below* a container's root, resolves the container's own absolute links on the way against
+ * the tap's root — into the host's directories the container chose — and what it lands on is on a host
+ * mount: only the text of the path, resolved so, says a container is on the way. So: the path resolved
+ * up to the view and the rest as it is, when it enters one (the callers treat everything from the view on
+ * as the container's: foreignViewOf); else the path as given, for the kernel and the callers' own rules.
+ */
+export function throughViews(path: string): string {
+  const given = resolve(path);
+  const parts = (p: string) => p.split('/').filter((x) => x && x !== '.');
+  let todo = parts(given);
+  let at = '';
+  for (let hops = 0; todo.length > 0;) {
+    const name = todo.shift()!;
+    if (name === '..') {
+      at = at.slice(0, at.lastIndexOf('/'));
+      continue;
+    }
+    const next = `${at}/${name}`;
+    // Another process's view: the rest is theirs, the path resolved so far is what the caller goes by.
+    if (foreignViewOf(next)) return [next, ...todo].join('/');
+    // The tap's own (/proc/self…): the kernel's to resolve.
+    if (next === '/proc/self' || next === '/proc/thread-self') return given;
+    let st;
+    try {
+      st = lstatSync(next);
+    } catch {
+      return given; // not there (yet): no view on the way
+    }
+    if (!st.isSymbolicLink()) {
+      at = next;
+      continue;
+    }
+    let parent;
+    try {
+      parent = statSync(at || '/');
+    } catch {
+      return given;
+    }
+    if (othersWrite(parent) || ++hops > 40) return given; // theirs (the caller refuses it), or a loop
+    let target: string;
+    try {
+      target = readlinkSync(next);
+    } catch {
+      return given;
+    }
+    if (target.startsWith('/')) at = '';
+    todo = [...target.split('/').filter((x) => x && x !== '.'), ...todo];
+  }
+  return given; // no view on the way: the path as given, the kernel's to resolve
 }

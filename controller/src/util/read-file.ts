@@ -4,7 +4,7 @@
 // the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
 // swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { foreignViewOf, onForeignMount } from './proc-root.js';
+import { foreignViewOf, onForeignMount, throughViews } from './proc-root.js';
 import { clipPath } from './clip.js';
 
 /** The file exists but is not a regular file (a FIFO, a device, a socket, a directory). */
@@ -115,7 +115,7 @@ export function writableByOthers(st: Stats): string | null {
  * (uid 0 too, without a user namespace) may write, replace or link it. null for any other path.
  */
 export function containerWritten(path: string): string | null {
-  const view = foreignViewOf(path);
+  const view = foreignViewOf(throughViews(path)); // a host link to a directory below a container's root too
   return view ? `below ${view}, another process's view of the files (a container's): ${MAY_HAVE_WRITTEN}` : null;
 }
 
