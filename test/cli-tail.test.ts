@@ -24,25 +24,30 @@ function hdrs(h: Record<string, string>) {
   return out;
 }
 
+/** `tail ARGS` started, its output gathered, and ready once it said it subscribed. */
+async function startTail(t: Tap.Test, args: string[]) {
+  const p = spawn(process.execPath, [BIN, 'tail', ...args]);
+  const io = { out: '', err: '' };
+  p.stdout.on('data', (d) => { io.out += d; });
+  p.stderr.on('data', (d) => { io.err += d; });
+  const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+  t.teardown(() => p.kill('SIGKILL'));
+  await waitFor(() => io.err.includes('Ctrl-C'), 10_000, 'tail to subscribe');
+  return { p, io, exit };
+}
+
 for (const json of [false, true]) {
   t.test(`tail ${json ? '--json' : '(readable)'} prints what arrives and stops after --count`, async (t) => {
     const nats = await startNats();
     t.teardown(() => nats.stop());
-    const p = spawn(process.execPath, [BIN, 'tail', 'wazuh.agent.>', '--nats-url', nats.url, '--count', '2', ...(json ? ['--json'] : [])]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
-    t.teardown(() => p.kill('SIGKILL'));
-    await waitFor(() => err.includes('Ctrl-C'), 10_000, 'tail to subscribe');
+    const { io, exit } = await startTail(t, ['wazuh.agent.>', '--nats-url', nats.url, '--count', '2', ...(json ? ['--json'] : [])]);
     const nc = await connect({ servers: nats.url });
     nc.publish('wazuh.tap.n1.events', JSON.stringify({ event_type: 'tap', action: 'started' })); // not subscribed
     nc.publish('wazuh.agent.001.status', JSON.stringify(STATUS));
     nc.publish('wazuh.agent.001.keepalive', JSON.stringify({ event_type: 'keepalive', agent_id: '001', agent_name: 'web01', status: 'active', version: 'Wazuh v4.7.5', ip_address: '10.0.0.1', time: STATUS.time }));
     await nc.drain();
     t.equal(await exit, 0);
-    const lines = out.trim().split('\n');
+    const lines = io.out.trim().split('\n');
     t.equal(lines.length, 2);
     if (json) {
       t.same(JSON.parse(lines[0]), { subject: 'wazuh.agent.001.status', ...STATUS });
@@ -117,29 +122,22 @@ t.test('tail says what happens to the connection: lost (reconnecting), back, and
   const nats = await startNats('authorization { user: tail, password: first-pw }');
   t.teardown(() => nats.stop());
   const url = `nats://tail:first-pw@127.0.0.1:${nats.port}`;
-  const p = spawn(process.execPath, [BIN, 'tail', 'wazuh.>', '--nats-url', url]);
-  let out = '';
-  let err = '';
-  p.stdout.on('data', (d) => { out += d; });
-  p.stderr.on('data', (d) => { err += d; });
-  const exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
-  t.teardown(() => p.kill('SIGKILL'));
-  await waitFor(() => err.includes('Ctrl-C'), 10_000, 'tail to subscribe');
+  const { io, exit } = await startTail(t, ['wazuh.>', '--nats-url', url]);
 
   await nats.restart();
-  await waitFor(() => /connected again, to 127\.0\.0\.1/.test(err), 20_000, 'tail to say it is back');
-  t.match(err, /the connection to NATS at 127\.0\.0\.1:\d+ was lost: reconnecting \(messages published meanwhile are not shown\)\n/, `the loss is said:\n${err}`);
+  await waitFor(() => /connected again, to 127\.0\.0\.1/.test(io.err), 20_000, 'tail to say it is back');
+  t.match(io.err, /the connection to NATS at 127\.0\.0\.1:\d+ was lost: reconnecting \(messages published meanwhile are not shown\)\n/, `the loss is said:\n${io.err}`);
   const nc = await connect({ servers: nats.url, user: 'tail', pass: 'first-pw' });
   nc.publish('wazuh.agent.001.status', JSON.stringify(STATUS));
   await nc.drain();
-  await waitFor(() => out.includes('wazuh.agent.001.status'), 10_000, 'a message after the reconnect to be shown');
+  await waitFor(() => io.out.includes('wazuh.agent.001.status'), 10_000, 'a message after the reconnect to be shown');
 
   writeFileSync(join(nats.dir, 'nats.conf'), readFileSync(join(nats.dir, 'nats.conf'), 'utf8').replace('first-pw', 'second-pw'));
   await nats.restart();
   t.equal(await exit, 1, 'refused again and again: it ends, exit 1');
-  t.match(err, /NATS said: [^\n]*Authorization Violation/i, `the server's refusal is said:\n${err}`);
-  t.match(err, /was lost: [^\n]*Authorization Violation[^\n]*\n$/i, 'and the last line says why it ended');
-  t.notMatch(err, /first-pw/, 'the password is not shown');
+  t.match(io.err, /NATS said: [^\n]*Authorization Violation/i, `the server's refusal is said:\n${io.err}`);
+  t.match(io.err, /was lost: [^\n]*Authorization Violation[^\n]*\n$/i, 'and the last line says why it ended');
+  t.notMatch(io.err, /first-pw/, 'the password is not shown');
 });
 
 

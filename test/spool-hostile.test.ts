@@ -291,6 +291,15 @@ t.test('kv.pending being written when the spool closes: the directory stays open
   t.equal(readFileSync(join(dir, 'kv.pending'), 'utf8').length, 1 << 20, 'written whole in the spool directory');
 });
 
+/** `<b>/var` as Wazuh makes `<home>/var`: root:wazuh 0770 (65534 stands for the wazuh group). */
+function wazuhVar(b: string): string {
+  const dir = join(b, 'var');
+  mkdirSync(dir);
+  chownSync(dir, 0, 65534);
+  chmodSync(dir, 0o770);
+  return dir;
+}
+
 /** A directory of root's, 0755, holding a file of its own (/etc/sudoers.d, /etc/cron.d…): returns a check that it is as it was. */
 function rootDir(t: Tap.Test, b: string) {
   const path = join(b, 'root-only');
@@ -308,10 +317,7 @@ function rootDir(t: Tap.Test, b: string) {
 
 t.test('a symbolic link at spool_dir in a directory others may write (<home>/var, root:wazuh 0770): refused, naming it; nothing made where it points', async (t) => {
   const b = base();
-  const parent = join(b, 'var');
-  mkdirSync(parent);
-  chownSync(parent, 0, 65534);
-  chmodSync(parent, 0o770);
+  const parent = wazuhVar(b);
   const target = rootDir(t, b);
   const dir = join(parent, 'nats-tap');
   symlinkSync(target.path, dir); // what the wazuh user can do in <home>/var
@@ -358,10 +364,7 @@ t.test('a symbolic link at spool_dir in a directory only root may write: the adm
 
 t.test('a symbolic link anywhere below a directory others may write, not only at spool_dir (<home>/var/a/nats-tap: a is the wazuh user\'s to replace): refused, naming it', async (t) => {
   const b = base();
-  const wvar = join(b, 'var');
-  mkdirSync(wvar);
-  chownSync(wvar, 0, 65534);
-  chmodSync(wvar, 0o770);
+  const wvar = wazuhVar(b);
   const target = rootDir(t, b);
   const a = join(wvar, 'a');
   const dir = join(a, 'nats-tap');
