@@ -25,7 +25,11 @@ export function configReferenceMarkdown(): string {
     `A reload (\`systemctl reload wazuh-nats-tap\`, SIGHUP) applies ${live} to the running tap (\`enabled\` \`no\` `
       + 'stops it). A change to any other element, to the key in `encryption_key`\'s file or to the node name is not applied: '
       + 'the reload names each such setting in its log line (`needs_restart`, names only, never a value), and the running '
-      + 'value stays until a restart.',
+      + 'value stays until a restart; `status` says it meanwhile (`config  RESTART NEEDED: …`, `restart_needed` in '
+      + '`status --json`). A reload reads the file the start read, in the same home: a `nats-tap.conf` missing at that '
+      + 'moment (an editor\'s or a deployment\'s instant) is a failed reload that changes nothing — not a fallback to '
+      + '`ossec.conf` — and one created after a start from `ossec.conf`\'s `<nats>` is read at the next restart. The '
+      + 'loader\'s warnings (an unreadable `ossec.conf`) are logged again.',
   ];
   return `${DOC_BEGIN}\n${lines.join('\n')}\n${DOC_END}`;
 }
