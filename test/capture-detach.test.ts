@@ -12,7 +12,7 @@ import { Capture } from '../controller/src/capture/capture.js';
 import { artefacts } from '../controller/src/paths.js';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { ROOT } from './helpers/tap-process.js';
-import { tapLinksOf } from './helpers/bpf.js';
+import { tapLinksOf, tapProgramsOf } from './helpers/bpf.js';
 
 t.test('libuv\'s threads all held (a hung disk): the detach queued for one waits; the stop\'s detach removes every hook and close() returns', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'wnt-detach-'));
@@ -46,4 +46,6 @@ t.test('libuv\'s threads all held (a hung disk): the detach queued for one waits
   release();
   await queued;
   t.equal(tapLinksOf(process.pid), 0, 'nothing left');
+  await new Promise((r) => setImmediate(r));
+  t.equal(tapProgramsOf(process.pid).length, 0, 'and the programs freed once the queued detach ran');
 });

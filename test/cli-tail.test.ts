@@ -144,19 +144,20 @@ t.test('tail says what happens to the connection: lost (reconnecting), back, and
 t.test('tail\'s connection lines: once a window for each kind; what came meanwhile is said when it ends — the last line said is never older than what happened', async (t) => {
   const said: string[] = [];
   const lines = onceAWindow((x) => said.push(x), 100);
-  // The connection's lines are one kind (tail's sayConnectionEvents): the latest state is what is said last.
-  lines.line('connection', 'lost 1');
-  lines.line('connection', 'back 1'); // within the window: held
-  lines.line('connection', 'lost 2'); // held, replacing it
+  // The connection's lines are one kind (tail's sayConnectionEvents): the latest state is what is said last,
+  // with what the window held by tag — a loss held behind a return is still said.
+  lines.line('connection', 'lost 1', 'lost');
+  lines.line('connection', 'back 1', 'back'); // within the window: held
+  lines.line('connection', 'lost 2', 'lost'); // held, replacing it
   t.same(said, ['lost 1'], 'held back for now');
   await new Promise((r) => setTimeout(r, 150));
-  t.same(said, ['lost 1', 'lost 2 (2 times in 0.1 s)'], 'said when the window ended: the latest state, not a stale "back"');
-  lines.line('connection', 'back 2');
-  lines.line('connection', 'lost 3');
-  lines.line('connection', 'back 3');
+  t.same(said, ['lost 1', 'lost 2 (in 0.1 s: back once, lost once)'], 'said when the window ended: the latest state, not a stale "back"');
+  lines.line('connection', 'back 2', 'back');
+  lines.line('connection', 'lost 3', 'lost');
+  lines.line('connection', 'back 3', 'back');
   await new Promise((r) => setTimeout(r, 150));
-  t.equal(said.at(-1), 'back 3 (3 times in 0.1 s)', 'and the other way round: connected at the end, said last');
+  t.equal(said.at(-1), 'back 3 (in 0.1 s: back 2 times, lost once)', 'connected at the end, said last — and the loss between said too');
   for (let i = 0; i < 5; i++) lines.line('error', `-ERR ${i}`);
   lines.flush();
-  t.same(said.slice(-2), ['-ERR 0', '-ERR 4 (4 times in 0.1 s)'], 'a flood: the first, then the latest with its count');
+  t.same(said.slice(-2), ['-ERR 0', '-ERR 4 (in 0.1 s: 4 times)'], 'a flood: the first, then the latest with its count');
 });

@@ -353,4 +353,14 @@ t.test('a host link to a directory below a container\'s root (its home): the con
   symlinkSync(join(ns.view, 'var/ossec'), link);
   t.throws(() => loadConfig({ home: link }), { message: /nats-tap\.conf' is below \/proc\/\d+\/root, another process's view/ },
     'refused: the path resolved by hand enters the container\'s view');
+  // The same link in a directory others may write (sticky, like /tmp), and named through the tap's own /proc/self/root.
+  const shared = join(dir, 'shared');
+  mkdirSync(shared, { mode: 0o1777 });
+  chmodSync(shared, 0o1777);
+  symlinkSync(join(ns.view, 'var/ossec'), join(shared, 'manager-home'));
+  for (const home of [join(shared, 'manager-home'), `/proc/self/root${link}`]) {
+    t.throws(() => loadConfig({ home }), { message: /nats-tap\.conf' is below \/proc\/\d+\/root, another process's view/ }, `${home}: refused too`);
+  }
+  t.equal(loadConfig({ home: `/proc/self/root${chosen.slice(0, -'/chosen-etc'.length)}`, file: join(chosen, 'nats-tap.conf') }).serverUrls.length, 1,
+    'the tap\'s own /proc/self/root is its root: a host file through it is read');
 });

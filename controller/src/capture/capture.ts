@@ -638,10 +638,13 @@ export class Capture {
     // freed under it. Given a second; past that (the threads held by a hung disk) it is left to the
     // process's exit, which frees everything in the kernel anyway.
     if (this.detaching) await Promise.race([this.detaching, new Promise((r) => { setTimeout(r, 1000).unref(); })]);
-    if (this.handle && !this.detaching) {
+    const free = () => {
+      if (!this.handle) return;
       this.lib.close(this.handle);
       this.handle = null;
-    }
+    };
+    if (this.detaching) void this.detaching.then(free); // freed once the queued detach has run, if the process lives on
+    else free();
     this.held.keepOnly([]); // the kernel has no identity left
     if (this.ownPin) this.pin.release();
   }

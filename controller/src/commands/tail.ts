@@ -174,26 +174,28 @@ function notAnEvent(m: Pick<Msg, 'subject' | 'data'>, o: Pick<TailOptions, 'json
  */
 /**
  * `say` at most once per `windowMs` for each kind of line; what comes meanwhile is said when the window
- * is over — the latest of its kind, with its count — so that the last line said is never older than
- * what happened (a stale "connected again" while a later loss waits). `flush` says what waits now.
+ * is over — the latest of its kind, and how many of each `tag` the window held (a return held behind a
+ * loss must not hide the loss) — so that the last line said is never older than what happened (a stale
+ * "connected again" while a later loss waits). `flush` says what waits now.
  */
-export function onceAWindow(say: (text: string) => void, windowMs = 1000): { line(kind: string, text: string): void; flush(): void } {
-  const last = new Map<string, { at: number; more: number; text: string; timer: NodeJS.Timeout | null }>();
+export function onceAWindow(say: (text: string) => void, windowMs = 1000): { line(kind: string, text: string, tag?: string): void; flush(): void } {
+  const last = new Map<string, { at: number; held: Map<string, number>; text: string; timer: NodeJS.Timeout | null }>();
   const flushKind = (kind: string) => {
     const k = last.get(kind)!;
     if (k.timer) clearTimeout(k.timer);
     k.timer = null;
-    if (!k.more) return;
-    say(k.more > 1 ? `${k.text} (${k.more} times in ${windowMs / 1000} s)` : k.text);
+    if (!k.held.size) return;
+    const counts = [...k.held].map(([tag, n]) => (tag ? `${tag} ${n === 1 ? 'once' : `${n} times`}` : `${n} times`));
+    say(k.held.size === 1 && [...k.held.values()][0] === 1 ? k.text : `${k.text} (in ${windowMs / 1000} s: ${counts.join(', ')})`);
     k.at = Date.now();
-    k.more = 0;
+    k.held.clear();
   };
   return {
-    line(kind, text) {
+    line(kind, text, tag = '') {
       const k = last.get(kind);
       const now = Date.now();
       if (k && now - k.at < windowMs) {
-        k.more++;
+        k.held.set(tag, (k.held.get(tag) ?? 0) + 1);
         k.text = text;
         if (!k.timer) {
           k.timer = setTimeout(() => flushKind(kind), windowMs - (now - k.at));
@@ -202,7 +204,7 @@ export function onceAWindow(say: (text: string) => void, windowMs = 1000): { lin
         return;
       }
       say(text);
-      last.set(kind, { at: now, more: 0, text, timer: null });
+      last.set(kind, { at: now, held: new Map(), text, timer: null });
     },
     flush() {
       for (const kind of last.keys()) flushKind(kind);
@@ -214,13 +216,13 @@ async function sayConnectionEvents(nc: NatsConnection, say: (text: string) => vo
   const lines = onceAWindow(say);
   // The connection's state is one kind of line (lost, back, lame duck, stale): held back, the one said
   // at the window's end is the latest, whatever came between — never a loss after a later return.
-  const state = (text: string) => lines.line('connection', text);
+  const state = (text: string, tag: string) => lines.line('connection', text, tag);
   try {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') state(`the connection to NATS at ${printable(maskUrl(s.server), 200)} was lost: reconnecting (messages published meanwhile are not shown)`);
-      else if (s.type === 'reconnect') state(`connected again, to ${printable(maskUrl(s.server), 200)}`);
-      else if (s.type === 'ldm') state(`the NATS server ${printable(maskUrl(s.server), 200)} is shutting down (lame duck mode)`);
-      else if (s.type === 'staleConnection') state('the NATS server stopped answering PINGs');
+      if (s.type === 'disconnect') state(`the connection to NATS at ${printable(maskUrl(s.server), 200)} was lost: reconnecting (messages published meanwhile are not shown)`, 'lost (messages published meanwhile not shown)');
+      else if (s.type === 'reconnect') state(`connected again, to ${printable(maskUrl(s.server), 200)}`, 'back');
+      else if (s.type === 'ldm') state(`the NATS server ${printable(maskUrl(s.server), 200)} is shutting down (lame duck mode)`, 'lame duck');
+      else if (s.type === 'staleConnection') state('the NATS server stopped answering PINGs', 'stale');
       else if (s.type === 'error') lines.line('error', `NATS said: ${printable(s.error.message, 200)}`);
     }
   } catch {

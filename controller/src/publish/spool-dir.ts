@@ -65,7 +65,7 @@ export function openSpoolDir(dir: string): OpenedDir {
   // The root's links resolved by hand up to a container's view (a host link to a directory below a
   // container's root: the kernel would resolve the container's absolute links on the way against the
   // host's root), so that the walk below knows the view from its path.
-  const path = throughViews(resolve(dir));
+  const path = throughViews(resolve(dir), { stopAtOthers: true });
   const view = foreignViewOf(path);
   const top = view ?? '/';
   // Whose every directory from here on is, whatever their owners: a container's root user's.

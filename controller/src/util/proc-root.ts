@@ -49,18 +49,20 @@ function othersWrite(st: { uid: number; mode: number }): boolean {
 }
 
 /**
- * `path` with the symbolic links on it resolved by hand, the kernel's way, but only up to where it
- * enters another process's view (`/proc/<pid>/…`) or meets a link in a directory someone other than
- * root may write: from there on, its components as they are. The kernel, following a host link to a
- * directory *below* a container's root, resolves the container's own absolute links on the way against
- * the tap's root — into the host's directories the container chose — and what it lands on is on a host
- * mount: only the text of the path, resolved so, says a container is on the way. So: the path resolved
- * up to the view and the rest as it is, when it enters one (the callers treat everything from the view on
- * as the container's: foreignViewOf); else the path as given, for the kernel and the callers' own rules.
+ * `path` with the symbolic links on it resolved by hand, the kernel's way, up to where it enters another
+ * process's view (`/proc/<pid>/…`, not the tap's own: its `/proc/self/root` is `/`). The kernel, following
+ * a host link to a directory *below* a container's root, resolves the container's own absolute links on
+ * the way against the tap's root — into the host's directories the container chose — and what it lands
+ * on is on a host mount: only the text of the path, resolved so, says a container is on the way. So: the
+ * path resolved up to the view and the rest as it is, when it enters one (the callers treat everything
+ * from the view on as the container's: foreignViewOf); else the path as given, for the kernel and the
+ * callers' own rules. `stopAtOthers`: a link in a directory someone other than root may write is not
+ * followed (the spool's walk refuses it; followed here, its target would stand in for it unseen).
  */
-export function throughViews(path: string): string {
+export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): string {
   const given = resolve(path);
   const parts = (p: string) => p.split('/').filter((x) => x && x !== '.');
+  const own = new RegExp(`^/proc/(self|thread-self|${process.pid})(/|$)`);
   let todo = parts(given);
   let at = '';
   for (let hops = 0; todo.length > 0;) {
@@ -71,9 +73,7 @@ export function throughViews(path: string): string {
     }
     const next = `${at}/${name}`;
     // Another process's view: the rest is theirs, the path resolved so far is what the caller goes by.
-    if (foreignViewOf(next)) return [next, ...todo].join('/');
-    // The tap's own (/proc/self…): the kernel's to resolve.
-    if (next === '/proc/self' || next === '/proc/thread-self') return given;
+    if (foreignViewOf(next) && !own.test(next)) return [next, ...todo].join('/');
     let st;
     try {
       st = lstatSync(next);
@@ -84,16 +84,19 @@ export function throughViews(path: string): string {
       at = next;
       continue;
     }
-    let parent;
-    try {
-      parent = statSync(at || '/');
-    } catch {
-      return given;
+    if (++hops > 40) return given; // a loop: the kernel says so
+    if (o.stopAtOthers) {
+      let parent;
+      try {
+        parent = statSync(at || '/');
+      } catch {
+        return given;
+      }
+      if (othersWrite(parent)) return given; // theirs: the caller refuses it
     }
-    if (othersWrite(parent) || ++hops > 40) return given; // theirs (the caller refuses it), or a loop
     let target: string;
     try {
-      target = readlinkSync(next);
+      target = readlinkSync(next); // the tap's own /proc/self/root reads `/`, its cwd the directory
     } catch {
       return given;
     }
