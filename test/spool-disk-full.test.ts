@@ -259,8 +259,8 @@ t.test('the status journal on a full disk: never throws, says it once, writes wh
   const path = join(mnt, 'agents.status');
   const errors: string[] = [];
   let recovered = 0;
-  // Exactly one page, so that any append needs a new one (a line that is not a status is skipped when read).
-  writeFileSync(path, `1 active 0\n${'#'.repeat(4096 - 12)}\n`);
+  // Exactly one page of journal lines (334 × 12 + 8 × 11 bytes), so that any append needs a new one.
+  writeFileSync(path, `${'1 pending 0\n'.repeat(334)}${'1 active 0\n'.repeat(8)}`);
   const free = fillDisk(mnt);
   const j = new StatusJournal(path, { onError: (e, op) => errors.push(`${op}:${(e as NodeJS.ErrnoException).code}`), onRecovered: () => recovered++, retryMs: 100 });
   let known = new Map();
