@@ -293,7 +293,7 @@ t.test('the status journal: what a full disk held back is written once there is 
   /** A journal on the full disk, its file one full page (any append needs another; the compaction at open fails). */
   const onFullDisk = (name: string) => {
     const path = join(mnt, name);
-    writeFileSync(path, `1 active 0\n${'#'.repeat(4096 - 12)}\n`);
+    writeFileSync(path, `${'1 pending 0\n'.repeat(334)}${'1 active 0\n'.repeat(8)}`); // 4096 bytes of journal lines
     const free = fillDisk(mnt, `filler-${name}`);
     const j = new StatusJournal(path, { retryMs: 100 });
     j.open();
