@@ -364,3 +364,9 @@ t.test('a host link to a directory below a container\'s root (its home): the con
   t.equal(loadConfig({ home: `/proc/self/root${chosen.slice(0, -'/chosen-etc'.length)}`, file: join(chosen, 'nats-tap.conf') }).serverUrls.length, 1,
     'the tap\'s own /proc/self/root is its root: a host file through it is read');
 });
+
+t.test('a configuration on a path the tap cannot follow to its end by hand (its own /proc/self/cwd): refused', async (t) => {
+  const h = home(nats('<enabled>yes</enabled>'));
+  t.throws(() => loadConfig({ home: h.home, file: '/proc/self/cwd/package.json' }), { message: /cannot be followed to its end/ });
+  t.doesNotThrow(() => loadConfig({ home: h.home }), 'the same file by its path: read');
+});

@@ -496,3 +496,18 @@ t.test('onForeignMount: a file on a mount of another mount namespace (a containe
     closeSync(fd);
   }
 });
+
+t.test('a path the tap cannot follow to its end by hand (more than 40 links; its own /proc/self/cwd): refused, not taken for a host path', async (t) => {
+  const b = base();
+  const real = join(b, 'real');
+  mkdirSync(real, { mode: 0o755 });
+  let prev = real;
+  for (let i = 0; i < 42; i++) { // each link in a directory only root may write, the next pointing at the one before
+    const l = join(b, `l${i}`);
+    symlinkSync(prev, l);
+    prev = l;
+  }
+  t.throws(() => Spool.open({ dir: join(prev, 'spool'), maxBytes: 1 << 20 }), { exitCode: 2, message: /cannot be followed to its end/ });
+  t.throws(() => Spool.open({ dir: '/proc/self/cwd/spool', maxBytes: 1 << 20 }), { exitCode: 2, message: /cannot be followed to its end/ });
+  t.same(readdirSync(real), [], 'nothing made');
+});

@@ -56,13 +56,16 @@ function othersWrite(st: { uid: number; mode: number }): boolean {
  * on is on a host mount: only the text of the path, resolved so, says a container is on the way. So: the
  * path resolved up to the view and the rest as it is, when it enters one (the callers treat everything
  * from the view on as the container's: foreignViewOf); else the path as given, for the kernel and the
- * callers' own rules. `stopAtOthers`: a link in a directory someone other than root may write is not
- * followed (the spool's walk refuses it; followed here, its target would stand in for it unseen).
+ * callers' own rules; null when it cannot be told (more than 40 links, a name too long once resolved, the
+ * tap's own cwd or fd/<n>): the callers refuse it. `stopAtOthers`: a link in a directory someone other
+ * than root may write is not followed (the spool's walk refuses it; followed here, its target would stand
+ * in for it unseen).
  */
-export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): string {
+export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): string | null {
   const given = resolve(path);
   const parts = (p: string) => p.split('/').filter((x) => x && x !== '.');
-  const own = new RegExp(`^/proc/(self|thread-self|${process.pid})(/|$)`);
+  const own = `/proc/(self|thread-self|${process.pid})`;
+  const ownEntry = new RegExp(`^${own}/([^/]+)$`);
   let todo = parts(given);
   let at = '';
   for (let hops = 0; todo.length > 0;) {
@@ -72,33 +75,39 @@ export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): 
       continue;
     }
     const next = `${at}/${name}`;
+    // The tap's own root (and its threads'): read as `/` below. Its other entries (cwd, fd/<n>…) lead
+    // where a readlink's text cannot say (a directory in another namespace): not followed, refused.
+    const entry = ownEntry.exec(next)?.[2];
+    if (entry !== undefined && entry !== 'root' && entry !== 'task') return null;
     // Another process's view: the rest is theirs, the path resolved so far is what the caller goes by.
-    if (foreignViewOf(next) && !own.test(next)) return [next, ...todo].join('/');
+    if (foreignViewOf(next) && !new RegExp(`^${own}(/|$)`).test(next)) return [next, ...todo].join('/');
     let st;
     try {
       st = lstatSync(next);
-    } catch {
-      return given; // not there (yet): no view on the way
+    } catch (e) {
+      // Not there (yet): no view on the way. Anything else (a name too long once resolved, a loop):
+      // it cannot be told, and what cannot be told is refused.
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? given : null;
     }
     if (!st.isSymbolicLink()) {
       at = next;
       continue;
     }
-    if (++hops > 40) return given; // a loop: the kernel says so
+    if (++hops > 40) return null; // the kernel's own bound: past it, a loop or a chain built to outlast it
     if (o.stopAtOthers) {
       let parent;
       try {
         parent = statSync(at || '/');
       } catch {
-        return given;
+        return null;
       }
       if (othersWrite(parent)) return given; // theirs: the caller refuses it
     }
     let target: string;
     try {
-      target = readlinkSync(next); // the tap's own /proc/self/root reads `/`, its cwd the directory
+      target = readlinkSync(next); // the tap's own /proc/self/root reads `/`
     } catch {
-      return given;
+      return null;
     }
     if (target.startsWith('/')) at = '';
     todo = [...target.split('/').filter((x) => x && x !== '.'), ...todo];

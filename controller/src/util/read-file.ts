@@ -115,7 +115,12 @@ export function writableByOthers(st: Stats): string | null {
  * (uid 0 too, without a user namespace) may write, replace or link it. null for any other path.
  */
 export function containerWritten(path: string): string | null {
-  const view = foreignViewOf(throughViews(path)); // a host link to a directory below a container's root too
+  const resolved = throughViews(path); // a host link to a directory below a container's root too
+  if (resolved === null) {
+    return 'on a path that cannot be followed to its end by the tap (more than 40 links, a name too long once they are resolved, '
+      + `the tap's own /proc/self/cwd or fd): whether a container's files are on the way cannot be told, so ${MAY_HAVE_WRITTEN.replace('its root user', 'a container\'s root user')}`;
+  }
+  const view = foreignViewOf(resolved);
   return view ? `below ${view}, another process's view of the files (a container's): ${MAY_HAVE_WRITTEN}` : null;
 }
 
