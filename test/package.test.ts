@@ -39,7 +39,9 @@ function pathWithoutNode(): string {
   return dir;
 }
 const NO_NODE_PATH = pathWithoutNode();
-const env = { PATH: NO_NODE_PATH, LANG: 'C.UTF-8' };
+// The test run's stand-in for the unit's StateDirectory (agent/spool-note.ts): not the machine's /var/lib.
+const stateDir = process.env.WAZUH_NATS_TAP_STATE_DIR ? { WAZUH_NATS_TAP_STATE_DIR: process.env.WAZUH_NATS_TAP_STATE_DIR } : {};
+const env = { PATH: NO_NODE_PATH, LANG: 'C.UTF-8', ...stateDir };
 
 async function cli(root: string, args: string[]) {
   return run(join(root, 'usr/sbin/wazuh-nats-tap'), args, { env, timeout: 60_000 }).catch((e) => e as { code: number; stdout: string; stderr: string });

@@ -318,7 +318,11 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
   t.teardown(() => sub.unsubscribe());
   await nc.flush();
   // The environment systemd gives the service: the unit's and its drop-in's `Environment=` lines, over PATH.
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...unitEnvironment(unit, dropin) };
+  // (And the test run's stand-in for the unit's StateDirectory, agent/spool-note.ts: not the machine's /var/lib.)
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin', ...unitEnvironment(unit, dropin),
+    ...(process.env.WAZUH_NATS_TAP_STATE_DIR && { WAZUH_NATS_TAP_STATE_DIR: process.env.WAZUH_NATS_TAP_STATE_DIR }),
+  };
   t.equal(env.NODE_OPTIONS, '--max-semi-space-size=8', 'the unit sizes V8\'s young generation (node reads it before the tap runs)');
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
