@@ -87,7 +87,9 @@ export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): 
     } catch (e) {
       // Not there (yet): no view on the way. Anything else (a name too long once resolved, a loop):
       // it cannot be told, and what cannot be told is refused.
-      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? given : null;
+      // ENOTDIR: a file on the way — nothing goes through it, and the caller says what it is.
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' || code === 'ENOTDIR' ? given : null;
     }
     if (!st.isSymbolicLink()) {
       at = next;
