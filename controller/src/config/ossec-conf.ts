@@ -611,7 +611,7 @@ function parseValue(ctx: Ctx, def: ConfigElement, text: string): unknown {
  * event loop, at start and at every SIGHUP: 16 MiB took 9–12 s and 700 MB there (a reload froze the tap,
  * and a SIGTERM meanwhile passed its deadline); 1 MiB ~0.25 s.
  */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
  * The file the tap's settings come from. Never a blocking read: a FIFO (or a device) where the file
@@ -631,7 +631,7 @@ function readConfigFile(file: string, trusted = true): string {
     if (isPermissionError(e)) throw new PermissionDenied(`configuration file '${f}' cannot be read: permission denied (run as root)`);
     if (e instanceof NotRegularFile) throw new ConfigError(`configuration file ${e.message}`);
     if (e instanceof UntrustedFile) {
-      if (containerWritten(file) || e.message === FOREIGN_MOUNT) {
+      if (e.container) {
         throw new ConfigError(`configuration file '${f}' is ${e.message}: the tap runs as the host's root, and whoever writes its `
           + 'configuration chooses where it sends its credentials and which of the host\'s files it reads as secrets. Give it a '
           + 'configuration of the host\'s: --config /etc/wazuh-nats-tap/<name>.conf (owned by root, mode 0640), with --home as it is');

@@ -65,7 +65,7 @@ export function openSpoolDir(dir: string): OpenedDir {
   // The root's links resolved by hand up to a container's view (a host link to a directory below a
   // container's root: the kernel would resolve the container's absolute links on the way against the
   // host's root), so that the walk below knows the view from its path.
-  const resolved = throughViews(resolve(dir), { stopAtOthers: true });
+  const resolved = throughViews(resolve(dir), { stopAt: (st) => othersMayWrite(st) !== null });
   if (resolved === null) {
     throw new ConfigError(`spool_dir ${resolve(dir)} cannot be followed to its end (more than 40 links, a name too long once they `
       + 'are resolved, the tap\'s own /proc/self/cwd or fd): whether a container\'s files are on the way cannot be told; '

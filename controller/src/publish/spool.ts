@@ -460,7 +460,6 @@ export class Spool {
     this.persistedCursor = this.ackCursor;
     const files = names.filter((f) => /^seg-\d+\.log$/.test(f))
       .map((f) => ({ f, id: Number(f.slice(4, -4)) })).sort((a, b) => a.id - b.id);
-    let maxSeq = this.ackCursor;
     /** The highest seq of the records found (the cursor aside). */
     let recordsMax = 0;
     // Past every name found, refused ones too: a new segment is never one of them.
@@ -495,7 +494,6 @@ export class Spool {
       if (tail) tails.push(tail);
       const live = entries.filter((e) => e.seq > this.ackCursor);
       for (const e of entries) recordsMax = Math.max(recordsMax, e.seq);
-      maxSeq = Math.max(maxSeq, recordsMax);
       if (live.length === 0) {
         try { unlinkSync(path); } catch (e) { if (!isErrno(e)) throw e; }
         continue;
@@ -528,6 +526,7 @@ export class Spool {
         this.counters.corrupt += Math.max(1, Math.min(gap, Math.floor((t.size - t.end) / MIN_FRAME)));
       }
     }
+    const maxSeq = Math.max(this.ackCursor, recordsMax);
     if (recordsMax > 0 && this.ackCursor > recordsMax) {
       // Every record taken as delivered. Legitimate after a crash that lost a segment's unsynced end
       // while the cursor saved after it was synced; a damaged cursor hides undelivered events: said.

@@ -2,7 +2,7 @@
 // container's root as the host reaches it: --home for a manager in a container), or `cwd`, `fd/<n>`…
 // What lies below it is that process's — its container's root user's, whatever its uid — and the
 // path dies with the process, whose pid can come to name another.
-import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { normalize, resolve } from 'node:path';
 
 /** `<procRoot>/<pid>/root` when `home` is reached through one, else null. */
@@ -43,11 +43,6 @@ export function onForeignMount(fd: number): boolean {
   }
 }
 
-/** Who may write a directory besides root: null when no one (a link in it is root's, the administrator's). */
-function othersWrite(st: { uid: number; mode: number }): boolean {
-  return st.uid !== 0 || (st.mode & 0o022) !== 0;
-}
-
 /**
  * `path` with the symbolic links on it resolved by hand, the kernel's way, up to where it enters another
  * process's view (`/proc/<pid>/…`, not the tap's own: its `/proc/self/root` is `/`). The kernel, following
@@ -57,15 +52,16 @@ function othersWrite(st: { uid: number; mode: number }): boolean {
  * path resolved up to the view and the rest as it is, when it enters one (the callers treat everything
  * from the view on as the container's: foreignViewOf); else the path as given, for the kernel and the
  * callers' own rules; null when it cannot be told (more than 40 links, a name too long once resolved, the
- * tap's own cwd or fd/<n>): the callers refuse it. `stopAtOthers`: a link in a directory someone other
- * than root may write is not followed (the spool's walk refuses it; followed here, its target would stand
- * in for it unseen).
+ * tap's own cwd or fd/<n>): the callers refuse it. `stopAt`: a directory whose links are not followed
+ * (the spool's walk: one others may write — it refuses the link; followed here, its target would stand in
+ * for it unseen).
  */
-export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): string | null {
+export function throughViews(path: string, o: { stopAt?: (dir: Stats) => boolean } = {}): string | null {
   const given = resolve(path);
   const parts = (p: string) => p.split('/').filter((x) => x && x !== '.');
   const own = `/proc/(self|thread-self|${process.pid})`;
   const ownEntry = new RegExp(`^${own}/([^/]+)$`);
+  const ownPath = new RegExp(`^${own}(/|$)`);
   let todo = parts(given);
   let at = '';
   for (let hops = 0; todo.length > 0;) {
@@ -80,7 +76,7 @@ export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): 
     const entry = ownEntry.exec(next)?.[2];
     if (entry !== undefined && entry !== 'root' && entry !== 'task') return null;
     // Another process's view: the rest is theirs, the path resolved so far is what the caller goes by.
-    if (foreignViewOf(next) && !new RegExp(`^${own}(/|$)`).test(next)) return [next, ...todo].join('/');
+    if (foreignViewOf(next) && !ownPath.test(next)) return [next, ...todo].join('/');
     let st;
     try {
       st = lstatSync(next);
@@ -96,14 +92,14 @@ export function throughViews(path: string, o: { stopAtOthers?: boolean } = {}): 
       continue;
     }
     if (++hops > 40) return null; // the kernel's own bound: past it, a loop or a chain built to outlast it
-    if (o.stopAtOthers) {
+    if (o.stopAt) {
       let parent;
       try {
         parent = statSync(at || '/');
       } catch {
         return null;
       }
-      if (othersWrite(parent)) return given; // theirs: the caller refuses it
+      if (o.stopAt(parent)) return given; // theirs: the caller refuses it
     }
     let target: string;
     try {

@@ -94,6 +94,10 @@ export function readRegularFileSync(path: string, maxBytes = 64 * 1024 * 1024): 
 /** A file whose contents someone other than root (or the tap's user) could choose. */
 export class UntrustedFile extends Error {
   readonly code = 'EUNTRUSTED';
+  /** `container`: refused as a container's file (its path or its mount), whatever its owner and mode. */
+  constructor(message: string, readonly container = false) {
+    super(message);
+  }
 }
 
 /**
@@ -138,7 +142,7 @@ export const FOREIGN_MOUNT = `on a mount of another process's view of the files 
  */
 export function readTrustedFileSync(path: string, maxBytes: number, o: { secret?: boolean } = {}): Buffer {
   const foreign = containerWritten(path);
-  if (foreign) throw new UntrustedFile(foreign);
+  if (foreign) throw new UntrustedFile(foreign, true);
   const link = lstatSync(path);
   if (link.isSymbolicLink()) {
     const owner = secretOwnerOther(link);
@@ -148,7 +152,7 @@ export function readTrustedFileSync(path: string, maxBytes: number, o: { secret?
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw refuse(path, st);
-    if (onForeignMount(fd)) throw new UntrustedFile(FOREIGN_MOUNT);
+    if (onForeignMount(fd)) throw new UntrustedFile(FOREIGN_MOUNT, true);
     const owner = secretOwnerOther(st);
     if (owner) throw new UntrustedFile(`${owner}: its owner can ${o.secret ? 'read and ' : ''}replace it (chown root:)`);
     const open = o.secret ? secretModeOpen(st.mode) : null;

@@ -74,14 +74,12 @@ export function lockPart(tap: Tap): Part {
       const parentHeld = () => leadsTo(dir.parent.path, dir.parent);
       // spool_dir's path leading elsewhere (renamed by whoever may write its parent): said once, and once
       // more when it leads back. The tap goes on in the directory it opened; a restart would make a new one.
-      let away = false;
       const opened = fstatSync(dir.fd);
       const pathAway = () => !leadsTo(tap.spoolDir, opened);
       timer = setInterval(() => {
-        if (pathAway() !== away) {
-          away = !away;
-          tap.spoolDirMoved = away;
-          if (away) {
+        if (pathAway() !== tap.spoolDirMoved) {
+          tap.spoolDirMoved = !tap.spoolDirMoved; // status says it too
+          if (tap.spoolDirMoved) {
             tap.log.warn({ spool_dir: tap.spoolDir }, 'spool_dir leads to another directory, or to none, now (renamed by someone who may write its parent?): '
               + 'the tap goes on writing the directory it opened; move it back before the next start, or the events it holds are not replayed');
           } else tap.log.info({ spool_dir: tap.spoolDir }, 'spool_dir leads to the directory the tap writes again');
