@@ -43,36 +43,41 @@ function image(t: Tap.Test, onTmpfs: boolean): string {
   return img;
 }
 
-/** A container's root: /usr of the host, and /var/ossec an overlay of the image with a layer of its own. */
-function container(t: Tap.Test, img: string, tag: string): string {
+/**
+ * A container's root: /usr of the host, and /var/ossec (or `homeAt`, a path in the container) an overlay
+ * of the image with a layer of its own.
+ */
+function container(t: Tap.Test, img: string, tag: string, homeAt = '/var/ossec'): string {
   const root = scratch(t, tag);
   const layer = scratch(t, `${tag}-layer`);
-  for (const d of ['usr', 'var/ossec', 'tmp']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['usr', homeAt, 'tmp']) mkdirSync(join(root, d), { recursive: true });
   for (const l of ['lib', 'lib64', 'bin', 'sbin']) symlinkSync(`usr/${l}`, join(root, l));
   mount('--bind', '/usr', join(root, 'usr'));
   unmountLater(t, join(root, 'usr'));
   mkdirSync(join(layer, 'upper'));
   mkdirSync(join(layer, 'work'));
-  mount('-t', 'overlay', 'overlay', '-o', `lowerdir=${img},upperdir=${join(layer, 'upper')},workdir=${join(layer, 'work')}`, join(root, 'var/ossec'));
-  unmountLater(t, join(root, 'var/ossec'));
+  mount('-t', 'overlay', 'overlay', '-o', `lowerdir=${img},upperdir=${join(layer, 'upper')},workdir=${join(layer, 'work')}`, join(root, homeAt));
+  unmountLater(t, join(root, homeAt));
   return root;
 }
 
 const A1 = { id: 1, name: 'master-agent-01', ip: '10.0.1.1' };
 const A2 = { id: 2, name: 'master-agent-02', ip: '10.0.1.2' };
 
-async function podWithTap(t: Tap.Test, root: string, natsUrl: string, node: string) {
-  const sim = new SimManager({ binDir, home: '/var/ossec', root, agents: [A1, A2] });
+async function podWithTap(t: Tap.Test, root: string, natsUrl: string, node: string, o: { homeAt?: string; tapHome?: string; hostSpool?: boolean } = {}) {
+  const sim = new SimManager({ binDir, home: o.homeAt ?? '/var/ossec', root, agents: [A1, A2] });
   t.teardown(() => sim.stop());
   writeOssecConf(sim.home);
   await sim.start();
   // The home as the host reaches it: through the manager's own root.
-  const home = `/proc/${sim.db!.pid}/root/var/ossec`;
+  const home = `/proc/${sim.db!.pid}/root${o.tapHome ?? '/var/ossec'}`;
   const hostDir = scratch(t, `${node}-sock`);
   const sock = join(hostDir, 'tap.sock');
   // The tap's configuration is the host's: a container's files never configure it (its root user writes them).
   const conf = join(hostDir, 'nats-tap.conf');
-  writeFileSync(conf, '<ossec_config><nats><enabled>yes</enabled><metrics>no</metrics></nats></ossec_config>\n', { mode: 0o640 });
+  // hostSpool: the spool on the host (no link below the container's root is followed on the way to it).
+  const spool = o.hostSpool ? `<spool_dir>${join(hostDir, 'spool')}</spool_dir>` : '';
+  writeFileSync(conf, `<ossec_config><nats><enabled>yes</enabled><metrics>no</metrics>${spool}</nats></ossec_config>\n`, { mode: 0o640 });
   const tap = await startTap(['run', '--config', conf, '--home', home, '--nats-url', natsUrl, '--node', node, '--control-socket', sock,
     '--metrics', 'no']);
   t.teardown(() => tap.stop('SIGKILL'));
@@ -121,4 +126,38 @@ t.test('an image on another filesystem than the container\'s layer (tmpfs under 
   await waitFor(() => got.filter((m) => m.body.event_type === 'status_change').length >= 2, 10_000, 'the pod\'s events');
   t.same(got.filter((m) => m.body.event_type === 'status_change').map((m) => [m.body.agent_id, m.body.current_status, m.body.source]),
     [['002', 'pending', 'remoted'], ['002', 'active', 'remoted']]);
+});
+
+t.test('a container whose home is an absolute link (/var/ossec -> a volume\'s path): its own manager, never the host\'s at that path', async (t) => {
+  // The container keeps its manager in /srv/…/ossec and links /var/ossec to it, absolutely. The host has a
+  // manager of its own at that very path. The kernel's walk of /proc/<pid>/root/var/ossec resolved the
+  // container's link against the host's root: the tap watched the host's manager, asked its wazuh-db for
+  // its agents and published them as the container's — and nothing of the container's own.
+  const { nats, got } = await natsCollecting(t, 'wazuh.>');
+  const at = join(scratch(t, 'vol'), 'ossec'); // the same absolute path on the host and in the container
+  const A7 = { id: 7, name: 'host-agent-07', ip: '10.9.9.7' };
+  const host = new SimManager({ binDir, home: at, agents: [A7] });
+  t.teardown(() => host.stop());
+  await host.start();
+  const root = container(t, image(t, false), 'linked', at);
+  mkdirSync(join(root, 'var'), { recursive: true });
+  symlinkSync(at, join(root, 'var/ossec'));
+  // The default spool_dir (<home>/var/nats-tap) is reached through the container's link: refused (its root
+  // user could point it anywhere on the host), so the spool is the host's, as docs/configuration.md says.
+  const pod = await podWithTap(t, root, nats.url, 'linked', { homeAt: at, tapHome: '/var/ossec', hostSpool: true });
+
+  await host.startup(A7);
+  await host.keepalive(A7);
+  await pod.sim.startup(A1);
+  await pod.sim.keepalive(A1);
+  const statuses = () => got.filter((m) => m.body.event_type === 'status_change' && m.body.manager_node === 'linked')
+    .map((m) => [m.body.agent_id, m.body.previous_status, m.body.current_status]);
+  await waitFor(() => statuses().length >= 2, 10_000, 'the container\'s events');
+  await new Promise((r) => setTimeout(r, 1000));
+  t.same(statuses(), [['001', 'never_connected', 'pending'], ['001', 'pending', 'active']], 'the container\'s manager, not the host\'s');
+  t.notOk(got.some((m) => m.body.agent_id === '007'), 'nothing of the host\'s manager at the same path');
+  const st = JSON.parse((await runTap(['status', '--json', '--control-socket', pod.sock])).stdout);
+  const targets = new Set((st.targets as { pid: number }[]).map((x) => x.pid));
+  t.notOk(Object.values(host.pids()).some((p) => targets.has(p)), 'the host\'s daemons are no targets');
+  t.ok(targets.has(pod.sim.db!.pid), 'the container\'s wazuh-db is');
 });

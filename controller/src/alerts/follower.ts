@@ -35,7 +35,7 @@
 //     for a proper one, as for a missing file;
 //   - running out of file descriptors (EMFILE, ENFILE) is a pause, never a conclusion: nothing is
 //     counted as unread because a directory could not be listed, and the next poll tries again.
-import { closeSync, createReadStream, fstatSync, readdirSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, readSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { pipeline } from 'node:stream';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
@@ -43,6 +43,7 @@ import { LineSplitter, type FileLine } from './line-splitter.js';
 import { HEAD_BYTES, hashOf, headHash, isRotatedName, PositionWriter, readPosition, type AlertsPosition } from './position.js';
 import { openTrusted } from './trusted-open.js';
 import { lstatOrNull } from '../util/read-file.js';
+import { readdirInView, withPathInView } from '../util/in-view.js';
 import { isFdExhaustion } from '../util/errno.js';
 import { LogLimiter } from '../util/log-limiter.js';
 
@@ -972,7 +973,7 @@ export class AlertsFollower {
     this.fileWatch?.close();
     this.fileWatch = null;
     try {
-      const w = watch(this.o.file, { persistent: false }, () => this.kick());
+      const w = withPathInView(this.o.file, (p) => watch(p, { persistent: false }, () => this.kick()));
       w.on('error', () => { w.close(); if (this.fileWatch === w) this.fileWatch = null; });
       this.fileWatch = w;
     } catch {
@@ -985,9 +986,9 @@ export class AlertsFollower {
     if (this.dirWatch || this.closed) return;
     const name = basename(this.o.file);
     try {
-      const w = watch(dirname(this.o.file), { persistent: false }, (_ev, f) => {
+      const w = withPathInView(dirname(this.o.file), (p) => watch(p, { persistent: false }, (_ev, f) => {
         if (f === null || f === name) this.kick();
-      });
+      }));
       w.on('error', () => { w.close(); if (this.dirWatch === w) this.dirWatch = null; });
       this.dirWatch = w;
     } catch {
@@ -1075,7 +1076,7 @@ function* rotatedFiles(root: string, from: { after: number } | 'newest'): Genera
 /** A directory's names; [] when it cannot be listed, except out of descriptors (thrown: the caller retries later). */
 function safeList(dir: string): string[] {
   try {
-    return readdirSync(dir);
+    return readdirInView(dir);
   } catch (e) {
     if (isFdExhaustion(e)) throw e;
     return [];

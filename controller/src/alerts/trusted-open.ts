@@ -4,10 +4,11 @@
 // symbolic link in its last component (O_NOFOLLOW) and without blocking (O_NONBLOCK: a FIFO opens
 // at once and is then refused), and what was opened is checked through the descriptor (fstat, no
 // race with a swap): a regular file owned by root or by the Wazuh user, else it is closed unread.
-import { constants as fc, statSync } from 'node:fs';
+import { constants as fc } from 'node:fs';
 import { join } from 'node:path';
 import { openChecked, type CheckedOpen } from '../util/checked-open.js';
 import { fileKind } from '../util/read-file.js';
+import { statInView } from '../util/in-view.js';
 
 /** Opened (`fd`, `st`), or not opened or closed unread: `refused` says what it is; dev/ino tell this file from the next one. */
 export type TrustedOpen = CheckedOpen;
@@ -25,7 +26,7 @@ export type TrustedOpen = CheckedOpen;
  */
 export function wazuhUid(home: string): number | null {
   try {
-    return statSync(join(home, 'queue', 'db')).uid;
+    return statInView(join(home, 'queue', 'db')).uid; // below a container's root: as it resolves the path
   } catch {
     return null;
   }

@@ -11,7 +11,8 @@
 // An open descriptor keeps the directory's inode (and its filesystem's superblock, and so the device
 // number) allocated: nothing else can have those numbers while the kernel matches them.
 
-import { closeSync, constants as fc, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants as fc, fstatSync } from 'node:fs';
+import { openInView } from '../util/in-view.js';
 import type { FsId } from './targets.js';
 
 const key = (id: FsId) => `${id.dev}:${id.ino}`;
@@ -27,7 +28,7 @@ export class HeldDirs {
     if (this.fds.has(key(id))) return true;
     let fd: number;
     try {
-      fd = openSync(path, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
+      fd = openInView(path, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK);
     } catch {
       return false;
     }

@@ -24,9 +24,9 @@
 // Each pinned directory is held open for the run (held-dirs.ts): an identity is numbers, and the
 // numbers of a directory removed or a filesystem unmounted (the container's root, once its process
 // ended) would otherwise go to the next one made — a tree built to match could pass the pin.
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { procRootOf } from '../util/proc-root.js';
+import { statInView } from '../util/in-view.js';
 import { formatFsId, sameFsId, type FsId } from './targets.js';
 import { HeldDirs } from './held-dirs.js';
 
@@ -50,7 +50,7 @@ export interface HomePinOptions {
 
 function statDir(path: string): FsId | null {
   try {
-    const st = statSync(path, { bigint: true });
+    const st = statInView(path, { bigint: true }); // below a container's root: as it resolves the path
     return st.isDirectory() ? { dev: st.dev, ino: st.ino } : null;
   } catch {
     return null; // gone (the process ended), not installed yet, or unreadable: nothing to compare

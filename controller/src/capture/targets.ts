@@ -8,8 +8,9 @@
 // module gives the kernel those directories' identities, and finds the
 // daemons already running when the tap starts (and every rescan) through
 // /proc/<pid>/exe, compared by identity with this home's executables.
-import { lstatSync, readdirSync, readFileSync, realpathSync, statSync, type BigIntStats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, statSync, type BigIntStats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { readdirInView, rootViewOf, statInView, withPathInView } from '../util/in-view.js';
 
 /** The name every executable of the framework's Python directory counts as (state/format.ts: source `clusterd`). */
 export const CLUSTER_DAEMON = 'python3';
@@ -61,10 +62,11 @@ export function exeDirsOf(home: string): { path: string; cluster: boolean }[] {
   return [{ path: join(home, 'bin'), cluster: false }, { path: join(home, 'framework/python/bin'), cluster: true }];
 }
 
+/** A home's file or directory (below a container's root: as the container resolves it, util/in-view.ts). */
 function statId(path: string, want: 'dir' | 'socket' | 'file'): FsId | null {
   let st: BigIntStats;
   try {
-    st = statSync(path, { bigint: true });
+    st = statInView(path, { bigint: true });
   } catch {
     return null; // missing (not installed yet), or unreadable: nothing to trust
   }
@@ -137,12 +139,16 @@ export function kernelFollows(home: HomeIdentity, names: readonly string[]): boo
   for (const d of home.exeDirs) {
     for (const f of d.any ? safeReaddir(d.path) : names) {
       const path = join(d.path, f);
-      let st: BigIntStats | undefined;
+      let st: BigIntStats;
       try {
-        st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
-        if (!st) continue;
+        st = statInView(path, { bigint: true, follow: false });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        return false;
+      }
+      try {
         // A link within its directory (framework/python/bin/python3 → python3.10) runs as its target there.
-        if (st.isSymbolicLink() && !sameFsId(statId(dirname(realpathSync.native(path)), 'dir'), d.id)) return false;
+        if (st.isSymbolicLink() && !linkStaysIn(path, d.id)) return false;
       } catch {
         return false; // a link that leads nowhere now may lead somewhere at the next exec
       }
@@ -152,9 +158,21 @@ export function kernelFollows(home: HomeIdentity, names: readonly string[]): boo
   return true;
 }
 
+/**
+ * Whether the link `path` runs as a file of the directory `dir`. Below a container's root only a link to
+ * a name in the same directory counts (its text without a `/`): the tap cannot resolve the container's
+ * links with realpath, which would follow their absolute targets on the host.
+ */
+function linkStaysIn(path: string, dir: FsId): boolean {
+  if (!rootViewOf(path)) return sameFsId(statId(dirname(realpathSync.native(path)), 'dir'), dir);
+  // The link's own text, read in the directory as the container resolves it (readlink does not follow the last name).
+  const target = withPathInView(dirname(path), (p) => readlinkSync(join(p, basename(path))));
+  return !target.includes('/') && target !== '..' && target !== '.';
+}
+
 function safeReaddir(dir: string): string[] {
   try {
-    return readdirSync(dir).slice(0, 256);
+    return readdirInView(dir).slice(0, 256);
   } catch {
     return [];
   }

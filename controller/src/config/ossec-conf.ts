@@ -11,6 +11,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import { ConfigError, ConfigFileMissing, isPermissionError, PermissionDenied } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
+import { viewProblem } from '../util/in-view.js';
 import { containerWritten, FOREIGN_MOUNT, CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
@@ -664,6 +665,8 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
     home = detectHome(opts.homeCandidates);
     homeOrigin = { source: 'default', where: 'detected' };
   }
+  const viewed = viewProblem(home);
+  if (viewed) throw new ConfigError(`the Wazuh home '${clipPath(home)}' cannot be followed: ${viewed}`);
   if (opts.file === '') throw new ConfigError('--config: Invalid NULL content');
   // The tap's own file, else a <nats> in ossec.conf (a Wazuh built to accept it), read only when
   // the tap's file is absent. The manager's node name is Wazuh's, in ossec.conf, either way.

@@ -9,7 +9,8 @@
 import { closeSync, constants as fc, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { EUID, fileKind, lstatOrNull, readWhole } from './read-file.js';
+import { EUID, fileKind, readWhole } from './read-file.js';
+import { openInView, statInView } from './in-view.js';
 
 /** Added to every open: a terminal device opened by mistake must not become the tap's controlling terminal either. */
 const SAFE = fc.O_NOFOLLOW | fc.O_NONBLOCK | fc.O_NOCTTY;
@@ -28,11 +29,11 @@ export type CheckedOpen =
 export function openChecked(path: string, flags: number, check: (st: Stats) => string | null, mode = 0o600): CheckedOpen {
   let fd: number;
   try {
-    fd = openSync(path, flags | SAFE, mode);
+    fd = openInView(path, flags | SAFE, mode); // below a container's root: as it resolves the path
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') {
-      const l = lstatOrNull(path);
+      const l = lstatInViewOrNull(path);
       const what = code === 'ELOOP' ? 'a symbolic link' : l ? fileKind(l) : code === 'ENXIO' ? 'a socket or a FIFO' : 'a directory';
       return { refused: what, dev: l?.dev ?? 0, ino: l?.ino ?? 0 };
     }
@@ -52,6 +53,14 @@ export function openChecked(path: string, flags: number, check: (st: Stats) => s
 }
 
 export { EUID };
+
+function lstatInViewOrNull(path: string): Stats | null {
+  try {
+    return statInView(path, { follow: false });
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Why a file is not one the tap keeps for itself — a regular file of its user with that one name —

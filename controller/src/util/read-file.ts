@@ -3,8 +3,9 @@
 // writer comes — forever, at start-up; a character device (/dev/zero) reads without end. So
 // the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
 // swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { foreignViewOf, onForeignMount, throughViews } from './proc-root.js';
+import { openInView, statInView } from './in-view.js';
 import { clipPath } from './clip.js';
 
 /** The file exists but is not a regular file (a FIFO, a device, a socket, a directory). */
@@ -23,10 +24,13 @@ export function fileKind(st: Stats): string {
   return 'not a regular file';
 }
 
-/** The entry itself (a symlink is not followed), or null when there is none (or it cannot be looked at). */
+/**
+ * The entry itself (a symlink is not followed), or null when there is none (or it cannot be looked at).
+ * Below a container's root: the entry the container's path leads to (util/in-view.ts).
+ */
 export function lstatOrNull(path: string): Stats | null {
   try {
-    return lstatSync(path);
+    return statInView(path, { follow: false });
   } catch {
     return null;
   }
@@ -77,9 +81,10 @@ function tooLarge(path: string, size: number, maxBytes: number): Error {
  * else, the fs error (ENOENT, EACCES…) when it cannot be opened, an Error past `maxBytes`.
  */
 export function readRegularFileSync(path: string, maxBytes = 64 * 1024 * 1024): Buffer {
-  const st = statSync(path);
+  // Below a container's root (its ossec.conf, read for the node name): as the container resolves the path.
+  const st = statInView(path);
   if (!st.isFile()) throw refuse(path, st);
-  const fd = openSync(path, OPEN_FLAGS);
+  const fd = openInView(path, OPEN_FLAGS);
   try {
     const fst = fstatSync(fd);
     if (!fst.isFile()) throw refuse(path, fst);

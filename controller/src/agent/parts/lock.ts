@@ -20,6 +20,7 @@ import { InstanceLock } from '../instance-lock.js';
 import type { Tap } from '../tap.js';
 import { notOwnedError, openSpoolDir, procPathOf } from '../../publish/spool-dir.js';
 import { checkSpoolNote } from '../spool-note.js';
+import { statInView } from '../../util/in-view.js';
 
 /** Where the per-home locks live; a test may move it. */
 export const HOME_LOCK_DIR = process.env.WAZUH_NATS_TAP_LOCK_DIR ?? '/run/wazuh-nats-tap';
@@ -45,7 +46,7 @@ export function lockPart(tap: Tap): Part {
         locks.push(spool);
         let home: { dev: bigint; ino: bigint } | null = null;
         try {
-          home = statSync(tap.opts.home, { bigint: true });
+          home = statInView(tap.opts.home, { bigint: true }); // below a container's root: as it resolves the path
         } catch { /* not installed yet: the spool's lock alone */ }
         if (home) {
           const byHome = new InstanceLock(join(HOME_LOCK_DIR, `home-${home.dev}-${home.ino}.lock`), `the Wazuh home ${tap.opts.home}`);

@@ -4,8 +4,9 @@
 // the real previous_status, not `unknown` (SPEC §3). inotify on queue/db says
 // at once; a check every second covers a directory created later, or a missed
 // event.
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { statInView, withPathInView } from '../../util/in-view.js';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 
@@ -17,7 +18,7 @@ import type { Tap } from '../tap.js';
  */
 function socketKey(home: string): string | null {
   try {
-    const st = statSync(join(home, 'queue/db/wdb'));
+    const st = statInView(join(home, 'queue/db/wdb')); // below a container's root: as it resolves the path
     return st.isSocket() ? `${st.dev}:${st.ino}:${st.birthtimeMs || st.ctimeMs}` : null;
   } catch {
     return null;
@@ -43,7 +44,7 @@ export function wazuhDbPart(tap: Tap): Part {
   const watchDir = () => {
     if (watcher) return;
     try {
-      watcher = watch(dir, { persistent: false }, (_e, name) => { if (name === null || String(name) === 'wdb') check(); });
+      watcher = withPathInView(dir, (p) => watch(p, { persistent: false }, (_e, name) => { if (name === null || String(name) === 'wdb') check(); }));
       watcher.on('error', () => { watcher?.close(); watcher = null; });
     } catch {
       watcher = null; // no queue/db yet: the timer looks again

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { parseClientKeys, type ClientKeys } from './client-keys-parse.js';
 import { isFdExhaustion } from '../../util/errno.js';
 import { openTrusted, wazuhUid } from '../../alerts/trusted-open.js';
+import { withPathInView } from '../../util/in-view.js';
 
 export { applyClientKeys, parseClientKeys } from './client-keys-parse.js';
 export type { ClientKeyEntry, ClientKeys } from './client-keys-parse.js';
@@ -187,10 +188,11 @@ export function watchClientKeys(
     timer.unref?.();
   };
 
-  const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+  // Below a container's root: the directory the container's path leads to (util/in-view.ts).
+  const watcher = withPathInView(dir, (p) => fs.watch(p, { persistent: false }, (_event, name) => {
     // Some platforms give no name: then any change in the directory may be ours.
     if (name === null || name === base || String(name) === base) schedule();
-  });
+  }));
   watcher.on('error', (e) => report(e));
   void read();
 

@@ -14,6 +14,7 @@ import type { AgentSyncRow } from '../../types.js';
 import type { AgentStateTable } from '../agents.js';
 import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
 import { isFdExhaustion } from '../../util/errno.js';
+import { withPathInView } from '../../util/in-view.js';
 
 const FD_RETRY_MS = 500;
 
@@ -78,7 +79,10 @@ class WdbClient {
 
   static connect(file: string, timeoutMs: number): Promise<WdbClient> {
     return new Promise((resolve, reject) => {
-      const sock = net.createConnection({ path: file });
+      // Below a container's root the socket is looked up as the container resolves the path
+      // (util/in-view.ts); connect(2) does its lookup within createConnection, through the descriptor.
+      let via = file;
+      const sock = withPathInView(file, (p) => { via = p; return net.createConnection({ path: p }); });
       const timer = setTimeout(() => {
         sock.destroy();
         reject(new Error(`connect timed out after ${timeoutMs} ms`));
@@ -90,6 +94,7 @@ class WdbClient {
       });
       sock.once('error', (e) => {
         clearTimeout(timer);
+        if (via !== file) e.message = e.message.split(via).join(file); // the path the user gave, not the descriptor's
         reject(e);
       });
     });

@@ -1,0 +1,165 @@
+// Looking up a path below a container's root the way the container does.
+//
+// A home reached through another process's root (`--home /proc/<pid>/root/var/ossec`: a manager in a
+// container) is walked by the kernel from that root, but the tap's own root stays the walk's root: an
+// absolute symbolic link on the way (`/var/ossec/queue -> /data/queue`, a volume — or a link the
+// container's root user made to a path of the host's) is resolved against the *host's* `/`. Followed so,
+// the tap took a host directory for the container's `queue/db` or `bin/`: it watched a host manager's
+// wazuh-db, asked it for its agents and published them as the container's, or watched nothing where
+// the container's own manager ran. openat2(2) with RESOLVE_IN_ROOT walks the rest of the path with the
+// container's root as `/` (absolute links and `..` stay inside it) in one call, so no component can be
+// swapped between a look and a use; RESOLVE_NO_MAGICLINKS keeps a container's `/proc/…/fd` links
+// out of it. What was found is then used through its descriptor (`/proc/self/fd/<n>`, which the
+// kernel follows to that very object) or fstat. Paths that go through no other process's root are
+// the kernel's to resolve, as before (every function below is then the plain call).
+import { closeSync, constants as fc, fstatSync, lstatSync, openSync, readdirSync, statSync, type BigIntStats, type Stats } from 'node:fs';
+import { constants as osc } from 'node:os';
+import koffi from 'koffi';
+import { libc } from './libc.js';
+import { throughViews } from './proc-root.js';
+
+const SYS_OPENAT2 = 437; // the same number on every architecture (the syscalls added since 5.1 share one table)
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+const RESOLVE_NO_MAGICLINKS = 0x02;
+const RESOLVE_IN_ROOT = 0x10;
+
+const OWN_FD = new RegExp(`^/proc/(self|thread-self|${process.pid})/fd/`);
+
+/** Where a path enters another process's root, and the rest of it, relative to that root. */
+export interface RootView {
+  /** `/proc/<pid>/root`. */
+  root: string;
+  /** The rest of the path, relative (`var/ossec/queue/db`; `.` for the root itself). */
+  rest: string;
+}
+
+/** An errno error as Node's fs functions throw them (`code`, `errno`, `path`). */
+function errnoError(errno: number, call: string, path: string): NodeJS.ErrnoException {
+  const code = Object.entries(osc.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+  const e: NodeJS.ErrnoException = new Error(`${code}: ${call} '${path}'`);
+  e.code = code;
+  e.errno = -errno;
+  e.syscall = call;
+  e.path = path;
+  return e;
+}
+
+/**
+ * The other process's root `path` goes through, and the rest of it (host links on the way resolved by
+ * hand: util/proc-root.ts throughViews), or null when it goes through none. Throws (code `EXDEV`) when
+ * it cannot be told — more than 40 links, the tap's own cwd or fd — or when it goes through another
+ * entry of a process's than its root (`/proc/<pid>/cwd/…`, `task/<tid>/root`): where absolute links
+ * there lead is not a root the tap holds.
+ */
+export function rootViewOf(path: string): RootView | null {
+  // The tap's own descriptors (the spool's files, named through its pinned directory): what they name
+  // was opened the safe way already, and the kernel follows them to that object.
+  if (OWN_FD.test(path)) return null;
+  const resolved = throughViews(path);
+  if (resolved === null) throw errnoError(osc.errno.EXDEV, 'resolve', path);
+  const m = /^\/proc\/([0-9]+)(?:\/([^/]+))?(?:\/(.*))?$/.exec(resolved);
+  if (!m || String(m[1]) === String(process.pid)) return null;
+  if (m[2] !== 'root') throw errnoError(osc.errno.EXDEV, 'resolve', path);
+  return { root: `/proc/${m[1]}/root`, rest: m[3] ? m[3] : '.' };
+}
+
+let openat2: ReturnType<ReturnType<typeof libc>['func']> | null = null;
+const how = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
+
+/** openat2(rootFd, rest, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): a descriptor, or the errno thrown. */
+function openInRoot(view: RootView, flags: number, path: string, mode = 0): number {
+  openat2 ??= libc().func('long syscall(long nr, ...)');
+  const root = openSync(view.root, O_PATH | fc.O_DIRECTORY);
+  try {
+    how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+    how.writeBigUInt64LE(BigInt((flags & fc.O_CREAT) !== 0 ? mode : 0), 8); // a mode without O_CREAT: EINVAL
+    how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), 16);
+    const fd = Number(openat2(SYS_OPENAT2, 'int', root, 'const char *', view.rest, 'void *', how, 'size_t', how.length));
+    if (fd < 0) throw errnoError(koffi.errno(), 'openat2', path);
+    return fd;
+  } finally {
+    closeSync(root);
+  }
+}
+
+/**
+ * open(2) of `path` (`flags`: fs.constants, O_CLOEXEC added), below another process's root resolved as
+ * it resolves it; else openSync. Throws the fs error (ENOENT, ELOOP for O_NOFOLLOW on a link…).
+ */
+export function openInView(path: string, flags: number, mode = 0o600): number {
+  const view = rootViewOf(path);
+  return view ? openInRoot(view, flags, path, mode) : openSync(path, flags, mode);
+}
+
+/** statSync / lstatSync (`follow: false`) of `path`, below another process's root resolved as it resolves it. */
+export function statInView(path: string, o: { bigint: true; follow?: boolean }): BigIntStats;
+export function statInView(path: string, o?: { bigint?: false; follow?: boolean }): Stats;
+export function statInView(path: string, o: { bigint?: boolean; follow?: boolean } = {}): Stats | BigIntStats {
+  const view = rootViewOf(path);
+  const bigint = o.bigint === true;
+  if (!view) return o.follow === false ? lstatSync(path, { bigint }) : statSync(path, { bigint });
+  const fd = openInRoot(view, O_PATH | (o.follow === false ? fc.O_NOFOLLOW : 0), path);
+  try {
+    return fstatSync(fd, { bigint });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** readdirSync of `path`, below another process's root resolved as it resolves it. */
+export function readdirInView(path: string): string[] {
+  const view = rootViewOf(path);
+  if (!view) return readdirSync(path);
+  const fd = openInRoot(view, fc.O_RDONLY | fc.O_DIRECTORY | fc.O_NONBLOCK, path);
+  try {
+    return readdirSync(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * `use` called with a path that leads to what `path` names (resolved, below another process's root, as
+ * it resolves it): `/proc/self/fd/<n>` of a descriptor held for the call, else `path` itself. For what
+ * takes a path only — connect(2) to a socket, inotify — and does its lookup during the call.
+ */
+export function withPathInView<T>(path: string, use: (p: string) => T): T {
+  const view = rootViewOf(path);
+  if (!view) return use(path);
+  const fd = openInRoot(view, O_PATH, path);
+  try {
+    return use(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Why `path` (a Wazuh home) cannot be followed below another process's root, or null when it can (or
+ * goes through none): it goes through another entry than the root (`/proc/<pid>/cwd/…`), or openat2(2)
+ * is refused here (a kernel before 5.6, or a seccomp filter: ENOSYS) — without it, the container's
+ * absolute links would be resolved on the host. For the start's check: a clear error, not a home
+ * that silently shows nothing.
+ */
+export function viewProblem(path: string): string | null {
+  let view: RootView | null;
+  try {
+    view = rootViewOf(path);
+  } catch {
+    return 'it goes through another process\'s entry in /proc than its root (or through more than 40 links): '
+      + 'name the container\'s home through its root, /proc/<pid>/root/<path in the container>';
+  }
+  if (!view) return null;
+  try {
+    closeSync(openInRoot({ root: view.root, rest: '.' }, O_PATH, view.root));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSYS' || code === 'EPERM' || code === 'EINVAL' || code === 'E2BIG') {
+      return `it is below another process's root (a container's), and openat2(2) is refused here (${code}: a kernel `
+        + 'before 5.6, or a seccomp filter): without it the container\'s own absolute links would be resolved on the host';
+    }
+    // The process is gone or not ours to look into (ENOENT, EACCES): the home shows nothing until it is; said elsewhere.
+  }
+  return null;
+}

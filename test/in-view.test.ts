@@ -1,0 +1,138 @@
+// A path below a container's root is looked up as the container looks it up (util/in-view.ts). The kernel,
+// walking /proc/<pid>/root/…, resolves the container's absolute links and `..` against the *tap's* root:
+// a container's `/var/ossec -> /data/ossec` (a volume) led the tap to the host's /data/ossec, and a link
+// its root user made to a host path led it there. A real process with a root of its own (chroot(2)),
+// real links; every check here sees the host's file with a plain stat and the container's with the module.
+import t from 'tap';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, constants as fc, closeSync, fstatSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openInView, readdirInView, rootViewOf, statInView, viewProblem, withPathInView } from '../controller/src/util/in-view.js';
+import { lstatOrNull, readRegularFileSync } from '../controller/src/util/read-file.js';
+import { openChecked } from '../controller/src/util/checked-open.js';
+import { ROOT } from './helpers/tap-process.js';
+import { waitFor } from './helpers/wait.js';
+
+function scratch(t: Tap.Test, tag: string): string {
+  const d = mkdtempSync(join(tmpdir(), `wnt-view-${tag}-`));
+  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** A process chroot'ed in `root`: its /proc/<pid>/root, as the host reaches a container's. */
+async function rootedIn(t: Tap.Test, root: string): Promise<string> {
+  const exe = join(ROOT, 'build/test/chroot-pause');
+  mkdirSync(join(ROOT, 'build/test'), { recursive: true });
+  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', exe, join(ROOT, 'test/helpers/chroot-pause.c')]);
+  const p = spawn(exe, [root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => { p.kill('SIGKILL'); });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => { out += d; });
+  await waitFor(() => out.includes('ready'), 5000, 'the chroot\'ed process');
+  return `/proc/${p.pid}/root`;
+}
+
+/**
+ * A container root whose manager lives in /srv/<unique>/ossec, reached as /var/ossec by an absolute link
+ * (a volume's layout), and a host directory of the same absolute path holding another "home": what the
+ * kernel's walk found before.
+ */
+async function layout(t: Tap.Test) {
+  const host = scratch(t, 'host'); // stands for the host's tree at that absolute path
+  const root = scratch(t, 'root');
+  const inner = host; // the same absolute path, inside the container's root
+  mkdirSync(join(root, inner, 'ossec/queue/db'), { recursive: true });
+  mkdirSync(join(root, inner, 'ossec/bin'), { recursive: true });
+  writeFileSync(join(root, inner, 'ossec/bin/wazuh-db'), 'container\n');
+  mkdirSync(join(host, 'ossec/queue/db'), { recursive: true });
+  mkdirSync(join(host, 'ossec/bin'), { recursive: true });
+  writeFileSync(join(host, 'ossec/bin/wazuh-db'), 'host\n');
+  writeFileSync(join(host, 'secret'), 'host only\n');
+  mkdirSync(join(root, 'var'));
+  symlinkSync(join(inner, 'ossec'), join(root, 'var/ossec')); // absolute: the container's /srv/…/ossec
+  symlinkSync(host, join(root, 'var/to-host')); // absolute, to a path only the host has a file under
+  symlinkSync(`../../../../../../../..${host}`, join(root, 'var/up')); // `..` past the container's root
+  const view = await rootedIn(t, root);
+  return { host, root, inner, view };
+}
+
+const ino = (p: string) => statSync(p, { bigint: true }).ino;
+
+t.test('a container\'s absolute link is resolved in its root, not on the host', async (t) => {
+  const { host, root, inner, view } = await layout(t);
+  const path = `${view}/var/ossec/queue/db`;
+  t.equal(ino(path), ino(join(host, 'ossec/queue/db')), 'the kernel\'s own walk: the host\'s directory (what the tap followed before)');
+  t.equal(statInView(path, { bigint: true }).ino, ino(join(root, inner, 'ossec/queue/db')), 'in view: the container\'s');
+  t.same(readdirInView(`${view}/var/ossec/bin`), ['wazuh-db']);
+  const fd = openInView(`${view}/var/ossec/bin/wazuh-db`, fc.O_RDONLY);
+  try {
+    t.equal(fstatSync(fd, { bigint: true }).ino, ino(join(root, inner, 'ossec/bin/wazuh-db')), 'the container\'s file opened');
+  } finally {
+    closeSync(fd);
+  }
+  t.equal(readRegularFileSync(`${view}/var/ossec/bin/wazuh-db`).toString(), 'container\n', 'read-file: the container\'s');
+  t.equal(lstatOrNull(`${view}/var/ossec/bin/wazuh-db`)?.ino, Number(ino(join(root, inner, 'ossec/bin/wazuh-db'))));
+  const r = openChecked(`${view}/var/ossec/bin/wazuh-db`, fc.O_RDONLY, () => null);
+  t.ok('fd' in r && Number(ino(join(root, inner, 'ossec/bin/wazuh-db'))) === (r as { st: { ino: number } }).st.ino, 'checked-open: the container\'s');
+  if ('fd' in r) closeSync(r.fd);
+});
+
+t.test('links to the host\'s paths, and `..` past the root, stay in the container', async (t) => {
+  const { view } = await layout(t);
+  t.equal(String(statSync(`${view}/var/to-host/secret`).size), '10', 'the kernel\'s walk reaches the host\'s file');
+  t.throws(() => statInView(`${view}/var/to-host/secret`), { code: 'ENOENT' }, 'in view: nothing there in the container');
+  t.equal(String(statSync(`${view}/var/up/secret`).size), '10', 'the kernel\'s walk: `..` leaves the container\'s root');
+  t.throws(() => statInView(`${view}/var/up/secret`), { code: 'ENOENT' }, 'in view: `..` stops at its root');
+  t.equal(lstatOrNull(`${view}/var/to-host/secret`), null);
+  t.throws(() => readRegularFileSync(`${view}/var/to-host/secret`), { code: 'ENOENT' });
+  t.throws(() => openInView(`${view}/var/ossec`, fc.O_RDONLY | fc.O_NOFOLLOW | fc.O_DIRECTORY), { code: /ELOOP|ENOTDIR/ }, 'O_NOFOLLOW: the link itself refused');
+  t.ok(statInView(`${view}/var/ossec`, { follow: false }).isSymbolicLink(), 'follow: false: the link itself');
+});
+
+t.test('a host link into the container\'s root: the rest still resolved in it', async (t) => {
+  const { root, inner, view } = await layout(t);
+  const hostSide = scratch(t, 'hostlink');
+  symlinkSync(`${view}/var`, join(hostSide, 'mgr')); // an administrator's link to the container's /var
+  const v = rootViewOf(join(hostSide, 'mgr/ossec/queue'));
+  t.same(v, { root: view, rest: 'var/ossec/queue' });
+  t.equal(statInView(join(hostSide, 'mgr/ossec/queue/db'), { bigint: true }).ino, ino(join(root, inner, 'ossec/queue/db')));
+});
+
+t.test('a socket below the container\'s root: connected through the descriptor', async (t) => {
+  const { root, inner, view } = await layout(t);
+  const sockPath = join(root, inner, 'ossec/queue/db/wdb');
+  const server = net.createServer((c) => c.end('from the container\n')).listen(sockPath);
+  await new Promise((r) => server.once('listening', r));
+  t.teardown(() => server.close());
+  const got = await new Promise<string>((resolve, reject) => {
+    const c = withPathInView(`${view}/var/ossec/queue/db/wdb`, (p) => net.createConnection({ path: p }));
+    let s = '';
+    c.on('data', (d) => { s += d; });
+    c.on('end', () => resolve(s));
+    c.on('error', reject);
+  });
+  t.equal(got, 'from the container\n');
+  t.throws(() => withPathInView(`${view}/var/to-host/secret`, () => 0), { code: 'ENOENT' }, 'the host\'s file at the link\'s target: not there in the container');
+});
+
+t.test('what is not below another process\'s root is the kernel\'s to resolve, as before', async (t) => {
+  const d = scratch(t, 'plain');
+  mkdirSync(join(d, 'real'));
+  symlinkSync(join(d, 'real'), join(d, 'link'));
+  t.equal(rootViewOf(join(d, 'link')), null);
+  t.equal(statInView(join(d, 'link'), { bigint: true }).ino, ino(join(d, 'real')));
+  t.same(readdirInView(d).sort(), readdirSync(d).sort());
+  t.equal(rootViewOf('/proc/self/fd/0'), null, 'the tap\'s own descriptors');
+  t.equal(rootViewOf(`/proc/${process.pid}/root/etc`), null, 'the tap\'s own root');
+  t.equal(viewProblem(d), null);
+});
+
+t.test('a home through another entry than the root, or one that cannot be told, is a problem said at start', async (t) => {
+  const { view } = await layout(t);
+  const pid = view.split('/')[2];
+  t.equal(viewProblem(`${view}/var/ossec`), null, 'through the root: followed');
+  t.match(viewProblem(`/proc/${pid}/cwd/var/ossec`), /another process's entry in \/proc than its root/);
+  t.throws(() => statInView(`/proc/${pid}/cwd/var/ossec`), { code: 'EXDEV' }, 'never looked up on the host\'s terms');
+});
