@@ -190,12 +190,13 @@ t.test('agent lifecycle through wazuh-db state', async (t) => {
 t.test('the load mode (make bench): the mix, the frame number in agent_ip, the stamps file', async (t) => {
   const m = await startManager(t);
   const stamps = path.join(m.home, 'stamps.bin');
-  // 1,100 frames to 10 agents, unpaced, 2 connections; 20 in 1000 are status frames: frames 0-19
-  // shutdowns, 1000-1019 startups. The bound on time is only a bound (20 s), never reached.
+  // 1,100 frames to 10 agents, unpaced, 2 connections; 20 in 1000 are status frames, a window that moves
+  // by 7 each thousand: frames 0-19 (each agent's shutdown, then its startup), then 1000-1012 (the
+  // shutdowns of agents 1-10, the startups of 1-3). The bound on time is only a bound (20 s), never reached.
   const out = await m.remoted!.proc.command(`load 10 0 1100 20000 2 20 1 ${stamps}`, 30_000);
   const r = Object.fromEntries(out.split(' ').map((kv) => kv.split('=')));
-  t.same([r.sent, r.keepalives, r.status, r.errors], ['1100', '1060', '40', '0'], 'every frame sent and answered ok');
-  t.equal(r.requests, String(2 * 1060 + 40), 'a keepalive is two requests (select-agent-group, update-agent-data), a status frame one');
+  t.same([r.sent, r.keepalives, r.status, r.errors], ['1100', '1067', '33', '0'], 'every frame sent and answered ok');
+  t.equal(r.requests, String(2 * 1067 + 33), 'a keepalive is two requests (select-agent-group, update-agent-data), a status frame one');
   const b = fs.readFileSync(stamps);
   t.equal(b.length, 1100 * 16, 'two u64 per frame');
   const v = new BigUint64Array(b.buffer, b.byteOffset, b.length / 8);
@@ -205,6 +206,14 @@ t.test('the load mode (make bench): the mix, the frame number in agent_ip, the s
   t.equal(a1.connection_status, 'active');
   t.equal(a1.ip, '10.0.4.66', 'the frame number is in agent_ip');
   t.match(await m.remoted!.proc.command('load 10 0 0 1000 1 0 1 -').catch((e: Error) => e.message), /usage: load/, 'a bad load is refused');
+  // 1,000 agents (a multiple of 1000, as the bench's 10,000 and 100,000), two rounds. The status frames
+  // once fell on the same 20 agents at every round, each always a shutdown: after the first round no
+  // status changed. Now round 1's window is 993-999 and 0-12: agents 994-1000 shut down (their first
+  // status frame), 1-13 start up (their second), 14-20 come back with a keepalive.
+  await m.remoted!.proc.command('load 1000 0 2000 20000 2 20 1 -', 30_000);
+  for (const [id, want] of [[1, 'pending'], [13, 'pending'], [14, 'active'], [20, 'active'], [994, 'disconnected'], [21, 'active']] as const) {
+    t.equal(agentInfo(await m.remoted!.agentInfo(id)).connection_status, want, `agent ${id} after two rounds`);
+  }
   // An id past any agent's (first_id + k overflowed the ids tracked for the background poll).
   t.match(await m.remoted!.proc.command('reconnect 2 9223372036854775807 0').catch((e: Error) => e.message), /usage: reconnect/, 'a first_id past 999999999 is refused');
 });

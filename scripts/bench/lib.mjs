@@ -2,6 +2,7 @@
 // manager, the tap as users run it (`wazuh-nats-tap run` in a child process),
 // a subscriber, /proc sampling and statistics. Everything started here is
 // stopped by the caller, and killed if this process exits first.
+import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -134,11 +135,24 @@ export async function natsConnect(url) {
 /**
  * wazuh-db, analysisd and remoted of the simulator, in a fresh home. cpuPerRequestUs: the CPU wazuh-db
  * spends on each request, one at a time, as the real one's global.db (~33 µs on 4.7.5, SPEC §9); 0: none.
+ * registered: agents 1…N registered before the manager starts (`etc/client.keys`, from which the
+ * simulated wazuh-db seeds its table, never_connected), as a manager's agents are: the tap lists them
+ * at its start. Without, the load's agents are ones wazuh-db's listing lacked — the simulator takes
+ * their UPDATEs where a real wazuh-db's `UPDATE … WHERE id = ?` touches no row — and the tap asks
+ * wazuh-db about each (state/agents.ts `holds`), at most 4,096 at a time: not a manager's steady load.
  */
-export async function startSim({ version = 4, cpuPerRequestUs = 0 } = {}) {
+export async function startSim({ version = 4, cpuPerRequestUs = 0, registered = 0 } = {}) {
   const { SimManager } = await import(join(ROOT, 'scripts/sim/manager.mjs'));
   const home = mkdtempSync(join(tmpdir(), 'bench-home-'));
   const sim = new SimManager({ binDir: join(BUILD, 'sim/bin'), home, version, cpuPerRequestUs });
+  if (registered > 0) {
+    mkdirSync(join(home, 'etc'), { recursive: true });
+    const lines = [];
+    for (let id = 1; id <= registered; id++) {
+      lines.push(`${String(id).padStart(3, '0')} agent-${id} any ${createHash('sha256').update(`bench-${id}`).digest('hex')}\n`);
+    }
+    writeFileSync(join(home, 'etc/client.keys'), lines.join(''), { mode: 0o640 });
+  }
   await sim.start();
   return {
     sim, home,

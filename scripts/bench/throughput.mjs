@@ -18,7 +18,7 @@ const THREADS = 8;
 /** One step: a fresh tap, `rate` frames/s for `seconds`; what was sent, received, lost. */
 export async function step(rate, seconds, { jetstream = false, batch = 0 } = {}) {
   const nats = await startNats({ jetstream });
-  const sim = await startSim();
+  const sim = await startSim({ registered: AGENTS }); // a manager's registered agents, listed at the tap's start
   let tap;
   let nc;
   try {

@@ -2243,13 +2243,17 @@ static void ip_tag(char *ip, size_t cap, long long tag) {
 /* Load generator (make bench): `load <agents> <rate> <count> <max_ms> <threads> <status_permille> <first_id> <stamps|-> [frame|agent]`.
  * remoted's traffic at a steady rate of frames. A *frame* is what remoted writes to wazuh-db for one message of
  * one agent: frame k (0-based, k < count) is for agent first_id + k % agents, on one of `threads` long-lived
- * connections (remoted's workers each keep one). It is a keepalive except `status_permille` in 1000:
+ * connections (remoted's workers each keep one). It is a keepalive except `status_permille` in 1000 —
+ * in each thousand frames k = 1000j … 1000j+999, those whose (k % 1000 + 7j) % 1000 < status_permille: the
+ * window moves with j, so that with agents a multiple of 1000 (10,000, 100,000) the status frames do not fall
+ * on the same agents at every round (they did: 200 of 10,000 agents got nothing but status frames, the same
+ * one each time, and after their first no status changed):
  *   - a keepalive is the pair a real 4.7.5 remoted sends (WAZUH-PROTOCOL.md §2, seen): `select-agent-group <id>`
  *     then `update-agent-data {…}` (→ active), each request waiting for its reply: two requests and two
  *     replies on the wire, exactly the `keepalive` line command's;
- *   - a status frame is one request: alternately the agent's shutdown (`update-connection-status`,
- *     → disconnected) and startup (`update-keepalive … pending`), each a status change, and so is that agent's
- *     next keepalive (→ active).
+ *   - a status frame is one request: by turns for each agent, its shutdown (`update-connection-status`,
+ *     → disconnected) and its startup (`update-keepalive … pending`), each a status change, and so is that
+ *     agent's next keepalive (→ active).
  * Frame k is due at start + k/rate (rate 0: as fast as round trips go), and none is started after max_ms.
  * The keepalive's agent_ip is 10.x.y.z with k in its low 24 bits, so a subscriber can tell which frame an
  * event came from (`frame`, the default); with `agent` it is the agent's own, the same at every keepalive, as
@@ -2267,6 +2271,7 @@ struct load {
     long keepalives, status, requests, errors;
     int ip_by_agent;
     uint64_t *stamps;
+    unsigned char *turn; /* per agent (k % agents): its next status frame is a startup (1) or a shutdown (0) */
 };
 
 static long long mono_ns(void) {
@@ -2312,11 +2317,12 @@ static void *load_worker(void *arg) {
                     ;
             }
         }
-        long long id = L->first_id + k % L->agents;
-        long m = k % 1000;
+        long slot = k % L->agents;
+        long long id = L->first_id + slot;
+        long m = (k % 1000 + 7 * ((k / 1000) % 1000)) % 1000;
         long long first, t0, t1;
         if (m < L->permille) {
-            if ((k / 1000) % 2 == 0) q_shutdown(q, 8192, id);
+            if (__atomic_fetch_xor(&L->turn[slot], 1, __ATOMIC_RELAXED) == 0) q_shutdown(q, 8192, id);
             else q_startup(q, 8192, id);
             st++;
             first = t0 = mono_ns();
@@ -2368,6 +2374,12 @@ static void run_load(const char *args, char *out, size_t cap) {
         snprintf(out, cap, "err out of memory");
         return;
     }
+    /* k % agents < min(agents, count): one byte an agent the load reaches. */
+    if (!(L.turn = calloc((size_t)(L.agents < L.count ? L.agents : L.count), 1))) {
+        free(L.stamps);
+        snprintf(out, cap, "err out of memory");
+        return;
+    }
     pthread_t th[64];
     long long created = mono_ns();
     L.start_ns = created + 1000000; /* 1 ms for the threads to connect */
@@ -2385,6 +2397,7 @@ static void run_load(const char *args, char *out, size_t cap) {
         if (f) fclose(f);
         free(L.stamps);
     }
+    free(L.turn);
     snprintf(out, cap, "sent=%ld keepalives=%ld status=%ld requests=%ld errors=%ld elapsed_ns=%lld", sent, L.keepalives,
              L.status, L.requests, L.errors, elapsed);
 }
