@@ -97,9 +97,21 @@ export const isText = (v: string): boolean => isCleanText(v, MAX_TEXT);
 /** A short word of a wdb field (sync_status, group_config_status). */
 export const isLabel = (v: string): boolean => isCleanText(v, MAX_SHORT);
 
-const CONNECTION_STATUSES: ReadonlySet<string> = new Set(['never_connected', 'pending', 'active', 'disconnected']);
+/** Each status, mapped to its one copy: a parsed value is a new string, and a row kept per agent held its own. */
+const CONNECTION_STATUSES: ReadonlyMap<string, WazuhConnectionStatus> = new Map(
+  (['never_connected', 'pending', 'active', 'disconnected'] as const).map((s) => [s, s]),
+);
 
 /** One of the connection statuses wazuh-db keeps. */
 export function isConnectionStatus(v: unknown): v is WazuhConnectionStatus {
   return typeof v === 'string' && CONNECTION_STATUSES.has(v);
+}
+
+/**
+ * The status `v` names, as the one shared copy of its text (null: none). 100,000 agents listed at the
+ * tap's start held 100,000 copies of `never_connected` (4.5 MB of the 33 MB live): JSON.parse makes
+ * every value a string of its own.
+ */
+export function connectionStatusOf(v: unknown): WazuhConnectionStatus | null {
+  return typeof v === 'string' ? CONNECTION_STATUSES.get(v) ?? null : null;
 }

@@ -17,7 +17,7 @@ import type { AgentDataUpdate, AgentSyncRow, WazuhConnectionStatus, WdbRequest }
 import { redactText } from './redact.js';
 import { agentRow, MAX_ROWS } from './wdb-rows.js';
 import {
-  agentIdOfWord, isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion, MAX_SHORT, MAX_TEXT,
+  agentIdOfWord, connectionStatusOf, isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion, MAX_SHORT, MAX_TEXT,
 } from './values.js';
 
 // The shapes live in types.ts with the other stage boundaries; re-exported for callers of this module.
@@ -307,8 +307,9 @@ function status(o: Json, required: boolean): WazuhConnectionStatus | null {
     if (required) throw new Invalid('connection_status missing');
     return null;
   }
-  if (!isConnectionStatus(v)) throw new Invalid('unknown connection_status');
-  return v;
+  const st = connectionStatusOf(v); // the one copy of its text: the agent's row keeps it
+  if (st === null) throw new Invalid('unknown connection_status');
+  return st;
 }
 
 /** A string field; absent and JSON null (which 5.x may emit) are both "not given". */

@@ -7,7 +7,7 @@
 
 import { own } from '../util/intern.js';
 import type { AgentSyncRow } from '../types.js';
-import { isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion } from './values.js';
+import { connectionStatusOf, isAgentId, isAgentIp, isAgentName, isLabel, isStatusCode, isText, isVersion } from './values.js';
 
 /** Rows in one reply: a 64 KiB reply of `{"id":N}` holds fewer than 10,000 of them. */
 export const MAX_ROWS = 100_000;
@@ -43,8 +43,8 @@ export function agentRow(v: unknown): AgentSyncRow | null {
     const x = Object.hasOwn(o, k) ? o[k] : undefined;
     if (typeof x === 'string' && ok(x)) row[k] = own(x); // detached from the reply's text (util/intern.ts)
   }
-  const cs = Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined;
-  if (isConnectionStatus(cs)) row.connection_status = cs;
+  const cs = connectionStatusOf(Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined);
+  if (cs !== null) row.connection_status = cs;
   const lk = Object.hasOwn(o, 'last_keepalive') ? o.last_keepalive : undefined;
   if (typeof lk === 'number' && Number.isSafeInteger(lk)) row.last_keepalive = lk;
   const sc = Object.hasOwn(o, 'status_code') ? o.status_code : undefined;
