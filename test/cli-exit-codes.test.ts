@@ -62,6 +62,25 @@ t.test('a file of the configuration the user may not read: exit 3 (missing privi
   t.equal((await runTap(['config', 'check', '--home', dir])).code, 0);
 });
 
+t.test('a file or a home in a directory the user may not enter: permission denied, exit 3 — not "cannot be told" (the walk by hand that looks for a container\'s root on the way)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-exit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'closed'), { mode: 0o700 });
+  const key = join(dir, 'closed/enc.key');
+  writeFileSync(key, randomBytes(32).toString('hex'), { mode: 0o644 });
+  const r = await asNobody(['tail', '--encryption-key', key, '--nats-url', 'nats://127.0.0.1:1']);
+  t.equal(r.code, 3, 'tail --encryption-key below a 0700 directory of root\'s: exit 3');
+  t.match(r.stderr, /permission denied/);
+  t.notMatch(r.stderr, /EXDEV|another process/);
+  mkdirSync(join(dir, 'closed/ossec/etc'), { recursive: true });
+  writeFileSync(join(dir, 'closed/ossec/etc/nats-tap.conf'), '<ossec_config><nats><enabled>yes</enabled></nats></ossec_config>\n', { mode: 0o644 });
+  const c = await asNobody(['config', 'check', '--home', join(dir, 'closed/ossec')]);
+  t.equal(c.code, 3, 'config check of a home below it: exit 3');
+  t.match(c.stderr, /permission denied/);
+  t.notMatch(c.stderr, /cannot be followed/);
+});
+
 t.test('tail --nats-url: empty or not a NATS URL is a usage error (exit 2) — no connection tried, no default server taken', async (t) => {
   const cases: [string, RegExp][] = [
     ['', /--nats-url: Invalid NULL content for element: server_url/],

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { openInView, readdirInView, rootViewOf, statInView, viewProblem, withPathInView } from '../controller/src/util/in-view.js';
 import { lstatOrNull, readRegularFileSync } from '../controller/src/util/read-file.js';
 import { openChecked } from '../controller/src/util/checked-open.js';
-import { ROOT } from './helpers/tap-process.js';
+import { loadConfig } from '../controller/src/config/ossec-conf.js';
+import { ROOT, runTap } from './helpers/tap-process.js';
 import { waitFor } from './helpers/wait.js';
 
 function scratch(t: Tap.Test, tag: string): string {
@@ -79,6 +80,16 @@ t.test('a container\'s absolute link is resolved in its root, not on the host', 
   if ('fd' in r) closeSync(r.fd);
 });
 
+t.test('the container\'s ossec.conf is read for the node name through its own links (the host has no file at that path)', async (t) => {
+  const { root, inner, view } = await layout(t);
+  mkdirSync(join(root, inner, 'ossec/etc'));
+  writeFileSync(join(root, inner, 'ossec/etc/ossec.conf'), '<ossec_config><cluster><node_name>container-node</node_name></cluster></ossec_config>\n');
+  const hostConf = join(scratch(t, 'conf'), 'nats-tap.conf');
+  writeFileSync(hostConf, '<ossec_config><nats><enabled>yes</enabled></nats></ossec_config>\n', { mode: 0o640 });
+  const c = loadConfig({ home: `${view}/var/ossec`, file: hostConf });
+  t.equal(c.managerNode, 'container-node', 'the node name of the container\'s manager, not the host name');
+});
+
 t.test('links to the host\'s paths, and `..` past the root, stay in the container', async (t) => {
   const { view } = await layout(t);
   t.equal(String(statSync(`${view}/var/to-host/secret`).size), '10', 'the kernel\'s walk reaches the host\'s file');
@@ -125,6 +136,7 @@ t.test('what is not below another process\'s root is the kernel\'s to resolve, a
   t.equal(statInView(join(d, 'link'), { bigint: true }).ino, ino(join(d, 'real')));
   t.same(readdirInView(d).sort(), readdirSync(d).sort());
   t.equal(rootViewOf('/proc/self/fd/0'), null, 'the tap\'s own descriptors');
+  t.equal(rootViewOf(`/proc/self/fd/0/${'x'}`), null, 'one name in a directory it holds');
   t.equal(rootViewOf(`/proc/${process.pid}/root/etc`), null, 'the tap\'s own root');
   t.equal(viewProblem(d), null);
 });
@@ -135,4 +147,37 @@ t.test('a home through another entry than the root, or one that cannot be told, 
   t.equal(viewProblem(`${view}/var/ossec`), null, 'through the root: followed');
   t.match(viewProblem(`/proc/${pid}/cwd/var/ossec`), /another process's entry in \/proc than its root/);
   t.throws(() => statInView(`/proc/${pid}/cwd/var/ossec`), { code: 'EXDEV' }, 'never looked up on the host\'s terms');
+  for (const cmd of [['capture', '--count', '1'], ['config', 'check']]) {
+    const r = await runTap([...cmd, '--home', `/proc/${pid}/cwd/var/ossec`]);
+    t.equal(r.code, 2, `${cmd[0]} with such a home: exit 2`);
+    t.match(r.stderr, /cannot be followed: it goes through another process's entry in \/proc than its root/);
+  }
+});
+
+t.test('a relative link with `..` while renames happen elsewhere: every look succeeds (the kernel\'s EAGAIN is tried again)', async (t) => {
+  // openat2 RESOLVE_IN_ROOT refuses a walk through `..` with EAGAIN when any rename or mount happened
+  // meanwhile on the machine (it cannot vouch the walk stayed inside the root). ~1 % of looks failed under
+  // a rename loop: each taken for a missing directory (a resync, a skipped rotated alerts file).
+  const root = scratch(t, 'dotdot');
+  mkdirSync(join(root, 'srv/ossec/queue/db'), { recursive: true });
+  mkdirSync(join(root, 'var'));
+  symlinkSync('../srv/ossec', join(root, 'var/ossec'));
+  const view = await rootedIn(t, root);
+  const busy = scratch(t, 'renames');
+  writeFileSync(join(busy, 'a'), '');
+  const renamer = spawn(process.execPath, ['-e', `const fs = require('fs'); const d = ${JSON.stringify(busy)};
+    for (;;) { fs.renameSync(d + '/a', d + '/b'); fs.renameSync(d + '/b', d + '/a'); }`], { stdio: 'ignore' });
+  t.teardown(() => { renamer.kill('SIGKILL'); });
+  await new Promise((r) => setTimeout(r, 300));
+  const failed: Record<string, number> = {};
+  const N = 20_000;
+  for (let i = 0; i < N; i++) {
+    try {
+      statInView(`${view}/var/ossec/queue/db`);
+    } catch (e) {
+      const code = String((e as NodeJS.ErrnoException).code);
+      failed[code] = (failed[code] ?? 0) + 1;
+    }
+  }
+  t.same(failed, {}, `${N} looks under a rename loop: none failed`);
 });

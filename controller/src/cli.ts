@@ -20,7 +20,8 @@ import { ConfigError } from './errors.js';
 import { createLogger } from './util/log.js';
 import { consoleToStderr, routeConsole } from './util/console.js';
 import { notifyOnce } from './agent/sd-notify.js';
-import { clip, clipRuns } from './util/clip.js';
+import { clip, clipPath, clipRuns } from './util/clip.js';
+import { viewProblem } from './util/in-view.js';
 import { validateSubjectFilter } from './publish/subjects.js';
 import { loggedError, Lifecycle, watchProcess } from './agent/lifecycle.js';
 import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
@@ -225,8 +226,12 @@ export async function main(argv: string[]): Promise<number> {
       try {
         checkNumber('count', a.count, { integer: true });
         checkNumber('duration', a.duration, { max: MAX_DURATION_S });
+        const home = a.home ?? detectHome();
+        // As run refuses it (config/ossec-conf.ts): a home the tap cannot look up as its container does.
+        const viewed = viewProblem(home);
+        if (viewed) throw new ConfigError(`the Wazuh home '${clipPath(home)}' cannot be followed: ${viewed}`);
         code = await runCaptureCommand({
-          json: a.json, home: a.home ?? detectHome(), hooks: parseHooks(a.hooks), count: a.count, duration: a.duration,
+          json: a.json, home, hooks: parseHooks(a.hooks), count: a.count, duration: a.duration,
         });
       } catch (e) {
         code = exitCodeOf(e);

@@ -11,7 +11,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import { ConfigError, ConfigFileMissing, isPermissionError, PermissionDenied } from '../errors.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
-import { viewProblem } from '../util/in-view.js';
+import { existsInView, viewProblem } from '../util/in-view.js';
 import { containerWritten, FOREIGN_MOUNT, CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
@@ -672,12 +672,13 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   // the tap's file is absent. The manager's node name is Wazuh's, in ossec.conf, either way.
   const ossecConf = join(home, 'etc/ossec.conf');
   const ownFile = join(home, TAP_CONF);
-  const file = resolve(opts.file ?? (existsSync(ownFile) || !existsSync(ossecConf) ? ownFile : ossecConf));
+  // Below a container's root, as the container resolves the paths (its /var/ossec may be a link: util/in-view.ts).
+  const file = resolve(opts.file ?? (existsInView(ownFile) || !existsInView(ossecConf) ? ownFile : ossecConf));
   const parsed = parseXml(readConfigFile(file), file, basename(file) === 'ossec.conf' ? 'wazuh' : 'own');
   let nodeFile = file;
   /** Why ossec.conf, there, could not be read for the node name: said as a warning (null: it was, or is absent). */
   let nodeUnread: string | null = null;
-  if (!parsed.nodeName && file !== resolve(ossecConf) && existsSync(ossecConf)) {
+  if (!parsed.nodeName && file !== resolve(ossecConf) && existsInView(ossecConf)) {
     try {
       // A regular file, read without blocking and to a bound (readConfigFile): a FIFO or a device
       // there is refused at once, never waited on or read without end.

@@ -112,3 +112,18 @@ export function throughViews(path: string, o: { stopAt?: (dir: Stats) => boolean
   }
   return given; // no view on the way: the path as given, the kernel's to resolve
 }
+
+/**
+ * Whether the kernel's own walk of `path` is refused for want of a permission (EACCES, EPERM): a path
+ * throughViews could not follow for that reason is no container's, only closed to this user — said as
+ * "permission denied" by the read that follows, as for any other file.
+ */
+export function walkDenied(path: string): boolean {
+  try {
+    lstatSync(path);
+    return false;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM';
+  }
+}

@@ -4,7 +4,7 @@
 // the path is stat()ed first and refused unless it is a regular file, opened O_NONBLOCK (a FIFO
 // swapped in meanwhile opens at once), checked again with fstat, and read to a bound.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { foreignViewOf, onForeignMount, throughViews } from './proc-root.js';
+import { foreignViewOf, onForeignMount, throughViews, walkDenied } from './proc-root.js';
 import { openInView, statInView } from './in-view.js';
 import { clipPath } from './clip.js';
 
@@ -125,6 +125,8 @@ export function writableByOthers(st: Stats): string | null {
  */
 export function containerWritten(path: string): string | null {
   const resolved = throughViews(path); // a host link to a directory below a container's root too
+  // Closed to this user on the way (not root): the read that follows says permission denied (exit 3).
+  if (resolved === null && walkDenied(path)) return null;
   if (resolved === null) {
     return 'on a path that cannot be followed to its end by the tap (more than 40 links, a name too long once they are resolved, '
       + `the tap's own /proc/self/cwd or fd): whether a container's files are on the way cannot be told, so ${MAY_HAVE_WRITTEN.replace('its root user', 'a container\'s root user')}`;
