@@ -17,7 +17,7 @@
 // Core: a plain subscription on wazuh.agent.*.keepalive. JetStream: an ordered consumer on the
 // stream, so the time includes the stream storing the message, as a JetStream reader sees it.
 import { readFileSync } from 'node:fs';
-import { QUICK, frameOfIp, natsConnect, procSample, quantile, round, sleep, startNats, startSim, startTap, until } from './lib.mjs';
+import { QUICK, frameOfIp, isStatusFrame, natsConnect, procSample, quantile, round, sleep, startNats, startSim, startTap, until } from './lib.mjs';
 
 const RATE = 10_000;
 /** The rate of the row of a manager of ordinary size (2,000 agents). */
@@ -43,7 +43,7 @@ const roundAll = (o) => (o ? Object.fromEntries(Object.entries(o).map(([k, v]) =
  */
 async function measure(jetstream, seconds, { rate = RATE, agents = AGENTS } = {}) {
   const nats = await startNats({ jetstream });
-  const sim = await startSim();
+  const sim = await startSim({ registered: agents }); // a manager's registered agents, listed at the tap's start
   let tap;
   let nc;
   let stopConsumer = () => {};
@@ -84,11 +84,11 @@ async function measure(jetstream, seconds, { rate = RATE, agents = AGENTS } = {}
     const warm = rate; // frames of the first second
     // Each agent's keepalive is the same bytes every time (as a real agent's: the fast path's case), so an
     // event is matched to its frame by order: agent a's n-th keepalive event is its n-th keepalive frame
-    // (frame k is agent 1 + k % agents, a status frame when k % 1000 < STATUS_PERMILLE; the tap keeps
+    // (frame k is agent 1 + k % agents, a status frame as lib.mjs isStatusFrame says; the tap keeps
     // each agent's order).
     const framesOf = new Map();
     for (let k = 0; k < r.stamps.length / 2; k++) {
-      if (!r.stamps[2 * k + 1] || k % 1000 < STATUS_PERMILLE) continue;
+      if (!r.stamps[2 * k + 1] || isStatusFrame(k, STATUS_PERMILLE)) continue;
       const a = 1 + (k % agents);
       let l = framesOf.get(a);
       if (!l) framesOf.set(a, (l = []));

@@ -180,8 +180,14 @@ export async function startSim({ version = 4, cpuPerRequestUs = 0, registered = 
   };
 }
 
+/**
+ * Whether frame k of a load is a status frame (wazuh-sim.c load_worker's rule): in each thousand frames
+ * 1000j … 1000j+999, those whose (k % 1000 + 7j) % 1000 < statusPermille.
+ */
+export const isStatusFrame = (k, statusPermille = 20) => (k % 1000 + 7 * (Math.floor(k / 1000) % 1000)) % 1000 < statusPermille;
+
 /** Requests frame k of a load is made of: 1 for a status frame, 2 for a keepalive (the pair). */
-export const requestsOfFrame = (k, statusPermille = 20) => (k % 1000 < statusPermille ? 1 : 2);
+export const requestsOfFrame = (k, statusPermille = 20) => (isStatusFrame(k, statusPermille) ? 1 : 2);
 
 /** The frame a keepalive event came from: the load generator puts it in the address's low 24 bits. */
 export function frameOfIp(ip) {
