@@ -111,6 +111,17 @@ t.test('a host link into the container\'s root: the rest still resolved in it', 
   t.equal(statInView(join(hostSide, 'mgr/ossec/queue/db'), { bigint: true }).ino, ino(join(root, inner, 'ossec/queue/db')));
 });
 
+t.test('a path that is not there yet and is then made a host link into the container\'s root: followed into it at once', async (t) => {
+  // "No container on the way" was kept 30 s for a path that was not there: the tap then took the kernel's
+  // walk through the new link — the host's directories at the container's absolute links (helper-69).
+  const { root, inner, view } = await layout(t);
+  const hostSide = scratch(t, 'later');
+  const later = join(hostSide, 'mgr');
+  t.throws(() => statInView(join(later, 'ossec/queue/db')), { code: 'ENOENT' }, 'not there yet');
+  symlinkSync(`${view}/var`, later);
+  t.equal(statInView(join(later, 'ossec/queue/db'), { bigint: true }).ino, ino(join(root, inner, 'ossec/queue/db')), 'the container\'s, at the next look');
+});
+
 t.test('a socket below the container\'s root: connected through the descriptor', async (t) => {
   const { root, inner, view } = await layout(t);
   const sockPath = join(root, inner, 'ossec/queue/db/wdb');

@@ -54,7 +54,12 @@ export async function run({ quick = QUICK } = {}) {
     const sampler = (async () => {
       while (sampling) {
         await sleep(500);
-        const s = procSample(tap.pid);
+        let s;
+        try {
+          s = procSample(tap.pid);
+        } catch {
+          return; // the tap is gone: the status below says so
+        }
         samples.push({ t_s: round((s.t - start) / 1000, 1), rss_mb: round(s.rss / 2 ** 20, 1), cpu_s: s.cpu });
       }
     })();
@@ -64,7 +69,8 @@ export async function run({ quick = QUICK } = {}) {
     const r = await loading;
     await sleep(1000);
     const st = await tap.status();
-    const tracked = Object.values(st.agents ?? {}).reduce((a, b) => a + b, 0);
+    // Tracked through the load: every agent whose keepalive came (the listing alone leaves them never_connected).
+    const tracked = Object.values(st.agents ?? {}).reduce((a, b) => a + b, 0) - (st.agents?.never_connected ?? 0);
     // The heap / external / native split, printed by memstat.mjs when the tap gets SIGTERM.
     await tap.stop();
     const m = /BENCH_MEM (\{.*\})/.exec(tap.stderr());

@@ -659,7 +659,7 @@ export class AlertsFollower {
       try {
         r = openTrusted(next, this.owners());
       } catch (e) {
-        if (isFdExhaustion(e)) {
+        if (retryLater(e)) {
           this.finishedRotated = after;
           return false;
         }
@@ -767,7 +767,7 @@ export class AlertsFollower {
       }
     } catch (e) {
       this.walk = null;
-      if (isFdExhaustion(e)) return 'retry';
+      if (retryLater(e)) return 'retry';
     }
     return null;
   }
@@ -783,7 +783,7 @@ export class AlertsFollower {
         if (l && l.ino === file.ino && l.dev === file.dev && l.isFile()) return path;
       }
     } catch (e) {
-      if (isFdExhaustion(e)) return 'retry';
+      if (retryLater(e)) return 'retry';
     }
     return null;
   }
@@ -806,7 +806,7 @@ export class AlertsFollower {
       closeSync(r.fd);
       return null;
     } catch (e) {
-      if (isFdExhaustion(e)) return 'retry';
+      if (retryLater(e)) return 'retry';
       return null; // gone meanwhile, unreadable: not this one
     }
   }
@@ -848,7 +848,7 @@ export class AlertsFollower {
         if (r !== null) return r;
       }
     } catch (e) {
-      if (isFdExhaustion(e)) return 'retry';
+      if (retryLater(e)) return 'retry';
     }
     return null;
   }
@@ -866,7 +866,7 @@ export class AlertsFollower {
       const head = gunzipHead(fd);
       if (head.length >= pos.headLen && (pos.headLen === 0 || hashOf(head.subarray(0, pos.headLen)) === pos.head)) return { path, fd };
     } catch (e) {
-      if (isFdExhaustion(e)) {
+      if (retryLater(e)) {
         if (fd >= 0) closeSync(fd);
         return 'retry';
       }
@@ -1073,14 +1073,23 @@ function* rotatedFiles(root: string, from: { after: number } | 'newest'): Genera
   }
 }
 
-/** A directory's names; [] when it cannot be listed, except out of descriptors (thrown: the caller retries later). */
+/** A directory's names; [] when it cannot be listed, except not now (thrown: the caller retries later). */
 function safeList(dir: string): string[] {
   try {
     return readdirInView(dir);
   } catch (e) {
-    if (isFdExhaustion(e)) throw e;
+    if (retryLater(e)) throw e;
     return [];
   }
+}
+
+/**
+ * A look that failed for now, not for the file: out of descriptors, or a container's path whose `..`
+ * walk renames kept racing (util/in-view.ts, EAGAIN). The next poll looks again; taken for "missing",
+ * a rotated file was skipped and its alerts lost.
+ */
+function retryLater(e: unknown): boolean {
+  return isFdExhaustion(e) || (e as NodeJS.ErrnoException | null)?.code === 'EAGAIN';
 }
 
 function lastByte(fd: number, size: number): number {

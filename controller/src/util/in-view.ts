@@ -27,8 +27,12 @@ const RESOLVE_IN_ROOT = 0x10;
 
 /** The tap's own descriptor, or one name in the directory it holds open (a spool file, its lock). */
 const OWN_FD = new RegExp(`^/proc/(self|thread-self|${process.pid})/fd/[0-9]+(/[^/]+)?$`);
-/** A kernel walk with `..` that a rename or a mount raced: it asks to be tried again. */
-const EAGAIN_TRIES = 16;
+/**
+ * A kernel walk with `..` that a rename or a mount raced: it asks to be tried again. A container's chain
+ * of `..` links and a rename loop made 87 % of tries fail (helper-69): 64 tries leave ~1 in 10,000 looks
+ * failed, which the callers take as "not now" (EAGAIN), not as "missing".
+ */
+const EAGAIN_TRIES = 64;
 
 /** Where a path enters another process's root, and the rest of it, relative to that root. */
 export interface RootView {
@@ -71,8 +75,12 @@ export function rootViewOf(path: string): RootView | null {
     if (m[2] !== 'root') throw errnoError(osc.errno.EXDEV, 'resolve', path);
     view = { root: `/proc/${m[1]}/root`, rest: m[3] ? m[3] : '.' };
   }
-  if (seen.size >= SEEN_MAX) seen.clear();
-  seen.set(path, { view, at: now });
+  // "No container on the way" is kept only for a path that is there: one made later may be a host link
+  // into a container's root (kept, the tap took the host's walk to it for 30 s — helper-69).
+  if (view !== null || exists(path)) {
+    if (seen.size >= SEEN_MAX) seen.clear();
+    seen.set(path, { view, at: now });
+  }
   return view;
 }
 
@@ -84,7 +92,16 @@ export function rootViewOf(path: string): RootView | null {
  */
 const seen = new Map<string, { view: RootView | null; at: number }>();
 const SEEN_MS = 30_000;
-const SEEN_MAX = 256;
+const SEEN_MAX = 4096; // a rescan looks at up to ~270 paths (framework/python/bin's entries)
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A path the hand walk could not follow to its end: a permission the kernel's own walk would refuse too

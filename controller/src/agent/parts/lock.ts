@@ -47,7 +47,11 @@ export function lockPart(tap: Tap): Part {
         let home: { dev: bigint; ino: bigint } | null = null;
         try {
           home = statInView(tap.opts.home, { bigint: true }); // below a container's root: as it resolves the path
-        } catch { /* not installed yet: the spool's lock alone */ }
+        } catch (e) {
+          // Not installed yet: the spool's lock alone. Not known now (EAGAIN: a container's `..` walk that
+          // renames kept racing, util/in-view.ts): not started without the home's lock — a restart looks again.
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw new Error(`the Wazuh home ${tap.opts.home} could not be looked up now (EAGAIN: its path's links kept being raced by renames): not started without its lock`);
+        }
         if (home) {
           const byHome = new InstanceLock(join(HOME_LOCK_DIR, `home-${home.dev}-${home.ino}.lock`), `the Wazuh home ${tap.opts.home}`);
           byHome.acquire();

@@ -16,12 +16,14 @@ import type { Tap } from '../tap.js';
  * that, and each would be taken for a new wazuh-db (every agent asked again). ctime only where the
  * filesystem keeps no birth time (statx gives 0).
  */
-function socketKey(home: string): string | null {
+function socketKey(home: string): string | null | undefined {
   try {
     const st = statInView(join(home, 'queue/db/wdb')); // below a container's root: as it resolves the path
     return st.isSocket() ? `${st.dev}:${st.ino}:${st.birthtimeMs || st.ctimeMs}` : null;
-  } catch {
-    return null;
+  } catch (e) {
+    // undefined: not known now (a container's `..` walk that renames kept racing: util/in-view.ts) — taken
+    // for "gone", the next look's socket was a new wazuh-db and every agent was asked again.
+    return (e as NodeJS.ErrnoException).code === 'EAGAIN' ? undefined : null;
   }
 }
 
@@ -33,7 +35,7 @@ export function wazuhDbPart(tap: Tap): Part {
 
   const check = () => {
     const now = socketKey(tap.opts.home);
-    if (now === last) return;
+    if (now === undefined || now === last) return;
     // The socket of another home the path leads to now (a container's pid reused): not this home's
     // wazuh-db, never asked (tap.homePin says so). Not taken as seen either: this home's, if the path
     // comes back to it, is compared with the last this home had.
@@ -54,7 +56,7 @@ export function wazuhDbPart(tap: Tap): Part {
   return {
     name: 'wazuh-db watch',
     start() {
-      last = socketKey(tap.opts.home); // the state part asked the wazuh-db of now
+      last = socketKey(tap.opts.home) ?? null; // the state part asked the wazuh-db of now
       watchDir();
       timer = setInterval(() => { watchDir(); check(); }, 1000);
       timer.unref();
