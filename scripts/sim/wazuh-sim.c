@@ -2386,7 +2386,7 @@ static void run_load(const char *args, char *out, size_t cap) {
     L.end_ns = L.start_ns + max_ms * 1000000LL;
     long started = 0;
     for (long i = 0; i < L.threads; i++)
-        if (pthread_create(&th[i], NULL, load_worker, &L) == 0) started++;
+        if (pthread_create(&th[started], NULL, load_worker, &L) == 0) started++; /* joined by index: only those made */
     for (long i = 0; i < started; i++) pthread_join(th[i], NULL);
     /* Paced frames are due from start_ns; unpaced ones go as soon as each thread has connected. */
     long long elapsed = mono_ns() - (L.rate > 0 ? L.start_ns : created);
