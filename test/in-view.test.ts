@@ -122,6 +122,26 @@ t.test('a path that is not there yet and is then made a host link into the conta
   t.equal(statInView(join(later, 'ossec/queue/db'), { bigint: true }).ino, ino(join(root, inner, 'ossec/queue/db')), 'the container\'s, at the next look');
 });
 
+t.test('a link whose last name leads into a container\'s root is the link where the last name is not followed (O_NOFOLLOW, lstat)', async (t) => {
+  // The Wazuh user may write logs/alerts: `alerts.json -> /proc/<pid>/root/<a root-only file>` was opened
+  // as that file (the walk by hand followed the last name too, then openat2's O_NOFOLLOW saw none), and a
+  // one-line JSON in it published as an alert (helper-70). O_NOFOLLOW refused the link before.
+  const { root, inner, view } = await layout(t);
+  writeFileSync(join(root, inner, 'ossec/secret.json'), '{"password":"root only"}\n', { mode: 0o600 });
+  const logs = scratch(t, 'logs');
+  const planted = join(logs, 'alerts.json');
+  symlinkSync(`${view}/var/ossec/secret.json`, planted);
+  const r = openChecked(planted, fc.O_RDONLY, () => null);
+  t.ok('refused' in r && r.refused === 'a symbolic link', `openChecked refuses the link (${JSON.stringify('refused' in r ? r.refused : 'opened')})`);
+  if ('fd' in r) closeSync(r.fd);
+  t.throws(() => openInView(planted, fc.O_RDONLY | fc.O_NOFOLLOW), { code: 'ELOOP' });
+  t.ok(lstatOrNull(planted)?.isSymbolicLink(), 'lstat: the link itself');
+  t.ok(statInView(planted, { follow: false }).isSymbolicLink());
+  t.equal(statInView(planted, { bigint: true }).ino, ino(join(root, inner, 'ossec/secret.json')), 'followed when asked: the container\'s file');
+  // Below the container's root, the last name not followed either: its own link seen as a link.
+  t.ok(statInView(`${view}/var/ossec`, { follow: false }).isSymbolicLink());
+});
+
 t.test('a socket below the container\'s root: connected through the descriptor', async (t) => {
   const { root, inner, view } = await layout(t);
   const sockPath = join(root, inner, 'ossec/queue/db/wdb');

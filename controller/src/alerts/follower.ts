@@ -43,7 +43,7 @@ import { LineSplitter, type FileLine } from './line-splitter.js';
 import { HEAD_BYTES, hashOf, headHash, isRotatedName, PositionWriter, readPosition, type AlertsPosition } from './position.js';
 import { openTrusted } from './trusted-open.js';
 import { lstatOrNull } from '../util/read-file.js';
-import { readdirInView, withPathInView } from '../util/in-view.js';
+import { readdirInView, statInView, withPathInView } from '../util/in-view.js';
 import { isFdExhaustion } from '../util/errno.js';
 import { LogLimiter } from '../util/log-limiter.js';
 
@@ -593,7 +593,7 @@ export class AlertsFollower {
     const say = this.limiter.allow('retry:rotated');
     if (say) {
       this.o.log?.warn({ file: this.o.file, held: say.held },
-        'out of file descriptors looking for the rotated alerts file: looking again at the next poll');
+        'the rotated alerts file could not be looked for now (out of file descriptors, or its path\'s links raced by renames): looking again at the next poll');
     }
     return false;
   }
@@ -711,7 +711,7 @@ export class AlertsFollower {
   /**
    * The first file under logs/alerts/<year>/<Mon>/ that analysisd rotated after `after` and before
    * `live` (alerts.json), in the order of their names (`rotationKey`); null when none (or `after` is
-   * not one of them); 'retry' when out of descriptors.
+   * not one of them); 'retry' when out of descriptors or a look failed for now (retryLater).
    */
   private nextRotated(after: string, live: { dev: number; ino: number } | null): string | null | 'retry' {
     const from = rotationKey(after);
@@ -747,11 +747,11 @@ export class AlertsFollower {
         let path = n.value;
         const key = rotationKey(path)!;
         if (key <= walk.key) continue; // the .gz of the rotation just given as .json
-        let l = lstatOrNull(path);
+        let l = lstatOrRetry(path);
         if (!l && !path.endsWith('.gz')) {
           // Compressed since it was listed: its .gz, at the same place in the order.
           path = `${path}.gz`;
-          l = lstatOrNull(path);
+          l = lstatOrRetry(path);
         }
         if (!l) continue;
         if (live && l.dev === live.dev && l.ino === live.ino) {
@@ -1080,6 +1080,16 @@ function safeList(dir: string): string[] {
   } catch (e) {
     if (retryLater(e)) throw e;
     return [];
+  }
+}
+
+/** lstatOrNull, but a look that failed for now is thrown (retryLater): not taken for a file that is not there. */
+function lstatOrRetry(path: string): Stats | null {
+  try {
+    return statInView(path, { follow: false });
+  } catch (e) {
+    if (retryLater(e)) throw e;
+    return null;
   }
 }
 

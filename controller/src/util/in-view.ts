@@ -14,6 +14,7 @@
 // the kernel's to resolve, as before (every function below is then the plain call).
 import { closeSync, constants as fc, fstatSync, lstatSync, openSync, readdirSync, statSync, type BigIntStats, type Stats } from 'node:fs';
 import { constants as osc } from 'node:os';
+import { basename, dirname, resolve } from 'node:path';
 import koffi from 'koffi';
 import { libc } from './libc.js';
 import { throughViews, walkDenied } from './proc-root.js';
@@ -28,9 +29,12 @@ const RESOLVE_IN_ROOT = 0x10;
 /** The tap's own descriptor, or one name in the directory it holds open (a spool file, its lock). */
 const OWN_FD = new RegExp(`^/proc/(self|thread-self|${process.pid})/fd/[0-9]+(/[^/]+)?$`);
 /**
- * A kernel walk with `..` that a rename or a mount raced: it asks to be tried again. A container's chain
- * of `..` links and a rename loop made 87 % of tries fail (helper-69): 64 tries leave ~1 in 10,000 looks
- * failed, which the callers take as "not now" (EAGAIN), not as "missing".
+ * A kernel walk with `..` that a rename or a mount raced: it asks to be tried again. A rename anywhere on
+ * the machine in a loop failed ~1 % of single tries; a container's own chain of `..` links with its own
+ * rename loop keeps most looks failing even at 64 tries (helper-70: 62 %) — a container's root user
+ * blinding its own tap, whose manager it controls anyway. What such a look returns is EAGAIN: the alerts
+ * follower, the socket watch, the lock and the configuration take it as "not now"; the capture's rescan
+ * as "not there" until its next look (2 s).
  */
 const EAGAIN_TRIES = 64;
 
@@ -60,10 +64,21 @@ function errnoError(errno: number, call: string, path: string): NodeJS.ErrnoExce
  * entry of a process's than its root (`/proc/<pid>/cwd/…`, `task/<tid>/root`): where absolute links
  * there lead is not a root the tap holds.
  */
-export function rootViewOf(path: string): RootView | null {
+export function rootViewOf(path: string, o: { followLast?: boolean } = {}): RootView | null {
   // The tap's own descriptors (the spool's files, named through its pinned directory): what they name
   // was opened the safe way already, and the kernel follows them to that object.
   if (OWN_FD.test(path)) return null;
+  if (o.followLast === false) {
+    // A look that does not follow its last name (lstat, O_NOFOLLOW): only the directory is resolved. The
+    // walk by hand follows every name, so `alerts.json -> /proc/<pid>/root/<a root-only file>`, planted by
+    // the Wazuh user in logs/alerts, was opened as that file where O_NOFOLLOW refused the link (helper-70).
+    const full = resolve(path);
+    const name = basename(full);
+    if (name !== '' && name !== '.' && name !== '..') {
+      const dir = rootViewOf(dirname(full));
+      return dir && { root: dir.root, rest: dir.rest === '.' ? name : `${dir.rest}/${name}` };
+    }
+  }
   const now = performance.now();
   const hit = seen.get(path);
   if (hit !== undefined && now - hit.at < SEEN_MS) return hit.view;
@@ -87,16 +102,18 @@ export function rootViewOf(path: string): RootView | null {
 /**
  * Each path's view, as last worked out, for 30 s: the same few paths are looked up every second or two
  * (the rescan, wazuh-db's socket, the alerts), and the walk by hand is an lstat a component — 3.5 ms a
- * rescan of a host home without this, 0.6 with it (0.46 before the walk). What it answers is the host's
- * links on the way, root's to change; what lies below the container's root is resolved at every look.
+ * rescan of a host home without this, 1.0 with it (0.48 before the walk; the daemons not installed are
+ * walked again each time). What it answers is the host's links on the way, root's to change; what lies
+ * below the container's root is resolved at every look.
  */
 const seen = new Map<string, { view: RootView | null; at: number }>();
 const SEEN_MS = 30_000;
 const SEEN_MAX = 4096; // a rescan looks at up to ~270 paths (framework/python/bin's entries)
 
+/** Whether the kernel's walk finds `path`, its last name followed as the walk by hand follows it. */
 function exists(path: string): boolean {
   try {
-    lstatSync(path);
+    statSync(path);
     return true;
   } catch {
     return false;
@@ -145,7 +162,7 @@ function openInRoot(view: RootView, flags: number, path: string, mode = 0): numb
  * it resolves it; else openSync. Throws the fs error (ENOENT, ELOOP for O_NOFOLLOW on a link…).
  */
 export function openInView(path: string, flags: number, mode = 0o600): number {
-  const view = rootViewOf(path);
+  const view = rootViewOf(path, { followLast: (flags & fc.O_NOFOLLOW) === 0 });
   return view ? openInRoot(view, flags, path, mode) : openSync(path, flags, mode);
 }
 
@@ -153,7 +170,7 @@ export function openInView(path: string, flags: number, mode = 0o600): number {
 export function statInView(path: string, o: { bigint: true; follow?: boolean }): BigIntStats;
 export function statInView(path: string, o?: { bigint?: false; follow?: boolean }): Stats;
 export function statInView(path: string, o: { bigint?: boolean; follow?: boolean } = {}): Stats | BigIntStats {
-  const view = rootViewOf(path);
+  const view = rootViewOf(path, { followLast: o.follow !== false });
   const bigint = o.bigint === true;
   if (!view) return o.follow === false ? lstatSync(path, { bigint }) : statSync(path, { bigint });
   const fd = openInRoot(view, O_PATH | (o.follow === false ? fc.O_NOFOLLOW : 0), path);
@@ -223,12 +240,16 @@ export function viewProblem(path: string): string | null {
   return null;
 }
 
-/** existsSync of `path`, below another process's root resolved as it resolves it. */
+/**
+ * existsSync of `path`, below another process's root resolved as it resolves it. A look that failed for
+ * now (EAGAIN) is thrown, not taken for an absent file (the configuration would fall back to another).
+ */
 export function existsInView(path: string): boolean {
   try {
     statInView(path);
     return true;
-  } catch {
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw e;
     return false;
   }
 }
