@@ -140,6 +140,16 @@ t.test('a link whose last name leads into a container\'s root is the link where 
   t.equal(statInView(planted, { bigint: true }).ino, ino(join(root, inner, 'ossec/secret.json')), 'followed when asked: the container\'s file');
   // Below the container's root, the last name not followed either: its own link seen as a link.
   t.ok(statInView(`${view}/var/ossec`, { follow: false }).isSymbolicLink());
+  // A path that ends in a directory (`x/`, `x/.`, `x/..`) follows its last link whatever the flags, in the
+  // container's root: not the link, and not the host's directory at its target (helper-71).
+  symlinkSync(`${view}/var`, join(logs, 'v'));
+  for (const p of [join(logs, 'v/to-host') + '/.', join(logs, 'v/to-host') + '/', join(logs, 'v/to-host/ossec') + '/..']) {
+    t.equal(statInView(p, { follow: false, bigint: true }).ino, ino(join(root, inner)), `${p.slice(logs.length)}: the container's directory`);
+  }
+  // O_CREAT|O_EXCL never follows a last link, even a dangling one (the kernel: EEXIST).
+  symlinkSync(`${view}/var/ossec/made-by-the-tap`, join(logs, 'dangling'));
+  t.throws(() => openInView(join(logs, 'dangling'), fc.O_WRONLY | fc.O_CREAT | fc.O_EXCL), { code: 'EEXIST' });
+  t.throws(() => statSync(join(root, inner, 'ossec/made-by-the-tap')), { code: 'ENOENT' }, 'nothing made in the container');
 });
 
 t.test('a socket below the container\'s root: connected through the descriptor', async (t) => {

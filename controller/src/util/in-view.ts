@@ -14,7 +14,7 @@
 // the kernel's to resolve, as before (every function below is then the plain call).
 import { closeSync, constants as fc, fstatSync, lstatSync, openSync, readdirSync, statSync, type BigIntStats, type Stats } from 'node:fs';
 import { constants as osc } from 'node:os';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import koffi from 'koffi';
 import { libc } from './libc.js';
 import { throughViews, walkDenied } from './proc-root.js';
@@ -72,15 +72,21 @@ export function rootViewOf(path: string, o: { followLast?: boolean } = {}): Root
     // A look that does not follow its last name (lstat, O_NOFOLLOW): only the directory is resolved. The
     // walk by hand follows every name, so `alerts.json -> /proc/<pid>/root/<a root-only file>`, planted by
     // the Wazuh user in logs/alerts, was opened as that file where O_NOFOLLOW refused the link (helper-70).
-    const full = resolve(path);
-    const name = basename(full);
+    // The last name as written: `x/`, `x/.` and `x/..` end in a directory the kernel follows whatever the
+    // flags, so they take the walk that follows (resolve() would have made `x` their last name).
+    const name = path.slice(path.lastIndexOf('/') + 1);
     if (name !== '' && name !== '.' && name !== '..') {
-      const dir = rootViewOf(dirname(full));
+      const dir = rootViewOf(dirname(path));
       return dir && { root: dir.root, rest: dir.rest === '.' ? name : `${dir.rest}/${name}` };
     }
+    // The walk by hand drops the `.` and applies the `..`: a `/.` after what it found keeps the kernel
+    // following that directory's name below the root, as O_NOFOLLOW does not apply to it (helper-71).
+    const v = rootViewOf(path);
+    return v && { root: v.root, rest: v.rest === '.' ? '.' : `${v.rest}/.` };
   }
   const now = performance.now();
-  const hit = seen.get(path);
+  const key = resolve(path); // a relative path's answer is its directory's
+  const hit = seen.get(key);
   if (hit !== undefined && now - hit.at < SEEN_MS) return hit.view;
   const resolved = throughViews(path);
   if (resolved === null) throw unresolvable(path);
@@ -94,7 +100,7 @@ export function rootViewOf(path: string, o: { followLast?: boolean } = {}): Root
   // into a container's root (kept, the tap took the host's walk to it for 30 s — helper-69).
   if (view !== null || exists(path)) {
     if (seen.size >= SEEN_MAX) seen.clear();
-    seen.set(path, { view, at: now });
+    seen.set(key, { view, at: now });
   }
   return view;
 }
@@ -103,8 +109,9 @@ export function rootViewOf(path: string, o: { followLast?: boolean } = {}): Root
  * Each path's view, as last worked out, for 30 s: the same few paths are looked up every second or two
  * (the rescan, wazuh-db's socket, the alerts), and the walk by hand is an lstat a component — 3.5 ms a
  * rescan of a host home without this, 1.0 with it (0.48 before the walk; the daemons not installed are
- * walked again each time). What it answers is the host's links on the way, root's to change; what lies
- * below the container's root is resolved at every look.
+ * walked again each time). What it answers is the host's links on the way — root's, or in logs/alerts the
+ * Wazuh user's, who may point them at any host directory anyway (and whose last names are never followed
+ * where the caller does not follow them); what lies below the container's root is resolved at every look.
  */
 const seen = new Map<string, { view: RootView | null; at: number }>();
 const SEEN_MS = 30_000;
@@ -162,7 +169,9 @@ function openInRoot(view: RootView, flags: number, path: string, mode = 0): numb
  * it resolves it; else openSync. Throws the fs error (ENOENT, ELOOP for O_NOFOLLOW on a link…).
  */
 export function openInView(path: string, flags: number, mode = 0o600): number {
-  const view = rootViewOf(path, { followLast: (flags & fc.O_NOFOLLOW) === 0 });
+  // O_CREAT|O_EXCL never follows a last link either (the kernel: EEXIST, even for a dangling one).
+  const excl = (flags & fc.O_CREAT) !== 0 && (flags & fc.O_EXCL) !== 0;
+  const view = rootViewOf(path, { followLast: (flags & fc.O_NOFOLLOW) === 0 && !excl });
   return view ? openInRoot(view, flags, path, mode) : openSync(path, flags, mode);
 }
 
