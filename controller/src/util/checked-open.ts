@@ -9,8 +9,8 @@
 import { closeSync, constants as fc, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { EUID, fileKind, readWhole } from './read-file.js';
-import { openInView, statInView } from './in-view.js';
+import { EUID, fileKind, lstatOrNull, readWhole } from './read-file.js';
+import { openInView } from './in-view.js';
 
 /** Added to every open: a terminal device opened by mistake must not become the tap's controlling terminal either. */
 const SAFE = fc.O_NOFOLLOW | fc.O_NONBLOCK | fc.O_NOCTTY;
@@ -33,7 +33,7 @@ export function openChecked(path: string, flags: number, check: (st: Stats) => s
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') {
-      const l = lstatInViewOrNull(path);
+      const l = lstatOrNull(path); // below a container's root too, as openInView looked
       const what = code === 'ELOOP' ? 'a symbolic link' : l ? fileKind(l) : code === 'ENXIO' ? 'a socket or a FIFO' : 'a directory';
       return { refused: what, dev: l?.dev ?? 0, ino: l?.ino ?? 0 };
     }
@@ -53,14 +53,6 @@ export function openChecked(path: string, flags: number, check: (st: Stats) => s
 }
 
 export { EUID };
-
-function lstatInViewOrNull(path: string): Stats | null {
-  try {
-    return statInView(path, { follow: false });
-  } catch {
-    return null;
-  }
-}
 
 /**
  * Why a file is not one the tap keeps for itself — a regular file of its user with that one name —
