@@ -183,6 +183,50 @@ for (const version of [4, 5] as const) {
     });
     t.match(ev, { previous_status: 'active', current_status: 'disconnected', agent_name: 'agent1', ip_address: '10.0.0.1', source: 'remoted' });
   });
+
+  t.test(`initial sync with onRows (${version}.x): the rows a chunk at a time, none held, the caller's time not the sync's`, async (t) => {
+    const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
+    const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
+    t.teardown(() => m.stop());
+    await m.start();
+    const whole = await initialSync({ home: m.home, timeoutMs: 10000, pipeline: 4 });
+    t.equal(whole.described, 12, 'without onRows: described is the rows returned');
+    const chunks: number[][] = [];
+    const seen: unknown[] = [];
+    let starts = new Set<bigint>();
+    // Each chunk takes 400 ms: three of them are longer than the sync's whole time, which they do not count in.
+    const r = await initialSync({
+      home: m.home, timeoutMs: 1000, pipeline: 4, rowsChunk: 5,
+      onRows: async (rows, startedNs) => {
+        chunks.push(rows.map((row) => row.id));
+        seen.push(...rows);
+        starts.add(startedNs);
+        await new Promise((res) => setTimeout(res, 400));
+      },
+    });
+    t.equal(r.reason, null);
+    t.equal(r.complete, true);
+    t.same(r.agents, [], 'nothing returned: every row went to onRows');
+    t.equal(r.described, 12);
+    t.same(chunks, [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11, 12]], 'a chunk once 5 rows are in (two pipelines of 4), the rest at the end');
+    t.same(seen, whole.agents, 'the same rows as returned whole');
+    t.same([...starts], [r.startedNs], "each chunk with the sync's start");
+
+    // A callback that throws stops the sync: its message is the reason, nothing more is handed to it.
+    chunks.length = 0;
+    starts = new Set();
+    const stopped = await initialSync({
+      home: m.home, timeoutMs: 10000, pipeline: 4, rowsChunk: 4,
+      onRows: (rows) => {
+        chunks.push(rows.map((row) => row.id));
+        if (chunks.length === 2) throw new Error('the table is gone');
+      },
+    });
+    t.equal(stopped.complete, false);
+    t.equal(stopped.reason, 'the table is gone');
+    t.same(chunks, [[1, 2, 3, 4], [5, 6, 7, 8]]);
+    t.equal(stopped.described, 8);
+  });
 }
 
 t.test('describeAgents: the rows wazuh-db has, the agents it has none for, and why it stopped', async (t) => {

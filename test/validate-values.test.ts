@@ -186,6 +186,31 @@ t.test('initial sync: a row wazuh-db holds with an impossible id is skipped, the
   t.notOk(asked.some((q) => q.includes('99999999999')), 'the impossible id was never asked about');
 });
 
+t.test('initial sync with onRows: the rows of a sync that stopped early are handed over too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wnt-wdb-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'wdb');
+  const srv = net.createServer((c) => {
+    const r = new FrameReader();
+    c.on('data', (d: Buffer) => {
+      for (const q of r.push(d)) {
+        if (q === 'global get-all-agents last_id 0') c.write(encodeFrame('ok [{"id":1},{"id":2},{"id":3}]'));
+        else if (q === 'global get-agent-info 1') c.write(encodeFrame('ok [{"id":1,"name":"web-01","connection_status":"active"}]'));
+        else c.destroy(); // wazuh-db went away before describing agent 2
+      }
+    });
+  });
+  await new Promise<void>((ok) => srv.listen(file, ok));
+  t.teardown(() => srv.close());
+  const handed: number[] = [];
+  const res = await initialSync({ socketPath: file, timeoutMs: 3000, pipeline: 1, onRows: (rows) => { handed.push(...rows.map((r) => r.id)); } });
+  t.equal(res.complete, false);
+  t.match(res.reason, /closed|reset|EPIPE/);
+  t.same(res.ids, [1, 2, 3]);
+  t.same(handed, [1], 'the one row read before wazuh-db went away was handed over');
+  t.equal(res.described, 1);
+});
+
 t.test('client.keys: names and addresses follow the same rules, removed entries too', async (t) => {
   const keys = parseClientKeys([
     `001 web-01 any ${KEY}`,

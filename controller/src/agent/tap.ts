@@ -15,7 +15,7 @@ import { describeAgents, initialSync } from '../state/sources/initial-sync.js';
 import { publishedStatus, type PublishedStatus, type StatusJournal } from '../state/sources/status-journal.js';
 import { errorFields, Pipeline } from '../pipeline.js';
 import { RateLimitedLog } from '../util/rate-limit.js';
-import type { AgentEvent, StatusChangeEvent } from '../types.js';
+import type { AgentEvent, AgentSyncRow, StatusChangeEvent } from '../types.js';
 import type { ReliablePublisher } from '../publish/reliable.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { monotonicToWallClock } from '../util/clock.js';
@@ -246,22 +246,37 @@ export class Tap {
     try {
       // A socket just created may not be listening yet (bind comes before listen): ask again, briefly.
       const end = performance.now() + untilListeningMs;
-      let r = await initialSync({ home: this.opts.home });
+      let settled = true;
+      let corrected = 0;
+      const told = (row: { id: number }) => this.published.has(row.id) || this.owed.has(row.id);
+      // A chunk of rows at a time as wazuh-db answers (a fleet's rows are never all held), each once
+      // the captured writes up to then are applied: a row that already shows one must not undo it.
+      const apply = async (rows: AgentSyncRow[], startedNs: bigint): Promise<void> => {
+        if (this.life.stopping) return;
+        settled = (await this.settle(startedNs, process.hrtime.bigint())) && settled;
+        if (this.life.stopping) return;
+        const events = firstLook
+          ? [...this.state.resync(rows.filter((row) => !told(row)), startedNs, 'wazuh-db', true),
+            ...this.state.resync(rows.filter(told), startedNs, 'wazuh-db')]
+          : this.state.resync(rows, startedNs, 'wazuh-db');
+        corrected += events.length;
+        this.publishEvents(events);
+      };
+      let r = await initialSync({ home: this.opts.home, onRows: apply });
       while (!r.complete && /not listening|not found/.test(r.reason ?? '') && performance.now() < end && !this.life.stopping) {
         await new Promise((res) => setTimeout(res, 20));
-        r = await initialSync({ home: this.opts.home });
+        r = await initialSync({ home: this.opts.home, onRows: apply });
       }
       if (this.life.stopping) return;
-      const settled = await this.settle(r.startedNs, process.hrtime.bigint());
-      if (this.life.stopping) return;
-      const told = (row: { id: number }) => this.published.has(row.id) || this.owed.has(row.id);
-      const events = firstLook
-        ? [...this.state.resync(r.agents.filter((row) => !told(row)), r.startedNs, 'wazuh-db', true),
-          ...this.state.resync(r.agents.filter(told), r.startedNs, 'wazuh-db')]
-        : this.state.resync(r.agents, r.startedNs, 'wazuh-db');
-      if (r.complete) events.push(...this.state.removeUnlisted(r.ids, r.startedNs)); // removed meanwhile
-      this.publishEvents(events);
-      this.log.info({ why, corrected: events.length, complete: r.complete, agents: r.agents.length, settled }, 'state resynchronised from wazuh-db');
+      if (r.complete) {
+        // Removed meanwhile: once the captured writes up to the listing's end are applied too.
+        settled = (await this.settle(r.startedNs, process.hrtime.bigint())) && settled;
+        if (this.life.stopping) return;
+        const removed = this.state.removeUnlisted(r.ids, r.startedNs);
+        corrected += removed.length;
+        this.publishEvents(removed);
+      }
+      this.log.info({ why, corrected, complete: r.complete, agents: r.described, settled }, 'state resynchronised from wazuh-db');
     } catch (e) {
       this.log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
     } finally {

@@ -71,16 +71,25 @@ export function statePart(tap: Tap): Part {
       // An agent whose last published status differs from wazuh-db's (it changed while the tap was
       // down, or in records a crash lost) gets one status event now; the others are adopted silently.
       if (!tap.homePin.holds()) return; // another home now (said by the pin): nothing to ask
-      const first = await initialSync({ home: opts.home });
+      // Applied a chunk of rows at a time as wazuh-db answers (a fleet's rows are never all held).
+      let corrected = 0;
+      const first = await initialSync({
+        home: opts.home,
+        onRows: (rows, startedNs) => {
+          if (tap.life.stopping) return;
+          seedTable(state, rows.filter((r) => !tap.published.has(r.id)));
+          const missed = state.resync(rows.filter((r) => tap.published.has(r.id)), startedNs);
+          corrected += missed.length;
+          tap.publishEvents(missed);
+        },
+      });
       if (tap.life.stopping) return;
-      seedTable(state, first.agents.filter((r) => !tap.published.has(r.id)));
-      const missed = state.resync(first.agents.filter((r) => tap.published.has(r.id)), first.startedNs);
       if (first.complete) {
         // An agent the journal knows and wazuh-db no longer lists was removed while the tap was down.
-        missed.push(...state.removeUnlisted(first.ids, first.startedNs));
-        log.info({ agents: first.agents.length, ms: first.elapsedMs, corrected: missed.length }, 'initial state from wazuh-db');
-      } else log.warn({ reason: first.reason, described: first.agents.length, listed: first.ids.length }, 'initial sync incomplete');
-      tap.publishEvents(missed);
+        const removed = state.removeUnlisted(first.ids, first.startedNs);
+        tap.publishEvents(removed);
+        log.info({ agents: first.described, ms: first.elapsedMs, corrected: corrected + removed.length }, 'initial state from wazuh-db');
+      } else log.warn({ reason: first.reason, described: first.described, listed: first.ids.length }, 'initial sync incomplete');
     },
     stop() {
       keys?.close();

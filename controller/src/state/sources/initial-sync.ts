@@ -31,11 +31,29 @@ export interface InitialSyncOptions {
   maxAgents?: number;
   /** get-agent-info requests written before their replies are read (one connection). Default 64. */
   pipeline?: number;
+  /**
+   * Takes the rows as wazuh-db answers, in chunks of `rowsChunk` or a little more (what one pipeline
+   * of replies brings; the last chunk shorter), instead of `agents`, which then stays empty: a fleet's
+   * rows are never all held. Awaited before more replies are read, its time not counted in
+   * `timeoutMs`; `startedNs` is the result's. The rows of a sync that stopped early are handed too.
+   * Where it throws, the sync stops with its message as the reason (that chunk counts as described).
+   */
+  onRows?: (rows: AgentSyncRow[], startedNs: bigint) => void | Promise<void>;
+  /** Rows gathered before onRows is called. Default ROWS_CHUNK. */
+  rowsChunk?: number;
 }
 
+/**
+ * Rows handed to onRows at a time. Held until then, a listing of 100,000 agents was ~40 MB of rows
+ * at once, which the old generation grew to hold and kept committed after them (docs/performance.md).
+ */
+export const ROWS_CHUNK = 4096;
+
 export interface InitialSyncResult {
-  /** One row per agent wazuh-db described (agent 0, the manager, excluded). */
+  /** One row per agent wazuh-db described (agent 0, the manager, excluded); empty with onRows. */
   agents: AgentSyncRow[];
+  /** Agents wazuh-db described: in `agents`, or handed to onRows. */
+  described: number;
   /** Every agent id wazuh-db listed (may be more than `agents` when the sync stopped early). */
   ids: number[];
   /** Every listed agent was described. */
@@ -150,56 +168,94 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
   const queryMs = Math.max(1, Math.min(opts.queryTimeoutMs ?? 3_000, timeoutMs));
   const maxAgents = Math.max(0, opts.maxAgents ?? 2_000_000);
   const pipeline = Math.max(1, Math.min(opts.pipeline ?? 64, 1024));
+  const chunk = Math.max(1, opts.rowsChunk ?? ROWS_CHUNK);
   const t0 = performance.now();
   const startedNs = process.hrtime.bigint();
-  const res: InitialSyncResult = { agents: [], ids: [], complete: false, reason: null, queries: 0, startedNs, elapsedMs: 0 };
-  const left = () => timeoutMs - (performance.now() - t0);
-  const done = (reason: string | null): InitialSyncResult => {
-    res.complete = reason === null;
-    res.reason = reason;
-    res.elapsedMs = Math.round(performance.now() - t0);
-    return res;
+  const res: InitialSyncResult = { agents: [], described: 0, ids: [], complete: false, reason: null, queries: 0, startedNs, elapsedMs: 0 };
+  // The time onRows takes (a caller waiting for the capture, say) is the caller's, not the sync's.
+  let handMs = 0;
+  const left = () => timeoutMs - (performance.now() - t0 - handMs);
+  // With onRows, the rows go there a chunk at a time (`all`: whatever is left), never after it threw.
+  let handing = true;
+  const hand = async (all: boolean): Promise<void> => {
+    const n = res.agents.length;
+    if (!opts.onRows || !handing || n === 0 || (n < chunk && !all)) return;
+    const rows = res.agents.splice(0);
+    res.described += rows.length;
+    const t = performance.now();
+    try {
+      await opts.onRows(rows, startedNs);
+    } catch (e) {
+      handing = false;
+      throw e;
+    } finally {
+      handMs += performance.now() - t;
+    }
   };
 
+  let reason: string | null;
   const client = await connectWdb(file, queryMs, left);
-  if (typeof client === 'string') return done(client);
-  try {
-    // 1. Every agent id, page by page.
-    let lastId = 0;
-    const seen = new Set<number>();
-    for (let page = 0; ; page++) {
-      if (left() <= 0) return done('timed out listing agents');
-      if (page > 1_000_000) return done('too many pages');
-      client.send(`global get-all-agents last_id ${lastId}`);
-      res.queries++;
-      const reply = parseReply(await client.next(Math.min(queryMs, left())));
-      // An id no agent can have (decode/values.ts) is skipped: the table could never hold it anyway.
-      const p = parseIdPage(reply, (payload) => parseIdList(payload, { skipInvalid: true }));
-      if (p === null) return done(`get-all-agents answered ${reply.status}${reply.payload ? ` ${reply.payload.slice(0, 80)}` : ''}`);
-      let progressed = false;
-      for (const id of p.ids) {
-        if (id > lastId) {
-          lastId = id;
-          progressed = true;
-        }
-        if (id === 0 || seen.has(id)) continue;
-        if (seen.size >= maxAgents) return done(`more than ${maxAgents} agents`);
-        seen.add(id);
-        res.ids.push(id);
-      }
-      if (!p.more) break;
-      if (!progressed) return done('get-all-agents paging made no progress');
+  if (typeof client === 'string') reason = client;
+  else {
+    try {
+      reason = await listAndDescribe(client, res, { maxAgents, pipeline, queryMs, left, hand });
+    } catch (e) {
+      reason = (e as Error).message;
+    } finally {
+      client.close();
     }
-
-    // 2. Each agent's row, several requests in flight on the one connection.
-    const d = await describeEach(client, res.ids, pipeline, queryMs, left, (n) => { res.queries += n; }, res.agents);
-    if (d.stopped !== null) return done(d.stopped);
-    return done(res.agents.length === res.ids.length ? null : `${res.ids.length - res.agents.length} agents were not described`);
-  } catch (e) {
-    return done((e as Error).message);
-  } finally {
-    client.close();
   }
+  // The rows of a sync that stopped early are handed over too: what wazuh-db said is applied.
+  try {
+    await hand(true);
+  } catch (e) {
+    reason ??= (e as Error).message;
+  }
+  if (!opts.onRows) res.described = res.agents.length;
+  res.complete = reason === null;
+  res.reason = reason;
+  res.elapsedMs = Math.round(performance.now() - t0);
+  return res;
+}
+
+/** Lists every agent id into `res.ids`, then describes each into `res.agents`: null, or why it stopped. */
+async function listAndDescribe(
+  client: WdbClient, res: InitialSyncResult,
+  o: { maxAgents: number; pipeline: number; queryMs: number; left: () => number; hand: (all: boolean) => Promise<void> },
+): Promise<string | null> {
+  const { maxAgents, queryMs, left } = o;
+  // 1. Every agent id, page by page.
+  let lastId = 0;
+  const seen = new Set<number>();
+  for (let page = 0; ; page++) {
+    if (left() <= 0) return 'timed out listing agents';
+    if (page > 1_000_000) return 'too many pages';
+    client.send(`global get-all-agents last_id ${lastId}`);
+    res.queries++;
+    const reply = parseReply(await client.next(Math.min(queryMs, left())));
+    // An id no agent can have (decode/values.ts) is skipped: the table could never hold it anyway.
+    const p = parseIdPage(reply, (payload) => parseIdList(payload, { skipInvalid: true }));
+    if (p === null) return `get-all-agents answered ${reply.status}${reply.payload ? ` ${reply.payload.slice(0, 80)}` : ''}`;
+    let progressed = false;
+    for (const id of p.ids) {
+      if (id > lastId) {
+        lastId = id;
+        progressed = true;
+      }
+      if (id === 0 || seen.has(id)) continue;
+      if (seen.size >= maxAgents) return `more than ${maxAgents} agents`;
+      seen.add(id);
+      res.ids.push(id);
+    }
+    if (!p.more) break;
+    if (!progressed) return 'get-all-agents paging made no progress';
+  }
+
+  // 2. Each agent's row, several requests in flight on the one connection.
+  const d = await describeEach(client, res.ids, o.pipeline, queryMs, left, (n) => { res.queries += n; }, res.agents, [], () => o.hand(false));
+  if (d.stopped !== null) return d.stopped;
+  const described = res.described + res.agents.length;
+  return described === res.ids.length ? null : `${res.ids.length - described} agents were not described`;
 }
 
 /** wazuh-db's answer about some agents (describeAgents). */
@@ -265,10 +321,11 @@ async function connectWdb(file: string, queryMs: number, left: () => number): Pr
  */
 async function describeEach(
   client: WdbClient, ids: readonly number[], pipeline: number, queryMs: number, left: () => number,
-  sent: (n: number) => void, rows: AgentSyncRow[], absent: number[] = [],
+  sent: (n: number) => void, rows: AgentSyncRow[], absent: number[] = [], afterBatch?: () => Promise<void>,
 ): Promise<{ stopped: string | null }> {
+  let described = 0; // `rows` may be emptied by afterBatch as it goes
   for (let i = 0; i < ids.length; i += pipeline) {
-    if (left() <= 0) return { stopped: `timed out after describing ${rows.length} of ${ids.length} agents` };
+    if (left() <= 0) return { stopped: `timed out after describing ${described} of ${ids.length} agents` };
     const batch = ids.slice(i, i + pipeline);
     for (const id of batch) client.send(`global get-agent-info ${id}`);
     sent(batch.length);
@@ -278,9 +335,12 @@ async function describeEach(
       if (reply.status !== 'ok') continue;
       const found = parseAgentRows(reply.payload);
       const row = found?.find((r) => r.id === id);
-      if (row) rows.push(row);
-      else if (found !== null && found.length === 0) absent.push(id);
+      if (row) {
+        rows.push(row);
+        described++;
+      } else if (found !== null && found.length === 0) absent.push(id);
     }
+    await afterBatch?.();
   }
   return { stopped: null };
 }
