@@ -146,3 +146,26 @@ t.test('a resync after a start-up it already sees: the start-up\'s own event, no
   ], 'one event, the start-up\'s');
   t.equal(events.filter((e) => e.agent_id === '932').length, 1, 'and only one');
 });
+
+t.test('a resynchronisation of a fleet waits for a capture that cannot keep up once, not once a chunk of rows', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-settle-budget-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  // 9,000 agents: three chunks of rows (ROWS_CHUNK 4,096) and the removals' look after them.
+  const agents = Array.from({ length: 9000 }, (_, i) => ({ id: i + 1, name: `fleet${i + 1}`, ip: `10.2.${(i >> 8) & 255}.${i & 255}` }));
+  const sim = new SimManager({ binDir, home, agents });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'budget', attach: false, log: quiet }, new Lifecycle(quiet));
+  tap.publisher = { publishAgentEvents: (e: unknown[]) => e.map(() => true) } as unknown as ReliablePublisher;
+  // A capture that never catches up (the records-lost case): each wait lasts what it is allowed.
+  const allowed: number[] = [];
+  tap.capture = {
+    attached: true,
+    settled: async (_ns: bigint, ms: number) => { allowed.push(ms); await sleep(ms); return false; },
+  } as unknown as Capture;
+  await tap.resync('records lost');
+  t.equal(tap.state.size, 9000, 'every row applied all the same');
+  t.ok(allowed.length >= 1, `the capture was waited for (${allowed.length} times)`);
+  const total = allowed.reduce((a, b) => a + b, 0);
+  t.ok(total <= 1000, `the waits were given ${Math.round(total)} ms in all: one SETTLE_MS (1 s) shared by the chunks, not 1 s each`);
+});

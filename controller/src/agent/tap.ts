@@ -248,12 +248,20 @@ export class Tap {
       const end = performance.now() + untilListeningMs;
       let settled = true;
       let corrected = 0;
+      // What the resynchronisation waits for the capture in all, its chunks together: a capture that
+      // cannot keep up (records lost) made each of a fleet's chunks wait a whole SETTLE_MS.
+      let settleMs = SETTLE_MS;
+      const settle = async (startedNs: bigint): Promise<void> => {
+        const t = performance.now();
+        settled = settleMs > 0 && (await this.settle(startedNs, process.hrtime.bigint(), settleMs)) && settled;
+        settleMs -= performance.now() - t;
+      };
       const told = (row: { id: number }) => this.published.has(row.id) || this.owed.has(row.id);
       // A chunk of rows at a time as wazuh-db answers (a fleet's rows are never all held), each once
       // the captured writes up to then are applied: a row that already shows one must not undo it.
       const apply = async (rows: AgentSyncRow[], startedNs: bigint): Promise<void> => {
         if (this.life.stopping) return;
-        settled = (await this.settle(startedNs, process.hrtime.bigint())) && settled;
+        await settle(startedNs);
         if (this.life.stopping) return;
         const events = firstLook
           ? [...this.state.resync(rows.filter((row) => !told(row)), startedNs, 'wazuh-db', true),
@@ -270,13 +278,16 @@ export class Tap {
       if (this.life.stopping) return;
       if (r.complete) {
         // Removed meanwhile: once the captured writes up to the listing's end are applied too.
-        settled = (await this.settle(r.startedNs, process.hrtime.bigint())) && settled;
+        await settle(r.startedNs);
         if (this.life.stopping) return;
         const removed = this.state.removeUnlisted(r.ids, r.startedNs);
         corrected += removed.length;
         this.publishEvents(removed);
       }
-      this.log.info({ why, corrected, complete: r.complete, agents: r.described, settled }, 'state resynchronised from wazuh-db');
+      const fields = { why, corrected, complete: r.complete, agents: r.described, listed: r.ids.length, settled };
+      // Incomplete (wazuh-db away, slow, or gone mid-way): a warning with why.
+      if (r.complete) this.log.info(fields, 'state resynchronised from wazuh-db');
+      else this.log.warn({ ...fields, reason: r.reason }, 'state resynchronised from wazuh-db');
     } catch (e) {
       this.log.warn({ err: (e as Error).message, why }, 'resynchronisation failed');
     } finally {
@@ -338,11 +349,11 @@ export class Tap {
    * SETTLE_MS, until the capture has handled every write that began before they were read, and
    * every request of the last second before has its reply. False: applied without that.
    */
-  private async settle(fromNs: bigint, toNs: bigint): Promise<boolean> {
+  private async settle(fromNs: bigint, toNs: bigint, maxMs = SETTLE_MS): Promise<boolean> {
     const c = this.capture;
     if (!c?.attached) return true;
-    const end = performance.now() + SETTLE_MS;
-    if (!(await c.settled(toNs, SETTLE_MS))) return false;
+    const end = performance.now() + maxMs;
+    if (!(await c.settled(toNs, maxMs))) return false;
     const since = fromNs - REPLY_WAIT_NS;
     while (this.decoder.unansweredBetween(since, toNs)) {
       const left = end - performance.now();

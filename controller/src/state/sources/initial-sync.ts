@@ -36,7 +36,8 @@ export interface InitialSyncOptions {
    * of replies brings; the last chunk shorter), instead of `agents`, which then stays empty: a fleet's
    * rows are never all held. Awaited before more replies are read, its time not counted in
    * `timeoutMs`; `startedNs` is the result's. The rows of a sync that stopped early are handed too.
-   * Where it throws, the sync stops with its message as the reason (that chunk counts as described).
+   * Where it throws, the sync stops and initialSync throws that error: it is the caller's, not a
+   * reason of wazuh-db's.
    */
   onRows?: (rows: AgentSyncRow[], startedNs: bigint) => void | Promise<void>;
   /** Rows gathered before onRows is called. Default ROWS_CHUNK. */
@@ -54,7 +55,7 @@ export interface InitialSyncResult {
   agents: AgentSyncRow[];
   /** Agents wazuh-db described: in `agents`, or handed to onRows. */
   described: number;
-  /** Every agent id wazuh-db listed (may be more than `agents` when the sync stopped early). */
+  /** Every agent id wazuh-db listed (may be more than `described` when the sync stopped early). */
   ids: number[];
   /** Every listed agent was described. */
   complete: boolean;
@@ -176,17 +177,17 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
   let handMs = 0;
   const left = () => timeoutMs - (performance.now() - t0 - handMs);
   // With onRows, the rows go there a chunk at a time (`all`: whatever is left), never after it threw.
-  let handing = true;
+  let thrown: { error: unknown } | null = null;
   const hand = async (all: boolean): Promise<void> => {
     const n = res.agents.length;
-    if (!opts.onRows || !handing || n === 0 || (n < chunk && !all)) return;
+    if (!opts.onRows || thrown !== null || n === 0 || (n < chunk && !all)) return;
     const rows = res.agents.splice(0);
     res.described += rows.length;
     const t = performance.now();
     try {
       await opts.onRows(rows, startedNs);
     } catch (e) {
-      handing = false;
+      thrown = { error: e };
       throw e;
     } finally {
       handMs += performance.now() - t;
@@ -206,11 +207,8 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
     }
   }
   // The rows of a sync that stopped early are handed over too: what wazuh-db said is applied.
-  try {
-    await hand(true);
-  } catch (e) {
-    reason ??= (e as Error).message;
-  }
+  await hand(true).catch(() => {});
+  if (thrown !== null) throw (thrown as { error: unknown }).error;
   if (!opts.onRows) res.described = res.agents.length;
   res.complete = reason === null;
   res.reason = reason;
