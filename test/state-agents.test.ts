@@ -254,3 +254,28 @@ t.test('an UPDATE whose request began before one already applied to its agent ch
   t.same(s.apply(ex(DATA(4), 'ok', 55)), [], 'the old agent\'s keepalive, answered after the new registration: nothing');
   t.equal(s.get(4)?.status, 'never_connected');
 });
+
+t.test("the columns a fleet shares (version, os, node, groups, statuses): one agent's change is never another's", async (t) => {
+  const s = table();
+  for (let id = 1; id <= 3; id++) s.setKnown({ id, name: `a${id}`, status: 'active', version: 'Wazuh v4.7.5', node: 'node01', groups: ['default', 'web'], sync_status: 'synced', group_config_status: 'synced' });
+  s.apply(ex(DATA(2).replace('Wazuh v4.7.5', 'Wazuh v4.8.0').replace('"os_version":"12"', '"os_version":"13"'), 'ok', 1000));
+  s.setKnown({ id: 3, groups: ['default'] });
+  s.apply(ex('global update-keepalive {"id":1,"connection_status":"active","sync_status":"syncreq"}', 'ok', 2000));
+  t.match(s.get(1), { version: 'Wazuh v4.7.5', node: 'node01', groups: ['default', 'web'], sync_status: 'syncreq', group_config_status: 'synced', os: null });
+  t.match(s.get(2), { version: 'Wazuh v4.8.0', groups: ['default', 'web'], sync_status: 'synced', os: { name: 'Debian GNU/Linux', version: '13' } });
+  t.match(s.get(3), { version: 'Wazuh v4.7.5', groups: ['default'], sync_status: 'synced', os: null });
+  t.same(s.get(3)!.groups, ['default'], 'exactly its own list');
+  // A list handed in and changed afterwards by its caller changes no agent.
+  const mine = ['ops'];
+  s.setKnown({ id: 1, groups: mine });
+  mine.push('db');
+  t.same(s.get(1)!.groups, ['ops']);
+  t.same(s.get(2)!.groups, ['default', 'web']);
+  s.setKnown({ id: 2, groups: [] });
+  t.same(s.get(2)!.groups, [], 'no groups');
+
+  // More distinct combinations than the pool keeps (16,384): each agent still has its own values.
+  const many = table();
+  for (let id = 1; id <= 20_000; id++) many.setKnown({ id, status: 'active', version: `v${id}`, groups: [`g${id % 7}`] });
+  for (const id of [1, 9_999, 16_385, 20_000]) t.match(many.get(id), { version: `v${id}`, groups: [`g${id % 7}`] });
+});
