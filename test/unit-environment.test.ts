@@ -16,14 +16,14 @@ const UNIT = readFileSync(join(ROOT, 'packaging/wazuh-nats-tap.service'), 'utf8'
 const dropin = (...lines: string[]) => `[Service]\n${lines.join('\n')}\n`;
 
 t.test('the unit and the drop-ins docs/integration.md leads users to write', async (t) => {
-  t.same(unitEnvironment(UNIT), { NODE_OPTIONS: '--max-semi-space-size=8' }, 'the unit\'s own');
+  t.same(unitEnvironment(UNIT), { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, 'the unit\'s own');
   t.same(unitEnvironment(UNIT, dropin('Environment="NODE_OPTIONS=--max-semi-space-size=8 --max-old-space-size=256"')),
-    { NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=256' }, 'a quoted assignment: one variable, white space kept');
+    { NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=256', MALLOC_ARENA_MAX: '2' }, 'a quoted assignment: one variable, white space kept');
   t.same(unitEnvironment(UNIT, dropin('Environment=NODE_OPTIONS=--max-semi-space-size=8 --max-old-space-size=256')),
-    { NODE_OPTIONS: '--max-semi-space-size=8' }, 'unquoted: split at white space, only the first word is the value (--max-old… is no assignment)');
+    { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, 'unquoted: split at white space, only the first word is the value (--max-old… is no assignment)');
   t.same(unitEnvironment(UNIT, dropin('Environment=')), {}, 'an empty Environment= clears what came before');
   t.same(unitEnvironment(UNIT, dropin('Environment=', 'Environment=TZ=UTC')), { TZ: 'UTC' }, 'and what follows it counts');
-  t.same(unitEnvironment(UNIT, dropin('Environment=NODE_OPTIONS=--x')), { NODE_OPTIONS: '--x' }, 'a later assignment of a name replaces the earlier');
+  t.same(unitEnvironment(UNIT, dropin('Environment=NODE_OPTIONS=--x')), { NODE_OPTIONS: '--x', MALLOC_ARENA_MAX: '2' }, 'a later assignment of a name replaces the earlier');
 });
 
 t.test('systemd.exec(5)\'s example, quotes anywhere in a word, escapes, the unit file\'s syntax', async (t) => {
@@ -84,9 +84,9 @@ t.test('EnvironmentFile=: read at start, over Environment=; "-" for an optional 
     ['NODE_OPTIONS', 'SPACED', 'SINGLE', 'DOUBLE', 'CONT', 'EMPTY', '1BAD', 'LAST'], 'the file\'s assignments');
   t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=${f}`, 'Environment=NODE_OPTIONS=--later-but-weaker')), {
     NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=256', SPACED: 'value with spaces', SINGLE: '$literal \\n',
-    DOUBLE: 'a "b" $c \\n', CONT: 'onetwo', EMPTY: '', LAST: '1',
+    DOUBLE: 'a "b" $c \\n', CONT: 'onetwo', EMPTY: '', LAST: '1', MALLOC_ARENA_MAX: '2',
   }, 'the file\'s variables override Environment=\'s, whatever the order; invalid names dropped');
-  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=-${join(dir, 'missing.env')}`)), { NODE_OPTIONS: '--max-semi-space-size=8' }, '"-": a missing file is skipped');
+  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=-${join(dir, 'missing.env')}`)), { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, '"-": a missing file is skipped');
   t.throws(() => unitEnvironment(UNIT, dropin(`EnvironmentFile=${join(dir, 'missing.env')}`)), /systemd would not start the service/, 'without "-": an error');
-  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=${f}`, 'EnvironmentFile=')), { NODE_OPTIONS: '--max-semi-space-size=8' }, 'an empty EnvironmentFile= clears the list');
+  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=${f}`, 'EnvironmentFile=')), { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, 'an empty EnvironmentFile= clears the list');
 });

@@ -26,7 +26,7 @@ function threads(pid) {
 const rate = Number(process.argv[2] ?? 5000);
 const seconds = Number(process.argv[3] ?? 10);
 const nats = await startNats();
-const s = await startSim({ cpuPerRequestUs: Number(process.env.WDB_COST_US ?? 0) }); // 33: the real wazuh-db's CPU a request
+const s = await startSim({ cpuPerRequestUs: Number(process.env.WDB_COST_US ?? 0), registered: process.env.UNREGISTERED === '1' ? 0 : 2000 }); // 33: the real wazuh-db's CPU a request
 const tap = await startTap({ home: s.home, natsUrl: nats.url, extra: process.env.TAP_EXTRA ?? '', nodeArgs: (process.env.TAP_NODE_ARGS ?? '').split(' ').filter(Boolean) });
 try {
   const agents = 2000;
