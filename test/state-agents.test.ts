@@ -279,3 +279,19 @@ t.test("the columns a fleet shares (version, os, node, groups, statuses): one ag
   for (let id = 1; id <= 20_000; id++) many.setKnown({ id, status: 'active', version: `v${id}`, groups: [`g${id % 7}`] });
   for (const id of [1, 9_999, 16_385, 20_000]) t.match(many.get(id), { version: `v${id}`, groups: [`g${id % 7}`] });
 });
+
+t.test('shared columns: short values are one object for the agents that have them; an agent\'s own long text is never pooled', async (t) => {
+  const s = table();
+  s.setKnown({ id: 1, version: 'Wazuh v4.7.5', node: 'node01', groups: ['default'] });
+  s.setKnown({ id: 2, version: 'Wazuh v4.7.5', node: 'node01', groups: ['default'] });
+  t.equal(s.get(1)!.groups, s.get(2)!.groups, 'one list for both (a row points to the shared profile)');
+  t.ok(Object.isFrozen(s.get(1)!.groups), 'shared, so never changed in place');
+  // 600 characters of node name (an agent writes its own): kept by its row alone, not in the pool, so a
+  // stream of distinct ones from a hostile agent costs that agent's row, not 4,096 kept entries.
+  const long = 'n'.repeat(600);
+  s.setKnown({ id: 3, version: 'Wazuh v4.7.5', node: long, groups: ['default'] });
+  s.setKnown({ id: 4, version: 'Wazuh v4.7.5', node: long, groups: ['default'] });
+  t.not(s.get(3)!.groups, s.get(4)!.groups, 'each its own');
+  t.match(s.get(3), { node: long, groups: ['default'], version: 'Wazuh v4.7.5' });
+  t.match(s.get(4), { node: long, groups: ['default'] });
+});

@@ -230,8 +230,12 @@ async function startTapOnce({ home, natsUrl, jetstream = false, attach = true, e
   const args = [...fromEnv, ...nodeArgs, join(root, 'bin/wazuh-nats-tap.js'), 'run', '--config', conf, '--home', home,
     '--control-socket', sock, '--log-level', logLevel, ...(attach ? [] : ['--no-attach'])];
   // PROFILE=1: a V8 CPU profile of each tap (cpu-profile.mjs), in build/bench/profile-*.cpuprofile.
-  // The spool's note (agent/spool-note.ts) in the bench's home, never the machine's /var/lib.
-  const env = { ...process.env, ...TAP_ENV, WAZUH_NATS_TAP_STATE_DIR: join(home, own ? `state-${label}` : 'state'), ...(own && { WAZUH_NATS_TAP_LOCK_DIR: join(home, `lock-${label}`) }) };
+  // The spool's note (agent/spool-note.ts) and the home's lock in the bench's home, never the machine's
+  // /var/lib and /run (a lock file is left for each home a tap ever ran on: 2 a memory step).
+  const env = {
+    ...process.env, ...TAP_ENV, WAZUH_NATS_TAP_STATE_DIR: join(home, own ? `state-${label}` : 'state'),
+    WAZUH_NATS_TAP_LOCK_DIR: join(home, own ? `lock-${label}` : 'lock'),
+  };
   if (process.env.PROFILE === '1') {
     mkdirSync(BENCH, { recursive: true });
     args.unshift('--import', join(ROOT, 'scripts/bench/cpu-profile.mjs'));

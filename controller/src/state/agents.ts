@@ -141,9 +141,12 @@ const NO_GROUPS: string[] = Object.freeze([]) as unknown as string[];
 /**
  * What most of a fleet has in common — version, os, node, groups, sync and group-config status — as one
  * frozen object that every row with those values points to: one field a row instead of six (~40 bytes
- * an agent, 4 MB at 100,000). Never changed in place: a row that changes one of them points to another
- * (profileWith), found again by its values. Bounded like intern(): past PROFILES_MAX distinct ones the
- * pool starts again, which costs sharing, never correctness.
+ * an agent, 4 MB at 100,000). Never changed in place: a row that changes some of them points to another
+ * (profileWith, all of an operation's changes at once), found again by its values. Bounded like
+ * intern(): past PROFILES_MAX distinct ones the pool starts again, which costs sharing, never
+ * correctness; a profile whose values are long (an agent's own text: its os and node may be 1 KB each)
+ * is its row's alone, never pooled — a hostile agent's distinct values pinned the pool's 16,384 keys
+ * of kilobytes each (helper-74: 115 MB); of short ones, at most ~20 MB, as the os pool's 4,096 os.
  */
 interface Profile {
   readonly version: string | null;
@@ -155,20 +158,32 @@ interface Profile {
 }
 
 const PROFILES_MAX = 16_384;
+/** Keys longer than this (of an agent's own long text) are not pooled, as intern() keeps long strings out. */
+const PROFILE_KEY_MAX = 512;
 const profiles = new SharedPool<Profile>(PROFILES_MAX);
 const NO_PROFILE: Profile = Object.freeze({ version: null, os: null, node: null, groups: NO_GROUPS, sync_status: null, group_config_status: null });
 
-/** The shared profile with `field` set to `v` (only called when it differs: rarely on the keepalive path). */
-function profileWith<K extends keyof Profile>(p: Profile, field: K, v: Profile[K]): Profile {
-  const next: { -readonly [k in keyof Profile]: Profile[k] } = { ...p };
-  next[field] = v;
+type ProfileChanges = { -readonly [k in keyof Profile]?: Profile[k] };
+
+/**
+ * `p` with `changes` applied: `p` itself when they change nothing, else the pooled profile of those
+ * values. Called once an operation (a row, a seed, an agent's new keepalive data), not once a field:
+ * field by field, a new row made five throwaway profiles on its way to its own, and a fleet of a few
+ * thousand distinct ones filled the pool with them (helper-74).
+ */
+function profileWith(p: Profile, changes: ProfileChanges): Profile {
+  const next: { -readonly [k in keyof Profile]: Profile[k] } = { ...p, ...changes };
+  if (next.groups.length === 0) next.groups = NO_GROUPS;
+  if (next.version === p.version && next.os === p.os && next.node === p.node && sameList(next.groups, p.groups)
+    && next.sync_status === p.sync_status && next.group_config_status === p.group_config_status) return p;
+  const own = (): Profile => {
+    if (next.groups !== NO_GROUPS) next.groups = Object.freeze([...next.groups]) as unknown as string[]; // shared: never changed
+    return Object.freeze(next);
+  };
   const os = next.os;
   const key = JSON.stringify([next.version, os && [os.name, os.version, os.platform, os.arch], next.node, next.groups,
     next.sync_status, next.group_config_status]);
-  return profiles.of(key, () => {
-    if (next.groups !== NO_GROUPS) next.groups = Object.freeze([...next.groups]) as unknown as string[]; // shared: never changed
-    return Object.freeze(next);
-  });
+  return key.length > PROFILE_KEY_MAX ? own() : profiles.of(key, own);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -195,20 +210,23 @@ class AgentRow implements AgentRecord {
   /** The row's two places in the table's column of touch times (TouchTimes). */
   constructor(readonly id: number, readonly slot: number) {}
 
-  get version(): string | null { return this.p.version; }
-  set version(v: string | null) { if (v !== this.p.version) this.p = profileWith(this.p, 'version', v); }
-  get os(): AgentOs | null { return this.p.os; }
-  set os(v: AgentOs | null) { if (v !== this.p.os) this.p = profileWith(this.p, 'os', v); }
-  get node(): string | null { return this.p.node; }
-  set node(v: string | null) { if (v !== this.p.node) this.p = profileWith(this.p, 'node', v); }
-  get groups(): string[] { return this.p.groups; }
-  set groups(v: string[]) { if (!sameList(v, this.p.groups)) this.p = profileWith(this.p, 'groups', v.length === 0 ? NO_GROUPS : v); }
-  get sync_status(): string | null { return this.p.sync_status; }
-  set sync_status(v: string | null) { if (v !== this.p.sync_status) this.p = profileWith(this.p, 'sync_status', v); }
-  get group_config_status(): string | null { return this.p.group_config_status; }
-  set group_config_status(v: string | null) {
-    if (v !== this.p.group_config_status) this.p = profileWith(this.p, 'group_config_status', v);
+  /** Several of the shared columns at once (one profile looked up, not one a column). */
+  share(changes: ProfileChanges): void {
+    this.p = profileWith(this.p, changes);
   }
+
+  get version(): string | null { return this.p.version; }
+  set version(v: string | null) { if (v !== this.p.version) this.share({ version: v }); }
+  get os(): AgentOs | null { return this.p.os; }
+  set os(v: AgentOs | null) { if (v !== this.p.os) this.share({ os: v }); }
+  get node(): string | null { return this.p.node; }
+  set node(v: string | null) { if (v !== this.p.node) this.share({ node: v }); }
+  get groups(): string[] { return this.p.groups; }
+  set groups(v: string[]) { if (!sameList(v, this.p.groups)) this.share({ groups: v }); }
+  get sync_status(): string | null { return this.p.sync_status; }
+  set sync_status(v: string | null) { if (v !== this.p.sync_status) this.share({ sync_status: v }); }
+  get group_config_status(): string | null { return this.p.group_config_status; }
+  set group_config_status(v: string | null) { if (v !== this.p.group_config_status) this.share({ group_config_status: v }); }
 }
 
 /**
@@ -397,15 +415,17 @@ export class AgentStateTable {
     if (ip !== null) a.ip = ip; // a wildcard or nothing never erases a live address
     if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
     if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
-    if (typeof agent.version === 'string' || agent.version === null) a.version = agent.version;
-    if (agent.os !== undefined) a.os = agent.os && sharedOs(pickOs(agent.os));
     if (typeof agent.last_keepalive === 'number' || agent.last_keepalive === null) a.last_keepalive = agent.last_keepalive;
-    if (typeof agent.node === 'string' || agent.node === null) a.node = agent.node;
-    if (Array.isArray(agent.groups)) a.groups = agent.groups.filter((g) => typeof g === 'string');
-    if (typeof agent.sync_status === 'string' || agent.sync_status === null) a.sync_status = agent.sync_status;
+    const shared: ProfileChanges = {};
+    if (typeof agent.version === 'string' || agent.version === null) shared.version = agent.version;
+    if (agent.os !== undefined) shared.os = agent.os && sharedOs(pickOs(agent.os));
+    if (typeof agent.node === 'string' || agent.node === null) shared.node = agent.node;
+    if (Array.isArray(agent.groups)) shared.groups = agent.groups.filter((g) => typeof g === 'string');
+    if (typeof agent.sync_status === 'string' || agent.sync_status === null) shared.sync_status = agent.sync_status;
     if (typeof agent.group_config_status === 'string' || agent.group_config_status === null) {
-      a.group_config_status = agent.group_config_status;
+      shared.group_config_status = agent.group_config_status;
     }
+    a.share(shared);
   }
 
   /**
@@ -658,18 +678,22 @@ export class AgentStateTable {
         const a = this.updated(d.id, touch);
         if (!a) break;
         a.last_keepalive = Math.floor(ms / 1000);
-        if (d.version !== undefined) a.version = d.version;
+        // The shared columns: nothing to do for a keepalive that repeats them (every one but the first).
+        if (dataDiffers(a, d)) {
+          a.share({
+            ...(d.version !== undefined && { version: d.version }), ...(d.node_name !== undefined && { node: d.node_name }),
+            ...(d.sync_status !== undefined && { sync_status: d.sync_status }),
+            ...(d.group_config_status !== undefined && { group_config_status: d.group_config_status }),
+            // A new os object only when it changed: events share it (it is never changed in place).
+            ...(osDiffers(a.os, d) && { os: sharedOs({ ...a.os, ...pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch }) }) }),
+          });
+        }
         // The address of every keepalive but the first is the one the row holds (checked then). The
         // request's string is kept, not the row's: the decoder keeps that one (its fast path's copy of
         // the agent's last keepalive), and a row seeded from wazuh-db's listing held a second copy of
         // each address (3 MB at 100,000 agents).
         const ip = d.agent_ip === a.ip ? d.agent_ip : liveAddress(d.agent_ip);
         if (ip !== null) a.ip = ip;
-        if (d.node_name !== undefined) a.node = d.node_name;
-        if (d.sync_status !== undefined) a.sync_status = d.sync_status;
-        if (d.group_config_status !== undefined) a.group_config_status = d.group_config_status;
-        // A new object only when the os changed: events share it (it is never changed in place).
-        if (osDiffers(a.os, d)) a.os = sharedOs({ ...a.os, ...pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch }) });
         if (d.connection_status) {
           this.transition(a, d.connection_status, a.status_code, reasonFor(d.connection_status, a.status_code), cause, events);
         }
@@ -1111,20 +1135,22 @@ function syncOf(r: WdbRequest): string | null {
 }
 
 /** Columns of a wazuh-db row the table keeps (never the status: callers decide about that). */
-function copyRow(a: AgentRecord, row: AgentSyncRow): void {
+function copyRow(a: AgentRow, row: AgentSyncRow): void {
   if (row.name !== undefined) a.name = row.name;
   // wazuh-db's `ip` is the last live address; register_ip is a fallback only when it is one too.
   const ip = liveAddress(row.ip) ?? (a.ip === null ? liveAddress(row.register_ip) : null);
   if (ip !== null) a.ip = ip;
-  // The words most agents share, interned (util/intern.ts): one copy for the fleet.
-  if (row.version !== undefined) a.version = intern(row.version);
-  if (row.node_name !== undefined) a.node = intern(row.node_name);
   if (row.last_keepalive !== undefined) a.last_keepalive = row.last_keepalive;
-  if (row.sync_status !== undefined) a.sync_status = intern(row.sync_status);
-  if (row.group_config_status !== undefined) a.group_config_status = intern(row.group_config_status);
-  if (row.group !== undefined) a.groups = row.group.split(',').filter((g) => g !== '').map((g) => intern(g));
+  // The words most agents share, interned (util/intern.ts): one copy for the fleet.
+  const shared: ProfileChanges = {};
+  if (row.version !== undefined) shared.version = intern(row.version);
+  if (row.node_name !== undefined) shared.node = intern(row.node_name);
+  if (row.sync_status !== undefined) shared.sync_status = intern(row.sync_status);
+  if (row.group_config_status !== undefined) shared.group_config_status = intern(row.group_config_status);
+  if (row.group !== undefined) shared.groups = row.group.split(',').filter((g) => g !== '').map((g) => intern(g));
   const os = pickOs({ name: intern(row.os_name), version: intern(row.os_version), platform: intern(row.os_platform), arch: intern(row.os_arch) });
-  if (os) a.os = sharedOs(os);
+  if (os) shared.os = sharedOs(os);
+  a.share(shared);
 }
 
 /** Wazuh's status_code values that name their own reason (WAZUH-PROTOCOL.md §4). */
@@ -1162,6 +1188,13 @@ function reasonFor(to: ConnectionStatus, code: number): StatusReason {
 /** A status learned from wazuh-db's own row: its code names the reason when it can, else initial_sync. */
 function driftReason(to: ConnectionStatus, code: number): StatusReason {
   return to === 'disconnected' ? (codeReason(code) ?? 'initial_sync') : 'initial_sync';
+}
+
+/** Whether an update-agent-data names a shared column (Profile) whose value differs from the agent's. */
+function dataDiffers(a: AgentRow, d: AgentDataUpdate): boolean {
+  return (d.version !== undefined && d.version !== a.version) || (d.node_name !== undefined && d.node_name !== a.node)
+    || (d.sync_status !== undefined && d.sync_status !== a.sync_status)
+    || (d.group_config_status !== undefined && d.group_config_status !== a.group_config_status) || osDiffers(a.os, d);
 }
 
 /** Whether an update-agent-data names an os field that differs from what the agent has. */
