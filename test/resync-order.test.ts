@@ -155,7 +155,9 @@ t.test('a resynchronisation of a fleet waits for a capture that cannot keep up o
   const sim = new SimManager({ binDir, home, agents });
   t.teardown(() => sim.stop());
   await sim.start();
-  const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'budget', attach: false, log: quiet }, new Lifecycle(quiet));
+  const lines: { msg?: string; settled?: boolean }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'budget', attach: false, log }, new Lifecycle(quiet));
   tap.publisher = { publishAgentEvents: (e: unknown[]) => e.map(() => true) } as unknown as ReliablePublisher;
   // A capture that never catches up (the records-lost case): each wait lasts what it is allowed.
   const allowed: number[] = [];
@@ -168,4 +170,16 @@ t.test('a resynchronisation of a fleet waits for a capture that cannot keep up o
   t.ok(allowed.length >= 1, `the capture was waited for (${allowed.length} times)`);
   const total = allowed.reduce((a, b) => a + b, 0);
   t.ok(total <= 1000, `the waits were given ${Math.round(total)} ms in all: one SETTLE_MS (1 s) shared by the chunks, not 1 s each`);
+
+  // A busy capture that catches up each time (300 ms here) spends nothing of it: every chunk is waited for.
+  allowed.length = 0;
+  tap.capture = {
+    attached: true,
+    settled: async (_ns: bigint, ms: number) => { allowed.push(ms); await sleep(300); return true; },
+  } as unknown as Capture;
+  lines.length = 0;
+  await tap.resync('records lost');
+  t.ok(allowed.length >= 4, `each of the three chunks and the removals' look waited (${allowed.length} waits)`);
+  t.same(allowed.filter((ms) => ms !== 1000), [], 'each given the whole second: waits that caught up spent nothing');
+  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db'), [{ settled: true }], 'and the log says the capture was caught up');
 });

@@ -248,13 +248,15 @@ export class Tap {
       const end = performance.now() + untilListeningMs;
       let settled = true;
       let corrected = 0;
-      // What the resynchronisation waits for the capture in all, its chunks together: a capture that
-      // cannot keep up (records lost) made each of a fleet's chunks wait a whole SETTLE_MS.
+      // The waits for a capture that does not catch up share one SETTLE_MS, its chunks together: such a
+      // capture (records lost) made each of a fleet's chunks wait a whole second. A wait that ends with
+      // the capture caught up spends nothing: a busy capture that keeps up is waited for at every chunk.
       let settleMs = SETTLE_MS;
       const settle = async (startedNs: bigint): Promise<void> => {
         const t = performance.now();
-        settled = settleMs > 0 && (await this.settle(startedNs, process.hrtime.bigint(), settleMs)) && settled;
-        settleMs -= performance.now() - t;
+        const ok = settleMs > 0 && (await this.settle(startedNs, process.hrtime.bigint(), settleMs));
+        if (!ok) settleMs -= performance.now() - t;
+        settled = ok && settled;
       };
       const told = (row: { id: number }) => this.published.has(row.id) || this.owed.has(row.id);
       // A chunk of rows at a time as wazuh-db answers (a fleet's rows are never all held), each once

@@ -145,8 +145,9 @@ const NO_GROUPS: string[] = Object.freeze([]) as unknown as string[];
  * (profileWith, all of an operation's changes at once), found again by its values. Bounded like
  * intern(): past PROFILES_MAX distinct ones the pool starts again, which costs sharing, never
  * correctness; a profile whose values are long (an agent's own text: its os and node may be 1 KB each)
- * is its row's alone, never pooled — a hostile agent's distinct values pinned the pool's 16,384 keys
- * of kilobytes each (helper-74: 115 MB); of short ones, at most ~20 MB, as the os pool's 4,096 os.
+ * is its row's alone, never pooled — a hostile agent's distinct values pinned the pool's keys of
+ * kilobytes each (helper-74: 115 MB). With keys of 256 characters at most and 8,192 profiles, what one
+ * agent's stream of distinct values pins is ~10 MB (14 of two-byte text; helper-75's probe).
  */
 interface Profile {
   readonly version: string | null;
@@ -157,9 +158,9 @@ interface Profile {
   readonly group_config_status: string | null;
 }
 
-const PROFILES_MAX = 16_384;
+const PROFILES_MAX = 8192;
 /** Keys longer than this (of an agent's own long text) are not pooled, as intern() keeps long strings out. */
-const PROFILE_KEY_MAX = 512;
+const PROFILE_KEY_MAX = 256;
 const profiles = new SharedPool<Profile>(PROFILES_MAX);
 const NO_PROFILE: Profile = Object.freeze({ version: null, os: null, node: null, groups: NO_GROUPS, sync_status: null, group_config_status: null });
 
