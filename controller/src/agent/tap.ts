@@ -252,7 +252,7 @@ export class Tap {
       // capture (records lost) made each of a fleet's chunks wait a whole second. A wait that ends with
       // the capture caught up spends nothing: a busy capture that keeps up is waited for at every chunk.
       let settleMs = SETTLE_MS;
-      const settle = async (startedNs: bigint): Promise<void> => {
+      const waitForCapture = async (startedNs: bigint): Promise<void> => {
         const t = performance.now();
         const ok = settleMs > 0 && (await this.settle(startedNs, process.hrtime.bigint(), settleMs));
         if (!ok) settleMs -= performance.now() - t;
@@ -263,7 +263,7 @@ export class Tap {
       // the captured writes up to then are applied: a row that already shows one must not undo it.
       const apply = async (rows: AgentSyncRow[], startedNs: bigint): Promise<void> => {
         if (this.life.stopping) return;
-        await settle(startedNs);
+        await waitForCapture(startedNs);
         if (this.life.stopping) return;
         const events = firstLook
           ? [...this.state.resync(rows.filter((row) => !told(row)), startedNs, 'wazuh-db', true),
@@ -280,7 +280,7 @@ export class Tap {
       if (this.life.stopping) return;
       if (r.complete) {
         // Removed meanwhile: once the captured writes up to the listing's end are applied too.
-        await settle(r.startedNs);
+        await waitForCapture(r.startedNs);
         if (this.life.stopping) return;
         const removed = this.state.removeUnlisted(r.ids, r.startedNs);
         corrected += removed.length;

@@ -44,7 +44,7 @@ import { HEAD_BYTES, hashOf, headHash, isRotatedName, PositionWriter, readPositi
 import { openTrusted } from './trusted-open.js';
 import { lstatOrNull } from '../util/read-file.js';
 import { readdirInView, statInView, withPathInView } from '../util/in-view.js';
-import { isFdExhaustion } from '../util/errno.js';
+import { isFdExhaustion, isTransient } from '../util/errno.js';
 import { LogLimiter } from '../util/log-limiter.js';
 
 export interface FollowerLog {
@@ -659,7 +659,7 @@ export class AlertsFollower {
       try {
         r = openTrusted(next, this.owners());
       } catch (e) {
-        if (retryLater(e)) {
+        if (isTransient(e)) {
           this.finishedRotated = after;
           return false;
         }
@@ -711,7 +711,8 @@ export class AlertsFollower {
   /**
    * The first file under logs/alerts/<year>/<Mon>/ that analysisd rotated after `after` and before
    * `live` (alerts.json), in the order of their names (`rotationKey`); null when none (or `after` is
-   * not one of them); 'retry' when out of descriptors or a look failed for now (retryLater).
+   * not one of them); 'retry' when a look failed for now (util/errno isTransient: out of descriptors,
+   * a container's raced `..` walk…) — taken for "missing", a rotated file was skipped, its alerts lost.
    */
   private nextRotated(after: string, live: { dev: number; ino: number } | null): string | null | 'retry' {
     const from = rotationKey(after);
@@ -767,7 +768,7 @@ export class AlertsFollower {
       }
     } catch (e) {
       this.walk = null;
-      if (retryLater(e)) return 'retry';
+      if (isTransient(e)) return 'retry';
     }
     return null;
   }
@@ -783,7 +784,7 @@ export class AlertsFollower {
         if (l && l.ino === file.ino && l.dev === file.dev && l.isFile()) return path;
       }
     } catch (e) {
-      if (retryLater(e)) return 'retry';
+      if (isTransient(e)) return 'retry';
     }
     return null;
   }
@@ -806,7 +807,7 @@ export class AlertsFollower {
       closeSync(r.fd);
       return null;
     } catch (e) {
-      if (retryLater(e)) return 'retry';
+      if (isTransient(e)) return 'retry';
       return null; // gone meanwhile, unreadable: not this one
     }
   }
@@ -848,7 +849,7 @@ export class AlertsFollower {
         if (r !== null) return r;
       }
     } catch (e) {
-      if (retryLater(e)) return 'retry';
+      if (isTransient(e)) return 'retry';
     }
     return null;
   }
@@ -866,7 +867,7 @@ export class AlertsFollower {
       const head = gunzipHead(fd);
       if (head.length >= pos.headLen && (pos.headLen === 0 || hashOf(head.subarray(0, pos.headLen)) === pos.head)) return { path, fd };
     } catch (e) {
-      if (retryLater(e)) {
+      if (isTransient(e)) {
         if (fd >= 0) closeSync(fd);
         return 'retry';
       }
@@ -1078,29 +1079,21 @@ function safeList(dir: string): string[] {
   try {
     return readdirInView(dir);
   } catch (e) {
-    if (retryLater(e)) throw e;
+    if (isTransient(e)) throw e;
     return [];
   }
 }
 
-/** lstatOrNull, but a look that failed for now is thrown (retryLater): not taken for a file that is not there. */
+/** lstatOrNull, but a look that failed for now is thrown (isTransient): not taken for a file that is not there. */
 function lstatOrRetry(path: string): Stats | null {
   try {
     return statInView(path, { follow: false });
   } catch (e) {
-    if (retryLater(e)) throw e;
+    if (isTransient(e)) throw e;
     return null;
   }
 }
 
-/**
- * A look that failed for now, not for the file: out of descriptors, or a container's path whose `..`
- * walk renames kept racing (util/in-view.ts, EAGAIN). The next poll looks again; taken for "missing",
- * a rotated file was skipped and its alerts lost.
- */
-function retryLater(e: unknown): boolean {
-  return isFdExhaustion(e) || (e as NodeJS.ErrnoException | null)?.code === 'EAGAIN';
-}
 
 function lastByte(fd: number, size: number): number {
   const b = Buffer.alloc(1);

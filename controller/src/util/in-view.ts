@@ -12,12 +12,13 @@
 // out of it. What was found is then used through its descriptor (`/proc/self/fd/<n>`, which the
 // kernel follows to that very object) or fstat. Paths that go through no other process's root are
 // the kernel's to resolve, as before (every function below is then the plain call).
-import { closeSync, constants as fc, fstatSync, lstatSync, openSync, readdirSync, statSync, type BigIntStats, type Stats } from 'node:fs';
+import { closeSync, constants as fc, existsSync, fstatSync, lstatSync, openSync, readdirSync, statSync, type BigIntStats, type Stats } from 'node:fs';
 import { constants as osc } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import koffi from 'koffi';
 import { libc } from './libc.js';
 import { throughViews, walkDenied } from './proc-root.js';
+import { isTransient } from './errno.js';
 
 /** openat2's number: 437 in the table every architecture Node runs on shares since 5.1 (alpha and mips differ). */
 const SYS_OPENAT2 = ['x64', 'arm64', 'arm', 'ia32', 'riscv64', 'ppc64', 's390x', 'loong64'].includes(process.arch) ? 437 : null;
@@ -98,7 +99,8 @@ export function rootViewOf(path: string, o: { followLast?: boolean } = {}): Root
   }
   // "No container on the way" is kept only for a path that is there: one made later may be a host link
   // into a container's root (kept, the tap took the host's walk to it for 30 s — helper-69).
-  if (view !== null || exists(path)) {
+  // (existsSync: the kernel's walk, its last name followed as the walk by hand follows it.)
+  if (view !== null || existsSync(path)) {
     if (seen.size >= SEEN_MAX) seen.clear();
     seen.set(key, { view, at: now });
   }
@@ -117,15 +119,6 @@ const seen = new Map<string, { view: RootView | null; at: number }>();
 const SEEN_MS = 30_000;
 const SEEN_MAX = 4096; // a rescan looks at up to ~270 paths (framework/python/bin's entries)
 
-/** Whether the kernel's walk finds `path`, its last name followed as the walk by hand follows it. */
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A path the hand walk could not follow to its end: a permission the kernel's own walk would refuse too
@@ -251,14 +244,15 @@ export function viewProblem(path: string): string | null {
 
 /**
  * existsSync of `path`, below another process's root resolved as it resolves it. A look that failed for
- * now (EAGAIN) is thrown, not taken for an absent file (the configuration would fall back to another).
+ * now (EAGAIN: a raced `..` walk; util/errno isTransient) is thrown, not taken for an absent file (the
+ * configuration would fall back to another).
  */
 export function existsInView(path: string): boolean {
   try {
     statInView(path);
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw e;
+    if (isTransient(e)) throw e;
     return false;
   }
 }

@@ -21,6 +21,7 @@ import type { Tap } from '../tap.js';
 import { notOwnedError, openSpoolDir, procPathOf } from '../../publish/spool-dir.js';
 import { checkSpoolNote } from '../spool-note.js';
 import { statInView } from '../../util/in-view.js';
+import { isTransient } from '../../util/errno.js';
 
 /** Where the per-home locks live; a test may move it. */
 export const HOME_LOCK_DIR = process.env.WAZUH_NATS_TAP_LOCK_DIR ?? '/run/wazuh-nats-tap';
@@ -48,9 +49,10 @@ export function lockPart(tap: Tap): Part {
         try {
           home = statInView(tap.opts.home, { bigint: true }); // below a container's root: as it resolves the path
         } catch (e) {
-          // Not installed yet: the spool's lock alone. Not known now (EAGAIN: a container's `..` walk that
-          // renames kept racing, util/in-view.ts): not started without the home's lock — a restart looks again.
-          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw new Error(`the Wazuh home ${tap.opts.home} could not be looked up now (EAGAIN: its path's links kept being raced by renames): not started without its lock`);
+          // Not installed yet: the spool's lock alone. Not known now (util/errno isTransient — EAGAIN: a
+          // container's `..` walk that renames kept racing, util/in-view.ts): not started without the
+          // home's lock — a restart looks again.
+          if (isTransient(e)) throw new Error(`the Wazuh home ${tap.opts.home} could not be looked up now (EAGAIN: its path's links kept being raced by renames): not started without its lock`);
         }
         if (home) {
           const byHome = new InstanceLock(join(HOME_LOCK_DIR, `home-${home.dev}-${home.ino}.lock`), `the Wazuh home ${tap.opts.home}`);

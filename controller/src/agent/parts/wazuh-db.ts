@@ -7,6 +7,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { statInView, withPathInView } from '../../util/in-view.js';
+import { isTransient } from '../../util/errno.js';
 import type { Part } from '../lifecycle.js';
 import type { Tap } from '../tap.js';
 
@@ -21,9 +22,10 @@ function socketKey(home: string): string | null | undefined {
     const st = statInView(join(home, 'queue/db/wdb')); // below a container's root: as it resolves the path
     return st.isSocket() ? `${st.dev}:${st.ino}:${st.birthtimeMs || st.ctimeMs}` : null;
   } catch (e) {
-    // undefined: not known now (a container's `..` walk that renames kept racing: util/in-view.ts) — taken
-    // for "gone", the next look's socket was a new wazuh-db and every agent was asked again.
-    return (e as NodeJS.ErrnoException).code === 'EAGAIN' ? undefined : null;
+    // undefined: not known now (util/errno isTransient — EAGAIN: a container's `..` walk that renames kept
+    // racing, util/in-view.ts) — taken for "gone", the next look's socket was a new wazuh-db and every
+    // agent was asked again.
+    return isTransient(e) ? undefined : null;
   }
 }
 
