@@ -254,7 +254,7 @@ t.test('decoder: a tick stands for the request last sent whole under its key, fo
   const read = d.push({ ...rec(1, 'request', new Uint8Array(0), 72n, 73n), keyed: { key: 7, hash: 70 }, tick: { replyTsNs: 74n } });
   t.same(read.map((ex) => ex.readNs), [73n], 'a tick carrying its read');
   t.equal(d.summary().placedByWrite, 6, 'is placed by it: not counted');
-  // The whole 53 bits count (the hash is kept as two small integers): hashes that differ only high or only low.
+  // The whole 53 bits count (the hash is kept in a column of doubles): hashes that differ only high or only low.
   const big = 2 ** 53 - 1 - 2 ** 30;
   whole(1, data(10, '10.0.0.10'), 10, big, 80n);
   t.equal(tick(1, 10, big, 90n).length, 1, 'the same 53-bit hash: a tick');
@@ -281,7 +281,13 @@ t.test('decoder: bounded kept parses — past maxKeyed the lowest agent id is le
   t.equal(d.stats().keyed, 3, 'still at the bound');
   t.same(tick(3), [], 'the one let go misses');
   t.same(misses, [3]);
-  for (const id of [5, 7, 9]) t.equal(tick(id).length, 1, `agent ${id} still ticks`);
+  for (const id of [5, 7, 9]) {
+    const ex = tick(id);
+    t.equal(ex.length, 1, `agent ${id} still ticks`);
+    // Agent 7 took the slot agent 3 gave back (decode/kept.ts): its own values, none of 3's.
+    const req = ex[0]?.request;
+    t.same(req?.cmd === 'update-agent-data' && [req.data.id, req.data.agent_ip], [id, `10.0.0.${id}`], `agent ${id}'s own id and address`);
+  }
   whole(3); // sent whole again (the shim does after a miss): kept again, the lowest of the rest goes
   t.equal(tick(3).length, 1);
   t.same(tick(5), [], 'agent 5 was the lowest then');

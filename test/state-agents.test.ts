@@ -295,3 +295,25 @@ t.test('shared columns: short values are one object for the agents that have the
   t.match(s.get(3), { node: long, groups: ['default'], version: 'Wazuh v4.7.5' });
   t.match(s.get(4), { node: long, groups: ['default'] });
 });
+
+// The rows are columns by slot (state/rows.ts): a removed agent's slot goes to the next new agent.
+t.test('a removed agent\'s row is used again by the next new agent: none of its values or capture times carry over', async (t) => {
+  const s = table();
+  s.setKnown({ id: 1, name: 'old-one', status: 'never_connected' });
+  s.apply(ex(DATA(1, '10.9.9.9'), 'ok', 1000));
+  s.apply(ex(SHUTDOWN(1, 3), 'ok', 1500));
+  t.match(s.apply(ex('global delete-agent 1', 'ok', 2000)), [{ current_status: 'unknown', reason: 'removed' }]);
+  t.equal(s.get(1), undefined);
+  s.setKnown({ id: 2, name: 'new-one' });
+  t.same(s.get(2), {
+    id: 2, name: 'new-one', ip: null, status: 'unknown', status_code: 0, version: null, os: null,
+    last_keepalive: null, node: null, groups: [], sync_status: null, group_config_status: null,
+  }, 'nothing of agent 1');
+  // Agent 1's requests were captured at 1–2 s; agent 2 has had none. A view asked at 0.5 s is not older
+  // than any change of agent 2, nor is an UPDATE of 0.9 s superseded.
+  t.match(s.resync([{ id: 2, connection_status: 'active' }], 500_000_000n), [{ agent_id: '002', previous_status: 'unknown', current_status: 'active' }]);
+  t.same(s.apply(ex(DATA(2), 'ok', 900)).map((e) => e.event_type), ['keepalive']);
+  t.equal(s.stats().superseded, 0);
+  t.equal(s.get(2)?.ip, '192.168.1.100');
+  t.same(s.countsByStatus(), { never_connected: 0, pending: 0, active: 1, disconnected: 0, unknown: 0 });
+});

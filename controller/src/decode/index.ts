@@ -1,11 +1,10 @@
 // The decode stage in one object: capture records in, request/reply exchanges out.
 
-import { connIdOf, setRequestRead, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest, type AgentDataUpdate } from '../types.js';
+import { connIdOf, setRequestRead, type CaptureRecord, type ConnId, type ParsedWdbReply, type WdbExchange, type WdbRequest } from '../types.js';
 import { Pairer, type PairerOptions, type PairerStats } from './pairer.js';
 import { StreamReassembler, type ReassemblerOptions, type ReassemblerStats } from './reassembler.js';
 import { ApplyOrder, HOLD_NS } from './apply-order.js';
-import { SharedPool } from '../util/intern.js';
-import { IdMap } from '../util/id-map.js';
+import { KeptParses } from './kept.js';
 
 export { MAX_FRAME, StreamReassembler } from './reassembler.js';
 export type { ReassemblerOptions, ReassemblerStats, ResetReason } from './reassembler.js';
@@ -68,8 +67,7 @@ export class WdbDecoder {
   private readonly pairer: Pairer;
   private readonly reassembler: StreamReassembler;
   /** Agent key → what a tick needs of the last request the shim sent whole for it (bpf/shim/fastpath.h). */
-  private readonly keyed = new IdMap<Kept>();
-  private readonly maxKeyed: number;
+  private readonly keyed: KeptParses;
   private readonly onTickMiss: DecoderOptions['onTickMiss'];
   /** Exchanges in the order wazuh-db applied their requests (apply-order.ts). */
   private readonly order = new ApplyOrder<WdbRequest>();
@@ -80,7 +78,7 @@ export class WdbDecoder {
   private ticksPlacedByWrite = 0;
 
   constructor(opts: DecoderOptions = {}) {
-    this.maxKeyed = Math.max(1, opts.maxKeyed ?? 2_000_000);
+    this.keyed = new KeptParses(Math.max(1, opts.maxKeyed ?? 2_000_000));
     this.onTickMiss = opts.onTickMiss;
     this.pairer = new Pairer({ ...opts.pairer, onKeyed: (k, request) => this.keep(k, request) });
     // Lost bytes in either direction can shift the request/reply order on that connection.
@@ -123,15 +121,15 @@ export class WdbDecoder {
   /** An unchanged keepalive: its request is the one parsed when it last came whole, and wazuh-db said ok. */
   private tick(rec: CaptureRecord): WdbExchange<WdbRequest>[] {
     const k = rec.keyed!;
-    const kept = this.keyed.get(k.key);
-    if (!kept || !kept.hashIs(k.hash)) {
+    const request = this.keyed.request(k.key, k.hash);
+    if (!request) {
       this.tickMisses++;
       this.onTickMiss?.(k.key);
       return [];
     }
     this.ticks++;
     const ex: WdbExchange<WdbRequest> = {
-      connId: connIdOf(rec), request: requestOf(kept), reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
+      connId: connIdOf(rec), request, reply: OK, tsNs: rec.tsNs, tgid: rec.tgid, comm: rec.comm,
       replyTsNs: rec.tick!.replyTsNs,
     };
     if (!setRequestRead(ex, rec.readNs)) this.ticksPlacedByWrite++;
@@ -140,12 +138,7 @@ export class WdbDecoder {
   }
 
   private keep(k: { key: number; hash: number }, request: WdbRequest): void {
-    if (!this.keyed.has(k.key) && this.keyed.size >= this.maxKeyed) {
-      // Bounded: the lowest key goes; its next tick misses once and the shim then sends that payload whole.
-      const first = this.keyed.firstKey();
-      if (first !== undefined) this.keyed.delete(first);
-    }
-    this.keyed.set(k.key, keptOf(k.hash, request));
+    this.keyed.keep(k.key, k.hash, request);
   }
 
   /**
@@ -181,99 +174,3 @@ export class WdbDecoder {
 }
 export type { AgentDataUpdate, ParsedWdbReply, WdbRequest } from '../types.js';
 
-/**
- * What a tick needs of a kept update-agent-data: the fields the state applies (state/agents.ts), not
- * the manager's host, the os codename, major and uname. One is kept per agent, so it is small: the
- * agent's id and address, and the rest (status, versions, os, node: the same for thousands of agents)
- * as one shared template. At 100,000 agents a whole parse each was ~22 MB; this is ~5 MB.
- */
-class Kept {
-  /**
-   * The payload's 53-bit hash as two small integers (26 and 27 bits): V8 keeps a small integer in
-   * the field itself, where a double field is a 16-byte box each (100,000 of them at 100,000 agents).
-   */
-  private readonly hashLo: number;
-  private readonly hashHi: number;
-  constructor(
-    hash: number,
-    readonly id: number,
-    readonly ip: string | undefined,
-    /** Shared, frozen; or a request that is not update-agent-data, kept whole. */
-    readonly shared: Template | WdbRequest,
-  ) {
-    this.hashLo = hash % HASH_SPLIT;
-    this.hashHi = Math.floor(hash / HASH_SPLIT);
-  }
-
-  hashIs(hash: number): boolean {
-    return this.hashLo === hash % HASH_SPLIT && this.hashHi === Math.floor(hash / HASH_SPLIT);
-  }
-}
-
-const HASH_SPLIT = 2 ** 26;
-
-interface Template {
-  readonly connection_status: AgentDataUpdate['connection_status'];
-  readonly sync_status: string | undefined;
-  readonly group_config_status: string | undefined;
-  readonly version: string | undefined;
-  readonly node_name: string | undefined;
-  readonly os_name: string | undefined;
-  readonly os_version: string | undefined;
-  readonly os_platform: string | undefined;
-  readonly os_arch: string | undefined;
-  readonly dropped: string[] | undefined;
-  /** Every field above but `dropped` is defined. */
-  readonly complete: boolean;
-}
-
-const templates = new SharedPool<Template>();
-
-function keptOf(hash: number, r: WdbRequest): Kept {
-  if (r.cmd !== 'update-agent-data') return new Kept(hash, 0, undefined, r);
-  const d = r.data;
-  const t: Template = {
-    connection_status: d.connection_status, sync_status: d.sync_status, group_config_status: d.group_config_status,
-    version: d.version, node_name: d.node_name, os_name: d.os_name, os_version: d.os_version, os_platform: d.os_platform,
-    os_arch: d.os_arch, dropped: r.dropped,
-    complete: d.connection_status !== undefined && d.sync_status !== undefined && d.group_config_status !== undefined
-      && d.version !== undefined && d.node_name !== undefined && d.os_name !== undefined && d.os_version !== undefined
-      && d.os_platform !== undefined && d.os_arch !== undefined,
-  };
-  return new Kept(hash, d.id, d.agent_ip, templates.of(JSON.stringify(Object.values(t)), () => Object.freeze(t)));
-}
-
-/**
- * The request a tick stands for, made again from what was kept (fields absent from it stay absent). A
- * keepalive that had every field — every real one — is one literal: built field by field, its
- * properties' store grew as it went (~250 bytes of garbage a tick).
- */
-function requestOf(k: Kept): WdbRequest {
-  if (!isTemplate(k.shared)) return k.shared;
-  const t = k.shared;
-  let data: AgentDataUpdate;
-  if (t.complete && k.ip !== undefined) {
-    data = {
-      id: k.id, connection_status: t.connection_status, agent_ip: k.ip, sync_status: t.sync_status,
-      group_config_status: t.group_config_status, version: t.version, node_name: t.node_name, os_name: t.os_name,
-      os_version: t.os_version, os_platform: t.os_platform, os_arch: t.os_arch,
-    };
-  } else {
-    data = { id: k.id };
-    if (t.connection_status !== undefined) data.connection_status = t.connection_status;
-    if (k.ip !== undefined) data.agent_ip = k.ip;
-    if (t.sync_status !== undefined) data.sync_status = t.sync_status;
-    if (t.group_config_status !== undefined) data.group_config_status = t.group_config_status;
-    if (t.version !== undefined) data.version = t.version;
-    if (t.node_name !== undefined) data.node_name = t.node_name;
-    if (t.os_name !== undefined) data.os_name = t.os_name;
-    if (t.os_version !== undefined) data.os_version = t.os_version;
-    if (t.os_platform !== undefined) data.os_platform = t.os_platform;
-    if (t.os_arch !== undefined) data.os_arch = t.os_arch;
-  }
-  return t.dropped ? { cmd: 'update-agent-data', data, dropped: t.dropped } : { cmd: 'update-agent-data', data };
-}
-
-function isTemplate(x: Template | WdbRequest): x is Template {
-  return !('cmd' in x);
-}

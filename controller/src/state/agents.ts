@@ -37,7 +37,6 @@
 // - Requests the decoder found invalid (values Wazuh could not have written) are counted and ignored.
 
 import { intern, SharedPool } from '../util/intern.js';
-import { IdMap } from '../util/id-map.js';
 import type {
   AgentDataUpdate,
   AgentEvent,
@@ -58,6 +57,7 @@ import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js'
 import { sourceOf } from './format.js';
 import { liveAddress } from './address.js';
 import { READS, WRITES } from './commands.js';
+import { AgentRow, AgentRows, recordOf, type ProfileChanges } from './rows.js';
 
 export interface AgentStateOptions {
   /** This manager's name in events (`manager_node`). */
@@ -135,162 +135,6 @@ interface Listing {
   capped: boolean;
 }
 
-/** Agents without groups share one list (a fleet's records are most of the tap's memory). */
-const NO_GROUPS: string[] = Object.freeze([]) as unknown as string[];
-
-/**
- * What most of a fleet has in common — version, os, node, groups, sync and group-config status — as one
- * frozen object that every row with those values points to: one field a row instead of six (~40 bytes
- * an agent, 4 MB at 100,000). Never changed in place: a row that changes some of them points to another
- * (profileWith, all of an operation's changes at once), found again by its values. Bounded like
- * intern(): past PROFILES_MAX distinct ones the pool starts again, which costs sharing, never
- * correctness; a profile whose values are long (an agent's own text: its os and node may be 1 KB each)
- * is its row's alone, never pooled — a hostile agent's distinct values pinned the pool's keys of
- * kilobytes each (helper-74: 115 MB). With keys of 256 characters at most and 8,192 profiles, what one
- * agent's stream of distinct values pins is ~10 MB (14 of two-byte text; helper-75's probe).
- */
-interface Profile {
-  readonly version: string | null;
-  readonly os: AgentOs | null;
-  readonly node: string | null;
-  readonly groups: string[];
-  readonly sync_status: string | null;
-  readonly group_config_status: string | null;
-}
-
-const PROFILES_MAX = 8192;
-/** Keys longer than this (of an agent's own long text) are not pooled, as intern() keeps long strings out. */
-const PROFILE_KEY_MAX = 256;
-const profiles = new SharedPool<Profile>(PROFILES_MAX);
-const NO_PROFILE: Profile = Object.freeze({ version: null, os: null, node: null, groups: NO_GROUPS, sync_status: null, group_config_status: null });
-
-type ProfileChanges = { -readonly [k in keyof Profile]?: Profile[k] };
-
-/**
- * `p` with `changes` applied: `p` itself when they change nothing, else the pooled profile of those
- * values. Called once an operation (a row, a seed, an agent's new keepalive data), not once a field:
- * field by field, a new row made five throwaway profiles on its way to its own, and a fleet of a few
- * thousand distinct ones filled the pool with them (helper-74).
- */
-function profileWith(p: Profile, changes: ProfileChanges): Profile {
-  const next: { -readonly [k in keyof Profile]: Profile[k] } = { ...p, ...changes };
-  if (next.groups.length === 0) next.groups = NO_GROUPS;
-  if (next.version === p.version && next.os === p.os && next.node === p.node && sameList(next.groups, p.groups)
-    && next.sync_status === p.sync_status && next.group_config_status === p.group_config_status) return p;
-  const own = (): Profile => {
-    if (next.groups !== NO_GROUPS) next.groups = Object.freeze([...next.groups]) as unknown as string[]; // shared: never changed
-    return Object.freeze(next);
-  };
-  const os = next.os;
-  const key = JSON.stringify([next.version, os && [os.name, os.version, os.platform, os.arch], next.node, next.groups,
-    next.sync_status, next.group_config_status]);
-  return key.length > PROFILE_KEY_MAX ? own() : profiles.of(key, own);
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * An agent's row: its record, and where the capture times of the last change a request made to it
- * are (a listing or an inferred change older than that must not undo it). One object an agent: at
- * 100,000 agents the record, a separate map of times and a list each was ~20 MB more; the times
- * themselves are in a column of doubles (TouchTimes), where no double needs a box; the columns a fleet
- * shares are one Profile. A setter given the value the row has changes nothing (the keepalive path).
- */
-class AgentRow implements AgentRecord {
-  name: string | null = null;
-  ip: string | null = null;
-  status: ConnectionStatus = 'unknown';
-  status_code = 0;
-  last_keepalive: number | null = null;
-  private p: Profile = NO_PROFILE;
-  /** The row's two places in the table's column of touch times (TouchTimes). */
-  constructor(readonly id: number, readonly slot: number) {}
-
-  /** Several of the shared columns at once (one profile looked up, not one a column). */
-  share(changes: ProfileChanges): void {
-    this.p = profileWith(this.p, changes);
-  }
-
-  get version(): string | null { return this.p.version; }
-  set version(v: string | null) { if (v !== this.p.version) this.share({ version: v }); }
-  get os(): AgentOs | null { return this.p.os; }
-  set os(v: AgentOs | null) { if (v !== this.p.os) this.share({ os: v }); }
-  get node(): string | null { return this.p.node; }
-  set node(v: string | null) { if (v !== this.p.node) this.share({ node: v }); }
-  get groups(): string[] { return this.p.groups; }
-  set groups(v: string[]) { if (!sameList(v, this.p.groups)) this.share({ groups: v }); }
-  get sync_status(): string | null { return this.p.sync_status; }
-  set sync_status(v: string | null) { if (v !== this.p.sync_status) this.share({ sync_status: v }); }
-  get group_config_status(): string | null { return this.p.group_config_status; }
-  set group_config_status(v: string | null) { if (v !== this.p.group_config_status) this.share({ group_config_status: v }); }
-}
-
-/**
- * The capture times of the last change a request made to each row: its request's and its reply's,
- * and the request's of the last UPDATE applied to it, as nanoseconds after the table's epoch (NaN: no
- * request changed it yet), three doubles a row in one Float64Array. Numbers, not bigints: a bigint was a new object each keepalive that lived ten
- * seconds (to the next one) and so outlived the young generation. Not fields of the row either: V8
- * boxes a double field, 16 bytes more each (300,000 boxes at 100,000 agents with the decoder's). Exact
- * for 104 days after the table was made, then to 2 ns, 4 ns…: far below the time between two
- * syscalls compared here. A forgotten row's slot is used again.
- */
-class TouchTimes {
-  private col = new Float64Array(3 * 1024).fill(Number.NaN);
-  private used = 0;
-  private readonly free: number[] = [];
-
-  take(): number {
-    const slot = this.free.pop();
-    if (slot !== undefined) return slot;
-    if (3 * (this.used + 1) > this.col.length) {
-      const bigger = new Float64Array(Math.ceil(this.col.length * 1.5)).fill(Number.NaN);
-      bigger.set(this.col);
-      this.col = bigger;
-    }
-    return this.used++;
-  }
-
-  release(slot: number): void {
-    this.set(slot, Number.NaN, Number.NaN);
-    this.col[3 * slot + 2] = Number.NaN;
-    this.free.push(slot);
-  }
-
-  set(slot: number, start: number, end: number): void {
-    this.col[3 * slot] = start;
-    this.col[3 * slot + 1] = end;
-  }
-
-  start(slot: number): number {
-    return this.col[3 * slot];
-  }
-
-  end(slot: number): number {
-    return this.col[3 * slot + 1];
-  }
-
-  setUpdate(slot: number, start: number): void {
-    this.col[3 * slot + 2] = start;
-  }
-
-  update(slot: number): number {
-    return this.col[3 * slot + 2];
-  }
-}
-
-/** The record alone (a copy): what callers see of a row. */
-function recordOf(a: AgentRow): AgentRecord {
-  return {
-    id: a.id, name: a.name, ip: a.ip, status: a.status, status_code: a.status_code, version: a.version, os: a.os,
-    last_keepalive: a.last_keepalive, node: a.node, groups: a.groups, sync_status: a.sync_status, group_config_status: a.group_config_status,
-  };
-}
-
 const MAX_LISTED = 2_000_000;
 /**
  * How long a removal is remembered against older views of wazuh-db: a view takes 15 s at most
@@ -330,8 +174,8 @@ const UPDATES: ReadonlySet<WdbRequest['cmd']> = new Set([
 ]);
 
 export class AgentStateTable {
-  /** By id: an array for the ids a manager hands out (IdMap: 8 bytes an agent where a Map entry is ~35). */
-  private readonly agents = new IdMap<AgentRow>();
+  /** The rows, as columns by agent (rows.ts). */
+  private readonly agents = new AgentRows();
   private readonly listings = new Map<ConnId, Listing>();
   private readonly byStatus = new Map<ConnectionStatus, number>(ALL_STATUSES.map((s) => [s, 0]));
   private readonly managerNode: string;
@@ -339,9 +183,8 @@ export class AgentStateTable {
   private readonly wallClockMs: (tsNs: bigint) => number;
   private readonly maxAgents: number;
   private readonly maxListings: number;
-  /** Capture times are kept per agent as nanoseconds after this (TouchTimes). */
+  /** Capture times are kept per agent as nanoseconds after this (AgentRows). */
   private readonly epochNs = process.hrtime.bigint();
-  private readonly touched = new TouchTimes();
   /**
    * Agents removed lately, with the capture times of their removal (ns after epochNs), oldest first: a
    * view of wazuh-db asked before a removal (a resync's rows, a captured listing or disconnect-agents)
@@ -391,7 +234,7 @@ export class AgentStateTable {
 
   /** Every agent tracked (a snapshot, e.g. for a KV materialised view). */
   all(): Readonly<AgentRecord>[] {
-    return [...this.agents.values()].map(recordOf);
+    return [...this.agents.rows()].map(recordOf);
   }
 
   countsByStatus(): Record<ConnectionStatus, number> {
@@ -453,7 +296,7 @@ export class AgentStateTable {
   removeUnlisted(listed: readonly number[], tsNs: bigint, source = 'wazuh-db'): AgentEvent[] {
     const present = new Set(listed);
     const gone: AgentRow[] = [];
-    for (const a of this.agents.values()) {
+    for (const a of this.agents.rows()) {
       if (present.has(a.id) || a.status === 'unknown') continue;
       if (!this.changedSince(a.id, tsNs)) gone.push(a);
       // Changed while the list was read: registered since, or a removed agent's late UPDATE (wazuh-db
@@ -490,8 +333,9 @@ export class AgentStateTable {
     if (!this.unheld.has(id) && !this.asking.has(id)) {
       // An agent known only by name (client.keys: status unknown) is no agent the listing held: a removed
       // one whose name client.keys still had at the tap's start was brought back by its late keepalive.
-      const known = this.agents.get(id);
-      if (!this.listedAll || (known !== undefined && known.status !== 'unknown') || this.removals.has(id)) return false;
+      if (!this.listedAll) return false;
+      const known = this.agents.statusOf(id);
+      if ((known !== undefined && known !== 'unknown') || this.removals.has(id)) return false;
       if (!isAgentId(id) || this.agents.size >= this.maxAgents) return false;
     }
     this.counters.unlisted++;
@@ -731,7 +575,7 @@ export class AgentStateTable {
         // authd registered the agent: a new row, never_connected. The key was never parsed into req.
         const a = this.touch(req.id, touch);
         if (!a) break;
-        this.touched.setUpdate(a.slot, this.sinceEpoch(touch.start)); // an older UPDATE was the old row's
+        this.agents.setUpdateStart(a.slot, this.sinceEpoch(touch.start)); // an older UPDATE was the old row's
         if (req.name !== null) a.name = req.name;
         const ip = liveAddress(req.ip) ?? liveAddress(req.register_ip); // `any` registers no address
         if (ip !== null) a.ip = ip;
@@ -757,7 +601,7 @@ export class AgentStateTable {
       case 'reset-agents-connection': {
         // UPDATE agent SET connection_status = 'disconnected', status_code = 5 WHERE status is active or
         // pending AND id != 0 — on every node's agents: the tap infers the list.
-        for (const a of this.agents.values()) {
+        for (const a of this.agents.rows()) {
           if (this.waits(a.id)) continue; // below, behind its held UPDATEs
           this.reset(a.id, from, cause, touch, events);
         }
@@ -854,7 +698,7 @@ export class AgentStateTable {
     if (l.capped || l.status !== 'active') return;
     // Complete: every active agent of that node is in l.ids.
     const { ids: listed, node, startNs } = l;
-    for (const a of [...this.agents.values()]) {
+    for (const a of [...this.agents.rows()]) {
       if (a.status !== 'active' || listed.has(a.id) || this.waits(a.id)) continue; // waiting: below
       this.unlisted(a.id, node, startNs, cause2, events);
     }
@@ -949,7 +793,7 @@ export class AgentStateTable {
     touch: Touch,
     events: AgentEvent[],
   ): void {
-    this.touched.set(a.slot, this.sinceEpoch(touch.start), this.sinceEpoch(touch.end));
+    this.agents.setTouch(a.slot, this.sinceEpoch(touch.start), this.sinceEpoch(touch.end));
     if (this.clusterNode !== null && a.node !== null && a.node !== this.clusterNode) {
       // Another node's agent (a master's copy): that node publishes its own transitions.
       if (a.status !== to) this.counters.silent++;
@@ -1003,40 +847,40 @@ export class AgentStateTable {
    * apply holds it, see `holds`.)
    */
   private updated(id: number, t: Touch, status = true): AgentRow | null {
-    if (this.agents.get(id) === undefined && this.removals.has(id)) {
+    if (!this.agents.has(id) && this.removals.has(id)) {
       this.counters.afterRemoval++;
       return null;
     }
     const a = this.touch(id, t);
-    if (a && status) this.touched.setUpdate(a.slot, this.sinceEpoch(t.start)); // `status`: it writes connection_status
+    if (a && status) this.agents.setUpdateStart(a.slot, this.sinceEpoch(t.start)); // `status`: it writes connection_status
     return a;
   }
 
   /** An UPDATE whose request began after `ns` was applied to the agent (see apply). */
   private superseded(id: number, ns: bigint): boolean {
-    const a = this.agents.get(id);
-    return a !== undefined && this.touched.update(a.slot) > this.sinceEpoch(ns); // NaN: none yet
+    const s = this.agents.slotOf(id);
+    return s !== undefined && this.agents.updateStart(s) > this.sinceEpoch(ns); // NaN: none yet
   }
 
   /** The agent's record, noting that a request changed it. */
   private touch(id: number, t: Touch): AgentRow | null {
     const a = this.record(id);
-    if (a) this.touched.set(a.slot, this.sinceEpoch(t.start), this.sinceEpoch(t.end));
+    if (a) this.agents.setTouch(a.slot, this.sinceEpoch(t.start), this.sinceEpoch(t.end));
     return a;
   }
 
   /** A change from a request that started after `ns` was applied: `ns`'s view is older. */
   private newerThan(id: number, ns: bigint): boolean {
-    const a = this.agents.get(id);
-    if (a && this.touched.start(a.slot) > this.sinceEpoch(ns)) return true; // NaN: never touched
+    const s = this.agents.slotOf(id);
+    if (s !== undefined && this.agents.touchStart(s) > this.sinceEpoch(ns)) return true; // NaN: never touched
     const r = this.removalOf(id);
     return r !== undefined && r.start > this.sinceEpoch(ns);
   }
 
   /** A change was applied whose round trip was not over before `ns`: a listing made at `ns` may predate it. */
   private changedSince(id: number, ns: bigint): boolean {
-    const a = this.agents.get(id);
-    return (a !== undefined && this.touched.end(a.slot) >= this.sinceEpoch(ns)) || this.removedSince(id, ns);
+    const s = this.agents.slotOf(id);
+    return (s !== undefined && this.agents.touchEnd(s) >= this.sinceEpoch(ns)) || this.removedSince(id, ns);
   }
 
   /** The agent's removal was not over before `ns`: a view of wazuh-db at `ns` predates it. */
@@ -1053,8 +897,8 @@ export class AgentStateTable {
   private removalOf(id: number): { start: number; end: number } | undefined {
     const r = this.removals.get(id);
     if (r === undefined) return undefined;
-    const a = this.agents.get(id);
-    return a !== undefined && this.touched.start(a.slot) >= r.start ? undefined : r; // NaN: never touched
+    const s = this.agents.slotOf(id);
+    return s !== undefined && this.agents.touchStart(s) >= r.start ? undefined : r; // NaN: never touched
   }
 
   private sinceEpoch(ns: bigint): number {
@@ -1070,8 +914,7 @@ export class AgentStateTable {
         this.counters.overflow++;
         return null;
       }
-      a = new AgentRow(id, this.touched.take());
-      this.agents.set(id, a);
+      a = this.agents.add(id);
       this.byStatus.set('unknown', (this.byStatus.get('unknown') ?? 0) + 1);
     }
     return a;
@@ -1081,7 +924,6 @@ export class AgentStateTable {
   private forget(a: AgentRow, removal: Touch): void {
     this.byStatus.set(a.status, (this.byStatus.get(a.status) ?? 1) - 1);
     this.agents.delete(a.id);
-    this.touched.release(a.slot);
     this.rememberRemoval(a.id, removal);
   }
 
