@@ -3,6 +3,8 @@
 import t from 'tap';
 import { copyFileSync, mkdtempSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join, resolve } from 'node:path';
 import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { connect, type Msg } from '@nats-io/transport-node';
@@ -665,4 +667,34 @@ t.test('core NATS: a spool segment removed while its events wait — they are co
   t.equal(d.spool.stats().lost, gone.size, 'those of the removed segment counted as lost');
   t.equal(d.stats().spoolRecords, 0);
   t.equal(d.stats().readErrors, 0, 'no read retried for ever');
+});
+
+// publish/shared-headers.ts: the encoded headers kept for a keepalive batch's set (one a count) closed
+// over the first message of that set, body included, for as long as the pool kept the set.
+t.test('core NATS: the headers shared by keepalive batches keep none of the batches alive once delivered', async (t) => {
+  const srv = await startNatsServer({});
+  t.teardown(() => srv.stop());
+  const d = new Delivery({ servers: [srv.url], mode: 'core', log, spool: { dir: tmp('spool-hdrs-'), maxBytes: 64 << 20 }, flushIntervalMs: 20 });
+  t.teardown(() => d.close(1000));
+  d.start();
+  await waitFor(() => d.connected, 5000, 'connected');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const buffers = () => {
+    gc();
+    gc();
+    return process.memoryUsage().arrayBuffers;
+  };
+  const before = buffers();
+  const BODY = 512 * 1024;
+  for (let n = 1; n <= 20; n++) {
+    t.ok(d.enqueue({
+      subject: 'wazuh.keepalive', kind: 'keepalive', eventId: `batch-${n}`, body: 'k'.repeat(BODY),
+      headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(n) },
+    }), `batch ${n} accepted`);
+  }
+  t.ok(await d.flush(10_000), 'delivered and confirmed');
+  t.equal(d.stats().published, 20);
+  const kept = buffers() - before;
+  t.ok(kept < 4 * BODY, `after delivery, ${(kept / 2 ** 20).toFixed(1)} MB of buffers kept (20 bodies of 0.5 MB were published)`);
 });

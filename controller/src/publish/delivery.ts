@@ -33,7 +33,7 @@
 // close() abandons an attempt in flight, cuts the wait between attempts short and gives
 // nats.js a bounded time to close, so it returns within about `timeoutMs` + 2 s whatever NATS does.
 import {
-  createInbox, headers as natsHeaders, nanos,
+  createInbox, nanos,
   type ConnectionOptions, type MsgHdrs, type NatsConnection,
 } from '@nats-io/transport-node';
 import {
@@ -48,7 +48,7 @@ import { isAgentIdToken } from './subjects.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
 import { clip } from '../util/clip.js';
-import { SharedPool } from '../util/intern.js';
+import { headersOf, SharedHeaders } from './shared-headers.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { CaptureTimes, RecentTimes, SpoolAges, type TimesSummary } from './timing.js';
 import { monotonicMs } from '../util/clock.js';
@@ -288,7 +288,7 @@ export class Delivery {
   private sinceFlush = 0;
   /** The flush's backstop, armed while messages wait for one (none while nothing does: an idle tap sleeps). */
   private flushTimer: NodeJS.Timeout | null = null;
-  private readonly sharedHeaders = new SharedPool<MsgHdrs>(1024);
+  private readonly sharedHeaders = new SharedHeaders();
   // pump scheduling
   private pumpScheduled = false;
   /** Seq ranges written while NATS was away (for `replayed`). */
@@ -1114,7 +1114,7 @@ export class Delivery {
     if (s.attempts++ > 0) this.c.resent++;
     else this.published(s.e);
     this.c.published++;
-    const h = this.hdrs(s.e);
+    const h = headersOf(s.e.headers);
     h.set('Nats-Msg-Id', s.e.eventId);
     try {
       nc.publish(s.e.subject, s.e.body, { headers: h, reply: `${this.ackInbox}.${s.e.seq}` });
@@ -1303,34 +1303,10 @@ export class Delivery {
     this.busy.delete(s.key);
   }
 
-  private hdrs(e: SpoolEntry): MsgHdrs {
-    const h = natsHeaders();
-    for (const [k, v] of Object.entries(e.headers)) h.set(k, v);
-    return h;
-  }
-
-  /**
-   * Core NATS: the headers of a message as one shared, never-changed object per distinct set, its
-   * bytes encoded once. A keepalive batch's are the same but for the count: made per message they
-   * were ~500 bytes of garbage a keepalive and a Map, a regex and an encode each. Bounded. JetStream
-   * adds Nats-Msg-Id to each message: it gets its own.
-   */
+  /** Core NATS: one agent's message (a status change, an unbatched keepalive, an alert) has its own set — looking it up
+   * first only cost time (core publish 37–41k → 33–34k events/s when it did); the rest share one (shared-headers.ts). */
   private sharedHdrs(e: SpoolEntry): MsgHdrs {
-    // One agent's message (a status change, an unbatched keepalive, an alert): its set is its own,
-    // and looking it up first only cost time (core publish 37–41k → 33–34k events/s when it did).
-    if (e.headers['Wazuh-Agent-Id'] !== undefined) return this.hdrs(e);
-    let key = '';
-    for (const k in e.headers) key += `${k}\n${e.headers[k]}\n`;
-    return this.sharedHeaders.of(key, () => {
-      const h = this.hdrs(e);
-      // encode() is what nats.js's publish() calls (MsgHdrsImpl, not in the MsgHdrs type): kept once.
-      const impl = h as unknown as { encode?: () => Uint8Array };
-      if (typeof impl.encode === 'function') {
-        const bytes = impl.encode();
-        impl.encode = () => bytes;
-      }
-      return h;
-    });
+    return e.headers['Wazuh-Agent-Id'] !== undefined ? headersOf(e.headers) : this.sharedHeaders.of(e.headers);
   }
 
   /** Handed to NATS (nats.js writes it to the socket in this turn of the event loop): its delay since the capture. */
