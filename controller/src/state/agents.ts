@@ -259,7 +259,8 @@ export class AgentStateTable {
     if (ip !== null) a.ip = ip; // a wildcard or nothing never erases a live address
     if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
     if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
-    if (typeof agent.last_keepalive === 'number' || agent.last_keepalive === null) a.last_keepalive = agent.last_keepalive;
+    // A time or none: NaN is no time (and the row's column would read it back as none).
+    if (Number.isFinite(agent.last_keepalive) || agent.last_keepalive === null) a.last_keepalive = agent.last_keepalive ?? null;
     const shared: ProfileChanges = {};
     if (typeof agent.version === 'string' || agent.version === null) shared.version = agent.version;
     if (agent.os !== undefined) shared.os = agent.os && sharedOs(pickOs(agent.os));
