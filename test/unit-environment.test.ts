@@ -16,7 +16,7 @@ const UNIT = readFileSync(join(ROOT, 'packaging/wazuh-nats-tap.service'), 'utf8'
 const dropin = (...lines: string[]) => `[Service]\n${lines.join('\n')}\n`;
 
 t.test('the unit and the drop-ins docs/integration.md leads users to write', async (t) => {
-  t.same(unitEnvironment(UNIT), { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, 'the unit\'s own');
+  t.same(unitEnvironment(UNIT), { NODE_OPTIONS: '--max-semi-space-size=4', MALLOC_ARENA_MAX: '2' }, 'the unit\'s own');
   t.same(unitEnvironment(UNIT, dropin('Environment="NODE_OPTIONS=--max-semi-space-size=8 --max-old-space-size=256"')),
     { NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=256', MALLOC_ARENA_MAX: '2' }, 'a quoted assignment: one variable, white space kept');
   t.same(unitEnvironment(UNIT, dropin('Environment=NODE_OPTIONS=--max-semi-space-size=8 --max-old-space-size=256')),
@@ -86,7 +86,7 @@ t.test('EnvironmentFile=: read at start, over Environment=; "-" for an optional 
     NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=256', SPACED: 'value with spaces', SINGLE: '$literal \\n',
     DOUBLE: 'a "b" $c \\n', CONT: 'onetwo', EMPTY: '', LAST: '1', MALLOC_ARENA_MAX: '2',
   }, 'the file\'s variables override Environment=\'s, whatever the order; invalid names dropped');
-  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=-${join(dir, 'missing.env')}`)), { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, '"-": a missing file is skipped');
+  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=-${join(dir, 'missing.env')}`)), { NODE_OPTIONS: '--max-semi-space-size=4', MALLOC_ARENA_MAX: '2' }, '"-": a missing file is skipped');
   t.throws(() => unitEnvironment(UNIT, dropin(`EnvironmentFile=${join(dir, 'missing.env')}`)), /systemd would not start the service/, 'without "-": an error');
-  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=${f}`, 'EnvironmentFile=')), { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' }, 'an empty EnvironmentFile= clears the list');
+  t.same(unitEnvironment(UNIT, dropin(`EnvironmentFile=${f}`, 'EnvironmentFile=')), { NODE_OPTIONS: '--max-semi-space-size=4', MALLOC_ARENA_MAX: '2' }, 'an empty EnvironmentFile= clears the list');
 });

@@ -323,7 +323,7 @@ t.test('vagrant/provision/tap.sh installs, configures and starts a tap that work
     PATH: process.env.PATH ?? '/usr/bin:/bin', ...unitEnvironment(unit, dropin),
     ...(process.env.WAZUH_NATS_TAP_STATE_DIR && { WAZUH_NATS_TAP_STATE_DIR: process.env.WAZUH_NATS_TAP_STATE_DIR }),
   };
-  t.equal(env.NODE_OPTIONS, '--max-semi-space-size=8', 'the unit sizes V8\'s young generation (node reads it before the tap runs)');
+  t.equal(env.NODE_OPTIONS, '--max-semi-space-size=4', 'the unit sizes V8\'s young generation (node reads it before the tap runs)');
   t.equal(env.MALLOC_ARENA_MAX, '2', 'and glibc\'s malloc arenas (read when the process starts)');
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
