@@ -124,6 +124,12 @@ class WdbClient {
     this.sock.write(encodeFrame(text));
   }
 
+  /** Several requests in one write: a fleet's get-agent-info, 64 at a time, was a syscall each (a tenth of the tap's CPU while they went). */
+  sendAll(texts: readonly string[]): void {
+    if (this.failure) throw this.failure;
+    this.sock.write(texts.length === 1 ? encodeFrame(texts[0]) : Buffer.concat(texts.map(encodeFrame)));
+  }
+
   /** The next reply frame, in order. */
   next(timeoutMs: number): Promise<string> {
     const e = this.early.shift();
@@ -325,7 +331,7 @@ async function describeEach(
   for (let i = 0; i < ids.length; i += pipeline) {
     if (left() <= 0) return { stopped: `timed out after describing ${described} of ${ids.length} agents` };
     const batch = ids.slice(i, i + pipeline);
-    for (const id of batch) client.send(`global get-agent-info ${id}`);
+    client.sendAll(batch.map((id) => `global get-agent-info ${id}`));
     sent(batch.length);
     for (const id of batch) {
       // The rows straight from the reply, not through parseReply: parseAgentRows copies only the kept
