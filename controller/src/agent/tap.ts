@@ -12,7 +12,8 @@ import { WdbDecoder } from '../decode/index.js';
 import { HeldRelease } from '../capture/held-release.js';
 import { AgentStateTable } from '../state/agents.js';
 import { describeAgents, initialSync } from '../state/sources/initial-sync.js';
-import { publishedStatus, type PublishedStatus, type StatusJournal } from '../state/sources/status-journal.js';
+import type { StatusJournal } from '../state/sources/status-journal.js';
+import { publishedStatus, PublishedStatuses, type PublishedStatus } from '../state/published-statuses.js';
 import { errorFields, Pipeline } from '../pipeline.js';
 import { RateLimitedLog } from '../util/rate-limit.js';
 import type { AgentEvent, AgentSyncRow, StatusChangeEvent } from '../types.js';
@@ -28,7 +29,6 @@ import { DEFAULT_THRESHOLDS } from '../alerts/alert-event.js';
 import type { AgentOptions, AlertOptions } from '../agent.js';
 import type { Lifecycle } from './lifecycle.js';
 import { maskUrl } from '../util/mask-url.js';
-import { IdMap } from '../util/id-map.js';
 import { OwedStatuses } from '../publish/owed-statuses.js';
 import type { MetricsState } from './parts/metrics.js';
 
@@ -87,7 +87,7 @@ export class Tap {
   capture: Capture | null = null;
   journal: StatusJournal | null = null;
   /** What this tap last published for each agent (agents.status). */
-  readonly published = new IdMap<PublishedStatus>();
+  readonly published = new PublishedStatuses();
   /**
    * Each agent's last status change an earlier run left in the spool (publisher part, as the spool
    * opens): newer than the journal's, taken over it by the state part, then emptied (spooled-status.ts).

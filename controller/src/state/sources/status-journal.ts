@@ -49,8 +49,7 @@ import { isTransient } from '../../util/errno.js';
 import { readWhole } from '../../util/read-file.js';
 import { libc } from '../../util/libc.js';
 import type { ConnectionStatus } from '../../types.js';
-import { SharedPool } from '../../util/intern.js';
-import { IdMap } from '../../util/id-map.js';
+import { publishedStatus, PublishedStatuses, type PublishedStatus } from '../published-statuses.js';
 
 /** The room the journal keeps allocated beyond its end (see the header): ~2,000 lines after the disk filled. */
 const RESERVE_BYTES = 64 * 1024;
@@ -79,17 +78,7 @@ const COMPACT_RATIO = 4;
 /** Text parsed at a time: a journal of 256 MiB was one string, split into 15 million. */
 const PARSE_CHUNK = 1024 * 1024;
 
-export interface PublishedStatus {
-  readonly status: ConnectionStatus;
-  readonly status_code: number;
-}
-
-/** The few (status, code) pairs there are, one shared frozen object each: a fleet's map holds 100,000s. */
-const pairs = new SharedPool<PublishedStatus>(); // codes are 0–999 (decode/values.ts): its bound is never reached by Wazuh
-
-export function publishedStatus(status: ConnectionStatus, status_code: number): PublishedStatus {
-  return pairs.of(`${status} ${status_code}`, () => Object.freeze({ status, status_code }));
-}
+export { publishedStatus, type PublishedStatus } from '../published-statuses.js';
 
 /**
  * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
@@ -186,7 +175,7 @@ export class StatusJournal {
   /** The offset up to which fallocate last kept the file's blocks (0: none kept). */
   private reservedTo = 0;
   /** What the file holds (written or waiting in `unsaved`), the latest per agent: what a compaction writes. */
-  private latest = new IdMap<PublishedStatus>();
+  private latest = new PublishedStatuses();
   /** The size past which a compaction is due (see the header). */
   private compactAbove = COMPACT_MIN_BYTES;
   /** open() could not read the file (out of descriptors): it holds what this run does not know, never compacted. */
@@ -233,7 +222,7 @@ export class StatusJournal {
       // Nor later, at run time or at close: appended to, it is read whole at the next start.
       this.unread = isTransient(e);
     }
-    this.latest = new IdMap();
+    this.latest = new PublishedStatuses();
     for (const [id, p] of known) this.latest.set(id, p);
     if (!this.unread) this.compact(known);
     this.openFile();
