@@ -70,3 +70,20 @@ t.test('IdCodes: a code 1–65535 an id, the array bounded by the ids it holds',
   t.equal(c.size, 0);
   t.same([...c.entries()], []);
 });
+
+t.test('IdCodes: an iteration sees what is set meanwhile, even when it grew the array (helper-78)', async (t) => {
+  const c = new IdCodes();
+  c.set(1, 1);
+  c.set(2_000, 7); // past the first array's bound: beside it
+  const seen: [number, number][] = [];
+  for (const [id, code] of c.entries()) {
+    seen.push([id, code]);
+    if (id === 1) {
+      for (let i = 3; i < 1_500; i++) c.set(i, 5); // grows the array, which takes agent 2,000 in
+      c.set(3, 9);
+    }
+  }
+  t.equal(seen.filter(([id]) => id === 2_000).length, 1, 'the id moved into the array seen once');
+  t.same(seen.find(([id]) => id === 3), [3, 9], 'a code set meanwhile is the one seen');
+  t.equal(seen.length, c.size);
+});

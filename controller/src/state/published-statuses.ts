@@ -29,9 +29,12 @@ function codeOf(p: PublishedStatus): number {
   return s >= 0 && Number.isInteger(c) && c >= 0 && c < CODES ? 1 + s * CODES + c : 0;
 }
 
+/** The pair of each code, made once (the pool above holds 4,096 of the 5,000, and a lookup was a string key). */
+const BY_CODE: (PublishedStatus | undefined)[] = [];
+
 function pairOf(code: number): PublishedStatus {
   const n = code - 1;
-  return publishedStatus(STATUSES[Math.floor(n / CODES)], n % CODES);
+  return (BY_CODE[code] ??= publishedStatus(STATUSES[Math.floor(n / CODES)], n % CODES));
 }
 
 export class PublishedStatuses implements ReadonlyMap<number, PublishedStatus> {
@@ -73,7 +76,7 @@ export class PublishedStatuses implements ReadonlyMap<number, PublishedStatus> {
     this.odd.clear();
   }
 
-  /** By id among those with a code, then the others in insertion order. */
+  /** By id among those with a code, then the others in insertion order. Not while an id moves between the two (no caller changes the map while it iterates). */
   *entries(): MapIterator<[number, PublishedStatus]> {
     for (const [id, c] of this.codes.entries()) yield [id, pairOf(c)];
     yield* this.odd.entries();

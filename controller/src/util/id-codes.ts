@@ -52,9 +52,12 @@ export class IdCodes {
     this.sparse.clear();
   }
 
+  /** As a Map's: a code set meanwhile is seen, even when it grew the array (read afresh at each step). */
   *entries(): Generator<[number, number]> {
-    const d = this.dense;
-    for (let id = 0; id < d.length; id++) if (d[id] !== 0) yield [id, d[id]];
+    for (let id = 0; id < this.dense.length; id++) {
+      const c = this.dense[id];
+      if (c !== 0) yield [id, c];
+    }
     yield* this.sparse.entries();
   }
 
