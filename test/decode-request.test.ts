@@ -120,3 +120,19 @@ t.test('deep nesting and huge arguments do not throw', async (t) => {
   t.equal(parseRequest(`global sync-agent-info-set {"token":${deep}}`).cmd, 'invalid');
   t.doesNotThrow(() => parseRequest('global update-agent-data {"id":1,"labels":"' + 'x'.repeat(65000) + '"}'));
 });
+
+// A value shaped like an agent key (64 hex digits) is taken for one whatever its field (decode/redact.ts):
+// never kept, from a request or from a row wazuh-db answered (review helper-77: a resynchronisation's
+// rows are read without the redaction's pass, and a 64-hex name reached a status_change event).
+t.test('key-shaped values: dropped from a request\'s fields and from wazuh-db\'s rows', async (t) => {
+  const { agentRow } = await import('../controller/src/decode/wdb-rows.js');
+  const KEY = 'ab'.repeat(32);
+  t.match(parseRequest(`global update-agent-name {"id":7,"name":"${KEY}"}`), { cmd: 'invalid', name: 'update-agent-name', reason: 'name missing' },
+    'a rename to a key: no name, so no rename (counted invalid)');
+  const d = parseRequest(`global update-agent-data {"id":7,"version":"${KEY}","os_name":"${KEY.toUpperCase()}","node_name":"node01","connection_status":"active"}`);
+  t.same(d.cmd === 'update-agent-data' && d.data, { id: 7, node_name: 'node01', connection_status: 'active' }, 'version and os_name dropped, the rest kept');
+  t.notMatch(JSON.stringify(d), /[0-9a-f]{64}/i);
+  const row = agentRow({ id: 7, name: KEY, node_name: KEY, group: KEY, os_name: 'Ubuntu', connection_status: 'active', internal_key: KEY });
+  t.same(row, { id: 7, os_name: 'Ubuntu', connection_status: 'active' }, 'a row keeps none of them');
+  t.same(agentRow({ id: 8, name: `${'a'.repeat(63)}g`, version: KEY.slice(1) }), { id: 8, name: `${'a'.repeat(63)}g`, version: KEY.slice(1) }, 'not 64 hex digits: kept');
+});

@@ -15,6 +15,11 @@ export const REDACTED = '[redacted]';
 const KEY_SHAPE = /[0-9a-fA-F]{64}/;
 const KEY_VALUE = /^[0-9a-fA-F]{64}$/;
 
+/** A value shaped like an agent key: dropped wherever it is read (a row's column, a request's field), whatever its name. */
+export function isKeyShaped(v: string): boolean {
+  return v.length === 64 && KEY_VALUE.test(v);
+}
+
 export function isSecretKey(key: string): boolean {
   return SECRET_WORD.test(key);
 }

@@ -14,7 +14,7 @@
 
 import { intern, own } from '../util/intern.js';
 import type { AgentDataUpdate, AgentSyncRow, WazuhConnectionStatus, WdbRequest } from '../types.js';
-import { redactText } from './redact.js';
+import { isKeyShaped, redactText } from './redact.js';
 import { agentRow, MAX_ROWS } from './wdb-rows.js';
 import {
   agentIdOfWord, connectionStatusOf, isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion, MAX_SHORT, MAX_TEXT,
@@ -318,6 +318,7 @@ function text(o: Json, k: string, max: number): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new Invalid(`${k} is not a string`);
   if (v.length > max) throw new Invalid(`${k} is too long`);
+  if (isKeyShaped(v)) return undefined; // a key, whatever the field's name (redact.ts): never kept
   return own(v); // detached from the request's text, which is not kept
 }
 

@@ -7,6 +7,7 @@
 
 import { own } from '../util/intern.js';
 import type { AgentSyncRow } from '../types.js';
+import { isKeyShaped } from './redact.js';
 import { connectionStatusOf, isAgentId, isAgentIp, isAgentName, isLabel, isStatusCode, isText, isVersion } from './values.js';
 
 /** Rows in one reply: a 64 KiB reply of `{"id":N}` holds fewer than 10,000 of them. */
@@ -41,7 +42,9 @@ export function agentRow(v: unknown): AgentSyncRow | null {
   const row: AgentSyncRow = { id };
   for (const [k, ok] of TEXT_COLUMNS) {
     const x = Object.hasOwn(o, k) ? o[k] : undefined;
-    if (typeof x === 'string' && ok(x)) row[k] = own(x); // detached from the reply's text (util/intern.ts)
+    // A key-shaped value is taken for a key whatever its column (redact.ts): rows are read without the
+    // redaction's pass, as requests are.
+    if (typeof x === 'string' && ok(x) && !isKeyShaped(x)) row[k] = own(x); // detached from the reply's text (util/intern.ts)
   }
   const cs = connectionStatusOf(Object.hasOwn(o, 'connection_status') ? o.connection_status : undefined);
   if (cs !== null) row.connection_status = cs;
