@@ -5,8 +5,7 @@
 // hold too sparsely go to a Map beside it. Iteration is by id through the array, then the rest in
 // insertion order.
 
-const FIRST_SLOTS = 1024;
-const SLOTS_PER_ENTRY = 4;
+import { arrayBound, isIndex } from './id-map.js';
 
 export class IdCodes {
   private dense = new Uint16Array(0);
@@ -66,7 +65,7 @@ export class IdCodes {
   }
 
   private arrayBound(): number {
-    return (this.inDense + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS;
+    return arrayBound(this.inDense);
   }
 
   private grow(length: number): void {
@@ -83,9 +82,4 @@ export class IdCodes {
       }
     }
   }
-}
-
-/** A possible index of the array (a non-negative 32-bit integer). */
-function isIndex(id: number): boolean {
-  return (id | 0) === id && id >= 0;
 }

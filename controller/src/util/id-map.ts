@@ -8,6 +8,11 @@
 const FIRST_SLOTS = 1024;
 const SLOTS_PER_ENTRY = 4;
 
+/** How long an array of ids may grow when it holds `held` of them: four slots an entry, plus the first 1,024 (IdMap, IdCodes). */
+export function arrayBound(held: number): number {
+  return (held + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS;
+}
+
 export class IdMap<V> implements ReadonlyMap<number, V> {
   private dense: (V | undefined)[] = [];
   private inDense = 0;
@@ -109,7 +114,7 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
 
   /** How long the array may grow: four slots an entry it holds, plus the first 1,024. */
   private arrayBound(): number {
-    return (this.inDense + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS;
+    return arrayBound(this.inDense);
   }
 
   /** Slots up to `length`, every one written (a packed array: no holes for V8 to look up). Ids that
@@ -131,6 +136,6 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
 }
 
 /** A possible index of the array (a non-negative 32-bit integer: 1.5 or NaN would be a property of it, not a slot). */
-function isIndex(id: number): boolean {
+export function isIndex(id: number): boolean {
   return (id | 0) === id && id >= 0;
 }
