@@ -132,6 +132,11 @@ t.test('key-shaped values: dropped from a request\'s fields and from wazuh-db\'s
   const d = parseRequest(`global update-agent-data {"id":7,"version":"${KEY}","os_name":"${KEY.toUpperCase()}","node_name":"node01","connection_status":"active"}`);
   t.same(d.cmd === 'update-agent-data' && d.data, { id: 7, node_name: 'node01', connection_status: 'active' }, 'version and os_name dropped, the rest kept');
   t.notMatch(JSON.stringify(d), /[0-9a-f]{64}/i);
+  t.same(d.cmd === 'update-agent-data' && d.dropped, ['version', 'os_name'], 'counted as dropped fields');
+  t.match(parseRequest(`global update-agent-data {"id":7,"agent_ip":"${KEY}"}`), { cmd: 'invalid' }, 'an address that is none: the request is invalid, as before');
+  const ins = parseRequest(`global insert-agent {"id":9,"name":"${KEY}","ip":"any","register_ip":"any","internal_key":"${KEY}"}`);
+  t.match(ins, { cmd: 'insert-agent', id: 9, name: null }, 'a registration is kept, without the name');
+  t.notMatch(JSON.stringify(ins), /[0-9a-f]{64}/i);
   const row = agentRow({ id: 7, name: KEY, node_name: KEY, group: KEY, os_name: 'Ubuntu', connection_status: 'active', internal_key: KEY });
   t.same(row, { id: 7, os_name: 'Ubuntu', connection_status: 'active' }, 'a row keeps none of them');
   t.same(agentRow({ id: 8, name: `${'a'.repeat(63)}g`, version: KEY.slice(1) }), { id: 8, name: `${'a'.repeat(63)}g`, version: KEY.slice(1) }, 'not 64 hex digits: kept');

@@ -79,7 +79,7 @@ t.test('IdCodes: an iteration sees what is set meanwhile, even when it grew the 
   for (const [id, code] of c.entries()) {
     seen.push([id, code]);
     if (id === 1) {
-      for (let i = 3; i < 1_500; i++) c.set(i, 5); // grows the array, which takes agent 2,000 in
+      for (let i = 3; i < 1_900; i++) c.set(i, 5); // grows the array past 2,000, which takes that agent in (helper-79)
       c.set(3, 9);
     }
   }

@@ -261,7 +261,7 @@ function agentId(o: Json): number {
 function agentName(o: Json): string | undefined {
   const v = text(o, 'name', MAX_TEXT);
   if (v !== undefined && !isAgentName(v)) throw new Invalid('name is not an agent name');
-  return v;
+  return v !== undefined && isKeyShaped(v) ? undefined : v; // a key, for all it looks like a name (redact.ts): never kept
 }
 
 /** An address (`agent_ip`, `ip`, `register_ip`): `any`, an IP address or a network. */
@@ -277,7 +277,8 @@ function address(o: Json, k: string): string | undefined {
  */
 function cosmetic(o: Json, k: string, max: number, ok: (v: string) => boolean, dropped: string[]): string | undefined {
   const v = text(o, k, max);
-  if (v === undefined || ok(v)) return v;
+  // A key-shaped value is taken for a key whatever the field (redact.ts): dropped and counted, as a bad one.
+  if (v === undefined || (ok(v) && !isKeyShaped(v))) return v;
   dropped.push(k);
   return undefined;
 }
@@ -318,7 +319,6 @@ function text(o: Json, k: string, max: number): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new Invalid(`${k} is not a string`);
   if (v.length > max) throw new Invalid(`${k} is too long`);
-  if (isKeyShaped(v)) return undefined; // a key, whatever the field's name (redact.ts): never kept
   return own(v); // detached from the request's text, which is not kept
 }
 

@@ -30,7 +30,7 @@ function codeOf(p: PublishedStatus): number {
 }
 
 /** The pair of each code, made once (the pool above holds 4,096 of the 5,000, and a lookup was a string key). */
-const BY_CODE: (PublishedStatus | undefined)[] = [];
+const BY_CODE: (PublishedStatus | undefined)[] = new Array(STATUSES.length * CODES + 1); // its length first: assigned far past its end, V8 made it a dictionary
 
 function pairOf(code: number): PublishedStatus {
   const n = code - 1;
