@@ -11,6 +11,9 @@
 //   invalid (a 4.x request is at most 2 KiB), but text Wazuh would not write there (control characters;
 //   for a version, anything but short printable ASCII) only loses that field (named in `dropped`, counted
 //   by the decoder): one agent's odd uname must not hide its status change.
+// - a value shaped like an agent key (64 hex digits, redact.ts) is taken for one in a name or in that
+//   text: a text field loses it (named in `dropped`), a registration keeps its agent without the name,
+//   and a rename to one is `invalid`.
 
 import { intern, own } from '../util/intern.js';
 import type { AgentDataUpdate, AgentSyncRow, WazuhConnectionStatus, WdbRequest } from '../types.js';
@@ -97,7 +100,7 @@ export function parseRequest(payload: string): WdbRequest {
       case 'update-agent-name': {
         const o = object(args);
         const n = agentName(o);
-        if (n === undefined) throw new Invalid('name missing');
+        if (n === undefined) throw new Invalid(field(o, 'name') === undefined ? 'name missing' : 'name is shaped like an agent key');
         return { cmd: name, id: agentId(o), name: n };
       }
       case 'delete-agent':
