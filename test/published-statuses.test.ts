@@ -9,18 +9,20 @@ t.test('answers as a Map: every status and code Wazuh writes, dense and sparse i
   const m = new PublishedStatuses();
   const ref = new Map<number, ReturnType<typeof publishedStatus>>();
   const statuses: ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
+  let deletesDiffering = 0;
   let seed = 7;
   const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
   for (let i = 0; i < 20_000; i++) {
     const id = rnd(10) === 0 ? 1_000_000 + rnd(999_000_000) : rnd(5000);
     if (rnd(5) === 0) {
-      t.equal(m.delete(id), ref.delete(id), 'delete answers as a Map');
+      if (m.delete(id) !== ref.delete(id)) deletesDiffering++;
     } else {
       const p = publishedStatus(statuses[rnd(5)], rnd(4) === 0 ? rnd(1000) : rnd(6));
       m.set(id, p);
       ref.set(id, p);
     }
   }
+  t.equal(deletesDiffering, 0, 'delete answers as a Map');
   t.equal(m.size, ref.size);
   for (const [id, p] of ref) if (m.get(id) !== p) t.fail(`agent ${id}: ${JSON.stringify(m.get(id))} against ${JSON.stringify(p)}`);
   t.same(new Map(m), ref, 'the same entries');
