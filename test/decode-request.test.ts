@@ -129,6 +129,7 @@ t.test('key-shaped values: dropped from a request\'s fields and from wazuh-db\'s
   const KEY = 'ab'.repeat(32);
   t.match(parseRequest(`global update-agent-name {"id":7,"name":"${KEY}"}`), { cmd: 'invalid', name: 'update-agent-name', reason: 'name is shaped like an agent key' },
     'a rename to a key: no name, so no rename (counted invalid)');
+  t.match(parseRequest('global update-agent-name {"id":7,"name":null}'), { cmd: 'invalid', reason: 'name missing' }, 'a null name is a missing one');
   const d = parseRequest(`global update-agent-data {"id":7,"version":"${KEY}","os_name":"${KEY.toUpperCase()}","node_name":"node01","connection_status":"active"}`);
   t.same(d.cmd === 'update-agent-data' && d.data, { id: 7, node_name: 'node01', connection_status: 'active' }, 'version and os_name dropped, the rest kept');
   t.notMatch(JSON.stringify(d), /[0-9a-f]{64}/i);

@@ -100,7 +100,10 @@ export function parseRequest(payload: string): WdbRequest {
       case 'update-agent-name': {
         const o = object(args);
         const n = agentName(o);
-        if (n === undefined) throw new Invalid(field(o, 'name') === undefined ? 'name missing' : 'name is shaped like an agent key');
+        if (n === undefined) {
+          const raw = field(o, 'name');
+          throw new Invalid(typeof raw === 'string' && isKeyShaped(raw) ? 'name is shaped like an agent key' : 'name missing');
+        }
         return { cmd: name, id: agentId(o), name: n };
       }
       case 'delete-agent':
