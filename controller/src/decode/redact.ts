@@ -39,7 +39,7 @@ export function redactText(text: string): string {
   try {
     // The reviver deletes a property by returning undefined; it runs bottom-up over every level.
     const clean: unknown = JSON.parse(text, (k, v: unknown) =>
-      isDroppedKey(k) || (typeof v === 'string' && KEY_VALUE.test(v)) ? undefined : v);
+      isDroppedKey(k) || (typeof v === 'string' && isKeyShaped(v)) ? undefined : v);
     if (clean === null || typeof clean !== 'object') return REDACTED;
     return JSON.stringify(clean);
   } catch {

@@ -3,8 +3,9 @@
 // for each (status, status_code) pair Wazuh can write (codes 0–999: decode/values.ts). A pair outside
 // those (a code a caller seeded) is kept as it is, in a Map beside: never lost, only larger.
 
-import type { ConnectionStatus } from '../types.js';
+import { CONNECTION_STATUSES, type ConnectionStatus } from '../types.js';
 import { IdCodes } from '../util/id-codes.js';
+import { IdEntries } from '../util/id-map.js';
 import { SharedPool } from '../util/intern.js';
 
 export interface PublishedStatus {
@@ -19,25 +20,24 @@ export function publishedStatus(status: ConnectionStatus, status_code: number): 
   return pairs.of(`${status} ${status_code}`, () => Object.freeze({ status, status_code }));
 }
 
-const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 const CODES = 1000;
 
 /** The pair's code (1 to 5,000), or 0 when it has none (a code outside 0–999, a status not Wazuh's). */
 function codeOf(p: PublishedStatus): number {
-  const s = STATUSES.indexOf(p.status);
+  const s = CONNECTION_STATUSES.indexOf(p.status);
   const c = p.status_code;
   return s >= 0 && Number.isInteger(c) && c >= 0 && c < CODES ? 1 + s * CODES + c : 0;
 }
 
 /** The pair of each code, made once (the pool above holds 4,096 of the 5,000, and a lookup was a string key). */
-const BY_CODE: (PublishedStatus | undefined)[] = new Array(STATUSES.length * CODES + 1); // its length first: assigned far past its end, V8 made it a dictionary
+const BY_CODE: (PublishedStatus | undefined)[] = new Array(CONNECTION_STATUSES.length * CODES + 1); // its length first: assigned far past its end, V8 made it a dictionary
 
 function pairOf(code: number): PublishedStatus {
   const n = code - 1;
-  return (BY_CODE[code] ??= publishedStatus(STATUSES[Math.floor(n / CODES)], n % CODES));
+  return (BY_CODE[code] ??= publishedStatus(CONNECTION_STATUSES[Math.floor(n / CODES)], n % CODES));
 }
 
-export class PublishedStatuses implements ReadonlyMap<number, PublishedStatus> {
+export class PublishedStatuses extends IdEntries<PublishedStatus> {
   private readonly codes = new IdCodes();
   /** Pairs without a code (codeOf 0). */
   private readonly odd = new Map<number, PublishedStatus>();
@@ -80,21 +80,5 @@ export class PublishedStatuses implements ReadonlyMap<number, PublishedStatus> {
   *entries(): MapIterator<[number, PublishedStatus]> {
     for (const [id, c] of this.codes.entries()) yield [id, pairOf(c)];
     yield* this.odd.entries();
-  }
-
-  *keys(): MapIterator<number> {
-    for (const [id] of this.entries()) yield id;
-  }
-
-  *values(): MapIterator<PublishedStatus> {
-    for (const [, v] of this.entries()) yield v;
-  }
-
-  [Symbol.iterator](): MapIterator<[number, PublishedStatus]> {
-    return this.entries();
-  }
-
-  forEach(fn: (v: PublishedStatus, id: number, map: ReadonlyMap<number, PublishedStatus>) => void): void {
-    for (const [id, v] of this.entries()) fn(v, id, this);
   }
 }

@@ -5,7 +5,7 @@
 // hold too sparsely go to a Map beside it. Iteration is by id through the array, then the rest in
 // insertion order.
 
-import { arrayBound, isIndex } from './id-map.js';
+import { arrayBound, grownLength, isIndex, moveIntoArray } from './id-map.js';
 
 export class IdCodes {
   private dense = new Uint16Array(0);
@@ -25,7 +25,7 @@ export class IdCodes {
   set(id: number, code: number): void {
     if (!Number.isInteger(code) || code < 1 || code > 0xffff) throw new RangeError(`a code is 1 to 65535, not ${code}`);
     if (!this.inArray(id)) {
-      if (!isIndex(id) || id >= this.arrayBound()) {
+      if (!isIndex(id) || id >= arrayBound(this.inDense)) {
         this.sparse.set(id, code);
         return;
       }
@@ -64,22 +64,11 @@ export class IdCodes {
     return isIndex(id) && id < this.dense.length;
   }
 
-  private arrayBound(): number {
-    return arrayBound(this.inDense);
-  }
-
   private grow(length: number): void {
     const from = this.dense.length;
-    const to = Math.max(length, Math.min(Math.ceil(from * 1.5), this.arrayBound()));
-    const bigger = new Uint16Array(to);
+    const bigger = new Uint16Array(grownLength(from, length, this.inDense));
     bigger.set(this.dense);
     this.dense = bigger;
-    for (const [id, code] of this.sparse) {
-      if (isIndex(id) && id >= from && id < to) {
-        bigger[id] = code;
-        this.inDense++;
-        this.sparse.delete(id);
-      }
-    }
+    this.inDense += moveIntoArray(this.sparse, from, bigger.length, (id, code) => { bigger[id] = code; });
   }
 }

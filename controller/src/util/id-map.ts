@@ -13,7 +13,49 @@ export function arrayBound(held: number): number {
   return (held + 1) * SLOTS_PER_ENTRY + FIRST_SLOTS;
 }
 
-export class IdMap<V> implements ReadonlyMap<number, V> {
+/** An array of ids' next length: `length` at least, else half as long again within arrayBound(held) (IdMap, IdCodes). */
+export function grownLength(from: number, length: number, held: number): number {
+  return Math.max(length, Math.min(Math.ceil(from * 1.5), arrayBound(held)));
+}
+
+/** The ids of `sparse` that an array grown from `from` to `to` now holds: handed to `put` and deleted from it; how many. */
+export function moveIntoArray<V>(sparse: Map<number, V>, from: number, to: number, put: (id: number, v: V) => void): number {
+  let moved = 0;
+  for (const [id, v] of sparse) {
+    if (isIndex(id) && id >= from && id < to) {
+      put(id, v);
+      sparse.delete(id);
+      moved++;
+    }
+  }
+  return moved;
+}
+
+/** What a map by agent id derives from its entries: the rest of ReadonlyMap (IdMap, PublishedStatuses). */
+export abstract class IdEntries<V> implements ReadonlyMap<number, V> {
+  abstract readonly size: number;
+  abstract get(id: number): V | undefined;
+  abstract has(id: number): boolean;
+  abstract entries(): MapIterator<[number, V]>;
+
+  *keys(): MapIterator<number> {
+    for (const [id] of this.entries()) yield id;
+  }
+
+  *values(): MapIterator<V> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  [Symbol.iterator](): MapIterator<[number, V]> {
+    return this.entries();
+  }
+
+  forEach(fn: (v: V, id: number, map: ReadonlyMap<number, V>) => void): void {
+    for (const [id, v] of this.entries()) fn(v, id, this);
+  }
+}
+
+export class IdMap<V> extends IdEntries<V> {
   private dense: (V | undefined)[] = [];
   private inDense = 0;
   /** No array slot below this one is filled: firstKey() starts here (evicting the lowest id again and again stays O(1)). */
@@ -40,7 +82,7 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
   set(id: number, v: V): this {
     if (v === undefined) throw new TypeError('IdMap holds no undefined');
     if (!this.inArray(id)) {
-      if (!isIndex(id) || id >= this.arrayBound()) {
+      if (!isIndex(id) || id >= arrayBound(this.inDense)) {
         this.sparse.set(id, v);
         return this;
       }
@@ -92,46 +134,20 @@ export class IdMap<V> implements ReadonlyMap<number, V> {
     yield* this.sparse.entries();
   }
 
-  *keys(): MapIterator<number> {
-    for (const [id] of this.entries()) yield id;
-  }
-
-  *values(): MapIterator<V> {
-    for (const [, v] of this.entries()) yield v;
-  }
-
-  [Symbol.iterator](): MapIterator<[number, V]> {
-    return this.entries();
-  }
-
-  forEach(fn: (v: V, id: number, map: ReadonlyMap<number, V>) => void): void {
-    for (const [id, v] of this.entries()) fn(v, id, this);
-  }
-
   private inArray(id: number): boolean {
     return isIndex(id) && id < this.dense.length;
   }
 
-  /** How long the array may grow: four slots an entry it holds, plus the first 1,024. */
-  private arrayBound(): number {
-    return arrayBound(this.inDense);
-  }
 
   /** Slots up to `length`, every one written (a packed array: no holes for V8 to look up). Ids that
    * were in the Map and now fall in the array move into it. */
   private grow(length: number): void {
     const d = this.dense;
     const from = d.length;
-    const to = Math.max(length, Math.min(Math.ceil(from * 1.5), this.arrayBound()));
+    const to = grownLength(from, length, this.inDense);
     for (let id = from; id < to; id++) d.push(undefined);
     if (this.sparse.size === 0) return;
-    for (const [id, v] of this.sparse) {
-      if (isIndex(id) && id >= from && id < to) {
-        d[id] = v;
-        this.inDense++;
-        this.sparse.delete(id);
-      }
-    }
+    this.inDense += moveIntoArray(this.sparse, from, to, (id, v) => { d[id] = v; });
   }
 }
 
