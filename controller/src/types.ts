@@ -134,6 +134,9 @@ export function setRequestRead(ex: WdbExchange, readNs: bigint | undefined): boo
 
 export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disconnected' | 'unknown';
 
+/** Every ConnectionStatus, in one order: the agent table's counts and the columns that keep a status as its index (state/rows.ts, state/published-statuses.ts). */
+export const CONNECTION_STATUSES: readonly ConnectionStatus[] = Object.freeze(['never_connected', 'pending', 'active', 'disconnected', 'unknown']);
+
 export type StatusReason =
   | 'agent_startup' | 'keepalive' | 'agent_shutdown' | 'no_keepalive' | 'manager_reset'
   | 'invalid_version' | 'registered' | 'removed' | 'initial_sync';

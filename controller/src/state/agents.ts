@@ -50,7 +50,7 @@ import type {
   WdbExchange,
   WdbRequest,
 } from '../types.js';
-import { appliedFrom } from '../types.js';
+import { appliedFrom, CONNECTION_STATUSES } from '../types.js';
 import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
 import { isAgentId } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
@@ -114,7 +114,6 @@ export interface AgentStateStats {
   agents: number;
 }
 
-const ALL_STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 
 /** When the table last changed an agent from a request: its request and reply capture times. */
 interface Touch {
@@ -177,7 +176,7 @@ export class AgentStateTable {
   /** The rows, as columns by agent (rows.ts). */
   private readonly agents = new AgentRows();
   private readonly listings = new Map<ConnId, Listing>();
-  private readonly byStatus = new Map<ConnectionStatus, number>(ALL_STATUSES.map((s) => [s, 0]));
+  private readonly byStatus = new Map<ConnectionStatus, number>(CONNECTION_STATUSES.map((s) => [s, 0]));
   private readonly managerNode: string;
   private readonly clusterNode: string | null;
   private readonly wallClockMs: (tsNs: bigint) => number;
@@ -257,7 +256,7 @@ export class AgentStateTable {
     if (typeof agent.name === 'string' || agent.name === null) a.name = agent.name;
     const ip = liveAddress(agent.ip);
     if (ip !== null) a.ip = ip; // a wildcard or nothing never erases a live address
-    if (agent.status !== undefined && ALL_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
+    if (agent.status !== undefined && CONNECTION_STATUSES.includes(agent.status)) this.setStatus(a, agent.status);
     if (typeof agent.status_code === 'number' && Number.isSafeInteger(agent.status_code)) a.status_code = agent.status_code;
     // A time or none: NaN is no time (and the row's column would read it back as none).
     if (Number.isFinite(agent.last_keepalive) || agent.last_keepalive === null) a.last_keepalive = agent.last_keepalive ?? null;

@@ -6,7 +6,7 @@
 // AgentRow is a cursor on one slot, made where a row is used and dropped at once (a young-generation
 // object, never kept): the table's code reads and writes a row's fields as it did an object's.
 
-import type { AgentOs, AgentRecord, ConnectionStatus } from '../types.js';
+import { CONNECTION_STATUSES, type AgentOs, type AgentRecord, type ConnectionStatus } from '../types.js';
 import { SharedPool } from '../util/intern.js';
 import { grownTo, IdSlots } from '../util/id-slots.js';
 
@@ -69,10 +69,7 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
-const STATUS_INDEX: Readonly<Record<ConnectionStatus, number>> = {
-  never_connected: 0, pending: 1, active: 2, disconnected: 3, unknown: 4,
-};
+const STATUS_INDEX = Object.fromEntries(CONNECTION_STATUSES.map((st, i) => [st, i])) as Readonly<Record<ConnectionStatus, number>>;
 const FIRST_SLOTS = 1024;
 
 /**
@@ -111,7 +108,7 @@ export class AgentRows {
   /** The agent's status, without a cursor (the keepalive path asks it of every UPDATE); undefined: no row. */
   statusOf(id: number): ConnectionStatus | undefined {
     const s = this.slots.of(id);
-    return s === undefined ? undefined : STATUSES[this.statuses[s]];
+    return s === undefined ? undefined : CONNECTION_STATUSES[this.statuses[s]];
   }
 
   get(id: number): AgentRow | undefined {
@@ -194,7 +191,7 @@ export class AgentRow implements AgentRecord {
   set name(v: string | null) { this.t.names[this.slot] = v; }
   get ip(): string | null { return this.t.ips[this.slot]; }
   set ip(v: string | null) { this.t.ips[this.slot] = v; }
-  get status(): ConnectionStatus { return STATUSES[this.t.statuses[this.slot]]; }
+  get status(): ConnectionStatus { return CONNECTION_STATUSES[this.t.statuses[this.slot]]; }
   set status(v: ConnectionStatus) { this.t.statuses[this.slot] = STATUS_INDEX[v]; }
   get status_code(): number { return this.t.codes[this.slot]; }
   set status_code(v: number) { this.t.codes[this.slot] = v; }

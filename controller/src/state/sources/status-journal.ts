@@ -48,7 +48,7 @@ import { openOwn, replaceOwn } from '../../util/checked-open.js';
 import { isTransient } from '../../util/errno.js';
 import { readWhole } from '../../util/read-file.js';
 import { libc } from '../../util/libc.js';
-import type { ConnectionStatus } from '../../types.js';
+import { CONNECTION_STATUSES, type ConnectionStatus } from '../../types.js';
 import { publishedStatus, PublishedStatuses, type PublishedStatus } from '../published-statuses.js';
 
 /** The room the journal keeps allocated beyond its end (see the header): ~2,000 lines after the disk filled. */
@@ -69,7 +69,6 @@ function fallocate(): Fallocate | null {
   return fallocateFn;
 }
 
-const STATUSES: readonly ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
 /** What open() reads at most: the end of a larger file. */
 const MAX_BYTES = 256 * 1024 * 1024;
 /** A compaction while running once the file holds more than this, or than COMPACT_RATIO × its compacted size. */
@@ -87,7 +86,7 @@ export { publishedStatus, type PublishedStatus } from '../published-statuses.js'
 export function parseJournal(text: string, out = new Map<number, PublishedStatus>(), bad?: { lines: number }): Map<number, PublishedStatus> {
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
-    if (!m || !(STATUSES as readonly string[]).includes(m[2])) {
+    if (!m || !(CONNECTION_STATUSES as readonly string[]).includes(m[2])) {
       if (bad && line !== '') bad.lines++;
       continue;
     }
