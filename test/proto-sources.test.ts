@@ -12,6 +12,9 @@ import {
   applyClientKeys, clientKeysPath, parseClientKeys, readClientKeys, watchClientKeys,
 } from '../controller/src/state/sources/client-keys.js';
 import { describeAgents, initialSync, seedTable, wdbSocketPath } from '../controller/src/state/sources/initial-sync.js';
+import { idsToDescribe } from '../controller/src/state/sources/listed-statuses.js';
+import type { WazuhConnectionStatus } from '../controller/src/types.js';
+import net from 'node:net';
 import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
 import { parseRequest } from '../controller/src/decode/wdb-request.js';
 import { parseReply } from '../controller/src/decode/wdb-reply.js';
@@ -184,6 +187,29 @@ for (const version of [4, 5] as const) {
     t.match(ev, { previous_status: 'active', current_status: 'disconnected', agent_name: 'agent1', ip_address: '10.0.0.1', source: 'remoted' });
   });
 
+  t.test(`initial sync, a light look (${version}.x): the ids by status, rows only for the agents whose status moved`, async (t) => {
+    const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
+    const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
+    t.teardown(() => m.stop());
+    await m.start();
+    for (const a of agents.slice(0, 3)) await m.startup(a);
+    for (const a of agents.slice(0, 2)) await m.keepalive(a);
+    await m.shutdown(agents[1]);
+    // The caller holds every agent as never_connected: agents 1, 2 and 3 moved (active, disconnected, pending).
+    const asked: number[] = [];
+    const r = await initialSync({
+      home: m.home, timeoutMs: 10000, pipeline: 4,
+      describeOnly: (id, status) => { asked.push(id); return status !== 'never_connected'; },
+    });
+    t.match(r, { complete: true, reason: null, statusesRefused: null, skipped: 9 });
+    t.same(r.ids, agents.map((a) => a.id), 'every agent listed');
+    t.same(asked.sort((a, b) => a - b), r.ids, 'each listed agent looked at once');
+    t.same(r.agents.map((row) => [row.id, row.connection_status]), [[1, 'active'], [2, 'disconnected'], [3, 'pending']]);
+    // 3 pages of ids (0 to 12 over pages of 5), then 2 + 1 + 1 + 1 of statuses (never_connected's 9 over
+    // pages of 5; the manager, 0, is active), and 3 rows — against 3 + 12 for a full look.
+    t.equal(r.queries, 3 + 5 + 3, `queries: ${r.queries}`);
+  });
+
   t.test(`initial sync with onRows (${version}.x): the rows a chunk at a time, none held, the caller's time not the sync's`, async (t) => {
     const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
     const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
@@ -232,6 +258,45 @@ for (const version of [4, 5] as const) {
     t.same(chunks, [[1, 2, 3, 4], [5, 6, 7, 8]]);
   });
 }
+
+t.test('idsToDescribe: the agents a light look describes', async (t) => {
+  const listings = new Map<WazuhConnectionStatus, number[]>([
+    ['never_connected', [4, 9]], ['pending', [7]], ['active', [1, 3, 7, 12]], ['disconnected', [2]],
+  ]);
+  const held = new Map<number, string>([[1, 'active'], [2, 'active'], [3, 'active'], [4, 'never_connected'], [7, 'pending'], [8, 'active']]);
+  const asked: [number, string][] = [];
+  const ids = idsToDescribe([8, 7, 4, 3, 2, 1, 5], listings, (id, status) => { asked.push([id, status]); return held.get(id) !== status; });
+  t.same(ids, [2, 5, 7, 8], 'ascending: 2 (moved), 5 (in no listing), 7 (in two), 8 (in no listing); 1, 3, 4 as held');
+  t.same(asked.sort((a, b) => a[0] - b[0]), [[1, 'active'], [2, 'disconnected'], [3, 'active'], [4, 'never_connected']],
+    'asked only of the agents one listing names; 9 and 12 (not in the listing of ids) neither asked of nor described');
+  t.same(idsToDescribe([], listings, () => true), []);
+  t.same(idsToDescribe([5, 6], new Map(), () => false), [5, 6], 'no listing: every agent');
+});
+
+t.test('initial sync, a light look at a wazuh-db that will not list by status: every agent described', async (t) => {
+  // A wazuh-db that answers get-all-agents and get-agent-info, and `err` to get-agents-by-connection-status.
+  const d = tmpDir(t);
+  const file = path.join(d, 'wdb');
+  const asked: string[] = [];
+  const server = net.createServer((sock) => {
+    const reader = new FrameReader();
+    sock.on('data', (chunk) => {
+      for (const q of reader.push(chunk)) {
+        asked.push(q);
+        const info = /^global get-agent-info (\d+)$/.exec(q);
+        sock.write(encodeFrame(q.startsWith('global get-all-agents') ? 'ok [{"id":0},{"id":1},{"id":2}]'
+          : info ? `ok [{"id":${info[1]},"name":"a${info[1]}","connection_status":"active","status_code":0}]`
+            : 'err Invalid DB query syntax, near \'get-agents-by-connection-status\''));
+      }
+    });
+  });
+  await new Promise<void>((res) => server.listen(file, res));
+  t.teardown(() => server.close());
+  const r = await initialSync({ socketPath: file, timeoutMs: 5000, describeOnly: () => false });
+  t.match(r, { complete: true, reason: null, skipped: 0, statusesRefused: /get-agents-by-connection-status never_connected answered err/ });
+  t.same(r.agents.map((row) => row.id), [1, 2], 'each agent described, as by a full look');
+  t.equal(asked.filter((q) => q.includes('get-agents-by-connection-status')).length, 1, 'the first refusal ends the listings');
+});
 
 t.test('describeAgents: the rows wazuh-db has, the agents it has none for, and why it stopped', async (t) => {
   const agents: SimAgent[] = [1, 2, 3].map((id) => ({ id, name: `agent${id}`, ip: `10.0.0.${id}` }));

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { Capture } from '../controller/src/capture/capture.js';
 import { artefacts } from '../controller/src/paths.js';
 import { STATE_COMMANDS } from '../controller/src/state/commands.js';
-import { Tap } from '../controller/src/agent/tap.js';
+import { ATTACHED_RESYNC, LIGHT_LOOK_WITHIN_MS, LOSS_RESYNC, Tap } from '../controller/src/agent/tap.js';
 import { Lifecycle } from '../controller/src/agent/lifecycle.js';
 import { initialSync, seedTable } from '../controller/src/state/sources/initial-sync.js';
 import type { ReliablePublisher } from '../controller/src/publish/reliable.js';
@@ -182,4 +182,63 @@ t.test('a resynchronisation of a fleet waits for a capture that cannot keep up o
   t.ok(allowed.length >= 4, `each of the three chunks and the removals' look waited (${allowed.length} waits)`);
   t.same(allowed.filter((ms) => ms !== 1000), [], 'each given the whole second: waits that caught up spent nothing');
   t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db'), [{ settled: true }], 'and the log says the capture was caught up');
+});
+
+t.test('the look after an attach soon after a complete one: the ids by status, rows only for the agents that moved', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-light-look-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const agents = Array.from({ length: 40 }, (_, i) => ({ id: i + 1, name: `light${i + 1}`, ip: `10.3.0.${i + 1}` }));
+  const sim = new SimManager({ binDir, home, agents, pageRows: 16 });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  for (const a of agents.slice(0, 10)) {
+    await sim.startup(a);
+    await sim.keepalive(a);
+  }
+  const lines: { msg?: string; look?: string; agents?: number; unchanged?: number; listed?: number; corrected?: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  const newTap = () => {
+    const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'light', attach: false, log }, new Lifecycle(quiet));
+    const events: AgentEvent[] = [];
+    tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => { events.push(...evs); return evs.map(() => true); } } as unknown as ReliablePublisher;
+    // Nothing captured: what changes below changes while the tap is not attached yet.
+    tap.capture = { attached: true, settled: async () => true } as unknown as Capture;
+    return { tap, events };
+  };
+  const looks = () => lines.splice(0).filter((l) => l.msg === 'state resynchronised from wazuh-db');
+  const { tap, events } = newTap();
+  // As the agent starts (parts/state.ts): a complete look seeds the table.
+  const first = await initialSync({ home });
+  t.ok(first.complete);
+  seedTable(tap.state, first.agents);
+  tap.fullLookEnded();
+
+  // Between that look and the attach, uncaptured: a shutdown, a start-up, a keepalive, a registration, a removal.
+  await sim.shutdown(agents[0]);
+  await sim.startup(agents[19]);
+  await sim.keepalive(agents[1]);
+  const authd = await sim.spawnAuthd();
+  await authd.register({ id: 41, name: 'light41', ip: 'any' });
+  await authd.remove(30);
+
+  lines.length = 0;
+  await tap.resync(ATTACHED_RESYNC);
+  const byAgent = events.map((e) => e.event_type === 'status_change' ? `${e.agent_id}:${e.previous_status}>${e.current_status}` : e.event_type).sort();
+  t.same(byAgent, ['001:active>disconnected', '020:never_connected>pending', '030:never_connected>unknown', '041:unknown>never_connected'],
+    'every change of the gap, once');
+  t.match(looks(), [{ look: 'by status', listed: 40, agents: 3, unchanged: 37, corrected: 4 }],
+    'rows for 1, 20 and 41 only: the other 37 agents were where the table held them');
+  t.match(tap.state.get(41), { name: 'light41', status: 'never_connected' });
+
+  // A resynchronisation for another reason looks at every agent, as does an attach long after the last complete look.
+  await tap.resync(LOSS_RESYNC);
+  t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 0 }]);
+  (tap as unknown as { fullLookEndMs: number }).fullLookEndMs -= LIGHT_LOOK_WITHIN_MS + 1; // a test's shortcut to a minute later
+  await tap.resync(ATTACHED_RESYNC);
+  t.match(looks(), [{ look: 'every agent', agents: 40 }]);
+
+  // A tap whose look before attach did not complete (none here) looks at every agent after it.
+  const other = newTap();
+  await other.tap.resync(ATTACHED_RESYNC);
+  t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 40 }]);
 });

@@ -16,7 +16,7 @@ import type { StatusJournal } from '../state/sources/status-journal.js';
 import { publishedStatus, PublishedStatuses, type PublishedStatus } from '../state/published-statuses.js';
 import { errorFields, Pipeline } from '../pipeline.js';
 import { RateLimitedLog } from '../util/rate-limit.js';
-import type { AgentEvent, AgentSyncRow, StatusChangeEvent } from '../types.js';
+import type { AgentEvent, AgentSyncRow, StatusChangeEvent, WazuhConnectionStatus } from '../types.js';
 import type { ReliablePublisher } from '../publish/reliable.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { monotonicToWallClock } from '../util/clock.js';
@@ -45,6 +45,16 @@ const REPLY_WAIT_NS = 1_000_000_000n;
 export const LOSS_RESYNC_GAP_MS = 10_000;
 /** The `why` of a resynchronisation for lost records. */
 export const LOSS_RESYNC = 'records lost';
+/** The `why` of the resynchronisation after an attach. */
+export const ATTACHED_RESYNC = 'attached';
+/**
+ * An attach this soon after a complete look at wazuh-db ended looks again lightly (state/sources/
+ * listed-statuses.ts): the ids by status, and rows only for the agents whose status moved meanwhile.
+ * What else changed uncaptured in so short a gap (an address, a version, a group) waits for the
+ * agent's next write — a connected agent's next keepalive. At start, the look before attach had just
+ * asked wazuh-db about every agent: the full look after it asked about all of them again.
+ */
+export const LIGHT_LOOK_WITHIN_MS = 60_000;
 /** What the alerts follower's stats say of its state, not counters: not added up across followers. */
 const FOLLOWER_STATE = new Set(['following', 'refusing', 'offset']);
 /** How often the status changes a full spool refused are offered again when no event comes to carry them. */
@@ -128,6 +138,8 @@ export class Tap {
   private lossResyncAt = Number.NEGATIVE_INFINITY;
   private resyncAgain: { why: string; untilListeningMs: number; firstLook: boolean } | null = null;
   private describing = false;
+  /** performance.now() when the last complete look that described every agent ended; null: none yet. */
+  private fullLookEndMs: number | null = null;
 
   constructor(readonly opts: AgentOptions, readonly life: Lifecycle) {
     this.log = opts.log;
@@ -212,6 +224,11 @@ export class Tap {
     }
   }
 
+  /** A look at wazuh-db described every agent it listed (the start's, or a resynchronisation's). */
+  fullLookEnded(): void {
+    this.fullLookEndMs = performance.now();
+  }
+
   /** Whether a resynchronisation for lost records may start now (none running, its gap passed). */
   mayResyncForLoss(): boolean {
     return !this.resyncing && performance.now() >= this.lossResyncAt;
@@ -272,12 +289,20 @@ export class Tap {
         corrected += events.length;
         this.publishEvents(events);
       };
-      let r = await initialSync({ home: this.opts.home, onRows: apply });
+      const light = why === ATTACHED_RESYNC && !firstLook && this.fullLookEndMs !== null
+        && startedAt - this.fullLookEndMs <= LIGHT_LOOK_WITHIN_MS;
+      const look = {
+        home: this.opts.home, onRows: apply,
+        ...(light && { describeOnly: (id: number, status: WazuhConnectionStatus) => this.state.statusOf(id) !== status }),
+      };
+      let r = await initialSync(look);
       while (!r.complete && /not listening|not found/.test(r.reason ?? '') && performance.now() < end && !this.life.stopping) {
         await new Promise((res) => setTimeout(res, 20));
-        r = await initialSync({ home: this.opts.home, onRows: apply });
+        r = await initialSync(look);
       }
       if (this.life.stopping) return;
+      const lightly = light && r.statusesRefused === null;
+      if (r.complete && !lightly) this.fullLookEnded();
       if (r.complete) {
         // Removed meanwhile: once the captured writes up to the listing's end are applied too.
         await waitForCapture(r.startedNs);
@@ -286,7 +311,11 @@ export class Tap {
         corrected += removed.length;
         this.publishEvents(removed);
       }
-      const fields = { why, corrected, complete: r.complete, agents: r.described, listed: r.ids.length, settled };
+      const fields = {
+        why, corrected, complete: r.complete, agents: r.described, listed: r.ids.length, settled,
+        look: lightly ? 'by status' : 'every agent', ...(lightly && { unchanged: r.skipped }),
+        ...(r.statusesRefused !== null && { statuses_refused: r.statusesRefused }),
+      };
       // Incomplete (wazuh-db away, slow, or gone mid-way): a warning with why.
       if (r.complete) this.log.info(fields, 'state resynchronised from wazuh-db');
       else this.log.warn({ ...fields, reason: r.reason }, 'state resynchronised from wazuh-db');

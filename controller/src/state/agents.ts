@@ -231,6 +231,11 @@ export class AgentStateTable {
     return a && recordOf(a);
   }
 
+  /** The agent's status without making its record (a light look asks it of every agent); undefined: not held. */
+  statusOf(id: number): ConnectionStatus | undefined {
+    return this.agents.statusOf(id);
+  }
+
   /** Every agent tracked (a snapshot, e.g. for a KV materialised view). */
   all(): Readonly<AgentRecord>[] {
     return [...this.agents.rows()].map(recordOf);

@@ -3,7 +3,7 @@
 // a resync (SPEC §5). A failed poll is fatal: the lifecycle detaches and exits
 // non-zero.
 import type { Part } from '../lifecycle.js';
-import { LOSS_RESYNC, type Tap } from '../tap.js';
+import { ATTACHED_RESYNC, LOSS_RESYNC, type Tap } from '../tap.js';
 import { Capture } from '../../capture/capture.js';
 import { LOSS_COUNTERS } from '../../capture/loss.js';
 import { artefacts } from '../../paths.js';
@@ -44,7 +44,7 @@ export function capturePart(tap: Tap): Part & { attach(): Promise<void>; detach(
       log.warn({ home: opts.home }, `${opts.home} has no ${identity.wdb_dir ? 'bin/' : 'queue/db/'} (yet): nothing is captured until the manager is installed there (checked every 2 s)`);
     }
     // What changed while nothing was captured (since the first sync, or while detached).
-    void tap.resync('attached');
+    void tap.resync(ATTACHED_RESYNC);
   };
   // The links' removal waits for the kernel (RCU), on a libuv thread: the event loop goes on taking
   // records and answering status meanwhile; the answer to `detach` comes once none is left.

@@ -85,6 +85,7 @@ export function statePart(tap: Tap): Part {
       });
       if (tap.life.stopping) return;
       if (first.complete) {
+        tap.fullLookEnded(); // the look after attach may then be a light one (LIGHT_LOOK_WITHIN_MS)
         // An agent the journal knows and wazuh-db no longer lists was removed while the tap was down.
         const removed = state.removeUnlisted(first.ids, first.startedNs);
         tap.publishEvents(removed);
