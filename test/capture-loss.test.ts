@@ -49,6 +49,9 @@ t.test('lost records: counted, said, published, and a resynchronisation — one 
   const [a, b] = lossResyncs().map((l) => Date.parse(String(l.time)));
   t.ok(b - a >= LOSS_RESYNC_GAP_MS - 1000, `spaced by the gap (${b - a} ms)`);
   t.match(lossResyncs()[1], { complete: true }, 'and complete');
+  // Within ten minutes of the start's complete look, a look by status (tap.ts LIGHT_LOSS_LOOK_WITHIN_MS): rows
+  // only for the agents whose status moved, not the whole fleet's again.
+  t.match(lossResyncs(), [{ look: 'by status' }, { look: 'by status' }], 'each a look by status');
   await sleep(3000);
   t.equal(lossResyncs().length, 2, 'nothing lost since: no more');
   t.equal((await tap.stop()).code, 0);

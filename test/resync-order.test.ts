@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { Capture } from '../controller/src/capture/capture.js';
 import { artefacts } from '../controller/src/paths.js';
 import { STATE_COMMANDS } from '../controller/src/state/commands.js';
-import { ATTACHED_RESYNC, LIGHT_LOOK_WITHIN_MS, LOSS_RESYNC, Tap } from '../controller/src/agent/tap.js';
+import { ATTACHED_RESYNC, LIGHT_LOOK_WITHIN_MS, LIGHT_LOSS_LOOK_WITHIN_MS, LOSS_RESYNC, Tap } from '../controller/src/agent/tap.js';
 import { Lifecycle } from '../controller/src/agent/lifecycle.js';
 import { initialSync, seedTable } from '../controller/src/state/sources/initial-sync.js';
 import type { ReliablePublisher } from '../controller/src/publish/reliable.js';
@@ -178,7 +178,7 @@ t.test('a resynchronisation of a fleet waits for a capture that cannot keep up o
     settled: async (_ns: bigint, ms: number) => { allowed.push(ms); await sleep(300); return true; },
   } as unknown as Capture;
   lines.length = 0;
-  await tap.resync('records lost');
+  await tap.resync('test: every agent'); // not 'records lost': so soon after the first, that one is a light look
   t.ok(allowed.length >= 4, `each of the three chunks and the removals' look waited (${allowed.length} waits)`);
   t.same(allowed.filter((ms) => ms !== 1000), [], 'each given the whole second: waits that caught up spent nothing');
   t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db'), [{ settled: true }], 'and the log says the capture was caught up');
@@ -195,7 +195,7 @@ t.test('the look after an attach soon after a complete one: the ids by status, r
     await sim.startup(a);
     await sim.keepalive(a);
   }
-  const lines: { msg?: string; look?: string; agents?: number; unchanged?: number; listed?: number; corrected?: number }[] = [];
+  const lines: { msg?: string; why?: string; look?: string; agents?: number; unchanged?: number; listed?: number; corrected?: number }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
   const newTap = () => {
     const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'light', attach: false, log }, new Lifecycle(quiet));
@@ -230,12 +230,20 @@ t.test('the look after an attach soon after a complete one: the ids by status, r
     'rows for 1, 20 and 41 only: the other 37 agents were where the table held them');
   t.match(tap.state.get(41), { name: 'light41', status: 'never_connected' });
 
-  // A resynchronisation for another reason looks at every agent, as does an attach long after the last complete look.
+  // One for lost records within ten minutes of the last complete look is light too; an attach a minute after
+  // it, or one for lost records ten minutes after it, looks at every agent.
+  await sim.startup(agents[20]);
   await tap.resync(LOSS_RESYNC);
-  t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 0 }]);
-  (tap as unknown as { fullLookEndMs: number }).fullLookEndMs -= LIGHT_LOOK_WITHIN_MS + 1; // a test's shortcut to a minute later
+  t.match(looks(), [{ why: 'records lost', look: 'by status', agents: 1, unchanged: 39, corrected: 1 }]);
+  const aged = tap as unknown as { fullLookEndMs: number }; // a test's shortcut to minutes later
+  aged.fullLookEndMs -= LIGHT_LOOK_WITHIN_MS + 1;
   await tap.resync(ATTACHED_RESYNC);
+  t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 0 }]);
+  aged.fullLookEndMs -= LIGHT_LOSS_LOOK_WITHIN_MS + 1; // that full look ended the clock again: ten minutes on
+  await tap.resync(LOSS_RESYNC);
   t.match(looks(), [{ look: 'every agent', agents: 40 }]);
+  await tap.resync('wazuh-db socket appeared', 0, true);
+  t.match(looks(), [{ look: 'every agent' }], 'wazuh-db (re)appeared: every agent');
 
   // A tap whose look before attach did not complete (none here) looks at every agent after it.
   const other = newTap();

@@ -55,6 +55,14 @@ export const ATTACHED_RESYNC = 'attached';
  * asked wazuh-db about every agent: the full look after it asked about all of them again.
  */
 export const LIGHT_LOOK_WITHIN_MS = 60_000;
+/**
+ * A resynchronisation for lost records this soon after a complete look's end is a light one too. Under
+ * a loss that goes on (a starved tap: a busy host) each full look was every agent's row again — ~100,000
+ * requests of wazuh-db's every ~30 s at 100,000 agents, when it is busiest; now at most one full look
+ * in this time. Statuses, registrations and removals the lost records held are corrected either way;
+ * an address or a version they changed comes back with the agent's next keepalive.
+ */
+export const LIGHT_LOSS_LOOK_WITHIN_MS = 10 * 60_000;
 /** What the alerts follower's stats say of its state, not counters: not added up across followers. */
 const FOLLOWER_STATE = new Set(['following', 'refusing', 'offset']);
 /** How often the status changes a full spool refused are offered again when no event comes to carry them. */
@@ -289,8 +297,9 @@ export class Tap {
         corrected += events.length;
         this.publishEvents(events);
       };
-      const light = why === ATTACHED_RESYNC && !firstLook && this.fullLookEndMs !== null
-        && startedAt - this.fullLookEndMs <= LIGHT_LOOK_WITHIN_MS;
+      const sinceFullMs = this.fullLookEndMs === null ? Number.POSITIVE_INFINITY : startedAt - this.fullLookEndMs;
+      const light = !firstLook && ((why === ATTACHED_RESYNC && sinceFullMs <= LIGHT_LOOK_WITHIN_MS)
+        || (why === LOSS_RESYNC && sinceFullMs <= LIGHT_LOSS_LOOK_WITHIN_MS));
       const look = {
         home: this.opts.home, onRows: apply,
         ...(light && { describeOnly: (id: number, status: WazuhConnectionStatus) => this.state.statusOf(id) !== status }),
