@@ -12,7 +12,7 @@ import {
   applyClientKeys, clientKeysPath, parseClientKeys, readClientKeys, watchClientKeys,
 } from '../controller/src/state/sources/client-keys.js';
 import { describeAgents, initialSync, seedTable, wdbSocketPath } from '../controller/src/state/sources/initial-sync.js';
-import { idsToDescribe } from '../controller/src/state/sources/listed-statuses.js';
+import { type HeldAgents, idsToDescribe, isListableNode } from '../controller/src/state/sources/listed-statuses.js';
 import type { WazuhConnectionStatus } from '../controller/src/types.js';
 import net from 'node:net';
 import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
@@ -195,19 +195,23 @@ for (const version of [4, 5] as const) {
     for (const a of agents.slice(0, 3)) await m.startup(a);
     for (const a of agents.slice(0, 2)) await m.keepalive(a);
     await m.shutdown(agents[1]);
-    // The caller holds every agent as never_connected: agents 1, 2 and 3 moved (active, disconnected, pending).
+    // The caller holds agents 1 and 4 as active on node01, 5 as active on node02, the others as never_connected:
+    // agents 2 and 3 moved (disconnected, pending), 4 and 5 too (never_connected), and 1 is listed active on node01.
     const asked: number[] = [];
-    const r = await initialSync({
-      home: m.home, timeoutMs: 10000, pipeline: 4,
-      describeOnly: (id, status) => { asked.push(id); return status !== 'never_connected'; },
-    });
-    t.match(r, { complete: true, reason: null, statusesRefused: null, skipped: 9 });
+    const heldAs = (id: number) => (id === 1 || id === 4 ? 'active' : id === 5 ? 'active' : 'never_connected');
+    const held: HeldAgents = {
+      statusOf: (id) => { asked.push(id); return heldAs(id); },
+      nodeOf: (id) => (id === 1 || id === 4 ? 'node01' : id === 5 ? 'node02' : null),
+      activeNodes: () => ['node01', 'node02'],
+    };
+    const r = await initialSync({ home: m.home, timeoutMs: 10000, pipeline: 4, held });
+    t.match(r, { complete: true, reason: null, statusesRefused: null, skipped: 8 });
     t.same(r.ids, agents.map((a) => a.id), 'every agent listed');
     t.same(asked.sort((a, b) => a - b), r.ids, 'each listed agent looked at once');
-    t.same(r.agents.map((row) => [row.id, row.connection_status]), [[1, 'active'], [2, 'disconnected'], [3, 'pending']]);
-    // 3 pages of ids (0 to 12 over pages of 5), then 2 + 1 + 1 + 1 of statuses (never_connected's 9 over
-    // pages of 5; the manager, 0, is active), and 3 rows — against 3 + 12 for a full look.
-    t.equal(r.queries, 3 + 5 + 3, `queries: ${r.queries}`);
+    t.same(r.agents.map((row) => [row.id, row.connection_status]), [[2, 'disconnected'], [3, 'pending'], [4, 'never_connected'], [5, 'never_connected']]);
+    // 3 pages of ids (1 to 12; the manager, 0, is never listed), then 2 + 1 + 1 + 1 of statuses (never_connected's
+    // 9 over pages of 5), 1 + 1 of node01's and node02's active agents, and 4 rows — against 3 + 12 for a full look.
+    t.equal(r.queries, 3 + 5 + 2 + 4, `queries: ${r.queries}`);
   });
 
   t.test(`initial sync with onRows (${version}.x): the rows a chunk at a time, none held, the caller's time not the sync's`, async (t) => {
@@ -261,16 +265,27 @@ for (const version of [4, 5] as const) {
 
 t.test('idsToDescribe: the agents a light look describes', async (t) => {
   const listings = new Map<WazuhConnectionStatus, number[]>([
-    ['never_connected', [4, 9]], ['pending', [7]], ['active', [1, 3, 7, 12]], ['disconnected', [2]],
+    ['never_connected', [4, 9]], ['pending', [7]], ['active', [1, 3, 6, 7, 10, 11, 12]], ['disconnected', [2]],
   ]);
-  const held = new Map<number, string>([[1, 'active'], [2, 'active'], [3, 'active'], [4, 'never_connected'], [7, 'pending'], [8, 'active']]);
+  const byNode = new Map([['node01', [1, 3, 11]], ['node02', [6, 10]]]);
+  const held = new Map<number, [string, string | null]>([
+    [1, ['active', 'node01']], [2, ['active', 'node01']], [3, ['active', null]], [4, ['never_connected', null]], [6, ['active', 'node01']],
+    [7, ['pending', null]], [8, ['active', null]], [10, ['active', 'node02']], [11, ['active', 'node03']],
+  ]);
   const asked: [number, string][] = [];
-  const ids = idsToDescribe([8, 7, 4, 3, 2, 1, 5], listings, (id, status) => { asked.push([id, status]); return held.get(id) !== status; });
-  t.same(ids, [2, 5, 7, 8], 'ascending: 2 (moved), 5 (in no listing), 7 (in two), 8 (in no listing); 1, 3, 4 as held');
-  t.same(asked.sort((a, b) => a[0] - b[0]), [[1, 'active'], [2, 'disconnected'], [3, 'active'], [4, 'never_connected']],
+  const view = {
+    statusOf: (id: number) => { const s = held.get(id)?.[0]; asked.push([id, String(s)]); return s as WazuhConnectionStatus | undefined; },
+    nodeOf: (id: number) => held.get(id)?.[1] ?? null,
+  };
+  const ids = idsToDescribe([11, 10, 8, 7, 6, 4, 3, 2, 1, 5], listings, byNode, view);
+  t.same(ids, [2, 5, 6, 7, 8, 11], 'ascending: 2 (moved), 5 and 8 (in no listing), 7 (in two), 6 (held on node01, listed on node02), '
+    + '11 (held on node03, not listed); 1, 3 (no node held), 4 and 10 as held');
+  t.same(asked.map(([id]) => id).sort((a, b) => a - b), [1, 2, 3, 4, 6, 10, 11],
     'asked only of the agents one listing names; 9 and 12 (not in the listing of ids) neither asked of nor described');
-  t.same(idsToDescribe([], listings, () => true), []);
-  t.same(idsToDescribe([5, 6], new Map(), () => false), [5, 6], 'no listing: every agent');
+  t.same(idsToDescribe([], listings, byNode, view), []);
+  t.same(idsToDescribe([5, 6], new Map(), new Map(), view), [5, 6], 'no listing: every agent');
+  t.same([isListableNode('node01'), isListableNode('a b'), isListableNode(''), isListableNode('x'.repeat(128)), isListableNode('n\u00e9')],
+    [true, false, false, false, false], 'a node is listed only as one printable word');
 });
 
 t.test('initial sync, a light look at a wazuh-db that will not list by status: every agent described', async (t) => {
@@ -292,7 +307,8 @@ t.test('initial sync, a light look at a wazuh-db that will not list by status: e
   });
   await new Promise<void>((res) => server.listen(file, res));
   t.teardown(() => server.close());
-  const r = await initialSync({ socketPath: file, timeoutMs: 5000, describeOnly: () => false });
+  const held: HeldAgents = { statusOf: () => 'active', nodeOf: () => null, activeNodes: () => [] };
+  const r = await initialSync({ socketPath: file, timeoutMs: 5000, held });
   t.match(r, { complete: true, reason: null, skipped: 0, statusesRefused: /get-agents-by-connection-status never_connected answered err/ });
   t.same(r.agents.map((row) => row.id), [1, 2], 'each agent described, as by a full look');
   t.equal(asked.filter((q) => q.includes('get-agents-by-connection-status')).length, 1, 'the first refusal ends the listings');

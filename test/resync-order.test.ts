@@ -18,6 +18,8 @@ import { Lifecycle } from '../controller/src/agent/lifecycle.js';
 import { initialSync, seedTable } from '../controller/src/state/sources/initial-sync.js';
 import type { ReliablePublisher } from '../controller/src/publish/reliable.js';
 import type { AgentEvent, CaptureRecord } from '../controller/src/types.js';
+import { parseRequest } from '../controller/src/decode/wdb-request.js';
+import { parseReply } from '../controller/src/decode/wdb-reply.js';
 import { SimManager } from '../scripts/sim/manager.mjs';
 import { ROOT } from './helpers/tap-process.js';
 
@@ -236,6 +238,15 @@ t.test('the look after an attach soon after a complete one: the ids by status, r
   await tap.resync(LOSS_RESYNC);
   t.match(looks(), [{ why: 'records lost', look: 'by status', agents: 1, unchanged: 39, corrected: 1 }]);
   const aged = tap as unknown as { fullLookEndMs: number }; // a test's shortcut to minutes later
+  await tap.resync(ATTACHED_RESYNC, 0, true);
+  t.match(looks(), [{ look: 'every agent', agents: 40 }], 'wazuh-db (re)appeared: every agent, even after an attach');
+  // A light look does not start the clock again: an attach 50 s after that full one, light, then another 15 s later.
+  aged.fullLookEndMs -= 50_000;
+  await tap.resync(ATTACHED_RESYNC);
+  t.match(looks(), [{ look: 'by status' }]);
+  aged.fullLookEndMs -= 15_000;
+  await tap.resync(ATTACHED_RESYNC);
+  t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 0 }], 'a minute after the last complete look, light ones between');
   aged.fullLookEndMs -= LIGHT_LOOK_WITHIN_MS + 1;
   await tap.resync(ATTACHED_RESYNC);
   t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 0 }]);
@@ -249,4 +260,87 @@ t.test('the look after an attach soon after a complete one: the ids by status, r
   const other = newTap();
   await other.tap.resync(ATTACHED_RESYNC);
   t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 40 }]);
+});
+
+t.test('a light look reads the row of an active agent that moved to another node: a node\'s listing of its active agents is checked against it', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-light-node-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const agents = [1, 2, 3].map((id) => ({ id, name: `n${id}`, ip: `10.8.0.${id}` }));
+  const sim = new SimManager({ binDir, home, agents });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  for (const a of agents) {
+    await sim.startup(a);
+    await sim.keepalive(a);
+  }
+  const lines: { msg?: string; look?: string; agents?: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'light-node', attach: false, log }, new Lifecycle(quiet));
+  const events: AgentEvent[] = [];
+  tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => { events.push(...evs); return evs.map(() => true); } } as unknown as ReliablePublisher;
+  tap.capture = { attached: true, settled: async () => true } as unknown as Capture;
+  const first = await initialSync({ home });
+  seedTable(tap.state, first.agents);
+  tap.fullLookEnded();
+  t.match(tap.state.get(2), { node: 'node01', status: 'active' });
+  // Uncaptured: agent 2 now reports through node02 (a master's copy: still active, on node02).
+  const cluster = await sim.spawnClusterd();
+  await cluster.syncSet(agents[1], 'active', 'node02');
+  await tap.resync(ATTACHED_RESYNC);
+  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db'), [{ look: 'by status', agents: 1 }], 'agent 2\'s row read, not 1\'s or 3\'s');
+  t.match(tap.state.get(2), { node: 'node02', status: 'active' }, 'its node refreshed');
+  // remoted on node01 lists its active agents, captured: 1 and 3. Agent 2 is on node02: nothing to say.
+  const at = process.hrtime.bigint();
+  const polled = tap.state.apply({
+    connId: 'c9', request: parseRequest('global get-agents-by-connection-status 0 active node01 -1'),
+    reply: parseReply('ok [{"id":1},{"id":3}]'), tsNs: at, replyTsNs: at + 1000n, tgid: 7, comm: 'wazuh-remoted',
+  });
+  t.same(polled, [], 'no active > disconnected for agent 2 (its node was node01 in the table before the look)');
+  t.same(events, [], 'and the look itself said nothing: the agent is active as it was');
+});
+
+t.test('looks asked for while one runs: one look answers them, the stricter of their kinds', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'wnt-light-queue-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const agents = [1, 2, 3].map((id) => ({ id, name: `q${id}`, ip: `10.7.0.${id}` }));
+  const sim = new SimManager({ binDir, home, agents });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const lines: { msg?: string; why?: string; look?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'q', attach: false, log }, new Lifecycle(quiet));
+  tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => evs.map(() => true) } as unknown as ReliablePublisher;
+  // The capture holds each look until let go: the later ones are asked for while the first runs.
+  let release: () => void = () => {};
+  let held = new Promise<void>((res) => { release = res; });
+  tap.capture = { attached: true, settled: async () => { await held; return true; } } as unknown as Capture;
+  const first = await initialSync({ home });
+  seedTable(tap.state, first.agents);
+  tap.fullLookEnded();
+  const looks = () => lines.filter((l) => l.msg === 'state resynchronised from wazuh-db').map((l) => `${l.why}/${l.look}`);
+
+  // A look for lost records and then a re-attach's, while a look runs: one look, for lost records (its spacing).
+  const running = tap.resync('test: a look in flight');
+  await sleep(100);
+  await tap.resync(LOSS_RESYNC);
+  await tap.resync(ATTACHED_RESYNC);
+  release();
+  await running;
+  const end = Date.now() + 5000;
+  while (looks().length < 2 && Date.now() < end) await sleep(20);
+  await sleep(200);
+  t.same(looks(), ['test: a look in flight/every agent', 'records lost/by status'], 'the loss\'s look made, once, light within both windows');
+
+  // wazuh-db reappeared, then a re-attach, while a look runs: a first look, of every agent.
+  lines.length = 0;
+  held = new Promise<void>((res) => { release = res; });
+  const again = tap.resync('test: a look in flight');
+  await sleep(100);
+  await tap.resync('wazuh-db socket appeared', 0, true);
+  await tap.resync(ATTACHED_RESYNC);
+  release();
+  await again;
+  while (looks().length < 2 && Date.now() < end + 5000) await sleep(20);
+  await sleep(200);
+  t.same(looks(), ['test: a look in flight/every agent', 'attached/every agent'], 'the reappearance\'s full look not made light by the attach');
 });

@@ -16,7 +16,7 @@ import type { StatusJournal } from '../state/sources/status-journal.js';
 import { publishedStatus, PublishedStatuses, type PublishedStatus } from '../state/published-statuses.js';
 import { errorFields, Pipeline } from '../pipeline.js';
 import { RateLimitedLog } from '../util/rate-limit.js';
-import type { AgentEvent, AgentSyncRow, StatusChangeEvent, WazuhConnectionStatus } from '../types.js';
+import type { AgentEvent, AgentSyncRow, StatusChangeEvent } from '../types.js';
 import type { ReliablePublisher } from '../publish/reliable.js';
 import { validatePrefix } from '../publish/subjects.js';
 import { monotonicToWallClock } from '../util/clock.js';
@@ -63,6 +63,15 @@ export const LIGHT_LOOK_WITHIN_MS = 60_000;
  * an address or a version they changed comes back with the agent's next keepalive.
  */
 export const LIGHT_LOSS_LOOK_WITHIN_MS = 10 * 60_000;
+
+/** How soon after a complete look's end a look asked for `why` may be a light one (0: never). */
+function lightWindowMs(why: string, firstLook: boolean): number {
+  if (firstLook) return 0; // wazuh-db (re)appeared: it may hold anything now
+  return why === ATTACHED_RESYNC ? LIGHT_LOOK_WITHIN_MS : why === LOSS_RESYNC ? LIGHT_LOSS_LOOK_WITHIN_MS : 0;
+}
+
+/** A look at wazuh-db asked for while another runs. */
+interface LookAsked { why: string; untilListeningMs: number; firstLook: boolean; lightWithinMs: number }
 /** What the alerts follower's stats say of its state, not counters: not added up across followers. */
 const FOLLOWER_STATE = new Set(['following', 'refusing', 'offset']);
 /** How often the status changes a full spool refused are offered again when no event comes to carry them. */
@@ -144,7 +153,7 @@ export class Tap {
   private resyncing = false;
   /** performance.now() before which no resynchronisation for lost records starts (LOSS_RESYNC_GAP_MS). */
   private lossResyncAt = Number.NEGATIVE_INFINITY;
-  private resyncAgain: { why: string; untilListeningMs: number; firstLook: boolean } | null = null;
+  private resyncAgain: LookAsked | null = null;
   private describing = false;
   /** performance.now() when the last complete look that described every agent ended; null: none yet. */
   private fullLookEndMs: number | null = null;
@@ -246,9 +255,10 @@ export class Tap {
    * Ask wazuh-db again and correct what drifted while nothing was captured
    * (between the first sync and attach, after lost records, after a re-attach):
    * each corrected agent is one status event; changes captured since the
-   * query began are not overridden.
-   */
-  /**
+   * query began are not overridden. A light look (`lightWithinMs` of a complete look's end; by default
+   * LIGHT_LOOK_WITHIN_MS after an attach, LIGHT_LOSS_LOOK_WITHIN_MS for lost records, never otherwise)
+   * reads rows only for the agents whose status or node moved (state/sources/listed-statuses.ts).
+   *
    * `firstLook`: wazuh-db (re)appeared — an agent the consumers were never told of by this tap is
    * adopted silently, as at start; one they were told of (its removal included: the table forgot
    * it, the consumers did not) and that differs is corrected with an event. Adopted silently, an
@@ -256,14 +266,22 @@ export class Tap {
    * next event said a `previous_status` the consumers never received (test/chaos-e2e.test.ts, with
    * wazuh-db restarts).
    */
-  async resync(why: string, untilListeningMs = 0, firstLook = false): Promise<void> {
+  async resync(why: string, untilListeningMs = 0, firstLook = false, lightWithinMs = lightWindowMs(why, firstLook)): Promise<void> {
     if (this.life.stopping) return;
     // wazuh-db is reached through the home's path: another home's is never asked (its listing would
     // remove this home's agents). The pin has said so.
     if (!this.homePin.holds()) return;
     // One look at wazuh-db at a time: rows of an older look must not override a newer one's.
     if (this.resyncing || this.describing) {
-      this.resyncAgain = { why, untilListeningMs, firstLook }; // the one in flight may predate what asks now
+      // The one in flight may predate what asks now. Asked for twice meanwhile, one look answers both: the
+      // stricter of their kinds (a queued look for lost records, replaced by a re-attach's, was never made).
+      const q = this.resyncAgain;
+      this.resyncAgain = q === null ? { why, untilListeningMs, firstLook, lightWithinMs } : {
+        why: q.why === LOSS_RESYNC && why !== LOSS_RESYNC ? q.why : why, // a loss's look keeps its spacing
+        untilListeningMs: Math.max(q.untilListeningMs, untilListeningMs),
+        firstLook: q.firstLook || firstLook,
+        lightWithinMs: Math.min(q.lightWithinMs, lightWithinMs),
+      };
       return;
     }
     this.resyncing = true;
@@ -297,13 +315,8 @@ export class Tap {
         corrected += events.length;
         this.publishEvents(events);
       };
-      const sinceFullMs = this.fullLookEndMs === null ? Number.POSITIVE_INFINITY : startedAt - this.fullLookEndMs;
-      const light = !firstLook && ((why === ATTACHED_RESYNC && sinceFullMs <= LIGHT_LOOK_WITHIN_MS)
-        || (why === LOSS_RESYNC && sinceFullMs <= LIGHT_LOSS_LOOK_WITHIN_MS));
-      const look = {
-        home: this.opts.home, onRows: apply,
-        ...(light && { describeOnly: (id: number, status: WazuhConnectionStatus) => this.state.statusOf(id) !== status }),
-      };
+      const light = !firstLook && this.fullLookEndMs !== null && startedAt - this.fullLookEndMs <= lightWithinMs;
+      const look = { home: this.opts.home, onRows: apply, ...(light && { held: this.state }) };
       let r = await initialSync(look);
       while (!r.complete && /not listening|not found/.test(r.reason ?? '') && performance.now() < end && !this.life.stopping) {
         await new Promise((res) => setTimeout(res, 20));
@@ -376,7 +389,7 @@ export class Tap {
   private lookAgain(): void {
     const again = this.resyncAgain;
     this.resyncAgain = null;
-    if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook);
+    if (again) void this.resync(again.why, again.untilListeningMs, again.firstLook, again.lightWithinMs);
     else if (this.state.hasUnheld) void this.describeUnheld();
   }
 

@@ -236,6 +236,16 @@ export class AgentStateTable {
     return this.agents.statusOf(id);
   }
 
+  /** The agent's cluster node without making its record; null: none known, or not held. */
+  nodeOf(id: number): string | null {
+    return this.agents.nodeOf(id);
+  }
+
+  /** The nodes the active agents are on. */
+  activeNodes(): Set<string> {
+    return this.agents.activeNodes();
+  }
+
   /** Every agent tracked (a snapshot, e.g. for a KV materialised view). */
   all(): Readonly<AgentRecord>[] {
     return [...this.agents.rows()].map(recordOf);

@@ -111,6 +111,23 @@ export class AgentRows {
     return s === undefined ? undefined : CONNECTION_STATUSES[this.statuses[s]];
   }
 
+  /** The agent's cluster node, without a cursor; null: none known, or no row. */
+  nodeOf(id: number): string | null {
+    const s = this.slots.of(id);
+    return s === undefined ? null : this.profiles[s].node;
+  }
+
+  /** The nodes the active agents are on (a light look lists each: state/sources/listed-statuses.ts). */
+  activeNodes(): Set<string> {
+    const active = CONNECTION_STATUSES.indexOf('active');
+    const nodes = new Set<string>();
+    for (const [, s] of this.slots.entries()) {
+      const node = this.profiles[s].node;
+      if (this.statuses[s] === active && node !== null) nodes.add(node);
+    }
+    return nodes;
+  }
+
   get(id: number): AgentRow | undefined {
     const s = this.slots.of(id);
     return s === undefined ? undefined : new AgentRow(this, s, id);

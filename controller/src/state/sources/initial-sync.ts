@@ -2,9 +2,10 @@
 // client of its own socket `<home>/queue/db/wdb` (like Wazuh's Python framework does), read-only:
 //   global get-all-agents last_id <n>      paged until the reply is `ok` (each `due` asks again)
 //   global get-agent-info <id>             for each agent: status, status_code, name, ip, version, os…
-// or, for a light look (describeOnly), between the two: the ids by connection status
-//   global get-agents-by-connection-status <last_id> <status>   paged, each of the four statuses
-// and get-agent-info only for the agents whose status the caller does not hold.
+// or, for a light look (`held`), between the two: the ids by connection status, and the active ones by node
+//   global get-agents-by-connection-status <last_id> <status>             paged, each of the four statuses
+//   global get-agents-by-connection-status <last_id> active <node> -1     paged, each node held
+// and get-agent-info only for the agents the caller does not hold as listed.
 // Bounded in time and in count; a missing socket or a wazuh-db that stops answering is not an error:
 // the result says what was learned and why it stopped. `internal_key` (in every get-agent-info row) is
 // dropped while parsing: the rows returned hold only AgentSyncRow's columns. Out of file descriptors
@@ -16,7 +17,7 @@ import { parseAgentRows, parseIdList } from '../../decode/wdb-rows.js';
 import type { AgentSyncRow, WazuhConnectionStatus } from '../../types.js';
 import type { AgentStateTable } from '../agents.js';
 import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
-import { idsToDescribe, LISTED_STATUSES } from './listed-statuses.js';
+import { type HeldAgents, idsToDescribe, isListableNode, LISTED_STATUSES, MAX_LISTED_NODES } from './listed-statuses.js';
 import { isFdExhaustion } from '../../util/errno.js';
 import { withPathInView } from '../../util/in-view.js';
 
@@ -47,13 +48,13 @@ export interface InitialSyncOptions {
   /** Rows gathered before onRows is called. Default ROWS_CHUNK. */
   rowsChunk?: number;
   /**
-   * A light look: after the listing of ids, wazuh-db's listings by connection status (four short
-   * page runs, `get-agents-by-connection-status`), and only the agents this says the caller does not
-   * hold with their listed status are described — with those no single listing names
-   * (listed-statuses.ts). For a table a complete look filled moments ago: 100,000 agents were 100,000
-   * get-agent-info requests more at each start. Statuses wazuh-db will not list: every agent is described.
+   * A light look: after the listing of ids, wazuh-db's listings by connection status (four short page
+   * runs, `get-agents-by-connection-status`) and of the active agents of each node `held` has them on,
+   * and only the agents it does not hold as listed are described (listed-statuses.ts). For a table a
+   * complete look filled moments ago: 100,000 agents were 100,000 get-agent-info requests more at each
+   * start. Listings wazuh-db will not give: every agent is described.
    */
-  describeOnly?: (id: number, status: WazuhConnectionStatus) => boolean;
+  held?: HeldAgents;
 }
 
 /**
@@ -221,7 +222,7 @@ export async function initialSync(opts: InitialSyncOptions): Promise<InitialSync
   if (typeof client === 'string') reason = client;
   else {
     try {
-      reason = await listAndDescribe(client, res, { maxAgents, pipeline, queryMs, left, hand, describeOnly: opts.describeOnly });
+      reason = await listAndDescribe(client, res, { maxAgents, pipeline, queryMs, left, hand, held: opts.held });
     } catch (e) {
       reason = (e as Error).message;
     } finally {
@@ -243,7 +244,7 @@ async function listAndDescribe(
   client: WdbClient, res: InitialSyncResult,
   o: {
     maxAgents: number; pipeline: number; queryMs: number; left: () => number; hand: (all: boolean) => Promise<void>;
-    describeOnly?: (id: number, status: WazuhConnectionStatus) => boolean;
+    held?: HeldAgents;
   },
 ): Promise<string | null> {
   const { maxAgents, queryMs, left } = o;
@@ -261,27 +262,11 @@ async function listAndDescribe(
 
   // 2. A light look: which of them to describe.
   let ids: readonly number[] = res.ids;
-  if (o.describeOnly) {
-    const listings = new Map<WazuhConnectionStatus, number[]>();
-    for (const status of LISTED_STATUSES) {
-      const these: number[] = [];
-      const why = await listIds(client, res, (last) => `global get-agents-by-connection-status ${last} ${status}`,
-        `get-agents-by-connection-status ${status}`, queryMs, left, (id) => {
-          these.push(id);
-          return these.length > res.ids.length + 65_536 ? `more ${status} agents than agents listed` : null;
-        });
-      // A listing refused (a wazuh-db without it, an answer not understood): every agent is described.
-      // Out of time: the look stops there, as a full one would.
-      if (why !== null && left() <= 0) return why;
-      if (why !== null) {
-        res.statusesRefused = why;
-        listings.clear();
-        break;
-      }
-      listings.set(status, these);
-    }
-    if (res.statusesRefused === null) {
-      ids = idsToDescribe(res.ids, listings, o.describeOnly);
+  if (o.held) {
+    const light = await listLightly(client, res, o.held, queryMs, left);
+    if (typeof light === 'string') return light; // out of time
+    if (light !== null) {
+      ids = light;
       res.skipped = res.ids.length - ids.length;
     }
   }
@@ -291,6 +276,44 @@ async function listAndDescribe(
   if (d.stopped !== null) return d.stopped;
   const described = res.described + res.agents.length;
   return described === ids.length ? null : `${ids.length - described} agents were not described`;
+}
+
+/**
+ * The ids of `res.ids` a light look describes (listed-statuses.ts), from wazuh-db's listings by status and
+ * of each node's active agents; null: a listing was refused (`res.statusesRefused` says which), every
+ * agent is described; a string: out of time.
+ */
+async function listLightly(
+  client: WdbClient, res: InitialSyncResult, held: HeldAgents, queryMs: number, left: () => number,
+): Promise<number[] | string | null> {
+  const list = async (what: string, query: (last: number) => string): Promise<number[] | string | null> => {
+    const these: number[] = [];
+    const why = await listIds(client, res, query, what, queryMs, left, (id) => {
+      these.push(id);
+      return these.length > res.ids.length + 65_536 ? `more agents in ${what} than agents listed` : null;
+    });
+    if (why === null) return these;
+    if (left() <= 0) return why;
+    res.statusesRefused = why; // a wazuh-db without it, an answer not understood
+    return null;
+  };
+  const listings = new Map<WazuhConnectionStatus, number[]>();
+  for (const status of LISTED_STATUSES) {
+    const these = await list(`get-agents-by-connection-status ${status}`, (last) => `global get-agents-by-connection-status ${last} ${status}`);
+    if (these === null || typeof these === 'string') return these;
+    listings.set(status, these);
+  }
+  // Each node the caller's active agents are on (a few in a cluster; one, or none, alone); an active agent
+  // on a node not listed here (past MAX_LISTED_NODES, or a name no command can carry) is described.
+  const byNode = new Map<string, number[]>();
+  for (const node of held.activeNodes()) {
+    if (byNode.size >= MAX_LISTED_NODES) break;
+    if (!isListableNode(node)) continue;
+    const these = await list(`get-agents-by-connection-status active ${node}`, (last) => `global get-agents-by-connection-status ${last} active ${node} -1`);
+    if (these === null || typeof these === 'string') return these;
+    byNode.set(node, these);
+  }
+  return idsToDescribe(res.ids, listings, byNode, held);
 }
 
 /**

@@ -1,24 +1,49 @@
-// The light look at wazuh-db (initial-sync.ts, `describeOnly`): which agents of a complete listing to
-// describe, given wazuh-db's listings by connection status. Pure: no socket, no table.
+// The light look at wazuh-db (initial-sync.ts, `held`): which agents of a complete listing to describe,
+// given wazuh-db's listings by connection status, and of the active agents by cluster node. Pure: no
+// socket, no table.
 //
 // The listings are read one after another, not at one instant: an agent whose status changed between
 // two of them is named by both or by neither. Such an agent is described (its row says where it is);
-// so is one named with a status the caller says it does not hold. The others are left as they are.
+// so is one named with a status the caller does not hold. An active agent is also described unless the
+// listing of the node the caller holds it on names it: the table's node is what a node's own listing
+// of its active agents (remoted's, every 5 s) is checked against — an agent that moved to another node
+// while nothing was captured, still active, was published as disconnected once this node's listing
+// lacked it (helper-81). The others are left as they are.
 
-import type { WazuhConnectionStatus } from '../../types.js';
+import type { ConnectionStatus, WazuhConnectionStatus } from '../../types.js';
 
 /** The statuses wazuh-db gives an agent, each listed by `get-agents-by-connection-status`. */
 export const LISTED_STATUSES: readonly WazuhConnectionStatus[] = Object.freeze(['never_connected', 'pending', 'active', 'disconnected']);
 
+/** Nodes whose active agents a light look lists at most; an active agent held on another is described. */
+export const MAX_LISTED_NODES = 32;
+
+/** What the caller holds of its agents, asked of each listed one. */
+export interface HeldAgents {
+  /** The agent's status; undefined: not held. */
+  statusOf(id: number): ConnectionStatus | undefined;
+  /** The agent's cluster node; null: none known. */
+  nodeOf(id: number): string | null;
+  /** The nodes its active agents are on: each is listed (`get-agents-by-connection-status … active <node> -1`). */
+  activeNodes(): Iterable<string>;
+}
+
+/** A node name that can be one word of a wazuh-db command (no space, nothing unprintable). */
+export function isListableNode(node: string): boolean {
+  return /^[\x21-\x7e]{1,127}$/.test(node);
+}
+
 /**
- * The ids of `all` to describe, ascending: those no listing or more than one names, and those one
- * names with a status `differs` says the caller does not hold. Ids a listing names that `all` lacks
- * (registered after it was read) are not: the capture saw their registration.
+ * The ids of `all` to describe, ascending: those no status listing or more than one names, those one
+ * names with a status the caller does not hold, and the active ones held on a node whose listing (in
+ * `byNode`) does not name them. Ids a listing names that `all` lacks (registered after it was read) are
+ * not: the capture saw their registration.
  */
 export function idsToDescribe(
   all: readonly number[], // no id twice (initialSync's listing)
   listings: ReadonlyMap<WazuhConnectionStatus, readonly number[]>,
-  differs: (id: number, status: WazuhConnectionStatus) => boolean,
+  byNode: ReadonlyMap<string, readonly number[]>,
+  held: Pick<HeldAgents, 'statusOf' | 'nodeOf'>,
 ): number[] {
   // Typed arrays, not a Map of 100,000 ids: a few bytes an agent while the look lasts.
   const ids = Int32Array.from(all).sort();
@@ -33,9 +58,17 @@ export function idsToDescribe(
       statusOf[i] = k;
     }
   });
+  const nodes = new Map([...byNode].map(([node, list]) => [node, Int32Array.from(list).sort()]));
   const out: number[] = [];
   for (let i = 0; i < ids.length; i++) {
-    if (named[i] !== 1 || differs(ids[i], statuses[statusOf[i]])) out.push(ids[i]);
+    const id = ids[i];
+    const status = statuses[statusOf[i]];
+    if (named[i] !== 1 || held.statusOf(id) !== status) out.push(id);
+    else if (status === 'active') {
+      const node = held.nodeOf(id);
+      const list = node === null ? undefined : nodes.get(node);
+      if (node !== null && (list === undefined || indexOf(list, id) < 0)) out.push(id);
+    }
   }
   return out;
 }
