@@ -148,15 +148,21 @@ t.test('initial sync: a missing socket is a reason, not a crash', async (t) => {
   t.type(r2.reason, 'string');
 });
 
+/** A manager of 12 agents, pages of 5 rows: 1 active, 2 disconnected (shutdown), 3 pending, the others never connected. */
+async function twelveAgents(t: Test, version: 4 | 5): Promise<{ agents: SimAgent[]; m: SimManager }> {
+  const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
+  const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
+  t.teardown(() => m.stop());
+  await m.start();
+  for (const a of agents.slice(0, 3)) await m.startup(a);
+  for (const a of agents.slice(0, 2)) await m.keepalive(a);
+  await m.shutdown(agents[1]);
+  return { agents, m };
+}
+
 for (const version of [4, 5] as const) {
   t.test(`initial sync against the simulator's wazuh-db (${version}.x, due pages)`, async (t) => {
-    const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
-    const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
-    t.teardown(() => m.stop());
-    await m.start();
-    for (const a of agents.slice(0, 3)) await m.startup(a);
-    for (const a of agents.slice(0, 2)) await m.keepalive(a);
-    await m.shutdown(agents[1]);
+    const { agents, m } = await twelveAgents(t, version);
     t.same(await m.pollActive(), [1], 'the sim pages its active list too');
 
     const r = await initialSync({ home: m.home, timeoutMs: 10000, pipeline: 4 });
@@ -188,13 +194,7 @@ for (const version of [4, 5] as const) {
   });
 
   t.test(`initial sync, a light look (${version}.x): the ids by status, rows only for the agents whose status moved`, async (t) => {
-    const agents: SimAgent[] = Array.from({ length: 12 }, (_, i) => ({ id: i + 1, name: `agent${i + 1}`, ip: `10.0.0.${i + 1}` }));
-    const m = new SimManager({ binDir, home: tmpDir(t), agents, version, pageRows: 5 });
-    t.teardown(() => m.stop());
-    await m.start();
-    for (const a of agents.slice(0, 3)) await m.startup(a);
-    for (const a of agents.slice(0, 2)) await m.keepalive(a);
-    await m.shutdown(agents[1]);
+    const { agents, m } = await twelveAgents(t, version);
     // The caller holds agents 1 and 4 as active on node01, 5 as active on node02, the others as never_connected:
     // agents 2 and 3 moved (disconnected, pending), 4 and 5 too (never_connected), and 1 is listed active on node01.
     const asked: number[] = [];

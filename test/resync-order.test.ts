@@ -262,13 +262,19 @@ t.test('the look after an attach soon after a complete one: the ids by status, r
   t.match(looks(), [{ look: 'every agent', agents: 40, corrected: 40 }]);
 });
 
-t.test('a light look reads the row of an active agent that moved to another node: a node\'s listing of its active agents is checked against it', async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'wnt-light-node-'));
+/** A started manager of agents 1–3 (`<name>1`…, 10.<net>.0.1…) in a home of its own. */
+async function threeAgents(t: Tap.Test, name: string, net: number) {
+  const home = mkdtempSync(join(tmpdir(), `wnt-light-${name}-`));
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
-  const agents = [1, 2, 3].map((id) => ({ id, name: `n${id}`, ip: `10.8.0.${id}` }));
+  const agents = [1, 2, 3].map((id) => ({ id, name: `${name}${id}`, ip: `10.${net}.0.${id}` }));
   const sim = new SimManager({ binDir, home, agents });
   t.teardown(() => sim.stop());
   await sim.start();
+  return { home, sim, agents };
+}
+
+t.test('a light look reads the row of an active agent that moved to another node: a node\'s listing of its active agents is checked against it', async (t) => {
+  const { home, sim, agents } = await threeAgents(t, 'n', 8);
   for (const a of agents) {
     await sim.startup(a);
     await sim.keepalive(a);
@@ -300,12 +306,7 @@ t.test('a light look reads the row of an active agent that moved to another node
 });
 
 t.test('looks asked for while one runs: one look answers them, the stricter of their kinds', async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'wnt-light-queue-'));
-  t.teardown(() => rmSync(home, { recursive: true, force: true }));
-  const agents = [1, 2, 3].map((id) => ({ id, name: `q${id}`, ip: `10.7.0.${id}` }));
-  const sim = new SimManager({ binDir, home, agents });
-  t.teardown(() => sim.stop());
-  await sim.start();
+  const { home, sim } = await threeAgents(t, 'q', 7);
   const lines: { msg?: string; why?: string; look?: string }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
   const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'q', attach: false, log }, new Lifecycle(quiet));
