@@ -12,7 +12,7 @@ import {
   applyClientKeys, clientKeysPath, parseClientKeys, readClientKeys, watchClientKeys,
 } from '../controller/src/state/sources/client-keys.js';
 import { describeAgents, initialSync, seedTable, wdbSocketPath } from '../controller/src/state/sources/initial-sync.js';
-import { type HeldAgents, idsToDescribe, isListableNode } from '../controller/src/state/sources/listed-statuses.js';
+import { type HeldAgents, idsToDescribe, isListableNode, MAX_LISTED_NODES } from '../controller/src/state/sources/listed-statuses.js';
 import type { WazuhConnectionStatus } from '../controller/src/types.js';
 import net from 'node:net';
 import { encodeFrame, FrameReader } from '../controller/src/state/sources/wdb-wire.js';
@@ -202,7 +202,7 @@ for (const version of [4, 5] as const) {
     const held: HeldAgents = {
       statusOf: (id) => { asked.push(id); return heldAs(id); },
       nodeOf: (id) => (id === 1 || id === 4 ? 'node01' : id === 5 ? 'node02' : null),
-      activeNodes: () => ['node01', 'node02'],
+      nodes: () => ['node01', 'node02'],
     };
     const r = await initialSync({ home: m.home, timeoutMs: 10000, pipeline: 4, held });
     t.match(r, { complete: true, reason: null, statusesRefused: null, skipped: 8 });
@@ -210,8 +210,8 @@ for (const version of [4, 5] as const) {
     t.same(asked.sort((a, b) => a - b), r.ids, 'each listed agent looked at once');
     t.same(r.agents.map((row) => [row.id, row.connection_status]), [[2, 'disconnected'], [3, 'pending'], [4, 'never_connected'], [5, 'never_connected']]);
     // 3 pages of ids (1 to 12; the manager, 0, is never listed), then 2 + 1 + 1 + 1 of statuses (never_connected's
-    // 9 over pages of 5), 1 + 1 of node01's and node02's active agents, and 4 rows — against 3 + 12 for a full look.
-    t.equal(r.queries, 3 + 5 + 2 + 4, `queries: ${r.queries}`);
+    // 9 over pages of 5), one of each status on node01 and on node02, and 4 rows — against 3 + 12 for a full look.
+    t.equal(r.queries, 3 + 5 + 2 * 4 + 4, `queries: ${r.queries}`);
   });
 
   t.test(`initial sync with onRows (${version}.x): the rows a chunk at a time, none held, the caller's time not the sync's`, async (t) => {
@@ -265,22 +265,25 @@ for (const version of [4, 5] as const) {
 
 t.test('idsToDescribe: the agents a light look describes', async (t) => {
   const listings = new Map<WazuhConnectionStatus, number[]>([
-    ['never_connected', [4, 9]], ['pending', [7]], ['active', [1, 3, 6, 7, 10, 11, 12]], ['disconnected', [2]],
+    ['never_connected', [4, 9]], ['pending', [7]], ['active', [1, 3, 6, 7, 10, 11, 12]], ['disconnected', [2, 13, 14]],
   ]);
-  const byNode = new Map([['node01', [1, 3, 11]], ['node02', [6, 10]]]);
+  const byNode = new Map([
+    ['active node01', [1, 3, 11]], ['active node02', [6, 10]], ['never_connected node02', [4]], ['disconnected node01', [14]], ['disconnected node02', [13]],
+  ]);
   const held = new Map<number, [string, string | null]>([
-    [1, ['active', 'node01']], [2, ['active', 'node01']], [3, ['active', null]], [4, ['never_connected', null]], [6, ['active', 'node01']],
+    [1, ['active', 'node01']], [2, ['active', 'node01']], [3, ['active', null]], [4, ['never_connected', 'node02']], [6, ['active', 'node01']],
     [7, ['pending', null]], [8, ['active', null]], [10, ['active', 'node02']], [11, ['active', 'node03']],
+    [13, ['disconnected', 'node01']], [14, ['disconnected', 'node01']],
   ]);
   const asked: [number, string][] = [];
   const view = {
     statusOf: (id: number) => { const s = held.get(id)?.[0]; asked.push([id, String(s)]); return s as WazuhConnectionStatus | undefined; },
     nodeOf: (id: number) => held.get(id)?.[1] ?? null,
   };
-  const ids = idsToDescribe([11, 10, 8, 7, 6, 4, 3, 2, 1, 5], listings, byNode, view);
-  t.same(ids, [2, 5, 6, 7, 8, 11], 'ascending: 2 (moved), 5 and 8 (in no listing), 7 (in two), 6 (held on node01, listed on node02), '
-    + '11 (held on node03, not listed); 1, 3 (no node held), 4 and 10 as held');
-  t.same(asked.map(([id]) => id).sort((a, b) => a - b), [1, 2, 3, 4, 6, 10, 11],
+  const ids = idsToDescribe([14, 13, 11, 10, 8, 7, 6, 4, 3, 2, 1, 5], listings, byNode, view);
+  t.same(ids, [2, 5, 6, 7, 8, 11, 13], 'ascending: 2 (moved), 5 and 8 (in no listing), 7 (in two), 6 (held on node01, listed on node02), '
+    + '11 (held on node03, not listed), 13 (disconnected, held on node01, listed on node02); 1, 3 (no node held), 4, 10 and 14 as held');
+  t.same(asked.map(([id]) => id).sort((a, b) => a - b), [1, 2, 3, 4, 6, 10, 11, 13, 14],
     'asked only of the agents one listing names; 9 and 12 (not in the listing of ids) neither asked of nor described');
   t.same(idsToDescribe([], listings, byNode, view), []);
   t.same(idsToDescribe([5, 6], new Map(), new Map(), view), [5, 6], 'no listing: every agent');
@@ -288,10 +291,12 @@ t.test('idsToDescribe: the agents a light look describes', async (t) => {
     [true, false, false, false, false], 'a node is listed only as one printable word');
 });
 
-t.test('initial sync, a light look at a wazuh-db that will not list by status: every agent described', async (t) => {
-  // A wazuh-db that answers get-all-agents and get-agent-info, and `err` to get-agents-by-connection-status.
-  const d = tmpDir(t);
-  const file = path.join(d, 'wdb');
+/**
+ * A wazuh-db of agents 1 and 2, active on node01: get-all-agents and get-agent-info answered, and
+ * get-agents-by-connection-status by `listing` (its words after `last_id`): a reply, or an `err`.
+ */
+async function fakeWdb(t: Test, listing: (words: string[]) => string | null): Promise<{ file: string; asked: string[] }> {
+  const file = path.join(tmpDir(t), 'wdb');
   const asked: string[] = [];
   const server = net.createServer((sock) => {
     const reader = new FrameReader();
@@ -299,19 +304,49 @@ t.test('initial sync, a light look at a wazuh-db that will not list by status: e
       for (const q of reader.push(chunk)) {
         asked.push(q);
         const info = /^global get-agent-info (\d+)$/.exec(q);
+        const list = /^global get-agents-by-connection-status \d+ (.*)$/.exec(q);
         sock.write(encodeFrame(q.startsWith('global get-all-agents') ? 'ok [{"id":0},{"id":1},{"id":2}]'
-          : info ? `ok [{"id":${info[1]},"name":"a${info[1]}","connection_status":"active","status_code":0}]`
-            : 'err Invalid DB query syntax, near \'get-agents-by-connection-status\''));
+          : info ? `ok [{"id":${info[1]},"name":"a${info[1]}","connection_status":"active","status_code":0,"node_name":"node01"}]`
+            : (list && listing(list[1].split(' '))) ?? 'err Invalid DB query syntax, near \'get-agents-by-connection-status\''));
       }
     });
   });
   await new Promise<void>((res) => server.listen(file, res));
   t.teardown(() => server.close());
-  const held: HeldAgents = { statusOf: () => 'active', nodeOf: () => null, activeNodes: () => [] };
-  const r = await initialSync({ socketPath: file, timeoutMs: 5000, held });
+  return { file, asked };
+}
+
+const onNode01 = (nodes: string[] = ['node01']): HeldAgents => ({ statusOf: () => 'active', nodeOf: () => 'node01', nodes: () => nodes });
+const byStatus = (words: string[]) => (words[0] === 'active' ? 'ok [{"id":1},{"id":2}]' : 'ok []');
+
+t.test('initial sync, a light look at a wazuh-db that will not list by status: every agent described', async (t) => {
+  const { file, asked } = await fakeWdb(t, () => null);
+  const r = await initialSync({ socketPath: file, timeoutMs: 5000, held: onNode01() });
   t.match(r, { complete: true, reason: null, skipped: 0, statusesRefused: /get-agents-by-connection-status never_connected answered err/ });
   t.same(r.agents.map((row) => row.id), [1, 2], 'each agent described, as by a full look');
   t.equal(asked.filter((q) => q.includes('get-agents-by-connection-status')).length, 1, 'the first refusal ends the listings');
+
+  // Listings by status given, by status and node refused: every agent described too.
+  const node = await fakeWdb(t, (words) => (words.length === 1 ? byStatus(words) : null));
+  const n = await initialSync({ socketPath: node.file, timeoutMs: 5000, held: onNode01() });
+  t.match(n, { complete: true, reason: null, skipped: 0, statusesRefused: /get-agents-by-connection-status never_connected node01 answered err/ });
+  t.same(n.agents.map((row) => row.id), [1, 2]);
+});
+
+t.test(`initial sync, a light look: the agents of ${MAX_LISTED_NODES} nodes at most listed by node, those held on others described`, async (t) => {
+  const { file, asked } = await fakeWdb(t, (words) => (words.length === 1 ? byStatus(words)
+    : words[1] === 'node01' && words[0] === 'active' ? 'ok [{"id":1},{"id":2}]' : 'ok []'));
+  const many = ['node01', 'a b', ...Array.from({ length: 30 }, (_, i) => `other${i}`)];
+  const r = await initialSync({ socketPath: file, timeoutMs: 5000, held: onNode01(many) });
+  t.match(r, { complete: true, reason: null, statusesRefused: null, skipped: 2 }, 'agents 1 and 2 listed active on node01, as held');
+  const byNodeAsked = asked.filter((q) => /^global get-agents-by-connection-status \d+ \S+ \S+ -1$/.test(q));
+  t.equal(byNodeAsked.length, 4 * MAX_LISTED_NODES, 'four listings a node, for the first nodes that can be named');
+  t.notOk(byNodeAsked.some((q) => q.includes('a b')), 'a node with a space is not put in a command');
+
+  // Held on a node past the cap: described.
+  const past = await initialSync({ socketPath: file, timeoutMs: 5000, held: { ...onNode01(many), nodeOf: () => 'other29' } });
+  t.match(past, { complete: true, statusesRefused: null, skipped: 0 });
+  t.same(past.agents.map((row) => row.id), [1, 2]);
 });
 
 t.test('describeAgents: the rows wazuh-db has, the agents it has none for, and why it stopped', async (t) => {

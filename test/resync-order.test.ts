@@ -6,7 +6,7 @@
 // before they were read (Capture.settled). Real eBPF, the simulated manager, the tap's own Tap with a
 // consumer held at a gate (a busy controller); only NATS is replaced by an array.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -273,12 +273,13 @@ async function threeAgents(t: Tap.Test, name: string, net: number) {
   return { home, sim, agents };
 }
 
-t.test('a light look reads the row of an active agent that moved to another node: a node\'s listing of its active agents is checked against it', async (t) => {
+t.test('a light look reads the row of an agent that moved to another node: a node\'s listing of its active agents is checked against it', async (t) => {
   const { home, sim, agents } = await threeAgents(t, 'n', 8);
   for (const a of agents) {
     await sim.startup(a);
     await sim.keepalive(a);
   }
+  await sim.shutdown(agents[2]); // 3: disconnected, on node01
   const lines: { msg?: string; look?: string; agents?: number }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
   const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'light-node', attach: false, log }, new Lifecycle(quiet));
@@ -289,28 +290,34 @@ t.test('a light look reads the row of an active agent that moved to another node
   seedTable(tap.state, first.agents);
   tap.fullLookEnded();
   t.match(tap.state.get(2), { node: 'node01', status: 'active' });
-  // Uncaptured: agent 2 now reports through node02 (a master's copy: still active, on node02).
+  // Uncaptured: agents 2 and 3 now report through node02 (a master's copy: 2 still active, 3 still disconnected).
   const cluster = await sim.spawnClusterd();
   await cluster.syncSet(agents[1], 'active', 'node02');
+  await cluster.syncSet(agents[2], 'disconnected', 'node02');
   await tap.resync(ATTACHED_RESYNC);
-  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db'), [{ look: 'by status', agents: 1 }], 'agent 2\'s row read, not 1\'s or 3\'s');
-  t.match(tap.state.get(2), { node: 'node02', status: 'active' }, 'its node refreshed');
-  // remoted on node01 lists its active agents, captured: 1 and 3. Agent 2 is on node02: nothing to say.
+  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db'), [{ look: 'by status', agents: 2 }], 'the rows of 2 and 3 read, not 1\'s');
+  t.match(tap.state.get(2), { node: 'node02', status: 'active' }, 'their nodes refreshed');
+  t.match(tap.state.get(3), { node: 'node02', status: 'disconnected' });
+  t.same(events, [], 'the look itself said nothing: each is as it was');
+  // Captured: 3 active again by a write that carries no node (5.x's keepalive, 4.x's lighter one); then remoted on
+  // node01 lists its active agents: 1. Agents 2 and 3 are on node02: nothing to say of them.
   const at = process.hrtime.bigint();
-  const polled = tap.state.apply({
-    connId: 'c9', request: parseRequest('global get-agents-by-connection-status 0 active node01 -1'),
-    reply: parseReply('ok [{"id":1},{"id":3}]'), tsNs: at, replyTsNs: at + 1000n, tgid: 7, comm: 'wazuh-remoted',
+  const exchange = (request: string, reply: string, ns: bigint) => tap.state.apply({
+    connId: 'c9', request: parseRequest(request), reply: parseReply(reply), tsNs: ns, replyTsNs: ns + 1000n, tgid: 7, comm: 'wazuh-remoted',
   });
-  t.same(polled, [], 'no active > disconnected for agent 2 (its node was node01 in the table before the look)');
-  t.same(events, [], 'and the look itself said nothing: the agent is active as it was');
+  t.match(exchange('global update-keepalive {"id":3,"connection_status":"active","sync_status":"synced"}', 'ok', at),
+    [{ agent_id: '003', previous_status: 'disconnected', current_status: 'active' }]);
+  t.same(exchange('global get-agents-by-connection-status 0 active node01 -1', 'ok [{"id":1}]', at + 1_000_000n), [],
+    'no active > disconnected for agents 2 and 3 (on node01 in the table before the look)');
 });
 
 t.test('looks asked for while one runs: one look answers them, the stricter of their kinds', async (t) => {
   const { home, sim } = await threeAgents(t, 'q', 7);
-  const lines: { msg?: string; why?: string; look?: string }[] = [];
+  const lines: { msg?: string; why?: string; look?: string; first_look?: boolean; complete?: boolean }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
   const tap = new Tap({ home, natsUrls: [], prefix: 'wazuh', node: 'q', attach: false, log }, new Lifecycle(quiet));
-  tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => evs.map(() => true) } as unknown as ReliablePublisher;
+  const events: AgentEvent[] = [];
+  tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => { events.push(...evs); return evs.map(() => true); } } as unknown as ReliablePublisher;
   // The capture holds each look until let go: the later ones are asked for while the first runs.
   let release: () => void = () => {};
   let held = new Promise<void>((res) => { release = res; });
@@ -332,16 +339,59 @@ t.test('looks asked for while one runs: one look answers them, the stricter of t
   await sleep(200);
   t.same(looks(), ['test: a look in flight/every agent', 'records lost/by status'], 'the loss\'s look made, once, light within both windows');
 
-  // wazuh-db reappeared, then a re-attach, while a look runs: a first look, of every agent.
+  // wazuh-db reappeared, then a re-attach, while a look runs: a first look, of every agent — agent 4, known by
+  // name only (client.keys), never told of by this tap and registered meanwhile (uncaptured), adopted silently as at
+  // start. (A look that is not a first one tells of it: unknown > never_connected.)
   lines.length = 0;
+  tap.state.setKnown({ id: 4, name: 'q4' });
+  const authd = await sim.spawnAuthd();
   held = new Promise<void>((res) => { release = res; });
   const again = tap.resync('test: a look in flight');
   await sleep(100);
   await tap.resync('wazuh-db socket appeared', 0, true);
   await tap.resync(ATTACHED_RESYNC);
+  await authd.register({ id: 4, name: 'q4', ip: 'any' });
   release();
   await again;
   while (looks().length < 2 && Date.now() < end + 5000) await sleep(20);
   await sleep(200);
   t.same(looks(), ['test: a look in flight/every agent', 'attached/every agent'], 'the reappearance\'s full look not made light by the attach');
+  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db').at(-1), { first_look: true }, 'and a first look still');
+  t.same(events, [], 'agent 4 adopted silently');
+  t.match(tap.state.get(4), { status: 'never_connected' });
+
+  // Two minutes after the last complete look: a light look for lost records runs; one for lost records and a
+  // re-attach's are asked for meanwhile — the re-attach's window (a minute) is the stricter: every agent.
+  lines.length = 0;
+  (tap as unknown as { fullLookEndMs: number }).fullLookEndMs -= 2 * 60_000; // a test's shortcut to two minutes later
+  held = new Promise<void>((res) => { release = res; });
+  const lost = tap.resync(LOSS_RESYNC);
+  await sleep(100);
+  await tap.resync(LOSS_RESYNC);
+  await tap.resync(ATTACHED_RESYNC);
+  release();
+  await lost;
+  const end2 = Date.now() + 5000;
+  while (looks().length < 2 && Date.now() < end2) await sleep(20);
+  await sleep(200);
+  t.same(looks(), ['records lost/by status', 'records lost/every agent']);
+
+  // wazuh-db's socket gone while a look runs (a restart), the look for its reappearance asked for with its wait for the
+  // socket (5 s), and a re-attach's without one: the look made waits all the same, and completes once it is back.
+  lines.length = 0;
+  const socket = join(home, 'queue/db/wdb');
+  held = new Promise<void>((res) => { release = res; });
+  const restart = tap.resync('test: a look in flight');
+  await sleep(100);
+  renameSync(socket, `${socket}.away`);
+  await tap.resync('wazuh-db socket appeared', 5000, true);
+  await tap.resync(ATTACHED_RESYNC);
+  release();
+  await restart;
+  await sleep(700);
+  renameSync(`${socket}.away`, socket);
+  const end3 = Date.now() + 8000;
+  while (looks().length < 2 && Date.now() < end3) await sleep(20);
+  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db').at(-1), { why: 'attached', complete: true, first_look: true },
+    'the merged look waited for the socket');
 });

@@ -335,7 +335,7 @@ export class Tap {
       }
       const fields = {
         why, corrected, complete: r.complete, agents: r.described, listed: r.ids.length, settled,
-        look: lightly ? 'by status' : 'every agent', ...(lightly && { unchanged: r.skipped }),
+        look: lightly ? 'by status' : 'every agent', ...(lightly && { unchanged: r.skipped }), ...(firstLook && { first_look: true }),
         ...(r.statusesRefused !== null && { statuses_refused: r.statusesRefused }),
       };
       // Incomplete (wazuh-db away, slow, or gone mid-way): a warning with why.

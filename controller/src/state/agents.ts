@@ -241,9 +241,9 @@ export class AgentStateTable {
     return this.agents.nodeOf(id);
   }
 
-  /** The nodes the active agents are on. */
-  activeNodes(): Set<string> {
-    return this.agents.activeNodes();
+  /** The nodes the agents are on. */
+  nodes(): Set<string> {
+    return this.agents.nodes();
   }
 
   /** Every agent tracked (a snapshot, e.g. for a KV materialised view). */

@@ -117,13 +117,12 @@ export class AgentRows {
     return s === undefined ? null : this.profiles[s].node;
   }
 
-  /** The nodes the active agents are on (a light look lists each: state/sources/listed-statuses.ts). */
-  activeNodes(): Set<string> {
-    const active = CONNECTION_STATUSES.indexOf('active');
+  /** The nodes the agents are on (a light look lists each: state/sources/listed-statuses.ts). */
+  nodes(): Set<string> {
     const nodes = new Set<string>();
     for (const [, s] of this.slots.entries()) {
       const node = this.profiles[s].node;
-      if (this.statuses[s] === active && node !== null) nodes.add(node);
+      if (node !== null) nodes.add(node);
     }
     return nodes;
   }

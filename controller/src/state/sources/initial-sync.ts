@@ -2,9 +2,9 @@
 // client of its own socket `<home>/queue/db/wdb` (like Wazuh's Python framework does), read-only:
 //   global get-all-agents last_id <n>      paged until the reply is `ok` (each `due` asks again)
 //   global get-agent-info <id>             for each agent: status, status_code, name, ip, version, os…
-// or, for a light look (`held`), between the two: the ids by connection status, and the active ones by node
+// or, for a light look (`held`), between the two: the ids by connection status, and by status on each node
 //   global get-agents-by-connection-status <last_id> <status>             paged, each of the four statuses
-//   global get-agents-by-connection-status <last_id> active <node> -1     paged, each node held
+//   global get-agents-by-connection-status <last_id> <status> <node> -1   paged, the same on each node held
 // and get-agent-info only for the agents the caller does not hold as listed.
 // Bounded in time and in count; a missing socket or a wazuh-db that stops answering is not an error:
 // the result says what was learned and why it stopped. `internal_key` (in every get-agent-info row) is
@@ -17,7 +17,9 @@ import { parseAgentRows, parseIdList } from '../../decode/wdb-rows.js';
 import type { AgentSyncRow, WazuhConnectionStatus } from '../../types.js';
 import type { AgentStateTable } from '../agents.js';
 import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
-import { type HeldAgents, idsToDescribe, isListableNode, LISTED_STATUSES, MAX_LISTED_NODES } from './listed-statuses.js';
+import {
+  type HeldAgents, idsToDescribe, isListableNode, LISTED_STATUSES, MAX_LISTED_NODES, nodeListingKey,
+} from './listed-statuses.js';
 import { isFdExhaustion } from '../../util/errno.js';
 import { withPathInView } from '../../util/in-view.js';
 
@@ -49,7 +51,7 @@ export interface InitialSyncOptions {
   rowsChunk?: number;
   /**
    * A light look: after the listing of ids, wazuh-db's listings by connection status (four short page
-   * runs, `get-agents-by-connection-status`) and of the active agents of each node `held` has them on,
+   * runs, `get-agents-by-connection-status`), and by status on each node `held` has agents on,
    * and only the agents it does not hold as listed are described (listed-statuses.ts). For a table a
    * complete look filled moments ago: 100,000 agents were 100,000 get-agent-info requests more at each
    * start. Listings wazuh-db will not give: every agent is described.
@@ -303,15 +305,20 @@ async function listLightly(
     if (these === null || typeof these === 'string') return these;
     listings.set(status, these);
   }
-  // Each node the caller's active agents are on (a few in a cluster; one, or none, alone); an active agent
-  // on a node not listed here (past MAX_LISTED_NODES, or a name no command can carry) is described.
+  // Each status again on each node the caller's agents are on (a few in a cluster; one, or none, alone):
+  // an agent on a node not listed here (past MAX_LISTED_NODES, or a name no command can carry) is described.
   const byNode = new Map<string, number[]>();
-  for (const node of held.activeNodes()) {
-    if (byNode.size >= MAX_LISTED_NODES) break;
+  let nodes = 0;
+  for (const node of held.nodes()) {
+    if (nodes >= MAX_LISTED_NODES) break;
     if (!isListableNode(node)) continue;
-    const these = await list(`get-agents-by-connection-status active ${node}`, (last) => `global get-agents-by-connection-status ${last} active ${node} -1`);
-    if (these === null || typeof these === 'string') return these;
-    byNode.set(node, these);
+    nodes++;
+    for (const status of LISTED_STATUSES) {
+      const these = await list(`get-agents-by-connection-status ${status} ${node}`,
+        (last) => `global get-agents-by-connection-status ${last} ${status} ${node} -1`);
+      if (these === null || typeof these === 'string') return these;
+      byNode.set(nodeListingKey(status, node), these);
+    }
   }
   return idsToDescribe(res.ids, listings, byNode, held);
 }

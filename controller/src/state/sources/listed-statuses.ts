@@ -1,22 +1,23 @@
 // The light look at wazuh-db (initial-sync.ts, `held`): which agents of a complete listing to describe,
-// given wazuh-db's listings by connection status, and of the active agents by cluster node. Pure: no
-// socket, no table.
+// given wazuh-db's listings by connection status, and by status and cluster node. Pure: no socket, no
+// table.
 //
 // The listings are read one after another, not at one instant: an agent whose status changed between
 // two of them is named by both or by neither. Such an agent is described (its row says where it is);
-// so is one named with a status the caller does not hold. An active agent is also described unless the
-// listing of the node the caller holds it on names it: the table's node is what a node's own listing
-// of its active agents (remoted's, every 5 s) is checked against — an agent that moved to another node
-// while nothing was captured, still active, was published as disconnected once this node's listing
-// lacked it (helper-81). The others are left as they are.
+// so is one named with a status the caller does not hold, and one held on a node whose listing of that
+// status does not name it: the table's node is what a node's own listing of its active agents
+// (remoted's, every 5 s) is checked against — an agent that moved to another node while nothing was
+// captured, still active, was published as disconnected once this node's listing lacked it, and one
+// that moved while disconnected was, once a write that carries no node (5.x's keepalive) made it active
+// (helper-81, helper-82). The others are left as they are.
 
 import type { ConnectionStatus, WazuhConnectionStatus } from '../../types.js';
 
 /** The statuses wazuh-db gives an agent, each listed by `get-agents-by-connection-status`. */
 export const LISTED_STATUSES: readonly WazuhConnectionStatus[] = Object.freeze(['never_connected', 'pending', 'active', 'disconnected']);
 
-/** Nodes whose active agents a light look lists at most; an active agent held on another is described. */
-export const MAX_LISTED_NODES = 32;
+/** Nodes a light look lists the agents of at most (four listings a node); an agent held on another is described. */
+export const MAX_LISTED_NODES = 16;
 
 /** What the caller holds of its agents, asked of each listed one. */
 export interface HeldAgents {
@@ -24,8 +25,8 @@ export interface HeldAgents {
   statusOf(id: number): ConnectionStatus | undefined;
   /** The agent's cluster node; null: none known. */
   nodeOf(id: number): string | null;
-  /** The nodes its active agents are on: each is listed (`get-agents-by-connection-status … active <node> -1`). */
-  activeNodes(): Iterable<string>;
+  /** The nodes its agents are on: each is listed by status (`get-agents-by-connection-status … <status> <node> -1`). */
+  nodes(): Iterable<string>;
 }
 
 /** A node name that can be one word of a wazuh-db command (no space, nothing unprintable). */
@@ -33,11 +34,16 @@ export function isListableNode(node: string): boolean {
   return /^[\x21-\x7e]{1,127}$/.test(node);
 }
 
+/** The key of a listing by status and node in idsToDescribe's `byNode`. */
+export function nodeListingKey(status: WazuhConnectionStatus, node: string): string {
+  return `${status} ${node}`;
+}
+
 /**
  * The ids of `all` to describe, ascending: those no status listing or more than one names, those one
- * names with a status the caller does not hold, and the active ones held on a node whose listing (in
- * `byNode`) does not name them. Ids a listing names that `all` lacks (registered after it was read) are
- * not: the capture saw their registration.
+ * names with a status the caller does not hold, and those held on a node whose listing of that status
+ * (in `byNode`, by nodeListingKey) does not name them. Ids a listing names that `all` lacks (registered
+ * after it was read) are not: the capture saw their registration.
  */
 export function idsToDescribe(
   all: readonly number[], // no id twice (initialSync's listing)
@@ -64,9 +70,9 @@ export function idsToDescribe(
     const id = ids[i];
     const status = statuses[statusOf[i]];
     if (named[i] !== 1 || held.statusOf(id) !== status) out.push(id);
-    else if (status === 'active') {
+    else {
       const node = held.nodeOf(id);
-      const list = node === null ? undefined : nodes.get(node);
+      const list = node === null ? undefined : nodes.get(nodeListingKey(status, node));
       if (node !== null && (list === undefined || indexOf(list, id) < 0)) out.push(id);
     }
   }
