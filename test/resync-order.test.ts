@@ -320,78 +320,70 @@ t.test('looks asked for while one runs: one look answers them, the stricter of t
   tap.publisher = { publishAgentEvents: (evs: AgentEvent[]) => { events.push(...evs); return evs.map(() => true); } } as unknown as ReliablePublisher;
   // The capture holds each look until let go: the later ones are asked for while the first runs.
   let release: () => void = () => {};
-  let held = new Promise<void>((res) => { release = res; });
+  let held = Promise.resolve();
   tap.capture = { attached: true, settled: async () => { await held; return true; } } as unknown as Capture;
   const first = await initialSync({ home });
   seedTable(tap.state, first.agents);
   tap.fullLookEnded();
-  const looks = () => lines.filter((l) => l.msg === 'state resynchronised from wazuh-db').map((l) => `${l.why}/${l.look}`);
+  const said = () => lines.filter((l) => l.msg === 'state resynchronised from wazuh-db');
+  const looks = () => said().map((l) => `${l.why}/${l.look}`);
+  /** `running` started and held; `meanwhile` asks for more; let go, `then`, and the two looks' log lines waited for. */
+  const whileOneRuns = async (running: () => Promise<void>, meanwhile: () => Promise<void>, then = async () => {}) => {
+    lines.length = 0;
+    held = new Promise<void>((res) => { release = res; });
+    const look = running();
+    await sleep(100);
+    await meanwhile();
+    release();
+    await look;
+    await then();
+    const end = Date.now() + 8000;
+    while (looks().length < 2 && Date.now() < end) await sleep(20);
+    await sleep(200);
+  };
+  const inFlight = () => tap.resync('test: a look in flight');
 
   // A look for lost records and then a re-attach's, while a look runs: one look, for lost records (its spacing).
-  const running = tap.resync('test: a look in flight');
-  await sleep(100);
-  await tap.resync(LOSS_RESYNC);
-  await tap.resync(ATTACHED_RESYNC);
-  release();
-  await running;
-  const end = Date.now() + 5000;
-  while (looks().length < 2 && Date.now() < end) await sleep(20);
-  await sleep(200);
+  await whileOneRuns(inFlight, async () => {
+    await tap.resync(LOSS_RESYNC);
+    await tap.resync(ATTACHED_RESYNC);
+  });
   t.same(looks(), ['test: a look in flight/every agent', 'records lost/by status'], 'the loss\'s look made, once, light within both windows');
 
   // wazuh-db reappeared, then a re-attach, while a look runs: a first look, of every agent — agent 4, known by
   // name only (client.keys), never told of by this tap and registered meanwhile (uncaptured), adopted silently as at
   // start. (A look that is not a first one tells of it: unknown > never_connected.)
-  lines.length = 0;
   tap.state.setKnown({ id: 4, name: 'q4' });
   const authd = await sim.spawnAuthd();
-  held = new Promise<void>((res) => { release = res; });
-  const again = tap.resync('test: a look in flight');
-  await sleep(100);
-  await tap.resync('wazuh-db socket appeared', 0, true);
-  await tap.resync(ATTACHED_RESYNC);
-  await authd.register({ id: 4, name: 'q4', ip: 'any' });
-  release();
-  await again;
-  while (looks().length < 2 && Date.now() < end + 5000) await sleep(20);
-  await sleep(200);
+  await whileOneRuns(inFlight, async () => {
+    await tap.resync('wazuh-db socket appeared', 0, true);
+    await tap.resync(ATTACHED_RESYNC);
+    await authd.register({ id: 4, name: 'q4', ip: 'any' });
+  });
   t.same(looks(), ['test: a look in flight/every agent', 'attached/every agent'], 'the reappearance\'s full look not made light by the attach');
-  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db').at(-1), { first_look: true }, 'and a first look still');
+  t.match(said().at(-1), { first_look: true }, 'and a first look still');
   t.same(events, [], 'agent 4 adopted silently');
   t.match(tap.state.get(4), { status: 'never_connected' });
 
   // Two minutes after the last complete look: a light look for lost records runs; one for lost records and a
   // re-attach's are asked for meanwhile — the re-attach's window (a minute) is the stricter: every agent.
-  lines.length = 0;
   (tap as unknown as { fullLookEndMs: number }).fullLookEndMs -= 2 * 60_000; // a test's shortcut to two minutes later
-  held = new Promise<void>((res) => { release = res; });
-  const lost = tap.resync(LOSS_RESYNC);
-  await sleep(100);
-  await tap.resync(LOSS_RESYNC);
-  await tap.resync(ATTACHED_RESYNC);
-  release();
-  await lost;
-  const end2 = Date.now() + 5000;
-  while (looks().length < 2 && Date.now() < end2) await sleep(20);
-  await sleep(200);
+  await whileOneRuns(() => tap.resync(LOSS_RESYNC), async () => {
+    await tap.resync(LOSS_RESYNC);
+    await tap.resync(ATTACHED_RESYNC);
+  });
   t.same(looks(), ['records lost/by status', 'records lost/every agent']);
 
   // wazuh-db's socket gone while a look runs (a restart), the look for its reappearance asked for with its wait for the
   // socket (5 s), and a re-attach's without one: the look made waits all the same, and completes once it is back.
-  lines.length = 0;
   const socket = join(home, 'queue/db/wdb');
-  held = new Promise<void>((res) => { release = res; });
-  const restart = tap.resync('test: a look in flight');
-  await sleep(100);
-  renameSync(socket, `${socket}.away`);
-  await tap.resync('wazuh-db socket appeared', 5000, true);
-  await tap.resync(ATTACHED_RESYNC);
-  release();
-  await restart;
-  await sleep(700);
-  renameSync(`${socket}.away`, socket);
-  const end3 = Date.now() + 8000;
-  while (looks().length < 2 && Date.now() < end3) await sleep(20);
-  t.match(lines.filter((l) => l.msg === 'state resynchronised from wazuh-db').at(-1), { why: 'attached', complete: true, first_look: true },
-    'the merged look waited for the socket');
+  await whileOneRuns(inFlight, async () => {
+    renameSync(socket, `${socket}.away`);
+    await tap.resync('wazuh-db socket appeared', 5000, true);
+    await tap.resync(ATTACHED_RESYNC);
+  }, async () => {
+    await sleep(700);
+    renameSync(`${socket}.away`, socket);
+  });
+  t.match(said().at(-1), { why: 'attached', complete: true, first_look: true }, 'the merged look waited for the socket');
 });
