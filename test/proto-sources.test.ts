@@ -331,6 +331,27 @@ t.test('initial sync, a light look at a wazuh-db that will not list by status: e
   const n = await initialSync({ socketPath: node.file, timeoutMs: 5000, held: onNode01() });
   t.match(n, { complete: true, reason: null, skipped: 0, statusesRefused: /get-agents-by-connection-status never_connected node01 answered err/ });
   t.same(n.agents.map((row) => row.id), [1, 2]);
+
+  // node01's listings given, node02's refused (the agents are on node01): every agent described all the same.
+  const second = await fakeWdb(t, (words) => (words.length === 1 ? byStatus(words) : words[1] === 'node02' ? null
+    : words[0] === 'active' ? 'ok [{"id":1},{"id":2}]' : 'ok []'));
+  const s2 = await initialSync({ socketPath: second.file, timeoutMs: 5000, held: onNode01(['node01', 'node02']) });
+  t.match(s2, { complete: true, reason: null, skipped: 0, statusesRefused: /get-agents-by-connection-status never_connected node02 answered err/ });
+  t.same(s2.agents.map((row) => row.id), [1, 2]);
+});
+
+t.test('AgentStateTable.nodes: the nodes of agents of every status, those with the most agents first', async (t) => {
+  const s = table();
+  seedTable(s, [
+    { id: 1, connection_status: 'active', node_name: 'node01' },
+    { id: 2, connection_status: 'disconnected', node_name: 'node02' },
+    { id: 3, connection_status: 'disconnected', node_name: 'node02' },
+    { id: 4, connection_status: 'never_connected', node_name: 'node03' },
+    { id: 5, connection_status: 'pending', node_name: 'node03' },
+    { id: 6, connection_status: 'never_connected', node_name: 'node03' },
+    { id: 7, connection_status: 'never_connected' },
+  ]);
+  t.same(s.nodes(), ['node03', 'node02', 'node01']);
 });
 
 t.test(`initial sync, a light look: the agents of ${MAX_LISTED_NODES} nodes at most listed by node, those held on others described`, async (t) => {

@@ -241,8 +241,8 @@ export class AgentStateTable {
     return this.agents.nodeOf(id);
   }
 
-  /** The nodes the agents are on. */
-  nodes(): Set<string> {
+  /** The nodes the agents are on, those with the most agents first. */
+  nodes(): string[] {
     return this.agents.nodes();
   }
 

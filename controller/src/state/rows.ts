@@ -117,14 +117,17 @@ export class AgentRows {
     return s === undefined ? null : this.profiles[s].node;
   }
 
-  /** The nodes the agents are on (a light look lists each: state/sources/listed-statuses.ts). */
-  nodes(): Set<string> {
-    const nodes = new Set<string>();
+  /**
+   * The nodes the agents are on, those with the most agents first: a light look lists the first few
+   * (state/sources/listed-statuses.ts MAX_LISTED_NODES), and reads the rows of the others' agents.
+   */
+  nodes(): string[] {
+    const counts = new Map<string, number>();
     for (const [, s] of this.slots.entries()) {
       const node = this.profiles[s].node;
-      if (node !== null) nodes.add(node);
+      if (node !== null) counts.set(node, (counts.get(node) ?? 0) + 1);
     }
-    return nodes;
+    return [...counts].sort((a, b) => b[1] - a[1]).map(([node]) => node);
   }
 
   get(id: number): AgentRow | undefined {

@@ -16,7 +16,10 @@ import type { ConnectionStatus, WazuhConnectionStatus } from '../../types.js';
 /** The statuses wazuh-db gives an agent, each listed by `get-agents-by-connection-status`. */
 export const LISTED_STATUSES: readonly WazuhConnectionStatus[] = Object.freeze(['never_connected', 'pending', 'active', 'disconnected']);
 
-/** Nodes a light look lists the agents of at most (four listings a node); an agent held on another is described. */
+/**
+ * Nodes a light look lists the agents of at most (four listings a node, each a scan of wazuh-db's agent
+ * table); an agent held on another is described. A cluster has a few nodes.
+ */
 export const MAX_LISTED_NODES = 16;
 
 /** What the caller holds of its agents, asked of each listed one. */
@@ -25,7 +28,10 @@ export interface HeldAgents {
   statusOf(id: number): ConnectionStatus | undefined;
   /** The agent's cluster node; null: none known. */
   nodeOf(id: number): string | null;
-  /** The nodes its agents are on: each is listed by status (`get-agents-by-connection-status … <status> <node> -1`). */
+  /**
+   * The nodes its agents are on, those with the most agents first: each is listed by status
+   * (`get-agents-by-connection-status … <status> <node> -1`), MAX_LISTED_NODES at most.
+   */
   nodes(): Iterable<string>;
 }
 
