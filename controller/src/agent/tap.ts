@@ -49,10 +49,11 @@ export const LOSS_RESYNC = 'records lost';
 export const ATTACHED_RESYNC = 'attached';
 /**
  * An attach this soon after a complete look at wazuh-db ended looks again lightly (state/sources/
- * listed-statuses.ts): the ids by status, and rows only for the agents whose status moved meanwhile.
- * What else changed uncaptured in so short a gap (an address, a version, a group) waits for the
- * agent's next write — a connected agent's next keepalive. At start, the look before attach had just
- * asked wazuh-db about every agent: the full look after it asked about all of them again.
+ * listed-statuses.ts): the ids by status (and by status on each node), and rows only for the agents
+ * whose status or node moved meanwhile. What else changed uncaptured in so short a gap waits: an
+ * address or a version for a connected agent's next keepalive, a group for a row read later
+ * (docs/architecture.md). At start, the look before attach had just asked wazuh-db about every agent:
+ * the full look after it asked about all of them again.
  */
 export const LIGHT_LOOK_WITHIN_MS = 60_000;
 /**

@@ -281,9 +281,9 @@ async function listAndDescribe(
 }
 
 /**
- * The ids of `res.ids` a light look describes (listed-statuses.ts), from wazuh-db's listings by status and
- * by status on each node the caller holds agents on; null: a listing was refused (`res.statusesRefused` says which), every
- * agent is described; a string: out of time.
+ * The ids of `res.ids` a light look describes (listed-statuses.ts), from wazuh-db's listings by status
+ * and by status on each node the caller holds agents on; null: a listing was refused
+ * (`res.statusesRefused` says which), every agent is described; a string: out of time.
  */
 async function listLightly(
   client: WdbClient, res: InitialSyncResult, held: HeldAgents, queryMs: number, left: () => number,
