@@ -268,7 +268,8 @@ t.test('idsToDescribe: the agents a light look describes', async (t) => {
     ['never_connected', [4, 9]], ['pending', [7]], ['active', [1, 3, 6, 7, 10, 11, 12]], ['disconnected', [2, 13, 14]],
   ]);
   const byNode = new Map([
-    ['active node01', [1, 3, 11]], ['active node02', [6, 10]], ['never_connected node02', [4]], ['disconnected node01', [14]], ['disconnected node02', [13]],
+    ['node01', new Map<WazuhConnectionStatus, number[]>([['active', [1, 3, 11]], ['disconnected', [14]]])],
+    ['node02', new Map<WazuhConnectionStatus, number[]>([['active', [6, 10]], ['never_connected', [4]], ['disconnected', [13]]])],
   ]);
   const held = new Map<number, [string, string | null]>([
     [1, ['active', 'node01']], [2, ['active', 'node01']], [3, ['active', null]], [4, ['never_connected', 'node02']], [6, ['active', 'node01']],

@@ -138,7 +138,6 @@ export class IdMap<V> extends IdEntries<V> {
     return isIndex(id) && id < this.dense.length;
   }
 
-
   /** Slots up to `length`, every one written (a packed array: no holes for V8 to look up). Ids that
    * were in the Map and now fall in the array move into it. */
   private grow(length: number): void {

@@ -18,7 +18,7 @@ import type { AgentSyncRow, WazuhConnectionStatus } from '../../types.js';
 import type { AgentStateTable } from '../agents.js';
 import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
 import {
-  type HeldAgents, idsToDescribe, isListableNode, LISTED_STATUSES, MAX_LISTED_NODES, nodeListingKey,
+  type HeldAgents, idsToDescribe, isListableNode, LISTED_STATUSES, type Listings, MAX_LISTED_NODES,
 } from './listed-statuses.js';
 import { isFdExhaustion } from '../../util/errno.js';
 import { withPathInView } from '../../util/in-view.js';
@@ -299,26 +299,30 @@ async function listLightly(
     res.statusesRefused = why; // a wazuh-db without it, an answer not understood
     return null;
   };
-  const listings = new Map<WazuhConnectionStatus, number[]>();
-  for (const status of LISTED_STATUSES) {
-    const these = await list(`get-agents-by-connection-status ${status}`, (last) => `global get-agents-by-connection-status ${last} ${status}`);
-    if (these === null || typeof these === 'string') return these;
-    listings.set(status, these);
-  }
+  // Each of the four statuses, on every node (null) or on one.
+  const byStatus = async (node: string | null): Promise<Listings | string | null> => {
+    const out = new Map<WazuhConnectionStatus, number[]>();
+    for (const status of LISTED_STATUSES) {
+      const on = node === null ? '' : ` ${node}`;
+      const limit = node === null ? '' : ' -1'; // remoted's form: every agent of the node
+      const these = await list(`get-agents-by-connection-status ${status}${on}`,
+        (last) => `global get-agents-by-connection-status ${last} ${status}${on}${limit}`);
+      if (these === null || typeof these === 'string') return these;
+      out.set(status, these);
+    }
+    return out;
+  };
+  const listings = await byStatus(null);
+  if (listings === null || typeof listings === 'string') return listings;
   // Each status again on each node the caller's agents are on (a few in a cluster; one, or none, alone):
   // an agent on a node not listed here (past MAX_LISTED_NODES, or a name no command can carry) is described.
-  const byNode = new Map<string, number[]>();
-  let nodes = 0;
+  const byNode = new Map<string, Listings>();
   for (const node of held.nodes()) {
-    if (nodes >= MAX_LISTED_NODES) break;
+    if (byNode.size >= MAX_LISTED_NODES) break;
     if (!isListableNode(node)) continue;
-    nodes++;
-    for (const status of LISTED_STATUSES) {
-      const these = await list(`get-agents-by-connection-status ${status} ${node}`,
-        (last) => `global get-agents-by-connection-status ${last} ${status} ${node} -1`);
-      if (these === null || typeof these === 'string') return these;
-      byNode.set(nodeListingKey(status, node), these);
-    }
+    const these = await byStatus(node);
+    if (these === null || typeof these === 'string') return these;
+    byNode.set(node, these);
   }
   return idsToDescribe(res.ids, listings, byNode, held);
 }

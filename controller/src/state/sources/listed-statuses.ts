@@ -40,21 +40,19 @@ export function isListableNode(node: string): boolean {
   return /^[\x21-\x7e]{1,127}$/.test(node);
 }
 
-/** The key of a listing by status and node in idsToDescribe's `byNode`. */
-export function nodeListingKey(status: WazuhConnectionStatus, node: string): string {
-  return `${status} ${node}`;
-}
+/** wazuh-db's listings of agent ids, by connection status. */
+export type Listings = ReadonlyMap<WazuhConnectionStatus, readonly number[]>;
 
 /**
  * The ids of `all` to describe, ascending: those no status listing or more than one names, those one
  * names with a status the caller does not hold, and those held on a node whose listing of that status
- * (in `byNode`, by nodeListingKey) does not name them. Ids a listing names that `all` lacks (registered
- * after it was read) are not: the capture saw their registration.
+ * (in `byNode`) does not name them. Ids a listing names that `all` lacks (registered after it was
+ * read) are not: the capture saw their registration.
  */
 export function idsToDescribe(
   all: readonly number[], // no id twice (initialSync's listing)
-  listings: ReadonlyMap<WazuhConnectionStatus, readonly number[]>,
-  byNode: ReadonlyMap<string, readonly number[]>,
+  listings: Listings,
+  byNode: ReadonlyMap<string, Listings>,
   held: Pick<HeldAgents, 'statusOf' | 'nodeOf'>,
 ): number[] {
   // Typed arrays, not a Map of 100,000 ids: a few bytes an agent while the look lasts.
@@ -70,7 +68,7 @@ export function idsToDescribe(
       statusOf[i] = k;
     }
   });
-  const nodes = new Map([...byNode].map(([node, list]) => [node, Int32Array.from(list).sort()]));
+  const nodes = new Map([...byNode].map(([node, m]) => [node, new Map([...m].map(([st, list]) => [st, Int32Array.from(list).sort()]))]));
   const out: number[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
@@ -78,7 +76,7 @@ export function idsToDescribe(
     if (named[i] !== 1 || held.statusOf(id) !== status) out.push(id);
     else {
       const node = held.nodeOf(id);
-      const list = node === null ? undefined : nodes.get(nodeListingKey(status, node));
+      const list = node === null ? undefined : nodes.get(node)?.get(status);
       if (node !== null && (list === undefined || indexOf(list, id) < 0)) out.push(id);
     }
   }
