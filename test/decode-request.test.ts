@@ -111,6 +111,29 @@ t.test('a repeated key makes the request invalid: wazuh-db (cJSON) reads the fir
   t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\":"\\","connection_status":"active"}`), { cmd: 'update-keepalive', id: 1 }, 'a key ending in an escaped backslash');
 });
 
+t.test('a repeated key is found whatever quotes and backslashes the strings hold (random objects)', async (t) => {
+  // Strings end at the first quote not escaped (an odd run of backslashes before it escapes it): made of
+  // those characters, keys and values test where each string ends. A key repeated iff the text says so.
+  let seed = 0x5eed;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  const str = () => Array.from({ length: rnd(8) }, () => ['"', '\\', 'a', 'id', ':', ',', '{', '}'][rnd(8)]).join('');
+  let repeated = 0;
+  for (let i = 0; i < 400; i++) {
+    const keys = new Set<string>(['id']);
+    while (keys.size < 2 + rnd(6)) keys.add(`k${str()}`);
+    const list = [...keys];
+    const twice = rnd(3) === 0;
+    if (twice) list.push(list[rnd(list.length)]);
+    const text = `{${list.map((k) => `${JSON.stringify(k)}:${k === 'id' ? 1 : JSON.stringify(rnd(2) ? str() : [str(), { id: str() }])}`).join(',')}}`;
+    const r = parseRequest(`global update-keepalive ${text}`);
+    const invalid = r.cmd === 'invalid' && r.reason === 'a key appears twice';
+    if (invalid !== twice) t.fail(`${twice ? 'missed' : 'invented'} a repeated key in ${text}`);
+    if (twice) repeated++;
+  }
+  t.ok(repeated > 50 && repeated < 350, `both kinds tried (${repeated} of 400 with a repeated key)`);
+  t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\":"\"","id":2}`), { cmd: 'invalid', reason: 'a key appears twice' }, 'a key ending in two escaped backslashes, a value of an escaped quote');
+});
+
 t.test('deep nesting and huge arguments do not throw', async (t) => {
   const deep = '['.repeat(100000) + ']'.repeat(100000);
   t.doesNotThrow(() => parseRequest(`global update-agent-data ${deep}`));

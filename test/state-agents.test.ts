@@ -317,3 +317,26 @@ t.test('a removed agent\'s row is used again by the next new agent: none of its 
   t.equal(s.get(2)?.ip, '192.168.1.100');
   t.same(s.countsByStatus(), { never_connected: 0, pending: 0, active: 1, disconnected: 0, unknown: 0 });
 });
+
+t.test('an update-agent-data sets only the columns it names: the os merged field by field, in its order', async (t) => {
+  const s = table();
+  s.setKnown({ id: 7, name: 'db', status: 'never_connected' });
+  s.apply(ex(DATA(7), 'ok', 1000));
+  const os = s.get(7)!.os;
+  t.same(os, { name: 'Debian GNU/Linux', version: '12', platform: 'debian', arch: 'x86_64' });
+  // A later request that names one os field and the version only (an upgrade seen by remoted).
+  const up = s.apply(ex('global update-agent-data {"id":7,"version":"Wazuh v4.8.0","os_version":"13","agent_ip":"192.168.1.100","connection_status":"active"}', 'ok', 2000));
+  const after = s.get(7)!;
+  t.same(after.os, { name: 'Debian GNU/Linux', version: '13', platform: 'debian', arch: 'x86_64' }, 'the other os fields kept');
+  t.same(Object.keys(after.os!), ['name', 'version', 'platform', 'arch'], 'in the order events print them');
+  t.not(after.os, os, 'a new object: the old one is shared by events already made');
+  t.match(after, { version: 'Wazuh v4.8.0', node: 'node01', sync_status: 'synced', group_config_status: 'synced' }, 'the columns it does not name kept');
+  t.match(up.find((e) => e.event_type === 'keepalive'), { version: 'Wazuh v4.8.0', os: { version: '13' } });
+  // The same values again: nothing moves, the os object stays the one made.
+  s.apply(ex('global update-agent-data {"id":7,"version":"Wazuh v4.8.0","os_version":"13","agent_ip":"192.168.1.100","connection_status":"active"}', 'ok', 3000));
+  t.equal(s.get(7)!.os, after.os);
+  // An agent that had no os yet gets the fields named, in the order name, version, platform, arch.
+  s.setKnown({ id: 8, name: 'new', status: 'never_connected' });
+  s.apply(ex('global update-agent-data {"id":8,"os_arch":"aarch64","os_name":"Alpine","agent_ip":"10.0.0.8","connection_status":"active"}', 'ok', 4000));
+  t.same(Object.entries(s.get(8)!.os!), [['name', 'Alpine'], ['arch', 'aarch64']]);
+});

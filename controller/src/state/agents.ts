@@ -539,15 +539,7 @@ export class AgentStateTable {
         if (!a) break;
         a.last_keepalive = Math.floor(ms / 1000);
         // The shared columns: nothing to do for a keepalive that repeats them (every one but the first).
-        if (dataDiffers(a, d)) {
-          a.share({
-            ...(d.version !== undefined && { version: d.version }), ...(d.node_name !== undefined && { node: d.node_name }),
-            ...(d.sync_status !== undefined && { sync_status: d.sync_status }),
-            ...(d.group_config_status !== undefined && { group_config_status: d.group_config_status }),
-            // A new os object only when it changed: events share it (it is never changed in place).
-            ...(osDiffers(a.os, d) && { os: sharedOs({ ...a.os, ...pickOs({ name: d.os_name, version: d.os_version, platform: d.os_platform, arch: d.os_arch }) }) }),
-          });
-        }
+        if (dataDiffers(a, d)) a.share(dataChanges(a.os, d));
         // The address of every keepalive but the first is the one the row holds (checked then). The
         // request's string is kept, not the row's: the decoder keeps that one (its fast path's copy of
         // the agent's last keepalive), and a row seeded from wazuh-db's listing held a second copy of
@@ -1053,6 +1045,28 @@ function dataDiffers(a: AgentRow, d: AgentDataUpdate): boolean {
   return (d.version !== undefined && d.version !== a.version) || (d.node_name !== undefined && d.node_name !== a.node)
     || (d.sync_status !== undefined && d.sync_status !== a.sync_status)
     || (d.group_config_status !== undefined && d.group_config_status !== a.group_config_status) || osDiffers(a.os, d);
+}
+
+/**
+ * The shared columns an update-agent-data sets: those it names; a new os object only when it changed
+ * (events share it: it is never changed in place). Field by field: written as spreads of conditional
+ * literals it was ~7 % of the pipeline's cost of an agent's first keepalive (each spread a throwaway object and a runtime call).
+ */
+function dataChanges(os: AgentOs | null, d: AgentDataUpdate): ProfileChanges {
+  const c: ProfileChanges = {};
+  if (d.version !== undefined) c.version = d.version;
+  if (d.node_name !== undefined) c.node = d.node_name;
+  if (d.sync_status !== undefined) c.sync_status = d.sync_status;
+  if (d.group_config_status !== undefined) c.group_config_status = d.group_config_status;
+  if (osDiffers(os, d)) {
+    const next: AgentOs = { ...os };
+    if (d.os_name !== undefined) next.name = d.os_name;
+    if (d.os_version !== undefined) next.version = d.os_version;
+    if (d.os_platform !== undefined) next.platform = d.os_platform;
+    if (d.os_arch !== undefined) next.arch = d.os_arch;
+    c.os = sharedOs(next);
+  }
+  return c;
 }
 
 /** Whether an update-agent-data names an os field that differs from what the agent has. */
