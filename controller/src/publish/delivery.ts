@@ -48,7 +48,7 @@ import { isAgentIdToken } from './subjects.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
 import { clip } from '../util/clip.js';
-import { headersOf, SharedHeaders } from './shared-headers.js';
+import { encodedHeaders, headersOf, SharedHeaders } from './shared-headers.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { CaptureTimes, RecentTimes, SpoolAges, type TimesSummary } from './timing.js';
 import { monotonicMs } from '../util/clock.js';
@@ -1306,7 +1306,7 @@ export class Delivery {
   /** Core NATS: one agent's message (a status change, an unbatched keepalive, an alert) has its own set — looking it up
    * first only cost time (core publish 37–41k → 33–34k events/s when it did); the rest share one (shared-headers.ts). */
   private sharedHdrs(e: SpoolEntry): MsgHdrs {
-    return e.headers['Wazuh-Agent-Id'] !== undefined ? headersOf(e.headers) : this.sharedHeaders.of(e.headers);
+    return e.headers['Wazuh-Agent-Id'] !== undefined ? encodedHeaders(e.headers) : this.sharedHeaders.of(e.headers);
   }
 
   /** Handed to NATS (nats.js writes it to the socket in this turn of the event loop): its delay since the capture. */

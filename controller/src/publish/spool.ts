@@ -228,27 +228,36 @@ interface Pending {
 }
 
 export function encodeFrame(m: SpoolMessage, seq: number): Buffer {
-  const subject = Buffer.from(m.subject, 'utf8');
-  const id = Buffer.from(m.eventId, 'utf8');
-  const hdrs = Buffer.from(JSON.stringify(m.headers), 'utf8');
-  const body = typeof m.body === 'string' ? Buffer.from(m.body, 'utf8') : m.body;
-  if (subject.length > 0xffff || id.length > 0xff) throw new Error('subject or event id too long for the spool');
-  const plen = 1 + 6 + 2 + subject.length + 1 + id.length + 4 + hdrs.length + body.length;
+  // Each string written straight into the one frame: through Buffer.from, a status event's four
+  // strings were four buffers (and a fresh 8 KiB pool every ten events) copied again into the frame.
+  const hdrs = JSON.stringify(m.headers);
+  const sl = Buffer.byteLength(m.subject, 'utf8');
+  const il = Buffer.byteLength(m.eventId, 'utf8');
+  if (sl > 0xffff || il > 0xff) throw new Error('subject or event id too long for the spool');
+  const hl = Buffer.byteLength(hdrs, 'utf8');
+  const bl = typeof m.body === 'string' ? Buffer.byteLength(m.body, 'utf8') : m.body.length;
+  const plen = 1 + 6 + 2 + sl + 1 + il + 4 + hl + bl;
   if (plen > MAX_RECORD) throw new Error(`message of ${plen} bytes is larger than a spool record may be`);
   const b = Buffer.allocUnsafe(HDR + plen);
   let o = HDR;
   b[o++] = KIND_CODE[m.kind];
   b.writeUIntLE(seq, o, 6); o += 6;
-  b.writeUInt16LE(subject.length, o); o += 2;
-  subject.copy(b, o); o += subject.length;
-  b[o++] = id.length;
-  id.copy(b, o); o += id.length;
-  b.writeUInt32LE(hdrs.length, o); o += 4;
-  hdrs.copy(b, o); o += hdrs.length;
-  b.set(body, o);
+  b.writeUInt16LE(sl, o); o += 2;
+  o += b.write(m.subject, o, 'utf8');
+  b[o++] = il;
+  o += b.write(m.eventId, o, 'utf8');
+  b.writeUInt32LE(hl, o); o += 4;
+  o += b.write(hdrs, o, 'utf8');
+  if (typeof m.body === 'string') b.write(m.body, o, 'utf8');
+  else b.set(m.body, o);
   b.writeUInt32LE(plen, 0);
   b.writeUInt32LE(crc32(b.subarray(HDR)), 4);
   return b;
+}
+
+/** The body's bytes in a frame encodeFrame made for a message whose body is `bodyBytes` long: its tail. */
+export function frameBody(frame: Buffer, bodyBytes: number): Buffer {
+  return frame.subarray(frame.length - bodyBytes);
 }
 
 function decodePayload(p: Buffer, size: number, recovered: boolean): SpoolEntry | null {
@@ -1173,7 +1182,8 @@ export class Spool {
       this.unacked++;
       this.counters.appended++;
       if (!this.diskMode && this.memBytes + size <= this.o.memCacheBytes) {
-        const body = typeof m.body === 'string' ? Buffer.from(m.body, 'utf8') : m.body;
+        // A string body is in the frame already: the entry shares those bytes (not encoded twice).
+        const body = typeof m.body === 'string' ? frameBody(frame, Buffer.byteLength(m.body, 'utf8')) : m.body;
         this.mem.push({ seq, kind: m.kind, subject: m.subject, eventId: m.eventId, headers: m.headers, body, size, recovered: false });
         this.memBytes += size;
       } else {
