@@ -70,3 +70,33 @@ t.test('remembered runs of text follow the values, not the objects: shared os, c
   }
   t.pass('10,000 events of varied values: identical');
 });
+
+t.test('a status change\'s JSON is JSON.stringify\'s, byte for byte, for the events the state makes', async (t) => {
+  const { statusChangeEvent } = await import('../controller/src/state/events.js');
+  const { statusJson } = await import('../controller/src/publish/event-json.js');
+  const rnd = prng(7);
+  const nasty = ['"', '\\', '\n', '\u2028', '\u0000', 'é', '😀', '\ud800', '\udc00x', '</script>', '${x}', '\u007f'];
+  const s = () => Array.from({ length: Math.floor(rnd() * 12) }, () => (rnd() < 0.5 ? nasty[Math.floor(rnd() * nasty.length)] : String.fromCharCode(32 + Math.floor(rnd() * 95)))).join('');
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const statuses = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'] as const;
+  const reasons = ['keepalive', 'agent_startup', 'agent_shutdown', 'timeout', 'manager_reset', 'registered', 'removed', 'initial_sync'] as const;
+  for (let i = 0; i < 3000; i++) {
+    const odd = i % 3 === 0;
+    const ev = statusChangeEvent(odd ? s() : 'node01', {
+      id: Math.floor(rnd() * 1e9), name: rnd() < 0.2 ? null : odd ? s() : `agent-${i}`, ip: rnd() < 0.3 ? null : odd ? s() : `10.0.${i % 256}.1`,
+      status: pick(statuses), status_code: 0, version: null, os: null, last_keepalive: null, node: null, groups: [], sync_status: null, group_config_status: null,
+    } as never, {
+      previous: pick(statuses), current: pick(statuses), code: pick([0, 1, 3, 5, 2 ** 31, -1, 0.5]), reason: odd ? s() as never : pick(reasons), codeOnly: rnd() < 0.1,
+    }, { tsNs: BigInt(Math.floor(rnd() * 1e15)), ms: pick([0, 1796203366485, -1, NaN, 8.64e15, 1e20, 1796203366485.7]), source: odd ? s() : pick(['remoted', 'monitord', 'wazuh-db']), sync: rnd() < 0.3 ? null : odd ? s() : 'synced' });
+    const want = JSON.stringify(ev);
+    if (statusJson(ev) !== want) {
+      t.equal(statusJson(ev), want, `event ${i}`);
+      return;
+    }
+  }
+  t.pass('3,000 events: the same text');
+  // The shape the state makes, key for key: a key added to statusChangeEvent fails here first.
+  const one = statusChangeEvent('n', { id: 1, name: 'a', ip: null } as never, { previous: 'pending', current: 'active', code: 0, reason: 'keepalive' }, { tsNs: 1n, ms: 0, source: 'remoted', sync: null });
+  t.equal(statusJson(one), JSON.stringify(one));
+  t.same(Object.keys(one), ['event_id', 'event_type', 'agent_id', 'agent_name', 'previous_status', 'current_status', 'status_code', 'reason', 'ip_address', 'timestamp', 'time', 'manager_node', 'source', 'sync_status']);
+});

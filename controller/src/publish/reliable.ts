@@ -9,7 +9,7 @@ import { Delivery, type DeliveryMessage, type DeliveryStats, type StreamOptions 
 import type { MessageKind, SpoolOptions } from './spool.js';
 import { agentSubject, alertSubject, assertAgentIdToken, isAgentIdToken, keepaliveBatchSubject, tapSubject } from './subjects.js';
 import { DEFAULT_BATCH_BYTES, KeepaliveBatcher, type ClosedBatch } from './keepalive-batch.js';
-import { keepaliveJson } from './event-json.js';
+import { keepaliveJson, statusJson } from './event-json.js';
 import { spooledStatus, type SpooledStatus } from './spooled-status.js';
 import type { AlertEvent } from '../alerts/alert-event.js';
 import type { ConnectionOptions } from '@nats-io/transport-node';
@@ -259,7 +259,7 @@ export class ReliablePublisher {
     return this.timed(capturedMs, {
       subject: agentSubject(this.opts.prefix, ev),
       headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': ev.event_type, 'Wazuh-Agent-Id': ev.agent_id },
-      body: ev.event_type === 'keepalive' ? keepaliveJson(ev) : JSON.stringify(ev),
+      body: ev.event_type === 'keepalive' ? keepaliveJson(ev) : statusJson(ev),
       kind: (ev.event_type === 'status_change' ? 'status' : 'keepalive') as MessageKind,
       eventId: ev.event_id,
     });
