@@ -1,5 +1,6 @@
 // Request parsing: 4.x and 5.x shapes, and hostile arguments that must never throw or leak.
 import t from 'tap';
+import { prng } from './helpers/prng.js';
 import { parseRequest } from '../controller/src/decode/wdb-request.js';
 import type { WdbRequest } from '../controller/src/types.js';
 
@@ -114,8 +115,8 @@ t.test('a repeated key makes the request invalid: wazuh-db (cJSON) reads the fir
 t.test('a repeated key is found whatever quotes and backslashes the strings hold (random objects)', async (t) => {
   // Strings end at the first quote not escaped (an odd run of backslashes before it escapes it): made of
   // those characters, keys and values test where each string ends. A key repeated iff the text says so.
-  let seed = 0x5eed;
-  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  const r = prng(0x5eed);
+  const rnd = (n: number) => Math.floor(r() * n);
   const str = () => Array.from({ length: rnd(8) }, () => ['"', '\\', 'a', 'id', ':', ',', '{', '}'][rnd(8)]).join('');
   let repeated = 0;
   for (let i = 0; i < 400; i++) {
@@ -131,7 +132,9 @@ t.test('a repeated key is found whatever quotes and backslashes the strings hold
     if (twice) repeated++;
   }
   t.ok(repeated > 50 && repeated < 350, `both kinds tried (${repeated} of 400 with a repeated key)`);
-  t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\":"\"","id":2}`), { cmd: 'invalid', reason: 'a key appears twice' }, 'a key ending in two escaped backslashes, a value of an escaped quote');
+  t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\":"x","id":2}`), { cmd: 'invalid', reason: 'a key appears twice' }, 'a key ending in an escaped backslash, then a plain value (review helper-85)');
+  t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\\"\\":"x","id":2}`), { cmd: 'invalid', reason: 'a key appears twice' }, 'runs of backslashes: one escaping a quote, one escaped');
+  t.match(parseRequest(String.raw`global update-keepalive {"id":1,"a\\":"\"","id":2}`), { cmd: 'invalid', reason: 'a key appears twice' }, 'a key ending in an escaped backslash, a value of an escaped quote');
 });
 
 t.test('deep nesting and huge arguments do not throw', async (t) => {

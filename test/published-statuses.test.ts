@@ -1,6 +1,7 @@
 // PublishedStatuses (state/published-statuses.ts): the status a tap last published of each agent, two
 // bytes an agent (util/id-codes.ts), answering as the Map it replaced whatever the ids and values.
 import t from 'tap';
+import { prng } from './helpers/prng.js';
 import { PublishedStatuses, publishedStatus } from '../controller/src/state/published-statuses.js';
 import { IdCodes } from '../controller/src/util/id-codes.js';
 import type { ConnectionStatus } from '../controller/src/types.js';
@@ -10,8 +11,8 @@ t.test('answers as a Map: every status and code Wazuh writes, dense and sparse i
   const ref = new Map<number, ReturnType<typeof publishedStatus>>();
   const statuses: ConnectionStatus[] = ['never_connected', 'pending', 'active', 'disconnected', 'unknown'];
   let deletesDiffering = 0;
-  let seed = 7;
-  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const r = prng(7); // an LCG in doubles lost its low bits past 2^53: rnd(n) stuck on one value (review helper-85)
+  const rnd = (n: number) => Math.floor(r() * n);
   for (let i = 0; i < 20_000; i++) {
     const id = rnd(10) === 0 ? 1_000_000 + rnd(999_000_000) : rnd(5000);
     if (rnd(5) === 0) {

@@ -339,4 +339,11 @@ t.test('an update-agent-data sets only the columns it names: the os merged field
   s.setKnown({ id: 8, name: 'new', status: 'never_connected' });
   s.apply(ex('global update-agent-data {"id":8,"os_arch":"aarch64","os_name":"Alpine","agent_ip":"10.0.0.8","connection_status":"active"}', 'ok', 4000));
   t.same(Object.entries(s.get(8)!.os!), [['name', 'Alpine'], ['arch', 'aarch64']]);
+  // Agents that run the same system share one os object (a fleet's memory; events print it once: event-json.ts).
+  s.setKnown({ id: 9, name: 'other', status: 'never_connected' });
+  s.apply(ex(DATA(9, '192.168.1.109'), 'ok', 5000));
+  s.setKnown({ id: 10, name: 'third', status: 'never_connected' });
+  s.apply(ex(DATA(10, '192.168.1.110').replace('Wazuh v4.7.5', 'Wazuh v4.9.1').replace('"node01"', '"node02"'), 'ok', 6000));
+  t.equal(s.get(9)!.os, s.get(10)!.os, 'one os object for the same system, whatever else differs (version, node)');
+  t.equal(s.get(9)!.os, os, 'the one agent 7 had before its upgrade');
 });

@@ -34,14 +34,15 @@ const VALUE = /^(?:[^\s\r\n](?:[^\r\n]*[^\s\r\n])?)?$/;
  * (MsgHdrsImpl.toString; test/shared-headers.test.ts holds the two equal). Made through nats.js's
  * headers() they were a Map, an array a name, a validation a name and a value, and a string encoded at
  * publish: ~5 % of the tap's work for an agent's first keepalive. A name or value it would change or
- * refuse goes through headersOf (none the tap makes), as does an empty set.
+ * refuse, or a value that is not a string (a spool record made by hand), goes through headersOf (none
+ * the tap makes), as does an empty set.
  */
 export function encodedHeaders(headers: Readonly<Record<string, string>>): MsgHdrs {
   let s = 'NATS/1.0';
   let n = 0;
-  for (const k in headers) {
+  for (const k of Object.keys(headers)) { // own names only, as nats.js's Object.entries
     const v = headers[k];
-    if (!NAME.test(k) || !VALUE.test(v)) return headersOf(headers);
+    if (typeof v !== 'string' || !NAME.test(k) || !VALUE.test(v)) return headersOf(headers);
     s += `\r\n${k}: ${v}`;
     n++;
   }
