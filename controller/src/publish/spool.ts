@@ -219,17 +219,29 @@ function eventsOf(m: { headers: Record<string, string> }): number {
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
-/** A frame waiting to be written by append(). */
+/** A frame waiting to be written by append(): measured; written (`frame`, in the batch's buffer) by writeBatch. */
 interface Pending {
   i: number;
   m: SpoolMessage;
-  frame: Buffer;
+  layout: FrameLayout;
   seq: number;
+  frame?: Buffer;
 }
 
-export function encodeFrame(m: SpoolMessage, seq: number): Buffer {
-  // Each string written straight into the one frame: through Buffer.from, a status event's four
-  // strings were four buffers (and a fresh 8 KiB pool every ten events) copied again into the frame.
+/** A message's frame, measured before it is written: its headers' JSON and the byte length of each part. */
+interface FrameLayout {
+  hdrs: string;
+  sl: number;
+  il: number;
+  hl: number;
+  /** The body's bytes: the frame's tail. */
+  bl: number;
+  /** The whole frame's. */
+  size: number;
+}
+
+/** Measures m's frame; throws for a message no frame can hold (as encodeFrame). */
+function frameLayout(m: SpoolMessage): FrameLayout {
   const hdrs = JSON.stringify(m.headers);
   const sl = Buffer.byteLength(m.subject, 'utf8');
   const il = Buffer.byteLength(m.eventId, 'utf8');
@@ -238,24 +250,38 @@ export function encodeFrame(m: SpoolMessage, seq: number): Buffer {
   const bl = typeof m.body === 'string' ? Buffer.byteLength(m.body, 'utf8') : m.body.length;
   const plen = 1 + 6 + 2 + sl + 1 + il + 4 + hl + bl;
   if (plen > MAX_RECORD) throw new Error(`message of ${plen} bytes is larger than a spool record may be`);
-  const b = Buffer.allocUnsafe(HDR + plen);
-  let o = HDR;
+  return { hdrs, sl, il, hl, bl, size: HDR + plen };
+}
+
+/**
+ * Writes m's frame (measured: `l`) at b[at…at + l.size). Each string straight into place: through
+ * Buffer.from, a status event's four strings were four buffers copied again into the frame, and the
+ * frames of a batch were copied once more into the batch's write (append writes them all into one buffer).
+ */
+function writeFrame(b: Buffer, at: number, m: SpoolMessage, seq: number, l: FrameLayout): void {
+  let o = at + HDR;
   b[o++] = KIND_CODE[m.kind];
   b.writeUIntLE(seq, o, 6); o += 6;
-  b.writeUInt16LE(sl, o); o += 2;
-  o += b.write(m.subject, o, 'utf8');
-  b[o++] = il;
-  o += b.write(m.eventId, o, 'utf8');
-  b.writeUInt32LE(hl, o); o += 4;
-  o += b.write(hdrs, o, 'utf8');
-  if (typeof m.body === 'string') b.write(m.body, o, 'utf8');
+  b.writeUInt16LE(l.sl, o); o += 2;
+  o += b.write(m.subject, o, l.sl, 'utf8');
+  b[o++] = l.il;
+  o += b.write(m.eventId, o, l.il, 'utf8');
+  b.writeUInt32LE(l.hl, o); o += 4;
+  o += b.write(l.hdrs, o, l.hl, 'utf8');
+  if (typeof m.body === 'string') b.write(m.body, o, l.bl, 'utf8');
   else b.set(m.body, o);
-  b.writeUInt32LE(plen, 0);
-  b.writeUInt32LE(crc32(b.subarray(HDR)), 4);
+  b.writeUInt32LE(l.size - HDR, at);
+  b.writeUInt32LE(crc32(b.subarray(at + HDR, at + l.size)), at + 4);
+}
+
+export function encodeFrame(m: SpoolMessage, seq: number): Buffer {
+  const l = frameLayout(m);
+  const b = Buffer.allocUnsafe(l.size);
+  writeFrame(b, 0, m, seq, l);
   return b;
 }
 
-/** The body's bytes in a frame encodeFrame made for a message whose body is `bodyBytes` long: its tail. */
+/** The body's bytes in a frame made for a message whose body is `bodyBytes` long: its tail. */
 export function frameBody(frame: Buffer, bodyBytes: number): Buffer {
   return frame.subarray(frame.length - bodyBytes);
 }
@@ -1098,8 +1124,8 @@ export class Spool {
         refuse(m);
         continue;
       }
-      const frame = encodeFrame(m, this.nextSeq);
-      const size = frame.length;
+      const layout = frameLayout(m);
+      const size = layout.size;
       const after = this.totalBytes + pending + size;
       if (m.kind === 'keepalive' ? after > limit * this.o.keepaliveShare : after > limit) {
         if (m.kind === 'keepalive' || !writeOut()) {
@@ -1121,7 +1147,7 @@ export class Spool {
           continue;
         }
       }
-      batch.push({ i, m, frame, seq: this.nextSeq++ });
+      batch.push({ i, m, layout, seq: this.nextSeq++ });
       pending += size;
     }
     writeOut();
@@ -1143,7 +1169,15 @@ export class Spool {
    * and the seqs of the others are handed out again.
    */
   private writeBatch(batch: Pending[], bytes: number): number {
-    const buf = batch.length === 1 ? batch[0].frame : Buffer.concat(batch.map((b) => b.frame), bytes);
+    // One buffer for the batch, each frame written into it in place (its own 8 KiB pool slices and a
+    // concatenation before); the in-memory entries share it (commit).
+    const buf = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (const p of batch) {
+      writeFrame(buf, at, p.m, p.seq, p.layout);
+      p.frame = buf.subarray(at, at + p.layout.size);
+      at += p.layout.size;
+    }
     const a = this.active;
     let off = 0;
     try {
@@ -1152,7 +1186,7 @@ export class Spool {
       if (!isErrno(e)) throw e;
       let whole = 0;
       let n = 0;
-      while (n < batch.length && whole + batch[n].frame.length <= off) whole += batch[n++].frame.length;
+      while (n < batch.length && whole + batch[n].layout.size <= off) whole += batch[n++].layout.size;
       try { ftruncateSync(this.fd, a.bytes + whole); } catch { this.sealed = true; }
       this.nextSeq = batch[n].seq;
       this.commit(batch.slice(0, n));
@@ -1168,8 +1202,8 @@ export class Spool {
     if (batch.length === 0) return;
     const a = this.active;
     this.dirty = true;
-    for (const { m, seq, frame } of batch) {
-      const size = frame.length;
+    for (const { m, seq, frame, layout } of batch) {
+      const size = layout.size;
       if (a.count === 0) a.firstSeq = seq;
       a.lastSeq = seq;
       this.writtenSeq = seq;
@@ -1183,7 +1217,7 @@ export class Spool {
       this.counters.appended++;
       if (!this.diskMode && this.memBytes + size <= this.o.memCacheBytes) {
         // A string body is in the frame already: the entry shares those bytes (not encoded twice).
-        const body = typeof m.body === 'string' ? frameBody(frame, Buffer.byteLength(m.body, 'utf8')) : m.body;
+        const body = typeof m.body === 'string' ? frameBody(frame!, layout.bl) : m.body;
         this.mem.push({ seq, kind: m.kind, subject: m.subject, eventId: m.eventId, headers: m.headers, body, size, recovered: false });
         this.memBytes += size;
       } else {
