@@ -97,7 +97,18 @@ function templateOf(r: Extract<WdbRequest, { cmd: 'update-agent-data' }>): Templ
       && d.version !== undefined && d.node_name !== undefined && d.os_name !== undefined && d.os_version !== undefined
       && d.os_platform !== undefined && d.os_arch !== undefined,
   };
-  return templates.of(JSON.stringify(Object.values(t)), () => Object.freeze(t));
+  // The key: the values joined by NUL (\u0001 for an absent one). No value holds either: the decoder
+  // took each as a status, a version (printable ASCII), a label or a text (no control character:
+  // decode/values.ts), and `dropped` names fields. Twice as fast as JSON.stringify of the values, at
+  // every agent's first keepalive.
+  const key = `${u(t.connection_status)}\u0000${u(t.sync_status)}\u0000${u(t.group_config_status)}\u0000${u(t.version)}\u0000${
+    u(t.node_name)}\u0000${u(t.os_name)}\u0000${u(t.os_version)}\u0000${u(t.os_platform)}\u0000${u(t.os_arch)}\u0000${
+    t.dropped === undefined ? '\u0001' : t.dropped.join(',')}`;
+  return templates.of(key, () => Object.freeze(t));
+}
+
+function u(v: string | undefined): string {
+  return v === undefined ? '\u0001' : v;
 }
 
 /**

@@ -1,0 +1,50 @@
+// decode/kept.ts: what the decoder keeps of each agent's last update-agent-data for its ticks — the
+// request a tick stands for is made again from a template shared by the agents whose kept fields are
+// the same. A template found for other values (a key that two sets of values share) would give an agent
+// another's version, os or statuses at its every keepalive: random requests, each made again exactly.
+import t from 'tap';
+import { KeptParses } from '../controller/src/decode/kept.js';
+import { parseRequest } from '../controller/src/decode/wdb-request.js';
+import { prng } from './helpers/prng.js';
+
+const KEPT = ['connection_status', 'agent_ip', 'sync_status', 'group_config_status', 'version', 'node_name', 'os_name', 'os_version', 'os_platform', 'os_arch'] as const;
+
+t.test('every kept request is made again with its own values, whatever values other agents share', async (t) => {
+  const rnd = prng(1234);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  // Few values, so templates are shared and near-misses abound: '' against absent, a value moved to the
+  // next field, separators a key could be made of, values the decoder drops (a control character).
+  const values: Record<string, readonly (string | undefined)[]> = {
+    connection_status: ['active', 'pending', undefined],
+    sync_status: ['synced', 'syncreq', '', undefined, ','],
+    group_config_status: ['synced', 'not synced', '', undefined],
+    version: ['Wazuh v4.7.5', 'Wazuh v4.8.0', 'x', undefined, 'a\u0000b'],
+    node_name: ['node01', 'x', '', undefined, '\u0001'],
+    os_name: ['Debian GNU/Linux', 'x', '', undefined, 'Windows \u00e9'],
+    os_version: ['12', 'x', '', undefined],
+    os_platform: ['debian', '', undefined, 'x\u0000'],
+    os_arch: ['x86_64', 'x', '', undefined],
+  };
+  const kept = new KeptParses(100_000);
+  const want = new Map<number, unknown>();
+  for (let id = 1; id <= 3000; id++) {
+    const o: Record<string, unknown> = { id, agent_ip: rnd() < 0.1 ? undefined : `10.0.${id >> 8}.${id & 255}` };
+    for (const [k, vs] of Object.entries(values)) o[k] = pick(vs);
+    const r = parseRequest(`global update-agent-data ${JSON.stringify(o)}`);
+    if (r.cmd !== 'update-agent-data') continue; // a value the decoder refuses outright: nothing kept
+    kept.keep(id, id * 31, r);
+    const data: Record<string, unknown> = { id };
+    for (const k of KEPT) if (r.data[k] !== undefined) data[k] = r.data[k];
+    want.set(id, r.dropped ? { cmd: 'update-agent-data', data, dropped: r.dropped } : { cmd: 'update-agent-data', data });
+  }
+  t.ok(want.size > 2500, `${want.size} requests kept`);
+  let wrong = 0;
+  for (const [id, w] of want) {
+    const got = kept.request(id, id * 31);
+    if (JSON.stringify(got) !== JSON.stringify(w)) {
+      if (wrong++ < 3) t.same(got, w, `agent ${id}`);
+    }
+  }
+  t.equal(wrong, 0, 'each made again as it was kept');
+  t.equal(kept.request(1, 0), undefined, 'another payload hash: no request');
+});
