@@ -30,6 +30,14 @@ t.test('values nats.js would change or refuse go through nats.js', async (t) => 
   for (const v of ['001\r\nX-Forged: 1', '001\n', '\r']) t.throws(() => encodedHeaders({ 'Wazuh-Agent-Id': v }), JSON.stringify(v));
   t.throws(() => encodedHeaders({ 'Bad Name': '1' }), 'a name nats.js refuses');
   t.throws(() => encodedHeaders({ 'Nom-\u00e9': '1' }), 'a name beyond ASCII: nats.js refuses it');
+  for (const name of ['A:B', 'A\x7f', 'A\u0000', ':', 'A B']) {
+    let theirs = 'written';
+    try { headersOf({ [name]: '1' }); } catch { theirs = 'refused'; }
+    let ours = 'written';
+    try { encodedHeaders({ [name]: '1' }); } catch { ours = 'refused'; }
+    t.equal(ours, theirs, `a name of code points ${[...name].map((c) => c.codePointAt(0)!.toString(16)).join(' ')}: as nats.js`);
+    t.equal(ours, 'refused');
+  }
   // Not a string (a spool record made by hand, its checksum right): what nats.js does with it, here too.
   for (const v of [5, null, undefined] as unknown as string[]) {
     let theirs: string;

@@ -14,6 +14,7 @@ const { seedTable } = await import(`${D}/state/sources/initial-sync.js`);
 const { StatusJournal } = await import(`${D}/state/sources/status-journal.js`);
 const { pino } = await import('pino');
 const dir = mkdtempSync(join(tmpdir(), 'fkb-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true })); // a run that throws too
 const pub = new ReliablePublisher({ servers: ['nats://127.0.0.1:1'], prefix: 'wazuh', node: 'n1', log: pino({ level: 'silent' }),
   spoolDir: join(dir, 'spool'), spoolMaxBytes: 2 ** 31, keepaliveBatch: { maxEvents: 500, intervalMs: 1000 } });
 pub.delivery.up = true;
@@ -46,5 +47,4 @@ for (let i = 0; i < all.length; i += B) {
 }
 const c = process.cpuUsage(t0); const w = performance.now() - w0;
 console.log(`${AG} first keepalives: ${((c.user + c.system) / AG).toFixed(2)} µs CPU each (${(w * 1000 / AG).toFixed(2)} µs wall); events ${pipe.events}; spooled ${pub.stats().spooled}; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
-rmSync(dir, { recursive: true, force: true });
 process.exit(0);

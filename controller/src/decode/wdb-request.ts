@@ -369,7 +369,9 @@ function words(args: string, min: number, max: number): string[] {
 
 function short(w: string): string {
   if (w.length > MAX_SHORT) throw new Invalid('argument is too long');
-  return clip(w);
+  // A word of the request is a slice of its text: kept (a status, a label the events carry and the
+  // caches of their JSON remember), it kept the whole request alive — up to 64 KiB a word (review helper-86).
+  return own(clip(w));
 }
 
 function int(o: Json, k: string): number | null {

@@ -143,16 +143,18 @@ const FIXED = P_ID.length + P_AGENT.length + 1 + P_TS.length + P_TIME.length + P
 /**
  * A status change's JSON (state/events.ts statusChangeEvent makes every one, keys in this order), the
  * same text as JSON.stringify: at a manager's restart every agent's first keepalive is one, and walked
- * by JSON.stringify each was ~4 % of the tap's work for it. The statuses, reason, node, source and sync
- * are the few values a fleet shares (quoted once, remembered); the id, name, address and time are the
- * event's own.
+ * by JSON.stringify each was ~4 % of the tap's work for it. The statuses and the reason, of the tap's
+ * own few words, are quoted once and remembered (q); everything else is escaped where needed (inner),
+ * never remembered: a label or a source a process chose would fill and empty the cache the keepalives
+ * share (review helper-86).
  */
 export function statusJson(ev: StatusChangeEvent): string {
   return `{"event_id":"${inner(ev.event_id)}","event_type":"status_change","agent_id":"${inner(ev.agent_id)}","agent_name":${
     ev.agent_name === null ? 'null' : `"${inner(ev.agent_name)}"`},"previous_status":${q(ev.previous_status)},"current_status":${
     q(ev.current_status)},"status_code":${JSON.stringify(ev.status_code)},"reason":${q(ev.reason)},"ip_address":${
     ev.ip_address === null ? 'null' : `"${inner(ev.ip_address)}"`},"timestamp":${JSON.stringify(ev.timestamp)},"time":"${
-    inner(ev.time)}","manager_node":${q(ev.manager_node)},"source":${q(ev.source)},"sync_status":${q(ev.sync_status)}}`;
+    inner(ev.time)}","manager_node":"${inner(ev.manager_node)}","source":"${inner(ev.source)}","sync_status":${
+    ev.sync_status === null ? 'null' : `"${inner(ev.sync_status)}"`}}`;
 }
 
 /**
