@@ -409,3 +409,19 @@ t.test('initial sync: bounded in count and time', async (t) => {
   t.equal(gone.complete, false);
   t.type(gone.reason, 'string');
 });
+
+t.test('a light look reads its pages of ids as they come (nothing to redact in numbers), and a refusal\'s text redacted', async (t) => {
+  const KEY = 'ab'.repeat(32); // shaped like an agent key (decode/redact.ts)
+  // Pages with key-shaped values beside the ids: the ids read as before, nothing else kept.
+  const { file } = await fakeWdb(t, (words) => (words.length === 1
+    ? (words[0] === 'active' ? `ok [{"id":1,"internal_key":"${KEY}"},{"id":2,"x":"${KEY}"}]` : 'ok []')
+    : words[0] === 'active' ? `ok [{"id":1},{"id":2,"internal_key":"${KEY}"}]` : 'ok []'));
+  const r = await initialSync({ socketPath: file, timeoutMs: 5000, held: onNode01() });
+  t.match(r, { complete: true, reason: null, statusesRefused: null, skipped: 2 }, 'agents 1 and 2 listed active on node01, as held');
+  // A refusal that carries a key: the reason (logged) never does.
+  const refused = await fakeWdb(t, () => `err near '${KEY}' internal_key`);
+  const r2 = await initialSync({ socketPath: refused.file, timeoutMs: 5000, held: onNode01() });
+  t.match(r2, { complete: true, statusesRefused: /never_connected answered err/ });
+  t.notMatch(r2.statusesRefused, /abab|internal_key/, 'redacted');
+  t.same(r2.agents.map((row) => row.id), [1, 2], 'every agent described');
+});

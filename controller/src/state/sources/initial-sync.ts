@@ -16,7 +16,7 @@ import path from 'node:path';
 import { parseAgentRows, parseIdList } from '../../decode/wdb-rows.js';
 import type { AgentSyncRow, WazuhConnectionStatus } from '../../types.js';
 import type { AgentStateTable } from '../agents.js';
-import { encodeFrame, FrameReader, parseIdPage, parseReply } from './wdb-wire.js';
+import { encodeFrame, FrameReader, parseIdPageText, parseReply } from './wdb-wire.js';
 import {
   type HeldAgents, idsToDescribe, isListableNode, LISTED_STATUSES, type Listings, MAX_LISTED_NODES,
 } from './listed-statuses.js';
@@ -341,10 +341,13 @@ async function listIds(
     if (page > 1_000_000) return `too many pages (${what})`;
     client.send(query(lastId));
     res.queries++;
-    const reply = parseReply(await client.next(Math.min(queryMs, left())));
+    const text = await client.next(Math.min(queryMs, left()));
     // An id no agent can have (decode/values.ts) is skipped: the table could never hold it anyway.
-    const p = parseIdPage(reply, (payload) => parseIdList(payload, { skipInvalid: true }));
-    if (p === null) return `${what} answered ${reply.status}${reply.payload ? ` ${reply.payload.slice(0, 80)}` : ''}`;
+    const p = parseIdPageText(text, (payload) => parseIdList(payload, { skipInvalid: true }));
+    if (p === null) {
+      const reply = parseReply(text); // the refusal's text goes into the reason: redacted
+      return `${what} answered ${reply.status}${reply.payload ? ` ${reply.payload.slice(0, 80)}` : ''}`;
+    }
     let progressed = false;
     for (const id of p.ids) {
       if (id > lastId) {
