@@ -86,15 +86,18 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
     if (flags & F_TICK) {
       // An unchanged keepalive the shim took whole (offset 0, a request, not truncated): no payload.
       const replyTsNs = capLen >= 8 ? view.getBigUint64(at + RECORD_SIZE, true) : 0n;
-      out.push({
+      const tick: CaptureRecord = {
         tsNs, localIno, peerIno, tgid, tid, syscallBytes, offset: 0, direction: 'request', truncated: false, syscall, exe, comm,
         data: EMPTY, keyed, tick: { replyTsNs },
-        ...(ago !== 0n && replyTsNs > ago && { readNs: replyTsNs - ago }),
-      });
+      };
+      if (ago !== 0n && replyTsNs > ago) tick.readNs = replyTsNs - ago;
+      out.push(tick);
       continue;
     }
     const direction: Direction = view.getUint16(at + 44, true) === 2 ? 'reply' : 'request';
-    out.push({
+    // Built, then the optional fields set (not spreads of conditional literals: a throwaway object and a
+    // runtime call each, at every record).
+    const rec: CaptureRecord = {
       tsNs, localIno, peerIno, tgid, tid, syscallBytes,
       offset: view.getUint32(at + 36, true),
       direction,
@@ -102,13 +105,14 @@ export function parseRecords(buf: Uint8Array, used: number, daemons: readonly st
       gap: (flags & F_GAP) !== 0,
       frameOff: view.getUint32(at + 52, true),
       syscall,
-      ...(exe !== undefined && { exe }),
       comm,
       // A copy, not a view (Buffer#slice shares memory): the poll buffer is reused at once.
       data: Uint8Array.prototype.slice.call(buf, at + RECORD_SIZE, at + RECORD_SIZE + capLen),
       keyed,
-      ...(ago !== 0n && direction === 'reply' && tsNs > ago && { readNs: tsNs - ago }),
-    });
+    };
+    if (exe !== undefined) rec.exe = exe;
+    if (ago !== 0n && direction === 'reply' && tsNs > ago) rec.readNs = tsNs - ago;
+    out.push(rec);
   }
   return out;
 }
