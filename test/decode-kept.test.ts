@@ -12,24 +12,21 @@ const KEPT = ['connection_status', 'agent_ip', 'sync_status', 'group_config_stat
 t.test('every kept request is made again with its own values, whatever values other agents share', async (t) => {
   const rnd = prng(1234);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
-  // Few values, so templates are shared and near-misses abound: '' against absent, a value moved to the
-  // next field, separators a key could be made of, values the decoder drops (a control character).
-  const values: Record<string, readonly (string | undefined)[]> = {
-    connection_status: ['active', 'pending', undefined],
-    sync_status: ['synced', 'syncreq', '', undefined, ','],
-    group_config_status: ['synced', 'not synced', '', undefined],
-    version: ['Wazuh v4.7.5', 'Wazuh v4.8.0', 'x', undefined, 'a\u0000b'],
-    node_name: ['node01', 'x', '', undefined, '\u0001'],
-    os_name: ['Debian GNU/Linux', 'x', '', undefined, 'Windows \u00e9'],
-    os_version: ['12', 'x', '', undefined],
-    os_platform: ['debian', '', undefined, 'x\u0000'],
-    os_arch: ['x86_64', 'x', '', undefined],
-  };
+  // Two neighbouring fields drawn from one pool of few values, the others fixed: templates are shared
+  // and near-misses meet — 'x','y' against 'xy','', '' against absent, separators a key could be made
+  // of, values the decoder drops (a control character). With each field's own values (review
+  // helper-87), a key that ran two fields together was never caught.
+  const pool = ['x', 'y', 'xy', '', undefined, ',', 'Wazuh v4.7.5', 'a\u0000b', '\u0001', 'Windows \u00e9'];
+  const texts = ['sync_status', 'group_config_status', 'version', 'node_name', 'os_name', 'os_version', 'os_platform', 'os_arch'];
   const kept = new KeptParses(100_000);
   const want = new Map<number, unknown>();
   for (let id = 1; id <= 3000; id++) {
     const o: Record<string, unknown> = { id, agent_ip: rnd() < 0.1 ? undefined : `10.0.${id >> 8}.${id & 255}` };
-    for (const [k, vs] of Object.entries(values)) o[k] = pick(vs);
+    o.connection_status = pick(['active', 'pending', undefined]);
+    for (const k of texts) o[k] = 'base';
+    const at = Math.floor(rnd() * (texts.length - 1));
+    o[texts[at]] = pick(pool);
+    o[texts[at + 1]] = pick(pool);
     const r = parseRequest(`global update-agent-data ${JSON.stringify(o)}`);
     if (r.cmd !== 'update-agent-data') continue; // a value the decoder refuses outright: nothing kept
     kept.keep(id, id * 31, r);

@@ -280,3 +280,26 @@ t.test('kernel-filtered writes (gap flag): the interrupted frame is forgotten, d
   t.equal(r.stats().malformed, 0, 'filtering is not a malformed stream');
   t.equal(r.stats().resyncs, 0);
 });
+
+t.test('a partial frame kept for the next write holds its own bytes, not the record it came in (review helper-87)', async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const buffers = () => { gc(); gc(); return process.memoryUsage().arrayBuffers; };
+  const r = new StreamReassembler();
+  const before = buffers();
+  const big = wire(`global update-agent-data {"id":1,"os_uname":"${'x'.repeat(32_000)}"}`);
+  const start = wire(KEEPALIVE).subarray(0, 10);
+  for (let conn = 0; conn < 200; conn++) {
+    // As the capture hands records over: a Buffer each (its slice() is a view).
+    const data = Buffer.concat([big, start]);
+    r.push(rec(data, { localIno: 1000 + conn, peerIno: 5000 + conn }));
+  }
+  t.equal(r.stats().buffered, 200 * 10, 'ten bytes a stream waiting for the rest');
+  const held = buffers() - before;
+  t.ok(held < 1024 * 1024, `200 partials of 10 bytes hold ${(held / 1024).toFixed(0)} KiB of buffers (a record each: 6.4 MB)`);
+  // The rest comes: each stream's frame whole.
+  const out = r.push(rec(Buffer.from(wire(KEEPALIVE).subarray(10)), { localIno: 1000, peerIno: 5000 }));
+  t.same(payloads(out), [KEEPALIVE]);
+});

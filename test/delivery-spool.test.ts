@@ -48,6 +48,27 @@ t.test('bodies of any text come out byte for byte, from memory and from the disk
   s2.close();
 });
 
+t.test('a body kept from memory keeps its own frame alive, not the batch it was written with (review helper-87)', async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const buffers = () => { gc(); gc(); return process.memoryUsage().arrayBuffers; };
+  const s = Spool.open({ dir: dir(), maxBytes: 64 << 20, memCacheBytes: 32 << 20 });
+  const before = buffers();
+  // One append of 2,000 messages of 2 KB: one batch, one write (4 MB).
+  s.append(Array.from({ length: 2000 }, (_, i) => msg(i, 'status', 2000)));
+  const all = s.read(10_000);
+  t.equal(all.length, 2000, 'every message from memory');
+  const kept = all[1000].body; // as KvLatest keeps an agent's latest status while its bucket is away
+  for (const e of all) s.ack(e.seq);
+  all.length = 0;
+  const held = buffers() - before;
+  t.ok(held < 512 * 1024, `one body kept holds ${(held / 1024).toFixed(0)} KiB of buffers`);
+  t.same(JSON.parse(Buffer.from(kept).toString()).i, 1000);
+  s.close();
+});
+
 t.test('restart: unacknowledged records are replayed oldest first, acknowledged ones are not', async (t) => {
   const d = dir();
   const s = Spool.open({ dir: d, maxBytes: 1 << 20, segmentBytes: 64 * 1024 });

@@ -254,3 +254,27 @@ t.test("an event's source is printable: a process names itself (prctl), so an un
   t.equal(sourceOf(''), '?');
   t.equal(sourceOf('x'.repeat(40)).length, 16);
 });
+
+t.test('client.keys: the names and addresses kept hold none of the file\'s text (its keys) alive (review helper-87)', async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const used = () => { gc(); gc(); return process.memoryUsage().heapUsed; };
+  const kept: string[] = [];
+  const counts: number[] = [];
+  const one = (f: number): void => {
+    // A file of 5,000 agents (~0.5 MB): names and addresses of 13 characters and more (V8 slices those).
+    const text = Array.from({ length: 5000 }, (_, i) => `${String(i + 1).padStart(3, '0')} agent-name-${f}-${i} 192.168.${i >> 8}.${i & 255} ${'ab'.repeat(32)}`).join('\n');
+    const keys = parseClientKeys(text);
+    counts.push(keys.agents.length);
+    kept.push(keys.agents[0].name, keys.agents[4999].ip); // as the table keeps them: one file's worth would be 0.5 MB
+  };
+  one(0); // warm: what the first call compiles is not what is measured
+  const before = used();
+  for (let f = 1; f <= 20; f++) one(f);
+  const grew = used() - before;
+  t.ok(grew < 2 * 2 ** 20, `two fields of each of 20 files hold ${(grew / 2 ** 20).toFixed(1)} MB (the files: ~10 MB)`);
+  t.same(kept.slice(0, 2), ['agent-name-0-0', '192.168.19.135']);
+  t.ok(counts.every((n) => n === 5000), 'every agent of each file parsed');
+});

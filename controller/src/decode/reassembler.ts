@@ -187,8 +187,10 @@ export class StreamReassembler {
         s.partialExe = rec.exe;
         s.partialRead = rec.readNs;
       }
-      // Copy: the caller's buffer may be reused for the next batch of records.
-      s.partial = buf.slice(pos);
+      // Copy: the caller's buffer may be reused for the next batch of records, and a view (Buffer#slice
+      // is one) kept the whole record — 32 KiB for a partial of ten bytes, past the budget that counts
+      // the partial alone (review helper-87).
+      s.partial = Uint8Array.prototype.slice.call(buf, pos);
       this.buffered += s.partial.length;
       this.enforceBudget(s);
     }

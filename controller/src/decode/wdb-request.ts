@@ -137,7 +137,7 @@ export function parseRequest(payload: string): WdbRequest {
         return {
           cmd: name,
           last_id: idWord(w[0], 'last_id'),
-          status: st as WazuhConnectionStatus,
+          status: connectionStatusOf(st)!, // the shared copy: the word is a slice of the request (review helper-87)
           node: w[2] === undefined ? null : short(w[2]),
           limit,
         };

@@ -65,7 +65,7 @@
 // counted (`refusedFiles`) and left as it is: never read, written, truncated, chmodded or followed.
 import {
   closeSync, constants as fc, fchmodSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync,
-  readSync, readdirSync, statfsSync, unlinkSync, writeSync,
+  readSync, readdirSync, statfsSync, unlinkSync, writeSync, writevSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -219,7 +219,7 @@ function eventsOf(m: { headers: Record<string, string> }): number {
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
-/** A frame waiting to be written by append(): measured; written (`frame`, in the batch's buffer) by writeBatch. */
+/** A frame waiting to be written by append(): measured; written (`frame`) by writeBatch. */
 interface Pending {
   i: number;
   m: SpoolMessage;
@@ -255,8 +255,7 @@ function frameLayout(m: SpoolMessage): FrameLayout {
 
 /**
  * Writes m's frame (measured: `l`) at b[at…at + l.size). Each string straight into place: through
- * Buffer.from, a status event's four strings were four buffers copied again into the frame, and the
- * frames of a batch were copied once more into the batch's write (append writes them all into one buffer).
+ * Buffer.from, a status event's four strings were four buffers copied again into the frame.
  */
 function writeFrame(b: Buffer, at: number, m: SpoolMessage, seq: number, l: FrameLayout): void {
   let o = at + HDR;
@@ -1169,19 +1168,25 @@ export class Spool {
    * and the seqs of the others are handed out again.
    */
   private writeBatch(batch: Pending[], bytes: number): number {
-    // One buffer for the batch, each frame written into it in place (its own 8 KiB pool slices and a
-    // concatenation before); the in-memory entries share it (commit).
-    const buf = Buffer.allocUnsafe(bytes);
-    let at = 0;
-    for (const p of batch) {
-      writeFrame(buf, at, p.m, p.seq, p.layout);
-      p.frame = buf.subarray(at, at + p.layout.size);
-      at += p.layout.size;
-    }
+    // Each frame its own buffer, written in place, and the batch one writev (a concatenation of the
+    // frames before). Not one buffer for the batch: an in-memory entry shares its frame's bytes (commit),
+    // and one kept for long (KvLatest's latest status of an agent while the bucket is away) held a whole
+    // batch, up to a segment (review helper-87).
+    const frames = batch.map((p) => {
+      const f = Buffer.allocUnsafe(p.layout.size);
+      writeFrame(f, 0, p.m, p.seq, p.layout);
+      p.frame = f;
+      return f;
+    });
     const a = this.active;
     let off = 0;
     try {
-      while (off < buf.length) off += writeSync(this.fd, buf, off);
+      off = writevSync(this.fd, frames);
+      if (off < bytes) {
+        // Short (a disk filling up): the rest one write at a time, until it is all out or one fails.
+        const all = Buffer.concat(frames, bytes);
+        while (off < bytes) off += writeSync(this.fd, all, off);
+      }
     } catch (e) {
       if (!isErrno(e)) throw e;
       let whole = 0;

@@ -4,6 +4,7 @@
 
 import type { AgentStateTable } from '../agents.js';
 import { isAgentIp, isAgentName } from '../../decode/values.js';
+import { own } from '../../util/intern.js';
 
 export interface ClientKeyEntry {
   id: number;
@@ -52,7 +53,8 @@ export function parseClientKeys(text: string, maxEntries = 2_000_000): ClientKey
     }
     seen.add(id);
     if (removed) out.removed.push(id);
-    else out.agents.push({ id, name: f[1], ip: f[2] });
+    // Copies: a field is a slice of the file's text, which it would keep alive — every agent's key with it.
+    else out.agents.push({ id, name: own(f[1]), ip: own(f[2]) });
   }
   return out;
 }
