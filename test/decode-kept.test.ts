@@ -45,3 +45,16 @@ t.test('every kept request is made again with its own values, whatever values ot
   t.equal(wrong, 0, 'each made again as it was kept');
   t.equal(kept.request(1, 0), undefined, 'another payload hash: no request');
 });
+
+t.test('the os_arch and the fields dropped are apart in a template\'s key (review helper-88)', async (t) => {
+  // Run together, 'xos_' + [version] and 'x' + [os_version] were one key.
+  const kept = new KeptParses(10);
+  const a = parseRequest(`global update-agent-data ${JSON.stringify({ id: 1, os_arch: 'xos_', version: 'v\u0007' })}`);
+  const b = parseRequest(`global update-agent-data ${JSON.stringify({ id: 2, os_arch: 'x', os_version: 'v\u0007' })}`);
+  t.match(a, { dropped: ['version'] });
+  t.match(b, { dropped: ['os_version'] });
+  kept.keep(1, 11, a);
+  kept.keep(2, 22, b);
+  t.match(kept.request(1, 11), { data: { os_arch: 'xos_' }, dropped: ['version'] });
+  t.match(kept.request(2, 22), { data: { os_arch: 'x' }, dropped: ['os_version'] });
+});
