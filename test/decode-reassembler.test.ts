@@ -1,5 +1,6 @@
 // Stream reassembly: splits, coalesced writes, NULs, garbage, truncation, chunk gaps, bounds, isolation.
 import t from 'tap';
+import { arrayBuffersAfterGc } from './helpers/gc.js';
 import { MAX_FRAME, StreamReassembler, type ResetReason } from '../controller/src/decode/reassembler.js';
 import type { CaptureRecord, Direction } from '../controller/src/types.js';
 import { wire as frame } from './helpers/frames.js';
@@ -282,11 +283,7 @@ t.test('kernel-filtered writes (gap flag): the interrupted frame is forgotten, d
 });
 
 t.test('a partial frame kept for the next write holds its own bytes, not the record it came in (review helper-87)', async (t) => {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const buffers = () => { gc(); gc(); return process.memoryUsage().arrayBuffers; };
+  const buffers = arrayBuffersAfterGc;
   const r = new StreamReassembler();
   const before = buffers();
   const big = wire(`global update-agent-data {"id":1,"os_uname":"${'x'.repeat(32_000)}"}`);

@@ -1,5 +1,6 @@
 // Request parsing: 4.x and 5.x shapes, and hostile arguments that must never throw or leak.
 import t from 'tap';
+import { heapUsedAfterGc } from './helpers/gc.js';
 import { prng } from './helpers/prng.js';
 import { parseRequest } from '../controller/src/decode/wdb-request.js';
 import type { WdbRequest } from '../controller/src/types.js';
@@ -170,11 +171,7 @@ t.test('key-shaped values: dropped from a request\'s fields and from wazuh-db\'s
 });
 
 t.test('a word kept from a request keeps none of its text alive (a sync_status, a node, a status: reviews helper-86, helper-87)', async (t) => {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const used = () => { gc(); gc(); return process.memoryUsage().heapUsed; };
+  const used = heapUsedAfterGc;
   const kept: unknown[] = [];
   const before = used();
   const PAD = ' '.repeat(30_000);

@@ -1,5 +1,6 @@
 // The disk spool alone: FIFO, acknowledgements, restart, torn records, the byte bound and its shedding order.
 import t from 'tap';
+import { arrayBuffersAfterGc } from './helpers/gc.js';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,11 +50,7 @@ t.test('bodies of any text come out byte for byte, from memory and from the disk
 });
 
 t.test('a body kept from memory keeps its own frame alive, not the batch it was written with (review helper-87)', async (t) => {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const buffers = () => { gc(); gc(); return process.memoryUsage().arrayBuffers; };
+  const buffers = arrayBuffersAfterGc;
   const s = Spool.open({ dir: dir(), maxBytes: 64 << 20, memCacheBytes: 32 << 20 });
   const before = buffers();
   // One append of 2,000 messages of 2 KB: one batch, one write (4 MB).

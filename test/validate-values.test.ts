@@ -2,6 +2,7 @@
 // requests (a whole request is invalid, or only a descriptive field is dropped), reply rows, id lists,
 // client.keys and the status journal.
 import t from 'tap';
+import { heapUsedAfterGc } from './helpers/gc.js';
 import {
   agentIdOfWord, isAgentId, isAgentIp, isAgentName, isCleanText, isStatusCode, isVersion, MAX_AGENT_ID,
 } from '../controller/src/decode/values.js';
@@ -256,11 +257,7 @@ t.test("an event's source is printable: a process names itself (prctl), so an un
 });
 
 t.test('client.keys: the names and addresses kept hold none of the file\'s text (its keys) alive (review helper-87)', async (t) => {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  const used = () => { gc(); gc(); return process.memoryUsage().heapUsed; };
+  const used = heapUsedAfterGc;
   const kept: string[] = [];
   const counts: number[] = [];
   const one = (f: number): void => {
