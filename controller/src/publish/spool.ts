@@ -254,11 +254,11 @@ function frameLayout(m: SpoolMessage): FrameLayout {
 }
 
 /**
- * Writes m's frame (measured: `l`) at b[at…at + l.size). Each string straight into place: through
+ * Writes m's frame (measured: `l`) into b (l.size bytes). Each string straight into place: through
  * Buffer.from, a status event's four strings were four buffers copied again into the frame.
  */
-function writeFrame(b: Buffer, at: number, m: SpoolMessage, seq: number, l: FrameLayout): void {
-  let o = at + HDR;
+function writeFrame(b: Buffer, m: SpoolMessage, seq: number, l: FrameLayout): void {
+  let o = HDR;
   b[o++] = KIND_CODE[m.kind];
   b.writeUIntLE(seq, o, 6); o += 6;
   b.writeUInt16LE(l.sl, o); o += 2;
@@ -269,14 +269,14 @@ function writeFrame(b: Buffer, at: number, m: SpoolMessage, seq: number, l: Fram
   o += b.write(l.hdrs, o, l.hl, 'utf8');
   if (typeof m.body === 'string') b.write(m.body, o, l.bl, 'utf8');
   else b.set(m.body, o);
-  b.writeUInt32LE(l.size - HDR, at);
-  b.writeUInt32LE(crc32(b.subarray(at + HDR, at + l.size)), at + 4);
+  b.writeUInt32LE(l.size - HDR, 0);
+  b.writeUInt32LE(crc32(b.subarray(HDR, l.size)), 4);
 }
 
 export function encodeFrame(m: SpoolMessage, seq: number): Buffer {
   const l = frameLayout(m);
   const b = Buffer.allocUnsafe(l.size);
-  writeFrame(b, 0, m, seq, l);
+  writeFrame(b, m, seq, l);
   return b;
 }
 
@@ -1174,7 +1174,7 @@ export class Spool {
     // batch, up to a segment (review helper-87).
     const frames = batch.map((p) => {
       const f = Buffer.allocUnsafe(p.layout.size);
-      writeFrame(f, 0, p.m, p.seq, p.layout);
+      writeFrame(f, p.m, p.seq, p.layout);
       p.frame = f;
       return f;
     });
