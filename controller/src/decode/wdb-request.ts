@@ -20,7 +20,7 @@ import type { AgentDataUpdate, AgentSyncRow, WazuhConnectionStatus, WdbRequest }
 import { isKeyShaped, redactText } from './redact.js';
 import { agentRow, MAX_ROWS } from './wdb-rows.js';
 import {
-  agentIdOfWord, connectionStatusOf, isAgentId, isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode, isText, isVersion, MAX_SHORT, MAX_TEXT,
+  agentIdOfWord, connectionStatusOf, isAgentId, isAgentIp, isAgentName, isLabel, isStatusCode, isText, isVersion, MAX_SHORT, MAX_TEXT,
 } from './values.js';
 
 // The shapes live in types.ts with the other stage boundaries; re-exported for callers of this module.
@@ -127,8 +127,9 @@ export function parseRequest(payload: string): WdbRequest {
       case 'get-agents-by-connection-status': {
         // `<last_id> <status> [<node> [<limit>]]`: with a node, wazuh-db lists that node's agents only.
         const w = words(args, 2, 4);
-        const st = w[1];
-        if (!isConnectionStatus(st)) throw new Invalid('unknown connection_status');
+        // The shared copy of the status: the word is a slice of the request (review helper-87).
+        const st = connectionStatusOf(w[1]);
+        if (st === null) throw new Invalid('unknown connection_status');
         let limit: number | null = null;
         if (w[3] !== undefined) {
           if (!/^-?(0|[1-9][0-9]{0,8})$/.test(w[3])) throw new Invalid('limit is not an integer');
@@ -137,7 +138,7 @@ export function parseRequest(payload: string): WdbRequest {
         return {
           cmd: name,
           last_id: idWord(w[0], 'last_id'),
-          status: connectionStatusOf(st)!, // the shared copy: the word is a slice of the request (review helper-87)
+          status: st,
           node: w[2] === undefined ? null : short(w[2]),
           limit,
         };
