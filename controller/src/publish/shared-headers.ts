@@ -60,16 +60,6 @@ export class SharedHeaders {
   of(headers: Readonly<Record<string, string>>): MsgHdrs {
     let key = '';
     for (const k in headers) key += `${k}\n${headers[k]}\n`;
-    return this.pool.of(key, () => encodedOnce(headersOf(headers)));
+    return this.pool.of(key, () => encodedHeaders(headers));
   }
-}
-
-/** `h`, its encode() (what nats.js's publish() calls: MsgHdrsImpl, not in the MsgHdrs type) made once. */
-function encodedOnce(h: MsgHdrs): MsgHdrs {
-  const impl = h as unknown as { encode?: () => Uint8Array };
-  if (typeof impl.encode === 'function') {
-    const bytes = impl.encode();
-    impl.encode = () => bytes;
-  }
-  return h;
 }
