@@ -7,12 +7,17 @@ import { redactText } from './redact.js';
 
 const STATUSES: ReadonlySet<string> = new Set<ReplyStatus>(['ok', 'due', 'err', 'ign', 'unk']);
 
+/** A reply's first word (its status, when it is one) and the text after its space ('' when none): not redacted. */
+export function replyHead(text: string): { head: string; rest: string } {
+  const sp = text.indexOf(' ');
+  return sp < 0 ? { head: text, rest: '' } : { head: text.slice(0, sp), rest: text.slice(sp + 1) };
+}
+
 export function parseReply(payload: string): ParsedWdbReply {
-  const sp = payload.indexOf(' ');
-  const head = sp < 0 ? payload : payload.slice(0, sp);
+  const { head, rest } = replyHead(payload);
   if (STATUSES.has(head)) {
     // get-agent-info rows carry internal_key: it is removed here, before any consumer sees the reply.
-    return { status: head as ReplyStatus, payload: sp < 0 ? '' : redactText(payload.slice(sp + 1)), malformed: false };
+    return { status: head as ReplyStatus, payload: rest === '' ? '' : redactText(rest), malformed: false };
   }
   return { status: 'unk', payload: redactText(payload), malformed: true };
 }

@@ -219,13 +219,12 @@ function eventsOf(m: { headers: Record<string, string> }): number {
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
-/** A frame waiting to be written by append(): measured; written (`frame`) by writeBatch. */
+/** A frame waiting to be written by append(): measured, then written by writeBatch. */
 interface Pending {
   i: number;
   m: SpoolMessage;
   layout: FrameLayout;
   seq: number;
-  frame?: Buffer;
 }
 
 /** A message's frame, measured before it is written: its headers' JSON and the byte length of each part. */
@@ -1175,7 +1174,6 @@ export class Spool {
     const frames = batch.map((p) => {
       const f = Buffer.allocUnsafe(p.layout.size);
       writeFrame(f, p.m, p.seq, p.layout);
-      p.frame = f;
       return f;
     });
     const a = this.active;
@@ -1194,20 +1192,24 @@ export class Spool {
       while (n < batch.length && whole + batch[n].layout.size <= off) whole += batch[n++].layout.size;
       try { ftruncateSync(this.fd, a.bytes + whole); } catch { this.sealed = true; }
       this.nextSeq = batch[n].seq;
-      this.commit(batch.slice(0, n));
+      this.commit(batch.slice(0, n), frames);
       this.ioFailed(e, 'append');
       return n;
     }
-    this.commit(batch);
+    this.commit(batch, frames);
     return batch.length;
   }
 
-  /** Count records that are on disk in the active segment (and in memory, for a drain that never reads the disk). */
-  private commit(batch: Pending[]): void {
+  /**
+   * Count records that are on disk in the active segment (and in memory, for a drain that never reads
+   * the disk). `frames[k]` is `batch[k]`'s, as written.
+   */
+  private commit(batch: Pending[], frames: Buffer[]): void {
     if (batch.length === 0) return;
     const a = this.active;
     this.dirty = true;
-    for (const { m, seq, frame, layout } of batch) {
+    for (let k = 0; k < batch.length; k++) {
+      const { m, seq, layout } = batch[k];
       const size = layout.size;
       if (a.count === 0) a.firstSeq = seq;
       a.lastSeq = seq;
@@ -1222,7 +1224,7 @@ export class Spool {
       this.counters.appended++;
       if (!this.diskMode && this.memBytes + size <= this.o.memCacheBytes) {
         // A string body is in the frame already: the entry shares those bytes (not encoded twice).
-        const body = typeof m.body === 'string' ? frameBody(frame!, layout.bl) : m.body;
+        const body = typeof m.body === 'string' ? frameBody(frames[k], layout.bl) : m.body;
         this.mem.push({ seq, kind: m.kind, subject: m.subject, eventId: m.eventId, headers: m.headers, body, size, recovered: false });
         this.memBytes += size;
       } else {

@@ -2,7 +2,7 @@
 // little-endian length, then the payload, no NUL. Pure.
 
 import { MAX_FRAME } from '../../decode/reassembler.js';
-import { parseReply } from '../../decode/wdb-reply.js';
+import { parseReply, replyHead } from '../../decode/wdb-reply.js';
 
 export function encodeFrame(text: string): Buffer {
   const body = Buffer.from(text, 'utf8');
@@ -43,10 +43,9 @@ export class FrameReader {
  * which goes into a reason and the log, is the caller's to read through parseReply (redacted).
  */
 export function parseIdPageText(text: string, parseIds: (payload: string) => number[] | null): { ids: number[]; more: boolean } | null {
-  const sp = text.indexOf(' ');
-  const head = sp < 0 ? text : text.slice(0, sp);
+  const { head, rest } = replyHead(text);
   if (head !== 'ok' && head !== 'due') return null;
-  const ids = parseIds(sp < 0 ? '' : text.slice(sp + 1));
+  const ids = parseIds(rest);
   return ids === null ? null : { ids, more: head === 'due' };
 }
 
