@@ -33,7 +33,7 @@
 // close() abandons an attempt in flight, cuts the wait between attempts short and gives
 // nats.js a bounded time to close, so it returns within about `timeoutMs` + 2 s whatever NATS does.
 import {
-  createInbox, nanos,
+  createInbox, InvalidArgumentError, InvalidSubjectError, nanos,
   type ConnectionOptions, type MsgHdrs, type NatsConnection,
 } from '@nats-io/transport-node';
 import {
@@ -960,7 +960,7 @@ export class Delivery {
       try {
         nc.publish(e.subject, e.body, { headers: this.sharedHdrs(e) });
       } catch (err) {
-        if (this.rejectIfTooLarge(e, err)) continue;
+        if (this.rejectIfTooLarge(e, err) || this.rejectIfRefused(e, err)) continue;
         this.pending.unshift(e);
         this.c.failures++;
         this.failedWhy(this.shown((err as Error).message));
@@ -1114,12 +1114,12 @@ export class Delivery {
     if (s.attempts++ > 0) this.c.resent++;
     else this.published(s.e);
     this.c.published++;
-    const h = headersOf(s.e.headers);
-    h.set('Nats-Msg-Id', s.e.eventId);
     try {
+      const h = headersOf(s.e.headers);
+      h.set('Nats-Msg-Id', s.e.eventId);
       nc.publish(s.e.subject, s.e.body, { headers: h, reply: `${this.ackInbox}.${s.e.seq}` });
     } catch (err) {
-      if (this.rejectIfTooLarge(s.e, err)) {
+      if (this.rejectIfTooLarge(s.e, err) || this.rejectIfRefused(s.e, err)) {
         this.c.published--;
         this.release(s);
         this.schedulePump();
@@ -1244,6 +1244,18 @@ export class Delivery {
     if (!/max_payload/.test((err as Error)?.message ?? '')) return false;
     this.reject(e, { max_payload: this.nc?.info?.max_payload },
       'message larger than the server\'s max_payload: dropped (raise max_payload on the server)');
+    return true;
+  }
+
+  /**
+   * nats.js refused the message itself — its subject, a header (publishable.ts): no retry can send it,
+   * and retrying held every later message behind it (core) or threw out of the pump (JetStream). None
+   * the tap makes is; the spool counts a record read back with one as damaged, so this is the last
+   * guard. Dropped from the spool, counted (`rejected`) and logged.
+   */
+  private rejectIfRefused(e: SpoolEntry, err: unknown): boolean {
+    if (!(err instanceof InvalidSubjectError || err instanceof InvalidArgumentError)) return false;
+    this.reject(e, { err: this.shown(err.message) }, 'message NATS refuses (its subject or a header): dropped');
     return true;
   }
 

@@ -75,6 +75,7 @@ import {
 } from '../util/checked-open.js';
 import { isErrno } from '../util/errno.js';
 import { notOwnedError, openSpoolDir, procPathOf } from './spool-dir.js';
+import { unpublishable } from './publishable.js';
 import { lstatOrNull, readWhole } from '../util/read-file.js';
 
 export type MessageKind = 'status' | 'keepalive' | 'alert' | 'tap';
@@ -295,9 +296,11 @@ function decodePayload(p: Buffer, size: number, recovered: boolean): SpoolEntry 
     const il = p[o++];
     const eventId = p.toString('utf8', o, o + il); o += il;
     const hl = p.readUInt32LE(o); o += 4;
-    const headers = JSON.parse(p.toString('utf8', o, o + hl)) as Record<string, string>; o += hl;
+    const headers: unknown = JSON.parse(p.toString('utf8', o, o + hl)); o += hl;
     if (o > p.length) return null;
-    return { seq, kind, subject, eventId, headers, body: Uint8Array.prototype.slice.call(p, o), size, recovered };
+    // A record NATS would refuse for ever is damage too (only a hand-made one can be: publishable.ts).
+    if (unpublishable(subject, eventId, headers) !== null) return null;
+    return { seq, kind, subject, eventId, headers: headers as Record<string, string>, body: Uint8Array.prototype.slice.call(p, o), size, recovered };
   } catch {
     return null;
   }
