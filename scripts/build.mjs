@@ -60,7 +60,7 @@ export async function build({ ts = true } = {}) {
       '-I', join(ROOT, 'bpf'), '-I', BUILD, '-c', bpfSrc[0], '-o', tmp]);
   });
 
-  const shimC = ['wdbtap_shim.c', 'reorder.c', 'fastpath.c'].map((f) => join(ROOT, 'bpf/shim', f));
+  const shimC = ['wdbtap_shim.c', 'reorder.c', 'minq.c', 'fastpath.c'].map((f) => join(ROOT, 'bpf/shim', f));
   const shimSrc = [...shimC, ...['wdbtap_shim.h', 'reorder.h', 'fastpath.h', 'siphash.h'].map((f) => join(ROOT, 'bpf/shim', f)), join(ROOT, 'bpf/wdbtap.h')];
   step('lib/libwdbtap.so', join(BUILD, 'lib/libwdbtap.so'), shimSrc, (tmp) => {
     // Hardened like a distribution's build (the .deb's lintian checks it): fortified libc

@@ -48,6 +48,7 @@
 #include "../wdbtap.h"
 #include "wdbtap_shim.h"
 #include "reorder.h"
+#include "minq.h"
 #include "fastpath.h"
 
 _Static_assert(sizeof(struct wdbtap_record) == WDBTAP_RECORD_SIZE, "record layout changed: update record-layout.ts");
@@ -117,9 +118,12 @@ struct wdbtap {
 	/* The unchanged keepalive as one small record (fastpath.h); under cmu. */
 	struct fastpath *fp;
 	int fp_on; /* atomic: off by default (a record for every write); the agent turns it on */
-	/* Records in order, not yet handed to the controller; under mu. */
+	/* Records in order, not yet handed to the controller; under mu. qin, qout: bytes appended and
+	 * taken since the start; qmin: the oldest entry time among them (minq.h). */
 	uint8_t *q;
 	size_t qhead, qlen, qcap;
+	uint64_t qin, qout;
+	struct minq qmin;
 	pthread_mutex_t mu;
 	/* The controller's doorbell: a pipe whose read end its event loop watches (wdbtap_notify_fd). A
 	 * byte is written when records are queued while it rests (wdbtap_rest). */
@@ -481,6 +485,10 @@ static bool queue_append(struct wdbtap *t, const void *data, uint32_t len)
 	memcpy(t->q + t->qlen, &len, 4);
 	memcpy(t->q + t->qlen + 4, data, len);
 	t->qlen += 4 + len;
+	t->qin += 4 + len;
+	uint64_t ts;
+	memcpy(&ts, (const uint8_t *)data + offsetof(struct wdbtap_record, ts_ns), sizeof(ts));
+	minq_push(&t->qmin, ts, t->qin); /* without memory: broken, and wdbtap_delivered walks the queue */
 	return true;
 }
 
@@ -1152,9 +1160,12 @@ static uint32_t drain(struct wdbtap *t, uint8_t *buf, uint32_t cap)
 		memcpy(buf + out, t->q + t->qhead, 4 + len);
 		out += 4 + len;
 		t->qhead += 4 + len;
+		t->qout += 4 + len;
 	}
+	minq_taken(&t->qmin, t->qout);
 	if (t->qhead == t->qlen) {
 		t->qhead = t->qlen = 0;
+		minq_reset(&t->qmin);
 		/* A backlog grew the queue (up to QUEUE_LIMIT): once it is gone, so is its memory. */
 		if (t->qcap > QUEUE_KEEP) {
 			free(t->q);
@@ -1226,7 +1237,12 @@ int wdbtap_delivered(struct wdbtap *t, uint64_t *out)
 	}
 	pthread_mutex_lock(&t->mu);
 	v = t->delivered_wm;
-	for (size_t at = t->qhead; at < t->qlen;) {
+	if (!t->qmin.broken) {
+		uint64_t oldest = minq_min(&t->qmin, v);
+		if (oldest < v)
+			v = oldest;
+	}
+	for (size_t at = t->qmin.broken ? t->qhead : t->qlen; at < t->qlen;) { /* the walk, without qmin */
 		uint32_t len;
 		uint64_t ts;
 		memcpy(&len, t->q + at, 4);
@@ -1360,6 +1376,7 @@ void wdbtap_close(struct wdbtap *t)
 		close(t->notify_w);
 	fastpath_free(t->fp);
 	free(t->q);
+	minq_free(&t->qmin);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->cmu);
 	pthread_mutex_destroy(&t->lmu);
