@@ -4,13 +4,13 @@
 // record read from disk was published again and again, in core NATS held every later message behind it
 // (the pump put it back at the head), and in JetStream threw out of the pump.
 import t from 'tap';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Delivery } from '../controller/src/publish/delivery.js';
-import { encodeFrame, Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
+import { encodeFrame, MAX_SEQ, Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -25,7 +25,7 @@ const good = (i: number): SpoolMessage => ({
   headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': `00${i % 10}` },
   body: JSON.stringify({ event_id: `ev-${i}`, i }),
 });
-/** Hand-made records, each a way nats.js refuses a message. */
+/** Hand-made records, each a way nats.js, nats-server or JetStream refuses a message, or one the tap never sends (review helper-89). */
 const BAD: [string, (m: SpoolMessage) => unknown][] = [
   ['a header value that is a number', (m) => ({ ...m, headers: { ...m.headers, 'Wazuh-Agent-Id': 7 } })],
   ['a header value that is an object', (m) => ({ ...m, headers: { 'Wazuh-Agent-Id': { a: 1 } } })],
@@ -38,6 +38,25 @@ const BAD: [string, (m: SpoolMessage) => unknown][] = [
   ['a subject with a space', (m) => ({ ...m, subject: 'wazuh.agent.001 status' })],
   ['a subject with CR LF', (m) => ({ ...m, subject: 'wazuh.a\r\nPUB x 1\r\ny' })],
   ['a subject with a tab', (m) => ({ ...m, subject: 'wazuh.a\tb' })],
+  // nats-server: past its control line (4 KiB) it closes the connection (the tap reconnected and sent it again for ever)
+  ['a subject of 5,000 bytes', (m) => ({ ...m, subject: `wazuh.${'x'.repeat(5000)}.agent.001.status` })],
+  // JetStream: no PubAck ever (503, or a refusal), retried for ever, its agent's later messages behind it
+  ['a subject with an empty token', (m) => ({ ...m, subject: 'wazuh..agent.001.status' })],
+  ['a subject with a leading dot', (m) => ({ ...m, subject: '.wazuh.agent.001.status' })],
+  ['a Nats-Expected-Stream header', (m) => ({ ...m, headers: { ...m.headers, 'Nats-Expected-Stream': 'NOPE' } })],
+  ['a Nats-Expected-Last-Sequence header', (m) => ({ ...m, headers: { ...m.headers, 'nats-expected-last-sequence': '999' } })],
+  // outside the prefix, with the tap's credentials: the JetStream API
+  ['the JetStream API', (m) => ({ ...m, subject: '$JS.API.STREAM.DELETE.WAZUH' })],
+  ['another subject', (m) => ({ ...m, subject: 'other.agent.001.status.x' })],
+  // wildcards and control characters (stored and delivered as written, before)
+  ['a wildcard subject', (m) => ({ ...m, subject: 'wazuh.agent.*.status' })],
+  ['a full wildcard', (m) => ({ ...m, subject: 'wazuh.>' })],
+  ['a NUL in a token', (m) => ({ ...m, subject: 'wazuh.agent.003\u0000.status' })],
+  ['an ESC in a token', (m) => ({ ...m, subject: 'wazuh.agent.\u001b[31m004.status' })],
+  ['an agent id of two digits', (m) => ({ ...m, subject: 'wazuh.agent.01.status' })],
+  ['a severity the tap does not have', (m) => ({ ...m, subject: 'wazuh.security.alerts.urgent' })],
+  // seqs: 6 bytes on disk; one at 2^48 - 1 made every later append throw (the tap exited at each start)
+  ['a seq of 2^48 - 1', (m) => ({ ...m, seq: 2 ** 48 - 1 })],
   ['an event id with a LF', (m) => ({ ...m, eventId: 'ev\nx' })],
 ];
 
@@ -48,7 +67,11 @@ function handMade(dir: string, bad: unknown[], before = 3, after = 3): string[] 
   s.close();
   const seg = join(dir, readdirSync(dir).filter((f) => f.startsWith('seg-'))[0]);
   let seq = before + 1;
-  for (const m of bad) appendFileSync(seg, encodeFrame(m as SpoolMessage, seq++));
+  for (const m of bad) {
+    const own = (m as { seq?: number }).seq;
+    appendFileSync(seg, encodeFrame(m as SpoolMessage, own ?? seq));
+    seq++;
+  }
   for (let i = 0; i < after; i++) appendFileSync(seg, encodeFrame(good(before + i), seq++));
   return Array.from({ length: before + after }, (_, i) => `ev-${i}`);
 }
@@ -78,7 +101,9 @@ t.test('what the tap writes is read back: its own headers, subjects and ids pass
     { ...good(2), headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '500' }, subject: 'wazuh.agent.batch.keepalive', kind: 'keepalive' },
     { ...good(3), headers: { 'Wazuh-Agent-Name': ' spaced  é 漢字 ', 'X-Empty': '' } },
     { ...good(4), headers: {} },
-    { ...good(5), subject: 'wazuh.alerts.level.12', kind: 'alert', eventId: 'a'.repeat(64) },
+    { ...good(5), subject: 'wazuh.security.alerts.critical', kind: 'alert', eventId: 'a'.repeat(64) },
+    { ...good(6), subject: 'acme.soc-1.tap.node_01.events', kind: 'tap' },
+    { ...good(7), subject: 'wazuh.agent.123456789.keepalive', kind: 'keepalive' },
   ];
   const s = Spool.open({ dir: d, maxBytes: 1 << 20, memCacheBytes: 0 });
   s.append(ms);
@@ -139,4 +164,103 @@ t.test('in memory (a message made by a bug, never by the tap): refused by NATS, 
     t.same(got, ['ev-0', 'ev-3'], `${mode}: the good ones, in order`);
     t.equal(d.stats().rejected, 2, `${mode}: the two counted rejected`);
   }
+});
+
+t.test('records spooled under another subject prefix (subject_prefix changed): left out, counted foreign, never published; the segment goes once nothing else is in it', async (t) => {
+  const d = tmp();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20, subjectPrefix: 'wazuh' });
+  s.append([good(1), good(2)]);
+  s.close();
+  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20, subjectPrefix: 'acme' });
+  t.match(s2.stats(), { records: 0, foreign: 2, corrupt: 0 }, 'both counted foreign, none waiting');
+  t.same(s2.read(10), []);
+  s2.append([{ ...good(3), subject: 'acme.agent.003.status' }]);
+  t.same(s2.read(10).map((e) => e.subject), ['acme.agent.003.status'], 'the new prefix\'s own');
+  s2.close();
+  t.same(readdirSync(d).filter((f) => f.startsWith('seg-') && f !== readdirSync(d).filter((g) => g.startsWith('seg-')).at(-1)), [],
+    'the old segment, all foreign, removed');
+  const s3 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.equal(s3.stats().foreign, 0, 'without a prefix (any): nothing is foreign');
+  s3.close();
+});
+
+t.test('seqs: an ack cursor past what a seq can be is ignored (said), a record past it is damage, and appends go on', async (t) => {
+  for (const cursor of [String(2 ** 48 - 1), String(2 ** 53 - 1), String(MAX_SEQ + 1)]) {
+    const d = tmp();
+    handMade(d, [], 3, 0);
+    writeFileSync(join(d, 'ack'), cursor);
+    const warned: string[] = [];
+    const s = Spool.open({ dir: d, maxBytes: 1 << 20, onWarn: (msg) => warned.push(msg) });
+    t.match(warned.join('\n'), /ack cursor is not a seq/, `${cursor}: said`);
+    t.same(s.read(10).map((e) => e.eventId), ['ev-0', 'ev-1', 'ev-2'], `${cursor}: replayed from the start`);
+    t.same(s.append([good(9)]), [4], `${cursor}: an append takes the next seq, no throw`);
+    s.close();
+  }
+  const d = tmp();
+  handMade(d, [{ ...good(50), seq: MAX_SEQ + 1 }], 2, 1);
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.match(s.stats(), { corrupt: 1, records: 3 }, 'a record past MAX_SEQ is damage');
+  t.same(s.append([good(9)]), [5], 'appends go on after the last good seq');
+  s.reserveSeqs(2 ** 48 - 1);
+  t.same(s.append([good(8)]), [6], 'reserveSeqs past MAX_SEQ is refused');
+  s.close();
+});
+
+t.test('seqs out of order in a segment: the record that does not rise is damage, not a record counted and never handed out', async (t) => {
+  const d = tmp();
+  const s0 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s0.append([good(0)]);
+  s0.close();
+  const seg = join(d, readdirSync(d).filter((f) => f.startsWith('seg-'))[0]);
+  for (const [i, seq] of [[1, 5], [2, 3], [3, 5], [4, 6]]) appendFileSync(seg, encodeFrame(good(i), seq));
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.match(s.stats(), { records: 3, corrupt: 2 }, 'seq 3 after 5, and 5 again: damage');
+  const got = s.read(10);
+  t.same(got.map((e) => e.seq), [1, 5, 6]);
+  for (const e of got) s.ack(e.seq);
+  t.equal(s.stats().records, 0, 'nothing left waiting: a stop does not wait for a record that never comes');
+  s.close();
+});
+
+t.test('a keepalive batch read back counts at most keepalive_batch\'s bound of events when shed (its Wazuh-Event-Count is its own word)', async (t) => {
+  const d = tmp();
+  const s0 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s0.append([good(0)]);
+  s0.close();
+  const seg = join(d, readdirSync(d).filter((f) => f.startsWith('seg-'))[0]);
+  const batch: SpoolMessage = { subject: 'wazuh.agent.batch.keepalive', kind: 'keepalive', eventId: 'kb-1', body: '{"events":[]}',
+    headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(2 ** 53 - 1) } };
+  appendFileSync(seg, encodeFrame(batch, 2));
+  // Small: status changes that do not fit make a compaction shed the keepalives.
+  const s = Spool.open({ dir: d, maxBytes: 96 * 1024, segmentBytes: 16 * 1024 });
+  for (let i = 0; i < 400 && s.stats().shed.keepalive === 0; i++) s.append([{ ...good(i), body: 'x'.repeat(900) }]);
+  t.ok(s.stats().shed.keepalive > 0, 'the batch was shed');
+  t.ok(s.stats().shed.keepalive <= 100_000, `counted ${s.stats().shed.keepalive} events, not 2^53 - 1`);
+  s.close();
+});
+
+t.test('jetstream: records the tap spooled under its old prefix do not hold the new prefix\'s events (stream acme.>)', async (t) => {
+  const srv = await startNatsServer({ jetstream: true });
+  t.teardown(() => srv.stop());
+  const dir = tmp();
+  const s = Spool.open({ dir, maxBytes: 1 << 20, subjectPrefix: 'wazuh' });
+  s.append([good(1), good(2), good(3)]); // agents 001-003, NATS away
+  s.close();
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const got: string[] = [];
+  nc.subscribe('>', { callback: (_e, m: Msg) => { if (!m.subject.startsWith('_INBOX') && !m.subject.startsWith('$')) got.push(`${m.subject} ${m.json<{ event_id: string }>().event_id}`); } });
+  await nc.flush();
+  const d = new Delivery({
+    servers: [srv.url], mode: 'jetstream', log, reconnectDelayMs: 200, spool: { dir, maxBytes: 1 << 20, subjectPrefix: 'acme' },
+    stream: { name: 'ACME', subjects: ['acme.>'], create: true },
+  });
+  t.teardown(() => d.close(1000));
+  d.start();
+  t.equal(d.spool.stats().foreign, 3, 'the three counted foreign');
+  d.enqueueMany([1, 3, 4].map((i) => ({ ...good(10 + i), subject: `acme.agent.00${i}.status`, headers: { 'Wazuh-Agent-Id': `00${i}` } })));
+  await waitFor(() => got.length >= 3, 10_000, 'the new events delivered');
+  t.ok(await d.flush(5000), 'all acknowledged');
+  t.same(got, ['acme.agent.001.status ev-11', 'acme.agent.003.status ev-13', 'acme.agent.004.status ev-14'], 'only the new prefix, nothing held');
+  t.match(d.stats(), { failures: 0 });
 });

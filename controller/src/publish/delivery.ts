@@ -325,6 +325,10 @@ export class Delivery {
     const st = this.spool.stats();
     this.shedReported = { ...st.shed };
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
+    if (st.foreign) {
+      this.log?.warn({ records: st.foreign, prefix: opts.spool instanceof Spool ? undefined : opts.spool.subjectPrefix },
+        'spool: records spooled under another subject prefix (subject_prefix changed since): dropped, not published outside the prefix');
+    }
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');
     if (opts.mode === 'jetstream' && opts.kvBucket) this.kv = this.openKv(opts.kvBucket);
     else if (this.spool.hasSide(KV_PENDING)) {

@@ -76,6 +76,8 @@ import {
 import { isErrno } from '../util/errno.js';
 import { notOwnedError, openSpoolDir, procPathOf } from './spool-dir.js';
 import { unpublishable } from './publishable.js';
+import { tapSubjectPrefix } from './subjects.js';
+import { clip } from '../util/clip.js';
 import { lstatOrNull, readWhole } from '../util/read-file.js';
 
 export type MessageKind = 'status' | 'keepalive' | 'alert' | 'tap';
@@ -133,6 +135,12 @@ export interface SpoolOptions {
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   /** Something to say once (a file in the directory that is not the tap's: counted, left as it is). */
   onWarn?: (msg: string, fields: Record<string, unknown>) => void;
+  /**
+   * subject_prefix: a record read back under another (spooled before the prefix changed) is left out,
+   * counted (`foreign`) and said — published as it was, it went outside the stream (no PubAck, retried
+   * for ever) and the consumers no longer listen there. Unset: any prefix.
+   */
+  subjectPrefix?: string;
   /** The disk limits the spool below `maxBytes` (full: true), or no longer does. */
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   /**
@@ -154,6 +162,8 @@ export interface SpoolStats {
   deferred: number;
   torn: number;
   corrupt: number;
+  /** Whole records found at open under another subject prefix (SpoolOptions.subjectPrefix): left out. */
+  foreign: number;
   compactions: number;
   recovered: number;
   ackCursor: number;
@@ -214,8 +224,19 @@ function defaultReserve(dir: string): number {
  */
 function eventsOf(m: { headers: Record<string, string> }): number {
   const n = Number(m.headers['Wazuh-Event-Count']);
-  return Number.isSafeInteger(n) && n > 0 ? n : 1;
+  // A record read back says what it likes: no more than a batch can hold (keepalive_batch's bound).
+  return Number.isSafeInteger(n) && n > 0 ? Math.min(n, MAX_BATCH_EVENTS) : 1;
 }
+
+/** keepalive_batch's largest (config/schema.ts): a batch's Wazuh-Event-Count is at most that. */
+const MAX_BATCH_EVENTS = 100_000;
+
+/**
+ * The largest seq read back (a record's, the ack cursor): a seq is written in 6 bytes (< 2^48), and one
+ * read at 2^48 - 1 made every later append throw — the tap exited at each start (review helper-89). Above
+ * 2^47 is damage; what is left below it is 2^47 seqs (kv.pending's bound too: kv-latest.ts).
+ */
+export const MAX_SEQ = 2 ** 47;
 
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
@@ -291,6 +312,7 @@ function decodePayload(p: Buffer, size: number, recovered: boolean): SpoolEntry 
     const kind = CODE_KIND[p[o++]];
     if (!kind) return null;
     const seq = p.readUIntLE(o, 6); o += 6;
+    if (seq === 0 || seq > MAX_SEQ) return null;
     const sl = p.readUInt16LE(o); o += 2;
     const subject = p.toString('utf8', o, o + sl); o += sl;
     const il = p[o++];
@@ -324,17 +346,35 @@ const MIN_FRAME = HDR + 14;
  * only, or compacted out, left seqs unused). With no good frame after it, the rest is the tail: `cut`
  * at `end` (torn by a crash in the last segment, damaged in another).
  */
-function parseFrames(buf: Buffer, recovered: boolean, resync?: number): { entries: SpoolEntry[]; end: number; bad: number; cut: boolean; damaged: [number, number][] } {
+function parseFrames(
+  buf: Buffer, recovered: boolean, resync?: number, accept?: (e: SpoolEntry) => boolean,
+): { entries: SpoolEntry[]; end: number; bad: number; foreign: number; cut: boolean; damaged: [number, number][] } {
   const entries: SpoolEntry[] = [];
   const damaged: [number, number][] = [];
   let o = 0;
   let bad = 0;
+  let foreign = 0;
   let lastSeq = resync ?? 0;
   while (o + HDR <= buf.length) {
     const len = buf.readUInt32LE(o);
     const fits = len >= 14 && len <= MAX_RECORD && o + HDR + len <= buf.length;
     const e = fits && crc32(buf.subarray(o + HDR, o + HDR + len)) === buf.readUInt32LE(o + 4)
       ? decodePayload(buf.subarray(o + HDR, o + HDR + len), HDR + len, recovered) : null;
+    if (e && resync !== undefined && e.seq <= lastSeq) {
+      // Whole, but not after the record before it: seqs only rise (a hand-made or pasted segment). Kept,
+      // it was counted as waiting and never handed out (a read goes by seq): a stop waited its whole deadline.
+      bad++;
+      damaged.push([o, o + HDR + len]);
+      o += HDR + len;
+      continue;
+    }
+    if (e && accept && !accept(e)) {
+      foreign++; // whole, but not for this tap to publish now (Spool's `subjectPrefix`): left out
+      damaged.push([o, o + HDR + len]);
+      lastSeq = e.seq;
+      o += HDR + len;
+      continue;
+    }
     if (e) {
       entries.push(e);
       lastSeq = e.seq;
@@ -361,7 +401,7 @@ function parseFrames(buf: Buffer, recovered: boolean, resync?: number): { entrie
     }
     o = next;
   }
-  return { entries, end: o, bad, cut: o < buf.length, damaged };
+  return { entries, end: o, bad, foreign, cut: o < buf.length, damaged };
 }
 
 /** The offset of the next whole frame from `from` whose seq is past `after` (a damaged one's successor), or -1. */
@@ -429,10 +469,12 @@ export class Spool {
   private full = false;
   /** The active segment has a tail that could not be cut back: the next record starts a new segment. */
   private sealed = false;
-  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'onWarn' | 'reserveBytes' | 'openAt'>>
-    & { reserveBytes?: number; openAt?: string };
+  private readonly o: Required<Omit<SpoolOptions, 'onIoError' | 'onDisk' | 'onRecovered' | 'onWarn' | 'reserveBytes' | 'openAt' | 'subjectPrefix'>>
+    & { reserveBytes?: number; openAt?: string; subjectPrefix?: string };
   private readonly onRecovered?: (e: SpoolEntry) => void;
   private readonly onWarn?: (msg: string, fields: Record<string, unknown>) => void;
+  /** A whole record read back is this tap's to publish: under `subjectPrefix` (undefined: any). */
+  private readonly accepts?: (e: SpoolEntry) => boolean;
   /** The directory, opened once (recover): what `dirPath` names. */
   private dirFd = -1;
   /** How its files are reached: `/proc/self/fd/<dirFd>` (the directory opened, wherever it is now), else its path. */
@@ -440,7 +482,7 @@ export class Spool {
   onIoError?: (err: NodeJS.ErrnoException, op: string) => void;
   onDisk?: (full: boolean, stats: { boundBytes: number; freeBytes: number }) => void;
   readonly counters = {
-    appended: 0, acked: 0, torn: 0, corrupt: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0, refusedFiles: 0, lost: 0,
+    appended: 0, acked: 0, torn: 0, corrupt: 0, foreign: 0, compactions: 0, recovered: 0, deferred: 0, writeErrors: 0, readErrors: 0, refusedFiles: 0, lost: 0,
     /** Keepalives queued in memory only (append's keepalivesInMemory). */
     inMemory: 0,
     shed: { status: 0, keepalive: 0, alert: 0, tap: 0 } as Record<MessageKind, number>,
@@ -458,6 +500,8 @@ export class Spool {
     this.onIoError = onIoError;
     this.onDisk = onDisk;
     this.onRecovered = onRecovered;
+    const prefix = this.o.subjectPrefix;
+    if (prefix !== undefined) this.accepts = (e) => tapSubjectPrefix(e.subject) === prefix;
     this.onWarn = onWarn;
   }
 
@@ -487,8 +531,14 @@ export class Spool {
     const ackFd = this.openFound('ack');
     if (ackFd !== null) {
       try {
-        const n = Number(readWhole(ackFd, 64).toString('utf8').trim());
-        if (Number.isSafeInteger(n) && n >= 0) this.ackCursor = n;
+        const text = readWhole(ackFd, 64).toString('utf8').trim();
+        const n = Number(text);
+        if (Number.isSafeInteger(n) && n >= 0 && n <= MAX_SEQ) this.ackCursor = n;
+        else if (text !== '') {
+          // Damaged or hand-made: replayed from the start (JetStream drops what it has stored already).
+          this.onWarn?.('spool: the ack cursor is not a seq the spool could have saved: ignored, what the spool holds is replayed', {
+            file: join(this.o.dir, 'ack'), cursor: clip(text, 32) });
+        }
       } finally {
         closeSync(ackFd);
       }
@@ -521,8 +571,9 @@ export class Spool {
       } finally {
         closeSync(fd);
       }
-      const { entries, end, bad, cut, damaged } = parseFrames(buf, true, prevSeq);
+      const { entries, end, bad, foreign, cut, damaged } = parseFrames(buf, true, prevSeq, this.accepts);
       this.counters.corrupt += bad;
+      this.counters.foreign += foreign;
       const before = tails.at(-1);
       if (before && before.nextSeq === 0 && entries.length) before.nextSeq = entries[0].seq;
       if (entries.length) prevSeq = entries[entries.length - 1].seq;
@@ -729,7 +780,7 @@ export class Spool {
    * a new record reusing one would be taken for older than the file's value of its agent.
    */
   reserveSeqs(seq: number): void {
-    if (Number.isSafeInteger(seq) && seq >= this.nextSeq) this.nextSeq = seq + 1;
+    if (Number.isSafeInteger(seq) && seq >= this.nextSeq && seq <= MAX_SEQ) this.nextSeq = seq + 1;
   }
 
   /** replaceSide()s and appendSide()s under way. */
@@ -1334,7 +1385,7 @@ export class Spool {
         }
         const buf = Buffer.allocUnsafe(len);
         const n = readSync(rd.fd, buf, 0, len, rd.offset);
-        const { entries, end } = parseFrames(buf.subarray(0, n), false);
+        const { entries, end } = parseFrames(buf.subarray(0, n), false, undefined, this.accepts);
         for (const e of entries) e.recovered = e.seq < this.firstSeqOfRun;
         if (end > 0) {
           rd.offset += end;
@@ -1477,7 +1528,7 @@ export class Spool {
         this.ioFailed(e, 'compact');
         break;
       }
-      const { entries } = parseFrames(buf, false, 0); // past damage found at open (counted then): the copy leaves it out
+      const { entries } = parseFrames(buf, false, 0, this.accepts); // past damage found at open (counted then): the copy leaves it out
       const keep: Buffer[] = [];
       let dropped = 0;
       let droppedEvents = 0;
@@ -1534,7 +1585,7 @@ export class Spool {
     return {
       bytes: this.totalBytes, records: this.unacked, segments: this.segs.length,
       appended: this.counters.appended, acked: this.counters.acked, shed: { ...this.counters.shed },
-      deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, compactions: this.counters.compactions,
+      deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, foreign: this.counters.foreign, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
       writeErrors: this.counters.writeErrors,
       readErrors: this.counters.readErrors, refusedFiles: this.counters.refusedFiles, lost: this.counters.lost,

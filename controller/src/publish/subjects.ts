@@ -51,6 +51,26 @@ export function assertAgentIdToken(id: string): void {
   if (!isAgentIdToken(id)) throw new Error(`refusing agent id '${clip(id, 32)}' as a subject token`);
 }
 
+/**
+ * The prefix of a subject the tap makes — `<prefix>.agent.<id>.status|keepalive`,
+ * `<prefix>.agent.batch.keepalive`, `<prefix>.tap.<node>.events`, `<prefix>.security.alerts.<severity>`
+ * — or null for any other subject. A spool record read back is published only if the tap could have
+ * written it (publish/publishable.ts): the spool's checksum is no signature.
+ */
+export function tapSubjectPrefix(subject: string): string | null {
+  if (subject.length > 400) return null; // a prefix of 200 and the longest tail (a node of 64)
+  const t = subject.split('.');
+  if (t.length < 4) return null;
+  const [a, b, c] = t.slice(-3);
+  const ours = (a === 'agent' && (c === 'status' || c === 'keepalive') && AGENT_ID.test(b))
+    || (a === 'agent' && b === 'batch' && c === 'keepalive')
+    || (a === 'tap' && c === 'events' && b.length <= 64 && TOKEN.test(b))
+    || (a === 'security' && b === 'alerts' && (SEVERITIES as readonly string[]).includes(c));
+  if (!ours) return null;
+  const prefix = t.slice(0, -3).join('.');
+  return prefix.length <= 200 && t.slice(0, -3).every((x) => TOKEN.test(x)) ? prefix : null;
+}
+
 export function agentSubject(prefix: string, ev: AgentEvent): string {
   assertAgentIdToken(ev.agent_id);
   const kind = ev.event_type === 'status_change' ? 'status' : 'keepalive';
