@@ -199,6 +199,37 @@ t.test('the wazuh user renames the spool directory while the tap is stopped: the
   await fourth.stop('SIGTERM');
 });
 
+// Review rr-poison-files F12: the renamed directory's name is the wazuh group's to choose, and `status`
+// quoted it raw — an OSC sets root's window title (or writes the clipboard, OSC 52), a CR and ESC [2K
+// overwrite the warning with a fake "all delivered" row. The table shows every such character escaped;
+// `status --json` keeps the exact name (JSON-escaped).
+t.test('a spool directory renamed to a name with ESC, BEL, CR and an OSC sequence: status shows it escaped, never raw', async (t) => {
+  const { h } = await wazuhHome(t);
+  const sock = join(h, 'tap.sock');
+  const args = ['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', sock];
+  const first = await startTap(args);
+  t.teardown(() => first.stop('SIGKILL'));
+  t.same(await first.stop('SIGTERM'), { code: 0, signal: null }, 'a first run notes its spool directory');
+  const evil = 'x\u001b]0;PWNED\u0007\r\u001b[2Kspool     0 events, all delivered';
+  // As the wazuh user, no shell between: the name is exactly this.
+  execFileSync('setpriv', [`--reuid=${WAZUH}`, `--regid=${WAZUH}`, '--clear-groups', 'mv', '--', join(h, 'var/nats-tap'), join(h, 'var', evil)]);
+  const tap = await startTap(args);
+  t.teardown(() => tap.stop('SIGKILL'));
+  const human = await runTap(['status', '--control-socket', sock]);
+  t.equal(human.code, 0);
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(human.stdout.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/, 'no raw control character in the table (but its line ends)');
+  const row = human.stdout.split('\n').filter((l) => l.startsWith('spool'));
+  t.equal(row.length, 1, 'one spool row: no fake one');
+  t.ok(row[0].includes(`are at ${join(h, 'var')}/x\\u001b]0;PWNED\\u0007\\u000d\\u001b[2Kspool     0 events, all delivered (see the log)`),
+    `the name shown with visible escapes: ${JSON.stringify(row[0])}`);
+  const json = await runTap(['status', '--json', '--control-socket', sock]);
+  t.equal(JSON.parse(json.stdout).spool.replaced.found_at, join(h, 'var', evil), 'status --json: the exact name');
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(json.stdout.replace(/\n$/, ''), /[\u0000-\u001f\u007f-\u009f]/, 'status --json: escaped, nothing raw');
+  t.same(await tap.stop('SIGTERM'), { code: 0, signal: null });
+});
+
 t.test('a second instance the lock refuses notes nothing: the next start of the tap still says its spool was moved', async (t) => {
   const { h, asWazuh } = await wazuhHome(t);
   const args = ['run', '--home', h, '--nats-url', 'nats://127.0.0.1:1', '--control-socket', join(h, 'tap.sock')];

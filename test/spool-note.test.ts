@@ -45,6 +45,12 @@ t.test('a note that is not the tap\'s (garbage, another spool_dir\'s, group-writ
   t.equal(check(), null, 'garbage: taken for none (and noted again)');
   writeFileSync(join(stateDir, note), JSON.stringify({ spool_dir: '/other', dev: 1, ino: 2, since: 'x' }));
   t.equal(check(), null, 'another spool_dir\'s: none');
+  for (const since of [{ a: '\u001b]0;x\u0007' }, 12, null, undefined]) {
+    writeFileSync(join(stateDir, note), JSON.stringify({ spool_dir: spool, dev: 1, ino: 2, birth: 0, since }));
+    t.equal(check(), null, `since not a string (${JSON.stringify(since)}): none`);
+  }
+  writeFileSync(join(stateDir, note), JSON.stringify({ spool_dir: spool, dev: 1, ino: 2, birth: 0, since: 'x' }));
+  t.match(check(), { was: '1:2', noted: 'x' }, 'the same note with a string since: another directory, said');
   writeFileSync(join(stateDir, note), JSON.stringify({ spool_dir: spool, dev: 1, ino: 2, since: 'x' }));
   chmodSync(join(stateDir, note), 0o666);
   t.equal(check(), null, 'writable by others: not trusted, none');

@@ -5,6 +5,7 @@
 import t from 'tap';
 import { renderStatus } from '../controller/src/commands/control.js';
 import { LOSS_COUNTERS } from '../controller/src/capture/loss.js';
+import { UNSAFE_CLASS } from '../controller/src/util/printable.js';
 
 const base = () => ({
   attached: true, hooks: ['sendto'], capture_interval_ms: 1, targets: [{ pid: 10, name: 'wazuh-db' }], identity: null, home_moved: null,
@@ -100,4 +101,33 @@ t.test('metrics: where Prometheus scrapes, or that the port could not be had', a
   const off = { ...base(), metrics: { address: '127.0.0.1:9464', listening: false, error: 'listen EADDRINUSE: address already in use 127.0.0.1:9464', failures: 3, retry_s: 5 } };
   t.equal(row(renderStatus(off), 'metrics'),
     'UNAVAILABLE on 127.0.0.1:9464: listen EADDRINUSE: address already in use 127.0.0.1:9464 (tried again every 5 s; what answers there now is not this tap)');
+});
+
+// Review rr-poison-files F12: a renamed spool directory's name (the wazuh group may write spool_dir's
+// parent) was printed raw. Every value the table quotes that is not the tap's own text — paths, file
+// names, URLs, reasons quoted from errors, daemons' names, agents' statuses — is shown with visible escapes.
+t.test('every quoted value is printable: ESC, BEL, CR, C1, bidi controls in any of them are shown escaped', async (t) => {
+  const bad = 'q\u001b]0;PWNED\u0007\r\u001b[2K\u009b2J\u202e\u2028\n';
+  const shown = 'q\\u001b]0;PWNED\\u0007\\u000d\\u001b[2K\\u009b2J\\u202e\\u2028\\u000a';
+  const st = base() as Record<string, any>;
+  Object.assign(st, {
+    node: `n${bad}`, home: `/h${bad}`, prefix: `p${bad}`, restart_needed: [`r${bad}`],
+    home_moved: { since: 0, what: `w${bad}`, found: `f${bad}`, followed: `o${bad}` },
+    identity: { wdb_dir: `/d${bad}`, wdb_socket: `s${bad}`, exe_dirs: [{ path: `/b${bad}`, id: `i${bad}` }], home: `/h${bad}` },
+    targets: [{ pid: 1, name: `t${bad}` }], agents: { [`a${bad}`]: 1 },
+    alerts: { enabled: true, following: true, file: `/al${bad}`, refusing: `why${bad}` },
+    metrics: { address: `m${bad}`, listening: false, error: `e${bad}`, retry_s: 5 },
+  });
+  Object.assign(st.nats, { server: `nats://s${bad}`, servers: [`nats://c${bad}`], failures: 1, last_failure: { reason: `l${bad}`, age_s: 1 }, denied: 1, last_denied: `d${bad}` });
+  Object.assign(st.spool, { replaced: { was: '1:2', noted: `x${bad}`, found_at: `/var/x${bad}` } });
+  const out = renderStatus(st);
+  t.notMatch(out.replace(/\n/g, ''), new RegExp(UNSAFE_CLASS), 'no raw control, line separator or bidi control: only the rows\' own line ends');
+  t.equal(out.split('\n').length, new Set(out.split('\n').map((l) => l.split(' ')[0])).size, 'no row broken in two, no row faked');
+  t.match(row(out, 'spool'), `NOT THE LAST RUN'S: the spool and statuses it held are at /var/x${shown} (see the log)`);
+  for (const [r, v] of [['node', `n${shown}`], ['node', `home /h${shown}`], ['nats', `connected to nats://s${shown}`], ['nats', `the last 1 s ago: l${shown}`],
+    ['nats', `(last: d${shown})`], ['targets', `t${shown} 1`], ['agents', `a${shown} 1`], ['alerts', `/al${shown} (refused: why${shown})`],
+    ['metrics', `m${shown}: e${shown}`], ['socket', `/d${shown} entry wdb, now s${shown}`], ['daemons', `/b${shown} (i${shown})`],
+    ['config', `r${shown}`], ['home', `f${shown}`]] as const) {
+    t.ok(row(out, r)?.includes(v), `${r}: ${v}`);
+  }
 });

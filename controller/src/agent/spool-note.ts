@@ -42,7 +42,7 @@ function readNote(file: string, spoolDir: string): Note | null {
   try {
     const n = JSON.parse(readTrustedFileSync(file, 4096).toString('utf8')) as Note;
     return n && n.spool_dir === spoolDir && Number.isSafeInteger(n.dev) && Number.isSafeInteger(n.ino)
-      && typeof n.birth === 'number' && Number.isFinite(n.birth) ? n : null;
+      && typeof n.birth === 'number' && Number.isFinite(n.birth) && typeof n.since === 'string' ? n : null;
   } catch {
     return null; // none yet (a first run), or unreadable: nothing to compare
   }

@@ -4,6 +4,7 @@ import { checkControlSocketPath, ERROR_EXIT, type ControlCommand } from '../cont
 import { LOG_STALL_MS } from '../util/log-output.js';
 import { DEFAULT_ROUND_MS } from '../capture/round.js';
 import { lossOf } from '../capture/loss.js';
+import { escapeUnsafe, safeJson } from '../util/printable.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/wazuh-nats-tap.sock';
 
@@ -13,7 +14,13 @@ function duration(s: number): string {
   return h ? `${h}h${m}m` : m ? `${m}m${s % 60}s` : `${s}s`;
 }
 
-/** The short table `status` prints (SPEC §8: readable, not a JSON dump). */
+/**
+ * The short table `status` prints (SPEC §8: readable, not a JSON dump). Much of what it quotes is not
+ * the tap's own text: paths and file names (a renamed spool directory's name is chosen by whoever may
+ * write spool_dir's parent: the wazuh group in `<home>/var`), server URLs, reasons quoted from errors,
+ * daemons' names. Each row is made printable as a whole, at the one place below, so that no value,
+ * present or added later, puts a raw ESC, BEL, CR… on root's terminal (util/printable.ts).
+ */
 export function renderStatus(st: Record<string, any>): string {
   const rows: [string, string][] = [];
   const targets = st.targets as { pid: number; name: string }[] | null | undefined;
@@ -109,7 +116,7 @@ export function renderStatus(st: Record<string, any>): string {
       + (lg.dropped_lines ? `, ${lg.dropped_lines} lines dropped` : '')]);
   }
   const w = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${escapeUnsafe(v)}`).join('\n');
 }
 
 /** Run one control command; prints the answer; returns the exit code. */
@@ -117,11 +124,13 @@ export async function controlCommand(path: string, cmd: ControlCommand, json: bo
   checkControlSocketPath(path); // a usage error: exit 2
   const r = await sendControl(path, cmd);
   if (!r.ok) {
-    process.stderr.write(`wazuh-nats-tap ${cmd}: ${r.error}\n`);
+    process.stderr.write(`wazuh-nats-tap ${cmd}: ${escapeUnsafe(String(r.error))}\n`);
     // Refused for want of privileges (not root) or of kernel support (attach): exit 3; else 1.
     return (r.code && ERROR_EXIT[r.code]) || 1;
   }
   const { ok: _ok, ...st } = r;
-  process.stdout.write(json ? `${JSON.stringify(st)}\n` : `${renderStatus(st)}\n`);
+  // JSON escapes C0 only: C1 (U+009B is CSI on some terminals), DEL, U+2028/2029 and bidi controls
+  // are written `\uXXXX` too (safeJson), the same value for any JSON parser.
+  process.stdout.write(json ? `${safeJson(JSON.stringify(st))}\n` : `${renderStatus(st)}\n`);
   return 0;
 }
