@@ -14,7 +14,7 @@ import { ReliablePublisher } from '../controller/src/publish/reliable.js';
 import { Spool } from '../controller/src/publish/spool.js';
 import { freePort, startNatsCluster, startNatsServer } from './helpers/nats-server.js';
 import { spawnTsChild } from './helpers/ts-child.js';
-import { checkDelivery, readStream, steady, testEvent } from './helpers/delivery-events.js';
+import { checkDelivery, liveEventIds, readStream, steady, testEvent } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
 import { monotonicMs } from '../controller/src/util/clock.js';
 import pino from 'pino';
@@ -649,11 +649,7 @@ t.test('core NATS: a spool segment removed while its events wait — they are co
 
   const srv = await startNatsServer();
   t.teardown(() => srv.stop());
-  const nc = await connect({ servers: srv.url });
-  t.teardown(() => nc.close());
-  const got: string[] = [];
-  nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => got.push(m.json<{ event_id: string }>().event_id) });
-  await nc.flush();
+  const got = await liveEventIds(t, srv.url);
   const d = new Delivery({ servers: [srv.url], mode: 'core', log, spool, reconnectDelayMs: 200 });
   t.teardown(() => d.close(500));
   unlinkSync(join(dir, segs[1]));

@@ -13,6 +13,7 @@ import { Delivery } from '../controller/src/publish/delivery.js';
 import { encodeFrame, MAX_SEQ, Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
+import { liveEventIds } from './helpers/delivery-events.js';
 
 const log = pino({ level: 'silent' });
 const tmp = () => {
@@ -59,6 +60,14 @@ const BAD: [string, (m: SpoolMessage) => unknown][] = [
   ['a seq of 2^48 - 1', (m) => ({ ...m, seq: 2 ** 48 - 1 })],
   ['an event id with a LF', (m) => ({ ...m, eventId: 'ev\nx' })],
 ];
+
+/** A spool holding good(0) (seq 1), closed: its segment's path, for frames appended by hand. */
+function seeded(dir: string): string {
+  const s = Spool.open({ dir, maxBytes: 1 << 20 });
+  s.append([good(0)]);
+  s.close();
+  return join(dir, readdirSync(dir).filter((f) => f.startsWith('seg-'))[0]);
+}
 
 /** A spool of `before` good records, then the bad ones, then `after` good ones: the segment written by hand. */
 function handMade(dir: string, bad: unknown[], before = 3, after = 3): string[] {
@@ -121,12 +130,7 @@ for (const mode of ['core', 'jetstream'] as const) {
     t.teardown(() => srv.stop());
     const dir = tmp();
     const want = handMade(dir, BAD.map(([, make], i) => make(good(70 + i))), 4, 4);
-    const nc = await connect({ servers: srv.url });
-    t.teardown(() => nc.close());
-    const got: string[] = [];
-    const sub = nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => got.push(m.json<{ event_id: string }>().event_id) });
-    t.teardown(() => sub.unsubscribe());
-    await nc.flush();
+    const got = await liveEventIds(t, srv.url);
     const d = new Delivery({
       servers: [srv.url], mode, log, reconnectDelayMs: 200, flushIntervalMs: 20,
       spool: { dir, maxBytes: 1 << 20 },
@@ -145,11 +149,7 @@ t.test('in memory (a message made by a bug, never by the tap): refused by NATS, 
   for (const mode of ['core', 'jetstream'] as const) {
     const srv = await startNatsServer({ jetstream: true });
     t.teardown(() => srv.stop());
-    const nc = await connect({ servers: srv.url });
-    t.teardown(() => nc.close());
-    const got: string[] = [];
-    nc.subscribe('wazuh.>', { callback: (_e, m: Msg) => got.push(m.json<{ event_id: string }>().event_id) });
-    await nc.flush();
+    const got = await liveEventIds(t, srv.url);
     const d = new Delivery({
       servers: [srv.url], mode, log, reconnectDelayMs: 200, flushIntervalMs: 20, spool: { dir: tmp(), maxBytes: 1 << 20 },
       ...(mode === 'jetstream' && { stream: { name: 'UNPUB2', subjects: ['wazuh.>'], create: true } }),
@@ -208,10 +208,7 @@ t.test('seqs: an ack cursor past what a seq can be is ignored (said), a record p
 
 t.test('seqs out of order in a segment: the record that does not rise is damage, not a record counted and never handed out', async (t) => {
   const d = tmp();
-  const s0 = Spool.open({ dir: d, maxBytes: 1 << 20 });
-  s0.append([good(0)]);
-  s0.close();
-  const seg = join(d, readdirSync(d).filter((f) => f.startsWith('seg-'))[0]);
+  const seg = seeded(d);
   for (const [i, seq] of [[1, 5], [2, 3], [3, 5], [4, 6]]) appendFileSync(seg, encodeFrame(good(i), seq));
   const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
   t.match(s.stats(), { records: 3, corrupt: 2 }, 'seq 3 after 5, and 5 again: damage');
@@ -224,10 +221,7 @@ t.test('seqs out of order in a segment: the record that does not rise is damage,
 
 t.test('a keepalive batch read back counts at most keepalive_batch\'s bound of events when shed (its Wazuh-Event-Count is its own word)', async (t) => {
   const d = tmp();
-  const s0 = Spool.open({ dir: d, maxBytes: 1 << 20 });
-  s0.append([good(0)]);
-  s0.close();
-  const seg = join(d, readdirSync(d).filter((f) => f.startsWith('seg-'))[0]);
+  const seg = seeded(d);
   const batch: SpoolMessage = { subject: 'wazuh.agent.batch.keepalive', kind: 'keepalive', eventId: 'kb-1', body: '{"events":[]}',
     headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': String(2 ** 53 - 1) } };
   appendFileSync(seg, encodeFrame(batch, 2));

@@ -1,6 +1,6 @@
 // Numbered test events of a few agents, for the delivery tests, and a reader of a whole JetStream stream.
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Delivery, DeliveryMessage, MessageKind } from '../../controller/src/publish/delivery.js';
 
 export function testEvent(i: number, agents: number, kind: MessageKind = 'status'): DeliveryMessage {
@@ -82,4 +82,17 @@ export function steady(d: Delivery, agents: number, perTick: number, tickMs: num
     ok.forEach((a, k) => { if (a) accepted.push(i - perTick + k); });
   }, tickMs);
   return { accepted, stop: () => clearInterval(timer), get next() { return i; } };
+}
+
+/**
+ * The event ids of every message on `subject` (live, a core subscription), in arrival order: connected,
+ * subscribed and flushed before it returns (so nothing published after is missed); closed at teardown.
+ */
+export async function liveEventIds(t: { teardown: (fn: () => unknown) => void }, url: string, subject = 'wazuh.>'): Promise<string[]> {
+  const nc = await connect({ servers: url });
+  t.teardown(() => nc.close());
+  const got: string[] = [];
+  nc.subscribe(subject, { callback: (_e, m) => got.push(m.json<{ event_id: string }>().event_id) });
+  await nc.flush();
+  return got;
 }
