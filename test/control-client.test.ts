@@ -42,3 +42,11 @@ t.test('a huge answer that is not JSON is quoted clipped', async (t) => {
   t.match(r.stderr, /unreadable answer from the agent on .*: x{80}…\n$/);
   t.ok(r.stderr.length < 400, `a short message (${r.stderr.length} bytes)`);
 });
+
+t.test('an answer that is not JSON, with terminal controls in it: quoted with them escaped, none raw on stderr', async (t) => {
+  const path = await server(t, (s) => s.once('data', () => s.end('\u001b]0;PWNED\u0007\r\u001b[2Kok \u009b31m\n')));
+  const r = await runTap(['status', '--control-socket', path]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /unreadable answer from the agent on .*: /);
+  t.notOk(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(r.stderr), `no raw control character: ${JSON.stringify(r.stderr)}`);
+});

@@ -56,6 +56,9 @@ const BAD: [string, (m: SpoolMessage) => unknown][] = [
   ['an ESC in a token', (m) => ({ ...m, subject: 'wazuh.agent.\u001b[31m004.status' })],
   ['an agent id of two digits', (m) => ({ ...m, subject: 'wazuh.agent.01.status' })],
   ['a severity the tap does not have', (m) => ({ ...m, subject: 'wazuh.security.alerts.urgent' })],
+  // printable ASCII only, as every header value and event id the tap writes
+  ['an ESC in a header value', (m) => ({ ...m, headers: { ...m.headers, 'Wazuh-Event-Type': '\u001b]0;x\u0007' } })],
+  ['a NUL in the event id', (m) => ({ ...m, eventId: 'ev\u0000' })],
   // seqs: 6 bytes on disk; one at 2^48 - 1 made every later append throw (the tap exited at each start)
   ['a seq of 2^48 - 1', (m) => ({ ...m, seq: 2 ** 48 - 1 })],
   ['an event id with a LF', (m) => ({ ...m, eventId: 'ev\nx' })],
@@ -108,7 +111,7 @@ t.test('what the tap writes is read back: its own headers, subjects and ids pass
   const ms: SpoolMessage[] = [
     good(1),
     { ...good(2), headers: { 'Content-Type': 'application/json', 'Wazuh-Event-Type': 'keepalive_batch', 'Wazuh-Event-Count': '500' }, subject: 'wazuh.agent.batch.keepalive', kind: 'keepalive' },
-    { ...good(3), headers: { 'Wazuh-Agent-Name': ' spaced  é 漢字 ', 'X-Empty': '' } },
+    { ...good(3), headers: { 'Wazuh-Agent-Id': '003', 'X-Empty': '', 'Wazuh-Encryption': 'aes-256-gcm', 'Wazuh-Key-Id': '0123456789abcdef' } },
     { ...good(4), headers: {} },
     { ...good(5), subject: 'wazuh.security.alerts.critical', kind: 'alert', eventId: 'a'.repeat(64) },
     { ...good(6), subject: 'acme.soc-1.tap.node_01.events', kind: 'tap' },
@@ -172,7 +175,7 @@ t.test('records spooled under another subject prefix (subject_prefix changed): l
   s.append([good(1), good(2)]);
   s.close();
   const s2 = Spool.open({ dir: d, maxBytes: 1 << 20, subjectPrefix: 'acme' });
-  t.match(s2.stats(), { records: 0, foreign: 2, corrupt: 0 }, 'both counted foreign, none waiting');
+  t.match(s2.stats(), { records: 0, foreign: 2, foreignPrefix: 'wazuh', corrupt: 0 }, 'both counted foreign (the old prefix named), none waiting');
   t.same(s2.read(10), []);
   s2.append([{ ...good(3), subject: 'acme.agent.003.status' }]);
   t.same(s2.read(10).map((e) => e.subject), ['acme.agent.003.status'], 'the new prefix\'s own');
@@ -197,9 +200,9 @@ t.test('seqs: an ack cursor past what a seq can be is ignored (said), a record p
     s.close();
   }
   const d = tmp();
-  handMade(d, [{ ...good(50), seq: MAX_SEQ + 1 }], 2, 1);
+  handMade(d, [{ ...good(50), seq: 2 ** 48 - 2 ** 39 }], 2, 1);
   const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
-  t.match(s.stats(), { corrupt: 1, records: 3 }, 'a record past MAX_SEQ is damage');
+  t.match(s.stats(), { corrupt: 1, records: 3 }, 'a record past what a run can write is damage');
   t.same(s.append([good(9)]), [5], 'appends go on after the last good seq');
   s.reserveSeqs(2 ** 48 - 1);
   t.same(s.append([good(8)]), [6], 'reserveSeqs past MAX_SEQ is refused');
@@ -257,4 +260,53 @@ t.test('jetstream: records the tap spooled under its old prefix do not hold the 
   t.ok(await d.flush(5000), 'all acknowledged');
   t.same(got, ['acme.agent.001.status ev-11', 'acme.agent.003.status ev-13', 'acme.agent.004.status ev-14'], 'only the new prefix, nothing held');
   t.match(d.stats(), { failures: 0 });
+});
+
+t.test('an ack cursor at MAX_SEQ: what that run writes is read back whole at the next start (one bound for reading and writing)', async (t) => {
+  const d = tmp();
+  handMade(d, [], 1, 0);
+  writeFileSync(join(d, 'ack'), String(MAX_SEQ));
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.same(s.append([good(1), good(2), good(3)]), [MAX_SEQ + 1, MAX_SEQ + 2, MAX_SEQ + 3]);
+  s.close();
+  const s2 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  t.match(s2.stats(), { records: 3, torn: 0, corrupt: 0 }, 'none cut as a torn tail');
+  t.same(s2.read(10).map((e) => e.eventId), ['ev-1', 'ev-2', 'ev-3']);
+  s2.close();
+});
+
+t.test('a compaction keeps to what the open found: a record whose seq did not rise stays out, and the count of records stays true', async (t) => {
+  const d = tmp();
+  const s0 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s0.append([good(1), good(2), good(3)]); // seqs 1-3
+  s0.close();
+  // A second segment made by hand: keepalives with seqs 2 (below the first segment's last), 4 and 5.
+  const ka = (i: number): SpoolMessage => ({ ...good(i), subject: `wazuh.agent.00${i}.keepalive`, kind: 'keepalive', eventId: `ka-${i}` });
+  writeFileSync(join(d, 'seg-000000000009.log'), Buffer.concat([encodeFrame(ka(2), 2), encodeFrame(ka(4), 4), encodeFrame(ka(5), 5)]));
+  const s = Spool.open({ dir: d, maxBytes: 48 * 1024, segmentBytes: 16 * 1024 });
+  t.match(s.stats(), { records: 5, corrupt: 1 }, 'seq 2 again: damage at open');
+  let appended = 0;
+  for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+  t.ok(s.stats().compactions > 0, 'a compaction ran');
+  t.equal(s.stats().shed.keepalive, 2, 'the two keepalives the open counted are shed, not the damaged one');
+  let read = 0;
+  for (let k = 0; k < 100; k++) {
+    const es = s.read(1000);
+    if (es.length === 0) break;
+    read += es.length;
+    for (const e of es) s.ack(e.seq);
+  }
+  t.equal(read, 3 + appended, 'every record that was counted is read');
+  t.equal(s.stats().records, 0, 'and none is left, nor one short');
+  s.close();
+});
+
+t.test('a Delivery given the prefix reads only its records, without the spool told (the option implied)', async (t) => {
+  const d = tmp();
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s.append([good(1), { ...good(2), subject: '_INBOX.x.agent.002.status' }]);
+  s.close();
+  const dl = new Delivery({ servers: ['nats://127.0.0.1:1'], mode: 'core', log, prefix: 'wazuh', spool: { dir: d, maxBytes: 1 << 20 } });
+  t.teardown(() => dl.close(500));
+  t.match(dl.spool.stats(), { records: 1, foreign: 1, foreignPrefix: '_INBOX.x' });
 });

@@ -25,7 +25,7 @@ import { viewProblem } from './util/in-view.js';
 import { validateSubjectFilter } from './publish/subjects.js';
 import { loggedError, Lifecycle, watchProcess } from './agent/lifecycle.js';
 import { maskSecrets, maskUrlsIn, urlSecrets } from './util/mask-url.js';
-import { printable } from './util/printable.js';
+import { escapeUnsafe, printable } from './util/printable.js';
 
 /** Signals the executable took before the modules were loaded (bin/wazuh-nats-tap.js): the lifecycle's now. */
 function adoptEarlySignals(life: Lifecycle): void {
@@ -77,7 +77,7 @@ async function control(path: string, cmd: ControlCommand, json: boolean): Promis
   try {
     return await controlCommand(path, cmd, json);
   } catch (e) {
-    process.stderr.write(`wazuh-nats-tap ${cmd}: ${(e as Error).message}\n`);
+    process.stderr.write(`wazuh-nats-tap ${cmd}: ${escapeUnsafe((e as Error).message)}\n`);
     return exitCodeOf(e);
   }
 }

@@ -2,6 +2,7 @@
 import { connect } from 'node:net';
 import type { ControlCommand, ControlReply } from './protocol.js';
 import { clip, clipPath, clipRuns } from '../util/clip.js';
+import { escapeUnsafe } from '../util/printable.js';
 
 /** An answer is a line of JSON (a status is a few KB): more than this is not an answer. */
 const MAX_REPLY = 16 * 1024 * 1024;
@@ -55,7 +56,7 @@ export async function sendControl(path: string, cmd: ControlCommand, timeoutMs =
       try {
         resolve(JSON.parse(line) as ControlReply);
       } catch {
-        reject(new ControlUnavailable(`unreadable answer from the agent on ${where}: ${clip(line)}`));
+        reject(new ControlUnavailable(`unreadable answer from the agent on ${where}: ${escapeUnsafe(clip(line))}`)); // whoever listens there wrote it
       }
     });
   });

@@ -317,7 +317,8 @@ export class Delivery {
     this.secrets = urlSecrets(opts.servers);
     this.spool = opts.spool instanceof Spool
       ? opts.spool
-      : Spool.open({ ...opts.spool, onIoError: (e, op) => this.spoolIoError(e, op), onDisk: (full, st) => this.spoolDisk(full, st) });
+      // The prefix's records only (a record under another is never published: spool.ts's subjectPrefix).
+      : Spool.open({ subjectPrefix: opts.prefix, ...opts.spool, onIoError: (e, op) => this.spoolIoError(e, op), onDisk: (full, st) => this.spoolDisk(full, st) });
     if (opts.spool instanceof Spool) {
       this.spool.onIoError ??= (e, op) => this.spoolIoError(e, op);
       this.spool.onDisk ??= (full, st) => this.spoolDisk(full, st);
@@ -326,7 +327,7 @@ export class Delivery {
     this.shedReported = { ...st.shed };
     if (st.torn || st.corrupt) this.log?.warn({ torn: st.torn, corrupt: st.corrupt }, 'spool: damaged records dropped at open');
     if (st.foreign) {
-      this.log?.warn({ records: st.foreign, prefix: opts.spool instanceof Spool ? undefined : opts.spool.subjectPrefix },
+      this.log?.warn({ records: st.foreign, was: st.foreignPrefix, prefix: opts.spool instanceof Spool ? undefined : opts.spool.subjectPrefix ?? opts.prefix },
         'spool: records spooled under another subject prefix (subject_prefix changed since): dropped, not published outside the prefix');
     }
     if (st.records) this.log?.info({ records: st.records, bytes: st.bytes }, 'spool: replaying what an earlier run left');

@@ -12,18 +12,22 @@ import { tapSubjectPrefix } from './subjects.js';
 const NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 /** NATS's own headers (Nats-Msg-Id, Nats-Expected-Stream…): the server acts on them; the tap adds its one at publish. */
 const NATS_HEADER = /^nats-/i;
-/** A header value: nats.js refuses CR and LF (MsgHdrsImpl.validHeaderValue). The event id is one (Nats-Msg-Id). */
-const VALUE = /^[^\r\n]*$/;
+/**
+ * A header value, and the event id (Nats-Msg-Id): nats.js refuses CR and LF (MsgHdrsImpl.validHeaderValue);
+ * the tap's are printable ASCII (a type, an agent id, a count, a key id), so nothing else is either — no
+ * ESC, NUL or bidi control for a consumer to print (review helper-92).
+ */
+const VALUE = /^[\x20-\x7e]*$/;
 
 /** Why the tap could not have written a record with these fields, or null when it could. */
 export function unpublishable(subject: unknown, eventId: unknown, headers: unknown): string | null {
   if (typeof subject !== 'string' || tapSubjectPrefix(subject) === null) return 'a subject the tap does not publish to';
-  if (typeof eventId !== 'string' || !VALUE.test(eventId)) return 'an event id with a line break';
+  if (typeof eventId !== 'string' || !VALUE.test(eventId)) return 'an event id that is not printable ASCII';
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return 'headers that are not an object';
   for (const k of Object.keys(headers)) {
     if (!NAME.test(k) || NATS_HEADER.test(k)) return 'a header name NATS refuses, or one of NATS\'s own';
     const v = (headers as Record<string, unknown>)[k];
-    if (typeof v !== 'string' || !VALUE.test(v)) return 'a header value that is not a line of text';
+    if (typeof v !== 'string' || !VALUE.test(v)) return 'a header value that is not printable ASCII';
   }
   return null;
 }

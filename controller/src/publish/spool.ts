@@ -76,7 +76,7 @@ import {
 import { isErrno } from '../util/errno.js';
 import { notOwnedError, openSpoolDir, procPathOf } from './spool-dir.js';
 import { unpublishable } from './publishable.js';
-import { tapSubjectPrefix } from './subjects.js';
+import { prefixOfTapSubject } from './subjects.js';
 import { clip } from '../util/clip.js';
 import { lstatOrNull, readWhole } from '../util/read-file.js';
 
@@ -164,6 +164,8 @@ export interface SpoolStats {
   corrupt: number;
   /** Whole records found at open under another subject prefix (SpoolOptions.subjectPrefix): left out. */
   foreign: number;
+  /** The first of those prefixes (null: none). */
+  foreignPrefix: string | null;
   compactions: number;
   recovered: number;
   ackCursor: number;
@@ -232,11 +234,17 @@ function eventsOf(m: { headers: Record<string, string> }): number {
 const MAX_BATCH_EVENTS = 100_000;
 
 /**
- * The largest seq read back (a record's, the ack cursor): a seq is written in 6 bytes (< 2^48), and one
- * read at 2^48 - 1 made every later append throw — the tap exited at each start (review helper-89). Above
- * 2^47 is damage; what is left below it is 2^47 seqs (kv.pending's bound too: kv-latest.ts).
+ * The largest seq a run starts from (the ack cursor, reserveSeqs; kv.pending's bound too: kv-latest.ts).
+ * A seq is written in 6 bytes (< 2^48), and one read at 2^48 - 1 made every later append throw — the
+ * tap exited at each start (review helper-89). A cursor above it is ignored.
  */
 export const MAX_SEQ = 2 ** 47;
+/**
+ * The largest seq written or read back: above MAX_SEQ by 2^47 - 2^40 appends (44 years at 100,000 a
+ * second), so what a run that started at MAX_SEQ writes is read back whole (review helper-92: one bound
+ * for both, its records were cut as a torn tail). A record above it is damage; an append refused.
+ */
+const MAX_RECORD_SEQ = 2 ** 48 - 2 ** 40;
 
 /** Errors that say the disk has no room (the others — EMFILE, EIO… — are not cured by deleting). */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
@@ -312,7 +320,7 @@ function decodePayload(p: Buffer, size: number, recovered: boolean): SpoolEntry 
     const kind = CODE_KIND[p[o++]];
     if (!kind) return null;
     const seq = p.readUIntLE(o, 6); o += 6;
-    if (seq === 0 || seq > MAX_SEQ) return null;
+    if (seq === 0 || seq > MAX_RECORD_SEQ) return null;
     const sl = p.readUInt16LE(o); o += 2;
     const subject = p.toString('utf8', o, o + sl); o += sl;
     const il = p[o++];
@@ -475,6 +483,8 @@ export class Spool {
   private readonly onWarn?: (msg: string, fields: Record<string, unknown>) => void;
   /** A whole record read back is this tap's to publish: under `subjectPrefix` (undefined: any). */
   private readonly accepts?: (e: SpoolEntry) => boolean;
+  /** The prefix of the first record found under another (stats: said at open). */
+  private foreignPrefix: string | null = null;
   /** The directory, opened once (recover): what `dirPath` names. */
   private dirFd = -1;
   /** How its files are reached: `/proc/self/fd/<dirFd>` (the directory opened, wherever it is now), else its path. */
@@ -501,7 +511,15 @@ export class Spool {
     this.onDisk = onDisk;
     this.onRecovered = onRecovered;
     const prefix = this.o.subjectPrefix;
-    if (prefix !== undefined) this.accepts = (e) => tapSubjectPrefix(e.subject) === prefix;
+    // decodePayload took the subject for one of the tap's: its prefix is all but its last three tokens.
+    if (prefix !== undefined) {
+      this.accepts = (e) => {
+        const p = prefixOfTapSubject(e.subject);
+        if (p === prefix) return true;
+        this.foreignPrefix ??= p; // the warning names it: the prefix those events were for
+        return false;
+      };
+    }
     this.onWarn = onWarn;
   }
 
@@ -1147,7 +1165,7 @@ export class Spool {
     };
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i];
-      if (stopped) {
+      if (stopped || this.nextSeq > MAX_RECORD_SEQ) { // the latter: decades of appends after a cursor at MAX_SEQ
         refuse(m);
         continue;
       }
@@ -1528,7 +1546,9 @@ export class Spool {
         this.ioFailed(e, 'compact');
         break;
       }
-      const { entries } = parseFrames(buf, false, 0, this.accepts); // past damage found at open (counted then): the copy leaves it out
+      // Past damage found at open (counted then): the copy leaves it out — a seq that does not rise too,
+      // from the segment's first (a record below it was damage at open, not in `unacked`: review helper-92).
+      const { entries } = parseFrames(buf, false, s.firstSeq - 1, this.accepts);
       const keep: Buffer[] = [];
       let dropped = 0;
       let droppedEvents = 0;
@@ -1585,7 +1605,7 @@ export class Spool {
     return {
       bytes: this.totalBytes, records: this.unacked, segments: this.segs.length,
       appended: this.counters.appended, acked: this.counters.acked, shed: { ...this.counters.shed },
-      deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, foreign: this.counters.foreign, compactions: this.counters.compactions,
+      deferred: this.counters.deferred, torn: this.counters.torn, corrupt: this.counters.corrupt, foreign: this.counters.foreign, foreignPrefix: this.foreignPrefix, compactions: this.counters.compactions,
       recovered: this.counters.recovered, ackCursor: this.ackCursor, inMemory: this.counters.inMemory,
       writeErrors: this.counters.writeErrors,
       readErrors: this.counters.readErrors, refusedFiles: this.counters.refusedFiles, lost: this.counters.lost,
