@@ -1,10 +1,11 @@
 // The journal of published statuses: last line per agent wins, a torn line is skipped, compaction keeps the latest.
 import t from 'tap';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseJournal, StatusJournal } from '../controller/src/state/sources/status-journal.js';
 import { startFdChild } from './helpers/fd-child-process.js';
+import { spawnTsChild } from './helpers/ts-child.js';
 
 t.test('parse: last valid line per agent; garbage and torn lines skipped', async (t) => {
   const j = parseJournal('1 pending 0\n1 active 0\n2 disconnected 3\nrm -rf 9\n3 flying 0\n1 disconnected 4\n2 acti');
@@ -143,4 +144,74 @@ t.test('lines that are no journal line (damage) are skipped, counted and said; a
     t.match(said, [['invalid', /1 line is no journal line/]]);
     t.same([...r.known.keys()], tail ? [1, 4] : [1], 'the lines around it kept');
   }
+});
+
+/** `n` distinct ids from `from`, one line each, written a chunk at a time (never one string). */
+function writeDistinct(path: string, from: number, n: number): void {
+  const fd = openSync(path, 'w', 0o600);
+  for (let done = 0; done < n; done += 100_000) {
+    const lines: string[] = [];
+    for (let k = done; k < Math.min(n, done + 100_000); k++) lines.push(`${from + k} active 0\n`);
+    writeSync(fd, lines.join(''));
+  }
+  closeSync(fd);
+}
+
+interface ChildOpen { code: number | null; err: string; known: number; invalid: number; said: [string, string][]; ms: number }
+
+/** open() of the journal at `path` in a child whose heap is `heapMiB` (helpers/journal-child.ts), bounded to a minute. */
+async function openInChild(t: Tap.Test, path: string, maxAgents: string, heapMiB: number): Promise<ChildOpen> {
+  const child = spawnTsChild(join(import.meta.dirname, 'helpers/journal-child.ts'), [path, maxAgents],
+    { env: { NODE_OPTIONS: `--max-old-space-size=${heapMiB}` } });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  clearTimeout(timer);
+  return { code, err: err.slice(-300), ...(JSON.parse(out || '{}') as Omit<ChildOpen, 'code' | 'err'>) };
+}
+
+t.test('a journal naming more agents than it takes: the rest are skipped, counted and said as invalid lines, in bounded memory', async (t) => {
+  // Found by review: a hand-made agents.status of 14 million distinct ids ran the tap out of heap at every
+  // start. 2 million ids (38 MB) opened with a bound of 10,000, under a heap of 64 MiB: the table of 2
+  // million alone is more than that.
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-many-')), 'agents.status');
+  writeDistinct(path, 100_000_000, 2_000_000);
+  appendFileSync(path, '100000005 disconnected 4\n'); // a held agent's later line still counts
+  const r = await openInChild(t, path, '10000', 64);
+  t.equal(r.code, 0, `the child ended well (stderr: ${r.err})`);
+  t.comment(`open(): ${r.known} agents, ${r.invalid} invalid lines, ${r.ms} ms`);
+  t.equal(r.known, 10_000, 'the first 10,000 agents taken');
+  t.equal(r.invalid, 1_990_000, 'every line of another agent counted as invalid');
+  t.match(r.said, [['invalid', /agents\.status: 1990000 lines name agents past the 10000 it takes/]], 'and said once');
+  t.ok(r.ms < 15_000, `bounded time (${r.ms} ms)`);
+  const compacted = parseJournal(readFileSync(path, 'utf8'));
+  t.equal(compacted.size, 10_000, 'compacted to the agents taken');
+  t.same(compacted.get(100_000_005), { status: 'disconnected', status_code: 4 }, 'with their latest lines');
+});
+
+t.test('a journal of a million agents is compacted a piece at a time: within a heap the whole text did not fit in', async (t) => {
+  // One array of a million lines and one string of them (19 MB) beside the table ran a 128 MiB heap out;
+  // written 50,000 lines at a time, it takes what the table takes.
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-million-')), 'agents.status');
+  writeDistinct(path, 100_000_000, 1_000_000);
+  const before = readFileSync(path, 'utf8');
+  const r = await openInChild(t, path, 'default', 128);
+  t.equal(r.code, 0, `the child ended well (stderr: ${r.err})`);
+  t.comment(`open(): ${r.known} agents, ${r.ms} ms`);
+  t.same([r.known, r.invalid, r.said], [1_000_000, 0, []], 'every agent taken, nothing said');
+  t.ok(readFileSync(path, 'utf8') === before, 'compacted to the same lines');
+});
+
+t.test('a compaction of many agents is written in pieces that make the whole file', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-pieces-')), 'agents.status');
+  const latest = new Map(Array.from({ length: 120_001 }, (_, i) => [i + 1, { status: 'active' as const, status_code: i % 7 }]));
+  const j = new StatusJournal(path);
+  j.open();
+  j.close(latest);
+  const text = readFileSync(path, 'utf8');
+  t.equal(text, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''), 'every line once, in order');
 });

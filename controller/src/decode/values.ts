@@ -12,6 +12,13 @@ import { LONE_SURROGATE as LONE_SURROGATE_SRC, UNSAFE_CLASS } from '../util/prin
  */
 export const MAX_AGENT_ID = 999_999_999;
 
+/**
+ * Agents the tap keeps at most: its table (state/agents.ts), and what it reads back of its own files
+ * (agents.status, kv.pending). A fleet is far smaller; a hand-made file of more ids must not grow memory
+ * without bound.
+ */
+export const MAX_AGENTS = 2_000_000;
+
 export function isAgentId(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_AGENT_ID;
 }

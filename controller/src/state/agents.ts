@@ -52,7 +52,7 @@ import type {
 } from '../types.js';
 import { appliedFrom, CONNECTION_STATUSES } from '../types.js';
 import { parseAgentRows, parseIdList } from '../decode/wdb-rows.js';
-import { isAgentId } from '../decode/values.js';
+import { isAgentId, MAX_AGENTS } from '../decode/values.js';
 import { keepaliveEvent, statusChangeEvent, type EventCause } from './events.js';
 import { sourceOf } from './format.js';
 import { liveAddress } from './address.js';
@@ -218,7 +218,7 @@ export class AgentStateTable {
     this.managerNode = opts.managerNode;
     this.clusterNode = opts.clusterNode ?? null;
     this.wallClockMs = opts.wallClockMs;
-    this.maxAgents = Math.max(1, opts.maxAgents ?? 2_000_000);
+    this.maxAgents = Math.max(1, opts.maxAgents ?? MAX_AGENTS);
     this.maxListings = Math.max(1, opts.maxListings ?? 256);
   }
 

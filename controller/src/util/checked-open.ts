@@ -93,14 +93,15 @@ export function readOwn(path: string, maxBytes: number): Buffer {
 }
 
 /**
- * Replace one of the tap's own files with `data`: a copy `tmp` made new — a leftover removed first,
+ * Replace one of the tap's own files with `data` (or its pieces, written one by one: a large file need
+ * never be one string): a copy `tmp` made new — a leftover removed first,
  * then O_CREAT|O_EXCL, so a link or a FIFO planted there is never followed or blocked on — written
  * (`sync`: and fsynced), renamed over `path` (a crash leaves the old file or the new one, and rename
  * replaces a link planted at `path` instead of following it; with `sync`, the directory is fsynced
  * after it, so the rename itself outlives a power loss). On a failure the copy is removed and the
  * error thrown.
  */
-export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: string; sync?: boolean } = {}): void {
+export function replaceOwn(path: string, data: string | Uint8Array | Iterable<string>, o: { tmp?: string; sync?: boolean } = {}): void {
   const tmp = o.tmp ?? `${path}.tmp`;
   try {
     unlinkSync(tmp);
@@ -110,9 +111,8 @@ export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: s
   try {
     const fd = openOwn(tmp, fc.O_WRONLY | fc.O_CREAT | fc.O_EXCL);
     try {
-      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off);
+      const pieces = typeof data === 'string' || data instanceof Uint8Array ? [data] : data;
+      for (const p of pieces) writeAll(fd, typeof p === 'string' ? Buffer.from(p, 'utf8') : p);
       if (o.sync) fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -123,6 +123,11 @@ export function replaceOwn(path: string, data: string | Uint8Array, o: { tmp?: s
     throw e;
   }
   if (o.sync) syncDir(path);
+}
+
+function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off);
 }
 
 /**

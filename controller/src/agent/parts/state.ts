@@ -17,7 +17,7 @@ const JOURNAL_FAULTS: Record<JournalOp, string> = {
   write: 'agents.status: cannot write (disk full?): kept in memory, retrying',
   oversized: 'agents.status is larger than it is read: only its end was (each agent\'s latest status there); '
     + 'agents with no line in it are taken from wazuh-db as they are',
-  invalid: 'agents.status holds lines that are no journal line (damaged: a disk, a restore, an edit?): skipped; '
+  invalid: 'agents.status holds lines that are no journal line, or name more agents than the tap keeps (damaged: a disk, a restore, an edit?): skipped; '
     + 'the statuses they held are taken from wazuh-db as they are, and their first changes may carry a previous_status the consumers never got',
 };
 

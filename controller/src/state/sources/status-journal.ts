@@ -16,6 +16,11 @@
 // each agent's latest — and that is said; it was taken as empty, silently,
 // and compacted to nothing.
 //
+// It names at most the agents the tap keeps (MAX_AGENTS, its table's bound): a legitimate journal
+// compacts to one line per agent, while a hand-made one of 14 million distinct ids ran the tap out of
+// heap at every start (found by review). Lines naming further agents are counted and said as invalid
+// lines; the compaction is written a piece at a time, never as one string of the whole file.
+//
 // A full disk never stops the tap here: a write that fails is cut back (no torn
 // line), its lines wait in memory (the latest per agent) and are written before
 // the next ones — tried again with each new status, and once a second without
@@ -49,6 +54,7 @@ import { isTransient } from '../../util/errno.js';
 import { readWhole } from '../../util/read-file.js';
 import { libc } from '../../util/libc.js';
 import { CONNECTION_STATUSES, type ConnectionStatus } from '../../types.js';
+import { MAX_AGENTS } from '../../decode/values.js';
 import { publishedStatus, PublishedStatuses, type PublishedStatus } from '../published-statuses.js';
 
 /** The room the journal keeps allocated beyond its end (see the header): ~2,000 lines after the disk filled. */
@@ -76,21 +82,37 @@ const COMPACT_MIN_BYTES = 1024 * 1024;
 const COMPACT_RATIO = 4;
 /** Text parsed at a time: a journal of 256 MiB was one string, split into 15 million. */
 const PARSE_CHUNK = 1024 * 1024;
+/** Lines a compaction writes at a time (~1 MiB): 2 million agents' lines were one array and one string. */
+const COMPACT_CHUNK = 50_000;
 
 export { publishedStatus, type PublishedStatus } from '../published-statuses.js';
 
+/** Lines that are no journal line (`lines`), and journal lines of agents past the bound (`beyond`). */
+export interface JournalBadLines {
+  lines: number;
+  beyond: number;
+}
+
 /**
  * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
- * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits.
+ * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits. Once `out`
+ * holds `maxAgents` agents, a line of another is skipped (counted in `bad.beyond`); lines of the agents
+ * held still count.
  */
-export function parseJournal(text: string, out = new Map<number, PublishedStatus>(), bad?: { lines: number }): Map<number, PublishedStatus> {
+export function parseJournal(text: string, out = new Map<number, PublishedStatus>(), bad?: JournalBadLines,
+  maxAgents = MAX_AGENTS): Map<number, PublishedStatus> {
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
     if (!m || !(CONNECTION_STATUSES as readonly string[]).includes(m[2])) {
       if (bad && line !== '') bad.lines++;
       continue;
     }
-    out.set(Number(m[1]), publishedStatus(m[2] as ConnectionStatus, Number(m[3])));
+    const id = Number(m[1]);
+    if (out.size >= maxAgents && !out.has(id)) {
+      if (bad) bad.beyond++;
+      continue;
+    }
+    out.set(id, publishedStatus(m[2] as ConnectionStatus, Number(m[3])));
   }
   return out;
 }
@@ -99,14 +121,14 @@ export function parseJournal(text: string, out = new Map<number, PublishedStatus
  * parseJournal over a file's bytes, PARSE_CHUNK of whole lines at a time; a longer line (no journal line
  * is) skipped. `bad.lines`: the lines that are no journal line — but a torn last one (a crash in a write).
  */
-function parseJournalBytes(buf: Buffer, bad?: { lines: number }): Map<number, PublishedStatus> {
+function parseJournalBytes(buf: Buffer, bad: JournalBadLines, maxAgents: number): Map<number, PublishedStatus> {
   const out = new Map<number, PublishedStatus>();
   let pos = 0;
   while (pos < buf.length) {
     const end = buf.length - pos <= PARSE_CHUNK ? buf.length : buf.lastIndexOf(0x0a, pos + PARSE_CHUNK - 1);
     if (end < pos) {
       // A line of more than PARSE_CHUNK bytes: damage whether it ends or not (a torn line is a journal line's ~20).
-      if (bad) bad.lines++;
+      bad.lines++;
       const nl = buf.indexOf(0x0a, pos + PARSE_CHUNK);
       if (nl < 0) break;
       pos = nl + 1;
@@ -114,8 +136,8 @@ function parseJournalBytes(buf: Buffer, bad?: { lines: number }): Map<number, Pu
     }
     // The file's end without its newline: a write a crash cut, not a line that was ever whole.
     const whole = end === buf.length && buf[end - 1] !== 0x0a ? buf.lastIndexOf(0x0a, end - 1) + 1 : end;
-    parseJournal(buf.toString('latin1', pos, Math.max(pos, whole)), out, bad);
-    if (whole < end) parseJournal(buf.toString('latin1', Math.max(pos, whole), end), out);
+    parseJournal(buf.toString('latin1', pos, Math.max(pos, whole)), out, bad, maxAgents);
+    if (whole < end) parseJournal(buf.toString('latin1', Math.max(pos, whole), end), out, undefined, maxAgents);
     pos = end + 1;
   }
   return out;
@@ -146,7 +168,7 @@ export interface StatusJournalOptions {
   /**
    * A write failed (`failures` so far): reported the first time, then at most once a minute.
    * `oversized`: open() found the file larger than it reads, and read its end only; `invalid`: lines
-   * in it that are no journal line (not a torn last one), skipped.
+   * in it that are no journal line (not a torn last one), or that name more agents than it takes, skipped.
    */
   onError?: (err: Error, op: JournalOp, failures: number) => void;
   /** Writing works again after failures. */
@@ -155,9 +177,27 @@ export interface StatusJournalOptions {
   retryMs?: number;
   /** What open() reads at most (default 256 MiB; tests). */
   maxBytes?: number;
+  /** Agents open() takes at most (default MAX_AGENTS, the table's bound; tests). */
+  maxAgents?: number;
 }
 
 const REPORT_EVERY_MS = 60_000;
+
+/** A compaction's text, COMPACT_CHUNK lines a piece (its bytes added up in `written`). */
+function* compactedText(latest: ReadonlyMap<number, PublishedStatus>, written: { bytes: number }): Generator<string> {
+  let lines: string[] = [];
+  const piece = () => {
+    const text = lines.join('');
+    lines = [];
+    written.bytes += text.length; // ASCII only: ids, statuses and codes
+    return text;
+  };
+  for (const [id, s] of latest) {
+    lines.push(`${id} ${s.status} ${s.status_code}\n`);
+    if (lines.length >= COMPACT_CHUNK) yield piece();
+  }
+  if (lines.length) yield piece();
+}
 
 export class StatusJournal {
   private fd: number | null = null;
@@ -184,7 +224,10 @@ export class StatusJournal {
   compactions = 0;
   /** Bytes of the file open() could not read (it was larger than that): the statuses in them are lost. */
   unreadBytes = 0;
-  /** Lines open() found that are no journal line (damage, not a crash's torn last line): their statuses are lost. */
+  /**
+   * Lines open() found that are no journal line (damage, not a crash's torn last line), or that name
+   * agents past maxAgents: their statuses are lost.
+   */
   invalidLines = 0;
 
   private readonly o: StatusJournalOptions;
@@ -200,13 +243,16 @@ export class StatusJournal {
     try {
       const maxBytes = this.o.maxBytes ?? MAX_BYTES;
       const { bytes, unread } = readJournal(this.path, maxBytes);
-      const bad = { lines: 0 };
-      known = parseJournalBytes(bytes, bad);
+      const bad = { lines: 0, beyond: 0 };
+      const maxAgents = this.o.maxAgents ?? MAX_AGENTS;
+      known = parseJournalBytes(bytes, bad, maxAgents);
       if (bad.lines > 0) {
         // Not a crash's torn last line: damage (a disk, a restore, an edit). What those lines held is lost.
-        this.invalidLines += bad.lines;
-        this.o.onError?.(new Error(`${this.path}: ${bad.lines} line${bad.lines === 1 ? ' is' : 's are'} no journal line (AGENT_ID STATUS CODE)`),
-          'invalid', this.failures);
+        this.invalid(`${bad.lines} line${bad.lines === 1 ? ' is' : 's are'} no journal line (AGENT_ID STATUS CODE)`, bad.lines);
+      }
+      if (bad.beyond > 0) {
+        // More agents than the tap keeps: no journal of its own (one line per agent once compacted).
+        this.invalid(`${bad.beyond} line${bad.beyond === 1 ? ' names' : 's name'} agents past the ${maxAgents} it takes (the tap's bound)`, bad.beyond);
       }
       if (unread > 0) {
         // Its end holds each agent's latest line, for every agent with one there; the others' are lost.
@@ -226,6 +272,12 @@ export class StatusJournal {
     if (!this.unread) this.compact(known);
     this.openFile();
     return known;
+  }
+
+  /** Lines open() skipped as no journal line: counted and said. */
+  private invalid(what: string, lines: number): void {
+    this.invalidLines += lines;
+    this.o.onError?.(new Error(`${this.path}: ${what}`), 'invalid', this.failures);
   }
 
   /**
@@ -342,14 +394,14 @@ export class StatusJournal {
 
   /** Replace the file with one line per agent (write a copy, then rename: never a half file). False when it failed (the old file stays). */
   compact(latest: ReadonlyMap<number, PublishedStatus>): boolean {
-    const text = [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join('');
+    const written = { bytes: 0 };
     try {
-      replaceOwn(this.path, text);
+      replaceOwn(this.path, compactedText(latest, written));
     } catch (e) {
       this.failed(e as Error, 'compact');
       return false;
     }
-    this.compactAbove = Math.max(COMPACT_MIN_BYTES, COMPACT_RATIO * Buffer.byteLength(text));
+    this.compactAbove = Math.max(COMPACT_MIN_BYTES, COMPACT_RATIO * written.bytes);
     this.recovered();
     return true;
   }
