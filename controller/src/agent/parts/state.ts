@@ -21,6 +21,11 @@ const JOURNAL_FAULTS: Record<JournalOp, string> = {
     + 'the statuses they held are taken from wazuh-db as they are, and their first changes may carry a previous_status the consumers never got',
 };
 
+/** Removals at start worth a word: more than wazuh-db lists now, and more than a handful. */
+export function manyRemoved(removed: number, listed: number): boolean {
+  return removed >= 100 && removed > listed;
+}
+
 export function statePart(tap: Tap): Part {
   let keys: { close(): void } | null = null;
   return {
@@ -89,6 +94,11 @@ export function statePart(tap: Tap): Part {
         // An agent the journal knows and wazuh-db no longer lists was removed while the tap was down.
         const removed = state.removeUnlisted(first.ids, first.startedNs);
         tap.publishEvents(removed);
+        if (manyRemoved(removed.length, first.ids.length)) {
+          // Agents removed while the tap was down are a few; more than remain looks like another manager's journal, or a made one.
+          log.warn({ removed: removed.length, listed: first.ids.length },
+            'agents.status named many more agents than wazuh-db lists: each unlisted one was published as removed (is it this manager\'s journal?)');
+        }
         log.info({ agents: first.described, ms: first.elapsedMs, corrected: corrected + removed.length }, 'initial state from wazuh-db');
       } else log.warn({ reason: first.reason, described: first.described, listed: first.ids.length }, 'initial sync incomplete');
     },
