@@ -29,10 +29,12 @@ function batch(i: number, agents: string[]): DeliveryMessage {
     body: JSON.stringify({ event_id: `kb-${i}`, event_type: 'keepalive_batch', count: events.length, events }), kind: 'keepalive', eventId: `kb-${i}`,
   };
 }
+/** A status change (or an alert) of `agent`, numbered i: a status change as the tap writes one, since kv.pending takes only those back. */
 function status(i: number, agent: string, kind: 'status' | 'alert' = 'status'): DeliveryMessage {
   return {
     subject: `wazuh.agent.${agent}.${kind}`, headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': agent },
-    body: JSON.stringify({ event_id: `ev-${i}`, agent_id: agent, n: i }), kind: kind === 'alert' ? 'alert' : 'status', eventId: `ev-${i}`,
+    body: JSON.stringify({ event_id: `ev-${i}`, event_type: 'status_change', agent_id: agent, current_status: 'active', status_code: 0, n: i }),
+    kind: kind === 'alert' ? 'alert' : 'status', eventId: `ev-${i}`,
   };
 }
 

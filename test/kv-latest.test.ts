@@ -3,7 +3,7 @@
 // newer one) is in the bucket or the file; puts only ever move the bucket forward, the file is never
 // older than the bucket (a restart would put it back), whatever the order things settle in.
 import t from 'tap';
-import { KvLatest, encodeLine, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
+import { KvLatest, MAX_VALUE_BYTES, encodeLine, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const body = (agent: string, seq: number) => Buffer.from(JSON.stringify({ agent_id: agent, seq }));
@@ -443,5 +443,27 @@ t.test('puts failing and every waiting agent waiting for a write in flight: a wa
   await sleep(2000);
   t.ok(pumps - p0 <= 10, `${pumps - p0} walks of the ${N} agents in 2 s (one per 500 ms at most, and the write's end)`);
   (hold as (() => void) | null)?.();
+  await kv.close();
+});
+
+t.test('a file read back: a value that is not its agent\'s, or larger than the tap writes, is refused; past maxAgents agents, beyond', async (t) => {
+  // Found by review: every body of kv.pending was put as it was — a forged one, one of 2 MiB — and 5.9
+  // million values took 3.3 GB of heap.
+  const ofItsAgent = (agent: string, b: Uint8Array) => (JSON.parse(Buffer.from(b).toString('utf8')) as { agent_id: string }).agent_id === agent;
+  const text = [
+    encodeLine('001', 1, body('001', 1)),
+    encodeLine('002', 2, body('999', 2)), // another agent's value under 002
+    encodeLine('003', 3, Buffer.from(JSON.stringify({ agent_id: '003', pad: 'x'.repeat(MAX_VALUE_BYTES) }))),
+    encodeLine('004', 4, body('004', 4)),
+    encodeLine('005', 5, body('005', 5)), // a third agent: past the bound of two
+    encodeLine('001', 6, body('001', 6)), // an agent taken: its later value still counts
+  ].join('');
+  const found = parsePending(text, { accept: ofItsAgent, maxAgents: 2 });
+  t.same(found.values.map((v) => `${v.agent}@${v.seq}`), ['001@1', '004@4', '001@6'], 'the tap\'s own values, of two agents');
+  t.same([found.bad, found.refused, found.beyond, found.maxSeq], [0, 2, 1, 6], 'counted: 2 refused, 1 beyond; the seqs reserved are those taken');
+  const kv = new World().writer();
+  kv.load(found, text.length);
+  t.equal(kv.stats().refusedValues, 3, 'in the stats');
+  t.equal(parsePending(text).refused, 1, 'without rules, the size bound alone');
   await kv.close();
 });

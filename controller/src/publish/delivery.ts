@@ -43,8 +43,11 @@ import {
 import type { Logger } from 'pino';
 import { connectNats, unsentBytes, within, WRITE_AHEAD_BYTES, type PeerFault, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
-import { KvLatest, MAX_PENDING_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
+import { KvLatest, MAX_PENDING_BYTES, MAX_VALUE_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
 import { isAgentIdToken } from './subjects.js';
+import { isStatusOf } from './spooled-status.js';
+import type { EncryptionKey } from './encryption.js';
+import { MAX_AGENTS } from '../decode/values.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
 import { isErrno } from '../util/errno.js';
 import { clip } from '../util/clip.js';
@@ -113,6 +116,8 @@ export interface DeliveryOptions {
   kvBucket?: string;
   /** The subject prefix (`subject_prefix`): named in the hint of a refused publish (default `wazuh`). */
   prefix?: string;
+  /** The key of encrypt_messages: the KV values read back from kv.pending are status changes sealed with it. */
+  encryption?: EncryptionKey;
   /** Called at most every `shedReportMs` (default 5000) when messages were shed since the last call. */
   onShed?: (delta: Record<MessageKind, number>, total: Record<MessageKind, number>) => void;
   shedReportMs?: number;
@@ -361,9 +366,17 @@ export class Delivery {
     // records released by them would be lost to a power loss that took the lines (found by review).
     const found = this.spool.readSide(KV_PENDING, KV_PENDING_MAX_FILE, { sync: true });
     if (found !== null) {
-      const parsed = parsePending(found.toString('utf8'));
+      // Only what the tap writes there is put with its credentials: each agent's status change (kv-latest.ts).
+      const prefix = this.o.prefix ?? 'wazuh';
+      const parsed = parsePending(found.toString('utf8'), {
+        accept: (agent, body) => isStatusOf(agent, body, prefix, this.o.encryption), maxAgents: MAX_AGENTS,
+      });
       // A torn last line (a crash in an append) is one; more is damage.
       if (parsed.bad) this.log?.warn({ file: KV_PENDING, bad_lines: parsed.bad }, 'spool: lines of the KV values an earlier run saved are torn or damaged: skipped');
+      if (parsed.refused || parsed.beyond) {
+        this.log?.warn({ file: KV_PENDING, refused: parsed.refused, beyond: parsed.beyond, max_value_bytes: MAX_VALUE_BYTES, max_agents: MAX_AGENTS },
+          'spool: KV values an earlier run saved that are no status change of their agent, or larger than the tap writes (refused), or of more agents than it keeps (beyond): skipped');
+      }
       if (parsed.values.length) this.log?.info({ agents: parsed.values.length }, 'KV bucket: putting the latest statuses an earlier run could not');
       // After a power loss the segments (synced every second) and the cursor may end before seqs the file
       // names: a new record reusing one would be taken for older than the file's value of its agent.

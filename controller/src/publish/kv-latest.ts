@@ -23,8 +23,15 @@
 //   - a record of an earlier run replayed after a restart is not put when the file gave its agent a
 //     newer value (its floor); the spool hands out no seq the file has used (Spool.reserveSeqs);
 //   - one put at a time per agent, each settled (stored, failed or timed out) before the next.
+//
+// The file is the tap's own, but what it holds is put into the bucket with the tap's credentials, so a
+// start takes from it only what the tap writes there (found by review: a 2 MiB value was put again for
+// ever, a forged one went into the bucket as it was, and 5.9 million values took 3.3 GB of heap): a
+// status change of the line's agent (Delivery checks it as spooledStatus() does), MAX_VALUE_BYTES at
+// most, of MAX_AGENTS agents at most.
 import { crc32 } from 'node:zlib';
 import { isAgentIdToken } from './subjects.js';
+import { MAX_AGENTS } from '../decode/values.js';
 
 export interface KvLatestOptions {
   /** The KV put (`$KV.<bucket>.<agent>`): resolves once stored; rejects on a failure or a timeout. */
@@ -100,6 +107,8 @@ export interface KvLatestStats {
   saveFailures: number;
   /** Lines of a file found at start that were not a value (torn, damaged: counted, skipped). */
   badLines: number;
+  /** Values of a file found at start that were not the tap's (see parsePending's `refused`, `beyond`): counted, skipped. */
+  refusedValues: number;
 }
 
 /**
@@ -109,6 +118,12 @@ export interface KvLatestStats {
 export const MAX_PENDING_BYTES = 64 << 20;
 /** A seq in the file past this is not the spool's (a u48; half of it leaves room for decades): the line is refused. */
 const MAX_FILE_SEQ = 2 ** 47;
+/**
+ * A value's body read back at most (bytes). The tap's status changes are a few KB: a dozen fields of at
+ * most MAX_TEXT (1,024) characters each (decode/values.ts), 4/3 of that encrypted — tens of KB at the
+ * very worst. A larger body is no value of the tap's.
+ */
+export const MAX_VALUE_BYTES = 64 * 1024;
 /** While puts fail, one goes ahead this often (ms); its success sends the others. */
 const CANARY_MS = 500;
 /** After a failed write, the next try (ms). */
@@ -122,10 +137,31 @@ export function encodeLine(agent: string, seq: number, body: Uint8Array): string
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
+/** What parsePending takes of a file (the tap's own values, its bounds). */
+export interface PendingRules {
+  /** Whether `body` is a value the tap writes for `agent` (a status change of it): others are `refused`. */
+  accept?: (agent: string, body: Uint8Array) => boolean;
+  /** Agents taken at most (MAX_AGENTS): values of others are `beyond`. */
+  maxAgents?: number;
+}
+
+/** parsePending's result: `refused`, values no value of the tap's (or over MAX_VALUE_BYTES); `beyond`, values of agents past maxAgents. */
+export interface PendingFound {
+  values: PendingValue[];
+  bad: number;
+  refused: number;
+  beyond: number;
+  maxSeq: number;
+}
+
 /** The values of a `kv.pending` file; lines that are not one (torn, damaged, planted) are counted, never thrown on. */
-export function parsePending(text: string): { values: PendingValue[]; bad: number; maxSeq: number } {
+export function parsePending(text: string, rules: PendingRules = {}): PendingFound {
   const values: PendingValue[] = [];
+  const agents = new Set<string>();
+  const maxAgents = rules.maxAgents ?? MAX_AGENTS;
   let bad = 0;
+  let refused = 0;
+  let beyond = 0;
   let maxSeq = 0;
   for (const line of text.split('\n')) {
     if (line === '') continue;
@@ -141,13 +177,23 @@ export function parsePending(text: string): { values: PendingValue[]; bad: numbe
         bad++;
         continue;
       }
-      values.push({ agent: v.a, seq: v.s, body: Buffer.from(v.b, 'utf8') });
+      const body = Buffer.from(v.b, 'utf8');
+      if (body.length > MAX_VALUE_BYTES || (rules.accept && !rules.accept(v.a, body))) {
+        refused++;
+        continue;
+      }
+      if (!agents.has(v.a) && agents.size >= maxAgents) {
+        beyond++;
+        continue;
+      }
+      agents.add(v.a);
+      values.push({ agent: v.a, seq: v.s, body });
       if (v.s > maxSeq) maxSeq = v.s;
     } catch {
       bad++;
     }
   }
-  return { values, bad, maxSeq };
+  return { values, bad, refused, beyond, maxSeq };
 }
 
 /** A timer that runs `fn` at the earliest moment it was asked for (performance.now() ms); one at a time. */
@@ -200,15 +246,16 @@ export class KvLatest {
   private fileExists = false;
   private fileBytes = 0;
   private rewriteNext = false;
-  private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0 };
+  private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0, refusedValues: 0 };
 
   constructor(o: KvLatestOptions) {
     this.o = o;
   }
 
   /** What an earlier run saved (`kv.pending`, parsed, `bytes` long): put once the bucket takes puts; the file keeps them meanwhile. */
-  load(found: { values: PendingValue[]; bad: number }, bytes: number): void {
+  load(found: { values: PendingValue[]; bad: number; refused?: number; beyond?: number }, bytes: number): void {
     this.c.badLines += found.bad;
+    this.c.refusedValues += (found.refused ?? 0) + (found.beyond ?? 0);
     for (const v of found.values) {
       const en = this.entry(v.agent);
       if (v.seq <= en.seq) continue;

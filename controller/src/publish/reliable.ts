@@ -139,7 +139,7 @@ export class ReliablePublisher {
       },
       maxReconnects: opts.maxReconnects, reconnectDelayMs: opts.reconnectDelayMs, connectOptions: opts.connectOptions,
       window: opts.window, ackTimeoutMs: opts.ackTimeoutMs, stream,
-      kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined, prefix: opts.prefix,
+      kvBucket: opts.jetstream && opts.kv ? kvBucketName(opts.prefix) : undefined, prefix: opts.prefix, encryption: opts.encryption,
       diagnose: opts.diagnose,
       onShed: (delta, total) => {
         opts.log.warn({ shed: delta, total }, 'spool full: events shed');

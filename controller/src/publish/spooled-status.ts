@@ -23,6 +23,20 @@ export interface SpooledStatus {
  * cannot be read (encrypted with another key than today's, damaged): the journal's status stands.
  */
 export function spooledStatus(e: Pick<SpoolEntry, 'kind' | 'subject' | 'body'>, key?: EncryptionKey): SpooledStatus | null {
+  return readStatus(e, key)?.status ?? null;
+}
+
+/**
+ * Whether `body` is a status change of `agent` (its subject token, e.g. `001`) as the tap spools it
+ * under `prefix`: a value read back from kv.pending (kv-latest.ts) is put into the KV bucket only then.
+ */
+export function isStatusOf(agent: string, body: Uint8Array, prefix: string, key?: EncryptionKey): boolean {
+  // The subject agentSubject() gives a status change: an encrypted body is bound to it.
+  return readStatus({ kind: 'status', subject: `${prefix}.agent.${agent}.status`, body }, key)?.token === agent;
+}
+
+/** The status change a record holds, and its agent_id as written (the subject token). */
+function readStatus(e: Pick<SpoolEntry, 'kind' | 'subject' | 'body'>, key?: EncryptionKey): { status: SpooledStatus; token: string } | null {
   if (e.kind !== 'status') return null;
   try {
     const text = key ? decrypt(key, e.subject, e.body) : Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength).toString('utf8');
@@ -33,7 +47,7 @@ export function spooledStatus(e: Pick<SpoolEntry, 'kind' | 'subject' | 'body'>, 
     // The event's agent_id is the subject token (3 to 9 digits, padded); `unknown` is a removal's status.
     if (ev.event_type !== 'status_change' || typeof id !== 'string' || !/^\d{1,9}$/.test(id)) return null;
     if (!(isConnectionStatus(status) || status === 'unknown') || !isStatusCode(code)) return null;
-    return { agentId: Number(id), status: status as ConnectionStatus, statusCode: code };
+    return { status: { agentId: Number(id), status: status as ConnectionStatus, statusCode: code }, token: id };
   } catch {
     return null;
   }

@@ -1,0 +1,82 @@
+// agents_kv: what kv.pending holds is put into the KV bucket with the tap's credentials, so a start takes
+// only what the tap writes there — each agent's status change, of a size the tap makes (review
+// rr-poison-files F8). A real nats-server, the Delivery class driven directly.
+import t from 'tap';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Delivery, kvStreamConfig } from '../controller/src/publish/delivery.js';
+import { encodeLine } from '../controller/src/publish/kv-latest.js';
+import { encrypt, type EncryptionKey } from '../controller/src/publish/encryption.js';
+import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
+import { waitFor } from './helpers/wait.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A status change of `agent` as the tap writes one (`pad`: that many more bytes). */
+const change = (agent: string, n: number, pad = 0) => JSON.stringify({
+  event_id: `ev-${n}`, event_type: 'status_change', agent_id: agent, current_status: 'active', previous_status: 'disconnected',
+  status_code: 0, n, ...(pad ? { pad: 'x'.repeat(pad) } : {}),
+});
+
+/** A spool directory holding `lines` as kv.pending (the tap's mode). */
+function spoolWith(lines: string): string {
+  const d = mkdtempSync(join(tmpdir(), 'spool-kvref-'));
+  chmodSync(d, 0o700);
+  writeFileSync(join(d, 'kv.pending'), lines, { mode: 0o600 });
+  return d;
+}
+
+/** A Delivery with agents_kv on `srv`, its log lines collected. */
+function open(t: Tap.Test, srv: NatsServer, dir: string, o: { encryption?: EncryptionKey } = {}) {
+  const logged: Record<string, unknown>[] = [];
+  const d = new Delivery({
+    servers: [srv.url], mode: 'jetstream', reconnectDelayMs: 200, ackTimeoutMs: 2000, spool: { dir, maxBytes: 16 << 20 },
+    stream: { name: 'WAZUH', subjects: ['wazuh.>'], create: true }, kvBucket: 'wazuh_agents', encryption: o.encryption,
+    log: pino({ level: 'info' }, { write: (s: string) => { logged.push(JSON.parse(s)); } }),
+  });
+  t.teardown(() => d.close(500));
+  return { d, logged };
+}
+
+/**
+ * A server with the KV bucket made beforehand (`max_msg_size`: its bound), so no put meets a bucket just
+ * made and without a leader yet; and what the bucket holds for an agent.
+ */
+async function serverWithBucket(t: Tap.Test, o: { extra?: string; maxMsgSize?: number } = {}) {
+  const srv = await startNatsServer({ jetstream: true, extra: o.extra });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ ...kvStreamConfig('wazuh_agents', 1), ...(o.maxMsgSize ? { max_msg_size: o.maxMsgSize } : {}) });
+  const kv = await new Kvm(nc).open('wazuh_agents');
+  return { srv, get: async (agent: string) => (await kv.get(agent))?.string() ?? null };
+}
+
+t.test('kv.pending at start: a forged value, one larger than the tap writes, and one sealed for another subject are refused, counted and said once', async (t) => {
+  const { srv, get } = await serverWithBucket(t);
+  const key: EncryptionKey = { key: randomBytes(32), id: 'test-key' };
+  const sealed = (agent: string, subjectAgent: string, n: number) => Buffer.from(encrypt(key, `wazuh.agent.${subjectAgent}.status`, change(agent, n)));
+  const dir = spoolWith([
+    encodeLine('001', 10, Buffer.from(change('999', 10))), // another agent's status change under 001
+    encodeLine('002', 11, Buffer.from(change('002', 11, 2 << 20))), // 2 MiB: no status change of the tap's
+    encodeLine('003', 12, sealed('003', '003', 12)), // the tap's own
+    encodeLine('004', 13, sealed('004', '005', 13)), // sealed for another agent's subject
+  ].join(''));
+  const { d, logged } = open(t, srv, dir, { encryption: key });
+  d.start();
+  await waitFor(() => !existsSync(join(dir, 'kv.pending')), 10_000, 'kv.pending removed once the bucket has what it took');
+  t.ok(await get('003'), 'the tap\'s own value put');
+  t.same([await get('001'), await get('002'), await get('004')], [null, null, null], 'none of the others');
+  t.match(d.stats().kv, { refusedValues: 3, failures: 0, pending: 0 }, 'counted, never tried');
+  const said = logged.filter((l) => /KV values an earlier run saved that are no status change of their agent/.test(String(l.msg)));
+  t.equal(said.length, 1, 'said in one line');
+  t.match(said[0], { level: 40, refused: 3, beyond: 0, max_value_bytes: 65536 }, 'with the counts');
+  t.ok(await d.flush(2000, { kv: true }), 'a stop waits for nothing');
+});
