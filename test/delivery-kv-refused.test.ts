@@ -1,6 +1,7 @@
 // agents_kv: what kv.pending holds is put into the KV bucket with the tap's credentials, so a start takes
-// only what the tap writes there — each agent's status change, of a size the tap makes (review
-// rr-poison-files F8). A real nats-server, the Delivery class driven directly.
+// only what the tap writes there — each agent's status change, of a size the tap makes — and a put that
+// can never be stored (over max_payload, over the bucket's max_msg_size) is dropped with a count, not
+// tried again for ever (review rr-poison-files F8). A real nats-server, the Delivery class driven directly.
 import t from 'tap';
 import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,7 @@ import pino from 'pino';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Delivery, kvStreamConfig } from '../controller/src/publish/delivery.js';
+import { Delivery, kvStreamConfig, type DeliveryMessage } from '../controller/src/publish/delivery.js';
 import { encodeLine } from '../controller/src/publish/kv-latest.js';
 import { encrypt, type EncryptionKey } from '../controller/src/publish/encryption.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
@@ -79,4 +80,41 @@ t.test('kv.pending at start: a forged value, one larger than the tap writes, and
   t.equal(said.length, 1, 'said in one line');
   t.match(said[0], { level: 40, refused: 3, beyond: 0, max_value_bytes: 65536 }, 'with the counts');
   t.ok(await d.flush(2000, { kv: true }), 'a stop waits for nothing');
+});
+
+t.test('a KV put over the server\'s max_payload: the value is dropped and counted, not put again; the other agents\' go', async (t) => {
+  const { srv, get } = await serverWithBucket(t, { extra: 'max_payload: 4096\n' });
+  // A status change of 10 KB: within what kv.pending takes back, over this server's max_payload.
+  const dir = spoolWith(encodeLine('001', 10, Buffer.from(change('001', 10, 10_000))) + encodeLine('002', 11, Buffer.from(change('002', 11))));
+  const { d, logged } = open(t, srv, dir);
+  d.start();
+  await waitFor(() => !existsSync(join(dir, 'kv.pending')), 10_000, 'kv.pending removed');
+  await sleep(1500); // three canary periods: a put tried again would show by now
+  t.ok(await get('002'), '002 put');
+  t.equal(await get('001'), null, '001 not');
+  const kv = d.stats().kv!;
+  t.comment(`kv stats: ${JSON.stringify(kv)}`);
+  t.match(kv, { dropped: 1, failures: 0, pending: 0 }, 'dropped, counted; no failure, nothing pending');
+  t.equal(kv.puts, 2, 'one put each: never tried again');
+  t.match(logged.filter((l) => l.msg === 'KV put refused for the value\'s size: dropped (the bucket keeps the agent\'s older status until a newer one)'),
+    [{ level: 50, agent: '001', err: /max_payload/ }], 'said');
+  t.ok(await d.flush(2000, { kv: true }), 'a stop waits for nothing');
+});
+
+t.test('a KV put over the bucket\'s max_msg_size (the server says the message is too large): dropped and counted the same', async (t) => {
+  const { srv, get } = await serverWithBucket(t, { maxMsgSize: 512 });
+  const { d, logged } = open(t, srv, mkdtempSync(join(tmpdir(), 'spool-kvref-')));
+  d.start();
+  await waitFor(() => d.stats().connected && d.stats().streamReady, 10_000, 'connected');
+  const status = (agent: string, n: number, pad = 0): DeliveryMessage => ({
+    subject: `wazuh.agent.${agent}.status`, headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': agent },
+    body: change(agent, n, pad), kind: 'status', eventId: `ev-${n}`,
+  });
+  d.enqueueMany([status('001', 1, 1000), status('002', 2)]);
+  t.ok(await d.flush(5000, { kv: true }), 'the spool drained and the bucket settled');
+  await sleep(1200);
+  t.ok(await get('002'), '002 put');
+  t.equal(await get('001'), null, '001 not (its status change is in the stream)');
+  t.match(d.stats(), { acknowledged: 2, kv: { dropped: 1, failures: 0, puts: 2 } }, 'both in the stream; the KV value dropped, put once');
+  t.match(logged.filter((l) => String(l.msg).startsWith('KV put refused for the value\'s size')), [{ agent: '001' }], 'said');
 });

@@ -3,7 +3,7 @@
 // newer one) is in the bucket or the file; puts only ever move the bucket forward, the file is never
 // older than the bucket (a restart would put it back), whatever the order things settle in.
 import t from 'tap';
-import { KvLatest, MAX_VALUE_BYTES, encodeLine, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
+import { KvLatest, KvValueRefused, MAX_VALUE_BYTES, encodeLine, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const body = (agent: string, seq: number) => Buffer.from(JSON.stringify({ agent_id: agent, seq }));
@@ -465,5 +465,38 @@ t.test('a file read back: a value that is not its agent\'s, or larger than the t
   kv.load(found, text.length);
   t.equal(kv.stats().refusedValues, 3, 'in the stats');
   t.equal(parsePending(text).refused, 1, 'without rules, the size bound alone');
+  await kv.close();
+});
+
+t.test('a put refused for the value\'s size (KvValueRefused): the value is dropped and counted, its record goes, no retry, no back-off', async (t) => {
+  const w = new World();
+  const kv = new KvLatest({
+    saveAfterMs: 30, cleanupMs: 50,
+    put: (agent, b) => {
+      w.puts.push({ agent, seq: seqOf(b), p: { resolve: () => {}, reject: () => {} }, land: () => {} });
+      if (agent === '001') return Promise.reject(new KvValueRefused('KV put: \'payload\' max_payload size exceeded'));
+      w.kv.set(agent, seqOf(b));
+      return Promise.resolve();
+    },
+    write: () => Promise.resolve(),
+    onDropped: (err, agent) => { w.violations.push(`dropped ${agent}: ${(err as Error).message}`); },
+  });
+  kv.setReady(true);
+  const done: number[] = [];
+  kv.offer('001', 1, body('001', 1), false, () => done.push(1));
+  await sleep(10);
+  kv.offer('002', 2, body('002', 2), false, () => done.push(2));
+  await sleep(10);
+  t.same(w.kv.get('002'), 2, 'the next agent\'s put went at once (a failure backs every put off for 500 ms)');
+  await sleep(700); // a retry would have come by now
+  t.same(done.sort(), [1, 2], 'both records released');
+  t.same(w.puts.map((p) => `${p.agent}@${p.seq}`).sort(), ['001@1', '002@2'], 'one put each: the refused one never tried again');
+  t.same(Object.fromEntries(w.kv), { '002': 2 }, 'the other agent\'s value stored');
+  t.match(kv.stats(), { dropped: 1, failures: 0, pending: 0 }, 'counted as dropped, not as a failure; nothing pending');
+  t.ok(kv.settled, 'settled: a stop does not wait for it');
+  t.match(w.violations, [/dropped 001: KV put: 'payload' max_payload size exceeded/], 'said');
+  kv.offer('001', 3, body('002', 3), false, () => done.push(3));
+  await sleep(20);
+  t.equal(w.puts.length, 3, 'a newer value of the agent is put');
   await kv.close();
 });

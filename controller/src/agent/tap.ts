@@ -479,8 +479,12 @@ export class Tap {
           ? { reason: delivery.lastFailure, age_s: Math.round((delivery.lastFailureAgeMs ?? 0) / 100) / 10 } : null,
         in_flight: delivery?.inFlight ?? 0, stream_ready: delivery?.mode === 'jetstream' ? delivery.streamReady : null,
         // agents_kv: agents whose latest status the KV bucket lacks yet (its puts wait apart: delivery goes on),
-        // of them those saved in kv.pending for a restart, and the puts that failed; null without agents_kv.
-        kv: delivery?.kv ? { pending: delivery.kv.pending, saved: delivery.kv.saved, failures: delivery.kv.failures } : null,
+        // of them those saved in kv.pending for a restart, the puts that failed, and the values dropped: refused
+        // for their size, or read back from kv.pending and no value of the tap's; null without agents_kv.
+        kv: delivery?.kv ? {
+          pending: delivery.kv.pending, saved: delivery.kv.saved, failures: delivery.kv.failures,
+          dropped: delivery.kv.dropped + delivery.kv.refusedValues,
+        } : null,
         denied: delivery?.denied ?? 0, last_denied: delivery?.lastDenied ?? null,
         // Recent messages, ms: the tap's own share (the daemon's syscall → handed to NATS, agent events)
         // and NATS' (publish → acknowledgement: core, the confirming flush; JetStream, the PubAck).

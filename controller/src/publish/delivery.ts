@@ -43,7 +43,7 @@ import {
 import type { Logger } from 'pino';
 import { connectNats, unsentBytes, within, WRITE_AHEAD_BYTES, type PeerFault, type PendingConnection } from './nats-connect.js';
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
-import { KvLatest, MAX_PENDING_BYTES, MAX_VALUE_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
+import { KvLatest, KvValueRefused, MAX_PENDING_BYTES, MAX_VALUE_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
 import { isAgentIdToken } from './subjects.js';
 import { isStatusOf } from './spooled-status.js';
 import type { EncryptionKey } from './encryption.js';
@@ -356,6 +356,11 @@ export class Delivery {
         this.sayLimited(`kv-failed ${clip(why, 200)}`, 'warn', { err: why, bucket },
           'KV put failed: retrying (the agent\'s latest status waits for the bucket; delivery goes on)');
       },
+      onDropped: (err, agent) => {
+        const why = this.shown((err as Error).message);
+        this.sayLimited('kv-dropped', 'error', { err: why, bucket, agent },
+          'KV put refused for the value\'s size: dropped (the bucket keeps the agent\'s older status until a newer one)');
+      },
       onSaveFailed: (err) => {
         const e = err as NodeJS.ErrnoException;
         this.sayLimited('kv-save', 'error', { err: e?.code ?? this.shown(e?.message ?? String(err)) },
@@ -391,6 +396,8 @@ export class Delivery {
     const js = this.js;
     if (!js || !this.up) return Promise.reject(new Error('not connected'));
     return js.publish(`$KV.${bucket}.${agent}`, body, { timeout: this.o.ackTimeoutMs ?? 5000 }).then(() => {}, (err) => {
+      // Refused for its size: no retry can store it (kv-latest.ts drops it).
+      if (tooLargeForKv(err)) throw new KvValueRefused(`KV put: ${(err as Error).message}`);
       // nats.js calls "no responders" JetStreamNotEnabled: the bucket has no leader (its server down, an election), or is gone.
       if ((err as Error)?.name === 'JetStreamNotEnabled') {
         this.checkGone(true);
@@ -1507,6 +1514,16 @@ function hostPort(u: string): string {
 
 /** While every retry backs off, the first of them goes ahead this often (ms): JetStream back is found within it. */
 const CANARY_MS = 500;
+
+/**
+ * A KV put refused for the value's size: nats.js's own check against max_payload, the server's
+ * (`Maximum Payload Violation`), or the bucket's max_msg_size (JetStream error 10054). No retry can
+ * store it.
+ */
+function tooLargeForKv(err: unknown): boolean {
+  if (err instanceof JetStreamApiError && err.code === MESSAGE_TOO_LARGE) return true;
+  return /max_payload|maximum payload|message size exceeds maximum/i.test((err as Error)?.message ?? '');
+}
 
 /** The statuses waiting for the KV bucket (agents_kv), beside the spool's segments (kv-latest.ts). */
 const KV_PENDING = 'kv.pending';

@@ -28,7 +28,8 @@
 // start takes from it only what the tap writes there (found by review: a 2 MiB value was put again for
 // ever, a forged one went into the bucket as it was, and 5.9 million values took 3.3 GB of heap): a
 // status change of the line's agent (Delivery checks it as spooledStatus() does), MAX_VALUE_BYTES at
-// most, of MAX_AGENTS agents at most.
+// most, of MAX_AGENTS agents at most. And a put refused for the value's size (over max_payload, or the
+// bucket's max_msg_size) can never be stored: that value is dropped, counted, not tried again.
 import { crc32 } from 'node:zlib';
 import { isAgentIdToken } from './subjects.js';
 import { MAX_AGENTS } from '../decode/values.js';
@@ -43,6 +44,8 @@ export interface KvLatestOptions {
   write(how: 'append' | 'replace', data: string): Promise<void>;
   /** A put failed (said by the caller, rate-limited). */
   onPutFailed?(err: unknown, agent: string): void;
+  /** A put was refused for good (KvValueRefused): the value is dropped (said by the caller, rate-limited). */
+  onDropped?(err: unknown, agent: string): void;
   /** The file could not be written (said by the caller, rate-limited). */
   onSaveFailed?(err: unknown): void;
   /** How long a value waits for its put before it is saved in the file instead (ms, 250). */
@@ -72,7 +75,7 @@ interface Entry {
   lineBytes: number;
   /** The value of the put in flight (0: none). */
   putSeq: number;
-  /** The newest value the bucket is known to hold (0: none known). */
+  /** The newest value the bucket is known to hold, or that it refused for good (dropped; 0: none known). */
   kvSeq: number;
   /**
    * What the file may name for the agent (0: nothing, in any state it may be in): the lowest value and
@@ -109,6 +112,16 @@ export interface KvLatestStats {
   badLines: number;
   /** Values of a file found at start that were not the tap's (see parsePending's `refused`, `beyond`): counted, skipped. */
   refusedValues: number;
+  /** Values a put was refused for good (KvValueRefused): dropped, the bucket keeps the agent's older value. */
+  dropped: number;
+}
+
+/**
+ * A put that can never store its value (over the server's max_payload, or the bucket's max_msg_size):
+ * trying again held the file, the stop's KV wait and every other agent's puts behind it for ever.
+ */
+export class KvValueRefused extends Error {
+  override name = 'KvValueRefused';
 }
 
 /**
@@ -246,7 +259,7 @@ export class KvLatest {
   private fileExists = false;
   private fileBytes = 0;
   private rewriteNext = false;
-  private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0, refusedValues: 0 };
+  private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0, refusedValues: 0, dropped: 0 };
 
   constructor(o: KvLatestOptions) {
     this.o = o;
@@ -417,16 +430,32 @@ export class KvLatest {
     en.putSeq = v.seq;
     this.inflight++;
     this.c.puts++;
-    this.o.put(en.agent, v.body).then(() => this.stored(en), (err) => this.failed(en, err));
+    this.o.put(en.agent, v.body).then(() => this.stored(en), (err) => (err instanceof KvValueRefused ? this.dropped(en, err) : this.failed(en, err)));
     return true;
   }
 
   private stored(en: Entry): void {
+    this.putDone(en, true);
+  }
+
+  /**
+   * The put's value can never be stored: settled as if it were (its records may go, the file need not
+   * keep it), counted and said; the bucket keeps the agent's older value until a newer one is put. No
+   * back-off: the value was refused, not the bucket.
+   */
+  private dropped(en: Entry, err: KvValueRefused): void {
+    this.c.dropped++;
+    this.o.onDropped?.(err, en.agent);
+    this.putDone(en, false);
+  }
+
+  /** The put in flight done with: the bucket holds its value (`stored`) or never will; what waited on it goes. */
+  private putDone(en: Entry, stored: boolean): void {
     this.inflight--;
     en.kvSeq = Math.max(en.kvSeq, en.putSeq);
     en.putSeq = 0;
     this.release(en, en.kvSeq);
-    this.backedOff = false; // the bucket takes puts again: everyone goes
+    if (stored) this.backedOff = false; // the bucket takes puts again: everyone goes
     if (en.seq > en.kvSeq) this.todo.add(en);
     else if (en.fileHigh > 0) this.wantSave(performance.now() + (this.o.cleanupMs ?? 1000)); // the file names a value the bucket has
     this.forget(en);
