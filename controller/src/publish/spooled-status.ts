@@ -26,11 +26,16 @@ export function spooledStatus(e: Pick<SpoolEntry, 'kind' | 'subject' | 'body'>, 
   return readStatus(e, key)?.status ?? null;
 }
 
+/** The shortest sealed body: base64 of a nonce (12 bytes) and a tag (16), encryption.ts. */
+const SEALED_MIN = 40;
+
 /**
  * Whether `body` is a status change of `agent` (its subject token, e.g. `001`) as the tap spools it
  * under `prefix`: a value read back from kv.pending (kv-latest.ts) is put into the KV bucket only then.
  */
 export function isStatusOf(agent: string, body: Uint8Array, prefix: string, key?: EncryptionKey): boolean {
+  // A body that cannot be one is told without a thrown parse (a file of millions of them held the start).
+  if (key ? body.length < SEALED_MIN : body[0] !== 0x7b /* { */) return false;
   // The subject agentSubject() gives a status change: an encrypted body is bound to it.
   return readStatus({ kind: 'status', subject: `${prefix}.agent.${agent}.status`, body }, key)?.token === agent;
 }
