@@ -310,3 +310,24 @@ t.test('a Delivery given the prefix reads only its records, without the spool to
   t.teardown(() => dl.close(500));
   t.match(dl.spool.stats(), { records: 1, foreign: 1, foreignPrefix: '_INBOX.x' });
 });
+
+t.test('bytes added to a segment by another hand while the spool runs are never read (they were not checked at open)', async (t) => {
+  const d = tmp();
+  const seg = seeded(d); // good(0), seq 1: a segment found at the next open
+  const s = Spool.open({ dir: d, maxBytes: 1 << 20, memCacheBytes: 0 });
+  // After the open: a record the tap would never write, and one with the seq the run is about to use.
+  appendFileSync(seg, Buffer.concat([encodeFrame({ ...good(7), subject: '$JS.API.STREAM.DELETE.WAZUH', eventId: 'planted-1' } as SpoolMessage, 2),
+    encodeFrame({ ...good(8), eventId: 'planted-2' }, 2)]));
+  s.append([good(3)]); // seq 2, in the active segment
+  const active = join(d, readdirSync(d).filter((f) => f.startsWith('seg-')).sort().at(-1)!);
+  appendFileSync(active, encodeFrame({ ...good(9), eventId: 'planted-3' }, 3));
+  const got: string[] = [];
+  for (let k = 0; k < 10; k++) {
+    const es = s.read(100);
+    if (es.length === 0) break;
+    for (const e of es) { got.push(e.eventId); s.ack(e.seq); }
+  }
+  t.same(got, ['ev-0', 'ev-3'], 'the found record and the run\'s own, nothing planted');
+  t.equal(s.stats().records, 0);
+  s.close();
+});

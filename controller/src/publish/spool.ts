@@ -1389,8 +1389,9 @@ export class Spool {
         if (e.seq >= this.nextRead) return e;
       }
       // Load more of this segment (it may be the active one, still growing), up to the next damaged
-      // range found at open, which is jumped over.
-      let size = fstatSync(rd.fd).size;
+      // range found at open, which is jumped over, and no further than what the spool wrote or found
+      // there: bytes added to the file since by another hand were never checked (review helper-93).
+      let size = Math.min(fstatSync(rd.fd).size, this.segs.find((x) => x.id === rd.segId)?.bytes ?? 0);
       const skip = rd.damaged.find(([, to]) => to > rd.offset);
       if (skip && skip[0] <= rd.offset) {
         rd.offset = skip[1];
