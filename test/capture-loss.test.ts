@@ -43,7 +43,12 @@ t.test('lost records: counted, said, published, and a resynchronisation — one 
   const said = tap.logs.filter((l) => l.msg === 'the kernel dropped records (perf buffer full)');
   t.ok(said.length >= 2, `the loss said as it came, stall after stall (${said.length} lines)`);
   await waitFor(() => got.filter((m) => m.body.action === 'records_lost').length >= 2, 5000, 'records_lost on NATS');
-  t.equal(lossResyncs().length, 1, 'one resynchronisation for the first loss; the later ones wait for the gap');
+  // One for the first loss; the later ones wait for the gap. On a busy machine the three stalls can take
+  // longer than the gap itself, and then the second is due already (seen once in a full run beside
+  // other work): so it is its time, not its count at this instant, that says it waited.
+  const sinceFirst = Date.now() - Date.parse(String(lossResyncs()[0]?.time));
+  t.ok(lossResyncs().length === 1 || sinceFirst >= LOSS_RESYNC_GAP_MS - 1000,
+    `one resynchronisation for the first loss; the later ones wait for the gap (${lossResyncs().length} after ${sinceFirst} ms)`);
 
   await waitFor(() => lossResyncs().length >= 2, LOSS_RESYNC_GAP_MS + 5000, 'the resynchronisation for the later losses, after the gap');
   const [a, b] = lossResyncs().map((l) => Date.parse(String(l.time)));
