@@ -215,3 +215,31 @@ t.test('a compaction of many agents is written in pieces that make the whole fil
   const text = readFileSync(path, 'utf8');
   t.equal(text, [...latest].map(([id, s]) => `${id} ${s.status} ${s.status_code}\n`).join(''), 'every line once, in order');
 });
+
+t.test('at the bound, removed agents make room: the live agents after them keep their lines, a start after a start (review helper-93)', async (t) => {
+  // A manager with more registrations over its life than the bound: its removed agents (unknown, kept for
+  // good, written back sorted by id) filled the bound, and the newest — live — agents lost their lines.
+  const path = join(mkdtempSync(join(tmpdir(), 'wnt-journal-churn-')), 'agents.status');
+  const lines = Array.from({ length: 1000 }, (_, i) => `${i + 1} unknown 0\n`);
+  lines.push('1001 active 0\n', '1002 disconnected 4\n', '5 active 0\n'); // 5: re-registered after its removal
+  writeFileSync(path, lines.join(''));
+  for (const run of [1, 2]) {
+    const said: string[] = [];
+    const j = new StatusJournal(path, { maxAgents: 1000, onError: (e) => { said.push(e.message); } });
+    const known = j.open();
+    t.equal(known.size, 1000, `run ${run}: the bound held`);
+    t.same([known.get(1001), known.get(1002), known.get(5)],
+      [{ status: 'active', status_code: 0 }, { status: 'disconnected', status_code: 4 }, { status: 'active', status_code: 0 }],
+      `run ${run}: the live agents kept, the one back after its removal too`);
+    t.same(said, [], `run ${run}: nothing said: forgetting removed agents is no damage`);
+    t.equal(j.invalidLines, 0);
+    j.close(known);
+  }
+  // Live agents past the bound, with no removed one left to make room: skipped, counted, said.
+  const more = parseJournal(Array.from({ length: 12 }, (_, i) => `${i + 1} active 0`).join('\n'), undefined,
+    { lines: 0, beyond: 0 }, 10);
+  t.equal(more.size, 10);
+  const bad = { lines: 0, beyond: 0 };
+  parseJournal(['1 active 0', '2 active 0', '3 active 0', '4 unknown 0'].join('\n'), undefined, bad, 2);
+  t.equal(bad.beyond, 1, 'the live agent that found no room counted; the removed one past the bound left out unsaid');
+});

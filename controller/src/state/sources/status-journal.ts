@@ -87,20 +87,30 @@ const COMPACT_CHUNK = 50_000;
 
 export { publishedStatus, type PublishedStatus } from '../published-statuses.js';
 
-/** Lines that are no journal line (`lines`), and journal lines of agents past the bound (`beyond`). */
+/**
+ * Lines that are no journal line (`lines`); journal lines of agents past the bound (`beyond`); and the
+ * removed agents (`unknown`) held, oldest first, to make room for others at the bound (`removed`).
+ */
 export interface JournalBadLines {
   lines: number;
   beyond: number;
+  removed?: number[];
+  removedAt?: number;
 }
 
 /**
  * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
- * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits. Once `out`
- * holds `maxAgents` agents, a line of another is skipped (counted in `bad.beyond`); lines of the agents
- * held still count.
+ * Ids and codes follow decode/values.ts: at most 9 digits (0 to 999,999,999) and 3 digits. At most
+ * `maxAgents` agents are held. At the bound, a removed agent (`unknown`: the journal keeps them for good)
+ * makes room for another that is not (review helper-93: a manager with 2 M registrations over its life
+ * lost its live agents' lines, the newest, at every start), and a removed one past the bound is left
+ * out unsaid; a line of another agent that finds no room is skipped and counted (`bad.beyond`). Lines of
+ * the agents held still count.
  */
 export function parseJournal(text: string, out = new Map<number, PublishedStatus>(), bad?: JournalBadLines,
   maxAgents = MAX_AGENTS): Map<number, PublishedStatus> {
+  const room = bad ?? { lines: 0, beyond: 0 };
+  const removed = (room.removed ??= []);
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
     if (!m || !(CONNECTION_STATUSES as readonly string[]).includes(m[2])) {
@@ -108,13 +118,31 @@ export function parseJournal(text: string, out = new Map<number, PublishedStatus
       continue;
     }
     const id = Number(m[1]);
-    if (out.size >= maxAgents && !out.has(id)) {
-      if (bad) bad.beyond++;
+    const gone = m[2] === 'unknown';
+    if (out.size >= maxAgents && !out.has(id) && (gone || !evictRemoved(out, room))) {
+      if (!gone && bad) bad.beyond++;
       continue;
     }
+    if (gone && out.get(id)?.status !== 'unknown') removed.push(id); // once per removal, not per line
     out.set(id, publishedStatus(m[2] as ConnectionStatus, Number(m[3])));
   }
   return out;
+}
+
+/** Makes room by forgetting the oldest removed agent still held as removed; false when there is none. */
+function evictRemoved(out: Map<number, PublishedStatus>, room: JournalBadLines): boolean {
+  const removed = room.removed!;
+  let at = room.removedAt ?? 0;
+  while (at < removed.length) {
+    const id = removed[at++];
+    if (out.get(id)?.status === 'unknown') { // not back since (a line after its removal)
+      out.delete(id);
+      room.removedAt = at;
+      return true;
+    }
+  }
+  room.removedAt = at;
+  return false;
 }
 
 /**
