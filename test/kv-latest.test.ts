@@ -459,7 +459,7 @@ t.test('a file read back: a value that is not its agent\'s, or larger than the t
     encodeLine('001', 6, body('001', 6)), // an agent taken: its later value still counts
   ].join('');
   const found = parsePending(text, { accept: ofItsAgent, maxAgents: 2 });
-  t.same(found.values.map((v) => `${v.agent}@${v.seq}`), ['001@1', '004@4', '001@6'], 'the tap\'s own values, of two agents');
+  t.same(found.values.map((v) => `${v.agent}@${v.seq}`), ['001@6', '004@4'], 'the tap\'s own values, of two agents (each its latest)');
   t.same([found.bad, found.refused, found.beyond, found.maxSeq], [0, 2, 1, 6], 'counted: 2 refused, 1 beyond; the seqs reserved are those taken');
   const kv = new World().writer();
   kv.load(found, text.length);
@@ -499,4 +499,15 @@ t.test('a put refused for the value\'s size (KvValueRefused): the value is dropp
   await sleep(20);
   t.equal(w.puts.length, 3, 'a newer value of the agent is put');
   await kv.close();
+});
+
+t.test('parsePending keeps an agent\'s latest value only, whatever order its lines come in (a file of many lines of few agents held each body)', async (t) => {
+  const body = (n: number) => Buffer.from(`{"n":${n}}`);
+  const lines = [encodeLine('001', 5, body(5)), encodeLine('002', 1, body(1)), encodeLine('001', 9, body(9)), encodeLine('001', 7, body(7))];
+  for (let k = 0; k < 1000; k++) lines.push(encodeLine('003', 100 + k, body(k)));
+  const found = parsePending(lines.join(''));
+  t.same(found.values.map((v) => [v.agent, v.seq, v.body.toString()]).sort(),
+    [['001', 9, '{"n":9}'], ['002', 1, '{"n":1}'], ['003', 1099, '{"n":999}']]);
+  t.equal(found.maxSeq, 1099);
+  t.equal(found.bad + found.refused + found.beyond, 0);
 });

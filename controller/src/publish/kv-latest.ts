@@ -169,8 +169,9 @@ export interface PendingFound {
 
 /** The values of a `kv.pending` file; lines that are not one (torn, damaged, planted) are counted, never thrown on. */
 export function parsePending(text: string, rules: PendingRules = {}): PendingFound {
-  const values: PendingValue[] = [];
-  const agents = new Set<string>();
+  // An agent's latest value only (load() keeps no other): a file of many lines of few agents held each
+  // line's body until the end (review helper-93: ~1 GB of heap at the read limit).
+  const agents = new Map<string, PendingValue>();
   const maxAgents = rules.maxAgents ?? MAX_AGENTS;
   let bad = 0;
   let refused = 0;
@@ -195,18 +196,18 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
         refused++;
         continue;
       }
-      if (!agents.has(v.a) && agents.size >= maxAgents) {
+      const held = agents.get(v.a);
+      if (held === undefined && agents.size >= maxAgents) {
         beyond++;
         continue;
       }
-      agents.add(v.a);
-      values.push({ agent: v.a, seq: v.s, body });
+      if (held === undefined || v.s > held.seq) agents.set(v.a, { agent: v.a, seq: v.s, body });
       if (v.s > maxSeq) maxSeq = v.s;
     } catch {
       bad++;
     }
   }
-  return { values, bad, refused, beyond, maxSeq };
+  return { values: [...agents.values()], bad, refused, beyond, maxSeq };
 }
 
 /** A timer that runs `fn` at the earliest moment it was asked for (performance.now() ms); one at a time. */
