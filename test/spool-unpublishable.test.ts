@@ -320,14 +320,39 @@ t.test('bytes added to a segment by another hand while the spool runs are never 
     encodeFrame({ ...good(8), eventId: 'planted-2' }, 2)]));
   s.append([good(3)]); // seq 2, in the active segment
   const active = join(d, readdirSync(d).filter((f) => f.startsWith('seg-')).sort().at(-1)!);
-  appendFileSync(active, encodeFrame({ ...good(9), eventId: 'planted-3' }, 3));
+  appendFileSync(active, encodeFrame({ ...good(9), subject: '$JS.API.STREAM.PURGE.WAZUH', eventId: 'planted-3' } as SpoolMessage, 3));
+  s.append([good(4)]); // seq 3: written where the spool's bytes end, over the planted one (review helper-94)
   const got: string[] = [];
   for (let k = 0; k < 10; k++) {
     const es = s.read(100);
     if (es.length === 0) break;
     for (const e of es) { got.push(e.eventId); s.ack(e.seq); }
   }
-  t.same(got, ['ev-0', 'ev-3'], 'the found record and the run\'s own, nothing planted');
+  t.same(got, ['ev-0', 'ev-3', 'ev-4'], 'the found record and the run\'s own, nothing planted');
   t.equal(s.stats().records, 0);
+  s.close();
+});
+
+t.test('a compaction reads a segment no further than the spool holds there: a frame added by hand is not taken in', async (t) => {
+  const d = tmp();
+  const ka = (i: number): SpoolMessage => ({ ...good(i), subject: `wazuh.agent.00${i % 10}.keepalive`, kind: 'keepalive', eventId: `ka-${i}` });
+  const s0 = Spool.open({ dir: d, maxBytes: 1 << 20 });
+  s0.append([good(1), ka(2)]); // seqs 1, 2: a segment with a keepalive, for the compaction to rewrite
+  s0.close();
+  const seg = join(d, readdirSync(d).filter((f) => f.startsWith('seg-'))[0]);
+  const s = Spool.open({ dir: d, maxBytes: 48 * 1024, segmentBytes: 16 * 1024 });
+  appendFileSync(seg, encodeFrame({ ...good(7), eventId: 'planted' }, 3)); // the seq the run's first record takes
+  let appended = 0;
+  for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+  t.ok(s.stats().compactions > 0, 'a compaction ran');
+  const got: string[] = [];
+  for (let k = 0; k < 100; k++) {
+    const es = s.read(1000);
+    if (es.length === 0) break;
+    for (const e of es) { got.push(e.eventId); s.ack(e.seq); }
+  }
+  t.notOk(got.includes('planted'), 'the planted frame never handed out');
+  t.equal(got.length, 1 + appended, 'the found status and every record of the run (the keepalive shed)');
+  t.equal(s.stats().records, 0, 'nothing left waiting');
   s.close();
 });

@@ -243,3 +243,13 @@ t.test('at the bound, removed agents make room: the live agents after them keep 
   parseJournal(['1 active 0', '2 active 0', '3 active 0', '4 unknown 0'].join('\n'), undefined, bad, 2);
   t.equal(bad.beyond, 1, 'the live agent that found no room counted; the removed one past the bound left out unsaid');
 });
+
+t.test('the removed agents held for eviction are no more than the agents held, however many removals the file holds', async (t) => {
+  const removed = new Set<number>();
+  const lines: string[] = [];
+  for (let k = 0; k < 20_000; k++) lines.push(`${1 + (k % 50)} unknown 0`, `${1 + (k % 50)} active 0`); // removed, back, again
+  lines.push('7 unknown 0');
+  const out = parseJournal(lines.join('\n'), undefined, { lines: 0, beyond: 0 }, 100, removed);
+  t.equal(out.size, 50);
+  t.same([...removed], [7], 'only the agent whose latest line is a removal');
+});

@@ -867,7 +867,9 @@ export class Spool {
       const name = `seg-${String(id).padStart(12, '0')}.log`;
       this.active = { id, path: this.at(name), bytes: 0, firstSeq: 0, lastSeq: 0, count: 0, keepalives: 0 };
       try {
-        this.fd = openOwn(this.active.path, fc.O_WRONLY | fc.O_APPEND | fc.O_CREAT | fc.O_EXCL);
+        // Not O_APPEND: a batch is written where the spool's own bytes end (writeBatch), so bytes another
+        // hand added to the file are overwritten, never left between the spool's records (review helper-94).
+        this.fd = openOwn(this.active.path, fc.O_WRONLY | fc.O_CREAT | fc.O_EXCL);
         break;
       } catch (e) {
         if (!isErrno(e) || e.code !== 'EEXIST') throw e;
@@ -1255,11 +1257,11 @@ export class Spool {
     const a = this.active;
     let off = 0;
     try {
-      off = writevSync(this.fd, frames);
+      off = writevSync(this.fd, frames, a.bytes);
       if (off < bytes) {
         // Short (a disk filling up): the rest one write at a time, until it is all out or one fails.
         const all = Buffer.concat(frames, bytes);
-        while (off < bytes) off += writeSync(this.fd, all, off);
+        while (off < bytes) off += writeSync(this.fd, all, off, bytes - off, a.bytes + off);
       }
     } catch (e) {
       if (!isErrno(e)) throw e;
@@ -1545,7 +1547,7 @@ export class Spool {
       if (s === this.active || s.keepalives === 0 || s.lastSeq < this.nextRead) continue;
       let buf: Buffer;
       try {
-        buf = readOwn(s.path, Number.MAX_SAFE_INTEGER);
+        buf = readOwn(s.path, Number.MAX_SAFE_INTEGER).subarray(0, s.bytes); // what it wrote or found there: no more
       } catch (e) {
         if (!isErrno(e)) throw e;
         // Gone, or not the tap's: not the disk's room; the drain says what it lost when it gets there.

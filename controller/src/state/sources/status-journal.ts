@@ -94,9 +94,14 @@ export { publishedStatus, type PublishedStatus } from '../published-statuses.js'
 export interface JournalBadLines {
   lines: number;
   beyond: number;
-  removed?: number[];
-  removedAt?: number;
 }
+
+/**
+ * The removed agents held (their latest line `unknown`), in the order of their removal: the oldest
+ * first out at the bound. An agent back (a later line of another status) leaves it, so it holds no
+ * more than the agents held (review helper-94: a list of every removal grew with the file).
+ */
+type Removed = Set<number>;
 
 /**
  * Parse journal text: the last valid line per agent wins; anything malformed (a torn last line) is skipped.
@@ -108,9 +113,7 @@ export interface JournalBadLines {
  * the agents held still count.
  */
 export function parseJournal(text: string, out = new Map<number, PublishedStatus>(), bad?: JournalBadLines,
-  maxAgents = MAX_AGENTS): Map<number, PublishedStatus> {
-  const room = bad ?? { lines: 0, beyond: 0 };
-  const removed = (room.removed ??= []);
+  maxAgents = MAX_AGENTS, removed: Removed = new Set()): Map<number, PublishedStatus> {
   for (const line of text.split('\n')) {
     const m = /^(\d{1,9}) ([a-z_]+) (\d{1,3})$/.exec(line);
     if (!m || !(CONNECTION_STATUSES as readonly string[]).includes(m[2])) {
@@ -119,29 +122,24 @@ export function parseJournal(text: string, out = new Map<number, PublishedStatus
     }
     const id = Number(m[1]);
     const gone = m[2] === 'unknown';
-    if (out.size >= maxAgents && !out.has(id) && (gone || !evictRemoved(out, room))) {
+    if (out.size >= maxAgents && !out.has(id) && (gone || !evictRemoved(out, removed))) {
       if (!gone && bad) bad.beyond++;
       continue;
     }
-    if (gone && out.get(id)?.status !== 'unknown') removed.push(id); // once per removal, not per line
+    removed.delete(id);
+    if (gone) removed.add(id); // at the end: its latest removal
     out.set(id, publishedStatus(m[2] as ConnectionStatus, Number(m[3])));
   }
   return out;
 }
 
-/** Makes room by forgetting the oldest removed agent still held as removed; false when there is none. */
-function evictRemoved(out: Map<number, PublishedStatus>, room: JournalBadLines): boolean {
-  const removed = room.removed!;
-  let at = room.removedAt ?? 0;
-  while (at < removed.length) {
-    const id = removed[at++];
-    if (out.get(id)?.status === 'unknown') { // not back since (a line after its removal)
-      out.delete(id);
-      room.removedAt = at;
-      return true;
-    }
+/** Makes room by forgetting the agent removed the longest ago; false when none is held. */
+function evictRemoved(out: Map<number, PublishedStatus>, removed: Removed): boolean {
+  for (const id of removed) {
+    removed.delete(id);
+    out.delete(id);
+    return true;
   }
-  room.removedAt = at;
   return false;
 }
 
@@ -151,6 +149,7 @@ function evictRemoved(out: Map<number, PublishedStatus>, room: JournalBadLines):
  */
 function parseJournalBytes(buf: Buffer, bad: JournalBadLines, maxAgents: number): Map<number, PublishedStatus> {
   const out = new Map<number, PublishedStatus>();
+  const removed: Removed = new Set(); // across the chunks, the last line's too
   let pos = 0;
   while (pos < buf.length) {
     const end = buf.length - pos <= PARSE_CHUNK ? buf.length : buf.lastIndexOf(0x0a, pos + PARSE_CHUNK - 1);
@@ -164,8 +163,8 @@ function parseJournalBytes(buf: Buffer, bad: JournalBadLines, maxAgents: number)
     }
     // The file's end without its newline: a write a crash cut, not a line that was ever whole.
     const whole = end === buf.length && buf[end - 1] !== 0x0a ? buf.lastIndexOf(0x0a, end - 1) + 1 : end;
-    parseJournal(buf.toString('latin1', pos, Math.max(pos, whole)), out, bad, maxAgents);
-    if (whole < end) parseJournal(buf.toString('latin1', Math.max(pos, whole), end), out, undefined, maxAgents);
+    parseJournal(buf.toString('latin1', pos, Math.max(pos, whole)), out, bad, maxAgents, removed);
+    if (whole < end) parseJournal(buf.toString('latin1', Math.max(pos, whole), end), out, undefined, maxAgents, removed);
     pos = end + 1;
   }
   return out;
