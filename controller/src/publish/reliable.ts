@@ -130,7 +130,7 @@ export class ReliablePublisher {
       servers: opts.servers, mode: opts.jetstream ? 'jetstream' : 'core', log: opts.log,
       name: `wazuh-nats-tap@${opts.node}`,
       spool: {
-        dir: opts.spoolDir, maxBytes: opts.spoolMaxBytes, subjectPrefix: opts.prefix, ...opts.spool,
+        dir: opts.spoolDir, maxBytes: opts.spoolMaxBytes, ...opts.spool,
         onWarn: opts.spool?.onWarn ?? ((msg, fields) => opts.log.warn(fields, msg)),
         onRecovered: opts.onSpooledStatus ? (e) => {
           const st = spooledStatus(e, opts.encryption);

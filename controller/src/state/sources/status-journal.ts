@@ -87,10 +87,7 @@ const COMPACT_CHUNK = 50_000;
 
 export { publishedStatus, type PublishedStatus } from '../published-statuses.js';
 
-/**
- * Lines that are no journal line (`lines`); journal lines of agents past the bound (`beyond`); and the
- * removed agents (`unknown`) held, oldest first, to make room for others at the bound (`removed`).
- */
+/** Lines that are no journal line (`lines`), and journal lines of agents past the bound (`beyond`). */
 export interface JournalBadLines {
   lines: number;
   beyond: number;
