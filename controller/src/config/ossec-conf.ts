@@ -15,6 +15,7 @@ import { existsInView, viewProblem } from '../util/in-view.js';
 import { containerWritten, FOREIGN_MOUNT, CREDENTIAL_FILE_BYTES, fileKind, NotRegularFile, readRegularFileSync, readTrustedFileSync, secretModeOpen, secretOwnerOther, UntrustedFile } from '../util/read-file.js';
 import { maskUrl } from '../util/mask-url.js';
 import { validatePrefix } from '../publish/subjects.js';
+import { MAX_BATCH_EVENTS } from '../publish/keepalive-batch.js';
 import { MAX_ROUND_MS, isRoundMs } from '../capture/round.js';
 import { HOOK_NAMES, NATS_ELEMENTS, OTHER_OVERRIDES, camelFlag, elementByKey, elementByName, type ConfigElement, type SettingKey } from './schema.js';
 
@@ -743,8 +744,8 @@ export function loadConfig(opts: LoadOptions = {}): EffectiveConfig {
   if (auths.length > 1) {
     throw new ConfigError(`${at(auths[1])}: ${auths.map(el).join(' and ')} are both set: choose one NATS authentication`);
   }
-  if (s.keepaliveBatch > 100_000) {
-    throw new ConfigError(`${at('keepaliveBatch')}: Invalid value for element 'keepalive_batch': ${s.keepaliveBatch} (at most 100000 keepalives per message)`);
+  if (s.keepaliveBatch > MAX_BATCH_EVENTS) {
+    throw new ConfigError(`${at('keepaliveBatch')}: Invalid value for element 'keepalive_batch': ${s.keepaliveBatch} (at most ${MAX_BATCH_EVENTS} keepalives per message)`);
   }
   if (s.encryptMessages && s.encryptionKey === null) {
     throw new ConfigError(`${at('encryptMessages')}: <encrypt_messages> is yes but <encryption_key> is not set: encrypting needs the key file`);

@@ -34,6 +34,8 @@ export interface KeepaliveBatchEvent {
 }
 
 export const DEFAULT_BATCH_BYTES = 512 * 1024;
+/** keepalive_batch's largest (config: ossec-conf.ts): a batch's Wazuh-Event-Count is at most that. */
+export const MAX_BATCH_EVENTS = 100_000;
 
 /** The pieces array's size to begin with; it grows to the batches' size and stays (a join walks every slot). */
 const PARTS_KEPT = 64;

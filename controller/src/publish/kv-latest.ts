@@ -33,6 +33,8 @@
 import { crc32 } from 'node:zlib';
 import { isAgentIdToken } from './subjects.js';
 import { MAX_AGENTS } from '../decode/values.js';
+// A seq in the file past the spool's bound for a run's start is not the spool's: the line is refused.
+import { MAX_SEQ } from './spool.js';
 
 export interface KvLatestOptions {
   /** The KV put (`$KV.<bucket>.<agent>`): resolves once stored; rejects on a failure or a timeout. */
@@ -129,8 +131,6 @@ export class KvValueRefused extends Error {
  * lines): beyond, their records wait in the spool. What it surely holds is never dropped by a rewrite.
  */
 export const MAX_PENDING_BYTES = 64 << 20;
-/** A seq in the file past this is not the spool's (a u48; half of it leaves room for decades): the line is refused. */
-const MAX_FILE_SEQ = 2 ** 47;
 /**
  * A value's body read back at most (bytes). The tap's status changes are a few KB: a dozen fields of at
  * most MAX_TEXT (1,024) characters each (decode/values.ts), 4/3 of that encrypted — tens of KB at the
@@ -187,7 +187,7 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
     try {
       const v = JSON.parse(json) as { a?: unknown; s?: unknown; b?: unknown };
       if (typeof v.a !== 'string' || !isAgentIdToken(v.a) || typeof v.s !== 'number' || !Number.isSafeInteger(v.s) || v.s <= 0
-        || v.s > MAX_FILE_SEQ || typeof v.b !== 'string') {
+        || v.s > MAX_SEQ || typeof v.b !== 'string') {
         bad++;
         continue;
       }

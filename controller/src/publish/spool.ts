@@ -77,6 +77,7 @@ import { isErrno } from '../util/errno.js';
 import { notOwnedError, openSpoolDir, procPathOf } from './spool-dir.js';
 import { readBackFault } from './publishable.js';
 import { prefixOfTapSubject } from './subjects.js';
+import { MAX_BATCH_EVENTS } from './keepalive-batch.js';
 import { clip } from '../util/clip.js';
 import { lstatOrNull, readWhole } from '../util/read-file.js';
 
@@ -230,11 +231,8 @@ function eventsOf(m: { headers: Record<string, string> }): number {
   return Number.isSafeInteger(n) && n > 0 ? Math.min(n, MAX_BATCH_EVENTS) : 1;
 }
 
-/** keepalive_batch's largest (config/schema.ts): a batch's Wazuh-Event-Count is at most that. */
-const MAX_BATCH_EVENTS = 100_000;
-
 /**
- * The largest seq a run starts from (the ack cursor, reserveSeqs; kv.pending's bound too: kv-latest.ts).
+ * The largest seq a run starts from (the ack cursor, reserveSeqs; kv.pending's seqs too: kv-latest.ts).
  * A seq is written in 6 bytes (< 2^48), and one read at 2^48 - 1 made every later append throw — the
  * tap exited at each start (review helper-89). A cursor above it is ignored.
  */

@@ -5,11 +5,18 @@ import { SEVERITIES, type Severity } from '../alerts/alert-event.js';
 import { ConfigError } from '../errors.js';
 import { clip } from '../util/clip.js';
 
-const TOKEN = /^[A-Za-z0-9_-]+$/;
+/** A subject token's characters (a prefix's, a node's): letters, digits, '-' and '_'. */
+const TOKEN_CHARS = 'A-Za-z0-9_-';
+const TOKEN = new RegExp(`^[${TOKEN_CHARS}]+$`);
+const NOT_TOKEN_CHAR = new RegExp(`[^${TOKEN_CHARS}]`, 'g');
+/** A subject prefix's length at most. */
+const MAX_PREFIX = 200;
+/** A node name's token's length at most (nodeToken). */
+const NODE_TOKEN_MAX = 64;
 const AGENT_ID = /^[0-9]{3,9}$/;
 
 export function validatePrefix(prefix: string): string {
-  if (!prefix || prefix.length > 200 || !prefix.split('.').every((t) => TOKEN.test(t))) {
+  if (!prefix || prefix.length > MAX_PREFIX || !prefix.split('.').every((t) => TOKEN.test(t))) {
     throw new ConfigError(`invalid subject prefix '${clip(prefix)}': dot-separated tokens of letters, digits, '-' and '_'`);
   }
   return prefix;
@@ -37,7 +44,7 @@ export function validateSubjectFilter(subject: string): string {
 
 /** A node name as a single subject token: anything outside the token alphabet becomes '_'. */
 export function nodeToken(node: string): string {
-  const t = node.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  const t = node.replace(NOT_TOKEN_CHAR, '_').slice(0, NODE_TOKEN_MAX);
   return t || '_';
 }
 
@@ -57,8 +64,8 @@ export function assertAgentIdToken(id: string): void {
  * regex: a spool replay checks every record read back (split, slice and a regex a token cost it a
  * third more time; review helper-92).
  */
-const TAP_SUBJECT = new RegExp('^((?:[A-Za-z0-9_-]+\\.)*[A-Za-z0-9_-]+)\\.(?:agent\\.(?:[0-9]{3,9}\\.(?:status|keepalive)|batch\\.keepalive)'
-  + `|tap\\.[A-Za-z0-9_-]{1,64}\\.events|security\\.alerts\\.(?:${SEVERITIES.join('|')}))$`);
+const TAP_SUBJECT = new RegExp(`^((?:[${TOKEN_CHARS}]+\\.)*[${TOKEN_CHARS}]+)\\.(?:agent\\.(?:[0-9]{3,9}\\.(?:status|keepalive)|batch\\.keepalive)`
+  + `|tap\\.[${TOKEN_CHARS}]{1,${NODE_TOKEN_MAX}}\\.events|security\\.alerts\\.(?:${SEVERITIES.join('|')}))$`);
 
 /**
  * The prefix of a subject the tap makes, or null for any other subject. A spool record read back is
@@ -66,9 +73,9 @@ const TAP_SUBJECT = new RegExp('^((?:[A-Za-z0-9_-]+\\.)*[A-Za-z0-9_-]+)\\.(?:age
  * signature.
  */
 export function tapSubjectPrefix(subject: string): string | null {
-  if (subject.length > 400) return null; // a prefix of 200 and the longest tail (a node of 64)
+  if (subject.length > 2 * MAX_PREFIX) return null; // a prefix at its bound and the longest tail (a node's token)
   const m = TAP_SUBJECT.exec(subject);
-  return m !== null && m[1].length <= 200 ? m[1] : null;
+  return m !== null && m[1].length <= MAX_PREFIX ? m[1] : null;
 }
 
 /**
