@@ -27,5 +27,7 @@ pass=${pass:-0}
 fail=${fail:-0}
 # A run that failed without counting a failure (a crash, a time-out) still failed.
 if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
+# CI keeps the tail of the output: the failures are named again just above the closing line.
+if [ "$fail" != 0 ]; then node scripts/list-test-failures.mjs "$out" || true; fi
 echo "$pass passed, $fail failed" | tee build/test-summary.txt
 exit "$rc"

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Lists the failures of a node-tap run, each with the names of the tests it is in and what its
+// report says (where, found, wanted, message), in a few lines: CI keeps only the tail of the output,
+// and a failure 20,000 lines above the closing count must still be named there.
+// Usage: node scripts/list-test-failures.mjs build/test-output.txt
+import { readFileSync } from 'node:fs';
+
+const MAX_FAILURES = 12;
+const MAX_DETAIL_LINES = 8;
+const DETAIL = /^(message|found|wanted|fileName|lineNumber|signal|exitCode|timeout|expired|code):/;
+
+const lines = readFileSync(process.argv[2] ?? 'build/test-output.txt', 'latin1').split('\n');
+const indentOf = (line) => line.length - line.trimStart().length;
+
+const names = []; // the enclosing subtests' names, by depth (4 spaces a level)
+const failuresBefore = []; // by depth: how many failures were listed when that subtest began
+const out = [];
+for (let i = 0; i < lines.length && out.length < MAX_FAILURES; i++) {
+  const line = lines[i];
+  const depth = indentOf(line) / 4;
+  const subtest = /^\s*# Subtest: (.*)$/.exec(line);
+  if (subtest) {
+    names.length = depth;
+    names[depth] = subtest[1];
+    failuresBefore[depth] = out.length;
+    continue;
+  }
+  const notOk = /^\s*not ok \d+ - (.*?)(?: # time=.*)?$/.exec(line);
+  if (!notOk) continue;
+  // A subtest's own "not ok" repeats the failures listed inside it; it is listed only when it
+  // failed on its own (a time-out, a crash: no failing assertion inside).
+  const isSubtestEnd = names[depth] === notOk[1];
+  if (isSubtestEnd && out.length > failuresBefore[depth]) continue;
+  const path = isSubtestEnd ? names.slice(0, depth + 1) : [...names.slice(0, depth), notOk[1]];
+  const entry = [`not ok: ${path.join(' › ')}`];
+  // Its YAML block: the lines indented deeper than it, up to "...".
+  for (let j = i + 1; j < lines.length && entry.length <= MAX_DETAIL_LINES; j++) {
+    const d = lines[j];
+    if (d.trim() === '...' || (d.trim() !== '' && indentOf(d) <= indentOf(line))) break;
+    const t = d.trim();
+    if (DETAIL.test(t) || (/^[-+][^-+]/.test(t) && indentOf(d) >= indentOf(line) + 4)) entry.push(`    ${t}`);
+  }
+  out.push(entry);
+}
+if (out.length > 0) {
+  const more = out.length === MAX_FAILURES ? ' (the first ones)' : '';
+  console.log(`${out.length} failure(s)${more}, from ${process.argv[2] ?? 'build/test-output.txt'}:`);
+  for (const entry of out) console.log(entry.map((t) => `  ${t}`).join('\n'));
+}
