@@ -16,6 +16,7 @@ import { readStream } from './helpers/delivery-events.js';
 import { waitFor } from './helpers/wait.js';
 import { deliveryMetrics } from '../controller/src/agent/parts/metrics.js';
 import { parsePending } from '../controller/src/publish/kv-latest.js';
+import { nOf, statusChangeBody } from './helpers/status-change.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,7 +34,7 @@ function batch(i: number, agents: string[]): DeliveryMessage {
 function status(i: number, agent: string, kind: 'status' | 'alert' = 'status'): DeliveryMessage {
   return {
     subject: `wazuh.agent.${agent}.${kind}`, headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': agent },
-    body: JSON.stringify({ event_id: `ev-${i}`, event_type: 'status_change', agent_id: agent, current_status: 'active', status_code: 0, n: i }),
+    body: statusChangeBody(agent, i),
     kind: kind === 'alert' ? 'alert' : 'status', eventId: `ev-${i}`,
   };
 }
@@ -91,7 +92,7 @@ t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses
   const file = parsePending(readFileSync(join(dir, 'kv.pending'), 'utf8'));
   t.equal(file.bad, 0, 'every line whole, its checksum right');
   const saved: Record<string, number> = {};
-  for (const v of file.values.sort((a, b) => a.seq - b.seq)) saved[v.agent] = (JSON.parse(Buffer.from(v.body).toString('utf8')) as { n: number }).n;
+  for (const v of file.values.sort((a, b) => a.seq - b.seq)) saved[v.agent] = nOf(v.body);
   t.same(saved, { '007': changes['007'][2], '008': changes['008'][0] }, 'kv.pending holds each agent\'s latest (its later lines supersede the earlier)');
   clearInterval(tick);
   t.ok(await d.flush(500), 'the spool empty: nothing is lost, a stop need not wait for the bucket (review F6)');
@@ -109,7 +110,7 @@ t.test('the KV bucket unable to take puts: delivery goes on, the latest statuses
   t.ok(await d.flush(30_000, { kv: true }), 'everything delivered once the bucket takes puts');
   for (const a of ['007', '008']) {
     const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: `$KV.wazuh_agents.${a}` });
-    t.equal(kv?.json<{ n: number }>().n, changes[a].at(-1), `KV: agent ${a} holds its latest status`);
+    t.equal(nOf(kv!.string()), changes[a].at(-1), `KV: agent ${a} holds its latest status`);
   }
   await waitFor(() => !existsSync(join(dir, 'kv.pending')), 5_000, 'kv.pending removed once the bucket has all it held');
   const got = await readStream(nc, 'WAZUH', 20_000);
@@ -163,7 +164,7 @@ t.test('a power loss that takes the spool\'s last second but not kv.pending: the
   d2.enqueue(status(2001, '007'));
   t.ok(await d2.flush(20_000, { kv: true }), 'delivered');
   const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.007' });
-  t.equal(kv?.json<{ n: number }>().n, 2001, 'the bucket holds the new run\'s latest status, not the file\'s older one');
+  t.equal(nOf(kv!.string()), 2001, 'the bucket holds the new run\'s latest status, not the file\'s older one');
 });
 
 t.test('a NATS user allowed the bucket\'s puts ($KV.<bucket>.>) but not the JetStream API, the bucket made by an administrator: the puts go (review F4)', async (t) => {
@@ -187,5 +188,5 @@ accounts { A { jetstream: enabled, users: [
   for (let i = 0; i < 10; i++) d.enqueue(status(i, '007'));
   t.ok(await d.flush(10_000, { kv: true }), 'everything delivered, the bucket included');
   const kv = await jsm.streams.getMessage('KV_wazuh_agents', { last_by_subj: '$KV.wazuh_agents.007' });
-  t.equal(kv?.json<{ n: number }>().n, 9, 'the bucket holds agent 007\'s latest status');
+  t.equal(nOf(kv!.string()), 9, 'the bucket holds agent 007\'s latest status');
 });

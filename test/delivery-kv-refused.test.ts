@@ -16,14 +16,12 @@ import { encodeLine } from '../controller/src/publish/kv-latest.js';
 import { encrypt, type EncryptionKey } from '../controller/src/publish/encryption.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
+import { statusChangeBody } from './helpers/status-change.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A status change of `agent` as the tap writes one (`pad`: that many more bytes). */
-const change = (agent: string, n: number, pad = 0) => JSON.stringify({
-  event_id: `ev-${n}`, event_type: 'status_change', agent_id: agent, current_status: 'active', previous_status: 'disconnected',
-  status_code: 0, n, ...(pad ? { pad: 'x'.repeat(pad) } : {}),
-});
+/** A status change of `agent` as the tap writes one (`pad`: that many more bytes, a long manager_node). */
+const change = (agent: string, n: number, pad = 0) => statusChangeBody(agent, n, pad ? { node: 'n'.repeat(pad) } : {});
 
 /** A spool directory holding `lines` as kv.pending (the tap's mode). */
 function spoolWith(lines: string): string {
@@ -60,12 +58,12 @@ async function serverWithBucket(t: Tap.Test, o: { extra?: string; maxMsgSize?: n
   return { srv, get: async (agent: string) => (await kv.get(agent))?.string() ?? null };
 }
 
-t.test('kv.pending at start: a forged value, one larger than the tap writes, and one sealed for another subject are refused, counted and said once', async (t) => {
+t.test('kv.pending at start: a forged value and one larger than the tap writes are refused, one sealed for another subject is unreadable; counted and said once each', async (t) => {
   const { srv, get } = await serverWithBucket(t);
   const key: EncryptionKey = { key: randomBytes(32), id: 'test-key' };
   const sealed = (agent: string, subjectAgent: string, n: number) => Buffer.from(encrypt(key, `wazuh.agent.${subjectAgent}.status`, change(agent, n)));
   const dir = spoolWith([
-    encodeLine('001', 10, Buffer.from(change('999', 10))), // another agent's status change under 001
+    encodeLine('001', 10, sealed('999', '001', 10)), // another agent's status change under 001
     encodeLine('002', 11, Buffer.from(change('002', 11, 2 << 20))), // 2 MiB: no status change of the tap's
     encodeLine('003', 12, sealed('003', '003', 12)), // the tap's own
     encodeLine('004', 13, sealed('004', '005', 13)), // sealed for another agent's subject
@@ -78,7 +76,9 @@ t.test('kv.pending at start: a forged value, one larger than the tap writes, and
   t.match(d.stats().kv, { refusedValues: 3, failures: 0, pending: 0 }, 'counted, never tried');
   const said = logged.filter((l) => /KV values an earlier run saved that are no status change of their agent/.test(String(l.msg)));
   t.equal(said.length, 1, 'said in one line');
-  t.match(said[0], { level: 40, refused: 3, beyond: 0, max_value_bytes: 65536 }, 'with the counts');
+  t.match(said[0], { level: 40, refused: 2, beyond: 0, max_value_bytes: 65536 }, 'with the counts');
+  t.match(logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ level: 40, unreadable: 1, encrypt_messages: 'on' }],
+    'the one sealed for another subject: unreadable with today\'s key (a seal cannot tell it from another key)');
   t.ok(await d.flush(2000, { kv: true }), 'a stop waits for nothing');
 });
 
@@ -117,4 +117,35 @@ t.test('a KV put over the bucket\'s max_msg_size (the server says the message is
   t.equal(await get('001'), null, '001 not (its status change is in the stream)');
   t.match(d.stats(), { acknowledged: 2, kv: { dropped: 1, failures: 0, puts: 2 } }, 'both in the stream; the KV value dropped, put once');
   t.match(logged.filter((l) => String(l.msg).startsWith('KV put refused for the value\'s size')), [{ agent: '001' }], 'said');
+});
+
+t.test('kv.pending saved under another encrypt_messages setting or key: not put, said as such (not as forged), the tap\'s own taken', async (t) => {
+  // Review helper-93 K1: a rotated key or encryption switched on or off made the tap's own values read as
+  // "no status change of their agent". Not put all the same: in clear, or sealed under a key the
+  // consumers may no longer have.
+  const { srv, get } = await serverWithBucket(t);
+  const old: EncryptionKey = { key: randomBytes(32), id: 'old-key' };
+  const now: EncryptionKey = { key: randomBytes(32), id: 'new-key' };
+  const sealed = (k: EncryptionKey, agent: string, n: number) => Buffer.from(encrypt(k, `wazuh.agent.${agent}.status`, change(agent, n)));
+  const dir = spoolWith([
+    encodeLine('001', 10, sealed(old, '001', 10)), // the key rotated since
+    encodeLine('002', 11, Buffer.from(change('002', 11))), // encryption turned on since
+    encodeLine('003', 12, sealed(now, '003', 12)), // today's
+  ].join(''));
+  const { d, logged } = open(t, srv, dir, { encryption: now });
+  d.start();
+  await waitFor(() => !existsSync(join(dir, 'kv.pending')), 10_000, 'kv.pending removed once the bucket has what it took');
+  t.ok(await get('003'), 'today\'s value put');
+  t.same([await get('001'), await get('002')], [null, null], 'the others not: neither in clear nor under the old key');
+  t.match(d.stats().kv, { refusedValues: 2, failures: 0, pending: 0 }, 'counted');
+  t.match(logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ level: 40, unreadable: 2, encrypt_messages: 'on' }], 'said once, as what they are');
+  t.same(logged.filter((l) => /no status change of their agent/.test(String(l.msg))), [], 'not as forged');
+
+  // Encryption off now: a sealed value is unreadable too.
+  const { srv: srv2 } = await serverWithBucket(t);
+  const dir2 = spoolWith(encodeLine('004', 13, sealed(now, '004', 13)));
+  const off = open(t, srv2, dir2);
+  off.d.start();
+  await waitFor(() => !existsSync(join(dir2, 'kv.pending')), 10_000, 'kv.pending removed');
+  t.match(off.logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ unreadable: 1, encrypt_messages: 'off' }], 'said with encryption off');
 });

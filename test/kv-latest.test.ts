@@ -4,6 +4,7 @@
 // older than the bucket (a restart would put it back), whatever the order things settle in.
 import t from 'tap';
 import { KvLatest, KvValueRefused, MAX_VALUE_BYTES, encodeLine, parsePending, type PendingValue } from '../controller/src/publish/kv-latest.js';
+import { waitFor } from './helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const body = (agent: string, seq: number) => Buffer.from(JSON.stringify({ agent_id: agent, seq }));
@@ -449,7 +450,7 @@ t.test('puts failing and every waiting agent waiting for a write in flight: a wa
 t.test('a file read back: a value that is not its agent\'s, or larger than the tap writes, is refused; past maxAgents agents, beyond', async (t) => {
   // Found by review: every body of kv.pending was put as it was — a forged one, one of 2 MiB — and 5.9
   // million values took 3.3 GB of heap.
-  const ofItsAgent = (agent: string, b: Uint8Array) => (JSON.parse(Buffer.from(b).toString('utf8')) as { agent_id: string }).agent_id === agent;
+  const ofItsAgent = (agent: string, b: Uint8Array) => (JSON.parse(Buffer.from(b).toString('utf8')) as { agent_id: string }).agent_id === agent ? 'take' as const : 'refuse' as const;
   const text = [
     encodeLine('001', 1, body('001', 1)),
     encodeLine('002', 2, body('999', 2)), // another agent's value under 002
@@ -510,4 +511,26 @@ t.test('parsePending keeps an agent\'s latest value only, whatever order its lin
     [['001', 9, '{"n":9}'], ['002', 1, '{"n":1}'], ['003', 1099, '{"n":999}']]);
   t.equal(found.maxSeq, 1099);
   t.equal(found.bad + found.refused + found.beyond, 0);
+});
+
+t.test('a file found at start with no value taken (each line torn, refused or unreadable) is removed, not said again at every start', async (t) => {
+  const w = new World();
+  w.auto.write = 'ok';
+  const text = encodeLine('001', 1, body('001', 1)) + encodeLine('002', 2, body('002', 2));
+  w.setFile(text);
+  const kv = w.writer();
+  kv.load(parsePending(text, { accept: () => 'unreadable' }), text.length);
+  await waitFor(() => w.fileText === '', 2000, 'kv.pending removed');
+  t.same(w.kv, new Map(), 'nothing put');
+  t.equal(kv.stats().refusedValues, 2, 'counted');
+  // A file with a value taken stays until the bucket has it (the test above: "the next run has both").
+  const w2 = new World();
+  w2.auto.write = 'ok';
+  w2.setFile(text);
+  const kv2 = w2.writer();
+  kv2.load(parsePending(text, { accept: (a) => (a === '001' ? 'take' : 'refuse') }), text.length);
+  await sleep(300);
+  t.not(w2.fileText, '', 'kept: 001\'s value waits for the bucket');
+  await kv.close();
+  await kv2.close();
 });

@@ -45,7 +45,7 @@ import { connectNats, unsentBytes, within, WRITE_AHEAD_BYTES, type PeerFault, ty
 import { KINDS, Spool, type MessageKind, type SpoolEntry, type SpoolMessage, type SpoolOptions } from './spool.js';
 import { KvLatest, KvValueRefused, MAX_PENDING_BYTES, MAX_VALUE_BYTES, parsePending, type KvLatestStats } from './kv-latest.js';
 import { isAgentIdToken } from './subjects.js';
-import { isStatusOf } from './spooled-status.js';
+import { statusVerdict } from './spooled-status.js';
 import type { EncryptionKey } from './encryption.js';
 import { MAX_AGENTS } from '../decode/values.js';
 import { maskSecrets, maskUrl, urlSecrets } from '../util/mask-url.js';
@@ -374,13 +374,19 @@ export class Delivery {
       // Only what the tap writes there is put with its credentials: each agent's status change (kv-latest.ts).
       const prefix = this.o.prefix ?? 'wazuh';
       const parsed = parsePending(found.toString('utf8'), {
-        accept: (agent, body) => isStatusOf(agent, body, prefix, this.o.encryption), maxAgents: MAX_AGENTS,
+        accept: (agent, body) => statusVerdict(agent, body, prefix, this.o.encryption), maxAgents: MAX_AGENTS,
       });
       // A torn last line (a crash in an append) is one; more is damage.
       if (parsed.bad) this.log?.warn({ file: KV_PENDING, bad_lines: parsed.bad }, 'spool: lines of the KV values an earlier run saved are torn or damaged: skipped');
       if (parsed.refused || parsed.beyond) {
         this.log?.warn({ file: KV_PENDING, refused: parsed.refused, beyond: parsed.beyond, max_value_bytes: MAX_VALUE_BYTES, max_agents: MAX_AGENTS },
           'spool: KV values an earlier run saved that are no status change of their agent, or larger than the tap writes (refused), or of more agents than it keeps (beyond): skipped');
+      }
+      // Its own values, most likely, but no longer readable as they are: put, they would go in clear, or
+      // sealed under a key the consumers may no longer have. The bucket keeps older statuses meanwhile.
+      if (parsed.unreadable) {
+        this.log?.warn({ file: KV_PENDING, unreadable: parsed.unreadable, encrypt_messages: this.o.encryption ? 'on' : 'off' },
+          'spool: KV values an earlier run saved under another encrypt_messages setting or key (or damaged): not put; the bucket keeps their agents\' older statuses until their next change');
       }
       if (parsed.values.length) this.log?.info({ agents: parsed.values.length }, 'KV bucket: putting the latest statuses an earlier run could not');
       // After a power loss the segments (synced every second) and the cursor may end before seqs the file

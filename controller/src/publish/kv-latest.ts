@@ -112,7 +112,7 @@ export interface KvLatestStats {
   saveFailures: number;
   /** Lines of a file found at start that were not a value (torn, damaged: counted, skipped). */
   badLines: number;
-  /** Values of a file found at start that were not the tap's (see parsePending's `refused`, `beyond`): counted, skipped. */
+  /** Values of a file found at start that were not the tap's, or not readable today (parsePending's `refused`, `unreadable`, `beyond`): counted, skipped. */
   refusedValues: number;
   /** Values a put was refused for good (KvValueRefused): dropped, the bucket keeps the agent's older value. */
   dropped: number;
@@ -152,17 +152,24 @@ export function encodeLine(agent: string, seq: number, body: Uint8Array): string
 
 /** What parsePending takes of a file (the tap's own values, its bounds). */
 export interface PendingRules {
-  /** Whether `body` is a value the tap writes for `agent` (a status change of it): others are `refused`. */
-  accept?: (agent: string, body: Uint8Array) => boolean;
+  /**
+   * Whether `body` is a value the tap writes for `agent` (a status change of it, `take`); others are
+   * `refused`, or `unreadable` when today's encryption setting cannot read them (spooled-status.ts).
+   */
+  accept?: (agent: string, body: Uint8Array) => 'take' | 'refuse' | 'unreadable';
   /** Agents taken at most (MAX_AGENTS): values of others are `beyond`. */
   maxAgents?: number;
 }
 
-/** parsePending's result: `refused`, values no value of the tap's (or over MAX_VALUE_BYTES); `beyond`, values of agents past maxAgents. */
+/**
+ * parsePending's result: `refused`, values no value of the tap's (or over MAX_VALUE_BYTES);
+ * `unreadable`, values today's encryption setting cannot read; `beyond`, values of agents past maxAgents.
+ */
 export interface PendingFound {
   values: PendingValue[];
   bad: number;
   refused: number;
+  unreadable: number;
   beyond: number;
   maxSeq: number;
 }
@@ -175,6 +182,7 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
   const maxAgents = rules.maxAgents ?? MAX_AGENTS;
   let bad = 0;
   let refused = 0;
+  let unreadable = 0;
   let beyond = 0;
   let maxSeq = 0;
   for (const line of text.split('\n')) {
@@ -192,8 +200,10 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
         continue;
       }
       const body = Buffer.from(v.b, 'utf8');
-      if (body.length > MAX_VALUE_BYTES || (rules.accept && !rules.accept(v.a, body))) {
-        refused++;
+      const verdict = body.length > MAX_VALUE_BYTES ? 'refuse' : rules.accept?.(v.a, body) ?? 'take';
+      if (verdict !== 'take') {
+        if (verdict === 'unreadable') unreadable++;
+        else refused++;
         continue;
       }
       const held = agents.get(v.a);
@@ -207,7 +217,7 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
       bad++;
     }
   }
-  return { values: [...agents.values()], bad, refused, beyond, maxSeq };
+  return { values: [...agents.values()], bad, refused, unreadable, beyond, maxSeq };
 }
 
 /** A timer that runs `fn` at the earliest moment it was asked for (performance.now() ms); one at a time. */
@@ -267,9 +277,9 @@ export class KvLatest {
   }
 
   /** What an earlier run saved (`kv.pending`, parsed, `bytes` long): put once the bucket takes puts; the file keeps them meanwhile. */
-  load(found: { values: PendingValue[]; bad: number; refused?: number; beyond?: number }, bytes: number): void {
+  load(found: { values: PendingValue[]; bad: number; refused?: number; unreadable?: number; beyond?: number }, bytes: number): void {
     this.c.badLines += found.bad;
-    this.c.refusedValues += (found.refused ?? 0) + (found.beyond ?? 0);
+    this.c.refusedValues += (found.refused ?? 0) + (found.unreadable ?? 0) + (found.beyond ?? 0);
     for (const v of found.values) {
       const en = this.entry(v.agent);
       if (v.seq <= en.seq) continue;
@@ -283,6 +293,9 @@ export class KvLatest {
     this.fileBytes = bytes;
     this.rewriteNext = true; // its last line may be torn: nothing is appended after it
     this.pump();
+    // Nothing in it taken (each line torn, refused or unreadable, said by the caller): removed, or it
+    // stayed until some status waited for the bucket, and was said again at every start.
+    if (found.values.length === 0) this.wantSave(performance.now());
   }
 
   /** Whether the bucket can be written to (connected; not found gone). */
@@ -512,8 +525,10 @@ export class KvLatest {
     let next = Infinity;
     let stale = false;
     let live = false;
+    let named = false;
     for (const en of this.entries.values()) {
       if (en.seq > en.kvSeq) live = true;
+      if (en.fileHigh > 0) named = true;
       if (en.fileHigh > 0 && en.fileHigh <= en.kvSeq) stale = true;
       if (en.putSeq === 0 && en.seq > en.kvSeq && this.putNow(en) === null) return true;
       if (en.waiters.length > 0 && en.seq > en.sureSeq) {
@@ -523,6 +538,7 @@ export class KvLatest {
       }
     }
     if (stale && !live) return true; // removed
+    if (this.fileExists && !named && !live) return true; // a file found at start with no value taken: removed
     if (stale && this.overgrown()) return true; // rewritten smaller
     if (next < Infinity) this.wantSave(next);
     return false;
