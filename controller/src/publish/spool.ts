@@ -1555,7 +1555,10 @@ export class Spool {
       }
       // Past damage found at open (counted then): the copy leaves it out — a seq that does not rise too,
       // from the segment's first (a record below it was damage at open, not in `unacked`: review helper-92).
-      const { entries } = parseFrames(buf, false, s.firstSeq - 1, this.accepts);
+      // The prefix filter is for what an earlier run left (left out at open, so out of `unacked` too):
+      // what this run appended is counted there, and is kept (review helper-94 X1).
+      const accepts = this.accepts;
+      const { entries } = parseFrames(buf, false, s.firstSeq - 1, accepts && ((e) => e.seq >= this.firstSeqOfRun || accepts(e)));
       const keep: Buffer[] = [];
       let dropped = 0;
       let droppedEvents = 0;
