@@ -1,6 +1,7 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { LogOutput } from './log-output.js';
+import { LONE_SURROGATE } from './printable.js';
 
 export { LogOutput, LOG_BUFFER_BYTES, LOG_STALL_MS, type LogOutputStats } from './log-output.js';
 
@@ -23,7 +24,8 @@ export function logOutput(): LogOutput | null {
 export function createLogger(level = 'info', tty = Boolean(process.stdout.isTTY), fd = 1): Logger {
   const opts = { level, base: { name: 'wazuh-nats-tap' }, timestamp: pino.stdTimeFunctions.isoTime };
   if (tty && (level === 'debug' || level === 'trace')) {
-    return pino(opts, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' }));
+    const readable = pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' });
+    return pino(opts, { write: (line: string) => readable.write(visibleControls(line)) });
   }
   const output = new LogOutput(fd);
   const log = pino({ ...opts, hooks: { streamWrite: (s: string) => output.handed(s) } }, output.stream);
@@ -31,4 +33,19 @@ export function createLogger(level = 'info', tty = Boolean(process.stdout.isTTY)
     `log: ${lines} lines dropped over ${(ms / 1000).toFixed(1)} s: stdout did not drain (journald or the pipe's reader stalled)`));
   current = output;
   return log;
+}
+
+// pino-pretty prints a line's strings as they are: a control character in a value — a path, a NATS
+// error's text, a name a process chose — reached the operator's terminal raw (ESC, OSC 52, CSI as
+// U+009B, a CR that rewrites the line, a bidi override; review helper-91). The JSON line is changed
+// before pino-pretty reads it so that each such character is a visible `\uXXXX` in the string it parses
+// (util/printable.ts's set), its own colours left alone. A line break in a value (a stack) shows as `\n`.
+const JSON_CONTROL = /(?<!\\)((?:\\\\)*)\\(u00[01][0-9a-fA-F]|u007[fF]|[nrtbf])/g;
+const RAW_UNSAFE = new RegExp(`[\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]|${LONE_SURROGATE}`, 'g');
+
+/** A pino JSON line whose control characters parse to their visible escapes (the same line otherwise). */
+export function visibleControls(line: string): string {
+  return line
+    .replace(JSON_CONTROL, '$1\\\\$2')
+    .replace(RAW_UNSAFE, (c) => `\\\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
