@@ -1522,13 +1522,15 @@ function hostPort(u: string): string {
 const CANARY_MS = 500;
 
 /**
- * A KV put refused for the value's size: nats.js's own check against max_payload, the server's
- * (`Maximum Payload Violation`), or the bucket's max_msg_size (JetStream error 10054). No retry can
- * store it.
+ * A KV put refused for the value's size: nats.js's own check against the server's max_payload ("'payload'
+ * max_payload size exceeded"), or the bucket's max_msg_size (JetStream error 10054, "message size exceeds
+ * maximum allowed"). No retry can store it. (The server's own `Maximum Payload Violation` closes the
+ * connection: the put fails as "connection closed" and is retried — nats.js checks first, so it is not
+ * met: review helper-93 C1.)
  */
 function tooLargeForKv(err: unknown): boolean {
   if (err instanceof JetStreamApiError && err.code === MESSAGE_TOO_LARGE) return true;
-  return /max_payload|maximum payload|message size exceeds maximum/i.test((err as Error)?.message ?? '');
+  return /max_payload|message size exceeds maximum/i.test((err as Error)?.message ?? '');
 }
 
 /** The statuses waiting for the KV bucket (agents_kv), beside the spool's segments (kv-latest.ts). */

@@ -7,6 +7,9 @@
 // test/chaos-e2e.test.ts: `was active, event says disconnected → active`). What an earlier run left
 // in the spool is what the consumers are about to receive, so it is newer than the journal: the state
 // part takes each agent's last spooled status over the journal's (agent/parts/state.ts).
+//
+// The same reader tells whether a value an earlier run saved for the KV bucket (kv.pending) is a status
+// change the tap writes, before it is put with the tap's credentials (statusVerdict).
 import type { ConnectionStatus, StatusChangeEvent, StatusReason } from '../types.js';
 import { isAgentIp, isAgentName, isConnectionStatus, isStatusCode, MAX_TEXT } from '../decode/values.js';
 import { statusJson } from './event-json.js';
