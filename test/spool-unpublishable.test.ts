@@ -378,3 +378,34 @@ t.test('a compaction keeps what this run appended under another prefix (made by 
   t.equal(s.stats().records, 0, 'none left counted');
   s.close();
 });
+
+for (const reserve of [false, true]) {
+  t.test(`a record under another prefix an earlier run left last keeps its seq: this run's records come after it, and a compaction never takes it in${reserve ? ' (with reserveSeqs, as kv.pending asks)' : ''}`, async (t) => {
+    // Review helper-95: the open left it out without counting its seq, so this run's first record took it
+    // (never delivered), and a compaction took the old record for this run's (read and published).
+    const d = tmp();
+    const o = { dir: d, maxBytes: 48 * 1024, segmentBytes: 16 * 1024, subjectPrefix: 'wazuh', memCacheBytes: 0 };
+    const other = (i: number): SpoolMessage => ({ ...good(i), subject: `other.agent.00${i % 10}.status`, eventId: `o-${i}` });
+    const ka = (i: number): SpoolMessage => ({ ...good(i), subject: `wazuh.agent.00${i % 10}.keepalive`, kind: 'keepalive', eventId: `ka-${i}` });
+    const s1 = Spool.open(o);
+    s1.append([good(1), ka(2), other(3)]);
+    s1.close();
+    const s = Spool.open(o);
+    t.match(s.stats(), { records: 2, foreign: 1 }, 'the open leaves other(3) out');
+    if (reserve) s.reserveSeqs(5);
+    let appended = 0;
+    for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+    t.ok(s.stats().compactions > 0, 'a compaction ran');
+    const read: string[] = [];
+    for (let k = 0; k < 100; k++) {
+      const es = s.read(1000);
+      if (es.length === 0) break;
+      for (const e of es) { read.push(e.eventId); s.ack(e.seq); }
+    }
+    t.same(read.filter((x) => x.startsWith('o-')), [], 'the record the open left out is never read');
+    t.ok(read.includes('ev-10'), 'this run\'s first record is read');
+    t.equal(read.length, 1 + appended, 'every record counted is read, once (the keepalive shed)');
+    t.equal(s.stats().records, 0, 'none left counted');
+    s.close();
+  });
+}

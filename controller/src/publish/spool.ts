@@ -358,7 +358,7 @@ const MIN_FRAME = HDR + 14;
  */
 function parseFrames(
   buf: Buffer, recovered: boolean, resync?: number, accept?: (e: SpoolEntry) => boolean, checked = false,
-): { entries: SpoolEntry[]; end: number; bad: number; foreign: number; cut: boolean; damaged: [number, number][] } {
+): { entries: SpoolEntry[]; end: number; bad: number; foreign: number; cut: boolean; damaged: [number, number][]; lastSeq: number } {
   const entries: SpoolEntry[] = [];
   const damaged: [number, number][] = [];
   let o = 0;
@@ -411,7 +411,7 @@ function parseFrames(
     }
     o = next;
   }
-  return { entries, end: o, bad, foreign, cut: o < buf.length, damaged };
+  return { entries, end: o, bad, foreign, cut: o < buf.length, damaged, lastSeq };
 }
 
 /** The offset of the next whole frame from `from` whose seq is past `after` (a damaged one's successor), or -1. */
@@ -591,7 +591,8 @@ export class Spool {
       } finally {
         closeSync(fd);
       }
-      const { entries, end, bad, foreign, cut, damaged } = parseFrames(buf, true, prevSeq, this.accepts);
+      const { entries, end, bad, foreign, cut, damaged, lastSeq: seenSeq } = parseFrames(buf, true, prevSeq, this.accepts);
+      if (foreign) recordsMax = Math.max(recordsMax, seenSeq); // a record left out still took its seq: none of this run reuses it
       this.counters.corrupt += bad;
       this.counters.foreign += foreign;
       const before = tails.at(-1);
