@@ -141,11 +141,19 @@ t.test('kv.pending saved under another encrypt_messages setting or key: not put,
   t.match(logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ level: 40, unreadable: 2, encrypt_messages: 'on' }], 'said once, as what they are');
   t.same(logged.filter((l) => /no status change of their agent/.test(String(l.msg))), [], 'not as forged');
 
-  // Encryption off now: a sealed value is unreadable too.
-  const { srv: srv2 } = await serverWithBucket(t);
+  // Encryption off now, and no value of the file readable: the file is kept (no value taken, no rewrite),
+  // for a start with the setting and key it was saved under (review helper-95: it was removed at once).
+  const { srv: srv2, get: get2 } = await serverWithBucket(t);
   const dir2 = spoolWith(encodeLine('004', 13, sealed(now, '004', 13)));
   const off = open(t, srv2, dir2);
   off.d.start();
-  await waitFor(() => !existsSync(join(dir2, 'kv.pending')), 10_000, 'kv.pending removed');
+  await waitFor(() => off.d.stats().connected, 10_000, 'connected');
+  await sleep(1500);
   t.match(off.logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ unreadable: 1, encrypt_messages: 'off' }], 'said with encryption off');
+  t.ok(existsSync(join(dir2, 'kv.pending')), 'kept: nothing of it was taken');
+  await off.d.close(500);
+  const back = open(t, srv2, dir2, { encryption: now });
+  back.d.start();
+  await waitFor(() => !existsSync(join(dir2, 'kv.pending')), 10_000, 'kv.pending removed once the bucket has what it took');
+  t.ok(await get2('004'), 'a start with the key it was saved under puts it');
 });

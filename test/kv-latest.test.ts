@@ -513,16 +513,26 @@ t.test('parsePending keeps an agent\'s latest value only, whatever order its lin
   t.equal(found.bad + found.refused + found.beyond, 0);
 });
 
-t.test('a file found at start with no value taken (each line torn, refused or unreadable) is removed, not said again at every start', async (t) => {
+t.test('a file found at start with no value taken (each line torn or refused) is removed, not said again at every start; one with values unreadable today is kept', async (t) => {
   const w = new World();
   w.auto.write = 'ok';
   const text = encodeLine('001', 1, body('001', 1)) + encodeLine('002', 2, body('002', 2));
   w.setFile(text);
   const kv = w.writer();
-  kv.load(parsePending(text, { accept: () => 'unreadable' }), text.length);
+  kv.load(parsePending(text, { accept: () => 'refuse' }), text.length);
   await waitFor(() => w.fileText === '', 2000, 'kv.pending removed');
   t.same(w.kv, new Map(), 'nothing put');
   t.equal(kv.stats().refusedValues, 2, 'counted');
+  // Unreadable with today's key: kept for a start with the key they were saved under (review helper-95).
+  const w1 = new World();
+  w1.auto.write = 'ok';
+  w1.setFile(text);
+  const kv1 = w1.writer();
+  kv1.setReady(true);
+  kv1.load(parsePending(text, { accept: (a) => (a === '001' ? 'unreadable' : 'refuse') }), text.length);
+  await sleep(300);
+  t.equal(w1.fileText, text, 'kept as it was');
+  await kv1.close();
   // A file with a value taken stays until the bucket has it (the test above: "the next run has both").
   const w2 = new World();
   w2.auto.write = 'ok';

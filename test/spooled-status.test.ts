@@ -53,6 +53,7 @@ t.test('kv.pending: a value is taken only as the tap writes it, byte for byte', 
     ['agent 000', statusChangeBody('000', 5), '000'],
     ['a 9-digit id', statusChangeBody('123456789', 5), '123456789'],
     ['no name, a node of unicode and escapes', statusChangeBody('001', 5, { name: null, node: 'nœud "1"\\\u2028' }), '001'],
+    ['an empty host name for the node (review helper-95 K3)', statusChangeBody('001', 5, { node: '' }), '001'],
   ] as const) t.equal(statusVerdict(agent, body(text), 'wazuh'), 'take', what);
   const ev = JSON.parse(own) as Record<string, unknown>;
   const as = (o: Record<string, unknown>) => JSON.stringify(o); // the same text as statusJson while the keys keep their order
@@ -71,7 +72,9 @@ t.test('kv.pending: a value is taken only as the tap writes it, byte for byte', 
     ['a time that is not the timestamp\'s', as({ ...ev, timestamp: -1 })],
     ['a time that is no ISO text', as({ ...ev, time: 'yesterday' })],
     ['a source with a control character', as({ ...ev, source: 'remoted\r' })],
-    ['no node', as({ ...ev, manager_node: '' })],
+    ['a sync status with a control character', as({ ...ev, sync_status: 'synced\u001b' })],
+    ['a sync status longer than a label', as({ ...ev, sync_status: 's'.repeat(65) })],
+    ['a source longer than the tap\'s', as({ ...ev, source: 'r'.repeat(33) })],
     ['an object for the sync status', as({ ...ev, sync_status: { deep: [[[[1]]]] } })],
     ['a number for the name', as({ ...ev, agent_name: 5 })],
   ] as const) t.equal(statusVerdict('037', body(text), 'wazuh'), 'refuse', what);

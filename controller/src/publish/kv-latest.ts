@@ -268,6 +268,8 @@ export class KvLatest {
   private saveFailedAt = -Infinity;
   /** The file may exist; the bytes it may hold; whether the next write must rewrite it whole. */
   private fileExists = false;
+  /** The file found at start holds values this run cannot read (another encryption key or setting): not removed for want of values. */
+  private keepsUnreadable = false;
   private fileBytes = 0;
   private rewriteNext = false;
   private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0, refusedValues: 0, dropped: 0 };
@@ -293,9 +295,13 @@ export class KvLatest {
     this.fileBytes = bytes;
     this.rewriteNext = true; // its last line may be torn: nothing is appended after it
     this.pump();
-    // Nothing in it taken (each line torn, refused or unreadable, said by the caller): removed, or it
-    // stayed until some status waited for the bucket, and was said again at every start.
-    if (found.values.length === 0) this.wantSave(performance.now());
+    // Nothing in it taken (each line torn or refused, said by the caller): removed, or it stayed until
+    // some status waited for the bucket, and was said again at every start. Values today's encryption
+    // setting cannot read are kept for a start with the one they were saved under (review helper-95
+    // K1) — until this run rewrites or removes the file for values it took or saved (a line it keeps must
+    // never be older than the bucket: it cannot tell which of those lines are).
+    this.keepsUnreadable = (found.unreadable ?? 0) > 0;
+    if (found.values.length === 0 && !this.keepsUnreadable) this.wantSave(performance.now());
   }
 
   /** Whether the bucket can be written to (connected; not found gone). */
@@ -538,7 +544,7 @@ export class KvLatest {
       }
     }
     if (stale && !live) return true; // removed
-    if (this.fileExists && !named && !live) return true; // a file found at start with no value taken: removed
+    if (this.fileExists && !named && !live && !this.keepsUnreadable) return true; // a file found at start with no value taken: removed
     if (stale && this.overgrown()) return true; // rewritten smaller
     if (next < Infinity) this.wantSave(next);
     return false;
@@ -662,7 +668,7 @@ export class KvLatest {
   private wrote(how: 'append' | 'replace', data: string, written: Map<Entry, { seq: number; body: Uint8Array }>): void {
     this.fileExists = how === 'append' || data !== '';
     this.fileBytes = how === 'append' ? this.fileBytes + bytesOf(data) : bytesOf(data);
-    if (how === 'replace') this.rewriteNext = false;
+    if (how === 'replace') this.rewriteNext = this.keepsUnreadable = false;
     for (const en of how === 'replace' ? this.entries.values() : written.keys()) {
       const w = written.get(en);
       en.fileLow = en.fileHigh = en.sureSeq = w?.seq ?? 0;

@@ -11,7 +11,7 @@
 // The same reader tells whether a value an earlier run saved for the KV bucket (kv.pending) is a status
 // change the tap writes, before it is put with the tap's credentials (statusVerdict).
 import type { ConnectionStatus, StatusChangeEvent, StatusReason } from '../types.js';
-import { isAgentIp, isAgentName, isConnectionStatus, isStatusCode, MAX_TEXT } from '../decode/values.js';
+import { isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode } from '../decode/values.js';
 import { statusJson } from './event-json.js';
 import { decrypt, type EncryptionKey } from './encryption.js';
 import type { SpoolEntry } from './spool.js';
@@ -103,8 +103,8 @@ const REASONS: ReadonlySet<unknown> = new Set<StatusReason>([
 ]);
 /** state/format.ts eventId: a UUID of version 8 from a hash. */
 const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-/** state/format.ts sourceOf: a daemon's name, or a process's own comm as printable ASCII; the tap's words. */
-const SOURCE = /^[\x20-\x7e]{1,64}$/;
+/** state/format.ts sourceOf: a daemon's name (32 letters at most), or a process's own comm as printable ASCII (16); the tap's words. */
+const SOURCE = /^[\x20-\x7e]{1,32}$/;
 
 /**
  * Whether ev, parsed from text, is a status change the tap makes (state/events.ts) with every field a
@@ -115,8 +115,10 @@ function isExactly(ev: Record<string, unknown>, text: string): boolean {
   if (typeof ev.event_id !== 'string' || !EVENT_ID.test(ev.event_id)) return false;
   if (!(name === null || isAgentName(name)) || !(ip === null || isAgentIp(ip))) return false;
   if (!isStatus(ev.previous_status) || !REASONS.has(ev.reason)) return false;
-  if (typeof node !== 'string' || node === '' || typeof source !== 'string' || !SOURCE.test(source)) return false;
-  if (!(sync === null || (typeof sync === 'string' && sync.length <= MAX_TEXT))) return false;
+  // The node is the configuration's or the host's name, whatever it holds (an empty host name too: review helper-95 K3).
+  if (typeof node !== 'string' || typeof source !== 'string' || !SOURCE.test(source)) return false;
+  // A request's sync_status: a label, or a word of printable ASCII (decode/wdb-request.ts).
+  if (!(sync === null || (typeof sync === 'string' && isLabel(sync)))) return false;
   // eventTime(): the instant's whole seconds and its ISO text.
   if (!Number.isSafeInteger(timestamp) || typeof time !== 'string') return false;
   const ms = Date.parse(time);
