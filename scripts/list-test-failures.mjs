@@ -7,9 +7,16 @@ import { readFileSync } from 'node:fs';
 
 const MAX_FAILURES = 12;
 const MAX_DETAIL_LINES = 8;
+const MAX_LINE = 200;
 const DETAIL = /^(message|found|wanted|fileName|lineNumber|signal|exitCode|timeout|expired|code):/;
 
-const lines = readFileSync(process.argv[2] ?? 'build/test-output.txt', 'latin1').split('\n');
+// UTF-8 as the tests print it (a byte that is not becomes U+FFFD); a line printed is cut and its
+// control characters escaped: a test's found value may be anything.
+const lines = readFileSync(process.argv[2] ?? 'build/test-output.txt', 'utf8').split('\n');
+const shown = (s) => {
+  const cut = s.length > MAX_LINE ? `${s.slice(0, MAX_LINE)}…` : s;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+};
 const indentOf = (line) => line.length - line.trimStart().length;
 
 const names = []; // the enclosing subtests' names, by depth (4 spaces a level)
@@ -26,19 +33,21 @@ for (let i = 0; i < lines.length && out.length < MAX_FAILURES; i++) {
     continue;
   }
   const notOk = /^\s*not ok \d+ - (.*?)(?: # time=.*)?$/.exec(line);
-  if (!notOk) continue;
+  if (!notOk || /# (TODO|SKIP)\b/i.test(notOk[1])) continue; // a todo or a skip is no failure
   // A subtest's own "not ok" repeats the failures listed inside it; it is listed only when it
   // failed on its own (a time-out, a crash: no failing assertion inside).
   const isSubtestEnd = names[depth] === notOk[1];
   if (isSubtestEnd && out.length > failuresBefore[depth]) continue;
   const path = isSubtestEnd ? names.slice(0, depth + 1) : [...names.slice(0, depth), notOk[1]];
-  const entry = [`not ok: ${path.join(' › ')}`];
-  // Its YAML block: the lines indented deeper than it, up to "...".
+  const entry = [`not ok: ${shown(path.join(' › '))}`];
+  // Its YAML block: the lines indented deeper than it, up to "..."; of its diff, the lines it changed.
+  let inDiff = false;
   for (let j = i + 1; j < lines.length && entry.length <= MAX_DETAIL_LINES; j++) {
     const d = lines[j];
     if (d.trim() === '...' || (d.trim() !== '' && indentOf(d) <= indentOf(line))) break;
     const t = d.trim();
-    if (DETAIL.test(t) || (/^[-+][^-+]/.test(t) && indentOf(d) >= indentOf(line) + 4)) entry.push(`    ${t}`);
+    if (indentOf(d) === indentOf(line) + 2) inDiff = t === 'diff: |';
+    if (DETAIL.test(t) || (inDiff && /^[-+][^-+]/.test(t))) entry.push(`    ${shown(t)}`);
   }
   out.push(entry);
 }

@@ -95,3 +95,30 @@ t.test('at most 12 failures, said as the first ones', async (t) => {
   t.equal(out.match(/not ok: /g)?.length, 12);
   t.notMatch(out, /bad 12/);
 });
+
+t.test('names in UTF-8 as printed, long or hostile details cut and escaped, a crashed file\'s args no diff, a todo no failure (review helper-95)', async (t) => {
+  const out = list(`# Subtest: test/é.test.ts
+    not ok 1 - agent’s “name” ✓
+      ---
+      found: ${'x'.repeat(500)}
+      wanted: a\u001b]0;title\u0007b
+      ...
+    not ok 2 - later # TODO not done yet
+not ok 1 - test/é.test.ts # time=1ms
+# Subtest: test/killed.test.ts
+    ok 1 - fine
+not ok 2 - test/killed.test.ts # time=1ms
+  ---
+  args:
+    - --import=x
+    - /work/test/é.test.ts
+  signal: SIGKILL
+  ...
+`);
+  t.match(out, /not ok: test\/é\.test\.ts › agent’s “name” ✓\n/, 'the name as the test gave it');
+  t.match(out, new RegExp(`found: ${'x'.repeat(193)}…\\n`), 'a long value cut');
+  t.match(out, /wanted: a\\u001b\]0;title\\u0007b/, 'control characters escaped');
+  t.notMatch(out, /later/, 'a todo is no failure');
+  t.match(out, /not ok: test\/killed\.test\.ts\n {6}signal: SIGKILL/, 'a killed file named, with its signal');
+  t.notMatch(out, /--import/, 'its args are no diff');
+});
