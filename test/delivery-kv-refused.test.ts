@@ -16,7 +16,7 @@ import { encodeLine } from '../controller/src/publish/kv-latest.js';
 import { encrypt, type EncryptionKey } from '../controller/src/publish/encryption.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
-import { statusChangeBody } from './helpers/status-change.js';
+import { nOf, statusChangeBody } from './helpers/status-change.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -141,19 +141,26 @@ t.test('kv.pending saved under another encrypt_messages setting or key: not put,
   t.match(logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ level: 40, unreadable: 2, encrypt_messages: 'on' }], 'said once, as what they are');
   t.same(logged.filter((l) => /no status change of their agent/.test(String(l.msg))), [], 'not as forged');
 
-  // Encryption off now, and no value of the file readable: the file is kept (no value taken, no rewrite),
-  // for a start with the setting and key it was saved under (review helper-95: it was removed at once).
+  // Encryption off now, and no value of the file readable: dropped, the file removed — this run puts a
+  // newer status of the agent straight into the bucket, and a file that kept the old line put it back
+  // over it at a start with the old key (review helper-96).
   const { srv: srv2, get: get2 } = await serverWithBucket(t);
   const dir2 = spoolWith(encodeLine('004', 13, sealed(now, '004', 13)));
   const off = open(t, srv2, dir2);
   off.d.start();
   await waitFor(() => off.d.stats().connected, 10_000, 'connected');
-  await sleep(1500);
   t.match(off.logged.filter((l) => /under another encrypt_messages setting or key/.test(String(l.msg))), [{ unreadable: 1, encrypt_messages: 'off' }], 'said with encryption off');
-  t.ok(existsSync(join(dir2, 'kv.pending')), 'kept: nothing of it was taken');
+  await waitFor(() => !existsSync(join(dir2, 'kv.pending')), 10_000, 'kv.pending removed: its one line dropped');
+  off.d.enqueueMany([{
+    subject: 'wazuh.agent.004.status', headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': '004' },
+    body: change('004', 99), kind: 'status', eventId: 'ev-99',
+  }]);
+  t.ok(await off.d.flush(5000, { kv: true }), 'a newer status of 004 stored and put');
+  t.equal(nOf(String(await get2('004'))), 99, 'the bucket holds it');
   await off.d.close(500);
   const back = open(t, srv2, dir2, { encryption: now });
   back.d.start();
-  await waitFor(() => !existsSync(join(dir2, 'kv.pending')), 10_000, 'kv.pending removed once the bucket has what it took');
-  t.ok(await get2('004'), 'a start with the key it was saved under puts it');
+  await waitFor(() => back.d.stats().connected, 10_000, 'connected');
+  await sleep(1000);
+  t.equal(nOf(String(await get2('004'))), 99, 'a start with the old key puts nothing back over it');
 });

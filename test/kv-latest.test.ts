@@ -513,7 +513,7 @@ t.test('parsePending keeps an agent\'s latest value only, whatever order its lin
   t.equal(found.bad + found.refused + found.beyond, 0);
 });
 
-t.test('a file found at start with no value taken (each line torn or refused) is removed, not said again at every start; one with values unreadable today is kept', async (t) => {
+t.test('a file found at start with no value taken (each line torn or refused) is removed, not said again at every start; lines unreadable today are dropped before their agents\' newer values go', async (t) => {
   const w = new World();
   w.auto.write = 'ok';
   const text = encodeLine('001', 1, body('001', 1)) + encodeLine('002', 2, body('002', 2));
@@ -523,15 +523,30 @@ t.test('a file found at start with no value taken (each line torn or refused) is
   await waitFor(() => w.fileText === '', 2000, 'kv.pending removed');
   t.same(w.kv, new Map(), 'nothing put');
   t.equal(kv.stats().refusedValues, 2, 'counted');
-  // Unreadable with today's key: kept for a start with the key they were saved under (review helper-95).
+  // Unreadable with today's key: dropped — the file rewritten without them at once, and until then a
+  // newer value of their agent waits (review helper-96: kept, the file put them back over newer values at
+  // a start with the old key).
   const w1 = new World();
-  w1.auto.write = 'ok';
+  w1.auto.write = 'hold';
+  w1.auto.put = 'ok';
   w1.setFile(text);
   const kv1 = w1.writer();
   kv1.setReady(true);
-  kv1.load(parsePending(text, { accept: (a) => (a === '001' ? 'unreadable' : 'refuse') }), text.length);
-  await sleep(300);
-  t.equal(w1.fileText, text, 'kept as it was');
+  const found1 = parsePending(text, { accept: (a) => (a === '001' ? 'unreadable' : 'refuse') });
+  t.same([found1.unread, found1.maxSeq], [[{ agent: '001', low: 1, high: 1 }], 1], 'the unreadable line\'s seq reserved');
+  kv1.load(found1, text.length);
+  const released: number[] = [];
+  kv1.offer('001', 5, body('001', 5), false, () => released.push(5));
+  await sleep(100);
+  t.same(w1.kv, new Map(), 'a newer value of 001 waits while the file names its old line');
+  t.equal(w1.writes.length, 1, 'the file is being rewritten');
+  t.equal(w1.writes[0].how, 'replace', 'whole');
+  t.notMatch(w1.writes[0].data, /"s":1[,}]/, 'without the unreadable line');
+  w1.writes[0].p.resolve();
+  await waitFor(() => w1.kv.get('001') === 5, 2000, '001@5 put once the file no longer names the old line');
+  kv1.offer('001', 1, body('001', 1), true, () => released.push(1));
+  t.same(released.includes(1), true, 'a record an earlier run left, not newer than the line: not put');
+  t.same(w1.violations, [], 'never backwards');
   await kv1.close();
   // A file with a value taken stays until the bucket has it (the test above: "the next run has both").
   const w2 = new World();

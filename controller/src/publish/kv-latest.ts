@@ -163,15 +163,25 @@ export interface PendingRules {
 
 /**
  * parsePending's result: `refused`, values no value of the tap's (or over MAX_VALUE_BYTES);
- * `unreadable`, values today's encryption setting cannot read; `beyond`, values of agents past maxAgents.
+ * `unreadable`, values today's encryption setting cannot read — `unread`, the seqs of their lines by
+ * agent (the lowest and the highest); `beyond`, values of agents past maxAgents. `maxSeq`: the highest
+ * seq of a value taken or unreadable (the tap's own, most likely: none of this run may reuse it).
  */
 export interface PendingFound {
   values: PendingValue[];
   bad: number;
   refused: number;
   unreadable: number;
+  unread: UnreadLines[];
   beyond: number;
   maxSeq: number;
+}
+
+/** An agent's lines of kv.pending that today's encryption setting cannot read: their lowest and highest seqs. */
+export interface UnreadLines {
+  agent: string;
+  low: number;
+  high: number;
 }
 
 /** The values of a `kv.pending` file; lines that are not one (torn, damaged, planted) are counted, never thrown on. */
@@ -179,6 +189,7 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
   // An agent's latest value only (load() keeps no other): a file of many lines of few agents held each
   // line's body until the end (review helper-93: ~1 GB of heap at the read limit).
   const agents = new Map<string, PendingValue>();
+  const unread = new Map<string, UnreadLines>();
   const maxAgents = rules.maxAgents ?? MAX_AGENTS;
   let bad = 0;
   let refused = 0;
@@ -201,9 +212,20 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
       }
       const body = Buffer.from(v.b, 'utf8');
       const verdict = body.length > MAX_VALUE_BYTES ? 'refuse' : rules.accept?.(v.a, body) ?? 'take';
-      if (verdict !== 'take') {
-        if (verdict === 'unreadable') unreadable++;
-        else refused++;
+      if (verdict === 'refuse') {
+        refused++;
+        continue;
+      }
+      if (verdict === 'unreadable') {
+        const u = unread.get(v.a);
+        if (u === undefined && unread.size >= maxAgents) {
+          beyond++;
+          continue;
+        }
+        unreadable++;
+        if (u === undefined) unread.set(v.a, { agent: v.a, low: v.s, high: v.s });
+        else Object.assign(u, { low: Math.min(u.low, v.s), high: Math.max(u.high, v.s) });
+        if (v.s > maxSeq) maxSeq = v.s;
         continue;
       }
       const held = agents.get(v.a);
@@ -217,7 +239,7 @@ export function parsePending(text: string, rules: PendingRules = {}): PendingFou
       bad++;
     }
   }
-  return { values: [...agents.values()], bad, refused, unreadable, beyond, maxSeq };
+  return { values: [...agents.values()], bad, refused, unreadable, unread: [...unread.values()], beyond, maxSeq };
 }
 
 /** A timer that runs `fn` at the earliest moment it was asked for (performance.now() ms); one at a time. */
@@ -268,8 +290,8 @@ export class KvLatest {
   private saveFailedAt = -Infinity;
   /** The file may exist; the bytes it may hold; whether the next write must rewrite it whole. */
   private fileExists = false;
-  /** The file found at start holds values this run cannot read (another encryption key or setting): not removed for want of values. */
-  private keepsUnreadable = false;
+  /** The file found at start names lines this run cannot read (another encryption key or setting): to be rewritten without them. */
+  private dropsUnread = false;
   private fileBytes = 0;
   private rewriteNext = false;
   private readonly c = { puts: 0, failures: 0, saves: 0, saveFailures: 0, badLines: 0, refusedValues: 0, dropped: 0 };
@@ -279,7 +301,7 @@ export class KvLatest {
   }
 
   /** What an earlier run saved (`kv.pending`, parsed, `bytes` long): put once the bucket takes puts; the file keeps them meanwhile. */
-  load(found: { values: PendingValue[]; bad: number; refused?: number; unreadable?: number; beyond?: number }, bytes: number): void {
+  load(found: { values: PendingValue[]; bad: number; refused?: number; unreadable?: number; unread?: UnreadLines[]; beyond?: number }, bytes: number): void {
     this.c.badLines += found.bad;
     this.c.refusedValues += (found.refused ?? 0) + (found.unreadable ?? 0) + (found.beyond ?? 0);
     for (const v of found.values) {
@@ -291,17 +313,29 @@ export class KvLatest {
       this.floors.set(v.agent, v.seq);
       this.todo.add(en);
     }
+    // Lines today's encryption setting cannot read (another key, encryption switched; said by the
+    // caller) are dropped: this run cannot put them, and a file that kept them while this run put newer
+    // values straight into the bucket would put them back over those at a start with the old key
+    // (review helper-96: it did). Until the file is rewritten without them their agents' newer values
+    // wait, as for any value the file names (fileLow, with no body to put), and records of theirs an
+    // earlier run left, older than the line, are not put (the floor).
+    for (const u of found.unread ?? []) {
+      const en = this.entry(u.agent);
+      if (en.fileLow === 0 || u.low < en.fileLow) {
+        en.fileLow = u.low;
+        en.lowBody = null;
+      }
+      en.fileHigh = Math.max(en.fileHigh, u.high);
+      this.floors.set(u.agent, Math.max(this.floors.get(u.agent) ?? 0, u.high));
+      this.dropsUnread = true;
+    }
     this.fileExists = true;
     this.fileBytes = bytes;
     this.rewriteNext = true; // its last line may be torn: nothing is appended after it
     this.pump();
-    // Nothing in it taken (each line torn or refused, said by the caller): removed, or it stayed until
-    // some status waited for the bucket, and was said again at every start. Values today's encryption
-    // setting cannot read are kept for a start with the one they were saved under (review helper-95
-    // K1) — until this run rewrites or removes the file for values it took or saved (a line it keeps must
-    // never be older than the bucket: it cannot tell which of those lines are).
-    this.keepsUnreadable = (found.unreadable ?? 0) > 0;
-    if (found.values.length === 0 && !this.keepsUnreadable) this.wantSave(performance.now());
+    // Rewritten (or removed) at once when it names lines this run drops, or holds no value it took (each
+    // line torn or refused): it stayed until some status waited for the bucket, said at every start.
+    if (this.dropsUnread || found.values.length === 0) this.wantSave(performance.now());
   }
 
   /** Whether the bucket can be written to (connected; not found gone). */
@@ -544,7 +578,8 @@ export class KvLatest {
       }
     }
     if (stale && !live) return true; // removed
-    if (this.fileExists && !named && !live && !this.keepsUnreadable) return true; // a file found at start with no value taken: removed
+    if (this.fileExists && !named && !live) return true; // a file found at start with no value taken: removed
+    if (this.dropsUnread) return true; // rewritten without the lines this run cannot read
     if (stale && this.overgrown()) return true; // rewritten smaller
     if (next < Infinity) this.wantSave(next);
     return false;
@@ -668,7 +703,7 @@ export class KvLatest {
   private wrote(how: 'append' | 'replace', data: string, written: Map<Entry, { seq: number; body: Uint8Array }>): void {
     this.fileExists = how === 'append' || data !== '';
     this.fileBytes = how === 'append' ? this.fileBytes + bytesOf(data) : bytesOf(data);
-    if (how === 'replace') this.rewriteNext = this.keepsUnreadable = false;
+    if (how === 'replace') this.rewriteNext = this.dropsUnread = false;
     for (const en of how === 'replace' ? this.entries.values() : written.keys()) {
       const w = written.get(en);
       en.fileLow = en.fileHigh = en.sureSeq = w?.seq ?? 0;
