@@ -33,7 +33,8 @@ for (let i = 0; i < lines.length && out.length < MAX_FAILURES; i++) {
     continue;
   }
   const notOk = /^\s*not ok \d+ - (.*?)(?: # time=.*)?$/.exec(line);
-  if (!notOk || /# (TODO|SKIP)\b/i.test(notOk[1])) continue; // a todo or a skip is no failure
+  // A todo or a skip is no failure (a `#` of the test's own name is written `\#`).
+  if (!notOk || /(?<!\\)# (TODO|SKIP)\b/i.test(notOk[1])) continue;
   // A subtest's own "not ok" repeats the failures listed inside it; it is listed only when it
   // failed on its own (a time-out, a crash: no failing assertion inside).
   const isSubtestEnd = names[depth] === notOk[1];
@@ -41,18 +42,56 @@ for (let i = 0; i < lines.length && out.length < MAX_FAILURES; i++) {
   const path = isSubtestEnd ? names.slice(0, depth + 1) : [...names.slice(0, depth), notOk[1]];
   const entry = [`not ok: ${shown(path.join(' › '))}`];
   // Its YAML block: the lines indented deeper than it, up to "..."; of its diff, the lines it changed.
-  let inDiff = false;
-  for (let j = i + 1; j < lines.length && entry.length <= MAX_DETAIL_LINES; j++) {
+  const block = [];
+  for (let j = i + 1; j < lines.length; j++) {
     const d = lines[j];
     if (d.trim() === '...' || (d.trim() !== '' && indentOf(d) <= indentOf(line))) break;
-    const t = d.trim();
-    if (indentOf(d) === indentOf(line) + 2) inDiff = t === 'diff: |';
-    if (DETAIL.test(t) || (inDiff && /^[-+][^-+]/.test(t))) entry.push(`    ${shown(t)}`);
+    block.push(d);
   }
+  const changed = diffLines(block, indentOf(line) + 2);
+  for (const d of block) {
+    if (entry.length > MAX_DETAIL_LINES) break;
+    const t = d.trim();
+    if (DETAIL.test(t)) entry.push(`    ${shown(t)}`);
+  }
+  for (const c of changed) if (entry.length <= MAX_DETAIL_LINES) entry.push(`    ${shown(c)}`);
   out.push(entry);
 }
 if (out.length > 0) {
   const more = out.length === MAX_FAILURES ? ' (the first ones)' : '';
   console.log(`${out.length} failure(s)${more}, from ${process.argv[2] ?? 'build/test-output.txt'}:`);
   for (const entry of out) console.log(entry.map((t) => `  ${t}`).join('\n'));
+}
+
+/**
+ * The lines a failure's `diff` changed (`-` wanted, `+` found), without its headers: YAML writes the diff
+ * as a block (`diff: |`, `|-`, `|2`…) or, when a value holds a control character, as a quoted string.
+ */
+function diffLines(block, keyIndent) {
+  const at = block.findIndex((d) => indentOf(d) === keyIndent && /^diff:/.test(d.trim()));
+  if (at < 0) return [];
+  const head = block[at].trim().slice('diff:'.length).trim();
+  let text;
+  if (head.startsWith('"')) {
+    // A double-quoted scalar folded over lines: a line break is a space, an empty line a line feed;
+    // its escapes are JSON's, with `\ ` (a space) and `\xHH`.
+    let q = head;
+    let blank = false;
+    for (let j = at + 1; j < block.length && !/(^|[^\\])(\\\\)*"$/.test(q.slice(1)); j++) {
+      const piece = block[j].trim();
+      if (piece === '') q += '\\n';
+      else q += `${blank ? '' : ' '}${piece}`;
+      blank = piece === '';
+    }
+    try {
+      text = JSON.parse(q.replace(/\\ /g, ' ').replace(/\\x([0-9a-fA-F]{2})/g, '\\u00$1'));
+    } catch {
+      return [];
+    }
+  } else {
+    const body = [];
+    for (let j = at + 1; j < block.length && (block[j].trim() === '' || indentOf(block[j]) > keyIndent); j++) body.push(block[j].trim());
+    text = body.join('\n');
+  }
+  return String(text).split('\n').filter((l) => /^[-+]/.test(l) && !/^(---|\+\+\+) /.test(l));
 }

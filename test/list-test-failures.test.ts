@@ -122,3 +122,38 @@ not ok 2 - test/killed.test.ts # time=1ms
   t.match(out, /not ok: test\/killed\.test\.ts\n {6}signal: SIGKILL/, 'a killed file named, with its signal');
   t.notMatch(out, /--import/, 'its args are no diff');
 });
+
+t.test('a `#` of a test\'s own name is no directive; a diff written as a quoted YAML string, or of lines starting with + or -, is shown (review helper-96)', async (t) => {
+  const out = list(`# Subtest: test/h.test.ts
+    not ok 1 - the \\# TODO marker is kept
+      ---
+      diff: |
+        --- expected
+        +++ actual
+        @@ -1,2 +1,2 @@
+        -+plus
+        ++minus line
+         same
+      ...
+    not ok 2 - controls in a diff
+      ---
+      diff: "--- expected
+
+        +++ actual
+
+        @@ -1,3 +1,3 @@
+
+        \\ Object {
+
+        -  \\"s\\": \\"abc\\",
+
+        +  \\"s\\": \\"a\\\\u0000b\u009bc\\",
+
+        \\ }\\n"
+      ...
+not ok 1 - test/h.test.ts # time=1ms
+`);
+  t.match(out, /^2 failure\(s\)/, 'both listed');
+  t.match(out, /the \\# TODO marker is kept\n {6}-\+plus\n {6}\+\+minus line\n/, 'the first, its diff lines whole');
+  t.match(out, /controls in a diff\n {6}- {2}"s": "abc",\n {6}\+ {2}"s": "a\\u0000b\\u009bc",\n/, 'the quoted diff read, its C1 escaped');
+});

@@ -12,6 +12,8 @@ t.test('visibleControls: each control character parses to its escape; the rest o
   const parsed = JSON.parse(visibleControls(line)) as Record<string, unknown>;
   t.equal(parsed.msg, 'a\\u001bb\\u009bc\\r\\nd\\u202ee\\u2028f\\u007fg\\u001bh\\\\i\\t', 'every control a visible escape; backslashes as they were');
   t.ok('k\\u001b' in parsed, 'keys too');
+  t.equal((JSON.parse(visibleControls(`${JSON.stringify({ msg: 'a\ud800b 😀' })}\n`)) as { msg: string }).msg, 'a\\ud800b 😀',
+    'a lone surrogate escaped (review helper-96 G1); a pair kept');
   const plain = `${JSON.stringify({ msg: 'plain "text" \\ é ✓ 😀', n: 1 })}\n`;
   t.equal(visibleControls(plain), plain, 'a line without controls is the same line');
 });

@@ -39,8 +39,9 @@ export function createLogger(level = 'info', tty = Boolean(process.stdout.isTTY)
 // error's text, a name a process chose — reached the operator's terminal raw (ESC, OSC 52, CSI as
 // U+009B, a CR that rewrites the line, a bidi override; review helper-91). The JSON line is changed
 // before pino-pretty reads it so that each such character is a visible `\uXXXX` in the string it parses
-// (util/printable.ts's set), its own colours left alone. A line break in a value (a stack) shows as `\n`.
-const JSON_CONTROL = /(?<!\\)((?:\\\\)*)\\(u00[01][0-9a-fA-F]|u007[fF]|[nrtbf])/g;
+// (util/printable.ts's set; a surrogate JSON escaped, always a lone one, too), its own colours left
+// alone. A line break in a value (a stack) shows as `\n`.
+const JSON_CONTROL = /(?<!\\)((?:\\\\)*)\\(u00[01][0-9a-fA-F]|u007[fF]|u[dD][89a-fA-F][0-9a-fA-F]{2}|[nrtbf])/g;
 const RAW_UNSAFE = new RegExp(`[\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]|${LONE_SURROGATE}`, 'g');
 
 /** A pino JSON line whose control characters parse to their visible escapes (the same line otherwise). */
