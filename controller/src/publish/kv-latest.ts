@@ -316,9 +316,9 @@ export class KvLatest {
     // Lines today's encryption setting cannot read (another key, encryption switched; said by the
     // caller) are dropped: this run cannot put them, and a file that kept them while this run put newer
     // values straight into the bucket would put them back over those at a start with the old key
-    // (review helper-96: it did). Until the file is rewritten without them their agents' newer values
-    // wait, as for any value the file names (fileLow, with no body to put), and records of theirs an
-    // earlier run left, older than the line, are not put (the floor).
+    // (review helper-96: it did). Until the file is rewritten without them their agents' values wait, as
+    // for any value the file names (fileLow, with no body to put). No floor: the records of theirs an
+    // earlier run left are put as the spool replays them (the line's own among them, when not released).
     for (const u of found.unread ?? []) {
       const en = this.entry(u.agent);
       if (en.fileLow === 0 || u.low < en.fileLow) {
@@ -326,7 +326,6 @@ export class KvLatest {
         en.lowBody = null;
       }
       en.fileHigh = Math.max(en.fileHigh, u.high);
-      this.floors.set(u.agent, Math.max(this.floors.get(u.agent) ?? 0, u.high));
       this.dropsUnread = true;
     }
     this.fileExists = true;
