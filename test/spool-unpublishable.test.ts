@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { connect, type Msg } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Delivery } from '../controller/src/publish/delivery.js';
-import { encodeFrame, MAX_SEQ, Spool, type SpoolMessage } from '../controller/src/publish/spool.js';
+import { encodeFrame, MAX_SEQ, Spool, type SpoolEntry, type SpoolMessage } from '../controller/src/publish/spool.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { waitFor } from './helpers/wait.js';
 import { liveEventIds } from './helpers/delivery-events.js';
@@ -26,6 +26,22 @@ const good = (i: number): SpoolMessage => ({
   headers: { 'Content-Type': 'application/json', 'Wazuh-Agent-Id': `00${i % 10}` },
   body: JSON.stringify({ event_id: `ev-${i}`, i }),
 });
+/** Status changes of 700 bytes appended until the spool compacts (at most 200): how many it took. */
+const fillUntilCompaction = (s: Spool): number => {
+  let appended = 0;
+  for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+  return appended;
+};
+/** Every record the spool hands out, each acknowledged (at most 100 reads). */
+const drain = (s: Spool): SpoolEntry[] => {
+  const out: SpoolEntry[] = [];
+  for (let k = 0; k < 100; k++) {
+    const es = s.read(1000);
+    if (es.length === 0) break;
+    for (const e of es) { out.push(e); s.ack(e.seq); }
+  }
+  return out;
+};
 /** Hand-made records, each a way nats.js, nats-server or JetStream refuses a message, or one the tap never sends (review helper-89). */
 const BAD: [string, (m: SpoolMessage) => unknown][] = [
   ['a header value that is a number', (m) => ({ ...m, headers: { ...m.headers, 'Wazuh-Agent-Id': 7 } })],
@@ -285,18 +301,10 @@ t.test('a compaction keeps to what the open found: a record whose seq did not ri
   writeFileSync(join(d, 'seg-000000000009.log'), Buffer.concat([encodeFrame(ka(2), 2), encodeFrame(ka(4), 4), encodeFrame(ka(5), 5)]));
   const s = Spool.open({ dir: d, maxBytes: 48 * 1024, segmentBytes: 16 * 1024 });
   t.match(s.stats(), { records: 5, corrupt: 1 }, 'seq 2 again: damage at open');
-  let appended = 0;
-  for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+  const appended = fillUntilCompaction(s);
   t.ok(s.stats().compactions > 0, 'a compaction ran');
   t.equal(s.stats().shed.keepalive, 2, 'the two keepalives the open counted are shed, not the damaged one');
-  let read = 0;
-  for (let k = 0; k < 100; k++) {
-    const es = s.read(1000);
-    if (es.length === 0) break;
-    read += es.length;
-    for (const e of es) s.ack(e.seq);
-  }
-  t.equal(read, 3 + appended, 'every record that was counted is read');
+  t.equal(drain(s).length, 3 + appended, 'every record that was counted is read');
   t.equal(s.stats().records, 0, 'and none is left, nor one short');
   s.close();
 });
@@ -342,15 +350,9 @@ t.test('a compaction reads a segment no further than the spool holds there: a fr
   const seg = join(d, readdirSync(d).filter((f) => f.startsWith('seg-'))[0]);
   const s = Spool.open({ dir: d, maxBytes: 48 * 1024, segmentBytes: 16 * 1024 });
   appendFileSync(seg, encodeFrame({ ...good(7), eventId: 'planted' }, 3)); // the seq the run's first record takes
-  let appended = 0;
-  for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+  const appended = fillUntilCompaction(s);
   t.ok(s.stats().compactions > 0, 'a compaction ran');
-  const got: string[] = [];
-  for (let k = 0; k < 100; k++) {
-    const es = s.read(1000);
-    if (es.length === 0) break;
-    for (const e of es) { got.push(e.eventId); s.ack(e.seq); }
-  }
+  const got = drain(s).map((e) => e.eventId);
   t.notOk(got.includes('planted'), 'the planted frame never handed out');
   t.equal(got.length, 1 + appended, 'the found status and every record of the run (the keepalive shed)');
   t.equal(s.stats().records, 0, 'nothing left waiting');
@@ -364,15 +366,10 @@ t.test('a compaction keeps what this run appended under another prefix (made by 
   const s = Spool.open({ dir: d, maxBytes: 48 * 1024, segmentBytes: 16 * 1024, subjectPrefix: 'wazuh', memCacheBytes: 0 });
   const other = (i: number): SpoolMessage => ({ ...good(i), subject: `other.agent.00${i % 10}.status`, eventId: `o-${i}` });
   const ka = (i: number): SpoolMessage => ({ ...good(i), subject: `wazuh.agent.00${i % 10}.keepalive`, kind: 'keepalive', eventId: `ka-${i}` });
-  let appended = s.append([other(1), ka(2), other(3)]).filter(Boolean).length; // a segment with a keepalive, for the compaction
-  for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+  const appended = s.append([other(1), ka(2), other(3)]).filter(Boolean).length // a segment with a keepalive, for the compaction
+    + fillUntilCompaction(s);
   t.ok(s.stats().compactions > 0, 'a compaction ran');
-  const subjects: string[] = [];
-  for (let k = 0; k < 100; k++) {
-    const es = s.read(1000);
-    if (es.length === 0) break;
-    for (const e of es) { subjects.push(e.subject); s.ack(e.seq); }
-  }
+  const subjects = drain(s).map((e) => e.subject);
   t.equal(subjects.length, appended - s.stats().shed.keepalive, 'every record counted is read');
   t.same(subjects.filter((x) => x.startsWith('other.')), ['other.agent.001.status', 'other.agent.003.status'], 'the two among them');
   t.equal(s.stats().records, 0, 'none left counted');
@@ -393,15 +390,9 @@ for (const reserve of [false, true]) {
     const s = Spool.open(o);
     t.match(s.stats(), { records: 2, foreign: 1 }, 'the open leaves other(3) out');
     if (reserve) s.reserveSeqs(5);
-    let appended = 0;
-    for (let i = 0; i < 200 && s.stats().compactions === 0; i++) appended += s.append([{ ...good(10 + i), body: 'x'.repeat(700) }]).filter(Boolean).length;
+    const appended = fillUntilCompaction(s);
     t.ok(s.stats().compactions > 0, 'a compaction ran');
-    const read: string[] = [];
-    for (let k = 0; k < 100; k++) {
-      const es = s.read(1000);
-      if (es.length === 0) break;
-      for (const e of es) { read.push(e.eventId); s.ack(e.seq); }
-    }
+    const read = drain(s).map((e) => e.eventId);
     t.same(read.filter((x) => x.startsWith('o-')), [], 'the record the open left out is never read');
     t.ok(read.includes('ev-10'), 'this run\'s first record is read');
     t.equal(read.length, 1 + appended, 'every record counted is read, once (the keepalive shed)');
