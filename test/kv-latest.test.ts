@@ -545,7 +545,7 @@ t.test('a file found at start with no value taken (each line torn or refused) is
   w1.writes[0].p.resolve();
   await waitFor(() => w1.kv.get('001') === 5, 2000, '001@5 put once the file no longer names the old line');
   kv1.offer('001', 1, body('001', 1), true, () => released.push(1));
-  t.same(released.includes(1), true, 'a record an earlier run left, not newer than the line: not put');
+  t.same(released.includes(1), true, 'a record an earlier run left, older than what the bucket holds: released, not put');
   t.same(w1.violations, [], 'never backwards');
   await kv1.close();
   // A file with a value taken stays until the bucket has it (the test above: "the next run has both").
@@ -557,5 +557,38 @@ t.test('a file found at start with no value taken (each line torn or refused) is
   await sleep(300);
   t.not(w2.fileText, '', 'kept: 001\'s value waits for the bucket');
   await kv.close();
+  await kv2.close();
+});
+
+t.test('an agent with lines of two keys: the newer one decides — readable, it is put (even while writes fail); unreadable, the older readable one is not put (review helper-97)', async (t) => {
+  // A run with key B replays run A's records sealed as they are: across two saves the file may name
+  // A@5 and B@20 for one agent; a start with either key finds one line it cannot read.
+  const text = encodeLine('001', 5, body('001', 5)) + encodeLine('001', 20, body('001', 20)) + encodeLine('002', 7, body('002', 7));
+  // Key B: 20 readable, 5 not. The disk refuses every write: 20, the file's own value, goes all the same.
+  const w = new World();
+  w.auto.put = 'ok';
+  w.auto.write = 'fail';
+  w.setFile(text);
+  const kv = w.writer();
+  kv.setReady(true);
+  kv.load(parsePending(text, { accept: (_a, b) => (seqOf(b) === 5 ? 'unreadable' : 'take') }), text.length);
+  await waitFor(() => w.kv.get('001') === 20 && w.kv.get('002') === 7, 3000, 'the file\'s readable values put while writes fail');
+  await kv.close();
+  // Key A: 5 readable, 20 not. 5 is not put (the bucket may hold 20); a newer value waits for the rewrite.
+  const w2 = new World();
+  w2.auto.put = 'ok';
+  w2.auto.write = 'hold';
+  w2.setFile(text);
+  w2.kv.set('001', 20); // what run B put
+  const kv2 = w2.writer();
+  kv2.setReady(true);
+  kv2.load(parsePending(text, { accept: (_a, b) => (seqOf(b) === 20 ? 'unreadable' : 'take') }), text.length);
+  kv2.offer('001', 25, body('001', 25), false, () => {});
+  await sleep(200);
+  t.equal(w2.kv.get('001'), 20, 'neither 5 (older than the line it cannot read) nor 25 (the file still names 5) put yet');
+  t.equal(w2.kv.get('002'), 7, '002 put');
+  w2.writes.shift()!.p.resolve();
+  await waitFor(() => w2.kv.get('001') === 25, 3000, '25 put once the file is rewritten');
+  t.same(w2.violations, [], 'never backwards');
   await kv2.close();
 });

@@ -304,29 +304,31 @@ export class KvLatest {
   load(found: { values: PendingValue[]; bad: number; refused?: number; unreadable?: number; unread?: UnreadLines[]; beyond?: number }, bytes: number): void {
     this.c.badLines += found.bad;
     this.c.refusedValues += (found.refused ?? 0) + (found.unreadable ?? 0) + (found.beyond ?? 0);
+    // Lines today's encryption setting cannot read (another key, encryption switched; said by the
+    // caller) are dropped: this run cannot put them, and a file that kept them while this run put newer
+    // values straight into the bucket would put them back over those at a start with the old key
+    // (review helper-96: it did). The file is rewritten without them at once. An agent's value is put
+    // as usual when it is newer than its unreadable lines; when one of those is newer, the older value
+    // is not put (over the bucket's newer one: review helper-97 P2) and the agent's values wait for the
+    // rewrite, as for any value the file names (fileLow, with no body to put). No floor then: the
+    // records of theirs an earlier run left are put as the spool replays them.
+    const unread = new Map((found.unread ?? []).map((u) => [u.agent, u]));
     for (const v of found.values) {
       const en = this.entry(v.agent);
-      if (v.seq <= en.seq) continue;
+      if (v.seq <= en.seq || (unread.get(v.agent)?.high ?? 0) > v.seq) continue;
       en.seq = en.fileLow = en.fileHigh = en.sureSeq = v.seq;
       en.body = en.lowBody = v.body;
       en.line = null;
       this.floors.set(v.agent, v.seq);
       this.todo.add(en);
     }
-    // Lines today's encryption setting cannot read (another key, encryption switched; said by the
-    // caller) are dropped: this run cannot put them, and a file that kept them while this run put newer
-    // values straight into the bucket would put them back over those at a start with the old key
-    // (review helper-96: it did). Until the file is rewritten without them their agents' values wait, as
-    // for any value the file names (fileLow, with no body to put). No floor: the records of theirs an
-    // earlier run left are put as the spool replays them (the line's own among them, when not released).
-    for (const u of found.unread ?? []) {
+    for (const u of unread.values()) {
       const en = this.entry(u.agent);
-      if (en.fileLow === 0 || u.low < en.fileLow) {
-        en.fileLow = u.low;
-        en.lowBody = null;
-      }
-      en.fileHigh = Math.max(en.fileHigh, u.high);
       this.dropsUnread = true;
+      if (en.fileHigh > u.high) continue; // its value, newer, is put; the lines go with the rewrite
+      en.fileLow = en.fileLow === 0 ? u.low : Math.min(en.fileLow, u.low);
+      en.lowBody = null;
+      en.fileHigh = Math.max(en.fileHigh, u.high);
     }
     this.fileExists = true;
     this.fileBytes = bytes;
