@@ -22,7 +22,11 @@
 //     fails, the file's own value is put first and the file removed once the bucket has all it names;
 //   - a record of an earlier run replayed after a restart is not put when the file gave its agent a
 //     newer value (its floor); the spool hands out no seq the file has used (Spool.reserveSeqs);
-//   - one put at a time per agent, each settled (stored, failed or timed out) before the next.
+//   - one put at a time per agent, each settled (stored, failed or timed out) before the next;
+//   - a line a start cannot read (another encryption key) is not put; an agent's newest line decides:
+//     readable, its value is put as usual while an older unreadable line stays until the rewrite (a
+//     start with the other key would not put that line, older than one it cannot read); unreadable, the
+//     older readable value is not put, and the agent's records are put as the spool replays them (load()).
 //
 // The file is the tap's own, but what it holds is put into the bucket with the tap's credentials, so a
 // start takes from it only what the tap writes there (found by review: a 2 MiB value was put again for
@@ -310,8 +314,7 @@ export class KvLatest {
     // (review helper-96: it did). The file is rewritten without them at once. An agent's value is put
     // as usual when it is newer than its unreadable lines; when one of those is newer, the older value
     // is not put (over the bucket's newer one: review helper-97 P2) and the agent's values wait for the
-    // rewrite, as for any value the file names (fileLow, with no body to put). No floor then: the
-    // records of theirs an earlier run left are put as the spool replays them.
+    // rewrite, as for any value the file names (fileLow, with no body to put).
     const unread = new Map((found.unread ?? []).map((u) => [u.agent, u]));
     for (const v of found.values) {
       const en = this.entry(v.agent);
@@ -325,10 +328,14 @@ export class KvLatest {
     for (const u of unread.values()) {
       const en = this.entry(u.agent);
       this.dropsUnread = true;
-      if (en.fileHigh > u.high) continue; // its value, newer, is put; the lines go with the rewrite
+      if (en.fileHigh >= u.high) continue; // its value, newer, is put; the lines go with the rewrite
       en.fileLow = en.fileLow === 0 ? u.low : Math.min(en.fileLow, u.low);
       en.lowBody = null;
       en.fileHigh = Math.max(en.fileHigh, u.high);
+      // No floor: the records of the agent the spool replays are put, the line's own among them when it
+      // was not released. Older ones may step the bucket back for a moment (review helper-98 F1); with a
+      // floor they were released unput, and a bucket a silently landed put had taken ahead stayed behind
+      // (helper-96's key-switch fuzz: 5 of 200 seeds against 1).
     }
     this.fileExists = true;
     this.fileBytes = bytes;
