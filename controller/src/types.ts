@@ -137,9 +137,12 @@ export type ConnectionStatus = 'never_connected' | 'pending' | 'active' | 'disco
 /** Every ConnectionStatus, in one order: the agent table's counts and the columns that keep a status as its index (state/rows.ts, state/published-statuses.ts). */
 export const CONNECTION_STATUSES: readonly ConnectionStatus[] = Object.freeze(['never_connected', 'pending', 'active', 'disconnected', 'unknown']);
 
-export type StatusReason =
-  | 'agent_startup' | 'keepalive' | 'agent_shutdown' | 'no_keepalive' | 'manager_reset'
-  | 'invalid_version' | 'registered' | 'removed' | 'initial_sync';
+/** Every reason a status change gives (SPEC §4): the type, and what a value read back is checked against (publish/spooled-status.ts). */
+export const STATUS_REASONS = Object.freeze([
+  'agent_startup', 'keepalive', 'agent_shutdown', 'no_keepalive', 'manager_reset',
+  'invalid_version', 'registered', 'removed', 'initial_sync',
+] as const);
+export type StatusReason = (typeof STATUS_REASONS)[number];
 
 /** SPEC §4 status change, exactly the JSON published. */
 export interface StatusChangeEvent {

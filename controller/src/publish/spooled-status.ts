@@ -10,7 +10,7 @@
 //
 // The same reader tells whether a value an earlier run saved for the KV bucket (kv.pending) is a status
 // change the tap writes, before it is put with the tap's credentials (statusVerdict).
-import type { ConnectionStatus, StatusChangeEvent, StatusReason } from '../types.js';
+import { STATUS_REASONS, type ConnectionStatus, type StatusChangeEvent } from '../types.js';
 import { isAgentIp, isAgentName, isConnectionStatus, isLabel, isStatusCode } from '../decode/values.js';
 import { statusJson } from './event-json.js';
 import { decrypt, type EncryptionKey } from './encryption.js';
@@ -98,9 +98,7 @@ function parseStatus(text: string): Parsed | null {
 }
 
 const isStatus = (v: unknown): v is ConnectionStatus => isConnectionStatus(v) || v === 'unknown';
-const REASONS: ReadonlySet<unknown> = new Set<StatusReason>([
-  'agent_startup', 'keepalive', 'agent_shutdown', 'no_keepalive', 'manager_reset', 'invalid_version', 'registered', 'removed', 'initial_sync',
-]);
+const REASONS: ReadonlySet<unknown> = new Set(STATUS_REASONS);
 /** state/format.ts eventId: a UUID of version 8 from a hash. */
 const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 /** state/format.ts sourceOf: a daemon's name (32 letters at most), or a process's own comm as printable ASCII (16); the tap's words. */
